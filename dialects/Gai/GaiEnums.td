@@ -1,0 +1,36 @@
+// Enumerations used as op attributes in the gai dialect.
+#ifndef GAI_ENUMS_TD
+#define GAI_ENUMS_TD
+
+include "mlir/IR/EnumAttr.td"
+
+def Gai_ReduceKind : I32EnumAttr<"ReduceKind", "reduction combiner", [
+    I32EnumAttrCase<"Sum", 0, "sum">,
+    I32EnumAttrCase<"Mean", 1, "mean">,
+    I32EnumAttrCase<"Max", 2, "max">,
+    I32EnumAttrCase<"Min", 3, "min">]> {
+  let cppNamespace = "::mlir::gai";
+}
+
+def Gai_GeluApproximation : I32EnumAttr<"GeluApproximation",
+    "how gelu is computed", [
+    I32EnumAttrCase<"None", 0, "none">,   // x * Phi(x) with erf
+    I32EnumAttrCase<"Tanh", 1, "tanh">]> { // GPT-2's gelu_new / gelu_pytorch_tanh
+  let cppNamespace = "::mlir::gai";
+}
+
+// Which pairs of the head dimension RoPE rotates together.
+def Gai_RopeStyle : I32EnumAttr<"RopeStyle", "rotary embedding pairing", [
+    I32EnumAttrCase<"Half", 0, "half">,            // (i, i + d/2), HF LLaMA
+    I32EnumAttrCase<"Interleaved", 1, "interleaved">]> { // (2i, 2i + 1), GPT-J, Meta
+  let cppNamespace = "::mlir::gai";
+}
+
+def Gai_LossReduction : I32EnumAttr<"LossReduction", "loss reduction", [
+    I32EnumAttrCase<"Mean", 0, "mean">,  // over labels that are not ignored
+    I32EnumAttrCase<"Sum", 1, "sum">,
+    I32EnumAttrCase<"None", 2, "none">]> {
+  let cppNamespace = "::mlir::gai";
+}
+
+#endif // GAI_ENUMS_TD

@@ -1,0 +1,553 @@
+// Shape rules, verifiers and folders of the gai ops.
+#include "dialects/Gai/GaiOps.h"
+
+#include "mlir/Dialect/Traits.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/SmallSet.h"
+#include "llvm/Support/raw_ostream.h"
+
+using namespace mlir;
+using namespace mlir::gai;
+
+#include "dialects/Gai/GaiEnums.cpp.inc"
+
+namespace {
+
+std::string shapeStr(ArrayRef<int64_t> shape) {
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  os << '[';
+  llvm::interleaveComma(shape, os);
+  os << ']';
+  return s;
+}
+
+std::string typeStr(Type t) {
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  os << t;
+  return s;
+}
+
+LogicalResult opError(std::optional<Location> loc, StringRef opName,
+                      const Twine &message) {
+  return emitOptionalError(loc, "'", opName, "' op ", message.str());
+}
+
+RankedTensorType tensorType(Value v) {
+  return v ? dyn_cast<RankedTensorType>(v.getType()) : RankedTensorType();
+}
+
+/// Checks that every value of `axes` names a distinct dimension of a
+/// rank-`rank` tensor.
+LogicalResult checkAxes(std::optional<Location> loc, StringRef opName,
+                        ArrayRef<int64_t> axes, int64_t rank,
+                        StringRef attrName) {
+  llvm::SmallSet<int64_t, 4> seen;
+  for (int64_t axis : axes) {
+    if (axis < 0 || axis >= rank)
+      return opError(loc, opName,
+                     Twine(attrName) + " value " + Twine(axis) +
+                         " is out of range: expected 0 <= " + attrName +
+                         " < " + Twine(rank) + " (the input's rank)");
+    if (!seen.insert(axis).second)
+      return opError(loc, opName,
+                     Twine(attrName) + " names dimension " + Twine(axis) +
+                         " twice");
+  }
+  return success();
+}
+
+} // namespace
+
+LogicalResult mlir::gai::inferBroadcastType(std::optional<Location> loc,
+                                            StringRef opName, Value lhs,
+                                            Value rhs,
+                                            SmallVectorImpl<Type> &types) {
+  RankedTensorType l = tensorType(lhs), r = tensorType(rhs);
+  if (!l || !r)
+    return opError(loc, opName, "expects ranked tensor operands");
+  if (l.getElementType() != r.getElementType())
+    return opError(loc, opName,
+                   "expects operands of one element type, got lhs " +
+                       typeStr(l.getElementType()) + " and rhs " +
+                       typeStr(r.getElementType()));
+  SmallVector<int64_t> shape;
+  if (!OpTrait::util::getBroadcastedShape(l.getShape(), r.getShape(), shape))
+    return opError(loc, opName,
+                   "operands of shapes " + shapeStr(l.getShape()) + " and " +
+                       shapeStr(r.getShape()) +
+                       " do not broadcast: aligned from the last dimension, "
+                       "each pair of sizes must be equal or contain a 1");
+  types.push_back(RankedTensorType::get(shape, l.getElementType()));
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Values
+//===----------------------------------------------------------------------===//
+
+LogicalResult ParamOp::verify() {
+  if (getName().empty())
+    return emitOpError("expects a non-empty parameter name");
+  return success();
+}
+
+LogicalResult ConstantOp::inferReturnTypes(MLIRContext *,
+                                           std::optional<Location> loc,
+                                           Adaptor adaptor,
+                                           SmallVectorImpl<Type> &types) {
+  auto type = dyn_cast<RankedTensorType>(adaptor.getValue().getType());
+  if (!type)
+    return opError(loc, getOperationName(), "expects a ranked tensor value");
+  types.push_back(type);
+  return success();
+}
+
+OpFoldResult ConstantOp::fold(FoldAdaptor) { return getValue(); }
+
+LogicalResult IotaOp::verify() {
+  int64_t rank = getType().getRank();
+  if (rank == 0 || getDim() < 0 || getDim() >= rank)
+    return emitOpError("expects 0 <= dim < rank ")
+           << rank << " of the result, got dim = " << getDim();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Embedding and matmul
+//===----------------------------------------------------------------------===//
+
+LogicalResult EmbeddingOp::inferReturnTypes(MLIRContext *,
+                                            std::optional<Location> loc,
+                                            Adaptor adaptor,
+                                            SmallVectorImpl<Type> &types) {
+  RankedTensorType table = tensorType(adaptor.getTable());
+  RankedTensorType ids = tensorType(adaptor.getIndices());
+  if (!table || !ids)
+    return opError(loc, getOperationName(), "expects ranked tensor operands");
+  if (table.getRank() != 2)
+    return opError(loc, getOperationName(),
+                   "expects operand #0 (table) of shape [vocab, dim], got " +
+                       shapeStr(table.getShape()));
+  SmallVector<int64_t> shape(ids.getShape());
+  shape.push_back(table.getDimSize(1));
+  types.push_back(RankedTensorType::get(shape, table.getElementType()));
+  return success();
+}
+
+LogicalResult MatmulOp::inferReturnTypes(MLIRContext *,
+                                         std::optional<Location> loc,
+                                         Adaptor adaptor,
+                                         SmallVectorImpl<Type> &types) {
+  StringRef name = getOperationName();
+  RankedTensorType l = tensorType(adaptor.getLhs());
+  RankedTensorType r = tensorType(adaptor.getRhs());
+  if (!l || !r)
+    return opError(loc, name, "expects ranked tensor operands");
+  if (l.getRank() < 2)
+    return opError(loc, name,
+                   "expects operand #0 (lhs) of rank >= 2 ([..., M, K]), got " +
+                       shapeStr(l.getShape()));
+  if (r.getRank() < 2)
+    return opError(loc, name,
+                   "expects operand #1 (rhs) of rank >= 2 ([..., K, N]), got " +
+                       shapeStr(r.getShape()));
+  if (l.getElementType() != r.getElementType())
+    return opError(loc, name,
+                   "expects operands of one element type, got lhs " +
+                       typeStr(l.getElementType()) + " and rhs " +
+                       typeStr(r.getElementType()));
+  ArrayRef<int64_t> ls = l.getShape(), rs = r.getShape();
+  bool tl = adaptor.getTransposeLhs(), tr = adaptor.getTransposeRhs();
+  int64_t m = tl ? ls.back() : ls[ls.size() - 2];
+  int64_t lk = tl ? ls[ls.size() - 2] : ls.back();
+  int64_t rk = tr ? rs.back() : rs[rs.size() - 2];
+  int64_t n = tr ? rs[rs.size() - 2] : rs.back();
+  if (lk != rk)
+    return opError(loc, name,
+                   "contraction sizes differ: lhs " + shapeStr(ls) +
+                       (tl ? " (transposed)" : "") + " has K = " + Twine(lk) +
+                       " but rhs " + shapeStr(rs) +
+                       (tr ? " (transposed)" : "") + " has K = " + Twine(rk));
+  SmallVector<int64_t> batch;
+  if (!OpTrait::util::getBroadcastedShape(ls.drop_back(2), rs.drop_back(2),
+                                          batch))
+    return opError(loc, name,
+                   "batch dimensions " + shapeStr(ls.drop_back(2)) + " and " +
+                       shapeStr(rs.drop_back(2)) + " do not broadcast");
+  batch.push_back(m);
+  batch.push_back(n);
+  types.push_back(RankedTensorType::get(batch, l.getElementType()));
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Elementwise
+//===----------------------------------------------------------------------===//
+
+LogicalResult ConvertOp::verify() {
+  if (getInput().getType().getShape() != getType().getShape())
+    return emitOpError("expects the result shape ")
+           << shapeStr(getInput().getType().getShape())
+           << " of the input, got " << shapeStr(getType().getShape());
+  return success();
+}
+
+LogicalResult SelectOp::inferReturnTypes(MLIRContext *,
+                                         std::optional<Location> loc,
+                                         Adaptor adaptor,
+                                         SmallVectorImpl<Type> &types) {
+  StringRef name = getOperationName();
+  SmallVector<Type, 1> valueType;
+  if (failed(inferBroadcastType(loc, name, adaptor.getOnTrue(),
+                                adaptor.getOnFalse(), valueType)))
+    return failure();
+  auto values = cast<RankedTensorType>(valueType.front());
+  RankedTensorType cond = tensorType(adaptor.getCondition());
+  if (!cond)
+    return opError(loc, name, "expects a ranked condition");
+  SmallVector<int64_t> shape;
+  if (!OpTrait::util::getBroadcastedShape(cond.getShape(), values.getShape(),
+                                          shape))
+    return opError(loc, name,
+                   "condition of shape " + shapeStr(cond.getShape()) +
+                       " does not broadcast with values of shape " +
+                       shapeStr(values.getShape()));
+  types.push_back(RankedTensorType::get(shape, values.getElementType()));
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Reductions and normalisation
+//===----------------------------------------------------------------------===//
+
+LogicalResult ReduceOp::inferReturnTypes(MLIRContext *,
+                                         std::optional<Location> loc,
+                                         Adaptor adaptor,
+                                         SmallVectorImpl<Type> &types) {
+  StringRef name = getOperationName();
+  RankedTensorType in = tensorType(adaptor.getInput());
+  if (!in)
+    return opError(loc, name, "expects a ranked input");
+  ArrayRef<int64_t> axes = adaptor.getAxes();
+  if (axes.empty())
+    return opError(loc, name, "expects at least one axis");
+  if (failed(checkAxes(loc, name, axes, in.getRank(), "axes")))
+    return failure();
+  SmallVector<int64_t> shape;
+  for (auto [dim, size] : llvm::enumerate(in.getShape())) {
+    if (!llvm::is_contained(axes, static_cast<int64_t>(dim)))
+      shape.push_back(size);
+    else if (adaptor.getKeepDims())
+      shape.push_back(1);
+  }
+  types.push_back(RankedTensorType::get(shape, in.getElementType()));
+  return success();
+}
+
+LogicalResult SoftmaxOp::verify() {
+  return checkAxes(getLoc(), getOperationName(), {getAxis()},
+                   getType().getRank(), "axis");
+}
+
+/// Checks a per-feature vector (norm weight or bias) against the input.
+static LogicalResult checkFeatureVector(std::optional<Location> loc,
+                                        StringRef opName, StringRef operand,
+                                        RankedTensorType in, Value vector) {
+  RankedTensorType v = tensorType(vector);
+  if (!v || in.getRank() == 0)
+    return opError(loc, opName, "expects ranked operands");
+  int64_t features = in.getShape().back();
+  if (v.getRank() != 1 || v.getDimSize(0) != features)
+    return opError(loc, opName,
+                   "expects " + operand + " of shape [" + Twine(features) +
+                       "] (the input's last dimension), got " +
+                       shapeStr(v.getShape()));
+  if (v.getElementType() != in.getElementType())
+    return opError(loc, opName,
+                   "expects " + operand + " of element type " +
+                       typeStr(in.getElementType()) + ", got " +
+                       typeStr(v.getElementType()));
+  return success();
+}
+
+LogicalResult RmsNormOp::inferReturnTypes(MLIRContext *,
+                                          std::optional<Location> loc,
+                                          Adaptor adaptor,
+                                          SmallVectorImpl<Type> &types) {
+  RankedTensorType in = tensorType(adaptor.getInput());
+  if (!in || failed(checkFeatureVector(loc, getOperationName(),
+                                       "operand #1 (weight)", in,
+                                       adaptor.getWeight())))
+    return failure();
+  types.push_back(in);
+  return success();
+}
+
+LogicalResult LayerNormOp::inferReturnTypes(MLIRContext *,
+                                            std::optional<Location> loc,
+                                            Adaptor adaptor,
+                                            SmallVectorImpl<Type> &types) {
+  RankedTensorType in = tensorType(adaptor.getInput());
+  if (!in || failed(checkFeatureVector(loc, getOperationName(),
+                                       "operand #1 (weight)", in,
+                                       adaptor.getWeight())))
+    return failure();
+  if (adaptor.getBias() &&
+      failed(checkFeatureVector(loc, getOperationName(), "operand #2 (bias)",
+                                in, adaptor.getBias())))
+    return failure();
+  types.push_back(in);
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Positions and masks
+//===----------------------------------------------------------------------===//
+
+LogicalResult RopeOp::inferReturnTypes(MLIRContext *,
+                                       std::optional<Location> loc,
+                                       Adaptor adaptor,
+                                       SmallVectorImpl<Type> &types) {
+  StringRef name = getOperationName();
+  RankedTensorType in = tensorType(adaptor.getInput());
+  RankedTensorType pos = tensorType(adaptor.getPositions());
+  if (!in || !pos)
+    return opError(loc, name, "expects ranked operands");
+  if (in.getRank() != 4)
+    return opError(loc, name,
+                   "expects operand #0 (input) of shape [batch, heads, seq, "
+                   "head_dim], got " +
+                       shapeStr(in.getShape()));
+  if (in.getDimSize(3) % 2 != 0)
+    return opError(loc, name,
+                   "expects an even head_dim, got " + Twine(in.getDimSize(3)));
+  int64_t batch = in.getDimSize(0), seq = in.getDimSize(2);
+  if (pos.getRank() != 2 || pos.getDimSize(1) != seq ||
+      (pos.getDimSize(0) != batch && pos.getDimSize(0) != 1))
+    return opError(loc, name,
+                   "expects operand #1 (positions) of shape [" + Twine(batch) +
+                       " or 1, " + Twine(seq) + "], got " +
+                       shapeStr(pos.getShape()));
+  if (adaptor.getTheta().convertToDouble() <= 0.0)
+    return opError(loc, name, "expects theta > 0");
+  types.push_back(in);
+  return success();
+}
+
+LogicalResult CausalMaskOp::verify() {
+  ArrayRef<int64_t> shape = getType().getShape();
+  if (shape.size() < 2)
+    return emitOpError("expects a result of shape [..., queries, keys], got ")
+           << shapeStr(shape);
+  if (shape[shape.size() - 2] > shape.back())
+    return emitOpError("expects no more queries than keys, got ")
+           << shapeStr(shape);
+  if (getWindow() < 0)
+    return emitOpError("expects window >= 0 (0: no window), got ")
+           << getWindow();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Shape
+//===----------------------------------------------------------------------===//
+
+LogicalResult ReshapeOp::verify() {
+  RankedTensorType in = getInput().getType(), out = getType();
+  if (in.getElementType() != out.getElementType())
+    return emitOpError("expects the input's element type ")
+           << in.getElementType() << ", got " << out.getElementType();
+  if (in.getNumElements() != out.getNumElements())
+    return emitOpError("cannot reshape ")
+           << shapeStr(in.getShape()) << " (" << in.getNumElements()
+           << " elements) to " << shapeStr(out.getShape()) << " ("
+           << out.getNumElements() << " elements)";
+  return success();
+}
+
+OpFoldResult ReshapeOp::fold(FoldAdaptor adaptor) {
+  if (getInput().getType() == getType())
+    return getInput();
+  if (auto previous = getInput().getDefiningOp<ReshapeOp>()) {
+    getInputMutable().assign(previous.getInput());
+    return getResult();
+  }
+  if (auto splat = dyn_cast_if_present<SplatElementsAttr>(adaptor.getInput()))
+    return splat.resizeSplat(getType());
+  return {};
+}
+
+LogicalResult TransposeOp::inferReturnTypes(MLIRContext *,
+                                            std::optional<Location> loc,
+                                            Adaptor adaptor,
+                                            SmallVectorImpl<Type> &types) {
+  StringRef name = getOperationName();
+  RankedTensorType in = tensorType(adaptor.getInput());
+  if (!in)
+    return opError(loc, name, "expects a ranked input");
+  ArrayRef<int64_t> perm = adaptor.getPermutation();
+  if (static_cast<int64_t>(perm.size()) != in.getRank())
+    return opError(loc, name,
+                   "expects a permutation of " + Twine(in.getRank()) +
+                       " dimensions, got " + Twine(perm.size()));
+  if (failed(checkAxes(loc, name, perm, in.getRank(), "permutation")))
+    return failure();
+  SmallVector<int64_t> shape;
+  for (int64_t d : perm)
+    shape.push_back(in.getDimSize(d));
+  types.push_back(RankedTensorType::get(shape, in.getElementType()));
+  return success();
+}
+
+LogicalResult SliceOp::inferReturnTypes(MLIRContext *,
+                                        std::optional<Location> loc,
+                                        Adaptor adaptor,
+                                        SmallVectorImpl<Type> &types) {
+  StringRef name = getOperationName();
+  RankedTensorType in = tensorType(adaptor.getInput());
+  if (!in)
+    return opError(loc, name, "expects a ranked input");
+  ArrayRef<int64_t> offsets = adaptor.getOffsets(), sizes = adaptor.getSizes();
+  if (static_cast<int64_t>(offsets.size()) != in.getRank() ||
+      static_cast<int64_t>(sizes.size()) != in.getRank())
+    return opError(loc, name,
+                   "expects one offset and one size per dimension of " +
+                       shapeStr(in.getShape()));
+  for (int64_t d = 0; d < in.getRank(); ++d) {
+    if (offsets[d] < 0 || sizes[d] < 1 ||
+        offsets[d] + sizes[d] > in.getDimSize(d))
+      return opError(loc, name,
+                     "dimension " + Twine(d) + ": [" + Twine(offsets[d]) +
+                         ", " + Twine(offsets[d] + sizes[d]) +
+                         ") is not a non-empty range inside [0, " +
+                         Twine(in.getDimSize(d)) + ")");
+  }
+  types.push_back(RankedTensorType::get(sizes, in.getElementType()));
+  return success();
+}
+
+LogicalResult ConcatOp::inferReturnTypes(MLIRContext *,
+                                         std::optional<Location> loc,
+                                         Adaptor adaptor,
+                                         SmallVectorImpl<Type> &types) {
+  StringRef name = getOperationName();
+  ValueRange inputs = adaptor.getInputs();
+  if (inputs.empty())
+    return opError(loc, name, "expects at least one input");
+  RankedTensorType first = tensorType(inputs.front());
+  if (!first)
+    return opError(loc, name, "expects ranked inputs");
+  int64_t axis = adaptor.getAxis();
+  if (failed(checkAxes(loc, name, {axis}, first.getRank(), "axis")))
+    return failure();
+  SmallVector<int64_t> shape(first.getShape());
+  for (auto [i, value] : llvm::enumerate(inputs.drop_front())) {
+    RankedTensorType t = tensorType(value);
+    if (!t || t.getElementType() != first.getElementType() ||
+        t.getRank() != first.getRank())
+      return opError(loc, name,
+                     "expects input #" + Twine(i + 1) + " of rank " +
+                         Twine(first.getRank()) + " and element type " +
+                         typeStr(first.getElementType()) + ", got " +
+                         typeStr(value.getType()));
+    for (int64_t d = 0; d < t.getRank(); ++d) {
+      if (d != axis && t.getDimSize(d) != shape[d])
+        return opError(loc, name,
+                       "input #" + Twine(i + 1) + " has shape " +
+                           shapeStr(t.getShape()) + " but input #0 has " +
+                           shapeStr(first.getShape()) +
+                           ": all dimensions but the axis must match");
+    }
+    shape[axis] += t.getDimSize(axis);
+  }
+  types.push_back(RankedTensorType::get(shape, first.getElementType()));
+  return success();
+}
+
+LogicalResult RepeatOp::inferReturnTypes(MLIRContext *,
+                                         std::optional<Location> loc,
+                                         Adaptor adaptor,
+                                         SmallVectorImpl<Type> &types) {
+  StringRef name = getOperationName();
+  RankedTensorType in = tensorType(adaptor.getInput());
+  if (!in)
+    return opError(loc, name, "expects a ranked input");
+  if (failed(checkAxes(loc, name, {adaptor.getAxis()}, in.getRank(), "axis")))
+    return failure();
+  if (adaptor.getTimes() < 1)
+    return opError(loc, name,
+                   "expects times >= 1, got " + Twine(adaptor.getTimes()));
+  SmallVector<int64_t> shape(in.getShape());
+  shape[adaptor.getAxis()] *= adaptor.getTimes();
+  types.push_back(RankedTensorType::get(shape, in.getElementType()));
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Mixture of experts and loss
+//===----------------------------------------------------------------------===//
+
+LogicalResult TopKOp::inferReturnTypes(MLIRContext *context,
+                                       std::optional<Location> loc,
+                                       Adaptor adaptor,
+                                       SmallVectorImpl<Type> &types) {
+  StringRef name = getOperationName();
+  RankedTensorType in = tensorType(adaptor.getInput());
+  if (!in || in.getRank() == 0)
+    return opError(loc, name, "expects an input of rank >= 1");
+  int64_t k = adaptor.getK(), last = in.getShape().back();
+  if (k < 1 || k > last)
+    return opError(loc, name,
+                   "expects 1 <= k <= " + Twine(last) +
+                       " (the last dimension), got k = " + Twine(k));
+  SmallVector<int64_t> shape(in.getShape());
+  shape.back() = k;
+  types.push_back(RankedTensorType::get(shape, in.getElementType()));
+  types.push_back(RankedTensorType::get(shape, IntegerType::get(context, 32)));
+  return success();
+}
+
+LogicalResult OneHotOp::verify() {
+  if (getDepth() < 1)
+    return emitOpError("expects depth >= 1, got ") << getDepth();
+  SmallVector<int64_t> expected(getIndices().getType().getShape());
+  expected.push_back(getDepth());
+  if (getType().getShape() != ArrayRef<int64_t>(expected))
+    return emitOpError("expects a result of shape ")
+           << shapeStr(expected) << ", got " << shapeStr(getType().getShape());
+  return success();
+}
+
+LogicalResult CrossEntropyOp::inferReturnTypes(MLIRContext *context,
+                                               std::optional<Location> loc,
+                                               Adaptor adaptor,
+                                               SmallVectorImpl<Type> &types) {
+  StringRef name = getOperationName();
+  RankedTensorType logits = tensorType(adaptor.getLogits());
+  RankedTensorType labels = tensorType(adaptor.getLabels());
+  if (!logits || !labels)
+    return opError(loc, name, "expects ranked operands");
+  if (logits.getRank() < 2)
+    return opError(loc, name,
+                   "expects operand #0 (logits) of shape [..., vocab], got " +
+                       shapeStr(logits.getShape()));
+  if (labels.getShape() != logits.getShape().drop_back())
+    return opError(loc, name,
+                   "expects operand #1 (labels) of shape " +
+                       shapeStr(logits.getShape().drop_back()) +
+                       " (the logits' without vocab), got " +
+                       shapeStr(labels.getShape()));
+  Type f32 = Float32Type::get(context);
+  if (adaptor.getReduction() == LossReduction::None)
+    types.push_back(RankedTensorType::get(labels.getShape(), f32));
+  else
+    types.push_back(RankedTensorType::get({}, f32));
+  return success();
+}
+
+#define GET_OP_CLASSES
+#include "dialects/Gai/GaiOps.cpp.inc"

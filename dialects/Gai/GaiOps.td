@@ -1,0 +1,367 @@
+// Primitive ops of the gai dialect. Shape rules live in GaiOps.cpp.
+#ifndef GAI_OPS_TD
+#define GAI_OPS_TD
+
+include "GaiDialect.td"
+include "GaiEnums.td"
+include "mlir/IR/BuiltinAttributes.td"
+include "mlir/Interfaces/InferTypeOpInterface.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+
+//===----------------------------------------------------------------------===//
+// Values
+//===----------------------------------------------------------------------===//
+
+def Gai_ParamOp : Gai_Op<"param", [Pure]> {
+  let summary = "a named model parameter";
+  let description = [{
+    The name is the tensor's name in the weights file (safetensors), e.g.
+    `model.layers.0.self_attn.q_proj.weight`.
+    ```mlir
+    %w = gai.param "lm_head.weight" : tensor<256x64xf32>
+    ```
+  }];
+  let arguments = (ins StrAttr:$name);
+  let results = (outs Gai_Tensor:$result);
+  let assemblyFormat = "$name attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
+def Gai_ConstantOp : Gai_Op<"constant", [Pure, ConstantLike,
+    InferTypeOpAdaptor]> {
+  let summary = "a constant tensor";
+  let arguments = (ins ElementsAttr:$value);
+  let results = (outs Gai_Tensor:$result);
+  let assemblyFormat = "attr-dict $value";
+  let hasFolder = 1;
+}
+
+def Gai_IotaOp : Gai_Op<"iota", [Pure]> {
+  let summary = "indices 0, 1, … along one dimension, repeated along the others";
+  let description = [{
+    ```mlir
+    %pos = gai.iota dim = 1 : tensor<2x32xi32>   // positions of a [B, T] batch
+    ```
+  }];
+  let arguments = (ins I64Attr:$dim);
+  let results = (outs Gai_IndexTensor:$result);
+  let assemblyFormat = "`dim` `=` $dim attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Embedding and matmul
+//===----------------------------------------------------------------------===//
+
+def Gai_EmbeddingOp : Gai_Op<"embedding", [Pure, InferTypeOpAdaptor]> {
+  let summary = "rows of a [V, D] table picked by token ids";
+  let description = [{
+    The result has the ids' shape followed by D.
+    ```mlir
+    %x = gai.embedding %table, %ids
+        : (tensor<256x64xf32>, tensor<2x32xi32>) -> tensor<2x32x64xf32>
+    ```
+  }];
+  let arguments = (ins Gai_FloatTensor:$table, Gai_IndexTensor:$indices);
+  let results = (outs Gai_FloatTensor:$result);
+  let assemblyFormat = [{
+    $table `,` $indices attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+def Gai_MatmulOp : Gai_Op<"matmul", [Pure, InferTypeOpAdaptor]> {
+  let summary = "batched matrix product with broadcast batch dims";
+  let description = [{
+    `lhs` is [..., M, K] ([..., K, M] with `transpose_lhs`), `rhs` is
+    [..., K, N] ([..., N, K] with `transpose_rhs`); leading batch dims broadcast.
+    Accumulation is in f32 whatever the element type.
+    ```mlir
+    %y = gai.matmul %x, %w transpose_rhs
+        : (tensor<2x32x64xf32>, tensor<176x64xf32>) -> tensor<2x32x176xf32>
+    ```
+  }];
+  let arguments = (ins Gai_FloatTensor:$lhs, Gai_FloatTensor:$rhs,
+                       UnitAttr:$transpose_lhs, UnitAttr:$transpose_rhs);
+  let results = (outs Gai_FloatTensor:$result);
+  let assemblyFormat = [{
+    $lhs `,` $rhs (`transpose_lhs` $transpose_lhs^)? (`transpose_rhs` $transpose_rhs^)?
+    attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Elementwise
+//===----------------------------------------------------------------------===//
+
+// Binary ops broadcast their operands like NumPy; element types must match.
+class Gai_BinaryOp<string mnemonic, string what, list<Trait> traits = []>
+    : Gai_Op<mnemonic, !listconcat(traits, [Pure, InferTypeOpAdaptor])> {
+  let summary = what;
+  let arguments = (ins Gai_Tensor:$lhs, Gai_Tensor:$rhs);
+  let results = (outs Gai_Tensor:$result);
+  let assemblyFormat = [{
+    $lhs `,` $rhs attr-dict `:` functional-type(operands, results)
+  }];
+  let extraClassDefinition = [{
+    ::llvm::LogicalResult $cppClass::inferReturnTypes(::mlir::MLIRContext *,
+        std::optional<::mlir::Location> loc, Adaptor adaptor,
+        ::llvm::SmallVectorImpl<::mlir::Type> &types) {
+      return inferBroadcastType(loc, getOperationName(), adaptor.getLhs(),
+                                adaptor.getRhs(), types);
+    }
+  }];
+}
+
+def Gai_AddOp : Gai_BinaryOp<"add", "lhs + rhs", [Commutative]>;
+def Gai_SubOp : Gai_BinaryOp<"sub", "lhs - rhs">;
+def Gai_MulOp : Gai_BinaryOp<"mul", "lhs * rhs", [Commutative]>;
+def Gai_DivOp : Gai_BinaryOp<"div", "lhs / rhs">;
+def Gai_MaxOp : Gai_BinaryOp<"max", "elementwise maximum", [Commutative]>;
+def Gai_MinOp : Gai_BinaryOp<"min", "elementwise minimum", [Commutative]>;
+def Gai_PowOp : Gai_BinaryOp<"pow", "lhs raised to rhs">;
+
+class Gai_UnaryOp<string mnemonic, string what, list<Trait> traits = []>
+    : Gai_Op<mnemonic, !listconcat(traits, [Pure, SameOperandsAndResultType])> {
+  let summary = what;
+  let arguments = (ins Gai_FloatTensor:$input);
+  let results = (outs Gai_FloatTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input)";
+}
+
+def Gai_NegOp : Gai_UnaryOp<"neg", "-x">;
+def Gai_AbsOp : Gai_UnaryOp<"abs", "|x|">;
+def Gai_ExpOp : Gai_UnaryOp<"exp", "e^x">;
+def Gai_LogOp : Gai_UnaryOp<"log", "natural logarithm">;
+def Gai_SqrtOp : Gai_UnaryOp<"sqrt", "square root">;
+def Gai_RsqrtOp : Gai_UnaryOp<"rsqrt", "1 / sqrt(x)">;
+def Gai_ReciprocalOp : Gai_UnaryOp<"reciprocal", "1 / x">;
+def Gai_TanhOp : Gai_UnaryOp<"tanh", "hyperbolic tangent">;
+def Gai_SigmoidOp : Gai_UnaryOp<"sigmoid", "1 / (1 + e^-x)">;
+def Gai_SiluOp : Gai_UnaryOp<"silu", "x * sigmoid(x)">;
+def Gai_ReluOp : Gai_UnaryOp<"relu", "max(x, 0)">;
+
+def Gai_GeluOp : Gai_Op<"gelu", [Pure, SameOperandsAndResultType]> {
+  let summary = "x * Phi(x), exactly (erf) or by the tanh approximation";
+  let arguments = (ins Gai_FloatTensor:$input,
+      DefaultValuedAttr<Gai_GeluApproximation,
+                        "::mlir::gai::GeluApproximation::None">:$approximation);
+  let results = (outs Gai_FloatTensor:$result);
+  let assemblyFormat = "$approximation $input attr-dict `:` type($input)";
+}
+
+def Gai_ConvertOp : Gai_Op<"convert", [Pure]> {
+  let summary = "element type conversion (round to nearest even)";
+  let arguments = (ins Gai_Tensor:$input);
+  let results = (outs Gai_Tensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `to` type($result)";
+  let hasVerifier = 1;
+}
+
+def Gai_SelectOp : Gai_Op<"select", [Pure, InferTypeOpAdaptor]> {
+  let summary = "cond ? on_true : on_false, broadcasting all three";
+  let arguments = (ins Gai_MaskTensor:$condition, Gai_Tensor:$on_true,
+                       Gai_Tensor:$on_false);
+  let results = (outs Gai_Tensor:$result);
+  let assemblyFormat = [{
+    $condition `,` $on_true `,` $on_false attr-dict `:`
+    functional-type(operands, results)
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Reductions and normalisation
+//===----------------------------------------------------------------------===//
+
+def Gai_ReduceOp : Gai_Op<"reduce", [Pure, InferTypeOpAdaptor]> {
+  let summary = "sum, mean, max or min over some dimensions";
+  let description = [{
+    ```mlir
+    %m = gai.reduce mean %x axes = [2] keep_dims
+        : (tensor<2x32x64xf32>) -> tensor<2x32x1xf32>
+    ```
+  }];
+  let arguments = (ins Gai_ReduceKind:$kind, Gai_FloatTensor:$input,
+                       DenseI64ArrayAttr:$axes, UnitAttr:$keep_dims);
+  let results = (outs Gai_FloatTensor:$result);
+  let assemblyFormat = [{
+    $kind $input `axes` `=` $axes (`keep_dims` $keep_dims^)? attr-dict `:`
+    functional-type(operands, results)
+  }];
+}
+
+def Gai_SoftmaxOp : Gai_Op<"softmax", [Pure, SameOperandsAndResultType]> {
+  let summary = "softmax along one dimension";
+  let arguments = (ins Gai_FloatTensor:$input, I64Attr:$axis);
+  let results = (outs Gai_FloatTensor:$result);
+  let assemblyFormat = "$input `axis` `=` $axis attr-dict `:` type($input)";
+  let hasVerifier = 1;
+}
+
+def Gai_RmsNormOp : Gai_Op<"rms_norm", [Pure, InferTypeOpAdaptor]> {
+  let summary = "x / sqrt(mean(x^2) + eps) * w over the last dimension";
+  let description = [{
+    With `unit_offset` the scale is (1 + w), as Gemma stores it. Statistics
+    are computed in f32.
+  }];
+  let arguments = (ins Gai_FloatTensor:$input, Gai_FloatTensor:$weight,
+                       F64Attr:$epsilon, UnitAttr:$unit_offset);
+  let results = (outs Gai_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `,` $weight `eps` `=` $epsilon (`unit_offset` $unit_offset^)?
+    attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+def Gai_LayerNormOp : Gai_Op<"layer_norm", [Pure, InferTypeOpAdaptor]> {
+  let summary = "(x - mean) / sqrt(var + eps) * w (+ b) over the last dimension";
+  let arguments = (ins Gai_FloatTensor:$input, Gai_FloatTensor:$weight,
+                       Optional<Gai_FloatTensor>:$bias, F64Attr:$epsilon);
+  let results = (outs Gai_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `,` $weight (`,` $bias^)? `eps` `=` $epsilon attr-dict `:`
+    functional-type(operands, results)
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Positions and attention masks
+//===----------------------------------------------------------------------===//
+
+def Gai_RopeOp : Gai_Op<"rope", [Pure, InferTypeOpAdaptor]> {
+  let summary = "rotary position embedding of x [B, H, T, D] at positions [B, T]";
+  let description = [{
+    Rotates pairs of the head dimension by angle pos * theta^(-2i/D). `half`
+    pairs i with i + D/2 (HF LLaMA); `interleaved` pairs 2i with 2i + 1.
+    A positions batch of 1 broadcasts.
+  }];
+  let arguments = (ins Gai_FloatTensor:$input, Gai_IndexTensor:$positions,
+                       F64Attr:$theta, Gai_RopeStyle:$style);
+  let results = (outs Gai_FloatTensor:$result);
+  let assemblyFormat = [{
+    $style $input `,` $positions `theta` `=` $theta attr-dict `:`
+    functional-type(operands, results)
+  }];
+}
+
+def Gai_CausalMaskOp : Gai_Op<"causal_mask", [Pure]> {
+  let summary = "which keys each query may see: [..., T, S] of i1";
+  let description = [{
+    Query i sits at position i + S - T (the last T of S positions). Key j is
+    visible when j <= that position and, with a window W > 0, when
+    position - j < W (sliding-window attention).
+    ```mlir
+    %m = gai.causal_mask window = 4096 : tensor<32x32xi1>
+    ```
+  }];
+  let arguments = (ins DefaultValuedAttr<I64Attr, "0">:$window);
+  let results = (outs Gai_MaskTensor:$result);
+  let assemblyFormat = "(`window` `=` $window^)? attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Shape
+//===----------------------------------------------------------------------===//
+
+def Gai_ReshapeOp : Gai_Op<"reshape", [Pure]> {
+  let summary = "the same elements in row-major order, another shape";
+  let arguments = (ins Gai_Tensor:$input);
+  let results = (outs Gai_Tensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `to` type($result)";
+  let hasVerifier = 1;
+  let hasFolder = 1;
+}
+
+def Gai_TransposeOp : Gai_Op<"transpose", [Pure, InferTypeOpAdaptor]> {
+  let summary = "permute dimensions: result dim i is input dim permutation[i]";
+  let arguments = (ins Gai_Tensor:$input, DenseI64ArrayAttr:$permutation);
+  let results = (outs Gai_Tensor:$result);
+  let assemblyFormat = [{
+    $input `permutation` `=` $permutation attr-dict `:`
+    functional-type(operands, results)
+  }];
+}
+
+def Gai_SliceOp : Gai_Op<"slice", [Pure, InferTypeOpAdaptor]> {
+  let summary = "the box [offsets, offsets + sizes) with unit strides";
+  let arguments = (ins Gai_Tensor:$input, DenseI64ArrayAttr:$offsets,
+                       DenseI64ArrayAttr:$sizes);
+  let results = (outs Gai_Tensor:$result);
+  let assemblyFormat = [{
+    $input `offsets` `=` $offsets `sizes` `=` $sizes attr-dict `:`
+    functional-type(operands, results)
+  }];
+}
+
+def Gai_ConcatOp : Gai_Op<"concat", [Pure, InferTypeOpAdaptor]> {
+  let summary = "join tensors along one dimension";
+  let arguments = (ins Variadic<Gai_Tensor>:$inputs, I64Attr:$axis);
+  let results = (outs Gai_Tensor:$result);
+  let assemblyFormat = [{
+    $inputs `axis` `=` $axis attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+def Gai_RepeatOp : Gai_Op<"repeat", [Pure, InferTypeOpAdaptor]> {
+  let summary = "repeat each slice along an axis `times` times in a row";
+  let description = [{
+    Like torch.repeat_interleave: K/V heads [B, Hkv, T, D] repeated for
+    grouped-query attention become [B, Hkv * times, T, D], head h reading
+    KV head h / times.
+  }];
+  let arguments = (ins Gai_Tensor:$input, I64Attr:$axis, I64Attr:$times);
+  let results = (outs Gai_Tensor:$result);
+  let assemblyFormat = [{
+    $input `axis` `=` $axis `times` `=` $times attr-dict `:`
+    functional-type(operands, results)
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Mixture of experts and loss
+//===----------------------------------------------------------------------===//
+
+def Gai_TopKOp : Gai_Op<"topk", [Pure, InferTypeOpAdaptor]> {
+  let summary = "the k largest entries of the last dimension and their indices";
+  let description = [{
+    Values are sorted, largest first; ties go to the lower index. Routes tokens
+    to experts in a mixture of experts.
+    ```mlir
+    %w, %e = gai.topk %probs k = 2
+        : (tensor<64x4xf32>) -> (tensor<64x2xf32>, tensor<64x2xi32>)
+    ```
+  }];
+  let arguments = (ins Gai_FloatTensor:$input, I64Attr:$k);
+  let results = (outs Gai_FloatTensor:$values, Gai_IndexTensor:$indices);
+  let assemblyFormat = [{
+    $input `k` `=` $k attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+def Gai_OneHotOp : Gai_Op<"one_hot", [Pure]> {
+  let summary = "indices [...] to [..., depth] of 0 and 1";
+  let arguments = (ins Gai_IndexTensor:$indices, I64Attr:$depth);
+  let results = (outs Gai_FloatTensor:$result);
+  let assemblyFormat = [{
+    $indices `depth` `=` $depth attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Gai_CrossEntropyOp : Gai_Op<"cross_entropy", [Pure, InferTypeOpAdaptor]> {
+  let summary = "softmax cross-entropy of logits [..., V] against labels [...]";
+  let description = [{
+    Labels equal to `ignore_index` add nothing; `mean` divides by the count
+    of the others. The loss is f32.
+  }];
+  let arguments = (ins Gai_FloatTensor:$logits, Gai_IndexTensor:$labels,
+      DefaultValuedAttr<I64Attr, "-100">:$ignore_index,
+      DefaultValuedAttr<Gai_LossReduction,
+                        "::mlir::gai::LossReduction::Mean">:$reduction);
+  let results = (outs StaticShapeTensorOf<[F32]>:$result);
+  let assemblyFormat = [{
+    $reduction $logits `,` $labels attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+#endif // GAI_OPS_TD

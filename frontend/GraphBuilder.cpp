@@ -1,0 +1,295 @@
+// Emits the forward graph of a ModelSpec as primitive gai ops.
+#include "frontend/GraphBuilder.h"
+
+#include "dialects/Gai/GaiOps.h"
+#include "frontend/ParamNames.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+#include "mlir/IR/Verifier.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::gai;
+
+namespace gai {
+namespace {
+
+class ForwardBuilder {
+public:
+  ForwardBuilder(MLIRContext &context, const ModelSpec &spec, ParamNames names,
+                 Type elementType, int64_t batch, int64_t seqLen)
+      : b(UnknownLoc::get(&context), &context), spec(spec),
+        names(std::move(names)), elt(elementType), batch(batch), seq(seqLen) {
+  }
+
+  OwningOpRef<ModuleOp> build();
+
+private:
+  void at(const std::string &scope) {
+    b.setLoc(NameLoc::get(b.getStringAttr(scope)));
+  }
+  RankedTensorType tensor(ArrayRef<int64_t> shape, Type type = {}) {
+    return RankedTensorType::get(shape, type ? type : elt);
+  }
+  Value param(const std::string &name, ArrayRef<int64_t> shape) {
+    return ParamOp::create(b, tensor(shape), name);
+  }
+  Value scalar(double value) {
+    auto type = tensor({});
+    return ConstantOp::create(
+        b, DenseElementsAttr::get(type, b.getFloatAttr(elt, value)));
+  }
+  /// x · Wᵀ (+ bias) for a [out, in] weight, or x · W for GPT-2's [in, out].
+  Value linear(Value x, const std::string &weight, int64_t in, int64_t out,
+               const std::string &bias = "");
+  Value activation(Value x);
+  Value norm(Value x, const std::string &weight, const std::string &bias);
+  Value attention(Value x, int64_t layer, Value positions);
+  Value feedForward(Value x, int64_t layer, const std::string &prefix,
+                    int64_t expert);
+  Value mixtureOfExperts(Value x, int64_t layer);
+  /// [B, T, H*D] -> [B, H, T, D]
+  Value splitHeads(Value x, int64_t heads);
+
+  ImplicitLocOpBuilder b;
+  const ModelSpec &spec;
+  ParamNames names;
+  Type elt;
+  int64_t batch, seq;
+};
+
+Value ForwardBuilder::linear(Value x, const std::string &weight, int64_t in,
+                             int64_t out, const std::string &bias) {
+  Value y;
+  if (spec.naming == ParamNaming::GPT2)
+    y = MatmulOp::create(b, x, param(weight, {in, out}));
+  else
+    y = MatmulOp::create(b, x, param(weight, {out, in}), false, true);
+  if (!bias.empty())
+    y = AddOp::create(b, y, param(bias, {out}));
+  return y;
+}
+
+Value ForwardBuilder::activation(Value x) {
+  switch (spec.activation) {
+  case Activation::Silu:
+    return SiluOp::create(b, x);
+  case Activation::Gelu:
+    return GeluOp::create(b, x, GeluApproximation::None);
+  case Activation::GeluTanh:
+    return GeluOp::create(b, x, GeluApproximation::Tanh);
+  case Activation::Relu:
+    return ReluOp::create(b, x);
+  }
+  llvm_unreachable("unknown activation");
+}
+
+Value ForwardBuilder::norm(Value x, const std::string &weight,
+                           const std::string &bias) {
+  int64_t d = spec.dModel;
+  llvm::APFloat eps(spec.normEps);
+  if (spec.norm == NormKind::RmsNorm)
+    return RmsNormOp::create(b, x, param(weight, {d}), eps,
+                             spec.normUnitOffset);
+  return LayerNormOp::create(b, x, param(weight, {d}), param(bias, {d}), eps);
+}
+
+Value ForwardBuilder::splitHeads(Value x, int64_t heads) {
+  Value r = ReshapeOp::create(b, tensor({batch, seq, heads, spec.headDim}), x);
+  return TransposeOp::create(b, r, ArrayRef<int64_t>{0, 2, 1, 3});
+}
+
+Value ForwardBuilder::attention(Value x, int64_t layer, Value positions) {
+  int64_t d = spec.dModel, hd = spec.headDim;
+  int64_t qDim = spec.heads * hd, kvDim = spec.kvHeads * hd;
+  AttentionNames n = names.attention(layer);
+  Value q, k, v;
+  if (spec.naming == ParamNaming::GPT2) {
+    Value qkv = linear(x, n.qkvWeight, d, qDim + 2 * kvDim, n.qkvBias);
+    q = SliceOp::create(b, qkv, ArrayRef<int64_t>{0, 0, 0},
+                        ArrayRef<int64_t>{batch, seq, qDim});
+    k = SliceOp::create(b, qkv, ArrayRef<int64_t>{0, 0, qDim},
+                        ArrayRef<int64_t>{batch, seq, kvDim});
+    v = SliceOp::create(b, qkv, ArrayRef<int64_t>{0, 0, qDim + kvDim},
+                        ArrayRef<int64_t>{batch, seq, kvDim});
+  } else {
+    q = linear(x, n.q, d, qDim, spec.qkvBias ? n.qBias : "");
+    k = linear(x, n.k, d, kvDim, spec.qkvBias ? n.kBias : "");
+    v = linear(x, n.v, d, kvDim, spec.qkvBias ? n.vBias : "");
+  }
+  q = splitHeads(q, spec.heads);
+  k = splitHeads(k, spec.kvHeads);
+  v = splitHeads(v, spec.kvHeads);
+  if (spec.position == PositionKind::Rope) {
+    llvm::APFloat theta(spec.ropeTheta);
+    RopeStyle style = spec.ropePairing == RopePairing::Half
+                          ? RopeStyle::Half
+                          : RopeStyle::Interleaved;
+    q = RopeOp::create(b, q, positions, theta, style);
+    k = RopeOp::create(b, k, positions, theta, style);
+  }
+  if (spec.kvHeads != spec.heads) {
+    int64_t groups = spec.heads / spec.kvHeads;
+    k = RepeatOp::create(b, k, 1, groups);
+    v = RepeatOp::create(b, v, 1, groups);
+  }
+  Value scores = MatmulOp::create(b, q, k, false, true);
+  scores = MulOp::create(b, scores, scalar(1.0 / std::sqrt(double(hd))));
+  if (spec.attnSoftcap > 0) {
+    Value cap = scalar(spec.attnSoftcap);
+    scores = MulOp::create(b, TanhOp::create(b, DivOp::create(b, scores, cap)),
+                           cap);
+  }
+  Value mask = CausalMaskOp::create(b, tensor({seq, seq}, b.getI1Type()),
+                                    spec.slidingWindow);
+  scores = SelectOp::create(b, mask, scores, scalar(-INFINITY));
+  Value probs = SoftmaxOp::create(b, scores, 3);
+  Value out = MatmulOp::create(b, probs, v); // [B, H, T, D]
+  out = TransposeOp::create(b, out, ArrayRef<int64_t>{0, 2, 1, 3});
+  out = ReshapeOp::create(b, tensor({batch, seq, qDim}), out);
+  return linear(out, n.o, qDim, d, spec.outBias ? n.oBias : "");
+}
+
+Value ForwardBuilder::feedForward(Value x, int64_t layer,
+                                  const std::string &scope, int64_t expert) {
+  int64_t d = spec.dModel, f = spec.ffnDim;
+  FeedForwardNames n = names.feedForward(layer, expert);
+  auto bias = [&](const std::string &name) {
+    return spec.mlpBias ? name : std::string();
+  };
+  at(scope);
+  if (spec.ffn == FfnKind::Mlp) {
+    Value h = activation(linear(x, n.up, d, f, bias(n.upBias)));
+    return linear(h, n.down, f, d, bias(n.downBias));
+  }
+  Value gate = activation(linear(x, n.gate, d, f, bias(n.gateBias)));
+  Value up = linear(x, n.up, d, f, bias(n.upBias));
+  return linear(MulOp::create(b, gate, up), n.down, f, d, bias(n.downBias));
+}
+
+// Dense formulation: every expert runs on every token and is weighted by its
+// routing probability, zero for experts outside the top k. Exact, and simple
+// to differentiate; a grouped-GEMM rewrite makes it sparse.
+Value ForwardBuilder::mixtureOfExperts(Value x, int64_t layer) {
+  int64_t e = spec.experts, k = spec.expertsPerToken;
+  std::string scope = names.layerScope(layer) + ".moe";
+  at(scope);
+  Value logits = linear(x, names.router(layer), spec.dModel, e);
+  Value probs = SoftmaxOp::create(b, logits, 2);
+  auto topk = TopKOp::create(b, probs, k);
+  Value weights = topk.getValues(); // [B, T, k]
+  if (spec.normalizeTopK)
+    weights = DivOp::create(
+        b, weights,
+        ReduceOp::create(b, ReduceKind::Sum, weights, ArrayRef<int64_t>{2},
+                         true));
+  Value oneHot = OneHotOp::create(b, tensor({batch, seq, k, e}),
+                                  topk.getIndices(), e);
+  Value spread = MulOp::create(
+      b, oneHot, ReshapeOp::create(b, tensor({batch, seq, k, 1}), weights));
+  Value gates = ReduceOp::create(b, ReduceKind::Sum, spread,
+                                 ArrayRef<int64_t>{2}); // [B, T, E]
+  Value sum;
+  for (int64_t i = 0; i < e; ++i) {
+    Value y = feedForward(x, layer, scope + ".expert" + std::to_string(i), i);
+    at(scope);
+    Value gate = SliceOp::create(b, gates, ArrayRef<int64_t>{0, 0, i},
+                                 ArrayRef<int64_t>{batch, seq, 1});
+    Value weighted = MulOp::create(b, y, gate);
+    sum = sum ? Value(AddOp::create(b, sum, weighted)) : weighted;
+  }
+  return sum;
+}
+
+OwningOpRef<ModuleOp> ForwardBuilder::build() {
+  OwningOpRef<ModuleOp> module = ModuleOp::create(b.getLoc());
+  module->setName(spec.name.empty() ? StringRef("model") : spec.name);
+  b.setInsertionPointToEnd(module->getBody());
+  auto tokensType = tensor({batch, seq}, b.getI32Type());
+  auto logitsType = tensor({batch, seq, spec.vocab});
+  auto func = func::FuncOp::create(
+      b, "forward", b.getFunctionType({tokensType}, {logitsType}));
+  func.setArgAttr(0, "gai.name", b.getStringAttr("tokens"));
+  Block *entry = func.addEntryBlock();
+  b.setInsertionPointToStart(entry);
+  Value tokens = entry->getArgument(0);
+
+  at("embed");
+  int64_t d = spec.dModel;
+  Value table = param(names.embedding(), {spec.vocab, d});
+  Value x = EmbeddingOp::create(b, table, tokens);
+  if (spec.scaleEmbeddings) // Gemma rounds sqrt(d) to the compute type
+    x = MulOp::create(b, x, scalar(std::sqrt(double(d))));
+  Value positions = IotaOp::create(b, tensor({1, seq}, b.getI32Type()), 1);
+  if (spec.position == PositionKind::Learned) {
+    Value pe = EmbeddingOp::create(
+        b, param(names.positionEmbedding(), {spec.maxSeqLen, d}), positions);
+    x = AddOp::create(b, x, pe);
+  }
+
+  for (int64_t layer = 0; layer < spec.layers; ++layer) {
+    LayerNames n = names.layer(layer);
+    at(names.layerScope(layer) + ".attn");
+    Value h = norm(x, n.attnNorm, n.attnNormBias);
+    x = AddOp::create(b, x, attention(h, layer, positions));
+    at(names.layerScope(layer) + ".ffn");
+    h = norm(x, n.ffnNorm, n.ffnNormBias);
+    Value y = spec.experts > 0
+                  ? mixtureOfExperts(h, layer)
+                  : feedForward(h, layer, names.layerScope(layer) + ".ffn", -1);
+    x = AddOp::create(b, x, y);
+  }
+
+  at("head");
+  x = norm(x, names.finalNorm(), names.finalNormBias());
+  Value head = spec.tiedEmbeddings ? table
+                                   : param(names.lmHead(), {spec.vocab, d});
+  Value logits = MatmulOp::create(b, x, head, false, true);
+  if (spec.finalSoftcap > 0) {
+    Value cap = scalar(spec.finalSoftcap);
+    logits = MulOp::create(b, TanhOp::create(b, DivOp::create(b, logits, cap)),
+                           cap);
+  }
+  func::ReturnOp::create(b, logits);
+  return module;
+}
+
+} // namespace
+
+llvm::Expected<OwningOpRef<ModuleOp>>
+buildForward(MLIRContext &context, const ModelSpec &spec,
+             const BuildOptions &options) {
+  context.loadDialect<GaiDialect, func::FuncDialect>();
+  auto fail = [](const llvm::Twine &message) {
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   message.str());
+  };
+  int64_t batch = options.batch ? options.batch : spec.compile.maxBatch;
+  int64_t seq = options.seqLen      ? options.seqLen
+                : spec.compile.maxSeqLen ? spec.compile.maxSeqLen
+                                         : spec.maxSeqLen;
+  if (batch < 1)
+    return fail("batch must be at least 1, got " + llvm::Twine(batch));
+  if (seq < 1 || seq > spec.maxSeqLen)
+    return fail("sequence length must be in [1, " +
+                llvm::Twine(spec.maxSeqLen) + "] (the model's max_seq_len), "
+                "got " + llvm::Twine(seq));
+  std::string dtype = options.dtype.empty() ? spec.compile.dtype : options.dtype;
+  Type elt = dtype == "f32"    ? Type(Float32Type::get(&context))
+             : dtype == "bf16" ? Type(BFloat16Type::get(&context))
+             : dtype == "f16"  ? Type(Float16Type::get(&context))
+                               : Type();
+  if (!elt)
+    return fail("dtype must be f32, bf16 or f16, got '" + dtype + "'");
+
+  ForwardBuilder builder(context, spec, ParamNames(spec), elt, batch, seq);
+  OwningOpRef<ModuleOp> module = builder.build();
+  // The builder is ours: a module that fails to verify is a bug, not input.
+  if (failed(verify(*module)))
+    return fail("internal error: the built IR does not verify");
+  return std::move(module);
+}
+
+} // namespace gai

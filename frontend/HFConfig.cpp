@@ -1,0 +1,177 @@
+// Maps Hugging Face config.json files onto ModelSpec.
+#include "frontend/HFConfig.h"
+
+#include "frontend/JsonFields.h"
+
+#include "llvm/ADT/StringSwitch.h"
+
+using namespace llvm;
+
+namespace gai {
+namespace {
+
+constexpr StringRef kSupportedTypes[] = {"llama", "mistral", "qwen2",
+                                         "mixtral", "gemma", "gpt2"};
+
+/// head_dim = d_model / heads, which must divide.
+void deriveHeadDim(JsonFields &f, StringRef headsKey, ModelSpec &spec) {
+  if (spec.heads <= 0)
+    return;
+  if (spec.dModel % spec.heads != 0)
+    f.report(headsKey, "must divide the hidden size " + Twine(spec.dModel) +
+                           " when head_dim is not given, got " +
+                           Twine(spec.heads));
+  spec.headDim = spec.dModel / spec.heads;
+}
+
+void readActivation(JsonFields &fields, StringRef key, StringRef fallback,
+                    ModelSpec &spec) {
+  std::string act = fallback.str();
+  fields.string(key, act,
+                {"silu", "swish", "gelu", "gelu_new", "gelu_pytorch_tanh",
+                 "gelu_fast", "relu"});
+  spec.activation = StringSwitch<Activation>(act)
+                        .Cases({"silu", "swish"}, Activation::Silu)
+                        .Case("gelu", Activation::Gelu)
+                        .Case("relu", Activation::Relu)
+                        .Default(Activation::GeluTanh);
+}
+
+/// RoPE theta lives at the top level in older configs and in rope_parameters
+/// (or rope_scaling) in newer ones; only unscaled RoPE is built.
+void readRope(JsonFields &fields, JsonErrors &errors, ModelSpec &spec) {
+  fields.number("rope_theta", spec.ropeTheta, 1.0);
+  for (StringRef key : {"rope_parameters", "rope_scaling"}) {
+    const json::Object *rope = fields.object_(key);
+    if (!rope)
+      continue;
+    JsonFields r(*rope, key.str(), errors);
+    r.number("rope_theta", spec.ropeTheta, 1.0);
+    std::string type = "default";
+    r.string("rope_type", type);
+    if (!r.has("rope_type"))
+      r.string("type", type);
+    if (type != "default")
+      r.report(r.has("rope_type") ? "rope_type" : "type",
+               "RoPE scaling '" + type +
+                   "' is not supported yet; only \"default\" is");
+  }
+  double partial = 1.0;
+  fields.number("partial_rotary_factor", partial, 0.0);
+  if (partial != 1.0)
+    fields.report("partial_rotary_factor",
+                  "partial rotary embeddings are not supported yet (need 1.0)");
+}
+
+void readDecoder(JsonFields &f, JsonErrors &errors, StringRef type,
+                 ModelSpec &spec) {
+  spec.naming = ParamNaming::HFDecoder;
+  spec.norm = NormKind::RmsNorm;
+  spec.ffn = FfnKind::Gated;
+  spec.position = PositionKind::Rope;
+  f.integer("vocab_size", spec.vocab, 1, true);
+  f.integer("hidden_size", spec.dModel, 1, true);
+  f.integer("intermediate_size", spec.ffnDim, 1, true);
+  f.integer("num_hidden_layers", spec.layers, 1, true);
+  f.integer("num_attention_heads", spec.heads, 1, true);
+  spec.kvHeads = spec.heads;
+  f.integer("num_key_value_heads", spec.kvHeads, 1);
+  if (f.has("head_dim"))
+    f.integer("head_dim", spec.headDim, 1);
+  else
+    deriveHeadDim(f, "num_attention_heads", spec);
+  f.integer("max_position_embeddings", spec.maxSeqLen, 1, true);
+  f.number("rms_norm_eps", spec.normEps, 0.0);
+  readRope(f, errors, spec);
+
+  if (type == "gemma") {
+    spec.tiedEmbeddings = true;
+    spec.normUnitOffset = true;
+    spec.scaleEmbeddings = true;
+    // Gemma reads hidden_activation and falls back to the tanh gelu.
+    readActivation(f, "hidden_activation", "gelu_pytorch_tanh", spec);
+  } else {
+    readActivation(f, "hidden_act", "silu", spec);
+  }
+  f.boolean("tie_word_embeddings", spec.tiedEmbeddings);
+
+  if (type == "llama" || type == "gemma") {
+    bool attentionBias = false;
+    f.boolean("attention_bias", attentionBias);
+    spec.qkvBias = spec.outBias = attentionBias;
+  }
+  if (type == "llama")
+    f.boolean("mlp_bias", spec.mlpBias);
+  if (type == "qwen2") {
+    spec.qkvBias = true;
+    bool useSlidingWindow = false;
+    f.boolean("use_sliding_window", useSlidingWindow);
+    if (useSlidingWindow)
+      f.report("use_sliding_window", "Qwen2's per-layer sliding windows are "
+                                     "not supported yet (need false)");
+  }
+  if (type == "mistral" || type == "mixtral")
+    f.integer("sliding_window", spec.slidingWindow, 1);
+  if (type == "mixtral") {
+    f.integer("num_local_experts", spec.experts, 2, true);
+    f.integer("num_experts_per_tok", spec.expertsPerToken, 1, true);
+  }
+}
+
+void readGPT2(JsonFields &f, ModelSpec &spec) {
+  spec.naming = ParamNaming::GPT2;
+  spec.norm = NormKind::LayerNorm;
+  spec.ffn = FfnKind::Mlp;
+  spec.position = PositionKind::Learned;
+  spec.tiedEmbeddings = true;
+  spec.qkvBias = spec.outBias = spec.mlpBias = true;
+  f.integer("vocab_size", spec.vocab, 1, true);
+  f.integer("n_embd", spec.dModel, 1, true);
+  f.integer("n_layer", spec.layers, 1, true);
+  f.integer("n_head", spec.heads, 1, true);
+  spec.kvHeads = spec.heads;
+  deriveHeadDim(f, "n_head", spec);
+  spec.ffnDim = 4 * spec.dModel;
+  f.integer("n_inner", spec.ffnDim, 1);
+  f.integer("n_positions", spec.maxSeqLen, 1, true);
+  f.number("layer_norm_epsilon", spec.normEps, 0.0);
+  readActivation(f, "activation_function", "gelu_new", spec);
+  f.boolean("tie_word_embeddings", spec.tiedEmbeddings);
+  bool scaleWeights = true, byLayer = false;
+  f.boolean("scale_attn_weights", scaleWeights);
+  f.boolean("scale_attn_by_inverse_layer_idx", byLayer);
+  if (!scaleWeights)
+    f.report("scale_attn_weights", "unscaled attention is not supported");
+  if (byLayer)
+    f.report("scale_attn_by_inverse_layer_idx",
+             "per-layer attention scaling is not supported");
+}
+
+} // namespace
+
+Expected<ModelSpec> parseHFConfig(const json::Object &config,
+                                  StringRef fileName) {
+  JsonErrors errors(fileName);
+  JsonFields fields(config, "", errors);
+  std::string type;
+  fields.string("model_type", type, kSupportedTypes, /*required=*/true);
+  if (errors.failed())
+    return errors.takeError();
+
+  ModelSpec spec;
+  spec.family = type;
+  spec.name = type;
+  if (type == "gpt2")
+    readGPT2(fields, spec);
+  else
+    readDecoder(fields, errors, type, spec);
+  if (errors.failed())
+    return errors.takeError();
+  if (Error e = spec.validate())
+    return createStringError(inconvertibleErrorCode(), "%s: %s",
+                             fileName.str().c_str(),
+                             toString(std::move(e)).c_str());
+  return spec;
+}
+
+} // namespace gai

@@ -1,0 +1,170 @@
+// Typed, strict reading of JSON objects with errors that name the field.
+#include "frontend/JsonFields.h"
+
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/Support/raw_ostream.h"
+
+using namespace llvm;
+
+namespace gai {
+
+void JsonErrors::report(StringRef path, const Twine &message) {
+  if (!first)
+    first = fileName + ": field '" + path.str() + "': " + message.str();
+}
+
+Error JsonErrors::takeError() {
+  if (!first)
+    return Error::success();
+  std::string message = std::move(*first);
+  first.reset();
+  return createStringError(inconvertibleErrorCode(), message);
+}
+
+static std::string describe(const json::Value &v) {
+  std::string s;
+  raw_string_ostream os(s);
+  os << v;
+  if (s.size() > 40)
+    s = s.substr(0, 37) + "...";
+  return s;
+}
+
+std::string JsonFields::fieldPath(StringRef key) const {
+  return path.empty() ? key.str() : path + "." + key.str();
+}
+
+bool JsonFields::has(StringRef key) const {
+  const json::Value *v = object.get(key);
+  return v && v->kind() != json::Value::Null;
+}
+
+const json::Value *JsonFields::lookup(StringRef key, bool required) {
+  seen.insert(key);
+  const json::Value *v = object.get(key);
+  if (!v || v->kind() == json::Value::Null) {
+    if (required)
+      report(key, "is required");
+    return nullptr;
+  }
+  return v;
+}
+
+void JsonFields::integer(StringRef key, int64_t &out, int64_t min,
+                         bool required) {
+  const json::Value *v = lookup(key, required);
+  if (!v)
+    return;
+  std::optional<int64_t> i = v->getAsInteger();
+  if (!i) {
+    // 1e5 or 4.0 in a config is still an integer when it is one exactly.
+    std::optional<double> d = v->getAsNumber();
+    if (d && *d == static_cast<double>(static_cast<int64_t>(*d)))
+      i = static_cast<int64_t>(*d);
+  }
+  if (!i)
+    return report(key, "expected an integer, got " + describe(*v));
+  if (*i < min)
+    return report(key, "expected an integer >= " + Twine(min) + ", got " +
+                           Twine(*i));
+  out = *i;
+}
+
+void JsonFields::number(StringRef key, double &out, double min,
+                        bool required) {
+  const json::Value *v = lookup(key, required);
+  if (!v)
+    return;
+  std::optional<double> d = v->getAsNumber();
+  if (!d)
+    return report(key, "expected a number, got " + describe(*v));
+  if (*d < min)
+    return report(key, "expected a number >= " + std::to_string(min) + ", got " +
+                           describe(*v));
+  out = *d;
+}
+
+void JsonFields::boolean(StringRef key, bool &out) {
+  const json::Value *v = lookup(key, false);
+  if (!v)
+    return;
+  std::optional<bool> b = v->getAsBoolean();
+  if (!b)
+    return report(key, "expected true or false, got " + describe(*v));
+  out = *b;
+}
+
+void JsonFields::string(StringRef key, std::string &out,
+                        ArrayRef<StringRef> allowed, bool required) {
+  const json::Value *v = lookup(key, required);
+  if (!v)
+    return;
+  std::optional<StringRef> s = v->getAsString();
+  if (!s)
+    return report(key, "expected a string, got " + describe(*v));
+  if (!allowed.empty() && !llvm::is_contained(allowed, *s)) {
+    std::string list;
+    for (StringRef a : allowed)
+      list += (list.empty() ? "\"" : ", \"") + a.str() + "\"";
+    return report(key, "expected one of " + list + ", got \"" + *s + "\"");
+  }
+  out = s->str();
+}
+
+void JsonFields::strings(StringRef key, std::vector<std::string> &out) {
+  const json::Value *v = lookup(key, false);
+  if (!v)
+    return;
+  if (std::optional<StringRef> one = v->getAsString()) {
+    out = {one->str()};
+    return;
+  }
+  const json::Array *array = v->getAsArray();
+  if (!array)
+    return report(key, "expected a string or an array of strings, got " +
+                           describe(*v));
+  std::vector<std::string> result;
+  for (const json::Value &item : *array) {
+    std::optional<StringRef> s = item.getAsString();
+    if (!s)
+      return report(key, "expected an array of strings, found " +
+                             describe(item));
+    result.push_back(s->str());
+  }
+  out = std::move(result);
+}
+
+const json::Object *JsonFields::object_(StringRef key) {
+  const json::Value *v = lookup(key, false);
+  if (!v)
+    return nullptr;
+  const json::Object *o = v->getAsObject();
+  if (!o)
+    report(key, "expected an object, got " + describe(*v));
+  return o;
+}
+
+void JsonFields::ignore(ArrayRef<StringRef> keys) {
+  for (StringRef key : keys)
+    seen.insert(key);
+}
+
+void JsonFields::rejectUnknownKeys() {
+  std::vector<std::string> unknown;
+  for (const auto &entry : object)
+    if (!seen.contains(entry.first.str()))
+      unknown.push_back(entry.first.str());
+  if (unknown.empty())
+    return;
+  llvm::sort(unknown);
+  std::vector<std::string> knownKeys;
+  for (const auto &key : seen.keys())
+    knownKeys.push_back(key.str());
+  llvm::sort(knownKeys);
+  std::string known;
+  for (const std::string &key : knownKeys)
+    known += (known.empty() ? "" : ", ") + key;
+  report(unknown.front(), "unknown key (known keys here: " + known + ")");
+}
+
+} // namespace gai

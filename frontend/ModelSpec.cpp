@@ -1,0 +1,227 @@
+// Parses and validates our JSON model spec (docs/spec.md).
+#include "frontend/ModelSpec.h"
+
+#include "frontend/HFConfig.h"
+#include "frontend/JsonFields.h"
+
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/MemoryBuffer.h"
+
+using namespace llvm;
+
+namespace gai {
+
+Expected<json::Value> parseJsonText(StringRef text, StringRef fileName) {
+  Expected<json::Value> value = json::parse(text);
+  if (value)
+    return value;
+  // json::ParseError logs as "[LINE:COL, byte=N]: MESSAGE"; re-shape it into
+  // the FILE:LINE:COL: form editors jump to.
+  std::string logged = toString(value.takeError());
+  StringRef rest(logged);
+  std::string where;
+  if (rest.consume_front("[")) {
+    auto [lineCol, tail] = rest.split(", byte=");
+    where = ":" + lineCol.str();
+    rest = tail.split("]: ").second;
+  }
+  return createStringError(inconvertibleErrorCode(),
+                           "%s%s: invalid JSON: %s", fileName.str().c_str(),
+                           where.c_str(), rest.str().c_str());
+}
+
+static void readCompile(JsonFields &fields, CompileSection &out) {
+  fields.string("target", out.target,
+                {"cpu", "cuda", "cuda:sm_80", "cuda:sm_90"});
+  fields.string("dtype", out.dtype, {"f32", "bf16", "f16"});
+  fields.integer("max_batch", out.maxBatch, 1);
+  fields.integer("max_seq_len", out.maxSeqLen, 1);
+  fields.rejectUnknownKeys();
+}
+
+static void readTrain(JsonFields &fields, TrainSection &out) {
+  fields.integer("steps", out.steps, 1);
+  fields.integer("batch", out.batch, 1);
+  fields.integer("seq_len", out.seqLen, 1);
+  fields.integer("micro_batches", out.microBatches, 1);
+  fields.number("lr", out.learningRate, 0.0);
+  fields.number("min_lr", out.minLearningRate, 0.0);
+  fields.integer("warmup_steps", out.warmupSteps, 0);
+  fields.number("weight_decay", out.weightDecay, 0.0);
+  fields.number("grad_clip", out.gradClip, 0.0);
+  int64_t seed = static_cast<int64_t>(out.seed);
+  fields.integer("seed", seed, 0);
+  out.seed = static_cast<uint64_t>(seed);
+  fields.integer("eval_every", out.evalEvery, 0);
+  fields.integer("checkpoint_every", out.checkpointEvery, 0);
+  fields.strings("data", out.data);
+  fields.rejectUnknownKeys();
+}
+
+static Expected<ModelSpec> parseSpecObject(const json::Object &top,
+                                           StringRef fileName) {
+  JsonErrors errors(fileName);
+  JsonFields root(top, "", errors);
+  ModelSpec spec;
+  spec.family = "gai";
+  root.string("name", spec.name);
+  root.integer("vocab", spec.vocab, 1, /*required=*/true);
+  root.integer("d_model", spec.dModel, 1, true);
+  root.integer("layers", spec.layers, 1, true);
+  root.integer("heads", spec.heads, 1, true);
+  spec.kvHeads = spec.heads;
+  root.integer("kv_heads", spec.kvHeads, 1);
+  if (root.has("head_dim"))
+    root.integer("head_dim", spec.headDim, 1);
+  else if (spec.heads > 0 && spec.dModel % spec.heads != 0)
+    root.report("heads", "must divide d_model (" + Twine(spec.dModel) +
+                             ") when head_dim is not given, got " +
+                             Twine(spec.heads));
+  else if (spec.heads > 0)
+    spec.headDim = spec.dModel / spec.heads;
+  root.integer("max_seq_len", spec.maxSeqLen, 1, true);
+  root.integer("sliding_window", spec.slidingWindow, 0);
+  root.boolean("tied_embeddings", spec.tiedEmbeddings);
+  root.boolean("scale_embeddings", spec.scaleEmbeddings);
+  root.number("attn_softcap", spec.attnSoftcap, 0.0);
+  root.number("final_softcap", spec.finalSoftcap, 0.0);
+
+  if (const json::Object *ffn = root.object_("ffn")) {
+    JsonFields f(*ffn, "ffn", errors);
+    std::string kind = "gated", act = "silu";
+    f.string("kind", kind, {"gated", "mlp"});
+    f.string("activation", act, {"silu", "gelu", "gelu_tanh", "relu"});
+    f.integer("size", spec.ffnDim, 1, true);
+    f.rejectUnknownKeys();
+    spec.ffn = kind == "mlp" ? FfnKind::Mlp : FfnKind::Gated;
+    spec.activation = act == "gelu"        ? Activation::Gelu
+                      : act == "gelu_tanh" ? Activation::GeluTanh
+                      : act == "relu"      ? Activation::Relu
+                                           : Activation::Silu;
+  } else if (!errors.failed()) {
+    root.report("ffn", "is required (an object with kind, size, activation)");
+  }
+
+  if (const json::Object *norm = root.object_("norm")) {
+    JsonFields f(*norm, "norm", errors);
+    std::string kind = "rms";
+    f.string("kind", kind, {"rms", "layer"});
+    f.number("eps", spec.normEps, 0.0);
+    f.boolean("unit_offset", spec.normUnitOffset);
+    f.rejectUnknownKeys();
+    spec.norm = kind == "layer" ? NormKind::LayerNorm : NormKind::RmsNorm;
+  }
+
+  if (const json::Object *pos = root.object_("position")) {
+    JsonFields f(*pos, "position", errors);
+    std::string kind = "rope", style = "half";
+    f.string("kind", kind, {"rope", "learned", "none"});
+    f.number("theta", spec.ropeTheta, 1.0);
+    f.string("style", style, {"half", "interleaved"});
+    f.rejectUnknownKeys();
+    spec.position = kind == "learned" ? PositionKind::Learned
+                    : kind == "none"  ? PositionKind::None
+                                      : PositionKind::Rope;
+    spec.ropePairing =
+        style == "interleaved" ? RopePairing::Interleaved : RopePairing::Half;
+  }
+
+  if (const json::Object *moe = root.object_("moe")) {
+    JsonFields f(*moe, "moe", errors);
+    f.integer("experts", spec.experts, 2, true);
+    f.integer("top_k", spec.expertsPerToken, 1, true);
+    f.boolean("normalize_top_k", spec.normalizeTopK);
+    f.rejectUnknownKeys();
+  }
+
+  if (const json::Object *bias = root.object_("bias")) {
+    JsonFields f(*bias, "bias", errors);
+    f.boolean("qkv", spec.qkvBias);
+    f.boolean("out", spec.outBias);
+    f.boolean("mlp", spec.mlpBias);
+    f.rejectUnknownKeys();
+  }
+
+  if (const json::Object *c = root.object_("compile")) {
+    JsonFields fields(*c, "compile", errors);
+    readCompile(fields, spec.compile);
+  }
+  if (const json::Object *t = root.object_("train")) {
+    JsonFields fields(*t, "train", errors);
+    readTrain(fields, spec.train);
+  }
+  root.rejectUnknownKeys();
+  if (errors.failed())
+    return errors.takeError();
+  if (Error e = spec.validate())
+    return createStringError(inconvertibleErrorCode(), "%s: %s",
+                             fileName.str().c_str(),
+                             toString(std::move(e)).c_str());
+  return spec;
+}
+
+Error ModelSpec::validate() const {
+  auto bad = [](const Twine &field, const Twine &message) {
+    return createStringError(inconvertibleErrorCode(),
+                             ("field '" + field + "': " + message).str());
+  };
+  if (heads % kvHeads != 0)
+    return bad("kv_heads", "must divide heads (" + Twine(heads) + "), got " +
+                               Twine(kvHeads));
+  if (position == PositionKind::Rope && headDim % 2 != 0)
+    return bad("head_dim", "must be even for rotary positions, got " +
+                               Twine(headDim));
+  if (experts > 0 && expertsPerToken > experts)
+    return bad("moe.top_k", "must be at most moe.experts (" + Twine(experts) +
+                                "), got " + Twine(expertsPerToken));
+  if (compile.maxSeqLen > maxSeqLen)
+    return bad("compile.max_seq_len",
+               "must be at most the model's max_seq_len (" + Twine(maxSeqLen) +
+                   "), got " + Twine(compile.maxSeqLen));
+  if (naming == ParamNaming::HFDecoder && ffn == FfnKind::Mlp && experts > 0)
+    return bad("ffn.kind", "mixture of experts needs the gated kind");
+  return Error::success();
+}
+
+static Expected<const json::Object *> topObject(const json::Value &value,
+                                                StringRef fileName) {
+  if (const json::Object *top = value.getAsObject())
+    return top;
+  return createStringError(inconvertibleErrorCode(),
+                           "%s: expected a JSON object at the top level",
+                           fileName.str().c_str());
+}
+
+Expected<ModelSpec> parseModelSpec(StringRef text, StringRef fileName) {
+  Expected<json::Value> value = parseJsonText(text, fileName);
+  if (!value)
+    return value.takeError();
+  Expected<const json::Object *> top = topObject(*value, fileName);
+  if (!top)
+    return top.takeError();
+  return parseSpecObject(**top, fileName);
+}
+
+Expected<ModelSpec> parseAnySpec(StringRef text, StringRef fileName) {
+  Expected<json::Value> value = parseJsonText(text, fileName);
+  if (!value)
+    return value.takeError();
+  Expected<const json::Object *> top = topObject(*value, fileName);
+  if (!top)
+    return top.takeError();
+  if ((*top)->get("model_type"))
+    return parseHFConfig(**top, fileName);
+  return parseSpecObject(**top, fileName);
+}
+
+Expected<ModelSpec> loadSpecFile(StringRef path) {
+  ErrorOr<std::unique_ptr<MemoryBuffer>> buffer =
+      MemoryBuffer::getFile(path, /*IsText=*/true);
+  if (!buffer)
+    return createStringError(buffer.getError(), "%s: cannot read: %s",
+                             path.str().c_str(),
+                             buffer.getError().message().c_str());
+  return parseAnySpec((*buffer)->getBuffer(), path);
+}
+
+} // namespace gai

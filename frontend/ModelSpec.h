@@ -1,0 +1,114 @@
+// The model description every frontend produces: architecture, and the
+// compile and train options of the spec file.
+#ifndef GAI_FRONTEND_MODELSPEC_H
+#define GAI_FRONTEND_MODELSPEC_H
+
+#include "llvm/ADT/StringRef.h"
+#include "llvm/Support/Error.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace llvm::json {
+class Value;
+} // namespace llvm::json
+
+namespace gai {
+
+enum class NormKind { RmsNorm, LayerNorm };
+/// Gated feed-forward (act(x Wg) * (x Wu)) Wd, or a plain two-layer MLP.
+enum class FfnKind { Gated, Mlp };
+enum class Activation { Silu, Gelu, GeluTanh, Relu };
+enum class PositionKind { Rope, Learned, None };
+enum class RopePairing { Half, Interleaved };
+/// How parameters are named in the weights file.
+enum class ParamNaming {
+  HFDecoder, ///< model.layers.N.self_attn.q_proj.weight, … (LLaMA and kin)
+  GPT2,      ///< transformer.h.N.attn.c_attn.weight, … (Conv1D: [in, out])
+};
+
+/// Options of the spec's `compile` section; gaic flags override them.
+struct CompileSection {
+  std::string target = "cpu"; ///< cpu, cuda, cuda:sm_80, cuda:sm_90
+  std::string dtype = "f32";  ///< f32, bf16, f16
+  int64_t maxBatch = 1;
+  int64_t maxSeqLen = 0; ///< 0: the model's max_seq_len
+};
+
+/// Options of the spec's `train` section; gai-run flags override them.
+struct TrainSection {
+  int64_t steps = 0;
+  int64_t batch = 0;
+  int64_t seqLen = 0;
+  int64_t microBatches = 1;
+  double learningRate = 3e-4;
+  double minLearningRate = 0.0;
+  int64_t warmupSteps = 0;
+  double weightDecay = 0.1;
+  double gradClip = 1.0;
+  uint64_t seed = 0;
+  int64_t evalEvery = 0;
+  int64_t checkpointEvery = 0;
+  std::vector<std::string> data;
+};
+
+struct ModelSpec {
+  std::string name;
+  std::string family; ///< "gai" for our spec, else the HF model_type
+  int64_t vocab = 0;
+  int64_t dModel = 0;
+  int64_t layers = 0;
+  int64_t heads = 0;
+  int64_t kvHeads = 0;
+  int64_t headDim = 0;
+  FfnKind ffn = FfnKind::Gated;
+  Activation activation = Activation::Silu;
+  int64_t ffnDim = 0;
+  NormKind norm = NormKind::RmsNorm;
+  double normEps = 1e-5;
+  bool normUnitOffset = false; ///< scale by (1 + w), as Gemma stores it
+  PositionKind position = PositionKind::Rope;
+  double ropeTheta = 10000.0;
+  RopePairing ropePairing = RopePairing::Half;
+  int64_t maxSeqLen = 0;
+  int64_t slidingWindow = 0; ///< 0: full causal attention
+  bool tiedEmbeddings = false;
+  bool scaleEmbeddings = false; ///< multiply embeddings by sqrt(d_model)
+  int64_t experts = 0;          ///< 0: dense feed-forward
+  int64_t expertsPerToken = 0;
+  bool normalizeTopK = true; ///< renormalise the chosen experts' weights
+  bool qkvBias = false;
+  bool outBias = false;
+  bool mlpBias = false;
+  double attnSoftcap = 0.0;  ///< 0: none; else c * tanh(s / c)
+  double finalSoftcap = 0.0; ///< likewise for the logits
+  ParamNaming naming = ParamNaming::HFDecoder;
+
+  CompileSection compile;
+  TrainSection train;
+
+  /// Checks the numbers against each other (heads divide, sizes positive …);
+  /// the message names the field.
+  llvm::Error validate() const;
+};
+
+/// Parses our JSON model spec (docs/spec.md). `fileName` prefixes messages.
+llvm::Expected<ModelSpec> parseModelSpec(llvm::StringRef text,
+                                         llvm::StringRef fileName);
+
+/// Parses either format: a Hugging Face config.json (it has "model_type") or
+/// our spec.
+llvm::Expected<ModelSpec> parseAnySpec(llvm::StringRef text,
+                                       llvm::StringRef fileName);
+
+/// Reads and parses a spec file.
+llvm::Expected<ModelSpec> loadSpecFile(llvm::StringRef path);
+
+/// Parses JSON text, reporting syntax errors as FILE:LINE:COL.
+llvm::Expected<llvm::json::Value> parseJsonText(llvm::StringRef text,
+                                                llvm::StringRef fileName);
+
+} // namespace gai
+
+#endif // GAI_FRONTEND_MODELSPEC_H
