@@ -22,7 +22,9 @@ Expected<json::Value> parseJsonText(StringRef text, StringRef fileName) {
   std::string where;
   if (rest.consume_front("[")) {
     auto [lineCol, tail] = rest.split(", byte=");
-    where = ":" + lineCol.str();
+    auto [line, column] = lineCol.split(':');
+    // An error before the first character reports column 0.
+    where = ":" + line.str() + ":" + (column == "0" ? "1" : column.str());
     rest = tail.split("]: ").second;
   }
   return createStringError(inconvertibleErrorCode(),

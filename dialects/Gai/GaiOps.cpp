@@ -109,10 +109,11 @@ LogicalResult ConstantOp::inferReturnTypes(MLIRContext *,
 OpFoldResult ConstantOp::fold(FoldAdaptor) { return getValue(); }
 
 LogicalResult IotaOp::verify() {
-  int64_t rank = getType().getRank();
-  if (rank == 0 || getDim() < 0 || getDim() >= rank)
-    return emitOpError("expects 0 <= dim < rank ")
-           << rank << " of the result, got dim = " << getDim();
+  // I64Attr getters return uint64_t; read them signed.
+  int64_t rank = getType().getRank(), dim = static_cast<int64_t>(getDim());
+  if (dim < 0 || dim >= rank)
+    return emitOpError("expects 0 <= dim < ")
+           << rank << " (the result's rank), got dim = " << dim;
   return success();
 }
 
@@ -249,7 +250,8 @@ LogicalResult ReduceOp::inferReturnTypes(MLIRContext *,
 }
 
 LogicalResult SoftmaxOp::verify() {
-  return checkAxes(getLoc(), getOperationName(), {getAxis()},
+  return checkAxes(getLoc(), getOperationName(),
+                   {static_cast<int64_t>(getAxis())},
                    getType().getRank(), "axis");
 }
 
@@ -346,9 +348,9 @@ LogicalResult CausalMaskOp::verify() {
   if (shape[shape.size() - 2] > shape.back())
     return emitOpError("expects no more queries than keys, got ")
            << shapeStr(shape);
-  if (getWindow() < 0)
+  if (static_cast<int64_t>(getWindow()) < 0)
     return emitOpError("expects window >= 0 (0: no window), got ")
-           << getWindow();
+           << static_cast<int64_t>(getWindow());
   return success();
 }
 
@@ -441,7 +443,7 @@ LogicalResult ConcatOp::inferReturnTypes(MLIRContext *,
   RankedTensorType first = tensorType(inputs.front());
   if (!first)
     return opError(loc, name, "expects ranked inputs");
-  int64_t axis = adaptor.getAxis();
+  int64_t axis = static_cast<int64_t>(adaptor.getAxis());
   if (failed(checkAxes(loc, name, {axis}, first.getRank(), "axis")))
     return failure();
   SmallVector<int64_t> shape(first.getShape());
@@ -476,13 +478,14 @@ LogicalResult RepeatOp::inferReturnTypes(MLIRContext *,
   RankedTensorType in = tensorType(adaptor.getInput());
   if (!in)
     return opError(loc, name, "expects a ranked input");
-  if (failed(checkAxes(loc, name, {adaptor.getAxis()}, in.getRank(), "axis")))
+  int64_t axis = static_cast<int64_t>(adaptor.getAxis());
+  int64_t times = static_cast<int64_t>(adaptor.getTimes());
+  if (failed(checkAxes(loc, name, {axis}, in.getRank(), "axis")))
     return failure();
-  if (adaptor.getTimes() < 1)
-    return opError(loc, name,
-                   "expects times >= 1, got " + Twine(adaptor.getTimes()));
+  if (times < 1)
+    return opError(loc, name, "expects times >= 1, got " + Twine(times));
   SmallVector<int64_t> shape(in.getShape());
-  shape[adaptor.getAxis()] *= adaptor.getTimes();
+  shape[axis] *= times;
   types.push_back(RankedTensorType::get(shape, in.getElementType()));
   return success();
 }
@@ -499,7 +502,8 @@ LogicalResult TopKOp::inferReturnTypes(MLIRContext *context,
   RankedTensorType in = tensorType(adaptor.getInput());
   if (!in || in.getRank() == 0)
     return opError(loc, name, "expects an input of rank >= 1");
-  int64_t k = adaptor.getK(), last = in.getShape().back();
+  int64_t k = static_cast<int64_t>(adaptor.getK());
+  int64_t last = in.getShape().back();
   if (k < 1 || k > last)
     return opError(loc, name,
                    "expects 1 <= k <= " + Twine(last) +
@@ -512,10 +516,11 @@ LogicalResult TopKOp::inferReturnTypes(MLIRContext *context,
 }
 
 LogicalResult OneHotOp::verify() {
-  if (getDepth() < 1)
-    return emitOpError("expects depth >= 1, got ") << getDepth();
+  int64_t depth = static_cast<int64_t>(getDepth());
+  if (depth < 1)
+    return emitOpError("expects depth >= 1, got ") << depth;
   SmallVector<int64_t> expected(getIndices().getType().getShape());
-  expected.push_back(getDepth());
+  expected.push_back(depth);
   if (getType().getShape() != ArrayRef<int64_t>(expected))
     return emitOpError("expects a result of shape ")
            << shapeStr(expected) << ", got " << shapeStr(getType().getShape());

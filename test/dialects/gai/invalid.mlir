@@ -1,0 +1,441 @@
+// RUN: gai-opt %s -split-input-file -verify-diagnostics
+// One case per verifier rule of the gai ops.
+
+func.func @param_without_name() {
+  // expected-error @+1 {{expects a non-empty parameter name}}
+  %0 = gai.param "" : tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @dynamic_shape() {
+  // expected-error @+1 {{must be statically shaped tensor}}
+  %0 = gai.param "w" : tensor<?x4xf32>
+  return
+}
+
+// -----
+
+func.func @constant_not_tensor() {
+  // expected-error @+1 {{expects a ranked tensor value}}
+  %0 = gai.constant dense<1.0> : vector<2xf32>
+  return
+}
+
+// -----
+
+func.func @iota_dim() {
+  // expected-error @+1 {{expects 0 <= dim < 2 (the result's rank), got dim = 2}}
+  %0 = gai.iota dim = 2 : tensor<2x8xi32>
+  return
+}
+
+// -----
+
+func.func @iota_type() {
+  // expected-error @+1 {{must be statically shaped tensor of 32-bit signless integer values}}
+  %0 = gai.iota dim = 0 : tensor<8xf32>
+  return
+}
+
+// -----
+
+func.func @embedding_table_rank(%t: tensor<256xf32>, %ids: tensor<2x8xi32>) {
+  // expected-error @+2 {{expects operand #0 (table) of shape [vocab, dim], got [256]}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.embedding %t, %ids : (tensor<256xf32>, tensor<2x8xi32>) -> tensor<2x8xf32>
+  return
+}
+
+// -----
+
+func.func @embedding_ids_type(%t: tensor<256x64xf32>, %ids: tensor<2x8xf32>) {
+  // expected-error @+1 {{operand #1 must be statically shaped tensor of 32-bit signless integer values}}
+  %0 = gai.embedding %t, %ids : (tensor<256x64xf32>, tensor<2x8xf32>) -> tensor<2x8x64xf32>
+  return
+}
+
+// -----
+
+func.func @matmul_lhs_rank(%a: tensor<64xf32>, %b: tensor<64x8xf32>) {
+  // expected-error @+2 {{expects operand #0 (lhs) of rank >= 2 ([..., M, K]), got [64]}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.matmul %a, %b : (tensor<64xf32>, tensor<64x8xf32>) -> tensor<8xf32>
+  return
+}
+
+// -----
+
+func.func @matmul_rhs_rank(%a: tensor<2x64xf32>, %b: tensor<64xf32>) {
+  // expected-error @+2 {{expects operand #1 (rhs) of rank >= 2 ([..., K, N]), got [64]}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.matmul %a, %b : (tensor<2x64xf32>, tensor<64xf32>) -> tensor<2xf32>
+  return
+}
+
+// -----
+
+func.func @matmul_contraction(%a: tensor<2x8x64xf32>, %b: tensor<32x60xf32>) {
+  // expected-error @+2 {{contraction sizes differ: lhs [2, 8, 64] has K = 64 but rhs [32, 60] (transposed) has K = 60}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.matmul %a, %b transpose_rhs : (tensor<2x8x64xf32>, tensor<32x60xf32>) -> tensor<2x8x32xf32>
+  return
+}
+
+// -----
+
+func.func @matmul_batch(%a: tensor<3x8x64xf32>, %b: tensor<2x64x8xf32>) {
+  // expected-error @+2 {{batch dimensions [3] and [2] do not broadcast}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.matmul %a, %b : (tensor<3x8x64xf32>, tensor<2x64x8xf32>) -> tensor<3x8x8xf32>
+  return
+}
+
+// -----
+
+func.func @matmul_element_types(%a: tensor<8x64xbf16>, %b: tensor<64x8xf32>) {
+  // expected-error @+2 {{expects operands of one element type, got lhs bf16 and rhs f32}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.matmul %a, %b : (tensor<8x64xbf16>, tensor<64x8xf32>) -> tensor<8x8xbf16>
+  return
+}
+
+// -----
+
+func.func @matmul_result(%a: tensor<8x64xf32>, %b: tensor<64x8xf32>) {
+  // expected-error @+2 {{inferred type(s) 'tensor<8x8xf32>' are incompatible with return type(s) of operation 'tensor<8x9xf32>'}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.matmul %a, %b : (tensor<8x64xf32>, tensor<64x8xf32>) -> tensor<8x9xf32>
+  return
+}
+
+// -----
+
+func.func @add_broadcast(%a: tensor<2x3xf32>, %b: tensor<4xf32>) {
+  // expected-error @+2 {{operands of shapes [2, 3] and [4] do not broadcast}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.add %a, %b : (tensor<2x3xf32>, tensor<4xf32>) -> tensor<2x3xf32>
+  return
+}
+
+// -----
+
+func.func @mul_element_types(%a: tensor<3xf32>, %b: tensor<3xf16>) {
+  // expected-error @+2 {{expects operands of one element type, got lhs f32 and rhs f16}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.mul %a, %b : (tensor<3xf32>, tensor<3xf16>) -> tensor<3xf32>
+  return
+}
+
+// -----
+
+func.func @unary_on_integers(%a: tensor<3xi32>) {
+  // expected-error @+1 {{operand #0 must be statically shaped tensor of 32-bit float or 16-bit float or bfloat16 type or f8E4M3FN type values}}
+  %0 = gai.exp %a : tensor<3xi32>
+  return
+}
+
+// -----
+
+func.func @element_type_f64(%a: tensor<3xf64>) {
+  // expected-error @+1 {{must be statically shaped tensor of}}
+  %0 = gai.add %a, %a : (tensor<3xf64>, tensor<3xf64>) -> tensor<3xf64>
+  return
+}
+
+// -----
+
+func.func @convert_shape(%a: tensor<2x3xf32>) {
+  // expected-error @+1 {{expects the result shape [2, 3] of the input, got [3, 2]}}
+  %0 = gai.convert %a : tensor<2x3xf32> to tensor<3x2xbf16>
+  return
+}
+
+// -----
+
+func.func @select_condition_type(%c: tensor<4xf32>, %a: tensor<4xf32>) {
+  // expected-error @+1 {{operand #0 must be statically shaped tensor of 1-bit signless integer values}}
+  %0 = gai.select %c, %a, %a : (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>) -> tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @select_condition_shape(%c: tensor<5xi1>, %a: tensor<4xf32>) {
+  // expected-error @+2 {{condition of shape [5] does not broadcast with values of shape [4]}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.select %c, %a, %a : (tensor<5xi1>, tensor<4xf32>, tensor<4xf32>) -> tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @reduce_no_axes(%a: tensor<4x8xf32>) {
+  // expected-error @+2 {{expects at least one axis}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.reduce sum %a axes = [] : (tensor<4x8xf32>) -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @reduce_axis_range(%a: tensor<4x8xf32>) {
+  // expected-error @+2 {{axes value 2 is out of range: expected 0 <= axes < 2 (the input's rank)}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.reduce sum %a axes = [2] : (tensor<4x8xf32>) -> tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @reduce_axis_twice(%a: tensor<4x8xf32>) {
+  // expected-error @+2 {{axes names dimension 1 twice}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.reduce max %a axes = [1, 1] : (tensor<4x8xf32>) -> tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @softmax_axis(%a: tensor<4x8xf32>) {
+  // expected-error @+1 {{axis value -1 is out of range: expected 0 <= axis < 2 (the input's rank)}}
+  %0 = gai.softmax %a axis = -1 : tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @rms_norm_weight(%x: tensor<2x8x64xf32>, %w: tensor<32xf32>) {
+  // expected-error @+2 {{expects operand #1 (weight) of shape [64] (the input's last dimension), got [32]}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.rms_norm %x, %w eps = 1.0e-5 : (tensor<2x8x64xf32>, tensor<32xf32>) -> tensor<2x8x64xf32>
+  return
+}
+
+// -----
+
+func.func @rms_norm_weight_type(%x: tensor<2x8x64xbf16>, %w: tensor<64xf32>) {
+  // expected-error @+2 {{expects operand #1 (weight) of element type bf16, got f32}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.rms_norm %x, %w eps = 1.0e-5 : (tensor<2x8x64xbf16>, tensor<64xf32>) -> tensor<2x8x64xbf16>
+  return
+}
+
+// -----
+
+func.func @layer_norm_bias(%x: tensor<2x8x64xf32>, %w: tensor<64xf32>, %b: tensor<64x1xf32>) {
+  // expected-error @+2 {{expects operand #2 (bias) of shape [64] (the input's last dimension), got [64, 1]}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.layer_norm %x, %w, %b eps = 1.0e-5 : (tensor<2x8x64xf32>, tensor<64xf32>, tensor<64x1xf32>) -> tensor<2x8x64xf32>
+  return
+}
+
+// -----
+
+func.func @rope_rank(%x: tensor<8x64xf32>, %p: tensor<1x8xi32>) {
+  // expected-error @+2 {{expects operand #0 (input) of shape [batch, heads, seq, head_dim], got [8, 64]}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.rope half %x, %p theta = 1.0e4 : (tensor<8x64xf32>, tensor<1x8xi32>) -> tensor<8x64xf32>
+  return
+}
+
+// -----
+
+func.func @rope_odd_head_dim(%x: tensor<1x2x8x15xf32>, %p: tensor<1x8xi32>) {
+  // expected-error @+2 {{expects an even head_dim, got 15}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.rope half %x, %p theta = 1.0e4 : (tensor<1x2x8x15xf32>, tensor<1x8xi32>) -> tensor<1x2x8x15xf32>
+  return
+}
+
+// -----
+
+func.func @rope_positions(%x: tensor<2x2x8x16xf32>, %p: tensor<3x8xi32>) {
+  // expected-error @+2 {{expects operand #1 (positions) of shape [2 or 1, 8], got [3, 8]}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.rope half %x, %p theta = 1.0e4 : (tensor<2x2x8x16xf32>, tensor<3x8xi32>) -> tensor<2x2x8x16xf32>
+  return
+}
+
+// -----
+
+func.func @rope_theta(%x: tensor<1x2x8x16xf32>, %p: tensor<1x8xi32>) {
+  // expected-error @+2 {{expects theta > 0}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.rope half %x, %p theta = 0.0 : (tensor<1x2x8x16xf32>, tensor<1x8xi32>) -> tensor<1x2x8x16xf32>
+  return
+}
+
+// -----
+
+func.func @causal_mask_rank() {
+  // expected-error @+1 {{expects a result of shape [..., queries, keys], got [8]}}
+  %0 = gai.causal_mask : tensor<8xi1>
+  return
+}
+
+// -----
+
+func.func @causal_mask_queries() {
+  // expected-error @+1 {{expects no more queries than keys, got [8, 4]}}
+  %0 = gai.causal_mask : tensor<8x4xi1>
+  return
+}
+
+// -----
+
+func.func @causal_mask_window() {
+  // expected-error @+1 {{expects window >= 0 (0: no window), got -2}}
+  %0 = gai.causal_mask window = -2 : tensor<8x8xi1>
+  return
+}
+
+// -----
+
+func.func @reshape_count(%a: tensor<2x8xf32>) {
+  // expected-error @+1 {{cannot reshape [2, 8] (16 elements) to [3, 5] (15 elements)}}
+  %0 = gai.reshape %a : tensor<2x8xf32> to tensor<3x5xf32>
+  return
+}
+
+// -----
+
+func.func @reshape_type(%a: tensor<2x8xf32>) {
+  // expected-error @+1 {{expects the input's element type 'f32', got 'bf16'}}
+  %0 = gai.reshape %a : tensor<2x8xf32> to tensor<16xbf16>
+  return
+}
+
+// -----
+
+func.func @transpose_length(%a: tensor<2x8x4xf32>) {
+  // expected-error @+2 {{expects a permutation of 3 dimensions, got 2}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.transpose %a permutation = [1, 0] : (tensor<2x8x4xf32>) -> tensor<8x2xf32>
+  return
+}
+
+// -----
+
+func.func @transpose_repeats(%a: tensor<2x8x4xf32>) {
+  // expected-error @+2 {{permutation names dimension 0 twice}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.transpose %a permutation = [0, 0, 1] : (tensor<2x8x4xf32>) -> tensor<2x2x8xf32>
+  return
+}
+
+// -----
+
+func.func @slice_arity(%a: tensor<2x8xf32>) {
+  // expected-error @+2 {{expects one offset and one size per dimension of [2, 8]}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.slice %a offsets = [0] sizes = [2] : (tensor<2x8xf32>) -> tensor<2xf32>
+  return
+}
+
+// -----
+
+func.func @slice_bounds(%a: tensor<2x8xf32>) {
+  // expected-error @+2 {{dimension 1: [6, 10) is not a non-empty range inside [0, 8)}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.slice %a offsets = [0, 6] sizes = [2, 4] : (tensor<2x8xf32>) -> tensor<2x4xf32>
+  return
+}
+
+// -----
+
+func.func @concat_shapes(%a: tensor<2x8xf32>, %b: tensor<3x4xf32>) {
+  // expected-error @+2 {{input #1 has shape [3, 4] but input #0 has [2, 8]: all dimensions but the axis must match}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.concat %a, %b axis = 1 : (tensor<2x8xf32>, tensor<3x4xf32>) -> tensor<2x12xf32>
+  return
+}
+
+// -----
+
+func.func @concat_types(%a: tensor<2x8xf32>, %b: tensor<2x8xf16>) {
+  // expected-error @+2 {{expects input #1 of rank 2 and element type f32, got tensor<2x8xf16>}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.concat %a, %b axis = 1 : (tensor<2x8xf32>, tensor<2x8xf16>) -> tensor<2x16xf32>
+  return
+}
+
+// -----
+
+func.func @concat_axis(%a: tensor<2x8xf32>) {
+  // expected-error @+2 {{axis value 2 is out of range}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.concat %a, %a axis = 2 : (tensor<2x8xf32>, tensor<2x8xf32>) -> tensor<2x16xf32>
+  return
+}
+
+// -----
+
+func.func @repeat_times(%a: tensor<1x2x8x16xf32>) {
+  // expected-error @+2 {{expects times >= 1, got 0}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.repeat %a axis = 1 times = 0 : (tensor<1x2x8x16xf32>) -> tensor<1x2x8x16xf32>
+  return
+}
+
+// -----
+
+func.func @repeat_axis(%a: tensor<1x2x8x16xf32>) {
+  // expected-error @+2 {{axis value 4 is out of range}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.repeat %a axis = 4 times = 2 : (tensor<1x2x8x16xf32>) -> tensor<1x2x8x16xf32>
+  return
+}
+
+// -----
+
+func.func @topk_k(%a: tensor<16x4xf32>) {
+  // expected-error @+2 {{expects 1 <= k <= 4 (the last dimension), got k = 5}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %v, %i = gai.topk %a k = 5 : (tensor<16x4xf32>) -> (tensor<16x5xf32>, tensor<16x5xi32>)
+  return
+}
+
+// -----
+
+func.func @topk_scalar(%a: tensor<f32>) {
+  // expected-error @+2 {{expects an input of rank >= 1}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %v, %i = gai.topk %a k = 1 : (tensor<f32>) -> (tensor<f32>, tensor<i32>)
+  return
+}
+
+// -----
+
+func.func @one_hot_depth(%i: tensor<16x2xi32>) {
+  // expected-error @+1 {{expects depth >= 1, got 0}}
+  %0 = gai.one_hot %i depth = 0 : (tensor<16x2xi32>) -> tensor<16x2x0xf32>
+  return
+}
+
+// -----
+
+func.func @one_hot_shape(%i: tensor<16x2xi32>) {
+  // expected-error @+1 {{expects a result of shape [16, 2, 4], got [16, 4]}}
+  %0 = gai.one_hot %i depth = 4 : (tensor<16x2xi32>) -> tensor<16x4xf32>
+  return
+}
+
+// -----
+
+func.func @cross_entropy_labels(%l: tensor<2x8x256xf32>, %y: tensor<2x7xi32>) {
+  // expected-error @+2 {{expects operand #1 (labels) of shape [2, 8] (the logits' without vocab), got [2, 7]}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.cross_entropy mean %l, %y : (tensor<2x8x256xf32>, tensor<2x7xi32>) -> tensor<f32>
+  return
+}
+
+// -----
+
+func.func @cross_entropy_rank(%l: tensor<256xf32>, %y: tensor<i32>) {
+  // expected-error @+2 {{expects operand #0 (logits) of shape [..., vocab], got [256]}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.cross_entropy sum %l, %y : (tensor<256xf32>, tensor<i32>) -> tensor<f32>
+  return
+}

@@ -1,0 +1,91 @@
+// The IR builder: every family builds verified IR whose parameters are
+// exactly the tensors of its weights file.
+#include "dialects/Gai/GaiOps.h"
+#include "frontend/GraphBuilder.h"
+#include "frontend/WeightCheck.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/MLIRContext.h"
+
+#include <gtest/gtest.h>
+
+using namespace gai;
+
+namespace {
+
+const char *kFamilies[] = {"llama", "gpt2", "mistral", "qwen2", "mixtral",
+                           "gemma"};
+
+std::string fixture(const std::string &family, const char *file) {
+  return std::string(GAI_FIXTURES_DIR) + "/hf/" + family + "-tiny/" + file;
+}
+
+TEST(GraphBuilder, EveryFamilyMatchesItsWeightsOneForOne) {
+  for (const char *family : kFamilies) {
+    SCOPED_TRACE(family);
+    mlir::MLIRContext context;
+    llvm::Expected<ModelSpec> spec =
+        loadSpecFile(fixture(family, "config.json"));
+    ASSERT_FALSE(!spec) << llvm::toString(spec.takeError());
+    auto module = buildForward(context, *spec, BuildOptions{2, 16, "f32"});
+    ASSERT_FALSE(!module) << llvm::toString(module.takeError());
+    auto weights = SafetensorsFile::open(fixture(family, "model.safetensors"));
+    ASSERT_TRUE(weights.isOk()) << weights.status().message();
+    llvm::Error e = checkWeights(**module, *weights, *spec);
+    EXPECT_FALSE(!!e) << llvm::toString(std::move(e));
+
+    size_t params = 0;
+    (*module)->walk([&](mlir::gai::ParamOp) { ++params; });
+    EXPECT_EQ(params, weights->tensors().size());
+
+    auto forward = (*module)->lookupSymbol<mlir::func::FuncOp>("forward");
+    ASSERT_TRUE(forward);
+    auto type = forward.getFunctionType();
+    EXPECT_EQ(mlir::cast<mlir::RankedTensorType>(type.getInput(0)).getShape(),
+              (llvm::ArrayRef<int64_t>{2, 16}));
+    EXPECT_EQ(mlir::cast<mlir::RankedTensorType>(type.getResult(0)).getShape(),
+              (llvm::ArrayRef<int64_t>{2, 16, 256}));
+  }
+}
+
+TEST(GraphBuilder, AttentionIsWrittenOutNaively) {
+  mlir::MLIRContext context;
+  llvm::Expected<ModelSpec> spec = loadSpecFile(fixture("mistral", "config.json"));
+  ASSERT_FALSE(!spec);
+  auto module = buildForward(context, *spec, BuildOptions{1, 16, "bf16"});
+  ASSERT_FALSE(!module) << llvm::toString(module.takeError());
+  int masks = 0, softmaxes = 0, repeats = 0;
+  (*module)->walk([&](mlir::Operation *op) {
+    if (auto mask = mlir::dyn_cast<mlir::gai::CausalMaskOp>(op)) {
+      ++masks;
+      EXPECT_EQ(mask.getWindow(), 8u);
+    }
+    softmaxes += mlir::isa<mlir::gai::SoftmaxOp>(op);
+    if (auto repeat = mlir::dyn_cast<mlir::gai::RepeatOp>(op)) {
+      ++repeats;
+      EXPECT_EQ(repeat.getTimes(), 4u); // 4 query heads share 1 KV head
+    }
+    if (auto param = mlir::dyn_cast<mlir::gai::ParamOp>(op))
+      EXPECT_TRUE(param.getType().getElementType().isBF16());
+  });
+  EXPECT_EQ(masks, 2);
+  EXPECT_EQ(softmaxes, 2);
+  EXPECT_EQ(repeats, 4); // K and V in each of 2 layers
+}
+
+TEST(GraphBuilder, RejectsBadShapesOptions) {
+  mlir::MLIRContext context;
+  llvm::Expected<ModelSpec> spec = loadSpecFile(fixture("llama", "config.json"));
+  ASSERT_FALSE(!spec);
+  auto tooLong = buildForward(context, *spec, BuildOptions{1, 129, ""});
+  ASSERT_TRUE(!tooLong);
+  EXPECT_EQ(llvm::toString(tooLong.takeError()),
+            "sequence length must be in [1, 128] (the model's max_seq_len), "
+            "got 129");
+  auto badType = buildForward(context, *spec, BuildOptions{1, 8, "f8"});
+  ASSERT_TRUE(!badType);
+  EXPECT_EQ(llvm::toString(badType.takeError()),
+            "dtype must be f32, bf16 or f16, got 'f8'");
+}
+
+} // namespace

@@ -1,0 +1,195 @@
+// The spec and HF config parsers: what they read, and how they reject input.
+#include "frontend/ModelSpec.h"
+
+#include <gtest/gtest.h>
+
+using namespace gai;
+
+namespace {
+
+std::string errorOf(llvm::StringRef text) {
+  llvm::Expected<ModelSpec> spec = parseAnySpec(text, "m.json");
+  if (spec) {
+    ADD_FAILURE() << "accepted: " << text.str();
+    return "";
+  }
+  return llvm::toString(spec.takeError());
+}
+
+constexpr const char *kMinimal = R"({
+  "vocab": 512, "d_model": 96, "layers": 3, "heads": 6, "max_seq_len": 64,
+  "ffn": {"kind": "gated", "size": 256}
+})";
+
+TEST(SpecParser, MinimalSpecGetsDefaults) {
+  llvm::Expected<ModelSpec> spec = parseModelSpec(kMinimal, "m.json");
+  ASSERT_TRUE(!!spec) << llvm::toString(spec.takeError());
+  EXPECT_EQ(spec->family, "gai");
+  EXPECT_EQ(spec->vocab, 512);
+  EXPECT_EQ(spec->kvHeads, 6);
+  EXPECT_EQ(spec->headDim, 16);
+  EXPECT_EQ(spec->ffn, FfnKind::Gated);
+  EXPECT_EQ(spec->activation, Activation::Silu);
+  EXPECT_EQ(spec->norm, NormKind::RmsNorm);
+  EXPECT_EQ(spec->position, PositionKind::Rope);
+  EXPECT_EQ(spec->slidingWindow, 0);
+  EXPECT_EQ(spec->compile.target, "cpu");
+  EXPECT_EQ(spec->compile.maxBatch, 1);
+}
+
+TEST(SpecParser, ReadsEverySection) {
+  llvm::Expected<ModelSpec> spec = parseModelSpec(R"({
+    "name": "m", "vocab": 256, "d_model": 64, "layers": 2, "heads": 4,
+    "kv_heads": 1, "head_dim": 32, "max_seq_len": 128, "sliding_window": 16,
+    "tied_embeddings": true, "scale_embeddings": true,
+    "attn_softcap": 50, "final_softcap": 30,
+    "ffn": {"kind": "gated", "size": 128, "activation": "gelu_tanh"},
+    "norm": {"kind": "layer", "eps": 1e-6, "unit_offset": true},
+    "position": {"kind": "rope", "theta": 5e5, "style": "interleaved"},
+    "moe": {"experts": 8, "top_k": 2, "normalize_top_k": false},
+    "bias": {"qkv": true, "out": false, "mlp": true},
+    "compile": {"target": "cuda:sm_90", "dtype": "bf16", "max_batch": 8,
+                "max_seq_len": 64},
+    "train": {"steps": 10, "batch": 4, "seq_len": 64, "micro_batches": 2,
+              "lr": 0.001, "min_lr": 1e-5, "warmup_steps": 2,
+              "weight_decay": 0.0, "grad_clip": 0.5, "seed": 7,
+              "eval_every": 5, "checkpoint_every": 5, "data": ["a.txt", "b.bin"]}
+  })", "m.json");
+  ASSERT_FALSE(!spec) << llvm::toString(spec.takeError());
+  EXPECT_EQ(spec->kvHeads, 1);
+  EXPECT_EQ(spec->headDim, 32);
+  EXPECT_EQ(spec->slidingWindow, 16);
+  EXPECT_TRUE(spec->tiedEmbeddings);
+  EXPECT_TRUE(spec->scaleEmbeddings);
+  EXPECT_EQ(spec->ffn, FfnKind::Gated);
+  EXPECT_EQ(spec->activation, Activation::GeluTanh);
+  EXPECT_EQ(spec->norm, NormKind::LayerNorm);
+  EXPECT_DOUBLE_EQ(spec->normEps, 1e-6);
+  EXPECT_TRUE(spec->normUnitOffset);
+  EXPECT_DOUBLE_EQ(spec->ropeTheta, 5e5);
+  EXPECT_EQ(spec->ropePairing, RopePairing::Interleaved);
+  EXPECT_EQ(spec->experts, 8);
+  EXPECT_EQ(spec->expertsPerToken, 2);
+  EXPECT_FALSE(spec->normalizeTopK);
+  EXPECT_TRUE(spec->qkvBias);
+  EXPECT_FALSE(spec->outBias);
+  EXPECT_TRUE(spec->mlpBias);
+  EXPECT_DOUBLE_EQ(spec->attnSoftcap, 50);
+  EXPECT_EQ(spec->compile.target, "cuda:sm_90");
+  EXPECT_EQ(spec->compile.dtype, "bf16");
+  EXPECT_EQ(spec->compile.maxSeqLen, 64);
+  EXPECT_EQ(spec->train.microBatches, 2);
+  EXPECT_EQ(spec->train.seed, 7u);
+  EXPECT_EQ(spec->train.data, (std::vector<std::string>{"a.txt", "b.bin"}));
+}
+
+TEST(SpecParser, SyntaxErrorsGiveLineAndColumn) {
+  EXPECT_EQ(errorOf("{\n  \"vocab\": 256,\n  oops\n}"),
+            "m.json:3:3: invalid JSON: Expected object key");
+}
+
+TEST(SpecParser, FieldErrorsNameTheField) {
+  EXPECT_EQ(errorOf(R"({"vocab": 256})"), "m.json: field 'd_model': is required");
+  EXPECT_EQ(errorOf(R"({"vocab": 256, "d_model": 64, "layers": 0})"),
+            "m.json: field 'layers': expected an integer >= 1, got 0");
+  EXPECT_EQ(errorOf(R"({"vocab": 2.5})"),
+            "m.json: field 'vocab': expected an integer, got 2.5");
+  std::string text = kMinimal;
+  text.insert(1, "\"ffn_size\": 3,");
+  EXPECT_NE(errorOf(text).find("field 'ffn_size': unknown key"),
+            std::string::npos);
+}
+
+TEST(SpecParser, CrossFieldChecks) {
+  EXPECT_EQ(errorOf(R"({"vocab": 256, "d_model": 64, "layers": 2, "heads": 4,
+    "max_seq_len": 64, "ffn": {"kind": "mlp", "size": 8},
+    "moe": {"experts": 4, "top_k": 2}})"),
+            "m.json: field 'ffn.kind': mixture of experts needs the gated "
+            "kind");
+  EXPECT_EQ(errorOf(R"({"vocab": 256, "d_model": 64, "layers": 2, "heads": 4,
+    "max_seq_len": 64, "ffn": {"size": 8}, "compile": {"max_seq_len": 65}})"),
+            "m.json: field 'compile.max_seq_len': must be at most the model's "
+            "max_seq_len (64), got 65");
+  EXPECT_EQ(errorOf(R"({"vocab": 256, "d_model": 64, "layers": 2, "heads": 4,
+    "max_seq_len": 64})"),
+            "m.json: field 'ffn': is required (an object with kind, size, "
+            "activation)");
+}
+
+TEST(HFConfig, LlamaFixture) {
+  llvm::Expected<ModelSpec> spec =
+      loadSpecFile(GAI_FIXTURES_DIR "/hf/llama-tiny/config.json");
+  ASSERT_FALSE(!spec) << llvm::toString(spec.takeError());
+  EXPECT_EQ(spec->family, "llama");
+  EXPECT_EQ(spec->naming, ParamNaming::HFDecoder);
+  EXPECT_EQ(spec->dModel, 64);
+  EXPECT_EQ(spec->heads, 4);
+  EXPECT_EQ(spec->kvHeads, 2);
+  EXPECT_EQ(spec->headDim, 16);
+  EXPECT_EQ(spec->ffnDim, 176);
+  EXPECT_EQ(spec->maxSeqLen, 128);
+  EXPECT_DOUBLE_EQ(spec->ropeTheta, 10000.0); // from rope_parameters
+  EXPECT_FALSE(spec->tiedEmbeddings);
+}
+
+TEST(HFConfig, Gpt2Fixture) {
+  llvm::Expected<ModelSpec> spec =
+      loadSpecFile(GAI_FIXTURES_DIR "/hf/gpt2-tiny/config.json");
+  ASSERT_FALSE(!spec) << llvm::toString(spec.takeError());
+  EXPECT_EQ(spec->naming, ParamNaming::GPT2);
+  EXPECT_EQ(spec->norm, NormKind::LayerNorm);
+  EXPECT_EQ(spec->position, PositionKind::Learned);
+  EXPECT_EQ(spec->ffn, FfnKind::Mlp);
+  EXPECT_EQ(spec->ffnDim, 256); // n_inner null: 4 * n_embd
+  EXPECT_EQ(spec->activation, Activation::GeluTanh);
+  EXPECT_TRUE(spec->tiedEmbeddings);
+  EXPECT_TRUE(spec->qkvBias && spec->outBias && spec->mlpBias);
+}
+
+TEST(HFConfig, FamilyFeatures) {
+  auto load = [](const char *name) {
+    llvm::Expected<ModelSpec> spec = loadSpecFile(
+        std::string(GAI_FIXTURES_DIR) + "/hf/" + name + "/config.json");
+    EXPECT_FALSE(!spec) << llvm::toString(spec.takeError());
+    return spec ? *spec : ModelSpec();
+  };
+  ModelSpec mistral = load("mistral-tiny");
+  EXPECT_EQ(mistral.slidingWindow, 8);
+  EXPECT_EQ(mistral.kvHeads, 1);
+  ModelSpec qwen = load("qwen2-tiny");
+  EXPECT_TRUE(qwen.qkvBias);
+  EXPECT_FALSE(qwen.outBias);
+  EXPECT_TRUE(qwen.tiedEmbeddings);
+  EXPECT_EQ(qwen.slidingWindow, 0);
+  ModelSpec mixtral = load("mixtral-tiny");
+  EXPECT_EQ(mixtral.experts, 4);
+  EXPECT_EQ(mixtral.expertsPerToken, 2);
+  EXPECT_EQ(mixtral.headDim, 16); // head_dim: null
+  ModelSpec gemma = load("gemma-tiny");
+  EXPECT_TRUE(gemma.normUnitOffset);
+  EXPECT_TRUE(gemma.scaleEmbeddings);
+  EXPECT_TRUE(gemma.tiedEmbeddings);
+  EXPECT_EQ(gemma.headDim, 32);
+  EXPECT_EQ(gemma.activation, Activation::GeluTanh);
+}
+
+TEST(HFConfig, RejectsWhatWeDoNotBuild) {
+  EXPECT_EQ(errorOf(R"({"model_type": "llama", "vocab_size": 256,
+    "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+    "num_attention_heads": 4, "max_position_embeddings": 64,
+    "rope_theta": 1e4, "partial_rotary_factor": 0.5})"),
+            "m.json: field 'partial_rotary_factor': partial rotary "
+            "embeddings are not supported yet (need 1.0)");
+  EXPECT_EQ(errorOf(R"({"model_type": "qwen2", "vocab_size": 256,
+    "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+    "num_attention_heads": 4, "max_position_embeddings": 64,
+    "use_sliding_window": true})"),
+            "m.json: field 'use_sliding_window': Qwen2's per-layer sliding "
+            "windows are not supported yet (need false)");
+  EXPECT_EQ(errorOf(R"({"model_type": "gpt2", "vocab_size": 256, "n_embd": 60,
+    "n_layer": 2, "n_head": 8, "n_positions": 64})"),
+            "m.json: field 'n_head': must divide the hidden size 60 when "
+            "head_dim is not given, got 8");
+}
+
+} // namespace
