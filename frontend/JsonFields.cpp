@@ -4,6 +4,8 @@
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <cmath>
+
 using namespace llvm;
 
 namespace gai {
@@ -51,21 +53,25 @@ const json::Value *JsonFields::lookup(StringRef key, bool required) {
 }
 
 void JsonFields::integer(StringRef key, int64_t &out, int64_t min,
-                         bool required) {
+                         bool required, int64_t max) {
   const json::Value *v = lookup(key, required);
   if (!v)
     return;
   std::optional<int64_t> i = v->getAsInteger();
   if (!i) {
     // 1e5 or 4.0 in a config is still an integer when it is one exactly.
+    // (Range-checked first: converting 1e300 to int64_t is undefined.)
     std::optional<double> d = v->getAsNumber();
-    if (d && *d == static_cast<double>(static_cast<int64_t>(*d)))
+    if (d && std::fabs(*d) < 9.0e18 && std::trunc(*d) == *d)
       i = static_cast<int64_t>(*d);
   }
   if (!i)
     return report(key, "expected an integer, got " + describe(*v));
   if (*i < min)
     return report(key, "expected an integer >= " + Twine(min) + ", got " +
+                           Twine(*i));
+  if (*i > max)
+    return report(key, "expected an integer <= " + Twine(max) + ", got " +
                            Twine(*i));
   out = *i;
 }

@@ -9,6 +9,7 @@
 #include "llvm/Support/Error.h"
 #include "llvm/Support/JSON.h"
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -38,8 +39,9 @@ public:
       : object(object), path(std::move(path)), sink(errors) {}
 
   bool has(llvm::StringRef key) const;
+  /// Sizes are capped at 2^31 - 1 so that shape arithmetic cannot overflow.
   void integer(llvm::StringRef key, int64_t &out, int64_t min,
-               bool required = false);
+               bool required = false, int64_t max = INT32_MAX);
   void number(llvm::StringRef key, double &out, double min,
               bool required = false);
   void boolean(llvm::StringRef key, bool &out);

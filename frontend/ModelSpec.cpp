@@ -52,7 +52,7 @@ static void readTrain(JsonFields &fields, TrainSection &out) {
   fields.number("weight_decay", out.weightDecay, 0.0);
   fields.number("grad_clip", out.gradClip, 0.0);
   int64_t seed = static_cast<int64_t>(out.seed);
-  fields.integer("seed", seed, 0);
+  fields.integer("seed", seed, 0, false, INT64_MAX);
   out.seed = static_cast<uint64_t>(seed);
   fields.integer("eval_every", out.evalEvery, 0);
   fields.integer("checkpoint_every", out.checkpointEvery, 0);

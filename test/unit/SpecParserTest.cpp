@@ -94,6 +94,13 @@ TEST(SpecParser, FieldErrorsNameTheField) {
             "m.json: field 'layers': expected an integer >= 1, got 0");
   EXPECT_EQ(errorOf(R"({"vocab": 2.5})"),
             "m.json: field 'vocab': expected an integer, got 2.5");
+  // Found by the fuzzer: huge numbers must be reported, not converted.
+  EXPECT_EQ(errorOf(R"({"vocab": 6.4e49})"),
+            "m.json: field 'vocab': expected an integer, got "
+            "6.4000000000000003e+49");
+  EXPECT_EQ(errorOf(R"({"vocab": 4294967296})"),
+            "m.json: field 'vocab': expected an integer <= 2147483647, got "
+            "4294967296");
   std::string text = kMinimal;
   text.insert(1, "\"ffn_size\": 3,");
   EXPECT_NE(errorOf(text).find("field 'ffn_size': unknown key"),
