@@ -554,5 +554,64 @@ LogicalResult CrossEntropyOp::inferReturnTypes(MLIRContext *context,
   return success();
 }
 
+//===----------------------------------------------------------------------===//
+// Composite ops
+//===----------------------------------------------------------------------===//
+
+LogicalResult FlashAttentionOp::inferReturnTypes(
+    MLIRContext *, std::optional<Location> loc, Adaptor adaptor,
+    SmallVectorImpl<Type> &types) {
+  StringRef name = getOperationName();
+  RankedTensorType q = tensorType(adaptor.getQuery());
+  RankedTensorType k = tensorType(adaptor.getKey());
+  RankedTensorType v = tensorType(adaptor.getValue());
+  if (!q || !k || !v)
+    return opError(loc, name, "expects ranked operands");
+  if (q.getRank() != 4 || k.getRank() != 4 || v.getRank() != 4)
+    return opError(loc, name,
+                   "expects query [B, H, T, D], key [B, Hkv, S, D] and value "
+                   "[B, Hkv, S, Dv], got " +
+                       shapeStr(q.getShape()) + ", " + shapeStr(k.getShape()) +
+                       " and " + shapeStr(v.getShape()));
+  if (q.getElementType() != k.getElementType() ||
+      q.getElementType() != v.getElementType())
+    return opError(loc, name, "expects query, key and value of one element "
+                              "type");
+  int64_t groups = static_cast<int64_t>(adaptor.getKvGroups());
+  int64_t batch = q.getDimSize(0), heads = q.getDimSize(1),
+          queries = q.getDimSize(2), dim = q.getDimSize(3);
+  if (groups < 1 || heads % groups != 0)
+    return opError(loc, name,
+                   "expects kv_groups >= 1 dividing the " + Twine(heads) +
+                       " query heads, got " + Twine(groups));
+  SmallVector<int64_t> expectedKey = {batch, heads / groups, k.getDimSize(2),
+                                      dim};
+  if (k.getShape() != ArrayRef<int64_t>(expectedKey))
+    return opError(loc, name,
+                   "expects key of shape " + shapeStr(expectedKey) +
+                       " for query " + shapeStr(q.getShape()) +
+                       " and kv_groups = " + Twine(groups) + ", got " +
+                       shapeStr(k.getShape()));
+  if (v.getShape().drop_back() != k.getShape().drop_back())
+    return opError(loc, name,
+                   "expects value of shape " +
+                       shapeStr(k.getShape().drop_back()) +
+                       " + [Dv] like key, got " + shapeStr(v.getShape()));
+  if (adaptor.getCausal() && queries > k.getDimSize(2))
+    return opError(loc, name,
+                   "causal attention expects no more queries (" +
+                       Twine(queries) + ") than keys (" +
+                       Twine(k.getDimSize(2)) + ")");
+  if (static_cast<int64_t>(adaptor.getWindow()) < 0 ||
+      (adaptor.getWindow() != 0 && !adaptor.getCausal()))
+    return opError(loc, name, "expects window >= 0, and only with causal");
+  if (adaptor.getSoftcap().convertToDouble() < 0.0)
+    return opError(loc, name, "expects softcap >= 0 (0: none)");
+  types.push_back(
+      RankedTensorType::get({batch, heads, queries, v.getDimSize(3)},
+                            q.getElementType()));
+  return success();
+}
+
 #define GET_OP_CLASSES
 #include "dialects/Gai/GaiOps.cpp.inc"

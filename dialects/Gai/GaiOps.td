@@ -364,4 +364,37 @@ def Gai_CrossEntropyOp : Gai_Op<"cross_entropy", [Pure, InferTypeOpAdaptor]> {
   }];
 }
 
+//===----------------------------------------------------------------------===//
+// Composite ops made by rewriting
+//===----------------------------------------------------------------------===//
+
+def Gai_FlashAttentionOp : Gai_Op<"flash_attention", [Pure, InferTypeOpAdaptor]> {
+  let summary = "softmax(mask(Q·Kᵀ·scale))·V without materialising the scores";
+  let description = [{
+    `query` is [B, H, T, D]; `key` and `value` are [B, H / kv_groups, S, D]
+    and [B, H / kv_groups, S, Dv]: query head h reads KV head h / kv_groups
+    (grouped-query attention; kv_groups = H is multi-query). With `causal`,
+    query i sits at position i + S - T and sees keys j <= that position, and
+    with a window W > 0 only those with position - j < W. A softcap c > 0
+    applies c·tanh(s / c) to the scaled scores before masking. The attention
+    rewriting pass makes this op from the naive pattern.
+    ```mlir
+    %o = gai.flash_attention %q, %k, %v scale = 0.125 kv_groups = 4 causal
+        : (tensor<1x8x32x64xbf16>, tensor<1x2x32x64xbf16>,
+           tensor<1x2x32x64xbf16>) -> tensor<1x8x32x64xbf16>
+    ```
+  }];
+  let arguments = (ins Gai_FloatTensor:$query, Gai_FloatTensor:$key,
+                       Gai_FloatTensor:$value, F64Attr:$scale,
+                       I64Attr:$kv_groups, UnitAttr:$causal,
+                       DefaultValuedAttr<I64Attr, "0">:$window,
+                       DefaultValuedAttr<F64Attr, "0.0">:$softcap);
+  let results = (outs Gai_FloatTensor:$result);
+  let assemblyFormat = [{
+    $query `,` $key `,` $value `scale` `=` $scale `kv_groups` `=` $kv_groups
+    (`causal` $causal^)? (`window` `=` $window^)? (`softcap` `=` $softcap^)?
+    attr-dict `:` functional-type(operands, results)
+  }];
+}
+
 #endif // GAI_OPS_TD

@@ -1,5 +1,6 @@
 // gai-opt: mlir-opt with the gai dialect, for lit tests and pass debugging.
 #include "dialects/Gai/GaiDialect.h"
+#include "passes/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -9,6 +10,7 @@
 
 int main(int argc, char **argv) {
   mlir::registerTransformsPasses();
+  mlir::gai::registerGaiPasses();
   mlir::DialectRegistry registry;
   registry.insert<mlir::gai::GaiDialect, mlir::func::FuncDialect,
                   mlir::arith::ArithDialect, mlir::tensor::TensorDialect>();

@@ -439,3 +439,75 @@ func.func @cross_entropy_rank(%l: tensor<256xf32>, %y: tensor<i32>) {
   %0 = gai.cross_entropy sum %l, %y : (tensor<256xf32>, tensor<i32>) -> tensor<f32>
   return
 }
+
+// -----
+
+func.func @flash_attention_rank(%q: tensor<8x4x64xf32>, %k: tensor<1x2x16x64xf32>) {
+  // expected-error @+2 {{expects query [B, H, T, D], key [B, Hkv, S, D] and value [B, Hkv, S, Dv], got [8, 4, 64], [1, 2, 16, 64] and [1, 2, 16, 64]}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.flash_attention %q, %k, %k scale = 1.0 kv_groups = 4 : (tensor<8x4x64xf32>, tensor<1x2x16x64xf32>, tensor<1x2x16x64xf32>) -> tensor<8x4x64xf32>
+  return
+}
+
+// -----
+
+func.func @flash_attention_groups(%q: tensor<1x8x4x64xf32>, %k: tensor<1x2x16x64xf32>) {
+  // expected-error @+2 {{expects key of shape [1, 4, 16, 64] for query [1, 8, 4, 64] and kv_groups = 2, got [1, 2, 16, 64]}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.flash_attention %q, %k, %k scale = 1.0 kv_groups = 2 : (tensor<1x8x4x64xf32>, tensor<1x2x16x64xf32>, tensor<1x2x16x64xf32>) -> tensor<1x8x4x64xf32>
+  return
+}
+
+// -----
+
+func.func @flash_attention_groups_divide(%q: tensor<1x8x4x64xf32>, %k: tensor<1x2x16x64xf32>) {
+  // expected-error @+2 {{expects kv_groups >= 1 dividing the 8 query heads, got 3}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.flash_attention %q, %k, %k scale = 1.0 kv_groups = 3 : (tensor<1x8x4x64xf32>, tensor<1x2x16x64xf32>, tensor<1x2x16x64xf32>) -> tensor<1x8x4x64xf32>
+  return
+}
+
+// -----
+
+func.func @flash_attention_value(%q: tensor<1x8x4x64xf32>, %k: tensor<1x2x16x64xf32>, %v: tensor<1x2x15x64xf32>) {
+  // expected-error @+2 {{expects value of shape [1, 2, 16] + [Dv] like key, got [1, 2, 15, 64]}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.flash_attention %q, %k, %v scale = 1.0 kv_groups = 4 : (tensor<1x8x4x64xf32>, tensor<1x2x16x64xf32>, tensor<1x2x15x64xf32>) -> tensor<1x8x4x64xf32>
+  return
+}
+
+// -----
+
+func.func @flash_attention_causal_queries(%q: tensor<1x8x32x64xf32>, %k: tensor<1x2x16x64xf32>) {
+  // expected-error @+2 {{causal attention expects no more queries (32) than keys (16)}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.flash_attention %q, %k, %k scale = 1.0 kv_groups = 4 causal : (tensor<1x8x32x64xf32>, tensor<1x2x16x64xf32>, tensor<1x2x16x64xf32>) -> tensor<1x8x32x64xf32>
+  return
+}
+
+// -----
+
+func.func @flash_attention_window(%q: tensor<1x8x4x64xf32>, %k: tensor<1x2x16x64xf32>) {
+  // expected-error @+2 {{expects window >= 0, and only with causal}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.flash_attention %q, %k, %k scale = 1.0 kv_groups = 4 window = 4 : (tensor<1x8x4x64xf32>, tensor<1x2x16x64xf32>, tensor<1x2x16x64xf32>) -> tensor<1x8x4x64xf32>
+  return
+}
+
+// -----
+
+func.func @flash_attention_softcap(%q: tensor<1x8x4x64xf32>, %k: tensor<1x2x16x64xf32>) {
+  // expected-error @+2 {{expects softcap >= 0 (0: none)}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.flash_attention %q, %k, %k scale = 1.0 kv_groups = 4 causal softcap = -1.0 : (tensor<1x8x4x64xf32>, tensor<1x2x16x64xf32>, tensor<1x2x16x64xf32>) -> tensor<1x8x4x64xf32>
+  return
+}
+
+// -----
+
+func.func @flash_attention_types(%q: tensor<1x8x4x64xf32>, %k: tensor<1x2x16x64xbf16>) {
+  // expected-error @+2 {{expects query, key and value of one element type}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.flash_attention %q, %k, %k scale = 1.0 kv_groups = 4 : (tensor<1x8x4x64xf32>, tensor<1x2x16x64xbf16>, tensor<1x2x16x64xbf16>) -> tensor<1x8x4x64xf32>
+  return
+}

@@ -153,3 +153,12 @@ func.func @experts_and_loss(%probs: tensor<16x4xf32>, %logits: tensor<2x8x256xf3
   %n = gai.cross_entropy none %logits, %labels {ignore_index = 0 : i64} : (tensor<2x8x256xf32>, tensor<2x8xi32>) -> tensor<2x8xf32>
   return
 }
+
+// CHECK-LABEL: func.func @flash_attention
+func.func @flash_attention(%q: tensor<1x8x4x64xbf16>, %k: tensor<1x2x16x64xbf16>, %v: tensor<1x2x16x32xbf16>) {
+  // CHECK: gai.flash_attention %{{.*}}, %{{.*}}, %{{.*}} scale = 1.250000e-01 kv_groups = 4 causal window = 8 softcap = 5.000000e+01 : (tensor<1x8x4x64xbf16>, tensor<1x2x16x64xbf16>, tensor<1x2x16x32xbf16>) -> tensor<1x8x4x32xbf16>
+  %0 = gai.flash_attention %q, %k, %v scale = 0.125 kv_groups = 4 causal window = 8 softcap = 50.0 : (tensor<1x8x4x64xbf16>, tensor<1x2x16x64xbf16>, tensor<1x2x16x32xbf16>) -> tensor<1x8x4x32xbf16>
+  // CHECK: gai.flash_attention %{{.*}}, %{{.*}}, %{{.*}} scale = 1.000000e+00 kv_groups = 4 : (
+  %1 = gai.flash_attention %q, %k, %v scale = 1.0 kv_groups = 4 : (tensor<1x8x4x64xbf16>, tensor<1x2x16x64xbf16>, tensor<1x2x16x32xbf16>) -> tensor<1x8x4x32xbf16>
+  return
+}

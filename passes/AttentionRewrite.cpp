@@ -1,0 +1,156 @@
+// Rewrites the naive attention pattern into gai.flash_attention.
+#include "dialects/Gai/GaiOps.h"
+#include "passes/Passes.h"
+
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+
+namespace mlir::gai {
+#define GEN_PASS_DEF_GAIATTENTIONREWRITE
+#include "passes/Passes.h.inc"
+} // namespace mlir::gai
+
+using namespace mlir;
+using namespace mlir::gai;
+
+namespace {
+
+/// The value of a splat float constant, as a double.
+std::optional<double> splatValue(Value v) {
+  auto constant = v.getDefiningOp<ConstantOp>();
+  if (!constant)
+    return std::nullopt;
+  auto dense = dyn_cast<DenseElementsAttr>(constant.getValue());
+  if (!dense || !dense.isSplat() ||
+      !isa<FloatType>(dense.getElementType()))
+    return std::nullopt;
+  APFloat value = dense.getSplatValue<APFloat>();
+  bool lost = false;
+  value.convert(APFloat::IEEEdouble(), APFloat::rmNearestTiesToEven, &lost);
+  return value.convertToDouble();
+}
+
+/// -inf, or a value so negative that exp() of it minus any finite score is 0
+/// in every float type (HF fills masks with the type's lowest value).
+bool isMaskFill(Value v) {
+  std::optional<double> fill = splatValue(v);
+  if (!fill)
+    return false;
+  auto type = cast<FloatType>(cast<RankedTensorType>(v.getType()).getElementType());
+  double lowest = APFloat::getLargest(type.getFloatSemantics(), true)
+                      .convertToDouble();
+  return *fill == -INFINITY || *fill <= std::max(lowest, -1e30);
+}
+
+/// `x * s`, `s * x` or `x / d` by a splat that keeps x's type: returns x and
+/// the factor.
+std::optional<std::pair<Value, double>> scaledBySplat(Value v) {
+  Operation *op = v.getDefiningOp();
+  if (!op || op->getResult(0).getType() != op->getOperand(0).getType())
+    return std::nullopt;
+  if (auto mul = dyn_cast<MulOp>(op)) {
+    if (std::optional<double> s = splatValue(mul.getRhs()))
+      return std::make_pair(mul.getLhs(), *s);
+    if (mul.getLhs().getType() == mul.getType())
+      return std::nullopt;
+  }
+  if (auto div = dyn_cast<DivOp>(op))
+    if (std::optional<double> d = splatValue(div.getRhs()); d && *d != 0.0)
+      return std::make_pair(div.getLhs(), 1.0 / *d);
+  return std::nullopt;
+}
+
+/// `c * tanh(x / c)`: returns x and c.
+std::optional<std::pair<Value, double>> softcapped(Value v) {
+  auto outer = v.getDefiningOp<MulOp>();
+  if (!outer || outer.getType() != outer.getLhs().getType())
+    return std::nullopt;
+  std::optional<double> cap = splatValue(outer.getRhs());
+  auto tanh = outer.getLhs().getDefiningOp<TanhOp>();
+  if (!cap || *cap <= 0.0 || !tanh)
+    return std::nullopt;
+  auto inner = tanh.getInput().getDefiningOp<DivOp>();
+  if (!inner || inner.getType() != inner.getLhs().getType() ||
+      splatValue(inner.getRhs()) != cap)
+    return std::nullopt;
+  return std::make_pair(inner.getLhs(), *cap);
+}
+
+/// K or V before `gai.repeat` along the head axis, and the repeat count.
+std::pair<Value, int64_t> unrepeated(Value v) {
+  if (auto repeat = v.getDefiningOp<RepeatOp>())
+    if (repeat.getAxis() == 1)
+      return {repeat.getInput(), static_cast<int64_t>(repeat.getTimes())};
+  return {v, 1};
+}
+
+/// Rooted at the `P·V` matmul, walks up to Q, K and V.
+struct NaiveAttentionPattern : OpRewritePattern<MatmulOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(MatmulOp out,
+                                PatternRewriter &rewriter) const override {
+    if (out.getTransposeLhs() || out.getTransposeRhs() ||
+        out.getType().getRank() != 4)
+      return rewriter.notifyMatchFailure(out, "not a rank-4 P·V product");
+    auto softmax = out.getLhs().getDefiningOp<SoftmaxOp>();
+    if (!softmax || softmax.getAxis() != 3)
+      return rewriter.notifyMatchFailure(out, "no softmax over the keys");
+    auto select = softmax.getInput().getDefiningOp<SelectOp>();
+    if (!select || select.getType() != select.getOnTrue().getType() ||
+        !isMaskFill(select.getOnFalse()))
+      return rewriter.notifyMatchFailure(out, "no select(mask, s, -inf)");
+    auto mask = select.getCondition().getDefiningOp<CausalMaskOp>();
+    if (!mask)
+      return rewriter.notifyMatchFailure(out, "the mask is not causal");
+
+    Value scores = select.getOnTrue();
+    double softcap = 0.0;
+    if (auto capped = softcapped(scores))
+      std::tie(scores, softcap) = *capped;
+    double scale = 1.0;
+    if (auto scaled = scaledBySplat(scores))
+      std::tie(scores, scale) = *scaled;
+    auto qk = scores.getDefiningOp<MatmulOp>();
+    if (!qk || qk.getTransposeLhs() || !qk.getTransposeRhs())
+      return rewriter.notifyMatchFailure(out, "no Q·Kᵀ product");
+
+    auto [key, keyGroups] = unrepeated(qk.getRhs());
+    auto [value, valueGroups] = unrepeated(out.getRhs());
+    if (keyGroups != valueGroups)
+      return rewriter.notifyMatchFailure(out, "K and V repeated differently");
+    Value query = qk.getLhs();
+    auto qType = cast<RankedTensorType>(query.getType());
+    auto kType = cast<RankedTensorType>(key.getType());
+    auto vType = cast<RankedTensorType>(value.getType());
+    // Batch dims must match exactly: a broadcast batch is not attention.
+    if (kType.getRank() != 4 || vType.getRank() != 4 ||
+        qType.getDimSize(0) != kType.getDimSize(0) ||
+        kType.getDimSize(0) != vType.getDimSize(0) ||
+        kType.getDimSize(1) * keyGroups != qType.getDimSize(1) ||
+        vType.getDimSize(1) != kType.getDimSize(1) ||
+        out.getType().getDimSize(0) != qType.getDimSize(0))
+      return rewriter.notifyMatchFailure(out, "Q, K, V shapes do not line up");
+
+    rewriter.replaceOpWithNewOp<FlashAttentionOp>(
+        out, query, key, value, APFloat(scale), keyGroups, /*causal=*/true,
+        mask.getWindow(), APFloat(softcap));
+    return success();
+  }
+};
+
+struct AttentionRewritePass
+    : mlir::gai::impl::GaiAttentionRewriteBase<AttentionRewritePass> {
+  void runOnOperation() override {
+    RewritePatternSet patterns(&getContext());
+    populateAttentionRewritePatterns(patterns);
+    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
+      signalPassFailure();
+  }
+};
+
+} // namespace
+
+void mlir::gai::populateAttentionRewritePatterns(RewritePatternSet &patterns) {
+  patterns.add<NaiveAttentionPattern>(patterns.getContext());
+}
