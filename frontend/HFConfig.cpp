@@ -13,17 +13,6 @@ namespace {
 constexpr StringRef kSupportedTypes[] = {"llama", "mistral", "qwen2",
                                          "mixtral", "gemma", "gpt2"};
 
-/// head_dim = d_model / heads, which must divide.
-void deriveHeadDim(JsonFields &f, StringRef headsKey, ModelSpec &spec) {
-  if (spec.heads <= 0)
-    return;
-  if (spec.dModel % spec.heads != 0)
-    f.report(headsKey, "must divide the hidden size " + Twine(spec.dModel) +
-                           " when head_dim is not given, got " +
-                           Twine(spec.heads));
-  spec.headDim = spec.dModel / spec.heads;
-}
-
 void readActivation(JsonFields &fields, StringRef key, StringRef fallback,
                     ModelSpec &spec) {
   std::string act = fallback.str();
@@ -73,13 +62,8 @@ void readDecoder(JsonFields &f, JsonErrors &errors, StringRef type,
   f.integer("hidden_size", spec.dModel, 1, true);
   f.integer("intermediate_size", spec.ffnDim, 1, true);
   f.integer("num_hidden_layers", spec.layers, 1, true);
-  f.integer("num_attention_heads", spec.heads, 1, true);
-  spec.kvHeads = spec.heads;
-  f.integer("num_key_value_heads", spec.kvHeads, 1);
-  if (f.has("head_dim"))
-    f.integer("head_dim", spec.headDim, 1);
-  else
-    deriveHeadDim(f, "num_attention_heads", spec);
+  readHeads(f, {"num_attention_heads", "num_key_value_heads", "head_dim"},
+            spec);
   f.integer("max_position_embeddings", spec.maxSeqLen, 1, true);
   f.number("rms_norm_eps", spec.normEps, 0.0);
   readRope(f, errors, spec);
@@ -128,9 +112,7 @@ void readGPT2(JsonFields &f, ModelSpec &spec) {
   f.integer("vocab_size", spec.vocab, 1, true);
   f.integer("n_embd", spec.dModel, 1, true);
   f.integer("n_layer", spec.layers, 1, true);
-  f.integer("n_head", spec.heads, 1, true);
-  spec.kvHeads = spec.heads;
-  deriveHeadDim(f, "n_head", spec);
+  readHeads(f, {"n_head", "", ""}, spec);
   spec.ffnDim = 4 * spec.dModel;
   f.integer("n_inner", spec.ffnDim, 1);
   f.integer("n_positions", spec.maxSeqLen, 1, true);

@@ -71,6 +71,18 @@ private:
   llvm::StringSet<> seen;
 };
 
+struct ModelSpec;
+
+/// The keys of the head counts, which differ between formats; an empty key
+/// is absent from the format.
+struct HeadKeys {
+  llvm::StringRef heads, kvHeads, headDim;
+};
+
+/// Reads heads, KV heads (default: heads) and head_dim (default: the hidden
+/// size over heads, which must divide it). Needs spec.dModel read first.
+void readHeads(JsonFields &fields, const HeadKeys &keys, ModelSpec &spec);
+
 } // namespace gai
 
 #endif // GAI_FRONTEND_JSONFIELDS_H

@@ -32,6 +32,29 @@ Expected<json::Value> parseJsonText(StringRef text, StringRef fileName) {
                            where.c_str(), rest.str().c_str());
 }
 
+void readHeads(JsonFields &fields, const HeadKeys &keys, ModelSpec &spec) {
+  fields.integer(keys.heads, spec.heads, 1, /*required=*/true);
+  spec.kvHeads = spec.heads;
+  if (!keys.kvHeads.empty())
+    fields.integer(keys.kvHeads, spec.kvHeads, 1);
+  if (spec.heads > 0 && spec.kvHeads > 0 && spec.heads % spec.kvHeads != 0)
+    fields.report(keys.kvHeads, "must divide " + keys.heads + " (" +
+                                    Twine(spec.heads) + "), got " +
+                                    Twine(spec.kvHeads));
+  if (!keys.headDim.empty() && fields.has(keys.headDim)) {
+    fields.integer(keys.headDim, spec.headDim, 1);
+    return;
+  }
+  if (spec.heads <= 0)
+    return;
+  if (spec.dModel % spec.heads != 0)
+    fields.report(keys.heads, "must divide the hidden size " +
+                                  Twine(spec.dModel) +
+                                  " when head_dim is not given, got " +
+                                  Twine(spec.heads));
+  spec.headDim = spec.dModel / spec.heads;
+}
+
 static void readCompile(JsonFields &fields, CompileSection &out) {
   fields.string("target", out.target,
                 {"cpu", "cuda", "cuda:sm_80", "cuda:sm_90"});
@@ -70,17 +93,7 @@ static Expected<ModelSpec> parseSpecObject(const json::Object &top,
   root.integer("vocab", spec.vocab, 1, /*required=*/true);
   root.integer("d_model", spec.dModel, 1, true);
   root.integer("layers", spec.layers, 1, true);
-  root.integer("heads", spec.heads, 1, true);
-  spec.kvHeads = spec.heads;
-  root.integer("kv_heads", spec.kvHeads, 1);
-  if (root.has("head_dim"))
-    root.integer("head_dim", spec.headDim, 1);
-  else if (spec.heads > 0 && spec.dModel % spec.heads != 0)
-    root.report("heads", "must divide d_model (" + Twine(spec.dModel) +
-                             ") when head_dim is not given, got " +
-                             Twine(spec.heads));
-  else if (spec.heads > 0)
-    spec.headDim = spec.dModel / spec.heads;
+  readHeads(root, {"heads", "kv_heads", "head_dim"}, spec);
   root.integer("max_seq_len", spec.maxSeqLen, 1, true);
   root.integer("sliding_window", spec.slidingWindow, 0);
   root.boolean("tied_embeddings", spec.tiedEmbeddings);
@@ -194,26 +207,26 @@ static Expected<const json::Object *> topObject(const json::Value &value,
                            fileName.str().c_str());
 }
 
-Expected<ModelSpec> parseModelSpec(StringRef text, StringRef fileName) {
+/// Parses `text`; HF configs are recognised by "model_type" when allowed.
+static Expected<ModelSpec> parseSpec(StringRef text, StringRef fileName,
+                                     bool allowHFConfig) {
   Expected<json::Value> value = parseJsonText(text, fileName);
   if (!value)
     return value.takeError();
   Expected<const json::Object *> top = topObject(*value, fileName);
   if (!top)
     return top.takeError();
+  if (allowHFConfig && (*top)->get("model_type"))
+    return parseHFConfig(**top, fileName);
   return parseSpecObject(**top, fileName);
 }
 
+Expected<ModelSpec> parseModelSpec(StringRef text, StringRef fileName) {
+  return parseSpec(text, fileName, /*allowHFConfig=*/false);
+}
+
 Expected<ModelSpec> parseAnySpec(StringRef text, StringRef fileName) {
-  Expected<json::Value> value = parseJsonText(text, fileName);
-  if (!value)
-    return value.takeError();
-  Expected<const json::Object *> top = topObject(*value, fileName);
-  if (!top)
-    return top.takeError();
-  if ((*top)->get("model_type"))
-    return parseHFConfig(**top, fileName);
-  return parseSpecObject(**top, fileName);
+  return parseSpec(text, fileName, /*allowHFConfig=*/true);
 }
 
 Expected<ModelSpec> loadSpecFile(StringRef path) {

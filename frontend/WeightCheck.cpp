@@ -25,15 +25,6 @@ std::string paramNameOf(const ModelSpec &spec, llvm::StringRef tensorName) {
   return tensorName.str();
 }
 
-static std::string shapeString(llvm::ArrayRef<int64_t> shape) {
-  std::string s;
-  llvm::raw_string_ostream os(s);
-  os << '[';
-  llvm::interleaveComma(shape, os);
-  os << ']';
-  return s;
-}
-
 llvm::Error checkWeights(ModuleOp module, const SafetensorsFile &file,
                          const ModelSpec &spec) {
   // Ordered maps keep the report stable.
@@ -52,21 +43,21 @@ llvm::Error checkWeights(ModuleOp module, const SafetensorsFile &file,
     auto it = tensors.find(name);
     if (it == tensors.end()) {
       problems.push_back("missing: " + name + " " +
-                         shapeString(type.getShape()));
+                         mgai::formatShape(type.getShape()));
       continue;
     }
     const TensorView &t = *it->second;
     if (llvm::ArrayRef<int64_t>(t.shape) != type.getShape())
       problems.push_back("mis-shaped: " + t.name + " is " +
-                         shapeString(t.shape) + " in the file, the model "
-                         "expects " + shapeString(type.getShape()));
+                         mgai::formatShape(t.shape) + " in the file, the model "
+                         "expects " + mgai::formatShape(type.getShape()));
     else if (isa<FloatType>(type.getElementType()) && !isFloat(t.dtype))
       problems.push_back("wrong dtype: " + t.name + " is " +
                          dtypeName(t.dtype) + ", the model expects floats");
   }
   for (const auto &[name, t] : tensors)
     if (!params.count(name))
-      problems.push_back("extra: " + t->name + " " + shapeString(t->shape) +
+      problems.push_back("extra: " + t->name + " " + mgai::formatShape(t->shape) +
                          " is not a parameter of the model");
   if (problems.empty())
     return llvm::Error::success();

@@ -13,9 +13,7 @@ using namespace mlir::gai;
 
 #include "dialects/Gai/GaiEnums.cpp.inc"
 
-namespace {
-
-std::string shapeStr(ArrayRef<int64_t> shape) {
+std::string mlir::gai::formatShape(ArrayRef<int64_t> shape) {
   std::string s;
   llvm::raw_string_ostream os(s);
   os << '[';
@@ -23,6 +21,10 @@ std::string shapeStr(ArrayRef<int64_t> shape) {
   os << ']';
   return s;
 }
+
+namespace {
+
+std::string shapeStr(ArrayRef<int64_t> shape) { return formatShape(shape); }
 
 std::string typeStr(Type t) {
   std::string s;

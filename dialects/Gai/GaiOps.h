@@ -13,6 +13,9 @@
 #include "dialects/Gai/GaiEnums.h.inc"
 
 namespace mlir::gai {
+/// "[2, 32, 64]": how diagnostics and reports print shapes.
+std::string formatShape(ArrayRef<int64_t> shape);
+
 /// Infers the NumPy broadcast of `lhs` and `rhs` for binary op `opName`;
 /// reports which dimensions disagree.
 LogicalResult inferBroadcastType(std::optional<Location> loc, StringRef opName,
