@@ -17,6 +17,9 @@ namespace gai {
 /// The attention rewrite, for pipelines that run it beside other patterns.
 void populateAttentionRewritePatterns(RewritePatternSet &patterns);
 
+/// matmul (+ bias) (+ activation) (+ residual) -> gai.gemm.
+void populateGemmEpiloguePatterns(RewritePatternSet &patterns);
+
 #define GEN_PASS_REGISTRATION
 #include "passes/Passes.h.inc"
 

@@ -20,4 +20,27 @@ def GaiAttentionRewrite : Pass<"gai-attention-rewrite", "func::FuncOp"> {
   let dependentDialects = ["::mlir::gai::GaiDialect"];
 }
 
+def GaiFusion : Pass<"gai-fusion", "func::FuncOp"> {
+  let summary = "Attach GEMM epilogues; group elementwise and row ops into "
+                "gai.fusion regions";
+  let description = [{
+    First, a `gai.matmul` absorbs the ops that follow it into a `gai.gemm`:
+    a bias add ([N]), then an activation (silu, gelu, gelu-tanh, relu), then
+    a residual add. Each absorbed op must be the only user of the value
+    before it.
+
+    Second, the pass puts elementwise ops and row ops (softmax, reductions
+    over the last axis, rms_norm, layer_norm, rope, masks) into `gai.fusion`
+    regions. Each region becomes one kernel. A producer joins its consumer's
+    region when the consumer is its only user, so a region is a tree and no
+    intermediate escapes it. Splat constants are copied into each region
+    that uses them.
+  }];
+  let options = [
+    Option<"epilogues", "epilogues", "bool", /*default=*/"true",
+           "attach bias, activation and residual adds to GEMMs">,
+  ];
+  let dependentDialects = ["::mlir::gai::GaiDialect"];
+}
+
 #endif // GAI_PASSES_TD

@@ -33,4 +33,15 @@ def Gai_LossReduction : I32EnumAttr<"LossReduction", "loss reduction", [
   let cppNamespace = "::mlir::gai";
 }
 
+// Activations a GEMM epilogue applies.
+def Gai_EpilogueActivation : I32EnumAttr<"EpilogueActivation",
+    "activation fused into a GEMM", [
+    I32EnumAttrCase<"None", 0, "none">,
+    I32EnumAttrCase<"Silu", 1, "silu">,
+    I32EnumAttrCase<"Gelu", 2, "gelu">,          // exact (erf)
+    I32EnumAttrCase<"GeluTanh", 3, "gelu_tanh">,
+    I32EnumAttrCase<"Relu", 4, "relu">]> {
+  let cppNamespace = "::mlir::gai";
+}
+
 #endif // GAI_ENUMS_TD

@@ -141,13 +141,13 @@ LogicalResult EmbeddingOp::inferReturnTypes(MLIRContext *,
   return success();
 }
 
-LogicalResult MatmulOp::inferReturnTypes(MLIRContext *,
-                                         std::optional<Location> loc,
-                                         Adaptor adaptor,
-                                         SmallVectorImpl<Type> &types) {
-  StringRef name = getOperationName();
-  RankedTensorType l = tensorType(adaptor.getLhs());
-  RankedTensorType r = tensorType(adaptor.getRhs());
+/// The shape rule shared by gai.matmul and gai.gemm.
+static LogicalResult inferMatmulType(std::optional<Location> loc,
+                                     StringRef name, Value lhs, Value rhs,
+                                     bool tl, bool tr,
+                                     SmallVectorImpl<Type> &types) {
+  RankedTensorType l = tensorType(lhs);
+  RankedTensorType r = tensorType(rhs);
   if (!l || !r)
     return opError(loc, name, "expects ranked tensor operands");
   if (l.getRank() < 2)
@@ -164,7 +164,6 @@ LogicalResult MatmulOp::inferReturnTypes(MLIRContext *,
                        typeStr(l.getElementType()) + " and rhs " +
                        typeStr(r.getElementType()));
   ArrayRef<int64_t> ls = l.getShape(), rs = r.getShape();
-  bool tl = adaptor.getTransposeLhs(), tr = adaptor.getTransposeRhs();
   int64_t m = tl ? ls.back() : ls[ls.size() - 2];
   int64_t lk = tl ? ls[ls.size() - 2] : ls.back();
   int64_t rk = tr ? rs.back() : rs[rs.size() - 2];
@@ -185,6 +184,15 @@ LogicalResult MatmulOp::inferReturnTypes(MLIRContext *,
   batch.push_back(n);
   types.push_back(RankedTensorType::get(batch, l.getElementType()));
   return success();
+}
+
+LogicalResult MatmulOp::inferReturnTypes(MLIRContext *,
+                                         std::optional<Location> loc,
+                                         Adaptor adaptor,
+                                         SmallVectorImpl<Type> &types) {
+  return inferMatmulType(loc, getOperationName(), adaptor.getLhs(),
+                         adaptor.getRhs(), adaptor.getTransposeLhs(),
+                         adaptor.getTransposeRhs(), types);
 }
 
 //===----------------------------------------------------------------------===//
@@ -612,6 +620,48 @@ LogicalResult FlashAttentionOp::inferReturnTypes(
   types.push_back(
       RankedTensorType::get({batch, heads, queries, v.getDimSize(3)},
                             q.getElementType()));
+  return success();
+}
+
+LogicalResult GemmOp::inferReturnTypes(MLIRContext *,
+                                       std::optional<Location> loc,
+                                       Adaptor adaptor,
+                                       SmallVectorImpl<Type> &types) {
+  StringRef name = getOperationName();
+  SmallVector<Type, 1> product;
+  if (failed(inferMatmulType(loc, name, adaptor.getLhs(), adaptor.getRhs(),
+                             adaptor.getTransposeLhs(),
+                             adaptor.getTransposeRhs(), product)))
+    return failure();
+  auto result = cast<RankedTensorType>(product.front());
+  if (Value bias = adaptor.getBias()) {
+    RankedTensorType b = tensorType(bias);
+    SmallVector<int64_t> expected = {result.getShape().back()};
+    if (!b || b.getShape() != ArrayRef<int64_t>(expected) ||
+        b.getElementType() != result.getElementType())
+      return opError(loc, name,
+                     "expects bias of type " +
+                         typeStr(RankedTensorType::get(
+                             expected, result.getElementType())) +
+                         ", got " + typeStr(bias.getType()));
+  }
+  if (Value residual = adaptor.getResidual())
+    if (residual.getType() != result)
+      return opError(loc, name,
+                     "expects residual of the result type " +
+                         typeStr(result) + ", got " +
+                         typeStr(residual.getType()));
+  types.push_back(result);
+  return success();
+}
+
+LogicalResult FusionOp::verifyRegions() {
+  Block &body = getBody().front();
+  if (body.getArgumentTypes() != getInputs().getTypes())
+    return emitOpError("expects one block argument per input, of its type");
+  auto yield = cast<YieldOp>(body.getTerminator());
+  if (yield.getValues().getTypes() != getResultTypes())
+    return emitOpError("expects gai.yield of the result types");
   return success();
 }
 

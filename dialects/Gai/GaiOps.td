@@ -6,6 +6,7 @@ include "GaiDialect.td"
 include "GaiEnums.td"
 include "mlir/IR/BuiltinAttributes.td"
 include "mlir/Interfaces/InferTypeOpInterface.td"
+include "mlir/Interfaces/ControlFlowInterfaces.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 
 //===----------------------------------------------------------------------===//
@@ -395,6 +396,66 @@ def Gai_FlashAttentionOp : Gai_Op<"flash_attention", [Pure, InferTypeOpAdaptor]>
     (`causal` $causal^)? (`window` `=` $window^)? (`softcap` `=` $softcap^)?
     attr-dict `:` functional-type(operands, results)
   }];
+}
+
+def Gai_GemmOp : Gai_Op<"gemm", [Pure, InferTypeOpAdaptor,
+    AttrSizedOperandSegments]> {
+  let summary = "act(lhs·rhs + bias) + residual: a matmul with its epilogue";
+  let description = [{
+    The fusion pass makes this op from a `gai.matmul` and the bias add,
+    activation and residual add that follow it, so that one GEMM call (a
+    cuBLASLt epilogue, or the CPU kernel's store loop) does all of them.
+    `bias` is [N]; `residual` has the result's shape.
+    ```mlir
+    %y = gai.gemm %x, %w bias %b transpose_rhs activation = gelu_tanh
+        : (tensor<2x8x64xf32>, tensor<256x64xf32>, tensor<256xf32>)
+        -> tensor<2x8x256xf32>
+    ```
+  }];
+  let arguments = (ins Gai_FloatTensor:$lhs, Gai_FloatTensor:$rhs,
+      Optional<Gai_FloatTensor>:$bias, Optional<Gai_FloatTensor>:$residual,
+      UnitAttr:$transpose_lhs, UnitAttr:$transpose_rhs,
+      DefaultValuedAttr<Gai_EpilogueActivation,
+                        "::mlir::gai::EpilogueActivation::None">:$activation);
+  let results = (outs Gai_FloatTensor:$result);
+  let assemblyFormat = [{
+    $lhs `,` $rhs (`bias` $bias^)? (`residual` $residual^)?
+    (`transpose_lhs` $transpose_lhs^)? (`transpose_rhs` $transpose_rhs^)?
+    (`activation` `=` $activation^)? attr-dict `:`
+    functional-type(operands, results)
+  }];
+}
+
+def Gai_FusionOp : Gai_Op<"fusion", [IsolatedFromAbove,
+    SingleBlockImplicitTerminator<"YieldOp">, RecursiveMemoryEffects]> {
+  let summary = "elementwise and row-reduction ops that become one kernel";
+  let description = [{
+    The body computes the results from the block arguments, which stand for
+    `inputs`, and ends in `gai.yield`. Codegen lowers each region to one
+    kernel, so its intermediates never reach memory.
+    ```mlir
+    %y = gai.fusion %x, %w : (tensor<8x64xf32>, tensor<64xf32>) -> tensor<8x64xf32> {
+    ^bb0(%a: tensor<8x64xf32>, %b: tensor<64xf32>):
+      %n = gai.rms_norm %a, %b eps = 1.0e-5 : (tensor<8x64xf32>, tensor<64xf32>) -> tensor<8x64xf32>
+      gai.yield %n : tensor<8x64xf32>
+    }
+    ```
+  }];
+  let arguments = (ins Variadic<Gai_Tensor>:$inputs);
+  let results = (outs Variadic<Gai_Tensor>:$results);
+  let regions = (region SizedRegion<1>:$body);
+  let assemblyFormat = [{
+    $inputs attr-dict `:` functional-type($inputs, $results) $body
+  }];
+  let hasRegionVerifier = 1;
+}
+
+def Gai_YieldOp : Gai_Op<"yield", [Pure, Terminator, ReturnLike,
+    HasParent<"FusionOp">]> {
+  let summary = "the results of a gai.fusion body";
+  let arguments = (ins Variadic<Gai_Tensor>:$values);
+  let assemblyFormat = "$values attr-dict `:` type($values)";
+  let builders = [OpBuilder<(ins), [{ /* nothing to yield */ }]>];
 }
 
 #endif // GAI_OPS_TD

@@ -511,3 +511,73 @@ func.func @flash_attention_types(%q: tensor<1x8x4x64xf32>, %k: tensor<1x2x16x64x
   %0 = gai.flash_attention %q, %k, %k scale = 1.0 kv_groups = 4 : (tensor<1x8x4x64xf32>, tensor<1x2x16x64xbf16>, tensor<1x2x16x64xbf16>) -> tensor<1x8x4x64xf32>
   return
 }
+
+// -----
+
+func.func @gemm_bias(%x: tensor<8x64xf32>, %w: tensor<64x32xf32>, %b: tensor<64xf32>) {
+  // expected-error @+2 {{expects bias of type tensor<32xf32>, got tensor<64xf32>}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.gemm %x, %w bias %b : (tensor<8x64xf32>, tensor<64x32xf32>, tensor<64xf32>) -> tensor<8x32xf32>
+  return
+}
+
+// -----
+
+func.func @gemm_residual(%x: tensor<8x64xf32>, %w: tensor<64x32xf32>, %r: tensor<1x32xf32>) {
+  // expected-error @+2 {{expects residual of the result type tensor<8x32xf32>, got tensor<1x32xf32>}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.gemm %x, %w residual %r : (tensor<8x64xf32>, tensor<64x32xf32>, tensor<1x32xf32>) -> tensor<8x32xf32>
+  return
+}
+
+// -----
+
+func.func @gemm_contraction(%x: tensor<8x64xf32>, %w: tensor<32x64xf32>) {
+  // expected-error @+2 {{contraction sizes differ: lhs [8, 64] has K = 64 but rhs [32, 64] has K = 32}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.gemm %x, %w : (tensor<8x64xf32>, tensor<32x64xf32>) -> tensor<8x64xf32>
+  return
+}
+
+// -----
+
+func.func @fusion_arguments(%x: tensor<8xf32>) {
+  // expected-error @+1 {{expects one block argument per input, of its type}}
+  %0 = gai.fusion %x : (tensor<8xf32>) -> tensor<8xf32> {
+  ^bb0(%a: tensor<4xf32>):
+    %c = gai.constant dense<1.0> : tensor<8xf32>
+    gai.yield %c : tensor<8xf32>
+  }
+  return
+}
+
+// -----
+
+func.func @fusion_yield(%x: tensor<8xf32>) {
+  // expected-error @+1 {{expects gai.yield of the result types}}
+  %0 = gai.fusion %x : (tensor<8xf32>) -> tensor<8xf32> {
+  ^bb0(%a: tensor<8xf32>):
+    %b = gai.convert %a : tensor<8xf32> to tensor<8xbf16>
+    gai.yield %b : tensor<8xbf16>
+  }
+  return
+}
+
+// -----
+
+func.func @fusion_isolated(%x: tensor<8xf32>) {
+  // expected-note @+1 {{required by region isolation constraints}}
+  %0 = gai.fusion : () -> tensor<8xf32> {
+    // expected-error @+1 {{using value defined outside the region}}
+    %y = gai.exp %x : tensor<8xf32>
+    gai.yield %y : tensor<8xf32>
+  }
+  return
+}
+
+// -----
+
+func.func @yield_outside_fusion(%x: tensor<8xf32>) {
+  // expected-error @+1 {{expects parent op 'gai.fusion'}}
+  gai.yield %x : tensor<8xf32>
+}

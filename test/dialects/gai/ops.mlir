@@ -162,3 +162,21 @@ func.func @flash_attention(%q: tensor<1x8x4x64xbf16>, %k: tensor<1x2x16x64xbf16>
   %1 = gai.flash_attention %q, %k, %v scale = 1.0 kv_groups = 4 : (tensor<1x8x4x64xbf16>, tensor<1x2x16x64xbf16>, tensor<1x2x16x32xbf16>) -> tensor<1x8x4x32xbf16>
   return
 }
+
+// CHECK-LABEL: func.func @gemm_and_fusion
+func.func @gemm_and_fusion(%x: tensor<2x8x64xf32>, %w: tensor<256x64xf32>, %b: tensor<256xf32>, %r: tensor<2x8x256xf32>, %n: tensor<256xf32>) -> tensor<2x8x256xf32> {
+  // CHECK: gai.gemm %{{.*}}, %{{.*}} bias %{{.*}} residual %{{.*}} transpose_rhs activation = silu : (tensor<2x8x64xf32>, tensor<256x64xf32>, tensor<256xf32>, tensor<2x8x256xf32>) -> tensor<2x8x256xf32>
+  %0 = gai.gemm %x, %w bias %b residual %r transpose_rhs activation = silu : (tensor<2x8x64xf32>, tensor<256x64xf32>, tensor<256xf32>, tensor<2x8x256xf32>) -> tensor<2x8x256xf32>
+  // CHECK: gai.gemm %{{.*}}, %{{.*}} transpose_rhs : (tensor<2x8x64xf32>, tensor<256x64xf32>) -> tensor<2x8x256xf32>
+  %1 = gai.gemm %x, %w transpose_rhs : (tensor<2x8x64xf32>, tensor<256x64xf32>) -> tensor<2x8x256xf32>
+  // CHECK: gai.fusion %{{.*}}, %{{.*}} : (tensor<2x8x256xf32>, tensor<256xf32>) -> tensor<2x8x256xf32> {
+  // CHECK-NEXT: ^bb0(%[[A:.*]]: tensor<2x8x256xf32>, %[[B:.*]]: tensor<256xf32>):
+  // CHECK-NEXT: %[[N:.*]] = gai.rms_norm %[[A]], %[[B]]
+  // CHECK-NEXT: gai.yield %[[N]] : tensor<2x8x256xf32>
+  %2 = gai.fusion %0, %n : (tensor<2x8x256xf32>, tensor<256xf32>) -> tensor<2x8x256xf32> {
+  ^bb0(%a: tensor<2x8x256xf32>, %c: tensor<256xf32>):
+    %y = gai.rms_norm %a, %c eps = 1.0e-5 : (tensor<2x8x256xf32>, tensor<256xf32>) -> tensor<2x8x256xf32>
+    gai.yield %y : tensor<2x8x256xf32>
+  }
+  return %2 : tensor<2x8x256xf32>
+}

@@ -1,0 +1,218 @@
+// Attaches GEMM epilogues and groups elementwise and row ops into
+// gai.fusion regions, one kernel each.
+#include "dialects/Gai/GaiOps.h"
+#include "passes/Passes.h"
+
+#include "mlir/IR/IRMapping.h"
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+
+namespace mlir::gai {
+#define GEN_PASS_DEF_GAIFUSION
+#include "passes/Passes.h.inc"
+} // namespace mlir::gai
+
+using namespace mlir;
+using namespace mlir::gai;
+
+namespace {
+
+//===----------------------------------------------------------------------===//
+// GEMM epilogues
+//===----------------------------------------------------------------------===//
+
+Operation *onlyUser(Value v) {
+  return v.hasOneUse() ? *v.getUsers().begin() : nullptr;
+}
+
+/// If `add` adds `acc` to something else, returns the other operand.
+Value otherAddend(Operation *op, Value acc) {
+  auto add = dyn_cast_if_present<AddOp>(op);
+  if (!add || add.getType() != acc.getType())
+    return {};
+  return add.getLhs() == acc ? add.getRhs() : add.getLhs();
+}
+
+std::optional<EpilogueActivation> epilogueActivation(Operation *op) {
+  if (isa_and_present<SiluOp>(op))
+    return EpilogueActivation::Silu;
+  if (isa_and_present<ReluOp>(op))
+    return EpilogueActivation::Relu;
+  if (auto gelu = dyn_cast_if_present<GeluOp>(op))
+    return gelu.getApproximation() == GeluApproximation::Tanh
+               ? EpilogueActivation::GeluTanh
+               : EpilogueActivation::Gelu;
+  return std::nullopt;
+}
+
+struct GemmEpiloguePattern : OpRewritePattern<MatmulOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(MatmulOp matmul,
+                                PatternRewriter &rewriter) const override {
+    auto type = matmul.getType();
+    Value acc = matmul.getResult();
+    Operation *last = matmul;
+    Value bias, residual;
+    EpilogueActivation activation = EpilogueActivation::None;
+
+    if (Value other = otherAddend(onlyUser(acc), acc)) {
+      auto b = cast<RankedTensorType>(other.getType());
+      if (b.getRank() == 1 && b.getDimSize(0) == type.getShape().back() &&
+          b.getElementType() == type.getElementType() && other != acc) {
+        bias = other;
+        last = onlyUser(acc);
+        acc = last->getResult(0);
+      }
+    }
+    if (std::optional<EpilogueActivation> act =
+            epilogueActivation(onlyUser(acc))) {
+      activation = *act;
+      last = onlyUser(acc);
+      acc = last->getResult(0);
+    }
+    if (Value other = otherAddend(onlyUser(acc), acc)) {
+      if (other.getType() == type && other != acc) {
+        residual = other;
+        last = onlyUser(acc);
+        acc = last->getResult(0);
+      }
+    }
+    if (last == matmul.getOperation())
+      return rewriter.notifyMatchFailure(matmul, "no epilogue to attach");
+
+    // At the last absorbed op: the bias and residual may be defined after
+    // the matmul.
+    rewriter.setInsertionPoint(last);
+    rewriter.replaceOpWithNewOp<GemmOp>(
+        last, matmul.getLhs(), matmul.getRhs(), bias, residual,
+        matmul.getTransposeLhs(), matmul.getTransposeRhs(), activation);
+    return success();
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// Fusion regions
+//===----------------------------------------------------------------------===//
+
+bool isSplatConstant(Operation *op) {
+  auto constant = dyn_cast_if_present<ConstantOp>(op);
+  return constant && isa<SplatElementsAttr>(constant.getValue());
+}
+
+bool isLastAxis(int64_t axis, Value v) {
+  return axis == cast<RankedTensorType>(v.getType()).getRank() - 1;
+}
+
+/// Ops a generated kernel computes: elementwise, or reducing along rows.
+bool isFusible(Operation *op) {
+  if (isa<AddOp, SubOp, MulOp, DivOp, MaxOp, MinOp, PowOp, NegOp, AbsOp,
+          ExpOp, LogOp, SqrtOp, RsqrtOp, ReciprocalOp, TanhOp, SigmoidOp,
+          SiluOp, ReluOp, GeluOp, ConvertOp, SelectOp, RmsNormOp, LayerNormOp,
+          RopeOp, CausalMaskOp, IotaOp>(op))
+    return true;
+  if (auto softmax = dyn_cast<SoftmaxOp>(op))
+    return isLastAxis(static_cast<int64_t>(softmax.getAxis()),
+                      softmax.getInput());
+  if (auto reduce = dyn_cast<ReduceOp>(op))
+    return reduce.getAxes().size() == 1 &&
+           isLastAxis(reduce.getAxes()[0], reduce.getInput());
+  return false;
+}
+
+/// Groups of ops, each a tree rooted at its last op, in reverse block order.
+SmallVector<SmallVector<Operation *>> formGroups(Block &block) {
+  DenseSet<Operation *> grouped;
+  SmallVector<SmallVector<Operation *>> groups;
+  for (Operation &root : llvm::reverse(block)) {
+    if (!isFusible(&root) || grouped.contains(&root))
+      continue;
+    SmallVector<Operation *> group, worklist = {&root};
+    grouped.insert(&root);
+    while (!worklist.empty()) {
+      Operation *op = worklist.pop_back_val();
+      group.push_back(op);
+      for (Value operand : op->getOperands()) {
+        Operation *producer = operand.getDefiningOp();
+        if (!producer || grouped.contains(producer) || !isFusible(producer) ||
+            !llvm::all_of(producer->getUsers(),
+                          [&](Operation *user) { return user == op; }))
+          continue;
+        grouped.insert(producer);
+        worklist.push_back(producer);
+      }
+    }
+    llvm::sort(group,
+               [](Operation *a, Operation *b) { return a->isBeforeInBlock(b); });
+    groups.push_back(std::move(group));
+  }
+  return groups;
+}
+
+/// Replaces a group by one gai.fusion placed at its root.
+void outlineGroup(ArrayRef<Operation *> group, OpBuilder &builder) {
+  DenseSet<Operation *> members(group.begin(), group.end());
+  SmallVector<Value> inputs;
+  SmallVector<Operation *> constants;
+  for (Operation *op : group)
+    for (Value operand : op->getOperands()) {
+      Operation *producer = operand.getDefiningOp();
+      if (producer && members.contains(producer))
+        continue;
+      if (isSplatConstant(producer)) {
+        if (!llvm::is_contained(constants, producer))
+          constants.push_back(producer);
+      } else if (!llvm::is_contained(inputs, operand)) {
+        inputs.push_back(operand);
+      }
+    }
+
+  Operation *root = group.back();
+  builder.setInsertionPoint(root);
+  auto fusion = FusionOp::create(builder, root->getLoc(),
+                                 root->getResultTypes(), inputs);
+  Block *body = builder.createBlock(&fusion.getBody());
+  IRMapping mapping;
+  for (Value input : inputs)
+    mapping.map(input, body->addArgument(input.getType(), input.getLoc()));
+  for (Operation *constant : constants)
+    builder.clone(*constant, mapping);
+  for (Operation *op : group)
+    builder.clone(*op, mapping);
+  YieldOp::create(builder, root->getLoc(),
+                  mapping.lookup(root->getResult(0)));
+
+  root->getResult(0).replaceAllUsesWith(fusion.getResult(0));
+  for (Operation *op : llvm::reverse(group))
+    op->erase();
+  for (Operation *constant : constants)
+    if (constant->use_empty())
+      constant->erase();
+}
+
+struct FusionPass : mlir::gai::impl::GaiFusionBase<FusionPass> {
+  using GaiFusionBase::GaiFusionBase;
+
+  void runOnOperation() override {
+    func::FuncOp func = getOperation();
+    if (epilogues) {
+      RewritePatternSet patterns(&getContext());
+      populateGemmEpiloguePatterns(patterns);
+      if (failed(applyPatternsGreedily(func, std::move(patterns))))
+        return signalPassFailure();
+    }
+    OpBuilder builder(&getContext());
+    for (Block &block : func.getBody()) {
+      // Groups are collected first: no mutation while walking.
+      SmallVector<SmallVector<Operation *>> groups = formGroups(block);
+      for (ArrayRef<Operation *> group : llvm::reverse(groups))
+        outlineGroup(group, builder);
+    }
+  }
+};
+
+} // namespace
+
+void mlir::gai::populateGemmEpiloguePatterns(RewritePatternSet &patterns) {
+  patterns.add<GemmEpiloguePattern>(patterns.getContext());
+}

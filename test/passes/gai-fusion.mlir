@@ -1,0 +1,128 @@
+// RUN: gai-opt %s --gai-fusion --split-input-file | FileCheck %s
+// RUN: gai-opt %s --gai-fusion="epilogues=false" --split-input-file | FileCheck %s --check-prefix=NOEPI
+
+// Bias, activation and residual join the GEMM.
+// CHECK-LABEL: func.func @epilogue
+// CHECK-SAME: (%[[X:.*]]: tensor<2x8x64xf32>, %[[W:.*]]: tensor<256x64xf32>, %[[B:.*]]: tensor<256xf32>, %[[R:.*]]: tensor<2x8x256xf32>)
+// CHECK-NEXT: %[[Y:.*]] = gai.gemm %[[X]], %[[W]] bias %[[B]] residual %[[R]] transpose_rhs activation = gelu_tanh : (tensor<2x8x64xf32>, tensor<256x64xf32>, tensor<256xf32>, tensor<2x8x256xf32>) -> tensor<2x8x256xf32>
+// CHECK-NEXT: return %[[Y]]
+// NOEPI-LABEL: func.func @epilogue
+// NOEPI: gai.matmul
+// NOEPI: gai.fusion
+// NOEPI: gai.add
+// NOEPI: gai.gelu tanh
+// NOEPI: gai.add
+// NOEPI: gai.yield
+func.func @epilogue(%x: tensor<2x8x64xf32>, %w: tensor<256x64xf32>, %b: tensor<256xf32>, %r: tensor<2x8x256xf32>) -> tensor<2x8x256xf32> {
+  %0 = gai.matmul %x, %w transpose_rhs : (tensor<2x8x64xf32>, tensor<256x64xf32>) -> tensor<2x8x256xf32>
+  %1 = gai.add %0, %b : (tensor<2x8x256xf32>, tensor<256xf32>) -> tensor<2x8x256xf32>
+  %2 = gai.gelu tanh %1 : tensor<2x8x256xf32>
+  %3 = gai.add %r, %2 : (tensor<2x8x256xf32>, tensor<2x8x256xf32>) -> tensor<2x8x256xf32>
+  return %3 : tensor<2x8x256xf32>
+}
+
+// -----
+
+// A product used twice keeps its epilogue ops outside: both users need it.
+// CHECK-LABEL: func.func @epilogue_shared_product
+// CHECK: %[[P:.*]] = gai.matmul
+// CHECK: gai.fusion %[[P]]
+// CHECK: gai.silu
+// CHECK: gai.fusion
+// CHECK: gai.mul
+func.func @epilogue_shared_product(%x: tensor<8x64xf32>, %w: tensor<64x64xf32>) -> (tensor<8x64xf32>, tensor<8x64xf32>) {
+  %0 = gai.matmul %x, %w : (tensor<8x64xf32>, tensor<64x64xf32>) -> tensor<8x64xf32>
+  %1 = gai.silu %0 : tensor<8x64xf32>
+  %2 = gai.mul %0, %0 : (tensor<8x64xf32>, tensor<8x64xf32>) -> tensor<8x64xf32>
+  return %1, %2 : tensor<8x64xf32>, tensor<8x64xf32>
+}
+
+// -----
+
+// tanh is not an epilogue activation: the GEMM stays plain and tanh is a
+// kernel of its own.
+// CHECK-LABEL: func.func @no_tanh_epilogue
+// CHECK: %[[P:.*]] = gai.matmul
+// CHECK: gai.fusion %[[P]]
+// CHECK: gai.tanh
+func.func @no_tanh_epilogue(%x: tensor<8x64xf32>, %w: tensor<64x64xf32>) -> tensor<8x64xf32> {
+  %0 = gai.matmul %x, %w : (tensor<8x64xf32>, tensor<64x64xf32>) -> tensor<8x64xf32>
+  %1 = gai.tanh %0 : tensor<8x64xf32>
+  return %1 : tensor<8x64xf32>
+}
+
+// -----
+
+// A chain of elementwise and row ops is one region; splat constants are
+// copied in, other values become inputs.
+// CHECK-LABEL: func.func @chain
+// CHECK-SAME: (%[[S:.*]]: tensor<2x4x8x8xf32>)
+// CHECK-NEXT: %[[F:.*]] = gai.fusion %[[S]] : (tensor<2x4x8x8xf32>) -> tensor<2x4x8x8xf32> {
+// CHECK-NEXT: ^bb0(%[[A:.*]]: tensor<2x4x8x8xf32>):
+// CHECK-DAG: gai.constant dense<2.500000e-01>
+// CHECK-DAG: gai.constant dense<0xFF800000>
+// CHECK: gai.mul %[[A]]
+// CHECK: gai.causal_mask
+// CHECK: gai.select
+// CHECK: %[[P:.*]] = gai.softmax
+// CHECK: gai.yield %[[P]]
+// CHECK: return %[[F]]
+func.func @chain(%s: tensor<2x4x8x8xf32>) -> tensor<2x4x8x8xf32> {
+  %c = gai.constant dense<0.25> : tensor<f32>
+  %0 = gai.mul %s, %c : (tensor<2x4x8x8xf32>, tensor<f32>) -> tensor<2x4x8x8xf32>
+  %m = gai.causal_mask : tensor<8x8xi1>
+  %ninf = gai.constant dense<0xFF800000> : tensor<f32>
+  %1 = gai.select %m, %0, %ninf : (tensor<8x8xi1>, tensor<2x4x8x8xf32>, tensor<f32>) -> tensor<2x4x8x8xf32>
+  %2 = gai.softmax %1 axis = 3 : tensor<2x4x8x8xf32>
+  return %2 : tensor<2x4x8x8xf32>
+}
+
+// -----
+
+// A value with two users ends a region: regions are trees, so the residual
+// add and the norm that reads it are two kernels.
+// CHECK-LABEL: func.func @shared_value
+// CHECK: %[[ADD:.*]] = gai.fusion %{{.*}}, %{{.*}} : (tensor<8x64xf32>, tensor<8x64xf32>) -> tensor<8x64xf32>
+// CHECK: gai.add
+// CHECK: gai.fusion %[[ADD]], %{{.*}} : (tensor<8x64xf32>, tensor<64xf32>) -> tensor<8x64xf32>
+// CHECK: gai.rms_norm
+// CHECK: return
+func.func @shared_value(%x: tensor<8x64xf32>, %y: tensor<8x64xf32>, %w: tensor<64xf32>) -> (tensor<8x64xf32>, tensor<8x64xf32>) {
+  %0 = gai.add %x, %y : (tensor<8x64xf32>, tensor<8x64xf32>) -> tensor<8x64xf32>
+  %1 = gai.rms_norm %0, %w eps = 1.0e-5 : (tensor<8x64xf32>, tensor<64xf32>) -> tensor<8x64xf32>
+  return %0, %1 : tensor<8x64xf32>, tensor<8x64xf32>
+}
+
+// -----
+
+// Near misses: a softmax over a middle axis and a reduction over the first
+// axis are not row ops, and layout ops never join a region.
+// CHECK-LABEL: func.func @not_row_ops
+// CHECK: gai.softmax %{{.*}} axis = 0
+// CHECK-NOT: gai.fusion
+// CHECK: gai.reduce sum %{{.*}} axes = [0]
+// CHECK: gai.transpose
+// CHECK-NOT: gai.fusion
+// CHECK: return
+func.func @not_row_ops(%x: tensor<8x64xf32>) -> (tensor<8x64xf32>, tensor<64xf32>, tensor<64x8xf32>) {
+  %0 = gai.softmax %x axis = 0 : tensor<8x64xf32>
+  %1 = gai.reduce sum %x axes = [0] : (tensor<8x64xf32>) -> tensor<64xf32>
+  %2 = gai.transpose %x permutation = [1, 0] : (tensor<8x64xf32>) -> tensor<64x8xf32>
+  return %0, %1, %2 : tensor<8x64xf32>, tensor<64xf32>, tensor<64x8xf32>
+}
+
+// -----
+
+// The bias is defined after the product (as the frontend emits it): the
+// GEMM goes where the last absorbed op was.
+// CHECK-LABEL: func.func @bias_defined_later
+// CHECK: %[[P:.*]] = gai.param "w"
+// CHECK-NEXT: %[[B:.*]] = gai.param "b"
+// CHECK-NEXT: gai.gemm %{{.*}}, %[[P]] bias %[[B]] :
+func.func @bias_defined_later(%x: tensor<8x64xf32>) -> tensor<8x32xf32> {
+  %w = gai.param "w" : tensor<64x32xf32>
+  %0 = gai.matmul %x, %w : (tensor<8x64xf32>, tensor<64x32xf32>) -> tensor<8x32xf32>
+  %b = gai.param "b" : tensor<32xf32>
+  %1 = gai.add %0, %b : (tensor<8x32xf32>, tensor<32xf32>) -> tensor<8x32xf32>
+  return %1 : tensor<8x32xf32>
+}
