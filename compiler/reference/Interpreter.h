@@ -1,0 +1,42 @@
+// A reference interpreter for gai IR on the host: straightforward loops in
+// double precision. It is the oracle the numerical tests compare the
+// frontend, the passes and (later) generated code against; it is not a
+// backend.
+#ifndef GAI_COMPILER_REFERENCE_INTERPRETER_H
+#define GAI_COMPILER_REFERENCE_INTERPRETER_H
+
+#include "gai/Safetensors.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+namespace gai::reference {
+
+/// A dense row-major host tensor. Every element type is held as double;
+/// results of f16/bf16 ops are rounded to that type first.
+struct HostTensor {
+  std::vector<int64_t> shape;
+  std::vector<double> data;
+
+  HostTensor() = default;
+  explicit HostTensor(std::vector<int64_t> shape, double fill = 0.0);
+  int64_t numElements() const { return static_cast<int64_t>(data.size()); }
+};
+
+/// Reads a tensor of a safetensors file (any float or integer dtype).
+HostTensor fromTensorView(const TensorView &view);
+
+/// Evaluates `func` on `arguments`; `gai.param` reads `weights`, whose tensor names `paramNameOf` maps to parameter
+/// names (identity when empty). Errors (an
+/// op it does not know, a missing weight) come back as llvm::Error.
+llvm::Expected<std::vector<HostTensor>>
+evaluate(mlir::func::FuncOp func, llvm::ArrayRef<HostTensor> arguments,
+         const SafetensorsFile &weights,
+         std::function<std::string(llvm::StringRef)> paramNameOf = {});
+
+} // namespace gai::reference
+
+#endif // GAI_COMPILER_REFERENCE_INTERPRETER_H
