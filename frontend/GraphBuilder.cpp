@@ -19,12 +19,19 @@ namespace {
 class ForwardBuilder {
 public:
   ForwardBuilder(MLIRContext &context, const ModelSpec &spec, ParamNames names,
-                 Type elementType, int64_t batch, int64_t seqLen)
+                 Type elementType, int64_t batch)
       : b(UnknownLoc::get(&context), &context), spec(spec),
-        names(std::move(names)), elt(elementType), batch(batch), seq(seqLen) {
-  }
+        names(std::move(names)), elt(elementType), batch(batch) {}
 
-  OwningOpRef<ModuleOp> build();
+  /// @forward(tokens [B, T]) -> logits [B, T, V]: no cache.
+  void buildForward(ModuleOp module, int64_t seqLen);
+  /// @name(tokens [B, T], start [B], last [B], k caches, v caches)
+  ///   -> (logits [B, V], k caches, v caches)
+  /// Token t of row b sits at position start[b] + t; its K and V are
+  /// written to the caches ([B, Hkv, S, D] per layer) there. The logits are
+  /// those of token last[b].
+  void buildStep(ModuleOp module, StringRef name, int64_t seqLen,
+                 int64_t context);
 
 private:
   void at(const std::string &scope) {
@@ -46,7 +53,15 @@ private:
                const std::string &bias = "");
   Value activation(Value x);
   Value norm(Value x, const std::string &weight, const std::string &bias);
-  Value attention(Value x, int64_t layer, Value positions);
+  /// The KV cache of one generation step: per-layer state in and out.
+  struct Cache {
+    Value start;
+    SmallVector<Value> keys, values;
+  };
+  Value attention(Value x, int64_t layer, Value positions, Cache *cache);
+  /// Embeddings, decoder layers, final norm; `cache` for steps.
+  Value decoder(Value tokens, Value positions, Cache *cache);
+  Value logits(Value hidden);
   Value feedForward(Value x, int64_t layer, const std::string &prefix,
                     int64_t expert);
   Value mixtureOfExperts(Value x, int64_t layer);
@@ -57,7 +72,9 @@ private:
   const ModelSpec &spec;
   ParamNames names;
   Type elt;
-  int64_t batch, seq;
+  int64_t batch;
+  int64_t seq = 0; ///< tokens per row of the function being built
+  Value embeddingTable;
 };
 
 Value ForwardBuilder::linear(Value x, const std::string &weight, int64_t in,
@@ -101,7 +118,8 @@ Value ForwardBuilder::splitHeads(Value x, int64_t heads) {
   return TransposeOp::create(b, r, ArrayRef<int64_t>{0, 2, 1, 3});
 }
 
-Value ForwardBuilder::attention(Value x, int64_t layer, Value positions) {
+Value ForwardBuilder::attention(Value x, int64_t layer, Value positions,
+                                Cache *cache) {
   int64_t d = spec.dModel, hd = spec.headDim;
   int64_t qDim = spec.heads * hd, kvDim = spec.kvHeads * hd;
   AttentionNames n = names.attention(layer);
@@ -130,6 +148,20 @@ Value ForwardBuilder::attention(Value x, int64_t layer, Value positions) {
     q = RopeOp::create(b, q, positions, theta, style);
     k = RopeOp::create(b, k, positions, theta, style);
   }
+  Value mask;
+  if (cache) {
+    k = cache->keys[layer] =
+        CacheWriteOp::create(b, cache->keys[layer], k, cache->start);
+    v = cache->values[layer] =
+        CacheWriteOp::create(b, cache->values[layer], v, cache->start);
+    int64_t slots = cast<RankedTensorType>(k.getType()).getDimSize(2);
+    mask = PositionMaskOp::create(
+        b, tensor({batch, 1, seq, slots}, b.getI1Type()), cache->start,
+        spec.slidingWindow);
+  } else {
+    mask = CausalMaskOp::create(b, tensor({seq, seq}, b.getI1Type()),
+                                spec.slidingWindow);
+  }
   if (spec.kvHeads != spec.heads) {
     int64_t groups = spec.heads / spec.kvHeads;
     k = RepeatOp::create(b, k, 1, groups);
@@ -142,8 +174,6 @@ Value ForwardBuilder::attention(Value x, int64_t layer, Value positions) {
     scores = MulOp::create(b, TanhOp::create(b, DivOp::create(b, scores, cap)),
                            cap);
   }
-  Value mask = CausalMaskOp::create(b, tensor({seq, seq}, b.getI1Type()),
-                                    spec.slidingWindow);
   scores = SelectOp::create(b, mask, scores, scalar(-INFINITY));
   Value probs = SoftmaxOp::create(b, scores, 3);
   Value out = MatmulOp::create(b, probs, v); // [B, H, T, D]
@@ -203,37 +233,23 @@ Value ForwardBuilder::mixtureOfExperts(Value x, int64_t layer) {
   return sum;
 }
 
-OwningOpRef<ModuleOp> ForwardBuilder::build() {
-  OwningOpRef<ModuleOp> module = ModuleOp::create(b.getLoc());
-  module->setName(spec.name.empty() ? StringRef("model") : spec.name);
-  b.setInsertionPointToEnd(module->getBody());
-  auto tokensType = tensor({batch, seq}, b.getI32Type());
-  auto logitsType = tensor({batch, seq, spec.vocab});
-  auto func = func::FuncOp::create(
-      b, "forward", b.getFunctionType({tokensType}, {logitsType}));
-  func.setArgAttr(0, "gai.name", b.getStringAttr("tokens"));
-  Block *entry = func.addEntryBlock();
-  b.setInsertionPointToStart(entry);
-  Value tokens = entry->getArgument(0);
-
+Value ForwardBuilder::decoder(Value tokens, Value positions, Cache *cache) {
   at("embed");
   int64_t d = spec.dModel;
-  Value table = param(names.embedding(), {spec.vocab, d});
-  Value x = EmbeddingOp::create(b, table, tokens);
+  embeddingTable = param(names.embedding(), {spec.vocab, d});
+  Value x = EmbeddingOp::create(b, embeddingTable, tokens);
   if (spec.scaleEmbeddings) // Gemma rounds sqrt(d) to the compute type
     x = MulOp::create(b, x, scalar(std::sqrt(double(d))));
-  Value positions = IotaOp::create(b, tensor({1, seq}, b.getI32Type()), 1);
   if (spec.position == PositionKind::Learned) {
     Value pe = EmbeddingOp::create(
         b, param(names.positionEmbedding(), {spec.maxSeqLen, d}), positions);
     x = AddOp::create(b, x, pe);
   }
-
   for (int64_t layer = 0; layer < spec.layers; ++layer) {
     LayerNames n = names.layer(layer);
     at(names.layerScope(layer) + ".attn");
     Value h = norm(x, n.attnNorm, n.attnNormBias);
-    x = AddOp::create(b, x, attention(h, layer, positions));
+    x = AddOp::create(b, x, attention(h, layer, positions, cache));
     at(names.layerScope(layer) + ".ffn");
     h = norm(x, n.ffnNorm, n.ffnNormBias);
     Value y = spec.experts > 0
@@ -241,19 +257,83 @@ OwningOpRef<ModuleOp> ForwardBuilder::build() {
                   : feedForward(h, layer, names.layerScope(layer) + ".ffn", -1);
     x = AddOp::create(b, x, y);
   }
+  return x;
+}
 
+Value ForwardBuilder::logits(Value hidden) {
   at("head");
-  x = norm(x, names.finalNorm(), names.finalNormBias());
-  Value head = spec.tiedEmbeddings ? table
-                                   : param(names.lmHead(), {spec.vocab, d});
-  Value logits = MatmulOp::create(b, x, head, false, true);
+  Value x = norm(hidden, names.finalNorm(), names.finalNormBias());
+  Value head = spec.tiedEmbeddings
+                   ? embeddingTable
+                   : param(names.lmHead(), {spec.vocab, spec.dModel});
+  Value out = MatmulOp::create(b, x, head, false, true);
   if (spec.finalSoftcap > 0) {
     Value cap = scalar(spec.finalSoftcap);
-    logits = MulOp::create(b, TanhOp::create(b, DivOp::create(b, logits, cap)),
-                           cap);
+    out = MulOp::create(b, TanhOp::create(b, DivOp::create(b, out, cap)), cap);
   }
-  func::ReturnOp::create(b, logits);
-  return module;
+  return out;
+}
+
+void ForwardBuilder::buildForward(ModuleOp module, int64_t seqLen) {
+  seq = seqLen;
+  b.setInsertionPointToEnd(module.getBody());
+  auto tokensType = tensor({batch, seq}, b.getI32Type());
+  auto logitsType = tensor({batch, seq, spec.vocab});
+  auto func = func::FuncOp::create(
+      b, "forward", b.getFunctionType({tokensType}, {logitsType}));
+  func.setArgAttr(0, "gai.name", b.getStringAttr("tokens"));
+  Block *entry = func.addEntryBlock();
+  b.setInsertionPointToStart(entry);
+  Value positions = IotaOp::create(b, tensor({1, seq}, b.getI32Type()), 1);
+  Value hidden = decoder(entry->getArgument(0), positions, nullptr);
+  func::ReturnOp::create(b, logits(hidden));
+}
+
+void ForwardBuilder::buildStep(ModuleOp module, StringRef name,
+                               int64_t seqLen, int64_t context) {
+  seq = seqLen;
+  b.setInsertionPointToEnd(module.getBody());
+  Type i32 = b.getI32Type();
+  auto cacheType = tensor({batch, spec.kvHeads, context, spec.headDim});
+  SmallVector<Type> inputs = {tensor({batch, seq}, i32), tensor({batch}, i32),
+                              tensor({batch}, i32)};
+  SmallVector<Type> results = {tensor({batch, spec.vocab})};
+  for (int64_t i = 0; i < 2 * spec.layers; ++i) {
+    inputs.push_back(cacheType);
+    results.push_back(cacheType);
+  }
+  auto func =
+      func::FuncOp::create(b, name, b.getFunctionType(inputs, results));
+  const char *argNames[] = {"tokens", "start", "last"};
+  for (int i = 0; i < 3; ++i)
+    func.setArgAttr(i, "gai.name", b.getStringAttr(argNames[i]));
+  for (int64_t l = 0; l < spec.layers; ++l) {
+    func.setArgAttr(3 + l, "gai.name",
+                    b.getStringAttr("cache.k." + std::to_string(l)));
+    func.setArgAttr(3 + spec.layers + l, "gai.name",
+                    b.getStringAttr("cache.v." + std::to_string(l)));
+  }
+  Block *entry = func.addEntryBlock();
+  b.setInsertionPointToStart(entry);
+
+  Cache cache;
+  cache.start = entry->getArgument(1);
+  for (int64_t l = 0; l < spec.layers; ++l) {
+    cache.keys.push_back(entry->getArgument(3 + l));
+    cache.values.push_back(entry->getArgument(3 + spec.layers + l));
+  }
+  at("positions");
+  Value steps = IotaOp::create(b, tensor({1, seq}, i32), 1);
+  Value positions = AddOp::create(
+      b, steps, ReshapeOp::create(b, tensor({batch, 1}, i32), cache.start));
+  Value hidden = decoder(entry->getArgument(0), positions, &cache);
+  at("head");
+  // Only the requested token of each row reaches the vocabulary projection.
+  Value last = TakeOp::create(b, hidden, entry->getArgument(2));
+  SmallVector<Value> outs = {logits(last)};
+  outs.append(cache.keys.begin(), cache.keys.end());
+  outs.append(cache.values.begin(), cache.values.end());
+  func::ReturnOp::create(b, outs);
 }
 
 } // namespace
@@ -272,6 +352,9 @@ buildForward(MLIRContext &context, const ModelSpec &spec,
                                          : spec.maxSeqLen;
   if (batch < 1)
     return fail("batch must be at least 1, got " + llvm::Twine(batch));
+  if (options.prefillLen < 0 || options.prefillLen > seq)
+    return fail("the prefill length must be in [1, " + llvm::Twine(seq) +
+                "] (the context), got " + llvm::Twine(options.prefillLen));
   if (seq < 1 || seq > spec.maxSeqLen)
     return fail("sequence length must be in [1, " +
                 llvm::Twine(spec.maxSeqLen) + "] (the model's max_seq_len), "
@@ -284,8 +367,16 @@ buildForward(MLIRContext &context, const ModelSpec &spec,
   if (!elt)
     return fail("dtype must be f32, bf16 or f16, got '" + dtype + "'");
 
-  ForwardBuilder builder(context, spec, ParamNames(spec), elt, batch, seq);
-  OwningOpRef<ModuleOp> module = builder.build();
+  OwningOpRef<ModuleOp> module = ModuleOp::create(UnknownLoc::get(&context));
+  module->setName(spec.name.empty() ? StringRef("model") : spec.name);
+  ForwardBuilder builder(context, spec, ParamNames(spec), elt, batch);
+  if (options.entries.forward)
+    builder.buildForward(*module, seq);
+  if (options.entries.prefill)
+    builder.buildStep(*module, "prefill",
+                      options.prefillLen ? options.prefillLen : seq, seq);
+  if (options.entries.decode)
+    builder.buildStep(*module, "decode", 1, seq);
   // The builder is ours: a module that fails to verify is a bug, not input.
   if (failed(verify(*module)))
     return fail("internal error: the built IR does not verify");

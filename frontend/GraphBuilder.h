@@ -9,14 +9,25 @@
 
 namespace gai {
 
+/// The functions to build.
+struct Entries {
+  bool forward = true; ///< @forward(tokens) -> logits of every position
+  bool prefill = false; ///< a generation step over a whole prompt
+  bool decode = false;  ///< a generation step of one token
+};
+
 struct BuildOptions {
   int64_t batch = 0;  ///< 0: the spec's compile.max_batch
-  int64_t seqLen = 0; ///< 0: compile.max_seq_len, else the model's max
+  int64_t seqLen = 0; ///< @forward's length and the KV cache's size;
+                      ///< 0: compile.max_seq_len, else the model's max
   std::string dtype;  ///< f32, bf16, f16; empty: compile.dtype
+  Entries entries = {};
+  int64_t prefillLen = 0; ///< tokens per @prefill row; 0: seqLen
 };
 
 /// Emits `func.func @forward(%tokens: tensor<BxTxi32>) -> tensor<BxTxVx..>`
-/// of primitive gai ops. Attention is written out naively (QKᵀ·scale, causal
+/// of primitive gai ops, and the generation steps @prefill and @decode
+/// (their KV caches are explicit arguments and results) when asked. Attention is written out naively (QKᵀ·scale, causal
 /// mask, softmax, ·V, K/V repeated for grouped queries): the pattern the
 /// attention-rewriting pass finds. Parameters are `gai.param` ops named as in
 /// the weights file.

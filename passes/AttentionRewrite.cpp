@@ -100,9 +100,23 @@ struct NaiveAttentionPattern : OpRewritePattern<MatmulOp> {
     if (!select || select.getType() != select.getOnTrue().getType() ||
         !isMaskFill(select.getOnFalse()))
       return rewriter.notifyMatchFailure(out, "no select(mask, s, -inf)");
-    auto mask = select.getCondition().getDefiningOp<CausalMaskOp>();
-    if (!mask)
+    // A static causal mask, or one for queries at per-row positions; either
+    // must have the scores' own [T, S], not broadcast to it.
+    Value positions;
+    int64_t window = 0;
+    Value condition = select.getCondition();
+    if (auto mask = condition.getDefiningOp<CausalMaskOp>()) {
+      window = static_cast<int64_t>(mask.getWindow());
+    } else if (auto mask = condition.getDefiningOp<PositionMaskOp>()) {
+      window = static_cast<int64_t>(mask.getWindow());
+      positions = mask.getPositions();
+    } else {
       return rewriter.notifyMatchFailure(out, "the mask is not causal");
+    }
+    auto maskShape = cast<RankedTensorType>(condition.getType()).getShape();
+    auto scoreShape = select.getType().getShape();
+    if (maskShape.take_back(2) != scoreShape.take_back(2))
+      return rewriter.notifyMatchFailure(out, "the mask is broadcast");
 
     Value scores = select.getOnTrue();
     double softcap = 0.0;
@@ -133,8 +147,8 @@ struct NaiveAttentionPattern : OpRewritePattern<MatmulOp> {
       return rewriter.notifyMatchFailure(out, "Q, K, V shapes do not line up");
 
     rewriter.replaceOpWithNewOp<FlashAttentionOp>(
-        out, query, key, value, APFloat(scale), keyGroups, /*causal=*/true,
-        mask.getWindow(), APFloat(softcap));
+        out, query, key, value, positions, APFloat(scale), keyGroups,
+        /*causal=*/true, window, APFloat(softcap));
     return success();
   }
 };

@@ -423,6 +423,54 @@ llvm::Error Interpreter::run(Operation *op) {
     set(mask, std::move(t));
     return llvm::Error::success();
   }
+  if (auto mask = dyn_cast<PositionMaskOp>(op)) {
+    const HostTensor &start = in(mask.getPositions());
+    HostTensor t(shapeOf(mask));
+    int64_t s = t.shape[3], q = t.shape[2];
+    int64_t window = static_cast<int64_t>(mask.getWindow());
+    for (int64_t i = 0; i < t.numElements(); ++i) {
+      int64_t key = i % s, b = i / (q * s);
+      int64_t query = static_cast<int64_t>(start.data[b]) + (i / s) % q;
+      t.data[i] = key <= query && (window == 0 || query - key < window);
+    }
+    set(mask, std::move(t));
+    return llvm::Error::success();
+  }
+  if (auto write = dyn_cast<CacheWriteOp>(op)) {
+    HostTensor t = in(write.getCache());
+    const HostTensor &u = in(write.getUpdate());
+    const HostTensor &start = in(write.getPositions());
+    int64_t b = t.shape[0], h = t.shape[1], s = t.shape[2], d = t.shape[3];
+    int64_t n = u.shape[2];
+    for (int64_t bi = 0; bi < b; ++bi) {
+      int64_t at = static_cast<int64_t>(start.data[bi]);
+      if (at < 0 || at + n > s)
+        return fail(op, "row " + llvm::Twine(bi) + " writes slots [" +
+                            llvm::Twine(at) + ", " + llvm::Twine(at + n) +
+                            ") of a cache of " + llvm::Twine(s));
+      for (int64_t hi = 0; hi < h; ++hi)
+        std::copy_n(u.data.begin() + ((bi * h + hi) * n) * d, n * d,
+                    t.data.begin() + ((bi * h + hi) * s + at) * d);
+    }
+    set(write, std::move(t));
+    return llvm::Error::success();
+  }
+  if (auto take = dyn_cast<TakeOp>(op)) {
+    const HostTensor &x = in(take.getInput());
+    const HostTensor &idx = in(take.getIndices());
+    HostTensor t(shapeOf(take));
+    int64_t rows = x.shape[1], row = t.numElements() / x.shape[0];
+    for (int64_t b = 0; b < x.shape[0]; ++b) {
+      int64_t r = static_cast<int64_t>(idx.data[b]);
+      if (r < 0 || r >= rows)
+        return fail(op, "index " + llvm::Twine(r) + " is not in [0, " +
+                            llvm::Twine(rows) + ")");
+      std::copy_n(x.data.begin() + (b * rows + r) * row, row,
+                  t.data.begin() + b * row);
+    }
+    set(take, std::move(t));
+    return llvm::Error::success();
+  }
   if (auto reshape = dyn_cast<ReshapeOp>(op)) {
     HostTensor t = in(reshape.getInput());
     t.shape = shapeOf(reshape);
@@ -571,6 +619,8 @@ llvm::Error Interpreter::run(Operation *op) {
         for (int64_t ti = 0; ti < tq; ++ti) {
           const double *qr = q.data.data() + ((bi * h + hi) * tq + ti) * d;
           int64_t kvh = hi / groups, pos = ti + s - tq;
+          if (fa.getQueryPositions())
+            pos = ti + static_cast<int64_t>(in(fa.getQueryPositions()).data[bi]);
           double mx = -INFINITY;
           for (int64_t j = 0; j < s; ++j) {
             bool visible = !fa.getCausal() ||
@@ -700,8 +750,17 @@ evaluate(func::FuncOp func, llvm::ArrayRef<HostTensor> arguments,
                                    "expected %u arguments, got %zu",
                                    entry.getNumArguments(), arguments.size());
   Interpreter interpreter(weights, paramNameOf);
-  for (auto [arg, value] : llvm::zip(entry.getArguments(), arguments))
+  for (auto [i, pair] : llvm::enumerate(llvm::zip(entry.getArguments(), arguments))) {
+    auto [arg, value] = pair;
+    auto type = cast<RankedTensorType>(arg.getType());
+    if (llvm::ArrayRef<int64_t>(value.shape) != type.getShape())
+      return llvm::createStringError(
+          llvm::inconvertibleErrorCode(),
+          "argument #%zu has shape %s, the function expects %s", i,
+          formatShape(value.shape).c_str(),
+          formatShape(type.getShape()).c_str());
     interpreter.bind(arg, value);
+  }
   return interpreter.runBlock(entry);
 }
 

@@ -364,6 +364,68 @@ LogicalResult CausalMaskOp::verify() {
   return success();
 }
 
+LogicalResult PositionMaskOp::verify() {
+  ArrayRef<int64_t> shape = getType().getShape();
+  int64_t batch = getPositions().getType().getNumElements();
+  if (getPositions().getType().getRank() != 1 || shape.size() != 4 ||
+      shape[0] != batch || shape[1] != 1)
+    return emitOpError("expects positions [B] and a result [B, 1, T, S], got ")
+           << shapeStr(getPositions().getType().getShape()) << " and "
+           << shapeStr(shape);
+  if (static_cast<int64_t>(getWindow()) < 0)
+    return emitOpError("expects window >= 0 (0: no window), got ")
+           << static_cast<int64_t>(getWindow());
+  return success();
+}
+
+LogicalResult CacheWriteOp::inferReturnTypes(MLIRContext *,
+                                             std::optional<Location> loc,
+                                             Adaptor adaptor,
+                                             SmallVectorImpl<Type> &types) {
+  StringRef name = getOperationName();
+  RankedTensorType cache = tensorType(adaptor.getCache());
+  RankedTensorType update = tensorType(adaptor.getUpdate());
+  RankedTensorType pos = tensorType(adaptor.getPositions());
+  if (!cache || !update || !pos)
+    return opError(loc, name, "expects ranked operands");
+  ArrayRef<int64_t> c = cache.getShape(), u = update.getShape();
+  if (c.size() != 4 || u.size() != 4 || c[0] != u[0] || c[1] != u[1] ||
+      c[3] != u[3] || u[2] > c[2])
+    return opError(loc, name,
+                   "expects cache [B, H, S, D] and update [B, H, T <= S, D], "
+                   "got " +
+                       shapeStr(c) + " and " + shapeStr(u));
+  if (cache.getElementType() != update.getElementType())
+    return opError(loc, name, "expects cache and update of one element type");
+  if (pos.getRank() != 1 || pos.getDimSize(0) != c[0])
+    return opError(loc, name,
+                   "expects positions of shape [" + Twine(c[0]) + "], got " +
+                       shapeStr(pos.getShape()));
+  types.push_back(cache);
+  return success();
+}
+
+LogicalResult TakeOp::inferReturnTypes(MLIRContext *,
+                                       std::optional<Location> loc,
+                                       Adaptor adaptor,
+                                       SmallVectorImpl<Type> &types) {
+  StringRef name = getOperationName();
+  RankedTensorType in = tensorType(adaptor.getInput());
+  RankedTensorType idx = tensorType(adaptor.getIndices());
+  if (!in || !idx)
+    return opError(loc, name, "expects ranked operands");
+  if (in.getRank() < 2 || idx.getRank() != 1 ||
+      idx.getDimSize(0) != in.getDimSize(0))
+    return opError(loc, name,
+                   "expects input [B, T, ...] and indices [B], got " +
+                       shapeStr(in.getShape()) + " and " +
+                       shapeStr(idx.getShape()));
+  SmallVector<int64_t> shape(in.getShape());
+  shape.erase(shape.begin() + 1);
+  types.push_back(RankedTensorType::get(shape, in.getElementType()));
+  return success();
+}
+
 //===----------------------------------------------------------------------===//
 // Shape
 //===----------------------------------------------------------------------===//
@@ -607,7 +669,14 @@ LogicalResult FlashAttentionOp::inferReturnTypes(
                    "expects value of shape " +
                        shapeStr(k.getShape().drop_back()) +
                        " + [Dv] like key, got " + shapeStr(v.getShape()));
-  if (adaptor.getCausal() && queries > k.getDimSize(2))
+  if (Value positions = adaptor.getQueryPositions()) {
+    RankedTensorType p = tensorType(positions);
+    if (!p || p.getRank() != 1 || p.getDimSize(0) != batch ||
+        !adaptor.getCausal())
+      return opError(loc, name,
+                     "expects query positions of shape [" + Twine(batch) +
+                         "], and only with causal");
+  } else if (adaptor.getCausal() && queries > k.getDimSize(2))
     return opError(loc, name,
                    "causal attention expects no more queries (" +
                        Twine(queries) + ") than keys (" +

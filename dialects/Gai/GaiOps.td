@@ -260,6 +260,59 @@ def Gai_CausalMaskOp : Gai_Op<"causal_mask", [Pure]> {
   let hasVerifier = 1;
 }
 
+def Gai_PositionMaskOp : Gai_Op<"position_mask", [Pure]> {
+  let summary = "causal mask for queries that start at per-row positions";
+  let description = [{
+    The result is [B, 1, T, S] of i1. Query i of row b sits at position
+    `positions[b] + i` and sees key j when j <= that position and, with a
+    window W > 0, when position - j < W. Generation steps use it over a KV
+    cache of S slots.
+    ```mlir
+    %m = gai.position_mask %start window = 4096
+        : (tensor<4xi32>) -> tensor<4x1x1x2048xi1>
+    ```
+  }];
+  let arguments = (ins Gai_IndexTensor:$positions,
+                       DefaultValuedAttr<I64Attr, "0">:$window);
+  let results = (outs Gai_MaskTensor:$result);
+  let assemblyFormat = [{
+    $positions (`window` `=` $window^)? attr-dict `:`
+    functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Gai_CacheWriteOp : Gai_Op<"cache_write", [Pure, InferTypeOpAdaptor]> {
+  let summary = "a KV cache [B, H, S, D] with rows written at per-row positions";
+  let description = [{
+    Row b of `update` [B, H, T, D] lands in slots
+    `positions[b] .. positions[b] + T - 1` of the cache's sequence axis; the
+    other slots keep their values. Positions past S - T are a runtime error.
+  }];
+  let arguments = (ins Gai_FloatTensor:$cache, Gai_FloatTensor:$update,
+                       Gai_IndexTensor:$positions);
+  let results = (outs Gai_FloatTensor:$result);
+  let assemblyFormat = [{
+    $cache `,` $update `at` $positions attr-dict `:`
+    functional-type(operands, results)
+  }];
+}
+
+def Gai_TakeOp : Gai_Op<"take", [Pure, InferTypeOpAdaptor]> {
+  let summary = "row indices[b] of each batch entry: [B, T, ...] -> [B, ...]";
+  let description = [{
+    Picks the last prompt position of each row after prefill.
+    ```mlir
+    %h = gai.take %x, %last : (tensor<4x128x64xf32>, tensor<4xi32>) -> tensor<4x64xf32>
+    ```
+  }];
+  let arguments = (ins Gai_Tensor:$input, Gai_IndexTensor:$indices);
+  let results = (outs Gai_Tensor:$result);
+  let assemblyFormat = [{
+    $input `,` $indices attr-dict `:` functional-type(operands, results)
+  }];
+}
+
 //===----------------------------------------------------------------------===//
 // Shape
 //===----------------------------------------------------------------------===//
@@ -375,8 +428,9 @@ def Gai_FlashAttentionOp : Gai_Op<"flash_attention", [Pure, InferTypeOpAdaptor]>
     `query` is [B, H, T, D]; `key` and `value` are [B, H / kv_groups, S, D]
     and [B, H / kv_groups, S, Dv]: query head h reads KV head h / kv_groups
     (grouped-query attention; kv_groups = H is multi-query). With `causal`,
-    query i sits at position i + S - T and sees keys j <= that position, and
-    with a window W > 0 only those with position - j < W. A softcap c > 0
+    query i sits at position i + S - T, or at `query_positions[b] + i` when
+    given (a generation step over a KV cache), and sees keys j <= that
+    position, and with a window W > 0 only those with position - j < W. A softcap c > 0
     applies c·tanh(s / c) to the scaled scores before masking. The attention
     rewriting pass makes this op from the naive pattern.
     ```mlir
@@ -386,13 +440,16 @@ def Gai_FlashAttentionOp : Gai_Op<"flash_attention", [Pure, InferTypeOpAdaptor]>
     ```
   }];
   let arguments = (ins Gai_FloatTensor:$query, Gai_FloatTensor:$key,
-                       Gai_FloatTensor:$value, F64Attr:$scale,
+                       Gai_FloatTensor:$value,
+                       Optional<Gai_IndexTensor>:$query_positions,
+                       F64Attr:$scale,
                        I64Attr:$kv_groups, UnitAttr:$causal,
                        DefaultValuedAttr<I64Attr, "0">:$window,
                        DefaultValuedAttr<F64Attr, "0.0">:$softcap);
   let results = (outs Gai_FloatTensor:$result);
   let assemblyFormat = [{
-    $query `,` $key `,` $value `scale` `=` $scale `kv_groups` `=` $kv_groups
+    $query `,` $key `,` $value (`at` $query_positions^)?
+    `scale` `=` $scale `kv_groups` `=` $kv_groups
     (`causal` $causal^)? (`window` `=` $window^)? (`softcap` `=` $softcap^)?
     attr-dict `:` functional-type(operands, results)
   }];

@@ -156,3 +156,40 @@ func.func @no_transpose(%q: tensor<1x2x8x8xf32>, %k: tensor<1x2x8x8xf32>, %v: te
   %o = gai.matmul %p, %v : (tensor<1x2x8x8xf32>, tensor<1x2x8x16xf32>) -> tensor<1x2x8x16xf32>
   return %o : tensor<1x2x8x16xf32>
 }
+
+// -----
+
+// A decode step over a KV cache: the mask comes from per-row positions.
+// CHECK-LABEL: func.func @decode_step
+// CHECK-SAME: (%[[Q:.*]]: tensor<2x4x1x16xf32>, %[[K:.*]]: tensor<2x2x32x16xf32>, %[[V:.*]]: tensor<2x2x32x16xf32>, %[[P:.*]]: tensor<2xi32>)
+// CHECK: gai.flash_attention %[[Q]], %[[K]], %[[V]] at %[[P]] scale = 2.500000e-01 kv_groups = 2 causal window = 8 :
+func.func @decode_step(%q: tensor<2x4x1x16xf32>, %k: tensor<2x2x32x16xf32>, %v: tensor<2x2x32x16xf32>, %pos: tensor<2xi32>) -> tensor<2x4x1x16xf32> {
+  %kr = gai.repeat %k axis = 1 times = 2 : (tensor<2x2x32x16xf32>) -> tensor<2x4x32x16xf32>
+  %vr = gai.repeat %v axis = 1 times = 2 : (tensor<2x2x32x16xf32>) -> tensor<2x4x32x16xf32>
+  %s = gai.matmul %q, %kr transpose_rhs : (tensor<2x4x1x16xf32>, tensor<2x4x32x16xf32>) -> tensor<2x4x1x32xf32>
+  %c = gai.constant dense<0.25> : tensor<f32>
+  %s1 = gai.mul %s, %c : (tensor<2x4x1x32xf32>, tensor<f32>) -> tensor<2x4x1x32xf32>
+  %m = gai.position_mask %pos window = 8 : (tensor<2xi32>) -> tensor<2x1x1x32xi1>
+  %ninf = gai.constant dense<0xFF800000> : tensor<f32>
+  %s2 = gai.select %m, %s1, %ninf : (tensor<2x1x1x32xi1>, tensor<2x4x1x32xf32>, tensor<f32>) -> tensor<2x4x1x32xf32>
+  %p = gai.softmax %s2 axis = 3 : tensor<2x4x1x32xf32>
+  %o = gai.matmul %p, %vr : (tensor<2x4x1x32xf32>, tensor<2x4x32x16xf32>) -> tensor<2x4x1x16xf32>
+  return %o : tensor<2x4x1x16xf32>
+}
+
+// -----
+
+// Near miss: a one-row causal mask broadcast over several queries gives
+// every query the same keys, which is not causal attention.
+// CHECK-LABEL: func.func @broadcast_mask
+// CHECK-NOT: gai.flash_attention
+// CHECK: gai.softmax
+func.func @broadcast_mask(%q: tensor<1x2x8x16xf32>, %k: tensor<1x2x8x16xf32>, %v: tensor<1x2x8x16xf32>) -> tensor<1x2x8x16xf32> {
+  %s = gai.matmul %q, %k transpose_rhs : (tensor<1x2x8x16xf32>, tensor<1x2x8x16xf32>) -> tensor<1x2x8x8xf32>
+  %m = gai.causal_mask : tensor<1x8xi1>
+  %ninf = gai.constant dense<0xFF800000> : tensor<f32>
+  %s2 = gai.select %m, %s, %ninf : (tensor<1x8xi1>, tensor<1x2x8x8xf32>, tensor<f32>) -> tensor<1x2x8x8xf32>
+  %p = gai.softmax %s2 axis = 3 : tensor<1x2x8x8xf32>
+  %o = gai.matmul %p, %v : (tensor<1x2x8x8xf32>, tensor<1x2x8x16xf32>) -> tensor<1x2x8x16xf32>
+  return %o : tensor<1x2x8x16xf32>
+}

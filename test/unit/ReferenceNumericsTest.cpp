@@ -41,12 +41,16 @@ Fixture load(const std::string &family) {
   return f;
 }
 
-/// Builds @forward for [batch, seq]; with `optimize`, also runs the
-/// attention rewrite and fusion.
+/// Builds @forward for [batch, seq] (or, with `options`, what they ask
+/// for); with `optimize`, also runs the attention rewrite and fusion.
 mlir::OwningOpRef<mlir::ModuleOp> build(mlir::MLIRContext &context,
                                         const ModelSpec &spec, int64_t batch,
-                                        int64_t seq, bool optimize) {
-  auto module = buildForward(context, spec, BuildOptions{batch, seq, "f32"});
+                                        int64_t seq, bool optimize,
+                                        BuildOptions options = {}) {
+  options.batch = batch;
+  options.seqLen = seq;
+  options.dtype = "f32";
+  auto module = buildForward(context, spec, options);
   EXPECT_FALSE(!module) << llvm::toString(module.takeError());
   if (!module)
     return {};
@@ -62,13 +66,31 @@ mlir::OwningOpRef<mlir::ModuleOp> build(mlir::MLIRContext &context,
 }
 
 std::vector<HostTensor> run(mlir::ModuleOp module, const Fixture &f,
-                            const HostTensor &tokens) {
-  auto forward = module.lookupSymbol<mlir::func::FuncOp>("forward");
+                            llvm::ArrayRef<HostTensor> arguments,
+                            llvm::StringRef entry = "forward") {
+  auto func = module.lookupSymbol<mlir::func::FuncOp>(entry);
   auto result = reference::evaluate(
-      forward, {tokens}, *f.weights,
+      func, arguments, *f.weights,
       [&](llvm::StringRef name) { return paramNameOf(f.spec, name); });
   EXPECT_FALSE(!result) << llvm::toString(result.takeError());
   return result ? *result : std::vector<HostTensor>{};
+}
+
+/// transformers-style greedy decoding of `prompt` to `total` tokens with a
+/// @forward over [1, length >= total].
+std::vector<double> greedyWithForward(mlir::ModuleOp module, const Fixture &f,
+                                      std::vector<double> prompt,
+                                      int64_t total, int64_t length) {
+  HostTensor tokens({1, length}, 0.0);
+  std::copy(prompt.begin(), prompt.end(), tokens.data.begin());
+  for (int64_t t = static_cast<int64_t>(prompt.size()); t < total; ++t) {
+    std::vector<HostTensor> logits = run(module, f, {tokens});
+    const double *row = logits[0].data.data() + (t - 1) * f.spec.vocab;
+    tokens.data[t] =
+        static_cast<double>(std::max_element(row, row + f.spec.vocab) - row);
+  }
+  tokens.data.resize(total);
+  return tokens.data;
 }
 
 class HFNumerics : public ::testing::TestWithParam<std::tuple<const char *, bool>> {};
@@ -82,7 +104,7 @@ TEST_P(HFNumerics, LogitsMatchTransformers) {
   mlir::MLIRContext context;
   auto module = build(context, f.spec, ids.shape[0], ids.shape[1], optimize);
   ASSERT_TRUE(module);
-  std::vector<HostTensor> got = run(*module, f, ids);
+  std::vector<HostTensor> got = run(*module, f, {ids});
   ASSERT_EQ(got.size(), 1u);
   ASSERT_EQ(got[0].shape, want.shape);
   double maxDiff = 0.0;
@@ -106,16 +128,70 @@ TEST_P(HFNumerics, GreedyContinuationMatchesTransformers) {
   // up to t, so the not-yet-generated tail can hold anything.
   auto module = build(context, f.spec, 1, total, optimize);
   ASSERT_TRUE(module);
-  HostTensor tokens({1, total}, 0.0);
-  std::copy(prompt.data.begin(), prompt.data.end(), tokens.data.begin());
-  int64_t vocab = f.spec.vocab;
-  for (int64_t t = promptLen; t < total; ++t) {
-    std::vector<HostTensor> logits = run(*module, f, tokens);
-    ASSERT_EQ(logits.size(), 1u);
-    const double *row = logits[0].data.data() + (t - 1) * vocab;
-    tokens.data[t] = static_cast<double>(std::max_element(row, row + vocab) - row);
+  std::vector<double> got = greedyWithForward(
+      *module, f, {prompt.data.begin(), prompt.data.begin() + promptLen},
+      total, total);
+  EXPECT_EQ(got, want.data) << family;
+}
+
+// Generation as the runtime will run it: one @prefill over a batch of two
+// prompts of different lengths, then @decode steps over the KV cache.
+TEST_P(HFNumerics, PrefillAndDecodeMatchTransformers) {
+  auto [family, optimize] = GetParam();
+  Fixture f = load(family);
+  ASSERT_TRUE(f.weights);
+  HostTensor prompt = reference::fromTensorView(*f.expected->find("prompt_ids"));
+  HostTensor want = reference::fromTensorView(*f.expected->find("greedy_ids"));
+  int64_t context = want.shape[1], full = prompt.shape[1], shortLen = 5;
+  int64_t steps = context - full;
+  mlir::MLIRContext context_;
+  BuildOptions options;
+  options.entries = {false, true, true};
+  options.prefillLen = full;
+  auto module = build(context_, f.spec, 2, context, optimize, options);
+  ASSERT_TRUE(module);
+
+  HostTensor tokens({2, full}, 0.0);
+  for (int64_t i = 0; i < full; ++i) {
+    tokens.data[i] = prompt.data[i];
+    tokens.data[full + i] = i < shortLen ? prompt.data[i] : 0.0; // padding
   }
-  EXPECT_EQ(tokens.data, want.data) << family;
+  std::vector<HostTensor> args = {tokens, HostTensor({2}, 0.0),
+                                  HostTensor({2}, 0.0)};
+  args[2].data = {double(full - 1), double(shortLen - 1)};
+  for (int64_t i = 0; i < 2 * f.spec.layers; ++i)
+    args.push_back(HostTensor({2, f.spec.kvHeads, context, f.spec.headDim}));
+
+  std::vector<std::vector<double>> generated = {
+      {prompt.data.begin(), prompt.data.end()},
+      {prompt.data.begin(), prompt.data.begin() + shortLen}};
+  std::vector<HostTensor> out = run(*module, f, args, "prefill");
+  for (int64_t step = 0; step < steps; ++step) {
+    ASSERT_EQ(out.size(), 1 + 2 * static_cast<size_t>(f.spec.layers));
+    HostTensor next({2, 1});
+    for (int64_t r = 0; r < 2; ++r) {
+      const double *row = out[0].data.data() + r * f.spec.vocab;
+      next.data[r] = static_cast<double>(
+          std::max_element(row, row + f.spec.vocab) - row);
+      generated[r].push_back(next.data[r]);
+    }
+    if (step + 1 == steps)
+      break;
+    HostTensor start({2});
+    start.data = {double(generated[0].size() - 1),
+                  double(generated[1].size() - 1)};
+    args = {next, start, HostTensor({2}, 0.0)};
+    args.insert(args.end(), out.begin() + 1, out.end());
+    out = run(*module, f, args, "decode");
+  }
+  EXPECT_EQ(generated[0], want.data) << family;
+
+  mlir::MLIRContext forwardContext;
+  auto forward = build(forwardContext, f.spec, 1, context, optimize);
+  std::vector<double> shortWant = greedyWithForward(
+      *forward, f, {prompt.data.begin(), prompt.data.begin() + shortLen},
+      shortLen + steps, context);
+  EXPECT_EQ(generated[1], shortWant) << family;
 }
 
 INSTANTIATE_TEST_SUITE_P(

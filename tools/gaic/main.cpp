@@ -35,6 +35,13 @@ cl::opt<int64_t> batch("batch",
 cl::opt<int64_t> seqLen(
     "seq-len", cl::desc("sequence length (default: compile.max_seq_len)"),
     cl::init(0), cl::cat(category));
+cl::list<std::string> entries(
+    "entries",
+    cl::desc("functions to build: forward, prefill, decode (default forward)"),
+    cl::CommaSeparated, cl::cat(category));
+cl::opt<int64_t> prefillLen(
+    "prefill-len", cl::desc("tokens per @prefill row (default: --seq-len)"),
+    cl::init(0), cl::cat(category));
 cl::opt<std::string> dtype("dtype",
                            cl::desc("f32, bf16 or f16 (default: compile.dtype)"),
                            cl::cat(category));
@@ -54,8 +61,8 @@ int main(int argc, char **argv) {
   cl::ParseCommandLineOptions(argc, argv,
                               "gaic: the gai model compiler\n\n"
                               "  gaic model.json --emit=gai -o model.mlir\n");
-  if (batch < 0 || seqLen < 0)
-    return fail("--batch and --seq-len must be positive");
+  if (batch < 0 || seqLen < 0 || prefillLen < 0)
+    return fail("--batch, --seq-len and --prefill-len must be positive");
 
   gai::CompileOptions options;
   options.specPath = specPath;
@@ -63,6 +70,21 @@ int main(int argc, char **argv) {
   options.build.batch = batch;
   options.build.seqLen = seqLen;
   options.build.dtype = dtype;
+  options.build.prefillLen = prefillLen;
+  if (!entries.empty()) {
+    options.build.entries = {false, false, false};
+    for (const std::string &entry : entries) {
+      if (entry == "forward")
+        options.build.entries.forward = true;
+      else if (entry == "prefill")
+        options.build.entries.prefill = true;
+      else if (entry == "decode")
+        options.build.entries.decode = true;
+      else
+        return fail("--entries: unknown function '" + entry +
+                    "' (expected forward, prefill or decode)");
+    }
+  }
 
   mlir::MLIRContext context;
   llvm::Expected<gai::ImportedModel> model = gai::importModel(context, options);

@@ -581,3 +581,64 @@ func.func @yield_outside_fusion(%x: tensor<8xf32>) {
   // expected-error @+1 {{expects parent op 'gai.fusion'}}
   gai.yield %x : tensor<8xf32>
 }
+
+// -----
+
+func.func @position_mask_shape(%p: tensor<2xi32>) {
+  // expected-error @+1 {{expects positions [B] and a result [B, 1, T, S], got [2] and [2, 4, 1, 64]}}
+  %0 = gai.position_mask %p : (tensor<2xi32>) -> tensor<2x4x1x64xi1>
+  return
+}
+
+// -----
+
+func.func @position_mask_window(%p: tensor<2xi32>) {
+  // expected-error @+1 {{expects window >= 0 (0: no window), got -1}}
+  %0 = gai.position_mask %p window = -1 : (tensor<2xi32>) -> tensor<2x1x1x64xi1>
+  return
+}
+
+// -----
+
+func.func @cache_write_shape(%c: tensor<2x2x64x16xf32>, %u: tensor<2x4x1x16xf32>, %p: tensor<2xi32>) {
+  // expected-error @+2 {{expects cache [B, H, S, D] and update [B, H, T <= S, D], got [2, 2, 64, 16] and [2, 4, 1, 16]}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.cache_write %c, %u at %p : (tensor<2x2x64x16xf32>, tensor<2x4x1x16xf32>, tensor<2xi32>) -> tensor<2x2x64x16xf32>
+  return
+}
+
+// -----
+
+func.func @cache_write_positions(%c: tensor<2x2x64x16xf32>, %u: tensor<2x2x1x16xf32>, %p: tensor<3xi32>) {
+  // expected-error @+2 {{expects positions of shape [2], got [3]}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.cache_write %c, %u at %p : (tensor<2x2x64x16xf32>, tensor<2x2x1x16xf32>, tensor<3xi32>) -> tensor<2x2x64x16xf32>
+  return
+}
+
+// -----
+
+func.func @cache_write_types(%c: tensor<2x2x64x16xbf16>, %u: tensor<2x2x1x16xf32>, %p: tensor<2xi32>) {
+  // expected-error @+2 {{expects cache and update of one element type}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.cache_write %c, %u at %p : (tensor<2x2x64x16xbf16>, tensor<2x2x1x16xf32>, tensor<2xi32>) -> tensor<2x2x64x16xbf16>
+  return
+}
+
+// -----
+
+func.func @take_indices(%x: tensor<2x8x64xf32>, %i: tensor<3xi32>) {
+  // expected-error @+2 {{expects input [B, T, ...] and indices [B], got [2, 8, 64] and [3]}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.take %x, %i : (tensor<2x8x64xf32>, tensor<3xi32>) -> tensor<2x64xf32>
+  return
+}
+
+// -----
+
+func.func @flash_attention_positions(%q: tensor<2x4x1x16xf32>, %k: tensor<2x2x64x16xf32>, %p: tensor<2xi32>) {
+  // expected-error @+2 {{expects query positions of shape [2], and only with causal}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.flash_attention %q, %k, %k at %p scale = 1.0 kv_groups = 2 : (tensor<2x4x1x16xf32>, tensor<2x2x64x16xf32>, tensor<2x2x64x16xf32>, tensor<2xi32>) -> tensor<2x4x1x16xf32>
+  return
+}

@@ -180,3 +180,16 @@ func.func @gemm_and_fusion(%x: tensor<2x8x64xf32>, %w: tensor<256x64xf32>, %b: t
   }
   return %2 : tensor<2x8x256xf32>
 }
+
+// CHECK-LABEL: func.func @generation_steps
+func.func @generation_steps(%cache: tensor<2x2x64x16xf32>, %kv: tensor<2x2x1x16xf32>, %start: tensor<2xi32>, %h: tensor<2x8x64xf32>, %q: tensor<2x4x1x16xf32>) {
+  // CHECK: gai.cache_write %{{.*}}, %{{.*}} at %{{.*}} : (tensor<2x2x64x16xf32>, tensor<2x2x1x16xf32>, tensor<2xi32>) -> tensor<2x2x64x16xf32>
+  %c = gai.cache_write %cache, %kv at %start : (tensor<2x2x64x16xf32>, tensor<2x2x1x16xf32>, tensor<2xi32>) -> tensor<2x2x64x16xf32>
+  // CHECK: gai.position_mask %{{.*}} window = 16 : (tensor<2xi32>) -> tensor<2x1x1x64xi1>
+  %m = gai.position_mask %start window = 16 : (tensor<2xi32>) -> tensor<2x1x1x64xi1>
+  // CHECK: gai.take %{{.*}}, %{{.*}} : (tensor<2x8x64xf32>, tensor<2xi32>) -> tensor<2x64xf32>
+  %t = gai.take %h, %start : (tensor<2x8x64xf32>, tensor<2xi32>) -> tensor<2x64xf32>
+  // CHECK: gai.flash_attention %{{.*}}, %{{.*}}, %{{.*}} at %{{.*}} scale = 2.500000e-01 kv_groups = 2 causal : (tensor<2x4x1x16xf32>, tensor<2x2x64x16xf32>, tensor<2x2x64x16xf32>, tensor<2xi32>) -> tensor<2x4x1x16xf32>
+  %o = gai.flash_attention %q, %c, %c at %start scale = 0.25 kv_groups = 2 causal : (tensor<2x4x1x16xf32>, tensor<2x2x64x16xf32>, tensor<2x2x64x16xf32>, tensor<2xi32>) -> tensor<2x4x1x16xf32>
+  return
+}
