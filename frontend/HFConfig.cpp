@@ -31,7 +31,7 @@ void readActivation(JsonFields &fields, StringRef key, StringRef fallback,
 void readRope(JsonFields &fields, JsonErrors &errors, ModelSpec &spec) {
   fields.number("rope_theta", spec.ropeTheta, 1.0);
   for (StringRef key : {"rope_parameters", "rope_scaling"}) {
-    const json::Object *rope = fields.object_(key);
+    const json::Object *rope = fields.nested(key);
     if (!rope)
       continue;
     JsonFields r(*rope, key.str(), errors);

@@ -140,7 +140,7 @@ void JsonFields::strings(StringRef key, std::vector<std::string> &out) {
   out = std::move(result);
 }
 
-const json::Object *JsonFields::object_(StringRef key) {
+const json::Object *JsonFields::nested(StringRef key) {
   const json::Value *v = lookup(key, false);
   if (!v)
     return nullptr;

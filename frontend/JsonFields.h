@@ -51,7 +51,7 @@ public:
               bool required = false);
   void strings(llvm::StringRef key, std::vector<std::string> &out);
   /// A nested object, or null when absent (reported when not an object).
-  const llvm::json::Object *object_(llvm::StringRef key);
+  const llvm::json::Object *nested(llvm::StringRef key);
   /// Marks keys as understood without reading them.
   void ignore(llvm::ArrayRef<llvm::StringRef> keys);
   /// Reports the first key nobody read, to catch typos.

@@ -101,7 +101,7 @@ static Expected<ModelSpec> parseSpecObject(const json::Object &top,
   root.number("attn_softcap", spec.attnSoftcap, 0.0);
   root.number("final_softcap", spec.finalSoftcap, 0.0);
 
-  if (const json::Object *ffn = root.object_("ffn")) {
+  if (const json::Object *ffn = root.nested("ffn")) {
     JsonFields f(*ffn, "ffn", errors);
     std::string kind = "gated", act = "silu";
     f.string("kind", kind, {"gated", "mlp"});
@@ -117,7 +117,7 @@ static Expected<ModelSpec> parseSpecObject(const json::Object &top,
     root.report("ffn", "is required (an object with kind, size, activation)");
   }
 
-  if (const json::Object *norm = root.object_("norm")) {
+  if (const json::Object *norm = root.nested("norm")) {
     JsonFields f(*norm, "norm", errors);
     std::string kind = "rms";
     f.string("kind", kind, {"rms", "layer"});
@@ -127,7 +127,7 @@ static Expected<ModelSpec> parseSpecObject(const json::Object &top,
     spec.norm = kind == "layer" ? NormKind::LayerNorm : NormKind::RmsNorm;
   }
 
-  if (const json::Object *pos = root.object_("position")) {
+  if (const json::Object *pos = root.nested("position")) {
     JsonFields f(*pos, "position", errors);
     std::string kind = "rope", style = "half";
     f.string("kind", kind, {"rope", "learned", "none"});
@@ -141,7 +141,7 @@ static Expected<ModelSpec> parseSpecObject(const json::Object &top,
         style == "interleaved" ? RopePairing::Interleaved : RopePairing::Half;
   }
 
-  if (const json::Object *moe = root.object_("moe")) {
+  if (const json::Object *moe = root.nested("moe")) {
     JsonFields f(*moe, "moe", errors);
     f.integer("experts", spec.experts, 2, true);
     f.integer("top_k", spec.expertsPerToken, 1, true);
@@ -149,7 +149,7 @@ static Expected<ModelSpec> parseSpecObject(const json::Object &top,
     f.rejectUnknownKeys();
   }
 
-  if (const json::Object *bias = root.object_("bias")) {
+  if (const json::Object *bias = root.nested("bias")) {
     JsonFields f(*bias, "bias", errors);
     f.boolean("qkv", spec.qkvBias);
     f.boolean("out", spec.outBias);
@@ -157,11 +157,11 @@ static Expected<ModelSpec> parseSpecObject(const json::Object &top,
     f.rejectUnknownKeys();
   }
 
-  if (const json::Object *c = root.object_("compile")) {
+  if (const json::Object *c = root.nested("compile")) {
     JsonFields fields(*c, "compile", errors);
     readCompile(fields, spec.compile);
   }
-  if (const json::Object *t = root.object_("train")) {
+  if (const json::Object *t = root.nested("train")) {
     JsonFields fields(*t, "train", errors);
     readTrain(fields, spec.train);
   }
@@ -193,7 +193,7 @@ Error ModelSpec::validate() const {
     return bad("compile.max_seq_len",
                "must be at most the model's max_seq_len (" + Twine(maxSeqLen) +
                    "), got " + Twine(compile.maxSeqLen));
-  if (naming == ParamNaming::HFDecoder && ffn == FfnKind::Mlp && experts > 0)
+  if (ffn == FfnKind::Mlp && experts > 0)
     return bad("ffn.kind", "mixture of experts needs the gated kind");
   return Error::success();
 }

@@ -9,7 +9,6 @@
 #include <map>
 
 using namespace mlir;
-namespace mgai = mlir::gai;
 
 namespace gai {
 
@@ -29,7 +28,7 @@ llvm::Error checkWeights(ModuleOp module, const SafetensorsFile &file,
                          const ModelSpec &spec) {
   // Ordered maps keep the report stable.
   std::map<std::string, RankedTensorType> params;
-  module.walk([&](mgai::ParamOp op) { params[op.getName().str()] = op.getType(); });
+  module.walk([&](mlir::gai::ParamOp op) { params[op.getName().str()] = op.getType(); });
 
   std::map<std::string, const TensorView *> tensors;
   for (const TensorView &t : file.tensors()) {
@@ -43,21 +42,21 @@ llvm::Error checkWeights(ModuleOp module, const SafetensorsFile &file,
     auto it = tensors.find(name);
     if (it == tensors.end()) {
       problems.push_back("missing: " + name + " " +
-                         mgai::formatShape(type.getShape()));
+                         mlir::gai::formatShape(type.getShape()));
       continue;
     }
     const TensorView &t = *it->second;
     if (llvm::ArrayRef<int64_t>(t.shape) != type.getShape())
       problems.push_back("mis-shaped: " + t.name + " is " +
-                         mgai::formatShape(t.shape) + " in the file, the model "
-                         "expects " + mgai::formatShape(type.getShape()));
+                         mlir::gai::formatShape(t.shape) + " in the file, the model "
+                         "expects " + mlir::gai::formatShape(type.getShape()));
     else if (isa<FloatType>(type.getElementType()) && !isFloat(t.dtype))
       problems.push_back("wrong dtype: " + t.name + " is " +
                          dtypeName(t.dtype) + ", the model expects floats");
   }
   for (const auto &[name, t] : tensors)
     if (!params.count(name))
-      problems.push_back("extra: " + t->name + " " + mgai::formatShape(t->shape) +
+      problems.push_back("extra: " + t->name + " " + mlir::gai::formatShape(t->shape) +
                          " is not a parameter of the model");
   if (problems.empty())
     return llvm::Error::success();
