@@ -8,6 +8,7 @@
 #include "gai/Safetensors.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "llvm/Support/Error.h"
 
 #include <cstdint>
 #include <functional>

@@ -1,0 +1,41 @@
+// Gathers and scatters the plan needs around its kernels.
+#include "hal/cpu/Kernels.h"
+
+#include <algorithm>
+
+namespace gai::cpu {
+
+int64_t embedding(const float *table, int64_t vocab, int64_t dim,
+                  const int32_t *ids, int64_t count, float *out) {
+  for (int64_t i = 0; i < count; ++i) {
+    if (ids[i] < 0 || ids[i] >= vocab)
+      return i;
+    std::copy_n(table + int64_t(ids[i]) * dim, dim, out + i * dim);
+  }
+  return -1;
+}
+
+int64_t cacheWrite(float *cache, const float *update, const int32_t *start,
+                   int64_t batch, int64_t heads, int64_t slots,
+                   int64_t tokens, int64_t dim) {
+  for (int64_t b = 0; b < batch; ++b) {
+    if (start[b] < 0 || start[b] + tokens > slots)
+      return b;
+    for (int64_t h = 0; h < heads; ++h)
+      std::copy_n(update + (b * heads + h) * tokens * dim, tokens * dim,
+                  cache + ((b * heads + h) * slots + start[b]) * dim);
+  }
+  return -1;
+}
+
+int64_t take(const float *x, const int32_t *rows, int64_t batch, int64_t t,
+             int64_t inner, float *out) {
+  for (int64_t b = 0; b < batch; ++b) {
+    if (rows[b] < 0 || rows[b] >= t)
+      return b;
+    std::copy_n(x + (b * t + rows[b]) * inner, inner, out + b * inner);
+  }
+  return -1;
+}
+
+} // namespace gai::cpu

@@ -1,0 +1,53 @@
+// GEMM with epilogue: OpenBLAS for the product, one pass for the epilogue.
+#include "hal/cpu/Kernels.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace gai::cpu {
+namespace {
+
+float activate(Activation act, float x) {
+  switch (act) {
+  case Activation::None:
+    return x;
+  case Activation::Silu:
+    return x / (1.0f + std::exp(-x));
+  case Activation::Gelu:
+    return 0.5f * x * (1.0f + std::erf(x * 0.70710678118654752f));
+  case Activation::GeluTanh:
+    return 0.5f * x *
+           (1.0f + std::tanh(0.79788456080286536f * (x + 0.044715f * x * x * x)));
+  case Activation::Relu:
+    return std::max(x, 0.0f);
+  }
+  return x;
+}
+
+} // namespace
+
+void gemm(const GemmArgs &g) {
+  int64_t lda = g.transposeA ? g.m : g.k;
+  int64_t ldb = g.transposeB ? g.k : g.n;
+  bool epilogue = g.bias || g.residual || g.activation != Activation::None;
+  for (int64_t i = 0; i < g.batch; ++i) {
+    float *c = g.c + i * g.strideC;
+    cblas_sgemm(CblasRowMajor, g.transposeA ? CblasTrans : CblasNoTrans,
+                g.transposeB ? CblasTrans : CblasNoTrans, g.m, g.n, g.k, 1.0f,
+                g.a + i * g.strideA, lda, g.b + i * g.strideB, ldb, 0.0f, c,
+                g.n);
+    if (!epilogue)
+      continue;
+    const float *residual = g.residual ? g.residual + i * g.strideC : nullptr;
+    for (int64_t r = 0; r < g.m; ++r)
+      for (int64_t col = 0; col < g.n; ++col) {
+        float &x = c[r * g.n + col];
+        float y = activate(g.activation, g.bias ? x + g.bias[col] : x);
+        x = residual ? y + residual[r * g.n + col] : y;
+      }
+  }
+}
+
+} // namespace gai::cpu
