@@ -1,8 +1,15 @@
 // The compiler's stages, from a model file to IR.
 #include "compiler/Pipeline.h"
 
+#include "compiler/lowering/MemoryPlan.h"
+#include "dialects/Gai/GaiOps.h"
 #include "frontend/WeightCheck.h"
 #include "gai/Safetensors.h"
+#include "passes/Passes.h"
+
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Transforms/Passes.h"
+#include "llvm/Support/Format.h"
 
 namespace gai {
 
@@ -26,6 +33,68 @@ llvm::Expected<ImportedModel> importModel(mlir::MLIRContext &context,
       return std::move(e);
   }
   return ImportedModel{std::move(*spec), std::move(*module)};
+}
+
+mlir::LogicalResult optimize(mlir::ModuleOp module,
+                             const CompileOptions &options) {
+  mlir::MLIRContext *context = module.getContext();
+  if (options.printIRAfterAll)
+    context->disableMultithreading();
+  mlir::PassManager pm(context);
+  if (options.printIRAfterAll)
+    pm.enableIRPrinting(
+        /*shouldPrintBeforePass=*/[](mlir::Pass *, mlir::Operation *) {
+          return false;
+        },
+        /*shouldPrintAfterPass=*/[](mlir::Pass *, mlir::Operation *) {
+          return true;
+        },
+        /*printModuleScope=*/true, /*printAfterOnlyOnChange=*/false);
+  pm.addNestedPass<mlir::func::FuncOp>(mlir::gai::createGaiAttentionRewrite());
+  pm.addNestedPass<mlir::func::FuncOp>(mlir::gai::createGaiFusion());
+  pm.addPass(mlir::createCanonicalizerPass());
+  pm.addPass(mlir::createCSEPass());
+  return pm.run(module);
+}
+
+std::vector<FunctionReport> report(mlir::ModuleOp module) {
+  std::vector<FunctionReport> reports;
+  for (auto func : module.getOps<mlir::func::FuncOp>()) {
+    FunctionReport r;
+    r.name = func.getName().str();
+    FunctionBuffers buffers = collectBuffers(func);
+    ArenaPlan plan = planArena(buffers.requests);
+    r.buffers = static_cast<int64_t>(buffers.requests.size());
+    r.arenaBytes = plan.arenaSize;
+    r.bufferBytes = plan.totalSize;
+    for (mlir::Operation &op : func.getBody().front()) {
+      if (mlir::isa<mlir::gai::FusionOp>(op))
+        ++r.fusedKernels;
+      else if (mlir::isa<mlir::gai::GemmOp, mlir::gai::MatmulOp>(op))
+        ++r.gemms;
+      else if (mlir::isa<mlir::gai::FlashAttentionOp>(op))
+        ++r.attentions;
+      else if (!mlir::isa<mlir::gai::ParamOp, mlir::gai::ConstantOp,
+                          mlir::gai::ReshapeOp, mlir::func::ReturnOp>(op))
+        ++r.libraryCalls;
+    }
+    reports.push_back(r);
+  }
+  return reports;
+}
+
+void printReport(llvm::ArrayRef<FunctionReport> reports,
+                 llvm::raw_ostream &os) {
+  auto mib = [](int64_t bytes) { return bytes / (1024.0 * 1024.0); };
+  for (const FunctionReport &r : reports) {
+    os << "@" << r.name << ": arena "
+       << llvm::format("%.3f MiB", mib(r.arenaBytes)) << " for " << r.buffers
+       << " buffers of " << llvm::format("%.3f MiB", mib(r.bufferBytes))
+       << " (" << llvm::format("%.1f", r.bufferBytes ? 100.0 * r.arenaBytes / r.bufferBytes : 0.0)
+       << "%); kernels: " << r.fusedKernels << " generated, " << r.gemms
+       << " GEMM, " << r.attentions << " attention, " << r.libraryCalls
+       << " library\n";
+  }
 }
 
 } // namespace gai

@@ -9,6 +9,7 @@
 #include "mlir/IR/OwningOpRef.h"
 
 #include <string>
+#include <vector>
 
 namespace gai {
 
@@ -16,6 +17,7 @@ struct CompileOptions {
   std::string specPath;    ///< our spec or an HF config.json
   std::string weightsPath; ///< safetensors; empty: no weights check
   BuildOptions build;
+  bool printIRAfterAll = false;
 };
 
 struct ImportedModel {
@@ -27,6 +29,25 @@ struct ImportedModel {
 /// checks them against the graph's parameters.
 llvm::Expected<ImportedModel> importModel(mlir::MLIRContext &context,
                                           const CompileOptions &options);
+
+/// The gai-level optimisations: attention rewriting, fusion (GEMM epilogues
+/// and one-kernel regions), canonicalisation and CSE.
+mlir::LogicalResult optimize(mlir::ModuleOp module,
+                             const CompileOptions &options);
+
+/// What each function of an optimised module needs: its arena (the static
+/// memory plan of its intermediates) and the kernels it runs.
+struct FunctionReport {
+  std::string name;
+  int64_t buffers = 0, arenaBytes = 0, bufferBytes = 0;
+  int64_t fusedKernels = 0;   ///< gai.fusion regions: generated code
+  int64_t gemms = 0;          ///< gai.gemm and gai.matmul: GEMM calls
+  int64_t attentions = 0;     ///< gai.flash_attention: library kernel
+  int64_t libraryCalls = 0;   ///< other ops the runtime library runs
+};
+std::vector<FunctionReport> report(mlir::ModuleOp module);
+void printReport(llvm::ArrayRef<FunctionReport> reports,
+                 llvm::raw_ostream &os);
 
 } // namespace gai
 

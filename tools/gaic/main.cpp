@@ -13,7 +13,7 @@ namespace cl = llvm::cl;
 
 namespace {
 
-enum class Emit { Gai };
+enum class Emit { Gai, Fused };
 
 cl::OptionCategory category("gaic options");
 cl::opt<std::string> specPath(cl::Positional, cl::Required,
@@ -24,7 +24,10 @@ cl::opt<std::string> weightsPath(
     cl::value_desc("file"), cl::cat(category));
 cl::opt<Emit> emit("emit", cl::desc("what to write"), cl::init(Emit::Gai),
                    cl::values(clEnumValN(Emit::Gai, "gai",
-                                         "the frontend's gai dialect IR")),
+                                         "the frontend's gai dialect IR"),
+                              clEnumValN(Emit::Fused, "fused",
+                                         "gai IR after attention rewriting "
+                                         "and fusion")),
                    cl::cat(category));
 cl::opt<std::string> outputPath("o", cl::desc("output file (- for stdout)"),
                                 cl::value_desc("file"), cl::init("-"),
@@ -42,6 +45,14 @@ cl::list<std::string> entries(
 cl::opt<int64_t> prefillLen(
     "prefill-len", cl::desc("tokens per @prefill row (default: --seq-len)"),
     cl::init(0), cl::cat(category));
+cl::opt<bool> printReport(
+    "report",
+    cl::desc("print each function's arena size, buffer total and kernels "
+             "(on stderr)"),
+    cl::cat(category));
+cl::opt<bool> printIRAfterAll("print-ir-after-all",
+                              cl::desc("print the IR after every pass"),
+                              cl::cat(category));
 cl::opt<std::string> dtype("dtype",
                            cl::desc("f32, bf16 or f16 (default: compile.dtype)"),
                            cl::cat(category));
@@ -71,6 +82,7 @@ int main(int argc, char **argv) {
   options.build.seqLen = seqLen;
   options.build.dtype = dtype;
   options.build.prefillLen = prefillLen;
+  options.printIRAfterAll = printIRAfterAll;
   if (!entries.empty()) {
     options.build.entries = {false, false, false};
     for (const std::string &entry : entries) {
@@ -90,6 +102,20 @@ int main(int argc, char **argv) {
   llvm::Expected<gai::ImportedModel> model = gai::importModel(context, options);
   if (!model)
     return fail(llvm::toString(model.takeError()));
+
+  if (emit == Emit::Fused || printReport || printIRAfterAll) {
+    // The frontend's IR is what --emit=gai shows; optimise a copy for the rest.
+    mlir::OwningOpRef<mlir::ModuleOp> optimized =
+        emit == Emit::Fused ? std::move(model->module)
+                            : mlir::OwningOpRef<mlir::ModuleOp>(
+                                  model->module->clone());
+    if (mlir::failed(gai::optimize(*optimized, options)))
+      return fail("the gai passes failed");
+    if (printReport)
+      gai::printReport(gai::report(*optimized), llvm::errs());
+    if (emit == Emit::Fused)
+      model->module = std::move(optimized);
+  }
 
   std::string error;
   std::unique_ptr<llvm::ToolOutputFile> output =
