@@ -1,0 +1,339 @@
+// Artifact loading: footer, FlatBuffers verifier, version, then the bounds
+// of everything the runtime will index with.
+#include "gai/Artifact.h"
+
+#include "format/artifact_generated.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+
+namespace gai {
+namespace {
+
+constexpr char kFooterMagic[4] = {'G', 'A', 'I', 'F'};
+
+uint64_t readU64(const uint8_t *p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i)
+    v = (v << 8) | p[i];
+  return v;
+}
+
+void writeU64(std::vector<uint8_t> &out, uint64_t v) {
+  for (int i = 0; i < 8; ++i)
+    out.push_back(static_cast<uint8_t>(v >> (8 * i)));
+}
+
+int64_t dtypeBits(format::DType dtype) {
+  switch (dtype) {
+  case format::DType::F32:
+  case format::DType::I32:
+    return 32;
+  case format::DType::F16:
+  case format::DType::BF16:
+    return 16;
+  case format::DType::F8E4M3:
+  case format::DType::I8:
+  case format::DType::I1:
+    return 8;
+  case format::DType::I4:
+    return 4;
+  }
+  return 0;
+}
+
+Status readFile(const std::string &path, std::vector<uint8_t> &out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    return Status::error(path + ": cannot open: " + std::strerror(errno));
+  out.assign(std::istreambuf_iterator<char>(in),
+             std::istreambuf_iterator<char>());
+  if (in.bad())
+    return Status::error(path + ": read error");
+  return Status::ok();
+}
+
+/// Checks the buffers of one entry point against the sizes of their spaces.
+class BoundsChecker {
+public:
+  BoundsChecker(std::string where, int64_t arena, int64_t weights,
+                int64_t state, int64_t input, int64_t output)
+      : where(std::move(where)), sizes{arena, weights, state, input, output} {}
+
+  Status check(const format::BufferRef *ref, const std::string &what,
+               bool optional = false) const {
+    if (!ref) {
+      if (optional)
+        return Status::ok();
+      return Status::error(where + ": " + what + " has no buffer");
+    }
+    if (optional && ref->size() == 0)
+      return Status::ok();
+    auto space = static_cast<size_t>(ref->space());
+    if (space >= 5)
+      return Status::error(where + ": " + what + " names an unknown space");
+    int64_t limit = sizes[space];
+    if (ref->offset() < 0 || ref->size() < 0 || ref->offset() > limit ||
+        ref->size() > limit - ref->offset())
+      return Status::error(
+          where + ": " + what + " [" + format::EnumNameSpace(ref->space()) +
+          " " + std::to_string(ref->offset()) + " + " +
+          std::to_string(ref->size()) + "] is outside its space of " +
+          std::to_string(limit) + " bytes");
+    return Status::ok();
+  }
+
+  Status checkTensor(const format::TensorDesc *t) const {
+    std::string name = t->name() ? t->name()->str() : "?";
+    int64_t elements = 1;
+    if (t->shape())
+      for (int64_t d : *t->shape()) {
+        if (d < 0 || (d > 0 && elements > INT64_MAX / d))
+          return Status::error(where + ": tensor '" + name +
+                               "' has a bad shape");
+        elements *= d;
+      }
+    int64_t bits = dtypeBits(t->dtype());
+    if (bits == 0 || !t->buffer())
+      return Status::error(where + ": tensor '" + name +
+                           "' has no dtype or buffer");
+    int64_t bytes = (elements * bits + 7) / 8;
+    if (t->buffer()->size() != bytes)
+      return Status::error(where + ": tensor '" + name + "' needs " +
+                           std::to_string(bytes) + " bytes, its buffer has " +
+                           std::to_string(t->buffer()->size()));
+    return check(t->buffer(), "tensor '" + name + "'");
+  }
+
+  std::string where;
+  int64_t sizes[5];
+};
+
+int64_t packedSize(const flatbuffers::Vector<
+                   flatbuffers::Offset<format::TensorDesc>> *tensors) {
+  int64_t total = 0;
+  if (tensors)
+    for (const format::TensorDesc *t : *tensors)
+      if (t->buffer())
+        total = std::max(total, t->buffer()->offset() + t->buffer()->size());
+  return total;
+}
+
+Status checkStep(const BoundsChecker &bounds, const format::Step *step,
+                 size_t index, uint32_t kernelCount) {
+  std::string at = "step " + std::to_string(index);
+  switch (step->command_type()) {
+  case format::Command::Gemm: {
+    const format::Gemm *g = step->command_as_Gemm();
+    for (auto [ref, name, optional] :
+         {std::tuple{g->a(), "a", false}, std::tuple{g->b(), "b", false},
+          std::tuple{g->c(), "c", false}, std::tuple{g->bias(), "bias", true},
+          std::tuple{g->residual(), "residual", true}})
+      if (Status s = bounds.check(ref, at + " (gemm) operand " + name,
+                                  optional);
+          !s)
+        return s;
+    return Status::ok();
+  }
+  case format::Command::Attention: {
+    const format::Attention *a = step->command_as_Attention();
+    for (auto [ref, name, optional] :
+         {std::tuple{a->q(), "q", false}, std::tuple{a->k(), "k", false},
+          std::tuple{a->v(), "v", false}, std::tuple{a->out(), "out", false},
+          std::tuple{a->query_start(), "query_start", true}})
+      if (Status s = bounds.check(ref, at + " (attention) operand " + name,
+                                  optional);
+          !s)
+        return s;
+    if (a->kv_heads() <= 0 || a->heads() % a->kv_heads() != 0)
+      return Status::error(bounds.where + ": " + at +
+                           " (attention): kv_heads must divide heads");
+    return Status::ok();
+  }
+  case format::Command::Launch: {
+    const format::Launch *l = step->command_as_Launch();
+    if (l->kernel() >= kernelCount)
+      return Status::error(bounds.where + ": " + at + " launches kernel " +
+                           std::to_string(l->kernel()) + " of " +
+                           std::to_string(kernelCount));
+    if (l->args())
+      for (size_t i = 0; i < l->args()->size(); ++i)
+        if (Status s = bounds.check(l->args()->Get(i),
+                                    at + " (launch) argument " +
+                                        std::to_string(i));
+            !s)
+          return s;
+    return Status::ok();
+  }
+  case format::Command::LibraryCall: {
+    const format::LibraryCall *c = step->command_as_LibraryCall();
+    if (!c->name())
+      return Status::error(bounds.where + ": " + at + " calls no kernel");
+    if (c->args())
+      for (size_t i = 0; i < c->args()->size(); ++i)
+        if (Status s = bounds.check(c->args()->Get(i),
+                                    at + " (" + c->name()->str() +
+                                        ") argument " + std::to_string(i));
+            !s)
+          return s;
+    return Status::ok();
+  }
+  case format::Command::NONE:
+    break;
+  }
+  return Status::error(bounds.where + ": " + at + " has no command");
+}
+
+} // namespace
+
+uint64_t fnv1a64(const uint8_t *data, size_t size, uint64_t state) {
+  for (size_t i = 0; i < size; ++i) {
+    state ^= data[i];
+    state *= 1099511628211ull;
+  }
+  return state;
+}
+
+std::vector<uint8_t> sealArtifact(const uint8_t *flatbuffer, size_t size) {
+  std::vector<uint8_t> out(flatbuffer, flatbuffer + size);
+  out.insert(out.end(), kFooterMagic, kFooterMagic + 4);
+  for (int i = 0; i < 4; ++i)
+    out.push_back(static_cast<uint8_t>(kArtifactSchemaVersion >> (8 * i)));
+  writeU64(out, size);
+  writeU64(out, fnv1a64(flatbuffer, size));
+  return out;
+}
+
+const format::Artifact &LoadedArtifact::root() const {
+  return *format::GetArtifact(bytes_.get());
+}
+
+StatusOr<LoadedArtifact> LoadedArtifact::load(const std::string &path) {
+  std::vector<uint8_t> bytes;
+  if (Status s = readFile(path, bytes); !s)
+    return s;
+  size_t slash = path.find_last_of('/');
+  std::string directory =
+      slash == std::string::npos ? "." : path.substr(0, slash);
+  return fromBytes(std::move(bytes), path, directory);
+}
+
+StatusOr<LoadedArtifact> LoadedArtifact::fromBytes(
+    std::vector<uint8_t> input, const std::string &name,
+    const std::string &directory) {
+  auto fail = [&](const std::string &what) {
+    return Status::error(name + ": " + what);
+  };
+  // One aligned copy; everything below reads it.
+  size_t rounded = (input.size() + 63) / 64 * 64 + 64;
+  std::shared_ptr<uint8_t> aligned(
+      static_cast<uint8_t *>(std::aligned_alloc(64, rounded)), std::free);
+  if (!aligned)
+    return fail("out of memory");
+  std::memcpy(aligned.get(), input.data(), input.size());
+  struct View {
+    const uint8_t *ptr;
+    size_t n;
+    const uint8_t *data() const { return ptr; }
+    size_t size() const { return n; }
+  } bytes{aligned.get(), input.size()};
+  if (bytes.size() < kArtifactFooterSize ||
+      std::memcmp(bytes.data() + bytes.size() - kArtifactFooterSize,
+                  kFooterMagic, 4) != 0)
+    return fail("not a gai artifact, or truncated (no footer)");
+  const uint8_t *footer = bytes.data() + bytes.size() - kArtifactFooterSize;
+  uint32_t version = footer[4] | footer[5] << 8 | footer[6] << 16 |
+                     static_cast<uint32_t>(footer[7]) << 24;
+  uint64_t payload = readU64(footer + 8);
+  if (payload != bytes.size() - kArtifactFooterSize)
+    return fail("truncated or padded: the footer records " +
+                std::to_string(payload) + " bytes of payload, the file has " +
+                std::to_string(bytes.size() - kArtifactFooterSize));
+  if (fnv1a64(bytes.data(), payload) != readU64(footer + 16))
+    return fail("checksum mismatch: the file is corrupt");
+  if (version != kArtifactSchemaVersion)
+    return fail("schema version " + std::to_string(version) +
+                ", this runtime reads version " +
+                std::to_string(kArtifactSchemaVersion) + "; recompile with "
+                "a matching gaic");
+
+  flatbuffers::Verifier verifier(bytes.data(), payload);
+  if (!format::VerifyArtifactBuffer(verifier))
+    return fail("the FlatBuffer does not verify (wrong file identifier or "
+                "corrupt tables)");
+  const format::Artifact *root = format::GetArtifact(bytes.data());
+  if (root->schema_version() != kArtifactSchemaVersion)
+    return fail("schema version " + std::to_string(root->schema_version()) +
+                " in the table does not match the footer's");
+
+  LoadedArtifact artifact;
+  // Weights: embedded, or an external file with a recorded size and checksum.
+  if (const format::Weights *w = root->weights()) {
+    if (w->embedded() && w->embedded()->size() > 0) {
+      artifact.weights_ = w->embedded()->data();
+      artifact.weightsSize_ = w->embedded()->size();
+    } else if (const format::ExternalWeights *ext = w->external()) {
+      std::string path = ext->path() ? ext->path()->str() : "";
+      if (!path.empty() && path[0] != '/')
+        path = directory + "/" + path;
+      auto data = std::make_shared<std::vector<uint8_t>>();
+      if (Status s = readFile(path, *data); !s)
+        return fail("external weights: " + s.message());
+      if (static_cast<int64_t>(data->size()) != ext->size())
+        return fail("external weights " + path + " have " +
+                    std::to_string(data->size()) + " bytes, the artifact "
+                    "expects " + std::to_string(ext->size()));
+      if (fnv1a64(data->data(), data->size()) != ext->checksum())
+        return fail("external weights " + path +
+                    " do not match the artifact's checksum");
+      artifact.externalWeights_ = data;
+      artifact.weights_ = data->data();
+      artifact.weightsSize_ = static_cast<int64_t>(data->size());
+    }
+    BoundsChecker bounds("weights", 0, artifact.weightsSize_, 0, 0, 0);
+    if (w->tensors())
+      for (const format::TensorDesc *t : *w->tensors())
+        if (Status s = bounds.checkTensor(t); !s)
+          return fail(s.message());
+  }
+
+  uint32_t kernelCount = root->kernels() && root->kernels()->symbols()
+                             ? root->kernels()->symbols()->size()
+                             : 0;
+  if (root->state_size() < 0)
+    return fail("negative state size");
+  if (root->state()) {
+    BoundsChecker bounds("state", 0, 0, root->state_size(), 0, 0);
+    for (const format::TensorDesc *t : *root->state())
+      if (Status s = bounds.checkTensor(t); !s)
+        return fail(s.message());
+  }
+  if (root->entries())
+    for (const format::EntryPoint *entry : *root->entries()) {
+      std::string where =
+          "entry '" + (entry->name() ? entry->name()->str() : "?") + "'";
+      if (entry->arena_size() < 0)
+        return fail(where + ": negative arena size");
+      BoundsChecker bounds(where, entry->arena_size(), artifact.weightsSize_,
+                           root->state_size(), packedSize(entry->inputs()),
+                           packedSize(entry->outputs()));
+      for (auto *tensors : {entry->inputs(), entry->outputs()})
+        if (tensors)
+          for (const format::TensorDesc *t : *tensors)
+            if (Status s = bounds.checkTensor(t); !s)
+              return fail(s.message());
+      if (entry->steps())
+        for (size_t i = 0; i < entry->steps()->size(); ++i)
+          if (Status s =
+                  checkStep(bounds, entry->steps()->Get(i), i, kernelCount);
+              !s)
+            return fail(s.message());
+    }
+
+  artifact.bytes_ = std::move(aligned);
+  return artifact;
+}
+
+} // namespace gai

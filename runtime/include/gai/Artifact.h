@@ -1,0 +1,59 @@
+// Loads a gai artifact and verifies it before anything in it is used.
+#ifndef GAI_ARTIFACT_H
+#define GAI_ARTIFACT_H
+
+#include "gai/Status.h"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace gai {
+namespace format {
+struct Artifact;
+} // namespace format
+
+/// The schema version this runtime reads (runtime/format/artifact.fbs).
+inline constexpr uint32_t kArtifactSchemaVersion = 1;
+/// Bytes of the footer after the FlatBuffer: magic "GAIF", schema version
+/// (u32), payload size (u64) and FNV-1a 64 of the payload (u64).
+inline constexpr size_t kArtifactFooterSize = 24;
+
+/// FNV-1a, 64 bits: the checksum of artifacts and external weights.
+uint64_t fnv1a64(const uint8_t *data, size_t size,
+                 uint64_t state = 14695981039346656037ull);
+
+/// A finished FlatBuffer followed by its footer: what writers save.
+std::vector<uint8_t> sealArtifact(const uint8_t *flatbuffer, size_t size);
+
+/// A verified artifact. Verification covers the footer's checksum, the
+/// FlatBuffers verifier, the schema version, and the runtime's own checks:
+/// every buffer an entry point's steps or tensors name lies inside its space,
+/// tensor buffers match their shapes, launched kernels exist, and external
+/// weights have the recorded size and checksum.
+class LoadedArtifact {
+public:
+  static StatusOr<LoadedArtifact> load(const std::string &path);
+  /// `name` appears in messages; `directory` resolves external weights.
+  static StatusOr<LoadedArtifact> fromBytes(std::vector<uint8_t> bytes,
+                                            const std::string &name,
+                                            const std::string &directory);
+
+  const format::Artifact &root() const;
+  /// Bytes of the weights blob (embedded, or the external file's).
+  const uint8_t *weights() const { return weights_; }
+  int64_t weightsSize() const { return weightsSize_; }
+
+private:
+  /// The file's bytes, 64-byte aligned so that embedded weights keep the
+  /// alignment the schema gives them.
+  std::shared_ptr<uint8_t> bytes_;
+  std::shared_ptr<std::vector<uint8_t>> externalWeights_;
+  const uint8_t *weights_ = nullptr;
+  int64_t weightsSize_ = 0;
+};
+
+} // namespace gai
+
+#endif // GAI_ARTIFACT_H

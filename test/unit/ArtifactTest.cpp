@@ -1,0 +1,189 @@
+// Loading artifacts: a valid one loads; truncated, bit-flipped, mislabelled
+// and out-of-bounds ones are refused with a message, never used.
+#include "gai/Artifact.h"
+
+#include "format/artifact_generated.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+
+using namespace gai;
+namespace fmt = gai::format;
+
+namespace {
+
+struct Options {
+  int64_t gemmC = 0;               ///< offset of the GEMM's output
+  uint32_t launchKernel = 0;       ///< kernel index the launch names
+  uint32_t schemaVersion = kArtifactSchemaVersion;
+  bool externalWeights = false;
+  uint64_t externalChecksum = 0;
+  int64_t externalSize = 64;
+};
+
+/// A small decode-like artifact: 64 bytes of weights, an input, an output,
+/// a 1 KiB arena, a GEMM, a launch of a generated kernel and a library call.
+std::vector<uint8_t> build(const Options &o = {}) {
+  flatbuffers::FlatBufferBuilder b;
+  auto tensor = [&](const char *name, fmt::DType dtype,
+                    std::vector<int64_t> shape, fmt::Space space,
+                    int64_t offset, int64_t size) {
+    fmt::BufferRef ref(space, offset, size);
+    return fmt::CreateTensorDescDirect(b, name, dtype, &shape, &ref);
+  };
+  std::vector<uint8_t> blob(64, 7);
+  std::vector<flatbuffers::Offset<fmt::TensorDesc>> weightTensors = {
+      tensor("w", fmt::DType::F32, {4, 4}, fmt::Space::Weights, 0, 64)};
+  flatbuffers::Offset<fmt::Weights> weights;
+  if (o.externalWeights) {
+    auto ext = fmt::CreateExternalWeightsDirect(b, "w.bin", o.externalSize,
+                                                o.externalChecksum);
+    weights = fmt::CreateWeightsDirect(b, nullptr, ext, &weightTensors);
+  } else {
+    b.ForceVectorAlignment(blob.size(), 1, 64);
+    weights = fmt::CreateWeightsDirect(b, &blob, 0, &weightTensors);
+  }
+  std::vector<flatbuffers::Offset<fmt::TensorDesc>> inputs = {
+      tensor("x", fmt::DType::F32, {1, 4}, fmt::Space::Input, 0, 16)};
+  std::vector<flatbuffers::Offset<fmt::TensorDesc>> outputs = {
+      tensor("y", fmt::DType::F32, {1, 4}, fmt::Space::Output, 0, 16)};
+
+  fmt::BufferRef x(fmt::Space::Input, 0, 16), w(fmt::Space::Weights, 0, 64),
+      c(fmt::Space::Arena, o.gemmC, 16), none(fmt::Space::Arena, 0, 0),
+      y(fmt::Space::Output, 0, 16);
+  auto gemm = fmt::CreateGemm(b, &x, &w, &c, &none, &none, 1, 1, 4, 4);
+  std::vector<fmt::BufferRef> launchArgs = {c, y};
+  auto launch = fmt::CreateLaunchDirect(b, o.launchKernel, &launchArgs);
+  std::vector<fmt::BufferRef> callArgs = {y};
+  std::vector<int64_t> ints = {4};
+  auto call = fmt::CreateLibraryCallDirect(b, "take", &callArgs, &ints);
+  std::vector<flatbuffers::Offset<fmt::Step>> steps = {
+      fmt::CreateStep(b, fmt::Command::Gemm, gemm.Union()),
+      fmt::CreateStep(b, fmt::Command::Launch, launch.Union()),
+      fmt::CreateStep(b, fmt::Command::LibraryCall, call.Union())};
+  std::vector<flatbuffers::Offset<fmt::EntryPoint>> entries = {
+      fmt::CreateEntryPointDirect(b, "decode", &inputs, &outputs, 1024,
+                                  &steps)};
+  std::vector<uint8_t> code = {0x7f, 'E', 'L', 'F'};
+  std::vector<flatbuffers::Offset<flatbuffers::String>> symbols = {
+      b.CreateString("fusion_0")};
+  auto kernels = fmt::CreateKernelModuleDirect(b, "elf-shared-object", &code,
+                                               &symbols);
+  auto options = fmt::CreateCompileOptionsDirect(b, "cpu", "f32", 1, 128, 8,
+                                                 "test", "0.1.0");
+  auto root = fmt::CreateArtifactDirect(b, o.schemaVersion, options, weights,
+                                        nullptr, 0, &entries, kernels);
+  fmt::FinishArtifactBuffer(b, root);
+  return sealArtifact(b.GetBufferPointer(), b.GetSize());
+}
+
+std::string loadError(std::vector<uint8_t> bytes,
+                      const std::string &directory = ".") {
+  auto loaded = LoadedArtifact::fromBytes(std::move(bytes), "m.gai", directory);
+  if (loaded.isOk()) {
+    ADD_FAILURE() << "loaded a bad artifact";
+    return "";
+  }
+  return loaded.status().message();
+}
+
+TEST(Artifact, ValidArtifactLoads) {
+  auto loaded = LoadedArtifact::fromBytes(build(), "m.gai", ".");
+  ASSERT_TRUE(loaded.isOk()) << loaded.status().message();
+  const fmt::Artifact &root = loaded->root();
+  EXPECT_EQ(root.options()->max_seq_len(), 128);
+  ASSERT_EQ(root.entries()->size(), 1u);
+  EXPECT_EQ(root.entries()->Get(0)->name()->str(), "decode");
+  EXPECT_EQ(root.entries()->Get(0)->steps()->size(), 3u);
+  EXPECT_EQ(loaded->weightsSize(), 64);
+  EXPECT_EQ(loaded->weights()[63], 7);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(loaded->weights()) % 64, 0u);
+}
+
+TEST(Artifact, TruncatedFilesAreRefused) {
+  std::vector<uint8_t> bytes = build();
+  for (size_t keep : {size_t(0), size_t(10), bytes.size() / 2, bytes.size() - 1}) {
+    std::vector<uint8_t> cut(bytes.begin(), bytes.begin() + keep);
+    EXPECT_EQ(loadError(cut),
+              "m.gai: not a gai artifact, or truncated (no footer)")
+        << keep;
+  }
+}
+
+TEST(Artifact, EveryFlippedBitIsCaught) {
+  std::vector<uint8_t> bytes = build();
+  size_t payload = bytes.size() - kArtifactFooterSize;
+  for (size_t i = 0; i < payload; i += 7) {
+    std::vector<uint8_t> flipped = bytes;
+    flipped[i] ^= 0x10;
+    EXPECT_EQ(loadError(flipped), "m.gai: checksum mismatch: the file is corrupt")
+        << "byte " << i;
+  }
+}
+
+TEST(Artifact, WrongIdentifierOrVersion) {
+  std::vector<uint8_t> bytes = build();
+  size_t payload = bytes.size() - kArtifactFooterSize;
+  std::vector<uint8_t> renamed(bytes.begin(), bytes.begin() + payload);
+  renamed[4] = 'X'; // the file identifier sits at bytes 4..7
+  EXPECT_EQ(loadError(sealArtifact(renamed.data(), renamed.size())),
+            "m.gai: the FlatBuffer does not verify (wrong file identifier or "
+            "corrupt tables)");
+  Options old;
+  old.schemaVersion = 0;
+  EXPECT_EQ(loadError(build(old)),
+            "m.gai: schema version 0 in the table does not match the "
+            "footer's");
+}
+
+TEST(Artifact, OutOfBoundsBuffersAreRefused) {
+  Options o;
+  o.gemmC = 1020; // 16 bytes from 1020 overrun the 1024-byte arena
+  EXPECT_EQ(loadError(build(o)),
+            "m.gai: entry 'decode': step 0 (gemm) operand c [Arena 1020 + 16] "
+            "is outside its space of 1024 bytes");
+  Options k;
+  k.launchKernel = 3;
+  EXPECT_EQ(loadError(build(k)),
+            "m.gai: entry 'decode': step 1 launches kernel 3 of 1");
+}
+
+TEST(Artifact, ExternalWeightsAreChecked) {
+  std::string dir = ::testing::TempDir();
+  std::vector<uint8_t> data(64, 3);
+  {
+    std::ofstream out(dir + "/w.bin", std::ios::binary);
+    out.write(reinterpret_cast<const char *>(data.data()), data.size());
+  }
+  Options o;
+  o.externalWeights = true;
+  o.externalChecksum = fnv1a64(data.data(), data.size());
+  auto loaded = LoadedArtifact::fromBytes(build(o), "m.gai", dir);
+  ASSERT_TRUE(loaded.isOk()) << loaded.status().message();
+  EXPECT_EQ(loaded->weightsSize(), 64);
+  EXPECT_EQ(loaded->weights()[0], 3);
+
+  Options wrongSum = o;
+  wrongSum.externalChecksum ^= 1;
+  EXPECT_NE(loadError(build(wrongSum), dir).find("do not match the "
+                                                 "artifact's checksum"),
+            std::string::npos);
+  Options wrongSize = o;
+  wrongSize.externalSize = 65;
+  EXPECT_NE(loadError(build(wrongSize), dir).find("have 64 bytes, the "
+                                                  "artifact expects 65"),
+            std::string::npos);
+  EXPECT_NE(loadError(build(o), "/nonexistent").find("external weights: "),
+            std::string::npos);
+}
+
+TEST(Artifact, MissingFile) {
+  auto loaded = LoadedArtifact::load("/nonexistent/m.gai");
+  ASSERT_FALSE(loaded.isOk());
+  EXPECT_EQ(loaded.status().message(),
+            "/nonexistent/m.gai: cannot open: No such file or directory");
+}
+
+} // namespace
