@@ -24,8 +24,6 @@ std::string mlir::gai::formatShape(ArrayRef<int64_t> shape) {
 
 namespace {
 
-std::string shapeStr(ArrayRef<int64_t> shape) { return formatShape(shape); }
-
 std::string typeStr(Type t) {
   std::string s;
   llvm::raw_string_ostream os(s);
@@ -79,8 +77,8 @@ LogicalResult mlir::gai::inferBroadcastType(std::optional<Location> loc,
   SmallVector<int64_t> shape;
   if (!OpTrait::util::getBroadcastedShape(l.getShape(), r.getShape(), shape))
     return opError(loc, opName,
-                   "operands of shapes " + shapeStr(l.getShape()) + " and " +
-                       shapeStr(r.getShape()) +
+                   "operands of shapes " + formatShape(l.getShape()) + " and " +
+                       formatShape(r.getShape()) +
                        " do not broadcast: aligned from the last dimension, "
                        "each pair of sizes must be equal or contain a 1");
   types.push_back(RankedTensorType::get(shape, l.getElementType()));
@@ -134,7 +132,7 @@ LogicalResult EmbeddingOp::inferReturnTypes(MLIRContext *,
   if (table.getRank() != 2)
     return opError(loc, getOperationName(),
                    "expects operand #0 (table) of shape [vocab, dim], got " +
-                       shapeStr(table.getShape()));
+                       formatShape(table.getShape()));
   SmallVector<int64_t> shape(ids.getShape());
   shape.push_back(table.getDimSize(1));
   types.push_back(RankedTensorType::get(shape, table.getElementType()));
@@ -153,11 +151,11 @@ static LogicalResult inferMatmulType(std::optional<Location> loc,
   if (l.getRank() < 2)
     return opError(loc, name,
                    "expects operand #0 (lhs) of rank >= 2 ([..., M, K]), got " +
-                       shapeStr(l.getShape()));
+                       formatShape(l.getShape()));
   if (r.getRank() < 2)
     return opError(loc, name,
                    "expects operand #1 (rhs) of rank >= 2 ([..., K, N]), got " +
-                       shapeStr(r.getShape()));
+                       formatShape(r.getShape()));
   if (l.getElementType() != r.getElementType())
     return opError(loc, name,
                    "expects operands of one element type, got lhs " +
@@ -170,16 +168,16 @@ static LogicalResult inferMatmulType(std::optional<Location> loc,
   int64_t n = tr ? rs[rs.size() - 2] : rs.back();
   if (lk != rk)
     return opError(loc, name,
-                   "contraction sizes differ: lhs " + shapeStr(ls) +
+                   "contraction sizes differ: lhs " + formatShape(ls) +
                        (tl ? " (transposed)" : "") + " has K = " + Twine(lk) +
-                       " but rhs " + shapeStr(rs) +
+                       " but rhs " + formatShape(rs) +
                        (tr ? " (transposed)" : "") + " has K = " + Twine(rk));
   SmallVector<int64_t> batch;
   if (!OpTrait::util::getBroadcastedShape(ls.drop_back(2), rs.drop_back(2),
                                           batch))
     return opError(loc, name,
-                   "batch dimensions " + shapeStr(ls.drop_back(2)) + " and " +
-                       shapeStr(rs.drop_back(2)) + " do not broadcast");
+                   "batch dimensions " + formatShape(ls.drop_back(2)) + " and " +
+                       formatShape(rs.drop_back(2)) + " do not broadcast");
   batch.push_back(m);
   batch.push_back(n);
   types.push_back(RankedTensorType::get(batch, l.getElementType()));
@@ -202,8 +200,8 @@ LogicalResult MatmulOp::inferReturnTypes(MLIRContext *,
 LogicalResult ConvertOp::verify() {
   if (getInput().getType().getShape() != getType().getShape())
     return emitOpError("expects the result shape ")
-           << shapeStr(getInput().getType().getShape())
-           << " of the input, got " << shapeStr(getType().getShape());
+           << formatShape(getInput().getType().getShape())
+           << " of the input, got " << formatShape(getType().getShape());
   return success();
 }
 
@@ -224,9 +222,9 @@ LogicalResult SelectOp::inferReturnTypes(MLIRContext *,
   if (!OpTrait::util::getBroadcastedShape(cond.getShape(), values.getShape(),
                                           shape))
     return opError(loc, name,
-                   "condition of shape " + shapeStr(cond.getShape()) +
+                   "condition of shape " + formatShape(cond.getShape()) +
                        " does not broadcast with values of shape " +
-                       shapeStr(values.getShape()));
+                       formatShape(values.getShape()));
   types.push_back(RankedTensorType::get(shape, values.getElementType()));
   return success();
 }
@@ -277,7 +275,7 @@ static LogicalResult checkFeatureVector(std::optional<Location> loc,
     return opError(loc, opName,
                    "expects " + operand + " of shape [" + Twine(features) +
                        "] (the input's last dimension), got " +
-                       shapeStr(v.getShape()));
+                       formatShape(v.getShape()));
   if (v.getElementType() != in.getElementType())
     return opError(loc, opName,
                    "expects " + operand + " of element type " +
@@ -333,7 +331,7 @@ LogicalResult RopeOp::inferReturnTypes(MLIRContext *,
     return opError(loc, name,
                    "expects operand #0 (input) of shape [batch, heads, seq, "
                    "head_dim], got " +
-                       shapeStr(in.getShape()));
+                       formatShape(in.getShape()));
   if (in.getDimSize(3) % 2 != 0)
     return opError(loc, name,
                    "expects an even head_dim, got " + Twine(in.getDimSize(3)));
@@ -343,7 +341,7 @@ LogicalResult RopeOp::inferReturnTypes(MLIRContext *,
     return opError(loc, name,
                    "expects operand #1 (positions) of shape [" + Twine(batch) +
                        " or 1, " + Twine(seq) + "], got " +
-                       shapeStr(pos.getShape()));
+                       formatShape(pos.getShape()));
   if (adaptor.getTheta().convertToDouble() <= 0.0)
     return opError(loc, name, "expects theta > 0");
   types.push_back(in);
@@ -354,10 +352,10 @@ LogicalResult CausalMaskOp::verify() {
   ArrayRef<int64_t> shape = getType().getShape();
   if (shape.size() < 2)
     return emitOpError("expects a result of shape [..., queries, keys], got ")
-           << shapeStr(shape);
+           << formatShape(shape);
   if (shape[shape.size() - 2] > shape.back())
     return emitOpError("expects no more queries than keys, got ")
-           << shapeStr(shape);
+           << formatShape(shape);
   if (static_cast<int64_t>(getWindow()) < 0)
     return emitOpError("expects window >= 0 (0: no window), got ")
            << static_cast<int64_t>(getWindow());
@@ -370,8 +368,8 @@ LogicalResult PositionMaskOp::verify() {
   if (getPositions().getType().getRank() != 1 || shape.size() != 4 ||
       shape[0] != batch || shape[1] != 1)
     return emitOpError("expects positions [B] and a result [B, 1, T, S], got ")
-           << shapeStr(getPositions().getType().getShape()) << " and "
-           << shapeStr(shape);
+           << formatShape(getPositions().getType().getShape()) << " and "
+           << formatShape(shape);
   if (static_cast<int64_t>(getWindow()) < 0)
     return emitOpError("expects window >= 0 (0: no window), got ")
            << static_cast<int64_t>(getWindow());
@@ -394,13 +392,13 @@ LogicalResult CacheWriteOp::inferReturnTypes(MLIRContext *,
     return opError(loc, name,
                    "expects cache [B, H, S, D] and update [B, H, T <= S, D], "
                    "got " +
-                       shapeStr(c) + " and " + shapeStr(u));
+                       formatShape(c) + " and " + formatShape(u));
   if (cache.getElementType() != update.getElementType())
     return opError(loc, name, "expects cache and update of one element type");
   if (pos.getRank() != 1 || pos.getDimSize(0) != c[0])
     return opError(loc, name,
                    "expects positions of shape [" + Twine(c[0]) + "], got " +
-                       shapeStr(pos.getShape()));
+                       formatShape(pos.getShape()));
   types.push_back(cache);
   return success();
 }
@@ -418,8 +416,8 @@ LogicalResult TakeOp::inferReturnTypes(MLIRContext *,
       idx.getDimSize(0) != in.getDimSize(0))
     return opError(loc, name,
                    "expects input [B, T, ...] and indices [B], got " +
-                       shapeStr(in.getShape()) + " and " +
-                       shapeStr(idx.getShape()));
+                       formatShape(in.getShape()) + " and " +
+                       formatShape(idx.getShape()));
   SmallVector<int64_t> shape(in.getShape());
   shape.erase(shape.begin() + 1);
   types.push_back(RankedTensorType::get(shape, in.getElementType()));
@@ -437,8 +435,8 @@ LogicalResult ReshapeOp::verify() {
            << in.getElementType() << ", got " << out.getElementType();
   if (in.getNumElements() != out.getNumElements())
     return emitOpError("cannot reshape ")
-           << shapeStr(in.getShape()) << " (" << in.getNumElements()
-           << " elements) to " << shapeStr(out.getShape()) << " ("
+           << formatShape(in.getShape()) << " (" << in.getNumElements()
+           << " elements) to " << formatShape(out.getShape()) << " ("
            << out.getNumElements() << " elements)";
   return success();
 }
@@ -490,7 +488,7 @@ LogicalResult SliceOp::inferReturnTypes(MLIRContext *,
       static_cast<int64_t>(sizes.size()) != in.getRank())
     return opError(loc, name,
                    "expects one offset and one size per dimension of " +
-                       shapeStr(in.getShape()));
+                       formatShape(in.getShape()));
   for (int64_t d = 0; d < in.getRank(); ++d) {
     if (offsets[d] < 0 || sizes[d] < 1 ||
         offsets[d] + sizes[d] > in.getDimSize(d))
@@ -532,8 +530,8 @@ LogicalResult ConcatOp::inferReturnTypes(MLIRContext *,
       if (d != axis && t.getDimSize(d) != shape[d])
         return opError(loc, name,
                        "input #" + Twine(i + 1) + " has shape " +
-                           shapeStr(t.getShape()) + " but input #0 has " +
-                           shapeStr(first.getShape()) +
+                           formatShape(t.getShape()) + " but input #0 has " +
+                           formatShape(first.getShape()) +
                            ": all dimensions but the axis must match");
     }
     shape[axis] += t.getDimSize(axis);
@@ -595,7 +593,7 @@ LogicalResult OneHotOp::verify() {
   expected.push_back(depth);
   if (getType().getShape() != ArrayRef<int64_t>(expected))
     return emitOpError("expects a result of shape ")
-           << shapeStr(expected) << ", got " << shapeStr(getType().getShape());
+           << formatShape(expected) << ", got " << formatShape(getType().getShape());
   return success();
 }
 
@@ -611,13 +609,13 @@ LogicalResult CrossEntropyOp::inferReturnTypes(MLIRContext *context,
   if (logits.getRank() < 2)
     return opError(loc, name,
                    "expects operand #0 (logits) of shape [..., vocab], got " +
-                       shapeStr(logits.getShape()));
+                       formatShape(logits.getShape()));
   if (labels.getShape() != logits.getShape().drop_back())
     return opError(loc, name,
                    "expects operand #1 (labels) of shape " +
-                       shapeStr(logits.getShape().drop_back()) +
+                       formatShape(logits.getShape().drop_back()) +
                        " (the logits' without vocab), got " +
-                       shapeStr(labels.getShape()));
+                       formatShape(labels.getShape()));
   Type f32 = Float32Type::get(context);
   if (adaptor.getReduction() == LossReduction::None)
     types.push_back(RankedTensorType::get(labels.getShape(), f32));
@@ -643,8 +641,8 @@ LogicalResult FlashAttentionOp::inferReturnTypes(
     return opError(loc, name,
                    "expects query [B, H, T, D], key [B, Hkv, S, D] and value "
                    "[B, Hkv, S, Dv], got " +
-                       shapeStr(q.getShape()) + ", " + shapeStr(k.getShape()) +
-                       " and " + shapeStr(v.getShape()));
+                       formatShape(q.getShape()) + ", " + formatShape(k.getShape()) +
+                       " and " + formatShape(v.getShape()));
   if (q.getElementType() != k.getElementType() ||
       q.getElementType() != v.getElementType())
     return opError(loc, name, "expects query, key and value of one element "
@@ -660,15 +658,15 @@ LogicalResult FlashAttentionOp::inferReturnTypes(
                                       dim};
   if (k.getShape() != ArrayRef<int64_t>(expectedKey))
     return opError(loc, name,
-                   "expects key of shape " + shapeStr(expectedKey) +
-                       " for query " + shapeStr(q.getShape()) +
+                   "expects key of shape " + formatShape(expectedKey) +
+                       " for query " + formatShape(q.getShape()) +
                        " and kv_groups = " + Twine(groups) + ", got " +
-                       shapeStr(k.getShape()));
+                       formatShape(k.getShape()));
   if (v.getShape().drop_back() != k.getShape().drop_back())
     return opError(loc, name,
                    "expects value of shape " +
-                       shapeStr(k.getShape().drop_back()) +
-                       " + [Dv] like key, got " + shapeStr(v.getShape()));
+                       formatShape(k.getShape().drop_back()) +
+                       " + [Dv] like key, got " + formatShape(v.getShape()));
   if (Value positions = adaptor.getQueryPositions()) {
     RankedTensorType p = tensorType(positions);
     if (!p || p.getRank() != 1 || p.getDimSize(0) != batch ||

@@ -121,32 +121,57 @@ int64_t packedSize(const flatbuffers::Vector<
   return total;
 }
 
+/// An operand of a step: its buffer, its name, and whether it may be empty.
+struct Operand {
+  const format::BufferRef *ref;
+  const char *name;
+  bool optional = false;
+};
+
+Status checkOperands(const BoundsChecker &bounds, const std::string &prefix,
+                     std::initializer_list<Operand> operands) {
+  for (const Operand &o : operands)
+    if (Status s = bounds.check(o.ref, prefix + " operand " + o.name,
+                                o.optional);
+        !s)
+      return s;
+  return Status::ok();
+}
+
+Status checkArgs(const BoundsChecker &bounds, const std::string &prefix,
+                 const flatbuffers::Vector<const format::BufferRef *> *args) {
+  if (args)
+    for (size_t i = 0; i < args->size(); ++i)
+      if (Status s = bounds.check(args->Get(i),
+                                  prefix + " argument " + std::to_string(i));
+          !s)
+        return s;
+  return Status::ok();
+}
+
 Status checkStep(const BoundsChecker &bounds, const format::Step *step,
                  size_t index, uint32_t kernelCount) {
   std::string at = "step " + std::to_string(index);
   switch (step->command_type()) {
   case format::Command::Gemm: {
     const format::Gemm *g = step->command_as_Gemm();
-    for (auto [ref, name, optional] :
-         {std::tuple{g->a(), "a", false}, std::tuple{g->b(), "b", false},
-          std::tuple{g->c(), "c", false}, std::tuple{g->bias(), "bias", true},
-          std::tuple{g->residual(), "residual", true}})
-      if (Status s = bounds.check(ref, at + " (gemm) operand " + name,
-                                  optional);
-          !s)
-        return s;
-    return Status::ok();
+    return checkOperands(bounds, at + " (gemm)",
+                         {{g->a(), "a"},
+                          {g->b(), "b"},
+                          {g->c(), "c"},
+                          {g->bias(), "bias", true},
+                          {g->residual(), "residual", true}});
   }
   case format::Command::Attention: {
     const format::Attention *a = step->command_as_Attention();
-    for (auto [ref, name, optional] :
-         {std::tuple{a->q(), "q", false}, std::tuple{a->k(), "k", false},
-          std::tuple{a->v(), "v", false}, std::tuple{a->out(), "out", false},
-          std::tuple{a->query_start(), "query_start", true}})
-      if (Status s = bounds.check(ref, at + " (attention) operand " + name,
-                                  optional);
-          !s)
-        return s;
+    if (Status s = checkOperands(bounds, at + " (attention)",
+                                 {{a->q(), "q"},
+                                  {a->k(), "k"},
+                                  {a->v(), "v"},
+                                  {a->out(), "out"},
+                                  {a->query_start(), "query_start", true}});
+        !s)
+      return s;
     if (a->kv_heads() <= 0 || a->heads() % a->kv_heads() != 0)
       return Status::error(bounds.where + ": " + at +
                            " (attention): kv_heads must divide heads");
@@ -158,27 +183,13 @@ Status checkStep(const BoundsChecker &bounds, const format::Step *step,
       return Status::error(bounds.where + ": " + at + " launches kernel " +
                            std::to_string(l->kernel()) + " of " +
                            std::to_string(kernelCount));
-    if (l->args())
-      for (size_t i = 0; i < l->args()->size(); ++i)
-        if (Status s = bounds.check(l->args()->Get(i),
-                                    at + " (launch) argument " +
-                                        std::to_string(i));
-            !s)
-          return s;
-    return Status::ok();
+    return checkArgs(bounds, at + " (launch)", l->args());
   }
   case format::Command::LibraryCall: {
     const format::LibraryCall *c = step->command_as_LibraryCall();
     if (!c->name())
       return Status::error(bounds.where + ": " + at + " calls no kernel");
-    if (c->args())
-      for (size_t i = 0; i < c->args()->size(); ++i)
-        if (Status s = bounds.check(c->args()->Get(i),
-                                    at + " (" + c->name()->str() +
-                                        ") argument " + std::to_string(i));
-            !s)
-          return s;
-    return Status::ok();
+    return checkArgs(bounds, at + " (" + c->name()->str() + ")", c->args());
   }
   case format::Command::NONE:
     break;

@@ -138,6 +138,14 @@ TEST(Artifact, WrongIdentifierOrVersion) {
             "footer's");
 }
 
+TEST(Artifact, FooterFromAnotherSchemaVersion) {
+  std::vector<uint8_t> bytes = build();
+  bytes[bytes.size() - kArtifactFooterSize + 4] = 9; // the footer's version
+  EXPECT_EQ(loadError(bytes),
+            "m.gai: schema version 9, this runtime reads version 1; recompile "
+            "with a matching gaic");
+}
+
 TEST(Artifact, OutOfBoundsBuffersAreRefused) {
   Options o;
   o.gemmC = 1020; // 16 bytes from 1020 overrun the 1024-byte arena

@@ -3,6 +3,7 @@
 #include "compiler/reference/Interpreter.h"
 #include "dialects/Gai/GaiDialect.h"
 #include "hal/cpu/Kernels.h"
+#include "SafetensorsImage.h"
 
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Parser/Parser.h"
@@ -39,8 +40,8 @@ std::vector<HostTensor> evaluate(const std::string &source,
   context.loadDialect<mlir::gai::GaiDialect, mlir::func::FuncDialect>();
   auto module = mlir::parseSourceString<mlir::ModuleOp>(source, &context);
   EXPECT_TRUE(module);
-  static const uint8_t kEmpty[] = {2, 0, 0, 0, 0, 0, 0, 0, '{', '}'};
-  auto weights = SafetensorsFile::fromBytes(kEmpty, sizeof(kEmpty), "none");
+  std::vector<uint8_t> empty = test::safetensorsImage("{}", 0);
+  auto weights = SafetensorsFile::fromBytes(empty.data(), empty.size(), "none");
   auto main = module->lookupSymbol<mlir::func::FuncOp>("main");
   auto results = reference::evaluate(main, args, *weights);
   EXPECT_FALSE(!results) << llvm::toString(results.takeError());

@@ -1,5 +1,6 @@
 // The safetensors reader: valid files, and every malformed header we reject.
 #include "gai/Safetensors.h"
+#include "SafetensorsImage.h"
 
 #include <gtest/gtest.h>
 
@@ -12,17 +13,9 @@ using gai::SafetensorsFile;
 
 namespace {
 
-/// A file image: 8-byte little-endian header length, header, data.
 std::vector<uint8_t> image(const std::string &header, size_t dataBytes,
                            uint64_t claimedLength = UINT64_MAX) {
-  uint64_t n = claimedLength == UINT64_MAX ? header.size() : claimedLength;
-  std::vector<uint8_t> bytes(8);
-  for (int i = 0; i < 8; ++i)
-    bytes[i] = static_cast<uint8_t>(n >> (8 * i));
-  bytes.insert(bytes.end(), header.begin(), header.end());
-  for (size_t i = 0; i < dataBytes; ++i)
-    bytes.push_back(static_cast<uint8_t>(i));
-  return bytes;
+  return gai::test::safetensorsImage(header, dataBytes, claimedLength);
 }
 
 gai::StatusOr<SafetensorsFile> parse(const std::vector<uint8_t> &bytes) {

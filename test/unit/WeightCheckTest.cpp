@@ -1,6 +1,7 @@
 // The weights check lists every missing, extra and mis-shaped tensor.
 #include "frontend/GraphBuilder.h"
 #include "frontend/WeightCheck.h"
+#include "SafetensorsImage.h"
 
 #include "mlir/IR/MLIRContext.h"
 
@@ -31,11 +32,7 @@ SafetensorsFile makeFile(
     offset += bytes;
   }
   header += "}";
-  std::vector<uint8_t> bytes(8);
-  for (int i = 0; i < 8; ++i)
-    bytes[i] = static_cast<uint8_t>(uint64_t(header.size()) >> (8 * i));
-  bytes.insert(bytes.end(), header.begin(), header.end());
-  bytes.resize(bytes.size() + offset);
+  std::vector<uint8_t> bytes = test::safetensorsImage(header, offset);
   auto file = SafetensorsFile::fromBytes(bytes.data(), bytes.size(), "w.st");
   EXPECT_TRUE(file.isOk()) << file.status().message();
   return std::move(file.value());
