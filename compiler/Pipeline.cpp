@@ -1,6 +1,7 @@
 // The compiler's stages, from a model file to IR.
 #include "compiler/Pipeline.h"
 
+#include "compiler/lowering/ExecLowering.h"
 #include "compiler/lowering/MemoryPlan.h"
 #include "dialects/Gai/GaiOps.h"
 #include "frontend/WeightCheck.h"
@@ -55,6 +56,81 @@ mlir::LogicalResult optimize(mlir::ModuleOp module,
   pm.addPass(mlir::createCanonicalizerPass());
   pm.addPass(mlir::createCSEPass());
   return pm.run(module);
+}
+
+static llvm::Error error(const llvm::Twine &message) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
+}
+
+llvm::Expected<mlir::OwningOpRef<mlir::ModuleOp>>
+lowerModule(mlir::ModuleOp optimized, const CompileOptions &options,
+            WeightsMode weightsMode) {
+  ExecOptions exec;
+  if (weightsMode == WeightsMode::External) {
+    StatusOr<SafetensorsFile> weights = SafetensorsFile::open(options.weightsPath);
+    if (!weights)
+      return error(weights.status().message());
+    for (const TensorView &t : weights->tensors())
+      exec.weightOffsets[t.name] = weights->fileOffset(t);
+  }
+  std::string diagnostics;
+  llvm::raw_string_ostream os(diagnostics);
+  mlir::ScopedDiagnosticHandler handler(
+      optimized.getContext(), [&](mlir::Diagnostic &d) {
+        os << d.getLocation() << ": " << d << "\n";
+        return mlir::success();
+      });
+  auto lowered = lowerToExec(optimized, exec);
+  if (mlir::failed(lowered))
+    return error("lowering to the exec dialect failed:\n" + diagnostics);
+  return std::move(*lowered);
+}
+
+/// Batch, context and prefill length, read back from the entry points.
+static void entryBounds(mlir::ModuleOp module, ArtifactOptions &out) {
+  for (auto func : module.getOps<mlir::func::FuncOp>()) {
+    auto tokens = mlir::cast<mlir::RankedTensorType>(func.getArgumentTypes()[0]);
+    out.maxBatch = tokens.getDimSize(0);
+    if (func.getName() == "forward")
+      out.maxSeqLen = std::max(out.maxSeqLen, tokens.getDimSize(1));
+    if (func.getName() == "prefill")
+      out.prefillLen = tokens.getDimSize(1);
+    if (func.getNumArguments() > 3) // a KV cache [B, Hkv, S, D]
+      out.maxSeqLen = mlir::cast<mlir::RankedTensorType>(
+                          func.getArgumentTypes()[3]).getDimSize(2);
+  }
+}
+
+llvm::Expected<std::vector<uint8_t>>
+compileArtifact(mlir::ModuleOp optimized, const ModelSpec &spec,
+                const CompileOptions &options, WeightsMode weightsMode,
+                const std::string &artifactPath,
+                const CpuCodegenOptions &codegen) {
+  auto execModule = lowerModule(optimized, options, weightsMode);
+  if (!execModule)
+    return execModule.takeError();
+  std::string message;
+  auto kernels = buildCpuKernels(**execModule, codegen, message);
+  if (mlir::failed(kernels))
+    return error(message);
+  ArtifactOptions artifact;
+  artifact.model = spec.name;
+  artifact.dtype = options.build.dtype.empty() ? spec.compile.dtype : options.build.dtype;
+  artifact.target = "cpu:" + codegen.cpu;
+  entryBounds(optimized, artifact);
+  artifact.weightsMode = weightsMode;
+  artifact.artifactPath = artifactPath;
+  std::optional<StatusOr<SafetensorsFile>> weights;
+  if (weightsMode != WeightsMode::None) {
+    weights.emplace(SafetensorsFile::open(options.weightsPath));
+    if (!*weights)
+      return error((*weights).status().message());
+    artifact.weights = &(*weights).value();
+  }
+  auto bytes = writeArtifact(**execModule, *kernels, artifact, message);
+  if (mlir::failed(bytes))
+    return error(message);
+  return std::move(*bytes);
 }
 
 std::vector<FunctionReport> report(mlir::ModuleOp module) {

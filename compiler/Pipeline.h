@@ -2,6 +2,7 @@
 #ifndef GAI_COMPILER_PIPELINE_H
 #define GAI_COMPILER_PIPELINE_H
 
+#include "compiler/ArtifactWriter.h"
 #include "frontend/GraphBuilder.h"
 #include "frontend/ModelSpec.h"
 
@@ -34,6 +35,19 @@ llvm::Expected<ImportedModel> importModel(mlir::MLIRContext &context,
 /// and one-kernel regions), canonicalisation and CSE.
 mlir::LogicalResult optimize(mlir::ModuleOp module,
                              const CompileOptions &options);
+
+/// Lowers an optimised module to the exec dialect (for `--emit=exec`).
+llvm::Expected<mlir::OwningOpRef<mlir::ModuleOp>>
+lowerModule(mlir::ModuleOp optimized, const CompileOptions &options,
+            WeightsMode weightsMode);
+
+/// The rest of the way for the CPU target: exec lowering, kernel codegen and
+/// the artifact's bytes. `artifactPath` places an external weights path.
+llvm::Expected<std::vector<uint8_t>>
+compileArtifact(mlir::ModuleOp optimized, const ModelSpec &spec,
+                const CompileOptions &options, WeightsMode weightsMode,
+                const std::string &artifactPath,
+                const CpuCodegenOptions &codegen = {});
 
 /// What each function of an optimised module needs: its arena (the static
 /// memory plan of its intermediates) and the kernels it runs.

@@ -134,6 +134,10 @@ SmallVector<SmallVector<Operation *>> formGroups(Block &block) {
       group.push_back(op);
       for (Value operand : op->getOperands()) {
         Operation *producer = operand.getDefiningOp();
+        // Kernels read RoPE positions per row, not as a broadcast operand.
+        auto rope = dyn_cast<RopeOp>(op);
+        if (rope && operand == rope.getPositions())
+          continue;
         if (!producer || grouped.contains(producer) || !isFusible(producer) ||
             !llvm::all_of(producer->getUsers(),
                           [&](Operation *user) { return user == op; }))

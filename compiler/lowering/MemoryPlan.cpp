@@ -46,9 +46,10 @@ ArenaPlan planArena(const std::vector<BufferRequest> &requests,
   return plan;
 }
 
-static int64_t bytesOf(mlir::RankedTensorType type) {
+int64_t tensorBytes(mlir::RankedTensorType type) {
+  // Masks take a byte per element, as loads and stores address them.
   int64_t bits = type.getElementType().getIntOrFloatBitWidth();
-  return (type.getNumElements() * std::max<int64_t>(bits, 1) + 7) / 8;
+  return (type.getNumElements() * (bits == 1 ? 8 : bits) + 7) / 8;
 }
 
 FunctionBuffers collectBuffers(mlir::func::FuncOp func) {
@@ -80,7 +81,7 @@ FunctionBuffers collectBuffers(mlir::func::FuncOp func) {
         bufferOf[v] = result.requests.size();
         result.values.push_back(v);
         result.requests.push_back(
-            {bytesOf(cast<RankedTensorType>(v.getType())), index, index});
+            {tensorBytes(cast<RankedTensorType>(v.getType())), index, index});
       }
     }
     ++index;

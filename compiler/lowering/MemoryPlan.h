@@ -30,6 +30,9 @@ struct ArenaPlan {
 ArenaPlan planArena(const std::vector<BufferRequest> &requests,
                     int64_t alignment = 64);
 
+/// Bytes a tensor takes in memory (masks: one byte per element).
+int64_t tensorBytes(mlir::RankedTensorType type);
+
 /// The buffers of a gai function: one per op result that needs memory.
 /// Parameters, constants and arguments live elsewhere; a reshape reuses its
 /// input's buffer, a cache write updates its cache in place; results stay

@@ -1,6 +1,7 @@
 // Artifact loading: footer, FlatBuffers verifier, version, then the bounds
 // of everything the runtime will index with.
 #include "gai/Artifact.h"
+#include "gai/Safetensors.h"
 
 #include "format/artifact_generated.h"
 
@@ -221,19 +222,59 @@ const format::Artifact &LoadedArtifact::root() const {
   return *format::GetArtifact(bytes_.get());
 }
 
-StatusOr<LoadedArtifact> LoadedArtifact::load(const std::string &path) {
+/// The artifact's weights blob rebuilt from a safetensors file, by name.
+static Status bindWeights(const format::Weights &w, int64_t size,
+                          const std::string &path, std::vector<uint8_t> &blob) {
+  StatusOr<SafetensorsFile> file = SafetensorsFile::open(path);
+  if (!file)
+    return file.status();
+  blob.assign(static_cast<size_t>(size), 0);
+  static const std::pair<format::DType, DType> kSame[] = {
+      {format::DType::F32, DType::F32}, {format::DType::F16, DType::F16},
+      {format::DType::BF16, DType::BF16}, {format::DType::F8E4M3, DType::F8E4M3},
+      {format::DType::I8, DType::I8}, {format::DType::I32, DType::I32}};
+  if (w.tensors())
+    for (const format::TensorDesc *t : *w.tensors()) {
+      std::string name = t->name() ? t->name()->str() : "";
+      if (!t->buffer())
+        return Status::error("weight '" + name + "' has no buffer");
+      const TensorView *view = file->find(name);
+      if (!view)
+        return Status::error(path + ": no tensor '" + name +
+                             "', which the model needs");
+      bool dtypeOk = false;
+      for (auto [ours, theirs] : kSame)
+        dtypeOk |= t->dtype() == ours && view->dtype == theirs;
+      std::vector<int64_t> shape;
+      if (t->shape())
+        shape.assign(t->shape()->begin(), t->shape()->end());
+      if (!dtypeOk || shape != view->shape ||
+          static_cast<int64_t>(view->byteSize) != t->buffer()->size())
+        return Status::error(path + ": tensor '" + name + "' is " +
+                             dtypeName(view->dtype) + " of another shape or "
+                             "type than the model's");
+      if (t->buffer()->offset() + t->buffer()->size() > size)
+        return Status::error("tensor '" + name + "' lies outside the weights");
+      std::memcpy(blob.data() + t->buffer()->offset(), view->data,
+                  view->byteSize);
+    }
+  return Status::ok();
+}
+
+StatusOr<LoadedArtifact> LoadedArtifact::load(const std::string &path,
+                                              const std::string &weightsPath) {
   std::vector<uint8_t> bytes;
   if (Status s = readFile(path, bytes); !s)
     return s;
   size_t slash = path.find_last_of('/');
   std::string directory =
       slash == std::string::npos ? "." : path.substr(0, slash);
-  return fromBytes(std::move(bytes), path, directory);
+  return fromBytes(std::move(bytes), path, directory, weightsPath);
 }
 
 StatusOr<LoadedArtifact> LoadedArtifact::fromBytes(
     std::vector<uint8_t> input, const std::string &name,
-    const std::string &directory) {
+    const std::string &directory, const std::string &weightsPath) {
   auto fail = [&](const std::string &what) {
     return Status::error(name + ": " + what);
   };
@@ -282,11 +323,27 @@ StatusOr<LoadedArtifact> LoadedArtifact::fromBytes(
   LoadedArtifact artifact;
   // Weights: embedded, or an external file with a recorded size and checksum.
   if (const format::Weights *w = root->weights()) {
-    if (w->embedded() && w->embedded()->size() > 0) {
+    if (!weightsPath.empty()) {
+      int64_t size = w->embedded() && w->embedded()->size() > 0
+                         ? static_cast<int64_t>(w->embedded()->size())
+                     : w->external() ? w->external()->size()
+                                     : 0;
+      auto data = std::make_shared<std::vector<uint8_t>>();
+      if (size < 0)
+        return fail("negative weights size");
+      if (Status s = bindWeights(*w, size, weightsPath, *data); !s)
+        return s;
+      artifact.externalWeights_ = data;
+      artifact.weights_ = data->data();
+      artifact.weightsSize_ = size;
+    } else if (w->embedded() && w->embedded()->size() > 0) {
       artifact.weights_ = w->embedded()->data();
       artifact.weightsSize_ = w->embedded()->size();
     } else if (const format::ExternalWeights *ext = w->external()) {
       std::string path = ext->path() ? ext->path()->str() : "";
+      if (path.empty())
+        return fail("the artifact was compiled without weights; pass "
+                    "--weights FILE");
       if (!path.empty() && path[0] != '/')
         path = directory + "/" + path;
       auto data = std::make_shared<std::vector<uint8_t>>();

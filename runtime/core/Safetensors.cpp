@@ -99,6 +99,9 @@ struct SafetensorsFile::Storage {
   }
 };
 
+const uint8_t *SafetensorsFile::fileData() const { return storage_->data; }
+size_t SafetensorsFile::fileSize() const { return storage_->size; }
+
 StatusOr<SafetensorsFile> SafetensorsFile::open(const std::string &path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0)

@@ -1,4 +1,4 @@
-// gaic: compiles a model spec or HF config into gai IR (and later artifacts).
+// gaic: compiles a model spec or HF config into gai IR, exec IR or an artifact.
 #include "compiler/Pipeline.h"
 
 #include "mlir/IR/AsmState.h"
@@ -13,7 +13,7 @@ namespace cl = llvm::cl;
 
 namespace {
 
-enum class Emit { Gai, Fused };
+enum class Emit { Gai, Fused, Exec, LLVM, Artifact };
 
 cl::OptionCategory category("gaic options");
 cl::opt<std::string> specPath(cl::Positional, cl::Required,
@@ -27,7 +27,14 @@ cl::opt<Emit> emit("emit", cl::desc("what to write"), cl::init(Emit::Gai),
                                          "the frontend's gai dialect IR"),
                               clEnumValN(Emit::Fused, "fused",
                                          "gai IR after attention rewriting "
-                                         "and fusion")),
+                                         "and fusion"),
+                              clEnumValN(Emit::Exec, "exec",
+                                         "the exec dialect: planned buffers, "
+                                         "commands and kernels"),
+                              clEnumValN(Emit::LLVM, "llvm",
+                                         "the kernels' optimised LLVM IR"),
+                              clEnumValN(Emit::Artifact, "artifact",
+                                         "the artifact gai-run executes")),
                    cl::cat(category));
 cl::opt<std::string> outputPath("o", cl::desc("output file (- for stdout)"),
                                 cl::value_desc("file"), cl::init("-"),
@@ -53,6 +60,16 @@ cl::opt<bool> printReport(
 cl::opt<bool> printIRAfterAll("print-ir-after-all",
                               cl::desc("print the IR after every pass"),
                               cl::cat(category));
+cl::opt<bool> externalWeights(
+    "external-weights",
+    cl::desc("reference --weights by path, size and checksum instead of "
+             "embedding them"),
+    cl::cat(category));
+cl::opt<std::string> target("target", cl::desc("cpu (default)"),
+                            cl::init("cpu"), cl::cat(category));
+cl::opt<std::string> cpu("cpu",
+                         cl::desc("x86-64 level the CPU kernels may assume"),
+                         cl::init("x86-64-v3"), cl::cat(category));
 cl::opt<std::string> dtype("dtype",
                            cl::desc("f32, bf16 or f16 (default: compile.dtype)"),
                            cl::cat(category));
@@ -103,27 +120,69 @@ int main(int argc, char **argv) {
   if (!model)
     return fail(llvm::toString(model.takeError()));
 
-  if (emit == Emit::Fused || printReport || printIRAfterAll) {
+  if (target != "cpu")
+    return fail("--target=" + target + ": only the cpu target exists so far");
+  bool lowering = emit == Emit::Exec || emit == Emit::LLVM || emit == Emit::Artifact;
+  std::string dtypeName = dtype.empty() ? model->spec.compile.dtype : std::string(dtype);
+  if (lowering && dtypeName != "f32")
+    return fail("--dtype=" + dtypeName + ": the cpu target computes in f32 only");
+  if (emit == Emit::Artifact && outputPath == "-")
+    return fail("--emit=artifact needs -o FILE");
+  if (externalWeights && weightsPath.empty())
+    return fail("--external-weights needs --weights FILE");
+
+  if (emit != Emit::Gai || printReport || printIRAfterAll) {
     // The frontend's IR is what --emit=gai shows; optimise a copy for the rest.
     mlir::OwningOpRef<mlir::ModuleOp> optimized =
-        emit == Emit::Fused ? std::move(model->module)
-                            : mlir::OwningOpRef<mlir::ModuleOp>(
-                                  model->module->clone());
+        emit != Emit::Gai ? std::move(model->module)
+                          : mlir::OwningOpRef<mlir::ModuleOp>(
+                                model->module->clone());
     if (mlir::failed(gai::optimize(*optimized, options)))
       return fail("the gai passes failed");
     if (printReport)
       gai::printReport(gai::report(*optimized), llvm::errs());
-    if (emit == Emit::Fused)
+    if (emit != Emit::Gai)
       model->module = std::move(optimized);
   }
 
+  gai::WeightsMode weightsMode = weightsPath.empty() ? gai::WeightsMode::None
+                                 : externalWeights   ? gai::WeightsMode::External
+                                                     : gai::WeightsMode::Embedded;
+  gai::CpuCodegenOptions codegen;
+  codegen.cpu = cpu;
   std::string error;
+  std::string text;
+  std::vector<uint8_t> bytes;
+  if (emit == Emit::Exec || emit == Emit::LLVM) {
+    auto lowered = gai::lowerModule(*model->module, options, weightsMode);
+    if (!lowered)
+      return fail(llvm::toString(lowered.takeError()));
+    if (emit == Emit::Exec) {
+      model->module = std::move(*lowered);
+    } else {
+      auto ir = gai::cpuKernelsLLVMIR(**lowered, codegen, error);
+      if (mlir::failed(ir))
+        return fail(error);
+      text = std::move(*ir);
+    }
+  } else if (emit == Emit::Artifact) {
+    auto artifact = gai::compileArtifact(*model->module, model->spec, options,
+                                         weightsMode, outputPath, codegen);
+    if (!artifact)
+      return fail(llvm::toString(artifact.takeError()));
+    bytes = std::move(*artifact);
+  }
+
   std::unique_ptr<llvm::ToolOutputFile> output =
       mlir::openOutputFile(outputPath, &error);
   if (!output)
     return fail(error);
-  model->module->print(output->os());
-  output->os() << "\n";
+  if (emit == Emit::Artifact)
+    output->os().write(reinterpret_cast<const char *>(bytes.data()), bytes.size());
+  else if (emit == Emit::LLVM)
+    output->os() << text;
+  else
+    model->module->print(output->os()), output->os() << "\n";
   output->keep();
   return 0;
 }

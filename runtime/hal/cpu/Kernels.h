@@ -62,6 +62,32 @@ int64_t cacheWrite(float *cache, const float *update, const int32_t *start,
 int64_t take(const float *x, const int32_t *rows, int64_t batch, int64_t t,
              int64_t inner, float *out);
 
+/// out = in with its dimensions permuted: out dim i is in dim perm[i].
+/// Elements are `elementBytes` wide.
+void transpose(const void *in, void *out, int64_t elementBytes,
+               const int64_t *shape, const int64_t *perm, int64_t rank);
+
+/// out = in[offsets[0] : offsets[0] + sizes[0], …].
+void slice(const void *in, void *out, int64_t elementBytes,
+           const int64_t *shape, const int64_t *offsets, const int64_t *sizes,
+           int64_t rank);
+
+/// The k largest values of each row of `in` [rows, n], largest first; ties
+/// go to the lower index.
+void topk(const float *in, int64_t rows, int64_t n, int64_t k, float *values,
+          int32_t *indices);
+
+/// out[i, j] = indices[i] == j ? 1 : 0 for j < depth. Returns the first i
+/// whose index is outside [0, depth), or -1.
+int64_t oneHot(const int32_t *indices, int64_t count, int64_t depth,
+               float *out);
+
+enum class ReduceKind { Sum, Mean, Max, Min }; // the IR's gai.reduce kinds
+
+/// Reduces `in` [outer, n, inner] over its middle dimension.
+void reduce(const float *in, float *out, ReduceKind kind, int64_t outer,
+            int64_t n, int64_t inner);
+
 } // namespace gai::cpu
 
 #endif // GAI_RUNTIME_HAL_CPU_KERNELS_H

@@ -34,11 +34,16 @@ std::vector<uint8_t> sealArtifact(const uint8_t *flatbuffer, size_t size);
 /// weights have the recorded size and checksum.
 class LoadedArtifact {
 public:
-  static StatusOr<LoadedArtifact> load(const std::string &path);
+  /// With `weightsPath`, the weights come from that safetensors file
+  /// instead, bound by name: every tensor the artifact names must be there
+  /// with its dtype and shape.
+  static StatusOr<LoadedArtifact> load(const std::string &path,
+                                       const std::string &weightsPath = "");
   /// `name` appears in messages; `directory` resolves external weights.
   static StatusOr<LoadedArtifact> fromBytes(std::vector<uint8_t> bytes,
                                             const std::string &name,
-                                            const std::string &directory);
+                                            const std::string &directory,
+                                            const std::string &weightsPath = "");
 
   const format::Artifact &root() const;
   /// Bytes of the weights blob (embedded, or the external file's).

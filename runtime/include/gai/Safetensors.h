@@ -49,6 +49,13 @@ public:
   /// Tensors in file order (by data offset).
   const std::vector<TensorView> &tensors() const { return tensors_; }
   const TensorView *find(std::string_view name) const;
+  /// The whole file's bytes, header included.
+  const uint8_t *fileData() const;
+  size_t fileSize() const;
+  /// Where a tensor's data starts in the file.
+  int64_t fileOffset(const TensorView &tensor) const {
+    return static_cast<int64_t>(tensor.data - fileData());
+  }
   const std::map<std::string, std::string> &metadata() const {
     return metadata_;
   }

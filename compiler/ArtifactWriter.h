@@ -1,0 +1,40 @@
+// Writes an exec module, its kernels and its weights as a gai artifact.
+#ifndef GAI_COMPILER_ARTIFACTWRITER_H
+#define GAI_COMPILER_ARTIFACTWRITER_H
+
+#include "compiler/codegen/CpuCodegen.h"
+#include "gai/Safetensors.h"
+
+#include "mlir/IR/BuiltinOps.h"
+
+#include <string>
+#include <vector>
+
+namespace gai {
+
+enum class WeightsMode {
+  Embedded, ///< copied into the artifact
+  External, ///< referenced by path, size and checksum
+  None,     ///< supplied when the artifact is run (`gai-run --weights`)
+};
+
+struct ArtifactOptions {
+  std::string target = "cpu";
+  std::string dtype = "f32";
+  int64_t maxBatch = 0, maxSeqLen = 0, prefillLen = 0;
+  std::string model;
+  WeightsMode weightsMode = WeightsMode::Embedded;
+  const SafetensorsFile *weights = nullptr; ///< for Embedded and External
+  /// For External: the artifact's own path, so the weights path can be
+  /// stored relative to it.
+  std::string artifactPath;
+};
+
+/// The artifact's bytes (FlatBuffer and footer), or an error message.
+mlir::FailureOr<std::vector<uint8_t>>
+writeArtifact(mlir::ModuleOp execModule, const KernelLibrary &kernels,
+              const ArtifactOptions &options, std::string &error);
+
+} // namespace gai
+
+#endif // GAI_COMPILER_ARTIFACTWRITER_H

@@ -1,0 +1,248 @@
+// Kernels → LLVM dialect → LLVM IR (O3) → object file → shared object.
+#include "compiler/codegen/CpuCodegen.h"
+
+#include "mlir/Conversion/ArithToLLVM/ArithToLLVM.h"
+#include "mlir/Conversion/ControlFlowToLLVM/ControlFlowToLLVM.h"
+#include "mlir/Conversion/FuncToLLVM/ConvertFuncToLLVMPass.h"
+#include "mlir/Conversion/MathToLLVM/MathToLLVM.h"
+#include "mlir/Conversion/MathToLibm/MathToLibm.h"
+#include "mlir/Conversion/MemRefToLLVM/MemRefToLLVM.h"
+#include "mlir/Conversion/ReconcileUnrealizedCasts/ReconcileUnrealizedCasts.h"
+#include "mlir/Conversion/SCFToControlFlow/SCFToControlFlow.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/ExecutionEngine/OptUtils.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Export.h"
+
+#include "llvm/ADT/ScopeExit.h"
+#include "llvm/IR/LegacyPassManager.h"
+#include "llvm/IR/Module.h"
+#include "llvm/MC/TargetRegistry.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Program.h"
+#include "llvm/Support/TargetSelect.h"
+#include "llvm/Target/TargetMachine.h"
+#include "llvm/Target/TargetOptions.h"
+#include "llvm/TargetParser/Host.h"
+
+#include <cstdlib>
+
+using namespace mlir;
+
+namespace gai {
+namespace {
+
+/// The kernels alone, lowered to the LLVM dialect, with one exported
+/// `gai_<name>(ptr buffers)` wrapper each.
+FailureOr<OwningOpRef<ModuleOp>> lowerKernels(ModuleOp execModule,
+                                              KernelLibrary &library,
+                                              std::string &error) {
+  MLIRContext *context = execModule.getContext();
+  context->loadDialect<LLVM::LLVMDialect>();
+  DialectRegistry registry;
+  registerBuiltinDialectTranslation(registry);
+  registerLLVMDialectTranslation(registry);
+  context->appendDialectRegistry(registry);
+
+  OwningOpRef<ModuleOp> module = ModuleOp::create(execModule.getLoc());
+  OpBuilder b(context);
+  b.setInsertionPointToEnd(module->getBody());
+  for (auto kernel : execModule.getOps<func::FuncOp>()) {
+    b.clone(*kernel);
+    library.kernels.push_back(kernel.getSymName().str());
+  }
+
+  PassManager pm(context);
+  pm.addPass(createSCFToControlFlowPass());
+  pm.addPass(createConvertMathToLLVMPass());
+  pm.addPass(createConvertMathToLibmPass());
+  pm.addPass(createArithToLLVMConversionPass());
+  pm.addPass(createFinalizeMemRefToLLVMConversionPass());
+  ConvertFuncToLLVMPassOptions funcOptions;
+  funcOptions.useBarePtrCallConv = true; // static shapes: a pointer each
+  pm.addPass(createConvertFuncToLLVMPass(funcOptions));
+  pm.addPass(createConvertControlFlowToLLVMPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
+  std::string diagnostics;
+  {
+    llvm::raw_string_ostream os(diagnostics);
+    ScopedDiagnosticHandler handler(context, [&](Diagnostic &d) {
+      os << d << "\n";
+      return success();
+    });
+    if (failed(pm.run(*module))) {
+      error = "lowering the kernels to LLVM failed: " + diagnostics;
+      return failure();
+    }
+  }
+
+  // Wrappers with one calling convention, so the runtime needs no per-kernel
+  // signatures: args[i] is the i-th buffer.
+  auto ptr = LLVM::LLVMPointerType::get(context);
+  Location loc = module->getLoc();
+  for (const std::string &name : library.kernels) {
+    auto impl = module->lookupSymbol<LLVM::LLVMFuncOp>(name);
+    impl.setLinkage(LLVM::Linkage::Internal);
+    std::string symbol = "gai_" + name;
+    auto wrapper = LLVM::LLVMFuncOp::create(
+        b, loc, symbol,
+        LLVM::LLVMFunctionType::get(LLVM::LLVMVoidType::get(context), {ptr}));
+    Block *entry = wrapper.addEntryBlock(b);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(entry);
+    SmallVector<Value> args;
+    for (unsigned i = 0; i < impl.getNumArguments(); ++i) {
+      Value slot = LLVM::GEPOp::create(b, loc, ptr, ptr, entry->getArgument(0),
+                                       ArrayRef<LLVM::GEPArg>{static_cast<int32_t>(i)});
+      args.push_back(LLVM::LoadOp::create(b, loc, ptr, slot));
+    }
+    LLVM::CallOp::create(b, loc, impl, args);
+    LLVM::ReturnOp::create(b, loc, ValueRange{});
+    library.symbols.push_back(symbol);
+  }
+  return module;
+}
+
+std::unique_ptr<llvm::TargetMachine> targetMachine(const std::string &cpu,
+                                                   std::string &error) {
+  llvm::InitializeNativeTarget();
+  llvm::InitializeNativeTargetAsmPrinter();
+  llvm::Triple triple(llvm::sys::getDefaultTargetTriple());
+  const llvm::Target *target = llvm::TargetRegistry::lookupTarget(triple, error);
+  if (!target)
+    return nullptr;
+  std::unique_ptr<llvm::TargetMachine> tm(target->createTargetMachine(
+      triple, cpu, "", llvm::TargetOptions(), llvm::Reloc::PIC_, std::nullopt,
+      llvm::CodeGenOptLevel::Aggressive));
+  if (!tm)
+    error = "no target machine for cpu '" + cpu + "'";
+  return tm;
+}
+
+FailureOr<std::unique_ptr<llvm::Module>>
+optimizedModule(ModuleOp execModule, const CpuCodegenOptions &options,
+                llvm::LLVMContext &llvmContext, llvm::TargetMachine &tm,
+                KernelLibrary &library, std::string &error) {
+  FailureOr<OwningOpRef<ModuleOp>> lowered =
+      lowerKernels(execModule, library, error);
+  if (failed(lowered))
+    return failure();
+  std::unique_ptr<llvm::Module> module =
+      translateModuleToLLVMIR(**lowered, llvmContext, "gai_kernels");
+  if (!module) {
+    error = "translating the kernels to LLVM IR failed";
+    return failure();
+  }
+  module->setDataLayout(tm.createDataLayout());
+  module->setTargetTriple(tm.getTargetTriple());
+  for (llvm::Function &f : *module)
+    if (!f.isDeclaration()) {
+      f.addFnAttr("target-cpu", options.cpu);
+      f.addFnAttr("target-features", tm.getTargetFeatureString());
+    }
+  if (llvm::Error e = makeOptimizingTransformer(3, 0, &tm)(module.get())) {
+    error = "optimizing the kernels failed: " + llvm::toString(std::move(e));
+    return failure();
+  }
+  return module;
+}
+
+std::string linkerPath(const CpuCodegenOptions &options) {
+  if (const char *env = std::getenv("GAI_LD"))
+    return env;
+  if (!options.linker.empty())
+    return options.linker;
+  return GAI_LLD_PATH;
+}
+
+} // namespace
+
+FailureOr<std::string> cpuKernelsLLVMIR(ModuleOp execModule,
+                                        const CpuCodegenOptions &options,
+                                        std::string &error) {
+  std::unique_ptr<llvm::TargetMachine> tm = targetMachine(options.cpu, error);
+  if (!tm)
+    return failure();
+  llvm::LLVMContext llvmContext;
+  KernelLibrary library;
+  auto module = optimizedModule(execModule, options, llvmContext, *tm, library, error);
+  if (failed(module))
+    return failure();
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  (*module)->print(os, nullptr);
+  return text;
+}
+
+FailureOr<KernelLibrary> buildCpuKernels(ModuleOp execModule,
+                                         const CpuCodegenOptions &options,
+                                         std::string &error) {
+  std::unique_ptr<llvm::TargetMachine> tm = targetMachine(options.cpu, error);
+  if (!tm)
+    return failure();
+  llvm::LLVMContext llvmContext;
+  KernelLibrary library;
+  auto module = optimizedModule(execModule, options, llvmContext, *tm, library, error);
+  if (failed(module))
+    return failure();
+
+  llvm::SmallString<0> object;
+  {
+    llvm::raw_svector_ostream os(object);
+    llvm::legacy::PassManager pm;
+    if (tm->addPassesToEmitFile(pm, os, nullptr,
+                                llvm::CodeGenFileType::ObjectFile)) {
+      error = "the target cannot emit object files";
+      return failure();
+    }
+    pm.run(**module);
+  }
+
+  // lld makes the shared object; the runtime dlopens it from memory.
+  llvm::SmallString<128> dir;
+  if (std::error_code ec = llvm::sys::fs::createUniqueDirectory("gai-kernels", dir)) {
+    error = "cannot create a temporary directory: " + ec.message();
+    return failure();
+  }
+  llvm::SmallString<128> objectPath(dir), libraryPath(dir);
+  llvm::sys::path::append(objectPath, "kernels.o");
+  llvm::sys::path::append(libraryPath, "kernels.so");
+  auto cleanup = llvm::make_scope_exit([&] {
+    llvm::sys::fs::remove(objectPath);
+    llvm::sys::fs::remove(libraryPath);
+    llvm::sys::fs::remove(dir);
+  });
+  {
+    std::error_code ec;
+    llvm::raw_fd_ostream os(objectPath, ec);
+    if (ec) {
+      error = "cannot write " + objectPath.str().str() + ": " + ec.message();
+      return failure();
+    }
+    os << object;
+  }
+  std::string linker = linkerPath(options);
+  std::string message;
+  int rc = llvm::sys::ExecuteAndWait(
+      linker, {linker, "-shared", "--gc-sections", "-O2", "-o", libraryPath, objectPath},
+      std::nullopt, {}, 0, 0, &message);
+  if (rc != 0) {
+    error = "linking the kernels with " + linker + " failed" +
+            (message.empty() ? "" : ": " + message);
+    return failure();
+  }
+  auto so = llvm::MemoryBuffer::getFile(libraryPath);
+  if (!so) {
+    error = "cannot read the linked kernels: " + so.getError().message();
+    return failure();
+  }
+  library.sharedObject.assign((*so)->getBufferStart(), (*so)->getBufferEnd());
+  return library;
+}
+
+} // namespace gai

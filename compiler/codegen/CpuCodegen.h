@@ -1,0 +1,43 @@
+// The CPU backend's code generation: kernels → LLVM → a shared object.
+#ifndef GAI_COMPILER_CODEGEN_CPUCODEGEN_H
+#define GAI_COMPILER_CODEGEN_CPUCODEGEN_H
+
+#include "mlir/IR/BuiltinOps.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace gai {
+
+struct CpuCodegenOptions {
+  /// The x86-64 level the code may assume; the runtime checks it on load.
+  std::string cpu = "x86-64-v3";
+  /// `ld.lld`, found when gaic was built; GAI_LD overrides it.
+  std::string linker;
+};
+
+/// A shared object with one exported `void gai_<kernel>(void **buffers)` per
+/// kernel: the buffers are the launch's arguments in order.
+struct KernelLibrary {
+  std::vector<uint8_t> sharedObject;
+  std::vector<std::string> kernels; ///< the exec module's kernel names
+  std::vector<std::string> symbols; ///< their exported symbols, same order
+};
+
+/// Compiles the `func.func` kernels of an exec module: scf → cf, then
+/// arith, math and memref to the LLVM dialect (memrefs as bare pointers),
+/// LLVM IR at O3 for `options.cpu`, an object file, linked by lld. Errors
+/// are returned in `error`.
+mlir::FailureOr<KernelLibrary> buildCpuKernels(mlir::ModuleOp execModule,
+                                               const CpuCodegenOptions &options,
+                                               std::string &error);
+
+/// The LLVM IR of the kernels, for `gaic --emit=llvm`.
+mlir::FailureOr<std::string> cpuKernelsLLVMIR(mlir::ModuleOp execModule,
+                                              const CpuCodegenOptions &options,
+                                              std::string &error);
+
+} // namespace gai
+
+#endif // GAI_COMPILER_CODEGEN_CPUCODEGEN_H

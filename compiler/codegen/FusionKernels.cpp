@@ -1,0 +1,538 @@
+// gai.fusion → scf loops over memrefs, row by row.
+//
+// A region's result is walked one row (its last dimension) at a time. Every
+// value in the region lines up with those rows: its leading dimensions
+// broadcast to the result's leading dimensions (right-aligned, NumPy style)
+// and its own last dimension is its row. Row ops read a whole row, so their
+// inputs may be longer than the result's row (a reduction to one element).
+#include "compiler/codegen/FusionKernels.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "llvm/ADT/DenseMap.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::gai;
+
+namespace gai {
+
+void loadKernelDialects(MLIRContext &context) {
+  context.loadDialect<func::FuncDialect, arith::ArithDialect,
+                      math::MathDialect, memref::MemRefDialect,
+                      scf::SCFDialect>();
+}
+
+namespace {
+
+ArrayRef<int64_t> shapeOf(Value v) {
+  return cast<RankedTensorType>(v.getType()).getShape();
+}
+Type elementOf(Value v) {
+  return cast<RankedTensorType>(v.getType()).getElementType();
+}
+int64_t rowLength(Value v) {
+  ArrayRef<int64_t> shape = shapeOf(v);
+  return shape.empty() ? 1 : shape.back();
+}
+
+/// Ops that read a whole row of an operand, or (RoPE) another element of it.
+bool isRowOp(Operation *op) {
+  return isa<RmsNormOp, LayerNormOp, SoftmaxOp, ReduceOp, RopeOp>(op);
+}
+
+class KernelBuilder {
+public:
+  KernelBuilder(FusionOp fusion, OpBuilder &b)
+      : fusion(fusion), b(b), loc(fusion.getLoc()) {
+    outer = shapeOf(fusion->getResult(0));
+    if (!outer.empty())
+      outer = outer.drop_back();
+  }
+
+  FailureOr<func::FuncOp> build(StringRef name);
+
+private:
+  LogicalResult checkLayout(Value v);
+  Type computeType(Type element) {
+    return isa<FloatType>(element) ? b.getF32Type() : element;
+  }
+  Value index(int64_t i) { return arith::ConstantIndexOp::create(b, loc, i); }
+  Value f32(double x) {
+    return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(x));
+  }
+  /// The row's indices into `v`'s leading dimensions (0 where it broadcasts).
+  SmallVector<Value> leadingIndices(Value v);
+  /// Element `j` of `v`'s current row, in its compute type.
+  Value load(Value v, Value j);
+  Value emitElement(Operation *op, Value j);
+  Value emitBinary(Operation *op, Value x, Value y);
+  Value emitUnary(Operation *op, Value x);
+  Value convert(Value x, Type to);
+  void emitRowOp(Operation *op);
+  /// for j in [0, n): body(j), optionally carrying one f32 accumulator.
+  void forEach(int64_t n, function_ref<void(Value)> body);
+  Value accumulate(int64_t n, Value init,
+                   function_ref<Value(Value j, Value acc)> body);
+
+  FusionOp fusion;
+  OpBuilder &b;
+  Location loc;
+  ArrayRef<int64_t> outer;
+  SmallVector<Value> outerIvs;
+  DenseMap<Value, Value> memrefOf;  // region inputs and the result
+  DenseMap<Value, Value> rowBuffer; // materialised values
+  DenseSet<Value> inlined;          // computed where used
+};
+
+LogicalResult KernelBuilder::checkLayout(Value v) {
+  ArrayRef<int64_t> shape = shapeOf(v);
+  if (shape.empty())
+    return success();
+  ArrayRef<int64_t> lead = shape.drop_back();
+  if (lead.size() > outer.size())
+    return fusion.emitOpError("value of shape ")
+           << formatShape(shape) << " does not line up with the rows of "
+           << formatShape(shapeOf(fusion->getResult(0)));
+  size_t shift = outer.size() - lead.size();
+  for (auto [i, d] : llvm::enumerate(lead))
+    if (d != 1 && d != outer[i + shift])
+      return fusion.emitOpError("value of shape ")
+             << formatShape(shape) << " does not line up with the rows of "
+             << formatShape(shapeOf(fusion->getResult(0)));
+  return success();
+}
+
+SmallVector<Value> KernelBuilder::leadingIndices(Value v) {
+  ArrayRef<int64_t> shape = shapeOf(v);
+  SmallVector<Value> indices;
+  if (shape.empty())
+    return indices;
+  size_t lead = shape.size() - 1, shift = outer.size() - lead;
+  for (size_t i = 0; i < lead; ++i)
+    indices.push_back(shape[i] == 1 ? index(0) : outerIvs[i + shift]);
+  return indices;
+}
+
+Value KernelBuilder::convert(Value x, Type to) {
+  Type from = x.getType();
+  if (from == to)
+    return x;
+  auto fromFloat = dyn_cast<FloatType>(from), toFloat = dyn_cast<FloatType>(to);
+  if (fromFloat && toFloat)
+    return fromFloat.getWidth() < toFloat.getWidth()
+               ? arith::ExtFOp::create(b, loc, to, x).getResult()
+               : arith::TruncFOp::create(b, loc, to, x).getResult();
+  if (fromFloat)
+    return to.isInteger(1)
+               ? arith::CmpFOp::create(b, loc, arith::CmpFPredicate::UNE, x,
+                                       arith::ConstantOp::create(
+                                           b, loc, b.getFloatAttr(from, 0.0)))
+                     .getResult()
+               : arith::FPToSIOp::create(b, loc, to, x).getResult();
+  if (toFloat)
+    return from.isInteger(1)
+               ? arith::UIToFPOp::create(b, loc, to, x).getResult()
+               : arith::SIToFPOp::create(b, loc, to, x).getResult();
+  unsigned fromBits = from.getIntOrFloatBitWidth(),
+           toBits = to.getIntOrFloatBitWidth();
+  if (toBits == 1)
+    return arith::CmpIOp::create(
+        b, loc, arith::CmpIPredicate::ne, x,
+        arith::ConstantOp::create(b, loc, b.getIntegerAttr(from, 0)));
+  if (fromBits < toBits)
+    return fromBits == 1 ? arith::ExtUIOp::create(b, loc, to, x).getResult()
+                         : arith::ExtSIOp::create(b, loc, to, x).getResult();
+  return arith::TruncIOp::create(b, loc, to, x);
+}
+
+Value KernelBuilder::load(Value v, Value j) {
+  if (rowLength(v) == 1)
+    j = index(0);
+  if (inlined.contains(v))
+    return emitElement(v.getDefiningOp(), j);
+  if (Value row = rowBuffer.lookup(v))
+    return memref::LoadOp::create(b, loc, row, ValueRange{j});
+  // Splat constants cloned into the region.
+  if (auto constant = v.getDefiningOp<ConstantOp>()) {
+    auto splat = cast<SplatElementsAttr>(constant.getValue());
+    Type element = computeType(elementOf(v));
+    if (auto f = dyn_cast<FloatType>(element))
+      return arith::ConstantOp::create(
+          b, loc,
+          b.getFloatAttr(f, splat.getSplatValue<APFloat>().convertToDouble()));
+    return arith::ConstantOp::create(
+        b, loc,
+        b.getIntegerAttr(element, splat.getSplatValue<APInt>().getSExtValue()));
+  }
+  SmallVector<Value> indices = leadingIndices(v);
+  if (!shapeOf(v).empty())
+    indices.push_back(j);
+  Value x = memref::LoadOp::create(b, loc, memrefOf.lookup(v), indices);
+  return convert(x, computeType(elementOf(v)));
+}
+
+void KernelBuilder::forEach(int64_t n, function_ref<void(Value)> body) {
+  auto loop = scf::ForOp::create(b, loc, index(0), index(n), index(1));
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(loop.getBody());
+  body(loop.getInductionVar());
+}
+
+Value KernelBuilder::accumulate(int64_t n, Value init,
+                                function_ref<Value(Value, Value)> body) {
+  auto loop = scf::ForOp::create(b, loc, index(0), index(n), index(1),
+                                 ValueRange{init});
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(loop.getBody());
+  Value next = body(loop.getInductionVar(), loop.getRegionIterArgs()[0]);
+  scf::YieldOp::create(b, loc, next);
+  return loop.getResult(0);
+}
+
+Value KernelBuilder::emitBinary(Operation *op, Value x, Value y) {
+  if (isa<FloatType>(x.getType())) {
+    if (isa<AddOp>(op)) return arith::AddFOp::create(b, loc, x, y);
+    if (isa<SubOp>(op)) return arith::SubFOp::create(b, loc, x, y);
+    if (isa<MulOp>(op)) return arith::MulFOp::create(b, loc, x, y);
+    if (isa<DivOp>(op)) return arith::DivFOp::create(b, loc, x, y);
+    if (isa<MaxOp>(op)) return arith::MaximumFOp::create(b, loc, x, y);
+    if (isa<MinOp>(op)) return arith::MinimumFOp::create(b, loc, x, y);
+    return math::PowFOp::create(b, loc, x, y);
+  }
+  if (isa<AddOp>(op)) return arith::AddIOp::create(b, loc, x, y);
+  if (isa<SubOp>(op)) return arith::SubIOp::create(b, loc, x, y);
+  if (isa<MulOp>(op)) return arith::MulIOp::create(b, loc, x, y);
+  if (isa<DivOp>(op)) return arith::DivSIOp::create(b, loc, x, y);
+  if (isa<MaxOp>(op)) return arith::MaxSIOp::create(b, loc, x, y);
+  return arith::MinSIOp::create(b, loc, x, y);
+}
+
+Value KernelBuilder::emitUnary(Operation *op, Value x) {
+  if (!isa<FloatType>(x.getType())) {
+    Value zero = arith::ConstantOp::create(b, loc, b.getIntegerAttr(x.getType(), 0));
+    if (isa<NegOp>(op))
+      return arith::SubIOp::create(b, loc, zero, x);
+    if (isa<ReluOp>(op))
+      return arith::MaxSIOp::create(b, loc, x, zero);
+    return math::AbsIOp::create(b, loc, x);
+  }
+  Value one = f32(1.0);
+  auto sigmoid = [&](Value v) {
+    Value e = math::ExpOp::create(b, loc, arith::NegFOp::create(b, loc, v));
+    return arith::DivFOp::create(b, loc, one, arith::AddFOp::create(b, loc, one, e));
+  };
+  if (isa<NegOp>(op)) return arith::NegFOp::create(b, loc, x);
+  if (isa<AbsOp>(op)) return math::AbsFOp::create(b, loc, x);
+  if (isa<ExpOp>(op)) return math::ExpOp::create(b, loc, x);
+  if (isa<LogOp>(op)) return math::LogOp::create(b, loc, x);
+  if (isa<SqrtOp>(op)) return math::SqrtOp::create(b, loc, x);
+  if (isa<RsqrtOp>(op)) return math::RsqrtOp::create(b, loc, x);
+  if (isa<ReciprocalOp>(op)) return arith::DivFOp::create(b, loc, one, x);
+  if (isa<TanhOp>(op)) return math::TanhOp::create(b, loc, x);
+  if (isa<SigmoidOp>(op)) return sigmoid(x);
+  if (isa<SiluOp>(op)) return arith::MulFOp::create(b, loc, x, sigmoid(x));
+  if (isa<ReluOp>(op)) return arith::MaximumFOp::create(b, loc, x, f32(0.0));
+  auto gelu = cast<GeluOp>(op);
+  Value half = arith::MulFOp::create(b, loc, f32(0.5), x);
+  Value inner;
+  if (gelu.getApproximation() == GeluApproximation::Tanh) {
+    Value cube = arith::MulFOp::create(
+        b, loc, x, arith::MulFOp::create(b, loc, x, x));
+    Value poly = arith::AddFOp::create(
+        b, loc, x, arith::MulFOp::create(b, loc, f32(0.044715), cube));
+    inner = math::TanhOp::create(
+        b, loc, arith::MulFOp::create(b, loc, f32(std::sqrt(2.0 / M_PI)), poly));
+  } else {
+    inner = math::ErfOp::create(
+        b, loc, arith::MulFOp::create(b, loc, x, f32(M_SQRT1_2)));
+  }
+  return arith::MulFOp::create(b, loc, half,
+                               arith::AddFOp::create(b, loc, one, inner));
+}
+
+Value KernelBuilder::emitElement(Operation *op, Value j) {
+  Value result = op->getResult(0);
+  if (isa<AddOp, SubOp, MulOp, DivOp, MaxOp, MinOp, PowOp>(op))
+    return emitBinary(op, load(op->getOperand(0), j), load(op->getOperand(1), j));
+  if (isa<NegOp, AbsOp, ExpOp, LogOp, SqrtOp, RsqrtOp, ReciprocalOp, TanhOp,
+          SigmoidOp, SiluOp, ReluOp, GeluOp>(op))
+    return emitUnary(op, load(op->getOperand(0), j));
+  if (auto c = dyn_cast<ConvertOp>(op))
+    return convert(load(c.getInput(), j), computeType(elementOf(result)));
+  if (auto s = dyn_cast<SelectOp>(op)) {
+    Type type = computeType(elementOf(result));
+    return arith::SelectOp::create(b, loc, load(s.getCondition(), j),
+                                   convert(load(s.getOnTrue(), j), type),
+                                   convert(load(s.getOnFalse(), j), type));
+  }
+  ArrayRef<int64_t> shape = shapeOf(result);
+  if (auto iota = dyn_cast<IotaOp>(op)) {
+    auto dim = static_cast<int64_t>(iota.getDim());
+    Value i = dim + 1 == static_cast<int64_t>(shape.size())
+                  ? j
+                  : leadingIndices(result)[dim];
+    return arith::IndexCastOp::create(b, loc, elementOf(result), i);
+  }
+  auto mask = cast<CausalMaskOp>(op);
+  // Query i sits at position i + S - T and sees keys j <= position, and with
+  // a window W only those with position - j < W.
+  int64_t keys = shape.back(), queries = shape[shape.size() - 2];
+  Value query = leadingIndices(result).back();
+  Value position = arith::AddIOp::create(b, loc, query, index(keys - queries));
+  Value visible =
+      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ule, j, position);
+  if (int64_t window = static_cast<int64_t>(mask.getWindow())) {
+    Value distance = arith::SubIOp::create(b, loc, position, j);
+    Value inside = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt,
+                                         distance, index(window));
+    visible = arith::AndIOp::create(b, loc, visible, inside);
+  }
+  return visible;
+}
+
+void KernelBuilder::emitRowOp(Operation *op) {
+  Value result = op->getResult(0);
+  Value out = rowBuffer.lookup(result);
+  auto store = [&](Value x, Value j) {
+    memref::StoreOp::create(b, loc, x, out, ValueRange{j});
+  };
+  Value zero = f32(0.0);
+  if (isa<RmsNormOp, LayerNormOp>(op)) {
+    Value x = op->getOperand(0), w = op->getOperand(1);
+    int64_t d = rowLength(x);
+    Value n = f32(static_cast<double>(d));
+    auto rms = dyn_cast<RmsNormOp>(op);
+    auto ln = dyn_cast<LayerNormOp>(op);
+    double eps = rms ? rms.getEpsilon().convertToDouble()
+                     : ln.getEpsilon().convertToDouble();
+    Value mean = zero;
+    if (ln)
+      mean = arith::DivFOp::create(
+          b, loc,
+          accumulate(d, zero,
+                     [&](Value j, Value acc) {
+                       return arith::AddFOp::create(b, loc, acc, load(x, j));
+                     }),
+          n);
+    Value sq = accumulate(d, zero, [&](Value j, Value acc) {
+      Value c = load(x, j);
+      if (ln)
+        c = arith::SubFOp::create(b, loc, c, mean);
+      return arith::AddFOp::create(b, loc, acc,
+                                   arith::MulFOp::create(b, loc, c, c));
+    });
+    Value inv = math::RsqrtOp::create(
+        b, loc,
+        arith::AddFOp::create(b, loc, arith::DivFOp::create(b, loc, sq, n),
+                              f32(eps)));
+    forEach(rowLength(result), [&](Value j) {
+      Value c = load(x, j);
+      if (ln)
+        c = arith::SubFOp::create(b, loc, c, mean);
+      Value scale = load(w, j);
+      if (rms && rms.getUnitOffset())
+        scale = arith::AddFOp::create(b, loc, scale, f32(1.0));
+      Value y = arith::MulFOp::create(
+          b, loc, arith::MulFOp::create(b, loc, c, inv), scale);
+      if (ln && ln.getBias())
+        y = arith::AddFOp::create(b, loc, y, load(ln.getBias(), j));
+      store(y, j);
+    });
+    return;
+  }
+  if (auto softmax = dyn_cast<SoftmaxOp>(op)) {
+    Value x = softmax.getInput();
+    int64_t d = rowLength(x);
+    Value lowest = f32(-std::numeric_limits<double>::infinity());
+    Value max = accumulate(d, lowest, [&](Value j, Value acc) {
+      return arith::MaximumFOp::create(b, loc, acc, load(x, j));
+    });
+    forEach(d, [&](Value j) {
+      store(math::ExpOp::create(b, loc,
+                                arith::SubFOp::create(b, loc, load(x, j), max)),
+            j);
+    });
+    Value sum = accumulate(d, zero, [&](Value j, Value acc) {
+      return arith::AddFOp::create(
+          b, loc, acc, memref::LoadOp::create(b, loc, out, ValueRange{j}));
+    });
+    forEach(d, [&](Value j) {
+      Value e = memref::LoadOp::create(b, loc, out, ValueRange{j});
+      store(arith::DivFOp::create(b, loc, e, sum), j);
+    });
+    return;
+  }
+  if (auto reduce = dyn_cast<ReduceOp>(op)) {
+    Value x = reduce.getInput();
+    int64_t d = rowLength(x);
+    ReduceKind kind = reduce.getKind();
+    double init = kind == ReduceKind::Max   ? -INFINITY
+                  : kind == ReduceKind::Min ? INFINITY
+                                            : 0.0;
+    Value acc = accumulate(d, f32(init), [&](Value j, Value acc) -> Value {
+      Value v = load(x, j);
+      if (kind == ReduceKind::Max)
+        return arith::MaximumFOp::create(b, loc, acc, v);
+      if (kind == ReduceKind::Min)
+        return arith::MinimumFOp::create(b, loc, acc, v);
+      return arith::AddFOp::create(b, loc, acc, v);
+    });
+    if (kind == ReduceKind::Mean)
+      acc = arith::DivFOp::create(b, loc, acc, f32(static_cast<double>(d)));
+    store(acc, index(0));
+    return;
+  }
+  auto rope = cast<RopeOp>(op);
+  // HF computes inverse frequencies and angles in f32.
+  Value x = rope.getInput(), positions = rope.getPositions();
+  ArrayRef<int64_t> posShape = shapeOf(positions);
+  SmallVector<Value> lead = leadingIndices(x); // [b, h, t]
+  Value position = memref::LoadOp::create(
+      b, loc, memrefOf.lookup(positions),
+      ValueRange{posShape[0] == 1 ? index(0) : lead[0], lead[2]});
+  Value p = arith::SIToFPOp::create(b, loc, b.getF32Type(), position);
+  int64_t d = rowLength(x);
+  bool half = rope.getStyle() == RopeStyle::Half;
+  float theta = static_cast<float>(rope.getTheta().convertToDouble());
+  forEach(d / 2, [&](Value i) {
+    Value i64 = arith::IndexCastOp::create(b, loc, b.getI64Type(), i);
+    Value two_i = arith::SIToFPOp::create(
+        b, loc, b.getF32Type(),
+        arith::MulIOp::create(
+            b, loc, i64,
+            arith::ConstantOp::create(b, loc, b.getI64IntegerAttr(2))));
+    Value exponent =
+        arith::DivFOp::create(b, loc, two_i, f32(static_cast<double>(d)));
+    Value inv = arith::DivFOp::create(
+        b, loc, f32(1.0), math::PowFOp::create(b, loc, f32(theta), exponent));
+    Value angle = arith::MulFOp::create(b, loc, p, inv);
+    Value c = math::CosOp::create(b, loc, angle);
+    Value s = math::SinOp::create(b, loc, angle);
+    Value i1 = half ? i : arith::MulIOp::create(b, loc, i, index(2)).getResult();
+    Value i2 = half ? arith::AddIOp::create(b, loc, i, index(d / 2)).getResult()
+                    : arith::AddIOp::create(b, loc, i1, index(1)).getResult();
+    Value x1 = load(x, i1), x2 = load(x, i2);
+    store(arith::SubFOp::create(b, loc, arith::MulFOp::create(b, loc, x1, c),
+                                arith::MulFOp::create(b, loc, x2, s)),
+          i1);
+    store(arith::AddFOp::create(b, loc, arith::MulFOp::create(b, loc, x2, c),
+                                arith::MulFOp::create(b, loc, x1, s)),
+          i2);
+  });
+}
+
+FailureOr<func::FuncOp> KernelBuilder::build(StringRef name) {
+  Block &body = fusion.getBody().front();
+  auto memrefType = [](Value v) {
+    auto t = cast<RankedTensorType>(v.getType());
+    return MemRefType::get(t.getShape(), t.getElementType());
+  };
+  Value root = cast<YieldOp>(body.getTerminator()).getOperand(0);
+  auto onlyRopePositions = [](Value v) {
+    return llvm::all_of(v.getUsers(), [&](Operation *user) {
+      auto rope = dyn_cast<RopeOp>(user);
+      return rope && rope.getPositions() == v && rope.getInput() != v;
+    });
+  };
+  for (Value arg : body.getArguments())
+    if (!onlyRopePositions(arg) && failed(checkLayout(arg)))
+      return failure();
+  for (Operation &op : body.without_terminator()) {
+    if (isa<ConstantOp>(op))
+      continue;
+    if (failed(checkLayout(op.getResult(0))))
+      return failure();
+    for (Type t : op.getOperandTypes())
+      if (auto f = dyn_cast<FloatType>(cast<RankedTensorType>(t).getElementType());
+          f && f.getWidth() < 16)
+        return fusion.emitOpError("8-bit floats have no CPU kernels yet");
+    if (auto rope = dyn_cast<RopeOp>(op);
+        rope && !isa<BlockArgument>(rope.getPositions()))
+      return fusion.emitOpError("RoPE positions must be a region input");
+  }
+
+  SmallVector<Type> argTypes;
+  for (Value arg : body.getArguments())
+    argTypes.push_back(memrefType(arg));
+  argTypes.push_back(memrefType(fusion->getResult(0)));
+  auto func = func::FuncOp::create(b, loc, name,
+                                   b.getFunctionType(argTypes, {}));
+  Block *entry = func.addEntryBlock();
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(entry);
+  for (auto [arg, memref] : llvm::zip(body.getArguments(), entry->getArguments()))
+    memrefOf[arg] = memref;
+  Value output = entry->getArguments().back();
+
+  // Row buffers for the values read more than once or by a row op; the
+  // rest are computed where they are used.
+  for (Operation &op : body.without_terminator()) {
+    Value v = op.getResult(0);
+    if (isa<ConstantOp>(op))
+      continue;
+    bool readByRowOp = llvm::any_of(v.getUsers(), isRowOp);
+    if (isRowOp(&op) || v == root || !v.hasOneUse() || readByRowOp) {
+      auto type = MemRefType::get({rowLength(v)}, computeType(elementOf(v)));
+      rowBuffer[v] = memref::AllocaOp::create(b, loc, type);
+    } else {
+      inlined.insert(v);
+    }
+  }
+
+  // The loops over the result's rows.
+  for (int64_t d : outer) {
+    auto loop = scf::ForOp::create(b, loc, index(0), index(d), index(1));
+    outerIvs.push_back(loop.getInductionVar());
+    b.setInsertionPointToStart(loop.getBody());
+  }
+  for (Operation &op : body.without_terminator()) {
+    Value v = op.getResult(0);
+    if (!rowBuffer.count(v))
+      continue;
+    if (isRowOp(&op)) {
+      emitRowOp(&op);
+      continue;
+    }
+    Value row = rowBuffer.lookup(v);
+    forEach(rowLength(v), [&](Value j) {
+      memref::StoreOp::create(b, loc, emitElement(&op, j), row, ValueRange{j});
+    });
+  }
+  // The root row to the output, in the output's element type.
+  Type outElement = elementOf(fusion->getResult(0));
+  SmallVector<Value> lead(outerIvs.begin(), outerIvs.end());
+  if (Value row = rowBuffer.lookup(root)) {
+    forEach(rowLength(root), [&](Value j) {
+      SmallVector<Value> indices = lead;
+      if (!shapeOf(root).empty())
+        indices.push_back(j);
+      Value x = memref::LoadOp::create(b, loc, row, ValueRange{j});
+      memref::StoreOp::create(b, loc, convert(x, outElement), output, indices);
+    });
+  } else {
+    // The result is a region input (a yield of a block argument).
+    forEach(rowLength(root), [&](Value j) {
+      SmallVector<Value> indices = lead;
+      if (!shapeOf(root).empty())
+        indices.push_back(j);
+      memref::StoreOp::create(b, loc, convert(load(root, j), outElement),
+                              output, indices);
+    });
+  }
+  b.setInsertionPointToEnd(entry);
+  func::ReturnOp::create(b, loc);
+  return func;
+}
+
+} // namespace
+
+FailureOr<func::FuncOp> buildFusionKernel(FusionOp fusion, StringRef name,
+                                          OpBuilder &builder) {
+  return KernelBuilder(fusion, builder).build(name);
+}
+
+} // namespace gai

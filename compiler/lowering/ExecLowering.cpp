@@ -1,0 +1,414 @@
+// gai (after fusion) → exec: every tensor gets a home, every op a command.
+#include "compiler/lowering/ExecLowering.h"
+
+#include "compiler/codegen/FusionKernels.h"
+#include "compiler/lowering/MemoryPlan.h"
+#include "dialects/Exec/ExecOps.h"
+#include "dialects/Gai/GaiOps.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+#include "llvm/ADT/StringExtras.h"
+
+using namespace mlir;
+using namespace mlir::gai;
+using mlir::exec::RefAttr;
+using mlir::exec::Space;
+
+namespace gai {
+namespace {
+
+constexpr int64_t kAlignment = 64;
+int64_t alignUp(int64_t n) { return (n + kAlignment - 1) / kAlignment * kAlignment; }
+
+RankedTensorType tensorOf(Value v) { return cast<RankedTensorType>(v.getType()); }
+int64_t bytesOf(Value v) { return tensorBytes(tensorOf(v)); }
+int64_t product(ArrayRef<int64_t> dims) {
+  int64_t n = 1;
+  for (int64_t d : dims)
+    n *= d;
+  return n;
+}
+
+class Lowering {
+public:
+  Lowering(ModuleOp fused, const ExecOptions &options)
+      : fused(fused), options(options), b(fused.getContext()) {}
+  FailureOr<OwningOpRef<ModuleOp>> run();
+
+private:
+  LogicalResult lowerFunction(func::FuncOp func);
+  LogicalResult lowerOp(Operation *op);
+  LogicalResult lowerMatmul(Operation *op, Value lhs, Value rhs, Value bias,
+                            Value residual, bool transposeLhs,
+                            bool transposeRhs, StringRef activation);
+  FailureOr<FlatSymbolRefAttr> kernelFor(FusionOp fusion);
+  RefAttr weightRef(ParamOp param);
+  RefAttr ref(Value v) { return refOf.lookup(v); }
+  RefAttr none() { return RefAttr::get(b.getContext(), Space::Arena, 0, 0); }
+  /// The bytes of element `offset` onward of `v`'s buffer, `size` bytes.
+  RefAttr slice(RefAttr base, int64_t offset, int64_t size) {
+    return RefAttr::get(b.getContext(), base.getSpace(),
+                        base.getOffset() + offset, size);
+  }
+  void call(StringRef callee, ArrayRef<Attribute> args,
+            ArrayRef<int64_t> ints) {
+    exec::CallOp::create(b, b.getUnknownLoc(), b.getStringAttr(callee), b.getArrayAttr(args),
+                         b.getDenseI64ArrayAttr(ints));
+  }
+
+  ModuleOp fused;
+  const ExecOptions &options;
+  OpBuilder b;
+  OwningOpRef<ModuleOp> out;
+  Block *moduleBody = nullptr;
+  llvm::StringMap<RefAttr> weights, state;
+  int64_t weightsEnd = 0, stateEnd = 0;
+  std::vector<std::pair<std::string, func::FuncOp>> kernels; // text, kernel
+  DenseMap<Value, RefAttr> refOf;
+};
+
+RefAttr Lowering::weightRef(ParamOp param) {
+  StringRef name = param.getName();
+  if (RefAttr known = weights.lookup(name))
+    return known;
+  int64_t size = bytesOf(param.getResult());
+  int64_t offset;
+  auto it = options.weightOffsets.find(name);
+  if (it != options.weightOffsets.end()) {
+    offset = it->second;
+  } else {
+    offset = alignUp(weightsEnd);
+  }
+  weightsEnd = std::max(weightsEnd, offset + size);
+  RefAttr ref = RefAttr::get(b.getContext(), Space::Weights, offset, size);
+  weights[name] = ref;
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToEnd(moduleBody);
+  exec::WeightOp::create(b, param.getLoc(), b.getStringAttr(name),
+                         TypeAttr::get(param.getType()), ref);
+  return ref;
+}
+
+FailureOr<FlatSymbolRefAttr> Lowering::kernelFor(FusionOp fusion) {
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToEnd(moduleBody);
+  FailureOr<func::FuncOp> kernel = buildFusionKernel(fusion, "kernel", b);
+  if (failed(kernel))
+    return failure();
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  kernel->print(os, OpPrintingFlags().printGenericOpForm());
+  for (auto &[known, existing] : kernels)
+    if (known == text) {
+      kernel->erase();
+      return FlatSymbolRefAttr::get(existing.getSymNameAttr());
+    }
+  kernel->setSymName("k" + std::to_string(kernels.size()));
+  kernels.emplace_back(std::move(text), *kernel);
+  return FlatSymbolRefAttr::get(kernel->getSymNameAttr());
+}
+
+LogicalResult Lowering::lowerMatmul(Operation *op, Value lhs, Value rhs,
+                                    Value bias, Value residual,
+                                    bool transposeLhs, bool transposeRhs,
+                                    StringRef activation) {
+  ArrayRef<int64_t> ls = tensorOf(lhs).getShape(), rs = tensorOf(rhs).getShape(),
+                    os = tensorOf(op->getResult(0)).getShape();
+  int64_t m = os[os.size() - 2], n = os.back();
+  int64_t k = transposeLhs ? ls[ls.size() - 2] : ls.back();
+  ArrayRef<int64_t> outBatch = os.drop_back(2), lhsBatch = ls.drop_back(2),
+                    rhsBatch = rs.drop_back(2);
+  int64_t batch = product(outBatch);
+  RefAttr a = ref(lhs), bRef = ref(rhs), c = ref(op->getResult(0));
+  RefAttr biasRef = bias ? ref(bias) : none();
+  RefAttr residualRef = residual ? ref(residual) : none();
+  auto emit = [&](RefAttr a, RefAttr bb, RefAttr c, RefAttr res, int64_t batch,
+                  int64_t m, int64_t strideA, int64_t strideB,
+                  int64_t strideC) {
+    exec::GemmOp::create(
+        b, op->getLoc(), a, bb, c, biasRef, res, b.getI64IntegerAttr(batch),
+        b.getI64IntegerAttr(m), b.getI64IntegerAttr(n), b.getI64IntegerAttr(k),
+        b.getBoolAttr(transposeLhs), b.getBoolAttr(transposeRhs),
+        b.getI64IntegerAttr(strideA), b.getI64IntegerAttr(strideB),
+        b.getI64IntegerAttr(strideC), b.getStringAttr(activation));
+  };
+  // One weight for all rows: the batch folds into M.
+  if (product(rhsBatch) == 1 && !transposeLhs) {
+    emit(a, bRef, c, residualRef, 1, batch * m, 0, 0, 0);
+    return success();
+  }
+  auto strideOf = [&](ArrayRef<int64_t> dims, int64_t matrix) -> int64_t {
+    if (product(dims) == 1)
+      return 0;
+    return product(dims) == batch ? matrix : -1;
+  };
+  int64_t strideA = strideOf(lhsBatch, m * k), strideB = strideOf(rhsBatch, k * n);
+  if (strideA >= 0 && strideB >= 0) {
+    emit(a, bRef, c, residualRef, batch, m, strideA, strideB, m * n);
+    return success();
+  }
+  // Partly broadcast batch dimensions: one GEMM per output matrix.
+  SmallVector<int64_t> index(outBatch.size(), 0);
+  auto linear = [&](ArrayRef<int64_t> dims) {
+    int64_t at = 0, shift = outBatch.size() - dims.size();
+    for (size_t i = 0; i < dims.size(); ++i)
+      at = at * dims[i] + (dims[i] == 1 ? 0 : index[i + shift]);
+    return at;
+  };
+  for (int64_t i = 0; i < batch; ++i) {
+    int64_t rem = i;
+    for (size_t d = outBatch.size(); d-- > 0;) {
+      index[d] = rem % outBatch[d];
+      rem /= outBatch[d];
+    }
+    RefAttr res = residual ? slice(residualRef, i * m * n * 4, m * n * 4) : none();
+    emit(slice(a, linear(lhsBatch) * m * k * 4, m * k * 4),
+         slice(bRef, linear(rhsBatch) * k * n * 4, k * n * 4),
+         slice(c, i * m * n * 4, m * n * 4), res, 1, m, 0, 0, 0);
+  }
+  return success();
+}
+
+LogicalResult Lowering::lowerOp(Operation *op) {
+  Location loc = op->getLoc();
+  auto shape = [](Value v) { return tensorOf(v).getShape(); };
+  auto elementBytes = [](Value v) {
+    return std::max<int64_t>(
+        tensorOf(v).getElementType().getIntOrFloatBitWidth() / 8, 1);
+  };
+  if (isa<ParamOp>(op)) {
+    refOf[op->getResult(0)] = weightRef(cast<ParamOp>(op));
+    return success();
+  }
+  if (auto reshape = dyn_cast<ReshapeOp>(op)) {
+    refOf[reshape.getResult()] = ref(reshape.getInput());
+    return success();
+  }
+  if (auto fusion = dyn_cast<FusionOp>(op)) {
+    FailureOr<FlatSymbolRefAttr> kernel = kernelFor(fusion);
+    if (failed(kernel))
+      return failure();
+    SmallVector<Attribute> args;
+    for (Value input : fusion.getInputs())
+      args.push_back(ref(input));
+    args.push_back(ref(fusion->getResult(0)));
+    exec::LaunchOp::create(b, loc, *kernel, b.getArrayAttr(args));
+    return success();
+  }
+  if (auto matmul = dyn_cast<MatmulOp>(op))
+    return lowerMatmul(op, matmul.getLhs(), matmul.getRhs(), {}, {},
+                       matmul.getTransposeLhs(), matmul.getTransposeRhs(),
+                       "none");
+  if (auto gemm = dyn_cast<GemmOp>(op))
+    return lowerMatmul(op, gemm.getLhs(), gemm.getRhs(), gemm.getBias(),
+                       gemm.getResidual(), gemm.getTransposeLhs(),
+                       gemm.getTransposeRhs(),
+                       stringifyEpilogueActivation(gemm.getActivation()));
+  if (auto fa = dyn_cast<FlashAttentionOp>(op)) {
+    ArrayRef<int64_t> q = shape(fa.getQuery()), k = shape(fa.getKey()),
+                      v = shape(fa.getValue());
+    Value positions = fa.getQueryPositions();
+    exec::AttentionOp::create(
+        b, loc, ref(fa.getQuery()), ref(fa.getKey()), ref(fa.getValue()),
+        ref(fa.getResult()), positions ? ref(positions) : none(),
+        b.getI64IntegerAttr(q[0]), b.getI64IntegerAttr(q[1]),
+        b.getI64IntegerAttr(k[1]), b.getI64IntegerAttr(q[2]),
+        b.getI64IntegerAttr(k[2]), b.getI64IntegerAttr(q[3]),
+        b.getI64IntegerAttr(v[3]),
+        b.getF32FloatAttr(fa.getScale().convertToDouble()),
+        b.getF32FloatAttr(fa.getSoftcap().convertToDouble()),
+        b.getBoolAttr(fa.getCausal()),
+        b.getI64IntegerAttr(static_cast<int64_t>(fa.getWindow())));
+    return success();
+  }
+  if (auto e = dyn_cast<EmbeddingOp>(op)) {
+    ArrayRef<int64_t> table = shape(e.getTable());
+    call("embedding", {ref(e.getTable()), ref(e.getIndices()), ref(e.getResult())},
+         {table[0], table[1], product(shape(e.getIndices()))});
+    return success();
+  }
+  if (auto w = dyn_cast<CacheWriteOp>(op)) {
+    ArrayRef<int64_t> cache = shape(w.getCache()), update = shape(w.getUpdate());
+    refOf[w.getResult()] = ref(w.getCache());
+    call("cache_write", {ref(w.getCache()), ref(w.getUpdate()), ref(w.getPositions())},
+         {cache[0], cache[1], cache[2], update[2], cache[3]});
+    return success();
+  }
+  if (auto take = dyn_cast<TakeOp>(op)) {
+    ArrayRef<int64_t> in = shape(take.getInput());
+    call("take", {ref(take.getInput()), ref(take.getIndices()), ref(take.getResult())},
+         {in[0], in[1], product(in.drop_front(2)) * elementBytes(take.getInput()) / 4});
+    return success();
+  }
+  if (auto t = dyn_cast<TransposeOp>(op)) {
+    SmallVector<int64_t> ints = {elementBytes(t.getInput()),
+                                 static_cast<int64_t>(shape(t.getInput()).size())};
+    llvm::append_range(ints, shape(t.getInput()));
+    llvm::append_range(ints, t.getPermutation());
+    call("transpose", {ref(t.getInput()), ref(t.getResult())}, ints);
+    return success();
+  }
+  if (auto s = dyn_cast<SliceOp>(op)) {
+    SmallVector<int64_t> ints = {elementBytes(s.getInput()),
+                                 static_cast<int64_t>(shape(s.getInput()).size())};
+    llvm::append_range(ints, shape(s.getInput()));
+    llvm::append_range(ints, s.getOffsets());
+    llvm::append_range(ints, s.getSizes());
+    call("slice", {ref(s.getInput()), ref(s.getResult())}, ints);
+    return success();
+  }
+  if (auto topk = dyn_cast<TopKOp>(op)) {
+    ArrayRef<int64_t> in = shape(topk.getInput());
+    call("topk", {ref(topk.getInput()), ref(topk.getValues()), ref(topk.getIndices())},
+         {product(in.drop_back()), in.back(), static_cast<int64_t>(topk.getK())});
+    return success();
+  }
+  if (auto oneHot = dyn_cast<OneHotOp>(op)) {
+    call("one_hot", {ref(oneHot.getIndices()), ref(oneHot.getResult())},
+         {product(shape(oneHot.getIndices())),
+          static_cast<int64_t>(oneHot.getDepth())});
+    return success();
+  }
+  if (auto reduce = dyn_cast<ReduceOp>(op)) {
+    if (reduce.getAxes().size() != 1)
+      return op->emitOpError("reduces over several axes; the CPU backend "
+                             "reduces over one at a time");
+    ArrayRef<int64_t> in = shape(reduce.getInput());
+    int64_t axis = reduce.getAxes()[0];
+    call("reduce", {ref(reduce.getInput()), ref(reduce.getResult())},
+         {static_cast<int64_t>(reduce.getKind()), product(in.take_front(axis)),
+          in[axis], product(in.drop_front(axis + 1))});
+    return success();
+  }
+  if (auto constant = dyn_cast<ConstantOp>(op)) {
+    auto splat = dyn_cast<SplatElementsAttr>(constant.getValue());
+    if (!splat || !constant.getType().getElementType().isF32())
+      return op->emitOpError("only f32 splat constants have a CPU lowering "
+                             "outside fusion regions");
+    float value = splat.getSplatValue<APFloat>().convertToFloat();
+    int32_t bits;
+    std::memcpy(&bits, &value, 4);
+    call("fill", {ref(constant.getResult())}, {bits});
+    return success();
+  }
+  return op->emitOpError("has no lowering to the exec dialect yet");
+}
+
+LogicalResult Lowering::lowerFunction(func::FuncOp func) {
+  refOf.clear();
+  Location loc = func.getLoc();
+  b.setInsertionPointToEnd(moduleBody);
+  auto entry = exec::EntryOp::create(b, loc, b.getStringAttr(func.getSymName()),
+                                     b.getI64IntegerAttr(0));
+  b.setInsertionPointToStart(&entry.getBody().emplaceBlock());
+
+  // Arguments: caches are state shared by all entries, the rest inputs.
+  int64_t inputEnd = 0;
+  for (BlockArgument arg : func.getArguments()) {
+    auto nameAttr = func.getArgAttrOfType<StringAttr>(arg.getArgNumber(), "gai.name");
+    std::string name = nameAttr ? nameAttr.str()
+                                : "arg" + std::to_string(arg.getArgNumber());
+    int64_t size = bytesOf(arg);
+    if (StringRef(name).starts_with("cache.")) {
+      RefAttr known = state.lookup(name);
+      if (!known) {
+        known = RefAttr::get(b.getContext(), Space::State, alignUp(stateEnd), size);
+        stateEnd = known.getOffset() + size;
+        state[name] = known;
+        OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPoint(entry);
+        exec::StateOp::create(b, loc, b.getStringAttr(name), TypeAttr::get(arg.getType()), known);
+      } else if (known.getSize() != size) {
+        return func.emitOpError("state '") << name << "' has " << size
+               << " bytes here and " << known.getSize() << " in another entry";
+      }
+      refOf[arg] = known;
+      continue;
+    }
+    RefAttr r = RefAttr::get(b.getContext(), Space::Input, alignUp(inputEnd), size);
+    inputEnd = r.getOffset() + size;
+    refOf[arg] = r;
+    exec::InputOp::create(b, loc, b.getStringAttr(name), TypeAttr::get(arg.getType()), r);
+  }
+
+  // Results that are not state are written straight into the output space
+  // by the op that makes them, unless that value needs a copy.
+  auto returnOp = cast<func::ReturnOp>(func.getBody().front().getTerminator());
+  auto originOf = [](Value v) {
+    while (auto reshape = v.getDefiningOp<ReshapeOp>())
+      v = reshape.getInput();
+    while (auto write = v.getDefiningOp<CacheWriteOp>())
+      v = write.getCache();
+    return v;
+  };
+  DenseMap<Value, RefAttr> outputOf; // origin -> its output buffer
+  SmallVector<std::pair<Value, RefAttr>> copies;
+  int64_t outputEnd = 0;
+  for (auto [i, v] : llvm::enumerate(returnOp.getOperands())) {
+    Value origin = originOf(v);
+    if (auto arg = dyn_cast<BlockArgument>(origin); arg && refOf.lookup(arg) &&
+        refOf.lookup(arg).getSpace() == Space::State)
+      continue;
+    auto nameAttr = func.getResultAttrOfType<StringAttr>(i, "gai.name");
+    std::string name = nameAttr ? nameAttr.str()
+                                : (i == 0 ? "logits" : "result" + std::to_string(i));
+    RefAttr r = RefAttr::get(b.getContext(), Space::Output, alignUp(outputEnd),
+                             bytesOf(v));
+    outputEnd = r.getOffset() + r.getSize();
+    exec::OutputOp::create(b, loc, b.getStringAttr(name), TypeAttr::get(v.getType()), r);
+    if (origin.getDefiningOp() && !isa<ParamOp, ConstantOp>(origin.getDefiningOp()) &&
+        !outputOf.count(origin))
+      outputOf[origin] = r;
+    else
+      copies.emplace_back(v, r);
+  }
+
+  // The arena: every other intermediate buffer, placed by liveness.
+  FunctionBuffers buffers = collectBuffers(func);
+  std::vector<BufferRequest> requests;
+  std::vector<Value> planned;
+  for (auto [v, request] : llvm::zip(buffers.values, buffers.requests)) {
+    if (RefAttr r = outputOf.lookup(v)) {
+      refOf[v] = r;
+      continue;
+    }
+    requests.push_back(request);
+    planned.push_back(v);
+  }
+  ArenaPlan plan = planArena(requests, kAlignment);
+  for (auto [v, offset, request] : llvm::zip(planned, plan.offsets, requests))
+    refOf[v] = RefAttr::get(b.getContext(), Space::Arena, offset, request.size);
+  entry.setArenaSizeAttr(b.getI64IntegerAttr(plan.arenaSize));
+
+  for (Operation &op : func.getBody().front().without_terminator())
+    if (failed(lowerOp(&op)))
+      return failure();
+  for (auto [v, r] : copies)
+    call("copy", {ref(v), r}, {});
+  return success();
+}
+
+FailureOr<OwningOpRef<ModuleOp>> Lowering::run() {
+  MLIRContext *context = fused.getContext();
+  context->loadDialect<exec::ExecDialect>();
+  loadKernelDialects(*context);
+  out = ModuleOp::create(fused.getLoc(), fused.getSymName());
+  moduleBody = out->getBody();
+  for (auto func : fused.getOps<func::FuncOp>())
+    if (failed(lowerFunction(func)))
+      return failure();
+  OpBuilder::InsertionGuard guard(b);
+  (*out)->setAttr("exec.weights_size", b.getI64IntegerAttr(weightsEnd));
+  (*out)->setAttr("exec.state_size", b.getI64IntegerAttr(stateEnd));
+  return std::move(out);
+}
+
+} // namespace
+
+FailureOr<OwningOpRef<ModuleOp>> lowerToExec(ModuleOp fused,
+                                             const ExecOptions &options) {
+  return Lowering(fused, options).run();
+}
+
+} // namespace gai

@@ -1,0 +1,30 @@
+// Lowers the fused gai module to the exec dialect: buffers in spaces,
+// a static arena plan per entry point, and one command per op.
+#ifndef GAI_COMPILER_LOWERING_EXECLOWERING_H
+#define GAI_COMPILER_LOWERING_EXECLOWERING_H
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/OwningOpRef.h"
+#include "llvm/ADT/StringMap.h"
+
+namespace gai {
+
+struct ExecOptions {
+  /// Byte offsets of the weights in an external file, by name. When empty,
+  /// the weights are packed in order of first use, 64-byte aligned.
+  llvm::StringMap<int64_t> weightOffsets;
+};
+
+/// Every `func.func` of `fused` becomes an `exec.entry`: arguments named
+/// `cache.*` become state shared by all entries, other arguments inputs,
+/// results (but the caches) outputs, parameters weights. Intermediate
+/// buffers get offsets in one arena from the liveness plan; reshapes are
+/// views and cache writes happen in place. Each gai.fusion becomes a
+/// `func.func` kernel (identical regions share one) and an `exec.launch`.
+/// Ops with no lowering are reported on the op.
+mlir::FailureOr<mlir::OwningOpRef<mlir::ModuleOp>>
+lowerToExec(mlir::ModuleOp fused, const ExecOptions &options = {});
+
+} // namespace gai
+
+#endif // GAI_COMPILER_LOWERING_EXECLOWERING_H

@@ -1,0 +1,105 @@
+// The exec dialect: the plan an artifact stores, one op per command.
+#ifndef EXEC_OPS_TD
+#define EXEC_OPS_TD
+
+include "mlir/IR/OpBase.td"
+include "mlir/IR/AttrTypeBase.td"
+include "mlir/IR/SymbolInterfaces.td"
+
+def Exec_Dialect : Dialect {
+  let name = "exec";
+  let cppNamespace = "::mlir::exec";
+  let summary = "Buffers in fixed spaces and the commands that use them";
+  let description = [{
+    Everything is bufferized and planned: a tensor is a byte range in one of
+    five spaces (the entry's arena, the weights, persistent state, the
+    entry's packed inputs or outputs). Commands are generated kernel
+    launches, GEMMs, attention, and runtime library calls. Generated kernels
+    are `func.func`s over memrefs beside the entries.
+  }];
+  let useDefaultAttributePrinterParser = 1;
+}
+
+class Exec_Op<string mnemonic, list<Trait> traits = []>
+    : Op<Exec_Dialect, mnemonic, traits>;
+
+def Exec_RefAttr : AttrDef<Exec_Dialect, "Ref"> {
+  let mnemonic = "ref";
+  let summary = "a byte range in one space: `#exec.ref<arena 128, 512>`";
+  let parameters = (ins "::mlir::exec::Space":$space, "int64_t":$offset,
+                        "int64_t":$size);
+  let hasCustomAssemblyFormat = 1;
+  let extraClassDeclaration = [{
+    bool isNone() const { return getSize() == 0; }
+  }];
+}
+
+def Exec_RefArray : TypedArrayAttrBase<Exec_RefAttr, "buffer refs">;
+
+//===----------------------------------------------------------------------===//
+// Tensors with a home
+//===----------------------------------------------------------------------===//
+
+class Exec_TensorDecl<string mnemonic> : Exec_Op<mnemonic> {
+  let arguments = (ins StrAttr:$name, TypeAttr:$type, Exec_RefAttr:$ref);
+  let assemblyFormat = "$name `:` $type `at` $ref attr-dict";
+}
+
+def Exec_WeightOp : Exec_TensorDecl<"weight"> {
+  let summary = "a named tensor of the weights";
+}
+def Exec_StateOp : Exec_TensorDecl<"state"> {
+  let summary = "persistent state such as a KV cache, kept between calls";
+}
+def Exec_InputOp : Exec_TensorDecl<"input"> {
+  let summary = "an input of the enclosing entry";
+}
+def Exec_OutputOp : Exec_TensorDecl<"output"> {
+  let summary = "an output of the enclosing entry";
+}
+
+def Exec_EntryOp : Exec_Op<"entry", [Symbol, SingleBlock, NoTerminator]> {
+  let summary = "an entry point: inputs, outputs and commands in order";
+  let arguments = (ins SymbolNameAttr:$sym_name, I64Attr:$arena_size);
+  let regions = (region SizedRegion<1>:$body);
+  let assemblyFormat = "$sym_name `arena` $arena_size attr-dict-with-keyword $body";
+}
+
+//===----------------------------------------------------------------------===//
+// Commands
+//===----------------------------------------------------------------------===//
+
+def Exec_GemmOp : Exec_Op<"gemm"> {
+  let summary = "c = act(a·b + bias) + residual, batched";
+  let arguments = (ins Exec_RefAttr:$a, Exec_RefAttr:$b, Exec_RefAttr:$c,
+      Exec_RefAttr:$bias, Exec_RefAttr:$residual, I64Attr:$batch, I64Attr:$m,
+      I64Attr:$n, I64Attr:$k, BoolAttr:$transpose_a, BoolAttr:$transpose_b,
+      I64Attr:$stride_a, I64Attr:$stride_b, I64Attr:$stride_c,
+      StrAttr:$activation);
+  let assemblyFormat = "attr-dict";
+}
+
+def Exec_AttentionOp : Exec_Op<"attention"> {
+  let summary = "flash attention (see the runtime's attention kernel)";
+  let arguments = (ins Exec_RefAttr:$q, Exec_RefAttr:$k, Exec_RefAttr:$v,
+      Exec_RefAttr:$out, Exec_RefAttr:$query_start, I64Attr:$batch,
+      I64Attr:$heads, I64Attr:$kv_heads, I64Attr:$queries, I64Attr:$keys,
+      I64Attr:$head_dim, I64Attr:$value_dim, F32Attr:$scale, F32Attr:$softcap,
+      BoolAttr:$causal, I64Attr:$window);
+  let assemblyFormat = "attr-dict";
+}
+
+def Exec_LaunchOp : Exec_Op<"launch"> {
+  let summary = "runs a generated kernel over buffers";
+  let arguments = (ins FlatSymbolRefAttr:$kernel, Exec_RefArray:$args);
+  let assemblyFormat = "$kernel $args attr-dict";
+}
+
+def Exec_CallOp : Exec_Op<"call"> {
+  let summary = "runs a runtime library kernel";
+  let arguments = (ins StrAttr:$callee, Exec_RefArray:$args,
+                       DenseI64ArrayAttr:$ints);
+  let assemblyFormat = "$callee $args `ints` $ints attr-dict";
+}
+
+#endif // EXEC_OPS_TD

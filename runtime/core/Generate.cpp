@@ -1,0 +1,202 @@
+// Prefill and decode over the KV cache, with sampling.
+#include "gai/Generate.h"
+
+#include "format/artifact_generated.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+namespace gai {
+
+Sampler::Sampler(const SamplingOptions &options)
+    : options_(options), rng_(options.seed) {}
+
+int32_t Sampler::sample(const float *logits, int64_t vocab) {
+  if (options_.temperature <= 0.0f)
+    return static_cast<int32_t>(std::max_element(logits, logits + vocab) - logits);
+  candidates_.clear();
+  for (int64_t i = 0; i < vocab; ++i)
+    candidates_.emplace_back(logits[i] / options_.temperature,
+                             static_cast<int32_t>(i));
+  // Largest first; ties to the lower id, so a seed always gives one result.
+  auto byLogit = [](const auto &a, const auto &b) {
+    return a.first > b.first || (a.first == b.first && a.second < b.second);
+  };
+  int64_t keep = options_.topK > 0 ? std::min<int64_t>(options_.topK, vocab) : vocab;
+  std::partial_sort(candidates_.begin(), candidates_.begin() + keep,
+                    candidates_.end(), byLogit);
+  candidates_.resize(keep);
+  double max = candidates_.front().first, total = 0.0;
+  std::vector<double> weight(keep);
+  for (int64_t i = 0; i < keep; ++i)
+    total += weight[i] = std::exp(candidates_[i].first - max);
+  if (options_.topP < 1.0f) {
+    double mass = 0.0;
+    int64_t cut = 0;
+    while (cut < keep && mass < options_.topP * total)
+      mass += weight[cut++];
+    keep = std::max<int64_t>(cut, 1);
+    total = mass > 0 ? mass : weight[0];
+  }
+  // A uniform double in [0, 1) from 53 random bits: the same on every
+  // platform, unlike std::uniform_real_distribution.
+  double u = static_cast<double>(rng_() >> 11) * 0x1.0p-53 * total;
+  for (int64_t i = 0; i < keep; ++i) {
+    if (u < weight[i])
+      return candidates_[i].second;
+    u -= weight[i];
+  }
+  return candidates_[keep - 1].second;
+}
+
+namespace {
+
+double secondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+} // namespace
+
+StatusOr<std::vector<std::vector<int32_t>>>
+generate(Session &session, const std::vector<std::vector<int32_t>> &prompts,
+         const GenerateOptions &options, const TokenCallback &onToken,
+         GenerateStats *stats) {
+  if (!session.hasEntry("prefill") || !session.hasEntry("decode"))
+    return Status::error("the artifact has no prefill and decode entry "
+                         "points; compile it with --entries=prefill,decode");
+  std::vector<TensorRef> prefillIn = session.inputs("prefill"),
+                         decodeIn = session.inputs("decode");
+  TensorRef prefillLogits = session.outputs("prefill").at(0),
+            decodeLogits = session.outputs("decode").at(0);
+  if (prefillIn.size() < 3 || decodeIn.size() < 3 ||
+      prefillIn[0].shape.size() != 2 || prefillLogits.shape.size() != 2)
+    return Status::error("the prefill and decode entry points do not have "
+                         "the expected (tokens, start, last) → logits form");
+  const int64_t batch = prefillIn[0].shape[0], chunk = prefillIn[0].shape[1];
+  const int64_t vocab = prefillLogits.shape[1];
+  const format::CompileOptions *compiled = session.artifact().root().options();
+  const int64_t context = compiled ? compiled->max_seq_len() : 0;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    if (prompts[i].empty())
+      return Status::error("prompt " + std::to_string(i) + " is empty");
+    if (static_cast<int64_t>(prompts[i].size()) > context)
+      return Status::error("prompt " + std::to_string(i) + " has " +
+                           std::to_string(prompts[i].size()) +
+                           " tokens; the context holds " +
+                           std::to_string(context) +
+                           " (recompile with a larger --seq-len)");
+    for (int32_t id : prompts[i])
+      if (id < 0 || id >= vocab)
+        return Status::error("prompt " + std::to_string(i) + " has token id " +
+                             std::to_string(id) + ", outside the vocabulary of " +
+                             std::to_string(vocab));
+  }
+
+  Sampler sampler(options.sampling);
+  std::vector<std::vector<int32_t>> results(prompts.size());
+  for (size_t first = 0; first < prompts.size(); first += batch) {
+    size_t rows = std::min<size_t>(batch, prompts.size() - first);
+    // Rows past the last prompt repeat the first; their output is dropped.
+    auto promptOf = [&](int64_t b) -> const std::vector<int32_t> & {
+      return prompts[first + (static_cast<size_t>(b) < rows ? b : 0)];
+    };
+    session.resetState();
+
+    // Prefill in chunks. A row's last chunk ends at its last token (it may
+    // overlap the one before, recomputing the same cache slots), so no row
+    // writes past its prompt unless the prompt is shorter than a chunk.
+    auto chunksOf = [&](int64_t b) {
+      int64_t n = static_cast<int64_t>(promptOf(b).size());
+      return (n + chunk - 1) / chunk;
+    };
+    int64_t chunks = 0;
+    for (int64_t b = 0; b < batch; ++b)
+      chunks = std::max(chunks, chunksOf(b));
+    auto start = std::chrono::steady_clock::now();
+    for (int64_t c = 0; c < chunks; ++c) {
+      int32_t *tokens = prefillIn[0].as<int32_t>();
+      int32_t *starts = prefillIn[1].as<int32_t>();
+      int32_t *lasts = prefillIn[2].as<int32_t>();
+      for (int64_t b = 0; b < batch; ++b) {
+        const std::vector<int32_t> &prompt = promptOf(b);
+        int64_t n = static_cast<int64_t>(prompt.size());
+        int64_t own = std::min(c, chunksOf(b) - 1);
+        bool final = own == chunksOf(b) - 1;
+        int64_t at = final ? std::max<int64_t>(0, n - chunk) : own * chunk;
+        for (int64_t t = 0; t < chunk; ++t)
+          tokens[b * chunk + t] = at + t < n ? prompt[at + t] : 0;
+        starts[b] = static_cast<int32_t>(at);
+        lasts[b] = static_cast<int32_t>(final ? n - 1 - at : chunk - 1);
+      }
+      if (Status s = session.run("prefill"); !s)
+        return s;
+    }
+    if (stats) {
+      stats->prefillSeconds += secondsSince(start);
+      for (size_t r = 0; r < rows; ++r)
+        stats->prefillTokens += static_cast<int64_t>(prompts[first + r].size());
+    }
+
+    std::vector<bool> done(batch, false);
+    for (int64_t b = 0; b < batch; ++b) {
+      if (static_cast<size_t>(b) >= rows || options.maxNewTokens <= 0) {
+        done[b] = true;
+        continue;
+      }
+      int32_t token = sampler.sample(prefillLogits.as<float>() + b * vocab, vocab);
+      results[first + b].push_back(token);
+      if (onToken)
+        onToken(first + b, token);
+      done[b] = options.maxNewTokens == 1 ||
+                (options.stopToken && token == *options.stopToken);
+    }
+
+    // Decode: each step feeds every row's newest token at its position.
+    start = std::chrono::steady_clock::now();
+    int64_t made = 0;
+    for (;;) {
+      for (int64_t b = 0; b < static_cast<int64_t>(rows); ++b)
+        if (!done[b] && static_cast<int64_t>(prompts[first + b].size() +
+                                             results[first + b].size()) > context)
+          done[b] = true; // the context is full
+      if (std::all_of(done.begin(), done.end(), [](bool d) { return d; }))
+        break;
+      int32_t *tokens = decodeIn[0].as<int32_t>();
+      int32_t *starts = decodeIn[1].as<int32_t>();
+      int32_t *lasts = decodeIn[2].as<int32_t>();
+      for (int64_t b = 0; b < batch; ++b) {
+        size_t row = first + (static_cast<size_t>(b) < rows ? b : 0);
+        const std::vector<int32_t> &gen = results[row];
+        // Finished rows (and padding rows) rewrite a valid slot; nothing
+        // reads their output.
+        int64_t pos = static_cast<int64_t>(prompts[row].size() + gen.size()) - 1;
+        starts[b] = static_cast<int32_t>(std::min(pos, context - 1));
+        tokens[b] = gen.empty() ? prompts[row].back() : gen.back();
+        lasts[b] = 0;
+      }
+      if (Status s = session.run("decode"); !s)
+        return s;
+      for (int64_t b = 0; b < static_cast<int64_t>(rows); ++b) {
+        if (done[b])
+          continue;
+        int32_t token = sampler.sample(decodeLogits.as<float>() + b * vocab, vocab);
+        results[first + b].push_back(token);
+        ++made;
+        if (onToken)
+          onToken(first + b, token);
+        if (static_cast<int64_t>(results[first + b].size()) >= options.maxNewTokens ||
+            (options.stopToken && token == *options.stopToken))
+          done[b] = true;
+      }
+    }
+    if (stats) {
+      stats->decodeSeconds += secondsSince(start);
+      stats->decodeTokens += made;
+    }
+  }
+  return results;
+}
+
+} // namespace gai

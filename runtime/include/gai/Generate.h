@@ -1,0 +1,63 @@
+// Text generation over an artifact's prefill and decode entry points.
+#ifndef GAI_GENERATE_H
+#define GAI_GENERATE_H
+
+#include "gai/Session.h"
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <random>
+#include <vector>
+
+namespace gai {
+
+struct SamplingOptions {
+  float temperature = 0.0f; ///< 0: greedy (argmax)
+  int64_t topK = 0;         ///< 0: all tokens
+  float topP = 1.0f;        ///< nucleus: the smallest set with this mass
+  uint64_t seed = 0;
+};
+
+/// Picks tokens from logits. Deterministic for a seed.
+class Sampler {
+public:
+  explicit Sampler(const SamplingOptions &options);
+  int32_t sample(const float *logits, int64_t vocab);
+
+private:
+  SamplingOptions options_;
+  std::mt19937_64 rng_;
+  std::vector<std::pair<float, int32_t>> candidates_;
+};
+
+struct GenerateOptions {
+  int64_t maxNewTokens = 32;
+  std::optional<int32_t> stopToken; ///< ends a row; it is kept in the output
+  SamplingOptions sampling;
+};
+
+struct GenerateStats {
+  int64_t prefillTokens = 0; ///< prompt tokens processed
+  double prefillSeconds = 0;
+  int64_t decodeTokens = 0; ///< tokens made by decode steps
+  double decodeSeconds = 0;
+};
+
+/// Called with (prompt index, token) as each token is made.
+using TokenCallback = std::function<void(size_t, int32_t)>;
+
+/// Generates a continuation of each prompt. Prompts run in batches of the
+/// artifact's batch size; each batch is prefilled in chunks of its prefill
+/// length (the last chunk of a row ends at its last token, so no chunk
+/// writes past it), then decoded one token per step over the KV cache.
+/// A row ends at the stop token, after maxNewTokens, or when the context
+/// is full. A prompt longer than the context is an error.
+StatusOr<std::vector<std::vector<int32_t>>>
+generate(Session &session, const std::vector<std::vector<int32_t>> &prompts,
+         const GenerateOptions &options, const TokenCallback &onToken = {},
+         GenerateStats *stats = nullptr);
+
+} // namespace gai
+
+#endif // GAI_GENERATE_H

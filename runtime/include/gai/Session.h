@@ -1,0 +1,65 @@
+// Runs an artifact's entry points on the CPU: buffers, kernels, the plan.
+#ifndef GAI_SESSION_H
+#define GAI_SESSION_H
+
+#include "gai/Artifact.h"
+#include "gai/Status.h"
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace gai {
+namespace cpu {
+class KernelModule;
+} // namespace cpu
+
+/// A tensor in one of the session's buffers. `data` stays valid for the
+/// session's life.
+struct TensorRef {
+  std::string name;
+  std::vector<int64_t> shape;
+  int elementBytes = 4;
+  uint8_t *data = nullptr;
+  int64_t size = 0; ///< bytes
+
+  template <typename T> T *as() const { return reinterpret_cast<T *>(data); }
+  int64_t numElements() const { return size / elementBytes; }
+};
+
+/// One loaded artifact with its state (the KV cache) and the memory its
+/// entry points need. Not thread-safe: one run at a time.
+class Session {
+public:
+  static StatusOr<std::unique_ptr<Session>> create(LoadedArtifact artifact);
+  ~Session();
+
+  const LoadedArtifact &artifact() const { return artifact_; }
+  bool hasEntry(const std::string &name) const { return entries_.count(name); }
+  /// Fill these, then run(); they keep their contents between runs.
+  std::vector<TensorRef> inputs(const std::string &entry);
+  std::vector<TensorRef> outputs(const std::string &entry);
+  /// Runs every step of `entry`; a library kernel that finds bad input
+  /// (a token id outside the vocabulary, a cache slot past the end) stops
+  /// the run with a message naming the step.
+  Status run(const std::string &entry);
+  /// Zeroes the state (the KV cache).
+  void resetState();
+
+private:
+  struct Entry;
+  explicit Session(LoadedArtifact artifact);
+  Status runStep(const Entry &entry, size_t index);
+
+  LoadedArtifact artifact_;
+  std::shared_ptr<cpu::KernelModule> kernels_;
+  std::vector<uint8_t, std::allocator<uint8_t>> stateStorage_;
+  uint8_t *state_ = nullptr;
+  std::map<std::string, std::unique_ptr<Entry>> entries_;
+};
+
+} // namespace gai
+
+#endif // GAI_SESSION_H

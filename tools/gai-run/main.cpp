@@ -1,0 +1,212 @@
+// gai-run: runs gai artifacts. `gai-run generate ARTIFACT …` for now.
+#include "gai/Generate.h"
+#include "gai/Session.h"
+#include "gai/Tokenizer.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+const char *kUsage =
+    "usage: gai-run generate ARTIFACT [--weights FILE]\n"
+    "           (--prompt TEXT | --prompt-ids \"1 2 3\")...\n"
+    "           [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P]\n"
+    "           [--seed S] [--stop-token ID] [--print-ids] [--no-stream]\n"
+    "\n"
+    "Each --prompt or --prompt-ids adds one prompt; they run as one batch\n"
+    "(in groups of the artifact's batch size). Text is byte-tokenized.\n"
+    "--temperature 0 (the default) is greedy. --print-ids prints each\n"
+    "prompt's generated ids on one line instead of text. Throughput goes to\n"
+    "stderr.\n";
+
+int fail(const std::string &message) {
+  std::fprintf(stderr, "gai-run: error: %s\n", message.c_str());
+  return 1;
+}
+
+bool parseInt(const std::string &text, int64_t &out) {
+  char *end = nullptr;
+  errno = 0;
+  long long v = std::strtoll(text.c_str(), &end, 10);
+  if (errno || end == text.c_str() || *end)
+    return false;
+  out = v;
+  return true;
+}
+
+bool parseFloat(const std::string &text, float &out) {
+  char *end = nullptr;
+  errno = 0;
+  out = std::strtof(text.c_str(), &end);
+  return !errno && end != text.c_str() && !*end;
+}
+
+int generateCommand(int argc, char **argv) {
+  std::string artifactPath, weightsPath;
+  std::vector<std::string> texts;
+  std::vector<std::vector<int32_t>> idPrompts;
+  std::vector<bool> promptIsText;
+  gai::GenerateOptions options;
+  bool printIds = false, stream = true;
+  for (int i = 0; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto value = [&](std::string &out) {
+      if (i + 1 >= argc)
+        return false;
+      out = argv[++i];
+      return true;
+    };
+    std::string v;
+    if (arg == "--help" || arg == "-h") {
+      std::fputs(kUsage, stdout);
+      std::exit(0);
+    } else if (arg == "--weights") {
+      if (!value(weightsPath))
+        return fail("--weights needs a file");
+    } else if (arg == "--prompt") {
+      if (!value(v))
+        return fail("--prompt needs text");
+      texts.push_back(v);
+      promptIsText.push_back(true);
+    } else if (arg == "--prompt-ids") {
+      if (!value(v))
+        return fail("--prompt-ids needs ids, e.g. \"1 2 3\"");
+      std::istringstream in(v);
+      std::vector<int32_t> ids;
+      std::string word;
+      while (in >> word) {
+        int64_t id;
+        if (!parseInt(word, id) || id < 0 || id > INT32_MAX)
+          return fail("--prompt-ids: '" + word + "' is not a token id");
+        ids.push_back(static_cast<int32_t>(id));
+      }
+      if (ids.empty())
+        return fail("--prompt-ids: no ids in \"" + v + "\"");
+      idPrompts.push_back(ids);
+      promptIsText.push_back(false);
+    } else if (arg == "--max-new-tokens") {
+      if (!value(v) || !parseInt(v, options.maxNewTokens) || options.maxNewTokens < 0)
+        return fail("--max-new-tokens needs a count >= 0");
+    } else if (arg == "--temperature") {
+      if (!value(v) || !parseFloat(v, options.sampling.temperature) ||
+          options.sampling.temperature < 0)
+        return fail("--temperature needs a number >= 0");
+    } else if (arg == "--top-k") {
+      if (!value(v) || !parseInt(v, options.sampling.topK) || options.sampling.topK < 0)
+        return fail("--top-k needs a count >= 0");
+    } else if (arg == "--top-p") {
+      if (!value(v) || !parseFloat(v, options.sampling.topP) ||
+          options.sampling.topP <= 0 || options.sampling.topP > 1)
+        return fail("--top-p needs a number in (0, 1]");
+    } else if (arg == "--seed") {
+      int64_t seed;
+      if (!value(v) || !parseInt(v, seed))
+        return fail("--seed needs an integer");
+      options.sampling.seed = static_cast<uint64_t>(seed);
+    } else if (arg == "--stop-token") {
+      int64_t id;
+      if (!value(v) || !parseInt(v, id) || id < 0 || id > INT32_MAX)
+        return fail("--stop-token needs a token id");
+      options.stopToken = static_cast<int32_t>(id);
+    } else if (arg == "--print-ids") {
+      printIds = true;
+    } else if (arg == "--no-stream") {
+      stream = false;
+    } else if (!arg.empty() && arg[0] == '-') {
+      return fail("unknown option '" + arg + "' (see gai-run generate --help)");
+    } else if (artifactPath.empty()) {
+      artifactPath = arg;
+    } else {
+      return fail("unexpected argument '" + arg + "'");
+    }
+  }
+  if (artifactPath.empty())
+    return fail("no artifact given (see gai-run generate --help)");
+  if (promptIsText.empty())
+    return fail("no prompt: pass --prompt TEXT or --prompt-ids \"1 2 3\"");
+
+  auto artifact = gai::LoadedArtifact::load(artifactPath, weightsPath);
+  if (!artifact)
+    return fail(artifact.status().message());
+  auto session = gai::Session::create(std::move(*artifact));
+  if (!session)
+    return fail(session.status().message());
+  gai::Session &s = **session;
+  std::vector<gai::TensorRef> logits = s.outputs("prefill");
+  int64_t vocab = logits.empty() || logits[0].shape.size() != 2 ? 256 : logits[0].shape[1];
+  gai::ByteTokenizer tokenizer(vocab);
+
+  std::vector<std::vector<int32_t>> prompts;
+  size_t nextText = 0, nextIds = 0;
+  for (bool isText : promptIsText) {
+    if (isText) {
+      auto ids = tokenizer.encode(texts[nextText++]);
+      if (!ids)
+        return fail(ids.status().message());
+      prompts.push_back(*ids);
+    } else {
+      prompts.push_back(idPrompts[nextIds++]);
+    }
+  }
+
+  // One prompt streams its text as it is made; several print at the end.
+  bool streaming = stream && !printIds && prompts.size() == 1;
+  if (streaming) {
+    std::fputs(tokenizer.decode(prompts[0]).c_str(), stdout);
+    std::fflush(stdout);
+  }
+  gai::GenerateStats stats;
+  auto results = gai::generate(
+      s, prompts, options,
+      [&](size_t, int32_t token) {
+        if (streaming) {
+          std::fputs(tokenizer.decode(token).c_str(), stdout);
+          std::fflush(stdout);
+        }
+      },
+      &stats);
+  if (streaming)
+    std::fputs("\n", stdout);
+  if (!results)
+    return fail(results.status().message());
+  for (size_t i = 0; i < results->size(); ++i) {
+    if (printIds) {
+      std::string line;
+      for (int32_t id : (*results)[i])
+        line += (line.empty() ? "" : " ") + std::to_string(id);
+      std::printf("%s\n", line.c_str());
+    } else if (!streaming) {
+      std::printf("[%zu] %s%s\n", i, tokenizer.decode(prompts[i]).c_str(),
+                  tokenizer.decode((*results)[i]).c_str());
+    }
+  }
+  auto rate = [](int64_t n, double s) { return s > 0 ? n / s : 0.0; };
+  std::fprintf(stderr,
+               "prefill: %lld tokens in %.1f ms (%.1f tokens/s); decode: %lld "
+               "tokens in %.1f ms (%.1f tokens/s)\n",
+               static_cast<long long>(stats.prefillTokens),
+               stats.prefillSeconds * 1e3, rate(stats.prefillTokens, stats.prefillSeconds),
+               static_cast<long long>(stats.decodeTokens), stats.decodeSeconds * 1e3,
+               rate(stats.decodeTokens, stats.decodeSeconds));
+  return 0;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  if (argc < 2 || std::strcmp(argv[1], "--help") == 0 ||
+      std::strcmp(argv[1], "-h") == 0) {
+    std::fputs(kUsage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 1 : 0;
+  }
+  std::string command = argv[1];
+  if (command == "generate")
+    return generateCommand(argc - 2, argv + 2);
+  return fail("unknown command '" + command + "' (expected generate)");
+}
