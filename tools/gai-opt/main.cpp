@@ -1,9 +1,14 @@
-// gai-opt: mlir-opt with the gai dialect, for lit tests and pass debugging.
+// gai-opt: mlir-opt with the gai and exec dialects, for lit tests and pass
+// debugging.
+#include "dialects/Exec/ExecOps.h"
 #include "dialects/Gai/GaiDialect.h"
 #include "passes/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
 #include "mlir/Transforms/Passes.h"
@@ -12,8 +17,10 @@ int main(int argc, char **argv) {
   mlir::registerTransformsPasses();
   mlir::gai::registerGaiPasses();
   mlir::DialectRegistry registry;
-  registry.insert<mlir::gai::GaiDialect, mlir::func::FuncDialect,
-                  mlir::arith::ArithDialect, mlir::tensor::TensorDialect>();
+  registry.insert<mlir::gai::GaiDialect, mlir::exec::ExecDialect,
+                  mlir::func::FuncDialect, mlir::arith::ArithDialect,
+                  mlir::tensor::TensorDialect, mlir::math::MathDialect,
+                  mlir::memref::MemRefDialect, mlir::scf::SCFDialect>();
   return mlir::asMainReturnCode(
       mlir::MlirOptMain(argc, argv, "gai optimizer driver\n", registry));
 }

@@ -1,0 +1,118 @@
+// The runtime's pieces around generation: sampling, the byte tokenizer and
+// the layout kernels the plan calls.
+#include "gai/Generate.h"
+#include "gai/Tokenizer.h"
+#include "hal/cpu/Kernels.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+using namespace gai;
+
+namespace {
+
+TEST(Sampler, GreedyIsTheFirstLargest) {
+  Sampler sampler({});
+  float logits[] = {0.5f, 2.0f, -1.0f, 2.0f};
+  EXPECT_EQ(sampler.sample(logits, 4), 1);
+}
+
+TEST(Sampler, TopKOfOneAndTinyTopPAreGreedy) {
+  float logits[] = {0.1f, 0.3f, 3.0f, 0.2f};
+  SamplingOptions k1{1.0f, 1, 1.0f, 5};
+  SamplingOptions p{1.0f, 0, 1e-6f, 5};
+  Sampler a(k1), b(p);
+  for (int i = 0; i < 50; ++i) {
+    EXPECT_EQ(a.sample(logits, 4), 2);
+    EXPECT_EQ(b.sample(logits, 4), 2);
+  }
+}
+
+TEST(Sampler, FollowsTheSoftmaxAndRepeatsForASeed) {
+  // log(1), log(2), log(3), log(4): probabilities 0.1 … 0.4.
+  float logits[] = {0.0f, 0.6931472f, 1.0986123f, 1.3862944f};
+  SamplingOptions options{1.0f, 0, 1.0f, 42};
+  Sampler sampler(options), again(options);
+  std::map<int32_t, int> counts;
+  const int n = 20000;
+  for (int i = 0; i < n; ++i) {
+    int32_t t = sampler.sample(logits, 4);
+    EXPECT_EQ(t, again.sample(logits, 4));
+    ++counts[t];
+  }
+  for (int t = 0; t < 4; ++t)
+    EXPECT_NEAR(counts[t] / double(n), 0.1 * (t + 1), 0.015) << t;
+}
+
+TEST(Sampler, TopPKeepsTheSmallestSetWithTheMass) {
+  float logits[] = {0.0f, 0.6931472f, 1.0986123f, 1.3862944f};
+  // 0.4 + 0.3 >= 0.6: only tokens 3 and 2 remain.
+  Sampler sampler({1.0f, 0, 0.6f, 3});
+  for (int i = 0; i < 500; ++i) {
+    int32_t t = sampler.sample(logits, 4);
+    EXPECT_TRUE(t == 2 || t == 3) << t;
+  }
+}
+
+TEST(ByteTokenizer, RoundTripsAndRejectsBytesOutsideTheVocabulary) {
+  ByteTokenizer tokenizer(256);
+  auto ids = tokenizer.encode("hé!");
+  ASSERT_TRUE(ids.isOk());
+  EXPECT_EQ(ids->size(), 4u); // é is two bytes
+  EXPECT_EQ(tokenizer.decode(*ids), "hé!");
+  EXPECT_EQ(tokenizer.decode(std::vector<int32_t>{300}), "<300>");
+  auto small = ByteTokenizer(64).encode("a");
+  ASSERT_FALSE(small.isOk());
+  EXPECT_EQ(small.status().message(),
+            "byte 97 at offset 0 of the prompt is outside the model's "
+            "vocabulary of 64");
+}
+
+TEST(LayoutKernels, TransposeMatchesIndexArithmetic) {
+  const int64_t shape[] = {2, 3, 4, 5}, perm[] = {0, 2, 1, 3};
+  std::vector<float> in(120), out(120);
+  for (int i = 0; i < 120; ++i)
+    in[i] = float(i);
+  cpu::transpose(in.data(), out.data(), 4, shape, perm, 4);
+  for (int a = 0; a < 2; ++a)
+    for (int b = 0; b < 4; ++b)
+      for (int c = 0; c < 3; ++c)
+        for (int d = 0; d < 5; ++d)
+          EXPECT_EQ(out[((a * 4 + b) * 3 + c) * 5 + d],
+                    in[((a * 3 + c) * 4 + b) * 5 + d]);
+  // Moving the last dimension: element by element.
+  const int64_t perm2[] = {3, 2, 1, 0};
+  cpu::transpose(in.data(), out.data(), 4, shape, perm2, 4);
+  EXPECT_EQ(out[1], in[5 * 4 * 3]);     // [0,0,0,1] <- in[1,0,0,0]
+  EXPECT_EQ(out[2 * 4 * 3 * 1], in[1]); // [1,0,0,0] <- in[0,0,0,1]
+}
+
+TEST(LayoutKernels, SliceTopKOneHotReduce) {
+  const int64_t shape[] = {2, 6}, offsets[] = {0, 2}, sizes[] = {2, 3};
+  float in[12] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}, out[6];
+  cpu::slice(in, out, 4, shape, offsets, sizes, 2);
+  EXPECT_EQ(std::vector<float>(out, out + 6), (std::vector<float>{2, 3, 4, 8, 9, 10}));
+
+  float scores[] = {0.1f, 0.7f, 0.7f, 0.2f};
+  float values[2];
+  int32_t indices[2];
+  cpu::topk(scores, 1, 4, 2, values, indices);
+  EXPECT_EQ(indices[0], 1); // ties go to the lower index
+  EXPECT_EQ(indices[1], 2);
+
+  int32_t ids[] = {2, 0};
+  float hot[6];
+  EXPECT_EQ(cpu::oneHot(ids, 2, 3, hot), -1);
+  EXPECT_EQ(std::vector<float>(hot, hot + 6), (std::vector<float>{0, 0, 1, 1, 0, 0}));
+  int32_t bad[] = {1, 3};
+  EXPECT_EQ(cpu::oneHot(bad, 2, 3, hot), 1);
+
+  float x[] = {1, 2, 3, 4, 5, 6}, sum[3], max[2];
+  cpu::reduce(x, sum, cpu::ReduceKind::Sum, 1, 2, 3); // [2, 3] over dim 0
+  EXPECT_EQ(std::vector<float>(sum, sum + 3), (std::vector<float>{5, 7, 9}));
+  cpu::reduce(x, max, cpu::ReduceKind::Max, 2, 3, 1); // [2, 3] over dim 1
+  EXPECT_EQ(std::vector<float>(max, max + 2), (std::vector<float>{3, 6}));
+}
+
+} // namespace
