@@ -2,7 +2,10 @@
 // runtime — reproduces what Hugging Face transformers computed for each
 // fixture: logits within 1e-4 and the same greedy continuation.
 #include "compiler/Pipeline.h"
+#include "compiler/reference/Interpreter.h"
+#include "frontend/WeightCheck.h"
 #include "gai/Generate.h"
+#include "gai/Init.h"
 #include "gai/Session.h"
 
 #include "mlir/IR/MLIRContext.h"
@@ -11,6 +14,8 @@
 
 #include <cmath>
 #include <cstdio>
+#include <fstream>
+#include <unistd.h>
 
 using namespace gai;
 
@@ -131,6 +136,72 @@ TEST_P(RuntimeNumerics, GreedyGenerationMatchesTransformers) {
   EXPECT_EQ((*alone)[0], (*both)[1]) << family;
   EXPECT_EQ((*both)[1].size(), static_cast<size_t>(options.maxNewTokens));
 }
+
+// Our own specs, with fresh weights from `gai-run init`'s initialiser: the
+// runtime agrees with the reference interpreter on the frontend's IR.
+class OwnSpecNumerics : public ::testing::TestWithParam<const char *> {};
+
+TEST_P(OwnSpecNumerics, RuntimeMatchesTheReferenceInterpreter) {
+  std::string example = GetParam();
+  std::string dir = ::testing::TempDir() + "gai-own-" + example + "-" +
+                    std::to_string(::getpid());
+  std::string artifactPath = dir + ".gai", weightsPath = dir + ".safetensors";
+  CompileOptions options;
+  options.specPath = std::string(GAI_EXAMPLES_DIR) + "/" + example + ".json";
+  options.build.batch = 2;
+  options.build.seqLen = 24;
+  options.build.dtype = "f32";
+  mlir::MLIRContext context;
+  auto model = importModel(context, options);
+  ASSERT_TRUE(!!model) << llvm::toString(model.takeError());
+  mlir::OwningOpRef<mlir::ModuleOp> frontend = model->module->clone();
+  ASSERT_TRUE(mlir::succeeded(optimize(*model->module, options)));
+  auto bytes = compileArtifact(*model->module, model->spec, options,
+                               WeightsMode::None, artifactPath);
+  ASSERT_TRUE(!!bytes) << llvm::toString(bytes.takeError());
+  std::ofstream(artifactPath, std::ios::binary)
+      .write(reinterpret_cast<const char *>(bytes->data()), bytes->size());
+  Status init = writeInitialWeights(artifactPath, weightsPath, 11);
+  ASSERT_TRUE(init.isOk()) << init.message();
+
+  auto artifact = LoadedArtifact::load(artifactPath, weightsPath);
+  ASSERT_TRUE(artifact.isOk()) << artifact.status().message();
+  auto session = Session::create(std::move(*artifact));
+  ASSERT_TRUE(session.isOk()) << session.status().message();
+  TensorRef tokens = (*session)->inputs("forward").at(0);
+  std::vector<double> ids;
+  for (int64_t i = 0; i < tokens.numElements(); ++i) {
+    tokens.as<int32_t>()[i] = static_cast<int32_t>((i * 37 + 11) % model->spec.vocab);
+    ids.push_back(tokens.as<int32_t>()[i]);
+  }
+  Status run = (*session)->run("forward");
+  ASSERT_TRUE(run.isOk()) << run.message();
+  TensorRef got = (*session)->outputs("forward").at(0);
+
+  auto weights = SafetensorsFile::open(weightsPath);
+  ASSERT_TRUE(weights.isOk());
+  reference::HostTensor input({2, 24});
+  input.data = ids;
+  auto want = reference::evaluate(
+      (*frontend).lookupSymbol<mlir::func::FuncOp>("forward"), {input}, *weights,
+      [&](llvm::StringRef name) { return paramNameOf(model->spec, name); });
+  ASSERT_TRUE(!!want) << llvm::toString(want.takeError());
+  ASSERT_EQ((*want)[0].numElements(), got.numElements());
+  double maxDiff = 0, maxAbs = 0;
+  for (int64_t i = 0; i < got.numElements(); ++i) {
+    maxDiff = std::max(maxDiff, std::abs(got.as<float>()[i] - (*want)[0].data[i]));
+    maxAbs = std::max(maxAbs, std::abs((*want)[0].data[i]));
+  }
+  EXPECT_GT(maxAbs, 1e-3); // not a vacuous comparison of zeros
+  EXPECT_LE(maxDiff, 1e-4) << example;
+  std::printf("%s: max |runtime - reference| = %.2e (logits up to %.2f)\n",
+              example.c_str(), maxDiff, maxAbs);
+  std::remove(artifactPath.c_str());
+  std::remove(weightsPath.c_str());
+}
+
+INSTANTIATE_TEST_SUITE_P(Examples, OwnSpecNumerics,
+                         ::testing::Values("tiny-llama", "tiny-gpt", "tiny-moe"));
 
 INSTANTIATE_TEST_SUITE_P(Families, RuntimeNumerics,
                          ::testing::Values("llama", "gpt2", "mistral", "qwen2",

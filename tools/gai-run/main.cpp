@@ -1,5 +1,6 @@
-// gai-run: runs gai artifacts. `gai-run generate ARTIFACT …` for now.
+// gai-run: runs gai artifacts: generate, and init (fresh weights).
 #include "gai/Generate.h"
+#include "gai/Init.h"
 #include "gai/Session.h"
 #include "gai/Tokenizer.h"
 
@@ -14,7 +15,8 @@
 namespace {
 
 const char *kUsage =
-    "usage: gai-run generate ARTIFACT [--weights FILE]\n"
+    "usage: gai-run init ARTIFACT -o WEIGHTS.safetensors [--seed S]\n"
+    "       gai-run generate ARTIFACT [--weights FILE]\n"
     "           (--prompt TEXT | --prompt-ids \"1 2 3\")...\n"
     "           [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P]\n"
     "           [--seed S] [--stop-token ID] [--print-ids] [--no-stream]\n"
@@ -23,7 +25,10 @@ const char *kUsage =
     "(in groups of the artifact's batch size). Text is byte-tokenized.\n"
     "--temperature 0 (the default) is greedy. --print-ids prints each\n"
     "prompt's generated ids on one line instead of text. Throughput goes to\n"
-    "stderr.\n";
+    "stderr.\n"
+    "\n"
+    "init writes fresh weights for every tensor the artifact names (norm\n"
+    "scales 1, biases 0, the rest N(0, 0.02)) for use with --weights.\n";
 
 int fail(const std::string &message) {
   std::fprintf(stderr, "gai-run: error: %s\n", message.c_str());
@@ -197,6 +202,33 @@ int generateCommand(int argc, char **argv) {
   return 0;
 }
 
+int initCommand(int argc, char **argv) {
+  std::string artifactPath, outputPath;
+  int64_t seed = 0;
+  for (int i = 0; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "-o" && i + 1 < argc) {
+      outputPath = argv[++i];
+    } else if (arg == "--seed" && i + 1 < argc) {
+      if (!parseInt(argv[++i], seed))
+        return fail("--seed needs an integer");
+    } else if (!arg.empty() && arg[0] == '-') {
+      return fail("unknown or incomplete option '" + arg + "' (see gai-run --help)");
+    } else if (artifactPath.empty()) {
+      artifactPath = arg;
+    } else {
+      return fail("unexpected argument '" + arg + "'");
+    }
+  }
+  if (artifactPath.empty() || outputPath.empty())
+    return fail("usage: gai-run init ARTIFACT -o WEIGHTS.safetensors [--seed S]");
+  if (gai::Status s = gai::writeInitialWeights(artifactPath, outputPath,
+                                               static_cast<uint64_t>(seed));
+      !s)
+    return fail(s.message());
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -208,5 +240,7 @@ int main(int argc, char **argv) {
   std::string command = argv[1];
   if (command == "generate")
     return generateCommand(argc - 2, argv + 2);
-  return fail("unknown command '" + command + "' (expected generate)");
+  if (command == "init")
+    return initCommand(argc - 2, argv + 2);
+  return fail("unknown command '" + command + "' (expected generate or init)");
 }

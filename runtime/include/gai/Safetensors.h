@@ -72,6 +72,21 @@ private:
   std::map<std::string, std::string> metadata_;
 };
 
+/// A tensor to write: `data` holds byteSize bytes of `dtype` in `shape`.
+struct TensorToWrite {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  const uint8_t *data = nullptr;
+  size_t byteSize = 0;
+};
+
+/// Writes a safetensors file atomically: to `path`.tmp, fsynced, then
+/// renamed over `path`, so a crash leaves the old file or the new one.
+Status writeSafetensors(const std::string &path,
+                        const std::vector<TensorToWrite> &tensors,
+                        const std::map<std::string, std::string> &metadata = {});
+
 } // namespace gai
 
 #endif // GAI_SAFETENSORS_H

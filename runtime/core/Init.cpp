@@ -1,0 +1,83 @@
+// GPT-2 style initialisation of an artifact's weights.
+#include "gai/Init.h"
+
+#include "gai/Safetensors.h"
+#include "format/artifact_generated.h"
+
+#include <cmath>
+#include <random>
+
+namespace gai {
+namespace {
+
+bool endsWith(const std::string &s, const std::string &suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+} // namespace
+
+Status writeInitialWeights(const std::string &artifactPath,
+                           const std::string &outputPath, uint64_t seed) {
+  // The tables only: the artifact may have no weights yet. A throwaway
+  // file satisfies the loader's binding, so read the schema directly.
+  std::FILE *f = std::fopen(artifactPath.c_str(), "rb");
+  if (!f)
+    return Status::error(artifactPath + ": cannot open");
+  std::vector<uint8_t> bytes;
+  uint8_t buffer[1 << 16];
+  size_t n;
+  while ((n = std::fread(buffer, 1, sizeof(buffer), f)) > 0)
+    bytes.insert(bytes.end(), buffer, buffer + n);
+  std::fclose(f);
+  if (bytes.size() < kArtifactFooterSize)
+    return Status::error(artifactPath + ": not a gai artifact, or truncated");
+  flatbuffers::Verifier verifier(bytes.data(), bytes.size() - kArtifactFooterSize);
+  if (!format::VerifyArtifactBuffer(verifier))
+    return Status::error(artifactPath + ": the FlatBuffer does not verify");
+  const format::Artifact *root = format::GetArtifact(bytes.data());
+  if (!root->weights() || !root->weights()->tensors())
+    return Status::error(artifactPath + ": the artifact names no weights");
+
+  std::mt19937_64 rng(seed);
+  std::vector<std::vector<float>> storage;
+  std::vector<TensorToWrite> tensors;
+  for (const format::TensorDesc *t : *root->weights()->tensors()) {
+    if (t->dtype() != format::DType::F32)
+      return Status::error("weight '" + t->name()->str() +
+                           "' is not f32; initialise f32 models only");
+    std::string name = t->name()->str();
+    std::vector<int64_t> shape(t->shape()->begin(), t->shape()->end());
+    int64_t count = 1;
+    for (int64_t d : shape)
+      count *= d;
+    std::vector<float> values(static_cast<size_t>(count));
+    bool vector = shape.size() == 1;
+    bool scale = vector && (name.find("norm") != std::string::npos ||
+                            name.find(".ln_") != std::string::npos);
+    if (vector && endsWith(name, ".bias")) {
+      std::fill(values.begin(), values.end(), 0.0f);
+    } else if (scale) {
+      std::fill(values.begin(), values.end(), 1.0f);
+    } else {
+      // Box-Muller on 53-bit uniforms: the same numbers on every platform.
+      for (int64_t i = 0; i < count; i += 2) {
+        double u1 = (static_cast<double>(rng() >> 11) + 1.0) * 0x1.0p-53;
+        double u2 = static_cast<double>(rng() >> 11) * 0x1.0p-53;
+        double r = std::sqrt(-2.0 * std::log(u1)) * 0.02;
+        values[i] = static_cast<float>(r * std::cos(2 * M_PI * u2));
+        if (i + 1 < count)
+          values[i + 1] = static_cast<float>(r * std::sin(2 * M_PI * u2));
+      }
+    }
+    storage.push_back(std::move(values));
+    tensors.push_back({name, DType::F32, shape,
+                       reinterpret_cast<const uint8_t *>(storage.back().data()),
+                       static_cast<size_t>(count) * 4});
+  }
+  return writeSafetensors(outputPath, tensors,
+                          {{"format", "pt"}, {"init", "gai normal(0.02) seed " +
+                                                          std::to_string(seed)}});
+}
+
+} // namespace gai
