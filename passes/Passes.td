@@ -43,4 +43,20 @@ def GaiFusion : Pass<"gai-fusion", "func::FuncOp"> {
   let dependentDialects = ["::mlir::gai::GaiDialect"];
 }
 
+def GaiAutodiff : Pass<"gai-autodiff", "ModuleOp"> {
+  let summary = "Reverse-mode gradient of a loss function";
+  let description = [{
+    For `@f(args) -> (loss, ...)` with a scalar float loss, adds
+    `@f_grad(args) -> (loss, d loss / d arg for each float argument)`: the
+    forward ops, then each op's vector-Jacobian product in reverse order,
+    adjoints of values with several users summed, broadcasts summed back.
+    Ops without a rule are reported on the op.
+  }];
+  let options = [
+    Option<"function", "function", "std::string", /*default=*/"\"loss\"",
+           "the function to differentiate">,
+  ];
+  let dependentDialects = ["::mlir::gai::GaiDialect"];
+}
+
 #endif // GAI_PASSES_TD

@@ -123,8 +123,12 @@ public:
   }
 
   /// An interpreter for a nested region: same weights, fresh values.
-  explicit Interpreter(const llvm::StringMap<const TensorView *> &params)
-      : params(params) {}
+  explicit Interpreter(const llvm::StringMap<const TensorView *> &params,
+                       bool roundF32)
+      : params(params), roundF32(roundF32) {}
+
+  /// Off: f32 results stay in double (finite-difference checks need it).
+  bool roundF32 = true;
 
   void bind(Value v, HostTensor t) { values[v] = std::move(t); }
 
@@ -132,8 +136,9 @@ private:
   const HostTensor &in(Value v) { return values[v]; }
   void set(Value v, HostTensor t) {
     Type elt = cast<RankedTensorType>(v.getType()).getElementType();
-    for (double &x : t.data)
-      x = roundTo(elt, x);
+    if (roundF32 || !elt.isF32())
+      for (double &x : t.data)
+        x = roundTo(elt, x);
     values[v] = std::move(t);
   }
   static std::vector<int64_t> shapeOf(Value v) {
@@ -656,7 +661,7 @@ llvm::Error Interpreter::run(Operation *op) {
   }
   if (auto fusion = dyn_cast<FusionOp>(op)) {
     Block &body = fusion.getBody().front();
-    Interpreter inner(params);
+    Interpreter inner(params, roundF32);
     for (auto [arg, input] : llvm::zip(body.getArguments(), fusion.getInputs()))
       inner.bind(arg, in(input));
     llvm::Expected<std::vector<HostTensor>> results = inner.runBlock(body);
@@ -743,13 +748,15 @@ HostTensor fromTensorView(const TensorView &view) {
 llvm::Expected<std::vector<HostTensor>>
 evaluate(func::FuncOp func, llvm::ArrayRef<HostTensor> arguments,
          const SafetensorsFile &weights,
-         std::function<std::string(llvm::StringRef)> paramNameOf) {
+         std::function<std::string(llvm::StringRef)> paramNameOf,
+         bool roundF32) {
   Block &entry = func.getBody().front();
   if (arguments.size() != entry.getNumArguments())
     return llvm::createStringError(llvm::inconvertibleErrorCode(),
                                    "expected %u arguments, got %zu",
                                    entry.getNumArguments(), arguments.size());
   Interpreter interpreter(weights, paramNameOf);
+  interpreter.roundF32 = roundF32;
   for (auto [i, pair] : llvm::enumerate(llvm::zip(entry.getArguments(), arguments))) {
     auto [arg, value] = pair;
     auto type = cast<RankedTensorType>(arg.getType());

@@ -17,7 +17,7 @@
 namespace gai::reference {
 
 /// A dense row-major host tensor. Every element type is held as double;
-/// results of f16/bf16 ops are rounded to that type first.
+/// results of f32/f16/bf16 ops are rounded to that type first.
 struct HostTensor {
   std::vector<int64_t> shape;
   std::vector<double> data;
@@ -36,7 +36,8 @@ HostTensor fromTensorView(const TensorView &view);
 llvm::Expected<std::vector<HostTensor>>
 evaluate(mlir::func::FuncOp func, llvm::ArrayRef<HostTensor> arguments,
          const SafetensorsFile &weights,
-         std::function<std::string(llvm::StringRef)> paramNameOf = {});
+         std::function<std::string(llvm::StringRef)> paramNameOf = {},
+         bool roundF32 = true);
 
 } // namespace gai::reference
 

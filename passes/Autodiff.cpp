@@ -1,0 +1,265 @@
+// Reverse-mode differentiation of a gai function: one VJP rule per op.
+#include "dialects/Gai/GaiOps.h"
+#include "passes/Passes.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/IRMapping.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+
+namespace mlir::gai {
+#define GEN_PASS_DEF_GAIAUTODIFF
+#include "passes/Passes.h.inc"
+} // namespace mlir::gai
+
+using namespace mlir;
+using namespace mlir::gai;
+
+namespace {
+
+RankedTensorType typeOf(Value v) { return cast<RankedTensorType>(v.getType()); }
+
+class Differentiator {
+public:
+  explicit Differentiator(ImplicitLocOpBuilder &b) : b(b) {}
+
+  /// Adds `g` to the adjoint of `v`; `g` has `v`'s shape.
+  void accumulate(Value v, Value g) {
+    Value &slot = adjoint[v];
+    slot = slot ? AddOp::create(b, slot, g).getResult() : g;
+  }
+  Value adjointOf(Value v) const { return adjoint.lookup(v); }
+  LogicalResult backward(Operation *op);
+
+private:
+  Value splat(RankedTensorType type, double value) {
+    auto scalar = RankedTensorType::get({}, type.getElementType());
+    return ConstantOp::create(
+        b, DenseElementsAttr::get(scalar, b.getFloatAttr(type.getElementType(), value)));
+  }
+  /// `g` summed over the dimensions that broadcasting added to `to`.
+  Value unbroadcast(Value g, Value to);
+  /// `g` (of a reduction's keep-dims shape) broadcast back to `like`.
+  Value broadcastTo(Value g, Value like) {
+    return AddOp::create(b, MulOp::create(b, like, splat(typeOf(like), 0.0)), g);
+  }
+  Value sum(Value x, int64_t axis) {
+    return ReduceOp::create(b, ReduceKind::Sum, x, ArrayRef<int64_t>{axis}, true);
+  }
+  Value mul(Value x, Value y) { return MulOp::create(b, x, y); }
+  Value sub(Value x, Value y) { return SubOp::create(b, x, y); }
+  Value matmul(Value x, Value y, bool tx, bool ty) {
+    return MatmulOp::create(b, x, y, tx, ty);
+  }
+
+  ImplicitLocOpBuilder &b;
+  DenseMap<Value, Value> adjoint;
+};
+
+Value Differentiator::unbroadcast(Value g, Value to) {
+  ArrayRef<int64_t> gs = typeOf(g).getShape(), ts = typeOf(to).getShape();
+  if (gs == ts)
+    return g;
+  int64_t lead = static_cast<int64_t>(gs.size() - ts.size());
+  for (int64_t d = 0; d < static_cast<int64_t>(gs.size()); ++d) {
+    bool added = d < lead || (ts[d - lead] == 1 && gs[d] != 1);
+    if (added)
+      g = sum(g, d);
+  }
+  return ReshapeOp::create(b, typeOf(to), g);
+}
+
+LogicalResult Differentiator::backward(Operation *op) {
+  if (op->getNumResults() != 1)
+    return op->emitOpError("has no VJP rule yet");
+  Value y = op->getResult(0);
+  Value g = adjointOf(y);
+  if (!g)
+    return success(); // does not reach the output
+  if (isa<ParamOp, ConstantOp, IotaOp, CausalMaskOp>(op))
+    return success();
+  if (auto add = dyn_cast<AddOp>(op)) {
+    accumulate(add.getLhs(), unbroadcast(g, add.getLhs()));
+    accumulate(add.getRhs(), unbroadcast(g, add.getRhs()));
+    return success();
+  }
+  if (auto s = dyn_cast<SubOp>(op)) {
+    accumulate(s.getLhs(), unbroadcast(g, s.getLhs()));
+    accumulate(s.getRhs(), unbroadcast(NegOp::create(b, g), s.getRhs()));
+    return success();
+  }
+  if (auto m = dyn_cast<MulOp>(op)) {
+    accumulate(m.getLhs(), unbroadcast(mul(g, m.getRhs()), m.getLhs()));
+    accumulate(m.getRhs(), unbroadcast(mul(g, m.getLhs()), m.getRhs()));
+    return success();
+  }
+  if (auto d = dyn_cast<DivOp>(op)) {
+    accumulate(d.getLhs(), unbroadcast(DivOp::create(b, g, d.getRhs()), d.getLhs()));
+    Value gy = NegOp::create(b, DivOp::create(b, mul(g, y), d.getRhs()));
+    accumulate(d.getRhs(), unbroadcast(gy, d.getRhs()));
+    return success();
+  }
+  if (op->getNumOperands() == 1 &&
+      isa<NegOp, ExpOp, LogOp, SqrtOp, RsqrtOp, ReciprocalOp, TanhOp, SigmoidOp,
+          SiluOp>(op)) {
+    Value x = op->getOperand(0);
+    auto type = typeOf(x);
+    Value gx;
+    if (isa<NegOp>(op))
+      gx = NegOp::create(b, g);
+    else if (isa<ExpOp>(op))
+      gx = mul(g, y);
+    else if (isa<LogOp>(op))
+      gx = DivOp::create(b, g, x);
+    else if (isa<SqrtOp>(op))
+      gx = DivOp::create(b, mul(g, splat(type, 0.5)), y);
+    else if (isa<RsqrtOp>(op)) // d x^-1/2 = -x^-3/2 / 2
+      gx = mul(g, mul(mul(y, mul(y, y)), splat(type, -0.5)));
+    else if (isa<ReciprocalOp>(op))
+      gx = NegOp::create(b, mul(g, mul(y, y)));
+    else if (isa<TanhOp>(op))
+      gx = mul(g, sub(splat(type, 1.0), mul(y, y)));
+    else if (isa<SigmoidOp>(op))
+      gx = mul(g, mul(y, sub(splat(type, 1.0), y)));
+    else { // silu: s (1 + x (1 - s))
+      Value s = SigmoidOp::create(b, x);
+      Value inner = AddOp::create(b, splat(type, 1.0), mul(x, sub(splat(type, 1.0), s)));
+      gx = mul(g, mul(s, inner));
+    }
+    accumulate(x, gx);
+    return success();
+  }
+  if (auto m = dyn_cast<MatmulOp>(op)) {
+    Value a = m.getLhs(), w = m.getRhs();
+    bool ta = m.getTransposeLhs(), tw = m.getTransposeRhs();
+    // C = op(A)·op(W); each case keeps the operand's stored layout.
+    Value ga = !ta ? matmul(g, w, false, !tw) : matmul(w, g, tw, true);
+    Value gw = !tw ? matmul(a, g, !ta, false) : matmul(g, a, true, ta);
+    accumulate(a, unbroadcast(ga, a));
+    accumulate(w, unbroadcast(gw, w));
+    return success();
+  }
+  if (auto r = dyn_cast<ReduceOp>(op)) {
+    if (r.getKind() != ReduceKind::Sum && r.getKind() != ReduceKind::Mean)
+      return op->emitOpError("has no VJP rule yet for max and min");
+    Value x = r.getInput();
+    ArrayRef<int64_t> xs = typeOf(x).getShape();
+    SmallVector<int64_t> kept(xs.begin(), xs.end());
+    int64_t count = 1;
+    for (int64_t axis : r.getAxes()) {
+      kept[axis] = 1;
+      count *= xs[axis];
+    }
+    Value gk = ReshapeOp::create(
+        b, RankedTensorType::get(kept, typeOf(g).getElementType()), g);
+    if (r.getKind() == ReduceKind::Mean)
+      gk = mul(gk, splat(typeOf(gk), 1.0 / static_cast<double>(count)));
+    accumulate(x, broadcastTo(gk, x));
+    return success();
+  }
+  if (auto s = dyn_cast<SoftmaxOp>(op)) {
+    auto axis = static_cast<int64_t>(s.getAxis());
+    accumulate(s.getInput(), mul(y, sub(g, sum(mul(g, y), axis))));
+    return success();
+  }
+  if (auto r = dyn_cast<ReshapeOp>(op)) {
+    accumulate(r.getInput(), ReshapeOp::create(b, typeOf(r.getInput()), g));
+    return success();
+  }
+  if (auto t = dyn_cast<TransposeOp>(op)) {
+    ArrayRef<int64_t> perm = t.getPermutation();
+    SmallVector<int64_t> inverse(perm.size());
+    for (auto [i, p] : llvm::enumerate(perm))
+      inverse[p] = static_cast<int64_t>(i);
+    accumulate(t.getInput(), TransposeOp::create(b, g, inverse));
+    return success();
+  }
+  if (auto n = dyn_cast<RmsNormOp>(op)) {
+    // y = x·r·s with r = rsqrt(mean(x²) + eps) per row and s = w or 1 + w:
+    // dx = r·(g·s) - x·r³·mean(g·s·x), dw = Σ_rows g·x·r.
+    Value x = n.getInput(), w = n.getWeight();
+    auto type = typeOf(x);
+    int64_t last = type.getRank() - 1, d = type.getShape().back();
+    Value meanSq = mul(sum(mul(x, x), last), splat(type, 1.0 / d));
+    Value r = RsqrtOp::create(
+        b, AddOp::create(b, meanSq, splat(type, n.getEpsilon().convertToDouble())));
+    Value scale = n.getUnitOffset()
+                      ? AddOp::create(b, w, splat(typeOf(w), 1.0)).getResult()
+                      : w;
+    Value gs = mul(g, scale);
+    Value dot = mul(sum(mul(gs, x), last), splat(type, 1.0 / d));
+    Value gx = sub(mul(gs, r), mul(mul(x, mul(r, mul(r, r))), dot));
+    accumulate(x, gx);
+    accumulate(w, unbroadcast(mul(g, mul(x, r)), w));
+    return success();
+  }
+  return op->emitOpError("has no VJP rule yet");
+}
+
+struct AutodiffPass : mlir::gai::impl::GaiAutodiffBase<AutodiffPass> {
+  using GaiAutodiffBase::GaiAutodiffBase;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    auto func = module.lookupSymbol<func::FuncOp>(function);
+    if (!func) {
+      module.emitError("autodiff: no function @") << function;
+      return signalPassFailure();
+    }
+    auto results = func.getResultTypes();
+    auto lossType = results.empty() ? RankedTensorType()
+                                    : dyn_cast<RankedTensorType>(results[0]);
+    if (!lossType || lossType.getNumElements() != 1 ||
+        !isa<FloatType>(lossType.getElementType())) {
+      func.emitOpError("autodiff: the first result must be a scalar float loss");
+      return signalPassFailure();
+    }
+
+    // @<f>_grad(args) -> (loss, d loss / d each float argument).
+    SmallVector<Type> gradResults = {lossType};
+    SmallVector<unsigned> floatArgs;
+    for (auto [i, type] : llvm::enumerate(func.getArgumentTypes()))
+      if (isa<FloatType>(cast<RankedTensorType>(type).getElementType())) {
+        floatArgs.push_back(i);
+        gradResults.push_back(type);
+      }
+    OpBuilder builder(module.getContext());
+    builder.setInsertionPointAfter(func);
+    auto grad = func::FuncOp::create(
+        builder, func.getLoc(), function + "_grad",
+        builder.getFunctionType(func.getArgumentTypes(), gradResults));
+    Block *entry = grad.addEntryBlock();
+    ImplicitLocOpBuilder b(func.getLoc(), module.getContext());
+    b.setInsertionPointToStart(entry);
+    IRMapping mapping;
+    for (auto [from, to] : llvm::zip(func.getArguments(), entry->getArguments()))
+      mapping.map(from, to);
+    SmallVector<Operation *> forward;
+    for (Operation &op : func.getBody().front().without_terminator())
+      forward.push_back(b.clone(op, mapping));
+    auto ret = cast<func::ReturnOp>(func.getBody().front().getTerminator());
+    Value loss = mapping.lookup(ret.getOperand(0));
+
+    Differentiator diff(b);
+    diff.accumulate(loss, ConstantOp::create(
+                              b, DenseElementsAttr::get(
+                                     lossType, b.getFloatAttr(
+                                                   lossType.getElementType(), 1.0))));
+    for (Operation *op : llvm::reverse(forward))
+      if (failed(diff.backward(op)))
+        return signalPassFailure();
+    SmallVector<Value> outputs = {loss};
+    for (unsigned i : floatArgs) {
+      Value arg = entry->getArgument(i);
+      Value g = diff.adjointOf(arg);
+      if (!g) // does not affect the loss
+        g = MulOp::create(b, arg,
+                          ConstantOp::create(b, DenseElementsAttr::get(
+                                                    RankedTensorType::get({}, typeOf(arg).getElementType()),
+                                                    b.getFloatAttr(typeOf(arg).getElementType(), 0.0))));
+      outputs.push_back(g);
+    }
+    func::ReturnOp::create(b, outputs);
+  }
+};
+
+} // namespace
