@@ -6,6 +6,8 @@
 #include "mlir/IR/IRMapping.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 
+#include <cmath>
+
 namespace mlir::gai {
 #define GEN_PASS_DEF_GAIAUTODIFF
 #include "passes/Passes.h.inc"
@@ -75,8 +77,71 @@ LogicalResult Differentiator::backward(Operation *op) {
   Value g = adjointOf(y);
   if (!g)
     return success(); // does not reach the output
-  if (isa<ParamOp, ConstantOp, IotaOp, CausalMaskOp>(op))
+  if (isa<ParamOp, ConstantOp, IotaOp, CausalMaskOp, PositionMaskOp, OneHotOp>(op))
+    return success(); // constant in the inputs that can carry a gradient
+  if (auto sel = dyn_cast<SelectOp>(op)) {
+    Value zero = splat(typeOf(g), 0.0);
+    accumulate(sel.getOnTrue(),
+               unbroadcast(SelectOp::create(b, sel.getCondition(), g, zero), sel.getOnTrue()));
+    accumulate(sel.getOnFalse(),
+               unbroadcast(SelectOp::create(b, sel.getCondition(), zero, g), sel.getOnFalse()));
     return success();
+  }
+  if (auto c = dyn_cast<ConvertOp>(op)) {
+    if (isa<FloatType>(typeOf(c.getInput()).getElementType()))
+      accumulate(c.getInput(), ConvertOp::create(b, typeOf(c.getInput()), g));
+    return success();
+  }
+  if (auto rope = dyn_cast<RopeOp>(op)) {
+    // A rotation: its transpose rotates by the opposite angle.
+    Value positions = rope.getPositions();
+    Type i32 = typeOf(positions).getElementType();
+    Value zero = ConstantOp::create(
+        b, DenseElementsAttr::get(RankedTensorType::get({}, i32), b.getIntegerAttr(i32, 0)));
+    Value negated = SubOp::create(b, zero, positions);
+    accumulate(rope.getInput(),
+               RopeOp::create(b, g, negated, rope.getThetaAttr(), rope.getStyleAttr()));
+    return success();
+  }
+  if (auto slice = dyn_cast<SliceOp>(op)) {
+    // The gradient padded with zeros back to the input's shape.
+    Value x = slice.getInput();
+    ArrayRef<int64_t> xs = typeOf(x).getShape();
+    Value padded = g;
+    for (int64_t d = 0; d < static_cast<int64_t>(xs.size()); ++d) {
+      int64_t before = slice.getOffsets()[d];
+      int64_t after = xs[d] - before - slice.getSizes()[d];
+      SmallVector<Value> parts;
+      auto zeros = [&](int64_t n) {
+        SmallVector<int64_t> shape(typeOf(padded).getShape());
+        shape[d] = n;
+        auto type = RankedTensorType::get(shape, typeOf(padded).getElementType());
+        return ConstantOp::create(
+            b, DenseElementsAttr::get(type, b.getFloatAttr(type.getElementType(), 0.0)));
+      };
+      if (before > 0)
+        parts.push_back(zeros(before));
+      parts.push_back(padded);
+      if (after > 0)
+        parts.push_back(zeros(after));
+      if (parts.size() > 1)
+        padded = ConcatOp::create(b, parts, d);
+    }
+    accumulate(x, padded);
+    return success();
+  }
+  if (auto rep = dyn_cast<RepeatOp>(op)) {
+    // [.., n·times, ..] -> [.., n, times, ..], summed over the copies.
+    Value x = rep.getInput();
+    auto axis = static_cast<int64_t>(rep.getAxis());
+    auto times = static_cast<int64_t>(rep.getTimes());
+    SmallVector<int64_t> split(typeOf(x).getShape());
+    split.insert(split.begin() + axis + 1, times);
+    Value copies = ReshapeOp::create(
+        b, RankedTensorType::get(split, typeOf(g).getElementType()), g);
+    accumulate(x, ReshapeOp::create(b, typeOf(x), sum(copies, axis + 1)));
+    return success();
+  }
   if (auto add = dyn_cast<AddOp>(op)) {
     accumulate(add.getLhs(), unbroadcast(g, add.getLhs()));
     accumulate(add.getRhs(), unbroadcast(g, add.getRhs()));
@@ -171,6 +236,44 @@ LogicalResult Differentiator::backward(Operation *op) {
     for (auto [i, p] : llvm::enumerate(perm))
       inverse[p] = static_cast<int64_t>(i);
     accumulate(t.getInput(), TransposeOp::create(b, g, inverse));
+    return success();
+  }
+  if (auto gelu = dyn_cast<GeluOp>(op)) {
+    if (gelu.getApproximation() != GeluApproximation::Tanh)
+      return op->emitOpError("has no VJP rule yet for the exact (erf) form");
+    // y = x/2 (1 + tanh(u)), u = c (x + a x³): y' = (1 + t)/2 + x/2 (1 - t²) u'.
+    Value x = gelu.getInput();
+    auto type = typeOf(x);
+    double c = std::sqrt(2.0 / M_PI), a = 0.044715;
+    Value x2 = mul(x, x);
+    Value u = mul(splat(type, c), AddOp::create(b, x, mul(splat(type, a), mul(x2, x))));
+    Value t = TanhOp::create(b, u);
+    Value du = mul(splat(type, c), AddOp::create(b, splat(type, 1.0), mul(splat(type, 3 * a), x2)));
+    Value half = splat(type, 0.5);
+    Value dy = AddOp::create(
+        b, mul(half, AddOp::create(b, splat(type, 1.0), t)),
+        mul(mul(half, x), mul(sub(splat(type, 1.0), mul(t, t)), du)));
+    accumulate(x, mul(g, dy));
+    return success();
+  }
+  if (auto n = dyn_cast<LayerNormOp>(op)) {
+    // x̂ = (x - μ) r, y = x̂ w + b: dx = r (g w - mean(g w) - x̂ mean(g w x̂)).
+    Value x = n.getInput(), w = n.getWeight();
+    auto type = typeOf(x);
+    int64_t last = type.getRank() - 1, d = type.getShape().back();
+    Value inv = splat(type, 1.0 / d);
+    Value centred = sub(x, mul(sum(x, last), inv));
+    Value var = mul(sum(mul(centred, centred), last), inv);
+    Value r = RsqrtOp::create(
+        b, AddOp::create(b, var, splat(type, n.getEpsilon().convertToDouble())));
+    Value xhat = mul(centred, r);
+    Value gw = mul(g, w);
+    Value gx = mul(r, sub(sub(gw, mul(sum(gw, last), inv)),
+                          mul(xhat, mul(sum(mul(gw, xhat), last), inv))));
+    accumulate(x, gx);
+    accumulate(w, unbroadcast(mul(g, xhat), w));
+    if (Value bias = n.getBias())
+      accumulate(bias, unbroadcast(g, bias));
     return success();
   }
   if (auto n = dyn_cast<RmsNormOp>(op)) {

@@ -94,6 +94,26 @@ func.func @loss(%x: tensor<3x8xf32>, %w: tensor<8xf32>, %k: tensor<3x8xf32>) -> 
   %3 = gai.reduce sum %2 axes = [0, 1] : (tensor<3x8xf32>) -> tensor<f32>
   return %3 : tensor<f32>
 })"},
+    {"layer_norm_gelu_tanh", R"(
+func.func @loss(%x: tensor<3x8xf32>, %w: tensor<8xf32>, %b: tensor<8xf32>, %k: tensor<3x8xf32>) -> tensor<f32> {
+  %0 = gai.layer_norm %x, %w, %b eps = 1.000000e-05 : (tensor<3x8xf32>, tensor<8xf32>, tensor<8xf32>) -> tensor<3x8xf32>
+  %1 = gai.gelu tanh %0 : tensor<3x8xf32>
+  %2 = gai.mul %1, %k : (tensor<3x8xf32>, tensor<3x8xf32>) -> tensor<3x8xf32>
+  %3 = gai.reduce sum %2 axes = [0, 1] : (tensor<3x8xf32>) -> tensor<f32>
+  return %3 : tensor<f32>
+})"},
+    {"rope_slice_repeat_select", R"(
+func.func @loss(%x: tensor<1x2x3x8xf32>, %k: tensor<1x4x3x4xf32>, %f: tensor<1x4x3x4xf32>) -> tensor<f32> {
+  %p = gai.iota dim = 1 : tensor<1x3xi32>
+  %0 = gai.rope half %x, %p theta = 1.000000e+04 : (tensor<1x2x3x8xf32>, tensor<1x3xi32>) -> tensor<1x2x3x8xf32>
+  %1 = gai.slice %0 offsets = [0, 0, 0, 2] sizes = [1, 2, 3, 4] : (tensor<1x2x3x8xf32>) -> tensor<1x2x3x4xf32>
+  %2 = gai.repeat %1 axis = 1 times = 2 : (tensor<1x2x3x4xf32>) -> tensor<1x4x3x4xf32>
+  %m = gai.causal_mask : tensor<3x4xi1>
+  %3 = gai.select %m, %2, %f : (tensor<3x4xi1>, tensor<1x4x3x4xf32>, tensor<1x4x3x4xf32>) -> tensor<1x4x3x4xf32>
+  %4 = gai.mul %3, %k : (tensor<1x4x3x4xf32>, tensor<1x4x3x4xf32>) -> tensor<1x4x3x4xf32>
+  %5 = gai.reduce sum %4 axes = [0, 1, 2, 3] : (tensor<1x4x3x4xf32>) -> tensor<f32>
+  return %5 : tensor<f32>
+})"},
 };
 
 const SafetensorsFile &noWeights() {
