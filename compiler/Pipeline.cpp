@@ -8,6 +8,7 @@
 #include "gai/Safetensors.h"
 #include "passes/Passes.h"
 
+#include "mlir/IR/Verifier.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Transforms/Passes.h"
 #include "llvm/Support/Format.h"
@@ -81,7 +82,7 @@ lowerModule(mlir::ModuleOp optimized, const CompileOptions &options,
         return mlir::success();
       });
   auto lowered = lowerToExec(optimized, exec);
-  if (mlir::failed(lowered))
+  if (mlir::failed(lowered) || mlir::failed(mlir::verify(**lowered)))
     return error("lowering to the exec dialect failed:\n" + diagnostics);
   return std::move(*lowered);
 }

@@ -124,32 +124,45 @@ std::unique_ptr<llvm::TargetMachine> targetMachine(const std::string &cpu,
   return tm;
 }
 
-FailureOr<std::unique_ptr<llvm::Module>>
-optimizedModule(ModuleOp execModule, const CpuCodegenOptions &options,
-                llvm::LLVMContext &llvmContext, llvm::TargetMachine &tm,
-                KernelLibrary &library, std::string &error) {
+/// The kernels as an optimised LLVM module, with the machine it targets.
+/// Members are destroyed bottom-up: the module before its context.
+struct OptimizedKernels {
+  std::unique_ptr<llvm::TargetMachine> tm;
+  std::unique_ptr<llvm::LLVMContext> context;
+  std::unique_ptr<llvm::Module> module;
+  KernelLibrary library;
+};
+
+FailureOr<OptimizedKernels> optimizeKernels(ModuleOp execModule,
+                                            const CpuCodegenOptions &options,
+                                            std::string &error) {
+  OptimizedKernels out;
+  out.tm = targetMachine(options.cpu, error);
+  if (!out.tm)
+    return failure();
   FailureOr<OwningOpRef<ModuleOp>> lowered =
-      lowerKernels(execModule, library, error);
+      lowerKernels(execModule, out.library, error);
   if (failed(lowered))
     return failure();
-  std::unique_ptr<llvm::Module> module =
-      translateModuleToLLVMIR(**lowered, llvmContext, "gai_kernels");
-  if (!module) {
+  out.context = std::make_unique<llvm::LLVMContext>();
+  out.module = translateModuleToLLVMIR(**lowered, *out.context, "gai_kernels");
+  if (!out.module) {
     error = "translating the kernels to LLVM IR failed";
     return failure();
   }
-  module->setDataLayout(tm.createDataLayout());
-  module->setTargetTriple(tm.getTargetTriple());
-  for (llvm::Function &f : *module)
+  out.module->setDataLayout(out.tm->createDataLayout());
+  out.module->setTargetTriple(out.tm->getTargetTriple());
+  for (llvm::Function &f : *out.module)
     if (!f.isDeclaration()) {
       f.addFnAttr("target-cpu", options.cpu);
-      f.addFnAttr("target-features", tm.getTargetFeatureString());
+      f.addFnAttr("target-features", out.tm->getTargetFeatureString());
     }
-  if (llvm::Error e = makeOptimizingTransformer(3, 0, &tm)(module.get())) {
+  if (llvm::Error e =
+          makeOptimizingTransformer(3, 0, out.tm.get())(out.module.get())) {
     error = "optimizing the kernels failed: " + llvm::toString(std::move(e));
     return failure();
   }
-  return module;
+  return out;
 }
 
 std::string linkerPath(const CpuCodegenOptions &options) {
@@ -165,42 +178,33 @@ std::string linkerPath(const CpuCodegenOptions &options) {
 FailureOr<std::string> cpuKernelsLLVMIR(ModuleOp execModule,
                                         const CpuCodegenOptions &options,
                                         std::string &error) {
-  std::unique_ptr<llvm::TargetMachine> tm = targetMachine(options.cpu, error);
-  if (!tm)
-    return failure();
-  llvm::LLVMContext llvmContext;
-  KernelLibrary library;
-  auto module = optimizedModule(execModule, options, llvmContext, *tm, library, error);
-  if (failed(module))
+  FailureOr<OptimizedKernels> kernels = optimizeKernels(execModule, options, error);
+  if (failed(kernels))
     return failure();
   std::string text;
   llvm::raw_string_ostream os(text);
-  (*module)->print(os, nullptr);
+  kernels->module->print(os, nullptr);
   return text;
 }
 
 FailureOr<KernelLibrary> buildCpuKernels(ModuleOp execModule,
                                          const CpuCodegenOptions &options,
                                          std::string &error) {
-  std::unique_ptr<llvm::TargetMachine> tm = targetMachine(options.cpu, error);
-  if (!tm)
+  FailureOr<OptimizedKernels> kernels = optimizeKernels(execModule, options, error);
+  if (failed(kernels))
     return failure();
-  llvm::LLVMContext llvmContext;
-  KernelLibrary library;
-  auto module = optimizedModule(execModule, options, llvmContext, *tm, library, error);
-  if (failed(module))
-    return failure();
+  KernelLibrary &library = kernels->library;
 
   llvm::SmallString<0> object;
   {
     llvm::raw_svector_ostream os(object);
     llvm::legacy::PassManager pm;
-    if (tm->addPassesToEmitFile(pm, os, nullptr,
+    if (kernels->tm->addPassesToEmitFile(pm, os, nullptr,
                                 llvm::CodeGenFileType::ObjectFile)) {
       error = "the target cannot emit object files";
       return failure();
     }
-    pm.run(**module);
+    pm.run(*kernels->module);
   }
 
   // lld makes the shared object; the runtime dlopens it from memory.
@@ -242,7 +246,7 @@ FailureOr<KernelLibrary> buildCpuKernels(ModuleOp execModule,
     return failure();
   }
   library.sharedObject.assign((*so)->getBufferStart(), (*so)->getBufferEnd());
-  return library;
+  return std::move(library);
 }
 
 } // namespace gai

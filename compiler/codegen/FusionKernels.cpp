@@ -502,27 +502,16 @@ FailureOr<func::FuncOp> KernelBuilder::build(StringRef name) {
       memref::StoreOp::create(b, loc, emitElement(&op, j), row, ValueRange{j});
     });
   }
-  // The root row to the output, in the output's element type.
+  // The root row to the output, in the output's element type. `load` reads
+  // the root's row buffer, or the region input a yield passes through.
   Type outElement = elementOf(fusion->getResult(0));
-  SmallVector<Value> lead(outerIvs.begin(), outerIvs.end());
-  if (Value row = rowBuffer.lookup(root)) {
-    forEach(rowLength(root), [&](Value j) {
-      SmallVector<Value> indices = lead;
-      if (!shapeOf(root).empty())
-        indices.push_back(j);
-      Value x = memref::LoadOp::create(b, loc, row, ValueRange{j});
-      memref::StoreOp::create(b, loc, convert(x, outElement), output, indices);
-    });
-  } else {
-    // The result is a region input (a yield of a block argument).
-    forEach(rowLength(root), [&](Value j) {
-      SmallVector<Value> indices = lead;
-      if (!shapeOf(root).empty())
-        indices.push_back(j);
-      memref::StoreOp::create(b, loc, convert(load(root, j), outElement),
-                              output, indices);
-    });
-  }
+  forEach(rowLength(root), [&](Value j) {
+    SmallVector<Value> indices(outerIvs.begin(), outerIvs.end());
+    if (!shapeOf(root).empty())
+      indices.push_back(j);
+    memref::StoreOp::create(b, loc, convert(load(root, j), outElement), output,
+                            indices);
+  });
   b.setInsertionPointToEnd(entry);
   func::ReturnOp::create(b, loc);
   return func;

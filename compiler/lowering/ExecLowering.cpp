@@ -46,7 +46,7 @@ private:
   RefAttr weightRef(ParamOp param);
   RefAttr ref(Value v) { return refOf.lookup(v); }
   RefAttr none() { return RefAttr::get(b.getContext(), Space::Arena, 0, 0); }
-  /// The bytes of element `offset` onward of `v`'s buffer, `size` bytes.
+  /// `size` bytes of `base`, starting `offset` bytes in.
   RefAttr slice(RefAttr base, int64_t offset, int64_t size) {
     return RefAttr::get(b.getContext(), base.getSpace(),
                         base.getOffset() + offset, size);
@@ -162,10 +162,11 @@ LogicalResult Lowering::lowerMatmul(Operation *op, Value lhs, Value rhs,
       index[d] = rem % outBatch[d];
       rem /= outBatch[d];
     }
-    RefAttr res = residual ? slice(residualRef, i * m * n * 4, m * n * 4) : none();
-    emit(slice(a, linear(lhsBatch) * m * k * 4, m * k * 4),
-         slice(bRef, linear(rhsBatch) * k * n * 4, k * n * 4),
-         slice(c, i * m * n * 4, m * n * 4), res, 1, m, 0, 0, 0);
+    int64_t bytes = tensorBytes(tensorOf(op->getResult(0))) / product(os);
+    RefAttr res = residual ? slice(residualRef, i * m * n * bytes, m * n * bytes) : none();
+    emit(slice(a, linear(lhsBatch) * m * k * bytes, m * k * bytes),
+         slice(bRef, linear(rhsBatch) * k * n * bytes, k * n * bytes),
+         slice(c, i * m * n * bytes, m * n * bytes), res, 1, m, 0, 0, 0);
   }
   return success();
 }

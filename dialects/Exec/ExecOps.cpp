@@ -1,6 +1,7 @@
 // The exec dialect: registration and the ref attribute's syntax.
 #include "dialects/Exec/ExecOps.h"
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/DialectImplementation.h"
 #include "llvm/ADT/TypeSwitch.h"
@@ -62,4 +63,44 @@ Attribute RefAttr::parse(AsmParser &parser, Type) {
 void RefAttr::print(AsmPrinter &printer) const {
   printer << "<" << spaceName(getSpace()) << " " << getOffset() << ", "
           << getSize() << ">";
+}
+
+// Every arena buffer a command names lies inside the entry's arena.
+LogicalResult EntryOp::verify() {
+  int64_t arena = static_cast<int64_t>(getArenaSize());
+  if (arena < 0)
+    return emitOpError("arena size must not be negative, got ") << arena;
+  WalkResult result = getBody().walk([&](Operation *op) {
+    for (NamedAttribute attr : op->getAttrs()) {
+      SmallVector<RefAttr> refs;
+      if (auto ref = dyn_cast<RefAttr>(attr.getValue()))
+        refs.push_back(ref);
+      else if (auto array = dyn_cast<ArrayAttr>(attr.getValue()))
+        for (Attribute a : array)
+          if (auto ref = dyn_cast<RefAttr>(a))
+            refs.push_back(ref);
+      for (RefAttr ref : refs)
+        if (ref.getSpace() == Space::Arena && ref.getOffset() + ref.getSize() > arena) {
+          op->emitOpError("'") << attr.getName().getValue() << "' ends at byte "
+                               << ref.getOffset() + ref.getSize()
+                               << ", past the entry's arena of " << arena;
+          return WalkResult::interrupt();
+        }
+    }
+    return WalkResult::advance();
+  });
+  return failure(result.wasInterrupted());
+}
+
+LogicalResult LaunchOp::verifySymbolUses(SymbolTableCollection &symbols) {
+  auto kernel =
+      symbols.lookupNearestSymbolFrom<func::FuncOp>(*this, getKernelAttr());
+  if (!kernel)
+    return emitOpError("launches '") << getKernel()
+                                     << "', which is not a func.func kernel";
+  if (kernel.getNumArguments() != getArgs().size())
+    return emitOpError("passes ") << getArgs().size() << " buffers to '"
+                                  << getKernel() << "', which takes "
+                                  << kernel.getNumArguments();
+  return success();
 }

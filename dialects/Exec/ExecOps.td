@@ -63,6 +63,7 @@ def Exec_EntryOp : Exec_Op<"entry", [Symbol, SingleBlock, NoTerminator]> {
   let arguments = (ins SymbolNameAttr:$sym_name, I64Attr:$arena_size);
   let regions = (region SizedRegion<1>:$body);
   let assemblyFormat = "$sym_name `arena` $arena_size attr-dict-with-keyword $body";
+  let hasVerifier = 1;
 }
 
 //===----------------------------------------------------------------------===//
@@ -89,7 +90,8 @@ def Exec_AttentionOp : Exec_Op<"attention"> {
   let assemblyFormat = "attr-dict";
 }
 
-def Exec_LaunchOp : Exec_Op<"launch"> {
+def Exec_LaunchOp : Exec_Op<"launch",
+    [DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
   let summary = "runs a generated kernel over buffers";
   let arguments = (ins FlatSymbolRefAttr:$kernel, Exec_RefArray:$args);
   let assemblyFormat = "$kernel $args attr-dict";

@@ -3,6 +3,7 @@
 #include "gai/Artifact.h"
 #include "gai/Safetensors.h"
 
+#include "core/Tables.h"
 #include "format/artifact_generated.h"
 
 #include <cstdlib>
@@ -11,21 +12,6 @@
 #include <iterator>
 
 namespace gai {
-namespace {
-
-constexpr char kFooterMagic[4] = {'G', 'A', 'I', 'F'};
-
-uint64_t readU64(const uint8_t *p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; --i)
-    v = (v << 8) | p[i];
-  return v;
-}
-
-void writeU64(std::vector<uint8_t> &out, uint64_t v) {
-  for (int i = 0; i < 8; ++i)
-    out.push_back(static_cast<uint8_t>(v >> (8 * i)));
-}
 
 int64_t dtypeBits(format::DType dtype) {
   switch (dtype) {
@@ -44,6 +30,33 @@ int64_t dtypeBits(format::DType dtype) {
   }
   return 0;
 }
+
+int64_t packedSize(const flatbuffers::Vector<
+                   flatbuffers::Offset<format::TensorDesc>> *tensors) {
+  int64_t total = 0;
+  if (tensors)
+    for (const format::TensorDesc *t : *tensors)
+      if (t->buffer())
+        total = std::max(total, t->buffer()->offset() + t->buffer()->size());
+  return total;
+}
+
+namespace {
+
+constexpr char kFooterMagic[4] = {'G', 'A', 'I', 'F'};
+
+uint64_t readU64(const uint8_t *p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i)
+    v = (v << 8) | p[i];
+  return v;
+}
+
+void writeU64(std::vector<uint8_t> &out, uint64_t v) {
+  for (int i = 0; i < 8; ++i)
+    out.push_back(static_cast<uint8_t>(v >> (8 * i)));
+}
+
 
 Status readFile(const std::string &path, std::vector<uint8_t> &out) {
   std::ifstream in(path, std::ios::binary);
@@ -112,15 +125,6 @@ public:
   int64_t sizes[5];
 };
 
-int64_t packedSize(const flatbuffers::Vector<
-                   flatbuffers::Offset<format::TensorDesc>> *tensors) {
-  int64_t total = 0;
-  if (tensors)
-    for (const format::TensorDesc *t : *tensors)
-      if (t->buffer())
-        total = std::max(total, t->buffer()->offset() + t->buffer()->size());
-  return total;
-}
 
 /// An operand of a step: its buffer, its name, and whether it may be empty.
 struct Operand {
@@ -272,9 +276,23 @@ StatusOr<LoadedArtifact> LoadedArtifact::load(const std::string &path,
   return fromBytes(std::move(bytes), path, directory, weightsPath);
 }
 
+StatusOr<LoadedArtifact> LoadedArtifact::loadTables(const std::string &path) {
+  std::vector<uint8_t> bytes;
+  if (Status s = readFile(path, bytes); !s)
+    return s;
+  return verify(std::move(bytes), path, ".", "", /*loadWeights=*/false);
+}
+
 StatusOr<LoadedArtifact> LoadedArtifact::fromBytes(
     std::vector<uint8_t> input, const std::string &name,
     const std::string &directory, const std::string &weightsPath) {
+  return verify(std::move(input), name, directory, weightsPath, true);
+}
+
+StatusOr<LoadedArtifact> LoadedArtifact::verify(
+    std::vector<uint8_t> input, const std::string &name,
+    const std::string &directory, const std::string &weightsPath,
+    bool loadWeights) {
   auto fail = [&](const std::string &what) {
     return Status::error(name + ": " + what);
   };
@@ -323,7 +341,13 @@ StatusOr<LoadedArtifact> LoadedArtifact::fromBytes(
   LoadedArtifact artifact;
   // Weights: embedded, or an external file with a recorded size and checksum.
   if (const format::Weights *w = root->weights()) {
-    if (!weightsPath.empty()) {
+    if (!loadWeights) {
+      // The recorded size, so every other check still runs.
+      artifact.weightsSize_ = w->embedded() && w->embedded()->size() > 0
+                                  ? static_cast<int64_t>(w->embedded()->size())
+                              : w->external() ? w->external()->size()
+                                              : 0;
+    } else if (!weightsPath.empty()) {
       int64_t size = w->embedded() && w->embedded()->size() > 0
                          ? static_cast<int64_t>(w->embedded()->size())
                      : w->external() ? w->external()->size()
@@ -341,24 +365,26 @@ StatusOr<LoadedArtifact> LoadedArtifact::fromBytes(
       artifact.weightsSize_ = w->embedded()->size();
     } else if (const format::ExternalWeights *ext = w->external()) {
       std::string path = ext->path() ? ext->path()->str() : "";
-      if (path.empty())
+      if (path.empty() && ext->size() > 0)
         return fail("the artifact was compiled without weights; pass "
                     "--weights FILE");
-      if (!path.empty() && path[0] != '/')
-        path = directory + "/" + path;
-      auto data = std::make_shared<std::vector<uint8_t>>();
-      if (Status s = readFile(path, *data); !s)
-        return fail("external weights: " + s.message());
-      if (static_cast<int64_t>(data->size()) != ext->size())
-        return fail("external weights " + path + " have " +
-                    std::to_string(data->size()) + " bytes, the artifact "
-                    "expects " + std::to_string(ext->size()));
-      if (fnv1a64(data->data(), data->size()) != ext->checksum())
-        return fail("external weights " + path +
-                    " do not match the artifact's checksum");
-      artifact.externalWeights_ = data;
-      artifact.weights_ = data->data();
-      artifact.weightsSize_ = static_cast<int64_t>(data->size());
+      if (!path.empty()) { // else: a model with no parameters
+        if (path[0] != '/')
+          path = directory + "/" + path;
+        auto data = std::make_shared<std::vector<uint8_t>>();
+        if (Status s = readFile(path, *data); !s)
+          return fail("external weights: " + s.message());
+        if (static_cast<int64_t>(data->size()) != ext->size())
+          return fail("external weights " + path + " have " +
+                      std::to_string(data->size()) + " bytes, the artifact "
+                      "expects " + std::to_string(ext->size()));
+        if (fnv1a64(data->data(), data->size()) != ext->checksum())
+          return fail("external weights " + path +
+                      " do not match the artifact's checksum");
+        artifact.externalWeights_ = data;
+        artifact.weights_ = data->data();
+        artifact.weightsSize_ = static_cast<int64_t>(data->size());
+      }
     }
     BoundsChecker bounds("weights", 0, artifact.weightsSize_, 0, 0, 0);
     if (w->tensors())

@@ -19,23 +19,11 @@ bool endsWith(const std::string &s, const std::string &suffix) {
 
 Status writeInitialWeights(const std::string &artifactPath,
                            const std::string &outputPath, uint64_t seed) {
-  // The tables only: the artifact may have no weights yet. A throwaway
-  // file satisfies the loader's binding, so read the schema directly.
-  std::FILE *f = std::fopen(artifactPath.c_str(), "rb");
-  if (!f)
-    return Status::error(artifactPath + ": cannot open");
-  std::vector<uint8_t> bytes;
-  uint8_t buffer[1 << 16];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof(buffer), f)) > 0)
-    bytes.insert(bytes.end(), buffer, buffer + n);
-  std::fclose(f);
-  if (bytes.size() < kArtifactFooterSize)
-    return Status::error(artifactPath + ": not a gai artifact, or truncated");
-  flatbuffers::Verifier verifier(bytes.data(), bytes.size() - kArtifactFooterSize);
-  if (!format::VerifyArtifactBuffer(verifier))
-    return Status::error(artifactPath + ": the FlatBuffer does not verify");
-  const format::Artifact *root = format::GetArtifact(bytes.data());
+  // The tables only: the artifact may have no weights yet.
+  StatusOr<LoadedArtifact> artifact = LoadedArtifact::loadTables(artifactPath);
+  if (!artifact)
+    return artifact.status();
+  const format::Artifact *root = &artifact->root();
   if (!root->weights() || !root->weights()->tensors())
     return Status::error(artifactPath + ": the artifact names no weights");
 

@@ -1,6 +1,7 @@
 // The CPU executor: resolves each step's buffers and runs its command.
 #include "gai/Session.h"
 
+#include "core/Tables.h"
 #include "format/artifact_generated.h"
 #include "hal/cpu/KernelModule.h"
 #include "hal/cpu/Kernels.h"
@@ -27,20 +28,6 @@ struct AlignedBuffer {
   uint8_t *get() const { return ptr.get(); }
 };
 
-int elementBytes(format::DType dtype) {
-  switch (dtype) {
-  case format::DType::F16:
-  case format::DType::BF16:
-    return 2;
-  case format::DType::F8E4M3:
-  case format::DType::I8:
-  case format::DType::I4:
-  case format::DType::I1:
-    return 1;
-  default:
-    return 4;
-  }
-}
 
 cpu::Activation activationOf(format::Activation a) {
   switch (a) {
@@ -64,6 +51,8 @@ Session::Session(LoadedArtifact artifact) : artifact_(std::move(artifact)) {}
 Session::~Session() = default;
 
 StatusOr<std::unique_ptr<Session>> Session::create(LoadedArtifact artifact) {
+  if (!artifact.weights() && artifact.weightsSize() > 0)
+    return Status::error("the artifact was loaded without its weights");
   std::unique_ptr<Session> session(new Session(std::move(artifact)));
   const format::Artifact &root = session->artifact_.root();
   std::vector<std::string> symbols;
@@ -90,27 +79,19 @@ StatusOr<std::unique_ptr<Session>> Session::create(LoadedArtifact artifact) {
     return kernels.status();
   session->kernels_ = *kernels;
 
-  session->stateStorage_.assign(static_cast<size_t>(root.state_size()) + 64, 0);
-  session->state_ = session->stateStorage_.data();
+  session->state_.assign(static_cast<size_t>(root.state_size()), 0);
   if (root.entries())
     for (const format::EntryPoint *desc : *root.entries()) {
       auto entry = std::make_unique<Entry>();
       entry->desc = desc;
-      auto packed = [](const auto *tensors) {
-        int64_t end = 0;
-        if (tensors)
-          for (const format::TensorDesc *t : *tensors)
-            end = std::max(end, t->buffer()->offset() + t->buffer()->size());
-        return end;
-      };
       if (!entry->arena.allocate(desc->arena_size()) ||
-          !entry->input.allocate(packed(desc->inputs())) ||
-          !entry->output.allocate(packed(desc->outputs())))
+          !entry->input.allocate(packedSize(desc->inputs())) ||
+          !entry->output.allocate(packedSize(desc->outputs())))
         return Status::error("out of memory for entry '" + desc->name()->str() + "'");
       entry->base[static_cast<int>(format::Space::Arena)] = entry->arena.get();
       entry->base[static_cast<int>(format::Space::Weights)] =
           const_cast<uint8_t *>(session->artifact_.weights());
-      entry->base[static_cast<int>(format::Space::State)] = session->state_;
+      entry->base[static_cast<int>(format::Space::State)] = session->state_.data();
       entry->base[static_cast<int>(format::Space::Input)] = entry->input.get();
       entry->base[static_cast<int>(format::Space::Output)] = entry->output.get();
       session->entries_[desc->name()->str()] = std::move(entry);
@@ -129,7 +110,7 @@ static std::vector<TensorRef> tensorsOf(
     r.name = t->name() ? t->name()->str() : "";
     if (t->shape())
       r.shape.assign(t->shape()->begin(), t->shape()->end());
-    r.elementBytes = elementBytes(t->dtype());
+    r.elementBytes = static_cast<int>(std::max<int64_t>(dtypeBits(t->dtype()) / 8, 1));
     r.data = base + t->buffer()->offset();
     r.size = t->buffer()->size();
     out.push_back(std::move(r));
@@ -152,7 +133,7 @@ std::vector<TensorRef> Session::outputs(const std::string &entry) {
 }
 
 void Session::resetState() {
-  std::fill(stateStorage_.begin(), stateStorage_.end(), 0);
+  std::fill(state_.begin(), state_.end(), 0);
 }
 
 Status Session::run(const std::string &name) {

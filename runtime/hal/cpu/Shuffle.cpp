@@ -8,14 +8,23 @@
 #include <vector>
 
 namespace gai::cpu {
+namespace {
+
+std::vector<int64_t> rowMajorStrides(const int64_t *shape, int64_t rank) {
+  std::vector<int64_t> strides(rank, 1);
+  for (int64_t d = rank - 2; d >= 0; --d)
+    strides[d] = strides[d + 1] * shape[d + 1];
+  return strides;
+}
+
+} // namespace
 
 void transpose(const void *in, void *out, int64_t elementBytes,
                const int64_t *shape, const int64_t *perm, int64_t rank) {
   // Strides of the input, visited in output order; the innermost output
   // dimension is copied in one run when it is also innermost in the input.
-  std::vector<int64_t> inStride(rank, 1), outShape(rank), stride(rank);
-  for (int64_t d = rank - 2; d >= 0; --d)
-    inStride[d] = inStride[d + 1] * shape[d + 1];
+  std::vector<int64_t> inStride = rowMajorStrides(shape, rank);
+  std::vector<int64_t> outShape(rank), stride(rank);
   for (int64_t d = 0; d < rank; ++d) {
     outShape[d] = shape[perm[d]];
     stride[d] = inStride[perm[d]];
@@ -45,9 +54,7 @@ void transpose(const void *in, void *out, int64_t elementBytes,
 void slice(const void *in, void *out, int64_t elementBytes,
            const int64_t *shape, const int64_t *offsets, const int64_t *sizes,
            int64_t rank) {
-  std::vector<int64_t> inStride(rank, 1);
-  for (int64_t d = rank - 2; d >= 0; --d)
-    inStride[d] = inStride[d + 1] * shape[d + 1];
+  std::vector<int64_t> inStride = rowMajorStrides(shape, rank);
   int64_t total = 1;
   for (int64_t d = 0; d < rank; ++d)
     total *= sizes[d];

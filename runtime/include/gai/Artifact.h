@@ -45,12 +45,22 @@ public:
                                             const std::string &directory,
                                             const std::string &weightsPath = "");
 
+  /// Verifies everything but loads no weights (weights() is null): for
+  /// tools that need only the model's tables, such as `gai-run init`.
+  static StatusOr<LoadedArtifact> loadTables(const std::string &path);
+
   const format::Artifact &root() const;
   /// Bytes of the weights blob (embedded, or the external file's).
   const uint8_t *weights() const { return weights_; }
   int64_t weightsSize() const { return weightsSize_; }
 
 private:
+  static StatusOr<LoadedArtifact> verify(std::vector<uint8_t> bytes,
+                                         const std::string &name,
+                                         const std::string &directory,
+                                         const std::string &weightsPath,
+                                         bool loadWeights);
+
   /// The file's bytes, 64-byte aligned so that embedded weights keep the
   /// alignment the schema gives them.
   std::shared_ptr<uint8_t> bytes_;

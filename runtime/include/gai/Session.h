@@ -55,8 +55,7 @@ private:
 
   LoadedArtifact artifact_;
   std::shared_ptr<cpu::KernelModule> kernels_;
-  std::vector<uint8_t, std::allocator<uint8_t>> stateStorage_;
-  uint8_t *state_ = nullptr;
+  std::vector<uint8_t> state_;
   std::map<std::string, std::unique_ptr<Entry>> entries_;
 };
 

@@ -1,5 +1,6 @@
 // RUN: gai-opt %s | gai-opt | FileCheck %s
 
+// CHECK: func.func @k0
 // CHECK: exec.weight "w" : tensor<4x4xf32> at <weights 0, 64>
 // CHECK: exec.state "cache.k.0" : tensor<1x1x8x4xf32> at <state 0, 128>
 // CHECK-LABEL: exec.entry @step arena 128 {
@@ -8,6 +9,9 @@
 // CHECK: exec.launch @k0 [#exec.ref<arena 0, 16>, #exec.ref<output 0, 16>]
 // CHECK: exec.call "take" [#exec.ref<arena 0, 16>] ints [1, 2, 3]
 // CHECK: exec.gemm {a = #exec.ref<arena 0, 16>
+func.func @k0(%a: memref<4xf32>, %b: memref<4xf32>) {
+  return
+}
 exec.weight "w" : tensor<4x4xf32> at #exec.ref<weights 0, 64>
 exec.state "cache.k.0" : tensor<1x1x8x4xf32> at #exec.ref<state 0, 128>
 exec.entry @step arena 128 {

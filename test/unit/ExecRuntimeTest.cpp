@@ -1,0 +1,143 @@
+// Small gai modules through the passes, exec lowering, CPU codegen, the
+// artifact and the runtime, against the reference interpreter: the lowering
+// paths and kernel ops that no model family reaches.
+#include "compiler/Pipeline.h"
+#include "compiler/lowering/ExecLowering.h"
+#include "compiler/reference/Interpreter.h"
+#include "dialects/Gai/GaiDialect.h"
+#include "gai/Session.h"
+
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Parser/Parser.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+using namespace gai;
+using reference::HostTensor;
+
+namespace {
+
+struct Case {
+  const char *name;
+  const char *ir; // @forward(f32 args...) -> one f32 result
+};
+
+const Case kCases[] = {
+    // Batch dimensions that broadcast on both sides: one GEMM per matrix.
+    {"matmul_partial_broadcast", R"(
+func.func @forward(%a: tensor<2x1x3x4xf32>, %b: tensor<1x2x4x5xf32>) -> tensor<2x2x3x5xf32> {
+  %0 = gai.matmul %a, %b : (tensor<2x1x3x4xf32>, tensor<1x2x4x5xf32>) -> tensor<2x2x3x5xf32>
+  return %0 : tensor<2x2x3x5xf32>
+})"},
+    // A transposed left side cannot fold its batch into M.
+    {"matmul_transposed_lhs_batched", R"(
+func.func @forward(%a: tensor<2x4x3xf32>, %b: tensor<2x5x4xf32>) -> tensor<2x3x5xf32> {
+  %0 = gai.matmul %a, %b transpose_lhs transpose_rhs : (tensor<2x4x3xf32>, tensor<2x5x4xf32>) -> tensor<2x3x5xf32>
+  return %0 : tensor<2x3x5xf32>
+})"},
+    // Elementwise ops the families do not use, in one region.
+    {"elementwise_kernel", R"(
+func.func @forward(%x: tensor<3x16xf32>, %y: tensor<16xf32>) -> tensor<3x16xf32> {
+  %0 = gai.gelu none %x : tensor<3x16xf32>
+  %1 = gai.abs %x : tensor<3x16xf32>
+  %2 = gai.max %1, %y : (tensor<3x16xf32>, tensor<16xf32>) -> tensor<3x16xf32>
+  %3 = gai.min %0, %2 : (tensor<3x16xf32>, tensor<3x16xf32>) -> tensor<3x16xf32>
+  %e = gai.exp %y : tensor<16xf32>
+  %4 = gai.pow %e, %x : (tensor<16xf32>, tensor<3x16xf32>) -> tensor<3x16xf32>
+  %5 = gai.relu %x : tensor<3x16xf32>
+  %6 = gai.sigmoid %5 : tensor<3x16xf32>
+  %7 = gai.tanh %4 : tensor<3x16xf32>
+  %8 = gai.sub %3, %6 : (tensor<3x16xf32>, tensor<3x16xf32>) -> tensor<3x16xf32>
+  %9 = gai.add %8, %7 : (tensor<3x16xf32>, tensor<3x16xf32>) -> tensor<3x16xf32>
+  return %9 : tensor<3x16xf32>
+})"},
+    // Row ops: layer norm without bias, a keep-dims max, a causal select.
+    {"row_kernel", R"(
+func.func @forward(%x: tensor<2x4x4xf32>, %w: tensor<4xf32>) -> tensor<2x4x4xf32> {
+  %0 = gai.layer_norm %x, %w eps = 1.000000e-05 : (tensor<2x4x4xf32>, tensor<4xf32>) -> tensor<2x4x4xf32>
+  %m = gai.reduce max %0 axes = [2] keep_dims : (tensor<2x4x4xf32>) -> tensor<2x4x1xf32>
+  %1 = gai.sub %0, %m : (tensor<2x4x4xf32>, tensor<2x4x1xf32>) -> tensor<2x4x4xf32>
+  %c = gai.causal_mask window = 2 : tensor<4x4xi1>
+  %z = gai.constant dense<-5.000000e+00> : tensor<f32>
+  %2 = gai.select %c, %1, %z : (tensor<4x4xi1>, tensor<2x4x4xf32>, tensor<f32>) -> tensor<2x4x4xf32>
+  return %2 : tensor<2x4x4xf32>
+})"},
+};
+
+const SafetensorsFile &noWeights() {
+  static const SafetensorsFile file = [] {
+    const uint8_t bytes[] = {8, 0, 0, 0, 0, 0, 0, 0, '{', '}', ' ', ' ', ' ', ' ', ' ', ' '};
+    return std::move(*SafetensorsFile::fromBytes(bytes, sizeof(bytes), "none"));
+  }();
+  return file;
+}
+
+class ExecRuntime : public ::testing::TestWithParam<Case> {};
+
+TEST_P(ExecRuntime, MatchesTheReferenceInterpreter) {
+  mlir::MLIRContext context;
+  context.loadDialect<mlir::gai::GaiDialect, mlir::func::FuncDialect>();
+  auto module = mlir::parseSourceString<mlir::ModuleOp>(GetParam().ir, &context);
+  ASSERT_TRUE(module);
+  auto forward = module->lookupSymbol<mlir::func::FuncOp>("forward");
+
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<double> uniform(-1.5, 1.5);
+  std::vector<HostTensor> args;
+  for (mlir::Type t : forward.getArgumentTypes()) {
+    auto shaped = mlir::cast<mlir::RankedTensorType>(t);
+    HostTensor h(std::vector<int64_t>(shaped.getShape().begin(), shaped.getShape().end()));
+    for (double &v : h.data)
+      v = static_cast<float>(uniform(rng));
+    args.push_back(std::move(h));
+  }
+  auto want = reference::evaluate(forward, args, noWeights());
+  ASSERT_TRUE(!!want) << llvm::toString(want.takeError());
+
+  CompileOptions options;
+  ASSERT_TRUE(mlir::succeeded(optimize(*module, options)));
+  auto bytes = compileArtifact(*module, ModelSpec{}, options, WeightsMode::None, "");
+  ASSERT_TRUE(!!bytes) << llvm::toString(bytes.takeError());
+  auto artifact = LoadedArtifact::fromBytes(std::move(*bytes), GetParam().name, ".");
+  ASSERT_TRUE(artifact.isOk()) << artifact.status().message();
+  auto session = Session::create(std::move(*artifact));
+  ASSERT_TRUE(session.isOk()) << session.status().message();
+  std::vector<TensorRef> inputs = (*session)->inputs("forward");
+  ASSERT_EQ(inputs.size(), args.size());
+  for (size_t i = 0; i < args.size(); ++i)
+    for (int64_t j = 0; j < inputs[i].numElements(); ++j)
+      inputs[i].as<float>()[j] = static_cast<float>(args[i].data[j]);
+  Status s = (*session)->run("forward");
+  ASSERT_TRUE(s.isOk()) << s.message();
+  TensorRef got = (*session)->outputs("forward").at(0);
+  ASSERT_EQ(got.numElements(), (*want)[0].numElements());
+  for (int64_t j = 0; j < got.numElements(); ++j)
+    EXPECT_NEAR(got.as<float>()[j], (*want)[0].data[j],
+                2e-5 * std::max(1.0, std::abs((*want)[0].data[j])))
+        << GetParam().name << ", element " << j;
+}
+
+INSTANTIATE_TEST_SUITE_P(Modules, ExecRuntime, ::testing::ValuesIn(kCases),
+                         [](const auto &info) { return std::string(info.param.name); });
+
+TEST(ExecLowering, AnOpWithoutALoweringIsReportedOnTheOp) {
+  mlir::MLIRContext context;
+  context.loadDialect<mlir::gai::GaiDialect, mlir::func::FuncDialect>();
+  auto module = mlir::parseSourceString<mlir::ModuleOp>(R"(
+func.func @forward(%a: tensor<2x3xf32>, %b: tensor<2x3xf32>) -> tensor<4x3xf32> {
+  %0 = gai.concat %a, %b axis = 0 : (tensor<2x3xf32>, tensor<2x3xf32>) -> tensor<4x3xf32>
+  return %0 : tensor<4x3xf32>
+})", &context);
+  ASSERT_TRUE(module);
+  auto lowered = lowerModule(*module, CompileOptions{}, WeightsMode::None);
+  ASSERT_FALSE(!!lowered);
+  std::string message = llvm::toString(lowered.takeError());
+  EXPECT_NE(message.find("'gai.concat' op has no lowering to the exec dialect yet"),
+            std::string::npos)
+      << message;
+}
+
+} // namespace
