@@ -1,6 +1,7 @@
 // Every VJP rule of --gai-autodiff against central finite differences of
 // the forward function, both evaluated by the reference interpreter in
 // double precision.
+#include "SmallModules.h"
 #include "compiler/reference/Interpreter.h"
 #include "dialects/Gai/GaiOps.h"
 #include "passes/Passes.h"
@@ -12,7 +13,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <random>
 
 using namespace gai;
 using reference::HostTensor;
@@ -116,13 +116,6 @@ func.func @loss(%x: tensor<1x2x3x8xf32>, %k: tensor<1x4x3x4xf32>, %f: tensor<1x4
 })"},
 };
 
-const SafetensorsFile &noWeights() {
-  static const SafetensorsFile file = [] {
-    const uint8_t bytes[] = {8, 0, 0, 0, 0, 0, 0, 0, '{', '}', ' ', ' ', ' ', ' ', ' ', ' '};
-    return std::move(*SafetensorsFile::fromBytes(bytes, sizeof(bytes), "none"));
-  }();
-  return file;
-}
 
 class Autodiff : public ::testing::TestWithParam<Case> {};
 
@@ -138,20 +131,11 @@ TEST_P(Autodiff, GradientsMatchCentralDifferences) {
   auto grad = module->lookupSymbol<mlir::func::FuncOp>("loss_grad");
   ASSERT_TRUE(grad);
 
-  std::mt19937 rng(7);
-  std::uniform_real_distribution<double> uniform(-1.0, 1.0);
-  std::vector<HostTensor> args;
-  for (mlir::Type t : loss.getArgumentTypes()) {
-    auto shaped = mlir::cast<mlir::RankedTensorType>(t);
-    HostTensor h(std::vector<int64_t>(shaped.getShape().begin(), shaped.getShape().end()));
-    for (double &v : h.data)
-      v = uniform(rng);
-    args.push_back(std::move(h));
-  }
-  auto grads = reference::evaluate(grad, args, noWeights(), {}, /*roundF32=*/false);
+  std::vector<HostTensor> args = test::randomArguments(loss, 7, 1.0);
+  auto grads = reference::evaluate(grad, args, test::noWeights(), {}, /*roundF32=*/false);
   ASSERT_TRUE(!!grads) << llvm::toString(grads.takeError());
   auto value = [&](const std::vector<HostTensor> &at) {
-    auto out = reference::evaluate(loss, at, noWeights(), {}, /*roundF32=*/false);
+    auto out = reference::evaluate(loss, at, test::noWeights(), {}, /*roundF32=*/false);
     EXPECT_TRUE(!!out);
     return out ? (*out)[0].data[0] : 0.0;
   };

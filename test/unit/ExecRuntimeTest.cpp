@@ -3,6 +3,7 @@
 // paths and kernel ops that no model family reaches.
 #include "compiler/Pipeline.h"
 #include "compiler/lowering/ExecLowering.h"
+#include "SmallModules.h"
 #include "compiler/reference/Interpreter.h"
 #include "dialects/Gai/GaiDialect.h"
 #include "gai/Session.h"
@@ -13,7 +14,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <random>
 
 using namespace gai;
 using reference::HostTensor;
@@ -67,13 +67,6 @@ func.func @forward(%x: tensor<2x4x4xf32>, %w: tensor<4xf32>) -> tensor<2x4x4xf32
 })"},
 };
 
-const SafetensorsFile &noWeights() {
-  static const SafetensorsFile file = [] {
-    const uint8_t bytes[] = {8, 0, 0, 0, 0, 0, 0, 0, '{', '}', ' ', ' ', ' ', ' ', ' ', ' '};
-    return std::move(*SafetensorsFile::fromBytes(bytes, sizeof(bytes), "none"));
-  }();
-  return file;
-}
 
 class ExecRuntime : public ::testing::TestWithParam<Case> {};
 
@@ -84,17 +77,8 @@ TEST_P(ExecRuntime, MatchesTheReferenceInterpreter) {
   ASSERT_TRUE(module);
   auto forward = module->lookupSymbol<mlir::func::FuncOp>("forward");
 
-  std::mt19937 rng(3);
-  std::uniform_real_distribution<double> uniform(-1.5, 1.5);
-  std::vector<HostTensor> args;
-  for (mlir::Type t : forward.getArgumentTypes()) {
-    auto shaped = mlir::cast<mlir::RankedTensorType>(t);
-    HostTensor h(std::vector<int64_t>(shaped.getShape().begin(), shaped.getShape().end()));
-    for (double &v : h.data)
-      v = static_cast<float>(uniform(rng));
-    args.push_back(std::move(h));
-  }
-  auto want = reference::evaluate(forward, args, noWeights());
+  std::vector<HostTensor> args = test::randomArguments(forward, 3, 1.5);
+  auto want = reference::evaluate(forward, args, test::noWeights());
   ASSERT_TRUE(!!want) << llvm::toString(want.takeError());
 
   CompileOptions options;
