@@ -3,6 +3,7 @@
 
 #include "dialects/Exec/ExecOps.h"
 #include "gai/Artifact.h"
+#include "gai/FloatConvert.h"
 #include "format/artifact_generated.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -27,6 +28,14 @@ std::optional<fmt::DType> dtypeOf(Type t) {
   if (t.isInteger(4)) return fmt::DType::I4;
   if (t.isInteger(32)) return fmt::DType::I32;
   if (t.isInteger(1)) return fmt::DType::I1;
+  return std::nullopt;
+}
+
+/// The safetensors dtype of float element type `t`.
+std::optional<DType> floatDTypeOf(Type t) {
+  if (t.isF32()) return DType::F32;
+  if (t.isF16()) return DType::F16;
+  if (t.isBF16()) return DType::BF16;
   return std::nullopt;
 }
 
@@ -112,13 +121,24 @@ FailureOr<flatbuffers::Offset<fmt::Weights>> Writer::weights() {
     if (options.weightsMode != WeightsMode::None) {
       const TensorView *t = options.weights->find(w.getName().str());
       Type element = cast<RankedTensorType>(w.getType()).getElementType();
-      if (!t || !sameDType(element, t->dtype) ||
-          static_cast<int64_t>(t->byteSize) != w.getRef().getSize()) {
+      // Embedded float weights may come in another precision (f32 for a
+      // bf16 model): they are converted. External ones are used as stored.
+      std::optional<DType> convertTo = floatDTypeOf(element);
+      bool same = t && sameDType(element, t->dtype);
+      bool converts = t && !same && options.weightsMode == WeightsMode::Embedded &&
+                      convertTo && canConvertFloats(t->dtype, *convertTo) &&
+                      t->numElements() * static_cast<int64_t>(dtypeSize(*convertTo)) ==
+                          w.getRef().getSize();
+      if (!t || (!converts && (!same || static_cast<int64_t>(t->byteSize) !=
+                                            w.getRef().getSize()))) {
         error = options.weights->path() + ": tensor '" + w.getName().str() +
                 "' is missing or does not match the model";
         return failure();
       }
-      if (options.weightsMode == WeightsMode::Embedded)
+      if (converts)
+        convertFloats(t->data, t->dtype, blob.data() + w.getRef().getOffset(),
+                      *convertTo, static_cast<size_t>(t->numElements()));
+      else if (options.weightsMode == WeightsMode::Embedded)
         std::memcpy(blob.data() + w.getRef().getOffset(), t->data, t->byteSize);
     }
     tensors.push_back(tensor(w));
@@ -172,8 +192,12 @@ FailureOr<flatbuffers::Offset<fmt::Step>> Writer::step(Operation &op) {
     std::vector<fmt::BufferRef> args;
     for (Attribute arg : l.getArgs())
       args.push_back(toRef(cast<exec::RefAttr>(arg)));
-    auto launch = fmt::CreateLaunchDirect(
-        fbb, static_cast<uint32_t>(it - kernels.kernels.begin()), &args);
+    size_t index = static_cast<size_t>(it - kernels.kernels.begin());
+    std::vector<int64_t> grid;
+    if (index < kernels.launch.size())
+      grid = {kernels.launch[index].first, kernels.launch[index].second};
+    auto launch = fmt::CreateLaunchDirect(fbb, static_cast<uint32_t>(index),
+                                          &args, grid.empty() ? nullptr : &grid);
     return fmt::CreateStep(fbb, fmt::Command::Launch, launch.Union());
   }
   if (auto c = dyn_cast<exec::CallOp>(op)) {
@@ -224,7 +248,7 @@ FailureOr<std::vector<uint8_t>> Writer::write() {
   for (const std::string &s : kernels.symbols)
     symbols.push_back(fbb.CreateString(s));
   auto kernelModule = fmt::CreateKernelModuleDirect(
-      fbb, "elf-shared-object", &kernels.sharedObject, &symbols);
+      fbb, kernels.format.c_str(), &kernels.code, &symbols);
   auto compileOptions = fmt::CreateCompileOptionsDirect(
       fbb, options.target.c_str(), options.dtype.c_str(), options.maxBatch,
       options.maxSeqLen, options.prefillLen, options.model.c_str(),

@@ -67,6 +67,7 @@ llvm::Expected<mlir::OwningOpRef<mlir::ModuleOp>>
 lowerModule(mlir::ModuleOp optimized, const CompileOptions &options,
             WeightsMode weightsMode) {
   ExecOptions exec;
+  exec.gpuKernels = options.isCuda();
   if (weightsMode == WeightsMode::External) {
     StatusOr<SafetensorsFile> weights = SafetensorsFile::open(options.weightsPath);
     if (!weights)
@@ -106,18 +107,22 @@ llvm::Expected<std::vector<uint8_t>>
 compileArtifact(mlir::ModuleOp optimized, const ModelSpec &spec,
                 const CompileOptions &options, WeightsMode weightsMode,
                 const std::string &artifactPath,
-                const CpuCodegenOptions &codegen) {
+                const CpuCodegenOptions &codegen,
+                const GpuCodegenOptions &gpuCodegen) {
   auto execModule = lowerModule(optimized, options, weightsMode);
   if (!execModule)
     return execModule.takeError();
   std::string message;
-  auto kernels = buildCpuKernels(**execModule, codegen, message);
+  auto kernels = options.isCuda()
+                     ? buildGpuKernels(**execModule, gpuCodegen, message)
+                     : buildCpuKernels(**execModule, codegen, message);
   if (mlir::failed(kernels))
     return error(message);
   ArtifactOptions artifact;
   artifact.model = spec.name;
   artifact.dtype = options.build.dtype.empty() ? spec.compile.dtype : options.build.dtype;
-  artifact.target = "cpu:" + codegen.cpu;
+  artifact.target = options.isCuda() ? "cuda:" + gpuCodegen.chip
+                                     : "cpu:" + codegen.cpu;
   entryBounds(optimized, artifact);
   artifact.weightsMode = weightsMode;
   artifact.artifactPath = artifactPath;

@@ -3,6 +3,7 @@
 #define GAI_COMPILER_PIPELINE_H
 
 #include "compiler/ArtifactWriter.h"
+#include "compiler/codegen/GpuCodegen.h"
 #include "frontend/GraphBuilder.h"
 #include "frontend/ModelSpec.h"
 
@@ -19,6 +20,9 @@ struct CompileOptions {
   std::string weightsPath; ///< safetensors; empty: no weights check
   BuildOptions build;
   bool printIRAfterAll = false;
+  /// cpu, or cuda:sm_80 / cuda:sm_90 (cuda alone means sm_90).
+  std::string target = "cpu";
+  bool isCuda() const { return llvm::StringRef(target).starts_with("cuda"); }
 };
 
 struct ImportedModel {
@@ -41,13 +45,15 @@ llvm::Expected<mlir::OwningOpRef<mlir::ModuleOp>>
 lowerModule(mlir::ModuleOp optimized, const CompileOptions &options,
             WeightsMode weightsMode);
 
-/// The rest of the way for the CPU target: exec lowering, kernel codegen and
-/// the artifact's bytes. `artifactPath` places an external weights path.
+/// The rest of the way: exec lowering, kernel codegen for the target (CPU
+/// shared object or PTX) and the artifact's bytes. `artifactPath` places an
+/// external weights path.
 llvm::Expected<std::vector<uint8_t>>
 compileArtifact(mlir::ModuleOp optimized, const ModelSpec &spec,
                 const CompileOptions &options, WeightsMode weightsMode,
                 const std::string &artifactPath,
-                const CpuCodegenOptions &codegen = {});
+                const CpuCodegenOptions &codegen = {},
+                const GpuCodegenOptions &gpuCodegen = {});
 
 /// What each function of an optimised module needs: its arena (the static
 /// memory plan of its intermediates) and the kernels it runs.

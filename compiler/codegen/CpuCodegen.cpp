@@ -245,7 +245,7 @@ FailureOr<KernelLibrary> buildCpuKernels(ModuleOp execModule,
     error = "cannot read the linked kernels: " + so.getError().message();
     return failure();
   }
-  library.sharedObject.assign((*so)->getBufferStart(), (*so)->getBufferEnd());
+  library.code.assign((*so)->getBufferStart(), (*so)->getBufferEnd());
   return std::move(library);
 }
 

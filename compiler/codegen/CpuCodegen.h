@@ -20,9 +20,12 @@ struct CpuCodegenOptions {
 /// A shared object with one exported `void gai_<kernel>(void **buffers)` per
 /// kernel: the buffers are the launch's arguments in order.
 struct KernelLibrary {
-  std::vector<uint8_t> sharedObject;
+  std::string format = "elf-shared-object"; ///< or "ptx"
+  std::vector<uint8_t> code; ///< in `format`
   std::vector<std::string> kernels; ///< the exec module's kernel names
   std::vector<std::string> symbols; ///< their exported symbols, same order
+  /// GPU kernels only: {grid, block} of each kernel's 1-D launch.
+  std::vector<std::pair<int64_t, int64_t>> launch;
 };
 
 /// Compiles the `func.func` kernels of an exec module: scf → cf, then

@@ -7,7 +7,11 @@
 // inputs may be longer than the result's row (a reduction to one element).
 #include "compiler/codegen/FusionKernels.h"
 
+#include "compiler/codegen/ElementMath.h"
+
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -23,7 +27,8 @@ namespace gai {
 void loadKernelDialects(MLIRContext &context) {
   context.loadDialect<func::FuncDialect, arith::ArithDialect,
                       math::MathDialect, memref::MemRefDialect,
-                      scf::SCFDialect>();
+                      scf::SCFDialect, gpu::GPUDialect,
+                      vector::VectorDialect>();
 }
 
 namespace {
@@ -69,9 +74,7 @@ private:
   /// Element `j` of `v`'s current row, in its compute type.
   Value load(Value v, Value j);
   Value emitElement(Operation *op, Value j);
-  Value emitBinary(Operation *op, Value x, Value y);
-  Value emitUnary(Operation *op, Value x);
-  Value convert(Value x, Type to);
+  Value convert(Value x, Type to) { return convertElements(b, loc, x, to); }
   void emitRowOp(Operation *op);
   /// for j in [0, n): body(j), optionally carrying one f32 accumulator.
   void forEach(int64_t n, function_ref<void(Value)> body);
@@ -115,38 +118,6 @@ SmallVector<Value> KernelBuilder::leadingIndices(Value v) {
   for (size_t i = 0; i < lead; ++i)
     indices.push_back(shape[i] == 1 ? index(0) : outerIvs[i + shift]);
   return indices;
-}
-
-Value KernelBuilder::convert(Value x, Type to) {
-  Type from = x.getType();
-  if (from == to)
-    return x;
-  auto fromFloat = dyn_cast<FloatType>(from), toFloat = dyn_cast<FloatType>(to);
-  if (fromFloat && toFloat)
-    return fromFloat.getWidth() < toFloat.getWidth()
-               ? arith::ExtFOp::create(b, loc, to, x).getResult()
-               : arith::TruncFOp::create(b, loc, to, x).getResult();
-  if (fromFloat)
-    return to.isInteger(1)
-               ? arith::CmpFOp::create(b, loc, arith::CmpFPredicate::UNE, x,
-                                       arith::ConstantOp::create(
-                                           b, loc, b.getFloatAttr(from, 0.0)))
-                     .getResult()
-               : arith::FPToSIOp::create(b, loc, to, x).getResult();
-  if (toFloat)
-    return from.isInteger(1)
-               ? arith::UIToFPOp::create(b, loc, to, x).getResult()
-               : arith::SIToFPOp::create(b, loc, to, x).getResult();
-  unsigned fromBits = from.getIntOrFloatBitWidth(),
-           toBits = to.getIntOrFloatBitWidth();
-  if (toBits == 1)
-    return arith::CmpIOp::create(
-        b, loc, arith::CmpIPredicate::ne, x,
-        arith::ConstantOp::create(b, loc, b.getIntegerAttr(from, 0)));
-  if (fromBits < toBits)
-    return fromBits == 1 ? arith::ExtUIOp::create(b, loc, to, x).getResult()
-                         : arith::ExtSIOp::create(b, loc, to, x).getResult();
-  return arith::TruncIOp::create(b, loc, to, x);
 }
 
 Value KernelBuilder::load(Value v, Value j) {
@@ -193,74 +164,14 @@ Value KernelBuilder::accumulate(int64_t n, Value init,
   return loop.getResult(0);
 }
 
-Value KernelBuilder::emitBinary(Operation *op, Value x, Value y) {
-  if (isa<FloatType>(x.getType())) {
-    if (isa<AddOp>(op)) return arith::AddFOp::create(b, loc, x, y);
-    if (isa<SubOp>(op)) return arith::SubFOp::create(b, loc, x, y);
-    if (isa<MulOp>(op)) return arith::MulFOp::create(b, loc, x, y);
-    if (isa<DivOp>(op)) return arith::DivFOp::create(b, loc, x, y);
-    if (isa<MaxOp>(op)) return arith::MaximumFOp::create(b, loc, x, y);
-    if (isa<MinOp>(op)) return arith::MinimumFOp::create(b, loc, x, y);
-    return math::PowFOp::create(b, loc, x, y);
-  }
-  if (isa<AddOp>(op)) return arith::AddIOp::create(b, loc, x, y);
-  if (isa<SubOp>(op)) return arith::SubIOp::create(b, loc, x, y);
-  if (isa<MulOp>(op)) return arith::MulIOp::create(b, loc, x, y);
-  if (isa<DivOp>(op)) return arith::DivSIOp::create(b, loc, x, y);
-  if (isa<MaxOp>(op)) return arith::MaxSIOp::create(b, loc, x, y);
-  return arith::MinSIOp::create(b, loc, x, y);
-}
-
-Value KernelBuilder::emitUnary(Operation *op, Value x) {
-  if (!isa<FloatType>(x.getType())) {
-    Value zero = arith::ConstantOp::create(b, loc, b.getIntegerAttr(x.getType(), 0));
-    if (isa<NegOp>(op))
-      return arith::SubIOp::create(b, loc, zero, x);
-    if (isa<ReluOp>(op))
-      return arith::MaxSIOp::create(b, loc, x, zero);
-    return math::AbsIOp::create(b, loc, x);
-  }
-  Value one = f32(1.0);
-  auto sigmoid = [&](Value v) {
-    Value e = math::ExpOp::create(b, loc, arith::NegFOp::create(b, loc, v));
-    return arith::DivFOp::create(b, loc, one, arith::AddFOp::create(b, loc, one, e));
-  };
-  if (isa<NegOp>(op)) return arith::NegFOp::create(b, loc, x);
-  if (isa<AbsOp>(op)) return math::AbsFOp::create(b, loc, x);
-  if (isa<ExpOp>(op)) return math::ExpOp::create(b, loc, x);
-  if (isa<LogOp>(op)) return math::LogOp::create(b, loc, x);
-  if (isa<SqrtOp>(op)) return math::SqrtOp::create(b, loc, x);
-  if (isa<RsqrtOp>(op)) return math::RsqrtOp::create(b, loc, x);
-  if (isa<ReciprocalOp>(op)) return arith::DivFOp::create(b, loc, one, x);
-  if (isa<TanhOp>(op)) return math::TanhOp::create(b, loc, x);
-  if (isa<SigmoidOp>(op)) return sigmoid(x);
-  if (isa<SiluOp>(op)) return arith::MulFOp::create(b, loc, x, sigmoid(x));
-  if (isa<ReluOp>(op)) return arith::MaximumFOp::create(b, loc, x, f32(0.0));
-  auto gelu = cast<GeluOp>(op);
-  Value half = arith::MulFOp::create(b, loc, f32(0.5), x);
-  Value inner;
-  if (gelu.getApproximation() == GeluApproximation::Tanh) {
-    Value cube = arith::MulFOp::create(
-        b, loc, x, arith::MulFOp::create(b, loc, x, x));
-    Value poly = arith::AddFOp::create(
-        b, loc, x, arith::MulFOp::create(b, loc, f32(0.044715), cube));
-    inner = math::TanhOp::create(
-        b, loc, arith::MulFOp::create(b, loc, f32(std::sqrt(2.0 / M_PI)), poly));
-  } else {
-    inner = math::ErfOp::create(
-        b, loc, arith::MulFOp::create(b, loc, x, f32(M_SQRT1_2)));
-  }
-  return arith::MulFOp::create(b, loc, half,
-                               arith::AddFOp::create(b, loc, one, inner));
-}
-
 Value KernelBuilder::emitElement(Operation *op, Value j) {
   Value result = op->getResult(0);
   if (isa<AddOp, SubOp, MulOp, DivOp, MaxOp, MinOp, PowOp>(op))
-    return emitBinary(op, load(op->getOperand(0), j), load(op->getOperand(1), j));
+    return emitBinaryMath(b, loc, op, load(op->getOperand(0), j),
+                          load(op->getOperand(1), j));
   if (isa<NegOp, AbsOp, ExpOp, LogOp, SqrtOp, RsqrtOp, ReciprocalOp, TanhOp,
           SigmoidOp, SiluOp, ReluOp, GeluOp>(op))
-    return emitUnary(op, load(op->getOperand(0), j));
+    return emitUnaryMath(b, loc, op, load(op->getOperand(0), j));
   if (auto c = dyn_cast<ConvertOp>(op))
     return convert(load(c.getInput(), j), computeType(elementOf(result)));
   if (auto s = dyn_cast<SelectOp>(op)) {

@@ -2,6 +2,7 @@
 #include "compiler/lowering/ExecLowering.h"
 
 #include "compiler/codegen/FusionKernels.h"
+#include "compiler/codegen/GpuFusionKernels.h"
 #include "compiler/lowering/MemoryPlan.h"
 #include "dialects/Exec/ExecOps.h"
 #include "dialects/Gai/GaiOps.h"
@@ -93,7 +94,9 @@ RefAttr Lowering::weightRef(ParamOp param) {
 FailureOr<FlatSymbolRefAttr> Lowering::kernelFor(FusionOp fusion) {
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToEnd(moduleBody);
-  FailureOr<func::FuncOp> kernel = buildFusionKernel(fusion, "kernel", b);
+  FailureOr<func::FuncOp> kernel =
+      options.gpuKernels ? buildGpuFusionKernel(fusion, "kernel", b)
+                         : buildFusionKernel(fusion, "kernel", b);
   if (failed(kernel))
     return failure();
   std::string text;

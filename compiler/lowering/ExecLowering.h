@@ -13,6 +13,8 @@ struct ExecOptions {
   /// Byte offsets of the weights in an external file, by name. When empty,
   /// the weights are packed in order of first use, 64-byte aligned.
   llvm::StringMap<int64_t> weightOffsets;
+  /// Build kernels for the GPU (buildGpuFusionKernel) instead of the CPU.
+  bool gpuKernels = false;
 };
 
 /// Every `func.func` of `fused` becomes an `exec.entry`: arguments named

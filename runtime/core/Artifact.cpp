@@ -1,6 +1,7 @@
 // Artifact loading: footer, FlatBuffers verifier, version, then the bounds
 // of everything the runtime will index with.
 #include "gai/Artifact.h"
+#include "gai/FloatConvert.h"
 #include "gai/Safetensors.h"
 
 #include "core/Tables.h"
@@ -10,6 +11,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <optional>
 
 namespace gai {
 
@@ -249,18 +251,30 @@ static Status bindWeights(const format::Weights &w, int64_t size,
       bool dtypeOk = false;
       for (auto [ours, theirs] : kSame)
         dtypeOk |= t->dtype() == ours && view->dtype == theirs;
+      // Float weights of another precision are converted (f32 → bf16).
+      std::optional<DType> convertTo;
+      for (auto [ours, theirs] : kSame)
+        if (!dtypeOk && t->dtype() == ours && canConvertFloats(view->dtype, theirs))
+          convertTo = theirs;
       std::vector<int64_t> shape;
       if (t->shape())
         shape.assign(t->shape()->begin(), t->shape()->end());
-      if (!dtypeOk || shape != view->shape ||
-          static_cast<int64_t>(view->byteSize) != t->buffer()->size())
+      int64_t expectedBytes =
+          convertTo ? static_cast<int64_t>(view->numElements() * dtypeSize(*convertTo))
+                    : static_cast<int64_t>(view->byteSize);
+      if ((!dtypeOk && !convertTo) || shape != view->shape ||
+          expectedBytes != t->buffer()->size())
         return Status::error(path + ": tensor '" + name + "' is " +
                              dtypeName(view->dtype) + " of another shape or "
                              "type than the model's");
       if (t->buffer()->offset() + t->buffer()->size() > size)
         return Status::error("tensor '" + name + "' lies outside the weights");
-      std::memcpy(blob.data() + t->buffer()->offset(), view->data,
-                  view->byteSize);
+      if (convertTo)
+        convertFloats(view->data, view->dtype, blob.data() + t->buffer()->offset(),
+                      *convertTo, static_cast<size_t>(view->numElements()));
+      else
+        std::memcpy(blob.data() + t->buffer()->offset(), view->data,
+                    view->byteSize);
     }
   return Status::ok();
 }

@@ -13,7 +13,7 @@ namespace cl = llvm::cl;
 
 namespace {
 
-enum class Emit { Gai, Fused, Exec, LLVM, Artifact };
+enum class Emit { Gai, Fused, Exec, LLVM, PTX, Artifact };
 
 cl::OptionCategory category("gaic options");
 cl::opt<std::string> specPath(cl::Positional, cl::Required,
@@ -32,7 +32,9 @@ cl::opt<Emit> emit("emit", cl::desc("what to write"), cl::init(Emit::Gai),
                                          "the exec dialect: planned buffers, "
                                          "commands and kernels"),
                               clEnumValN(Emit::LLVM, "llvm",
-                                         "the kernels' optimised LLVM IR"),
+                                         "the CPU kernels' optimised LLVM IR"),
+                              clEnumValN(Emit::PTX, "ptx",
+                                         "the GPU kernels' PTX (cuda targets)"),
                               clEnumValN(Emit::Artifact, "artifact",
                                          "the artifact gai-run executes")),
                    cl::cat(category));
@@ -65,7 +67,8 @@ cl::opt<bool> externalWeights(
     cl::desc("reference --weights by path, size and checksum instead of "
              "embedding them"),
     cl::cat(category));
-cl::opt<std::string> target("target", cl::desc("cpu (default)"),
+cl::opt<std::string> target("target",
+                            cl::desc("cpu (default), cuda, cuda:sm_80 or cuda:sm_90"),
                             cl::init("cpu"), cl::cat(category));
 cl::opt<std::string> cpu("cpu",
                          cl::desc("x86-64 level the CPU kernels may assume"),
@@ -120,12 +123,27 @@ int main(int argc, char **argv) {
   if (!model)
     return fail(llvm::toString(model.takeError()));
 
-  if (target != "cpu")
-    return fail("--target=" + target + ": only the cpu target exists so far");
-  bool lowering = emit == Emit::Exec || emit == Emit::LLVM || emit == Emit::Artifact;
+  gai::GpuCodegenOptions gpuCodegen;
+  if (target == "cuda" || llvm::StringRef(target).starts_with("cuda:")) {
+    options.target = target;
+    if (target != "cuda")
+      gpuCodegen.chip = target.substr(5);
+    if (gpuCodegen.chip != "sm_80" && gpuCodegen.chip != "sm_90")
+      return fail("--target=" + target + ": the cuda target takes sm_80 or sm_90");
+  } else if (target != "cpu") {
+    return fail("--target=" + target + ": expected cpu, cuda, cuda:sm_80 or cuda:sm_90");
+  }
+  bool lowering = emit == Emit::Exec || emit == Emit::LLVM || emit == Emit::PTX ||
+                  emit == Emit::Artifact;
   std::string dtypeName = dtype.empty() ? model->spec.compile.dtype : std::string(dtype);
-  if (lowering && dtypeName != "f32")
+  if (lowering && dtypeName != "f32" && !options.isCuda())
     return fail("--dtype=" + dtypeName + ": the cpu target computes in f32 only");
+  if (lowering && dtypeName == "f16")
+    return fail("--dtype=f16: the cuda target computes in f32 or bf16");
+  if (emit == Emit::LLVM && options.isCuda())
+    return fail("--emit=llvm shows CPU kernels; use --emit=ptx for --target=" + target);
+  if (emit == Emit::PTX && !options.isCuda())
+    return fail("--emit=ptx needs --target=cuda");
   if (emit == Emit::Artifact && outputPath == "-")
     return fail("--emit=artifact needs -o FILE");
   if (externalWeights && weightsPath.empty())
@@ -153,12 +171,19 @@ int main(int argc, char **argv) {
   std::string error;
   std::string text;
   std::vector<uint8_t> bytes;
-  if (emit == Emit::Exec || emit == Emit::LLVM) {
+  if (emit == Emit::Exec || emit == Emit::LLVM || emit == Emit::PTX) {
     auto lowered = gai::lowerModule(*model->module, options, weightsMode);
     if (!lowered)
       return fail(llvm::toString(lowered.takeError()));
     if (emit == Emit::Exec) {
       model->module = std::move(*lowered);
+    } else if (emit == Emit::PTX) {
+      auto kernels = gai::buildGpuKernels(**lowered, gpuCodegen, error);
+      if (mlir::failed(kernels))
+        return fail(error);
+      text.assign(kernels->code.begin(), kernels->code.end());
+      if (!text.empty() && text.back() == '\0')
+        text.pop_back();
     } else {
       auto ir = gai::cpuKernelsLLVMIR(**lowered, codegen, error);
       if (mlir::failed(ir))
@@ -167,7 +192,8 @@ int main(int argc, char **argv) {
     }
   } else if (emit == Emit::Artifact) {
     auto artifact = gai::compileArtifact(*model->module, model->spec, options,
-                                         weightsMode, outputPath, codegen);
+                                         weightsMode, outputPath, codegen,
+                                         gpuCodegen);
     if (!artifact)
       return fail(llvm::toString(artifact.takeError()));
     bytes = std::move(*artifact);
@@ -179,7 +205,7 @@ int main(int argc, char **argv) {
     return fail(error);
   if (emit == Emit::Artifact)
     output->os().write(reinterpret_cast<const char *>(bytes.data()), bytes.size());
-  else if (emit == Emit::LLVM)
+  else if (emit == Emit::LLVM || emit == Emit::PTX)
     output->os() << text;
   else
     model->module->print(output->os()), output->os() << "\n";

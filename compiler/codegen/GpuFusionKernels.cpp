@@ -1,0 +1,615 @@
+// gai.fusion → one GPU kernel (see GpuFusionKernels.h for the mapping).
+//
+// Unlike the CPU builder, nothing is kept in row buffers: a thread owns the
+// vectors j ≡ lane (mod threads per row) of its row, so an element a later
+// op needs would usually sit in another thread. Row ops are split into
+// their statistics (one value per row, reduced across the threads) and a
+// per-element formula over those statistics; everything else is recomputed
+// where it is read. The inputs are read from L1/L2 once per statistic.
+#include "compiler/codegen/GpuFusionKernels.h"
+
+#include "compiler/codegen/ElementMath.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "llvm/ADT/DenseMap.h"
+#include "llvm/Support/MathExtras.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::gai;
+
+namespace gai {
+namespace {
+
+constexpr int64_t kWarp = 32;
+constexpr int64_t kMaxBlock = 256;
+constexpr int64_t kVectorBytes = 16;
+
+ArrayRef<int64_t> shapeOf(Value v) {
+  return cast<RankedTensorType>(v.getType()).getShape();
+}
+Type elementOf(Value v) {
+  return cast<RankedTensorType>(v.getType()).getElementType();
+}
+int64_t rowLength(Value v) {
+  ArrayRef<int64_t> shape = shapeOf(v);
+  return shape.empty() ? 1 : shape.back();
+}
+bool isRowOp(Operation *op) {
+  return isa<RmsNormOp, LayerNormOp, SoftmaxOp, ReduceOp, RopeOp>(op);
+}
+int64_t elementBytes(Type t) {
+  return std::max<int64_t>(t.getIntOrFloatBitWidth() / 8, 1);
+}
+
+enum class Combine { Add, Max, Min };
+
+class GpuKernelBuilder {
+public:
+  GpuKernelBuilder(FusionOp fusion, OpBuilder &b)
+      : fusion(fusion), b(b), loc(fusion.getLoc()) {
+    outer = shapeOf(fusion->getResult(0));
+    if (!outer.empty())
+      outer = outer.drop_back();
+  }
+
+  FailureOr<func::FuncOp> build(StringRef name);
+
+private:
+  LogicalResult check();
+  void chooseShape();
+  Type computeType(Type element) {
+    return isa<FloatType>(element) ? b.getF32Type() : element;
+  }
+  /// The type of `lanes` elements of `element` (a scalar when 1).
+  Type laneType(Type element) {
+    return lanes == 1 ? element : VectorType::get({lanes}, element);
+  }
+  Value index(int64_t i) { return arith::ConstantIndexOp::create(b, loc, i); }
+  Value f32(double x) {
+    return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(x));
+  }
+  /// A constant with the current lane count.
+  Value lanesOf(Type element, double x) {
+    return constantLike(b, loc, laneType(element), element, x);
+  }
+  Value broadcast(Value scalar) {
+    if (lanes == 1)
+      return scalar;
+    return vector::BroadcastOp::create(
+        b, loc, VectorType::get({lanes}, scalar.getType()), scalar);
+  }
+  /// j, j + 1, …, j + lanes - 1 as an index vector (or j).
+  Value laneIndices(Value j) {
+    if (lanes == 1)
+      return j;
+    // A constant rather than vector.step, which the NVVM lowering lacks.
+    SmallVector<APInt> steps;
+    for (int64_t i = 0; i < lanes; ++i)
+      steps.emplace_back(64, i);
+    Value step = arith::ConstantOp::create(
+        b, loc,
+        DenseElementsAttr::get(VectorType::get({lanes}, b.getIndexType()), steps));
+    return arith::AddIOp::create(b, loc, broadcast(j), step);
+  }
+  SmallVector<Value> leadingIndices(Value v);
+  Value load(Value v, Value j);
+  Value emitElement(Operation *op, Value j);
+  Value emitRowElement(Operation *op, Value j);
+  void emitStatistics(Operation *op);
+  /// The row's `combine` of value(j) over j in [0, n), on every thread.
+  Value reduceRow(int64_t n, Combine combine, function_ref<Value(Value)> value);
+  Value combineValues(Combine combine, Value x, Value y);
+  Value crossThreadReduce(Combine combine, Value partial);
+  /// for each vector j of the row owned by this thread: body(j).
+  void forEachOwned(int64_t n, function_ref<void(Value)> body);
+  int64_t lanesFor(int64_t n) const { return n % vectorWidth == 0 ? vectorWidth : 1; }
+
+  FusionOp fusion;
+  OpBuilder &b;
+  Location loc;
+  ArrayRef<int64_t> outer;
+  int64_t rows = 1, vectorWidth = 1, threadsPerRow = kWarp, rowsPerBlock = 1;
+  int64_t lanes = 1; // of the loop being emitted
+  Value lane;        // this thread's index within its row's threads
+  SmallVector<Value> outerIvs;
+  DenseMap<Value, Value> memrefOf;
+  DenseMap<Operation *, SmallVector<Value, 2>> stats;
+};
+
+LogicalResult GpuKernelBuilder::check() {
+  auto lineUp = [&](Value v) -> LogicalResult {
+    ArrayRef<int64_t> shape = shapeOf(v);
+    if (shape.empty())
+      return success();
+    ArrayRef<int64_t> lead = shape.drop_back();
+    bool ok = lead.size() <= outer.size();
+    for (size_t i = 0; ok && i < lead.size(); ++i)
+      ok = lead[i] == 1 || lead[i] == outer[i + outer.size() - lead.size()];
+    if (!ok)
+      return fusion.emitOpError("value of shape ")
+             << formatShape(shape) << " does not line up with the rows of "
+             << formatShape(shapeOf(fusion->getResult(0)));
+    return success();
+  };
+  Block &body = fusion.getBody().front();
+  for (BlockArgument arg : body.getArguments()) {
+    bool onlyPositions = llvm::all_of(arg.getUsers(), [&](Operation *user) {
+      auto rope = dyn_cast<RopeOp>(user);
+      return rope && rope.getPositions() == arg && rope.getInput() != arg;
+    });
+    if (!onlyPositions && failed(lineUp(arg)))
+      return failure();
+  }
+  for (Operation &op : body.without_terminator()) {
+    if (isa<ConstantOp>(op))
+      continue;
+    if (failed(lineUp(op.getResult(0))))
+      return failure();
+    for (Type t : op.getOperandTypes())
+      if (auto f = dyn_cast<FloatType>(cast<RankedTensorType>(t).getElementType());
+          f && f.getWidth() < 16)
+        return fusion.emitOpError("8-bit floats have no GPU kernels yet");
+    if (auto rope = dyn_cast<RopeOp>(op);
+        rope && !isa<BlockArgument>(rope.getPositions()))
+      return fusion.emitOpError("RoPE positions must be a region input");
+  }
+  return success();
+}
+
+void GpuKernelBuilder::chooseShape() {
+  Block &body = fusion.getBody().front();
+  rows = 1;
+  for (int64_t d : outer)
+    rows *= d;
+  // The vector width: 16 bytes of the widest element in memory, if every
+  // row (and every RoPE half) divides into such vectors; i1 memory is
+  // read a byte at a time.
+  int64_t widest = 1;
+  bool scalarOnly = false;
+  SmallVector<Value> memoryValues(body.getArguments().begin(),
+                                  body.getArguments().end());
+  memoryValues.push_back(fusion->getResult(0));
+  for (Value v : memoryValues) {
+    if (rowLength(v) <= 1)
+      continue;
+    Type e = elementOf(v);
+    scalarOnly |= e.isInteger(1);
+    widest = std::max(widest, elementBytes(e));
+  }
+  vectorWidth = scalarOnly ? 1 : kVectorBytes / widest;
+  auto fits = [&](int64_t n) { return n <= 1 || n % vectorWidth == 0; };
+  int64_t longest = 1;
+  for (Value v : memoryValues)
+    if (!fits(rowLength(v)))
+      vectorWidth = 1;
+  for (Operation &op : body.without_terminator()) {
+    int64_t n = rowLength(op.getResult(0));
+    for (Value operand : op.getOperands())
+      longest = std::max(longest, rowLength(operand));
+    longest = std::max(longest, n);
+    if (!fits(n))
+      vectorWidth = 1;
+    if (auto rope = dyn_cast<RopeOp>(op))
+      if (rope.getStyle() == RopeStyle::Half ? !fits(n / 2) : vectorWidth % 2)
+        vectorWidth = 1;
+  }
+  longest = std::max(longest, rowLength(fusion->getResult(0)));
+  int64_t vectors = llvm::divideCeil(longest, vectorWidth);
+  if (vectors <= kWarp) {
+    threadsPerRow = kWarp;
+    rowsPerBlock = std::min<int64_t>(kMaxBlock / kWarp, rows);
+  } else {
+    threadsPerRow = std::min<int64_t>(kMaxBlock, llvm::PowerOf2Ceil(vectors));
+    rowsPerBlock = 1;
+  }
+}
+
+SmallVector<Value> GpuKernelBuilder::leadingIndices(Value v) {
+  ArrayRef<int64_t> shape = shapeOf(v);
+  SmallVector<Value> indices;
+  if (shape.empty())
+    return indices;
+  size_t lead = shape.size() - 1, shift = outer.size() - lead;
+  for (size_t i = 0; i < lead; ++i)
+    indices.push_back(shape[i] == 1 ? index(0) : outerIvs[i + shift]);
+  return indices;
+}
+
+Value GpuKernelBuilder::load(Value v, Value j) {
+  if (rowLength(v) == 1 && lanes > 1) {
+    // One element per row, the same for every lane.
+    int64_t saved = lanes;
+    lanes = 1;
+    Value x = load(v, index(0));
+    lanes = saved;
+    return broadcast(x);
+  }
+  if (rowLength(v) == 1)
+    j = index(0);
+  Operation *def = v.getDefiningOp();
+  if (auto constant = dyn_cast_or_null<ConstantOp>(def)) {
+    auto splat = cast<SplatElementsAttr>(constant.getValue());
+    Type element = computeType(elementOf(v));
+    double value = isa<FloatType>(element)
+                       ? splat.getSplatValue<APFloat>().convertToDouble()
+                       : static_cast<double>(splat.getSplatValue<APInt>().getSExtValue());
+    return lanesOf(element, value);
+  }
+  if (def)
+    return isRowOp(def) ? emitRowElement(def, j) : emitElement(def, j);
+  SmallVector<Value> indices = leadingIndices(v);
+  if (!shapeOf(v).empty())
+    indices.push_back(j);
+  Value memref = memrefOf.lookup(v);
+  Value x;
+  if (lanes == 1) {
+    x = memref::LoadOp::create(b, loc, memref, indices);
+  } else {
+    auto type = VectorType::get({lanes}, elementOf(v));
+    x = vector::LoadOp::create(b, loc, type, memref, indices, false,
+                               llvm::Align(lanes * elementBytes(elementOf(v))));
+  }
+  return convertElements(b, loc, x, computeType(elementOf(v)));
+}
+
+Value GpuKernelBuilder::emitElement(Operation *op, Value j) {
+  Value result = op->getResult(0);
+  if (isa<AddOp, SubOp, MulOp, DivOp, MaxOp, MinOp, PowOp>(op))
+    return emitBinaryMath(b, loc, op, load(op->getOperand(0), j),
+                          load(op->getOperand(1), j));
+  if (isa<NegOp, AbsOp, ExpOp, LogOp, SqrtOp, RsqrtOp, ReciprocalOp, TanhOp,
+          SigmoidOp, SiluOp, ReluOp, GeluOp>(op))
+    return emitUnaryMath(b, loc, op, load(op->getOperand(0), j));
+  if (auto c = dyn_cast<ConvertOp>(op))
+    return convertElements(b, loc, load(c.getInput(), j),
+                           computeType(elementOf(result)));
+  if (auto s = dyn_cast<SelectOp>(op)) {
+    Type type = computeType(elementOf(result));
+    return arith::SelectOp::create(
+        b, loc, load(s.getCondition(), j),
+        convertElements(b, loc, load(s.getOnTrue(), j), type),
+        convertElements(b, loc, load(s.getOnFalse(), j), type));
+  }
+  ArrayRef<int64_t> shape = shapeOf(result);
+  if (auto iota = dyn_cast<IotaOp>(op)) {
+    auto dim = static_cast<int64_t>(iota.getDim());
+    Value i = dim + 1 == static_cast<int64_t>(shape.size())
+                  ? laneIndices(j)
+                  : broadcast(leadingIndices(result)[dim]);
+    return arith::IndexCastOp::create(b, loc, laneType(elementOf(result)), i);
+  }
+  auto mask = cast<CausalMaskOp>(op);
+  // As on the CPU: query i sits at position i + S - T.
+  int64_t keys = shape.back(), queries = shape[shape.size() - 2];
+  Value query = leadingIndices(result).back();
+  Value position =
+      broadcast(arith::AddIOp::create(b, loc, query, index(keys - queries)));
+  Value key = laneIndices(j);
+  Value visible =
+      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ule, key, position);
+  if (int64_t window = static_cast<int64_t>(mask.getWindow())) {
+    Value distance = arith::SubIOp::create(b, loc, position, key);
+    Value inside = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt,
+                                         distance, broadcast(index(window)));
+    visible = arith::AndIOp::create(b, loc, visible, inside);
+  }
+  return visible;
+}
+
+Value GpuKernelBuilder::combineValues(Combine combine, Value x, Value y) {
+  switch (combine) {
+  case Combine::Add: return arith::AddFOp::create(b, loc, x, y);
+  case Combine::Max: return arith::MaximumFOp::create(b, loc, x, y);
+  case Combine::Min: return arith::MinimumFOp::create(b, loc, x, y);
+  }
+  llvm_unreachable("combine");
+}
+
+Value GpuKernelBuilder::crossThreadReduce(Combine combine, Value partial) {
+  if (threadsPerRow == kWarp) {
+    // Butterfly within the row's warp: every lane ends with the result.
+    Value width = arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(kWarp));
+    for (int32_t offset = kWarp / 2; offset > 0; offset /= 2) {
+      Value o = arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(offset));
+      Value other = gpu::ShuffleOp::create(b, loc, partial, o, width,
+                                           gpu::ShuffleMode::XOR)
+                        .getShuffleResult();
+      partial = combineValues(combine, partial, other);
+    }
+    return partial;
+  }
+  gpu::AllReduceOperation kind = combine == Combine::Add ? gpu::AllReduceOperation::ADD
+                                 : combine == Combine::Max
+                                     ? gpu::AllReduceOperation::MAXIMUMF
+                                     : gpu::AllReduceOperation::MINIMUMF;
+  return gpu::AllReduceOp::create(
+      b, loc, partial, gpu::AllReduceOperationAttr::get(b.getContext(), kind),
+      b.getUnitAttr());
+}
+
+void GpuKernelBuilder::forEachOwned(int64_t n, function_ref<void(Value)> body) {
+  int64_t saved = lanes;
+  lanes = lanesFor(n);
+  Value start = arith::MulIOp::create(b, loc, lane, index(lanes));
+  auto loop = scf::ForOp::create(b, loc, start, index(n),
+                                 index(threadsPerRow * lanes));
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(loop.getBody());
+    body(loop.getInductionVar());
+  }
+  lanes = saved;
+}
+
+Value GpuKernelBuilder::reduceRow(int64_t n, Combine combine,
+                                  function_ref<Value(Value)> value) {
+  double init = combine == Combine::Add   ? 0.0
+                : combine == Combine::Max ? -INFINITY
+                                          : INFINITY;
+  int64_t saved = lanes;
+  lanes = lanesFor(n);
+  Value start = arith::MulIOp::create(b, loc, lane, index(lanes));
+  auto loop = scf::ForOp::create(b, loc, start, index(n),
+                                 index(threadsPerRow * lanes),
+                                 ValueRange{f32(init)});
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(loop.getBody());
+    Value x = value(loop.getInductionVar());
+    if (lanes > 1) {
+      vector::CombiningKind kind = combine == Combine::Add ? vector::CombiningKind::ADD
+                                   : combine == Combine::Max
+                                       ? vector::CombiningKind::MAXIMUMF
+                                       : vector::CombiningKind::MINIMUMF;
+      x = vector::ReductionOp::create(b, loc, kind, x);
+    }
+    scf::YieldOp::create(
+        b, loc, combineValues(combine, loop.getRegionIterArgs()[0], x));
+  }
+  lanes = saved;
+  return crossThreadReduce(combine, loop.getResult(0));
+}
+
+void GpuKernelBuilder::emitStatistics(Operation *op) {
+  if (isa<RmsNormOp, LayerNormOp>(op)) {
+    Value x = op->getOperand(0);
+    int64_t d = rowLength(x);
+    Value n = f32(static_cast<double>(d));
+    auto rms = dyn_cast<RmsNormOp>(op);
+    double eps = rms ? rms.getEpsilon().convertToDouble()
+                     : cast<LayerNormOp>(op).getEpsilon().convertToDouble();
+    Value mean = f32(0.0);
+    if (!rms)
+      mean = arith::DivFOp::create(
+          b, loc, reduceRow(d, Combine::Add, [&](Value j) { return load(x, j); }),
+          n);
+    Value sq = reduceRow(d, Combine::Add, [&](Value j) {
+      Value c = load(x, j);
+      if (!rms)
+        c = arith::SubFOp::create(b, loc, c, broadcast(mean));
+      return arith::MulFOp::create(b, loc, c, c);
+    });
+    Value inv = math::RsqrtOp::create(
+        b, loc,
+        arith::AddFOp::create(b, loc, arith::DivFOp::create(b, loc, sq, n),
+                              f32(eps)));
+    stats[op] = {mean, inv};
+    return;
+  }
+  if (auto softmax = dyn_cast<SoftmaxOp>(op)) {
+    Value x = softmax.getInput();
+    int64_t d = rowLength(x);
+    Value max = reduceRow(d, Combine::Max, [&](Value j) { return load(x, j); });
+    Value sum = reduceRow(d, Combine::Add, [&](Value j) {
+      return math::ExpOp::create(
+          b, loc, arith::SubFOp::create(b, loc, load(x, j), broadcast(max)));
+    });
+    stats[op] = {max, sum};
+    return;
+  }
+  if (auto reduce = dyn_cast<ReduceOp>(op)) {
+    Value x = reduce.getInput();
+    int64_t d = rowLength(x);
+    ReduceKind kind = reduce.getKind();
+    Combine combine = kind == ReduceKind::Max   ? Combine::Max
+                      : kind == ReduceKind::Min ? Combine::Min
+                                                : Combine::Add;
+    Value acc = reduceRow(d, combine, [&](Value j) { return load(x, j); });
+    if (kind == ReduceKind::Mean)
+      acc = arith::DivFOp::create(b, loc, acc, f32(static_cast<double>(d)));
+    stats[op] = {acc};
+    return;
+  }
+  // RoPE's per-row statistic is the position.
+  auto rope = cast<RopeOp>(op);
+  Value positions = rope.getPositions();
+  ArrayRef<int64_t> posShape = shapeOf(positions);
+  int64_t saved = lanes;
+  lanes = 1;
+  SmallVector<Value> lead = leadingIndices(rope.getInput()); // [b, h, t]
+  lanes = saved;
+  Value position = memref::LoadOp::create(
+      b, loc, memrefOf.lookup(positions),
+      ValueRange{posShape[0] == 1 ? index(0) : lead[0], lead[2]});
+  stats[op] = {arith::SIToFPOp::create(b, loc, b.getF32Type(), position)};
+}
+
+Value GpuKernelBuilder::emitRowElement(Operation *op, Value j) {
+  SmallVector<Value, 2> s = stats.lookup(op);
+  if (isa<RmsNormOp, LayerNormOp>(op)) {
+    auto rms = dyn_cast<RmsNormOp>(op);
+    auto ln = dyn_cast<LayerNormOp>(op);
+    Value c = load(op->getOperand(0), j);
+    if (ln)
+      c = arith::SubFOp::create(b, loc, c, broadcast(s[0]));
+    Value scale = load(op->getOperand(1), j);
+    if (rms && rms.getUnitOffset())
+      scale = arith::AddFOp::create(b, loc, scale, lanesOf(b.getF32Type(), 1.0));
+    Value y = arith::MulFOp::create(
+        b, loc, arith::MulFOp::create(b, loc, c, broadcast(s[1])), scale);
+    if (ln && ln.getBias())
+      y = arith::AddFOp::create(b, loc, y, load(ln.getBias(), j));
+    return y;
+  }
+  if (auto softmax = dyn_cast<SoftmaxOp>(op)) {
+    Value e = math::ExpOp::create(
+        b, loc,
+        arith::SubFOp::create(b, loc, load(softmax.getInput(), j),
+                              broadcast(s[0])));
+    return arith::DivFOp::create(b, loc, e, broadcast(s[1]));
+  }
+  if (isa<ReduceOp>(op))
+    return broadcast(s[0]);
+  // RoPE, the CPU kernel's formula per element: element i of a row of d
+  // pairs with i ± d/2 (half) or i ^ 1 (interleaved) at frequency
+  // theta^(-2f/d), f = i mod d/2 (half) or i / 2.
+  auto rope = cast<RopeOp>(op);
+  Value x = rope.getInput();
+  int64_t d = rowLength(x);
+  bool half = rope.getStyle() == RopeStyle::Half;
+  Value idx = laneIndices(j);
+  Value partner, sign, freq;
+  Type f32Lanes = laneType(b.getF32Type());
+  if (half) {
+    Value first = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, j,
+                                        index(d / 2));
+    Value partnerJ = arith::SelectOp::create(
+        b, loc, first, arith::AddIOp::create(b, loc, j, index(d / 2)),
+        arith::SubIOp::create(b, loc, j, index(d / 2)));
+    partner = load(x, partnerJ);
+    sign = broadcast(arith::SelectOp::create(b, loc, first, f32(-1.0), f32(1.0)));
+    freq = arith::RemUIOp::create(b, loc, idx,
+                                  constantLike(b, loc, idx.getType(),
+                                               b.getIndexType(), d / 2));
+  } else {
+    Value self = load(x, j);
+    if (lanes == 1) {
+      Value partnerJ = arith::XOrIOp::create(b, loc, j, index(1));
+      partner = load(x, partnerJ);
+    } else {
+      SmallVector<int64_t> swap;
+      for (int64_t i = 0; i < lanes; ++i)
+        swap.push_back(i ^ 1);
+      partner = vector::ShuffleOp::create(b, loc, self, self, swap);
+    }
+    Value odd = arith::AndIOp::create(
+        b, loc, idx, constantLike(b, loc, idx.getType(), b.getIndexType(), 1));
+    Value isOdd = arith::CmpIOp::create(
+        b, loc, arith::CmpIPredicate::ne, odd,
+        constantLike(b, loc, idx.getType(), b.getIndexType(), 0));
+    sign = arith::SelectOp::create(b, loc, isOdd, lanesOf(b.getF32Type(), 1.0),
+                                   lanesOf(b.getF32Type(), -1.0));
+    freq = arith::ShRUIOp::create(
+        b, loc, idx, constantLike(b, loc, idx.getType(), b.getIndexType(), 1));
+  }
+  Value i64 = arith::IndexCastOp::create(b, loc, laneType(b.getI64Type()), freq);
+  Value twoF = arith::SIToFPOp::create(
+      b, loc, f32Lanes,
+      arith::MulIOp::create(b, loc, i64,
+                            constantLike(b, loc, i64.getType(), b.getI64Type(), 2)));
+  Value exponent = arith::DivFOp::create(
+      b, loc, twoF, lanesOf(b.getF32Type(), static_cast<double>(d)));
+  float theta = static_cast<float>(rope.getTheta().convertToDouble());
+  Value inv = arith::DivFOp::create(
+      b, loc, lanesOf(b.getF32Type(), 1.0),
+      math::PowFOp::create(b, loc, lanesOf(b.getF32Type(), theta), exponent));
+  Value angle = arith::MulFOp::create(b, loc, broadcast(s[0]), inv);
+  Value c = math::CosOp::create(b, loc, angle);
+  Value sn = math::SinOp::create(b, loc, angle);
+  Value self = load(x, j);
+  return arith::AddFOp::create(
+      b, loc, arith::MulFOp::create(b, loc, self, c),
+      arith::MulFOp::create(b, loc, arith::MulFOp::create(b, loc, sign, partner),
+                            sn));
+}
+
+FailureOr<func::FuncOp> GpuKernelBuilder::build(StringRef name) {
+  if (failed(check()))
+    return failure();
+  chooseShape();
+  Block &body = fusion.getBody().front();
+  Value root = cast<YieldOp>(body.getTerminator()).getOperand(0);
+  auto memrefType = [](Value v) {
+    auto t = cast<RankedTensorType>(v.getType());
+    return MemRefType::get(t.getShape(), t.getElementType());
+  };
+  SmallVector<Type> argTypes;
+  for (Value arg : body.getArguments())
+    argTypes.push_back(memrefType(arg));
+  argTypes.push_back(memrefType(fusion->getResult(0)));
+  auto func = func::FuncOp::create(b, loc, name, b.getFunctionType(argTypes, {}));
+  int64_t blockThreads = threadsPerRow * rowsPerBlock;
+  func->setAttr(kGridAttr, b.getI64IntegerAttr(llvm::divideCeil(rows, rowsPerBlock)));
+  func->setAttr(kBlockAttr, b.getI64IntegerAttr(blockThreads));
+  Block *entry = func.addEntryBlock();
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(entry);
+  for (auto [arg, memref] : llvm::zip(body.getArguments(), entry->getArguments()))
+    memrefOf[arg] = memref;
+  Value output = entry->getArguments().back();
+
+  Value tid = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x);
+  Value block = gpu::BlockIdOp::create(b, loc, gpu::Dimension::x);
+  Value row = block;
+  lane = tid;
+  if (rowsPerBlock > 1) {
+    lane = arith::RemUIOp::create(b, loc, tid, index(threadsPerRow));
+    row = arith::AddIOp::create(
+        b, loc, arith::MulIOp::create(b, loc, block, index(rowsPerBlock)),
+        arith::DivUIOp::create(b, loc, tid, index(threadsPerRow)));
+  }
+  // A warp past the last row has nothing to do; a whole warp leaves, so
+  // the shuffles of the others stay full.
+  if (rows % rowsPerBlock != 0) {
+    Value inside =
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, row, index(rows));
+    auto guardIf = scf::IfOp::create(b, loc, inside, false);
+    b.setInsertionPointToStart(&guardIf.getThenRegion().front());
+  }
+  // The row's indices into the result's leading dimensions.
+  Value rest = row;
+  outerIvs.assign(outer.size(), Value());
+  for (int64_t i = static_cast<int64_t>(outer.size()) - 1; i >= 0; --i) {
+    if (i == 0) {
+      outerIvs[i] = rest;
+      break;
+    }
+    outerIvs[i] = arith::RemUIOp::create(b, loc, rest, index(outer[i]));
+    rest = arith::DivUIOp::create(b, loc, rest, index(outer[i]));
+  }
+
+  for (Operation &op : body.without_terminator())
+    if (isRowOp(&op))
+      emitStatistics(&op);
+  Type outElement = elementOf(fusion->getResult(0));
+  forEachOwned(rowLength(root), [&](Value j) {
+    SmallVector<Value> indices(outerIvs.begin(), outerIvs.end());
+    if (!shapeOf(fusion->getResult(0)).empty())
+      indices.push_back(j);
+    Value x = convertElements(b, loc, load(root, j), outElement);
+    if (lanes == 1)
+      memref::StoreOp::create(b, loc, x, output, indices);
+    else
+      vector::StoreOp::create(b, loc, x, output, indices, false,
+                              llvm::Align(lanes * elementBytes(outElement)));
+  });
+  b.setInsertionPointToEnd(entry);
+  func::ReturnOp::create(b, loc);
+  return func;
+}
+
+} // namespace
+
+FailureOr<func::FuncOp> buildGpuFusionKernel(FusionOp fusion, StringRef name,
+                                             OpBuilder &builder) {
+  return GpuKernelBuilder(fusion, builder).build(name);
+}
+
+} // namespace gai
