@@ -287,13 +287,15 @@ LogicalResult Lowering::lowerOp(Operation *op) {
   }
   if (auto constant = dyn_cast<ConstantOp>(op)) {
     auto splat = dyn_cast<SplatElementsAttr>(constant.getValue());
-    if (!splat || !constant.getType().getElementType().isF32())
-      return op->emitOpError("only f32 splat constants have a CPU lowering "
-                             "outside fusion regions");
-    float value = splat.getSplatValue<APFloat>().convertToFloat();
-    int32_t bits;
-    std::memcpy(&bits, &value, 4);
-    call("fill", {ref(constant.getResult())}, {bits});
+    Type element = constant.getType().getElementType();
+    if (!splat || !(element.isF32() || element.isBF16()))
+      return op->emitOpError("only f32 and bf16 splat constants have a "
+                             "lowering outside fusion regions");
+    // The element's bit pattern and width.
+    APInt bits = splat.getSplatValue<APFloat>().bitcastToAPInt();
+    call("fill", {ref(constant.getResult())},
+         {static_cast<int64_t>(bits.getZExtValue()),
+          static_cast<int64_t>(element.getIntOrFloatBitWidth() / 8)});
     return success();
   }
   return op->emitOpError("has no lowering to the exec dialect yet");

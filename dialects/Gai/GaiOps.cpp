@@ -3,6 +3,7 @@
 
 #include "mlir/Dialect/Traits.h"
 #include "mlir/IR/Builders.h"
+#include "mlir/IR/PatternMatch.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/SmallSet.h"
@@ -439,6 +440,33 @@ LogicalResult ReshapeOp::verify() {
            << " elements) to " << formatShape(out.getShape()) << " ("
            << out.getNumElements() << " elements)";
   return success();
+}
+
+namespace {
+/// transpose → reshape when the dimensions larger than 1 keep their order:
+/// the elements stay where they are (decode's [B, 1, H, D] → [B, H, 1, D]).
+struct TransposeOfUnitDims : OpRewritePattern<TransposeOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(TransposeOp op,
+                                PatternRewriter &rewriter) const override {
+    ArrayRef<int64_t> shape = op.getInput().getType().getShape();
+    int64_t last = -1;
+    for (int64_t d : op.getPermutation()) {
+      if (shape[d] == 1)
+        continue;
+      if (d < last)
+        return failure();
+      last = d;
+    }
+    rewriter.replaceOpWithNewOp<ReshapeOp>(op, op.getType(), op.getInput());
+    return success();
+  }
+};
+} // namespace
+
+void TransposeOp::getCanonicalizationPatterns(RewritePatternSet &patterns,
+                                              MLIRContext *context) {
+  patterns.add<TransposeOfUnitDims>(context);
 }
 
 OpFoldResult ReshapeOp::fold(FoldAdaptor adaptor) {

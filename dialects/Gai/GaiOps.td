@@ -334,6 +334,8 @@ def Gai_TransposeOp : Gai_Op<"transpose", [Pure, InferTypeOpAdaptor]> {
     $input `permutation` `=` $permutation attr-dict `:`
     functional-type(operands, results)
   }];
+  // A transpose that only moves unit dimensions is a reshape (a view).
+  let hasCanonicalizer = 1;
 }
 
 def Gai_SliceOp : Gai_Op<"slice", [Pure, InferTypeOpAdaptor]> {

@@ -1,6 +1,7 @@
 // Prefill and decode over the KV cache, with sampling.
 #include "gai/Generate.h"
 
+#include "gai/FloatConvert.h"
 #include "format/artifact_generated.h"
 
 #include <algorithm>
@@ -57,6 +58,17 @@ double secondsSince(std::chrono::steady_clock::time_point start) {
       .count();
 }
 
+/// Row `b` of the logits as floats (bf16 and f16 logits are widened).
+const float *logitsRow(const TensorRef &logits, int64_t b, int64_t vocab,
+                       std::vector<float> &scratch) {
+  if (logits.dtype == DType::F32)
+    return logits.as<float>() + b * vocab;
+  scratch.resize(static_cast<size_t>(vocab));
+  convertFloats(logits.data + b * vocab * logits.elementBytes, logits.dtype,
+                scratch.data(), DType::F32, static_cast<size_t>(vocab));
+  return scratch.data();
+}
+
 } // namespace
 
 StatusOr<std::vector<std::vector<int32_t>>>
@@ -95,6 +107,7 @@ generate(Session &session, const std::vector<std::vector<int32_t>> &prompts,
   }
 
   Sampler sampler(options.sampling);
+  std::vector<float> scratch;
   std::vector<std::vector<int32_t>> results(prompts.size());
   for (size_t first = 0; first < prompts.size(); first += batch) {
     size_t rows = std::min<size_t>(batch, prompts.size() - first);
@@ -145,7 +158,7 @@ generate(Session &session, const std::vector<std::vector<int32_t>> &prompts,
         done[b] = true;
         continue;
       }
-      int32_t token = sampler.sample(prefillLogits.as<float>() + b * vocab, vocab);
+      int32_t token = sampler.sample(logitsRow(prefillLogits, b, vocab, scratch), vocab);
       results[first + b].push_back(token);
       if (onToken)
         onToken(first + b, token);
@@ -181,7 +194,7 @@ generate(Session &session, const std::vector<std::vector<int32_t>> &prompts,
       for (int64_t b = 0; b < static_cast<int64_t>(rows); ++b) {
         if (done[b])
           continue;
-        int32_t token = sampler.sample(decodeLogits.as<float>() + b * vocab, vocab);
+        int32_t token = sampler.sample(logitsRow(decodeLogits, b, vocab, scratch), vocab);
         results[first + b].push_back(token);
         ++made;
         if (onToken)

@@ -1,6 +1,7 @@
 // GPT-2 style initialisation of an artifact's weights.
 #include "gai/Init.h"
 
+#include "gai/FloatConvert.h"
 #include "gai/Safetensors.h"
 #include "format/artifact_generated.h"
 
@@ -28,12 +29,13 @@ Status writeInitialWeights(const std::string &artifactPath,
     return Status::error(artifactPath + ": the artifact names no weights");
 
   std::mt19937_64 rng(seed);
-  std::vector<std::vector<float>> storage;
+  std::vector<std::vector<uint8_t>> storage;
   std::vector<TensorToWrite> tensors;
   for (const format::TensorDesc *t : *root->weights()->tensors()) {
-    if (t->dtype() != format::DType::F32)
+    bool bf16 = t->dtype() == format::DType::BF16;
+    if (t->dtype() != format::DType::F32 && !bf16)
       return Status::error("weight '" + t->name()->str() +
-                           "' is not f32; initialise f32 models only");
+                           "' is not f32 or bf16; initialise float models only");
     std::string name = t->name()->str();
     std::vector<int64_t> shape(t->shape()->begin(), t->shape()->end());
     int64_t count = 1;
@@ -58,10 +60,14 @@ Status writeInitialWeights(const std::string &artifactPath,
           values[i + 1] = static_cast<float>(r * std::sin(2 * M_PI * u2));
       }
     }
-    storage.push_back(std::move(values));
-    tensors.push_back({name, DType::F32, shape,
-                       reinterpret_cast<const uint8_t *>(storage.back().data()),
-                       static_cast<size_t>(count) * 4});
+    // Stored in the model's precision: the same draws, rounded for bf16.
+    DType dtype = bf16 ? DType::BF16 : DType::F32;
+    std::vector<uint8_t> bytes(static_cast<size_t>(count) * dtypeSize(dtype));
+    convertFloats(values.data(), DType::F32, bytes.data(), dtype,
+                  static_cast<size_t>(count));
+    storage.push_back(std::move(bytes));
+    tensors.push_back({name, dtype, shape, storage.back().data(),
+                       storage.back().size()});
   }
   return writeSafetensors(outputPath, tensors,
                           {{"format", "pt"}, {"init", "gai normal(0.02) seed " +

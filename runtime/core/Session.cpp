@@ -1,341 +1,66 @@
-// The CPU executor: resolves each step's buffers and runs its command.
+// A session picks its device and hands everything else to its executor.
 #include "gai/Session.h"
 
-#include "core/Tables.h"
+#include "core/Executor.h"
 #include "format/artifact_generated.h"
-#include "hal/cpu/KernelModule.h"
-#include "hal/cpu/Kernels.h"
-
-#include <cstdlib>
-#include <cstring>
 
 namespace gai {
-namespace {
-
-/// Zeroed, 64-byte aligned memory.
-struct AlignedBuffer {
-  std::unique_ptr<uint8_t, decltype(&std::free)> ptr{nullptr, &std::free};
-  int64_t size = 0;
-
-  bool allocate(int64_t bytes) {
-    size = bytes;
-    size_t rounded = static_cast<size_t>((bytes + 63) / 64 * 64 + 64);
-    ptr.reset(static_cast<uint8_t *>(std::aligned_alloc(64, rounded)));
-    if (ptr)
-      std::memset(ptr.get(), 0, rounded);
-    return ptr != nullptr;
-  }
-  uint8_t *get() const { return ptr.get(); }
-};
-
-
-cpu::Activation activationOf(format::Activation a) {
-  switch (a) {
-  case format::Activation::Silu: return cpu::Activation::Silu;
-  case format::Activation::Gelu: return cpu::Activation::Gelu;
-  case format::Activation::GeluTanh: return cpu::Activation::GeluTanh;
-  case format::Activation::Relu: return cpu::Activation::Relu;
-  default: return cpu::Activation::None;
-  }
-}
-
-} // namespace
-
-struct Session::Entry {
-  const format::EntryPoint *desc = nullptr;
-  AlignedBuffer arena, input, output;
-  uint8_t *base[5] = {}; // by format::Space
-};
 
 Session::Session(LoadedArtifact artifact) : artifact_(std::move(artifact)) {}
 Session::~Session() = default;
 
-StatusOr<std::unique_ptr<Session>> Session::create(LoadedArtifact artifact) {
+StatusOr<std::unique_ptr<Session>> Session::create(LoadedArtifact artifact,
+                                                   const SessionOptions &options) {
   if (!artifact.weights() && artifact.weightsSize() > 0)
     return Status::error("the artifact was loaded without its weights");
   std::unique_ptr<Session> session(new Session(std::move(artifact)));
   const format::Artifact &root = session->artifact_.root();
-  std::vector<std::string> symbols;
-  const uint8_t *code = nullptr;
-  size_t codeSize = 0;
-  if (const format::KernelModule *k = root.kernels()) {
-    if (k->symbols())
-      for (const flatbuffers::String *s : *k->symbols())
-        symbols.push_back(s->str());
-    if (k->code()) {
-      code = k->code()->data();
-      codeSize = k->code()->size();
-    }
-    if (!symbols.empty() && (!k->format() || k->format()->str() != "elf-shared-object"))
-      return Status::error("kernels in format '" +
-                           (k->format() ? k->format()->str() : "") +
-                           "' cannot run on the CPU");
-  }
   std::string target = root.options() && root.options()->target()
                            ? root.options()->target()->str()
                            : "cpu";
-  auto kernels = cpu::KernelModule::load(code, codeSize, symbols, target);
-  if (!kernels)
-    return kernels.status();
-  session->kernels_ = *kernels;
-
-  session->state_.assign(static_cast<size_t>(root.state_size()), 0);
-  if (root.entries())
-    for (const format::EntryPoint *desc : *root.entries()) {
-      auto entry = std::make_unique<Entry>();
-      entry->desc = desc;
-      if (!entry->arena.allocate(desc->arena_size()) ||
-          !entry->input.allocate(packedSize(desc->inputs())) ||
-          !entry->output.allocate(packedSize(desc->outputs())))
-        return Status::error("out of memory for entry '" + desc->name()->str() + "'");
-      entry->base[static_cast<int>(format::Space::Arena)] = entry->arena.get();
-      entry->base[static_cast<int>(format::Space::Weights)] =
-          const_cast<uint8_t *>(session->artifact_.weights());
-      entry->base[static_cast<int>(format::Space::State)] = session->state_.data();
-      entry->base[static_cast<int>(format::Space::Input)] = entry->input.get();
-      entry->base[static_cast<int>(format::Space::Output)] = entry->output.get();
-      session->entries_[desc->name()->str()] = std::move(entry);
+  bool cudaArtifact = target.rfind("cuda", 0) == 0;
+  std::string device = options.device;
+  if (device == "auto")
+    device = cudaArtifact ? "cuda" : "cpu";
+  StatusOr<std::unique_ptr<Executor>> executor = Status::error("");
+  if (device == "cpu") {
+    if (cudaArtifact)
+      return Status::error("--device=cpu: the artifact was compiled for " + target +
+                           "; compile it with --target=cpu to run on the CPU");
+    executor = createCpuExecutor(session->artifact_);
+  } else if (device == "cuda" || device.rfind("cuda:", 0) == 0) {
+    if (!cudaArtifact)
+      return Status::error("--device=" + device + ": the artifact was compiled for " +
+                           target + "; compile it with --target=cuda to run on a GPU");
+    int ordinal = 0;
+    if (device.size() > 5) {
+      char *end = nullptr;
+      long n = std::strtol(device.c_str() + 5, &end, 10);
+      if (*end != '\0' || n < 0)
+        return Status::error("--device=" + device + ": expected cuda:N");
+      ordinal = static_cast<int>(n);
     }
+    executor = createCudaExecutor(session->artifact_, ordinal);
+  } else {
+    return Status::error("--device=" + device + ": expected auto, cpu, cuda or cuda:N");
+  }
+  if (!executor)
+    return executor.status();
+  session->executor_ = std::move(*executor);
   return session;
 }
 
-static std::vector<TensorRef> tensorsOf(
-    const flatbuffers::Vector<flatbuffers::Offset<format::TensorDesc>> *list,
-    uint8_t *base) {
-  std::vector<TensorRef> out;
-  if (!list)
-    return out;
-  for (const format::TensorDesc *t : *list) {
-    TensorRef r;
-    r.name = t->name() ? t->name()->str() : "";
-    if (t->shape())
-      r.shape.assign(t->shape()->begin(), t->shape()->end());
-    r.elementBytes = static_cast<int>(std::max<int64_t>(dtypeBits(t->dtype()) / 8, 1));
-    r.data = base + t->buffer()->offset();
-    r.size = t->buffer()->size();
-    out.push_back(std::move(r));
-  }
-  return out;
+bool Session::hasEntry(const std::string &name) const {
+  return executor_->hasEntry(name);
 }
-
 std::vector<TensorRef> Session::inputs(const std::string &entry) {
-  auto it = entries_.find(entry);
-  return it == entries_.end()
-             ? std::vector<TensorRef>{}
-             : tensorsOf(it->second->desc->inputs(), it->second->input.get());
+  return executor_->inputs(entry);
 }
-
 std::vector<TensorRef> Session::outputs(const std::string &entry) {
-  auto it = entries_.find(entry);
-  return it == entries_.end()
-             ? std::vector<TensorRef>{}
-             : tensorsOf(it->second->desc->outputs(), it->second->output.get());
+  return executor_->outputs(entry);
 }
-
-void Session::resetState() {
-  std::fill(state_.begin(), state_.end(), 0);
-}
-
-Status Session::run(const std::string &name) {
-  auto it = entries_.find(name);
-  if (it == entries_.end())
-    return Status::error("the artifact has no entry point '" + name + "'");
-  const Entry &entry = *it->second;
-  if (!entry.desc->steps())
-    return Status::ok();
-  for (size_t i = 0; i < entry.desc->steps()->size(); ++i)
-    if (Status s = runStep(entry, i); !s)
-      return s;
-  return Status::ok();
-}
-
-Status Session::runStep(const Entry &entry, size_t index) {
-  const format::Step *step = entry.desc->steps()->Get(index);
-  auto ptr = [&](const format::BufferRef *ref) -> uint8_t * {
-    if (!ref || ref->size() == 0)
-      return nullptr;
-    return entry.base[static_cast<int>(ref->space())] + ref->offset();
-  };
-  auto f32 = [&](const format::BufferRef *ref) {
-    return reinterpret_cast<float *>(ptr(ref));
-  };
-  auto i32 = [&](const format::BufferRef *ref) {
-    return reinterpret_cast<int32_t *>(ptr(ref));
-  };
-  std::string at = "entry '" + entry.desc->name()->str() + "', step " +
-                   std::to_string(index);
-  switch (step->command_type()) {
-  case format::Command::Gemm: {
-    const format::Gemm *g = step->command_as_Gemm();
-    cpu::GemmArgs args;
-    args.a = f32(g->a());
-    args.b = f32(g->b());
-    args.c = f32(g->c());
-    args.batch = g->batch();
-    args.m = g->m();
-    args.n = g->n();
-    args.k = g->k();
-    args.transposeA = g->transpose_a();
-    args.transposeB = g->transpose_b();
-    args.strideA = g->stride_a();
-    args.strideB = g->stride_b();
-    args.strideC = g->stride_c();
-    args.bias = f32(g->bias());
-    args.residual = f32(g->residual());
-    args.activation = activationOf(g->activation());
-    cpu::gemm(args);
-    return Status::ok();
-  }
-  case format::Command::Attention: {
-    const format::Attention *a = step->command_as_Attention();
-    cpu::AttentionArgs args;
-    args.q = f32(a->q());
-    args.k = f32(a->k());
-    args.v = f32(a->v());
-    args.out = f32(a->out());
-    args.batch = a->batch();
-    args.heads = a->heads();
-    args.kvHeads = a->kv_heads();
-    args.queries = a->queries();
-    args.keys = a->keys();
-    args.headDim = a->head_dim();
-    args.valueDim = a->value_dim();
-    args.scale = a->scale();
-    args.softcap = a->softcap();
-    args.causal = a->causal();
-    args.window = a->window();
-    args.queryStart = i32(a->query_start());
-    if (args.queryStart)
-      for (int64_t b = 0; b < args.batch; ++b)
-        if (args.queryStart[b] < 0 || args.queryStart[b] + args.queries > args.keys)
-          return Status::error(at + " (attention): row " + std::to_string(b) +
-                               " starts at position " +
-                               std::to_string(args.queryStart[b]) +
-                               ", outside the " + std::to_string(args.keys) +
-                               " cache slots");
-    cpu::attention(args);
-    return Status::ok();
-  }
-  case format::Command::Launch: {
-    const format::Launch *l = step->command_as_Launch();
-    void *buffers[64];
-    size_t count = l->args() ? l->args()->size() : 0;
-    if (count > 64)
-      return Status::error(at + ": a launch with more than 64 buffers");
-    for (size_t i = 0; i < count; ++i)
-      buffers[i] = ptr(l->args()->Get(i));
-    kernels_->kernel(l->kernel())(buffers);
-    return Status::ok();
-  }
-  case format::Command::LibraryCall:
-    break;
-  default:
-    return Status::error(at + ": unknown command");
-  }
-
-  const format::LibraryCall *c = step->command_as_LibraryCall();
-  std::string callee = c->name()->str();
-  auto arg = [&](size_t i) {
-    return c->args() && i < c->args()->size() ? c->args()->Get(i) : nullptr;
-  };
-  std::vector<int64_t> ints;
-  if (c->ints())
-    ints.assign(c->ints()->begin(), c->ints()->end());
-  size_t argCount = c->args() ? c->args()->size() : 0;
-  auto need = [&](size_t nArgs, size_t nInts) -> Status {
-    if (argCount != nArgs || ints.size() < nInts)
-      return Status::error(at + " (" + callee + "): expected " +
-                           std::to_string(nArgs) + " buffers and " +
-                           std::to_string(nInts) + " integers");
-    return Status::ok();
-  };
-  at += " (" + callee + ")";
-  if (callee == "embedding") {
-    if (Status s = need(3, 3); !s)
-      return s;
-    int64_t bad = cpu::embedding(f32(arg(0)), ints[0], ints[1], i32(arg(1)),
-                                 ints[2], f32(arg(2)));
-    if (bad >= 0)
-      return Status::error(at + ": token id " + std::to_string(i32(arg(1))[bad]) +
-                           " is outside the vocabulary of " +
-                           std::to_string(ints[0]));
-    return Status::ok();
-  }
-  if (callee == "cache_write") {
-    if (Status s = need(3, 5); !s)
-      return s;
-    int64_t bad = cpu::cacheWrite(f32(arg(0)), f32(arg(1)), i32(arg(2)), ints[0],
-                                  ints[1], ints[2], ints[3], ints[4]);
-    if (bad >= 0)
-      return Status::error(at + ": row " + std::to_string(bad) + " writes " +
-                           std::to_string(ints[3]) + " tokens at position " +
-                           std::to_string(i32(arg(2))[bad]) + ", past the " +
-                           std::to_string(ints[2]) + " cache slots");
-    return Status::ok();
-  }
-  if (callee == "take") {
-    if (Status s = need(3, 3); !s)
-      return s;
-    int64_t bad = cpu::take(f32(arg(0)), i32(arg(1)), ints[0], ints[1], ints[2],
-                            f32(arg(2)));
-    if (bad >= 0)
-      return Status::error(at + ": row " + std::to_string(bad) + " picks position " +
-                           std::to_string(i32(arg(1))[bad]) + " of " +
-                           std::to_string(ints[1]));
-    return Status::ok();
-  }
-  if (callee == "transpose" || callee == "slice") {
-    if (Status s = need(2, 2); !s)
-      return s;
-    int64_t rank = ints[1];
-    size_t want = 2 + (callee == "slice" ? 3 : 2) * static_cast<size_t>(rank);
-    if (rank < 0 || ints.size() != want)
-      return Status::error(at + ": malformed shape");
-    if (callee == "transpose")
-      cpu::transpose(ptr(arg(0)), ptr(arg(1)), ints[0], &ints[2], &ints[2 + rank],
-                     rank);
-    else
-      cpu::slice(ptr(arg(0)), ptr(arg(1)), ints[0], &ints[2], &ints[2 + rank],
-                 &ints[2 + 2 * rank], rank);
-    return Status::ok();
-  }
-  if (callee == "topk") {
-    if (Status s = need(3, 3); !s)
-      return s;
-    cpu::topk(f32(arg(0)), ints[0], ints[1], ints[2], f32(arg(1)), i32(arg(2)));
-    return Status::ok();
-  }
-  if (callee == "one_hot") {
-    if (Status s = need(2, 2); !s)
-      return s;
-    if (cpu::oneHot(i32(arg(0)), ints[0], ints[1], f32(arg(1))) >= 0)
-      return Status::error(at + ": an index is outside [0, " +
-                           std::to_string(ints[1]) + ")");
-    return Status::ok();
-  }
-  if (callee == "reduce") {
-    if (Status s = need(2, 4); !s)
-      return s;
-    cpu::reduce(f32(arg(0)), f32(arg(1)), static_cast<cpu::ReduceKind>(ints[0]),
-                ints[1], ints[2], ints[3]);
-    return Status::ok();
-  }
-  if (callee == "copy") {
-    if (Status s = need(2, 0); !s)
-      return s;
-    std::memmove(ptr(arg(1)), ptr(arg(0)),
-                 static_cast<size_t>(std::min(arg(0)->size(), arg(1)->size())));
-    return Status::ok();
-  }
-  if (callee == "fill") {
-    if (Status s = need(1, 1); !s)
-      return s;
-    auto bits = static_cast<int32_t>(ints[0]);
-    int32_t *out = i32(arg(0));
-    std::fill_n(out, arg(0)->size() / 4, bits);
-    return Status::ok();
-  }
-  return Status::error(at + ": no such library kernel in this runtime");
-}
+Status Session::run(const std::string &entry) { return executor_->run(entry); }
+void Session::resetState() { executor_->resetState(); }
+std::string Session::deviceName() const { return executor_->deviceName(); }
 
 } // namespace gai

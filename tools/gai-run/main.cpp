@@ -1,4 +1,6 @@
-// gai-run: runs gai artifacts: generate, and init (fresh weights).
+// gai-run: runs gai artifacts: generate, bench, and init (fresh weights).
+#include "Bench.h"
+
 #include "gai/Generate.h"
 #include "gai/Init.h"
 #include "gai/Session.h"
@@ -16,7 +18,8 @@ namespace {
 
 const char *kUsage =
     "usage: gai-run init ARTIFACT -o WEIGHTS.safetensors [--seed S]\n"
-    "       gai-run generate ARTIFACT [--weights FILE]\n"
+    "       gai-run bench ARTIFACT --workload prefill|decode ... (see bench --help)\n"
+    "       gai-run generate ARTIFACT [--weights FILE] [--device D]\n"
     "           (--prompt TEXT | --prompt-ids \"1 2 3\")...\n"
     "           [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P]\n"
     "           [--seed S] [--stop-token ID] [--print-ids] [--no-stream]\n"
@@ -25,7 +28,8 @@ const char *kUsage =
     "(in groups of the artifact's batch size). Text is byte-tokenized.\n"
     "--temperature 0 (the default) is greedy. --print-ids prints each\n"
     "prompt's generated ids on one line instead of text. Throughput goes to\n"
-    "stderr.\n"
+    "stderr. --device is auto (the artifact's target: a GPU for --target=cuda),\n"
+    "cpu, cuda or cuda:N.\n"
     "\n"
     "init writes fresh weights for every tensor the artifact names (norm\n"
     "scales 1, biases 0, the rest N(0, 0.02)) for use with --weights.\n";
@@ -54,6 +58,7 @@ bool parseFloat(const std::string &text, float &out) {
 
 int generateCommand(int argc, char **argv) {
   std::string artifactPath, weightsPath;
+  gai::SessionOptions sessionOptions;
   std::vector<std::string> texts;
   std::vector<std::vector<int32_t>> idPrompts;
   std::vector<bool> promptIsText;
@@ -74,6 +79,9 @@ int generateCommand(int argc, char **argv) {
     } else if (arg == "--weights") {
       if (!value(weightsPath))
         return fail("--weights needs a file");
+    } else if (arg == "--device") {
+      if (!value(sessionOptions.device))
+        return fail("--device needs auto, cpu, cuda or cuda:N");
     } else if (arg == "--prompt") {
       if (!value(v))
         return fail("--prompt needs text");
@@ -139,7 +147,7 @@ int generateCommand(int argc, char **argv) {
   auto artifact = gai::LoadedArtifact::load(artifactPath, weightsPath);
   if (!artifact)
     return fail(artifact.status().message());
-  auto session = gai::Session::create(std::move(*artifact));
+  auto session = gai::Session::create(std::move(*artifact), sessionOptions);
   if (!session)
     return fail(session.status().message());
   gai::Session &s = **session;
@@ -242,5 +250,7 @@ int main(int argc, char **argv) {
     return generateCommand(argc - 2, argv + 2);
   if (command == "init")
     return initCommand(argc - 2, argv + 2);
-  return fail("unknown command '" + command + "' (expected generate or init)");
+  if (command == "bench")
+    return gai::benchCommand(argc - 2, argv + 2);
+  return fail("unknown command '" + command + "' (expected generate, bench or init)");
 }

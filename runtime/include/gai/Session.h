@@ -1,8 +1,9 @@
-// Runs an artifact's entry points on the CPU: buffers, kernels, the plan.
+// Runs an artifact's entry points on a device: buffers, kernels, the plan.
 #ifndef GAI_SESSION_H
 #define GAI_SESSION_H
 
 #include "gai/Artifact.h"
+#include "gai/Safetensors.h"
 #include "gai/Status.h"
 
 #include <cstdint>
@@ -12,15 +13,13 @@
 #include <vector>
 
 namespace gai {
-namespace cpu {
-class KernelModule;
-} // namespace cpu
 
 /// A tensor in one of the session's buffers. `data` stays valid for the
 /// session's life.
 struct TensorRef {
   std::string name;
   std::vector<int64_t> shape;
+  DType dtype = DType::F32;
   int elementBytes = 4;
   uint8_t *data = nullptr;
   int64_t size = 0; ///< bytes
@@ -29,15 +28,24 @@ struct TensorRef {
   int64_t numElements() const { return size / elementBytes; }
 };
 
+class Executor;
+
+struct SessionOptions {
+  /// auto (the device the artifact was compiled for), cpu, cuda or cuda:N.
+  std::string device = "auto";
+};
+
 /// One loaded artifact with its state (the KV cache) and the memory its
-/// entry points need. Not thread-safe: one run at a time.
+/// entry points need, on the CPU or a CUDA GPU. Inputs and outputs are host
+/// memory either way. Not thread-safe: one run at a time.
 class Session {
 public:
-  static StatusOr<std::unique_ptr<Session>> create(LoadedArtifact artifact);
+  static StatusOr<std::unique_ptr<Session>> create(LoadedArtifact artifact,
+                                                   const SessionOptions &options = {});
   ~Session();
 
   const LoadedArtifact &artifact() const { return artifact_; }
-  bool hasEntry(const std::string &name) const { return entries_.count(name); }
+  bool hasEntry(const std::string &name) const;
   /// Fill these, then run(); they keep their contents between runs.
   std::vector<TensorRef> inputs(const std::string &entry);
   std::vector<TensorRef> outputs(const std::string &entry);
@@ -47,16 +55,14 @@ public:
   Status run(const std::string &entry);
   /// Zeroes the state (the KV cache).
   void resetState();
+  /// cpu, or the GPU's name and ordinal.
+  std::string deviceName() const;
 
 private:
-  struct Entry;
   explicit Session(LoadedArtifact artifact);
-  Status runStep(const Entry &entry, size_t index);
 
   LoadedArtifact artifact_;
-  std::shared_ptr<cpu::KernelModule> kernels_;
-  std::vector<uint8_t> state_;
-  std::map<std::string, std::unique_ptr<Entry>> entries_;
+  std::unique_ptr<Executor> executor_;
 };
 
 } // namespace gai

@@ -1,0 +1,43 @@
+// What a Session runs on: one executor per device kind, behind one
+// interface. Inputs and outputs are host memory on every device.
+#ifndef GAI_RUNTIME_CORE_EXECUTOR_H
+#define GAI_RUNTIME_CORE_EXECUTOR_H
+
+#include "gai/Artifact.h"
+#include "gai/Session.h"
+#include "gai/Status.h"
+#include "format/artifact_generated.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace gai {
+
+class Executor {
+public:
+  virtual ~Executor() = default;
+  virtual bool hasEntry(const std::string &name) const = 0;
+  virtual std::vector<TensorRef> inputs(const std::string &entry) = 0;
+  virtual std::vector<TensorRef> outputs(const std::string &entry) = 0;
+  virtual Status run(const std::string &entry) = 0;
+  virtual void resetState() = 0;
+  virtual std::string deviceName() const = 0;
+};
+
+/// TensorRefs for a packed tensor list whose bytes start at `base`.
+std::vector<TensorRef> tensorRefs(
+    const flatbuffers::Vector<flatbuffers::Offset<format::TensorDesc>> *list,
+    uint8_t *base);
+
+StatusOr<std::unique_ptr<Executor>> createCpuExecutor(const LoadedArtifact &artifact);
+
+/// Whether this build has the CUDA backend and the machine a CUDA GPU.
+int cudaDeviceCount();
+/// Runs on CUDA device `ordinal`; an error when there is none.
+StatusOr<std::unique_ptr<Executor>> createCudaExecutor(const LoadedArtifact &artifact,
+                                                       int ordinal);
+
+} // namespace gai
+
+#endif // GAI_RUNTIME_CORE_EXECUTOR_H

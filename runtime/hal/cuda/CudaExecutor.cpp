@@ -1,0 +1,630 @@
+// The CUDA executor: one device allocation carved by the plan, steps
+// resolved to launches once, and each entry point replayed as a CUDA graph
+// after its first run.
+#include "core/Executor.h"
+#include "core/Tables.h"
+#include "format/artifact_generated.h"
+#include "hal/cuda/Driver.h"
+#include "hal/cuda/Gemm.h"
+#include "hal/cuda/Kernels.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <map>
+
+namespace gai {
+namespace {
+
+using namespace gai::cuda;
+
+constexpr int64_t kAlign = 256;
+constexpr size_t kGemmWorkspace = 32u << 20;
+
+int64_t alignUp(int64_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+
+/// Pinned host memory: what inputs and outputs live in.
+struct PinnedBuffer {
+  uint8_t *data = nullptr;
+  int64_t size = 0;
+  ~PinnedBuffer() {
+    if (data)
+      cudaFreeHost(data);
+  }
+};
+
+class CudaExecutor final : public Executor {
+public:
+  CudaExecutor(const LoadedArtifact &artifact, int ordinal)
+      : artifact_(artifact), ordinal_(ordinal) {}
+  ~CudaExecutor() override;
+  Status init();
+
+  bool hasEntry(const std::string &name) const override {
+    return entries_.count(name) != 0;
+  }
+  std::vector<TensorRef> inputs(const std::string &entry) override;
+  std::vector<TensorRef> outputs(const std::string &entry) override;
+  Status run(const std::string &entry) override;
+  void resetState() override;
+  std::string deviceName() const override { return name_; }
+
+private:
+  using StepFn = std::function<Status(cudaStream_t)>;
+  struct Entry {
+    const format::EntryPoint *desc = nullptr;
+    PinnedBuffer hostInput, hostOutput;
+    uint8_t *input = nullptr, *output = nullptr; // device
+    std::vector<StepFn> steps;
+    std::vector<std::string> stepNames;
+    std::vector<std::unique_ptr<GemmPlan>> gemms;
+    cudaGraphExec_t graph = nullptr;
+    bool graphFailed = false;
+    int runs = 0;
+  };
+  Status layOutWeights();
+  Status buildSteps(Entry &entry);
+  uint8_t *pointer(const Entry &entry, const format::BufferRef *ref) const;
+  Status enqueue(Entry &entry, cudaStream_t stream);
+  Status checkError(const Entry &entry);
+
+  const LoadedArtifact &artifact_;
+  int ordinal_;
+  std::string name_;
+  Elem elem_ = Elem::F32;
+  int multiprocessors_ = 1;
+  const Driver *driver_ = nullptr;
+  CUmodule module_ = nullptr;
+  std::vector<CUfunction> functions_;
+  cublasLtHandle_t lt_ = nullptr;
+  cudaStream_t stream_ = nullptr;
+  uint8_t *device_ = nullptr; // the one allocation
+  uint8_t *weights_ = nullptr, *state_ = nullptr, *arena_ = nullptr;
+  void *gemmWorkspace_ = nullptr;
+  float *attentionWorkspace_ = nullptr;
+  ErrorWord *error_ = nullptr;
+  PinnedBuffer hostError_;
+  /// Weight tensors by their offset in the artifact's blob: (old offset,
+  /// size, device offset), sorted.
+  std::vector<std::array<int64_t, 3>> weightMap_;
+  std::map<std::string, std::unique_ptr<Entry>> entries_;
+};
+
+CudaExecutor::~CudaExecutor() {
+  for (auto &[name, entry] : entries_)
+    if (entry->graph)
+      cudaGraphExecDestroy(entry->graph);
+  if (module_ && driver_)
+    driver_->moduleUnload(module_);
+  if (lt_)
+    cublasLtDestroy(lt_);
+  if (stream_)
+    cudaStreamDestroy(stream_);
+  if (device_)
+    cudaFree(device_);
+}
+
+Status CudaExecutor::layOutWeights() {
+  const format::Weights *w = artifact_.root().weights();
+  int64_t next = 0;
+  if (w && w->tensors())
+    for (const format::TensorDesc *t : *w->tensors()) {
+      weightMap_.push_back({t->buffer()->offset(), t->buffer()->size(), next});
+      next = alignUp(next + t->buffer()->size());
+    }
+  std::sort(weightMap_.begin(), weightMap_.end());
+  return Status::ok();
+}
+
+Status CudaExecutor::init() {
+  int count = cudaDeviceCount();
+  if (count == 0)
+    return Status::error("no CUDA GPU is visible (or this build has no CUDA backend)");
+  if (ordinal_ >= count)
+    return Status::error("--device=cuda:" + std::to_string(ordinal_) + ": only " +
+                         std::to_string(count) + " CUDA GPU(s)");
+  if (cudaError_t e = cudaSetDevice(ordinal_); e != cudaSuccess)
+    return cudaError("cudaSetDevice", e);
+  cudaDeviceProp props{};
+  cudaGetDeviceProperties(&props, ordinal_);
+  multiprocessors_ = props.multiProcessorCount;
+  name_ = "cuda:" + std::to_string(ordinal_) + " (" + props.name + ")";
+
+  const format::Artifact &root = artifact_.root();
+  std::string dtype = root.options() && root.options()->dtype()
+                          ? root.options()->dtype()->str()
+                          : "f32";
+  if (dtype == "bf16")
+    elem_ = Elem::BF16;
+  else if (dtype != "f32")
+    return Status::error("the CUDA backend runs f32 and bf16 artifacts, not " + dtype);
+
+  auto driver = Driver::get();
+  if (!driver)
+    return driver.status();
+  driver_ = *driver;
+  if (const format::KernelModule *k = root.kernels();
+      k && k->symbols() && k->symbols()->size() > 0) {
+    if (!k->format() || k->format()->str() != "ptx" || !k->code() ||
+        k->code()->size() == 0 || k->code()->data()[k->code()->size() - 1] != 0)
+      return Status::error("the artifact's kernels are not PTX; compile it with "
+                           "--target=cuda");
+    CUresult r = driver_->moduleLoadDataEx(&module_, k->code()->data(), 0, nullptr,
+                                           nullptr);
+    if (r != CUDA_SUCCESS)
+      return Status::error("loading the artifact's PTX failed: " + driver_->message(r));
+    for (const flatbuffers::String *s : *k->symbols()) {
+      CUfunction f;
+      r = driver_->moduleGetFunction(&f, module_, s->c_str());
+      if (r != CUDA_SUCCESS)
+        return Status::error("the PTX has no kernel '" + s->str() + "'");
+      functions_.push_back(f);
+    }
+  }
+  if (cublasLtCreate(&lt_) != CUBLAS_STATUS_SUCCESS)
+    return Status::error("cuBLASLt could not start");
+  if (cudaError_t e = cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking);
+      e != cudaSuccess)
+    return cudaError("cudaStreamCreate", e);
+
+  // One allocation: weights | state | arena (shared by the entries, which
+  // never run at once) | each entry's inputs and outputs | workspaces.
+  if (Status s = layOutWeights(); !s)
+    return s;
+  int64_t weightsBytes = 0;
+  for (auto &t : weightMap_)
+    weightsBytes = std::max(weightsBytes, alignUp(t[2] + t[1]));
+  int64_t arenaBytes = 0, ioBytes = 0, attentionFloats = 0;
+  if (root.entries())
+    for (const format::EntryPoint *desc : *root.entries()) {
+      arenaBytes = std::max(arenaBytes, alignUp(desc->arena_size()));
+      ioBytes += alignUp(packedSize(desc->inputs())) + alignUp(packedSize(desc->outputs()));
+      if (desc->steps())
+        for (const format::Step *step : *desc->steps())
+          if (const format::Attention *a = step->command_as_Attention()) {
+            AttentionParams p{};
+            p.batch = a->batch();
+            p.heads = a->heads();
+            p.queries = a->queries();
+            p.keys = a->keys();
+            p.headDim = a->head_dim();
+            p.valueDim = a->value_dim();
+            attentionFloats = std::max(
+                attentionFloats,
+                attentionWorkspaceFloats(p, attentionSplits(p, multiprocessors_)));
+          }
+    }
+  int64_t stateBytes = alignUp(root.state_size());
+  int64_t total = weightsBytes + stateBytes + arenaBytes + ioBytes +
+                  static_cast<int64_t>(kGemmWorkspace) + alignUp(attentionFloats * 4) +
+                  kAlign;
+  if (cudaError_t e = cudaMalloc(&device_, static_cast<size_t>(total)); e != cudaSuccess)
+    return cudaError("allocating " + std::to_string(total >> 20) + " MiB on " + name_, e);
+  uint8_t *cursor = device_;
+  auto take = [&](int64_t bytes) {
+    uint8_t *p = cursor;
+    cursor += alignUp(bytes);
+    return p;
+  };
+  weights_ = take(weightsBytes);
+  state_ = take(stateBytes);
+  arena_ = take(arenaBytes);
+  gemmWorkspace_ = take(kGemmWorkspace);
+  attentionWorkspace_ = reinterpret_cast<float *>(take(attentionFloats * 4));
+  error_ = reinterpret_cast<ErrorWord *>(take(kAlign));
+  cudaMemset(device_, 0, static_cast<size_t>(total));
+
+  for (auto &[from, size, to] : weightMap_)
+    if (cudaError_t e = cudaMemcpy(weights_ + to, artifact_.weights() + from,
+                                   static_cast<size_t>(size), cudaMemcpyHostToDevice);
+        e != cudaSuccess)
+      return cudaError("copying the weights to " + name_, e);
+  if (cudaError_t e = cudaMallocHost(&hostError_.data, sizeof(ErrorWord));
+      e != cudaSuccess)
+    return cudaError("cudaMallocHost", e);
+
+  if (root.entries())
+    for (const format::EntryPoint *desc : *root.entries()) {
+      auto entry = std::make_unique<Entry>();
+      entry->desc = desc;
+      for (auto [buffer, device, size] :
+           {std::tuple{&entry->hostInput, &entry->input, packedSize(desc->inputs())},
+            std::tuple{&entry->hostOutput, &entry->output, packedSize(desc->outputs())}}) {
+        buffer->size = size;
+        *device = take(size);
+        if (cudaError_t e = cudaMallocHost(&buffer->data, static_cast<size_t>(std::max<int64_t>(size, 1)));
+            e != cudaSuccess)
+          return cudaError("cudaMallocHost", e);
+        std::memset(buffer->data, 0, static_cast<size_t>(size));
+      }
+      if (Status s = buildSteps(*entry); !s)
+        return Status::error("entry '" + desc->name()->str() + "': " + s.message());
+      entries_[desc->name()->str()] = std::move(entry);
+    }
+  if (cudaError_t e = cudaDeviceSynchronize(); e != cudaSuccess)
+    return cudaError("setting up " + name_, e);
+  return Status::ok();
+}
+
+uint8_t *CudaExecutor::pointer(const Entry &entry, const format::BufferRef *ref) const {
+  if (!ref || ref->size() == 0)
+    return nullptr;
+  switch (ref->space()) {
+  case format::Space::Arena: return arena_ + ref->offset();
+  case format::Space::State: return state_ + ref->offset();
+  case format::Space::Input: return entry.input + ref->offset();
+  case format::Space::Output: return entry.output + ref->offset();
+  case format::Space::Weights: {
+    // The tensor holding the range, moved to its aligned device place.
+    std::array<int64_t, 3> key{ref->offset(), INT64_MAX, INT64_MAX};
+    auto it = std::upper_bound(weightMap_.begin(), weightMap_.end(), key);
+    if (it == weightMap_.begin())
+      return nullptr;
+    --it;
+    if (ref->offset() + ref->size() > (*it)[0] + (*it)[1])
+      return nullptr;
+    return weights_ + (*it)[2] + (ref->offset() - (*it)[0]);
+  }
+  }
+  return nullptr;
+}
+
+Status CudaExecutor::buildSteps(Entry &entry) {
+  if (!entry.desc->steps())
+    return Status::ok();
+  for (size_t index = 0; index < entry.desc->steps()->size(); ++index) {
+    const format::Step *step = entry.desc->steps()->Get(index);
+    int stepIndex = static_cast<int>(index);
+    auto ptr = [&](const format::BufferRef *ref) { return pointer(entry, ref); };
+    std::string at = "step " + std::to_string(index);
+    switch (step->command_type()) {
+    case format::Command::Gemm: {
+      const format::Gemm *g = step->command_as_Gemm();
+      GemmDesc d;
+      d.a = ptr(g->a());
+      d.b = ptr(g->b());
+      d.c = ptr(g->c());
+      d.bias = ptr(g->bias());
+      d.residual = ptr(g->residual());
+      d.batch = g->batch();
+      d.m = g->m();
+      d.n = g->n();
+      d.k = g->k();
+      d.transposeA = g->transpose_a();
+      d.transposeB = g->transpose_b();
+      d.strideA = g->stride_a();
+      d.strideB = g->stride_b();
+      d.strideC = g->stride_c();
+      d.activation = static_cast<int>(g->activation());
+      if (!d.a || !d.b || !d.c)
+        return Status::error(at + " (gemm): an operand lies outside its buffer");
+      auto plan = GemmPlan::create(lt_, d, elem_, kGemmWorkspace);
+      if (!plan)
+        return Status::error(at + ": " + plan.status().message());
+      const GemmPlan *p = plan->get();
+      entry.gemms.push_back(std::move(*plan));
+      void *workspace = gemmWorkspace_;
+      entry.steps.push_back([p, workspace](cudaStream_t s) {
+        return p->run(workspace, kGemmWorkspace, s);
+      });
+      entry.stepNames.push_back("gemm");
+      break;
+    }
+    case format::Command::Attention: {
+      const format::Attention *a = step->command_as_Attention();
+      AttentionParams p{};
+      p.q = ptr(a->q());
+      p.k = ptr(a->k());
+      p.v = ptr(a->v());
+      p.out = ptr(a->out());
+      p.queryStart = reinterpret_cast<const int32_t *>(ptr(a->query_start()));
+      p.batch = a->batch();
+      p.heads = a->heads();
+      p.kvHeads = a->kv_heads();
+      p.queries = a->queries();
+      p.keys = a->keys();
+      p.headDim = a->head_dim();
+      p.valueDim = a->value_dim();
+      p.scale = a->scale();
+      p.softcap = a->softcap();
+      p.causal = a->causal();
+      p.window = a->window();
+      if (p.headDim > 256 || p.valueDim > 256)
+        return Status::error(at + " (attention): head dims above 256 are not supported");
+      int splits = attentionSplits(p, multiprocessors_);
+      Elem e = elem_;
+      float *workspace = attentionWorkspace_;
+      ErrorWord *error = error_;
+      entry.steps.push_back([=](cudaStream_t s) {
+        attention(e, p, splits, workspace, error, stepIndex, s);
+        return Status::ok();
+      });
+      entry.stepNames.push_back("attention");
+      break;
+    }
+    case format::Command::Launch: {
+      const format::Launch *l = step->command_as_Launch();
+      if (l->kernel() >= functions_.size() || !l->grid() || l->grid()->size() != 2)
+        return Status::error(at + ": a launch without a GPU kernel or grid");
+      auto args = std::make_shared<std::vector<CUdeviceptr>>();
+      if (l->args())
+        for (const format::BufferRef *ref : *l->args())
+          args->push_back(reinterpret_cast<CUdeviceptr>(ptr(ref)));
+      auto params = std::make_shared<std::vector<void *>>();
+      for (CUdeviceptr &a : *args)
+        params->push_back(&a);
+      CUfunction f = functions_[l->kernel()];
+      auto grid = static_cast<unsigned>(l->grid()->Get(0));
+      auto block = static_cast<unsigned>(l->grid()->Get(1));
+      const Driver *driver = driver_;
+      entry.steps.push_back([=](cudaStream_t s) {
+        CUresult r = driver->launchKernel(f, grid, 1, 1, block, 1, 1, 0, s,
+                                          params->data(), nullptr);
+        if (r != CUDA_SUCCESS)
+          return Status::error("kernel launch: " + driver->message(r));
+        (void)args; // keeps the pointers params points at alive
+        return Status::ok();
+      });
+      entry.stepNames.push_back("kernel " + std::to_string(l->kernel()));
+      break;
+    }
+    case format::Command::LibraryCall: {
+      const format::LibraryCall *c = step->command_as_LibraryCall();
+      std::string callee = c->name() ? c->name()->str() : "";
+      std::vector<uint8_t *> args;
+      if (c->args())
+        for (const format::BufferRef *ref : *c->args())
+          args.push_back(ptr(ref));
+      std::vector<int64_t> ints;
+      if (c->ints())
+        ints.assign(c->ints()->begin(), c->ints()->end());
+      auto need = [&](size_t nArgs, size_t nInts) -> Status {
+        if (args.size() != nArgs || ints.size() < nInts)
+          return Status::error(at + " (" + callee + "): expected " +
+                               std::to_string(nArgs) + " buffers and " +
+                               std::to_string(nInts) + " integers");
+        return Status::ok();
+      };
+      Elem e = elem_;
+      ErrorWord *error = error_;
+      auto i32 = [](uint8_t *p) { return reinterpret_cast<int32_t *>(p); };
+      StepFn fn;
+      if (callee == "embedding") {
+        if (Status s = need(3, 3); !s) return s;
+        fn = [=](cudaStream_t s) {
+          embedding(e, args[0], ints[0], ints[1], i32(args[1]), ints[2], args[2],
+                    error, stepIndex, s);
+          return Status::ok();
+        };
+      } else if (callee == "cache_write") {
+        if (Status s = need(3, 5); !s) return s;
+        fn = [=](cudaStream_t s) {
+          cacheWrite(e, args[0], args[1], i32(args[2]), ints[0], ints[1], ints[2],
+                     ints[3], ints[4], error, stepIndex, s);
+          return Status::ok();
+        };
+      } else if (callee == "take") {
+        if (Status s = need(3, 3); !s) return s;
+        fn = [=](cudaStream_t s) {
+          take(reinterpret_cast<const uint32_t *>(args[0]), i32(args[1]), ints[0],
+               ints[1], ints[2], reinterpret_cast<uint32_t *>(args[2]), error,
+               stepIndex, s);
+          return Status::ok();
+        };
+      } else if (callee == "transpose" || callee == "slice") {
+        if (Status s = need(2, 2); !s) return s;
+        int64_t rank = ints[1];
+        size_t want = 2 + (callee == "slice" ? 3 : 2) * static_cast<size_t>(rank);
+        if (rank < 0 || rank > kMaxRank || ints.size() != want)
+          return Status::error(at + " (" + callee + "): malformed shape");
+        Shape a{}, b{}, c{};
+        a.rank = b.rank = c.rank = rank;
+        for (int64_t d = 0; d < rank; ++d) {
+          a.dims[d] = ints[2 + d];
+          b.dims[d] = ints[2 + rank + d];
+          if (callee == "slice")
+            c.dims[d] = ints[2 + 2 * rank + d];
+        }
+        int64_t bytes = ints[0];
+        if (callee == "transpose")
+          fn = [=](cudaStream_t s) {
+            transpose(args[0], args[1], bytes, a, b, s);
+            return Status::ok();
+          };
+        else
+          fn = [=](cudaStream_t s) {
+            slice(args[0], args[1], bytes, a, b, c, s);
+            return Status::ok();
+          };
+      } else if (callee == "topk") {
+        if (Status s = need(3, 3); !s) return s;
+        if (ints[2] > 32)
+          return Status::error(at + " (topk): k above 32 is not supported");
+        fn = [=](cudaStream_t s) {
+          topk(e, args[0], ints[0], ints[1], ints[2], args[1], i32(args[2]), s);
+          return Status::ok();
+        };
+      } else if (callee == "one_hot") {
+        if (Status s = need(2, 2); !s) return s;
+        fn = [=](cudaStream_t s) {
+          oneHot(e, i32(args[0]), ints[0], ints[1], args[1], error, stepIndex, s);
+          return Status::ok();
+        };
+      } else if (callee == "reduce") {
+        if (Status s = need(2, 4); !s) return s;
+        fn = [=](cudaStream_t s) {
+          reduce(e, args[0], args[1], static_cast<int>(ints[0]), ints[1], ints[2],
+                 ints[3], s);
+          return Status::ok();
+        };
+      } else if (callee == "copy") {
+        if (Status s = need(2, 0); !s) return s;
+        size_t bytes = static_cast<size_t>(
+            std::min(c->args()->Get(0)->size(), c->args()->Get(1)->size()));
+        fn = [=](cudaStream_t s) {
+          if (cudaError_t err = cudaMemcpyAsync(args[1], args[0], bytes,
+                                                cudaMemcpyDeviceToDevice, s);
+              err != cudaSuccess)
+            return cudaError("copy", err);
+          return Status::ok();
+        };
+      } else if (callee == "fill") {
+        if (Status s = need(1, 1); !s) return s;
+        int64_t bytes = c->args()->Get(0)->size();
+        int width = ints.size() > 1 ? static_cast<int>(ints[1]) : 4;
+        auto bits = static_cast<uint32_t>(ints[0]);
+        fn = [=](cudaStream_t s) {
+          fill(args[0], bytes, bits, width, s);
+          return Status::ok();
+        };
+      } else {
+        return Status::error(at + ": no such library kernel in this runtime: " + callee);
+      }
+      for (uint8_t *a : args)
+        if (!a)
+          return Status::error(at + " (" + callee + "): a buffer lies outside its space");
+      entry.steps.push_back(std::move(fn));
+      entry.stepNames.push_back(callee);
+      break;
+    }
+    default:
+      return Status::error(at + ": unknown command");
+    }
+  }
+  return Status::ok();
+}
+
+std::vector<TensorRef> CudaExecutor::inputs(const std::string &entry) {
+  auto it = entries_.find(entry);
+  return it == entries_.end()
+             ? std::vector<TensorRef>{}
+             : tensorRefs(it->second->desc->inputs(), it->second->hostInput.data);
+}
+
+std::vector<TensorRef> CudaExecutor::outputs(const std::string &entry) {
+  auto it = entries_.find(entry);
+  return it == entries_.end()
+             ? std::vector<TensorRef>{}
+             : tensorRefs(it->second->desc->outputs(), it->second->hostOutput.data);
+}
+
+void CudaExecutor::resetState() {
+  cudaMemsetAsync(state_, 0, static_cast<size_t>(artifact_.root().state_size()),
+                  stream_);
+  cudaStreamSynchronize(stream_);
+}
+
+/// Inputs in, every step, outputs and the error word out: what a run is,
+/// and what a graph captures.
+Status CudaExecutor::enqueue(Entry &entry, cudaStream_t stream) {
+  cudaMemsetAsync(error_, 0, sizeof(ErrorWord), stream);
+  if (entry.hostInput.size > 0)
+    cudaMemcpyAsync(entry.input, entry.hostInput.data,
+                    static_cast<size_t>(entry.hostInput.size),
+                    cudaMemcpyHostToDevice, stream);
+  for (size_t i = 0; i < entry.steps.size(); ++i)
+    if (Status s = entry.steps[i](stream); !s)
+      return Status::error("step " + std::to_string(i) + " (" + entry.stepNames[i] +
+                           "): " + s.message());
+  if (entry.hostOutput.size > 0)
+    cudaMemcpyAsync(entry.hostOutput.data, entry.output,
+                    static_cast<size_t>(entry.hostOutput.size),
+                    cudaMemcpyDeviceToHost, stream);
+  cudaMemcpyAsync(hostError_.data, error_, sizeof(ErrorWord), cudaMemcpyDeviceToHost,
+                  stream);
+  return Status::ok();
+}
+
+Status CudaExecutor::checkError(const Entry &entry) {
+  ErrorWord word;
+  std::memcpy(&word, hostError_.data, sizeof word);
+  if (word.flag == kNoError)
+    return Status::ok();
+  std::string at = "entry '" + entry.desc->name()->str() + "', step " +
+                   std::to_string(word.step);
+  if (word.step >= 0 && static_cast<size_t>(word.step) < entry.stepNames.size())
+    at += " (" + entry.stepNames[word.step] + ")";
+  switch (word.flag) {
+  case kBadTokenId:
+    return Status::error(at + ": token id " + std::to_string(word.a) +
+                         " is outside the vocabulary");
+  case kBadCacheWrite:
+    return Status::error(at + ": row " + std::to_string(word.a) +
+                         " writes at position " + std::to_string(word.b) +
+                         ", past the cache slots");
+  case kBadTakeRow:
+    return Status::error(at + ": row " + std::to_string(word.a) + " picks position " +
+                         std::to_string(word.b) + ", outside its sequence");
+  case kBadOneHot:
+    return Status::error(at + ": index " + std::to_string(word.a) +
+                         " is outside the one-hot depth");
+  case kBadQueryStart:
+    return Status::error(at + ": row " + std::to_string(word.a) +
+                         " starts at position " + std::to_string(word.b) +
+                         ", outside the cache slots");
+  default:
+    return Status::error(at + ": the device reported error " + std::to_string(word.flag));
+  }
+}
+
+Status CudaExecutor::run(const std::string &name) {
+  auto it = entries_.find(name);
+  if (it == entries_.end())
+    return Status::error("the artifact has no entry point '" + name + "'");
+  Entry &entry = *it->second;
+  static const bool graphs = [] {
+    const char *env = std::getenv("GAI_CUDA_GRAPHS");
+    return !env || std::string(env) != "0";
+  }();
+  // The first run is eager (it also sets up cuBLASLt and the kernels);
+  // the second captures a graph that later runs replay.
+  if (graphs && !entry.graph && !entry.graphFailed && entry.runs >= 1) {
+    cudaGraph_t graph = nullptr;
+    bool ok = cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal) ==
+              cudaSuccess;
+    Status enqueued = ok ? enqueue(entry, stream_) : Status::ok();
+    ok = cudaStreamEndCapture(stream_, &graph) == cudaSuccess && ok && enqueued;
+    ok = ok && cudaGraphInstantiate(&entry.graph, graph, 0) == cudaSuccess;
+    if (graph)
+      cudaGraphDestroy(graph);
+    if (!ok) {
+      entry.graph = nullptr;
+      entry.graphFailed = true;
+      cudaGetLastError(); // the failed capture's error is not the run's
+    }
+  }
+  ++entry.runs;
+  if (entry.graph) {
+    if (cudaError_t e = cudaGraphLaunch(entry.graph, stream_); e != cudaSuccess)
+      return cudaError("running entry '" + name + "'", e);
+  } else if (Status s = enqueue(entry, stream_); !s) {
+    return Status::error("entry '" + name + "', " + s.message());
+  }
+  if (cudaError_t e = cudaStreamSynchronize(stream_); e != cudaSuccess)
+    return cudaError("running entry '" + name + "' on " + name_, e);
+  if (cudaError_t e = cudaGetLastError(); e != cudaSuccess)
+    return cudaError("running entry '" + name + "' on " + name_, e);
+  return checkError(entry);
+}
+
+} // namespace
+
+int cudaDeviceCount() {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return count;
+}
+
+StatusOr<std::unique_ptr<Executor>> createCudaExecutor(const LoadedArtifact &artifact,
+                                                       int ordinal) {
+  auto executor = std::make_unique<CudaExecutor>(artifact, ordinal);
+  if (Status s = executor->init(); !s)
+    return s;
+  return std::unique_ptr<Executor>(std::move(executor));
+}
+
+} // namespace gai

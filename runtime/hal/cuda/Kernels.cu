@@ -1,0 +1,358 @@
+// Data movement and epilogue kernels: one thread per element or row,
+// memory-bound and small next to the GEMMs.
+#include "hal/cuda/Kernels.h"
+#include "hal/cuda/Math.cuh"
+
+namespace gai::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+unsigned blocksFor(int64_t n) {
+  return static_cast<unsigned>((n + kThreads - 1) / kThreads);
+}
+
+__device__ void report(ErrorWord *error, int code, int step, int a, int b) {
+  if (atomicCAS(&error->flag, 0, code) == 0) {
+    error->step = step;
+    error->a = a;
+    error->b = b;
+  }
+}
+
+template <typename T>
+__global__ void embeddingKernel(const T *table, int64_t vocab, int64_t dim,
+                                const int32_t *ids, int64_t count, T *out,
+                                ErrorWord *error, int step) {
+  int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i >= count * dim)
+    return;
+  int64_t row = i / dim, col = i % dim;
+  int32_t id = ids[row];
+  if (id < 0 || id >= vocab) {
+    if (col == 0)
+      report(error, kBadTokenId, step, id, 0);
+    return;
+  }
+  out[i] = table[id * dim + col];
+}
+
+template <typename T>
+__global__ void cacheWriteKernel(T *cache, const T *update, const int32_t *start,
+                                 int64_t batch, int64_t heads, int64_t slots,
+                                 int64_t tokens, int64_t dim, ErrorWord *error,
+                                 int step) {
+  int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i >= batch * heads * tokens * dim)
+    return;
+  int64_t d = i % dim, t = (i / dim) % tokens, h = (i / (dim * tokens)) % heads,
+          b = i / (dim * tokens * heads);
+  int32_t s = start[b];
+  if (s < 0 || s + tokens > slots) {
+    if (i % (heads * tokens * dim) == 0)
+      report(error, kBadCacheWrite, step, static_cast<int>(b), s);
+    return;
+  }
+  cache[((b * heads + h) * slots + s + t) * dim + d] = update[i];
+}
+
+__global__ void takeKernel(const uint32_t *x, const int32_t *rows, int64_t batch,
+                           int64_t t, int64_t inner, uint32_t *out,
+                           ErrorWord *error, int step) {
+  int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i >= batch * inner)
+    return;
+  int64_t b = i / inner, c = i % inner;
+  int32_t r = rows[b];
+  if (r < 0 || r >= t) {
+    if (c == 0)
+      report(error, kBadTakeRow, step, static_cast<int>(b), r);
+    return;
+  }
+  out[i] = x[(b * t + r) * inner + c];
+}
+
+/// Copies element `i` of the output from the input offset `map` gives.
+template <typename Word, typename Map>
+__global__ void gatherKernel(const Word *in, Word *out, int64_t count, Map map) {
+  int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i < count)
+    out[i] = in[map(i)];
+}
+
+struct TransposeMap {
+  Shape outShape, inStrides; // in strides permuted to the output's order
+  __device__ int64_t operator()(int64_t i) const {
+    int64_t offset = 0;
+    for (int64_t d = outShape.rank - 1; d >= 0; --d) {
+      offset += (i % outShape.dims[d]) * inStrides.dims[d];
+      i /= outShape.dims[d];
+    }
+    return offset;
+  }
+};
+
+struct SliceMap {
+  Shape sizes, inStrides, offsets;
+  __device__ int64_t operator()(int64_t i) const {
+    int64_t offset = 0;
+    for (int64_t d = sizes.rank - 1; d >= 0; --d) {
+      offset += ((i % sizes.dims[d]) + offsets.dims[d]) * inStrides.dims[d];
+      i /= sizes.dims[d];
+    }
+    return offset;
+  }
+};
+
+template <typename Map>
+void gather(const void *in, void *out, int64_t elementBytes, int64_t count,
+            const Map &map, cudaStream_t stream) {
+  if (count == 0)
+    return;
+  switch (elementBytes) {
+  case 1:
+    gatherKernel<<<blocksFor(count), kThreads, 0, stream>>>(
+        static_cast<const uint8_t *>(in), static_cast<uint8_t *>(out), count, map);
+    break;
+  case 2:
+    gatherKernel<<<blocksFor(count), kThreads, 0, stream>>>(
+        static_cast<const uint16_t *>(in), static_cast<uint16_t *>(out), count, map);
+    break;
+  case 8:
+    gatherKernel<<<blocksFor(count), kThreads, 0, stream>>>(
+        static_cast<const uint64_t *>(in), static_cast<uint64_t *>(out), count, map);
+    break;
+  default:
+    gatherKernel<<<blocksFor(count), kThreads, 0, stream>>>(
+        static_cast<const uint32_t *>(in), static_cast<uint32_t *>(out), count, map);
+  }
+}
+
+Shape stridesOf(const Shape &shape) {
+  Shape s{};
+  s.rank = shape.rank;
+  int64_t stride = 1;
+  for (int64_t d = shape.rank - 1; d >= 0; --d) {
+    s.dims[d] = stride;
+    stride *= shape.dims[d];
+  }
+  return s;
+}
+
+template <typename T>
+__global__ void topkKernel(const T *in, int64_t rows, int64_t n, int64_t k,
+                           T *values, int32_t *indices) {
+  int64_t row = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (row >= rows)
+    return;
+  constexpr int kMaxK = 32;
+  float best[kMaxK];
+  int32_t where[kMaxK];
+  int64_t kept = 0;
+  // Insertion in index order: ties keep the lower index first.
+  for (int64_t j = 0; j < n; ++j) {
+    float x = toFloat(in[row * n + j]);
+    if (kept == k && !(x > best[k - 1]))
+      continue;
+    int64_t at = kept < k ? kept++ : k - 1;
+    while (at > 0 && x > best[at - 1]) {
+      best[at] = best[at - 1];
+      where[at] = where[at - 1];
+      --at;
+    }
+    best[at] = x;
+    where[at] = static_cast<int32_t>(j);
+  }
+  for (int64_t i = 0; i < k; ++i) {
+    values[row * k + i] = fromFloat<T>(best[i]);
+    indices[row * k + i] = where[i];
+  }
+}
+
+template <typename T>
+__global__ void oneHotKernel(const int32_t *indices, int64_t count, int64_t depth,
+                             T *out, ErrorWord *error, int step) {
+  int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i >= count * depth)
+    return;
+  int32_t index = indices[i / depth];
+  if (index < 0 || index >= depth) {
+    if (i % depth == 0)
+      report(error, kBadOneHot, step, index, 0);
+    return;
+  }
+  out[i] = fromFloat<T>(index == i % depth ? 1.0f : 0.0f);
+}
+
+template <typename T>
+__global__ void reduceKernel(const T *in, T *out, int kind, int64_t outer,
+                             int64_t n, int64_t inner) {
+  int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i >= outer * inner)
+    return;
+  int64_t o = i / inner, c = i % inner;
+  float acc = kind == 2 ? -INFINITY : kind == 3 ? INFINITY : 0.0f;
+  for (int64_t j = 0; j < n; ++j) {
+    float x = toFloat(in[(o * n + j) * inner + c]);
+    acc = kind == 2 ? fmaxf(acc, x) : kind == 3 ? fminf(acc, x) : acc + x;
+  }
+  if (kind == 1)
+    acc /= static_cast<float>(n);
+  out[i] = fromFloat<T>(acc);
+}
+
+template <typename Word>
+__global__ void fillKernel(Word *out, int64_t count, Word bits) {
+  int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i < count)
+    out[i] = bits;
+}
+
+template <typename T>
+__global__ void activationResidualKernel(T *c, const T *residual, int activation,
+                                         int64_t count) {
+  int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i >= count)
+    return;
+  float x = activate(toFloat(c[i]), activation);
+  if (residual)
+    x += toFloat(residual[i]);
+  c[i] = fromFloat<T>(x);
+}
+
+} // namespace
+
+void embedding(Elem e, const void *table, int64_t vocab, int64_t dim,
+               const int32_t *ids, int64_t count, void *out, ErrorWord *error,
+               int step, cudaStream_t stream) {
+  if (count * dim == 0)
+    return;
+  if (e == Elem::BF16)
+    embeddingKernel<<<blocksFor(count * dim), kThreads, 0, stream>>>(
+        static_cast<const __nv_bfloat16 *>(table), vocab, dim, ids, count,
+        static_cast<__nv_bfloat16 *>(out), error, step);
+  else
+    embeddingKernel<<<blocksFor(count * dim), kThreads, 0, stream>>>(
+        static_cast<const float *>(table), vocab, dim, ids, count,
+        static_cast<float *>(out), error, step);
+}
+
+void cacheWrite(Elem e, void *cache, const void *update, const int32_t *start,
+                int64_t batch, int64_t heads, int64_t slots, int64_t tokens,
+                int64_t dim, ErrorWord *error, int step, cudaStream_t stream) {
+  int64_t n = batch * heads * tokens * dim;
+  if (n == 0)
+    return;
+  if (e == Elem::BF16)
+    cacheWriteKernel<<<blocksFor(n), kThreads, 0, stream>>>(
+        static_cast<__nv_bfloat16 *>(cache),
+        static_cast<const __nv_bfloat16 *>(update), start, batch, heads, slots,
+        tokens, dim, error, step);
+  else
+    cacheWriteKernel<<<blocksFor(n), kThreads, 0, stream>>>(
+        static_cast<float *>(cache), static_cast<const float *>(update), start,
+        batch, heads, slots, tokens, dim, error, step);
+}
+
+void take(const uint32_t *x, const int32_t *rows, int64_t batch, int64_t t,
+          int64_t innerWords, uint32_t *out, ErrorWord *error, int step,
+          cudaStream_t stream) {
+  if (batch * innerWords == 0)
+    return;
+  takeKernel<<<blocksFor(batch * innerWords), kThreads, 0, stream>>>(
+      x, rows, batch, t, innerWords, out, error, step);
+}
+
+void transpose(const void *in, void *out, int64_t elementBytes, const Shape &shape,
+               const Shape &perm, cudaStream_t stream) {
+  Shape strides = stridesOf(shape);
+  TransposeMap map{};
+  map.outShape.rank = map.inStrides.rank = shape.rank;
+  int64_t count = 1;
+  for (int64_t d = 0; d < shape.rank; ++d) {
+    map.outShape.dims[d] = shape.dims[perm.dims[d]];
+    map.inStrides.dims[d] = strides.dims[perm.dims[d]];
+    count *= shape.dims[d];
+  }
+  gather(in, out, elementBytes, count, map, stream);
+}
+
+void slice(const void *in, void *out, int64_t elementBytes, const Shape &shape,
+           const Shape &offsets, const Shape &sizes, cudaStream_t stream) {
+  SliceMap map{sizes, stridesOf(shape), offsets};
+  int64_t count = 1;
+  for (int64_t d = 0; d < sizes.rank; ++d)
+    count *= sizes.dims[d];
+  gather(in, out, elementBytes, count, map, stream);
+}
+
+void topk(Elem e, const void *in, int64_t rows, int64_t n, int64_t k, void *values,
+          int32_t *indices, cudaStream_t stream) {
+  if (rows == 0)
+    return;
+  if (e == Elem::BF16)
+    topkKernel<<<blocksFor(rows), kThreads, 0, stream>>>(
+        static_cast<const __nv_bfloat16 *>(in), rows, n, k,
+        static_cast<__nv_bfloat16 *>(values), indices);
+  else
+    topkKernel<<<blocksFor(rows), kThreads, 0, stream>>>(
+        static_cast<const float *>(in), rows, n, k, static_cast<float *>(values),
+        indices);
+}
+
+void oneHot(Elem e, const int32_t *indices, int64_t count, int64_t depth, void *out,
+            ErrorWord *error, int step, cudaStream_t stream) {
+  if (count * depth == 0)
+    return;
+  if (e == Elem::BF16)
+    oneHotKernel<<<blocksFor(count * depth), kThreads, 0, stream>>>(
+        indices, count, depth, static_cast<__nv_bfloat16 *>(out), error, step);
+  else
+    oneHotKernel<<<blocksFor(count * depth), kThreads, 0, stream>>>(
+        indices, count, depth, static_cast<float *>(out), error, step);
+}
+
+void reduce(Elem e, const void *in, void *out, int kind, int64_t outer, int64_t n,
+            int64_t inner, cudaStream_t stream) {
+  if (outer * inner == 0)
+    return;
+  if (e == Elem::BF16)
+    reduceKernel<<<blocksFor(outer * inner), kThreads, 0, stream>>>(
+        static_cast<const __nv_bfloat16 *>(in), static_cast<__nv_bfloat16 *>(out),
+        kind, outer, n, inner);
+  else
+    reduceKernel<<<blocksFor(outer * inner), kThreads, 0, stream>>>(
+        static_cast<const float *>(in), static_cast<float *>(out), kind, outer, n,
+        inner);
+}
+
+void fill(void *out, int64_t bytes, uint32_t bits, int elementBytes,
+          cudaStream_t stream) {
+  if (elementBytes == 2) {
+    int64_t n = bytes / 2;
+    if (n)
+      fillKernel<<<blocksFor(n), kThreads, 0, stream>>>(
+          static_cast<uint16_t *>(out), n, static_cast<uint16_t>(bits));
+    return;
+  }
+  int64_t n = bytes / 4;
+  if (n)
+    fillKernel<<<blocksFor(n), kThreads, 0, stream>>>(static_cast<uint32_t *>(out),
+                                                      n, bits);
+}
+
+void activationResidual(Elem e, void *c, const void *residual, int activation,
+                        int64_t count, cudaStream_t stream) {
+  if (count == 0)
+    return;
+  if (e == Elem::BF16)
+    activationResidualKernel<<<blocksFor(count), kThreads, 0, stream>>>(
+        static_cast<__nv_bfloat16 *>(c), static_cast<const __nv_bfloat16 *>(residual),
+        activation, count);
+  else
+    activationResidualKernel<<<blocksFor(count), kThreads, 0, stream>>>(
+        static_cast<float *>(c), static_cast<const float *>(residual), activation,
+        count);
+}
+
+} // namespace gai::cuda

@@ -1,0 +1,86 @@
+// The CUDA HAL's library kernels: attention, data movement and the GEMM
+// epilogues cuBLASLt cannot do. Elementwise and row ops come from the PTX
+// gaic generates. Floats are f32 or bf16 (`Elem`), math is f32; ids and
+// positions are i32. Every launcher enqueues on `stream` and returns at once.
+#ifndef GAI_RUNTIME_HAL_CUDA_KERNELS_H
+#define GAI_RUNTIME_HAL_CUDA_KERNELS_H
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace gai::cuda {
+
+enum class Elem { F32, BF16 };
+
+/// Where kernels report bad input: the first report wins; `flag` is an
+/// ErrorCode, `step` the plan step, `a` and `b` the offending values.
+struct ErrorWord {
+  int flag, step, a, b;
+};
+enum ErrorCode : int {
+  kNoError = 0,
+  kBadTokenId,     // a = the id
+  kBadCacheWrite,  // a = row, b = its start position
+  kBadTakeRow,     // a = row, b = its index
+  kBadOneHot,      // a = the index
+  kBadQueryStart,  // a = row, b = its start position
+};
+
+constexpr int kMaxRank = 8;
+struct Shape {
+  int64_t dims[kMaxRank];
+  int64_t rank;
+};
+
+void embedding(Elem e, const void *table, int64_t vocab, int64_t dim,
+               const int32_t *ids, int64_t count, void *out, ErrorWord *error,
+               int step, cudaStream_t stream);
+void cacheWrite(Elem e, void *cache, const void *update, const int32_t *start,
+                int64_t batch, int64_t heads, int64_t slots, int64_t tokens,
+                int64_t dim, ErrorWord *error, int step, cudaStream_t stream);
+/// out[b, :] = x[b, rows[b], :] in 4-byte words.
+void take(const uint32_t *x, const int32_t *rows, int64_t batch, int64_t t,
+          int64_t innerWords, uint32_t *out, ErrorWord *error, int step,
+          cudaStream_t stream);
+void transpose(const void *in, void *out, int64_t elementBytes, const Shape &shape,
+               const Shape &perm, cudaStream_t stream);
+void slice(const void *in, void *out, int64_t elementBytes, const Shape &shape,
+           const Shape &offsets, const Shape &sizes, cudaStream_t stream);
+void topk(Elem e, const void *in, int64_t rows, int64_t n, int64_t k, void *values,
+          int32_t *indices, cudaStream_t stream);
+void oneHot(Elem e, const int32_t *indices, int64_t count, int64_t depth, void *out,
+            ErrorWord *error, int step, cudaStream_t stream);
+/// kind: 0 sum, 1 mean, 2 max, 3 min over the middle of [outer, n, inner].
+void reduce(Elem e, const void *in, void *out, int kind, int64_t outer, int64_t n,
+            int64_t inner, cudaStream_t stream);
+/// `bytes` of `out` filled with the `elementBytes`-wide pattern `bits`.
+void fill(void *out, int64_t bytes, uint32_t bits, int elementBytes,
+          cudaStream_t stream);
+/// c = act(c) + residual over `count` elements (activation as in the
+/// artifact: 1 silu, 2 gelu, 3 gelu_tanh, 4 relu); residual may be null.
+void activationResidual(Elem e, void *c, const void *residual, int activation,
+                        int64_t count, cudaStream_t stream);
+
+/// As the CPU's AttentionArgs (hal/cpu/Kernels.h).
+struct AttentionParams {
+  const void *q, *k, *v;
+  void *out;
+  const int32_t *queryStart; // null: static causal offset
+  int64_t batch, heads, kvHeads, queries, keys, headDim, valueDim;
+  float scale, softcap;
+  bool causal;
+  int64_t window;
+};
+/// How many pieces to split each query's keys into, and the f32 workspace
+/// that needs (0 when not split).
+int attentionSplits(const AttentionParams &p, int multiprocessors);
+int64_t attentionWorkspaceFloats(const AttentionParams &p, int splits);
+/// Head dims up to 256. Prefill-sized bf16 work with head dim 64 or 128
+/// runs the tensor-core flash kernel; the rest one warp per key.
+void attention(Elem e, const AttentionParams &p, int splits, float *workspace,
+               ErrorWord *error, int step, cudaStream_t stream);
+
+} // namespace gai::cuda
+
+#endif // GAI_RUNTIME_HAL_CUDA_KERNELS_H

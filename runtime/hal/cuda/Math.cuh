@@ -1,0 +1,36 @@
+// Element conversions and activations shared by the CUDA kernels.
+#ifndef GAI_RUNTIME_HAL_CUDA_MATH_CUH
+#define GAI_RUNTIME_HAL_CUDA_MATH_CUH
+
+#include <cuda_bf16.h>
+
+namespace gai::cuda {
+
+__device__ __forceinline__ float toFloat(float x) { return x; }
+__device__ __forceinline__ float toFloat(__nv_bfloat16 x) {
+  return __bfloat162float(x);
+}
+template <typename T> __device__ __forceinline__ T fromFloat(float x);
+template <> __device__ __forceinline__ float fromFloat<float>(float x) { return x; }
+template <>
+__device__ __forceinline__ __nv_bfloat16 fromFloat<__nv_bfloat16>(float x) {
+  return __float2bfloat16_rn(x);
+}
+
+/// The artifact's activations: 1 silu, 2 gelu (erf), 3 gelu (tanh), 4 relu.
+__device__ __forceinline__ float activate(float x, int activation) {
+  switch (activation) {
+  case 1: return x / (1.0f + expf(-x));
+  case 2: return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+  case 3: {
+    float inner = 0.7978845608028654f * (x + 0.044715f * x * x * x);
+    return 0.5f * x * (1.0f + tanhf(inner));
+  }
+  case 4: return fmaxf(x, 0.0f);
+  default: return x;
+  }
+}
+
+} // namespace gai::cuda
+
+#endif // GAI_RUNTIME_HAL_CUDA_MATH_CUH

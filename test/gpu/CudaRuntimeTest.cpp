@@ -1,0 +1,284 @@
+// The CUDA backend end to end: artifacts gaic compiled for --target=cuda
+// (compile-artifacts.sh) run on the GPU and reproduce what Hugging Face
+// transformers computed for each fixture; and the attention kernels agree
+// with the CPU's at prefill sizes the fixtures do not reach. Needs only the
+// runtime, so it runs on GPU machines without MLIR. Skips without a GPU.
+#include "core/Executor.h"
+#include "gai/FloatConvert.h"
+#include "gai/Generate.h"
+#include "gai/Session.h"
+#include "hal/cpu/Kernels.h"
+#include "hal/cuda/Kernels.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+
+using namespace gai;
+
+namespace {
+
+bool haveGpu() { return cudaDeviceCount() > 0; }
+
+#define SKIP_WITHOUT_GPU()                                                     \
+  if (!haveGpu())                                                              \
+  GTEST_SKIP() << "no CUDA GPU on this machine: the gpu tests need one"
+
+std::string artifactsDir() {
+  const char *env = std::getenv("GAI_GPU_ARTIFACTS");
+  return env ? env : GAI_GPU_ARTIFACTS_DIR;
+}
+
+std::unique_ptr<Session> open(const std::string &name) {
+  auto artifact = LoadedArtifact::load(artifactsDir() + "/" + name);
+  EXPECT_TRUE(artifact.isOk()) << artifact.status().message();
+  if (!artifact)
+    return nullptr;
+  SessionOptions options;
+  options.device = "cuda";
+  auto session = Session::create(std::move(*artifact), options);
+  EXPECT_TRUE(session.isOk()) << session.status().message();
+  return session ? std::move(*session) : nullptr;
+}
+
+std::vector<int32_t> idsOf(const TensorView &t) {
+  std::vector<int32_t> ids;
+  for (int64_t i = 0; i < t.numElements(); ++i)
+    ids.push_back(t.dtype == DType::I64
+                      ? static_cast<int32_t>(reinterpret_cast<const int64_t *>(t.data)[i])
+                      : reinterpret_cast<const int32_t *>(t.data)[i]);
+  return ids;
+}
+
+std::vector<float> floatsOf(const TensorRef &t) {
+  std::vector<float> out(static_cast<size_t>(t.numElements()));
+  convertFloats(t.data, t.dtype, out.data(), DType::F32, out.size());
+  return out;
+}
+
+using Case = std::tuple<const char *, const char *>; // family, dtype
+class CudaNumerics : public ::testing::TestWithParam<Case> {};
+
+TEST_P(CudaNumerics, ForwardLogitsMatchTransformers) {
+  SKIP_WITHOUT_GPU();
+  auto [family, dtype] = GetParam();
+  auto expected = SafetensorsFile::open(std::string(GAI_FIXTURES_DIR) + "/hf/" +
+                                        family + "-tiny/expected.safetensors");
+  ASSERT_TRUE(expected.isOk()) << expected.status().message();
+  auto session = open(std::string(family) + "-" + dtype + "-forward.gai");
+  ASSERT_TRUE(session);
+  std::vector<int32_t> ids = idsOf(*expected->find("input_ids"));
+  TensorRef in = session->inputs("forward").at(0);
+  ASSERT_EQ(in.numElements(), static_cast<int64_t>(ids.size()));
+  std::copy(ids.begin(), ids.end(), in.as<int32_t>());
+  // Twice: the second run replays the CUDA graph and must agree.
+  for (int run = 0; run < 2; ++run) {
+    Status s = session->run("forward");
+    ASSERT_TRUE(s.isOk()) << s.message();
+    std::vector<float> got = floatsOf(session->outputs("forward").at(0));
+    const TensorView &want = *expected->find("logits");
+    ASSERT_EQ(static_cast<int64_t>(got.size()), want.numElements());
+    const auto *w = reinterpret_cast<const float *>(want.data);
+    double maxDiff = 0, maxWant = 0;
+    for (size_t i = 0; i < got.size(); ++i) {
+      ASSERT_TRUE(std::isfinite(got[i])) << family << " " << dtype << " at " << i;
+      maxDiff = std::max(maxDiff, std::abs(double(got[i]) - w[i]));
+      maxWant = std::max(maxWant, std::abs(double(w[i])));
+    }
+    if (std::string(dtype) == "f32")
+      EXPECT_LE(maxDiff, 1e-4) << family;
+    else
+      EXPECT_LE(maxDiff / maxWant, 2e-2) << family;
+    if (run == 1)
+      std::printf("%s %s on %s: max |logits - transformers| = %.2e (relative %.2e)\n",
+                  family, dtype, session->deviceName().c_str(), maxDiff,
+                  maxDiff / maxWant);
+  }
+}
+
+// Chunked prefill and decode over the KV cache, two prompts of different
+// lengths in one batch, every decode step after the first a graph replay.
+TEST_P(CudaNumerics, GreedyGenerationMatchesTransformers) {
+  SKIP_WITHOUT_GPU();
+  auto [family, dtype] = GetParam();
+  auto expected = SafetensorsFile::open(std::string(GAI_FIXTURES_DIR) + "/hf/" +
+                                        family + "-tiny/expected.safetensors");
+  ASSERT_TRUE(expected.isOk());
+  std::vector<int32_t> prompt = idsOf(*expected->find("prompt_ids"));
+  std::vector<int32_t> greedy = idsOf(*expected->find("greedy_ids"));
+  auto session = open(std::string(family) + "-" + dtype + "-generate.gai");
+  ASSERT_TRUE(session);
+  GenerateOptions options;
+  options.maxNewTokens = static_cast<int64_t>(greedy.size() - prompt.size());
+  std::vector<int32_t> shortPrompt(prompt.begin(), prompt.begin() + 5);
+  auto both = generate(*session, {prompt, shortPrompt}, options);
+  ASSERT_TRUE(both.isOk()) << both.status().message();
+  std::vector<int32_t> full = prompt;
+  full.insert(full.end(), (*both)[0].begin(), (*both)[0].end());
+  if (std::string(dtype) == "f32")
+    EXPECT_EQ(full, greedy) << family;
+  auto alone = generate(*session, {shortPrompt}, options);
+  ASSERT_TRUE(alone.isOk()) << alone.status().message();
+  EXPECT_EQ((*alone)[0], (*both)[1]) << family << " " << dtype;
+}
+
+// A token id outside the vocabulary is reported by the device, with the
+// step, instead of reading past the table.
+TEST(CudaErrors, BadTokenIdIsReported) {
+  SKIP_WITHOUT_GPU();
+  auto session = open("llama-f32-forward.gai");
+  ASSERT_TRUE(session);
+  TensorRef in = session->inputs("forward").at(0);
+  std::fill_n(in.as<int32_t>(), in.numElements(), 1);
+  in.as<int32_t>()[3] = 1 << 20;
+  Status s = session->run("forward");
+  ASSERT_FALSE(s.isOk());
+  EXPECT_NE(s.message().find("token id 1048576 is outside the vocabulary"),
+            std::string::npos)
+      << s.message();
+  in.as<int32_t>()[3] = 1; // and the session recovers
+  Status again = session->run("forward");
+  EXPECT_TRUE(again.isOk()) << again.message();
+}
+
+// Attention kernels against the CPU kernel on the same (bf16-rounded)
+// inputs: prefill sizes (the tensor-core flash kernel), decode with split
+// keys, GQA, windows and per-row start positions.
+struct AttentionCase {
+  int64_t batch, heads, kvHeads, queries, keys, dim;
+  bool causal;
+  int64_t window;
+  bool starts; // per-row query starts (a cache) rather than keys - queries
+  bool bf16;
+};
+
+class CudaAttention : public ::testing::TestWithParam<AttentionCase> {};
+
+TEST_P(CudaAttention, MatchesTheCpuKernel) {
+  SKIP_WITHOUT_GPU();
+  const AttentionCase c = GetParam();
+  std::mt19937 rng(static_cast<unsigned>(c.queries * 131 + c.keys + c.dim));
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  auto make = [&](int64_t n) {
+    std::vector<float> v(static_cast<size_t>(n));
+    for (float &x : v)
+      x = bf16ToFloat(floatToBf16(normal(rng))); // representable either way
+    return v;
+  };
+  int64_t qn = c.batch * c.heads * c.queries * c.dim,
+          kn = c.batch * c.kvHeads * c.keys * c.dim;
+  std::vector<float> q = make(qn), k = make(kn), v = make(kn);
+  std::vector<int32_t> starts;
+  for (int64_t b = 0; b < c.batch; ++b)
+    starts.push_back(static_cast<int32_t>((c.keys - c.queries) * (b + 1) / c.batch));
+
+  cpu::AttentionArgs ref;
+  ref.q = q.data();
+  ref.k = k.data();
+  ref.v = v.data();
+  std::vector<float> want(static_cast<size_t>(qn));
+  ref.out = want.data();
+  ref.batch = c.batch;
+  ref.heads = c.heads;
+  ref.kvHeads = c.kvHeads;
+  ref.queries = c.queries;
+  ref.keys = c.keys;
+  ref.headDim = ref.valueDim = c.dim;
+  ref.scale = 1.0f / std::sqrt(static_cast<float>(c.dim));
+  ref.causal = c.causal;
+  ref.window = c.window;
+  ref.queryStart = c.starts ? starts.data() : nullptr;
+  cpu::attention(ref);
+
+  size_t elem = c.bf16 ? 2 : 4;
+  DType dtype = c.bf16 ? DType::BF16 : DType::F32;
+  auto upload = [&](const std::vector<float> &host) {
+    void *d = nullptr;
+    EXPECT_EQ(cudaMalloc(&d, host.size() * elem), cudaSuccess);
+    std::vector<uint8_t> bytes(host.size() * elem);
+    convertFloats(host.data(), DType::F32, bytes.data(), dtype, host.size());
+    cudaMemcpy(d, bytes.data(), bytes.size(), cudaMemcpyHostToDevice);
+    return d;
+  };
+  void *dq = upload(q), *dk = upload(k), *dv = upload(v), *dout = nullptr;
+  cudaMalloc(&dout, qn * elem);
+  cudaMemset(dout, 0xff, qn * elem); // NaN: every element must be written
+  int32_t *dstarts = nullptr;
+  cudaMalloc(&dstarts, starts.size() * 4);
+  cudaMemcpy(dstarts, starts.data(), starts.size() * 4, cudaMemcpyHostToDevice);
+  cuda::ErrorWord *error = nullptr;
+  cudaMalloc(&error, sizeof(cuda::ErrorWord));
+  cudaMemset(error, 0, sizeof(cuda::ErrorWord));
+
+  cuda::AttentionParams p{dq, dk, dv, dout, c.starts ? dstarts : nullptr,
+                          c.batch, c.heads, c.kvHeads, c.queries, c.keys,
+                          c.dim, c.dim, ref.scale, 0.0f, c.causal, c.window};
+  cudaDeviceProp props{};
+  cudaGetDeviceProperties(&props, 0);
+  int splits = cuda::attentionSplits(p, props.multiProcessorCount);
+  float *workspace = nullptr;
+  int64_t floats = cuda::attentionWorkspaceFloats(p, splits);
+  if (floats)
+    cudaMalloc(&workspace, floats * 4);
+  cuda::attention(c.bf16 ? cuda::Elem::BF16 : cuda::Elem::F32, p, splits, workspace,
+                  error, 0, nullptr);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  std::vector<uint8_t> bytes(qn * elem);
+  cudaMemcpy(bytes.data(), dout, bytes.size(), cudaMemcpyDeviceToHost);
+  cuda::ErrorWord word{};
+  cudaMemcpy(&word, error, sizeof word, cudaMemcpyDeviceToHost);
+  EXPECT_EQ(word.flag, 0);
+  std::vector<float> got(static_cast<size_t>(qn));
+  convertFloats(bytes.data(), dtype, got.data(), DType::F32, got.size());
+  double num = 0, den = 0;
+  for (int64_t i = 0; i < qn; ++i) {
+    ASSERT_TRUE(std::isfinite(got[i])) << "element " << i << " not written";
+    num += (got[i] - want[i]) * double(got[i] - want[i]);
+    den += double(want[i]) * want[i];
+  }
+  double relative = std::sqrt(num / den);
+  EXPECT_LE(relative, c.bf16 ? 1e-2 : 1e-5)
+      << "queries " << c.queries << " keys " << c.keys << " dim " << c.dim;
+  for (void *ptr : {dq, dk, dv, dout, static_cast<void *>(dstarts),
+                    static_cast<void *>(error), static_cast<void *>(workspace)})
+    cudaFree(ptr);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Kernels, CudaAttention,
+    ::testing::Values(
+        // Prefill: the flash kernel (bf16, dims 64 and 128), ragged tiles.
+        AttentionCase{1, 8, 2, 200, 200, 64, true, 0, false, true},
+        AttentionCase{2, 4, 4, 130, 300, 128, true, 0, true, true},
+        AttentionCase{1, 4, 1, 256, 256, 128, true, 48, false, true},
+        AttentionCase{1, 2, 2, 96, 96, 64, false, 0, false, true},
+        // Decode: split keys over a long cache, f32 and bf16, GQA.
+        AttentionCase{1, 8, 2, 1, 2048, 64, true, 0, true, true},
+        AttentionCase{2, 4, 2, 1, 1500, 128, true, 0, true, false},
+        AttentionCase{1, 4, 4, 1, 900, 256, true, 100, true, false},
+        // Small prefill chunks and odd head dims on the general kernel.
+        AttentionCase{2, 4, 2, 16, 64, 16, true, 0, true, false},
+        AttentionCase{1, 2, 1, 40, 40, 80, true, 0, false, true}),
+    [](const ::testing::TestParamInfo<AttentionCase> &info) {
+      const AttentionCase &c = info.param;
+      return "b" + std::to_string(c.batch) + "h" + std::to_string(c.heads) + "kv" +
+             std::to_string(c.kvHeads) + "q" + std::to_string(c.queries) + "k" +
+             std::to_string(c.keys) + "d" + std::to_string(c.dim) +
+             (c.causal ? "causal" : "full") +
+             (c.window ? "w" + std::to_string(c.window) : std::string()) +
+             (c.starts ? "starts" : "") + (c.bf16 ? "bf16" : "f32");
+    });
+
+INSTANTIATE_TEST_SUITE_P(
+    Families, CudaNumerics,
+    ::testing::Combine(::testing::Values("llama", "gpt2", "mistral", "qwen2",
+                                         "mixtral", "gemma"),
+                       ::testing::Values("f32", "bf16")),
+    [](const ::testing::TestParamInfo<Case> &info) {
+      return std::string(std::get<0>(info.param)) + "_" + std::get<1>(info.param);
+    });
+
+} // namespace

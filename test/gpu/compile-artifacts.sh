@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Compiles the GPU tests' artifacts (every HF fixture family, f32 and bf16;
+# a forward entry at the fixture's shape, and prefill/decode for greedy
+# generation) with gaic, so the GPU machine needs only the runtime.
+# usage: compile-artifacts.sh GAIC FIXTURES_DIR OUT_DIR
+set -euo pipefail
+gaic=$1 fixtures=$2 out=$3
+mkdir -p "$out"
+for family in llama gpt2 mistral qwen2 mixtral gemma; do
+  dir=$fixtures/hf/$family-tiny
+  for dtype in f32 bf16; do
+    "$gaic" "$dir/config.json" --weights "$dir/model.safetensors" --target=cuda \
+      --dtype=$dtype --emit=artifact --entries=forward --batch 2 --seq-len 32 \
+      -o "$out/$family-$dtype-forward.gai"
+    "$gaic" "$dir/config.json" --weights "$dir/model.safetensors" --target=cuda \
+      --dtype=$dtype --emit=artifact --entries=prefill,decode --batch 2 \
+      --seq-len 32 --prefill-len 3 -o "$out/$family-$dtype-generate.gai"
+  done
+done

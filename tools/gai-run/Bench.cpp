@@ -1,0 +1,207 @@
+// Timing follows peers.py: prefill is the median of `--iters` runs of the
+// prefill entry after three warm-ups; decode is the wall time of one
+// greedy generation (one prefill of the prompt, then the new tokens) after
+// two warm-up generations, as a user would see it.
+#include "Bench.h"
+
+#include "gai/Generate.h"
+#include "gai/Session.h"
+#include "format/artifact_generated.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace gai {
+namespace {
+
+const char *kBenchUsage =
+    "usage: gai-run bench ARTIFACT --workload prefill|decode [--weights FILE]\n"
+    "           [--device auto|cpu|cuda|cuda:N] [--iters N] [--prompt N]\n"
+    "           [--new-tokens N] [--name NAME]\n"
+    "\n"
+    "prefill runs the prefill entry over its full length (batch row 0 of\n"
+    "random tokens); decode generates --new-tokens (256) greedily after a\n"
+    "prompt of --prompt (128) random tokens. One JSON line goes to stdout:\n"
+    "workload, tokens_per_s and, for prefill, ms and tflops; for decode,\n"
+    "weight_gb and achieved_weight_bw_tb_s. load_s is artifact load plus\n"
+    "session setup.\n";
+
+double now() {
+  return std::chrono::duration<double>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+int fail(const std::string &message) {
+  std::fprintf(stderr, "gai-run bench: error: %s\n", message.c_str());
+  return 1;
+}
+
+} // namespace
+
+int benchCommand(int argc, char **argv) {
+  std::string artifactPath, weightsPath, workload, device = "auto", name;
+  long iters = 10, promptLen = 128, newTokens = 256;
+  for (int i = 0; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto value = [&]() -> const char * { return i + 1 < argc ? argv[++i] : nullptr; };
+    auto count = [&](long &out) {
+      const char *v = value();
+      char *end = nullptr;
+      out = v ? std::strtol(v, &end, 10) : 0;
+      return v && *end == '\0' && out > 0;
+    };
+    const char *v = nullptr;
+    if (arg == "--help" || arg == "-h") {
+      std::fputs(kBenchUsage, stdout);
+      return 0;
+    } else if (arg == "--workload") {
+      if (!(v = value()))
+        return fail("--workload needs prefill or decode");
+      workload = v;
+    } else if (arg == "--weights") {
+      if (!(v = value()))
+        return fail("--weights needs a file");
+      weightsPath = v;
+    } else if (arg == "--device") {
+      if (!(v = value()))
+        return fail("--device needs auto, cpu, cuda or cuda:N");
+      device = v;
+    } else if (arg == "--name") {
+      if (!(v = value()))
+        return fail("--name needs a model name");
+      name = v;
+    } else if (arg == "--iters") {
+      if (!count(iters))
+        return fail("--iters needs a count > 0");
+    } else if (arg == "--prompt") {
+      if (!count(promptLen))
+        return fail("--prompt needs a token count > 0");
+    } else if (arg == "--new-tokens") {
+      if (!count(newTokens))
+        return fail("--new-tokens needs a count > 0");
+    } else if (!arg.empty() && arg[0] == '-') {
+      return fail("unknown option '" + arg + "' (see gai-run bench --help)");
+    } else if (artifactPath.empty()) {
+      artifactPath = arg;
+    } else {
+      return fail("unexpected argument '" + arg + "'");
+    }
+  }
+  if (artifactPath.empty())
+    return fail("no artifact given (see gai-run bench --help)");
+  if (workload != "prefill" && workload != "decode")
+    return fail("--workload must be prefill or decode");
+
+  double t0 = now();
+  auto artifact = LoadedArtifact::load(artifactPath, weightsPath);
+  if (!artifact)
+    return fail(artifact.status().message());
+  SessionOptions options;
+  options.device = device;
+  auto created = Session::create(std::move(*artifact), options);
+  if (!created)
+    return fail(created.status().message());
+  Session &session = **created;
+  double loadSeconds = now() - t0;
+
+  const format::Artifact &root = session.artifact().root();
+  if (name.empty())
+    name = root.options() && root.options()->model() ? root.options()->model()->str()
+                                                      : "model";
+  // Parameters and their bytes, from the weight tensors.
+  int64_t params = 0, weightBytes = 0;
+  if (root.weights() && root.weights()->tensors())
+    for (const format::TensorDesc *t : *root.weights()->tensors()) {
+      int64_t n = 1;
+      for (int64_t d : *t->shape())
+        n *= d;
+      params += n;
+      weightBytes += t->buffer()->size();
+    }
+  if (!session.hasEntry("prefill"))
+    return fail("the artifact has no prefill entry (compile with --entries=prefill,decode)");
+  std::vector<TensorRef> in = session.inputs("prefill");
+  int64_t vocab = session.outputs("prefill").at(0).shape.back();
+  std::mt19937 rng(0);
+  std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(vocab - 1));
+  std::string deviceName = session.deviceName();
+
+  if (workload == "prefill") {
+    int64_t batch = in[0].shape[0], length = in[0].shape[1];
+    for (int64_t i = 0; i < batch * length; ++i)
+      in[0].as<int32_t>()[i] = token(rng);
+    for (int64_t b = 0; b < batch; ++b) {
+      in[1].as<int32_t>()[b] = 0;
+      in[2].as<int32_t>()[b] = static_cast<int32_t>(length - 1);
+    }
+    for (int i = 0; i < 3; ++i)
+      if (Status s = session.run("prefill"); !s)
+        return fail(s.message());
+    std::vector<double> times;
+    for (long i = 0; i < iters; ++i) {
+      double start = now();
+      if (Status s = session.run("prefill"); !s)
+        return fail(s.message());
+      times.push_back(now() - start);
+    }
+    std::sort(times.begin(), times.end());
+    double dt = times[times.size() / 2];
+    // peers.py's count: 2 flops per parameter and 4·d per layer per key
+    // (not discounted for causality), d·layers summed over attention steps.
+    double attention = 0;
+    for (const format::EntryPoint *e : *root.entries())
+      if (e->name()->str() == "prefill")
+        for (const format::Step *step : *e->steps())
+          if (const format::Attention *a = step->command_as_Attention())
+            attention += 4.0 * a->heads() * a->head_dim();
+    double tokens = static_cast<double>(batch * length);
+    double flops = (2.0 * params + attention * length) * tokens;
+    std::printf("{\"workload\": \"prefill-%s\", \"peer\": \"gai\", \"device\": \"%s\", "
+                "\"batch\": %lld, \"seq\": %lld, \"params\": %lld, \"ms\": %.4f, "
+                "\"tokens_per_s\": %.1f, \"tflops\": %.2f, \"load_s\": %.3f}\n",
+                name.c_str(), deviceName.c_str(), static_cast<long long>(batch),
+                static_cast<long long>(length), static_cast<long long>(params), dt * 1e3,
+                tokens / dt, flops / dt / 1e12, loadSeconds);
+    return 0;
+  }
+
+  std::vector<int32_t> prompt(static_cast<size_t>(promptLen));
+  for (int32_t &t : prompt)
+    t = token(rng);
+  GenerateOptions generate;
+  generate.maxNewTokens = newTokens;
+  double warm = now();
+  for (int i = 0; i < 2; ++i) {
+    session.resetState();
+    auto out = gai::generate(session, {prompt}, generate);
+    if (!out)
+      return fail(out.status().message());
+    if (i == 0)
+      warm = now() - warm;
+  }
+  session.resetState();
+  GenerateStats stats;
+  double start = now();
+  auto out = gai::generate(session, {prompt}, generate, {}, &stats);
+  double dt = now() - start;
+  if (!out)
+    return fail(out.status().message());
+  auto made = static_cast<double>(out->at(0).size());
+  double tokensPerSecond = made / dt;
+  std::printf("{\"workload\": \"decode-%s\", \"peer\": \"gai\", \"device\": \"%s\", "
+              "\"batch\": 1, \"prompt\": %ld, \"new_tokens\": %.0f, \"tokens_per_s\": %.1f, "
+              "\"decode_only_tokens_per_s\": %.1f, \"weight_gb\": %.4f, "
+              "\"achieved_weight_bw_tb_s\": %.4f, \"warmup_s\": %.3f, \"load_s\": %.3f}\n",
+              name.c_str(), deviceName.c_str(), promptLen, made, tokensPerSecond,
+              stats.decodeSeconds > 0 ? stats.decodeTokens / stats.decodeSeconds : 0.0,
+              weightBytes / 1e9, weightBytes * tokensPerSecond / 1e12, warm, loadSeconds);
+  return 0;
+}
+
+} // namespace gai
