@@ -18,7 +18,7 @@ namespace {
 
 constexpr int kWarps = 4;
 constexpr int kMaxPerLane = 8; // head dims up to 256
-constexpr int kKeysPerSplit = 256;
+constexpr int kKeysPerSplit = 64; // latency-bound warps: more blocks instead
 
 __device__ __forceinline__ float warpSum(float x) {
   for (int offset = 16; offset > 0; offset /= 2)

@@ -9,6 +9,7 @@
 #include "hal/cuda/Kernels.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
@@ -62,6 +63,7 @@ private:
     cudaGraphExec_t graph = nullptr;
     bool graphFailed = false;
     int runs = 0;
+    std::vector<cudaEvent_t> events; // GAI_CUDA_PROFILE: one per step + 1
   };
   Status layOutWeights();
   Status buildSteps(Entry &entry);
@@ -89,9 +91,31 @@ private:
   /// size, device offset), sorted.
   std::vector<std::array<int64_t, 3>> weightMap_;
   std::map<std::string, std::unique_ptr<Entry>> entries_;
+  /// GAI_CUDA_PROFILE=1: steps run eagerly between events; the time per
+  /// step kind is printed when the executor goes away.
+  bool profile_ = false;
+  std::map<std::string, std::pair<double, int64_t>> profileMs_;
 };
 
 CudaExecutor::~CudaExecutor() {
+  if (profile_ && !profileMs_.empty()) {
+    std::vector<std::pair<double, std::string>> rows;
+    double total = 0;
+    for (auto &[name, v] : profileMs_) {
+      rows.emplace_back(v.first, name);
+      total += v.first;
+    }
+    std::sort(rows.rbegin(), rows.rend());
+    std::fprintf(stderr, "gai profile (%s): %.3f ms in steps\n", name_.c_str(), total);
+    for (size_t i = 0; i < rows.size() && i < 30; ++i)
+      std::fprintf(stderr, "  %10.3f ms %5.1f%%  %6lld  %s\n", rows[i].first,
+                   100.0 * rows[i].first / total,
+                   static_cast<long long>(profileMs_[rows[i].second].second),
+                   rows[i].second.c_str());
+  }
+  for (auto &[name, entry] : entries_)
+    for (cudaEvent_t e : entry->events)
+      cudaEventDestroy(e);
   for (auto &[name, entry] : entries_)
     if (entry->graph)
       cudaGraphExecDestroy(entry->graph);
@@ -131,6 +155,8 @@ Status CudaExecutor::init() {
   multiprocessors_ = props.multiProcessorCount;
   name_ = "cuda:" + std::to_string(ordinal_) + " (" + props.name + ")";
 
+  if (const char *env = std::getenv("GAI_CUDA_PROFILE"))
+    profile_ = std::string(env) == "1";
   const format::Artifact &root = artifact_.root();
   std::string dtype = root.options() && root.options()->dtype()
                           ? root.options()->dtype()->str()
@@ -308,7 +334,10 @@ Status CudaExecutor::buildSteps(Entry &entry) {
       entry.steps.push_back([p, workspace](cudaStream_t s) {
         return p->run(workspace, kGemmWorkspace, s);
       });
-      entry.stepNames.push_back("gemm");
+      entry.stepNames.push_back(
+          "gemm " + std::to_string(d.m) + "x" + std::to_string(d.n) + "x" +
+          std::to_string(d.k) + (d.batch > 1 ? " batch " + std::to_string(d.batch) : "") +
+          (d.activation ? " act" : "") + (d.residual ? " residual" : ""));
       break;
     }
     case format::Command::Attention: {
@@ -340,7 +369,9 @@ Status CudaExecutor::buildSteps(Entry &entry) {
         attention(e, p, splits, workspace, error, stepIndex, s);
         return Status::ok();
       });
-      entry.stepNames.push_back("attention");
+      entry.stepNames.push_back("attention q" + std::to_string(p.queries) + " k" +
+                                std::to_string(p.keys) + " splits " +
+                                std::to_string(splits));
       break;
     }
     case format::Command::Launch: {
@@ -523,10 +554,20 @@ Status CudaExecutor::enqueue(Entry &entry, cudaStream_t stream) {
     cudaMemcpyAsync(entry.input, entry.hostInput.data,
                     static_cast<size_t>(entry.hostInput.size),
                     cudaMemcpyHostToDevice, stream);
-  for (size_t i = 0; i < entry.steps.size(); ++i)
+  if (profile_ && entry.events.empty()) {
+    entry.events.resize(entry.steps.size() + 1);
+    for (cudaEvent_t &e : entry.events)
+      cudaEventCreate(&e);
+  }
+  for (size_t i = 0; i < entry.steps.size(); ++i) {
+    if (profile_)
+      cudaEventRecord(entry.events[i], stream);
     if (Status s = entry.steps[i](stream); !s)
       return Status::error("step " + std::to_string(i) + " (" + entry.stepNames[i] +
                            "): " + s.message());
+  }
+  if (profile_)
+    cudaEventRecord(entry.events.back(), stream);
   if (entry.hostOutput.size > 0)
     cudaMemcpyAsync(entry.hostOutput.data, entry.output,
                     static_cast<size_t>(entry.hostOutput.size),
@@ -579,7 +620,7 @@ Status CudaExecutor::run(const std::string &name) {
   }();
   // The first run is eager (it also sets up cuBLASLt and the kernels);
   // the second captures a graph that later runs replay.
-  if (graphs && !entry.graph && !entry.graphFailed && entry.runs >= 1) {
+  if (graphs && !profile_ && !entry.graph && !entry.graphFailed && entry.runs >= 1) {
     cudaGraph_t graph = nullptr;
     bool ok = cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal) ==
               cudaSuccess;
@@ -605,6 +646,14 @@ Status CudaExecutor::run(const std::string &name) {
     return cudaError("running entry '" + name + "' on " + name_, e);
   if (cudaError_t e = cudaGetLastError(); e != cudaSuccess)
     return cudaError("running entry '" + name + "' on " + name_, e);
+  if (profile_)
+    for (size_t i = 0; i < entry.steps.size(); ++i) {
+      float ms = 0;
+      cudaEventElapsedTime(&ms, entry.events[i], entry.events[i + 1]);
+      auto &slot = profileMs_[name + ": " + entry.stepNames[i]];
+      slot.first += ms;
+      ++slot.second;
+    }
   return checkError(entry);
 }
 

@@ -3,8 +3,8 @@
 // A block of 4 warps owns 64 queries of one head; each warp owns 16 of
 // them. The block walks the 64-key tiles its queries can see: Q·Kᵀ on the
 // tensor cores (WMMA 16×16×16, f32 accumulators) into the warp's score
-// tile in shared memory, the online softmax there (two lanes per query
-// row), then P·V accumulated into the warp's f32 output tile, which the
+// tile in shared memory, the online softmax there (a warp per row, lane
+// by column), then P·V accumulated into the warp's f32 output tile, which the
 // softmax rescales first. Scores never reach global memory. Handwritten
 // because no library covers attention over our cache layout with causal
 // offsets per row, windows and GQA together.
@@ -30,8 +30,18 @@ template <int D> struct Smem {
   float s[kWarps][kWarpRows][kKeys];
   __nv_bfloat16 p[kWarps][kWarpRows][kKeys];
   float o[kWarps][kWarpRows][D];
-  float m[kWarps][kWarpRows], l[kWarps][kWarpRows];
 };
+
+__device__ __forceinline__ float warpMax(float x) {
+  for (int offset = 16; offset > 0; offset /= 2)
+    x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, offset));
+  return x;
+}
+__device__ __forceinline__ float warpSum(float x) {
+  for (int offset = 16; offset > 0; offset /= 2)
+    x += __shfl_xor_sync(0xffffffffu, x, offset);
+  return x;
+}
 
 /// Rows [row0, row0 + 64) of a [rows, D] bf16 matrix into shared memory,
 /// 16 bytes per thread per load; rows past `rows` are zero.
@@ -81,9 +91,12 @@ __global__ void __launch_bounds__(kWarps * 32)
   loadTile<D>(sm.q, q, q0, queries);
   for (int i = lane; i < kWarpRows * D; i += 32)
     sm.o[warp][i / D][i % D] = 0.0f;
-  if (lane < kWarpRows) {
-    sm.m[warp][lane] = -INFINITY;
-    sm.l[warp][lane] = 0.0f;
+  // Each row's running max and sum, the same in every lane.
+  float mRow[kWarpRows], lRow[kWarpRows];
+#pragma unroll
+  for (int r = 0; r < kWarpRows; ++r) {
+    mRow[r] = -INFINITY;
+    lRow[r] = 0.0f;
   }
   // The keys any query of this block sees.
   int firstKey = 0, lastKey = keys - 1;
@@ -92,11 +105,6 @@ __global__ void __launch_bounds__(kWarps * 32)
     if (p.window > 0)
       firstKey = max(0, start + q0 - static_cast<int>(p.window) + 1);
   }
-  // Two lanes per query row, 32 columns each.
-  const int myRow = lane / 2, half = lane % 2;
-  const int query = q0 + warp * kWarpRows + myRow;
-  const int position = start + query;
-
   for (int key0 = (firstKey / kKeys) * kKeys; key0 <= lastKey; key0 += kKeys) {
     __syncthreads(); // the previous tile's K and V are no longer read
     loadTile<D>(sm.k, k, key0, keys);
@@ -118,40 +126,36 @@ __global__ void __launch_bounds__(kWarps * 32)
     }
     __syncwarp();
 
-    // Online softmax over this tile, masked as the CPU kernel masks.
-    float *srow = sm.s[warp][myRow];
-    float rowMax = -INFINITY;
-    for (int c = half * 32; c < half * 32 + 32; ++c) {
-      int key = key0 + c;
-      bool visible = key < keys && query < queries;
-      if (p.causal)
-        visible = visible && key <= position &&
-                  (p.window <= 0 || position - key < p.window);
-      float s = srow[c] * p.scale;
-      if (p.softcap > 0.0f)
-        s = p.softcap * tanhf(s / p.softcap);
-      s = visible ? s : -INFINITY;
-      srow[c] = s;
-      rowMax = fmaxf(rowMax, s);
+    // Online softmax over this tile, masked as the CPU kernel masks: lane
+    // c owns columns c and c + 32 of every row (no bank conflicts).
+#pragma unroll
+    for (int r = 0; r < kWarpRows; ++r) {
+      const int query = q0 + warp * kWarpRows + r, position = start + query;
+      float s[2];
+#pragma unroll
+      for (int h2 = 0; h2 < 2; ++h2) {
+        int c = lane + 32 * h2, key = key0 + c;
+        bool visible = key < keys && query < queries;
+        if (p.causal)
+          visible = visible && key <= position &&
+                    (p.window <= 0 || position - key < p.window);
+        float x = sm.s[warp][r][c] * p.scale;
+        if (p.softcap > 0.0f)
+          x = p.softcap * tanhf(x / p.softcap);
+        s[h2] = visible ? x : -INFINITY;
+      }
+      float mNew = fmaxf(mRow[r], warpMax(fmaxf(s[0], s[1])));
+      float correction = mNew == -INFINITY ? 1.0f : expf(mRow[r] - mNew);
+      float e0 = mNew == -INFINITY ? 0.0f : expf(s[0] - mNew);
+      float e1 = mNew == -INFINITY ? 0.0f : expf(s[1] - mNew);
+      sm.p[warp][r][lane] = __float2bfloat16_rn(e0);
+      sm.p[warp][r][lane + 32] = __float2bfloat16_rn(e1);
+      lRow[r] = lRow[r] * correction + warpSum(e0 + e1);
+      mRow[r] = mNew;
+      for (int c = lane; c < D; c += 32)
+        sm.o[warp][r][c] *= correction;
     }
-    rowMax = fmaxf(rowMax, __shfl_xor_sync(0xffffffffu, rowMax, 1));
-    float mOld = sm.m[warp][myRow];
-    float mNew = fmaxf(mOld, rowMax);
-    float correction = mNew == -INFINITY ? 1.0f : expf(mOld - mNew);
-    float rowSum = 0.0f;
-    for (int c = half * 32; c < half * 32 + 32; ++c) {
-      float e = mNew == -INFINITY ? 0.0f : expf(srow[c] - mNew);
-      rowSum += e;
-      sm.p[warp][myRow][c] = __float2bfloat16_rn(e);
-    }
-    rowSum += __shfl_xor_sync(0xffffffffu, rowSum, 1);
-    for (int c = half * (D / 2); c < (half + 1) * (D / 2); ++c)
-      sm.o[warp][myRow][c] *= correction;
     __syncwarp();
-    if (half == 0) {
-      sm.m[warp][myRow] = mNew;
-      sm.l[warp][myRow] = sm.l[warp][myRow] * correction + rowSum;
-    }
 
     // O += P V.
     for (int n = 0; n < D / 16; ++n) {
@@ -169,13 +173,16 @@ __global__ void __launch_bounds__(kWarps * 32)
     __syncwarp();
   }
 
-  if (query >= queries)
-    return;
-  float l = sm.l[warp][myRow];
-  auto *out = static_cast<__nv_bfloat16 *>(p.out) +
-              ((static_cast<int64_t>(b) * p.heads + h) * queries + query) * D;
-  for (int c = half * (D / 2); c < (half + 1) * (D / 2); ++c)
-    out[c] = __float2bfloat16_rn(l > 0.0f ? sm.o[warp][myRow][c] / l : 0.0f);
+#pragma unroll
+  for (int r = 0; r < kWarpRows; ++r) {
+    const int query = q0 + warp * kWarpRows + r;
+    if (query >= queries)
+      continue;
+    auto *out = static_cast<__nv_bfloat16 *>(p.out) +
+                ((static_cast<int64_t>(b) * p.heads + h) * queries + query) * D;
+    for (int c = lane; c < D; c += 32)
+      out[c] = __float2bfloat16_rn(lRow[r] > 0.0f ? sm.o[warp][r][c] / lRow[r] : 0.0f);
+  }
 }
 
 template <int D>

@@ -45,6 +45,7 @@ private:
   Elem elem_ = Elem::F32;
   float beta_ = 0.0f;
   bool followUp_ = false; // the elementwise kernel after the GEMM
+  bool gemv_ = false;     // decode-sized: our GEMV kernel, not cuBLASLt
 };
 
 } // namespace gai::cuda

@@ -220,7 +220,83 @@ __global__ void activationResidualKernel(T *c, const T *residual, int activation
   c[i] = fromFloat<T>(x);
 }
 
+/// 16 bytes of T as floats.
+__device__ __forceinline__ void unpack(const float *p, float (&out)[8], int &count) {
+  float4 v = *reinterpret_cast<const float4 *>(p);
+  out[0] = v.x, out[1] = v.y, out[2] = v.z, out[3] = v.w;
+  count = 4;
+}
+__device__ __forceinline__ void unpack(const __nv_bfloat16 *p, float (&out)[8],
+                                       int &count) {
+  uint4 v = *reinterpret_cast<const uint4 *>(p);
+  const __nv_bfloat16 *h = reinterpret_cast<const __nv_bfloat16 *>(&v);
+#pragma unroll
+  for (int i = 0; i < 8; ++i)
+    out[i] = __bfloat162float(h[i]);
+  count = 8;
+}
+
+template <typename T>
+__global__ void __launch_bounds__(256)
+    gemvKernel(const T *a, const T *w, T *c, const T *bias, const T *residual,
+               int m, int64_t n, int64_t k, int activation) {
+  constexpr int kVec = 16 / sizeof(T);
+  int64_t col = blockIdx.x * 8 + threadIdx.x / 32;
+  int lane = threadIdx.x % 32;
+  if (col >= n)
+    return;
+  float acc[kGemvRows] = {};
+  const T *row = w + col * k;
+  for (int64_t i = lane * kVec; i < k; i += 32 * kVec) {
+    float wv[8], av[8];
+    int count;
+    unpack(row + i, wv, count);
+#pragma unroll
+    for (int r = 0; r < kGemvRows; ++r) {
+      if (r >= m)
+        break;
+      unpack(a + r * k + i, av, count);
+#pragma unroll
+      for (int j = 0; j < kVec; ++j)
+        acc[r] += wv[j] * av[j];
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < kGemvRows; ++r) {
+    if (r >= m)
+      break;
+    float x = acc[r];
+    for (int offset = 16; offset > 0; offset /= 2)
+      x += __shfl_xor_sync(0xffffffffu, x, offset);
+    if (lane == 0) {
+      if (bias)
+        x += toFloat(bias[col]);
+      x = activate(x, activation);
+      if (residual)
+        x += toFloat(residual[r * n + col]);
+      c[r * n + col] = fromFloat<T>(x);
+    }
+  }
+}
+
 } // namespace
+
+void gemv(Elem e, const void *a, const void *w, void *c, const void *bias,
+          const void *residual, int64_t m, int64_t n, int64_t k, int activation,
+          cudaStream_t stream) {
+  auto blocks = static_cast<unsigned>((n + 7) / 8);
+  if (e == Elem::BF16)
+    gemvKernel<<<blocks, 256, 0, stream>>>(
+        static_cast<const __nv_bfloat16 *>(a), static_cast<const __nv_bfloat16 *>(w),
+        static_cast<__nv_bfloat16 *>(c), static_cast<const __nv_bfloat16 *>(bias),
+        static_cast<const __nv_bfloat16 *>(residual), static_cast<int>(m), n, k,
+        activation);
+  else
+    gemvKernel<<<blocks, 256, 0, stream>>>(
+        static_cast<const float *>(a), static_cast<const float *>(w),
+        static_cast<float *>(c), static_cast<const float *>(bias),
+        static_cast<const float *>(residual), static_cast<int>(m), n, k, activation);
+}
 
 void embedding(Elem e, const void *table, int64_t vocab, int64_t dim,
                const int32_t *ids, int64_t count, void *out, ErrorWord *error,

@@ -62,6 +62,15 @@ void fill(void *out, int64_t bytes, uint32_t bits, int elementBytes,
 void activationResidual(Elem e, void *c, const void *residual, int activation,
                         int64_t count, cudaStream_t stream);
 
+/// C[m, n] = act(A[m, k]·W[n, k]ᵀ + bias) + residual for decode-sized m
+/// (at most kGemvRows): a warp per output column streams its weight row in
+/// 16-byte loads, so the step runs at memory speed. Needs k a multiple of
+/// 8 and 16-byte aligned rows.
+constexpr int64_t kGemvRows = 8;
+void gemv(Elem e, const void *a, const void *w, void *c, const void *bias,
+          const void *residual, int64_t m, int64_t n, int64_t k, int activation,
+          cudaStream_t stream);
+
 /// As the CPU's AttentionArgs (hal/cpu/Kernels.h).
 struct AttentionParams {
   const void *q, *k, *v;
