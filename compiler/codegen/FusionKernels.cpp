@@ -8,6 +8,7 @@
 #include "compiler/codegen/FusionKernels.h"
 
 #include "compiler/codegen/ElementMath.h"
+#include "compiler/codegen/FusionRows.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
@@ -33,22 +34,6 @@ void loadKernelDialects(MLIRContext &context) {
 
 namespace {
 
-ArrayRef<int64_t> shapeOf(Value v) {
-  return cast<RankedTensorType>(v.getType()).getShape();
-}
-Type elementOf(Value v) {
-  return cast<RankedTensorType>(v.getType()).getElementType();
-}
-int64_t rowLength(Value v) {
-  ArrayRef<int64_t> shape = shapeOf(v);
-  return shape.empty() ? 1 : shape.back();
-}
-
-/// Ops that read a whole row of an operand, or (RoPE) another element of it.
-bool isRowOp(Operation *op) {
-  return isa<RmsNormOp, LayerNormOp, SoftmaxOp, ReduceOp, RopeOp>(op);
-}
-
 class KernelBuilder {
 public:
   KernelBuilder(FusionOp fusion, OpBuilder &b)
@@ -61,7 +46,6 @@ public:
   FailureOr<func::FuncOp> build(StringRef name);
 
 private:
-  LogicalResult checkLayout(Value v);
   Type computeType(Type element) {
     return isa<FloatType>(element) ? b.getF32Type() : element;
   }
@@ -90,24 +74,6 @@ private:
   DenseMap<Value, Value> rowBuffer; // materialised values
   DenseSet<Value> inlined;          // computed where used
 };
-
-LogicalResult KernelBuilder::checkLayout(Value v) {
-  ArrayRef<int64_t> shape = shapeOf(v);
-  if (shape.empty())
-    return success();
-  ArrayRef<int64_t> lead = shape.drop_back();
-  if (lead.size() > outer.size())
-    return fusion.emitOpError("value of shape ")
-           << formatShape(shape) << " does not line up with the rows of "
-           << formatShape(shapeOf(fusion->getResult(0)));
-  size_t shift = outer.size() - lead.size();
-  for (auto [i, d] : llvm::enumerate(lead))
-    if (d != 1 && d != outer[i + shift])
-      return fusion.emitOpError("value of shape ")
-             << formatShape(shape) << " does not line up with the rows of "
-             << formatShape(shapeOf(fusion->getResult(0)));
-  return success();
-}
 
 SmallVector<Value> KernelBuilder::leadingIndices(Value v) {
   ArrayRef<int64_t> shape = shapeOf(v);
@@ -343,28 +309,8 @@ FailureOr<func::FuncOp> KernelBuilder::build(StringRef name) {
     return MemRefType::get(t.getShape(), t.getElementType());
   };
   Value root = cast<YieldOp>(body.getTerminator()).getOperand(0);
-  auto onlyRopePositions = [](Value v) {
-    return llvm::all_of(v.getUsers(), [&](Operation *user) {
-      auto rope = dyn_cast<RopeOp>(user);
-      return rope && rope.getPositions() == v && rope.getInput() != v;
-    });
-  };
-  for (Value arg : body.getArguments())
-    if (!onlyRopePositions(arg) && failed(checkLayout(arg)))
-      return failure();
-  for (Operation &op : body.without_terminator()) {
-    if (isa<ConstantOp>(op))
-      continue;
-    if (failed(checkLayout(op.getResult(0))))
-      return failure();
-    for (Type t : op.getOperandTypes())
-      if (auto f = dyn_cast<FloatType>(cast<RankedTensorType>(t).getElementType());
-          f && f.getWidth() < 16)
-        return fusion.emitOpError("8-bit floats have no CPU kernels yet");
-    if (auto rope = dyn_cast<RopeOp>(op);
-        rope && !isa<BlockArgument>(rope.getPositions()))
-      return fusion.emitOpError("RoPE positions must be a region input");
-  }
+  if (failed(checkFusionRows(fusion, "CPU")))
+    return failure();
 
   SmallVector<Type> argTypes;
   for (Value arg : body.getArguments())

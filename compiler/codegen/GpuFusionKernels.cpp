@@ -9,6 +9,7 @@
 #include "compiler/codegen/GpuFusionKernels.h"
 
 #include "compiler/codegen/ElementMath.h"
+#include "compiler/codegen/FusionRows.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
@@ -31,19 +32,6 @@ constexpr int64_t kWarp = 32;
 constexpr int64_t kMaxBlock = 256;
 constexpr int64_t kVectorBytes = 16;
 
-ArrayRef<int64_t> shapeOf(Value v) {
-  return cast<RankedTensorType>(v.getType()).getShape();
-}
-Type elementOf(Value v) {
-  return cast<RankedTensorType>(v.getType()).getElementType();
-}
-int64_t rowLength(Value v) {
-  ArrayRef<int64_t> shape = shapeOf(v);
-  return shape.empty() ? 1 : shape.back();
-}
-bool isRowOp(Operation *op) {
-  return isa<RmsNormOp, LayerNormOp, SoftmaxOp, ReduceOp, RopeOp>(op);
-}
 int64_t elementBytes(Type t) {
   return std::max<int64_t>(t.getIntOrFloatBitWidth() / 8, 1);
 }
@@ -62,7 +50,6 @@ public:
   FailureOr<func::FuncOp> build(StringRef name);
 
 private:
-  LogicalResult check();
   void chooseShape();
   Type computeType(Type element) {
     return isa<FloatType>(element) ? b.getF32Type() : element;
@@ -122,46 +109,6 @@ private:
   DenseMap<Value, Value> memrefOf;
   DenseMap<Operation *, SmallVector<Value, 2>> stats;
 };
-
-LogicalResult GpuKernelBuilder::check() {
-  auto lineUp = [&](Value v) -> LogicalResult {
-    ArrayRef<int64_t> shape = shapeOf(v);
-    if (shape.empty())
-      return success();
-    ArrayRef<int64_t> lead = shape.drop_back();
-    bool ok = lead.size() <= outer.size();
-    for (size_t i = 0; ok && i < lead.size(); ++i)
-      ok = lead[i] == 1 || lead[i] == outer[i + outer.size() - lead.size()];
-    if (!ok)
-      return fusion.emitOpError("value of shape ")
-             << formatShape(shape) << " does not line up with the rows of "
-             << formatShape(shapeOf(fusion->getResult(0)));
-    return success();
-  };
-  Block &body = fusion.getBody().front();
-  for (BlockArgument arg : body.getArguments()) {
-    bool onlyPositions = llvm::all_of(arg.getUsers(), [&](Operation *user) {
-      auto rope = dyn_cast<RopeOp>(user);
-      return rope && rope.getPositions() == arg && rope.getInput() != arg;
-    });
-    if (!onlyPositions && failed(lineUp(arg)))
-      return failure();
-  }
-  for (Operation &op : body.without_terminator()) {
-    if (isa<ConstantOp>(op))
-      continue;
-    if (failed(lineUp(op.getResult(0))))
-      return failure();
-    for (Type t : op.getOperandTypes())
-      if (auto f = dyn_cast<FloatType>(cast<RankedTensorType>(t).getElementType());
-          f && f.getWidth() < 16)
-        return fusion.emitOpError("8-bit floats have no GPU kernels yet");
-    if (auto rope = dyn_cast<RopeOp>(op);
-        rope && !isa<BlockArgument>(rope.getPositions()))
-      return fusion.emitOpError("RoPE positions must be a region input");
-  }
-  return success();
-}
 
 void GpuKernelBuilder::chooseShape() {
   Block &body = fusion.getBody().front();
@@ -531,7 +478,7 @@ Value GpuKernelBuilder::emitRowElement(Operation *op, Value j) {
 }
 
 FailureOr<func::FuncOp> GpuKernelBuilder::build(StringRef name) {
-  if (failed(check()))
+  if (failed(checkFusionRows(fusion, "GPU")))
     return failure();
   chooseShape();
   Block &body = fusion.getBody().front();

@@ -4,6 +4,8 @@
 #include "core/Executor.h"
 #include "format/artifact_generated.h"
 
+#include <cstdlib>
+
 namespace gai {
 
 Session::Session(LoadedArtifact artifact) : artifact_(std::move(artifact)) {}

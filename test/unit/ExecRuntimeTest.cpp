@@ -124,4 +124,31 @@ func.func @forward(%a: tensor<2x3xf32>, %b: tensor<2x3xf32>) -> tensor<4x3xf32> 
       << message;
 }
 
+// A region outside the row model is reported on the fusion op by both
+// kernel builders, not miscompiled.
+TEST(ExecLowering, AFusionOffTheRowModelIsReportedForEveryTarget) {
+  for (const char *target : {"cpu", "cuda"}) {
+    mlir::MLIRContext context;
+    context.loadDialect<mlir::gai::GaiDialect, mlir::func::FuncDialect>();
+    auto module = mlir::parseSourceString<mlir::ModuleOp>(R"(
+func.func @forward(%a: tensor<3x8xf32>) -> tensor<8xf32> {
+  %0 = gai.fusion %a : (tensor<3x8xf32>) -> tensor<8xf32> {
+  ^bb0(%x: tensor<3x8xf32>):
+    %1 = gai.reduce sum %x axes = [0] : (tensor<3x8xf32>) -> tensor<8xf32>
+    gai.yield %1 : tensor<8xf32>
+  }
+  return %0 : tensor<8xf32>
+})", &context);
+    ASSERT_TRUE(module);
+    CompileOptions options;
+    options.target = target;
+    auto lowered = lowerModule(*module, options, WeightsMode::None);
+    ASSERT_FALSE(!!lowered) << target;
+    std::string message = llvm::toString(lowered.takeError());
+    EXPECT_NE(message.find("value of shape [3, 8] does not line up with the rows of [8]"),
+              std::string::npos)
+        << target << ": " << message;
+  }
+}
+
 } // namespace

@@ -1,0 +1,52 @@
+#include "compiler/codegen/FusionRows.h"
+
+using namespace mlir;
+using namespace mlir::gai;
+
+namespace gai {
+
+LogicalResult checkFusionRows(FusionOp fusion, StringRef target) {
+  ArrayRef<int64_t> outer = shapeOf(fusion->getResult(0));
+  if (!outer.empty())
+    outer = outer.drop_back();
+  auto lineUp = [&](Value v) -> LogicalResult {
+    ArrayRef<int64_t> shape = shapeOf(v);
+    if (shape.empty())
+      return success();
+    ArrayRef<int64_t> lead = shape.drop_back();
+    bool ok = lead.size() <= outer.size();
+    for (size_t i = 0; ok && i < lead.size(); ++i)
+      ok = lead[i] == 1 || lead[i] == outer[i + outer.size() - lead.size()];
+    if (!ok)
+      return fusion.emitOpError("value of shape ")
+             << formatShape(shape) << " does not line up with the rows of "
+             << formatShape(shapeOf(fusion->getResult(0)));
+    return success();
+  };
+  Block &body = fusion.getBody().front();
+  for (BlockArgument arg : body.getArguments()) {
+    // RoPE reads its positions per row, whatever their shape.
+    bool onlyPositions = llvm::all_of(arg.getUsers(), [&](Operation *user) {
+      auto rope = dyn_cast<RopeOp>(user);
+      return rope && rope.getPositions() == arg && rope.getInput() != arg;
+    });
+    if (!onlyPositions && failed(lineUp(arg)))
+      return failure();
+  }
+  for (Operation &op : body.without_terminator()) {
+    if (isa<ConstantOp>(op))
+      continue;
+    if (failed(lineUp(op.getResult(0))))
+      return failure();
+    for (Type t : op.getOperandTypes())
+      if (auto f = dyn_cast<FloatType>(cast<RankedTensorType>(t).getElementType());
+          f && f.getWidth() < 16)
+        return fusion.emitOpError("8-bit floats have no ") << target << " kernels yet";
+    if (auto rope = dyn_cast<RopeOp>(op);
+        rope && !isa<BlockArgument>(rope.getPositions()))
+      return fusion.emitOpError("RoPE positions must be a region input");
+  }
+  return success();
+}
+
+} // namespace gai
