@@ -23,6 +23,13 @@ RankedTensorType typeOf(Value v) { return cast<RankedTensorType>(v.getType()); }
 class Differentiator {
 public:
   explicit Differentiator(ImplicitLocOpBuilder &b) : b(b) {}
+  /// Runs the VJPs of `ops` (in program order) in reverse.
+  LogicalResult backwardAll(ArrayRef<Operation *> ops) {
+    for (Operation *op : llvm::reverse(ops))
+      if (failed(backward(op)))
+        return failure();
+    return success();
+  }
 
   /// Adds `g` to the adjoint of `v`; `g` has `v`'s shape.
   void accumulate(Value v, Value g) {
@@ -52,6 +59,9 @@ private:
   Value matmul(Value x, Value y, bool tx, bool ty) {
     return MatmulOp::create(b, x, y, tx, ty);
   }
+  /// flash_attention written out as the naive ops it stands for; the ops
+  /// made are appended to `ops`.
+  Value expandAttention(FlashAttentionOp fa, SmallVectorImpl<Operation *> &ops);
 
   ImplicitLocOpBuilder &b;
   DenseMap<Value, Value> adjoint;
@@ -70,13 +80,115 @@ Value Differentiator::unbroadcast(Value g, Value to) {
   return ReshapeOp::create(b, typeOf(to), g);
 }
 
+Value Differentiator::expandAttention(FlashAttentionOp fa,
+                                      SmallVectorImpl<Operation *> &ops) {
+  auto record = [&](Value v) {
+    ops.push_back(v.getDefiningOp());
+    return v;
+  };
+  Value q = fa.getQuery(), k = fa.getKey(), v = fa.getValue();
+  auto qType = typeOf(q);
+  Type elt = qType.getElementType();
+  int64_t batch = qType.getDimSize(0), heads = qType.getDimSize(1);
+  int64_t queries = qType.getDimSize(2), keys = typeOf(k).getDimSize(2);
+  auto groups = static_cast<int64_t>(fa.getKvGroups());
+  if (groups > 1) {
+    k = record(RepeatOp::create(b, k, 1, groups));
+    v = record(RepeatOp::create(b, v, 1, groups));
+  }
+  auto scalar = [&](double x) {
+    return record(ConstantOp::create(
+        b, DenseElementsAttr::get(RankedTensorType::get({}, elt), b.getFloatAttr(elt, x))));
+  };
+  Value s = record(matmul(q, k, false, true));
+  s = record(mul(s, scalar(fa.getScale().convertToDouble())));
+  if (double cap = fa.getSoftcap().convertToDouble(); cap > 0) {
+    Value c = scalar(cap);
+    s = record(mul(record(TanhOp::create(b, record(DivOp::create(b, s, c)))), c));
+  }
+  auto window = static_cast<int64_t>(fa.getWindow());
+  Value mask;
+  if (Value positions = fa.getQueryPositions())
+    mask = record(PositionMaskOp::create(
+        b, RankedTensorType::get({batch, 1, queries, keys}, b.getI1Type()), positions,
+        window));
+  else if (fa.getCausal())
+    mask = record(CausalMaskOp::create(
+        b, RankedTensorType::get({queries, keys}, b.getI1Type()), window));
+  if (mask)
+    s = record(SelectOp::create(b, mask, s, scalar(-INFINITY)));
+  Value p = record(SoftmaxOp::create(b, s, 3));
+  (void)heads;
+  return record(MatmulOp::create(b, p, v));
+}
+
 LogicalResult Differentiator::backward(Operation *op) {
+  if (auto topk = dyn_cast<TopKOp>(op)) {
+    // The values' adjoint goes back to the entries they were taken from.
+    Value g = adjointOf(topk.getValues());
+    if (!g)
+      return success();
+    auto gType = typeOf(g);
+    SmallVector<int64_t> hotShape(gType.getShape());
+    hotShape.push_back(typeOf(topk.getInput()).getShape().back());
+    Value hot = OneHotOp::create(
+        b, RankedTensorType::get(hotShape, gType.getElementType()),
+        topk.getIndices(), hotShape.back());
+    SmallVector<int64_t> column(gType.getShape());
+    column.push_back(1);
+    Value spread = mul(hot, ReshapeOp::create(
+                                b, RankedTensorType::get(column, gType.getElementType()), g));
+    Value gx = ReduceOp::create(b, ReduceKind::Sum, spread,
+                                ArrayRef<int64_t>{gType.getRank() - 1});
+    accumulate(topk.getInput(), gx);
+    return success();
+  }
   if (op->getNumResults() != 1)
     return op->emitOpError("has no VJP rule yet");
   Value y = op->getResult(0);
   Value g = adjointOf(y);
   if (!g)
     return success(); // does not reach the output
+  if (auto e = dyn_cast<EmbeddingOp>(op)) {
+    // Rows scatter-added back into the table: one_hot(ids)ᵀ · g.
+    Value table = e.getTable();
+    auto tableType = typeOf(table);
+    int64_t vocab = tableType.getDimSize(0), d = tableType.getDimSize(1);
+    int64_t n = typeOf(e.getIndices()).getNumElements();
+    Type elt = tableType.getElementType();
+    Value ids = ReshapeOp::create(
+        b, RankedTensorType::get({n}, typeOf(e.getIndices()).getElementType()),
+        e.getIndices());
+    Value hot = OneHotOp::create(b, RankedTensorType::get({n, vocab}, elt), ids, vocab);
+    Value rows = ReshapeOp::create(b, RankedTensorType::get({n, d}, elt), g);
+    accumulate(table, matmul(hot, rows, true, false));
+    return success();
+  }
+  if (auto ce = dyn_cast<CrossEntropyOp>(op)) {
+    accumulate(ce.getLogits(),
+               CrossEntropyGradOp::create(b, typeOf(ce.getLogits()), ce.getLogits(),
+                                          ce.getLabels(), g, ce.getIgnoreIndexAttr(),
+                                          ce.getReductionAttr()));
+    return success();
+  }
+  if (auto fa = dyn_cast<FlashAttentionOp>(op)) {
+    // Recomputes the probabilities, then differentiates the naive form.
+    SmallVector<Operation *> ops;
+    Value out = expandAttention(fa, ops);
+    accumulate(out, g);
+    return backwardAll(ops);
+  }
+  if (auto c = dyn_cast<ConcatOp>(op)) {
+    auto axis = static_cast<int64_t>(c.getAxis());
+    int64_t offset = 0;
+    for (Value part : c.getInputs()) {
+      SmallVector<int64_t> offsets(typeOf(g).getRank(), 0);
+      offsets[axis] = offset;
+      accumulate(part, SliceOp::create(b, g, offsets, typeOf(part).getShape()));
+      offset += typeOf(part).getDimSize(axis);
+    }
+    return success();
+  }
   if (isa<ParamOp, ConstantOp, IotaOp, CausalMaskOp, PositionMaskOp, OneHotOp>(op))
     return success(); // constant in the inputs that can carry a gradient
   if (auto sel = dyn_cast<SelectOp>(op)) {
@@ -298,6 +410,26 @@ LogicalResult Differentiator::backward(Operation *op) {
   return op->emitOpError("has no VJP rule yet");
 }
 
+} // namespace
+
+FailureOr<SmallVector<Value>>
+mlir::gai::buildGradients(ImplicitLocOpBuilder &b, ArrayRef<Operation *> forward,
+                          Value loss, ArrayRef<Value> wrt) {
+  auto lossType = typeOf(loss);
+  Differentiator diff(b);
+  diff.accumulate(loss, ConstantOp::create(
+                            b, DenseElementsAttr::get(
+                                   lossType, b.getFloatAttr(lossType.getElementType(), 1.0))));
+  if (failed(diff.backwardAll(forward)))
+    return failure();
+  SmallVector<Value> grads;
+  for (Value v : wrt)
+    grads.push_back(diff.adjointOf(v));
+  return grads;
+}
+
+namespace {
+
 struct AutodiffPass : mlir::gai::impl::GaiAutodiffBase<AutodiffPass> {
   using GaiAutodiffBase::GaiAutodiffBase;
 
@@ -319,18 +451,18 @@ struct AutodiffPass : mlir::gai::impl::GaiAutodiffBase<AutodiffPass> {
 
     // @<f>_grad(args) -> (loss, d loss / d each float argument).
     SmallVector<Type> gradResults = {lossType};
-    SmallVector<unsigned> floatArgs;
-    for (auto [i, type] : llvm::enumerate(func.getArgumentTypes()))
-      if (isa<FloatType>(cast<RankedTensorType>(type).getElementType())) {
-        floatArgs.push_back(i);
-        gradResults.push_back(type);
-      }
+    SmallVector<Value> wrt;
     OpBuilder builder(module.getContext());
     builder.setInsertionPointAfter(func);
-    auto grad = func::FuncOp::create(
-        builder, func.getLoc(), function + "_grad",
-        builder.getFunctionType(func.getArgumentTypes(), gradResults));
+    auto grad = func::FuncOp::create(builder, func.getLoc(), function + "_grad",
+                                     builder.getFunctionType(func.getArgumentTypes(), {}));
     Block *entry = grad.addEntryBlock();
+    for (BlockArgument arg : entry->getArguments())
+      if (isa<FloatType>(typeOf(arg).getElementType())) {
+        wrt.push_back(arg);
+        gradResults.push_back(arg.getType());
+      }
+    grad.setType(builder.getFunctionType(func.getArgumentTypes(), gradResults));
     ImplicitLocOpBuilder b(func.getLoc(), module.getContext());
     b.setInsertionPointToStart(entry);
     IRMapping mapping;
@@ -341,28 +473,20 @@ struct AutodiffPass : mlir::gai::impl::GaiAutodiffBase<AutodiffPass> {
       forward.push_back(b.clone(op, mapping));
     auto ret = cast<func::ReturnOp>(func.getBody().front().getTerminator());
     Value loss = mapping.lookup(ret.getOperand(0));
-
-    Differentiator diff(b);
-    diff.accumulate(loss, ConstantOp::create(
-                              b, DenseElementsAttr::get(
-                                     lossType, b.getFloatAttr(
-                                                   lossType.getElementType(), 1.0))));
-    for (Operation *op : llvm::reverse(forward))
-      if (failed(diff.backward(op)))
-        return signalPassFailure();
+    FailureOr<SmallVector<Value>> grads = buildGradients(b, forward, loss, wrt);
+    if (failed(grads))
+      return signalPassFailure();
     SmallVector<Value> outputs = {loss};
-    for (unsigned i : floatArgs) {
-      Value arg = entry->getArgument(i);
-      Value g = diff.adjointOf(arg);
-      if (!g) // does not affect the loss
-        g = MulOp::create(b, arg,
-                          ConstantOp::create(b, DenseElementsAttr::get(
-                                                    RankedTensorType::get({}, typeOf(arg).getElementType()),
-                                                    b.getFloatAttr(typeOf(arg).getElementType(), 0.0))));
-      outputs.push_back(g);
-    }
+    for (auto [arg, g] : llvm::zip(wrt, *grads))
+      outputs.push_back(g ? g : zerosLike(b, arg));
     func::ReturnOp::create(b, outputs);
   }
 };
 
 } // namespace
+
+Value mlir::gai::zerosLike(ImplicitLocOpBuilder &b, Value like) {
+  auto type = typeOf(like);
+  return ConstantOp::create(
+      b, DenseElementsAttr::get(type, b.getFloatAttr(type.getElementType(), 0.0)));
+}

@@ -608,6 +608,36 @@ llvm::Error Interpreter::run(Operation *op) {
     set(ce, std::move(t));
     return llvm::Error::success();
   }
+  if (auto ceGrad = dyn_cast<CrossEntropyGradOp>(op)) {
+    const HostTensor &logits = in(ceGrad.getLogits());
+    const HostTensor &labels = in(ceGrad.getLabels());
+    const HostTensor &seed = in(ceGrad.getGrad());
+    int64_t v = logits.shape.back(), rows = labels.numElements();
+    int64_t ignore = static_cast<int64_t>(ceGrad.getIgnoreIndex());
+    int64_t counted = 0;
+    for (int64_t r = 0; r < rows; ++r)
+      counted += static_cast<int64_t>(labels.data[r]) != ignore;
+    LossReduction reduction = ceGrad.getReduction();
+    HostTensor t(shapeOf(ceGrad));
+    for (int64_t r = 0; r < rows; ++r) {
+      int64_t label = static_cast<int64_t>(labels.data[r]);
+      if (label == ignore)
+        continue;
+      if (label < 0 || label >= v)
+        return fail(op, "label " + llvm::Twine(label) + " is out of range");
+      double scale = reduction == LossReduction::None ? seed.data[r] : seed.data[0];
+      if (reduction == LossReduction::Mean)
+        scale /= static_cast<double>(std::max<int64_t>(counted, 1));
+      const double *x = logits.data.data() + r * v;
+      double mx = *std::max_element(x, x + v), sum = 0.0;
+      for (int64_t j = 0; j < v; ++j)
+        sum += std::exp(x[j] - mx);
+      for (int64_t j = 0; j < v; ++j)
+        t.data[r * v + j] = (std::exp(x[j] - mx) / sum - (j == label)) * scale;
+    }
+    set(ceGrad, std::move(t));
+    return llvm::Error::success();
+  }
   if (auto fa = dyn_cast<FlashAttentionOp>(op)) {
     const HostTensor &q = in(fa.getQuery()), &k = in(fa.getKey()),
                      &v = in(fa.getValue());

@@ -652,6 +652,25 @@ LogicalResult CrossEntropyOp::inferReturnTypes(MLIRContext *context,
   return success();
 }
 
+LogicalResult CrossEntropyGradOp::verify() {
+  RankedTensorType logits = getLogits().getType();
+  ArrayRef<int64_t> rows = logits.getShape().drop_back();
+  if (logits.getRank() < 2 || getLabels().getType().getShape() != rows)
+    return emitOpError("expects logits [..., vocab] and labels of the logits' "
+                       "shape without vocab, got ")
+           << formatShape(logits.getShape()) << " and "
+           << formatShape(getLabels().getType().getShape());
+  ArrayRef<int64_t> expected =
+      getReduction() == LossReduction::None ? rows : ArrayRef<int64_t>{};
+  if (getGrad().getType().getShape() != expected)
+    return emitOpError("expects operand #2 (grad) of shape ")
+           << formatShape(expected) << " (the loss's), got "
+           << formatShape(getGrad().getType().getShape());
+  if (getType() != logits)
+    return emitOpError("expects a result of the logits' type");
+  return success();
+}
+
 //===----------------------------------------------------------------------===//
 // Composite ops
 //===----------------------------------------------------------------------===//

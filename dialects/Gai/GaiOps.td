@@ -420,6 +420,28 @@ def Gai_CrossEntropyOp : Gai_Op<"cross_entropy", [Pure, InferTypeOpAdaptor]> {
   }];
 }
 
+def Gai_CrossEntropyGradOp : Gai_Op<"cross_entropy_grad", [Pure]> {
+  let summary = "d loss / d logits of gai.cross_entropy, given d loss";
+  let description = [{
+    (softmax(logits) - one_hot(labels)) · grad, divided by the count of
+    counted labels for `mean`; rows whose label is `ignore_index` are zero.
+    `grad` is the loss's adjoint: a scalar for `mean` and `sum`, the labels'
+    shape for `none`. One fused pass over each row of logits: the backward
+    of the loss never materialises the probabilities.
+  }];
+  let arguments = (ins Gai_FloatTensor:$logits, Gai_IndexTensor:$labels,
+      StaticShapeTensorOf<[F32]>:$grad,
+      DefaultValuedAttr<I64Attr, "-100">:$ignore_index,
+      DefaultValuedAttr<Gai_LossReduction,
+                        "::mlir::gai::LossReduction::Mean">:$reduction);
+  let results = (outs Gai_FloatTensor:$result);
+  let assemblyFormat = [{
+    $reduction $logits `,` $labels `,` $grad attr-dict `:`
+    functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
 //===----------------------------------------------------------------------===//
 // Composite ops made by rewriting
 //===----------------------------------------------------------------------===//
