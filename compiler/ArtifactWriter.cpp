@@ -253,10 +253,20 @@ FailureOr<std::vector<uint8_t>> Writer::write() {
       fbb, options.target.c_str(), options.dtype.c_str(), options.maxBatch,
       options.maxSeqLen, options.prefillLen, options.model.c_str(),
       GAI_VERSION_STRING);
+  flatbuffers::Offset<fmt::TrainDefaults> train = 0;
+  if (const TrainSection *t = options.train) {
+    std::vector<flatbuffers::Offset<flatbuffers::String>> data;
+    for (const std::string &path : t->data)
+      data.push_back(fbb.CreateString(path));
+    train = fmt::CreateTrainDefaultsDirect(
+        fbb, t->steps, t->batch, t->microBatches, t->learningRate, t->minLearningRate,
+        t->warmupSteps, t->weightDecay, t->gradClip, t->seed, t->evalEvery,
+        t->checkpointEvery, &data);
+  }
   auto root = fmt::CreateArtifactDirect(
       fbb, kArtifactSchemaVersion, compileOptions, *w, &state,
       cast<IntegerAttr>(module->getAttr("exec.state_size")).getInt(), &entries,
-      kernelModule);
+      kernelModule, train);
   fmt::FinishArtifactBuffer(fbb, root);
   return sealArtifact(fbb.GetBufferPointer(), fbb.GetSize());
 }

@@ -3,6 +3,7 @@
 #define GAI_COMPILER_ARTIFACTWRITER_H
 
 #include "compiler/codegen/CpuCodegen.h"
+#include "frontend/ModelSpec.h"
 #include "gai/Safetensors.h"
 
 #include "mlir/IR/BuiltinOps.h"
@@ -28,6 +29,8 @@ struct ArtifactOptions {
   /// For External: the artifact's own path, so the weights path can be
   /// stored relative to it.
   std::string artifactPath;
+  /// The spec's train section, for artifacts with training entries.
+  const TrainSection *train = nullptr;
 };
 
 /// The artifact's bytes (FlatBuffer and footer), or an error message.

@@ -53,6 +53,8 @@ mlir::LogicalResult optimize(mlir::ModuleOp module,
         },
         /*printModuleScope=*/true, /*printAfterOnlyOnChange=*/false);
   pm.addNestedPass<mlir::func::FuncOp>(mlir::gai::createGaiAttentionRewrite());
+  if (options.train && module.lookupSymbol("eval_loss"))
+    pm.addPass(mlir::gai::createGaiTrainStep());
   pm.addNestedPass<mlir::func::FuncOp>(mlir::gai::createGaiFusion());
   pm.addPass(mlir::createCanonicalizerPass());
   pm.addPass(mlir::createCSEPass());
@@ -68,6 +70,7 @@ lowerModule(mlir::ModuleOp optimized, const CompileOptions &options,
             WeightsMode weightsMode) {
   ExecOptions exec;
   exec.gpuKernels = options.isCuda();
+  exec.paramsInState = options.train;
   if (weightsMode == WeightsMode::External) {
     StatusOr<SafetensorsFile> weights = SafetensorsFile::open(options.weightsPath);
     if (!weights)
@@ -91,6 +94,9 @@ lowerModule(mlir::ModuleOp optimized, const CompileOptions &options,
 /// Batch, context and prefill length, read back from the entry points.
 static void entryBounds(mlir::ModuleOp module, ArtifactOptions &out) {
   for (auto func : module.getOps<mlir::func::FuncOp>()) {
+    llvm::StringRef name = func.getName();
+    if (name != "forward" && name != "prefill" && name != "decode")
+      continue; // the training entries have their own batch and length
     auto tokens = mlir::cast<mlir::RankedTensorType>(func.getArgumentTypes()[0]);
     out.maxBatch = tokens.getDimSize(0);
     if (func.getName() == "forward")
@@ -125,6 +131,8 @@ compileArtifact(mlir::ModuleOp optimized, const ModelSpec &spec,
                                      : "cpu:" + codegen.cpu;
   entryBounds(optimized, artifact);
   artifact.weightsMode = weightsMode;
+  if (options.train)
+    artifact.train = &spec.train;
   artifact.artifactPath = artifactPath;
   std::optional<StatusOr<SafetensorsFile>> weights;
   if (weightsMode != WeightsMode::None) {

@@ -23,6 +23,9 @@ struct CompileOptions {
   /// cpu, or cuda:sm_80 / cuda:sm_90 (cuda alone means sm_90).
   std::string target = "cpu";
   bool isCuda() const { return llvm::StringRef(target).starts_with("cuda"); }
+  /// Adds the training entries (@eval_loss, @train_step, @optimizer_step,
+  /// @zero_grads); parameters become trainable state.
+  bool train = false;
 };
 
 struct ImportedModel {

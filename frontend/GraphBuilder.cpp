@@ -32,6 +32,8 @@ public:
   /// those of token last[b].
   void buildStep(ModuleOp module, StringRef name, int64_t seqLen,
                  int64_t context);
+  /// @eval_loss(tokens [B, T], targets [B, T]) -> mean cross-entropy (f32).
+  void buildLoss(ModuleOp module, int64_t rows, int64_t seqLen);
 
 private:
   void at(const std::string &scope) {
@@ -289,6 +291,30 @@ void ForwardBuilder::buildForward(ModuleOp module, int64_t seqLen) {
   func::ReturnOp::create(b, logits(hidden));
 }
 
+void ForwardBuilder::buildLoss(ModuleOp module, int64_t rows, int64_t seqLen) {
+  seq = seqLen;
+  batch = rows;
+  b.setInsertionPointToEnd(module.getBody());
+  auto ids = tensor({batch, seq}, b.getI32Type());
+  auto lossType = RankedTensorType::get({}, b.getF32Type());
+  auto func = func::FuncOp::create(b, "eval_loss",
+                                   b.getFunctionType({ids, ids}, {lossType}));
+  func.setArgAttr(0, "gai.name", b.getStringAttr("tokens"));
+  func.setArgAttr(1, "gai.name", b.getStringAttr("targets"));
+  func.setResultAttr(0, "gai.name", b.getStringAttr("loss"));
+  Block *entry = func.addEntryBlock();
+  b.setInsertionPointToStart(entry);
+  Value positions = IotaOp::create(b, tensor({1, seq}, b.getI32Type()), 1);
+  Value logitsValue = logits(decoder(entry->getArgument(0), positions, nullptr));
+  at("loss");
+  if (!elt.isF32()) // the loss reads f32 logits
+    logitsValue = ConvertOp::create(
+        b, RankedTensorType::get({batch, seq, spec.vocab}, b.getF32Type()), logitsValue);
+  Value loss = CrossEntropyOp::create(b, logitsValue, entry->getArgument(1),
+                                      /*ignore_index=*/-100, LossReduction::Mean);
+  func::ReturnOp::create(b, loss);
+}
+
 void ForwardBuilder::buildStep(ModuleOp module, StringRef name,
                                int64_t seqLen, int64_t context) {
   seq = seqLen;
@@ -377,6 +403,20 @@ buildForward(MLIRContext &context, const ModelSpec &spec,
                       options.prefillLen ? options.prefillLen : seq, seq);
   if (options.entries.decode)
     builder.buildStep(*module, "decode", 1, seq);
+  if (options.entries.loss) {
+    const TrainSection &train = spec.train;
+    int64_t rows = options.trainBatch ? options.trainBatch
+                   : train.batch      ? train.batch / std::max<int64_t>(train.microBatches, 1)
+                                      : batch;
+    int64_t length = options.trainSeqLen ? options.trainSeqLen
+                     : train.seqLen      ? train.seqLen
+                                         : seq;
+    if (rows < 1 || length < 1 || length > spec.maxSeqLen)
+      return fail("training needs a micro-batch of at least one row and a length in "
+                  "[1, " + llvm::Twine(spec.maxSeqLen) + "], got " + llvm::Twine(rows) +
+                  " rows of " + llvm::Twine(length));
+    builder.buildLoss(*module, rows, length);
+  }
   // The builder is ours: a module that fails to verify is a bug, not input.
   if (failed(verify(*module)))
     return fail("internal error: the built IR does not verify");

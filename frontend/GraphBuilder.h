@@ -14,6 +14,9 @@ struct Entries {
   bool forward = true; ///< @forward(tokens) -> logits of every position
   bool prefill = false; ///< a generation step over a whole prompt
   bool decode = false;  ///< a generation step of one token
+  /// @eval_loss(tokens, targets) -> mean cross-entropy: what training
+  /// differentiates (see --gai-train-step).
+  bool loss = false;
 };
 
 struct BuildOptions {
@@ -23,6 +26,11 @@ struct BuildOptions {
   std::string dtype;  ///< f32, bf16, f16; empty: compile.dtype
   Entries entries = {};
   int64_t prefillLen = 0; ///< tokens per @prefill row; 0: seqLen
+  /// @eval_loss's rows (one micro-batch) and tokens per row; 0: from the
+  /// spec's train section (batch / micro_batches, seq_len), else the
+  /// generation batch and length.
+  int64_t trainBatch = 0;
+  int64_t trainSeqLen = 0;
 };
 
 /// Emits `func.func @forward(%tokens: tensor<BxTxi32>) -> tensor<BxTxVx..>`

@@ -59,4 +59,29 @@ def GaiAutodiff : Pass<"gai-autodiff", "ModuleOp"> {
   let dependentDialects = ["::mlir::gai::GaiDialect"];
 }
 
+def GaiTrainStep : Pass<"gai-train-step", "ModuleOp"> {
+  let summary = "Training entries from a loss function over gai.param weights";
+  let description = [{
+    From `@<function>(tokens, targets) -> loss`, adds:
+    - `@train_step(tokens, targets)`: the loss and its gradients with
+      respect to every parameter, added to the state `grad.<name>` (so
+      micro-batches accumulate), and `grad_sq`, the squared global norm of
+      the accumulated gradients;
+    - `@optimizer_step(lr, beta1, beta2, eps, weight_decay, grad_scale,
+      bias_correction1, bias_correction2_sqrt)`: AdamW as PyTorch computes
+      it (decoupled weight decay on parameters of rank >= 2 only) over the
+      gradients times `grad_scale` (clipping and micro-batch averaging),
+      with moments in the state `adam.m.<name>`, `adam.v.<name>`; new
+      parameters go to `param.<name>`, and the gradients are zeroed;
+    - `@zero_grads()`: zeroes the gradients (a skipped step).
+    The learning-rate schedule and the clipping factor come from the caller,
+    which sees the loss and the norm first.
+  }];
+  let options = [
+    Option<"function", "function", "std::string", /*default=*/"\"eval_loss\"",
+           "the loss function">,
+  ];
+  let dependentDialects = ["::mlir::gai::GaiDialect"];
+}
+
 #endif // GAI_PASSES_TD

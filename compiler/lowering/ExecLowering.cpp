@@ -2,6 +2,7 @@
 #include "compiler/lowering/ExecLowering.h"
 
 #include "compiler/codegen/FusionKernels.h"
+#include "compiler/codegen/FusionRows.h"
 #include "compiler/codegen/GpuFusionKernels.h"
 #include "compiler/lowering/MemoryPlan.h"
 #include "dialects/Exec/ExecOps.h"
@@ -24,6 +25,52 @@ int64_t alignUp(int64_t n) { return (n + kAlignment - 1) / kAlignment * kAlignme
 
 RankedTensorType tensorOf(Value v) { return cast<RankedTensorType>(v.getType()); }
 int64_t bytesOf(Value v) { return tensorBytes(tensorOf(v)); }
+/// Arguments (and results) with these names are state kept between calls.
+bool isStateName(StringRef name) {
+  return name.starts_with("cache.") || name.starts_with("grad.") ||
+         name.starts_with("adam.") || name.starts_with("param.");
+}
+
+/// Whether `producer` may write its result over the state whose value at
+/// entry is `olds`: every other reader of the old value (or of a view of
+/// it) runs before, and the producer itself reads it element for element
+/// (an elementwise region) or only as a GEMM's residual.
+bool writesStateInPlace(Operation *producer, ArrayRef<Value> olds) {
+  if (!isa<FusionOp, GemmOp>(producer))
+    return false;
+  SmallVector<Value> pending(olds.begin(), olds.end());
+  while (!pending.empty()) {
+    Value old = pending.pop_back_val();
+    for (OpOperand &use : old.getUses()) {
+      Operation *user = use.getOwner();
+      if (auto view = dyn_cast<ReshapeOp>(user)) {
+        pending.push_back(view.getResult());
+        continue;
+      }
+      if (user == producer) {
+        if (auto gemm = dyn_cast<GemmOp>(producer)) {
+          if (use.get() != gemm.getResidual() || gemm.getLhs() == use.get() ||
+              gemm.getRhs() == use.get())
+            return false;
+          continue;
+        }
+        auto fusion = cast<FusionOp>(producer);
+        if (cast<RankedTensorType>(use.get().getType()).getShape() !=
+            cast<RankedTensorType>(fusion->getResult(0).getType()).getShape())
+          return false;
+        bool elementwise = true;
+        fusion.getBody().walk([&](Operation *op) { elementwise &= !isRowOp(op); });
+        if (!elementwise)
+          return false;
+        continue;
+      }
+      if (user->getBlock() != producer->getBlock() || !user->isBeforeInBlock(producer))
+        return false;
+    }
+  }
+  return true;
+}
+
 int64_t product(ArrayRef<int64_t> dims) {
   int64_t n = 1;
   for (int64_t d : dims)
@@ -45,6 +92,8 @@ private:
                             bool transposeRhs, StringRef activation);
   FailureOr<FlatSymbolRefAttr> kernelFor(FusionOp fusion);
   RefAttr weightRef(ParamOp param);
+  /// The state buffer `name`, made on first use.
+  FailureOr<RefAttr> stateRef(StringRef name, Type type, Location loc);
   RefAttr ref(Value v) { return refOf.lookup(v); }
   RefAttr none() { return RefAttr::get(b.getContext(), Space::Arena, 0, 0); }
   /// `size` bytes of `base`, starting `offset` bytes in.
@@ -64,6 +113,8 @@ private:
   OwningOpRef<ModuleOp> out;
   Block *moduleBody = nullptr;
   llvm::StringMap<RefAttr> weights, state;
+  llvm::StringMap<Type> stateTypes;
+  Operation *currentEntry = nullptr;
   int64_t weightsEnd = 0, stateEnd = 0;
   std::vector<std::pair<std::string, func::FuncOp>> kernels; // text, kernel
   DenseMap<Value, RefAttr> refOf;
@@ -88,6 +139,24 @@ RefAttr Lowering::weightRef(ParamOp param) {
   b.setInsertionPointToEnd(moduleBody);
   exec::WeightOp::create(b, param.getLoc(), b.getStringAttr(name),
                          TypeAttr::get(param.getType()), ref);
+  return ref;
+}
+
+FailureOr<RefAttr> Lowering::stateRef(StringRef name, Type type, Location loc) {
+  int64_t size = tensorBytes(cast<RankedTensorType>(type));
+  if (RefAttr known = state.lookup(name)) {
+    if (stateTypes.lookup(name) != type)
+      return emitError(loc, "state '") << name << "' is " << type << " here and "
+                                       << stateTypes.lookup(name) << " in another entry";
+    return known;
+  }
+  RefAttr ref = RefAttr::get(b.getContext(), Space::State, alignUp(stateEnd), size);
+  stateEnd = ref.getOffset() + size;
+  state[name] = ref;
+  stateTypes[name] = type;
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(currentEntry);
+  exec::StateOp::create(b, loc, b.getStringAttr(name), TypeAttr::get(type), ref);
   return ref;
 }
 
@@ -181,8 +250,17 @@ LogicalResult Lowering::lowerOp(Operation *op) {
     return std::max<int64_t>(
         tensorOf(v).getElementType().getIntOrFloatBitWidth() / 8, 1);
   };
-  if (isa<ParamOp>(op)) {
-    refOf[op->getResult(0)] = weightRef(cast<ParamOp>(op));
+  if (auto param = dyn_cast<ParamOp>(op)) {
+    RefAttr weight = weightRef(param);
+    if (!options.paramsInState) {
+      refOf[param.getResult()] = weight;
+      return success();
+    }
+    // A trainable parameter: state, initialised from the weight of its name.
+    FailureOr<RefAttr> r = stateRef(("param." + param.getName()).str(), param.getType(), loc);
+    if (failed(r))
+      return failure();
+    refOf[param.getResult()] = *r;
     return success();
   }
   if (auto reshape = dyn_cast<ReshapeOp>(op)) {
@@ -268,6 +346,53 @@ LogicalResult Lowering::lowerOp(Operation *op) {
          {product(in.drop_back()), in.back(), static_cast<int64_t>(topk.getK())});
     return success();
   }
+  if (auto ce = dyn_cast<CrossEntropyOp>(op)) {
+    ArrayRef<int64_t> logits = shape(ce.getLogits());
+    if (!tensorOf(ce.getLogits()).getElementType().isF32())
+      return op->emitOpError("takes f32 logits on this backend");
+    call("cross_entropy", {ref(ce.getLogits()), ref(ce.getLabels()), ref(ce.getResult())},
+         {product(logits.drop_back()), logits.back(),
+          static_cast<int64_t>(ce.getIgnoreIndex()),
+          static_cast<int64_t>(ce.getReduction())});
+    return success();
+  }
+  if (auto ce = dyn_cast<CrossEntropyGradOp>(op)) {
+    ArrayRef<int64_t> logits = shape(ce.getLogits());
+    if (!tensorOf(ce.getLogits()).getElementType().isF32())
+      return op->emitOpError("takes f32 logits on this backend");
+    call("cross_entropy_grad",
+         {ref(ce.getLogits()), ref(ce.getLabels()), ref(ce.getGrad()), ref(ce.getResult())},
+         {product(logits.drop_back()), logits.back(),
+          static_cast<int64_t>(ce.getIgnoreIndex()),
+          static_cast<int64_t>(ce.getReduction())});
+    return success();
+  }
+  if (auto concat = dyn_cast<ConcatOp>(op)) {
+    // Each part is a block of rows placed at its offset in every output row.
+    auto axis = static_cast<int64_t>(concat.getAxis());
+    ArrayRef<int64_t> out = shape(concat.getResult());
+    int64_t outer = product(out.take_front(axis));
+    int64_t unit = product(out.drop_front(axis + 1)) * elementBytes(concat.getResult());
+    int64_t offset = 0;
+    for (Value part : concat.getInputs()) {
+      int64_t n = shape(part)[axis];
+      call("place", {ref(part), ref(concat.getResult())},
+           {outer, n * unit, out[axis] * unit, offset * unit});
+      offset += n;
+    }
+    return success();
+  }
+  if (auto repeat = dyn_cast<RepeatOp>(op)) {
+    // Copy r of every slice lands at r within its group of `times`.
+    auto axis = static_cast<int64_t>(repeat.getAxis());
+    auto times = static_cast<int64_t>(repeat.getTimes());
+    ArrayRef<int64_t> in = shape(repeat.getInput());
+    int64_t unit = product(in.drop_front(axis + 1)) * elementBytes(repeat.getInput());
+    for (int64_t r = 0; r < times; ++r)
+      call("place", {ref(repeat.getInput()), ref(repeat.getResult())},
+           {product(in.take_front(axis + 1)), unit, times * unit, r * unit});
+    return success();
+  }
   if (auto oneHot = dyn_cast<OneHotOp>(op)) {
     call("one_hot", {ref(oneHot.getIndices()), ref(oneHot.getResult())},
          {product(shape(oneHot.getIndices())),
@@ -286,6 +411,8 @@ LogicalResult Lowering::lowerOp(Operation *op) {
     return success();
   }
   if (auto constant = dyn_cast<ConstantOp>(op)) {
+    if (!ref(constant.getResult()))
+      return success(); // a state fill, emitted at the end
     auto splat = dyn_cast<SplatElementsAttr>(constant.getValue());
     Type element = constant.getType().getElementType();
     if (!splat || !(element.isF32() || element.isBF16()))
@@ -309,27 +436,22 @@ LogicalResult Lowering::lowerFunction(func::FuncOp func) {
                                      b.getI64IntegerAttr(0));
   b.setInsertionPointToStart(&entry.getBody().emplaceBlock());
 
-  // Arguments: caches are state shared by all entries, the rest inputs.
+  // Arguments: state (caches, gradients, optimizer moments) is shared by all
+  // entries, the rest are inputs.
+  currentEntry = entry;
   int64_t inputEnd = 0;
+  llvm::StringMap<SmallVector<Value>> stateAtEntry; // name -> its values on entry
   for (BlockArgument arg : func.getArguments()) {
     auto nameAttr = func.getArgAttrOfType<StringAttr>(arg.getArgNumber(), "gai.name");
     std::string name = nameAttr ? nameAttr.str()
                                 : "arg" + std::to_string(arg.getArgNumber());
     int64_t size = bytesOf(arg);
-    if (StringRef(name).starts_with("cache.")) {
-      RefAttr known = state.lookup(name);
-      if (!known) {
-        known = RefAttr::get(b.getContext(), Space::State, alignUp(stateEnd), size);
-        stateEnd = known.getOffset() + size;
-        state[name] = known;
-        OpBuilder::InsertionGuard guard(b);
-        b.setInsertionPoint(entry);
-        exec::StateOp::create(b, loc, b.getStringAttr(name), TypeAttr::get(arg.getType()), known);
-      } else if (known.getSize() != size) {
-        return func.emitOpError("state '") << name << "' has " << size
-               << " bytes here and " << known.getSize() << " in another entry";
-      }
-      refOf[arg] = known;
+    if (isStateName(name)) {
+      FailureOr<RefAttr> known = stateRef(name, arg.getType(), loc);
+      if (failed(known))
+        return failure();
+      refOf[arg] = *known;
+      stateAtEntry[name].push_back(arg);
       continue;
     }
     RefAttr r = RefAttr::get(b.getContext(), Space::Input, alignUp(inputEnd), size);
@@ -337,6 +459,8 @@ LogicalResult Lowering::lowerFunction(func::FuncOp func) {
     refOf[arg] = r;
     exec::InputOp::create(b, loc, b.getStringAttr(name), TypeAttr::get(arg.getType()), r);
   }
+  if (options.paramsInState)
+    func.walk([&](ParamOp p) { stateAtEntry[("param." + p.getName()).str()].push_back(p); });
 
   // Results that are not state are written straight into the output space
   // by the op that makes them, unless that value needs a copy.
@@ -350,13 +474,33 @@ LogicalResult Lowering::lowerFunction(func::FuncOp func) {
   };
   DenseMap<Value, RefAttr> outputOf; // origin -> its output buffer
   SmallVector<std::pair<Value, RefAttr>> copies;
+  SmallVector<std::pair<ConstantOp, RefAttr>> fills;
   int64_t outputEnd = 0;
   for (auto [i, v] : llvm::enumerate(returnOp.getOperands())) {
     Value origin = originOf(v);
-    if (auto arg = dyn_cast<BlockArgument>(origin); arg && refOf.lookup(arg) &&
-        refOf.lookup(arg).getSpace() == Space::State)
-      continue;
     auto nameAttr = func.getResultAttrOfType<StringAttr>(i, "gai.name");
+    if (auto arg = dyn_cast<BlockArgument>(origin); arg && refOf.lookup(arg) &&
+        refOf.lookup(arg).getSpace() == Space::State &&
+        (!nameAttr || !isStateName(nameAttr.getValue()) ||
+         state.lookup(nameAttr.getValue()) == refOf.lookup(arg)))
+      continue;
+    if (nameAttr && isStateName(nameAttr.getValue())) {
+      // A new value of a state tensor: written over it in place when that
+      // is safe, else after every op has run.
+      FailureOr<RefAttr> target = stateRef(nameAttr.getValue(), v.getType(), loc);
+      if (failed(target))
+        return failure();
+      Operation *producer = origin.getDefiningOp();
+      auto splat = dyn_cast_or_null<ConstantOp>(producer);
+      if (splat && isa<SplatElementsAttr>(splat.getValue()))
+        fills.emplace_back(splat, *target);
+      else if (producer && !outputOf.count(origin) &&
+               writesStateInPlace(producer, stateAtEntry.lookup(nameAttr.getValue())))
+        outputOf[origin] = *target;
+      else
+        copies.emplace_back(v, *target);
+      continue;
+    }
     std::string name = nameAttr ? nameAttr.str()
                                 : (i == 0 ? "logits" : "result" + std::to_string(i));
     RefAttr r = RefAttr::get(b.getContext(), Space::Output, alignUp(outputEnd),
@@ -379,6 +523,10 @@ LogicalResult Lowering::lowerFunction(func::FuncOp func) {
       refOf[v] = r;
       continue;
     }
+    if (v.getDefiningOp<ConstantOp>() &&
+        llvm::all_of(v.getUsers(), [](Operation *u) { return isa<func::ReturnOp>(u); }) &&
+        llvm::any_of(fills, [&](auto &fill) { return fill.first.getResult() == v; }))
+      continue; // only fills state: needs no buffer of its own
     requests.push_back(request);
     planned.push_back(v);
   }
@@ -392,6 +540,13 @@ LogicalResult Lowering::lowerFunction(func::FuncOp func) {
       return failure();
   for (auto [v, r] : copies)
     call("copy", {ref(v), r}, {});
+  for (auto [constant, r] : fills) {
+    APInt bits = cast<SplatElementsAttr>(constant.getValue())
+                     .getSplatValue<APFloat>()
+                     .bitcastToAPInt();
+    call("fill", {r}, {static_cast<int64_t>(bits.getZExtValue()),
+                       static_cast<int64_t>(bits.getBitWidth() / 8)});
+  }
   return success();
 }
 

@@ -15,11 +15,15 @@ struct ExecOptions {
   llvm::StringMap<int64_t> weightOffsets;
   /// Build kernels for the GPU (buildGpuFusionKernel) instead of the CPU.
   bool gpuKernels = false;
+  /// Parameters are state named `param.<name>` (trainable), initialised from
+  /// the weight of their name, instead of read-only weights.
+  bool paramsInState = false;
 };
 
 /// Every `func.func` of `fused` becomes an `exec.entry`: arguments named
-/// `cache.*` become state shared by all entries, other arguments inputs,
-/// results (but the caches) outputs, parameters weights. Intermediate
+/// `cache.*`, `grad.*`, `adam.*` or `param.*` become state shared by all
+/// entries, other arguments inputs; results named for state update it (in
+/// place when safe), the others are outputs; parameters are weights. Intermediate
 /// buffers get offsets in one arena from the liveness plan; reshapes are
 /// views and cache writes happen in place. Each gai.fusion becomes a
 /// `func.func` kernel (identical regions share one) and an `exec.launch`.

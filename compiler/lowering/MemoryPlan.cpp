@@ -76,7 +76,9 @@ FunctionBuffers collectBuffers(mlir::func::FuncOp func) {
       // the buffer of an earlier write.
       if (auto it = bufferOf.find(write.getCache()); it != bufferOf.end())
         bufferOf[write.getResult()] = it->second;
-    } else if (!isa<mlir::gai::ParamOp, mlir::gai::ConstantOp>(op)) {
+    } else if (!isa<mlir::gai::ParamOp>(op) &&
+               !(isa<mlir::gai::ConstantOp>(op) && op.use_empty())) {
+      // Constants still outside regions feed library calls: filled in place.
       for (Value v : op.getResults()) {
         bufferOf[v] = result.requests.size();
         result.values.push_back(v);

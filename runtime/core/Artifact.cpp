@@ -379,7 +379,11 @@ StatusOr<LoadedArtifact> LoadedArtifact::verify(
       artifact.weightsSize_ = w->embedded()->size();
     } else if (const format::ExternalWeights *ext = w->external()) {
       std::string path = ext->path() ? ext->path()->str() : "";
-      if (path.empty() && ext->size() > 0)
+      bool trainable = false; // its parameters are state: they may start random
+      if (root->state())
+        for (const format::TensorDesc *t : *root->state())
+          trainable |= t->name() && t->name()->string_view().substr(0, 6) == "param.";
+      if (path.empty() && ext->size() > 0 && !trainable)
         return fail("the artifact was compiled without weights; pass "
                     "--weights FILE");
       if (!path.empty()) { // else: a model with no parameters
@@ -401,7 +405,7 @@ StatusOr<LoadedArtifact> LoadedArtifact::verify(
       }
     }
     BoundsChecker bounds("weights", 0, artifact.weightsSize_, 0, 0, 0);
-    if (w->tensors())
+    if (w->tensors() && (artifact.weights_ || !loadWeights))
       for (const format::TensorDesc *t : *w->tensors())
         if (Status s = bounds.checkTensor(t); !s)
           return fail(s.message());

@@ -21,7 +21,10 @@ public:
   virtual std::vector<TensorRef> inputs(const std::string &entry) = 0;
   virtual std::vector<TensorRef> outputs(const std::string &entry) = 0;
   virtual Status run(const std::string &entry) = 0;
-  virtual void resetState() = 0;
+  /// Byte ranges of the state space, to and from host memory.
+  virtual Status readState(int64_t offset, int64_t size, void *dst) = 0;
+  virtual Status writeState(int64_t offset, int64_t size, const void *src) = 0;
+  virtual void zeroState(int64_t offset, int64_t size) = 0;
   virtual std::string deviceName() const = 0;
 };
 

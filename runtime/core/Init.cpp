@@ -18,6 +18,33 @@ bool endsWith(const std::string &s, const std::string &suffix) {
 
 } // namespace
 
+std::vector<float> initialValues(const std::string &name,
+                                 const std::vector<int64_t> &shape,
+                                 std::mt19937_64 &rng) {
+  int64_t count = 1;
+  for (int64_t d : shape)
+    count *= d;
+  std::vector<float> values(static_cast<size_t>(count));
+  bool vector = shape.size() == 1;
+  bool scale = vector && (name.find("norm") != std::string::npos ||
+                          name.find(".ln_") != std::string::npos);
+  if (vector && endsWith(name, ".bias")) {
+    std::fill(values.begin(), values.end(), 0.0f);
+  } else if (scale) {
+    std::fill(values.begin(), values.end(), 1.0f);
+  } else {
+    for (int64_t i = 0; i < count; i += 2) {
+      double u1 = (static_cast<double>(rng() >> 11) + 1.0) * 0x1.0p-53;
+      double u2 = static_cast<double>(rng() >> 11) * 0x1.0p-53;
+      double r = std::sqrt(-2.0 * std::log(u1)) * 0.02;
+      values[i] = static_cast<float>(r * std::cos(2 * M_PI * u2));
+      if (i + 1 < count)
+        values[i + 1] = static_cast<float>(r * std::sin(2 * M_PI * u2));
+    }
+  }
+  return values;
+}
+
 Status writeInitialWeights(const std::string &artifactPath,
                            const std::string &outputPath, uint64_t seed) {
   // The tables only: the artifact may have no weights yet.
@@ -41,25 +68,7 @@ Status writeInitialWeights(const std::string &artifactPath,
     int64_t count = 1;
     for (int64_t d : shape)
       count *= d;
-    std::vector<float> values(static_cast<size_t>(count));
-    bool vector = shape.size() == 1;
-    bool scale = vector && (name.find("norm") != std::string::npos ||
-                            name.find(".ln_") != std::string::npos);
-    if (vector && endsWith(name, ".bias")) {
-      std::fill(values.begin(), values.end(), 0.0f);
-    } else if (scale) {
-      std::fill(values.begin(), values.end(), 1.0f);
-    } else {
-      // Box-Muller on 53-bit uniforms: the same numbers on every platform.
-      for (int64_t i = 0; i < count; i += 2) {
-        double u1 = (static_cast<double>(rng() >> 11) + 1.0) * 0x1.0p-53;
-        double u2 = static_cast<double>(rng() >> 11) * 0x1.0p-53;
-        double r = std::sqrt(-2.0 * std::log(u1)) * 0.02;
-        values[i] = static_cast<float>(r * std::cos(2 * M_PI * u2));
-        if (i + 1 < count)
-          values[i + 1] = static_cast<float>(r * std::sin(2 * M_PI * u2));
-      }
-    }
+    std::vector<float> values = initialValues(name, shape, rng);
     // Stored in the model's precision: the same draws, rounded for bf16.
     DType dtype = bf16 ? DType::BF16 : DType::F32;
     std::vector<uint8_t> bytes(static_cast<size_t>(count) * dtypeSize(dtype));

@@ -63,8 +63,18 @@ Status writeSafetensors(const std::string &path,
   ::close(fd);
   if (s && std::rename(temporary.c_str(), path.c_str()) != 0)
     s = Status::error(path + ": cannot rename into place: " + std::strerror(errno));
-  if (!s)
+  if (!s) {
     std::remove(temporary.c_str());
+    return s;
+  }
+  // The rename itself must survive a crash too.
+  std::string directory = path.find('/') == std::string::npos
+                              ? std::string(".")
+                              : path.substr(0, path.rfind('/') + (path.rfind('/') == 0));
+  if (int dir = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dir >= 0) {
+    ::fsync(dir);
+    ::close(dir);
+  }
   return s;
 }
 

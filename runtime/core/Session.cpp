@@ -3,8 +3,10 @@
 
 #include "core/Executor.h"
 #include "format/artifact_generated.h"
+#include "gai/FloatConvert.h"
 
 #include <cstdlib>
+#include <cstring>
 
 namespace gai {
 
@@ -49,7 +51,51 @@ StatusOr<std::unique_ptr<Session>> Session::create(LoadedArtifact artifact,
   if (!executor)
     return executor.status();
   session->executor_ = std::move(*executor);
+  if (Status s = session->initialiseParameters(); !s)
+    return s;
   return session;
+}
+
+/// Trainable parameters (state param.<name>) start as the weight <name>
+/// when the artifact has weights, converted to the state's precision.
+Status Session::initialiseParameters() {
+  const format::Artifact &root = artifact_.root();
+  const format::Weights *w = root.weights();
+  if (!artifact_.weights() || !w || !w->tensors() || !root.state())
+    return Status::ok();
+  std::map<std::string, const format::TensorDesc *> weights;
+  for (const format::TensorDesc *t : *w->tensors())
+    weights[t->name()->str()] = t;
+  std::vector<uint8_t> converted;
+  for (const format::TensorDesc *t : *root.state()) {
+    std::string name = t->name()->str();
+    if (name.rfind("param.", 0) != 0)
+      continue;
+    auto it = weights.find(name.substr(6));
+    if (it == weights.end())
+      return Status::error("state '" + name + "' has no weight '" + name.substr(6) +
+                           "' to start from");
+    const format::TensorDesc *from = it->second;
+    converted.resize(static_cast<size_t>(t->buffer()->size()));
+    const uint8_t *src = artifact_.weights() + from->buffer()->offset();
+    if (from->dtype() == t->dtype()) {
+      std::memcpy(converted.data(), src, converted.size());
+    } else {
+      auto dtypeOf = [](format::DType d) {
+        return d == format::DType::BF16 ? DType::BF16
+               : d == format::DType::F16 ? DType::F16
+                                         : DType::F32;
+      };
+      DType a = dtypeOf(from->dtype()), b = dtypeOf(t->dtype());
+      convertFloats(src, a, converted.data(), b,
+                    static_cast<size_t>(t->buffer()->size()) / dtypeSize(b));
+    }
+    if (Status s = executor_->writeState(t->buffer()->offset(), t->buffer()->size(),
+                                         converted.data());
+        !s)
+      return s;
+  }
+  return Status::ok();
 }
 
 bool Session::hasEntry(const std::string &name) const {
@@ -62,7 +108,42 @@ std::vector<TensorRef> Session::outputs(const std::string &entry) {
   return executor_->outputs(entry);
 }
 Status Session::run(const std::string &entry) { return executor_->run(entry); }
-void Session::resetState() { executor_->resetState(); }
+void Session::resetState() {
+  if (const auto *state = artifact_.root().state())
+    for (const format::TensorDesc *t : *state)
+      if (t->name()->string_view().substr(0, 6) == "cache.")
+        executor_->zeroState(t->buffer()->offset(), t->buffer()->size());
+}
+
+std::vector<TensorRef> Session::stateTensors() const {
+  std::vector<TensorRef> refs = tensorRefs(artifact_.root().state(), nullptr);
+  for (TensorRef &r : refs)
+    r.data = nullptr;
+  return refs;
+}
+
+static const format::TensorDesc *findState(const format::Artifact &root,
+                                           const std::string &name) {
+  if (root.state())
+    for (const format::TensorDesc *t : *root.state())
+      if (t->name()->str() == name)
+        return t;
+  return nullptr;
+}
+
+Status Session::readState(const std::string &name, void *dst) {
+  const format::TensorDesc *t = findState(artifact_.root(), name);
+  if (!t)
+    return Status::error("the artifact has no state '" + name + "'");
+  return executor_->readState(t->buffer()->offset(), t->buffer()->size(), dst);
+}
+
+Status Session::writeState(const std::string &name, const void *src) {
+  const format::TensorDesc *t = findState(artifact_.root(), name);
+  if (!t)
+    return Status::error("the artifact has no state '" + name + "'");
+  return executor_->writeState(t->buffer()->offset(), t->buffer()->size(), src);
+}
 std::string Session::deviceName() const { return executor_->deviceName(); }
 
 } // namespace gai

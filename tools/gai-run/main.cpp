@@ -1,5 +1,6 @@
-// gai-run: runs gai artifacts: generate, bench, and init (fresh weights).
+// gai-run: runs gai artifacts: generate, train, bench, and init (fresh weights).
 #include "Bench.h"
+#include "Train.h"
 
 #include "gai/Generate.h"
 #include "gai/Init.h"
@@ -18,6 +19,7 @@ namespace {
 
 const char *kUsage =
     "usage: gai-run init ARTIFACT -o WEIGHTS.safetensors [--seed S]\n"
+    "       gai-run train ARTIFACT --data FILE... (see train --help)\n"
     "       gai-run bench ARTIFACT --workload prefill|decode ... (see bench --help)\n"
     "       gai-run generate ARTIFACT [--weights FILE] [--device D]\n"
     "           (--prompt TEXT | --prompt-ids \"1 2 3\")...\n"
@@ -252,5 +254,7 @@ int main(int argc, char **argv) {
     return initCommand(argc - 2, argv + 2);
   if (command == "bench")
     return gai::benchCommand(argc - 2, argv + 2);
-  return fail("unknown command '" + command + "' (expected generate, bench or init)");
+  if (command == "train")
+    return gai::trainCommand(argc - 2, argv + 2);
+  return fail("unknown command '" + command + "' (expected generate, train, bench or init)");
 }

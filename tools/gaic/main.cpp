@@ -54,6 +54,19 @@ cl::list<std::string> entries(
 cl::opt<int64_t> prefillLen(
     "prefill-len", cl::desc("tokens per @prefill row (default: --seq-len)"),
     cl::init(0), cl::cat(category));
+cl::opt<std::string> mode(
+    "mode",
+    cl::desc("generate (default), or train: add @train_step, @optimizer_step, "
+             "@zero_grads and @eval_loss, with the parameters as trainable state"),
+    cl::init("generate"), cl::cat(category));
+cl::opt<int64_t> trainBatch(
+    "train-batch",
+    cl::desc("rows per training micro-batch (default: train.batch / "
+             "train.micro_batches)"),
+    cl::init(0), cl::cat(category));
+cl::opt<int64_t> trainSeqLen(
+    "train-seq-len", cl::desc("tokens per training row (default: train.seq_len)"),
+    cl::init(0), cl::cat(category));
 cl::opt<bool> printReport(
     "report",
     cl::desc("print each function's arena size, buffer total and kernels "
@@ -92,8 +105,11 @@ int main(int argc, char **argv) {
   cl::ParseCommandLineOptions(argc, argv,
                               "gaic: the gai model compiler\n\n"
                               "  gaic model.json --emit=gai -o model.mlir\n");
-  if (batch < 0 || seqLen < 0 || prefillLen < 0)
-    return fail("--batch, --seq-len and --prefill-len must be positive");
+  if (batch < 0 || seqLen < 0 || prefillLen < 0 || trainBatch < 0 || trainSeqLen < 0)
+    return fail("--batch, --seq-len, --prefill-len, --train-batch and "
+                "--train-seq-len must be positive");
+  if (mode != "generate" && mode != "train")
+    return fail("--mode: expected generate or train, got '" + mode + "'");
 
   gai::CompileOptions options;
   options.specPath = specPath;
@@ -103,8 +119,13 @@ int main(int argc, char **argv) {
   options.build.dtype = dtype;
   options.build.prefillLen = prefillLen;
   options.printIRAfterAll = printIRAfterAll;
+  options.train = mode == "train";
+  options.build.trainBatch = trainBatch;
+  options.build.trainSeqLen = trainSeqLen;
+  if (options.train) // trains, then serves
+    options.build.entries = {false, true, true, true};
   if (!entries.empty()) {
-    options.build.entries = {false, false, false};
+    options.build.entries = {false, false, false, options.train};
     for (const std::string &entry : entries) {
       if (entry == "forward")
         options.build.entries.forward = true;
@@ -140,6 +161,9 @@ int main(int argc, char **argv) {
     return fail("--dtype=" + dtypeName + ": the cpu target computes in f32 only");
   if (lowering && dtypeName == "f16")
     return fail("--dtype=f16: the cuda target computes in f32 or bf16");
+  if (options.train && dtypeName != "f32")
+    return fail("--mode=train --dtype=" + dtypeName +
+                ": training computes in f32 (bf16 mixed precision is not built yet)");
   if (emit == Emit::LLVM && options.isCuda())
     return fail("--emit=llvm shows CPU kernels; use --emit=ptx for --target=" + target);
   if (emit == Emit::PTX && !options.isCuda())

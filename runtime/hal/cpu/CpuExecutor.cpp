@@ -51,7 +51,17 @@ public:
   std::vector<TensorRef> inputs(const std::string &entry) override;
   std::vector<TensorRef> outputs(const std::string &entry) override;
   Status run(const std::string &entry) override;
-  void resetState() override;
+  Status readState(int64_t offset, int64_t size, void *dst) override {
+    std::memcpy(dst, state_.data() + offset, static_cast<size_t>(size));
+    return Status::ok();
+  }
+  Status writeState(int64_t offset, int64_t size, const void *src) override {
+    std::memcpy(state_.data() + offset, src, static_cast<size_t>(size));
+    return Status::ok();
+  }
+  void zeroState(int64_t offset, int64_t size) override {
+    std::memset(state_.data() + offset, 0, static_cast<size_t>(size));
+  }
   std::string deviceName() const override { return "cpu"; }
 
 private:
@@ -170,9 +180,7 @@ std::vector<TensorRef> CpuExecutor::outputs(const std::string &entry) {
              : tensorRefs(it->second->desc->outputs(), it->second->output.get());
 }
 
-void CpuExecutor::resetState() {
-  std::fill(state_.begin(), state_.end(), 0);
-}
+
 
 Status CpuExecutor::run(const std::string &name) {
   auto it = entries_.find(name);
@@ -335,6 +343,32 @@ Status CpuExecutor::runStep(const Entry &entry, size_t index) {
     else
       cpu::slice(ptr(arg(0)), ptr(arg(1)), ints[0], &ints[2], &ints[2 + rank],
                  &ints[2 + 2 * rank], rank);
+    return Status::ok();
+  }
+  if (callee == "place") {
+    if (Status s = need(2, 4); !s)
+      return s;
+    int64_t outer = ints[0], chunk = ints[1], stride = ints[2], offset = ints[3];
+    if (outer < 0 || chunk < 0 || outer * chunk > arg(0)->size() ||
+        (outer > 0 && (outer - 1) * stride + offset + chunk > arg(1)->size()))
+      return Status::error(at + ": the blocks fall outside the buffers");
+    cpu::place(ptr(arg(0)), ptr(arg(1)), outer, chunk, stride, offset);
+    return Status::ok();
+  }
+  if (callee == "cross_entropy" || callee == "cross_entropy_grad") {
+    bool grad = callee == "cross_entropy_grad";
+    if (Status s = need(grad ? 4 : 3, 4); !s)
+      return s;
+    int64_t rows = ints[0], vocab = ints[1];
+    int reduction = static_cast<int>(ints[3]);
+    int64_t bad = grad ? cpu::crossEntropyGrad(f32(arg(0)), i32(arg(1)), f32(arg(2)), rows,
+                                               vocab, ints[2], reduction, f32(arg(3)))
+                       : cpu::crossEntropy(f32(arg(0)), i32(arg(1)), rows, vocab, ints[2],
+                                           reduction, f32(arg(2)));
+    if (bad >= 0)
+      return Status::error(at + ": label " + std::to_string(i32(arg(1))[bad]) + " of row " +
+                           std::to_string(bad) + " is outside the vocabulary of " +
+                           std::to_string(vocab));
     return Status::ok();
   }
   if (callee == "topk") {

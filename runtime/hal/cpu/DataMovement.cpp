@@ -2,6 +2,7 @@
 #include "hal/cpu/Kernels.h"
 
 #include <algorithm>
+#include <cstring>
 
 namespace gai::cpu {
 
@@ -36,6 +37,14 @@ int64_t take(const float *x, const int32_t *rows, int64_t batch, int64_t t,
     std::copy_n(x + (b * t + rows[b]) * inner, inner, out + b * inner);
   }
   return -1;
+}
+
+void place(const void *in, void *out, int64_t outer, int64_t chunk,
+           int64_t outStride, int64_t offset) {
+  const auto *src = static_cast<const uint8_t *>(in);
+  auto *dst = static_cast<uint8_t *>(out);
+  for (int64_t o = 0; o < outer; ++o)
+    std::memcpy(dst + o * outStride + offset, src + o * chunk, static_cast<size_t>(chunk));
 }
 
 } // namespace gai::cpu

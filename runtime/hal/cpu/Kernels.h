@@ -82,6 +82,23 @@ void topk(const float *in, int64_t rows, int64_t n, int64_t k, float *values,
 int64_t oneHot(const int32_t *indices, int64_t count, int64_t depth,
                float *out);
 
+/// For o < outer: `chunk` bytes from in + o·chunk to
+/// out + o·outStride + offset (a concat's part, one copy of a repeat).
+void place(const void *in, void *out, int64_t outer, int64_t chunk,
+           int64_t outStride, int64_t offset);
+
+/// Softmax cross-entropy of logits [rows, vocab] against labels [rows]:
+/// rows labelled `ignore` count for nothing. reduction 0 (mean over counted
+/// rows), 1 (sum) or 2 (none: one loss per row). Returns the first row whose
+/// label is outside [0, vocab), or -1.
+int64_t crossEntropy(const float *logits, const int32_t *labels, int64_t rows,
+                     int64_t vocab, int64_t ignore, int reduction, float *loss);
+/// Its gradient: (softmax - one_hot) · grad (per row for `none`), divided
+/// by the counted rows for mean; ignored rows are zero.
+int64_t crossEntropyGrad(const float *logits, const int32_t *labels,
+                         const float *grad, int64_t rows, int64_t vocab,
+                         int64_t ignore, int reduction, float *out);
+
 enum class ReduceKind { Sum, Mean, Max, Min }; // the IR's gai.reduce kinds
 
 /// Reduces `in` [outer, n, inner] over its middle dimension.

@@ -48,7 +48,9 @@ public:
   std::vector<TensorRef> inputs(const std::string &entry) override;
   std::vector<TensorRef> outputs(const std::string &entry) override;
   Status run(const std::string &entry) override;
-  void resetState() override;
+  Status readState(int64_t offset, int64_t size, void *dst) override;
+  Status writeState(int64_t offset, int64_t size, const void *src) override;
+  void zeroState(int64_t offset, int64_t size) override;
   std::string deviceName() const override { return name_; }
 
 private:
@@ -540,9 +542,26 @@ std::vector<TensorRef> CudaExecutor::outputs(const std::string &entry) {
              : tensorRefs(it->second->desc->outputs(), it->second->hostOutput.data);
 }
 
-void CudaExecutor::resetState() {
-  cudaMemsetAsync(state_, 0, static_cast<size_t>(artifact_.root().state_size()),
-                  stream_);
+Status CudaExecutor::readState(int64_t offset, int64_t size, void *dst) {
+  cudaError_t e = cudaMemcpyAsync(dst, state_ + offset, static_cast<size_t>(size),
+                                  cudaMemcpyDeviceToHost, stream_);
+  if (e == cudaSuccess)
+    e = cudaStreamSynchronize(stream_);
+  return e == cudaSuccess ? Status::ok()
+                          : Status::error(std::string("reading state: ") + cudaGetErrorString(e));
+}
+
+Status CudaExecutor::writeState(int64_t offset, int64_t size, const void *src) {
+  cudaError_t e = cudaMemcpyAsync(state_ + offset, src, static_cast<size_t>(size),
+                                  cudaMemcpyHostToDevice, stream_);
+  if (e == cudaSuccess)
+    e = cudaStreamSynchronize(stream_);
+  return e == cudaSuccess ? Status::ok()
+                          : Status::error(std::string("writing state: ") + cudaGetErrorString(e));
+}
+
+void CudaExecutor::zeroState(int64_t offset, int64_t size) {
+  cudaMemsetAsync(state_ + offset, 0, static_cast<size_t>(size), stream_);
   cudaStreamSynchronize(stream_);
 }
 

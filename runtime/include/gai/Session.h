@@ -53,13 +53,20 @@ public:
   /// (a token id outside the vocabulary, a cache slot past the end) stops
   /// the run with a message naming the step.
   Status run(const std::string &entry);
-  /// Zeroes the state (the KV cache).
+  /// Zeroes the KV cache (state named cache.*); trainable parameters and
+  /// optimizer state stay.
   void resetState();
+  /// The state tensors (data is null: they may live on the device).
+  std::vector<TensorRef> stateTensors() const;
+  /// Copies state tensor `name` to or from host memory of its size.
+  Status readState(const std::string &name, void *dst);
+  Status writeState(const std::string &name, const void *src);
   /// cpu, or the GPU's name and ordinal.
   std::string deviceName() const;
 
 private:
   explicit Session(LoadedArtifact artifact);
+  Status initialiseParameters();
 
   LoadedArtifact artifact_;
   std::unique_ptr<Executor> executor_;

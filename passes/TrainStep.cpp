@@ -1,0 +1,231 @@
+// The training entries: gradients of a loss over parameters, AdamW, and
+// zeroing of the gradients, with everything that persists as named state.
+#include "dialects/Gai/GaiOps.h"
+#include "passes/Passes.h"
+
+#include "mlir/IR/IRMapping.h"
+#include "llvm/ADT/MapVector.h"
+
+namespace mlir::gai {
+#define GEN_PASS_DEF_GAITRAINSTEP
+#include "passes/Passes.h.inc"
+} // namespace mlir::gai
+
+using namespace mlir;
+using namespace mlir::gai;
+
+namespace {
+
+RankedTensorType typeOf(Value v) { return cast<RankedTensorType>(v.getType()); }
+
+/// A parameter: its name and type, in order of first use.
+using ParamTypes = llvm::MapVector<StringRef, RankedTensorType>;
+
+class TrainStepBuilder {
+public:
+  TrainStepBuilder(ModuleOp module, func::FuncOp loss)
+      : module(module), loss(loss), b(loss.getLoc(), module.getContext()) {}
+
+  LogicalResult run() {
+    loss.walk([&](ParamOp p) { params.insert({p.getName(), p.getType()}); });
+    if (params.empty())
+      return loss.emitOpError("train step: the loss reads no parameters");
+    if (failed(buildTrainStep()))
+      return failure();
+    buildOptimizerStep();
+    buildZeroGrads();
+    return success();
+  }
+
+private:
+  func::FuncOp addFunction(StringRef name, ArrayRef<Type> inputs) {
+    b.setInsertionPointToEnd(module.getBody());
+    auto func = func::FuncOp::create(b, name, b.getFunctionType(inputs, {}));
+    b.setInsertionPointToStart(func.addEntryBlock());
+    return func;
+  }
+  /// Ends `func` with `results`, each named.
+  void finish(func::FuncOp func, ArrayRef<std::pair<std::string, Value>> results) {
+    SmallVector<Value> values;
+    SmallVector<Type> types;
+    for (auto &[name, v] : results) {
+      values.push_back(v);
+      types.push_back(v.getType());
+    }
+    func::ReturnOp::create(b, values);
+    func.setType(b.getFunctionType(func.getArgumentTypes(), types));
+    for (auto [i, r] : llvm::enumerate(results))
+      func.setResultAttr(i, "gai.name", b.getStringAttr(r.first));
+  }
+  void nameArgument(func::FuncOp func, unsigned i, const Twine &name) {
+    func.setArgAttr(i, "gai.name", b.getStringAttr(name.str()));
+  }
+  Value scalar(double value) {
+    auto type = RankedTensorType::get({}, b.getF32Type());
+    return ConstantOp::create(b, DenseElementsAttr::get(type, b.getF32FloatAttr(value)));
+  }
+  Value zeros(RankedTensorType type) {
+    return ConstantOp::create(
+        b, DenseElementsAttr::get(type, b.getFloatAttr(type.getElementType(), 0.0)));
+  }
+  /// Σ x² over every element, as f32.
+  Value sumOfSquares(Value x) {
+    auto type = typeOf(x);
+    Value flat = ReshapeOp::create(
+        b, RankedTensorType::get({type.getNumElements()}, type.getElementType()), x);
+    if (!type.getElementType().isF32())
+      flat = ConvertOp::create(
+          b, RankedTensorType::get({type.getNumElements()}, b.getF32Type()), flat);
+    return ReduceOp::create(b, ReduceKind::Sum, MulOp::create(b, flat, flat),
+                            ArrayRef<int64_t>{0});
+  }
+
+  LogicalResult buildTrainStep();
+  void buildOptimizerStep();
+  void buildZeroGrads();
+
+  ModuleOp module;
+  func::FuncOp loss;
+  ImplicitLocOpBuilder b;
+  ParamTypes params;
+};
+
+LogicalResult TrainStepBuilder::buildTrainStep() {
+  SmallVector<Type> inputs(loss.getArgumentTypes());
+  unsigned firstGrad = inputs.size();
+  for (auto &[name, type] : params)
+    inputs.push_back(type);
+  func::FuncOp step = addFunction("train_step", inputs);
+  for (unsigned i = 0; i < loss.getNumArguments(); ++i)
+    if (auto name = loss.getArgAttrOfType<StringAttr>(i, "gai.name"))
+      nameArgument(step, i, name.getValue());
+  for (auto [i, entry] : llvm::enumerate(params))
+    nameArgument(step, firstGrad + i, "grad." + entry.first);
+
+  Block *body = &step.getBody().front();
+  IRMapping mapping;
+  for (auto [from, to] : llvm::zip(loss.getArguments(), body->getArguments()))
+    mapping.map(from, to);
+  SmallVector<Operation *> forward;
+  SmallVector<Value> wrt;
+  for (Operation &op : loss.getBody().front().without_terminator()) {
+    Operation *copy = b.clone(op, mapping);
+    forward.push_back(copy);
+    if (auto p = dyn_cast<ParamOp>(copy))
+      wrt.push_back(p.getResult());
+  }
+  Value lossValue =
+      mapping.lookup(loss.getBody().front().getTerminator()->getOperand(0));
+  FailureOr<SmallVector<Value>> grads = buildGradients(b, forward, lossValue, wrt);
+  if (failed(grads))
+    return failure();
+  llvm::StringMap<Value> gradOf;
+  for (auto [p, g] : llvm::zip(wrt, *grads)) {
+    if (!g)
+      continue;
+    Value &sum = gradOf[cast<ParamOp>(p.getDefiningOp()).getName()];
+    sum = sum ? AddOp::create(b, sum, g).getResult() : g;
+  }
+  SmallVector<std::pair<std::string, Value>> results = {{"loss", lossValue}, {"grad_sq", {}}};
+  Value squares;
+  for (auto [i, entry] : llvm::enumerate(params)) {
+    Value accumulated = body->getArgument(firstGrad + i);
+    if (Value g = gradOf.lookup(entry.first))
+      accumulated = AddOp::create(b, accumulated, g);
+    Value sq = sumOfSquares(accumulated);
+    squares = squares ? AddOp::create(b, squares, sq).getResult() : sq;
+    results.push_back({"grad." + entry.first.str(), accumulated});
+  }
+  results[1].second = squares;
+  finish(step, results);
+  return success();
+}
+
+void TrainStepBuilder::buildOptimizerStep() {
+  static constexpr const char *kScalars[] = {
+      "lr", "beta1", "beta2", "eps", "weight_decay", "grad_scale",
+      "bias_correction1", "bias_correction2_sqrt"};
+  constexpr unsigned kCount = std::size(kScalars);
+  SmallVector<Type> inputs(kCount, RankedTensorType::get({}, b.getF32Type()));
+  for (int kind = 0; kind < 3; ++kind)
+    for (auto &[name, type] : params)
+      inputs.push_back(type);
+  func::FuncOp step = addFunction("optimizer_step", inputs);
+  for (unsigned i = 0; i < kCount; ++i)
+    nameArgument(step, i, kScalars[i]);
+  const char *prefixes[] = {"grad.", "adam.m.", "adam.v."};
+  for (int kind = 0; kind < 3; ++kind)
+    for (auto [i, entry] : llvm::enumerate(params))
+      nameArgument(step, kCount + kind * params.size() + i, prefixes[kind] + entry.first);
+
+  Block *body = &step.getBody().front();
+  Value lr = body->getArgument(0), beta1 = body->getArgument(1),
+        beta2 = body->getArgument(2), eps = body->getArgument(3),
+        decay = body->getArgument(4), gradScale = body->getArgument(5),
+        correction1 = body->getArgument(6), correction2Sqrt = body->getArgument(7);
+  Value one = scalar(1.0);
+  Value keep = SubOp::create(b, one, MulOp::create(b, lr, decay)); // 1 - lr·wd
+  Value stepSize = DivOp::create(b, lr, correction1);
+  Value oneMinusBeta1 = SubOp::create(b, one, beta1);
+  Value oneMinusBeta2 = SubOp::create(b, one, beta2);
+
+  SmallVector<std::pair<std::string, Value>> params_, moments1, moments2, cleared;
+  for (auto [i, entry] : llvm::enumerate(params)) {
+    std::string name = entry.first.str();
+    RankedTensorType type = entry.second;
+    Value g = body->getArgument(kCount + i);
+    Value m = body->getArgument(kCount + params.size() + i);
+    Value v = body->getArgument(kCount + 2 * params.size() + i);
+    Value p = ParamOp::create(b, type, name);
+    g = MulOp::create(b, g, gradScale);
+    // PyTorch's order: m = β1·m + (1-β1)·g, v = β2·v + (1-β2)·g²,
+    // p = p·(1 - lr·wd) - (lr / c1)·m / (sqrt(v) / sqrt(c2) + eps).
+    Value m2 = AddOp::create(b, MulOp::create(b, m, beta1), MulOp::create(b, g, oneMinusBeta1));
+    Value v2 = AddOp::create(b, MulOp::create(b, v, beta2),
+                             MulOp::create(b, MulOp::create(b, g, g), oneMinusBeta2));
+    Value denom = AddOp::create(b, DivOp::create(b, SqrtOp::create(b, v2), correction2Sqrt), eps);
+    Value decayed = type.getRank() >= 2 ? MulOp::create(b, p, keep).getResult() : p;
+    Value p2 = SubOp::create(b, decayed,
+                             MulOp::create(b, stepSize, DivOp::create(b, m2, denom)));
+    params_.push_back({"param." + name, p2});
+    moments1.push_back({"adam.m." + name, m2});
+    moments2.push_back({"adam.v." + name, v2});
+    cleared.push_back({"grad." + name, zeros(type)});
+  }
+  SmallVector<std::pair<std::string, Value>> results;
+  for (auto *list : {&params_, &moments1, &moments2, &cleared})
+    results.append(list->begin(), list->end());
+  finish(step, results);
+}
+
+void TrainStepBuilder::buildZeroGrads() {
+  func::FuncOp zero = addFunction("zero_grads", {});
+  SmallVector<std::pair<std::string, Value>> results;
+  for (auto &[name, type] : params)
+    results.push_back({"grad." + name.str(), zeros(type)});
+  finish(zero, results);
+}
+
+struct TrainStepPass : mlir::gai::impl::GaiTrainStepBase<TrainStepPass> {
+  using GaiTrainStepBase::GaiTrainStepBase;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    auto loss = module.lookupSymbol<func::FuncOp>(function);
+    if (!loss) {
+      module.emitError("train step: no loss function @") << function;
+      return signalPassFailure();
+    }
+    auto results = loss.getResultTypes();
+    auto lossType = results.size() == 1 ? dyn_cast<RankedTensorType>(results[0])
+                                        : RankedTensorType();
+    if (!lossType || lossType.getRank() != 0 || !lossType.getElementType().isF32()) {
+      loss.emitOpError("train step: the loss function must return one f32 scalar");
+      return signalPassFailure();
+    }
+    if (failed(TrainStepBuilder(module, loss).run()))
+      signalPassFailure();
+  }
+};
+
+} // namespace

@@ -1,0 +1,243 @@
+// The host side of a training step: the learning-rate schedule, clipping
+// and bias correction as scalars for optimizer_step, bad-step handling, and
+// checkpoints of the session's state.
+#include "gai/Train.h"
+
+#include "gai/Init.h"
+#include "gai/Safetensors.h"
+
+#include <cmath>
+#include <cstring>
+#include <random>
+
+namespace gai {
+namespace {
+
+bool startsWith(const std::string &s, const char *prefix) {
+  return s.rfind(prefix, 0) == 0;
+}
+
+const TensorRef *find(const std::vector<TensorRef> &refs, const std::string &name) {
+  for (const TensorRef &r : refs)
+    if (r.name == name)
+      return &r;
+  return nullptr;
+}
+
+} // namespace
+
+StatusOr<Trainer> Trainer::create(Session &session, const OptimizerOptions &options) {
+  for (const char *entry : {"train_step", "optimizer_step", "zero_grads", "eval_loss"})
+    if (!session.hasEntry(entry))
+      return Status::error(std::string("the artifact has no '") + entry +
+                           "' entry; compile it with gaic --mode=train");
+  Trainer trainer(session, options);
+  std::vector<TensorRef> inputs = session.inputs("train_step");
+  const TensorRef *tokens = find(inputs, "tokens");
+  if (!tokens || tokens->shape.size() != 2 || !find(inputs, "targets"))
+    return Status::error("train_step: expected tokens and targets [rows, length] inputs");
+  trainer.rows_ = tokens->shape[0];
+  trainer.seqLen_ = tokens->shape[1];
+  return trainer;
+}
+
+double Trainer::learningRate(int64_t step) const {
+  const OptimizerOptions &o = options_;
+  if (step < o.warmupSteps)
+    return o.lr * static_cast<double>(step + 1) / static_cast<double>(o.warmupSteps);
+  if (o.totalSteps <= o.warmupSteps)
+    return o.lr;
+  double progress = static_cast<double>(step - o.warmupSteps) /
+                    static_cast<double>(o.totalSteps - o.warmupSteps);
+  progress = std::min(progress, 1.0);
+  return o.minLr + (o.lr - o.minLr) * 0.5 * (1.0 + std::cos(M_PI * progress));
+}
+
+Status Trainer::setScalar(const std::string &entry, const std::string &name,
+                          double value) {
+  for (const TensorRef &r : session_->inputs(entry))
+    if (r.name == name) {
+      *r.as<float>() = static_cast<float>(value);
+      return Status::ok();
+    }
+  return Status::error(entry + ": no input '" + name + "'");
+}
+
+StatusOr<StepResult> Trainer::trainStep(const std::vector<const int32_t *> &tokens,
+                                        const std::vector<const int32_t *> &targets) {
+  if (tokens.empty() || tokens.size() != targets.size())
+    return Status::error("a training step needs as many target batches as token "
+                         "batches, and at least one");
+  std::vector<TensorRef> in = session_->inputs("train_step");
+  std::vector<TensorRef> out = session_->outputs("train_step");
+  const TensorRef *tokensIn = find(in, "tokens"), *targetsIn = find(in, "targets");
+  const TensorRef *lossOut = find(out, "loss"), *squaresOut = find(out, "grad_sq");
+  if (!lossOut || !squaresOut)
+    return Status::error("train_step: expected loss and grad_sq outputs");
+  StepResult result;
+  double squares = 0;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    std::memcpy(tokensIn->data, tokens[i], static_cast<size_t>(tokensIn->size));
+    std::memcpy(targetsIn->data, targets[i], static_cast<size_t>(targetsIn->size));
+    if (Status s = session_->run("train_step"); !s)
+      return s;
+    result.loss += *lossOut->as<float>();
+    squares = *squaresOut->as<float>();
+  }
+  double micro = static_cast<double>(tokens.size());
+  result.loss /= micro;
+  // The state holds the sum of the micro-batches' mean gradients.
+  result.gradNorm = std::sqrt(squares) / micro;
+  result.lr = learningRate(step_);
+  ++step_;
+  if (!std::isfinite(result.loss) || !std::isfinite(result.gradNorm)) {
+    result.skipped = true;
+    if (Status s = session_->run("zero_grads"); !s)
+      return s;
+    if (++consecutiveBad_ >= options_.maxBadSteps)
+      return Status::error("the loss or the gradients were not finite for " +
+                           std::to_string(consecutiveBad_) + " steps in a row (last at step " +
+                           std::to_string(step_ - 1) + "); stopping");
+    return result;
+  }
+  consecutiveBad_ = 0;
+  // PyTorch's clip_grad_norm_: scale by max_norm / (norm + 1e-6) when below 1.
+  double clip = options_.gradClip > 0
+                    ? std::min(1.0, options_.gradClip / (result.gradNorm + 1e-6))
+                    : 1.0;
+  double t = static_cast<double>(++optimizerSteps_);
+  const OptimizerOptions &o = options_;
+  std::pair<const char *, double> scalars[] = {
+      {"lr", result.lr},
+      {"beta1", o.beta1},
+      {"beta2", o.beta2},
+      {"eps", o.eps},
+      {"weight_decay", o.weightDecay},
+      {"grad_scale", clip / micro},
+      {"bias_correction1", 1.0 - std::pow(o.beta1, t)},
+      {"bias_correction2_sqrt", std::sqrt(1.0 - std::pow(o.beta2, t))}};
+  for (auto &[name, value] : scalars)
+    if (Status s = setScalar("optimizer_step", name, value); !s)
+      return s;
+  if (Status s = session_->run("optimizer_step"); !s)
+    return s;
+  return result;
+}
+
+StatusOr<double> Trainer::evalLoss(const int32_t *tokens, const int32_t *targets) {
+  std::vector<TensorRef> in = session_->inputs("eval_loss");
+  const TensorRef *tokensIn = find(in, "tokens"), *targetsIn = find(in, "targets");
+  if (!tokensIn || !targetsIn)
+    return Status::error("eval_loss: expected tokens and targets inputs");
+  std::memcpy(tokensIn->data, tokens, static_cast<size_t>(tokensIn->size));
+  std::memcpy(targetsIn->data, targets, static_cast<size_t>(targetsIn->size));
+  if (Status s = session_->run("eval_loss"); !s)
+    return s;
+  return static_cast<double>(*session_->outputs("eval_loss")[0].as<float>());
+}
+
+std::vector<TensorRef> Trainer::persistentState() const {
+  std::vector<TensorRef> kept;
+  for (TensorRef &r : session_->stateTensors())
+    if (startsWith(r.name, "param.") || startsWith(r.name, "adam."))
+      kept.push_back(std::move(r));
+  return kept;
+}
+
+Status Trainer::initialiseRandomly(uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  for (const TensorRef &r : session_->stateTensors()) {
+    if (startsWith(r.name, "grad.") || startsWith(r.name, "adam.")) {
+      std::vector<uint8_t> zeros(static_cast<size_t>(r.size), 0);
+      if (Status s = session_->writeState(r.name, zeros.data()); !s)
+        return s;
+      continue;
+    }
+    if (!startsWith(r.name, "param."))
+      continue;
+    if (r.dtype != DType::F32)
+      return Status::error("state '" + r.name + "' is not f32");
+    std::vector<float> values = initialValues(r.name.substr(6), r.shape, rng);
+    if (Status s = session_->writeState(r.name, values.data()); !s)
+      return s;
+  }
+  optimizerSteps_ = step_ = 0;
+  return Status::ok();
+}
+
+Status Trainer::saveWeights(const std::string &path) {
+  std::vector<TensorRef> params;
+  for (TensorRef &r : session_->stateTensors())
+    if (startsWith(r.name, "param."))
+      params.push_back(std::move(r));
+  std::vector<std::vector<uint8_t>> storage(params.size());
+  std::vector<TensorToWrite> tensors;
+  for (size_t i = 0; i < params.size(); ++i) {
+    storage[i].resize(static_cast<size_t>(params[i].size));
+    if (Status s = session_->readState(params[i].name, storage[i].data()); !s)
+      return s;
+    tensors.push_back({params[i].name.substr(6), params[i].dtype, params[i].shape,
+                       storage[i].data(), storage[i].size()});
+  }
+  return writeSafetensors(path, tensors, {{"format", "pt"}});
+}
+
+Status Trainer::saveCheckpoint(const std::string &path,
+                               const std::map<std::string, std::string> &extra) {
+  std::vector<TensorRef> state = persistentState();
+  std::vector<std::vector<uint8_t>> storage(state.size());
+  std::vector<TensorToWrite> tensors;
+  for (size_t i = 0; i < state.size(); ++i) {
+    storage[i].resize(static_cast<size_t>(state[i].size));
+    if (Status s = session_->readState(state[i].name, storage[i].data()); !s)
+      return s;
+    tensors.push_back({state[i].name, state[i].dtype, state[i].shape, storage[i].data(),
+                       storage[i].size()});
+  }
+  std::map<std::string, std::string> metadata = extra;
+  metadata["gai.checkpoint"] = "1";
+  metadata["gai.step"] = std::to_string(step_);
+  metadata["gai.optimizer_steps"] = std::to_string(optimizerSteps_);
+  metadata["gai.bad_steps"] = std::to_string(consecutiveBad_);
+  return writeSafetensors(path, tensors, metadata);
+}
+
+StatusOr<std::map<std::string, std::string>>
+Trainer::loadCheckpoint(const std::string &path) {
+  StatusOr<SafetensorsFile> file = SafetensorsFile::open(path);
+  if (!file)
+    return file.status();
+  const std::map<std::string, std::string> &metadata = file->metadata();
+  auto number = [&](const char *key, int64_t &out) -> Status {
+    auto it = metadata.find(key);
+    char *end = nullptr;
+    if (it == metadata.end() ||
+        (out = std::strtoll(it->second.c_str(), &end, 10), *end != '\0'))
+      return Status::error(path + ": not a gai checkpoint (no '" + key + "' metadata)");
+    return Status::ok();
+  };
+  int64_t step = 0, updates = 0, bad = 0;
+  for (auto [key, out] : {std::pair{"gai.step", &step}, {"gai.optimizer_steps", &updates},
+                          {"gai.bad_steps", &bad}})
+    if (Status s = number(key, *out); !s)
+      return s;
+  for (const TensorRef &r : persistentState()) {
+    const TensorView *t = file->find(r.name);
+    if (!t)
+      return Status::error(path + ": the checkpoint has no tensor '" + r.name + "'");
+    if (t->dtype != r.dtype || t->shape != r.shape ||
+        static_cast<int64_t>(t->byteSize) != r.size)
+      return Status::error(path + ": tensor '" + r.name +
+                           "' does not match the artifact's shape or dtype");
+    if (Status s = session_->writeState(r.name, t->data); !s)
+      return s;
+  }
+  if (Status s = session_->run("zero_grads"); !s)
+    return s;
+  step_ = step;
+  optimizerSteps_ = updates;
+  consecutiveBad_ = static_cast<int>(bad);
+  return metadata;
+}
+
+} // namespace gai

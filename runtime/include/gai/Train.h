@@ -1,0 +1,112 @@
+// Training on a session of a `gaic --mode=train` artifact: the optimizer
+// schedule, bad-step handling and checkpoints around its train_step,
+// optimizer_step and zero_grads entries.
+#ifndef GAI_TRAIN_H
+#define GAI_TRAIN_H
+
+#include "gai/Session.h"
+#include "gai/Status.h"
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace gai {
+
+struct OptimizerOptions {
+  double lr = 3e-4;     ///< peak learning rate
+  double minLr = 0.0;   ///< the cosine decay's floor
+  int64_t warmupSteps = 0;
+  int64_t totalSteps = 0; ///< the schedule's length; 0: constant after warm-up
+  double beta1 = 0.9, beta2 = 0.95, eps = 1e-8;
+  double weightDecay = 0.1; ///< decoupled, on parameters of rank >= 2
+  double gradClip = 1.0;    ///< global norm; 0: no clipping
+  int maxBadSteps = 5;      ///< consecutive non-finite steps before giving up
+};
+
+struct StepResult {
+  double loss = 0;     ///< mean over the micro-batches
+  double gradNorm = 0; ///< of the averaged gradients, before clipping
+  double lr = 0;
+  bool skipped = false; ///< NaN or Inf: nothing was updated
+};
+
+class Trainer {
+public:
+  /// Checks that `session` has the training entries.
+  static StatusOr<Trainer> create(Session &session, const OptimizerOptions &options);
+
+  int64_t rows() const { return rows_; }     ///< per micro-batch
+  int64_t seqLen() const { return seqLen_; } ///< tokens per row
+  int64_t step() const { return step_; }     ///< steps taken (skipped included)
+  int64_t badSteps() const { return consecutiveBad_; }
+  const OptimizerOptions &options() const { return options_; }
+  void setOptions(const OptimizerOptions &options) { options_ = options; }
+
+  /// The learning rate of step `step`: linear warm-up over warmupSteps, then
+  /// a cosine from lr down to minLr at totalSteps.
+  double learningRate(int64_t step) const;
+
+  /// One optimizer step over micro-batches: tokens[i] and targets[i] hold
+  /// rows() × seqLen() ids each. A non-finite loss or gradient skips the
+  /// update with its gradients; after maxBadSteps in a row it is an error.
+  StatusOr<StepResult> trainStep(const std::vector<const int32_t *> &tokens,
+                                 const std::vector<const int32_t *> &targets);
+  /// The mean loss of one batch, without gradients.
+  StatusOr<double> evalLoss(const int32_t *tokens, const int32_t *targets);
+
+  /// Parameters drawn as `gai-run init` draws them (normal(0, 0.02), norms
+  /// 1, biases 0), moments zero.
+  Status initialiseRandomly(uint64_t seed);
+  /// The parameters, named as the model's weights (safetensors, f32).
+  Status saveWeights(const std::string &path);
+  /// Parameters, moments, the step and `extra` (the data position and seed)
+  /// in one safetensors file, written atomically.
+  Status saveCheckpoint(const std::string &path,
+                        const std::map<std::string, std::string> &extra);
+  /// Restores what saveCheckpoint wrote; returns its metadata.
+  StatusOr<std::map<std::string, std::string>> loadCheckpoint(const std::string &path);
+
+private:
+  Trainer(Session &session, const OptimizerOptions &options)
+      : session_(&session), options_(options) {}
+  Status setScalar(const std::string &entry, const std::string &name, double value);
+  /// The state worth keeping: parameters and the optimizer's moments.
+  std::vector<TensorRef> persistentState() const;
+
+  Session *session_;
+  OptimizerOptions options_;
+  int64_t rows_ = 0, seqLen_ = 0;
+  int64_t step_ = 0;
+  int64_t optimizerSteps_ = 0; ///< updates made: AdamW's bias correction
+  int consecutiveBad_ = 0;
+};
+
+/// Tokens for training: byte-level text, or pre-tokenized .bin files
+/// (uint16, or uint32 with --data-format; llm.c's header is recognised).
+/// Rows are drawn from the seed and the step alone, so a resumed run reads
+/// exactly what an uninterrupted one would.
+class TrainData {
+public:
+  /// `format`: auto (.bin is u16, anything else text), text, u16 or u32.
+  /// The last `heldOut` fraction of the tokens is the evaluation split.
+  static StatusOr<TrainData> load(const std::vector<std::string> &paths,
+                                  const std::string &format, int64_t vocab,
+                                  double heldOut);
+  int64_t trainTokens() const { return splitAt_; }
+  int64_t evalTokens() const { return static_cast<int64_t>(tokens_.size()) - splitAt_; }
+  /// Fills tokens and targets (rows × seqLen each) with rows drawn for
+  /// (seed, step, micro); targets are the tokens shifted by one.
+  Status batch(uint64_t seed, int64_t step, int64_t micro, int64_t rows, int64_t seqLen,
+               std::vector<int32_t> &tokens, std::vector<int32_t> &targets,
+               bool evaluation = false) const;
+
+private:
+  std::vector<int32_t> tokens_;
+  int64_t splitAt_ = 0;
+};
+
+} // namespace gai
+
+#endif // GAI_TRAIN_H
