@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 namespace gai::cpu {
 namespace {
@@ -32,15 +33,29 @@ void gemm(const GemmArgs &g) {
   int64_t lda = g.transposeA ? g.m : g.k;
   int64_t ldb = g.transposeB ? g.k : g.n;
   bool epilogue = g.bias || g.residual || g.activation != Activation::None;
+  std::vector<float> saved; // a residual that C overwrites
   for (int64_t i = 0; i < g.batch; ++i) {
     float *c = g.c + i * g.strideC;
+    const float *residual = g.residual ? g.residual + i * g.strideC : nullptr;
+    // C += A·B in place (gradient accumulation): BLAS's own beta = 1.
+    bool accumulate = residual == c && g.activation == Activation::None;
+    if (residual == c && !accumulate) {
+      saved.assign(residual, residual + g.m * g.n);
+      residual = saved.data();
+    }
     cblas_sgemm(CblasRowMajor, g.transposeA ? CblasTrans : CblasNoTrans,
                 g.transposeB ? CblasTrans : CblasNoTrans, g.m, g.n, g.k, 1.0f,
-                g.a + i * g.strideA, lda, g.b + i * g.strideB, ldb, 0.0f, c,
-                g.n);
+                g.a + i * g.strideA, lda, g.b + i * g.strideB, ldb,
+                accumulate ? 1.0f : 0.0f, c, g.n);
+    if (accumulate) {
+      if (g.bias)
+        for (int64_t r = 0; r < g.m; ++r)
+          for (int64_t col = 0; col < g.n; ++col)
+            c[r * g.n + col] += g.bias[col];
+      continue;
+    }
     if (!epilogue)
       continue;
-    const float *residual = g.residual ? g.residual + i * g.strideC : nullptr;
     for (int64_t r = 0; r < g.m; ++r)
       for (int64_t col = 0; col < g.n; ++col) {
         float &x = c[r * g.n + col];

@@ -1,0 +1,186 @@
+// Training against PyTorch: the gradients of llama-tiny and gpt2-tiny on one
+// batch, micro-batch accumulation, and 50 AdamW steps with clipping and the
+// warm-up/cosine schedule, all from fixtures that PyTorch made
+// (test/fixtures/make_train_fixtures.py).
+#include "compiler/Pipeline.h"
+#include "gai/Safetensors.h"
+#include "gai/Session.h"
+#include "gai/Train.h"
+
+#include "mlir/IR/MLIRContext.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+
+using namespace gai;
+
+namespace {
+
+std::string fixtureDir(const std::string &family) {
+  return std::string(GAI_FIXTURES_DIR) + "/hf/" + family + "-tiny/";
+}
+
+/// The family's training artifact (micro-batches of `rows` × 16 tokens),
+/// starting from the fixture's weights, on the CPU.
+std::unique_ptr<Session> compileForTraining(const std::string &family, int64_t rows) {
+  CompileOptions options;
+  options.specPath = fixtureDir(family) + "config.json";
+  options.weightsPath = fixtureDir(family) + "model.safetensors";
+  options.train = true;
+  options.build.dtype = "f32";
+  options.build.batch = 1;
+  options.build.seqLen = 32;
+  options.build.entries = {false, true, true, true};
+  options.build.trainBatch = rows;
+  options.build.trainSeqLen = 16;
+  mlir::MLIRContext context;
+  auto model = importModel(context, options);
+  EXPECT_TRUE(!!model) << (model ? "" : llvm::toString(model.takeError()));
+  if (!model)
+    return nullptr;
+  EXPECT_TRUE(mlir::succeeded(optimize(*model->module, options)));
+  auto bytes = compileArtifact(*model->module, model->spec, options, WeightsMode::Embedded, "");
+  EXPECT_TRUE(!!bytes) << (bytes ? "" : llvm::toString(bytes.takeError()));
+  if (!bytes)
+    return nullptr;
+  auto artifact = LoadedArtifact::fromBytes(std::move(*bytes), family, ".");
+  EXPECT_TRUE(artifact.isOk()) << artifact.status().message();
+  if (!artifact)
+    return nullptr;
+  SessionOptions session;
+  session.device = "cpu";
+  auto s = Session::create(std::move(*artifact), session);
+  EXPECT_TRUE(s.isOk()) << s.status().message();
+  return s ? std::move(*s) : nullptr;
+}
+
+std::vector<int32_t> ints(const TensorView &t, int64_t first = 0, int64_t count = -1) {
+  const auto *p = reinterpret_cast<const int32_t *>(t.data);
+  if (count < 0)
+    count = t.numElements() - first;
+  return std::vector<int32_t>(p + first, p + first + count);
+}
+
+const float *floats(const TensorView &t) { return reinterpret_cast<const float *>(t.data); }
+
+/// Every parameter's gradient state against the fixture's, times `scale`:
+/// max |Δ| / max |reference| per tensor.
+void expectGradients(Session &s, const SafetensorsFile &fixture, double scale,
+                     double tolerance) {
+  int checked = 0;
+  for (const TensorRef &r : s.stateTensors()) {
+    if (r.name.rfind("grad.", 0) != 0)
+      continue;
+    const TensorView *want = fixture.find(r.name);
+    ASSERT_NE(want, nullptr) << "the fixture has no " << r.name;
+    ASSERT_EQ(want->numElements(), r.numElements()) << r.name;
+    std::vector<float> got(static_cast<size_t>(r.numElements()));
+    ASSERT_TRUE(s.readState(r.name, got.data()).isOk());
+    double maxRef = 0, maxDiff = 0;
+    for (int64_t i = 0; i < r.numElements(); ++i) {
+      double ref = floats(*want)[i] * scale;
+      maxRef = std::max(maxRef, std::abs(ref));
+      maxDiff = std::max(maxDiff, std::abs(got[i] - ref));
+    }
+    EXPECT_LE(maxDiff, tolerance * maxRef) << r.name << ": max |ref| " << maxRef;
+    ++checked;
+  }
+  EXPECT_GT(checked, 10);
+}
+
+class Training : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(Training, GradientsMatchPyTorch) {
+  auto fixture = SafetensorsFile::open(fixtureDir(GetParam()) + "train.safetensors");
+  ASSERT_TRUE(fixture.isOk()) << fixture.status().message();
+  auto session = compileForTraining(GetParam(), 2);
+  ASSERT_TRUE(session);
+  auto trainer = Trainer::create(*session, {});
+  ASSERT_TRUE(trainer.isOk()) << trainer.status().message();
+  // train_step alone: the gradients land in the state.
+  std::vector<TensorRef> in = session->inputs("train_step");
+  std::vector<int32_t> tokens = ints(*fixture->find("tokens")),
+                       targets = ints(*fixture->find("targets"));
+  for (const TensorRef &r : in) {
+    const auto &src = r.name == "tokens" ? tokens : targets;
+    std::memcpy(r.data, src.data(), static_cast<size_t>(r.size));
+  }
+  ASSERT_TRUE(session->run("train_step").isOk());
+  float loss = *session->outputs("train_step")[0].as<float>();
+  EXPECT_NEAR(loss, *floats(*fixture->find("loss")), 1e-5 * std::abs(loss));
+  expectGradients(*session, *fixture, 1.0, 1e-4);
+}
+
+TEST_P(Training, MicroBatchesAccumulate) {
+  // Two micro-batches of one row: the state holds the sum of their mean
+  // gradients, twice the two-row batch's mean gradient.
+  auto fixture = SafetensorsFile::open(fixtureDir(GetParam()) + "train.safetensors");
+  ASSERT_TRUE(fixture.isOk());
+  auto session = compileForTraining(GetParam(), 1);
+  ASSERT_TRUE(session);
+  for (int64_t row = 0; row < 2; ++row) {
+    std::vector<int32_t> tokens = ints(*fixture->find("tokens"), row * 16, 16),
+                         targets = ints(*fixture->find("targets"), row * 16, 16);
+    for (const TensorRef &r : session->inputs("train_step"))
+      std::memcpy(r.data, (r.name == "tokens" ? tokens : targets).data(),
+                  static_cast<size_t>(r.size));
+    ASSERT_TRUE(session->run("train_step").isOk());
+  }
+  expectGradients(*session, *fixture, 2.0, 1e-4);
+  // zero_grads clears them.
+  ASSERT_TRUE(session->run("zero_grads").isOk());
+  std::vector<float> g(64 * 256);
+  for (const TensorRef &r : session->stateTensors())
+    if (r.name.rfind("grad.", 0) == 0) {
+      g.resize(static_cast<size_t>(r.numElements()));
+      ASSERT_TRUE(session->readState(r.name, g.data()).isOk());
+      for (float v : g)
+        ASSERT_EQ(v, 0.0f) << r.name;
+    }
+}
+
+TEST_P(Training, FiftyAdamWStepsMatchPyTorch) {
+  auto fixture = SafetensorsFile::open(fixtureDir(GetParam()) + "train.safetensors");
+  ASSERT_TRUE(fixture.isOk());
+  const auto &meta = fixture->metadata();
+  auto number = [&](const char *key) { return std::strtod(meta.at(key).c_str(), nullptr); };
+  OptimizerOptions o;
+  o.lr = number("lr");
+  o.minLr = number("min_lr");
+  o.warmupSteps = static_cast<int64_t>(number("warmup_steps"));
+  o.totalSteps = static_cast<int64_t>(number("steps"));
+  o.weightDecay = number("weight_decay");
+  o.gradClip = number("grad_clip");
+  o.beta1 = number("beta1");
+  o.beta2 = number("beta2");
+  o.eps = number("eps");
+  auto session = compileForTraining(GetParam(), 2);
+  ASSERT_TRUE(session);
+  auto trainer = Trainer::create(*session, o);
+  ASSERT_TRUE(trainer.isOk()) << trainer.status().message();
+  const TensorView &batches = *fixture->find("steps.tokens");
+  const TensorView &labels = *fixture->find("steps.targets");
+  const float *losses = floats(*fixture->find("steps.loss"));
+  const float *lrs = floats(*fixture->find("steps.lr"));
+  double worst = 0;
+  for (int64_t step = 0; step < o.totalSteps; ++step) {
+    std::vector<int32_t> tokens = ints(batches, step * 32, 32),
+                         targets = ints(labels, step * 32, 32);
+    auto result = trainer->trainStep({tokens.data()}, {targets.data()});
+    ASSERT_TRUE(result.isOk()) << result.status().message();
+    EXPECT_FALSE(result->skipped);
+    EXPECT_NEAR(result->lr, lrs[step], 1e-7) << "step " << step;
+    double relative = std::abs(result->loss - losses[step]) / std::abs(losses[step]);
+    worst = std::max(worst, relative);
+    EXPECT_LE(relative, 1e-4) << "step " << step << ": " << result->loss << " vs PyTorch's "
+                              << losses[step];
+  }
+  std::printf("%s: 50 steps, worst relative loss difference %.3g\n", GetParam().c_str(), worst);
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, Training, ::testing::Values("llama", "gpt2"),
+                         [](const auto &info) { return info.param; });
+
+} // namespace
