@@ -184,3 +184,62 @@ INSTANTIATE_TEST_SUITE_P(Families, Training, ::testing::Values("llama", "gpt2"),
                          [](const auto &info) { return info.param; });
 
 } // namespace
+
+namespace {
+
+TEST(TrainingBadSteps, NonFiniteStepsAreSkippedThenStop) {
+  auto fixture = SafetensorsFile::open(fixtureDir("llama") + "train.safetensors");
+  ASSERT_TRUE(fixture.isOk());
+  auto session = compileForTraining("llama", 2);
+  ASSERT_TRUE(session);
+  OptimizerOptions o;
+  o.maxBadSteps = 3;
+  auto trainer = Trainer::create(*session, o);
+  ASSERT_TRUE(trainer.isOk());
+  std::vector<int32_t> tokens = ints(*fixture->find("tokens")),
+                       targets = ints(*fixture->find("targets"));
+  // One good step, so the moments are not zero.
+  ASSERT_TRUE(trainer->trainStep({tokens.data()}, {targets.data()}).isOk());
+  auto snapshot = [&]() {
+    std::map<std::string, std::vector<float>> values;
+    for (const TensorRef &r : session->stateTensors()) {
+      if (r.name.rfind("cache.", 0) == 0)
+        continue;
+      std::vector<float> v(static_cast<size_t>(r.numElements()));
+      EXPECT_TRUE(session->readState(r.name, v.data()).isOk());
+      values[r.name] = std::move(v);
+    }
+    return values;
+  };
+  // An infinite norm scale: the loss becomes NaN.
+  const std::string poisoned = "param.model.norm.weight";
+  auto before = snapshot();
+  std::vector<float> bad = before.at(poisoned);
+  bad[0] = INFINITY;
+  ASSERT_TRUE(session->writeState(poisoned, bad.data()).isOk());
+  before[poisoned] = bad;
+  for (int i = 0; i < 2; ++i) {
+    auto result = trainer->trainStep({tokens.data()}, {targets.data()});
+    ASSERT_TRUE(result.isOk()) << result.status().message();
+    EXPECT_TRUE(result->skipped);
+    EXPECT_FALSE(std::isfinite(result->loss) && std::isfinite(result->gradNorm));
+  }
+  // Nothing moved: parameters and moments as before, gradients zero.
+  auto after = snapshot();
+  for (auto &[name, values] : after) {
+    if (name.rfind("grad.", 0) == 0) {
+      for (float v : values)
+        ASSERT_EQ(v, 0.0f) << name;
+      continue;
+    }
+    ASSERT_EQ(std::memcmp(values.data(), before.at(name).data(), values.size() * 4), 0)
+        << name << " changed on a skipped step";
+  }
+  auto third = trainer->trainStep({tokens.data()}, {targets.data()});
+  ASSERT_FALSE(third.isOk());
+  EXPECT_NE(third.status().message().find("not finite for 3 steps in a row"), std::string::npos)
+      << third.status().message();
+  EXPECT_EQ(trainer->step(), 4);
+}
+
+} // namespace
