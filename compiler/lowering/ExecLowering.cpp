@@ -49,8 +49,10 @@ bool writesStateInPlace(Operation *producer, ArrayRef<Value> olds) {
       }
       if (user == producer) {
         if (auto gemm = dyn_cast<GemmOp>(producer)) {
+          // C += A·B: the residual read as C, with no activation between.
           if (use.get() != gemm.getResidual() || gemm.getLhs() == use.get() ||
-              gemm.getRhs() == use.get())
+              gemm.getRhs() == use.get() ||
+              gemm.getActivation() != EpilogueActivation::None)
             return false;
           continue;
         }

@@ -502,6 +502,36 @@ Status CudaExecutor::buildSteps(Entry &entry) {
             return cudaError("copy", err);
           return Status::ok();
         };
+      } else if (callee == "place") {
+        if (Status s = need(2, 4); !s) return s;
+        int64_t outer = ints[0], chunk = ints[1], stride = ints[2], offset = ints[3];
+        if (outer < 0 || chunk < 0 || outer * chunk > c->args()->Get(0)->size() ||
+            (outer > 0 && (outer - 1) * stride + offset + chunk > c->args()->Get(1)->size()))
+          return Status::error(at + " (place): the blocks fall outside the buffers");
+        fn = [=](cudaStream_t s) {
+          place(args[0], args[1], outer, chunk, stride, offset, s);
+          return Status::ok();
+        };
+      } else if (callee == "cross_entropy" || callee == "cross_entropy_grad") {
+        bool grad = callee == "cross_entropy_grad";
+        if (Status s = need(grad ? 4 : 3, 4); !s) return s;
+        if (e != Elem::F32)
+          return Status::error(at + " (" + callee + "): takes f32 logits");
+        int64_t rows = ints[0], vocab = ints[1], ignore = ints[2];
+        int reduction = static_cast<int>(ints[3]);
+        auto f32 = [](uint8_t *p) { return reinterpret_cast<float *>(p); };
+        if (grad)
+          fn = [=](cudaStream_t s) {
+            crossEntropyGrad(f32(args[0]), i32(args[1]), f32(args[2]), rows, vocab, ignore,
+                             reduction, f32(args[3]), error, stepIndex, s);
+            return Status::ok();
+          };
+        else
+          fn = [=](cudaStream_t s) {
+            crossEntropy(f32(args[0]), i32(args[1]), rows, vocab, ignore, reduction,
+                         f32(args[2]), error, stepIndex, s);
+            return Status::ok();
+          };
       } else if (callee == "fill") {
         if (Status s = need(1, 1); !s) return s;
         int64_t bytes = c->args()->Get(0)->size();
@@ -619,6 +649,9 @@ Status CudaExecutor::checkError(const Entry &entry) {
   case kBadOneHot:
     return Status::error(at + ": index " + std::to_string(word.a) +
                          " is outside the one-hot depth");
+  case kBadLabel:
+    return Status::error(at + ": label " + std::to_string(word.b) + " of row " +
+                         std::to_string(word.a) + " is outside the vocabulary");
   case kBadQueryStart:
     return Status::error(at + ": row " + std::to_string(word.a) +
                          " starts at position " + std::to_string(word.b) +

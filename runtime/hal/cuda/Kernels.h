@@ -25,6 +25,7 @@ enum ErrorCode : int {
   kBadTakeRow,     // a = row, b = its index
   kBadOneHot,      // a = the index
   kBadQueryStart,  // a = row, b = its start position
+  kBadLabel,       // a = row, b = its label
 };
 
 constexpr int kMaxRank = 8;
@@ -89,6 +90,23 @@ int64_t attentionWorkspaceFloats(const AttentionParams &p, int splits);
 /// runs the tensor-core flash kernel; the rest one warp per key.
 void attention(Elem e, const AttentionParams &p, int splits, float *workspace,
                ErrorWord *error, int step, cudaStream_t stream);
+
+/// For o < outer: `chunk` bytes from in + o·chunk to out + o·outStride +
+/// offset (a concat's part, one copy of a repeat).
+void place(const void *in, void *out, int64_t outer, int64_t chunk, int64_t outStride,
+           int64_t offset, cudaStream_t stream);
+
+/// Softmax cross-entropy of f32 logits [rows, vocab] (see the CPU kernel):
+/// reduction 0 mean, 1 sum, 2 none. Rows labelled `ignore` count nothing;
+/// other labels outside the vocabulary are reported. The mean and sum add
+/// rows with atomics, so their last bits may vary from run to run.
+void crossEntropy(const float *logits, const int32_t *labels, int64_t rows, int64_t vocab,
+                  int64_t ignore, int reduction, float *loss, ErrorWord *error, int step,
+                  cudaStream_t stream);
+/// Its gradient, (softmax - one_hot) · grad (/ counted rows for mean).
+void crossEntropyGrad(const float *logits, const int32_t *labels, const float *grad,
+                      int64_t rows, int64_t vocab, int64_t ignore, int reduction, float *out,
+                      ErrorWord *error, int step, cudaStream_t stream);
 
 } // namespace gai::cuda
 

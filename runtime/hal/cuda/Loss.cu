@@ -1,0 +1,150 @@
+// The fused softmax cross-entropy and its gradient: a block per row (rows
+// strided over a fixed grid), block reductions for the max and the sum of
+// exponentials, so the probabilities are never stored.
+#include "hal/cuda/Kernels.h"
+
+#include <cfloat>
+
+namespace gai::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+/// Sum (or max) over the block; every thread gets the result.
+template <bool Max>
+__device__ float blockReduce(float x, float *scratch) {
+  for (int o = 16; o > 0; o /= 2) {
+    float y = __shfl_xor_sync(0xffffffffu, x, o);
+    x = Max ? fmaxf(x, y) : x + y;
+  }
+  int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  __syncthreads(); // scratch may still hold the last reduction
+  if (lane == 0)
+    scratch[warp] = x;
+  __syncthreads();
+  x = lane < blockDim.x / 32 ? scratch[lane] : (Max ? -FLT_MAX : 0.0f);
+  for (int o = 16; o > 0; o /= 2) {
+    float y = __shfl_xor_sync(0xffffffffu, x, o);
+    x = Max ? fmaxf(x, y) : x + y;
+  }
+  return x;
+}
+
+/// Labels that count, for the mean; each block counts them itself.
+__device__ float countedRows(const int32_t *labels, int64_t rows, int64_t ignore,
+                             float *scratch) {
+  float n = 0;
+  for (int64_t r = threadIdx.x; r < rows; r += blockDim.x)
+    n += labels[r] != ignore;
+  return blockReduce<false>(n, scratch);
+}
+
+/// max and log Σ exp(x - max) of one row.
+__device__ void logSumExp(const float *x, int64_t vocab, float *scratch, float &max,
+                          float &logSum) {
+  float m = -FLT_MAX;
+  for (int64_t j = threadIdx.x; j < vocab; j += blockDim.x)
+    m = fmaxf(m, x[j]);
+  max = blockReduce<true>(m, scratch);
+  float sum = 0;
+  for (int64_t j = threadIdx.x; j < vocab; j += blockDim.x)
+    sum += __expf(x[j] - max);
+  logSum = __logf(blockReduce<false>(sum, scratch));
+}
+
+__global__ void __launch_bounds__(kThreads)
+crossEntropyKernel(const float *logits, const int32_t *labels, int64_t rows, int64_t vocab,
+                   int64_t ignore, int reduction, float *loss, ErrorWord *error, int step) {
+  __shared__ float scratch[32];
+  float counted = reduction == 0 ? countedRows(labels, rows, ignore, scratch) : 1.0f;
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    int32_t label = labels[r];
+    if (label == ignore) {
+      if (reduction == 2 && threadIdx.x == 0)
+        loss[r] = 0;
+      continue;
+    }
+    if (label < 0 || label >= vocab) {
+      if (threadIdx.x == 0 && atomicCAS(&error->flag, 0, kBadLabel) == 0) {
+        error->step = step;
+        error->a = static_cast<int>(r);
+        error->b = label;
+      }
+      continue;
+    }
+    const float *x = logits + r * vocab;
+    float max, logSum;
+    logSumExp(x, vocab, scratch, max, logSum);
+    if (threadIdx.x == 0) {
+      float value = max + logSum - x[label];
+      if (reduction == 2)
+        loss[r] = value;
+      else
+        atomicAdd(loss, value / fmaxf(counted, 1.0f));
+    }
+  }
+}
+
+__global__ void __launch_bounds__(kThreads)
+crossEntropyGradKernel(const float *logits, const int32_t *labels, const float *grad,
+                       int64_t rows, int64_t vocab, int64_t ignore, int reduction, float *out,
+                       ErrorWord *error, int step) {
+  __shared__ float scratch[32];
+  float counted = reduction == 0 ? countedRows(labels, rows, ignore, scratch) : 1.0f;
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    int32_t label = labels[r];
+    float *o = out + r * vocab;
+    if (label == ignore || label < 0 || label >= vocab) {
+      if (label != ignore && threadIdx.x == 0 &&
+          atomicCAS(&error->flag, 0, kBadLabel) == 0) {
+        error->step = step;
+        error->a = static_cast<int>(r);
+        error->b = label;
+      }
+      for (int64_t j = threadIdx.x; j < vocab; j += blockDim.x)
+        o[j] = 0;
+      continue;
+    }
+    const float *x = logits + r * vocab;
+    float max, logSum;
+    logSumExp(x, vocab, scratch, max, logSum);
+    float scale = (reduction == 2 ? grad[r] : grad[0]) / fmaxf(counted, 1.0f);
+    for (int64_t j = threadIdx.x; j < vocab; j += blockDim.x)
+      o[j] = (__expf(x[j] - max - logSum) - (j == label ? 1.0f : 0.0f)) * scale;
+  }
+}
+
+unsigned gridFor(int64_t rows) {
+  return static_cast<unsigned>(rows < 1024 ? rows : 1024);
+}
+
+} // namespace
+
+void place(const void *in, void *out, int64_t outer, int64_t chunk, int64_t outStride,
+           int64_t offset, cudaStream_t stream) {
+  if (outer == 0 || chunk == 0)
+    return;
+  cudaMemcpy2DAsync(static_cast<uint8_t *>(out) + offset, static_cast<size_t>(outStride), in,
+                    static_cast<size_t>(chunk), static_cast<size_t>(chunk),
+                    static_cast<size_t>(outer), cudaMemcpyDeviceToDevice, stream);
+}
+
+void crossEntropy(const float *logits, const int32_t *labels, int64_t rows, int64_t vocab,
+                  int64_t ignore, int reduction, float *loss, ErrorWord *error, int step,
+                  cudaStream_t stream) {
+  if (reduction != 2)
+    cudaMemsetAsync(loss, 0, sizeof(float), stream);
+  if (rows > 0)
+    crossEntropyKernel<<<gridFor(rows), kThreads, 0, stream>>>(
+        logits, labels, rows, vocab, ignore, reduction, loss, error, step);
+}
+
+void crossEntropyGrad(const float *logits, const int32_t *labels, const float *grad,
+                      int64_t rows, int64_t vocab, int64_t ignore, int reduction, float *out,
+                      ErrorWord *error, int step, cudaStream_t stream) {
+  if (rows > 0)
+    crossEntropyGradKernel<<<gridFor(rows), kThreads, 0, stream>>>(
+        logits, labels, grad, rows, vocab, ignore, reduction, out, error, step);
+}
+
+} // namespace gai::cuda
