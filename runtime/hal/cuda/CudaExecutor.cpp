@@ -198,8 +198,15 @@ Status CudaExecutor::init() {
 
   // One allocation: weights | state | arena (shared by the entries, which
   // never run at once) | each entry's inputs and outputs | workspaces.
-  if (Status s = layOutWeights(); !s)
-    return s;
+  // Trainable parameters live in the state (Session copies the weights
+  // there); the weights space is then unused.
+  bool trainable = false;
+  if (root.state())
+    for (const format::TensorDesc *t : *root.state())
+      trainable |= t->name()->string_view().substr(0, 6) == "param.";
+  if (!trainable)
+    if (Status s = layOutWeights(); !s)
+      return s;
   int64_t weightsBytes = 0;
   for (auto &t : weightMap_)
     weightsBytes = std::max(weightsBytes, alignUp(t[2] + t[1]));
