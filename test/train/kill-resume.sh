@@ -14,8 +14,9 @@ gai-run "${flags[@]}" -o "$work/uninterrupted.safetensors"
 gai-run "${flags[@]}" --checkpoint-dir "$work/ck" --checkpoint-every 4 \
   -o "$work/resumed.safetensors" &
 pid=$!
-for _ in $(seq 600); do # until the third checkpoint is named
-  grep -q 'step-00000012' "$work/ck/latest" 2>/dev/null && break
+for _ in $(seq 3000); do # until a checkpoint at step 12 or later is named
+  step=$(sed -n 's/^step-0*\([0-9][0-9]*\)\..*/\1/p' "$work/ck/latest" 2>/dev/null || true)
+  [ "${step:-0}" -ge 12 ] && break
   sleep 0.01
 done
 kill -9 "$pid"
