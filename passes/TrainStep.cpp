@@ -169,7 +169,7 @@ void TrainStepBuilder::buildOptimizerStep() {
   Value oneMinusBeta1 = SubOp::create(b, one, beta1);
   Value oneMinusBeta2 = SubOp::create(b, one, beta2);
 
-  SmallVector<std::pair<std::string, Value>> params_, moments1, moments2, cleared;
+  SmallVector<std::pair<std::string, Value>> updated, moments1, moments2, cleared;
   for (auto [i, entry] : llvm::enumerate(params)) {
     std::string name = entry.first.str();
     RankedTensorType type = entry.second;
@@ -187,13 +187,13 @@ void TrainStepBuilder::buildOptimizerStep() {
     Value decayed = type.getRank() >= 2 ? MulOp::create(b, p, keep).getResult() : p;
     Value p2 = SubOp::create(b, decayed,
                              MulOp::create(b, stepSize, DivOp::create(b, m2, denom)));
-    params_.push_back({"param." + name, p2});
+    updated.push_back({"param." + name, p2});
     moments1.push_back({"adam.m." + name, m2});
     moments2.push_back({"adam.v." + name, v2});
     cleared.push_back({"grad." + name, zeros(type)});
   }
   SmallVector<std::pair<std::string, Value>> results;
-  for (auto *list : {&params_, &moments1, &moments2, &cleared})
+  for (auto *list : {&updated, &moments1, &moments2, &cleared})
     results.append(list->begin(), list->end());
   finish(step, results);
 }

@@ -33,6 +33,25 @@ int64_t dtypeBits(format::DType dtype) {
   return 0;
 }
 
+DType hostDType(format::DType dtype) {
+  switch (dtype) {
+  case format::DType::BF16: return DType::BF16;
+  case format::DType::F16: return DType::F16;
+  case format::DType::I32: return DType::I32;
+  case format::DType::I8: return DType::I8;
+  case format::DType::I1: return DType::Bool;
+  default: return DType::F32;
+  }
+}
+
+bool hasTrainableParameters(const format::Artifact &root) {
+  if (root.state())
+    for (const format::TensorDesc *t : *root.state())
+      if (t->name() && t->name()->string_view().substr(0, 6) == "param.")
+        return true;
+  return false;
+}
+
 int64_t packedSize(const flatbuffers::Vector<
                    flatbuffers::Offset<format::TensorDesc>> *tensors) {
   int64_t total = 0;
@@ -379,11 +398,7 @@ StatusOr<LoadedArtifact> LoadedArtifact::verify(
       artifact.weightsSize_ = w->embedded()->size();
     } else if (const format::ExternalWeights *ext = w->external()) {
       std::string path = ext->path() ? ext->path()->str() : "";
-      bool trainable = false; // its parameters are state: they may start random
-      if (root->state())
-        for (const format::TensorDesc *t : *root->state())
-          trainable |= t->name() && t->name()->string_view().substr(0, 6) == "param.";
-      if (path.empty() && ext->size() > 0 && !trainable)
+      if (path.empty() && ext->size() > 0 && !hasTrainableParameters(*root))
         return fail("the artifact was compiled without weights; pass "
                     "--weights FILE");
       if (!path.empty()) { // else: a model with no parameters

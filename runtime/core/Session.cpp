@@ -2,6 +2,7 @@
 #include "gai/Session.h"
 
 #include "core/Executor.h"
+#include "core/Tables.h"
 #include "format/artifact_generated.h"
 #include "gai/FloatConvert.h"
 
@@ -81,12 +82,7 @@ Status Session::initialiseParameters() {
     if (from->dtype() == t->dtype()) {
       std::memcpy(converted.data(), src, converted.size());
     } else {
-      auto dtypeOf = [](format::DType d) {
-        return d == format::DType::BF16 ? DType::BF16
-               : d == format::DType::F16 ? DType::F16
-                                         : DType::F32;
-      };
-      DType a = dtypeOf(from->dtype()), b = dtypeOf(t->dtype());
+      DType a = hostDType(from->dtype()), b = hostDType(t->dtype());
       convertFloats(src, a, converted.data(), b,
                     static_cast<size_t>(t->buffer()->size()) / dtypeSize(b));
     }

@@ -57,6 +57,7 @@ StatusOr<TrainData> TrainData::load(const std::vector<std::string> &paths,
         header = kLlmcHeaderBytes;
     }
     size_t width = kind == "text" ? 1 : kind == "u16" ? 2 : 4;
+    data.text_ &= kind == "text";
     if ((bytes.size() - header) % width != 0)
       return Status::error(path + ": " + std::to_string(bytes.size() - header) +
                            " bytes of tokens is not a whole number of " + kind + " tokens");

@@ -1,5 +1,8 @@
 // RUN: gai-opt %s --gai-train-step | FileCheck %s
 // RUN: not gai-opt %s --gai-train-step=function=missing 2>&1 | FileCheck %s --check-prefix=MISSING
+// RUN: not gai-opt %s --gai-train-step=function=not_scalar 2>&1 | FileCheck %s --check-prefix=SCALAR
+// RUN: not gai-opt %s --gai-train-step=function=no_params 2>&1 | FileCheck %s --check-prefix=PARAMS
+// RUN: not gai-opt %s --gai-train-step=function=no_rule 2>&1 | FileCheck %s --check-prefix=RULE
 
 // A loss over two parameters, one a matrix (decayed), one a vector (not).
 func.func @eval_loss(%tokens: tensor<2x3xi32> {gai.name = "tokens"}, %targets: tensor<2x3xi32> {gai.name = "targets"}) -> (tensor<f32> {gai.name = "loss"}) {
@@ -46,3 +49,22 @@ func.func @eval_loss(%tokens: tensor<2x3xi32> {gai.name = "tokens"}, %targets: t
 // CHECK:         gai.constant dense<0.000000e+00> : tensor<8x4xf32>
 
 // MISSING: error: train step: no loss function @missing
+
+// SCALAR: error: 'func.func' op train step: the loss function must return one f32 scalar
+func.func @not_scalar(%x: tensor<2xf32>) -> tensor<2xf32> {
+  return %x : tensor<2xf32>
+}
+
+// PARAMS: error: 'func.func' op train step: the loss reads no parameters
+func.func @no_params(%x: tensor<2xf32>) -> tensor<f32> {
+  %0 = gai.reduce sum %x axes = [0] : (tensor<2xf32>) -> tensor<f32>
+  return %0 : tensor<f32>
+}
+
+// An op without a VJP rule is reported on the op.
+// RULE: error: 'gai.reduce' op has no VJP rule yet for max and min
+func.func @no_rule() -> tensor<f32> {
+  %w = gai.param "w" : tensor<4xf32>
+  %0 = gai.reduce max %w axes = [0] : (tensor<4xf32>) -> tensor<f32>
+  return %0 : tensor<f32>
+}

@@ -2,6 +2,7 @@
 // train section, which the artifact carries.
 #include "Train.h"
 
+#include "Flags.h"
 #include "LossPlot.h"
 #include "format/artifact_generated.h"
 #include "gai/Generate.h"
@@ -49,23 +50,6 @@ const char *kTrainUsage =
 int fail(const std::string &message) {
   std::fprintf(stderr, "gai-run train: error: %s\n", message.c_str());
   return 1;
-}
-
-bool parseInt(const std::string &text, int64_t &out) {
-  char *end = nullptr;
-  errno = 0;
-  long long v = std::strtoll(text.c_str(), &end, 10);
-  if (errno || end == text.c_str() || *end)
-    return false;
-  out = v;
-  return true;
-}
-
-bool parseDouble(const std::string &text, double &out) {
-  char *end = nullptr;
-  errno = 0;
-  out = std::strtod(text.c_str(), &end);
-  return !errno && end != text.c_str() && !*end && std::isfinite(out);
 }
 
 std::string duration(double seconds) {
@@ -225,14 +209,12 @@ int trainCommand(int argc, char **argv) {
                 std::to_string(t.rows()) + " rows per micro-batch the artifact was compiled for");
   int64_t micro = batch / t.rows();
 
+  // The vocabulary: the generation step's logits [batch, vocab].
   std::vector<TensorRef> logits = s.outputs("prefill");
-  int64_t vocab = 0;
-  for (const TensorRef &r : s.stateTensors())
-    if (r.name.rfind("param.", 0) == 0 && r.shape.size() == 2 &&
-        r.name.find("embed") != std::string::npos)
-      vocab = r.shape[0];
-  if (!logits.empty() && logits[0].shape.size() == 2)
-    vocab = logits[0].shape[1];
+  if (logits.empty() || logits[0].shape.size() != 2)
+    return fail("the artifact has no prefill entry to tell its vocabulary (and to sample "
+                "with); compile it with gaic --mode=train and no --entries");
+  int64_t vocab = logits[0].shape[1];
   double heldOut = f.heldOut >= 0 ? f.heldOut : evalEvery > 0 ? 0.1 : 0.0;
   auto data = TrainData::load(f.data, f.format, vocab, heldOut);
   if (!data)
@@ -282,12 +264,7 @@ int trainCommand(int argc, char **argv) {
                static_cast<long long>(data->evalTokens()), opt.lr);
 
   ByteTokenizer tokenizer(vocab);
-  bool textData = f.format == "text" ||
-                  (f.format == "auto" && !f.data.empty() &&
-                   f.data[0].size() > 4 && f.data[0].compare(f.data[0].size() - 4, 4, ".bin") != 0);
   auto sample = [&](int64_t step) {
-    if (!s.hasEntry("prefill") || !s.hasEntry("decode"))
-      return;
     auto prompt = tokenizer.encode(f.samplePrompt);
     if (!prompt)
       return;
@@ -300,7 +277,7 @@ int trainCommand(int argc, char **argv) {
     if (!out)
       return (void)std::fprintf(stderr, "sample: %s\n", out.status().message().c_str());
     std::string text;
-    if (textData) {
+    if (data->isText()) {
       text = tokenizer.decode((*out)[0]);
     } else {
       for (int32_t id : (*out)[0])

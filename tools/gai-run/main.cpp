@@ -1,5 +1,6 @@
 // gai-run: runs gai artifacts: generate, train, bench, and init (fresh weights).
 #include "Bench.h"
+#include "Flags.h"
 #include "Train.h"
 
 #include "gai/Generate.h"
@@ -41,22 +42,8 @@ int fail(const std::string &message) {
   return 1;
 }
 
-bool parseInt(const std::string &text, int64_t &out) {
-  char *end = nullptr;
-  errno = 0;
-  long long v = std::strtoll(text.c_str(), &end, 10);
-  if (errno || end == text.c_str() || *end)
-    return false;
-  out = v;
-  return true;
-}
-
-bool parseFloat(const std::string &text, float &out) {
-  char *end = nullptr;
-  errno = 0;
-  out = std::strtof(text.c_str(), &end);
-  return !errno && end != text.c_str() && !*end;
-}
+using gai::parseFloat;
+using gai::parseInt;
 
 int generateCommand(int argc, char **argv) {
   std::string artifactPath, weightsPath;

@@ -151,14 +151,7 @@ std::vector<TensorRef> tensorRefs(
     if (t->shape())
       r.shape.assign(t->shape()->begin(), t->shape()->end());
     r.elementBytes = static_cast<int>(std::max<int64_t>(dtypeBits(t->dtype()) / 8, 1));
-    switch (t->dtype()) {
-    case format::DType::BF16: r.dtype = DType::BF16; break;
-    case format::DType::F16: r.dtype = DType::F16; break;
-    case format::DType::I32: r.dtype = DType::I32; break;
-    case format::DType::I8: r.dtype = DType::I8; break;
-    case format::DType::I1: r.dtype = DType::Bool; break;
-    default: r.dtype = DType::F32;
-    }
+    r.dtype = hostDType(t->dtype());
     r.data = base + t->buffer()->offset();
     r.size = t->buffer()->size();
     out.push_back(std::move(r));

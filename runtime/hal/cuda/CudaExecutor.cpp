@@ -200,11 +200,7 @@ Status CudaExecutor::init() {
   // never run at once) | each entry's inputs and outputs | workspaces.
   // Trainable parameters live in the state (Session copies the weights
   // there); the weights space is then unused.
-  bool trainable = false;
-  if (root.state())
-    for (const format::TensorDesc *t : *root.state())
-      trainable |= t->name()->string_view().substr(0, 6) == "param.";
-  if (!trainable)
+  if (!hasTrainableParameters(root))
     if (Status s = layOutWeights(); !s)
       return s;
   int64_t weightsBytes = 0;

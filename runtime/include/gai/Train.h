@@ -96,6 +96,8 @@ public:
                                   double heldOut);
   int64_t trainTokens() const { return splitAt_; }
   int64_t evalTokens() const { return static_cast<int64_t>(tokens_.size()) - splitAt_; }
+  /// Whether every file was byte-level text (samples then print as text).
+  bool isText() const { return text_; }
   /// Fills tokens and targets (rows × seqLen each) with rows drawn for
   /// (seed, step, micro); targets are the tokens shifted by one.
   Status batch(uint64_t seed, int64_t step, int64_t micro, int64_t rows, int64_t seqLen,
@@ -105,6 +107,7 @@ public:
 private:
   std::vector<int32_t> tokens_;
   int64_t splitAt_ = 0;
+  bool text_ = true;
 };
 
 } // namespace gai

@@ -442,6 +442,30 @@ func.func @cross_entropy_rank(%l: tensor<256xf32>, %y: tensor<i32>) {
 
 // -----
 
+func.func @cross_entropy_grad_labels(%l: tensor<2x8x256xf32>, %y: tensor<2x7xi32>, %g: tensor<f32>) {
+  // expected-error @+1 {{expects logits [..., vocab] and labels of the logits' shape without vocab, got [2, 8, 256] and [2, 7]}}
+  %0 = gai.cross_entropy_grad mean %l, %y, %g : (tensor<2x8x256xf32>, tensor<2x7xi32>, tensor<f32>) -> tensor<2x8x256xf32>
+  return
+}
+
+// -----
+
+func.func @cross_entropy_grad_seed(%l: tensor<2x8x256xf32>, %y: tensor<2x8xi32>, %g: tensor<f32>) {
+  // expected-error @+1 {{expects operand #2 (grad) of shape [2, 8] (the loss's), got []}}
+  %0 = gai.cross_entropy_grad none %l, %y, %g : (tensor<2x8x256xf32>, tensor<2x8xi32>, tensor<f32>) -> tensor<2x8x256xf32>
+  return
+}
+
+// -----
+
+func.func @cross_entropy_grad_result(%l: tensor<2x8x256xf32>, %y: tensor<2x8xi32>, %g: tensor<f32>) {
+  // expected-error @+1 {{expects a result of the logits' type}}
+  %0 = gai.cross_entropy_grad sum %l, %y, %g : (tensor<2x8x256xf32>, tensor<2x8xi32>, tensor<f32>) -> tensor<2x8x128xf32>
+  return
+}
+
+// -----
+
 func.func @flash_attention_rank(%q: tensor<8x4x64xf32>, %k: tensor<1x2x16x64xf32>) {
   // expected-error @+2 {{expects query [B, H, T, D], key [B, Hkv, S, D] and value [B, Hkv, S, Dv], got [8, 4, 64], [1, 2, 16, 64] and [1, 2, 16, 64]}}
   // expected-error @+1 {{failed to infer returned types}}

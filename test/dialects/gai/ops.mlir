@@ -151,6 +151,10 @@ func.func @experts_and_loss(%probs: tensor<16x4xf32>, %logits: tensor<2x8x256xf3
   %l = gai.cross_entropy mean %logits, %labels : (tensor<2x8x256xf32>, tensor<2x8xi32>) -> tensor<f32>
   // CHECK: gai.cross_entropy none %{{.*}}, %{{.*}} {ignore_index = 0 : i64} : (tensor<2x8x256xf32>, tensor<2x8xi32>) -> tensor<2x8xf32>
   %n = gai.cross_entropy none %logits, %labels {ignore_index = 0 : i64} : (tensor<2x8x256xf32>, tensor<2x8xi32>) -> tensor<2x8xf32>
+  // CHECK: gai.cross_entropy_grad mean %{{.*}}, %{{.*}}, %{{.*}} : (tensor<2x8x256xf32>, tensor<2x8xi32>, tensor<f32>) -> tensor<2x8x256xf32>
+  %g = gai.cross_entropy_grad mean %logits, %labels, %l : (tensor<2x8x256xf32>, tensor<2x8xi32>, tensor<f32>) -> tensor<2x8x256xf32>
+  // CHECK: gai.cross_entropy_grad none
+  %gn = gai.cross_entropy_grad none %logits, %labels, %n : (tensor<2x8x256xf32>, tensor<2x8xi32>, tensor<2x8xf32>) -> tensor<2x8x256xf32>
   return
 }
 
