@@ -31,6 +31,9 @@ std::optional<fmt::DType> dtypeOf(Type t) {
   return std::nullopt;
 }
 
+/// A step's element type. The format names every type gai tensors have.
+fmt::DType stepDType(Type t) { return dtypeOf(t).value_or(fmt::DType::F32); }
+
 /// The safetensors dtype of float element type `t`.
 std::optional<DType> floatDTypeOf(Type t) {
   if (t.isF32()) return DType::F32;
@@ -170,7 +173,8 @@ FailureOr<flatbuffers::Offset<fmt::Step>> Writer::step(Operation &op) {
     auto gemm = fmt::CreateGemm(
         fbb, &a, &b, &c, &bias, &res, g.getBatch(), g.getM(), g.getN(),
         g.getK(), g.getTransposeA(), g.getTransposeB(), g.getStrideA(),
-        g.getStrideB(), g.getStrideC(), activationOf(g.getActivation()));
+        g.getStrideB(), g.getStrideC(), activationOf(g.getActivation()),
+        stepDType(g.getElement()));
     return fmt::CreateStep(fbb, fmt::Command::Gemm, gemm.Union());
   }
   if (auto a = dyn_cast<exec::AttentionOp>(op)) {
@@ -180,7 +184,8 @@ FailureOr<flatbuffers::Offset<fmt::Step>> Writer::step(Operation &op) {
         fbb, &q, &k, &v, &out, &start, a.getBatch(), a.getHeads(),
         a.getKvHeads(), a.getQueries(), a.getKeys(), a.getHeadDim(),
         a.getValueDim(), a.getScale().convertToFloat(),
-        a.getSoftcap().convertToFloat(), a.getCausal(), a.getWindow());
+        a.getSoftcap().convertToFloat(), a.getCausal(), a.getWindow(),
+        stepDType(a.getElement()));
     return fmt::CreateStep(fbb, fmt::Command::Attention, attention.Union());
   }
   if (auto l = dyn_cast<exec::LaunchOp>(op)) {
@@ -206,7 +211,7 @@ FailureOr<flatbuffers::Offset<fmt::Step>> Writer::step(Operation &op) {
       args.push_back(toRef(cast<exec::RefAttr>(arg)));
     std::vector<int64_t> ints(c.getInts().begin(), c.getInts().end());
     auto call = fmt::CreateLibraryCallDirect(fbb, c.getCallee().str().c_str(),
-                                             &args, &ints);
+                                             &args, &ints, stepDType(c.getElement()));
     return fmt::CreateStep(fbb, fmt::Command::LibraryCall, call.Union());
   }
   error = "unexpected op in an entry: " + op.getName().getStringRef().str();

@@ -53,8 +53,10 @@ mlir::LogicalResult optimize(mlir::ModuleOp module,
         },
         /*printModuleScope=*/true, /*printAfterOnlyOnChange=*/false);
   pm.addNestedPass<mlir::func::FuncOp>(mlir::gai::createGaiAttentionRewrite());
-  if (options.train && module.lookupSymbol("eval_loss"))
+  if (options.train && module.lookupSymbol("eval_loss")) {
+    pm.addPass(mlir::gai::createGaiMasterWeights());
     pm.addPass(mlir::gai::createGaiTrainStep());
+  }
   pm.addNestedPass<mlir::func::FuncOp>(mlir::gai::createGaiFusion());
   pm.addPass(mlir::createCanonicalizerPass());
   pm.addPass(mlir::createCSEPass());

@@ -307,9 +307,8 @@ void ForwardBuilder::buildLoss(ModuleOp module, int64_t rows, int64_t seqLen) {
   Value positions = IotaOp::create(b, tensor({1, seq}, b.getI32Type()), 1);
   Value logitsValue = logits(decoder(entry->getArgument(0), positions, nullptr));
   at("loss");
-  if (!elt.isF32()) // the loss reads f32 logits
-    logitsValue = ConvertOp::create(
-        b, RankedTensorType::get({batch, seq, spec.vocab}, b.getF32Type()), logitsValue);
+  // The loss reads the logits in their own type and sums in f32: no f32
+  // copy of [B, T, V].
   Value loss = CrossEntropyOp::create(b, logitsValue, entry->getArgument(1),
                                       /*ignore_index=*/-100, LossReduction::Mean);
   func::ReturnOp::create(b, loss);

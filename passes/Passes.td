@@ -84,4 +84,16 @@ def GaiTrainStep : Pass<"gai-train-step", "ModuleOp"> {
   let dependentDialects = ["::mlir::gai::GaiDialect"];
 }
 
+def GaiMasterWeights : Pass<"gai-master-weights", "ModuleOp"> {
+  let summary = "Keep low-precision parameters as f32 masters, converted where read";
+  let description = [{
+    Mixed-precision training: every `gai.param` of a float type other than
+    f32 becomes an f32 `gai.param` of the same name followed by a
+    `gai.convert` to the old type. Compute keeps its precision, while the
+    parameters (and so, after `--gai-train-step`, their gradients and
+    optimizer moments) are f32, and small updates are not lost to rounding.
+  }];
+  let dependentDialects = ["::mlir::gai::GaiDialect"];
+}
+
 #endif // GAI_PASSES_TD

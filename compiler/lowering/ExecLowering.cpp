@@ -103,10 +103,12 @@ private:
     return RefAttr::get(b.getContext(), base.getSpace(),
                         base.getOffset() + offset, size);
   }
-  void call(StringRef callee, ArrayRef<Attribute> args,
-            ArrayRef<int64_t> ints) {
+  /// A library call whose main float operand is `typed`.
+  void call(StringRef callee, ArrayRef<Attribute> args, ArrayRef<int64_t> ints,
+            Value typed) {
     exec::CallOp::create(b, b.getUnknownLoc(), b.getStringAttr(callee), b.getArrayAttr(args),
-                         b.getDenseI64ArrayAttr(ints));
+                         b.getDenseI64ArrayAttr(ints),
+                         TypeAttr::get(cast<ShapedType>(typed.getType()).getElementType()));
   }
 
   ModuleOp fused;
@@ -205,7 +207,8 @@ LogicalResult Lowering::lowerMatmul(Operation *op, Value lhs, Value rhs,
         b.getI64IntegerAttr(m), b.getI64IntegerAttr(n), b.getI64IntegerAttr(k),
         b.getBoolAttr(transposeLhs), b.getBoolAttr(transposeRhs),
         b.getI64IntegerAttr(strideA), b.getI64IntegerAttr(strideB),
-        b.getI64IntegerAttr(strideC), b.getStringAttr(activation));
+        b.getI64IntegerAttr(strideC), b.getStringAttr(activation),
+        TypeAttr::get(tensorOf(op->getResult(0)).getElementType()));
   };
   // One weight for all rows: the batch folds into M.
   if (product(rhsBatch) == 1 && !transposeLhs) {
@@ -303,26 +306,28 @@ LogicalResult Lowering::lowerOp(Operation *op) {
         b.getF32FloatAttr(fa.getScale().convertToDouble()),
         b.getF32FloatAttr(fa.getSoftcap().convertToDouble()),
         b.getBoolAttr(fa.getCausal()),
-        b.getI64IntegerAttr(static_cast<int64_t>(fa.getWindow())));
+        b.getI64IntegerAttr(static_cast<int64_t>(fa.getWindow())),
+        TypeAttr::get(tensorOf(fa.getResult()).getElementType()));
     return success();
   }
   if (auto e = dyn_cast<EmbeddingOp>(op)) {
     ArrayRef<int64_t> table = shape(e.getTable());
     call("embedding", {ref(e.getTable()), ref(e.getIndices()), ref(e.getResult())},
-         {table[0], table[1], product(shape(e.getIndices()))});
+         {table[0], table[1], product(shape(e.getIndices()))}, e.getTable());
     return success();
   }
   if (auto w = dyn_cast<CacheWriteOp>(op)) {
     ArrayRef<int64_t> cache = shape(w.getCache()), update = shape(w.getUpdate());
     refOf[w.getResult()] = ref(w.getCache());
     call("cache_write", {ref(w.getCache()), ref(w.getUpdate()), ref(w.getPositions())},
-         {cache[0], cache[1], cache[2], update[2], cache[3]});
+         {cache[0], cache[1], cache[2], update[2], cache[3]}, w.getCache());
     return success();
   }
   if (auto take = dyn_cast<TakeOp>(op)) {
     ArrayRef<int64_t> in = shape(take.getInput());
     call("take", {ref(take.getInput()), ref(take.getIndices()), ref(take.getResult())},
-         {in[0], in[1], product(in.drop_front(2)) * elementBytes(take.getInput()) / 4});
+         {in[0], in[1], product(in.drop_front(2)) * elementBytes(take.getInput()) / 4},
+         take.getInput());
     return success();
   }
   if (auto t = dyn_cast<TransposeOp>(op)) {
@@ -330,7 +335,7 @@ LogicalResult Lowering::lowerOp(Operation *op) {
                                  static_cast<int64_t>(shape(t.getInput()).size())};
     llvm::append_range(ints, shape(t.getInput()));
     llvm::append_range(ints, t.getPermutation());
-    call("transpose", {ref(t.getInput()), ref(t.getResult())}, ints);
+    call("transpose", {ref(t.getInput()), ref(t.getResult())}, ints, t.getInput());
     return success();
   }
   if (auto s = dyn_cast<SliceOp>(op)) {
@@ -339,34 +344,33 @@ LogicalResult Lowering::lowerOp(Operation *op) {
     llvm::append_range(ints, shape(s.getInput()));
     llvm::append_range(ints, s.getOffsets());
     llvm::append_range(ints, s.getSizes());
-    call("slice", {ref(s.getInput()), ref(s.getResult())}, ints);
+    call("slice", {ref(s.getInput()), ref(s.getResult())}, ints, s.getInput());
     return success();
   }
   if (auto topk = dyn_cast<TopKOp>(op)) {
     ArrayRef<int64_t> in = shape(topk.getInput());
     call("topk", {ref(topk.getInput()), ref(topk.getValues()), ref(topk.getIndices())},
-         {product(in.drop_back()), in.back(), static_cast<int64_t>(topk.getK())});
+         {product(in.drop_back()), in.back(), static_cast<int64_t>(topk.getK())},
+         topk.getInput());
     return success();
   }
   if (auto ce = dyn_cast<CrossEntropyOp>(op)) {
     ArrayRef<int64_t> logits = shape(ce.getLogits());
-    if (!tensorOf(ce.getLogits()).getElementType().isF32())
-      return op->emitOpError("takes f32 logits on this backend");
     call("cross_entropy", {ref(ce.getLogits()), ref(ce.getLabels()), ref(ce.getResult())},
          {product(logits.drop_back()), logits.back(),
           static_cast<int64_t>(ce.getIgnoreIndex()),
-          static_cast<int64_t>(ce.getReduction())});
+          static_cast<int64_t>(ce.getReduction())},
+         ce.getLogits());
     return success();
   }
   if (auto ce = dyn_cast<CrossEntropyGradOp>(op)) {
     ArrayRef<int64_t> logits = shape(ce.getLogits());
-    if (!tensorOf(ce.getLogits()).getElementType().isF32())
-      return op->emitOpError("takes f32 logits on this backend");
     call("cross_entropy_grad",
          {ref(ce.getLogits()), ref(ce.getLabels()), ref(ce.getGrad()), ref(ce.getResult())},
          {product(logits.drop_back()), logits.back(),
           static_cast<int64_t>(ce.getIgnoreIndex()),
-          static_cast<int64_t>(ce.getReduction())});
+          static_cast<int64_t>(ce.getReduction())},
+         ce.getLogits());
     return success();
   }
   if (auto concat = dyn_cast<ConcatOp>(op)) {
@@ -379,7 +383,7 @@ LogicalResult Lowering::lowerOp(Operation *op) {
     for (Value part : concat.getInputs()) {
       int64_t n = shape(part)[axis];
       call("place", {ref(part), ref(concat.getResult())},
-           {outer, n * unit, out[axis] * unit, offset * unit});
+           {outer, n * unit, out[axis] * unit, offset * unit}, part);
       offset += n;
     }
     return success();
@@ -392,13 +396,15 @@ LogicalResult Lowering::lowerOp(Operation *op) {
     int64_t unit = product(in.drop_front(axis + 1)) * elementBytes(repeat.getInput());
     for (int64_t r = 0; r < times; ++r)
       call("place", {ref(repeat.getInput()), ref(repeat.getResult())},
-           {product(in.take_front(axis + 1)), unit, times * unit, r * unit});
+           {product(in.take_front(axis + 1)), unit, times * unit, r * unit},
+           repeat.getInput());
     return success();
   }
   if (auto oneHot = dyn_cast<OneHotOp>(op)) {
     call("one_hot", {ref(oneHot.getIndices()), ref(oneHot.getResult())},
          {product(shape(oneHot.getIndices())),
-          static_cast<int64_t>(oneHot.getDepth())});
+          static_cast<int64_t>(oneHot.getDepth())},
+         oneHot.getResult());
     return success();
   }
   if (auto reduce = dyn_cast<ReduceOp>(op)) {
@@ -409,7 +415,8 @@ LogicalResult Lowering::lowerOp(Operation *op) {
     int64_t axis = reduce.getAxes()[0];
     call("reduce", {ref(reduce.getInput()), ref(reduce.getResult())},
          {static_cast<int64_t>(reduce.getKind()), product(in.take_front(axis)),
-          in[axis], product(in.drop_front(axis + 1))});
+          in[axis], product(in.drop_front(axis + 1))},
+         reduce.getInput());
     return success();
   }
   if (auto constant = dyn_cast<ConstantOp>(op)) {
@@ -424,7 +431,8 @@ LogicalResult Lowering::lowerOp(Operation *op) {
     APInt bits = splat.getSplatValue<APFloat>().bitcastToAPInt();
     call("fill", {ref(constant.getResult())},
          {static_cast<int64_t>(bits.getZExtValue()),
-          static_cast<int64_t>(element.getIntOrFloatBitWidth() / 8)});
+          static_cast<int64_t>(element.getIntOrFloatBitWidth() / 8)},
+         constant.getResult());
     return success();
   }
   return op->emitOpError("has no lowering to the exec dialect yet");
@@ -541,13 +549,14 @@ LogicalResult Lowering::lowerFunction(func::FuncOp func) {
     if (failed(lowerOp(&op)))
       return failure();
   for (auto [v, r] : copies)
-    call("copy", {ref(v), r}, {});
+    call("copy", {ref(v), r}, {}, v);
   for (auto [constant, r] : fills) {
     APInt bits = cast<SplatElementsAttr>(constant.getValue())
                      .getSplatValue<APFloat>()
                      .bitcastToAPInt();
     call("fill", {r}, {static_cast<int64_t>(bits.getZExtValue()),
-                       static_cast<int64_t>(bits.getBitWidth() / 8)});
+                       static_cast<int64_t>(bits.getBitWidth() / 8)},
+         constant.getResult());
   }
   return success();
 }

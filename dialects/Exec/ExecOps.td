@@ -76,7 +76,11 @@ def Exec_GemmOp : Exec_Op<"gemm"> {
       Exec_RefAttr:$bias, Exec_RefAttr:$residual, I64Attr:$batch, I64Attr:$m,
       I64Attr:$n, I64Attr:$k, BoolAttr:$transpose_a, BoolAttr:$transpose_b,
       I64Attr:$stride_a, I64Attr:$stride_b, I64Attr:$stride_c,
-      StrAttr:$activation);
+      StrAttr:$activation, TypeAttr:$element);
+  let description = [{
+    `element` is the type of a, b, c, bias and residual; the product
+    accumulates in f32.
+  }];
   let assemblyFormat = "attr-dict";
 }
 
@@ -86,7 +90,8 @@ def Exec_AttentionOp : Exec_Op<"attention"> {
       Exec_RefAttr:$out, Exec_RefAttr:$query_start, I64Attr:$batch,
       I64Attr:$heads, I64Attr:$kv_heads, I64Attr:$queries, I64Attr:$keys,
       I64Attr:$head_dim, I64Attr:$value_dim, F32Attr:$scale, F32Attr:$softcap,
-      BoolAttr:$causal, I64Attr:$window);
+      BoolAttr:$causal, I64Attr:$window, TypeAttr:$element);
+  let description = [{ `element` is the type of q, k, v and out. }];
   let assemblyFormat = "attr-dict";
 }
 
@@ -99,9 +104,13 @@ def Exec_LaunchOp : Exec_Op<"launch",
 
 def Exec_CallOp : Exec_Op<"call"> {
   let summary = "runs a runtime library kernel";
+  let description = [{
+    `element` is the element type of the kernel's main float operand (the
+    table, cache, logits or reduced tensor); data movement names its data's.
+  }];
   let arguments = (ins StrAttr:$callee, Exec_RefArray:$args,
-                       DenseI64ArrayAttr:$ints);
-  let assemblyFormat = "$callee $args `ints` $ints attr-dict";
+                       DenseI64ArrayAttr:$ints, TypeAttr:$element);
+  let assemblyFormat = "$callee $args `ints` $ints `:` $element attr-dict";
 }
 
 #endif // EXEC_OPS_TD

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Compiles the GPU tests' artifacts (every HF fixture family, f32 and bf16;
 # a forward entry at the fixture's shape, and prefill/decode for greedy
-# generation) with gaic, so the GPU machine needs only the runtime.
+# generation; llama and gpt2 training, f32 and bf16 mixed precision, at the
+# training fixtures' 2 x 16 batches) with gaic, so the GPU machine needs
+# only the runtime.
 # usage: compile-artifacts.sh GAIC FIXTURES_DIR OUT_DIR
 set -euo pipefail
 gaic=$1 fixtures=$2 out=$3
@@ -15,5 +17,13 @@ for family in llama gpt2 mistral qwen2 mixtral gemma; do
     "$gaic" "$dir/config.json" --weights "$dir/model.safetensors" --target=cuda \
       --dtype=$dtype --emit=artifact --entries=prefill,decode --batch 2 \
       --seq-len 32 --prefill-len 3 -o "$out/$family-$dtype-generate.gai"
+  done
+done
+for family in llama gpt2; do
+  dir=$fixtures/hf/$family-tiny
+  for dtype in f32 bf16; do
+    "$gaic" "$dir/config.json" --weights "$dir/model.safetensors" --target=cuda \
+      --dtype=$dtype --mode=train --train-batch 2 --train-seq-len 16 --batch 1 \
+      --seq-len 32 --emit=artifact -o "$out/$family-$dtype-train.gai"
   done
 done

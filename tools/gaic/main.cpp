@@ -161,9 +161,10 @@ int main(int argc, char **argv) {
     return fail("--dtype=" + dtypeName + ": the cpu target computes in f32 only");
   if (lowering && dtypeName == "f16")
     return fail("--dtype=f16: the cuda target computes in f32 or bf16");
-  if (options.train && dtypeName != "f32")
+  if (options.train && dtypeName != "f32" && !(dtypeName == "bf16" && options.isCuda()))
     return fail("--mode=train --dtype=" + dtypeName +
-                ": training computes in f32 (bf16 mixed precision is not built yet)");
+                ": training computes in f32, or in bf16 with f32 master weights on "
+                "--target=cuda");
   if (emit == Emit::LLVM && options.isCuda())
     return fail("--emit=llvm shows CPU kernels; use --emit=ptx for --target=" + target);
   if (emit == Emit::PTX && !options.isCuda())

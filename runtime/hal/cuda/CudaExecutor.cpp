@@ -25,6 +25,17 @@ constexpr size_t kGemmWorkspace = 32u << 20;
 
 int64_t alignUp(int64_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
+/// The kernels' element type for a step of type `dtype`.
+StatusOr<Elem> elemOf(format::DType dtype, const std::string &at) {
+  switch (dtype) {
+  case format::DType::F32: return Elem::F32;
+  case format::DType::BF16: return Elem::BF16;
+  default:
+    return Status::error(at + ": the CUDA backend computes in f32 or bf16, not " +
+                         std::string(format::EnumNameDType(dtype)));
+  }
+}
+
 /// Pinned host memory: what inputs and outputs live in.
 struct PinnedBuffer {
   uint8_t *data = nullptr;
@@ -76,7 +87,6 @@ private:
   const LoadedArtifact &artifact_;
   int ordinal_;
   std::string name_;
-  Elem elem_ = Elem::F32;
   int multiprocessors_ = 1;
   const Driver *driver_ = nullptr;
   CUmodule module_ = nullptr;
@@ -160,13 +170,6 @@ Status CudaExecutor::init() {
   if (const char *env = std::getenv("GAI_CUDA_PROFILE"))
     profile_ = std::string(env) == "1";
   const format::Artifact &root = artifact_.root();
-  std::string dtype = root.options() && root.options()->dtype()
-                          ? root.options()->dtype()->str()
-                          : "f32";
-  if (dtype == "bf16")
-    elem_ = Elem::BF16;
-  else if (dtype != "f32")
-    return Status::error("the CUDA backend runs f32 and bf16 artifacts, not " + dtype);
 
   auto driver = Driver::get();
   if (!driver)
@@ -330,7 +333,10 @@ Status CudaExecutor::buildSteps(Entry &entry) {
       d.activation = static_cast<int>(g->activation());
       if (!d.a || !d.b || !d.c)
         return Status::error(at + " (gemm): an operand lies outside its buffer");
-      auto plan = GemmPlan::create(lt_, d, elem_, kGemmWorkspace);
+      auto elem = elemOf(g->dtype(), at + " (gemm)");
+      if (!elem)
+        return elem.status();
+      auto plan = GemmPlan::create(lt_, d, *elem, kGemmWorkspace);
       if (!plan)
         return Status::error(at + ": " + plan.status().message());
       const GemmPlan *p = plan->get();
@@ -366,8 +372,11 @@ Status CudaExecutor::buildSteps(Entry &entry) {
       p.window = a->window();
       if (p.headDim > 256 || p.valueDim > 256)
         return Status::error(at + " (attention): head dims above 256 are not supported");
+      auto elem = elemOf(a->dtype(), at + " (attention)");
+      if (!elem)
+        return elem.status();
       int splits = attentionSplits(p, multiprocessors_);
-      Elem e = elem_;
+      Elem e = *elem;
       float *workspace = attentionWorkspace_;
       ErrorWord *error = error_;
       entry.steps.push_back([=](cudaStream_t s) {
@@ -422,7 +431,16 @@ Status CudaExecutor::buildSteps(Entry &entry) {
                                std::to_string(nInts) + " integers");
         return Status::ok();
       };
-      Elem e = elem_;
+      // Data movement ignores the type; the others read it.
+      static const char *const kTyped[] = {"embedding", "cache_write", "topk", "one_hot",
+                                           "reduce", "cross_entropy", "cross_entropy_grad"};
+      Elem e = Elem::F32;
+      if (std::find(std::begin(kTyped), std::end(kTyped), callee) != std::end(kTyped)) {
+        auto elem = elemOf(c->dtype(), at + " (" + callee + ")");
+        if (!elem)
+          return elem.status();
+        e = *elem;
+      }
       ErrorWord *error = error_;
       auto i32 = [](uint8_t *p) { return reinterpret_cast<int32_t *>(p); };
       StepFn fn;
@@ -518,20 +536,18 @@ Status CudaExecutor::buildSteps(Entry &entry) {
       } else if (callee == "cross_entropy" || callee == "cross_entropy_grad") {
         bool grad = callee == "cross_entropy_grad";
         if (Status s = need(grad ? 4 : 3, 4); !s) return s;
-        if (e != Elem::F32)
-          return Status::error(at + " (" + callee + "): takes f32 logits");
         int64_t rows = ints[0], vocab = ints[1], ignore = ints[2];
         int reduction = static_cast<int>(ints[3]);
         auto f32 = [](uint8_t *p) { return reinterpret_cast<float *>(p); };
         if (grad)
           fn = [=](cudaStream_t s) {
-            crossEntropyGrad(f32(args[0]), i32(args[1]), f32(args[2]), rows, vocab, ignore,
-                             reduction, f32(args[3]), error, stepIndex, s);
+            crossEntropyGrad(e, args[0], i32(args[1]), f32(args[2]), rows, vocab, ignore,
+                             reduction, args[3], error, stepIndex, s);
             return Status::ok();
           };
         else
           fn = [=](cudaStream_t s) {
-            crossEntropy(f32(args[0]), i32(args[1]), rows, vocab, ignore, reduction,
+            crossEntropy(e, args[0], i32(args[1]), rows, vocab, ignore, reduction,
                          f32(args[2]), error, stepIndex, s);
             return Status::ok();
           };

@@ -96,16 +96,18 @@ void attention(Elem e, const AttentionParams &p, int splits, float *workspace,
 void place(const void *in, void *out, int64_t outer, int64_t chunk, int64_t outStride,
            int64_t offset, cudaStream_t stream);
 
-/// Softmax cross-entropy of f32 logits [rows, vocab] (see the CPU kernel):
-/// reduction 0 mean, 1 sum, 2 none. Rows labelled `ignore` count nothing;
-/// other labels outside the vocabulary are reported. The mean and sum add
-/// rows with atomics, so their last bits may vary from run to run.
-void crossEntropy(const float *logits, const int32_t *labels, int64_t rows, int64_t vocab,
-                  int64_t ignore, int reduction, float *loss, ErrorWord *error, int step,
-                  cudaStream_t stream);
-/// Its gradient, (softmax - one_hot) · grad (/ counted rows for mean).
-void crossEntropyGrad(const float *logits, const int32_t *labels, const float *grad,
-                      int64_t rows, int64_t vocab, int64_t ignore, int reduction, float *out,
+/// Softmax cross-entropy of logits [rows, vocab] (f32 or bf16; the sums are
+/// f32; see the CPU kernel): reduction 0 mean, 1 sum, 2 none; the loss is
+/// f32. Rows labelled `ignore` count nothing; other labels outside the
+/// vocabulary are reported. The mean and sum add rows with atomics, so
+/// their last bits may vary from run to run.
+void crossEntropy(Elem e, const void *logits, const int32_t *labels, int64_t rows,
+                  int64_t vocab, int64_t ignore, int reduction, float *loss,
+                  ErrorWord *error, int step, cudaStream_t stream);
+/// Its gradient, (softmax - one_hot) · grad (/ counted rows for mean), in
+/// the logits' type.
+void crossEntropyGrad(Elem e, const void *logits, const int32_t *labels, const float *grad,
+                      int64_t rows, int64_t vocab, int64_t ignore, int reduction, void *out,
                       ErrorWord *error, int step, cudaStream_t stream);
 
 } // namespace gai::cuda

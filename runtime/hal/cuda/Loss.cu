@@ -2,6 +2,7 @@
 // strided over a fixed grid), block reductions for the max and the sum of
 // exponentials, so the probabilities are never stored.
 #include "hal/cuda/Kernels.h"
+#include "hal/cuda/Math.cuh"
 
 #include <cfloat>
 
@@ -39,21 +40,23 @@ __device__ float countedRows(const int32_t *labels, int64_t rows, int64_t ignore
   return blockReduce<false>(n, scratch);
 }
 
-/// max and log Σ exp(x - max) of one row.
-__device__ void logSumExp(const float *x, int64_t vocab, float *scratch, float &max,
+/// max and log Σ exp(x - max) of one row, in f32 whatever the logits' type.
+template <typename T>
+__device__ void logSumExp(const T *x, int64_t vocab, float *scratch, float &max,
                           float &logSum) {
   float m = -FLT_MAX;
   for (int64_t j = threadIdx.x; j < vocab; j += blockDim.x)
-    m = fmaxf(m, x[j]);
+    m = fmaxf(m, toFloat(x[j]));
   max = blockReduce<true>(m, scratch);
   float sum = 0;
   for (int64_t j = threadIdx.x; j < vocab; j += blockDim.x)
-    sum += __expf(x[j] - max);
+    sum += __expf(toFloat(x[j]) - max);
   logSum = __logf(blockReduce<false>(sum, scratch));
 }
 
+template <typename T>
 __global__ void __launch_bounds__(kThreads)
-crossEntropyKernel(const float *logits, const int32_t *labels, int64_t rows, int64_t vocab,
+crossEntropyKernel(const T *logits, const int32_t *labels, int64_t rows, int64_t vocab,
                    int64_t ignore, int reduction, float *loss, ErrorWord *error, int step) {
   __shared__ float scratch[32];
   float counted = reduction == 0 ? countedRows(labels, rows, ignore, scratch) : 1.0f;
@@ -72,11 +75,11 @@ crossEntropyKernel(const float *logits, const int32_t *labels, int64_t rows, int
       }
       continue;
     }
-    const float *x = logits + r * vocab;
+    const T *x = logits + r * vocab;
     float max, logSum;
     logSumExp(x, vocab, scratch, max, logSum);
     if (threadIdx.x == 0) {
-      float value = max + logSum - x[label];
+      float value = max + logSum - toFloat(x[label]);
       if (reduction == 2)
         loss[r] = value;
       else
@@ -85,15 +88,16 @@ crossEntropyKernel(const float *logits, const int32_t *labels, int64_t rows, int
   }
 }
 
+template <typename T>
 __global__ void __launch_bounds__(kThreads)
-crossEntropyGradKernel(const float *logits, const int32_t *labels, const float *grad,
-                       int64_t rows, int64_t vocab, int64_t ignore, int reduction, float *out,
+crossEntropyGradKernel(const T *logits, const int32_t *labels, const float *grad,
+                       int64_t rows, int64_t vocab, int64_t ignore, int reduction, T *out,
                        ErrorWord *error, int step) {
   __shared__ float scratch[32];
   float counted = reduction == 0 ? countedRows(labels, rows, ignore, scratch) : 1.0f;
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     int32_t label = labels[r];
-    float *o = out + r * vocab;
+    T *o = out + r * vocab;
     if (label == ignore || label < 0 || label >= vocab) {
       if (label != ignore && threadIdx.x == 0 &&
           atomicCAS(&error->flag, 0, kBadLabel) == 0) {
@@ -102,15 +106,16 @@ crossEntropyGradKernel(const float *logits, const int32_t *labels, const float *
         error->b = label;
       }
       for (int64_t j = threadIdx.x; j < vocab; j += blockDim.x)
-        o[j] = 0;
+        o[j] = fromFloat<T>(0.0f);
       continue;
     }
-    const float *x = logits + r * vocab;
+    const T *x = logits + r * vocab;
     float max, logSum;
     logSumExp(x, vocab, scratch, max, logSum);
     float scale = (reduction == 2 ? grad[r] : grad[0]) / fmaxf(counted, 1.0f);
     for (int64_t j = threadIdx.x; j < vocab; j += blockDim.x)
-      o[j] = (__expf(x[j] - max - logSum) - (j == label ? 1.0f : 0.0f)) * scale;
+      o[j] = fromFloat<T>((__expf(toFloat(x[j]) - max - logSum) - (j == label ? 1.0f : 0.0f)) *
+                          scale);
   }
 }
 
@@ -129,22 +134,36 @@ void place(const void *in, void *out, int64_t outer, int64_t chunk, int64_t outS
                     static_cast<size_t>(outer), cudaMemcpyDeviceToDevice, stream);
 }
 
-void crossEntropy(const float *logits, const int32_t *labels, int64_t rows, int64_t vocab,
-                  int64_t ignore, int reduction, float *loss, ErrorWord *error, int step,
-                  cudaStream_t stream) {
+void crossEntropy(Elem e, const void *logits, const int32_t *labels, int64_t rows,
+                  int64_t vocab, int64_t ignore, int reduction, float *loss,
+                  ErrorWord *error, int step, cudaStream_t stream) {
   if (reduction != 2)
     cudaMemsetAsync(loss, 0, sizeof(float), stream);
-  if (rows > 0)
+  if (rows == 0)
+    return;
+  if (e == Elem::BF16)
     crossEntropyKernel<<<gridFor(rows), kThreads, 0, stream>>>(
-        logits, labels, rows, vocab, ignore, reduction, loss, error, step);
+        static_cast<const __nv_bfloat16 *>(logits), labels, rows, vocab, ignore, reduction,
+        loss, error, step);
+  else
+    crossEntropyKernel<<<gridFor(rows), kThreads, 0, stream>>>(
+        static_cast<const float *>(logits), labels, rows, vocab, ignore, reduction, loss,
+        error, step);
 }
 
-void crossEntropyGrad(const float *logits, const int32_t *labels, const float *grad,
-                      int64_t rows, int64_t vocab, int64_t ignore, int reduction, float *out,
+void crossEntropyGrad(Elem e, const void *logits, const int32_t *labels, const float *grad,
+                      int64_t rows, int64_t vocab, int64_t ignore, int reduction, void *out,
                       ErrorWord *error, int step, cudaStream_t stream) {
-  if (rows > 0)
+  if (rows == 0)
+    return;
+  if (e == Elem::BF16)
     crossEntropyGradKernel<<<gridFor(rows), kThreads, 0, stream>>>(
-        logits, labels, grad, rows, vocab, ignore, reduction, out, error, step);
+        static_cast<const __nv_bfloat16 *>(logits), labels, grad, rows, vocab, ignore,
+        reduction, static_cast<__nv_bfloat16 *>(out), error, step);
+  else
+    crossEntropyGradKernel<<<gridFor(rows), kThreads, 0, stream>>>(
+        static_cast<const float *>(logits), labels, grad, rows, vocab, ignore, reduction,
+        static_cast<float *>(out), error, step);
 }
 
 } // namespace gai::cuda

@@ -15,7 +15,7 @@ struct Artifact;
 } // namespace format
 
 /// The schema version this runtime reads (runtime/format/artifact.fbs).
-inline constexpr uint32_t kArtifactSchemaVersion = 1;
+inline constexpr uint32_t kArtifactSchemaVersion = 2; // 2: steps carry dtypes
 /// Bytes of the footer after the FlatBuffer: magic "GAIF", schema version
 /// (u32), payload size (u64) and FNV-1a 64 of the payload (u64).
 inline constexpr size_t kArtifactFooterSize = 24;

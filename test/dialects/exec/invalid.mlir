@@ -12,7 +12,7 @@ exec.weight "w" : tensor<4xf32> at #exec.ref<weights -64, 16>
 
 exec.entry @step arena 64 {
   // expected-error @below {{'exec.call' op 'args' ends at byte 96, past the entry's arena of 64}}
-  exec.call "copy" [#exec.ref<arena 32, 64>, #exec.ref<output 0, 64>] ints []
+  exec.call "copy" [#exec.ref<arena 32, 64>, #exec.ref<output 0, 64>] ints [] : f32
 }
 
 // -----
