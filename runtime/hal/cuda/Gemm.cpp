@@ -44,8 +44,7 @@ StatusOr<std::unique_ptr<GemmPlan>> GemmPlan::create(cublasLtHandle_t handle,
   // A few rows against a weight stored [n, k]: cuBLASLt's GEMV kernels
   // reach about a third of the memory bandwidth there, ours most of it.
   auto aligned16 = [](const void *p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-  if (desc.alpha == 1.0f && desc.m <= kGemvRows && desc.batch == 1 && desc.transposeB &&
-      !desc.transposeA &&
+  if (desc.m <= kGemvRows && desc.batch == 1 && desc.transposeB && !desc.transposeA &&
       desc.k % 8 == 0 && aligned16(desc.a) && aligned16(desc.b)) {
     plan->gemv_ = true;
     return plan;
@@ -145,7 +144,7 @@ Status GemmPlan::run(void *workspace, size_t workspaceBytes,
          desc_.n, desc_.k, desc_.activation, stream);
     return Status::ok();
   }
-  float alpha = desc_.alpha;
+  float alpha = 1.0f;
   const void *cPointer = beta_ != 0.0f ? desc_.residual : desc_.c;
   if (Status s = lt(cublasLtMatmul(handle_, op_, &alpha, desc_.b, a_, desc_.a, b_,
                                    &beta_, cPointer, c_, desc_.c, c_, &algo_,

@@ -22,7 +22,6 @@ struct GemmDesc {
   bool transposeA = false, transposeB = false;
   int64_t strideA = 0, strideB = 0, strideC = 0;
   int activation = 0; // the artifact's Activation
-  float alpha = 1.0f;  // scales A·B (gemv and cuBLASLt paths alike: no epilogue)
 };
 
 class GemmPlan {
