@@ -205,3 +205,49 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 } // namespace
+
+namespace {
+
+// bf16 as the reference interpreter emulates it (every op's result rounded
+// to bf16), after the passes: what a bf16 artifact computes, up to
+// accumulation order, against transformers' fp32 logits. Mixtral is not
+// here: in its fixture, one token (row 1, position 23) has two experts so
+// nearly tied that bf16 rounding swaps them, so that token's logits move by
+// 0.72 (relative 0.21) while every other token's stay within 0.043; the
+// GPU's bf16 artifact is off by the same 0.72.
+class Bf16Numerics : public ::testing::TestWithParam<const char *> {};
+
+TEST_P(Bf16Numerics, LogitsStayNearTransformers) {
+  const char *family = GetParam();
+  Fixture f = load(family);
+  ASSERT_TRUE(f.weights);
+  HostTensor ids = reference::fromTensorView(*f.expected->find("input_ids"));
+  HostTensor want = reference::fromTensorView(*f.expected->find("logits"));
+  mlir::MLIRContext context;
+  BuildOptions options;
+  options.batch = ids.shape[0];
+  options.seqLen = ids.shape[1];
+  options.dtype = "bf16";
+  auto module = buildForward(context, f.spec, options);
+  ASSERT_TRUE(!!module) << llvm::toString(module.takeError());
+  mlir::PassManager pm(&context);
+  pm.addNestedPass<mlir::func::FuncOp>(mlir::gai::createGaiAttentionRewrite());
+  pm.addNestedPass<mlir::func::FuncOp>(mlir::gai::createGaiFusion());
+  ASSERT_TRUE(mlir::succeeded(pm.run(**module)));
+  std::vector<HostTensor> got = run(**module, f, {ids});
+  ASSERT_EQ(got.size(), 1u);
+  double maxDiff = 0, maxWant = 0;
+  for (int64_t i = 0; i < want.numElements(); ++i) {
+    maxDiff = std::max(maxDiff, std::fabs(got[0].data[i] - want.data[i]));
+    maxWant = std::max(maxWant, std::fabs(want.data[i]));
+  }
+  std::printf("%s bf16 (emulated): max |logits - transformers| = %.2e (relative %.2e)\n",
+              family, maxDiff, maxDiff / maxWant);
+  EXPECT_LE(maxDiff / maxWant, 2e-2) << family;
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, Bf16Numerics,
+                         ::testing::Values("llama", "gpt2", "mistral", "qwen2", "gemma"),
+                         [](const auto &info) { return std::string(info.param); });
+
+} // namespace
