@@ -8,6 +8,7 @@
 #include "gai/Generate.h"
 #include "gai/Session.h"
 #include "gai/Train.h"
+#include "../TrainFixture.h"
 #include "hal/cpu/Kernels.h"
 #include "hal/cuda/Kernels.h"
 
@@ -262,19 +263,7 @@ TEST_P(CudaTraining, FiftyAdamWStepsMatchPyTorch) {
   auto fixture = SafetensorsFile::open(std::string(GAI_FIXTURES_DIR) + "/hf/" + family +
                                        "-tiny/train.safetensors");
   ASSERT_TRUE(fixture.isOk()) << fixture.status().message();
-  auto number = [&](const char *key) {
-    return std::strtod(fixture->metadata().at(key).c_str(), nullptr);
-  };
-  OptimizerOptions o;
-  o.lr = number("lr");
-  o.minLr = number("min_lr");
-  o.warmupSteps = static_cast<int64_t>(number("warmup_steps"));
-  o.totalSteps = static_cast<int64_t>(number("steps"));
-  o.weightDecay = number("weight_decay");
-  o.gradClip = number("grad_clip");
-  o.beta1 = number("beta1");
-  o.beta2 = number("beta2");
-  o.eps = number("eps");
+  OptimizerOptions o = fixtureOptimizerOptions(*fixture);
   auto session = open(std::string(family) + "-" + dtype + "-train.gai");
   ASSERT_TRUE(session);
   for (const TensorRef &t : session->stateTensors())

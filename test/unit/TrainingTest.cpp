@@ -6,6 +6,7 @@
 #include "gai/Safetensors.h"
 #include "gai/Session.h"
 #include "gai/Train.h"
+#include "../TrainFixture.h"
 
 #include "mlir/IR/MLIRContext.h"
 
@@ -144,18 +145,7 @@ TEST_P(Training, MicroBatchesAccumulate) {
 TEST_P(Training, FiftyAdamWStepsMatchPyTorch) {
   auto fixture = SafetensorsFile::open(fixtureDir(GetParam()) + "train.safetensors");
   ASSERT_TRUE(fixture.isOk());
-  const auto &meta = fixture->metadata();
-  auto number = [&](const char *key) { return std::strtod(meta.at(key).c_str(), nullptr); };
-  OptimizerOptions o;
-  o.lr = number("lr");
-  o.minLr = number("min_lr");
-  o.warmupSteps = static_cast<int64_t>(number("warmup_steps"));
-  o.totalSteps = static_cast<int64_t>(number("steps"));
-  o.weightDecay = number("weight_decay");
-  o.gradClip = number("grad_clip");
-  o.beta1 = number("beta1");
-  o.beta2 = number("beta2");
-  o.eps = number("eps");
+  OptimizerOptions o = fixtureOptimizerOptions(*fixture);
   auto session = compileForTraining(GetParam(), 2);
   ASSERT_TRUE(session);
   auto trainer = Trainer::create(*session, o);
