@@ -1,6 +1,8 @@
 // Kernels → LLVM dialect → LLVM IR (O3) → object file → shared object.
 #include "compiler/codegen/CpuCodegen.h"
 
+#include "compiler/codegen/RunPasses.h"
+
 #include "mlir/Conversion/ArithToLLVM/ArithToLLVM.h"
 #include "mlir/Conversion/ControlFlowToLLVM/ControlFlowToLLVM.h"
 #include "mlir/Conversion/FuncToLLVM/ConvertFuncToLLVMPass.h"
@@ -68,18 +70,8 @@ FailureOr<OwningOpRef<ModuleOp>> lowerKernels(ModuleOp execModule,
   pm.addPass(createConvertFuncToLLVMPass(funcOptions));
   pm.addPass(createConvertControlFlowToLLVMPass());
   pm.addPass(createReconcileUnrealizedCastsPass());
-  std::string diagnostics;
-  {
-    llvm::raw_string_ostream os(diagnostics);
-    ScopedDiagnosticHandler handler(context, [&](Diagnostic &d) {
-      os << d << "\n";
-      return success();
-    });
-    if (failed(pm.run(*module))) {
-      error = "lowering the kernels to LLVM failed: " + diagnostics;
-      return failure();
-    }
-  }
+  if (failed(runPasses(pm, *module, "lowering the kernels to LLVM failed", error)))
+    return failure();
 
   // Wrappers with one calling convention, so the runtime needs no per-kernel
   // signatures: args[i] is the i-th buffer.
@@ -216,7 +208,7 @@ FailureOr<KernelLibrary> buildCpuKernels(ModuleOp execModule,
   llvm::SmallString<128> objectPath(dir), libraryPath(dir);
   llvm::sys::path::append(objectPath, "kernels.o");
   llvm::sys::path::append(libraryPath, "kernels.so");
-  auto cleanup = llvm::make_scope_exit([&] {
+  llvm::scope_exit cleanup([&] {
     llvm::sys::fs::remove(objectPath);
     llvm::sys::fs::remove(libraryPath);
     llvm::sys::fs::remove(dir);

@@ -2,6 +2,7 @@
 #include "compiler/codegen/GpuCodegen.h"
 
 #include "compiler/codegen/GpuFusionKernels.h"
+#include "compiler/codegen/RunPasses.h"
 
 #include "mlir/Conversion/ArithToLLVM/ArithToLLVM.h"
 #include "mlir/Conversion/ControlFlowToLLVM/ControlFlowToLLVM.h"
@@ -122,18 +123,8 @@ FailureOr<KernelLibrary> buildGpuKernels(ModuleOp execModule,
     binary.toolkitPath = env ? env : GAI_CUDA_TOOLKIT_PATH;
   }
   pm.addPass(createGpuModuleToBinaryPass(binary));
-  std::string diagnostics;
-  {
-    llvm::raw_string_ostream os(diagnostics);
-    ScopedDiagnosticHandler handler(context, [&](Diagnostic &d) {
-      os << d << "\n";
-      return success();
-    });
-    if (failed(pm.run(*module))) {
-      error = "compiling the GPU kernels failed: " + diagnostics;
-      return failure();
-    }
-  }
+  if (failed(runPasses(pm, *module, "compiling the GPU kernels failed", error)))
+    return failure();
   auto binaries = module->getOps<gpu::BinaryOp>();
   if (binaries.empty()) {
     error = "compiling the GPU kernels produced no binary";

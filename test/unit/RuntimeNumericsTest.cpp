@@ -3,6 +3,7 @@
 // fixture: logits within 1e-4 and the same greedy continuation.
 #include "compiler/Pipeline.h"
 #include "compiler/reference/Interpreter.h"
+#include "FixtureSession.h"
 #include "frontend/WeightCheck.h"
 #include "gai/Generate.h"
 #include "gai/Init.h"
@@ -21,35 +22,12 @@ using namespace gai;
 
 namespace {
 
-std::string fixtureDir(const std::string &family) {
-  return std::string(GAI_FIXTURES_DIR) + "/hf/" + family + "-tiny/";
-}
-
-/// Compiles the family's fixture with its weights embedded and opens it.
+/// The family's fixture, f32, compiled for `build` and opened on the CPU.
 std::unique_ptr<Session> compile(const std::string &family, BuildOptions build) {
   CompileOptions options;
-  options.specPath = fixtureDir(family) + "config.json";
-  options.weightsPath = fixtureDir(family) + "model.safetensors";
   build.dtype = "f32";
   options.build = build;
-  mlir::MLIRContext context;
-  auto model = importModel(context, options);
-  EXPECT_TRUE(!!model) << (model ? "" : llvm::toString(model.takeError()));
-  if (!model)
-    return nullptr;
-  EXPECT_TRUE(mlir::succeeded(optimize(*model->module, options)));
-  auto bytes = compileArtifact(*model->module, model->spec, options,
-                               WeightsMode::Embedded, "");
-  EXPECT_TRUE(!!bytes) << (bytes ? "" : llvm::toString(bytes.takeError()));
-  if (!bytes)
-    return nullptr;
-  auto artifact = LoadedArtifact::fromBytes(std::move(*bytes), family, ".");
-  EXPECT_TRUE(artifact.isOk()) << artifact.status().message();
-  if (!artifact)
-    return nullptr;
-  auto session = Session::create(std::move(*artifact));
-  EXPECT_TRUE(session.isOk()) << session.status().message();
-  return session ? std::move(*session) : nullptr;
+  return compileFixture(family, options);
 }
 
 std::vector<int32_t> idsOf(const TensorView &t) {

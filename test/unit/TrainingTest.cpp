@@ -7,6 +7,7 @@
 #include "gai/Session.h"
 #include "gai/Train.h"
 #include "../TrainFixture.h"
+#include "FixtureSession.h"
 
 #include "mlir/IR/MLIRContext.h"
 
@@ -19,16 +20,10 @@ using namespace gai;
 
 namespace {
 
-std::string fixtureDir(const std::string &family) {
-  return std::string(GAI_FIXTURES_DIR) + "/hf/" + family + "-tiny/";
-}
-
 /// The family's training artifact (micro-batches of `rows` × 16 tokens),
 /// starting from the fixture's weights, on the CPU.
 std::unique_ptr<Session> compileForTraining(const std::string &family, int64_t rows) {
   CompileOptions options;
-  options.specPath = fixtureDir(family) + "config.json";
-  options.weightsPath = fixtureDir(family) + "model.safetensors";
   options.train = true;
   options.build.dtype = "f32";
   options.build.batch = 1;
@@ -36,25 +31,7 @@ std::unique_ptr<Session> compileForTraining(const std::string &family, int64_t r
   options.build.entries = {false, true, true, true};
   options.build.trainBatch = rows;
   options.build.trainSeqLen = 16;
-  mlir::MLIRContext context;
-  auto model = importModel(context, options);
-  EXPECT_TRUE(!!model) << (model ? "" : llvm::toString(model.takeError()));
-  if (!model)
-    return nullptr;
-  EXPECT_TRUE(mlir::succeeded(optimize(*model->module, options)));
-  auto bytes = compileArtifact(*model->module, model->spec, options, WeightsMode::Embedded, "");
-  EXPECT_TRUE(!!bytes) << (bytes ? "" : llvm::toString(bytes.takeError()));
-  if (!bytes)
-    return nullptr;
-  auto artifact = LoadedArtifact::fromBytes(std::move(*bytes), family, ".");
-  EXPECT_TRUE(artifact.isOk()) << artifact.status().message();
-  if (!artifact)
-    return nullptr;
-  SessionOptions session;
-  session.device = "cpu";
-  auto s = Session::create(std::move(*artifact), session);
-  EXPECT_TRUE(s.isOk()) << s.status().message();
-  return s ? std::move(*s) : nullptr;
+  return compileFixture(family, options);
 }
 
 std::vector<int32_t> ints(const TensorView &t, int64_t first = 0, int64_t count = -1) {
