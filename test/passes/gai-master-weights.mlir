@@ -32,3 +32,12 @@ func.func @eval_loss(%tokens: tensor<2x3xi32> {gai.name = "tokens"}, %targets: t
 // TRAIN-LABEL: func.func @optimizer_step(
 // TRAIN-SAME:    tensor<8x4xf32> {gai.name = "adam.m.embed"}
 // TRAIN:         -> (tensor<8x4xf32> {gai.name = "param.embed"}
+
+// Integer parameters (quantized weights) have no f32 master: unchanged.
+// CHECK-LABEL: func.func @quantized(
+// CHECK-NEXT:    %[[Q:.*]] = gai.param "q" : tensor<4x4xi8>
+// CHECK-NEXT:    return %[[Q]]
+func.func @quantized() -> tensor<4x4xi8> {
+  %q = gai.param "q" : tensor<4x4xi8>
+  return %q : tensor<4x4xi8>
+}
