@@ -10,6 +10,7 @@
 #include "gai/Train.h"
 #include "../TrainFixture.h"
 #include "hal/cpu/Kernels.h"
+#include "hal/cuda/Gemm.h"
 #include "hal/cuda/Kernels.h"
 
 #include <gtest/gtest.h>
@@ -249,6 +250,137 @@ TEST_P(CudaAttention, MatchesTheCpuKernel) {
     cudaFree(ptr);
 }
 
+// The decode GEMV against a double-precision host product: the unrolled
+// weight stream and its remainder (k = 2056 is 8 chunks of 256 plus one),
+// several rows, bias, activation and residual.
+struct GemvCase {
+  int64_t m, n, k;
+  int activation;
+  bool bias, residual, bf16;
+};
+
+class CudaGemv : public ::testing::TestWithParam<GemvCase> {};
+
+TEST_P(CudaGemv, MatchesTheHostProduct) {
+  SKIP_WITHOUT_GPU();
+  const GemvCase c = GetParam();
+  std::mt19937 rng(static_cast<unsigned>(c.m * 7 + c.n * 13 + c.k));
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  auto make = [&](int64_t count) {
+    std::vector<float> v(static_cast<size_t>(count));
+    for (float &x : v)
+      x = bf16ToFloat(floatToBf16(normal(rng)));
+    return v;
+  };
+  std::vector<float> a = make(c.m * c.k), w = make(c.n * c.k), bias = make(c.n),
+                     residual = make(c.m * c.n);
+  std::vector<double> want(static_cast<size_t>(c.m * c.n));
+  for (int64_t r = 0; r < c.m; ++r)
+    for (int64_t col = 0; col < c.n; ++col) {
+      double x = 0;
+      for (int64_t i = 0; i < c.k; ++i)
+        x += double(a[r * c.k + i]) * w[col * c.k + i];
+      if (c.bias)
+        x += bias[col];
+      if (c.activation == 1)
+        x = x / (1.0 + std::exp(-x));
+      if (c.residual)
+        x += residual[r * c.n + col];
+      want[r * c.n + col] = x;
+    }
+
+  size_t elem = c.bf16 ? 2 : 4;
+  DType dtype = c.bf16 ? DType::BF16 : DType::F32;
+  std::vector<void *> buffers;
+  auto upload = [&](const std::vector<float> &host) {
+    void *d = nullptr;
+    EXPECT_EQ(cudaMalloc(&d, host.size() * elem), cudaSuccess);
+    std::vector<uint8_t> bytes(host.size() * elem);
+    convertFloats(host.data(), DType::F32, bytes.data(), dtype, host.size());
+    cudaMemcpy(d, bytes.data(), bytes.size(), cudaMemcpyHostToDevice);
+    buffers.push_back(d);
+    return d;
+  };
+  void *da = upload(a), *dw = upload(w), *dbias = upload(bias), *dres = upload(residual);
+  void *dc = upload(std::vector<float>(static_cast<size_t>(c.m * c.n), NAN));
+  cuda::gemv(c.bf16 ? cuda::Elem::BF16 : cuda::Elem::F32, da, dw, dc,
+             c.bias ? dbias : nullptr, c.residual ? dres : nullptr, c.m, c.n, c.k,
+             c.activation, nullptr);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  std::vector<uint8_t> bytes(static_cast<size_t>(c.m * c.n) * elem);
+  cudaMemcpy(bytes.data(), dc, bytes.size(), cudaMemcpyDeviceToHost);
+  std::vector<float> got(static_cast<size_t>(c.m * c.n));
+  convertFloats(bytes.data(), dtype, got.data(), DType::F32, got.size());
+  // f32 sums in a different order; bf16 also rounds the result.
+  double bound = c.bf16 ? 1e-2 : 1e-5;
+  for (size_t i = 0; i < got.size(); ++i)
+    ASSERT_NEAR(got[i], want[i], bound * (1.0 + std::fabs(want[i]) + std::sqrt(double(c.k))))
+        << "row " << i / c.n << " column " << i % c.n;
+  for (void *ptr : buffers)
+    cudaFree(ptr);
+}
+
+// Which consecutive GEMMs the CUDA executor runs as one launch. Host logic
+// on made-up addresses: runs without a GPU.
+cuda::GemmDesc gemmAt(uintptr_t a, uintptr_t b, uintptr_t c, int64_t m, int64_t n,
+                      int64_t k, int activation = 0) {
+  cuda::GemmDesc d;
+  d.a = reinterpret_cast<const void *>(a);
+  d.b = reinterpret_cast<const void *>(b);
+  d.c = reinterpret_cast<void *>(c);
+  d.m = m;
+  d.n = n;
+  d.k = k;
+  d.transposeB = true;
+  d.activation = activation;
+  return d;
+}
+
+TEST(CudaGemmMerge, DecodeProjectionsOfOneInputShareAGemv) {
+  // q, k, v of one normalised row; then o reads the attention output.
+  std::vector<cuda::GemmDesc> run = {gemmAt(0x1000, 0x100000, 0x2000, 1, 2048, 2048),
+                                     gemmAt(0x1000, 0x900000, 0x3000, 1, 256, 2048),
+                                     gemmAt(0x1000, 0xa00000, 0x3200, 1, 256, 2048),
+                                     gemmAt(0x2000, 0xb00000, 0x4000, 1, 2048, 2048)};
+  cuda::GemmMerge merge = cuda::mergeGemms(run, cuda::Elem::BF16);
+  EXPECT_TRUE(merge.gemv);
+  EXPECT_EQ(merge.count, 3u);
+}
+
+TEST(CudaGemmMerge, AGemmReadingAnEarlierOutputStaysApart) {
+  std::vector<cuda::GemmDesc> run = {gemmAt(0x1000, 0x100000, 0x2000, 1, 64, 64),
+                                     gemmAt(0x1000, 0x200000, 0x3000, 1, 64, 64)};
+  run[1].residual = reinterpret_cast<const void *>(0x2000); // the first one's C
+  EXPECT_EQ(cuda::mergeGemms(run, cuda::Elem::BF16).count, 1u);
+  run[1].residual = nullptr;
+  run[1].c = reinterpret_cast<void *>(0x2040); // overlapping outputs
+  EXPECT_EQ(cuda::mergeGemms(run, cuda::Elem::BF16).count, 1u);
+}
+
+TEST(CudaGemmMerge, EvenlySpacedPrefillGemmsBecomeOneBatch) {
+  // gate (silu) and up, weights and outputs one after the other.
+  const int64_t m = 2048, n = 5632, k = 2048, eb = 2;
+  std::vector<cuda::GemmDesc> run = {
+      gemmAt(0x10000000, 0x40000000, 0x20000000, m, n, k, 1),
+      gemmAt(0x10000000, 0x40000000 + n * k * eb, 0x20000000 + m * n * eb, m, n, k, 0)};
+  cuda::GemmMerge merge = cuda::mergeGemms(run, cuda::Elem::BF16);
+  ASSERT_EQ(merge.count, 2u);
+  EXPECT_FALSE(merge.gemv);
+  EXPECT_EQ(merge.batched.batch, 2);
+  EXPECT_EQ(merge.batched.strideA, 0);
+  EXPECT_EQ(merge.batched.strideB, n * k);
+  EXPECT_EQ(merge.batched.strideC, m * n);
+  EXPECT_EQ(merge.batched.activatedBatches, 1); // silu on gate only
+
+  // The activation must lead: up then gate is two launches.
+  std::swap(run[0].activation, run[1].activation);
+  EXPECT_EQ(cuda::mergeGemms(run, cuda::Elem::BF16).count, 1u);
+  // Different widths (q beside k) are two launches.
+  run[1].activation = 0;
+  run[1].n = 256;
+  EXPECT_EQ(cuda::mergeGemms(run, cuda::Elem::BF16).count, 1u);
+}
+
 // Training on the GPU from the fixture weights: the 50 AdamW steps that
 // PyTorch took in fp32 (test/fixtures/make_train_fixtures.py). In f32 the
 // losses agree as closely as on the CPU; in bf16 (bf16 compute, f32 master
@@ -296,6 +428,9 @@ INSTANTIATE_TEST_SUITE_P(
         AttentionCase{2, 4, 4, 130, 300, 128, true, 0, true, true},
         AttentionCase{1, 4, 1, 256, 256, 128, true, 48, false, true},
         AttentionCase{1, 2, 2, 96, 96, 64, false, 0, false, true},
+        // Long causal prefill, GQA 8:1, a window spanning several key tiles.
+        AttentionCase{1, 8, 1, 1024, 1024, 64, true, 0, false, true},
+        AttentionCase{1, 2, 2, 700, 1000, 128, true, 300, true, true},
         // Decode: split keys over a long cache, f32 and bf16, GQA.
         AttentionCase{1, 8, 2, 1, 2048, 64, true, 0, true, true},
         AttentionCase{2, 4, 2, 1, 1500, 128, true, 0, true, false},
@@ -311,6 +446,20 @@ INSTANTIATE_TEST_SUITE_P(
              (c.causal ? "causal" : "full") +
              (c.window ? "w" + std::to_string(c.window) : std::string()) +
              (c.starts ? "starts" : "") + (c.bf16 ? "bf16" : "f32");
+    });
+
+INSTANTIATE_TEST_SUITE_P(
+    Kernels, CudaGemv,
+    ::testing::Values(GemvCase{1, 300, 2056, 0, false, false, true},
+                      GemvCase{3, 37, 2056, 1, true, true, true},
+                      GemvCase{8, 64, 5632, 0, true, true, true},
+                      GemvCase{2, 50, 1032, 1, true, true, false},
+                      GemvCase{1, 9, 24, 0, false, true, true}),
+    [](const ::testing::TestParamInfo<GemvCase> &info) {
+      const GemvCase &c = info.param;
+      return "m" + std::to_string(c.m) + "n" + std::to_string(c.n) + "k" +
+             std::to_string(c.k) + (c.activation ? "silu" : "") + (c.bias ? "bias" : "") +
+             (c.residual ? "residual" : "") + (c.bf16 ? "bf16" : "f32");
     });
 
 INSTANTIATE_TEST_SUITE_P(

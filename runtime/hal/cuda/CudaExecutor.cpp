@@ -314,41 +314,80 @@ Status CudaExecutor::buildSteps(Entry &entry) {
     std::string at = "step " + std::to_string(index);
     switch (step->command_type()) {
     case format::Command::Gemm: {
+      auto descOf = [&](const format::Gemm *g) {
+        GemmDesc d;
+        d.a = ptr(g->a());
+        d.b = ptr(g->b());
+        d.c = ptr(g->c());
+        d.bias = ptr(g->bias());
+        d.residual = ptr(g->residual());
+        d.batch = g->batch();
+        d.m = g->m();
+        d.n = g->n();
+        d.k = g->k();
+        d.transposeA = g->transpose_a();
+        d.transposeB = g->transpose_b();
+        d.strideA = g->stride_a();
+        d.strideB = g->stride_b();
+        d.strideC = g->stride_c();
+        d.activation = static_cast<int>(g->activation());
+        return d;
+      };
       const format::Gemm *g = step->command_as_Gemm();
-      GemmDesc d;
-      d.a = ptr(g->a());
-      d.b = ptr(g->b());
-      d.c = ptr(g->c());
-      d.bias = ptr(g->bias());
-      d.residual = ptr(g->residual());
-      d.batch = g->batch();
-      d.m = g->m();
-      d.n = g->n();
-      d.k = g->k();
-      d.transposeA = g->transpose_a();
-      d.transposeB = g->transpose_b();
-      d.strideA = g->stride_a();
-      d.strideB = g->stride_b();
-      d.strideC = g->stride_c();
-      d.activation = static_cast<int>(g->activation());
-      if (!d.a || !d.b || !d.c)
-        return Status::error(at + " (gemm): an operand lies outside its buffer");
       auto elem = elemOf(g->dtype(), at + " (gemm)");
       if (!elem)
         return elem.status();
-      auto plan = GemmPlan::create(lt_, d, *elem, kGemmWorkspace);
-      if (!plan)
-        return Status::error(at + ": " + plan.status().message());
-      const GemmPlan *p = plan->get();
-      entry.gemms.push_back(std::move(*plan));
+      // This GEMM and the ones right after it of the same type.
+      std::vector<GemmDesc> run;
+      for (size_t next = index; next < entry.desc->steps()->size(); ++next) {
+        const format::Step *s = entry.desc->steps()->Get(next);
+        if (s->command_type() != format::Command::Gemm ||
+            s->command_as_Gemm()->dtype() != g->dtype())
+          break;
+        GemmDesc d = descOf(s->command_as_Gemm());
+        if (!d.a || !d.b || !d.c)
+          return Status::error("step " + std::to_string(next) +
+                               " (gemm): an operand lies outside its buffer");
+        run.push_back(d);
+      }
+      GemmMerge merge = mergeGemms(run, *elem);
+      GemmDesc d = merge.count > 1 && !merge.gemv ? merge.batched : run[0];
+      std::unique_ptr<GemmPlan> plan;
+      if (merge.gemv) {
+        plan = GemmPlan::createGemv({run.begin(), run.begin() + merge.count}, *elem);
+      } else {
+        auto made = GemmPlan::create(lt_, d, *elem, kGemmWorkspace);
+        if (!made && merge.count > 1) { // no algorithm for the batch: one at a time
+          merge.count = 1;
+          d = run[0];
+          made = GemmPlan::create(lt_, d, *elem, kGemmWorkspace);
+        }
+        if (!made)
+          return Status::error(at + ": " + made.status().message());
+        plan = std::move(*made);
+      }
+      const GemmPlan *p = plan.get();
+      entry.gemms.push_back(std::move(plan));
       void *workspace = gemmWorkspace_;
       entry.steps.push_back([p, workspace](cudaStream_t s) {
         return p->run(workspace, kGemmWorkspace, s);
       });
-      entry.stepNames.push_back(
-          "gemm " + std::to_string(d.m) + "x" + std::to_string(d.n) + "x" +
-          std::to_string(d.k) + (d.batch > 1 ? " batch " + std::to_string(d.batch) : "") +
-          (d.activation ? " act" : "") + (d.residual ? " residual" : ""));
+      std::string name = "gemm " + std::to_string(d.m) + "x" + std::to_string(d.n) + "x" +
+                         std::to_string(d.k);
+      if (merge.count > 1)
+        name += (merge.gemv ? " with " : " batch ") + std::to_string(merge.count) +
+                (merge.gemv ? " parts" : "");
+      else if (d.batch > 1)
+        name += " batch " + std::to_string(d.batch);
+      entry.stepNames.push_back(name + (d.activation ? " act" : "") +
+                                (d.residual ? " residual" : ""));
+      // The merged steps stay as empty ones, so step numbers keep meaning
+      // the artifact's.
+      for (size_t merged = 1; merged < merge.count; ++merged) {
+        entry.steps.push_back([](cudaStream_t) { return Status::ok(); });
+        entry.stepNames.push_back("gemm (done by step " + std::to_string(index) + ")");
+      }
+      index += merge.count - 1;
       break;
     }
     case format::Command::Attention: {

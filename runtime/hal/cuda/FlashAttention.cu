@@ -1,60 +1,92 @@
 // Flash attention (FlashAttention-2's loop order) on bf16 tensor cores.
 //
 // A block of 4 warps owns 64 queries of one head; each warp owns 16 of
-// them. The block walks the 64-key tiles its queries can see: Q·Kᵀ on the
-// tensor cores (WMMA 16×16×16, f32 accumulators) into the warp's score
-// tile in shared memory, the online softmax there (a warp per row, lane
-// by column), then P·V accumulated into the warp's f32 output tile, which the
-// softmax rescales first. Scores never reach global memory. Handwritten
-// because no library covers attention over our cache layout with causal
-// offsets per row, windows and GQA together.
+// them and keeps everything about them in registers: its Q fragments, the
+// scores, the probabilities and the f32 output. The block walks the 64-key
+// tiles its queries can see; K and V tiles arrive by cp.async into a
+// second buffer while the current one is used. Q·Kᵀ and P·V are
+// mma.sync m16n8k16 (f32 accumulators); the score accumulators are re-used
+// as the A operand of P·V without leaving registers. Shared-memory tiles
+// are XOR-swizzled by 16-byte chunk, so ldmatrix reads hit every bank once.
+// Handwritten because no library covers attention over our cache layout
+// with causal offsets per row, windows and GQA together.
 #include "hal/cuda/FlashAttention.h"
 #include "hal/cuda/Math.cuh"
 
-#include <mma.h>
+#include <cstdint>
 
 namespace gai::cuda {
 namespace {
 
-using namespace nvcuda;
-
 constexpr int kRows = 64;  // queries per block
 constexpr int kKeys = 64;  // keys per tile
-constexpr int kWarps = 4;
-constexpr int kWarpRows = kRows / kWarps;
+constexpr int kWarps = 4;  // 16 queries each
+constexpr float kLog2e = 1.4426950408889634f;
 
-template <int D> struct Smem {
-  __nv_bfloat16 q[kRows][D];
-  __nv_bfloat16 k[kKeys][D];
-  __nv_bfloat16 v[kKeys][D];
-  float s[kWarps][kWarpRows][kKeys];
-  __nv_bfloat16 p[kWarps][kWarpRows][kKeys];
-  float o[kWarps][kWarpRows][D];
-};
-
-__device__ __forceinline__ float warpMax(float x) {
-  for (int offset = 16; offset > 0; offset /= 2)
-    x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, offset));
-  return x;
-}
-__device__ __forceinline__ float warpSum(float x) {
-  for (int offset = 16; offset > 0; offset /= 2)
-    x += __shfl_xor_sync(0xffffffffu, x, offset);
-  return x;
+template <int D> constexpr size_t smemBytes() {
+  return sizeof(__nv_bfloat16) * (kRows * D + 4 * kKeys * D); // Q, 2×K, 2×V
 }
 
-/// Rows [row0, row0 + 64) of a [rows, D] bf16 matrix into shared memory,
-/// 16 bytes per thread per load; rows past `rows` are zero.
+/// The element offset of (row, col) in a swizzled [rows, D] tile; col is a
+/// multiple of 8 (one 16-byte chunk).
+template <int D> __device__ __forceinline__ int swizzled(int row, int col) {
+  return row * D + ((((col >> 3) ^ (row & 7))) << 3);
+}
+
+__device__ __forceinline__ void copyAsync16(void *shared, const void *global,
+                                            bool valid) {
+  auto address = static_cast<unsigned>(__cvta_generic_to_shared(shared));
+  int bytes = valid ? 16 : 0; // 0 fills the chunk with zeros
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(address),
+               "l"(global), "r"(bytes));
+}
+__device__ __forceinline__ void commitCopies() {
+  asm volatile("cp.async.commit_group;\n" ::);
+}
+template <int Pending> __device__ __forceinline__ void waitCopies() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(Pending));
+}
+
+__device__ __forceinline__ void loadMatrices(uint32_t (&r)[4], const void *shared) {
+  auto address = static_cast<unsigned>(__cvta_generic_to_shared(shared));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(address));
+}
+__device__ __forceinline__ void loadMatricesTransposed(uint32_t (&r)[4],
+                                                       const void *shared) {
+  auto address = static_cast<unsigned>(__cvta_generic_to_shared(shared));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(address));
+}
+
+/// c += a·b for one m16n8k16 tile.
+__device__ __forceinline__ void mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
+                                    uint32_t b1) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+               "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t packBf16(float lo, float hi) {
+  __nv_bfloat162 pair = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<uint32_t *>(&pair);
+}
+
+/// Rows [row0, row0 + 64) of a [rows, D] bf16 matrix into a swizzled
+/// shared tile by cp.async; rows past `rows` become zeros.
 template <int D>
-__device__ void loadTile(__nv_bfloat16 (*dst)[D], const __nv_bfloat16 *src,
-                         int row0, int rows) {
+__device__ __forceinline__ void loadTileAsync(__nv_bfloat16 *tile,
+                                              const __nv_bfloat16 *src, int row0,
+                                              int rows) {
   constexpr int kChunks = D / 8;
-  for (int c = threadIdx.x; c < kRows * kChunks; c += blockDim.x) {
+  for (int c = threadIdx.x; c < kRows * kChunks; c += kWarps * 32) {
     int r = c / kChunks, col = (c % kChunks) * 8;
-    uint4 value = make_uint4(0, 0, 0, 0);
-    if (row0 + r < rows)
-      value = *reinterpret_cast<const uint4 *>(src + static_cast<int64_t>(row0 + r) * D + col);
-    *reinterpret_cast<uint4 *>(&dst[r][col]) = value;
+    bool valid = row0 + r < rows;
+    const __nv_bfloat16 *from = valid ? src + static_cast<int64_t>(row0 + r) * D + col : src;
+    copyAsync16(tile + swizzled<D>(r, col), from, valid);
   }
 }
 
@@ -62,9 +94,13 @@ template <int D>
 __global__ void __launch_bounds__(kWarps * 32)
     flashKernel(AttentionParams p, ErrorWord *error, int step) {
   extern __shared__ __align__(128) unsigned char raw[];
-  Smem<D> &sm = *reinterpret_cast<Smem<D> *>(raw);
-  const int tile = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  auto *sq = reinterpret_cast<__nv_bfloat16 *>(raw);
+  // K and V tiles, double-buffered: buffer i at sk + i·kKeys·D.
+  __nv_bfloat16 *sk = sq + kRows * D, *sv = sk + 2 * kKeys * D;
+  // The heaviest causal tiles (the last queries) start first.
+  const int tile = gridDim.y - 1 - blockIdx.y, h = blockIdx.x, b = blockIdx.z;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int group = lane / 4, pairCol = 2 * (lane % 4);
   const int queries = static_cast<int>(p.queries), keys = static_cast<int>(p.keys);
   int start = keys - queries;
   if (p.queryStart) {
@@ -88,114 +124,172 @@ __global__ void __launch_bounds__(kWarps * 32)
   const auto *v = static_cast<const __nv_bfloat16 *>(p.v) +
                   (static_cast<int64_t>(b) * p.kvHeads + kvh) * keys * D;
 
-  loadTile<D>(sm.q, q, q0, queries);
-  for (int i = lane; i < kWarpRows * D; i += 32)
-    sm.o[warp][i / D][i % D] = 0.0f;
-  // Each row's running max and sum, the same in every lane.
-  float mRow[kWarpRows], lRow[kWarpRows];
-#pragma unroll
-  for (int r = 0; r < kWarpRows; ++r) {
-    mRow[r] = -INFINITY;
-    lRow[r] = 0.0f;
-  }
-  // The keys any query of this block sees.
+  // The key tiles any query of this block sees.
   int firstKey = 0, lastKey = keys - 1;
   if (p.causal) {
     lastKey = min(lastKey, start + min(q0 + kRows, queries) - 1);
     if (p.window > 0)
       firstKey = max(0, start + q0 - static_cast<int>(p.window) + 1);
   }
-  for (int key0 = (firstKey / kKeys) * kKeys; key0 <= lastKey; key0 += kKeys) {
-    __syncthreads(); // the previous tile's K and V are no longer read
-    loadTile<D>(sm.k, k, key0, keys);
-    loadTile<D>(sm.v, v, key0, keys);
+  const int firstTile = firstKey / kKeys;
+  const int tiles = lastKey < firstKey ? 0 : lastKey / kKeys - firstTile + 1;
+
+  loadTileAsync<D>(sq, q, q0, queries);
+  if (tiles > 0) {
+    loadTileAsync<D>(sk, k, firstTile * kKeys, keys);
+    loadTileAsync<D>(sv, v, firstTile * kKeys, keys);
+  }
+  commitCopies();
+
+  // This thread's two rows: the warp's row `group` and `group + 8`.
+  const int queryA = q0 + warp * 16 + group;
+  const int positions[2] = {start + queryA, start + queryA + 8};
+  const bool live[2] = {queryA < queries, queryA + 8 < queries};
+  uint32_t qf[D / 16][4];
+  float o[D / 8][4];
+#pragma unroll
+  for (int n = 0; n < D / 8; ++n)
+    o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+  float rowMax[2] = {-INFINITY, -INFINITY}, rowSum[2] = {0.0f, 0.0f};
+  const float scale = p.softcap > 0.0f ? p.scale : p.scale * kLog2e;
+
+  for (int it = 0; it < tiles; ++it) {
+    const int buffer = it & 1, key0 = (firstTile + it) * kKeys;
+    if (it + 1 < tiles) {
+      loadTileAsync<D>(sk + (buffer ^ 1) * kKeys * D, k, key0 + kKeys, keys);
+      loadTileAsync<D>(sv + (buffer ^ 1) * kKeys * D, v, key0 + kKeys, keys);
+      commitCopies();
+      waitCopies<1>();
+    } else {
+      waitCopies<0>();
+    }
     __syncthreads();
-
-    // S = Q Kᵀ for this warp's 16 rows.
-    for (int n = 0; n < kKeys / 16; ++n) {
-      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-      wmma::fill_fragment(acc, 0.0f);
-      for (int kk = 0; kk < D / 16; ++kk) {
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> a;
-        wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> bt;
-        wmma::load_matrix_sync(a, &sm.q[warp * kWarpRows][kk * 16], D);
-        wmma::load_matrix_sync(bt, &sm.k[n * 16][kk * 16], D);
-        wmma::mma_sync(acc, a, bt, acc);
-      }
-      wmma::store_matrix_sync(&sm.s[warp][0][n * 16], acc, kKeys, wmma::mem_row_major);
+    if (it == 0) {
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk)
+        loadMatrices(qf[kk], sq + swizzled<D>(warp * 16 + lane % 16, kk * 16 + (lane / 16) * 8));
     }
-    __syncwarp();
 
-    // Online softmax over this tile, masked as the CPU kernel masks: lane
-    // c owns columns c and c + 32 of every row (no bank conflicts).
+    // S = Q Kᵀ: 8 tiles of 16 queries × 8 keys.
+    float s[kKeys / 8][4];
 #pragma unroll
-    for (int r = 0; r < kWarpRows; ++r) {
-      const int query = q0 + warp * kWarpRows + r, position = start + query;
-      float s[2];
+    for (int n = 0; n < kKeys / 8; ++n)
+      s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
 #pragma unroll
-      for (int h2 = 0; h2 < 2; ++h2) {
-        int c = lane + 32 * h2, key = key0 + c;
-        bool visible = key < keys && query < queries;
-        if (p.causal)
-          visible = visible && key <= position &&
-                    (p.window <= 0 || position - key < p.window);
-        float x = sm.s[warp][r][c] * p.scale;
+    for (int kk = 0; kk < D / 16; ++kk) {
+#pragma unroll
+      for (int np = 0; np < kKeys / 16; ++np) {
+        uint32_t bk[4];
+        loadMatrices(bk, sk + buffer * kKeys * D + swizzled<D>(np * 16 + lane % 8 + 8 * (lane / 16),
+                                                  kk * 16 + 8 * ((lane / 8) % 2)));
+        mma(s[2 * np], qf[kk], bk[0], bk[1]);
+        mma(s[2 * np + 1], qf[kk], bk[2], bk[3]);
+      }
+    }
+
+    // Scores in the log2 domain, masked as the CPU kernel masks where the
+    // tile crosses the causal edge, the window or the ends.
+    const bool edge = key0 + kKeys > keys || q0 + kRows > queries ||
+                      (p.causal && (key0 + kKeys - 1 > start + q0 ||
+                                    (p.window > 0 &&
+                                     start + q0 + kRows - 1 - key0 >= p.window)));
+#pragma unroll
+    for (int n = 0; n < kKeys / 8; ++n) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        float x = s[n][e] * scale;
         if (p.softcap > 0.0f)
-          x = p.softcap * tanhf(x / p.softcap);
-        s[h2] = visible ? x : -INFINITY;
+          x = p.softcap * tanhf(x / p.softcap) * kLog2e;
+        if (edge) {
+          const int row = e / 2, key = key0 + n * 8 + pairCol + e % 2;
+          bool visible = key < keys && live[row];
+          if (p.causal)
+            visible = visible && key <= positions[row] &&
+                      (p.window <= 0 || positions[row] - key < p.window);
+          if (!visible)
+            x = -INFINITY;
+        }
+        s[n][e] = x;
       }
-      float mNew = fmaxf(mRow[r], warpMax(fmaxf(s[0], s[1])));
-      float correction = mNew == -INFINITY ? 1.0f : expf(mRow[r] - mNew);
-      float e0 = mNew == -INFINITY ? 0.0f : expf(s[0] - mNew);
-      float e1 = mNew == -INFINITY ? 0.0f : expf(s[1] - mNew);
-      sm.p[warp][r][lane] = __float2bfloat16_rn(e0);
-      sm.p[warp][r][lane + 32] = __float2bfloat16_rn(e1);
-      lRow[r] = lRow[r] * correction + warpSum(e0 + e1);
-      mRow[r] = mNew;
-      for (int c = lane; c < D; c += 32)
-        sm.o[warp][r][c] *= correction;
     }
-    __syncwarp();
 
-    // O += P V.
-    for (int n = 0; n < D / 16; ++n) {
-      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-      wmma::load_matrix_sync(acc, &sm.o[warp][0][n * 16], D, wmma::mem_row_major);
-      for (int kk = 0; kk < kKeys / 16; ++kk) {
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> a;
-        wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> bv;
-        wmma::load_matrix_sync(a, &sm.p[warp][0][kk * 16], kKeys);
-        wmma::load_matrix_sync(bv, &sm.v[kk * 16][n * 16], D);
-        wmma::mma_sync(acc, a, bv, acc);
+    // Online softmax per row; the four threads of a row share its max, and
+    // each keeps a partial sum, added up at the end.
+#pragma unroll
+    for (int row = 0; row < 2; ++row) {
+      float tileMax = -INFINITY;
+#pragma unroll
+      for (int n = 0; n < kKeys / 8; ++n)
+        tileMax = fmaxf(tileMax, fmaxf(s[n][2 * row], s[n][2 * row + 1]));
+      tileMax = fmaxf(tileMax, __shfl_xor_sync(0xffffffffu, tileMax, 1));
+      tileMax = fmaxf(tileMax, __shfl_xor_sync(0xffffffffu, tileMax, 2));
+      const float newMax = fmaxf(rowMax[row], tileMax);
+      const float base = newMax == -INFINITY ? 0.0f : newMax;
+      const float correction = exp2f(rowMax[row] - base);
+      rowMax[row] = newMax;
+      float sum = 0.0f;
+#pragma unroll
+      for (int n = 0; n < kKeys / 8; ++n) {
+        s[n][2 * row] = exp2f(s[n][2 * row] - base);
+        s[n][2 * row + 1] = exp2f(s[n][2 * row + 1] - base);
+        sum += s[n][2 * row] + s[n][2 * row + 1];
       }
-      wmma::store_matrix_sync(&sm.o[warp][0][n * 16], acc, D, wmma::mem_row_major);
+      rowSum[row] = rowSum[row] * correction + sum;
+#pragma unroll
+      for (int n = 0; n < D / 8; ++n) {
+        o[n][2 * row] *= correction;
+        o[n][2 * row + 1] *= correction;
+      }
     }
-    __syncwarp();
+
+    // O += P V; P's accumulators are already laid out as A fragments.
+#pragma unroll
+    for (int j = 0; j < kKeys / 16; ++j) {
+      const uint32_t pf[4] = {packBf16(s[2 * j][0], s[2 * j][1]),
+                              packBf16(s[2 * j][2], s[2 * j][3]),
+                              packBf16(s[2 * j + 1][0], s[2 * j + 1][1]),
+                              packBf16(s[2 * j + 1][2], s[2 * j + 1][3])};
+#pragma unroll
+      for (int dp = 0; dp < D / 16; ++dp) {
+        uint32_t bv[4];
+        loadMatricesTransposed(bv, sv + buffer * kKeys * D + swizzled<D>(j * 16 + lane % 8 + 8 * ((lane / 8) % 2),
+                                                            dp * 16 + 8 * (lane / 16)));
+        mma(o[2 * dp], pf, bv[0], bv[1]);
+        mma(o[2 * dp + 1], pf, bv[2], bv[3]);
+      }
+    }
+    __syncthreads(); // this buffer is refilled two tiles on
   }
 
 #pragma unroll
-  for (int r = 0; r < kWarpRows; ++r) {
-    const int query = q0 + warp * kWarpRows + r;
-    if (query >= queries)
+  for (int row = 0; row < 2; ++row) {
+    float sum = rowSum[row];
+    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    if (!live[row])
       continue;
+    const float inverse = sum > 0.0f ? 1.0f / sum : 0.0f;
     auto *out = static_cast<__nv_bfloat16 *>(p.out) +
-                ((static_cast<int64_t>(b) * p.heads + h) * queries + query) * D;
-    for (int c = lane; c < D; c += 32)
-      out[c] = __float2bfloat16_rn(lRow[r] > 0.0f ? sm.o[warp][r][c] / lRow[r] : 0.0f);
+                ((static_cast<int64_t>(b) * p.heads + h) * queries + queryA + 8 * row) * D;
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n)
+      *reinterpret_cast<__nv_bfloat162 *>(out + n * 8 + pairCol) = __floats2bfloat162_rn(
+          o[n][2 * row] * inverse, o[n][2 * row + 1] * inverse);
   }
 }
 
 template <int D>
 void launchFlash(const AttentionParams &p, ErrorWord *error, int step,
                  cudaStream_t stream) {
-  size_t bytes = sizeof(Smem<D>);
-  static bool configured = [&] {
+  constexpr size_t bytes = smemBytes<D>();
+  static bool configured = [] {
     return cudaFuncSetAttribute(flashKernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                 static_cast<int>(bytes)) == cudaSuccess;
   }();
   (void)configured; // a failure shows as a launch error
-  dim3 grid(static_cast<unsigned>((p.queries + kRows - 1) / kRows),
-            static_cast<unsigned>(p.heads), static_cast<unsigned>(p.batch));
+  dim3 grid(static_cast<unsigned>(p.heads),
+            static_cast<unsigned>((p.queries + kRows - 1) / kRows),
+            static_cast<unsigned>(p.batch));
   flashKernel<D><<<grid, kWarps * 32, bytes, stream>>>(p, error, step);
 }
 

@@ -3,6 +3,7 @@
 // so neither operand moves.
 #include "hal/cuda/Gemm.h"
 
+#include <algorithm>
 #include <string>
 
 namespace gai::cuda {
@@ -24,6 +25,23 @@ uint32_t alignmentOf(const void *p) {
   return a;
 }
 
+int64_t bytesOf(Elem elem) { return elem == Elem::BF16 ? 2 : 4; }
+
+bool aligned16(const void *p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+bool gemvShaped(const GemmDesc &d) {
+  return d.m <= kGemvRows && d.batch == 1 && d.transposeB && !d.transposeA &&
+         d.k % 8 == 0 && aligned16(d.a) && aligned16(d.b);
+}
+
+/// Whether [p, p + bytes) and [q, q + bytes2) share a byte.
+bool overlaps(const void *p, int64_t bytes, const void *q, int64_t bytes2) {
+  if (!p || !q)
+    return false;
+  auto a = reinterpret_cast<uintptr_t>(p), b = reinterpret_cast<uintptr_t>(q);
+  return a < b + static_cast<uintptr_t>(bytes2) && b < a + static_cast<uintptr_t>(bytes);
+}
+
 } // namespace
 
 GemmPlan::~GemmPlan() {
@@ -31,6 +49,82 @@ GemmPlan::~GemmPlan() {
   if (b_) cublasLtMatrixLayoutDestroy(b_);
   if (c_) cublasLtMatrixLayoutDestroy(c_);
   if (op_) cublasLtMatmulDescDestroy(op_);
+}
+
+GemmMerge mergeGemms(const std::vector<GemmDesc> &run, Elem elem) {
+  GemmMerge merge;
+  if (run.empty())
+    return merge;
+  const GemmDesc &first = run[0];
+  const int64_t eb = bytesOf(elem);
+  const bool gemv = gemvShaped(first);
+  auto cBytes = [&](const GemmDesc &d) { return d.batch * d.m * d.n * eb; };
+  auto byteGap = [](const void *from, const void *to) {
+    return reinterpret_cast<intptr_t>(to) - reinterpret_cast<intptr_t>(from);
+  };
+  size_t count = 1;
+  for (; count < run.size() && count < static_cast<size_t>(kGemvParts); ++count) {
+    const GemmDesc &d = run[count];
+    bool same = d.a == first.a && d.m == first.m && d.k == first.k &&
+                d.transposeA == first.transposeA && d.transposeB == first.transposeB &&
+                d.batch == 1 && first.batch == 1;
+    if (!same)
+      break;
+    // Nothing this one reads or writes may be an earlier one's output.
+    bool independent = true;
+    for (size_t e = 0; e < count; ++e) {
+      const GemmDesc &earlier = run[e];
+      int64_t bytes = cBytes(earlier);
+      independent = independent && !overlaps(earlier.c, bytes, d.a, d.m * d.k * eb) &&
+                    !overlaps(earlier.c, bytes, d.bias, d.n * eb) &&
+                    !overlaps(earlier.c, bytes, d.residual, cBytes(d)) &&
+                    !overlaps(earlier.c, bytes, d.c, cBytes(d)) &&
+                    !overlaps(earlier.c, bytes, d.b, d.n * d.k * eb);
+    }
+    if (!independent)
+      break;
+    if (gemv) {
+      if (!gemvShaped(d))
+        break;
+      continue;
+    }
+    // A strided batch: same shape, no epilogue operands, weights and
+    // outputs at one spacing, and activations only on a leading run.
+    const GemmDesc &previous = run[count - 1];
+    intptr_t bGap = byteGap(first.b, run[1].b), cGap = byteGap(first.c, run[1].c);
+    bool evenlySpaced = d.n == first.n && !d.bias && !d.residual && !first.bias &&
+                        !first.residual && byteGap(previous.b, d.b) == bGap &&
+                        byteGap(previous.c, d.c) == cGap && bGap % eb == 0 &&
+                        cGap % eb == 0 && cGap >= cBytes(first) &&
+                        (d.activation == previous.activation || d.activation == 0);
+    if (!evenlySpaced)
+      break;
+  }
+  merge.count = count;
+  merge.gemv = gemv;
+  if (gemv || count == 1)
+    return merge;
+  GemmDesc batched = first;
+  batched.batch = static_cast<int64_t>(count);
+  batched.strideA = 0;
+  batched.strideB = byteGap(first.b, run[1].b) / eb;
+  batched.strideC = byteGap(first.c, run[1].c) / eb;
+  int64_t activated = 0;
+  while (activated < batched.batch && run[activated].activation == first.activation)
+    ++activated;
+  batched.activatedBatches = activated == batched.batch ? -1 : activated;
+  merge.batched = batched;
+  return merge;
+}
+
+std::unique_ptr<GemmPlan> GemmPlan::createGemv(const std::vector<GemmDesc> &parts,
+                                               Elem elem) {
+  std::unique_ptr<GemmPlan> plan(new GemmPlan());
+  plan->desc_ = parts.front();
+  plan->elem_ = elem;
+  for (const GemmDesc &d : parts)
+    plan->gemvParts_.push_back(GemvPart{d.b, d.c, d.bias, d.residual, d.n, d.activation});
+  return plan;
 }
 
 StatusOr<std::unique_ptr<GemmPlan>> GemmPlan::create(cublasLtHandle_t handle,
@@ -43,12 +137,8 @@ StatusOr<std::unique_ptr<GemmPlan>> GemmPlan::create(cublasLtHandle_t handle,
   plan->elem_ = elem;
   // A few rows against a weight stored [n, k]: cuBLASLt's GEMV kernels
   // reach about a third of the memory bandwidth there, ours most of it.
-  auto aligned16 = [](const void *p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-  if (desc.m <= kGemvRows && desc.batch == 1 && desc.transposeB && !desc.transposeA &&
-      desc.k % 8 == 0 && aligned16(desc.a) && aligned16(desc.b)) {
-    plan->gemv_ = true;
-    return plan;
-  }
+  if (gemvShaped(desc))
+    return createGemv({desc}, elem);
   cudaDataType_t type = elem == Elem::BF16 ? CUDA_R_16BF : CUDA_R_32F;
   if (Status s = lt(cublasLtMatmulDescCreate(&plan->op_, CUBLAS_COMPUTE_32F, CUDA_R_32F),
                     "descriptor");
@@ -62,7 +152,8 @@ StatusOr<std::unique_ptr<GemmPlan>> GemmPlan::create(cublasLtHandle_t handle,
   // Which part of the epilogue cuBLASLt can do.
   bool residual = desc.residual != nullptr;
   int act = desc.activation;
-  bool ltActivation = !residual && (act == 0 || act == 3 || act == 4);
+  bool ltActivation = !residual && (act == 0 || act == 3 || act == 4) &&
+                      desc.activatedBatches < 0;
   plan->followUp_ = !ltActivation && act != 0;
   plan->beta_ = residual && !plan->followUp_ ? 1.0f : 0.0f;
   cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_DEFAULT;
@@ -112,8 +203,16 @@ StatusOr<std::unique_ptr<GemmPlan>> GemmPlan::create(cublasLtHandle_t handle,
                                        CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                        &workspaceBytes, sizeof workspaceBytes);
   const void *cPointer = plan->beta_ != 0.0f ? desc.residual : desc.c;
-  uint32_t alignA = alignmentOf(desc.b), alignB = alignmentOf(desc.a),
-           alignC = alignmentOf(cPointer), alignD = alignmentOf(desc.c);
+  // Every batch entry's address: the base's alignment and the stride's.
+  auto alignment = [&](const void *base, int64_t stride) {
+    uint32_t a = alignmentOf(base);
+    if (desc.batch > 1 && stride != 0)
+      a = std::min(a, alignmentOf(reinterpret_cast<const void *>(
+                          static_cast<uintptr_t>(stride * bytesOf(elem)))));
+    return a;
+  };
+  uint32_t alignA = alignment(desc.b, desc.strideB), alignB = alignment(desc.a, desc.strideA),
+           alignC = alignment(cPointer, desc.strideC), alignD = alignment(desc.c, desc.strideC);
   cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
                                        &alignA, sizeof alignA);
   cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
@@ -139,9 +238,9 @@ StatusOr<std::unique_ptr<GemmPlan>> GemmPlan::create(cublasLtHandle_t handle,
 
 Status GemmPlan::run(void *workspace, size_t workspaceBytes,
                      cudaStream_t stream) const {
-  if (gemv_) {
-    gemv(elem_, desc_.a, desc_.b, desc_.c, desc_.bias, desc_.residual, desc_.m,
-         desc_.n, desc_.k, desc_.activation, stream);
+  if (!gemvParts_.empty()) {
+    gemvParts(elem_, desc_.a, gemvParts_.data(), static_cast<int>(gemvParts_.size()),
+              desc_.m, desc_.k, stream);
     return Status::ok();
   }
   float alpha = 1.0f;
@@ -153,9 +252,19 @@ Status GemmPlan::run(void *workspace, size_t workspaceBytes,
       !s)
     return s;
   if (followUp_) {
-    int64_t count = desc_.batch * desc_.m * desc_.n;
-    activationResidual(elem_, desc_.c, desc_.residual, desc_.activation, count,
-                       stream);
+    // Merged batches: the activated ones lead, spaced strideC apart.
+    int64_t batches = desc_.activatedBatches < 0 ? desc_.batch : desc_.activatedBatches;
+    if (desc_.batch == 1 || desc_.strideC == desc_.m * desc_.n) {
+      activationResidual(elem_, desc_.c, desc_.residual, desc_.activation,
+                         batches * desc_.m * desc_.n, stream);
+    } else {
+      for (int64_t i = 0; i < batches; ++i)
+        activationResidual(elem_, static_cast<char *>(desc_.c) + i * desc_.strideC * bytesOf(elem_),
+                           desc_.residual ? static_cast<const char *>(desc_.residual) +
+                                                i * desc_.strideC * bytesOf(elem_)
+                                          : nullptr,
+                           desc_.activation, desc_.m * desc_.n, stream);
+    }
   }
   return Status::ok();
 }

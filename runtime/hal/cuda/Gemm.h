@@ -9,6 +9,7 @@
 #include <cublasLt.h>
 
 #include <memory>
+#include <vector>
 
 namespace gai::cuda {
 
@@ -22,7 +23,23 @@ struct GemmDesc {
   bool transposeA = false, transposeB = false;
   int64_t strideA = 0, strideB = 0, strideC = 0;
   int activation = 0; // the artifact's Activation
+  /// How many leading batch entries take the activation; -1: all. Set
+  /// where GEMMs of different activations were merged into one batch.
+  int64_t activatedBatches = -1;
 };
+
+/// How many GEMMs from the front of `run` (consecutive plan steps) one
+/// launch can do, and the batched GEMM that does them where the launch is
+/// cuBLASLt's: they read the same A and none reads what an earlier one
+/// writes; decode-sized ones become one multi-part GEMV, larger ones whose
+/// weights and outputs are evenly spaced (q/k/v, gate/up stored one after
+/// another) one strided batch.
+struct GemmMerge {
+  size_t count = 1;
+  bool gemv = false;
+  GemmDesc batched; // when !gemv and count > 1
+};
+GemmMerge mergeGemms(const std::vector<GemmDesc> &run, Elem elem);
 
 class GemmPlan {
 public:
@@ -32,6 +49,10 @@ public:
   static StatusOr<std::unique_ptr<GemmPlan>>
   create(cublasLtHandle_t handle, const GemmDesc &desc, Elem elem,
          size_t workspaceBytes);
+  /// One launch of our GEMV for up to kGemvParts decode-sized GEMMs over
+  /// the same A (mergeGemms said they may share it).
+  static std::unique_ptr<GemmPlan> createGemv(const std::vector<GemmDesc> &parts,
+                                              Elem elem);
   ~GemmPlan();
   Status run(void *workspace, size_t workspaceBytes, cudaStream_t stream) const;
 
@@ -45,7 +66,7 @@ private:
   Elem elem_ = Elem::F32;
   float beta_ = 0.0f;
   bool followUp_ = false; // the elementwise kernel after the GEMM
-  bool gemv_ = false;     // decode-sized: our GEMV kernel, not cuBLASLt
+  std::vector<GemvPart> gemvParts_; // decode-sized: our GEMV, not cuBLASLt
 };
 
 } // namespace gai::cuda

@@ -3,6 +3,8 @@
 #include "hal/cuda/Kernels.h"
 #include "hal/cuda/Math.cuh"
 
+#include <initializer_list>
+
 namespace gai::cuda {
 namespace {
 
@@ -122,10 +124,32 @@ void gather(const void *in, void *out, int64_t elementBytes, int64_t count,
     gatherKernel<<<blocksFor(count), kThreads, 0, stream>>>(
         static_cast<const uint64_t *>(in), static_cast<uint64_t *>(out), count, map);
     break;
+  case 16:
+    gatherKernel<<<blocksFor(count), kThreads, 0, stream>>>(
+        static_cast<const uint4 *>(in), static_cast<uint4 *>(out), count, map);
+    break;
   default:
     gatherKernel<<<blocksFor(count), kThreads, 0, stream>>>(
         static_cast<const uint32_t *>(in), static_cast<uint32_t *>(out), count, map);
   }
+}
+
+/// The widest word (16, 8 or 4 bytes) dividing every size in `bytes` and
+/// both pointers' addresses; `elementBytes` when none is wider. Gathers
+/// that keep the last axis whole then move words, not elements.
+int64_t widestWord(int64_t elementBytes, std::initializer_list<int64_t> bytes,
+                   const void *in, const void *out) {
+  for (int64_t word : {16, 8, 4}) {
+    if (word <= elementBytes)
+      break;
+    bool fits = reinterpret_cast<uintptr_t>(in) % word == 0 &&
+                reinterpret_cast<uintptr_t>(out) % word == 0;
+    for (int64_t b : bytes)
+      fits = fits && b % word == 0;
+    if (fits)
+      return word;
+  }
+  return elementBytes;
 }
 
 Shape stridesOf(const Shape &shape) {
@@ -220,47 +244,103 @@ __global__ void activationResidualKernel(T *c, const T *residual, int activation
   c[i] = fromFloat<T>(x);
 }
 
-/// 16 bytes of T as floats.
-__device__ __forceinline__ void unpack(const float *p, float (&out)[8], int &count) {
-  float4 v = *reinterpret_cast<const float4 *>(p);
-  out[0] = v.x, out[1] = v.y, out[2] = v.z, out[3] = v.w;
-  count = 4;
+/// activationResidualKernel 16 bytes per thread.
+template <typename T>
+__global__ void activationResidualVectorKernel(uint4 *c, const uint4 *residual,
+                                               int activation, int64_t vectors) {
+  constexpr int kVec = 16 / sizeof(T);
+  int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i >= vectors)
+    return;
+  uint4 cv = c[i], rv = residual ? residual[i] : make_uint4(0, 0, 0, 0);
+  T *ce = reinterpret_cast<T *>(&cv);
+  const T *re = reinterpret_cast<const T *>(&rv);
+#pragma unroll
+  for (int j = 0; j < kVec; ++j)
+    ce[j] = fromFloat<T>(activate(toFloat(ce[j]), activation) + toFloat(re[j]));
+  c[i] = cv;
 }
-__device__ __forceinline__ void unpack(const __nv_bfloat16 *p, float (&out)[8],
-                                       int &count) {
-  uint4 v = *reinterpret_cast<const uint4 *>(p);
+
+/// 16 bytes of T as floats (4 for f32, 8 for bf16).
+__device__ __forceinline__ void unpack(uint4 v, float (&out)[8], const float *) {
+  out[0] = __uint_as_float(v.x), out[1] = __uint_as_float(v.y);
+  out[2] = __uint_as_float(v.z), out[3] = __uint_as_float(v.w);
+}
+__device__ __forceinline__ void unpack(uint4 v, float (&out)[8], const __nv_bfloat16 *) {
   const __nv_bfloat16 *h = reinterpret_cast<const __nv_bfloat16 *>(&v);
 #pragma unroll
   for (int i = 0; i < 8; ++i)
     out[i] = __bfloat162float(h[i]);
-  count = 8;
 }
+
+/// A weight load that skips L1: each weight byte is read once per step.
+__device__ __forceinline__ uint4 loadStreaming(const void *p) {
+  uint4 v;
+  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n"
+      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+      : "l"(p));
+  return v;
+}
+
+/// acc[r] += the 16 bytes of weights `wv` · a[r, i : i + 16 bytes].
+template <typename T>
+__device__ __forceinline__ void gemvChunk(uint4 wv, const T *a, int m, int64_t k,
+                                          int64_t i, float (&acc)[kGemvRows]) {
+  constexpr int kVec = 16 / sizeof(T);
+  float wf[8], af[8];
+  unpack(wv, wf, a);
+#pragma unroll
+  for (int r = 0; r < kGemvRows; ++r) {
+    if (r >= m)
+      break;
+    unpack(*reinterpret_cast<const uint4 *>(a + r * k + i), af, a);
+#pragma unroll
+    for (int j = 0; j < kVec; ++j)
+      acc[r] += wf[j] * af[j];
+  }
+}
+
+struct GemvLaunch {
+  GemvPart parts[kGemvParts];
+  int64_t blockEnd[kGemvParts]; // the blocks of parts [0, p]
+  int count;
+};
+
+constexpr int kGemvColumnsPerBlock = 8; // a warp per column
 
 template <typename T>
 __global__ void __launch_bounds__(256)
-    gemvKernel(const T *a, const T *w, T *c, const T *bias, const T *residual,
-               int m, int64_t n, int64_t k, int activation) {
+    gemvKernel(const T *a, GemvLaunch launch, int m, int64_t k) {
   constexpr int kVec = 16 / sizeof(T);
-  int64_t col = blockIdx.x * 8 + threadIdx.x / 32;
+  constexpr int64_t kStride = 32 * kVec;
+  // Loads in flight per lane: memory speed needs several per warp.
+  constexpr int kUnroll = 4;
+  int part = 0;
+  while (part + 1 < launch.count && blockIdx.x >= launch.blockEnd[part])
+    ++part;
+  const GemvPart &g = launch.parts[part];
+  int64_t firstBlock = part == 0 ? 0 : launch.blockEnd[part - 1];
+  int64_t col = (blockIdx.x - firstBlock) * kGemvColumnsPerBlock + threadIdx.x / 32;
   int lane = threadIdx.x % 32;
-  if (col >= n)
+  if (col >= g.n)
     return;
   float acc[kGemvRows] = {};
-  const T *row = w + col * k;
-  for (int64_t i = lane * kVec; i < k; i += 32 * kVec) {
-    float wv[8], av[8];
-    int count;
-    unpack(row + i, wv, count);
+  const T *row = static_cast<const T *>(g.w) + col * k;
+  int64_t i = lane * kVec;
+  for (; i + (kUnroll - 1) * kStride < k; i += kUnroll * kStride) {
+    uint4 wv[kUnroll];
 #pragma unroll
-    for (int r = 0; r < kGemvRows; ++r) {
-      if (r >= m)
-        break;
-      unpack(a + r * k + i, av, count);
+    for (int u = 0; u < kUnroll; ++u)
+      wv[u] = loadStreaming(row + i + u * kStride);
 #pragma unroll
-      for (int j = 0; j < kVec; ++j)
-        acc[r] += wv[j] * av[j];
-    }
+    for (int u = 0; u < kUnroll; ++u)
+      gemvChunk(wv[u], a, m, k, i + u * kStride, acc);
   }
+  for (; i < k; i += kStride)
+    gemvChunk(loadStreaming(row + i), a, m, k, i, acc);
+  const T *bias = static_cast<const T *>(g.bias);
+  const T *residual = static_cast<const T *>(g.residual);
+  T *c = static_cast<T *>(g.c);
 #pragma unroll
   for (int r = 0; r < kGemvRows; ++r) {
     if (r >= m)
@@ -271,31 +351,41 @@ __global__ void __launch_bounds__(256)
     if (lane == 0) {
       if (bias)
         x += toFloat(bias[col]);
-      x = activate(x, activation);
+      x = activate(x, g.activation);
       if (residual)
-        x += toFloat(residual[r * n + col]);
-      c[r * n + col] = fromFloat<T>(x);
+        x += toFloat(residual[r * g.n + col]);
+      c[r * g.n + col] = fromFloat<T>(x);
     }
   }
 }
 
 } // namespace
 
+void gemvParts(Elem e, const void *a, const GemvPart *parts, int count, int64_t m,
+               int64_t k, cudaStream_t stream) {
+  GemvLaunch launch{};
+  launch.count = count;
+  int64_t blocks = 0;
+  for (int p = 0; p < count; ++p) {
+    launch.parts[p] = parts[p];
+    blocks += (parts[p].n + kGemvColumnsPerBlock - 1) / kGemvColumnsPerBlock;
+    launch.blockEnd[p] = blocks;
+  }
+  if (blocks == 0)
+    return;
+  if (e == Elem::BF16)
+    gemvKernel<<<static_cast<unsigned>(blocks), 256, 0, stream>>>(
+        static_cast<const __nv_bfloat16 *>(a), launch, static_cast<int>(m), k);
+  else
+    gemvKernel<<<static_cast<unsigned>(blocks), 256, 0, stream>>>(
+        static_cast<const float *>(a), launch, static_cast<int>(m), k);
+}
+
 void gemv(Elem e, const void *a, const void *w, void *c, const void *bias,
           const void *residual, int64_t m, int64_t n, int64_t k, int activation,
           cudaStream_t stream) {
-  auto blocks = static_cast<unsigned>((n + 7) / 8);
-  if (e == Elem::BF16)
-    gemvKernel<<<blocks, 256, 0, stream>>>(
-        static_cast<const __nv_bfloat16 *>(a), static_cast<const __nv_bfloat16 *>(w),
-        static_cast<__nv_bfloat16 *>(c), static_cast<const __nv_bfloat16 *>(bias),
-        static_cast<const __nv_bfloat16 *>(residual), static_cast<int>(m), n, k,
-        activation);
-  else
-    gemvKernel<<<blocks, 256, 0, stream>>>(
-        static_cast<const float *>(a), static_cast<const float *>(w),
-        static_cast<float *>(c), static_cast<const float *>(bias),
-        static_cast<const float *>(residual), static_cast<int>(m), n, k, activation);
+  GemvPart part{w, c, bias, residual, n, activation};
+  gemvParts(e, a, &part, 1, m, k, stream);
 }
 
 void embedding(Elem e, const void *table, int64_t vocab, int64_t dim,
@@ -341,24 +431,43 @@ void take(const uint32_t *x, const int32_t *rows, int64_t batch, int64_t t,
 
 void transpose(const void *in, void *out, int64_t elementBytes, const Shape &shape,
                const Shape &perm, cudaStream_t stream) {
-  Shape strides = stridesOf(shape);
+  Shape words = shape;
+  int64_t last = shape.rank - 1;
+  if (last >= 0 && perm.dims[last] == last) {
+    int64_t word = widestWord(elementBytes, {shape.dims[last] * elementBytes}, in, out);
+    words.dims[last] = shape.dims[last] * elementBytes / word;
+    elementBytes = word;
+  }
+  Shape strides = stridesOf(words);
   TransposeMap map{};
-  map.outShape.rank = map.inStrides.rank = shape.rank;
+  map.outShape.rank = map.inStrides.rank = words.rank;
   int64_t count = 1;
-  for (int64_t d = 0; d < shape.rank; ++d) {
-    map.outShape.dims[d] = shape.dims[perm.dims[d]];
+  for (int64_t d = 0; d < words.rank; ++d) {
+    map.outShape.dims[d] = words.dims[perm.dims[d]];
     map.inStrides.dims[d] = strides.dims[perm.dims[d]];
-    count *= shape.dims[d];
+    count *= words.dims[d];
   }
   gather(in, out, elementBytes, count, map, stream);
 }
 
 void slice(const void *in, void *out, int64_t elementBytes, const Shape &shape,
            const Shape &offsets, const Shape &sizes, cudaStream_t stream) {
-  SliceMap map{sizes, stridesOf(shape), offsets};
+  Shape words = shape, wordOffsets = offsets, wordSizes = sizes;
+  int64_t last = shape.rank - 1;
+  if (last >= 0) {
+    int64_t word = widestWord(elementBytes,
+                              {shape.dims[last] * elementBytes, offsets.dims[last] * elementBytes,
+                               sizes.dims[last] * elementBytes},
+                              in, out);
+    words.dims[last] = shape.dims[last] * elementBytes / word;
+    wordOffsets.dims[last] = offsets.dims[last] * elementBytes / word;
+    wordSizes.dims[last] = sizes.dims[last] * elementBytes / word;
+    elementBytes = word;
+  }
+  SliceMap map{wordSizes, stridesOf(words), wordOffsets};
   int64_t count = 1;
-  for (int64_t d = 0; d < sizes.rank; ++d)
-    count *= sizes.dims[d];
+  for (int64_t d = 0; d < wordSizes.rank; ++d)
+    count *= wordSizes.dims[d];
   gather(in, out, elementBytes, count, map, stream);
 }
 
@@ -421,6 +530,19 @@ void activationResidual(Elem e, void *c, const void *residual, int activation,
                         int64_t count, cudaStream_t stream) {
   if (count == 0)
     return;
+  int64_t bytes = count * (e == Elem::BF16 ? 2 : 4);
+  if (widestWord(1, {bytes}, c, residual ? residual : c) == 16) {
+    int64_t vectors = bytes / 16;
+    auto *cv = static_cast<uint4 *>(c);
+    auto *rv = static_cast<const uint4 *>(residual);
+    if (e == Elem::BF16)
+      activationResidualVectorKernel<__nv_bfloat16>
+          <<<blocksFor(vectors), kThreads, 0, stream>>>(cv, rv, activation, vectors);
+    else
+      activationResidualVectorKernel<float>
+          <<<blocksFor(vectors), kThreads, 0, stream>>>(cv, rv, activation, vectors);
+    return;
+  }
   if (e == Elem::BF16)
     activationResidualKernel<<<blocksFor(count), kThreads, 0, stream>>>(
         static_cast<__nv_bfloat16 *>(c), static_cast<const __nv_bfloat16 *>(residual),

@@ -72,6 +72,20 @@ void gemv(Elem e, const void *a, const void *w, void *c, const void *bias,
           const void *residual, int64_t m, int64_t n, int64_t k, int activation,
           cudaStream_t stream);
 
+/// One product of a multi-part GEMV: its own weights, output and epilogue.
+struct GemvPart {
+  const void *w;
+  void *c;
+  const void *bias, *residual;
+  int64_t n;
+  int activation;
+};
+constexpr int kGemvParts = 4;
+/// Up to kGemvParts GEMVs over the same A in one launch (q/k/v, gate/up):
+/// one launch instead of several, and no small launch starving the GPU.
+void gemvParts(Elem e, const void *a, const GemvPart *parts, int count, int64_t m,
+               int64_t k, cudaStream_t stream);
+
 /// As the CPU's AttentionArgs (hal/cpu/Kernels.h).
 struct AttentionParams {
   const void *q, *k, *v;
