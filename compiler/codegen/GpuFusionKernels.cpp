@@ -18,6 +18,7 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/SmallPtrSet.h"
 #include "llvm/Support/MathExtras.h"
 
 #include <cmath>
@@ -120,8 +121,20 @@ void GpuKernelBuilder::chooseShape() {
   // read a byte at a time.
   int64_t widest = 1;
   bool scalarOnly = false;
-  SmallVector<Value> memoryValues(body.getArguments().begin(),
-                                  body.getArguments().end());
+  // RoPE positions are one element per row (loaded by row index), not a
+  // row: they neither set the vector width nor the row length.
+  llvm::SmallPtrSet<Value, 2> positions;
+  bool needsStatistics = false;
+  for (Operation &op : body.without_terminator()) {
+    if (auto rope = dyn_cast<RopeOp>(op))
+      positions.insert(rope.getPositions());
+    else if (isRowOp(&op))
+      needsStatistics = true;
+  }
+  SmallVector<Value> memoryValues;
+  for (Value arg : body.getArguments())
+    if (!positions.contains(arg))
+      memoryValues.push_back(arg);
   memoryValues.push_back(fusion->getResult(0));
   for (Value v : memoryValues) {
     if (rowLength(v) <= 1)
@@ -139,7 +152,8 @@ void GpuKernelBuilder::chooseShape() {
   for (Operation &op : body.without_terminator()) {
     int64_t n = rowLength(op.getResult(0));
     for (Value operand : op.getOperands())
-      longest = std::max(longest, rowLength(operand));
+      if (!positions.contains(operand))
+        longest = std::max(longest, rowLength(operand));
     longest = std::max(longest, n);
     if (!fits(n))
       vectorWidth = 1;
@@ -149,7 +163,12 @@ void GpuKernelBuilder::chooseShape() {
   }
   longest = std::max(longest, rowLength(fusion->getResult(0)));
   int64_t vectors = llvm::divideCeil(longest, vectorWidth);
-  if (vectors <= kWarp) {
+  if (vectors <= kWarp && !needsStatistics) {
+    // Nothing crosses threads: a thread per vector, rows packed into the
+    // block (a RoPE over 64-wide heads is 8 threads a row, not a warp).
+    threadsPerRow = static_cast<int64_t>(llvm::PowerOf2Ceil(vectors));
+    rowsPerBlock = std::min<int64_t>(kMaxBlock / threadsPerRow, rows);
+  } else if (vectors <= kWarp) {
     threadsPerRow = kWarp;
     rowsPerBlock = std::min<int64_t>(kMaxBlock / kWarp, rows);
   } else {
