@@ -435,6 +435,8 @@ INSTANTIATE_TEST_SUITE_P(
         AttentionCase{1, 8, 2, 1, 2048, 64, true, 0, true, true},
         AttentionCase{2, 4, 2, 1, 1500, 128, true, 0, true, false},
         AttentionCase{1, 4, 4, 1, 900, 256, true, 100, true, false},
+        AttentionCase{1, 4, 2, 1, 700, 256, true, 0, true, true},
+        AttentionCase{3, 8, 8, 2, 333, 128, true, 50, true, true},
         // Small prefill chunks and odd head dims on the general kernel.
         AttentionCase{2, 4, 2, 16, 64, 16, true, 0, true, false},
         AttentionCase{1, 2, 1, 40, 40, 80, true, 0, false, true}),

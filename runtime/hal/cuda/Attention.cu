@@ -12,6 +12,7 @@
 #include "hal/cuda/Math.cuh"
 
 #include <algorithm>
+#include <cstdint>
 
 namespace gai::cuda {
 namespace {
@@ -146,6 +147,129 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
 }
 
+
+/// 16 bytes of T as floats.
+__device__ __forceinline__ void unpack16(uint4 v, float (&out)[8], const float *) {
+  out[0] = __uint_as_float(v.x), out[1] = __uint_as_float(v.y);
+  out[2] = __uint_as_float(v.z), out[3] = __uint_as_float(v.w);
+}
+__device__ __forceinline__ void unpack16(uint4 v, float (&out)[8], const __nv_bfloat16 *) {
+  const __nv_bfloat16 *h = reinterpret_cast<const __nv_bfloat16 *>(&v);
+#pragma unroll
+  for (int i = 0; i < 8; ++i)
+    out[i] = __bfloat162float(h[i]);
+}
+
+/// The general kernel's work with whole 16-byte vectors: L lanes hold one
+/// key's row, so a warp takes 32 / L keys a step and each lane loads two
+/// keys' K and V vectors before using any, several loads in flight where
+/// the per-dimension kernel waits on one at a time. Head dims that are a
+/// power of two of at most 32 vectors (64, 128, 256 in bf16).
+constexpr float kLog2e = 1.4426950408889634f;
+
+template <typename T, int L>
+__global__ void __launch_bounds__(kWarps * 32)
+    vectorAttentionKernel(AttentionParams p, int splits, float *partial, ErrorWord *error,
+                          int step) {
+  constexpr int kVec = 16 / sizeof(T), D = L * kVec;
+  constexpr int kGroups = 32 / L, kSubs = kWarps * kGroups;
+  int row = blockIdx.x; // (b, h, t), t fastest
+  int t = row % p.queries, bh = row / p.queries;
+  int h = bh % p.heads, b = bh / p.heads;
+  int kvh = h / (p.heads / p.kvHeads);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int group = lane / L, part = lane % L, sub = warp * kGroups + group;
+  Range range = keyRange(p, b, t, error, step,
+                         threadIdx.x == 0 && blockIdx.y == 0 && t == 0 && h == 0);
+  if (!range.ok)
+    return;
+  int span = range.last - range.first + 1;
+  int per = (span + splits - 1) / splits;
+  int s0 = range.first + blockIdx.y * per, s1 = min(range.last + 1, s0 + per);
+
+  const T *k = static_cast<const T *>(p.k) +
+               (static_cast<int64_t>(b) * p.kvHeads + kvh) * p.keys * D + part * kVec;
+  const T *v = static_cast<const T *>(p.v) +
+               (static_cast<int64_t>(b) * p.kvHeads + kvh) * p.keys * D + part * kVec;
+  float qf[8], acc[8] = {};
+  unpack16(*reinterpret_cast<const uint4 *>(static_cast<const T *>(p.q) +
+                                            static_cast<int64_t>(row) * D + part * kVec),
+           qf, static_cast<const T *>(nullptr));
+  const bool capped = p.softcap > 0.0f;
+  const float scale = capped ? p.scale : p.scale * kLog2e; // scores in log2 units
+  float m = -INFINITY, l = 0.0f;
+  auto score = [&](uint4 kv, bool valid) {
+    float kf[8], x = 0.0f;
+    unpack16(kv, kf, static_cast<const T *>(nullptr));
+#pragma unroll
+    for (int i = 0; i < kVec; ++i)
+      x += qf[i] * kf[i];
+#pragma unroll
+    for (int offset = L / 2; offset > 0; offset /= 2)
+      x += __shfl_xor_sync(0xffffffffu, x, offset);
+    x *= scale;
+    if (capped)
+      x = p.softcap * tanhf(x / p.softcap) * kLog2e;
+    return valid ? x : -INFINITY;
+  };
+  // Uniform across the warp, so every lane reaches the shuffles.
+  for (int base = s0 + warp * kGroups; base < s1; base += 2 * kSubs) {
+    const int j0 = base + group, j1 = j0 + kSubs;
+    const bool valid0 = j0 < s1, valid1 = j1 < s1;
+    const uint4 zero = make_uint4(0, 0, 0, 0);
+    uint4 k0 = valid0 ? *reinterpret_cast<const uint4 *>(k + static_cast<int64_t>(j0) * D) : zero;
+    uint4 k1 = valid1 ? *reinterpret_cast<const uint4 *>(k + static_cast<int64_t>(j1) * D) : zero;
+    uint4 v0 = valid0 ? *reinterpret_cast<const uint4 *>(v + static_cast<int64_t>(j0) * D) : zero;
+    uint4 v1 = valid1 ? *reinterpret_cast<const uint4 *>(v + static_cast<int64_t>(j1) * D) : zero;
+    float x0 = score(k0, valid0), x1 = score(k1, valid1);
+    float mNew = fmaxf(m, fmaxf(x0, x1));
+    if (mNew == -INFINITY)
+      continue;
+    float correction = exp2f(m - mNew), w0 = exp2f(x0 - mNew), w1 = exp2f(x1 - mNew);
+    l = l * correction + w0 + w1;
+    float vf0[8], vf1[8];
+    unpack16(v0, vf0, static_cast<const T *>(nullptr));
+    unpack16(v1, vf1, static_cast<const T *>(nullptr));
+#pragma unroll
+    for (int i = 0; i < kVec; ++i)
+      acc[i] = acc[i] * correction + w0 * vf0[i] + w1 * vf1[i];
+    m = mNew;
+  }
+
+  // Merge the sub-warps: each rescales to the block's max (natural log).
+  __shared__ float sm[kSubs], sl[kSubs], sacc[kSubs][D];
+  if (part == 0) {
+    sm[sub] = m == -INFINITY ? m : m / kLog2e;
+    sl[sub] = l;
+  }
+#pragma unroll
+  for (int i = 0; i < kVec; ++i)
+    sacc[sub][part * kVec + i] = acc[i];
+  __syncthreads();
+  float M = -INFINITY;
+  for (int w = 0; w < kSubs; ++w)
+    M = fmaxf(M, sm[w]);
+  float L2 = 0.0f;
+  for (int w = 0; w < kSubs; ++w)
+    L2 += M == -INFINITY ? 0.0f : sl[w] * expf(sm[w] - M);
+  for (int d = threadIdx.x; d < D; d += blockDim.x) {
+    float a = 0.0f;
+    for (int w = 0; w < kSubs; ++w)
+      a += M == -INFINITY ? 0.0f : sacc[w][d] * expf(sm[w] - M);
+    if (splits == 1) {
+      T *out = static_cast<T *>(p.out) + static_cast<int64_t>(row) * D;
+      out[d] = fromFloat<T>(L2 > 0.0f ? a / L2 : 0.0f);
+    } else {
+      float *mine = partial + (static_cast<int64_t>(row) * splits + blockIdx.y) * (D + 2);
+      mine[2 + d] = a;
+      if (d == 0) {
+        mine[0] = M;
+        mine[1] = L2;
+      }
+    }
+  }
+}
+
 template <typename T>
 __global__ void combineKernel(AttentionParams p, int splits, const float *partial) {
   int row = blockIdx.x;
@@ -173,8 +297,29 @@ void launch(const AttentionParams &p, int splits, float *workspace, ErrorWord *e
             int step, cudaStream_t stream) {
   dim3 grid(static_cast<unsigned>(p.batch * p.heads * p.queries),
             static_cast<unsigned>(splits));
-  attentionKernel<T><<<grid, kWarps * 32, 0, stream>>>(p, splits, workspace, error,
-                                                       step);
+  constexpr int64_t kVec = 16 / sizeof(T);
+  const int64_t lanesPerKey = p.headDim / kVec;
+  auto aligned = [](const void *ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; };
+  bool vectors = p.headDim == p.valueDim && p.headDim % kVec == 0 && lanesPerKey <= 32 &&
+                 (lanesPerKey & (lanesPerKey - 1)) == 0 && aligned(p.q) && aligned(p.k) &&
+                 aligned(p.v);
+  auto run = [&](auto kernel) {
+    kernel<<<grid, kWarps * 32, 0, stream>>>(p, splits, workspace, error, step);
+  };
+  if (!vectors)
+    run(attentionKernel<T>);
+  else if (lanesPerKey == 1)
+    run(vectorAttentionKernel<T, 1>);
+  else if (lanesPerKey == 2)
+    run(vectorAttentionKernel<T, 2>);
+  else if (lanesPerKey == 4)
+    run(vectorAttentionKernel<T, 4>);
+  else if (lanesPerKey == 8)
+    run(vectorAttentionKernel<T, 8>);
+  else if (lanesPerKey == 16)
+    run(vectorAttentionKernel<T, 16>);
+  else
+    run(vectorAttentionKernel<T, 32>);
   if (splits > 1)
     combineKernel<T><<<grid.x, 128, 0, stream>>>(p, splits, workspace);
 }
