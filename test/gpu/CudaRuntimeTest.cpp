@@ -62,6 +62,17 @@ std::vector<float> floatsOf(const TensorRef &t) {
   return out;
 }
 
+/// `host` on the GPU as `dtype` (f32 or bf16); the caller frees it.
+void *uploadAs(const std::vector<float> &host, DType dtype) {
+  size_t elem = dtype == DType::BF16 ? 2 : 4;
+  void *d = nullptr;
+  EXPECT_EQ(cudaMalloc(&d, host.size() * elem), cudaSuccess);
+  std::vector<uint8_t> bytes(host.size() * elem);
+  convertFloats(host.data(), DType::F32, bytes.data(), dtype, host.size());
+  cudaMemcpy(d, bytes.data(), bytes.size(), cudaMemcpyHostToDevice);
+  return d;
+}
+
 using Case = std::tuple<const char *, const char *>; // family, dtype
 class CudaNumerics : public ::testing::TestWithParam<Case> {};
 
@@ -198,15 +209,8 @@ TEST_P(CudaAttention, MatchesTheCpuKernel) {
 
   size_t elem = c.bf16 ? 2 : 4;
   DType dtype = c.bf16 ? DType::BF16 : DType::F32;
-  auto upload = [&](const std::vector<float> &host) {
-    void *d = nullptr;
-    EXPECT_EQ(cudaMalloc(&d, host.size() * elem), cudaSuccess);
-    std::vector<uint8_t> bytes(host.size() * elem);
-    convertFloats(host.data(), DType::F32, bytes.data(), dtype, host.size());
-    cudaMemcpy(d, bytes.data(), bytes.size(), cudaMemcpyHostToDevice);
-    return d;
-  };
-  void *dq = upload(q), *dk = upload(k), *dv = upload(v), *dout = nullptr;
+  void *dq = uploadAs(q, dtype), *dk = uploadAs(k, dtype), *dv = uploadAs(v, dtype),
+       *dout = nullptr;
   cudaMalloc(&dout, qn * elem);
   cudaMemset(dout, 0xff, qn * elem); // NaN: every element must be written
   int32_t *dstarts = nullptr;
@@ -293,13 +297,8 @@ TEST_P(CudaGemv, MatchesTheHostProduct) {
   DType dtype = c.bf16 ? DType::BF16 : DType::F32;
   std::vector<void *> buffers;
   auto upload = [&](const std::vector<float> &host) {
-    void *d = nullptr;
-    EXPECT_EQ(cudaMalloc(&d, host.size() * elem), cudaSuccess);
-    std::vector<uint8_t> bytes(host.size() * elem);
-    convertFloats(host.data(), DType::F32, bytes.data(), dtype, host.size());
-    cudaMemcpy(d, bytes.data(), bytes.size(), cudaMemcpyHostToDevice);
-    buffers.push_back(d);
-    return d;
+    buffers.push_back(uploadAs(host, dtype));
+    return buffers.back();
   };
   void *da = upload(a), *dw = upload(w), *dbias = upload(bias), *dres = upload(residual);
   void *dc = upload(std::vector<float>(static_cast<size_t>(c.m * c.n), NAN));

@@ -57,22 +57,72 @@ __device__ Range keyRange(const AttentionParams &p, int b, int t, ErrorWord *err
   return {first, last, true};
 }
 
+/// The query row a block (blockIdx.x = (b, h, t), t fastest) works on, its
+/// KV head, and the keys [s0, s1) of its split (blockIdx.y).
+struct BlockKeys {
+  int row, b, kvh, s0, s1;
+  bool ok;
+};
+__device__ BlockKeys blockKeys(const AttentionParams &p, int splits, ErrorWord *error,
+                               int step) {
+  BlockKeys bk{};
+  bk.row = blockIdx.x;
+  int t = bk.row % p.queries, bh = bk.row / p.queries;
+  int h = bh % p.heads;
+  bk.b = bh / p.heads;
+  bk.kvh = h / (p.heads / p.kvHeads);
+  Range range = keyRange(p, bk.b, t, error, step,
+                         threadIdx.x == 0 && blockIdx.y == 0 && t == 0 && h == 0);
+  bk.ok = range.ok;
+  int span = range.last - range.first + 1;
+  int per = (span + splits - 1) / splits;
+  bk.s0 = range.first + blockIdx.y * per;
+  bk.s1 = min(range.last + 1, bk.s0 + per);
+  return bk;
+}
+
+/// The end of a query row's block: merges its `parts` partial softmax
+/// states from shared memory (max in natural-log units, sum, unnormalised
+/// output at acc + part·stride), then writes the output row or, when the
+/// keys are split, this split's partial for combineKernel.
+template <typename T>
+__device__ void finishRow(const AttentionParams &p, int row, int splits, float *partial,
+                          const float *maxes, const float *sums, const float *acc,
+                          int parts, int stride) {
+  const int Dv = static_cast<int>(p.valueDim);
+  float M = -INFINITY;
+  for (int w = 0; w < parts; ++w)
+    M = fmaxf(M, maxes[w]);
+  float L = 0.0f;
+  for (int w = 0; w < parts; ++w)
+    L += M == -INFINITY ? 0.0f : sums[w] * expf(maxes[w] - M);
+  for (int d = threadIdx.x; d < Dv; d += blockDim.x) {
+    float a = 0.0f;
+    for (int w = 0; w < parts; ++w)
+      a += M == -INFINITY ? 0.0f : acc[w * stride + d] * expf(maxes[w] - M);
+    if (splits == 1) {
+      T *out = static_cast<T *>(p.out) + static_cast<int64_t>(row) * Dv;
+      out[d] = fromFloat<T>(L > 0.0f ? a / L : 0.0f);
+    } else {
+      float *mine = partial + (static_cast<int64_t>(row) * splits + blockIdx.y) * (Dv + 2);
+      mine[2 + d] = a;
+      if (d == 0) {
+        mine[0] = M;
+        mine[1] = L;
+      }
+    }
+  }
+}
+
 template <typename T>
 __global__ void __launch_bounds__(kWarps * 32)
     attentionKernel(AttentionParams p, int splits, float *partial, ErrorWord *error,
                     int step) {
-  int row = blockIdx.x; // (b, h, t), t fastest
-  int t = row % p.queries, bh = row / p.queries;
-  int h = bh % p.heads, b = bh / p.heads;
-  int kvh = h / (p.heads / p.kvHeads);
-  int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  Range range = keyRange(p, b, t, error, step,
-                         threadIdx.x == 0 && blockIdx.y == 0 && t == 0 && h == 0);
-  if (!range.ok)
+  const BlockKeys bk = blockKeys(p, splits, error, step);
+  if (!bk.ok)
     return;
-  int span = range.last - range.first + 1;
-  int per = (span + splits - 1) / splits;
-  int s0 = range.first + blockIdx.y * per, s1 = min(range.last + 1, s0 + per);
+  const int row = bk.row, b = bk.b, kvh = bk.kvh, s0 = bk.s0, s1 = bk.s1;
+  int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
 
   const int D = static_cast<int>(p.headDim), Dv = static_cast<int>(p.valueDim);
   const T *q = static_cast<const T *>(p.q) + static_cast<int64_t>(row) * D;
@@ -121,43 +171,7 @@ __global__ void __launch_bounds__(kWarps * 32)
   for (int i = 0; i < kMaxPerLane; ++i)
     sacc[warp][lane + 32 * i] = acc[i];
   __syncthreads();
-  float M = -INFINITY;
-  for (int w = 0; w < kWarps; ++w)
-    M = fmaxf(M, sm[w]);
-  float scale[kWarps], L = 0.0f;
-  for (int w = 0; w < kWarps; ++w) {
-    scale[w] = M == -INFINITY ? 0.0f : expf(sm[w] - M);
-    L += sl[w] * scale[w];
-  }
-  for (int d = threadIdx.x; d < Dv; d += blockDim.x) {
-    float a = 0.0f;
-    for (int w = 0; w < kWarps; ++w)
-      a += sacc[w][d] * scale[w];
-    if (splits == 1) {
-      T *out = static_cast<T *>(p.out) + static_cast<int64_t>(row) * Dv;
-      out[d] = fromFloat<T>(L > 0.0f ? a / L : 0.0f);
-    } else {
-      float *mine = partial + (static_cast<int64_t>(row) * splits + blockIdx.y) * (Dv + 2);
-      mine[2 + d] = a;
-      if (d == 0) {
-        mine[0] = M;
-        mine[1] = L;
-      }
-    }
-  }
-}
-
-
-/// 16 bytes of T as floats.
-__device__ __forceinline__ void unpack16(uint4 v, float (&out)[8], const float *) {
-  out[0] = __uint_as_float(v.x), out[1] = __uint_as_float(v.y);
-  out[2] = __uint_as_float(v.z), out[3] = __uint_as_float(v.w);
-}
-__device__ __forceinline__ void unpack16(uint4 v, float (&out)[8], const __nv_bfloat16 *) {
-  const __nv_bfloat16 *h = reinterpret_cast<const __nv_bfloat16 *>(&v);
-#pragma unroll
-  for (int i = 0; i < 8; ++i)
-    out[i] = __bfloat162float(h[i]);
+  finishRow<T>(p, row, splits, partial, sm, sl, &sacc[0][0], kWarps, kMaxPerLane * 32);
 }
 
 /// The general kernel's work with whole 16-byte vectors: L lanes hold one
@@ -173,19 +187,12 @@ __global__ void __launch_bounds__(kWarps * 32)
                           int step) {
   constexpr int kVec = 16 / sizeof(T), D = L * kVec;
   constexpr int kGroups = 32 / L, kSubs = kWarps * kGroups;
-  int row = blockIdx.x; // (b, h, t), t fastest
-  int t = row % p.queries, bh = row / p.queries;
-  int h = bh % p.heads, b = bh / p.heads;
-  int kvh = h / (p.heads / p.kvHeads);
+  const BlockKeys bk = blockKeys(p, splits, error, step);
+  if (!bk.ok)
+    return;
+  const int row = bk.row, b = bk.b, kvh = bk.kvh, s0 = bk.s0, s1 = bk.s1;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int group = lane / L, part = lane % L, sub = warp * kGroups + group;
-  Range range = keyRange(p, b, t, error, step,
-                         threadIdx.x == 0 && blockIdx.y == 0 && t == 0 && h == 0);
-  if (!range.ok)
-    return;
-  int span = range.last - range.first + 1;
-  int per = (span + splits - 1) / splits;
-  int s0 = range.first + blockIdx.y * per, s1 = min(range.last + 1, s0 + per);
 
   const T *k = static_cast<const T *>(p.k) +
                (static_cast<int64_t>(b) * p.kvHeads + kvh) * p.keys * D + part * kVec;
@@ -246,28 +253,7 @@ __global__ void __launch_bounds__(kWarps * 32)
   for (int i = 0; i < kVec; ++i)
     sacc[sub][part * kVec + i] = acc[i];
   __syncthreads();
-  float M = -INFINITY;
-  for (int w = 0; w < kSubs; ++w)
-    M = fmaxf(M, sm[w]);
-  float L2 = 0.0f;
-  for (int w = 0; w < kSubs; ++w)
-    L2 += M == -INFINITY ? 0.0f : sl[w] * expf(sm[w] - M);
-  for (int d = threadIdx.x; d < D; d += blockDim.x) {
-    float a = 0.0f;
-    for (int w = 0; w < kSubs; ++w)
-      a += M == -INFINITY ? 0.0f : sacc[w][d] * expf(sm[w] - M);
-    if (splits == 1) {
-      T *out = static_cast<T *>(p.out) + static_cast<int64_t>(row) * D;
-      out[d] = fromFloat<T>(L2 > 0.0f ? a / L2 : 0.0f);
-    } else {
-      float *mine = partial + (static_cast<int64_t>(row) * splits + blockIdx.y) * (D + 2);
-      mine[2 + d] = a;
-      if (d == 0) {
-        mine[0] = M;
-        mine[1] = L2;
-      }
-    }
-  }
+  finishRow<T>(p, row, splits, partial, sm, sl, &sacc[0][0], kSubs, D);
 }
 
 template <typename T>

@@ -261,18 +261,6 @@ __global__ void activationResidualVectorKernel(uint4 *c, const uint4 *residual,
   c[i] = cv;
 }
 
-/// 16 bytes of T as floats (4 for f32, 8 for bf16).
-__device__ __forceinline__ void unpack(uint4 v, float (&out)[8], const float *) {
-  out[0] = __uint_as_float(v.x), out[1] = __uint_as_float(v.y);
-  out[2] = __uint_as_float(v.z), out[3] = __uint_as_float(v.w);
-}
-__device__ __forceinline__ void unpack(uint4 v, float (&out)[8], const __nv_bfloat16 *) {
-  const __nv_bfloat16 *h = reinterpret_cast<const __nv_bfloat16 *>(&v);
-#pragma unroll
-  for (int i = 0; i < 8; ++i)
-    out[i] = __bfloat162float(h[i]);
-}
-
 /// A weight load that skips L1: each weight byte is read once per step.
 __device__ __forceinline__ uint4 loadStreaming(const void *p) {
   uint4 v;
@@ -288,12 +276,12 @@ __device__ __forceinline__ void gemvChunk(uint4 wv, const T *a, int m, int64_t k
                                           int64_t i, float (&acc)[kGemvRows]) {
   constexpr int kVec = 16 / sizeof(T);
   float wf[8], af[8];
-  unpack(wv, wf, a);
+  unpack16(wv, wf, a);
 #pragma unroll
   for (int r = 0; r < kGemvRows; ++r) {
     if (r >= m)
       break;
-    unpack(*reinterpret_cast<const uint4 *>(a + r * k + i), af, a);
+    unpack16(*reinterpret_cast<const uint4 *>(a + r * k + i), af, a);
 #pragma unroll
     for (int j = 0; j < kVec; ++j)
       acc[r] += wf[j] * af[j];

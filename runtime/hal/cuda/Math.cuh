@@ -17,6 +17,19 @@ __device__ __forceinline__ __nv_bfloat16 fromFloat<__nv_bfloat16>(float x) {
   return __float2bfloat16_rn(x);
 }
 
+/// 16 bytes of T as floats: 4 for f32, 8 for bf16 (the pointer only
+/// picks the type).
+__device__ __forceinline__ void unpack16(uint4 v, float (&out)[8], const float *) {
+  out[0] = __uint_as_float(v.x), out[1] = __uint_as_float(v.y);
+  out[2] = __uint_as_float(v.z), out[3] = __uint_as_float(v.w);
+}
+__device__ __forceinline__ void unpack16(uint4 v, float (&out)[8], const __nv_bfloat16 *) {
+  const __nv_bfloat16 *h = reinterpret_cast<const __nv_bfloat16 *>(&v);
+#pragma unroll
+  for (int i = 0; i < 8; ++i)
+    out[i] = __bfloat162float(h[i]);
+}
+
 /// The artifact's activations: 1 silu, 2 gelu (erf), 3 gelu (tanh), 4 relu.
 __device__ __forceinline__ float activate(float x, int activation) {
   switch (activation) {
