@@ -57,7 +57,9 @@ mlir::LogicalResult optimize(mlir::ModuleOp module,
     pm.addPass(mlir::gai::createGaiMasterWeights());
     pm.addPass(mlir::gai::createGaiTrainStep());
   }
-  pm.addNestedPass<mlir::func::FuncOp>(mlir::gai::createGaiFusion());
+  mlir::gai::GaiFusionOptions fusion;
+  fusion.libraryActivations = options.isCuda();
+  pm.addNestedPass<mlir::func::FuncOp>(mlir::gai::createGaiFusion(fusion));
   pm.addPass(mlir::createCanonicalizerPass());
   pm.addPass(mlir::createCSEPass());
   return pm.run(module);

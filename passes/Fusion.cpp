@@ -46,7 +46,11 @@ std::optional<EpilogueActivation> epilogueActivation(Operation *op) {
 }
 
 struct GemmEpiloguePattern : OpRewritePattern<MatmulOp> {
-  using OpRewritePattern::OpRewritePattern;
+  GemmEpiloguePattern(MLIRContext *context, bool libraryActivations)
+      : OpRewritePattern(context), libraryActivations(libraryActivations) {}
+
+  /// Only relu and tanh-gelu: what cuBLASLt's epilogue computes.
+  bool libraryActivations;
 
   LogicalResult matchAndRewrite(MatmulOp matmul,
                                 PatternRewriter &rewriter) const override {
@@ -65,8 +69,11 @@ struct GemmEpiloguePattern : OpRewritePattern<MatmulOp> {
         acc = last->getResult(0);
       }
     }
-    if (std::optional<EpilogueActivation> act =
-            epilogueActivation(onlyUser(acc))) {
+    std::optional<EpilogueActivation> act = epilogueActivation(onlyUser(acc));
+    if (act && libraryActivations && *act != EpilogueActivation::Relu &&
+        *act != EpilogueActivation::GeluTanh)
+      act.reset();
+    if (act) {
       activation = *act;
       last = onlyUser(acc);
       acc = last->getResult(0);
@@ -201,7 +208,7 @@ struct FusionPass : mlir::gai::impl::GaiFusionBase<FusionPass> {
     func::FuncOp func = getOperation();
     if (epilogues) {
       RewritePatternSet patterns(&getContext());
-      populateGemmEpiloguePatterns(patterns);
+      populateGemmEpiloguePatterns(patterns, libraryActivations);
       if (failed(applyPatternsGreedily(func, std::move(patterns))))
         return signalPassFailure();
     }
@@ -217,6 +224,7 @@ struct FusionPass : mlir::gai::impl::GaiFusionBase<FusionPass> {
 
 } // namespace
 
-void mlir::gai::populateGemmEpiloguePatterns(RewritePatternSet &patterns) {
-  patterns.add<GemmEpiloguePattern>(patterns.getContext());
+void mlir::gai::populateGemmEpiloguePatterns(RewritePatternSet &patterns,
+                                             bool libraryActivations) {
+  patterns.add<GemmEpiloguePattern>(patterns.getContext(), libraryActivations);
 }

@@ -18,8 +18,10 @@ namespace gai {
 /// The attention rewrite, for pipelines that run it beside other patterns.
 void populateAttentionRewritePatterns(RewritePatternSet &patterns);
 
-/// matmul (+ bias) (+ activation) (+ residual) -> gai.gemm.
-void populateGemmEpiloguePatterns(RewritePatternSet &patterns);
+/// matmul (+ bias) (+ activation) (+ residual) -> gai.gemm; with
+/// `libraryActivations`, only relu and tanh-gelu are absorbed.
+void populateGemmEpiloguePatterns(RewritePatternSet &patterns,
+                                  bool libraryActivations = false);
 
 /// Reverse mode at `b`'s insertion point: seeds the scalar `loss` with 1,
 /// runs the VJP of each op of `forward` (in program order) in reverse and

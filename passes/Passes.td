@@ -39,6 +39,12 @@ def GaiFusion : Pass<"gai-fusion", "func::FuncOp"> {
   let options = [
     Option<"epilogues", "epilogues", "bool", /*default=*/"true",
            "attach bias, activation and residual adds to GEMMs">,
+    Option<"libraryActivations", "library-activations", "bool",
+           /*default=*/"false",
+           "attach only the activations a GEMM library applies in its own "
+           "epilogue (relu, tanh-gelu): silu and exact gelu then stay with "
+           "their consumers' fusion kernel instead of costing a pass of "
+           "their own after a library GEMM (the CUDA target)">,
   ];
   let dependentDialects = ["::mlir::gai::GaiDialect"];
 }

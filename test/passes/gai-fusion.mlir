@@ -1,5 +1,6 @@
 // RUN: gai-opt %s --gai-fusion --split-input-file | FileCheck %s
 // RUN: gai-opt %s --gai-fusion="epilogues=false" --split-input-file | FileCheck %s --check-prefix=NOEPI
+// RUN: gai-opt %s --gai-fusion="library-activations=true" --split-input-file | FileCheck %s --check-prefix=LIB
 
 // Bias, activation and residual join the GEMM.
 // CHECK-LABEL: func.func @epilogue
@@ -13,6 +14,9 @@
 // NOEPI: gai.gelu tanh
 // NOEPI: gai.add
 // NOEPI: gai.yield
+// With library activations, tanh-gelu (cuBLASLt has it) still joins.
+// LIB-LABEL: func.func @epilogue
+// LIB-NEXT: gai.gemm {{.*}} activation = gelu_tanh
 func.func @epilogue(%x: tensor<2x8x64xf32>, %w: tensor<256x64xf32>, %b: tensor<256xf32>, %r: tensor<2x8x256xf32>) -> tensor<2x8x256xf32> {
   %0 = gai.matmul %x, %w transpose_rhs : (tensor<2x8x64xf32>, tensor<256x64xf32>) -> tensor<2x8x256xf32>
   %1 = gai.add %0, %b : (tensor<2x8x256xf32>, tensor<256xf32>) -> tensor<2x8x256xf32>
@@ -125,4 +129,23 @@ func.func @bias_defined_later(%x: tensor<8x64xf32>) -> tensor<8x32xf32> {
   %b = gai.param "b" : tensor<32xf32>
   %1 = gai.add %0, %b : (tensor<8x32xf32>, tensor<32xf32>) -> tensor<8x32xf32>
   return %1 : tensor<8x32xf32>
+}
+
+// -----
+
+// silu is not in cuBLASLt's epilogue: with library activations the GEMM
+// keeps only its bias, and silu joins the SwiGLU product's kernel.
+// LIB-LABEL: func.func @library_silu
+// LIB: %[[G:.*]] = gai.gemm %{{.*}}, %{{.*}} bias %{{.*}} transpose_rhs :
+// LIB: gai.fusion %[[G]]
+// LIB: gai.silu
+// LIB: gai.mul
+// CHECK-LABEL: func.func @library_silu
+// CHECK: gai.gemm {{.*}} activation = silu
+func.func @library_silu(%x: tensor<8x64xf32>, %w: tensor<128x64xf32>, %b: tensor<128xf32>, %u: tensor<8x128xf32>) -> tensor<8x128xf32> {
+  %0 = gai.matmul %x, %w transpose_rhs : (tensor<8x64xf32>, tensor<128x64xf32>) -> tensor<8x128xf32>
+  %1 = gai.add %0, %b : (tensor<8x128xf32>, tensor<128xf32>) -> tensor<8x128xf32>
+  %2 = gai.silu %1 : tensor<8x128xf32>
+  %3 = gai.mul %2, %u : (tensor<8x128xf32>, tensor<8x128xf32>) -> tensor<8x128xf32>
+  return %3 : tensor<8x128xf32>
 }
