@@ -145,6 +145,10 @@ SmallVector<SmallVector<Operation *>> formGroups(Block &block) {
         auto rope = dyn_cast<RopeOp>(op);
         if (rope && operand == rope.getPositions())
           continue;
+        // A reduction inside a reduction's row would run serially in that
+        // row's threads; the inner one gets its own kernel, parallel by row.
+        if (isa_and_present<ReduceOp>(producer) && isa<ReduceOp>(op))
+          continue;
         if (!producer || grouped.contains(producer) || !isFusible(producer) ||
             !llvm::all_of(producer->getUsers(),
                           [&](Operation *user) { return user == op; }))

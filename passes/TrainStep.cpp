@@ -68,16 +68,27 @@ private:
     return ConstantOp::create(
         b, DenseElementsAttr::get(type, b.getFloatAttr(type.getElementType(), 0.0)));
   }
-  /// Σ x² over every element, as f32.
+  /// Σ x² over every element, as f32: first along the rows of x's last
+  /// axis (a kernel row each, in parallel), then over the rows' sums.
   Value sumOfSquares(Value x) {
     auto type = typeOf(x);
-    Value flat = ReshapeOp::create(
-        b, RankedTensorType::get({type.getNumElements()}, type.getElementType()), x);
+    int64_t count = type.getNumElements();
+    int64_t row = type.getRank() > 0 ? type.getShape().back() : 1;
+    SmallVector<int64_t> shape = {count};
+    if (row >= 64 && count > row)
+      shape = {count / row, row};
+    Value flat = ReshapeOp::create(b, RankedTensorType::get(shape, type.getElementType()), x);
     if (!type.getElementType().isF32())
-      flat = ConvertOp::create(
-          b, RankedTensorType::get({type.getNumElements()}, b.getF32Type()), flat);
-    return ReduceOp::create(b, ReduceKind::Sum, MulOp::create(b, flat, flat),
-                            ArrayRef<int64_t>{0});
+      flat = ConvertOp::create(b, RankedTensorType::get(shape, b.getF32Type()), flat);
+    Value squares = MulOp::create(b, flat, flat);
+    if (shape.size() == 1)
+      return ReduceOp::create(b, ReduceKind::Sum, squares, ArrayRef<int64_t>{0});
+    // Kept dims: [R, 1] is R kernel rows, where [R] would be one.
+    Value rows = ReduceOp::create(b, RankedTensorType::get({shape[0], 1}, b.getF32Type()),
+                                  ReduceKind::Sum, squares, ArrayRef<int64_t>{1},
+                                  /*keep_dims=*/true);
+    Value column = ReshapeOp::create(b, RankedTensorType::get({shape[0]}, b.getF32Type()), rows);
+    return ReduceOp::create(b, ReduceKind::Sum, column, ArrayRef<int64_t>{0});
   }
 
   LogicalResult buildTrainStep();

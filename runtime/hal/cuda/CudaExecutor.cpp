@@ -25,6 +25,12 @@ constexpr size_t kGemmWorkspace = 32u << 20;
 
 int64_t alignUp(int64_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
+/// Reductions over a middle axis that go to cuBLASLt: sums and means of
+/// rows wide enough to keep its tiles busy.
+bool sumsColumnsByGemm(int kind, int64_t n, int64_t inner) {
+  return (kind == 0 || kind == 1) && n >= 64 && inner >= 64 && inner % 8 == 0;
+}
+
 /// The kernels' element type for a step of type `dtype`.
 StatusOr<Elem> elemOf(format::DType dtype, const std::string &at) {
   switch (dtype) {
@@ -81,6 +87,11 @@ private:
   Status layOutWeights();
   Status buildSteps(Entry &entry);
   uint8_t *pointer(const Entry &entry, const format::BufferRef *ref) const;
+  /// A sum (or mean) over the middle axis of [outer, n, inner] as a GEMM
+  /// ones[1, n] · x[n, inner] per outer index: cuBLASLt reads x at full
+  /// bandwidth where a thread per column would loop over n serially.
+  Status addColumnSum(Entry &entry, Elem e, const void *in, void *out, int kind,
+                      int64_t outer, int64_t n, int64_t inner);
   Status enqueue(Entry &entry, cudaStream_t stream);
   Status checkError(const Entry &entry);
 
@@ -97,6 +108,7 @@ private:
   uint8_t *weights_ = nullptr, *state_ = nullptr, *arena_ = nullptr;
   void *gemmWorkspace_ = nullptr;
   float *attentionWorkspace_ = nullptr;
+  void *onesF32_ = nullptr, *onesBF16_ = nullptr; // for column sums by GEMM
   ErrorWord *error_ = nullptr;
   PinnedBuffer hostError_;
   /// Weight tensors by their offset in the artifact's blob: (old offset,
@@ -209,14 +221,20 @@ Status CudaExecutor::init() {
   int64_t weightsBytes = 0;
   for (auto &t : weightMap_)
     weightsBytes = std::max(weightsBytes, alignUp(t[2] + t[1]));
-  int64_t arenaBytes = 0, ioBytes = 0, attentionFloats = 0;
+  int64_t arenaBytes = 0, ioBytes = 0, attentionFloats = 0, onesCount = 0;
   if (root.entries())
     for (const format::EntryPoint *desc : *root.entries()) {
       arenaBytes = std::max(arenaBytes, alignUp(desc->arena_size()));
       ioBytes += alignUp(packedSize(desc->inputs())) + alignUp(packedSize(desc->outputs()));
       if (desc->steps())
         for (const format::Step *step : *desc->steps())
-          if (const format::Attention *a = step->command_as_Attention()) {
+          if (const format::LibraryCall *c = step->command_as_LibraryCall();
+              c && c->name() && c->name()->str() == "reduce" && c->ints() &&
+              c->ints()->size() >= 4 &&
+              sumsColumnsByGemm(static_cast<int>(c->ints()->Get(0)), c->ints()->Get(2),
+                                c->ints()->Get(3)))
+            onesCount = std::max(onesCount, c->ints()->Get(2));
+          else if (const format::Attention *a = step->command_as_Attention()) {
             AttentionParams p{};
             p.batch = a->batch();
             p.heads = a->heads();
@@ -232,7 +250,7 @@ Status CudaExecutor::init() {
   int64_t stateBytes = alignUp(root.state_size());
   int64_t total = weightsBytes + stateBytes + arenaBytes + ioBytes +
                   static_cast<int64_t>(kGemmWorkspace) + alignUp(attentionFloats * 4) +
-                  kAlign;
+                  alignUp(onesCount * 4) + alignUp(onesCount * 2) + kAlign;
   if (cudaError_t e = cudaMalloc(&device_, static_cast<size_t>(total)); e != cudaSuccess)
     return cudaError("allocating " + std::to_string(total >> 20) + " MiB on " + name_, e);
   uint8_t *cursor = device_;
@@ -246,8 +264,12 @@ Status CudaExecutor::init() {
   arena_ = take(arenaBytes);
   gemmWorkspace_ = take(kGemmWorkspace);
   attentionWorkspace_ = reinterpret_cast<float *>(take(attentionFloats * 4));
+  onesF32_ = take(onesCount * 4);
+  onesBF16_ = take(onesCount * 2);
   error_ = reinterpret_cast<ErrorWord *>(take(kAlign));
   cudaMemset(device_, 0, static_cast<size_t>(total));
+  fill(onesF32_, onesCount * 4, 0x3f800000u, 4, nullptr); // after the memset
+  fill(onesBF16_, onesCount * 2, 0x3f80u, 2, nullptr);
 
   for (auto &[from, size, to] : weightMap_)
     if (cudaError_t e = cudaMemcpy(weights_ + to, artifact_.weights() + from,
@@ -302,6 +324,34 @@ uint8_t *CudaExecutor::pointer(const Entry &entry, const format::BufferRef *ref)
   }
   }
   return nullptr;
+}
+
+Status CudaExecutor::addColumnSum(Entry &entry, Elem e, const void *in, void *out, int kind,
+                                  int64_t outer, int64_t n, int64_t inner) {
+  GemmDesc d;
+  d.a = e == Elem::BF16 ? onesBF16_ : onesF32_;
+  d.b = in;
+  d.c = out;
+  d.batch = outer;
+  d.m = 1;
+  d.n = inner;
+  d.k = n;
+  d.strideA = 0;
+  d.strideB = n * inner;
+  d.strideC = inner;
+  d.alpha = kind == 1 ? 1.0f / static_cast<float>(n) : 1.0f;
+  auto plan = GemmPlan::create(lt_, d, e, kGemmWorkspace);
+  if (!plan)
+    return plan.status();
+  const GemmPlan *p = plan->get();
+  entry.gemms.push_back(std::move(*plan));
+  void *workspace = gemmWorkspace_;
+  entry.steps.push_back(
+      [p, workspace](cudaStream_t s) { return p->run(workspace, kGemmWorkspace, s); });
+  entry.stepNames.push_back("reduce as gemm " + std::to_string(n) + "x" +
+                            std::to_string(inner) +
+                            (outer > 1 ? " batch " + std::to_string(outer) : ""));
+  return Status::ok();
 }
 
 Status CudaExecutor::buildSteps(Entry &entry) {
@@ -546,6 +596,15 @@ Status CudaExecutor::buildSteps(Entry &entry) {
         };
       } else if (callee == "reduce") {
         if (Status s = need(2, 4); !s) return s;
+        int kind = static_cast<int>(ints[0]);
+        int64_t outer = ints[1], n = ints[2], inner = ints[3];
+        if (sumsColumnsByGemm(kind, n, inner)) {
+          if (!args[0] || !args[1])
+            return Status::error(at + " (reduce): a buffer lies outside its space");
+          if (Status s = addColumnSum(entry, e, args[0], args[1], kind, outer, n, inner); !s)
+            return Status::error(at + " (reduce): " + s.message());
+          break;
+        }
         fn = [=](cudaStream_t s) {
           reduce(e, args[0], args[1], static_cast<int>(ints[0]), ints[1], ints[2],
                  ints[3], s);

@@ -30,7 +30,8 @@ int64_t bytesOf(Elem elem) { return elem == Elem::BF16 ? 2 : 4; }
 bool aligned16(const void *p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 bool gemvShaped(const GemmDesc &d) {
-  return d.m <= kGemvRows && d.batch == 1 && d.transposeB && !d.transposeA &&
+  return d.alpha == 1.0f && d.m <= kGemvRows && d.batch == 1 && d.transposeB &&
+         !d.transposeA &&
          d.k % 8 == 0 && aligned16(d.a) && aligned16(d.b);
 }
 
@@ -65,7 +66,7 @@ GemmMerge mergeGemms(const std::vector<GemmDesc> &run, Elem elem) {
   size_t count = 1;
   for (; count < run.size() && count < static_cast<size_t>(kGemvParts); ++count) {
     const GemmDesc &d = run[count];
-    bool same = d.a == first.a && d.m == first.m && d.k == first.k &&
+    bool same = d.a == first.a && d.m == first.m && d.k == first.k && d.alpha == first.alpha &&
                 d.transposeA == first.transposeA && d.transposeB == first.transposeB &&
                 d.batch == 1 && first.batch == 1;
     if (!same)
@@ -243,7 +244,7 @@ Status GemmPlan::run(void *workspace, size_t workspaceBytes,
               desc_.m, desc_.k, stream);
     return Status::ok();
   }
-  float alpha = 1.0f;
+  float alpha = desc_.alpha;
   const void *cPointer = beta_ != 0.0f ? desc_.residual : desc_.c;
   if (Status s = lt(cublasLtMatmul(handle_, op_, &alpha, desc_.b, a_, desc_.a, b_,
                                    &beta_, cPointer, c_, desc_.c, c_, &algo_,

@@ -26,6 +26,7 @@ struct GemmDesc {
   /// How many leading batch entries take the activation; -1: all. Set
   /// where GEMMs of different activations were merged into one batch.
   int64_t activatedBatches = -1;
+  float alpha = 1.0f;  // scales A·B (gemv and cuBLASLt paths alike: no epilogue)
 };
 
 /// How many GEMMs from the front of `run` (consecutive plan steps) one
