@@ -256,11 +256,14 @@ TEST_P(CudaAttention, MatchesTheCpuKernel) {
 
 // The decode GEMV against a double-precision host product: the unrolled
 // weight stream and its remainder (k = 2056 is 8 chunks of 256 plus one),
-// several rows, bias, activation and residual.
+// several rows, bias, activation and residual, and up to 4 parts in one
+// launch (part p: n + 7p columns, the activation switched on every other
+// part), as the executor runs q/k/v and gate/up.
 struct GemvCase {
   int64_t m, n, k;
-  int activation;
+  int activation; // of part 0
   bool bias, residual, bf16;
+  int parts;
 };
 
 class CudaGemv : public ::testing::TestWithParam<GemvCase> {};
@@ -268,7 +271,7 @@ class CudaGemv : public ::testing::TestWithParam<GemvCase> {};
 TEST_P(CudaGemv, MatchesTheHostProduct) {
   SKIP_WITHOUT_GPU();
   const GemvCase c = GetParam();
-  std::mt19937 rng(static_cast<unsigned>(c.m * 7 + c.n * 13 + c.k));
+  std::mt19937 rng(static_cast<unsigned>(c.m * 7 + c.n * 13 + c.k + c.parts));
   std::normal_distribution<float> normal(0.0f, 1.0f);
   auto make = [&](int64_t count) {
     std::vector<float> v(static_cast<size_t>(count));
@@ -276,45 +279,57 @@ TEST_P(CudaGemv, MatchesTheHostProduct) {
       x = bf16ToFloat(floatToBf16(normal(rng)));
     return v;
   };
-  std::vector<float> a = make(c.m * c.k), w = make(c.n * c.k), bias = make(c.n),
-                     residual = make(c.m * c.n);
-  std::vector<double> want(static_cast<size_t>(c.m * c.n));
-  for (int64_t r = 0; r < c.m; ++r)
-    for (int64_t col = 0; col < c.n; ++col) {
-      double x = 0;
-      for (int64_t i = 0; i < c.k; ++i)
-        x += double(a[r * c.k + i]) * w[col * c.k + i];
-      if (c.bias)
-        x += bias[col];
-      if (c.activation == 1)
-        x = x / (1.0 + std::exp(-x));
-      if (c.residual)
-        x += residual[r * c.n + col];
-      want[r * c.n + col] = x;
-    }
-
-  size_t elem = c.bf16 ? 2 : 4;
   DType dtype = c.bf16 ? DType::BF16 : DType::F32;
   std::vector<void *> buffers;
   auto upload = [&](const std::vector<float> &host) {
     buffers.push_back(uploadAs(host, dtype));
     return buffers.back();
   };
-  void *da = upload(a), *dw = upload(w), *dbias = upload(bias), *dres = upload(residual);
-  void *dc = upload(std::vector<float>(static_cast<size_t>(c.m * c.n), NAN));
-  cuda::gemv(c.bf16 ? cuda::Elem::BF16 : cuda::Elem::F32, da, dw, dc,
-             c.bias ? dbias : nullptr, c.residual ? dres : nullptr, c.m, c.n, c.k,
-             c.activation, nullptr);
+  std::vector<float> a = make(c.m * c.k);
+  void *da = upload(a);
+  std::vector<cuda::GemvPart> parts;
+  std::vector<std::vector<double>> wants;
+  for (int p = 0; p < c.parts; ++p) {
+    int64_t n = c.n + 7 * p;
+    int activation = (c.activation + p) % 2; // 0 none, 1 silu
+    std::vector<float> w = make(n * c.k), bias = make(n), residual = make(c.m * n);
+    std::vector<double> want(static_cast<size_t>(c.m * n));
+    for (int64_t r = 0; r < c.m; ++r)
+      for (int64_t col = 0; col < n; ++col) {
+        double x = 0;
+        for (int64_t i = 0; i < c.k; ++i)
+          x += double(a[r * c.k + i]) * w[col * c.k + i];
+        if (c.bias)
+          x += bias[col];
+        if (activation == 1)
+          x = x / (1.0 + std::exp(-x));
+        if (c.residual)
+          x += residual[r * n + col];
+        want[r * n + col] = x;
+      }
+    wants.push_back(std::move(want));
+    void *dw = upload(w), *dbias = upload(bias), *dres = upload(residual);
+    void *dc = upload(std::vector<float>(static_cast<size_t>(c.m * n), NAN));
+    parts.push_back(cuda::GemvPart{dw, dc, c.bias ? dbias : nullptr,
+                                   c.residual ? dres : nullptr, n, activation});
+  }
+  cuda::gemvParts(c.bf16 ? cuda::Elem::BF16 : cuda::Elem::F32, da, parts.data(),
+                  c.parts, c.m, c.k, nullptr);
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-  std::vector<uint8_t> bytes(static_cast<size_t>(c.m * c.n) * elem);
-  cudaMemcpy(bytes.data(), dc, bytes.size(), cudaMemcpyDeviceToHost);
-  std::vector<float> got(static_cast<size_t>(c.m * c.n));
-  convertFloats(bytes.data(), dtype, got.data(), DType::F32, got.size());
   // f32 sums in a different order; bf16 also rounds the result.
   double bound = c.bf16 ? 1e-2 : 1e-5;
-  for (size_t i = 0; i < got.size(); ++i)
-    ASSERT_NEAR(got[i], want[i], bound * (1.0 + std::fabs(want[i]) + std::sqrt(double(c.k))))
-        << "row " << i / c.n << " column " << i % c.n;
+  size_t elem = c.bf16 ? 2 : 4;
+  for (int p = 0; p < c.parts; ++p) {
+    const std::vector<double> &want = wants[p];
+    std::vector<uint8_t> bytes(want.size() * elem);
+    cudaMemcpy(bytes.data(), parts[p].c, bytes.size(), cudaMemcpyDeviceToHost);
+    std::vector<float> got(want.size());
+    convertFloats(bytes.data(), dtype, got.data(), DType::F32, got.size());
+    for (size_t i = 0; i < got.size(); ++i)
+      ASSERT_NEAR(got[i], want[i],
+                  bound * (1.0 + std::fabs(want[i]) + std::sqrt(double(c.k))))
+          << "part " << p << " row " << i / parts[p].n << " column " << i % parts[p].n;
+  }
   for (void *ptr : buffers)
     cudaFree(ptr);
 }
@@ -451,16 +466,20 @@ INSTANTIATE_TEST_SUITE_P(
 
 INSTANTIATE_TEST_SUITE_P(
     Kernels, CudaGemv,
-    ::testing::Values(GemvCase{1, 300, 2056, 0, false, false, true},
-                      GemvCase{3, 37, 2056, 1, true, true, true},
-                      GemvCase{8, 64, 5632, 0, true, true, true},
-                      GemvCase{2, 50, 1032, 1, true, true, false},
-                      GemvCase{1, 9, 24, 0, false, true, true}),
+    ::testing::Values(GemvCase{1, 300, 2056, 0, false, false, true, 1},
+                      GemvCase{3, 37, 2056, 1, true, true, true, 1},
+                      GemvCase{8, 64, 5632, 0, true, true, true, 1},
+                      GemvCase{2, 50, 1032, 1, true, true, false, 1},
+                      GemvCase{1, 9, 24, 0, false, true, true, 1},
+                      GemvCase{1, 256, 2048, 0, false, false, true, 3},
+                      GemvCase{2, 41, 1032, 1, true, true, true, 4},
+                      GemvCase{1, 30, 520, 1, false, true, false, 2}),
     [](const ::testing::TestParamInfo<GemvCase> &info) {
       const GemvCase &c = info.param;
       return "m" + std::to_string(c.m) + "n" + std::to_string(c.n) + "k" +
              std::to_string(c.k) + (c.activation ? "silu" : "") + (c.bias ? "bias" : "") +
-             (c.residual ? "residual" : "") + (c.bf16 ? "bf16" : "f32");
+             (c.residual ? "residual" : "") + (c.bf16 ? "bf16" : "f32") +
+             (c.parts > 1 ? "x" + std::to_string(c.parts) + "parts" : "");
     });
 
 INSTANTIATE_TEST_SUITE_P(

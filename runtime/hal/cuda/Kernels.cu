@@ -369,13 +369,6 @@ void gemvParts(Elem e, const void *a, const GemvPart *parts, int count, int64_t 
         static_cast<const float *>(a), launch, static_cast<int>(m), k);
 }
 
-void gemv(Elem e, const void *a, const void *w, void *c, const void *bias,
-          const void *residual, int64_t m, int64_t n, int64_t k, int activation,
-          cudaStream_t stream) {
-  GemvPart part{w, c, bias, residual, n, activation};
-  gemvParts(e, a, &part, 1, m, k, stream);
-}
-
 void embedding(Elem e, const void *table, int64_t vocab, int64_t dim,
                const int32_t *ids, int64_t count, void *out, ErrorWord *error,
                int step, cudaStream_t stream) {

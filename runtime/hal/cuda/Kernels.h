@@ -63,26 +63,21 @@ void fill(void *out, int64_t bytes, uint32_t bits, int elementBytes,
 void activationResidual(Elem e, void *c, const void *residual, int activation,
                         int64_t count, cudaStream_t stream);
 
-/// C[m, n] = act(A[m, k]·W[n, k]ᵀ + bias) + residual for decode-sized m
-/// (at most kGemvRows): a warp per output column streams its weight row in
-/// 16-byte loads, so the step runs at memory speed. Needs k a multiple of
-/// 8 and 16-byte aligned rows.
+/// For each part p (up to kGemvParts, all over the same A):
+/// C_p[m, n_p] = act_p(A[m, k]·W_p[n_p, k]ᵀ + bias_p) + residual_p, for
+/// decode-sized m (at most kGemvRows). A warp per output column streams its
+/// weight row in 16-byte loads, so the step runs at memory speed; one
+/// launch does q/k/v or gate/up. Needs k a multiple of 8 and 16-byte
+/// aligned rows.
 constexpr int64_t kGemvRows = 8;
-void gemv(Elem e, const void *a, const void *w, void *c, const void *bias,
-          const void *residual, int64_t m, int64_t n, int64_t k, int activation,
-          cudaStream_t stream);
-
-/// One product of a multi-part GEMV: its own weights, output and epilogue.
 struct GemvPart {
   const void *w;
   void *c;
-  const void *bias, *residual;
+  const void *bias, *residual; // either may be null
   int64_t n;
-  int activation;
+  int activation; // as in the artifact
 };
 constexpr int kGemvParts = 4;
-/// Up to kGemvParts GEMVs over the same A in one launch (q/k/v, gate/up):
-/// one launch instead of several, and no small launch starving the GPU.
 void gemvParts(Elem e, const void *a, const GemvPart *parts, int count, int64_t m,
                int64_t k, cudaStream_t stream);
 
