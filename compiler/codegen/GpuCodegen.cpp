@@ -93,6 +93,11 @@ FailureOr<KernelLibrary> buildGpuKernels(ModuleOp execModule,
     Block &to = func.getBody().front();
     map.map(from.getArguments(), to.getArguments());
     OpBuilder inner = OpBuilder::atBlockEnd(&to);
+    // Lets a following GEMV launched as a programmatic dependent start
+    // streaming its weights now; it still waits for this kernel's results.
+    if (options.chip == "sm_90")
+      NVVM::GriddepcontrolOp::create(inner, kernel.getLoc(),
+                                     NVVM::GridDepActionKind::launch_dependents);
     for (Operation &op : from) {
       if (isa<func::ReturnOp>(op))
         gpu::ReturnOp::create(inner, op.getLoc());

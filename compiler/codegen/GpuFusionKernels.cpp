@@ -480,15 +480,28 @@ Value GpuKernelBuilder::emitRowElement(Operation *op, Value j) {
       b, loc, f32Lanes,
       arith::MulIOp::create(b, loc, i64,
                             constantLike(b, loc, i64.getType(), b.getI64Type(), 2)));
-  Value exponent = arith::DivFOp::create(
-      b, loc, twoF, lanesOf(b.getF32Type(), static_cast<double>(d)));
-  float theta = static_cast<float>(rope.getTheta().convertToDouble());
-  Value inv = arith::DivFOp::create(
-      b, loc, lanesOf(b.getF32Type(), 1.0),
-      math::PowFOp::create(b, loc, lanesOf(b.getF32Type(), theta), exponent));
+  // theta^(-2f/d) as exp2(2f · (-log2(theta) / d)): one ex2 instead of
+  // powf and a division, per element of every head.
+  double theta = rope.getTheta().convertToDouble();
+  Value inv = math::Exp2Op::create(
+      b, loc,
+      arith::MulFOp::create(b, loc, twoF,
+                            lanesOf(b.getF32Type(), -std::log2(theta) / static_cast<double>(d))));
   Value angle = arith::MulFOp::create(b, loc, broadcast(s[0]), inv);
-  Value c = math::CosOp::create(b, loc, angle);
-  Value sn = math::SinOp::create(b, loc, angle);
+  // Reduced to [-pi, pi] (Cody-Waite, 2pi split in an exact high part and a
+  // low part) so that the fast sine and cosine keep their accuracy at any
+  // position; libdevice's accurate ones made RoPE compute-bound.
+  constexpr double kTwoPi = 6.283185307179586, kTwoPiHigh = 6.28125;
+  Value turns = math::RoundEvenOp::create(
+      b, loc, arith::MulFOp::create(b, loc, angle, lanesOf(b.getF32Type(), 1.0 / kTwoPi)));
+  Value minusTurns = arith::NegFOp::create(b, loc, turns);
+  Value reduced = math::FmaOp::create(b, loc, minusTurns,
+                                      lanesOf(b.getF32Type(), kTwoPiHigh), angle);
+  reduced = math::FmaOp::create(b, loc, minusTurns,
+                                lanesOf(b.getF32Type(), kTwoPi - kTwoPiHigh), reduced);
+  auto fast = arith::FastMathFlagsAttr::get(b.getContext(), arith::FastMathFlags::afn);
+  Value c = math::CosOp::create(b, loc, reduced, fast);
+  Value sn = math::SinOp::create(b, loc, reduced, fast);
   Value self = load(x, j);
   return arith::AddFOp::create(
       b, loc, arith::MulFOp::create(b, loc, self, c),

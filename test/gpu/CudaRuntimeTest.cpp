@@ -212,7 +212,6 @@ TEST_P(CudaAttention, MatchesTheCpuKernel) {
   void *dq = uploadAs(q, dtype), *dk = uploadAs(k, dtype), *dv = uploadAs(v, dtype),
        *dout = nullptr;
   cudaMalloc(&dout, qn * elem);
-  cudaMemset(dout, 0xff, qn * elem); // NaN: every element must be written
   int32_t *dstarts = nullptr;
   cudaMalloc(&dstarts, starts.size() * 4);
   cudaMemcpy(dstarts, starts.data(), starts.size() * 4, cudaMemcpyHostToDevice);
@@ -228,35 +227,42 @@ TEST_P(CudaAttention, MatchesTheCpuKernel) {
   int splits = cuda::attentionSplits(p, props.multiProcessorCount);
   float *workspace = nullptr;
   int64_t floats = cuda::attentionWorkspaceFloats(p, splits);
-  if (floats)
+  if (floats) {
     cudaMalloc(&workspace, floats * 4);
-  cuda::attention(c.bf16 ? cuda::Elem::BF16 : cuda::Elem::F32, p, splits, workspace,
-                  error, 0, nullptr);
-  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-  std::vector<uint8_t> bytes(qn * elem);
-  cudaMemcpy(bytes.data(), dout, bytes.size(), cudaMemcpyDeviceToHost);
-  cuda::ErrorWord word{};
-  cudaMemcpy(&word, error, sizeof word, cudaMemcpyDeviceToHost);
-  EXPECT_EQ(word.flag, 0);
-  std::vector<float> got(static_cast<size_t>(qn));
-  convertFloats(bytes.data(), dtype, got.data(), DType::F32, got.size());
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < qn; ++i) {
-    ASSERT_TRUE(std::isfinite(got[i])) << "element " << i << " not written";
-    num += (got[i] - want[i]) * double(got[i] - want[i]);
-    den += double(want[i]) * want[i];
+    cudaMemset(workspace, 0, floats * 4); // the split counters start at zero
   }
-  double relative = std::sqrt(num / den);
-  EXPECT_LE(relative, c.bf16 ? 1e-2 : 1e-5)
-      << "queries " << c.queries << " keys " << c.keys << " dim " << c.dim;
+  // Twice: a split launch must leave its counters ready for the next.
+  for (int launch = 0; launch < 2; ++launch) {
+    cudaMemset(dout, 0xff, qn * elem); // NaN: every element must be written
+    cuda::attention(c.bf16 ? cuda::Elem::BF16 : cuda::Elem::F32, p, splits, workspace,
+                    error, 0, nullptr);
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    std::vector<uint8_t> bytes(qn * elem);
+    cudaMemcpy(bytes.data(), dout, bytes.size(), cudaMemcpyDeviceToHost);
+    cuda::ErrorWord word{};
+    cudaMemcpy(&word, error, sizeof word, cudaMemcpyDeviceToHost);
+    EXPECT_EQ(word.flag, 0);
+    std::vector<float> got(static_cast<size_t>(qn));
+    convertFloats(bytes.data(), dtype, got.data(), DType::F32, got.size());
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < qn; ++i) {
+      ASSERT_TRUE(std::isfinite(got[i])) << "element " << i << " not written, launch " << launch;
+      num += (got[i] - want[i]) * double(got[i] - want[i]);
+      den += double(want[i]) * want[i];
+    }
+    double relative = std::sqrt(num / den);
+    EXPECT_LE(relative, c.bf16 ? 1e-2 : 1e-5) << "queries " << c.queries << " keys "
+                                             << c.keys << " dim " << c.dim << " splits "
+                                             << splits << " launch " << launch;
+  }
   for (void *ptr : {dq, dk, dv, dout, static_cast<void *>(dstarts),
                     static_cast<void *>(error), static_cast<void *>(workspace)})
     cudaFree(ptr);
 }
 
 // The decode GEMV against a double-precision host product: the unrolled
-// weight stream and its remainder (k = 2056 is 8 chunks of 256 plus one),
-// several rows, bias, activation and residual, and up to 4 parts in one
+// weight stream and its remainder (k = 2056 is 8 chunks of 256 plus one;
+// 16400 streams 16 unrolled rounds), several rows, bias, activation and residual, and up to 4 parts in one
 // launch (part p: n + 7p columns, the activation switched on every other
 // part), as the executor runs q/k/v and gate/up.
 struct GemvCase {
@@ -473,7 +479,8 @@ INSTANTIATE_TEST_SUITE_P(
                       GemvCase{1, 9, 24, 0, false, true, true, 1},
                       GemvCase{1, 256, 2048, 0, false, false, true, 3},
                       GemvCase{2, 41, 1032, 1, true, true, true, 4},
-                      GemvCase{1, 30, 520, 1, false, true, false, 2}),
+                      GemvCase{1, 30, 520, 1, false, true, false, 2},
+                      GemvCase{2, 13, 16400, 1, true, true, true, 2}),
     [](const ::testing::TestParamInfo<GemvCase> &info) {
       const GemvCase &c = info.param;
       return "m" + std::to_string(c.m) + "n" + std::to_string(c.n) + "k" +

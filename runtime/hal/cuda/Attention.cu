@@ -81,10 +81,43 @@ __device__ BlockKeys blockKeys(const AttentionParams &p, int splits, ErrorWord *
   return bk;
 }
 
+/// Where split rows count their finished splits: after the partials.
+__device__ __forceinline__ unsigned *arrivals(const AttentionParams &p, int splits,
+                                              float *partial) {
+  int64_t rows = p.batch * p.heads * p.queries;
+  return reinterpret_cast<unsigned *>(partial + rows * splits * (p.valueDim + 2));
+}
+
+/// Merges a row's `splits` partial states into its output row. Partials
+/// written by other blocks are read from L2 (__ldcg), not this SM's L1.
+template <typename T>
+__device__ void combineRow(const AttentionParams &p, int row, int splits,
+                           const float *partial) {
+  const int Dv = static_cast<int>(p.valueDim);
+  const float *mine = partial + static_cast<int64_t>(row) * splits * (Dv + 2);
+  float M = -INFINITY;
+  for (int s = 0; s < splits; ++s)
+    M = fmaxf(M, __ldcg(mine + s * (Dv + 2)));
+  float L = 0.0f;
+  for (int s = 0; s < splits; ++s)
+    if (M != -INFINITY)
+      L += __ldcg(mine + s * (Dv + 2) + 1) * expf(__ldcg(mine + s * (Dv + 2)) - M);
+  T *out = static_cast<T *>(p.out) + static_cast<int64_t>(row) * Dv;
+  for (int d = threadIdx.x; d < Dv; d += blockDim.x) {
+    float a = 0.0f;
+    for (int s = 0; s < splits; ++s)
+      if (M != -INFINITY)
+        a += __ldcg(mine + s * (Dv + 2) + 2 + d) * expf(__ldcg(mine + s * (Dv + 2)) - M);
+    out[d] = fromFloat<T>(L > 0.0f ? a / L : 0.0f);
+  }
+}
+
 /// The end of a query row's block: merges its `parts` partial softmax
 /// states from shared memory (max in natural-log units, sum, unnormalised
 /// output at acc + part·stride), then writes the output row or, when the
-/// keys are split, this split's partial for combineKernel.
+/// keys are split, this split's partial. The block that finishes a row's
+/// last split merges the row (no second launch) and re-arms its counter
+/// for the next launch; the counters start at zero with the workspace.
 template <typename T>
 __device__ void finishRow(const AttentionParams &p, int row, int splits, float *partial,
                           const float *maxes, const float *sums, const float *acc,
@@ -112,12 +145,28 @@ __device__ void finishRow(const AttentionParams &p, int row, int splits, float *
       }
     }
   }
+  if (splits == 1)
+    return;
+  __shared__ bool last;
+  __threadfence(); // this split's partial is visible before its arrival is
+  __syncthreads();
+  unsigned *arrived = arrivals(p, splits, partial) + row;
+  if (threadIdx.x == 0)
+    last = atomicAdd(arrived, 1u) == static_cast<unsigned>(splits - 1);
+  __syncthreads();
+  if (!last)
+    return;
+  __threadfence();
+  combineRow<T>(p, row, splits, partial);
+  if (threadIdx.x == 0)
+    *arrived = 0;
 }
 
 template <typename T>
 __global__ void __launch_bounds__(kWarps * 32)
     attentionKernel(AttentionParams p, int splits, float *partial, ErrorWord *error,
                     int step) {
+  letNextKernelStart(); // the output projection may start streaming weights
   const BlockKeys bk = blockKeys(p, splits, error, step);
   if (!bk.ok)
     return;
@@ -185,6 +234,7 @@ template <typename T, int L>
 __global__ void __launch_bounds__(kWarps * 32)
     vectorAttentionKernel(AttentionParams p, int splits, float *partial, ErrorWord *error,
                           int step) {
+  letNextKernelStart(); // the output projection may start streaming weights
   constexpr int kVec = 16 / sizeof(T), D = L * kVec;
   constexpr int kGroups = 32 / L, kSubs = kWarps * kGroups;
   const BlockKeys bk = blockKeys(p, splits, error, step);
@@ -257,28 +307,6 @@ __global__ void __launch_bounds__(kWarps * 32)
 }
 
 template <typename T>
-__global__ void combineKernel(AttentionParams p, int splits, const float *partial) {
-  int row = blockIdx.x;
-  int Dv = static_cast<int>(p.valueDim);
-  const float *mine = partial + static_cast<int64_t>(row) * splits * (Dv + 2);
-  float M = -INFINITY;
-  for (int s = 0; s < splits; ++s)
-    M = fmaxf(M, mine[s * (Dv + 2)]);
-  float L = 0.0f;
-  for (int s = 0; s < splits; ++s)
-    if (M != -INFINITY)
-      L += mine[s * (Dv + 2) + 1] * expf(mine[s * (Dv + 2)] - M);
-  T *out = static_cast<T *>(p.out) + static_cast<int64_t>(row) * Dv;
-  for (int d = threadIdx.x; d < Dv; d += blockDim.x) {
-    float a = 0.0f;
-    for (int s = 0; s < splits; ++s)
-      if (M != -INFINITY)
-        a += mine[s * (Dv + 2) + 2 + d] * expf(mine[s * (Dv + 2)] - M);
-    out[d] = fromFloat<T>(L > 0.0f ? a / L : 0.0f);
-  }
-}
-
-template <typename T>
 void launch(const AttentionParams &p, int splits, float *workspace, ErrorWord *error,
             int step, cudaStream_t stream) {
   dim3 grid(static_cast<unsigned>(p.batch * p.heads * p.queries),
@@ -306,8 +334,6 @@ void launch(const AttentionParams &p, int splits, float *workspace, ErrorWord *e
     run(vectorAttentionKernel<T, 16>);
   else
     run(vectorAttentionKernel<T, 32>);
-  if (splits > 1)
-    combineKernel<T><<<grid.x, 128, 0, stream>>>(p, splits, workspace);
 }
 
 } // namespace
@@ -324,7 +350,9 @@ int attentionSplits(const AttentionParams &p, int multiprocessors) {
 }
 
 int64_t attentionWorkspaceFloats(const AttentionParams &p, int splits) {
-  return splits > 1 ? p.batch * p.heads * p.queries * splits * (p.valueDim + 2) : 0;
+  // Per split row: its partials (max, sum, output) and an arrival counter.
+  int64_t rows = p.batch * p.heads * p.queries;
+  return splits > 1 ? rows * splits * (p.valueDim + 2) + rows : 0;
 }
 
 void attention(Elem e, const AttentionParams &p, int splits, float *workspace,

@@ -25,8 +25,6 @@ uint32_t alignmentOf(const void *p) {
   return a;
 }
 
-int64_t bytesOf(Elem elem) { return elem == Elem::BF16 ? 2 : 4; }
-
 bool aligned16(const void *p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 bool gemvShaped(const GemmDesc &d) {

@@ -3,7 +3,10 @@
 #include "hal/cuda/Kernels.h"
 #include "hal/cuda/Math.cuh"
 
+#include <cstdlib>
 #include <initializer_list>
+#include <string>
+#include <type_traits>
 
 namespace gai::cuda {
 namespace {
@@ -39,8 +42,9 @@ __global__ void embeddingKernel(const T *table, int64_t vocab, int64_t dim,
   out[i] = table[id * dim + col];
 }
 
-template <typename T>
-__global__ void cacheWriteKernel(T *cache, const T *update, const int32_t *start,
+/// Moves `Word`s: `dim` counts words of a row.
+template <typename Word>
+__global__ void cacheWriteKernel(Word *cache, const Word *update, const int32_t *start,
                                  int64_t batch, int64_t heads, int64_t slots,
                                  int64_t tokens, int64_t dim, ErrorWord *error,
                                  int step) {
@@ -270,6 +274,10 @@ __device__ __forceinline__ uint4 loadStreaming(const void *p) {
   return v;
 }
 
+__device__ __forceinline__ void prefetchL2(const void *p) {
+  asm volatile("prefetch.global.L2 [%0];\n" ::"l"(p));
+}
+
 /// acc[r] += the 16 bytes of weights `wv` · a[r, i : i + 16 bytes].
 template <typename T>
 __device__ __forceinline__ void gemvChunk(uint4 wv, const T *a, int m, int64_t k,
@@ -314,6 +322,12 @@ __global__ void __launch_bounds__(256)
     return;
   float acc[kGemvRows] = {};
   const T *row = static_cast<const T *>(g.w) + col * k;
+  // The weights do not depend on earlier kernels: the whole row heads for
+  // L2 while the kernel before (launched overlapped) finishes. Prefetches
+  // hold no registers, so they also put more bytes in flight than loads.
+  for (int64_t i = lane * kVec; i < k; i += kStride)
+    prefetchL2(row + i);
+  waitForPriorKernels();
   int64_t i = lane * kVec;
   for (; i + (kUnroll - 1) * kStride < k; i += kUnroll * kStride) {
     uint4 wv[kUnroll];
@@ -347,6 +361,45 @@ __global__ void __launch_bounds__(256)
   }
 }
 
+/// Whether the current device runs programmatic dependent launches (sm_90+)
+/// and GAI_CUDA_OVERLAP is not 0 (for measuring what they bring).
+bool overlapsLaunches() {
+  static const bool enabled = [] {
+    const char *env = std::getenv("GAI_CUDA_OVERLAP");
+    return !env || std::string(env) != "0";
+  }();
+  if (!enabled)
+    return false;
+  constexpr int kMaxDevices = 64;
+  static int major[kMaxDevices] = {}; // 0: not asked yet
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess || device >= kMaxDevices)
+    return false;
+  if (major[device] == 0 &&
+      cudaDeviceGetAttribute(&major[device], cudaDevAttrComputeCapabilityMajor, device) !=
+          cudaSuccess)
+    return false;
+  return major[device] >= 9;
+}
+
+/// Launches `kernel`, allowed to start before the previous kernel in the
+/// stream finishes (see waitForPriorKernels) where the device supports it.
+template <typename... Params, typename... Args>
+void launchOverlapped(void (*kernel)(Params...), dim3 grid, dim3 block, size_t sharedBytes,
+                      cudaStream_t stream, Args... args) {
+  cudaLaunchAttribute overlap{};
+  overlap.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  overlap.val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = sharedBytes;
+  config.stream = stream;
+  config.attrs = &overlap;
+  config.numAttrs = overlapsLaunches() ? 1 : 0;
+  cudaLaunchKernelEx(&config, kernel, static_cast<Params>(args)...);
+}
+
 } // namespace
 
 void gemvParts(Elem e, const void *a, const GemvPart *parts, int count, int64_t m,
@@ -362,11 +415,12 @@ void gemvParts(Elem e, const void *a, const GemvPart *parts, int count, int64_t 
   if (blocks == 0)
     return;
   if (e == Elem::BF16)
-    gemvKernel<<<static_cast<unsigned>(blocks), 256, 0, stream>>>(
-        static_cast<const __nv_bfloat16 *>(a), launch, static_cast<int>(m), k);
+    launchOverlapped(gemvKernel<__nv_bfloat16>, dim3(static_cast<unsigned>(blocks)), dim3(256),
+                     0, stream, static_cast<const __nv_bfloat16 *>(a), launch,
+                     static_cast<int>(m), k);
   else
-    gemvKernel<<<static_cast<unsigned>(blocks), 256, 0, stream>>>(
-        static_cast<const float *>(a), launch, static_cast<int>(m), k);
+    launchOverlapped(gemvKernel<float>, dim3(static_cast<unsigned>(blocks)), dim3(256), 0,
+                     stream, static_cast<const float *>(a), launch, static_cast<int>(m), k);
 }
 
 void embedding(Elem e, const void *table, int64_t vocab, int64_t dim,
@@ -387,18 +441,24 @@ void embedding(Elem e, const void *table, int64_t vocab, int64_t dim,
 void cacheWrite(Elem e, void *cache, const void *update, const int32_t *start,
                 int64_t batch, int64_t heads, int64_t slots, int64_t tokens,
                 int64_t dim, ErrorWord *error, int step, cudaStream_t stream) {
-  int64_t n = batch * heads * tokens * dim;
-  if (n == 0)
+  if (batch * heads * tokens * dim == 0)
     return;
-  if (e == Elem::BF16)
+  int64_t elementBytes = bytesOf(e);
+  int64_t word = widestWord(elementBytes, {dim * elementBytes}, update, cache);
+  int64_t words = dim * elementBytes / word;
+  int64_t n = batch * heads * tokens * words;
+  auto launch = [&](auto *typed) {
+    using Word = std::remove_pointer_t<decltype(typed)>;
     cacheWriteKernel<<<blocksFor(n), kThreads, 0, stream>>>(
-        static_cast<__nv_bfloat16 *>(cache),
-        static_cast<const __nv_bfloat16 *>(update), start, batch, heads, slots,
-        tokens, dim, error, step);
-  else
-    cacheWriteKernel<<<blocksFor(n), kThreads, 0, stream>>>(
-        static_cast<float *>(cache), static_cast<const float *>(update), start,
-        batch, heads, slots, tokens, dim, error, step);
+        static_cast<Word *>(cache), static_cast<const Word *>(update), start, batch,
+        heads, slots, tokens, words, error, step);
+  };
+  switch (word) {
+  case 16: launch(static_cast<uint4 *>(nullptr)); break;
+  case 8: launch(static_cast<uint2 *>(nullptr)); break;
+  case 4: launch(static_cast<uint32_t *>(nullptr)); break;
+  default: launch(static_cast<uint16_t *>(nullptr)); break;
+  }
 }
 
 void take(const uint32_t *x, const int32_t *rows, int64_t batch, int64_t t,

@@ -13,6 +13,8 @@ namespace gai::cuda {
 
 enum class Elem { F32, BF16 };
 
+inline int64_t bytesOf(Elem e) { return e == Elem::BF16 ? 2 : 4; }
+
 /// Where kernels report bad input: the first report wins; `flag` is an
 /// ErrorCode, `step` the plan step, `a` and `b` the offending values.
 struct ErrorWord {
@@ -91,8 +93,9 @@ struct AttentionParams {
   bool causal;
   int64_t window;
 };
-/// How many pieces to split each query's keys into, and the f32 workspace
-/// that needs (0 when not split).
+/// How many pieces to split each query's keys into, and the workspace that
+/// needs in 4-byte words (0 when not split): f32 partials, then counters
+/// that must be zero before the first launch (each launch leaves them so).
 int attentionSplits(const AttentionParams &p, int multiprocessors);
 int64_t attentionWorkspaceFloats(const AttentionParams &p, int splits);
 /// Head dims up to 256. Prefill-sized bf16 work with head dim 64 or 128

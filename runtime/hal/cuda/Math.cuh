@@ -44,6 +44,22 @@ __device__ __forceinline__ float activate(float x, int activation) {
   }
 }
 
+/// Programmatic dependent launch (Hopper). A kernel launched with
+/// launchOverlapped may start while the kernel before it still runs; it must
+/// call waitForPriorKernels before reading what earlier kernels wrote or
+/// writing what they read. letNextKernelStart lets such a successor begin.
+/// Both are no-ops before sm_90 and for kernels launched plainly.
+__device__ __forceinline__ void waitForPriorKernels() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void letNextKernelStart() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
 } // namespace gai::cuda
 
 #endif // GAI_RUNTIME_HAL_CUDA_MATH_CUH
