@@ -323,8 +323,8 @@ __global__ void __launch_bounds__(256)
   float acc[kGemvRows] = {};
   const T *row = static_cast<const T *>(g.w) + col * k;
   // The weights do not depend on earlier kernels: the whole row heads for
-  // L2 while the kernel before (launched overlapped) finishes. Prefetches
-  // hold no registers, so they also put more bytes in flight than loads.
+  // L2 while the kernel before (launched overlapped) finishes; prefetches
+  // hold no registers.
   for (int64_t i = lane * kVec; i < k; i += kStride)
     prefetchL2(row + i);
   waitForPriorKernels();
@@ -385,15 +385,14 @@ bool overlapsLaunches() {
 /// Launches `kernel`, allowed to start before the previous kernel in the
 /// stream finishes (see waitForPriorKernels) where the device supports it.
 template <typename... Params, typename... Args>
-void launchOverlapped(void (*kernel)(Params...), dim3 grid, dim3 block, size_t sharedBytes,
-                      cudaStream_t stream, Args... args) {
+void launchOverlapped(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t stream,
+                      Args... args) {
   cudaLaunchAttribute overlap{};
   overlap.id = cudaLaunchAttributeProgrammaticStreamSerialization;
   overlap.val.programmaticStreamSerializationAllowed = 1;
   cudaLaunchConfig_t config{};
   config.gridDim = grid;
   config.blockDim = block;
-  config.dynamicSmemBytes = sharedBytes;
   config.stream = stream;
   config.attrs = &overlap;
   config.numAttrs = overlapsLaunches() ? 1 : 0;
@@ -416,10 +415,10 @@ void gemvParts(Elem e, const void *a, const GemvPart *parts, int count, int64_t 
     return;
   if (e == Elem::BF16)
     launchOverlapped(gemvKernel<__nv_bfloat16>, dim3(static_cast<unsigned>(blocks)), dim3(256),
-                     0, stream, static_cast<const __nv_bfloat16 *>(a), launch,
+                     stream, static_cast<const __nv_bfloat16 *>(a), launch,
                      static_cast<int>(m), k);
   else
-    launchOverlapped(gemvKernel<float>, dim3(static_cast<unsigned>(blocks)), dim3(256), 0,
+    launchOverlapped(gemvKernel<float>, dim3(static_cast<unsigned>(blocks)), dim3(256),
                      stream, static_cast<const float *>(a), launch, static_cast<int>(m), k);
 }
 
