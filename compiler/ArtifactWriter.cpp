@@ -253,7 +253,7 @@ FailureOr<std::vector<uint8_t>> Writer::write() {
   for (const std::string &s : kernels.symbols)
     symbols.push_back(fbb.CreateString(s));
   auto kernelModule = fmt::CreateKernelModuleDirect(
-      fbb, kernels.format.c_str(), &kernels.code, &symbols);
+      fbb, kernels.format.c_str(), &kernels.code, &symbols, kernels.programmaticLaunch);
   auto compileOptions = fmt::CreateCompileOptionsDirect(
       fbb, options.target.c_str(), options.dtype.c_str(), options.maxBatch,
       options.maxSeqLen, options.prefillLen, options.model.c_str(),

@@ -26,6 +26,10 @@ struct KernelLibrary {
   std::vector<std::string> symbols; ///< their exported symbols, same order
   /// GPU kernels only: {grid, block} of each kernel's 1-D launch.
   std::vector<std::pair<int64_t, int64_t>> launch;
+  /// GPU kernels only: each waits for the kernel before it in the stream
+  /// (griddepcontrol.wait) before touching memory, so the runtime may
+  /// launch it as a programmatic dependent.
+  bool programmaticLaunch = false;
 };
 
 /// Compiles the `func.func` kernels of an exec module: scf → cf, then

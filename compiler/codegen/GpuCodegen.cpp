@@ -63,6 +63,7 @@ FailureOr<KernelLibrary> buildGpuKernels(ModuleOp execModule,
 
   KernelLibrary library;
   library.format = "ptx";
+  library.programmaticLaunch = options.chip == "sm_90";
   OwningOpRef<ModuleOp> module = ModuleOp::create(execModule.getLoc());
   (*module)->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
                      UnitAttr::get(context));
@@ -93,11 +94,15 @@ FailureOr<KernelLibrary> buildGpuKernels(ModuleOp execModule,
     Block &to = func.getBody().front();
     map.map(from.getArguments(), to.getArguments());
     OpBuilder inner = OpBuilder::atBlockEnd(&to);
-    // Lets a following GEMV launched as a programmatic dependent start
-    // streaming its weights now; it still waits for this kernel's results.
-    if (options.chip == "sm_90")
+    // Programmatic dependent launch (sm_90): the next kernel may start now
+    // (a GEMV streams its weights meanwhile), and this one, itself launched
+    // early, waits for the kernel before it before touching memory.
+    if (library.programmaticLaunch) {
       NVVM::GriddepcontrolOp::create(inner, kernel.getLoc(),
                                      NVVM::GridDepActionKind::launch_dependents);
+      NVVM::GriddepcontrolOp::create(inner, kernel.getLoc(),
+                                     NVVM::GridDepActionKind::wait);
+    }
     for (Operation &op : from) {
       if (isa<func::ReturnOp>(op))
         gpu::ReturnOp::create(inner, op.getLoc());

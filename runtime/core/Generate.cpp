@@ -13,9 +13,37 @@ namespace gai {
 Sampler::Sampler(const SamplingOptions &options)
     : options_(options), rng_(options.seed) {}
 
+namespace {
+
+/// The first index of the largest logit (NaNs never win), as
+/// std::max_element picks it. Two passes, the first over independent lanes,
+/// because max_element's running index keeps it scalar and a step's vocabulary
+/// is large.
+int64_t firstLargest(const float *x, int64_t n) {
+  constexpr int kLanes = 16;
+  float lane[kLanes];
+  for (float &l : lane)
+    l = -INFINITY;
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j)
+      lane[j] = x[i + j] > lane[j] ? x[i + j] : lane[j];
+  float best = -INFINITY;
+  for (float l : lane)
+    best = l > best ? l : best;
+  for (; i < n; ++i)
+    best = x[i] > best ? x[i] : best;
+  for (int64_t k = 0; k < n; ++k)
+    if (x[k] == best)
+      return k;
+  return 0; // every logit is NaN
+}
+
+} // namespace
+
 int32_t Sampler::sample(const float *logits, int64_t vocab) {
   if (options_.temperature <= 0.0f)
-    return static_cast<int32_t>(std::max_element(logits, logits + vocab) - logits);
+    return static_cast<int32_t>(firstLargest(logits, vocab));
   candidates_.clear();
   for (int64_t i = 0; i < vocab; ++i)
     candidates_.emplace_back(logits[i] / options_.temperature,

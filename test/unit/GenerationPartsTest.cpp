@@ -1,12 +1,16 @@
 // The runtime's pieces around generation: sampling, the byte tokenizer and
 // the layout kernels the plan calls.
+#include "gai/FloatConvert.h"
 #include "gai/Generate.h"
 #include "gai/Tokenizer.h"
 #include "hal/cpu/Kernels.h"
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstring>
 #include <map>
+#include <vector>
 
 using namespace gai;
 
@@ -16,6 +20,67 @@ TEST(Sampler, GreedyIsTheFirstLargest) {
   Sampler sampler({});
   float logits[] = {0.5f, 2.0f, -1.0f, 2.0f};
   EXPECT_EQ(sampler.sample(logits, 4), 1);
+}
+
+TEST(Sampler, GreedyOverAVocabularyMatchesMaxElement) {
+  // Rows longer than the pick's lanes, with ties in different lanes, NaNs
+  // and a tail past the last full lane group.
+  Sampler sampler({});
+  for (int64_t vocab : {1, 15, 16, 17, 1000, 32003}) {
+    std::vector<float> logits(static_cast<size_t>(vocab));
+    for (int64_t i = 0; i < vocab; ++i)
+      logits[i] = static_cast<float>((i * 7919) % 997) * 0.01f;
+    if (vocab > 17) {
+      logits[3] = NAN;
+      logits[vocab - 1] = 50.0f; // in the tail
+      logits[vocab / 2] = 50.0f;  // the first of the tied largest
+    }
+    int64_t expected = 0;
+    for (int64_t i = 1; i < vocab; ++i)
+      if (logits[i] > logits[expected])
+        expected = i;
+    EXPECT_EQ(sampler.sample(logits.data(), vocab), expected) << "vocab " << vocab;
+  }
+  float allNan[] = {NAN, NAN, NAN};
+  EXPECT_EQ(sampler.sample(allNan, 3), 0);
+}
+
+TEST(FloatConvert, EveryPairMatchesTheElementConversions) {
+  // Rounding cases, f16 subnormals and overflow, infinities and a NaN.
+  const std::vector<float> values = {0.0f,     -0.0f,     1.0f,      -2.5f,    1.00390625f,
+                                     3.1e-5f,  6e-8f,     70000.0f,  1e-40f,   INFINITY,
+                                     -INFINITY, NAN,      0.333333f, -65519.0f};
+  const size_t n = values.size();
+  std::vector<uint16_t> bf16(n), f16(n);
+  ASSERT_TRUE(convertFloats(values.data(), DType::F32, bf16.data(), DType::BF16, n));
+  ASSERT_TRUE(convertFloats(values.data(), DType::F32, f16.data(), DType::F16, n));
+  std::vector<float> back(n);
+  std::vector<uint16_t> across(n);
+  for (size_t i = 0; i < n; ++i) {
+    EXPECT_EQ(bf16[i], floatToBf16(values[i])) << i;
+    EXPECT_EQ(f16[i], floatToF16(values[i])) << i;
+  }
+  ASSERT_TRUE(convertFloats(bf16.data(), DType::BF16, back.data(), DType::F32, n));
+  for (size_t i = 0; i < n; ++i) {
+    float expected = bf16ToFloat(bf16[i]);
+    EXPECT_EQ(std::memcmp(&back[i], &expected, 4), 0) << i;
+  }
+  ASSERT_TRUE(convertFloats(f16.data(), DType::F16, back.data(), DType::F32, n));
+  for (size_t i = 0; i < n; ++i) {
+    float expected = f16ToFloat(f16[i]);
+    EXPECT_EQ(std::memcmp(&back[i], &expected, 4), 0) << i;
+  }
+  ASSERT_TRUE(convertFloats(f16.data(), DType::F16, across.data(), DType::BF16, n));
+  for (size_t i = 0; i < n; ++i)
+    EXPECT_EQ(across[i], floatToBf16(f16ToFloat(f16[i]))) << i;
+  ASSERT_TRUE(convertFloats(bf16.data(), DType::BF16, across.data(), DType::F16, n));
+  for (size_t i = 0; i < n; ++i)
+    EXPECT_EQ(across[i], floatToF16(bf16ToFloat(bf16[i]))) << i;
+  // The same format copies bit for bit, in place too.
+  std::vector<uint16_t> copy = bf16;
+  ASSERT_TRUE(convertFloats(copy.data(), DType::BF16, copy.data(), DType::BF16, n));
+  EXPECT_EQ(copy, bf16);
+  EXPECT_FALSE(canConvertFloats(DType::I32, DType::F32));
 }
 
 TEST(Sampler, TopKOfOneAndTinyTopPAreGreedy) {

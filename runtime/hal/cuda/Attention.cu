@@ -167,6 +167,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     attentionKernel(AttentionParams p, int splits, float *partial, ErrorWord *error,
                     int step) {
   letNextKernelStart(); // the output projection may start streaming weights
+  waitForPriorKernels();
   const BlockKeys bk = blockKeys(p, splits, error, step);
   if (!bk.ok)
     return;
@@ -235,6 +236,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     vectorAttentionKernel(AttentionParams p, int splits, float *partial, ErrorWord *error,
                           int step) {
   letNextKernelStart(); // the output projection may start streaming weights
+  waitForPriorKernels();
   constexpr int kVec = 16 / sizeof(T), D = L * kVec;
   constexpr int kGroups = 32 / L, kSubs = kWarps * kGroups;
   const BlockKeys bk = blockKeys(p, splits, error, step);
@@ -318,7 +320,8 @@ void launch(const AttentionParams &p, int splits, float *workspace, ErrorWord *e
                  (lanesPerKey & (lanesPerKey - 1)) == 0 && aligned(p.q) && aligned(p.k) &&
                  aligned(p.v);
   auto run = [&](auto kernel) {
-    kernel<<<grid, kWarps * 32, 0, stream>>>(p, splits, workspace, error, step);
+    launchOverlapped(kernel, grid, dim3(kWarps * 32), stream, p, splits, workspace, error,
+                     step);
   };
   if (!vectors)
     run(attentionKernel<T>);

@@ -492,9 +492,23 @@ Status CudaExecutor::buildSteps(Entry &entry) {
       auto grid = static_cast<unsigned>(l->grid()->Get(0));
       auto block = static_cast<unsigned>(l->grid()->Get(1));
       const Driver *driver = driver_;
+      // Kernels built to wait for their predecessor may start while it
+      // finishes, hiding most of the launch between two small kernels.
+      const bool overlap =
+          artifact_.root().kernels()->programmatic_launch() && overlapsLaunches();
       entry.steps.push_back([=](cudaStream_t s) {
-        CUresult r = driver->launchKernel(f, grid, 1, 1, block, 1, 1, 0, s,
-                                          params->data(), nullptr);
+        CUlaunchAttribute attribute{};
+        attribute.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+        attribute.value.programmaticStreamSerializationAllowed = 1;
+        CUlaunchConfig config{};
+        config.gridDimX = grid;
+        config.gridDimY = config.gridDimZ = 1;
+        config.blockDimX = block;
+        config.blockDimY = config.blockDimZ = 1;
+        config.hStream = s;
+        config.attrs = &attribute;
+        config.numAttrs = overlap ? 1 : 0;
+        CUresult r = driver->launchKernelEx(&config, f, params->data(), nullptr);
         if (r != CUDA_SUCCESS)
           return Status::error("kernel launch: " + driver->message(r));
         (void)args; // keeps the pointers params points at alive

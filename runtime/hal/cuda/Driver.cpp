@@ -23,6 +23,7 @@ StatusOr<const Driver *> Driver::get() {
                      resolve("cuModuleUnload", driver.moduleUnload),
                      resolve("cuModuleGetFunction", driver.moduleGetFunction),
                      resolve("cuLaunchKernel", driver.launchKernel),
+                     resolve("cuLaunchKernelEx", driver.launchKernelEx),
                      resolve("cuGetErrorString", driver.getErrorString)})
       if (!s)
         return s;

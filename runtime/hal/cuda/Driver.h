@@ -18,6 +18,7 @@ struct Driver {
   decltype(&cuModuleUnload) moduleUnload = nullptr;
   decltype(&cuModuleGetFunction) moduleGetFunction = nullptr;
   decltype(&cuLaunchKernel) launchKernel = nullptr;
+  decltype(&cuLaunchKernelEx) launchKernelEx = nullptr;
   decltype(&cuGetErrorString) getErrorString = nullptr;
 
   /// The entry points, resolved once.

@@ -29,6 +29,8 @@ template <typename T>
 __global__ void embeddingKernel(const T *table, int64_t vocab, int64_t dim,
                                 const int32_t *ids, int64_t count, T *out,
                                 ErrorWord *error, int step) {
+  letNextKernelStart();
+  waitForPriorKernels();
   int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (i >= count * dim)
     return;
@@ -48,6 +50,8 @@ __global__ void cacheWriteKernel(Word *cache, const Word *update, const int32_t 
                                  int64_t batch, int64_t heads, int64_t slots,
                                  int64_t tokens, int64_t dim, ErrorWord *error,
                                  int step) {
+  letNextKernelStart();
+  waitForPriorKernels();
   int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (i >= batch * heads * tokens * dim)
     return;
@@ -65,6 +69,8 @@ __global__ void cacheWriteKernel(Word *cache, const Word *update, const int32_t 
 __global__ void takeKernel(const uint32_t *x, const int32_t *rows, int64_t batch,
                            int64_t t, int64_t inner, uint32_t *out,
                            ErrorWord *error, int step) {
+  letNextKernelStart();
+  waitForPriorKernels();
   int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (i >= batch * inner)
     return;
@@ -81,6 +87,8 @@ __global__ void takeKernel(const uint32_t *x, const int32_t *rows, int64_t batch
 /// Copies element `i` of the output from the input offset `map` gives.
 template <typename Word, typename Map>
 __global__ void gatherKernel(const Word *in, Word *out, int64_t count, Map map) {
+  letNextKernelStart();
+  waitForPriorKernels();
   int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (i < count)
     out[i] = in[map(i)];
@@ -117,24 +125,24 @@ void gather(const void *in, void *out, int64_t elementBytes, int64_t count,
     return;
   switch (elementBytes) {
   case 1:
-    gatherKernel<<<blocksFor(count), kThreads, 0, stream>>>(
-        static_cast<const uint8_t *>(in), static_cast<uint8_t *>(out), count, map);
+    launchOverlapped(gatherKernel<uint8_t, Map>, blocksFor(count), kThreads, stream,
+                     static_cast<const uint8_t *>(in), static_cast<uint8_t *>(out), count, map);
     break;
   case 2:
-    gatherKernel<<<blocksFor(count), kThreads, 0, stream>>>(
-        static_cast<const uint16_t *>(in), static_cast<uint16_t *>(out), count, map);
+    launchOverlapped(gatherKernel<uint16_t, Map>, blocksFor(count), kThreads, stream,
+                     static_cast<const uint16_t *>(in), static_cast<uint16_t *>(out), count, map);
     break;
   case 8:
-    gatherKernel<<<blocksFor(count), kThreads, 0, stream>>>(
-        static_cast<const uint64_t *>(in), static_cast<uint64_t *>(out), count, map);
+    launchOverlapped(gatherKernel<uint64_t, Map>, blocksFor(count), kThreads, stream,
+                     static_cast<const uint64_t *>(in), static_cast<uint64_t *>(out), count, map);
     break;
   case 16:
-    gatherKernel<<<blocksFor(count), kThreads, 0, stream>>>(
-        static_cast<const uint4 *>(in), static_cast<uint4 *>(out), count, map);
+    launchOverlapped(gatherKernel<uint4, Map>, blocksFor(count), kThreads, stream,
+                     static_cast<const uint4 *>(in), static_cast<uint4 *>(out), count, map);
     break;
   default:
-    gatherKernel<<<blocksFor(count), kThreads, 0, stream>>>(
-        static_cast<const uint32_t *>(in), static_cast<uint32_t *>(out), count, map);
+    launchOverlapped(gatherKernel<uint32_t, Map>, blocksFor(count), kThreads, stream,
+                     static_cast<const uint32_t *>(in), static_cast<uint32_t *>(out), count, map);
   }
 }
 
@@ -311,6 +319,7 @@ __global__ void __launch_bounds__(256)
   constexpr int64_t kStride = 32 * kVec;
   // Loads in flight per lane: memory speed needs several per warp.
   constexpr int kUnroll = 4;
+  letNextKernelStart();
   int part = 0;
   while (part + 1 < launch.count && blockIdx.x >= launch.blockEnd[part])
     ++part;
@@ -361,8 +370,8 @@ __global__ void __launch_bounds__(256)
   }
 }
 
-/// Whether the current device runs programmatic dependent launches (sm_90+)
-/// and GAI_CUDA_OVERLAP is not 0 (for measuring what they bring).
+} // namespace
+
 bool overlapsLaunches() {
   static const bool enabled = [] {
     const char *env = std::getenv("GAI_CUDA_OVERLAP");
@@ -381,25 +390,6 @@ bool overlapsLaunches() {
     return false;
   return major[device] >= 9;
 }
-
-/// Launches `kernel`, allowed to start before the previous kernel in the
-/// stream finishes (see waitForPriorKernels) where the device supports it.
-template <typename... Params, typename... Args>
-void launchOverlapped(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t stream,
-                      Args... args) {
-  cudaLaunchAttribute overlap{};
-  overlap.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  overlap.val.programmaticStreamSerializationAllowed = 1;
-  cudaLaunchConfig_t config{};
-  config.gridDim = grid;
-  config.blockDim = block;
-  config.stream = stream;
-  config.attrs = &overlap;
-  config.numAttrs = overlapsLaunches() ? 1 : 0;
-  cudaLaunchKernelEx(&config, kernel, static_cast<Params>(args)...);
-}
-
-} // namespace
 
 void gemvParts(Elem e, const void *a, const GemvPart *parts, int count, int64_t m,
                int64_t k, cudaStream_t stream) {
@@ -428,13 +418,13 @@ void embedding(Elem e, const void *table, int64_t vocab, int64_t dim,
   if (count * dim == 0)
     return;
   if (e == Elem::BF16)
-    embeddingKernel<<<blocksFor(count * dim), kThreads, 0, stream>>>(
-        static_cast<const __nv_bfloat16 *>(table), vocab, dim, ids, count,
-        static_cast<__nv_bfloat16 *>(out), error, step);
+    launchOverlapped(embeddingKernel<__nv_bfloat16>, blocksFor(count * dim), kThreads, stream,
+                     static_cast<const __nv_bfloat16 *>(table), vocab, dim, ids, count,
+                     static_cast<__nv_bfloat16 *>(out), error, step);
   else
-    embeddingKernel<<<blocksFor(count * dim), kThreads, 0, stream>>>(
-        static_cast<const float *>(table), vocab, dim, ids, count,
-        static_cast<float *>(out), error, step);
+    launchOverlapped(embeddingKernel<float>, blocksFor(count * dim), kThreads, stream,
+                     static_cast<const float *>(table), vocab, dim, ids, count,
+                     static_cast<float *>(out), error, step);
 }
 
 void cacheWrite(Elem e, void *cache, const void *update, const int32_t *start,
@@ -448,9 +438,9 @@ void cacheWrite(Elem e, void *cache, const void *update, const int32_t *start,
   int64_t n = batch * heads * tokens * words;
   auto launch = [&](auto *typed) {
     using Word = std::remove_pointer_t<decltype(typed)>;
-    cacheWriteKernel<<<blocksFor(n), kThreads, 0, stream>>>(
-        static_cast<Word *>(cache), static_cast<const Word *>(update), start, batch,
-        heads, slots, tokens, words, error, step);
+    launchOverlapped(cacheWriteKernel<Word>, blocksFor(n), kThreads, stream,
+                     static_cast<Word *>(cache), static_cast<const Word *>(update), start,
+                     batch, heads, slots, tokens, words, error, step);
   };
   switch (word) {
   case 16: launch(static_cast<uint4 *>(nullptr)); break;
@@ -465,8 +455,8 @@ void take(const uint32_t *x, const int32_t *rows, int64_t batch, int64_t t,
           cudaStream_t stream) {
   if (batch * innerWords == 0)
     return;
-  takeKernel<<<blocksFor(batch * innerWords), kThreads, 0, stream>>>(
-      x, rows, batch, t, innerWords, out, error, step);
+  launchOverlapped(takeKernel, blocksFor(batch * innerWords), kThreads, stream, x, rows,
+                   batch, t, innerWords, out, error, step);
 }
 
 void transpose(const void *in, void *out, int64_t elementBytes, const Shape &shape,

@@ -36,6 +36,11 @@ struct Shape {
   int64_t rank;
 };
 
+/// Whether kernels may be launched to overlap the one before them
+/// (programmatic dependent launch): sm_90 or newer, and GAI_CUDA_OVERLAP is
+/// not 0 (for measuring what the overlap brings).
+bool overlapsLaunches();
+
 void embedding(Elem e, const void *table, int64_t vocab, int64_t dim,
                const int32_t *ids, int64_t count, void *out, ErrorWord *error,
                int step, cudaStream_t stream);

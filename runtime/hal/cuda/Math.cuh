@@ -1,8 +1,12 @@
-// Element conversions and activations shared by the CUDA kernels.
+// Element conversions, activations and overlapped launches shared by the
+// CUDA kernels.
 #ifndef GAI_RUNTIME_HAL_CUDA_MATH_CUH
 #define GAI_RUNTIME_HAL_CUDA_MATH_CUH
 
+#include "hal/cuda/Kernels.h"
+
 #include <cuda_bf16.h>
+#include <cuda_runtime.h>
 
 namespace gai::cuda {
 
@@ -58,6 +62,25 @@ __device__ __forceinline__ void letNextKernelStart() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
 #endif
+}
+
+/// Launches `kernel`, allowed to start before the previous kernel in the
+/// stream finishes where overlapsLaunches() says so. The kernel must call
+/// waitForPriorKernels before touching memory: a kernel launched after it
+/// relies on that to see what the kernels before it wrote.
+template <typename... Params, typename... Args>
+void launchOverlapped(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t stream,
+                      Args... args) {
+  cudaLaunchAttribute overlap{};
+  overlap.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  overlap.val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.stream = stream;
+  config.attrs = &overlap;
+  config.numAttrs = overlapsLaunches() ? 1 : 0;
+  cudaLaunchKernelEx(&config, kernel, static_cast<Params>(args)...);
 }
 
 } // namespace gai::cuda
