@@ -167,6 +167,7 @@ struct AttentionCase {
   int64_t window;
   bool starts; // per-row query starts (a cache) rather than keys - queries
   bool bf16;
+  float softcap = 0.0f; // Gemma 2's c·tanh(s / c) on the scaled scores
 };
 
 class CudaAttention : public ::testing::TestWithParam<AttentionCase> {};
@@ -204,6 +205,7 @@ TEST_P(CudaAttention, MatchesTheCpuKernel) {
   ref.scale = 1.0f / std::sqrt(static_cast<float>(c.dim));
   ref.causal = c.causal;
   ref.window = c.window;
+  ref.softcap = c.softcap;
   ref.queryStart = c.starts ? starts.data() : nullptr;
   cpu::attention(ref);
 
@@ -221,7 +223,7 @@ TEST_P(CudaAttention, MatchesTheCpuKernel) {
 
   cuda::AttentionParams p{dq, dk, dv, dout, c.starts ? dstarts : nullptr,
                           c.batch, c.heads, c.kvHeads, c.queries, c.keys,
-                          c.dim, c.dim, ref.scale, 0.0f, c.causal, c.window};
+                          c.dim, c.dim, ref.scale, c.softcap, c.causal, c.window};
   cudaDeviceProp props{};
   cudaGetDeviceProperties(&props, 0);
   int splits = cuda::attentionSplits(p, props.multiProcessorCount);
@@ -459,7 +461,12 @@ INSTANTIATE_TEST_SUITE_P(
         AttentionCase{3, 8, 8, 2, 333, 128, true, 50, true, true},
         // Small prefill chunks and odd head dims on the general kernel.
         AttentionCase{2, 4, 2, 16, 64, 16, true, 0, true, false},
-        AttentionCase{1, 2, 1, 40, 40, 80, true, 0, false, true}),
+        AttentionCase{1, 2, 1, 40, 40, 80, true, 0, false, true},
+        // Softcapped scores (a cap below the largest scores) on the flash
+        // kernel and in decode.
+        AttentionCase{1, 4, 2, 300, 300, 64, true, 0, false, true, 1.5f},
+        AttentionCase{1, 2, 1, 160, 200, 128, true, 64, true, true, 1.5f},
+        AttentionCase{1, 4, 2, 1, 600, 64, true, 0, true, true, 1.5f}),
     [](const ::testing::TestParamInfo<AttentionCase> &info) {
       const AttentionCase &c = info.param;
       return "b" + std::to_string(c.batch) + "h" + std::to_string(c.heads) + "kv" +
@@ -467,7 +474,8 @@ INSTANTIATE_TEST_SUITE_P(
              std::to_string(c.keys) + "d" + std::to_string(c.dim) +
              (c.causal ? "causal" : "full") +
              (c.window ? "w" + std::to_string(c.window) : std::string()) +
-             (c.starts ? "starts" : "") + (c.bf16 ? "bf16" : "f32");
+             (c.starts ? "starts" : "") + (c.softcap > 0 ? "softcap" : "") +
+             (c.bf16 ? "bf16" : "f32");
     });
 
 INSTANTIATE_TEST_SUITE_P(

@@ -76,21 +76,34 @@ __device__ __forceinline__ uint32_t packBf16(float lo, float hi) {
 }
 
 /// Rows [row0, row0 + 64) of a [rows, D] bf16 matrix into a swizzled
-/// shared tile by cp.async; rows past `rows` become zeros.
+/// shared tile by cp.async; rows past `rows` become zeros. A thread copies
+/// the same column of rows kRowStep apart, so its addresses are fixed
+/// strides from one base (the swizzle repeats every 8 rows).
 template <int D>
 __device__ __forceinline__ void loadTileAsync(__nv_bfloat16 *tile,
                                               const __nv_bfloat16 *src, int row0,
                                               int rows) {
-  constexpr int kChunks = D / 8;
-  for (int c = threadIdx.x; c < kRows * kChunks; c += kWarps * 32) {
-    int r = c / kChunks, col = (c % kChunks) * 8;
-    bool valid = row0 + r < rows;
-    const __nv_bfloat16 *from = valid ? src + static_cast<int64_t>(row0 + r) * D + col : src;
-    copyAsync16(tile + swizzled<D>(r, col), from, valid);
+  constexpr int kChunks = D / 8, kRowStep = kWarps * 32 / kChunks;
+  static_assert(kRowStep % 8 == 0 && kRows % kRowStep == 0, "copy layout");
+  const int r0 = threadIdx.x / kChunks, col = (threadIdx.x % kChunks) * 8;
+  __nv_bfloat16 *to = tile + swizzled<D>(r0, col);
+  const __nv_bfloat16 *from = src + static_cast<int64_t>(row0 + r0) * D + col;
+#pragma unroll
+  for (int i = 0; i < kRows / kRowStep; ++i) {
+    bool valid = row0 + r0 + i * kRowStep < rows;
+    copyAsync16(to + i * kRowStep * D, valid ? from + i * kRowStep * D : src, valid);
   }
 }
 
-template <int D>
+/// 2^x on the special function unit alone (denormal results flush to 0,
+/// which a softmax weight never needs); exp2f adds a range fix-up around it.
+__device__ __forceinline__ float fastExp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
+template <int D, bool Softcap>
 __device__ __forceinline__ void flashBlock(const AttentionParams &p, ErrorWord *error,
                                            int step) {
   extern __shared__ __align__(128) unsigned char raw[];
@@ -151,7 +164,9 @@ __device__ __forceinline__ void flashBlock(const AttentionParams &p, ErrorWord *
   for (int n = 0; n < D / 8; ++n)
     o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
   float rowMax[2] = {-INFINITY, -INFINITY}, rowSum[2] = {0.0f, 0.0f};
-  const float scale = p.softcap > 0.0f ? p.scale : p.scale * kLog2e;
+  // Scores stay as Q·Kᵀ (softcapped: already scaled, in the log2 domain);
+  // the softmax scales them inside one FMA with the max subtracted.
+  const float expScale = Softcap ? 1.0f : p.scale * kLog2e;
 
   for (int it = 0; it < tiles; ++it) {
     const int buffer = it & 1, key0 = (firstTile + it) * kKeys;
@@ -187,29 +202,32 @@ __device__ __forceinline__ void flashBlock(const AttentionParams &p, ErrorWord *
       }
     }
 
-    // Scores in the log2 domain, masked as the CPU kernel masks where the
-    // tile crosses the causal edge, the window or the ends.
+    // Masked as the CPU kernel masks, where the tile crosses the causal
+    // edge, the window or the ends (most tiles do not).
     const bool edge = key0 + kKeys > keys || q0 + kRows > queries ||
                       (p.causal && (key0 + kKeys - 1 > start + q0 ||
                                     (p.window > 0 &&
                                      start + q0 + kRows - 1 - key0 >= p.window)));
+    if (Softcap) {
 #pragma unroll
-    for (int n = 0; n < kKeys / 8; ++n) {
+      for (int n = 0; n < kKeys / 8; ++n)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        float x = s[n][e] * scale;
-        if (p.softcap > 0.0f)
-          x = p.softcap * tanhf(x / p.softcap) * kLog2e;
-        if (edge) {
+        for (int e = 0; e < 4; ++e)
+          s[n][e] = p.softcap * tanhf(s[n][e] * p.scale / p.softcap) * kLog2e;
+    }
+    if (edge) {
+#pragma unroll
+      for (int n = 0; n < kKeys / 8; ++n) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
           const int row = e / 2, key = key0 + n * 8 + pairCol + e % 2;
           bool visible = key < keys && live[row];
           if (p.causal)
             visible = visible && key <= positions[row] &&
                       (p.window <= 0 || positions[row] - key < p.window);
           if (!visible)
-            x = -INFINITY;
+            s[n][e] = -INFINITY;
         }
-        s[n][e] = x;
       }
     }
 
@@ -224,14 +242,14 @@ __device__ __forceinline__ void flashBlock(const AttentionParams &p, ErrorWord *
       tileMax = fmaxf(tileMax, __shfl_xor_sync(0xffffffffu, tileMax, 1));
       tileMax = fmaxf(tileMax, __shfl_xor_sync(0xffffffffu, tileMax, 2));
       const float newMax = fmaxf(rowMax[row], tileMax);
-      const float base = newMax == -INFINITY ? 0.0f : newMax;
-      const float correction = exp2f(rowMax[row] - base);
+      const float base = newMax == -INFINITY ? 0.0f : newMax * expScale;
+      const float correction = fastExp2(rowMax[row] * expScale - base);
       rowMax[row] = newMax;
       float sum = 0.0f;
 #pragma unroll
       for (int n = 0; n < kKeys / 8; ++n) {
-        s[n][2 * row] = exp2f(s[n][2 * row] - base);
-        s[n][2 * row + 1] = exp2f(s[n][2 * row + 1] - base);
+        s[n][2 * row] = fastExp2(fmaf(s[n][2 * row], expScale, -base));
+        s[n][2 * row + 1] = fastExp2(fmaf(s[n][2 * row + 1], expScale, -base));
         sum += s[n][2 * row] + s[n][2 * row + 1];
       }
       rowSum[row] = rowSum[row] * correction + sum;
@@ -281,20 +299,22 @@ __device__ __forceinline__ void flashBlock(const AttentionParams &p, ErrorWord *
 // At head dim 64, four blocks an SM (128 registers a thread, a few
 // spilled) beat the three that the free allocation allows, by 6% on H100;
 // at 128 that cap spills too much.
+template <bool Softcap>
 __global__ void __launch_bounds__(kWarps * 32, 4)
     flashKernel64(AttentionParams p, ErrorWord *error, int step) {
-  flashBlock<64>(p, error, step);
+  flashBlock<64, Softcap>(p, error, step);
 }
+template <bool Softcap>
 __global__ void __launch_bounds__(kWarps * 32)
     flashKernel128(AttentionParams p, ErrorWord *error, int step) {
-  flashBlock<128>(p, error, step);
+  flashBlock<128, Softcap>(p, error, step);
 }
 
-template <int D>
+template <int D, bool Softcap>
 void launchFlash(const AttentionParams &p, ErrorWord *error, int step,
                  cudaStream_t stream) {
   constexpr size_t bytes = smemBytes<D>();
-  constexpr auto kernel = D == 64 ? flashKernel64 : flashKernel128;
+  constexpr auto kernel = D == 64 ? flashKernel64<Softcap> : flashKernel128<Softcap>;
   static bool configured = [] {
     return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                 static_cast<int>(bytes)) == cudaSuccess;
@@ -315,10 +335,13 @@ bool useFlashAttention(const AttentionParams &p) {
 
 void flashAttention(const AttentionParams &p, ErrorWord *error, int step,
                     cudaStream_t stream) {
+  const bool softcap = p.softcap > 0.0f;
   if (p.headDim == 64)
-    launchFlash<64>(p, error, step, stream);
+    softcap ? launchFlash<64, true>(p, error, step, stream)
+            : launchFlash<64, false>(p, error, step, stream);
   else
-    launchFlash<128>(p, error, step, stream);
+    softcap ? launchFlash<128, true>(p, error, step, stream)
+            : launchFlash<128, false>(p, error, step, stream);
 }
 
 } // namespace gai::cuda
