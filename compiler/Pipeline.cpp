@@ -59,6 +59,7 @@ mlir::LogicalResult optimize(mlir::ModuleOp module,
   }
   mlir::gai::GaiFusionOptions fusion;
   fusion.libraryActivations = options.isCuda();
+  fusion.absorbTransposes = options.isCuda();
   pm.addNestedPass<mlir::func::FuncOp>(mlir::gai::createGaiFusion(fusion));
   pm.addPass(mlir::createCanonicalizerPass());
   pm.addPass(mlir::createCSEPass());

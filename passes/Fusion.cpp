@@ -127,8 +127,33 @@ bool isFusible(Operation *op) {
   return false;
 }
 
+/// A transpose a kernel can read through: rows stay contiguous, and it
+/// moves data (one that only moves unit dimensions is a view, canonicalized
+/// to a reshape).
+bool keepsRows(Operation *op) {
+  auto transpose = dyn_cast_if_present<TransposeOp>(op);
+  if (!transpose)
+    return false;
+  ArrayRef<int64_t> permutation = transpose.getPermutation();
+  ArrayRef<int64_t> shape = cast<RankedTensorType>(transpose.getInput().getType()).getShape();
+  if (permutation.empty() ||
+      permutation.back() != static_cast<int64_t>(permutation.size()) - 1)
+    return false;
+  int64_t previous = -1;
+  for (int64_t dim : permutation) {
+    if (shape[dim] == 1)
+      continue;
+    if (dim < previous)
+      return true;
+    previous = dim;
+  }
+  return false;
+}
+
 /// Groups of ops, each a tree rooted at its last op, in reverse block order.
-SmallVector<SmallVector<Operation *>> formGroups(Block &block) {
+/// With `absorbTransposes`, a row-keeping transpose joins as a leaf: its
+/// input is read from memory, never computed in the region.
+SmallVector<SmallVector<Operation *>> formGroups(Block &block, bool absorbTransposes) {
   DenseSet<Operation *> grouped;
   SmallVector<SmallVector<Operation *>> groups;
   for (Operation &root : llvm::reverse(block)) {
@@ -149,6 +174,12 @@ SmallVector<SmallVector<Operation *>> formGroups(Block &block) {
         // row's threads; the inner one gets its own kernel, parallel by row.
         if (isa_and_present<ReduceOp>(producer) && isa<ReduceOp>(op))
           continue;
+        if (absorbTransposes && !isa<TransposeOp>(op) && keepsRows(producer) &&
+            producer->hasOneUse() && !grouped.contains(producer)) {
+          grouped.insert(producer);
+          group.push_back(producer);
+          continue;
+        }
         if (!producer || grouped.contains(producer) || !isFusible(producer) ||
             !llvm::all_of(producer->getUsers(),
                           [&](Operation *user) { return user == op; }))
@@ -219,7 +250,7 @@ struct FusionPass : mlir::gai::impl::GaiFusionBase<FusionPass> {
     OpBuilder builder(&getContext());
     for (Block &block : func.getBody()) {
       // Groups are collected first: no mutation while walking.
-      SmallVector<SmallVector<Operation *>> groups = formGroups(block);
+      SmallVector<SmallVector<Operation *>> groups = formGroups(block, absorbTransposes);
       for (ArrayRef<Operation *> group : llvm::reverse(groups))
         outlineGroup(group, builder);
     }

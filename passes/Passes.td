@@ -35,6 +35,11 @@ def GaiFusion : Pass<"gai-fusion", "func::FuncOp"> {
     region when the consumer is its only user, so a region is a tree and no
     intermediate escapes it. Splat constants are copied into each region
     that uses them.
+
+    With `absorb-transposes`, a transpose that keeps the last axis joins its
+    only consumer's region too (its input becomes the region's input): the
+    generated GPU kernels read rows through the permutation, so the head
+    transposes before RoPE cost no pass of their own.
   }];
   let options = [
     Option<"epilogues", "epilogues", "bool", /*default=*/"true",
@@ -45,6 +50,9 @@ def GaiFusion : Pass<"gai-fusion", "func::FuncOp"> {
            "epilogue (relu, tanh-gelu): silu and exact gelu then stay with "
            "their consumers' fusion kernel instead of costing a pass of "
            "their own after a library GEMM (the CUDA target)">,
+    Option<"absorbTransposes", "absorb-transposes", "bool", /*default=*/"false",
+           "let a transpose that keeps the last axis join its consumer's "
+           "region, read through the permutation (the CUDA target)">,
   ];
   let dependentDialects = ["::mlir::gai::GaiDialect"];
 }

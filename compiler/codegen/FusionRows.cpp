@@ -25,10 +25,12 @@ LogicalResult checkFusionRows(FusionOp fusion, StringRef target) {
   };
   Block &body = fusion.getBody().front();
   for (BlockArgument arg : body.getArguments()) {
-    // RoPE reads its positions per row, whatever their shape.
+    // RoPE reads its positions per row, whatever their shape; a transpose's
+    // input is read through the permutation (its result must line up).
     bool onlyPositions = llvm::all_of(arg.getUsers(), [&](Operation *user) {
       auto rope = dyn_cast<RopeOp>(user);
-      return rope && rope.getPositions() == arg && rope.getInput() != arg;
+      return (rope && rope.getPositions() == arg && rope.getInput() != arg) ||
+             isa<TransposeOp>(user);
     });
     if (!onlyPositions && failed(lineUp(arg)))
       return failure();
@@ -36,6 +38,16 @@ LogicalResult checkFusionRows(FusionOp fusion, StringRef target) {
   for (Operation &op : body.without_terminator()) {
     if (isa<ConstantOp>(op))
       continue;
+    if (auto transpose = dyn_cast<TransposeOp>(op)) {
+      ArrayRef<int64_t> permutation = transpose.getPermutation();
+      if (target != "GPU")
+        return fusion.emitOpError("a transpose inside a fusion region has no ")
+               << target << " kernel (only GPU kernels read through one)";
+      if (!isa<BlockArgument>(transpose.getInput()) ||
+          permutation.back() != static_cast<int64_t>(permutation.size()) - 1)
+        return fusion.emitOpError("a transpose inside a fusion region must read a "
+                                  "region input and keep the last axis");
+    }
     if (failed(lineUp(op.getResult(0))))
       return failure();
     for (Type t : op.getOperandTypes())

@@ -88,6 +88,8 @@ private:
   }
   SmallVector<Value> leadingIndices(Value v);
   Value load(Value v, Value j);
+  /// Element j of the row of region input `v` at leading indices `lead`.
+  Value loadMemory(Value v, SmallVector<Value> lead, Value j);
   Value emitElement(Operation *op, Value j);
   Value emitRowElement(Operation *op, Value j);
   void emitStatistics(Operation *op);
@@ -208,9 +210,21 @@ Value GpuKernelBuilder::load(Value v, Value j) {
                        : static_cast<double>(splat.getSplatValue<APInt>().getSExtValue());
     return lanesOf(element, value);
   }
+  if (auto transpose = dyn_cast_or_null<TransposeOp>(def)) {
+    // Result dim i is input dim permutation[i]; the row (last axis) stays.
+    SmallVector<Value> resultLead = leadingIndices(v);
+    ArrayRef<int64_t> permutation = transpose.getPermutation();
+    SmallVector<Value> lead(resultLead.size());
+    for (size_t i = 0; i < resultLead.size(); ++i)
+      lead[permutation[i]] = resultLead[i];
+    return loadMemory(transpose.getInput(), lead, j);
+  }
   if (def)
     return isRowOp(def) ? emitRowElement(def, j) : emitElement(def, j);
-  SmallVector<Value> indices = leadingIndices(v);
+  return loadMemory(v, leadingIndices(v), j);
+}
+
+Value GpuKernelBuilder::loadMemory(Value v, SmallVector<Value> indices, Value j) {
   if (!shapeOf(v).empty())
     indices.push_back(j);
   Value memref = memrefOf.lookup(v);

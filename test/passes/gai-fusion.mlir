@@ -1,6 +1,7 @@
 // RUN: gai-opt %s --gai-fusion --split-input-file | FileCheck %s
 // RUN: gai-opt %s --gai-fusion="epilogues=false" --split-input-file | FileCheck %s --check-prefix=NOEPI
 // RUN: gai-opt %s --gai-fusion="library-activations=true" --split-input-file | FileCheck %s --check-prefix=LIB
+// RUN: gai-opt %s --gai-fusion="absorb-transposes=true" --split-input-file | FileCheck %s --check-prefix=ABSORB
 
 // Bias, activation and residual join the GEMM.
 // CHECK-LABEL: func.func @epilogue
@@ -148,4 +149,31 @@ func.func @library_silu(%x: tensor<8x64xf32>, %w: tensor<128x64xf32>, %b: tensor
   %2 = gai.silu %1 : tensor<8x128xf32>
   %3 = gai.mul %2, %u : (tensor<8x128xf32>, tensor<8x128xf32>) -> tensor<8x128xf32>
   return %3 : tensor<8x128xf32>
+}
+
+// -----
+
+// With absorb-transposes, the head transpose before RoPE joins RoPE's
+// region (the kernel reads the token-major projection); a transpose that
+// moves the last axis, or one with a second user, stays outside, and so
+// does every transpose without the option.
+// ABSORB-LABEL: func.func @head_transposes
+// ABSORB: gai.fusion %arg0, %arg1 :
+// ABSORB-NEXT: ^bb0(%[[X:.*]]: tensor<1x8x4x16xf32>, %[[P:.*]]: tensor<1x8xi32>):
+// ABSORB-NEXT: %[[T:.*]] = gai.transpose %[[X]] permutation = [0, 2, 1, 3]
+// ABSORB-NEXT: gai.rope half %[[T]], %[[P]]
+// ABSORB: %[[V:.*]] = gai.transpose %arg2 permutation = [0, 2, 1, 3]
+// ABSORB: gai.fusion %[[V]]
+// ABSORB: %[[L:.*]] = gai.transpose %arg3 permutation = [1, 0]
+// ABSORB: gai.fusion %[[L]]
+// CHECK-LABEL: func.func @head_transposes
+// CHECK-COUNT-3: gai.transpose {{%arg[0-9]}}
+func.func @head_transposes(%q: tensor<1x8x4x16xf32>, %pos: tensor<1x8xi32>, %v: tensor<1x8x4x16xf32>, %m: tensor<16x8xf32>) -> (tensor<1x4x8x16xf32>, tensor<1x4x8x16xf32>, tensor<1x4x8x16xf32>, tensor<8x16xf32>) {
+  %0 = gai.transpose %q permutation = [0, 2, 1, 3] : (tensor<1x8x4x16xf32>) -> tensor<1x4x8x16xf32>
+  %1 = gai.rope half %0, %pos theta = 1.000000e+04 : (tensor<1x4x8x16xf32>, tensor<1x8xi32>) -> tensor<1x4x8x16xf32>
+  %2 = gai.transpose %v permutation = [0, 2, 1, 3] : (tensor<1x8x4x16xf32>) -> tensor<1x4x8x16xf32>
+  %3 = gai.exp %2 : tensor<1x4x8x16xf32>
+  %4 = gai.transpose %m permutation = [1, 0] : (tensor<16x8xf32>) -> tensor<8x16xf32>
+  %5 = gai.exp %4 : tensor<8x16xf32>
+  return %1, %2, %3, %5 : tensor<1x4x8x16xf32>, tensor<1x4x8x16xf32>, tensor<1x4x8x16xf32>, tensor<8x16xf32>
 }
