@@ -322,7 +322,7 @@ TEST_P(CudaGemv, MatchesTheHostProduct) {
                                    c.residual ? dres : nullptr, n, activation});
   }
   cuda::gemvParts(c.bf16 ? cuda::Elem::BF16 : cuda::Elem::F32, da, parts.data(),
-                  c.parts, c.m, c.k, nullptr);
+                  c.parts, c.m, c.k, /*constantWeights=*/true, nullptr);
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   // f32 sums in a different order; bf16 also rounds the result.
   double bound = c.bf16 ? 1e-2 : 1e-5;
@@ -339,6 +339,48 @@ TEST_P(CudaGemv, MatchesTheHostProduct) {
           << "part " << p << " row " << i / parts[p].n << " column " << i % parts[p].n;
   }
   for (void *ptr : buffers)
+    cudaFree(ptr);
+}
+
+// The GEMV loads constant weights before the kernel before it finishes (on
+// sm_90 it starts early), but its activations only after: here they are
+// the last row of a 64 MB transpose launched just before it.
+TEST(CudaGemv, ReadsActivationsOnlyAfterTheKernelBefore) {
+  SKIP_WITHOUT_GPU();
+  const int64_t k = 2048, rows = 16384, n = 512;
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> source(static_cast<size_t>(k * rows)), w(static_cast<size_t>(n * k));
+  for (float &x : source)
+    x = bf16ToFloat(floatToBf16(normal(rng)));
+  for (float &x : w)
+    x = bf16ToFloat(floatToBf16(normal(rng)));
+  void *dsource = uploadAs(source, DType::BF16), *dw = uploadAs(w, DType::BF16);
+  void *dtransposed = nullptr, *dc = nullptr;
+  cudaMalloc(&dtransposed, k * rows * 2);
+  cudaMemset(dtransposed, 0, k * rows * 2);
+  cudaMalloc(&dc, n * 2);
+  cudaStream_t stream;
+  cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  // [k, rows] → [rows, k]: the activations are source's last column.
+  cuda::Shape shape{{k, rows}, 2}, perm{{1, 0}, 2};
+  cuda::transpose(dsource, dtransposed, 2, shape, perm, stream);
+  const void *a = static_cast<const uint8_t *>(dtransposed) + (rows - 1) * k * 2;
+  cuda::GemvPart part{dw, dc, nullptr, nullptr, n, 0};
+  cuda::gemvParts(cuda::Elem::BF16, a, &part, 1, 1, k, /*constantWeights=*/true, stream);
+  ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+  std::vector<uint16_t> bits(static_cast<size_t>(n));
+  cudaMemcpy(bits.data(), dc, n * 2, cudaMemcpyDeviceToHost);
+  for (int64_t col = 0; col < n; ++col) {
+    double want = 0;
+    for (int64_t i = 0; i < k; ++i)
+      want += double(source[i * rows + rows - 1]) * w[col * k + i];
+    ASSERT_NEAR(bf16ToFloat(bits[col]), want, 1e-2 * (1.0 + std::fabs(want) + std::sqrt(double(k))))
+        << "column " << col;
+  }
+  cudaStreamDestroy(stream);
+  for (void *ptr : {dsource, dw, dtransposed, dc})
     cudaFree(ptr);
 }
 

@@ -381,6 +381,7 @@ Status CudaExecutor::buildSteps(Entry &entry) {
         d.strideB = g->stride_b();
         d.strideC = g->stride_c();
         d.activation = static_cast<int>(g->activation());
+        d.constantB = g->b() && g->b()->space() == format::Space::Weights;
         return d;
       };
       const format::Gemm *g = step->command_as_Gemm();

@@ -121,8 +121,11 @@ std::unique_ptr<GemmPlan> GemmPlan::createGemv(const std::vector<GemmDesc> &part
   std::unique_ptr<GemmPlan> plan(new GemmPlan());
   plan->desc_ = parts.front();
   plan->elem_ = elem;
-  for (const GemmDesc &d : parts)
+  plan->gemvWeightsConstant_ = true;
+  for (const GemmDesc &d : parts) {
     plan->gemvParts_.push_back(GemvPart{d.b, d.c, d.bias, d.residual, d.n, d.activation});
+    plan->gemvWeightsConstant_ = plan->gemvWeightsConstant_ && d.constantB;
+  }
   return plan;
 }
 
@@ -239,7 +242,7 @@ Status GemmPlan::run(void *workspace, size_t workspaceBytes,
                      cudaStream_t stream) const {
   if (!gemvParts_.empty()) {
     gemvParts(elem_, desc_.a, gemvParts_.data(), static_cast<int>(gemvParts_.size()),
-              desc_.m, desc_.k, stream);
+              desc_.m, desc_.k, gemvWeightsConstant_, stream);
     return Status::ok();
   }
   float alpha = desc_.alpha;

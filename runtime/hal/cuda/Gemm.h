@@ -27,6 +27,8 @@ struct GemmDesc {
   /// where GEMMs of different activations were merged into one batch.
   int64_t activatedBatches = -1;
   float alpha = 1.0f;  // scales A·B (gemv and cuBLASLt paths alike: no epilogue)
+  /// B is model weights, which no kernel writes while an entry runs.
+  bool constantB = false;
 };
 
 /// How many GEMMs from the front of `run` (consecutive plan steps) one
@@ -68,6 +70,7 @@ private:
   float beta_ = 0.0f;
   bool followUp_ = false; // the elementwise kernel after the GEMM
   std::vector<GemvPart> gemvParts_; // decode-sized: our GEMV, not cuBLASLt
+  bool gemvWeightsConstant_ = false;
 };
 
 } // namespace gai::cuda

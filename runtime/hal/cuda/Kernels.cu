@@ -282,10 +282,6 @@ __device__ __forceinline__ uint4 loadStreaming(const void *p) {
   return v;
 }
 
-__device__ __forceinline__ void prefetchL2(const void *p) {
-  asm volatile("prefetch.global.L2 [%0];\n" ::"l"(p));
-}
-
 /// acc[r] += the 16 bytes of weights `wv` · a[r, i : i + 16 bytes].
 template <typename T>
 __device__ __forceinline__ void gemvChunk(uint4 wv, const T *a, int m, int64_t k,
@@ -308,6 +304,7 @@ struct GemvLaunch {
   GemvPart parts[kGemvParts];
   int64_t blockEnd[kGemvParts]; // the blocks of parts [0, p]
   int count;
+  bool constantWeights;
 };
 
 constexpr int kGemvColumnsPerBlock = 8; // a warp per column
@@ -331,21 +328,34 @@ __global__ void __launch_bounds__(256)
     return;
   float acc[kGemvRows] = {};
   const T *row = static_cast<const T *>(g.w) + col * k;
-  // The weights do not depend on earlier kernels: the whole row heads for
-  // L2 while the kernel before (launched overlapped) finishes; prefetches
-  // hold no registers.
-  for (int64_t i = lane * kVec; i < k; i += kStride)
-    prefetchL2(row + i);
-  waitForPriorKernels();
   int64_t i = lane * kVec;
-  for (; i + (kUnroll - 1) * kStride < k; i += kUnroll * kStride) {
-    uint4 wv[kUnroll];
+  bool full = i + (kUnroll - 1) * kStride < k;
+  uint4 wv[kUnroll];
+  // Weights no kernel writes are loaded before waiting for the kernel
+  // before (launched overlapped): the first loads are in flight while it
+  // finishes. (Prefetching them to L2 instead cost more than it hid.)
+  if (launch.constantWeights && full) {
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u)
       wv[u] = loadStreaming(row + i + u * kStride);
+  }
+  waitForPriorKernels();
+  if (!launch.constantWeights && full) {
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u)
+      wv[u] = loadStreaming(row + i + u * kStride);
+  }
+  while (full) {
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u)
       gemvChunk(wv[u], a, m, k, i + u * kStride, acc);
+    i += kUnroll * kStride;
+    full = i + (kUnroll - 1) * kStride < k;
+    if (full) {
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u)
+        wv[u] = loadStreaming(row + i + u * kStride);
+    }
   }
   for (; i < k; i += kStride)
     gemvChunk(loadStreaming(row + i), a, m, k, i, acc);
@@ -392,9 +402,10 @@ bool overlapsLaunches() {
 }
 
 void gemvParts(Elem e, const void *a, const GemvPart *parts, int count, int64_t m,
-               int64_t k, cudaStream_t stream) {
+               int64_t k, bool constantWeights, cudaStream_t stream) {
   GemvLaunch launch{};
   launch.count = count;
+  launch.constantWeights = constantWeights;
   int64_t blocks = 0;
   for (int p = 0; p < count; ++p) {
     launch.parts[p] = parts[p];

@@ -75,7 +75,8 @@ void activationResidual(Elem e, void *c, const void *residual, int activation,
 /// decode-sized m (at most kGemvRows). A warp per output column streams its
 /// weight row in 16-byte loads, so the step runs at memory speed; one
 /// launch does q/k/v or gate/up. Needs k a multiple of 8 and 16-byte
-/// aligned rows.
+/// aligned rows. `constantWeights`: no kernel writes the W_p while the
+/// entry runs, so the GEMV may load them before earlier kernels finish.
 constexpr int64_t kGemvRows = 8;
 struct GemvPart {
   const void *w;
@@ -86,7 +87,7 @@ struct GemvPart {
 };
 constexpr int kGemvParts = 4;
 void gemvParts(Elem e, const void *a, const GemvPart *parts, int count, int64_t m,
-               int64_t k, cudaStream_t stream);
+               int64_t k, bool constantWeights, cudaStream_t stream);
 
 /// As the CPU's AttentionArgs (hal/cpu/Kernels.h).
 struct AttentionParams {
