@@ -806,14 +806,19 @@ Status CudaExecutor::run(const std::string &name) {
   // the second captures a graph that later runs replay.
   if (graphs && !profile_ && !entry.graph && !entry.graphFailed && entry.runs >= 1) {
     cudaGraph_t graph = nullptr;
-    bool ok = cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal) ==
-              cudaSuccess;
-    Status enqueued = ok ? enqueue(entry, stream_) : Status::ok();
-    ok = cudaStreamEndCapture(stream_, &graph) == cudaSuccess && ok && enqueued;
-    ok = ok && cudaGraphInstantiate(&entry.graph, graph, 0) == cudaSuccess;
+    cudaError_t e = cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal);
+    Status enqueued = e == cudaSuccess ? enqueue(entry, stream_) : Status::ok();
+    cudaError_t ended = e == cudaSuccess ? cudaStreamEndCapture(stream_, &graph) : e;
+    if (e == cudaSuccess)
+      e = ended;
+    if (e == cudaSuccess && enqueued)
+      e = cudaGraphInstantiate(&entry.graph, graph, 0);
     if (graph)
       cudaGraphDestroy(graph);
-    if (!ok) {
+    if (e != cudaSuccess || !enqueued) {
+      // Still correct, launch by launch, but slower: say so once.
+      std::fprintf(stderr, "gai: entry '%s' runs without a CUDA graph (capture: %s)\n",
+                   name.c_str(), enqueued ? cudaGetErrorString(e) : enqueued.message().c_str());
       entry.graph = nullptr;
       entry.graphFailed = true;
       cudaGetLastError(); // the failed capture's error is not the run's
