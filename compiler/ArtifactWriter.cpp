@@ -170,13 +170,11 @@ FailureOr<flatbuffers::Offset<fmt::Step>> Writer::step(Operation &op) {
   if (auto g = dyn_cast<exec::GemmOp>(op)) {
     fmt::BufferRef a = toRef(g.getA()), b = toRef(g.getB()), c = toRef(g.getC()),
                    bias = toRef(g.getBias()), res = toRef(g.getResidual());
-    fmt::BufferRef norm = g.getNormAttr() ? toRef(g.getNormAttr()) : fmt::BufferRef();
     auto gemm = fmt::CreateGemm(
         fbb, &a, &b, &c, &bias, &res, g.getBatch(), g.getM(), g.getN(),
         g.getK(), g.getTransposeA(), g.getTransposeB(), g.getStrideA(),
         g.getStrideB(), g.getStrideC(), activationOf(g.getActivation()),
-        stepDType(g.getElement()), &norm,
-        g.getNormEps() ? g.getNormEps()->convertToFloat() : 0.0f, g.getNormUnitOffset());
+        stepDType(g.getElement()));
     return fmt::CreateStep(fbb, fmt::Command::Gemm, gemm.Union());
   }
   if (auto a = dyn_cast<exec::AttentionOp>(op)) {

@@ -60,8 +60,6 @@ mlir::LogicalResult optimize(mlir::ModuleOp module,
   mlir::gai::GaiFusionOptions fusion;
   fusion.libraryActivations = options.isCuda();
   fusion.absorbTransposes = options.isCuda();
-  // The CUDA runtime's GEMV (kGemvRows) normalises its activations itself.
-  fusion.normPrologueRows = options.isCuda() ? 8 : 0;
   pm.addNestedPass<mlir::func::FuncOp>(mlir::gai::createGaiFusion(fusion));
   pm.addPass(mlir::createCanonicalizerPass());
   pm.addPass(mlir::createCSEPass());

@@ -92,9 +92,8 @@ struct GemmEpiloguePattern : OpRewritePattern<MatmulOp> {
     // the matmul.
     rewriter.setInsertionPoint(last);
     rewriter.replaceOpWithNewOp<GemmOp>(
-        last, matmul.getLhs(), matmul.getRhs(), bias, residual, /*norm=*/Value(),
-        matmul.getTransposeLhs(), matmul.getTransposeRhs(), activation,
-        /*norm_eps=*/FloatAttr());
+        last, matmul.getLhs(), matmul.getRhs(), bias, residual,
+        matmul.getTransposeLhs(), matmul.getTransposeRhs(), activation);
     return success();
   }
 };
@@ -237,73 +236,6 @@ void outlineGroup(ArrayRef<Operation *> group, OpBuilder &builder) {
       constant->erase();
 }
 
-//===----------------------------------------------------------------------===//
-// RMSNorm prologues
-//===----------------------------------------------------------------------===//
-
-/// The RMSNorm a region computes from its inputs and nothing else, or null.
-RmsNormOp soleRmsNorm(FusionOp fusion) {
-  Block &body = fusion.getBody().front();
-  if (!llvm::hasSingleElement(body.without_terminator()))
-    return {};
-  auto norm = dyn_cast<RmsNormOp>(body.front());
-  if (!norm || !isa<BlockArgument>(norm.getInput()) || !isa<BlockArgument>(norm.getWeight()))
-    return {};
-  return norm;
-}
-
-/// A region that only RMS-normalises rows for decode-sized products (at
-/// most `maxRows` rows) disappears into them: each becomes a gai.gemm that
-/// normalises its lhs on the fly, one kernel and one dependent step fewer.
-void foldNormsIntoGemms(func::FuncOp func, int64_t maxRows) {
-  SmallVector<FusionOp> fusions;
-  func.walk([&](FusionOp fusion) { fusions.push_back(fusion); });
-  for (FusionOp fusion : fusions) {
-    RmsNormOp norm = soleRmsNorm(fusion);
-    if (!norm)
-      continue;
-    Value normed = fusion->getResult(0);
-    auto type = cast<RankedTensorType>(normed.getType());
-    int64_t rows = type.getNumElements() / std::max<int64_t>(type.getShape().back(), 1);
-    auto takesIt = [&](Operation *user) {
-      auto matmul = dyn_cast<MatmulOp>(user);
-      auto gemm = dyn_cast<GemmOp>(user);
-      if (matmul)
-        return matmul.getLhs() == normed && matmul.getRhs() != normed &&
-               !matmul.getTransposeLhs();
-      return gemm && gemm.getLhs() == normed && gemm.getRhs() != normed &&
-             !gemm.getTransposeLhs() && !gemm.getNorm() && gemm.getBias() != normed &&
-             gemm.getResidual() != normed;
-    };
-    if (rows > maxRows || normed.use_empty() || !llvm::all_of(normed.getUsers(), takesIt))
-      continue;
-    auto argument = [&](Value v) {
-      return fusion.getInputs()[cast<BlockArgument>(v).getArgNumber()];
-    };
-    Value input = argument(norm.getInput()), weight = argument(norm.getWeight());
-    OpBuilder b(func.getContext());
-    for (Operation *user : llvm::to_vector(normed.getUsers())) {
-      b.setInsertionPoint(user);
-      GemmOp gemm;
-      if (auto matmul = dyn_cast<MatmulOp>(user))
-        gemm = GemmOp::create(b, user->getLoc(), input, matmul.getRhs(), Value(), Value(),
-                              weight, false, matmul.getTransposeRhs(),
-                              EpilogueActivation::None, norm.getEpsilonAttr(),
-                              norm.getUnitOffset());
-      else {
-        auto old = cast<GemmOp>(user);
-        gemm = GemmOp::create(b, user->getLoc(), input, old.getRhs(), old.getBias(),
-                              old.getResidual(), weight, false, old.getTransposeRhs(),
-                              old.getActivation(), norm.getEpsilonAttr(),
-                              norm.getUnitOffset());
-      }
-      user->getResult(0).replaceAllUsesWith(gemm.getResult());
-      user->erase();
-    }
-    fusion->erase();
-  }
-}
-
 struct FusionPass : mlir::gai::impl::GaiFusionBase<FusionPass> {
   using GaiFusionBase::GaiFusionBase;
 
@@ -322,8 +254,6 @@ struct FusionPass : mlir::gai::impl::GaiFusionBase<FusionPass> {
       for (ArrayRef<Operation *> group : llvm::reverse(groups))
         outlineGroup(group, builder);
     }
-    if (normPrologueRows > 0)
-      foldNormsIntoGemms(func, normPrologueRows);
   }
 };
 

@@ -40,11 +40,6 @@ def GaiFusion : Pass<"gai-fusion", "func::FuncOp"> {
     only consumer's region too (its input becomes the region's input): the
     generated GPU kernels read rows through the permutation, so the head
     transposes before RoPE cost no pass of their own.
-
-    With `norm-prologue-rows` N > 0, a region that only RMS-normalises at
-    most N rows, for products alone, is folded into them: each becomes a
-    `gai.gemm` with a `norm` operand (the CUDA target's decode GEMV
-    normalises its activations as it reads them).
   }];
   let options = [
     Option<"epilogues", "epilogues", "bool", /*default=*/"true",
@@ -58,10 +53,6 @@ def GaiFusion : Pass<"gai-fusion", "func::FuncOp"> {
     Option<"absorbTransposes", "absorb-transposes", "bool", /*default=*/"false",
            "let a transpose that keeps the last axis join its consumer's "
            "region, read through the permutation (the CUDA target)">,
-    Option<"normPrologueRows", "norm-prologue-rows", "int64_t", /*default=*/"0",
-           "fold RMSNorm regions of at most this many rows that only feed "
-           "products into those products (0: never; the CUDA target: its "
-           "GEMV's rows)">,
   ];
   let dependentDialects = ["::mlir::gai::GaiDialect"];
 }

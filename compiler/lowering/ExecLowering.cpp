@@ -91,7 +91,7 @@ private:
   LogicalResult lowerOp(Operation *op);
   LogicalResult lowerMatmul(Operation *op, Value lhs, Value rhs, Value bias,
                             Value residual, bool transposeLhs,
-                            bool transposeRhs, StringRef activation, GemmOp normed);
+                            bool transposeRhs, StringRef activation);
   FailureOr<FlatSymbolRefAttr> kernelFor(FusionOp fusion);
   RefAttr weightRef(ParamOp param);
   /// The state buffer `name`, made on first use.
@@ -188,7 +188,7 @@ FailureOr<FlatSymbolRefAttr> Lowering::kernelFor(FusionOp fusion) {
 LogicalResult Lowering::lowerMatmul(Operation *op, Value lhs, Value rhs,
                                     Value bias, Value residual,
                                     bool transposeLhs, bool transposeRhs,
-                                    StringRef activation, GemmOp normed) {
+                                    StringRef activation) {
   ArrayRef<int64_t> ls = tensorOf(lhs).getShape(), rs = tensorOf(rhs).getShape(),
                     os = tensorOf(op->getResult(0)).getShape();
   int64_t m = os[os.size() - 2], n = os.back();
@@ -202,24 +202,14 @@ LogicalResult Lowering::lowerMatmul(Operation *op, Value lhs, Value rhs,
   auto emit = [&](RefAttr a, RefAttr bb, RefAttr c, RefAttr res, int64_t batch,
                   int64_t m, int64_t strideA, int64_t strideB,
                   int64_t strideC) {
-    auto gemm = exec::GemmOp::create(
+    exec::GemmOp::create(
         b, op->getLoc(), a, bb, c, biasRef, res, b.getI64IntegerAttr(batch),
         b.getI64IntegerAttr(m), b.getI64IntegerAttr(n), b.getI64IntegerAttr(k),
         b.getBoolAttr(transposeLhs), b.getBoolAttr(transposeRhs),
         b.getI64IntegerAttr(strideA), b.getI64IntegerAttr(strideB),
         b.getI64IntegerAttr(strideC), b.getStringAttr(activation),
-        TypeAttr::get(tensorOf(op->getResult(0)).getElementType()), exec::RefAttr(),
-        FloatAttr(), UnitAttr());
-    if (normed && normed.getNorm()) {
-      gemm.setNormAttr(ref(normed.getNorm()));
-      gemm.setNormEpsAttr(b.getF32FloatAttr(
-          normed.getNormEps() ? normed.getNormEps()->convertToDouble() : 0.0));
-      gemm.setNormUnitOffset(normed.getNormUnitOffset());
-    }
+        TypeAttr::get(tensorOf(op->getResult(0)).getElementType()));
   };
-  // A normalised lhs is one matrix of rows: nothing else is lowered.
-  if (normed && normed.getNorm() && (product(rhsBatch) != 1 || transposeLhs))
-    return op->emitOpError("a normalised lhs needs one weight matrix");
   // One weight for all rows: the batch folds into M.
   if (product(rhsBatch) == 1 && !transposeLhs) {
     emit(a, bRef, c, residualRef, 1, batch * m, 0, 0, 0);
@@ -296,12 +286,12 @@ LogicalResult Lowering::lowerOp(Operation *op) {
   if (auto matmul = dyn_cast<MatmulOp>(op))
     return lowerMatmul(op, matmul.getLhs(), matmul.getRhs(), {}, {},
                        matmul.getTransposeLhs(), matmul.getTransposeRhs(),
-                       "none", GemmOp());
+                       "none");
   if (auto gemm = dyn_cast<GemmOp>(op))
     return lowerMatmul(op, gemm.getLhs(), gemm.getRhs(), gemm.getBias(),
                        gemm.getResidual(), gemm.getTransposeLhs(),
                        gemm.getTransposeRhs(),
-                       stringifyEpilogueActivation(gemm.getActivation()), gemm);
+                       stringifyEpilogueActivation(gemm.getActivation()));
   if (auto fa = dyn_cast<FlashAttentionOp>(op)) {
     ArrayRef<int64_t> q = shape(fa.getQuery()), k = shape(fa.getKey()),
                       v = shape(fa.getValue());

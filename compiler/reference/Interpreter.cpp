@@ -245,22 +245,8 @@ llvm::Error Interpreter::run(Operation *op) {
     return llvm::Error::success();
   }
   if (auto gemm = dyn_cast<GemmOp>(op)) {
-    HostTensor lhs = in(gemm.getLhs());
-    if (gemm.getNorm()) { // rms_norm's formula, row by row
-      const HostTensor &w = in(gemm.getNorm());
-      double eps = gemm.getNormEps() ? gemm.getNormEps()->convertToDouble() : 0.0;
-      int64_t d = lhs.shape.back();
-      for (int64_t row = 0; row < lhs.numElements() / d; ++row) {
-        double *x = lhs.data.data() + row * d, sq = 0.0;
-        for (int64_t i = 0; i < d; ++i)
-          sq += x[i] * x[i] / d;
-        double inv = 1.0 / std::sqrt(sq + eps);
-        for (int64_t i = 0; i < d; ++i)
-          x[i] = x[i] * inv * (gemm.getNormUnitOffset() ? 1.0 + w.data[i] : w.data[i]);
-      }
-    }
-    HostTensor t = matmul(lhs, in(gemm.getRhs()), gemm.getTransposeLhs(),
-                          gemm.getTransposeRhs(), gemm);
+    HostTensor t = matmul(in(gemm.getLhs()), in(gemm.getRhs()),
+                          gemm.getTransposeLhs(), gemm.getTransposeRhs(), gemm);
     int64_t n = t.shape.back();
     for (int64_t i = 0; i < t.numElements(); ++i) {
       double x = t.data[i];

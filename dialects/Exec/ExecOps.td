@@ -76,13 +76,10 @@ def Exec_GemmOp : Exec_Op<"gemm"> {
       Exec_RefAttr:$bias, Exec_RefAttr:$residual, I64Attr:$batch, I64Attr:$m,
       I64Attr:$n, I64Attr:$k, BoolAttr:$transpose_a, BoolAttr:$transpose_b,
       I64Attr:$stride_a, I64Attr:$stride_b, I64Attr:$stride_c,
-      StrAttr:$activation, TypeAttr:$element, OptionalAttr<Exec_RefAttr>:$norm,
-      OptionalAttr<F32Attr>:$norm_eps, UnitAttr:$norm_unit_offset);
+      StrAttr:$activation, TypeAttr:$element);
   let description = [{
     `element` is the type of a, b, c, bias and residual; the product
-    accumulates in f32. With `norm` (k elements), each row of a is first
-    RMS-normalised (`norm_eps`) and scaled by it, or by 1 + it with
-    `norm_unit_offset`.
+    accumulates in f32.
   }];
   let assemblyFormat = "attr-dict";
 }

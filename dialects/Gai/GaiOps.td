@@ -486,10 +486,7 @@ def Gai_GemmOp : Gai_Op<"gemm", [Pure, InferTypeOpAdaptor,
     The fusion pass makes this op from a `gai.matmul` and the bias add,
     activation and residual add that follow it, so that one GEMM call (a
     cuBLASLt epilogue, or the CPU kernel's store loop) does all of them.
-    `bias` is [N]; `residual` has the result's shape. With `norm` ([K]),
-    each row of `lhs` is first RMS-normalised and scaled by it, as
-    `gai.rms_norm` with `norm_eps` and `norm_unit_offset` does (the CUDA
-    target's decode GEMV computes this on the fly).
+    `bias` is [N]; `residual` has the result's shape.
     ```mlir
     %y = gai.gemm %x, %w bias %b transpose_rhs activation = gelu_tanh
         : (tensor<2x8x64xf32>, tensor<256x64xf32>, tensor<256xf32>)
@@ -498,14 +495,12 @@ def Gai_GemmOp : Gai_Op<"gemm", [Pure, InferTypeOpAdaptor,
   }];
   let arguments = (ins Gai_FloatTensor:$lhs, Gai_FloatTensor:$rhs,
       Optional<Gai_FloatTensor>:$bias, Optional<Gai_FloatTensor>:$residual,
-      Optional<Gai_FloatTensor>:$norm,
       UnitAttr:$transpose_lhs, UnitAttr:$transpose_rhs,
       DefaultValuedAttr<Gai_EpilogueActivation,
-                        "::mlir::gai::EpilogueActivation::None">:$activation,
-      OptionalAttr<F64Attr>:$norm_eps, UnitAttr:$norm_unit_offset);
+                        "::mlir::gai::EpilogueActivation::None">:$activation);
   let results = (outs Gai_FloatTensor:$result);
   let assemblyFormat = [{
-    $lhs `,` $rhs (`bias` $bias^)? (`residual` $residual^)? (`norm` $norm^)?
+    $lhs `,` $rhs (`bias` $bias^)? (`residual` $residual^)?
     (`transpose_lhs` $transpose_lhs^)? (`transpose_rhs` $transpose_rhs^)?
     (`activation` `=` $activation^)? attr-dict `:`
     functional-type(operands, results)

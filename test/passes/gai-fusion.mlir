@@ -2,7 +2,6 @@
 // RUN: gai-opt %s --gai-fusion="epilogues=false" --split-input-file | FileCheck %s --check-prefix=NOEPI
 // RUN: gai-opt %s --gai-fusion="library-activations=true" --split-input-file | FileCheck %s --check-prefix=LIB
 // RUN: gai-opt %s --gai-fusion="absorb-transposes=true" --split-input-file | FileCheck %s --check-prefix=ABSORB
-// RUN: gai-opt %s --gai-fusion="norm-prologue-rows=8" --split-input-file | FileCheck %s --check-prefix=NORM
 
 // Bias, activation and residual join the GEMM.
 // CHECK-LABEL: func.func @epilogue
@@ -177,35 +176,4 @@ func.func @head_transposes(%q: tensor<1x8x4x16xf32>, %pos: tensor<1x8xi32>, %v: 
   %4 = gai.transpose %m permutation = [1, 0] : (tensor<16x8xf32>) -> tensor<8x16xf32>
   %5 = gai.exp %4 : tensor<8x16xf32>
   return %1, %2, %3, %5 : tensor<1x4x8x16xf32>, tensor<1x4x8x16xf32>, tensor<1x4x8x16xf32>, tensor<8x16xf32>
-}
-
-// -----
-
-// With norm-prologue-rows, an RMSNorm of a few rows that only feeds
-// products disappears into them: each becomes a gai.gemm normalising its
-// lhs (epilogues kept). Norms of more rows, or with another user, stay.
-// NORM-LABEL: func.func @norm_prologues
-// NORM-NOT: gai.rms_norm
-// NORM: gai.gemm %arg0, %{{.*}} norm %[[G:.*]] transpose_rhs {norm_eps = 1.000000e-05 : f64}
-// NORM: gai.gemm %arg0, %{{.*}} residual %arg0 norm %[[G]] transpose_rhs {norm_eps = 1.000000e-05 : f64, norm_unit_offset}
-// NORM-LABEL: func.func @norms_that_stay
-// NORM: gai.rms_norm
-// NORM: gai.rms_norm
-// NORM-NOT: norm_eps
-// CHECK-LABEL: func.func @norm_prologues
-// CHECK: gai.rms_norm
-func.func @norm_prologues(%x: tensor<2x64xf32>, %g: tensor<64xf32>, %w: tensor<32x64xf32>, %v: tensor<64x64xf32>) -> (tensor<2x32xf32>, tensor<2x64xf32>) {
-  %n = gai.rms_norm %x, %g eps = 1.000000e-05 : (tensor<2x64xf32>, tensor<64xf32>) -> tensor<2x64xf32>
-  %0 = gai.matmul %n, %w transpose_rhs : (tensor<2x64xf32>, tensor<32x64xf32>) -> tensor<2x32xf32>
-  %m = gai.rms_norm %x, %g eps = 1.000000e-05 unit_offset : (tensor<2x64xf32>, tensor<64xf32>) -> tensor<2x64xf32>
-  %1 = gai.matmul %m, %v transpose_rhs : (tensor<2x64xf32>, tensor<64x64xf32>) -> tensor<2x64xf32>
-  %2 = gai.add %1, %x : (tensor<2x64xf32>, tensor<2x64xf32>) -> tensor<2x64xf32>
-  return %0, %2 : tensor<2x32xf32>, tensor<2x64xf32>
-}
-func.func @norms_that_stay(%x: tensor<16x64xf32>, %y: tensor<2x64xf32>, %g: tensor<64xf32>, %w: tensor<32x64xf32>) -> (tensor<16x32xf32>, tensor<2x32xf32>, tensor<2x64xf32>) {
-  %n = gai.rms_norm %x, %g eps = 1.000000e-05 : (tensor<16x64xf32>, tensor<64xf32>) -> tensor<16x64xf32>
-  %0 = gai.matmul %n, %w transpose_rhs : (tensor<16x64xf32>, tensor<32x64xf32>) -> tensor<16x32xf32>
-  %m = gai.rms_norm %y, %g eps = 1.000000e-05 : (tensor<2x64xf32>, tensor<64xf32>) -> tensor<2x64xf32>
-  %1 = gai.matmul %m, %w transpose_rhs : (tensor<2x64xf32>, tensor<32x64xf32>) -> tensor<2x32xf32>
-  return %0, %1, %m : tensor<16x32xf32>, tensor<2x32xf32>, tensor<2x64xf32>
 }

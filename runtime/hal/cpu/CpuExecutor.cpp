@@ -206,9 +206,6 @@ Status CpuExecutor::runStep(const Entry &entry, size_t index) {
   switch (step->command_type()) {
   case format::Command::Gemm: {
     const format::Gemm *g = step->command_as_Gemm();
-    if (g->norm() && g->norm()->size() > 0)
-      return Status::error("a GEMM that normalises its rows is a CUDA step; "
-                           "compile for the CPU with --target=cpu");
     cpu::GemmArgs args;
     args.a = f32(g->a());
     args.b = f32(g->b());

@@ -382,9 +382,6 @@ Status CudaExecutor::buildSteps(Entry &entry) {
         d.strideC = g->stride_c();
         d.activation = static_cast<int>(g->activation());
         d.constantB = g->b() && g->b()->space() == format::Space::Weights;
-        d.norm = ptr(g->norm());
-        d.normEps = g->norm_eps();
-        d.normUnitOffset = g->norm_unit_offset();
         return d;
       };
       const format::Gemm *g = step->command_as_Gemm();

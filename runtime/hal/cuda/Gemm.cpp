@@ -65,8 +65,6 @@ GemmMerge mergeGemms(const std::vector<GemmDesc> &run, Elem elem) {
   for (; count < run.size() && count < static_cast<size_t>(kGemvParts); ++count) {
     const GemmDesc &d = run[count];
     bool same = d.a == first.a && d.m == first.m && d.k == first.k && d.alpha == first.alpha &&
-                d.norm == first.norm && d.normEps == first.normEps &&
-                d.normUnitOffset == first.normUnitOffset &&
                 d.transposeA == first.transposeA && d.transposeB == first.transposeB &&
                 d.batch == 1 && first.batch == 1;
     if (!same)
@@ -124,8 +122,6 @@ std::unique_ptr<GemmPlan> GemmPlan::createGemv(const std::vector<GemmDesc> &part
   plan->desc_ = parts.front();
   plan->elem_ = elem;
   plan->gemvWeightsConstant_ = true;
-  plan->gemvNorm_ = GemvNorm{parts.front().norm, parts.front().normEps,
-                             parts.front().normUnitOffset};
   for (const GemmDesc &d : parts) {
     plan->gemvParts_.push_back(GemvPart{d.b, d.c, d.bias, d.residual, d.n, d.activation});
     plan->gemvWeightsConstant_ = plan->gemvWeightsConstant_ && d.constantB;
@@ -145,9 +141,6 @@ StatusOr<std::unique_ptr<GemmPlan>> GemmPlan::create(cublasLtHandle_t handle,
   // reach about a third of the memory bandwidth there, ours most of it.
   if (gemvShaped(desc))
     return createGemv({desc}, elem);
-  if (desc.norm)
-    return Status::error("a GEMM that normalises its rows needs at most " +
-                         std::to_string(kGemvRows) + " rows, not " + std::to_string(desc.m));
   cudaDataType_t type = elem == Elem::BF16 ? CUDA_R_16BF : CUDA_R_32F;
   if (Status s = lt(cublasLtMatmulDescCreate(&plan->op_, CUBLAS_COMPUTE_32F, CUDA_R_32F),
                     "descriptor");
@@ -249,7 +242,7 @@ Status GemmPlan::run(void *workspace, size_t workspaceBytes,
                      cudaStream_t stream) const {
   if (!gemvParts_.empty()) {
     gemvParts(elem_, desc_.a, gemvParts_.data(), static_cast<int>(gemvParts_.size()),
-              desc_.m, desc_.k, gemvWeightsConstant_, gemvNorm_, stream);
+              desc_.m, desc_.k, gemvWeightsConstant_, stream);
     return Status::ok();
   }
   float alpha = desc_.alpha;

@@ -29,11 +29,6 @@ struct GemmDesc {
   float alpha = 1.0f;  // scales A·B (gemv and cuBLASLt paths alike: no epilogue)
   /// B is model weights, which no kernel writes while an entry runs.
   bool constantB = false;
-  /// Non-null: each row of A is RMS-normalised (normEps) and scaled by
-  /// these k elements (plus 1 with normUnitOffset) first; GEMV only.
-  const void *norm = nullptr;
-  float normEps = 0.0f;
-  bool normUnitOffset = false;
 };
 
 /// How many GEMMs from the front of `run` (consecutive plan steps) one
@@ -76,7 +71,6 @@ private:
   bool followUp_ = false; // the elementwise kernel after the GEMM
   std::vector<GemvPart> gemvParts_; // decode-sized: our GEMV, not cuBLASLt
   bool gemvWeightsConstant_ = false;
-  GemvNorm gemvNorm_{};
 };
 
 } // namespace gai::cuda

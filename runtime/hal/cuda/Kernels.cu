@@ -282,34 +282,21 @@ __device__ __forceinline__ uint4 loadStreaming(const void *p) {
   return v;
 }
 
-/// acc[r] += the 16 bytes of weights `wv` · a[r, i : i + 16 bytes]; with
-/// a norm scale, · scale[i : …] too, and squares[r] += a[r, …]².
-template <typename T, bool Norm>
+/// acc[r] += the 16 bytes of weights `wv` · a[r, i : i + 16 bytes].
+template <typename T>
 __device__ __forceinline__ void gemvChunk(uint4 wv, const T *a, int m, int64_t k,
-                                          int64_t i, const GemvNorm &norm,
-                                          float (&acc)[kGemvRows],
-                                          float (&squares)[kGemvRows]) {
+                                          int64_t i, float (&acc)[kGemvRows]) {
   constexpr int kVec = 16 / sizeof(T);
   float wf[8], af[8];
   unpack16(wv, wf, a);
-  if (Norm) {
-    float sf[8];
-    unpack16(*reinterpret_cast<const uint4 *>(static_cast<const T *>(norm.scale) + i), sf, a);
-#pragma unroll
-    for (int j = 0; j < kVec; ++j)
-      wf[j] *= norm.unitOffset ? 1.0f + sf[j] : sf[j];
-  }
 #pragma unroll
   for (int r = 0; r < kGemvRows; ++r) {
     if (r >= m)
       break;
     unpack16(*reinterpret_cast<const uint4 *>(a + r * k + i), af, a);
 #pragma unroll
-    for (int j = 0; j < kVec; ++j) {
+    for (int j = 0; j < kVec; ++j)
       acc[r] += wf[j] * af[j];
-      if (Norm)
-        squares[r] += af[j] * af[j];
-    }
   }
 }
 
@@ -318,12 +305,11 @@ struct GemvLaunch {
   int64_t blockEnd[kGemvParts]; // the blocks of parts [0, p]
   int count;
   bool constantWeights;
-  GemvNorm norm;
 };
 
 constexpr int kGemvColumnsPerBlock = 8; // a warp per column
 
-template <typename T, bool Norm>
+template <typename T>
 __global__ void __launch_bounds__(256)
     gemvKernel(const T *a, GemvLaunch launch, int m, int64_t k) {
   constexpr int kVec = 16 / sizeof(T);
@@ -340,7 +326,7 @@ __global__ void __launch_bounds__(256)
   int lane = threadIdx.x % 32;
   if (col >= g.n)
     return;
-  float acc[kGemvRows] = {}, squares[kGemvRows] = {};
+  float acc[kGemvRows] = {};
   const T *row = static_cast<const T *>(g.w) + col * k;
   int64_t i = lane * kVec;
   bool full = i + (kUnroll - 1) * kStride < k;
@@ -362,7 +348,7 @@ __global__ void __launch_bounds__(256)
   while (full) {
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u)
-      gemvChunk<T, Norm>(wv[u], a, m, k, i + u * kStride, launch.norm, acc, squares);
+      gemvChunk(wv[u], a, m, k, i + u * kStride, acc);
     i += kUnroll * kStride;
     full = i + (kUnroll - 1) * kStride < k;
     if (full) {
@@ -372,7 +358,7 @@ __global__ void __launch_bounds__(256)
     }
   }
   for (; i < k; i += kStride)
-    gemvChunk<T, Norm>(loadStreaming(row + i), a, m, k, i, launch.norm, acc, squares);
+    gemvChunk(loadStreaming(row + i), a, m, k, i, acc);
   const T *bias = static_cast<const T *>(g.bias);
   const T *residual = static_cast<const T *>(g.residual);
   T *c = static_cast<T *>(g.c);
@@ -383,12 +369,6 @@ __global__ void __launch_bounds__(256)
     float x = acc[r];
     for (int offset = 16; offset > 0; offset /= 2)
       x += __shfl_xor_sync(0xffffffffu, x, offset);
-    if (Norm) { // (a·rsqrt(mean a² + eps) ⊙ scale)·w
-      float sum = squares[r];
-      for (int offset = 16; offset > 0; offset /= 2)
-        sum += __shfl_xor_sync(0xffffffffu, sum, offset);
-      x *= rsqrtf(sum / static_cast<float>(k) + launch.norm.eps);
-    }
     if (lane == 0) {
       if (bias)
         x += toFloat(bias[col]);
@@ -422,11 +402,10 @@ bool overlapsLaunches() {
 }
 
 void gemvParts(Elem e, const void *a, const GemvPart *parts, int count, int64_t m,
-               int64_t k, bool constantWeights, const GemvNorm &norm, cudaStream_t stream) {
+               int64_t k, bool constantWeights, cudaStream_t stream) {
   GemvLaunch launch{};
   launch.count = count;
   launch.constantWeights = constantWeights;
-  launch.norm = norm;
   int64_t blocks = 0;
   for (int p = 0; p < count; ++p) {
     launch.parts[p] = parts[p];
@@ -435,19 +414,13 @@ void gemvParts(Elem e, const void *a, const GemvPart *parts, int count, int64_t 
   }
   if (blocks == 0)
     return;
-  auto run = [&](auto kernel, auto *typedA) {
-    launchOverlapped(kernel, dim3(static_cast<unsigned>(blocks)), dim3(256), stream, typedA,
-                     launch, static_cast<int>(m), k);
-  };
-  const bool normed = norm.scale != nullptr;
-  if (e == Elem::BF16) {
-    auto *typed = static_cast<const __nv_bfloat16 *>(a);
-    normed ? run(gemvKernel<__nv_bfloat16, true>, typed)
-           : run(gemvKernel<__nv_bfloat16, false>, typed);
-  } else {
-    auto *typed = static_cast<const float *>(a);
-    normed ? run(gemvKernel<float, true>, typed) : run(gemvKernel<float, false>, typed);
-  }
+  if (e == Elem::BF16)
+    launchOverlapped(gemvKernel<__nv_bfloat16>, dim3(static_cast<unsigned>(blocks)), dim3(256),
+                     stream, static_cast<const __nv_bfloat16 *>(a), launch,
+                     static_cast<int>(m), k);
+  else
+    launchOverlapped(gemvKernel<float>, dim3(static_cast<unsigned>(blocks)), dim3(256),
+                     stream, static_cast<const float *>(a), launch, static_cast<int>(m), k);
 }
 
 void embedding(Elem e, const void *table, int64_t vocab, int64_t dim,

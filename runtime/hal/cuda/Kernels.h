@@ -86,15 +86,8 @@ struct GemvPart {
   int activation; // as in the artifact
 };
 constexpr int kGemvParts = 4;
-/// Rows of A RMS-normalised on the fly: a·(w ⊙ scale) summed with a² in
-/// the same pass, times rsqrt(mean(a²) + eps) at the end.
-struct GemvNorm {
-  const void *scale = nullptr; // k elements; null: A as it is
-  float eps = 0.0f;
-  bool unitOffset = false; // scale by 1 + w (Gemma)
-};
 void gemvParts(Elem e, const void *a, const GemvPart *parts, int count, int64_t m,
-               int64_t k, bool constantWeights, const GemvNorm &norm, cudaStream_t stream);
+               int64_t k, bool constantWeights, cudaStream_t stream);
 
 /// As the CPU's AttentionArgs (hal/cpu/Kernels.h).
 struct AttentionParams {
