@@ -38,6 +38,19 @@ double now() {
       .count();
 }
 
+/// The median wall time of `runs` runs of `entry`, or its error.
+StatusOr<double> medianRun(Session &session, const std::string &entry, long runs) {
+  std::vector<double> times;
+  for (long i = 0; i < runs; ++i) {
+    double start = now();
+    if (Status s = session.run(entry); !s)
+      return s;
+    times.push_back(now() - start);
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
 int fail(const std::string &message) {
   std::fprintf(stderr, "gai-run bench: error: %s\n", message.c_str());
   return 1;
@@ -144,15 +157,10 @@ int benchCommand(int argc, char **argv) {
     for (int i = 0; i < 3; ++i)
       if (Status s = session.run("prefill"); !s)
         return fail(s.message());
-    std::vector<double> times;
-    for (long i = 0; i < iters; ++i) {
-      double start = now();
-      if (Status s = session.run("prefill"); !s)
-        return fail(s.message());
-      times.push_back(now() - start);
-    }
-    std::sort(times.begin(), times.end());
-    double dt = times[times.size() / 2];
+    StatusOr<double> median = medianRun(session, "prefill", iters);
+    if (!median)
+      return fail(median.status().message());
+    double dt = *median;
     // peers.py's count: 2 flops per parameter and 4·d per layer per key
     // (not discounted for causality), d·layers summed over attention steps.
     double attention = 0;
@@ -198,15 +206,9 @@ int benchCommand(int argc, char **argv) {
   // One decode step alone (the entry's run, logits copied to the host), so
   // the gap to the generation's time per token is what sampling and the
   // host loop cost.
-  std::vector<double> steps;
-  for (int i = 0; i < 64; ++i) {
-    double stepStart = now();
-    if (Status s = session.run("decode"); !s)
-      return fail(s.message());
-    steps.push_back(now() - stepStart);
-  }
-  std::sort(steps.begin(), steps.end());
-  double stepSeconds = steps[steps.size() / 2];
+  StatusOr<double> stepSeconds = medianRun(session, "decode", 64);
+  if (!stepSeconds)
+    return fail(stepSeconds.status().message());
   std::printf("{\"workload\": \"decode-%s\", \"peer\": \"gai\", \"device\": \"%s\", "
               "\"batch\": 1, \"prompt\": %ld, \"new_tokens\": %.0f, \"tokens_per_s\": %.1f, "
               "\"decode_only_tokens_per_s\": %.1f, \"weight_gb\": %.4f, "
@@ -214,7 +216,7 @@ int benchCommand(int argc, char **argv) {
               "\"load_s\": %.3f}\n",
               name.c_str(), deviceName.c_str(), promptLen, made, tokensPerSecond,
               stats.decodeSeconds > 0 ? stats.decodeTokens / stats.decodeSeconds : 0.0,
-              weightBytes / 1e9, weightBytes * tokensPerSecond / 1e12, stepSeconds * 1e3, warm,
+              weightBytes / 1e9, weightBytes * tokensPerSecond / 1e12, *stepSeconds * 1e3, warm,
               loadSeconds);
   return 0;
 }
