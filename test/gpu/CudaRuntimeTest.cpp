@@ -384,6 +384,76 @@ TEST(CudaGemv, ReadsActivationsOnlyAfterTheKernelBefore) {
     cudaFree(ptr);
 }
 
+// A layer's key and value cache writes in one launch: each row lands at
+// its own position in both caches, the other slots keep their bytes, and a
+// position past the end is reported, with nothing written.
+TEST(CudaCacheWrite, TwoCachesInOneLaunch) {
+  SKIP_WITHOUT_GPU();
+  const int64_t batch = 2, heads = 3, slots = 10, tokens = 2, dim = 64;
+  const int64_t cacheCount = batch * heads * slots * dim, updateCount = batch * heads * tokens * dim;
+  std::vector<float> cacheK(cacheCount), cacheV(cacheCount), updateK(updateCount),
+      updateV(updateCount);
+  for (int64_t i = 0; i < cacheCount; ++i) {
+    cacheK[i] = static_cast<float>(i % 97);
+    cacheV[i] = -static_cast<float>(i % 89);
+  }
+  for (int64_t i = 0; i < updateCount; ++i) {
+    updateK[i] = 1000.0f + i;
+    updateV[i] = 5000.0f + i;
+  }
+  void *dk = uploadAs(cacheK, DType::BF16), *dv = uploadAs(cacheV, DType::BF16),
+       *uk = uploadAs(updateK, DType::BF16), *uv = uploadAs(updateV, DType::BF16);
+  std::vector<int32_t> starts = {3, 8};
+  int32_t *dstarts = nullptr;
+  cudaMalloc(&dstarts, 8);
+  cudaMemcpy(dstarts, starts.data(), 8, cudaMemcpyHostToDevice);
+  cuda::ErrorWord *error = nullptr;
+  cudaMalloc(&error, sizeof(cuda::ErrorWord));
+  cudaMemset(error, 0, sizeof(cuda::ErrorWord));
+  cuda::CacheWrite writes[2] = {{dk, uk}, {dv, uv}};
+  cuda::cacheWrite(cuda::Elem::BF16, writes, 2, dstarts, batch, heads, slots, tokens, dim,
+                   error, 7, nullptr);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  auto download = [&](void *p) {
+    std::vector<uint16_t> bits(static_cast<size_t>(cacheCount));
+    cudaMemcpy(bits.data(), p, bits.size() * 2, cudaMemcpyDeviceToHost);
+    std::vector<float> out(bits.size());
+    convertFloats(bits.data(), DType::BF16, out.data(), DType::F32, out.size());
+    return out;
+  };
+  std::vector<float> gotK = download(dk), gotV = download(dv);
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t h = 0; h < heads; ++h)
+      for (int64_t s = 0; s < slots; ++s)
+        for (int64_t d = 0; d < dim; ++d) {
+          int64_t at = ((b * heads + h) * slots + s) * dim + d, t = s - starts[b];
+          bool written = t >= 0 && t < tokens;
+          int64_t from = ((b * heads + h) * tokens + t) * dim + d;
+          float wantK = written ? bf16ToFloat(floatToBf16(updateK[from])) : cacheK[at];
+          float wantV = written ? bf16ToFloat(floatToBf16(updateV[from])) : cacheV[at];
+          ASSERT_EQ(gotK[at], wantK) << "k at " << at;
+          ASSERT_EQ(gotV[at], wantV) << "v at " << at;
+        }
+  cuda::ErrorWord word{};
+  cudaMemcpy(&word, error, sizeof word, cudaMemcpyDeviceToHost);
+  EXPECT_EQ(word.flag, 0);
+
+  // Row 1 at slot 9 of 10 with 2 tokens: past the end.
+  starts[1] = 9;
+  cudaMemcpy(dstarts, starts.data(), 8, cudaMemcpyHostToDevice);
+  cuda::cacheWrite(cuda::Elem::BF16, writes, 2, dstarts, batch, heads, slots, tokens, dim,
+                   error, 7, nullptr);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  cudaMemcpy(&word, error, sizeof word, cudaMemcpyDeviceToHost);
+  EXPECT_EQ(word.flag, cuda::kBadCacheWrite);
+  EXPECT_EQ(word.step, 7);
+  EXPECT_EQ(word.a, 1);
+  EXPECT_EQ(word.b, 9);
+  EXPECT_EQ(download(dv)[((1 * heads + 0) * slots + 9) * dim], gotV[((1 * heads + 0) * slots + 9) * dim]);
+  for (void *ptr : {dk, dv, uk, uv, static_cast<void *>(dstarts), static_cast<void *>(error)})
+    cudaFree(ptr);
+}
+
 // Which consecutive GEMMs the CUDA executor runs as one launch. Host logic
 // on made-up addresses: runs without a GPU.
 cuda::GemmDesc gemmAt(uintptr_t a, uintptr_t b, uintptr_t c, int64_t m, int64_t n,

@@ -354,6 +354,28 @@ Status CudaExecutor::addColumnSum(Entry &entry, Elem e, const void *in, void *ou
   return Status::ok();
 }
 
+/// Step index + 1 when it is a cache write of the same type, shape and
+/// positions as `call` (step `index`), else null.
+const format::LibraryCall *nextCacheWrite(const format::EntryPoint *desc, size_t index,
+                                         const format::LibraryCall *call) {
+  const auto *steps = desc->steps();
+  if (index + 1 >= steps->size() ||
+      steps->Get(index + 1)->command_type() != format::Command::LibraryCall)
+    return nullptr;
+  const format::LibraryCall *next = steps->Get(index + 1)->command_as_LibraryCall();
+  auto sameRef = [](const format::BufferRef *a, const format::BufferRef *b) {
+    return a->space() == b->space() && a->offset() == b->offset() && a->size() == b->size();
+  };
+  bool same = next->name() && next->name()->str() == "cache_write" && next->args() &&
+              next->args()->size() == 3 && next->ints() && call->ints() &&
+              next->dtype() == call->dtype() &&
+              std::equal(next->ints()->begin(), next->ints()->end(), call->ints()->begin(),
+                         call->ints()->end()) &&
+              sameRef(next->args()->Get(2), call->args()->Get(2)) &&
+              next->args()->Get(0)->size() == call->args()->Get(0)->size();
+  return same ? next : nullptr;
+}
+
 Status CudaExecutor::buildSteps(Entry &entry) {
   if (!entry.desc->steps())
     return Status::ok();
@@ -557,11 +579,41 @@ Status CudaExecutor::buildSteps(Entry &entry) {
         };
       } else if (callee == "cache_write") {
         if (Status s = need(3, 5); !s) return s;
+        // The next step, if it writes another cache at the same positions
+        // (a layer's values after its keys), joins this launch: one
+        // dependent step fewer before the attention that reads both.
+        std::vector<CacheWrite> writes{{args[0], args[1]}};
+        if (const format::LibraryCall *n = nextCacheWrite(entry.desc, index, c)) {
+          uint8_t *cache = ptr(n->args()->Get(0)), *update = ptr(n->args()->Get(1));
+          auto range = [&](const format::BufferRef *ref, uint8_t *p) {
+            return std::make_pair(p, p + ref->size());
+          };
+          auto apart = [](std::pair<uint8_t *, uint8_t *> x, std::pair<uint8_t *, uint8_t *> y) {
+            return x.second <= y.first || y.second <= x.first;
+          };
+          auto cache0 = range(c->args()->Get(0), args[0]), update0 = range(c->args()->Get(1), args[1]),
+               cache1 = range(n->args()->Get(0), cache), update1 = range(n->args()->Get(1), update);
+          if (cache && update && apart(cache0, cache1) && apart(cache0, update1) &&
+              apart(cache1, update0))
+            writes.push_back({cache, update});
+        }
         fn = [=](cudaStream_t s) {
-          cacheWrite(e, args[0], args[1], i32(args[2]), ints[0], ints[1], ints[2],
-                     ints[3], ints[4], error, stepIndex, s);
+          cacheWrite(e, writes.data(), static_cast<int>(writes.size()), i32(args[2]), ints[0],
+                     ints[1], ints[2], ints[3], ints[4], error, stepIndex, s);
           return Status::ok();
         };
+        if (writes.size() > 1) {
+          if (!args[0] || !args[1] || !args[2])
+            return Status::error(at + " (cache_write): a buffer lies outside its space");
+          entry.steps.push_back(std::move(fn));
+          entry.stepNames.push_back("cache_write (two caches)");
+          // The merged step stays as an empty one, so step numbers keep
+          // meaning the artifact's.
+          entry.steps.push_back([](cudaStream_t) { return Status::ok(); });
+          entry.stepNames.push_back("cache_write (done by step " + std::to_string(index) + ")");
+          ++index;
+          break;
+        }
       } else if (callee == "take") {
         if (Status s = need(3, 3); !s) return s;
         fn = [=](cudaStream_t s) {

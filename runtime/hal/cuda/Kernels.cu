@@ -3,6 +3,7 @@
 #include "hal/cuda/Kernels.h"
 #include "hal/cuda/Math.cuh"
 
+#include <algorithm>
 #include <cstdlib>
 #include <initializer_list>
 #include <string>
@@ -44,22 +45,29 @@ __global__ void embeddingKernel(const T *table, int64_t vocab, int64_t dim,
   out[i] = table[id * dim + col];
 }
 
-/// Moves `Word`s: `dim` counts words of a row.
+/// Moves `Word`s: `dim` counts words of a row. Thread i works on write
+/// i / n of `count`.
 template <typename Word>
-__global__ void cacheWriteKernel(Word *cache, const Word *update, const int32_t *start,
-                                 int64_t batch, int64_t heads, int64_t slots,
-                                 int64_t tokens, int64_t dim, ErrorWord *error,
-                                 int step) {
+__global__ void cacheWriteKernel(Word *cache0, const Word *update0, Word *cache1,
+                                 const Word *update1, const int32_t *start, int64_t batch,
+                                 int64_t heads, int64_t slots, int64_t tokens, int64_t dim,
+                                 ErrorWord *error, int step) {
   letNextKernelStart();
   waitForPriorKernels();
+  const int64_t n = batch * heads * tokens * dim;
   int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  if (i >= batch * heads * tokens * dim)
+  const bool second = i >= n;
+  if (second)
+    i -= n;
+  if (i >= n || (second && !cache1))
     return;
+  Word *cache = second ? cache1 : cache0;
+  const Word *update = second ? update1 : update0;
   int64_t d = i % dim, t = (i / dim) % tokens, h = (i / (dim * tokens)) % heads,
           b = i / (dim * tokens * heads);
   int32_t s = start[b];
   if (s < 0 || s + tokens > slots) {
-    if (i % (heads * tokens * dim) == 0)
+    if (!second && i % (heads * tokens * dim) == 0)
       report(error, kBadCacheWrite, step, static_cast<int>(b), s);
     return;
   }
@@ -438,20 +446,27 @@ void embedding(Elem e, const void *table, int64_t vocab, int64_t dim,
                      static_cast<float *>(out), error, step);
 }
 
-void cacheWrite(Elem e, void *cache, const void *update, const int32_t *start,
+void cacheWrite(Elem e, const CacheWrite *writes, int count, const int32_t *start,
                 int64_t batch, int64_t heads, int64_t slots, int64_t tokens,
                 int64_t dim, ErrorWord *error, int step, cudaStream_t stream) {
-  if (batch * heads * tokens * dim == 0)
+  if (batch * heads * tokens * dim == 0 || count <= 0)
     return;
+  const CacheWrite none{nullptr, nullptr};
+  const CacheWrite &first = writes[0], &second = count > 1 ? writes[1] : none;
   int64_t elementBytes = bytesOf(e);
-  int64_t word = widestWord(elementBytes, {dim * elementBytes}, update, cache);
+  int64_t word = widestWord(elementBytes, {dim * elementBytes}, first.update, first.cache);
+  if (count > 1)
+    word = std::min(word, widestWord(elementBytes, {dim * elementBytes}, second.update,
+                                     second.cache));
   int64_t words = dim * elementBytes / word;
   int64_t n = batch * heads * tokens * words;
   auto launch = [&](auto *typed) {
     using Word = std::remove_pointer_t<decltype(typed)>;
-    launchOverlapped(cacheWriteKernel<Word>, blocksFor(n), kThreads, stream,
-                     static_cast<Word *>(cache), static_cast<const Word *>(update), start,
-                     batch, heads, slots, tokens, words, error, step);
+    launchOverlapped(cacheWriteKernel<Word>, blocksFor(n * (count > 1 ? 2 : 1)), kThreads,
+                     stream, static_cast<Word *>(first.cache),
+                     static_cast<const Word *>(first.update), static_cast<Word *>(second.cache),
+                     static_cast<const Word *>(second.update), start, batch, heads, slots,
+                     tokens, words, error, step);
   };
   switch (word) {
   case 16: launch(static_cast<uint4 *>(nullptr)); break;

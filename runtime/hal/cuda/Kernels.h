@@ -44,7 +44,13 @@ bool overlapsLaunches();
 void embedding(Elem e, const void *table, int64_t vocab, int64_t dim,
                const int32_t *ids, int64_t count, void *out, ErrorWord *error,
                int step, cudaStream_t stream);
-void cacheWrite(Elem e, void *cache, const void *update, const int32_t *start,
+/// Up to two (a layer's keys and values) cache writes of one shape and
+/// positions in one launch.
+struct CacheWrite {
+  void *cache;
+  const void *update;
+};
+void cacheWrite(Elem e, const CacheWrite *writes, int count, const int32_t *start,
                 int64_t batch, int64_t heads, int64_t slots, int64_t tokens,
                 int64_t dim, ErrorWord *error, int step, cudaStream_t stream);
 /// out[b, :] = x[b, rows[b], :] in 4-byte words.
