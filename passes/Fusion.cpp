@@ -128,26 +128,15 @@ bool isFusible(Operation *op) {
 }
 
 /// A transpose a kernel can read through: rows stay contiguous, and it
-/// moves data (one that only moves unit dimensions is a view, canonicalized
-/// to a reshape).
+/// moves data (one that only moves unit dimensions becomes a reshape).
 bool keepsRows(Operation *op) {
   auto transpose = dyn_cast_if_present<TransposeOp>(op);
   if (!transpose)
     return false;
   ArrayRef<int64_t> permutation = transpose.getPermutation();
-  ArrayRef<int64_t> shape = cast<RankedTensorType>(transpose.getInput().getType()).getShape();
-  if (permutation.empty() ||
-      permutation.back() != static_cast<int64_t>(permutation.size()) - 1)
-    return false;
-  int64_t previous = -1;
-  for (int64_t dim : permutation) {
-    if (shape[dim] == 1)
-      continue;
-    if (dim < previous)
-      return true;
-    previous = dim;
-  }
-  return false;
+  return !permutation.empty() &&
+         permutation.back() == static_cast<int64_t>(permutation.size()) - 1 &&
+         !transpose.movesOnlyUnitDims();
 }
 
 /// Groups of ops, each a tree rooted at its last op, in reverse block order.

@@ -27,12 +27,12 @@ LogicalResult checkFusionRows(FusionOp fusion, StringRef target) {
   for (BlockArgument arg : body.getArguments()) {
     // RoPE reads its positions per row, whatever their shape; a transpose's
     // input is read through the permutation (its result must line up).
-    bool onlyPositions = llvm::all_of(arg.getUsers(), [&](Operation *user) {
+    bool readIndirectly = llvm::all_of(arg.getUsers(), [&](Operation *user) {
       auto rope = dyn_cast<RopeOp>(user);
       return (rope && rope.getPositions() == arg && rope.getInput() != arg) ||
              isa<TransposeOp>(user);
     });
-    if (!onlyPositions && failed(lineUp(arg)))
+    if (!readIndirectly && failed(lineUp(arg)))
       return failure();
   }
   for (Operation &op : body.without_terminator()) {

@@ -442,22 +442,28 @@ LogicalResult ReshapeOp::verify() {
   return success();
 }
 
+bool TransposeOp::movesOnlyUnitDims() {
+  ArrayRef<int64_t> shape = getInput().getType().getShape();
+  int64_t last = -1;
+  for (int64_t d : getPermutation()) {
+    if (shape[d] == 1)
+      continue;
+    if (d < last)
+      return false;
+    last = d;
+  }
+  return true;
+}
+
 namespace {
-/// transpose → reshape when the dimensions larger than 1 keep their order:
-/// the elements stay where they are (decode's [B, 1, H, D] → [B, H, 1, D]).
+/// transpose → reshape when only unit dimensions move (decode's
+/// [B, 1, H, D] → [B, H, 1, D]).
 struct TransposeOfUnitDims : OpRewritePattern<TransposeOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(TransposeOp op,
                                 PatternRewriter &rewriter) const override {
-    ArrayRef<int64_t> shape = op.getInput().getType().getShape();
-    int64_t last = -1;
-    for (int64_t d : op.getPermutation()) {
-      if (shape[d] == 1)
-        continue;
-      if (d < last)
-        return failure();
-      last = d;
-    }
+    if (!op.movesOnlyUnitDims())
+      return failure();
     rewriter.replaceOpWithNewOp<ReshapeOp>(op, op.getType(), op.getInput());
     return success();
   }

@@ -336,6 +336,11 @@ def Gai_TransposeOp : Gai_Op<"transpose", [Pure, InferTypeOpAdaptor]> {
   }];
   // A transpose that only moves unit dimensions is a reshape (a view).
   let hasCanonicalizer = 1;
+  let extraClassDeclaration = [{
+    /// Whether the dimensions larger than 1 keep their order: the elements
+    /// stay where they are, and the transpose is a reshape.
+    bool movesOnlyUnitDims();
+  }];
 }
 
 def Gai_SliceOp : Gai_Op<"slice", [Pure, InferTypeOpAdaptor]> {

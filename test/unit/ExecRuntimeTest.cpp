@@ -151,4 +151,47 @@ func.func @forward(%a: tensor<3x8xf32>) -> tensor<8xf32> {
   }
 }
 
+// Only GPU kernels read a region input through a transpose, and only one
+// that keeps rows whole: the CPU builder and any other transpose are
+// reported on the fusion op.
+TEST(ExecLowering, TransposesInsideARegionAreCheckedPerTarget) {
+  struct Case {
+    const char *target, *permutation, *resultType, *expected;
+  };
+  const Case cases[] = {
+      {"cpu", "[1, 0, 2]", "tensor<4x2x8xf32>",
+       "a transpose inside a fusion region has no CPU kernel"},
+      {"cuda", "[0, 2, 1]", "tensor<2x8x4xf32>",
+       "a transpose inside a fusion region must read a region input and keep the last axis"},
+  };
+  for (const Case &c : cases) {
+    mlir::MLIRContext context;
+    context.loadDialect<mlir::gai::GaiDialect, mlir::func::FuncDialect>();
+    std::string source = std::string(R"(
+func.func @forward(%a: tensor<2x4x8xf32>) -> RESULT {
+  %0 = gai.fusion %a : (tensor<2x4x8xf32>) -> RESULT {
+  ^bb0(%x: tensor<2x4x8xf32>):
+    %1 = gai.transpose %x permutation = PERM : (tensor<2x4x8xf32>) -> RESULT
+    %2 = gai.exp %1 : RESULT
+    gai.yield %2 : RESULT
+  }
+  return %0 : RESULT
+})");
+    auto replaceAll = [&](const std::string &from, const std::string &to) {
+      for (size_t at; (at = source.find(from)) != std::string::npos;)
+        source.replace(at, from.size(), to);
+    };
+    replaceAll("RESULT", c.resultType);
+    replaceAll("PERM", c.permutation);
+    auto module = mlir::parseSourceString<mlir::ModuleOp>(source, &context);
+    ASSERT_TRUE(module) << c.target;
+    CompileOptions options;
+    options.target = c.target;
+    auto lowered = lowerModule(*module, options, WeightsMode::None);
+    ASSERT_FALSE(!!lowered) << c.target;
+    std::string message = llvm::toString(lowered.takeError());
+    EXPECT_NE(message.find(c.expected), std::string::npos) << c.target << ": " << message;
+  }
+}
+
 } // namespace
