@@ -180,12 +180,19 @@ FailureOr<flatbuffers::Offset<fmt::Step>> Writer::step(Operation &op) {
   if (auto a = dyn_cast<exec::AttentionOp>(op)) {
     fmt::BufferRef q = toRef(a.getQ()), k = toRef(a.getK()), v = toRef(a.getV()),
                    out = toRef(a.getOut()), start = toRef(a.getQueryStart());
+    auto optionalRef = [&](std::optional<exec::RefAttr> r) {
+      return r ? toRef(*r) : fmt::BufferRef();
+    };
+    fmt::BufferRef kNew = optionalRef(a.getKNew()), vNew = optionalRef(a.getVNew()),
+                   ropePositions = optionalRef(a.getRopePositions());
     auto attention = fmt::CreateAttention(
         fbb, &q, &k, &v, &out, &start, a.getBatch(), a.getHeads(),
         a.getKvHeads(), a.getQueries(), a.getKeys(), a.getHeadDim(),
         a.getValueDim(), a.getScale().convertToFloat(),
         a.getSoftcap().convertToFloat(), a.getCausal(), a.getWindow(),
-        stepDType(a.getElement()));
+        stepDType(a.getElement()), &kNew, &vNew,
+        static_cast<fmt::RopeStyle>(a.getRopeStyle()), &ropePositions,
+        a.getRopeTheta().convertToFloat());
     return fmt::CreateStep(fbb, fmt::Command::Attention, attention.Union());
   }
   if (auto l = dyn_cast<exec::LaunchOp>(op)) {

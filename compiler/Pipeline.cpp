@@ -52,7 +52,10 @@ mlir::LogicalResult optimize(mlir::ModuleOp module,
           return true;
         },
         /*printModuleScope=*/true, /*printAfterOnlyOnChange=*/false);
-  pm.addNestedPass<mlir::func::FuncOp>(mlir::gai::createGaiAttentionRewrite());
+  mlir::gai::GaiAttentionRewriteOptions attention;
+  attention.foldCacheWrites = options.isCuda();
+  pm.addNestedPass<mlir::func::FuncOp>(
+      mlir::gai::createGaiAttentionRewrite(attention));
   if (options.train && module.lookupSymbol("eval_loss")) {
     pm.addPass(mlir::gai::createGaiMasterWeights());
     pm.addPass(mlir::gai::createGaiTrainStep());
@@ -167,7 +170,7 @@ std::vector<FunctionReport> report(mlir::ModuleOp module) {
         ++r.fusedKernels;
       else if (mlir::isa<mlir::gai::GemmOp, mlir::gai::MatmulOp>(op))
         ++r.gemms;
-      else if (mlir::isa<mlir::gai::FlashAttentionOp>(op))
+      else if (mlir::isa<mlir::gai::FlashAttentionOp, mlir::gai::CachedAttentionOp>(op))
         ++r.attentions;
       else if (!mlir::isa<mlir::gai::ParamOp, mlir::gai::ConstantOp,
                           mlir::gai::ReshapeOp, mlir::func::ReturnOp>(op))

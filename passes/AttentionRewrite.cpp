@@ -153,11 +153,77 @@ struct NaiveAttentionPattern : OpRewritePattern<MatmulOp> {
   }
 };
 
+/// flash_attention(rope(q), cache_write(kc, rope(k), p), cache_write(vc, v, p)
+/// at p) -> cached_attention, so that a decode step runs one kernel where it
+/// ran four (two RoPEs, the paired cache writes, the attention).
+struct FoldCacheWritesPattern : OpRewritePattern<FlashAttentionOp> {
+  using OpRewritePattern::OpRewritePattern;
+  static constexpr int64_t kMostNewRows = 16; // the runtime's kMostFoldedQueries
+
+  LogicalResult matchAndRewrite(FlashAttentionOp fa,
+                                PatternRewriter &rewriter) const override {
+    Value start = fa.getQueryPositions();
+    auto keyWrite = fa.getKey().getDefiningOp<CacheWriteOp>();
+    auto valueWrite = fa.getValue().getDefiningOp<CacheWriteOp>();
+    if (!start || !keyWrite || !valueWrite ||
+        keyWrite.getPositions() != start || valueWrite.getPositions() != start)
+      return rewriter.notifyMatchFailure(fa, "K and V are not cache writes at its positions");
+    auto newRows = cast<RankedTensorType>(keyWrite.getUpdate().getType());
+    if (newRows.getDimSize(2) != fa.getQuery().getType().getDimSize(2) ||
+        newRows.getDimSize(2) > kMostNewRows)
+      return rewriter.notifyMatchFailure(fa, "not a generation step's few new rows");
+    // The caches' other readers must come after the attention, where the
+    // folded op's results are defined.
+    for (CacheWriteOp write : {keyWrite, valueWrite})
+      for (Operation *user : write->getUsers())
+        if (user != fa && user->getBlock() == fa->getBlock() &&
+            user->isBeforeInBlock(fa))
+          return rewriter.notifyMatchFailure(fa, "a cache is read before the attention");
+
+    Value query = fa.getQuery(), key = keyWrite.getUpdate();
+    auto queryRope = query.getDefiningOp<RopeOp>();
+    auto keyRope = key.getDefiningOp<RopeOp>();
+    bool rotated = queryRope && keyRope && queryRope->hasOneUse() &&
+                   keyRope->hasOneUse() &&
+                   queryRope.getPositions() == keyRope.getPositions() &&
+                   queryRope.getStyle() == keyRope.getStyle() &&
+                   queryRope.getTheta() == keyRope.getTheta();
+    Value ropePositions;
+    RopeStyleAttr style;
+    FloatAttr theta;
+    if (rotated) {
+      query = queryRope.getInput();
+      key = keyRope.getInput();
+      ropePositions = queryRope.getPositions();
+      style = queryRope.getStyleAttr();
+      theta = queryRope.getThetaAttr();
+    }
+    auto cached = CachedAttentionOp::create(
+        rewriter, fa.getLoc(), query, key, valueWrite.getUpdate(),
+        keyWrite.getCache(), valueWrite.getCache(), start, ropePositions, style,
+        theta, fa.getScaleAttr(), fa.getKvGroupsAttr(), fa.getCausalAttr(),
+        fa.getWindowAttr(), fa.getSoftcapAttr());
+    rewriter.replaceAllUsesWith(keyWrite.getResult(), cached.getNewKeyCache());
+    rewriter.replaceAllUsesWith(valueWrite.getResult(), cached.getNewValueCache());
+    rewriter.replaceOp(fa, cached.getResult());
+    rewriter.eraseOp(keyWrite);
+    rewriter.eraseOp(valueWrite);
+    if (rotated) {
+      rewriter.eraseOp(keyRope);
+      rewriter.eraseOp(queryRope);
+    }
+    return success();
+  }
+};
+
 struct AttentionRewritePass
     : mlir::gai::impl::GaiAttentionRewriteBase<AttentionRewritePass> {
+  using GaiAttentionRewriteBase::GaiAttentionRewriteBase;
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
     populateAttentionRewritePatterns(patterns);
+    if (foldCacheWrites)
+      patterns.add<FoldCacheWritesPattern>(&getContext());
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       signalPassFailure();
   }

@@ -16,7 +16,18 @@ def GaiAttentionRewrite : Pass<"gai-attention-rewrite", "func::FuncOp"> {
     over another axis, a mask that is not causal, a scale that is not the same
     for every element, a fill value other than -inf (or the type's lowest), and
     K and V repeated differently.
+
+    With `fold-cache-writes`, a generation step's flash attention whose K
+    and V are cache writes at its query positions, of at most 16 new rows,
+    becomes one `gai.cached_attention` together with those writes and the
+    RoPE of its query and new keys (when both are rotated alike). Every
+    other use of the caches must follow the attention.
   }];
+  let options = [
+    Option<"foldCacheWrites", "fold-cache-writes", "bool", /*default=*/"false",
+           "fold a generation step's KV cache writes and RoPE into its "
+           "attention (gai.cached_attention)">,
+  ];
   let dependentDialects = ["::mlir::gai::GaiDialect"];
 }
 

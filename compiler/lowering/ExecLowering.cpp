@@ -307,7 +307,37 @@ LogicalResult Lowering::lowerOp(Operation *op) {
         b.getF32FloatAttr(fa.getSoftcap().convertToDouble()),
         b.getBoolAttr(fa.getCausal()),
         b.getI64IntegerAttr(static_cast<int64_t>(fa.getWindow())),
-        TypeAttr::get(tensorOf(fa.getResult()).getElementType()));
+        TypeAttr::get(tensorOf(fa.getResult()).getElementType()),
+        /*k_new=*/nullptr, /*v_new=*/nullptr, /*rope_positions=*/nullptr,
+        /*rope_style=*/nullptr, /*rope_theta=*/nullptr);
+    return success();
+  }
+  if (auto ca = dyn_cast<CachedAttentionOp>(op)) {
+    ArrayRef<int64_t> q = shape(ca.getQuery()), k = shape(ca.getKeyCache()),
+                      v = shape(ca.getValueCache());
+    // The caches are written in place, as by cache_write.
+    refOf[ca.getNewKeyCache()] = ref(ca.getKeyCache());
+    refOf[ca.getNewValueCache()] = ref(ca.getValueCache());
+    Value ropePositions = ca.getRopePositions();
+    int64_t style = 0;
+    if (std::optional<RopeStyle> s = ca.getRopeStyle())
+      style = *s == RopeStyle::Half ? 1 : 2;
+    exec::AttentionOp::create(
+        b, loc, ref(ca.getQuery()),
+        ref(ca.getKeyCache()), ref(ca.getValueCache()), ref(ca.getResult()),
+        ref(ca.getPositions()), b.getI64IntegerAttr(q[0]),
+        b.getI64IntegerAttr(q[1]), b.getI64IntegerAttr(k[1]),
+        b.getI64IntegerAttr(q[2]), b.getI64IntegerAttr(k[2]),
+        b.getI64IntegerAttr(q[3]), b.getI64IntegerAttr(v[3]),
+        b.getF32FloatAttr(ca.getScale().convertToDouble()),
+        b.getF32FloatAttr(ca.getSoftcap().convertToDouble()),
+        b.getBoolAttr(ca.getCausal()),
+        b.getI64IntegerAttr(static_cast<int64_t>(ca.getWindow())),
+        TypeAttr::get(tensorOf(ca.getResult()).getElementType()),
+        ref(ca.getKey()), ref(ca.getValue()),
+        ropePositions ? ref(ropePositions) : RefAttr(),
+        b.getI64IntegerAttr(style),
+        b.getF32FloatAttr(style ? ca.getRopeThetaAttr().getValueAsDouble() : 0.0));
     return success();
   }
   if (auto e = dyn_cast<EmbeddingOp>(op)) {
@@ -478,9 +508,15 @@ LogicalResult Lowering::lowerFunction(func::FuncOp func) {
   auto originOf = [](Value v) {
     while (auto reshape = v.getDefiningOp<ReshapeOp>())
       v = reshape.getInput();
-    while (auto write = v.getDefiningOp<CacheWriteOp>())
-      v = write.getCache();
-    return v;
+    while (true) {
+      if (auto write = v.getDefiningOp<CacheWriteOp>())
+        v = write.getCache();
+      else if (auto cached = v.getDefiningOp<CachedAttentionOp>();
+               cached && v != cached.getResult())
+        v = v == cached.getNewKeyCache() ? cached.getKeyCache() : cached.getValueCache();
+      else
+        return v;
+    }
   };
   DenseMap<Value, RefAttr> outputOf; // origin -> its output buffer
   SmallVector<std::pair<Value, RefAttr>> copies;

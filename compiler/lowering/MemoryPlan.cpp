@@ -76,6 +76,17 @@ FunctionBuffers collectBuffers(mlir::func::FuncOp func) {
       // the buffer of an earlier write.
       if (auto it = bufferOf.find(write.getCache()); it != bufferOf.end())
         bufferOf[write.getResult()] = it->second;
+    } else if (auto cached = dyn_cast<mlir::gai::CachedAttentionOp>(op)) {
+      // Its caches are written in place, as by cache_write; the output is new.
+      bufferOf[cached.getResult()] = result.requests.size();
+      result.values.push_back(cached.getResult());
+      result.requests.push_back(
+          {tensorBytes(cast<RankedTensorType>(cached.getResult().getType())), index, index});
+      for (auto [cache, written] :
+           {std::pair(cached.getKeyCache(), cached.getNewKeyCache()),
+            std::pair(cached.getValueCache(), cached.getNewValueCache())})
+        if (auto it = bufferOf.find(cache); it != bufferOf.end())
+          bufferOf[written] = it->second;
     } else if (!isa<mlir::gai::ParamOp>(op) &&
                !(isa<mlir::gai::ConstantOp>(op) && op.use_empty())) {
       // Constants still outside regions feed library calls: filled in place.

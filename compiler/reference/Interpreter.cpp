@@ -11,6 +11,8 @@
 #include <cmath>
 #include <cstring>
 #include <numeric>
+#include <optional>
+#include <string>
 
 using namespace mlir;
 using namespace mlir::gai;
@@ -100,6 +102,98 @@ double activate(EpilogueActivation act, double x) {
     return std::max(x, 0.0);
   }
   return x;
+}
+
+/// RoPE of t [B, H, T, D] in place at positions [B or 1, T].
+void rotate(HostTensor &t, const HostTensor &pos, double theta, bool half) {
+  int64_t b = t.shape[0], h = t.shape[1], seq = t.shape[2], d = t.shape[3];
+  for (int64_t bi = 0; bi < b; ++bi)
+    for (int64_t hi = 0; hi < h; ++hi)
+      for (int64_t ti = 0; ti < seq; ++ti) {
+        double p = pos.data[(pos.shape[0] == 1 ? 0 : bi) * seq + ti];
+        double *x = t.data.data() + ((bi * h + hi) * seq + ti) * d;
+        for (int64_t i = 0; i < d / 2; ++i) {
+          // HF computes inverse frequencies and angles in f32.
+          float inv = 1.0f / static_cast<float>(std::pow(
+                                 theta, static_cast<float>(2 * i) / d));
+          float angle = static_cast<float>(p) * inv;
+          double c = static_cast<float>(std::cos(angle));
+          double s = static_cast<float>(std::sin(angle));
+          int64_t i1 = half ? i : 2 * i, i2 = half ? i + d / 2 : 2 * i + 1;
+          double x1 = x[i1], x2 = x[i2];
+          x[i1] = x1 * c - x2 * s;
+          x[i2] = x2 * c + x1 * s;
+        }
+      }
+}
+
+/// Row b of `update` [B, H, T, D] into slots start[b] .. start[b] + T - 1
+/// of `cache` [B, H, S, D]; a message when a row does not fit.
+std::optional<std::string> writeRows(HostTensor &t, const HostTensor &u,
+                                     const HostTensor &start) {
+  int64_t b = t.shape[0], h = t.shape[1], s = t.shape[2], d = t.shape[3];
+  int64_t n = u.shape[2];
+  for (int64_t bi = 0; bi < b; ++bi) {
+    int64_t at = static_cast<int64_t>(start.data[bi]);
+    if (at < 0 || at + n > s)
+      return ("row " + llvm::Twine(bi) + " writes slots [" + llvm::Twine(at) + ", " +
+              llvm::Twine(at + n) + ") of a cache of " + llvm::Twine(s))
+          .str();
+    for (int64_t hi = 0; hi < h; ++hi)
+      std::copy_n(u.data.begin() + ((bi * h + hi) * n) * d, n * d,
+                  t.data.begin() + ((bi * h + hi) * s + at) * d);
+  }
+  return std::nullopt;
+}
+
+/// Attention as gai.flash_attention defines it: query [B, H, T, D] over key
+/// [B, Hkv, S, D] and value [B, Hkv, S, Dv], queries at positions[b] + i when
+/// given.
+HostTensor attend(const HostTensor &q, const HostTensor &k, const HostTensor &v,
+                  const HostTensor *positions, int64_t groups, bool causal,
+                  int64_t window, double scale, double cap) {
+  int64_t b = q.shape[0], h = q.shape[1], tq = q.shape[2], d = q.shape[3];
+  int64_t hkv = k.shape[1], s = k.shape[2], dv = v.shape[3];
+  HostTensor t({b, h, tq, dv});
+  std::vector<double> p(s);
+  for (int64_t bi = 0; bi < b; ++bi)
+    for (int64_t hi = 0; hi < h; ++hi)
+      for (int64_t ti = 0; ti < tq; ++ti) {
+        const double *qr = q.data.data() + ((bi * h + hi) * tq + ti) * d;
+        int64_t kvh = hi / groups, pos = ti + s - tq;
+        if (positions)
+          pos = ti + static_cast<int64_t>(positions->data[bi]);
+        double mx = -INFINITY;
+        for (int64_t j = 0; j < s; ++j) {
+          bool visible = !causal ||
+                         (j <= pos && (window == 0 || pos - j < window));
+          if (!visible) {
+            p[j] = -INFINITY;
+            continue;
+          }
+          const double *kr = k.data.data() + ((bi * hkv + kvh) * s + j) * d;
+          double dot = 0.0;
+          for (int64_t l = 0; l < d; ++l)
+            dot += qr[l] * kr[l];
+          dot *= scale;
+          if (cap > 0)
+            dot = cap * std::tanh(dot / cap);
+          p[j] = dot;
+          mx = std::max(mx, dot);
+        }
+        double sum = 0.0;
+        for (int64_t j = 0; j < s; ++j)
+          sum += (p[j] = p[j] == -INFINITY ? 0.0 : std::exp(p[j] - mx));
+        double *o = t.data.data() + ((bi * h + hi) * tq + ti) * dv;
+        for (int64_t j = 0; j < s; ++j) {
+          if (p[j] == 0.0)
+            continue;
+          const double *vr = v.data.data() + ((bi * hkv + kvh) * s + j) * dv;
+          for (int64_t l = 0; l < dv; ++l)
+            o[l] += p[j] / sum * vr[l];
+        }
+      }
+return t;
 }
 
 class Interpreter {
@@ -392,28 +486,8 @@ llvm::Error Interpreter::run(Operation *op) {
   }
   if (auto rope = dyn_cast<RopeOp>(op)) {
     HostTensor t = in(rope.getInput());
-    const HostTensor &pos = in(rope.getPositions());
-    int64_t b = t.shape[0], h = t.shape[1], seq = t.shape[2], d = t.shape[3];
-    double theta = rope.getTheta().convertToDouble();
-    bool half = rope.getStyle() == RopeStyle::Half;
-    for (int64_t bi = 0; bi < b; ++bi)
-      for (int64_t hi = 0; hi < h; ++hi)
-        for (int64_t ti = 0; ti < seq; ++ti) {
-          double p = pos.data[(pos.shape[0] == 1 ? 0 : bi) * seq + ti];
-          double *x = t.data.data() + ((bi * h + hi) * seq + ti) * d;
-          for (int64_t i = 0; i < d / 2; ++i) {
-            // HF computes inverse frequencies and angles in f32.
-            float inv = 1.0f / static_cast<float>(std::pow(
-                                   theta, static_cast<float>(2 * i) / d));
-            float angle = static_cast<float>(p) * inv;
-            double c = static_cast<float>(std::cos(angle));
-            double s = static_cast<float>(std::sin(angle));
-            int64_t i1 = half ? i : 2 * i, i2 = half ? i + d / 2 : 2 * i + 1;
-            double x1 = x[i1], x2 = x[i2];
-            x[i1] = x1 * c - x2 * s;
-            x[i2] = x2 * c + x1 * s;
-          }
-        }
+    rotate(t, in(rope.getPositions()), rope.getTheta().convertToDouble(),
+           rope.getStyle() == RopeStyle::Half);
     set(rope, std::move(t));
     return llvm::Error::success();
   }
@@ -443,20 +517,9 @@ llvm::Error Interpreter::run(Operation *op) {
   }
   if (auto write = dyn_cast<CacheWriteOp>(op)) {
     HostTensor t = in(write.getCache());
-    const HostTensor &u = in(write.getUpdate());
-    const HostTensor &start = in(write.getPositions());
-    int64_t b = t.shape[0], h = t.shape[1], s = t.shape[2], d = t.shape[3];
-    int64_t n = u.shape[2];
-    for (int64_t bi = 0; bi < b; ++bi) {
-      int64_t at = static_cast<int64_t>(start.data[bi]);
-      if (at < 0 || at + n > s)
-        return fail(op, "row " + llvm::Twine(bi) + " writes slots [" +
-                            llvm::Twine(at) + ", " + llvm::Twine(at + n) +
-                            ") of a cache of " + llvm::Twine(s));
-      for (int64_t hi = 0; hi < h; ++hi)
-        std::copy_n(u.data.begin() + ((bi * h + hi) * n) * d, n * d,
-                    t.data.begin() + ((bi * h + hi) * s + at) * d);
-    }
+    if (std::optional<std::string> bad =
+            writeRows(t, in(write.getUpdate()), in(write.getPositions())))
+      return fail(op, *bad);
     set(write, std::move(t));
     return llvm::Error::success();
   }
@@ -639,54 +702,40 @@ llvm::Error Interpreter::run(Operation *op) {
     return llvm::Error::success();
   }
   if (auto fa = dyn_cast<FlashAttentionOp>(op)) {
-    const HostTensor &q = in(fa.getQuery()), &k = in(fa.getKey()),
-                     &v = in(fa.getValue());
-    int64_t b = q.shape[0], h = q.shape[1], tq = q.shape[2], d = q.shape[3];
-    int64_t hkv = k.shape[1], s = k.shape[2], dv = v.shape[3];
-    int64_t groups = static_cast<int64_t>(fa.getKvGroups());
-    int64_t window = static_cast<int64_t>(fa.getWindow());
-    double scale = fa.getScale().convertToDouble();
-    double cap = fa.getSoftcap().convertToDouble();
-    HostTensor t(shapeOf(fa));
-    std::vector<double> p(s);
-    for (int64_t bi = 0; bi < b; ++bi)
-      for (int64_t hi = 0; hi < h; ++hi)
-        for (int64_t ti = 0; ti < tq; ++ti) {
-          const double *qr = q.data.data() + ((bi * h + hi) * tq + ti) * d;
-          int64_t kvh = hi / groups, pos = ti + s - tq;
-          if (fa.getQueryPositions())
-            pos = ti + static_cast<int64_t>(in(fa.getQueryPositions()).data[bi]);
-          double mx = -INFINITY;
-          for (int64_t j = 0; j < s; ++j) {
-            bool visible = !fa.getCausal() ||
-                           (j <= pos && (window == 0 || pos - j < window));
-            if (!visible) {
-              p[j] = -INFINITY;
-              continue;
-            }
-            const double *kr = k.data.data() + ((bi * hkv + kvh) * s + j) * d;
-            double dot = 0.0;
-            for (int64_t l = 0; l < d; ++l)
-              dot += qr[l] * kr[l];
-            dot *= scale;
-            if (cap > 0)
-              dot = cap * std::tanh(dot / cap);
-            p[j] = dot;
-            mx = std::max(mx, dot);
-          }
-          double sum = 0.0;
-          for (int64_t j = 0; j < s; ++j)
-            sum += (p[j] = p[j] == -INFINITY ? 0.0 : std::exp(p[j] - mx));
-          double *o = t.data.data() + ((bi * h + hi) * tq + ti) * dv;
-          for (int64_t j = 0; j < s; ++j) {
-            if (p[j] == 0.0)
-              continue;
-            const double *vr = v.data.data() + ((bi * hkv + kvh) * s + j) * dv;
-            for (int64_t l = 0; l < dv; ++l)
-              o[l] += p[j] / sum * vr[l];
-          }
-        }
-    set(fa, std::move(t));
+    Value positions = fa.getQueryPositions();
+    set(fa, attend(in(fa.getQuery()), in(fa.getKey()), in(fa.getValue()),
+                   positions ? &in(positions) : nullptr,
+                   static_cast<int64_t>(fa.getKvGroups()), fa.getCausal(),
+                   static_cast<int64_t>(fa.getWindow()),
+                   fa.getScale().convertToDouble(),
+                   fa.getSoftcap().convertToDouble()));
+    return llvm::Error::success();
+  }
+  if (auto ca = dyn_cast<CachedAttentionOp>(op)) {
+    // The ops it folds, each rounded to its type as when they were apart.
+    HostTensor q = in(ca.getQuery()), k = in(ca.getKey());
+    if (std::optional<RopeStyle> style = ca.getRopeStyle()) {
+      double theta = ca.getRopeThetaAttr().getValueAsDouble();
+      rotate(q, in(ca.getRopePositions()), theta, *style == RopeStyle::Half);
+      rotate(k, in(ca.getRopePositions()), theta, *style == RopeStyle::Half);
+      Type elt = cast<RankedTensorType>(ca.getQuery().getType()).getElementType();
+      for (HostTensor *t : {&q, &k})
+        for (double &x : t->data)
+          x = roundTo(elt, x);
+    }
+    HostTensor keys = in(ca.getKeyCache()), values = in(ca.getValueCache());
+    const HostTensor &start = in(ca.getPositions());
+    std::optional<std::string> bad = writeRows(keys, k, start);
+    if (!bad)
+      bad = writeRows(values, in(ca.getValue()), start);
+    if (bad)
+      return fail(op, *bad);
+    set(ca.getResult(),
+        attend(q, keys, values, &start, static_cast<int64_t>(ca.getKvGroups()),
+               ca.getCausal(), static_cast<int64_t>(ca.getWindow()),
+               ca.getScale().convertToDouble(), ca.getSoftcap().convertToDouble()));
+    set(ca.getNewKeyCache(), std::move(keys));
+    set(ca.getNewValueCache(), std::move(values));
     return llvm::Error::success();
   }
   if (auto fusion = dyn_cast<FusionOp>(op)) {

@@ -90,8 +90,18 @@ def Exec_AttentionOp : Exec_Op<"attention"> {
       Exec_RefAttr:$out, Exec_RefAttr:$query_start, I64Attr:$batch,
       I64Attr:$heads, I64Attr:$kv_heads, I64Attr:$queries, I64Attr:$keys,
       I64Attr:$head_dim, I64Attr:$value_dim, F32Attr:$scale, F32Attr:$softcap,
-      BoolAttr:$causal, I64Attr:$window, TypeAttr:$element);
-  let description = [{ `element` is the type of q, k, v and out. }];
+      BoolAttr:$causal, I64Attr:$window, TypeAttr:$element,
+      OptionalAttr<Exec_RefAttr>:$k_new, OptionalAttr<Exec_RefAttr>:$v_new,
+      OptionalAttr<Exec_RefAttr>:$rope_positions,
+      DefaultValuedAttr<I64Attr, "0">:$rope_style,
+      DefaultValuedAttr<F32Attr, "0.0">:$rope_theta);
+  let description = [{
+    `element` is the type of q, k, v and out. With `k_new` and `v_new` (a
+    gai.cached_attention) the step's new rows [B, Hkv, queries, D] go into
+    the caches k and v at `query_start` in the same kernel, and with
+    `rope_style` 1 (half) or 2 (interleaved) q and the new keys are rotated
+    first, at `rope_positions` ([B or 1, queries]) with `rope_theta`.
+  }];
   let assemblyFormat = "attr-dict";
 }
 

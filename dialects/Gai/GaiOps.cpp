@@ -681,13 +681,18 @@ LogicalResult CrossEntropyGradOp::verify() {
 // Composite ops
 //===----------------------------------------------------------------------===//
 
-LogicalResult FlashAttentionOp::inferReturnTypes(
-    MLIRContext *, std::optional<Location> loc, Adaptor adaptor,
-    SmallVectorImpl<Type> &types) {
-  StringRef name = getOperationName();
-  RankedTensorType q = tensorType(adaptor.getQuery());
-  RankedTensorType k = tensorType(adaptor.getKey());
-  RankedTensorType v = tensorType(adaptor.getValue());
+/// The result type of attention over query [B, H, T, D], key [B, Hkv, S, D]
+/// and value [B, Hkv, S, Dv], pushed onto `types` (shared by
+/// flash_attention and cached_attention).
+static LogicalResult inferAttentionType(std::optional<Location> loc,
+                                        StringRef name, Value query, Value key,
+                                        Value value, Value positions,
+                                        uint64_t kvGroups, bool causal,
+                                        uint64_t window, double softcap,
+                                        SmallVectorImpl<Type> &types) {
+  RankedTensorType q = tensorType(query);
+  RankedTensorType k = tensorType(key);
+  RankedTensorType v = tensorType(value);
   if (!q || !k || !v)
     return opError(loc, name, "expects ranked operands");
   if (q.getRank() != 4 || k.getRank() != 4 || v.getRank() != 4)
@@ -700,7 +705,7 @@ LogicalResult FlashAttentionOp::inferReturnTypes(
       q.getElementType() != v.getElementType())
     return opError(loc, name, "expects query, key and value of one element "
                               "type");
-  int64_t groups = static_cast<int64_t>(adaptor.getKvGroups());
+  int64_t groups = static_cast<int64_t>(kvGroups);
   int64_t batch = q.getDimSize(0), heads = q.getDimSize(1),
           queries = q.getDimSize(2), dim = q.getDimSize(3);
   if (groups < 1 || heads % groups != 0)
@@ -720,26 +725,95 @@ LogicalResult FlashAttentionOp::inferReturnTypes(
                    "expects value of shape " +
                        formatShape(k.getShape().drop_back()) +
                        " + [Dv] like key, got " + formatShape(v.getShape()));
-  if (Value positions = adaptor.getQueryPositions()) {
+  if (positions) {
     RankedTensorType p = tensorType(positions);
     if (!p || p.getRank() != 1 || p.getDimSize(0) != batch ||
-        !adaptor.getCausal())
+        !causal)
       return opError(loc, name,
                      "expects query positions of shape [" + Twine(batch) +
                          "], and only with causal");
-  } else if (adaptor.getCausal() && queries > k.getDimSize(2))
+  } else if (causal && queries > k.getDimSize(2))
     return opError(loc, name,
                    "causal attention expects no more queries (" +
                        Twine(queries) + ") than keys (" +
                        Twine(k.getDimSize(2)) + ")");
-  if (static_cast<int64_t>(adaptor.getWindow()) < 0 ||
-      (adaptor.getWindow() != 0 && !adaptor.getCausal()))
+  if (static_cast<int64_t>(window) < 0 ||
+      (window != 0 && !causal))
     return opError(loc, name, "expects window >= 0, and only with causal");
-  if (adaptor.getSoftcap().convertToDouble() < 0.0)
+  if (softcap < 0.0)
     return opError(loc, name, "expects softcap >= 0 (0: none)");
   types.push_back(
       RankedTensorType::get({batch, heads, queries, v.getDimSize(3)},
                             q.getElementType()));
+  return success();
+}
+
+
+LogicalResult FlashAttentionOp::inferReturnTypes(
+    MLIRContext *, std::optional<Location> loc, Adaptor adaptor,
+    SmallVectorImpl<Type> &types) {
+  return inferAttentionType(loc, getOperationName(), adaptor.getQuery(),
+                            adaptor.getKey(), adaptor.getValue(),
+                            adaptor.getQueryPositions(), adaptor.getKvGroups(),
+                            adaptor.getCausal(), adaptor.getWindow(),
+                            adaptor.getSoftcap().convertToDouble(), types);
+}
+
+LogicalResult CachedAttentionOp::inferReturnTypes(
+    MLIRContext *, std::optional<Location> loc, Adaptor adaptor,
+    SmallVectorImpl<Type> &types) {
+  StringRef name = getOperationName();
+  RankedTensorType q = tensorType(adaptor.getQuery());
+  RankedTensorType k = tensorType(adaptor.getKey());
+  RankedTensorType v = tensorType(adaptor.getValue());
+  RankedTensorType kc = tensorType(adaptor.getKeyCache());
+  RankedTensorType vc = tensorType(adaptor.getValueCache());
+  if (!q || !k || !v || !kc || !vc)
+    return opError(loc, name, "expects ranked operands");
+  if (q.getRank() != 4 || k.getRank() != 4 || v.getRank() != 4 ||
+      kc.getRank() != 4 || vc.getRank() != 4)
+    return opError(loc, name, "expects rank-4 query, key, value and caches");
+  // The new rows are the caches' shape with the step's T for S.
+  auto rowsOf = [](RankedTensorType cache, int64_t t) {
+    SmallVector<int64_t> s(cache.getShape());
+    s[2] = t;
+    return s;
+  };
+  int64_t t = q.getDimSize(2);
+  if (k.getShape() != ArrayRef<int64_t>(rowsOf(kc, t)) ||
+      v.getShape() != ArrayRef<int64_t>(rowsOf(vc, t)) ||
+      k.getElementType() != kc.getElementType() ||
+      v.getElementType() != vc.getElementType() || t > kc.getDimSize(2))
+    return opError(loc, name,
+                   "expects new key and value rows [B, Hkv, " + Twine(t) +
+                       ", D] of the caches' type, got " +
+                       formatShape(k.getShape()) + " and " +
+                       formatShape(v.getShape()) + " for caches " +
+                       formatShape(kc.getShape()) + " and " +
+                       formatShape(vc.getShape()));
+  bool rope = adaptor.getRopeStyle().has_value();
+  if (rope != static_cast<bool>(adaptor.getRopePositions()) ||
+      rope != static_cast<bool>(adaptor.getRopeThetaAttr()))
+    return opError(loc, name,
+                   "expects rope style, positions and theta together");
+  if (rope) {
+    RankedTensorType p = tensorType(adaptor.getRopePositions());
+    if (!p || p.getRank() != 2 || p.getDimSize(1) != t ||
+        (p.getDimSize(0) != 1 && p.getDimSize(0) != q.getDimSize(0)))
+      return opError(loc, name,
+                     "expects rope positions of shape [" +
+                         Twine(q.getDimSize(0)) + " or 1, " + Twine(t) + "]");
+    if (q.getDimSize(3) % 2 || adaptor.getRopeThetaAttr().getValueAsDouble() <= 0.0)
+      return opError(loc, name, "expects an even head_dim and theta > 0 for rope");
+  }
+  if (failed(inferAttentionType(loc, name, adaptor.getQuery(), adaptor.getKeyCache(),
+                                adaptor.getValueCache(), adaptor.getPositions(),
+                                adaptor.getKvGroups(), adaptor.getCausal(),
+                                adaptor.getWindow(),
+                                adaptor.getSoftcap().convertToDouble(), types)))
+    return failure();
+  types.push_back(kc);
+  types.push_back(vc);
   return success();
 }
 

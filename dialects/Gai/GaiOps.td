@@ -484,6 +484,52 @@ def Gai_FlashAttentionOp : Gai_Op<"flash_attention", [Pure, InferTypeOpAdaptor]>
   }];
 }
 
+def Gai_CachedAttentionOp : Gai_Op<"cached_attention", [Pure,
+    InferTypeOpAdaptor]> {
+  let summary = "a generation step's attention, its RoPE and its KV cache writes";
+  let description = [{
+    One op for what a decode step does around its KV caches:
+    ```
+    q' = rope(query, rope_positions)      k' = rope(key, rope_positions)
+    key_cache'   = cache_write(key_cache, k', positions)
+    value_cache' = cache_write(value_cache, value, positions)
+    result = flash_attention(q', key_cache', value_cache' at positions)
+    ```
+    without the rotation when `rope_style` is absent. `query` is [B, H, T, D],
+    `key` and `value` the step's new rows [B, H / kv_groups, T, D | Dv], the
+    caches [B, H / kv_groups, S, D | Dv]. The results are the attention
+    output and the two caches. The attention rewriting pass makes this op
+    (its `fold-cache-writes` option) so that one kernel does all of it: the
+    GPU runtime reads the new rows where a separate write would have put
+    them.
+    ```mlir
+    %o, %kc, %vc = gai.cached_attention %q, %k, %v into %kcache, %vcache
+        at %start rope half %pos theta = 1.0e4 scale = 0.125 kv_groups = 8
+        causal : (...) -> (...)
+    ```
+  }];
+  let arguments = (ins Gai_FloatTensor:$query, Gai_FloatTensor:$key,
+                       Gai_FloatTensor:$value, Gai_FloatTensor:$key_cache,
+                       Gai_FloatTensor:$value_cache,
+                       Gai_IndexTensor:$positions,
+                       Optional<Gai_IndexTensor>:$rope_positions,
+                       OptionalAttr<Gai_RopeStyle>:$rope_style,
+                       OptionalAttr<F64Attr>:$rope_theta,
+                       F64Attr:$scale, I64Attr:$kv_groups, UnitAttr:$causal,
+                       DefaultValuedAttr<I64Attr, "0">:$window,
+                       DefaultValuedAttr<F64Attr, "0.0">:$softcap);
+  let results = (outs Gai_FloatTensor:$result, Gai_FloatTensor:$new_key_cache,
+                      Gai_FloatTensor:$new_value_cache);
+  let assemblyFormat = [{
+    $query `,` $key `,` $value `into` $key_cache `,` $value_cache
+    `at` $positions
+    (`rope` $rope_style^ $rope_positions `theta` `=` $rope_theta)?
+    `scale` `=` $scale `kv_groups` `=` $kv_groups
+    (`causal` $causal^)? (`window` `=` $window^)? (`softcap` `=` $softcap^)?
+    attr-dict `:` functional-type(operands, results)
+  }];
+}
+
 def Gai_GemmOp : Gai_Op<"gemm", [Pure, InferTypeOpAdaptor,
     AttrSizedOperandSegments]> {
   let summary = "act(lhs·rhs + bias) + residual: a matmul with its epilogue";

@@ -195,12 +195,35 @@ Status checkStep(const BoundsChecker &bounds, const format::Step *step,
                                   {a->k(), "k"},
                                   {a->v(), "v"},
                                   {a->out(), "out"},
-                                  {a->query_start(), "query_start", true}});
+                                  {a->query_start(), "query_start", true},
+                                  {a->k_new(), "k_new", true},
+                                  {a->v_new(), "v_new", true},
+                                  {a->rope_positions(), "rope_positions", true}});
         !s)
       return s;
+    std::string prefix = bounds.where + ": " + at + " (attention): ";
     if (a->kv_heads() <= 0 || a->heads() % a->kv_heads() != 0)
-      return Status::error(bounds.where + ": " + at +
-                           " (attention): kv_heads must divide heads");
+      return Status::error(prefix + "kv_heads must divide heads");
+    auto present = [](const format::BufferRef *r) { return r && r->size() > 0; };
+    bool folded = present(a->k_new());
+    if (folded != present(a->v_new()) ||
+        (folded && (!present(a->query_start()) || !a->causal())))
+      return Status::error(prefix + "new rows need both k_new and v_new, query_start "
+                                    "and causal");
+    if (folded && a->queries() > kMostFoldedQueries)
+      return Status::error(prefix + "folded cache writes take at most " +
+                           std::to_string(kMostFoldedQueries) + " new rows, not " +
+                           std::to_string(a->queries()));
+    if (a->rope() != format::RopeStyle::None) {
+      int64_t rows = a->queries() > 0 && present(a->rope_positions())
+                         ? a->rope_positions()->size() / (4 * a->queries())
+                         : 0;
+      if (!folded || a->rope() > format::RopeStyle::MAX ||
+          (rows != 1 && rows != a->batch()) || a->head_dim() % 2 != 0 ||
+          !(a->rope_theta() > 0.0f))
+        return Status::error(prefix + "rope needs new rows, positions of [batch or 1, "
+                                      "queries] int32, an even head_dim and theta > 0");
+    }
     return Status::ok();
   }
   case format::Command::Launch: {

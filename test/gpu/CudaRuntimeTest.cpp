@@ -9,6 +9,7 @@
 #include "gai/Session.h"
 #include "gai/Train.h"
 #include "../TrainFixture.h"
+#include "GpuTest.h"
 #include "hal/cpu/Kernels.h"
 #include "hal/cuda/Gemm.h"
 #include "hal/cuda/Kernels.h"
@@ -23,12 +24,6 @@
 using namespace gai;
 
 namespace {
-
-bool haveGpu() { return cudaDeviceCount() > 0; }
-
-#define SKIP_WITHOUT_GPU()                                                     \
-  if (!haveGpu())                                                              \
-  GTEST_SKIP() << "no CUDA GPU on this machine: the gpu tests need one"
 
 std::string artifactsDir() {
   const char *env = std::getenv("GAI_GPU_ARTIFACTS");
@@ -60,17 +55,6 @@ std::vector<float> floatsOf(const TensorRef &t) {
   std::vector<float> out(static_cast<size_t>(t.numElements()));
   convertFloats(t.data, t.dtype, out.data(), DType::F32, out.size());
   return out;
-}
-
-/// `host` on the GPU as `dtype` (f32 or bf16); the caller frees it.
-void *uploadAs(const std::vector<float> &host, DType dtype) {
-  size_t elem = dtype == DType::BF16 ? 2 : 4;
-  void *d = nullptr;
-  EXPECT_EQ(cudaMalloc(&d, host.size() * elem), cudaSuccess);
-  std::vector<uint8_t> bytes(host.size() * elem);
-  convertFloats(host.data(), DType::F32, bytes.data(), dtype, host.size());
-  cudaMemcpy(d, bytes.data(), bytes.size(), cudaMemcpyHostToDevice);
-  return d;
 }
 
 using Case = std::tuple<const char *, const char *>; // family, dtype

@@ -21,6 +21,13 @@ struct Options {
   bool externalWeights = false;
   uint64_t externalChecksum = 0;
   int64_t externalSize = 64;
+  // An attention step after the others, with folded cache writes when
+  // kNew / vNew are set.
+  bool attention = false;
+  bool kNew = false, vNew = false;
+  int64_t queries = 1;
+  fmt::RopeStyle rope = fmt::RopeStyle::None;
+  int64_t ropePositionsBytes = 0;
 };
 
 /// A small decode-like artifact: 64 bytes of weights, an input, an output,
@@ -63,6 +70,18 @@ std::vector<uint8_t> build(const Options &o = {}) {
       fmt::CreateStep(b, fmt::Command::Gemm, gemm.Union()),
       fmt::CreateStep(b, fmt::Command::Launch, launch.Union()),
       fmt::CreateStep(b, fmt::Command::LibraryCall, call.Union())};
+  if (o.attention) {
+    // batch 1, 2 heads over 1 KV head of 4 slots, head dim 8, f32.
+    fmt::BufferRef q(fmt::Space::Arena, 0, 64), k(fmt::Space::Arena, 64, 128),
+        v(fmt::Space::Arena, 192, 128), out(fmt::Space::Arena, 320, 64),
+        start(fmt::Space::Input, 0, 4), kNew(fmt::Space::Arena, 384, o.kNew ? 32 : 0),
+        vNew(fmt::Space::Arena, 416, o.vNew ? 32 : 0),
+        positions(fmt::Space::Arena, 448, o.ropePositionsBytes);
+    auto attention = fmt::CreateAttention(
+        b, &q, &k, &v, &out, &start, 1, 2, 1, o.queries, 4, 8, 8, 0.35f, 0.0f, true, 0,
+        fmt::DType::F32, &kNew, &vNew, o.rope, &positions, 10000.0f);
+    steps.push_back(fmt::CreateStep(b, fmt::Command::Attention, attention.Union()));
+  }
   std::vector<flatbuffers::Offset<fmt::EntryPoint>> entries = {
       fmt::CreateEntryPointDirect(b, "decode", &inputs, &outputs, 1024,
                                   &steps)};
@@ -142,7 +161,7 @@ TEST(Artifact, FooterFromAnotherSchemaVersion) {
   std::vector<uint8_t> bytes = build();
   bytes[bytes.size() - kArtifactFooterSize + 4] = 9; // the footer's version
   EXPECT_EQ(loadError(bytes),
-            "m.gai: schema version 9, this runtime reads version 2; recompile "
+            "m.gai: schema version 9, this runtime reads version 3; recompile "
             "with a matching gaic");
 }
 
@@ -156,6 +175,37 @@ TEST(Artifact, OutOfBoundsBuffersAreRefused) {
   k.launchKernel = 3;
   EXPECT_EQ(loadError(build(k)),
             "m.gai: entry 'decode': step 1 launches kernel 3 of 1");
+}
+
+TEST(Artifact, FoldedAttentionIsChecked) {
+  Options folded;
+  folded.attention = folded.kNew = folded.vNew = true;
+  folded.rope = fmt::RopeStyle::Half;
+  folded.ropePositionsBytes = 4;
+  EXPECT_TRUE(LoadedArtifact::fromBytes(build(folded), "m.gai", ".").isOk());
+
+  const std::string at = "m.gai: entry 'decode': step 3 (attention): ";
+  Options halfFolded = folded;
+  halfFolded.vNew = false;
+  EXPECT_EQ(loadError(build(halfFolded)),
+            at + "new rows need both k_new and v_new, query_start and causal");
+  Options tooMany = folded;
+  tooMany.queries = 17;
+  tooMany.ropePositionsBytes = 17 * 4;
+  EXPECT_EQ(loadError(build(tooMany)),
+            at + "folded cache writes take at most 16 new rows, not 17");
+  Options badPositions = folded;
+  badPositions.ropePositionsBytes = 8; // [2, 1] for a batch of 1
+  EXPECT_EQ(loadError(build(badPositions)),
+            at + "rope needs new rows, positions of [batch or 1, queries] int32, "
+                 "an even head_dim and theta > 0");
+  Options ropeAlone;
+  ropeAlone.attention = true;
+  ropeAlone.rope = fmt::RopeStyle::Interleaved;
+  ropeAlone.ropePositionsBytes = 4;
+  EXPECT_EQ(loadError(build(ropeAlone)),
+            at + "rope needs new rows, positions of [batch or 1, queries] int32, "
+                 "an even head_dim and theta > 0");
 }
 
 TEST(Artifact, ExternalWeightsAreChecked) {

@@ -42,7 +42,8 @@ Fixture load(const std::string &family) {
 }
 
 /// Builds @forward for [batch, seq] (or, with `options`, what they ask
-/// for); with `optimize`, also runs the attention rewrite and fusion.
+/// for); with `optimize`, also runs the attention rewrite (folding cache
+/// writes) and fusion.
 mlir::OwningOpRef<mlir::ModuleOp> build(mlir::MLIRContext &context,
                                         const ModelSpec &spec, int64_t batch,
                                         int64_t seq, bool optimize,
@@ -56,8 +57,12 @@ mlir::OwningOpRef<mlir::ModuleOp> build(mlir::MLIRContext &context,
     return {};
   if (optimize) {
     mlir::PassManager pm(&context);
+    // As for the cuda target: decode's RoPE and cache writes fold into
+    // gai.cached_attention.
+    mlir::gai::GaiAttentionRewriteOptions attention;
+    attention.foldCacheWrites = true;
     pm.addNestedPass<mlir::func::FuncOp>(
-        mlir::gai::createGaiAttentionRewrite());
+        mlir::gai::createGaiAttentionRewrite(attention));
     pm.addNestedPass<mlir::func::FuncOp>(mlir::gai::createGaiFusion());
     pm.addPass(mlir::createCanonicalizerPass());
     EXPECT_TRUE(mlir::succeeded(pm.run(**module)));

@@ -227,6 +227,9 @@ Status CpuExecutor::runStep(const Entry &entry, size_t index) {
   }
   case format::Command::Attention: {
     const format::Attention *a = step->command_as_Attention();
+    if (a->k_new() && a->k_new()->size() > 0)
+      return Status::error(at + " (attention): folded cache writes and RoPE have no CPU "
+                                "kernel (the cuda target's gai.cached_attention)");
     cpu::AttentionArgs args;
     args.q = f32(a->q());
     args.k = f32(a->k());

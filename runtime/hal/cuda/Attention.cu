@@ -12,6 +12,7 @@
 #include "hal/cuda/Math.cuh"
 
 #include <algorithm>
+#include <climits>
 #include <cstdint>
 
 namespace gai::cuda {
@@ -60,7 +61,7 @@ __device__ Range keyRange(const AttentionParams &p, int b, int t, ErrorWord *err
 /// The query row a block (blockIdx.x = (b, h, t), t fastest) works on, its
 /// KV head, and the keys [s0, s1) of its split (blockIdx.y).
 struct BlockKeys {
-  int row, b, kvh, s0, s1;
+  int row, b, h, t, kvh, s0, s1;
   bool ok;
 };
 __device__ BlockKeys blockKeys(const AttentionParams &p, int splits, ErrorWord *error,
@@ -69,6 +70,8 @@ __device__ BlockKeys blockKeys(const AttentionParams &p, int splits, ErrorWord *
   bk.row = blockIdx.x;
   int t = bk.row % p.queries, bh = bk.row / p.queries;
   int h = bh % p.heads;
+  bk.h = h;
+  bk.t = t;
   bk.b = bh / p.heads;
   bk.kvh = h / (p.heads / p.kvHeads);
   Range range = keyRange(p, bk.b, t, error, step,
@@ -79,6 +82,78 @@ __device__ BlockKeys blockKeys(const AttentionParams &p, int splits, ErrorWord *
   bk.s0 = range.first + blockIdx.y * per;
   bk.s1 = min(range.last + 1, bk.s0 + per);
   return bk;
+}
+
+/// RoPE of one row x[D] into out[D] by the block's threads, rounded to T as
+/// a separate rope kernel would have stored it. Angles in f32, as HF and
+/// the compiler's rope compute them.
+template <typename T, typename Out>
+__device__ void rotateRow(const T *x, Out *out, int D, int style, float pos, float theta) {
+  for (int i = threadIdx.x; i < D / 2; i += blockDim.x) {
+    float inv = 1.0f / powf(theta, static_cast<float>(2 * i) / static_cast<float>(D));
+    float sine, cosine;
+    sincosf(pos * inv, &sine, &cosine);
+    int i1 = style == 1 ? i : 2 * i, i2 = style == 1 ? i + D / 2 : 2 * i + 1;
+    float x1 = toFloat(x[i1]), x2 = toFloat(x[i2]);
+    out[i1] = static_cast<Out>(fromFloat<T>(x1 * cosine - x2 * sine));
+    out[i2] = static_cast<Out>(fromFloat<T>(x2 * cosine + x1 * sine));
+  }
+}
+
+/// A folded step's new rows (AttentionParams::kNew) for a block's KV head:
+/// keys j >= start come from k and v here, not from the caches.
+template <typename T> struct NewRows {
+  const T *k, *v; // [queries, D], [queries, Dv]
+  int start;      // INT_MAX when nothing is folded
+};
+
+/// Dynamic shared memory of a folded step: q's rotated row (f32), then the
+/// rotated new keys.
+inline size_t foldedSharedBytes(const AttentionParams &p, size_t elementBytes) {
+  if (!p.kNew || !p.ropeStyle)
+    return 0;
+  return (p.headDim * 4 + 15) / 16 * 16 + p.queries * p.headDim * elementBytes;
+}
+
+/// The start of a folded step: rotates q's row into qRot and the new keys
+/// into kRot when RoPE is on, and has one block per (row, KV head) write the
+/// new rows into the caches. No block reads those slots from the caches, so
+/// the write needs no ordering.
+template <typename T>
+__device__ NewRows<T> foldNewRows(const AttentionParams &p, const BlockKeys &bk, float *qRot,
+                                  T *kRot) {
+  const int t = bk.t, h = bk.h;
+  NewRows<T> rows{nullptr, nullptr, INT_MAX};
+  if (!p.kNew)
+    return rows;
+  const int D = static_cast<int>(p.headDim), Dv = static_cast<int>(p.valueDim);
+  const int Q = static_cast<int>(p.queries);
+  const int64_t head = static_cast<int64_t>(bk.b) * p.kvHeads + bk.kvh;
+  rows.k = static_cast<const T *>(p.kNew) + head * Q * D;
+  rows.v = static_cast<const T *>(p.vNew) + head * Q * Dv;
+  rows.start = p.queryStart[bk.b];
+  const bool writer = blockIdx.y == 0 && t == 0 && h % (p.heads / p.kvHeads) == 0;
+  if (p.ropeStyle) {
+    const int32_t *pos = p.ropePositions + (p.ropeRows == 1 ? 0 : bk.b) * Q;
+    rotateRow(static_cast<const T *>(p.q) + static_cast<int64_t>(bk.row) * D, qRot, D,
+              p.ropeStyle, static_cast<float>(pos[t]), p.ropeTheta);
+    if (writer || bk.s1 > rows.start)
+      for (int r = 0; r < Q; ++r)
+        rotateRow(rows.k + r * D, kRot + r * D, D, p.ropeStyle, static_cast<float>(pos[r]),
+                  p.ropeTheta);
+    rows.k = kRot;
+    __syncthreads();
+  }
+  if (writer) {
+    // The slots start .. start + Q - 1 of a head are one run.
+    T *keys = const_cast<T *>(static_cast<const T *>(p.k)) + (head * p.keys + rows.start) * D;
+    T *values = const_cast<T *>(static_cast<const T *>(p.v)) + (head * p.keys + rows.start) * Dv;
+    for (int i = threadIdx.x; i < Q * D; i += blockDim.x)
+      keys[i] = rows.k[i];
+    for (int i = threadIdx.x; i < Q * Dv; i += blockDim.x)
+      values[i] = rows.v[i];
+  }
+  return rows;
 }
 
 /// Where split rows count their finished splits: after the partials.
@@ -178,16 +253,21 @@ __global__ void __launch_bounds__(kWarps * 32)
   const T *q = static_cast<const T *>(p.q) + static_cast<int64_t>(row) * D;
   const T *k = static_cast<const T *>(p.k) + (static_cast<int64_t>(b) * p.kvHeads + kvh) * p.keys * D;
   const T *v = static_cast<const T *>(p.v) + (static_cast<int64_t>(b) * p.kvHeads + kvh) * p.keys * Dv;
+  extern __shared__ uint4 foldedShared[];
+  float *qRot = reinterpret_cast<float *>(foldedShared);
+  const NewRows<T> rows = foldNewRows<T>(p, bk, qRot, reinterpret_cast<T *>(qRot + (D + 3) / 4 * 4));
   float qr[kMaxPerLane], acc[kMaxPerLane];
 #pragma unroll
   for (int i = 0; i < kMaxPerLane; ++i) {
     int d = lane + 32 * i;
-    qr[i] = d < D ? toFloat(q[d]) : 0.0f;
+    qr[i] = d >= D ? 0.0f : p.kNew && p.ropeStyle ? qRot[d] : toFloat(q[d]);
     acc[i] = 0.0f;
   }
   float m = -INFINITY, l = 0.0f;
   for (int j = s0 + warp; j < s1; j += kWarps) {
-    const T *kj = k + static_cast<int64_t>(j) * D;
+    const bool fresh = j >= rows.start;
+    const T *kj = fresh ? rows.k + static_cast<int64_t>(j - rows.start) * D
+                        : k + static_cast<int64_t>(j) * D;
     float s = 0.0f;
 #pragma unroll
     for (int i = 0; i < kMaxPerLane; ++i) {
@@ -201,7 +281,8 @@ __global__ void __launch_bounds__(kWarps * 32)
     float mNew = fmaxf(m, s);
     float correction = expf(m - mNew), weight = expf(s - mNew);
     l = l * correction + weight;
-    const T *vj = v + static_cast<int64_t>(j) * Dv;
+    const T *vj = fresh ? rows.v + static_cast<int64_t>(j - rows.start) * Dv
+                        : v + static_cast<int64_t>(j) * Dv;
 #pragma unroll
     for (int i = 0; i < kMaxPerLane; ++i) {
       int d = lane + 32 * i;
@@ -250,10 +331,19 @@ __global__ void __launch_bounds__(kWarps * 32)
                (static_cast<int64_t>(b) * p.kvHeads + kvh) * p.keys * D + part * kVec;
   const T *v = static_cast<const T *>(p.v) +
                (static_cast<int64_t>(b) * p.kvHeads + kvh) * p.keys * D + part * kVec;
+  extern __shared__ uint4 foldedShared[];
+  float *qRot = reinterpret_cast<float *>(foldedShared);
+  const NewRows<T> rows = foldNewRows<T>(p, bk, qRot, reinterpret_cast<T *>(qRot + (D + 3) / 4 * 4));
   float qf[8], acc[8] = {};
-  unpack16(*reinterpret_cast<const uint4 *>(static_cast<const T *>(p.q) +
-                                            static_cast<int64_t>(row) * D + part * kVec),
-           qf, static_cast<const T *>(nullptr));
+  if (p.kNew && p.ropeStyle) {
+#pragma unroll
+    for (int i = 0; i < kVec; ++i)
+      qf[i] = qRot[part * kVec + i];
+  } else {
+    unpack16(*reinterpret_cast<const uint4 *>(static_cast<const T *>(p.q) +
+                                              static_cast<int64_t>(row) * D + part * kVec),
+             qf, static_cast<const T *>(nullptr));
+  }
   const bool capped = p.softcap > 0.0f;
   const float scale = capped ? p.scale : p.scale * kLog2e; // scores in log2 units
   float m = -INFINITY, l = 0.0f;
@@ -280,6 +370,16 @@ __global__ void __launch_bounds__(kWarps * 32)
     uint4 k1 = valid1 ? *reinterpret_cast<const uint4 *>(k + static_cast<int64_t>(j1) * D) : zero;
     uint4 v0 = valid0 ? *reinterpret_cast<const uint4 *>(v + static_cast<int64_t>(j0) * D) : zero;
     uint4 v1 = valid1 ? *reinterpret_cast<const uint4 *>(v + static_cast<int64_t>(j1) * D) : zero;
+    // A folded step's new keys: from its rows, not the stale cache slots.
+    auto fresh = [&](int j, uint4 &kj, uint4 &vj) {
+      int64_t at = static_cast<int64_t>(j - rows.start) * D + part * kVec;
+      kj = *reinterpret_cast<const uint4 *>(rows.k + at);
+      vj = *reinterpret_cast<const uint4 *>(rows.v + at);
+    };
+    if (valid0 && j0 >= rows.start)
+      fresh(j0, k0, v0);
+    if (valid1 && j1 >= rows.start)
+      fresh(j1, k1, v1);
     float x0 = score(k0, valid0), x1 = score(k1, valid1);
     float mNew = fmaxf(m, fmaxf(x0, x1));
     if (mNew == -INFINITY)
@@ -318,10 +418,11 @@ void launch(const AttentionParams &p, int splits, float *workspace, ErrorWord *e
   auto aligned = [](const void *ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; };
   bool vectors = p.headDim == p.valueDim && p.headDim % kVec == 0 && lanesPerKey <= 32 &&
                  (lanesPerKey & (lanesPerKey - 1)) == 0 && aligned(p.q) && aligned(p.k) &&
-                 aligned(p.v);
+                 aligned(p.v) && (!p.kNew || (aligned(p.kNew) && aligned(p.vNew)));
+  const size_t shared = foldedSharedBytes(p, sizeof(T));
   auto run = [&](auto kernel) {
-    launchOverlapped(kernel, grid, dim3(kWarps * 32), stream, p, splits, workspace, error,
-                     step);
+    launchOverlapped(kernel, grid, dim3(kWarps * 32), shared, stream, p, splits, workspace,
+                     error, step);
   };
   if (!vectors)
     run(attentionKernel<T>);
@@ -342,7 +443,7 @@ void launch(const AttentionParams &p, int splits, float *workspace, ErrorWord *e
 } // namespace
 
 int attentionSplits(const AttentionParams &p, int multiprocessors) {
-  if (useFlashAttention(p))
+  if (!p.kNew && useFlashAttention(p))
     return 1;
   int64_t blocks = p.batch * p.heads * p.queries;
   if (blocks >= 2 * multiprocessors || p.keys <= kKeysPerSplit)
@@ -362,7 +463,7 @@ void attention(Elem e, const AttentionParams &p, int splits, float *workspace,
                ErrorWord *error, int step, cudaStream_t stream) {
   if (p.batch * p.heads * p.queries == 0)
     return;
-  if (e == Elem::BF16 && useFlashAttention(p)) {
+  if (e == Elem::BF16 && !p.kNew && useFlashAttention(p)) {
     flashAttention(p, error, step, stream);
     return;
   }

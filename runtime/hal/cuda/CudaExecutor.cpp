@@ -482,6 +482,14 @@ Status CudaExecutor::buildSteps(Entry &entry) {
       p.softcap = a->softcap();
       p.causal = a->causal();
       p.window = a->window();
+      p.kNew = a->k_new() && a->k_new()->size() > 0 ? ptr(a->k_new()) : nullptr;
+      p.vNew = p.kNew ? ptr(a->v_new()) : nullptr;
+      if (a->rope() != format::RopeStyle::None) {
+        p.ropeStyle = a->rope() == format::RopeStyle::Half ? 1 : 2;
+        p.ropePositions = reinterpret_cast<const int32_t *>(ptr(a->rope_positions()));
+        p.ropeRows = a->rope_positions()->size() / (4 * p.queries);
+        p.ropeTheta = a->rope_theta();
+      }
       if (p.headDim > 256 || p.valueDim > 256)
         return Status::error(at + " (attention): head dims above 256 are not supported");
       auto elem = elemOf(a->dtype(), at + " (attention)");
@@ -495,7 +503,8 @@ Status CudaExecutor::buildSteps(Entry &entry) {
         attention(e, p, splits, workspace, error, stepIndex, s);
         return Status::ok();
       });
-      entry.stepNames.push_back("attention q" + std::to_string(p.queries) + " k" +
+      entry.stepNames.push_back(std::string(p.kNew ? "cached " : "") + "attention q" +
+                                std::to_string(p.queries) + " k" +
                                 std::to_string(p.keys) + " splits " +
                                 std::to_string(splits));
       break;

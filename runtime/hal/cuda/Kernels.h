@@ -104,6 +104,16 @@ struct AttentionParams {
   float scale, softcap;
   bool causal;
   int64_t window;
+  // Folded cache writes: the step's new rows [batch, kvHeads, queries, D | Dv]
+  // belong in k and v at queryStart, and the kernel writes them there; null
+  // when k and v hold them already. At most kMostFoldedQueries rows.
+  const void *kNew, *vNew;
+  // RoPE of q and the new keys first: 0 none, 1 half, 2 interleaved, at
+  // ropePositions [ropeRows (1 or batch), queries].
+  int ropeStyle;
+  const int32_t *ropePositions;
+  int64_t ropeRows;
+  float ropeTheta;
 };
 /// How many pieces to split each query's keys into, and the workspace that
 /// needs in 4-byte words (0 when not split): f32 partials, then counters

@@ -69,18 +69,25 @@ __device__ __forceinline__ void letNextKernelStart() {
 /// waitForPriorKernels before touching memory: a kernel launched after it
 /// relies on that to see what the kernels before it wrote.
 template <typename... Params, typename... Args>
-void launchOverlapped(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t stream,
-                      Args... args) {
+void launchOverlapped(void (*kernel)(Params...), dim3 grid, dim3 block, size_t sharedBytes,
+                      cudaStream_t stream, Args... args) {
   cudaLaunchAttribute overlap{};
   overlap.id = cudaLaunchAttributeProgrammaticStreamSerialization;
   overlap.val.programmaticStreamSerializationAllowed = 1;
   cudaLaunchConfig_t config{};
   config.gridDim = grid;
   config.blockDim = block;
+  config.dynamicSmemBytes = sharedBytes;
   config.stream = stream;
   config.attrs = &overlap;
   config.numAttrs = overlapsLaunches() ? 1 : 0;
   cudaLaunchKernelEx(&config, kernel, static_cast<Params>(args)...);
+}
+/// The same without dynamic shared memory.
+template <typename... Params, typename... Args>
+void launchOverlapped(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t stream,
+                      Args... args) {
+  launchOverlapped(kernel, grid, block, size_t{0}, stream, args...);
 }
 
 } // namespace gai::cuda

@@ -15,7 +15,11 @@ struct Artifact;
 } // namespace format
 
 /// The schema version this runtime reads (runtime/format/artifact.fbs).
-inline constexpr uint32_t kArtifactSchemaVersion = 2; // 2: steps carry dtypes
+/// 2: steps carry dtypes; 3: attention may fold its cache writes and RoPE.
+inline constexpr uint32_t kArtifactSchemaVersion = 3;
+/// The most new rows (queries) an attention with folded cache writes takes;
+/// the attention rewriting pass folds no more.
+inline constexpr int64_t kMostFoldedQueries = 16;
 /// Bytes of the footer after the FlatBuffer: magic "GAIF", schema version
 /// (u32), payload size (u64) and FNV-1a 64 of the payload (u64).
 inline constexpr size_t kArtifactFooterSize = 24;

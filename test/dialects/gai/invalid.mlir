@@ -666,3 +666,30 @@ func.func @flash_attention_positions(%q: tensor<2x4x1x16xf32>, %k: tensor<2x2x64
   %0 = gai.flash_attention %q, %k, %k at %p scale = 1.0 kv_groups = 2 : (tensor<2x4x1x16xf32>, tensor<2x2x64x16xf32>, tensor<2x2x64x16xf32>, tensor<2xi32>) -> tensor<2x4x1x16xf32>
   return
 }
+
+// -----
+
+func.func @cached_attention_rows(%q: tensor<1x4x1x16xf32>, %k: tensor<1x2x2x16xf32>, %c: tensor<1x2x64x16xf32>, %p: tensor<1xi32>) {
+  // expected-error @+2 {{expects new key and value rows [B, Hkv, 1, D] of the caches' type, got [1, 2, 2, 16] and [1, 2, 2, 16] for caches [1, 2, 64, 16] and [1, 2, 64, 16]}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0:3 = gai.cached_attention %q, %k, %k into %c, %c at %p scale = 1.0 kv_groups = 2 causal : (tensor<1x4x1x16xf32>, tensor<1x2x2x16xf32>, tensor<1x2x2x16xf32>, tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>, tensor<1xi32>) -> (tensor<1x4x1x16xf32>, tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>)
+  return
+}
+
+// -----
+
+func.func @cached_attention_rope_positions(%q: tensor<2x4x1x16xf32>, %k: tensor<2x2x1x16xf32>, %c: tensor<2x2x64x16xf32>, %p: tensor<2xi32>, %r: tensor<3x1xi32>) {
+  // expected-error @+2 {{expects rope positions of shape [2 or 1, 1]}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0:3 = gai.cached_attention %q, %k, %k into %c, %c at %p rope half %r theta = 1.0e4 scale = 1.0 kv_groups = 2 causal : (tensor<2x4x1x16xf32>, tensor<2x2x1x16xf32>, tensor<2x2x1x16xf32>, tensor<2x2x64x16xf32>, tensor<2x2x64x16xf32>, tensor<2xi32>, tensor<3x1xi32>) -> (tensor<2x4x1x16xf32>, tensor<2x2x64x16xf32>, tensor<2x2x64x16xf32>)
+  return
+}
+
+// -----
+
+func.func @cached_attention_not_causal(%q: tensor<1x4x1x16xf32>, %k: tensor<1x2x1x16xf32>, %c: tensor<1x2x64x16xf32>, %p: tensor<1xi32>) {
+  // expected-error @+2 {{expects query positions of shape [1], and only with causal}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0:3 = gai.cached_attention %q, %k, %k into %c, %c at %p scale = 1.0 kv_groups = 2 : (tensor<1x4x1x16xf32>, tensor<1x2x1x16xf32>, tensor<1x2x1x16xf32>, tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>, tensor<1xi32>) -> (tensor<1x4x1x16xf32>, tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>)
+  return
+}

@@ -167,6 +167,15 @@ func.func @flash_attention(%q: tensor<1x8x4x64xbf16>, %k: tensor<1x2x16x64xbf16>
   return
 }
 
+// CHECK-LABEL: func.func @cached_attention
+func.func @cached_attention(%q: tensor<2x8x1x64xbf16>, %k: tensor<2x2x1x64xbf16>, %c: tensor<2x2x16x64xbf16>, %s: tensor<2xi32>, %p: tensor<1x1xi32>) {
+  // CHECK: gai.cached_attention %{{.*}}, %{{.*}}, %{{.*}} into %{{.*}}, %{{.*}} at %{{.*}} rope interleaved %{{.*}} theta = 5.000000e+05 scale = 1.250000e-01 kv_groups = 4 causal window = 8 softcap = 5.000000e+01 : (
+  %0:3 = gai.cached_attention %q, %k, %k into %c, %c at %s rope interleaved %p theta = 5.0e5 scale = 0.125 kv_groups = 4 causal window = 8 softcap = 50.0 : (tensor<2x8x1x64xbf16>, tensor<2x2x1x64xbf16>, tensor<2x2x1x64xbf16>, tensor<2x2x16x64xbf16>, tensor<2x2x16x64xbf16>, tensor<2xi32>, tensor<1x1xi32>) -> (tensor<2x8x1x64xbf16>, tensor<2x2x16x64xbf16>, tensor<2x2x16x64xbf16>)
+  // CHECK: gai.cached_attention %{{.*}}, %{{.*}}, %{{.*}} into %{{.*}}, %{{.*}} at %{{.*}} scale = 1.000000e+00 kv_groups = 4 causal : (
+  %1:3 = gai.cached_attention %q, %k, %k into %c, %c at %s scale = 1.0 kv_groups = 4 causal : (tensor<2x8x1x64xbf16>, tensor<2x2x1x64xbf16>, tensor<2x2x1x64xbf16>, tensor<2x2x16x64xbf16>, tensor<2x2x16x64xbf16>, tensor<2xi32>) -> (tensor<2x8x1x64xbf16>, tensor<2x2x16x64xbf16>, tensor<2x2x16x64xbf16>)
+  return
+}
+
 // CHECK-LABEL: func.func @gemm_and_fusion
 func.func @gemm_and_fusion(%x: tensor<2x8x64xf32>, %w: tensor<256x64xf32>, %b: tensor<256xf32>, %r: tensor<2x8x256xf32>, %n: tensor<256xf32>) -> tensor<2x8x256xf32> {
   // CHECK: gai.gemm %{{.*}}, %{{.*}} bias %{{.*}} residual %{{.*}} transpose_rhs activation = silu : (tensor<2x8x64xf32>, tensor<256x64xf32>, tensor<256xf32>, tensor<2x8x256xf32>) -> tensor<2x8x256xf32>

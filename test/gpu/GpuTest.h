@@ -1,0 +1,45 @@
+// Helpers shared by the gpu-labelled tests.
+#ifndef GAI_TEST_GPU_GPUTEST_H
+#define GAI_TEST_GPU_GPUTEST_H
+
+#include "core/Executor.h"
+#include "gai/FloatConvert.h"
+
+#include <cuda_runtime.h>
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace gai {
+
+inline bool haveGpu() { return cudaDeviceCount() > 0; }
+
+#define SKIP_WITHOUT_GPU()                                                     \
+  if (!::gai::haveGpu())                                                       \
+  GTEST_SKIP() << "no CUDA GPU on this machine: the gpu tests need one"
+
+/// `host` on the GPU as `dtype` (f32 or bf16); the caller frees it.
+inline void *uploadAs(const std::vector<float> &host, DType dtype) {
+  size_t elem = dtype == DType::BF16 ? 2 : 4;
+  void *d = nullptr;
+  EXPECT_EQ(cudaMalloc(&d, host.size() * elem), cudaSuccess);
+  std::vector<uint8_t> bytes(host.size() * elem);
+  convertFloats(host.data(), DType::F32, bytes.data(), dtype, host.size());
+  cudaMemcpy(d, bytes.data(), bytes.size(), cudaMemcpyHostToDevice);
+  return d;
+}
+
+/// `count` elements of `dtype` on the GPU, as floats.
+inline std::vector<float> downloadAs(const void *device, DType dtype, size_t count) {
+  size_t elem = dtype == DType::BF16 ? 2 : 4;
+  std::vector<uint8_t> bytes(count * elem);
+  cudaMemcpy(bytes.data(), device, bytes.size(), cudaMemcpyDeviceToHost);
+  std::vector<float> out(count);
+  convertFloats(bytes.data(), dtype, out.data(), DType::F32, count);
+  return out;
+}
+
+} // namespace gai
+
+#endif // GAI_TEST_GPU_GPUTEST_H
