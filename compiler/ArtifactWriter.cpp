@@ -192,7 +192,7 @@ FailureOr<flatbuffers::Offset<fmt::Step>> Writer::step(Operation &op) {
         a.getSoftcap().convertToFloat(), a.getCausal(), a.getWindow(),
         stepDType(a.getElement()), &kNew, &vNew,
         static_cast<fmt::RopeStyle>(a.getRopeStyle()), &ropePositions,
-        a.getRopeTheta().convertToFloat());
+        a.getRopeTheta().convertToFloat(), a.getCacheReady());
     return fmt::CreateStep(fbb, fmt::Command::Attention, attention.Union());
   }
   if (auto l = dyn_cast<exec::LaunchOp>(op)) {

@@ -309,7 +309,7 @@ LogicalResult Lowering::lowerOp(Operation *op) {
         b.getI64IntegerAttr(static_cast<int64_t>(fa.getWindow())),
         TypeAttr::get(tensorOf(fa.getResult()).getElementType()),
         /*k_new=*/nullptr, /*v_new=*/nullptr, /*rope_positions=*/nullptr,
-        /*rope_style=*/nullptr, /*rope_theta=*/nullptr);
+        /*rope_style=*/nullptr, /*rope_theta=*/nullptr, /*cache_ready=*/nullptr);
     return success();
   }
   if (auto ca = dyn_cast<CachedAttentionOp>(op)) {
@@ -337,7 +337,10 @@ LogicalResult Lowering::lowerOp(Operation *op) {
         ref(ca.getKey()), ref(ca.getValue()),
         ropePositions ? ref(ropePositions) : RefAttr(),
         b.getI64IntegerAttr(style),
-        b.getF32FloatAttr(style ? ca.getRopeThetaAttr().getValueAsDouble() : 0.0));
+        b.getF32FloatAttr(style ? ca.getRopeThetaAttr().getValueAsDouble() : 0.0),
+        // The entry's own caches, not a value an earlier op wrote.
+        b.getBoolAttr(isa<BlockArgument>(ca.getKeyCache()) &&
+                      isa<BlockArgument>(ca.getValueCache())));
     return success();
   }
   if (auto e = dyn_cast<EmbeddingOp>(op)) {

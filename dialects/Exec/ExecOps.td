@@ -94,13 +94,16 @@ def Exec_AttentionOp : Exec_Op<"attention"> {
       OptionalAttr<Exec_RefAttr>:$k_new, OptionalAttr<Exec_RefAttr>:$v_new,
       OptionalAttr<Exec_RefAttr>:$rope_positions,
       DefaultValuedAttr<I64Attr, "0">:$rope_style,
-      DefaultValuedAttr<F32Attr, "0.0">:$rope_theta);
+      DefaultValuedAttr<F32Attr, "0.0">:$rope_theta,
+      DefaultValuedAttr<BoolAttr, "false">:$cache_ready);
   let description = [{
     `element` is the type of q, k, v and out. With `k_new` and `v_new` (a
     gai.cached_attention) the step's new rows [B, Hkv, queries, D] go into
     the caches k and v at `query_start` in the same kernel, and with
     `rope_style` 1 (half) or 2 (interleaved) q and the new keys are rotated
     first, at `rope_positions` ([B or 1, queries]) with `rope_theta`.
+    `cache_ready`: no earlier step of the entry writes k or v, so the kernel
+    may read them while the step before it still runs.
   }];
   let assemblyFormat = "attr-dict";
 }

@@ -20,6 +20,7 @@ struct CachedCase {
   int rope;              // 0 none, 1 half, 2 interleaved
   bool positionsPerRow;  // rope positions [batch, T] rather than [1, T]
   bool bf16;
+  bool cacheReady = false; // slots before the start may load early (fixed splits)
   int64_t window = 0;
   float softcap = 0.0f;
 };
@@ -152,6 +153,7 @@ TEST_P(CudaCachedAttention, MatchesRopeCacheWritesAndAttention) {
   p.ropePositions = c.rope ? dpositions : nullptr;
   p.ropeRows = c.positionsPerRow ? c.batch : 1;
   p.ropeTheta = 10000.0f;
+  p.cacheReady = c.cacheReady;
   cudaDeviceProp props{};
   cudaGetDeviceProperties(&props, 0);
   int splits = cuda::attentionSplits(p, props.multiProcessorCount);
@@ -199,22 +201,29 @@ TEST_P(CudaCachedAttention, MatchesRopeCacheWritesAndAttention) {
 INSTANTIATE_TEST_SUITE_P(
     Kernels, CudaCachedAttention,
     ::testing::Values(
-        // llama-1b's decode step: bf16 vectors, keys split over blocks.
-        CachedCase{1, 32, 4, 1, 384, 64, 1, false, true},
+        // llama-1b's decode step: bf16 vectors, keys split over a cluster
+        // of blocks (sm_90), each owning fixed slots it loads early; in
+        // row 0 of the second, half the blocks have no visible keys.
+        CachedCase{1, 32, 4, 1, 384, 64, 1, false, true, true},
+        CachedCase{2, 32, 4, 1, 384, 64, 1, false, true, true, 100},
         // Several new rows, interleaved pairs, head dim 128, per-row positions.
         CachedCase{2, 8, 2, 3, 100, 128, 2, true, true},
+        CachedCase{2, 8, 2, 3, 100, 128, 2, true, true, true},
         // No RoPE (learned positions), f32, multi-head.
         CachedCase{2, 4, 4, 1, 50, 64, 0, false, false},
         // f32 with a head dim the vector kernel does not take; a window.
-        CachedCase{2, 6, 3, 2, 70, 80, 1, true, false, 16},
+        CachedCase{2, 6, 3, 2, 70, 80, 1, true, false, false, 16},
         // bf16 with a softcap and few keys (one split).
-        CachedCase{1, 4, 1, 1, 9, 64, 1, false, true, 0, 30.0f}),
+        CachedCase{1, 4, 1, 1, 9, 64, 1, false, true, false, 0, 30.0f},
+        // A long cache: more splits than a cluster holds (global combine).
+        CachedCase{1, 8, 8, 1, 4000, 64, 1, false, true, true}),
     [](const ::testing::TestParamInfo<CachedCase> &info) {
       const CachedCase &c = info.param;
       return "b" + std::to_string(c.batch) + "h" + std::to_string(c.heads) + "kv" +
              std::to_string(c.kvHeads) + "t" + std::to_string(c.queries) + "k" +
              std::to_string(c.keys) + "d" + std::to_string(c.dim) + "rope" +
-             std::to_string(c.rope) + (c.bf16 ? "bf16" : "f32");
+             std::to_string(c.rope) + (c.bf16 ? "bf16" : "f32") +
+             (c.cacheReady ? "ready" : "") + (c.window ? "w" + std::to_string(c.window) : "");
     });
 
 } // namespace

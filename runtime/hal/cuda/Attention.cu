@@ -11,9 +11,12 @@
 #include "hal/cuda/Kernels.h"
 #include "hal/cuda/Math.cuh"
 
+#include <cooperative_groups.h>
+
 #include <algorithm>
 #include <climits>
 #include <cstdint>
+#include <type_traits>
 
 namespace gai::cuda {
 namespace {
@@ -21,6 +24,7 @@ namespace {
 constexpr int kWarps = 4;
 constexpr int kMaxPerLane = 8; // head dims up to 256
 constexpr int kKeysPerSplit = 64; // latency-bound warps: more blocks instead
+constexpr int kMostClusterSplits = 8; // the portable cluster size
 
 __device__ __forceinline__ float warpSum(float x) {
   for (int offset = 16; offset > 0; offset /= 2)
@@ -62,6 +66,7 @@ __device__ Range keyRange(const AttentionParams &p, int b, int t, ErrorWord *err
 /// KV head, and the keys [s0, s1) of its split (blockIdx.y).
 struct BlockKeys {
   int row, b, h, t, kvh, s0, s1;
+  int first, last; // the row's visible keys, inclusive
   bool ok;
 };
 __device__ BlockKeys blockKeys(const AttentionParams &p, int splits, ErrorWord *error,
@@ -77,6 +82,8 @@ __device__ BlockKeys blockKeys(const AttentionParams &p, int splits, ErrorWord *
   Range range = keyRange(p, bk.b, t, error, step,
                          threadIdx.x == 0 && blockIdx.y == 0 && t == 0 && h == 0);
   bk.ok = range.ok;
+  bk.first = range.first;
+  bk.last = range.last;
   int span = range.last - range.first + 1;
   int per = (span + splits - 1) / splits;
   bk.s0 = range.first + blockIdx.y * per;
@@ -115,13 +122,14 @@ inline size_t foldedSharedBytes(const AttentionParams &p, size_t elementBytes) {
   return (p.headDim * 4 + 15) / 16 * 16 + p.queries * p.headDim * elementBytes;
 }
 
-/// The start of a folded step: rotates q's row into qRot and the new keys
-/// into kRot when RoPE is on, and has one block per (row, KV head) write the
-/// new rows into the caches. No block reads those slots from the caches, so
-/// the write needs no ordering.
+/// The start of a folded step. With RoPE, rotates q's row into qRot and,
+/// when the block's keys (ending at s1) reach the new rows, the new keys
+/// into kRot. One block per (row, KV head) writes the new rows into the
+/// caches; no block reads those slots from the caches, so the write needs
+/// no ordering.
 template <typename T>
-__device__ NewRows<T> foldNewRows(const AttentionParams &p, const BlockKeys &bk, float *qRot,
-                                  T *kRot) {
+__device__ NewRows<T> foldNewRows(const AttentionParams &p, const BlockKeys &bk, int s1,
+                                  float *qRot, T *kRot) {
   const int t = bk.t, h = bk.h;
   NewRows<T> rows{nullptr, nullptr, INT_MAX};
   if (!p.kNew)
@@ -137,7 +145,7 @@ __device__ NewRows<T> foldNewRows(const AttentionParams &p, const BlockKeys &bk,
     const int32_t *pos = p.ropePositions + (p.ropeRows == 1 ? 0 : bk.b) * Q;
     rotateRow(static_cast<const T *>(p.q) + static_cast<int64_t>(bk.row) * D, qRot, D,
               p.ropeStyle, static_cast<float>(pos[t]), p.ropeTheta);
-    if (writer || bk.s1 > rows.start)
+    if (writer || s1 > rows.start) // this block reads a new key
       for (int r = 0; r < Q; ++r)
         rotateRow(rows.k + r * D, kRot + r * D, D, p.ropeStyle, static_cast<float>(pos[r]),
                   p.ropeTheta);
@@ -237,6 +245,63 @@ __device__ void finishRow(const AttentionParams &p, int row, int splits, float *
     *arrived = 0;
 }
 
+/// finishRow for splits that are the blocks of one thread-block cluster
+/// (sm_90): each block leaves its merged state in its shared memory and
+/// the cluster's first block combines them through distributed shared
+/// memory, where finishRow goes through global memory, a fence and a
+/// counter.
+template <typename T>
+__device__ void finishRowInCluster(const AttentionParams &p, int row, const float *maxes,
+                                   const float *sums, const float *acc, int parts,
+                                   int stride) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  namespace cg = cooperative_groups;
+  const int Dv = static_cast<int>(p.valueDim);
+  __shared__ float mine[2 + kMaxPerLane * 32]; // max, sum, unnormalised output
+  float M = -INFINITY;
+  for (int w = 0; w < parts; ++w)
+    M = fmaxf(M, maxes[w]);
+  float L = 0.0f;
+  for (int w = 0; w < parts; ++w)
+    L += M == -INFINITY ? 0.0f : sums[w] * expf(maxes[w] - M);
+  for (int d = threadIdx.x; d < Dv; d += blockDim.x) {
+    float a = 0.0f;
+    for (int w = 0; w < parts; ++w)
+      a += M == -INFINITY ? 0.0f : acc[w * stride + d] * expf(maxes[w] - M);
+    mine[2 + d] = a;
+  }
+  if (threadIdx.x == 0) {
+    mine[0] = M;
+    mine[1] = L;
+  }
+  cg::cluster_group cluster = cg::this_cluster();
+  cluster.sync();
+  if (cluster.block_rank() == 0) {
+    const unsigned splits = cluster.num_blocks();
+    float total = -INFINITY;
+    for (unsigned r = 0; r < splits; ++r)
+      total = fmaxf(total, cluster.map_shared_rank(mine, r)[0]);
+    float sum = 0.0f;
+    for (unsigned r = 0; r < splits; ++r) {
+      const float *theirs = cluster.map_shared_rank(mine, r);
+      sum += theirs[0] == -INFINITY ? 0.0f : theirs[1] * expf(theirs[0] - total);
+    }
+    T *out = static_cast<T *>(p.out) + static_cast<int64_t>(row) * Dv;
+    for (int d = threadIdx.x; d < Dv; d += blockDim.x) {
+      float a = 0.0f;
+      for (unsigned r = 0; r < splits; ++r) {
+        const float *theirs = cluster.map_shared_rank(mine, r);
+        a += theirs[0] == -INFINITY ? 0.0f : theirs[2 + d] * expf(theirs[0] - total);
+      }
+      out[d] = fromFloat<T>(sum > 0.0f ? a / sum : 0.0f);
+    }
+  }
+  cluster.sync(); // the others' shared memory stays until the first block has read it
+#else
+  __trap(); // launched as a cluster only on sm_90
+#endif
+}
+
 template <typename T>
 __global__ void __launch_bounds__(kWarps * 32)
     attentionKernel(AttentionParams p, int splits, float *partial, ErrorWord *error,
@@ -255,7 +320,7 @@ __global__ void __launch_bounds__(kWarps * 32)
   const T *v = static_cast<const T *>(p.v) + (static_cast<int64_t>(b) * p.kvHeads + kvh) * p.keys * Dv;
   extern __shared__ uint4 foldedShared[];
   float *qRot = reinterpret_cast<float *>(foldedShared);
-  const NewRows<T> rows = foldNewRows<T>(p, bk, qRot, reinterpret_cast<T *>(qRot + (D + 3) / 4 * 4));
+  const NewRows<T> rows = foldNewRows<T>(p, bk, bk.s1, qRot, reinterpret_cast<T *>(qRot + (D + 3) / 4 * 4));
   float qr[kMaxPerLane], acc[kMaxPerLane];
 #pragma unroll
   for (int i = 0; i < kMaxPerLane; ++i) {
@@ -312,28 +377,55 @@ __global__ void __launch_bounds__(kWarps * 32)
 /// power of two of at most 32 vectors (64, 128, 256 in bf16).
 constexpr float kLog2e = 1.4426950408889634f;
 
-template <typename T, int L>
+template <typename T, int L, bool Cluster>
 __global__ void __launch_bounds__(kWarps * 32)
     vectorAttentionKernel(AttentionParams p, int splits, float *partial, ErrorWord *error,
                           int step) {
   letNextKernelStart(); // the output projection may start streaming weights
-  waitForPriorKernels();
   constexpr int kVec = 16 / sizeof(T), D = L * kVec;
   constexpr int kGroups = 32 / L, kSubs = kWarps * kGroups;
-  const BlockKeys bk = blockKeys(p, splits, error, step);
-  if (!bk.ok)
-    return;
-  const int row = bk.row, b = bk.b, kvh = bk.kvh, s0 = bk.s0, s1 = bk.s1;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int group = lane / L, part = lane % L, sub = warp * kGroups + group;
-
+  const int bh = blockIdx.x / p.queries;
+  const int b = bh / p.heads, kvh = bh % p.heads / (p.heads / p.kvHeads);
   const T *k = static_cast<const T *>(p.k) +
                (static_cast<int64_t>(b) * p.kvHeads + kvh) * p.keys * D + part * kVec;
   const T *v = static_cast<const T *>(p.v) +
                (static_cast<int64_t>(b) * p.kvHeads + kvh) * p.keys * D + part * kVec;
+  const uint4 zero = make_uint4(0, 0, 0, 0);
+  auto load = [&](const T *base, int j, int end) {
+    return j < end ? *reinterpret_cast<const uint4 *>(base + static_cast<int64_t>(j) * D)
+                   : zero;
+  };
+
+  // With ready caches each split owns a fixed run of slots [c0, c1), and
+  // its first keys load before the kernel before this one has finished:
+  // the slots a step reads were written by earlier launches.
+  int c0 = 0, c1 = 0;
+  uint4 k0, k1, v0, v1;
+  if (p.cacheReady) {
+    const int chunk = static_cast<int>((p.keys + splits - 1) / splits);
+    c0 = blockIdx.y * chunk;
+    c1 = min(static_cast<int>(p.keys), c0 + chunk);
+    const int j0 = c0 + warp * kGroups + group, j1 = j0 + kSubs;
+    k0 = load(k, j0, c1), k1 = load(k, j1, c1), v0 = load(v, j0, c1), v1 = load(v, j1, c1);
+  }
+  waitForPriorKernels();
+  const BlockKeys bk = blockKeys(p, splits, error, step);
+  if (!bk.ok)
+    return; // the whole row (and so the whole cluster) leaves
+  const int row = bk.row;
+  int s0 = bk.s0, s1 = bk.s1;
+  if (p.cacheReady) {
+    s0 = max(bk.first, c0);
+    s1 = min(bk.last + 1, c1);
+  } else {
+    c0 = s0;
+  }
+
   extern __shared__ uint4 foldedShared[];
   float *qRot = reinterpret_cast<float *>(foldedShared);
-  const NewRows<T> rows = foldNewRows<T>(p, bk, qRot, reinterpret_cast<T *>(qRot + (D + 3) / 4 * 4));
+  const NewRows<T> rows = foldNewRows<T>(p, bk, s1, qRot, reinterpret_cast<T *>(qRot + (D + 3) / 4 * 4));
   float qf[8], acc[8] = {};
   if (p.kNew && p.ropeStyle) {
 #pragma unroll
@@ -362,14 +454,12 @@ __global__ void __launch_bounds__(kWarps * 32)
     return valid ? x : -INFINITY;
   };
   // Uniform across the warp, so every lane reaches the shuffles.
-  for (int base = s0 + warp * kGroups; base < s1; base += 2 * kSubs) {
+  bool loaded = p.cacheReady;
+  for (int base = c0 + warp * kGroups; base < s1; base += 2 * kSubs, loaded = false) {
     const int j0 = base + group, j1 = j0 + kSubs;
-    const bool valid0 = j0 < s1, valid1 = j1 < s1;
-    const uint4 zero = make_uint4(0, 0, 0, 0);
-    uint4 k0 = valid0 ? *reinterpret_cast<const uint4 *>(k + static_cast<int64_t>(j0) * D) : zero;
-    uint4 k1 = valid1 ? *reinterpret_cast<const uint4 *>(k + static_cast<int64_t>(j1) * D) : zero;
-    uint4 v0 = valid0 ? *reinterpret_cast<const uint4 *>(v + static_cast<int64_t>(j0) * D) : zero;
-    uint4 v1 = valid1 ? *reinterpret_cast<const uint4 *>(v + static_cast<int64_t>(j1) * D) : zero;
+    const bool valid0 = j0 >= s0 && j0 < s1, valid1 = j1 >= s0 && j1 < s1;
+    if (!loaded)
+      k0 = load(k, j0, s1), k1 = load(k, j1, s1), v0 = load(v, j0, s1), v1 = load(v, j1, s1);
     // A folded step's new keys: from its rows, not the stale cache slots.
     auto fresh = [&](int j, uint4 &kj, uint4 &vj) {
       int64_t at = static_cast<int64_t>(j - rows.start) * D + part * kVec;
@@ -405,7 +495,10 @@ __global__ void __launch_bounds__(kWarps * 32)
   for (int i = 0; i < kVec; ++i)
     sacc[sub][part * kVec + i] = acc[i];
   __syncthreads();
-  finishRow<T>(p, row, splits, partial, sm, sl, &sacc[0][0], kSubs, D);
+  if constexpr (Cluster)
+    finishRowInCluster<T>(p, row, sm, sl, &sacc[0][0], kSubs, D);
+  else
+    finishRow<T>(p, row, splits, partial, sm, sl, &sacc[0][0], kSubs, D);
 }
 
 template <typename T>
@@ -420,24 +513,52 @@ void launch(const AttentionParams &p, int splits, float *workspace, ErrorWord *e
                  (lanesPerKey & (lanesPerKey - 1)) == 0 && aligned(p.q) && aligned(p.k) &&
                  aligned(p.v) && (!p.kNew || (aligned(p.kNew) && aligned(p.vNew)));
   const size_t shared = foldedSharedBytes(p, sizeof(T));
+  // Up to 8 splits of a row combine inside a cluster on sm_90.
+  const bool cluster = vectors && splits > 1 && splits <= kMostClusterSplits &&
+                       deviceMajor() >= 9;
   auto run = [&](auto kernel) {
-    launchOverlapped(kernel, grid, dim3(kWarps * 32), shared, stream, p, splits, workspace,
-                     error, step);
+    if (!cluster) {
+      launchOverlapped(kernel, grid, dim3(kWarps * 32), shared, stream, p, splits, workspace,
+                       error, step);
+      return;
+    }
+    cudaLaunchAttribute attributes[2] = {};
+    attributes[0].id = cudaLaunchAttributeClusterDimension;
+    attributes[0].val.clusterDim.x = 1;
+    attributes[0].val.clusterDim.y = static_cast<unsigned>(splits);
+    attributes[0].val.clusterDim.z = 1;
+    attributes[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attributes[1].val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t config{};
+    config.gridDim = grid;
+    config.blockDim = dim3(kWarps * 32);
+    config.dynamicSmemBytes = shared;
+    config.stream = stream;
+    config.attrs = attributes;
+    config.numAttrs = overlapsLaunches() ? 2 : 1;
+    cudaLaunchKernelEx(&config, kernel, p, splits, workspace, error, step);
+  };
+  auto vector = [&](auto clustered) {
+    constexpr bool C = decltype(clustered)::value;
+    if (lanesPerKey == 1)
+      run(vectorAttentionKernel<T, 1, C>);
+    else if (lanesPerKey == 2)
+      run(vectorAttentionKernel<T, 2, C>);
+    else if (lanesPerKey == 4)
+      run(vectorAttentionKernel<T, 4, C>);
+    else if (lanesPerKey == 8)
+      run(vectorAttentionKernel<T, 8, C>);
+    else if (lanesPerKey == 16)
+      run(vectorAttentionKernel<T, 16, C>);
+    else
+      run(vectorAttentionKernel<T, 32, C>);
   };
   if (!vectors)
     run(attentionKernel<T>);
-  else if (lanesPerKey == 1)
-    run(vectorAttentionKernel<T, 1>);
-  else if (lanesPerKey == 2)
-    run(vectorAttentionKernel<T, 2>);
-  else if (lanesPerKey == 4)
-    run(vectorAttentionKernel<T, 4>);
-  else if (lanesPerKey == 8)
-    run(vectorAttentionKernel<T, 8>);
-  else if (lanesPerKey == 16)
-    run(vectorAttentionKernel<T, 16>);
+  else if (cluster)
+    vector(std::true_type{});
   else
-    run(vectorAttentionKernel<T, 32>);
+    vector(std::false_type{});
 }
 
 } // namespace

@@ -490,6 +490,7 @@ Status CudaExecutor::buildSteps(Entry &entry) {
         p.ropeRows = a->rope_positions()->size() / (4 * p.queries);
         p.ropeTheta = a->rope_theta();
       }
+      p.cacheReady = a->cache_ready();
       if (p.headDim > 256 || p.valueDim > 256)
         return Status::error(at + " (attention): head dims above 256 are not supported");
       auto elem = elemOf(a->dtype(), at + " (attention)");

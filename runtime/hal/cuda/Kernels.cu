@@ -4,6 +4,7 @@
 #include "hal/cuda/Math.cuh"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <initializer_list>
 #include <string>
@@ -390,23 +391,27 @@ __global__ void __launch_bounds__(256)
 
 } // namespace
 
+int deviceMajor() {
+  constexpr int kMaxDevices = 64;
+  // 0: not asked yet. Racing threads store the same value.
+  static std::atomic<int> major[kMaxDevices] = {};
+  int device = 0, value = 0;
+  if (cudaGetDevice(&device) != cudaSuccess || device < 0 || device >= kMaxDevices)
+    return 0;
+  if ((value = major[device].load(std::memory_order_relaxed)) != 0)
+    return value;
+  if (cudaDeviceGetAttribute(&value, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess)
+    return 0;
+  major[device].store(value, std::memory_order_relaxed);
+  return value;
+}
+
 bool overlapsLaunches() {
   static const bool enabled = [] {
     const char *env = std::getenv("GAI_CUDA_OVERLAP");
     return !env || std::string(env) != "0";
   }();
-  if (!enabled)
-    return false;
-  constexpr int kMaxDevices = 64;
-  static int major[kMaxDevices] = {}; // 0: not asked yet
-  int device = 0;
-  if (cudaGetDevice(&device) != cudaSuccess || device >= kMaxDevices)
-    return false;
-  if (major[device] == 0 &&
-      cudaDeviceGetAttribute(&major[device], cudaDevAttrComputeCapabilityMajor, device) !=
-          cudaSuccess)
-    return false;
-  return major[device] >= 9;
+  return enabled && deviceMajor() >= 9;
 }
 
 void gemvParts(Elem e, const void *a, const GemvPart *parts, int count, int64_t m,

@@ -40,6 +40,8 @@ struct Shape {
 /// (programmatic dependent launch): sm_90 or newer, and GAI_CUDA_OVERLAP is
 /// not 0 (for measuring what the overlap brings).
 bool overlapsLaunches();
+/// The current device's compute capability major, 0 when it cannot be read.
+int deviceMajor();
 
 void embedding(Elem e, const void *table, int64_t vocab, int64_t dim,
                const int32_t *ids, int64_t count, void *out, ErrorWord *error,
@@ -114,6 +116,10 @@ struct AttentionParams {
   const int32_t *ropePositions;
   int64_t ropeRows;
   float ropeTheta;
+  // No earlier kernel of the entry writes k or v (the caches as the entry
+  // started): the kernel may read their slots before queryStart while the
+  // kernel before it still runs.
+  bool cacheReady;
 };
 /// How many pieces to split each query's keys into, and the workspace that
 /// needs in 4-byte words (0 when not split): f32 partials, then counters
