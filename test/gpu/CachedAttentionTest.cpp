@@ -156,7 +156,8 @@ TEST_P(CudaCachedAttention, MatchesRopeCacheWritesAndAttention) {
   p.cacheReady = c.cacheReady;
   cudaDeviceProp props{};
   cudaGetDeviceProperties(&props, 0);
-  int splits = cuda::attentionSplits(p, props.multiProcessorCount);
+  int splits = cuda::attentionSplits(c.bf16 ? cuda::Elem::BF16 : cuda::Elem::F32, p,
+                                     props.multiProcessorCount);
   float *workspace = nullptr;
   if (int64_t floats = cuda::attentionWorkspaceFloats(p, splits)) {
     cudaMalloc(&workspace, floats * 4);
@@ -201,12 +202,15 @@ TEST_P(CudaCachedAttention, MatchesRopeCacheWritesAndAttention) {
 INSTANTIATE_TEST_SUITE_P(
     Kernels, CudaCachedAttention,
     ::testing::Values(
-        // llama-1b's decode step: bf16 vectors, keys split over a cluster
-        // of blocks (sm_90), each owning fixed slots it loads early; in
-        // row 0 of the second, half the blocks have no visible keys.
+        // llama-1b's decode step: one block a row loads all its keys early
+        // (ready caches); the second has a window and a row that sees half.
         CachedCase{1, 32, 4, 1, 384, 64, 1, false, true, true},
         CachedCase{2, 32, 4, 1, 384, 64, 1, false, true, true, 100},
-        // Several new rows, interleaved pairs, head dim 128, per-row positions.
+        // Ready caches too long for one block: splits owning fixed slots,
+        // combined in a cluster of blocks (sm_90).
+        CachedCase{1, 64, 8, 1, 1000, 64, 1, false, true, true},
+        // Several new rows, interleaved pairs, head dim 128, per-row
+        // positions; split in a cluster, then one block a row.
         CachedCase{2, 8, 2, 3, 100, 128, 2, true, true},
         CachedCase{2, 8, 2, 3, 100, 128, 2, true, true, true},
         // No RoPE (learned positions), f32, multi-head.

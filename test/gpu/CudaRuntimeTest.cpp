@@ -210,7 +210,8 @@ TEST_P(CudaAttention, MatchesTheCpuKernel) {
                           c.dim, c.dim, ref.scale, c.softcap, c.causal, c.window};
   cudaDeviceProp props{};
   cudaGetDeviceProperties(&props, 0);
-  int splits = cuda::attentionSplits(p, props.multiProcessorCount);
+  int splits = cuda::attentionSplits(c.bf16 ? cuda::Elem::BF16 : cuda::Elem::F32, p,
+                                     props.multiProcessorCount);
   float *workspace = nullptr;
   int64_t floats = cuda::attentionWorkspaceFloats(p, splits);
   if (floats) {

@@ -25,6 +25,11 @@ constexpr int kWarps = 4;
 constexpr int kMaxPerLane = 8; // head dims up to 256
 constexpr int kKeysPerSplit = 64; // latency-bound warps: more blocks instead
 constexpr int kMostClusterSplits = 8; // the portable cluster size
+// A short cache's row takes one block of kRowWarps warps, each lane loading
+// all its keys (up to kEarlyIterations pairs) before the wait: no split to
+// combine. Longer caches split.
+constexpr int kRowWarps = 16;
+constexpr int kEarlyIterations = 4;
 
 __device__ __forceinline__ float warpSum(float x) {
   for (int offset = 16; offset > 0; offset /= 2)
@@ -377,15 +382,17 @@ __global__ void __launch_bounds__(kWarps * 32)
 /// power of two of at most 32 vectors (64, 128, 256 in bf16).
 constexpr float kLog2e = 1.4426950408889634f;
 
-template <typename T, int L, bool Cluster>
-__global__ void __launch_bounds__(kWarps * 32)
+template <typename T, int L, bool Cluster, int Warps>
+__global__ void __launch_bounds__(Warps * 32)
     vectorAttentionKernel(AttentionParams p, int splits, float *partial, ErrorWord *error,
                           int step) {
   letNextKernelStart(); // the output projection may start streaming weights
   constexpr int kVec = 16 / sizeof(T), D = L * kVec;
-  constexpr int kGroups = 32 / L, kSubs = kWarps * kGroups;
+  constexpr int kGroups = 32 / L, kSubs = Warps * kGroups;
+  // Iterations whose keys load before the wait: all of them for one block a row.
+  constexpr int kEarly = Warps > kWarps ? kEarlyIterations : 1;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int group = lane / L, part = lane % L, sub = warp * kGroups + group;
+  const int group = lane / L, part = lane % L;
   const int bh = blockIdx.x / p.queries;
   const int b = bh / p.heads, kvh = bh % p.heads / (p.heads / p.kvHeads);
   const T *k = static_cast<const T *>(p.k) +
@@ -402,13 +409,17 @@ __global__ void __launch_bounds__(kWarps * 32)
   // its first keys load before the kernel before this one has finished:
   // the slots a step reads were written by earlier launches.
   int c0 = 0, c1 = 0;
-  uint4 k0, k1, v0, v1;
+  uint4 early[kEarly][4];
   if (p.cacheReady) {
     const int chunk = static_cast<int>((p.keys + splits - 1) / splits);
     c0 = blockIdx.y * chunk;
     c1 = min(static_cast<int>(p.keys), c0 + chunk);
-    const int j0 = c0 + warp * kGroups + group, j1 = j0 + kSubs;
-    k0 = load(k, j0, c1), k1 = load(k, j1, c1), v0 = load(v, j0, c1), v1 = load(v, j1, c1);
+#pragma unroll
+    for (int it = 0; it < kEarly; ++it) {
+      const int j0 = c0 + warp * kGroups + it * 2 * kSubs + group, j1 = j0 + kSubs;
+      early[it][0] = load(k, j0, c1), early[it][1] = load(k, j1, c1);
+      early[it][2] = load(v, j0, c1), early[it][3] = load(v, j1, c1);
+    }
   }
   waitForPriorKernels();
   const BlockKeys bk = blockKeys(p, splits, error, step);
@@ -453,19 +464,16 @@ __global__ void __launch_bounds__(kWarps * 32)
       x = p.softcap * tanhf(x / p.softcap) * kLog2e;
     return valid ? x : -INFINITY;
   };
-  // Uniform across the warp, so every lane reaches the shuffles.
-  bool loaded = p.cacheReady;
-  for (int base = c0 + warp * kGroups; base < s1; base += 2 * kSubs, loaded = false) {
-    const int j0 = base + group, j1 = j0 + kSubs;
+  // A fresh key's rows come from the step's new rows, not the stale slots.
+  auto fresh = [&](int j, uint4 &kj, uint4 &vj) {
+    int64_t at = static_cast<int64_t>(j - rows.start) * D + part * kVec;
+    kj = *reinterpret_cast<const uint4 *>(rows.k + at);
+    vj = *reinterpret_cast<const uint4 *>(rows.v + at);
+  };
+  // Two keys a lane (j0, j1) into the running softmax.
+  auto consume = [&](int j0, uint4 k0, uint4 k1, uint4 v0, uint4 v1) {
+    const int j1 = j0 + kSubs;
     const bool valid0 = j0 >= s0 && j0 < s1, valid1 = j1 >= s0 && j1 < s1;
-    if (!loaded)
-      k0 = load(k, j0, s1), k1 = load(k, j1, s1), v0 = load(v, j0, s1), v1 = load(v, j1, s1);
-    // A folded step's new keys: from its rows, not the stale cache slots.
-    auto fresh = [&](int j, uint4 &kj, uint4 &vj) {
-      int64_t at = static_cast<int64_t>(j - rows.start) * D + part * kVec;
-      kj = *reinterpret_cast<const uint4 *>(rows.k + at);
-      vj = *reinterpret_cast<const uint4 *>(rows.v + at);
-    };
     if (valid0 && j0 >= rows.start)
       fresh(j0, k0, v0);
     if (valid1 && j1 >= rows.start)
@@ -473,7 +481,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     float x0 = score(k0, valid0), x1 = score(k1, valid1);
     float mNew = fmaxf(m, fmaxf(x0, x1));
     if (mNew == -INFINITY)
-      continue;
+      return;
     float correction = exp2f(m - mNew), w0 = exp2f(x0 - mNew), w1 = exp2f(x1 - mNew);
     l = l * correction + w0 + w1;
     float vf0[8], vf1[8];
@@ -483,22 +491,66 @@ __global__ void __launch_bounds__(kWarps * 32)
     for (int i = 0; i < kVec; ++i)
       acc[i] = acc[i] * correction + w0 * vf0[i] + w1 * vf1[i];
     m = mNew;
+  };
+  // Uniform across the warp, so every lane reaches the shuffles.
+  int base = c0 + warp * kGroups;
+  if (p.cacheReady) {
+#pragma unroll
+    for (int it = 0; it < kEarly; ++it, base += 2 * kSubs)
+      if (base < s1)
+        consume(base + group, early[it][0], early[it][1], early[it][2], early[it][3]);
+  }
+  for (; base < s1; base += 2 * kSubs) {
+    const int j0 = base + group, j1 = j0 + kSubs;
+    consume(j0, load(k, j0, s1), load(k, j1, s1), load(v, j0, s1), load(v, j1, s1));
   }
 
-  // Merge the sub-warps: each rescales to the block's max (natural log).
-  __shared__ float sm[kSubs], sl[kSubs], sacc[kSubs][D];
-  if (part == 0) {
-    sm[sub] = m == -INFINITY ? m : m / kLog2e;
-    sl[sub] = l;
-  }
+  // Merge a warp's groups through shuffles (lanes of one part, log2 units),
+  // then the warps through shared memory (natural log).
 #pragma unroll
-  for (int i = 0; i < kVec; ++i)
-    sacc[sub][part * kVec + i] = acc[i];
+  for (int offset = L; offset < 32; offset *= 2) {
+    float mOther = __shfl_xor_sync(0xffffffffu, m, offset);
+    float lOther = __shfl_xor_sync(0xffffffffu, l, offset);
+    float mNew = fmaxf(m, mOther);
+    float mine = m == -INFINITY ? 0.0f : exp2f(m - mNew);
+    float theirs = mOther == -INFINITY ? 0.0f : exp2f(mOther - mNew);
+    l = l * mine + lOther * theirs;
+#pragma unroll
+    for (int i = 0; i < kVec; ++i)
+      acc[i] = acc[i] * mine + __shfl_xor_sync(0xffffffffu, acc[i], offset) * theirs;
+    m = mNew;
+  }
+  __shared__ float sm[Warps], sl[Warps], sacc[Warps][D];
+  if (group == 0) {
+    if (part == 0) {
+      sm[warp] = m == -INFINITY ? m : m / kLog2e;
+      sl[warp] = l;
+    }
+#pragma unroll
+    for (int i = 0; i < kVec; ++i)
+      sacc[warp][part * kVec + i] = acc[i];
+  }
   __syncthreads();
   if constexpr (Cluster)
-    finishRowInCluster<T>(p, row, sm, sl, &sacc[0][0], kSubs, D);
+    finishRowInCluster<T>(p, row, sm, sl, &sacc[0][0], Warps, D);
   else
-    finishRow<T>(p, row, splits, partial, sm, sl, &sacc[0][0], kSubs, D);
+    finishRow<T>(p, row, splits, partial, sm, sl, &sacc[0][0], Warps, D);
+}
+
+/// The lanes that hold one key's row in the vector kernel (16-byte loads),
+/// 0 when it cannot take the head dims.
+int64_t lanesPerKeyOf(const AttentionParams &p, size_t elementBytes) {
+  const int64_t vec = 16 / static_cast<int64_t>(elementBytes), lanes = p.headDim / vec;
+  bool ok = p.headDim == p.valueDim && p.headDim % vec == 0 && lanes <= 32 &&
+            (lanes & (lanes - 1)) == 0;
+  return ok ? lanes : 0;
+}
+
+/// Whether a row's keys fit one block that loads them all before its wait.
+bool oneBlockPerRow(const AttentionParams &p, size_t elementBytes) {
+  int64_t lanes = lanesPerKeyOf(p, elementBytes);
+  return p.cacheReady && lanes > 0 &&
+         p.keys <= kEarlyIterations * 2 * kRowWarps * (32 / lanes);
 }
 
 template <typename T>
@@ -509,17 +561,17 @@ void launch(const AttentionParams &p, int splits, float *workspace, ErrorWord *e
   constexpr int64_t kVec = 16 / sizeof(T);
   const int64_t lanesPerKey = p.headDim / kVec;
   auto aligned = [](const void *ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; };
-  bool vectors = p.headDim == p.valueDim && p.headDim % kVec == 0 && lanesPerKey <= 32 &&
-                 (lanesPerKey & (lanesPerKey - 1)) == 0 && aligned(p.q) && aligned(p.k) &&
+  bool vectors = lanesPerKeyOf(p, sizeof(T)) > 0 && aligned(p.q) && aligned(p.k) &&
                  aligned(p.v) && (!p.kNew || (aligned(p.kNew) && aligned(p.vNew)));
+  const bool rowBlock = vectors && splits == 1 && oneBlockPerRow(p, sizeof(T));
   const size_t shared = foldedSharedBytes(p, sizeof(T));
   // Up to 8 splits of a row combine inside a cluster on sm_90.
   const bool cluster = vectors && splits > 1 && splits <= kMostClusterSplits &&
                        deviceMajor() >= 9;
   auto run = [&](auto kernel) {
     if (!cluster) {
-      launchOverlapped(kernel, grid, dim3(kWarps * 32), shared, stream, p, splits, workspace,
-                       error, step);
+      launchOverlapped(kernel, grid, dim3((rowBlock ? kRowWarps : kWarps) * 32), shared, stream,
+                       p, splits, workspace, error, step);
       return;
     }
     cudaLaunchAttribute attributes[2] = {};
@@ -538,33 +590,39 @@ void launch(const AttentionParams &p, int splits, float *workspace, ErrorWord *e
     config.numAttrs = overlapsLaunches() ? 2 : 1;
     cudaLaunchKernelEx(&config, kernel, p, splits, workspace, error, step);
   };
-  auto vector = [&](auto clustered) {
+  auto vector = [&](auto clustered, auto warps) {
     constexpr bool C = decltype(clustered)::value;
+    constexpr int W = decltype(warps)::value;
     if (lanesPerKey == 1)
-      run(vectorAttentionKernel<T, 1, C>);
+      run(vectorAttentionKernel<T, 1, C, W>);
     else if (lanesPerKey == 2)
-      run(vectorAttentionKernel<T, 2, C>);
+      run(vectorAttentionKernel<T, 2, C, W>);
     else if (lanesPerKey == 4)
-      run(vectorAttentionKernel<T, 4, C>);
+      run(vectorAttentionKernel<T, 4, C, W>);
     else if (lanesPerKey == 8)
-      run(vectorAttentionKernel<T, 8, C>);
+      run(vectorAttentionKernel<T, 8, C, W>);
     else if (lanesPerKey == 16)
-      run(vectorAttentionKernel<T, 16, C>);
+      run(vectorAttentionKernel<T, 16, C, W>);
     else
-      run(vectorAttentionKernel<T, 32, C>);
+      run(vectorAttentionKernel<T, 32, C, W>);
   };
+  using Split = std::integral_constant<int, kWarps>;
   if (!vectors)
     run(attentionKernel<T>);
   else if (cluster)
-    vector(std::true_type{});
+    vector(std::true_type{}, Split{});
+  else if (rowBlock)
+    vector(std::false_type{}, std::integral_constant<int, kRowWarps>{});
   else
-    vector(std::false_type{});
+    vector(std::false_type{}, Split{});
 }
 
 } // namespace
 
-int attentionSplits(const AttentionParams &p, int multiprocessors) {
+int attentionSplits(Elem e, const AttentionParams &p, int multiprocessors) {
   if (!p.kNew && useFlashAttention(p))
+    return 1;
+  if (oneBlockPerRow(p, e == Elem::BF16 ? 2 : 4))
     return 1;
   int64_t blocks = p.batch * p.heads * p.queries;
   if (blocks >= 2 * multiprocessors || p.keys <= kKeysPerSplit)

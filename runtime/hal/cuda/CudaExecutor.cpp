@@ -244,7 +244,10 @@ Status CudaExecutor::init() {
             p.valueDim = a->value_dim();
             attentionFloats = std::max(
                 attentionFloats,
-                attentionWorkspaceFloats(p, attentionSplits(p, multiprocessors_)));
+                attentionWorkspaceFloats(
+                    p, attentionSplits(a->dtype() == format::DType::BF16 ? Elem::BF16
+                                                                        : Elem::F32,
+                                       p, multiprocessors_)));
           }
     }
   int64_t stateBytes = alignUp(root.state_size());
@@ -496,8 +499,8 @@ Status CudaExecutor::buildSteps(Entry &entry) {
       auto elem = elemOf(a->dtype(), at + " (attention)");
       if (!elem)
         return elem.status();
-      int splits = attentionSplits(p, multiprocessors_);
       Elem e = *elem;
+      int splits = attentionSplits(e, p, multiprocessors_);
       float *workspace = attentionWorkspace_;
       ErrorWord *error = error_;
       entry.steps.push_back([=](cudaStream_t s) {

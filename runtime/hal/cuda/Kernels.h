@@ -124,7 +124,7 @@ struct AttentionParams {
 /// How many pieces to split each query's keys into, and the workspace that
 /// needs in 4-byte words (0 when not split): f32 partials, then counters
 /// that must be zero before the first launch (each launch leaves them so).
-int attentionSplits(const AttentionParams &p, int multiprocessors);
+int attentionSplits(Elem e, const AttentionParams &p, int multiprocessors);
 int64_t attentionWorkspaceFloats(const AttentionParams &p, int splits);
 /// Head dims up to 256. Prefill-sized bf16 work with head dim 64 or 128
 /// runs the tensor-core flash kernel; the rest one warp per key.
