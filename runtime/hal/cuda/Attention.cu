@@ -96,20 +96,19 @@ __device__ BlockKeys blockKeys(const AttentionParams &p, int splits, ErrorWord *
   return bk;
 }
 
-/// RoPE of one row x[D] into out[D] by the block's threads, rounded to T as
-/// a separate rope kernel would have stored it. Angles in f32, as HF and
-/// the compiler's rope compute them.
+/// RoPE of pair i of row x[D] at `pos` into out, rounded to T as a separate
+/// rope kernel would have stored it. Angles in f32, as HF and the
+/// compiler's rope compute them.
 template <typename T, typename Out>
-__device__ void rotateRow(const T *x, Out *out, int D, int style, float pos, float theta) {
-  for (int i = threadIdx.x; i < D / 2; i += blockDim.x) {
-    float inv = 1.0f / powf(theta, static_cast<float>(2 * i) / static_cast<float>(D));
-    float sine, cosine;
-    sincosf(pos * inv, &sine, &cosine);
-    int i1 = style == 1 ? i : 2 * i, i2 = style == 1 ? i + D / 2 : 2 * i + 1;
-    float x1 = toFloat(x[i1]), x2 = toFloat(x[i2]);
-    out[i1] = static_cast<Out>(fromFloat<T>(x1 * cosine - x2 * sine));
-    out[i2] = static_cast<Out>(fromFloat<T>(x2 * cosine + x1 * sine));
-  }
+__device__ void rotatePair(const T *x, Out *out, int i, int D, int style, float pos,
+                           float theta) {
+  int i1 = style == 1 ? i : 2 * i, i2 = style == 1 ? i + D / 2 : 2 * i + 1;
+  float x1 = toFloat(x[i1]), x2 = toFloat(x[i2]);
+  float inv = 1.0f / powf(theta, static_cast<float>(2 * i) / static_cast<float>(D));
+  float sine, cosine;
+  sincosf(pos * inv, &sine, &cosine);
+  out[i1] = static_cast<Out>(fromFloat<T>(x1 * cosine - x2 * sine));
+  out[i2] = static_cast<Out>(fromFloat<T>(x2 * cosine + x1 * sine));
 }
 
 /// A folded step's new rows (AttentionParams::kNew) for a block's KV head:
@@ -148,12 +147,18 @@ __device__ NewRows<T> foldNewRows(const AttentionParams &p, const BlockKeys &bk,
   const bool writer = blockIdx.y == 0 && t == 0 && h % (p.heads / p.kvHeads) == 0;
   if (p.ropeStyle) {
     const int32_t *pos = p.ropePositions + (p.ropeRows == 1 ? 0 : bk.b) * Q;
-    rotateRow(static_cast<const T *>(p.q) + static_cast<int64_t>(bk.row) * D, qRot, D,
-              p.ropeStyle, static_cast<float>(pos[t]), p.ropeTheta);
-    if (writer || s1 > rows.start) // this block reads a new key
-      for (int r = 0; r < Q; ++r)
-        rotateRow(rows.k + r * D, kRot + r * D, D, p.ropeStyle, static_cast<float>(pos[r]),
-                  p.ropeTheta);
+    const T *q = static_cast<const T *>(p.q) + static_cast<int64_t>(bk.row) * D;
+    // q's pairs, then the new keys' when this block reads a new key, in one
+    // pass so that a thread's loads go out together.
+    const int pairs = D / 2, rotated = writer || s1 > rows.start ? 1 + Q : 1;
+    for (int item = threadIdx.x; item < rotated * pairs; item += blockDim.x) {
+      const int r = item / pairs - 1, i = item % pairs;
+      if (r < 0)
+        rotatePair(q, qRot, i, D, p.ropeStyle, static_cast<float>(pos[t]), p.ropeTheta);
+      else
+        rotatePair(rows.k + r * D, kRot + r * D, i, D, p.ropeStyle,
+                   static_cast<float>(pos[r]), p.ropeTheta);
+    }
     rows.k = kRot;
     __syncthreads();
   }
