@@ -205,6 +205,28 @@ __device__ void combineRow(const AttentionParams &p, int row, int splits,
   }
 }
 
+/// The max and sum of `parts` partial softmax states (natural log units).
+struct Merged {
+  float max, sum;
+};
+__device__ Merged mergeStates(const float *maxes, const float *sums, int parts) {
+  Merged m{-INFINITY, 0.0f};
+  for (int w = 0; w < parts; ++w)
+    m.max = fmaxf(m.max, maxes[w]);
+  for (int w = 0; w < parts; ++w)
+    m.sum += m.max == -INFINITY ? 0.0f : sums[w] * expf(maxes[w] - m.max);
+  return m;
+}
+/// Dimension d of their unnormalised outputs (acc + part·stride), rescaled
+/// to the merged max.
+__device__ float mergedOutput(const float *acc, const float *maxes, Merged m, int parts,
+                              int stride, int d) {
+  float a = 0.0f;
+  for (int w = 0; w < parts; ++w)
+    a += m.max == -INFINITY ? 0.0f : acc[w * stride + d] * expf(maxes[w] - m.max);
+  return a;
+}
+
 /// The end of a query row's block: merges its `parts` partial softmax
 /// states from shared memory (max in natural-log units, sum, unnormalised
 /// output at acc + part·stride), then writes the output row or, when the
@@ -216,16 +238,10 @@ __device__ void finishRow(const AttentionParams &p, int row, int splits, float *
                           const float *maxes, const float *sums, const float *acc,
                           int parts, int stride) {
   const int Dv = static_cast<int>(p.valueDim);
-  float M = -INFINITY;
-  for (int w = 0; w < parts; ++w)
-    M = fmaxf(M, maxes[w]);
-  float L = 0.0f;
-  for (int w = 0; w < parts; ++w)
-    L += M == -INFINITY ? 0.0f : sums[w] * expf(maxes[w] - M);
+  const Merged merged = mergeStates(maxes, sums, parts);
+  const float L = merged.sum;
   for (int d = threadIdx.x; d < Dv; d += blockDim.x) {
-    float a = 0.0f;
-    for (int w = 0; w < parts; ++w)
-      a += M == -INFINITY ? 0.0f : acc[w * stride + d] * expf(maxes[w] - M);
+    float a = mergedOutput(acc, maxes, merged, parts, stride, d);
     if (splits == 1) {
       T *out = static_cast<T *>(p.out) + static_cast<int64_t>(row) * Dv;
       out[d] = fromFloat<T>(L > 0.0f ? a / L : 0.0f);
@@ -233,7 +249,7 @@ __device__ void finishRow(const AttentionParams &p, int row, int splits, float *
       float *mine = partial + (static_cast<int64_t>(row) * splits + blockIdx.y) * (Dv + 2);
       mine[2 + d] = a;
       if (d == 0) {
-        mine[0] = M;
+        mine[0] = merged.max;
         mine[1] = L;
       }
     }
@@ -268,21 +284,12 @@ __device__ void finishRowInCluster(const AttentionParams &p, int row, const floa
   namespace cg = cooperative_groups;
   const int Dv = static_cast<int>(p.valueDim);
   __shared__ float mine[2 + kMaxPerLane * 32]; // max, sum, unnormalised output
-  float M = -INFINITY;
-  for (int w = 0; w < parts; ++w)
-    M = fmaxf(M, maxes[w]);
-  float L = 0.0f;
-  for (int w = 0; w < parts; ++w)
-    L += M == -INFINITY ? 0.0f : sums[w] * expf(maxes[w] - M);
-  for (int d = threadIdx.x; d < Dv; d += blockDim.x) {
-    float a = 0.0f;
-    for (int w = 0; w < parts; ++w)
-      a += M == -INFINITY ? 0.0f : acc[w * stride + d] * expf(maxes[w] - M);
-    mine[2 + d] = a;
-  }
+  const Merged merged = mergeStates(maxes, sums, parts);
+  for (int d = threadIdx.x; d < Dv; d += blockDim.x)
+    mine[2 + d] = mergedOutput(acc, maxes, merged, parts, stride, d);
   if (threadIdx.x == 0) {
-    mine[0] = M;
-    mine[1] = L;
+    mine[0] = merged.max;
+    mine[1] = merged.sum;
   }
   cg::cluster_group cluster = cg::this_cluster();
   cluster.sync();
