@@ -338,9 +338,10 @@ LogicalResult Lowering::lowerOp(Operation *op) {
         ropePositions ? ref(ropePositions) : RefAttr(),
         b.getI64IntegerAttr(style),
         b.getF32FloatAttr(style ? ca.getRopeThetaAttr().getValueAsDouble() : 0.0),
-        // The entry's own caches, not a value an earlier op wrote.
+        // The entry's own caches and positions, not values an earlier op wrote.
         b.getBoolAttr(isa<BlockArgument>(ca.getKeyCache()) &&
-                      isa<BlockArgument>(ca.getValueCache())));
+                      isa<BlockArgument>(ca.getValueCache()) &&
+                      isa<BlockArgument>(ca.getPositions())));
     return success();
   }
   if (auto e = dyn_cast<EmbeddingOp>(op)) {

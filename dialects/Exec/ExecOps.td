@@ -102,8 +102,8 @@ def Exec_AttentionOp : Exec_Op<"attention"> {
     the caches k and v at `query_start` in the same kernel, and with
     `rope_style` 1 (half) or 2 (interleaved) q and the new keys are rotated
     first, at `rope_positions` ([B or 1, queries]) with `rope_theta`.
-    `cache_ready`: no earlier step of the entry writes k or v, so the kernel
-    may read them while the step before it still runs.
+    `cache_ready`: no earlier step of the entry writes k, v or query_start,
+    so the kernel may read them while the step before it still runs.
   }];
   let assemblyFormat = "attr-dict";
 }

@@ -39,6 +39,7 @@ __device__ __forceinline__ float warpSum(float x) {
 
 struct Range {
   int first, last; // inclusive
+  int start;       // the row's first query position
   bool ok;
 };
 
@@ -55,7 +56,7 @@ __device__ Range keyRange(const AttentionParams &p, int b, int t, ErrorWord *err
           error->a = b;
           error->b = start;
         }
-      return {0, -1, false};
+      return {0, -1, start, false};
     }
   }
   int pos = start + t, first = 0, last = static_cast<int>(p.keys) - 1;
@@ -64,7 +65,7 @@ __device__ Range keyRange(const AttentionParams &p, int b, int t, ErrorWord *err
     if (p.window > 0)
       first = max(0, pos - static_cast<int>(p.window) + 1);
   }
-  return {first, last, true};
+  return {first, last, start, true};
 }
 
 /// The query row a block (blockIdx.x = (b, h, t), t fastest) works on, its
@@ -72,6 +73,7 @@ __device__ Range keyRange(const AttentionParams &p, int b, int t, ErrorWord *err
 struct BlockKeys {
   int row, b, h, t, kvh, s0, s1;
   int first, last; // the row's visible keys, inclusive
+  int start;       // its first query position
   bool ok;
 };
 __device__ BlockKeys blockKeys(const AttentionParams &p, int splits, ErrorWord *error,
@@ -88,6 +90,7 @@ __device__ BlockKeys blockKeys(const AttentionParams &p, int splits, ErrorWord *
                          threadIdx.x == 0 && blockIdx.y == 0 && t == 0 && h == 0);
   bk.ok = range.ok;
   bk.first = range.first;
+  bk.start = range.start;
   bk.last = range.last;
   int span = range.last - range.first + 1;
   int per = (span + splits - 1) / splits;
@@ -143,7 +146,7 @@ __device__ NewRows<T> foldNewRows(const AttentionParams &p, const BlockKeys &bk,
   const int64_t head = static_cast<int64_t>(bk.b) * p.kvHeads + bk.kvh;
   rows.k = static_cast<const T *>(p.kNew) + head * Q * D;
   rows.v = static_cast<const T *>(p.vNew) + head * Q * Dv;
-  rows.start = p.queryStart[bk.b];
+  rows.start = bk.start;
   const bool writer = blockIdx.y == 0 && t == 0 && h % (p.heads / p.kvHeads) == 0;
   if (p.ropeStyle) {
     const int32_t *pos = p.ropePositions + (p.ropeRows == 1 ? 0 : bk.b) * Q;
@@ -433,8 +436,11 @@ __global__ void __launch_bounds__(Warps * 32)
       early[it][2] = load(v, j0, c1), early[it][3] = load(v, j1, c1);
     }
   }
+  // Ready caches come with the entry's own start positions: read early too.
+  BlockKeys bk = p.cacheReady ? blockKeys(p, splits, error, step) : BlockKeys{};
   waitForPriorKernels();
-  const BlockKeys bk = blockKeys(p, splits, error, step);
+  if (!p.cacheReady)
+    bk = blockKeys(p, splits, error, step);
   if (!bk.ok)
     return; // the whole row (and so the whole cluster) leaves
   const int row = bk.row;

@@ -116,9 +116,9 @@ struct AttentionParams {
   const int32_t *ropePositions;
   int64_t ropeRows;
   float ropeTheta;
-  // No earlier kernel of the entry writes k or v (the caches as the entry
-  // started): the kernel may read their slots before queryStart while the
-  // kernel before it still runs.
+  // No earlier kernel of the entry writes k, v or queryStart (the caches and
+  // positions as the entry started): the kernel may read them, up to the
+  // slots before queryStart, while the kernel before it still runs.
   bool cacheReady;
 };
 /// How many pieces to split each query's keys into, and the workspace that
