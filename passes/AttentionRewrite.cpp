@@ -172,13 +172,14 @@ struct FoldCacheWritesPattern : OpRewritePattern<FlashAttentionOp> {
     if (newRows.getDimSize(2) != fa.getQuery().getType().getDimSize(2) ||
         newRows.getDimSize(2) > kMostNewRows)
       return rewriter.notifyMatchFailure(fa, "not a generation step's few new rows");
-    // The caches' other readers must come after the attention, where the
-    // folded op's results are defined.
+    // The caches' other readers (or the ops holding them) must come after
+    // the attention, where the folded op's results are defined.
     for (CacheWriteOp write : {keyWrite, valueWrite})
-      for (Operation *user : write->getUsers())
-        if (user != fa && user->getBlock() == fa->getBlock() &&
-            user->isBeforeInBlock(fa))
+      for (Operation *user : write->getUsers()) {
+        Operation *reader = fa->getBlock()->findAncestorOpInBlock(*user);
+        if (user != fa && (!reader || reader->isBeforeInBlock(fa)))
           return rewriter.notifyMatchFailure(fa, "a cache is read before the attention");
+      }
 
     Value query = fa.getQuery(), key = keyWrite.getUpdate();
     auto queryRope = query.getDefiningOp<RopeOp>();

@@ -58,6 +58,16 @@ FunctionBuffers collectBuffers(mlir::func::FuncOp func) {
   llvm::DenseMap<Value, size_t> bufferOf; // value -> index in result
   Block &body = func.getBody().front();
   int64_t index = 0;
+  // A new buffer for v, first used here; v sharing `from`'s buffer.
+  auto request = [&](Value v) {
+    bufferOf[v] = result.requests.size();
+    result.values.push_back(v);
+    result.requests.push_back({tensorBytes(cast<RankedTensorType>(v.getType())), index, index});
+  };
+  auto alias = [&](Value v, Value from) {
+    if (auto it = bufferOf.find(from); it != bufferOf.end())
+      bufferOf[v] = it->second;
+  };
   for (Operation &op : body) {
     for (Value operand : op.getOperands()) {
       auto it = bufferOf.find(operand);
@@ -69,33 +79,21 @@ FunctionBuffers collectBuffers(mlir::func::FuncOp func) {
         if (auto it = bufferOf.find(operand); it != bufferOf.end())
           result.requests[it->second].lastUse = INT64_MAX;
     } else if (auto reshape = dyn_cast<mlir::gai::ReshapeOp>(op)) {
-      if (auto it = bufferOf.find(reshape.getInput()); it != bufferOf.end())
-        bufferOf[reshape.getResult()] = it->second;
+      alias(reshape.getResult(), reshape.getInput());
     } else if (auto write = dyn_cast<mlir::gai::CacheWriteOp>(op)) {
       // Updated in place: the cache is the caller's state (an argument) or
       // the buffer of an earlier write.
-      if (auto it = bufferOf.find(write.getCache()); it != bufferOf.end())
-        bufferOf[write.getResult()] = it->second;
+      alias(write.getResult(), write.getCache());
     } else if (auto cached = dyn_cast<mlir::gai::CachedAttentionOp>(op)) {
       // Its caches are written in place, as by cache_write; the output is new.
-      bufferOf[cached.getResult()] = result.requests.size();
-      result.values.push_back(cached.getResult());
-      result.requests.push_back(
-          {tensorBytes(cast<RankedTensorType>(cached.getResult().getType())), index, index});
-      for (auto [cache, written] :
-           {std::pair(cached.getKeyCache(), cached.getNewKeyCache()),
-            std::pair(cached.getValueCache(), cached.getNewValueCache())})
-        if (auto it = bufferOf.find(cache); it != bufferOf.end())
-          bufferOf[written] = it->second;
+      request(cached.getResult());
+      alias(cached.getNewKeyCache(), cached.getKeyCache());
+      alias(cached.getNewValueCache(), cached.getValueCache());
     } else if (!isa<mlir::gai::ParamOp>(op) &&
                !(isa<mlir::gai::ConstantOp>(op) && op.use_empty())) {
       // Constants still outside regions feed library calls: filled in place.
-      for (Value v : op.getResults()) {
-        bufferOf[v] = result.requests.size();
-        result.values.push_back(v);
-        result.requests.push_back(
-            {tensorBytes(cast<RankedTensorType>(v.getType())), index, index});
-      }
+      for (Value v : op.getResults())
+        request(v);
     }
     ++index;
   }

@@ -193,7 +193,7 @@ HostTensor attend(const HostTensor &q, const HostTensor &k, const HostTensor &v,
             o[l] += p[j] / sum * vr[l];
         }
       }
-return t;
+  return t;
 }
 
 class Interpreter {

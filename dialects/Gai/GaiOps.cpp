@@ -748,7 +748,6 @@ static LogicalResult inferAttentionType(std::optional<Location> loc,
   return success();
 }
 
-
 LogicalResult FlashAttentionOp::inferReturnTypes(
     MLIRContext *, std::optional<Location> loc, Adaptor adaptor,
     SmallVectorImpl<Type> &types) {

@@ -576,37 +576,21 @@ void launch(const AttentionParams &p, int splits, float *workspace, ErrorWord *e
             int step, cudaStream_t stream) {
   dim3 grid(static_cast<unsigned>(p.batch * p.heads * p.queries),
             static_cast<unsigned>(splits));
-  constexpr int64_t kVec = 16 / sizeof(T);
-  const int64_t lanesPerKey = p.headDim / kVec;
+  const int64_t lanesPerKey = lanesPerKeyOf(p, sizeof(T));
   auto aligned = [](const void *ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; };
-  bool vectors = lanesPerKeyOf(p, sizeof(T)) > 0 && aligned(p.q) && aligned(p.k) &&
+  bool vectors = lanesPerKey > 0 && aligned(p.q) && aligned(p.k) &&
                  aligned(p.v) && (!p.kNew || (aligned(p.kNew) && aligned(p.vNew)));
   const bool rowBlock = vectors && splits == 1 && oneBlockPerRow(p, sizeof(T));
-  const size_t shared = foldedSharedBytes(p, sizeof(T));
   // Up to 8 splits of a row combine inside a cluster on sm_90.
   const bool cluster = vectors && splits > 1 && splits <= kMostClusterSplits &&
                        deviceMajor() >= 9;
+  LaunchExtras extras;
+  extras.sharedBytes = foldedSharedBytes(p, sizeof(T));
+  if (cluster)
+    extras.cluster = dim3(1, static_cast<unsigned>(splits), 1);
   auto run = [&](auto kernel) {
-    if (!cluster) {
-      launchOverlapped(kernel, grid, dim3((rowBlock ? kRowWarps : kWarps) * 32), shared, stream,
-                       p, splits, workspace, error, step);
-      return;
-    }
-    cudaLaunchAttribute attributes[2] = {};
-    attributes[0].id = cudaLaunchAttributeClusterDimension;
-    attributes[0].val.clusterDim.x = 1;
-    attributes[0].val.clusterDim.y = static_cast<unsigned>(splits);
-    attributes[0].val.clusterDim.z = 1;
-    attributes[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attributes[1].val.programmaticStreamSerializationAllowed = 1;
-    cudaLaunchConfig_t config{};
-    config.gridDim = grid;
-    config.blockDim = dim3(kWarps * 32);
-    config.dynamicSmemBytes = shared;
-    config.stream = stream;
-    config.attrs = attributes;
-    config.numAttrs = overlapsLaunches() ? 2 : 1;
-    cudaLaunchKernelEx(&config, kernel, p, splits, workspace, error, step);
+    launchOverlapped(kernel, grid, dim3((rowBlock ? kRowWarps : kWarps) * 32), extras, stream,
+                     p, splits, workspace, error, step);
   };
   auto vector = [&](auto clustered, auto warps) {
     constexpr bool C = decltype(clustered)::value;

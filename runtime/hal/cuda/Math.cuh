@@ -68,26 +68,41 @@ __device__ __forceinline__ void letNextKernelStart() {
 /// stream finishes where overlapsLaunches() says so. The kernel must call
 /// waitForPriorKernels before touching memory: a kernel launched after it
 /// relies on that to see what the kernels before it wrote.
+/// What some launches add: dynamic shared memory, and blocks grouped into
+/// thread-block clusters of `cluster` (sm_90; {0, 0, 0}: none).
+struct LaunchExtras {
+  size_t sharedBytes = 0;
+  dim3 cluster = dim3(0, 0, 0);
+};
 template <typename... Params, typename... Args>
-void launchOverlapped(void (*kernel)(Params...), dim3 grid, dim3 block, size_t sharedBytes,
+void launchOverlapped(void (*kernel)(Params...), dim3 grid, dim3 block, LaunchExtras extras,
                       cudaStream_t stream, Args... args) {
-  cudaLaunchAttribute overlap{};
-  overlap.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  overlap.val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchAttribute attributes[2] = {};
+  unsigned count = 0;
+  if (extras.cluster.x > 0) {
+    attributes[count].id = cudaLaunchAttributeClusterDimension;
+    attributes[count].val.clusterDim.x = extras.cluster.x;
+    attributes[count].val.clusterDim.y = extras.cluster.y;
+    attributes[count++].val.clusterDim.z = extras.cluster.z;
+  }
+  if (overlapsLaunches()) {
+    attributes[count].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attributes[count++].val.programmaticStreamSerializationAllowed = 1;
+  }
   cudaLaunchConfig_t config{};
   config.gridDim = grid;
   config.blockDim = block;
-  config.dynamicSmemBytes = sharedBytes;
+  config.dynamicSmemBytes = extras.sharedBytes;
   config.stream = stream;
-  config.attrs = &overlap;
-  config.numAttrs = overlapsLaunches() ? 1 : 0;
+  config.attrs = attributes;
+  config.numAttrs = count;
   cudaLaunchKernelEx(&config, kernel, static_cast<Params>(args)...);
 }
-/// The same without dynamic shared memory.
+/// The same with no extras.
 template <typename... Params, typename... Args>
 void launchOverlapped(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t stream,
                       Args... args) {
-  launchOverlapped(kernel, grid, block, size_t{0}, stream, args...);
+  launchOverlapped(kernel, grid, block, LaunchExtras{}, stream, args...);
 }
 
 } // namespace gai::cuda
