@@ -1,0 +1,167 @@
+// Decode-sized GEMMs: a few rows against weights stored [n, k]. They are
+// memory bound, so what counts is how many weight bytes are in flight, and
+// how early: cuBLASLt's kernels reach neither, so this is hand written.
+// (Bulk-copying each block's weight tile into shared memory, Hopper's TMA
+// way, reached 1.9 TB/s over a step's GEMVs against these loads' 2.6.)
+#include "hal/cuda/Kernels.h"
+#include "hal/cuda/Math.cuh"
+
+
+namespace gai::cuda {
+namespace {
+
+/// A weight load that skips L1: each weight byte is read once per step.
+__device__ __forceinline__ uint4 loadStreaming(const void *p) {
+  uint4 v;
+  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n"
+      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+      : "l"(p));
+  return v;
+}
+
+/// acc[r] += the 16 bytes of weights `wv` · a[r, i : i + 16 bytes].
+template <typename T>
+__device__ __forceinline__ void gemvChunk(uint4 wv, const T *a, int m, int64_t k,
+                                          int64_t i, float (&acc)[kGemvRows]) {
+  constexpr int kVec = 16 / sizeof(T);
+  float wf[8], af[8];
+  unpack16(wv, wf, a);
+#pragma unroll
+  for (int r = 0; r < kGemvRows; ++r) {
+    if (r >= m)
+      break;
+    unpack16(*reinterpret_cast<const uint4 *>(a + r * k + i), af, a);
+#pragma unroll
+    for (int j = 0; j < kVec; ++j)
+      acc[r] += wf[j] * af[j];
+  }
+}
+
+struct GemvLaunch {
+  GemvPart parts[kGemvParts];
+  int64_t blockEnd[kGemvParts]; // the blocks of parts [0, p]
+  int count;
+  bool constantWeights;
+};
+
+constexpr int kColumnsPerBlock = 8; // a warp per column
+constexpr int kThreads = kColumnsPerBlock * 32;
+
+/// The part this block's columns belong to, and the first of them.
+__device__ __forceinline__ int partOfBlock(const GemvLaunch &launch, int64_t &firstColumn) {
+  int part = 0;
+  while (part + 1 < launch.count && blockIdx.x >= launch.blockEnd[part])
+    ++part;
+  int64_t firstBlock = part == 0 ? 0 : launch.blockEnd[part - 1];
+  firstColumn = (blockIdx.x - firstBlock) * kColumnsPerBlock;
+  return part;
+}
+
+/// Sums a warp's partial dot products of column `col` and writes
+/// act(sum + bias) + residual for each row.
+template <typename T>
+__device__ __forceinline__ void finishColumn(float (&acc)[kGemvRows], const GemvPart &g,
+                                             int64_t col, int m, int lane) {
+  const T *bias = static_cast<const T *>(g.bias);
+  const T *residual = static_cast<const T *>(g.residual);
+  T *c = static_cast<T *>(g.c);
+#pragma unroll
+  for (int r = 0; r < kGemvRows; ++r) {
+    if (r >= m)
+      break;
+    float x = acc[r];
+    for (int offset = 16; offset > 0; offset /= 2)
+      x += __shfl_xor_sync(0xffffffffu, x, offset);
+    if (lane == 0) {
+      if (bias)
+        x += toFloat(bias[col]);
+      x = activate(x, g.activation);
+      if (residual)
+        x += toFloat(residual[r * g.n + col]);
+      c[r * g.n + col] = fromFloat<T>(x);
+    }
+  }
+}
+
+/// Each lane streams its share of the weight row into registers.
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    gemvKernel(const T *a, GemvLaunch launch, int m, int64_t k) {
+  constexpr int kVec = 16 / sizeof(T);
+  constexpr int64_t kStride = 32 * kVec;
+  // Loads in flight per lane: memory speed needs several per warp. (Eight,
+  // a whole k = 2048 row loaded before the wait, ran the step 5% slower.)
+  constexpr int kUnroll = 4;
+  letNextKernelStart();
+  int64_t col;
+  const GemvPart &g = launch.parts[partOfBlock(launch, col)];
+  col += threadIdx.x / 32;
+  int lane = threadIdx.x % 32;
+  if (col >= g.n)
+    return;
+  float acc[kGemvRows] = {};
+  const T *row = static_cast<const T *>(g.w) + col * k;
+  int64_t i = lane * kVec;
+  bool full = i + (kUnroll - 1) * kStride < k;
+  uint4 wv[kUnroll];
+  // Weights no kernel writes are loaded before waiting for the kernel
+  // before (launched overlapped): the first loads are in flight while it
+  // finishes. (Prefetching them to L2 instead cost more than it hid.)
+  if (launch.constantWeights && full) {
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u)
+      wv[u] = loadStreaming(row + i + u * kStride);
+  }
+  waitForPriorKernels();
+  if (!launch.constantWeights && full) {
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u)
+      wv[u] = loadStreaming(row + i + u * kStride);
+  }
+  while (full) {
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u)
+      gemvChunk(wv[u], a, m, k, i + u * kStride, acc);
+    i += kUnroll * kStride;
+    full = i + (kUnroll - 1) * kStride < k;
+    if (full) {
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u)
+        wv[u] = loadStreaming(row + i + u * kStride);
+    }
+  }
+  for (; i < k; i += kStride)
+    gemvChunk(loadStreaming(row + i), a, m, k, i, acc);
+  finishColumn<T>(acc, g, col, m, lane);
+}
+
+template <typename T>
+void launchGemv(const T *a, const GemvLaunch &launch, int64_t blocks, int m, int64_t k,
+                cudaStream_t stream) {
+  launchOverlapped(gemvKernel<T>, dim3(static_cast<unsigned>(blocks)), dim3(kThreads), stream,
+                   a, launch, m, k);
+}
+
+} // namespace
+
+void gemvParts(Elem e, const void *a, const GemvPart *parts, int count, int64_t m,
+               int64_t k, bool constantWeights, cudaStream_t stream) {
+  GemvLaunch launch{};
+  launch.count = count;
+  launch.constantWeights = constantWeights;
+  int64_t blocks = 0;
+  for (int p = 0; p < count; ++p) {
+    launch.parts[p] = parts[p];
+    blocks += (parts[p].n + kColumnsPerBlock - 1) / kColumnsPerBlock;
+    launch.blockEnd[p] = blocks;
+  }
+  if (blocks == 0)
+    return;
+  if (e == Elem::BF16)
+    launchGemv(static_cast<const __nv_bfloat16 *>(a), launch, blocks, static_cast<int>(m), k,
+               stream);
+  else
+    launchGemv(static_cast<const float *>(a), launch, blocks, static_cast<int>(m), k, stream);
+}
+
+} // namespace gai::cuda
