@@ -21,6 +21,16 @@ public:
   virtual std::vector<TensorRef> inputs(const std::string &entry) = 0;
   virtual std::vector<TensorRef> outputs(const std::string &entry) = 0;
   virtual Status run(const std::string &entry) = 0;
+  /// Greedy decoding without the host between steps (Session::decodeGreedy);
+  /// 0 steps at once: this executor cannot.
+  virtual int64_t greedyStepsAtOnce() const { return 0; }
+  virtual StatusOr<std::vector<int32_t>> decodeGreedy(const std::string &entry, int64_t steps,
+                                                      int32_t lastPosition) {
+    (void)steps;
+    (void)lastPosition;
+    return Status::error("entry '" + entry + "': greedy decoding on the device is not "
+                         "available on " + deviceName());
+  }
   /// Byte ranges of the state space, to and from host memory.
   virtual Status readState(int64_t offset, int64_t size, void *dst) = 0;
   virtual Status writeState(int64_t offset, int64_t size, const void *src) = 0;

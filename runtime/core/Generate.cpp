@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 
 namespace gai {
 
@@ -135,6 +136,8 @@ generate(Session &session, const std::vector<std::vector<int32_t>> &prompts,
   }
 
   Sampler sampler(options.sampling);
+  const bool onDevice = options.greedyOnDevice && options.sampling.temperature <= 0.0f &&
+                        session.greedyStepsAtOnce() > 0;
   std::vector<float> scratch;
   std::vector<std::vector<int32_t>> results(prompts.size());
   for (size_t first = 0; first < prompts.size(); first += batch) {
@@ -197,11 +200,29 @@ generate(Session &session, const std::vector<std::vector<int32_t>> &prompts,
     // Decode: each step feeds every row's newest token at its position.
     start = std::chrono::steady_clock::now();
     int64_t made = 0;
+    auto take = [&](int64_t b, int32_t token) {
+      results[first + b].push_back(token);
+      ++made;
+      if (onToken)
+        onToken(first + b, token);
+      if (static_cast<int64_t>(results[first + b].size()) >= options.maxNewTokens ||
+          (options.stopToken && token == *options.stopToken))
+        done[b] = true;
+    };
     for (;;) {
-      for (int64_t b = 0; b < static_cast<int64_t>(rows); ++b)
-        if (!done[b] && static_cast<int64_t>(prompts[first + b].size() +
-                                             results[first + b].size()) > context)
+      // Steps each unfinished row may still take: a step feeds position
+      // prompt + made - 1, which must be inside the context.
+      int64_t most = std::numeric_limits<int64_t>::max();
+      for (int64_t b = 0; b < static_cast<int64_t>(rows); ++b) {
+        int64_t used = static_cast<int64_t>(prompts[first + b].size() +
+                                            results[first + b].size());
+        if (!done[b] && used > context)
           done[b] = true; // the context is full
+        if (!done[b])
+          most = std::min({most, context - used + 1,
+                           options.maxNewTokens -
+                               static_cast<int64_t>(results[first + b].size())});
+      }
       if (std::all_of(done.begin(), done.end(), [](bool d) { return d; }))
         break;
       int32_t *tokens = decodeIn[0].as<int32_t>();
@@ -217,20 +238,24 @@ generate(Session &session, const std::vector<std::vector<int32_t>> &prompts,
         tokens[b] = gen.empty() ? prompts[row].back() : gen.back();
         lasts[b] = 0;
       }
+      if (onDevice) {
+        // Tokens past a row's end (a stop token mid-chunk) are dropped.
+        int64_t steps = std::min(most, session.greedyStepsAtOnce());
+        auto picked =
+            session.decodeGreedy("decode", steps, static_cast<int32_t>(context - 1));
+        if (!picked)
+          return picked.status();
+        for (int64_t i = 0; i < steps; ++i)
+          for (int64_t b = 0; b < static_cast<int64_t>(rows); ++b)
+            if (!done[b])
+              take(b, (*picked)[i * batch + b]);
+        continue;
+      }
       if (Status s = session.run("decode"); !s)
         return s;
-      for (int64_t b = 0; b < static_cast<int64_t>(rows); ++b) {
-        if (done[b])
-          continue;
-        int32_t token = sampler.sample(logitsRow(decodeLogits, b, vocab, scratch), vocab);
-        results[first + b].push_back(token);
-        ++made;
-        if (onToken)
-          onToken(first + b, token);
-        if (static_cast<int64_t>(results[first + b].size()) >= options.maxNewTokens ||
-            (options.stopToken && token == *options.stopToken))
-          done[b] = true;
-      }
+      for (int64_t b = 0; b < static_cast<int64_t>(rows); ++b)
+        if (!done[b])
+          take(b, sampler.sample(logitsRow(decodeLogits, b, vocab, scratch), vocab));
     }
     if (stats) {
       stats->decodeSeconds += secondsSince(start);

@@ -104,6 +104,29 @@ std::vector<TensorRef> Session::outputs(const std::string &entry) {
   return executor_->outputs(entry);
 }
 Status Session::run(const std::string &entry) { return executor_->run(entry); }
+StatusOr<std::vector<int32_t>> Session::decodeGreedy(const std::string &entry, int64_t steps,
+                                                     int32_t lastPosition) {
+  if (!hasEntry(entry))
+    return Status::error("the artifact has no entry point '" + entry + "'");
+  std::vector<TensorRef> in = inputs(entry), out = outputs(entry);
+  const int64_t batch = in.empty() || in[0].shape.empty() ? 0 : in[0].shape[0];
+  auto oneEach = [&](const TensorRef &t) {
+    return t.dtype == DType::I32 && !t.shape.empty() && t.shape[0] == batch &&
+           t.numElements() == batch;
+  };
+  if (batch == 0 || in.size() < 2 || !oneEach(in[0]) || !oneEach(in[1]) || out.empty() ||
+      out[0].shape.size() != 2 || out[0].shape[0] != batch ||
+      (out[0].dtype != DType::F32 && out[0].dtype != DType::BF16))
+    return Status::error("entry '" + entry + "' is not a decode step: greedy decoding needs "
+                         "one token and one position (i32) per row as its first inputs and "
+                         "logits (f32 or bf16 [batch, vocab]) as its first output");
+  if (steps < 1 || steps > executor_->greedyStepsAtOnce())
+    return Status::error("entry '" + entry + "': " + std::to_string(steps) +
+                         " greedy steps at once; " + deviceName() + " takes at most " +
+                         std::to_string(executor_->greedyStepsAtOnce()));
+  return executor_->decodeGreedy(entry, steps, lastPosition);
+}
+int64_t Session::greedyStepsAtOnce() const { return executor_->greedyStepsAtOnce(); }
 void Session::resetState() {
   if (const auto *state = artifact_.root().state())
     for (const format::TensorDesc *t : *state)

@@ -123,6 +123,47 @@ TEST_P(CudaNumerics, GreedyGenerationMatchesTransformers) {
   EXPECT_EQ((*alone)[0], (*both)[1]) << family << " " << dtype;
 }
 
+// Greedy decoding on the device (chunks of steps, each argmax fed to the
+// next step without the host) picks the host's tokens: to the end of the
+// context (32), a stop token mid-chunk, and two rows of different lengths.
+TEST_P(CudaNumerics, DeviceGreedyDecodingPicksTheHostsTokens) {
+  SKIP_WITHOUT_GPU();
+  auto [family, dtype] = GetParam();
+  auto expected = SafetensorsFile::open(std::string(GAI_FIXTURES_DIR) + "/hf/" +
+                                        family + "-tiny/expected.safetensors");
+  ASSERT_TRUE(expected.isOk());
+  std::vector<int32_t> prompt = idsOf(*expected->find("prompt_ids"));
+  std::vector<int32_t> shortPrompt(prompt.begin(), prompt.begin() + 5);
+  auto session = open(std::string(family) + "-" + dtype + "-generate.gai");
+  ASSERT_TRUE(session);
+  ASSERT_GT(session->greedyStepsAtOnce(), 1);
+  GenerateOptions host;
+  host.maxNewTokens = 1000; // the context ends the rows
+  host.greedyOnDevice = false;
+  GenerateOptions device = host;
+  device.greedyOnDevice = true;
+  auto want = generate(*session, {prompt, shortPrompt}, host);
+  auto got = generate(*session, {prompt, shortPrompt}, device);
+  ASSERT_TRUE(want.isOk()) << want.status().message();
+  ASSERT_TRUE(got.isOk()) << got.status().message();
+  EXPECT_EQ(*got, *want) << family << " " << dtype;
+  EXPECT_EQ((*got)[1].size(), 32u - shortPrompt.size() + 1);
+
+  // Stop at the short row's 7th token: it ends there (or earlier, where the
+  // token came before), inside the first chunk.
+  host.stopToken = device.stopToken = (*want)[1][6];
+  want = generate(*session, {prompt, shortPrompt}, host);
+  got = generate(*session, {prompt, shortPrompt}, device);
+  ASSERT_TRUE(want.isOk() && got.isOk());
+  EXPECT_EQ(*got, *want) << family << " " << dtype;
+  EXPECT_LE((*got)[1].size(), 7u);
+  EXPECT_EQ((*got)[1].back(), *host.stopToken);
+
+  auto tooMany = session->decodeGreedy("decode", session->greedyStepsAtOnce() + 1, 31);
+  ASSERT_FALSE(tooMany.isOk());
+  EXPECT_NE(tooMany.status().message().find("greedy steps at once"), std::string::npos);
+}
+
 // A token id outside the vocabulary is reported by the device, with the
 // step, instead of reading past the table.
 TEST(CudaErrors, BadTokenIdIsReported) {

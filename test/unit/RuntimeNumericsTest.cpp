@@ -113,6 +113,20 @@ TEST_P(RuntimeNumerics, GreedyGenerationMatchesTransformers) {
   ASSERT_TRUE(alone.isOk()) << alone.status().message();
   EXPECT_EQ((*alone)[0], (*both)[1]) << family;
   EXPECT_EQ((*both)[1].size(), static_cast<size_t>(options.maxNewTokens));
+
+  // The CPU picks every token on the host: it has no device greedy loop,
+  // and says so when asked for one.
+  EXPECT_EQ(session->greedyStepsAtOnce(), 0);
+  auto onDevice = session->decodeGreedy("decode", 1, 0);
+  ASSERT_FALSE(onDevice.isOk());
+  EXPECT_NE(onDevice.status().message().find("at most 0"), std::string::npos)
+      << onDevice.status().message();
+  // Prefill feeds 3 tokens a row: not a decode step.
+  auto notDecode = session->decodeGreedy("prefill", 1, 0);
+  ASSERT_FALSE(notDecode.isOk());
+  EXPECT_NE(notDecode.status().message().find("entry 'prefill' is not a decode step"),
+            std::string::npos)
+      << notDecode.status().message();
 }
 
 // Our own specs, with fresh weights from `gai-run init`'s initialiser: the

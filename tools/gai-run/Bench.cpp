@@ -22,15 +22,17 @@ namespace {
 const char *kBenchUsage =
     "usage: gai-run bench ARTIFACT --workload prefill|decode [--weights FILE]\n"
     "           [--device auto|cpu|cuda|cuda:N] [--iters N] [--prompt N]\n"
-    "           [--new-tokens N] [--name NAME]\n"
+    "           [--new-tokens N] [--name NAME] [--host-sampling]\n"
     "\n"
     "prefill runs the prefill entry over its full length (batch row 0 of\n"
     "random tokens); decode generates --new-tokens (256) greedily after a\n"
     "prompt of --prompt (128) random tokens. One JSON line goes to stdout:\n"
     "workload, tokens_per_s and, for prefill, ms and tflops; for decode,\n"
     "weight_gb, achieved_weight_bw_tb_s and step_ms (the median of one\n"
-    "decode step run alone, without sampling). load_s is artifact load plus\n"
-    "session setup.\n";
+    "decode step run alone, without sampling) and greedy_on_device (whether\n"
+    "tokens were picked on the device, a chunk of steps per trip to the host;\n"
+    "--host-sampling picks each on the host instead). load_s is artifact\n"
+    "load plus session setup.\n";
 
 double now() {
   return std::chrono::duration<double>(
@@ -61,6 +63,7 @@ int fail(const std::string &message) {
 int benchCommand(int argc, char **argv) {
   std::string artifactPath, weightsPath, workload, device = "auto", name;
   long iters = 10, promptLen = 128, newTokens = 256;
+  bool hostSampling = false;
   for (int i = 0; i < argc; ++i) {
     std::string arg = argv[i];
     auto value = [&]() -> const char * { return i + 1 < argc ? argv[++i] : nullptr; };
@@ -90,6 +93,8 @@ int benchCommand(int argc, char **argv) {
       if (!(v = value()))
         return fail("--name needs a model name");
       name = v;
+    } else if (arg == "--host-sampling") {
+      hostSampling = true;
     } else if (arg == "--iters") {
       if (!count(iters))
         return fail("--iters needs a count > 0");
@@ -185,6 +190,7 @@ int benchCommand(int argc, char **argv) {
     t = token(rng);
   GenerateOptions generate;
   generate.maxNewTokens = newTokens;
+  generate.greedyOnDevice = !hostSampling;
   double warm = now();
   for (int i = 0; i < 2; ++i) {
     session.resetState();
@@ -212,11 +218,12 @@ int benchCommand(int argc, char **argv) {
   std::printf("{\"workload\": \"decode-%s\", \"peer\": \"gai\", \"device\": \"%s\", "
               "\"batch\": 1, \"prompt\": %ld, \"new_tokens\": %.0f, \"tokens_per_s\": %.1f, "
               "\"decode_only_tokens_per_s\": %.1f, \"weight_gb\": %.4f, "
-              "\"achieved_weight_bw_tb_s\": %.4f, \"step_ms\": %.4f, \"warmup_s\": %.3f, "
-              "\"load_s\": %.3f}\n",
+              "\"achieved_weight_bw_tb_s\": %.4f, \"step_ms\": %.4f, "
+              "\"greedy_on_device\": %s, \"warmup_s\": %.3f, \"load_s\": %.3f}\n",
               name.c_str(), deviceName.c_str(), promptLen, made, tokensPerSecond,
               stats.decodeSeconds > 0 ? stats.decodeTokens / stats.decodeSeconds : 0.0,
-              weightBytes / 1e9, weightBytes * tokensPerSecond / 1e12, *stepSeconds * 1e3, warm,
+              weightBytes / 1e9, weightBytes * tokensPerSecond / 1e12, *stepSeconds * 1e3,
+              !hostSampling && session.greedyStepsAtOnce() > 0 ? "true" : "false", warm,
               loadSeconds);
   return 0;
 }

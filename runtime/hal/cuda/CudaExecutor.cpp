@@ -65,6 +65,9 @@ public:
   std::vector<TensorRef> inputs(const std::string &entry) override;
   std::vector<TensorRef> outputs(const std::string &entry) override;
   Status run(const std::string &entry) override;
+  int64_t greedyStepsAtOnce() const override { return profile_ ? 0 : kGreedySteps; }
+  StatusOr<std::vector<int32_t>> decodeGreedy(const std::string &entry, int64_t steps,
+                                              int32_t lastPosition) override;
   Status readState(int64_t offset, int64_t size, void *dst) override;
   Status writeState(int64_t offset, int64_t size, const void *src) override;
   void zeroState(int64_t offset, int64_t size) override;
@@ -82,6 +85,14 @@ private:
     cudaGraphExec_t graph = nullptr;
     bool graphFailed = false;
     int runs = 0;
+    // decodeGreedy: a run plus greedyFeed as one graph, and the device
+    // tokens ring ([kGreedySteps, batch]) with its counters.
+    cudaGraphExec_t greedyGraph = nullptr;
+    bool greedyGraphFailed = false;
+    int32_t greedyLast = 0; // the lastPosition greedyGraph has
+    int32_t *greedyRing = nullptr;
+    GreedyCounters *greedyCounters = nullptr;
+    PinnedBuffer hostRing;
     std::vector<cudaEvent_t> events; // GAI_CUDA_PROFILE: one per step + 1
   };
   Status layOutWeights();
@@ -93,6 +104,12 @@ private:
   Status addColumnSum(Entry &entry, Elem e, const void *in, void *out, int kind,
                       int64_t outer, int64_t n, int64_t inner);
   Status enqueue(Entry &entry, cudaStream_t stream);
+  Status enqueueSteps(Entry &entry, cudaStream_t stream);
+  /// What `enqueue` puts on the stream, as a graph; null when capture
+  /// fails (said once on stderr: the caller then launches eagerly).
+  cudaGraphExec_t capture(const std::string &what,
+                          const std::function<Status(cudaStream_t)> &enqueue);
+  static constexpr int64_t kGreedySteps = 16; // a chunk: the host sees tokens this often
   Status checkError(const Entry &entry);
 
   const LoadedArtifact &artifact_;
@@ -140,9 +157,14 @@ CudaExecutor::~CudaExecutor() {
   for (auto &[name, entry] : entries_)
     for (cudaEvent_t e : entry->events)
       cudaEventDestroy(e);
-  for (auto &[name, entry] : entries_)
+  for (auto &[name, entry] : entries_) {
     if (entry->graph)
       cudaGraphExecDestroy(entry->graph);
+    if (entry->greedyGraph)
+      cudaGraphExecDestroy(entry->greedyGraph);
+    cudaFree(entry->greedyRing);
+    cudaFree(entry->greedyCounters);
+  }
   if (module_ && driver_)
     driver_->moduleUnload(module_);
   if (lt_)
@@ -800,6 +822,18 @@ Status CudaExecutor::enqueue(Entry &entry, cudaStream_t stream) {
     cudaMemcpyAsync(entry.input, entry.hostInput.data,
                     static_cast<size_t>(entry.hostInput.size),
                     cudaMemcpyHostToDevice, stream);
+  if (Status s = enqueueSteps(entry, stream); !s)
+    return s;
+  if (entry.hostOutput.size > 0)
+    cudaMemcpyAsync(entry.hostOutput.data, entry.output,
+                    static_cast<size_t>(entry.hostOutput.size),
+                    cudaMemcpyDeviceToHost, stream);
+  cudaMemcpyAsync(hostError_.data, error_, sizeof(ErrorWord), cudaMemcpyDeviceToHost,
+                  stream);
+  return Status::ok();
+}
+
+Status CudaExecutor::enqueueSteps(Entry &entry, cudaStream_t stream) {
   if (profile_ && entry.events.empty()) {
     entry.events.resize(entry.steps.size() + 1);
     for (cudaEvent_t &e : entry.events)
@@ -814,13 +848,39 @@ Status CudaExecutor::enqueue(Entry &entry, cudaStream_t stream) {
   }
   if (profile_)
     cudaEventRecord(entry.events.back(), stream);
-  if (entry.hostOutput.size > 0)
-    cudaMemcpyAsync(entry.hostOutput.data, entry.output,
-                    static_cast<size_t>(entry.hostOutput.size),
-                    cudaMemcpyDeviceToHost, stream);
-  cudaMemcpyAsync(hostError_.data, error_, sizeof(ErrorWord), cudaMemcpyDeviceToHost,
-                  stream);
   return Status::ok();
+}
+
+cudaGraphExec_t CudaExecutor::capture(const std::string &what,
+                                      const std::function<Status(cudaStream_t)> &enqueue) {
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  cudaError_t e = cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal);
+  Status enqueued = e == cudaSuccess ? enqueue(stream_) : Status::ok();
+  cudaError_t ended = e == cudaSuccess ? cudaStreamEndCapture(stream_, &graph) : e;
+  if (e == cudaSuccess)
+    e = ended;
+  if (e == cudaSuccess && enqueued)
+    e = cudaGraphInstantiate(&exec, graph, 0);
+  if (graph)
+    cudaGraphDestroy(graph);
+  if (e != cudaSuccess || !enqueued) {
+    // Still correct, launch by launch, but slower: say so once.
+    std::fprintf(stderr, "gai: %s runs without a CUDA graph (capture: %s)\n", what.c_str(),
+                 enqueued ? cudaGetErrorString(e) : enqueued.message().c_str());
+    cudaGetLastError(); // the failed capture's error is not the run's
+    return nullptr;
+  }
+  return exec;
+}
+
+/// GAI_CUDA_GRAPHS=0 launches every step eagerly (for comparing).
+static bool usesGraphs() {
+  static const bool graphs = [] {
+    const char *env = std::getenv("GAI_CUDA_GRAPHS");
+    return !env || std::string(env) != "0";
+  }();
+  return graphs;
 }
 
 Status CudaExecutor::checkError(const Entry &entry) {
@@ -863,31 +923,12 @@ Status CudaExecutor::run(const std::string &name) {
   if (it == entries_.end())
     return Status::error("the artifact has no entry point '" + name + "'");
   Entry &entry = *it->second;
-  static const bool graphs = [] {
-    const char *env = std::getenv("GAI_CUDA_GRAPHS");
-    return !env || std::string(env) != "0";
-  }();
   // The first run is eager (it also sets up cuBLASLt and the kernels);
   // the second captures a graph that later runs replay.
-  if (graphs && !profile_ && !entry.graph && !entry.graphFailed && entry.runs >= 1) {
-    cudaGraph_t graph = nullptr;
-    cudaError_t e = cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal);
-    Status enqueued = e == cudaSuccess ? enqueue(entry, stream_) : Status::ok();
-    cudaError_t ended = e == cudaSuccess ? cudaStreamEndCapture(stream_, &graph) : e;
-    if (e == cudaSuccess)
-      e = ended;
-    if (e == cudaSuccess && enqueued)
-      e = cudaGraphInstantiate(&entry.graph, graph, 0);
-    if (graph)
-      cudaGraphDestroy(graph);
-    if (e != cudaSuccess || !enqueued) {
-      // Still correct, launch by launch, but slower: say so once.
-      std::fprintf(stderr, "gai: entry '%s' runs without a CUDA graph (capture: %s)\n",
-                   name.c_str(), enqueued ? cudaGetErrorString(e) : enqueued.message().c_str());
-      entry.graph = nullptr;
-      entry.graphFailed = true;
-      cudaGetLastError(); // the failed capture's error is not the run's
-    }
+  if (usesGraphs() && !profile_ && !entry.graph && !entry.graphFailed && entry.runs >= 1) {
+    entry.graph = capture("entry '" + name + "'",
+                          [&](cudaStream_t s) { return enqueue(entry, s); });
+    entry.graphFailed = !entry.graph;
   }
   ++entry.runs;
   if (entry.graph) {
@@ -909,6 +950,83 @@ Status CudaExecutor::run(const std::string &name) {
       ++slot.second;
     }
   return checkError(entry);
+}
+
+StatusOr<std::vector<int32_t>> CudaExecutor::decodeGreedy(const std::string &name,
+                                                          int64_t steps,
+                                                          int32_t lastPosition) {
+  auto it = entries_.find(name);
+  if (it == entries_.end())
+    return Status::error("the artifact has no entry point '" + name + "'");
+  Entry &entry = *it->second;
+  // Session::decodeGreedy checked the entry's form and the step count.
+  std::vector<TensorRef> in = inputs(name), out = outputs(name);
+  const int64_t batch = in[0].numElements();
+  const int64_t ringBytes = kGreedySteps * batch * static_cast<int64_t>(sizeof(int32_t));
+  if (!entry.greedyRing) {
+    if (cudaError_t e = cudaMalloc(&entry.greedyRing, static_cast<size_t>(ringBytes));
+        e != cudaSuccess)
+      return cudaError("allocating the greedy tokens", e);
+    if (cudaError_t e = cudaMalloc(&entry.greedyCounters, sizeof(GreedyCounters));
+        e != cudaSuccess)
+      return cudaError("allocating the greedy counters", e);
+    if (cudaError_t e = cudaMallocHost(&entry.hostRing.data, static_cast<size_t>(ringBytes));
+        e != cudaSuccess)
+      return cudaError("cudaMallocHost", e);
+    entry.hostRing.size = ringBytes;
+  }
+  auto onDevice = [&](const uint8_t *host, const PinnedBuffer &buffer, uint8_t *device) {
+    return device + (host - buffer.data);
+  };
+  auto *tokens = reinterpret_cast<int32_t *>(onDevice(in[0].data, entry.hostInput, entry.input));
+  auto *positions =
+      reinterpret_cast<int32_t *>(onDevice(in[1].data, entry.hostInput, entry.input));
+  const uint8_t *logits = onDevice(out[0].data, entry.hostOutput, entry.output);
+  const Elem elem = out[0].dtype == DType::BF16 ? Elem::BF16 : Elem::F32;
+  const int64_t vocab = out[0].shape[1];
+  auto step = [&, tokens, positions, logits](cudaStream_t s) -> Status {
+    if (Status st = enqueueSteps(entry, s); !st)
+      return st;
+    greedyFeed(elem, logits, batch, vocab, tokens, positions, lastPosition, entry.greedyRing,
+               entry.greedyCounters, s);
+    return Status::ok();
+  };
+  cudaMemsetAsync(error_, 0, sizeof(ErrorWord), stream_);
+  cudaMemsetAsync(entry.greedyCounters, 0, sizeof(GreedyCounters), stream_);
+  cudaMemcpyAsync(entry.input, entry.hostInput.data, static_cast<size_t>(entry.hostInput.size),
+                  cudaMemcpyHostToDevice, stream_);
+  for (int64_t i = 0; i < steps; ++i) {
+    // As run(): the entry's first run is eager, later ones replay a graph.
+    // The graph bakes in lastPosition, so another one means a new graph.
+    if (entry.greedyGraph && entry.greedyLast != lastPosition) {
+      cudaGraphExecDestroy(entry.greedyGraph);
+      entry.greedyGraph = nullptr;
+    }
+    if (usesGraphs() && !entry.greedyGraph && !entry.greedyGraphFailed && entry.runs >= 1) {
+      entry.greedyGraph = capture("greedy decoding of entry '" + name + "'", step);
+      entry.greedyGraphFailed = !entry.greedyGraph;
+      entry.greedyLast = lastPosition;
+    }
+    ++entry.runs;
+    if (entry.greedyGraph) {
+      if (cudaError_t e = cudaGraphLaunch(entry.greedyGraph, stream_); e != cudaSuccess)
+        return cudaError("greedy decoding of entry '" + name + "'", e);
+    } else if (Status s = step(stream_); !s) {
+      return Status::error("entry '" + name + "', " + s.message());
+    }
+  }
+  cudaMemcpyAsync(entry.hostRing.data, entry.greedyRing,
+                  static_cast<size_t>(steps * batch) * sizeof(int32_t), cudaMemcpyDeviceToHost,
+                  stream_);
+  cudaMemcpyAsync(hostError_.data, error_, sizeof(ErrorWord), cudaMemcpyDeviceToHost, stream_);
+  if (cudaError_t e = cudaStreamSynchronize(stream_); e != cudaSuccess)
+    return cudaError("greedy decoding of entry '" + name + "' on " + name_, e);
+  if (cudaError_t e = cudaGetLastError(); e != cudaSuccess)
+    return cudaError("greedy decoding of entry '" + name + "' on " + name_, e);
+  if (Status s = checkError(entry); !s)
+    return s;
+  const auto *ring = reinterpret_cast<const int32_t *>(entry.hostRing.data);
+  return std::vector<int32_t>(ring, ring + steps * batch);
 }
 
 } // namespace

@@ -55,6 +55,18 @@ struct CacheWrite {
 void cacheWrite(Elem e, const CacheWrite *writes, int count, const int32_t *start,
                 int64_t batch, int64_t heads, int64_t slots, int64_t tokens,
                 int64_t dim, ErrorWord *error, int step, cudaStream_t stream);
+/// Greedy decoding on the device. For each row b of logits [batch, vocab]:
+/// the first index of the largest logit (NaNs never win; all NaN: 0) goes
+/// to tokens[b] and to ring[counters->step · batch + b], and positions[b]
+/// advances by one, to at most lastPosition. The last row to finish
+/// advances counters->step. Zero the counters before a run of steps.
+struct GreedyCounters {
+  int32_t step;
+  uint32_t rowsDone;
+};
+void greedyFeed(Elem e, const void *logits, int64_t batch, int64_t vocab, int32_t *tokens,
+                int32_t *positions, int32_t lastPosition, int32_t *ring,
+                GreedyCounters *counters, cudaStream_t stream);
 /// out[b, :] = x[b, rows[b], :] in 4-byte words.
 void take(const uint32_t *x, const int32_t *rows, int64_t batch, int64_t t,
           int64_t innerWords, uint32_t *out, ErrorWord *error, int step,

@@ -35,6 +35,10 @@ struct GenerateOptions {
   int64_t maxNewTokens = 32;
   std::optional<int32_t> stopToken; ///< ends a row; it is kept in the output
   SamplingOptions sampling;
+  /// Greedy decoding picks tokens on the device where the session can
+  /// (Session::decodeGreedy), a chunk of steps per trip to the host; false:
+  /// the host picks every token. The tokens are the same either way.
+  bool greedyOnDevice = true;
 };
 
 struct GenerateStats {

@@ -53,6 +53,18 @@ public:
   /// (a token id outside the vocabulary, a cache slot past the end) stops
   /// the run with a message naming the step.
   Status run(const std::string &entry);
+  /// Greedy decoding on the device: runs decode entry `entry` (inputs
+  /// tokens [batch], positions [batch], ...; output 0 logits [batch, vocab])
+  /// `steps` times, from the inputs as filled. After each run, every row's
+  /// first largest logit becomes its next token and its position advances
+  /// by one, to at most `lastPosition`, without returning to the host.
+  /// Returns the tokens, step by step ([steps, batch]); the inputs and
+  /// outputs in host memory are left as they were. Devices that cannot
+  /// (greedyStepsAtOnce() is 0) return an error, as do more steps than
+  /// greedyStepsAtOnce().
+  StatusOr<std::vector<int32_t>> decodeGreedy(const std::string &entry, int64_t steps,
+                                              int32_t lastPosition);
+  int64_t greedyStepsAtOnce() const;
   /// Zeroes the KV cache (state named cache.*); trainable parameters and
   /// optimizer state stay.
   void resetState();

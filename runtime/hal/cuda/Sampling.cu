@@ -1,0 +1,87 @@
+// Greedy sampling on the device: a decode step's argmax becomes the next
+// step's input without a trip to the host, so steps run back to back.
+#include "hal/cuda/Kernels.h"
+#include "hal/cuda/Math.cuh"
+
+#include <cmath>
+
+namespace gai::cuda {
+namespace {
+
+constexpr int kThreads = 1024;
+
+/// A candidate logit; index < 0: none yet (NaNs never become one).
+struct Candidate {
+  float value;
+  int index;
+};
+
+/// The larger value; on a tie the lower index, as the host's sampler picks.
+__device__ __forceinline__ Candidate better(Candidate a, Candidate b) {
+  if (b.index < 0)
+    return a;
+  if (a.index < 0 || b.value > a.value || (b.value == a.value && b.index < a.index))
+    return b;
+  return a;
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    greedyFeedKernel(const T *logits, int64_t vocab, int32_t *tokens, int32_t *positions,
+                     int32_t lastPosition, int32_t *ring, GreedyCounters *counters) {
+  __shared__ Candidate warps[kThreads / 32];
+  letNextKernelStart();
+  waitForPriorKernels();
+  const int64_t row = blockIdx.x;
+  const T *x = logits + row * vocab;
+  Candidate best{-INFINITY, -1};
+  for (int64_t i = threadIdx.x; i < vocab; i += kThreads) {
+    float v = toFloat(x[i]);
+    // The first candidate may be -inf; NaN compares false and is skipped.
+    if (v > best.value || (best.index < 0 && v == best.value))
+      best = Candidate{v, static_cast<int>(i)};
+  }
+  for (int offset = 16; offset > 0; offset /= 2) {
+    Candidate other{__shfl_xor_sync(0xffffffffu, best.value, offset),
+                    __shfl_xor_sync(0xffffffffu, best.index, offset)};
+    best = better(best, other);
+  }
+  if (threadIdx.x % 32 == 0)
+    warps[threadIdx.x / 32] = best;
+  __syncthreads();
+  if (threadIdx.x != 0)
+    return;
+  for (int w = 1; w < kThreads / 32; ++w)
+    best = better(best, warps[w]);
+  const int32_t token = best.index < 0 ? 0 : best.index; // every logit NaN: 0
+  const int32_t step = counters->step;
+  ring[static_cast<int64_t>(step) * gridDim.x + row] = token;
+  tokens[row] = token;
+  positions[row] = min(positions[row] + 1, lastPosition);
+  // The last row to finish moves the ring on; every row read `step` first.
+  __threadfence();
+  if (atomicAdd(&counters->rowsDone, 1u) == gridDim.x - 1) {
+    counters->rowsDone = 0;
+    counters->step = step + 1;
+  }
+}
+
+} // namespace
+
+void greedyFeed(Elem e, const void *logits, int64_t batch, int64_t vocab, int32_t *tokens,
+                int32_t *positions, int32_t lastPosition, int32_t *ring,
+                GreedyCounters *counters, cudaStream_t stream) {
+  if (batch == 0)
+    return;
+  dim3 grid(static_cast<unsigned>(batch));
+  if (e == Elem::BF16)
+    launchOverlapped(greedyFeedKernel<__nv_bfloat16>, grid, dim3(kThreads), stream,
+                     static_cast<const __nv_bfloat16 *>(logits), vocab, tokens, positions,
+                     lastPosition, ring, counters);
+  else
+    launchOverlapped(greedyFeedKernel<float>, grid, dim3(kThreads), stream,
+                     static_cast<const float *>(logits), vocab, tokens, positions,
+                     lastPosition, ring, counters);
+}
+
+} // namespace gai::cuda
