@@ -106,6 +106,7 @@ private:
   Location loc;
   ArrayRef<int64_t> outer;
   int64_t rows = 1, vectorWidth = 1, threadsPerRow = kWarp, rowsPerBlock = 1;
+  int64_t blocksPerRow = 1; // > 1: an elementwise row longer than a block
   int64_t lanes = 1; // of the loop being emitted
   Value lane;        // this thread's index within its row's threads
   SmallVector<Value> outerIvs;
@@ -173,6 +174,13 @@ void GpuKernelBuilder::chooseShape() {
   } else if (vectors <= kWarp) {
     threadsPerRow = kWarp;
     rowsPerBlock = std::min<int64_t>(kMaxBlock / kWarp, rows);
+  } else if (!needsStatistics && vectors > kMaxBlock) {
+    // A long elementwise row (decode's SiLU·up over 5632) spreads over
+    // blocks, a vector a thread: one block looping over it serializes the
+    // loads that a few blocks issue at once.
+    blocksPerRow = llvm::divideCeil(vectors, kMaxBlock);
+    threadsPerRow = blocksPerRow * kMaxBlock;
+    rowsPerBlock = 1;
   } else {
     threadsPerRow = std::min<int64_t>(kMaxBlock, llvm::PowerOf2Ceil(vectors));
     rowsPerBlock = 1;
@@ -538,8 +546,9 @@ FailureOr<func::FuncOp> GpuKernelBuilder::build(StringRef name) {
     argTypes.push_back(memrefType(arg));
   argTypes.push_back(memrefType(fusion->getResult(0)));
   auto func = func::FuncOp::create(b, loc, name, b.getFunctionType(argTypes, {}));
-  int64_t blockThreads = threadsPerRow * rowsPerBlock;
-  func->setAttr(kGridAttr, b.getI64IntegerAttr(llvm::divideCeil(rows, rowsPerBlock)));
+  int64_t blockThreads = threadsPerRow / blocksPerRow * rowsPerBlock;
+  func->setAttr(kGridAttr,
+                b.getI64IntegerAttr(llvm::divideCeil(rows, rowsPerBlock) * blocksPerRow));
   func->setAttr(kBlockAttr, b.getI64IntegerAttr(blockThreads));
   Block *entry = func.addEntryBlock();
   OpBuilder::InsertionGuard guard(b);
@@ -552,6 +561,15 @@ FailureOr<func::FuncOp> GpuKernelBuilder::build(StringRef name) {
   Value block = gpu::BlockIdOp::create(b, loc, gpu::Dimension::x);
   Value row = block;
   lane = tid;
+  if (blocksPerRow > 1) {
+    row = arith::DivUIOp::create(b, loc, block, index(blocksPerRow));
+    lane = arith::AddIOp::create(
+        b, loc,
+        arith::MulIOp::create(b, loc,
+                              arith::RemUIOp::create(b, loc, block, index(blocksPerRow)),
+                              index(kMaxBlock)),
+        tid);
+  }
   if (rowsPerBlock > 1) {
     lane = arith::RemUIOp::create(b, loc, tid, index(threadsPerRow));
     row = arith::AddIOp::create(
