@@ -42,6 +42,12 @@ std::unique_ptr<Session> open(const std::string &name) {
   return session ? std::move(*session) : nullptr;
 }
 
+/// transformers' logits and greedy tokens for a family's tiny fixture.
+StatusOr<SafetensorsFile> expectedOf(const std::string &family) {
+  return SafetensorsFile::open(std::string(GAI_FIXTURES_DIR) + "/hf/" + family +
+                               "-tiny/expected.safetensors");
+}
+
 std::vector<int32_t> idsOf(const TensorView &t) {
   std::vector<int32_t> ids;
   for (int64_t i = 0; i < t.numElements(); ++i)
@@ -63,8 +69,7 @@ class CudaNumerics : public ::testing::TestWithParam<Case> {};
 TEST_P(CudaNumerics, ForwardLogitsMatchTransformers) {
   SKIP_WITHOUT_GPU();
   auto [family, dtype] = GetParam();
-  auto expected = SafetensorsFile::open(std::string(GAI_FIXTURES_DIR) + "/hf/" +
-                                        family + "-tiny/expected.safetensors");
+  auto expected = expectedOf(family);
   ASSERT_TRUE(expected.isOk()) << expected.status().message();
   auto session = open(std::string(family) + "-" + dtype + "-forward.gai");
   ASSERT_TRUE(session);
@@ -102,8 +107,7 @@ TEST_P(CudaNumerics, ForwardLogitsMatchTransformers) {
 TEST_P(CudaNumerics, GreedyGenerationMatchesTransformers) {
   SKIP_WITHOUT_GPU();
   auto [family, dtype] = GetParam();
-  auto expected = SafetensorsFile::open(std::string(GAI_FIXTURES_DIR) + "/hf/" +
-                                        family + "-tiny/expected.safetensors");
+  auto expected = expectedOf(family);
   ASSERT_TRUE(expected.isOk());
   std::vector<int32_t> prompt = idsOf(*expected->find("prompt_ids"));
   std::vector<int32_t> greedy = idsOf(*expected->find("greedy_ids"));
@@ -129,8 +133,7 @@ TEST_P(CudaNumerics, GreedyGenerationMatchesTransformers) {
 TEST_P(CudaNumerics, DeviceGreedyDecodingPicksTheHostsTokens) {
   SKIP_WITHOUT_GPU();
   auto [family, dtype] = GetParam();
-  auto expected = SafetensorsFile::open(std::string(GAI_FIXTURES_DIR) + "/hf/" +
-                                        family + "-tiny/expected.safetensors");
+  auto expected = expectedOf(family);
   ASSERT_TRUE(expected.isOk());
   std::vector<int32_t> prompt = idsOf(*expected->find("prompt_ids"));
   std::vector<int32_t> shortPrompt(prompt.begin(), prompt.begin() + 5);
