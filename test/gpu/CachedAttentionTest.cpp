@@ -47,6 +47,24 @@ void rotate(std::vector<float> &x, int64_t rows, int64_t dim, int style,
       v = bf16ToFloat(floatToBf16(v));
 }
 
+/// The shape and masking of case `c`, for the CPU reference's
+/// cpu::AttentionArgs and the kernel's cuda::AttentionParams alike (they
+/// share these field names).
+template <typename Args>
+void describeAttention(Args &args, const CachedCase &c, const int32_t *queryStart) {
+  args.batch = c.batch;
+  args.heads = c.heads;
+  args.kvHeads = c.kvHeads;
+  args.queries = c.queries;
+  args.keys = c.keys;
+  args.headDim = args.valueDim = c.dim;
+  args.scale = 1.0f / std::sqrt(static_cast<float>(c.dim));
+  args.causal = true;
+  args.window = c.window;
+  args.softcap = c.softcap;
+  args.queryStart = queryStart;
+}
+
 class CudaCachedAttention : public ::testing::TestWithParam<CachedCase> {};
 
 TEST_P(CudaCachedAttention, MatchesRopeCacheWritesAndAttention) {
@@ -105,17 +123,7 @@ TEST_P(CudaCachedAttention, MatchesRopeCacheWritesAndAttention) {
   ref.k = kWant.data();
   ref.v = vWant.data();
   ref.out = want.data();
-  ref.batch = c.batch;
-  ref.heads = c.heads;
-  ref.kvHeads = c.kvHeads;
-  ref.queries = T;
-  ref.keys = c.keys;
-  ref.headDim = ref.valueDim = D;
-  ref.scale = 1.0f / std::sqrt(static_cast<float>(D));
-  ref.causal = true;
-  ref.window = c.window;
-  ref.softcap = c.softcap;
-  ref.queryStart = starts.data();
+  describeAttention(ref, c, starts.data());
   cpu::attention(ref);
 
   // The folded kernel.
@@ -136,17 +144,7 @@ TEST_P(CudaCachedAttention, MatchesRopeCacheWritesAndAttention) {
   p.k = dk;
   p.v = dv;
   p.out = dout;
-  p.queryStart = dstarts;
-  p.batch = c.batch;
-  p.heads = c.heads;
-  p.kvHeads = c.kvHeads;
-  p.queries = T;
-  p.keys = c.keys;
-  p.headDim = p.valueDim = D;
-  p.scale = ref.scale;
-  p.softcap = c.softcap;
-  p.causal = true;
-  p.window = c.window;
+  describeAttention(p, c, dstarts);
   p.kNew = dkNew;
   p.vNew = dvNew;
   p.ropeStyle = c.rope;

@@ -963,13 +963,17 @@ StatusOr<std::vector<int32_t>> CudaExecutor::decodeGreedy(const std::string &nam
   std::vector<TensorRef> in = inputs(name), out = outputs(name);
   const int64_t batch = in[0].numElements();
   const int64_t ringBytes = kGreedySteps * batch * static_cast<int64_t>(sizeof(int32_t));
-  if (!entry.greedyRing) {
+  // Each buffer on its own: after a failed allocation the next call
+  // retries what is missing instead of running with a null one.
+  if (!entry.greedyRing)
     if (cudaError_t e = cudaMalloc(&entry.greedyRing, static_cast<size_t>(ringBytes));
         e != cudaSuccess)
       return cudaError("allocating the greedy tokens", e);
+  if (!entry.greedyCounters)
     if (cudaError_t e = cudaMalloc(&entry.greedyCounters, sizeof(GreedyCounters));
         e != cudaSuccess)
       return cudaError("allocating the greedy counters", e);
+  if (!entry.hostRing.data) {
     if (cudaError_t e = cudaMallocHost(&entry.hostRing.data, static_cast<size_t>(ringBytes));
         e != cudaSuccess)
       return cudaError("cudaMallocHost", e);
