@@ -169,12 +169,13 @@ FailureOr<flatbuffers::Offset<fmt::Weights>> Writer::weights() {
 FailureOr<flatbuffers::Offset<fmt::Step>> Writer::step(Operation &op) {
   if (auto g = dyn_cast<exec::GemmOp>(op)) {
     fmt::BufferRef a = toRef(g.getA()), b = toRef(g.getB()), c = toRef(g.getC()),
-                   bias = toRef(g.getBias()), res = toRef(g.getResidual());
+                   bias = toRef(g.getBias()), res = toRef(g.getResidual()),
+                   gate = g.getGate() ? toRef(*g.getGate()) : fmt::BufferRef();
     auto gemm = fmt::CreateGemm(
         fbb, &a, &b, &c, &bias, &res, g.getBatch(), g.getM(), g.getN(),
         g.getK(), g.getTransposeA(), g.getTransposeB(), g.getStrideA(),
         g.getStrideB(), g.getStrideC(), activationOf(g.getActivation()),
-        stepDType(g.getElement()));
+        stepDType(g.getElement()), &gate);
     return fmt::CreateStep(fbb, fmt::Command::Gemm, gemm.Union());
   }
   if (auto a = dyn_cast<exec::AttentionOp>(op)) {

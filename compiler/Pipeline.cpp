@@ -63,6 +63,8 @@ mlir::LogicalResult optimize(mlir::ModuleOp module,
   mlir::gai::GaiFusionOptions fusion;
   fusion.libraryActivations = options.isCuda();
   fusion.absorbTransposes = options.isCuda();
+  // The CUDA runtime runs a gated GEMM as its GEMV, which takes 8 rows.
+  fusion.gatedGemmRows = options.isCuda() ? 8 : 0;
   pm.addNestedPass<mlir::func::FuncOp>(mlir::gai::createGaiFusion(fusion));
   pm.addPass(mlir::createCanonicalizerPass());
   pm.addPass(mlir::createCSEPass());
@@ -168,7 +170,7 @@ std::vector<FunctionReport> report(mlir::ModuleOp module) {
     for (mlir::Operation &op : func.getBody().front()) {
       if (mlir::isa<mlir::gai::FusionOp>(op))
         ++r.fusedKernels;
-      else if (mlir::isa<mlir::gai::GemmOp, mlir::gai::MatmulOp>(op))
+      else if (mlir::isa<mlir::gai::GemmOp, mlir::gai::GatedGemmOp, mlir::gai::MatmulOp>(op))
         ++r.gemms;
       else if (mlir::isa<mlir::gai::FlashAttentionOp, mlir::gai::CachedAttentionOp>(op))
         ++r.attentions;

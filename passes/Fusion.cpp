@@ -99,6 +99,56 @@ struct GemmEpiloguePattern : OpRewritePattern<MatmulOp> {
 };
 
 //===----------------------------------------------------------------------===//
+// Gated linear units
+//===----------------------------------------------------------------------===//
+
+/// x·Wᵀ with W a [N, K] weight: the products a gated GEMM takes.
+MatmulOp linearProduct(Value v) {
+  auto matmul = v.getDefiningOp<MatmulOp>();
+  if (!matmul || !v.hasOneUse() || matmul.getTransposeLhs() ||
+      !matmul.getTransposeRhs() ||
+      cast<RankedTensorType>(matmul.getRhs().getType()).getRank() != 2)
+    return {};
+  return matmul;
+}
+
+/// act(x·Wgᵀ) * (x·Wuᵀ) -> gai.gated_gemm, for x of at most `maxRows` rows.
+struct GatedGemmPattern : OpRewritePattern<MulOp> {
+  GatedGemmPattern(MLIRContext *context, int64_t maxRows)
+      : OpRewritePattern(context), maxRows(maxRows) {}
+  int64_t maxRows;
+
+  LogicalResult matchAndRewrite(MulOp mul, PatternRewriter &rewriter) const override {
+    for (int gateSide = 0; gateSide < 2; ++gateSide) {
+      Value activated = mul->getOperand(gateSide), other = mul->getOperand(1 - gateSide);
+      Operation *act = activated.getDefiningOp();
+      std::optional<EpilogueActivation> kind = epilogueActivation(act);
+      if (!kind || !activated.hasOneUse())
+        continue;
+      MatmulOp gate = linearProduct(act->getOperand(0));
+      MatmulOp up = linearProduct(other);
+      if (!gate || !up || gate.getLhs() != up.getLhs() ||
+          gate.getRhs().getType() != up.getRhs().getType() ||
+          mul.getType() != up.getType())
+        continue;
+      ArrayRef<int64_t> x = cast<RankedTensorType>(gate.getLhs().getType()).getShape();
+      int64_t rows = 1;
+      for (int64_t d : x.drop_back())
+        rows *= d;
+      if (rows > maxRows)
+        return rewriter.notifyMatchFailure(mul, "too many rows for a gated GEMV");
+      rewriter.replaceOpWithNewOp<GatedGemmOp>(mul, mul.getType(), gate.getLhs(),
+                                               gate.getRhs(), up.getRhs(), *kind);
+      rewriter.eraseOp(act);
+      rewriter.eraseOp(gate);
+      rewriter.eraseOp(up);
+      return success();
+    }
+    return rewriter.notifyMatchFailure(mul, "not act(x·Wgᵀ) * (x·Wuᵀ)");
+  }
+};
+
+//===----------------------------------------------------------------------===//
 // Fusion regions
 //===----------------------------------------------------------------------===//
 
@@ -230,6 +280,12 @@ struct FusionPass : mlir::gai::impl::GaiFusionBase<FusionPass> {
 
   void runOnOperation() override {
     func::FuncOp func = getOperation();
+    if (gatedGemmRows > 0) {
+      RewritePatternSet patterns(&getContext());
+      patterns.add<GatedGemmPattern>(&getContext(), gatedGemmRows);
+      if (failed(applyPatternsGreedily(func, std::move(patterns))))
+        return signalPassFailure();
+    }
     if (epilogues) {
       RewritePatternSet patterns(&getContext());
       populateGemmEpiloguePatterns(patterns, libraryActivations);

@@ -47,6 +47,11 @@ def GaiFusion : Pass<"gai-fusion", "func::FuncOp"> {
     intermediate escapes it. Splat constants are copied into each region
     that uses them.
 
+    Before both, with `gated-gemm-rows` = R > 0, a gated linear unit
+    `act(x·Wgᵀ) * (x·Wuᵀ)` (any epilogue activation; both weights [N, K],
+    both products used only there) whose x has at most R rows becomes one
+    `gai.gated_gemm`.
+
     With `absorb-transposes`, a transpose that keeps the last axis joins its
     only consumer's region too (its input becomes the region's input): the
     generated GPU kernels read rows through the permutation, so the head
@@ -64,6 +69,9 @@ def GaiFusion : Pass<"gai-fusion", "func::FuncOp"> {
     Option<"absorbTransposes", "absorb-transposes", "bool", /*default=*/"false",
            "let a transpose that keeps the last axis join its consumer's "
            "region, read through the permutation (the CUDA target)">,
+    Option<"gatedGemmRows", "gated-gemm-rows", "int64_t", /*default=*/"0",
+           "make act(x·Wgᵀ) * (x·Wuᵀ) one gai.gated_gemm when x has at "
+           "most this many rows (0: never; the CUDA target's GEMV takes 8)">,
   ];
   let dependentDialects = ["::mlir::gai::GaiDialect"];
 }

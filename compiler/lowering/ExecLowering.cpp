@@ -89,9 +89,11 @@ public:
 private:
   LogicalResult lowerFunction(func::FuncOp func);
   LogicalResult lowerOp(Operation *op);
+  /// With `gate`: c = act(lhs·gateᵀ) ⊙ (lhs·rhsᵀ) (a gai.gated_gemm).
   LogicalResult lowerMatmul(Operation *op, Value lhs, Value rhs, Value bias,
                             Value residual, bool transposeLhs,
-                            bool transposeRhs, StringRef activation);
+                            bool transposeRhs, StringRef activation,
+                            Value gate = {});
   FailureOr<FlatSymbolRefAttr> kernelFor(FusionOp fusion);
   RefAttr weightRef(ParamOp param);
   /// The state buffer `name`, made on first use.
@@ -188,7 +190,7 @@ FailureOr<FlatSymbolRefAttr> Lowering::kernelFor(FusionOp fusion) {
 LogicalResult Lowering::lowerMatmul(Operation *op, Value lhs, Value rhs,
                                     Value bias, Value residual,
                                     bool transposeLhs, bool transposeRhs,
-                                    StringRef activation) {
+                                    StringRef activation, Value gate) {
   ArrayRef<int64_t> ls = tensorOf(lhs).getShape(), rs = tensorOf(rhs).getShape(),
                     os = tensorOf(op->getResult(0)).getShape();
   int64_t m = os[os.size() - 2], n = os.back();
@@ -208,7 +210,8 @@ LogicalResult Lowering::lowerMatmul(Operation *op, Value lhs, Value rhs,
         b.getBoolAttr(transposeLhs), b.getBoolAttr(transposeRhs),
         b.getI64IntegerAttr(strideA), b.getI64IntegerAttr(strideB),
         b.getI64IntegerAttr(strideC), b.getStringAttr(activation),
-        TypeAttr::get(tensorOf(op->getResult(0)).getElementType()));
+        TypeAttr::get(tensorOf(op->getResult(0)).getElementType()),
+        gate ? ref(gate) : RefAttr());
   };
   // One weight for all rows: the batch folds into M.
   if (product(rhsBatch) == 1 && !transposeLhs) {
@@ -287,6 +290,10 @@ LogicalResult Lowering::lowerOp(Operation *op) {
     return lowerMatmul(op, matmul.getLhs(), matmul.getRhs(), {}, {},
                        matmul.getTransposeLhs(), matmul.getTransposeRhs(),
                        "none");
+  if (auto gated = dyn_cast<GatedGemmOp>(op))
+    return lowerMatmul(op, gated.getLhs(), gated.getUp(), {}, {}, false, true,
+                       stringifyEpilogueActivation(gated.getActivation()),
+                       gated.getGate());
   if (auto gemm = dyn_cast<GemmOp>(op))
     return lowerMatmul(op, gemm.getLhs(), gemm.getRhs(), gemm.getBias(),
                        gemm.getResidual(), gemm.getTransposeLhs(),

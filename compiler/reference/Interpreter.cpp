@@ -338,6 +338,14 @@ llvm::Error Interpreter::run(Operation *op) {
                    mm.getTransposeRhs(), mm));
     return llvm::Error::success();
   }
+  if (auto gated = dyn_cast<GatedGemmOp>(op)) {
+    HostTensor t = matmul(in(gated.getLhs()), in(gated.getGate()), false, true, gated);
+    HostTensor up = matmul(in(gated.getLhs()), in(gated.getUp()), false, true, gated);
+    for (int64_t i = 0; i < t.numElements(); ++i)
+      t.data[i] = activate(gated.getActivation(), t.data[i]) * up.data[i];
+    set(gated, std::move(t));
+    return llvm::Error::success();
+  }
   if (auto gemm = dyn_cast<GemmOp>(op)) {
     HostTensor t = matmul(in(gemm.getLhs()), in(gemm.getRhs()),
                           gemm.getTransposeLhs(), gemm.getTransposeRhs(), gemm);

@@ -76,10 +76,12 @@ def Exec_GemmOp : Exec_Op<"gemm"> {
       Exec_RefAttr:$bias, Exec_RefAttr:$residual, I64Attr:$batch, I64Attr:$m,
       I64Attr:$n, I64Attr:$k, BoolAttr:$transpose_a, BoolAttr:$transpose_b,
       I64Attr:$stride_a, I64Attr:$stride_b, I64Attr:$stride_c,
-      StrAttr:$activation, TypeAttr:$element);
+      StrAttr:$activation, TypeAttr:$element, OptionalAttr<Exec_RefAttr>:$gate);
   let description = [{
     `element` is the type of a, b, c, bias and residual; the product
-    accumulates in f32.
+    accumulates in f32. With `gate` (weights [n, k] like b, which is then
+    transposed; batch 1, no bias or residual): c = act(a·gateᵀ) ⊙ (a·bᵀ),
+    a gated linear unit's two products in one call.
   }];
   let assemblyFormat = "attr-dict";
 }

@@ -848,6 +848,26 @@ LogicalResult GemmOp::inferReturnTypes(MLIRContext *,
   return success();
 }
 
+LogicalResult GatedGemmOp::inferReturnTypes(MLIRContext *,
+                                            std::optional<Location> loc,
+                                            Adaptor adaptor,
+                                            SmallVectorImpl<Type> &types) {
+  StringRef name = getOperationName();
+  RankedTensorType gate = tensorType(adaptor.getGate());
+  if (!gate || gate.getRank() != 2)
+    return opError(loc, name,
+                   "expects gate weights of rank 2 ([N, K]), got " +
+                       typeStr(adaptor.getGate().getType()));
+  if (adaptor.getUp().getType() != gate)
+    return opError(loc, name,
+                   "expects up weights of the gate's type " + typeStr(gate) +
+                       ", got " + typeStr(adaptor.getUp().getType()));
+  if (adaptor.getActivation() == EpilogueActivation::None)
+    return opError(loc, name, "expects an activation for the gate");
+  return inferMatmulType(loc, name, adaptor.getLhs(), adaptor.getGate(),
+                         /*tl=*/false, /*tr=*/true, types);
+}
+
 LogicalResult FusionOp::verifyRegions() {
   Block &body = getBody().front();
   if (body.getArgumentTypes() != getInputs().getTypes())

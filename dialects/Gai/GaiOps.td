@@ -558,6 +558,30 @@ def Gai_GemmOp : Gai_Op<"gemm", [Pure, InferTypeOpAdaptor,
   }];
 }
 
+def Gai_GatedGemmOp : Gai_Op<"gated_gemm", [Pure, InferTypeOpAdaptor]> {
+  let summary = "act(lhs·gateᵀ) ⊙ (lhs·upᵀ): a gated linear unit's two products";
+  let description = [{
+    `lhs` is [..., M, K]; `gate` and `up` are weights stored [N, K], as a
+    linear layer's. The fusion pass (`gated-gemm-rows`) makes this op from
+    `act(x·Wgᵀ) * (x·Wuᵀ)` (SwiGLU, GeGLU) when x has few rows, as in a
+    decode step: one GEMV then streams both weights and writes only the
+    gated product, so the activation and the multiply cost no kernel and
+    no dependency of their own.
+    ```mlir
+    %h = gai.gated_gemm %x, %wg, %wu activation = silu
+        : (tensor<1x1x64xf32>, tensor<176x64xf32>, tensor<176x64xf32>)
+        -> tensor<1x1x176xf32>
+    ```
+  }];
+  let arguments = (ins Gai_FloatTensor:$lhs, Gai_FloatTensor:$gate,
+      Gai_FloatTensor:$up, Gai_EpilogueActivation:$activation);
+  let results = (outs Gai_FloatTensor:$result);
+  let assemblyFormat = [{
+    $lhs `,` $gate `,` $up `activation` `=` $activation attr-dict `:`
+    functional-type(operands, results)
+  }];
+}
+
 def Gai_FusionOp : Gai_Op<"fusion", [IsolatedFromAbove,
     SingleBlockImplicitTerminator<"YieldOp">, RecursiveMemoryEffects]> {
   let summary = "elementwise and row-reduction ops that become one kernel";

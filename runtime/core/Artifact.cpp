@@ -186,7 +186,8 @@ Status checkStep(const BoundsChecker &bounds, const format::Step *step,
                           {g->b(), "b"},
                           {g->c(), "c"},
                           {g->bias(), "bias", true},
-                          {g->residual(), "residual", true}});
+                          {g->residual(), "residual", true},
+                          {g->gate(), "gate", true}});
   }
   case format::Command::Attention: {
     const format::Attention *a = step->command_as_Attention();

@@ -371,6 +371,69 @@ TEST_P(CudaGemv, MatchesTheHostProduct) {
     cudaFree(ptr);
 }
 
+// A gated GEMV (decode's SwiGLU or GeGLU, one launch streaming both weight
+// rows of a column) against act(A·Gᵀ) ⊙ (A·Uᵀ) on the host in double:
+// rows, the unrolled stream's remainders (k = 2056, 5632) and both types.
+struct GatedGemvCase {
+  int64_t m, n, k;
+  int activation; // as in the artifact: 1 silu, 3 gelu_tanh
+  bool bf16;
+};
+
+class CudaGatedGemv : public ::testing::TestWithParam<GatedGemvCase> {};
+
+TEST_P(CudaGatedGemv, MatchesTheHostUnit) {
+  SKIP_WITHOUT_GPU();
+  const GatedGemvCase c = GetParam();
+  std::mt19937 rng(static_cast<unsigned>(c.m * 5 + c.n * 11 + c.k));
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  auto make = [&](int64_t count) {
+    std::vector<float> v(static_cast<size_t>(count));
+    for (float &x : v)
+      x = bf16ToFloat(floatToBf16(normal(rng)));
+    return v;
+  };
+  DType dtype = c.bf16 ? DType::BF16 : DType::F32;
+  std::vector<float> a = make(c.m * c.k), gate = make(c.n * c.k), up = make(c.n * c.k);
+  auto act = [&](double x) {
+    if (c.activation == 1)
+      return x / (1.0 + std::exp(-x));
+    return 0.5 * x * (1.0 + std::tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
+  };
+  // f32 sums differ from these in order, by about sqrt(k)·eps a term; each
+  // scales with the other factor. bf16 also rounds the result.
+  std::vector<double> want(static_cast<size_t>(c.m * c.n)), tolerance(want.size());
+  for (int64_t r = 0; r < c.m; ++r)
+    for (int64_t col = 0; col < c.n; ++col) {
+      double g = 0, u = 0;
+      for (int64_t i = 0; i < c.k; ++i) {
+        g += double(a[r * c.k + i]) * gate[col * c.k + i];
+        u += double(a[r * c.k + i]) * up[col * c.k + i];
+      }
+      double x = act(g) * u;
+      want[r * c.n + col] = x;
+      tolerance[r * c.n + col] =
+          c.bf16 ? 1e-2 * (1.0 + std::fabs(x))
+                 : 1e-5 * (1.0 + std::fabs(x) +
+                           std::sqrt(double(c.k)) * (std::fabs(act(g)) + std::fabs(u)));
+    }
+  void *da = uploadAs(a, dtype), *dg = uploadAs(gate, dtype), *du = uploadAs(up, dtype);
+  void *dc = uploadAs(std::vector<float>(want.size(), NAN), dtype);
+  cuda::GemvPart part{du, dc, nullptr, nullptr, c.n, c.activation, dg};
+  cuda::gemvParts(c.bf16 ? cuda::Elem::BF16 : cuda::Elem::F32, da, &part, 1, c.m, c.k,
+                  /*constantWeights=*/true, nullptr);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  size_t elem = c.bf16 ? 2 : 4;
+  std::vector<uint8_t> bytes(want.size() * elem);
+  cudaMemcpy(bytes.data(), dc, bytes.size(), cudaMemcpyDeviceToHost);
+  std::vector<float> got(want.size());
+  convertFloats(bytes.data(), dtype, got.data(), DType::F32, got.size());
+  for (size_t i = 0; i < got.size(); ++i)
+    ASSERT_NEAR(got[i], want[i], tolerance[i]) << "row " << i / c.n << " column " << i % c.n;
+  for (void *ptr : {da, dg, du, dc})
+    cudaFree(ptr);
+}
+
 // The GEMV loads constant weights before the kernel before it finishes (on
 // sm_90 it starts early), but its activations only after: here they are
 // the last row of a 64 MB transpose launched just before it.
@@ -636,6 +699,18 @@ INSTANTIATE_TEST_SUITE_P(
              std::to_string(c.k) + (c.activation ? "silu" : "") + (c.bias ? "bias" : "") +
              (c.residual ? "residual" : "") + (c.bf16 ? "bf16" : "f32") +
              (c.parts > 1 ? "x" + std::to_string(c.parts) + "parts" : "");
+    });
+
+INSTANTIATE_TEST_SUITE_P(
+    Kernels, CudaGatedGemv,
+    ::testing::Values(GatedGemvCase{1, 300, 2048, 1, true}, GatedGemvCase{3, 37, 2056, 3, true},
+                      GatedGemvCase{8, 64, 5632, 1, true}, GatedGemvCase{1, 50, 1032, 1, false},
+                      GatedGemvCase{2, 9, 24, 3, false}),
+    [](const ::testing::TestParamInfo<GatedGemvCase> &info) {
+      const GatedGemvCase &c = info.param;
+      return "m" + std::to_string(c.m) + "n" + std::to_string(c.n) + "k" +
+             std::to_string(c.k) + (c.activation == 1 ? "silu" : "gelutanh") +
+             (c.bf16 ? "bf16" : "f32");
     });
 
 INSTANTIATE_TEST_SUITE_P(

@@ -121,6 +121,54 @@ TEST(CpuKernels, GemmTransposedLhsGelu) {
   }
 }
 
+// A gated GEMM (decode's SwiGLU / GeGLU in one call) against the same
+// gated linear unit written as two matmuls, the activation and a multiply.
+TEST(CpuKernels, GatedGemmMatchesTheUnfusedUnit) {
+  std::mt19937 rng(3);
+  HostTensor x = randomTensor({3, 7}, rng), gate = randomTensor({6, 7}, rng),
+             up = randomTensor({6, 7}, rng);
+  for (auto [act, name] : {std::pair{cpu::Activation::Silu, "silu"},
+                           std::pair{cpu::Activation::GeluTanh, "gelu_tanh"}}) {
+    std::string types = "(tensor<3x7xf32>, tensor<6x7xf32>) -> tensor<3x6xf32>";
+    std::string activation = std::string(name) == "silu" ? "gai.silu" : "gai.gelu tanh";
+    std::vector<HostTensor> unfused = evaluate(
+        R"(
+      func.func @main(%x: tensor<3x7xf32>, %g: tensor<6x7xf32>, %u: tensor<6x7xf32>) -> tensor<3x6xf32> {
+        %0 = gai.matmul %x, %g transpose_rhs : )" + types + R"(
+        %1 = )" + activation + R"( %0 : tensor<3x6xf32>
+        %2 = gai.matmul %x, %u transpose_rhs : )" + types + R"(
+        %3 = gai.mul %1, %2 : (tensor<3x6xf32>, tensor<3x6xf32>) -> tensor<3x6xf32>
+        return %3 : tensor<3x6xf32>
+      })",
+        {x, gate, up});
+    std::vector<HostTensor> gated = evaluate(
+        std::string(R"(
+      func.func @main(%x: tensor<3x7xf32>, %g: tensor<6x7xf32>, %u: tensor<6x7xf32>) -> tensor<3x6xf32> {
+        %0 = gai.gated_gemm %x, %g, %u activation = )") +
+            name + R"( : (tensor<3x7xf32>, tensor<6x7xf32>, tensor<6x7xf32>) -> tensor<3x6xf32>
+        return %0 : tensor<3x6xf32>
+      })",
+        {x, gate, up});
+    ASSERT_EQ(unfused.size(), 1u);
+    ASSERT_EQ(gated.size(), 1u);
+    std::vector<float> a = f32(x), g = f32(gate), u = f32(up), c(3 * 6);
+    // The unfused unit rounds the products to f32 before the activation.
+    EXPECT_LE(maxDiff(f32(gated[0]), unfused[0]), 1e-5) << name;
+    cpu::GemmArgs args;
+    args.a = a.data();
+    args.b = u.data();
+    args.gate = g.data();
+    args.c = c.data();
+    args.m = 3;
+    args.n = 6;
+    args.k = 7;
+    args.transposeB = true;
+    args.activation = act;
+    cpu::gemm(args);
+    EXPECT_LE(maxDiff(c, unfused[0]), 1e-5) << name;
+  }
+}
+
 /// Attention over a cache at per-row positions, with GQA, a window and a
 /// softcap; and over a prompt with the static causal offset.
 TEST(CpuKernels, AttentionMatchesTheReference) {

@@ -38,6 +38,13 @@ func.func @forward(%a: tensor<2x4x3xf32>, %b: tensor<2x5x4xf32>) -> tensor<2x3x5
   %0 = gai.matmul %a, %b transpose_lhs transpose_rhs : (tensor<2x4x3xf32>, tensor<2x5x4xf32>) -> tensor<2x3x5xf32>
   return %0 : tensor<2x3x5xf32>
 })"},
+    // A gated linear unit as the cuda target folds a decode step's SwiGLU:
+    // through exec.gemm's gate operand, the artifact and the CPU executor.
+    {"gated_gemm", R"(
+func.func @forward(%x: tensor<2x1x8xf32>, %g: tensor<5x8xf32>, %u: tensor<5x8xf32>) -> tensor<2x1x5xf32> {
+  %0 = gai.gated_gemm %x, %g, %u activation = silu : (tensor<2x1x8xf32>, tensor<5x8xf32>, tensor<5x8xf32>) -> tensor<2x1x5xf32>
+  return %0 : tensor<2x1x5xf32>
+})"},
     // Elementwise ops the families do not use, in one region.
     {"elementwise_kernel", R"(
 func.func @forward(%x: tensor<3x16xf32>, %y: tensor<16xf32>) -> tensor<3x16xf32> {

@@ -58,12 +58,16 @@ mlir::OwningOpRef<mlir::ModuleOp> build(mlir::MLIRContext &context,
   if (optimize) {
     mlir::PassManager pm(&context);
     // As for the cuda target: decode's RoPE and cache writes fold into
-    // gai.cached_attention.
+    // gai.cached_attention, and its gated linear units (SwiGLU, GeGLU)
+    // into gai.gated_gemm.
     mlir::gai::GaiAttentionRewriteOptions attention;
     attention.foldCacheWrites = true;
     pm.addNestedPass<mlir::func::FuncOp>(
         mlir::gai::createGaiAttentionRewrite(attention));
-    pm.addNestedPass<mlir::func::FuncOp>(mlir::gai::createGaiFusion());
+    mlir::gai::GaiFusionOptions fusion;
+    fusion.libraryActivations = true;
+    fusion.gatedGemmRows = 8;
+    pm.addNestedPass<mlir::func::FuncOp>(mlir::gai::createGaiFusion(fusion));
     pm.addPass(mlir::createCanonicalizerPass());
     EXPECT_TRUE(mlir::succeeded(pm.run(**module)));
   }

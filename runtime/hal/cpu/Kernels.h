@@ -23,6 +23,9 @@ struct GemmArgs {
   const float *bias = nullptr;     ///< [n], or null
   const float *residual = nullptr; ///< like C (stride strideC), or null
   Activation activation = Activation::None;
+  /// A gated linear unit, or null: C = act(A·Gateᵀ) ⊙ (A·Bᵀ) with Gate
+  /// [n, k] like B (transposeB), batch 1, no bias or residual.
+  const float *gate = nullptr;
 };
 void gemm(const GemmArgs &args);
 

@@ -428,7 +428,11 @@ Status CudaExecutor::buildSteps(Entry &entry) {
         d.strideB = g->stride_b();
         d.strideC = g->stride_c();
         d.activation = static_cast<int>(g->activation());
-        d.constantB = g->b() && g->b()->space() == format::Space::Weights;
+        d.gate = ptr(g->gate());
+        auto isWeights = [](const format::BufferRef *r) {
+          return r && r->space() == format::Space::Weights;
+        };
+        d.constantB = isWeights(g->b()) && (!d.gate || isWeights(g->gate()));
         return d;
       };
       const format::Gemm *g = step->command_as_Gemm();
@@ -446,6 +450,10 @@ Status CudaExecutor::buildSteps(Entry &entry) {
         if (!d.a || !d.b || !d.c)
           return Status::error("step " + std::to_string(next) +
                                " (gemm): an operand lies outside its buffer");
+        if (d.gate && (d.bias || d.residual || d.transposeA || !d.transposeB || d.batch != 1))
+          return Status::error("step " + std::to_string(next) +
+                               " (gemm): a gated GEMM takes one product of A by weights "
+                               "stored [n, k], with no bias or residual");
         run.push_back(d);
       }
       GemmMerge merge = mergeGemms(run, *elem);
@@ -477,7 +485,8 @@ Status CudaExecutor::buildSteps(Entry &entry) {
                 (merge.gemv ? " parts" : "");
       else if (d.batch > 1)
         name += " batch " + std::to_string(d.batch);
-      entry.stepNames.push_back(name + (d.activation ? " act" : "") +
+      entry.stepNames.push_back(name + (d.gate ? " gated" : "") +
+                                (d.activation ? " act" : "") +
                                 (d.residual ? " residual" : ""));
       // The merged steps stay as empty ones, so step numbers keep meaning
       // the artifact's.

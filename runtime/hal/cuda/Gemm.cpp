@@ -30,7 +30,7 @@ bool aligned16(const void *p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 bool gemvShaped(const GemmDesc &d) {
   return d.alpha == 1.0f && d.m <= kGemvRows && d.batch == 1 && d.transposeB &&
          !d.transposeA &&
-         d.k % 8 == 0 && aligned16(d.a) && aligned16(d.b);
+         d.k % 8 == 0 && aligned16(d.a) && aligned16(d.b) && aligned16(d.gate);
 }
 
 /// Whether [p, p + bytes) and [q, q + bytes2) share a byte.
@@ -62,9 +62,10 @@ GemmMerge mergeGemms(const std::vector<GemmDesc> &run, Elem elem) {
     return reinterpret_cast<intptr_t>(to) - reinterpret_cast<intptr_t>(from);
   };
   size_t count = 1;
-  for (; count < run.size() && count < static_cast<size_t>(kGemvParts); ++count) {
+  for (; count < run.size() && count < static_cast<size_t>(kGemvParts) && !first.gate;
+       ++count) {
     const GemmDesc &d = run[count];
-    bool same = d.a == first.a && d.m == first.m && d.k == first.k && d.alpha == first.alpha &&
+    bool same = !d.gate && d.a == first.a && d.m == first.m && d.k == first.k && d.alpha == first.alpha &&
                 d.transposeA == first.transposeA && d.transposeB == first.transposeB &&
                 d.batch == 1 && first.batch == 1;
     if (!same)
@@ -123,7 +124,8 @@ std::unique_ptr<GemmPlan> GemmPlan::createGemv(const std::vector<GemmDesc> &part
   plan->elem_ = elem;
   plan->gemvWeightsConstant_ = true;
   for (const GemmDesc &d : parts) {
-    plan->gemvParts_.push_back(GemvPart{d.b, d.c, d.bias, d.residual, d.n, d.activation});
+    plan->gemvParts_.push_back(
+        GemvPart{d.b, d.c, d.bias, d.residual, d.n, d.activation, d.gate});
     plan->gemvWeightsConstant_ = plan->gemvWeightsConstant_ && d.constantB;
   }
   return plan;
@@ -141,6 +143,13 @@ StatusOr<std::unique_ptr<GemmPlan>> GemmPlan::create(cublasLtHandle_t handle,
   // reach about a third of the memory bandwidth there, ours most of it.
   if (gemvShaped(desc))
     return createGemv({desc}, elem);
+  if (desc.gate)
+    return Status::error("a gated GEMM runs as the GEMV only: at most " +
+                         std::to_string(kGemvRows) +
+                         " rows of A against weights stored [n, k] (k a multiple of 8, "
+                         "16-byte aligned), batch 1; this one is " +
+                         std::to_string(desc.m) + "x" + std::to_string(desc.n) + "x" +
+                         std::to_string(desc.k) + " batch " + std::to_string(desc.batch));
   cudaDataType_t type = elem == Elem::BF16 ? CUDA_R_16BF : CUDA_R_32F;
   if (Status s = lt(cublasLtMatmulDescCreate(&plan->op_, CUBLAS_COMPUTE_32F, CUDA_R_32F),
                     "descriptor");

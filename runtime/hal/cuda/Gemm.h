@@ -27,8 +27,12 @@ struct GemmDesc {
   /// where GEMMs of different activations were merged into one batch.
   int64_t activatedBatches = -1;
   float alpha = 1.0f;  // scales A·B (gemv and cuBLASLt paths alike: no epilogue)
-  /// B is model weights, which no kernel writes while an entry runs.
+  /// B (and the gate) are model weights, which no kernel writes while an
+  /// entry runs.
   bool constantB = false;
+  /// A gated linear unit: C = act(A·gateᵀ) ⊙ (A·Bᵀ), gate [n, k] like B.
+  /// Runs as our GEMV only (decode-sized A), never merged with others.
+  const void *gate = nullptr;
 };
 
 /// How many GEMMs from the front of `run` (consecutive plan steps) one

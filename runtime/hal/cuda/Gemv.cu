@@ -7,6 +7,7 @@
 #include "hal/cuda/Math.cuh"
 
 
+
 namespace gai::cuda {
 namespace {
 
@@ -70,10 +71,17 @@ __device__ __forceinline__ int partOfBlock(const GemvLaunch &launch, int64_t &fi
   return part;
 }
 
-/// Sums a warp's partial dot products of column `col` and writes
-/// act(sum + bias) + residual for each row.
-template <typename T, int Rows>
-__device__ __forceinline__ void finishColumn(float (&acc)[Rows], const GemvPart &g,
+__device__ __forceinline__ float warpSum(float x) {
+  for (int offset = 16; offset > 0; offset /= 2)
+    x += __shfl_xor_sync(0xffffffffu, x, offset);
+  return x;
+}
+
+/// Sums a warp's partial dot products of column `col` and writes, for each
+/// row, act(sum + bias) + residual, or with a gate (Weights = 2: sums[0]
+/// the gate's, sums[1] the up product's) act(gate) · up.
+template <typename T, int Rows, int Weights>
+__device__ __forceinline__ void finishColumn(float (&acc)[Weights][Rows], const GemvPart &g,
                                              int64_t col, int m, int lane) {
   const T *bias = static_cast<const T *>(g.bias);
   const T *residual = static_cast<const T *>(g.residual);
@@ -82,10 +90,12 @@ __device__ __forceinline__ void finishColumn(float (&acc)[Rows], const GemvPart 
   for (int r = 0; r < Rows; ++r) {
     if (r >= m)
       break;
-    float x = acc[r];
-    for (int offset = 16; offset > 0; offset /= 2)
-      x += __shfl_xor_sync(0xffffffffu, x, offset);
-    if (lane == 0) {
+    float x = warpSum(acc[0][r]);
+    if constexpr (Weights == 2) {
+      float up = warpSum(acc[1][r]);
+      if (lane == 0)
+        c[r * g.n + col] = fromFloat<T>(activate(x, g.activation) * up);
+    } else if (lane == 0) {
       if (bias)
         x += toFloat(bias[col]);
       x = activate(x, g.activation);
@@ -96,19 +106,39 @@ __device__ __forceinline__ void finishColumn(float (&acc)[Rows], const GemvPart 
   }
 }
 
-/// Each lane streams its share of the weight row into registers. Rows: at
-/// least m (a batch-1 decode's 1 keeps no sums for rows it lacks). The
-/// bound of 1 block an SM lets bf16 take the registers it wants: 56 at
+/// wv[w][u] = chunk u (kStride apart, from i) of weight row w.
+template <bool BeforeWait, typename T, int Weights, int PerRow>
+__device__ __forceinline__ void loadChunks(uint4 (&wv)[Weights][PerRow],
+                                           const T *const (&rows)[Weights], int64_t i,
+                                           int64_t stride) {
+#pragma unroll
+  for (int w = 0; w < Weights; ++w)
+#pragma unroll
+    for (int u = 0; u < PerRow; ++u) {
+      if constexpr (BeforeWait)
+        wv[w][u] = loadBeforeWait(rows[w] + i + u * stride);
+      else
+        wv[w][u] = loadStreaming(rows[w] + i + u * stride);
+    }
+}
+
+/// Each lane streams its share of the weight row (Weights = 2: the gate's
+/// and the up product's rows) into registers, four 16-byte loads a row in
+/// flight.
+/// Rows: at least m (a batch-1 decode's 1 keeps no sums for rows it lacks).
+/// The bound of 1 block an SM lets bf16 take the registers it wants: 56 at
 /// Rows = 1 against 44 under nvcc's default, and the decode step 5% faster
-/// for it, with fewer blocks resident. f32 would take 150, so it keeps 3.
-template <typename T, int Rows>
-__global__ void __launch_bounds__(kThreads, sizeof(T) == 2 ? 1 : 3)
+/// for it, with fewer blocks resident. f32 would take 150, so it keeps 3
+/// (2 with a gate's second row, which would spill at 3).
+template <typename T, int Rows, int Weights>
+__global__ void __launch_bounds__(kThreads, sizeof(T) == 2 ? 1 : 4 - Weights)
     gemvKernel(const T *a, GemvLaunch launch, int m, int64_t k) {
   constexpr int kVec = 16 / sizeof(T);
   constexpr int64_t kStride = 32 * kVec;
-  // Loads in flight per lane: memory speed needs several per warp. (Eight,
-  // a whole k = 2048 row loaded before the wait, ran the step 5% slower.)
-  constexpr int kUnroll = 4;
+  // Loads in flight per lane and weight row: memory speed needs several
+  // per warp. Eight of one row ran llama-1b's decode step 2-3% slower;
+  // four of each of a gate's two rows made it 2% faster than two each.
+  constexpr int kPerRow = 4;
   letNextKernelStart();
   int64_t col;
   const GemvPart &g = launch.parts[partOfBlock(launch, col)];
@@ -116,59 +146,68 @@ __global__ void __launch_bounds__(kThreads, sizeof(T) == 2 ? 1 : 3)
   int lane = threadIdx.x % 32;
   if (col >= g.n)
     return;
-  float acc[Rows] = {};
-  const T *row = static_cast<const T *>(g.w) + col * k;
+  float acc[Weights][Rows] = {};
+  const T *rows[Weights];
+  rows[Weights - 1] = static_cast<const T *>(g.w) + col * k;
+  if constexpr (Weights == 2)
+    rows[0] = static_cast<const T *>(g.gate) + col * k;
   int64_t i = lane * kVec;
-  bool full = i + (kUnroll - 1) * kStride < k;
-  uint4 wv[kUnroll];
+  bool full = i + (kPerRow - 1) * kStride < k;
+  uint4 wv[Weights][kPerRow];
   // Weights no kernel writes are loaded before waiting for the kernel
   // before (launched overlapped): the first loads are in flight while it
   // finishes. (Prefetching them to L2 instead, or a bulk L2 prefetch of
   // the block's rows, cost more than it hid.)
-  if (launch.constantWeights && full) {
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u)
-      wv[u] = loadBeforeWait(row + i + u * kStride);
-  }
+  if (launch.constantWeights && full)
+    loadChunks<true>(wv, rows, i, kStride);
   waitForPriorKernels();
-  if (!launch.constantWeights && full) {
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u)
-      wv[u] = loadStreaming(row + i + u * kStride);
-  }
+  if (!launch.constantWeights && full)
+    loadChunks<false>(wv, rows, i, kStride);
   while (full) {
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u)
-      gemvChunk(wv[u], a, m, k, i + u * kStride, acc);
-    i += kUnroll * kStride;
-    full = i + (kUnroll - 1) * kStride < k;
-    if (full) {
+    for (int w = 0; w < Weights; ++w)
 #pragma unroll
-      for (int u = 0; u < kUnroll; ++u)
-        wv[u] = loadStreaming(row + i + u * kStride);
-    }
+      for (int u = 0; u < kPerRow; ++u)
+        gemvChunk(wv[w][u], a, m, k, i + u * kStride, acc[w]);
+    i += kPerRow * kStride;
+    full = i + (kPerRow - 1) * kStride < k;
+    if (full)
+      loadChunks<false>(wv, rows, i, kStride);
   }
   // The last few chunks (k = 5632 leaves two): all loads, then the sums.
 #pragma unroll
-  for (int u = 0; u < kUnroll - 1; ++u)
-    if (i + u * kStride < k)
-      wv[u] = loadStreaming(row + i + u * kStride);
+  for (int w = 0; w < Weights; ++w)
 #pragma unroll
-  for (int u = 0; u < kUnroll - 1; ++u)
-    if (i + u * kStride < k)
-      gemvChunk(wv[u], a, m, k, i + u * kStride, acc);
-  finishColumn<T, Rows>(acc, g, col, m, lane);
+    for (int u = 0; u < kPerRow - 1; ++u)
+      if (i + u * kStride < k)
+        wv[w][u] = loadStreaming(rows[w] + i + u * kStride);
+#pragma unroll
+  for (int w = 0; w < Weights; ++w)
+#pragma unroll
+    for (int u = 0; u < kPerRow - 1; ++u)
+      if (i + u * kStride < k)
+        gemvChunk(wv[w][u], a, m, k, i + u * kStride, acc[w]);
+  finishColumn<T, Rows, Weights>(acc, g, col, m, lane);
+}
+
+template <typename T, int Rows>
+void launchRows(const T *a, const GemvLaunch &launch, int64_t blocks, int m, int64_t k,
+                cudaStream_t stream) {
+  if (launch.parts[0].gate)
+    launchOverlapped(gemvKernel<T, Rows, 2>, dim3(static_cast<unsigned>(blocks)),
+                     dim3(kThreads), stream, a, launch, m, k);
+  else
+    launchOverlapped(gemvKernel<T, Rows, 1>, dim3(static_cast<unsigned>(blocks)),
+                     dim3(kThreads), stream, a, launch, m, k);
 }
 
 template <typename T>
 void launchGemv(const T *a, const GemvLaunch &launch, int64_t blocks, int m, int64_t k,
                 cudaStream_t stream) {
   if (m == 1)
-    launchOverlapped(gemvKernel<T, 1>, dim3(static_cast<unsigned>(blocks)), dim3(kThreads),
-                     stream, a, launch, m, k);
+    launchRows<T, 1>(a, launch, blocks, m, k, stream);
   else
-    launchOverlapped(gemvKernel<T, kGemvRows>, dim3(static_cast<unsigned>(blocks)),
-                     dim3(kThreads), stream, a, launch, m, k);
+    launchRows<T, kGemvRows>(a, launch, blocks, m, k, stream);
 }
 
 } // namespace

@@ -104,6 +104,9 @@ struct GemvPart {
   const void *bias, *residual; // either may be null
   int64_t n;
   int activation; // as in the artifact
+  /// A gated linear unit's gate weights [n, k], or null: C = act(A·gateᵀ) ⊙
+  /// (A·Wᵀ), without bias or residual. A gated part is its launch's only one.
+  const void *gate = nullptr;
 };
 constexpr int kGemvParts = 4;
 void gemvParts(Elem e, const void *a, const GemvPart *parts, int count, int64_t m,

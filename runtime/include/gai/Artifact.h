@@ -15,8 +15,9 @@ struct Artifact;
 } // namespace format
 
 /// The schema version this runtime reads (runtime/format/artifact.fbs).
-/// 2: steps carry dtypes; 3: attention may fold its cache writes and RoPE.
-inline constexpr uint32_t kArtifactSchemaVersion = 3;
+/// 2: steps carry dtypes; 3: attention may fold its cache writes and RoPE;
+/// 4: a GEMM may be gated (a gated linear unit's two products).
+inline constexpr uint32_t kArtifactSchemaVersion = 4;
 /// The most new rows (queries) an attention with folded cache writes takes;
 /// the attention rewriting pass folds no more.
 inline constexpr int64_t kMostFoldedQueries = 16;

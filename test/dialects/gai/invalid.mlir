@@ -565,6 +565,42 @@ func.func @gemm_contraction(%x: tensor<8x64xf32>, %w: tensor<32x64xf32>) {
 
 // -----
 
+func.func @gated_gemm_up(%x: tensor<1x64xf32>, %g: tensor<32x64xf32>, %u: tensor<16x64xf32>) {
+  // expected-error @+2 {{expects up weights of the gate's type tensor<32x64xf32>, got tensor<16x64xf32>}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.gated_gemm %x, %g, %u activation = silu : (tensor<1x64xf32>, tensor<32x64xf32>, tensor<16x64xf32>) -> tensor<1x32xf32>
+  return
+}
+
+// -----
+
+func.func @gated_gemm_rank(%x: tensor<1x64xf32>, %g: tensor<2x32x64xf32>) {
+  // expected-error @+2 {{expects gate weights of rank 2 ([N, K]), got tensor<2x32x64xf32>}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.gated_gemm %x, %g, %g activation = silu : (tensor<1x64xf32>, tensor<2x32x64xf32>, tensor<2x32x64xf32>) -> tensor<2x1x32xf32>
+  return
+}
+
+// -----
+
+func.func @gated_gemm_activation(%x: tensor<1x64xf32>, %g: tensor<32x64xf32>) {
+  // expected-error @+2 {{expects an activation for the gate}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.gated_gemm %x, %g, %g activation = none : (tensor<1x64xf32>, tensor<32x64xf32>, tensor<32x64xf32>) -> tensor<1x32xf32>
+  return
+}
+
+// -----
+
+func.func @gated_gemm_contraction(%x: tensor<1x48xf32>, %g: tensor<32x64xf32>) {
+  // expected-error @+2 {{contraction sizes differ: lhs [1, 48] has K = 48 but rhs [32, 64] (transposed) has K = 64}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.gated_gemm %x, %g, %g activation = silu : (tensor<1x48xf32>, tensor<32x64xf32>, tensor<32x64xf32>) -> tensor<1x32xf32>
+  return
+}
+
+// -----
+
 func.func @fusion_arguments(%x: tensor<8xf32>) {
   // expected-error @+1 {{expects one block argument per input, of its type}}
   %0 = gai.fusion %x : (tensor<8xf32>) -> tensor<8xf32> {

@@ -176,6 +176,13 @@ func.func @cached_attention(%q: tensor<2x8x1x64xbf16>, %k: tensor<2x2x1x64xbf16>
   return
 }
 
+// CHECK-LABEL: func.func @gated_gemm
+func.func @gated_gemm(%x: tensor<1x1x64xbf16>, %g: tensor<176x64xbf16>, %u: tensor<176x64xbf16>) -> tensor<1x1x176xbf16> {
+  // CHECK: gai.gated_gemm %{{.*}}, %{{.*}}, %{{.*}} activation = gelu_tanh : (tensor<1x1x64xbf16>, tensor<176x64xbf16>, tensor<176x64xbf16>) -> tensor<1x1x176xbf16>
+  %0 = gai.gated_gemm %x, %g, %u activation = gelu_tanh : (tensor<1x1x64xbf16>, tensor<176x64xbf16>, tensor<176x64xbf16>) -> tensor<1x1x176xbf16>
+  return %0 : tensor<1x1x176xbf16>
+}
+
 // CHECK-LABEL: func.func @gemm_and_fusion
 func.func @gemm_and_fusion(%x: tensor<2x8x64xf32>, %w: tensor<256x64xf32>, %b: tensor<256xf32>, %r: tensor<2x8x256xf32>, %n: tensor<256xf32>) -> tensor<2x8x256xf32> {
   // CHECK: gai.gemm %{{.*}}, %{{.*}} bias %{{.*}} residual %{{.*}} transpose_rhs activation = silu : (tensor<2x8x64xf32>, tensor<256x64xf32>, tensor<256xf32>, tensor<2x8x256xf32>) -> tensor<2x8x256xf32>
