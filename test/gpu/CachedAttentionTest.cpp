@@ -73,13 +73,7 @@ TEST_P(CudaCachedAttention, MatchesRopeCacheWritesAndAttention) {
   const int64_t T = c.queries, D = c.dim;
   DType dtype = c.bf16 ? DType::BF16 : DType::F32;
   std::mt19937 rng(static_cast<unsigned>(c.keys * 17 + D + T));
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  auto make = [&](int64_t n) {
-    std::vector<float> v(static_cast<size_t>(n));
-    for (float &x : v)
-      x = bf16ToFloat(floatToBf16(normal(rng)));
-    return v;
-  };
+  auto make = [&](int64_t n) { return bf16Normals(rng, n); };
   int64_t qn = c.batch * c.heads * T * D, newN = c.batch * c.kvHeads * T * D,
           cacheN = c.batch * c.kvHeads * c.keys * D;
   std::vector<float> q = make(qn), kNew = make(newN), vNew = make(newN),

@@ -204,13 +204,7 @@ TEST_P(CudaAttention, MatchesTheCpuKernel) {
   SKIP_WITHOUT_GPU();
   const AttentionCase c = GetParam();
   std::mt19937 rng(static_cast<unsigned>(c.queries * 131 + c.keys + c.dim));
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  auto make = [&](int64_t n) {
-    std::vector<float> v(static_cast<size_t>(n));
-    for (float &x : v)
-      x = bf16ToFloat(floatToBf16(normal(rng))); // representable either way
-    return v;
-  };
+  auto make = [&](int64_t n) { return bf16Normals(rng, n); };
   int64_t qn = c.batch * c.heads * c.queries * c.dim,
           kn = c.batch * c.kvHeads * c.keys * c.dim;
   std::vector<float> q = make(qn), k = make(kn), v = make(kn);
@@ -309,13 +303,7 @@ TEST_P(CudaGemv, MatchesTheHostProduct) {
   SKIP_WITHOUT_GPU();
   const GemvCase c = GetParam();
   std::mt19937 rng(static_cast<unsigned>(c.m * 7 + c.n * 13 + c.k + c.parts));
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  auto make = [&](int64_t count) {
-    std::vector<float> v(static_cast<size_t>(count));
-    for (float &x : v)
-      x = bf16ToFloat(floatToBf16(normal(rng)));
-    return v;
-  };
+  auto make = [&](int64_t count) { return bf16Normals(rng, count); };
   DType dtype = c.bf16 ? DType::BF16 : DType::F32;
   std::vector<void *> buffers;
   auto upload = [&](const std::vector<float> &host) {
@@ -386,13 +374,7 @@ TEST_P(CudaGatedGemv, MatchesTheHostUnit) {
   SKIP_WITHOUT_GPU();
   const GatedGemvCase c = GetParam();
   std::mt19937 rng(static_cast<unsigned>(c.m * 5 + c.n * 11 + c.k));
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  auto make = [&](int64_t count) {
-    std::vector<float> v(static_cast<size_t>(count));
-    for (float &x : v)
-      x = bf16ToFloat(floatToBf16(normal(rng)));
-    return v;
-  };
+  auto make = [&](int64_t count) { return bf16Normals(rng, count); };
   DType dtype = c.bf16 ? DType::BF16 : DType::F32;
   std::vector<float> a = make(c.m * c.k), gate = make(c.n * c.k), up = make(c.n * c.k);
   auto act = [&](double x) {
@@ -441,12 +423,7 @@ TEST(CudaGemv, ReadsActivationsOnlyAfterTheKernelBefore) {
   SKIP_WITHOUT_GPU();
   const int64_t k = 2048, rows = 16384, n = 512;
   std::mt19937 rng(7);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> source(static_cast<size_t>(k * rows)), w(static_cast<size_t>(n * k));
-  for (float &x : source)
-    x = bf16ToFloat(floatToBf16(normal(rng)));
-  for (float &x : w)
-    x = bf16ToFloat(floatToBf16(normal(rng)));
+  std::vector<float> source = bf16Normals(rng, k * rows), w = bf16Normals(rng, n * k);
   void *dsource = uploadAs(source, DType::BF16), *dw = uploadAs(w, DType::BF16);
   void *dtransposed = nullptr, *dc = nullptr;
   cudaMalloc(&dtransposed, k * rows * 2);
