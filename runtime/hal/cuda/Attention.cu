@@ -99,19 +99,23 @@ __device__ BlockKeys blockKeys(const AttentionParams &p, int splits, ErrorWord *
   return bk;
 }
 
-/// RoPE of pair i of row x[D] at `pos` into out, rounded to T as a separate
-/// rope kernel would have stored it. Angles in f32, as HF and the
-/// compiler's rope compute them.
+/// theta^(-2i/D) as HF computes it, in f32. (An exp2 of 2i·(-log2 theta / D),
+/// as the compiler's RoPE kernels take it, moves the angle by an ulp: 1e-5
+/// of a key at position 70.)
+__device__ __forceinline__ float ropeInverseFrequency(int i, int D, float theta) {
+  return 1.0f / powf(theta, static_cast<float>(2 * i) / static_cast<float>(D));
+}
+
+/// RoPE of pair i of row x[D] at `pos` (inverse frequency `inv`) into out,
+/// rounded to T as a separate rope kernel would have stored it. Angles in
+/// f32, as HF and the compiler's rope compute them, reduced to [-pi, pi]
+/// (Cody-Waite: 2pi as an exact high part and a low part) for the fast sine
+/// and cosine.
 template <typename T, typename Out>
 __device__ void rotatePair(const T *x, Out *out, int i, int D, int style, float pos,
-                           float theta) {
+                           float inv) {
   int i1 = style == 1 ? i : 2 * i, i2 = style == 1 ? i + D / 2 : 2 * i + 1;
   float x1 = toFloat(x[i1]), x2 = toFloat(x[i2]);
-  // theta^(-2i/D) by one exp2, and the angle reduced to [-pi, pi]
-  // (Cody-Waite: 2pi as an exact high part and a low part) for the fast
-  // sine and cosine, as the compiler's RoPE kernels do: powf and the
-  // accurate sincosf cost llama-1b's decode step 1%.
-  float inv = exp2f(static_cast<float>(2 * i) * (-log2f(theta) / static_cast<float>(D)));
   float angle = pos * inv;
   constexpr float kTwoPiHigh = 6.28125f;
   constexpr float kTwoPiLow = static_cast<float>(6.283185307179586 - 6.28125);
@@ -121,6 +125,14 @@ __device__ void rotatePair(const T *x, Out *out, int i, int D, int style, float 
   __sincosf(reduced, &sine, &cosine);
   out[i1] = static_cast<Out>(fromFloat<T>(x1 * cosine - x2 * sine));
   out[i2] = static_cast<Out>(fromFloat<T>(x2 * cosine + x1 * sine));
+}
+
+/// The inverse frequency of this thread's first RoPE pair, computed before
+/// the kernel waits for the one before it (powf is off the critical path).
+__device__ __forceinline__ float firstRopeInverseFrequency(const AttentionParams &p) {
+  return p.ropeStyle ? ropeInverseFrequency(static_cast<int>(threadIdx.x % (p.headDim / 2)),
+                                            static_cast<int>(p.headDim), p.ropeTheta)
+                     : 0.0f;
 }
 
 /// A folded step's new rows (AttentionParams::kNew) for a block's KV head:
@@ -145,7 +157,7 @@ inline size_t foldedSharedBytes(const AttentionParams &p, size_t elementBytes) {
 /// no ordering.
 template <typename T>
 __device__ NewRows<T> foldNewRows(const AttentionParams &p, const BlockKeys &bk, int s1,
-                                  float *qRot, T *kRot) {
+                                  float *qRot, T *kRot, float firstInv) {
   const int t = bk.t, h = bk.h;
   NewRows<T> rows{nullptr, nullptr, INT_MAX};
   if (!p.kNew)
@@ -165,11 +177,14 @@ __device__ NewRows<T> foldNewRows(const AttentionParams &p, const BlockKeys &bk,
     const int pairs = D / 2, rotated = writer || s1 > rows.start ? 1 + Q : 1;
     for (int item = threadIdx.x; item < rotated * pairs; item += blockDim.x) {
       const int r = item / pairs - 1, i = item % pairs;
+      const float inv = i == static_cast<int>(threadIdx.x) % pairs
+                            ? firstInv
+                            : ropeInverseFrequency(i, D, p.ropeTheta);
       if (r < 0)
-        rotatePair(q, qRot, i, D, p.ropeStyle, static_cast<float>(pos[t]), p.ropeTheta);
+        rotatePair(q, qRot, i, D, p.ropeStyle, static_cast<float>(pos[t]), inv);
       else
         rotatePair(rows.k + r * D, kRot + r * D, i, D, p.ropeStyle,
-                   static_cast<float>(pos[r]), p.ropeTheta);
+                   static_cast<float>(pos[r]), inv);
     }
     rows.k = kRot;
     __syncthreads();
@@ -336,6 +351,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     attentionKernel(AttentionParams p, int splits, float *partial, ErrorWord *error,
                     int step) {
   letNextKernelStart(); // the output projection may start streaming weights
+  const float firstInv = firstRopeInverseFrequency(p);
   waitForPriorKernels();
   const BlockKeys bk = blockKeys(p, splits, error, step);
   if (!bk.ok)
@@ -349,7 +365,8 @@ __global__ void __launch_bounds__(kWarps * 32)
   const T *v = static_cast<const T *>(p.v) + (static_cast<int64_t>(b) * p.kvHeads + kvh) * p.keys * Dv;
   extern __shared__ uint4 foldedShared[];
   float *qRot = reinterpret_cast<float *>(foldedShared);
-  const NewRows<T> rows = foldNewRows<T>(p, bk, bk.s1, qRot, reinterpret_cast<T *>(qRot + (D + 3) / 4 * 4));
+  const NewRows<T> rows = foldNewRows<T>(p, bk, bk.s1, qRot,
+                                         reinterpret_cast<T *>(qRot + (D + 3) / 4 * 4), firstInv);
   float qr[kMaxPerLane], acc[kMaxPerLane];
 #pragma unroll
   for (int i = 0; i < kMaxPerLane; ++i) {
@@ -447,6 +464,7 @@ __global__ void __launch_bounds__(Warps * 32)
   }
   // Ready caches come with the entry's own start positions: read early too.
   BlockKeys bk = p.cacheReady ? blockKeys(p, splits, error, step) : BlockKeys{};
+  const float firstInv = firstRopeInverseFrequency(p);
   waitForPriorKernels();
   if (!p.cacheReady)
     bk = blockKeys(p, splits, error, step);
@@ -463,7 +481,8 @@ __global__ void __launch_bounds__(Warps * 32)
 
   extern __shared__ uint4 foldedShared[];
   float *qRot = reinterpret_cast<float *>(foldedShared);
-  const NewRows<T> rows = foldNewRows<T>(p, bk, s1, qRot, reinterpret_cast<T *>(qRot + (D + 3) / 4 * 4));
+  const NewRows<T> rows = foldNewRows<T>(p, bk, s1, qRot,
+                                         reinterpret_cast<T *>(qRot + (D + 3) / 4 * 4), firstInv);
   float qf[8], acc[8] = {};
   if (p.kNew && p.ropeStyle) {
 #pragma unroll
