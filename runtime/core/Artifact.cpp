@@ -181,13 +181,24 @@ Status checkStep(const BoundsChecker &bounds, const format::Step *step,
   switch (step->command_type()) {
   case format::Command::Gemm: {
     const format::Gemm *g = step->command_as_Gemm();
-    return checkOperands(bounds, at + " (gemm)",
-                         {{g->a(), "a"},
-                          {g->b(), "b"},
-                          {g->c(), "c"},
-                          {g->bias(), "bias", true},
-                          {g->residual(), "residual", true},
-                          {g->gate(), "gate", true}});
+    if (Status s = checkOperands(bounds, at + " (gemm)",
+                                 {{g->a(), "a"},
+                                  {g->b(), "b"},
+                                  {g->c(), "c"},
+                                  {g->bias(), "bias", true},
+                                  {g->residual(), "residual", true},
+                                  {g->gate(), "gate", true}});
+        !s)
+      return s;
+    auto present = [](const format::BufferRef *r) { return r && r->size() > 0; };
+    if (present(g->gate()) && (present(g->bias()) || present(g->residual()) ||
+                               g->batch() != 1 || g->transpose_a() || !g->transpose_b() ||
+                               g->activation() == format::Activation::None))
+      return Status::error(bounds.where + ": " + at +
+                           " (gemm): a gated GEMM takes one product of A by weights "
+                           "stored [n, k] (transpose_b), an activation, and no bias "
+                           "or residual");
+    return Status::ok();
   }
   case format::Command::Attention: {
     const format::Attention *a = step->command_as_Attention();

@@ -28,6 +28,9 @@ struct Options {
   int64_t queries = 1;
   fmt::RopeStyle rope = fmt::RopeStyle::None;
   int64_t ropePositionsBytes = 0;
+  // A gated GEMM: its gate weights, and what else it has.
+  bool gate = false, gateBias = false, gateTransposed = true;
+  fmt::Activation gateActivation = fmt::Activation::Silu;
 };
 
 /// A small decode-like artifact: 64 bytes of weights, an input, an output,
@@ -60,7 +63,12 @@ std::vector<uint8_t> build(const Options &o = {}) {
   fmt::BufferRef x(fmt::Space::Input, 0, 16), w(fmt::Space::Weights, 0, 64),
       c(fmt::Space::Arena, o.gemmC, 16), none(fmt::Space::Arena, 0, 0),
       y(fmt::Space::Output, 0, 16);
-  auto gemm = fmt::CreateGemm(b, &x, &w, &c, &none, &none, 1, 1, 4, 4);
+  fmt::BufferRef gate(fmt::Space::Weights, 0, o.gate ? 64 : 0),
+      bias(fmt::Space::Weights, 0, o.gateBias ? 16 : 0);
+  auto gemm = o.gate ? fmt::CreateGemm(b, &x, &w, &c, &bias, &none, 1, 1, 4, 4, false,
+                                       o.gateTransposed, 0, 0, 0, o.gateActivation,
+                                       fmt::DType::F32, &gate)
+                     : fmt::CreateGemm(b, &x, &w, &c, &none, &none, 1, 1, 4, 4);
   std::vector<fmt::BufferRef> launchArgs = {c, y};
   auto launch = fmt::CreateLaunchDirect(b, o.launchKernel, &launchArgs);
   std::vector<fmt::BufferRef> callArgs = {y};
@@ -206,6 +214,24 @@ TEST(Artifact, FoldedAttentionIsChecked) {
   EXPECT_EQ(loadError(build(ropeAlone)),
             at + "rope needs new rows, positions of [batch or 1, queries] int32, "
                  "an even head_dim and theta > 0");
+}
+
+TEST(Artifact, GatedGemmIsChecked) {
+  Options gated;
+  gated.gate = true;
+  EXPECT_TRUE(LoadedArtifact::fromBytes(build(gated), "m.gai", ".").isOk());
+  const std::string error = "m.gai: entry 'decode': step 0 (gemm): a gated GEMM takes one "
+                            "product of A by weights stored [n, k] (transpose_b), an "
+                            "activation, and no bias or residual";
+  Options withBias = gated;
+  withBias.gateBias = true;
+  EXPECT_EQ(loadError(build(withBias)), error);
+  Options untransposed = gated;
+  untransposed.gateTransposed = false;
+  EXPECT_EQ(loadError(build(untransposed)), error);
+  Options noActivation = gated;
+  noActivation.gateActivation = fmt::Activation::None;
+  EXPECT_EQ(loadError(build(noActivation)), error);
 }
 
 TEST(Artifact, ExternalWeightsAreChecked) {

@@ -450,10 +450,6 @@ Status CudaExecutor::buildSteps(Entry &entry) {
         if (!d.a || !d.b || !d.c)
           return Status::error("step " + std::to_string(next) +
                                " (gemm): an operand lies outside its buffer");
-        if (d.gate && (d.bias || d.residual || d.transposeA || !d.transposeB || d.batch != 1))
-          return Status::error("step " + std::to_string(next) +
-                               " (gemm): a gated GEMM takes one product of A by weights "
-                               "stored [n, k], with no bias or residual");
         run.push_back(d);
       }
       GemmMerge merge = mergeGemms(run, *elem);

@@ -65,9 +65,9 @@ GemmMerge mergeGemms(const std::vector<GemmDesc> &run, Elem elem) {
   for (; count < run.size() && count < static_cast<size_t>(kGemvParts) && !first.gate;
        ++count) {
     const GemmDesc &d = run[count];
-    bool same = !d.gate && d.a == first.a && d.m == first.m && d.k == first.k && d.alpha == first.alpha &&
-                d.transposeA == first.transposeA && d.transposeB == first.transposeB &&
-                d.batch == 1 && first.batch == 1;
+    bool same = !d.gate && d.a == first.a && d.m == first.m && d.k == first.k &&
+                d.alpha == first.alpha && d.transposeA == first.transposeA &&
+                d.transposeB == first.transposeB && d.batch == 1 && first.batch == 1;
     if (!same)
       break;
     // Nothing this one reads or writes may be an earlier one's output.

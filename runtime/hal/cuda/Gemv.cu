@@ -6,8 +6,6 @@
 #include "hal/cuda/Kernels.h"
 #include "hal/cuda/Math.cuh"
 
-
-
 namespace gai::cuda {
 namespace {
 
