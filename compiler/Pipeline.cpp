@@ -5,6 +5,7 @@
 #include "compiler/lowering/MemoryPlan.h"
 #include "dialects/Gai/GaiOps.h"
 #include "frontend/WeightCheck.h"
+#include "gai/Artifact.h"
 #include "gai/Safetensors.h"
 #include "passes/Passes.h"
 
@@ -54,6 +55,7 @@ mlir::LogicalResult optimize(mlir::ModuleOp module,
         /*printModuleScope=*/true, /*printAfterOnlyOnChange=*/false);
   mlir::gai::GaiAttentionRewriteOptions attention;
   attention.foldCacheWrites = options.isCuda();
+  attention.foldedRows = gai::kMostFoldedQueries;
   pm.addNestedPass<mlir::func::FuncOp>(
       mlir::gai::createGaiAttentionRewrite(attention));
   if (options.train && module.lookupSymbol("eval_loss")) {
@@ -63,8 +65,7 @@ mlir::LogicalResult optimize(mlir::ModuleOp module,
   mlir::gai::GaiFusionOptions fusion;
   fusion.libraryActivations = options.isCuda();
   fusion.absorbTransposes = options.isCuda();
-  // The CUDA runtime runs a gated GEMM as its GEMV, which takes 8 rows.
-  fusion.gatedGemmRows = options.isCuda() ? 8 : 0;
+  fusion.gatedGemmRows = options.isCuda() ? gai::kMostGatedGemmRows : 0;
   pm.addNestedPass<mlir::func::FuncOp>(mlir::gai::createGaiFusion(fusion));
   pm.addPass(mlir::createCanonicalizerPass());
   pm.addPass(mlir::createCSEPass());

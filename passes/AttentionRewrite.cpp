@@ -157,20 +157,23 @@ struct NaiveAttentionPattern : OpRewritePattern<MatmulOp> {
 /// at p) -> cached_attention, so that a decode step runs one kernel where it
 /// ran four (two RoPEs, the paired cache writes, the attention).
 struct FoldCacheWritesPattern : OpRewritePattern<FlashAttentionOp> {
-  using OpRewritePattern::OpRewritePattern;
-  static constexpr int64_t kMostNewRows = 16; // the runtime's kMostFoldedQueries
+  FoldCacheWritesPattern(MLIRContext *context, int64_t mostNewRows)
+      : OpRewritePattern(context), mostNewRows(mostNewRows) {}
+  int64_t mostNewRows;
 
   LogicalResult matchAndRewrite(FlashAttentionOp fa,
                                 PatternRewriter &rewriter) const override {
     Value start = fa.getQueryPositions();
     auto keyWrite = fa.getKey().getDefiningOp<CacheWriteOp>();
     auto valueWrite = fa.getValue().getDefiningOp<CacheWriteOp>();
-    if (!start || !keyWrite || !valueWrite ||
+    if (!start || !keyWrite || !valueWrite || keyWrite == valueWrite ||
         keyWrite.getPositions() != start || valueWrite.getPositions() != start)
-      return rewriter.notifyMatchFailure(fa, "K and V are not cache writes at its positions");
-    auto newRows = cast<RankedTensorType>(keyWrite.getUpdate().getType());
-    if (newRows.getDimSize(2) != fa.getQuery().getType().getDimSize(2) ||
-        newRows.getDimSize(2) > kMostNewRows)
+      return rewriter.notifyMatchFailure(fa, "K and V are not two cache writes at its positions");
+    const int64_t queries = fa.getQuery().getType().getDimSize(2);
+    auto rowsOf = [](CacheWriteOp write) {
+      return cast<RankedTensorType>(write.getUpdate().getType()).getDimSize(2);
+    };
+    if (rowsOf(keyWrite) != queries || rowsOf(valueWrite) != queries || queries > mostNewRows)
       return rewriter.notifyMatchFailure(fa, "not a generation step's few new rows");
     // The caches' other readers (or the ops holding them) must come after
     // the attention, where the folded op's results are defined.
@@ -224,7 +227,7 @@ struct AttentionRewritePass
     RewritePatternSet patterns(&getContext());
     populateAttentionRewritePatterns(patterns);
     if (foldCacheWrites)
-      patterns.add<FoldCacheWritesPattern>(&getContext());
+      patterns.add<FoldCacheWritesPattern>(&getContext(), foldedRows);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       signalPassFailure();
   }

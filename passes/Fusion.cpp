@@ -112,6 +112,8 @@ MatmulOp linearProduct(Value v) {
   return matmul;
 }
 
+constexpr int64_t kGatedGemmKMultiple = 8;
+
 /// act(x·Wgᵀ) * (x·Wuᵀ) -> gai.gated_gemm, for x of at most `maxRows` rows.
 struct GatedGemmPattern : OpRewritePattern<MulOp> {
   GatedGemmPattern(MLIRContext *context, int64_t maxRows)
@@ -135,8 +137,9 @@ struct GatedGemmPattern : OpRewritePattern<MulOp> {
       int64_t rows = 1;
       for (int64_t d : x.drop_back())
         rows *= d;
-      if (rows > maxRows)
-        return rewriter.notifyMatchFailure(mul, "too many rows for a gated GEMV");
+      // The GEMV that runs it streams K in 16-byte pieces of bf16.
+      if (rows > maxRows || x.back() % kGatedGemmKMultiple != 0)
+        return rewriter.notifyMatchFailure(mul, "not a gated GEMV's shape");
       rewriter.replaceOpWithNewOp<GatedGemmOp>(mul, mul.getType(), gate.getLhs(),
                                                gate.getRhs(), up.getRhs(), *kind);
       rewriter.eraseOp(act);
@@ -280,6 +283,11 @@ struct FusionPass : mlir::gai::impl::GaiFusionBase<FusionPass> {
 
   void runOnOperation() override {
     func::FuncOp func = getOperation();
+    if (gatedGemmRows < 0) {
+      func.emitError("gai-fusion: gated-gemm-rows must be 0 (off) or a row count, not ")
+          << static_cast<int64_t>(gatedGemmRows);
+      return signalPassFailure();
+    }
     if (gatedGemmRows > 0) {
       RewritePatternSet patterns(&getContext());
       patterns.add<GatedGemmPattern>(&getContext(), gatedGemmRows);

@@ -18,15 +18,19 @@ def GaiAttentionRewrite : Pass<"gai-attention-rewrite", "func::FuncOp"> {
     K and V repeated differently.
 
     With `fold-cache-writes`, a generation step's flash attention whose K
-    and V are cache writes at its query positions, of at most 16 new rows,
+    and V are cache writes at its query positions, of few new rows,
     becomes one `gai.cached_attention` together with those writes and the
     RoPE of its query and new keys (when both are rotated alike). Every
-    other use of the caches must follow the attention.
+    other use of the caches must follow the attention, and K and V must be
+    two writes of as many rows as the query (at most `folded-rows`).
   }];
   let options = [
     Option<"foldCacheWrites", "fold-cache-writes", "bool", /*default=*/"false",
            "fold a generation step's KV cache writes and RoPE into its "
            "attention (gai.cached_attention)">,
+    Option<"foldedRows", "folded-rows", "int64_t", /*default=*/"16",
+           "the most new rows a folded step may have (the runtime's "
+           "kMostFoldedQueries)">,
   ];
   let dependentDialects = ["::mlir::gai::GaiDialect"];
 }
@@ -48,9 +52,9 @@ def GaiFusion : Pass<"gai-fusion", "func::FuncOp"> {
     that uses them.
 
     Before both, with `gated-gemm-rows` = R > 0, a gated linear unit
-    `act(x·Wgᵀ) * (x·Wuᵀ)` (any epilogue activation; both weights [N, K],
-    both products used only there) whose x has at most R rows becomes one
-    `gai.gated_gemm`.
+    `act(x·Wgᵀ) * (x·Wuᵀ)` (any epilogue activation; both weights [N, K]
+    with K a multiple of 8, both products used only there) whose x has at
+    most R rows becomes one `gai.gated_gemm`.
 
     With `absorb-transposes`, a transpose that keeps the last axis joins its
     only consumer's region too (its input becomes the region's input): the

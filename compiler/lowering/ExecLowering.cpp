@@ -213,11 +213,14 @@ LogicalResult Lowering::lowerMatmul(Operation *op, Value lhs, Value rhs,
         TypeAttr::get(tensorOf(op->getResult(0)).getElementType()),
         gate ? ref(gate) : RefAttr());
   };
-  // One weight for all rows: the batch folds into M.
+  // One weight for all rows: the batch folds into M. (A gated GEMM's
+  // weights are [N, K], so it always lowers here.)
   if (product(rhsBatch) == 1 && !transposeLhs) {
     emit(a, bRef, c, residualRef, 1, batch * m, 0, 0, 0);
     return success();
   }
+  if (gate)
+    return op->emitOpError("a gated GEMM needs weights shared by all rows");
   auto strideOf = [&](ArrayRef<int64_t> dims, int64_t matrix) -> int64_t {
     if (product(dims) == 1)
       return 0;

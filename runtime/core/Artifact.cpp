@@ -175,6 +175,9 @@ Status checkArgs(const BoundsChecker &bounds, const std::string &prefix,
   return Status::ok();
 }
 
+/// Whether an optional operand is there (size 0: it is not).
+bool present(const format::BufferRef *r) { return r && r->size() > 0; }
+
 Status checkStep(const BoundsChecker &bounds, const format::Step *step,
                  size_t index, uint32_t kernelCount) {
   std::string at = "step " + std::to_string(index);
@@ -190,14 +193,15 @@ Status checkStep(const BoundsChecker &bounds, const format::Step *step,
                                   {g->gate(), "gate", true}});
         !s)
       return s;
-    auto present = [](const format::BufferRef *r) { return r && r->size() > 0; };
     if (present(g->gate()) && (present(g->bias()) || present(g->residual()) ||
                                g->batch() != 1 || g->transpose_a() || !g->transpose_b() ||
-                               g->activation() == format::Activation::None))
+                               g->activation() == format::Activation::None ||
+                               g->m() > kMostGatedGemmRows || g->k() % 8 != 0))
       return Status::error(bounds.where + ": " + at +
-                           " (gemm): a gated GEMM takes one product of A by weights "
-                           "stored [n, k] (transpose_b), an activation, and no bias "
-                           "or residual");
+                           " (gemm): a gated GEMM takes at most " +
+                           std::to_string(kMostGatedGemmRows) +
+                           " rows of A by weights stored [n, k] (transpose_b, k a multiple "
+                           "of 8), an activation, and no bias or residual");
     return Status::ok();
   }
   case format::Command::Attention: {
@@ -216,7 +220,6 @@ Status checkStep(const BoundsChecker &bounds, const format::Step *step,
     std::string prefix = bounds.where + ": " + at + " (attention): ";
     if (a->kv_heads() <= 0 || a->heads() % a->kv_heads() != 0)
       return Status::error(prefix + "kv_heads must divide heads");
-    auto present = [](const format::BufferRef *r) { return r && r->size() > 0; };
     bool folded = present(a->k_new());
     if (folded != present(a->v_new()) ||
         (folded && (!present(a->query_start()) || !a->causal())))
@@ -227,8 +230,10 @@ Status checkStep(const BoundsChecker &bounds, const format::Step *step,
                            std::to_string(kMostFoldedQueries) + " new rows, not " +
                            std::to_string(a->queries()));
     if (a->rope() != format::RopeStyle::None) {
-      int64_t rows = a->queries() > 0 && present(a->rope_positions())
-                         ? a->rope_positions()->size() / (4 * a->queries())
+      const int64_t rowBytes = 4 * a->queries();
+      int64_t rows = rowBytes > 0 && present(a->rope_positions()) &&
+                             a->rope_positions()->size() % rowBytes == 0
+                         ? a->rope_positions()->size() / rowBytes
                          : 0;
       if (!folded || a->rope() > format::RopeStyle::MAX ||
           (rows != 1 && rows != a->batch()) || a->head_dim() % 2 != 0 ||

@@ -47,23 +47,6 @@ void rotate(std::vector<float> &x, int64_t rows, int64_t dim, int style,
       v = bf16ToFloat(floatToBf16(v));
 }
 
-/// The shape and masking of case `c`, for the CPU reference's
-/// cpu::AttentionArgs and the kernel's cuda::AttentionParams alike (they
-/// share these field names).
-template <typename Args>
-void describeAttention(Args &args, const CachedCase &c, const int32_t *queryStart) {
-  args.batch = c.batch;
-  args.heads = c.heads;
-  args.kvHeads = c.kvHeads;
-  args.queries = c.queries;
-  args.keys = c.keys;
-  args.headDim = args.valueDim = c.dim;
-  args.scale = 1.0f / std::sqrt(static_cast<float>(c.dim));
-  args.causal = true;
-  args.window = c.window;
-  args.softcap = c.softcap;
-  args.queryStart = queryStart;
-}
 
 class CudaCachedAttention : public ::testing::TestWithParam<CachedCase> {};
 
@@ -117,7 +100,7 @@ TEST_P(CudaCachedAttention, MatchesRopeCacheWritesAndAttention) {
   ref.k = kWant.data();
   ref.v = vWant.data();
   ref.out = want.data();
-  describeAttention(ref, c, starts.data());
+  describeAttention(ref, c, /*causal=*/true, starts.data());
   cpu::attention(ref);
 
   // The folded kernel.
@@ -138,7 +121,7 @@ TEST_P(CudaCachedAttention, MatchesRopeCacheWritesAndAttention) {
   p.k = dk;
   p.v = dv;
   p.out = dout;
-  describeAttention(p, c, dstarts);
+  describeAttention(p, c, /*causal=*/true, dstarts);
   p.kNew = dkNew;
   p.vNew = dvNew;
   p.ropeStyle = c.rope;

@@ -218,17 +218,7 @@ TEST_P(CudaAttention, MatchesTheCpuKernel) {
   ref.v = v.data();
   std::vector<float> want(static_cast<size_t>(qn));
   ref.out = want.data();
-  ref.batch = c.batch;
-  ref.heads = c.heads;
-  ref.kvHeads = c.kvHeads;
-  ref.queries = c.queries;
-  ref.keys = c.keys;
-  ref.headDim = ref.valueDim = c.dim;
-  ref.scale = 1.0f / std::sqrt(static_cast<float>(c.dim));
-  ref.causal = c.causal;
-  ref.window = c.window;
-  ref.softcap = c.softcap;
-  ref.queryStart = c.starts ? starts.data() : nullptr;
+  describeAttention(ref, c, c.causal, c.starts ? starts.data() : nullptr);
   cpu::attention(ref);
 
   size_t elem = c.bf16 ? 2 : 4;
@@ -243,9 +233,12 @@ TEST_P(CudaAttention, MatchesTheCpuKernel) {
   cudaMalloc(&error, sizeof(cuda::ErrorWord));
   cudaMemset(error, 0, sizeof(cuda::ErrorWord));
 
-  cuda::AttentionParams p{dq, dk, dv, dout, c.starts ? dstarts : nullptr,
-                          c.batch, c.heads, c.kvHeads, c.queries, c.keys,
-                          c.dim, c.dim, ref.scale, c.softcap, c.causal, c.window};
+  cuda::AttentionParams p{};
+  p.q = dq;
+  p.k = dk;
+  p.v = dv;
+  p.out = dout;
+  describeAttention(p, c, c.causal, c.starts ? dstarts : nullptr);
   cudaDeviceProp props{};
   cudaGetDeviceProperties(&props, 0);
   int splits = cuda::attentionSplits(c.bf16 ? cuda::Elem::BF16 : cuda::Elem::F32, p,
@@ -405,11 +398,7 @@ TEST_P(CudaGatedGemv, MatchesTheHostUnit) {
   cuda::gemvParts(c.bf16 ? cuda::Elem::BF16 : cuda::Elem::F32, da, &part, 1, c.m, c.k,
                   /*constantWeights=*/true, nullptr);
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-  size_t elem = c.bf16 ? 2 : 4;
-  std::vector<uint8_t> bytes(want.size() * elem);
-  cudaMemcpy(bytes.data(), dc, bytes.size(), cudaMemcpyDeviceToHost);
-  std::vector<float> got(want.size());
-  convertFloats(bytes.data(), dtype, got.data(), DType::F32, got.size());
+  std::vector<float> got = downloadAs(dc, dtype, want.size());
   for (size_t i = 0; i < got.size(); ++i)
     ASSERT_NEAR(got[i], want[i], tolerance[i]) << "row " << i / c.n << " column " << i % c.n;
   for (void *ptr : {da, dg, du, dc})

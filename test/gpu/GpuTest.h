@@ -8,6 +8,7 @@
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdint>
 #include <random>
 #include <vector>
@@ -28,6 +29,25 @@ inline std::vector<float> bf16Normals(std::mt19937 &rng, int64_t count) {
   for (float &x : v)
     x = bf16ToFloat(floatToBf16(normal(rng)));
   return v;
+}
+
+/// The shape and masking of an attention test case (fields batch, heads,
+/// kvHeads, queries, keys, dim, window, softcap) for the CPU reference's
+/// cpu::AttentionArgs and the kernel's cuda::AttentionParams alike (they
+/// share these field names).
+template <typename Args, typename Case>
+void describeAttention(Args &args, const Case &c, bool causal, const int32_t *queryStart) {
+  args.batch = c.batch;
+  args.heads = c.heads;
+  args.kvHeads = c.kvHeads;
+  args.queries = c.queries;
+  args.keys = c.keys;
+  args.headDim = args.valueDim = c.dim;
+  args.scale = 1.0f / std::sqrt(static_cast<float>(c.dim));
+  args.causal = causal;
+  args.window = c.window;
+  args.softcap = c.softcap;
+  args.queryStart = queryStart;
 }
 
 /// `host` on the GPU as `dtype` (f32 or bf16); the caller frees it.

@@ -92,3 +92,31 @@ func.func @read_before(%q: tensor<1x2x1x8xf32>, %k: tensor<1x2x1x8xf32>, %v: ten
   %o = gai.flash_attention %q, %kw, %vw at %start scale = 0.125 kv_groups = 1 causal : (tensor<1x2x1x8xf32>, tensor<1x2x32x8xf32>, tensor<1x2x32x8xf32>, tensor<1xi32>) -> tensor<1x2x1x8xf32>
   return %o, %early : tensor<1x2x1x8xf32>, tensor<1x2x32x8xf32>
 }
+
+// -----
+
+// Also apart: K and V the same write (one op cannot stand for both), and a
+// value write of other rows than the query's. A lower `folded-rows` keeps
+// even a one-row step apart.
+// RUN: gai-opt %s --gai-attention-rewrite="fold-cache-writes=true folded-rows=0" --split-input-file | FileCheck %s --check-prefix=NONE
+// NONE-NOT: gai.cached_attention
+// CHECK-LABEL: func.func @same_write
+// CHECK-NOT: gai.cached_attention
+// CHECK: gai.flash_attention
+// CHECK-LABEL: func.func @value_rows
+// CHECK-NOT: gai.cached_attention
+// CHECK: gai.flash_attention
+func.func @same_write(%q: tensor<1x2x1x8xf32>, %k: tensor<1x2x1x8xf32>,
+                      %kc: tensor<1x2x32x8xf32>, %start: tensor<1xi32>) -> tensor<1x2x1x8xf32> {
+  %kw = gai.cache_write %kc, %k at %start : (tensor<1x2x32x8xf32>, tensor<1x2x1x8xf32>, tensor<1xi32>) -> tensor<1x2x32x8xf32>
+  %o = gai.flash_attention %q, %kw, %kw at %start scale = 0.125 kv_groups = 1 causal : (tensor<1x2x1x8xf32>, tensor<1x2x32x8xf32>, tensor<1x2x32x8xf32>, tensor<1xi32>) -> tensor<1x2x1x8xf32>
+  return %o : tensor<1x2x1x8xf32>
+}
+func.func @value_rows(%q: tensor<1x2x1x8xf32>, %k: tensor<1x2x1x8xf32>, %v: tensor<1x2x2x8xf32>,
+                      %kc: tensor<1x2x32x8xf32>, %vc: tensor<1x2x32x8xf32>, %start: tensor<1xi32>)
+    -> tensor<1x2x1x8xf32> {
+  %kw = gai.cache_write %kc, %k at %start : (tensor<1x2x32x8xf32>, tensor<1x2x1x8xf32>, tensor<1xi32>) -> tensor<1x2x32x8xf32>
+  %vw = gai.cache_write %vc, %v at %start : (tensor<1x2x32x8xf32>, tensor<1x2x2x8xf32>, tensor<1xi32>) -> tensor<1x2x32x8xf32>
+  %o = gai.flash_attention %q, %kw, %vw at %start scale = 0.125 kv_groups = 1 causal : (tensor<1x2x1x8xf32>, tensor<1x2x32x8xf32>, tensor<1x2x32x8xf32>, tensor<1xi32>) -> tensor<1x2x1x8xf32>
+  return %o : tensor<1x2x1x8xf32>
+}

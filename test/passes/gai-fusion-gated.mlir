@@ -1,5 +1,7 @@
 // RUN: gai-opt %s --gai-fusion="library-activations=true gated-gemm-rows=8" --split-input-file | FileCheck %s
 // RUN: gai-opt %s --gai-fusion="library-activations=true" --split-input-file | FileCheck %s --check-prefix=OFF
+// RUN: not gai-opt %s --gai-fusion="gated-gemm-rows=-1" --split-input-file 2>&1 | FileCheck %s --check-prefix=NEGATIVE
+// NEGATIVE: error: gai-fusion: gated-gemm-rows must be 0 (off) or a row count, not -1
 
 // A decode step's SwiGLU: silu(x·Wgᵀ) * (x·Wuᵀ) is one gated GEMM, whichever
 // side of the multiply the gate is on.
@@ -44,11 +46,11 @@ func.func @geglu(%x: tensor<8x1x64xf32>, %g: tensor<176x64xf32>, %u: tensor<176x
 
 // Left alone: more rows than the limit (a prefill), a gate product with
 // another user (its value is needed), products of different inputs, and
-// a weight not stored [N, K].
+// weights not stored [N, K] (both [K, N]).
 // CHECK-LABEL: func.func @not_gated
 // CHECK-NOT: gai.gated_gemm
 // CHECK: return
-func.func @not_gated(%p: tensor<16x64xf32>, %x: tensor<1x64xf32>, %y: tensor<1x64xf32>, %g: tensor<176x64xf32>, %u: tensor<176x64xf32>, %gt: tensor<64x176xf32>) -> (tensor<16x176xf32>, tensor<1x176xf32>, tensor<1x176xf32>, tensor<1x176xf32>, tensor<1x176xf32>) {
+func.func @not_gated(%p: tensor<16x64xf32>, %x: tensor<1x64xf32>, %y: tensor<1x64xf32>, %g: tensor<176x64xf32>, %u: tensor<176x64xf32>, %gt: tensor<64x176xf32>, %ut: tensor<64x176xf32>) -> (tensor<16x176xf32>, tensor<1x176xf32>, tensor<1x176xf32>, tensor<1x176xf32>, tensor<1x176xf32>) {
   %0 = gai.matmul %p, %g transpose_rhs : (tensor<16x64xf32>, tensor<176x64xf32>) -> tensor<16x176xf32>
   %1 = gai.silu %0 : tensor<16x176xf32>
   %2 = gai.matmul %p, %u transpose_rhs : (tensor<16x64xf32>, tensor<176x64xf32>) -> tensor<16x176xf32>
@@ -63,7 +65,21 @@ func.func @not_gated(%p: tensor<16x64xf32>, %x: tensor<1x64xf32>, %y: tensor<1x6
   %11 = gai.mul %9, %10 : (tensor<1x176xf32>, tensor<1x176xf32>) -> tensor<1x176xf32>
   %12 = gai.matmul %x, %gt : (tensor<1x64xf32>, tensor<64x176xf32>) -> tensor<1x176xf32>
   %13 = gai.silu %12 : tensor<1x176xf32>
-  %14 = gai.matmul %x, %u transpose_rhs : (tensor<1x64xf32>, tensor<176x64xf32>) -> tensor<1x176xf32>
+  %14 = gai.matmul %x, %ut : (tensor<1x64xf32>, tensor<64x176xf32>) -> tensor<1x176xf32>
   %15 = gai.mul %13, %14 : (tensor<1x176xf32>, tensor<1x176xf32>) -> tensor<1x176xf32>
   return %3, %7, %4, %11, %15 : tensor<16x176xf32>, tensor<1x176xf32>, tensor<1x176xf32>, tensor<1x176xf32>, tensor<1x176xf32>
+}
+
+// -----
+
+// K not a multiple of 8 (the GEMV streams 16-byte pieces of bf16) stays apart.
+// CHECK-LABEL: func.func @odd_k
+// CHECK-NOT: gai.gated_gemm
+// CHECK: return
+func.func @odd_k(%x: tensor<1x12xbf16>, %g: tensor<16x12xbf16>, %u: tensor<16x12xbf16>) -> tensor<1x16xbf16> {
+  %0 = gai.matmul %x, %g transpose_rhs : (tensor<1x12xbf16>, tensor<16x12xbf16>) -> tensor<1x16xbf16>
+  %1 = gai.silu %0 : tensor<1x16xbf16>
+  %2 = gai.matmul %x, %u transpose_rhs : (tensor<1x12xbf16>, tensor<16x12xbf16>) -> tensor<1x16xbf16>
+  %3 = gai.mul %1, %2 : (tensor<1x16xbf16>, tensor<1x16xbf16>) -> tensor<1x16xbf16>
+  return %3 : tensor<1x16xbf16>
 }

@@ -30,6 +30,7 @@ struct Options {
   int64_t ropePositionsBytes = 0;
   // A gated GEMM: its gate weights, and what else it has.
   bool gate = false, gateBias = false, gateTransposed = true;
+  int64_t gemmRows = 1, gemmK = 8; // of the gated GEMM
   fmt::Activation gateActivation = fmt::Activation::Silu;
 };
 
@@ -65,7 +66,8 @@ std::vector<uint8_t> build(const Options &o = {}) {
       y(fmt::Space::Output, 0, 16);
   fmt::BufferRef gate(fmt::Space::Weights, 0, o.gate ? 64 : 0),
       bias(fmt::Space::Weights, 0, o.gateBias ? 16 : 0);
-  auto gemm = o.gate ? fmt::CreateGemm(b, &x, &w, &c, &bias, &none, 1, 1, 4, 4, false,
+  auto gemm = o.gate ? fmt::CreateGemm(b, &x, &w, &c, &bias, &none, 1, o.gemmRows, 4, o.gemmK,
+                                       false,
                                        o.gateTransposed, 0, 0, 0, o.gateActivation,
                                        fmt::DType::F32, &gate)
                      : fmt::CreateGemm(b, &x, &w, &c, &none, &none, 1, 1, 4, 4);
@@ -207,6 +209,11 @@ TEST(Artifact, FoldedAttentionIsChecked) {
   EXPECT_EQ(loadError(build(badPositions)),
             at + "rope needs new rows, positions of [batch or 1, queries] int32, "
                  "an even head_dim and theta > 0");
+  Options partPositions = folded;
+  partPositions.ropePositionsBytes = 6; // one int32 and a half
+  EXPECT_EQ(loadError(build(partPositions)),
+            at + "rope needs new rows, positions of [batch or 1, queries] int32, "
+                 "an even head_dim and theta > 0");
   Options ropeAlone;
   ropeAlone.attention = true;
   ropeAlone.rope = fmt::RopeStyle::Interleaved;
@@ -220,9 +227,9 @@ TEST(Artifact, GatedGemmIsChecked) {
   Options gated;
   gated.gate = true;
   EXPECT_TRUE(LoadedArtifact::fromBytes(build(gated), "m.gai", ".").isOk());
-  const std::string error = "m.gai: entry 'decode': step 0 (gemm): a gated GEMM takes one "
-                            "product of A by weights stored [n, k] (transpose_b), an "
-                            "activation, and no bias or residual";
+  const std::string error = "m.gai: entry 'decode': step 0 (gemm): a gated GEMM takes at "
+                            "most 8 rows of A by weights stored [n, k] (transpose_b, k a "
+                            "multiple of 8), an activation, and no bias or residual";
   Options withBias = gated;
   withBias.gateBias = true;
   EXPECT_EQ(loadError(build(withBias)), error);
@@ -232,6 +239,12 @@ TEST(Artifact, GatedGemmIsChecked) {
   Options noActivation = gated;
   noActivation.gateActivation = fmt::Activation::None;
   EXPECT_EQ(loadError(build(noActivation)), error);
+  Options manyRows = gated;
+  manyRows.gemmRows = 9;
+  EXPECT_EQ(loadError(build(manyRows)), error);
+  Options oddK = gated;
+  oddK.gemmK = 4;
+  EXPECT_EQ(loadError(build(oddK)), error);
 }
 
 TEST(Artifact, ExternalWeightsAreChecked) {

@@ -31,12 +31,6 @@ constexpr int kMostClusterSplits = 8; // the portable cluster size
 constexpr int kRowWarps = 16;
 constexpr int kEarlyIterations = 4;
 
-__device__ __forceinline__ float warpSum(float x) {
-  for (int offset = 16; offset > 0; offset /= 2)
-    x += __shfl_xor_sync(0xffffffffu, x, offset);
-  return x;
-}
-
 struct Range {
   int first, last; // inclusive
   int start;       // the row's first query position
@@ -652,7 +646,7 @@ void launch(const AttentionParams &p, int splits, float *workspace, ErrorWord *e
 int attentionSplits(Elem e, const AttentionParams &p, int multiprocessors) {
   if (!p.kNew && useFlashAttention(p))
     return 1;
-  if (oneBlockPerRow(p, e == Elem::BF16 ? 2 : 4))
+  if (oneBlockPerRow(p, static_cast<size_t>(bytesOf(e))))
     return 1;
   int64_t blocks = p.batch * p.heads * p.queries;
   if (blocks >= 2 * multiprocessors || p.keys <= kKeysPerSplit)

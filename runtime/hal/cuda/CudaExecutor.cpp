@@ -42,6 +42,39 @@ StatusOr<Elem> elemOf(format::DType dtype, const std::string &at) {
   }
 }
 
+/// The kernel's description of attention step `a`, its buffers placed by
+/// `ptr` (a BufferRef to a device pointer, null for an absent one).
+template <typename Pointer>
+AttentionParams attentionParamsOf(const format::Attention *a, Pointer ptr) {
+  AttentionParams p{};
+  p.q = ptr(a->q());
+  p.k = ptr(a->k());
+  p.v = ptr(a->v());
+  p.out = ptr(a->out());
+  p.queryStart = reinterpret_cast<const int32_t *>(ptr(a->query_start()));
+  p.batch = a->batch();
+  p.heads = a->heads();
+  p.kvHeads = a->kv_heads();
+  p.queries = a->queries();
+  p.keys = a->keys();
+  p.headDim = a->head_dim();
+  p.valueDim = a->value_dim();
+  p.scale = a->scale();
+  p.softcap = a->softcap();
+  p.causal = a->causal();
+  p.window = a->window();
+  p.kNew = ptr(a->k_new());
+  p.vNew = p.kNew ? ptr(a->v_new()) : nullptr;
+  if (a->rope() != format::RopeStyle::None) { // the loader checked its positions
+    p.ropeStyle = a->rope() == format::RopeStyle::Half ? 1 : 2;
+    p.ropePositions = reinterpret_cast<const int32_t *>(ptr(a->rope_positions()));
+    p.ropeRows = a->rope_positions()->size() / (4 * p.queries);
+    p.ropeTheta = a->rope_theta();
+  }
+  p.cacheReady = a->cache_ready();
+  return p;
+}
+
 /// Pinned host memory: what inputs and outputs live in.
 struct PinnedBuffer {
   uint8_t *data = nullptr;
@@ -257,19 +290,17 @@ Status CudaExecutor::init() {
                                 c->ints()->Get(3)))
             onesCount = std::max(onesCount, c->ints()->Get(2));
           else if (const format::Attention *a = step->command_as_Attention()) {
-            AttentionParams p{};
-            p.batch = a->batch();
-            p.heads = a->heads();
-            p.queries = a->queries();
-            p.keys = a->keys();
-            p.headDim = a->head_dim();
-            p.valueDim = a->value_dim();
-            attentionFloats = std::max(
-                attentionFloats,
-                attentionWorkspaceFloats(
-                    p, attentionSplits(a->dtype() == format::DType::BF16 ? Elem::BF16
-                                                                        : Elem::F32,
-                                       p, multiprocessors_)));
+            // Buffers are not placed yet; sizing needs which ones are there.
+            auto placeholder = [](const format::BufferRef *r) {
+              static uint8_t somewhere;
+              return r && r->size() > 0 ? &somewhere : nullptr;
+            };
+            AttentionParams p = attentionParamsOf(a, placeholder);
+            if (auto elem = elemOf(a->dtype(), "attention"))
+              attentionFloats =
+                  std::max(attentionFloats,
+                           attentionWorkspaceFloats(
+                               p, attentionSplits(*elem, p, multiprocessors_)));
           }
     }
   int64_t stateBytes = alignUp(root.state_size());
@@ -495,32 +526,7 @@ Status CudaExecutor::buildSteps(Entry &entry) {
     }
     case format::Command::Attention: {
       const format::Attention *a = step->command_as_Attention();
-      AttentionParams p{};
-      p.q = ptr(a->q());
-      p.k = ptr(a->k());
-      p.v = ptr(a->v());
-      p.out = ptr(a->out());
-      p.queryStart = reinterpret_cast<const int32_t *>(ptr(a->query_start()));
-      p.batch = a->batch();
-      p.heads = a->heads();
-      p.kvHeads = a->kv_heads();
-      p.queries = a->queries();
-      p.keys = a->keys();
-      p.headDim = a->head_dim();
-      p.valueDim = a->value_dim();
-      p.scale = a->scale();
-      p.softcap = a->softcap();
-      p.causal = a->causal();
-      p.window = a->window();
-      p.kNew = a->k_new() && a->k_new()->size() > 0 ? ptr(a->k_new()) : nullptr;
-      p.vNew = p.kNew ? ptr(a->v_new()) : nullptr;
-      if (a->rope() != format::RopeStyle::None) {
-        p.ropeStyle = a->rope() == format::RopeStyle::Half ? 1 : 2;
-        p.ropePositions = reinterpret_cast<const int32_t *>(ptr(a->rope_positions()));
-        p.ropeRows = a->rope_positions()->size() / (4 * p.queries);
-        p.ropeTheta = a->rope_theta();
-      }
-      p.cacheReady = a->cache_ready();
+      AttentionParams p = attentionParamsOf(a, ptr);
       if (p.headDim > 256 || p.valueDim > 256)
         return Status::error(at + " (attention): head dims above 256 are not supported");
       auto elem = elemOf(a->dtype(), at + " (attention)");

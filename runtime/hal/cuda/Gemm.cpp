@@ -61,9 +61,12 @@ GemmMerge mergeGemms(const std::vector<GemmDesc> &run, Elem elem) {
   auto byteGap = [](const void *from, const void *to) {
     return reinterpret_cast<intptr_t>(to) - reinterpret_cast<intptr_t>(from);
   };
+  if (first.gate) { // a gated GEMM is its launch's only part
+    merge.gemv = gemvShaped(first);
+    return merge;
+  }
   size_t count = 1;
-  for (; count < run.size() && count < static_cast<size_t>(kGemvParts) && !first.gate;
-       ++count) {
+  for (; count < run.size() && count < static_cast<size_t>(kGemvParts); ++count) {
     const GemmDesc &d = run[count];
     bool same = !d.gate && d.a == first.a && d.m == first.m && d.k == first.k &&
                 d.alpha == first.alpha && d.transposeA == first.transposeA &&

@@ -69,12 +69,6 @@ __device__ __forceinline__ int partOfBlock(const GemvLaunch &launch, int64_t &fi
   return part;
 }
 
-__device__ __forceinline__ float warpSum(float x) {
-  for (int offset = 16; offset > 0; offset /= 2)
-    x += __shfl_xor_sync(0xffffffffu, x, offset);
-  return x;
-}
-
 /// Sums a warp's partial dot products of column `col` and writes, for each
 /// row, act(sum + bias) + residual, or with a gate (Weights = 2: sums[0]
 /// the gate's, sums[1] the up product's) act(gate) · up.

@@ -48,10 +48,20 @@ __device__ __forceinline__ float activate(float x, int activation) {
   }
 }
 
+/// The sum of x over a warp's 32 lanes, in every lane.
+__device__ __forceinline__ float warpSum(float x) {
+  for (int offset = 16; offset > 0; offset /= 2)
+    x += __shfl_xor_sync(0xffffffffu, x, offset);
+  return x;
+}
+
 /// Programmatic dependent launch (Hopper). A kernel launched with
-/// launchOverlapped may start while the kernel before it still runs; it must
-/// call waitForPriorKernels before reading what earlier kernels wrote or
-/// writing what they read. letNextKernelStart lets such a successor begin.
+/// launchOverlapped may start while the kernel before it (and, through
+/// that one's early start, kernels further back) still runs. Before
+/// waitForPriorKernels it may read only what no kernel of the stream still
+/// in flight writes: model weights, or state an entry's caller wrote before
+/// a full stream dependency (cache_ready). After it, it sees everything the
+/// kernels before it wrote. letNextKernelStart lets a successor begin.
 /// Both are no-ops before sm_90 and for kernels launched plainly.
 __device__ __forceinline__ void waitForPriorKernels() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -64,16 +74,16 @@ __device__ __forceinline__ void letNextKernelStart() {
 #endif
 }
 
-/// Launches `kernel`, allowed to start before the previous kernel in the
-/// stream finishes where overlapsLaunches() says so. The kernel must call
-/// waitForPriorKernels before touching memory: a kernel launched after it
-/// relies on that to see what the kernels before it wrote.
 /// What some launches add: dynamic shared memory, and blocks grouped into
 /// thread-block clusters of `cluster` (sm_90; {0, 0, 0}: none).
 struct LaunchExtras {
   size_t sharedBytes = 0;
   dim3 cluster = dim3(0, 0, 0);
 };
+
+/// Launches `kernel`, allowed to start before the previous kernel in the
+/// stream finishes where overlapsLaunches() says so (see waitForPriorKernels
+/// for what it may touch before its wait).
 template <typename... Params, typename... Args>
 void launchOverlapped(void (*kernel)(Params...), dim3 grid, dim3 block, LaunchExtras extras,
                       cudaStream_t stream, Args... args) {

@@ -30,7 +30,9 @@ __global__ void __launch_bounds__(kThreads)
     greedyFeedKernel(const T *logits, int64_t vocab, int32_t *tokens, int32_t *positions,
                      int32_t lastPosition, int32_t *ring, GreedyCounters *counters) {
   __shared__ Candidate warps[kThreads / 32];
-  letNextKernelStart();
+  // No letNextKernelStart: the next step's kernels read the tokens and
+  // positions written here, and with cache_ready some read positions before
+  // their own wait; they must not start until this kernel is done.
   waitForPriorKernels();
   const int64_t row = blockIdx.x;
   const T *x = logits + row * vocab;

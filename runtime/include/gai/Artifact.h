@@ -21,6 +21,9 @@ inline constexpr uint32_t kArtifactSchemaVersion = 4;
 /// The most new rows (queries) an attention with folded cache writes takes;
 /// the attention rewriting pass folds no more.
 inline constexpr int64_t kMostFoldedQueries = 16;
+/// The most rows (M) of a gated GEMM, whose K is a multiple of 8: the CUDA
+/// runtime runs it as its GEMV only, and the fusion pass folds no larger.
+inline constexpr int64_t kMostGatedGemmRows = 8;
 /// Bytes of the footer after the FlatBuffer: magic "GAIF", schema version
 /// (u32), payload size (u64) and FNV-1a 64 of the payload (u64).
 inline constexpr size_t kArtifactFooterSize = 24;
