@@ -136,19 +136,22 @@ template <typename T> struct NewRows {
   int start;      // INT_MAX when nothing is folded
 };
 
-/// Dynamic shared memory of a folded step: q's rotated row (f32), then the
-/// rotated new keys.
+/// Dynamic shared memory of a folded step: q's rotated row (f32), the
+/// rotated new keys, then the new values, each 16-byte aligned.
+__host__ __device__ inline size_t roundTo16(size_t bytes) { return (bytes + 15) / 16 * 16; }
 inline size_t foldedSharedBytes(const AttentionParams &p, size_t elementBytes) {
   if (!p.kNew || !p.ropeStyle)
     return 0;
-  return (p.headDim * 4 + 15) / 16 * 16 + p.queries * p.headDim * elementBytes;
+  return roundTo16(p.headDim * 4) + roundTo16(p.queries * p.headDim * elementBytes) +
+         p.queries * p.valueDim * elementBytes;
 }
 
 /// The start of a folded step. With RoPE, rotates q's row into qRot and,
 /// when the block's keys (ending at s1) reach the new rows, the new keys
-/// into kRot. One block per (row, KV head) writes the new rows into the
-/// caches; no block reads those slots from the caches, so the write needs
-/// no ordering.
+/// into kRot and the new values beside them (shared memory, so no load
+/// from global memory waits in the middle of the softmax). One block per
+/// (row, KV head) writes the new rows into the caches; no block reads
+/// those slots from the caches, so the write needs no ordering.
 template <typename T>
 __device__ NewRows<T> foldNewRows(const AttentionParams &p, const BlockKeys &bk, int s1,
                                   float *qRot, T *kRot, float firstInv) {
@@ -179,6 +182,20 @@ __device__ NewRows<T> foldNewRows(const AttentionParams &p, const BlockKeys &bk,
       else
         rotatePair(rows.k + r * D, kRot + r * D, i, D, p.ropeStyle,
                    static_cast<float>(pos[r]), inv);
+    }
+    if (rotated > 1) {
+      // The last threads copy the values while the first ones rotate.
+      T *vStage = reinterpret_cast<T *>(reinterpret_cast<char *>(kRot) +
+                                        roundTo16(sizeof(T) * Q * D));
+      const int bytes = static_cast<int>(sizeof(T)) * Q * Dv;
+      if (bytes % 16 == 0 && reinterpret_cast<uintptr_t>(rows.v) % 16 == 0) {
+        for (int i = blockDim.x - 1 - threadIdx.x; i < bytes / 16; i += blockDim.x)
+          reinterpret_cast<uint4 *>(vStage)[i] = reinterpret_cast<const uint4 *>(rows.v)[i];
+      } else {
+        for (int i = blockDim.x - 1 - threadIdx.x; i < Q * Dv; i += blockDim.x)
+          vStage[i] = rows.v[i];
+      }
+      rows.v = vStage;
     }
     rows.k = kRot;
     __syncthreads();
@@ -226,25 +243,32 @@ __device__ void combineRow(const AttentionParams &p, int row, int splits,
   }
 }
 
-/// The max and sum of `parts` partial softmax states (natural log units).
+/// The max and sum of `parts` (at most 32) partial softmax states (natural
+/// log units), with each part's rescale factor exp(max_p - max) left in
+/// `factors` (shared memory): one expf a part, not one a part and output
+/// dimension. Every thread of the block calls it (it synchronises).
 struct Merged {
   float max, sum;
 };
-__device__ Merged mergeStates(const float *maxes, const float *sums, int parts) {
+__device__ Merged mergeStates(const float *maxes, const float *sums, int parts,
+                              float *factors) {
   Merged m{-INFINITY, 0.0f};
   for (int w = 0; w < parts; ++w)
     m.max = fmaxf(m.max, maxes[w]);
+  if (threadIdx.x < parts)
+    factors[threadIdx.x] = m.max == -INFINITY ? 0.0f : expf(maxes[threadIdx.x] - m.max);
+  __syncthreads();
   for (int w = 0; w < parts; ++w)
-    m.sum += m.max == -INFINITY ? 0.0f : sums[w] * expf(maxes[w] - m.max);
+    m.sum += sums[w] * factors[w];
   return m;
 }
 /// Dimension d of their unnormalised outputs (acc + part·stride), rescaled
 /// to the merged max.
-__device__ float mergedOutput(const float *acc, const float *maxes, Merged m, int parts,
-                              int stride, int d) {
+__device__ float mergedOutput(const float *acc, const float *factors, int parts, int stride,
+                              int d) {
   float a = 0.0f;
   for (int w = 0; w < parts; ++w)
-    a += m.max == -INFINITY ? 0.0f : acc[w * stride + d] * expf(maxes[w] - m.max);
+    a += acc[w * stride + d] * factors[w];
   return a;
 }
 
@@ -259,10 +283,11 @@ __device__ void finishRow(const AttentionParams &p, int row, int splits, float *
                           const float *maxes, const float *sums, const float *acc,
                           int parts, int stride) {
   const int Dv = static_cast<int>(p.valueDim);
-  const Merged merged = mergeStates(maxes, sums, parts);
+  __shared__ float factors[32];
+  const Merged merged = mergeStates(maxes, sums, parts, factors);
   const float L = merged.sum;
   for (int d = threadIdx.x; d < Dv; d += blockDim.x) {
-    float a = mergedOutput(acc, maxes, merged, parts, stride, d);
+    float a = mergedOutput(acc, factors, parts, stride, d);
     if (splits == 1) {
       T *out = static_cast<T *>(p.out) + static_cast<int64_t>(row) * Dv;
       out[d] = fromFloat<T>(L > 0.0f ? a / L : 0.0f);
@@ -305,9 +330,10 @@ __device__ void finishRowInCluster(const AttentionParams &p, int row, const floa
   namespace cg = cooperative_groups;
   const int Dv = static_cast<int>(p.valueDim);
   __shared__ float mine[2 + kMaxPerLane * 32]; // max, sum, unnormalised output
-  const Merged merged = mergeStates(maxes, sums, parts);
+  __shared__ float factors[32];
+  const Merged merged = mergeStates(maxes, sums, parts, factors);
   for (int d = threadIdx.x; d < Dv; d += blockDim.x)
-    mine[2 + d] = mergedOutput(acc, maxes, merged, parts, stride, d);
+    mine[2 + d] = mergedOutput(acc, factors, parts, stride, d);
   if (threadIdx.x == 0) {
     mine[0] = merged.max;
     mine[1] = merged.sum;
