@@ -3,6 +3,7 @@
 
 #include "compiler/codegen/GpuFusionKernels.h"
 #include "compiler/codegen/RunPasses.h"
+#include "dialects/Exec/ExecOps.h"
 
 #include "mlir/Conversion/ArithToLLVM/ArithToLLVM.h"
 #include "mlir/Conversion/ControlFlowToLLVM/ControlFlowToLLVM.h"
@@ -21,6 +22,7 @@
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/IR/IRMapping.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Target/LLVM/NVVM/Target.h"
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
@@ -29,11 +31,30 @@
 #include "mlir/Target/LLVMIR/Dialect/NVVM/NVVMToLLVMIRTranslation.h"
 #include "mlir/Transforms/Passes.h"
 
+#include "llvm/ADT/DenseSet.h"
+#include "llvm/ADT/StringMap.h"
+
 #include <cstdlib>
 
 using namespace mlir;
 
 namespace gai {
+
+namespace {
+
+/// griddepcontrol.wait as inline PTX that clobbers memory: LLVM's intrinsic
+/// for it touches no memory, so LLVM would be free to move loads across it,
+/// an activation's above it (a race) or a weight's below it (no overlap).
+void waitForPriorKernel(OpBuilder &b, Location loc) {
+  MLIRContext *context = b.getContext();
+  LLVM::InlineAsmOp::create(
+      b, loc, /*res=*/Type(), ValueRange(), b.getStringAttr("griddepcontrol.wait;"),
+      b.getStringAttr("~{memory}"), b.getUnitAttr(), /*is_align_stack=*/UnitAttr(),
+      LLVM::TailCallKindAttr::get(context, LLVM::tailcallkind::TailCallKind::None),
+      LLVM::AsmDialectAttr::get(context, LLVM::AsmDialect::AD_ATT), ArrayAttr());
+}
+
+} // namespace
 
 FailureOr<KernelLibrary> buildGpuKernels(ModuleOp execModule,
                                          const GpuCodegenOptions &options,
@@ -74,6 +95,25 @@ FailureOr<KernelLibrary> buildGpuKernels(ModuleOp execModule,
   auto gpuModule = gpu::GPUModuleOp::create(b, execModule.getLoc(), "gai_kernels",
                                             b.getArrayAttr({target}));
   b.setInsertionPointToStart(gpuModule.getBody());
+  // Each kernel's arguments that every launch of it passes weights.
+  llvm::StringMap<llvm::SmallDenseSet<int64_t>> weightArgs;
+  llvm::StringMap<bool> launched;
+  execModule.walk([&](exec::LaunchOp launch) {
+    llvm::SmallDenseSet<int64_t> here;
+    for (auto [i, ref] : llvm::enumerate(launch.getArgs().getAsRange<exec::RefAttr>()))
+      if (ref.getSpace() == exec::Space::Weights)
+        here.insert(static_cast<int64_t>(i));
+    StringRef name = launch.getKernel();
+    if (!launched[name]) {
+      launched[name] = true;
+      weightArgs[name] = here;
+    } else {
+      llvm::SmallDenseSet<int64_t> &all = weightArgs[name];
+      for (int64_t i : llvm::to_vector(all))
+        if (!here.contains(i))
+          all.erase(i);
+    }
+  });
   for (auto kernel : execModule.getOps<func::FuncOp>()) {
     auto grid = kernel->getAttrOfType<IntegerAttr>(kGridAttr);
     auto block = kernel->getAttrOfType<IntegerAttr>(kBlockAttr);
@@ -96,14 +136,23 @@ FailureOr<KernelLibrary> buildGpuKernels(ModuleOp execModule,
     OpBuilder inner = OpBuilder::atBlockEnd(&to);
     // Programmatic dependent launch (sm_90): the next kernel may start now
     // (a GEMV streams its weights meanwhile), and this one, itself launched
-    // early, waits for the kernel before it before touching memory.
-    if (library.programmaticLaunch) {
+    // early, waits for the kernel before it before touching memory, but
+    // for its loads of weights (no kernel writes those).
+    bool waited = !library.programmaticLaunch;
+    if (library.programmaticLaunch)
       NVVM::GriddepcontrolOp::create(inner, kernel.getLoc(),
                                      NVVM::GridDepActionKind::launch_dependents);
-      NVVM::GriddepcontrolOp::create(inner, kernel.getLoc(),
-                                     NVVM::GridDepActionKind::wait);
-    }
+    const llvm::SmallDenseSet<int64_t> &weights = weightArgs[kernel.getSymName()];
     for (Operation &op : from) {
+      if (!waited) {
+        auto preload = op.getAttrOfType<IntegerAttr>(kPreloadAttr);
+        bool early = (isMemoryEffectFree(&op) && !op.hasTrait<OpTrait::IsTerminator>()) ||
+                     (preload && weights.contains(preload.getInt()));
+        if (!early) {
+          waitForPriorKernel(inner, kernel.getLoc());
+          waited = true;
+        }
+      }
       if (isa<func::ReturnOp>(op))
         gpu::ReturnOp::create(inner, op.getLoc());
       else

@@ -100,6 +100,9 @@ private:
   /// for each vector j of the row owned by this thread: body(j).
   void forEachOwned(int64_t n, function_ref<void(Value)> body);
   int64_t lanesFor(int64_t n) const { return n % vectorWidth == 0 ? vectorWidth : 1; }
+  /// Loads, at the kernel's start, each input that every row shares (a
+  /// norm's weight) when a thread owns at most one vector of the row.
+  void preloadSharedRows(Value root);
 
   FusionOp fusion;
   OpBuilder &b;
@@ -112,6 +115,8 @@ private:
   SmallVector<Value> outerIvs;
   DenseMap<Value, Value> memrefOf;
   DenseMap<Operation *, SmallVector<Value, 2>> stats;
+  DenseMap<Value, Value> preloaded; // input → its owned vector, in compute type
+  int64_t preloadedLanes = 0;
 };
 
 void GpuKernelBuilder::chooseShape() {
@@ -232,7 +237,44 @@ Value GpuKernelBuilder::load(Value v, Value j) {
   return loadMemory(v, leadingIndices(v), j);
 }
 
+void GpuKernelBuilder::preloadSharedRows(Value root) {
+  const int64_t n = rowLength(root);
+  const int64_t width = lanesFor(n);
+  if (blocksPerRow != 1 || threadsPerRow * width < n || n <= 1)
+    return;
+  Block &body = fusion.getBody().front();
+  // RoPE reads a row at its partners' indices, not only the owned ones.
+  if (llvm::any_of(body, [](Operation &op) { return isa<RopeOp>(op); }))
+    return;
+  for (auto [i, arg] : llvm::enumerate(body.getArguments())) {
+    if (shapeOf(arg).size() != 1 || rowLength(arg) != n || arg.use_empty())
+      continue;
+    // A thread past the row's end loads its last vector, unused.
+    Value j = arith::MinUIOp::create(b, loc, arith::MulIOp::create(b, loc, lane, index(width)),
+                                     index(n - width));
+    int64_t saved = lanes;
+    lanes = width;
+    Value x = loadMemory(arg, {}, j);
+    lanes = saved;
+    // Mark the load (convertElements may have wrapped it) with its input.
+    for (Value operand = x; operand.getDefiningOp();) {
+      Operation *def = operand.getDefiningOp();
+      if (isa<vector::LoadOp, memref::LoadOp>(def)) {
+        def->setAttr(kPreloadAttr, b.getI64IntegerAttr(static_cast<int64_t>(i)));
+        break;
+      }
+      if (def->getNumOperands() != 1)
+        break;
+      operand = def->getOperand(0);
+    }
+    preloaded[arg] = x;
+    preloadedLanes = width;
+  }
+}
+
 Value GpuKernelBuilder::loadMemory(Value v, SmallVector<Value> indices, Value j) {
+  if (auto it = preloaded.find(v); it != preloaded.end() && lanes == preloadedLanes)
+    return it->second;
   if (!shapeOf(v).empty())
     indices.push_back(j);
   Value memref = memrefOf.lookup(v);
@@ -576,6 +618,7 @@ FailureOr<func::FuncOp> GpuKernelBuilder::build(StringRef name) {
         b, loc, arith::MulIOp::create(b, loc, block, index(rowsPerBlock)),
         arith::DivUIOp::create(b, loc, tid, index(threadsPerRow)));
   }
+  preloadSharedRows(root);
   // A warp past the last row has nothing to do; a whole warp leaves, so
   // the shuffles of the others stay full.
   if (rows % rowsPerBlock != 0) {

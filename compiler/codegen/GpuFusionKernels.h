@@ -12,6 +12,10 @@ namespace gai {
 /// The launch shape a GPU kernel was built for, kept as attributes on it.
 inline constexpr llvm::StringLiteral kGridAttr = "gai.grid";
 inline constexpr llvm::StringLiteral kBlockAttr = "gai.block";
+/// On a load of kernel argument N (the attribute's value) that every row
+/// shares, issued before any other memory access: when every launch passes
+/// weights there, the load may go before the wait for the kernel before.
+inline constexpr llvm::StringLiteral kPreloadAttr = "gai.preload";
 
 /// Builds `func.func @name(inputs..., output)` over memrefs, like the CPU
 /// kernel, whose body is one thread's work in a 1-D launch (gpu.block_id,
