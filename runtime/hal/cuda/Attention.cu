@@ -38,11 +38,12 @@ struct Range {
 };
 
 /// The keys query `t` of row `b` sees (as in the CPU kernel).
+/// `knownStart`: queryStart[b] as already loaded, or null.
 __device__ Range keyRange(const AttentionParams &p, int b, int t, ErrorWord *error,
-                          int step, bool reportIt) {
+                          int step, bool reportIt, const int *knownStart) {
   int start = static_cast<int>(p.keys - p.queries);
   if (p.queryStart) {
-    start = p.queryStart[b];
+    start = knownStart ? *knownStart : p.queryStart[b];
     if (start < 0 || start + p.queries > p.keys) {
       if (reportIt)
         if (atomicCAS(&error->flag, 0, kBadQueryStart) == 0) {
@@ -70,18 +71,23 @@ struct BlockKeys {
   int start;       // its first query position
   bool ok;
 };
-__device__ BlockKeys blockKeys(const AttentionParams &p, int splits, ErrorWord *error,
-                               int step) {
+/// The block's row, batch, head, query and KV head (no memory read).
+__device__ BlockKeys blockRow(const AttentionParams &p) {
   BlockKeys bk{};
   bk.row = blockIdx.x;
-  int t = bk.row % p.queries, bh = bk.row / p.queries;
-  int h = bh % p.heads;
-  bk.h = h;
-  bk.t = t;
+  const int bh = bk.row / p.queries;
+  bk.t = bk.row % p.queries;
+  bk.h = bh % p.heads;
   bk.b = bh / p.heads;
-  bk.kvh = h / (p.heads / p.kvHeads);
-  Range range = keyRange(p, bk.b, t, error, step,
-                         threadIdx.x == 0 && blockIdx.y == 0 && t == 0 && h == 0);
+  bk.kvh = bk.h / (p.heads / p.kvHeads);
+  return bk;
+}
+/// Then its keys, from queryStart[b] (`knownStart` when already loaded).
+__device__ void setBlockKeys(const AttentionParams &p, int splits, ErrorWord *error, int step,
+                             BlockKeys &bk, const int *knownStart = nullptr) {
+  Range range = keyRange(p, bk.b, bk.t, error, step,
+                         threadIdx.x == 0 && blockIdx.y == 0 && bk.t == 0 && bk.h == 0,
+                         knownStart);
   bk.ok = range.ok;
   bk.first = range.first;
   bk.start = range.start;
@@ -90,6 +96,11 @@ __device__ BlockKeys blockKeys(const AttentionParams &p, int splits, ErrorWord *
   int per = (span + splits - 1) / splits;
   bk.s0 = range.first + blockIdx.y * per;
   bk.s1 = min(range.last + 1, bk.s0 + per);
+}
+__device__ BlockKeys blockKeys(const AttentionParams &p, int splits, ErrorWord *error,
+                               int step) {
+  BlockKeys bk = blockRow(p);
+  setBlockKeys(p, splits, error, step, bk);
   return bk;
 }
 
@@ -482,12 +493,15 @@ __global__ void __launch_bounds__(Warps * 32)
       early[it][2] = load(v, j0, c1), early[it][3] = load(v, j1, c1);
     }
   }
-  // Ready caches come with the entry's own start positions: read early too.
-  BlockKeys bk = p.cacheReady ? blockKeys(p, splits, error, step) : BlockKeys{};
+  // Ready caches come with the entry's own start positions: their load goes
+  // out early too, but nothing uses it before the wait, which would hold
+  // the wait back until the load returns.
+  BlockKeys bk = blockRow(p);
+  const bool startEarly = p.cacheReady && p.queryStart;
+  const int start = startEarly ? loadInt32BeforeWait(p.queryStart + bk.b) : 0;
   const float firstInv = firstRopeInverseFrequency(p);
   waitForPriorKernels();
-  if (!p.cacheReady)
-    bk = blockKeys(p, splits, error, step);
+  setBlockKeys(p, splits, error, step, bk, startEarly ? &start : nullptr);
   if (!bk.ok)
     return; // the whole row (and so the whole cluster) leaves
   const int row = bk.row;

@@ -74,6 +74,14 @@ __device__ __forceinline__ void letNextKernelStart() {
 #endif
 }
 
+/// A load issued before waitForPriorKernels (of what no kernel in flight
+/// writes). Coherent and volatile: ptxas moves `.nc` loads past the wait.
+__device__ __forceinline__ int loadInt32BeforeWait(const int32_t *p) {
+  int v;
+  asm volatile("ld.global.b32 %0, [%1];\n" : "=r"(v) : "l"(p) : "memory");
+  return v;
+}
+
 /// What some launches add: dynamic shared memory, and blocks grouped into
 /// thread-block clusters of `cluster` (sm_90; {0, 0, 0}: none).
 struct LaunchExtras {
