@@ -9,6 +9,7 @@ namespace gai::cuda {
 namespace {
 
 constexpr int kThreads = 1024;
+static_assert(kThreads / 32 == 32, "one warp merges the warps' candidates");
 
 /// A candidate logit; index < 0: none yet (NaNs never become one).
 struct Candidate {
@@ -36,6 +37,12 @@ __global__ void __launch_bounds__(kThreads)
   waitForPriorKernels();
   const int64_t row = blockIdx.x;
   const T *x = logits + row * vocab;
+  // What the end needs, loaded now: off the way out.
+  int32_t step = 0, position = 0;
+  if (threadIdx.x == 0) {
+    step = counters->step;
+    position = positions[row];
+  }
   Candidate best{-INFINITY, -1};
   for (int64_t i = threadIdx.x; i < vocab; i += kThreads) {
     float v = toFloat(x[i]);
@@ -43,23 +50,27 @@ __global__ void __launch_bounds__(kThreads)
     if (v > best.value || (best.index < 0 && v == best.value))
       best = Candidate{v, static_cast<int>(i)};
   }
-  for (int offset = 16; offset > 0; offset /= 2) {
-    Candidate other{__shfl_xor_sync(0xffffffffu, best.value, offset),
-                    __shfl_xor_sync(0xffffffffu, best.index, offset)};
-    best = better(best, other);
-  }
+  auto warpBest = [](Candidate c) {
+    for (int offset = 16; offset > 0; offset /= 2) {
+      Candidate other{__shfl_xor_sync(0xffffffffu, c.value, offset),
+                      __shfl_xor_sync(0xffffffffu, c.index, offset)};
+      c = better(c, other);
+    }
+    return c;
+  };
+  best = warpBest(best);
   if (threadIdx.x % 32 == 0)
     warps[threadIdx.x / 32] = best;
   __syncthreads();
+  if (threadIdx.x >= 32)
+    return;
+  best = warpBest(warps[threadIdx.x]); // kThreads / 32 == 32 warps
   if (threadIdx.x != 0)
     return;
-  for (int w = 1; w < kThreads / 32; ++w)
-    best = better(best, warps[w]);
   const int32_t token = best.index < 0 ? 0 : best.index; // every logit NaN: 0
-  const int32_t step = counters->step;
   ring[static_cast<int64_t>(step) * gridDim.x + row] = token;
   tokens[row] = token;
-  positions[row] = min(positions[row] + 1, lastPosition);
+  positions[row] = min(position + 1, lastPosition);
   // The last row to finish moves the ring on; every row read `step` first.
   __threadfence();
   if (atomicAdd(&counters->rowsDone, 1u) == gridDim.x - 1) {
