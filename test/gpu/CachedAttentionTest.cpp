@@ -23,6 +23,9 @@ struct CachedCase {
   bool cacheReady = false; // slots before the start may load early (fixed splits)
   int64_t window = 0;
   float softcap = 0.0f;
+  // The warps of the one block a row takes (all keys loaded before the
+  // wait; 0: split or the general kernel), -1 when not checked.
+  int rowWarps = -1;
 };
 
 /// RoPE as the compiler's rope and HF compute it (f32 angles), rounded to
@@ -133,6 +136,12 @@ TEST_P(CudaCachedAttention, MatchesRopeCacheWritesAndAttention) {
   cudaGetDeviceProperties(&props, 0);
   int splits = cuda::attentionSplits(c.bf16 ? cuda::Elem::BF16 : cuda::Elem::F32, p,
                                      props.multiProcessorCount);
+  if (c.rowWarps >= 0) {
+    EXPECT_EQ(cuda::attentionRowWarps(c.bf16 ? cuda::Elem::BF16 : cuda::Elem::F32, p),
+              c.rowWarps);
+    if (c.rowWarps > 0)
+      EXPECT_EQ(splits, 1);
+  }
   float *workspace = nullptr;
   if (int64_t floats = cuda::attentionWorkspaceFloats(p, splits)) {
     cudaMalloc(&workspace, floats * 4);
@@ -177,17 +186,22 @@ TEST_P(CudaCachedAttention, MatchesRopeCacheWritesAndAttention) {
 INSTANTIATE_TEST_SUITE_P(
     Kernels, CudaCachedAttention,
     ::testing::Values(
-        // llama-1b's decode step: one block a row loads all its keys early
-        // (ready caches); the second has a window and a row that sees half.
-        CachedCase{1, 32, 4, 1, 384, 64, 1, false, true, true},
-        CachedCase{2, 32, 4, 1, 384, 64, 1, false, true, true, 100},
+        // llama-1b's decode step: one 8-warp block a row loads all its keys
+        // early (ready caches); the second has a window and a row that sees
+        // half. 512 keys take the 16-warp block.
+        CachedCase{1, 32, 4, 1, 384, 64, 1, false, true, true, 0, 0.0f, 8},
+        CachedCase{2, 32, 4, 1, 384, 64, 1, false, true, true, 100, 0.0f, 8},
+        CachedCase{1, 32, 4, 1, 512, 64, 1, false, true, true, 0, 0.0f, 16},
+        // The same in f32 (two vectors a key): 150 keys in 8 warps, 200 in 16.
+        CachedCase{1, 8, 2, 1, 150, 64, 1, false, false, true, 0, 0.0f, 8},
+        CachedCase{1, 8, 2, 1, 200, 64, 1, false, false, true, 0, 0.0f, 16},
         // Ready caches too long for one block: splits owning fixed slots,
         // combined in a cluster of blocks (sm_90).
-        CachedCase{1, 64, 8, 1, 1000, 64, 1, false, true, true},
+        CachedCase{1, 64, 8, 1, 1000, 64, 1, false, true, true, 0, 0.0f, 0},
         // Several new rows, interleaved pairs, head dim 128, per-row
         // positions; split in a cluster, then one block a row.
-        CachedCase{2, 8, 2, 3, 100, 128, 2, true, true},
-        CachedCase{2, 8, 2, 3, 100, 128, 2, true, true, true},
+        CachedCase{2, 8, 2, 3, 100, 128, 2, true, true, false, 0, 0.0f, 0},
+        CachedCase{2, 8, 2, 3, 100, 128, 2, true, true, true, 0, 0.0f, 8},
         // No RoPE (learned positions), f32, multi-head.
         CachedCase{2, 4, 4, 1, 50, 64, 0, false, false},
         // f32 with a head dim the vector kernel does not take; a window.
@@ -202,7 +216,8 @@ INSTANTIATE_TEST_SUITE_P(
              std::to_string(c.kvHeads) + "t" + std::to_string(c.queries) + "k" +
              std::to_string(c.keys) + "d" + std::to_string(c.dim) + "rope" +
              std::to_string(c.rope) + (c.bf16 ? "bf16" : "f32") +
-             (c.cacheReady ? "ready" : "") + (c.window ? "w" + std::to_string(c.window) : "");
+             (c.cacheReady ? "ready" : "") + (c.window ? "w" + std::to_string(c.window) : "") +
+             (c.rowWarps > 0 ? "row" + std::to_string(c.rowWarps) : "");
     });
 
 } // namespace

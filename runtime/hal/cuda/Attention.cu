@@ -17,6 +17,7 @@
 #include <climits>
 #include <cstdint>
 #include <type_traits>
+#include <utility>
 
 namespace gai::cuda {
 namespace {
@@ -25,11 +26,15 @@ constexpr int kWarps = 4;
 constexpr int kMaxPerLane = 8; // head dims up to 256
 constexpr int kKeysPerSplit = 64; // latency-bound warps: more blocks instead
 constexpr int kMostClusterSplits = 8; // the portable cluster size
-// A short cache's row takes one block of kRowWarps warps, each lane loading
-// all its keys (up to kEarlyIterations pairs) before the wait: no split to
-// combine. Longer caches split.
-constexpr int kRowWarps = 16;
-constexpr int kEarlyIterations = 4;
+// A short cache's row takes one block whose lanes load all its keys (up
+// to kEarlyOf<warps> pairs each) before the wait: no split to combine.
+// Longer caches split. The smaller block wins where it holds the keys: 8
+// warps share an SM with the q/k/v GEMV's blocks, so the block starts,
+// and its keys load, before that GEMV has finished, where 16 warps need an
+// SM of their own (llama-1b's decode: 1055 to 1070 tok/s).
+constexpr int kSmallRowWarps = 8, kRowWarps = 16;
+template <int Warps>
+constexpr int kEarlyOf = Warps == kSmallRowWarps ? 6 : Warps == kRowWarps ? 4 : 1;
 
 struct Range {
   int first, last; // inclusive
@@ -455,14 +460,14 @@ __global__ void __launch_bounds__(kWarps * 32)
 constexpr float kLog2e = 1.4426950408889634f;
 
 template <typename T, int L, bool Cluster, int Warps>
-__global__ void __launch_bounds__(Warps * 32)
+__global__ void __launch_bounds__(Warps * 32, Warps >= kSmallRowWarps ? 1 : 4)
     vectorAttentionKernel(AttentionParams p, int splits, float *partial, ErrorWord *error,
                           int step) {
   letNextKernelStart(); // the output projection may start streaming weights
   constexpr int kVec = 16 / sizeof(T), D = L * kVec;
   constexpr int kGroups = 32 / L, kSubs = Warps * kGroups;
   // Iterations whose keys load before the wait: all of them for one block a row.
-  constexpr int kEarly = Warps > kWarps ? kEarlyIterations : 1;
+  constexpr int kEarly = kEarlyOf<Warps>;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int group = lane / L, part = lane % L;
   const int bh = blockIdx.x / p.queries;
@@ -626,11 +631,17 @@ int64_t lanesPerKeyOf(const AttentionParams &p, size_t elementBytes) {
   return ok ? lanes : 0;
 }
 
-/// Whether a row's keys fit one block that loads them all before its wait.
-bool oneBlockPerRow(const AttentionParams &p, size_t elementBytes) {
-  int64_t lanes = lanesPerKeyOf(p, elementBytes);
-  return p.cacheReady && lanes > 0 &&
-         p.keys <= kEarlyIterations * 2 * kRowWarps * (32 / lanes);
+/// The warps of the smallest block that takes a row with all its keys
+/// loaded before its wait, 0 when none holds them.
+int rowBlockWarps(const AttentionParams &p, size_t elementBytes) {
+  const int64_t lanes = lanesPerKeyOf(p, elementBytes);
+  if (!p.cacheReady || lanes == 0)
+    return 0;
+  for (auto [warps, early] : {std::pair{kSmallRowWarps, kEarlyOf<kSmallRowWarps>},
+                              std::pair{kRowWarps, kEarlyOf<kRowWarps>}})
+    if (p.keys <= early * 2 * warps * (32 / lanes))
+      return warps;
+  return 0;
 }
 
 template <typename T>
@@ -642,7 +653,7 @@ void launch(const AttentionParams &p, int splits, float *workspace, ErrorWord *e
   auto aligned = [](const void *ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; };
   bool vectors = lanesPerKey > 0 && aligned(p.q) && aligned(p.k) &&
                  aligned(p.v) && (!p.kNew || (aligned(p.kNew) && aligned(p.vNew)));
-  const bool rowBlock = vectors && splits == 1 && oneBlockPerRow(p, sizeof(T));
+  const int rowWarps = vectors && splits == 1 ? rowBlockWarps(p, sizeof(T)) : 0;
   // Up to 8 splits of a row combine inside a cluster on sm_90.
   const bool cluster = vectors && splits > 1 && splits <= kMostClusterSplits &&
                        deviceMajor() >= 9;
@@ -651,7 +662,7 @@ void launch(const AttentionParams &p, int splits, float *workspace, ErrorWord *e
   if (cluster)
     extras.cluster = dim3(1, static_cast<unsigned>(splits), 1);
   auto run = [&](auto kernel) {
-    launchOverlapped(kernel, grid, dim3((rowBlock ? kRowWarps : kWarps) * 32), extras, stream,
+    launchOverlapped(kernel, grid, dim3((rowWarps ? rowWarps : kWarps) * 32), extras, stream,
                      p, splits, workspace, error, step);
   };
   auto vector = [&](auto clustered, auto warps) {
@@ -675,7 +686,9 @@ void launch(const AttentionParams &p, int splits, float *workspace, ErrorWord *e
     run(attentionKernel<T>);
   else if (cluster)
     vector(std::true_type{}, Split{});
-  else if (rowBlock)
+  else if (rowWarps == kSmallRowWarps)
+    vector(std::false_type{}, std::integral_constant<int, kSmallRowWarps>{});
+  else if (rowWarps == kRowWarps)
     vector(std::false_type{}, std::integral_constant<int, kRowWarps>{});
   else
     vector(std::false_type{}, Split{});
@@ -686,7 +699,7 @@ void launch(const AttentionParams &p, int splits, float *workspace, ErrorWord *e
 int attentionSplits(Elem e, const AttentionParams &p, int multiprocessors) {
   if (!p.kNew && useFlashAttention(p))
     return 1;
-  if (oneBlockPerRow(p, static_cast<size_t>(bytesOf(e))))
+  if (rowBlockWarps(p, static_cast<size_t>(bytesOf(e))) > 0)
     return 1;
   int64_t blocks = p.batch * p.heads * p.queries;
   if (blocks >= 2 * multiprocessors || p.keys <= kKeysPerSplit)
@@ -694,6 +707,10 @@ int attentionSplits(Elem e, const AttentionParams &p, int multiprocessors) {
   int64_t wanted = (2 * multiprocessors + blocks - 1) / blocks;
   int64_t most = (p.keys + kKeysPerSplit - 1) / kKeysPerSplit;
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({wanted, most, 32})));
+}
+
+int attentionRowWarps(Elem e, const AttentionParams &p) {
+  return rowBlockWarps(p, static_cast<size_t>(bytesOf(e)));
 }
 
 int64_t attentionWorkspaceFloats(const AttentionParams &p, int splits) {

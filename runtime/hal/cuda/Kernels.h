@@ -140,6 +140,9 @@ struct AttentionParams {
 /// needs in 4-byte words (0 when not split): f32 partials, then counters
 /// that must be zero before the first launch (each launch leaves them so).
 int attentionSplits(Elem e, const AttentionParams &p, int multiprocessors);
+/// The warps of the one block that takes each query row with all its keys
+/// loaded before the kernel's wait (ready caches, short enough), else 0.
+int attentionRowWarps(Elem e, const AttentionParams &p);
 int64_t attentionWorkspaceFloats(const AttentionParams &p, int splits);
 /// Head dims up to 256. Prefill-sized bf16 work with head dim 64 or 128
 /// runs the tensor-core flash kernel; the rest one warp per key.
