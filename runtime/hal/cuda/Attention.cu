@@ -580,10 +580,40 @@ __global__ void __launch_bounds__(Warps * 32, Warps >= kSmallRowWarps ? 1 : 4)
   // Uniform across the warp, so every lane reaches the shuffles.
   int base = c0 + warp * kGroups;
   if (p.cacheReady) {
+    // The early keys are all in registers and start the softmax: their
+    // scores first, then one max and no running rescale.
+    float x[kEarly][2];
 #pragma unroll
-    for (int it = 0; it < kEarly; ++it, base += 2 * kSubs)
-      if (base < s1)
-        consume(base + group, early[it][0], early[it][1], early[it][2], early[it][3]);
+    for (int it = 0; it < kEarly; ++it) {
+      const int j0 = base + it * 2 * kSubs + group, j1 = j0 + kSubs;
+      x[it][0] = x[it][1] = -INFINITY;
+      if (base + it * 2 * kSubs < s1) {
+        const bool valid0 = j0 >= s0 && j0 < s1, valid1 = j1 >= s0 && j1 < s1;
+        if (valid0 && j0 >= rows.start)
+          fresh(j0, early[it][0], early[it][2]);
+        if (valid1 && j1 >= rows.start)
+          fresh(j1, early[it][1], early[it][3]);
+        x[it][0] = score(early[it][0], valid0);
+        x[it][1] = score(early[it][1], valid1);
+      }
+      m = fmaxf(m, fmaxf(x[it][0], x[it][1]));
+    }
+    if (m != -INFINITY) {
+#pragma unroll
+      for (int it = 0; it < kEarly; ++it) {
+        if (base + it * 2 * kSubs >= s1)
+          break;
+        const float w0 = exp2f(x[it][0] - m), w1 = exp2f(x[it][1] - m);
+        l += w0 + w1;
+        float vf0[8], vf1[8];
+        unpack16(early[it][2], vf0, static_cast<const T *>(nullptr));
+        unpack16(early[it][3], vf1, static_cast<const T *>(nullptr));
+#pragma unroll
+        for (int i = 0; i < kVec; ++i)
+          acc[i] += w0 * vf0[i] + w1 * vf1[i];
+      }
+    }
+    base += kEarly * 2 * kSubs;
   }
   for (; base < s1; base += 2 * kSubs) {
     const int j0 = base + group, j1 = j0 + kSubs;
