@@ -7,6 +7,7 @@
 #include "mlir/IR/BuiltinAttributes.h"
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/SmallSet.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/raw_ostream.h"
 
 using namespace mlir;
@@ -771,7 +772,11 @@ LogicalResult CachedAttentionOp::inferReturnTypes(
     return opError(loc, name, "expects ranked operands");
   if (q.getRank() != 4 || k.getRank() != 4 || v.getRank() != 4 ||
       kc.getRank() != 4 || vc.getRank() != 4)
-    return opError(loc, name, "expects rank-4 query, key, value and caches");
+    return opError(loc, name,
+                   "expects rank-4 query, key, value and caches, got " +
+                       formatShape(q.getShape()) + ", " + formatShape(k.getShape()) + ", " +
+                       formatShape(v.getShape()) + ", " + formatShape(kc.getShape()) +
+                       " and " + formatShape(vc.getShape()));
   // The new rows are the caches' shape with the step's T for S.
   auto rowsOf = [](RankedTensorType cache, int64_t t) {
     SmallVector<int64_t> s(cache.getShape());
@@ -780,16 +785,20 @@ LogicalResult CachedAttentionOp::inferReturnTypes(
   };
   int64_t t = q.getDimSize(2);
   if (k.getShape() != ArrayRef<int64_t>(rowsOf(kc, t)) ||
-      v.getShape() != ArrayRef<int64_t>(rowsOf(vc, t)) ||
-      k.getElementType() != kc.getElementType() ||
-      v.getElementType() != vc.getElementType() || t > kc.getDimSize(2))
+      v.getShape() != ArrayRef<int64_t>(rowsOf(vc, t)) || t > kc.getDimSize(2))
     return opError(loc, name,
                    "expects new key and value rows [B, Hkv, " + Twine(t) +
-                       ", D] of the caches' type, got " +
+                       ", D] like the caches, with no more rows than slots, got " +
                        formatShape(k.getShape()) + " and " +
                        formatShape(v.getShape()) + " for caches " +
                        formatShape(kc.getShape()) + " and " +
                        formatShape(vc.getShape()));
+  if (k.getElementType() != kc.getElementType() ||
+      v.getElementType() != vc.getElementType())
+    return opError(loc, name,
+                   "expects new key and value rows of the caches' element type, got " +
+                       typeStr(k) + " and " + typeStr(v) + " for caches " + typeStr(kc) +
+                       " and " + typeStr(vc));
   bool rope = adaptor.getRopeStyle().has_value();
   if (rope != static_cast<bool>(adaptor.getRopePositions()) ||
       rope != static_cast<bool>(adaptor.getRopeThetaAttr()))
@@ -802,8 +811,11 @@ LogicalResult CachedAttentionOp::inferReturnTypes(
       return opError(loc, name,
                      "expects rope positions of shape [" +
                          Twine(q.getDimSize(0)) + " or 1, " + Twine(t) + "]");
-    if (q.getDimSize(3) % 2 || adaptor.getRopeThetaAttr().getValueAsDouble() <= 0.0)
-      return opError(loc, name, "expects an even head_dim and theta > 0 for rope");
+    const double theta = adaptor.getRopeThetaAttr().getValueAsDouble();
+    if (q.getDimSize(3) % 2 || theta <= 0.0)
+      return opError(loc, name,
+                     "expects an even head_dim and theta > 0 for rope, got head_dim " +
+                         Twine(q.getDimSize(3)) + " and theta " + llvm::formatv("{0:g}", theta).str());
   }
   if (failed(inferAttentionType(loc, name, adaptor.getQuery(), adaptor.getKeyCache(),
                                 adaptor.getValueCache(), adaptor.getPositions(),

@@ -706,7 +706,7 @@ func.func @flash_attention_positions(%q: tensor<2x4x1x16xf32>, %k: tensor<2x2x64
 // -----
 
 func.func @cached_attention_rows(%q: tensor<1x4x1x16xf32>, %k: tensor<1x2x2x16xf32>, %c: tensor<1x2x64x16xf32>, %p: tensor<1xi32>) {
-  // expected-error @+2 {{expects new key and value rows [B, Hkv, 1, D] of the caches' type, got [1, 2, 2, 16] and [1, 2, 2, 16] for caches [1, 2, 64, 16] and [1, 2, 64, 16]}}
+  // expected-error @+2 {{expects new key and value rows [B, Hkv, 1, D] like the caches, with no more rows than slots, got [1, 2, 2, 16] and [1, 2, 2, 16] for caches [1, 2, 64, 16] and [1, 2, 64, 16]}}
   // expected-error @+1 {{failed to infer returned types}}
   %0:3 = gai.cached_attention %q, %k, %k into %c, %c at %p scale = 1.0 kv_groups = 2 causal : (tensor<1x4x1x16xf32>, tensor<1x2x2x16xf32>, tensor<1x2x2x16xf32>, tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>, tensor<1xi32>) -> (tensor<1x4x1x16xf32>, tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>)
   return
@@ -727,5 +727,50 @@ func.func @cached_attention_not_causal(%q: tensor<1x4x1x16xf32>, %k: tensor<1x2x
   // expected-error @+2 {{expects query positions of shape [1], and only with causal}}
   // expected-error @+1 {{failed to infer returned types}}
   %0:3 = gai.cached_attention %q, %k, %k into %c, %c at %p scale = 1.0 kv_groups = 2 : (tensor<1x4x1x16xf32>, tensor<1x2x1x16xf32>, tensor<1x2x1x16xf32>, tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>, tensor<1xi32>) -> (tensor<1x4x1x16xf32>, tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>)
+  return
+}
+
+// -----
+
+func.func @cached_attention_rope_odd_dim(%q: tensor<1x4x1x15xf32>, %k: tensor<1x2x1x15xf32>, %c: tensor<1x2x64x15xf32>, %p: tensor<1xi32>, %r: tensor<1x1xi32>) {
+  // expected-error @+2 {{expects an even head_dim and theta > 0 for rope, got head_dim 15 and theta 10000}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0:3 = gai.cached_attention %q, %k, %k into %c, %c at %p rope half %r theta = 1.0e4 scale = 1.0 kv_groups = 2 causal : (tensor<1x4x1x15xf32>, tensor<1x2x1x15xf32>, tensor<1x2x1x15xf32>, tensor<1x2x64x15xf32>, tensor<1x2x64x15xf32>, tensor<1xi32>, tensor<1x1xi32>) -> (tensor<1x4x1x15xf32>, tensor<1x2x64x15xf32>, tensor<1x2x64x15xf32>)
+  return
+}
+
+// -----
+
+func.func @cached_attention_rope_theta(%q: tensor<1x4x1x16xf32>, %k: tensor<1x2x1x16xf32>, %c: tensor<1x2x64x16xf32>, %p: tensor<1xi32>, %r: tensor<1x1xi32>) {
+  // expected-error @+2 {{expects an even head_dim and theta > 0 for rope, got head_dim 16 and theta 0}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0:3 = gai.cached_attention %q, %k, %k into %c, %c at %p rope half %r theta = 0.0 scale = 1.0 kv_groups = 2 causal : (tensor<1x4x1x16xf32>, tensor<1x2x1x16xf32>, tensor<1x2x1x16xf32>, tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>, tensor<1xi32>, tensor<1x1xi32>) -> (tensor<1x4x1x16xf32>, tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>)
+  return
+}
+
+// -----
+
+func.func @cached_attention_more_rows_than_slots(%q: tensor<1x4x8x16xf32>, %k: tensor<1x2x8x16xf32>, %c: tensor<1x2x4x16xf32>, %p: tensor<1xi32>) {
+  // expected-error @+2 {{expects new key and value rows [B, Hkv, 8, D] like the caches, with no more rows than slots, got [1, 2, 8, 16] and [1, 2, 8, 16] for caches [1, 2, 4, 16] and [1, 2, 4, 16]}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0:3 = gai.cached_attention %q, %k, %k into %c, %c at %p scale = 1.0 kv_groups = 2 causal : (tensor<1x4x8x16xf32>, tensor<1x2x8x16xf32>, tensor<1x2x8x16xf32>, tensor<1x2x4x16xf32>, tensor<1x2x4x16xf32>, tensor<1xi32>) -> (tensor<1x4x8x16xf32>, tensor<1x2x4x16xf32>, tensor<1x2x4x16xf32>)
+  return
+}
+
+// -----
+
+func.func @cached_attention_row_type(%q: tensor<1x4x1x16xf32>, %k: tensor<1x2x1x16xbf16>, %c: tensor<1x2x64x16xf32>, %p: tensor<1xi32>) {
+  // expected-error @+2 {{expects new key and value rows of the caches' element type, got tensor<1x2x1x16xbf16> and tensor<1x2x1x16xbf16> for caches tensor<1x2x64x16xf32> and tensor<1x2x64x16xf32>}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0:3 = gai.cached_attention %q, %k, %k into %c, %c at %p scale = 1.0 kv_groups = 2 causal : (tensor<1x4x1x16xf32>, tensor<1x2x1x16xbf16>, tensor<1x2x1x16xbf16>, tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>, tensor<1xi32>) -> (tensor<1x4x1x16xf32>, tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>)
+  return
+}
+
+// -----
+
+func.func @cached_attention_rank(%q: tensor<4x1x16xf32>, %k: tensor<1x2x1x16xf32>, %c: tensor<1x2x64x16xf32>, %p: tensor<1xi32>) {
+  // expected-error @+2 {{expects rank-4 query, key, value and caches, got [4, 1, 16], [1, 2, 1, 16], [1, 2, 1, 16], [1, 2, 64, 16] and [1, 2, 64, 16]}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0:3 = gai.cached_attention %q, %k, %k into %c, %c at %p scale = 1.0 kv_groups = 2 causal : (tensor<4x1x16xf32>, tensor<1x2x1x16xf32>, tensor<1x2x1x16xf32>, tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>, tensor<1xi32>) -> (tensor<4x1x16xf32>, tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>)
   return
 }
