@@ -32,6 +32,7 @@
 #include "mlir/Transforms/Passes.h"
 
 #include "llvm/ADT/DenseSet.h"
+#include "llvm/ADT/SetOperations.h"
 #include "llvm/ADT/StringMap.h"
 
 #include <cstdlib>
@@ -97,22 +98,14 @@ FailureOr<KernelLibrary> buildGpuKernels(ModuleOp execModule,
   b.setInsertionPointToStart(gpuModule.getBody());
   // Each kernel's arguments that every launch of it passes weights.
   llvm::StringMap<llvm::SmallDenseSet<int64_t>> weightArgs;
-  llvm::StringMap<bool> launched;
   execModule.walk([&](exec::LaunchOp launch) {
     llvm::SmallDenseSet<int64_t> here;
     for (auto [i, ref] : llvm::enumerate(launch.getArgs().getAsRange<exec::RefAttr>()))
       if (ref.getSpace() == exec::Space::Weights)
         here.insert(static_cast<int64_t>(i));
-    StringRef name = launch.getKernel();
-    if (!launched[name]) {
-      launched[name] = true;
-      weightArgs[name] = here;
-    } else {
-      llvm::SmallDenseSet<int64_t> &all = weightArgs[name];
-      for (int64_t i : llvm::to_vector(all))
-        if (!here.contains(i))
-          all.erase(i);
-    }
+    auto [it, first] = weightArgs.try_emplace(launch.getKernel(), here);
+    if (!first)
+      llvm::set_intersect(it->second, here);
   });
   for (auto kernel : execModule.getOps<func::FuncOp>()) {
     auto grid = kernel->getAttrOfType<IntegerAttr>(kGridAttr);

@@ -88,8 +88,10 @@ private:
   }
   SmallVector<Value> leadingIndices(Value v);
   Value load(Value v, Value j);
-  /// Element j of the row of region input `v` at leading indices `lead`.
+  /// Element j of the row of region input `v` at leading indices `lead`,
+  /// in the compute type (loadRaw: as stored).
   Value loadMemory(Value v, SmallVector<Value> lead, Value j);
+  Value loadRaw(Value v, SmallVector<Value> lead, Value j);
   Value emitElement(Operation *op, Value j);
   Value emitRowElement(Operation *op, Value j);
   void emitStatistics(Operation *op);
@@ -254,20 +256,10 @@ void GpuKernelBuilder::preloadSharedRows(Value root) {
                                      index(n - width));
     int64_t saved = lanes;
     lanes = width;
-    Value x = loadMemory(arg, {}, j);
+    Value x = loadRaw(arg, {}, j);
     lanes = saved;
-    // Mark the load (convertElements may have wrapped it) with its input.
-    for (Value operand = x; operand.getDefiningOp();) {
-      Operation *def = operand.getDefiningOp();
-      if (isa<vector::LoadOp, memref::LoadOp>(def)) {
-        def->setAttr(kPreloadAttr, b.getI64IntegerAttr(static_cast<int64_t>(i)));
-        break;
-      }
-      if (def->getNumOperands() != 1)
-        break;
-      operand = def->getOperand(0);
-    }
-    preloaded[arg] = x;
+    x.getDefiningOp()->setAttr(kPreloadAttr, b.getI64IntegerAttr(static_cast<int64_t>(i)));
+    preloaded[arg] = convertElements(b, loc, x, computeType(elementOf(arg)));
     preloadedLanes = width;
   }
 }
@@ -275,6 +267,10 @@ void GpuKernelBuilder::preloadSharedRows(Value root) {
 Value GpuKernelBuilder::loadMemory(Value v, SmallVector<Value> indices, Value j) {
   if (auto it = preloaded.find(v); it != preloaded.end() && lanes == preloadedLanes)
     return it->second;
+  return convertElements(b, loc, loadRaw(v, std::move(indices), j), computeType(elementOf(v)));
+}
+
+Value GpuKernelBuilder::loadRaw(Value v, SmallVector<Value> indices, Value j) {
   if (!shapeOf(v).empty())
     indices.push_back(j);
   Value memref = memrefOf.lookup(v);
@@ -286,7 +282,7 @@ Value GpuKernelBuilder::loadMemory(Value v, SmallVector<Value> indices, Value j)
     x = vector::LoadOp::create(b, loc, type, memref, indices, false,
                                llvm::Align(lanes * elementBytes(elementOf(v))));
   }
-  return convertElements(b, loc, x, computeType(elementOf(v)));
+  return x;
 }
 
 Value GpuKernelBuilder::emitElement(Operation *op, Value j) {
