@@ -459,6 +459,9 @@ __global__ void __launch_bounds__(kWarps * 32)
 /// power of two of at most 32 vectors (64, 128, 256 in bf16).
 constexpr float kLog2e = 1.4426950408889634f;
 
+// One block an SM is enough for a row block (its early keys want the
+// registers: at 8 warps nvcc otherwise spills f32's); the 4-warp split
+// blocks keep room for several.
 template <typename T, int L, bool Cluster, int Warps>
 __global__ void __launch_bounds__(Warps * 32, Warps >= kSmallRowWarps ? 1 : 4)
     vectorAttentionKernel(AttentionParams p, int splits, float *partial, ErrorWord *error,

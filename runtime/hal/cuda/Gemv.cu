@@ -18,18 +18,6 @@ __device__ __forceinline__ uint4 loadStreaming(const void *p) {
   return v;
 }
 
-/// A weight load issued before griddepcontrol.wait. It is coherent on
-/// purpose: ptxas moves `.nc` loads past the wait (the early loads then
-/// never overlap the kernel before), but keeps these in place.
-__device__ __forceinline__ uint4 loadBeforeWait(const void *p) {
-  uint4 v;
-  asm volatile("ld.global.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-               : "l"(p)
-               : "memory");
-  return v;
-}
-
 /// acc[r] += the 16 bytes of weights `wv` · a[r, i : i + 16 bytes], for
 /// the m ≤ Rows rows.
 template <typename T, int Rows>

@@ -74,11 +74,21 @@ __device__ __forceinline__ void letNextKernelStart() {
 #endif
 }
 
-/// A load issued before waitForPriorKernels (of what no kernel in flight
-/// writes). Coherent and volatile: ptxas moves `.nc` loads past the wait.
+/// Loads issued before waitForPriorKernels (of what no kernel in flight
+/// writes). Coherent and volatile on purpose: ptxas moves `.nc` loads past
+/// the wait, and they then never overlap the kernel before. The 16-byte
+/// one skips L1 (streamed weights, read once a step).
 __device__ __forceinline__ int loadInt32BeforeWait(const int32_t *p) {
   int v;
   asm volatile("ld.global.b32 %0, [%1];\n" : "=r"(v) : "l"(p) : "memory");
+  return v;
+}
+__device__ __forceinline__ uint4 loadBeforeWait(const void *p) {
+  uint4 v;
+  asm volatile("ld.global.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p)
+               : "memory");
   return v;
 }
 
