@@ -442,6 +442,45 @@ TEST(CudaGemv, ReadsActivationsOnlyAfterTheKernelBefore) {
     cudaFree(ptr);
 }
 
+// A decode GEMV may pull the next attention's cache into L2 before its
+// wait (GemvPrefetch): a hint that must leave the product bit for bit as
+// it was, here with regions of odd sizes and more 16 KB chunks (10) than
+// the GEMV has blocks (8).
+TEST(CudaGemv, CachePrefetchLeavesTheProductAlone) {
+  SKIP_WITHOUT_GPU();
+  const int64_t k = 2048, n = 64;
+  std::mt19937 rng(11);
+  std::vector<float> a = bf16Normals(rng, k), w = bf16Normals(rng, n * k);
+  void *da = uploadAs(a, DType::BF16), *dw = uploadAs(w, DType::BF16);
+  const int64_t keyBytes = 100 * 1024 + 48, valueBytes = 40000;
+  void *keys = nullptr, *values = nullptr, *plain = nullptr, *hinted = nullptr;
+  cudaMalloc(&keys, keyBytes);
+  cudaMalloc(&values, valueBytes);
+  cudaMalloc(&plain, n * 2);
+  cudaMalloc(&hinted, n * 2);
+  cuda::GemvPart part{dw, plain, nullptr, nullptr, n, 0};
+  cuda::gemvParts(cuda::Elem::BF16, da, &part, 1, 1, k, /*constantWeights=*/true, nullptr);
+  cuda::GemvPrefetch prefetch;
+  prefetch.region[0] = keys;
+  prefetch.region[1] = values;
+  prefetch.bytes[0] = keyBytes;
+  prefetch.bytes[1] = valueBytes;
+  part.c = hinted;
+  cuda::gemvParts(cuda::Elem::BF16, da, &part, 1, 1, k, /*constantWeights=*/true, nullptr,
+                  prefetch);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  std::vector<uint16_t> want(n), got(n);
+  cudaMemcpy(want.data(), plain, n * 2, cudaMemcpyDeviceToHost);
+  cudaMemcpy(got.data(), hinted, n * 2, cudaMemcpyDeviceToHost);
+  EXPECT_EQ(got, want);
+  double first = 0;
+  for (int64_t i = 0; i < k; ++i)
+    first += double(a[i]) * w[i];
+  EXPECT_NEAR(bf16ToFloat(got[0]), first, 1e-2 * (1.0 + std::fabs(first) + std::sqrt(double(k))));
+  for (void *ptr : {da, dw, keys, values, plain, hinted})
+    cudaFree(ptr);
+}
+
 // A layer's key and value cache writes in one launch: each row lands at
 // its own position in both caches, the other slots keep their bytes, and a
 // position past the end is reported, with nothing written.

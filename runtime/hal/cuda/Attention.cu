@@ -466,7 +466,14 @@ template <typename T, int L, bool Cluster, int Warps>
 __global__ void __launch_bounds__(Warps * 32, Warps >= kSmallRowWarps ? 1 : 4)
     vectorAttentionKernel(AttentionParams p, int splits, float *partial, ErrorWord *error,
                           int step) {
-  letNextKernelStart(); // the output projection may start streaming weights
+  // The output projection may start streaming its weights: split rows let
+  // it start now; a row block once the q/k/v GEMV has finished (below),
+  // so that its loads do not compete with the block's own early key loads,
+  // which are on the critical path (llama-1b's decode: 1071 to 1085 tok/s;
+  // at 2048 keys, split, no gain).
+  constexpr bool kRowBlock = Warps >= kSmallRowWarps;
+  if constexpr (!kRowBlock)
+    letNextKernelStart();
   constexpr int kVec = 16 / sizeof(T), D = L * kVec;
   constexpr int kGroups = 32 / L, kSubs = Warps * kGroups;
   // Iterations whose keys load before the wait: all of them for one block a row.
@@ -509,6 +516,8 @@ __global__ void __launch_bounds__(Warps * 32, Warps >= kSmallRowWarps ? 1 : 4)
   const int start = startEarly ? loadInt32BeforeWait(p.queryStart + bk.b) : 0;
   const float firstInv = firstRopeInverseFrequency(p);
   waitForPriorKernels();
+  if constexpr (kRowBlock)
+    letNextKernelStart();
   setBlockKeys(p, splits, error, step, bk, startEarly ? &start : nullptr);
   if (!bk.ok)
     return; // the whole row (and so the whole cluster) leaves

@@ -254,7 +254,7 @@ Status GemmPlan::run(void *workspace, size_t workspaceBytes,
                      cudaStream_t stream) const {
   if (!gemvParts_.empty()) {
     gemvParts(elem_, desc_.a, gemvParts_.data(), static_cast<int>(gemvParts_.size()),
-              desc_.m, desc_.k, gemvWeightsConstant_, stream);
+              desc_.m, desc_.k, gemvWeightsConstant_, stream, prefetch_);
     return Status::ok();
   }
   float alpha = desc_.alpha;

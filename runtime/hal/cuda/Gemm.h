@@ -62,6 +62,8 @@ public:
                                               Elem elem);
   ~GemmPlan();
   Status run(void *workspace, size_t workspaceBytes, cudaStream_t stream) const;
+  /// For our GEMV: what the next kernel reads first (see GemvPrefetch).
+  void setPrefetch(const GemvPrefetch &prefetch) { prefetch_ = prefetch; }
 
 private:
   GemmPlan() = default;
@@ -75,6 +77,7 @@ private:
   bool followUp_ = false; // the elementwise kernel after the GEMM
   std::vector<GemvPart> gemvParts_; // decode-sized: our GEMV, not cuBLASLt
   bool gemvWeightsConstant_ = false;
+  GemvPrefetch prefetch_;
 };
 
 } // namespace gai::cuda

@@ -42,7 +42,30 @@ struct GemvLaunch {
   int64_t blockEnd[kGemvParts]; // the blocks of parts [0, p]
   int count;
   bool constantWeights;
+  GemvPrefetch prefetch;
 };
+
+/// Block b asks L2 for the b-th 16 KB of the prefetch regions (none past
+/// their end): one thread, one bulk prefetch, before the block's wait.
+__device__ __forceinline__ void prefetchChunk(const GemvPrefetch &prefetch) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  constexpr int64_t kPrefetchChunk = 16384;
+  int64_t chunk = blockIdx.x;
+  for (int r = 0; r < 2; ++r) {
+    int64_t chunks = (prefetch.bytes[r] + kPrefetchChunk - 1) / kPrefetchChunk;
+    if (chunk < chunks) {
+      int64_t offset = chunk * kPrefetchChunk;
+      auto bytes = static_cast<uint32_t>(min(kPrefetchChunk, prefetch.bytes[r] - offset));
+      asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(
+                       static_cast<const char *>(prefetch.region[r]) + offset),
+                   "r"(bytes)
+                   : "memory");
+      return;
+    }
+    chunk -= chunks;
+  }
+#endif
+}
 
 constexpr int kColumnsPerBlock = 8; // a warp per column
 constexpr int kThreads = kColumnsPerBlock * 32;
@@ -120,6 +143,8 @@ __global__ void __launch_bounds__(kThreads, sizeof(T) == 2 ? 1 : 4 - Weights)
   // four of each of a gate's two rows made it 2% faster than two each.
   constexpr int kPerRow = 4;
   letNextKernelStart();
+  if (threadIdx.x == 0 && launch.prefetch.bytes[0] > 0)
+    prefetchChunk(launch.prefetch);
   int64_t col;
   const GemvPart &g = launch.parts[partOfBlock(launch, col)];
   col += threadIdx.x / 32;
@@ -193,10 +218,12 @@ void launchGemv(const T *a, const GemvLaunch &launch, int64_t blocks, int m, int
 } // namespace
 
 void gemvParts(Elem e, const void *a, const GemvPart *parts, int count, int64_t m,
-               int64_t k, bool constantWeights, cudaStream_t stream) {
+               int64_t k, bool constantWeights, cudaStream_t stream,
+               const GemvPrefetch &prefetch) {
   GemvLaunch launch{};
   launch.count = count;
   launch.constantWeights = constantWeights;
+  launch.prefetch = prefetch;
   int64_t blocks = 0;
   for (int p = 0; p < count; ++p) {
     launch.parts[p] = parts[p];

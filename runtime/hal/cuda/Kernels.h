@@ -109,8 +109,16 @@ struct GemvPart {
   const void *gate = nullptr;
 };
 constexpr int kGemvParts = 4;
+/// Memory the kernel after the GEMV reads first (a short KV cache): the
+/// GEMV's first blocks pull it into L2 before their wait, while the GEMV
+/// streams its weights. Regions 16-byte aligned, sizes multiples of 16.
+struct GemvPrefetch {
+  const void *region[2] = {nullptr, nullptr};
+  int64_t bytes[2] = {0, 0};
+};
 void gemvParts(Elem e, const void *a, const GemvPart *parts, int count, int64_t m,
-               int64_t k, bool constantWeights, cudaStream_t stream);
+               int64_t k, bool constantWeights, cudaStream_t stream,
+               const GemvPrefetch &prefetch = {});
 
 /// As the CPU's AttentionArgs (hal/cpu/Kernels.h).
 struct AttentionParams {
