@@ -348,13 +348,18 @@ void ForwardBuilder::buildStep(ModuleOp module, StringRef name,
     cache.values.push_back(entry->getArgument(3 + spec.layers + l));
   }
   at("positions");
-  Value steps = IotaOp::create(b, tensor({1, seq}, i32), 1);
-  Value positions = AddOp::create(
-      b, steps, ReshapeOp::create(b, tensor({batch, 1}, i32), cache.start));
+  // A one-token step's positions are its start: no kernel to add a zero.
+  Value positions = ReshapeOp::create(b, tensor({batch, 1}, i32), cache.start);
+  if (seq > 1)
+    positions = AddOp::create(b, IotaOp::create(b, tensor({1, seq}, i32), 1), positions);
   Value hidden = decoder(entry->getArgument(0), positions, &cache);
   at("head");
   // Only the requested token of each row reaches the vocabulary projection.
-  Value last = TakeOp::create(b, hidden, entry->getArgument(2));
+  // A one-token step has no other: `last` is then unused, and no kernel
+  // copies the row.
+  int64_t width = cast<RankedTensorType>(hidden.getType()).getShape().back();
+  Value last = seq > 1 ? TakeOp::create(b, hidden, entry->getArgument(2)).getResult()
+                       : ReshapeOp::create(b, tensor({batch, width}), hidden).getResult();
   SmallVector<Value> outs = {logits(last)};
   outs.append(cache.keys.begin(), cache.keys.end());
   outs.append(cache.values.begin(), cache.values.end());
