@@ -435,8 +435,10 @@ const format::LibraryCall *nextCacheWrite(const format::EntryPoint *desc, size_t
 /// What a decode GEMV pulls into L2 for the attention right after it: a
 /// short cache that the attention's row blocks load first, whole (their
 /// loads, issued at the block's start, are on the step's critical path;
-/// llama-1b's decode went from 1079 to 1084 tok/s). Nothing for longer
-/// caches, split over blocks that start streaming anyway.
+/// llama-1b's decode went from 1078-1079 to 1083-1085 tok/s in one run).
+/// Nothing for longer caches, split over blocks that start streaming
+/// anyway. A prefetch only asks L2 for lines: it reads nothing a kernel
+/// in flight writes, so it may go out before the GEMV's wait.
 template <typename Pointer>
 GemvPrefetch cachePrefetch(const format::Step *next, Elem elem, Pointer ptr) {
   constexpr int64_t kMostBytes = 4 << 20;
