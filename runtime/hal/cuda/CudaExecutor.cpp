@@ -447,9 +447,12 @@ GemvPrefetch cachePrefetch(const format::Step *next, Elem elem, Pointer ptr) {
     return prefetch;
   const format::Attention *a = next->command_as_Attention();
   AttentionParams p = attentionParamsOf(a, ptr);
-  if (attentionRowWarps(elem, p) == 0 || !p.k || !p.v ||
-      a->k()->size() + a->v()->size() > kMostBytes || a->k()->size() % 16 ||
-      a->v()->size() % 16)
+  // The bulk prefetch takes 16-byte aligned regions of whole 16-byte words.
+  auto words = [](const void *at, uint64_t bytes) {
+    return at && reinterpret_cast<uintptr_t>(at) % 16 == 0 && bytes % 16 == 0;
+  };
+  if (attentionRowWarps(elem, p) == 0 || !words(p.k, a->k()->size()) ||
+      !words(p.v, a->v()->size()) || a->k()->size() + a->v()->size() > kMostBytes)
     return prefetch;
   prefetch.region[0] = p.k;
   prefetch.region[1] = p.v;
