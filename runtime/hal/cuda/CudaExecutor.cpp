@@ -115,6 +115,7 @@ private:
     std::vector<StepFn> steps;
     std::vector<std::string> stepNames;
     std::vector<std::unique_ptr<GemmPlan>> gemms;
+    GemmPlan *finalGemv = nullptr; // our GEMV, when it is the last step
     cudaGraphExec_t graph = nullptr;
     bool graphFailed = false;
     int runs = 0;
@@ -531,6 +532,8 @@ Status CudaExecutor::buildSteps(Entry &entry) {
       if (merge.gemv && index + merge.count < entry.desc->steps()->size())
         plan->setPrefetch(cachePrefetch(entry.desc->steps()->Get(index + merge.count), *elem,
                                         ptr));
+      if (merge.gemv && index + merge.count == entry.desc->steps()->size())
+        entry.finalGemv = plan.get();
       const GemmPlan *p = plan.get();
       entry.gemms.push_back(std::move(plan));
       void *workspace = gemmWorkspace_;
@@ -1031,12 +1034,25 @@ StatusOr<std::vector<int32_t>> CudaExecutor::decodeGreedy(const std::string &nam
   const uint8_t *logits = onDevice(out[0].data, entry.hostOutput, entry.output);
   const Elem elem = out[0].dtype == DType::BF16 ? Elem::BF16 : Elem::F32;
   const int64_t vocab = out[0].shape[1];
-  auto step = [&, tokens, positions, logits](cudaStream_t s) -> Status {
-    if (Status st = enqueueSteps(entry, s); !st)
-      return st;
-    greedyFeed(elem, logits, batch, vocab, tokens, positions, lastPosition, entry.greedyRing,
-               entry.greedyCounters, s);
-    return Status::ok();
+  const GreedyPick pick{tokens, positions, lastPosition, entry.greedyRing,
+                        entry.greedyCounters};
+  // Where the logits come from our GEMV, it picks the tokens as it writes
+  // them: no second pass over the logits by one block (greedyFeed's).
+  GemmPlan *picker = entry.finalGemv && batch <= kGemvRows &&
+                             entry.finalGemv->canPickGreedy(logits, batch, vocab)
+                         ? entry.finalGemv
+                         : nullptr;
+  auto step = [&](cudaStream_t s) -> Status {
+    if (!picker) {
+      if (Status st = enqueueSteps(entry, s); !st)
+        return st;
+      greedyFeed(elem, logits, batch, vocab, pick, s);
+      return Status::ok();
+    }
+    picker->setGreedyPick(pick);
+    Status st = enqueueSteps(entry, s);
+    picker->setGreedyPick(std::nullopt);
+    return st;
   };
   cudaMemsetAsync(error_, 0, sizeof(ErrorWord), stream_);
   cudaMemsetAsync(entry.greedyCounters, 0, sizeof(GreedyCounters), stream_);

@@ -250,11 +250,17 @@ StatusOr<std::unique_ptr<GemmPlan>> GemmPlan::create(cublasLtHandle_t handle,
   return plan;
 }
 
+bool GemmPlan::canPickGreedy(const void *logits, int64_t rows, int64_t vocab) const {
+  return gemvParts_.size() == 1 && !gemvParts_[0].gate && gemvParts_[0].c == logits &&
+         desc_.m == rows && gemvParts_[0].n == vocab;
+}
+
 Status GemmPlan::run(void *workspace, size_t workspaceBytes,
                      cudaStream_t stream) const {
   if (!gemvParts_.empty()) {
     gemvParts(elem_, desc_.a, gemvParts_.data(), static_cast<int>(gemvParts_.size()),
-              desc_.m, desc_.k, gemvWeightsConstant_, stream, prefetch_);
+              desc_.m, desc_.k, gemvWeightsConstant_, stream, prefetch_,
+              pick_ ? &*pick_ : nullptr);
     return Status::ok();
   }
   float alpha = desc_.alpha;

@@ -9,6 +9,7 @@
 #include <cublasLt.h>
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 namespace gai::cuda {
@@ -64,6 +65,11 @@ public:
   Status run(void *workspace, size_t workspaceBytes, cudaStream_t stream) const;
   /// For our GEMV: what the next kernel reads first (see GemvPrefetch).
   void setPrefetch(const GemvPrefetch &prefetch) { prefetch_ = prefetch; }
+  /// Whether run() can also do greedy decoding's pick (gemvParts' `pick`):
+  /// it is our GEMV of one part without a gate, writing `logits` [rows, vocab].
+  bool canPickGreedy(const void *logits, int64_t rows, int64_t vocab) const;
+  /// Until cleared (nullopt), run() picks with `pick`.
+  void setGreedyPick(std::optional<GreedyPick> pick) { pick_ = pick; }
 
 private:
   GemmPlan() = default;
@@ -78,6 +84,7 @@ private:
   std::vector<GemvPart> gemvParts_; // decode-sized: our GEMV, not cuBLASLt
   bool gemvWeightsConstant_ = false;
   GemvPrefetch prefetch_;
+  std::optional<GreedyPick> pick_;
 };
 
 } // namespace gai::cuda

@@ -43,6 +43,7 @@ struct GemvLaunch {
   int count;
   bool constantWeights;
   GemvPrefetch prefetch;
+  GreedyPick pick; // with the kernel's Pick
 };
 
 /// Block b asks L2 for the b-th 16 KB of the prefetch regions (none past
@@ -82,10 +83,12 @@ __device__ __forceinline__ int partOfBlock(const GemvLaunch &launch, int64_t &fi
 
 /// Sums a warp's partial dot products of column `col` and writes, for each
 /// row, act(sum + bias) + residual, or with a gate (Weights = 2: sums[0]
-/// the gate's, sums[1] the up product's) act(gate) · up.
+/// the gate's, sums[1] the up product's) act(gate) · up. Picking (keys not
+/// null), lane 0 also leaves each row's greedyPickKey of what it wrote.
 template <typename T, int Rows, int Weights>
 __device__ __forceinline__ void finishColumn(float (&acc)[Weights][Rows], const GemvPart &g,
-                                             int64_t col, int m, int lane) {
+                                             int64_t col, int m, int lane,
+                                             unsigned long long *keys) {
   const T *bias = static_cast<const T *>(g.bias);
   const T *residual = static_cast<const T *>(g.residual);
   T *c = static_cast<T *>(g.c);
@@ -104,8 +107,32 @@ __device__ __forceinline__ void finishColumn(float (&acc)[Weights][Rows], const 
       x = activate(x, g.activation);
       if (residual)
         x += toFloat(residual[r * g.n + col]);
-      c[r * g.n + col] = fromFloat<T>(x);
+      T stored = fromFloat<T>(x);
+      c[r * g.n + col] = stored;
+      if (keys) // the stored logit: the host picks among the rounded ones
+        keys[r] = greedyPickKey(toFloat(stored), col);
     }
+  }
+}
+
+/// A picking GEMV block's end (see gemvParts): each row's best key among
+/// the block's warps goes to the row's running best, by an atomic nobody
+/// waits for (greedyFinish reads the bests after the grid). A block that
+/// waited here for its atomics or counted itself in (the last block
+/// finishing the pick) held its SM a round trip longer, and the step got
+/// slower than with the separate pass.
+template <int Rows>
+__device__ __forceinline__ void offerGreedy(const GreedyPick &pick,
+                                            const unsigned long long (&keys)[kColumnsPerBlock][Rows],
+                                            int m) {
+  __syncthreads();
+  const int r = threadIdx.x;
+  if (r < m) {
+    unsigned long long best = 0;
+#pragma unroll
+    for (int w = 0; w < kColumnsPerBlock; ++w)
+      best = max(best, keys[w][r]);
+    atomicMax(&pick.counters->best[r], best);
   }
 }
 
@@ -133,7 +160,9 @@ __device__ __forceinline__ void loadChunks(uint4 (&wv)[Weights][PerRow],
 /// Rows = 1 against 44 under nvcc's default, and the decode step 5% faster
 /// for it, with fewer blocks resident. f32 would take 150, so it keeps 3
 /// (2 with a gate's second row, which would spill at 3).
-template <typename T, int Rows, int Weights>
+/// Pick: the greedy pick above at the end (one part, Weights = 1); its
+/// blocks end with a barrier, so their idle warps (past n) stay to it.
+template <typename T, int Rows, int Weights, bool Pick = false>
 __global__ void __launch_bounds__(kThreads, sizeof(T) == 2 ? 1 : 4 - Weights)
     gemvKernel(const T *a, GemvLaunch launch, int m, int64_t k) {
   constexpr int kVec = 16 / sizeof(T);
@@ -142,6 +171,7 @@ __global__ void __launch_bounds__(kThreads, sizeof(T) == 2 ? 1 : 4 - Weights)
   // per warp. Eight of one row ran llama-1b's decode step 2-3% slower;
   // four of each of a gate's two rows made it 2% faster than two each.
   constexpr int kPerRow = 4;
+  static_assert(!Pick || Weights == 1, "a picking GEMV has no gate");
   letNextKernelStart();
   if (threadIdx.x == 0 && launch.prefetch.bytes[0] > 0)
     prefetchChunk(launch.prefetch);
@@ -149,81 +179,98 @@ __global__ void __launch_bounds__(kThreads, sizeof(T) == 2 ? 1 : 4 - Weights)
   const GemvPart &g = launch.parts[partOfBlock(launch, col)];
   col += threadIdx.x / 32;
   int lane = threadIdx.x % 32;
-  if (col >= g.n)
+  const bool active = col < g.n;
+  if (!active && !Pick)
     return;
   float acc[Weights][Rows] = {};
-  const T *rows[Weights];
-  rows[Weights - 1] = static_cast<const T *>(g.w) + col * k;
-  if constexpr (Weights == 2)
-    rows[0] = static_cast<const T *>(g.gate) + col * k;
-  int64_t i = lane * kVec;
-  bool full = i + (kPerRow - 1) * kStride < k;
-  uint4 wv[Weights][kPerRow];
-  // Weights no kernel writes are loaded before waiting for the kernel
-  // before (launched overlapped): the first loads are in flight while it
-  // finishes. (Prefetching them to L2 instead, or a bulk L2 prefetch of
-  // the block's rows, cost more than it hid.)
-  if (launch.constantWeights && full)
-    loadChunks<true>(wv, rows, i, kStride);
-  waitForPriorKernels();
-  if (!launch.constantWeights && full)
-    loadChunks<false>(wv, rows, i, kStride);
-  while (full) {
+  if (active) {
+    const T *rows[Weights];
+    rows[Weights - 1] = static_cast<const T *>(g.w) + col * k;
+    if constexpr (Weights == 2)
+      rows[0] = static_cast<const T *>(g.gate) + col * k;
+    int64_t i = lane * kVec;
+    bool full = i + (kPerRow - 1) * kStride < k;
+    uint4 wv[Weights][kPerRow];
+    // Weights no kernel writes are loaded before waiting for the kernel
+    // before (launched overlapped): the first loads are in flight while it
+    // finishes. (Prefetching them to L2 instead, or a bulk L2 prefetch of
+    // the block's rows, cost more than it hid.)
+    if (launch.constantWeights && full)
+      loadChunks<true>(wv, rows, i, kStride);
+    waitForPriorKernels();
+    if (!launch.constantWeights && full)
+      loadChunks<false>(wv, rows, i, kStride);
+    while (full) {
+#pragma unroll
+      for (int w = 0; w < Weights; ++w)
+#pragma unroll
+        for (int u = 0; u < kPerRow; ++u)
+          gemvChunk(wv[w][u], a, m, k, i + u * kStride, acc[w]);
+      i += kPerRow * kStride;
+      full = i + (kPerRow - 1) * kStride < k;
+      if (full)
+        loadChunks<false>(wv, rows, i, kStride);
+    }
+    // The last few chunks (k = 5632 leaves two): all loads, then the sums.
 #pragma unroll
     for (int w = 0; w < Weights; ++w)
 #pragma unroll
-      for (int u = 0; u < kPerRow; ++u)
-        gemvChunk(wv[w][u], a, m, k, i + u * kStride, acc[w]);
-    i += kPerRow * kStride;
-    full = i + (kPerRow - 1) * kStride < k;
-    if (full)
-      loadChunks<false>(wv, rows, i, kStride);
+      for (int u = 0; u < kPerRow - 1; ++u)
+        if (i + u * kStride < k)
+          wv[w][u] = loadStreaming(rows[w] + i + u * kStride);
+#pragma unroll
+    for (int w = 0; w < Weights; ++w)
+#pragma unroll
+      for (int u = 0; u < kPerRow - 1; ++u)
+        if (i + u * kStride < k)
+          gemvChunk(wv[w][u], a, m, k, i + u * kStride, acc[w]);
+  } else {
+    waitForPriorKernels();
   }
-  // The last few chunks (k = 5632 leaves two): all loads, then the sums.
-#pragma unroll
-  for (int w = 0; w < Weights; ++w)
-#pragma unroll
-    for (int u = 0; u < kPerRow - 1; ++u)
-      if (i + u * kStride < k)
-        wv[w][u] = loadStreaming(rows[w] + i + u * kStride);
-#pragma unroll
-  for (int w = 0; w < Weights; ++w)
-#pragma unroll
-    for (int u = 0; u < kPerRow - 1; ++u)
-      if (i + u * kStride < k)
-        gemvChunk(wv[w][u], a, m, k, i + u * kStride, acc[w]);
-  finishColumn<T, Rows, Weights>(acc, g, col, m, lane);
+  __shared__ unsigned long long pickKeys[Pick ? kColumnsPerBlock : 1][Pick ? Rows : 1];
+  unsigned long long *keys = Pick ? pickKeys[threadIdx.x / 32] : nullptr;
+  if (active)
+    finishColumn<T, Rows, Weights>(acc, g, col, m, lane, keys);
+  if constexpr (Pick) {
+    if (!active && lane < Rows)
+      keys[lane] = 0;
+    offerGreedy<Rows>(launch.pick, pickKeys, m);
+  }
 }
 
 template <typename T, int Rows>
-void launchRows(const T *a, const GemvLaunch &launch, int64_t blocks, int m, int64_t k,
-                cudaStream_t stream) {
-  if (launch.parts[0].gate)
-    launchOverlapped(gemvKernel<T, Rows, 2>, dim3(static_cast<unsigned>(blocks)),
-                     dim3(kThreads), stream, a, launch, m, k);
+void launchRows(const T *a, const GemvLaunch &launch, bool pick, int64_t blocks, int m,
+                int64_t k, cudaStream_t stream) {
+  dim3 grid(static_cast<unsigned>(blocks));
+  if (pick)
+    launchOverlapped(gemvKernel<T, Rows, 1, true>, grid, dim3(kThreads), stream, a, launch,
+                     m, k);
+  else if (launch.parts[0].gate)
+    launchOverlapped(gemvKernel<T, Rows, 2>, grid, dim3(kThreads), stream, a, launch, m, k);
   else
-    launchOverlapped(gemvKernel<T, Rows, 1>, dim3(static_cast<unsigned>(blocks)),
-                     dim3(kThreads), stream, a, launch, m, k);
+    launchOverlapped(gemvKernel<T, Rows, 1>, grid, dim3(kThreads), stream, a, launch, m, k);
 }
 
 template <typename T>
-void launchGemv(const T *a, const GemvLaunch &launch, int64_t blocks, int m, int64_t k,
-                cudaStream_t stream) {
+void launchGemv(const T *a, const GemvLaunch &launch, bool pick, int64_t blocks, int m,
+                int64_t k, cudaStream_t stream) {
   if (m == 1)
-    launchRows<T, 1>(a, launch, blocks, m, k, stream);
+    launchRows<T, 1>(a, launch, pick, blocks, m, k, stream);
   else
-    launchRows<T, kGemvRows>(a, launch, blocks, m, k, stream);
+    launchRows<T, kGemvRows>(a, launch, pick, blocks, m, k, stream);
 }
 
 } // namespace
 
 void gemvParts(Elem e, const void *a, const GemvPart *parts, int count, int64_t m,
                int64_t k, bool constantWeights, cudaStream_t stream,
-               const GemvPrefetch &prefetch) {
+               const GemvPrefetch &prefetch, const GreedyPick *pick) {
   GemvLaunch launch{};
   launch.count = count;
   launch.constantWeights = constantWeights;
   launch.prefetch = prefetch;
+  if (pick)
+    launch.pick = *pick;
   int64_t blocks = 0;
   for (int p = 0; p < count; ++p) {
     launch.parts[p] = parts[p];
@@ -233,10 +280,13 @@ void gemvParts(Elem e, const void *a, const GemvPart *parts, int count, int64_t 
   if (blocks == 0)
     return;
   if (e == Elem::BF16)
-    launchGemv(static_cast<const __nv_bfloat16 *>(a), launch, blocks, static_cast<int>(m), k,
-               stream);
+    launchGemv(static_cast<const __nv_bfloat16 *>(a), launch, pick != nullptr, blocks,
+               static_cast<int>(m), k, stream);
   else
-    launchGemv(static_cast<const float *>(a), launch, blocks, static_cast<int>(m), k, stream);
+    launchGemv(static_cast<const float *>(a), launch, pick != nullptr, blocks,
+               static_cast<int>(m), k, stream);
+  if (pick)
+    greedyFinish(m, *pick, stream);
 }
 
 } // namespace gai::cuda

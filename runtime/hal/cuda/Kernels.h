@@ -55,6 +55,8 @@ struct CacheWrite {
 void cacheWrite(Elem e, const CacheWrite *writes, int count, const int32_t *start,
                 int64_t batch, int64_t heads, int64_t slots, int64_t tokens,
                 int64_t dim, ErrorWord *error, int step, cudaStream_t stream);
+/// The most rows a decode GEMV (gemvParts) takes.
+constexpr int64_t kGemvRows = 8;
 /// Greedy decoding on the device. For each row b of logits [batch, vocab]:
 /// the first index of the largest logit (NaNs never win; all NaN: 0) goes
 /// to tokens[b] and to ring[counters->step · batch + b], and positions[b]
@@ -63,10 +65,20 @@ void cacheWrite(Elem e, const CacheWrite *writes, int count, const int32_t *star
 struct GreedyCounters {
   int32_t step;
   uint32_t rowsDone;
+  /// A picking GEMV's best logit so far per row, as greedyPickKey; 0: none.
+  unsigned long long best[kGemvRows];
 };
-void greedyFeed(Elem e, const void *logits, int64_t batch, int64_t vocab, int32_t *tokens,
-                int32_t *positions, int32_t lastPosition, int32_t *ring,
-                GreedyCounters *counters, cudaStream_t stream);
+struct GreedyPick {
+  int32_t *tokens, *positions;
+  int32_t lastPosition;
+  int32_t *ring;
+  GreedyCounters *counters;
+};
+void greedyFeed(Elem e, const void *logits, int64_t batch, int64_t vocab,
+                const GreedyPick &pick, cudaStream_t stream);
+/// greedyFeed's end after a picking GEMV (gemvParts), which left each
+/// row's best in counters->best: writes the tokens and zeroes the bests.
+void greedyFinish(int64_t batch, const GreedyPick &pick, cudaStream_t stream);
 /// out[b, :] = x[b, rows[b], :] in 4-byte words.
 void take(const uint32_t *x, const int32_t *rows, int64_t batch, int64_t t,
           int64_t innerWords, uint32_t *out, ErrorWord *error, int step,
@@ -97,7 +109,6 @@ void activationResidual(Elem e, void *c, const void *residual, int activation,
 /// launch does q/k/v or gate/up. Needs k a multiple of 8 and 16-byte
 /// aligned rows. `constantWeights`: no kernel writes the W_p while the
 /// entry runs, so the GEMV may load them before earlier kernels finish.
-constexpr int64_t kGemvRows = 8;
 struct GemvPart {
   const void *w;
   void *c;
@@ -116,9 +127,13 @@ struct GemvPrefetch {
   const void *region[2] = {nullptr, nullptr};
   int64_t bytes[2] = {0, 0};
 };
+/// `pick` (one part, without a gate): the GEMV is a greedy decoding step's
+/// last and does greedyFeed's work on C, the logits [m, n]: each block
+/// offers its columns' best, and a one-block greedyFinish writes the
+/// tokens. No second pass over the logits, by one block.
 void gemvParts(Elem e, const void *a, const GemvPart *parts, int count, int64_t m,
                int64_t k, bool constantWeights, cudaStream_t stream,
-               const GemvPrefetch &prefetch = {});
+               const GemvPrefetch &prefetch = {}, const GreedyPick *pick = nullptr);
 
 /// As the CPU's AttentionArgs (hal/cpu/Kernels.h).
 struct AttentionParams {

@@ -55,6 +55,24 @@ __device__ __forceinline__ float warpSum(float x) {
   return x;
 }
 
+/// A logit and its column as one integer that orders as greedy decoding
+/// picks: the larger value first, on a tie the lower column, -0 equal to
+/// +0. NaN gives 0, below every other key: it never wins.
+__device__ __forceinline__ unsigned long long greedyPickKey(float v, int64_t column) {
+  uint32_t bits = __float_as_uint(v);
+  if ((bits & 0x7fffffffu) > 0x7f800000u)
+    return 0;
+  if ((bits << 1) == 0) // -0 → +0, in integers: fast math may drop a float fix-up
+    bits = 0;
+  bits = bits & 0x80000000u ? ~bits : bits | 0x80000000u;
+  return static_cast<unsigned long long>(bits) << 32 |
+         (0xffffffffu - static_cast<uint32_t>(column));
+}
+/// The column of a greedyPickKey; 0 for the key 0 (every logit NaN).
+__device__ __forceinline__ int32_t greedyPickColumn(unsigned long long key) {
+  return key == 0 ? 0 : static_cast<int32_t>(0xffffffffu - static_cast<uint32_t>(key));
+}
+
 /// Programmatic dependent launch (Hopper). A kernel launched with
 /// launchOverlapped may start while the kernel before it (and, through
 /// that one's early start, kernels further back) still runs. Before

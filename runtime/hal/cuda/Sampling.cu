@@ -79,22 +79,44 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+/// Thread b finishes row b. No letNextKernelStart, as greedyFeedKernel.
+__global__ void greedyFinishKernel(int batch, GreedyPick pick) {
+  waitForPriorKernels();
+  const int row = threadIdx.x;
+  GreedyCounters *counters = pick.counters;
+  const int32_t step = counters->step;
+  if (row < batch) {
+    const int32_t token = greedyPickColumn(counters->best[row]);
+    counters->best[row] = 0;
+    pick.ring[static_cast<int64_t>(step) * batch + row] = token;
+    pick.tokens[row] = token;
+    pick.positions[row] = min(pick.positions[row] + 1, pick.lastPosition);
+  }
+  __syncthreads(); // every thread has read `step`
+  if (row == 0)
+    counters->step = step + 1;
+}
+
 } // namespace
 
-void greedyFeed(Elem e, const void *logits, int64_t batch, int64_t vocab, int32_t *tokens,
-                int32_t *positions, int32_t lastPosition, int32_t *ring,
-                GreedyCounters *counters, cudaStream_t stream) {
+void greedyFinish(int64_t batch, const GreedyPick &pick, cudaStream_t stream) {
+  launchOverlapped(greedyFinishKernel, dim3(1), dim3(32), stream, static_cast<int>(batch),
+                   pick);
+}
+
+void greedyFeed(Elem e, const void *logits, int64_t batch, int64_t vocab,
+                const GreedyPick &pick, cudaStream_t stream) {
   if (batch == 0)
     return;
   dim3 grid(static_cast<unsigned>(batch));
   if (e == Elem::BF16)
     launchOverlapped(greedyFeedKernel<__nv_bfloat16>, grid, dim3(kThreads), stream,
-                     static_cast<const __nv_bfloat16 *>(logits), vocab, tokens, positions,
-                     lastPosition, ring, counters);
+                     static_cast<const __nv_bfloat16 *>(logits), vocab, pick.tokens,
+                     pick.positions, pick.lastPosition, pick.ring, pick.counters);
   else
     launchOverlapped(greedyFeedKernel<float>, grid, dim3(kThreads), stream,
-                     static_cast<const float *>(logits), vocab, tokens, positions,
-                     lastPosition, ring, counters);
+                     static_cast<const float *>(logits), vocab, pick.tokens, pick.positions,
+                     pick.lastPosition, pick.ring, pick.counters);
 }
 
 } // namespace gai::cuda
