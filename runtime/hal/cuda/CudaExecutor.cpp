@@ -1038,10 +1038,10 @@ StatusOr<std::vector<int32_t>> CudaExecutor::decodeGreedy(const std::string &nam
                         entry.greedyCounters};
   // Where the logits come from our GEMV, it picks the tokens as it writes
   // them: no second pass over the logits by one block (greedyFeed's).
-  GemmPlan *picker = entry.finalGemv && batch <= kGemvRows &&
-                             entry.finalGemv->canPickGreedy(logits, batch, vocab)
-                         ? entry.finalGemv
-                         : nullptr;
+  GemmPlan *picker =
+      entry.finalGemv && entry.finalGemv->canPickGreedy(logits, batch, vocab)
+          ? entry.finalGemv
+          : nullptr;
   auto step = [&](cudaStream_t s) -> Status {
     if (!picker) {
       if (Status st = enqueueSteps(entry, s); !st)
