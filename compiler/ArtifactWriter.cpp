@@ -171,11 +171,19 @@ FailureOr<flatbuffers::Offset<fmt::Step>> Writer::step(Operation &op) {
     fmt::BufferRef a = toRef(g.getA()), b = toRef(g.getB()), c = toRef(g.getC()),
                    bias = toRef(g.getBias()), res = toRef(g.getResidual()),
                    gate = g.getGate() ? toRef(*g.getGate()) : fmt::BufferRef();
+    auto optionalRef = [&](std::optional<exec::RefAttr> r) {
+      return r ? toRef(*r) : fmt::BufferRef();
+    };
+    fmt::BufferRef normWeight = optionalRef(g.getNormWeight()),
+                   normOut = optionalRef(g.getNormOut()),
+                   normSquares = optionalRef(g.getNormSquares()),
+                   aSquares = optionalRef(g.getASquares());
     auto gemm = fmt::CreateGemm(
         fbb, &a, &b, &c, &bias, &res, g.getBatch(), g.getM(), g.getN(),
         g.getK(), g.getTransposeA(), g.getTransposeB(), g.getStrideA(),
         g.getStrideB(), g.getStrideC(), activationOf(g.getActivation()),
-        stepDType(g.getElement()), &gate);
+        stepDType(g.getElement()), &gate, &normWeight, &normOut, &normSquares,
+        g.getNormOffset().convertToFloat(), &aSquares, g.getANormEps().convertToFloat());
     return fmt::CreateStep(fbb, fmt::Command::Gemm, gemm.Union());
   }
   if (auto a = dyn_cast<exec::AttentionOp>(op)) {

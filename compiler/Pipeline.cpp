@@ -81,6 +81,7 @@ lowerModule(mlir::ModuleOp optimized, const CompileOptions &options,
             WeightsMode weightsMode) {
   ExecOptions exec;
   exec.gpuKernels = options.isCuda();
+  exec.foldNormRows = options.isCuda() && options.foldNorms ? kMostNormFoldRows : 0;
   exec.paramsInState = options.train;
   if (weightsMode == WeightsMode::External) {
     StatusOr<SafetensorsFile> weights = SafetensorsFile::open(options.weightsPath);

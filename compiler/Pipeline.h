@@ -26,6 +26,9 @@ struct CompileOptions {
   /// Adds the training entries (@eval_loss, @train_step, @optimizer_step,
   /// @zero_grads); parameters become trainable state.
   bool train = false;
+  /// CUDA: fold RMSNorms between decode-sized GEMMs into them (see
+  /// NormFold.h); off only to measure what that brings.
+  bool foldNorms = true;
 };
 
 struct ImportedModel {

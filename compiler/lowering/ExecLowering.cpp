@@ -5,6 +5,7 @@
 #include "compiler/codegen/FusionRows.h"
 #include "compiler/codegen/GpuFusionKernels.h"
 #include "compiler/lowering/MemoryPlan.h"
+#include "compiler/lowering/NormFold.h"
 #include "dialects/Exec/ExecOps.h"
 #include "dialects/Gai/GaiOps.h"
 
@@ -95,6 +96,8 @@ private:
                             bool transposeRhs, StringRef activation,
                             Value gate = {});
   FailureOr<FlatSymbolRefAttr> kernelFor(FusionOp fusion);
+  /// The folded-norm operands of the exec.gemm just emitted for `op`.
+  void addNormFolds(Operation *op);
   RefAttr weightRef(ParamOp param);
   /// The state buffer `name`, made on first use.
   FailureOr<RefAttr> stateRef(StringRef name, Type type, Location loc);
@@ -124,6 +127,11 @@ private:
   int64_t weightsEnd = 0, stateEnd = 0;
   std::vector<std::pair<std::string, func::FuncOp>> kernels; // text, kernel
   DenseMap<Value, RefAttr> refOf;
+  // The entry's folded norms (findNormFolds) by their region, the GEMM
+  // making their input, and the GEMMs reading them; their row sums of
+  // squares, all in one buffer the entry zeroes first.
+  DenseMap<Operation *, const NormFold *> foldOfNorm, foldOfProducer, foldOfConsumer;
+  RefAttr squares;
 };
 
 RefAttr Lowering::weightRef(ParamOp param) {
@@ -187,6 +195,23 @@ FailureOr<FlatSymbolRefAttr> Lowering::kernelFor(FusionOp fusion) {
   return FlatSymbolRefAttr::get(kernel->getSymNameAttr());
 }
 
+void Lowering::addNormFolds(Operation *op) {
+  auto gemm = cast<exec::GemmOp>(b.getInsertionBlock()->back());
+  auto squaresOf = [&](const NormFold *fold) {
+    return slice(squares, fold->squaresOffset, fold->rows * 8);
+  };
+  if (const NormFold *fold = foldOfProducer.lookup(op)) {
+    gemm.setNormWeightAttr(ref(fold->weight));
+    gemm.setNormOutAttr(ref(fold->norm->getResult(0)));
+    gemm.setNormSquaresAttr(squaresOf(fold));
+    gemm.setNormOffsetAttr(b.getF32FloatAttr(fold->unitOffset ? 1.0f : 0.0f));
+  }
+  if (const NormFold *fold = foldOfConsumer.lookup(op)) {
+    gemm.setASquaresAttr(squaresOf(fold));
+    gemm.setANormEpsAttr(b.getF32FloatAttr(static_cast<float>(fold->epsilon)));
+  }
+}
+
 LogicalResult Lowering::lowerMatmul(Operation *op, Value lhs, Value rhs,
                                     Value bias, Value residual,
                                     bool transposeLhs, bool transposeRhs,
@@ -211,14 +236,19 @@ LogicalResult Lowering::lowerMatmul(Operation *op, Value lhs, Value rhs,
         b.getI64IntegerAttr(strideA), b.getI64IntegerAttr(strideB),
         b.getI64IntegerAttr(strideC), b.getStringAttr(activation),
         TypeAttr::get(tensorOf(op->getResult(0)).getElementType()),
-        gate ? ref(gate) : RefAttr());
+        gate ? ref(gate) : RefAttr(), /*norm_weight=*/RefAttr(), /*norm_out=*/RefAttr(),
+        /*norm_squares=*/RefAttr(), /*norm_offset=*/nullptr, /*a_squares=*/RefAttr(),
+        /*a_norm_eps=*/nullptr);
   };
   // One weight for all rows: the batch folds into M. (A gated GEMM's
   // weights are [N, K], so it always lowers here.)
   if (product(rhsBatch) == 1 && !transposeLhs) {
     emit(a, bRef, c, residualRef, 1, batch * m, 0, 0, 0);
+    addNormFolds(op);
     return success();
   }
+  if (foldOfProducer.count(op) || foldOfConsumer.count(op))
+    return op->emitOpError("folds a norm but is not one GEMM over all rows");
   if (gate)
     return op->emitOpError("a gated GEMM needs weights shared by all rows");
   auto strideOf = [&](ArrayRef<int64_t> dims, int64_t matrix) -> int64_t {
@@ -279,6 +309,8 @@ LogicalResult Lowering::lowerOp(Operation *op) {
     return success();
   }
   if (auto fusion = dyn_cast<FusionOp>(op)) {
+    if (foldOfNorm.count(op))
+      return success(); // the GEMMs around it do its work
     FailureOr<FlatSymbolRefAttr> kernel = kernelFor(fusion);
     if (failed(kernel))
       return failure();
@@ -574,10 +606,36 @@ LogicalResult Lowering::lowerFunction(func::FuncOp func) {
       copies.emplace_back(v, r);
   }
 
+  // Norms folded into the GEMMs around them: the GEMM making the input
+  // writes the norm's result, so that buffer is live from there on.
+  SmallVector<NormFold> folds =
+      options.gpuKernels ? findNormFolds(func, options.foldNormRows) : SmallVector<NormFold>();
+  foldOfNorm.clear();
+  foldOfProducer.clear();
+  foldOfConsumer.clear();
+  DenseMap<Operation *, int64_t> opIndex;
+  for (auto [i, op] : llvm::enumerate(func.getBody().front()))
+    opIndex[&op] = static_cast<int64_t>(i);
+  DenseMap<Value, int64_t> writtenEarlier;
+  int64_t squaresBytes = 0;
+  for (const NormFold &fold : folds) {
+    foldOfNorm[fold.norm] = &fold;
+    foldOfProducer[fold.producer] = &fold;
+    for (Operation *user : fold.norm->getResult(0).getUsers())
+      foldOfConsumer[user] = &fold;
+    writtenEarlier[fold.norm->getResult(0)] = opIndex.lookup(fold.producer);
+    squaresBytes = fold.squaresOffset + fold.rows * 8;
+  }
+
   // The arena: every other intermediate buffer, placed by liveness.
   FunctionBuffers buffers = collectBuffers(func);
+  for (auto [v, request] : llvm::zip(buffers.values, buffers.requests))
+    if (auto it = writtenEarlier.find(v); it != writtenEarlier.end())
+      request.firstUse = std::min(request.firstUse, it->second);
   std::vector<BufferRequest> requests;
   std::vector<Value> planned;
+  if (squaresBytes > 0) // live throughout: zeroed before the first step
+    requests.push_back({squaresBytes, 0, INT64_MAX});
   for (auto [v, request] : llvm::zip(buffers.values, buffers.requests)) {
     if (RefAttr r = outputOf.lookup(v)) {
       refOf[v] = r;
@@ -591,10 +649,24 @@ LogicalResult Lowering::lowerFunction(func::FuncOp func) {
     planned.push_back(v);
   }
   ArenaPlan plan = planArena(requests, kAlignment);
-  for (auto [v, offset, request] : llvm::zip(planned, plan.offsets, requests))
+  size_t first = 0;
+  squares = RefAttr();
+  if (squaresBytes > 0)
+    squares = RefAttr::get(b.getContext(), Space::Arena, plan.offsets[first++], squaresBytes);
+  for (auto [v, offset, request] :
+       llvm::zip(planned, ArrayRef(plan.offsets).drop_front(first),
+                 ArrayRef(requests).drop_front(first)))
     refOf[v] = RefAttr::get(b.getContext(), Space::Arena, offset, request.size);
   entry.setArenaSizeAttr(b.getI64IntegerAttr(plan.arenaSize));
+  if (squares) // the folded norms' sums start at zero
+    exec::CallOp::create(b, loc, b.getStringAttr("fill"), b.getArrayAttr({squares}),
+                         b.getDenseI64ArrayAttr({0, 4}), TypeAttr::get(b.getF32Type())); // +0.0 either way
 
+  // A folded norm's weight is read by the GEMM before the norm: placed first.
+  for (const NormFold &fold : folds)
+    if (Operation *param = fold.weight.getDefiningOp())
+      if (failed(lowerOp(param)))
+        return failure();
   for (Operation &op : func.getBody().front().without_terminator())
     if (failed(lowerOp(&op)))
       return failure();

@@ -18,6 +18,9 @@ struct ExecOptions {
   /// Parameters are state named `param.<name>` (trainable), initialised from
   /// the weight of their name, instead of read-only weights.
   bool paramsInState = false;
+  /// Fold RMSNorms between GEMMs of at most this many rows into them
+  /// (findNormFolds; the CUDA GEMV's rows); 0: never.
+  int64_t foldNormRows = 0;
 };
 
 /// Every `func.func` of `fused` becomes an `exec.entry`: arguments named

@@ -76,12 +76,24 @@ def Exec_GemmOp : Exec_Op<"gemm"> {
       Exec_RefAttr:$bias, Exec_RefAttr:$residual, I64Attr:$batch, I64Attr:$m,
       I64Attr:$n, I64Attr:$k, BoolAttr:$transpose_a, BoolAttr:$transpose_b,
       I64Attr:$stride_a, I64Attr:$stride_b, I64Attr:$stride_c,
-      StrAttr:$activation, TypeAttr:$element, OptionalAttr<Exec_RefAttr>:$gate);
+      StrAttr:$activation, TypeAttr:$element, OptionalAttr<Exec_RefAttr>:$gate,
+      OptionalAttr<Exec_RefAttr>:$norm_weight, OptionalAttr<Exec_RefAttr>:$norm_out,
+      OptionalAttr<Exec_RefAttr>:$norm_squares,
+      DefaultValuedAttr<F32Attr, "0.0">:$norm_offset,
+      OptionalAttr<Exec_RefAttr>:$a_squares,
+      DefaultValuedAttr<F32Attr, "0.0">:$a_norm_eps);
   let description = [{
     `element` is the type of a, b, c, bias and residual; the product
     accumulates in f32. With `gate` (weights [n, k] like b, which is then
     transposed; batch 1, no bias or residual): c = act(a·gateᵀ) ⊙ (a·bᵀ),
     a gated linear unit's two products in one call.
+
+    An RMSNorm folded between decode-sized GEMMs: the GEMM making the
+    norm's input also writes c ⊙ (norm_weight + norm_offset) to `norm_out`
+    and adds each row's sum of c² to `norm_squares` (f64 [m], zeroed
+    earlier in the entry); a GEMM reading the norm takes that `norm_out`
+    as a and scales its products row by row by
+    1/sqrt(a_squares / k + a_norm_eps).
   }];
   let assemblyFormat = "attr-dict";
 }

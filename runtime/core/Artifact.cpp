@@ -178,6 +178,40 @@ Status checkArgs(const BoundsChecker &bounds, const std::string &prefix,
 /// Whether an optional operand is there (size 0: it is not).
 bool present(const format::BufferRef *r) { return r && r->size() > 0; }
 
+/// A GEMM with an RMSNorm folded in (see artifact.fbs) has the rows, the
+/// weight layout and the operand sizes the CUDA GEMV runs.
+Status checkNormFold(const BoundsChecker &bounds, const std::string &at,
+                     const format::Gemm *g) {
+  const bool makes = present(g->norm_weight()) || present(g->norm_out()) ||
+                     present(g->norm_squares());
+  const bool reads = present(g->a_squares());
+  if (!makes && !reads)
+    return Status::ok();
+  const int64_t element = g->dtype() == format::DType::BF16 ? 2 : 4;
+  const int64_t rows = g->m();
+  auto sized = [](const format::BufferRef *r, int64_t bytes) {
+    return r && r->size() == bytes;
+  };
+  bool ok = g->batch() == 1 && !g->transpose_a() && g->transpose_b() && rows >= 1 &&
+            rows <= kMostNormFoldRows && g->k() % 8 == 0 &&
+            (g->dtype() == format::DType::BF16 || g->dtype() == format::DType::F32);
+  if (makes)
+    ok = ok && !present(g->gate()) && sized(g->norm_weight(), g->n() * element) &&
+         sized(g->norm_out(), rows * g->n() * element) &&
+         sized(g->norm_squares(), rows * 8);
+  if (reads)
+    ok = ok && sized(g->a_squares(), rows * 8) && g->a_norm_eps() >= 0.0f;
+  if (ok)
+    return Status::ok();
+  return Status::error(bounds.where + ": " + at +
+                       " (gemm): a folded RMSNorm takes 1 to " +
+                       std::to_string(kMostNormFoldRows) +
+                       " rows of f32 or bf16 A by weights stored [n, k] (transpose_b, k a "
+                       "multiple of 8), batch 1, no gate where it makes the norm's input, "
+                       "norm_weight [n], norm_out [m, n], f64 sums of squares [m] and an eps "
+                       ">= 0");
+}
+
 Status checkStep(const BoundsChecker &bounds, const format::Step *step,
                  size_t index, uint32_t kernelCount) {
   std::string at = "step " + std::to_string(index);
@@ -190,8 +224,14 @@ Status checkStep(const BoundsChecker &bounds, const format::Step *step,
                                   {g->c(), "c"},
                                   {g->bias(), "bias", true},
                                   {g->residual(), "residual", true},
-                                  {g->gate(), "gate", true}});
+                                  {g->gate(), "gate", true},
+                                  {g->norm_weight(), "norm_weight", true},
+                                  {g->norm_out(), "norm_out", true},
+                                  {g->norm_squares(), "norm_squares", true},
+                                  {g->a_squares(), "a_squares", true}});
         !s)
+      return s;
+    if (Status s = checkNormFold(bounds, at, g); !s)
       return s;
     if (present(g->gate()) && (present(g->bias()) || present(g->residual()) ||
                                g->batch() != 1 || g->transpose_a() || !g->transpose_b() ||

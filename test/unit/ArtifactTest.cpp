@@ -171,7 +171,7 @@ TEST(Artifact, FooterFromAnotherSchemaVersion) {
   std::vector<uint8_t> bytes = build();
   bytes[bytes.size() - kArtifactFooterSize + 4] = 9; // the footer's version
   EXPECT_EQ(loadError(bytes),
-            "m.gai: schema version 9, this runtime reads version 4; recompile "
+            "m.gai: schema version 9, this runtime reads version 5; recompile "
             "with a matching gaic");
 }
 

@@ -83,6 +83,10 @@ cl::opt<bool> externalWeights(
 cl::opt<std::string> target("target",
                             cl::desc("cpu (default), cuda, cuda:sm_80 or cuda:sm_90"),
                             cl::init("cpu"), cl::cat(category));
+cl::opt<bool> foldNorms(
+    "fold-norms",
+    cl::desc("cuda: fold RMSNorms between decode-sized GEMMs into them (default on)"),
+    cl::init(true), cl::cat(category));
 cl::opt<std::string> cpu("cpu",
                          cl::desc("x86-64 level the CPU kernels may assume"),
                          cl::init("x86-64-v3"), cl::cat(category));
@@ -120,6 +124,7 @@ int main(int argc, char **argv) {
   options.build.prefillLen = prefillLen;
   options.printIRAfterAll = printIRAfterAll;
   options.train = mode == "train";
+  options.foldNorms = foldNorms;
   options.build.trainBatch = trainBatch;
   options.build.trainSeqLen = trainSeqLen;
   if (options.train) // trains, then serves

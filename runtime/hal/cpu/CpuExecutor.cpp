@@ -206,6 +206,10 @@ Status CpuExecutor::runStep(const Entry &entry, size_t index) {
   switch (step->command_type()) {
   case format::Command::Gemm: {
     const format::Gemm *g = step->command_as_Gemm();
+    if ((g->norm_out() && g->norm_out()->size() > 0) ||
+        (g->a_squares() && g->a_squares()->size() > 0))
+      return Status::error(at + " (gemm): an RMSNorm folded into GEMMs has no CPU kernel "
+                                "(the cuda target's decode GEMV does it)");
     cpu::GemmArgs args;
     args.a = f32(g->a());
     args.b = f32(g->b());

@@ -83,12 +83,16 @@ __device__ __forceinline__ int partOfBlock(const GemvLaunch &launch, int64_t &fi
 
 /// Sums a warp's partial dot products of column `col` and writes, for each
 /// row, act(sum + bias) + residual, or with a gate (Weights = 2: sums[0]
-/// the gate's, sums[1] the up product's) act(gate) · up. Picking (keys not
-/// null), lane 0 also leaves each row's greedyPickKey of what it wrote.
+/// the gate's, sums[1] the up product's) act(gate) · up. A normed A's
+/// sums are scaled by `rowScale` first; with a norm to make, lane 0 also
+/// writes the column's normOut and adds its square (`normScale`: the
+/// column's norm weight). Picking (keys not null), lane 0 also leaves each
+/// row's greedyPickKey of what it wrote.
 template <typename T, int Rows, int Weights>
 __device__ __forceinline__ void finishColumn(float (&acc)[Weights][Rows], const GemvPart &g,
                                              int64_t col, int m, int lane,
-                                             unsigned long long *keys) {
+                                             const float (&rowScale)[Rows], float normScale,
+                                             double *squares, unsigned long long *keys) {
   const T *bias = static_cast<const T *>(g.bias);
   const T *residual = static_cast<const T *>(g.residual);
   T *c = static_cast<T *>(g.c);
@@ -96,9 +100,9 @@ __device__ __forceinline__ void finishColumn(float (&acc)[Weights][Rows], const 
   for (int r = 0; r < Rows; ++r) {
     if (r >= m)
       break;
-    float x = warpSum(acc[0][r]);
+    float x = warpSum(acc[0][r]) * rowScale[r];
     if constexpr (Weights == 2) {
-      float up = warpSum(acc[1][r]);
+      float up = warpSum(acc[1][r]) * rowScale[r];
       if (lane == 0)
         c[r * g.n + col] = fromFloat<T>(activate(x, g.activation) * up);
     } else if (lane == 0) {
@@ -111,8 +115,43 @@ __device__ __forceinline__ void finishColumn(float (&acc)[Weights][Rows], const 
       c[r * g.n + col] = stored;
       if (keys) // the stored logit: the host picks among the rounded ones
         keys[r] = greedyPickKey(toFloat(stored), col);
+      if (g.normOut) {
+        float y = toFloat(stored);
+        static_cast<T *>(g.normOut)[r * g.n + col] = fromFloat<T>(y * normScale);
+        squares[r] = static_cast<double>(y) * y;
+      }
     }
   }
+}
+
+/// A norm-making GEMV block's end: each row's squares of the block's
+/// columns go to the row's sum, one atomic a block. (One a warp, 8 times as
+/// many on one address, made llama-1b's decode step 7% slower.) Nobody
+/// waits for it: the readers are later kernels.
+template <int Rows>
+__device__ __forceinline__ void offerSquares(double *sums,
+                                             const double (&squares)[kColumnsPerBlock][Rows],
+                                             int m) {
+  __syncthreads();
+  const int r = threadIdx.x;
+  if (r < m) {
+    double sum = 0;
+#pragma unroll
+    for (int w = 0; w < kColumnsPerBlock; ++w)
+      sum += squares[w][r];
+    atomicAdd(&sums[r], sum);
+  }
+}
+
+/// Each row's 1/rms from a folded norm's sums of squares (all 1 without).
+template <int Rows>
+__device__ __forceinline__ void rowScales(const double (&squares)[Rows], const GemvPart &g,
+                                          int m, int64_t k, float (&scale)[Rows]) {
+#pragma unroll
+  for (int r = 0; r < Rows; ++r)
+    scale[r] = g.aSquares && r < m
+                   ? rsqrtf(static_cast<float>(squares[r] / static_cast<double>(k)) + g.aNormEps)
+                   : 1.0f;
 }
 
 /// A picking GEMV block's end (see gemvParts): each row's best key among
@@ -180,9 +219,12 @@ __global__ void __launch_bounds__(kThreads, sizeof(T) == 2 ? 1 : 4 - Weights)
   col += threadIdx.x / 32;
   int lane = threadIdx.x % 32;
   const bool active = col < g.n;
-  if (!active && !Pick)
+  const bool makesNorm = g.normOut != nullptr; // its blocks end with a barrier too
+  if (!active && !Pick && !makesNorm)
     return;
   float acc[Weights][Rows] = {};
+  double squares[Rows] = {};
+  float normScale = 1.0f; // a norm to make: this column's weight
   if (active) {
     const T *rows[Weights];
     rows[Weights - 1] = static_cast<const T *>(g.w) + col * k;
@@ -197,9 +239,19 @@ __global__ void __launch_bounds__(kThreads, sizeof(T) == 2 ? 1 : 4 - Weights)
     // the block's rows, cost more than it hid.)
     if (launch.constantWeights && full)
       loadChunks<true>(wv, rows, i, kStride);
+    if (launch.constantWeights && g.normOut && lane == 0)
+      normScale = toFloat(static_cast<const T *>(g.normWeight)[col]) + g.normOffset;
     waitForPriorKernels();
     if (!launch.constantWeights && full)
       loadChunks<false>(wv, rows, i, kStride);
+    if (!launch.constantWeights && g.normOut && lane == 0)
+      normScale = toFloat(static_cast<const T *>(g.normWeight)[col]) + g.normOffset;
+    // A normed A's sums of squares, in flight while the weights stream.
+    if (g.aSquares)
+#pragma unroll
+      for (int r = 0; r < Rows; ++r)
+        if (r < m)
+          squares[r] = g.aSquares[r];
     while (full) {
 #pragma unroll
       for (int w = 0; w < Weights; ++w)
@@ -229,8 +281,17 @@ __global__ void __launch_bounds__(kThreads, sizeof(T) == 2 ? 1 : 4 - Weights)
   }
   __shared__ unsigned long long pickKeys[Pick ? kColumnsPerBlock : 1][Pick ? Rows : 1];
   unsigned long long *keys = Pick ? pickKeys[threadIdx.x / 32] : nullptr;
-  if (active)
-    finishColumn<T, Rows, Weights>(acc, g, col, m, lane, keys);
+  __shared__ double blockSquares[kColumnsPerBlock][Rows];
+  double *warpSquares = blockSquares[threadIdx.x / 32];
+  if (active) {
+    float scale[Rows];
+    rowScales<Rows>(squares, g, m, k, scale);
+    finishColumn<T, Rows, Weights>(acc, g, col, m, lane, scale, normScale, warpSquares, keys);
+  } else if (makesNorm && lane < Rows) {
+    warpSquares[lane] = 0;
+  }
+  if (makesNorm)
+    offerSquares<Rows>(g.normSquares, blockSquares, m);
   if constexpr (Pick) {
     if (!active && lane < Rows)
       keys[lane] = 0;

@@ -118,6 +118,18 @@ struct GemvPart {
   /// A gated linear unit's gate weights [n, k], or null: C = act(A·gateᵀ) ⊙
   /// (A·Wᵀ), without bias or residual. A gated part is its launch's only one.
   const void *gate = nullptr;
+  /// An RMSNorm folded in (artifact.fbs). Making its input (no gate): also
+  /// normOut = C ⊙ (normWeight + normOffset), and normSquares[r] += the
+  /// row's Σ C² (C as stored; f64, exact for bf16, so the atomics' order
+  /// does not show). Reading it (aSquares, the same for all parts): A is
+  /// such a normOut, and each row's products are scaled by
+  /// 1/sqrt(aSquares[r] / k + aNormEps) before the epilogue.
+  const void *normWeight = nullptr;
+  void *normOut = nullptr;
+  double *normSquares = nullptr;
+  float normOffset = 0.0f;
+  const double *aSquares = nullptr;
+  float aNormEps = 0.0f;
 };
 constexpr int kGemvParts = 4;
 /// Memory the kernel after the GEMV reads first (a short KV cache): the

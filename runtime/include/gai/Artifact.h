@@ -17,13 +17,17 @@ struct Artifact;
 /// The schema version this runtime reads (runtime/format/artifact.fbs).
 /// 2: steps carry dtypes; 3: attention may fold its cache writes and RoPE;
 /// 4: a GEMM may be gated (a gated linear unit's two products).
-inline constexpr uint32_t kArtifactSchemaVersion = 4;
+/// 5: decode-sized GEMMs may carry an RMSNorm folded in (norm_*, a_squares).
+inline constexpr uint32_t kArtifactSchemaVersion = 5;
 /// The most new rows (queries) an attention with folded cache writes takes;
 /// the attention rewriting pass folds no more.
 inline constexpr int64_t kMostFoldedQueries = 16;
 /// The most rows (M) of a gated GEMM, whose K is a multiple of 8: the CUDA
 /// runtime runs it as its GEMV only, and the fusion pass folds no larger.
 inline constexpr int64_t kMostGatedGemmRows = 8;
+/// The most rows of the GEMMs an RMSNorm folds into (its input's maker and
+/// its readers): the CUDA GEMV's, which alone runs them.
+inline constexpr int64_t kMostNormFoldRows = 8;
 /// Bytes of the footer after the FlatBuffer: magic "GAIF", schema version
 /// (u32), payload size (u64) and FNV-1a 64 of the payload (u64).
 inline constexpr size_t kArtifactFooterSize = 24;

@@ -1,0 +1,139 @@
+// An RMSNorm folded into the decode GEMVs around it (NormFold.h): the
+// GEMV making the norm's input writes x ⊙ (weight + offset) and adds each
+// row's Σx² to an f64 sum; the GEMVs reading it scale by the row's 1/rms.
+// Checked against the host's norm of the x the device stored, in double.
+#include "GpuTest.h"
+
+#include "hal/cuda/Kernels.h"
+
+namespace gai {
+namespace {
+
+struct NormFoldCase {
+  int64_t m, k, dim; // producer: [m, k] · [dim, k]ᵀ; the norm is over dim
+  int readers;       // 1 to 3 reading GEMMs in one launch, or 0: one gated
+  bool unitOffset, bf16;
+};
+
+class CudaNormFold : public ::testing::TestWithParam<NormFoldCase> {};
+
+TEST_P(CudaNormFold, MatchesTheNormBetweenTwoGemms) {
+  SKIP_WITHOUT_GPU();
+  const NormFoldCase c = GetParam();
+  std::mt19937 rng(static_cast<unsigned>(c.m * 31 + c.k + c.dim * 3 + c.readers));
+  auto make = [&](int64_t count) { return bf16Normals(rng, count); };
+  const DType dtype = c.bf16 ? DType::BF16 : DType::F32;
+  const cuda::Elem elem = c.bf16 ? cuda::Elem::BF16 : cuda::Elem::F32;
+  const float eps = 1e-5f, offset = c.unitOffset ? 1.0f : 0.0f;
+  std::vector<void *> buffers;
+  auto upload = [&](const std::vector<float> &host) {
+    buffers.push_back(uploadAs(host, dtype));
+    return buffers.back();
+  };
+  std::vector<float> a = make(c.m * c.k), w = make(c.dim * c.k), residual = make(c.m * c.dim),
+                     weight = make(c.dim);
+  double *sums = nullptr;
+  ASSERT_EQ(cudaMalloc(&sums, c.m * sizeof(double)), cudaSuccess);
+  ASSERT_EQ(cudaMemset(sums, 0, c.m * sizeof(double)), cudaSuccess);
+  void *dx = upload(std::vector<float>(c.m * c.dim, NAN));
+  void *dnormed = upload(std::vector<float>(c.m * c.dim, NAN));
+  cuda::GemvPart maker{upload(w), dx, nullptr, upload(residual), c.dim, 0};
+  maker.normWeight = upload(weight);
+  maker.normOut = dnormed;
+  maker.normSquares = sums;
+  maker.normOffset = offset;
+  cuda::gemvParts(elem, upload(a), &maker, 1, c.m, c.k, /*constantWeights=*/true, nullptr);
+
+  // The readers: widths 40, 47, 54 (3 parts, as q/k/v), or one gated.
+  const bool gated = c.readers == 0;
+  const int parts = gated ? 1 : c.readers;
+  std::vector<cuda::GemvPart> readers;
+  std::vector<std::vector<float>> weights, gates;
+  for (int p = 0; p < parts; ++p) {
+    int64_t n = 40 + 7 * p;
+    weights.push_back(make(n * c.dim));
+    gates.push_back(gated ? make(n * c.dim) : std::vector<float>());
+    cuda::GemvPart part{upload(weights[p]), upload(std::vector<float>(c.m * n, NAN)),
+                        nullptr, nullptr, n, gated ? 1 : 0,
+                        gated ? upload(gates[p]) : nullptr};
+    part.aSquares = sums;
+    part.aNormEps = eps;
+    readers.push_back(part);
+  }
+  cuda::gemvParts(elem, dnormed, readers.data(), parts, c.m, c.dim, true, nullptr);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+
+  // The maker's x as stored; its sums (exact in f64 for bf16 x) and x ⊙ g.
+  std::vector<float> x = downloadAs(dx, dtype, c.m * c.dim);
+  std::vector<float> normed = downloadAs(dnormed, dtype, c.m * c.dim);
+  std::vector<double> gotSums(c.m), inverseRms(c.m);
+  cudaMemcpy(gotSums.data(), sums, c.m * sizeof(double), cudaMemcpyDeviceToHost);
+  for (int64_t r = 0; r < c.m; ++r) {
+    double sum = 0;
+    for (int64_t j = 0; j < c.dim; ++j) {
+      double v = x[r * c.dim + j];
+      sum += v * v;
+      float product = x[r * c.dim + j] * (weight[j] + offset);
+      float want = c.bf16 ? bf16ToFloat(floatToBf16(product)) : product;
+      ASSERT_EQ(normed[r * c.dim + j], want) << "row " << r << " element " << j;
+    }
+    if (c.bf16)
+      EXPECT_EQ(gotSums[r], sum) << "row " << r; // every term exact: order-free
+    else
+      EXPECT_NEAR(gotSums[r], sum, 1e-12 * sum) << "row " << r;
+    inverseRms[r] = 1.0 / std::sqrt(sum / c.dim + eps);
+  }
+  // The readers: (x ⊙ g as checked above) · Wᵀ, scaled by the row's
+  // 1/rms, in double. (How far that is from rounding x·(1/rms)·g instead is
+  // the family tests' business: they compare whole models.)
+  for (int p = 0; p < parts; ++p) {
+    int64_t n = readers[p].n;
+    std::vector<float> got = downloadAs(readers[p].c, dtype, c.m * n);
+    for (int64_t r = 0; r < c.m; ++r)
+      for (int64_t col = 0; col < n; ++col) {
+        double up = 0, gate = 0, upSize = 0, gateSize = 0;
+        for (int64_t j = 0; j < c.dim; ++j) {
+          double v = normed[r * c.dim + j];
+          up += v * weights[p][col * c.dim + j];
+          upSize += std::fabs(v * weights[p][col * c.dim + j]);
+          if (gated) {
+            gate += v * gates[p][col * c.dim + j];
+            gateSize += std::fabs(v * gates[p][col * c.dim + j]);
+          }
+        }
+        up *= inverseRms[r];
+        gate *= inverseRms[r];
+        double silu = gate / (1.0 + std::exp(-gate));
+        double want = gated ? silu * up : up;
+        // f32 sums in another order (about 1e-6 of the terms' sizes, times
+        // the other factor when gated); bf16 also rounds the result.
+        double sums = 1e-6 * inverseRms[r] *
+                      (gated ? upSize * std::fabs(silu) + gateSize * std::fabs(up) : upSize);
+        double bound = (c.bf16 ? 1e-2 : 1e-6) * std::fabs(want) + sums + 1e-6;
+        ASSERT_NEAR(got[r * n + col], want, bound) << "part " << p << " row " << r
+                                                   << " column " << col;
+      }
+  }
+  cudaFree(sums);
+  for (void *ptr : buffers)
+    cudaFree(ptr);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Kernels, CudaNormFold,
+    ::testing::Values(NormFoldCase{1, 512, 256, 3, false, true},
+                      NormFoldCase{1, 2056, 2048, 0, false, true},
+                      NormFoldCase{3, 264, 128, 1, true, true},
+                      NormFoldCase{8, 512, 256, 0, false, true},
+                      NormFoldCase{1, 512, 256, 3, false, false},
+                      NormFoldCase{5, 128, 64, 0, true, false}),
+    [](const ::testing::TestParamInfo<NormFoldCase> &info) {
+      const NormFoldCase &c = info.param;
+      return "m" + std::to_string(c.m) + "k" + std::to_string(c.k) + "dim" +
+             std::to_string(c.dim) +
+             (c.readers ? "x" + std::to_string(c.readers) + "readers" : "gated") +
+             (c.unitOffset ? "unitoffset" : "") + (c.bf16 ? "bf16" : "f32");
+    });
+
+} // namespace
+} // namespace gai
