@@ -32,6 +32,11 @@ struct Options {
   bool gate = false, gateBias = false, gateTransposed = true;
   int64_t gemmRows = 1, gemmK = 8; // of the gated GEMM
   fmt::Activation gateActivation = fmt::Activation::Silu;
+  // A GEMM with an RMSNorm folded in: making its input, reading it, or both
+  // (gemmRows, gemmK as above).
+  bool makesNorm = false, readsNorm = false;
+  int64_t squaresBytes = 8; // f64 per row
+  float normEps = 1e-5f;
 };
 
 /// A small decode-like artifact: 64 bytes of weights, an input, an output,
@@ -66,11 +71,20 @@ std::vector<uint8_t> build(const Options &o = {}) {
       y(fmt::Space::Output, 0, 16);
   fmt::BufferRef gate(fmt::Space::Weights, 0, o.gate ? 64 : 0),
       bias(fmt::Space::Weights, 0, o.gateBias ? 16 : 0);
+  fmt::BufferRef normWeight(fmt::Space::Weights, 0, o.makesNorm ? 16 : 0),
+      normOut(fmt::Space::Arena, 64, o.makesNorm ? 16 * o.gemmRows : 0),
+      normSquares(fmt::Space::Arena, 256, o.makesNorm ? o.squaresBytes : 0),
+      aSquares(fmt::Space::Arena, 512, o.readsNorm ? o.squaresBytes : 0);
   auto gemm = o.gate ? fmt::CreateGemm(b, &x, &w, &c, &bias, &none, 1, o.gemmRows, 4, o.gemmK,
                                        false,
                                        o.gateTransposed, 0, 0, 0, o.gateActivation,
                                        fmt::DType::F32, &gate)
-                     : fmt::CreateGemm(b, &x, &w, &c, &none, &none, 1, 1, 4, 4);
+              : o.makesNorm || o.readsNorm
+                  ? fmt::CreateGemm(b, &x, &w, &c, &none, &none, 1, o.gemmRows, 4, o.gemmK,
+                                    false, true, 0, 0, 0, fmt::Activation::None,
+                                    fmt::DType::F32, &none, &normWeight, &normOut,
+                                    &normSquares, 0.0f, &aSquares, o.normEps)
+                  : fmt::CreateGemm(b, &x, &w, &c, &none, &none, 1, 1, 4, 4);
   std::vector<fmt::BufferRef> launchArgs = {c, y};
   auto launch = fmt::CreateLaunchDirect(b, o.launchKernel, &launchArgs);
   std::vector<fmt::BufferRef> callArgs = {y};
@@ -245,6 +259,33 @@ TEST(Artifact, GatedGemmIsChecked) {
   Options oddK = gated;
   oddK.gemmK = 4;
   EXPECT_EQ(loadError(build(oddK)), error);
+}
+
+TEST(Artifact, FoldedNormIsChecked) {
+  Options makes, reads, both;
+  makes.makesNorm = reads.readsNorm = both.makesNorm = both.readsNorm = true;
+  for (const Options &o : {makes, reads, both})
+    EXPECT_TRUE(LoadedArtifact::fromBytes(build(o), "m.gai", ".").isOk());
+  const std::string error =
+      "m.gai: entry 'decode': step 0 (gemm): a folded RMSNorm takes 1 to 8 rows of f32 or "
+      "bf16 A by weights stored [n, k] (transpose_b, k a multiple of 8), batch 1, no gate "
+      "where it makes the norm's input, norm_weight [n], norm_out [m, n], f64 sums of "
+      "squares [m] and an eps >= 0";
+  for (Options o : {makes, reads}) {
+    Options manyRows = o;
+    manyRows.gemmRows = 9;
+    manyRows.squaresBytes = 72;
+    EXPECT_EQ(loadError(build(manyRows)), error);
+    Options oddK = o;
+    oddK.gemmK = 12;
+    EXPECT_EQ(loadError(build(oddK)), error);
+    Options f32Sums = o; // 4-byte sums: not the f64 the kernels add
+    f32Sums.squaresBytes = 4;
+    EXPECT_EQ(loadError(build(f32Sums)), error);
+  }
+  Options negativeEps = reads;
+  negativeEps.normEps = -1.0f;
+  EXPECT_EQ(loadError(build(negativeEps)), error);
 }
 
 TEST(Artifact, ExternalWeightsAreChecked) {
