@@ -38,10 +38,10 @@ TEST_P(CudaNormFold, MatchesTheNormBetweenTwoGemms) {
   void *dx = upload(std::vector<float>(c.m * c.dim, NAN));
   void *dnormed = upload(std::vector<float>(c.m * c.dim, NAN));
   cuda::GemvPart maker{upload(w), dx, nullptr, upload(residual), c.dim, 0};
-  maker.normWeight = upload(weight);
-  maker.normOut = dnormed;
-  maker.normSquares = sums;
-  maker.normOffset = offset;
+  maker.norm.weight = upload(weight);
+  maker.norm.out = dnormed;
+  maker.norm.squares = sums;
+  maker.norm.offset = offset;
   cuda::gemvParts(elem, upload(a), &maker, 1, c.m, c.k, /*constantWeights=*/true, nullptr);
 
   // The readers: widths 40, 47, 54 (3 parts, as q/k/v), or one gated.
@@ -56,8 +56,8 @@ TEST_P(CudaNormFold, MatchesTheNormBetweenTwoGemms) {
     cuda::GemvPart part{upload(weights[p]), upload(std::vector<float>(c.m * n, NAN)),
                         nullptr, nullptr, n, gated ? 1 : 0,
                         gated ? upload(gates[p]) : nullptr};
-    part.aSquares = sums;
-    part.aNormEps = eps;
+    part.norm.aSquares = sums;
+    part.norm.aEps = eps;
     readers.push_back(part);
   }
   cuda::gemvParts(elem, dnormed, readers.data(), parts, c.m, c.dim, true, nullptr);

@@ -490,17 +490,17 @@ Status CudaExecutor::buildSteps(Entry &entry) {
         d.strideC = g->stride_c();
         d.activation = static_cast<int>(g->activation());
         d.gate = ptr(g->gate());
-        d.normWeight = ptr(g->norm_weight());
-        d.normOut = ptr(g->norm_out());
-        d.normSquares = reinterpret_cast<double *>(ptr(g->norm_squares()));
-        d.normOffset = g->norm_offset();
-        d.aSquares = reinterpret_cast<const double *>(ptr(g->a_squares()));
-        d.aNormEps = g->a_norm_eps();
+        d.norm.weight = ptr(g->norm_weight());
+        d.norm.out = ptr(g->norm_out());
+        d.norm.squares = reinterpret_cast<double *>(ptr(g->norm_squares()));
+        d.norm.offset = g->norm_offset();
+        d.norm.aSquares = reinterpret_cast<const double *>(ptr(g->a_squares()));
+        d.norm.aEps = g->a_norm_eps();
         auto isWeights = [](const format::BufferRef *r) {
           return r && r->space() == format::Space::Weights;
         };
         d.constantB = isWeights(g->b()) && (!d.gate || isWeights(g->gate())) &&
-                      (!d.normWeight || isWeights(g->norm_weight()));
+                      (!d.norm.weight || isWeights(g->norm_weight()));
         return d;
       };
       const format::Gemm *g = step->command_as_Gemm();

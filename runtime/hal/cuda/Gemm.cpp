@@ -68,8 +68,8 @@ GemmMerge mergeGemms(const std::vector<GemmDesc> &run, Elem elem) {
   size_t count = 1;
   for (; count < run.size() && count < static_cast<size_t>(kGemvParts); ++count) {
     const GemmDesc &d = run[count];
-    bool same = !d.gate && d.a == first.a && d.aSquares == first.aSquares &&
-                d.aNormEps == first.aNormEps && d.m == first.m && d.k == first.k &&
+    bool same = !d.gate && d.a == first.a && d.norm.aSquares == first.norm.aSquares &&
+                d.norm.aEps == first.norm.aEps && d.m == first.m && d.k == first.k &&
                 d.alpha == first.alpha && d.transposeA == first.transposeA &&
                 d.transposeB == first.transposeB && d.batch == 1 && first.batch == 1;
     if (!same)
@@ -84,7 +84,7 @@ GemmMerge mergeGemms(const std::vector<GemmDesc> &run, Elem elem) {
                     !overlaps(earlier.c, bytes, d.residual, cBytes(d)) &&
                     !overlaps(earlier.c, bytes, d.c, cBytes(d)) &&
                     !overlaps(earlier.c, bytes, d.b, d.n * d.k * eb) &&
-                    !overlaps(earlier.normOut, earlier.normOut ? bytes : 0, d.a, d.m * d.k * eb);
+                    !overlaps(earlier.norm.out, bytes, d.a, d.m * d.k * eb);
     }
     if (!independent)
       break;
@@ -129,14 +129,8 @@ std::unique_ptr<GemmPlan> GemmPlan::createGemv(const std::vector<GemmDesc> &part
   plan->elem_ = elem;
   plan->gemvWeightsConstant_ = true;
   for (const GemmDesc &d : parts) {
-    GemvPart part{d.b, d.c, d.bias, d.residual, d.n, d.activation, d.gate};
-    part.normWeight = d.normWeight;
-    part.normOut = d.normOut;
-    part.normSquares = d.normSquares;
-    part.normOffset = d.normOffset;
-    part.aSquares = d.aSquares;
-    part.aNormEps = d.aNormEps;
-    plan->gemvParts_.push_back(part);
+    plan->gemvParts_.push_back(
+        GemvPart{d.b, d.c, d.bias, d.residual, d.n, d.activation, d.gate, d.norm});
     plan->gemvWeightsConstant_ = plan->gemvWeightsConstant_ && d.constantB;
   }
   return plan;
@@ -154,16 +148,9 @@ StatusOr<std::unique_ptr<GemmPlan>> GemmPlan::create(cublasLtHandle_t handle,
   // reach about a third of the memory bandwidth there, ours most of it.
   if (gemvShaped(desc))
     return createGemv({desc}, elem);
-  if (desc.normOut || desc.aSquares)
-    return Status::error("a GEMM with a folded RMSNorm runs as the GEMV only: at most " +
-                         std::to_string(kGemvRows) +
-                         " rows of A against weights stored [n, k] (k a multiple of 8, "
-                         "16-byte aligned), batch 1; this one is " +
-                         std::to_string(desc.m) + "x" + std::to_string(desc.n) + "x" +
-                         std::to_string(desc.k) + " batch " + std::to_string(desc.batch));
-  if (desc.gate)
-    return Status::error("a gated GEMM runs as the GEMV only: at most " +
-                         std::to_string(kGemvRows) +
+  if (desc.gate || desc.norm.out || desc.norm.aSquares)
+    return Status::error(std::string(desc.gate ? "a gated GEMM" : "a GEMM with a folded RMSNorm") +
+                         " runs as the GEMV only: at most " + std::to_string(kGemvRows) +
                          " rows of A against weights stored [n, k] (k a multiple of 8, "
                          "16-byte aligned), batch 1; this one is " +
                          std::to_string(desc.m) + "x" + std::to_string(desc.n) + "x" +

@@ -34,16 +34,8 @@ struct GemmDesc {
   /// A gated linear unit: C = act(A·gateᵀ) ⊙ (A·Bᵀ), gate [n, k] like B.
   /// Runs as our GEMV only (decode-sized A), never merged with others.
   const void *gate = nullptr;
-  /// An RMSNorm folded in (artifact.fbs): making its input, also write
-  /// C ⊙ (normWeight + normOffset) to normOut and add row sums of C² to
-  /// normSquares; reading it (aSquares), scale the products by the row's
-  /// 1/sqrt(aSquares / k + aNormEps). Our GEMV only.
-  const void *normWeight = nullptr;
-  void *normOut = nullptr;
-  double *normSquares = nullptr;
-  float normOffset = 0.0f;
-  const double *aSquares = nullptr;
-  float aNormEps = 0.0f;
+  /// An RMSNorm folded in (see FoldedNorm). Our GEMV only.
+  FoldedNorm norm;
 };
 
 /// How many GEMMs from the front of `run` (consecutive plan steps) one

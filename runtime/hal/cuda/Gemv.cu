@@ -85,7 +85,7 @@ __device__ __forceinline__ int partOfBlock(const GemvLaunch &launch, int64_t &fi
 /// row, act(sum + bias) + residual, or with a gate (Weights = 2: sums[0]
 /// the gate's, sums[1] the up product's) act(gate) · up. A normed A's
 /// sums are scaled by `rowScale` first; with a norm to make, lane 0 also
-/// writes the column's normOut and adds its square (`normScale`: the
+/// writes the column's norm.out and adds its square (`normScale`: the
 /// column's norm weight). Picking (keys not null), lane 0 also leaves each
 /// row's greedyPickKey of what it wrote.
 template <typename T, int Rows, int Weights>
@@ -115,9 +115,9 @@ __device__ __forceinline__ void finishColumn(float (&acc)[Weights][Rows], const 
       c[r * g.n + col] = stored;
       if (keys) // the stored logit: the host picks among the rounded ones
         keys[r] = greedyPickKey(toFloat(stored), col);
-      if (g.normOut) {
+      if (g.norm.out) {
         float y = toFloat(stored);
-        static_cast<T *>(g.normOut)[r * g.n + col] = fromFloat<T>(y * normScale);
+        static_cast<T *>(g.norm.out)[r * g.n + col] = fromFloat<T>(y * normScale);
         squares[r] = static_cast<double>(y) * y;
       }
     }
@@ -149,8 +149,8 @@ __device__ __forceinline__ void rowScales(const double (&squares)[Rows], const G
                                           int m, int64_t k, float (&scale)[Rows]) {
 #pragma unroll
   for (int r = 0; r < Rows; ++r)
-    scale[r] = g.aSquares && r < m
-                   ? rsqrtf(static_cast<float>(squares[r] / static_cast<double>(k)) + g.aNormEps)
+    scale[r] = g.norm.aSquares && r < m
+                   ? rsqrtf(static_cast<float>(squares[r] / static_cast<double>(k)) + g.norm.aEps)
                    : 1.0f;
 }
 
@@ -219,7 +219,7 @@ __global__ void __launch_bounds__(kThreads, sizeof(T) == 2 ? 1 : 4 - Weights)
   col += threadIdx.x / 32;
   int lane = threadIdx.x % 32;
   const bool active = col < g.n;
-  const bool makesNorm = g.normOut != nullptr; // its blocks end with a barrier too
+  const bool makesNorm = g.norm.out != nullptr; // its blocks end with a barrier too
   if (!active && !Pick && !makesNorm)
     return;
   float acc[Weights][Rows] = {};
@@ -239,19 +239,19 @@ __global__ void __launch_bounds__(kThreads, sizeof(T) == 2 ? 1 : 4 - Weights)
     // the block's rows, cost more than it hid.)
     if (launch.constantWeights && full)
       loadChunks<true>(wv, rows, i, kStride);
-    if (launch.constantWeights && g.normOut && lane == 0)
-      normScale = toFloat(static_cast<const T *>(g.normWeight)[col]) + g.normOffset;
+    if (launch.constantWeights && g.norm.out && lane == 0)
+      normScale = toFloat(static_cast<const T *>(g.norm.weight)[col]) + g.norm.offset;
     waitForPriorKernels();
     if (!launch.constantWeights && full)
       loadChunks<false>(wv, rows, i, kStride);
-    if (!launch.constantWeights && g.normOut && lane == 0)
-      normScale = toFloat(static_cast<const T *>(g.normWeight)[col]) + g.normOffset;
+    if (!launch.constantWeights && g.norm.out && lane == 0)
+      normScale = toFloat(static_cast<const T *>(g.norm.weight)[col]) + g.norm.offset;
     // A normed A's sums of squares, in flight while the weights stream.
-    if (g.aSquares)
+    if (g.norm.aSquares)
 #pragma unroll
       for (int r = 0; r < Rows; ++r)
         if (r < m)
-          squares[r] = g.aSquares[r];
+          squares[r] = g.norm.aSquares[r];
     while (full) {
 #pragma unroll
       for (int w = 0; w < Weights; ++w)
@@ -291,7 +291,7 @@ __global__ void __launch_bounds__(kThreads, sizeof(T) == 2 ? 1 : 4 - Weights)
     warpSquares[lane] = 0;
   }
   if (makesNorm)
-    offerSquares<Rows>(g.normSquares, blockSquares, m);
+    offerSquares<Rows>(g.norm.squares, blockSquares, m);
   if constexpr (Pick) {
     if (!active && lane < Rows)
       keys[lane] = 0;

@@ -102,6 +102,21 @@ void fill(void *out, int64_t bytes, uint32_t bits, int elementBytes,
 void activationResidual(Elem e, void *c, const void *residual, int activation,
                         int64_t count, cudaStream_t stream);
 
+/// An RMSNorm folded into decode GEMVs (artifact.fbs). Making its input (a
+/// part without a gate): also out = C ⊙ (weight + offset), and squares[r]
+/// += the row's Σ C² (C as stored; f64, exact for bf16, so the atomics'
+/// order does not show). Reading it (aSquares, the same for all parts): A
+/// is such an out, and each row's products are scaled by
+/// 1/sqrt(aSquares[r] / k + aEps) before the epilogue.
+struct FoldedNorm {
+  const void *weight = nullptr;
+  void *out = nullptr;
+  double *squares = nullptr;
+  float offset = 0.0f;
+  const double *aSquares = nullptr;
+  float aEps = 0.0f;
+};
+
 /// For each part p (up to kGemvParts, all over the same A):
 /// C_p[m, n_p] = act_p(A[m, k]·W_p[n_p, k]ᵀ + bias_p) + residual_p, for
 /// decode-sized m (at most kGemvRows). A warp per output column streams its
@@ -118,18 +133,7 @@ struct GemvPart {
   /// A gated linear unit's gate weights [n, k], or null: C = act(A·gateᵀ) ⊙
   /// (A·Wᵀ), without bias or residual. A gated part is its launch's only one.
   const void *gate = nullptr;
-  /// An RMSNorm folded in (artifact.fbs). Making its input (no gate): also
-  /// normOut = C ⊙ (normWeight + normOffset), and normSquares[r] += the
-  /// row's Σ C² (C as stored; f64, exact for bf16, so the atomics' order
-  /// does not show). Reading it (aSquares, the same for all parts): A is
-  /// such a normOut, and each row's products are scaled by
-  /// 1/sqrt(aSquares[r] / k + aNormEps) before the epilogue.
-  const void *normWeight = nullptr;
-  void *normOut = nullptr;
-  double *normSquares = nullptr;
-  float normOffset = 0.0f;
-  const double *aSquares = nullptr;
-  float aNormEps = 0.0f;
+  FoldedNorm norm;
 };
 constexpr int kGemvParts = 4;
 /// Memory the kernel after the GEMV reads first (a short KV cache): the
