@@ -660,7 +660,7 @@ LogicalResult Lowering::lowerFunction(func::FuncOp func) {
   entry.setArenaSizeAttr(b.getI64IntegerAttr(plan.arenaSize));
   if (squares) // the folded norms' sums start at zero
     exec::CallOp::create(b, loc, b.getStringAttr("fill"), b.getArrayAttr({squares}),
-                         b.getDenseI64ArrayAttr({0, 4}), TypeAttr::get(b.getF32Type())); // +0.0 either way
+                         b.getDenseI64ArrayAttr({0, 4}), TypeAttr::get(b.getF32Type())); // zero bits: 0.0 as f64 too
 
   // A folded norm's weight is read by the GEMM before the norm: placed first.
   for (const NormFold &fold : folds)
