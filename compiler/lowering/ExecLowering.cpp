@@ -247,8 +247,8 @@ LogicalResult Lowering::lowerMatmul(Operation *op, Value lhs, Value rhs,
     addNormFolds(op);
     return success();
   }
-  if (foldOfProducer.count(op) || foldOfConsumer.count(op))
-    return op->emitOpError("folds a norm but is not one GEMM over all rows");
+  assert(!foldOfProducer.count(op) && !foldOfConsumer.count(op) &&
+         "findNormFolds takes only GEMMs over one weight for all rows");
   if (gate)
     return op->emitOpError("a gated GEMM needs weights shared by all rows");
   auto strideOf = [&](ArrayRef<int64_t> dims, int64_t matrix) -> int64_t {

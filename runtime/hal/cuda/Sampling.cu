@@ -26,10 +26,18 @@ __device__ __forceinline__ Candidate better(Candidate a, Candidate b) {
   return a;
 }
 
+/// Row `row`'s picked token (of `rows`) for ring slot `step`, and its
+/// position moved on from `position`.
+__device__ __forceinline__ void writeToken(const GreedyPick &pick, int64_t row, int64_t rows,
+                                           int32_t step, int32_t position, int32_t token) {
+  pick.ring[static_cast<int64_t>(step) * rows + row] = token;
+  pick.tokens[row] = token;
+  pick.positions[row] = min(position + 1, pick.lastPosition);
+}
+
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
-    greedyFeedKernel(const T *logits, int64_t vocab, int32_t *tokens, int32_t *positions,
-                     int32_t lastPosition, int32_t *ring, GreedyCounters *counters) {
+    greedyFeedKernel(const T *logits, int64_t vocab, GreedyPick pick) {
   __shared__ Candidate warps[kThreads / 32];
   // No letNextKernelStart: the next step's kernels read the tokens and
   // positions written here, and with cache_ready some read positions before
@@ -40,8 +48,8 @@ __global__ void __launch_bounds__(kThreads)
   // What the end needs, loaded now: off the way out.
   int32_t step = 0, position = 0;
   if (threadIdx.x == 0) {
-    step = counters->step;
-    position = positions[row];
+    step = pick.counters->step;
+    position = pick.positions[row];
   }
   Candidate best{-INFINITY, -1};
   for (int64_t i = threadIdx.x; i < vocab; i += kThreads) {
@@ -67,12 +75,11 @@ __global__ void __launch_bounds__(kThreads)
   best = warpBest(warps[threadIdx.x]); // kThreads / 32 == 32 warps
   if (threadIdx.x != 0)
     return;
-  const int32_t token = best.index < 0 ? 0 : best.index; // every logit NaN: 0
-  ring[static_cast<int64_t>(step) * gridDim.x + row] = token;
-  tokens[row] = token;
-  positions[row] = min(position + 1, lastPosition);
+  // Every logit NaN: 0.
+  writeToken(pick, row, gridDim.x, step, position, best.index < 0 ? 0 : best.index);
   // The last row to finish moves the ring on; every row read `step` first.
   __threadfence();
+  GreedyCounters *counters = pick.counters;
   if (atomicAdd(&counters->rowsDone, 1u) == gridDim.x - 1) {
     counters->rowsDone = 0;
     counters->step = step + 1;
@@ -86,11 +93,9 @@ __global__ void greedyFinishKernel(int batch, GreedyPick pick) {
   GreedyCounters *counters = pick.counters;
   const int32_t step = counters->step;
   if (row < batch) {
-    const int32_t token = greedyPickColumn(counters->best[row]);
+    writeToken(pick, row, batch, step, pick.positions[row],
+               greedyPickColumn(counters->best[row]));
     counters->best[row] = 0;
-    pick.ring[static_cast<int64_t>(step) * batch + row] = token;
-    pick.tokens[row] = token;
-    pick.positions[row] = min(pick.positions[row] + 1, pick.lastPosition);
   }
   __syncthreads(); // every thread has read `step`
   if (row == 0)
@@ -111,12 +116,10 @@ void greedyFeed(Elem e, const void *logits, int64_t batch, int64_t vocab,
   dim3 grid(static_cast<unsigned>(batch));
   if (e == Elem::BF16)
     launchOverlapped(greedyFeedKernel<__nv_bfloat16>, grid, dim3(kThreads), stream,
-                     static_cast<const __nv_bfloat16 *>(logits), vocab, pick.tokens,
-                     pick.positions, pick.lastPosition, pick.ring, pick.counters);
+                     static_cast<const __nv_bfloat16 *>(logits), vocab, pick);
   else
     launchOverlapped(greedyFeedKernel<float>, grid, dim3(kThreads), stream,
-                     static_cast<const float *>(logits), vocab, pick.tokens, pick.positions,
-                     pick.lastPosition, pick.ring, pick.counters);
+                     static_cast<const float *>(logits), vocab, pick);
 }
 
 } // namespace gai::cuda
