@@ -183,7 +183,8 @@ FailureOr<flatbuffers::Offset<fmt::Step>> Writer::step(Operation &op) {
         g.getK(), g.getTransposeA(), g.getTransposeB(), g.getStrideA(),
         g.getStrideB(), g.getStrideC(), activationOf(g.getActivation()),
         stepDType(g.getElement()), &gate, &normWeight, &normOut, &normSquares,
-        g.getNormOffset().convertToFloat(), &aSquares, g.getANormEps().convertToFloat());
+        g.getNormOffset().convertToFloat(), &aSquares, g.getANormEps().convertToFloat(),
+        g.getWideC());
     return fmt::CreateStep(fbb, fmt::Command::Gemm, gemm.Union());
   }
   if (auto a = dyn_cast<exec::AttentionOp>(op)) {

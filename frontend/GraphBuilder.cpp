@@ -19,9 +19,10 @@ namespace {
 class ForwardBuilder {
 public:
   ForwardBuilder(MLIRContext &context, const ModelSpec &spec, ParamNames names,
-                 Type elementType, int64_t batch)
+                 Type elementType, Type residualType, int64_t batch)
       : b(UnknownLoc::get(&context), &context), spec(spec),
-        names(std::move(names)), elt(elementType), batch(batch) {}
+        names(std::move(names)), elt(elementType), residualElt(residualType),
+        batch(batch) {}
 
   /// @forward(tokens [B, T]) -> logits [B, T, V]: no cache.
   void buildForward(ModuleOp module, int64_t seqLen);
@@ -42,8 +43,15 @@ private:
   RankedTensorType tensor(ArrayRef<int64_t> shape, Type type = {}) {
     return RankedTensorType::get(shape, type ? type : elt);
   }
-  Value param(const std::string &name, ArrayRef<int64_t> shape) {
-    return ParamOp::create(b, tensor(shape), name);
+  Value param(const std::string &name, ArrayRef<int64_t> shape, Type type = {}) {
+    return ParamOp::create(b, tensor(shape, type), name);
+  }
+  /// `v` converted to `type` (none where it has that type already).
+  Value convertTo(Value v, Type type) {
+    auto t = cast<RankedTensorType>(v.getType());
+    if (t.getElementType() == type)
+      return v;
+    return ConvertOp::create(b, t.clone(type), v);
   }
   Value scalar(double value) {
     auto type = tensor({});
@@ -54,7 +62,10 @@ private:
   Value linear(Value x, const std::string &weight, int64_t in, int64_t out,
                const std::string &bias = "");
   Value activation(Value x);
-  Value norm(Value x, const std::string &weight, const std::string &bias);
+  /// The norm of the residual stream `x`, in the model's type; `wide`, if
+  /// given, gets it in the residual stream's.
+  Value norm(Value x, const std::string &weight, const std::string &bias,
+             Value *wide = nullptr);
   /// The KV cache of one generation step: per-layer state in and out.
   struct Cache {
     Value start;
@@ -66,7 +77,9 @@ private:
   Value logits(Value hidden);
   Value feedForward(Value x, int64_t layer, const std::string &prefix,
                     int64_t expert);
-  Value mixtureOfExperts(Value x, int64_t layer);
+  /// `x` in the model's type feeds the experts, `wide` (the same in the
+  /// residual stream's type) the router.
+  Value mixtureOfExperts(Value x, Value wide, int64_t layer);
   /// [B, T, H*D] -> [B, H, T, D]
   Value splitHeads(Value x, int64_t heads);
 
@@ -74,6 +87,10 @@ private:
   const ModelSpec &spec;
   ParamNames names;
   Type elt;
+  /// The residual stream's (the hidden state between layers) and its norms'
+  /// weights: f32 over a bf16 or f16 model, where rounding it every layer
+  /// costs more accuracy than its bytes are worth.
+  Type residualElt;
   int64_t batch;
   int64_t seq = 0; ///< tokens per row of the function being built
   Value embeddingTable;
@@ -106,13 +123,19 @@ Value ForwardBuilder::activation(Value x) {
 }
 
 Value ForwardBuilder::norm(Value x, const std::string &weight,
-                           const std::string &bias) {
+                           const std::string &bias, Value *wide) {
   int64_t d = spec.dModel;
   llvm::APFloat eps(spec.normEps);
-  if (spec.norm == NormKind::RmsNorm)
-    return RmsNormOp::create(b, x, param(weight, {d}), eps,
-                             spec.normUnitOffset);
-  return LayerNormOp::create(b, x, param(weight, {d}), param(bias, {d}), eps);
+  Value y = spec.norm == NormKind::RmsNorm
+                ? RmsNormOp::create(b, x, param(weight, {d}, residualElt), eps,
+                                    spec.normUnitOffset)
+                      .getResult()
+                : LayerNormOp::create(b, x, param(weight, {d}, residualElt),
+                                      param(bias, {d}, residualElt), eps)
+                      .getResult();
+  if (wide)
+    *wide = y;
+  return convertTo(y, elt);
 }
 
 Value ForwardBuilder::splitHeads(Value x, int64_t heads) {
@@ -204,11 +227,15 @@ Value ForwardBuilder::feedForward(Value x, int64_t layer,
 // Dense formulation: every expert runs on every token and is weighted by its
 // routing probability, zero for experts outside the top k. Exact, and simple
 // to differentiate; a grouped-GEMM rewrite makes it sparse.
-Value ForwardBuilder::mixtureOfExperts(Value x, int64_t layer) {
+Value ForwardBuilder::mixtureOfExperts(Value x, Value wide, int64_t layer) {
   int64_t e = spec.experts, k = spec.expertsPerToken;
   std::string scope = names.layerScope(layer) + ".moe";
   at(scope);
-  Value logits = linear(x, names.router(layer), spec.dModel, e);
+  // Routing in the residual stream's type: two experts' scores often sit
+  // within a bf16 rounding of each other, and a swap moves the token's
+  // output by the whole difference of the two experts.
+  Value logits = MatmulOp::create(
+      b, wide, param(names.router(layer), {e, spec.dModel}, residualElt), false, true);
   Value probs = SoftmaxOp::create(b, logits, 2);
   auto topk = TopKOp::create(b, probs, k);
   Value weights = topk.getValues(); // [B, T, k]
@@ -217,10 +244,11 @@ Value ForwardBuilder::mixtureOfExperts(Value x, int64_t layer) {
         b, weights,
         ReduceOp::create(b, ReduceKind::Sum, weights, ArrayRef<int64_t>{2},
                          true));
-  Value oneHot = OneHotOp::create(b, tensor({batch, seq, k, e}),
+  // The experts' outputs are weighted and summed in that type too.
+  Value oneHot = OneHotOp::create(b, tensor({batch, seq, k, e}, residualElt),
                                   topk.getIndices(), e);
   Value spread = MulOp::create(
-      b, oneHot, ReshapeOp::create(b, tensor({batch, seq, k, 1}), weights));
+      b, oneHot, ReshapeOp::create(b, tensor({batch, seq, k, 1}, residualElt), weights));
   Value gates = ReduceOp::create(b, ReduceKind::Sum, spread,
                                  ArrayRef<int64_t>{2}); // [B, T, E]
   Value sum;
@@ -229,7 +257,7 @@ Value ForwardBuilder::mixtureOfExperts(Value x, int64_t layer) {
     at(scope);
     Value gate = SliceOp::create(b, gates, ArrayRef<int64_t>{0, 0, i},
                                  ArrayRef<int64_t>{batch, seq, 1});
-    Value weighted = MulOp::create(b, y, gate);
+    Value weighted = MulOp::create(b, convertTo(y, residualElt), gate);
     sum = sum ? Value(AddOp::create(b, sum, weighted)) : weighted;
   }
   return sum;
@@ -247,17 +275,19 @@ Value ForwardBuilder::decoder(Value tokens, Value positions, Cache *cache) {
         b, param(names.positionEmbedding(), {spec.maxSeqLen, d}), positions);
     x = AddOp::create(b, x, pe);
   }
+  x = convertTo(x, residualElt);
   for (int64_t layer = 0; layer < spec.layers; ++layer) {
     LayerNames n = names.layer(layer);
     at(names.layerScope(layer) + ".attn");
     Value h = norm(x, n.attnNorm, n.attnNormBias);
-    x = AddOp::create(b, x, attention(h, layer, positions, cache));
+    x = AddOp::create(b, x, convertTo(attention(h, layer, positions, cache), residualElt));
     at(names.layerScope(layer) + ".ffn");
-    h = norm(x, n.ffnNorm, n.ffnNormBias);
+    Value wide;
+    h = norm(x, n.ffnNorm, n.ffnNormBias, &wide);
     Value y = spec.experts > 0
-                  ? mixtureOfExperts(h, layer)
+                  ? mixtureOfExperts(h, wide, layer)
                   : feedForward(h, layer, names.layerScope(layer) + ".ffn", -1);
-    x = AddOp::create(b, x, y);
+    x = AddOp::create(b, x, convertTo(y, residualElt));
   }
   return x;
 }
@@ -359,7 +389,8 @@ void ForwardBuilder::buildStep(ModuleOp module, StringRef name,
   // copies the row.
   int64_t width = cast<RankedTensorType>(hidden.getType()).getShape().back();
   Value last = seq > 1 ? TakeOp::create(b, hidden, entry->getArgument(2)).getResult()
-                       : ReshapeOp::create(b, tensor({batch, width}), hidden).getResult();
+                       : ReshapeOp::create(b, tensor({batch, width}, residualElt), hidden)
+                             .getResult();
   SmallVector<Value> outs = {logits(last)};
   outs.append(cache.keys.begin(), cache.keys.end());
   outs.append(cache.values.begin(), cache.values.end());
@@ -399,7 +430,8 @@ buildForward(MLIRContext &context, const ModelSpec &spec,
 
   OwningOpRef<ModuleOp> module = ModuleOp::create(UnknownLoc::get(&context));
   module->setName(spec.name.empty() ? StringRef("model") : spec.name);
-  ForwardBuilder builder(context, spec, ParamNames(spec), elt, batch);
+  Type residual = options.f32Residual ? Type(Float32Type::get(&context)) : elt;
+  ForwardBuilder builder(context, spec, ParamNames(spec), elt, residual, batch);
   if (options.entries.forward)
     builder.buildForward(*module, seq);
   if (options.entries.prefill)

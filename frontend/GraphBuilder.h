@@ -31,6 +31,10 @@ struct BuildOptions {
   /// generation batch and length.
   int64_t trainBatch = 0;
   int64_t trainSeqLen = 0;
+  /// Keeps a bf16 or f16 model's residual stream (the hidden state between
+  /// layers, and the weights of the norms reading it) in f32. Off: it is
+  /// rounded to the model's type at every residual add.
+  bool f32Residual = true;
 };
 
 /// Emits `func.func @forward(%tokens: tensor<BxTxi32>) -> tensor<BxTxVx..>`

@@ -33,6 +33,16 @@ Value otherAddend(Operation *op, Value acc) {
   return add.getLhs() == acc ? add.getRhs() : add.getLhs();
 }
 
+/// The result of `op` when it converts a bf16 or f16 tensor to f32.
+Value widenedToF32(Operation *op) {
+  auto convert = dyn_cast_if_present<ConvertOp>(op);
+  if (!convert)
+    return {};
+  auto from = cast<RankedTensorType>(convert.getInput().getType()).getElementType();
+  auto to = cast<RankedTensorType>(convert.getType()).getElementType();
+  return (from.isBF16() || from.isF16()) && to.isF32() ? convert.getResult() : Value();
+}
+
 std::optional<EpilogueActivation> epilogueActivation(Operation *op) {
   if (isa_and_present<SiluOp>(op))
     return EpilogueActivation::Silu;
@@ -82,6 +92,13 @@ struct GemmEpiloguePattern : OpRewritePattern<MatmulOp> {
       if (other.getType() == type && other != acc) {
         residual = other;
         last = onlyUser(acc);
+        acc = last->getResult(0);
+      }
+    } else if (Value widened = widenedToF32(onlyUser(acc)); widened && !bias) {
+      // An f32 residual stream: the GEMM adds its unrounded product.
+      if (Value other = otherAddend(onlyUser(widened), widened); other && other != widened) {
+        residual = other;
+        last = onlyUser(widened);
         acc = last->getResult(0);
       }
     }

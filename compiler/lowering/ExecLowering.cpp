@@ -226,6 +226,8 @@ LogicalResult Lowering::lowerMatmul(Operation *op, Value lhs, Value rhs,
   RefAttr a = ref(lhs), bRef = ref(rhs), c = ref(op->getResult(0));
   RefAttr biasRef = bias ? ref(bias) : none();
   RefAttr residualRef = residual ? ref(residual) : none();
+  Type element = tensorOf(lhs).getElementType();
+  bool wideC = tensorOf(op->getResult(0)).getElementType() != element;
   auto emit = [&](RefAttr a, RefAttr bb, RefAttr c, RefAttr res, int64_t batch,
                   int64_t m, int64_t strideA, int64_t strideB,
                   int64_t strideC) {
@@ -235,10 +237,9 @@ LogicalResult Lowering::lowerMatmul(Operation *op, Value lhs, Value rhs,
         b.getBoolAttr(transposeLhs), b.getBoolAttr(transposeRhs),
         b.getI64IntegerAttr(strideA), b.getI64IntegerAttr(strideB),
         b.getI64IntegerAttr(strideC), b.getStringAttr(activation),
-        TypeAttr::get(tensorOf(op->getResult(0)).getElementType()),
-        gate ? ref(gate) : RefAttr(), /*norm_weight=*/RefAttr(), /*norm_out=*/RefAttr(),
-        /*norm_squares=*/RefAttr(), /*norm_offset=*/nullptr, /*a_squares=*/RefAttr(),
-        /*a_norm_eps=*/nullptr);
+        TypeAttr::get(element), gate ? ref(gate) : RefAttr(), /*norm_weight=*/RefAttr(),
+        /*norm_out=*/RefAttr(), /*norm_squares=*/RefAttr(), /*norm_offset=*/nullptr,
+        /*a_squares=*/RefAttr(), /*a_norm_eps=*/nullptr, b.getBoolAttr(wideC));
   };
   // One weight for all rows: the batch folds into M. (A gated GEMM's
   // weights are [N, K], so it always lowers here.)
@@ -275,11 +276,12 @@ LogicalResult Lowering::lowerMatmul(Operation *op, Value lhs, Value rhs,
       index[d] = rem % outBatch[d];
       rem /= outBatch[d];
     }
-    int64_t bytes = tensorBytes(tensorOf(op->getResult(0))) / product(os);
-    RefAttr res = residual ? slice(residualRef, i * m * n * bytes, m * n * bytes) : none();
+    int64_t bytes = tensorBytes(tensorOf(lhs)) / product(ls);
+    int64_t cBytes = tensorBytes(tensorOf(op->getResult(0))) / product(os);
+    RefAttr res = residual ? slice(residualRef, i * m * n * cBytes, m * n * cBytes) : none();
     emit(slice(a, linear(lhsBatch) * m * k * bytes, m * k * bytes),
          slice(bRef, linear(rhsBatch) * k * n * bytes, k * n * bytes),
-         slice(c, i * m * n * bytes, m * n * bytes), res, 1, m, 0, 0, 0);
+         slice(c, i * m * n * cBytes, m * n * cBytes), res, 1, m, 0, 0, 0);
   }
   return success();
 }

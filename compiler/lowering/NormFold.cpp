@@ -10,8 +10,8 @@ RankedTensorType tensorOf(Value v) { return cast<RankedTensorType>(v.getType());
 
 /// A GEMM the CUDA GEMV runs, with `a` as its A: at most `maxRows` rows
 /// (batch dimensions folded into M) against a weight [n, k] stored
-/// transposed, k a multiple of 8, in `element`.
-bool gemvOver(Operation *op, Value a, int64_t maxRows, Type element) {
+/// transposed, k a multiple of 8, in `element`, writing `outElement`.
+bool gemvOver(Operation *op, Value a, int64_t maxRows, Type element, Type outElement) {
   Value lhs, rhs;
   bool transposeLhs = false, transposeRhs = true;
   if (auto m = dyn_cast<MatmulOp>(op)) {
@@ -41,17 +41,27 @@ bool gemvOver(Operation *op, Value a, int64_t maxRows, Type element) {
   int64_t rows = l.getNumElements() / l.getShape().back();
   return r.getRank() == 2 && l.getShape().back() % 8 == 0 && rows <= maxRows &&
          l.getElementType() == element && r.getElementType() == element &&
-         out.getElementType() == element;
+         out.getElementType() == outElement;
 }
 
-/// The region's rms_norm when that is all it does, over its input
-/// `input` and weight (fusion inputs, not computed in the region).
+/// The region's rms_norm when that is all it does (then perhaps converts
+/// its result: the norm of an f32 residual stream), over its input `input`
+/// and weight (fusion inputs, not computed in the region).
 RmsNormOp soleRmsNorm(FusionOp fusion, Value &input, Value &weight) {
   Block &body = fusion.getBody().front();
-  if (!llvm::hasSingleElement(body.without_terminator()))
-    return {};
+  auto ops = body.without_terminator();
+  int64_t count = std::distance(ops.begin(), ops.end());
   auto norm = dyn_cast<RmsNormOp>(body.front());
-  if (!norm || body.getTerminator()->getOperand(0) != norm.getResult())
+  if (!norm || count > 2)
+    return {};
+  Value result = norm.getResult();
+  if (count == 2) {
+    auto convert = dyn_cast<ConvertOp>(*std::next(ops.begin()));
+    if (!convert || convert.getInput() != result)
+      return {};
+    result = convert.getResult();
+  }
+  if (body.getTerminator()->getOperand(0) != result)
     return {};
   auto in = dyn_cast<BlockArgument>(norm.getInput());
   auto w = dyn_cast<BlockArgument>(norm.getWeight());
@@ -78,19 +88,23 @@ SmallVector<NormFold> findNormFolds(func::FuncOp func, int64_t maxRows) {
     while (auto reshape = input.getDefiningOp<ReshapeOp>())
       input = reshape.getInput();
     Operation *producer = input.getDefiningOp();
-    Type element = tensorOf(input).getElementType();
+    // The GEMMs' type; the norm's input and weight are it or, over bf16,
+    // f32 (the residual stream's).
     Value result = fusion->getResult(0);
+    Type element = tensorOf(result).getElementType();
+    Type wide = tensorOf(input).getElementType();
     if (!producer || producers.contains(producer) || !(element.isF32() || element.isBF16()) ||
-        tensorOf(result).getElementType() != element ||
-        tensorOf(weight).getElementType() != element || tensorOf(weight).getRank() != 1 ||
+        !(wide == element || (element.isBF16() && wide.isF32())) ||
+        tensorOf(weight).getElementType() != wide || tensorOf(weight).getRank() != 1 ||
         !(isa<BlockArgument>(weight) || weight.getDefiningOp<ParamOp>()) ||
         producer->getBlock() != fusion->getBlock())
       return;
     Value producerA = producer->getNumOperands() ? producer->getOperand(0) : Value();
-    if (!isa<GemmOp, MatmulOp>(producer) || !gemvOver(producer, producerA, maxRows, element))
+    if (!isa<GemmOp, MatmulOp>(producer) ||
+        !gemvOver(producer, producerA, maxRows, element, wide))
       return;
     if (result.use_empty() || !llvm::all_of(result.getUsers(), [&](Operation *user) {
-          return gemvOver(user, result, maxRows, element);
+          return gemvOver(user, result, maxRows, element, element);
         }))
       return;
     RankedTensorType in = tensorOf(input);

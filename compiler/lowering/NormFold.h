@@ -14,7 +14,7 @@ namespace gai {
 
 struct NormFold {
   mlir::Operation *producer;  // a gai.gemm or gai.matmul: the norm's input
-  mlir::gai::FusionOp norm;   // a region of one rms_norm, lowered to nothing
+  mlir::gai::FusionOp norm;   // a region of one rms_norm (and its conversion), lowered to nothing
   mlir::Value weight;         // [n], the norm's scale: a parameter or argument
   double epsilon;
   bool unitOffset;            // scale by weight + 1 (Gemma)
@@ -23,10 +23,12 @@ struct NormFold {
 };
 
 /// The norms of `func` that fold, in order. Each is a gai.fusion of exactly
-/// one rms_norm whose input (through reshapes) is made by a GEMM of at most
-/// `maxRows` rows against a weight stored [n, k] (k a multiple of 8), and
-/// whose result feeds only such GEMMs as their A (gai.gemm, gai.matmul,
-/// gai.gated_gemm), all in one float type: the shapes the CUDA GEMV runs.
+/// one rms_norm (perhaps converted after) whose input (through reshapes) is
+/// made by a GEMM of at most `maxRows` rows against a weight stored [n, k]
+/// (k a multiple of 8), and whose result feeds only such GEMMs as their A
+/// (gai.gemm, gai.matmul, gai.gated_gemm), all in one float type; the
+/// norm's input and weight are that type or, over bf16, f32 (an f32
+/// residual stream): the shapes the CUDA GEMV runs.
 llvm::SmallVector<NormFold> findNormFolds(mlir::func::FuncOp func, int64_t maxRows);
 
 } // namespace gai

@@ -81,10 +81,12 @@ def Exec_GemmOp : Exec_Op<"gemm"> {
       OptionalAttr<Exec_RefAttr>:$norm_squares,
       DefaultValuedAttr<F32Attr, "0.0">:$norm_offset,
       OptionalAttr<Exec_RefAttr>:$a_squares,
-      DefaultValuedAttr<F32Attr, "0.0">:$a_norm_eps);
+      DefaultValuedAttr<F32Attr, "0.0">:$a_norm_eps,
+      DefaultValuedAttr<BoolAttr, "false">:$wide_c);
   let description = [{
     `element` is the type of a, b, c, bias and residual; the product
-    accumulates in f32. With `gate` (weights [n, k] like b, which is then
+    accumulates in f32. `wide_c` (bf16 operands, no bias): c and residual
+    are f32 instead, an f32 residual stream. With `gate` (weights [n, k] like b, which is then
     transposed; batch 1, no bias or residual): c = act(a·gateᵀ) ⊙ (a·bᵀ),
     a gated linear unit's two products in one call.
 

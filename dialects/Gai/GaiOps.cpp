@@ -850,12 +850,19 @@ LogicalResult GemmOp::inferReturnTypes(MLIRContext *,
                              expected, result.getElementType())) +
                          ", got " + typeStr(bias.getType()));
   }
-  if (Value residual = adaptor.getResidual())
-    if (residual.getType() != result)
+  if (Value residual = adaptor.getResidual()) {
+    // An f32 residual stream over narrower operands: the sum is f32, and
+    // the result takes the residual's type.
+    RankedTensorType r = tensorType(residual);
+    RankedTensorType wide = result.clone(Float32Type::get(result.getContext()));
+    bool mayWiden = wide != result && !adaptor.getBias();
+    if (r != result && !(mayWiden && r == wide))
       return opError(loc, name,
-                     "expects residual of the result type " +
-                         typeStr(result) + ", got " +
-                         typeStr(residual.getType()));
+                     "expects residual of the result type " + typeStr(result) +
+                         (mayWiden ? " or " + typeStr(wide) : std::string()) +
+                         ", got " + typeStr(residual.getType()));
+    result = r;
+  }
   types.push_back(result);
   return success();
 }

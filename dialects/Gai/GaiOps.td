@@ -537,7 +537,9 @@ def Gai_GemmOp : Gai_Op<"gemm", [Pure, InferTypeOpAdaptor,
     The fusion pass makes this op from a `gai.matmul` and the bias add,
     activation and residual add that follow it, so that one GEMM call (a
     cuBLASLt epilogue, or the CPU kernel's store loop) does all of them.
-    `bias` is [N]; `residual` has the result's shape.
+    `bias` is [N]; `residual` has the result's shape. Over bf16 or f16
+    operands without a bias, the residual may be f32 (a residual stream
+    kept in f32): the result is then f32, the product added unrounded.
     ```mlir
     %y = gai.gemm %x, %w bias %b transpose_rhs activation = gelu_tanh
         : (tensor<2x8x64xf32>, tensor<256x64xf32>, tensor<256xf32>)

@@ -188,6 +188,7 @@ Status checkNormFold(const BoundsChecker &bounds, const std::string &at,
   if (!makes && !reads)
     return Status::ok();
   const int64_t element = g->dtype() == format::DType::BF16 ? 2 : 4;
+  const int64_t cElement = g->wide_c() ? 4 : element; // the norm's input and weight
   const int64_t rows = g->m();
   auto sized = [](const format::BufferRef *r, int64_t bytes) {
     return r && r->size() == bytes;
@@ -196,7 +197,7 @@ Status checkNormFold(const BoundsChecker &bounds, const std::string &at,
             rows <= kMostNormFoldRows && g->k() % 8 == 0 &&
             (g->dtype() == format::DType::BF16 || g->dtype() == format::DType::F32);
   if (makes)
-    ok = ok && !present(g->gate()) && sized(g->norm_weight(), g->n() * element) &&
+    ok = ok && !present(g->gate()) && sized(g->norm_weight(), g->n() * cElement) &&
          sized(g->norm_out(), rows * g->n() * element) &&
          sized(g->norm_squares(), rows * 8);
   if (reads)
@@ -208,8 +209,8 @@ Status checkNormFold(const BoundsChecker &bounds, const std::string &at,
                        std::to_string(kMostNormFoldRows) +
                        " rows of f32 or bf16 A by weights stored [n, k] (transpose_b, k a "
                        "multiple of 8), batch 1, no gate where it makes the norm's input, "
-                       "norm_weight [n], norm_out [m, n], f64 sums of squares [m] and an eps "
-                       ">= 0");
+                       "norm_weight [n] of c's type, norm_out [m, n] of a's, f64 sums of "
+                       "squares [m] and an eps >= 0");
 }
 
 Status checkStep(const BoundsChecker &bounds, const format::Step *step,
@@ -233,6 +234,11 @@ Status checkStep(const BoundsChecker &bounds, const format::Step *step,
       return s;
     if (Status s = checkNormFold(bounds, at, g); !s)
       return s;
+    if (g->wide_c() && (g->dtype() != format::DType::BF16 || present(g->bias()) ||
+                        present(g->gate())))
+      return Status::error(bounds.where + ": " + at +
+                           " (gemm): wide_c (an f32 c and residual) takes bf16 a and b, "
+                           "and no bias or gate");
     if (present(g->gate()) && (present(g->bias()) || present(g->residual()) ||
                                g->batch() != 1 || g->transpose_a() || !g->transpose_b() ||
                                g->activation() == format::Activation::None ||

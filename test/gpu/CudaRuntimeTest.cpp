@@ -567,6 +567,70 @@ cuda::GemmDesc gemmAt(uintptr_t a, uintptr_t b, uintptr_t c, int64_t m, int64_t 
   return d;
 }
 
+// An f32 residual stream over bf16 GEMMs (GemmDesc::wideC), through
+// cuBLASLt (64 rows) and our GEMV (1 row), with and without an activation
+// (cuBLASLt then adds the residual in the follow-up kernel): C is the f32
+// sum of the residual and the product, never rounded to bf16.
+TEST(CudaGemm, WideResidualStaysF32) {
+  SKIP_WITHOUT_GPU();
+  cublasLtHandle_t lt = nullptr;
+  ASSERT_EQ(cublasLtCreate(&lt), CUBLAS_STATUS_SUCCESS);
+  const size_t workspaceBytes = 32 << 20;
+  void *workspace = nullptr;
+  ASSERT_EQ(cudaMalloc(&workspace, workspaceBytes), cudaSuccess);
+  std::mt19937 rng(17);
+  for (int64_t m : {64, 1})
+    for (int activation : {0, 1}) {
+      const int64_t n = 96, k = 256;
+      std::vector<float> a = bf16Normals(rng, m * k), w = bf16Normals(rng, n * k),
+                         residual = bf16Normals(rng, m * n);
+      for (float &r : residual) // off the bf16 grid
+        r *= 1.0f + 1.0f / 1024;
+      std::vector<void *> buffers = {uploadAs(a, DType::BF16), uploadAs(w, DType::BF16),
+                                     uploadAs(residual, DType::F32),
+                                     uploadAs(std::vector<float>(m * n, NAN), DType::F32)};
+      cuda::GemmDesc d;
+      d.a = buffers[0];
+      d.b = buffers[1];
+      d.residual = buffers[2];
+      d.c = buffers[3];
+      d.m = m;
+      d.n = n;
+      d.k = k;
+      d.transposeB = true;
+      d.activation = activation;
+      d.constantB = true;
+      d.wideC = true;
+      auto plan = cuda::GemmPlan::create(lt, d, cuda::Elem::BF16, workspaceBytes);
+      ASSERT_TRUE(plan.isOk()) << plan.status().message();
+      Status s = (*plan)->run(workspace, workspaceBytes, nullptr);
+      ASSERT_TRUE(s.isOk()) << s.message();
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      std::vector<float> got = downloadAs(d.c, DType::F32, m * n);
+      int64_t offGrid = 0;
+      for (int64_t r = 0; r < m; ++r)
+        for (int64_t col = 0; col < n; ++col) {
+          double x = 0, size = 0;
+          for (int64_t i = 0; i < k; ++i) {
+            x += double(a[r * k + i]) * w[col * k + i];
+            size += std::fabs(double(a[r * k + i]) * w[col * k + i]);
+          }
+          if (activation == 1)
+            x = x / (1.0 + std::exp(-x));
+          double want = x + residual[r * n + col];
+          float c = got[r * n + col];
+          ASSERT_NEAR(c, want, 1e-5 * (size + std::fabs(residual[r * n + col])))
+              << m << " rows, activation " << activation << ", at " << r << ", " << col;
+          offGrid += bf16ToFloat(floatToBf16(c)) != c;
+        }
+      EXPECT_GT(offGrid, m * n * 9 / 10) << m << " rows, activation " << activation;
+      for (void *p : buffers)
+        cudaFree(p);
+    }
+  cudaFree(workspace);
+  cublasLtDestroy(lt);
+}
+
 TEST(CudaGemmMerge, DecodeProjectionsOfOneInputShareAGemv) {
   // q, k, v of one normalised row; then o reads the attention output.
   std::vector<cuda::GemmDesc> run = {gemmAt(0x1000, 0x100000, 0x2000, 1, 2048, 2048),

@@ -2,6 +2,8 @@
 // GEMV making the norm's input writes x ⊙ (weight + offset) and adds each
 // row's Σx² to an f64 sum; the GEMVs reading it scale by the row's 1/rms.
 // Checked against the host's norm of the x the device stored, in double.
+// `wide`: an f32 residual stream over bf16 GEMMs, where the maker's x, its
+// residual and the norm's weight are f32 (GemvPart::wideC).
 #include "GpuTest.h"
 
 #include "hal/cuda/Kernels.h"
@@ -13,6 +15,7 @@ struct NormFoldCase {
   int64_t m, k, dim; // producer: [m, k] · [dim, k]ᵀ; the norm is over dim
   int readers;       // 1 to 3 reading GEMMs in one launch, or 0: one gated
   bool unitOffset, bf16;
+  bool wide = false;
 };
 
 class CudaNormFold : public ::testing::TestWithParam<NormFoldCase> {};
@@ -23,11 +26,12 @@ TEST_P(CudaNormFold, MatchesTheNormBetweenTwoGemms) {
   std::mt19937 rng(static_cast<unsigned>(c.m * 31 + c.k + c.dim * 3 + c.readers));
   auto make = [&](int64_t count) { return bf16Normals(rng, count); };
   const DType dtype = c.bf16 ? DType::BF16 : DType::F32;
+  const DType xType = c.wide ? DType::F32 : dtype; // the maker's x, residual, norm weight
   const cuda::Elem elem = c.bf16 ? cuda::Elem::BF16 : cuda::Elem::F32;
   const float eps = 1e-5f, offset = c.unitOffset ? 1.0f : 0.0f;
   std::vector<void *> buffers;
-  auto upload = [&](const std::vector<float> &host) {
-    buffers.push_back(uploadAs(host, dtype));
+  auto upload = [&](const std::vector<float> &host, DType type) {
+    buffers.push_back(uploadAs(host, type));
     return buffers.back();
   };
   std::vector<float> a = make(c.m * c.k), w = make(c.dim * c.k), residual = make(c.m * c.dim),
@@ -35,14 +39,19 @@ TEST_P(CudaNormFold, MatchesTheNormBetweenTwoGemms) {
   double *sums = nullptr;
   ASSERT_EQ(cudaMalloc(&sums, c.m * sizeof(double)), cudaSuccess);
   ASSERT_EQ(cudaMemset(sums, 0, c.m * sizeof(double)), cudaSuccess);
-  void *dx = upload(std::vector<float>(c.m * c.dim, NAN));
-  void *dnormed = upload(std::vector<float>(c.m * c.dim, NAN));
-  cuda::GemvPart maker{upload(w), dx, nullptr, upload(residual), c.dim, 0};
-  maker.norm.weight = upload(weight);
+  if (c.wide) // residuals off the bf16 grid
+    for (size_t i = 0; i < residual.size(); ++i)
+      residual[i] *= 1.0f + 1.0f / 1024;
+  void *dx = upload(std::vector<float>(c.m * c.dim, NAN), xType);
+  void *dnormed = upload(std::vector<float>(c.m * c.dim, NAN), dtype);
+  cuda::GemvPart maker{upload(w, dtype), dx, nullptr, upload(residual, xType), c.dim, 0};
+  maker.norm.weight = upload(weight, xType);
   maker.norm.out = dnormed;
   maker.norm.squares = sums;
   maker.norm.offset = offset;
-  cuda::gemvParts(elem, upload(a), &maker, 1, c.m, c.k, /*constantWeights=*/true, nullptr);
+  maker.wideC = c.wide;
+  cuda::gemvParts(elem, upload(a, dtype), &maker, 1, c.m, c.k, /*constantWeights=*/true,
+                  nullptr);
 
   // The readers: widths 40, 47, 54 (3 parts, as q/k/v), or one gated.
   const bool gated = c.readers == 0;
@@ -53,9 +62,10 @@ TEST_P(CudaNormFold, MatchesTheNormBetweenTwoGemms) {
     int64_t n = 40 + 7 * p;
     weights.push_back(make(n * c.dim));
     gates.push_back(gated ? make(n * c.dim) : std::vector<float>());
-    cuda::GemvPart part{upload(weights[p]), upload(std::vector<float>(c.m * n, NAN)),
+    cuda::GemvPart part{upload(weights[p], dtype),
+                        upload(std::vector<float>(c.m * n, NAN), dtype),
                         nullptr, nullptr, n, gated ? 1 : 0,
-                        gated ? upload(gates[p]) : nullptr};
+                        gated ? upload(gates[p], dtype) : nullptr};
     part.norm.aSquares = sums;
     part.norm.aEps = eps;
     readers.push_back(part);
@@ -64,7 +74,22 @@ TEST_P(CudaNormFold, MatchesTheNormBetweenTwoGemms) {
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
 
   // The maker's x as stored; its sums (exact in f64 for bf16 x) and x ⊙ g.
-  std::vector<float> x = downloadAs(dx, dtype, c.m * c.dim);
+  std::vector<float> x = downloadAs(dx, xType, c.m * c.dim);
+  if (c.wide) { // f32 x: the product and residual added, never rounded to bf16
+    int64_t offGrid = 0;
+    for (int64_t r = 0; r < c.m; ++r)
+      for (int64_t j = 0; j < c.dim; ++j) {
+        double want = residual[r * c.dim + j], size = std::fabs(want);
+        for (int64_t i = 0; i < c.k; ++i) {
+          want += double(a[r * c.k + i]) * w[j * c.k + i];
+          size += std::fabs(double(a[r * c.k + i]) * w[j * c.k + i]);
+        }
+        float got = x[r * c.dim + j];
+        ASSERT_NEAR(got, want, 1e-5 * size) << "row " << r << " column " << j;
+        offGrid += bf16ToFloat(floatToBf16(got)) != got;
+      }
+    EXPECT_GT(offGrid, c.m * c.dim * 9 / 10);
+  }
   std::vector<float> normed = downloadAs(dnormed, dtype, c.m * c.dim);
   std::vector<double> gotSums(c.m), inverseRms(c.m);
   cudaMemcpy(gotSums.data(), sums, c.m * sizeof(double), cudaMemcpyDeviceToHost);
@@ -77,7 +102,7 @@ TEST_P(CudaNormFold, MatchesTheNormBetweenTwoGemms) {
       float want = c.bf16 ? bf16ToFloat(floatToBf16(product)) : product;
       ASSERT_EQ(normed[r * c.dim + j], want) << "row " << r << " element " << j;
     }
-    if (c.bf16)
+    if (c.bf16 && !c.wide)
       EXPECT_EQ(gotSums[r], sum) << "row " << r; // every term exact: order-free
     else
       EXPECT_NEAR(gotSums[r], sum, 1e-12 * sum) << "row " << r;
@@ -126,13 +151,16 @@ INSTANTIATE_TEST_SUITE_P(
                       NormFoldCase{3, 264, 128, 1, true, true},
                       NormFoldCase{8, 512, 256, 0, false, true},
                       NormFoldCase{1, 512, 256, 3, false, false},
-                      NormFoldCase{5, 128, 64, 0, true, false}),
+                      NormFoldCase{5, 128, 64, 0, true, false},
+                      NormFoldCase{1, 512, 256, 3, false, true, true},
+                      NormFoldCase{4, 2056, 2048, 0, true, true, true}),
     [](const ::testing::TestParamInfo<NormFoldCase> &info) {
       const NormFoldCase &c = info.param;
       return "m" + std::to_string(c.m) + "k" + std::to_string(c.k) + "dim" +
              std::to_string(c.dim) +
              (c.readers ? "x" + std::to_string(c.readers) + "readers" : "gated") +
-             (c.unitOffset ? "unitoffset" : "") + (c.bf16 ? "bf16" : "f32");
+             (c.unitOffset ? "unitoffset" : "") + (c.bf16 ? "bf16" : "f32") +
+             (c.wide ? "wide" : "");
     });
 
 } // namespace

@@ -28,6 +28,40 @@ func.func @epilogue(%x: tensor<2x8x64xf32>, %w: tensor<256x64xf32>, %b: tensor<2
 
 // -----
 
+// An f32 residual stream over bf16 GEMMs: the product's widening and its
+// residual add join the GEMM, which then writes f32 and never rounds the
+// product to bf16.
+// CHECK-LABEL: func.func @wide_residual
+// CHECK-SAME: (%[[X:.*]]: tensor<4x64xbf16>, %[[W:.*]]: tensor<32x64xbf16>, %[[R:.*]]: tensor<4x32xf32>)
+// CHECK-NEXT: %[[Y:.*]] = gai.gemm %[[X]], %[[W]] residual %[[R]] transpose_rhs : (tensor<4x64xbf16>, tensor<32x64xbf16>, tensor<4x32xf32>) -> tensor<4x32xf32>
+// CHECK-NEXT: return %[[Y]]
+func.func @wide_residual(%x: tensor<4x64xbf16>, %w: tensor<32x64xbf16>, %r: tensor<4x32xf32>) -> tensor<4x32xf32> {
+  %0 = gai.matmul %x, %w transpose_rhs : (tensor<4x64xbf16>, tensor<32x64xbf16>) -> tensor<4x32xbf16>
+  %1 = gai.convert %0 : tensor<4x32xbf16> to tensor<4x32xf32>
+  %2 = gai.add %r, %1 : (tensor<4x32xf32>, tensor<4x32xf32>) -> tensor<4x32xf32>
+  return %2 : tensor<4x32xf32>
+}
+
+// -----
+
+// With a bias the widening stays a kernel (cuBLASLt's bias takes D's type):
+// the GEMM writes bf16, and one region converts and adds.
+// CHECK-LABEL: func.func @wide_residual_bias
+// CHECK-NEXT: %[[Y:.*]] = gai.gemm {{.*}} bias {{.*}} -> tensor<4x32xbf16>
+// CHECK-NEXT: gai.fusion %[[Y]], %{{.*}}
+// CHECK-NEXT: ^bb0
+// CHECK-NEXT: gai.convert
+// CHECK-NEXT: gai.add
+func.func @wide_residual_bias(%x: tensor<4x64xbf16>, %w: tensor<32x64xbf16>, %b: tensor<32xbf16>, %r: tensor<4x32xf32>) -> tensor<4x32xf32> {
+  %0 = gai.matmul %x, %w transpose_rhs : (tensor<4x64xbf16>, tensor<32x64xbf16>) -> tensor<4x32xbf16>
+  %1 = gai.add %0, %b : (tensor<4x32xbf16>, tensor<32xbf16>) -> tensor<4x32xbf16>
+  %2 = gai.convert %1 : tensor<4x32xbf16> to tensor<4x32xf32>
+  %3 = gai.add %r, %2 : (tensor<4x32xf32>, tensor<4x32xf32>) -> tensor<4x32xf32>
+  return %3 : tensor<4x32xf32>
+}
+
+// -----
+
 // A product used twice keeps its epilogue ops outside: both users need it.
 // CHECK-LABEL: func.func @epilogue_shared_product
 // CHECK: %[[P:.*]] = gai.matmul

@@ -37,6 +37,13 @@ struct Options {
   bool makesNorm = false, readsNorm = false;
   int64_t squaresBytes = 8; // f64 per row
   float normEps = 1e-5f;
+  // The norm GEMM's types: f32, or bf16 A and B with (wideC) an f32 C, its
+  // residual and the norm's weight [4].
+  fmt::DType normGemmType = fmt::DType::F32;
+  bool wideC = false;
+  int64_t normWeightBytes = 16, normOutRowBytes = 16;
+  // The plain GEMM's bias (n = 4 f32) and wide_c.
+  bool plainBias = false, plainWide = false;
 };
 
 /// A small decode-like artifact: 64 bytes of weights, an input, an output,
@@ -71,8 +78,9 @@ std::vector<uint8_t> build(const Options &o = {}) {
       y(fmt::Space::Output, 0, 16);
   fmt::BufferRef gate(fmt::Space::Weights, 0, o.gate ? 64 : 0),
       bias(fmt::Space::Weights, 0, o.gateBias ? 16 : 0);
-  fmt::BufferRef normWeight(fmt::Space::Weights, 0, o.makesNorm ? 16 : 0),
-      normOut(fmt::Space::Arena, 64, o.makesNorm ? 16 * o.gemmRows : 0),
+  fmt::BufferRef normWeight(fmt::Space::Weights, 0, o.makesNorm ? o.normWeightBytes : 0),
+      normOut(fmt::Space::Arena, 64, o.makesNorm ? o.normOutRowBytes * o.gemmRows : 0),
+      plainBias(fmt::Space::Weights, 0, o.plainBias ? 16 : 0),
       normSquares(fmt::Space::Arena, 256, o.makesNorm ? o.squaresBytes : 0),
       aSquares(fmt::Space::Arena, 512, o.readsNorm ? o.squaresBytes : 0);
   auto gemm = o.gate ? fmt::CreateGemm(b, &x, &w, &c, &bias, &none, 1, o.gemmRows, 4, o.gemmK,
@@ -82,9 +90,12 @@ std::vector<uint8_t> build(const Options &o = {}) {
               : o.makesNorm || o.readsNorm
                   ? fmt::CreateGemm(b, &x, &w, &c, &none, &none, 1, o.gemmRows, 4, o.gemmK,
                                     false, true, 0, 0, 0, fmt::Activation::None,
-                                    fmt::DType::F32, &none, &normWeight, &normOut,
-                                    &normSquares, 0.0f, &aSquares, o.normEps)
-                  : fmt::CreateGemm(b, &x, &w, &c, &none, &none, 1, 1, 4, 4);
+                                    o.normGemmType, &none, &normWeight, &normOut,
+                                    &normSquares, 0.0f, &aSquares, o.normEps, o.wideC)
+                  : fmt::CreateGemm(b, &x, &w, &c, &plainBias, &none, 1, 1, 4, 4, false, false,
+                                    0, 0, 0, fmt::Activation::None,
+                                    o.plainWide ? fmt::DType::BF16 : fmt::DType::F32, &none,
+                                    &none, &none, &none, 0.0f, &none, 0.0f, o.plainWide);
   std::vector<fmt::BufferRef> launchArgs = {c, y};
   auto launch = fmt::CreateLaunchDirect(b, o.launchKernel, &launchArgs);
   std::vector<fmt::BufferRef> callArgs = {y};
@@ -185,7 +196,7 @@ TEST(Artifact, FooterFromAnotherSchemaVersion) {
   std::vector<uint8_t> bytes = build();
   bytes[bytes.size() - kArtifactFooterSize + 4] = 9; // the footer's version
   EXPECT_EQ(loadError(bytes),
-            "m.gai: schema version 9, this runtime reads version 5; recompile "
+            "m.gai: schema version 9, this runtime reads version 6; recompile "
             "with a matching gaic");
 }
 
@@ -269,8 +280,8 @@ TEST(Artifact, FoldedNormIsChecked) {
   const std::string error =
       "m.gai: entry 'decode': step 0 (gemm): a folded RMSNorm takes 1 to 8 rows of f32 or "
       "bf16 A by weights stored [n, k] (transpose_b, k a multiple of 8), batch 1, no gate "
-      "where it makes the norm's input, norm_weight [n], norm_out [m, n], f64 sums of "
-      "squares [m] and an eps >= 0";
+      "where it makes the norm's input, norm_weight [n] of c's type, norm_out [m, n] of a's, "
+      "f64 sums of squares [m] and an eps >= 0";
   for (Options o : {makes, reads}) {
     Options manyRows = o;
     manyRows.gemmRows = 9;
@@ -286,6 +297,38 @@ TEST(Artifact, FoldedNormIsChecked) {
   Options negativeEps = reads;
   negativeEps.normEps = -1.0f;
   EXPECT_EQ(loadError(build(negativeEps)), error);
+
+  // Over an f32 residual stream (bf16 A, f32 C): the norm's weight is f32,
+  // its output bf16.
+  Options wide = makes;
+  wide.normGemmType = fmt::DType::BF16;
+  wide.wideC = true;
+  wide.normOutRowBytes = 8;
+  EXPECT_TRUE(LoadedArtifact::fromBytes(build(wide), "m.gai", ".").isOk());
+  Options bf16Weight = wide;
+  bf16Weight.normWeightBytes = 8;
+  EXPECT_EQ(loadError(build(bf16Weight)), error);
+  Options narrow = wide; // bf16 throughout: 8-byte weight and rows
+  narrow.wideC = false;
+  EXPECT_EQ(loadError(build(narrow)), error);
+  narrow.normWeightBytes = 8;
+  EXPECT_TRUE(LoadedArtifact::fromBytes(build(narrow), "m.gai", ".").isOk());
+}
+
+TEST(Artifact, WideCIsChecked) {
+  const std::string error = "m.gai: entry 'decode': step 0 (gemm): wide_c (an f32 c and "
+                            "residual) takes bf16 a and b, and no bias or gate";
+  Options wide;
+  wide.plainWide = true;
+  EXPECT_TRUE(LoadedArtifact::fromBytes(build(wide), "m.gai", ".").isOk());
+  Options withBias = wide;
+  withBias.plainBias = true;
+  EXPECT_EQ(loadError(build(withBias)), error);
+  Options overF32 = wide; // the norm GEMM's f32 with wide_c
+  overF32.plainWide = false;
+  overF32.makesNorm = true;
+  overF32.wideC = true;
+  EXPECT_EQ(loadError(build(overF32)), error);
 }
 
 TEST(Artifact, ExternalWeightsAreChecked) {

@@ -65,12 +65,49 @@ TEST(GraphBuilder, AttentionIsWrittenOutNaively) {
       ++repeats;
       EXPECT_EQ(repeat.getTimes(), 4u); // 4 query heads share 1 KV head
     }
-    if (auto param = mlir::dyn_cast<mlir::gai::ParamOp>(op))
-      EXPECT_TRUE(param.getType().getElementType().isBF16());
   });
   EXPECT_EQ(masks, 2);
   EXPECT_EQ(softmaxes, 2);
   EXPECT_EQ(repeats, 4); // K and V in each of 2 layers
+}
+
+// A bf16 model keeps its residual stream in f32: the embedding is widened
+// once, each block's output is widened before its residual add, the norms
+// (f32 weights) read f32 and give bf16, and MoE routing runs in f32.
+// --f32-residual=false leaves everything bf16.
+TEST(GraphBuilder, ResidualStreamIsF32OverBf16) {
+  for (bool f32Residual : {true, false}) {
+    mlir::MLIRContext context;
+    llvm::Expected<ModelSpec> spec = loadSpecFile(fixture("mixtral", "config.json"));
+    ASSERT_FALSE(!spec);
+    BuildOptions options{1, 16, "bf16"};
+    options.f32Residual = f32Residual;
+    auto module = buildForward(context, *spec, options);
+    ASSERT_FALSE(!module) << llvm::toString(module.takeError());
+    int converts = 0, f32Adds = 0, f32Norms = 0;
+    (*module)->walk([&](mlir::Operation *op) {
+      auto elementOf = [](mlir::Value v) {
+        return mlir::cast<mlir::RankedTensorType>(v.getType()).getElementType();
+      };
+      converts += mlir::isa<mlir::gai::ConvertOp>(op);
+      if (auto add = mlir::dyn_cast<mlir::gai::AddOp>(op))
+        f32Adds += elementOf(add.getResult()).isF32();
+      if (auto norm = mlir::dyn_cast<mlir::gai::RmsNormOp>(op))
+        f32Norms += elementOf(norm.getInput()).isF32() && elementOf(norm.getWeight()).isF32();
+      if (auto param = mlir::dyn_cast<mlir::gai::ParamOp>(op)) {
+        llvm::StringRef name = param.getName();
+        bool wide = name.contains("norm") || name.contains("block_sparse_moe.gate.");
+        EXPECT_EQ(param.getType().getElementType().isF32(), f32Residual && wide)
+            << name.str();
+      }
+    });
+    // The embedding; per layer 2 norms, the attention output and 4 experts;
+    // the final norm.
+    EXPECT_EQ(converts, f32Residual ? 1 + 2 * (2 + 4 + 1) + 1 : 0);
+    EXPECT_EQ(f32Norms, f32Residual ? 5 : 0);
+    // Per layer, two residual adds and the experts' sum (3 adds).
+    EXPECT_EQ(f32Adds, f32Residual ? 2 * (2 + 3) : 0);
+  }
 }
 
 TEST(GraphBuilder, RejectsBadShapesOptions) {

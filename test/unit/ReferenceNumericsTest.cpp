@@ -256,7 +256,7 @@ TEST_P(Bf16Numerics, LogitsStayNearTransformers) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, Bf16Numerics,
-                         ::testing::Values("llama", "gpt2", "mistral", "qwen2", "gemma"),
+                         ::testing::Values("llama", "gpt2", "mistral", "qwen2", "gemma", "mixtral"),
                          [](const auto &info) { return std::string(info.param); });
 
 } // namespace

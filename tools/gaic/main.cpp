@@ -87,6 +87,11 @@ cl::opt<bool> foldNorms(
     "fold-norms",
     cl::desc("cuda: fold RMSNorms between decode-sized GEMMs into them (default on)"),
     cl::init(true), cl::cat(category));
+cl::opt<bool> f32Residual(
+    "f32-residual",
+    cl::desc("bf16/f16: keep the residual stream and its norms' weights in f32 "
+             "(default on)"),
+    cl::init(true), cl::cat(category));
 cl::opt<std::string> cpu("cpu",
                          cl::desc("x86-64 level the CPU kernels may assume"),
                          cl::init("x86-64-v3"), cl::cat(category));
@@ -122,6 +127,7 @@ int main(int argc, char **argv) {
   options.build.seqLen = seqLen;
   options.build.dtype = dtype;
   options.build.prefillLen = prefillLen;
+  options.build.f32Residual = f32Residual;
   options.printIRAfterAll = printIRAfterAll;
   options.train = mode == "train";
   options.foldNorms = foldNorms;

@@ -210,6 +210,9 @@ Status CpuExecutor::runStep(const Entry &entry, size_t index) {
         (g->a_squares() && g->a_squares()->size() > 0))
       return Status::error(at + " (gemm): an RMSNorm folded into GEMMs has no CPU kernel "
                                 "(the cuda target's decode GEMV does it)");
+    if (g->wide_c())
+      return Status::error(at + " (gemm): an f32 residual over bf16 operands (wide_c) "
+                                "has no CPU kernel (the CPU computes in f32 only)");
     cpu::GemmArgs args;
     args.a = f32(g->a());
     args.b = f32(g->b());

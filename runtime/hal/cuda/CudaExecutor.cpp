@@ -496,6 +496,7 @@ Status CudaExecutor::buildSteps(Entry &entry) {
         d.norm.offset = g->norm_offset();
         d.norm.aSquares = reinterpret_cast<const double *>(ptr(g->a_squares()));
         d.norm.aEps = g->a_norm_eps();
+        d.wideC = g->wide_c();
         auto isWeights = [](const format::BufferRef *r) {
           return r && r->space() == format::Space::Weights;
         };

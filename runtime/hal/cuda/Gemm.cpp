@@ -57,7 +57,9 @@ GemmMerge mergeGemms(const std::vector<GemmDesc> &run, Elem elem) {
   const GemmDesc &first = run[0];
   const int64_t eb = bytesOf(elem);
   const bool gemv = gemvShaped(first);
-  auto cBytes = [&](const GemmDesc &d) { return d.batch * d.m * d.n * eb; };
+  auto cBytes = [&](const GemmDesc &d) {
+    return d.batch * d.m * d.n * (d.wideC ? int64_t{4} : eb);
+  };
   auto byteGap = [](const void *from, const void *to) {
     return reinterpret_cast<intptr_t>(to) - reinterpret_cast<intptr_t>(from);
   };
@@ -68,7 +70,8 @@ GemmMerge mergeGemms(const std::vector<GemmDesc> &run, Elem elem) {
   size_t count = 1;
   for (; count < run.size() && count < static_cast<size_t>(kGemvParts); ++count) {
     const GemmDesc &d = run[count];
-    bool same = !d.gate && d.a == first.a && d.norm.aSquares == first.norm.aSquares &&
+    bool same = !d.gate && d.a == first.a && d.wideC == first.wideC &&
+                d.norm.aSquares == first.norm.aSquares &&
                 d.norm.aEps == first.norm.aEps && d.m == first.m && d.k == first.k &&
                 d.alpha == first.alpha && d.transposeA == first.transposeA &&
                 d.transposeB == first.transposeB && d.batch == 1 && first.batch == 1;
@@ -130,7 +133,7 @@ std::unique_ptr<GemmPlan> GemmPlan::createGemv(const std::vector<GemmDesc> &part
   plan->gemvWeightsConstant_ = true;
   for (const GemmDesc &d : parts) {
     plan->gemvParts_.push_back(
-        GemvPart{d.b, d.c, d.bias, d.residual, d.n, d.activation, d.gate, d.norm});
+        GemvPart{d.b, d.c, d.bias, d.residual, d.n, d.activation, d.gate, d.norm, d.wideC});
     plan->gemvWeightsConstant_ = plan->gemvWeightsConstant_ && d.constantB;
   }
   return plan;
@@ -156,6 +159,9 @@ StatusOr<std::unique_ptr<GemmPlan>> GemmPlan::create(cublasLtHandle_t handle,
                          std::to_string(desc.m) + "x" + std::to_string(desc.n) + "x" +
                          std::to_string(desc.k) + " batch " + std::to_string(desc.batch));
   cudaDataType_t type = elem == Elem::BF16 ? CUDA_R_16BF : CUDA_R_32F;
+  // An f32 residual stream: C and D in f32 over bf16 A and B, which
+  // cuBLASLt's 32F compute supports.
+  cudaDataType_t cType = desc.wideC ? CUDA_R_32F : type;
   if (Status s = lt(cublasLtMatmulDescCreate(&plan->op_, CUBLAS_COMPUTE_32F, CUDA_R_32F),
                     "descriptor");
       !s)
@@ -191,7 +197,7 @@ StatusOr<std::unique_ptr<GemmPlan>> GemmPlan::create(cublasLtHandle_t handle,
   }
 
   auto layout = [&](cublasLtMatrixLayout_t *out, int64_t rows, int64_t cols,
-                    int64_t ld, int64_t stride) -> Status {
+                    int64_t ld, int64_t stride, cudaDataType_t type) -> Status {
     if (Status s = lt(cublasLtMatrixLayoutCreate(out, type, rows, cols, ld), "layout"); !s)
       return s;
     int32_t count = static_cast<int32_t>(desc.batch);
@@ -202,13 +208,13 @@ StatusOr<std::unique_ptr<GemmPlan>> GemmPlan::create(cublasLtHandle_t handle,
     return Status::ok();
   };
   // cuBLASLt's A = our B (n × k), its B = our A (k × m), its D = Cᵀ (n × m).
-  Status s = desc.transposeB ? layout(&plan->a_, desc.k, desc.n, desc.k, desc.strideB)
-                             : layout(&plan->a_, desc.n, desc.k, desc.n, desc.strideB);
+  Status s = desc.transposeB ? layout(&plan->a_, desc.k, desc.n, desc.k, desc.strideB, type)
+                             : layout(&plan->a_, desc.n, desc.k, desc.n, desc.strideB, type);
   if (s)
-    s = desc.transposeA ? layout(&plan->b_, desc.m, desc.k, desc.m, desc.strideA)
-                        : layout(&plan->b_, desc.k, desc.m, desc.k, desc.strideA);
+    s = desc.transposeA ? layout(&plan->b_, desc.m, desc.k, desc.m, desc.strideA, type)
+                        : layout(&plan->b_, desc.k, desc.m, desc.k, desc.strideA, type);
   if (s)
-    s = layout(&plan->c_, desc.n, desc.m, desc.n, desc.strideC);
+    s = layout(&plan->c_, desc.n, desc.m, desc.n, desc.strideC, cType);
   if (!s)
     return s;
 
@@ -220,15 +226,18 @@ StatusOr<std::unique_ptr<GemmPlan>> GemmPlan::create(cublasLtHandle_t handle,
                                        &workspaceBytes, sizeof workspaceBytes);
   const void *cPointer = plan->beta_ != 0.0f ? desc.residual : desc.c;
   // Every batch entry's address: the base's alignment and the stride's.
-  auto alignment = [&](const void *base, int64_t stride) {
+  auto alignment = [&](const void *base, int64_t stride, int64_t elementBytes) {
     uint32_t a = alignmentOf(base);
     if (desc.batch > 1 && stride != 0)
       a = std::min(a, alignmentOf(reinterpret_cast<const void *>(
-                          static_cast<uintptr_t>(stride * bytesOf(elem)))));
+                          static_cast<uintptr_t>(stride * elementBytes))));
     return a;
   };
-  uint32_t alignA = alignment(desc.b, desc.strideB), alignB = alignment(desc.a, desc.strideA),
-           alignC = alignment(cPointer, desc.strideC), alignD = alignment(desc.c, desc.strideC);
+  const int64_t cBytes = desc.wideC ? 4 : bytesOf(elem);
+  uint32_t alignA = alignment(desc.b, desc.strideB, bytesOf(elem)),
+           alignB = alignment(desc.a, desc.strideA, bytesOf(elem)),
+           alignC = alignment(cPointer, desc.strideC, cBytes),
+           alignD = alignment(desc.c, desc.strideC, cBytes);
   cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
                                        &alignA, sizeof alignA);
   cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
@@ -276,14 +285,15 @@ Status GemmPlan::run(void *workspace, size_t workspaceBytes,
   if (followUp_) {
     // Merged batches: the activated ones lead, spaced strideC apart.
     int64_t batches = desc_.activatedBatches < 0 ? desc_.batch : desc_.activatedBatches;
+    const Elem cElem = desc_.wideC ? Elem::F32 : elem_;
     if (desc_.batch == 1 || desc_.strideC == desc_.m * desc_.n) {
-      activationResidual(elem_, desc_.c, desc_.residual, desc_.activation,
+      activationResidual(cElem, desc_.c, desc_.residual, desc_.activation,
                          batches * desc_.m * desc_.n, stream);
     } else {
       for (int64_t i = 0; i < batches; ++i)
-        activationResidual(elem_, static_cast<char *>(desc_.c) + i * desc_.strideC * bytesOf(elem_),
+        activationResidual(cElem, static_cast<char *>(desc_.c) + i * desc_.strideC * bytesOf(cElem),
                            desc_.residual ? static_cast<const char *>(desc_.residual) +
-                                                i * desc_.strideC * bytesOf(elem_)
+                                                i * desc_.strideC * bytesOf(cElem)
                                           : nullptr,
                            desc_.activation, desc_.m * desc_.n, stream);
     }

@@ -36,6 +36,8 @@ struct GemmDesc {
   const void *gate = nullptr;
   /// An RMSNorm folded in (see FoldedNorm). Our GEMV only.
   FoldedNorm norm;
+  /// C and the residual are f32 over bf16 A and B (see GemvPart::wideC).
+  bool wideC = false;
 };
 
 /// How many GEMMs from the front of `run` (consecutive plan steps) one

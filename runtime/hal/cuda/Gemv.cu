@@ -94,8 +94,6 @@ __device__ __forceinline__ void finishColumn(float (&acc)[Weights][Rows], const 
                                              const float (&rowScale)[Rows], float normScale,
                                              double *squares, unsigned long long *keys) {
   const T *bias = static_cast<const T *>(g.bias);
-  const T *residual = static_cast<const T *>(g.residual);
-  T *c = static_cast<T *>(g.c);
 #pragma unroll
   for (int r = 0; r < Rows; ++r) {
     if (r >= m)
@@ -104,24 +102,40 @@ __device__ __forceinline__ void finishColumn(float (&acc)[Weights][Rows], const 
     if constexpr (Weights == 2) {
       float up = warpSum(acc[1][r]) * rowScale[r];
       if (lane == 0)
-        c[r * g.n + col] = fromFloat<T>(activate(x, g.activation) * up);
+        static_cast<T *>(g.c)[r * g.n + col] = fromFloat<T>(activate(x, g.activation) * up);
     } else if (lane == 0) {
       if (bias)
         x += toFloat(bias[col]);
       x = activate(x, g.activation);
-      if (residual)
-        x += toFloat(residual[r * g.n + col]);
-      T stored = fromFloat<T>(x);
-      c[r * g.n + col] = stored;
+      const int64_t at = r * g.n + col;
+      float y; // as stored
+      if (g.wideC) {
+        if (g.residual)
+          x += static_cast<const float *>(g.residual)[at];
+        static_cast<float *>(g.c)[at] = y = x;
+      } else {
+        if (g.residual)
+          x += toFloat(static_cast<const T *>(g.residual)[at]);
+        T stored = fromFloat<T>(x);
+        static_cast<T *>(g.c)[at] = stored;
+        y = toFloat(stored);
+      }
       if (keys) // the stored logit: the host picks among the rounded ones
-        keys[r] = greedyPickKey(toFloat(stored), col);
+        keys[r] = greedyPickKey(y, col);
       if (g.norm.out) {
-        float y = toFloat(stored);
-        static_cast<T *>(g.norm.out)[r * g.n + col] = fromFloat<T>(y * normScale);
+        static_cast<T *>(g.norm.out)[at] = fromFloat<T>(y * normScale);
         squares[r] = static_cast<double>(y) * y;
       }
     }
   }
+}
+
+/// A folded norm's scale for column `col`: its weight (C's type) + offset.
+template <typename T>
+__device__ __forceinline__ float normWeight(const GemvPart &g, int64_t col) {
+  float w = g.wideC ? static_cast<const float *>(g.norm.weight)[col]
+                    : toFloat(static_cast<const T *>(g.norm.weight)[col]);
+  return w + g.norm.offset;
 }
 
 /// A norm-making GEMV block's end: each row's squares of the block's
@@ -240,12 +254,12 @@ __global__ void __launch_bounds__(kThreads, sizeof(T) == 2 ? 1 : 4 - Weights)
     if (launch.constantWeights && full)
       loadChunks<true>(wv, rows, i, kStride);
     if (launch.constantWeights && g.norm.out && lane == 0)
-      normScale = toFloat(static_cast<const T *>(g.norm.weight)[col]) + g.norm.offset;
+      normScale = normWeight<T>(g, col);
     waitForPriorKernels();
     if (!launch.constantWeights && full)
       loadChunks<false>(wv, rows, i, kStride);
     if (!launch.constantWeights && g.norm.out && lane == 0)
-      normScale = toFloat(static_cast<const T *>(g.norm.weight)[col]) + g.norm.offset;
+      normScale = normWeight<T>(g, col);
     // A normed A's sums of squares, in flight while the weights stream.
     if (g.norm.aSquares)
 #pragma unroll

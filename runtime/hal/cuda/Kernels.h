@@ -103,9 +103,9 @@ void activationResidual(Elem e, void *c, const void *residual, int activation,
                         int64_t count, cudaStream_t stream);
 
 /// An RMSNorm folded into decode GEMVs (artifact.fbs). Making its input (a
-/// part without a gate): also out = C ⊙ (weight + offset), and squares[r]
-/// += the row's Σ C² (C as stored; f64, exact for bf16, so the atomics'
-/// order does not show). Reading it (aSquares, the same for all parts): A
+/// part without a gate): also out = C ⊙ (weight + offset), in A's type, and
+/// squares[r] += the row's Σ C² (C as stored; f64, exact for bf16, so the
+/// atomics' order does not show; for f32 C all but exact). Reading it (aSquares, the same for all parts): A
 /// is such an out, and each row's products are scaled by
 /// 1/sqrt(aSquares[r] / k + aEps) before the epilogue.
 struct FoldedNorm {
@@ -134,6 +134,9 @@ struct GemvPart {
   /// (A·Wᵀ), without bias or residual. A gated part is its launch's only one.
   const void *gate = nullptr;
   FoldedNorm norm;
+  /// C, the residual and the norm's weight are f32 over bf16 A and W (an
+  /// f32 residual stream); no bias or gate then.
+  bool wideC = false;
 };
 constexpr int kGemvParts = 4;
 /// Memory the kernel after the GEMV reads first (a short KV cache): the

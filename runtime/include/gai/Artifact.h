@@ -18,7 +18,7 @@ struct Artifact;
 /// 2: steps carry dtypes; 3: attention may fold its cache writes and RoPE;
 /// 4: a GEMM may be gated (a gated linear unit's two products).
 /// 5: decode-sized GEMMs may carry an RMSNorm folded in (norm_*, a_squares).
-inline constexpr uint32_t kArtifactSchemaVersion = 5;
+inline constexpr uint32_t kArtifactSchemaVersion = 6;
 /// The most new rows (queries) an attention with folded cache writes takes;
 /// the attention rewriting pass folds no more.
 inline constexpr int64_t kMostFoldedQueries = 16;

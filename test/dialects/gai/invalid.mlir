@@ -556,6 +556,24 @@ func.func @gemm_residual(%x: tensor<8x64xf32>, %w: tensor<64x32xf32>, %r: tensor
 
 // -----
 
+func.func @gemm_residual_narrower(%x: tensor<8x64xbf16>, %w: tensor<64x32xbf16>, %r: tensor<8x32xf16>) {
+  // expected-error @+2 {{expects residual of the result type tensor<8x32xbf16> or tensor<8x32xf32>, got tensor<8x32xf16>}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.gemm %x, %w residual %r : (tensor<8x64xbf16>, tensor<64x32xbf16>, tensor<8x32xf16>) -> tensor<8x32xf32>
+  return
+}
+
+// -----
+
+func.func @gemm_wide_residual_bias(%x: tensor<8x64xbf16>, %w: tensor<64x32xbf16>, %b: tensor<32xbf16>, %r: tensor<8x32xf32>) {
+  // expected-error @+2 {{expects residual of the result type tensor<8x32xbf16>, got tensor<8x32xf32>}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.gemm %x, %w bias %b residual %r : (tensor<8x64xbf16>, tensor<64x32xbf16>, tensor<32xbf16>, tensor<8x32xf32>) -> tensor<8x32xf32>
+  return
+}
+
+// -----
+
 func.func @gemm_contraction(%x: tensor<8x64xf32>, %w: tensor<32x64xf32>) {
   // expected-error @+2 {{contraction sizes differ: lhs [8, 64] has K = 64 but rhs [32, 64] has K = 32}}
   // expected-error @+1 {{failed to infer returned types}}
