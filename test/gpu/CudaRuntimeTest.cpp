@@ -631,6 +631,58 @@ TEST(CudaGemm, WideResidualStaysF32) {
   cublasLtDestroy(lt);
 }
 
+// A prefill-sized GEMM times cuBLASLt's candidates when planned with a
+// workspace: the trials write scratch outputs, never C (which may be state,
+// such as a gradient accumulated into), and the algorithm kept computes
+// the product.
+TEST(CudaGemm, TunedPlanLeavesItsOutputAloneAndComputesTheProduct) {
+  SKIP_WITHOUT_GPU();
+  cublasLtHandle_t lt = nullptr;
+  ASSERT_EQ(cublasLtCreate(&lt), CUBLAS_STATUS_SUCCESS);
+  const size_t workspaceBytes = 32 << 20;
+  void *workspace = nullptr;
+  ASSERT_EQ(cudaMalloc(&workspace, workspaceBytes), cudaSuccess);
+  const int64_t m = 512, n = 1024, k = 1024; // 1.07 GFLOP: tuned
+  std::mt19937 rng(23);
+  std::vector<float> a = bf16Normals(rng, m * k), w = bf16Normals(rng, n * k),
+                     residual = bf16Normals(rng, m * n);
+  std::vector<void *> buffers = {uploadAs(a, DType::BF16), uploadAs(w, DType::BF16),
+                                 uploadAs(residual, DType::BF16),
+                                 uploadAs(std::vector<float>(m * n, NAN), DType::BF16)};
+  cuda::GemmDesc d;
+  d.a = buffers[0];
+  d.b = buffers[1];
+  d.residual = buffers[2];
+  d.c = buffers[3];
+  d.m = m;
+  d.n = n;
+  d.k = k;
+  d.transposeB = true;
+  auto plan = cuda::GemmPlan::create(lt, d, cuda::Elem::BF16, workspaceBytes, workspace);
+  ASSERT_TRUE(plan.isOk()) << plan.status().message();
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  for (float c : downloadAs(d.c, DType::BF16, m * n))
+    ASSERT_TRUE(std::isnan(c)) << "a trial wrote the plan's C";
+  EXPECT_EQ(downloadAs(d.residual, DType::BF16, m * n), residual);
+  Status s = (*plan)->run(workspace, workspaceBytes, nullptr);
+  ASSERT_TRUE(s.isOk()) << s.message();
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  std::vector<float> got = downloadAs(d.c, DType::BF16, m * n);
+  for (int64_t at = 0; at < m * n; at += 97) {
+    int64_t r = at / n, col = at % n;
+    double want = residual[at], size = std::fabs(want);
+    for (int64_t i = 0; i < k; ++i) {
+      want += double(a[r * k + i]) * w[col * k + i];
+      size += std::fabs(double(a[r * k + i]) * w[col * k + i]);
+    }
+    ASSERT_NEAR(got[at], want, 1e-2 * std::fabs(want) + 1e-5 * size) << r << ", " << col;
+  }
+  for (void *p : buffers)
+    cudaFree(p);
+  cudaFree(workspace);
+  cublasLtDestroy(lt);
+}
+
 TEST(CudaGemmMerge, DecodeProjectionsOfOneInputShareAGemv) {
   // q, k, v of one normalised row; then o reads the attention output.
   std::vector<cuda::GemmDesc> run = {gemmAt(0x1000, 0x100000, 0x2000, 1, 2048, 2048),

@@ -527,11 +527,11 @@ Status CudaExecutor::buildSteps(Entry &entry) {
       if (merge.gemv) {
         plan = GemmPlan::createGemv({run.begin(), run.begin() + merge.count}, *elem);
       } else {
-        auto made = GemmPlan::create(lt_, d, *elem, kGemmWorkspace);
+        auto made = GemmPlan::create(lt_, d, *elem, kGemmWorkspace, gemmWorkspace_);
         if (!made && merge.count > 1) { // no algorithm for the batch: one at a time
           merge.count = 1;
           d = run[0];
-          made = GemmPlan::create(lt_, d, *elem, kGemmWorkspace);
+          made = GemmPlan::create(lt_, d, *elem, kGemmWorkspace, gemmWorkspace_);
         }
         if (!made)
           return Status::error(at + ": " + made.status().message());

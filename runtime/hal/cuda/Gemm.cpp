@@ -4,6 +4,9 @@
 #include "hal/cuda/Gemm.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <map>
+#include <mutex>
 #include <string>
 
 namespace gai::cuda {
@@ -26,6 +29,35 @@ uint32_t alignmentOf(const void *p) {
 }
 
 bool aligned16(const void *p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// cuBLASLt's heuristic first pick is often not its fastest candidate for
+// our prefill shapes (wide f32 outputs most of all), so those are timed.
+constexpr int kMostTuneCandidates = 64;
+constexpr double kTuneFlops = 1e9; // smaller GEMMs keep the first pick
+
+/// How many candidates to time (GAI_CUDA_GEMM_TUNE, 0: none).
+int tuneCandidates() {
+  const char *env = std::getenv("GAI_CUDA_GEMM_TUNE");
+  return env ? std::clamp(std::atoi(env), 0, kMostTuneCandidates) : 8;
+}
+
+/// Tuned choices by shape, for the process: the layers of a model share a
+/// few shapes, and entries share them too.
+std::mutex tunedMutex;
+std::map<std::string, cublasLtMatmulAlgo_t> tunedAlgos;
+
+std::string tuneKey(cublasLtHandle_t handle, const GemmDesc &d, Elem elem, float beta,
+                    uint32_t alignments) {
+  return std::to_string(reinterpret_cast<uintptr_t>(handle)) + ":" +
+         std::to_string(static_cast<int>(elem)) + ":" + std::to_string(d.batch) + "x" +
+         std::to_string(d.m) + "x" + std::to_string(d.n) + "x" + std::to_string(d.k) + ":" +
+         std::to_string(d.transposeA) + std::to_string(d.transposeB) + ":" +
+         std::to_string(d.strideA) + "," + std::to_string(d.strideB) + "," +
+         std::to_string(d.strideC) + ":" + std::to_string(d.bias != nullptr) +
+         std::to_string(beta != 0.0f) + std::to_string(d.wideC) + ":" +
+         std::to_string(d.activation) + "," + std::to_string(d.activatedBatches) + ":" +
+         std::to_string(alignments);
+}
 
 bool gemvShaped(const GemmDesc &d) {
   return d.alpha == 1.0f && d.m <= kGemvRows && d.batch == 1 && d.transposeB &&
@@ -142,7 +174,8 @@ std::unique_ptr<GemmPlan> GemmPlan::createGemv(const std::vector<GemmDesc> &part
 StatusOr<std::unique_ptr<GemmPlan>> GemmPlan::create(cublasLtHandle_t handle,
                                                      const GemmDesc &desc,
                                                      Elem elem,
-                                                     size_t workspaceBytes) {
+                                                     size_t workspaceBytes,
+                                                     void *tuneWorkspace) {
   std::unique_ptr<GemmPlan> plan(new GemmPlan());
   plan->handle_ = handle;
   plan->desc_ = desc;
@@ -246,19 +279,88 @@ StatusOr<std::unique_ptr<GemmPlan>> GemmPlan::create(cublasLtHandle_t handle,
                                        &alignC, sizeof alignC);
   cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES,
                                        &alignD, sizeof alignD);
-  cublasLtMatmulHeuristicResult_t result{};
+  const int candidates = tuneCandidates();
+  const bool tune = tuneWorkspace && candidates > 1 &&
+                    2.0 * desc.batch * desc.m * desc.n * desc.k >= kTuneFlops;
+  const std::string key =
+      tune ? tuneKey(handle, desc, elem, plan->beta_,
+                     alignA ^ (alignB << 9) ^ (alignC << 18) ^ (alignD << 27))
+           : std::string();
+  if (tune) {
+    std::lock_guard<std::mutex> lock(tunedMutex);
+    if (auto it = tunedAlgos.find(key); it != tunedAlgos.end()) {
+      cublasLtMatmulPreferenceDestroy(preference);
+      plan->algo_ = it->second;
+      return plan;
+    }
+  }
+  cublasLtMatmulHeuristicResult_t results[kMostTuneCandidates] = {};
   int found = 0;
   cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(
-      handle, plan->op_, plan->a_, plan->b_, plan->c_, plan->c_, preference, 1,
-      &result, &found);
+      handle, plan->op_, plan->a_, plan->b_, plan->c_, plan->c_, preference,
+      tune ? candidates : 1, results, &found);
   cublasLtMatmulPreferenceDestroy(preference);
   if (status != CUBLAS_STATUS_SUCCESS || found == 0)
     return Status::error("cuBLASLt has no algorithm for a " +
                          std::to_string(desc.m) + "x" + std::to_string(desc.n) +
                          "x" + std::to_string(desc.k) + " GEMM (batch " +
                          std::to_string(desc.batch) + ")");
-  plan->algo_ = result.algo;
+  int pick = tune && found > 1 ? plan->fastest(results, found, tuneWorkspace, workspaceBytes)
+                               : 0;
+  plan->algo_ = results[std::max(pick, 0)].algo;
+  if (tune) {
+    std::lock_guard<std::mutex> lock(tunedMutex);
+    tunedAlgos[key] = plan->algo_;
+  }
   return plan;
+}
+
+int GemmPlan::fastest(const cublasLtMatmulHeuristicResult_t *candidates, int count,
+                      void *workspace, size_t workspaceBytes) const {
+  // Scratch C and D: the plan's own may be state (a gradient accumulated
+  // into) that a trial must not touch.
+  const GemmDesc &d = desc_;
+  const int64_t cBytes = d.wideC ? 4 : bytesOf(elem_);
+  const int64_t span = ((d.batch - 1) * d.strideC + d.m * d.n) * cBytes;
+  void *scratchC = nullptr, *scratchD = nullptr;
+  cudaEvent_t start = nullptr, stop = nullptr;
+  int best = -1;
+  if (cudaMalloc(&scratchC, span) == cudaSuccess && cudaMalloc(&scratchD, span) == cudaSuccess &&
+      cudaMemset(scratchC, 0, span) == cudaSuccess &&
+      cudaEventCreate(&start) == cudaSuccess && cudaEventCreate(&stop) == cudaSuccess) {
+    float alpha = d.alpha, bestMs = 0;
+    constexpr int kRuns = 3;
+    for (int i = 0; i < count; ++i) {
+      auto launch = [&] {
+        return cublasLtMatmul(handle_, op_, &alpha, d.b, a_, d.a, b_, &beta_, scratchC, c_,
+                              scratchD, c_, &candidates[i].algo, workspace, workspaceBytes,
+                              nullptr);
+      };
+      if (launch() != CUBLAS_STATUS_SUCCESS) // also the warm-up
+        continue;
+      cudaEventRecord(start, nullptr);
+      bool ran = true;
+      for (int r = 0; r < kRuns && ran; ++r)
+        ran = launch() == CUBLAS_STATUS_SUCCESS;
+      cudaEventRecord(stop, nullptr);
+      float ms = 0;
+      if (!ran || cudaEventSynchronize(stop) != cudaSuccess ||
+          cudaEventElapsedTime(&ms, start, stop) != cudaSuccess)
+        continue;
+      if (best < 0 || ms < bestMs) {
+        best = i;
+        bestMs = ms;
+      }
+    }
+  }
+  cudaGetLastError(); // a failed scratch allocation leaves the first pick
+  if (start)
+    cudaEventDestroy(start);
+  if (stop)
+    cudaEventDestroy(stop);
+  cudaFree(scratchC);
+  cudaFree(scratchD);
+  return best;
 }
 
 bool GemmPlan::canPickGreedy(const void *logits, int64_t rows, int64_t vocab) const {

@@ -58,9 +58,12 @@ public:
   /// Bias, ReLU and tanh-GELU go in cuBLASLt's epilogue and a residual in
   /// its C operand; SiLU, exact GELU and an activation with a residual
   /// follow as one elementwise kernel.
+  /// With `tuneWorkspace` (workspaceBytes of device memory), a prefill-sized
+  /// GEMM times cuBLASLt's candidate algorithms on scratch outputs and keeps
+  /// the fastest (remembered per shape for the process).
   static StatusOr<std::unique_ptr<GemmPlan>>
   create(cublasLtHandle_t handle, const GemmDesc &desc, Elem elem,
-         size_t workspaceBytes);
+         size_t workspaceBytes, void *tuneWorkspace = nullptr);
   /// One launch of our GEMV for up to kGemvParts decode-sized GEMMs over
   /// the same A (mergeGemms said they may share it).
   static std::unique_ptr<GemmPlan> createGemv(const std::vector<GemmDesc> &parts,
@@ -77,6 +80,9 @@ public:
 
 private:
   GemmPlan() = default;
+  /// The fastest of `candidates` over scratch outputs; -1 if none ran.
+  int fastest(const cublasLtMatmulHeuristicResult_t *candidates, int count,
+              void *workspace, size_t workspaceBytes) const;
   cublasLtHandle_t handle_ = nullptr;
   cublasLtMatmulDesc_t op_ = nullptr;
   cublasLtMatrixLayout_t a_ = nullptr, b_ = nullptr, c_ = nullptr;
