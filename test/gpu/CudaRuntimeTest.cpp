@@ -567,17 +567,47 @@ cuda::GemmDesc gemmAt(uintptr_t a, uintptr_t b, uintptr_t c, int64_t m, int64_t 
   return d;
 }
 
+/// A cuBLASLt handle and workspace for GemmPlan tests, and the buffers of
+/// C = A·Wᵀ + residual (A [m, k] and W [n, k] bf16; the residual and C, NaN
+/// until written, in `cType`).
+struct LtProduct {
+  cublasLtHandle_t lt = nullptr;
+  static constexpr size_t kWorkspaceBytes = 32 << 20;
+  void *workspace = nullptr;
+  std::vector<void *> buffers;
+  cuda::GemmDesc desc;
+
+  LtProduct(const std::vector<float> &a, const std::vector<float> &w,
+            const std::vector<float> &residual, int64_t m, int64_t n, int64_t k, DType cType) {
+    cublasLtCreate(&lt);
+    cudaMalloc(&workspace, kWorkspaceBytes);
+    buffers = {uploadAs(a, DType::BF16), uploadAs(w, DType::BF16), uploadAs(residual, cType),
+               uploadAs(std::vector<float>(m * n, NAN), cType)};
+    desc.a = buffers[0];
+    desc.b = buffers[1];
+    desc.residual = buffers[2];
+    desc.c = buffers[3];
+    desc.m = m;
+    desc.n = n;
+    desc.k = k;
+    desc.transposeB = true;
+  }
+  ~LtProduct() {
+    for (void *p : buffers)
+      cudaFree(p);
+    cudaFree(workspace);
+    if (lt)
+      cublasLtDestroy(lt);
+  }
+  bool ready() const { return lt && workspace; }
+};
+
 // An f32 residual stream over bf16 GEMMs (GemmDesc::wideC), through
 // cuBLASLt (64 rows) and our GEMV (1 row), with and without an activation
 // (cuBLASLt then adds the residual in the follow-up kernel): C is the f32
 // sum of the residual and the product, never rounded to bf16.
 TEST(CudaGemm, WideResidualStaysF32) {
   SKIP_WITHOUT_GPU();
-  cublasLtHandle_t lt = nullptr;
-  ASSERT_EQ(cublasLtCreate(&lt), CUBLAS_STATUS_SUCCESS);
-  const size_t workspaceBytes = 32 << 20;
-  void *workspace = nullptr;
-  ASSERT_EQ(cudaMalloc(&workspace, workspaceBytes), cudaSuccess);
   std::mt19937 rng(17);
   for (int64_t m : {64, 1})
     for (int activation : {0, 1}) {
@@ -586,24 +616,15 @@ TEST(CudaGemm, WideResidualStaysF32) {
                          residual = bf16Normals(rng, m * n);
       for (float &r : residual) // off the bf16 grid
         r *= 1.0f + 1.0f / 1024;
-      std::vector<void *> buffers = {uploadAs(a, DType::BF16), uploadAs(w, DType::BF16),
-                                     uploadAs(residual, DType::F32),
-                                     uploadAs(std::vector<float>(m * n, NAN), DType::F32)};
-      cuda::GemmDesc d;
-      d.a = buffers[0];
-      d.b = buffers[1];
-      d.residual = buffers[2];
-      d.c = buffers[3];
-      d.m = m;
-      d.n = n;
-      d.k = k;
-      d.transposeB = true;
+      LtProduct product(a, w, residual, m, n, k, DType::F32);
+      ASSERT_TRUE(product.ready());
+      cuda::GemmDesc &d = product.desc;
       d.activation = activation;
       d.constantB = true;
       d.wideC = true;
-      auto plan = cuda::GemmPlan::create(lt, d, cuda::Elem::BF16, workspaceBytes);
+      auto plan = cuda::GemmPlan::create(product.lt, d, cuda::Elem::BF16, product.kWorkspaceBytes);
       ASSERT_TRUE(plan.isOk()) << plan.status().message();
-      Status s = (*plan)->run(workspace, workspaceBytes, nullptr);
+      Status s = (*plan)->run(product.workspace, product.kWorkspaceBytes, nullptr);
       ASSERT_TRUE(s.isOk()) << s.message();
       ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
       std::vector<float> got = downloadAs(d.c, DType::F32, m * n);
@@ -624,11 +645,7 @@ TEST(CudaGemm, WideResidualStaysF32) {
           offGrid += bf16ToFloat(floatToBf16(c)) != c;
         }
       EXPECT_GT(offGrid, m * n * 9 / 10) << m << " rows, activation " << activation;
-      for (void *p : buffers)
-        cudaFree(p);
     }
-  cudaFree(workspace);
-  cublasLtDestroy(lt);
 }
 
 // A prefill-sized GEMM times cuBLASLt's candidates when planned with a
@@ -637,34 +654,21 @@ TEST(CudaGemm, WideResidualStaysF32) {
 // the product.
 TEST(CudaGemm, TunedPlanLeavesItsOutputAloneAndComputesTheProduct) {
   SKIP_WITHOUT_GPU();
-  cublasLtHandle_t lt = nullptr;
-  ASSERT_EQ(cublasLtCreate(&lt), CUBLAS_STATUS_SUCCESS);
-  const size_t workspaceBytes = 32 << 20;
-  void *workspace = nullptr;
-  ASSERT_EQ(cudaMalloc(&workspace, workspaceBytes), cudaSuccess);
   const int64_t m = 512, n = 1024, k = 1024; // 1.07 GFLOP: tuned
   std::mt19937 rng(23);
   std::vector<float> a = bf16Normals(rng, m * k), w = bf16Normals(rng, n * k),
                      residual = bf16Normals(rng, m * n);
-  std::vector<void *> buffers = {uploadAs(a, DType::BF16), uploadAs(w, DType::BF16),
-                                 uploadAs(residual, DType::BF16),
-                                 uploadAs(std::vector<float>(m * n, NAN), DType::BF16)};
-  cuda::GemmDesc d;
-  d.a = buffers[0];
-  d.b = buffers[1];
-  d.residual = buffers[2];
-  d.c = buffers[3];
-  d.m = m;
-  d.n = n;
-  d.k = k;
-  d.transposeB = true;
-  auto plan = cuda::GemmPlan::create(lt, d, cuda::Elem::BF16, workspaceBytes, workspace);
+  LtProduct product(a, w, residual, m, n, k, DType::BF16);
+  ASSERT_TRUE(product.ready());
+  const cuda::GemmDesc &d = product.desc;
+  auto plan = cuda::GemmPlan::create(product.lt, d, cuda::Elem::BF16, product.kWorkspaceBytes,
+                                     product.workspace);
   ASSERT_TRUE(plan.isOk()) << plan.status().message();
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   for (float c : downloadAs(d.c, DType::BF16, m * n))
     ASSERT_TRUE(std::isnan(c)) << "a trial wrote the plan's C";
   EXPECT_EQ(downloadAs(d.residual, DType::BF16, m * n), residual);
-  Status s = (*plan)->run(workspace, workspaceBytes, nullptr);
+  Status s = (*plan)->run(product.workspace, product.kWorkspaceBytes, nullptr);
   ASSERT_TRUE(s.isOk()) << s.message();
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   std::vector<float> got = downloadAs(d.c, DType::BF16, m * n);
@@ -677,10 +681,6 @@ TEST(CudaGemm, TunedPlanLeavesItsOutputAloneAndComputesTheProduct) {
     }
     ASSERT_NEAR(got[at], want, 1e-2 * std::fabs(want) + 1e-5 * size) << r << ", " << col;
   }
-  for (void *p : buffers)
-    cudaFree(p);
-  cudaFree(workspace);
-  cublasLtDestroy(lt);
 }
 
 TEST(CudaGemmMerge, DecodeProjectionsOfOneInputShareAGemv) {
