@@ -86,9 +86,9 @@ def Exec_GemmOp : Exec_Op<"gemm"> {
   let description = [{
     `element` is the type of a, b, c, bias and residual; the product
     accumulates in f32. `wide_c` (bf16 operands, no bias): c and residual
-    are f32 instead, an f32 residual stream. With `gate` (weights [n, k] like b, which is then
-    transposed; batch 1, no bias or residual): c = act(a·gateᵀ) ⊙ (a·bᵀ),
-    a gated linear unit's two products in one call.
+    are f32 instead, an f32 residual stream. With `gate` (weights [n, k]
+    like b, which is then transposed; batch 1, no bias or residual): c =
+    act(a·gateᵀ) ⊙ (a·bᵀ), a gated linear unit's two products in one call.
 
     An RMSNorm folded between decode-sized GEMMs: the GEMM making the
     norm's input also writes c ⊙ (norm_weight + norm_offset) to `norm_out`

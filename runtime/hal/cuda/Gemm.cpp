@@ -41,22 +41,29 @@ int tuneCandidates() {
   return env ? std::clamp(std::atoi(env), 0, kMostTuneCandidates) : 8;
 }
 
-/// Tuned choices by shape, for the process: the layers of a model share a
-/// few shapes, and entries share them too.
+/// Tuned choices by device and shape, for the process: the layers of a
+/// model share a few shapes, and entries share them too.
 std::mutex tunedMutex;
 std::map<std::string, cublasLtMatmulAlgo_t> tunedAlgos;
 
-std::string tuneKey(cublasLtHandle_t handle, const GemmDesc &d, Elem elem, float beta,
-                    uint32_t alignments) {
-  return std::to_string(reinterpret_cast<uintptr_t>(handle)) + ":" +
-         std::to_string(static_cast<int>(elem)) + ":" + std::to_string(d.batch) + "x" +
-         std::to_string(d.m) + "x" + std::to_string(d.n) + "x" + std::to_string(d.k) + ":" +
-         std::to_string(d.transposeA) + std::to_string(d.transposeB) + ":" +
-         std::to_string(d.strideA) + "," + std::to_string(d.strideB) + "," +
-         std::to_string(d.strideC) + ":" + std::to_string(d.bias != nullptr) +
-         std::to_string(beta != 0.0f) + std::to_string(d.wideC) + ":" +
-         std::to_string(d.activation) + "," + std::to_string(d.activatedBatches) + ":" +
-         std::to_string(alignments);
+/// What the choice depends on: the device, the problem, the epilogue and the
+/// operands' alignments (A, B, C, D as cuBLASLt names them).
+std::string tuneKey(const GemmDesc &d, Elem elem, float beta,
+                    const uint32_t (&alignments)[4]) {
+  int device = 0;
+  cudaGetDevice(&device);
+  std::string key =
+      std::to_string(device) + ":" + std::to_string(static_cast<int>(elem)) +
+      ":" + std::to_string(d.batch) + "x" + std::to_string(d.m) + "x" +
+      std::to_string(d.n) + "x" + std::to_string(d.k) + ":" +
+      std::to_string(d.transposeA) + std::to_string(d.transposeB) + ":" +
+      std::to_string(d.strideA) + "," + std::to_string(d.strideB) + "," +
+      std::to_string(d.strideC) + ":" + std::to_string(d.bias != nullptr) +
+      std::to_string(beta != 0.0f) + std::to_string(d.wideC) + ":" +
+      std::to_string(d.activation) + "," + std::to_string(d.activatedBatches);
+  for (uint32_t a : alignments)
+    key += ":" + std::to_string(a);
+  return key;
 }
 
 bool gemvShaped(const GemmDesc &d) {
@@ -283,9 +290,7 @@ StatusOr<std::unique_ptr<GemmPlan>> GemmPlan::create(cublasLtHandle_t handle,
   const bool tune = tuneWorkspace && candidates > 1 &&
                     2.0 * desc.batch * desc.m * desc.n * desc.k >= kTuneFlops;
   const std::string key =
-      tune ? tuneKey(handle, desc, elem, plan->beta_,
-                     alignA ^ (alignB << 9) ^ (alignC << 18) ^ (alignD << 27))
-           : std::string();
+      tune ? tuneKey(desc, elem, plan->beta_, {alignA, alignB, alignC, alignD}) : std::string();
   if (tune) {
     std::lock_guard<std::mutex> lock(tunedMutex);
     if (auto it = tunedAlgos.find(key); it != tunedAlgos.end()) {

@@ -105,9 +105,10 @@ void activationResidual(Elem e, void *c, const void *residual, int activation,
 /// An RMSNorm folded into decode GEMVs (artifact.fbs). Making its input (a
 /// part without a gate): also out = C ⊙ (weight + offset), in A's type, and
 /// squares[r] += the row's Σ C² (C as stored; f64, exact for bf16, so the
-/// atomics' order does not show; for f32 C all but exact). Reading it (aSquares, the same for all parts): A
-/// is such an out, and each row's products are scaled by
-/// 1/sqrt(aSquares[r] / k + aEps) before the epilogue.
+/// atomics' order does not show; for f32 C all but exact). Reading it
+/// (aSquares, the same for all parts): A is such an out, and each row's
+/// products are scaled by 1/sqrt(aSquares[r] / k + aEps) before the
+/// epilogue.
 struct FoldedNorm {
   const void *weight = nullptr;
   void *out = nullptr;
