@@ -57,13 +57,27 @@ fmt::BufferRef toRef(exec::RefAttr ref) {
                         ref.getOffset(), ref.getSize());
 }
 
-fmt::Activation activationOf(StringRef name) {
-  return llvm::StringSwitch<fmt::Activation>(name)
-      .Case("silu", fmt::Activation::Silu)
-      .Case("gelu", fmt::Activation::Gelu)
-      .Case("gelu_tanh", fmt::Activation::GeluTanh)
-      .Case("relu", fmt::Activation::Relu)
-      .Default(fmt::Activation::None);
+fmt::BufferRef toRef(std::optional<exec::RefAttr> ref) {
+  return ref ? toRef(*ref) : fmt::BufferRef();
+}
+
+// The exec enums and the schema's have the same values (ExecOps.td says so;
+// these checks keep it true).
+static_assert(static_cast<int>(exec::Activation::Relu) ==
+              static_cast<int>(fmt::Activation::Relu));
+static_assert(static_cast<int>(exec::RopeStyle::Interleaved) ==
+              static_cast<int>(fmt::RopeStyle::Interleaved));
+static_assert(static_cast<int>(exec::ReduceKind::Min) == static_cast<int>(fmt::ReduceKind::Min));
+static_assert(static_cast<int>(exec::LossReduction::None) ==
+              static_cast<int>(fmt::LossReduction::None));
+static_assert(static_cast<int>(exec::StateRole::KVCache) ==
+              static_cast<int>(fmt::TensorRole::KVCache));
+template <typename To, typename From> To sameEnum(From value) {
+  return static_cast<To>(static_cast<int>(value));
+}
+
+std::vector<int64_t> toVector(ArrayRef<int64_t> values) {
+  return std::vector<int64_t>(values.begin(), values.end());
 }
 
 /// `target` relative to `fromDir` when both are absolute paths.
@@ -97,9 +111,15 @@ private:
     auto shaped = cast<RankedTensorType>(type);
     std::vector<int64_t> shape(shaped.getShape().begin(), shaped.getShape().end());
     fmt::BufferRef buffer = toRef(ref);
+    auto role = fmt::TensorRole::Other;
+    std::string weight;
+    if (std::optional<exec::StateName> state = exec::parseStateName(name)) {
+      role = sameEnum<fmt::TensorRole>(state->role);
+      weight = state->weight.str();
+    }
     return fmt::CreateTensorDescDirect(fbb, name.str().c_str(),
                                        *dtypeOf(shaped.getElementType()), &shape,
-                                       &buffer);
+                                       &buffer, role, weight.empty() ? nullptr : weight.c_str());
   }
   template <typename T> flatbuffers::Offset<fmt::TensorDesc> tensor(T op) {
     return tensor(op.getName(), op.getType(), op.getRef());
@@ -167,43 +187,39 @@ FailureOr<flatbuffers::Offset<fmt::Weights>> Writer::weights() {
 }
 
 FailureOr<flatbuffers::Offset<fmt::Step>> Writer::step(Operation &op) {
+  auto made = [&](fmt::Command kind, auto table) {
+    return fmt::CreateStep(fbb, kind, table.Union());
+  };
+  auto dtype = [](TypeAttr element) { return stepDType(element.getValue()); };
   if (auto g = dyn_cast<exec::GemmOp>(op)) {
     fmt::BufferRef a = toRef(g.getA()), b = toRef(g.getB()), c = toRef(g.getC()),
                    bias = toRef(g.getBias()), res = toRef(g.getResidual()),
-                   gate = g.getGate() ? toRef(*g.getGate()) : fmt::BufferRef();
-    auto optionalRef = [&](std::optional<exec::RefAttr> r) {
-      return r ? toRef(*r) : fmt::BufferRef();
-    };
-    fmt::BufferRef normWeight = optionalRef(g.getNormWeight()),
-                   normOut = optionalRef(g.getNormOut()),
-                   normSquares = optionalRef(g.getNormSquares()),
-                   aSquares = optionalRef(g.getASquares());
-    auto gemm = fmt::CreateGemm(
-        fbb, &a, &b, &c, &bias, &res, g.getBatch(), g.getM(), g.getN(),
-        g.getK(), g.getTransposeA(), g.getTransposeB(), g.getStrideA(),
-        g.getStrideB(), g.getStrideC(), activationOf(g.getActivation()),
-        stepDType(g.getElement()), &gate, &normWeight, &normOut, &normSquares,
-        g.getNormOffset().convertToFloat(), &aSquares, g.getANormEps().convertToFloat(),
-        g.getWideC());
-    return fmt::CreateStep(fbb, fmt::Command::Gemm, gemm.Union());
+                   gate = toRef(g.getGate()), normWeight = toRef(g.getNormWeight()),
+                   normOut = toRef(g.getNormOut()), normSquares = toRef(g.getNormSquares()),
+                   aSquares = toRef(g.getASquares());
+    return made(fmt::Command::Gemm,
+                fmt::CreateGemm(fbb, &a, &b, &c, &bias, &res, g.getBatch(), g.getM(), g.getN(),
+                                g.getK(), g.getTransposeA(), g.getTransposeB(),
+                                g.getStrideA(), g.getStrideB(), g.getStrideC(),
+                                sameEnum<fmt::Activation>(g.getActivation()),
+                                dtype(g.getElementAttr()), &gate, &normWeight, &normOut,
+                                &normSquares, g.getNormOffset().convertToFloat(), &aSquares,
+                                g.getANormEps().convertToFloat(), g.getWideC()));
   }
   if (auto a = dyn_cast<exec::AttentionOp>(op)) {
     fmt::BufferRef q = toRef(a.getQ()), k = toRef(a.getK()), v = toRef(a.getV()),
-                   out = toRef(a.getOut()), start = toRef(a.getQueryStart());
-    auto optionalRef = [&](std::optional<exec::RefAttr> r) {
-      return r ? toRef(*r) : fmt::BufferRef();
-    };
-    fmt::BufferRef kNew = optionalRef(a.getKNew()), vNew = optionalRef(a.getVNew()),
-                   ropePositions = optionalRef(a.getRopePositions());
-    auto attention = fmt::CreateAttention(
-        fbb, &q, &k, &v, &out, &start, a.getBatch(), a.getHeads(),
-        a.getKvHeads(), a.getQueries(), a.getKeys(), a.getHeadDim(),
-        a.getValueDim(), a.getScale().convertToFloat(),
-        a.getSoftcap().convertToFloat(), a.getCausal(), a.getWindow(),
-        stepDType(a.getElement()), &kNew, &vNew,
-        static_cast<fmt::RopeStyle>(a.getRopeStyle()), &ropePositions,
-        a.getRopeTheta().convertToFloat(), a.getCacheReady());
-    return fmt::CreateStep(fbb, fmt::Command::Attention, attention.Union());
+                   out = toRef(a.getOut()), start = toRef(a.getQueryStart()),
+                   kNew = toRef(a.getKNew()), vNew = toRef(a.getVNew()),
+                   ropePositions = toRef(a.getRopePositions());
+    return made(fmt::Command::Attention,
+                fmt::CreateAttention(
+                    fbb, &q, &k, &v, &out, &start, a.getBatch(), a.getHeads(),
+                    a.getKvHeads(), a.getQueries(), a.getKeys(), a.getHeadDim(),
+                    a.getValueDim(), a.getScale().convertToFloat(),
+                    a.getSoftcap().convertToFloat(), a.getCausal(), a.getWindow(),
+                    dtype(a.getElementAttr()), &kNew, &vNew,
+                    sameEnum<fmt::RopeStyle>(a.getRope()), &ropePositions,
+                    a.getRopeTheta().convertToFloat(), a.getCacheReady()));
   }
   if (auto l = dyn_cast<exec::LaunchOp>(op)) {
     auto it = llvm::find(kernels.kernels, l.getKernel().str());
@@ -218,18 +234,100 @@ FailureOr<flatbuffers::Offset<fmt::Step>> Writer::step(Operation &op) {
     std::vector<int64_t> grid;
     if (index < kernels.launch.size())
       grid = {kernels.launch[index].first, kernels.launch[index].second};
-    auto launch = fmt::CreateLaunchDirect(fbb, static_cast<uint32_t>(index),
-                                          &args, grid.empty() ? nullptr : &grid);
-    return fmt::CreateStep(fbb, fmt::Command::Launch, launch.Union());
+    return made(fmt::Command::Launch,
+                fmt::CreateLaunchDirect(fbb, static_cast<uint32_t>(index), &args,
+                                        grid.empty() ? nullptr : &grid));
   }
-  if (auto c = dyn_cast<exec::CallOp>(op)) {
-    std::vector<fmt::BufferRef> args;
-    for (Attribute arg : c.getArgs())
-      args.push_back(toRef(cast<exec::RefAttr>(arg)));
-    std::vector<int64_t> ints(c.getInts().begin(), c.getInts().end());
-    auto call = fmt::CreateLibraryCallDirect(fbb, c.getCallee().str().c_str(),
-                                             &args, &ints, stepDType(c.getElement()));
-    return fmt::CreateStep(fbb, fmt::Command::LibraryCall, call.Union());
+  if (auto e = dyn_cast<exec::EmbeddingOp>(op)) {
+    fmt::BufferRef table = toRef(e.getTable()), indices = toRef(e.getIndices()),
+                   out = toRef(e.getOut());
+    return made(fmt::Command::Embedding,
+                fmt::CreateEmbedding(fbb, &table, &indices, &out, e.getVocab(), e.getDim(),
+                                     e.getCount(), dtype(e.getElementAttr())));
+  }
+  if (auto w = dyn_cast<exec::CacheWriteOp>(op)) {
+    fmt::BufferRef cache = toRef(w.getCache()), update = toRef(w.getUpdate()),
+                   positions = toRef(w.getPositions());
+    return made(fmt::Command::CacheWrite,
+                fmt::CreateCacheWrite(fbb, &cache, &update, &positions, w.getBatch(),
+                                      w.getHeads(), w.getSlots(), w.getRows(), w.getDim(),
+                                      dtype(w.getElementAttr())));
+  }
+  if (auto t = dyn_cast<exec::TakeOp>(op)) {
+    fmt::BufferRef input = toRef(t.getInput()), indices = toRef(t.getIndices()),
+                   out = toRef(t.getOut());
+    return made(fmt::Command::Take,
+                fmt::CreateTake(fbb, &input, &indices, &out, t.getBatch(), t.getLength(),
+                                t.getRowBytes()));
+  }
+  if (auto t = dyn_cast<exec::TransposeOp>(op)) {
+    fmt::BufferRef input = toRef(t.getInput()), out = toRef(t.getOut());
+    std::vector<int64_t> shape = toVector(t.getShape()), permutation = toVector(t.getPermutation());
+    return made(fmt::Command::Transpose,
+                fmt::CreateTransposeDirect(fbb, &input, &out, t.getElementBytes(), &shape,
+                                           &permutation));
+  }
+  if (auto sl = dyn_cast<exec::SliceOp>(op)) {
+    fmt::BufferRef input = toRef(sl.getInput()), out = toRef(sl.getOut());
+    std::vector<int64_t> shape = toVector(sl.getShape()), offsets = toVector(sl.getOffsets()),
+                         sizes = toVector(sl.getSizes());
+    return made(fmt::Command::Slice,
+                fmt::CreateSliceDirect(fbb, &input, &out, sl.getElementBytes(), &shape,
+                                       &offsets, &sizes));
+  }
+  if (auto t = dyn_cast<exec::TopKOp>(op)) {
+    fmt::BufferRef input = toRef(t.getInput()), values = toRef(t.getValues()),
+                   indices = toRef(t.getIndices());
+    return made(fmt::Command::TopK,
+                fmt::CreateTopK(fbb, &input, &values, &indices, t.getRows(), t.getN(),
+                                t.getK(), dtype(t.getElementAttr())));
+  }
+  if (auto ce = dyn_cast<exec::CrossEntropyOp>(op)) {
+    fmt::BufferRef logits = toRef(ce.getLogits()), labels = toRef(ce.getLabels()),
+                   loss = toRef(ce.getLoss());
+    return made(fmt::Command::CrossEntropy,
+                fmt::CreateCrossEntropy(fbb, &logits, &labels, &loss, ce.getRows(),
+                                        ce.getVocab(), ce.getIgnoreIndex(),
+                                        sameEnum<fmt::LossReduction>(ce.getReduction()),
+                                        dtype(ce.getElementAttr())));
+  }
+  if (auto ce = dyn_cast<exec::CrossEntropyGradOp>(op)) {
+    fmt::BufferRef logits = toRef(ce.getLogits()), labels = toRef(ce.getLabels()),
+                   lossGrad = toRef(ce.getLossGrad()), out = toRef(ce.getOut());
+    return made(fmt::Command::CrossEntropyGrad,
+                fmt::CreateCrossEntropyGrad(fbb, &logits, &labels, &lossGrad, &out,
+                                            ce.getRows(), ce.getVocab(), ce.getIgnoreIndex(),
+                                            sameEnum<fmt::LossReduction>(ce.getReduction()),
+                                            dtype(ce.getElementAttr())));
+  }
+  if (auto p = dyn_cast<exec::PlaceOp>(op)) {
+    fmt::BufferRef input = toRef(p.getInput()), out = toRef(p.getOut());
+    return made(fmt::Command::Place,
+                fmt::CreatePlace(fbb, &input, &out, p.getOuter(), p.getChunkBytes(),
+                                 p.getStrideBytes(), p.getOffsetBytes()));
+  }
+  if (auto h = dyn_cast<exec::OneHotOp>(op)) {
+    fmt::BufferRef indices = toRef(h.getIndices()), out = toRef(h.getOut());
+    return made(fmt::Command::OneHot,
+                fmt::CreateOneHot(fbb, &indices, &out, h.getCount(), h.getDepth(),
+                                  dtype(h.getElementAttr())));
+  }
+  if (auto r = dyn_cast<exec::ReduceOp>(op)) {
+    fmt::BufferRef input = toRef(r.getInput()), out = toRef(r.getOut());
+    return made(fmt::Command::Reduce,
+                fmt::CreateReduce(fbb, &input, &out, sameEnum<fmt::ReduceKind>(r.getKind()),
+                                  r.getOuter(), r.getN(), r.getInner(),
+                                  dtype(r.getElementAttr())));
+  }
+  if (auto c = dyn_cast<exec::CopyOp>(op)) {
+    fmt::BufferRef input = toRef(c.getInput()), out = toRef(c.getOut());
+    return made(fmt::Command::Copy, fmt::CreateCopy(fbb, &input, &out));
+  }
+  if (auto f = dyn_cast<exec::FillOp>(op)) {
+    fmt::BufferRef out = toRef(f.getOut());
+    return made(fmt::Command::Fill,
+                fmt::CreateFill(fbb, &out, static_cast<uint64_t>(f.getBits()),
+                                dtype(f.getElementAttr())));
   }
   error = "unexpected op in an entry: " + op.getName().getStringRef().str();
   return failure();

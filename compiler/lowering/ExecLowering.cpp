@@ -26,11 +26,7 @@ int64_t alignUp(int64_t n) { return (n + kAlignment - 1) / kAlignment * kAlignme
 
 RankedTensorType tensorOf(Value v) { return cast<RankedTensorType>(v.getType()); }
 int64_t bytesOf(Value v) { return tensorBytes(tensorOf(v)); }
-/// Arguments (and results) with these names are state kept between calls.
-bool isStateName(StringRef name) {
-  return name.starts_with("cache.") || name.starts_with("grad.") ||
-         name.starts_with("adam.") || name.starts_with("param.");
-}
+bool isStateName(StringRef name) { return exec::parseStateName(name).has_value(); }
 
 /// Whether `producer` may write its result over the state whose value at
 /// entry is `olds`: every other reader of the old value (or of a view of
@@ -81,6 +77,36 @@ int64_t product(ArrayRef<int64_t> dims) {
   return n;
 }
 
+exec::Activation activationOf(EpilogueActivation a) {
+  switch (a) {
+  case EpilogueActivation::None: return exec::Activation::None;
+  case EpilogueActivation::Silu: return exec::Activation::Silu;
+  case EpilogueActivation::Gelu: return exec::Activation::Gelu;
+  case EpilogueActivation::GeluTanh: return exec::Activation::GeluTanh;
+  case EpilogueActivation::Relu: return exec::Activation::Relu;
+  }
+  llvm_unreachable("every epilogue activation has a command form");
+}
+
+exec::ReduceKind reduceKindOf(ReduceKind kind) {
+  switch (kind) {
+  case ReduceKind::Sum: return exec::ReduceKind::Sum;
+  case ReduceKind::Mean: return exec::ReduceKind::Mean;
+  case ReduceKind::Max: return exec::ReduceKind::Max;
+  case ReduceKind::Min: return exec::ReduceKind::Min;
+  }
+  llvm_unreachable("every reduction has a command form");
+}
+
+exec::LossReduction reductionOf(LossReduction reduction) {
+  switch (reduction) {
+  case LossReduction::Mean: return exec::LossReduction::Mean;
+  case LossReduction::Sum: return exec::LossReduction::Sum;
+  case LossReduction::None: return exec::LossReduction::None;
+  }
+  llvm_unreachable("every loss reduction has a command form");
+}
+
 class Lowering {
 public:
   Lowering(ModuleOp fused, const ExecOptions &options)
@@ -93,7 +119,7 @@ private:
   /// With `gate`: c = act(lhs·gateᵀ) ⊙ (lhs·rhsᵀ) (a gai.gated_gemm).
   LogicalResult lowerMatmul(Operation *op, Value lhs, Value rhs, Value bias,
                             Value residual, bool transposeLhs,
-                            bool transposeRhs, StringRef activation,
+                            bool transposeRhs, exec::Activation activation,
                             Value gate = {});
   FailureOr<FlatSymbolRefAttr> kernelFor(FusionOp fusion);
   /// The folded-norm operands of the exec.gemm just emitted for `op`.
@@ -108,12 +134,17 @@ private:
     return RefAttr::get(b.getContext(), base.getSpace(),
                         base.getOffset() + offset, size);
   }
-  /// A library call whose main float operand is `typed`.
-  void call(StringRef callee, ArrayRef<Attribute> args, ArrayRef<int64_t> ints,
-            Value typed) {
-    exec::CallOp::create(b, b.getUnknownLoc(), b.getStringAttr(callee), b.getArrayAttr(args),
-                         b.getDenseI64ArrayAttr(ints),
-                         TypeAttr::get(cast<ShapedType>(typed.getType()).getElementType()));
+  IntegerAttr i64(int64_t v) { return b.getI64IntegerAttr(v); }
+  /// The element type of `v`, as a command's `element`.
+  TypeAttr elementOf(Value v) {
+    return TypeAttr::get(cast<ShapedType>(v.getType()).getElementType());
+  }
+  /// Sets `r` to the splat `constant`'s value.
+  void fill(RefAttr r, ConstantOp constant) {
+    APInt bits =
+        cast<SplatElementsAttr>(constant.getValue()).getSplatValue<APFloat>().bitcastToAPInt();
+    exec::FillOp::create(b, constant.getLoc(), r, i64(static_cast<int64_t>(bits.getZExtValue())),
+                         elementOf(constant.getResult()));
   }
 
   ModuleOp fused;
@@ -170,7 +201,8 @@ FailureOr<RefAttr> Lowering::stateRef(StringRef name, Type type, Location loc) {
   stateTypes[name] = type;
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPoint(currentEntry);
-  exec::StateOp::create(b, loc, b.getStringAttr(name), TypeAttr::get(type), ref);
+  exec::StateOp::create(b, loc, b.getStringAttr(name), TypeAttr::get(type), ref,
+                        exec::StateRoleAttr::get(b.getContext(), exec::parseStateName(name)->role));
   return ref;
 }
 
@@ -215,7 +247,7 @@ void Lowering::addNormFolds(Operation *op) {
 LogicalResult Lowering::lowerMatmul(Operation *op, Value lhs, Value rhs,
                                     Value bias, Value residual,
                                     bool transposeLhs, bool transposeRhs,
-                                    StringRef activation, Value gate) {
+                                    exec::Activation activation, Value gate) {
   ArrayRef<int64_t> ls = tensorOf(lhs).getShape(), rs = tensorOf(rhs).getShape(),
                     os = tensorOf(op->getResult(0)).getShape();
   int64_t m = os[os.size() - 2], n = os.back();
@@ -236,7 +268,8 @@ LogicalResult Lowering::lowerMatmul(Operation *op, Value lhs, Value rhs,
         b.getI64IntegerAttr(m), b.getI64IntegerAttr(n), b.getI64IntegerAttr(k),
         b.getBoolAttr(transposeLhs), b.getBoolAttr(transposeRhs),
         b.getI64IntegerAttr(strideA), b.getI64IntegerAttr(strideB),
-        b.getI64IntegerAttr(strideC), b.getStringAttr(activation),
+        b.getI64IntegerAttr(strideC),
+        exec::ActivationAttr::get(b.getContext(), activation),
         TypeAttr::get(element), gate ? ref(gate) : RefAttr(), /*norm_weight=*/RefAttr(),
         /*norm_out=*/RefAttr(), /*norm_squares=*/RefAttr(), /*norm_offset=*/nullptr,
         /*a_squares=*/RefAttr(), /*a_norm_eps=*/nullptr, b.getBoolAttr(wideC));
@@ -326,16 +359,16 @@ LogicalResult Lowering::lowerOp(Operation *op) {
   if (auto matmul = dyn_cast<MatmulOp>(op))
     return lowerMatmul(op, matmul.getLhs(), matmul.getRhs(), {}, {},
                        matmul.getTransposeLhs(), matmul.getTransposeRhs(),
-                       "none");
+                       exec::Activation::None);
   if (auto gated = dyn_cast<GatedGemmOp>(op))
     return lowerMatmul(op, gated.getLhs(), gated.getUp(), {}, {}, false, true,
-                       stringifyEpilogueActivation(gated.getActivation()),
+                       activationOf(gated.getActivation()),
                        gated.getGate());
   if (auto gemm = dyn_cast<GemmOp>(op))
     return lowerMatmul(op, gemm.getLhs(), gemm.getRhs(), gemm.getBias(),
                        gemm.getResidual(), gemm.getTransposeLhs(),
                        gemm.getTransposeRhs(),
-                       stringifyEpilogueActivation(gemm.getActivation()));
+                       activationOf(gemm.getActivation()));
   if (auto fa = dyn_cast<FlashAttentionOp>(op)) {
     ArrayRef<int64_t> q = shape(fa.getQuery()), k = shape(fa.getKey()),
                       v = shape(fa.getValue());
@@ -353,7 +386,7 @@ LogicalResult Lowering::lowerOp(Operation *op) {
         b.getI64IntegerAttr(static_cast<int64_t>(fa.getWindow())),
         TypeAttr::get(tensorOf(fa.getResult()).getElementType()),
         /*k_new=*/nullptr, /*v_new=*/nullptr, /*rope_positions=*/nullptr,
-        /*rope_style=*/nullptr, /*rope_theta=*/nullptr, /*cache_ready=*/nullptr);
+        /*rope=*/nullptr, /*rope_theta=*/nullptr, /*cache_ready=*/nullptr);
     return success();
   }
   if (auto ca = dyn_cast<CachedAttentionOp>(op)) {
@@ -363,9 +396,10 @@ LogicalResult Lowering::lowerOp(Operation *op) {
     refOf[ca.getNewKeyCache()] = ref(ca.getKeyCache());
     refOf[ca.getNewValueCache()] = ref(ca.getValueCache());
     Value ropePositions = ca.getRopePositions();
-    int64_t style = 0;
+    exec::RopeStyle style = exec::RopeStyle::None;
     if (std::optional<RopeStyle> s = ca.getRopeStyle())
-      style = *s == RopeStyle::Half ? 1 : 2;
+      style = *s == RopeStyle::Half ? exec::RopeStyle::Half : exec::RopeStyle::Interleaved;
+    bool rotates = style != exec::RopeStyle::None;
     exec::AttentionOp::create(
         b, loc, ref(ca.getQuery()),
         ref(ca.getKeyCache()), ref(ca.getValueCache()), ref(ca.getResult()),
@@ -380,8 +414,8 @@ LogicalResult Lowering::lowerOp(Operation *op) {
         TypeAttr::get(tensorOf(ca.getResult()).getElementType()),
         ref(ca.getKey()), ref(ca.getValue()),
         ropePositions ? ref(ropePositions) : RefAttr(),
-        b.getI64IntegerAttr(style),
-        b.getF32FloatAttr(style ? ca.getRopeThetaAttr().getValueAsDouble() : 0.0),
+        exec::RopeStyleAttr::get(b.getContext(), style),
+        b.getF32FloatAttr(rotates ? ca.getRopeThetaAttr().getValueAsDouble() : 0.0),
         // The entry's own caches and positions, not values an earlier op wrote.
         b.getBoolAttr(isa<BlockArgument>(ca.getKeyCache()) &&
                       isa<BlockArgument>(ca.getValueCache()) &&
@@ -390,65 +424,67 @@ LogicalResult Lowering::lowerOp(Operation *op) {
   }
   if (auto e = dyn_cast<EmbeddingOp>(op)) {
     ArrayRef<int64_t> table = shape(e.getTable());
-    call("embedding", {ref(e.getTable()), ref(e.getIndices()), ref(e.getResult())},
-         {table[0], table[1], product(shape(e.getIndices()))}, e.getTable());
+    exec::EmbeddingOp::create(b, loc, ref(e.getTable()), ref(e.getIndices()),
+                              ref(e.getResult()), i64(table[0]), i64(table[1]),
+                              i64(product(shape(e.getIndices()))), elementOf(e.getTable()));
     return success();
   }
   if (auto w = dyn_cast<CacheWriteOp>(op)) {
     ArrayRef<int64_t> cache = shape(w.getCache()), update = shape(w.getUpdate());
     refOf[w.getResult()] = ref(w.getCache());
-    call("cache_write", {ref(w.getCache()), ref(w.getUpdate()), ref(w.getPositions())},
-         {cache[0], cache[1], cache[2], update[2], cache[3]}, w.getCache());
+    exec::CacheWriteOp::create(b, loc, ref(w.getCache()), ref(w.getUpdate()),
+                               ref(w.getPositions()), i64(cache[0]), i64(cache[1]),
+                               i64(cache[2]), i64(update[2]), i64(cache[3]),
+                               elementOf(w.getCache()));
     return success();
   }
   if (auto take = dyn_cast<TakeOp>(op)) {
     ArrayRef<int64_t> in = shape(take.getInput());
-    call("take", {ref(take.getInput()), ref(take.getIndices()), ref(take.getResult())},
-         {in[0], in[1], product(in.drop_front(2)) * elementBytes(take.getInput()) / 4},
-         take.getInput());
+    exec::TakeOp::create(b, loc, ref(take.getInput()), ref(take.getIndices()),
+                         ref(take.getResult()), i64(in[0]), i64(in[1]),
+                         i64(product(in.drop_front(2)) * elementBytes(take.getInput())));
     return success();
   }
   if (auto t = dyn_cast<TransposeOp>(op)) {
-    SmallVector<int64_t> ints = {elementBytes(t.getInput()),
-                                 static_cast<int64_t>(shape(t.getInput()).size())};
-    llvm::append_range(ints, shape(t.getInput()));
-    llvm::append_range(ints, t.getPermutation());
-    call("transpose", {ref(t.getInput()), ref(t.getResult())}, ints, t.getInput());
+    exec::TransposeOp::create(b, loc, ref(t.getInput()), ref(t.getResult()),
+                              i64(elementBytes(t.getInput())),
+                              b.getDenseI64ArrayAttr(shape(t.getInput())),
+                              b.getDenseI64ArrayAttr(t.getPermutation()));
     return success();
   }
   if (auto s = dyn_cast<SliceOp>(op)) {
-    SmallVector<int64_t> ints = {elementBytes(s.getInput()),
-                                 static_cast<int64_t>(shape(s.getInput()).size())};
-    llvm::append_range(ints, shape(s.getInput()));
-    llvm::append_range(ints, s.getOffsets());
-    llvm::append_range(ints, s.getSizes());
-    call("slice", {ref(s.getInput()), ref(s.getResult())}, ints, s.getInput());
+    exec::SliceOp::create(b, loc, ref(s.getInput()), ref(s.getResult()),
+                          i64(elementBytes(s.getInput())),
+                          b.getDenseI64ArrayAttr(shape(s.getInput())),
+                          b.getDenseI64ArrayAttr(s.getOffsets()),
+                          b.getDenseI64ArrayAttr(s.getSizes()));
     return success();
   }
   if (auto topk = dyn_cast<TopKOp>(op)) {
     ArrayRef<int64_t> in = shape(topk.getInput());
-    call("topk", {ref(topk.getInput()), ref(topk.getValues()), ref(topk.getIndices())},
-         {product(in.drop_back()), in.back(), static_cast<int64_t>(topk.getK())},
-         topk.getInput());
+    exec::TopKOp::create(b, loc, ref(topk.getInput()), ref(topk.getValues()),
+                         ref(topk.getIndices()), i64(product(in.drop_back())), i64(in.back()),
+                         i64(static_cast<int64_t>(topk.getK())), elementOf(topk.getInput()));
     return success();
   }
   if (auto ce = dyn_cast<CrossEntropyOp>(op)) {
     ArrayRef<int64_t> logits = shape(ce.getLogits());
-    call("cross_entropy", {ref(ce.getLogits()), ref(ce.getLabels()), ref(ce.getResult())},
-         {product(logits.drop_back()), logits.back(),
-          static_cast<int64_t>(ce.getIgnoreIndex()),
-          static_cast<int64_t>(ce.getReduction())},
-         ce.getLogits());
+    exec::CrossEntropyOp::create(
+        b, loc, ref(ce.getLogits()), ref(ce.getLabels()), ref(ce.getResult()),
+        i64(product(logits.drop_back())), i64(logits.back()),
+        i64(static_cast<int64_t>(ce.getIgnoreIndex())),
+        exec::LossReductionAttr::get(b.getContext(), reductionOf(ce.getReduction())),
+        elementOf(ce.getLogits()));
     return success();
   }
   if (auto ce = dyn_cast<CrossEntropyGradOp>(op)) {
     ArrayRef<int64_t> logits = shape(ce.getLogits());
-    call("cross_entropy_grad",
-         {ref(ce.getLogits()), ref(ce.getLabels()), ref(ce.getGrad()), ref(ce.getResult())},
-         {product(logits.drop_back()), logits.back(),
-          static_cast<int64_t>(ce.getIgnoreIndex()),
-          static_cast<int64_t>(ce.getReduction())},
-         ce.getLogits());
+    exec::CrossEntropyGradOp::create(
+        b, loc, ref(ce.getLogits()), ref(ce.getLabels()), ref(ce.getGrad()),
+        ref(ce.getResult()), i64(product(logits.drop_back())), i64(logits.back()),
+        i64(static_cast<int64_t>(ce.getIgnoreIndex())),
+        exec::LossReductionAttr::get(b.getContext(), reductionOf(ce.getReduction())),
+        elementOf(ce.getLogits()));
     return success();
   }
   if (auto concat = dyn_cast<ConcatOp>(op)) {
@@ -460,8 +496,8 @@ LogicalResult Lowering::lowerOp(Operation *op) {
     int64_t offset = 0;
     for (Value part : concat.getInputs()) {
       int64_t n = shape(part)[axis];
-      call("place", {ref(part), ref(concat.getResult())},
-           {outer, n * unit, out[axis] * unit, offset * unit}, part);
+      exec::PlaceOp::create(b, loc, ref(part), ref(concat.getResult()), i64(outer),
+                            i64(n * unit), i64(out[axis] * unit), i64(offset * unit));
       offset += n;
     }
     return success();
@@ -473,16 +509,16 @@ LogicalResult Lowering::lowerOp(Operation *op) {
     ArrayRef<int64_t> in = shape(repeat.getInput());
     int64_t unit = product(in.drop_front(axis + 1)) * elementBytes(repeat.getInput());
     for (int64_t r = 0; r < times; ++r)
-      call("place", {ref(repeat.getInput()), ref(repeat.getResult())},
-           {product(in.take_front(axis + 1)), unit, times * unit, r * unit},
-           repeat.getInput());
+      exec::PlaceOp::create(b, loc, ref(repeat.getInput()), ref(repeat.getResult()),
+                            i64(product(in.take_front(axis + 1))), i64(unit),
+                            i64(times * unit), i64(r * unit));
     return success();
   }
   if (auto oneHot = dyn_cast<OneHotOp>(op)) {
-    call("one_hot", {ref(oneHot.getIndices()), ref(oneHot.getResult())},
-         {product(shape(oneHot.getIndices())),
-          static_cast<int64_t>(oneHot.getDepth())},
-         oneHot.getResult());
+    exec::OneHotOp::create(b, loc, ref(oneHot.getIndices()), ref(oneHot.getResult()),
+                           i64(product(shape(oneHot.getIndices()))),
+                           i64(static_cast<int64_t>(oneHot.getDepth())),
+                           elementOf(oneHot.getResult()));
     return success();
   }
   if (auto reduce = dyn_cast<ReduceOp>(op)) {
@@ -491,10 +527,11 @@ LogicalResult Lowering::lowerOp(Operation *op) {
                              "reduces over one at a time");
     ArrayRef<int64_t> in = shape(reduce.getInput());
     int64_t axis = reduce.getAxes()[0];
-    call("reduce", {ref(reduce.getInput()), ref(reduce.getResult())},
-         {static_cast<int64_t>(reduce.getKind()), product(in.take_front(axis)),
-          in[axis], product(in.drop_front(axis + 1))},
-         reduce.getInput());
+    exec::ReduceOp::create(
+        b, loc, ref(reduce.getInput()), ref(reduce.getResult()),
+        exec::ReduceKindAttr::get(b.getContext(), reduceKindOf(reduce.getKind())),
+        i64(product(in.take_front(axis))), i64(in[axis]), i64(product(in.drop_front(axis + 1))),
+        elementOf(reduce.getInput()));
     return success();
   }
   if (auto constant = dyn_cast<ConstantOp>(op)) {
@@ -505,12 +542,7 @@ LogicalResult Lowering::lowerOp(Operation *op) {
     if (!splat || !(element.isF32() || element.isBF16()))
       return op->emitOpError("only f32 and bf16 splat constants have a "
                              "lowering outside fusion regions");
-    // The element's bit pattern and width.
-    APInt bits = splat.getSplatValue<APFloat>().bitcastToAPInt();
-    call("fill", {ref(constant.getResult())},
-         {static_cast<int64_t>(bits.getZExtValue()),
-          static_cast<int64_t>(element.getIntOrFloatBitWidth() / 8)},
-         constant.getResult());
+    fill(ref(constant.getResult()), constant);
     return success();
   }
   return op->emitOpError("has no lowering to the exec dialect yet");
@@ -660,9 +692,8 @@ LogicalResult Lowering::lowerFunction(func::FuncOp func) {
                  ArrayRef(requests).drop_front(first)))
     refOf[v] = RefAttr::get(b.getContext(), Space::Arena, offset, request.size);
   entry.setArenaSizeAttr(b.getI64IntegerAttr(plan.arenaSize));
-  if (squares) // the folded norms' sums start at zero
-    exec::CallOp::create(b, loc, b.getStringAttr("fill"), b.getArrayAttr({squares}),
-                         b.getDenseI64ArrayAttr({0, 4}), TypeAttr::get(b.getF32Type())); // zero bits: 0.0 as f64 too
+  if (squares) // the folded norms' f64 sums start at zero (0.0 has zero bits in any width)
+    exec::FillOp::create(b, loc, squares, i64(0), TypeAttr::get(b.getF32Type()));
 
   // A folded norm's weight is read by the GEMM before the norm: placed first.
   for (const NormFold &fold : folds)
@@ -673,15 +704,9 @@ LogicalResult Lowering::lowerFunction(func::FuncOp func) {
     if (failed(lowerOp(&op)))
       return failure();
   for (auto [v, r] : copies)
-    call("copy", {ref(v), r}, {}, v);
-  for (auto [constant, r] : fills) {
-    APInt bits = cast<SplatElementsAttr>(constant.getValue())
-                     .getSplatValue<APFloat>()
-                     .bitcastToAPInt();
-    call("fill", {r}, {static_cast<int64_t>(bits.getZExtValue()),
-                       static_cast<int64_t>(bits.getBitWidth() / 8)},
-         constant.getResult());
-  }
+    exec::CopyOp::create(b, loc, ref(v), r);
+  for (auto [constant, r] : fills)
+    fill(r, constant);
   return success();
 }
 

@@ -10,6 +10,7 @@ using namespace mlir;
 using namespace mlir::exec;
 
 #include "dialects/Exec/ExecDialect.cpp.inc"
+#include "dialects/Exec/ExecEnums.cpp.inc"
 
 #define GET_ATTRDEF_CLASSES
 #include "dialects/Exec/ExecAttrs.cpp.inc"
@@ -22,6 +23,17 @@ static constexpr const char *kSpaceNames[] = {"arena", "weights", "state",
 
 StringRef mlir::exec::spaceName(Space space) {
   return kSpaceNames[static_cast<int64_t>(space)];
+}
+
+std::optional<StateName> mlir::exec::parseStateName(StringRef name) {
+  static const std::pair<StringRef, StateRole> kPrefixes[] = {
+      {"param.", StateRole::Parameter},     {"grad.", StateRole::Gradient},
+      {"adam.m.", StateRole::FirstMoment},  {"adam.v.", StateRole::SecondMoment},
+      {"cache.", StateRole::KVCache}};
+  for (auto [prefix, role] : kPrefixes)
+    if (name.starts_with(prefix))
+      return StateName{role, role == StateRole::KVCache ? StringRef() : name.drop_front(prefix.size())};
+  return std::nullopt;
 }
 
 void ExecDialect::initialize() {

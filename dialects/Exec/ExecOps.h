@@ -17,6 +17,19 @@ StringRef spaceName(Space space);
 } // namespace mlir::exec
 
 #include "dialects/Exec/ExecDialect.h.inc"
+#include "dialects/Exec/ExecEnums.h.inc"
+
+namespace mlir::exec {
+/// A state tensor's role and the weight it belongs to (empty for a cache).
+struct StateName {
+  StateRole role;
+  StringRef weight;
+};
+/// Reads the names the frontend and the training passes give gai IR's
+/// state (`param.`, `grad.`, `adam.m.`, `adam.v.`, `cache.`); none for a
+/// name that is not state. The one place those prefixes are read.
+std::optional<StateName> parseStateName(StringRef name);
+} // namespace mlir::exec
 
 #define GET_ATTRDEF_CLASSES
 #include "dialects/Exec/ExecAttrs.h.inc"

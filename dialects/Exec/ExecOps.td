@@ -5,6 +5,7 @@
 include "mlir/IR/OpBase.td"
 include "mlir/IR/AttrTypeBase.td"
 include "mlir/IR/SymbolInterfaces.td"
+include "mlir/IR/EnumAttr.td"
 
 def Exec_Dialect : Dialect {
   let name = "exec";
@@ -14,8 +15,9 @@ def Exec_Dialect : Dialect {
     Everything is bufferized and planned: a tensor is a byte range in one of
     five spaces (the entry's arena, the weights, persistent state, the
     entry's packed inputs or outputs). Commands are generated kernel
-    launches, GEMMs, attention, and runtime library calls. Generated kernels
-    are `func.func`s over memrefs beside the entries.
+    launches and one op per runtime library command (GEMM, attention,
+    embedding, ...), with named, typed attributes. Generated kernels are
+    `func.func`s over memrefs beside the entries.
   }];
   let useDefaultAttributePrinterParser = 1;
 }
@@ -37,6 +39,59 @@ def Exec_RefAttr : AttrDef<Exec_Dialect, "Ref"> {
 def Exec_RefArray : TypedArrayAttrBase<Exec_RefAttr, "buffer refs">;
 
 //===----------------------------------------------------------------------===//
+// Enumerations (the artifact schema's enums, value for value)
+//===----------------------------------------------------------------------===//
+
+def Exec_Activation : I32EnumAttr<"Activation", "a GEMM epilogue's activation", [
+    I32EnumAttrCase<"None", 0, "none">,
+    I32EnumAttrCase<"Silu", 1, "silu">,
+    I32EnumAttrCase<"Gelu", 2, "gelu">,          // exact (erf)
+    I32EnumAttrCase<"GeluTanh", 3, "gelu_tanh">,
+    I32EnumAttrCase<"Relu", 4, "relu">]> {
+  let cppNamespace = "::mlir::exec";
+  let genSpecializedAttr = 0;
+}
+def Exec_ActivationAttr : EnumAttr<Exec_Dialect, Exec_Activation, "activation">;
+
+def Exec_RopeStyle : I32EnumAttr<"RopeStyle", "which head-dimension pairs RoPE rotates", [
+    I32EnumAttrCase<"None", 0, "none">,
+    I32EnumAttrCase<"Half", 1, "half">,               // (i, i + d/2), HF LLaMA
+    I32EnumAttrCase<"Interleaved", 2, "interleaved">]> { // (2i, 2i + 1)
+  let cppNamespace = "::mlir::exec";
+  let genSpecializedAttr = 0;
+}
+def Exec_RopeStyleAttr : EnumAttr<Exec_Dialect, Exec_RopeStyle, "rope_style">;
+
+def Exec_ReduceKind : I32EnumAttr<"ReduceKind", "a reduction's combiner", [
+    I32EnumAttrCase<"Sum", 0, "sum">,
+    I32EnumAttrCase<"Mean", 1, "mean">,
+    I32EnumAttrCase<"Max", 2, "max">,
+    I32EnumAttrCase<"Min", 3, "min">]> {
+  let cppNamespace = "::mlir::exec";
+  let genSpecializedAttr = 0;
+}
+def Exec_ReduceKindAttr : EnumAttr<Exec_Dialect, Exec_ReduceKind, "reduce_kind">;
+
+def Exec_LossReduction : I32EnumAttr<"LossReduction", "how a loss reduces its rows", [
+    I32EnumAttrCase<"Mean", 0, "mean">,  // over labels that are not ignored
+    I32EnumAttrCase<"Sum", 1, "sum">,
+    I32EnumAttrCase<"None", 2, "none">]> {
+  let cppNamespace = "::mlir::exec";
+  let genSpecializedAttr = 0;
+}
+def Exec_LossReductionAttr : EnumAttr<Exec_Dialect, Exec_LossReduction, "loss_reduction">;
+
+def Exec_StateRole : I32EnumAttr<"StateRole", "what a state tensor is for", [
+    I32EnumAttrCase<"Other", 0, "other">,
+    I32EnumAttrCase<"Parameter", 1, "parameter">,   // trainable; f32 master copy in mixed precision
+    I32EnumAttrCase<"Gradient", 2, "gradient">,
+    I32EnumAttrCase<"FirstMoment", 3, "first_moment">,   // AdamW m
+    I32EnumAttrCase<"SecondMoment", 4, "second_moment">, // AdamW v
+    I32EnumAttrCase<"KVCache", 5, "kv_cache">]> {
+  let cppNamespace = "::mlir::exec";
+}
+
+//===----------------------------------------------------------------------===//
 // Tensors with a home
 //===----------------------------------------------------------------------===//
 
@@ -48,8 +103,11 @@ class Exec_TensorDecl<string mnemonic> : Exec_Op<mnemonic> {
 def Exec_WeightOp : Exec_TensorDecl<"weight"> {
   let summary = "a named tensor of the weights";
 }
-def Exec_StateOp : Exec_TensorDecl<"state"> {
+def Exec_StateOp : Exec_Op<"state"> {
   let summary = "persistent state such as a KV cache, kept between calls";
+  let arguments = (ins StrAttr:$name, TypeAttr:$type, Exec_RefAttr:$ref,
+      Exec_StateRole:$role);
+  let assemblyFormat = "$role $name `:` $type `at` $ref attr-dict";
 }
 def Exec_InputOp : Exec_TensorDecl<"input"> {
   let summary = "an input of the enclosing entry";
@@ -67,16 +125,25 @@ def Exec_EntryOp : Exec_Op<"entry", [Symbol, SingleBlock, NoTerminator]> {
 }
 
 //===----------------------------------------------------------------------===//
-// Commands
+// Commands: one op each, mirrored one for one by the artifact's `Command`
+// union. Sizes are elements unless a name says bytes.
 //===----------------------------------------------------------------------===//
 
-def Exec_GemmOp : Exec_Op<"gemm"> {
+// A command's sizes are checked against its buffers once, by the runtime's
+// command decoder, which gaic also runs on the artifact it writes.
+class Exec_Command<string mnemonic, list<Trait> traits = []>
+    : Exec_Op<mnemonic, traits> {
+  let assemblyFormat = "attr-dict";
+}
+
+def Exec_GemmOp : Exec_Command<"gemm"> {
   let summary = "c = act(a·b + bias) + residual, batched";
   let arguments = (ins Exec_RefAttr:$a, Exec_RefAttr:$b, Exec_RefAttr:$c,
       Exec_RefAttr:$bias, Exec_RefAttr:$residual, I64Attr:$batch, I64Attr:$m,
       I64Attr:$n, I64Attr:$k, BoolAttr:$transpose_a, BoolAttr:$transpose_b,
       I64Attr:$stride_a, I64Attr:$stride_b, I64Attr:$stride_c,
-      StrAttr:$activation, TypeAttr:$element, OptionalAttr<Exec_RefAttr>:$gate,
+      Exec_ActivationAttr:$activation, TypeAttr:$element,
+      OptionalAttr<Exec_RefAttr>:$gate,
       OptionalAttr<Exec_RefAttr>:$norm_weight, OptionalAttr<Exec_RefAttr>:$norm_out,
       OptionalAttr<Exec_RefAttr>:$norm_squares,
       DefaultValuedAttr<F32Attr, "0.0">:$norm_offset,
@@ -97,10 +164,9 @@ def Exec_GemmOp : Exec_Op<"gemm"> {
     as a and scales its products row by row by
     1/sqrt(a_squares / k + a_norm_eps).
   }];
-  let assemblyFormat = "attr-dict";
 }
 
-def Exec_AttentionOp : Exec_Op<"attention"> {
+def Exec_AttentionOp : Exec_Command<"attention"> {
   let summary = "flash attention (see the runtime's attention kernel)";
   let arguments = (ins Exec_RefAttr:$q, Exec_RefAttr:$k, Exec_RefAttr:$v,
       Exec_RefAttr:$out, Exec_RefAttr:$query_start, I64Attr:$batch,
@@ -109,19 +175,20 @@ def Exec_AttentionOp : Exec_Op<"attention"> {
       BoolAttr:$causal, I64Attr:$window, TypeAttr:$element,
       OptionalAttr<Exec_RefAttr>:$k_new, OptionalAttr<Exec_RefAttr>:$v_new,
       OptionalAttr<Exec_RefAttr>:$rope_positions,
-      DefaultValuedAttr<I64Attr, "0">:$rope_style,
+      DefaultValuedAttr<Exec_RopeStyleAttr, "::mlir::exec::RopeStyle::None">:$rope,
       DefaultValuedAttr<F32Attr, "0.0">:$rope_theta,
       DefaultValuedAttr<BoolAttr, "false">:$cache_ready);
   let description = [{
-    `element` is the type of q, k, v and out. With `k_new` and `v_new` (a
-    gai.cached_attention) the step's new rows [B, Hkv, queries, D] go into
-    the caches k and v at `query_start` in the same kernel, and with
-    `rope_style` 1 (half) or 2 (interleaved) q and the new keys are rotated
-    first, at `rope_positions` ([B or 1, queries]) with `rope_theta`.
-    `cache_ready`: no earlier step of the entry writes k, v or query_start,
-    so the kernel may read them while the step before it still runs.
+    `element` is the type of q, k, v and out: q [batch, heads, queries,
+    head_dim], k [batch, kv_heads, keys, head_dim], v [batch, kv_heads,
+    keys, value_dim]. With `k_new` and `v_new` (a gai.cached_attention)
+    the step's new rows [batch, kv_heads, queries, D] go into the caches k
+    and v at `query_start` in the same kernel, and with `rope` q and the
+    new keys are rotated first, at `rope_positions` ([batch or 1, queries])
+    with `rope_theta`. `cache_ready`: no earlier step of the entry writes
+    k, v or query_start, so the kernel may read them while the step before
+    it still runs.
   }];
-  let assemblyFormat = "attr-dict";
 }
 
 def Exec_LaunchOp : Exec_Op<"launch",
@@ -131,15 +198,128 @@ def Exec_LaunchOp : Exec_Op<"launch",
   let assemblyFormat = "$kernel $args attr-dict";
 }
 
-def Exec_CallOp : Exec_Op<"call"> {
-  let summary = "runs a runtime library kernel";
+def Exec_EmbeddingOp : Exec_Command<"embedding"> {
+  let summary = "out[i] = table[indices[i]]: rows of a [vocab, dim] table";
+  let arguments = (ins Exec_RefAttr:$table, Exec_RefAttr:$indices,
+      Exec_RefAttr:$out, I64Attr:$vocab, I64Attr:$dim, I64Attr:$count,
+      TypeAttr:$element);
   let description = [{
-    `element` is the element type of the kernel's main float operand (the
-    table, cache, logits or reduced tensor); data movement names its data's.
+    `indices` are `count` i32 token ids; an id outside [0, vocab) is an
+    error at run time. `element` is the type of table and out.
   }];
-  let arguments = (ins StrAttr:$callee, Exec_RefArray:$args,
-                       DenseI64ArrayAttr:$ints, TypeAttr:$element);
-  let assemblyFormat = "$callee $args `ints` $ints `:` $element attr-dict";
+}
+
+def Exec_CacheWriteOp : Exec_Command<"cache_write"> {
+  let summary = "writes new rows into a KV cache at each row's position";
+  let arguments = (ins Exec_RefAttr:$cache, Exec_RefAttr:$update,
+      Exec_RefAttr:$positions, I64Attr:$batch, I64Attr:$heads, I64Attr:$slots,
+      I64Attr:$rows, I64Attr:$dim, TypeAttr:$element);
+  let description = [{
+    cache [batch, heads, slots, dim], update [batch, heads, rows, dim],
+    positions i32 [batch]: row b's update lands at slots positions[b] ..
+    positions[b] + rows; past `slots` is an error at run time.
+  }];
+}
+
+def Exec_TakeOp : Exec_Command<"take"> {
+  let summary = "out[b] = input[b, indices[b]]: one row of each sequence";
+  let arguments = (ins Exec_RefAttr:$input, Exec_RefAttr:$indices,
+      Exec_RefAttr:$out, I64Attr:$batch, I64Attr:$length, I64Attr:$row_bytes);
+  let description = [{
+    input [batch, length, row], indices i32 [batch]; rows are copied as
+    bytes (`row_bytes`, a multiple of 4), whatever their type.
+  }];
+}
+
+def Exec_TransposeOp : Exec_Command<"transpose"> {
+  let summary = "out = input with its dimensions permuted";
+  let arguments = (ins Exec_RefAttr:$input, Exec_RefAttr:$out,
+      I64Attr:$element_bytes, DenseI64ArrayAttr:$shape,
+      DenseI64ArrayAttr:$permutation);
+  let description = [{
+    `shape` is the input's; out's dimension d is the input's
+    permutation[d]. Elements are moved as `element_bytes` bytes.
+  }];
+}
+
+def Exec_SliceOp : Exec_Command<"slice"> {
+  let summary = "out = input[offsets : offsets + sizes]";
+  let arguments = (ins Exec_RefAttr:$input, Exec_RefAttr:$out,
+      I64Attr:$element_bytes, DenseI64ArrayAttr:$shape,
+      DenseI64ArrayAttr:$offsets, DenseI64ArrayAttr:$sizes);
+}
+
+def Exec_TopKOp : Exec_Command<"topk"> {
+  let summary = "the k largest of each row, and their indices";
+  let arguments = (ins Exec_RefAttr:$input, Exec_RefAttr:$values,
+      Exec_RefAttr:$indices, I64Attr:$rows, I64Attr:$n, I64Attr:$k,
+      TypeAttr:$element);
+  let description = [{
+    input [rows, n] of `element`, values [rows, k] of `element`, indices
+    i32 [rows, k], largest first.
+  }];
+}
+
+def Exec_CrossEntropyOp : Exec_Command<"cross_entropy"> {
+  let summary = "softmax cross-entropy of logits against labels";
+  let arguments = (ins Exec_RefAttr:$logits, Exec_RefAttr:$labels,
+      Exec_RefAttr:$loss, I64Attr:$rows, I64Attr:$vocab, I64Attr:$ignore_index,
+      Exec_LossReductionAttr:$reduction, TypeAttr:$element);
+  let description = [{
+    logits [rows, vocab] of `element`, labels i32 [rows]; loss f32, one
+    value (mean, sum) or [rows] (none). Rows labelled `ignore_index` count
+    for nothing.
+  }];
+}
+
+def Exec_CrossEntropyGradOp : Exec_Command<"cross_entropy_grad"> {
+  let summary = "the gradient of cross_entropy with respect to its logits";
+  let arguments = (ins Exec_RefAttr:$logits, Exec_RefAttr:$labels,
+      Exec_RefAttr:$loss_grad, Exec_RefAttr:$out, I64Attr:$rows,
+      I64Attr:$vocab, I64Attr:$ignore_index, Exec_LossReductionAttr:$reduction,
+      TypeAttr:$element);
+  let description = [{
+    As cross_entropy, with the loss's gradient `loss_grad` (f32, shaped as
+    its loss); out [rows, vocab] of `element`.
+  }];
+}
+
+def Exec_PlaceOp : Exec_Command<"place"> {
+  let summary = "copies `outer` blocks of bytes into strided places";
+  let arguments = (ins Exec_RefAttr:$input, Exec_RefAttr:$out,
+      I64Attr:$outer, I64Attr:$chunk_bytes, I64Attr:$stride_bytes,
+      I64Attr:$offset_bytes);
+  let description = [{
+    Block i (chunk_bytes, packed in input) lands at out + offset_bytes +
+    i * stride_bytes: a concatenation's part or a repeat's copy.
+  }];
+}
+
+def Exec_OneHotOp : Exec_Command<"one_hot"> {
+  let summary = "out[i, j] = (indices[i] == j)";
+  let arguments = (ins Exec_RefAttr:$indices, Exec_RefAttr:$out,
+      I64Attr:$count, I64Attr:$depth, TypeAttr:$element);
+}
+
+def Exec_ReduceOp : Exec_Command<"reduce"> {
+  let summary = "reduces [outer, n, inner] over its middle dimension";
+  let arguments = (ins Exec_RefAttr:$input, Exec_RefAttr:$out,
+      Exec_ReduceKindAttr:$kind, I64Attr:$outer, I64Attr:$n, I64Attr:$inner,
+      TypeAttr:$element);
+}
+
+def Exec_CopyOp : Exec_Command<"copy"> {
+  let summary = "copies input's bytes to out (of the same size)";
+  let arguments = (ins Exec_RefAttr:$input, Exec_RefAttr:$out);
+}
+
+def Exec_FillOp : Exec_Command<"fill"> {
+  let summary = "sets every element of out to one value";
+  let arguments = (ins Exec_RefAttr:$out, I64Attr:$bits, TypeAttr:$element);
+  let description = [{
+    `bits` is the value's bit pattern in `element` (f32 or bf16); out
+    holds a whole number of elements.
+  }];
 }
 
 #endif // EXEC_OPS_TD

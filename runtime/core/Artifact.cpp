@@ -4,6 +4,7 @@
 #include "gai/FloatConvert.h"
 #include "gai/Safetensors.h"
 
+#include "core/Commands.h"
 #include "core/Tables.h"
 #include "format/artifact_generated.h"
 
@@ -146,168 +147,6 @@ public:
   int64_t sizes[5];
 };
 
-
-/// An operand of a step: its buffer, its name, and whether it may be empty.
-struct Operand {
-  const format::BufferRef *ref;
-  const char *name;
-  bool optional = false;
-};
-
-Status checkOperands(const BoundsChecker &bounds, const std::string &prefix,
-                     std::initializer_list<Operand> operands) {
-  for (const Operand &o : operands)
-    if (Status s = bounds.check(o.ref, prefix + " operand " + o.name,
-                                o.optional);
-        !s)
-      return s;
-  return Status::ok();
-}
-
-Status checkArgs(const BoundsChecker &bounds, const std::string &prefix,
-                 const flatbuffers::Vector<const format::BufferRef *> *args) {
-  if (args)
-    for (size_t i = 0; i < args->size(); ++i)
-      if (Status s = bounds.check(args->Get(i),
-                                  prefix + " argument " + std::to_string(i));
-          !s)
-        return s;
-  return Status::ok();
-}
-
-/// Whether an optional operand is there (size 0: it is not).
-bool present(const format::BufferRef *r) { return r && r->size() > 0; }
-
-/// A GEMM with an RMSNorm folded in (see artifact.fbs) has the rows, the
-/// weight layout and the operand sizes the CUDA GEMV runs.
-Status checkNormFold(const BoundsChecker &bounds, const std::string &at,
-                     const format::Gemm *g) {
-  const bool makes = present(g->norm_weight()) || present(g->norm_out()) ||
-                     present(g->norm_squares());
-  const bool reads = present(g->a_squares());
-  if (!makes && !reads)
-    return Status::ok();
-  const int64_t element = g->dtype() == format::DType::BF16 ? 2 : 4;
-  const int64_t cElement = g->wide_c() ? 4 : element; // the norm's input and weight
-  const int64_t rows = g->m();
-  auto sized = [](const format::BufferRef *r, int64_t bytes) {
-    return r && r->size() == bytes;
-  };
-  bool ok = g->batch() == 1 && !g->transpose_a() && g->transpose_b() && rows >= 1 &&
-            rows <= kMostNormFoldRows && g->k() % 8 == 0 &&
-            (g->dtype() == format::DType::BF16 || g->dtype() == format::DType::F32);
-  if (makes)
-    ok = ok && !present(g->gate()) && sized(g->norm_weight(), g->n() * cElement) &&
-         sized(g->norm_out(), rows * g->n() * element) &&
-         sized(g->norm_squares(), rows * 8);
-  if (reads)
-    ok = ok && sized(g->a_squares(), rows * 8) && g->a_norm_eps() >= 0.0f;
-  if (ok)
-    return Status::ok();
-  return Status::error(bounds.where + ": " + at +
-                       " (gemm): a folded RMSNorm takes 1 to " +
-                       std::to_string(kMostNormFoldRows) +
-                       " rows of f32 or bf16 A by weights stored [n, k] (transpose_b, k a "
-                       "multiple of 8), batch 1, no gate where it makes the norm's input, "
-                       "norm_weight [n] of c's type, norm_out [m, n] of a's, f64 sums of "
-                       "squares [m] and an eps >= 0");
-}
-
-Status checkStep(const BoundsChecker &bounds, const format::Step *step,
-                 size_t index, uint32_t kernelCount) {
-  std::string at = "step " + std::to_string(index);
-  switch (step->command_type()) {
-  case format::Command::Gemm: {
-    const format::Gemm *g = step->command_as_Gemm();
-    if (Status s = checkOperands(bounds, at + " (gemm)",
-                                 {{g->a(), "a"},
-                                  {g->b(), "b"},
-                                  {g->c(), "c"},
-                                  {g->bias(), "bias", true},
-                                  {g->residual(), "residual", true},
-                                  {g->gate(), "gate", true},
-                                  {g->norm_weight(), "norm_weight", true},
-                                  {g->norm_out(), "norm_out", true},
-                                  {g->norm_squares(), "norm_squares", true},
-                                  {g->a_squares(), "a_squares", true}});
-        !s)
-      return s;
-    if (Status s = checkNormFold(bounds, at, g); !s)
-      return s;
-    if (g->wide_c() && (g->dtype() != format::DType::BF16 || present(g->bias()) ||
-                        present(g->gate())))
-      return Status::error(bounds.where + ": " + at +
-                           " (gemm): wide_c (an f32 c and residual) takes bf16 a and b, "
-                           "and no bias or gate");
-    if (present(g->gate()) && (present(g->bias()) || present(g->residual()) ||
-                               g->batch() != 1 || g->transpose_a() || !g->transpose_b() ||
-                               g->activation() == format::Activation::None ||
-                               g->m() > kMostGatedGemmRows || g->k() % 8 != 0))
-      return Status::error(bounds.where + ": " + at +
-                           " (gemm): a gated GEMM takes at most " +
-                           std::to_string(kMostGatedGemmRows) +
-                           " rows of A by weights stored [n, k] (transpose_b, k a multiple "
-                           "of 8), an activation, and no bias or residual");
-    return Status::ok();
-  }
-  case format::Command::Attention: {
-    const format::Attention *a = step->command_as_Attention();
-    if (Status s = checkOperands(bounds, at + " (attention)",
-                                 {{a->q(), "q"},
-                                  {a->k(), "k"},
-                                  {a->v(), "v"},
-                                  {a->out(), "out"},
-                                  {a->query_start(), "query_start", true},
-                                  {a->k_new(), "k_new", true},
-                                  {a->v_new(), "v_new", true},
-                                  {a->rope_positions(), "rope_positions", true}});
-        !s)
-      return s;
-    std::string prefix = bounds.where + ": " + at + " (attention): ";
-    if (a->kv_heads() <= 0 || a->heads() % a->kv_heads() != 0)
-      return Status::error(prefix + "kv_heads must divide heads");
-    bool folded = present(a->k_new());
-    if (folded != present(a->v_new()) ||
-        (folded && (!present(a->query_start()) || !a->causal())))
-      return Status::error(prefix + "new rows need both k_new and v_new, query_start "
-                                    "and causal");
-    if (folded && a->queries() > kMostFoldedQueries)
-      return Status::error(prefix + "folded cache writes take at most " +
-                           std::to_string(kMostFoldedQueries) + " new rows, not " +
-                           std::to_string(a->queries()));
-    if (a->rope() != format::RopeStyle::None) {
-      const int64_t rowBytes = 4 * a->queries();
-      int64_t rows = rowBytes > 0 && present(a->rope_positions()) &&
-                             a->rope_positions()->size() % rowBytes == 0
-                         ? a->rope_positions()->size() / rowBytes
-                         : 0;
-      if (!folded || a->rope() > format::RopeStyle::MAX ||
-          (rows != 1 && rows != a->batch()) || a->head_dim() % 2 != 0 ||
-          !(a->rope_theta() > 0.0f))
-        return Status::error(prefix + "rope needs new rows, positions of [batch or 1, "
-                                      "queries] int32, an even head_dim and theta > 0");
-    }
-    return Status::ok();
-  }
-  case format::Command::Launch: {
-    const format::Launch *l = step->command_as_Launch();
-    if (l->kernel() >= kernelCount)
-      return Status::error(bounds.where + ": " + at + " launches kernel " +
-                           std::to_string(l->kernel()) + " of " +
-                           std::to_string(kernelCount));
-    return checkArgs(bounds, at + " (launch)", l->args());
-  }
-  case format::Command::LibraryCall: {
-    const format::LibraryCall *c = step->command_as_LibraryCall();
-    if (!c->name())
-      return Status::error(bounds.where + ": " + at + " calls no kernel");
-    return checkArgs(bounds, at + " (" + c->name()->str() + ")", c->args());
-  }
-  case format::Command::NONE:
-    break;
-  }
-  return Status::error(bounds.where + ": " + at + " has no command");
-}
 
 } // namespace
 
@@ -523,10 +362,13 @@ StatusOr<LoadedArtifact> LoadedArtifact::verify(
       if (Status s = bounds.checkTensor(t); !s)
         return fail(s.message());
   }
+  auto entries = std::make_shared<std::vector<DecodedEntry>>();
   if (root->entries())
     for (const format::EntryPoint *entry : *root->entries()) {
       std::string where =
           "entry '" + (entry->name() ? entry->name()->str() : "?") + "'";
+      if (!entry->name())
+        return fail("an entry point has no name");
       if (entry->arena_size() < 0)
         return fail(where + ": negative arena size");
       BoundsChecker bounds(where, entry->arena_size(), artifact.weightsSize_,
@@ -537,13 +379,15 @@ StatusOr<LoadedArtifact> LoadedArtifact::verify(
           for (const format::TensorDesc *t : *tensors)
             if (Status s = bounds.checkTensor(t); !s)
               return fail(s.message());
-      if (entry->steps())
-        for (size_t i = 0; i < entry->steps()->size(); ++i)
-          if (Status s =
-                  checkStep(bounds, entry->steps()->Get(i), i, kernelCount);
-              !s)
-            return fail(s.message());
+      StatusOr<DecodedEntry> decoded =
+          decodeEntry(*entry, {entry->arena_size(), artifact.weightsSize_, root->state_size(),
+                               packedSize(entry->inputs()), packedSize(entry->outputs())},
+                      kernelCount);
+      if (!decoded)
+        return fail(decoded.status().message());
+      entries->push_back(std::move(*decoded));
     }
+  artifact.entries_ = std::move(entries);
 
   artifact.bytes_ = std::move(aligned);
   return artifact;

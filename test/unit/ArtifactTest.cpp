@@ -20,7 +20,7 @@ struct Options {
   uint32_t schemaVersion = kArtifactSchemaVersion;
   bool externalWeights = false;
   uint64_t externalChecksum = 0;
-  int64_t externalSize = 64;
+  int64_t externalSize = 256;
   // An attention step after the others, with folded cache writes when
   // kNew / vNew are set.
   bool attention = false;
@@ -46,8 +46,8 @@ struct Options {
   bool plainBias = false, plainWide = false;
 };
 
-/// A small decode-like artifact: 64 bytes of weights, an input, an output,
-/// a 1 KiB arena, a GEMM, a launch of a generated kernel and a library call.
+/// A small decode-like artifact: 256 bytes of weights, an input, an output,
+/// a 1 KiB arena, a GEMM, a launch of a generated kernel and a fill.
 std::vector<uint8_t> build(const Options &o = {}) {
   flatbuffers::FlatBufferBuilder b;
   auto tensor = [&](const char *name, fmt::DType dtype,
@@ -56,9 +56,9 @@ std::vector<uint8_t> build(const Options &o = {}) {
     fmt::BufferRef ref(space, offset, size);
     return fmt::CreateTensorDescDirect(b, name, dtype, &shape, &ref);
   };
-  std::vector<uint8_t> blob(64, 7);
+  std::vector<uint8_t> blob(256, 7);
   std::vector<flatbuffers::Offset<fmt::TensorDesc>> weightTensors = {
-      tensor("w", fmt::DType::F32, {4, 4}, fmt::Space::Weights, 0, 64)};
+      tensor("w", fmt::DType::F32, {8, 8}, fmt::Space::Weights, 0, 256)};
   flatbuffers::Offset<fmt::Weights> weights;
   if (o.externalWeights) {
     auto ext = fmt::CreateExternalWeightsDirect(b, "w.bin", o.externalSize,
@@ -69,14 +69,14 @@ std::vector<uint8_t> build(const Options &o = {}) {
     weights = fmt::CreateWeightsDirect(b, &blob, 0, &weightTensors);
   }
   std::vector<flatbuffers::Offset<fmt::TensorDesc>> inputs = {
-      tensor("x", fmt::DType::F32, {1, 4}, fmt::Space::Input, 0, 16)};
+      tensor("x", fmt::DType::F32, {2, 8}, fmt::Space::Input, 0, 64)};
   std::vector<flatbuffers::Offset<fmt::TensorDesc>> outputs = {
       tensor("y", fmt::DType::F32, {1, 4}, fmt::Space::Output, 0, 16)};
 
-  fmt::BufferRef x(fmt::Space::Input, 0, 16), w(fmt::Space::Weights, 0, 64),
+  fmt::BufferRef x(fmt::Space::Input, 0, 64), w(fmt::Space::Weights, 0, 256),
       c(fmt::Space::Arena, o.gemmC, 16), none(fmt::Space::Arena, 0, 0),
       y(fmt::Space::Output, 0, 16);
-  fmt::BufferRef gate(fmt::Space::Weights, 0, o.gate ? 64 : 0),
+  fmt::BufferRef gate(fmt::Space::Weights, 0, o.gate ? 256 : 0),
       bias(fmt::Space::Weights, 0, o.gateBias ? 16 : 0);
   fmt::BufferRef normWeight(fmt::Space::Weights, 0, o.makesNorm ? o.normWeightBytes : 0),
       normOut(fmt::Space::Arena, 64, o.makesNorm ? o.normOutRowBytes * o.gemmRows : 0),
@@ -98,13 +98,11 @@ std::vector<uint8_t> build(const Options &o = {}) {
                                     &none, &none, &none, 0.0f, &none, 0.0f, o.plainWide);
   std::vector<fmt::BufferRef> launchArgs = {c, y};
   auto launch = fmt::CreateLaunchDirect(b, o.launchKernel, &launchArgs);
-  std::vector<fmt::BufferRef> callArgs = {y};
-  std::vector<int64_t> ints = {4};
-  auto call = fmt::CreateLibraryCallDirect(b, "take", &callArgs, &ints);
+  auto fill = fmt::CreateFill(b, &y, 0x3f800000u, fmt::DType::F32);
   std::vector<flatbuffers::Offset<fmt::Step>> steps = {
       fmt::CreateStep(b, fmt::Command::Gemm, gemm.Union()),
       fmt::CreateStep(b, fmt::Command::Launch, launch.Union()),
-      fmt::CreateStep(b, fmt::Command::LibraryCall, call.Union())};
+      fmt::CreateStep(b, fmt::Command::Fill, fill.Union())};
   if (o.attention) {
     // batch 1, 2 heads over 1 KV head of 4 slots, head dim 8, f32.
     fmt::BufferRef q(fmt::Space::Arena, 0, 64), k(fmt::Space::Arena, 64, 128),
@@ -151,8 +149,8 @@ TEST(Artifact, ValidArtifactLoads) {
   ASSERT_EQ(root.entries()->size(), 1u);
   EXPECT_EQ(root.entries()->Get(0)->name()->str(), "decode");
   EXPECT_EQ(root.entries()->Get(0)->steps()->size(), 3u);
-  EXPECT_EQ(loaded->weightsSize(), 64);
-  EXPECT_EQ(loaded->weights()[63], 7);
+  EXPECT_EQ(loaded->weightsSize(), 256);
+  EXPECT_EQ(loaded->weights()[255], 7);
   EXPECT_EQ(reinterpret_cast<uintptr_t>(loaded->weights()) % 64, 0u);
 }
 
@@ -196,7 +194,7 @@ TEST(Artifact, FooterFromAnotherSchemaVersion) {
   std::vector<uint8_t> bytes = build();
   bytes[bytes.size() - kArtifactFooterSize + 4] = 9; // the footer's version
   EXPECT_EQ(loadError(bytes),
-            "m.gai: schema version 9, this runtime reads version 6; recompile "
+            "m.gai: schema version 9, this runtime reads version 7; recompile "
             "with a matching gaic");
 }
 
@@ -204,12 +202,12 @@ TEST(Artifact, OutOfBoundsBuffersAreRefused) {
   Options o;
   o.gemmC = 1020; // 16 bytes from 1020 overrun the 1024-byte arena
   EXPECT_EQ(loadError(build(o)),
-            "m.gai: entry 'decode': step 0 (gemm) operand c [Arena 1020 + 16] "
+            "m.gai: entry 'decode': step 0 (gemm): c [Arena 1020 + 16] "
             "is outside its space of 1024 bytes");
   Options k;
   k.launchKernel = 3;
   EXPECT_EQ(loadError(build(k)),
-            "m.gai: entry 'decode': step 1 launches kernel 3 of 1");
+            "m.gai: entry 'decode': step 1 (launch): launches kernel 3 of 1");
 }
 
 TEST(Artifact, FoldedAttentionIsChecked) {
@@ -333,7 +331,7 @@ TEST(Artifact, WideCIsChecked) {
 
 TEST(Artifact, ExternalWeightsAreChecked) {
   std::string dir = ::testing::TempDir();
-  std::vector<uint8_t> data(64, 3);
+  std::vector<uint8_t> data(256, 3);
   {
     std::ofstream out(dir + "/w.bin", std::ios::binary);
     out.write(reinterpret_cast<const char *>(data.data()), data.size());
@@ -343,7 +341,7 @@ TEST(Artifact, ExternalWeightsAreChecked) {
   o.externalChecksum = fnv1a64(data.data(), data.size());
   auto loaded = LoadedArtifact::fromBytes(build(o), "m.gai", dir);
   ASSERT_TRUE(loaded.isOk()) << loaded.status().message();
-  EXPECT_EQ(loaded->weightsSize(), 64);
+  EXPECT_EQ(loaded->weightsSize(), 256);
   EXPECT_EQ(loaded->weights()[0], 3);
 
   Options wrongSum = o;
@@ -352,9 +350,9 @@ TEST(Artifact, ExternalWeightsAreChecked) {
                                                  "artifact's checksum"),
             std::string::npos);
   Options wrongSize = o;
-  wrongSize.externalSize = 65;
-  EXPECT_NE(loadError(build(wrongSize), dir).find("have 64 bytes, the "
-                                                  "artifact expects 65"),
+  wrongSize.externalSize = 257;
+  EXPECT_NE(loadError(build(wrongSize), dir).find("have 256 bytes, the "
+                                                  "artifact expects 257"),
             std::string::npos);
   EXPECT_NE(loadError(build(o), "/nonexistent").find("external weights: "),
             std::string::npos);

@@ -3,6 +3,7 @@
 
 #include "core/Tables.h"
 #include "format/artifact_generated.h"
+#include "hal/Backend.h"
 #include "hal/cpu/KernelModule.h"
 #include "hal/cpu/Kernels.h"
 
@@ -41,6 +42,216 @@ cpu::Activation activationOf(format::Activation a) {
   }
 }
 
+/// Runs each command as it is recorded, on host memory: the CPU computes
+/// in f32 only (ids and positions in i32).
+class CpuBackend final : public Backend {
+public:
+  explicit CpuBackend(uint8_t *const *base) : base_(base) {}
+
+  Status record(const cmd::Gemm &g) override {
+    if (g.normOut.present() || g.aSquares.present())
+      return Status::error("an RMSNorm folded into GEMMs has no CPU kernel (the cuda "
+                           "target's decode GEMV does it)");
+    if (g.wideC)
+      return Status::error("an f32 residual over bf16 operands (wide_c) has no CPU kernel "
+                           "(the CPU computes in f32 only)");
+    if (Status s = f32Only(g.dtype); !s)
+      return s;
+    cpu::GemmArgs args;
+    args.a = f32(g.a);
+    args.b = f32(g.b);
+    args.c = f32(g.c);
+    args.batch = g.batch;
+    args.m = g.m;
+    args.n = g.n;
+    args.k = g.k;
+    args.transposeA = g.transposeA;
+    args.transposeB = g.transposeB;
+    args.strideA = g.strideA;
+    args.strideB = g.strideB;
+    args.strideC = g.strideC;
+    args.bias = f32(g.bias);
+    args.residual = f32(g.residual);
+    args.activation = activationOf(g.activation);
+    args.gate = f32(g.gate);
+    cpu::gemm(args);
+    return Status::ok();
+  }
+
+  Status record(const cmd::Attention &a) override {
+    if (a.kNew.present())
+      return Status::error("folded cache writes and RoPE have no CPU kernel (the cuda "
+                           "target's gai.cached_attention)");
+    if (Status s = f32Only(a.dtype); !s)
+      return s;
+    cpu::AttentionArgs args;
+    args.q = f32(a.q);
+    args.k = f32(a.k);
+    args.v = f32(a.v);
+    args.out = f32(a.out);
+    args.batch = a.batch;
+    args.heads = a.heads;
+    args.kvHeads = a.kvHeads;
+    args.queries = a.queries;
+    args.keys = a.keys;
+    args.headDim = a.headDim;
+    args.valueDim = a.valueDim;
+    args.scale = a.scale;
+    args.softcap = a.softcap;
+    args.causal = a.causal;
+    args.window = a.window;
+    args.queryStart = i32(a.queryStart);
+    if (args.queryStart)
+      for (int64_t b = 0; b < args.batch; ++b)
+        if (args.queryStart[b] < 0 || args.queryStart[b] > args.keys - args.queries)
+          return Status::error("row " + std::to_string(b) + " starts at position " +
+                               std::to_string(args.queryStart[b]) + ", outside the " +
+                               std::to_string(args.keys) + " cache slots");
+    cpu::attention(args);
+    return Status::ok();
+  }
+
+  Status record(const cmd::Launch &l) override {
+    constexpr size_t kMostBuffers = 64;
+    void *buffers[kMostBuffers];
+    if (l.args.size() > kMostBuffers)
+      return Status::error("a launch with more than 64 buffers");
+    for (size_t i = 0; i < l.args.size(); ++i)
+      buffers[i] = ptr(l.args[i]);
+    kernels_->kernel(l.kernel)(buffers);
+    return Status::ok();
+  }
+
+  Status record(const cmd::Embedding &e) override {
+    if (Status s = f32Only(e.dtype); !s)
+      return s;
+    int64_t bad = cpu::embedding(f32(e.table), e.vocab, e.dim, i32(e.indices), e.count,
+                                 f32(e.out));
+    if (bad >= 0)
+      return Status::error("token id " + std::to_string(i32(e.indices)[bad]) +
+                           " is outside the vocabulary of " + std::to_string(e.vocab));
+    return Status::ok();
+  }
+
+  Status record(const cmd::CacheWrite &w) override {
+    if (Status s = f32Only(w.dtype); !s)
+      return s;
+    int64_t bad = cpu::cacheWrite(f32(w.cache), f32(w.update), i32(w.positions), w.batch,
+                                  w.heads, w.slots, w.rows, w.dim);
+    if (bad >= 0)
+      return Status::error("row " + std::to_string(bad) + " writes " +
+                           std::to_string(w.rows) + " tokens at position " +
+                           std::to_string(i32(w.positions)[bad]) + ", past the " +
+                           std::to_string(w.slots) + " cache slots");
+    return Status::ok();
+  }
+
+  Status record(const cmd::Take &t) override {
+    int64_t bad = cpu::take(f32(t.input), i32(t.indices), t.batch, t.length, t.rowBytes / 4,
+                            f32(t.out));
+    if (bad >= 0)
+      return Status::error("row " + std::to_string(bad) + " picks position " +
+                           std::to_string(i32(t.indices)[bad]) + " of " +
+                           std::to_string(t.length));
+    return Status::ok();
+  }
+
+  Status record(const cmd::Transpose &t) override {
+    cpu::transpose(ptr(t.input), ptr(t.out), t.elementBytes, t.shape.data(),
+                   t.permutation.data(), static_cast<int64_t>(t.shape.size()));
+    return Status::ok();
+  }
+
+  Status record(const cmd::Slice &s) override {
+    cpu::slice(ptr(s.input), ptr(s.out), s.elementBytes, s.shape.data(), s.offsets.data(),
+               s.sizes.data(), static_cast<int64_t>(s.shape.size()));
+    return Status::ok();
+  }
+
+  Status record(const cmd::TopK &t) override {
+    if (Status s = f32Only(t.dtype); !s)
+      return s;
+    cpu::topk(f32(t.input), t.rows, t.n, t.k, f32(t.values), i32(t.indices));
+    return Status::ok();
+  }
+
+  Status record(const cmd::CrossEntropy &c) override {
+    if (Status s = f32Only(c.dtype); !s)
+      return s;
+    return badLabel(c.labels, c.vocab,
+                    cpu::crossEntropy(f32(c.logits), i32(c.labels), c.rows, c.vocab,
+                                      c.ignoreIndex, static_cast<int>(c.reduction),
+                                      f32(c.loss)));
+  }
+
+  Status record(const cmd::CrossEntropyGrad &c) override {
+    if (Status s = f32Only(c.dtype); !s)
+      return s;
+    return badLabel(c.labels, c.vocab,
+                    cpu::crossEntropyGrad(f32(c.logits), i32(c.labels), f32(c.lossGrad),
+                                          c.rows, c.vocab, c.ignoreIndex,
+                                          static_cast<int>(c.reduction), f32(c.out)));
+  }
+
+  Status record(const cmd::Place &p) override {
+    cpu::place(ptr(p.input), ptr(p.out), p.outer, p.chunkBytes, p.strideBytes, p.offsetBytes);
+    return Status::ok();
+  }
+
+  Status record(const cmd::OneHot &h) override {
+    if (Status s = f32Only(h.dtype); !s)
+      return s;
+    if (cpu::oneHot(i32(h.indices), h.count, h.depth, f32(h.out)) >= 0)
+      return Status::error("an index is outside [0, " + std::to_string(h.depth) + ")");
+    return Status::ok();
+  }
+
+  Status record(const cmd::Reduce &r) override {
+    if (Status s = f32Only(r.dtype); !s)
+      return s;
+    cpu::reduce(f32(r.input), f32(r.out), static_cast<cpu::ReduceKind>(r.kind), r.outer, r.n,
+                r.inner);
+    return Status::ok();
+  }
+
+  Status record(const cmd::Copy &c) override {
+    std::memmove(ptr(c.out), ptr(c.input), static_cast<size_t>(c.out.size));
+    return Status::ok();
+  }
+
+  Status record(const cmd::Fill &f) override {
+    if (f.dtype != format::DType::F32)
+      return Status::error("the CPU fills f32 elements only, not " +
+                           std::string(format::EnumNameDType(f.dtype)));
+    std::fill_n(i32(f.out), f.out.size / 4, static_cast<int32_t>(f.bits));
+    return Status::ok();
+  }
+
+  std::shared_ptr<cpu::KernelModule> kernels_;
+
+private:
+  uint8_t *ptr(const Buffer &b) const {
+    return b.present() ? base_[static_cast<int>(b.space)] + b.offset : nullptr;
+  }
+  float *f32(const Buffer &b) const { return reinterpret_cast<float *>(ptr(b)); }
+  int32_t *i32(const Buffer &b) const { return reinterpret_cast<int32_t *>(ptr(b)); }
+  static Status f32Only(format::DType dtype) {
+    if (dtype == format::DType::F32)
+      return Status::ok();
+    return Status::error(std::string("the CPU computes in f32, not ") +
+                         format::EnumNameDType(dtype) + "; compile for --target=cuda");
+  }
+  Status badLabel(const Buffer &labels, int64_t vocab, int64_t row) const {
+    if (row < 0)
+      return Status::ok();
+    return Status::error("label " + std::to_string(i32(labels)[row]) + " of row " +
+                         std::to_string(row) + " is outside the vocabulary of " +
+                         std::to_string(vocab));
+  }
+
+  uint8_t *const *base_;
+};
+
 class CpuExecutor final : public Executor {
 public:
   explicit CpuExecutor(const LoadedArtifact &artifact) : artifact_(artifact) {}
@@ -67,10 +278,11 @@ public:
 private:
   struct Entry {
     const format::EntryPoint *desc = nullptr;
+    const DecodedEntry *commands = nullptr;
     AlignedBuffer arena, input, output;
     uint8_t *base[5] = {}; // by format::Space
+    std::unique_ptr<CpuBackend> backend;
   };
-  Status runStep(const Entry &entry, size_t index);
 
   const LoadedArtifact &artifact_;
   std::shared_ptr<cpu::KernelModule> kernels_;
@@ -121,9 +333,11 @@ Status CpuExecutor::init() {
 
   session->state_.assign(static_cast<size_t>(root.state_size()), 0);
   if (root.entries())
-    for (const format::EntryPoint *desc : *root.entries()) {
+    for (size_t index = 0; index < root.entries()->size(); ++index) {
+      const format::EntryPoint *desc = root.entries()->Get(index);
       auto entry = std::make_unique<Entry>();
       entry->desc = desc;
+      entry->commands = &session->artifact_.entries()[index];
       if (!entry->arena.allocate(desc->arena_size()) ||
           !entry->input.allocate(packedSize(desc->inputs())) ||
           !entry->output.allocate(packedSize(desc->outputs())))
@@ -134,6 +348,8 @@ Status CpuExecutor::init() {
       entry->base[static_cast<int>(format::Space::State)] = session->state_.data();
       entry->base[static_cast<int>(format::Space::Input)] = entry->input.get();
       entry->base[static_cast<int>(format::Space::Output)] = entry->output.get();
+      entry->backend = std::make_unique<CpuBackend>(entry->base);
+      entry->backend->kernels_ = session->kernels_;
       session->entries_[desc->name()->str()] = std::move(entry);
     }
   return Status::ok();
@@ -179,241 +395,12 @@ Status CpuExecutor::run(const std::string &name) {
   auto it = entries_.find(name);
   if (it == entries_.end())
     return Status::error("the artifact has no entry point '" + name + "'");
-  const Entry &entry = *it->second;
-  if (!entry.desc->steps())
-    return Status::ok();
-  for (size_t i = 0; i < entry.desc->steps()->size(); ++i)
-    if (Status s = runStep(entry, i); !s)
-      return s;
+  Entry &entry = *it->second;
+  const std::vector<Command> &steps = entry.commands->steps;
+  for (size_t i = 0; i < steps.size(); ++i)
+    if (Status s = entry.backend->recordStep(i, steps[i]); !s)
+      return Status::error("entry '" + name + "', " + s.message());
   return Status::ok();
-}
-
-Status CpuExecutor::runStep(const Entry &entry, size_t index) {
-  const format::Step *step = entry.desc->steps()->Get(index);
-  auto ptr = [&](const format::BufferRef *ref) -> uint8_t * {
-    if (!ref || ref->size() == 0)
-      return nullptr;
-    return entry.base[static_cast<int>(ref->space())] + ref->offset();
-  };
-  auto f32 = [&](const format::BufferRef *ref) {
-    return reinterpret_cast<float *>(ptr(ref));
-  };
-  auto i32 = [&](const format::BufferRef *ref) {
-    return reinterpret_cast<int32_t *>(ptr(ref));
-  };
-  std::string at = "entry '" + entry.desc->name()->str() + "', step " +
-                   std::to_string(index);
-  switch (step->command_type()) {
-  case format::Command::Gemm: {
-    const format::Gemm *g = step->command_as_Gemm();
-    if ((g->norm_out() && g->norm_out()->size() > 0) ||
-        (g->a_squares() && g->a_squares()->size() > 0))
-      return Status::error(at + " (gemm): an RMSNorm folded into GEMMs has no CPU kernel "
-                                "(the cuda target's decode GEMV does it)");
-    if (g->wide_c())
-      return Status::error(at + " (gemm): an f32 residual over bf16 operands (wide_c) "
-                                "has no CPU kernel (the CPU computes in f32 only)");
-    cpu::GemmArgs args;
-    args.a = f32(g->a());
-    args.b = f32(g->b());
-    args.c = f32(g->c());
-    args.batch = g->batch();
-    args.m = g->m();
-    args.n = g->n();
-    args.k = g->k();
-    args.transposeA = g->transpose_a();
-    args.transposeB = g->transpose_b();
-    args.strideA = g->stride_a();
-    args.strideB = g->stride_b();
-    args.strideC = g->stride_c();
-    args.bias = f32(g->bias());
-    args.residual = f32(g->residual());
-    args.activation = activationOf(g->activation());
-    args.gate = f32(g->gate()); // its form checked when the artifact loaded
-    cpu::gemm(args);
-    return Status::ok();
-  }
-  case format::Command::Attention: {
-    const format::Attention *a = step->command_as_Attention();
-    if (a->k_new() && a->k_new()->size() > 0)
-      return Status::error(at + " (attention): folded cache writes and RoPE have no CPU "
-                                "kernel (the cuda target's gai.cached_attention)");
-    cpu::AttentionArgs args;
-    args.q = f32(a->q());
-    args.k = f32(a->k());
-    args.v = f32(a->v());
-    args.out = f32(a->out());
-    args.batch = a->batch();
-    args.heads = a->heads();
-    args.kvHeads = a->kv_heads();
-    args.queries = a->queries();
-    args.keys = a->keys();
-    args.headDim = a->head_dim();
-    args.valueDim = a->value_dim();
-    args.scale = a->scale();
-    args.softcap = a->softcap();
-    args.causal = a->causal();
-    args.window = a->window();
-    args.queryStart = i32(a->query_start());
-    if (args.queryStart)
-      for (int64_t b = 0; b < args.batch; ++b)
-        if (args.queryStart[b] < 0 || args.queryStart[b] + args.queries > args.keys)
-          return Status::error(at + " (attention): row " + std::to_string(b) +
-                               " starts at position " +
-                               std::to_string(args.queryStart[b]) +
-                               ", outside the " + std::to_string(args.keys) +
-                               " cache slots");
-    cpu::attention(args);
-    return Status::ok();
-  }
-  case format::Command::Launch: {
-    const format::Launch *l = step->command_as_Launch();
-    void *buffers[64];
-    size_t count = l->args() ? l->args()->size() : 0;
-    if (count > 64)
-      return Status::error(at + ": a launch with more than 64 buffers");
-    for (size_t i = 0; i < count; ++i)
-      buffers[i] = ptr(l->args()->Get(i));
-    kernels_->kernel(l->kernel())(buffers);
-    return Status::ok();
-  }
-  case format::Command::LibraryCall:
-    break;
-  default:
-    return Status::error(at + ": unknown command");
-  }
-
-  const format::LibraryCall *c = step->command_as_LibraryCall();
-  std::string callee = c->name()->str();
-  auto arg = [&](size_t i) {
-    return c->args() && i < c->args()->size() ? c->args()->Get(i) : nullptr;
-  };
-  std::vector<int64_t> ints;
-  if (c->ints())
-    ints.assign(c->ints()->begin(), c->ints()->end());
-  size_t argCount = c->args() ? c->args()->size() : 0;
-  auto need = [&](size_t nArgs, size_t nInts) -> Status {
-    if (argCount != nArgs || ints.size() < nInts)
-      return Status::error(at + " (" + callee + "): expected " +
-                           std::to_string(nArgs) + " buffers and " +
-                           std::to_string(nInts) + " integers");
-    return Status::ok();
-  };
-  at += " (" + callee + ")";
-  if (callee == "embedding") {
-    if (Status s = need(3, 3); !s)
-      return s;
-    int64_t bad = cpu::embedding(f32(arg(0)), ints[0], ints[1], i32(arg(1)),
-                                 ints[2], f32(arg(2)));
-    if (bad >= 0)
-      return Status::error(at + ": token id " + std::to_string(i32(arg(1))[bad]) +
-                           " is outside the vocabulary of " +
-                           std::to_string(ints[0]));
-    return Status::ok();
-  }
-  if (callee == "cache_write") {
-    if (Status s = need(3, 5); !s)
-      return s;
-    int64_t bad = cpu::cacheWrite(f32(arg(0)), f32(arg(1)), i32(arg(2)), ints[0],
-                                  ints[1], ints[2], ints[3], ints[4]);
-    if (bad >= 0)
-      return Status::error(at + ": row " + std::to_string(bad) + " writes " +
-                           std::to_string(ints[3]) + " tokens at position " +
-                           std::to_string(i32(arg(2))[bad]) + ", past the " +
-                           std::to_string(ints[2]) + " cache slots");
-    return Status::ok();
-  }
-  if (callee == "take") {
-    if (Status s = need(3, 3); !s)
-      return s;
-    int64_t bad = cpu::take(f32(arg(0)), i32(arg(1)), ints[0], ints[1], ints[2],
-                            f32(arg(2)));
-    if (bad >= 0)
-      return Status::error(at + ": row " + std::to_string(bad) + " picks position " +
-                           std::to_string(i32(arg(1))[bad]) + " of " +
-                           std::to_string(ints[1]));
-    return Status::ok();
-  }
-  if (callee == "transpose" || callee == "slice") {
-    if (Status s = need(2, 2); !s)
-      return s;
-    int64_t rank = ints[1];
-    size_t want = 2 + (callee == "slice" ? 3 : 2) * static_cast<size_t>(rank);
-    if (rank < 0 || ints.size() != want)
-      return Status::error(at + ": malformed shape");
-    if (callee == "transpose")
-      cpu::transpose(ptr(arg(0)), ptr(arg(1)), ints[0], &ints[2], &ints[2 + rank],
-                     rank);
-    else
-      cpu::slice(ptr(arg(0)), ptr(arg(1)), ints[0], &ints[2], &ints[2 + rank],
-                 &ints[2 + 2 * rank], rank);
-    return Status::ok();
-  }
-  if (callee == "place") {
-    if (Status s = need(2, 4); !s)
-      return s;
-    int64_t outer = ints[0], chunk = ints[1], stride = ints[2], offset = ints[3];
-    if (outer < 0 || chunk < 0 || outer * chunk > arg(0)->size() ||
-        (outer > 0 && (outer - 1) * stride + offset + chunk > arg(1)->size()))
-      return Status::error(at + ": the blocks fall outside the buffers");
-    cpu::place(ptr(arg(0)), ptr(arg(1)), outer, chunk, stride, offset);
-    return Status::ok();
-  }
-  if (callee == "cross_entropy" || callee == "cross_entropy_grad") {
-    bool grad = callee == "cross_entropy_grad";
-    if (Status s = need(grad ? 4 : 3, 4); !s)
-      return s;
-    int64_t rows = ints[0], vocab = ints[1];
-    int reduction = static_cast<int>(ints[3]);
-    int64_t bad = grad ? cpu::crossEntropyGrad(f32(arg(0)), i32(arg(1)), f32(arg(2)), rows,
-                                               vocab, ints[2], reduction, f32(arg(3)))
-                       : cpu::crossEntropy(f32(arg(0)), i32(arg(1)), rows, vocab, ints[2],
-                                           reduction, f32(arg(2)));
-    if (bad >= 0)
-      return Status::error(at + ": label " + std::to_string(i32(arg(1))[bad]) + " of row " +
-                           std::to_string(bad) + " is outside the vocabulary of " +
-                           std::to_string(vocab));
-    return Status::ok();
-  }
-  if (callee == "topk") {
-    if (Status s = need(3, 3); !s)
-      return s;
-    cpu::topk(f32(arg(0)), ints[0], ints[1], ints[2], f32(arg(1)), i32(arg(2)));
-    return Status::ok();
-  }
-  if (callee == "one_hot") {
-    if (Status s = need(2, 2); !s)
-      return s;
-    if (cpu::oneHot(i32(arg(0)), ints[0], ints[1], f32(arg(1))) >= 0)
-      return Status::error(at + ": an index is outside [0, " +
-                           std::to_string(ints[1]) + ")");
-    return Status::ok();
-  }
-  if (callee == "reduce") {
-    if (Status s = need(2, 4); !s)
-      return s;
-    cpu::reduce(f32(arg(0)), f32(arg(1)), static_cast<cpu::ReduceKind>(ints[0]),
-                ints[1], ints[2], ints[3]);
-    return Status::ok();
-  }
-  if (callee == "copy") {
-    if (Status s = need(2, 0); !s)
-      return s;
-    std::memmove(ptr(arg(1)), ptr(arg(0)),
-                 static_cast<size_t>(std::min(arg(0)->size(), arg(1)->size())));
-    return Status::ok();
-  }
-  if (callee == "fill") {
-    if (Status s = need(1, 1); !s)
-      return s;
-    if (ints.size() > 1 && ints[1] != 4)
-      return Status::error(at + ": the CPU fills 4-byte elements only");
-    auto bits = static_cast<int32_t>(ints[0]);
-    int32_t *out = i32(arg(0));
-    std::fill_n(out, arg(0)->size() / 4, bits);
-    return Status::ok();
-  }
-  return Status::error(at + ": no such library kernel in this runtime");
 }
 
 } // namespace gai

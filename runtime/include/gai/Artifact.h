@@ -13,12 +13,16 @@ namespace gai {
 namespace format {
 struct Artifact;
 } // namespace format
+struct DecodedEntry; // core/Commands.h
 
 /// The schema version this runtime reads (runtime/format/artifact.fbs).
 /// 2: steps carry dtypes; 3: attention may fold its cache writes and RoPE;
 /// 4: a GEMM may be gated (a gated linear unit's two products).
 /// 5: decode-sized GEMMs may carry an RMSNorm folded in (norm_*, a_squares).
-inline constexpr uint32_t kArtifactSchemaVersion = 6;
+/// 6: a GEMM may keep an f32 c over bf16 operands (wide_c).
+/// 7: one table per library command (no LibraryCall); state tensors carry
+/// their role and weight.
+inline constexpr uint32_t kArtifactSchemaVersion = 7;
 /// The most new rows (queries) an attention with folded cache writes takes;
 /// the attention rewriting pass folds no more.
 inline constexpr int64_t kMostFoldedQueries = 16;
@@ -41,9 +45,9 @@ std::vector<uint8_t> sealArtifact(const uint8_t *flatbuffer, size_t size);
 
 /// A verified artifact. Verification covers the footer's checksum, the
 /// FlatBuffers verifier, the schema version, and the runtime's own checks:
-/// every buffer an entry point's steps or tensors name lies inside its space,
-/// tensor buffers match their shapes, launched kernels exist, and external
-/// weights have the recorded size and checksum.
+/// tensor buffers match their shapes and lie inside their spaces, every
+/// step decodes to a valid command (core/Commands.h), and external weights
+/// have the recorded size and checksum.
 class LoadedArtifact {
 public:
   /// With `weightsPath`, the weights come from that safetensors file
@@ -62,6 +66,9 @@ public:
   static StatusOr<LoadedArtifact> loadTables(const std::string &path);
 
   const format::Artifact &root() const;
+  /// The entry points' commands, decoded and validated at load, in the
+  /// artifact's order.
+  const std::vector<DecodedEntry> &entries() const { return *entries_; }
   /// Bytes of the weights blob (embedded, or the external file's).
   const uint8_t *weights() const { return weights_; }
   int64_t weightsSize() const { return weightsSize_; }
@@ -77,6 +84,7 @@ private:
   /// alignment the schema gives them.
   std::shared_ptr<uint8_t> bytes_;
   std::shared_ptr<std::vector<uint8_t>> externalWeights_;
+  std::shared_ptr<const std::vector<DecodedEntry>> entries_;
   const uint8_t *weights_ = nullptr;
   int64_t weightsSize_ = 0;
 };

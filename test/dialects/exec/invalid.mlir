@@ -11,8 +11,26 @@ exec.weight "w" : tensor<4xf32> at #exec.ref<weights -64, 16>
 // -----
 
 exec.entry @step arena 64 {
-  // expected-error @below {{'exec.call' op 'args' ends at byte 96, past the entry's arena of 64}}
-  exec.call "copy" [#exec.ref<arena 32, 64>, #exec.ref<output 0, 64>] ints [] : f32
+  // expected-error @below {{'exec.copy' op 'input' ends at byte 96, past the entry's arena of 64}}
+  exec.copy {input = #exec.ref<arena 32, 64>, out = #exec.ref<output 0, 64>}
+}
+
+// -----
+
+exec.entry @step arena 64 {
+  // expected-error @+5 {{expected ::mlir::exec::Activation to be one of: none, silu, gelu, gelu_tanh, relu}}
+  // expected-error @+4 {{failed to parse Exec_ActivationAttr parameter 'value'}}
+  exec.gemm {a = #exec.ref<arena 0, 16>, b = #exec.ref<weights 0, 64>, c = #exec.ref<output 0, 16>,
+             bias = #exec.ref<arena 0, 0>, residual = #exec.ref<arena 0, 0>, batch = 1, m = 1, n = 4, k = 4,
+             transpose_a = false, transpose_b = true, stride_a = 0, stride_b = 0, stride_c = 0,
+             activation = #exec<activation swish>, element = f32}
+}
+
+// -----
+
+exec.entry @step arena 64 {
+  // expected-error @below {{'exec.fill' op requires attribute 'element'}}
+  exec.fill {out = #exec.ref<arena 0, 16>, bits = 0}
 }
 
 // -----

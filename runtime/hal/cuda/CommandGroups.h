@@ -1,0 +1,32 @@
+// The CUDA backend's rewrites over an entry's commands: which ones it
+// records together rather than one by one.
+#ifndef GAI_RUNTIME_HAL_CUDA_COMMANDGROUPS_H
+#define GAI_RUNTIME_HAL_CUDA_COMMANDGROUPS_H
+
+#include "core/Commands.h"
+
+#include <vector>
+
+namespace gai::cuda {
+
+struct StepGroup {
+  enum class Kind {
+    Single,      // one command, recorded alone
+    Gemms,       // consecutive GEMMs of one type, which mergeGemms may join
+    CacheWrites, // two cache writes of one shape and positions, one launch
+  };
+  Kind kind = Kind::Single;
+  size_t first = 0, count = 1;
+  /// Gemms: the attention right after the group, whose caches a decode
+  /// GEMV may pull into L2 (null: none).
+  const cmd::Attention *nextAttention = nullptr;
+  /// Gemms: the group ends the entry (its GEMV may pick greedy tokens).
+  bool endsEntry = false;
+};
+
+/// Splits `steps` into groups, in order, covering every step once.
+std::vector<StepGroup> groupSteps(const std::vector<Command> &steps);
+
+} // namespace gai::cuda
+
+#endif // GAI_RUNTIME_HAL_CUDA_COMMANDGROUPS_H

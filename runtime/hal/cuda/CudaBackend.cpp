@@ -1,0 +1,537 @@
+// The CUDA backend's recording of each command (see CudaBackend.h).
+#include "hal/cuda/CudaBackend.h"
+
+namespace gai::cuda {
+namespace {
+
+/// The kernels' element type for a command of type `dtype`.
+StatusOr<Elem> elemOf(format::DType dtype) {
+  switch (dtype) {
+  case format::DType::F32: return Elem::F32;
+  case format::DType::BF16: return Elem::BF16;
+  default:
+    return Status::error(std::string("the CUDA backend computes in f32 or bf16, not ") +
+                         format::EnumNameDType(dtype));
+  }
+}
+
+int32_t *i32(uint8_t *p) { return reinterpret_cast<int32_t *>(p); }
+
+/// What a decode GEMV pulls into L2 for the attention right after it: a
+/// short cache that the attention's row blocks load first, whole (their
+/// loads, issued at the block's start, are on the step's critical path;
+/// docs/cuda.md has the measurement). Nothing for longer caches, split over
+/// blocks that start streaming anyway. A prefetch only asks L2 for lines:
+/// it reads nothing a kernel in flight writes, so it may go out before the
+/// GEMV's wait.
+GemvPrefetch cachePrefetch(const cmd::Attention &a, Elem elem, const AttentionParams &p) {
+  constexpr int64_t kMostBytes = 4 << 20;
+  GemvPrefetch prefetch;
+  // The bulk prefetch takes 16-byte aligned regions of whole 16-byte words.
+  auto words = [](const void *at, int64_t bytes) {
+    return at && reinterpret_cast<uintptr_t>(at) % 16 == 0 && bytes % 16 == 0;
+  };
+  if (attentionRowWarps(elem, p) == 0 || !words(p.k, a.k.size) || !words(p.v, a.v.size) ||
+      a.k.size + a.v.size > kMostBytes)
+    return prefetch;
+  prefetch.region[0] = p.k;
+  prefetch.region[1] = p.v;
+  prefetch.bytes[0] = a.k.size;
+  prefetch.bytes[1] = a.v.size;
+  return prefetch;
+}
+
+} // namespace
+
+bool sumsColumnsByGemm(format::ReduceKind kind, int64_t n, int64_t inner) {
+  return (kind == format::ReduceKind::Sum || kind == format::ReduceKind::Mean) && n >= 64 &&
+         inner >= 64 && inner % 8 == 0;
+}
+
+AttentionParams attentionParamsOf(const cmd::Attention &a,
+                                  const std::function<uint8_t *(const Buffer &)> &pointer) {
+  auto ptr = [&](const Buffer &b) { return b.present() ? pointer(b) : nullptr; };
+  AttentionParams p{};
+  p.q = ptr(a.q);
+  p.k = ptr(a.k);
+  p.v = ptr(a.v);
+  p.out = ptr(a.out);
+  p.queryStart = reinterpret_cast<const int32_t *>(ptr(a.queryStart));
+  p.batch = a.batch;
+  p.heads = a.heads;
+  p.kvHeads = a.kvHeads;
+  p.queries = a.queries;
+  p.keys = a.keys;
+  p.headDim = a.headDim;
+  p.valueDim = a.valueDim;
+  p.scale = a.scale;
+  p.softcap = a.softcap;
+  p.causal = a.causal;
+  p.window = a.window;
+  p.kNew = ptr(a.kNew);
+  p.vNew = p.kNew ? ptr(a.vNew) : nullptr;
+  if (a.rope != format::RopeStyle::None) {
+    p.ropeStyle = a.rope == format::RopeStyle::Half ? 1 : 2;
+    p.ropePositions = reinterpret_cast<const int32_t *>(ptr(a.ropePositions));
+    p.ropeRows = a.ropeRows;
+    p.ropeTheta = a.ropeTheta;
+  }
+  p.cacheReady = a.cacheReady;
+  return p;
+}
+
+Status CudaBackend::recordAll(const std::vector<Command> &steps) {
+  for (const StepGroup &group : groupSteps(steps)) {
+    Status s;
+    switch (group.kind) {
+    case StepGroup::Kind::Single: s = recordStep(group.first, steps[group.first]); break;
+    case StepGroup::Kind::Gemms: s = recordGemms(steps, group); break;
+    case StepGroup::Kind::CacheWrites:
+      s = recordCacheWrites(std::get<cmd::CacheWrite>(steps[group.first]),
+                            std::get<cmd::CacheWrite>(steps[group.first + 1]));
+      break;
+    }
+    if (s && unresolved_)
+      s = Status::error("step " + std::to_string(group.first) +
+                        ": a buffer lies outside the tensors of its space");
+    if (!s)
+      return s;
+  }
+  return Status::ok();
+}
+
+uint8_t *CudaBackend::ptr(const Buffer &b) const {
+  if (!b.present())
+    return nullptr;
+  uint8_t *p = pointer_(b);
+  unresolved_ |= p == nullptr;
+  return p;
+}
+
+void CudaBackend::add(RecordedEntry::StepFn fn, std::string name) {
+  out_.steps.push_back(std::move(fn));
+  out_.stepNames.push_back(std::move(name));
+}
+
+GemmDesc CudaBackend::gemmDesc(const cmd::Gemm &g) const {
+  GemmDesc d;
+  d.a = ptr(g.a);
+  d.b = ptr(g.b);
+  d.c = ptr(g.c);
+  d.bias = ptr(g.bias);
+  d.residual = ptr(g.residual);
+  d.batch = g.batch;
+  d.m = g.m;
+  d.n = g.n;
+  d.k = g.k;
+  d.transposeA = g.transposeA;
+  d.transposeB = g.transposeB;
+  d.strideA = g.strideA;
+  d.strideB = g.strideB;
+  d.strideC = g.strideC;
+  d.activation = static_cast<int>(g.activation);
+  d.gate = ptr(g.gate);
+  d.norm.weight = ptr(g.normWeight);
+  d.norm.out = ptr(g.normOut);
+  d.norm.squares = reinterpret_cast<double *>(ptr(g.normSquares));
+  d.norm.offset = g.normOffset;
+  d.norm.aSquares = reinterpret_cast<const double *>(ptr(g.aSquares));
+  d.norm.aEps = g.aNormEps;
+  d.wideC = g.wideC;
+  auto isWeights = [](const Buffer &b) { return b.space == format::Space::Weights; };
+  d.constantB = isWeights(g.b) && (!d.gate || isWeights(g.gate)) &&
+                (!d.norm.weight || isWeights(g.normWeight));
+  return d;
+}
+
+Status CudaBackend::record(const cmd::Gemm &c) {
+  return recordGemms({c}, StepGroup{StepGroup::Kind::Gemms, 0, 1, nullptr, false});
+}
+
+Status CudaBackend::recordGemms(const std::vector<Command> &steps, const StepGroup &group) {
+  const auto &first = std::get<cmd::Gemm>(steps[group.first]);
+  auto elem = elemOf(first.dtype);
+  if (!elem)
+    return Status::error("step " + std::to_string(group.first) + " (gemm): " +
+                         elem.status().message());
+  std::vector<GemmDesc> run;
+  for (size_t i = 0; i < group.count; ++i) {
+    GemmDesc d = gemmDesc(std::get<cmd::Gemm>(steps[group.first + i]));
+    if (!d.a || !d.b || !d.c)
+      return Status::error("step " + std::to_string(group.first + i) +
+                           " (gemm): an operand lies outside the tensors of its space");
+    run.push_back(d);
+  }
+  for (size_t i = 0; i < run.size();) {
+    const size_t index = group.first + i;
+    GemmMerge merge = mergeGemms({run.begin() + i, run.end()}, *elem);
+    GemmDesc d = merge.count > 1 && !merge.gemv ? merge.batched : run[i];
+    std::unique_ptr<GemmPlan> plan;
+    if (merge.gemv) {
+      plan = GemmPlan::createGemv({run.begin() + i, run.begin() + i + merge.count}, *elem);
+    } else {
+      auto made = GemmPlan::create(device_.lt, d, *elem, device_.gemmWorkspaceBytes,
+                                   device_.gemmWorkspace);
+      if (!made && merge.count > 1) { // no algorithm for the batch: one at a time
+        merge.count = 1;
+        d = run[i];
+        made = GemmPlan::create(device_.lt, d, *elem, device_.gemmWorkspaceBytes,
+                                device_.gemmWorkspace);
+      }
+      if (!made)
+        return Status::error("step " + std::to_string(index) + " (gemm): " +
+                             made.status().message());
+      plan = std::move(*made);
+    }
+    const bool endsGroup = i + merge.count == run.size();
+    if (merge.gemv && endsGroup && group.nextAttention)
+      plan->setPrefetch(cachePrefetch(*group.nextAttention, *elem,
+                                      attentionParamsOf(*group.nextAttention, pointer_)));
+    if (merge.gemv && endsGroup && group.endsEntry)
+      out_.finalGemv = plan.get();
+    const GemmPlan *p = plan.get();
+    out_.gemms.push_back(std::move(plan));
+    void *workspace = device_.gemmWorkspace;
+    size_t workspaceBytes = device_.gemmWorkspaceBytes;
+    std::string name =
+        "gemm " + std::to_string(d.m) + "x" + std::to_string(d.n) + "x" + std::to_string(d.k);
+    if (merge.count > 1)
+      name += (merge.gemv ? " with " : " batch ") + std::to_string(merge.count) +
+              (merge.gemv ? " parts" : "");
+    else if (d.batch > 1)
+      name += " batch " + std::to_string(d.batch);
+    add([p, workspace, workspaceBytes](cudaStream_t s) {
+          return p->run(workspace, workspaceBytes, s);
+        },
+        name + (d.gate ? " gated" : "") + (d.activation ? " act" : "") +
+            (d.residual ? " residual" : ""));
+    for (size_t merged = 1; merged < merge.count; ++merged)
+      add([](cudaStream_t) { return Status::ok(); },
+          "gemm (done by step " + std::to_string(index) + ")");
+    i += merge.count;
+  }
+  return Status::ok();
+}
+
+Status CudaBackend::record(const cmd::Attention &a) {
+  AttentionParams p = attentionParamsOf(a, pointer_);
+  if (p.headDim > 256 || p.valueDim > 256)
+    return Status::error("head dims above 256 are not supported");
+  auto elem = elemOf(a.dtype);
+  if (!elem)
+    return elem.status();
+  Elem e = *elem;
+  int splits = attentionSplits(e, p, device_.multiprocessors);
+  float *workspace = device_.attentionWorkspace;
+  ErrorWord *error = device_.error;
+  int stepIndex = static_cast<int>(step());
+  add([=](cudaStream_t s) {
+        attention(e, p, splits, workspace, error, stepIndex, s);
+        return Status::ok();
+      },
+      std::string(p.kNew ? "cached " : "") + "attention q" + std::to_string(p.queries) +
+          " k" + std::to_string(p.keys) + " splits " + std::to_string(splits));
+  return Status::ok();
+}
+
+Status CudaBackend::record(const cmd::Launch &l) {
+  if (l.kernel >= device_.functions->size() || l.grid.size() != 2)
+    return Status::error("a launch without a GPU kernel or grid");
+  auto args = std::make_shared<std::vector<CUdeviceptr>>();
+  for (const Buffer &b : l.args)
+    args->push_back(reinterpret_cast<CUdeviceptr>(ptr(b)));
+  auto params = std::make_shared<std::vector<void *>>();
+  for (CUdeviceptr &a : *args)
+    params->push_back(&a);
+  CUfunction f = (*device_.functions)[l.kernel];
+  auto grid = static_cast<unsigned>(l.grid[0]);
+  auto block = static_cast<unsigned>(l.grid[1]);
+  const Driver *driver = device_.driver;
+  // Kernels built to wait for their predecessor may start while it
+  // finishes, hiding most of the launch between two small kernels.
+  const bool overlap = device_.overlapLaunches;
+  add([=](cudaStream_t s) {
+        CUlaunchAttribute attribute{};
+        attribute.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+        attribute.value.programmaticStreamSerializationAllowed = 1;
+        CUlaunchConfig config{};
+        config.gridDimX = grid;
+        config.gridDimY = config.gridDimZ = 1;
+        config.blockDimX = block;
+        config.blockDimY = config.blockDimZ = 1;
+        config.hStream = s;
+        config.attrs = &attribute;
+        config.numAttrs = overlap ? 1 : 0;
+        CUresult r = driver->launchKernelEx(&config, f, params->data(), nullptr);
+        if (r != CUDA_SUCCESS)
+          return Status::error("kernel launch: " + driver->message(r));
+        (void)args; // keeps the pointers params points at alive
+        return Status::ok();
+      },
+      "kernel " + std::to_string(l.kernel));
+  return Status::ok();
+}
+
+Status CudaBackend::record(const cmd::Embedding &c) {
+  auto elem = elemOf(c.dtype);
+  if (!elem)
+    return elem.status();
+  Elem e = *elem;
+  uint8_t *table = ptr(c.table), *ids = ptr(c.indices), *out = ptr(c.out);
+  ErrorWord *error = device_.error;
+  int stepIndex = static_cast<int>(step());
+  int64_t vocab = c.vocab, dim = c.dim, count = c.count;
+  add([=](cudaStream_t s) {
+        embedding(e, table, vocab, dim, i32(ids), count, out, error, stepIndex, s);
+        return Status::ok();
+      },
+      "embedding");
+  return Status::ok();
+}
+
+Status CudaBackend::record(const cmd::CacheWrite &c) {
+  auto elem = elemOf(c.dtype);
+  if (!elem)
+    return elem.status();
+  Elem e = *elem;
+  std::vector<CacheWrite> writes{{ptr(c.cache), ptr(c.update)}};
+  uint8_t *positions = ptr(c.positions);
+  ErrorWord *error = device_.error;
+  int stepIndex = static_cast<int>(step());
+  add([=](cudaStream_t s) {
+        cacheWrite(e, writes.data(), 1, i32(positions), c.batch, c.heads, c.slots, c.rows,
+                   c.dim, error, stepIndex, s);
+        return Status::ok();
+      },
+      "cache_write");
+  return Status::ok();
+}
+
+Status CudaBackend::recordCacheWrites(const cmd::CacheWrite &a, const cmd::CacheWrite &b) {
+  // groupSteps paired them: the same type, shape and positions.
+  if (Status s = record(a); !s)
+    return Status::error("step " + std::to_string(step()) + " (cache_write): " + s.message());
+  const size_t index = static_cast<size_t>(step());
+  auto elem = elemOf(a.dtype);
+  Elem e = *elem;
+  std::vector<CacheWrite> writes{{ptr(a.cache), ptr(a.update)}, {ptr(b.cache), ptr(b.update)}};
+  uint8_t *positions = ptr(a.positions);
+  ErrorWord *error = device_.error;
+  int stepIndex = static_cast<int>(index);
+  out_.steps.back() = [=](cudaStream_t s) {
+    cacheWrite(e, writes.data(), 2, i32(positions), a.batch, a.heads, a.slots, a.rows, a.dim,
+               error, stepIndex, s);
+    return Status::ok();
+  };
+  out_.stepNames.back() = "cache_write (two caches)";
+  add([](cudaStream_t) { return Status::ok(); },
+      "cache_write (done by step " + std::to_string(index) + ")");
+  return Status::ok();
+}
+
+Status CudaBackend::record(const cmd::Take &c) {
+  uint8_t *in = ptr(c.input), *rows = ptr(c.indices), *out = ptr(c.out);
+  ErrorWord *error = device_.error;
+  int stepIndex = static_cast<int>(step());
+  int64_t batch = c.batch, length = c.length, words = c.rowBytes / 4;
+  add([=](cudaStream_t s) {
+        take(reinterpret_cast<const uint32_t *>(in), i32(rows), batch, length, words,
+             reinterpret_cast<uint32_t *>(out), error, stepIndex, s);
+        return Status::ok();
+      },
+      "take");
+  return Status::ok();
+}
+
+namespace {
+Shape shapeOf(const std::vector<int64_t> &dims) {
+  Shape s{};
+  s.rank = static_cast<int64_t>(dims.size()); // at most kMostDims, as decoded
+  for (size_t d = 0; d < dims.size(); ++d)
+    s.dims[d] = dims[d];
+  return s;
+}
+static_assert(cmd::kMostDims <= kMaxRank);
+} // namespace
+
+Status CudaBackend::record(const cmd::Transpose &c) {
+  uint8_t *in = ptr(c.input), *out = ptr(c.out);
+  Shape shape = shapeOf(c.shape), perm = shapeOf(c.permutation);
+  int64_t bytes = c.elementBytes;
+  add([=](cudaStream_t s) {
+        transpose(in, out, bytes, shape, perm, s);
+        return Status::ok();
+      },
+      "transpose");
+  return Status::ok();
+}
+
+Status CudaBackend::record(const cmd::Slice &c) {
+  uint8_t *in = ptr(c.input), *out = ptr(c.out);
+  Shape shape = shapeOf(c.shape), offsets = shapeOf(c.offsets), sizes = shapeOf(c.sizes);
+  int64_t bytes = c.elementBytes;
+  add([=](cudaStream_t s) {
+        slice(in, out, bytes, shape, offsets, sizes, s);
+        return Status::ok();
+      },
+      "slice");
+  return Status::ok();
+}
+
+Status CudaBackend::record(const cmd::TopK &c) {
+  if (c.k > 32)
+    return Status::error("k above 32 is not supported");
+  auto elem = elemOf(c.dtype);
+  if (!elem)
+    return elem.status();
+  Elem e = *elem;
+  uint8_t *in = ptr(c.input), *values = ptr(c.values), *indices = ptr(c.indices);
+  add([=](cudaStream_t s) {
+        topk(e, in, c.rows, c.n, c.k, values, i32(indices), s);
+        return Status::ok();
+      },
+      "topk");
+  return Status::ok();
+}
+
+Status CudaBackend::record(const cmd::CrossEntropy &c) {
+  auto elem = elemOf(c.dtype);
+  if (!elem)
+    return elem.status();
+  Elem e = *elem;
+  uint8_t *logits = ptr(c.logits), *labels = ptr(c.labels), *loss = ptr(c.loss);
+  ErrorWord *error = device_.error;
+  int stepIndex = static_cast<int>(step());
+  int reduction = static_cast<int>(c.reduction);
+  add([=](cudaStream_t s) {
+        crossEntropy(e, logits, i32(labels), c.rows, c.vocab, c.ignoreIndex, reduction,
+                     reinterpret_cast<float *>(loss), error, stepIndex, s);
+        return Status::ok();
+      },
+      "cross_entropy");
+  return Status::ok();
+}
+
+Status CudaBackend::record(const cmd::CrossEntropyGrad &c) {
+  auto elem = elemOf(c.dtype);
+  if (!elem)
+    return elem.status();
+  Elem e = *elem;
+  uint8_t *logits = ptr(c.logits), *labels = ptr(c.labels), *grad = ptr(c.lossGrad),
+          *out = ptr(c.out);
+  ErrorWord *error = device_.error;
+  int stepIndex = static_cast<int>(step());
+  int reduction = static_cast<int>(c.reduction);
+  add([=](cudaStream_t s) {
+        crossEntropyGrad(e, logits, i32(labels), reinterpret_cast<float *>(grad), c.rows,
+                         c.vocab, c.ignoreIndex, reduction, out, error, stepIndex, s);
+        return Status::ok();
+      },
+      "cross_entropy_grad");
+  return Status::ok();
+}
+
+Status CudaBackend::record(const cmd::Place &c) {
+  uint8_t *in = ptr(c.input), *out = ptr(c.out);
+  add([=](cudaStream_t s) {
+        place(in, out, c.outer, c.chunkBytes, c.strideBytes, c.offsetBytes, s);
+        return Status::ok();
+      },
+      "place");
+  return Status::ok();
+}
+
+Status CudaBackend::record(const cmd::OneHot &c) {
+  auto elem = elemOf(c.dtype);
+  if (!elem)
+    return elem.status();
+  Elem e = *elem;
+  uint8_t *indices = ptr(c.indices), *out = ptr(c.out);
+  ErrorWord *error = device_.error;
+  int stepIndex = static_cast<int>(step());
+  add([=](cudaStream_t s) {
+        oneHot(e, i32(indices), c.count, c.depth, out, error, stepIndex, s);
+        return Status::ok();
+      },
+      "one_hot");
+  return Status::ok();
+}
+
+Status CudaBackend::record(const cmd::Reduce &c) {
+  auto elem = elemOf(c.dtype);
+  if (!elem)
+    return elem.status();
+  Elem e = *elem;
+  uint8_t *in = ptr(c.input), *out = ptr(c.out);
+  if (sumsColumnsByGemm(c.kind, c.n, c.inner)) {
+    // A sum (or mean) over the middle axis of [outer, n, inner] as a GEMM
+    // ones[1, n] · x[n, inner] per outer index: cuBLASLt reads x at full
+    // bandwidth where a thread per column would loop over n serially.
+    GemmDesc d;
+    d.a = e == Elem::BF16 ? device_.onesBF16 : device_.onesF32;
+    d.b = in;
+    d.c = out;
+    d.batch = c.outer;
+    d.m = 1;
+    d.n = c.inner;
+    d.k = c.n;
+    d.strideA = 0;
+    d.strideB = c.n * c.inner;
+    d.strideC = c.inner;
+    d.alpha = c.kind == format::ReduceKind::Mean ? 1.0f / static_cast<float>(c.n) : 1.0f;
+    auto plan = GemmPlan::create(device_.lt, d, e, device_.gemmWorkspaceBytes);
+    if (!plan)
+      return plan.status();
+    const GemmPlan *p = plan->get();
+    out_.gemms.push_back(std::move(*plan));
+    void *workspace = device_.gemmWorkspace;
+    size_t workspaceBytes = device_.gemmWorkspaceBytes;
+    add([p, workspace, workspaceBytes](cudaStream_t s) {
+          return p->run(workspace, workspaceBytes, s);
+        },
+        "reduce as gemm " + std::to_string(c.n) + "x" + std::to_string(c.inner) +
+            (c.outer > 1 ? " batch " + std::to_string(c.outer) : ""));
+    return Status::ok();
+  }
+  int kind = static_cast<int>(c.kind);
+  add([=](cudaStream_t s) {
+        reduce(e, in, out, kind, c.outer, c.n, c.inner, s);
+        return Status::ok();
+      },
+      "reduce");
+  return Status::ok();
+}
+
+Status CudaBackend::record(const cmd::Copy &c) {
+  uint8_t *in = ptr(c.input), *out = ptr(c.out);
+  auto bytes = static_cast<size_t>(c.out.size);
+  add([=](cudaStream_t s) {
+        if (cudaError_t err = cudaMemcpyAsync(out, in, bytes, cudaMemcpyDeviceToDevice, s);
+            err != cudaSuccess)
+          return cudaError("copy", err);
+        return Status::ok();
+      },
+      "copy");
+  return Status::ok();
+}
+
+Status CudaBackend::record(const cmd::Fill &c) {
+  int width = 0;
+  switch (c.dtype) {
+  case format::DType::F32: width = 4; break;
+  case format::DType::BF16:
+  case format::DType::F16: width = 2; break;
+  default: return Status::error("fills f32, f16 or bf16 elements only");
+  }
+  uint8_t *out = ptr(c.out);
+  int64_t bytes = c.out.size;
+  auto bits = static_cast<uint32_t>(c.bits);
+  add([=](cudaStream_t s) {
+        fill(out, bytes, bits, width, s);
+        return Status::ok();
+      },
+      "fill");
+  return Status::ok();
+}
+
+} // namespace gai::cuda

@@ -1,0 +1,101 @@
+// The CUDA backend: records each command as a function that enqueues its
+// launches on a stream, resolved once (pointers, cuBLASLt plans, splits),
+// so that an entry's run is those functions in order, or their graph.
+#ifndef GAI_RUNTIME_HAL_CUDA_CUDABACKEND_H
+#define GAI_RUNTIME_HAL_CUDA_CUDABACKEND_H
+
+#include "hal/Backend.h"
+#include "hal/cuda/CommandGroups.h"
+#include "hal/cuda/Driver.h"
+#include "hal/cuda/Gemm.h"
+#include "hal/cuda/Kernels.h"
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace gai::cuda {
+
+/// What an entry's commands became.
+struct RecordedEntry {
+  using StepFn = std::function<Status(cudaStream_t)>;
+  /// One per artifact step: a step merged into an earlier one is empty,
+  /// so step numbers keep meaning the artifact's.
+  std::vector<StepFn> steps;
+  std::vector<std::string> stepNames;
+  std::vector<std::unique_ptr<GemmPlan>> gemms;
+  GemmPlan *finalGemv = nullptr; // our GEMV, when it is the last step
+};
+
+/// The device resources commands are recorded against.
+struct CudaResources {
+  cublasLtHandle_t lt = nullptr;
+  void *gemmWorkspace = nullptr;
+  size_t gemmWorkspaceBytes = 0;
+  float *attentionWorkspace = nullptr;
+  void *onesF32 = nullptr, *onesBF16 = nullptr; // for column sums by GEMM
+  ErrorWord *error = nullptr;
+  int multiprocessors = 1;
+  const Driver *driver = nullptr;
+  const std::vector<CUfunction> *functions = nullptr;
+  bool overlapLaunches = false; // kernels built to wait for their predecessor
+};
+
+/// Reductions over a middle axis that go to cuBLASLt: sums and means of
+/// rows wide enough to keep its tiles busy.
+bool sumsColumnsByGemm(format::ReduceKind kind, int64_t n, int64_t inner);
+
+/// The kernel's description of attention `a`, its buffers placed by
+/// `pointer` (null for an absent one).
+AttentionParams attentionParamsOf(const cmd::Attention &a,
+                                  const std::function<uint8_t *(const Buffer &)> &pointer);
+
+class CudaBackend final : public Backend {
+public:
+  using Pointer = std::function<uint8_t *(const Buffer &)>;
+  CudaBackend(const CudaResources &device, Pointer pointer, RecordedEntry &out)
+      : device_(device), pointer_(std::move(pointer)), out_(out) {}
+
+  /// Records `steps` group by group (groupSteps): the executor's loop.
+  Status recordAll(const std::vector<Command> &steps);
+
+  using Backend::record;
+  Status record(const cmd::Gemm &c) override;
+  Status record(const cmd::Attention &c) override;
+  Status record(const cmd::Launch &c) override;
+  Status record(const cmd::Embedding &c) override;
+  Status record(const cmd::CacheWrite &c) override;
+  Status record(const cmd::Take &c) override;
+  Status record(const cmd::Transpose &c) override;
+  Status record(const cmd::Slice &c) override;
+  Status record(const cmd::TopK &c) override;
+  Status record(const cmd::CrossEntropy &c) override;
+  Status record(const cmd::CrossEntropyGrad &c) override;
+  Status record(const cmd::Place &c) override;
+  Status record(const cmd::OneHot &c) override;
+  Status record(const cmd::Reduce &c) override;
+  Status record(const cmd::Copy &c) override;
+  Status record(const cmd::Fill &c) override;
+
+private:
+  /// GEMMs steps[first, first + count), merged where mergeGemms allows.
+  Status recordGemms(const std::vector<Command> &steps, const StepGroup &group);
+  /// Two cache writes as one launch.
+  Status recordCacheWrites(const cmd::CacheWrite &a, const cmd::CacheWrite &b);
+  GemmDesc gemmDesc(const cmd::Gemm &g) const;
+  void add(RecordedEntry::StepFn fn, std::string name);
+  /// The device address of `b`, null when absent; a present buffer that
+  /// does not resolve (a weights range across tensors) is reported by
+  /// recordAll.
+  uint8_t *ptr(const Buffer &b) const;
+
+  const CudaResources &device_;
+  Pointer pointer_;
+  RecordedEntry &out_;
+  mutable bool unresolved_ = false;
+};
+
+} // namespace gai::cuda
+
+#endif // GAI_RUNTIME_HAL_CUDA_CUDABACKEND_H
