@@ -48,7 +48,7 @@ DType hostDType(format::DType dtype) {
 bool hasTrainableParameters(const format::Artifact &root) {
   if (root.state())
     for (const format::TensorDesc *t : *root.state())
-      if (t->name() && t->name()->string_view().substr(0, 6) == "param.")
+      if (t->role() == format::TensorRole::Parameter)
         return true;
   return false;
 }

@@ -49,7 +49,8 @@ StatusOr<std::unique_ptr<Executor>> createCpuExecutor(const LoadedArtifact &arti
 int cudaDeviceCount();
 /// Runs on CUDA device `ordinal`; an error when there is none.
 StatusOr<std::unique_ptr<Executor>> createCudaExecutor(const LoadedArtifact &artifact,
-                                                       int ordinal);
+                                                       int ordinal,
+                                                       const SessionOptions &options);
 
 } // namespace gai
 

@@ -11,6 +11,20 @@
 
 namespace gai {
 
+SessionOptions SessionOptions::fromEnvironment() {
+  SessionOptions options;
+  auto is = [](const char *name, const char *value) {
+    const char *env = std::getenv(name);
+    return env && std::strcmp(env, value) == 0;
+  };
+  options.cudaGraphs = !is("GAI_CUDA_GRAPHS", "0");
+  options.profile = is("GAI_CUDA_PROFILE", "1");
+  options.overlapLaunches = !is("GAI_CUDA_OVERLAP", "0");
+  if (const char *tune = std::getenv("GAI_CUDA_GEMM_TUNE"))
+    options.gemmTuneCandidates = std::atoi(tune);
+  return options;
+}
+
 Session::Session(LoadedArtifact artifact) : artifact_(std::move(artifact)) {}
 Session::~Session() = default;
 
@@ -45,7 +59,7 @@ StatusOr<std::unique_ptr<Session>> Session::create(LoadedArtifact artifact,
         return Status::error("--device=" + device + ": expected cuda:N");
       ordinal = static_cast<int>(n);
     }
-    executor = createCudaExecutor(session->artifact_, ordinal);
+    executor = createCudaExecutor(session->artifact_, ordinal, options);
   } else {
     return Status::error("--device=" + device + ": expected auto, cpu, cuda or cuda:N");
   }
@@ -57,7 +71,7 @@ StatusOr<std::unique_ptr<Session>> Session::create(LoadedArtifact artifact,
   return session;
 }
 
-/// Trainable parameters (state param.<name>) start as the weight <name>
+/// Trainable parameters (state of role Parameter) start as their weight
 /// when the artifact has weights, converted to the state's precision.
 Status Session::initialiseParameters() {
   const format::Artifact &root = artifact_.root();
@@ -69,12 +83,12 @@ Status Session::initialiseParameters() {
     weights[t->name()->str()] = t;
   std::vector<uint8_t> converted;
   for (const format::TensorDesc *t : *root.state()) {
-    std::string name = t->name()->str();
-    if (name.rfind("param.", 0) != 0)
+    if (t->role() != format::TensorRole::Parameter)
       continue;
-    auto it = weights.find(name.substr(6));
+    std::string name = t->name()->str(), weight = t->weight() ? t->weight()->str() : "";
+    auto it = weights.find(weight);
     if (it == weights.end())
-      return Status::error("state '" + name + "' has no weight '" + name.substr(6) +
+      return Status::error("state '" + name + "' has no weight '" + weight +
                            "' to start from");
     const format::TensorDesc *from = it->second;
     converted.resize(static_cast<size_t>(t->buffer()->size()));
@@ -130,7 +144,7 @@ int64_t Session::greedyStepsAtOnce() const { return executor_->greedyStepsAtOnce
 void Session::resetState() {
   if (const auto *state = artifact_.root().state())
     for (const format::TensorDesc *t : *state)
-      if (t->name()->string_view().substr(0, 6) == "cache.")
+      if (t->role() == format::TensorRole::KVCache)
         executor_->zeroState(t->buffer()->offset(), t->buffer()->size());
 }
 

@@ -13,10 +13,6 @@
 namespace gai {
 namespace {
 
-bool startsWith(const std::string &s, const char *prefix) {
-  return s.rfind(prefix, 0) == 0;
-}
-
 const TensorRef *find(const std::vector<TensorRef> &refs, const std::string &name) {
   for (const TensorRef &r : refs)
     if (r.name == name)
@@ -139,7 +135,8 @@ StatusOr<double> Trainer::evalLoss(const int32_t *tokens, const int32_t *targets
 std::vector<TensorRef> Trainer::persistentState() const {
   std::vector<TensorRef> kept;
   for (TensorRef &r : session_->stateTensors())
-    if (startsWith(r.name, "param.") || startsWith(r.name, "adam."))
+    if (r.role == TensorRole::Parameter || r.role == TensorRole::FirstMoment ||
+        r.role == TensorRole::SecondMoment)
       kept.push_back(std::move(r));
   return kept;
 }
@@ -147,17 +144,18 @@ std::vector<TensorRef> Trainer::persistentState() const {
 Status Trainer::initialiseRandomly(uint64_t seed) {
   std::mt19937_64 rng(seed);
   for (const TensorRef &r : session_->stateTensors()) {
-    if (startsWith(r.name, "grad.") || startsWith(r.name, "adam.")) {
+    if (r.role == TensorRole::Gradient || r.role == TensorRole::FirstMoment ||
+        r.role == TensorRole::SecondMoment) {
       std::vector<uint8_t> zeros(static_cast<size_t>(r.size), 0);
       if (Status s = session_->writeState(r.name, zeros.data()); !s)
         return s;
       continue;
     }
-    if (!startsWith(r.name, "param."))
+    if (r.role != TensorRole::Parameter)
       continue;
     if (r.dtype != DType::F32)
       return Status::error("state '" + r.name + "' is not f32");
-    std::vector<float> values = initialValues(r.name.substr(6), r.shape, rng);
+    std::vector<float> values = initialValues(r.weight, r.shape, rng);
     if (Status s = session_->writeState(r.name, values.data()); !s)
       return s;
   }
@@ -168,7 +166,7 @@ Status Trainer::initialiseRandomly(uint64_t seed) {
 Status Trainer::saveWeights(const std::string &path) {
   std::vector<TensorRef> params;
   for (TensorRef &r : session_->stateTensors())
-    if (startsWith(r.name, "param."))
+    if (r.role == TensorRole::Parameter)
       params.push_back(std::move(r));
   std::vector<std::vector<uint8_t>> storage(params.size());
   std::vector<TensorToWrite> tensors;
@@ -176,7 +174,7 @@ Status Trainer::saveWeights(const std::string &path) {
     storage[i].resize(static_cast<size_t>(params[i].size));
     if (Status s = session_->readState(params[i].name, storage[i].data()); !s)
       return s;
-    tensors.push_back({params[i].name.substr(6), params[i].dtype, params[i].shape,
+    tensors.push_back({params[i].weight, params[i].dtype, params[i].shape,
                        storage[i].data(), storage[i].size()});
   }
   return writeSafetensors(path, tensors, {{"format", "pt"}});

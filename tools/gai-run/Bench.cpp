@@ -3,6 +3,7 @@
 // greedy generation (one prefill of the prompt, then the new tokens) after
 // two warm-up generations, as a user would see it.
 #include "Bench.h"
+#include "SessionFlags.h"
 
 #include "gai/Generate.h"
 #include "gai/Session.h"
@@ -61,7 +62,8 @@ int fail(const std::string &message) {
 } // namespace
 
 int benchCommand(int argc, char **argv) {
-  std::string artifactPath, weightsPath, workload, device = "auto", name;
+  std::string artifactPath, weightsPath, workload, name;
+  SessionOptions options = SessionOptions::fromEnvironment();
   long iters = 10, promptLen = 128, newTokens = 256;
   bool hostSampling = false;
   for (int i = 0; i < argc; ++i) {
@@ -74,8 +76,13 @@ int benchCommand(int argc, char **argv) {
       return v && *end == '\0' && out > 0;
     };
     const char *v = nullptr;
-    if (arg == "--help" || arg == "-h") {
+    std::string error;
+    if (FlagResult r = parseSessionFlag(argc, argv, i, options, error); r != FlagResult::NotMine) {
+      if (r == FlagResult::Bad)
+        return fail(error);
+    } else if (arg == "--help" || arg == "-h") {
       std::fputs(kBenchUsage, stdout);
+      std::fputs(kSessionFlagsHelp, stdout);
       return 0;
     } else if (arg == "--workload") {
       if (!(v = value()))
@@ -85,10 +92,6 @@ int benchCommand(int argc, char **argv) {
       if (!(v = value()))
         return fail("--weights needs a file");
       weightsPath = v;
-    } else if (arg == "--device") {
-      if (!(v = value()))
-        return fail("--device needs auto, cpu, cuda or cuda:N");
-      device = v;
     } else if (arg == "--name") {
       if (!(v = value()))
         return fail("--name needs a model name");
@@ -121,8 +124,6 @@ int benchCommand(int argc, char **argv) {
   auto artifact = LoadedArtifact::load(artifactPath, weightsPath);
   if (!artifact)
     return fail(artifact.status().message());
-  SessionOptions options;
-  options.device = device;
   auto created = Session::create(std::move(*artifact), options);
   if (!created)
     return fail(created.status().message());

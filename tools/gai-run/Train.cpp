@@ -3,6 +3,7 @@
 #include "Train.h"
 
 #include "Flags.h"
+#include "SessionFlags.h"
 #include "LossPlot.h"
 #include "format/artifact_generated.h"
 #include "gai/Generate.h"
@@ -96,7 +97,8 @@ bool pointLatestAt(const std::string &dir, const std::string &name) {
 }
 
 struct Flags {
-  std::string artifact, weights, device = "auto", format = "auto", metrics,
+  SessionOptions session = SessionOptions::fromEnvironment();
+  std::string artifact, weights, format = "auto", metrics,
       checkpointDir, resume, output, plot, samplePrompt = "\n";
   std::vector<std::string> data;
   int64_t steps = -1, batch = -1, seq = -1, warmup = -1, seed = -1, evalEvery = -1,
@@ -123,11 +125,16 @@ int trainCommand(int argc, char **argv) {
     };
     auto real = [&](double &out) { return value() && parseDouble(v, out) && out >= 0; };
     bool ok = true;
-    if (arg == "--help" || arg == "-h") {
+    std::string error;
+    if (FlagResult r = parseSessionFlag(argc, argv, i, f.session, error);
+        r != FlagResult::NotMine) {
+      if (r == FlagResult::Bad)
+        return fail(error);
+    } else if (arg == "--help" || arg == "-h") {
       std::fputs(kTrainUsage, stdout);
+      std::fputs(kSessionFlagsHelp, stdout);
       return 0;
     } else if (arg == "--weights") ok = value(), f.weights = v;
-    else if (arg == "--device") ok = value(), f.device = v;
     else if (arg == "--data") ok = value(), f.data.push_back(v);
     else if (arg == "--data-format") ok = value(), f.format = v;
     else if (arg == "--steps") ok = integer(f.steps, 0);
@@ -167,9 +174,7 @@ int trainCommand(int argc, char **argv) {
   if (!artifact)
     return fail(artifact.status().message());
   bool startsFromWeights = artifact->weights() != nullptr;
-  SessionOptions sessionOptions;
-  sessionOptions.device = f.device;
-  auto session = Session::create(std::move(*artifact), sessionOptions);
+  auto session = Session::create(std::move(*artifact), f.session);
   if (!session)
     return fail(session.status().message());
   Session &s = **session;

@@ -1,6 +1,7 @@
 // gai-run: runs gai artifacts: generate, train, bench, and init (fresh weights).
 #include "Bench.h"
 #include "Flags.h"
+#include "SessionFlags.h"
 #include "Train.h"
 
 #include "gai/Generate.h"
@@ -47,7 +48,7 @@ using gai::parseInt;
 
 int generateCommand(int argc, char **argv) {
   std::string artifactPath, weightsPath;
-  gai::SessionOptions sessionOptions;
+  gai::SessionOptions sessionOptions = gai::SessionOptions::fromEnvironment();
   std::vector<std::string> texts;
   std::vector<std::vector<int32_t>> idPrompts;
   std::vector<bool> promptIsText;
@@ -61,16 +62,18 @@ int generateCommand(int argc, char **argv) {
       out = argv[++i];
       return true;
     };
-    std::string v;
-    if (arg == "--help" || arg == "-h") {
+    std::string v, error;
+    if (auto r = gai::parseSessionFlag(argc, argv, i, sessionOptions, error);
+        r != gai::FlagResult::NotMine) {
+      if (r == gai::FlagResult::Bad)
+        return fail(error);
+    } else if (arg == "--help" || arg == "-h") {
       std::fputs(kUsage, stdout);
+      std::fputs(gai::kSessionFlagsHelp, stdout);
       std::exit(0);
     } else if (arg == "--weights") {
       if (!value(weightsPath))
         return fail("--weights needs a file");
-    } else if (arg == "--device") {
-      if (!value(sessionOptions.device))
-        return fail("--device needs auto, cpu, cuda or cuda:N");
     } else if (arg == "--prompt") {
       if (!value(v))
         return fail("--prompt needs text");

@@ -364,6 +364,8 @@ std::vector<TensorRef> tensorRefs(
   for (const format::TensorDesc *t : *list) {
     TensorRef r;
     r.name = t->name() ? t->name()->str() : "";
+    r.role = static_cast<TensorRole>(t->role());
+    r.weight = t->weight() ? t->weight()->str() : "";
     if (t->shape())
       r.shape.assign(t->shape()->begin(), t->shape()->end());
     r.elementBytes = static_cast<int>(std::max<int64_t>(dtypeBits(t->dtype()) / 8, 1));

@@ -171,12 +171,12 @@ Status CudaBackend::recordGemms(const std::vector<Command> &steps, const StepGro
       plan = GemmPlan::createGemv({run.begin() + i, run.begin() + i + merge.count}, *elem);
     } else {
       auto made = GemmPlan::create(device_.lt, d, *elem, device_.gemmWorkspaceBytes,
-                                   device_.gemmWorkspace);
+                                   device_.gemmWorkspace, device_.gemmTuneCandidates);
       if (!made && merge.count > 1) { // no algorithm for the batch: one at a time
         merge.count = 1;
         d = run[i];
         made = GemmPlan::create(device_.lt, d, *elem, device_.gemmWorkspaceBytes,
-                                device_.gemmWorkspace);
+                                device_.gemmWorkspace, device_.gemmTuneCandidates);
       }
       if (!made)
         return Status::error("step " + std::to_string(index) + " (gemm): " +

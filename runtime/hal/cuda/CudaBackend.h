@@ -40,6 +40,7 @@ struct CudaResources {
   const Driver *driver = nullptr;
   const std::vector<CUfunction> *functions = nullptr;
   bool overlapLaunches = false; // kernels built to wait for their predecessor
+  int gemmTuneCandidates = 0;   // SessionOptions::gemmTuneCandidates
 };
 
 /// Reductions over a middle axis that go to cuBLASLt: sums and means of

@@ -38,8 +38,9 @@ struct PinnedBuffer {
 
 class CudaExecutor final : public Executor {
 public:
-  CudaExecutor(const LoadedArtifact &artifact, int ordinal)
-      : artifact_(artifact), ordinal_(ordinal) {}
+  CudaExecutor(const LoadedArtifact &artifact, int ordinal, const SessionOptions &options)
+      : artifact_(artifact), ordinal_(ordinal), options_(options),
+        profile_(options.profile) {}
   ~CudaExecutor() override;
   Status init();
 
@@ -90,6 +91,7 @@ private:
 
   const LoadedArtifact &artifact_;
   int ordinal_;
+  SessionOptions options_;
   std::string name_;
   int multiprocessors_ = 1;
   const Driver *driver_ = nullptr;
@@ -109,8 +111,8 @@ private:
   /// size, device offset), sorted.
   std::vector<std::array<int64_t, 3>> weightMap_;
   std::map<std::string, std::unique_ptr<Entry>> entries_;
-  /// GAI_CUDA_PROFILE=1: steps run eagerly between events; the time per
-  /// step kind is printed when the executor goes away.
+  /// SessionOptions::profile: steps run eagerly between events; the time
+  /// per step kind is printed when the executor goes away.
   bool profile_ = false;
   std::map<std::string, std::pair<double, int64_t>> profileMs_;
 };
@@ -178,8 +180,7 @@ Status CudaExecutor::init() {
   multiprocessors_ = props.multiProcessorCount;
   name_ = "cuda:" + std::to_string(ordinal_) + " (" + props.name + ")";
 
-  if (const char *env = std::getenv("GAI_CUDA_PROFILE"))
-    profile_ = std::string(env) == "1";
+  setOverlapLaunches(options_.overlapLaunches);
   const format::Artifact &root = artifact_.root();
 
   auto driver = Driver::get();
@@ -284,6 +285,7 @@ Status CudaExecutor::init() {
   resources_.multiprocessors = multiprocessors_;
   resources_.driver = driver_;
   resources_.functions = &functions_;
+  resources_.gemmTuneCandidates = options_.gemmTuneCandidates;
   resources_.overlapLaunches =
       root.kernels() && root.kernels()->programmatic_launch() && overlapsLaunches();
   if (root.entries())
@@ -432,15 +434,6 @@ cudaGraphExec_t CudaExecutor::capture(const std::string &what,
   return exec;
 }
 
-/// GAI_CUDA_GRAPHS=0 launches every step eagerly (for comparing).
-static bool usesGraphs() {
-  static const bool graphs = [] {
-    const char *env = std::getenv("GAI_CUDA_GRAPHS");
-    return !env || std::string(env) != "0";
-  }();
-  return graphs;
-}
-
 Status CudaExecutor::checkError(const Entry &entry) {
   ErrorWord word;
   std::memcpy(&word, hostError_.data, sizeof word);
@@ -483,7 +476,7 @@ Status CudaExecutor::run(const std::string &name) {
   Entry &entry = *it->second;
   // The first run is eager (it also sets up cuBLASLt and the kernels);
   // the second captures a graph that later runs replay.
-  if (usesGraphs() && !profile_ && !entry.graph && !entry.graphFailed && entry.runs >= 1) {
+  if (options_.cudaGraphs && !profile_ && !entry.graph && !entry.graphFailed && entry.runs >= 1) {
     entry.graph = capture("entry '" + name + "'",
                           [&](cudaStream_t s) { return enqueue(entry, s); });
     entry.graphFailed = !entry.graph;
@@ -578,7 +571,7 @@ StatusOr<std::vector<int32_t>> CudaExecutor::decodeGreedy(const std::string &nam
       cudaGraphExecDestroy(entry.greedyGraph);
       entry.greedyGraph = nullptr;
     }
-    if (usesGraphs() && !entry.greedyGraph && !entry.greedyGraphFailed && entry.runs >= 1) {
+    if (options_.cudaGraphs && !entry.greedyGraph && !entry.greedyGraphFailed && entry.runs >= 1) {
       entry.greedyGraph = capture("greedy decoding of entry '" + name + "'", step);
       entry.greedyGraphFailed = !entry.greedyGraph;
       entry.greedyLast = lastPosition;
@@ -617,8 +610,9 @@ int cudaDeviceCount() {
 }
 
 StatusOr<std::unique_ptr<Executor>> createCudaExecutor(const LoadedArtifact &artifact,
-                                                       int ordinal) {
-  auto executor = std::make_unique<CudaExecutor>(artifact, ordinal);
+                                                       int ordinal,
+                                                       const SessionOptions &options) {
+  auto executor = std::make_unique<CudaExecutor>(artifact, ordinal, options);
   if (Status s = executor->init(); !s)
     return s;
   return std::unique_ptr<Executor>(std::move(executor));

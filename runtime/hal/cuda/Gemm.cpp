@@ -35,11 +35,6 @@ bool aligned16(const void *p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 constexpr int kMostTuneCandidates = 64;
 constexpr double kTuneFlops = 1e9; // smaller GEMMs keep the first pick
 
-/// How many candidates to time (GAI_CUDA_GEMM_TUNE, 0: none).
-int tuneCandidates() {
-  const char *env = std::getenv("GAI_CUDA_GEMM_TUNE");
-  return env ? std::clamp(std::atoi(env), 0, kMostTuneCandidates) : 8;
-}
 
 /// Tuned choices by device and shape, for the process: the layers of a
 /// model share a few shapes, and entries share them too.
@@ -182,7 +177,8 @@ StatusOr<std::unique_ptr<GemmPlan>> GemmPlan::create(cublasLtHandle_t handle,
                                                      const GemmDesc &desc,
                                                      Elem elem,
                                                      size_t workspaceBytes,
-                                                     void *tuneWorkspace) {
+                                                     void *tuneWorkspace,
+                                                     int tuneCandidates) {
   std::unique_ptr<GemmPlan> plan(new GemmPlan());
   plan->handle_ = handle;
   plan->desc_ = desc;
@@ -286,7 +282,7 @@ StatusOr<std::unique_ptr<GemmPlan>> GemmPlan::create(cublasLtHandle_t handle,
                                        &alignC, sizeof alignC);
   cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES,
                                        &alignD, sizeof alignD);
-  const int candidates = tuneCandidates();
+  const int candidates = std::clamp(tuneCandidates, 0, kMostTuneCandidates);
   const bool tune = tuneWorkspace && candidates > 1 &&
                     2.0 * desc.batch * desc.m * desc.n * desc.k >= kTuneFlops;
   const std::string key =

@@ -61,9 +61,10 @@ public:
   /// With `tuneWorkspace` (workspaceBytes of device memory), a prefill-sized
   /// GEMM times cuBLASLt's candidate algorithms on scratch outputs and keeps
   /// the fastest (remembered per shape for the process).
+  /// `tuneCandidates`: how many candidates to time (SessionOptions).
   static StatusOr<std::unique_ptr<GemmPlan>>
   create(cublasLtHandle_t handle, const GemmDesc &desc, Elem elem,
-         size_t workspaceBytes, void *tuneWorkspace = nullptr);
+         size_t workspaceBytes, void *tuneWorkspace = nullptr, int tuneCandidates = 8);
   /// One launch of our GEMV for up to kGemvParts decode-sized GEMMs over
   /// the same A (mergeGemms said they may share it).
   static std::unique_ptr<GemmPlan> createGemv(const std::vector<GemmDesc> &parts,

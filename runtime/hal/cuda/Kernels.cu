@@ -299,12 +299,12 @@ int deviceMajor() {
   return value;
 }
 
+static std::atomic<bool> overlapEnabled{true};
+
+void setOverlapLaunches(bool enabled) { overlapEnabled.store(enabled); }
+
 bool overlapsLaunches() {
-  static const bool enabled = [] {
-    const char *env = std::getenv("GAI_CUDA_OVERLAP");
-    return !env || std::string(env) != "0";
-  }();
-  return enabled && deviceMajor() >= 9;
+  return overlapEnabled.load(std::memory_order_relaxed) && deviceMajor() >= 9;
 }
 
 void embedding(Elem e, const void *table, int64_t vocab, int64_t dim,

@@ -37,9 +37,11 @@ struct Shape {
 };
 
 /// Whether kernels may be launched to overlap the one before them
-/// (programmatic dependent launch): sm_90 or newer, and GAI_CUDA_OVERLAP is
-/// not 0 (for measuring what the overlap brings).
+/// (programmatic dependent launch): sm_90 or newer, and not turned off by
+/// setOverlapLaunches (SessionOptions::overlapLaunches, for measuring what
+/// the overlap brings).
 bool overlapsLaunches();
+void setOverlapLaunches(bool enabled);
 /// The current device's compute capability major, 0 when it cannot be read.
 int deviceMajor();
 

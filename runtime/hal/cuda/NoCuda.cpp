@@ -5,7 +5,7 @@ namespace gai {
 
 int cudaDeviceCount() { return 0; }
 
-StatusOr<std::unique_ptr<Executor>> createCudaExecutor(const LoadedArtifact &, int) {
+StatusOr<std::unique_ptr<Executor>> createCudaExecutor(const LoadedArtifact &, int, const SessionOptions &) {
   return Status::error("this gai was built without the CUDA backend (no CUDA "
                        "toolkit was found); rebuild with one to run on a GPU");
 }

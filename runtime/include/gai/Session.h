@@ -16,8 +16,14 @@ namespace gai {
 
 /// A tensor in one of the session's buffers. `data` stays valid for the
 /// session's life.
+/// What a state tensor is for (the artifact's TensorRole).
+enum class TensorRole { Other, Parameter, Gradient, FirstMoment, SecondMoment, KVCache };
+
 struct TensorRef {
   std::string name;
+  TensorRole role = TensorRole::Other;
+  /// A parameter, gradient or moment: the weight it belongs to.
+  std::string weight;
   std::vector<int64_t> shape;
   DType dtype = DType::F32;
   int elementBytes = 4;
@@ -30,9 +36,28 @@ struct TensorRef {
 
 class Executor;
 
+/// How a session runs: its device and the runtime's knobs, settable from
+/// `gai-run` flags.
 struct SessionOptions {
   /// auto (the device the artifact was compiled for), cpu, cuda or cuda:N.
   std::string device = "auto";
+  /// CUDA: replay an entry as a CUDA graph from its second run on.
+  bool cudaGraphs = true;
+  /// CUDA: run steps eagerly between events and print the time per step
+  /// kind when the session ends.
+  bool profile = false;
+  /// CUDA (sm_90 and newer): let a kernel start while the one before it
+  /// finishes (programmatic dependent launch). Process-wide: the last
+  /// session created sets it.
+  bool overlapLaunches = true;
+  /// CUDA: how many of cuBLASLt's candidate algorithms a prefill-sized GEMM
+  /// times to keep the fastest (0 or 1: the heuristic's first pick).
+  int gemmTuneCandidates = 8;
+
+  /// The defaults, with GAI_CUDA_GRAPHS=0, GAI_CUDA_PROFILE=1,
+  /// GAI_CUDA_OVERLAP=0 and GAI_CUDA_GEMM_TUNE=N applied where set: the one
+  /// place the runtime reads its environment.
+  static SessionOptions fromEnvironment();
 };
 
 /// One loaded artifact with its state (the KV cache) and the memory its

@@ -1,0 +1,65 @@
+// The session flags of every gai-run command (SessionOptions).
+#include "SessionFlags.h"
+
+#include "Flags.h"
+
+namespace gai {
+
+const char *const kSessionFlagsHelp =
+    "Session flags (every command; the environment's GAI_CUDA_GRAPHS,\n"
+    "GAI_CUDA_PROFILE, GAI_CUDA_OVERLAP and GAI_CUDA_GEMM_TUNE set the defaults):\n"
+    "  --device D           auto (the artifact's target), cpu, cuda or cuda:N\n"
+    "  --cuda-graphs on|off replay entries as CUDA graphs (default on)\n"
+    "  --profile            CUDA: time each step, print the time per step kind at exit\n"
+    "  --overlap on|off     CUDA sm_90+: kernels start as the one before finishes\n"
+    "                       (programmatic dependent launch; default on)\n"
+    "  --gemm-tune N        CUDA: time N of cuBLASLt's candidates for each\n"
+    "                       prefill-sized GEMM shape (default 8; 0 or 1: none)\n";
+
+FlagResult parseSessionFlag(int argc, char **argv, int &i, SessionOptions &options,
+                            std::string &error) {
+  const std::string arg = argv[i];
+  auto value = [&](std::string &out) {
+    if (i + 1 >= argc)
+      return false;
+    out = argv[++i];
+    return true;
+  };
+  auto onOff = [&](bool &out) {
+    std::string v;
+    if (!value(v) || (v != "on" && v != "off")) {
+      error = arg + " needs on or off";
+      return FlagResult::Bad;
+    }
+    out = v == "on";
+    return FlagResult::Taken;
+  };
+  if (arg == "--device") {
+    if (!value(options.device)) {
+      error = "--device needs auto, cpu, cuda or cuda:N";
+      return FlagResult::Bad;
+    }
+    return FlagResult::Taken;
+  }
+  if (arg == "--cuda-graphs")
+    return onOff(options.cudaGraphs);
+  if (arg == "--overlap")
+    return onOff(options.overlapLaunches);
+  if (arg == "--profile") {
+    options.profile = true;
+    return FlagResult::Taken;
+  }
+  if (arg == "--gemm-tune") {
+    std::string v;
+    int64_t n = 0;
+    if (!value(v) || !parseInt(v, n) || n < 0 || n > 64) {
+      error = "--gemm-tune needs a count from 0 to 64";
+      return FlagResult::Bad;
+    }
+    options.gemmTuneCandidates = static_cast<int>(n);
+    return FlagResult::Taken;
+  }
+  return FlagResult::NotMine;
+}
+
+} // namespace gai

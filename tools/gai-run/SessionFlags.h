@@ -1,0 +1,23 @@
+// The flags every gai-run command takes to set up its session.
+#ifndef GAI_TOOLS_GAI_RUN_SESSIONFLAGS_H
+#define GAI_TOOLS_GAI_RUN_SESSIONFLAGS_H
+
+#include "gai/Session.h"
+
+#include <string>
+
+namespace gai {
+
+/// Their --help text.
+extern const char *const kSessionFlagsHelp;
+
+enum class FlagResult { NotMine, Taken, Bad };
+
+/// Reads argv[i] (and its value, advancing i) when it is a session flag;
+/// `error` says what is wrong with a bad one.
+FlagResult parseSessionFlag(int argc, char **argv, int &i, SessionOptions &options,
+                            std::string &error);
+
+} // namespace gai
+
+#endif // GAI_TOOLS_GAI_RUN_SESSIONFLAGS_H
