@@ -1,6 +1,7 @@
 // The compiler's stages, from a model file to IR.
 #include "compiler/Pipeline.h"
 
+#include "compiler/CompilerPasses.h"
 #include "compiler/lowering/ExecLowering.h"
 #include "compiler/lowering/MemoryPlan.h"
 #include "dialects/Gai/GaiOps.h"
@@ -9,7 +10,6 @@
 #include "gai/Safetensors.h"
 #include "passes/Passes.h"
 
-#include "mlir/IR/Verifier.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Transforms/Passes.h"
 #include "llvm/Support/Format.h"
@@ -38,21 +38,26 @@ llvm::Expected<ImportedModel> importModel(mlir::MLIRContext &context,
   return ImportedModel{std::move(*spec), std::move(*module)};
 }
 
+/// With --print-ir-after-all, `pm` prints the whole module after each pass.
+static void printAfterAll(mlir::PassManager &pm,
+                          const CompileOptions &options) {
+  if (!options.printIRAfterAll)
+    return;
+  pm.getContext()->disableMultithreading();
+  pm.enableIRPrinting(
+      /*shouldPrintBeforePass=*/[](mlir::Pass *, mlir::Operation *) {
+        return false;
+      },
+      /*shouldPrintAfterPass=*/[](mlir::Pass *, mlir::Operation *) {
+        return true;
+      },
+      /*printModuleScope=*/true, /*printAfterOnlyOnChange=*/false);
+}
+
 mlir::LogicalResult optimize(mlir::ModuleOp module,
                              const CompileOptions &options) {
-  mlir::MLIRContext *context = module.getContext();
-  if (options.printIRAfterAll)
-    context->disableMultithreading();
-  mlir::PassManager pm(context);
-  if (options.printIRAfterAll)
-    pm.enableIRPrinting(
-        /*shouldPrintBeforePass=*/[](mlir::Pass *, mlir::Operation *) {
-          return false;
-        },
-        /*shouldPrintAfterPass=*/[](mlir::Pass *, mlir::Operation *) {
-          return true;
-        },
-        /*printModuleScope=*/true, /*printAfterOnlyOnChange=*/false);
+  mlir::PassManager pm(module.getContext());
+  printAfterAll(pm, options);
   mlir::gai::GaiAttentionRewriteOptions attention;
   attention.foldCacheWrites = options.isCuda();
   attention.foldedRows = gai::kMostFoldedQueries;
@@ -76,9 +81,9 @@ static llvm::Error error(const llvm::Twine &message) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
 }
 
-llvm::Expected<mlir::OwningOpRef<mlir::ModuleOp>>
-lowerModule(mlir::ModuleOp optimized, const CompileOptions &options,
-            WeightsMode weightsMode) {
+/// The exec lowering's options for `options`' target.
+static llvm::Expected<ExecOptions> execOptions(const CompileOptions &options,
+                                               WeightsMode weightsMode) {
   ExecOptions exec;
   exec.gpuKernels = options.isCuda();
   exec.foldNormRows = options.isCuda() && options.foldNorms ? kMostNormFoldRows : 0;
@@ -90,17 +95,88 @@ lowerModule(mlir::ModuleOp optimized, const CompileOptions &options,
     for (const TensorView &t : weights->tensors())
       exec.weightOffsets[t.name] = weights->fileOffset(t);
   }
-  std::string diagnostics;
-  llvm::raw_string_ostream os(diagnostics);
+  return exec;
+}
+
+namespace {
+/// Remembers which pass failed, so that the error can name the stage.
+struct FailedPass : mlir::PassInstrumentation {
+  explicit FailedPass(std::string &argument) : argument(argument) {}
+  void runAfterPassFailed(mlir::Pass *pass, mlir::Operation *) override {
+    argument = pass->getArgument().str();
+  }
+  std::string &argument;
+};
+} // namespace
+
+/// Runs the lowering pipeline `pm` on `module`. The diagnostics become the
+/// error: a lowering failure lists them with their locations (the ops at
+/// fault); a codegen pass's own message already says what failed.
+static llvm::Error runLowering(mlir::PassManager &pm, mlir::ModuleOp module) {
+  std::string located, plain, failed;
+  llvm::raw_string_ostream locatedOs(located), plainOs(plain);
   mlir::ScopedDiagnosticHandler handler(
-      optimized.getContext(), [&](mlir::Diagnostic &d) {
-        os << d.getLocation() << ": " << d << "\n";
+      module.getContext(), [&](mlir::Diagnostic &d) {
+        locatedOs << d.getLocation() << ": " << d << "\n";
+        plainOs << (plain.empty() ? "" : "\n") << d;
         return mlir::success();
       });
-  auto lowered = lowerToExec(optimized, exec);
-  if (mlir::failed(lowered) || mlir::failed(mlir::verify(**lowered)))
-    return error("lowering to the exec dialect failed:\n" + diagnostics);
-  return std::move(*lowered);
+  pm.addInstrumentation(std::make_unique<FailedPass>(failed));
+  if (mlir::succeeded(pm.run(module)))
+    return llvm::Error::success();
+  if (failed == "gai-lower-to-exec")
+    return error("lowering to the exec dialect failed:\n" + located);
+  return error(plain);
+}
+
+/// A copy of `optimized` lowered to the exec dialect and, given a codegen
+/// pass, with its kernels compiled.
+static llvm::Expected<mlir::OwningOpRef<mlir::ModuleOp>>
+lowerCopy(mlir::ModuleOp optimized, const CompileOptions &options,
+          WeightsMode weightsMode,
+          std::unique_ptr<mlir::Pass> codegen = nullptr) {
+  llvm::Expected<ExecOptions> exec = execOptions(options, weightsMode);
+  if (!exec)
+    return exec.takeError();
+  mlir::OwningOpRef<mlir::ModuleOp> module(optimized.clone());
+  mlir::PassManager pm(module->getContext());
+  printAfterAll(pm, options);
+  pm.addPass(createGaiLowerToExec(std::move(*exec)));
+  if (codegen)
+    pm.addPass(std::move(codegen));
+  if (llvm::Error e = runLowering(pm, *module))
+    return std::move(e);
+  return std::move(module);
+}
+
+llvm::Expected<mlir::OwningOpRef<mlir::ModuleOp>>
+lowerModule(mlir::ModuleOp optimized, const CompileOptions &options,
+            WeightsMode weightsMode) {
+  return lowerCopy(optimized, options, weightsMode);
+}
+
+/// --gai-gpu-codegen or --gai-cpu-codegen, as `options` target.
+static std::unique_ptr<mlir::Pass> codegenPass(const CompileOptions &options,
+                                               const CpuCodegenOptions &cpu,
+                                               const GpuCodegenOptions &gpu) {
+  if (options.isCuda()) {
+    GaiGpuCodegenOptions pass;
+    pass.chip = gpu.chip;
+    pass.toolkitPath = gpu.toolkitPath;
+    return createGaiGpuCodegen(pass);
+  }
+  GaiCpuCodegenOptions pass;
+  pass.cpu = cpu.cpu;
+  pass.linker = cpu.linker;
+  return createGaiCpuCodegen(pass);
+}
+
+llvm::Expected<mlir::OwningOpRef<mlir::ModuleOp>>
+compileKernels(mlir::ModuleOp optimized, const CompileOptions &options,
+               WeightsMode weightsMode, const CpuCodegenOptions &codegen,
+               const GpuCodegenOptions &gpuCodegen) {
+  return lowerCopy(optimized, options, weightsMode,
+                   codegenPass(options, codegen, gpuCodegen));
 }
 
 /// Batch, context and prefill length, read back from the entry points.
@@ -127,15 +203,14 @@ compileArtifact(mlir::ModuleOp optimized, const ModelSpec &spec,
                 const std::string &artifactPath,
                 const CpuCodegenOptions &codegen,
                 const GpuCodegenOptions &gpuCodegen) {
-  auto execModule = lowerModule(optimized, options, weightsMode);
+  auto execModule =
+      compileKernels(optimized, options, weightsMode, codegen, gpuCodegen);
   if (!execModule)
     return execModule.takeError();
-  std::string message;
-  auto kernels = options.isCuda()
-                     ? buildGpuKernels(**execModule, gpuCodegen, message)
-                     : buildCpuKernels(**execModule, codegen, message);
+  mlir::FailureOr<KernelLibrary> kernels = kernelLibraryOf(**execModule);
   if (mlir::failed(kernels))
-    return error(message);
+    return error("the codegen pass left no kernel library");
+  std::string message;
   ArtifactOptions artifact;
   artifact.model = spec.name;
   artifact.dtype = options.build.dtype.empty() ? spec.compile.dtype : options.build.dtype;

@@ -1,4 +1,4 @@
-// The compiler's stages, from a model file to IR (later: to an artifact).
+// The compiler's stages, from a model file to IR and to an artifact.
 #ifndef GAI_COMPILER_PIPELINE_H
 #define GAI_COMPILER_PIPELINE_H
 
@@ -46,14 +46,23 @@ llvm::Expected<ImportedModel> importModel(mlir::MLIRContext &context,
 mlir::LogicalResult optimize(mlir::ModuleOp module,
                              const CompileOptions &options);
 
-/// Lowers an optimised module to the exec dialect (for `--emit=exec`).
+/// Lowers a copy of an optimised module to the exec dialect with
+/// --gai-lower-to-exec (for `--emit=exec`).
 llvm::Expected<mlir::OwningOpRef<mlir::ModuleOp>>
 lowerModule(mlir::ModuleOp optimized, const CompileOptions &options,
             WeightsMode weightsMode);
 
-/// The rest of the way: exec lowering, kernel codegen for the target (CPU
-/// shared object or PTX) and the artifact's bytes. `artifactPath` places an
-/// external weights path.
+/// --gai-lower-to-exec, then --gai-cpu-codegen or --gai-gpu-codegen, on a
+/// copy of an optimised module: the exec module, with its kernels compiled
+/// into the exec.kernel_library attribute (kernelLibraryOf reads it).
+llvm::Expected<mlir::OwningOpRef<mlir::ModuleOp>>
+compileKernels(mlir::ModuleOp optimized, const CompileOptions &options,
+               WeightsMode weightsMode, const CpuCodegenOptions &codegen = {},
+               const GpuCodegenOptions &gpuCodegen = {});
+
+/// The rest of the way: compileKernels, then the artifact's bytes from the
+/// exec module and the kernel library the codegen pass left on it. `artifactPath` places
+/// an external weights path.
 llvm::Expected<std::vector<uint8_t>>
 compileArtifact(mlir::ModuleOp optimized, const ModelSpec &spec,
                 const CompileOptions &options, WeightsMode weightsMode,

@@ -79,6 +79,10 @@ FailureOr<OwningOpRef<ModuleOp>> lowerKernels(ModuleOp execModule,
   Location loc = module->getLoc();
   for (const std::string &name : library.kernels) {
     auto impl = module->lookupSymbol<LLVM::LLVMFuncOp>(name);
+    if (!impl) { // a kernel over tensors, say: the conversion left it as it was
+      error = "kernel '" + name + "' did not lower to an LLVM function";
+      return failure();
+    }
     impl.setLinkage(LLVM::Linkage::Internal);
     std::string symbol = "gai_" + name;
     auto wrapper = LLVM::LLVMFuncOp::create(

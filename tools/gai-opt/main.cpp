@@ -1,5 +1,6 @@
-// gai-opt: mlir-opt with the gai and exec dialects, for lit tests and pass
-// debugging.
+// gai-opt: mlir-opt with the gai and exec dialects and every gai pass, the
+// lowering and codegen ones included, for lit tests and pass debugging.
+#include "compiler/CompilerPasses.h"
 #include "dialects/Exec/ExecOps.h"
 #include "dialects/Gai/GaiDialect.h"
 #include "passes/Passes.h"
@@ -18,6 +19,7 @@
 int main(int argc, char **argv) {
   mlir::registerTransformsPasses();
   mlir::gai::registerGaiPasses();
+  gai::registerGaiCompilerPasses();
   mlir::DialectRegistry registry;
   registry.insert<mlir::gai::GaiDialect, mlir::exec::ExecDialect,
                   mlir::func::FuncDialect, mlir::arith::ArithDialect,

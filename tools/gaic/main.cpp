@@ -1,6 +1,8 @@
 // gaic: compiles a model spec or HF config into gai IR, exec IR or an artifact.
 #include "compiler/Pipeline.h"
 
+#include "compiler/CompilerPasses.h"
+
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Support/FileUtilities.h"
@@ -207,19 +209,23 @@ int main(int argc, char **argv) {
   std::string error;
   std::string text;
   std::vector<uint8_t> bytes;
-  if (emit == Emit::Exec || emit == Emit::LLVM || emit == Emit::PTX) {
+  if (emit == Emit::PTX) {
+    auto compiled = gai::compileKernels(*model->module, options, weightsMode,
+                                        codegen, gpuCodegen);
+    if (!compiled)
+      return fail(llvm::toString(compiled.takeError()));
+    auto kernels = gai::kernelLibraryOf(**compiled);
+    if (mlir::failed(kernels))
+      return fail("the codegen pass left no kernel library");
+    text.assign(kernels->code.begin(), kernels->code.end());
+    if (!text.empty() && text.back() == '\0')
+      text.pop_back();
+  } else if (emit == Emit::Exec || emit == Emit::LLVM) {
     auto lowered = gai::lowerModule(*model->module, options, weightsMode);
     if (!lowered)
       return fail(llvm::toString(lowered.takeError()));
     if (emit == Emit::Exec) {
       model->module = std::move(*lowered);
-    } else if (emit == Emit::PTX) {
-      auto kernels = gai::buildGpuKernels(**lowered, gpuCodegen, error);
-      if (mlir::failed(kernels))
-        return fail(error);
-      text.assign(kernels->code.begin(), kernels->code.end());
-      if (!text.empty() && text.back() == '\0')
-        text.pop_back();
     } else {
       auto ir = gai::cpuKernelsLLVMIR(**lowered, codegen, error);
       if (mlir::failed(ir))

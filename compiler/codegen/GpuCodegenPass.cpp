@@ -1,0 +1,38 @@
+// --gai-gpu-codegen: buildGpuKernels as a pass; the PTX is left on the module
+// as exec.kernel_library.
+#include "compiler/CompilerPasses.h"
+#include "compiler/codegen/GpuCodegen.h"
+
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+
+namespace gai {
+
+#define GEN_PASS_DEF_GAIGPUCODEGEN
+#include "compiler/CompilerPasses.h.inc"
+
+namespace {
+
+struct GpuCodegenPass : impl::GaiGpuCodegenBase<GpuCodegenPass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    GpuCodegenOptions options;
+    options.chip = chip;
+    options.toolkitPath = toolkitPath;
+    std::string error;
+    mlir::ModuleOp module = getOperation();
+    mlir::FailureOr<KernelLibrary> library =
+        buildGpuKernels(module, options, error);
+    if (mlir::failed(library)) {
+      module.emitError(error);
+      return signalPassFailure();
+    }
+    module->setAttr(kKernelLibraryAttr,
+                    kernelLibraryAttr(&getContext(), *library));
+  }
+};
+
+} // namespace
+} // namespace gai
