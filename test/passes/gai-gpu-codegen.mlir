@@ -42,7 +42,7 @@ module @no_kernels {
   exec.entry @forward arena 0 {
     exec.input "x" : tensor<2x8xf32> at #exec.ref<input 0, 64>
     exec.output "y" : tensor<2x4xf32> at #exec.ref<output 0, 32>
-    exec.gemm {a = #exec.ref<input 0, 64>, activation = "none", b = #exec.ref<weights 0, 128>, batch = 1 : i64, bias = #exec.ref<arena 0, 0>, c = #exec.ref<output 0, 32>, element = f32, k = 8 : i64, m = 2 : i64, n = 4 : i64, residual = #exec.ref<arena 0, 0>, stride_a = 0 : i64, stride_b = 0 : i64, stride_c = 0 : i64, transpose_a = false, transpose_b = true}
+    exec.gemm {a = #exec.ref<input 0, 64>, activation = #exec<activation none>, b = #exec.ref<weights 0, 128>, batch = 1 : i64, bias = #exec.ref<arena 0, 0>, c = #exec.ref<output 0, 32>, element = f32, k = 8 : i64, m = 2 : i64, n = 4 : i64, residual = #exec.ref<arena 0, 0>, stride_a = 0 : i64, stride_b = 0 : i64, stride_c = 0 : i64, transpose_a = false, transpose_b = true}
   }
   exec.weight "w" : tensor<4x8xf32> at #exec.ref<weights 0, 128>
 }

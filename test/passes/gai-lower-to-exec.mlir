@@ -13,12 +13,12 @@
 // CHECK:       exec.entry @forward arena 0 {
 // CHECK-NEXT:    exec.input "x" : tensor<2x8xf32> at <input 0, 64>
 // CHECK-NEXT:    exec.output "logits" : tensor<2x4xf32> at <output 0, 32>
-// CHECK-NEXT:    exec.gemm {a = #exec.ref<input 0, 64>, activation = "none", b = #exec.ref<weights 0, 128>, {{.*}}c = #exec.ref<output 0, 32>, element = f32, k = 8 : i64, m = 2 : i64, n = 4 : i64, {{.*}}transpose_a = false, transpose_b = true}
+// CHECK-NEXT:    exec.gemm {a = #exec.ref<input 0, 64>, activation = #exec<activation none>, b = #exec.ref<weights 0, 128>, {{.*}}c = #exec.ref<output 0, 32>, element = f32, k = 8 : i64, m = 2 : i64, n = 4 : i64, {{.*}}transpose_a = false, transpose_b = true}
 // CHECK-NEXT:  }
 // CHECK-NEXT:  exec.weight "w" : tensor<4x8xf32> at <weights 0, 128>
 // With params-in-state, the GEMM reads the trainable copy of the weight.
 // STATE-LABEL: module @matmul attributes {exec.state_size = 128 : i64, exec.weights_size = 128 : i64}
-// STATE:       exec.state "param.w" : tensor<4x8xf32> at <state 0, 128>
+// STATE:       exec.state parameter "param.w" : tensor<4x8xf32> at <state 0, 128>
 // STATE:       exec.gemm {{{.*}}b = #exec.ref<state 0, 128>
 // STATE:       exec.weight "w" : tensor<4x8xf32> at <weights 0, 128>
 module @matmul {
@@ -35,7 +35,7 @@ module @matmul {
 // CHECK-LABEL: module @gemm_epilogue
 // CHECK:       exec.input "arg0" : tensor<2x8x64xf32> at <input 0, 4096>
 // CHECK:       exec.input "arg1" : tensor<2x8x256xf32> at <input [[R:[0-9]+]], 16384>
-// CHECK:       exec.gemm {a = #exec.ref<input 0, 4096>, activation = "gelu_tanh", b = #exec.ref<weights [[W:[0-9]+]], 65536>, batch = 1 : i64, bias = #exec.ref<weights [[B:[0-9]+]], 1024>, c = #exec.ref<output 0, 16384>, element = f32, k = 64 : i64, m = 16 : i64, n = 256 : i64, residual = #exec.ref<input [[R]], 16384>
+// CHECK:       exec.gemm {a = #exec.ref<input 0, 4096>, activation = #exec<activation gelu_tanh>, b = #exec.ref<weights [[W:[0-9]+]], 65536>, batch = 1 : i64, bias = #exec.ref<weights [[B:[0-9]+]], 1024>, c = #exec.ref<output 0, 16384>, element = f32, k = 64 : i64, m = 16 : i64, n = 256 : i64, residual = #exec.ref<input [[R]], 16384>
 // CHECK-DAG:   exec.weight "b" : tensor<256xf32> at <weights [[B]], 1024>
 // CHECK-DAG:   exec.weight "w" : tensor<256x64xf32> at <weights [[W]], 65536>
 module @gemm_epilogue {
