@@ -31,8 +31,7 @@ constexpr int kMostClusterSplits = 8; // the portable cluster size
 // Longer caches split. The smaller block wins where it holds the keys: 8
 // warps (148 registers) fit beside one of the q/k/v GEMV's blocks, so the
 // block starts, and its keys load, while that GEMV drains, where 16 warps
-// need an SM of their own (llama-1b's decode: 1055 to 1070 tok/s).
-// Capped at 144 registers to fit beside two, it ran 1.5% slower.
+// need an SM of their own (docs/cuda.md has the measurements).
 constexpr int kSmallRowWarps = 8, kRowWarps = 16;
 template <int Warps>
 constexpr int kEarlyOf = Warps == kSmallRowWarps ? 6 : Warps == kRowWarps ? 4 : 1;
@@ -470,8 +469,8 @@ __global__ void __launch_bounds__(Warps * 32, Warps >= kSmallRowWarps ? 1 : 4)
   // The output projection may start streaming its weights: split rows let
   // it start now; a row block once the q/k/v GEMV has finished (below),
   // so that its loads do not compete with the block's own early key loads,
-  // which are on the critical path (llama-1b's decode: 1074-1075 to
-  // 1086-1087 tok/s in one run; at 2048 keys, split, no gain).
+  // which are on the critical path (docs/cuda.md: a gain for short caches,
+  // none at 2048 keys, which split).
   constexpr bool kRowBlock = Warps >= kSmallRowWarps;
   if constexpr (!kRowBlock)
     letNextKernelStart();
