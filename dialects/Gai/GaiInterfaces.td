@@ -1,0 +1,41 @@
+// The rules each gai op carries, which passes ask the op through instead of
+// listing ops.
+#ifndef GAI_INTERFACES_TD
+#define GAI_INTERFACES_TD
+
+include "mlir/IR/OpBase.td"
+
+//===----------------------------------------------------------------------===//
+// Autodiff
+//===----------------------------------------------------------------------===//
+
+def Gai_VJPOpInterface : OpInterface<"VJPOpInterface"> {
+  let cppNamespace = "::mlir::gai";
+  let description = [{
+    The op's vector-Jacobian product. Reverse-mode autodiff (`--gai-autodiff`,
+    the train-step pass) calls it for each op, last op first, once some
+    result of the op reaches the loss. Ops whose operands carry no gradient
+    (names, attributes, integers) take the default, which adds nothing.
+  }];
+  let methods = [
+    InterfaceMethod<[{
+        Given the cotangents of the op's results (null for a result that
+        does not reach the loss), builds those of its operands with
+        `builder` and adds them to `sweep`. Fails with a diagnostic on the
+        op for a case it has no rule for.
+      }],
+      "::llvm::LogicalResult", "vjp",
+      (ins "::mlir::ImplicitLocOpBuilder &":$builder,
+           "::llvm::ArrayRef<::mlir::Value>":$resultCotangents,
+           "::mlir::gai::VJPSweep &":$sweep),
+      /*methodBody=*/"",
+      /*defaultImplementation=*/[{ return ::mlir::success(); }]>
+  ];
+}
+
+// An op with its own VJP rule (in GaiVJP.cpp).
+defvar Gai_Differentiable = DeclareOpInterfaceMethods<Gai_VJPOpInterface, ["vjp"]>;
+// An op none of whose operands can carry a gradient.
+defvar Gai_NoGradient = Gai_VJPOpInterface;
+
+#endif // GAI_INTERFACES_TD
