@@ -1,5 +1,5 @@
-// The rules each gai op carries, which passes ask the op through instead of
-// listing ops.
+// The rules each gai op carries, which passes and the reference interpreter
+// ask the op through instead of listing ops.
 #ifndef GAI_INTERFACES_TD
 #define GAI_INTERFACES_TD
 
@@ -37,5 +37,27 @@ def Gai_VJPOpInterface : OpInterface<"VJPOpInterface"> {
 defvar Gai_Differentiable = DeclareOpInterfaceMethods<Gai_VJPOpInterface, ["vjp"]>;
 // An op none of whose operands can carry a gradient.
 defvar Gai_NoGradient = Gai_VJPOpInterface;
+
+//===----------------------------------------------------------------------===//
+// Reference interpretation
+//===----------------------------------------------------------------------===//
+
+def Gai_InterpretOpInterface : OpInterface<"InterpretOpInterface"> {
+  let cppNamespace = "::mlir::gai";
+  let description = [{
+    The op evaluated on host tensors in double precision: the reference
+    interpreter, which numerical tests use as their oracle, runs each op
+    through this.
+  }];
+  let methods = [
+    InterfaceMethod<[{
+        Reads the operands' values from `state` and sets the results'.
+        Errors (an index out of range, a missing weight) name the op.
+      }],
+      "::llvm::Error", "interpret", (ins "::mlir::gai::InterpretState &":$state)>
+  ];
+}
+
+defvar Gai_Interpreted = DeclareOpInterfaceMethods<Gai_InterpretOpInterface>;
 
 #endif // GAI_INTERFACES_TD

@@ -1,5 +1,5 @@
 // Primitive ops of the gai dialect. Shape rules live in GaiOps.cpp, VJP rules
-// in GaiVJP.cpp.
+// in GaiVJP.cpp, interpretations in GaiInterpret*.cpp.
 #ifndef GAI_OPS_TD
 #define GAI_OPS_TD
 
@@ -15,7 +15,7 @@ include "mlir/Interfaces/SideEffectInterfaces.td"
 // Values
 //===----------------------------------------------------------------------===//
 
-def Gai_ParamOp : Gai_Op<"param", [Gai_NoGradient, Pure]> {
+def Gai_ParamOp : Gai_Op<"param", [Gai_NoGradient, Gai_Interpreted, Pure]> {
   let summary = "a named model parameter";
   let description = [{
     The name is the tensor's name in the weights file (safetensors), e.g.
@@ -30,8 +30,8 @@ def Gai_ParamOp : Gai_Op<"param", [Gai_NoGradient, Pure]> {
   let hasVerifier = 1;
 }
 
-def Gai_ConstantOp : Gai_Op<"constant", [Gai_NoGradient, Pure, ConstantLike,
-    InferTypeOpAdaptor]> {
+def Gai_ConstantOp : Gai_Op<"constant", [Gai_NoGradient, Gai_Interpreted, Pure,
+    ConstantLike, InferTypeOpAdaptor]> {
   let summary = "a constant tensor";
   let arguments = (ins ElementsAttr:$value);
   let results = (outs Gai_Tensor:$result);
@@ -39,7 +39,7 @@ def Gai_ConstantOp : Gai_Op<"constant", [Gai_NoGradient, Pure, ConstantLike,
   let hasFolder = 1;
 }
 
-def Gai_IotaOp : Gai_Op<"iota", [Gai_NoGradient, Pure]> {
+def Gai_IotaOp : Gai_Op<"iota", [Gai_NoGradient, Gai_Interpreted, Pure]> {
   let summary = "indices 0, 1, … along one dimension, repeated along the others";
   let description = [{
     ```mlir
@@ -56,8 +56,8 @@ def Gai_IotaOp : Gai_Op<"iota", [Gai_NoGradient, Pure]> {
 // Embedding and matmul
 //===----------------------------------------------------------------------===//
 
-def Gai_EmbeddingOp : Gai_Op<"embedding", [Gai_Differentiable, Pure,
-    InferTypeOpAdaptor]> {
+def Gai_EmbeddingOp : Gai_Op<"embedding", [Gai_Differentiable, Gai_Interpreted,
+    Pure, InferTypeOpAdaptor]> {
   let summary = "rows of a [V, D] table picked by token ids";
   let description = [{
     The result has the ids' shape followed by D.
@@ -73,7 +73,7 @@ def Gai_EmbeddingOp : Gai_Op<"embedding", [Gai_Differentiable, Pure,
   }];
 }
 
-def Gai_MatmulOp : Gai_Op<"matmul", [Gai_Differentiable, Pure,
+def Gai_MatmulOp : Gai_Op<"matmul", [Gai_Differentiable, Gai_Interpreted, Pure,
     InferTypeOpAdaptor]> {
   let summary = "batched matrix product with broadcast batch dims";
   let description = [{
@@ -100,7 +100,8 @@ def Gai_MatmulOp : Gai_Op<"matmul", [Gai_Differentiable, Pure,
 
 // Binary ops broadcast their operands like NumPy; element types must match.
 class Gai_BinaryOp<string mnemonic, string what, list<Trait> traits = []>
-    : Gai_Op<mnemonic, !listconcat(traits, [Pure, InferTypeOpAdaptor])> {
+    : Gai_Op<mnemonic, !listconcat(traits, [Pure, InferTypeOpAdaptor,
+        Gai_Interpreted])> {
   let summary = what;
   let arguments = (ins Gai_Tensor:$lhs, Gai_Tensor:$rhs);
   let results = (outs Gai_Tensor:$result);
@@ -126,7 +127,8 @@ def Gai_MinOp : Gai_BinaryOp<"min", "elementwise minimum", [Commutative]>;
 def Gai_PowOp : Gai_BinaryOp<"pow", "lhs raised to rhs">;
 
 class Gai_UnaryOp<string mnemonic, string what, list<Trait> traits = []>
-    : Gai_Op<mnemonic, !listconcat(traits, [Pure, SameOperandsAndResultType])> {
+    : Gai_Op<mnemonic, !listconcat(traits, [Pure, SameOperandsAndResultType,
+        Gai_Interpreted])> {
   let summary = what;
   let arguments = (ins Gai_FloatTensor:$input);
   let results = (outs Gai_FloatTensor:$result);
@@ -145,7 +147,7 @@ def Gai_SigmoidOp : Gai_UnaryOp<"sigmoid", "1 / (1 + e^-x)", [Gai_Differentiable
 def Gai_SiluOp : Gai_UnaryOp<"silu", "x * sigmoid(x)", [Gai_Differentiable]>;
 def Gai_ReluOp : Gai_UnaryOp<"relu", "max(x, 0)">;
 
-def Gai_GeluOp : Gai_Op<"gelu", [Gai_Differentiable, Pure,
+def Gai_GeluOp : Gai_Op<"gelu", [Gai_Differentiable, Gai_Interpreted, Pure,
     SameOperandsAndResultType]> {
   let summary = "x * Phi(x), exactly (erf) or by the tanh approximation";
   let arguments = (ins Gai_FloatTensor:$input,
@@ -155,7 +157,7 @@ def Gai_GeluOp : Gai_Op<"gelu", [Gai_Differentiable, Pure,
   let assemblyFormat = "$approximation $input attr-dict `:` type($input)";
 }
 
-def Gai_ConvertOp : Gai_Op<"convert", [Gai_Differentiable, Pure]> {
+def Gai_ConvertOp : Gai_Op<"convert", [Gai_Differentiable, Gai_Interpreted, Pure]> {
   let summary = "element type conversion (round to nearest even)";
   let arguments = (ins Gai_Tensor:$input);
   let results = (outs Gai_Tensor:$result);
@@ -163,7 +165,7 @@ def Gai_ConvertOp : Gai_Op<"convert", [Gai_Differentiable, Pure]> {
   let hasVerifier = 1;
 }
 
-def Gai_SelectOp : Gai_Op<"select", [Gai_Differentiable, Pure,
+def Gai_SelectOp : Gai_Op<"select", [Gai_Differentiable, Gai_Interpreted, Pure,
     InferTypeOpAdaptor]> {
   let summary = "cond ? on_true : on_false, broadcasting all three";
   let arguments = (ins Gai_MaskTensor:$condition, Gai_Tensor:$on_true,
@@ -179,7 +181,7 @@ def Gai_SelectOp : Gai_Op<"select", [Gai_Differentiable, Pure,
 // Reductions and normalisation
 //===----------------------------------------------------------------------===//
 
-def Gai_ReduceOp : Gai_Op<"reduce", [Gai_Differentiable, Pure,
+def Gai_ReduceOp : Gai_Op<"reduce", [Gai_Differentiable, Gai_Interpreted, Pure,
     InferTypeOpAdaptor]> {
   let summary = "sum, mean, max or min over some dimensions";
   let description = [{
@@ -197,7 +199,7 @@ def Gai_ReduceOp : Gai_Op<"reduce", [Gai_Differentiable, Pure,
   }];
 }
 
-def Gai_SoftmaxOp : Gai_Op<"softmax", [Gai_Differentiable, Pure,
+def Gai_SoftmaxOp : Gai_Op<"softmax", [Gai_Differentiable, Gai_Interpreted, Pure,
     SameOperandsAndResultType]> {
   let summary = "softmax along one dimension";
   let arguments = (ins Gai_FloatTensor:$input, I64Attr:$axis);
@@ -206,7 +208,7 @@ def Gai_SoftmaxOp : Gai_Op<"softmax", [Gai_Differentiable, Pure,
   let hasVerifier = 1;
 }
 
-def Gai_RmsNormOp : Gai_Op<"rms_norm", [Gai_Differentiable, Pure,
+def Gai_RmsNormOp : Gai_Op<"rms_norm", [Gai_Differentiable, Gai_Interpreted, Pure,
     InferTypeOpAdaptor]> {
   let summary = "x / sqrt(mean(x^2) + eps) * w over the last dimension";
   let description = [{
@@ -222,8 +224,8 @@ def Gai_RmsNormOp : Gai_Op<"rms_norm", [Gai_Differentiable, Pure,
   }];
 }
 
-def Gai_LayerNormOp : Gai_Op<"layer_norm", [Gai_Differentiable, Pure,
-    InferTypeOpAdaptor]> {
+def Gai_LayerNormOp : Gai_Op<"layer_norm", [Gai_Differentiable, Gai_Interpreted,
+    Pure, InferTypeOpAdaptor]> {
   let summary = "(x - mean) / sqrt(var + eps) * w (+ b) over the last dimension";
   let arguments = (ins Gai_FloatTensor:$input, Gai_FloatTensor:$weight,
                        Optional<Gai_FloatTensor>:$bias, F64Attr:$epsilon);
@@ -238,7 +240,8 @@ def Gai_LayerNormOp : Gai_Op<"layer_norm", [Gai_Differentiable, Pure,
 // Positions and attention masks
 //===----------------------------------------------------------------------===//
 
-def Gai_RopeOp : Gai_Op<"rope", [Gai_Differentiable, Pure, InferTypeOpAdaptor]> {
+def Gai_RopeOp : Gai_Op<"rope", [Gai_Differentiable, Gai_Interpreted, Pure,
+    InferTypeOpAdaptor]> {
   let summary = "rotary position embedding of x [B, H, T, D] at positions [B, T]";
   let description = [{
     Rotates pairs of the head dimension by angle pos * theta^(-2i/D). `half`
@@ -254,7 +257,8 @@ def Gai_RopeOp : Gai_Op<"rope", [Gai_Differentiable, Pure, InferTypeOpAdaptor]> 
   }];
 }
 
-def Gai_CausalMaskOp : Gai_Op<"causal_mask", [Gai_NoGradient, Pure]> {
+def Gai_CausalMaskOp : Gai_Op<"causal_mask", [Gai_NoGradient, Gai_Interpreted,
+    Pure]> {
   let summary = "which keys each query may see: [..., T, S] of i1";
   let description = [{
     Query i sits at position i + S - T (the last T of S positions). Key j is
@@ -270,7 +274,8 @@ def Gai_CausalMaskOp : Gai_Op<"causal_mask", [Gai_NoGradient, Pure]> {
   let hasVerifier = 1;
 }
 
-def Gai_PositionMaskOp : Gai_Op<"position_mask", [Gai_NoGradient, Pure]> {
+def Gai_PositionMaskOp : Gai_Op<"position_mask", [Gai_NoGradient, Gai_Interpreted,
+    Pure]> {
   let summary = "causal mask for queries that start at per-row positions";
   let description = [{
     The result is [B, 1, T, S] of i1. Query i of row b sits at position
@@ -292,7 +297,8 @@ def Gai_PositionMaskOp : Gai_Op<"position_mask", [Gai_NoGradient, Pure]> {
   let hasVerifier = 1;
 }
 
-def Gai_CacheWriteOp : Gai_Op<"cache_write", [Pure, InferTypeOpAdaptor]> {
+def Gai_CacheWriteOp : Gai_Op<"cache_write", [Gai_Interpreted, Pure,
+    InferTypeOpAdaptor]> {
   let summary = "a KV cache [B, H, S, D] with rows written at per-row positions";
   let description = [{
     Row b of `update` [B, H, T, D] lands in slots
@@ -308,7 +314,7 @@ def Gai_CacheWriteOp : Gai_Op<"cache_write", [Pure, InferTypeOpAdaptor]> {
   }];
 }
 
-def Gai_TakeOp : Gai_Op<"take", [Pure, InferTypeOpAdaptor]> {
+def Gai_TakeOp : Gai_Op<"take", [Gai_Interpreted, Pure, InferTypeOpAdaptor]> {
   let summary = "row indices[b] of each batch entry: [B, T, ...] -> [B, ...]";
   let description = [{
     Picks the last prompt position of each row after prefill.
@@ -327,7 +333,7 @@ def Gai_TakeOp : Gai_Op<"take", [Pure, InferTypeOpAdaptor]> {
 // Shape
 //===----------------------------------------------------------------------===//
 
-def Gai_ReshapeOp : Gai_Op<"reshape", [Gai_Differentiable, Pure]> {
+def Gai_ReshapeOp : Gai_Op<"reshape", [Gai_Differentiable, Gai_Interpreted, Pure]> {
   let summary = "the same elements in row-major order, another shape";
   let arguments = (ins Gai_Tensor:$input);
   let results = (outs Gai_Tensor:$result);
@@ -336,8 +342,8 @@ def Gai_ReshapeOp : Gai_Op<"reshape", [Gai_Differentiable, Pure]> {
   let hasFolder = 1;
 }
 
-def Gai_TransposeOp : Gai_Op<"transpose", [Gai_Differentiable, Pure,
-    InferTypeOpAdaptor]> {
+def Gai_TransposeOp : Gai_Op<"transpose", [Gai_Differentiable, Gai_Interpreted,
+    Pure, InferTypeOpAdaptor]> {
   let summary = "permute dimensions: result dim i is input dim permutation[i]";
   let arguments = (ins Gai_Tensor:$input, DenseI64ArrayAttr:$permutation);
   let results = (outs Gai_Tensor:$result);
@@ -354,7 +360,8 @@ def Gai_TransposeOp : Gai_Op<"transpose", [Gai_Differentiable, Pure,
   }];
 }
 
-def Gai_SliceOp : Gai_Op<"slice", [Gai_Differentiable, Pure, InferTypeOpAdaptor]> {
+def Gai_SliceOp : Gai_Op<"slice", [Gai_Differentiable, Gai_Interpreted, Pure,
+    InferTypeOpAdaptor]> {
   let summary = "the box [offsets, offsets + sizes) with unit strides";
   let arguments = (ins Gai_Tensor:$input, DenseI64ArrayAttr:$offsets,
                        DenseI64ArrayAttr:$sizes);
@@ -365,7 +372,7 @@ def Gai_SliceOp : Gai_Op<"slice", [Gai_Differentiable, Pure, InferTypeOpAdaptor]
   }];
 }
 
-def Gai_ConcatOp : Gai_Op<"concat", [Gai_Differentiable, Pure,
+def Gai_ConcatOp : Gai_Op<"concat", [Gai_Differentiable, Gai_Interpreted, Pure,
     InferTypeOpAdaptor]> {
   let summary = "join tensors along one dimension";
   let arguments = (ins Variadic<Gai_Tensor>:$inputs, I64Attr:$axis);
@@ -375,7 +382,7 @@ def Gai_ConcatOp : Gai_Op<"concat", [Gai_Differentiable, Pure,
   }];
 }
 
-def Gai_RepeatOp : Gai_Op<"repeat", [Gai_Differentiable, Pure,
+def Gai_RepeatOp : Gai_Op<"repeat", [Gai_Differentiable, Gai_Interpreted, Pure,
     InferTypeOpAdaptor]> {
   let summary = "repeat each slice along an axis `times` times in a row";
   let description = [{
@@ -395,7 +402,8 @@ def Gai_RepeatOp : Gai_Op<"repeat", [Gai_Differentiable, Pure,
 // Mixture of experts and loss
 //===----------------------------------------------------------------------===//
 
-def Gai_TopKOp : Gai_Op<"topk", [Gai_Differentiable, Pure, InferTypeOpAdaptor]> {
+def Gai_TopKOp : Gai_Op<"topk", [Gai_Differentiable, Gai_Interpreted, Pure,
+    InferTypeOpAdaptor]> {
   let summary = "the k largest entries of the last dimension and their indices";
   let description = [{
     Values are sorted, largest first; ties go to the lower index. Routes tokens
@@ -412,7 +420,7 @@ def Gai_TopKOp : Gai_Op<"topk", [Gai_Differentiable, Pure, InferTypeOpAdaptor]> 
   }];
 }
 
-def Gai_OneHotOp : Gai_Op<"one_hot", [Gai_NoGradient, Pure]> {
+def Gai_OneHotOp : Gai_Op<"one_hot", [Gai_NoGradient, Gai_Interpreted, Pure]> {
   let summary = "indices [...] to [..., depth] of 0 and 1";
   let arguments = (ins Gai_IndexTensor:$indices, I64Attr:$depth);
   let results = (outs Gai_FloatTensor:$result);
@@ -422,8 +430,8 @@ def Gai_OneHotOp : Gai_Op<"one_hot", [Gai_NoGradient, Pure]> {
   let hasVerifier = 1;
 }
 
-def Gai_CrossEntropyOp : Gai_Op<"cross_entropy", [Gai_Differentiable, Pure,
-    InferTypeOpAdaptor]> {
+def Gai_CrossEntropyOp : Gai_Op<"cross_entropy", [Gai_Differentiable,
+    Gai_Interpreted, Pure, InferTypeOpAdaptor]> {
   let summary = "softmax cross-entropy of logits [..., V] against labels [...]";
   let description = [{
     Labels equal to `ignore_index` add nothing; `mean` divides by the count
@@ -439,7 +447,7 @@ def Gai_CrossEntropyOp : Gai_Op<"cross_entropy", [Gai_Differentiable, Pure,
   }];
 }
 
-def Gai_CrossEntropyGradOp : Gai_Op<"cross_entropy_grad", [Pure]> {
+def Gai_CrossEntropyGradOp : Gai_Op<"cross_entropy_grad", [Gai_Interpreted, Pure]> {
   let summary = "d loss / d logits of gai.cross_entropy, given d loss";
   let description = [{
     (softmax(logits) - one_hot(labels)) · grad, divided by the count of
@@ -465,8 +473,8 @@ def Gai_CrossEntropyGradOp : Gai_Op<"cross_entropy_grad", [Pure]> {
 // Composite ops made by rewriting
 //===----------------------------------------------------------------------===//
 
-def Gai_FlashAttentionOp : Gai_Op<"flash_attention", [Gai_Differentiable, Pure,
-    InferTypeOpAdaptor]> {
+def Gai_FlashAttentionOp : Gai_Op<"flash_attention", [Gai_Differentiable,
+    Gai_Interpreted, Pure, InferTypeOpAdaptor]> {
   let summary = "softmax(mask(Q·Kᵀ·scale))·V without materialising the scores";
   let description = [{
     `query` is [B, H, T, D]; `key` and `value` are [B, H / kv_groups, S, D]
@@ -499,7 +507,7 @@ def Gai_FlashAttentionOp : Gai_Op<"flash_attention", [Gai_Differentiable, Pure,
   }];
 }
 
-def Gai_CachedAttentionOp : Gai_Op<"cached_attention", [Pure,
+def Gai_CachedAttentionOp : Gai_Op<"cached_attention", [Gai_Interpreted, Pure,
     InferTypeOpAdaptor]> {
   let summary = "a generation step's attention, its RoPE and its KV cache writes";
   let description = [{
@@ -545,7 +553,7 @@ def Gai_CachedAttentionOp : Gai_Op<"cached_attention", [Pure,
   }];
 }
 
-def Gai_GemmOp : Gai_Op<"gemm", [Pure, InferTypeOpAdaptor,
+def Gai_GemmOp : Gai_Op<"gemm", [Gai_Interpreted, Pure, InferTypeOpAdaptor,
     AttrSizedOperandSegments]> {
   let summary = "act(lhs·rhs + bias) + residual: a matmul with its epilogue";
   let description = [{
@@ -575,7 +583,8 @@ def Gai_GemmOp : Gai_Op<"gemm", [Pure, InferTypeOpAdaptor,
   }];
 }
 
-def Gai_GatedGemmOp : Gai_Op<"gated_gemm", [Pure, InferTypeOpAdaptor]> {
+def Gai_GatedGemmOp : Gai_Op<"gated_gemm", [Gai_Interpreted, Pure,
+    InferTypeOpAdaptor]> {
   let summary = "act(lhs·gateᵀ) ⊙ (lhs·upᵀ): a gated linear unit's two products";
   let description = [{
     `lhs` is [..., M, K]; `gate` and `up` are weights stored [N, K], as a
@@ -599,7 +608,7 @@ def Gai_GatedGemmOp : Gai_Op<"gated_gemm", [Pure, InferTypeOpAdaptor]> {
   }];
 }
 
-def Gai_FusionOp : Gai_Op<"fusion", [IsolatedFromAbove,
+def Gai_FusionOp : Gai_Op<"fusion", [Gai_Interpreted, IsolatedFromAbove,
     SingleBlockImplicitTerminator<"YieldOp">, RecursiveMemoryEffects]> {
   let summary = "elementwise and row-reduction ops that become one kernel";
   let description = [{
