@@ -1,5 +1,5 @@
 // What the gai ops' interfaces speak: the reverse sweep a VJP rule adds to,
-// and the host tensors an interpretation computes.
+// the host tensors an interpretation computes, and the fusion traits.
 #ifndef GAI_DIALECTS_GAI_GAIINTERFACES_H
 #define GAI_DIALECTS_GAI_GAIINTERFACES_H
 
@@ -64,6 +64,19 @@ llvm::Error interpretError(Operation *op, const Twine &message);
 
 /// `v` rounded to what `type` holds.
 double roundTo(Type type, double v);
+
+//===----------------------------------------------------------------------===//
+// Fusion traits
+//===----------------------------------------------------------------------===//
+
+/// See Gai_BroadcastElementwise in GaiInterfaces.td.
+template <typename ConcreteType>
+class BroadcastElementwise
+    : public mlir::OpTrait::TraitBase<ConcreteType, BroadcastElementwise> {};
+/// See Gai_IndexFunction in GaiInterfaces.td.
+template <typename ConcreteType>
+class IndexFunction
+    : public mlir::OpTrait::TraitBase<ConcreteType, IndexFunction> {};
 
 } // namespace mlir::gai
 

@@ -1,5 +1,5 @@
-// The rules each gai op carries, which passes and the reference interpreter
-// ask the op through instead of listing ops.
+// The rules each gai op carries: its VJP, its interpretation, and the traits
+// fusion reads. Passes ask the op through these instead of listing ops.
 #ifndef GAI_INTERFACES_TD
 #define GAI_INTERFACES_TD
 
@@ -59,5 +59,42 @@ def Gai_InterpretOpInterface : OpInterface<"InterpretOpInterface"> {
 }
 
 defvar Gai_Interpreted = DeclareOpInterfaceMethods<Gai_InterpretOpInterface>;
+
+//===----------------------------------------------------------------------===//
+// Fusibility
+//===----------------------------------------------------------------------===//
+
+// Each result element from the operands' elements at the same index after
+// NumPy broadcasting. (MLIR's `Elementwise` marks the ops whose operands
+// and results share one shape.)
+def Gai_BroadcastElementwise : NativeOpTrait<"BroadcastElementwise"> {
+  let cppNamespace = "::mlir::gai";
+}
+
+// Each element a function of its index and the op's attributes alone.
+def Gai_IndexFunction : NativeOpTrait<"IndexFunction"> {
+  let cppNamespace = "::mlir::gai";
+}
+
+def Gai_RowOpInterface : OpInterface<"RowOpInterface"> {
+  let cppNamespace = "::mlir::gai";
+  let description = [{
+    An op that reads a whole row of an operand (a norm, a softmax, a
+    reduction), or another element of it (RoPE's rotation pairs). A fused
+    kernel computes it by holding a row of the last axis in its threads.
+  }];
+  let methods = [
+    InterfaceMethod<[{
+        Whether the rows the op reads run along the last axis, the only rows
+        a fused kernel holds.
+      }],
+      "bool", "readsLastAxisRows", (ins), /*methodBody=*/"",
+      /*defaultImplementation=*/[{ return true; }]>
+  ];
+}
+
+// A row op whose rows may run along another axis.
+defvar Gai_LastAxisRowOp =
+    DeclareOpInterfaceMethods<Gai_RowOpInterface, ["readsLastAxisRows"]>;
 
 #endif // GAI_INTERFACES_TD

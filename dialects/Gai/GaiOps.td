@@ -39,7 +39,8 @@ def Gai_ConstantOp : Gai_Op<"constant", [Gai_NoGradient, Gai_Interpreted, Pure,
   let hasFolder = 1;
 }
 
-def Gai_IotaOp : Gai_Op<"iota", [Gai_NoGradient, Gai_Interpreted, Pure]> {
+def Gai_IotaOp : Gai_Op<"iota", [Gai_NoGradient, Gai_Interpreted,
+    Gai_IndexFunction, Pure]> {
   let summary = "indices 0, 1, … along one dimension, repeated along the others";
   let description = [{
     ```mlir
@@ -101,7 +102,7 @@ def Gai_MatmulOp : Gai_Op<"matmul", [Gai_Differentiable, Gai_Interpreted, Pure,
 // Binary ops broadcast their operands like NumPy; element types must match.
 class Gai_BinaryOp<string mnemonic, string what, list<Trait> traits = []>
     : Gai_Op<mnemonic, !listconcat(traits, [Pure, InferTypeOpAdaptor,
-        Gai_Interpreted])> {
+        Gai_Interpreted, Gai_BroadcastElementwise])> {
   let summary = what;
   let arguments = (ins Gai_Tensor:$lhs, Gai_Tensor:$rhs);
   let results = (outs Gai_Tensor:$result);
@@ -128,7 +129,7 @@ def Gai_PowOp : Gai_BinaryOp<"pow", "lhs raised to rhs">;
 
 class Gai_UnaryOp<string mnemonic, string what, list<Trait> traits = []>
     : Gai_Op<mnemonic, !listconcat(traits, [Pure, SameOperandsAndResultType,
-        Gai_Interpreted])> {
+        Gai_Interpreted, Elementwise])> {
   let summary = what;
   let arguments = (ins Gai_FloatTensor:$input);
   let results = (outs Gai_FloatTensor:$result);
@@ -147,8 +148,8 @@ def Gai_SigmoidOp : Gai_UnaryOp<"sigmoid", "1 / (1 + e^-x)", [Gai_Differentiable
 def Gai_SiluOp : Gai_UnaryOp<"silu", "x * sigmoid(x)", [Gai_Differentiable]>;
 def Gai_ReluOp : Gai_UnaryOp<"relu", "max(x, 0)">;
 
-def Gai_GeluOp : Gai_Op<"gelu", [Gai_Differentiable, Gai_Interpreted, Pure,
-    SameOperandsAndResultType]> {
+def Gai_GeluOp : Gai_Op<"gelu", [Gai_Differentiable, Gai_Interpreted, Elementwise,
+    Pure, SameOperandsAndResultType]> {
   let summary = "x * Phi(x), exactly (erf) or by the tanh approximation";
   let arguments = (ins Gai_FloatTensor:$input,
       DefaultValuedAttr<Gai_GeluApproximation,
@@ -157,7 +158,10 @@ def Gai_GeluOp : Gai_Op<"gelu", [Gai_Differentiable, Gai_Interpreted, Pure,
   let assemblyFormat = "$approximation $input attr-dict `:` type($input)";
 }
 
-def Gai_ConvertOp : Gai_Op<"convert", [Gai_Differentiable, Gai_Interpreted, Pure]> {
+// Not MLIR's Elementwise: its generic shape check would run before the
+// verifier's diagnostic that names both shapes.
+def Gai_ConvertOp : Gai_Op<"convert", [Gai_Differentiable, Gai_Interpreted,
+    Gai_BroadcastElementwise, Pure]> {
   let summary = "element type conversion (round to nearest even)";
   let arguments = (ins Gai_Tensor:$input);
   let results = (outs Gai_Tensor:$result);
@@ -165,8 +169,8 @@ def Gai_ConvertOp : Gai_Op<"convert", [Gai_Differentiable, Gai_Interpreted, Pure
   let hasVerifier = 1;
 }
 
-def Gai_SelectOp : Gai_Op<"select", [Gai_Differentiable, Gai_Interpreted, Pure,
-    InferTypeOpAdaptor]> {
+def Gai_SelectOp : Gai_Op<"select", [Gai_Differentiable, Gai_Interpreted,
+    Gai_BroadcastElementwise, Pure, InferTypeOpAdaptor]> {
   let summary = "cond ? on_true : on_false, broadcasting all three";
   let arguments = (ins Gai_MaskTensor:$condition, Gai_Tensor:$on_true,
                        Gai_Tensor:$on_false);
@@ -181,8 +185,8 @@ def Gai_SelectOp : Gai_Op<"select", [Gai_Differentiable, Gai_Interpreted, Pure,
 // Reductions and normalisation
 //===----------------------------------------------------------------------===//
 
-def Gai_ReduceOp : Gai_Op<"reduce", [Gai_Differentiable, Gai_Interpreted, Pure,
-    InferTypeOpAdaptor]> {
+def Gai_ReduceOp : Gai_Op<"reduce", [Gai_Differentiable, Gai_Interpreted,
+    Gai_LastAxisRowOp, Pure, InferTypeOpAdaptor]> {
   let summary = "sum, mean, max or min over some dimensions";
   let description = [{
     ```mlir
@@ -199,8 +203,8 @@ def Gai_ReduceOp : Gai_Op<"reduce", [Gai_Differentiable, Gai_Interpreted, Pure,
   }];
 }
 
-def Gai_SoftmaxOp : Gai_Op<"softmax", [Gai_Differentiable, Gai_Interpreted, Pure,
-    SameOperandsAndResultType]> {
+def Gai_SoftmaxOp : Gai_Op<"softmax", [Gai_Differentiable, Gai_Interpreted,
+    Gai_LastAxisRowOp, Pure, SameOperandsAndResultType]> {
   let summary = "softmax along one dimension";
   let arguments = (ins Gai_FloatTensor:$input, I64Attr:$axis);
   let results = (outs Gai_FloatTensor:$result);
@@ -208,8 +212,8 @@ def Gai_SoftmaxOp : Gai_Op<"softmax", [Gai_Differentiable, Gai_Interpreted, Pure
   let hasVerifier = 1;
 }
 
-def Gai_RmsNormOp : Gai_Op<"rms_norm", [Gai_Differentiable, Gai_Interpreted, Pure,
-    InferTypeOpAdaptor]> {
+def Gai_RmsNormOp : Gai_Op<"rms_norm", [Gai_Differentiable, Gai_Interpreted,
+    Gai_RowOpInterface, Pure, InferTypeOpAdaptor]> {
   let summary = "x / sqrt(mean(x^2) + eps) * w over the last dimension";
   let description = [{
     With `unit_offset` the scale is (1 + w), as Gemma stores it. Statistics
@@ -225,7 +229,7 @@ def Gai_RmsNormOp : Gai_Op<"rms_norm", [Gai_Differentiable, Gai_Interpreted, Pur
 }
 
 def Gai_LayerNormOp : Gai_Op<"layer_norm", [Gai_Differentiable, Gai_Interpreted,
-    Pure, InferTypeOpAdaptor]> {
+    Gai_RowOpInterface, Pure, InferTypeOpAdaptor]> {
   let summary = "(x - mean) / sqrt(var + eps) * w (+ b) over the last dimension";
   let arguments = (ins Gai_FloatTensor:$input, Gai_FloatTensor:$weight,
                        Optional<Gai_FloatTensor>:$bias, F64Attr:$epsilon);
@@ -240,8 +244,8 @@ def Gai_LayerNormOp : Gai_Op<"layer_norm", [Gai_Differentiable, Gai_Interpreted,
 // Positions and attention masks
 //===----------------------------------------------------------------------===//
 
-def Gai_RopeOp : Gai_Op<"rope", [Gai_Differentiable, Gai_Interpreted, Pure,
-    InferTypeOpAdaptor]> {
+def Gai_RopeOp : Gai_Op<"rope", [Gai_Differentiable, Gai_Interpreted,
+    Gai_RowOpInterface, Pure, InferTypeOpAdaptor]> {
   let summary = "rotary position embedding of x [B, H, T, D] at positions [B, T]";
   let description = [{
     Rotates pairs of the head dimension by angle pos * theta^(-2i/D). `half`
@@ -258,7 +262,7 @@ def Gai_RopeOp : Gai_Op<"rope", [Gai_Differentiable, Gai_Interpreted, Pure,
 }
 
 def Gai_CausalMaskOp : Gai_Op<"causal_mask", [Gai_NoGradient, Gai_Interpreted,
-    Pure]> {
+    Gai_IndexFunction, Pure]> {
   let summary = "which keys each query may see: [..., T, S] of i1";
   let description = [{
     Query i sits at position i + S - T (the last T of S positions). Key j is
