@@ -60,7 +60,7 @@ void expectImplementedOrListed(
       EXPECT_FALSE(listed) << name << " has " << rules
                            << " now: take it off the list";
     else
-      EXPECT_TRUE(listed) << name << " has no " << rules
+      EXPECT_TRUE(listed) << name << " lacks " << rules
                           << ": give it the interface (see docs/dialect.md) or "
                              "list it here with the reason";
   }
