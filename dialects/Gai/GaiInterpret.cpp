@@ -50,7 +50,7 @@ std::vector<int64_t> host::stridesOf(ArrayRef<int64_t> shape) {
 }
 
 std::vector<int64_t> host::broadcastIndices(ArrayRef<int64_t> in,
-                                                 ArrayRef<int64_t> out) {
+                                            ArrayRef<int64_t> out) {
   int64_t n = 1;
   for (int64_t d : out)
     n *= d;
@@ -105,6 +105,44 @@ llvm::Error combineElements(Operation *op, InterpretState &state, F f) {
     t.data[i] = f(a.data[ai[i]], b.data[bi[i]]);
   state.set(op->getResult(0), std::move(t));
   return llvm::Error::success();
+}
+
+/// Each result element read from operand 0 at the flat index that sums
+/// `part(d, i, strides)` over the result's dimensions d, i being the
+/// element's index along d and `strides` the operand's.
+template <typename Part>
+llvm::Error gatherElements(Operation *op, InterpretState &state, Part part) {
+  const HostTensor &x = state.in(op->getOperand(0));
+  HostTensor t(shapeOf(op->getResult(0)));
+  std::vector<int64_t> xs = stridesOf(x.shape), ts = stridesOf(t.shape);
+  for (int64_t i = 0; i < t.numElements(); ++i) {
+    int64_t src = 0;
+    for (size_t d = 0; d < t.shape.size(); ++d)
+      src += part(d, (i / ts[d]) % t.shape[d], xs);
+    t.data[i] = x.data[src];
+  }
+  state.set(op->getResult(0), std::move(t));
+  return llvm::Error::success();
+}
+
+/// An error for the first label, other than `ignore`, outside [0, v).
+llvm::Error checkLabels(Operation *op, const HostTensor &labels, int64_t ignore,
+                        int64_t v) {
+  for (double x : labels.data) {
+    auto label = static_cast<int64_t>(x);
+    if (label != ignore && (label < 0 || label >= v))
+      return interpretError(op, "label " + Twine(label) + " is out of range");
+  }
+  return llvm::Error::success();
+}
+
+/// The max of a row of logits and the sum of exp(x - max): its softmax's
+/// normaliser.
+std::pair<double, double> softmaxStats(const double *x, int64_t v) {
+  double mx = *std::max_element(x, x + v), sum = 0.0;
+  for (int64_t j = 0; j < v; ++j)
+    sum += std::exp(x[j] - mx);
+  return {mx, sum};
 }
 
 /// RMSNorm (`rms`) or LayerNorm of each last-axis row of operand 0, scaled
@@ -356,33 +394,19 @@ llvm::Error ReshapeOp::interpret(InterpretState &state) {
 }
 
 llvm::Error TransposeOp::interpret(InterpretState &state) {
-  const HostTensor &x = state.in(getInput());
-  HostTensor t(shapeOf(getResult()));
-  std::vector<int64_t> xs = stridesOf(x.shape), ts = stridesOf(t.shape);
   ArrayRef<int64_t> perm = getPermutation();
-  for (int64_t i = 0; i < t.numElements(); ++i) {
-    int64_t src = 0;
-    for (size_t d = 0; d < perm.size(); ++d)
-      src += (i / ts[d]) % t.shape[d] * xs[perm[d]];
-    t.data[i] = x.data[src];
-  }
-  state.set(getResult(), std::move(t));
-  return llvm::Error::success();
+  return gatherElements(*this, state,
+                        [&](size_t d, int64_t i, ArrayRef<int64_t> xs) {
+                          return i * xs[perm[d]];
+                        });
 }
 
 llvm::Error SliceOp::interpret(InterpretState &state) {
-  const HostTensor &x = state.in(getInput());
-  HostTensor t(shapeOf(getResult()));
-  std::vector<int64_t> xs = stridesOf(x.shape), ts = stridesOf(t.shape);
   ArrayRef<int64_t> offsets = getOffsets();
-  for (int64_t i = 0; i < t.numElements(); ++i) {
-    int64_t src = 0;
-    for (size_t d = 0; d < t.shape.size(); ++d)
-      src += ((i / ts[d]) % t.shape[d] + offsets[d]) * xs[d];
-    t.data[i] = x.data[src];
-  }
-  state.set(getResult(), std::move(t));
-  return llvm::Error::success();
+  return gatherElements(*this, state,
+                        [&](size_t d, int64_t i, ArrayRef<int64_t> xs) {
+                          return (i + offsets[d]) * xs[d];
+                        });
 }
 
 llvm::Error ConcatOp::interpret(InterpretState &state) {
@@ -404,21 +428,12 @@ llvm::Error ConcatOp::interpret(InterpretState &state) {
 }
 
 llvm::Error RepeatOp::interpret(InterpretState &state) {
-  const HostTensor &x = state.in(getInput());
-  HostTensor t(shapeOf(getResult()));
-  int64_t axis = static_cast<int64_t>(getAxis());
-  int64_t times = static_cast<int64_t>(getTimes());
-  std::vector<int64_t> xs = stridesOf(x.shape), ts = stridesOf(t.shape);
-  for (int64_t i = 0; i < t.numElements(); ++i) {
-    int64_t src = 0;
-    for (size_t d = 0; d < t.shape.size(); ++d) {
-      int64_t idx = (i / ts[d]) % t.shape[d];
-      src += (static_cast<int64_t>(d) == axis ? idx / times : idx) * xs[d];
-    }
-    t.data[i] = x.data[src];
-  }
-  state.set(getResult(), std::move(t));
-  return llvm::Error::success();
+  auto axis = static_cast<size_t>(getAxis());
+  auto times = static_cast<int64_t>(getTimes());
+  return gatherElements(*this, state,
+                        [&](size_t d, int64_t i, ArrayRef<int64_t> xs) {
+                          return (d == axis ? i / times : i) * xs[d];
+                        });
 }
 
 //===----------------------------------------------------------------------===//
@@ -463,19 +478,16 @@ llvm::Error CrossEntropyOp::interpret(InterpretState &state) {
   const HostTensor &labels = state.in(getLabels());
   int64_t v = logits.shape.back(), rows = labels.numElements();
   int64_t ignore = static_cast<int64_t>(getIgnoreIndex());
+  if (llvm::Error e = checkLabels(*this, labels, ignore, v))
+    return e;
   std::vector<double> losses(rows, 0.0);
   int64_t counted = 0;
   for (int64_t r = 0; r < rows; ++r) {
     int64_t label = static_cast<int64_t>(labels.data[r]);
     if (label == ignore)
       continue;
-    if (label < 0 || label >= v)
-      return interpretError(*this,
-                            "label " + Twine(label) + " is out of range");
     const double *x = logits.data.data() + r * v;
-    double mx = *std::max_element(x, x + v), sum = 0.0;
-    for (int64_t j = 0; j < v; ++j)
-      sum += std::exp(x[j] - mx);
+    auto [mx, sum] = softmaxStats(x, v);
     losses[r] = mx + std::log(sum) - x[label];
     ++counted;
   }
@@ -501,23 +513,20 @@ llvm::Error CrossEntropyGradOp::interpret(InterpretState &state) {
   int64_t counted = 0;
   for (int64_t r = 0; r < rows; ++r)
     counted += static_cast<int64_t>(labels.data[r]) != ignore;
+  if (llvm::Error e = checkLabels(*this, labels, ignore, v))
+    return e;
   LossReduction reduction = getReduction();
   HostTensor t(shapeOf(getResult()));
   for (int64_t r = 0; r < rows; ++r) {
     int64_t label = static_cast<int64_t>(labels.data[r]);
     if (label == ignore)
       continue;
-    if (label < 0 || label >= v)
-      return interpretError(*this,
-                            "label " + Twine(label) + " is out of range");
     double scale =
         reduction == LossReduction::None ? seed.data[r] : seed.data[0];
     if (reduction == LossReduction::Mean)
       scale /= static_cast<double>(std::max<int64_t>(counted, 1));
     const double *x = logits.data.data() + r * v;
-    double mx = *std::max_element(x, x + v), sum = 0.0;
-    for (int64_t j = 0; j < v; ++j)
-      sum += std::exp(x[j] - mx);
+    auto [mx, sum] = softmaxStats(x, v);
     for (int64_t j = 0; j < v; ++j)
       t.data[r * v + j] = (std::exp(x[j] - mx) / sum - (j == label)) * scale;
   }
