@@ -177,24 +177,14 @@ bool isSplatConstant(Operation *op) {
   return constant && isa<SplatElementsAttr>(constant.getValue());
 }
 
-bool isLastAxis(int64_t axis, Value v) {
-  return axis == cast<RankedTensorType>(v.getType()).getRank() - 1;
-}
-
-/// Ops a generated kernel computes: elementwise, or reducing along rows.
+/// Ops a generated kernel computes: elementwise, or reading rows of the
+/// last axis. The ops say which they are through their traits.
 bool isFusible(Operation *op) {
-  if (isa<AddOp, SubOp, MulOp, DivOp, MaxOp, MinOp, PowOp, NegOp, AbsOp,
-          ExpOp, LogOp, SqrtOp, RsqrtOp, ReciprocalOp, TanhOp, SigmoidOp,
-          SiluOp, ReluOp, GeluOp, ConvertOp, SelectOp, RmsNormOp, LayerNormOp,
-          RopeOp, CausalMaskOp, IotaOp>(op))
+  if (op->hasTrait<mlir::OpTrait::Elementwise>() ||
+      op->hasTrait<BroadcastElementwise>() || op->hasTrait<IndexFunction>())
     return true;
-  if (auto softmax = dyn_cast<SoftmaxOp>(op))
-    return isLastAxis(static_cast<int64_t>(softmax.getAxis()),
-                      softmax.getInput());
-  if (auto reduce = dyn_cast<ReduceOp>(op))
-    return reduce.getAxes().size() == 1 &&
-           isLastAxis(reduce.getAxes()[0], reduce.getInput());
-  return false;
+  auto rowOp = dyn_cast<RowOpInterface>(op);
+  return rowOp && rowOp.readsLastAxisRows();
 }
 
 /// A transpose a kernel can read through: rows stay contiguous, and it

@@ -20,8 +20,7 @@ inline int64_t rowLength(mlir::Value v) {
 }
 /// Ops that read a whole row of an operand, or (RoPE) another element of it.
 inline bool isRowOp(mlir::Operation *op) {
-  return mlir::isa<mlir::gai::RmsNormOp, mlir::gai::LayerNormOp,
-                   mlir::gai::SoftmaxOp, mlir::gai::ReduceOp, mlir::gai::RopeOp>(op);
+  return mlir::isa<mlir::gai::RowOpInterface>(op);
 }
 
 /// Checks that the region fits the row model: every value's leading

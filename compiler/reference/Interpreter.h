@@ -5,6 +5,7 @@
 #ifndef GAI_COMPILER_REFERENCE_INTERPRETER_H
 #define GAI_COMPILER_REFERENCE_INTERPRETER_H
 
+#include "dialects/Gai/GaiInterfaces.h"
 #include "gai/Safetensors.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -16,23 +17,17 @@
 
 namespace gai::reference {
 
-/// A dense row-major host tensor. Every element type is held as double;
-/// results of f32/f16/bf16 ops are rounded to that type first.
-struct HostTensor {
-  std::vector<int64_t> shape;
-  std::vector<double> data;
-
-  HostTensor() = default;
-  explicit HostTensor(std::vector<int64_t> shape, double fill = 0.0);
-  int64_t numElements() const { return static_cast<int64_t>(data.size()); }
-};
+/// The host tensor the gai ops' interpretations compute (see
+/// InterpretOpInterface).
+using HostTensor = mlir::gai::HostTensor;
 
 /// Reads a tensor of a safetensors file (any float or integer dtype).
 HostTensor fromTensorView(const TensorView &view);
 
-/// Evaluates `func` on `arguments`; `gai.param` reads `weights`, whose tensor names `paramNameOf` maps to parameter
-/// names (identity when empty). Errors (an
-/// op it does not know, a missing weight) come back as llvm::Error.
+/// Evaluates `func` on `arguments`, each op through its
+/// InterpretOpInterface; `gai.param` reads `weights`, whose tensor names
+/// `paramNameOf` maps to parameter names (identity when empty). Errors (an
+/// op without an interpretation, a missing weight) come back as llvm::Error.
 llvm::Expected<std::vector<HostTensor>>
 evaluate(mlir::func::FuncOp func, llvm::ArrayRef<HostTensor> arguments,
          const SafetensorsFile &weights,

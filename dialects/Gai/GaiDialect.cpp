@@ -6,6 +6,7 @@ using namespace mlir;
 using namespace mlir::gai;
 
 #include "dialects/Gai/GaiDialect.cpp.inc"
+#include "dialects/Gai/GaiInterfaces.cpp.inc"
 
 void GaiDialect::initialize() {
   addOperations<

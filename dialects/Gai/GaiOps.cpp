@@ -1,4 +1,5 @@
-// Shape rules, verifiers and folders of the gai ops.
+// Shape rules, verifiers and folders of the gai ops, and which rows the row
+// ops read.
 #include "dialects/Gai/GaiOps.h"
 
 #include "mlir/Dialect/Traits.h"
@@ -263,6 +264,15 @@ LogicalResult SoftmaxOp::verify() {
   return checkAxes(getLoc(), getOperationName(),
                    {static_cast<int64_t>(getAxis())},
                    getType().getRank(), "axis");
+}
+
+bool ReduceOp::readsLastAxisRows() {
+  return getAxes().size() == 1 &&
+         getAxes()[0] == getInput().getType().getRank() - 1;
+}
+
+bool SoftmaxOp::readsLastAxisRows() {
+  return static_cast<int64_t>(getAxis()) == getInput().getType().getRank() - 1;
 }
 
 /// Checks a per-feature vector (norm weight or bias) against the input.

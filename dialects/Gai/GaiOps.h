@@ -3,6 +3,7 @@
 #define GAI_DIALECTS_GAI_GAIOPS_H
 
 #include "dialects/Gai/GaiDialect.h"
+#include "dialects/Gai/GaiInterfaces.h"
 #include "mlir/Bytecode/BytecodeOpInterface.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/OpDefinition.h"

@@ -1,9 +1,11 @@
-// Primitive ops of the gai dialect. Shape rules live in GaiOps.cpp.
+// Primitive ops of the gai dialect. Shape rules live in GaiOps.cpp, VJP rules
+// in GaiVJP.cpp, interpretations in GaiInterpret*.cpp.
 #ifndef GAI_OPS_TD
 #define GAI_OPS_TD
 
 include "GaiDialect.td"
 include "GaiEnums.td"
+include "GaiInterfaces.td"
 include "mlir/IR/BuiltinAttributes.td"
 include "mlir/Interfaces/InferTypeOpInterface.td"
 include "mlir/Interfaces/ControlFlowInterfaces.td"
@@ -13,7 +15,7 @@ include "mlir/Interfaces/SideEffectInterfaces.td"
 // Values
 //===----------------------------------------------------------------------===//
 
-def Gai_ParamOp : Gai_Op<"param", [Pure]> {
+def Gai_ParamOp : Gai_Op<"param", [Gai_NoGradient, Gai_Interpreted, Pure]> {
   let summary = "a named model parameter";
   let description = [{
     The name is the tensor's name in the weights file (safetensors), e.g.
@@ -28,8 +30,8 @@ def Gai_ParamOp : Gai_Op<"param", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Gai_ConstantOp : Gai_Op<"constant", [Pure, ConstantLike,
-    InferTypeOpAdaptor]> {
+def Gai_ConstantOp : Gai_Op<"constant", [Gai_NoGradient, Gai_Interpreted, Pure,
+    ConstantLike, InferTypeOpAdaptor]> {
   let summary = "a constant tensor";
   let arguments = (ins ElementsAttr:$value);
   let results = (outs Gai_Tensor:$result);
@@ -37,7 +39,8 @@ def Gai_ConstantOp : Gai_Op<"constant", [Pure, ConstantLike,
   let hasFolder = 1;
 }
 
-def Gai_IotaOp : Gai_Op<"iota", [Pure]> {
+def Gai_IotaOp : Gai_Op<"iota", [Gai_NoGradient, Gai_Interpreted,
+    Gai_IndexFunction, Pure]> {
   let summary = "indices 0, 1, … along one dimension, repeated along the others";
   let description = [{
     ```mlir
@@ -54,7 +57,8 @@ def Gai_IotaOp : Gai_Op<"iota", [Pure]> {
 // Embedding and matmul
 //===----------------------------------------------------------------------===//
 
-def Gai_EmbeddingOp : Gai_Op<"embedding", [Pure, InferTypeOpAdaptor]> {
+def Gai_EmbeddingOp : Gai_Op<"embedding", [Gai_Differentiable, Gai_Interpreted,
+    Pure, InferTypeOpAdaptor]> {
   let summary = "rows of a [V, D] table picked by token ids";
   let description = [{
     The result has the ids' shape followed by D.
@@ -70,7 +74,8 @@ def Gai_EmbeddingOp : Gai_Op<"embedding", [Pure, InferTypeOpAdaptor]> {
   }];
 }
 
-def Gai_MatmulOp : Gai_Op<"matmul", [Pure, InferTypeOpAdaptor]> {
+def Gai_MatmulOp : Gai_Op<"matmul", [Gai_Differentiable, Gai_Interpreted, Pure,
+    InferTypeOpAdaptor]> {
   let summary = "batched matrix product with broadcast batch dims";
   let description = [{
     `lhs` is [..., M, K] ([..., K, M] with `transpose_lhs`), `rhs` is
@@ -96,7 +101,8 @@ def Gai_MatmulOp : Gai_Op<"matmul", [Pure, InferTypeOpAdaptor]> {
 
 // Binary ops broadcast their operands like NumPy; element types must match.
 class Gai_BinaryOp<string mnemonic, string what, list<Trait> traits = []>
-    : Gai_Op<mnemonic, !listconcat(traits, [Pure, InferTypeOpAdaptor])> {
+    : Gai_Op<mnemonic, !listconcat(traits, [Pure, InferTypeOpAdaptor,
+        Gai_Interpreted, Gai_BroadcastElementwise])> {
   let summary = what;
   let arguments = (ins Gai_Tensor:$lhs, Gai_Tensor:$rhs);
   let results = (outs Gai_Tensor:$result);
@@ -113,35 +119,37 @@ class Gai_BinaryOp<string mnemonic, string what, list<Trait> traits = []>
   }];
 }
 
-def Gai_AddOp : Gai_BinaryOp<"add", "lhs + rhs", [Commutative]>;
-def Gai_SubOp : Gai_BinaryOp<"sub", "lhs - rhs">;
-def Gai_MulOp : Gai_BinaryOp<"mul", "lhs * rhs", [Commutative]>;
-def Gai_DivOp : Gai_BinaryOp<"div", "lhs / rhs">;
+def Gai_AddOp : Gai_BinaryOp<"add", "lhs + rhs", [Commutative, Gai_Differentiable]>;
+def Gai_SubOp : Gai_BinaryOp<"sub", "lhs - rhs", [Gai_Differentiable]>;
+def Gai_MulOp : Gai_BinaryOp<"mul", "lhs * rhs", [Commutative, Gai_Differentiable]>;
+def Gai_DivOp : Gai_BinaryOp<"div", "lhs / rhs", [Gai_Differentiable]>;
 def Gai_MaxOp : Gai_BinaryOp<"max", "elementwise maximum", [Commutative]>;
 def Gai_MinOp : Gai_BinaryOp<"min", "elementwise minimum", [Commutative]>;
 def Gai_PowOp : Gai_BinaryOp<"pow", "lhs raised to rhs">;
 
 class Gai_UnaryOp<string mnemonic, string what, list<Trait> traits = []>
-    : Gai_Op<mnemonic, !listconcat(traits, [Pure, SameOperandsAndResultType])> {
+    : Gai_Op<mnemonic, !listconcat(traits, [Pure, SameOperandsAndResultType,
+        Gai_Interpreted, Elementwise])> {
   let summary = what;
   let arguments = (ins Gai_FloatTensor:$input);
   let results = (outs Gai_FloatTensor:$result);
   let assemblyFormat = "$input attr-dict `:` type($input)";
 }
 
-def Gai_NegOp : Gai_UnaryOp<"neg", "-x">;
+def Gai_NegOp : Gai_UnaryOp<"neg", "-x", [Gai_Differentiable]>;
 def Gai_AbsOp : Gai_UnaryOp<"abs", "|x|">;
-def Gai_ExpOp : Gai_UnaryOp<"exp", "e^x">;
-def Gai_LogOp : Gai_UnaryOp<"log", "natural logarithm">;
-def Gai_SqrtOp : Gai_UnaryOp<"sqrt", "square root">;
-def Gai_RsqrtOp : Gai_UnaryOp<"rsqrt", "1 / sqrt(x)">;
-def Gai_ReciprocalOp : Gai_UnaryOp<"reciprocal", "1 / x">;
-def Gai_TanhOp : Gai_UnaryOp<"tanh", "hyperbolic tangent">;
-def Gai_SigmoidOp : Gai_UnaryOp<"sigmoid", "1 / (1 + e^-x)">;
-def Gai_SiluOp : Gai_UnaryOp<"silu", "x * sigmoid(x)">;
+def Gai_ExpOp : Gai_UnaryOp<"exp", "e^x", [Gai_Differentiable]>;
+def Gai_LogOp : Gai_UnaryOp<"log", "natural logarithm", [Gai_Differentiable]>;
+def Gai_SqrtOp : Gai_UnaryOp<"sqrt", "square root", [Gai_Differentiable]>;
+def Gai_RsqrtOp : Gai_UnaryOp<"rsqrt", "1 / sqrt(x)", [Gai_Differentiable]>;
+def Gai_ReciprocalOp : Gai_UnaryOp<"reciprocal", "1 / x", [Gai_Differentiable]>;
+def Gai_TanhOp : Gai_UnaryOp<"tanh", "hyperbolic tangent", [Gai_Differentiable]>;
+def Gai_SigmoidOp : Gai_UnaryOp<"sigmoid", "1 / (1 + e^-x)", [Gai_Differentiable]>;
+def Gai_SiluOp : Gai_UnaryOp<"silu", "x * sigmoid(x)", [Gai_Differentiable]>;
 def Gai_ReluOp : Gai_UnaryOp<"relu", "max(x, 0)">;
 
-def Gai_GeluOp : Gai_Op<"gelu", [Pure, SameOperandsAndResultType]> {
+def Gai_GeluOp : Gai_Op<"gelu", [Gai_Differentiable, Gai_Interpreted, Elementwise,
+    Pure, SameOperandsAndResultType]> {
   let summary = "x * Phi(x), exactly (erf) or by the tanh approximation";
   let arguments = (ins Gai_FloatTensor:$input,
       DefaultValuedAttr<Gai_GeluApproximation,
@@ -150,7 +158,10 @@ def Gai_GeluOp : Gai_Op<"gelu", [Pure, SameOperandsAndResultType]> {
   let assemblyFormat = "$approximation $input attr-dict `:` type($input)";
 }
 
-def Gai_ConvertOp : Gai_Op<"convert", [Pure]> {
+// Not MLIR's Elementwise: its generic shape check would run before the
+// verifier's diagnostic that names both shapes.
+def Gai_ConvertOp : Gai_Op<"convert", [Gai_Differentiable, Gai_Interpreted,
+    Gai_BroadcastElementwise, Pure]> {
   let summary = "element type conversion (round to nearest even)";
   let arguments = (ins Gai_Tensor:$input);
   let results = (outs Gai_Tensor:$result);
@@ -158,7 +169,8 @@ def Gai_ConvertOp : Gai_Op<"convert", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Gai_SelectOp : Gai_Op<"select", [Pure, InferTypeOpAdaptor]> {
+def Gai_SelectOp : Gai_Op<"select", [Gai_Differentiable, Gai_Interpreted,
+    Gai_BroadcastElementwise, Pure, InferTypeOpAdaptor]> {
   let summary = "cond ? on_true : on_false, broadcasting all three";
   let arguments = (ins Gai_MaskTensor:$condition, Gai_Tensor:$on_true,
                        Gai_Tensor:$on_false);
@@ -173,7 +185,8 @@ def Gai_SelectOp : Gai_Op<"select", [Pure, InferTypeOpAdaptor]> {
 // Reductions and normalisation
 //===----------------------------------------------------------------------===//
 
-def Gai_ReduceOp : Gai_Op<"reduce", [Pure, InferTypeOpAdaptor]> {
+def Gai_ReduceOp : Gai_Op<"reduce", [Gai_Differentiable, Gai_Interpreted,
+    Gai_LastAxisRowOp, Pure, InferTypeOpAdaptor]> {
   let summary = "sum, mean, max or min over some dimensions";
   let description = [{
     ```mlir
@@ -190,7 +203,8 @@ def Gai_ReduceOp : Gai_Op<"reduce", [Pure, InferTypeOpAdaptor]> {
   }];
 }
 
-def Gai_SoftmaxOp : Gai_Op<"softmax", [Pure, SameOperandsAndResultType]> {
+def Gai_SoftmaxOp : Gai_Op<"softmax", [Gai_Differentiable, Gai_Interpreted,
+    Gai_LastAxisRowOp, Pure, SameOperandsAndResultType]> {
   let summary = "softmax along one dimension";
   let arguments = (ins Gai_FloatTensor:$input, I64Attr:$axis);
   let results = (outs Gai_FloatTensor:$result);
@@ -198,7 +212,8 @@ def Gai_SoftmaxOp : Gai_Op<"softmax", [Pure, SameOperandsAndResultType]> {
   let hasVerifier = 1;
 }
 
-def Gai_RmsNormOp : Gai_Op<"rms_norm", [Pure, InferTypeOpAdaptor]> {
+def Gai_RmsNormOp : Gai_Op<"rms_norm", [Gai_Differentiable, Gai_Interpreted,
+    Gai_RowOpInterface, Pure, InferTypeOpAdaptor]> {
   let summary = "x / sqrt(mean(x^2) + eps) * w over the last dimension";
   let description = [{
     With `unit_offset` the scale is (1 + w), as Gemma stores it. Statistics
@@ -213,7 +228,8 @@ def Gai_RmsNormOp : Gai_Op<"rms_norm", [Pure, InferTypeOpAdaptor]> {
   }];
 }
 
-def Gai_LayerNormOp : Gai_Op<"layer_norm", [Pure, InferTypeOpAdaptor]> {
+def Gai_LayerNormOp : Gai_Op<"layer_norm", [Gai_Differentiable, Gai_Interpreted,
+    Gai_RowOpInterface, Pure, InferTypeOpAdaptor]> {
   let summary = "(x - mean) / sqrt(var + eps) * w (+ b) over the last dimension";
   let arguments = (ins Gai_FloatTensor:$input, Gai_FloatTensor:$weight,
                        Optional<Gai_FloatTensor>:$bias, F64Attr:$epsilon);
@@ -228,7 +244,8 @@ def Gai_LayerNormOp : Gai_Op<"layer_norm", [Pure, InferTypeOpAdaptor]> {
 // Positions and attention masks
 //===----------------------------------------------------------------------===//
 
-def Gai_RopeOp : Gai_Op<"rope", [Pure, InferTypeOpAdaptor]> {
+def Gai_RopeOp : Gai_Op<"rope", [Gai_Differentiable, Gai_Interpreted,
+    Gai_RowOpInterface, Pure, InferTypeOpAdaptor]> {
   let summary = "rotary position embedding of x [B, H, T, D] at positions [B, T]";
   let description = [{
     Rotates pairs of the head dimension by angle pos * theta^(-2i/D). `half`
@@ -244,7 +261,8 @@ def Gai_RopeOp : Gai_Op<"rope", [Pure, InferTypeOpAdaptor]> {
   }];
 }
 
-def Gai_CausalMaskOp : Gai_Op<"causal_mask", [Pure]> {
+def Gai_CausalMaskOp : Gai_Op<"causal_mask", [Gai_NoGradient, Gai_Interpreted,
+    Gai_IndexFunction, Pure]> {
   let summary = "which keys each query may see: [..., T, S] of i1";
   let description = [{
     Query i sits at position i + S - T (the last T of S positions). Key j is
@@ -260,7 +278,8 @@ def Gai_CausalMaskOp : Gai_Op<"causal_mask", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Gai_PositionMaskOp : Gai_Op<"position_mask", [Pure]> {
+def Gai_PositionMaskOp : Gai_Op<"position_mask", [Gai_NoGradient, Gai_Interpreted,
+    Pure]> {
   let summary = "causal mask for queries that start at per-row positions";
   let description = [{
     The result is [B, 1, T, S] of i1. Query i of row b sits at position
@@ -282,7 +301,8 @@ def Gai_PositionMaskOp : Gai_Op<"position_mask", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Gai_CacheWriteOp : Gai_Op<"cache_write", [Pure, InferTypeOpAdaptor]> {
+def Gai_CacheWriteOp : Gai_Op<"cache_write", [Gai_Interpreted, Pure,
+    InferTypeOpAdaptor]> {
   let summary = "a KV cache [B, H, S, D] with rows written at per-row positions";
   let description = [{
     Row b of `update` [B, H, T, D] lands in slots
@@ -298,7 +318,7 @@ def Gai_CacheWriteOp : Gai_Op<"cache_write", [Pure, InferTypeOpAdaptor]> {
   }];
 }
 
-def Gai_TakeOp : Gai_Op<"take", [Pure, InferTypeOpAdaptor]> {
+def Gai_TakeOp : Gai_Op<"take", [Gai_Interpreted, Pure, InferTypeOpAdaptor]> {
   let summary = "row indices[b] of each batch entry: [B, T, ...] -> [B, ...]";
   let description = [{
     Picks the last prompt position of each row after prefill.
@@ -317,7 +337,7 @@ def Gai_TakeOp : Gai_Op<"take", [Pure, InferTypeOpAdaptor]> {
 // Shape
 //===----------------------------------------------------------------------===//
 
-def Gai_ReshapeOp : Gai_Op<"reshape", [Pure]> {
+def Gai_ReshapeOp : Gai_Op<"reshape", [Gai_Differentiable, Gai_Interpreted, Pure]> {
   let summary = "the same elements in row-major order, another shape";
   let arguments = (ins Gai_Tensor:$input);
   let results = (outs Gai_Tensor:$result);
@@ -326,7 +346,8 @@ def Gai_ReshapeOp : Gai_Op<"reshape", [Pure]> {
   let hasFolder = 1;
 }
 
-def Gai_TransposeOp : Gai_Op<"transpose", [Pure, InferTypeOpAdaptor]> {
+def Gai_TransposeOp : Gai_Op<"transpose", [Gai_Differentiable, Gai_Interpreted,
+    Pure, InferTypeOpAdaptor]> {
   let summary = "permute dimensions: result dim i is input dim permutation[i]";
   let arguments = (ins Gai_Tensor:$input, DenseI64ArrayAttr:$permutation);
   let results = (outs Gai_Tensor:$result);
@@ -343,7 +364,8 @@ def Gai_TransposeOp : Gai_Op<"transpose", [Pure, InferTypeOpAdaptor]> {
   }];
 }
 
-def Gai_SliceOp : Gai_Op<"slice", [Pure, InferTypeOpAdaptor]> {
+def Gai_SliceOp : Gai_Op<"slice", [Gai_Differentiable, Gai_Interpreted, Pure,
+    InferTypeOpAdaptor]> {
   let summary = "the box [offsets, offsets + sizes) with unit strides";
   let arguments = (ins Gai_Tensor:$input, DenseI64ArrayAttr:$offsets,
                        DenseI64ArrayAttr:$sizes);
@@ -354,7 +376,8 @@ def Gai_SliceOp : Gai_Op<"slice", [Pure, InferTypeOpAdaptor]> {
   }];
 }
 
-def Gai_ConcatOp : Gai_Op<"concat", [Pure, InferTypeOpAdaptor]> {
+def Gai_ConcatOp : Gai_Op<"concat", [Gai_Differentiable, Gai_Interpreted, Pure,
+    InferTypeOpAdaptor]> {
   let summary = "join tensors along one dimension";
   let arguments = (ins Variadic<Gai_Tensor>:$inputs, I64Attr:$axis);
   let results = (outs Gai_Tensor:$result);
@@ -363,7 +386,8 @@ def Gai_ConcatOp : Gai_Op<"concat", [Pure, InferTypeOpAdaptor]> {
   }];
 }
 
-def Gai_RepeatOp : Gai_Op<"repeat", [Pure, InferTypeOpAdaptor]> {
+def Gai_RepeatOp : Gai_Op<"repeat", [Gai_Differentiable, Gai_Interpreted, Pure,
+    InferTypeOpAdaptor]> {
   let summary = "repeat each slice along an axis `times` times in a row";
   let description = [{
     Like torch.repeat_interleave: K/V heads [B, Hkv, T, D] repeated for
@@ -382,7 +406,8 @@ def Gai_RepeatOp : Gai_Op<"repeat", [Pure, InferTypeOpAdaptor]> {
 // Mixture of experts and loss
 //===----------------------------------------------------------------------===//
 
-def Gai_TopKOp : Gai_Op<"topk", [Pure, InferTypeOpAdaptor]> {
+def Gai_TopKOp : Gai_Op<"topk", [Gai_Differentiable, Gai_Interpreted, Pure,
+    InferTypeOpAdaptor]> {
   let summary = "the k largest entries of the last dimension and their indices";
   let description = [{
     Values are sorted, largest first; ties go to the lower index. Routes tokens
@@ -399,7 +424,7 @@ def Gai_TopKOp : Gai_Op<"topk", [Pure, InferTypeOpAdaptor]> {
   }];
 }
 
-def Gai_OneHotOp : Gai_Op<"one_hot", [Pure]> {
+def Gai_OneHotOp : Gai_Op<"one_hot", [Gai_NoGradient, Gai_Interpreted, Pure]> {
   let summary = "indices [...] to [..., depth] of 0 and 1";
   let arguments = (ins Gai_IndexTensor:$indices, I64Attr:$depth);
   let results = (outs Gai_FloatTensor:$result);
@@ -409,7 +434,8 @@ def Gai_OneHotOp : Gai_Op<"one_hot", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Gai_CrossEntropyOp : Gai_Op<"cross_entropy", [Pure, InferTypeOpAdaptor]> {
+def Gai_CrossEntropyOp : Gai_Op<"cross_entropy", [Gai_Differentiable,
+    Gai_Interpreted, Pure, InferTypeOpAdaptor]> {
   let summary = "softmax cross-entropy of logits [..., V] against labels [...]";
   let description = [{
     Labels equal to `ignore_index` add nothing; `mean` divides by the count
@@ -425,7 +451,7 @@ def Gai_CrossEntropyOp : Gai_Op<"cross_entropy", [Pure, InferTypeOpAdaptor]> {
   }];
 }
 
-def Gai_CrossEntropyGradOp : Gai_Op<"cross_entropy_grad", [Pure]> {
+def Gai_CrossEntropyGradOp : Gai_Op<"cross_entropy_grad", [Gai_Interpreted, Pure]> {
   let summary = "d loss / d logits of gai.cross_entropy, given d loss";
   let description = [{
     (softmax(logits) - one_hot(labels)) · grad, divided by the count of
@@ -451,7 +477,8 @@ def Gai_CrossEntropyGradOp : Gai_Op<"cross_entropy_grad", [Pure]> {
 // Composite ops made by rewriting
 //===----------------------------------------------------------------------===//
 
-def Gai_FlashAttentionOp : Gai_Op<"flash_attention", [Pure, InferTypeOpAdaptor]> {
+def Gai_FlashAttentionOp : Gai_Op<"flash_attention", [Gai_Differentiable,
+    Gai_Interpreted, Pure, InferTypeOpAdaptor]> {
   let summary = "softmax(mask(Q·Kᵀ·scale))·V without materialising the scores";
   let description = [{
     `query` is [B, H, T, D]; `key` and `value` are [B, H / kv_groups, S, D]
@@ -484,7 +511,7 @@ def Gai_FlashAttentionOp : Gai_Op<"flash_attention", [Pure, InferTypeOpAdaptor]>
   }];
 }
 
-def Gai_CachedAttentionOp : Gai_Op<"cached_attention", [Pure,
+def Gai_CachedAttentionOp : Gai_Op<"cached_attention", [Gai_Interpreted, Pure,
     InferTypeOpAdaptor]> {
   let summary = "a generation step's attention, its RoPE and its KV cache writes";
   let description = [{
@@ -530,7 +557,7 @@ def Gai_CachedAttentionOp : Gai_Op<"cached_attention", [Pure,
   }];
 }
 
-def Gai_GemmOp : Gai_Op<"gemm", [Pure, InferTypeOpAdaptor,
+def Gai_GemmOp : Gai_Op<"gemm", [Gai_Interpreted, Pure, InferTypeOpAdaptor,
     AttrSizedOperandSegments]> {
   let summary = "act(lhs·rhs + bias) + residual: a matmul with its epilogue";
   let description = [{
@@ -560,7 +587,8 @@ def Gai_GemmOp : Gai_Op<"gemm", [Pure, InferTypeOpAdaptor,
   }];
 }
 
-def Gai_GatedGemmOp : Gai_Op<"gated_gemm", [Pure, InferTypeOpAdaptor]> {
+def Gai_GatedGemmOp : Gai_Op<"gated_gemm", [Gai_Interpreted, Pure,
+    InferTypeOpAdaptor]> {
   let summary = "act(lhs·gateᵀ) ⊙ (lhs·upᵀ): a gated linear unit's two products";
   let description = [{
     `lhs` is [..., M, K]; `gate` and `up` are weights stored [N, K], as a
@@ -584,7 +612,7 @@ def Gai_GatedGemmOp : Gai_Op<"gated_gemm", [Pure, InferTypeOpAdaptor]> {
   }];
 }
 
-def Gai_FusionOp : Gai_Op<"fusion", [IsolatedFromAbove,
+def Gai_FusionOp : Gai_Op<"fusion", [Gai_Interpreted, IsolatedFromAbove,
     SingleBlockImplicitTerminator<"YieldOp">, RecursiveMemoryEffects]> {
   let summary = "elementwise and row-reduction ops that become one kernel";
   let description = [{
