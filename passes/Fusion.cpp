@@ -285,6 +285,26 @@ void outlineGroup(ArrayRef<Operation *> group, OpBuilder &builder) {
       constant->erase();
 }
 
+/// A last-axis reduce that drops its axis becomes one that keeps it and a
+/// reshape (a view): a kernel's rows are its result's leading dimensions,
+/// so the region's result must keep the reduced axis as its last.
+struct KeepReducedAxisPattern : OpRewritePattern<ReduceOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(ReduceOp reduce, PatternRewriter &rewriter) const override {
+    if (reduce.getKeepDims() || !reduce.readsLastAxisRows())
+      return rewriter.notifyMatchFailure(reduce, "keeps its axis, or not a row reduction");
+    RankedTensorType in = reduce.getInput().getType();
+    SmallVector<int64_t> kept(in.getShape());
+    kept.back() = 1;
+    auto keptType = RankedTensorType::get(kept, in.getElementType());
+    auto keeping = ReduceOp::create(rewriter, reduce.getLoc(), keptType, reduce.getKindAttr(),
+                                    reduce.getInput(), reduce.getAxesAttr(),
+                                    rewriter.getUnitAttr());
+    rewriter.replaceOpWithNewOp<ReshapeOp>(reduce, reduce.getType(), keeping.getResult());
+    return success();
+  }
+};
+
 struct FusionPass : mlir::gai::impl::GaiFusionBase<FusionPass> {
   using GaiFusionBase::GaiFusionBase;
 
@@ -304,6 +324,12 @@ struct FusionPass : mlir::gai::impl::GaiFusionBase<FusionPass> {
     if (epilogues) {
       RewritePatternSet patterns(&getContext());
       populateGemmEpiloguePatterns(patterns, libraryActivations);
+      if (failed(applyPatternsGreedily(func, std::move(patterns))))
+        return signalPassFailure();
+    }
+    {
+      RewritePatternSet patterns(&getContext());
+      patterns.add<KeepReducedAxisPattern>(&getContext());
       if (failed(applyPatternsGreedily(func, std::move(patterns))))
         return signalPassFailure();
     }

@@ -34,10 +34,6 @@ struct Case {
   /// Changes the drawn arguments (to ignore some labels, say), or null.
   void (*adjust)(std::vector<reference::HostTensor> &args) = nullptr;
   unsigned seed = 1;
-  /// A known compiler bug that stops the case compiling, or null. The
-  /// generator reports the case as failing for that reason and fails once
-  /// it compiles, so that the marker goes with the fix.
-  const char *knownBug = nullptr;
 };
 
 const std::vector<Case> &cases();

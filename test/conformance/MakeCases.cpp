@@ -199,25 +199,13 @@ int main(int argc, char **argv) {
     llvm::errs() << "conformance-cases: cannot make " << outDir << ": " << ec.message() << "\n";
     return 1;
   }
-  int made = 0, failed = 0, knownBugs = 0;
+  int made = 0, failed = 0;
   for (const conformance::Case &c : conformance::cases()) {
     if (c.targets == conformance::Targets::CudaOnly && targetFlag != "cuda")
       continue;
     if (!only.empty() && only != c.name)
       continue;
     llvm::Error e = makeCase(c, targetFlag);
-    if (c.knownBug) {
-      if (!e) {
-        llvm::errs() << "conformance-cases: " << c.name
-                     << ": compiles now; remove its known bug: " << c.knownBug << "\n";
-        ++failed;
-      } else {
-        llvm::errs() << "conformance-cases: " << c.name << ": KNOWN BUG, not made: "
-                     << c.knownBug << "\n  " << llvm::toString(std::move(e)) << "\n";
-        ++knownBugs;
-      }
-      continue;
-    }
     if (e) {
       llvm::errs() << "conformance-cases: " << c.name << ": " << llvm::toString(std::move(e))
                    << "\n";
@@ -227,6 +215,6 @@ int main(int argc, char **argv) {
     ++made;
   }
   llvm::outs() << "conformance-cases: " << made << " cases for " << targetFlag << " in "
-               << outDir << ", " << knownBugs << " not made for a known bug\n";
+               << outDir << "\n";
   return failed ? 1 : 0;
 }

@@ -211,3 +211,27 @@ func.func @head_transposes(%q: tensor<1x8x4x16xf32>, %pos: tensor<1x8xi32>, %v: 
   %5 = gai.exp %4 : tensor<8x16xf32>
   return %1, %2, %3, %5 : tensor<1x4x8x16xf32>, tensor<1x4x8x16xf32>, tensor<1x4x8x16xf32>, tensor<8x16xf32>
 }
+
+// -----
+
+// A last-axis reduce that drops its axis keeps it in the kernel; the
+// dropped axis is a reshape (a view) after the region.
+// CHECK-LABEL: func.func @reduce_drops_last_axis
+// CHECK:         %[[F:.*]] = gai.fusion
+// CHECK:           gai.reduce sum %{{.*}} axes = [1] keep_dims : (tensor<5x7xf32>) -> tensor<5x1xf32>
+// CHECK:         gai.reshape %[[F]] : tensor<5x1xf32> to tensor<5xf32>
+func.func @reduce_drops_last_axis(%x: tensor<5x7xf32>) -> tensor<5xf32> {
+  %0 = gai.reduce sum %x axes = [1] : (tensor<5x7xf32>) -> tensor<5xf32>
+  return %0 : tensor<5xf32>
+}
+
+// -----
+
+// Near miss: a reduce over another axis stays as it is (a library reduce).
+// CHECK-LABEL: func.func @reduce_first_axis_stays
+// CHECK-NOT:     gai.fusion
+// CHECK:         gai.reduce sum %{{.*}} axes = [0] : (tensor<5x7xf32>) -> tensor<7xf32>
+func.func @reduce_first_axis_stays(%x: tensor<5x7xf32>) -> tensor<7xf32> {
+  %0 = gai.reduce sum %x axes = [0] : (tensor<5x7xf32>) -> tensor<7xf32>
+  return %0 : tensor<7xf32>
+}
