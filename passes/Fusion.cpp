@@ -291,9 +291,10 @@ void outlineGroup(ArrayRef<Operation *> group, OpBuilder &builder) {
 struct KeepReducedAxisPattern : OpRewritePattern<ReduceOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(ReduceOp reduce, PatternRewriter &rewriter) const override {
-    if (reduce.getKeepDims() || !reduce.readsLastAxisRows())
-      return rewriter.notifyMatchFailure(reduce, "keeps its axis, or not a row reduction");
     RankedTensorType in = reduce.getInput().getType();
+    // A vector's total is a scalar row already.
+    if (reduce.getKeepDims() || !reduce.readsLastAxisRows() || in.getRank() < 2)
+      return rewriter.notifyMatchFailure(reduce, "keeps its axis, or not rows of a matrix");
     SmallVector<int64_t> kept(in.getShape());
     kept.back() = 1;
     auto keptType = RankedTensorType::get(kept, in.getElementType());
