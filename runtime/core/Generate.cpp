@@ -43,12 +43,15 @@ int64_t firstLargest(const float *x, int64_t n) {
 } // namespace
 
 int32_t Sampler::sample(const float *logits, int64_t vocab) {
-  if (options_.temperature <= 0.0f)
+  if (!(options_.temperature >= kGreedyTemperature))
     return static_cast<int32_t>(firstLargest(logits, vocab));
   candidates_.clear();
-  for (int64_t i = 0; i < vocab; ++i)
-    candidates_.emplace_back(logits[i] / options_.temperature,
+  for (int64_t i = 0; i < vocab; ++i) {
+    // NaN would break the sort's ordering; it can never be drawn.
+    float scaled = logits[i] / options_.temperature;
+    candidates_.emplace_back(std::isnan(scaled) ? -INFINITY : scaled,
                              static_cast<int32_t>(i));
+  }
   // Largest first; ties to the lower id, so a seed always gives one result.
   auto byLogit = [](const auto &a, const auto &b) {
     return a.first > b.first || (a.first == b.first && a.second < b.second);
@@ -58,6 +61,8 @@ int32_t Sampler::sample(const float *logits, int64_t vocab) {
                     candidates_.end(), byLogit);
   candidates_.resize(keep);
   double max = candidates_.front().first, total = 0.0;
+  if (!std::isfinite(max)) // an infinite logit (or all -inf): exp cannot weigh it
+    return candidates_.front().second;
   std::vector<double> weight(keep);
   for (int64_t i = 0; i < keep; ++i)
     total += weight[i] = std::exp(candidates_[i].first - max);
@@ -117,6 +122,9 @@ generate(Session &session, const std::vector<std::vector<int32_t>> &prompts,
                          "the expected (tokens, start, last) → logits form");
   const int64_t batch = prefillIn[0].shape[0], chunk = prefillIn[0].shape[1];
   const int64_t vocab = prefillLogits.shape[1];
+  if (options.stopToken && (*options.stopToken < 0 || *options.stopToken >= vocab))
+    return Status::error("the stop token " + std::to_string(*options.stopToken) +
+                         " is outside the vocabulary of " + std::to_string(vocab));
   const format::CompileOptions *compiled = session.artifact().root().options();
   const int64_t context = compiled ? compiled->max_seq_len() : 0;
   for (size_t i = 0; i < prompts.size(); ++i) {
@@ -136,7 +144,8 @@ generate(Session &session, const std::vector<std::vector<int32_t>> &prompts,
   }
 
   Sampler sampler(options.sampling);
-  const bool onDevice = options.greedyOnDevice && options.sampling.temperature <= 0.0f &&
+  const bool onDevice = options.greedyOnDevice &&
+                        !(options.sampling.temperature >= kGreedyTemperature) &&
                         session.greedyStepsAtOnce() > 0;
   std::vector<float> scratch;
   std::vector<std::vector<int32_t>> results(prompts.size());

@@ -2,6 +2,7 @@
 #include "gai/Init.h"
 
 #include "gai/FloatConvert.h"
+#include "gai/SafeFile.h"
 #include "gai/Safetensors.h"
 #include "format/artifact_generated.h"
 
@@ -47,6 +48,8 @@ std::vector<float> initialValues(const std::string &name,
 
 Status writeInitialWeights(const std::string &artifactPath,
                            const std::string &outputPath, uint64_t seed) {
+  if (Status s = checkRegularFile(artifactPath); !s)
+    return s;
   // The tables only: the artifact may have no weights yet.
   StatusOr<LoadedArtifact> artifact = LoadedArtifact::loadTables(artifactPath);
   if (!artifact)

@@ -103,7 +103,8 @@ const uint8_t *SafetensorsFile::fileData() const { return storage_->data; }
 size_t SafetensorsFile::fileSize() const { return storage_->size; }
 
 StatusOr<SafetensorsFile> SafetensorsFile::open(const std::string &path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // Non-blocking: a FIFO in the file's place is refused below, not waited on.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (fd < 0)
     return Status::error(path + ": cannot open: " + std::strerror(errno));
   struct stat st;

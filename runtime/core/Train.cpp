@@ -3,10 +3,13 @@
 // checkpoints of the session's state.
 #include "gai/Train.h"
 
+#include "gai/FloatConvert.h"
 #include "gai/Init.h"
 #include "gai/Safetensors.h"
 
+#include <cinttypes>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <random>
 
@@ -18,6 +21,34 @@ const TensorRef *find(const std::vector<TensorRef> &refs, const std::string &nam
     if (r.name == name)
       return &r;
   return nullptr;
+}
+
+// Each checkpoint tensor's FNV-1a 64 (the artifact format's checksum) is
+// in the metadata under this prefix and its name, so that a corrupt
+// checkpoint names the tensor that changed.
+constexpr const char *kChecksumKey = "gai.fnv1a64.";
+
+std::string checksumText(const uint8_t *data, size_t size) {
+  char text[17];
+  std::snprintf(text, sizeof text, "%016" PRIx64, fnv1a64(data, size));
+  return text;
+}
+
+/// The index of the first NaN or Inf among a float tensor's elements, or -1.
+int64_t firstNonFinite(const TensorView &t) {
+  if (!canConvertFloats(t.dtype, DType::F32))
+    return -1; // integers, or a format with no conversion: the checksum holds
+  constexpr size_t kChunk = 4096;
+  std::vector<float> values(kChunk);
+  size_t count = t.byteSize / dtypeSize(t.dtype);
+  for (size_t at = 0; at < count; at += kChunk) {
+    size_t n = std::min(kChunk, count - at);
+    convertFloats(t.data + at * dtypeSize(t.dtype), t.dtype, values.data(), DType::F32, n);
+    for (size_t i = 0; i < n; ++i)
+      if (!std::isfinite(values[i]))
+        return static_cast<int64_t>(at + i);
+  }
+  return -1;
 }
 
 } // namespace
@@ -193,6 +224,8 @@ Status Trainer::saveCheckpoint(const std::string &path,
                        storage[i].size()});
   }
   std::map<std::string, std::string> metadata = extra;
+  for (const TensorToWrite &t : tensors)
+    metadata[kChecksumKey + t.name] = checksumText(t.data, t.byteSize);
   metadata["gai.checkpoint"] = "1";
   metadata["gai.step"] = std::to_string(step_);
   metadata["gai.optimizer_steps"] = std::to_string(optimizerSteps_);
@@ -219,7 +252,10 @@ Trainer::loadCheckpoint(const std::string &path) {
                           {"gai.bad_steps", &bad}})
     if (Status s = number(key, *out); !s)
       return s;
-  for (const TensorRef &r : persistentState()) {
+  // Everything is checked before anything is loaded, so that a refused
+  // checkpoint leaves the session as it was.
+  std::vector<TensorRef> state = persistentState();
+  for (const TensorRef &r : state) {
     const TensorView *t = file->find(r.name);
     if (!t)
       return Status::error(path + ": the checkpoint has no tensor '" + r.name + "'");
@@ -227,9 +263,21 @@ Trainer::loadCheckpoint(const std::string &path) {
         static_cast<int64_t>(t->byteSize) != r.size)
       return Status::error(path + ": tensor '" + r.name +
                            "' does not match the artifact's shape or dtype");
-    if (Status s = session_->writeState(r.name, t->data); !s)
-      return s;
+    auto recorded = metadata.find(kChecksumKey + r.name);
+    if (recorded == metadata.end())
+      return Status::error(path + ": tensor '" + r.name + "' has no checksum ('" +
+                           kChecksumKey + r.name + "' metadata); not a checkpoint of " +
+                           "this gai, or edited");
+    if (recorded->second != checksumText(t->data, t->byteSize))
+      return Status::error(path + ": tensor '" + r.name +
+                           "' does not match its checksum; the checkpoint is corrupt");
+    if (int64_t at = firstNonFinite(*t); at >= 0)
+      return Status::error(path + ": tensor '" + r.name + "' has a non-finite value at " +
+                           "element " + std::to_string(at) + "; refusing to resume from it");
   }
+  for (const TensorRef &r : state)
+    if (Status s = session_->writeState(r.name, file->find(r.name)->data); !s)
+      return s;
   if (Status s = session_->run("zero_grads"); !s)
     return s;
   step_ = step;

@@ -3,11 +3,11 @@
 // so that resuming needs no generator state.
 #include "gai/Train.h"
 
+#include "gai/SafeFile.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 
 namespace gai {
 namespace {
@@ -25,7 +25,9 @@ bool endsWith(const std::string &s, const std::string &suffix) {
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-constexpr int32_t kLlmcMagic = 20240520; // llm.c's token file header
+// llm.c's token file header: 256 int32s, the magic, a version and the
+// number of uint16 tokens that follow.
+constexpr int32_t kLlmcMagic = 20240520;
 constexpr size_t kLlmcHeaderBytes = 256 * 4;
 
 } // namespace
@@ -41,20 +43,28 @@ StatusOr<TrainData> TrainData::load(const std::vector<std::string> &paths,
     return Status::error("the held-out fraction must be in [0, 1)");
   TrainData data;
   for (const std::string &path : paths) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in)
-      return Status::error(path + ": cannot open the training data");
-    std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)),
-                               std::istreambuf_iterator<char>());
+    StatusOr<std::vector<uint8_t>> read = readRegularFile(path);
+    if (!read)
+      return read.status();
+    const std::vector<uint8_t> &bytes = *read;
     std::string kind = format;
     size_t header = 0;
     if (kind == "auto")
       kind = endsWith(path, ".bin") ? "u16" : "text";
     if (kind == "u16" && bytes.size() >= kLlmcHeaderBytes) {
-      int32_t magic;
+      int32_t magic, count;
       std::memcpy(&magic, bytes.data(), 4);
-      if (magic == kLlmcMagic)
+      std::memcpy(&count, bytes.data() + 8, 4);
+      if (magic == kLlmcMagic) {
         header = kLlmcHeaderBytes;
+        uint64_t held = (bytes.size() - header) / 2;
+        if (count < 0 || static_cast<uint64_t>(count) != held ||
+            (bytes.size() - header) % 2 != 0)
+          return Status::error(path + ": the llm.c header says " + std::to_string(count) +
+                               " tokens, but " + std::to_string(bytes.size() - header) +
+                               " bytes follow it (" + std::to_string(held) +
+                               " tokens): truncated, or not an llm.c token file");
+      }
     }
     size_t width = kind == "text" ? 1 : kind == "u16" ? 2 : 4;
     data.text_ &= kind == "text";
@@ -68,9 +78,10 @@ StatusOr<TrainData> TrainData::load(const std::vector<std::string> &paths,
       uint32_t token = 0;
       std::memcpy(&token, bytes.data() + at, width); // little-endian
       if (token >= static_cast<uint64_t>(vocab))
-        return Status::error(path + ": token " + std::to_string(token) + " at index " +
+        return Status::error(path + ": token " + std::to_string(token) + " at byte " +
+                             std::to_string(at) + " (index " +
                              std::to_string((at - header) / width) +
-                             " is outside the vocabulary of " + std::to_string(vocab));
+                             ") is outside the vocabulary of " + std::to_string(vocab));
       data.tokens_.push_back(static_cast<int32_t>(token));
     }
   }

@@ -120,6 +120,26 @@ TEST(Sampler, TopPKeepsTheSmallestSetWithTheMass) {
   }
 }
 
+TEST(Sampler, AnyTemperatureIsSafe) {
+  float logits[] = {0.1f, 0.3f, 3.0f, 0.2f};
+  // 1e-40 is a denormal: logits / T would be Inf, and Inf - Inf NaN.
+  for (float t : {1e-40f, 1e-30f, 9e-6f}) {
+    Sampler sampler({t, 0, 1.0f, 7});
+    for (int i = 0; i < 20; ++i)
+      EXPECT_EQ(sampler.sample(logits, 4), 2) << t;
+  }
+  float huge[] = {1.0f, 3e38f, NAN, 2e38f};
+  Sampler sampler({1e-4f, 0, 1.0f, 7});
+  for (int i = 0; i < 20; ++i)
+    EXPECT_EQ(sampler.sample(huge, 4), 1);
+  float nans[] = {NAN, 1.0f, NAN, 1.0f};
+  Sampler tied({1.0f, 0, 1.0f, 7});
+  for (int i = 0; i < 50; ++i) {
+    int32_t t = tied.sample(nans, 4);
+    EXPECT_TRUE(t == 1 || t == 3) << t;
+  }
+}
+
 TEST(ByteTokenizer, RoundTripsAndRejectsBytesOutsideTheVocabulary) {
   ByteTokenizer tokenizer(256);
   auto ids = tokenizer.encode("hé!");

@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <sstream>
 
 namespace gai {
@@ -18,8 +17,9 @@ std::string number(double v) {
 
 } // namespace
 
-Status writeLossPlot(const std::string &path, const std::vector<LossPoint> &train,
-                     const std::vector<LossPoint> &eval, const std::string &title) {
+std::optional<std::string> lossPlotSvg(const std::vector<LossPoint> &train,
+                                       const std::vector<LossPoint> &eval,
+                                       const std::string &title) {
   constexpr double kWidth = 800, kHeight = 480, kLeft = 70, kRight = 20, kTop = 40,
                    kBottom = 50;
   std::vector<LossPoint> all = train;
@@ -28,7 +28,7 @@ Status writeLossPlot(const std::string &path, const std::vector<LossPoint> &trai
                            [](const LossPoint &p) { return !std::isfinite(p.loss); }),
             all.end());
   if (all.empty())
-    return Status::error("no finite losses to plot");
+    return std::nullopt;
   int64_t firstStep = all[0].step, lastStep = all[0].step;
   double low = all[0].loss, high = all[0].loss;
   for (const LossPoint &p : all) {
@@ -57,9 +57,7 @@ Status writeLossPlot(const std::string &path, const std::vector<LossPoint> &trai
     os << "\"/>\n";
     return os.str();
   };
-  std::ofstream out(path);
-  if (!out)
-    return Status::error(path + ": cannot write the loss plot");
+  std::ostringstream out;
   out << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << kWidth << "\" height=\""
       << kHeight << "\" font-family=\"sans-serif\" font-size=\"12\">\n"
       << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
@@ -83,7 +81,7 @@ Status writeLossPlot(const std::string &path, const std::vector<LossPoint> &trai
   if (!eval.empty())
     out << "<text x=\"" << kWidth - kRight - 60 << "\" y=\"24\" fill=\"#d62728\">eval loss</text>\n";
   out << "</svg>\n";
-  return out ? Status::ok() : Status::error(path + ": cannot write the loss plot");
+  return out.str();
 }
 
 } // namespace gai

@@ -3,9 +3,8 @@
 #ifndef GAI_TOOLS_GAI_RUN_LOSSPLOT_H
 #define GAI_TOOLS_GAI_RUN_LOSSPLOT_H
 
-#include "gai/Status.h"
-
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,8 +15,10 @@ struct LossPoint {
   double loss;
 };
 
-Status writeLossPlot(const std::string &path, const std::vector<LossPoint> &train,
-                     const std::vector<LossPoint> &eval, const std::string &title);
+/// The plot's SVG text; nothing when no loss is finite.
+std::optional<std::string> lossPlotSvg(const std::vector<LossPoint> &train,
+                                       const std::vector<LossPoint> &eval,
+                                       const std::string &title);
 
 } // namespace gai
 

@@ -3,6 +3,8 @@
 
 #include "Flags.h"
 
+#include "gai/SafeFile.h"
+
 namespace gai {
 
 const char *const kSessionFlagsHelp =
@@ -60,6 +62,15 @@ FlagResult parseSessionFlag(int argc, char **argv, int &i, SessionOptions &optio
     return FlagResult::Taken;
   }
   return FlagResult::NotMine;
+}
+
+StatusOr<LoadedArtifact> loadArtifact(const std::string &artifact,
+                                      const std::string &weights) {
+  for (const std::string *path : {&artifact, &weights})
+    if (!path->empty())
+      if (Status s = checkRegularFile(*path); !s)
+        return s;
+  return LoadedArtifact::load(artifact, weights);
 }
 
 } // namespace gai

@@ -18,6 +18,11 @@ enum class FlagResult { NotMine, Taken, Bad };
 FlagResult parseSessionFlag(int argc, char **argv, int &i, SessionOptions &options,
                             std::string &error);
 
+/// LoadedArtifact::load, after checking that the artifact and the weights
+/// (when given) are regular files: a FIFO or device is refused, not read.
+StatusOr<LoadedArtifact> loadArtifact(const std::string &artifact,
+                                      const std::string &weights);
+
 } // namespace gai
 
 #endif // GAI_TOOLS_GAI_RUN_SESSIONFLAGS_H

@@ -7,19 +7,22 @@
 #include "LossPlot.h"
 #include "format/artifact_generated.h"
 #include "gai/Generate.h"
+#include "gai/SafeFile.h"
 #include "gai/Tokenizer.h"
 #include "gai/Train.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -44,9 +47,12 @@ const char *kTrainUsage =
     "The learning rate warms up linearly over --warmup steps, then follows a\n"
     "cosine to --min-lr at --steps. Steps whose loss or gradients are not\n"
     "finite are skipped; 5 in a row stop the run. Checkpoints are atomic\n"
-    "safetensors files in DIR; --resume continues exactly (a directory\n"
-    "resumes from its latest). The trained weights go to -o (default\n"
-    "ARTIFACT's name + .trained.safetensors), the loss curve to --plot.\n";
+    "safetensors files in DIR, with a checksum per tensor; DIR/lock keeps a\n"
+    "second trainer out. --resume continues exactly (a directory resumes from\n"
+    "its latest) and refuses a checkpoint that is corrupt or not finite. The\n"
+    "trained weights go to -o (default ARTIFACT's name + .trained.safetensors),\n"
+    "the loss curve to --plot; outputs appear only when complete and replace\n"
+    "only regular files. A failed write (a full disk) stops the run.\n";
 
 int fail(const std::string &message) {
   std::fprintf(stderr, "gai-run train: error: %s\n", message.c_str());
@@ -77,23 +83,40 @@ bool isDirectory(const std::string &path) {
 }
 
 /// The newest step-*.safetensors named by DIR/latest.
-std::string latestCheckpoint(const std::string &dir) {
-  std::ifstream in(dir + "/latest");
-  std::string name;
-  std::getline(in, name);
-  return name.empty() ? "" : dir + "/" + name;
+StatusOr<std::string> latestCheckpoint(const std::string &dir) {
+  auto bytes = readRegularFile(dir + "/latest");
+  if (!bytes)
+    return Status::error(dir + ": no checkpoint to resume from (" +
+                         bytes.status().message() + ")");
+  std::string name(bytes->begin(), bytes->end());
+  name = name.substr(0, name.find('\n'));
+  if (name.empty())
+    return Status::error(dir + "/latest: names no checkpoint");
+  return dir + "/" + name;
 }
 
-/// Writes DIR/latest atomically: a reader sees the old name or the new.
-bool pointLatestAt(const std::string &dir, const std::string &name) {
-  std::string temporary = dir + "/latest.tmp";
-  {
-    std::ofstream out(temporary, std::ios::trunc);
-    out << name << "\n";
-    if (!out.flush())
-      return false;
+/// The training losses (and evaluation losses) a metrics file records.
+void readCurves(const std::vector<uint8_t> &metrics, std::vector<LossPoint> &train,
+                std::vector<LossPoint> &eval) {
+  std::string text(metrics.begin(), metrics.end());
+  for (size_t begin = 0, end; begin < text.size(); begin = end + 1) {
+    end = text.find('\n', begin);
+    if (end == std::string::npos)
+      end = text.size();
+    std::string line = text.substr(begin, end - begin);
+    auto field = [&](const char *key, double &out) {
+      size_t at = line.find(std::string("\"") + key + "\": ");
+      if (at == std::string::npos)
+        return false;
+      out = std::strtod(line.c_str() + at + std::strlen(key) + 4, nullptr);
+      return true;
+    };
+    double stepValue, loss, evalLoss;
+    if (field("step", stepValue) && field("loss", loss))
+      train.push_back({static_cast<int64_t>(stepValue), loss});
+    if (field("step", stepValue) && field("eval_loss", evalLoss))
+      eval.push_back({static_cast<int64_t>(stepValue), evalLoss});
   }
-  return std::rename(temporary.c_str(), (dir + "/latest").c_str()) == 0;
 }
 
 struct Flags {
@@ -170,7 +193,7 @@ int trainCommand(int argc, char **argv) {
   if (f.artifact.empty())
     return fail("no artifact given (see gai-run train --help)");
 
-  auto artifact = LoadedArtifact::load(f.artifact, f.weights);
+  auto artifact = loadArtifact(f.artifact, f.weights);
   if (!artifact)
     return fail(artifact.status().message());
   bool startsFromWeights = artifact->weights() != nullptr;
@@ -234,14 +257,33 @@ int trainCommand(int argc, char **argv) {
   if (f.plot.empty())
     f.plot = f.output.substr(0, f.output.size() - std::string(".safetensors").size()) +
              ".loss.svg";
-  if (!f.checkpointDir.empty() && !isDirectory(f.checkpointDir) &&
-      ::mkdir(f.checkpointDir.c_str(), 0755) != 0)
-    return fail(f.checkpointDir + ": cannot create the checkpoint directory");
+  // Checked now, not after hours of training.
+  for (const std::string *output : {&f.output, &f.plot})
+    if (Status st = checkReplaceable(*output); !st)
+      return fail(st.message());
+  std::optional<DirectoryLock> lock;
+  if (!f.checkpointDir.empty()) {
+    if (!isDirectory(f.checkpointDir) && ::mkdir(f.checkpointDir.c_str(), 0755) != 0)
+      return fail(f.checkpointDir + ": cannot create the checkpoint directory: " +
+                  std::strerror(errno));
+    auto acquired = DirectoryLock::acquire(f.checkpointDir);
+    if (!acquired)
+      return fail(acquired.status().message());
+    if (acquired->stalePid() > 0)
+      std::fprintf(stderr, "note: %s: taking over the lock of pid %ld, which ended without "
+                           "releasing it\n",
+                   acquired->path().c_str(), acquired->stalePid());
+    lock.emplace(std::move(*acquired));
+  }
 
   if (!f.resume.empty()) {
-    std::string path = isDirectory(f.resume) ? latestCheckpoint(f.resume) : f.resume;
-    if (path.empty())
-      return fail(f.resume + ": no checkpoint to resume from (no 'latest' file)");
+    std::string path = f.resume;
+    if (isDirectory(f.resume)) {
+      auto latest = latestCheckpoint(f.resume);
+      if (!latest)
+        return fail(latest.status().message());
+      path = *latest;
+    }
     auto metadata = t.loadCheckpoint(path);
     if (!metadata)
       return fail(metadata.status().message());
@@ -255,10 +297,13 @@ int trainCommand(int argc, char **argv) {
       return fail(st.message());
   }
 
-  std::FILE *metrics = nullptr;
-  if (!f.metrics.empty() &&
-      !(metrics = std::fopen(f.metrics.c_str(), f.resume.empty() ? "w" : "a")))
-    return fail(f.metrics + ": cannot write the metrics");
+  std::optional<AppendFile> metrics;
+  if (!f.metrics.empty()) {
+    auto opened = AppendFile::open(f.metrics, f.resume.empty());
+    if (!opened)
+      return fail(opened.status().message());
+    metrics.emplace(std::move(*opened));
+  }
   bool tty = ::isatty(2) && !f.quiet;
   std::fprintf(stderr,
                "training on %s: %lld steps of %lld rows x %lld tokens (%lld micro-batches), "
@@ -307,14 +352,17 @@ int trainCommand(int argc, char **argv) {
   };
   std::vector<std::string> written; // checkpoints of this run, oldest first
   auto checkpoint = [&]() -> Status {
+    if (metrics) // the metrics as far as the checkpoint, durably
+      if (Status st = metrics->sync(); !st)
+        return st;
     std::string name = checkpointName(t.step());
     std::string path = f.checkpointDir + "/" + name;
     if (Status st = t.saveCheckpoint(path, {{"gai.seed", std::to_string(seed)},
                                             {"gai.data_position", std::to_string(t.step())}});
         !st)
       return st;
-    if (!pointLatestAt(f.checkpointDir, name))
-      return Status::error(f.checkpointDir + ": cannot update 'latest'");
+    if (Status st = writeFileAtomically(f.checkpointDir + "/latest", name + "\n"); !st)
+      return st;
     written.push_back(path);
     while (static_cast<int64_t>(written.size()) > f.keep) { // never the newest
       std::remove(written.front().c_str());
@@ -363,17 +411,20 @@ int trainCommand(int argc, char **argv) {
       evalCurve.push_back({t.step(), evalLoss});
     }
     if (metrics) {
-      std::fprintf(metrics,
-                   "{\"step\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, "
-                   "\"tokens_per_s\": %.2f, \"step_s\": %.6f, \"elapsed_s\": %.3f, "
-                   "\"skipped\": %s",
-                   static_cast<long long>(t.step()), result->loss, result->lr,
-                   result->gradNorm, tokensPerStep / stepSeconds, stepSeconds, elapsed,
-                   result->skipped ? "true" : "false");
-      if (std::isfinite(evalLoss))
-        std::fprintf(metrics, ", \"eval_loss\": %.9g", evalLoss);
-      std::fputs("}\n", metrics);
-      std::fflush(metrics);
+      char line[512];
+      int n = std::snprintf(
+          line, sizeof line,
+          "{\"step\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, "
+          "\"tokens_per_s\": %.2f, \"step_s\": %.6f, \"elapsed_s\": %.3f, \"skipped\": %s",
+          static_cast<long long>(t.step()), result->loss, result->lr, result->gradNorm,
+          tokensPerStep / stepSeconds, stepSeconds, elapsed, result->skipped ? "true" : "false");
+      std::string text(line, static_cast<size_t>(std::clamp(n, 0, int(sizeof line) - 1)));
+      if (std::isfinite(evalLoss)) {
+        std::snprintf(line, sizeof line, ", \"eval_loss\": %.9g", evalLoss);
+        text += line;
+      }
+      if (Status st = metrics->append(text + "}\n"); !st)
+        return fail(st.message());
     }
     if (!f.quiet) {
       double eta = (steps - t.step()) * elapsed / static_cast<double>(done);
@@ -402,40 +453,30 @@ int trainCommand(int argc, char **argv) {
   if (tty)
     std::fputs("\n", stderr);
   if (metrics)
-    std::fclose(metrics);
+    if (Status st = metrics->sync(); !st)
+      return fail(st.message());
   if (!f.checkpointDir.empty() && (checkpointEvery <= 0 || t.step() % checkpointEvery != 0))
     if (Status st = checkpoint(); !st)
       return fail(st.message());
   if (Status st = t.saveWeights(f.output); !st)
     return fail(st.message());
   // The whole run's curve: the metrics file has the steps before a resume too.
-  if (!f.metrics.empty()) {
-    std::ifstream in(f.metrics);
-    std::string line;
+  if (metrics && metrics->isRegularFile()) {
+    auto recorded = readRegularFile(f.metrics);
+    if (!recorded)
+      return fail(recorded.status().message());
     trainCurve.clear();
     evalCurve.clear();
-    while (std::getline(in, line)) {
-      auto field = [&](const char *key, double &out) {
-        size_t at = line.find(std::string("\"") + key + "\": ");
-        if (at == std::string::npos)
-          return false;
-        out = std::strtod(line.c_str() + at + std::strlen(key) + 4, nullptr);
-        return true;
-      };
-      double stepValue, loss, evalLoss;
-      if (field("step", stepValue) && field("loss", loss))
-        trainCurve.push_back({static_cast<int64_t>(stepValue), loss});
-      if (field("step", stepValue) && field("eval_loss", evalLoss))
-        evalCurve.push_back({static_cast<int64_t>(stepValue), evalLoss});
-    }
+    readCurves(*recorded, trainCurve, evalCurve);
   }
-  if (!trainCurve.empty())
-    if (Status st = writeLossPlot(f.plot, trainCurve, evalCurve,
-                                  "gai-run train: " + f.artifact);
-        !st)
-      std::fprintf(stderr, "warning: %s\n", st.message().c_str());
+  std::string plotted = "none (no finite losses)";
+  if (auto svg = lossPlotSvg(trainCurve, evalCurve, "gai-run train: " + f.artifact)) {
+    if (Status st = writeFileAtomically(f.plot, *svg); !st)
+      return fail(st.message());
+    plotted = f.plot;
+  }
   std::fprintf(stderr, "trained weights: %s; loss curve: %s\n", f.output.c_str(),
-               f.plot.c_str());
+               plotted.c_str());
   if (f.sampleEvery == 0 || t.step() % f.sampleEvery != 0)
     sample(t.step());
   return 0;

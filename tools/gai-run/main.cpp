@@ -12,7 +12,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <iostream>
+#include <new>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -30,10 +32,11 @@ const char *kUsage =
     "\n"
     "Each --prompt or --prompt-ids adds one prompt; they run as one batch\n"
     "(in groups of the artifact's batch size). Text is byte-tokenized.\n"
-    "--temperature 0 (the default) is greedy. --print-ids prints each\n"
-    "prompt's generated ids on one line instead of text. Throughput goes to\n"
-    "stderr. --device is auto (the artifact's target: a GPU for --target=cuda),\n"
-    "cpu, cuda or cuda:N.\n"
+    "--temperature 0 (the default), or any below 1e-5, is greedy. Token ids\n"
+    "(--prompt-ids, --stop-token) must be inside the model's vocabulary.\n"
+    "--print-ids prints each prompt's generated ids on one line instead of\n"
+    "text. Throughput goes to stderr. --device is auto (the artifact's target:\n"
+    "a GPU for --target=cuda), cpu, cuda or cuda:N.\n"
     "\n"
     "init writes fresh weights for every tensor the artifact names (norm\n"
     "scales 1, biases 0, the rest N(0, 0.02)) for use with --weights.\n";
@@ -136,7 +139,7 @@ int generateCommand(int argc, char **argv) {
   if (promptIsText.empty())
     return fail("no prompt: pass --prompt TEXT or --prompt-ids \"1 2 3\"");
 
-  auto artifact = gai::LoadedArtifact::load(artifactPath, weightsPath);
+  auto artifact = gai::loadArtifact(artifactPath, weightsPath);
   if (!artifact)
     return fail(artifact.status().message());
   auto session = gai::Session::create(std::move(*artifact), sessionOptions);
@@ -144,8 +147,22 @@ int generateCommand(int argc, char **argv) {
     return fail(session.status().message());
   gai::Session &s = **session;
   std::vector<gai::TensorRef> logits = s.outputs("prefill");
-  int64_t vocab = logits.empty() || logits[0].shape.size() != 2 ? 256 : logits[0].shape[1];
+  bool knownVocab = !logits.empty() && logits[0].shape.size() == 2;
+  int64_t vocab = knownVocab ? logits[0].shape[1] : 256;
   gai::ByteTokenizer tokenizer(vocab);
+  if (knownVocab) {
+    auto outside = [&](const char *flag, int64_t id) {
+      return fail(std::string(flag) + ": token id " + std::to_string(id) +
+                  " is outside the model's vocabulary of " + std::to_string(vocab) +
+                  " (ids 0 to " + std::to_string(vocab - 1) + ")");
+    };
+    if (options.stopToken && *options.stopToken >= vocab)
+      return outside("--stop-token", *options.stopToken);
+    for (const std::vector<int32_t> &ids : idPrompts)
+      for (int32_t id : ids)
+        if (id >= vocab)
+          return outside("--prompt-ids", id);
+  }
 
   std::vector<std::vector<int32_t>> prompts;
   size_t nextText = 0, nextIds = 0;
@@ -238,13 +255,21 @@ int main(int argc, char **argv) {
     return argc < 2 ? 1 : 0;
   }
   std::string command = argv[1];
-  if (command == "generate")
-    return generateCommand(argc - 2, argv + 2);
-  if (command == "init")
-    return initCommand(argc - 2, argv + 2);
-  if (command == "bench")
-    return gai::benchCommand(argc - 2, argv + 2);
-  if (command == "train")
-    return gai::trainCommand(argc - 2, argv + 2);
+  // The runtime reports failures as Status; an exception reaching here is a
+  // bug (or memory running out), still reported as one error line.
+  try {
+    if (command == "generate")
+      return generateCommand(argc - 2, argv + 2);
+    if (command == "init")
+      return initCommand(argc - 2, argv + 2);
+    if (command == "bench")
+      return gai::benchCommand(argc - 2, argv + 2);
+    if (command == "train")
+      return gai::trainCommand(argc - 2, argv + 2);
+  } catch (const std::bad_alloc &) {
+    return fail(command + ": out of memory");
+  } catch (const std::exception &e) {
+    return fail(command + ": unexpected " + e.what());
+  }
   return fail("unknown command '" + command + "' (expected generate, train, bench or init)");
 }

@@ -12,8 +12,13 @@
 
 namespace gai {
 
+/// Temperatures below this are greedy: logits / T must stay finite (a
+/// logit of 1e3 at 1e-5 is 1e8, far inside float's range), and at such a
+/// temperature sampling is the argmax unless two logits tie to ~1e-4.
+inline constexpr float kGreedyTemperature = 1e-5f;
+
 struct SamplingOptions {
-  float temperature = 0.0f; ///< 0: greedy (argmax)
+  float temperature = 0.0f; ///< below kGreedyTemperature: greedy (argmax)
   int64_t topK = 0;         ///< 0: all tokens
   float topP = 1.0f;        ///< nucleus: the smallest set with this mass
   uint64_t seed = 0;

@@ -81,8 +81,8 @@ struct TensorToWrite {
   size_t byteSize = 0;
 };
 
-/// Writes a safetensors file atomically: to `path`.tmp, fsynced, then
-/// renamed over `path`, so a crash leaves the old file or the new one.
+/// Writes a safetensors file atomically (an AtomicFile): a crash leaves the
+/// old file or the new one, and only a regular file or nothing is replaced.
 Status writeSafetensors(const std::string &path,
                         const std::vector<TensorToWrite> &tensors,
                         const std::map<std::string, std::string> &metadata = {});

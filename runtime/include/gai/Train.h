@@ -62,10 +62,13 @@ public:
   /// The parameters, named as the model's weights (safetensors, f32).
   Status saveWeights(const std::string &path);
   /// Parameters, moments, the step and `extra` (the data position and seed)
-  /// in one safetensors file, written atomically.
+  /// in one safetensors file, written atomically, with each tensor's FNV-1a
+  /// 64 in the metadata ("gai.fnv1a64.NAME").
   Status saveCheckpoint(const std::string &path,
                         const std::map<std::string, std::string> &extra);
-  /// Restores what saveCheckpoint wrote; returns its metadata.
+  /// Restores what saveCheckpoint wrote; returns its metadata. A tensor
+  /// that fails its checksum or holds NaN or Inf is an error naming it, and
+  /// then nothing is loaded.
   StatusOr<std::map<std::string, std::string>> loadCheckpoint(const std::string &path);
 
 private:
