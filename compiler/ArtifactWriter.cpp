@@ -367,8 +367,28 @@ FailureOr<std::vector<uint8_t>> Writer::write() {
   std::vector<flatbuffers::Offset<flatbuffers::String>> symbols;
   for (const std::string &s : kernels.symbols)
     symbols.push_back(fbb.CreateString(s));
+  std::vector<flatbuffers::Offset<fmt::KernelSignature>> signatures;
+  for (const std::string &name : kernels.kernels) {
+    auto kernel = module.lookupSymbol<func::FuncOp>(name);
+    if (!kernel) {
+      error = "kernel '" + name + "' is not in the exec module";
+      return failure();
+    }
+    std::vector<int64_t> argBytes;
+    for (Type t : kernel.getArgumentTypes()) {
+      auto memref = dyn_cast<MemRefType>(t);
+      if (!memref || !memref.hasStaticShape() || !memref.getElementType().isIntOrFloat()) {
+        error = "kernel '" + name + "' takes an argument without a static shape";
+        return failure();
+      }
+      argBytes.push_back((memref.getNumElements() *
+                              memref.getElementType().getIntOrFloatBitWidth() + 7) / 8);
+    }
+    signatures.push_back(fmt::CreateKernelSignatureDirect(fbb, &argBytes));
+  }
   auto kernelModule = fmt::CreateKernelModuleDirect(
-      fbb, kernels.format.c_str(), &kernels.code, &symbols, kernels.programmaticLaunch);
+      fbb, kernels.format.c_str(), &kernels.code, &symbols, kernels.programmaticLaunch,
+      &signatures);
   auto compileOptions = fmt::CreateCompileOptionsDirect(
       fbb, options.target.c_str(), options.dtype.c_str(), options.maxBatch,
       options.maxSeqLen, options.prefillLen, options.model.c_str(),

@@ -14,6 +14,8 @@
 #include <iterator>
 #include <optional>
 
+#include <unistd.h>
+
 namespace gai {
 
 int64_t dtypeBits(format::DType dtype) {
@@ -51,6 +53,17 @@ bool hasTrainableParameters(const format::Artifact &root) {
       if (t->role() == format::TensorRole::Parameter)
         return true;
   return false;
+}
+
+Status fitsHostMemory(int64_t bytes, const std::string &what) {
+  long pages = sysconf(_SC_PHYS_PAGES), pageSize = sysconf(_SC_PAGE_SIZE);
+  int64_t memory = pages > 0 && pageSize > 0 ? static_cast<int64_t>(pages) * pageSize : -1;
+  if (bytes >= 0 && (memory < 0 || bytes <= memory))
+    return Status::ok();
+  return Status::error(what + " needs " +
+                       (bytes < 0 ? std::string("more bytes than fit in 64 bits")
+                                  : std::to_string(bytes) + " bytes") +
+                       ", the machine has " + std::to_string(memory));
 }
 
 int64_t packedSize(const flatbuffers::Vector<
@@ -135,7 +148,11 @@ public:
     if (bits == 0 || !t->buffer())
       return Status::error(where + ": tensor '" + name +
                            "' has no dtype or buffer");
-    int64_t bytes = (elements * bits + 7) / 8;
+    int64_t elementBits = 0;
+    if (__builtin_mul_overflow(elements, bits, &elementBits) || elementBits > INT64_MAX - 7)
+      return Status::error(where + ": tensor '" + name + "' has a bad shape (" +
+                           std::to_string(elements) + " elements overflow its size)");
+    int64_t bytes = (elementBits + 7) / 8;
     if (t->buffer()->size() != bytes)
       return Status::error(where + ": tensor '" + name + "' needs " +
                            std::to_string(bytes) + " bytes, its buffer has " +
@@ -313,6 +330,8 @@ StatusOr<LoadedArtifact> LoadedArtifact::verify(
       auto data = std::make_shared<std::vector<uint8_t>>();
       if (size < 0)
         return fail("negative weights size");
+      if (Status s = fitsHostMemory(size, "the weights"); !s)
+        return fail(s.message());
       if (Status s = bindWeights(*w, size, weightsPath, *data); !s)
         return s;
       artifact.externalWeights_ = data;
@@ -351,11 +370,27 @@ StatusOr<LoadedArtifact> LoadedArtifact::verify(
           return fail(s.message());
   }
 
-  uint32_t kernelCount = root->kernels() && root->kernels()->symbols()
-                             ? root->kernels()->symbols()->size()
-                             : 0;
-  if (root->state_size() < 0)
-    return fail("negative state size");
+  // Each kernel's signature: a launch must pass the buffers it reads.
+  KernelSignatures kernels;
+  if (const format::KernelModule *k = root->kernels(); k && k->symbols()) {
+    const auto *signatures = k->signatures();
+    if (!signatures || signatures->size() != k->symbols()->size())
+      return fail("the kernels have no signatures, or not one per symbol; recompile with a "
+                  "matching gaic");
+    for (const format::KernelSignature *s : *signatures) {
+      kernels.emplace_back();
+      if (s->arg_bytes())
+        for (int64_t bytes : *s->arg_bytes()) {
+          if (bytes < 0)
+            return fail("a kernel's signature has a negative size");
+          kernels.back().push_back(bytes);
+        }
+    }
+  }
+  // Far past any plan's, and short of where sums of sizes could overflow.
+  constexpr int64_t kMostSpaceBytes = int64_t{1} << 50;
+  if (root->state_size() < 0 || root->state_size() > kMostSpaceBytes)
+    return fail("state size " + std::to_string(root->state_size()) + " is outside [0, 2^50]");
   if (root->state()) {
     BoundsChecker bounds("state", 0, 0, root->state_size(), 0, 0);
     for (const format::TensorDesc *t : *root->state())
@@ -369,8 +404,9 @@ StatusOr<LoadedArtifact> LoadedArtifact::verify(
           "entry '" + (entry->name() ? entry->name()->str() : "?") + "'";
       if (!entry->name())
         return fail("an entry point has no name");
-      if (entry->arena_size() < 0)
-        return fail(where + ": negative arena size");
+      if (entry->arena_size() < 0 || entry->arena_size() > kMostSpaceBytes)
+        return fail(where + ": arena size " + std::to_string(entry->arena_size()) +
+                    " is outside [0, 2^50]");
       BoundsChecker bounds(where, entry->arena_size(), artifact.weightsSize_,
                            root->state_size(), packedSize(entry->inputs()),
                            packedSize(entry->outputs()));
@@ -382,7 +418,7 @@ StatusOr<LoadedArtifact> LoadedArtifact::verify(
       StatusOr<DecodedEntry> decoded =
           decodeEntry(*entry, {entry->arena_size(), artifact.weightsSize_, root->state_size(),
                                packedSize(entry->inputs()), packedSize(entry->outputs())},
-                      kernelCount);
+                      kernels);
       if (!decoded)
         return fail(decoded.status().message());
       entries->push_back(std::move(*decoded));

@@ -278,14 +278,27 @@ cmd::Attention decodeAttention(Checker &check, const format::Attention &t) {
   return a;
 }
 
-cmd::Launch decodeLaunch(Checker &check, const format::Launch &t, uint32_t kernelCount) {
+cmd::Launch decodeLaunch(Checker &check, const format::Launch &t,
+                         const KernelSignatures &kernels) {
   cmd::Launch l;
   l.kernel = t.kernel();
-  check.require(l.kernel < kernelCount, "launches kernel " + std::to_string(l.kernel) +
-                                            " of " + std::to_string(kernelCount));
+  check.require(l.kernel < kernels.size(), "launches kernel " + std::to_string(l.kernel) +
+                                               " of " + std::to_string(kernels.size()));
   if (t.args())
     for (const format::BufferRef *ref : *t.args())
       l.args.push_back(check.buffer(ref, "argument"));
+  if (l.kernel < kernels.size()) {
+    const std::vector<int64_t> &wants = kernels[l.kernel];
+    check.require(l.args.size() == wants.size(),
+                  "passes " + std::to_string(l.args.size()) + " buffers to kernel " +
+                      std::to_string(l.kernel) + ", which takes " +
+                      std::to_string(wants.size()));
+    for (size_t i = 0; i < l.args.size() && i < wants.size(); ++i)
+      check.require(l.args[i].size >= wants[i],
+                    "argument " + std::to_string(i) + " has " +
+                        std::to_string(l.args[i].size) + " bytes, kernel " +
+                        std::to_string(l.kernel) + " reads " + std::to_string(wants[i]));
+  }
   l.grid = longs(t.grid());
   check.require(l.grid.empty() ||
                     (l.grid.size() == 2 && l.grid[0] > 0 && l.grid[0] <= INT32_MAX &&
@@ -512,11 +525,15 @@ std::vector<std::string> commandNames() {
 }
 
 StatusOr<DecodedEntry> decodeEntry(const format::EntryPoint &entry, const SpaceSizes &sizes,
-                                   uint32_t kernelCount) {
+                                   const KernelSignatures &kernels) {
   DecodedEntry decoded;
   decoded.name = entry.name() ? entry.name()->str() : "?";
   if (!entry.steps())
     return decoded;
+  if (entry.steps()->size() > kMostSteps)
+    return Status::error("entry '" + decoded.name + "': " +
+                         std::to_string(entry.steps()->size()) + " steps, more than the " +
+                         std::to_string(kMostSteps) + " an entry may have");
   decoded.steps.reserve(entry.steps()->size());
   for (size_t i = 0; i < entry.steps()->size(); ++i) {
     const format::Step *step = entry.steps()->Get(i);
@@ -534,7 +551,7 @@ StatusOr<DecodedEntry> decodeEntry(const format::EntryPoint &entry, const SpaceS
       command = decodeAttention(check, *step->command_as_Attention());
       break;
     case format::Command::Launch:
-      command = decodeLaunch(check, *step->command_as_Launch(), kernelCount);
+      command = decodeLaunch(check, *step->command_as_Launch(), kernels);
       break;
     case format::Command::Embedding:
       command = decodeEmbedding(check, *step->command_as_Embedding());

@@ -171,12 +171,20 @@ struct DecodedEntry {
 /// format::Space.
 using SpaceSizes = std::array<int64_t, 5>;
 
+/// The bytes each generated kernel's buffer arguments span, by kernel.
+using KernelSignatures = std::vector<std::vector<int64_t>>;
+
+/// The most steps an entry may have: far past any model's, short of what a
+/// tampered count could make the loader allocate.
+inline constexpr size_t kMostSteps = size_t{1} << 20;
+
 /// Decodes and validates `entry`'s steps: every buffer inside its space and
 /// large enough for the sizes the command gives, every enum known, with
-/// no arithmetic overflow. `kernelCount` bounds the launches. Errors name
-/// the entry, the step and the field.
+/// no arithmetic overflow; a launch names a kernel of `kernels` and passes
+/// the buffers its signature takes. Errors name the entry, the step and the
+/// field.
 StatusOr<DecodedEntry> decodeEntry(const format::EntryPoint &entry, const SpaceSizes &sizes,
-                                   uint32_t kernelCount);
+                                   const KernelSignatures &kernels);
 
 } // namespace gai
 

@@ -4,8 +4,10 @@
 
 #include "format/artifact_generated.h"
 #include "gai/Safetensors.h"
+#include "gai/Status.h"
 
 #include <cstdint>
+#include <string>
 
 namespace gai {
 
@@ -18,6 +20,10 @@ DType hostDType(format::DType dtype);
 /// Whether the artifact's parameters are state (`param.<name>`, from
 /// `gaic --mode=train`): they may start without weights, from random draws.
 bool hasTrainableParameters(const format::Artifact &root);
+
+/// An error unless `bytes` (a sum of a plan's sizes, -1 when it overflowed)
+/// fits in this machine's memory; says what `what` needs and what there is.
+Status fitsHostMemory(int64_t bytes, const std::string &what);
 
 /// Bytes a packed list of tensors (an entry's inputs or outputs) spans.
 int64_t packedSize(

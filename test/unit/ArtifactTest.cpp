@@ -1,6 +1,7 @@
 // Loading artifacts: a valid one loads; truncated, bit-flipped, mislabelled
 // and out-of-bounds ones are refused with a message, never used.
 #include "gai/Artifact.h"
+#include "gai/Session.h"
 
 #include "format/artifact_generated.h"
 
@@ -17,6 +18,9 @@ namespace {
 struct Options {
   int64_t gemmC = 0;               ///< offset of the GEMM's output
   uint32_t launchKernel = 0;       ///< kernel index the launch names
+  int64_t kernelOutputBytes = 16;  ///< what the kernel's signature says it writes
+  std::vector<int64_t> inputShape = {2, 8}; ///< of the f32 input x (64 bytes)
+  int64_t stateSize = 0;
   uint32_t schemaVersion = kArtifactSchemaVersion;
   bool externalWeights = false;
   uint64_t externalChecksum = 0;
@@ -69,7 +73,7 @@ std::vector<uint8_t> build(const Options &o = {}) {
     weights = fmt::CreateWeightsDirect(b, &blob, 0, &weightTensors);
   }
   std::vector<flatbuffers::Offset<fmt::TensorDesc>> inputs = {
-      tensor("x", fmt::DType::F32, {2, 8}, fmt::Space::Input, 0, 64)};
+      tensor("x", fmt::DType::F32, o.inputShape, fmt::Space::Input, 0, 64)};
   std::vector<flatbuffers::Offset<fmt::TensorDesc>> outputs = {
       tensor("y", fmt::DType::F32, {1, 4}, fmt::Space::Output, 0, 16)};
 
@@ -121,12 +125,16 @@ std::vector<uint8_t> build(const Options &o = {}) {
   std::vector<uint8_t> code = {0x7f, 'E', 'L', 'F'};
   std::vector<flatbuffers::Offset<flatbuffers::String>> symbols = {
       b.CreateString("fusion_0")};
-  auto kernels = fmt::CreateKernelModuleDirect(b, "elf-shared-object", &code,
-                                               &symbols);
+  // fusion_0 reads 16 bytes of each of its two buffers.
+  std::vector<int64_t> argBytes = {16, o.kernelOutputBytes};
+  std::vector<flatbuffers::Offset<fmt::KernelSignature>> signatures = {
+      fmt::CreateKernelSignatureDirect(b, &argBytes)};
+  auto kernels = fmt::CreateKernelModuleDirect(b, "elf-shared-object", &code, &symbols,
+                                               false, &signatures);
   auto options = fmt::CreateCompileOptionsDirect(b, "cpu", "f32", 1, 128, 8,
                                                  "test", "0.1.0");
   auto root = fmt::CreateArtifactDirect(b, o.schemaVersion, options, weights,
-                                        nullptr, 0, &entries, kernels);
+                                        nullptr, o.stateSize, &entries, kernels);
   fmt::FinishArtifactBuffer(b, root);
   return sealArtifact(b.GetBufferPointer(), b.GetSize());
 }
@@ -208,6 +216,40 @@ TEST(Artifact, OutOfBoundsBuffersAreRefused) {
   k.launchKernel = 3;
   EXPECT_EQ(loadError(build(k)),
             "m.gai: entry 'decode': step 1 (launch): launches kernel 3 of 1");
+  Options small;
+  small.kernelOutputBytes = 32; // the launch passes 16
+  EXPECT_EQ(loadError(build(small)),
+            "m.gai: entry 'decode': step 1 (launch): argument 1 has 16 bytes, kernel 0 "
+            "reads 32");
+}
+
+TEST(Artifact, SizesThatOverflowAreRefused) {
+  Options huge;
+  huge.inputShape = {int64_t{1} << 59, 1}; // 2^59 f32 elements: 2^64 bits
+  EXPECT_EQ(loadError(build(huge)),
+            "m.gai: entry 'decode': tensor 'x' has a bad shape (576460752303423488 elements "
+            "overflow its size)");
+  Options state;
+  state.stateSize = int64_t{1} << 51;
+  EXPECT_EQ(loadError(build(state)),
+            "m.gai: state size 2251799813685248 is outside [0, 2^50]");
+}
+
+TEST(Artifact, PlansLargerThanTheMachineAreRefused) {
+  Options big;
+  big.stateSize = int64_t{1} << 49; // 512 TiB of state, + 1024 arena + 64 + 16 of i/o
+  auto loaded = LoadedArtifact::fromBytes(build(big), "m.gai", ".");
+  ASSERT_TRUE(loaded.isOk()) << loaded.status().message();
+  SessionOptions cpu;
+  cpu.device = "cpu";
+  auto session = Session::create(std::move(*loaded), cpu);
+  ASSERT_FALSE(session.isOk());
+  EXPECT_EQ(session.status().message().rfind("the artifact's state, arenas, inputs and "
+                                             "outputs needs 562949953422416 bytes, the "
+                                             "machine has ",
+                                             0),
+            0u)
+      << session.status().message();
 }
 
 TEST(Artifact, FoldedAttentionIsChecked) {

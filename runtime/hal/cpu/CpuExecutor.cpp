@@ -302,6 +302,17 @@ StatusOr<std::unique_ptr<Executor>> createCpuExecutor(const LoadedArtifact &arti
 Status CpuExecutor::init() {
   CpuExecutor *session = this;
   const format::Artifact &root = session->artifact_.root();
+  // The whole plan, in checked arithmetic, before any of it is allocated.
+  int64_t planned = root.state_size();
+  if (root.entries())
+    for (const format::EntryPoint *desc : *root.entries())
+      for (int64_t bytes : {desc->arena_size(), packedSize(desc->inputs()),
+                            packedSize(desc->outputs())})
+        if (planned >= 0 && __builtin_add_overflow(planned, bytes, &planned))
+          planned = -1;
+  if (Status s = fitsHostMemory(planned, "the artifact's state, arenas, inputs and outputs");
+      !s)
+    return s;
   std::vector<std::string> symbols;
   const uint8_t *code = nullptr;
   size_t codeSize = 0;

@@ -243,9 +243,21 @@ Status CudaExecutor::init() {
             attentionWorkspaceFloats(p, attentionSplits(elem, p, multiprocessors_)));
       }
   int64_t stateBytes = alignUp(root.state_size());
-  int64_t total = weightsBytes + stateBytes + arenaBytes + ioBytes +
-                  static_cast<int64_t>(kGemmWorkspace) + alignUp(attentionFloats * 4) +
-                  alignUp(onesCount * 4) + alignUp(onesCount * 2) + kAlign;
+  // The sizes come from the artifact: summed wide, and checked against the
+  // device before anything is allocated.
+  __int128 wanted = static_cast<__int128>(weightsBytes) + stateBytes + arenaBytes + ioBytes +
+                    static_cast<__int128>(kGemmWorkspace) + alignUp(attentionFloats * 4) +
+                    alignUp(onesCount * 4) + alignUp(onesCount * 2) + kAlign;
+  size_t freeBytes = 0, totalBytes = 0;
+  if (cudaError_t e = cudaMemGetInfo(&freeBytes, &totalBytes); e != cudaSuccess)
+    return cudaError("reading the free memory of " + name_, e);
+  if (wanted > static_cast<__int128>(freeBytes))
+    return Status::error(
+        "the artifact needs " +
+        (wanted > INT64_MAX ? std::string("more bytes than fit in 64 bits")
+                            : std::to_string(static_cast<int64_t>(wanted)) + " bytes") +
+        " of device memory, " + name_ + " has " + std::to_string(freeBytes) + " free");
+  const auto total = static_cast<int64_t>(wanted);
   if (cudaError_t e = cudaMalloc(&device_, static_cast<size_t>(total)); e != cudaSuccess)
     return cudaError("allocating " + std::to_string(total >> 20) + " MiB on " + name_, e);
   uint8_t *cursor = device_;
