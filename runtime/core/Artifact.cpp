@@ -361,6 +361,7 @@ StatusOr<LoadedArtifact> LoadedArtifact::verify(
         artifact.externalWeights_ = data;
         artifact.weights_ = data->data();
         artifact.weightsSize_ = static_cast<int64_t>(data->size());
+        artifact.externalPath_ = path;
       }
     }
     BoundsChecker bounds("weights", 0, artifact.weightsSize_, 0, 0, 0);

@@ -121,7 +121,7 @@ int benchCommand(int argc, char **argv) {
     return fail("--workload must be prefill or decode");
 
   double t0 = now();
-  auto artifact = loadArtifact(artifactPath, weightsPath);
+  auto artifact = loadArtifact(artifactPath, weightsPath, options.trustedKeys);
   if (!artifact)
     return fail(artifact.status().message());
   auto created = Session::create(std::move(*artifact), options);

@@ -4,6 +4,9 @@
 #include "Flags.h"
 
 #include "gai/SafeFile.h"
+#include "gai/Signing.h"
+
+#include "gai/SafeFile.h"
 
 namespace gai {
 
@@ -16,7 +19,9 @@ const char *const kSessionFlagsHelp =
     "  --overlap on|off     CUDA sm_90+: kernels start as the one before finishes\n"
     "                       (programmatic dependent launch; default on)\n"
     "  --gemm-tune N        CUDA: time N of cuBLASLt's candidates for each\n"
-    "                       prefill-sized GEMM shape (default 8; 0 or 1: none)\n";
+    "                       prefill-sized GEMM shape (default 8; 0 or 1: none)\n"
+    "  --trusted-keys DIR   load only an artifact (and weights) signed by a key in\n"
+    "                       DIR/*.pub (FILE.sig beside each; gaic --sign, gai-run sign)\n";
 
 FlagResult parseSessionFlag(int argc, char **argv, int &i, SessionOptions &options,
                             std::string &error) {
@@ -47,6 +52,13 @@ FlagResult parseSessionFlag(int argc, char **argv, int &i, SessionOptions &optio
     return onOff(options.cudaGraphs);
   if (arg == "--overlap")
     return onOff(options.overlapLaunches);
+  if (arg == "--trusted-keys") {
+    if (!value(options.trustedKeys)) {
+      error = "--trusted-keys needs a folder of public keys (*.pub)";
+      return FlagResult::Bad;
+    }
+    return FlagResult::Taken;
+  }
   if (arg == "--profile") {
     options.profile = true;
     return FlagResult::Taken;
@@ -65,12 +77,24 @@ FlagResult parseSessionFlag(int argc, char **argv, int &i, SessionOptions &optio
 }
 
 StatusOr<LoadedArtifact> loadArtifact(const std::string &artifact,
-                                      const std::string &weights) {
+                                      const std::string &weights,
+                                      const std::string &trustedKeys) {
   for (const std::string *path : {&artifact, &weights})
-    if (!path->empty())
+    if (!path->empty()) {
       if (Status s = checkRegularFile(*path); !s)
         return s;
-  return LoadedArtifact::load(artifact, weights);
+      if (!trustedKeys.empty())
+        if (Status s = verifyFile(*path, trustedKeys); !s)
+          return s;
+    }
+  StatusOr<LoadedArtifact> loaded = LoadedArtifact::load(artifact, weights);
+  // Weights the artifact names outside itself are signed files too; nothing
+  // of the artifact has run yet (its code runs when a session starts).
+  if (loaded && !trustedKeys.empty() && weights.empty())
+    if (std::string external = loaded->externalWeightsPath(); !external.empty())
+      if (Status s = verifyFile(external, trustedKeys); !s)
+        return s;
+  return loaded;
 }
 
 } // namespace gai

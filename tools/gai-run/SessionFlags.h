@@ -20,8 +20,11 @@ FlagResult parseSessionFlag(int argc, char **argv, int &i, SessionOptions &optio
 
 /// LoadedArtifact::load, after checking that the artifact and the weights
 /// (when given) are regular files: a FIFO or device is refused, not read.
+/// With `trustedKeys`, the artifact and its weights must carry a signature
+/// by one of those keys.
 StatusOr<LoadedArtifact> loadArtifact(const std::string &artifact,
-                                      const std::string &weights);
+                                      const std::string &weights,
+                                      const std::string &trustedKeys = "");
 
 } // namespace gai
 

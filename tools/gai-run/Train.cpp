@@ -193,7 +193,7 @@ int trainCommand(int argc, char **argv) {
   if (f.artifact.empty())
     return fail("no artifact given (see gai-run train --help)");
 
-  auto artifact = loadArtifact(f.artifact, f.weights);
+  auto artifact = loadArtifact(f.artifact, f.weights, f.session.trustedKeys);
   if (!artifact)
     return fail(artifact.status().message());
   bool startsFromWeights = artifact->weights() != nullptr;

@@ -7,6 +7,7 @@
 #include "gai/Generate.h"
 #include "gai/Init.h"
 #include "gai/Session.h"
+#include "gai/Signing.h"
 #include "gai/Tokenizer.h"
 
 #include <cstdio>
@@ -25,6 +26,8 @@ const char *kUsage =
     "usage: gai-run init ARTIFACT -o WEIGHTS.safetensors [--seed S]\n"
     "       gai-run train ARTIFACT --data FILE... (see train --help)\n"
     "       gai-run bench ARTIFACT --workload prefill|decode ... (see bench --help)\n"
+    "       gai-run keygen -o PREFIX         (PREFIX.key, PREFIX.pub: an Ed25519 pair)\n"
+    "       gai-run sign FILE --key PREFIX.key   (FILE.sig, for --trusted-keys)\n"
     "       gai-run generate ARTIFACT [--weights FILE] [--device D]\n"
     "           (--prompt TEXT | --prompt-ids \"1 2 3\")...\n"
     "           [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P]\n"
@@ -139,7 +142,7 @@ int generateCommand(int argc, char **argv) {
   if (promptIsText.empty())
     return fail("no prompt: pass --prompt TEXT or --prompt-ids \"1 2 3\"");
 
-  auto artifact = gai::loadArtifact(artifactPath, weightsPath);
+  auto artifact = gai::loadArtifact(artifactPath, weightsPath, sessionOptions.trustedKeys);
   if (!artifact)
     return fail(artifact.status().message());
   auto session = gai::Session::create(std::move(*artifact), sessionOptions);
@@ -248,6 +251,30 @@ int initCommand(int argc, char **argv) {
 
 } // namespace
 
+/// keygen -o PREFIX | sign FILE --key KEY: signatures for --trusted-keys.
+int signingCommand(const std::string &command, int argc, char **argv) {
+  std::string file, key, prefix;
+  for (int i = 0; i < argc; ++i) {
+    std::string arg = argv[i];
+    if ((arg == "-o" || arg == "--key") && i + 1 < argc)
+      (arg == "-o" ? prefix : key) = argv[++i];
+    else if (!arg.empty() && arg[0] != '-' && file.empty())
+      file = arg;
+    else
+      return fail(command + ": unexpected argument '" + arg + "' (see gai-run --help)");
+  }
+  if (command == "keygen") {
+    if (prefix.empty() || !file.empty())
+      return fail("keygen needs -o PREFIX (writes PREFIX.key and PREFIX.pub)");
+    gai::Status s = gai::generateSigningKey(prefix);
+    return s ? 0 : fail(s.message());
+  }
+  if (file.empty() || key.empty())
+    return fail("sign needs FILE and --key PREFIX.key (writes FILE.sig)");
+  gai::Status s = gai::signFile(file, key);
+  return s ? 0 : fail(s.message());
+}
+
 int main(int argc, char **argv) {
   if (argc < 2 || std::strcmp(argv[1], "--help") == 0 ||
       std::strcmp(argv[1], "-h") == 0) {
@@ -266,10 +293,13 @@ int main(int argc, char **argv) {
       return gai::benchCommand(argc - 2, argv + 2);
     if (command == "train")
       return gai::trainCommand(argc - 2, argv + 2);
+    if (command == "keygen" || command == "sign")
+      return signingCommand(command, argc - 2, argv + 2);
   } catch (const std::bad_alloc &) {
     return fail(command + ": out of memory");
   } catch (const std::exception &e) {
     return fail(command + ": unexpected " + e.what());
   }
-  return fail("unknown command '" + command + "' (expected generate, train, bench or init)");
+  return fail("unknown command '" + command +
+              "' (expected generate, train, bench, init, keygen or sign)");
 }

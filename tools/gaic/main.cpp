@@ -1,5 +1,6 @@
 // gaic: compiles a model spec or HF config into gai IR, exec IR or an artifact.
 #include "compiler/Pipeline.h"
+#include "gai/Signing.h"
 
 #include "compiler/CompilerPasses.h"
 
@@ -43,6 +44,10 @@ cl::opt<Emit> emit("emit", cl::desc("what to write"), cl::init(Emit::Gai),
 cl::opt<std::string> outputPath("o", cl::desc("output file (- for stdout)"),
                                 cl::value_desc("file"), cl::init("-"),
                                 cl::cat(category));
+cl::opt<std::string> signingKey(
+    "sign", cl::desc("sign the artifact with this Ed25519 secret key (gai-run keygen): "
+                     "writes FILE.sig beside it, for gai-run --trusted-keys"),
+    cl::value_desc("key"), cl::cat(category));
 cl::opt<int64_t> batch("batch",
                        cl::desc("batch size (default: compile.max_batch)"),
                        cl::init(0), cl::cat(category));
@@ -252,5 +257,12 @@ int main(int argc, char **argv) {
   else
     model->module->print(output->os()), output->os() << "\n";
   output->keep();
+  output.reset(); // closed, so that the signature covers every byte
+  if (!signingKey.empty()) {
+    if (emit != Emit::Artifact)
+      return fail("--sign signs artifacts; add --emit=artifact");
+    if (gai::Status s = gai::signFile(outputPath, signingKey); !s)
+      return fail(s.message());
+  }
   return 0;
 }

@@ -72,6 +72,9 @@ public:
   /// Bytes of the weights blob (embedded, or the external file's).
   const uint8_t *weights() const { return weights_; }
   int64_t weightsSize() const { return weightsSize_; }
+  /// The external weights file it read (resolved against its directory),
+  /// or empty.
+  const std::string &externalWeightsPath() const { return externalPath_; }
 
 private:
   static StatusOr<LoadedArtifact> verify(std::vector<uint8_t> bytes,
@@ -85,6 +88,7 @@ private:
   std::shared_ptr<uint8_t> bytes_;
   std::shared_ptr<std::vector<uint8_t>> externalWeights_;
   std::shared_ptr<const std::vector<DecodedEntry>> entries_;
+  std::string externalPath_;
   const uint8_t *weights_ = nullptr;
   int64_t weightsSize_ = 0;
 };

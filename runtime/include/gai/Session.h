@@ -53,6 +53,9 @@ struct SessionOptions {
   /// CUDA: how many of cuBLASLt's candidate algorithms a prefill-sized GEMM
   /// times to keep the fastest (0 or 1: the heuristic's first pick).
   int gemmTuneCandidates = 8;
+  /// A folder of trusted public keys (*.pub): when set, gai-run loads only
+  /// an artifact, and weights, that one of them signed (gai/Signing.h).
+  std::string trustedKeys;
 
   /// The defaults, with GAI_CUDA_GRAPHS=0, GAI_CUDA_PROFILE=1,
   /// GAI_CUDA_OVERLAP=0 and GAI_CUDA_GEMM_TUNE=N applied where set: the one
