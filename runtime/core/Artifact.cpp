@@ -135,6 +135,10 @@ public:
     if (bits == 0 || !t->buffer())
       return Status::error(where + ": tensor '" + name +
                            "' has no dtype or buffer");
+    if (elements > (INT64_MAX - 7) / bits)
+      return Status::error(where + ": tensor '" + name + "' has " +
+                           std::to_string(elements) +
+                           " elements, too many to count in bits");
     int64_t bytes = (elements * bits + 7) / 8;
     if (t->buffer()->size() != bytes)
       return Status::error(where + ": tensor '" + name + "' needs " +
