@@ -27,6 +27,7 @@ INT64_MAX = 2**63 - 1
 KNOWN_GAPS = {
     "gemm-stride",     # a stride with batch 1 is accepted (and unused)
     "launch-args",     # fewer arguments than the kernel reads: a fault
+    "launch-kernel-swap",  # likewise, by naming another kernel
     "entry-no-steps",  # an entry that computes nothing runs
     "state-size",      # no cap: std::bad_alloc aborts
 }
@@ -91,6 +92,18 @@ def cases():
         first_command(doc, "Launch")["kernel"] = 100000
         return True
 
+    def swap_launch_kernel(doc):
+        # A valid kernel index whose kernel takes more arguments.
+        launches = [step["command"] for entry in doc["entries"]
+                    for step in entry["steps"] if step["command_type"] == "Launch"]
+        arity = {l["kernel"]: len(l["args"]) for l in launches}
+        for l in launches:
+            for kernel, n in arity.items():
+                if n > len(l["args"]):
+                    l["kernel"] = kernel
+                    return True
+        return False
+
     def transpose_repeat(doc):
         command = first_command(doc, "Transpose")
         command["permutation"] = [0] * len(command["permutation"])
@@ -142,6 +155,7 @@ def cases():
         "take-row-bytes": (set_in("Take", "row_bytes", 1 << 30), ["take", "needs"]),
         "launch-kernel": (big_launch_kernel, ["kernel"]),
         "launch-args": (drop_launch_arg, ["arg"]),
+        "launch-kernel-swap": (swap_launch_kernel, ["kernel"]),
         "transpose-permutation": (transpose_repeat, ["permutation"]),
         "slice-offset": (slice_offset, ["offset"]),
         "enum-activation": (gemm_enum, ["activation"]),
