@@ -8,6 +8,7 @@
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 #include "mlir/IR/Verifier.h"
 
+#include <algorithm>
 #include <cmath>
 
 using namespace mlir;
@@ -397,6 +398,56 @@ void ForwardBuilder::buildStep(ModuleOp module, StringRef name,
   func::ReturnOp::create(b, outs);
 }
 
+/// Refuses shapes whose buffers could not be allocated, before any IR is
+/// built: the weights (with gradients and two Adam moments when training),
+/// the KV caches, and the largest activation (logits or hidden rows) of each
+/// function, all in saturating arithmetic.
+llvm::Error checkSizes(const ModelSpec &spec, const BuildOptions &options,
+                       llvm::StringRef dtype, int64_t batch, int64_t seq,
+                       int64_t trainRows, int64_t trainLength) {
+  int64_t elt = dtypeBytes(dtype);
+  int64_t params = parameterCount(spec);
+  bool training = options.entries.loss;
+  if (llvm::Error e = checkByteLimit(
+          training ? "the weights, gradients and optimizer state"
+                   : "the weights",
+          saturatingProduct({params, training ? 16 : elt}),
+          countText(params) + " parameters of " +
+              (training ? "f32, times 4" : dtype)))
+    return e;
+  if (options.entries.prefill || options.entries.decode)
+    if (llvm::Error e = checkByteLimit(
+            "the KV caches",
+            saturatingProduct({2, spec.layers, batch, spec.kvHeads, seq,
+                               spec.headDim, elt}),
+            "2 x " + llvm::Twine(spec.layers) + " layers x batch " +
+                llvm::Twine(batch) + " x " + llvm::Twine(spec.kvHeads) +
+                " heads x " + llvm::Twine(seq) + " positions x " +
+                llvm::Twine(spec.headDim) + " x " + dtype))
+      return e;
+  int64_t width = std::max({spec.vocab, spec.dModel, spec.ffnDim,
+                            spec.heads * spec.headDim});
+  auto activation = [&](llvm::StringRef entry, int64_t rows,
+                        int64_t length) -> llvm::Error {
+    return checkByteLimit(
+        "@" + entry + "'s largest activation",
+        saturatingProduct({rows, length, width, 4}),
+        llvm::Twine(rows) + " rows x " + llvm::Twine(length) + " tokens x " +
+            llvm::Twine(width) + " x f32");
+  };
+  if (options.entries.forward)
+    if (llvm::Error e = activation("forward", batch, seq))
+      return e;
+  if (options.entries.prefill)
+    if (llvm::Error e = activation(
+            "prefill", batch, options.prefillLen ? options.prefillLen : seq))
+      return e;
+  if (training)
+    if (llvm::Error e = activation("eval_loss", trainRows, trainLength))
+      return e;
+  return llvm::Error::success();
+}
+
 } // namespace
 
 llvm::Expected<OwningOpRef<ModuleOp>>
@@ -428,6 +479,20 @@ buildForward(MLIRContext &context, const ModelSpec &spec,
   if (!elt)
     return fail("dtype must be f32, bf16 or f16, got '" + dtype + "'");
 
+  const TrainSection &train = spec.train;
+  int64_t rows = options.trainBatch ? options.trainBatch
+                 : train.batch      ? train.batch / std::max<int64_t>(train.microBatches, 1)
+                                    : batch;
+  int64_t length = options.trainSeqLen ? options.trainSeqLen
+                   : train.seqLen      ? train.seqLen
+                                       : seq;
+  if (options.entries.loss && (rows < 1 || length < 1 || length > spec.maxSeqLen))
+    return fail("training needs a micro-batch of at least one row and a length in "
+                "[1, " + llvm::Twine(spec.maxSeqLen) + "], got " + llvm::Twine(rows) +
+                " rows of " + llvm::Twine(length));
+  if (llvm::Error e = checkSizes(spec, options, dtype, batch, seq, rows, length))
+    return std::move(e);
+
   OwningOpRef<ModuleOp> module = ModuleOp::create(UnknownLoc::get(&context));
   module->setName(spec.name.empty() ? StringRef("model") : spec.name);
   Type residual = options.f32Residual ? Type(Float32Type::get(&context)) : elt;
@@ -439,20 +504,8 @@ buildForward(MLIRContext &context, const ModelSpec &spec,
                       options.prefillLen ? options.prefillLen : seq, seq);
   if (options.entries.decode)
     builder.buildStep(*module, "decode", 1, seq);
-  if (options.entries.loss) {
-    const TrainSection &train = spec.train;
-    int64_t rows = options.trainBatch ? options.trainBatch
-                   : train.batch      ? train.batch / std::max<int64_t>(train.microBatches, 1)
-                                      : batch;
-    int64_t length = options.trainSeqLen ? options.trainSeqLen
-                     : train.seqLen      ? train.seqLen
-                                         : seq;
-    if (rows < 1 || length < 1 || length > spec.maxSeqLen)
-      return fail("training needs a micro-batch of at least one row and a length in "
-                  "[1, " + llvm::Twine(spec.maxSeqLen) + "], got " + llvm::Twine(rows) +
-                  " rows of " + llvm::Twine(length));
+  if (options.entries.loss)
     builder.buildLoss(*module, rows, length);
-  }
   // The builder is ours: a module that fails to verify is a bug, not input.
   if (failed(verify(*module)))
     return fail("internal error: the built IR does not verify");

@@ -7,11 +7,47 @@
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/MemoryBuffer.h"
 
+#include <optional>
+
 using namespace llvm;
 
 namespace gai {
 
+/// The offset of the first bracket nested deeper than kMaxJsonDepth, if any.
+/// Brackets inside strings do not count; unbalanced ones are the parser's to
+/// report.
+static std::optional<size_t> tooDeep(StringRef text) {
+  int depth = 0;
+  bool inString = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (inString) {
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        inString = false;
+    } else if (c == '"') {
+      inString = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonDepth)
+        return i;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return std::nullopt;
+}
+
 Expected<json::Value> parseJsonText(StringRef text, StringRef fileName) {
+  if (std::optional<size_t> offset = tooDeep(text)) {
+    StringRef before = text.take_front(*offset);
+    size_t line = before.count('\n') + 1;
+    size_t lineStart = before.rfind('\n');
+    size_t column = lineStart == StringRef::npos ? *offset + 1 : *offset - lineStart;
+    return createStringError(inconvertibleErrorCode(),
+                             "%s:%zu:%zu: invalid JSON: nested deeper than %d levels",
+                             fileName.str().c_str(), line, column, kMaxJsonDepth);
+  }
   Expected<json::Value> value = json::parse(text);
   if (value)
     return value;
@@ -195,7 +231,71 @@ Error ModelSpec::validate() const {
                    "), got " + Twine(compile.maxSeqLen));
   if (ffn == FfnKind::Mlp && experts > 0)
     return bad("ffn.kind", "mixture of experts needs the gated kind");
-  return Error::success();
+  if (layers > kMaxLayers)
+    return bad("layers", "expected at most " + Twine(kMaxLayers) + ", got " +
+                             Twine(layers));
+  if (experts > kMaxExperts)
+    return bad("moe.experts", "expected at most " + Twine(kMaxExperts) +
+                                  ", got " + Twine(experts));
+  // Each expert of each layer is built as its own ops.
+  if (layers * experts > kMaxExpertBlocks)
+    return bad("moe.experts", "layers x experts must be at most " +
+                                  Twine(kMaxExpertBlocks) + ", got " +
+                                  Twine(layers) + " x " + Twine(experts));
+  int64_t params = parameterCount(*this);
+  return checkByteLimit("the weights",
+                        saturatingProduct({params, dtypeBytes(compile.dtype)}),
+                        countText(params) + " parameters of " + compile.dtype);
+}
+
+int64_t saturatingProduct(std::initializer_list<int64_t> factors) {
+  int64_t product = 1;
+  for (int64_t f : factors)
+    if (__builtin_mul_overflow(product, f, &product))
+      return INT64_MAX;
+  return product;
+}
+
+int64_t saturatingSum(int64_t a, int64_t b) {
+  int64_t sum;
+  return __builtin_add_overflow(a, b, &sum) ? INT64_MAX : sum;
+}
+
+int64_t parameterCount(const ModelSpec &spec) {
+  int64_t q = saturatingProduct({spec.heads, spec.headDim});
+  int64_t kv = saturatingProduct({spec.kvHeads, spec.headDim});
+  // Q and O are d_model x q; K and V d_model x kv.
+  int64_t attention = saturatingProduct(
+      {2, spec.dModel, saturatingSum(q, kv)});
+  int64_t ffn = saturatingProduct(
+      {spec.ffn == FfnKind::Gated ? 3 : 2, spec.dModel, spec.ffnDim});
+  if (spec.experts > 0)
+    ffn = saturatingSum(saturatingProduct({ffn, spec.experts}),
+                        saturatingProduct({spec.dModel, spec.experts}));
+  int64_t norms = saturatingProduct({4, spec.dModel});
+  int64_t layer = saturatingSum(saturatingSum(attention, ffn), norms);
+  int64_t total = saturatingProduct({spec.layers, layer});
+  total = saturatingSum(total, saturatingProduct({spec.tiedEmbeddings ? 1 : 2,
+                                                  spec.vocab, spec.dModel}));
+  if (spec.position == PositionKind::Learned)
+    total = saturatingSum(total, saturatingProduct({spec.maxSeqLen, spec.dModel}));
+  return total;
+}
+
+std::string countText(int64_t n) {
+  return n == INT64_MAX ? "more than 2^63" : std::to_string(n);
+}
+
+int64_t dtypeBytes(StringRef dtype) { return dtype == "f32" ? 4 : 2; }
+
+Error checkByteLimit(const Twine &what, int64_t bytes, const Twine &detail) {
+  if (bytes <= kMaxBytes)
+    return Error::success();
+  return createStringError(inconvertibleErrorCode(),
+                           (what + " would need " + countText(bytes) +
+                            " bytes (" + detail +
+                            "), more than the limit of 2^40 bytes")
+                               .str());
 }
 
 static Expected<const json::Object *> topObject(const json::Value &value,

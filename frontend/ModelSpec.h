@@ -7,6 +7,7 @@
 #include "llvm/Support/Error.h"
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -92,6 +93,35 @@ struct ModelSpec {
   /// the message names the field.
   llvm::Error validate() const;
 };
+
+/// Bounds on what gaic accepts, checked before anything is built or
+/// allocated. Real models sit far below them; beyond them a typo (an extra
+/// digit in `layers`) would exhaust memory instead of failing.
+constexpr int64_t kMaxLayers = 4096;
+constexpr int64_t kMaxExperts = 256;
+constexpr int64_t kMaxExpertBlocks = 65536; ///< layers x experts
+constexpr int64_t kMaxBytes = int64_t(1) << 40;
+/// llvm::json::parse recurses once per level; deeper input exhausts the stack.
+constexpr int kMaxJsonDepth = 256;
+
+/// The product of `factors` (all >= 0), or INT64_MAX when it overflows.
+int64_t saturatingProduct(std::initializer_list<int64_t> factors);
+/// a + b, or INT64_MAX when it overflows (both >= 0).
+int64_t saturatingSum(int64_t a, int64_t b);
+
+/// `n` in decimal, or "more than 2^63" when it saturated.
+std::string countText(int64_t n);
+
+/// The model's parameter count (biases aside), saturating at INT64_MAX.
+int64_t parameterCount(const ModelSpec &spec);
+
+/// Bytes of one element of "f32", "bf16" or "f16".
+int64_t dtypeBytes(llvm::StringRef dtype);
+
+/// An error when `bytes` exceeds kMaxBytes: "WHAT would need N bytes (DETAIL),
+/// more than the limit of 2^40".
+llvm::Error checkByteLimit(const llvm::Twine &what, int64_t bytes,
+                           const llvm::Twine &detail);
 
 /// Parses our JSON model spec (docs/spec.md). `fileName` prefixes messages.
 llvm::Expected<ModelSpec> parseModelSpec(llvm::StringRef text,

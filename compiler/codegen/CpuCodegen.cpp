@@ -106,6 +106,11 @@ FailureOr<OwningOpRef<ModuleOp>> lowerKernels(ModuleOp execModule,
 
 std::unique_ptr<llvm::TargetMachine> targetMachine(const std::string &cpu,
                                                    std::string &error) {
+  // LLVM only warns about an unknown CPU, then builds for a generic one.
+  if (llvm::Error e = checkCpuLevel(cpu)) {
+    error = llvm::toString(std::move(e));
+    return nullptr;
+  }
   llvm::InitializeNativeTarget();
   llvm::InitializeNativeTargetAsmPrinter();
   llvm::Triple triple(llvm::sys::getDefaultTargetTriple());
@@ -170,6 +175,17 @@ std::string linkerPath(const CpuCodegenOptions &options) {
 }
 
 } // namespace
+
+llvm::Error checkCpuLevel(llvm::StringRef cpu) {
+  constexpr llvm::StringRef levels[] = {"x86-64", "x86-64-v2", "x86-64-v3",
+                                        "x86-64-v4"};
+  if (llvm::is_contained(levels, cpu))
+    return llvm::Error::success();
+  return llvm::createStringError(
+      "--cpu=" + cpu.str() +
+      ": expected x86-64, x86-64-v2, x86-64-v3 or x86-64-v4 (the levels the "
+      "runtime checks on load)");
+}
 
 FailureOr<std::string> cpuKernelsLLVMIR(ModuleOp execModule,
                                         const CpuCodegenOptions &options,

@@ -3,6 +3,7 @@
 #define GAI_COMPILER_CODEGEN_CPUCODEGEN_H
 
 #include "mlir/IR/BuiltinOps.h"
+#include "llvm/Support/Error.h"
 
 #include <cstdint>
 #include <string>
@@ -31,6 +32,10 @@ struct KernelLibrary {
   /// launch it as a programmatic dependent.
   bool programmaticLaunch = false;
 };
+
+/// Succeeds for the x86-64 levels the runtime can check on load (x86-64,
+/// x86-64-v2, -v3, -v4); the error names the choices.
+llvm::Error checkCpuLevel(llvm::StringRef cpu);
 
 /// Compiles the `func.func` kernels of an exec module: scf → cf, then
 /// arith, math and memref to the LLVM dialect (memrefs as bare pointers),

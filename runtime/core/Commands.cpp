@@ -174,7 +174,7 @@ cmd::Gemm decodeGemm(Checker &check, const format::Gemm &t) {
     check.positive(v, name);
   for (auto [v, name] : {std::pair{g.strideA, "stride_a"}, {g.strideB, "stride_b"},
                          {g.strideC, "stride_c"}})
-    check.nonNegative(v, name);
+    check.nonNegative(v, name); // unused for one matrix (batch 1)
   // Matrix i starts at i * stride: the last one ends (batch - 1) * stride +
   // its size elements in.
   auto lastEnd = [&](int64_t stride, int64_t rows, int64_t cols, const char *what) {
@@ -528,8 +528,13 @@ StatusOr<DecodedEntry> decodeEntry(const format::EntryPoint &entry, const SpaceS
                                    const KernelSignatures &kernels) {
   DecodedEntry decoded;
   decoded.name = entry.name() ? entry.name()->str() : "?";
-  if (!entry.steps())
+  const bool hasOutputs = entry.outputs() && entry.outputs()->size() > 0;
+  if (!entry.steps() || entry.steps()->size() == 0) {
+    if (hasOutputs)
+      return Status::error("entry '" + decoded.name +
+                           "': it has outputs but no steps to compute them");
     return decoded;
+  }
   if (entry.steps()->size() > kMostSteps)
     return Status::error("entry '" + decoded.name + "': " +
                          std::to_string(entry.steps()->size()) + " steps, more than the " +

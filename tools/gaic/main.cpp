@@ -3,13 +3,13 @@
 #include "gai/Signing.h"
 
 #include "compiler/CompilerPasses.h"
+#include "compiler/OutputFile.h"
+#include "compiler/codegen/CpuCodegen.h"
 
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/MLIRContext.h"
-#include "mlir/Support/FileUtilities.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/InitLLVM.h"
-#include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/WithColor.h"
 
 namespace cl = llvm::cl;
@@ -100,7 +100,8 @@ cl::opt<bool> f32Residual(
              "(default on)"),
     cl::init(true), cl::cat(category));
 cl::opt<std::string> cpu("cpu",
-                         cl::desc("x86-64 level the CPU kernels may assume"),
+                         cl::desc("x86-64 level the CPU kernels may assume: "
+                                  "x86-64, x86-64-v2, x86-64-v3 or x86-64-v4"),
                          cl::init("x86-64-v3"), cl::cat(category));
 cl::opt<std::string> dtype("dtype",
                            cl::desc("f32, bf16 or f16 (default: compile.dtype)"),
@@ -121,9 +122,13 @@ int main(int argc, char **argv) {
   cl::ParseCommandLineOptions(argc, argv,
                               "gaic: the gai model compiler\n\n"
                               "  gaic model.json --emit=gai -o model.mlir\n");
-  if (batch < 0 || seqLen < 0 || prefillLen < 0 || trainBatch < 0 || trainSeqLen < 0)
-    return fail("--batch, --seq-len, --prefill-len, --train-batch and "
-                "--train-seq-len must be positive");
+  // A count given explicitly must be one; only an absent flag means "from the spec".
+  for (cl::opt<int64_t> *count : {&batch, &seqLen, &prefillLen, &trainBatch, &trainSeqLen})
+    if (count->getNumOccurrences() && (*count < 1 || *count > INT32_MAX))
+      return fail("--" + count->ArgStr + ": expected a count in [1, " +
+                  llvm::Twine(INT32_MAX) + "], got " + llvm::Twine(int64_t(*count)));
+  if (llvm::Error e = gai::checkCpuLevel(cpu))
+    return fail(llvm::toString(std::move(e)));
   if (mode != "generate" && mode != "train")
     return fail("--mode: expected generate or train, got '" + mode + "'");
 
@@ -246,18 +251,16 @@ int main(int argc, char **argv) {
     bytes = std::move(*artifact);
   }
 
-  std::unique_ptr<llvm::ToolOutputFile> output =
-      mlir::openOutputFile(outputPath, &error);
-  if (!output)
-    return fail(error);
-  if (emit == Emit::Artifact)
-    output->os().write(reinterpret_cast<const char *>(bytes.data()), bytes.size());
-  else if (emit == Emit::LLVM || emit == Emit::PTX)
-    output->os() << text;
-  else
-    model->module->print(output->os()), output->os() << "\n";
-  output->keep();
-  output.reset(); // closed, so that the signature covers every byte
+  llvm::Error written = gai::writeOutputFile(outputPath, [&](llvm::raw_ostream &os) {
+    if (emit == Emit::Artifact)
+      os.write(reinterpret_cast<const char *>(bytes.data()), bytes.size());
+    else if (emit == Emit::LLVM || emit == Emit::PTX)
+      os << text;
+    else
+      model->module->print(os), os << "\n";
+  });
+  if (written)
+    return fail(llvm::toString(std::move(written)));
   if (!signingKey.empty()) {
     if (emit != Emit::Artifact)
       return fail("--sign signs artifacts; add --emit=artifact");
