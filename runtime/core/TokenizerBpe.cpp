@@ -1,6 +1,7 @@
 // The BPE model of tokenizer.json: lowest-ranked merge first, leftmost on ties.
 #include "TokenizerParts.h"
 
+#include <cstdio>
 #include <queue>
 
 namespace gai::tok {

@@ -2,6 +2,8 @@
 // `tokenizers` applies them. Any other type is refused by name.
 #include "TokenizerParts.h"
 
+#include <cctype>
+
 namespace gai::tok {
 
 namespace {
