@@ -15,6 +15,7 @@
 #include <cstring>
 #include <exception>
 #include <iostream>
+#include <memory>
 #include <new>
 #include <sstream>
 #include <string>
@@ -28,13 +29,16 @@ const char *kUsage =
     "       gai-run bench ARTIFACT --workload prefill|decode ... (see bench --help)\n"
     "       gai-run keygen -o PREFIX         (PREFIX.key, PREFIX.pub: an Ed25519 pair)\n"
     "       gai-run sign FILE --key PREFIX.key   (FILE.sig, for --trusted-keys)\n"
-    "       gai-run generate ARTIFACT [--weights FILE] [--device D]\n"
+    "       gai-run generate ARTIFACT [--weights FILE] [--device D] [--tokenizer FILE]\n"
     "           (--prompt TEXT | --prompt-ids \"1 2 3\")...\n"
     "           [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P]\n"
     "           [--seed S] [--stop-token ID] [--print-ids] [--no-stream]\n"
     "\n"
     "Each --prompt or --prompt-ids adds one prompt; they run as one batch\n"
-    "(in groups of the artifact's batch size). Text is byte-tokenized.\n"
+    "(in groups of the artifact's batch size). Text is byte-tokenized, or\n"
+    "with --tokenizer by a Hugging Face tokenizer.json (special tokens in the\n"
+    "text and the tokenizer's own, such as a BOS, included; special tokens are\n"
+    "left out of the printed text).\n"
     "--temperature 0 (the default), or any below 1e-5, is greedy. Token ids\n"
     "(--prompt-ids, --stop-token) must be inside the model's vocabulary.\n"
     "--print-ids prints each prompt's generated ids on one line instead of\n"
@@ -53,7 +57,7 @@ using gai::parseFloat;
 using gai::parseInt;
 
 int generateCommand(int argc, char **argv) {
-  std::string artifactPath, weightsPath;
+  std::string artifactPath, weightsPath, tokenizerPath;
   gai::SessionOptions sessionOptions = gai::SessionOptions::fromEnvironment();
   std::vector<std::string> texts;
   std::vector<std::vector<int32_t>> idPrompts;
@@ -80,6 +84,9 @@ int generateCommand(int argc, char **argv) {
     } else if (arg == "--weights") {
       if (!value(weightsPath))
         return fail("--weights needs a file");
+    } else if (arg == "--tokenizer") {
+      if (!value(tokenizerPath))
+        return fail("--tokenizer needs a tokenizer.json");
     } else if (arg == "--prompt") {
       if (!value(v))
         return fail("--prompt needs text");
@@ -152,7 +159,20 @@ int generateCommand(int argc, char **argv) {
   std::vector<gai::TensorRef> logits = s.outputs("prefill");
   bool knownVocab = !logits.empty() && logits[0].shape.size() == 2;
   int64_t vocab = knownVocab ? logits[0].shape[1] : 256;
-  gai::ByteTokenizer tokenizer(vocab);
+  gai::ByteTokenizer byteTokenizer(vocab);
+  std::unique_ptr<gai::HFTokenizer> hfTokenizer;
+  if (!tokenizerPath.empty()) {
+    auto loaded = gai::HFTokenizer::load(tokenizerPath);
+    if (!loaded)
+      return fail(loaded.status().message());
+    hfTokenizer = std::move(*loaded);
+    if (knownVocab && hfTokenizer->vocabSize() > vocab)
+      return fail(tokenizerPath + ": the tokenizer has ids up to " +
+                  std::to_string(hfTokenizer->vocabSize() - 1) +
+                  ", outside the model's vocabulary of " + std::to_string(vocab));
+  }
+  const gai::Tokenizer &tokenizer =
+      hfTokenizer ? static_cast<const gai::Tokenizer &>(*hfTokenizer) : byteTokenizer;
   if (knownVocab) {
     auto outside = [&](const char *flag, int64_t id) {
       return fail(std::string(flag) + ": token id " + std::to_string(id) +
@@ -186,12 +206,13 @@ int generateCommand(int argc, char **argv) {
     std::fputs(tokenizer.decode(prompts[0]).c_str(), stdout);
     std::fflush(stdout);
   }
+  gai::DecodeStream decodeStream(tokenizer);
   gai::GenerateStats stats;
   auto results = gai::generate(
       s, prompts, options,
       [&](size_t, int32_t token) {
         if (streaming) {
-          std::fputs(tokenizer.decode(token).c_str(), stdout);
+          std::fputs(decodeStream.step(token).c_str(), stdout);
           std::fflush(stdout);
         }
       },
