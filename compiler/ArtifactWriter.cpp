@@ -168,15 +168,22 @@ FailureOr<flatbuffers::Offset<fmt::Weights>> Writer::weights() {
   }
   flatbuffers::Offset<fmt::ExternalWeights> external = 0;
   if (options.weightsMode == WeightsMode::External) {
-    SmallString<256> weightsPath(options.weights->path()),
+    // The runtime maps one external file as the weights blob.
+    if (options.weights->sharded()) {
+      error = options.weights->path() + ": --external-weights references one safetensors "
+              "file; these weights are in shards: embed them (leave out --external-weights)";
+      return failure();
+    }
+    const SafetensorsFile &file = options.weights->files()[0];
+    SmallString<256> weightsPath(file.path()),
         artifactDir(options.artifactPath);
     llvm::sys::fs::make_absolute(weightsPath);
     llvm::sys::fs::make_absolute(artifactDir);
     llvm::sys::path::remove_filename(artifactDir);
     std::string path = relativePath(weightsPath, artifactDir);
     external = fmt::CreateExternalWeightsDirect(
-        fbb, path.c_str(), static_cast<int64_t>(options.weights->fileSize()),
-        fnv1a64(options.weights->fileData(), options.weights->fileSize()));
+        fbb, path.c_str(), static_cast<int64_t>(file.fileSize()),
+        fnv1a64(file.fileData(), file.fileSize()));
   } else if (options.weightsMode == WeightsMode::None) {
     // No file yet: the runtime binds weights by name (`--weights`).
     external = fmt::CreateExternalWeightsDirect(fbb, "", size, 0);

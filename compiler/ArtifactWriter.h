@@ -4,7 +4,7 @@
 
 #include "compiler/codegen/CpuCodegen.h"
 #include "frontend/ModelSpec.h"
-#include "gai/Safetensors.h"
+#include "gai/WeightSet.h"
 
 #include "mlir/IR/BuiltinOps.h"
 
@@ -25,7 +25,8 @@ struct ArtifactOptions {
   int64_t maxBatch = 0, maxSeqLen = 0, prefillLen = 0;
   std::string model;
   WeightsMode weightsMode = WeightsMode::Embedded;
-  const SafetensorsFile *weights = nullptr; ///< for Embedded and External
+  /// For Embedded and External (External takes a single file).
+  const WeightSet *weights = nullptr;
   /// For External: the artifact's own path, so the weights path can be
   /// stored relative to it.
   std::string artifactPath;

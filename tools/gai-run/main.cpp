@@ -37,6 +37,8 @@ const char *kUsage =
     "(in groups of the artifact's batch size). Text is byte-tokenized.\n"
     "--temperature 0 (the default), or any below 1e-5, is greedy. Token ids\n"
     "(--prompt-ids, --stop-token) must be inside the model's vocabulary.\n"
+    "--weights takes a safetensors file, a model.safetensors.index.json (its\n"
+    "shards) or a model directory.\n"
     "--print-ids prints each prompt's generated ids on one line instead of\n"
     "text. Throughput goes to stderr. --device is auto (the artifact's target:\n"
     "a GPU for --target=cuda), cpu, cuda or cuda:N.\n"
