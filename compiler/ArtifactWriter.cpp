@@ -80,6 +80,14 @@ std::vector<int64_t> toVector(ArrayRef<int64_t> values) {
   return std::vector<int64_t>(values.begin(), values.end());
 }
 
+/// A FlatBuffers optional scalar; the frontend keeps ids and counts in int32.
+template <typename To, typename From>
+flatbuffers::Optional<To> optionalOf(const std::optional<From> &value) {
+  if (!value)
+    return flatbuffers::nullopt;
+  return static_cast<To>(*value);
+}
+
 /// `target` relative to `fromDir` when both are absolute paths.
 std::string relativePath(StringRef target, StringRef fromDir) {
   SmallVector<StringRef> to(llvm::sys::path::begin(target),
@@ -410,10 +418,19 @@ FailureOr<std::vector<uint8_t>> Writer::write() {
         t->warmupSteps, t->weightDecay, t->gradClip, t->seed, t->evalEvery,
         t->checkpointEvery, &data);
   }
+  flatbuffers::Offset<fmt::GenerationDefaults> generation = 0;
+  if (const GenerationDefaults *g = options.generation) {
+    std::vector<int32_t> eos(g->eos.begin(), g->eos.end()); // ids fit int32 (parsed so)
+    generation = fmt::CreateGenerationDefaultsDirect(
+        fbb, &eos, optionalOf<int32_t>(g->bos), optionalOf<bool>(g->doSample),
+        optionalOf<float>(g->temperature), optionalOf<int32_t>(g->topK),
+        optionalOf<float>(g->topP), optionalOf<int64_t>(g->maxNewTokens),
+        optionalOf<int64_t>(g->maxLength));
+  }
   auto root = fmt::CreateArtifactDirect(
       fbb, kArtifactSchemaVersion, compileOptions, *w, &state,
       cast<IntegerAttr>(module->getAttr("exec.state_size")).getInt(), &entries,
-      kernelModule, train);
+      kernelModule, train, generation);
   fmt::FinishArtifactBuffer(fbb, root);
   return sealArtifact(fbb.GetBufferPointer(), fbb.GetSize());
 }

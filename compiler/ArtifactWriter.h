@@ -32,6 +32,8 @@ struct ArtifactOptions {
   std::string artifactPath;
   /// The spec's train section, for artifacts with training entries.
   const TrainSection *train = nullptr;
+  /// generation_config.json's defaults, when the model has one.
+  const GenerationDefaults *generation = nullptr;
 };
 
 /// The artifact's bytes (FlatBuffer and footer), or an error message.

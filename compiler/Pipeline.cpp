@@ -33,6 +33,10 @@ llvm::Expected<ImportedModel> importModel(mlir::MLIRContext &context,
   llvm::Expected<ModelSpec> spec = loadSpecFile(options.specPath);
   if (!spec)
     return spec.takeError();
+  auto generation = loadGenerationConfigBeside(options.specPath);
+  if (!generation)
+    return generation.takeError();
+  spec->generation = std::move(*generation);
   auto module = buildForward(context, *spec, options.build);
   if (!module)
     return llvm::createStringError(
@@ -237,6 +241,8 @@ compileArtifact(mlir::ModuleOp optimized, const ModelSpec &spec,
   if (options.train)
     artifact.train = &spec.train;
   artifact.artifactPath = artifactPath;
+  if (spec.generation)
+    artifact.generation = &*spec.generation;
   std::optional<StatusOr<WeightSet>> weights;
   if (weightsMode != WeightsMode::None) {
     weights.emplace(WeightSet::open(options.weightsPath));
