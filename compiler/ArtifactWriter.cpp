@@ -80,6 +80,14 @@ std::vector<int64_t> toVector(ArrayRef<int64_t> values) {
   return std::vector<int64_t>(values.begin(), values.end());
 }
 
+/// A FlatBuffers optional scalar; the frontend keeps ids and counts in int32.
+template <typename To, typename From>
+flatbuffers::Optional<To> optionalOf(const std::optional<From> &value) {
+  if (!value)
+    return flatbuffers::nullopt;
+  return static_cast<To>(*value);
+}
+
 /// `target` relative to `fromDir` when both are absolute paths.
 std::string relativePath(StringRef target, StringRef fromDir) {
   SmallVector<StringRef> to(llvm::sys::path::begin(target),
@@ -168,15 +176,22 @@ FailureOr<flatbuffers::Offset<fmt::Weights>> Writer::weights() {
   }
   flatbuffers::Offset<fmt::ExternalWeights> external = 0;
   if (options.weightsMode == WeightsMode::External) {
-    SmallString<256> weightsPath(options.weights->path()),
+    // The runtime maps one external file as the weights blob.
+    if (options.weights->sharded()) {
+      error = options.weights->path() + ": --external-weights references one safetensors "
+              "file; these weights are in shards: embed them (leave out --external-weights)";
+      return failure();
+    }
+    const SafetensorsFile &file = options.weights->files()[0];
+    SmallString<256> weightsPath(file.path()),
         artifactDir(options.artifactPath);
     llvm::sys::fs::make_absolute(weightsPath);
     llvm::sys::fs::make_absolute(artifactDir);
     llvm::sys::path::remove_filename(artifactDir);
     std::string path = relativePath(weightsPath, artifactDir);
     external = fmt::CreateExternalWeightsDirect(
-        fbb, path.c_str(), static_cast<int64_t>(options.weights->fileSize()),
-        fnv1a64(options.weights->fileData(), options.weights->fileSize()));
+        fbb, path.c_str(), static_cast<int64_t>(file.fileSize()),
+        fnv1a64(file.fileData(), file.fileSize()));
   } else if (options.weightsMode == WeightsMode::None) {
     // No file yet: the runtime binds weights by name (`--weights`).
     external = fmt::CreateExternalWeightsDirect(fbb, "", size, 0);
@@ -403,10 +418,19 @@ FailureOr<std::vector<uint8_t>> Writer::write() {
         t->warmupSteps, t->weightDecay, t->gradClip, t->seed, t->evalEvery,
         t->checkpointEvery, &data);
   }
+  flatbuffers::Offset<fmt::GenerationDefaults> generation = 0;
+  if (const GenerationDefaults *g = options.generation) {
+    std::vector<int32_t> eos(g->eos.begin(), g->eos.end()); // ids fit int32 (parsed so)
+    generation = fmt::CreateGenerationDefaultsDirect(
+        fbb, &eos, optionalOf<int32_t>(g->bos), optionalOf<bool>(g->doSample),
+        optionalOf<float>(g->temperature), optionalOf<int32_t>(g->topK),
+        optionalOf<float>(g->topP), optionalOf<int64_t>(g->maxNewTokens),
+        optionalOf<int64_t>(g->maxLength));
+  }
   auto root = fmt::CreateArtifactDirect(
       fbb, kArtifactSchemaVersion, compileOptions, *w, &state,
       cast<IntegerAttr>(module->getAttr("exec.state_size")).getInt(), &entries,
-      kernelModule, train);
+      kernelModule, train, generation);
   fmt::FinishArtifactBuffer(fbb, root);
   return sealArtifact(fbb.GetBufferPointer(), fbb.GetSize());
 }

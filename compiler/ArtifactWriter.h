@@ -4,7 +4,7 @@
 
 #include "compiler/codegen/CpuCodegen.h"
 #include "frontend/ModelSpec.h"
-#include "gai/Safetensors.h"
+#include "gai/WeightSet.h"
 
 #include "mlir/IR/BuiltinOps.h"
 
@@ -25,12 +25,15 @@ struct ArtifactOptions {
   int64_t maxBatch = 0, maxSeqLen = 0, prefillLen = 0;
   std::string model;
   WeightsMode weightsMode = WeightsMode::Embedded;
-  const SafetensorsFile *weights = nullptr; ///< for Embedded and External
+  /// For Embedded and External (External takes a single file).
+  const WeightSet *weights = nullptr;
   /// For External: the artifact's own path, so the weights path can be
   /// stored relative to it.
   std::string artifactPath;
   /// The spec's train section, for artifacts with training entries.
   const TrainSection *train = nullptr;
+  /// generation_config.json's defaults, when the model has one.
+  const GenerationDefaults *generation = nullptr;
 };
 
 /// The artifact's bytes (FlatBuffer and footer), or an error message.

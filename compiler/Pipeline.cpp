@@ -7,28 +7,43 @@
 #include "dialects/Gai/GaiOps.h"
 #include "frontend/WeightCheck.h"
 #include "gai/Artifact.h"
-#include "gai/Safetensors.h"
+#include "gai/WeightSet.h"
 #include "passes/Passes.h"
 
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Transforms/Passes.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Format.h"
+#include "llvm/Support/Path.h"
 
 namespace gai {
+
+void useModelDirectory(CompileOptions &options) {
+  if (!llvm::sys::fs::is_directory(options.specPath))
+    return;
+  if (options.weightsPath.empty())
+    options.weightsPath = options.specPath;
+  llvm::SmallString<256> config(options.specPath);
+  llvm::sys::path::append(config, "config.json");
+  options.specPath = std::string(config);
+}
 
 llvm::Expected<ImportedModel> importModel(mlir::MLIRContext &context,
                                           const CompileOptions &options) {
   llvm::Expected<ModelSpec> spec = loadSpecFile(options.specPath);
   if (!spec)
     return spec.takeError();
+  auto generation = loadGenerationConfigBeside(options.specPath);
+  if (!generation)
+    return generation.takeError();
+  spec->generation = std::move(*generation);
   auto module = buildForward(context, *spec, options.build);
   if (!module)
     return llvm::createStringError(
         llvm::inconvertibleErrorCode(), "%s: %s", options.specPath.c_str(),
         llvm::toString(module.takeError()).c_str());
   if (!options.weightsPath.empty()) {
-    StatusOr<SafetensorsFile> weights =
-        SafetensorsFile::open(options.weightsPath);
+    StatusOr<WeightSet> weights = WeightSet::open(options.weightsPath);
     if (!weights)
       return llvm::createStringError(llvm::inconvertibleErrorCode(),
                                      weights.status().message());
@@ -89,11 +104,16 @@ static llvm::Expected<ExecOptions> execOptions(const CompileOptions &options,
   exec.foldNormRows = options.isCuda() && options.foldNorms ? kMostNormFoldRows : 0;
   exec.paramsInState = options.train;
   if (weightsMode == WeightsMode::External) {
-    StatusOr<SafetensorsFile> weights = SafetensorsFile::open(options.weightsPath);
+    StatusOr<WeightSet> weights = WeightSet::open(options.weightsPath);
     if (!weights)
       return error(weights.status().message());
-    for (const TensorView &t : weights->tensors())
-      exec.weightOffsets[t.name] = weights->fileOffset(t);
+    if (weights->sharded())
+      return error(weights->path() + ": --external-weights references one safetensors "
+                   "file; these weights are in shards: embed them (leave out "
+                   "--external-weights)");
+    const SafetensorsFile &file = weights->files()[0];
+    for (const TensorView &t : file.tensors())
+      exec.weightOffsets[t.name] = file.fileOffset(t);
   }
   return exec;
 }
@@ -221,9 +241,11 @@ compileArtifact(mlir::ModuleOp optimized, const ModelSpec &spec,
   if (options.train)
     artifact.train = &spec.train;
   artifact.artifactPath = artifactPath;
-  std::optional<StatusOr<SafetensorsFile>> weights;
+  if (spec.generation)
+    artifact.generation = &*spec.generation;
+  std::optional<StatusOr<WeightSet>> weights;
   if (weightsMode != WeightsMode::None) {
-    weights.emplace(SafetensorsFile::open(options.weightsPath));
+    weights.emplace(WeightSet::open(options.weightsPath));
     if (!*weights)
       return error((*weights).status().message());
     artifact.weights = &(*weights).value();

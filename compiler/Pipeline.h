@@ -16,8 +16,10 @@
 namespace gai {
 
 struct CompileOptions {
-  std::string specPath;    ///< our spec or an HF config.json
-  std::string weightsPath; ///< safetensors; empty: no weights check
+  std::string specPath; ///< our spec or an HF config.json
+  /// A safetensors file, an index of shards or a model directory
+  /// (WeightSet::open); empty: no weights check.
+  std::string weightsPath;
   BuildOptions build;
   bool printIRAfterAll = false;
   /// cpu, or cuda:sm_80 / cuda:sm_90 (cuda alone means sm_90).
@@ -35,6 +37,11 @@ struct ImportedModel {
   ModelSpec spec;
   mlir::OwningOpRef<mlir::ModuleOp> module;
 };
+
+/// A model directory as `save_pretrained` writes it (config.json beside
+/// the weights) given as the spec stands for its config.json and, unless
+/// weights are named, its weights.
+void useModelDirectory(CompileOptions &options);
 
 /// Parses the spec, builds the forward graph and, when weights are given,
 /// checks them against the graph's parameters.

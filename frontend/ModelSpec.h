@@ -3,11 +3,14 @@
 #ifndef GAI_FRONTEND_MODELSPEC_H
 #define GAI_FRONTEND_MODELSPEC_H
 
+#include "frontend/GenerationConfig.h"
+
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/Error.h"
 
 #include <cstdint>
 #include <initializer_list>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -88,6 +91,8 @@ struct ModelSpec {
 
   CompileSection compile;
   TrainSection train;
+  /// From the generation_config.json beside an HF config (importModel).
+  std::optional<GenerationDefaults> generation;
 
   /// Checks the numbers against each other (heads divide, sizes positive …);
   /// the message names the field.

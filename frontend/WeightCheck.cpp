@@ -24,17 +24,17 @@ std::string paramNameOf(const ModelSpec &spec, llvm::StringRef tensorName) {
   return tensorName.str();
 }
 
-llvm::Error checkWeights(ModuleOp module, const SafetensorsFile &file,
+llvm::Error checkWeights(ModuleOp module, const WeightSet &weights,
                          const ModelSpec &spec) {
   // Ordered maps keep the report stable.
   std::map<std::string, RankedTensorType> params;
   module.walk([&](mlir::gai::ParamOp op) { params[op.getName().str()] = op.getType(); });
 
   std::map<std::string, const TensorView *> tensors;
-  for (const TensorView &t : file.tensors()) {
-    std::string name = paramNameOf(spec, t.name);
+  for (const TensorView *t : weights.tensors()) {
+    std::string name = paramNameOf(spec, t->name);
     if (!name.empty())
-      tensors[name] = &t;
+      tensors[name] = t;
   }
 
   std::vector<std::string> problems;
@@ -63,7 +63,7 @@ llvm::Error checkWeights(ModuleOp module, const SafetensorsFile &file,
 
   std::string message;
   llvm::raw_string_ostream os(message);
-  os << file.path() << ": the weights do not match the model ("
+  os << weights.path() << ": the weights do not match the model ("
      << problems.size() << (problems.size() == 1 ? " problem" : " problems")
      << "):";
   for (const std::string &p : problems)

@@ -3,16 +3,16 @@
 #define GAI_FRONTEND_WEIGHTCHECK_H
 
 #include "frontend/ModelSpec.h"
-#include "gai/Safetensors.h"
+#include "gai/WeightSet.h"
 
 #include "mlir/IR/BuiltinOps.h"
 
 namespace gai {
 
 /// Succeeds when every `gai.param` of `module` has a tensor of its shape and
-/// a convertible dtype in `file`, and the file holds nothing else. Otherwise
+/// a convertible dtype in `weights`, and they hold nothing else. Otherwise
 /// the error lists every missing, extra and mis-shaped tensor, one per line.
-llvm::Error checkWeights(mlir::ModuleOp module, const SafetensorsFile &file,
+llvm::Error checkWeights(mlir::ModuleOp module, const WeightSet &weights,
                          const ModelSpec &spec);
 
 /// The parameter name a file's tensor stands for, or "" for tensors that

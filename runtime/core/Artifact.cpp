@@ -2,7 +2,7 @@
 // of everything the runtime will index with.
 #include "gai/Artifact.h"
 #include "gai/FloatConvert.h"
-#include "gai/Safetensors.h"
+#include "gai/WeightSet.h"
 
 #include "core/Commands.h"
 #include "core/Tables.h"
@@ -189,10 +189,11 @@ const format::Artifact &LoadedArtifact::root() const {
   return *format::GetArtifact(bytes_.get());
 }
 
-/// The artifact's weights blob rebuilt from a safetensors file, by name.
+/// The artifact's weights blob rebuilt from a safetensors file, an index of
+/// shards or a model directory (WeightSet::open), by name.
 static Status bindWeights(const format::Weights &w, int64_t size,
-                          const std::string &path, std::vector<uint8_t> &blob) {
-  StatusOr<SafetensorsFile> file = SafetensorsFile::open(path);
+                          const std::string &weightsPath, std::vector<uint8_t> &blob) {
+  StatusOr<WeightSet> file = WeightSet::open(weightsPath);
   if (!file)
     return file.status();
   blob.assign(static_cast<size_t>(size), 0);
@@ -207,7 +208,7 @@ static Status bindWeights(const format::Weights &w, int64_t size,
         return Status::error("weight '" + name + "' has no buffer");
       const TensorView *view = file->find(name);
       if (!view)
-        return Status::error(path + ": no tensor '" + name +
+        return Status::error(file->path() + ": no tensor '" + name +
                              "', which the model needs");
       bool dtypeOk = false;
       for (auto [ours, theirs] : kSame)
@@ -225,7 +226,7 @@ static Status bindWeights(const format::Weights &w, int64_t size,
                     : static_cast<int64_t>(view->byteSize);
       if ((!dtypeOk && !convertTo) || shape != view->shape ||
           expectedBytes != t->buffer()->size())
-        return Status::error(path + ": tensor '" + name + "' is " +
+        return Status::error(file->path() + ": tensor '" + name + "' is " +
                              dtypeName(view->dtype) + " of another shape or "
                              "type than the model's");
       if (t->buffer()->offset() + t->buffer()->size() > size)

@@ -122,9 +122,14 @@ generate(Session &session, const std::vector<std::vector<int32_t>> &prompts,
                          "the expected (tokens, start, last) → logits form");
   const int64_t batch = prefillIn[0].shape[0], chunk = prefillIn[0].shape[1];
   const int64_t vocab = prefillLogits.shape[1];
-  if (options.stopToken && (*options.stopToken < 0 || *options.stopToken >= vocab))
-    return Status::error("the stop token " + std::to_string(*options.stopToken) +
-                         " is outside the vocabulary of " + std::to_string(vocab));
+  for (int32_t stop : options.stopTokens)
+    if (stop < 0 || stop >= vocab)
+      return Status::error("the stop token " + std::to_string(stop) +
+                           " is outside the vocabulary of " + std::to_string(vocab));
+  auto stops = [&](int32_t token) {
+    return std::find(options.stopTokens.begin(), options.stopTokens.end(), token) !=
+           options.stopTokens.end();
+  };
   const format::CompileOptions *compiled = session.artifact().root().options();
   const int64_t context = compiled ? compiled->max_seq_len() : 0;
   for (size_t i = 0; i < prompts.size(); ++i) {
@@ -202,8 +207,7 @@ generate(Session &session, const std::vector<std::vector<int32_t>> &prompts,
       results[first + b].push_back(token);
       if (onToken)
         onToken(first + b, token);
-      done[b] = options.maxNewTokens == 1 ||
-                (options.stopToken && token == *options.stopToken);
+      done[b] = options.maxNewTokens == 1 || stops(token);
     }
 
     // Decode: each step feeds every row's newest token at its position.
@@ -215,7 +219,7 @@ generate(Session &session, const std::vector<std::vector<int32_t>> &prompts,
       if (onToken)
         onToken(first + b, token);
       if (static_cast<int64_t>(results[first + b].size()) >= options.maxNewTokens ||
-          (options.stopToken && token == *options.stopToken))
+          stops(token))
         done[b] = true;
     };
     for (;;) {
@@ -272,6 +276,31 @@ generate(Session &session, const std::vector<std::vector<int32_t>> &prompts,
     }
   }
   return results;
+}
+
+GenerateOptions withGenerationDefaults(const LoadedArtifact &artifact, int64_t vocab,
+                                       int64_t longestPrompt, GenerateOptions base) {
+  const format::GenerationDefaults *g = artifact.root().generation();
+  if (!g)
+    return base;
+  if (g->eos())
+    for (int32_t id : *g->eos())
+      if (id >= 0 && id < vocab)
+        base.stopTokens.push_back(id);
+  if (g->do_sample().has_value()) {
+    bool sample = g->do_sample().value();
+    float temperature = g->temperature().value_or(1.0f), topP = g->top_p().value_or(1.0f);
+    int32_t topK = g->top_k().value_or(50);
+    // Values gai-run's flags would refuse are left out, as if absent.
+    base.sampling.temperature = sample && temperature >= 0 ? temperature : 0.0f;
+    base.sampling.topK = sample && topK >= 0 ? topK : 0;
+    base.sampling.topP = sample && topP > 0 && topP <= 1 ? topP : 1.0f;
+  }
+  if (g->max_new_tokens().has_value())
+    base.maxNewTokens = std::max<int64_t>(0, g->max_new_tokens().value());
+  else if (g->max_length().has_value())
+    base.maxNewTokens = std::max<int64_t>(0, g->max_length().value() - longestPrompt);
+  return base;
 }
 
 } // namespace gai

@@ -154,13 +154,13 @@ TEST_P(CudaNumerics, DeviceGreedyDecodingPicksTheHostsTokens) {
 
   // Stop at the short row's 7th token: it ends there (or earlier, where the
   // token came before), inside the first chunk.
-  host.stopToken = device.stopToken = (*want)[1][6];
+  host.stopTokens = device.stopTokens = {(*want)[1][6]};
   want = generate(*session, {prompt, shortPrompt}, host);
   got = generate(*session, {prompt, shortPrompt}, device);
   ASSERT_TRUE(want.isOk() && got.isOk());
   EXPECT_EQ(*got, *want) << family << " " << dtype;
   EXPECT_LE((*got)[1].size(), 7u);
-  EXPECT_EQ((*got)[1].back(), *host.stopToken);
+  EXPECT_EQ((*got)[1].back(), host.stopTokens[0]);
 
   auto tooMany = session->decodeGreedy("decode", session->greedyStepsAtOnce() + 1, 31);
   ASSERT_FALSE(tooMany.isOk());

@@ -31,7 +31,7 @@ TEST(GraphBuilder, EveryFamilyMatchesItsWeightsOneForOne) {
     ASSERT_FALSE(!module) << llvm::toString(module.takeError());
     auto weights = SafetensorsFile::open(fixture(family, "model.safetensors"));
     ASSERT_TRUE(weights.isOk()) << weights.status().message();
-    llvm::Error e = checkWeights(**module, *weights, *spec);
+    llvm::Error e = checkWeights(**module, WeightSet::of(*weights), *spec);
     EXPECT_FALSE(!!e) << llvm::toString(std::move(e));
 
     size_t params = 0;

@@ -76,7 +76,7 @@ protected:
     module = std::move(*built);
   }
   std::string check(const SafetensorsFile &file) {
-    llvm::Error e = checkWeights(*module, file, spec);
+    llvm::Error e = checkWeights(*module, WeightSet::of(file), spec);
     return e ? llvm::toString(std::move(e)) : "ok";
   }
   mlir::MLIRContext context;

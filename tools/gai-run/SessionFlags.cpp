@@ -5,6 +5,7 @@
 
 #include "gai/SafeFile.h"
 #include "gai/Signing.h"
+#include "gai/WeightSet.h"
 
 #include "gai/SafeFile.h"
 
@@ -79,12 +80,19 @@ FlagResult parseSessionFlag(int argc, char **argv, int &i, SessionOptions &optio
 StatusOr<LoadedArtifact> loadArtifact(const std::string &artifact,
                                       const std::string &weights,
                                       const std::string &trustedKeys) {
-  for (const std::string *path : {&artifact, &weights})
-    if (!path->empty()) {
-      if (Status s = checkRegularFile(*path); !s)
+  std::vector<std::string> inputs{artifact};
+  if (!weights.empty()) { // a file, or an index and its shards
+    StatusOr<std::vector<std::string>> files = weightFiles(weights);
+    if (!files)
+      return files.status();
+    inputs.insert(inputs.end(), files->begin(), files->end());
+  }
+  for (const std::string &path : inputs)
+    if (!path.empty()) {
+      if (Status s = checkRegularFile(path); !s)
         return s;
       if (!trustedKeys.empty())
-        if (Status s = verifyFile(*path, trustedKeys); !s)
+        if (Status s = verifyFile(path, trustedKeys); !s)
           return s;
     }
   StatusOr<LoadedArtifact> loaded = LoadedArtifact::load(artifact, weights);

@@ -9,7 +9,9 @@
 #include "gai/Session.h"
 #include "gai/Signing.h"
 #include "gai/Tokenizer.h"
+#include "format/artifact_generated.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -32,7 +34,7 @@ const char *kUsage =
     "       gai-run generate ARTIFACT [--weights FILE] [--device D] [--tokenizer FILE]\n"
     "           (--prompt TEXT | --prompt-ids \"1 2 3\")...\n"
     "           [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P]\n"
-    "           [--seed S] [--stop-token ID] [--print-ids] [--no-stream]\n"
+    "           [--seed S] [--stop-token ID]... [--print-ids] [--no-stream]\n"
     "\n"
     "Each --prompt or --prompt-ids adds one prompt; they run as one batch\n"
     "(in groups of the artifact's batch size). Text is byte-tokenized, or\n"
@@ -41,6 +43,12 @@ const char *kUsage =
     "left out of the printed text).\n"
     "--temperature 0 (the default), or any below 1e-5, is greedy. Token ids\n"
     "(--prompt-ids, --stop-token) must be inside the model's vocabulary.\n"
+    "--weights takes a safetensors file, a model.safetensors.index.json (its\n"
+    "shards) or a model directory.\n"
+    "The artifact's generation_config.json (if its model had one) gives the\n"
+    "defaults of the sampling flags and --max-new-tokens, and its eos ids stop\n"
+    "a row as --stop-token does; each --stop-token adds one more. A length past\n"
+    "what the context holds is clipped, with a note.\n"
     "--print-ids prints each prompt's generated ids on one line instead of\n"
     "text. Throughput goes to stderr. --device is auto (the artifact's target:\n"
     "a GPU for --target=cuda), cpu, cuda or cuda:N.\n"
@@ -64,6 +72,8 @@ int generateCommand(int argc, char **argv) {
   std::vector<bool> promptIsText;
   gai::GenerateOptions options;
   bool printIds = false, stream = true;
+  // Flags given win over the artifact's generation defaults.
+  bool givenLength = false, givenTemperature = false, givenTopK = false, givenTopP = false;
   for (int i = 0; i < argc; ++i) {
     std::string arg = argv[i];
     auto value = [&](std::string &out) {
@@ -111,17 +121,21 @@ int generateCommand(int argc, char **argv) {
     } else if (arg == "--max-new-tokens") {
       if (!value(v) || !parseInt(v, options.maxNewTokens) || options.maxNewTokens < 0)
         return fail("--max-new-tokens needs a count >= 0");
+      givenLength = true;
     } else if (arg == "--temperature") {
       if (!value(v) || !parseFloat(v, options.sampling.temperature) ||
           options.sampling.temperature < 0)
         return fail("--temperature needs a number >= 0");
+      givenTemperature = true;
     } else if (arg == "--top-k") {
       if (!value(v) || !parseInt(v, options.sampling.topK) || options.sampling.topK < 0)
         return fail("--top-k needs a count >= 0");
+      givenTopK = true;
     } else if (arg == "--top-p") {
       if (!value(v) || !parseFloat(v, options.sampling.topP) ||
           options.sampling.topP <= 0 || options.sampling.topP > 1)
         return fail("--top-p needs a number in (0, 1]");
+      givenTopP = true;
     } else if (arg == "--seed") {
       int64_t seed;
       if (!value(v) || !parseInt(v, seed))
@@ -131,7 +145,7 @@ int generateCommand(int argc, char **argv) {
       int64_t id;
       if (!value(v) || !parseInt(v, id) || id < 0 || id > INT32_MAX)
         return fail("--stop-token needs a token id");
-      options.stopToken = static_cast<int32_t>(id);
+      options.stopTokens.push_back(static_cast<int32_t>(id));
     } else if (arg == "--print-ids") {
       printIds = true;
     } else if (arg == "--no-stream") {
@@ -179,8 +193,9 @@ int generateCommand(int argc, char **argv) {
                   " is outside the model's vocabulary of " + std::to_string(vocab) +
                   " (ids 0 to " + std::to_string(vocab - 1) + ")");
     };
-    if (options.stopToken && *options.stopToken >= vocab)
-      return outside("--stop-token", *options.stopToken);
+    for (int32_t stop : options.stopTokens)
+      if (stop >= vocab)
+        return outside("--stop-token", stop);
     for (const std::vector<int32_t> &ids : idPrompts)
       for (int32_t id : ids)
         if (id >= vocab)
@@ -198,6 +213,35 @@ int generateCommand(int argc, char **argv) {
     } else {
       prompts.push_back(idPrompts[nextIds++]);
     }
+  }
+
+  size_t longest = 0;
+  for (const std::vector<int32_t> &prompt : prompts)
+    longest = std::max(longest, prompt.size());
+  gai::GenerateOptions defaults = gai::withGenerationDefaults(
+      s.artifact(), vocab, static_cast<int64_t>(longest), gai::GenerateOptions());
+  if (!givenTemperature)
+    options.sampling.temperature = defaults.sampling.temperature;
+  if (!givenTopK)
+    options.sampling.topK = defaults.sampling.topK;
+  if (!givenTopP)
+    options.sampling.topP = defaults.sampling.topP;
+  if (!givenLength)
+    options.maxNewTokens = defaults.maxNewTokens;
+  options.stopTokens.insert(options.stopTokens.end(), defaults.stopTokens.begin(),
+                            defaults.stopTokens.end());
+  // A row ends when its context is full: say so when more was asked for.
+  const gai::format::CompileOptions *compiled = s.artifact().root().options();
+  int64_t room = (compiled ? compiled->max_seq_len() : 0) - static_cast<int64_t>(longest) + 1;
+  if (room > 0 && options.maxNewTokens > room) {
+    if (givenLength || options.maxNewTokens != gai::GenerateOptions().maxNewTokens)
+      std::fprintf(stderr,
+                   "gai-run: note: %s %lld is clipped to %lld: the context holds %lld "
+                   "tokens and the longest prompt has %zu\n",
+                   givenLength ? "--max-new-tokens" : "the generation config's length",
+                   static_cast<long long>(options.maxNewTokens), static_cast<long long>(room),
+                   static_cast<long long>(compiled->max_seq_len()), longest);
+    options.maxNewTokens = room;
   }
 
   // One prompt streams its text as it is made; several print at the end.

@@ -20,11 +20,15 @@ enum class Emit { Gai, Fused, Exec, LLVM, PTX, Artifact };
 
 cl::OptionCategory category("gaic options");
 cl::opt<std::string> specPath(cl::Positional, cl::Required,
-                              cl::desc("<model spec .json | HF config.json>"),
+                              cl::desc("<model spec .json | HF config.json | "
+                                       "HF model directory>"),
                               cl::cat(category));
 cl::opt<std::string> weightsPath(
-    "weights", cl::desc("safetensors file to check against the model"),
-    cl::value_desc("file"), cl::cat(category));
+    "weights",
+    cl::desc("weights to check against the model: a safetensors file, a "
+             "model.safetensors.index.json or a model directory (default: the "
+             "model directory's)"),
+    cl::value_desc("path"), cl::cat(category));
 cl::opt<Emit> emit("emit", cl::desc("what to write"), cl::init(Emit::Gai),
                    cl::values(clEnumValN(Emit::Gai, "gai",
                                          "the frontend's gai dialect IR"),
@@ -135,6 +139,7 @@ int main(int argc, char **argv) {
   gai::CompileOptions options;
   options.specPath = specPath;
   options.weightsPath = weightsPath;
+  gai::useModelDirectory(options);
   options.build.batch = batch;
   options.build.seqLen = seqLen;
   options.build.dtype = dtype;
@@ -194,7 +199,7 @@ int main(int argc, char **argv) {
     return fail("--emit=ptx needs --target=cuda");
   if (emit == Emit::Artifact && outputPath == "-")
     return fail("--emit=artifact needs -o FILE");
-  if (externalWeights && weightsPath.empty())
+  if (externalWeights && options.weightsPath.empty())
     return fail("--external-weights needs --weights FILE");
 
   if (emit != Emit::Gai || printReport || printIRAfterAll) {
@@ -211,7 +216,7 @@ int main(int argc, char **argv) {
       model->module = std::move(optimized);
   }
 
-  gai::WeightsMode weightsMode = weightsPath.empty() ? gai::WeightsMode::None
+  gai::WeightsMode weightsMode = options.weightsPath.empty() ? gai::WeightsMode::None
                                  : externalWeights   ? gai::WeightsMode::External
                                                      : gai::WeightsMode::Embedded;
   gai::CpuCodegenOptions codegen;

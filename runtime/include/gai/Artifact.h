@@ -50,8 +50,8 @@ std::vector<uint8_t> sealArtifact(const uint8_t *flatbuffer, size_t size);
 /// have the recorded size and checksum.
 class LoadedArtifact {
 public:
-  /// With `weightsPath`, the weights come from that safetensors file
-  /// instead, bound by name: every tensor the artifact names must be there
+  /// With `weightsPath` (a safetensors file, an index of shards or a model
+  /// directory: WeightSet::open), the weights come from there instead, bound by name: every tensor the artifact names must be there
   /// with its dtype and shape.
   static StatusOr<LoadedArtifact> load(const std::string &path,
                                        const std::string &weightsPath = "");

@@ -38,7 +38,8 @@ private:
 
 struct GenerateOptions {
   int64_t maxNewTokens = 32;
-  std::optional<int32_t> stopToken; ///< ends a row; it is kept in the output
+  /// Any of these ends a row; it is kept in the output.
+  std::vector<int32_t> stopTokens;
   SamplingOptions sampling;
   /// Greedy decoding picks tokens on the device where the session can
   /// (Session::decodeGreedy), a chunk of steps per trip to the host; false:
@@ -60,12 +61,22 @@ using TokenCallback = std::function<void(size_t, int32_t)>;
 /// artifact's batch size; each batch is prefilled in chunks of its prefill
 /// length (the last chunk of a row ends at its last token, so no chunk
 /// writes past it), then decoded one token per step over the KV cache.
-/// A row ends at the stop token, after maxNewTokens, or when the context
+/// A row ends at a stop token, after maxNewTokens, or when the context
 /// is full. A prompt longer than the context is an error.
 StatusOr<std::vector<std::vector<int32_t>>>
 generate(Session &session, const std::vector<std::vector<int32_t>> &prompts,
          const GenerateOptions &options, const TokenCallback &onToken = {},
          GenerateStats *stats = nullptr);
+
+/// The options an artifact's generation defaults (an HF
+/// generation_config.json, recorded by gaic) give, as HF reads them: eos ids
+/// become stop tokens (but for ids outside `vocab`, which no row can pick: a
+/// small model may keep its tokenizer's ids); do_sample true samples at the
+/// recorded temperature, top-k and top-p (HF's 1, 50 and 1 where absent),
+/// otherwise decoding is greedy; max_new_tokens, or max_length less the
+/// longest prompt, is the length. What they leave unset keeps `base`'s.
+GenerateOptions withGenerationDefaults(const LoadedArtifact &artifact, int64_t vocab,
+                                       int64_t longestPrompt, GenerateOptions base);
 
 } // namespace gai
 
