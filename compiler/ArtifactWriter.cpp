@@ -4,6 +4,7 @@
 #include "dialects/Exec/ExecOps.h"
 #include "gai/Artifact.h"
 #include "gai/FloatConvert.h"
+#include "gai/Version.h"
 #include "format/artifact_generated.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -191,7 +192,7 @@ FailureOr<flatbuffers::Offset<fmt::Weights>> Writer::weights() {
     std::string path = relativePath(weightsPath, artifactDir);
     external = fmt::CreateExternalWeightsDirect(
         fbb, path.c_str(), static_cast<int64_t>(file.fileSize()),
-        fnv1a64(file.fileData(), file.fileSize()));
+        checksum64(file.fileData(), file.fileSize()));
   } else if (options.weightsMode == WeightsMode::None) {
     // No file yet: the runtime binds weights by name (`--weights`).
     external = fmt::CreateExternalWeightsDirect(fbb, "", size, 0);
@@ -407,7 +408,7 @@ FailureOr<std::vector<uint8_t>> Writer::write() {
   auto compileOptions = fmt::CreateCompileOptionsDirect(
       fbb, options.target.c_str(), options.dtype.c_str(), options.maxBatch,
       options.maxSeqLen, options.prefillLen, options.model.c_str(),
-      GAI_VERSION_STRING);
+      versionString());
   flatbuffers::Offset<fmt::TrainDefaults> train = 0;
   if (const TrainSection *t = options.train) {
     std::vector<flatbuffers::Offset<flatbuffers::String>> data;

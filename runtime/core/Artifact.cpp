@@ -8,13 +8,19 @@
 #include "core/Tables.h"
 #include "format/artifact_generated.h"
 
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <iterator>
+#include <mutex>
 #include <optional>
+#include <thread>
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
+// XXH3 inline: the runtime then needs no libxxhash where it runs.
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 namespace gai {
 
@@ -92,18 +98,6 @@ void writeU64(std::vector<uint8_t> &out, uint64_t v) {
     out.push_back(static_cast<uint8_t>(v >> (8 * i)));
 }
 
-
-Status readFile(const std::string &path, std::vector<uint8_t> &out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    return Status::error(path + ": cannot open: " + std::strerror(errno));
-  out.assign(std::istreambuf_iterator<char>(in),
-             std::istreambuf_iterator<char>());
-  if (in.bad())
-    return Status::error(path + ": read error");
-  return Status::ok();
-}
-
 /// Checks the buffers of one entry point against the sizes of their spaces.
 class BoundsChecker {
 public:
@@ -167,12 +161,97 @@ public:
 
 } // namespace
 
-uint64_t fnv1a64(const uint8_t *data, size_t size, uint64_t state) {
-  for (size_t i = 0; i < size; ++i) {
-    state ^= data[i];
-    state *= 1099511628211ull;
+uint64_t checksum64(const uint8_t *data, size_t size) {
+  return XXH3_64bits(data, size);
+}
+
+// A second thread hashes each chunk just after it is read, while it is
+// still in cache, so verifying adds little to reading.
+Status readFile(const std::string &path, std::vector<uint8_t> &out,
+                uint64_t *checksum) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return Status::error(path + ": cannot open: " + std::strerror(errno));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat info;
+  if (::fstat(fd, &info) != 0)
+    return Status::error(path + ": cannot stat: " + std::strerror(errno));
+  if (!S_ISREG(info.st_mode)) { // a pipe: its size is unknown, read it whole
+    out.clear();
+    char chunk[1 << 16];
+    for (ssize_t n; (n = ::read(fd, chunk, sizeof chunk)) != 0;) {
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return Status::error(path + ": read error: " + std::strerror(errno));
+      out.insert(out.end(), chunk, chunk + n);
+    }
+    if (checksum)
+      *checksum = checksum64(out.data(), out.size());
+    return Status::ok();
   }
-  return state;
+  out.resize(static_cast<size_t>(info.st_size));
+
+  std::mutex mutex;
+  std::condition_variable readMore;
+  size_t ready = 0;
+  bool done = false;
+  std::unique_ptr<XXH3_state_t, XXH_errorcode (*)(XXH3_state_t *)> state(
+      checksum ? XXH3_createState() : nullptr, XXH3_freeState);
+  if (checksum && !state)
+    return Status::error(path + ": out of memory");
+  std::thread hasher;
+  if (checksum)
+    hasher = std::thread([&] {
+      XXH3_64bits_reset(state.get());
+      for (size_t hashed = 0;;) {
+        size_t upTo;
+        bool last;
+        {
+          std::unique_lock<std::mutex> lock(mutex);
+          readMore.wait(lock, [&] { return ready > hashed || done; });
+          upTo = ready;
+          last = done;
+        }
+        XXH3_64bits_update(state.get(), out.data() + hashed, upTo - hashed);
+        hashed = upTo;
+        if (last)
+          break;
+      }
+      *checksum = XXH3_64bits_digest(state.get());
+    });
+  // 1 MiB at a time: still in cache when the hasher reads it.
+  constexpr size_t kChunk = size_t(1) << 20;
+  int error = 0;
+  size_t filled = 0;
+  while (filled < out.size()) {
+    ssize_t n = ::read(fd, out.data() + filled, std::min(kChunk, out.size() - filled));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      error = n < 0 ? errno : 0;
+      break;
+    }
+    filled += static_cast<size_t>(n);
+    std::lock_guard<std::mutex> lock(mutex);
+    ready = filled;
+    readMore.notify_one();
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    done = true;
+    readMore.notify_one();
+  }
+  if (hasher.joinable())
+    hasher.join();
+  if (error)
+    return Status::error(path + ": read error: " + std::strerror(error));
+  if (filled != out.size())
+    return Status::error(path + ": the file shrank while it was read");
+  return Status::ok();
 }
 
 std::vector<uint8_t> sealArtifact(const uint8_t *flatbuffer, size_t size) {
@@ -181,12 +260,20 @@ std::vector<uint8_t> sealArtifact(const uint8_t *flatbuffer, size_t size) {
   for (int i = 0; i < 4; ++i)
     out.push_back(static_cast<uint8_t>(kArtifactSchemaVersion >> (8 * i)));
   writeU64(out, size);
-  writeU64(out, fnv1a64(flatbuffer, size));
+  writeU64(out, checksum64(flatbuffer, size));
   return out;
 }
 
 const format::Artifact &LoadedArtifact::root() const {
   return *format::GetArtifact(bytes_.get());
+}
+
+/// "[32, 64]", as the compiler's weight check writes shapes.
+static std::string shapeText(const std::vector<int64_t> &shape) {
+  std::string text = "[";
+  for (size_t i = 0; i < shape.size(); ++i)
+    text += (i ? ", " : "") + std::to_string(shape[i]);
+  return text + "]";
 }
 
 /// The artifact's weights blob rebuilt from a safetensors file, an index of
@@ -227,8 +314,9 @@ static Status bindWeights(const format::Weights &w, int64_t size,
       if ((!dtypeOk && !convertTo) || shape != view->shape ||
           expectedBytes != t->buffer()->size())
         return Status::error(file->path() + ": tensor '" + name + "' is " +
-                             dtypeName(view->dtype) + " of another shape or "
-                             "type than the model's");
+                             dtypeName(view->dtype) + " " + shapeText(view->shape) +
+                             ", the model expects " + format::EnumNameDType(t->dtype()) +
+                             " " + shapeText(shape));
       if (t->buffer()->offset() + t->buffer()->size() > size)
         return Status::error("tensor '" + name + "' lies outside the weights");
       if (convertTo)
@@ -297,7 +385,7 @@ StatusOr<LoadedArtifact> LoadedArtifact::verify(
     return fail("truncated or padded: the footer records " +
                 std::to_string(payload) + " bytes of payload, the file has " +
                 std::to_string(bytes.size() - kArtifactFooterSize));
-  if (fnv1a64(bytes.data(), payload) != readU64(footer + 16))
+  if (checksum64(bytes.data(), payload) != readU64(footer + 16))
     return fail("checksum mismatch: the file is corrupt");
   if (version != kArtifactSchemaVersion)
     return fail("schema version " + std::to_string(version) +
@@ -350,13 +438,14 @@ StatusOr<LoadedArtifact> LoadedArtifact::verify(
         if (path[0] != '/')
           path = directory + "/" + path;
         auto data = std::make_shared<std::vector<uint8_t>>();
-        if (Status s = readFile(path, *data); !s)
+        uint64_t checksum = 0;
+        if (Status s = readFile(path, *data, &checksum); !s)
           return fail("external weights: " + s.message());
         if (static_cast<int64_t>(data->size()) != ext->size())
           return fail("external weights " + path + " have " +
                       std::to_string(data->size()) + " bytes, the artifact "
                       "expects " + std::to_string(ext->size()));
-        if (fnv1a64(data->data(), data->size()) != ext->checksum())
+        if (checksum != ext->checksum())
           return fail("external weights " + path +
                       " do not match the artifact's checksum");
         artifact.externalWeights_ = data;

@@ -23,14 +23,16 @@ const TensorRef *find(const std::vector<TensorRef> &refs, const std::string &nam
   return nullptr;
 }
 
-// Each checkpoint tensor's FNV-1a 64 (the artifact format's checksum) is
+// Each checkpoint tensor's checksum64 (the artifact format's XXH3-64) is
 // in the metadata under this prefix and its name, so that a corrupt
 // checkpoint names the tensor that changed.
-constexpr const char *kChecksumKey = "gai.fnv1a64.";
+constexpr const char *kChecksumKey = "gai.xxh3_64.";
+// The prefix of the FNV-1a checksums earlier versions wrote.
+constexpr const char *kOldChecksumKey = "gai.fnv1a64.";
 
 std::string checksumText(const uint8_t *data, size_t size) {
   char text[17];
-  std::snprintf(text, sizeof text, "%016" PRIx64, fnv1a64(data, size));
+  std::snprintf(text, sizeof text, "%016" PRIx64, checksum64(data, size));
   return text;
 }
 
@@ -264,6 +266,10 @@ Trainer::loadCheckpoint(const std::string &path) {
       return Status::error(path + ": tensor '" + r.name +
                            "' does not match the artifact's shape or dtype");
     auto recorded = metadata.find(kChecksumKey + r.name);
+    if (recorded == metadata.end() && metadata.count(kOldChecksumKey + r.name))
+      return Status::error(path + ": tensor '" + r.name + "' has an FNV-1a checksum ('" +
+                           kOldChecksumKey + r.name + "'): the checkpoint is from an "
+                           "earlier gai, which can resume it");
     if (recorded == metadata.end())
       return Status::error(path + ": tensor '" + r.name + "' has no checksum ('" +
                            kChecksumKey + r.name + "' metadata); not a checkpoint of " +

@@ -13,6 +13,7 @@ size (u64), FNV-1a 64 of the payload (u64). The cases follow the schema's
 field names, so they keep working as it grows.
 """
 import argparse
+import ctypes
 import json
 import os
 import re
@@ -27,16 +28,19 @@ INT64_MAX = 2**63 - 1
 KNOWN_GAPS = set()
 
 
-def fnv1a64(data):
-    h = 14695981039346656037
-    for b in data:
-        h = ((h ^ b) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
-    return h
+# The footer's checksum is XXH3-64 (seed 0), as libxxhash computes it.
+_xxhash = ctypes.CDLL("libxxhash.so.0")
+_xxhash.XXH3_64bits.restype = ctypes.c_uint64
+_xxhash.XXH3_64bits.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+
+
+def checksum64(data):
+    return _xxhash.XXH3_64bits(bytes(data), len(data))
 
 
 def seal(payload, version):
     return payload + b"GAIF" + struct.pack("<IQQ", version, len(payload),
-                                           fnv1a64(payload))
+                                           checksum64(payload))
 
 
 def first_command(doc, kind):

@@ -6,16 +6,19 @@ usage: corrupt_checkpoint.py IN OUT TENSOR flip|nan
   nan:  element 3 becomes NaN and the checksum is updated to match, as a
         run whose parameters diverged would have written it.
 """
+import ctypes
 import json
 import struct
 import sys
 
+# gai's checksum64 is XXH3-64 (seed 0), as libxxhash computes it.
+xxhash = ctypes.CDLL("libxxhash.so.0")
+xxhash.XXH3_64bits.restype = ctypes.c_uint64
+xxhash.XXH3_64bits.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
 
-def fnv1a64(data):
-    state = 14695981039346656037
-    for byte in data:
-        state = ((state ^ byte) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
-    return state
+
+def checksum64(data):
+    return xxhash.XXH3_64bits(bytes(data), len(data))
 
 
 source, target, tensor, mode = sys.argv[1:5]
@@ -29,7 +32,7 @@ if mode == "flip":
     data[begin + 5] ^= 0x10
 else:
     data[begin + 12:begin + 16] = struct.pack("<f", float("nan"))
-    header["__metadata__"]["gai.fnv1a64." + tensor] = "%016x" % fnv1a64(data[begin:end])
+    header["__metadata__"]["gai.xxh3_64." + tensor] = "%016x" % checksum64(data[begin:end])
     text = json.dumps(header, separators=(",", ":")).encode()
     if len(text) > length:
         sys.exit("the new header does not fit")

@@ -380,7 +380,7 @@ TEST(Artifact, ExternalWeightsAreChecked) {
   }
   Options o;
   o.externalWeights = true;
-  o.externalChecksum = fnv1a64(data.data(), data.size());
+  o.externalChecksum = checksum64(data.data(), data.size());
   auto loaded = LoadedArtifact::fromBytes(build(o), "m.gai", dir);
   ASSERT_TRUE(loaded.isOk()) << loaded.status().message();
   EXPECT_EQ(loaded->weightsSize(), 256);

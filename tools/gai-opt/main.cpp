@@ -3,6 +3,7 @@
 #include "compiler/CompilerPasses.h"
 #include "dialects/Exec/ExecOps.h"
 #include "dialects/Gai/GaiDialect.h"
+#include "gai/Version.h"
 #include "passes/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -17,6 +18,8 @@
 #include "mlir/Transforms/Passes.h"
 
 int main(int argc, char **argv) {
+  llvm::cl::SetVersionPrinter(
+      [](llvm::raw_ostream &os) { os << gai::versionText() << "\n"; });
   mlir::registerTransformsPasses();
   mlir::gai::registerGaiPasses();
   gai::registerGaiCompilerPasses();

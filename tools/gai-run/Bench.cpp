@@ -3,6 +3,7 @@
 // greedy generation (one prefill of the prompt, then the new tokens) after
 // two warm-up generations, as a user would see it.
 #include "Bench.h"
+#include "JsonLine.h"
 #include "SessionFlags.h"
 
 #include "gai/Generate.h"
@@ -177,12 +178,17 @@ int benchCommand(int argc, char **argv) {
             attention += 4.0 * a->heads() * a->head_dim();
     double tokens = static_cast<double>(batch * length);
     double flops = (2.0 * params + attention * length) * tokens;
-    std::printf("{\"workload\": \"prefill-%s\", \"peer\": \"gai\", \"device\": \"%s\", "
-                "\"batch\": %lld, \"seq\": %lld, \"params\": %lld, \"ms\": %.4f, "
-                "\"tokens_per_s\": %.1f, \"tflops\": %.2f, \"load_s\": %.3f}\n",
-                name.c_str(), deviceName.c_str(), static_cast<long long>(batch),
-                static_cast<long long>(length), static_cast<long long>(params), dt * 1e3,
-                tokens / dt, flops / dt / 1e12, loadSeconds);
+    std::printf("%s\n", jsonLine({{"workload", "prefill-" + name},
+                                  {"peer", "gai"},
+                                  {"device", deviceName},
+                                  {"batch", batch},
+                                  {"seq", length},
+                                  {"params", params},
+                                  {"ms", rounded(dt * 1e3, 4)},
+                                  {"tokens_per_s", rounded(tokens / dt, 1)},
+                                  {"tflops", rounded(flops / dt / 1e12, 2)},
+                                  {"load_s", rounded(loadSeconds, 3)}})
+                           .c_str());
     return 0;
   }
 
@@ -216,16 +222,25 @@ int benchCommand(int argc, char **argv) {
   StatusOr<double> stepSeconds = medianRun(session, "decode", 64);
   if (!stepSeconds)
     return fail(stepSeconds.status().message());
-  std::printf("{\"workload\": \"decode-%s\", \"peer\": \"gai\", \"device\": \"%s\", "
-              "\"batch\": 1, \"prompt\": %ld, \"new_tokens\": %.0f, \"tokens_per_s\": %.1f, "
-              "\"decode_only_tokens_per_s\": %.1f, \"weight_gb\": %.4f, "
-              "\"achieved_weight_bw_tb_s\": %.4f, \"step_ms\": %.4f, "
-              "\"greedy_on_device\": %s, \"warmup_s\": %.3f, \"load_s\": %.3f}\n",
-              name.c_str(), deviceName.c_str(), promptLen, made, tokensPerSecond,
-              stats.decodeSeconds > 0 ? stats.decodeTokens / stats.decodeSeconds : 0.0,
-              weightBytes / 1e9, weightBytes * tokensPerSecond / 1e12, *stepSeconds * 1e3,
-              !hostSampling && session.greedyStepsAtOnce() > 0 ? "true" : "false", warm,
-              loadSeconds);
+  double decodeOnly =
+      stats.decodeSeconds > 0 ? stats.decodeTokens / stats.decodeSeconds : 0.0;
+  std::printf(
+      "%s\n",
+      jsonLine({{"workload", "decode-" + name},
+                {"peer", "gai"},
+                {"device", deviceName},
+                {"batch", 1},
+                {"prompt", promptLen},
+                {"new_tokens", out->at(0).size()},
+                {"tokens_per_s", rounded(tokensPerSecond, 1)},
+                {"decode_only_tokens_per_s", rounded(decodeOnly, 1)},
+                {"weight_gb", rounded(weightBytes / 1e9, 4)},
+                {"achieved_weight_bw_tb_s", rounded(weightBytes * tokensPerSecond / 1e12, 4)},
+                {"step_ms", rounded(*stepSeconds * 1e3, 4)},
+                {"greedy_on_device", !hostSampling && session.greedyStepsAtOnce() > 0},
+                {"warmup_s", rounded(warm, 3)},
+                {"load_s", rounded(loadSeconds, 3)}})
+          .c_str());
   return 0;
 }
 

@@ -3,6 +3,7 @@
 #include "Train.h"
 
 #include "Flags.h"
+#include "JsonLine.h"
 #include "SessionFlags.h"
 #include "LossPlot.h"
 #include "format/artifact_generated.h"
@@ -104,18 +105,18 @@ void readCurves(const std::vector<uint8_t> &metrics, std::vector<LossPoint> &tra
     if (end == std::string::npos)
       end = text.size();
     std::string line = text.substr(begin, end - begin);
-    auto field = [&](const char *key, double &out) {
-      size_t at = line.find(std::string("\"") + key + "\": ");
-      if (at == std::string::npos)
-        return false;
-      out = std::strtod(line.c_str() + at + std::strlen(key) + 4, nullptr);
-      return true;
+    nlohmann::json fields = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!fields.is_object() || !fields.contains("step") || !fields["step"].is_number())
+      continue;
+    // A null value is a NaN or Inf loss: the point stays, as it was plotted.
+    auto value = [&](const char *key) {
+      return fields[key].is_number() ? fields[key].get<double>() : NAN;
     };
-    double stepValue, loss, evalLoss;
-    if (field("step", stepValue) && field("loss", loss))
-      train.push_back({static_cast<int64_t>(stepValue), loss});
-    if (field("step", stepValue) && field("eval_loss", evalLoss))
-      eval.push_back({static_cast<int64_t>(stepValue), evalLoss});
+    auto step = fields["step"].get<int64_t>();
+    if (fields.contains("loss"))
+      train.push_back({step, value("loss")});
+    if (fields.contains("eval_loss"))
+      eval.push_back({step, value("eval_loss")});
   }
 }
 
@@ -405,25 +406,25 @@ int trainCommand(int argc, char **argv) {
     trainCurve.push_back({t.step(), result->loss});
 
     double evalLoss = NAN;
-    if (evalEvery > 0 && (t.step() % evalEvery == 0 || t.step() == steps)) {
+    bool evaluated = evalEvery > 0 && (t.step() % evalEvery == 0 || t.step() == steps);
+    if (evaluated) {
       if (Status st = evaluate(evalLoss); !st)
         return fail(st.message());
       evalCurve.push_back({t.step(), evalLoss});
     }
     if (metrics) {
-      char line[512];
-      int n = std::snprintf(
-          line, sizeof line,
-          "{\"step\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, "
-          "\"tokens_per_s\": %.2f, \"step_s\": %.6f, \"elapsed_s\": %.3f, \"skipped\": %s",
-          static_cast<long long>(t.step()), result->loss, result->lr, result->gradNorm,
-          tokensPerStep / stepSeconds, stepSeconds, elapsed, result->skipped ? "true" : "false");
-      std::string text(line, static_cast<size_t>(std::clamp(n, 0, int(sizeof line) - 1)));
-      if (std::isfinite(evalLoss)) {
-        std::snprintf(line, sizeof line, ", \"eval_loss\": %.9g", evalLoss);
-        text += line;
-      }
-      if (Status st = metrics->append(text + "}\n"); !st)
+      nlohmann::ordered_json fields = {
+          {"step", t.step()},
+          {"loss", result->loss},
+          {"lr", result->lr},
+          {"grad_norm", result->gradNorm},
+          {"tokens_per_s", rounded(tokensPerStep / stepSeconds, 2)},
+          {"step_s", rounded(stepSeconds, 6)},
+          {"elapsed_s", rounded(elapsed, 3)},
+          {"skipped", result->skipped}};
+      if (evaluated)
+        fields["eval_loss"] = evalLoss;
+      if (Status st = metrics->append(jsonLine(fields) + "\n"); !st)
         return fail(st.message());
     }
     if (!f.quiet) {

@@ -10,6 +10,7 @@
 #include "gai/Signing.h"
 #include "gai/Tokenizer.h"
 #include "format/artifact_generated.h"
+#include "gai/Version.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -54,7 +55,9 @@ const char *kUsage =
     "a GPU for --target=cuda), cpu, cuda or cuda:N.\n"
     "\n"
     "init writes fresh weights for every tensor the artifact names (norm\n"
-    "scales 1, biases 0, the rest N(0, 0.02)) for use with --weights.\n";
+    "scales 1, biases 0, the rest N(0, 0.02)) for use with --weights.\n"
+    "\n"
+    "gai-run --version prints gai's version and the artifact schema it reads.\n";
 
 int fail(const std::string &message) {
   std::fprintf(stderr, "gai-run: error: %s\n", message.c_str());
@@ -347,6 +350,10 @@ int main(int argc, char **argv) {
     return argc < 2 ? 1 : 0;
   }
   std::string command = argv[1];
+  if (command == "--version") {
+    std::printf("%s\n", gai::versionText().c_str());
+    return 0;
+  }
   // The runtime reports failures as Status; an exception reaching here is a
   // bug (or memory running out), still reported as one error line.
   try {

@@ -1,6 +1,7 @@
 // gaic: compiles a model spec or HF config into gai IR, exec IR or an artifact.
 #include "compiler/Pipeline.h"
 #include "gai/Signing.h"
+#include "gai/Version.h"
 
 #include "compiler/CompilerPasses.h"
 #include "compiler/OutputFile.h"
@@ -45,7 +46,9 @@ cl::opt<Emit> emit("emit", cl::desc("what to write"), cl::init(Emit::Gai),
                               clEnumValN(Emit::Artifact, "artifact",
                                          "the artifact gai-run executes")),
                    cl::cat(category));
-cl::opt<std::string> outputPath("o", cl::desc("output file (- for stdout)"),
+cl::opt<std::string> outputPath("o",
+                                cl::desc("output file (- for stdout; an artifact "
+                                         "goes there only with -o - given)"),
                                 cl::value_desc("file"), cl::init("-"),
                                 cl::cat(category));
 cl::opt<std::string> signingKey(
@@ -60,7 +63,8 @@ cl::opt<int64_t> seqLen(
     cl::init(0), cl::cat(category));
 cl::list<std::string> entries(
     "entries",
-    cl::desc("functions to build: forward, prefill, decode (default forward)"),
+    cl::desc("functions to build: forward, prefill, decode (default "
+             "prefill,decode: what gai-run generate runs)"),
     cl::CommaSeparated, cl::cat(category));
 cl::opt<int64_t> prefillLen(
     "prefill-len", cl::desc("tokens per @prefill row (default: --seq-len)"),
@@ -123,6 +127,8 @@ int main(int argc, char **argv) {
   mlir::registerAsmPrinterCLOptions();
   mlir::registerMLIRContextCLOptions();
   cl::HideUnrelatedOptions(category);
+  cl::SetVersionPrinter(
+      [](llvm::raw_ostream &os) { os << gai::versionText() << "\n"; });
   cl::ParseCommandLineOptions(argc, argv,
                               "gaic: the gai model compiler\n\n"
                               "  gaic model.json --emit=gai -o model.mlir\n");
@@ -150,8 +156,9 @@ int main(int argc, char **argv) {
   options.foldNorms = foldNorms;
   options.build.trainBatch = trainBatch;
   options.build.trainSeqLen = trainSeqLen;
-  if (options.train) // trains, then serves
-    options.build.entries = {false, true, true, true};
+  // Both inputs default to what `gai-run generate` runs; @forward (every
+  // position's logits) is for inspection and tests, on request.
+  options.build.entries = {false, true, true, options.train};
   if (!entries.empty()) {
     options.build.entries = {false, false, false, options.train};
     for (const std::string &entry : entries) {
@@ -197,8 +204,11 @@ int main(int argc, char **argv) {
     return fail("--emit=llvm shows CPU kernels; use --emit=ptx for --target=" + target);
   if (emit == Emit::PTX && !options.isCuda())
     return fail("--emit=ptx needs --target=cuda");
-  if (emit == Emit::Artifact && outputPath == "-")
-    return fail("--emit=artifact needs -o FILE");
+  // Binary on a terminal by accident is worse than asking for -o.
+  if (emit == Emit::Artifact && outputPath.getNumOccurrences() == 0)
+    return fail("--emit=artifact needs -o FILE (or -o - for stdout)");
+  if (!signingKey.empty() && outputPath == "-")
+    return fail("--sign writes FILE.sig beside the artifact; give -o FILE");
   if (externalWeights && options.weightsPath.empty())
     return fail("--external-weights needs --weights FILE");
 

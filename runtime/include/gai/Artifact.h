@@ -33,12 +33,17 @@ inline constexpr int64_t kMostGatedGemmRows = 8;
 /// its readers): the CUDA GEMV's, which alone runs them.
 inline constexpr int64_t kMostNormFoldRows = 8;
 /// Bytes of the footer after the FlatBuffer: magic "GAIF", schema version
-/// (u32), payload size (u64) and FNV-1a 64 of the payload (u64).
+/// (u32), payload size (u64) and checksum64 of the payload (u64).
 inline constexpr size_t kArtifactFooterSize = 24;
 
-/// FNV-1a, 64 bits: the checksum of artifacts and external weights.
-uint64_t fnv1a64(const uint8_t *data, size_t size,
-                 uint64_t state = 14695981039346656037ull);
+/// XXH3-64 (seed 0, as `xxhsum -H3` prints it): the checksum of artifacts,
+/// external weights and checkpoint tensors.
+uint64_t checksum64(const uint8_t *data, size_t size);
+
+/// Reads a whole file; with `checksum`, also its checksum64, computed while
+/// reading (how external weights load; docs/artifact.md gives figures).
+Status readFile(const std::string &path, std::vector<uint8_t> &out,
+                uint64_t *checksum = nullptr);
 
 /// A finished FlatBuffer followed by its footer: what writers save.
 std::vector<uint8_t> sealArtifact(const uint8_t *flatbuffer, size_t size);

@@ -62,8 +62,8 @@ public:
   /// The parameters, named as the model's weights (safetensors, f32).
   Status saveWeights(const std::string &path);
   /// Parameters, moments, the step and `extra` (the data position and seed)
-  /// in one safetensors file, written atomically, with each tensor's FNV-1a
-  /// 64 in the metadata ("gai.fnv1a64.NAME").
+  /// in one safetensors file, written atomically, with each tensor's
+  /// checksum64 (XXH3-64) in the metadata ("gai.xxh3_64.NAME").
   Status saveCheckpoint(const std::string &path,
                         const std::map<std::string, std::string> &extra);
   /// Restores what saveCheckpoint wrote; returns its metadata. A tensor
