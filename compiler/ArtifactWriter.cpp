@@ -431,7 +431,8 @@ FailureOr<std::vector<uint8_t>> Writer::write() {
   auto root = fmt::CreateArtifactDirect(
       fbb, kArtifactSchemaVersion, compileOptions, *w, &state,
       cast<IntegerAttr>(module->getAttr("exec.state_size")).getInt(), &entries,
-      kernelModule, train, generation);
+      kernelModule, train, generation,
+      options.tokenizerJson.empty() ? nullptr : options.tokenizerJson.c_str());
   fmt::FinishArtifactBuffer(fbb, root);
   return sealArtifact(fbb.GetBufferPointer(), fbb.GetSize());
 }

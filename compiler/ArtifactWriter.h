@@ -34,6 +34,8 @@ struct ArtifactOptions {
   const TrainSection *train = nullptr;
   /// generation_config.json's defaults, when the model has one.
   const GenerationDefaults *generation = nullptr;
+  /// A tokenizer.json to embed, or empty.
+  std::string tokenizerJson;
 };
 
 /// The artifact's bytes (FlatBuffer and footer), or an error message.

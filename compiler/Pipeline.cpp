@@ -7,6 +7,8 @@
 #include "dialects/Gai/GaiOps.h"
 #include "frontend/WeightCheck.h"
 #include "gai/Artifact.h"
+#include "gai/Tokenizer.h"
+#include "gai/SafeFile.h"
 #include "gai/WeightSet.h"
 #include "passes/Passes.h"
 
@@ -217,6 +219,39 @@ static void entryBounds(mlir::ModuleOp module, ArtifactOptions &out) {
   }
 }
 
+/// The tokenizer.json to embed: --tokenizer, or the one beside an HF config.
+static llvm::Expected<std::string> tokenizerJsonFor(const CompileOptions &options,
+                                             const ModelSpec &spec) {
+  if (options.tokenizerPath == "none")
+    return std::string();
+  std::string path = options.tokenizerPath;
+  if (path.empty()) {
+    // An HF model's tokenizer sits beside its config.json.
+    if (spec.family == "gai")
+      return std::string();
+    llvm::SmallString<256> beside(options.specPath);
+    llvm::sys::path::remove_filename(beside);
+    llvm::sys::path::append(beside, "tokenizer.json");
+    if (!llvm::sys::fs::exists(beside))
+      return std::string();
+    path = std::string(beside);
+  }
+  StatusOr<std::vector<uint8_t>> bytes = readRegularFile(path);
+  if (!bytes)
+    return error(bytes.status().message());
+  std::string json(bytes->begin(), bytes->end());
+  // Embedded only if the runtime can use it exactly: a component it lacks
+  // is an error here, not byte prompts later.
+  auto tokenizer = HFTokenizer::fromJson(json, path);
+  if (!tokenizer)
+    return error(tokenizer.status().message() + " (gaic --tokenizer none compiles without it)");
+  if ((*tokenizer)->vocabSize() > spec.vocab)
+    return error(path + ": the tokenizer has ids up to " +
+                 std::to_string((*tokenizer)->vocabSize() - 1) +
+                 ", outside the model's vocabulary of " + std::to_string(spec.vocab));
+  return json;
+}
+
 llvm::Expected<std::vector<uint8_t>>
 compileArtifact(mlir::ModuleOp optimized, const ModelSpec &spec,
                 const CompileOptions &options, WeightsMode weightsMode,
@@ -243,6 +278,10 @@ compileArtifact(mlir::ModuleOp optimized, const ModelSpec &spec,
   artifact.artifactPath = artifactPath;
   if (spec.generation)
     artifact.generation = &*spec.generation;
+  auto tokenizer = tokenizerJsonFor(options, spec);
+  if (!tokenizer)
+    return tokenizer.takeError();
+  artifact.tokenizerJson = std::move(*tokenizer);
   std::optional<StatusOr<WeightSet>> weights;
   if (weightsMode != WeightsMode::None) {
     weights.emplace(WeightSet::open(options.weightsPath));

@@ -20,6 +20,9 @@ struct CompileOptions {
   /// A safetensors file, an index of shards or a model directory
   /// (WeightSet::open); empty: no weights check.
   std::string weightsPath;
+  /// A tokenizer.json to embed in the artifact; empty: the one beside an
+  /// HF config.json, if any; "none": no tokenizer.
+  std::string tokenizerPath;
   BuildOptions build;
   bool printIRAfterAll = false;
   /// cpu, or cuda:sm_80 / cuda:sm_90 (cuda alone means sm_90).

@@ -169,6 +169,9 @@ int generateCommand(int argc, char **argv) {
   auto artifact = gai::loadArtifact(artifactPath, weightsPath, sessionOptions.trustedKeys);
   if (!artifact)
     return fail(artifact.status().message());
+  // The tokenizer gaic embedded, unless --tokenizer names another.
+  const flatbuffers::String *embedded = artifact->root().tokenizer_json();
+  std::string embeddedTokenizer = embedded ? embedded->str() : "";
   auto session = gai::Session::create(std::move(*artifact), sessionOptions);
   if (!session)
     return fail(session.status().message());
@@ -187,6 +190,11 @@ int generateCommand(int argc, char **argv) {
       return fail(tokenizerPath + ": the tokenizer has ids up to " +
                   std::to_string(hfTokenizer->vocabSize() - 1) +
                   ", outside the model's vocabulary of " + std::to_string(vocab));
+  } else if (!embeddedTokenizer.empty()) {
+    auto loaded = gai::HFTokenizer::fromJson(embeddedTokenizer, artifactPath + " (its tokenizer)");
+    if (!loaded)
+      return fail(loaded.status().message());
+    hfTokenizer = std::move(*loaded);
   }
   const gai::Tokenizer &tokenizer =
       hfTokenizer ? static_cast<const gai::Tokenizer &>(*hfTokenizer) : byteTokenizer;

@@ -51,6 +51,11 @@ cl::opt<std::string> outputPath("o",
                                          "goes there only with -o - given)"),
                                 cl::value_desc("file"), cl::init("-"),
                                 cl::cat(category));
+cl::opt<std::string> tokenizerFile(
+    "tokenizer",
+    cl::desc("a Hugging Face tokenizer.json to embed in the artifact (default: the one "
+             "beside an HF config.json; none: no tokenizer, prompts are bytes)"),
+    cl::value_desc("file|none"), cl::cat(category));
 cl::opt<std::string> signingKey(
     "sign", cl::desc("sign the artifact with this Ed25519 secret key (gai-run keygen): "
                      "writes FILE.sig beside it, for gai-run --trusted-keys"),
@@ -145,6 +150,7 @@ int main(int argc, char **argv) {
   gai::CompileOptions options;
   options.specPath = specPath;
   options.weightsPath = weightsPath;
+  options.tokenizerPath = tokenizerFile;
   gai::useModelDirectory(options);
   options.build.batch = batch;
   options.build.seqLen = seqLen;
