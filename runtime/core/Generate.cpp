@@ -74,6 +74,16 @@ int32_t Sampler::sample(const float *logits, int64_t vocab) {
     keep = std::max<int64_t>(cut, 1);
     total = mass > 0 ? mass : weight[0];
   }
+  if (options_.minP > 0.0f) {
+    // Sorted largest first, so the survivors are a prefix; weight[0] is the
+    // likeliest's, and the ratios are the probabilities' whatever the sum.
+    int64_t cut = 1;
+    double mass = weight[0];
+    while (cut < keep && weight[cut] >= options_.minP * weight[0])
+      mass += weight[cut++];
+    keep = cut;
+    total = mass;
+  }
   // A uniform double in [0, 1) from 53 random bits: the same on every
   // platform, unlike std::uniform_real_distribution.
   double u = static_cast<double>(rng_() >> 11) * 0x1.0p-53 * total;

@@ -94,6 +94,24 @@ TEST(Sampler, TopKOfOneAndTinyTopPAreGreedy) {
   }
 }
 
+TEST(Sampler, MinPDropsTokensLessLikelyThanAFractionOfTheLikeliest) {
+  // Probabilities 0.1, 0.2, 0.3, 0.4: min_p 0.6 keeps what reaches 0.24
+  // (0.3 and 0.4), in the ratio 3 : 4.
+  float logits[] = {0.0f, 0.6931472f, 1.0986123f, 1.3862944f};
+  SamplingOptions options{1.0f, 0, 1.0f, 7, 0.6f};
+  Sampler sampler(options);
+  std::map<int32_t, int> counts;
+  const int n = 20000;
+  for (int i = 0; i < n; ++i)
+    ++counts[sampler.sample(logits, 4)];
+  EXPECT_EQ(counts[0] + counts[1], 0);
+  EXPECT_NEAR(counts[3] / double(n), 4.0 / 7.0, 0.015);
+  SamplingOptions all{1.0f, 0, 1.0f, 7, 1.0f}; // only the likeliest
+  Sampler top(all);
+  for (int i = 0; i < 50; ++i)
+    EXPECT_EQ(top.sample(logits, 4), 3);
+}
+
 TEST(Sampler, FollowsTheSoftmaxAndRepeatsForASeed) {
   // log(1), log(2), log(3), log(4): probabilities 0.1 … 0.4.
   float logits[] = {0.0f, 0.6931472f, 1.0986123f, 1.3862944f};

@@ -34,7 +34,7 @@ const char *kUsage =
     "       gai-run sign FILE --key PREFIX.key   (FILE.sig, for --trusted-keys)\n"
     "       gai-run generate ARTIFACT [--weights FILE] [--device D] [--tokenizer FILE]\n"
     "           (--prompt TEXT | --prompt-ids \"1 2 3\")...\n"
-    "           [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P]\n"
+    "           [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--min-p P]\n"
     "           [--seed S] [--stop-token ID]... [--print-ids] [--no-stream]\n"
     "\n"
     "Each --prompt or --prompt-ids adds one prompt; they run as one batch\n"
@@ -139,6 +139,10 @@ int generateCommand(int argc, char **argv) {
           options.sampling.topP <= 0 || options.sampling.topP > 1)
         return fail("--top-p needs a number in (0, 1]");
       givenTopP = true;
+    } else if (arg == "--min-p") {
+      if (!value(v) || !parseFloat(v, options.sampling.minP) || options.sampling.minP < 0 ||
+          options.sampling.minP > 1)
+        return fail("--min-p needs a number in [0, 1]");
     } else if (arg == "--seed") {
       int64_t seed;
       if (!value(v) || !parseInt(v, seed))

@@ -22,6 +22,9 @@ struct SamplingOptions {
   int64_t topK = 0;         ///< 0: all tokens
   float topP = 1.0f;        ///< nucleus: the smallest set with this mass
   uint64_t seed = 0;
+  /// After top-p, drop the tokens less likely than this fraction of the
+  /// likeliest (HF's min_p); 0: none.
+  float minP = 0.0f;
 };
 
 /// Picks tokens from logits. Deterministic for a seed.
