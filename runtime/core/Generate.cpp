@@ -42,6 +42,18 @@ int64_t firstLargest(const float *x, int64_t n) {
 
 } // namespace
 
+void applyRepetitionPenalty(float *logits, int64_t vocab, const std::vector<int32_t> &prompt,
+                            const std::vector<int32_t> &output, float penalty) {
+  std::vector<bool> seen(static_cast<size_t>(vocab), false);
+  for (const std::vector<int32_t> *ids : {&prompt, &output})
+    for (int32_t id : *ids) {
+      if (id < 0 || id >= vocab || seen[id])
+        continue;
+      seen[id] = true;
+      logits[id] = logits[id] < 0 ? logits[id] * penalty : logits[id] / penalty;
+    }
+}
+
 int32_t Sampler::sample(const float *logits, int64_t vocab) {
   if (!(options_.temperature >= kGreedyTemperature))
     return static_cast<int32_t>(firstLargest(logits, vocab));
@@ -159,11 +171,21 @@ generate(Session &session, const std::vector<std::vector<int32_t>> &prompts,
   }
 
   Sampler sampler(options.sampling);
+  // The device's greedy pick sees raw logits: a penalty needs the host.
+  const float penalty = options.sampling.repetitionPenalty;
   const bool onDevice = options.greedyOnDevice &&
                         !(options.sampling.temperature >= kGreedyTemperature) &&
-                        session.greedyStepsAtOnce() > 0;
-  std::vector<float> scratch;
+                        penalty == 1.0f && session.greedyStepsAtOnce() > 0;
+  std::vector<float> scratch, penalized;
   std::vector<std::vector<int32_t>> results(prompts.size());
+  // Row `row`'s logits, penalised for its tokens so far where asked.
+  auto scored = [&](const float *logits, size_t row) {
+    if (penalty == 1.0f)
+      return logits;
+    penalized.assign(logits, logits + vocab);
+    applyRepetitionPenalty(penalized.data(), vocab, prompts[row], results[row], penalty);
+    return static_cast<const float *>(penalized.data());
+  };
   for (size_t first = 0; first < prompts.size(); first += batch) {
     size_t rows = std::min<size_t>(batch, prompts.size() - first);
     // Rows past the last prompt repeat the first; their output is dropped.
@@ -213,7 +235,8 @@ generate(Session &session, const std::vector<std::vector<int32_t>> &prompts,
         done[b] = true;
         continue;
       }
-      int32_t token = sampler.sample(logitsRow(prefillLogits, b, vocab, scratch), vocab);
+      int32_t token = sampler.sample(
+          scored(logitsRow(prefillLogits, b, vocab, scratch), first + b), vocab);
       results[first + b].push_back(token);
       if (onToken)
         onToken(first + b, token);
@@ -278,7 +301,8 @@ generate(Session &session, const std::vector<std::vector<int32_t>> &prompts,
         return s;
       for (int64_t b = 0; b < static_cast<int64_t>(rows); ++b)
         if (!done[b])
-          take(b, sampler.sample(logitsRow(decodeLogits, b, vocab, scratch), vocab));
+          take(b, sampler.sample(
+                      scored(logitsRow(decodeLogits, b, vocab, scratch), first + b), vocab));
     }
     if (stats) {
       stats->decodeSeconds += secondsSince(start);

@@ -94,6 +94,17 @@ TEST(Sampler, TopKOfOneAndTinyTopPAreGreedy) {
   }
 }
 
+TEST(Sampler, RepetitionPenaltyAsHuggingFaceDefinesIt) {
+  // Seen tokens: positive logits divided, negative multiplied, once each
+  // however often they were seen; the rest untouched.
+  std::vector<float> logits = {2.0f, -1.0f, 0.5f, 3.0f};
+  applyRepetitionPenalty(logits.data(), 4, {0, 1, 0}, {1, 1}, 2.0f);
+  EXPECT_EQ(logits, (std::vector<float>{1.0f, -2.0f, 0.5f, 3.0f}));
+  std::vector<float> same = {2.0f, -1.0f};
+  applyRepetitionPenalty(same.data(), 2, {0, 1, 7}, {}, 1.0f); // ids past vocab ignored
+  EXPECT_EQ(same, (std::vector<float>{2.0f, -1.0f}));
+}
+
 TEST(Sampler, MinPDropsTokensLessLikelyThanAFractionOfTheLikeliest) {
   // Probabilities 0.1, 0.2, 0.3, 0.4: min_p 0.6 keeps what reaches 0.24
   // (0.3 and 0.4), in the ratio 3 : 4.

@@ -35,6 +35,7 @@ const char *kUsage =
     "       gai-run generate ARTIFACT [--weights FILE] [--device D] [--tokenizer FILE]\n"
     "           (--prompt TEXT | --prompt-ids \"1 2 3\")...\n"
     "           [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--min-p P]\n"
+    "           [--repetition-penalty R]\n"
     "           [--seed S] [--stop-token ID]... [--print-ids] [--no-stream]\n"
     "\n"
     "Each --prompt or --prompt-ids adds one prompt; they run as one batch\n"
@@ -139,6 +140,10 @@ int generateCommand(int argc, char **argv) {
           options.sampling.topP <= 0 || options.sampling.topP > 1)
         return fail("--top-p needs a number in (0, 1]");
       givenTopP = true;
+    } else if (arg == "--repetition-penalty") {
+      if (!value(v) || !parseFloat(v, options.sampling.repetitionPenalty) ||
+          !(options.sampling.repetitionPenalty > 0))
+        return fail("--repetition-penalty needs a number > 0 (1: none)");
     } else if (arg == "--min-p") {
       if (!value(v) || !parseFloat(v, options.sampling.minP) || options.sampling.minP < 0 ||
           options.sampling.minP > 1)

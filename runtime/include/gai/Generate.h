@@ -25,7 +25,16 @@ struct SamplingOptions {
   /// After top-p, drop the tokens less likely than this fraction of the
   /// likeliest (HF's min_p); 0: none.
   float minP = 0.0f;
+  /// HF's repetition_penalty: before anything else, each token of the row so
+  /// far (prompt and output) has its logit divided by this where positive,
+  /// multiplied where negative; 1: none. Greedy decoding applies it too.
+  float repetitionPenalty = 1.0f;
 };
+
+/// Applies `penalty` as SamplingOptions::repetitionPenalty says to `logits`
+/// [vocab], once for each distinct id of `prompt` and `output`.
+void applyRepetitionPenalty(float *logits, int64_t vocab, const std::vector<int32_t> &prompt,
+                            const std::vector<int32_t> &output, float penalty);
 
 /// Picks tokens from logits. Deterministic for a seed.
 class Sampler {
