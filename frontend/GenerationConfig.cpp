@@ -73,13 +73,42 @@ Expected<GenerationDefaults> parseGenerationConfig(StringRef text, StringRef fil
   return out;
 }
 
+/// Without a generation_config.json, transformers takes the eos and bos ids
+/// of config.json itself (GenerationConfig.from_model_config): so do we,
+/// and nothing else of it.
+static Expected<std::optional<GenerationDefaults>> eosOfModelConfig(StringRef configPath) {
+  ErrorOr<std::unique_ptr<MemoryBuffer>> buffer = MemoryBuffer::getFile(configPath, true);
+  if (!buffer)
+    return createStringError(buffer.getError(), "%s: cannot read: %s", configPath.str().c_str(),
+                             buffer.getError().message().c_str());
+  Expected<json::Value> value = parseJsonText((*buffer)->getBuffer(), configPath);
+  if (!value)
+    return value.takeError();
+  const json::Object *object = value->getAsObject();
+  if (!object)
+    return std::nullopt; // the spec parser says what is wrong with it
+  json::Object ids;
+  for (const char *key : {"eos_token_id", "bos_token_id"})
+    if (const json::Value *id = object->get(key); id && !id->getAsNull())
+      ids[key] = *id;
+  if (ids.empty())
+    return std::nullopt;
+  std::string text;
+  raw_string_ostream os(text);
+  os << json::Value(std::move(ids));
+  Expected<GenerationDefaults> parsed = parseGenerationConfig(os.str(), configPath);
+  if (!parsed)
+    return parsed.takeError();
+  return std::optional<GenerationDefaults>(std::move(*parsed));
+}
+
 Expected<std::optional<GenerationDefaults>> loadGenerationConfigBeside(StringRef specPath) {
   if (sys::path::filename(specPath) != "config.json")
     return std::nullopt;
   SmallString<256> path = sys::path::parent_path(specPath);
   sys::path::append(path, "generation_config.json");
   if (!sys::fs::exists(path))
-    return std::nullopt;
+    return eosOfModelConfig(specPath);
   ErrorOr<std::unique_ptr<MemoryBuffer>> buffer = MemoryBuffer::getFile(path, true);
   if (!buffer)
     return createStringError(buffer.getError(), "%s: cannot read: %s", path.c_str(),
