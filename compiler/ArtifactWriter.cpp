@@ -426,7 +426,8 @@ FailureOr<std::vector<uint8_t>> Writer::write() {
         fbb, &eos, optionalOf<int32_t>(g->bos), optionalOf<bool>(g->doSample),
         optionalOf<float>(g->temperature), optionalOf<int32_t>(g->topK),
         optionalOf<float>(g->topP), optionalOf<int64_t>(g->maxNewTokens),
-        optionalOf<int64_t>(g->maxLength));
+        optionalOf<int64_t>(g->maxLength), optionalOf<float>(g->minP),
+        optionalOf<float>(g->repetitionPenalty));
   }
   auto root = fmt::CreateArtifactDirect(
       fbb, kArtifactSchemaVersion, compileOptions, *w, &state,

@@ -61,6 +61,12 @@ Expected<GenerationDefaults> parseGenerationConfig(StringRef text, StringRef fil
   integer("max_length", out.maxLength, 1);
   number("temperature", out.temperature, 0);
   number("top_p", out.topP, 0);
+  number("min_p", out.minP, 0);
+  number("repetition_penalty", out.repetitionPenalty, 0);
+  if (out.minP && *out.minP > 1)
+    fields.report("min_p", "expected a number in [0, 1], got " + std::to_string(*out.minP));
+  if (out.repetitionPenalty && !(*out.repetitionPenalty > 0))
+    fields.report("repetition_penalty", "expected a number > 0 (1: none)");
   if (out.topP && (*out.topP <= 0 || *out.topP > 1))
     fields.report("top_p", "expected a number in (0, 1], got " + std::to_string(*out.topP));
   if (fields.has("do_sample")) {

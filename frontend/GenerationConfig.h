@@ -15,7 +15,7 @@ namespace gai {
 struct GenerationDefaults {
   std::vector<int64_t> eos; ///< eos_token_id: one id or a list
   std::optional<int64_t> bos, topK, maxNewTokens, maxLength;
-  std::optional<double> temperature, topP;
+  std::optional<double> temperature, topP, minP, repetitionPenalty;
   std::optional<bool> doSample;
 };
 

@@ -329,7 +329,12 @@ GenerateOptions withGenerationDefaults(const LoadedArtifact &artifact, int64_t v
     base.sampling.temperature = sample && temperature >= 0 ? temperature : 0.0f;
     base.sampling.topK = sample && topK >= 0 ? topK : 0;
     base.sampling.topP = sample && topP > 0 && topP <= 1 ? topP : 1.0f;
+    float minP = g->min_p().value_or(0.0f);
+    base.sampling.minP = sample && minP >= 0 && minP <= 1 ? minP : 0.0f;
   }
+  // HF applies the penalty in greedy runs as well.
+  if (float penalty = g->repetition_penalty().value_or(1.0f); penalty > 0)
+    base.sampling.repetitionPenalty = penalty;
   if (g->max_new_tokens().has_value())
     base.maxNewTokens = std::max<int64_t>(0, g->max_new_tokens().value());
   else if (g->max_length().has_value())

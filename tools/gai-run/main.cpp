@@ -77,7 +77,8 @@ int generateCommand(int argc, char **argv) {
   gai::GenerateOptions options;
   bool printIds = false, stream = true;
   // Flags given win over the artifact's generation defaults.
-  bool givenLength = false, givenTemperature = false, givenTopK = false, givenTopP = false;
+  bool givenLength = false, givenTemperature = false, givenTopK = false, givenTopP = false,
+       givenMinP = false, givenPenalty = false;
   for (int i = 0; i < argc; ++i) {
     std::string arg = argv[i];
     auto value = [&](std::string &out) {
@@ -144,10 +145,12 @@ int generateCommand(int argc, char **argv) {
       if (!value(v) || !parseFloat(v, options.sampling.repetitionPenalty) ||
           !(options.sampling.repetitionPenalty > 0))
         return fail("--repetition-penalty needs a number > 0 (1: none)");
+      givenPenalty = true;
     } else if (arg == "--min-p") {
       if (!value(v) || !parseFloat(v, options.sampling.minP) || options.sampling.minP < 0 ||
           options.sampling.minP > 1)
         return fail("--min-p needs a number in [0, 1]");
+      givenMinP = true;
     } else if (arg == "--seed") {
       int64_t seed;
       if (!value(v) || !parseInt(v, seed))
@@ -246,6 +249,10 @@ int generateCommand(int argc, char **argv) {
     options.sampling.topK = defaults.sampling.topK;
   if (!givenTopP)
     options.sampling.topP = defaults.sampling.topP;
+  if (!givenMinP)
+    options.sampling.minP = defaults.sampling.minP;
+  if (!givenPenalty)
+    options.sampling.repetitionPenalty = defaults.sampling.repetitionPenalty;
   if (!givenLength)
     options.maxNewTokens = defaults.maxNewTokens;
   options.stopTokens.insert(options.stopTokens.end(), defaults.stopTokens.begin(),
