@@ -49,10 +49,10 @@ StatusOr<bool> boolField(const Json &json, const char *field, const std::string 
   return json[field].get<bool>();
 }
 
-/// The children of a Sequence, each parsed by `parse`.
+/// A Sequence: its children, each parsed by `parse`, applied in order.
 template <typename Stage, typename Parse>
-StatusOr<std::vector<Stage>> children(const Json &json, const char *field,
-                                      const std::string &where, Parse parse) {
+StatusOr<Stage> sequence(const Json &json, const char *field, const std::string &where,
+                         Parse parse) {
   if (!json.contains(field) || !json[field].is_array())
     return badField(where, field, "an array");
   std::vector<Stage> stages;
@@ -63,7 +63,11 @@ StatusOr<std::vector<Stage>> children(const Json &json, const char *field,
     if (*stage)
       stages.push_back(std::move(*stage));
   }
-  return stages;
+  return Stage([stages = std::move(stages)](auto value) {
+    for (const Stage &stage : stages)
+      value = stage(std::move(value));
+    return value;
+  });
 }
 
 enum class Prepend { Always, First, Never };
@@ -101,15 +105,7 @@ StatusOr<Normalizer> parseNormalizer(const Json &json) {
     return Normalizer();
   std::string type = typeOf(json);
   if (type == "Sequence") {
-    auto stages = children<Normalizer>(json, "normalizers", where, parseNormalizer);
-    if (!stages)
-      return stages.status();
-    return Normalizer([stages = *stages](const std::string &text) {
-      std::string out = text;
-      for (const Normalizer &n : stages)
-        out = n(out);
-      return out;
-    });
+    return sequence<Normalizer>(json, "normalizers", where, parseNormalizer);
   }
   if (type == "Prepend") {
     auto prepend = stringField(json, "prepend", where + " Prepend");
@@ -139,14 +135,7 @@ StatusOr<PreTokenizer> parsePreTokenizer(const Json &json) {
     return PreTokenizer();
   std::string type = typeOf(json);
   if (type == "Sequence") {
-    auto stages = children<PreTokenizer>(json, "pretokenizers", where, parsePreTokenizer);
-    if (!stages)
-      return stages.status();
-    return PreTokenizer([stages = *stages](std::vector<Piece> pieces) {
-      for (const PreTokenizer &p : stages)
-        pieces = p(std::move(pieces));
-      return pieces;
-    });
+    return sequence<PreTokenizer>(json, "pretokenizers", where, parsePreTokenizer);
   }
   if (type == "Split") {
     auto pattern = Pattern::parse(json.value("pattern", Json()), where + " Split");
@@ -247,14 +236,7 @@ StatusOr<Decoder> parseDecoder(const Json &json) {
     return Decoder();
   std::string type = typeOf(json);
   if (type == "Sequence") {
-    auto stages = children<Decoder>(json, "decoders", where, parseDecoder);
-    if (!stages)
-      return stages.status();
-    return Decoder([stages = *stages](std::vector<std::string> tokens) {
-      for (const Decoder &d : stages)
-        tokens = d(std::move(tokens));
-      return tokens;
-    });
+    return sequence<Decoder>(json, "decoders", where, parseDecoder);
   }
   if (type == "ByteLevel") {
     // A token with a character outside the byte map (an added token) keeps its bytes.
