@@ -25,6 +25,12 @@ inline constexpr llvm::StringLiteral kKernelLibraryAttr = "exec.kernel_library";
 mlir::DictionaryAttr kernelLibraryAttr(mlir::MLIRContext *context,
                                        const KernelLibrary &library);
 
+/// What a codegen pass leaves: the library as kKernelLibraryAttr, or
+/// `error` on the module and failure.
+mlir::LogicalResult attachKernelLibrary(mlir::ModuleOp module,
+                                        mlir::FailureOr<KernelLibrary> library,
+                                        const std::string &error);
+
 /// The library a codegen pass left on `module`; a missing or malformed
 /// attribute is reported on the module.
 mlir::FailureOr<KernelLibrary> kernelLibraryOf(mlir::ModuleOp module);

@@ -20,14 +20,8 @@ struct CpuCodegenPass : impl::GaiCpuCodegenBase<CpuCodegenPass> {
     options.linker = linker;
     std::string error;
     mlir::ModuleOp module = getOperation();
-    mlir::FailureOr<KernelLibrary> library =
-        buildCpuKernels(module, options, error);
-    if (mlir::failed(library)) {
-      module.emitError(error);
-      return signalPassFailure();
-    }
-    module->setAttr(kKernelLibraryAttr,
-                    kernelLibraryAttr(&getContext(), *library));
+    if (mlir::failed(attachKernelLibrary(module, buildCpuKernels(module, options, error), error)))
+      signalPassFailure();
   }
 };
 

@@ -23,14 +23,8 @@ struct GpuCodegenPass : impl::GaiGpuCodegenBase<GpuCodegenPass> {
     options.toolkitPath = toolkitPath;
     std::string error;
     mlir::ModuleOp module = getOperation();
-    mlir::FailureOr<KernelLibrary> library =
-        buildGpuKernels(module, options, error);
-    if (mlir::failed(library)) {
-      module.emitError(error);
-      return signalPassFailure();
-    }
-    module->setAttr(kKernelLibraryAttr,
-                    kernelLibraryAttr(&getContext(), *library));
+    if (mlir::failed(attachKernelLibrary(module, buildGpuKernels(module, options, error), error)))
+      signalPassFailure();
   }
 };
 

@@ -74,4 +74,13 @@ FailureOr<KernelLibrary> kernelLibraryOf(ModuleOp module) {
   return library;
 }
 
+mlir::LogicalResult attachKernelLibrary(mlir::ModuleOp module,
+                                        mlir::FailureOr<KernelLibrary> library,
+                                        const std::string &error) {
+  if (mlir::failed(library))
+    return module.emitError(error);
+  module->setAttr(kKernelLibraryAttr, kernelLibraryAttr(module.getContext(), *library));
+  return mlir::success();
+}
+
 } // namespace gai

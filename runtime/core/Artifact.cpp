@@ -2,6 +2,7 @@
 // of everything the runtime will index with.
 #include "gai/Artifact.h"
 #include "gai/FloatConvert.h"
+#include "gai/SafeFile.h"
 #include "gai/WeightSet.h"
 
 #include "core/Commands.h"
@@ -169,7 +170,11 @@ uint64_t checksum64(const uint8_t *data, size_t size) {
 // still in cache, so verifying adds little to reading.
 Status readFile(const std::string &path, std::vector<uint8_t> &out,
                 uint64_t *checksum) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // A directory, FIFO or device is refused (SafeFile's rule for every input),
+  // and a FIFO that took the file's place since cannot block the open.
+  if (Status s = checkRegularFile(path); !s)
+    return s;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (fd < 0)
     return Status::error(path + ": cannot open: " + std::strerror(errno));
   struct Closer {
@@ -179,20 +184,8 @@ Status readFile(const std::string &path, std::vector<uint8_t> &out,
   struct stat info;
   if (::fstat(fd, &info) != 0)
     return Status::error(path + ": cannot stat: " + std::strerror(errno));
-  if (!S_ISREG(info.st_mode)) { // a pipe: its size is unknown, read it whole
-    out.clear();
-    char chunk[1 << 16];
-    for (ssize_t n; (n = ::read(fd, chunk, sizeof chunk)) != 0;) {
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n < 0)
-        return Status::error(path + ": read error: " + std::strerror(errno));
-      out.insert(out.end(), chunk, chunk + n);
-    }
-    if (checksum)
-      *checksum = checksum64(out.data(), out.size());
-    return Status::ok();
-  }
+  if (!S_ISREG(info.st_mode))
+    return Status::error(path + ": expected a regular file");
   out.resize(static_cast<size_t>(info.st_size));
 
   std::mutex mutex;

@@ -10,6 +10,8 @@
 #include <cstdio>
 #include <fstream>
 
+#include <sys/stat.h>
+
 using namespace gai;
 namespace fmt = gai::format;
 
@@ -398,6 +400,18 @@ TEST(Artifact, ExternalWeightsAreChecked) {
             std::string::npos);
   EXPECT_NE(loadError(build(o), "/nonexistent").find("external weights: "),
             std::string::npos);
+}
+
+TEST(Artifact, AFifoIsRefusedNotRead) {
+  // Read whole, a FIFO would block the loader until a writer came.
+  std::string fifo = ::testing::TempDir() + "/artifact.fifo";
+  std::remove(fifo.c_str());
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  auto loaded = LoadedArtifact::load(fifo);
+  ASSERT_FALSE(loaded.isOk());
+  EXPECT_NE(loaded.status().message().find("expected a regular file"), std::string::npos)
+      << loaded.status().message();
+  std::remove(fifo.c_str());
 }
 
 TEST(Artifact, MissingFile) {

@@ -87,8 +87,9 @@ Status CudaBackend::recordAll(const std::vector<Command> &steps) {
     case StepGroup::Kind::Single: s = recordStep(group.first, steps[group.first]); break;
     case StepGroup::Kind::Gemms: s = recordGemms(steps, group); break;
     case StepGroup::Kind::CacheWrites:
-      s = recordCacheWrites(std::get<cmd::CacheWrite>(steps[group.first]),
-                            std::get<cmd::CacheWrite>(steps[group.first + 1]));
+      s = recordCacheWrites({&std::get<cmd::CacheWrite>(steps[group.first]),
+                             &std::get<cmd::CacheWrite>(steps[group.first + 1])},
+                            group.first);
       break;
     }
     if (s && unresolved_)
@@ -290,42 +291,33 @@ Status CudaBackend::record(const cmd::Embedding &c) {
 }
 
 Status CudaBackend::record(const cmd::CacheWrite &c) {
+  return recordCacheWrites({&c}, static_cast<size_t>(step()));
+}
+
+Status CudaBackend::recordCacheWrites(const std::vector<const cmd::CacheWrite *> &commands,
+                                      size_t index) {
+  // groupSteps paired them: the same type, shape and positions as the first.
+  const cmd::CacheWrite &c = *commands.front();
   auto elem = elemOf(c.dtype);
   if (!elem)
-    return elem.status();
+    return Status::error("step " + std::to_string(index) + " (cache_write): " +
+                         elem.status().message());
   Elem e = *elem;
-  std::vector<CacheWrite> writes{{ptr(c.cache), ptr(c.update)}};
+  std::vector<CacheWrite> writes;
+  for (const cmd::CacheWrite *w : commands)
+    writes.push_back({ptr(w->cache), ptr(w->update)});
   uint8_t *positions = ptr(c.positions);
   ErrorWord *error = device_.error;
-  int stepIndex = static_cast<int>(step());
+  int stepIndex = static_cast<int>(index), count = static_cast<int>(writes.size());
   add([=](cudaStream_t s) {
-        cacheWrite(e, writes.data(), 1, i32(positions), c.batch, c.heads, c.slots, c.rows,
+        cacheWrite(e, writes.data(), count, i32(positions), c.batch, c.heads, c.slots, c.rows,
                    c.dim, error, stepIndex, s);
         return Status::ok();
       },
-      "cache_write");
-  return Status::ok();
-}
-
-Status CudaBackend::recordCacheWrites(const cmd::CacheWrite &a, const cmd::CacheWrite &b) {
-  // groupSteps paired them: the same type, shape and positions.
-  if (Status s = record(a); !s)
-    return Status::error("step " + std::to_string(step()) + " (cache_write): " + s.message());
-  const size_t index = static_cast<size_t>(step());
-  auto elem = elemOf(a.dtype);
-  Elem e = *elem;
-  std::vector<CacheWrite> writes{{ptr(a.cache), ptr(a.update)}, {ptr(b.cache), ptr(b.update)}};
-  uint8_t *positions = ptr(a.positions);
-  ErrorWord *error = device_.error;
-  int stepIndex = static_cast<int>(index);
-  out_.steps.back() = [=](cudaStream_t s) {
-    cacheWrite(e, writes.data(), 2, i32(positions), a.batch, a.heads, a.slots, a.rows, a.dim,
-               error, stepIndex, s);
-    return Status::ok();
-  };
-  out_.stepNames.back() = "cache_write (two caches)";
-  add([](cudaStream_t) { return Status::ok(); },
-      "cache_write (done by step " + std::to_string(index) + ")");
+      count > 1 ? "cache_write (two caches)" : "cache_write");
+  for (int merged = 1; merged < count; ++merged)
+    add([](cudaStream_t) { return Status::ok(); },
+        "cache_write (done by step " + std::to_string(index) + ")");
   return Status::ok();
 }
 

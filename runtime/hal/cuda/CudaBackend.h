@@ -82,8 +82,9 @@ public:
 private:
   /// GEMMs steps[first, first + count), merged where mergeGemms allows.
   Status recordGemms(const std::vector<Command> &steps, const StepGroup &group);
-  /// Two cache writes as one launch.
-  Status recordCacheWrites(const cmd::CacheWrite &a, const cmd::CacheWrite &b);
+  /// Cache writes of one shape and positions as one launch, step `index`
+  /// and those after it.
+  Status recordCacheWrites(const std::vector<const cmd::CacheWrite *> &commands, size_t index);
   GemmDesc gemmDesc(const cmd::Gemm &g) const;
   void add(RecordedEntry::StepFn fn, std::string name);
   /// The device address of `b`, null when absent; a present buffer that
