@@ -212,7 +212,9 @@ FailureOr<flatbuffers::Offset<fmt::Step>> Writer::step(Operation &op) {
                    bias = toRef(g.getBias()), res = toRef(g.getResidual()),
                    gate = toRef(g.getGate()), normWeight = toRef(g.getNormWeight()),
                    normOut = toRef(g.getNormOut()), normSquares = toRef(g.getNormSquares()),
-                   aSquares = toRef(g.getASquares());
+                   aSquares = toRef(g.getASquares()), bScale = toRef(g.getBScale()),
+                   bZero = toRef(g.getBZero()), gateScale = toRef(g.getGateScale()),
+                   gateZero = toRef(g.getGateZero());
     return made(fmt::Command::Gemm,
                 fmt::CreateGemm(fbb, &a, &b, &c, &bias, &res, g.getBatch(), g.getM(), g.getN(),
                                 g.getK(), g.getTransposeA(), g.getTransposeB(),
@@ -220,7 +222,9 @@ FailureOr<flatbuffers::Offset<fmt::Step>> Writer::step(Operation &op) {
                                 sameEnum<fmt::Activation>(g.getActivation()),
                                 dtype(g.getElementAttr()), &gate, &normWeight, &normOut,
                                 &normSquares, g.getNormOffset().convertToFloat(), &aSquares,
-                                g.getANormEps().convertToFloat(), g.getWideC()));
+                                g.getANormEps().convertToFloat(), g.getWideC(),
+                                sameEnum<fmt::WeightFormat>(g.getWeightFormat()), &bScale,
+                                &bZero, &gateScale, &gateZero, g.getGroup()));
   }
   if (auto a = dyn_cast<exec::AttentionOp>(op)) {
     fmt::BufferRef q = toRef(a.getQ()), k = toRef(a.getK()), v = toRef(a.getV()),

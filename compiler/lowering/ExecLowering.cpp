@@ -272,7 +272,9 @@ LogicalResult Lowering::lowerMatmul(Operation *op, Value lhs, Value rhs,
         exec::ActivationAttr::get(b.getContext(), activation),
         TypeAttr::get(element), gate ? ref(gate) : RefAttr(), /*norm_weight=*/RefAttr(),
         /*norm_out=*/RefAttr(), /*norm_squares=*/RefAttr(), /*norm_offset=*/nullptr,
-        /*a_squares=*/RefAttr(), /*a_norm_eps=*/nullptr, b.getBoolAttr(wideC));
+        /*a_squares=*/RefAttr(), /*a_norm_eps=*/nullptr, b.getBoolAttr(wideC),
+        /*weight_format=*/nullptr, /*b_scale=*/RefAttr(), /*b_zero=*/RefAttr(),
+        /*gate_scale=*/RefAttr(), /*gate_zero=*/RefAttr(), /*group=*/nullptr);
   };
   // One weight for all rows: the batch folds into M. (A gated GEMM's
   // weights are [N, K], so it always lowers here.)

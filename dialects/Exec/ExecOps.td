@@ -81,6 +81,16 @@ def Exec_LossReduction : I32EnumAttr<"LossReduction", "how a loss reduces its ro
 }
 def Exec_LossReductionAttr : EnumAttr<Exec_Dialect, Exec_LossReduction, "loss_reduction">;
 
+def Exec_WeightFormat : I32EnumAttr<"WeightFormat", "how a GEMM's weights are stored", [
+    I32EnumAttrCase<"Float", 0, "float">,  // the GEMM's element type
+    I32EnumAttrCase<"Int8", 1, "int8">,    // symmetric, a scale per row
+    I32EnumAttrCase<"Int4", 2, "int4">,    // asymmetric, a scale and zero per group of k
+    I32EnumAttrCase<"Fp8E4M3", 3, "fp8_e4m3">]> { // a scale per tensor or per row
+  let cppNamespace = "::mlir::exec";
+  let genSpecializedAttr = 0;
+}
+def Exec_WeightFormatAttr : EnumAttr<Exec_Dialect, Exec_WeightFormat, "weight_format">;
+
 def Exec_StateRole : I32EnumAttr<"StateRole", "what a state tensor is for", [
     I32EnumAttrCase<"Other", 0, "other">,
     I32EnumAttrCase<"Parameter", 1, "parameter">,   // trainable; f32 master copy in mixed precision
@@ -149,7 +159,11 @@ def Exec_GemmOp : Exec_Command<"gemm"> {
       DefaultValuedAttr<F32Attr, "0.0">:$norm_offset,
       OptionalAttr<Exec_RefAttr>:$a_squares,
       DefaultValuedAttr<F32Attr, "0.0">:$a_norm_eps,
-      DefaultValuedAttr<BoolAttr, "false">:$wide_c);
+      DefaultValuedAttr<BoolAttr, "false">:$wide_c,
+      DefaultValuedAttr<Exec_WeightFormatAttr, "::mlir::exec::WeightFormat::Float">:$weight_format,
+      OptionalAttr<Exec_RefAttr>:$b_scale, OptionalAttr<Exec_RefAttr>:$b_zero,
+      OptionalAttr<Exec_RefAttr>:$gate_scale, OptionalAttr<Exec_RefAttr>:$gate_zero,
+      DefaultValuedAttr<I64Attr, "0">:$group);
   let description = [{
     `element` is the type of a, b, c, bias and residual; the product
     accumulates in f32. `wide_c` (bf16 operands, no bias): c and residual
@@ -163,6 +177,11 @@ def Exec_GemmOp : Exec_Command<"gemm"> {
     earlier in the entry); a GEMM reading the norm takes that `norm_out`
     as a and scales its products row by row by
     1/sqrt(a_squares / k + a_norm_eps).
+
+    Quantized weights (`weight_format` not float, from a gai.dequantize):
+    b and gate are stored [n, k] in that format with `b_scale`/`gate_scale`
+    (and, int4, `b_zero`/`gate_zero` per `group` of k); the GEMM
+    dequantizes them as it reads them.
   }];
 }
 

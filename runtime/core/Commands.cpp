@@ -141,6 +141,43 @@ void checkNormFold(Checker &check, const cmd::Gemm &g, int64_t element) {
                         "squares [m] and an eps >= 0");
 }
 
+/// Quantized weights (see artifact.fbs's WeightFormat): one matrix stored
+/// [n, k], with scales (and int4's zeros) of the sizes its format gives,
+/// for b and for a gate alike.
+void checkQuantized(Checker &check, const cmd::Gemm &g) {
+  using format::WeightFormat;
+  const bool int4 = g.weightFormat == WeightFormat::Int4;
+  check.require(g.batch == 1 && !g.transposeA && g.transposeB && g.k % 8 == 0 &&
+                    (g.dtype == format::DType::BF16 || g.dtype == format::DType::F32),
+                "quantized weights are one matrix stored [n, k] (transpose_b, batch 1, k a "
+                "multiple of 8) under f32 or bf16 a and c");
+  if (int4)
+    check.require(g.group >= 8 && g.group % 8 == 0 && g.k % g.group == 0,
+                  "int4 weights take a group that is a multiple of 8 and divides k (" +
+                      std::to_string(g.k) + "), not " + std::to_string(g.group));
+  else
+    check.require(g.group == 0, "only int4 weights take a group");
+  const int64_t groups = int4 && g.group > 0 ? g.k / g.group : 1;
+  auto weights = [&](const Buffer &q, const Buffer &scale, const Buffer &zero,
+                     const char *qName, const char *scaleName, const char *zeroName) {
+    check.holds(q, qName, {g.n, int4 ? g.k / 2 : g.k});
+    if (g.weightFormat == WeightFormat::Fp8E4M3 && scale.size == 4)
+      check.holds(scale, scaleName, {1, 4}); // per tensor
+    else
+      check.holds(scale, scaleName, {g.n, groups, 4});
+    if (int4)
+      check.holds(zero, zeroName, {g.n, groups});
+    else
+      check.require(!zero.present(), std::string(zeroName) + ": only int4 weights take zeros");
+  };
+  weights(g.b, g.bScale, g.bZero, "b", "b_scale", "b_zero");
+  if (g.gate.present())
+    weights(g.gate, g.gateScale, g.gateZero, "gate", "gate_scale", "gate_zero");
+  else
+    check.require(!g.gateScale.present() && !g.gateZero.present(),
+                  "gate_scale and gate_zero need a gate");
+}
+
 cmd::Gemm decodeGemm(Checker &check, const format::Gemm &t) {
   cmd::Gemm g;
   g.a = check.buffer(t.a(), "a");
@@ -167,7 +204,14 @@ cmd::Gemm decodeGemm(Checker &check, const format::Gemm &t) {
   g.normOffset = t.norm_offset();
   g.aNormEps = t.a_norm_eps();
   g.wideC = t.wide_c();
+  g.weightFormat = t.weight_format();
+  g.bScale = check.buffer(t.b_scale(), "b_scale", true);
+  g.bZero = check.buffer(t.b_zero(), "b_zero", true);
+  g.gateScale = check.buffer(t.gate_scale(), "gate_scale", true);
+  g.gateZero = check.buffer(t.gate_zero(), "gate_zero", true);
+  g.group = t.group();
   check.known(g.activation, format::Activation::MAX, "activation");
+  check.known(g.weightFormat, format::WeightFormat::MAX, "weight_format");
   int64_t e = check.floatBytes(g.dtype);
   int64_t ce = g.wideC ? 4 : e;
   for (auto [v, name] : {std::pair{g.batch, "batch"}, {g.m, "m"}, {g.n, "n"}, {g.k, "k"}})
@@ -198,13 +242,20 @@ cmd::Gemm decodeGemm(Checker &check, const format::Gemm &t) {
                     " rows of A by weights stored [n, k] (transpose_b, k a multiple of 8), "
                     "an activation, and no bias or residual");
   check.holds(g.a, "a", {lastEnd(g.strideA, g.m, g.k, "a"), e});
-  check.holds(g.b, "b", {lastEnd(g.strideB, g.k, g.n, "b"), e});
+  if (g.quantized()) {
+    checkQuantized(check, g);
+  } else {
+    check.require(!g.bScale.present() && !g.bZero.present() && !g.gateScale.present() &&
+                      !g.gateZero.present() && g.group == 0,
+                  "float weights take no scales, zeros or group");
+    check.holds(g.b, "b", {lastEnd(g.strideB, g.k, g.n, "b"), e});
+  }
   check.holds(g.c, "c", {lastEnd(g.strideC, g.m, g.n, "c"), ce});
   if (g.residual.present())
     check.holds(g.residual, "residual", {lastEnd(g.strideC, g.m, g.n, "residual"), ce});
   if (g.bias.present())
     check.holds(g.bias, "bias", {g.n, e});
-  if (g.gate.present())
+  if (g.gate.present() && !g.quantized())
     check.holds(g.gate, "gate", {g.n, g.k, e});
   return g;
 }

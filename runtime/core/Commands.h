@@ -45,6 +45,14 @@ struct Gemm {
   Buffer normWeight, normOut, normSquares, aSquares;
   float normOffset = 0, aNormEps = 0;
   bool wideC = false;
+  /// Quantized b and gate (artifact.fbs's WeightFormat): stored [n, k]
+  /// with f32 scales, and for int4 a zero byte, per `group` of k.
+  format::WeightFormat weightFormat = format::WeightFormat::Float;
+  Buffer bScale, bZero, gateScale, gateZero;
+  int64_t group = 0;
+  bool quantized() const { return weightFormat != format::WeightFormat::Float; }
+  /// Fp8: one scale for the whole weight (else one a row).
+  bool perTensorScale() const { return bScale.size == 4; }
 };
 
 /// Flash attention, maybe with its cache writes and RoPE folded in.

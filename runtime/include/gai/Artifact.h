@@ -22,7 +22,8 @@ struct DecodedEntry; // core/Commands.h
 /// 6: a GEMM may keep an f32 c over bf16 operands (wide_c).
 /// 7: one table per library command (no LibraryCall); state tensors carry
 /// their role and weight.
-inline constexpr uint32_t kArtifactSchemaVersion = 7;
+/// 8: a GEMM's weights may be quantized (weight_format, scales, zeros).
+inline constexpr uint32_t kArtifactSchemaVersion = 8;
 /// The most new rows (queries) an attention with folded cache writes takes;
 /// the attention rewriting pass folds no more.
 inline constexpr int64_t kMostFoldedQueries = 16;
