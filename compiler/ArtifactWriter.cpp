@@ -50,6 +50,7 @@ bool sameDType(Type t, DType file) {
          (t.isBF16() && file == DType::BF16) ||
          (isa<Float8E4M3FNType>(t) && file == DType::F8E4M3) ||
          (t.isInteger(8) && file == DType::I8) ||
+         (t.isInteger(4) && file == DType::U8) || // two a byte
          (t.isInteger(32) && file == DType::I32);
 }
 

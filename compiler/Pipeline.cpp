@@ -2,6 +2,7 @@
 #include "compiler/Pipeline.h"
 
 #include "compiler/CompilerPasses.h"
+#include "compiler/QuantizedWeights.h"
 #include "compiler/lowering/ExecLowering.h"
 #include "compiler/lowering/MemoryPlan.h"
 #include "dialects/Gai/GaiOps.h"
@@ -80,6 +81,14 @@ mlir::LogicalResult optimize(mlir::ModuleOp module,
   attention.foldedRows = gai::kMostFoldedQueries;
   pm.addNestedPass<mlir::func::FuncOp>(
       mlir::gai::createGaiAttentionRewrite(attention));
+  if (!options.quantize.format.empty()) {
+    mlir::gai::GaiQuantizeOptions quantize;
+    quantize.weights = options.quantize.format;
+    quantize.group = options.quantize.group;
+    quantize.skip.assign(options.quantize.skip.begin(), options.quantize.skip.end());
+    quantize.fp8PerRow = options.quantize.fp8PerRow;
+    pm.addPass(mlir::gai::createGaiQuantize(quantize));
+  }
   if (options.train && module.lookupSymbol("eval_loss")) {
     pm.addPass(mlir::gai::createGaiMasterWeights());
     pm.addPass(mlir::gai::createGaiTrainStep());
@@ -287,6 +296,24 @@ compileArtifact(mlir::ModuleOp optimized, const ModelSpec &spec,
     weights.emplace(WeightSet::open(options.weightsPath));
     if (!*weights)
       return error((*weights).status().message());
+    bool quantized = false;
+    optimized.walk([&](mlir::gai::DequantizeOp) { quantized = true; });
+    std::optional<QuantizedWeights> made;
+    const QuantizedWeights *packed = options.quantizedWeights;
+    if (quantized && !packed && weightsMode == WeightsMode::Embedded) {
+      auto q = quantizeWeights(optimized, **weights);
+      if (!q)
+        return q.takeError();
+      made = std::move(*q);
+      packed = &*made;
+    }
+    if (packed && weightsMode == WeightsMode::Embedded) {
+      // The quantized bytes stand in for the float weights of their names.
+      auto image = safetensorsImage(packed->tensors, "quantized weights");
+      if (!image)
+        return error(image.status().message());
+      (*weights)->overlay(std::move(*image));
+    }
     artifact.weights = &(*weights).value();
   }
   auto bytes = writeArtifact(**execModule, *kernels, artifact, message);

@@ -15,6 +15,8 @@
 
 namespace gai {
 
+struct QuantizedWeights;
+
 struct CompileOptions {
   std::string specPath; ///< our spec or an HF config.json
   /// A safetensors file, an index of shards or a model directory
@@ -34,6 +36,16 @@ struct CompileOptions {
   /// CUDA: fold RMSNorms between decode-sized GEMMs into them (see
   /// NormFold.h); off only to measure what that brings.
   bool foldNorms = true;
+  /// Weight-only quantization (--gai-quantize); an empty format: none.
+  struct Quantize {
+    std::string format; ///< int8, int4 or fp8
+    int64_t group = 128;
+    std::vector<std::string> skip; ///< globs; empty: the pass's default
+    bool fp8PerRow = false;
+  } quantize;
+  /// The quantized weights made from weightsPath (quantizeWeights): the
+  /// artifact stores these instead of the float weights of those names.
+  const QuantizedWeights *quantizedWeights = nullptr;
 };
 
 struct ImportedModel {

@@ -133,4 +133,39 @@ def GaiMasterWeights : Pass<"gai-master-weights", "ModuleOp"> {
   let dependentDialects = ["::mlir::gai::GaiDialect"];
 }
 
+def GaiQuantize : Pass<"gai-quantize", "ModuleOp"> {
+  let summary = "Store the weights that feed matmuls quantized (int8, int4, fp8 e4m3)";
+  let description = [{
+    Weight-only quantization. A 2-D float parameter whose every use is the
+    right-hand side of a `gai.matmul` (lhs not transposed) becomes
+    quantized values, f32 scales and, for int4, zero points (parameters
+    named `W`, `W.scale`, `W.zero`), read back by one `gai.dequantize` that
+    the matmuls take instead: `int8` per row, symmetric; `int4` in groups
+    of `group` along k, asymmetric; `fp8` (e4m3) with one scale for the
+    tensor, or per row with `fp8-per-row`. The values are always stored
+    [n, k] (k contiguous), so a matmul that read its weight [k, n] now
+    reads the transpose (`transposed` on the parameter tells the packer).
+
+    Left alone: parameters with any other use (an embedding table, a tied
+    LM head), ones of rank other than 2, and names matching a glob of
+    `skip` (by default the LM head and embeddings). Errors: a k that is not
+    a multiple of 8, or of `group` (int4), naming the parameter.
+
+    The values themselves are made at compile time by gaic, from the
+    weights file (gai/Quantize.h).
+  }];
+  let options = [
+    Option<"weights", "weights", "std::string", /*default=*/"\"int8\"",
+           "the format: int8, int4 or fp8">,
+    Option<"group", "group", "int64_t", /*default=*/"128",
+           "int4: the k's that share a scale and zero point">,
+    ListOption<"skip", "skip", "std::string",
+               "globs of parameter names to keep in float (default: "
+               "*lm_head*, *embed*, *wte*, *wpe*; 'none' quantizes all)">,
+    Option<"fp8PerRow", "fp8-per-row", "bool", /*default=*/"false",
+           "fp8: one scale a row instead of one for the tensor">,
+  ];
+  let dependentDialects = ["::mlir::gai::GaiDialect"];
+}
+
 #endif // GAI_PASSES_TD

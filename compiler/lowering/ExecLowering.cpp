@@ -125,6 +125,9 @@ private:
   /// The folded-norm operands of the exec.gemm just emitted for `op`.
   void addNormFolds(Operation *op);
   RefAttr weightRef(ParamOp param);
+  /// Marks the GEMM just emitted as reading `weight` (and `gate`)
+  /// quantized: their values, scales and zeros instead of floats.
+  void setQuantized(Operation &emitted, DequantizeOp weight, DequantizeOp gate);
   /// The state buffer `name`, made on first use.
   FailureOr<RefAttr> stateRef(StringRef name, Type type, Location loc);
   RefAttr ref(Value v) { return refOf.lookup(v); }
@@ -227,6 +230,34 @@ FailureOr<FlatSymbolRefAttr> Lowering::kernelFor(FusionOp fusion) {
   return FlatSymbolRefAttr::get(kernel->getSymNameAttr());
 }
 
+static exec::WeightFormat weightFormatOf(QuantFormat format) {
+  switch (format) {
+  case QuantFormat::Int8:
+    return exec::WeightFormat::Int8;
+  case QuantFormat::Int4:
+    return exec::WeightFormat::Int4;
+  case QuantFormat::Fp8E4M3:
+    return exec::WeightFormat::Fp8E4M3;
+  }
+  llvm_unreachable("unknown quantized format");
+}
+
+void Lowering::setQuantized(Operation &emitted, DequantizeOp weight, DequantizeOp gate) {
+  auto gemm = cast<exec::GemmOp>(emitted);
+  gemm.setWeightFormatAttr(
+      exec::WeightFormatAttr::get(b.getContext(), weightFormatOf(weight.getFormat())));
+  gemm.setBScaleAttr(ref(weight.getScale()));
+  if (weight.getZero())
+    gemm.setBZeroAttr(ref(weight.getZero()));
+  if (std::optional<uint64_t> group = weight.getGroup())
+    gemm.setGroupAttr(b.getI64IntegerAttr(static_cast<int64_t>(*group)));
+  if (!gate)
+    return;
+  gemm.setGateScaleAttr(ref(gate.getScale()));
+  if (gate.getZero())
+    gemm.setGateZeroAttr(ref(gate.getZero()));
+}
+
 void Lowering::addNormFolds(Operation *op) {
   auto gemm = cast<exec::GemmOp>(b.getInsertionBlock()->back());
   auto squaresOf = [&](const NormFold *fold) {
@@ -255,7 +286,16 @@ LogicalResult Lowering::lowerMatmul(Operation *op, Value lhs, Value rhs,
   ArrayRef<int64_t> outBatch = os.drop_back(2), lhsBatch = ls.drop_back(2),
                     rhsBatch = rs.drop_back(2);
   int64_t batch = product(outBatch);
-  RefAttr a = ref(lhs), bRef = ref(rhs), c = ref(op->getResult(0));
+  auto quantB = rhs.getDefiningOp<DequantizeOp>();
+  auto quantGate = gate ? gate.getDefiningOp<DequantizeOp>() : DequantizeOp();
+  if (quantB || quantGate) {
+    if (!quantB || (gate && !quantGate) ||
+        (quantGate && quantGate.getFormat() != quantB.getFormat()))
+      return op->emitOpError("a gated GEMM's two weights must be quantized alike");
+    if (transposeLhs || !transposeRhs || product(rhsBatch) != 1)
+      return op->emitOpError("quantized weights are read as one matrix stored [n, k]");
+  }
+  RefAttr a = ref(lhs), bRef = ref(quantB ? quantB.getValues() : rhs), c = ref(op->getResult(0));
   RefAttr biasRef = bias ? ref(bias) : none();
   RefAttr residualRef = residual ? ref(residual) : none();
   Type element = tensorOf(lhs).getElementType();
@@ -270,11 +310,14 @@ LogicalResult Lowering::lowerMatmul(Operation *op, Value lhs, Value rhs,
         b.getI64IntegerAttr(strideA), b.getI64IntegerAttr(strideB),
         b.getI64IntegerAttr(strideC),
         exec::ActivationAttr::get(b.getContext(), activation),
-        TypeAttr::get(element), gate ? ref(gate) : RefAttr(), /*norm_weight=*/RefAttr(),
+        TypeAttr::get(element),
+        gate ? ref(quantGate ? quantGate.getValues() : gate) : RefAttr(), /*norm_weight=*/RefAttr(),
         /*norm_out=*/RefAttr(), /*norm_squares=*/RefAttr(), /*norm_offset=*/nullptr,
         /*a_squares=*/RefAttr(), /*a_norm_eps=*/nullptr, b.getBoolAttr(wideC),
         /*weight_format=*/nullptr, /*b_scale=*/RefAttr(), /*b_zero=*/RefAttr(),
         /*gate_scale=*/RefAttr(), /*gate_zero=*/RefAttr(), /*group=*/nullptr);
+    if (quantB)
+      setQuantized(b.getInsertionBlock()->back(), quantB, quantGate);
   };
   // One weight for all rows: the batch folds into M. (A gated GEMM's
   // weights are [N, K], so it always lowers here.)
@@ -343,6 +386,18 @@ LogicalResult Lowering::lowerOp(Operation *op) {
   }
   if (auto reshape = dyn_cast<ReshapeOp>(op)) {
     refOf[reshape.getResult()] = ref(reshape.getInput());
+    return success();
+  }
+  if (auto dequantize = dyn_cast<DequantizeOp>(op)) {
+    // Folded into the GEMMs that read it (lowerMatmul); nothing else may.
+    for (OpOperand &use : dequantize->getUses()) {
+      Operation *user = use.getOwner();
+      bool weight = (isa<MatmulOp, GemmOp>(user) && use.getOperandNumber() == 1) ||
+                    (isa<GatedGemmOp>(user) && use.get() != user->getOperand(0));
+      if (!weight)
+        return user->emitOpError("reads a dequantized weight other than as a GEMM's weight; "
+                                 "the runtime has no float copy of it");
+    }
     return success();
   }
   if (auto fusion = dyn_cast<FusionOp>(op)) {

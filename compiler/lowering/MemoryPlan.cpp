@@ -89,7 +89,7 @@ FunctionBuffers collectBuffers(mlir::func::FuncOp func) {
       request(cached.getResult());
       alias(cached.getNewKeyCache(), cached.getKeyCache());
       alias(cached.getNewValueCache(), cached.getValueCache());
-    } else if (!isa<mlir::gai::ParamOp>(op) &&
+    } else if (!isa<mlir::gai::ParamOp, mlir::gai::DequantizeOp>(op) &&
                !(isa<mlir::gai::ConstantOp>(op) && op.use_empty())) {
       // Constants still outside regions feed library calls: filled in place.
       for (Value v : op.getResults())

@@ -26,6 +26,14 @@ def Gai_RopeStyle : I32EnumAttr<"RopeStyle", "rotary embedding pairing", [
   let cppNamespace = "::mlir::gai";
 }
 
+// How a quantized weight is stored (gai.dequantize).
+def Gai_QuantFormat : I32EnumAttr<"QuantFormat", "quantized weight format", [
+    I32EnumAttrCase<"Int8", 0, "int8">,          // symmetric, a scale per row
+    I32EnumAttrCase<"Int4", 1, "int4">,          // asymmetric, a scale and zero per group of k
+    I32EnumAttrCase<"Fp8E4M3", 2, "fp8_e4m3">]> { // a scale per tensor or per row
+  let cppNamespace = "::mlir::gai";
+}
+
 def Gai_LossReduction : I32EnumAttr<"LossReduction", "loss reduction", [
     I32EnumAttrCase<"Mean", 0, "mean">,  // over labels that are not ignored
     I32EnumAttrCase<"Sum", 1, "sum">,

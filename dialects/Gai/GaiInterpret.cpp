@@ -193,6 +193,25 @@ llvm::Error ParamOp::interpret(InterpretState &state) {
   return llvm::Error::success();
 }
 
+// Values are the stored integers (int4: 0..15) or, fp8, the e4m3 numbers.
+llvm::Error DequantizeOp::interpret(InterpretState &state) {
+  const HostTensor &values = state.in(getValues()), &scale = state.in(getScale());
+  const int64_t n = values.shape[0], k = values.shape[1];
+  const int64_t group = getFormat() == QuantFormat::Int4 ? static_cast<int64_t>(*getGroup()) : k;
+  const bool perTensor = scale.numElements() == 1;
+  HostTensor out(values.shape);
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t c = 0; c < k; ++c) {
+      int64_t g = r * (k / group) + c / group;
+      double s = perTensor ? scale.data[0] : getFormat() == QuantFormat::Int4 ? scale.data[g]
+                                                                              : scale.data[r];
+      double z = getZero() ? state.in(getZero()).data[g] : 0.0;
+      out.data[r * k + c] = (values.data[r * k + c] - z) * s; // set() rounds
+    }
+  state.set(getResult(), std::move(out));
+  return llvm::Error::success();
+}
+
 llvm::Error ConstantOp::interpret(InterpretState &state) {
   auto dense = dyn_cast<DenseElementsAttr>(getValue());
   if (!dense)

@@ -111,6 +111,58 @@ LogicalResult ConstantOp::inferReturnTypes(MLIRContext *,
 
 OpFoldResult ConstantOp::fold(FoldAdaptor) { return getValue(); }
 
+LogicalResult DequantizeOp::verify() {
+  auto values = cast<RankedTensorType>(getValues().getType());
+  auto scale = cast<RankedTensorType>(getScale().getType());
+  auto result = cast<RankedTensorType>(getResult().getType());
+  if (values.getRank() != 2)
+    return emitOpError("values: expects a weight [n, k], got ") << values;
+  if (result.getShape() != values.getShape())
+    return emitOpError("result: expects the values' shape ")
+           << values << ", got " << result;
+  const int64_t n = values.getDimSize(0), k = values.getDimSize(1);
+  Type element = values.getElementType();
+  const QuantFormat format = getFormat();
+  auto named = [](QuantFormat f) { return stringifyQuantFormat(f); };
+  bool elementOk = format == QuantFormat::Int8   ? element.isInteger(8)
+                   : format == QuantFormat::Int4 ? element.isInteger(4)
+                                                 : isa<Float8E4M3FNType>(element);
+  if (!elementOk)
+    return emitOpError("values: ") << named(format) << " expects "
+           << (format == QuantFormat::Int8   ? "i8"
+               : format == QuantFormat::Int4 ? "i4"
+                                             : "f8E4M3FN")
+           << " elements, got " << element;
+  if (!scale.getElementType().isF32())
+    return emitOpError("scale: expects f32 scales, got ") << scale;
+  if (format != QuantFormat::Int4 && (getGroup() || getZero()))
+    return emitOpError(getGroup() ? "group" : "zero")
+           << ": only int4 weights take a group and zero points";
+  if (format == QuantFormat::Int8 && scale.getShape() != ArrayRef<int64_t>{n})
+    return emitOpError("scale: int8 expects one scale a row, tensor<")
+           << n << "xf32>, got " << scale;
+  if (format == QuantFormat::Fp8E4M3 && scale.getShape() != ArrayRef<int64_t>{1} &&
+      scale.getShape() != ArrayRef<int64_t>{n})
+    return emitOpError("scale: fp8_e4m3 expects one scale, tensor<1xf32>, or one a row, "
+                       "tensor<")
+           << n << "xf32>, got " << scale;
+  if (format != QuantFormat::Int4)
+    return success();
+  if (!getGroup() || *getGroup() <= 0 || k % static_cast<int64_t>(*getGroup()) != 0)
+    return emitOpError("group: int4 expects a group that divides k = ") << k;
+  const int64_t groups = k / static_cast<int64_t>(*getGroup());
+  if (scale.getShape() != ArrayRef<int64_t>{n, groups})
+    return emitOpError("scale: int4 expects a scale a group, tensor<")
+           << n << "x" << groups << "xf32>, got " << scale;
+  if (!getZero())
+    return emitOpError("zero: int4 expects zero points");
+  auto zero = cast<RankedTensorType>(getZero().getType());
+  if (!zero.getElementType().isInteger(8) || zero.getShape() != ArrayRef<int64_t>{n, groups})
+    return emitOpError("zero: int4 expects a zero point a group, tensor<")
+           << n << "x" << groups << "xi8>, got " << zero;
+  return success();
+}
+
 LogicalResult IotaOp::verify() {
   // I64Attr getters return uint64_t; read them signed.
   int64_t rank = getType().getRank(), dim = static_cast<int64_t>(getDim());

@@ -23,10 +23,12 @@ def Gai_ParamOp : Gai_Op<"param", [Gai_NoGradient, Gai_Interpreted, Pure]> {
     ```mlir
     %w = gai.param "lm_head.weight" : tensor<256x64xf32>
     ```
+    `transposed`: a weight [n, k] made at compile time from the file's
+    [k, n] (the quantizer stores GPT-2's Conv1D weights so).
   }];
-  let arguments = (ins StrAttr:$name);
+  let arguments = (ins StrAttr:$name, UnitAttr:$transposed);
   let results = (outs Gai_Tensor:$result);
-  let assemblyFormat = "$name attr-dict `:` type($result)";
+  let assemblyFormat = "$name (`transposed` $transposed^)? attr-dict `:` type($result)";
   let hasVerifier = 1;
 }
 
@@ -93,6 +95,32 @@ def Gai_MatmulOp : Gai_Op<"matmul", [Gai_Differentiable, Gai_Interpreted, Pure,
     $lhs `,` $rhs (`transpose_lhs` $transpose_lhs^)? (`transpose_rhs` $transpose_rhs^)?
     attr-dict `:` functional-type(operands, results)
   }];
+}
+
+def Gai_DequantizeOp : Gai_Op<"dequantize", [Gai_NoGradient, Gai_Interpreted, Pure]> {
+  let summary = "a quantized weight [n, k] read back as floats";
+  let description = [{
+    w = (values - zero) · scale, row by row: `int8` values (i8) with a
+    scale per row (f32 [n]); `int4` values (i4) with a scale and an integer
+    zero point (i8, 0..15) per `group` of k (f32 and i8 [n, k / group]);
+    `fp8_e4m3` values (f8E4M3FN) with one scale (f32 [1]) or one per row
+    (f32 [n]). The --gai-quantize pass makes these from parameters that
+    feed matmuls, and the exec lowering folds each into its GEMMs, which
+    read the quantized bytes.
+    ```mlir
+    %w = gai.dequantize int4 group 32 %q, %s, %z
+        : (tensor<176x64xi4>, tensor<176x2xf32>, tensor<176x2xi8>) -> tensor<176x64xbf16>
+    ```
+  }];
+  let arguments = (ins Gai_QuantFormat:$format, OptionalAttr<I64Attr>:$group,
+                       Gai_Tensor:$values, Gai_FloatTensor:$scale,
+                       Optional<Gai_Tensor>:$zero);
+  let results = (outs Gai_FloatTensor:$result);
+  let assemblyFormat = [{
+    $format (`group` $group^)? $values `,` $scale (`,` $zero^)? attr-dict `:`
+    functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
 }
 
 //===----------------------------------------------------------------------===//

@@ -290,26 +290,46 @@ static Status bindWeights(const format::Weights &w, int64_t size,
       if (!view)
         return Status::error(file->path() + ": no tensor '" + name +
                              "', which the model needs");
+      std::vector<int64_t> shape;
+      if (t->shape())
+        shape.assign(t->shape()->begin(), t->shape()->end());
       bool dtypeOk = false;
       for (auto [ours, theirs] : kSame)
         dtypeOk |= t->dtype() == ours && view->dtype == theirs;
+      // int4 is stored two a byte: u8 [n, k / 2] for [n, k].
+      const bool packedInt4 = t->dtype() == format::DType::I4 && view->dtype == DType::U8 &&
+                              shape.size() == 2 && view->shape.size() == 2 &&
+                              view->shape[0] == shape[0] && view->shape[1] * 2 == shape[1];
       // Float weights of another precision are converted (f32 → bf16).
       std::optional<DType> convertTo;
       for (auto [ours, theirs] : kSame)
         if (!dtypeOk && t->dtype() == ours && canConvertFloats(view->dtype, theirs))
           convertTo = theirs;
-      std::vector<int64_t> shape;
-      if (t->shape())
-        shape.assign(t->shape()->begin(), t->shape()->end());
       int64_t expectedBytes =
           convertTo ? static_cast<int64_t>(view->numElements() * dtypeSize(*convertTo))
                     : static_cast<int64_t>(view->byteSize);
-      if ((!dtypeOk && !convertTo) || shape != view->shape ||
-          expectedBytes != t->buffer()->size())
+      if (!packedInt4 && ((!dtypeOk && !convertTo) || shape != view->shape ||
+                          expectedBytes != t->buffer()->size())) {
+        const bool wantsQuantized = t->dtype() == format::DType::I8 ||
+                                    t->dtype() == format::DType::I4 ||
+                                    t->dtype() == format::DType::F8E4M3;
+        const bool hasQuantized = !isFloat(view->dtype);
+        std::string hint;
+        if (wantsQuantized && !hasQuantized)
+          hint = "; the artifact is quantized: give it the weights that gaic --quantize "
+                 "--external-weights wrote beside it (ARTIFACT.weights.safetensors)";
+        else if (!wantsQuantized && hasQuantized && isFloat(hostDType(t->dtype())))
+          hint = "; these weights are quantized: compile the model with the gaic --quantize "
+                 "that made them";
         return Status::error(file->path() + ": tensor '" + name + "' is " +
                              dtypeName(view->dtype) + " " + shapeText(view->shape) +
                              ", the model expects " + format::EnumNameDType(t->dtype()) +
-                             " " + shapeText(shape));
+                             " " + shapeText(shape) + hint);
+      }
+      if (packedInt4 && view->byteSize != static_cast<size_t>(t->buffer()->size()))
+        return Status::error(file->path() + ": tensor '" + name + "' has " +
+                             std::to_string(view->byteSize) + " bytes, the model expects " +
+                             std::to_string(t->buffer()->size()));
       if (t->buffer()->offset() + t->buffer()->size() > size)
         return Status::error("tensor '" + name + "' lies outside the weights");
       if (convertTo)

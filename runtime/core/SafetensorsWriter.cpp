@@ -7,9 +7,11 @@
 
 namespace gai {
 
-Status writeSafetensors(const std::string &path,
-                        const std::vector<TensorToWrite> &tensors,
-                        const std::map<std::string, std::string> &metadata) {
+namespace {
+
+/// The length prefix and JSON header that precede the tensors' bytes.
+std::string safetensorsHeader(const std::vector<TensorToWrite> &tensors,
+                              const std::map<std::string, std::string> &metadata) {
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata.empty())
     header["__metadata__"] = metadata;
@@ -23,16 +25,31 @@ Status writeSafetensors(const std::string &path,
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' '); // data starts 8-byte aligned
   uint64_t length = text.size();
-  uint8_t prefix[8];
+  std::string prefix(8, '\0');
   for (int i = 0; i < 8; ++i)
-    prefix[i] = static_cast<uint8_t>(length >> (8 * i));
+    prefix[i] = static_cast<char>(length >> (8 * i));
+  return prefix + text;
+}
 
+} // namespace
+
+StatusOr<SafetensorsFile> safetensorsImage(const std::vector<TensorToWrite> &tensors,
+                                           const std::string &name) {
+  std::string header = safetensorsHeader(tensors, {});
+  std::vector<uint8_t> bytes(header.begin(), header.end());
+  for (const TensorToWrite &t : tensors)
+    bytes.insert(bytes.end(), t.data, t.data + t.byteSize);
+  return SafetensorsFile::fromBytes(bytes.data(), bytes.size(), name);
+}
+
+Status writeSafetensors(const std::string &path,
+                        const std::vector<TensorToWrite> &tensors,
+                        const std::map<std::string, std::string> &metadata) {
+  std::string header = safetensorsHeader(tensors, metadata);
   StatusOr<AtomicFile> file = AtomicFile::create(path);
   if (!file)
     return file.status();
-  Status s = file->write(prefix, 8);
-  if (s)
-    s = file->write(text.data(), text.size());
+  Status s = file->write(header.data(), header.size());
   for (const TensorToWrite &t : tensors)
     if (s)
       s = file->write(t.data, t.byteSize);

@@ -142,6 +142,20 @@ StatusOr<WeightSet> WeightSet::open(const std::string &path) {
   return set;
 }
 
+void WeightSet::overlay(SafetensorsFile file) {
+  files_.push_back(std::move(file));
+  for (const TensorView &t : files_.back().tensors()) {
+    auto it = byName_.find(t.name);
+    if (it != byName_.end()) {
+      std::replace(tensors_.begin(), tensors_.end(), it->second, &t);
+      it->second = &t;
+    } else {
+      tensors_.push_back(&t);
+      byName_.emplace(t.name, &t);
+    }
+  }
+}
+
 const TensorView *WeightSet::find(std::string_view name) const {
   auto it = byName_.find(name);
   return it == byName_.end() ? nullptr : it->second;

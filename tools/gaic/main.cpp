@@ -5,6 +5,8 @@
 
 #include "compiler/CompilerPasses.h"
 #include "compiler/OutputFile.h"
+#include "compiler/QuantizedWeights.h"
+#include "gai/WeightSet.h"
 #include "compiler/codegen/CpuCodegen.h"
 
 #include "mlir/IR/AsmState.h"
@@ -120,9 +122,83 @@ cl::opt<std::string> dtype("dtype",
                            cl::desc("f32, bf16 or f16 (default: compile.dtype)"),
                            cl::cat(category));
 
+cl::opt<std::string> quantize(
+    "quantize",
+    cl::desc("weight-only quantization of the weights that feed matmuls: int8 (per row), "
+             "int4 (groups of --quant-group) or fp8 (e4m3); made from --weights"),
+    cl::value_desc("int8|int4|fp8"), cl::cat(category));
+cl::opt<int64_t> quantGroup("quant-group",
+                            cl::desc("int4: the weights along k that share a scale and zero "
+                                     "point (default 128)"),
+                            cl::init(128), cl::cat(category));
+cl::list<std::string> quantSkip(
+    "quant-skip",
+    cl::desc("globs of weight names to keep in float (default: *lm_head*, *embed*, *wte*, "
+             "*wpe*; none: quantize them all)"),
+    cl::CommaSeparated, cl::value_desc("glob"), cl::cat(category));
+cl::opt<bool> quantFp8PerRow("quant-fp8-per-row",
+                             cl::desc("fp8: a scale per row instead of one per tensor"),
+                             cl::cat(category));
+
 int fail(const llvm::Twine &message) {
   llvm::WithColor::error(llvm::errs(), "gaic") << message << "\n";
   return 1;
+}
+
+/// gai::optimize, its diagnostics gathered into the error (one line each,
+/// without the op dumps the default handler adds).
+llvm::Error optimizeReportingErrors(mlir::ModuleOp module, const gai::CompileOptions &options) {
+  std::string messages;
+  mlir::ScopedDiagnosticHandler handler(module.getContext(), [&](mlir::Diagnostic &d) {
+    if (d.getSeverity() != mlir::DiagnosticSeverity::Error)
+      return mlir::success();
+    // The pass's flag is gaic's here.
+    std::string text = d.str();
+    llvm::StringRef passFlag = "--gai-quantize: ";
+    if (llvm::StringRef(text).starts_with(passFlag))
+      text = "--quantize=" + options.quantize.format +
+             (options.quantize.format == "int4"
+                  ? " --quant-group " + std::to_string(options.quantize.group)
+                  : std::string()) +
+             ": " + text.substr(passFlag.size());
+    messages += (messages.empty() ? "" : "\n") + text;
+    return mlir::success();
+  });
+  if (mlir::succeeded(gai::optimize(module, options)))
+    return llvm::Error::success();
+  return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                 messages.empty() ? "the gai passes failed" : messages);
+}
+
+llvm::Expected<gai::QuantizedWeights> quantizeFrom(mlir::ModuleOp module,
+                                                   const gai::CompileOptions &options) {
+  gai::StatusOr<gai::WeightSet> weights = gai::WeightSet::open(options.weightsPath);
+  if (!weights)
+    return llvm::createStringError(llvm::inconvertibleErrorCode(), weights.status().message());
+  return gai::quantizeWeights(module, *weights);
+}
+
+/// Writes `quantized` and the module's float weights to ARTIFACT.weights.safetensors.
+llvm::Expected<std::string> writeQuantizedWeightsFile(mlir::ModuleOp module,
+                                                      const gai::CompileOptions &options,
+                                                      gai::QuantizedWeights &quantized) {
+  auto failure = [](const std::string &m) {
+    return llvm::createStringError(llvm::inconvertibleErrorCode(), m);
+  };
+  if (outputPath == "-")
+    return failure("--quantize --external-weights writes the weights beside the artifact; "
+                   "give -o FILE");
+  gai::StatusOr<gai::WeightSet> weights = gai::WeightSet::open(options.weightsPath);
+  if (!weights)
+    return failure(weights.status().message());
+  if (llvm::Error e = gai::addFloatWeights(module, *weights, quantized))
+    return std::move(e);
+  std::string path = outputPath + ".weights.safetensors";
+  if (gai::Status s = gai::writeSafetensors(path, quantized.tensors,
+                                            {{"format", "gai"}, {"quantized", quantize}});
+      !s)
+    return failure(s.message());
+  return path;
 }
 
 } // namespace
@@ -146,6 +222,14 @@ int main(int argc, char **argv) {
     return fail(llvm::toString(std::move(e)));
   if (mode != "generate" && mode != "train")
     return fail("--mode: expected generate or train, got '" + mode + "'");
+  if (quantize.getNumOccurrences() && !gai::parseQuantFormat(quantize))
+    return fail("--quantize: expected int8, int4 or fp8, got '" + quantize + "'");
+  if (!quantize.empty() && mode == "train")
+    return fail("--quantize: training updates float weights; quantize the trained weights "
+                "for generation (leave out --mode=train)");
+  if (quantGroup.getNumOccurrences() && (quantGroup < 8 || quantGroup % 8 != 0))
+    return fail("--quant-group: expected a positive multiple of 8, got " +
+                llvm::Twine(int64_t(quantGroup)));
 
   gai::CompileOptions options;
   options.specPath = specPath;
@@ -160,6 +244,10 @@ int main(int argc, char **argv) {
   options.printIRAfterAll = printIRAfterAll;
   options.train = mode == "train";
   options.foldNorms = foldNorms;
+  options.quantize.format = quantize;
+  options.quantize.group = quantGroup;
+  options.quantize.skip.assign(quantSkip.begin(), quantSkip.end());
+  options.quantize.fp8PerRow = quantFp8PerRow;
   options.build.trainBatch = trainBatch;
   options.build.trainSeqLen = trainSeqLen;
   // Both inputs default to what `gai-run generate` runs; @forward (every
@@ -218,16 +306,26 @@ int main(int argc, char **argv) {
   if (externalWeights && options.weightsPath.empty())
     return fail("--external-weights needs --weights FILE");
 
+  std::optional<gai::QuantizedWeights> quantized;
   if (emit != Emit::Gai || printReport || printIRAfterAll) {
     // The frontend's IR is what --emit=gai shows; optimise a copy for the rest.
     mlir::OwningOpRef<mlir::ModuleOp> optimized =
         emit != Emit::Gai ? std::move(model->module)
                           : mlir::OwningOpRef<mlir::ModuleOp>(
                                 model->module->clone());
-    if (mlir::failed(gai::optimize(*optimized, options)))
-      return fail("the gai passes failed");
+    if (llvm::Error e = optimizeReportingErrors(*optimized, options))
+      return fail(llvm::toString(std::move(e)));
+    if (!quantize.empty() && !options.weightsPath.empty()) {
+      llvm::Expected<gai::QuantizedWeights> made = quantizeFrom(*optimized, options);
+      if (!made)
+        return fail(llvm::toString(made.takeError()));
+      quantized = std::move(*made);
+    }
     if (printReport)
       gai::printReport(gai::report(*optimized), llvm::errs());
+    if (printReport && !quantize.empty())
+      gai::printQuantizationReport(*optimized, quantized ? &*quantized : nullptr,
+                                   llvm::errs());
     if (emit != Emit::Gai)
       model->module = std::move(optimized);
   }
@@ -235,6 +333,19 @@ int main(int argc, char **argv) {
   gai::WeightsMode weightsMode = options.weightsPath.empty() ? gai::WeightsMode::None
                                  : externalWeights   ? gai::WeightsMode::External
                                                      : gai::WeightsMode::Embedded;
+  if (quantized && emit == Emit::Artifact) {
+    if (weightsMode == gai::WeightsMode::External) {
+      // The artifact references one file: the quantized weights and the
+      // float ones left, beside it.
+      llvm::Expected<std::string> file = writeQuantizedWeightsFile(*model->module, options,
+                                                                   *quantized);
+      if (!file)
+        return fail(llvm::toString(file.takeError()));
+      options.weightsPath = *file;
+    } else {
+      options.quantizedWeights = &*quantized;
+    }
+  }
   gai::CpuCodegenOptions codegen;
   codegen.cpu = cpu;
   std::string error;

@@ -6,6 +6,7 @@
 #include "hal/Backend.h"
 #include "hal/cpu/KernelModule.h"
 #include "hal/cpu/Kernels.h"
+#include "gai/Quantize.h"
 
 #include <map>
 
@@ -48,6 +49,20 @@ class CpuBackend final : public Backend {
 public:
   explicit CpuBackend(uint8_t *const *base) : base_(base) {}
 
+  /// Quantized weights [n, k] of `g`'s format, as f32 in `out`.
+  const float *dequantize(const cmd::Gemm &g, const Buffer &values, const Buffer &scale,
+                          const Buffer &zero, std::vector<float> &out) {
+    QuantFormat format = g.weightFormat == format::WeightFormat::Int8   ? QuantFormat::Int8
+                         : g.weightFormat == format::WeightFormat::Int4 ? QuantFormat::Int4
+                                                                        : QuantFormat::Fp8E4M3;
+    out.resize(static_cast<size_t>(g.n * g.k));
+    const bool perTensor = scale.size == 4;
+    for (int64_t row = 0; row < g.n; ++row)
+      dequantizeRow(format, ptr(values), f32(scale), ptr(zero),
+                    row, g.k, g.group, perTensor, out.data() + row * g.k);
+    return out.data();
+  }
+
   Status record(const cmd::Gemm &g) override {
     if (g.normOut.present() || g.aSquares.present())
       return Status::error("an RMSNorm folded into GEMMs has no CPU kernel (the cuda "
@@ -74,6 +89,13 @@ public:
     args.residual = f32(g.residual);
     args.activation = activationOf(g.activation);
     args.gate = f32(g.gate);
+    if (g.quantized()) {
+      // Correctness, not speed: each quantized weight is read back to f32
+      // (gai/Quantize.h's definition), then the float GEMM runs.
+      args.b = dequantize(g, g.b, g.bScale, g.bZero, dequantizedB_);
+      if (g.gate.present())
+        args.gate = dequantize(g, g.gate, g.gateScale, g.gateZero, dequantizedGate_);
+    }
     cpu::gemm(args);
     return Status::ok();
   }
@@ -230,6 +252,7 @@ public:
   std::shared_ptr<cpu::KernelModule> kernels_;
 
 private:
+  std::vector<float> dequantizedB_, dequantizedGate_;
   uint8_t *ptr(const Buffer &b) const {
     return b.present() ? base_[static_cast<int>(b.space)] + b.offset : nullptr;
   }

@@ -87,6 +87,10 @@ Status writeSafetensors(const std::string &path,
                         const std::vector<TensorToWrite> &tensors,
                         const std::map<std::string, std::string> &metadata = {});
 
+/// The file writeSafetensors would write, in memory (named `name`).
+StatusOr<SafetensorsFile> safetensorsImage(const std::vector<TensorToWrite> &tensors,
+                                           const std::string &name);
+
 } // namespace gai
 
 #endif // GAI_SAFETENSORS_H

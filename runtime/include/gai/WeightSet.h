@@ -39,6 +39,9 @@ public:
   /// Every tensor, file by file.
   const std::vector<const TensorView *> &tensors() const { return tensors_; }
   const TensorView *find(std::string_view name) const;
+  /// Puts `file`'s tensors in front: a name it holds is found there from
+  /// now on (gaic's quantized weights over the float ones they came from).
+  void overlay(SafetensorsFile file);
 
 private:
   WeightSet() = default;

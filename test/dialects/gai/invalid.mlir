@@ -792,3 +792,67 @@ func.func @cached_attention_rank(%q: tensor<4x1x16xf32>, %k: tensor<1x2x1x16xf32
   %0:3 = gai.cached_attention %q, %k, %k into %c, %c at %p scale = 1.0 kv_groups = 2 causal : (tensor<4x1x16xf32>, tensor<1x2x1x16xf32>, tensor<1x2x1x16xf32>, tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>, tensor<1xi32>) -> (tensor<4x1x16xf32>, tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>)
   return
 }
+
+// -----
+
+func.func @dequantize_int8_scale(%q: tensor<16x32xi8>, %s: tensor<32xf32>) -> tensor<16x32xbf16> {
+  // expected-error @+1 {{scale: int8 expects one scale a row, tensor<16xf32>, got 'tensor<32xf32>'}}
+  %w = gai.dequantize int8 %q, %s : (tensor<16x32xi8>, tensor<32xf32>) -> tensor<16x32xbf16>
+  return %w : tensor<16x32xbf16>
+}
+
+// -----
+
+func.func @dequantize_int4_values(%q: tensor<16x32xi8>, %s: tensor<16x1xf32>, %z: tensor<16x1xi8>) -> tensor<16x32xbf16> {
+  // expected-error @+1 {{values: int4 expects i4 elements, got 'i8'}}
+  %w = gai.dequantize int4 group 32 %q, %s, %z : (tensor<16x32xi8>, tensor<16x1xf32>, tensor<16x1xi8>) -> tensor<16x32xbf16>
+  return %w : tensor<16x32xbf16>
+}
+
+// -----
+
+func.func @dequantize_int4_group(%q: tensor<16x32xi4>, %s: tensor<16x1xf32>, %z: tensor<16x1xi8>) -> tensor<16x32xbf16> {
+  // expected-error @+1 {{group: int4 expects a group that divides k = 32}}
+  %w = gai.dequantize int4 group 24 %q, %s, %z : (tensor<16x32xi4>, tensor<16x1xf32>, tensor<16x1xi8>) -> tensor<16x32xbf16>
+  return %w : tensor<16x32xbf16>
+}
+
+// -----
+
+func.func @dequantize_int4_zero(%q: tensor<16x32xi4>, %s: tensor<16x2xf32>) -> tensor<16x32xbf16> {
+  // expected-error @+1 {{zero: int4 expects zero points}}
+  %w = gai.dequantize int4 group 16 %q, %s : (tensor<16x32xi4>, tensor<16x2xf32>) -> tensor<16x32xbf16>
+  return %w : tensor<16x32xbf16>
+}
+
+// -----
+
+func.func @dequantize_int4_zero_shape(%q: tensor<16x32xi4>, %s: tensor<16x2xf32>, %z: tensor<16x1xi8>) -> tensor<16x32xbf16> {
+  // expected-error @+1 {{zero: int4 expects a zero point a group, tensor<16x2xi8>, got 'tensor<16x1xi8>'}}
+  %w = gai.dequantize int4 group 16 %q, %s, %z : (tensor<16x32xi4>, tensor<16x2xf32>, tensor<16x1xi8>) -> tensor<16x32xbf16>
+  return %w : tensor<16x32xbf16>
+}
+
+// -----
+
+func.func @dequantize_fp8_scale(%q: tensor<16x32xf8E4M3FN>, %s: tensor<2xf32>) -> tensor<16x32xbf16> {
+  // expected-error @+1 {{scale: fp8_e4m3 expects one scale, tensor<1xf32>, or one a row, tensor<16xf32>, got 'tensor<2xf32>'}}
+  %w = gai.dequantize fp8_e4m3 %q, %s : (tensor<16x32xf8E4M3FN>, tensor<2xf32>) -> tensor<16x32xbf16>
+  return %w : tensor<16x32xbf16>
+}
+
+// -----
+
+func.func @dequantize_int8_zero(%q: tensor<16x32xi8>, %s: tensor<16xf32>, %z: tensor<16x1xi8>) -> tensor<16x32xbf16> {
+  // expected-error @+1 {{zero: only int4 weights take a group and zero points}}
+  %w = gai.dequantize int8 %q, %s, %z : (tensor<16x32xi8>, tensor<16xf32>, tensor<16x1xi8>) -> tensor<16x32xbf16>
+  return %w : tensor<16x32xbf16>
+}
+
+// -----
+
+func.func @dequantize_shape(%q: tensor<16x32xi8>, %s: tensor<16xf32>) -> tensor<32x16xbf16> {
+  // expected-error @+1 {{result: expects the values' shape 'tensor<16x32xi8>', got 'tensor<32x16xbf16>'}}
+  %w = gai.dequantize int8 %q, %s : (tensor<16x32xi8>, tensor<16xf32>) -> tensor<32x16xbf16>
+  return %w : tensor<32x16xbf16>
+}

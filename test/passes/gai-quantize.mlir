@@ -1,0 +1,105 @@
+// RUN: gai-opt %s --split-input-file --gai-quantize="weights=int8" | FileCheck %s --check-prefix=INT8
+// RUN: gai-opt %s --split-input-file --gai-quantize="weights=int4 group=32" | FileCheck %s --check-prefix=INT4
+// RUN: gai-opt %s --split-input-file --gai-quantize="weights=fp8" | FileCheck %s --check-prefix=FP8
+// RUN: gai-opt %s --split-input-file --gai-quantize="weights=fp8 fp8-per-row=true" | FileCheck %s --check-prefix=FP8ROW
+// RUN: gai-opt %s --split-input-file --gai-quantize="weights=int8 skip=*up*" | FileCheck %s --check-prefix=SKIP
+// RUN: gai-opt %s --split-input-file --gai-quantize="weights=int8 skip=none" | FileCheck %s --check-prefix=ALL
+
+// A weight [n, k] read transposed: values, scales (and int4 zeros) under
+// its name, one dequantize, the matmul unchanged otherwise. The LM head
+// stays float by default.
+// INT8-LABEL: func.func @mlp
+// INT8:         %[[Q:.*]] = gai.param "mlp.up.weight" : tensor<176x64xi8>
+// INT8-NEXT:    %[[S:.*]] = gai.param "mlp.up.weight.scale" : tensor<176xf32>
+// INT8-NEXT:    %[[W:.*]] = gai.dequantize int8 %[[Q]], %[[S]] : (tensor<176x64xi8>, tensor<176xf32>) -> tensor<176x64xbf16>
+// INT8:         gai.matmul %{{.*}}, %[[W]] transpose_rhs
+// INT8:         gai.param "lm_head.weight" : tensor<256x176xbf16>
+// INT8-NOT:     gai.dequantize
+// INT4-LABEL: func.func @mlp
+// INT4:         %[[Q:.*]] = gai.param "mlp.up.weight" : tensor<176x64xi4>
+// INT4-NEXT:    %[[S:.*]] = gai.param "mlp.up.weight.scale" : tensor<176x2xf32>
+// INT4-NEXT:    %[[Z:.*]] = gai.param "mlp.up.weight.zero" : tensor<176x2xi8>
+// INT4-NEXT:    %[[W:.*]] = gai.dequantize int4 group 32 %[[Q]], %[[S]], %[[Z]]
+// INT4:         gai.matmul %{{.*}}, %[[W]] transpose_rhs
+// FP8-LABEL: func.func @mlp
+// FP8:          %[[Q:.*]] = gai.param "mlp.up.weight" : tensor<176x64xf8E4M3FN>
+// FP8-NEXT:     %[[S:.*]] = gai.param "mlp.up.weight.scale" : tensor<1xf32>
+// FP8-NEXT:     gai.dequantize fp8_e4m3 %[[Q]], %[[S]]
+// FP8ROW:       gai.param "mlp.up.weight.scale" : tensor<176xf32>
+// SKIP-LABEL: func.func @mlp
+// SKIP:         gai.param "mlp.up.weight" : tensor<176x64xbf16>
+// SKIP:         gai.param "lm_head.weight" : tensor<256x176xi8>
+// ALL-LABEL: func.func @mlp
+// ALL:          gai.param "lm_head.weight" : tensor<256x176xi8>
+// ALL:          gai.dequantize int8 {{.*}} -> tensor<256x176xbf16>
+func.func @mlp(%x: tensor<2x4x64xbf16>) -> tensor<2x4x256xbf16> {
+  %w = gai.param "mlp.up.weight" : tensor<176x64xbf16>
+  %h = gai.matmul %x, %w transpose_rhs : (tensor<2x4x64xbf16>, tensor<176x64xbf16>) -> tensor<2x4x176xbf16>
+  %head = gai.param "lm_head.weight" : tensor<256x176xbf16>
+  %y = gai.matmul %h, %head transpose_rhs : (tensor<2x4x176xbf16>, tensor<256x176xbf16>) -> tensor<2x4x256xbf16>
+  return %y : tensor<2x4x256xbf16>
+}
+
+// -----
+
+// A weight stored [k, n] (GPT-2's Conv1D): the values are stored [n, k],
+// made from the file's transpose, and the matmul reads them transposed.
+// INT8-LABEL: func.func @conv1d
+// INT8:         %[[Q:.*]] = gai.param "h.0.attn.c_attn.weight" transposed : tensor<96x32xi8>
+// INT8:         %[[W:.*]] = gai.dequantize int8 %[[Q]], %{{.*}} -> tensor<96x32xf32>
+// INT8:         gai.matmul %{{.*}}, %[[W]] transpose_rhs : (tensor<1x8x32xf32>, tensor<96x32xf32>) -> tensor<1x8x96xf32>
+// INT4-LABEL: func.func @conv1d
+// INT4:         gai.param "h.0.attn.c_attn.weight" transposed : tensor<96x32xi4>
+// INT4:         gai.param "h.0.attn.c_attn.weight.scale" : tensor<96x1xf32>
+func.func @conv1d(%x: tensor<1x8x32xf32>) -> tensor<1x8x96xf32> {
+  %w = gai.param "h.0.attn.c_attn.weight" : tensor<32x96xf32>
+  %y = gai.matmul %x, %w : (tensor<1x8x32xf32>, tensor<32x96xf32>) -> tensor<1x8x96xf32>
+  return %y : tensor<1x8x96xf32>
+}
+
+// -----
+
+// Near-misses that stay float: a weight with a use other than a matmul's
+// rhs (here an add), one read as a matmul's lhs, a vector, and a weight
+// already quantized (its dequantize is left as it is, not quantized twice).
+// INT8-LABEL: func.func @near_misses
+// INT8:         gai.param "other_use.weight" : tensor<16x16xf32>
+// INT8:         gai.param "as_lhs.weight" : tensor<16x16xf32>
+// INT8:         gai.param "bias" : tensor<16xf32>
+// INT8:         %[[Q:.*]] = gai.param "done.weight" : tensor<16x16xi8>
+// INT8:         gai.dequantize int8 %[[Q]]
+// INT8-NOT:     gai.dequantize
+// INT8:         return
+func.func @near_misses(%x: tensor<16x16xf32>) -> tensor<16x16xf32> {
+  %a = gai.param "other_use.weight" : tensor<16x16xf32>
+  %l = gai.param "as_lhs.weight" : tensor<16x16xf32>
+  %bias = gai.param "bias" : tensor<16xf32>
+  %q = gai.param "done.weight" : tensor<16x16xi8>
+  %s = gai.param "done.weight.scale" : tensor<16xf32>
+  %d = gai.dequantize int8 %q, %s : (tensor<16x16xi8>, tensor<16xf32>) -> tensor<16x16xf32>
+  %m0 = gai.matmul %x, %a transpose_rhs : (tensor<16x16xf32>, tensor<16x16xf32>) -> tensor<16x16xf32>
+  %m1 = gai.add %m0, %a : (tensor<16x16xf32>, tensor<16x16xf32>) -> tensor<16x16xf32>
+  %m2 = gai.matmul %l, %x : (tensor<16x16xf32>, tensor<16x16xf32>) -> tensor<16x16xf32>
+  %m3 = gai.add %m1, %m2 : (tensor<16x16xf32>, tensor<16x16xf32>) -> tensor<16x16xf32>
+  %m4 = gai.add %m3, %bias : (tensor<16x16xf32>, tensor<16xf32>) -> tensor<16x16xf32>
+  %m5 = gai.matmul %m4, %d transpose_rhs : (tensor<16x16xf32>, tensor<16x16xf32>) -> tensor<16x16xf32>
+  return %m5 : tensor<16x16xf32>
+}
+
+// -----
+
+// The same weight in two entry points is quantized in both, alike.
+// INT4-LABEL: func.func @prefill
+// INT4:         gai.dequantize int4 group 32
+// INT4-LABEL: func.func @decode
+// INT4:         gai.dequantize int4 group 32
+func.func @prefill(%x: tensor<1x8x64xf32>) -> tensor<1x8x32xf32> {
+  %w = gai.param "o.weight" : tensor<32x64xf32>
+  %y = gai.matmul %x, %w transpose_rhs : (tensor<1x8x64xf32>, tensor<32x64xf32>) -> tensor<1x8x32xf32>
+  return %y : tensor<1x8x32xf32>
+}
+func.func @decode(%x: tensor<1x1x64xf32>) -> tensor<1x1x32xf32> {
+  %w = gai.param "o.weight" : tensor<32x64xf32>
+  %y = gai.matmul %x, %w transpose_rhs : (tensor<1x1x64xf32>, tensor<32x64xf32>) -> tensor<1x1x32xf32>
+  return %y : tensor<1x1x32xf32>
+}

@@ -1,0 +1,217 @@
+// Quantized HF fixtures on the CPU: the quantized GEMMs compute exactly
+// what a float model over the dequantized weights does, and int8 greedy
+// decoding keeps the float model's tokens (or leaves them only at a
+// near-tie).
+#include "FixtureSession.h"
+
+#include "compiler/QuantizedWeights.h"
+#include "gai/WeightSet.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <unistd.h>
+
+namespace gai {
+namespace {
+
+constexpr int64_t kNewTokens = 24, kSeqLen = 40;
+
+CompileOptions forwardOptions(const std::string &format) {
+  CompileOptions options;
+  options.build.entries = {true, false, false, false};
+  options.build.batch = 1;
+  options.build.seqLen = kSeqLen;
+  options.build.dtype = "f32";
+  options.quantize.format = format;
+  options.quantize.group = 16; // divides every fixture's k (64, 176, 256 …)
+  return options;
+}
+
+/// The logits [vocab] at position `at` after `ids` (padded with 0).
+std::vector<float> logitsAt(Session &s, const std::vector<int32_t> &ids, int64_t at) {
+  TensorRef tokens = s.inputs("forward").at(0);
+  std::fill_n(tokens.as<int32_t>(), tokens.numElements(), 0);
+  std::copy(ids.begin(), ids.end(), tokens.as<int32_t>());
+  Status run = s.run("forward");
+  EXPECT_TRUE(run.isOk()) << run.message();
+  TensorRef logits = s.outputs("forward").at(0);
+  int64_t vocab = logits.shape.back();
+  const float *row = logits.as<float>() + at * vocab;
+  return {row, row + vocab};
+}
+
+std::vector<int32_t> promptOf(const std::string &family) {
+  auto expected = SafetensorsFile::open(fixtureDir(family) + "expected.safetensors");
+  EXPECT_TRUE(expected.isOk());
+  const TensorView *t = expected->find("prompt_ids");
+  std::vector<int32_t> ids;
+  for (int64_t i = 0; i < t->numElements(); ++i)
+    ids.push_back(t->dtype == DType::I64 ? static_cast<int32_t>(
+                                               reinterpret_cast<const int64_t *>(t->data)[i])
+                                         : reinterpret_cast<const int32_t *>(t->data)[i]);
+  return ids;
+}
+
+std::vector<int32_t> greedy(Session &s, std::vector<int32_t> ids) {
+  for (int64_t step = 0; step < kNewTokens; ++step) {
+    std::vector<float> l = logitsAt(s, ids, static_cast<int64_t>(ids.size()) - 1);
+    ids.push_back(static_cast<int32_t>(std::max_element(l.begin(), l.end()) - l.begin()));
+  }
+  return ids;
+}
+
+/// The fixture's weights with each quantized one replaced by its
+/// dequantized floats (in the file's layout), written to a temp file.
+std::string dequantizedWeights(const std::string &family, const std::string &format) {
+  CompileOptions options = forwardOptions(format);
+  options.specPath = fixtureDir(family) + "config.json";
+  options.weightsPath = fixtureDir(family) + "model.safetensors";
+  mlir::MLIRContext context;
+  auto model = importModel(context, options);
+  EXPECT_TRUE(!!model);
+  EXPECT_TRUE(mlir::succeeded(optimize(*model->module, options)));
+  auto weights = WeightSet::open(options.weightsPath);
+  EXPECT_TRUE(weights.isOk());
+  auto packed = quantizeWeights(*model->module, *weights);
+  EXPECT_TRUE(!!packed) << (packed ? "" : llvm::toString(packed.takeError()));
+  auto find = [&](const std::string &name) -> const TensorToWrite * {
+    for (const TensorToWrite &t : packed->tensors)
+      if (t.name == name)
+        return &t;
+    return nullptr;
+  };
+  std::vector<std::vector<float>> storage;
+  std::vector<TensorToWrite> out;
+  for (const TensorView *t : weights->tensors()) {
+    auto m = std::find_if(packed->matrices.begin(), packed->matrices.end(),
+                          [&](const QuantizedMatrix &q) { return q.name == t->name; });
+    if (m == packed->matrices.end()) {
+      out.push_back({t->name, t->dtype, t->shape, t->data, t->byteSize});
+      continue;
+    }
+    const TensorToWrite *values = find(m->name), *scale = find(quantScaleName(m->name)),
+                        *zero = find(quantZeroName(m->name));
+    std::vector<float> rows(m->rows * m->cols), file(m->rows * m->cols);
+    for (int64_t r = 0; r < m->rows; ++r)
+      dequantizeRow(m->format, values->data, reinterpret_cast<const float *>(scale->data),
+                    zero ? zero->data : nullptr, r, m->cols, m->group, scale->byteSize == 4,
+                    rows.data() + r * m->cols);
+    for (int64_t r = 0; r < m->rows; ++r)
+      for (int64_t c = 0; c < m->cols; ++c)
+        (m->transposed ? file[c * m->rows + r] : file[r * m->cols + c]) = rows[r * m->cols + c];
+    storage.push_back(std::move(file));
+    out.push_back({t->name, DType::F32, t->shape,
+                   reinterpret_cast<const uint8_t *>(storage.back().data()),
+                   storage.back().size() * 4});
+  }
+  std::string path = ::testing::TempDir() + "gai-dequantized-" + family + "-" + format + "-" +
+                     std::to_string(::getpid()) + ".safetensors";
+  EXPECT_TRUE(writeSafetensors(path, out).isOk());
+  return path;
+}
+
+class QuantizedModels : public ::testing::TestWithParam<const char *> {};
+
+// The quantized GEMMs read the same numbers a float model over the
+// dequantized weights multiplies: the logits agree to f32 rounding.
+TEST_P(QuantizedModels, EqualTheFloatModelOverDequantizedWeights) {
+  std::string family = GetParam();
+  std::vector<int32_t> ids = promptOf(family);
+  for (const char *format : {"int8", "int4", "fp8"}) {
+    std::string dequantized = dequantizedWeights(family, format);
+    auto quantized = compileFixture(family, forwardOptions(format));
+    auto reference = compileFixture(family, forwardOptions(""), dequantized);
+    ASSERT_TRUE(quantized && reference);
+    std::vector<float> q = logitsAt(*quantized, ids, ids.size() - 1),
+                       f = logitsAt(*reference, ids, ids.size() - 1);
+    double diff = 0, scale = 0;
+    for (size_t i = 0; i < q.size(); ++i) {
+      diff = std::max(diff, std::fabs(double(q[i]) - f[i]));
+      scale = std::max(scale, std::fabs(double(f[i])));
+    }
+    EXPECT_GT(scale, 1e-3);
+    EXPECT_LE(diff, 1e-5 * scale) << family << " " << format;
+    std::remove(dequantized.c_str());
+  }
+}
+
+// int8 greedy tokens are the float model's, or differ first where the
+// float logits' top two are closer than the logit error int8 makes along
+// the float continuation (its largest: a flip needs a gap below twice it
+// at that very step, so this asks for a gap half as wide as any flip
+// could have).
+TEST_P(QuantizedModels, Int8GreedyKeepsTheFloatTokensBarNearTies) {
+  std::string family = GetParam();
+  auto reference = compileFixture(family, forwardOptions(""));
+  auto int8 = compileFixture(family, forwardOptions("int8"));
+  ASSERT_TRUE(reference && int8);
+  std::vector<int32_t> prompt = promptOf(family);
+  std::vector<int32_t> want = greedy(*reference, prompt), got = greedy(*int8, prompt);
+  // The rms logit error along the float model's own continuation.
+  double squares = 0, largest = 0;
+  int64_t count = 0;
+  for (size_t at = prompt.size() - 1; at + 1 < want.size(); ++at) {
+    std::vector<float> f = logitsAt(*reference, want, at), q = logitsAt(*int8, want, at);
+    for (size_t i = 0; i < f.size(); ++i, ++count) {
+      squares += (double(q[i]) - f[i]) * (double(q[i]) - f[i]);
+      largest = std::max(largest, std::fabs(double(q[i]) - f[i]));
+    }
+  }
+  double rms = std::sqrt(squares / count);
+  auto first = std::mismatch(want.begin(), want.end(), got.begin());
+  if (first.first == want.end()) {
+    std::printf("%s int8: all %lld tokens equal; logit error rms %.3e, max %.3e\n",
+                family.c_str(), static_cast<long long>(kNewTokens), rms, largest);
+    return;
+  }
+  size_t step = first.first - want.begin();
+  std::vector<int32_t> prefix(want.begin(), want.begin() + step);
+  std::vector<float> f = logitsAt(*reference, prefix, step - 1);
+  std::vector<float> sorted = f;
+  std::partial_sort(sorted.begin(), sorted.begin() + 2, sorted.end(), std::greater<float>());
+  double gap = sorted[0] - sorted[1];
+  std::printf("%s int8: first differs at new token %zu; float top-2 gap %.3e, logit error "
+              "rms %.3e, max %.3e\n",
+              family.c_str(), step - prompt.size(), gap, rms, largest);
+  EXPECT_LT(gap, largest) << family << ": int8 changed a token the float model chose clearly";
+}
+
+// Each format's logit error along the float continuation, printed for
+// the docs' table; more bits, less error.
+TEST_P(QuantizedModels, LogitErrorsShrinkWithMoreBits) {
+  std::string family = GetParam();
+  auto reference = compileFixture(family, forwardOptions(""));
+  ASSERT_TRUE(reference);
+  std::vector<int32_t> prompt = promptOf(family);
+  std::vector<int32_t> want = greedy(*reference, prompt);
+  std::map<std::string, double> rmsOf;
+  for (const char *format : {"int8", "int4", "fp8"}) {
+    auto quantized = compileFixture(family, forwardOptions(format));
+    ASSERT_TRUE(quantized);
+    double squares = 0, largest = 0, scale = 0;
+    int64_t count = 0;
+    for (size_t at = prompt.size() - 1; at + 1 < want.size(); ++at) {
+      std::vector<float> f = logitsAt(*reference, want, at), q = logitsAt(*quantized, want, at);
+      for (size_t i = 0; i < f.size(); ++i, ++count) {
+        double d = double(q[i]) - f[i];
+        squares += d * d;
+        largest = std::max(largest, std::fabs(d));
+        scale = std::max(scale, std::fabs(double(f[i])));
+      }
+    }
+    rmsOf[format] = std::sqrt(squares / count);
+    std::printf("%s %s: logit error rms %.3e, max %.3e (logits up to %.3f)\n", family.c_str(),
+                format, rmsOf[format], largest, scale);
+  }
+  EXPECT_LT(rmsOf["int8"], rmsOf["int4"]) << family;
+  EXPECT_LT(rmsOf["int8"], rmsOf["fp8"]) << family;
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, QuantizedModels,
+                         ::testing::Values("llama", "gpt2", "mistral", "qwen2", "mixtral",
+                                           "gemma"));
+
+} // namespace
+} // namespace gai
