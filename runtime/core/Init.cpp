@@ -2,11 +2,14 @@
 #include "gai/Init.h"
 
 #include "gai/FloatConvert.h"
+#include "gai/Quantize.h"
 #include "gai/SafeFile.h"
 #include "gai/Safetensors.h"
 #include "format/artifact_generated.h"
 
 #include <cmath>
+#include <cstring>
+#include <map>
 #include <random>
 
 namespace gai {
@@ -61,13 +64,66 @@ Status writeInitialWeights(const std::string &artifactPath,
   std::mt19937_64 rng(seed);
   std::vector<std::vector<uint8_t>> storage;
   std::vector<TensorToWrite> tensors;
+  std::map<std::string, const format::TensorDesc *> byName;
+  for (const format::TensorDesc *t : *root->weights()->tensors())
+    byName[t->name()->str()] = t;
+  auto quantized = [&](const std::string &name) {
+    auto it = byName.find(name);
+    return it != byName.end() && (it->second->dtype() == format::DType::I8 ||
+                                  it->second->dtype() == format::DType::I4 ||
+                                  it->second->dtype() == format::DType::F8E4M3);
+  };
+  auto keep = [&](std::string name, DType dtype, std::vector<int64_t> shape,
+                  std::vector<uint8_t> bytes) {
+    storage.push_back(std::move(bytes));
+    tensors.push_back({std::move(name), dtype, std::move(shape), storage.back().data(),
+                       storage.back().size()});
+  };
+  storage.reserve(byName.size());
   for (const format::TensorDesc *t : *root->weights()->tensors()) {
+    std::string name = t->name()->str();
+    std::vector<int64_t> shape(t->shape()->begin(), t->shape()->end());
+    // A quantized weight: drawn as a float one, then quantized (gai/Quantize.h)
+    // into its values, scales and zeros, which are written with it.
+    size_t dot = name.rfind('.');
+    if (dot != std::string::npos && quantized(name.substr(0, dot)) &&
+        (name.substr(dot) == ".scale" || name.substr(dot) == ".zero"))
+      continue;
+    if (quantized(name)) {
+      auto scale = byName.find(quantScaleName(name));
+      if (shape.size() != 2 || scale == byName.end() || !scale->second->shape())
+        return Status::error("quantized weight '" + name + "' has no scales or is not 2-D");
+      std::vector<int64_t> scaleShape(scale->second->shape()->begin(),
+                                      scale->second->shape()->end());
+      QuantFormat format = t->dtype() == format::DType::I8   ? QuantFormat::Int8
+                           : t->dtype() == format::DType::I4 ? QuantFormat::Int4
+                                                             : QuantFormat::Fp8E4M3;
+      int64_t group = 0;
+      if (format == QuantFormat::Int4) {
+        if (scaleShape.size() != 2 || scaleShape[1] < 1 || shape[1] % scaleShape[1] != 0)
+          return Status::error("int4 weight '" + name + "' has scales of another shape");
+        group = shape[1] / scaleShape[1];
+      }
+      const bool perRow = format == QuantFormat::Fp8E4M3 && scaleShape[0] == shape[0] &&
+                          shape[0] != 1;
+      std::vector<float> values = initialValues(name, shape, rng);
+      QuantizedWeight q = quantizeWeight(values.data(), shape[0], shape[1], format, group, perRow);
+      if (format == QuantFormat::Int4)
+        keep(name, DType::U8, {shape[0], shape[1] / 2}, std::move(q.values));
+      else
+        keep(name, format == QuantFormat::Int8 ? DType::I8 : DType::F8E4M3, shape,
+             std::move(q.values));
+      std::vector<uint8_t> scaleBytes(q.scale.size() * 4);
+      std::memcpy(scaleBytes.data(), q.scale.data(), scaleBytes.size());
+      keep(quantScaleName(name), DType::F32, scaleShape, std::move(scaleBytes));
+      if (format == QuantFormat::Int4)
+        keep(quantZeroName(name), DType::I8, {shape[0], shape[1] / group}, std::move(q.zero));
+      continue;
+    }
     bool bf16 = t->dtype() == format::DType::BF16;
     if (t->dtype() != format::DType::F32 && !bf16)
       return Status::error("weight '" + t->name()->str() +
-                           "' is not f32 or bf16; initialise float models only");
-    std::string name = t->name()->str();
-    std::vector<int64_t> shape(t->shape()->begin(), t->shape()->end());
+                           "' is not f32, bf16 or a quantized weight's");
     int64_t count = 1;
     for (int64_t d : shape)
       count *= d;

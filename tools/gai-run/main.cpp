@@ -1,5 +1,6 @@
 // gai-run: runs gai artifacts: generate, train, bench, and init (fresh weights).
 #include "Bench.h"
+#include "Eval.h"
 #include "Flags.h"
 #include "SessionFlags.h"
 #include "Train.h"
@@ -29,6 +30,7 @@ namespace {
 const char *kUsage =
     "usage: gai-run init ARTIFACT -o WEIGHTS.safetensors [--seed S]\n"
     "       gai-run train ARTIFACT --data FILE... (see train --help)\n"
+    "       gai-run eval ARTIFACT --data FILE... (loss and perplexity; see eval --help)\n"
     "       gai-run bench ARTIFACT --workload prefill|decode ... (see bench --help)\n"
     "       gai-run keygen -o PREFIX         (PREFIX.key, PREFIX.pub: an Ed25519 pair)\n"
     "       gai-run sign FILE --key PREFIX.key   (FILE.sig, for --trusted-keys)\n"
@@ -389,6 +391,8 @@ int main(int argc, char **argv) {
       return gai::benchCommand(argc - 2, argv + 2);
     if (command == "train")
       return gai::trainCommand(argc - 2, argv + 2);
+    if (command == "eval")
+      return gai::evalCommand(argc - 2, argv + 2);
     if (command == "keygen" || command == "sign")
       return signingCommand(command, argc - 2, argv + 2);
   } catch (const std::bad_alloc &) {
@@ -397,5 +401,5 @@ int main(int argc, char **argv) {
     return fail(command + ": unexpected " + e.what());
   }
   return fail("unknown command '" + command +
-              "' (expected generate, train, bench, init, keygen or sign)");
+              "' (expected generate, train, eval, bench, init, keygen or sign)");
 }

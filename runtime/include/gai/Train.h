@@ -99,6 +99,10 @@ public:
                                   double heldOut);
   int64_t trainTokens() const { return splitAt_; }
   int64_t evalTokens() const { return static_cast<int64_t>(tokens_.size()) - splitAt_; }
+  /// The tokens of one split, in order: the training part or the held-out tail.
+  const int32_t *splitTokens(bool evaluation) const {
+    return tokens_.data() + (evaluation ? splitAt_ : 0);
+  }
   /// Whether every file was byte-level text (samples then print as text).
   bool isText() const { return text_; }
   /// Fills tokens and targets (rows × seqLen each) with rows drawn for
