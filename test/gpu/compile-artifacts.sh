@@ -27,3 +27,25 @@ for family in llama gpt2; do
       --seq-len 32 --emit=artifact -o "$out/$family-$dtype-train.gai"
   done
 done
+# Quantized forms of every family (groups of 16 divide every fixture's k):
+# CUDA f32 and bf16 beside the CPU's f32 build of the same quantized model,
+# and an int8 generation artifact.
+for family in llama gpt2 mistral qwen2 mixtral gemma; do
+  dir=$fixtures/hf/$family-tiny
+  for format in int8 int4 fp8; do
+    quant=(--quantize=$format --quant-group 16)
+    "$gaic" "$dir/config.json" --weights "$dir/model.safetensors" --target=cpu --dtype=f32 \
+      --emit=artifact --entries=forward --batch 2 --seq-len 32 "${quant[@]}" \
+      -o "$out/$family-cpu-$format-forward.gai"
+    for dtype in f32 bf16; do
+      "$gaic" "$dir/config.json" --weights "$dir/model.safetensors" --target=cuda \
+        --dtype=$dtype --emit=artifact --entries=forward --batch 2 --seq-len 32 "${quant[@]}" \
+        -o "$out/$family-$dtype-$format-forward.gai"
+    done
+  done
+  for dtype in f32 bf16; do
+    "$gaic" "$dir/config.json" --weights "$dir/model.safetensors" --target=cuda \
+      --dtype=$dtype --emit=artifact --entries=prefill,decode --batch 2 --seq-len 32 \
+      --prefill-len 3 --quantize=int8 -o "$out/$family-$dtype-int8-generate.gai"
+  done
+done
