@@ -150,8 +150,9 @@ Value ForwardBuilder::attention(Value x, int64_t layer, Value positions,
   int64_t qDim = spec.heads * hd, kvDim = spec.kvHeads * hd;
   AttentionNames n = names.attention(layer);
   Value q, k, v;
-  if (spec.naming == ParamNaming::GPT2) {
-    Value qkv = linear(x, n.qkvWeight, d, qDim + 2 * kvDim, n.qkvBias);
+  if (spec.naming == ParamNaming::GPT2 || spec.fusedQkv) {
+    Value qkv = linear(x, n.qkvWeight, d, qDim + 2 * kvDim,
+                       spec.naming == ParamNaming::GPT2 ? n.qkvBias : "");
     q = SliceOp::create(b, qkv, ArrayRef<int64_t>{0, 0, 0},
                         ArrayRef<int64_t>{batch, seq, qDim});
     k = SliceOp::create(b, qkv, ArrayRef<int64_t>{0, 0, qDim},
@@ -166,13 +167,22 @@ Value ForwardBuilder::attention(Value x, int64_t layer, Value positions,
   q = splitHeads(q, spec.heads);
   k = splitHeads(k, spec.kvHeads);
   v = splitHeads(v, spec.kvHeads);
+  if (spec.qkNorm) { // over each head's vector, before RoPE
+    llvm::APFloat eps(spec.normEps);
+    q = RmsNormOp::create(b, q, param(n.qNorm, {hd}), eps, spec.normUnitOffset);
+    k = RmsNormOp::create(b, k, param(n.kNorm, {hd}), eps, spec.normUnitOffset);
+  }
+  const int64_t window =
+      spec.layerWindows.empty() ? spec.slidingWindow : spec.layerWindows[layer];
   if (spec.position == PositionKind::Rope) {
     llvm::APFloat theta(spec.ropeTheta);
     RopeStyle style = spec.ropePairing == RopePairing::Half
                           ? RopeStyle::Half
                           : RopeStyle::Interleaved;
-    q = RopeOp::create(b, q, positions, theta, style);
-    k = RopeOp::create(b, k, positions, theta, style);
+    DenseF64ArrayAttr llama3 =
+        spec.ropeLlama3.empty() ? nullptr : b.getDenseF64ArrayAttr(spec.ropeLlama3);
+    q = RopeOp::create(b, q, positions, theta, style, llama3);
+    k = RopeOp::create(b, k, positions, theta, style, llama3);
   }
   Value mask;
   if (cache) {
@@ -182,11 +192,9 @@ Value ForwardBuilder::attention(Value x, int64_t layer, Value positions,
         CacheWriteOp::create(b, cache->values[layer], v, cache->start);
     int64_t slots = cast<RankedTensorType>(k.getType()).getDimSize(2);
     mask = PositionMaskOp::create(
-        b, tensor({batch, 1, seq, slots}, b.getI1Type()), cache->start,
-        spec.slidingWindow);
+        b, tensor({batch, 1, seq, slots}, b.getI1Type()), cache->start, window);
   } else {
-    mask = CausalMaskOp::create(b, tensor({seq, seq}, b.getI1Type()),
-                                spec.slidingWindow);
+    mask = CausalMaskOp::create(b, tensor({seq, seq}, b.getI1Type()), window);
   }
   if (spec.kvHeads != spec.heads) {
     int64_t groups = spec.heads / spec.kvHeads;
@@ -194,7 +202,8 @@ Value ForwardBuilder::attention(Value x, int64_t layer, Value positions,
     v = RepeatOp::create(b, v, 1, groups);
   }
   Value scores = MatmulOp::create(b, q, k, false, true);
-  scores = MulOp::create(b, scores, scalar(1.0 / std::sqrt(double(hd))));
+  scores = MulOp::create(
+      b, scores, scalar(spec.attnScale > 0 ? spec.attnScale : 1.0 / std::sqrt(double(hd))));
   if (spec.attnSoftcap > 0) {
     Value cap = scalar(spec.attnSoftcap);
     scores = MulOp::create(b, TanhOp::create(b, DivOp::create(b, scores, cap)),
@@ -220,8 +229,16 @@ Value ForwardBuilder::feedForward(Value x, int64_t layer,
     Value h = activation(linear(x, n.up, d, f, bias(n.upBias)));
     return linear(h, n.down, f, d, bias(n.downBias));
   }
-  Value gate = activation(linear(x, n.gate, d, f, bias(n.gateBias)));
-  Value up = linear(x, n.up, d, f, bias(n.upBias));
+  Value gate, up;
+  if (spec.fusedGateUp) {
+    Value both = linear(x, n.gateUp, d, 2 * f, "");
+    gate = SliceOp::create(b, both, ArrayRef<int64_t>{0, 0, 0}, ArrayRef<int64_t>{batch, seq, f});
+    up = SliceOp::create(b, both, ArrayRef<int64_t>{0, 0, f}, ArrayRef<int64_t>{batch, seq, f});
+    gate = activation(gate);
+  } else {
+    gate = activation(linear(x, n.gate, d, f, bias(n.gateBias)));
+    up = linear(x, n.up, d, f, bias(n.upBias));
+  }
   return linear(MulOp::create(b, gate, up), n.down, f, d, bias(n.downBias));
 }
 
@@ -281,14 +298,20 @@ Value ForwardBuilder::decoder(Value tokens, Value positions, Cache *cache) {
     LayerNames n = names.layer(layer);
     at(names.layerScope(layer) + ".attn");
     Value h = norm(x, n.attnNorm, n.attnNormBias);
-    x = AddOp::create(b, x, convertTo(attention(h, layer, positions, cache), residualElt));
+    Value a = convertTo(attention(h, layer, positions, cache), residualElt);
+    if (spec.sandwichNorms) // normed in the residual stream's type, as HF in f32
+      a = convertTo(norm(a, n.postAttnNorm, ""), residualElt);
+    x = AddOp::create(b, x, a);
     at(names.layerScope(layer) + ".ffn");
     Value wide;
     h = norm(x, n.ffnNorm, n.ffnNormBias, &wide);
     Value y = spec.experts > 0
                   ? mixtureOfExperts(h, wide, layer)
                   : feedForward(h, layer, names.layerScope(layer) + ".ffn", -1);
-    x = AddOp::create(b, x, convertTo(y, residualElt));
+    y = convertTo(y, residualElt);
+    if (spec.sandwichNorms)
+      y = convertTo(norm(y, n.postFfnNorm, ""), residualElt);
+    x = AddOp::create(b, x, y);
   }
   return x;
 }

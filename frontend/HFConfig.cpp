@@ -5,13 +5,15 @@
 
 #include "llvm/ADT/StringSwitch.h"
 
+#include <cmath>
+
 using namespace llvm;
 
 namespace gai {
 namespace {
 
-constexpr StringRef kSupportedTypes[] = {"llama", "mistral", "qwen2",
-                                         "mixtral", "gemma", "gpt2"};
+constexpr StringRef kSupportedTypes[] = {"llama", "mistral", "qwen2", "qwen3", "mixtral",
+                                         "gemma", "gemma2", "phi3", "gpt2"};
 
 void readActivation(JsonFields &fields, StringRef key, StringRef fallback,
                     ModelSpec &spec) {
@@ -36,20 +38,67 @@ void readRope(JsonFields &fields, JsonErrors &errors, ModelSpec &spec) {
       continue;
     JsonFields r(*rope, key.str(), errors);
     r.number("rope_theta", spec.ropeTheta, 1.0);
+    double partial = 1.0;
+    r.number("partial_rotary_factor", partial, 0.0);
+    if (partial != 1.0)
+      r.report("partial_rotary_factor",
+               "partial rotary embeddings are not supported yet (need 1.0)");
     std::string type = "default";
     r.string("rope_type", type);
     if (!r.has("rope_type"))
       r.string("type", type);
-    if (type != "default")
+    if (type == "llama3") {
+      double factor = 0, low = 0, high = 0, context = 0;
+      r.number("factor", factor, 1.0, true);
+      r.number("low_freq_factor", low, 0.0, true);
+      r.number("high_freq_factor", high, 0.0, true);
+      r.number("original_max_position_embeddings", context, 1.0, true);
+      if (high <= low)
+        r.report("high_freq_factor", "expected more than low_freq_factor (" +
+                                         std::to_string(low) + ")");
+      spec.ropeLlama3 = {factor, low, high, context};
+    } else if (type != "default") {
       r.report(r.has("rope_type") ? "rope_type" : "type",
                "RoPE scaling '" + type +
-                   "' is not supported yet; only \"default\" is");
+                   "' is not supported yet; \"default\" and \"llama3\" are");
+    }
   }
   double partial = 1.0;
   fields.number("partial_rotary_factor", partial, 0.0);
   if (partial != 1.0)
     fields.report("partial_rotary_factor",
                   "partial rotary embeddings are not supported yet (need 1.0)");
+}
+
+/// Gemma 2: soft-capped scores and logits, the scores scaled by
+/// query_pre_attn_scalar, norms around both blocks, and sliding-window
+/// layers in turn with global ones (layer_types, or HF's default: even
+/// layers slide).
+void readGemma2(JsonFields &f, ModelSpec &spec) {
+  spec.sandwichNorms = true;
+  f.number("attn_logit_softcapping", spec.attnSoftcap, 0.0);
+  f.number("final_logit_softcapping", spec.finalSoftcap, 0.0);
+  double queryScalar = 0;
+  f.number("query_pre_attn_scalar", queryScalar, 0.0);
+  if (queryScalar > 0)
+    spec.attnScale = 1.0 / std::sqrt(queryScalar);
+  int64_t window = 0;
+  f.integer("sliding_window", window, 1);
+  std::vector<std::string> types;
+  f.strings("layer_types", types);
+  if (types.empty())
+    for (int64_t i = 0; i < spec.layers; ++i)
+      types.push_back(i % 2 == 0 ? "sliding_attention" : "full_attention");
+  if (static_cast<int64_t>(types.size()) != spec.layers)
+    return f.report("layer_types", "expected one entry a layer (" +
+                                       std::to_string(spec.layers) + "), got " +
+                                       std::to_string(types.size()));
+  for (const std::string &t : types) {
+    if (t != "sliding_attention" && t != "full_attention")
+      return f.report("layer_types", "expected sliding_attention or full_attention, got '" +
+                                         t + "'");
+    spec.layerWindows.push_back(t == "sliding_attention" ? window : 0);
+  }
 }
 
 void readDecoder(JsonFields &f, JsonErrors &errors, StringRef type,
@@ -68,7 +117,7 @@ void readDecoder(JsonFields &f, JsonErrors &errors, StringRef type,
   f.number("rms_norm_eps", spec.normEps, 0.0);
   readRope(f, errors, spec);
 
-  if (type == "gemma") {
+  if (type == "gemma" || type == "gemma2") {
     spec.tiedEmbeddings = true;
     spec.normUnitOffset = true;
     spec.scaleEmbeddings = true;
@@ -79,19 +128,27 @@ void readDecoder(JsonFields &f, JsonErrors &errors, StringRef type,
   }
   f.boolean("tie_word_embeddings", spec.tiedEmbeddings);
 
-  if (type == "llama" || type == "gemma") {
+  if (type == "llama" || type == "gemma" || type == "gemma2" || type == "qwen3") {
     bool attentionBias = false;
     f.boolean("attention_bias", attentionBias);
     spec.qkvBias = spec.outBias = attentionBias;
   }
   if (type == "llama")
     f.boolean("mlp_bias", spec.mlpBias);
-  if (type == "qwen2") {
-    spec.qkvBias = true;
+  if (type == "qwen3")
+    spec.qkNorm = true;
+  if (type == "phi3") {
+    spec.fusedQkv = spec.fusedGateUp = true;
+    f.integer("sliding_window", spec.slidingWindow, 1);
+  }
+  if (type == "gemma2")
+    readGemma2(f, spec);
+  if (type == "qwen2" || type == "qwen3") {
+    spec.qkvBias = type == "qwen2" || spec.qkvBias;
     bool useSlidingWindow = false;
     f.boolean("use_sliding_window", useSlidingWindow);
     if (useSlidingWindow)
-      f.report("use_sliding_window", "Qwen2's per-layer sliding windows are "
+      f.report("use_sliding_window", "Qwen's per-layer sliding windows are "
                                      "not supported yet (need false)");
   }
   if (type == "mistral" || type == "mixtral")

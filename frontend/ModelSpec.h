@@ -74,6 +74,9 @@ struct ModelSpec {
   bool normUnitOffset = false; ///< scale by (1 + w), as Gemma stores it
   PositionKind position = PositionKind::Rope;
   double ropeTheta = 10000.0;
+  /// Llama 3.x RoPE scaling: [factor, low_freq_factor, high_freq_factor,
+  /// original_max_position_embeddings]; empty: none.
+  std::vector<double> ropeLlama3;
   RopePairing ropePairing = RopePairing::Half;
   int64_t maxSeqLen = 0;
   int64_t slidingWindow = 0; ///< 0: full causal attention
@@ -87,6 +90,13 @@ struct ModelSpec {
   bool mlpBias = false;
   double attnSoftcap = 0.0;  ///< 0: none; else c * tanh(s / c)
   double finalSoftcap = 0.0; ///< likewise for the logits
+  double attnScale = 0.0;    ///< the scores' scale; 0: 1 / sqrt(head_dim)
+  /// Each layer's window (0: full causal); empty: slidingWindow for all.
+  std::vector<int64_t> layerWindows;
+  bool fusedQkv = false;      ///< one qkv_proj [q + 2 kv, d] (Phi-3)
+  bool fusedGateUp = false;   ///< one gate_up_proj [2 ffn, d], gate first (Phi-3)
+  bool qkNorm = false;        ///< an RMSNorm over each head's queries and keys (Qwen3)
+  bool sandwichNorms = false; ///< norms after attention and the FFN too (Gemma 2)
   ParamNaming naming = ParamNaming::HFDecoder;
 
   CompileSection compile;

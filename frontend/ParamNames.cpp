@@ -31,6 +31,9 @@ LayerNames ParamNames::layer(int64_t layer) const {
   if (gpt2())
     return {p + "ln_1.weight", p + "ln_1.bias", p + "ln_2.weight",
             p + "ln_2.bias"};
+  if (spec.sandwichNorms)
+    return {p + "input_layernorm.weight", "", p + "pre_feedforward_layernorm.weight", "",
+            p + "post_attention_layernorm.weight", p + "post_feedforward_layernorm.weight"};
   return {p + "input_layernorm.weight", p + "input_layernorm.bias",
           p + "post_attention_layernorm.weight",
           p + "post_attention_layernorm.bias"};
@@ -55,6 +58,9 @@ AttentionNames ParamNames::attention(int64_t layer) const {
   n.kBias = p + "k_proj.bias";
   n.vBias = p + "v_proj.bias";
   n.oBias = p + "o_proj.bias";
+  n.qkvWeight = p + "qkv_proj.weight";
+  n.qNorm = p + "q_norm.weight";
+  n.kNorm = p + "k_norm.weight";
   return n;
 }
 
@@ -72,7 +78,8 @@ FeedForwardNames ParamNames::feedForward(int64_t layer, int64_t expert) const {
   }
   std::string p = prefix(layer) + "mlp.";
   return {p + "gate_proj.weight", p + "up_proj.weight", p + "down_proj.weight",
-          p + "gate_proj.bias",   p + "up_proj.bias",   p + "down_proj.bias"};
+          p + "gate_proj.bias",   p + "up_proj.bias",   p + "down_proj.bias",
+          p + "gate_up_proj.weight"};
 }
 
 std::string ParamNames::router(int64_t layer) const {

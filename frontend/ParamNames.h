@@ -10,15 +10,18 @@ namespace gai {
 
 struct AttentionNames {
   std::string q, k, v, o, qBias, kBias, vBias, oBias;
-  std::string qkvWeight, qkvBias; ///< GPT-2's fused projection
+  std::string qkvWeight, qkvBias; ///< GPT-2's (and Phi-3's) fused projection
+  std::string qNorm, kNorm;       ///< Qwen3's per-head norms
 };
 
 struct FeedForwardNames {
   std::string gate, up, down, gateBias, upBias, downBias;
+  std::string gateUp; ///< Phi-3's fused gate and up projection
 };
 
 struct LayerNames {
   std::string attnNorm, attnNormBias, ffnNorm, ffnNormBias;
+  std::string postAttnNorm, postFfnNorm; ///< Gemma 2's norms of each block's output
 };
 
 class ParamNames {

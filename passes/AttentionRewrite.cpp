@@ -191,7 +191,9 @@ struct FoldCacheWritesPattern : OpRewritePattern<FlashAttentionOp> {
                    keyRope->hasOneUse() &&
                    queryRope.getPositions() == keyRope.getPositions() &&
                    queryRope.getStyle() == keyRope.getStyle() &&
-                   queryRope.getTheta() == keyRope.getTheta();
+                   queryRope.getTheta() == keyRope.getTheta() &&
+                   // The attention kernel computes unscaled frequencies only.
+                   !queryRope.getLlama3Scaling() && !keyRope.getLlama3Scaling();
     Value ropePositions;
     RopeStyleAttr style;
     FloatAttr theta;

@@ -130,4 +130,28 @@ Value convertElements(OpBuilder &b, Location loc, Value x, Type to) {
   return arith::TruncIOp::create(b, loc, toType, x);
 }
 
+Value emitLlama3Frequency(OpBuilder &b, Location loc, Value inv, ArrayRef<double> llama3) {
+  Type f32 = b.getF32Type();
+  auto c = [&](double v) { return constantLike(b, loc, inv.getType(), f32, v); };
+  const double factor = llama3[0], low = llama3[1], high = llama3[2], context = llama3[3];
+  Value wavelength = arith::DivFOp::create(b, loc, c(2.0 * M_PI), inv);
+  Value divided = arith::DivFOp::create(b, loc, inv, c(factor));
+  // smooth = (context / wavelength - low) / (high - low)
+  Value smooth = arith::DivFOp::create(
+      b, loc,
+      arith::SubFOp::create(b, loc, arith::DivFOp::create(b, loc, c(context), wavelength),
+                            c(low)),
+      c(high - low));
+  Value blended = arith::AddFOp::create(
+      b, loc,
+      arith::MulFOp::create(b, loc, arith::SubFOp::create(b, loc, c(1.0), smooth), divided),
+      arith::MulFOp::create(b, loc, smooth, inv));
+  Value isShort = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OLT, wavelength,
+                                        c(context / high));
+  Value isLong = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, wavelength,
+                                       c(context / low));
+  Value result = arith::SelectOp::create(b, loc, isLong, divided, blended);
+  return arith::SelectOp::create(b, loc, isShort, inv, result);
+}
+
 } // namespace gai

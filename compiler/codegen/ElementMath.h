@@ -27,6 +27,12 @@ mlir::Value emitUnaryMath(mlir::OpBuilder &b, mlir::Location loc,
 mlir::Value convertElements(mlir::OpBuilder &b, mlir::Location loc,
                             mlir::Value x, mlir::Type to);
 
+/// The inverse RoPE frequencies `inv` (f32, scalar or vector) rescaled as
+/// mlir::gai::llama3Frequency does, `llama3` being gai.rope's
+/// llama3_scaling.
+mlir::Value emitLlama3Frequency(mlir::OpBuilder &b, mlir::Location loc, mlir::Value inv,
+                                llvm::ArrayRef<double> llama3);
+
 } // namespace gai
 
 #endif // GAI_COMPILER_CODEGEN_ELEMENTMATH_H

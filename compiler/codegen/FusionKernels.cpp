@@ -286,6 +286,8 @@ void KernelBuilder::emitRowOp(Operation *op) {
         arith::DivFOp::create(b, loc, two_i, f32(static_cast<double>(d)));
     Value inv = arith::DivFOp::create(
         b, loc, f32(1.0), math::PowFOp::create(b, loc, f32(theta), exponent));
+    if (std::optional<ArrayRef<double>> llama3 = rope.getLlama3Scaling())
+      inv = emitLlama3Frequency(b, loc, inv, *llama3);
     Value angle = arith::MulFOp::create(b, loc, p, inv);
     Value c = math::CosOp::create(b, loc, angle);
     Value s = math::SinOp::create(b, loc, angle);

@@ -547,6 +547,8 @@ Value GpuKernelBuilder::emitRowElement(Operation *op, Value j) {
       b, loc,
       arith::MulFOp::create(b, loc, twoF,
                             lanesOf(b.getF32Type(), -std::log2(theta) / static_cast<double>(d))));
+  if (std::optional<ArrayRef<double>> llama3 = rope.getLlama3Scaling())
+    inv = emitLlama3Frequency(b, loc, inv, *llama3);
   Value angle = arith::MulFOp::create(b, loc, broadcast(s[0]), inv);
   // Reduced to [-pi, pi] (Cody-Waite, 2pi split in an exact high part and a
   // low part) so that the fast sine and cosine keep their accuracy at any

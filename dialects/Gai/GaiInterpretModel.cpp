@@ -31,7 +31,8 @@ double activate(EpilogueActivation act, double x) {
 }
 
 /// RoPE of t [B, H, T, D] in place at positions [B or 1, T].
-void rotate(HostTensor &t, const HostTensor &pos, double theta, bool half) {
+void rotate(HostTensor &t, const HostTensor &pos, double theta, bool half,
+            ArrayRef<double> llama3 = {}) {
   int64_t b = t.shape[0], h = t.shape[1], seq = t.shape[2], d = t.shape[3];
   for (int64_t bi = 0; bi < b; ++bi)
     for (int64_t hi = 0; hi < h; ++hi)
@@ -40,8 +41,7 @@ void rotate(HostTensor &t, const HostTensor &pos, double theta, bool half) {
         double *x = t.data.data() + ((bi * h + hi) * seq + ti) * d;
         for (int64_t i = 0; i < d / 2; ++i) {
           // HF computes inverse frequencies and angles in f32.
-          float inv = 1.0f / static_cast<float>(std::pow(
-                                 theta, static_cast<float>(2 * i) / d));
+          float inv = ropeFrequency(i, d, theta, llama3);
           float angle = static_cast<float>(p) * inv;
           double c = static_cast<float>(std::cos(angle));
           double s = static_cast<float>(std::sin(angle));
@@ -215,7 +215,7 @@ llvm::Error GemmOp::interpret(InterpretState &state) {
 llvm::Error RopeOp::interpret(InterpretState &state) {
   HostTensor t = state.in(getInput());
   rotate(t, state.in(getPositions()), getTheta().convertToDouble(),
-         getStyle() == RopeStyle::Half);
+         getStyle() == RopeStyle::Half, getLlama3Scaling().value_or(ArrayRef<double>()));
   state.set(getResult(), std::move(t));
   return llvm::Error::success();
 }

@@ -408,8 +408,33 @@ LogicalResult RopeOp::inferReturnTypes(MLIRContext *,
                        formatShape(pos.getShape()));
   if (adaptor.getTheta().convertToDouble() <= 0.0)
     return opError(loc, name, "expects theta > 0");
+  if (std::optional<ArrayRef<double>> s = adaptor.getLlama3Scaling();
+      s && (s->size() != 4 || (*s)[0] < 1.0 || (*s)[1] <= 0.0 || (*s)[2] <= (*s)[1] ||
+            (*s)[3] <= 0.0))
+    return opError(loc, name,
+                   "expects llama3_scaling = [factor >= 1, low_freq_factor > 0, "
+                   "high_freq_factor > low_freq_factor, original context > 0]");
   types.push_back(in);
   return success();
+}
+
+float mlir::gai::llama3Frequency(float inv, ArrayRef<double> llama3) {
+  if (llama3.size() != 4)
+    return inv;
+  const float factor = static_cast<float>(llama3[0]), low = static_cast<float>(llama3[1]),
+              high = static_cast<float>(llama3[2]), context = static_cast<float>(llama3[3]);
+  const float wavelength = 2.0f * static_cast<float>(M_PI) / inv;
+  if (wavelength < context / high)
+    return inv;
+  if (wavelength > context / low)
+    return inv / factor;
+  float smooth = (context / wavelength - low) / (high - low);
+  return (1.0f - smooth) * inv / factor + smooth * inv;
+}
+
+float mlir::gai::ropeFrequency(int64_t i, int64_t dim, double theta, ArrayRef<double> llama3) {
+  float inv = 1.0f / static_cast<float>(std::pow(theta, static_cast<float>(2 * i) / dim));
+  return llama3Frequency(inv, llama3);
 }
 
 LogicalResult CausalMaskOp::verify() {

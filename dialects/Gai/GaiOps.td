@@ -278,10 +278,13 @@ def Gai_RopeOp : Gai_Op<"rope", [Gai_Differentiable, Gai_Interpreted,
   let description = [{
     Rotates pairs of the head dimension by angle pos * theta^(-2i/D). `half`
     pairs i with i + D/2 (HF LLaMA); `interleaved` pairs 2i with 2i + 1.
-    A positions batch of 1 broadcasts.
+    A positions batch of 1 broadcasts. `llama3_scaling` = [factor,
+    low_freq_factor, high_freq_factor, original context] rescales the
+    frequencies as Llama 3.1 does (ropeFrequency in GaiOps.h).
   }];
   let arguments = (ins Gai_FloatTensor:$input, Gai_IndexTensor:$positions,
-                       F64Attr:$theta, Gai_RopeStyle:$style);
+                       F64Attr:$theta, Gai_RopeStyle:$style,
+                       OptionalAttr<DenseF64ArrayAttr>:$llama3_scaling);
   let results = (outs Gai_FloatTensor:$result);
   let assemblyFormat = [{
     $style $input `,` $positions `theta` `=` $theta attr-dict `:`

@@ -344,8 +344,8 @@ LogicalResult RopeOp::vjp(ImplicitLocOpBuilder &b, ArrayRef<Value> cotangents,
       b, DenseElementsAttr::get(RankedTensorType::get({}, i32),
                                 b.getIntegerAttr(i32, 0)));
   Value negated = SubOp::create(b, zero, positions);
-  sweep.accumulate(getInput(), RopeOp::create(b, cotangents[0], negated,
-                                              getThetaAttr(), getStyleAttr()));
+  sweep.accumulate(getInput(), RopeOp::create(b, cotangents[0], negated, getThetaAttr(),
+                                              getStyleAttr(), getLlama3ScalingAttr()));
   return success();
 }
 

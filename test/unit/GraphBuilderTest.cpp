@@ -14,7 +14,7 @@ using namespace gai;
 namespace {
 
 const char *kFamilies[] = {"llama", "gpt2", "mistral", "qwen2", "mixtral",
-                           "gemma"};
+                           "gemma", "phi3", "gemma2", "qwen3", "llama3"};
 
 std::string fixture(const std::string &family, const char *file) {
   return std::string(GAI_FIXTURES_DIR) + "/hf/" + family + "-tiny/" + file;

@@ -206,7 +206,7 @@ TEST_P(HFNumerics, PrefillAndDecodeMatchTransformers) {
 INSTANTIATE_TEST_SUITE_P(
     Families, HFNumerics,
     ::testing::Combine(::testing::Values("llama", "gpt2", "mistral", "qwen2",
-                                         "mixtral", "gemma"),
+                                         "mixtral", "gemma", "phi3", "gemma2", "qwen3", "llama3"),
                        ::testing::Bool()),
     [](const auto &info) {
       return std::string(std::get<0>(info.param)) +
@@ -256,7 +256,8 @@ TEST_P(Bf16Numerics, LogitsStayNearTransformers) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, Bf16Numerics,
-                         ::testing::Values("llama", "gpt2", "mistral", "qwen2", "gemma", "mixtral"),
+                         ::testing::Values("llama", "gpt2", "mistral", "qwen2", "gemma", "mixtral",
+                                           "phi3", "gemma2", "qwen3", "llama3"),
                          [](const auto &info) { return std::string(info.param); });
 
 } // namespace
