@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 using namespace gai;
 
 namespace {
@@ -178,6 +180,19 @@ TEST(HFConfig, FamilyFeatures) {
   EXPECT_TRUE(gemma.tiedEmbeddings);
   EXPECT_EQ(gemma.headDim, 32);
   EXPECT_EQ(gemma.activation, Activation::GeluTanh);
+  ModelSpec gemma2 = load("gemma2-tiny");
+  EXPECT_TRUE(gemma2.sandwichNorms);
+  EXPECT_EQ(gemma2.layerWindows, (std::vector<int64_t>{8, 0, 8}));
+  EXPECT_DOUBLE_EQ(gemma2.attnSoftcap, 2.0);
+  EXPECT_DOUBLE_EQ(gemma2.finalSoftcap, 3.0);
+  EXPECT_DOUBLE_EQ(gemma2.attnScale, 1.0 / std::sqrt(24.0));
+  ModelSpec phi3 = load("phi3-tiny");
+  EXPECT_TRUE(phi3.fusedQkv && phi3.fusedGateUp);
+  ModelSpec qwen3 = load("qwen3-tiny");
+  EXPECT_TRUE(qwen3.qkNorm);
+  EXPECT_FALSE(qwen3.qkvBias);
+  ModelSpec llama3 = load("llama3-tiny");
+  EXPECT_EQ(llama3.ropeLlama3, (std::vector<double>{8.0, 0.5, 2.0, 16.0}));
 }
 
 TEST(HFConfig, RejectsWhatWeDoNotBuild) {
@@ -191,8 +206,13 @@ TEST(HFConfig, RejectsWhatWeDoNotBuild) {
     "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
     "num_attention_heads": 4, "max_position_embeddings": 64,
     "use_sliding_window": true})"),
-            "m.json: field 'use_sliding_window': Qwen2's per-layer sliding "
+            "m.json: field 'use_sliding_window': Qwen's per-layer sliding "
             "windows are not supported yet (need false)");
+  EXPECT_EQ(errorOf(R"({"model_type": "gemma2", "vocab_size": 256,
+    "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+    "num_attention_heads": 4, "max_position_embeddings": 64, "sliding_window": 8,
+    "layer_types": ["sliding_attention"]})"),
+            "m.json: field 'layer_types': expected one entry a layer (2), got 1");
   EXPECT_EQ(errorOf(R"({"model_type": "gpt2", "vocab_size": 256, "n_embd": 60,
     "n_layer": 2, "n_head": 8, "n_positions": 64})"),
             "m.json: field 'n_head': must divide the hidden size 60 when "
