@@ -281,6 +281,10 @@ void launchGemv(const T *a, const GemvLaunch &launch, bool pick, int64_t blocks,
 void gemvParts(Elem e, const void *a, const GemvPart *parts, int count, int64_t m,
                int64_t k, bool constantWeights, cudaStream_t stream,
                const GemvPrefetch &prefetch, const GreedyPick *pick) {
+  if (count > 0 && parts[0].quant.quantized()) {
+    quantGemvParts(e, a, parts, count, m, k, constantWeights, stream, prefetch, pick);
+    return;
+  }
   GemvLaunch launch =
       gemvLaunch(parts, count, kColumnsPerBlock, constantWeights, prefetch, pick);
   const int64_t blocks = count > 0 ? launch.blockEnd[count - 1] : 0;

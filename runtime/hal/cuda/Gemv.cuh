@@ -1,6 +1,6 @@
-// What decode GEMV kernels share: one launch of several parts, streaming
-// weight loads, the L2 prefetch for the next attention and a folded norm's
-// weight.
+// What the decode GEMVs over float weights (Gemv.cu) and over quantized
+// ones (QuantGemv.cu) share: one launch of several parts, streaming weight
+// loads, the L2 prefetch for the next attention and a folded norm's weight.
 #ifndef GAI_RUNTIME_HAL_CUDA_GEMV_CUH
 #define GAI_RUNTIME_HAL_CUDA_GEMV_CUH
 
@@ -87,6 +87,11 @@ __device__ __forceinline__ float normWeight(const GemvPart &g, int64_t col) {
                     : toFloat(static_cast<const T *>(g.norm.weight)[col]);
   return w + g.norm.offset;
 }
+
+/// gemvParts over quantized weights (QuantGemv.cu), greedy pick included.
+void quantGemvParts(Elem e, const void *a, const GemvPart *parts, int count, int64_t m,
+                    int64_t k, bool constantWeights, cudaStream_t stream,
+                    const GemvPrefetch &prefetch, const GreedyPick *pick);
 
 } // namespace gai::cuda
 
