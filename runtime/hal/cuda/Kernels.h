@@ -141,6 +141,22 @@ inline int64_t quantizedBytes(WeightFormat f, int64_t n, int64_t k) {
   return f == WeightFormat::Int4 ? n * (k / 2) : n * k;
 }
 
+/// out [n, k] (bf16 or f32 as `e`, row-major) = the weights q [n, k] in
+/// `quant`'s format, dequantized: what cuBLASLt multiplies for prefill-sized
+/// GEMMs over quantized weights. Needs k a multiple of 8, 4-byte aligned q
+/// and 16-byte aligned out.
+void dequantize(Elem e, const void *q, const QuantizedWeights &quant, int64_t n, int64_t k,
+                void *out, cudaStream_t stream);
+/// The most blocks quantizeFp8 takes: how many partials it needs room for.
+constexpr int kFp8Partials = 1024;
+/// A [count] (bf16, count a multiple of 8, 16-byte aligned) scaled into
+/// e4m3 for cuBLASLt's fp8 GEMM: out = e4m3(a · 448 / amax), saturating,
+/// with amax the largest |a|, and scale[0] = amax / 448 (1 when amax is 0),
+/// the dequantizing scale. Two launches, no atomics; `partials` holds
+/// kFp8Partials floats between them.
+void quantizeFp8(const void *a, int64_t count, uint8_t *out, float *partials, float *scale,
+                 int multiprocessors, cudaStream_t stream);
+
 /// For each part p (up to kGemvParts, all over the same A):
 /// C_p[m, n_p] = act_p(A[m, k]·W_p[n_p, k]ᵀ + bias_p) + residual_p, for
 /// decode-sized m (at most kGemvRows). A warp per output column streams its
