@@ -168,7 +168,7 @@ __global__ void __launch_bounds__(kThreads, sizeof(T) == 2 ? 1 : 4 - Weights)
   static_assert(!Pick || Weights == 1, "a picking GEMV has no gate");
   letNextKernelStart();
   if (threadIdx.x == 0 && launch.prefetch.bytes[0] > 0)
-    prefetchChunk(launch.prefetch);
+    prefetchChunk(launch.prefetch, blockIdx.x); // the b-th 16 KB for block b
   int64_t col;
   const GemvPart &g = launch.parts[partOfBlock<kColumnsPerBlock>(launch, col)];
   col += threadIdx.x / 32;

@@ -47,12 +47,11 @@ inline GemvLaunch gemvLaunch(const GemvPart *parts, int count, int64_t columns,
   return launch;
 }
 
-/// Block b asks L2 for the b-th 16 KB of the prefetch regions (none past
+/// Asks L2 for the `chunk`-th 16 KB of the prefetch regions (none past
 /// their end): one thread, one bulk prefetch, before the block's wait.
-__device__ __forceinline__ void prefetchChunk(const GemvPrefetch &prefetch) {
+__device__ __forceinline__ void prefetchChunk(const GemvPrefetch &prefetch, int64_t chunk) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   constexpr int64_t kPrefetchChunk = 16384;
-  int64_t chunk = blockIdx.x;
   for (int r = 0; r < 2; ++r) {
     int64_t chunks = (prefetch.bytes[r] + kPrefetchChunk - 1) / kPrefetchChunk;
     if (chunk < chunks) {

@@ -277,8 +277,9 @@ __global__ void __launch_bounds__(kThreads, 2)
   // bytes. f32 A is for tests and small models: one.
   constexpr int kInFlight = kF32 ? 1 : 4 / Weights;
   letNextKernelStart();
-  if (threadIdx.x == 0 && launch.prefetch.bytes[0] > 0)
-    prefetchChunk(launch.prefetch);
+  // Two 16 KB prefetches a block: the float GEMV's blocks are twice as many.
+  if (threadIdx.x % 32 == 0 && threadIdx.x < 64 && launch.prefetch.bytes[0] > 0)
+    prefetchChunk(launch.prefetch, blockIdx.x + threadIdx.x / 32 * gridDim.x);
   int64_t firstColumn;
   const GemvPart &g = launch.parts[partOfBlock<kTileColumns>(launch, firstColumn)];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
