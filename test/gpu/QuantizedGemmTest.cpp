@@ -75,8 +75,11 @@ TEST_P(CudaQuantizedGemm, MatchesTheDequantizedProduct) {
     for (float &r : residualValues)
       r *= 1.0f + 1.0f / 1024;
   const QuantizedMatrix up = quantizedMatrix(c.kind, c.n, c.k, c.group, rng);
+  // An fp8 gate may be scaled per row under an up product scaled per tensor.
   const QuantizedMatrix gate =
-      gated ? quantizedMatrix(c.kind, c.n, c.k, c.group, rng) : QuantizedMatrix{};
+      gated ? quantizedMatrix(c.kind == Quant::Fp8Tensor ? Quant::Fp8Row : c.kind, c.n, c.k,
+                              c.group, rng)
+            : QuantizedMatrix{};
 
   cmd::Gemm g;
   g.a = spaces.floats(arena, a, dtype, c.skewA);

@@ -173,8 +173,9 @@ GemmDesc CudaBackend::gemmDesc(const cmd::Gemm &g) const {
   d.quant.gateScale = reinterpret_cast<const float *>(ptr(g.gateScale));
   d.quant.gateZero = ptr(g.gateZero);
   d.quant.group = g.group;
-  d.quant.perTensor =
-      g.weightFormat == format::WeightFormat::Fp8E4M3 && g.perTensorScale();
+  const bool fp8 = g.weightFormat == format::WeightFormat::Fp8E4M3;
+  d.quant.perTensor = fp8 && g.perTensorScale();
+  d.quant.gatePerTensor = fp8 && g.gateScale.size == 4;
   auto isWeights = [](const Buffer &b) { return b.space == format::Space::Weights; };
   auto constant = [&](const Buffer &b) { return !b.present() || isWeights(b); };
   d.constantB = isWeights(g.b) && constant(g.gate) && constant(g.normWeight) &&

@@ -127,13 +127,13 @@ enum class WeightFormat { Float, Int8, Int4, Fp8E4M3 };
 /// w = (q - zero) · scale with f32 scales (artifact.fbs): Int8: q int8,
 /// a scale a row. Int4: q two a byte (k = 2t in byte t's low nibble),
 /// 0..15, a scale and a zero byte per `group` of k. Fp8E4M3: q e4m3fn,
-/// one scale (`perTensor`) or one a row.
+/// one scale (`perTensor`, `gatePerTensor`) or one a row.
 struct QuantizedWeights {
   WeightFormat format = WeightFormat::Float;
   const float *scale = nullptr, *gateScale = nullptr;
   const uint8_t *zero = nullptr, *gateZero = nullptr; // int4
   int64_t group = 0;                                  // int4
-  bool perTensor = false;                             // fp8
+  bool perTensor = false, gatePerTensor = false;      // fp8
   bool quantized() const { return format != WeightFormat::Float; }
 };
 /// The bytes of a quantized [n, k] matrix's q.

@@ -212,11 +212,11 @@ __device__ __forceinline__ void loadActivations(const void *p, uint32_t (&r)[Byt
 
 /// A per-row (or per-tensor) scale of column `col`; int4's are applied per
 /// chunk instead.
-__device__ __forceinline__ float columnScale(const QuantizedWeights &q, const float *scale,
+__device__ __forceinline__ float columnScale(const QuantizedWeights &q, bool gate,
                                              int64_t col) {
   if (q.format == WeightFormat::Int4)
     return 1.0f;
-  return scale[q.perTensor ? 0 : col];
+  return gate ? q.gateScale[q.gatePerTensor ? 0 : col] : q.scale[q.perTensor ? 0 : col];
 }
 
 /// Row `row` of column `col` from its sums (Weights = 2: the gate's, then
@@ -231,10 +231,10 @@ __device__ __forceinline__ void finishElement(const GemvPart &g, const float (&s
                                            g.norm.aEps)
                                          : 1.0f;
   const QuantizedWeights &q = g.quant;
-  float x = sums[Weights - 1] * columnScale(q, q.scale, col) * rowScale;
+  float x = sums[Weights - 1] * columnScale(q, false, col) * rowScale;
   const int64_t at = row * g.n + col;
   if constexpr (Weights == 2) {
-    float gate = sums[0] * columnScale(q, q.gateScale, col) * rowScale;
+    float gate = sums[0] * columnScale(q, true, col) * rowScale;
     static_cast<T *>(g.c)[at] = fromFloat<T>(activate(gate, g.activation) * x);
     return;
   }
