@@ -20,8 +20,9 @@
 //
 // An mma sums over all four quads' k, so an int4 group's scale applies to
 // its sums only where a segment lies in one group: chunks are as wide as
-// the group allows (16 bytes for groups of 128, 8 for 64, 4 for 32).
-// Groups of 8 to 24 k (and f32 A) take one mma per quad instead.
+// the group allows (16 bytes for groups that are multiples of 128 k, 8 for
+// 64, 4 for 32). Other groups (16, 24, 48, …) and f32 A take one mma per
+// quad instead.
 #include "hal/cuda/Gemv.cuh"
 
 #include <cuda_bf16.h>
