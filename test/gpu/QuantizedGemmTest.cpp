@@ -225,7 +225,8 @@ TEST(CudaGemmMerge, QuantizedProjectionsShareAGemvOfOneFormat) {
   // q, k, v in int4 (weights 4-byte aligned, not 16: the GEMV reads words),
   // then one in int8, then one in bf16.
   std::vector<cuda::GemmDesc> run = {
-      quantizedAt(0x1000, 0x100004, 0x20000, 1, 2048), quantizedAt(0x1000, 0x900004, 0x30000, 1, 256),
+      quantizedAt(0x1000, 0x100004, 0x20000, 1, 2048),
+      quantizedAt(0x1000, 0x900004, 0x30000, 1, 256),
       quantizedAt(0x1000, 0xa00004, 0x32000, 1, 256),
       quantizedAt(0x1000, 0xb00000, 0x34000, 1, 256, cuda::WeightFormat::Int8),
       quantizedAt(0x1000, 0xc00000, 0x36000, 1, 256, cuda::WeightFormat::Float)};

@@ -104,7 +104,8 @@ inline QuantizedMatrix quantizedMatrix(Quant kind, int64_t n, int64_t k, int64_t
           b = byte(rng);
         while ((b & 0x7F) == 0x7F); // NaN
         m.q[j * k + i] = static_cast<uint8_t>(b);
-        m.w[j * k + i] = e4m3Value(static_cast<uint8_t>(b)) * m.scale[kind == Quant::Fp8Row ? j : 0];
+        m.w[j * k + i] =
+            e4m3Value(static_cast<uint8_t>(b)) * m.scale[kind == Quant::Fp8Row ? j : 0];
       }
     break;
   }
@@ -148,7 +149,8 @@ public:
     return put(space, bytes, skew);
   }
   std::vector<float> read(const Buffer &b, DType dtype) const {
-    return downloadAs(pointer(b), dtype, static_cast<size_t>(b.size / (dtype == DType::BF16 ? 2 : 4)));
+    const int64_t elementBytes = dtype == DType::BF16 ? 2 : 4;
+    return downloadAs(pointer(b), dtype, static_cast<size_t>(b.size / elementBytes));
   }
   uint8_t *pointer(const Buffer &b) const {
     return (b.space == format::Space::Weights ? weights_ : arena_) + b.offset;

@@ -249,7 +249,8 @@ Status CudaBackend::recordGemms(const std::vector<Command> &steps, const StepGro
     else if (d.batch > 1)
       name += " batch " + std::to_string(d.batch);
     if (const char *route = p->quantizedRoute())
-      name += std::string(" ") + quantizedName(std::get<cmd::Gemm>(steps[index]).weightFormat) + " (" + route + ")";
+      name += std::string(" ") + quantizedName(std::get<cmd::Gemm>(steps[index]).weightFormat) +
+              " (" + route + ")";
     add([p, workspace, workspaceBytes](cudaStream_t s) {
           return p->run(workspace, workspaceBytes, s);
         },
