@@ -204,50 +204,6 @@ std::vector<QuantCase> quantCases() {
   return cases;
 }
 
-/// A decode GEMM at made-up addresses, int4 unless `format` says otherwise.
-cuda::GemmDesc quantizedAt(uintptr_t a, uintptr_t b, uintptr_t c, int64_t m, int64_t n,
-                           cuda::WeightFormat format = cuda::WeightFormat::Int4) {
-  cuda::GemmDesc d;
-  d.a = reinterpret_cast<const void *>(a);
-  d.b = reinterpret_cast<const void *>(b);
-  d.c = reinterpret_cast<void *>(c);
-  d.m = m;
-  d.n = n;
-  d.k = 2048;
-  d.transposeB = true;
-  d.quant.format = format;
-  d.quant.group = 128;
-  return d;
-}
-
-// Which quantized GEMMs share a launch: host logic, runs without a GPU.
-TEST(CudaGemmMerge, QuantizedProjectionsShareAGemvOfOneFormat) {
-  // q, k, v in int4 (weights 4-byte aligned, not 16: the GEMV reads words),
-  // then one in int8, then one in bf16.
-  std::vector<cuda::GemmDesc> run = {
-      quantizedAt(0x1000, 0x100004, 0x20000, 1, 2048),
-      quantizedAt(0x1000, 0x900004, 0x30000, 1, 256),
-      quantizedAt(0x1000, 0xa00004, 0x32000, 1, 256),
-      quantizedAt(0x1000, 0xb00000, 0x34000, 1, 256, cuda::WeightFormat::Int8),
-      quantizedAt(0x1000, 0xc00000, 0x36000, 1, 256, cuda::WeightFormat::Float)};
-  cuda::GemmMerge merge = cuda::mergeGemms(run, cuda::Elem::BF16);
-  EXPECT_TRUE(merge.gemv);
-  EXPECT_EQ(merge.count, 3u);
-  merge = cuda::mergeGemms({run.begin() + 3, run.end()}, cuda::Elem::BF16);
-  EXPECT_TRUE(merge.gemv);
-  EXPECT_EQ(merge.count, 1u);
-}
-
-TEST(CudaGemmMerge, QuantizedPrefillGemmsStayApart) {
-  // gate and up of a prefill, weights one after the other: float ones
-  // would be one strided batch, quantized ones are dequantized one by one.
-  const int64_t m = 2048, n = 5632;
-  std::vector<cuda::GemmDesc> run = {
-      quantizedAt(0x10000000, 0x40000000, 0x20000000, m, n),
-      quantizedAt(0x10000000, 0x40000000 + n * 1024, 0x20000000 + m * n * 2, m, n)};
-  EXPECT_EQ(cuda::mergeGemms(run, cuda::Elem::BF16).count, 1u);
-}
-
 std::string caseName(const ::testing::TestParamInfo<QuantCase> &info) {
   const QuantCase &c = info.param;
   static const char *const kEpilogues[] = {"",     "BiasSilu", "ResidualGelu", "BiasResidualRelu",

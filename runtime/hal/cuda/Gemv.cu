@@ -53,22 +53,8 @@ __device__ __forceinline__ void finishColumn(float (&acc)[Weights][Rows], const 
       if (lane == 0)
         static_cast<T *>(g.c)[r * g.n + col] = fromFloat<T>(activate(x, g.activation) * up);
     } else if (lane == 0) {
-      if (bias)
-        x += toFloat(bias[col]);
-      x = activate(x, g.activation);
-      const int64_t at = r * g.n + col;
-      float y; // as stored
-      if (g.wideC) {
-        if (g.residual)
-          x += static_cast<const float *>(g.residual)[at];
-        static_cast<float *>(g.c)[at] = y = x;
-      } else {
-        if (g.residual)
-          x += toFloat(static_cast<const T *>(g.residual)[at]);
-        T stored = fromFloat<T>(x);
-        static_cast<T *>(g.c)[at] = stored;
-        y = toFloat(stored);
-      }
+      int64_t at;
+      const float y = storeColumn<T>(g, bias, x, r, col, at); // as stored
       if (keys) // the stored logit: the host picks among the rounded ones
         keys[r] = greedyPickKey(y, col);
       if (g.norm.out) {

@@ -87,6 +87,30 @@ __device__ __forceinline__ float normWeight(const GemvPart &g, int64_t col) {
   return w + g.norm.offset;
 }
 
+/// Row `row`'s sum x of column `col` of an ungated part, finished:
+/// act(x + bias) + residual into C (f32 for wideC), at C's element `at`.
+/// Returns it as stored. (`bias` is g.bias, which a caller looping over
+/// rows reads once.)
+template <typename T>
+__device__ __forceinline__ float storeColumn(const GemvPart &g, const T *bias, float x,
+                                             int64_t row, int64_t col, int64_t &at) {
+  if (bias)
+    x += toFloat(bias[col]);
+  x = activate(x, g.activation);
+  at = row * g.n + col;
+  if (g.wideC) {
+    if (g.residual)
+      x += static_cast<const float *>(g.residual)[at];
+    static_cast<float *>(g.c)[at] = x;
+    return x;
+  }
+  if (g.residual)
+    x += toFloat(static_cast<const T *>(g.residual)[at]);
+  T stored = fromFloat<T>(x);
+  static_cast<T *>(g.c)[at] = stored;
+  return toFloat(stored);
+}
+
 /// gemvParts over quantized weights (QuantGemv.cu), greedy pick included.
 void quantGemvParts(Elem e, const void *a, const GemvPart *parts, int count, int64_t m,
                     int64_t k, bool constantWeights, cudaStream_t stream,

@@ -233,27 +233,13 @@ __device__ __forceinline__ void finishElement(const GemvPart &g, const float (&s
                                          : 1.0f;
   const QuantizedWeights &q = g.quant;
   float x = sums[Weights - 1] * columnScale(q, false, col) * rowScale;
-  const int64_t at = row * g.n + col;
   if constexpr (Weights == 2) {
     float gate = sums[0] * columnScale(q, true, col) * rowScale;
-    static_cast<T *>(g.c)[at] = fromFloat<T>(activate(gate, g.activation) * x);
+    static_cast<T *>(g.c)[row * g.n + col] = fromFloat<T>(activate(gate, g.activation) * x);
     return;
   }
-  if (g.bias)
-    x += toFloat(static_cast<const T *>(g.bias)[col]);
-  x = activate(x, g.activation);
-  float y; // as stored
-  if (g.wideC) {
-    if (g.residual)
-      x += static_cast<const float *>(g.residual)[at];
-    static_cast<float *>(g.c)[at] = y = x;
-  } else {
-    if (g.residual)
-      x += toFloat(static_cast<const T *>(g.residual)[at]);
-    T stored = fromFloat<T>(x);
-    static_cast<T *>(g.c)[at] = stored;
-    y = toFloat(stored);
-  }
+  int64_t at;
+  const float y = storeColumn<T>(g, static_cast<const T *>(g.bias), x, row, col, at);
   key = greedyPickKey(y, col);
   if (g.norm.out) {
     static_cast<T *>(g.norm.out)[at] = fromFloat<T>(y * normWeight<T>(g, col));
