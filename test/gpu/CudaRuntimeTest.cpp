@@ -728,6 +728,42 @@ TEST(CudaGemmMerge, EvenlySpacedPrefillGemmsBecomeOneBatch) {
   EXPECT_EQ(cuda::mergeGemms(run, cuda::Elem::BF16).count, 1u);
 }
 
+/// An int4 (or `format`) decode GEMM at made-up addresses.
+cuda::GemmDesc quantizedAt(uintptr_t a, uintptr_t b, uintptr_t c, int64_t m, int64_t n,
+                           cuda::WeightFormat format = cuda::WeightFormat::Int4) {
+  cuda::GemmDesc d = gemmAt(a, b, c, m, n, 2048);
+  d.quant.format = format;
+  d.quant.group = 128;
+  return d;
+}
+
+TEST(CudaGemmMerge, QuantizedProjectionsShareAGemvOfOneFormat) {
+  // q, k, v in int4 (weights 4-byte aligned, not 16: the GEMV reads words),
+  // then one in int8, then one in bf16.
+  std::vector<cuda::GemmDesc> run = {
+      quantizedAt(0x1000, 0x100004, 0x20000, 1, 2048),
+      quantizedAt(0x1000, 0x900004, 0x30000, 1, 256),
+      quantizedAt(0x1000, 0xa00004, 0x32000, 1, 256),
+      quantizedAt(0x1000, 0xb00000, 0x34000, 1, 256, cuda::WeightFormat::Int8),
+      quantizedAt(0x1000, 0xc00000, 0x36000, 1, 256, cuda::WeightFormat::Float)};
+  cuda::GemmMerge merge = cuda::mergeGemms(run, cuda::Elem::BF16);
+  EXPECT_TRUE(merge.gemv);
+  EXPECT_EQ(merge.count, 3u);
+  merge = cuda::mergeGemms({run.begin() + 3, run.end()}, cuda::Elem::BF16);
+  EXPECT_TRUE(merge.gemv);
+  EXPECT_EQ(merge.count, 1u);
+}
+
+TEST(CudaGemmMerge, QuantizedPrefillGemmsStayApart) {
+  // gate and up of a prefill, weights one after the other: float ones
+  // would be one strided batch, quantized ones are dequantized one by one.
+  const int64_t m = 2048, n = 5632;
+  std::vector<cuda::GemmDesc> run = {
+      quantizedAt(0x10000000, 0x40000000, 0x20000000, m, n),
+      quantizedAt(0x10000000, 0x40000000 + n * 1024, 0x20000000 + m * n * 2, m, n)};
+  EXPECT_EQ(cuda::mergeGemms(run, cuda::Elem::BF16).count, 1u);
+}
+
 // Training on the GPU from the fixture weights: the 50 AdamW steps that
 // PyTorch took in fp32 (test/fixtures/make_train_fixtures.py). In f32 the
 // losses agree as closely as on the CPU; in bf16 (bf16 compute, f32 master

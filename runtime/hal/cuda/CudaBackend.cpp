@@ -41,7 +41,35 @@ GemvPrefetch cachePrefetch(const cmd::Attention &a, Elem elem, const AttentionPa
   return prefetch;
 }
 
+const char *quantizedName(format::WeightFormat f) {
+  switch (f) {
+  case format::WeightFormat::Int8: return "int8";
+  case format::WeightFormat::Int4: return "int4";
+  case format::WeightFormat::Fp8E4M3: return "fp8";
+  default: return "float";
+  }
+}
+
+WeightFormat weightFormatOf(format::WeightFormat f) {
+  switch (f) {
+  case format::WeightFormat::Int8: return WeightFormat::Int8;
+  case format::WeightFormat::Int4: return WeightFormat::Int4;
+  case format::WeightFormat::Fp8E4M3: return WeightFormat::Fp8E4M3;
+  default: return WeightFormat::Float;
+  }
+}
+
 } // namespace
+
+int64_t quantScratchBytes(const cmd::Gemm &g) {
+  if (!g.quantized() ||
+      (g.m <= kGemvRows && g.a.space != format::Space::Weights && g.a.offset % 16 == 0))
+    return 0;
+  const Elem elem = g.dtype == format::DType::BF16 ? Elem::BF16 : Elem::F32;
+  return quantScratchBytes(g.m, g.n, g.k, elem,
+                           g.weightFormat == format::WeightFormat::Fp8E4M3 &&
+                               g.perTensorScale());
+}
 
 bool sumsColumnsByGemm(format::ReduceKind kind, int64_t n, int64_t inner) {
   return (kind == format::ReduceKind::Sum || kind == format::ReduceKind::Mean) && n >= 64 &&
@@ -139,9 +167,20 @@ GemmDesc CudaBackend::gemmDesc(const cmd::Gemm &g) const {
   d.norm.aSquares = reinterpret_cast<const double *>(ptr(g.aSquares));
   d.norm.aEps = g.aNormEps;
   d.wideC = g.wideC;
+  d.quant.format = weightFormatOf(g.weightFormat);
+  d.quant.scale = reinterpret_cast<const float *>(ptr(g.bScale));
+  d.quant.zero = ptr(g.bZero);
+  d.quant.gateScale = reinterpret_cast<const float *>(ptr(g.gateScale));
+  d.quant.gateZero = ptr(g.gateZero);
+  d.quant.group = g.group;
+  const bool fp8 = g.weightFormat == format::WeightFormat::Fp8E4M3;
+  d.quant.perTensor = fp8 && g.perTensorScale();
+  d.quant.gatePerTensor = fp8 && g.gateScale.size == 4;
   auto isWeights = [](const Buffer &b) { return b.space == format::Space::Weights; };
-  d.constantB = isWeights(g.b) && (!d.gate || isWeights(g.gate)) &&
-                (!d.norm.weight || isWeights(g.normWeight));
+  auto constant = [&](const Buffer &b) { return !b.present() || isWeights(b); };
+  d.constantB = isWeights(g.b) && constant(g.gate) && constant(g.normWeight) &&
+                constant(g.bScale) && constant(g.bZero) && constant(g.gateScale) &&
+                constant(g.gateZero);
   return d;
 }
 
@@ -161,6 +200,12 @@ Status CudaBackend::recordGemms(const std::vector<Command> &steps, const StepGro
     if (!d.a || !d.b || !d.c)
       return Status::error("step " + std::to_string(group.first + i) +
                            " (gemm): an operand lies outside the tensors of its space");
+    // Quantized weights and their scales are read in 4-byte words.
+    auto words = [](const void *p) { return reinterpret_cast<uintptr_t>(p) % 4 == 0; };
+    if (d.quant.quantized() && !(words(d.b) && words(d.gate) && words(d.quant.scale) &&
+                                 words(d.quant.gateScale)))
+      return Status::error("step " + std::to_string(group.first + i) +
+                           " (gemm): quantized weights and scales must be 4-byte aligned");
     run.push_back(d);
   }
   for (size_t i = 0; i < run.size();) {
@@ -172,12 +217,14 @@ Status CudaBackend::recordGemms(const std::vector<Command> &steps, const StepGro
       plan = GemmPlan::createGemv({run.begin() + i, run.begin() + i + merge.count}, *elem);
     } else {
       auto made = GemmPlan::create(device_.lt, d, *elem, device_.gemmWorkspaceBytes,
-                                   device_.gemmWorkspace, device_.gemmTuneCandidates);
+                                   device_.gemmWorkspace, device_.gemmTuneCandidates,
+                                   device_.quantScratch);
       if (!made && merge.count > 1) { // no algorithm for the batch: one at a time
         merge.count = 1;
         d = run[i];
         made = GemmPlan::create(device_.lt, d, *elem, device_.gemmWorkspaceBytes,
-                                device_.gemmWorkspace, device_.gemmTuneCandidates);
+                                device_.gemmWorkspace, device_.gemmTuneCandidates,
+                                device_.quantScratch);
       }
       if (!made)
         return Status::error("step " + std::to_string(index) + " (gemm): " +
@@ -201,6 +248,9 @@ Status CudaBackend::recordGemms(const std::vector<Command> &steps, const StepGro
               (merge.gemv ? " parts" : "");
     else if (d.batch > 1)
       name += " batch " + std::to_string(d.batch);
+    if (const char *route = p->quantizedRoute())
+      name += std::string(" ") + quantizedName(std::get<cmd::Gemm>(steps[index]).weightFormat) +
+              " (" + route + ")";
     add([p, workspace, workspaceBytes](cudaStream_t s) {
           return p->run(workspace, workspaceBytes, s);
         },

@@ -41,11 +41,18 @@ struct CudaResources {
   const std::vector<CUfunction> *functions = nullptr;
   bool overlapLaunches = false; // kernels built to wait for their predecessor
   int gemmTuneCandidates = 0;   // SessionOptions::gemmTuneCandidates
+  QuantScratch quantScratch;    // prefill GEMMs over quantized weights
 };
 
 /// Reductions over a middle axis that go to cuBLASLt: sums and means of
 /// rows wide enough to keep its tiles busy.
 bool sumsColumnsByGemm(format::ReduceKind kind, int64_t n, int64_t inner);
+
+/// The scratch GEMM `g` over quantized weights needs where it does not
+/// run as our GEMV (GemmPlan::create): 0 for float weights, and for decode
+/// rows of A whose offset keeps A 16-byte aligned (spaces start 256-byte
+/// aligned).
+int64_t quantScratchBytes(const cmd::Gemm &g);
 
 /// The kernel's description of attention `a`, its buffers placed by
 /// `pointer` (null for an absent one).

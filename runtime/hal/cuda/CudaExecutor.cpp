@@ -102,6 +102,10 @@ private:
   uint8_t *device_ = nullptr; // the one allocation
   uint8_t *weights_ = nullptr, *state_ = nullptr, *arena_ = nullptr;
   void *gemmWorkspace_ = nullptr;
+  /// Prefill GEMMs over quantized weights: the largest one's dequantized
+  /// weights (or fp8 A), reused by all of them.
+  void *quantScratch_ = nullptr;
+  int64_t quantScratchBytes_ = 0;
   float *attentionWorkspace_ = nullptr;
   void *onesF32_ = nullptr, *onesBF16_ = nullptr; // for column sums by GEMM
   CudaResources resources_;
@@ -221,7 +225,7 @@ Status CudaExecutor::init() {
   int64_t weightsBytes = 0;
   for (auto &t : weightMap_)
     weightsBytes = std::max(weightsBytes, alignUp(t[2] + t[1]));
-  int64_t arenaBytes = 0, ioBytes = 0, attentionFloats = 0, onesCount = 0;
+  int64_t arenaBytes = 0, ioBytes = 0, attentionFloats = 0, onesCount = 0, quantScratch = 0;
   if (root.entries())
     for (const format::EntryPoint *desc : *root.entries()) {
       arenaBytes = std::max(arenaBytes, alignUp(desc->arena_size()));
@@ -232,6 +236,8 @@ Status CudaExecutor::init() {
       if (const auto *r = std::get_if<cmd::Reduce>(&command);
           r && sumsColumnsByGemm(r->kind, r->n, r->inner))
         onesCount = std::max(onesCount, r->n);
+      else if (const auto *g = std::get_if<cmd::Gemm>(&command))
+        quantScratch = std::max(quantScratch, quantScratchBytes(*g));
       else if (const auto *a = std::get_if<cmd::Attention>(&command);
                a && (a->dtype == format::DType::F32 || a->dtype == format::DType::BF16)) {
         // Buffers are not placed yet; sizing needs which ones are there.
@@ -247,7 +253,8 @@ Status CudaExecutor::init() {
   // device before anything is allocated.
   __int128 wanted = static_cast<__int128>(weightsBytes) + stateBytes + arenaBytes + ioBytes +
                     static_cast<__int128>(kGemmWorkspace) + alignUp(attentionFloats * 4) +
-                    alignUp(onesCount * 4) + alignUp(onesCount * 2) + kAlign;
+                    alignUp(onesCount * 4) + alignUp(onesCount * 2) + alignUp(quantScratch) +
+                    kAlign;
   size_t freeBytes = 0, totalBytes = 0;
   if (cudaError_t e = cudaMemGetInfo(&freeBytes, &totalBytes); e != cudaSuccess)
     return cudaError("reading the free memory of " + name_, e);
@@ -270,6 +277,8 @@ Status CudaExecutor::init() {
   state_ = take(stateBytes);
   arena_ = take(arenaBytes);
   gemmWorkspace_ = take(kGemmWorkspace);
+  quantScratch_ = take(quantScratch);
+  quantScratchBytes_ = quantScratch;
   attentionWorkspace_ = reinterpret_cast<float *>(take(attentionFloats * 4));
   onesF32_ = take(onesCount * 4);
   onesBF16_ = take(onesCount * 2);
@@ -298,6 +307,7 @@ Status CudaExecutor::init() {
   resources_.driver = driver_;
   resources_.functions = &functions_;
   resources_.gemmTuneCandidates = options_.gemmTuneCandidates;
+  resources_.quantScratch = {quantScratch_, quantScratchBytes_};
   resources_.overlapLaunches =
       root.kernels() && root.kernels()->programmatic_launch() && overlapsLaunches();
   if (root.entries())

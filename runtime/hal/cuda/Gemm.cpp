@@ -28,7 +28,10 @@ uint32_t alignmentOf(const void *p) {
   return a;
 }
 
-bool aligned16(const void *p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+bool aligned(const void *p, uintptr_t bytes) {
+  return reinterpret_cast<uintptr_t>(p) % bytes == 0;
+}
+bool aligned16(const void *p) { return aligned(p, 16); }
 
 // cuBLASLt's heuristic first pick is often not its fastest candidate for
 // our prefill shapes (wide f32 outputs most of all), so those are timed.
@@ -43,7 +46,7 @@ std::map<std::string, cublasLtMatmulAlgo_t> tunedAlgos;
 
 /// What the choice depends on: the device, the problem, the epilogue and the
 /// operands' alignments (A, B, C, D as cuBLASLt names them).
-std::string tuneKey(const GemmDesc &d, Elem elem, float beta,
+std::string tuneKey(const GemmDesc &d, Elem elem, float beta, bool fp8,
                     const uint32_t (&alignments)[4]) {
   int device = 0;
   cudaGetDevice(&device);
@@ -55,16 +58,24 @@ std::string tuneKey(const GemmDesc &d, Elem elem, float beta,
       std::to_string(d.strideA) + "," + std::to_string(d.strideB) + "," +
       std::to_string(d.strideC) + ":" + std::to_string(d.bias != nullptr) +
       std::to_string(beta != 0.0f) + std::to_string(d.wideC) + ":" +
-      std::to_string(d.activation) + "," + std::to_string(d.activatedBatches);
+      std::to_string(d.activation) + "," + std::to_string(d.activatedBatches) +
+      (fp8 ? ":fp8" : "");
   for (uint32_t a : alignments)
     key += ":" + std::to_string(a);
   return key;
 }
 
 bool gemvShaped(const GemmDesc &d) {
+  // Quantized weights take 4-byte loads where 16-byte ones do not fit.
+  const uintptr_t weightAlignment = d.quant.quantized() ? 4 : 16;
   return d.alpha == 1.0f && d.m <= kGemvRows && d.batch == 1 && d.transposeB &&
-         !d.transposeA &&
-         d.k % 8 == 0 && aligned16(d.a) && aligned16(d.b) && aligned16(d.gate);
+         !d.transposeA && d.k % 8 == 0 && aligned16(d.a) && aligned(d.b, weightAlignment) &&
+         aligned(d.gate, weightAlignment);
+}
+
+/// quantizeFp8's scratch: A in e4m3, then its partial maxima and scale.
+int64_t fp8ScratchBytes(int64_t m, int64_t k) {
+  return (m * k + 255) / 256 * 256 + (kFp8Partials + 64) * 4;
 }
 
 /// Whether [p, p + bytes) and [q, q + bytes2) share a byte.
@@ -107,7 +118,8 @@ GemmMerge mergeGemms(const std::vector<GemmDesc> &run, Elem elem) {
     bool same = !d.gate && d.a == first.a && d.wideC == first.wideC &&
                 d.norm.aSquares == first.norm.aSquares &&
                 d.norm.aEps == first.norm.aEps && d.m == first.m && d.k == first.k &&
-                d.alpha == first.alpha && d.transposeA == first.transposeA &&
+                d.alpha == first.alpha && d.quant.format == first.quant.format &&
+                d.transposeA == first.transposeA &&
                 d.transposeB == first.transposeB && d.batch == 1 && first.batch == 1;
     if (!same)
       break;
@@ -134,7 +146,8 @@ GemmMerge mergeGemms(const std::vector<GemmDesc> &run, Elem elem) {
     // outputs at one spacing, and activations only on a leading run.
     const GemmDesc &previous = run[count - 1];
     intptr_t bGap = byteGap(first.b, run[1].b), cGap = byteGap(first.c, run[1].c);
-    bool evenlySpaced = d.n == first.n && !d.bias && !d.residual && !first.bias &&
+    bool evenlySpaced = !first.quant.quantized() && d.n == first.n && !d.bias &&
+                        !d.residual && !first.bias &&
                         !first.residual && byteGap(previous.b, d.b) == bGap &&
                         byteGap(previous.c, d.c) == cGap && bGap % eb == 0 &&
                         cGap % eb == 0 && cGap >= cBytes(first) &&
@@ -167,10 +180,17 @@ std::unique_ptr<GemmPlan> GemmPlan::createGemv(const std::vector<GemmDesc> &part
   plan->gemvWeightsConstant_ = true;
   for (const GemmDesc &d : parts) {
     plan->gemvParts_.push_back(
-        GemvPart{d.b, d.c, d.bias, d.residual, d.n, d.activation, d.gate, d.norm, d.wideC});
+        GemvPart{d.b, d.c, d.bias, d.residual, d.n, d.activation, d.gate, d.norm, d.wideC,
+                 d.quant});
     plan->gemvWeightsConstant_ = plan->gemvWeightsConstant_ && d.constantB;
   }
   return plan;
+}
+
+int64_t quantScratchBytes(int64_t m, int64_t n, int64_t k, Elem elem, bool fp8PerTensor) {
+  const int64_t dequantized = n * k * bytesOf(elem);
+  return fp8PerTensor && elem == Elem::BF16 ? std::max(dequantized, fp8ScratchBytes(m, k))
+                                            : dequantized;
 }
 
 StatusOr<std::unique_ptr<GemmPlan>> GemmPlan::create(cublasLtHandle_t handle,
@@ -178,11 +198,8 @@ StatusOr<std::unique_ptr<GemmPlan>> GemmPlan::create(cublasLtHandle_t handle,
                                                      Elem elem,
                                                      size_t workspaceBytes,
                                                      void *tuneWorkspace,
-                                                     int tuneCandidates) {
-  std::unique_ptr<GemmPlan> plan(new GemmPlan());
-  plan->handle_ = handle;
-  plan->desc_ = desc;
-  plan->elem_ = elem;
+                                                     int tuneCandidates,
+                                                     const QuantScratch &scratch) {
   // A few rows against a weight stored [n, k]: cuBLASLt's GEMV kernels
   // reach about a third of the memory bandwidth there, ours most of it.
   if (gemvShaped(desc))
@@ -194,7 +211,74 @@ StatusOr<std::unique_ptr<GemmPlan>> GemmPlan::create(cublasLtHandle_t handle,
                          "16-byte aligned), batch 1; this one is " +
                          std::to_string(desc.m) + "x" + std::to_string(desc.n) + "x" +
                          std::to_string(desc.k) + " batch " + std::to_string(desc.batch));
+  if (desc.quant.quantized())
+    return createQuantized(handle, desc, elem, workspaceBytes, tuneWorkspace, tuneCandidates,
+                           scratch);
+  return createLt(handle, desc, elem, workspaceBytes, tuneWorkspace, tuneCandidates);
+}
+
+StatusOr<std::unique_ptr<GemmPlan>>
+GemmPlan::createQuantized(cublasLtHandle_t handle, const GemmDesc &desc, Elem elem,
+                          size_t workspaceBytes, void *tuneWorkspace, int tuneCandidates,
+                          const QuantScratch &scratch) {
+  const QuantizedWeights &q = desc.quant;
+  auto tooSmall = [&](int64_t needed) {
+    return Status::error("a " + std::to_string(desc.m) + "x" + std::to_string(desc.n) + "x" +
+                         std::to_string(desc.k) +
+                         " GEMM over quantized weights needs " + std::to_string(needed) +
+                         " bytes of scratch, the executor has " +
+                         std::to_string(scratch.bytes));
+  };
+  if (desc.batch != 1 || desc.transposeA || !desc.transposeB || desc.k % 8 != 0)
+    return Status::error("quantized weights are one matrix stored [n, k]");
+  // cuBLASLt's fp8 GEMM wants both operands K-major (ours are), 16-byte
+  // aligned, with K a multiple of 16. Without an algorithm for the shape or
+  // epilogue (or before sm_89) the weights are dequantized instead.
+  const int64_t fp8Bytes = fp8ScratchBytes(desc.m, desc.k);
+  if (q.format == WeightFormat::Fp8E4M3 && q.perTensor && elem == Elem::BF16 &&
+      desc.k % 16 == 0 && aligned16(desc.a) && aligned16(desc.b) && aligned16(scratch.data) &&
+      scratch.bytes >= fp8Bytes) {
+    auto *base = static_cast<uint8_t *>(scratch.data);
+    auto *floats = reinterpret_cast<float *>(base + (desc.m * desc.k + 255) / 256 * 256);
+    Fp8Activations fp8{desc.a, desc.m * desc.k, base, floats, floats + kFp8Partials, 1};
+    int device = 0;
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&fp8.multiprocessors, cudaDevAttrMultiProcessorCount,
+                               device) != cudaSuccess)
+      cudaGetLastError(); // one partial block is still right
+    GemmDesc d = desc;
+    d.a = fp8.out;
+    auto plan = createLt(handle, d, elem, workspaceBytes, tuneWorkspace, tuneCandidates,
+                         fp8.scale);
+    if (plan) {
+      (*plan)->fp8_ = fp8;
+      return plan;
+    }
+  }
+  const int64_t needed = desc.n * desc.k * bytesOf(elem);
+  if (scratch.bytes < needed || !aligned16(scratch.data))
+    return tooSmall(needed);
+  GemmDesc d = desc;
+  d.b = scratch.data;
+  d.quant = {};
+  d.constantB = false; // a kernel of the step writes it
+  auto plan = createLt(handle, d, elem, workspaceBytes, tuneWorkspace, tuneCandidates);
+  if (plan)
+    (*plan)->dequant_ = Dequantization{desc.b, q, desc.n, desc.k, scratch.data};
+  return plan;
+}
+
+StatusOr<std::unique_ptr<GemmPlan>>
+GemmPlan::createLt(cublasLtHandle_t handle, const GemmDesc &desc, Elem elem,
+                   size_t workspaceBytes, void *tuneWorkspace, int tuneCandidates,
+                   const float *fp8ScaleA) {
+  std::unique_ptr<GemmPlan> plan(new GemmPlan());
+  plan->handle_ = handle;
+  plan->desc_ = desc;
+  plan->elem_ = elem;
+  const bool fp8 = fp8ScaleA != nullptr;
   cudaDataType_t type = elem == Elem::BF16 ? CUDA_R_16BF : CUDA_R_32F;
+  cudaDataType_t abType = fp8 ? CUDA_R_8F_E4M3 : type;
   // An f32 residual stream: C and D in f32 over bf16 A and B, which
   // cuBLASLt's 32F compute supports.
   cudaDataType_t cType = desc.wideC ? CUDA_R_32F : type;
@@ -206,6 +290,14 @@ StatusOr<std::unique_ptr<GemmPlan>> GemmPlan::create(cublasLtHandle_t handle,
   cublasOperation_t opB = desc.transposeA ? CUBLAS_OP_T : CUBLAS_OP_N;
   cublasLtMatmulDescSetAttribute(plan->op_, CUBLASLT_MATMUL_DESC_TRANSA, &opA, sizeof opA);
   cublasLtMatmulDescSetAttribute(plan->op_, CUBLASLT_MATMUL_DESC_TRANSB, &opB, sizeof opB);
+  if (fp8) {
+    // cuBLASLt's A is our weights (their scale), its B our A.
+    const void *weightScale = desc.quant.scale;
+    cublasLtMatmulDescSetAttribute(plan->op_, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER,
+                                   &weightScale, sizeof weightScale);
+    cublasLtMatmulDescSetAttribute(plan->op_, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER,
+                                   &fp8ScaleA, sizeof fp8ScaleA);
+  }
 
   // Which part of the epilogue cuBLASLt can do.
   bool residual = desc.residual != nullptr;
@@ -244,11 +336,11 @@ StatusOr<std::unique_ptr<GemmPlan>> GemmPlan::create(cublasLtHandle_t handle,
     return Status::ok();
   };
   // cuBLASLt's A = our B (n × k), its B = our A (k × m), its D = Cᵀ (n × m).
-  Status s = desc.transposeB ? layout(&plan->a_, desc.k, desc.n, desc.k, desc.strideB, type)
-                             : layout(&plan->a_, desc.n, desc.k, desc.n, desc.strideB, type);
+  Status s = desc.transposeB ? layout(&plan->a_, desc.k, desc.n, desc.k, desc.strideB, abType)
+                             : layout(&plan->a_, desc.n, desc.k, desc.n, desc.strideB, abType);
   if (s)
-    s = desc.transposeA ? layout(&plan->b_, desc.m, desc.k, desc.m, desc.strideA, type)
-                        : layout(&plan->b_, desc.k, desc.m, desc.k, desc.strideA, type);
+    s = desc.transposeA ? layout(&plan->b_, desc.m, desc.k, desc.m, desc.strideA, abType)
+                        : layout(&plan->b_, desc.k, desc.m, desc.k, desc.strideA, abType);
   if (s)
     s = layout(&plan->c_, desc.n, desc.m, desc.n, desc.strideC, cType);
   if (!s)
@@ -286,7 +378,8 @@ StatusOr<std::unique_ptr<GemmPlan>> GemmPlan::create(cublasLtHandle_t handle,
   const bool tune = tuneWorkspace && candidates > 1 &&
                     2.0 * desc.batch * desc.m * desc.n * desc.k >= kTuneFlops;
   const std::string key =
-      tune ? tuneKey(desc, elem, plan->beta_, {alignA, alignB, alignC, alignD}) : std::string();
+      tune ? tuneKey(desc, elem, plan->beta_, fp8, {alignA, alignB, alignC, alignD})
+           : std::string();
   if (tune) {
     std::lock_guard<std::mutex> lock(tunedMutex);
     if (auto it = tunedAlgos.find(key); it != tunedAlgos.end()) {
@@ -369,6 +462,14 @@ bool GemmPlan::canPickGreedy(const void *logits, int64_t rows, int64_t vocab) co
          desc_.m == rows && gemvParts_[0].n == vocab;
 }
 
+const char *GemmPlan::quantizedRoute() const {
+  if (fp8_)
+    return "fp8 GEMM";
+  if (dequant_)
+    return "dequantized";
+  return !gemvParts_.empty() && gemvParts_[0].quant.quantized() ? "GEMV" : nullptr;
+}
+
 Status GemmPlan::run(void *workspace, size_t workspaceBytes,
                      cudaStream_t stream) const {
   if (!gemvParts_.empty()) {
@@ -377,6 +478,12 @@ Status GemmPlan::run(void *workspace, size_t workspaceBytes,
               pick_ ? &*pick_ : nullptr);
     return Status::ok();
   }
+  if (dequant_)
+    dequantize(elem_, dequant_->q, dequant_->quant, dequant_->n, dequant_->k, dequant_->out,
+               stream);
+  if (fp8_)
+    quantizeFp8(fp8_->a, fp8_->count, fp8_->out, fp8_->partials, fp8_->scale,
+                fp8_->multiprocessors, stream);
   float alpha = desc_.alpha;
   const void *cPointer = beta_ != 0.0f ? desc_.residual : desc_.c;
   if (Status s = lt(cublasLtMatmul(handle_, op_, &alpha, desc_.b, a_, desc_.a, b_,

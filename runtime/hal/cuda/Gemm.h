@@ -38,7 +38,21 @@ struct GemmDesc {
   FoldedNorm norm;
   /// C and the residual are f32 over bf16 A and B (see GemvPart::wideC).
   bool wideC = false;
+  /// B and the gate quantized (transposeB, batch 1). Our GEMV dequantizes
+  /// them as it reads them; a larger GEMM dequantizes B into the plan's
+  /// scratch for cuBLASLt, or (fp8 with one scale, bf16 A) runs cuBLASLt's
+  /// fp8 GEMM on A scaled into e4m3 there.
+  QuantizedWeights quant;
 };
+
+/// Device memory that prefill-sized GEMMs over quantized weights work in:
+/// one region for all of an executor's GEMMs, which run one at a time.
+struct QuantScratch {
+  void *data = nullptr;
+  int64_t bytes = 0;
+};
+/// The scratch such a GEMM of m rows over [n, k] weights needs in `elem`.
+int64_t quantScratchBytes(int64_t m, int64_t n, int64_t k, Elem elem, bool fp8PerTensor);
 
 /// How many GEMMs from the front of `run` (consecutive plan steps) one
 /// launch can do, and the batched GEMM that does them where the launch is
@@ -62,9 +76,11 @@ public:
   /// GEMM times cuBLASLt's candidate algorithms on scratch outputs and keeps
   /// the fastest (remembered per shape for the process).
   /// `tuneCandidates`: how many candidates to time (SessionOptions).
+  /// Quantized weights beyond our GEMV need `scratch` (quantScratchBytes).
   static StatusOr<std::unique_ptr<GemmPlan>>
   create(cublasLtHandle_t handle, const GemmDesc &desc, Elem elem,
-         size_t workspaceBytes, void *tuneWorkspace = nullptr, int tuneCandidates = 8);
+         size_t workspaceBytes, void *tuneWorkspace = nullptr, int tuneCandidates = 8,
+         const QuantScratch &scratch = {});
   /// One launch of our GEMV for up to kGemvParts decode-sized GEMMs over
   /// the same A (mergeGemms said they may share it).
   static std::unique_ptr<GemmPlan> createGemv(const std::vector<GemmDesc> &parts,
@@ -78,9 +94,23 @@ public:
   bool canPickGreedy(const void *logits, int64_t rows, int64_t vocab) const;
   /// Until cleared (nullopt), run() picks with `pick`.
   void setGreedyPick(std::optional<GreedyPick> pick) { pick_ = pick; }
+  /// How quantized weights are multiplied ("GEMV", "fp8 GEMM",
+  /// "dequantized"), for step names; null for float weights.
+  const char *quantizedRoute() const;
 
 private:
   GemmPlan() = default;
+  /// The cuBLASLt plan proper. `fp8`: A and B are e4m3 with device scales
+  /// (cuBLASLt's A: our B, scaled by desc.quant.scale; its B: our A).
+  static StatusOr<std::unique_ptr<GemmPlan>>
+  createLt(cublasLtHandle_t handle, const GemmDesc &desc, Elem elem, size_t workspaceBytes,
+           void *tuneWorkspace, int tuneCandidates, const float *fp8ScaleA = nullptr);
+  /// A prefill-sized GEMM over quantized weights: fp8 through cuBLASLt
+  /// where it can, else the weights dequantized into `scratch` first.
+  static StatusOr<std::unique_ptr<GemmPlan>>
+  createQuantized(cublasLtHandle_t handle, const GemmDesc &desc, Elem elem,
+                  size_t workspaceBytes, void *tuneWorkspace, int tuneCandidates,
+                  const QuantScratch &scratch);
   /// The fastest of `candidates` over scratch outputs; -1 if none ran.
   int fastest(const cublasLtMatmulHeuristicResult_t *candidates, int count,
               void *workspace, size_t workspaceBytes) const;
@@ -96,6 +126,22 @@ private:
   bool gemvWeightsConstant_ = false;
   GemvPrefetch prefetch_;
   std::optional<GreedyPick> pick_;
+  /// Quantized weights: what run() does before the cuBLASLt GEMM.
+  struct Dequantization {
+    const void *q;
+    QuantizedWeights quant;
+    int64_t n, k;
+    void *out;
+  };
+  std::optional<Dequantization> dequant_;
+  struct Fp8Activations {
+    const void *a;
+    int64_t count;
+    uint8_t *out;
+    float *partials, *scale;
+    int multiprocessors;
+  };
+  std::optional<Fp8Activations> fp8_;
 };
 
 } // namespace gai::cuda

@@ -3,20 +3,10 @@
 // how early: cuBLASLt's kernels reach neither, so this is hand written.
 // (Bulk-copying each block's weight tile into shared memory, Hopper's TMA
 // way, reached 1.9 TB/s over a step's GEMVs against these loads' 2.6.)
-#include "hal/cuda/Kernels.h"
-#include "hal/cuda/Math.cuh"
+#include "hal/cuda/Gemv.cuh"
 
 namespace gai::cuda {
 namespace {
-
-/// A weight load that skips L1: each weight byte is read once per step.
-__device__ __forceinline__ uint4 loadStreaming(const void *p) {
-  uint4 v;
-  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n"
-      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-      : "l"(p));
-  return v;
-}
 
 /// acc[r] += the 16 bytes of weights `wv` · a[r, i : i + 16 bytes], for
 /// the m ≤ Rows rows.
@@ -37,49 +27,8 @@ __device__ __forceinline__ void gemvChunk(uint4 wv, const T *a, int m, int64_t k
   }
 }
 
-struct GemvLaunch {
-  GemvPart parts[kGemvParts];
-  int64_t blockEnd[kGemvParts]; // the blocks of parts [0, p]
-  int count;
-  bool constantWeights;
-  GemvPrefetch prefetch;
-  GreedyPick pick; // with the kernel's Pick
-};
-
-/// Block b asks L2 for the b-th 16 KB of the prefetch regions (none past
-/// their end): one thread, one bulk prefetch, before the block's wait.
-__device__ __forceinline__ void prefetchChunk(const GemvPrefetch &prefetch) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  constexpr int64_t kPrefetchChunk = 16384;
-  int64_t chunk = blockIdx.x;
-  for (int r = 0; r < 2; ++r) {
-    int64_t chunks = (prefetch.bytes[r] + kPrefetchChunk - 1) / kPrefetchChunk;
-    if (chunk < chunks) {
-      int64_t offset = chunk * kPrefetchChunk;
-      auto bytes = static_cast<uint32_t>(min(kPrefetchChunk, prefetch.bytes[r] - offset));
-      asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(
-                       static_cast<const char *>(prefetch.region[r]) + offset),
-                   "r"(bytes)
-                   : "memory");
-      return;
-    }
-    chunk -= chunks;
-  }
-#endif
-}
-
 constexpr int kColumnsPerBlock = 8; // a warp per column
 constexpr int kThreads = kColumnsPerBlock * 32;
-
-/// The part this block's columns belong to, and the first of them.
-__device__ __forceinline__ int partOfBlock(const GemvLaunch &launch, int64_t &firstColumn) {
-  int part = 0;
-  while (part + 1 < launch.count && blockIdx.x >= launch.blockEnd[part])
-    ++part;
-  int64_t firstBlock = part == 0 ? 0 : launch.blockEnd[part - 1];
-  firstColumn = (blockIdx.x - firstBlock) * kColumnsPerBlock;
-  return part;
-}
 
 /// Sums a warp's partial dot products of column `col` and writes, for each
 /// row, act(sum + bias) + residual, or with a gate (Weights = 2: sums[0]
@@ -104,22 +53,8 @@ __device__ __forceinline__ void finishColumn(float (&acc)[Weights][Rows], const 
       if (lane == 0)
         static_cast<T *>(g.c)[r * g.n + col] = fromFloat<T>(activate(x, g.activation) * up);
     } else if (lane == 0) {
-      if (bias)
-        x += toFloat(bias[col]);
-      x = activate(x, g.activation);
-      const int64_t at = r * g.n + col;
-      float y; // as stored
-      if (g.wideC) {
-        if (g.residual)
-          x += static_cast<const float *>(g.residual)[at];
-        static_cast<float *>(g.c)[at] = y = x;
-      } else {
-        if (g.residual)
-          x += toFloat(static_cast<const T *>(g.residual)[at]);
-        T stored = fromFloat<T>(x);
-        static_cast<T *>(g.c)[at] = stored;
-        y = toFloat(stored);
-      }
+      int64_t at;
+      const float y = storeColumn<T>(g, bias, x, r, col, at); // as stored
       if (keys) // the stored logit: the host picks among the rounded ones
         keys[r] = greedyPickKey(y, col);
       if (g.norm.out) {
@@ -128,14 +63,6 @@ __device__ __forceinline__ void finishColumn(float (&acc)[Weights][Rows], const 
       }
     }
   }
-}
-
-/// A folded norm's scale for column `col`: its weight (C's type) + offset.
-template <typename T>
-__device__ __forceinline__ float normWeight(const GemvPart &g, int64_t col) {
-  float w = g.wideC ? static_cast<const float *>(g.norm.weight)[col]
-                    : toFloat(static_cast<const T *>(g.norm.weight)[col]);
-  return w + g.norm.offset;
 }
 
 /// A norm-making GEMV block's end: each row's squares of the block's
@@ -227,9 +154,9 @@ __global__ void __launch_bounds__(kThreads, sizeof(T) == 2 ? 1 : 4 - Weights)
   static_assert(!Pick || Weights == 1, "a picking GEMV has no gate");
   letNextKernelStart();
   if (threadIdx.x == 0 && launch.prefetch.bytes[0] > 0)
-    prefetchChunk(launch.prefetch);
+    prefetchChunk(launch.prefetch, blockIdx.x); // the b-th 16 KB for block b
   int64_t col;
-  const GemvPart &g = launch.parts[partOfBlock(launch, col)];
+  const GemvPart &g = launch.parts[partOfBlock<kColumnsPerBlock>(launch, col)];
   col += threadIdx.x / 32;
   int lane = threadIdx.x % 32;
   const bool active = col < g.n;
@@ -340,18 +267,13 @@ void launchGemv(const T *a, const GemvLaunch &launch, bool pick, int64_t blocks,
 void gemvParts(Elem e, const void *a, const GemvPart *parts, int count, int64_t m,
                int64_t k, bool constantWeights, cudaStream_t stream,
                const GemvPrefetch &prefetch, const GreedyPick *pick) {
-  GemvLaunch launch{};
-  launch.count = count;
-  launch.constantWeights = constantWeights;
-  launch.prefetch = prefetch;
-  if (pick)
-    launch.pick = *pick;
-  int64_t blocks = 0;
-  for (int p = 0; p < count; ++p) {
-    launch.parts[p] = parts[p];
-    blocks += (parts[p].n + kColumnsPerBlock - 1) / kColumnsPerBlock;
-    launch.blockEnd[p] = blocks;
+  if (count > 0 && parts[0].quant.quantized()) {
+    quantGemvParts(e, a, parts, count, m, k, constantWeights, stream, prefetch, pick);
+    return;
   }
+  GemvLaunch launch =
+      gemvLaunch(parts, count, kColumnsPerBlock, constantWeights, prefetch, pick);
+  const int64_t blocks = count > 0 ? launch.blockEnd[count - 1] : 0;
   if (blocks == 0)
     return;
   if (e == Elem::BF16)

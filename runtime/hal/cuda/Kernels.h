@@ -120,6 +120,43 @@ struct FoldedNorm {
   float aEps = 0.0f;
 };
 
+/// How a GEMM's weights are stored (artifact.fbs's WeightFormat).
+enum class WeightFormat { Float, Int8, Int4, Fp8E4M3 };
+
+/// Quantized weights W [n, k] (and a gate's, stored alike), read as
+/// w = (q - zero) · scale with f32 scales (artifact.fbs): Int8: q int8,
+/// a scale a row. Int4: q two a byte (k = 2t in byte t's low nibble),
+/// 0..15, a scale and a zero byte per `group` of k. Fp8E4M3: q e4m3fn,
+/// one scale (`perTensor`, `gatePerTensor`) or one a row.
+struct QuantizedWeights {
+  WeightFormat format = WeightFormat::Float;
+  const float *scale = nullptr, *gateScale = nullptr;
+  const uint8_t *zero = nullptr, *gateZero = nullptr; // int4
+  int64_t group = 0;                                  // int4
+  bool perTensor = false, gatePerTensor = false;      // fp8
+  bool quantized() const { return format != WeightFormat::Float; }
+};
+/// The bytes of a quantized [n, k] matrix's q.
+inline int64_t quantizedBytes(WeightFormat f, int64_t n, int64_t k) {
+  return f == WeightFormat::Int4 ? n * (k / 2) : n * k;
+}
+
+/// out [n, k] (bf16 or f32 as `e`, row-major) = the weights q [n, k] in
+/// `quant`'s format, dequantized: what cuBLASLt multiplies for prefill-sized
+/// GEMMs over quantized weights. Needs k a multiple of 8, 4-byte aligned q
+/// and 16-byte aligned out.
+void dequantize(Elem e, const void *q, const QuantizedWeights &quant, int64_t n, int64_t k,
+                void *out, cudaStream_t stream);
+/// The most blocks quantizeFp8 takes: how many partials it needs room for.
+constexpr int kFp8Partials = 1024;
+/// A [count] (bf16, count a multiple of 8, 16-byte aligned) scaled into
+/// e4m3 for cuBLASLt's fp8 GEMM: out = e4m3(a · 448 / amax), saturating,
+/// with amax the largest |a|, and scale[0] = amax / 448 (1 when amax is 0),
+/// the dequantizing scale. Two launches, no atomics; `partials` holds
+/// kFp8Partials floats between them.
+void quantizeFp8(const void *a, int64_t count, uint8_t *out, float *partials, float *scale,
+                 int multiprocessors, cudaStream_t stream);
+
 /// For each part p (up to kGemvParts, all over the same A):
 /// C_p[m, n_p] = act_p(A[m, k]·W_p[n_p, k]ᵀ + bias_p) + residual_p, for
 /// decode-sized m (at most kGemvRows). A warp per output column streams its
@@ -140,6 +177,10 @@ struct GemvPart {
   /// C, the residual and the norm's weight are f32 over bf16 A and W (an
   /// f32 residual stream); no bias or gate then.
   bool wideC = false;
+  /// W and the gate quantized: dequantized in registers as they stream
+  /// (QuantGemv.cu). All parts of a launch share the format. Rows and
+  /// scales 4-byte aligned, A 16-byte aligned.
+  QuantizedWeights quant;
 };
 constexpr int kGemvParts = 4;
 /// Memory the kernel after the GEMV reads first (a short KV cache): the

@@ -1,0 +1,222 @@
+// One quantized GEMM through the CUDA backend against the host's product
+// with the dequantized weights, in double: int8, int4 (groups of 16 to
+// 128), fp8 per tensor and per row; decode rows (the quantized GEMV) and
+// prefill rows (cuBLASLt over dequantized weights, or its fp8 GEMM); bias,
+// residual and activations, a gate, f32 residual streams and f32 models.
+// Each tolerance is the rounding the route does (its step name says which).
+#include "QuantizedHarness.h"
+
+namespace gai {
+namespace {
+
+enum class Epilogue { None, BiasSilu, ResidualGelu, BiasResidualRelu, Wide, Gated };
+
+struct QuantCase {
+  Quant kind;
+  int64_t m, n, k, group; // group: int4's
+  Epilogue epilogue = Epilogue::None;
+  bool bf16 = true;
+  int64_t skewA = 0; // bytes past A's 256-byte alignment
+};
+
+int activationOf(Epilogue e) {
+  switch (e) {
+  case Epilogue::BiasSilu:
+  case Epilogue::Gated: return 1;
+  case Epilogue::ResidualGelu: return 3;
+  case Epilogue::BiasResidualRelu: return 4;
+  default: return 0;
+  }
+}
+
+double activate(double x, int activation) {
+  switch (activation) {
+  case 1: return x / (1.0 + std::exp(-x));
+  case 3:
+    return 0.5 * x * (1.0 + std::tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
+  case 4: return std::max(x, 0.0);
+  default: return x;
+  }
+}
+
+/// A's values as cuBLASLt's fp8 GEMM sees them: scaled by 448 / amax into
+/// e4m3 (saturating, to nearest even), times amax / 448, as quantizeFp8.
+std::vector<double> asFp8(const std::vector<float> &a) {
+  float amax = 0.0f;
+  for (float x : a)
+    amax = std::max(amax, std::fabs(x));
+  const float inverse = amax > 0.0f ? 448.0f / amax : 1.0f;
+  const float scale = amax > 0.0f ? amax / 448.0f : 1.0f;
+  std::vector<double> out(a.size());
+  for (size_t i = 0; i < a.size(); ++i)
+    out[i] = e4m3Value(__nv_cvt_float_to_fp8(a[i] * inverse, __NV_SATFINITE, __NV_E4M3)) *
+             double(scale);
+  return out;
+}
+
+class CudaQuantizedGemm : public ::testing::TestWithParam<QuantCase> {};
+
+TEST_P(CudaQuantizedGemm, MatchesTheDequantizedProduct) {
+  SKIP_WITHOUT_GPU();
+  const QuantCase c = GetParam();
+  std::mt19937 rng(static_cast<unsigned>(c.m * 131 + c.n * 7 + c.k * 3 + c.group +
+                                         static_cast<int>(c.kind) * 1000 +
+                                         static_cast<int>(c.epilogue) * 17));
+  const bool gated = c.epilogue == Epilogue::Gated, wide = c.epilogue == Epilogue::Wide;
+  const bool bias = c.epilogue == Epilogue::BiasSilu || c.epilogue == Epilogue::BiasResidualRelu;
+  const bool residual = wide || c.epilogue == Epilogue::ResidualGelu ||
+                        c.epilogue == Epilogue::BiasResidualRelu;
+  const DType dtype = c.bf16 ? DType::BF16 : DType::F32, cType = wide ? DType::F32 : dtype;
+  const auto arena = format::Space::Arena;
+  Spaces spaces;
+  std::vector<float> a = bf16Normals(rng, c.m * c.k), biasValues = bf16Normals(rng, c.n),
+                     residualValues = bf16Normals(rng, c.m * c.n);
+  if (wide) // residuals off the bf16 grid
+    for (float &r : residualValues)
+      r *= 1.0f + 1.0f / 1024;
+  const QuantizedMatrix up = quantizedMatrix(c.kind, c.n, c.k, c.group, rng);
+  // An fp8 gate may be scaled per row under an up product scaled per tensor.
+  const QuantizedMatrix gate =
+      gated ? quantizedMatrix(c.kind == Quant::Fp8Tensor ? Quant::Fp8Row : c.kind, c.n, c.k,
+                              c.group, rng)
+            : QuantizedMatrix{};
+
+  cmd::Gemm g;
+  g.a = spaces.floats(arena, a, dtype, c.skewA);
+  placeWeights(spaces, g, up, c.kind, c.group, false);
+  if (gated)
+    placeWeights(spaces, g, gate, c.kind, c.group, true);
+  g.c = spaces.floats(arena, std::vector<float>(c.m * c.n, NAN), cType);
+  if (bias)
+    g.bias = spaces.floats(format::Space::Weights, biasValues, dtype);
+  if (residual)
+    g.residual = spaces.floats(arena, residualValues, cType);
+  g.m = c.m;
+  g.n = c.n;
+  g.k = c.k;
+  g.transposeB = true;
+  g.dtype = c.bf16 ? format::DType::BF16 : format::DType::F32;
+  g.activation = static_cast<format::Activation>(activationOf(c.epilogue));
+  g.wideC = wide;
+  Recorder recorder(spaces);
+  Status s = recorder.record({g});
+  ASSERT_TRUE(s.isOk()) << s.message();
+  s = recorder.run();
+  ASSERT_TRUE(s.isOk()) << s.message();
+
+  const std::string route = recorder.entry().stepNames.at(0);
+  const bool gemv = route.find("(GEMV)") != std::string::npos,
+             fp8 = route.find("(fp8 GEMM)") != std::string::npos;
+  EXPECT_EQ(gemv, c.m <= cuda::kGemvRows && c.skewA % 16 == 0) << route;
+  if (!gemv && !fp8)
+    EXPECT_NE(route.find("(dequantized)"), std::string::npos) << route;
+  // The plain per-tensor fp8 product on Hopper must be cuBLASLt's fp8 GEMM.
+  int major = 0;
+  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0);
+  if (major >= 9 && c.kind == Quant::Fp8Tensor && c.bf16 && !gemv && c.k % 16 == 0 &&
+      c.skewA == 0 && c.epilogue == Epilogue::None)
+    EXPECT_TRUE(fp8) << route;
+
+  // What each route rounds, relative to Σ|a·w|: the GEMV and f32 cuBLASLt
+  // sum exact weights in f32; dequantized bf16 weights are rounded once
+  // (2^-9); the fp8 GEMM reads A quantized as the reference does, and
+  // Hopper's fp8 MMA keeps fewer bits of its partial sums than f32 (about
+  // 14, DeepSeek-V3's report), which cuBLASLt's promotion bounds. A bf16 C
+  // is rounded once more (2^-9, 2^-8 with room); an activation's slope
+  // is at most 1.2.
+  const double sums = fp8 ? 1e-4 : !gemv && c.bf16 ? 1.0 / 512 + 1e-5 : 1e-5;
+  const double output = cType == DType::BF16 ? 1.0 / 256 : 1e-6;
+  const std::vector<double> aRef =
+      fp8 ? asFp8(a) : std::vector<double>(a.begin(), a.end());
+  const std::vector<float> got = spaces.read(g.c, cType);
+  const int activation = activationOf(c.epilogue);
+  for (int64_t r = 0; r < c.m; ++r)
+    for (int64_t col = 0; col < c.n; ++col) {
+      double u = 0, uSize = 0, gt = 0, gSize = 0;
+      for (int64_t i = 0; i < c.k; ++i) {
+        const double x = aRef[r * c.k + i];
+        u += x * up.w[col * c.k + i];
+        uSize += std::fabs(x * up.w[col * c.k + i]);
+        if (gated) {
+          gt += x * gate.w[col * c.k + i];
+          gSize += std::fabs(x * gate.w[col * c.k + i]);
+        }
+      }
+      double want, bound;
+      if (gated) {
+        want = activate(gt, activation) * u;
+        bound = output * std::fabs(want) + sums * uSize * std::fabs(activate(gt, activation)) +
+                1.2 * sums * gSize * (std::fabs(u) + sums * uSize);
+      } else {
+        double x = u + (bias ? biasValues[col] : 0.0);
+        want = activate(x, activation) + (residual ? residualValues[r * c.n + col] : 0.0);
+        bound = output * std::fabs(want) + 1.2 * sums * uSize;
+      }
+      ASSERT_NEAR(got[r * c.n + col], want, bound + 1e-6)
+          << route << ", row " << r << " column " << col;
+    }
+}
+
+std::vector<QuantCase> quantCases() {
+  using E = Epilogue;
+  const Quant kinds[] = {Quant::Int8, Quant::Int4, Quant::Fp8Tensor, Quant::Fp8Row};
+  const E epilogues[] = {E::None, E::BiasSilu, E::ResidualGelu, E::BiasResidualRelu};
+  std::vector<QuantCase> cases;
+  for (Quant q : kinds) {
+    // Decode rows (the GEMV) and prefill rows (cuBLASLt), every epilogue:
+    // k = 64 (int4: 8-byte chunks at group 64), 176 (a row of 11 16-byte
+    // pieces; int4 rows of 88 bytes, groups of 16).
+    int e = 0;
+    for (int64_t m : {1, 3, 8, 64, 200}) {
+      cases.push_back({q, m, 176, 64, 64, epilogues[e++ % 4]});
+      cases.push_back({q, m, 176, 176, 16, epilogues[e++ % 4]});
+    }
+    // Llama-sized projections (int4: 16-byte chunks at group 128).
+    cases.push_back({q, 1, 2048, 2048, 128});
+    cases.push_back({q, 8, 2048, 2048, 128, E::BiasResidualRelu});
+    cases.push_back({q, 200, 2048, 2048, 128, E::ResidualGelu});
+    // A gate (decode only), an f32 residual stream.
+    cases.push_back({q, 1, 176, 64, 32, E::Gated});
+    cases.push_back({q, 3, 176, 176, 16, E::Gated});
+    cases.push_back({q, 8, 2048, 2048, 128, E::Gated});
+    cases.push_back({q, 1, 2048, 2048, 128, E::Wide});
+    cases.push_back({q, 64, 176, 176, 16, E::Wide});
+    // f32 models: three bf16 pieces of A in the GEMV, f32 weights beyond.
+    cases.push_back({q, 1, 176, 64, 32, E::BiasSilu, false});
+    cases.push_back({q, 3, 176, 176, 16, E::Gated, false});
+    cases.push_back({q, 64, 176, 64, 32, E::BiasResidualRelu, false});
+  }
+  // int4 groups at k = 2048: 16 (one mma a quad), 32 (4-byte chunks), 64
+  // (8-byte), 128 (16-byte).
+  for (int64_t group : {16, 32, 64, 128})
+    cases.push_back({Quant::Int4, 3, 176, 2048, group, E::BiasSilu});
+  cases.push_back({Quant::Int4, 1, 2048, 2048, 16});
+  cases.push_back({Quant::Int4, 1, 176, 2048, 32});
+  // Rows not a multiple of 16 bytes: 4-byte chunks (k = 40), and fp8's
+  // own GEMM needing k a multiple of 16 (it dequantizes instead).
+  cases.push_back({Quant::Int8, 2, 176, 40, 0, E::BiasSilu});
+  cases.push_back({Quant::Fp8Row, 5, 176, 40, 0});
+  cases.push_back({Quant::Fp8Tensor, 64, 176, 40, 0, E::ResidualGelu});
+  cases.push_back({Quant::Int4, 1, 176, 40, 8});
+  // A not 16-byte aligned: decode rows go the prefill way.
+  cases.push_back({Quant::Int4, 2, 176, 64, 32, E::None, true, 8});
+  cases.push_back({Quant::Fp8Tensor, 1, 176, 64, 0, E::None, true, 8});
+  return cases;
+}
+
+std::string caseName(const ::testing::TestParamInfo<QuantCase> &info) {
+  const QuantCase &c = info.param;
+  static const char *const kEpilogues[] = {"",     "BiasSilu", "ResidualGelu", "BiasResidualRelu",
+                                           "Wide", "Gated"};
+  return std::string(quantName(c.kind)) + "m" + std::to_string(c.m) + "n" +
+         std::to_string(c.n) + "k" + std::to_string(c.k) +
+         (c.kind == Quant::Int4 ? "g" + std::to_string(c.group) : "") +
+         kEpilogues[static_cast<int>(c.epilogue)] + (c.bf16 ? "" : "F32") +
+         (c.skewA ? "Unaligned" : "") + "_" + std::to_string(info.index);
+}
+
+INSTANTIATE_TEST_SUITE_P(Formats, CudaQuantizedGemm, ::testing::ValuesIn(quantCases()),
+                         caseName);
+
+} // namespace
+} // namespace gai
