@@ -148,7 +148,7 @@ def GaiQuantize : Pass<"gai-quantize", "ModuleOp"> {
 
     Left alone: parameters with any other use (an embedding table, a tied
     LM head), ones of rank other than 2, and names matching a glob of
-    `skip` (by default the LM head and embeddings). Errors: a k that is not
+    `skip` (by default the LM head, embeddings and MoE routers). Errors: a k that is not
     a multiple of 8, or of `group` (int4), naming the parameter.
 
     The values themselves are made at compile time by gaic, from the
@@ -161,7 +161,8 @@ def GaiQuantize : Pass<"gai-quantize", "ModuleOp"> {
            "int4: the k's that share a scale and zero point">,
     ListOption<"skip", "skip", "std::string",
                "globs of parameter names to keep in float (default: "
-               "*lm_head*, *embed*, *wte*, *wpe*; 'none' quantizes all)">,
+               "*lm_head*, *embed*, *wte*, *wpe*, *.gate.weight, *router*; 'none' "
+               "quantizes all)">,
     Option<"fp8PerRow", "fp8-per-row", "bool", /*default=*/"false",
            "fp8: one scale a row instead of one for the tensor">,
   ];

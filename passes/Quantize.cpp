@@ -17,8 +17,10 @@ using namespace mlir::gai;
 
 namespace {
 
-/// The LM head and the embeddings: what users keep in float unless asked.
-constexpr const char *kDefaultSkip[] = {"*lm_head*", "*embed*", "*wte*", "*wpe*"};
+/// The LM head, the embeddings and MoE routers (whose top-k choice a small
+/// error flips): what users keep in float unless asked.
+constexpr const char *kDefaultSkip[] = {"*lm_head*", "*embed*", "*wte*",
+                                        "*wpe*",     "*.gate.weight", "*router*"};
 
 /// How every use of a parameter reads it, when each is a matmul's rhs.
 enum class Orientation { Unusable, NK, KN };

@@ -83,10 +83,14 @@ TEST_P(CudaQuantized, ForwardLogitsMatchTheCpu) {
       diff = std::max(diff, std::fabs(double(got[i]) - want[i]));
       scale = std::max(scale, std::fabs(double(want[i])));
     }
+    // bf16 fp8 prefill also rounds each GEMM's A to e4m3 (3 mantissa bits,
+    // one scale a tensor), which the CPU does not: its error compounds over
+    // the layers, so that route gets a loose bound here; CudaQuantizedGemm
+    // checks it exactly against a reference that rounds A the same way.
     if (std::string(dtype) == "f32")
       EXPECT_LE(diff, 1e-4 * std::max(1.0, scale)) << name;
     else
-      EXPECT_LE(diff / scale, std::string(format) == "fp8" ? 4e-2 : 2e-2) << name;
+      EXPECT_LE(diff / scale, std::string(format) == "fp8" ? 0.3 : 2e-2) << name;
     if (run == 1)
       std::printf("%s: max |gpu - cpu| = %.2e (relative %.2e)\n", name.c_str(), diff,
                   diff / scale);
