@@ -32,6 +32,25 @@ std::string ByteTokenizer::decode(const std::vector<int32_t> &ids, bool) const {
 // HF's DecodeStream: decode the ids since the last printed token plus one
 // before it, print what is new unless it ends in U+FFFD (a character whose
 // bytes have not all come), then drop the ids no longer needed as context.
+void DecodeStream::prime(const std::vector<int32_t> &context) {
+  ids_ = context;
+  prefix_ = tokenizer_.decode(ids_, skipSpecial_);
+  prefixIndex_ = ids_.size();
+}
+
+std::string DecodeStream::finish() {
+  std::string text = tokenizer_.decode(ids_, skipSpecial_);
+  size_t common = 0;
+  while (common < prefix_.size() && common < text.size() && text[common] == prefix_[common])
+    ++common;
+  // Only what step() held back: the text past the last whole character.
+  std::string rest = text.size() > prefix_.size() ? text.substr(common) : std::string();
+  ids_.clear();
+  prefix_.clear();
+  prefixIndex_ = 0;
+  return rest;
+}
+
 std::string DecodeStream::step(int32_t id) {
   static const std::string kReplacement = "\xEF\xBF\xBD";
   ids_.push_back(id);

@@ -70,6 +70,9 @@ int fail(const std::string &message) {
 using gai::parseFloat;
 using gai::parseInt;
 
+/// Text to stdout whole: a NUL byte (a byte-fallback token's) included.
+void writeText(const std::string &text) { std::fwrite(text.data(), 1, text.size(), stdout); }
+
 int generateCommand(int argc, char **argv) {
   std::string artifactPath, weightsPath, tokenizerPath;
   gai::SessionOptions sessionOptions = gai::SessionOptions::fromEnvironment();
@@ -276,22 +279,26 @@ int generateCommand(int argc, char **argv) {
   // One prompt streams its text as it is made; several print at the end.
   bool streaming = stream && !printIds && prompts.size() == 1;
   if (streaming) {
-    std::fputs(tokenizer.decode(prompts[0]).c_str(), stdout);
+    writeText(tokenizer.decode(prompts[0]));
     std::fflush(stdout);
   }
   gai::DecodeStream decodeStream(tokenizer);
+  if (streaming)
+    decodeStream.prime(prompts[0]);
   gai::GenerateStats stats;
   auto results = gai::generate(
       s, prompts, options,
       [&](size_t, int32_t token) {
         if (streaming) {
-          std::fputs(decodeStream.step(token).c_str(), stdout);
+          writeText(decodeStream.step(token));
           std::fflush(stdout);
         }
       },
       &stats);
-  if (streaming)
+  if (streaming) {
+    writeText(decodeStream.finish());
     std::fputs("\n", stdout);
+  }
   if (!results)
     return fail(results.status().message());
   for (size_t i = 0; i < results->size(); ++i) {
@@ -301,8 +308,10 @@ int generateCommand(int argc, char **argv) {
         line += (line.empty() ? "" : " ") + std::to_string(id);
       std::printf("%s\n", line.c_str());
     } else if (!streaming) {
-      std::printf("[%zu] %s%s\n", i, tokenizer.decode(prompts[i]).c_str(),
-                  tokenizer.decode((*results)[i]).c_str());
+      std::vector<int32_t> all = prompts[i];
+      all.insert(all.end(), (*results)[i].begin(), (*results)[i].end());
+      std::printf("[%zu] ", i);
+      writeText(tokenizer.decode(all) + "\n");
     }
   }
   auto rate = [](int64_t n, double s) { return s > 0 ? n / s : 0.0; };

@@ -32,7 +32,7 @@ cl::opt<std::string> weightsPath(
              "model.safetensors.index.json or a model directory (default: the "
              "model directory's)"),
     cl::value_desc("path"), cl::cat(category));
-cl::opt<Emit> emit("emit", cl::desc("what to write"), cl::init(Emit::Gai),
+cl::opt<Emit> emit("emit", cl::desc("what to write (default: the artifact for -o *.gai, else gai IR)"), cl::init(Emit::Gai),
                    cl::values(clEnumValN(Emit::Gai, "gai",
                                          "the frontend's gai dialect IR"),
                               clEnumValN(Emit::Fused, "fused",
@@ -213,6 +213,9 @@ int main(int argc, char **argv) {
   cl::ParseCommandLineOptions(argc, argv,
                               "gaic: the gai model compiler\n\n"
                               "  gaic model.json --emit=gai -o model.mlir\n");
+  // `gaic MODEL -o m.gai` means the artifact.
+  if (emit.getNumOccurrences() == 0 && llvm::StringRef(outputPath).ends_with(".gai"))
+    emit = Emit::Artifact;
   // A count given explicitly must be one; only an absent flag means "from the spec".
   for (cl::opt<int64_t> *count : {&batch, &seqLen, &prefillLen, &trainBatch, &trainSeqLen})
     if (count->getNumOccurrences() && (*count < 1 || *count > INT32_MAX))

@@ -78,8 +78,14 @@ class DecodeStream {
 public:
   explicit DecodeStream(const Tokenizer &tokenizer, bool skipSpecial = true)
       : tokenizer_(tokenizer), skipSpecial_(skipSpecial) {}
+  /// Starts after `context` (a prompt, already printed): the first tokens
+  /// then decode as they do after it (a leading space kept, say).
+  void prime(const std::vector<int32_t> &context);
   /// The new text this token completes (often empty).
   std::string step(int32_t id);
+  /// At the end: what is still held back (an incomplete UTF-8 sequence), as
+  /// decoding the whole sequence prints it (U+FFFD).
+  std::string finish();
 
 private:
   const Tokenizer &tokenizer_;
