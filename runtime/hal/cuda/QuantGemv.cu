@@ -3,7 +3,7 @@
 // their scales (and int4's zeros) and A; 2·8·n·k tensor-core FLOPs
 // whatever m is. Memory bound by design: over llama-1b's decode step on
 // an H200 (4.3 TB/s) 8-warp blocks reached 0.9 (int4) to 1.8 (fp8) TB/s;
-// the 16-warp blocks and slot-wise loads are not yet measured.
+// the blocks sized to one wave and slot-wise loads are not yet measured.
 //
 // The weights stream as stored (the bf16 copy never exists) and become
 // exact bf16 pairs in registers: a lop3 a pair for int4, shifts for fp8,
@@ -36,12 +36,13 @@ namespace {
 
 constexpr int kTileColumns = 16; // the mma's m: the columns a warp owns
 constexpr int kTileRows = 8;     // the mma's n: rows of A
-// A block's warps share a tile's k: 8, two blocks an SM (the registers
-// allow no more), or 16 where the tiles are no more than the SMs (llama-
-// 1b's n = 2048 makes 128), one block an SM. Either way an SM runs 16
-// warps, which hide the mmas' latency and keep loads in flight; eight
-// warps a tile alone left half an SM idle.
-constexpr int kFewWarps = 8, kManyWarps = 16;
+// A block's warps share a tile's k. How many, and how many blocks an SM
+// holds (PerSM), go by the tiles against the SMs: up to one a SM, 16 warps
+// (llama-1b's n = 2048 makes 128 tiles, and 8 warps left half of each SM
+// idle); up to two, 8 warps; more (its gate and up, 352), 8 warps three
+// blocks an SM, with fewer chunks in flight a lane to fit the registers,
+// so that all blocks run in one wave.
+template <int PerSM> constexpr int kWarpsOf = PerSM == 1 ? 16 : 8;
 static_assert(kGemvRows == kTileRows, "one mma column a row of A");
 
 /// How a 4-byte word of weights unpacks: its k, and the k of each bf16
@@ -253,23 +254,25 @@ __device__ __forceinline__ void finishElement(const GemvPart &g, const float (&s
   }
 }
 
-/// Warps: a block's (kFewWarps or kManyWarps). T: A's type (bf16, or f32
-/// through three mmas). V: 4-byte words a chunk
+/// PerSM: blocks an SM (see kWarpsOf). T: A's type (bf16, or f32 through
+/// three mmas). V: 4-byte words a chunk
 /// (4, 2 or 1: as the rows' alignment and int4's groups allow). QuadScales
 /// (int4): each quad's products apart, for groups a segment spans. Weights
 /// = 2: a gated part, gate then up. Pick: the greedy pick at the end, as
 /// Gemv.cu's.
-template <int Warps, WeightFormat F, typename T, int V, bool QuadScales, int Weights, bool Pick>
-__global__ void __launch_bounds__(32 * Warps, kManyWarps / Warps)
+template <int PerSM, WeightFormat F, typename T, int V, bool QuadScales, int Weights, bool Pick>
+__global__ void __launch_bounds__(32 * kWarpsOf<PerSM>, PerSM)
     quantGemvKernel(const T *a, GemvLaunch launch, int m, int64_t k) {
+  constexpr int Warps = kWarpsOf<PerSM>;
   using W = Word<F>;
   constexpr bool kInt4 = F == WeightFormat::Int4, kF32 = sizeof(T) == 4;
   static_assert(!QuadScales || (kInt4 && V == 1), "one word a quad");
   constexpr int kChunkK = V * W::kK, kChunkBytes = 4 * V;
   // Chunks in flight per lane and weight row: two rows a lane, so eight
   // 16-byte loads in flight, as the float GEMV's lanes have four of 16
-  // bytes. f32 A is for tests and small models: one.
-  constexpr int kInFlight = kF32 ? 1 : 4 / Weights;
+  // bytes; four at three blocks an SM (80 registers). f32 A is for tests
+  // and small models: one.
+  constexpr int kInFlight = kF32 ? 1 : (PerSM == 3 ? 2 : 4) / Weights;
   letNextKernelStart();
   // Two 16 KB prefetches a block: the float GEMV's blocks are twice as many.
   if (threadIdx.x % 32 == 0 && threadIdx.x < 64 && launch.prefetch.bytes[0] > 0)
@@ -336,15 +339,16 @@ __global__ void __launch_bounds__(32 * Warps, kManyWarps / Warps)
   float acc[Weights][4] = {};
   // Slot u's chunk's products: the mma's 4 sums of this lane, for columns
   // group and group + 8, rows 2·quad and 2·quad + 1. Each chunk sums apart
-  // (two sums, by word) and then into acc: a chain of dependent mmas runs
-  // at their latency, not their rate.
+  // and then into acc, in two chains (by word, or a gate's two weights): a
+  // chain of dependent mmas runs at their latency, not their rate.
+  constexpr int kChains = 3 - Weights;
   auto compute = [&](int64_t round, int u) {
     const int64_t chunk = chunkOf(round, u);
     constexpr int kActWords = kChunkK * static_cast<int>(sizeof(T)) / 4;
     uint32_t act[kActWords] = {};
     if (group < m && chunk < chunks)
       loadActivations<kActWords * 4>(a + group * k + chunk * kChunkK, act);
-    float part[Weights][2][4] = {};
+    float part[Weights][kChains][4] = {};
 #pragma unroll
     for (int v = 0; v < V; ++v) {
       uint32_t b[kF32 ? 3 : 1][W::kPairs];
@@ -379,7 +383,7 @@ __global__ void __launch_bounds__(32 * Warps, kManyWarps / Warps)
                            sums[s];
           }
         } else {
-          products(part[w][v % 2], -1);
+          products(part[w][v % kChains], -1);
         }
       }
     }
@@ -388,7 +392,8 @@ __global__ void __launch_bounds__(32 * Warps, kManyWarps / Warps)
       for (int w = 0; w < Weights; ++w)
 #pragma unroll
         for (int s = 0; s < 4; ++s)
-          acc[w][s] += (kInt4 ? scale[w][s / 2][u] : 1.0f) * (part[w][0][s] + part[w][1][s]);
+          acc[w][s] += (kInt4 ? scale[w][s / 2][u] : 1.0f) *
+                       (part[w][0][s] + (kChains == 2 ? part[w][kChains - 1][s] : 0.0f));
   };
 #pragma unroll
   for (int u = 0; u < kInFlight; ++u)
@@ -466,32 +471,34 @@ __global__ void __launch_bounds__(32 * Warps, kManyWarps / Warps)
   }
 }
 
-template <int Warps, WeightFormat F, typename T, int V, bool QuadScales>
-void launchWarps(const T *a, const GemvLaunch &launch, bool pick, int64_t blocks, int m,
+template <int PerSM, WeightFormat F, typename T, int V, bool QuadScales>
+void launchPerSM(const T *a, const GemvLaunch &launch, bool pick, int64_t blocks, int m,
                  int64_t k, cudaStream_t stream) {
-  const dim3 grid(static_cast<unsigned>(blocks)), block(32 * Warps);
+  const dim3 grid(static_cast<unsigned>(blocks)), block(32 * kWarpsOf<PerSM>);
   if (pick)
-    launchOverlapped(quantGemvKernel<Warps, F, T, V, QuadScales, 1, true>, grid, block, stream,
+    launchOverlapped(quantGemvKernel<PerSM, F, T, V, QuadScales, 1, true>, grid, block, stream,
                      a, launch, m, k);
   else if (launch.parts[0].gate)
-    launchOverlapped(quantGemvKernel<Warps, F, T, V, QuadScales, 2, false>, grid, block, stream,
+    launchOverlapped(quantGemvKernel<PerSM, F, T, V, QuadScales, 2, false>, grid, block, stream,
                      a, launch, m, k);
   else
-    launchOverlapped(quantGemvKernel<Warps, F, T, V, QuadScales, 1, false>, grid, block, stream,
+    launchOverlapped(quantGemvKernel<PerSM, F, T, V, QuadScales, 1, false>, grid, block, stream,
                      a, launch, m, k);
 }
 
-/// Many warps a block where the tiles fit the SMs one each, on bf16 A's
-/// paths; f32 A and int4's odd groups (tests, small models) keep few.
+/// The blocks an SM that run all tiles in one wave (see kWarpsOf), on bf16
+/// A's paths; f32 A and int4's odd groups (tests, small models) keep two.
 template <WeightFormat F, typename T, int V, bool QuadScales = false>
 void launchQuantized(const T *a, const GemvLaunch &launch, bool pick, int64_t blocks, int m,
                      int64_t k, cudaStream_t stream) {
-  if constexpr (sizeof(T) == 2 && !QuadScales)
-    if (blocks <= multiprocessorCount()) {
-      launchWarps<kManyWarps, F, T, V, QuadScales>(a, launch, pick, blocks, m, k, stream);
-      return;
-    }
-  launchWarps<kFewWarps, F, T, V, QuadScales>(a, launch, pick, blocks, m, k, stream);
+  if constexpr (sizeof(T) == 2 && !QuadScales) {
+    const int64_t sms = multiprocessorCount();
+    if (blocks <= sms)
+      return launchPerSM<1, F, T, V, QuadScales>(a, launch, pick, blocks, m, k, stream);
+    if (blocks > 2 * sms)
+      return launchPerSM<3, F, T, V, QuadScales>(a, launch, pick, blocks, m, k, stream);
+  }
+  launchPerSM<2, F, T, V, QuadScales>(a, launch, pick, blocks, m, k, stream);
 }
 
 /// Whether every part's rows split into chunks of `words` 4-byte words on
