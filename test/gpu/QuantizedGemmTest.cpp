@@ -181,6 +181,11 @@ std::vector<QuantCase> quantCases() {
     cases.push_back({q, 1, 2048, 2048, 128});
     cases.push_back({q, 8, 2048, 2048, 128, E::BiasResidualRelu});
     cases.push_back({q, 200, 2048, 2048, 128, E::ResidualGelu});
+    // Tiles past an H200's 132 SMs and past twice them (llama-1b's q/k/v,
+    // its gate and up): the GEMV's blocks of 8 warps, two and three an SM.
+    cases.push_back({q, 1, 2560, 2048, 128});
+    cases.push_back({q, 2, 4608, 1024, 128, E::BiasSilu});
+    cases.push_back({q, 3, 5632, 2048, 128, E::Gated});
     // A gate (decode only), an f32 residual stream.
     cases.push_back({q, 1, 176, 64, 32, E::Gated});
     cases.push_back({q, 3, 176, 176, 16, E::Gated});
