@@ -270,9 +270,11 @@ __global__ void __launch_bounds__(32 * kWarpsOf<PerSM>, PerSM)
   constexpr int kChunkK = V * W::kK, kChunkBytes = 4 * V;
   // Chunks in flight per lane and weight row: two rows a lane, so eight
   // 16-byte loads in flight, as the float GEMV's lanes have four of 16
-  // bytes; four at three blocks an SM (80 registers). f32 A is for tests
-  // and small models: one.
-  constexpr int kInFlight = kF32 ? 1 : (PerSM == 3 ? 2 : 4) / Weights;
+  // bytes; half at three blocks an SM (80 registers), half for int4, whose
+  // chunks take twice the k (a round's A takes 16 registers a chunk), and
+  // at least one. f32 A is for tests and small models: one.
+  constexpr int kShare = (PerSM == 3 ? 2 : 4) / (kInt4 ? 2 : 1) / Weights;
+  constexpr int kInFlight = kF32 || kShare < 1 ? 1 : kShare;
   letNextKernelStart();
   // Two 16 KB prefetches a block: the float GEMV's blocks are twice as many.
   if (threadIdx.x % 32 == 0 && threadIdx.x < 64 && launch.prefetch.bytes[0] > 0)
@@ -342,12 +344,12 @@ __global__ void __launch_bounds__(32 * kWarpsOf<PerSM>, PerSM)
   // and then into acc, in two chains (by word, or a gate's two weights): a
   // chain of dependent mmas runs at their latency, not their rate.
   constexpr int kChains = 3 - Weights;
-  auto compute = [&](int64_t round, int u) {
-    const int64_t chunk = chunkOf(round, u);
-    constexpr int kActWords = kChunkK * static_cast<int>(sizeof(T)) / 4;
-    uint32_t act[kActWords] = {};
-    if (group < m && chunk < chunks)
-      loadActivations<kActWords * 4>(a + group * k + chunk * kChunkK, act);
+  constexpr int kActWords = kChunkK * static_cast<int>(sizeof(T)) / 4;
+  auto compute = [&](int64_t round, int u, const uint32_t *act) {
+    // A warp's slot past k (all four quads') makes nothing: skipped, as
+    // llama-1b's k = 2048 leaves half or three quarters of them.
+    if (chunkOf(round, u) - quad >= chunks)
+      return;
     float part[Weights][kChains][4] = {};
 #pragma unroll
     for (int v = 0; v < V; ++v) {
@@ -408,9 +410,17 @@ __global__ void __launch_bounds__(32 * kWarpsOf<PerSM>, PerSM)
   // that loads stay in flight while the others' products are made.
   for (int64_t round = 0; chunkOf(round, 0) - quad < chunks; ++round) {
     const bool more = chunkOf(round + 1, 0) - quad < chunks;
+    // The round's A, all loads at once (zeros past m and k).
+    uint32_t act[kInFlight][kActWords] = {};
 #pragma unroll
     for (int u = 0; u < kInFlight; ++u) {
-      compute(round, u);
+      const int64_t chunk = chunkOf(round, u);
+      if (group < m && chunk < chunks)
+        loadActivations<kActWords * 4>(a + group * k + chunk * kChunkK, act[u]);
+    }
+#pragma unroll
+    for (int u = 0; u < kInFlight; ++u) {
+      compute(round, u, act[u]);
       if (more)
         load(round + 1, u, std::false_type());
     }
