@@ -37,7 +37,7 @@ namespace {
 constexpr int kTileColumns = 16; // the mma's m: the columns a warp owns
 constexpr int kTileRows = 8;     // the mma's n: rows of A
 // A block's warps share a tile's k. How many, and how many blocks an SM
-// holds (PerSM), go by the tiles against the SMs: up to one a SM, 16 warps
+// holds (PerSM), go by the tiles against the SMs: up to one an SM, 16 warps
 // (llama-1b's n = 2048 makes 128 tiles, and 8 warps left half of each SM
 // idle); up to two, 8 warps; more (its gate and up, 352), 8 warps three
 // blocks an SM, with fewer chunks in flight a lane to fit the registers,
