@@ -299,6 +299,21 @@ int deviceMajor() {
   return value;
 }
 
+int multiprocessorCount() {
+  constexpr int kMaxDevices = 64;
+  static std::atomic<int> count[kMaxDevices] = {}; // as deviceMajor's
+  int device = 0, value = 0;
+  if (cudaGetDevice(&device) != cudaSuccess || device < 0 || device >= kMaxDevices)
+    return 1;
+  if ((value = count[device].load(std::memory_order_relaxed)) != 0)
+    return value;
+  if (cudaDeviceGetAttribute(&value, cudaDevAttrMultiProcessorCount, device) != cudaSuccess ||
+      value <= 0)
+    return 1;
+  count[device].store(value, std::memory_order_relaxed);
+  return value;
+}
+
 static std::atomic<bool> overlapEnabled{true};
 
 void setOverlapLaunches(bool enabled) { overlapEnabled.store(enabled); }

@@ -44,6 +44,8 @@ bool overlapsLaunches();
 void setOverlapLaunches(bool enabled);
 /// The current device's compute capability major, 0 when it cannot be read.
 int deviceMajor();
+/// The current device's multiprocessors, 1 when they cannot be read.
+int multiprocessorCount();
 
 void embedding(Elem e, const void *table, int64_t vocab, int64_t dim,
                const int32_t *ids, int64_t count, void *out, ErrorWord *error,

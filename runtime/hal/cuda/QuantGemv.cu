@@ -1,7 +1,9 @@
 // Decode GEMVs over quantized weights (int8, int4, fp8 e4m3): C[m, n] =
 // A[m, k]·dequant(W)ᵀ for m ≤ 8. Reads n·k·bits/8 weight bytes once, plus
 // their scales (and int4's zeros) and A; 2·8·n·k tensor-core FLOPs
-// whatever m is. Memory bound by design; not yet measured on a GPU.
+// whatever m is. Memory bound by design: over llama-1b's decode step on
+// an H200 (4.3 TB/s) 8-warp blocks reached 0.9 (int4) to 1.8 (fp8) TB/s;
+// the blocks sized to one wave and slot-wise loads are not yet measured.
 //
 // The weights stream as stored (the bf16 copy never exists) and become
 // exact bf16 pairs in registers: a lop3 a pair for int4, shifts for fp8,
@@ -12,7 +14,7 @@
 //
 // A warp owns an mma tile of 16 columns (its A operand: lane (g, q) holds
 // columns g and g + 8) against A's 8 rows (its B operand: lane (g, q)
-// holds A's row g), and the block's 8 warps split k. Lane quad q takes
+// holds A's row g), and the block's warps split k. Lane quad q takes
 // chunks q, q + 4, … of a row (16, 8 or 4 bytes), so the four quads' chunks
 // are one segment of the row. Within a chunk the mma's k slots map to
 // whatever k order makes the weight pairs cheapest; A's pairs are permuted
@@ -34,8 +36,13 @@ namespace {
 
 constexpr int kTileColumns = 16; // the mma's m: the columns a warp owns
 constexpr int kTileRows = 8;     // the mma's n: rows of A
-constexpr int kWarps = 8;        // share a tile's k
-constexpr int kThreads = kWarps * 32;
+// A block's warps share a tile's k. How many, and how many blocks an SM
+// holds (PerSM), go by the tiles against the SMs: up to one an SM, 16 warps
+// (llama-1b's n = 2048 makes 128 tiles, and 8 warps left half of each SM
+// idle); up to two, 8 warps; more (its gate and up, 352), 8 warps three
+// blocks an SM, with fewer chunks in flight a lane to fit the registers,
+// so that all blocks run in one wave.
+template <int PerSM> constexpr int kWarpsOf = PerSM == 1 ? 16 : 8;
 static_assert(kGemvRows == kTileRows, "one mma column a row of A");
 
 /// How a 4-byte word of weights unpacks: its k, and the k of each bf16
@@ -247,22 +254,27 @@ __device__ __forceinline__ void finishElement(const GemvPart &g, const float (&s
   }
 }
 
-/// T: A's type (bf16, or f32 through three mmas). V: 4-byte words a chunk
+/// PerSM: blocks an SM (see kWarpsOf). T: A's type (bf16, or f32 through
+/// three mmas). V: 4-byte words a chunk
 /// (4, 2 or 1: as the rows' alignment and int4's groups allow). QuadScales
 /// (int4): each quad's products apart, for groups a segment spans. Weights
 /// = 2: a gated part, gate then up. Pick: the greedy pick at the end, as
 /// Gemv.cu's.
-template <WeightFormat F, typename T, int V, bool QuadScales, int Weights, bool Pick>
-__global__ void __launch_bounds__(kThreads, 2)
+template <int PerSM, WeightFormat F, typename T, int V, bool QuadScales, int Weights, bool Pick>
+__global__ void __launch_bounds__(32 * kWarpsOf<PerSM>, PerSM)
     quantGemvKernel(const T *a, GemvLaunch launch, int m, int64_t k) {
+  constexpr int Warps = kWarpsOf<PerSM>;
   using W = Word<F>;
   constexpr bool kInt4 = F == WeightFormat::Int4, kF32 = sizeof(T) == 4;
   static_assert(!QuadScales || (kInt4 && V == 1), "one word a quad");
   constexpr int kChunkK = V * W::kK, kChunkBytes = 4 * V;
   // Chunks in flight per lane and weight row: two rows a lane, so eight
   // 16-byte loads in flight, as the float GEMV's lanes have four of 16
-  // bytes. f32 A is for tests and small models: one.
-  constexpr int kInFlight = kF32 ? 1 : 4 / Weights;
+  // bytes; half at three blocks an SM (80 registers), half for int4, whose
+  // chunks take twice the k (a round's A takes 16 registers a chunk), and
+  // at least one. f32 A is for tests and small models: one.
+  constexpr int kShare = (PerSM == 3 ? 2 : 4) / (kInt4 ? 2 : 1) / Weights;
+  constexpr int kInFlight = kF32 || kShare < 1 ? 1 : kShare;
   letNextKernelStart();
   // Two 16 KB prefetches a block: the float GEMV's blocks are twice as many.
   if (threadIdx.x % 32 == 0 && threadIdx.x < 64 && launch.prefetch.bytes[0] > 0)
@@ -295,113 +307,127 @@ __global__ void __launch_bounds__(kThreads, 2)
     }
   }
   auto chunkOf = [&](int64_t round, int u) {
-    return ((round * kInFlight + u) * kWarps + warp) * 4 + quad;
+    return ((round * kInFlight + u) * Warps + warp) * 4 + quad;
   };
   Chunk<V> wv[Weights][2][kInFlight];
   float scale[Weights][2][kInFlight]; // int4: the chunk's group's
   uint32_t zero[Weights][2][kInFlight];
-  auto load = [&](int64_t round, auto beforeWait) {
+  // Slot u's chunk of `round`, as loadChunk's BeforeWait.
+  auto load = [&](int64_t round, int u, auto beforeWait) {
     constexpr bool kBefore = decltype(beforeWait)::value;
+    const int64_t chunk = chunkOf(round, u);
 #pragma unroll
-    for (int u = 0; u < kInFlight; ++u) {
-      const int64_t chunk = chunkOf(round, u);
+    for (int w = 0; w < Weights; ++w)
 #pragma unroll
-      for (int w = 0; w < Weights; ++w)
-#pragma unroll
-        for (int c = 0; c < 2; ++c) {
-          const bool valid = rows[w][c] && chunk < chunks;
-          if (valid)
-            wv[w][c][u] = loadChunk<V, kBefore>(rows[w][c] + chunk * kChunkBytes);
-          if constexpr (kInt4) {
-            // Past n or k: scale 0 (a segment is whole or past k, since
-            // groups divide k, so without QuadScales all four quads agree).
-            scale[w][c][u] = 0.0f;
-            zero[w][c][u] = zeroPair(0);
-            if (valid) {
-              const int64_t col = firstColumn + group + 8 * c;
-              const int64_t at = col * groups + (groupShift >= 0 ? chunk >> groupShift
-                                                                 : chunk / chunksPerGroup);
-              scale[w][c][u] = loadScale<kBefore>(scales[w] + at);
-              zero[w][c][u] = zeroPair(loadZero<kBefore>(zeros[w] + at));
-            }
-          }
-        }
-    }
-  };
-  float acc[Weights][4] = {};
-  // A chunk's products: the mma's 4 sums of this lane, for columns group
-  // and group + 8, rows 2·quad and 2·quad + 1.
-  auto compute = [&](int64_t round) {
-#pragma unroll
-    for (int u = 0; u < kInFlight; ++u) {
-      const int64_t chunk = chunkOf(round, u);
-      constexpr int kActWords = kChunkK * static_cast<int>(sizeof(T)) / 4;
-      uint32_t act[kActWords] = {};
-      if (group < m && chunk < chunks)
-        loadActivations<kActWords * 4>(a + group * k + chunk * kChunkK, act);
-      float part[Weights][4] = {};
-#pragma unroll
-      for (int v = 0; v < V; ++v) {
-        uint32_t b[kF32 ? 3 : 1][W::kPairs];
-        if constexpr (kF32)
-          pairActivations<F>(act + v * W::kK, b);
-        else
-          pairActivations<F>(act + v * W::kK / 2, b[0]);
-#pragma unroll
-        for (int w = 0; w < Weights; ++w) {
-          uint32_t w0[W::kPairs], w1[W::kPairs];
-          unpackWord<F>(wv[w][0][u].w[v], zero[w][0][u], w0);
-          unpackWord<F>(wv[w][1][u].w[v], zero[w][1][u], w1);
-          // `only` ≥ 0: quad `only`'s weights alone (the others' zero).
-          auto products = [&](float(&sums)[4], int only) {
-            const uint32_t keep = only < 0 || only == quad ? ~0u : 0u;
-#pragma unroll
-            for (int i = 0; i < W::kPairs / 2; ++i)
-#pragma unroll
-              for (int piece = 0; piece < (kF32 ? 3 : 1); ++piece)
-                mma(sums, w0[2 * i] & keep, w1[2 * i] & keep, w0[2 * i + 1] & keep,
-                    w1[2 * i + 1] & keep, b[piece][2 * i], b[piece][2 * i + 1]);
-          };
-          if constexpr (QuadScales) {
-            // Quad `from`'s products, scaled by its group's scales.
-#pragma unroll
-            for (int from = 0; from < 4; ++from) {
-              float sums[4] = {};
-              products(sums, from);
-#pragma unroll
-              for (int s = 0; s < 4; ++s)
-                acc[w][s] += __shfl_sync(0xffffffffu, scale[w][s / 2][u], group * 4 + from) *
-                             sums[s];
-            }
-          } else if constexpr (kInt4) {
-            products(part[w], -1);
-          } else {
-            products(acc[w], -1);
+      for (int c = 0; c < 2; ++c) {
+        const bool valid = rows[w][c] && chunk < chunks;
+        if (valid)
+          wv[w][c][u] = loadChunk<V, kBefore>(rows[w][c] + chunk * kChunkBytes);
+        if constexpr (kInt4) {
+          // Past n or k: scale 0 (a segment is whole or past k, since
+          // groups divide k, so without QuadScales all four quads agree).
+          scale[w][c][u] = 0.0f;
+          zero[w][c][u] = zeroPair(0);
+          if (valid) {
+            const int64_t col = firstColumn + group + 8 * c;
+            const int64_t at = col * groups + (groupShift >= 0 ? chunk >> groupShift
+                                                               : chunk / chunksPerGroup);
+            scale[w][c][u] = loadScale<kBefore>(scales[w] + at);
+            zero[w][c][u] = zeroPair(loadZero<kBefore>(zeros[w] + at));
           }
         }
       }
-      if constexpr (kInt4 && !QuadScales)
-#pragma unroll
-        for (int w = 0; w < Weights; ++w)
-#pragma unroll
-          for (int s = 0; s < 4; ++s)
-            acc[w][s] += scale[w][s / 2][u] * part[w][s];
-    }
   };
-  if (launch.constantWeights)
-    load(0, std::true_type());
+  float acc[Weights][4] = {};
+  // Slot u's chunk's products: the mma's 4 sums of this lane, for columns
+  // group and group + 8, rows 2·quad and 2·quad + 1. Each chunk sums apart
+  // and then into acc, in two chains (by word, or a gate's two weights): a
+  // chain of dependent mmas runs at their latency, not their rate.
+  constexpr int kChains = 3 - Weights;
+  constexpr int kActWords = kChunkK * static_cast<int>(sizeof(T)) / 4;
+  auto compute = [&](int64_t round, int u, const uint32_t *act) {
+    // A warp's slot past k (all four quads') makes nothing: skipped, as
+    // llama-1b's k = 2048 leaves half or three quarters of them.
+    if (chunkOf(round, u) - quad >= chunks)
+      return;
+    float part[Weights][kChains][4] = {};
+#pragma unroll
+    for (int v = 0; v < V; ++v) {
+      uint32_t b[kF32 ? 3 : 1][W::kPairs];
+      if constexpr (kF32)
+        pairActivations<F>(act + v * W::kK, b);
+      else
+        pairActivations<F>(act + v * W::kK / 2, b[0]);
+#pragma unroll
+      for (int w = 0; w < Weights; ++w) {
+        uint32_t w0[W::kPairs], w1[W::kPairs];
+        unpackWord<F>(wv[w][0][u].w[v], zero[w][0][u], w0);
+        unpackWord<F>(wv[w][1][u].w[v], zero[w][1][u], w1);
+        // `only` ≥ 0: quad `only`'s weights alone (the others' zero).
+        auto products = [&](float(&sums)[4], int only) {
+          const uint32_t keep = only < 0 || only == quad ? ~0u : 0u;
+#pragma unroll
+          for (int i = 0; i < W::kPairs / 2; ++i)
+#pragma unroll
+            for (int piece = 0; piece < (kF32 ? 3 : 1); ++piece)
+              mma(sums, w0[2 * i] & keep, w1[2 * i] & keep, w0[2 * i + 1] & keep,
+                  w1[2 * i + 1] & keep, b[piece][2 * i], b[piece][2 * i + 1]);
+        };
+        if constexpr (QuadScales) {
+          // Quad `from`'s products, scaled by its group's scales.
+#pragma unroll
+          for (int from = 0; from < 4; ++from) {
+            float sums[4] = {};
+            products(sums, from);
+#pragma unroll
+            for (int s = 0; s < 4; ++s)
+              acc[w][s] += __shfl_sync(0xffffffffu, scale[w][s / 2][u], group * 4 + from) *
+                           sums[s];
+          }
+        } else {
+          products(part[w][v % kChains], -1);
+        }
+      }
+    }
+    if constexpr (!QuadScales)
+#pragma unroll
+      for (int w = 0; w < Weights; ++w)
+#pragma unroll
+        for (int s = 0; s < 4; ++s)
+          acc[w][s] += (kInt4 ? scale[w][s / 2][u] : 1.0f) *
+                       (part[w][0][s] + (kChains == 2 ? part[w][kChains - 1][s] : 0.0f));
+  };
+#pragma unroll
+  for (int u = 0; u < kInFlight; ++u)
+    if (launch.constantWeights)
+      load(0, u, std::true_type());
   waitForPriorKernels();
-  if (!launch.constantWeights)
-    load(0, std::false_type());
-  for (int64_t round = 0; chunkOf(round, 0) - quad < chunks;) {
-    compute(round);
-    ++round;
-    if (chunkOf(round, 0) - quad < chunks)
-      load(round, std::false_type());
+#pragma unroll
+  for (int u = 0; u < kInFlight; ++u)
+    if (!launch.constantWeights)
+      load(0, u, std::false_type());
+  // Each slot loads its next chunk as soon as its products are made, so
+  // that loads stay in flight while the others' products are made.
+  for (int64_t round = 0; chunkOf(round, 0) - quad < chunks; ++round) {
+    const bool more = chunkOf(round + 1, 0) - quad < chunks;
+    // The round's A, all loads at once (zeros past m and k).
+    uint32_t act[kInFlight][kActWords] = {};
+#pragma unroll
+    for (int u = 0; u < kInFlight; ++u) {
+      const int64_t chunk = chunkOf(round, u);
+      if (group < m && chunk < chunks)
+        loadActivations<kActWords * 4>(a + group * k + chunk * kChunkK, act[u]);
+    }
+#pragma unroll
+    for (int u = 0; u < kInFlight; ++u) {
+      compute(round, u, act[u]);
+      if (more)
+        load(round + 1, u, std::false_type());
+    }
   }
 
   // The warps' sums of each (column, row), then one thread each.
-  __shared__ float partial[Weights][kWarps][kTileColumns][kTileRows];
+  __shared__ float partial[Weights][Warps][kTileColumns][kTileRows];
 #pragma unroll
   for (int w = 0; w < Weights; ++w)
 #pragma unroll
@@ -422,7 +448,7 @@ __global__ void __launch_bounds__(kThreads, 2)
       for (int w = 0; w < Weights; ++w) {
         sums[w] = 0.0f;
 #pragma unroll
-        for (int from = 0; from < kWarps; ++from)
+        for (int from = 0; from < Warps; ++from)
           sums[w] += partial[w][from][column][row];
       }
       finishElement<T, Weights>(g, sums, col, row, k, square, key);
@@ -455,19 +481,34 @@ __global__ void __launch_bounds__(kThreads, 2)
   }
 }
 
+template <int PerSM, WeightFormat F, typename T, int V, bool QuadScales>
+void launchPerSM(const T *a, const GemvLaunch &launch, bool pick, int64_t blocks, int m,
+                 int64_t k, cudaStream_t stream) {
+  const dim3 grid(static_cast<unsigned>(blocks)), block(32 * kWarpsOf<PerSM>);
+  if (pick)
+    launchOverlapped(quantGemvKernel<PerSM, F, T, V, QuadScales, 1, true>, grid, block, stream,
+                     a, launch, m, k);
+  else if (launch.parts[0].gate)
+    launchOverlapped(quantGemvKernel<PerSM, F, T, V, QuadScales, 2, false>, grid, block, stream,
+                     a, launch, m, k);
+  else
+    launchOverlapped(quantGemvKernel<PerSM, F, T, V, QuadScales, 1, false>, grid, block, stream,
+                     a, launch, m, k);
+}
+
+/// The blocks an SM that run all tiles in one wave (see kWarpsOf), on bf16
+/// A's paths; f32 A and int4's odd groups (tests, small models) keep two.
 template <WeightFormat F, typename T, int V, bool QuadScales = false>
 void launchQuantized(const T *a, const GemvLaunch &launch, bool pick, int64_t blocks, int m,
                      int64_t k, cudaStream_t stream) {
-  dim3 grid(static_cast<unsigned>(blocks));
-  if (pick)
-    launchOverlapped(quantGemvKernel<F, T, V, QuadScales, 1, true>, grid, dim3(kThreads),
-                     stream, a, launch, m, k);
-  else if (launch.parts[0].gate)
-    launchOverlapped(quantGemvKernel<F, T, V, QuadScales, 2, false>, grid, dim3(kThreads),
-                     stream, a, launch, m, k);
-  else
-    launchOverlapped(quantGemvKernel<F, T, V, QuadScales, 1, false>, grid, dim3(kThreads),
-                     stream, a, launch, m, k);
+  if constexpr (sizeof(T) == 2 && !QuadScales) {
+    const int64_t sms = multiprocessorCount();
+    if (blocks <= sms)
+      return launchPerSM<1, F, T, V, QuadScales>(a, launch, pick, blocks, m, k, stream);
+    if (blocks > 2 * sms)
+      return launchPerSM<3, F, T, V, QuadScales>(a, launch, pick, blocks, m, k, stream);
+  }
+  launchPerSM<2, F, T, V, QuadScales>(a, launch, pick, blocks, m, k, stream);
 }
 
 /// Whether every part's rows split into chunks of `words` 4-byte words on
