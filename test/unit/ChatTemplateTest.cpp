@@ -120,7 +120,7 @@ TEST(ChatTemplate, RecognisesTheSameTemplateWrittenOtherwise) {
        {replaced(gemma, "'System role not supported'",
                  "\"System role not supported\""),
         replaced(gemma, "{% endfor %}", "{%   endfor\n%}{# turns done #}"),
-        replaced(gemma, "'<end_of_turn>\\n'", "'<end_of_turn>\n'"),
+        replaced(gemma, "'<end_of_turn>\n'", "'<end_of_turn>\\n'"),
         replaced(gemma, "{{ bos_token }}", "{{- bos_token -}}\n  \n")}) {
     auto chat = ChatTemplate::recognise(variant, "<bos>", "<eos>", "t");
     ASSERT_TRUE(chat) << chat.status().message();
