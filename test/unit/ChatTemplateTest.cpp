@@ -9,6 +9,7 @@
 
 #include <ctime>
 #include <fstream>
+#include <map>
 
 using namespace gai;
 using Json = nlohmann::json;
