@@ -434,11 +434,21 @@ FailureOr<std::vector<uint8_t>> Writer::write() {
         optionalOf<int64_t>(g->maxLength), optionalOf<float>(g->minP),
         optionalOf<float>(g->repetitionPenalty));
   }
+  flatbuffers::Offset<fmt::ChatTemplateSource> chat = 0;
+  if (const std::optional<ChatTemplateConfig> &c = options.chatTemplate) {
+    auto token = [&](const std::optional<std::string> &t) {
+      return t ? fbb.CreateString(*t)
+               : flatbuffers::Offset<flatbuffers::String>();
+    };
+    chat = fmt::CreateChatTemplateSource(fbb, fbb.CreateString(c->text),
+                                         token(c->bos), token(c->eos));
+  }
   auto root = fmt::CreateArtifactDirect(
       fbb, kArtifactSchemaVersion, compileOptions, *w, &state,
       cast<IntegerAttr>(module->getAttr("exec.state_size")).getInt(), &entries,
       kernelModule, train, generation,
-      options.tokenizerJson.empty() ? nullptr : options.tokenizerJson.c_str());
+      options.tokenizerJson.empty() ? nullptr : options.tokenizerJson.c_str(),
+      chat);
   fmt::FinishArtifactBuffer(fbb, root);
   return sealArtifact(fbb.GetBufferPointer(), fbb.GetSize());
 }

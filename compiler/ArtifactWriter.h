@@ -3,6 +3,7 @@
 #define GAI_COMPILER_ARTIFACTWRITER_H
 
 #include "compiler/codegen/CpuCodegen.h"
+#include "frontend/ChatTemplateConfig.h"
 #include "frontend/ModelSpec.h"
 #include "gai/WeightSet.h"
 
@@ -36,6 +37,8 @@ struct ArtifactOptions {
   const GenerationDefaults *generation = nullptr;
   /// A tokenizer.json to embed, or empty.
   std::string tokenizerJson;
+  /// The model's chat template, when it has one.
+  std::optional<ChatTemplateConfig> chatTemplate;
 };
 
 /// The artifact's bytes (FlatBuffer and footer), or an error message.

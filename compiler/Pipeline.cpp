@@ -8,8 +8,9 @@
 #include "dialects/Gai/GaiOps.h"
 #include "frontend/WeightCheck.h"
 #include "gai/Artifact.h"
-#include "gai/Tokenizer.h"
+#include "gai/ChatTemplate.h"
 #include "gai/SafeFile.h"
+#include "gai/Tokenizer.h"
 #include "gai/WeightSet.h"
 #include "passes/Passes.h"
 
@@ -261,6 +262,26 @@ static llvm::Expected<std::string> tokenizerJsonFor(const CompileOptions &option
   return json;
 }
 
+/// The chat template to record: --chat-template FILE, which must be one gai
+/// renders, or the one beside an HF config, recorded whatever it is (gai-run
+/// refuses one it does not know when chat is used).
+static llvm::Expected<std::optional<ChatTemplateConfig>>
+chatTemplateFor(const CompileOptions &options, const ModelSpec &spec) {
+  if (options.chatTemplatePath == "none")
+    return std::nullopt;
+  if (options.chatTemplatePath.empty())
+    return spec.family == "gai" ? std::nullopt
+                                : loadChatTemplateBeside(options.specPath);
+  auto given = loadChatTemplateFile(options.chatTemplatePath, options.specPath);
+  if (!given)
+    return given.takeError();
+  auto known = ChatTemplate::recognise(given->text, given->bos, given->eos,
+                                       given->origin);
+  if (!known)
+    return error(known.status().message());
+  return std::optional<ChatTemplateConfig>(std::move(*given));
+}
+
 llvm::Expected<std::vector<uint8_t>>
 compileArtifact(mlir::ModuleOp optimized, const ModelSpec &spec,
                 const CompileOptions &options, WeightsMode weightsMode,
@@ -291,6 +312,10 @@ compileArtifact(mlir::ModuleOp optimized, const ModelSpec &spec,
   if (!tokenizer)
     return tokenizer.takeError();
   artifact.tokenizerJson = std::move(*tokenizer);
+  auto chat = chatTemplateFor(options, spec);
+  if (!chat)
+    return chat.takeError();
+  artifact.chatTemplate = std::move(*chat);
   std::optional<StatusOr<WeightSet>> weights;
   if (weightsMode != WeightsMode::None) {
     weights.emplace(WeightSet::open(options.weightsPath));

@@ -25,6 +25,10 @@ struct CompileOptions {
   /// A tokenizer.json to embed in the artifact; empty: the one beside an
   /// HF config.json, if any; "none": no tokenizer.
   std::string tokenizerPath;
+  /// A chat template to record (a tokenizer_config.json or a Jinja file),
+  /// which must be one gai renders; empty: the one beside an HF
+  /// config.json, if any, recorded whatever it is; "none": none.
+  std::string chatTemplatePath;
   BuildOptions build;
   bool printIRAfterAll = false;
   /// cpu, or cuda:sm_80 / cuda:sm_90 (cuda alone means sm_90).

@@ -127,189 +127,317 @@ const float *logitsRow(const TensorRef &logits, int64_t b, int64_t vocab,
 
 } // namespace
 
-StatusOr<std::vector<std::vector<int32_t>>>
-generate(Session &session, const std::vector<std::vector<int32_t>> &prompts,
-         const GenerateOptions &options, const TokenCallback &onToken,
-         GenerateStats *stats) {
-  if (!session.hasEntry("prefill") || !session.hasEntry("decode"))
-    return Status::error("the artifact has no prefill and decode entry "
-                         "points; compile it with --entries=prefill,decode");
-  std::vector<TensorRef> prefillIn = session.inputs("prefill"),
-                         decodeIn = session.inputs("decode");
-  TensorRef prefillLogits = session.outputs("prefill").at(0),
-            decodeLogits = session.outputs("decode").at(0);
-  if (prefillIn.size() < 3 || decodeIn.size() < 3 ||
-      prefillIn[0].shape.size() != 2 || prefillLogits.shape.size() != 2)
-    return Status::error("the prefill and decode entry points do not have "
-                         "the expected (tokens, start, last) → logits form");
-  const int64_t batch = prefillIn[0].shape[0], chunk = prefillIn[0].shape[1];
-  const int64_t vocab = prefillLogits.shape[1];
-  for (int32_t stop : options.stopTokens)
-    if (stop < 0 || stop >= vocab)
-      return Status::error("the stop token " + std::to_string(stop) +
-                           " is outside the vocabulary of " + std::to_string(vocab));
-  auto stops = [&](int32_t token) {
-    return std::find(options.stopTokens.begin(), options.stopTokens.end(), token) !=
-           options.stopTokens.end();
-  };
-  const format::CompileOptions *compiled = session.artifact().root().options();
-  const int64_t context = compiled ? compiled->max_seq_len() : 0;
-  for (size_t i = 0; i < prompts.size(); ++i) {
-    if (prompts[i].empty())
-      return Status::error("prompt " + std::to_string(i) + " is empty");
-    if (static_cast<int64_t>(prompts[i].size()) > context)
-      return Status::error("prompt " + std::to_string(i) + " has " +
-                           std::to_string(prompts[i].size()) +
+namespace {
+
+/// The prefill and decode entry points' tensors and sizes.
+struct Entries {
+  std::vector<TensorRef> prefillIn, decodeIn;
+  TensorRef prefillLogits, decodeLogits;
+  int64_t batch = 0, chunk = 0, vocab = 0, context = 0;
+
+  static StatusOr<Entries> of(Session &session) {
+    if (!session.hasEntry("prefill") || !session.hasEntry("decode"))
+      return Status::error("the artifact has no prefill and decode entry "
+                           "points; compile it with --entries=prefill,decode");
+    Entries e;
+    e.prefillIn = session.inputs("prefill");
+    e.decodeIn = session.inputs("decode");
+    e.prefillLogits = session.outputs("prefill").at(0);
+    e.decodeLogits = session.outputs("decode").at(0);
+    if (e.prefillIn.size() < 3 || e.decodeIn.size() < 3 ||
+        e.prefillIn[0].shape.size() != 2 || e.prefillLogits.shape.size() != 2)
+      return Status::error("the prefill and decode entry points do not have "
+                           "the expected (tokens, start, last) → logits form");
+    e.batch = e.prefillIn[0].shape[0];
+    e.chunk = e.prefillIn[0].shape[1];
+    e.vocab = e.prefillLogits.shape[1];
+    const format::CompileOptions *compiled =
+        session.artifact().root().options();
+    e.context = compiled ? compiled->max_seq_len() : 0;
+    return e;
+  }
+
+  /// A prompt this model can take: not empty, inside the context and the
+  /// vocabulary; `name` says which in errors.
+  Status check(const std::vector<int32_t> &prompt,
+               const std::string &name) const {
+    if (prompt.empty())
+      return Status::error(name + " is empty");
+    if (static_cast<int64_t>(prompt.size()) > context)
+      return Status::error(name + " has " + std::to_string(prompt.size()) +
                            " tokens; the context holds " +
                            std::to_string(context) +
                            " (recompile with a larger --seq-len)");
-    for (int32_t id : prompts[i])
+    for (int32_t id : prompt)
       if (id < 0 || id >= vocab)
-        return Status::error("prompt " + std::to_string(i) + " has token id " +
-                             std::to_string(id) + ", outside the vocabulary of " +
+        return Status::error(name + " has token id " + std::to_string(id) +
+                             ", outside the vocabulary of " +
                              std::to_string(vocab));
+    return Status::ok();
   }
 
-  Sampler sampler(options.sampling);
+  Status checkStops(const std::vector<int32_t> &stops) const {
+    for (int32_t stop : stops)
+      if (stop < 0 || stop >= vocab)
+        return Status::error("the stop token " + std::to_string(stop) +
+                             " is outside the vocabulary of " +
+                             std::to_string(vocab));
+    return Status::ok();
+  }
+};
+
+/// One batch of rows, each a prompt of which the cache already holds the
+/// first `held` tokens (less than its length): prefills the rest and
+/// decodes each row's continuation into `results`. Rows past the last
+/// prompt repeat the first; their output is dropped.
+struct BatchRun {
+  Session &session;
+  const Entries &e;
+  const GenerateOptions &options;
+  Sampler &sampler;
+  std::vector<const std::vector<int32_t> *> prompts;
+  std::vector<int64_t> held;
+  std::vector<std::vector<int32_t>> results;
+
+  Status run(const std::function<void(size_t, int32_t)> &onToken,
+             GenerateStats *stats);
+};
+
+Status BatchRun::run(const std::function<void(size_t, int32_t)> &onToken,
+                     GenerateStats *stats) {
+  const int64_t batch = e.batch, chunk = e.chunk, vocab = e.vocab,
+                context = e.context;
+  const size_t rows = prompts.size();
+  results.assign(rows, {});
+  auto stops = [&](int32_t token) {
+    return std::find(options.stopTokens.begin(), options.stopTokens.end(),
+                     token) != options.stopTokens.end();
+  };
   // The device's greedy pick sees raw logits: a penalty needs the host.
   const float penalty = options.sampling.repetitionPenalty;
   const bool onDevice = options.greedyOnDevice &&
                         !(options.sampling.temperature >= kGreedyTemperature) &&
                         penalty == 1.0f && session.greedyStepsAtOnce() > 0;
   std::vector<float> scratch, penalized;
-  std::vector<std::vector<int32_t>> results(prompts.size());
   // Row `row`'s logits, penalised for its tokens so far where asked.
   auto scored = [&](const float *logits, size_t row) {
     if (penalty == 1.0f)
       return logits;
     penalized.assign(logits, logits + vocab);
-    applyRepetitionPenalty(penalized.data(), vocab, prompts[row], results[row], penalty);
+    applyRepetitionPenalty(penalized.data(), vocab, *prompts[row], results[row],
+                           penalty);
     return static_cast<const float *>(penalized.data());
   };
-  for (size_t first = 0; first < prompts.size(); first += batch) {
-    size_t rows = std::min<size_t>(batch, prompts.size() - first);
-    // Rows past the last prompt repeat the first; their output is dropped.
-    auto promptOf = [&](int64_t b) -> const std::vector<int32_t> & {
-      return prompts[first + (static_cast<size_t>(b) < rows ? b : 0)];
-    };
-    session.resetState();
+  auto rowOf = [&](int64_t b) { return static_cast<size_t>(b) < rows ? b : 0; };
+  auto promptOf = [&](int64_t b) -> const std::vector<int32_t> & {
+    return *prompts[rowOf(b)];
+  };
 
-    // Prefill in chunks. A row's last chunk ends at its last token (it may
-    // overlap the one before, recomputing the same cache slots), so no row
-    // writes past its prompt unless the prompt is shorter than a chunk.
-    auto chunksOf = [&](int64_t b) {
-      int64_t n = static_cast<int64_t>(promptOf(b).size());
-      return (n + chunk - 1) / chunk;
-    };
-    int64_t chunks = 0;
-    for (int64_t b = 0; b < batch; ++b)
-      chunks = std::max(chunks, chunksOf(b));
-    auto start = std::chrono::steady_clock::now();
-    for (int64_t c = 0; c < chunks; ++c) {
-      int32_t *tokens = prefillIn[0].as<int32_t>();
-      int32_t *starts = prefillIn[1].as<int32_t>();
-      int32_t *lasts = prefillIn[2].as<int32_t>();
-      for (int64_t b = 0; b < batch; ++b) {
-        const std::vector<int32_t> &prompt = promptOf(b);
-        int64_t n = static_cast<int64_t>(prompt.size());
-        int64_t own = std::min(c, chunksOf(b) - 1);
-        bool final = own == chunksOf(b) - 1;
-        int64_t at = final ? std::max<int64_t>(0, n - chunk) : own * chunk;
-        for (int64_t t = 0; t < chunk; ++t)
-          tokens[b * chunk + t] = at + t < n ? prompt[at + t] : 0;
-        starts[b] = static_cast<int32_t>(at);
-        lasts[b] = static_cast<int32_t>(final ? n - 1 - at : chunk - 1);
-      }
-      if (Status s = session.run("prefill"); !s)
-        return s;
-    }
-    if (stats) {
-      stats->prefillSeconds += secondsSince(start);
-      for (size_t r = 0; r < rows; ++r)
-        stats->prefillTokens += static_cast<int64_t>(prompts[first + r].size());
-    }
-
-    std::vector<bool> done(batch, false);
+  // Prefill the tokens after those held, in chunks. A row's last chunk ends
+  // at its last token (it may start before, recomputing cache slots the
+  // tokens before it already fill, with the same tokens), so no row writes
+  // past its prompt unless the prompt is shorter than a chunk.
+  auto chunksOf = [&](int64_t b) {
+    int64_t fresh = static_cast<int64_t>(promptOf(b).size()) - held[rowOf(b)];
+    return (fresh + chunk - 1) / chunk;
+  };
+  int64_t chunks = 0;
+  for (int64_t b = 0; b < batch; ++b)
+    chunks = std::max(chunks, chunksOf(b));
+  auto start = std::chrono::steady_clock::now();
+  for (int64_t c = 0; c < chunks; ++c) {
+    int32_t *tokens = e.prefillIn[0].as<int32_t>();
+    int32_t *starts = e.prefillIn[1].as<int32_t>();
+    int32_t *lasts = e.prefillIn[2].as<int32_t>();
     for (int64_t b = 0; b < batch; ++b) {
-      if (static_cast<size_t>(b) >= rows || options.maxNewTokens <= 0) {
-        done[b] = true;
-        continue;
-      }
-      int32_t token = sampler.sample(
-          scored(logitsRow(prefillLogits, b, vocab, scratch), first + b), vocab);
-      results[first + b].push_back(token);
-      if (onToken)
-        onToken(first + b, token);
-      done[b] = options.maxNewTokens == 1 || stops(token);
+      const std::vector<int32_t> &prompt = promptOf(b);
+      int64_t n = static_cast<int64_t>(prompt.size());
+      int64_t own = std::min(c, chunksOf(b) - 1);
+      bool final = own == chunksOf(b) - 1;
+      int64_t at = final ? std::max<int64_t>(0, n - chunk)
+                         : held[rowOf(b)] + own * chunk;
+      for (int64_t t = 0; t < chunk; ++t)
+        tokens[b * chunk + t] = at + t < n ? prompt[at + t] : 0;
+      starts[b] = static_cast<int32_t>(at);
+      lasts[b] = static_cast<int32_t>(final ? n - 1 - at : chunk - 1);
     }
-
-    // Decode: each step feeds every row's newest token at its position.
-    start = std::chrono::steady_clock::now();
-    int64_t made = 0;
-    auto take = [&](int64_t b, int32_t token) {
-      results[first + b].push_back(token);
-      ++made;
-      if (onToken)
-        onToken(first + b, token);
-      if (static_cast<int64_t>(results[first + b].size()) >= options.maxNewTokens ||
-          stops(token))
-        done[b] = true;
-    };
-    for (;;) {
-      // Steps each unfinished row may still take: a step feeds position
-      // prompt + made - 1, which must be inside the context.
-      int64_t most = std::numeric_limits<int64_t>::max();
-      for (int64_t b = 0; b < static_cast<int64_t>(rows); ++b) {
-        int64_t used = static_cast<int64_t>(prompts[first + b].size() +
-                                            results[first + b].size());
-        if (!done[b] && used > context)
-          done[b] = true; // the context is full
-        if (!done[b])
-          most = std::min({most, context - used + 1,
-                           options.maxNewTokens -
-                               static_cast<int64_t>(results[first + b].size())});
-      }
-      if (std::all_of(done.begin(), done.end(), [](bool d) { return d; }))
-        break;
-      int32_t *tokens = decodeIn[0].as<int32_t>();
-      int32_t *starts = decodeIn[1].as<int32_t>();
-      int32_t *lasts = decodeIn[2].as<int32_t>();
-      for (int64_t b = 0; b < batch; ++b) {
-        size_t row = first + (static_cast<size_t>(b) < rows ? b : 0);
-        const std::vector<int32_t> &gen = results[row];
-        // Finished rows (and padding rows) rewrite a valid slot; nothing
-        // reads their output.
-        int64_t pos = static_cast<int64_t>(prompts[row].size() + gen.size()) - 1;
-        starts[b] = static_cast<int32_t>(std::min(pos, context - 1));
-        tokens[b] = gen.empty() ? prompts[row].back() : gen.back();
-        lasts[b] = 0;
-      }
-      if (onDevice) {
-        // Tokens past a row's end (a stop token mid-chunk) are dropped.
-        int64_t steps = std::min(most, session.greedyStepsAtOnce());
-        auto picked =
-            session.decodeGreedy("decode", steps, static_cast<int32_t>(context - 1));
-        if (!picked)
-          return picked.status();
-        for (int64_t i = 0; i < steps; ++i)
-          for (int64_t b = 0; b < static_cast<int64_t>(rows); ++b)
-            if (!done[b])
-              take(b, (*picked)[i * batch + b]);
-        continue;
-      }
-      if (Status s = session.run("decode"); !s)
-        return s;
-      for (int64_t b = 0; b < static_cast<int64_t>(rows); ++b)
-        if (!done[b])
-          take(b, sampler.sample(
-                      scored(logitsRow(decodeLogits, b, vocab, scratch), first + b), vocab));
-    }
-    if (stats) {
-      stats->decodeSeconds += secondsSince(start);
-      stats->decodeTokens += made;
+    if (Status s = session.run("prefill"); !s)
+      return s;
+  }
+  if (stats) {
+    stats->prefillSeconds += secondsSince(start);
+    for (size_t r = 0; r < rows; ++r) {
+      stats->prefillTokens +=
+          static_cast<int64_t>(prompts[r]->size()) - held[r];
+      stats->cachedTokens += held[r];
     }
   }
+
+  std::vector<bool> done(batch, false);
+  for (int64_t b = 0; b < batch; ++b) {
+    if (static_cast<size_t>(b) >= rows || options.maxNewTokens <= 0) {
+      done[b] = true;
+      continue;
+    }
+    int32_t token = sampler.sample(
+        scored(logitsRow(e.prefillLogits, b, vocab, scratch), b), vocab);
+    results[b].push_back(token);
+    if (onToken)
+      onToken(b, token);
+    done[b] = options.maxNewTokens == 1 || stops(token);
+  }
+
+  // Decode: each step feeds every row's newest token at its position.
+  start = std::chrono::steady_clock::now();
+  int64_t made = 0;
+  auto take = [&](int64_t b, int32_t token) {
+    results[b].push_back(token);
+    ++made;
+    if (onToken)
+      onToken(b, token);
+    if (static_cast<int64_t>(results[b].size()) >= options.maxNewTokens ||
+        stops(token))
+      done[b] = true;
+  };
+  for (;;) {
+    // Steps each unfinished row may still take: a step feeds position
+    // prompt + made - 1, which must be inside the context.
+    int64_t most = std::numeric_limits<int64_t>::max();
+    for (int64_t b = 0; b < static_cast<int64_t>(rows); ++b) {
+      int64_t used =
+          static_cast<int64_t>(prompts[b]->size() + results[b].size());
+      if (!done[b] && used > context)
+        done[b] = true; // the context is full
+      if (!done[b])
+        most = std::min(
+            {most, context - used + 1,
+             options.maxNewTokens - static_cast<int64_t>(results[b].size())});
+    }
+    if (std::all_of(done.begin(), done.end(), [](bool d) { return d; }))
+      break;
+    int32_t *tokens = e.decodeIn[0].as<int32_t>();
+    int32_t *starts = e.decodeIn[1].as<int32_t>();
+    int32_t *lasts = e.decodeIn[2].as<int32_t>();
+    for (int64_t b = 0; b < batch; ++b) {
+      size_t row = rowOf(b);
+      const std::vector<int32_t> &gen = results[row];
+      // Finished rows (and padding rows) rewrite a valid slot; nothing
+      // reads their output.
+      int64_t pos = static_cast<int64_t>(prompts[row]->size() + gen.size()) - 1;
+      starts[b] = static_cast<int32_t>(std::min(pos, context - 1));
+      tokens[b] = gen.empty() ? prompts[row]->back() : gen.back();
+      lasts[b] = 0;
+    }
+    if (onDevice) {
+      // Tokens past a row's end (a stop token mid-chunk) are dropped.
+      int64_t steps = std::min(most, session.greedyStepsAtOnce());
+      auto picked = session.decodeGreedy("decode", steps,
+                                         static_cast<int32_t>(context - 1));
+      if (!picked)
+        return picked.status();
+      for (int64_t i = 0; i < steps; ++i)
+        for (int64_t b = 0; b < static_cast<int64_t>(rows); ++b)
+          if (!done[b])
+            take(b, (*picked)[i * batch + b]);
+      continue;
+    }
+    if (Status s = session.run("decode"); !s)
+      return s;
+    for (int64_t b = 0; b < static_cast<int64_t>(rows); ++b)
+      if (!done[b])
+        take(b, sampler.sample(
+                    scored(logitsRow(e.decodeLogits, b, vocab, scratch), b),
+                    vocab));
+  }
+  if (stats) {
+    stats->decodeSeconds += secondsSince(start);
+    stats->decodeTokens += made;
+  }
+  return Status::ok();
+}
+
+} // namespace
+
+StatusOr<std::vector<std::vector<int32_t>>>
+generate(Session &session, const std::vector<std::vector<int32_t>> &prompts,
+         const GenerateOptions &options, const TokenCallback &onToken,
+         GenerateStats *stats) {
+  auto e = Entries::of(session);
+  if (!e)
+    return e.status();
+  if (Status s = e->checkStops(options.stopTokens); !s)
+    return s;
+  for (size_t i = 0; i < prompts.size(); ++i)
+    if (Status s = e->check(prompts[i], "prompt " + std::to_string(i)); !s)
+      return s;
+  Sampler sampler(options.sampling);
+  std::vector<std::vector<int32_t>> results(prompts.size());
+  for (size_t first = 0; first < prompts.size(); first += e->batch) {
+    size_t rows = std::min<size_t>(e->batch, prompts.size() - first);
+    BatchRun batch{session, *e, options, sampler};
+    batch.held.assign(rows, 0);
+    for (size_t r = 0; r < rows; ++r)
+      batch.prompts.push_back(&prompts[first + r]);
+    session.resetState();
+    Status s = batch.run(
+        [&](size_t row, int32_t token) {
+          if (onToken)
+            onToken(first + row, token);
+        },
+        stats);
+    if (!s)
+      return s;
+    for (size_t r = 0; r < rows; ++r)
+      results[first + r] = std::move(batch.results[r]);
+  }
   return results;
+}
+
+Conversation::Conversation(Session &session) : session_(session) {
+  session_.resetState();
+}
+
+int64_t Conversation::context() const {
+  const format::CompileOptions *compiled = session_.artifact().root().options();
+  return compiled ? compiled->max_seq_len() : 0;
+}
+
+StatusOr<std::vector<int32_t>> Conversation::reply(
+    const std::vector<int32_t> &prompt, const GenerateOptions &options,
+    const std::function<void(int32_t)> &onToken, GenerateStats *stats) {
+  auto e = Entries::of(session_);
+  if (!e)
+    return e.status();
+  if (Status s = e->checkStops(options.stopTokens); !s)
+    return s;
+  if (Status s = e->check(prompt, "the conversation"); !s)
+    return s;
+  // The cache holds cached_; the prompt's tokens up to where they first
+  // differ need no prefill (one at least is run, for its logits).
+  size_t held = 0;
+  while (held < cached_.size() && held + 1 < prompt.size() &&
+         cached_[held] == prompt[held])
+    ++held;
+  Sampler sampler(options.sampling);
+  BatchRun batch{session_, *e, options, sampler};
+  batch.prompts = {&prompt};
+  batch.held = {static_cast<int64_t>(held)};
+  // Whatever happens next, the cache is trusted no further than `held`.
+  cached_.resize(held);
+  Status s = batch.run(
+      [&](size_t, int32_t token) {
+        if (onToken)
+          onToken(token);
+      },
+      stats);
+  if (!s)
+    return s;
+  // The last token made was never fed back: the cache holds the rest.
+  std::vector<int32_t> &made = batch.results[0];
+  cached_ = prompt;
+  if (!made.empty())
+    cached_.insert(cached_.end(), made.begin(), made.end() - 1);
+  return std::move(made);
 }
 
 GenerateOptions withGenerationDefaults(const LoadedArtifact &artifact, int64_t vocab,

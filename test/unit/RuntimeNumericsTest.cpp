@@ -129,6 +129,76 @@ TEST_P(RuntimeNumerics, GreedyGenerationMatchesTransformers) {
       << notDecode.status().message();
 }
 
+// A conversation continues the KV cache: each reply prefills only what
+// follows the prefix the cache holds, and makes the tokens a fresh prefill
+// of the whole prompt makes.
+TEST_P(RuntimeNumerics, ConversationContinuesTheCache) {
+  std::string family = GetParam();
+  auto expected = expectedOf(family);
+  ASSERT_TRUE(expected);
+  std::vector<int32_t> prompt = idsOf(*expected->find("prompt_ids"));
+  BuildOptions build;
+  build.batch = 2;
+  build.seqLen = 32;
+  build.prefillLen = 3;
+  build.entries = {false, true, true};
+  auto session = compile(family, build);
+  ASSERT_TRUE(session);
+  GenerateOptions options;
+  options.maxNewTokens = 4;
+  auto fresh = [&](const std::vector<int32_t> &ids) {
+    auto out = generate(*session, {ids}, options);
+    EXPECT_TRUE(out.isOk()) << out.status().message();
+    return out ? (*out)[0] : std::vector<int32_t>();
+  };
+  std::vector<int32_t> first(prompt.begin(), prompt.begin() + 5);
+  std::vector<int32_t> want1 = fresh(first);
+  // The next turns: the first, its reply and three more tokens; then one
+  // that differs from the third token on.
+  std::vector<int32_t> second = first;
+  second.insert(second.end(), want1.begin(), want1.end());
+  second.insert(second.end(), prompt.begin() + 5, prompt.begin() + 8);
+  std::vector<int32_t> want2 = fresh(second);
+  std::vector<int32_t> third(prompt.begin(), prompt.begin() + 2);
+  third.insert(third.end(), prompt.rbegin(), prompt.rbegin() + 4);
+  std::vector<int32_t> want3 = fresh(third);
+
+  Conversation conversation(*session);
+  GenerateStats stats1, stats2, stats3;
+  auto got1 = conversation.reply(first, options, {}, &stats1);
+  ASSERT_TRUE(got1.isOk()) << got1.status().message();
+  EXPECT_EQ(*got1, want1) << family;
+  EXPECT_EQ(stats1.cachedTokens, 0);
+  // The cache holds the prompt and the reply but its last token.
+  std::vector<int32_t> held = first;
+  held.insert(held.end(), got1->begin(), got1->end() - 1);
+  EXPECT_EQ(conversation.cached(), held);
+
+  auto got2 = conversation.reply(second, options, {}, &stats2);
+  ASSERT_TRUE(got2.isOk()) << got2.status().message();
+  EXPECT_EQ(*got2, want2) << family;
+  EXPECT_EQ(stats2.cachedTokens, static_cast<int64_t>(held.size()));
+  EXPECT_EQ(stats2.prefillTokens,
+            static_cast<int64_t>(second.size() - held.size()));
+
+  size_t common = 0;
+  while (common < third.size() &&
+         conversation.cached()[common] == third[common])
+    ++common;
+  auto got3 = conversation.reply(third, options, {}, &stats3);
+  ASSERT_TRUE(got3.isOk()) << got3.status().message();
+  EXPECT_EQ(*got3, want3) << family;
+  EXPECT_EQ(stats3.cachedTokens, static_cast<int64_t>(common));
+  EXPECT_LT(common, third.size());
+
+  std::vector<int32_t> tooLong(33, prompt[0]);
+  auto refused = conversation.reply(tooLong, options);
+  ASSERT_FALSE(refused.isOk());
+  EXPECT_EQ(refused.status().message(),
+            "the conversation has 33 tokens; the context holds "
+            "32 (recompile with a larger --seq-len)");
+}
+
 // Our own specs, with fresh weights from `gai-run init`'s initialiser: the
 // runtime agrees with the reference interpreter on the frontend's IR.
 class OwnSpecNumerics : public ::testing::TestWithParam<const char *> {};

@@ -1,7 +1,9 @@
-// gai-run: runs gai artifacts: generate, train, bench, and init (fresh weights).
+// gai-run: runs gai artifacts: generate, chat, train, eval, bench, and init (fresh weights).
 #include "Bench.h"
+#include "Chat.h"
 #include "Eval.h"
 #include "Flags.h"
+#include "GenerateFlags.h"
 #include "SessionFlags.h"
 #include "Train.h"
 
@@ -21,6 +23,7 @@
 #include <iostream>
 #include <memory>
 #include <new>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -39,6 +42,8 @@ const char *kUsage =
     "           [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--min-p P]\n"
     "           [--repetition-penalty R]\n"
     "           [--seed S] [--stop-token ID]... [--print-ids] [--no-stream]\n"
+    "           [--chat [--system TEXT]] [--print-prompt-ids]\n"
+    "       gai-run chat ARTIFACT [--system TEXT] ...  (a conversation; see chat --help)\n"
     "\n"
     "Each --prompt or --prompt-ids adds one prompt; they run as one batch\n"
     "(in groups of the artifact's batch size). Text is byte-tokenized, or\n"
@@ -53,8 +58,13 @@ const char *kUsage =
     "defaults of the sampling flags and --max-new-tokens, and its eos ids stop\n"
     "a row as --stop-token does; each --stop-token adds one more. A length past\n"
     "what the context holds is clipped, with a note.\n"
+    "--chat makes each --prompt one user message in the model's chat template\n"
+    "(after a system message, with --system), read as transformers reads a chat\n"
+    "(the template's special tokens are tokens; the tokenizer adds none); the\n"
+    "template's end of turn stops a row too, and only the reply is printed.\n"
     "--print-ids prints each prompt's generated ids on one line instead of\n"
-    "text. Throughput goes to stderr. --device is auto (the artifact's target:\n"
+    "text; --print-prompt-ids prints each prompt's ids on stderr (\"prompt: ...\").\n"
+    "Throughput goes to stderr. --device is auto (the artifact's target:\n"
     "a GPU for --target=cuda), cpu, cuda or cuda:N.\n"
     "\n"
     "init writes fresh weights for every tensor the artifact names (norm\n"
@@ -67,23 +77,15 @@ int fail(const std::string &message) {
   return 1;
 }
 
-using gai::parseFloat;
 using gai::parseInt;
 
-/// Text to stdout whole: a NUL byte (a byte-fallback token's) included.
-void writeText(const std::string &text) { std::fwrite(text.data(), 1, text.size(), stdout); }
-
 int generateCommand(int argc, char **argv) {
-  std::string artifactPath, weightsPath, tokenizerPath;
-  gai::SessionOptions sessionOptions = gai::SessionOptions::fromEnvironment();
+  gai::GenerateFlags flags;
   std::vector<std::string> texts;
   std::vector<std::vector<int32_t>> idPrompts;
   std::vector<bool> promptIsText;
-  gai::GenerateOptions options;
-  bool printIds = false, stream = true;
-  // Flags given win over the artifact's generation defaults.
-  bool givenLength = false, givenTemperature = false, givenTopK = false, givenTopP = false,
-       givenMinP = false, givenPenalty = false;
+  std::optional<std::string> system;
+  bool printIds = false, printPromptIds = false, stream = true, chat = false;
   for (int i = 0; i < argc; ++i) {
     std::string arg = argv[i];
     auto value = [&](std::string &out) {
@@ -93,20 +95,14 @@ int generateCommand(int argc, char **argv) {
       return true;
     };
     std::string v, error;
-    if (auto r = gai::parseSessionFlag(argc, argv, i, sessionOptions, error);
-        r != gai::FlagResult::NotMine) {
+    if (auto r = flags.parse(argc, argv, i, error); r != gai::FlagResult::NotMine) {
       if (r == gai::FlagResult::Bad)
         return fail(error);
     } else if (arg == "--help" || arg == "-h") {
       std::fputs(kUsage, stdout);
+      std::fputs(gai::kGenerateFlagsHelp, stdout);
       std::fputs(gai::kSessionFlagsHelp, stdout);
       std::exit(0);
-    } else if (arg == "--weights") {
-      if (!value(weightsPath))
-        return fail("--weights needs a file");
-    } else if (arg == "--tokenizer") {
-      if (!value(tokenizerPath))
-        return fail("--tokenizer needs a tokenizer.json");
     } else if (arg == "--prompt") {
       if (!value(v))
         return fail("--prompt needs text");
@@ -128,158 +124,105 @@ int generateCommand(int argc, char **argv) {
         return fail("--prompt-ids: no ids in \"" + v + "\"");
       idPrompts.push_back(ids);
       promptIsText.push_back(false);
-    } else if (arg == "--max-new-tokens") {
-      if (!value(v) || !parseInt(v, options.maxNewTokens) || options.maxNewTokens < 0)
-        return fail("--max-new-tokens needs a count >= 0");
-      givenLength = true;
-    } else if (arg == "--temperature") {
-      if (!value(v) || !parseFloat(v, options.sampling.temperature) ||
-          options.sampling.temperature < 0)
-        return fail("--temperature needs a number >= 0");
-      givenTemperature = true;
-    } else if (arg == "--top-k") {
-      if (!value(v) || !parseInt(v, options.sampling.topK) || options.sampling.topK < 0)
-        return fail("--top-k needs a count >= 0");
-      givenTopK = true;
-    } else if (arg == "--top-p") {
-      if (!value(v) || !parseFloat(v, options.sampling.topP) ||
-          options.sampling.topP <= 0 || options.sampling.topP > 1)
-        return fail("--top-p needs a number in (0, 1]");
-      givenTopP = true;
-    } else if (arg == "--repetition-penalty") {
-      if (!value(v) || !parseFloat(v, options.sampling.repetitionPenalty) ||
-          !(options.sampling.repetitionPenalty > 0))
-        return fail("--repetition-penalty needs a number > 0 (1: none)");
-      givenPenalty = true;
-    } else if (arg == "--min-p") {
-      if (!value(v) || !parseFloat(v, options.sampling.minP) || options.sampling.minP < 0 ||
-          options.sampling.minP > 1)
-        return fail("--min-p needs a number in [0, 1]");
-      givenMinP = true;
-    } else if (arg == "--seed") {
-      int64_t seed;
-      if (!value(v) || !parseInt(v, seed))
-        return fail("--seed needs an integer");
-      options.sampling.seed = static_cast<uint64_t>(seed);
-    } else if (arg == "--stop-token") {
-      int64_t id;
-      if (!value(v) || !parseInt(v, id) || id < 0 || id > INT32_MAX)
-        return fail("--stop-token needs a token id");
-      options.stopTokens.push_back(static_cast<int32_t>(id));
+    } else if (arg == "--chat") {
+      chat = true;
+    } else if (arg == "--system") {
+      if (!value(v))
+        return fail("--system needs text");
+      system = v;
     } else if (arg == "--print-ids") {
       printIds = true;
+    } else if (arg == "--print-prompt-ids") {
+      printPromptIds = true;
     } else if (arg == "--no-stream") {
       stream = false;
     } else if (!arg.empty() && arg[0] == '-') {
       return fail("unknown option '" + arg + "' (see gai-run generate --help)");
-    } else if (artifactPath.empty()) {
-      artifactPath = arg;
+    } else if (flags.artifactPath.empty()) {
+      flags.artifactPath = arg;
     } else {
       return fail("unexpected argument '" + arg + "'");
     }
   }
-  if (artifactPath.empty())
+  if (flags.artifactPath.empty())
     return fail("no artifact given (see gai-run generate --help)");
   if (promptIsText.empty())
     return fail("no prompt: pass --prompt TEXT or --prompt-ids \"1 2 3\"");
+  if (chat && !idPrompts.empty())
+    return fail("--chat takes --prompt TEXT (each one a user message), not --prompt-ids");
+  if (system && !chat)
+    return fail("--system is for --chat");
 
-  auto artifact = gai::loadArtifact(artifactPath, weightsPath, sessionOptions.trustedKeys);
-  if (!artifact)
-    return fail(artifact.status().message());
-  // The tokenizer gaic embedded, unless --tokenizer names another.
-  const flatbuffers::String *embedded = artifact->root().tokenizer_json();
-  std::string embeddedTokenizer = embedded ? embedded->str() : "";
-  auto session = gai::Session::create(std::move(*artifact), sessionOptions);
-  if (!session)
-    return fail(session.status().message());
-  gai::Session &s = **session;
-  std::vector<gai::TensorRef> logits = s.outputs("prefill");
-  bool knownVocab = !logits.empty() && logits[0].shape.size() == 2;
-  int64_t vocab = knownVocab ? logits[0].shape[1] : 256;
-  gai::ByteTokenizer byteTokenizer(vocab);
-  std::unique_ptr<gai::HFTokenizer> hfTokenizer;
-  if (!tokenizerPath.empty()) {
-    auto loaded = gai::HFTokenizer::load(tokenizerPath);
-    if (!loaded)
-      return fail(loaded.status().message());
-    hfTokenizer = std::move(*loaded);
-    if (knownVocab && hfTokenizer->vocabSize() > vocab)
-      return fail(tokenizerPath + ": the tokenizer has ids up to " +
-                  std::to_string(hfTokenizer->vocabSize() - 1) +
-                  ", outside the model's vocabulary of " + std::to_string(vocab));
-  } else if (!embeddedTokenizer.empty()) {
-    auto loaded = gai::HFTokenizer::fromJson(embeddedTokenizer, artifactPath + " (its tokenizer)");
-    if (!loaded)
-      return fail(loaded.status().message());
-    hfTokenizer = std::move(*loaded);
-  }
-  const gai::Tokenizer &tokenizer =
-      hfTokenizer ? static_cast<const gai::Tokenizer &>(*hfTokenizer) : byteTokenizer;
-  if (knownVocab) {
-    auto outside = [&](const char *flag, int64_t id) {
-      return fail(std::string(flag) + ": token id " + std::to_string(id) +
-                  " is outside the model's vocabulary of " + std::to_string(vocab) +
-                  " (ids 0 to " + std::to_string(vocab - 1) + ")");
-    };
-    for (int32_t stop : options.stopTokens)
-      if (stop >= vocab)
-        return outside("--stop-token", stop);
+  auto model = gai::loadModel(flags);
+  if (!model)
+    return fail(model.status().message());
+  gai::Session &s = *model->session;
+  const gai::Tokenizer &tokenizer = *model->tokenizer;
+  const int64_t vocab = model->vocab;
+  if (model->knownVocab)
     for (const std::vector<int32_t> &ids : idPrompts)
       for (int32_t id : ids)
         if (id >= vocab)
-          return outside("--prompt-ids", id);
+          return fail("--prompt-ids: token id " + std::to_string(id) +
+                      " is outside the model's vocabulary of " + std::to_string(vocab) +
+                      " (ids 0 to " + std::to_string(vocab - 1) + ")");
+  std::optional<gai::ChatFormat> format;
+  if (chat) {
+    auto found = gai::chatFormatOf(*model, flags.artifactPath);
+    if (!found)
+      return fail(found.status().message());
+    format = std::move(*found);
   }
 
   std::vector<std::vector<int32_t>> prompts;
   size_t nextText = 0, nextIds = 0;
   for (bool isText : promptIsText) {
-    if (isText) {
-      auto ids = tokenizer.encode(texts[nextText++]);
-      if (!ids)
-        return fail(ids.status().message());
-      prompts.push_back(*ids);
-    } else {
+    if (!isText) {
       prompts.push_back(idPrompts[nextIds++]);
+      continue;
     }
+    std::vector<gai::ChatMessage> messages;
+    if (system)
+      messages.push_back({"system", *system});
+    messages.push_back({"user", texts[nextText++]});
+    // A chat prompt is the user message in the template; a plain one is the
+    // text, with the tokenizer's own special tokens (a bos).
+    auto ids = format ? format->prompt(messages, tokenizer)
+                      : tokenizer.encode(messages.back().content);
+    if (!ids)
+      return fail(ids.status().message());
+    prompts.push_back(*ids);
   }
+  if (printPromptIds)
+    for (const std::vector<int32_t> &prompt : prompts)
+      std::fprintf(stderr, "prompt: %s\n", gai::idsText(prompt).c_str());
 
   size_t longest = 0;
   for (const std::vector<int32_t> &prompt : prompts)
     longest = std::max(longest, prompt.size());
-  gai::GenerateOptions defaults = gai::withGenerationDefaults(
-      s.artifact(), vocab, static_cast<int64_t>(longest), gai::GenerateOptions());
-  if (!givenTemperature)
-    options.sampling.temperature = defaults.sampling.temperature;
-  if (!givenTopK)
-    options.sampling.topK = defaults.sampling.topK;
-  if (!givenTopP)
-    options.sampling.topP = defaults.sampling.topP;
-  if (!givenMinP)
-    options.sampling.minP = defaults.sampling.minP;
-  if (!givenPenalty)
-    options.sampling.repetitionPenalty = defaults.sampling.repetitionPenalty;
-  if (!givenLength)
-    options.maxNewTokens = defaults.maxNewTokens;
-  options.stopTokens.insert(options.stopTokens.end(), defaults.stopTokens.begin(),
-                            defaults.stopTokens.end());
+  gai::GenerateOptions options =
+      flags.withDefaults(s.artifact(), vocab, static_cast<int64_t>(longest));
+  if (format)
+    options = format->stoppingAtEndOfTurn(options);
   // A row ends when its context is full: say so when more was asked for.
   const gai::format::CompileOptions *compiled = s.artifact().root().options();
   int64_t room = (compiled ? compiled->max_seq_len() : 0) - static_cast<int64_t>(longest) + 1;
   if (room > 0 && options.maxNewTokens > room) {
-    if (givenLength || options.maxNewTokens != gai::GenerateOptions().maxNewTokens)
+    if (flags.givenLength || options.maxNewTokens != gai::GenerateOptions().maxNewTokens)
       std::fprintf(stderr,
                    "gai-run: note: %s %lld is clipped to %lld: the context holds %lld "
                    "tokens and the longest prompt has %zu\n",
-                   givenLength ? "--max-new-tokens" : "the generation config's length",
+                   flags.givenLength ? "--max-new-tokens" : "the generation config's length",
                    static_cast<long long>(options.maxNewTokens), static_cast<long long>(room),
                    static_cast<long long>(compiled->max_seq_len()), longest);
     options.maxNewTokens = room;
   }
 
-  // One prompt streams its text as it is made; several print at the end.
+  // One prompt streams its text as it is made (a plain prompt's own text
+  // first); several print at the end.
   bool streaming = stream && !printIds && prompts.size() == 1;
-  if (streaming) {
-    writeText(tokenizer.decode(prompts[0]));
+  if (streaming && !chat) {
+    gai::writeText(tokenizer.decode(prompts[0]));
     std::fflush(stdout);
   }
   gai::DecodeStream decodeStream(tokenizer);
@@ -290,38 +233,30 @@ int generateCommand(int argc, char **argv) {
       s, prompts, options,
       [&](size_t, int32_t token) {
         if (streaming) {
-          writeText(decodeStream.step(token));
+          gai::writeText(decodeStream.step(token));
           std::fflush(stdout);
         }
       },
       &stats);
   if (streaming) {
-    writeText(decodeStream.finish());
+    gai::writeText(decodeStream.finish());
     std::fputs("\n", stdout);
   }
   if (!results)
     return fail(results.status().message());
   for (size_t i = 0; i < results->size(); ++i) {
     if (printIds) {
-      std::string line;
-      for (int32_t id : (*results)[i])
-        line += (line.empty() ? "" : " ") + std::to_string(id);
-      std::printf("%s\n", line.c_str());
+      std::printf("%s\n", gai::idsText((*results)[i]).c_str());
     } else if (!streaming) {
-      std::vector<int32_t> all = prompts[i];
+      // A plain prompt prints with its continuation, decoded together (a
+      // leading space kept); a chat prints the reply alone.
+      std::vector<int32_t> all = chat ? std::vector<int32_t>() : prompts[i];
       all.insert(all.end(), (*results)[i].begin(), (*results)[i].end());
       std::printf("[%zu] ", i);
-      writeText(tokenizer.decode(all) + "\n");
+      gai::writeText(tokenizer.decode(all) + "\n");
     }
   }
-  auto rate = [](int64_t n, double s) { return s > 0 ? n / s : 0.0; };
-  std::fprintf(stderr,
-               "prefill: %lld tokens in %.1f ms (%.1f tokens/s); decode: %lld "
-               "tokens in %.1f ms (%.1f tokens/s)\n",
-               static_cast<long long>(stats.prefillTokens),
-               stats.prefillSeconds * 1e3, rate(stats.prefillTokens, stats.prefillSeconds),
-               static_cast<long long>(stats.decodeTokens), stats.decodeSeconds * 1e3,
-               rate(stats.decodeTokens, stats.decodeSeconds));
+  std::fprintf(stderr, "%s\n", gai::statsText(stats).c_str());
   return 0;
 }
 
@@ -394,6 +329,8 @@ int main(int argc, char **argv) {
   try {
     if (command == "generate")
       return generateCommand(argc - 2, argv + 2);
+    if (command == "chat")
+      return gai::chatCommand(argc - 2, argv + 2);
     if (command == "init")
       return initCommand(argc - 2, argv + 2);
     if (command == "bench")
@@ -410,5 +347,5 @@ int main(int argc, char **argv) {
     return fail(command + ": unexpected " + e.what());
   }
   return fail("unknown command '" + command +
-              "' (expected generate, train, eval, bench, init, keygen or sign)");
+              "' (expected generate, chat, train, eval, bench, init, keygen or sign)");
 }

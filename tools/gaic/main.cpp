@@ -58,6 +58,12 @@ cl::opt<std::string> tokenizerFile(
     cl::desc("a Hugging Face tokenizer.json to embed in the artifact (default: the one "
              "beside an HF config.json; none: no tokenizer, prompts are bytes)"),
     cl::value_desc("file|none"), cl::cat(category));
+cl::opt<std::string> chatTemplateFile(
+    "chat-template",
+    cl::desc("a chat template to record for gai-run chat: a tokenizer_config.json or a "
+             "Jinja file, refused unless gai renders it (default: the one beside an HF "
+             "config.json, recorded whatever it is; none: no chat template)"),
+    cl::value_desc("file|none"), cl::cat(category));
 cl::opt<std::string> signingKey(
     "sign", cl::desc("sign the artifact with this Ed25519 secret key (gai-run keygen): "
                      "writes FILE.sig beside it, for gai-run --trusted-keys"),
@@ -238,6 +244,7 @@ int main(int argc, char **argv) {
   options.specPath = specPath;
   options.weightsPath = weightsPath;
   options.tokenizerPath = tokenizerFile;
+  options.chatTemplatePath = chatTemplateFile;
   gai::useModelDirectory(options);
   options.build.batch = batch;
   options.build.seqLen = seqLen;

@@ -61,6 +61,9 @@ struct GenerateOptions {
 
 struct GenerateStats {
   int64_t prefillTokens = 0; ///< prompt tokens processed
+  /// Prompt tokens the KV cache already held (a conversation's earlier
+  /// turns), which were not prefilled again.
+  int64_t cachedTokens = 0;
   double prefillSeconds = 0;
   int64_t decodeTokens = 0; ///< tokens made by decode steps
   double decodeSeconds = 0;
@@ -79,6 +82,34 @@ StatusOr<std::vector<std::vector<int32_t>>>
 generate(Session &session, const std::vector<std::vector<int32_t>> &prompts,
          const GenerateOptions &options, const TokenCallback &onToken = {},
          GenerateStats *stats = nullptr);
+
+/// A conversation with a model, kept in the session's KV cache across
+/// replies (batch row 0; other rows repeat it). Each reply is given the
+/// whole conversation so far as ids and prefills only what follows the
+/// longest prefix of it the cache holds: the earlier turns and replies,
+/// when the chat template renders them as they were, stay where they are.
+/// The session is the conversation's alone while it lives.
+class Conversation {
+public:
+  /// Empties the session's cache.
+  explicit Conversation(Session &session);
+  /// Continues `prompt` until a stop token, options.maxNewTokens or the end
+  /// of the context, calling `onToken` with each token made; returns them.
+  /// A prompt longer than the context is an error (drop earlier turns).
+  StatusOr<std::vector<int32_t>>
+  reply(const std::vector<int32_t> &prompt, const GenerateOptions &options,
+        const std::function<void(int32_t)> &onToken = {},
+        GenerateStats *stats = nullptr);
+  /// The tokens whose keys and values the cache holds, in order: the last
+  /// prompt and what was made but its last token, which was never fed back.
+  const std::vector<int32_t> &cached() const { return cached_; }
+  /// The positions the cache holds.
+  int64_t context() const;
+
+private:
+  Session &session_;
+  std::vector<int32_t> cached_;
+};
 
 /// The options an artifact's generation defaults (an HF
 /// generation_config.json, recorded by gaic) give, as HF reads them: eos ids
