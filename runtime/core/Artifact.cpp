@@ -162,8 +162,17 @@ public:
 
 } // namespace
 
+// ChecksumAvx2.cpp: the same hash, vectorised for AVX2.
+uint64_t checksum64Avx2(const void *data, size_t size);
+void checksumUpdateAvx2(void *state, const void *data, size_t size);
+
+static bool haveAvx2() {
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  return avx2;
+}
+
 uint64_t checksum64(const uint8_t *data, size_t size) {
-  return XXH3_64bits(data, size);
+  return haveAvx2() ? checksum64Avx2(data, size) : XXH3_64bits(data, size);
 }
 
 // A second thread hashes each chunk just after it is read, while it is
@@ -209,7 +218,10 @@ Status readFile(const std::string &path, std::vector<uint8_t> &out,
           upTo = ready;
           last = done;
         }
-        XXH3_64bits_update(state.get(), out.data() + hashed, upTo - hashed);
+        if (haveAvx2())
+          checksumUpdateAvx2(state.get(), out.data() + hashed, upTo - hashed);
+        else
+          XXH3_64bits_update(state.get(), out.data() + hashed, upTo - hashed);
         hashed = upTo;
         if (last)
           break;
