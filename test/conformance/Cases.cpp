@@ -48,6 +48,27 @@ func.func @forward(%x: tensor<3x7x13xf32>, %w: tensor<11x13xf32>, %b: tensor<11x
   return %0 : tensor<3x7x11xf32>
 })"},
 
+    // gemm over quantized weights (gai.dequantize folded in): int8 at
+    // decode rows, int4 groups past them (CUDA's prefill route), fp8.
+    {"gemm_int8_weights", Targets::All, {"gemm"}, R"(
+func.func @forward(%x: tensor<3x64xf32>, %q: tensor<11x64xi8>, %s: tensor<11xf32>) -> tensor<3x11xf32> {
+  %w = gai.dequantize int8 %q, %s : (tensor<11x64xi8>, tensor<11xf32>) -> tensor<11x64xf32>
+  %0 = gai.matmul %x, %w transpose_rhs : (tensor<3x64xf32>, tensor<11x64xf32>) -> tensor<3x11xf32>
+  return %0 : tensor<3x11xf32>
+})", {{-127, 128}}},
+    {"gemm_int4_weights", Targets::All, {"gemm"}, R"(
+func.func @forward(%x: tensor<13x64xf32>, %q: tensor<11x64xi4>, %s: tensor<11x4xf32>, %z: tensor<11x4xi8>) -> tensor<13x11xf32> {
+  %w = gai.dequantize int4 group 16 %q, %s, %z : (tensor<11x64xi4>, tensor<11x4xf32>, tensor<11x4xi8>) -> tensor<11x64xf32>
+  %0 = gai.matmul %x, %w transpose_rhs : (tensor<13x64xf32>, tensor<11x64xf32>) -> tensor<13x11xf32>
+  return %0 : tensor<13x11xf32>
+})", {{0, 16}, {0, 16}}},
+    {"gemm_fp8_weights", Targets::All, {"gemm"}, R"(
+func.func @forward(%x: tensor<3x32xf32>, %q: tensor<11x32xf8E4M3FN>, %s: tensor<1xf32>) -> tensor<3x11xf32> {
+  %w = gai.dequantize fp8_e4m3 %q, %s : (tensor<11x32xf8E4M3FN>, tensor<1xf32>) -> tensor<11x32xf32>
+  %0 = gai.matmul %x, %w transpose_rhs : (tensor<3x32xf32>, tensor<11x32xf32>) -> tensor<3x11xf32>
+  return %0 : tensor<3x11xf32>
+})"},
+
     // launch: generated kernels, elementwise with broadcasts and row ops.
     {"launch_elementwise", Targets::All, {"launch"}, R"(
 func.func @forward(%x: tensor<3x7xf32>, %y: tensor<7xf32>) -> tensor<3x7xf32> {

@@ -11,6 +11,7 @@
 #include "dialects/Gai/GaiDialect.h"
 #include "gai/Artifact.h"
 #include "gai/FloatConvert.h"
+#include "gai/Quantize.h"
 #include "gai/Safetensors.h"
 
 #include "mlir/IR/MLIRContext.h"
@@ -45,19 +46,39 @@ double toleranceFor(const std::string &target, bool bf16) {
   return target == "cpu" ? 2e-5 : 1e-4;
 }
 
-/// A tensor's elements as f32 or i32 bytes, by its element type.
+/// A tensor's elements as f32 or i32 bytes, by its element type; a
+/// quantized weight's (i8, i4, f8E4M3FN) as the bytes the runtime reads
+/// (int4 two a byte), stored as u8.
 struct Stored {
   std::string name;
-  bool isInt;
+  DType dtype;
   std::vector<int64_t> shape;
   std::vector<uint8_t> bytes;
 };
 
 Stored store(std::string name, const HostTensor &t, mlir::Type element) {
-  Stored s{std::move(name), element.isInteger(), t.shape, {}};
+  const bool packed = element.isInteger(8) || element.isInteger(4) ||
+                      mlir::isa<mlir::Float8E4M3FNType>(element);
+  Stored s{std::move(name), packed ? DType::U8 : element.isInteger() ? DType::I32 : DType::F32,
+           t.shape, {}};
+  if (element.isInteger(4)) {
+    s.bytes.assign((t.data.size() + 1) / 2, 0);
+    for (size_t i = 0; i < t.data.size(); ++i)
+      s.bytes[i / 2] |= static_cast<uint8_t>((static_cast<int>(t.data[i]) & 15) << (i % 2 ? 4 : 0));
+    s.shape = {static_cast<int64_t>(s.bytes.size())};
+    return s;
+  }
+  if (packed) {
+    for (double v : t.data)
+      s.bytes.push_back(element.isInteger(8)
+                            ? static_cast<uint8_t>(static_cast<int8_t>(v))
+                            : floatToFp8E4M3(static_cast<float>(v)));
+    s.shape = {static_cast<int64_t>(s.bytes.size())};
+    return s;
+  }
   s.bytes.resize(t.data.size() * 4);
   for (size_t i = 0; i < t.data.size(); ++i) {
-    if (s.isInt) {
+    if (s.dtype == DType::I32) {
       auto v = static_cast<int32_t>(t.data[i]);
       std::memcpy(&s.bytes[i * 4], &v, 4);
     } else {
@@ -95,7 +116,9 @@ std::vector<HostTensor> drawArguments(const conformance::Case &c, mlir::func::Fu
     } else {
       for (double &v : h.data) {
         auto f = static_cast<float>(uniform(rng));
-        v = element.isBF16() ? bf16ToFloat(floatToBf16(f)) : f;
+        v = element.isBF16()                              ? bf16ToFloat(floatToBf16(f))
+            : mlir::isa<mlir::Float8E4M3FNType>(element) ? fp8E4M3ToFloat(floatToFp8E4M3(f))
+                                                          : f;
       }
     }
     args.push_back(std::move(h));
@@ -174,8 +197,7 @@ llvm::Error makeCase(const conformance::Case &c, const std::string &target) {
     return fail("cannot write " + base + ".gai");
   std::vector<TensorToWrite> toWrite;
   for (const Stored &s : tensors)
-    toWrite.push_back({s.name, s.isInt ? DType::I32 : DType::F32, s.shape, s.bytes.data(),
-                       s.bytes.size()});
+    toWrite.push_back({s.name, s.dtype, s.shape, s.bytes.data(), s.bytes.size()});
   std::string covers;
   for (const char *command : c.covers)
     covers += (covers.empty() ? "" : ",") + std::string(command);

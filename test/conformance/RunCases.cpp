@@ -52,9 +52,10 @@ std::vector<std::string> caseNames(const std::string &dir) {
   return names;
 }
 
-/// `view`'s elements (f32 or i32) as `dtype` bytes.
+/// `view`'s elements (f32 or i32) as `dtype` bytes; u8 ones (a quantized
+/// weight's) are the input's bytes already.
 std::vector<uint8_t> bytesAs(const TensorView &view, DType dtype) {
-  if (view.dtype == DType::I32 || dtype == DType::F32)
+  if (view.dtype == DType::I32 || view.dtype == DType::U8 || dtype == DType::F32)
     return std::vector<uint8_t>(view.data, view.data + view.byteSize);
   std::vector<uint8_t> out(static_cast<size_t>(view.numElements()) * dtypeSize(dtype));
   EXPECT_TRUE(convertFloats(view.data, DType::F32, out.data(), dtype,
