@@ -113,9 +113,9 @@ private:
     if (k % 8 != 0)
       return p.emitError() << "--gai-quantize: '" << p.getName() << "' has k = " << k
                            << ", not a multiple of 8 (skip it with skip=)";
-    const int64_t group = groupSize();
-    if (format == QuantFormat::Int4 && k % group != 0)
-      return p.emitError() << "--gai-quantize: int4 group " << group << " does not divide k = "
+    const int64_t groupK = groupSize();
+    if (format == QuantFormat::Int4 && k % groupK != 0)
+      return p.emitError() << "--gai-quantize: int4 group " << groupK << " does not divide k = "
                            << k << " of '" << p.getName() << "' (choose a group that divides "
                            << k << ", or skip it with skip=)";
     OpBuilder b(p);
@@ -126,7 +126,7 @@ private:
     auto values = ParamOp::create(b, loc, RankedTensorType::get({n, k}, storage),
                                   p.getNameAttr(), transposed ? b.getUnitAttr() : nullptr);
     const bool grouped = format == QuantFormat::Int4;
-    const int64_t groups = grouped ? k / group : 1;
+    const int64_t groups = grouped ? k / groupK : 1;
     SmallVector<int64_t> scaleShape = grouped ? SmallVector<int64_t>{n, groups}
                                       : format == QuantFormat::Fp8E4M3 && !fp8PerRow
                                           ? SmallVector<int64_t>{1}
@@ -139,7 +139,7 @@ private:
                              b.getStringAttr(p.getName() + ".zero"), nullptr);
     auto weight = DequantizeOp::create(
         b, loc, RankedTensorType::get({n, k}, type.getElementType()), format,
-        grouped ? b.getI64IntegerAttr(group) : nullptr, values, scale, zero);
+        grouped ? b.getI64IntegerAttr(groupK) : nullptr, values, scale, zero);
     for (OpOperand &use : llvm::make_early_inc_range(p->getUses())) {
       auto m = cast<MatmulOp>(use.getOwner());
       m.getRhsMutable().assign(weight);

@@ -9,6 +9,7 @@
 #include "gai/Session.h"
 #include "gai/Train.h"
 #include "../TrainFixture.h"
+#include "GpuArtifacts.h"
 #include "GpuTest.h"
 #include "hal/cpu/Kernels.h"
 #include "hal/cuda/Gemm.h"
@@ -25,36 +26,12 @@ using namespace gai;
 
 namespace {
 
-std::string artifactsDir() {
-  const char *env = std::getenv("GAI_GPU_ARTIFACTS");
-  return env ? env : GAI_GPU_ARTIFACTS_DIR;
-}
-
-std::unique_ptr<Session> open(const std::string &name) {
-  auto artifact = LoadedArtifact::load(artifactsDir() + "/" + name);
-  EXPECT_TRUE(artifact.isOk()) << artifact.status().message();
-  if (!artifact)
-    return nullptr;
-  SessionOptions options;
-  options.device = "cuda";
-  auto session = Session::create(std::move(*artifact), options);
-  EXPECT_TRUE(session.isOk()) << session.status().message();
-  return session ? std::move(*session) : nullptr;
-}
+std::unique_ptr<Session> open(const std::string &name) { return openArtifact(name); }
 
 /// transformers' logits and greedy tokens for a family's tiny fixture.
 StatusOr<SafetensorsFile> expectedOf(const std::string &family) {
   return SafetensorsFile::open(std::string(GAI_FIXTURES_DIR) + "/hf/" + family +
                                "-tiny/expected.safetensors");
-}
-
-std::vector<int32_t> idsOf(const TensorView &t) {
-  std::vector<int32_t> ids;
-  for (int64_t i = 0; i < t.numElements(); ++i)
-    ids.push_back(t.dtype == DType::I64
-                      ? static_cast<int32_t>(reinterpret_cast<const int64_t *>(t.data)[i])
-                      : reinterpret_cast<const int32_t *>(t.data)[i]);
-  return ids;
 }
 
 std::vector<float> floatsOf(const TensorRef &t) {

@@ -1,6 +1,7 @@
 // Quantized HF fixtures on the GPU: the CUDA GEMVs and GEMMs over int8,
 // int4 and fp8 weights give the CPU's logits for the same quantized model,
 // and int8 generation (CUDA graphs, greedy on the device) runs.
+#include "GpuArtifacts.h"
 #include "GpuTest.h"
 
 #include "gai/Generate.h"
@@ -17,34 +18,15 @@
 namespace gai {
 namespace {
 
-std::string artifactsDir() {
-  const char *env = std::getenv("GAI_GPU_ARTIFACTS");
-  return env ? env : GAI_GPU_ARTIFACTS_DIR;
-}
-
 std::unique_ptr<Session> open(const std::string &name, const std::string &device) {
-  auto artifact = LoadedArtifact::load(artifactsDir() + "/" + name);
-  EXPECT_TRUE(artifact.isOk()) << artifact.status().message();
-  if (!artifact)
-    return nullptr;
-  SessionOptions options;
-  options.device = device;
-  auto session = Session::create(std::move(*artifact), options);
-  EXPECT_TRUE(session.isOk()) << session.status().message();
-  return session ? std::move(*session) : nullptr;
+  return openArtifact(name, device);
 }
 
 std::vector<int32_t> idsOf(const std::string &family, const char *tensor) {
   auto expected = SafetensorsFile::open(std::string(GAI_FIXTURES_DIR) + "/hf/" + family +
                                         "-tiny/expected.safetensors");
   EXPECT_TRUE(expected.isOk());
-  const TensorView &t = *expected->find(tensor);
-  std::vector<int32_t> ids;
-  for (int64_t i = 0; i < t.numElements(); ++i)
-    ids.push_back(t.dtype == DType::I64
-                      ? static_cast<int32_t>(reinterpret_cast<const int64_t *>(t.data)[i])
-                      : reinterpret_cast<const int32_t *>(t.data)[i]);
-  return ids;
+  return idsOf(*expected->find(tensor));
 }
 
 std::vector<float> forward(Session &s, const std::vector<int32_t> &ids) {
