@@ -4,7 +4,7 @@
 #include "compiler/CompilerPasses.h"
 #include "compiler/QuantizedWeights.h"
 #include "compiler/lowering/ExecLowering.h"
-#include "compiler/lowering/MemoryPlan.h"
+#include "passes/MemoryPlan.h"
 #include "dialects/Gai/GaiOps.h"
 #include "frontend/WeightCheck.h"
 #include "gai/Artifact.h"

@@ -50,6 +50,12 @@ struct CompileOptions {
   /// The quantized weights made from weightsPath (quantizeWeights): the
   /// artifact stores these instead of the float weights of those names.
   const QuantizedWeights *quantizedWeights = nullptr;
+  /// Rematerialization of @train_step (--gai-remat): none, auto or full,
+  /// and the bytes the planned peak may take (0: no budget).
+  struct Remat {
+    std::string mode = "none";
+    int64_t budget = 0;
+  } remat;
 };
 
 struct ImportedModel {

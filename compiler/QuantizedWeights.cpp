@@ -1,7 +1,7 @@
 // Quantized weights made at compile time from the float ones.
 #include "compiler/QuantizedWeights.h"
 
-#include "compiler/lowering/MemoryPlan.h"
+#include "passes/MemoryPlan.h"
 #include "dialects/Gai/GaiOps.h"
 #include "gai/FloatConvert.h"
 #include "gai/WeightSet.h"

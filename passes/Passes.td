@@ -169,4 +169,45 @@ def GaiQuantize : Pass<"gai-quantize", "ModuleOp"> {
   let dependentDialects = ["::mlir::gai::GaiDialect"];
 }
 
+def GaiRemat : Pass<"gai-remat", "ModuleOp"> {
+  let summary = "Recompute forward values in the backward pass to fit a memory budget";
+  let description = [{
+    Rematerialization of a training step (`function`, after autodiff): a
+    forward value that the backward pass reads is either kept, live from
+    the forward pass to its last backward use, or recomputed by a clone of
+    its op placed just before its first backward use. The forward pass is
+    every op up to the one that makes the loss (the first result).
+
+    `mode=auto` keeps the planned peak (`fixed-bytes` plus the arena that
+    the function's buffers need, placed by the arena planner) under
+    `budget` bytes at the least recomputed FLOPs, greedily: while the plan
+    is over budget, recompute the value that frees the most bytes at the
+    peak (less the bytes of inputs whose lives it extends) per FLOP, then
+    plan again. A budget that no choice reaches is an error giving the
+    smallest peak the pass reached. `mode=full` is classic per-layer
+    checkpointing: only values that cross from one layer to another (by
+    the ops' `layers.N` locations) are kept, everything else the backward
+    pass reads is recomputed.
+
+    Never recomputed: ops with memory effects or randomness, the KV cache's
+    writes (`gai.cache_write`, `gai.cached_attention`), and values the
+    function returns. The function gets a `gai.remat` dictionary: the
+    arena before and after, the ops recomputed and their FLOPs.
+  }];
+  let options = [
+    Option<"function", "function", "std::string", /*default=*/"\"train_step\"",
+           "the training step to rematerialize">,
+    Option<"mode", "mode", "std::string", /*default=*/"\"auto\"",
+           "auto (fit the budget at the least recomputation) or full "
+           "(recompute every layer from its input)">,
+    Option<"budget", "budget", "int64_t", /*default=*/"0",
+           "bytes the planned peak may take (0: no budget; auto then "
+           "recomputes nothing)">,
+    Option<"fixedBytes", "fixed-bytes", "int64_t", /*default=*/"0",
+           "bytes outside the arena that count against the budget "
+           "(parameters, optimizer state, inputs and outputs)">,
+  ];
+  let dependentDialects = ["::mlir::gai::GaiDialect"];
+}
+
 #endif // GAI_PASSES_TD

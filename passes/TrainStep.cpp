@@ -92,6 +92,7 @@ private:
   }
 
   LogicalResult buildTrainStep();
+  void scheduleEarly(Operation *from, func::FuncOp step);
   void buildOptimizerStep();
   void buildZeroGrads();
 
@@ -130,6 +131,7 @@ LogicalResult TrainStepBuilder::buildTrainStep() {
   FailureOr<SmallVector<Value>> grads = buildGradients(b, forward, lossValue, wrt);
   if (failed(grads))
     return failure();
+  Operation *lastBackward = body->empty() ? nullptr : &body->back();
   llvm::StringMap<Value> gradOf;
   for (auto [p, g] : llvm::zip(wrt, *grads)) {
     if (!g)
@@ -149,7 +151,29 @@ LogicalResult TrainStepBuilder::buildTrainStep() {
   }
   results[1].second = squares;
   finish(step, results);
+  scheduleEarly(lastBackward, step);
   return success();
+}
+
+/// Moves each op after `from` (the accumulations into grad.<name> and their
+/// squares) to just after the op that makes its last operand, in order, so
+/// that each gradient dies as soon as it is added to its state instead of
+/// living to the end of the step.
+void TrainStepBuilder::scheduleEarly(Operation *from, func::FuncOp step) {
+  Block &body = step.getBody().front();
+  SmallVector<Operation *> late;
+  for (Operation *op = from ? from->getNextNode() : &body.front();
+       op && op != body.getTerminator(); op = op->getNextNode())
+    late.push_back(op);
+  for (Operation *op : late) {
+    Operation *after = nullptr;
+    for (Value operand : op->getOperands())
+      if (Operation *def = operand.getDefiningOp())
+        if (!after || after->isBeforeInBlock(def))
+          after = def;
+    if (after)
+      op->moveAfter(after);
+  }
 }
 
 void TrainStepBuilder::buildOptimizerStep() {

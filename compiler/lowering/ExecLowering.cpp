@@ -4,7 +4,7 @@
 #include "compiler/codegen/FusionKernels.h"
 #include "compiler/codegen/FusionRows.h"
 #include "compiler/codegen/GpuFusionKernels.h"
-#include "compiler/lowering/MemoryPlan.h"
+#include "passes/MemoryPlan.h"
 #include "compiler/lowering/NormFold.h"
 #include "dialects/Exec/ExecOps.h"
 #include "dialects/Gai/GaiOps.h"

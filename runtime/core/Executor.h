@@ -36,6 +36,9 @@ public:
   virtual Status writeState(int64_t offset, int64_t size, const void *src) = 0;
   virtual void zeroState(int64_t offset, int64_t size) = 0;
   virtual std::string deviceName() const = 0;
+  /// Bytes this executor allocated for the artifact (its plan, and on a GPU
+  /// the workspaces), and on a GPU the bytes in use on the whole device.
+  virtual MemoryUse memoryUse() const = 0;
 };
 
 /// TensorRefs for a packed tensor list whose bytes start at `base`.

@@ -178,5 +178,6 @@ Status Session::writeState(const std::string &name, const void *src) {
   return executor_->writeState(t->buffer()->offset(), t->buffer()->size(), src);
 }
 std::string Session::deviceName() const { return executor_->deviceName(); }
+MemoryUse Session::memoryUse() const { return executor_->memoryUse(); }
 
 } // namespace gai

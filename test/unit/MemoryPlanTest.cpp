@@ -1,6 +1,6 @@
 // The arena planner never overlaps live buffers, and shares bytes between
 // buffers that are not live together.
-#include "compiler/lowering/MemoryPlan.h"
+#include "passes/MemoryPlan.h"
 #include "dialects/Gai/GaiDialect.h"
 
 #include "mlir/IR/MLIRContext.h"

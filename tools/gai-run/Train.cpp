@@ -314,6 +314,9 @@ int trainCommand(int argc, char **argv) {
                static_cast<long long>(micro), static_cast<long long>(data->trainTokens()),
                static_cast<long long>(data->evalTokens()), opt.lr);
 
+  // The most device memory seen in use, sampled after each step.
+  int64_t deviceUsedPeak = -1;
+
   ByteTokenizer tokenizer(vocab);
   auto sample = [&](int64_t step) {
     auto prompt = tokenizer.encode(f.samplePrompt);
@@ -412,6 +415,8 @@ int trainCommand(int argc, char **argv) {
         return fail(st.message());
       evalCurve.push_back({t.step(), evalLoss});
     }
+    MemoryUse memory = s.memoryUse();
+    deviceUsedPeak = std::max(deviceUsedPeak, memory.deviceUsed);
     if (metrics) {
       nlohmann::ordered_json fields = {
           {"step", t.step()},
@@ -421,7 +426,10 @@ int trainCommand(int argc, char **argv) {
           {"tokens_per_s", rounded(tokensPerStep / stepSeconds, 2)},
           {"step_s", rounded(stepSeconds, 6)},
           {"elapsed_s", rounded(elapsed, 3)},
-          {"skipped", result->skipped}};
+          {"allocated_bytes", memory.allocated}};
+      if (memory.deviceUsed >= 0)
+        fields["device_used_bytes"] = memory.deviceUsed;
+      fields["skipped"] = result->skipped;
       if (evaluated)
         fields["eval_loss"] = evalLoss;
       if (Status st = metrics->append(jsonLine(fields) + "\n"); !st)
@@ -478,6 +486,13 @@ int trainCommand(int argc, char **argv) {
   }
   std::fprintf(stderr, "trained weights: %s; loss curve: %s\n", f.output.c_str(),
                plotted.c_str());
+  MemoryUse memory = s.memoryUse();
+  std::fprintf(stderr, "memory: %.1f MiB allocated by gai on %s (its plan and workspaces)",
+               memory.allocated / 1048576.0, s.deviceName().c_str());
+  if (deviceUsedPeak >= 0)
+    std::fprintf(stderr, "; at most %.1f MiB in use on the device (all processes and the CUDA "
+                 "context)", deviceUsedPeak / 1048576.0);
+  std::fprintf(stderr, "\n");
   if (f.sampleEvery == 0 || t.step() % f.sampleEvery != 0)
     sample(t.step());
   return 0;

@@ -1,4 +1,5 @@
 // gaic: compiles a model spec or HF config into gai IR, exec IR or an artifact.
+#include "compiler/MemoryBudget.h"
 #include "compiler/Pipeline.h"
 #include "gai/Signing.h"
 #include "gai/Version.h"
@@ -100,6 +101,16 @@ cl::opt<bool> printReport(
     cl::desc("print each function's arena size, buffer total and kernels "
              "(on stderr)"),
     cl::cat(category));
+cl::opt<std::string> memoryBudget(
+    "memory-budget",
+    cl::desc("--mode=train: the device memory the plan may take (24GiB, 512MiB, bytes); "
+             "activations are recomputed to fit (--remat=auto unless given)"),
+    cl::value_desc("size"), cl::cat(category));
+cl::opt<std::string> rematMode(
+    "remat",
+    cl::desc("--mode=train: none, auto (recompute the fewest FLOPs that fit "
+             "--memory-budget) or full (recompute every layer from its input)"),
+    cl::value_desc("none|auto|full"), cl::cat(category));
 cl::opt<bool> printIRAfterAll("print-ir-after-all",
                               cl::desc("print the IR after every pass"),
                               cl::cat(category));
@@ -241,6 +252,22 @@ int main(int argc, char **argv) {
                 llvm::Twine(int64_t(quantGroup)));
 
   gai::CompileOptions options;
+  if (!memoryBudget.empty()) {
+    llvm::Expected<int64_t> bytes = gai::parseByteSize(memoryBudget);
+    if (!bytes)
+      return fail("--memory-budget: " + llvm::toString(bytes.takeError()));
+    options.remat.budget = *bytes;
+    options.remat.mode = "auto";
+  }
+  if (rematMode.getNumOccurrences()) {
+    if (rematMode != "none" && rematMode != "auto" && rematMode != "full")
+      return fail("--remat: expected none, auto or full, got '" + rematMode + "'");
+    options.remat.mode = rematMode;
+  }
+  if (options.remat.mode == "auto" && options.remat.budget == 0)
+    return fail("--remat=auto needs --memory-budget SIZE: the budget it fits");
+  if ((options.remat.mode != "none" || options.remat.budget) && mode != "train")
+    return fail("--remat and --memory-budget plan a training step: add --mode=train");
   options.specPath = specPath;
   options.weightsPath = weightsPath;
   options.tokenizerPath = tokenizerFile;
@@ -325,6 +352,10 @@ int main(int argc, char **argv) {
                                 model->module->clone());
     if (llvm::Error e = optimizeReportingErrors(*optimized, options))
       return fail(llvm::toString(std::move(e)));
+    llvm::Expected<std::optional<gai::RematOutcome>> remat =
+        gai::rematerialize(*optimized, options);
+    if (!remat)
+      return fail(llvm::toString(remat.takeError()));
     if (!quantize.empty() && !options.weightsPath.empty()) {
       llvm::Expected<gai::QuantizedWeights> made = quantizeFrom(*optimized, options);
       if (!made)
@@ -333,6 +364,8 @@ int main(int argc, char **argv) {
     }
     if (printReport)
       gai::printReport(gai::report(*optimized), llvm::errs());
+    if (printReport && *remat)
+      gai::printRematReport(**remat, llvm::errs());
     if (printReport && !quantize.empty())
       gai::printQuantizationReport(*optimized, quantized ? &*quantized : nullptr,
                                    llvm::errs());

@@ -297,6 +297,7 @@ public:
     std::memset(state_.data() + offset, 0, static_cast<size_t>(size));
   }
   std::string deviceName() const override { return "cpu"; }
+  MemoryUse memoryUse() const override { return {allocated_, -1}; }
 
 private:
   struct Entry {
@@ -310,6 +311,7 @@ private:
   const LoadedArtifact &artifact_;
   std::shared_ptr<cpu::KernelModule> kernels_;
   std::vector<uint8_t> state_;
+  int64_t allocated_ = 0; // state, arenas, inputs and outputs
   std::map<std::string, std::unique_ptr<Entry>> entries_;
 };
 
@@ -336,6 +338,7 @@ Status CpuExecutor::init() {
   if (Status s = fitsHostMemory(planned, "the artifact's state, arenas, inputs and outputs");
       !s)
     return s;
+  allocated_ = planned;
   std::vector<std::string> symbols;
   const uint8_t *code = nullptr;
   size_t codeSize = 0;

@@ -57,6 +57,11 @@ public:
   Status writeState(int64_t offset, int64_t size, const void *src) override;
   void zeroState(int64_t offset, int64_t size) override;
   std::string deviceName() const override { return name_; }
+  MemoryUse memoryUse() const override {
+    size_t freeBytes = 0, totalBytes = 0;
+    cudaMemGetInfo(&freeBytes, &totalBytes);
+    return {allocated_, static_cast<int64_t>(totalBytes - freeBytes)};
+  }
 
 private:
   struct Entry {
@@ -100,6 +105,7 @@ private:
   cublasLtHandle_t lt_ = nullptr;
   cudaStream_t stream_ = nullptr;
   uint8_t *device_ = nullptr; // the one allocation
+  int64_t allocated_ = 0;     // its bytes
   uint8_t *weights_ = nullptr, *state_ = nullptr, *arena_ = nullptr;
   void *gemmWorkspace_ = nullptr;
   /// Prefill GEMMs over quantized weights: the largest one's dequantized
@@ -258,13 +264,22 @@ Status CudaExecutor::init() {
   size_t freeBytes = 0, totalBytes = 0;
   if (cudaError_t e = cudaMemGetInfo(&freeBytes, &totalBytes); e != cudaSuccess)
     return cudaError("reading the free memory of " + name_, e);
-  if (wanted > static_cast<__int128>(freeBytes))
+  if (wanted > static_cast<__int128>(freeBytes)) {
+    auto mib = [](__int128 bytes) { return std::to_string(static_cast<int64_t>(bytes >> 20)) + " MiB"; };
     return Status::error(
-        "the artifact needs " +
+        "the artifact's planned peak is " +
         (wanted > INT64_MAX ? std::string("more bytes than fit in 64 bits")
-                            : std::to_string(static_cast<int64_t>(wanted)) + " bytes") +
-        " of device memory, " + name_ + " has " + std::to_string(freeBytes) + " free");
+                            : std::to_string(static_cast<int64_t>(wanted)) + " bytes (" +
+                                  mib(wanted) + ": state " + mib(stateBytes) + ", arena " +
+                                  mib(arenaBytes) + ", weights " + mib(weightsBytes) +
+                                  ", inputs, outputs and workspaces " +
+                                  mib(wanted - stateBytes - arenaBytes - weightsBytes) + ")") +
+        "; " + name_ + " has " + std::to_string(freeBytes) + " bytes (" + mib(freeBytes) +
+        ") free. Nothing ran. For training, gaic --memory-budget SIZE recomputes activations "
+        "to fit (--remat)");
+  }
   const auto total = static_cast<int64_t>(wanted);
+  allocated_ = total;
   if (cudaError_t e = cudaMalloc(&device_, static_cast<size_t>(total)); e != cudaSuccess)
     return cudaError("allocating " + std::to_string(total >> 20) + " MiB on " + name_, e);
   uint8_t *cursor = device_;

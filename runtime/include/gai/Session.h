@@ -66,6 +66,15 @@ struct SessionOptions {
 /// One loaded artifact with its state (the KV cache) and the memory its
 /// entry points need, on the CPU or a CUDA GPU. Inputs and outputs are host
 /// memory either way. Not thread-safe: one run at a time.
+/// Memory a session holds: `allocated` bytes for its artifact (the plan;
+/// on a GPU with the workspaces), and on a GPU `deviceUsed`, the device's
+/// total less its free bytes (every process, the CUDA context included;
+/// -1 on the CPU).
+struct MemoryUse {
+  int64_t allocated = 0;
+  int64_t deviceUsed = -1;
+};
+
 class Session {
 public:
   static StatusOr<std::unique_ptr<Session>> create(LoadedArtifact artifact,
@@ -103,6 +112,7 @@ public:
   Status writeState(const std::string &name, const void *src);
   /// cpu, or the GPU's name and ordinal.
   std::string deviceName() const;
+  MemoryUse memoryUse() const;
 
 private:
   explicit Session(LoadedArtifact artifact);

@@ -1,7 +1,7 @@
 // The static memory plan: every intermediate buffer of a function gets an
 // offset in one arena, so buffers that are never live together share bytes.
-#ifndef GAI_COMPILER_LOWERING_MEMORYPLAN_H
-#define GAI_COMPILER_LOWERING_MEMORYPLAN_H
+#ifndef GAI_PASSES_MEMORYPLAN_H
+#define GAI_PASSES_MEMORYPLAN_H
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 
@@ -43,6 +43,10 @@ struct FunctionBuffers {
 };
 FunctionBuffers collectBuffers(mlir::func::FuncOp func);
 
+/// The arena `func` needs: its buffers less the ones it returns (those go
+/// to the state or the outputs), placed by planArena.
+int64_t plannedArenaBytes(mlir::func::FuncOp func);
+
 } // namespace gai
 
-#endif // GAI_COMPILER_LOWERING_MEMORYPLAN_H
+#endif // GAI_PASSES_MEMORYPLAN_H

@@ -1,5 +1,5 @@
 // Liveness of a function's buffers, and their placement in one arena.
-#include "compiler/lowering/MemoryPlan.h"
+#include "passes/MemoryPlan.h"
 
 #include "dialects/Gai/GaiOps.h"
 
@@ -98,6 +98,15 @@ FunctionBuffers collectBuffers(mlir::func::FuncOp func) {
     ++index;
   }
   return result;
+}
+
+int64_t plannedArenaBytes(mlir::func::FuncOp func) {
+  FunctionBuffers buffers = collectBuffers(func);
+  std::vector<BufferRequest> requests;
+  for (auto [v, request] : llvm::zip(buffers.values, buffers.requests))
+    if (request.lastUse != INT64_MAX)
+      requests.push_back(request);
+  return planArena(requests).arenaSize;
 }
 
 } // namespace gai
