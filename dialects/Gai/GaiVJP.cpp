@@ -90,7 +90,21 @@ LogicalResult MatmulOp::vjp(ImplicitLocOpBuilder &b, ArrayRef<Value> cotangents,
   bool ta = getTransposeLhs(), tw = getTransposeRhs();
   // C = op(A)·op(W); each case keeps the operand's stored layout.
   Value ga = !ta ? matmul(b, g, w, false, !tw) : matmul(b, w, g, tw, true);
-  Value gw = !tw ? matmul(b, a, g, !ta, false) : matmul(b, g, a, true, ta);
+  Value gw;
+  auto aType = typeOf(a), wType = typeOf(w);
+  if (!ta && wType.getRank() == 2 && aType.getRank() > 2) {
+    // A weight shared by every row of a batch: its gradient is one GEMM over
+    // all rows, [rows·M, K]ᵀ·[rows·M, N], not a product per batch entry
+    // summed afterwards (which holds a [rows, K, N] temporary).
+    int64_t k = aType.getShape().back(), n = typeOf(g).getShape().back();
+    int64_t rows = aType.getNumElements() / k;
+    Value a2 = ReshapeOp::create(b, RankedTensorType::get({rows, k}, aType.getElementType()), a);
+    Value g2 = ReshapeOp::create(
+        b, RankedTensorType::get({rows, n}, typeOf(g).getElementType()), g);
+    gw = !tw ? matmul(b, a2, g2, true, false) : matmul(b, g2, a2, true, false);
+  } else {
+    gw = !tw ? matmul(b, a, g, !ta, false) : matmul(b, g, a, true, ta);
+  }
   sweep.accumulate(a, unbroadcast(b, ga, a));
   sweep.accumulate(w, unbroadcast(b, gw, w));
   return success();
