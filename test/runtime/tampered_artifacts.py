@@ -145,6 +145,30 @@ def cases():
         doc["state_size"] = 2**62
         return True
 
+    def quantized(edit_command):
+        # The first GEMM over quantized weights (a quantized artifact's).
+        def edit(doc):
+            for entry in doc["entries"]:
+                for step in entry["steps"]:
+                    command = step["command"]
+                    if (step["command_type"] == "Gemm" and
+                            command.get("weight_format", "Float") != "Float"):
+                        edit_command(command)
+                        return True
+            return False
+        return edit
+
+    def small_scale(c):
+        c["b_scale"]["size"] = 4
+    def no_zero(c):
+        c["b_zero"]["size"] = 0
+    def odd_group(c):
+        c["group"] = c["k"] + 8
+    def wrong_format(c):
+        # int4 read as int8: the weight's bytes no longer cover n·k.
+        c["weight_format"] = "Int8" if c["weight_format"] == "Int4" else "Int4"
+        c["k"] = c["k"] * 2
+
     return {
         "gemm-k": (set_in("Gemm", "k", 1 << 20), ["k"]),
         "gemm-m-negative": (set_in("Gemm", "m", -8), ["m"]),
@@ -167,6 +191,10 @@ def cases():
         "entry-no-steps": (no_steps, ["step"]),
         "arena-size": (arena, ["arena"]),
         "state-size": (state_size, ["state"]),
+        "quant-scale-size": (quantized(small_scale), ["scale"]),
+        "quant-int4-no-zero": (quantized(no_zero), ["zero"]),
+        "quant-group": (quantized(odd_group), ["group"]),
+        "quant-format-swap": (quantized(wrong_format), ["gemm"]),
     }
 
 
