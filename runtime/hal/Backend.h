@@ -41,6 +41,10 @@ public:
     return s;
   }
 
+protected:
+  /// For steps a backend records together: which one errors name.
+  void setStep(size_t index) { step_ = static_cast<int64_t>(index); }
+
 private:
   int64_t step_ = 0;
 };

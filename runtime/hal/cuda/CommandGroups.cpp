@@ -18,6 +18,17 @@ bool pairsWith(const cmd::CacheWrite &a, const cmd::CacheWrite &b) {
          !b.cache.overlaps(a.update);
 }
 
+/// Whether `grad` (the next step) can give `loss`'s result too: the same
+/// logits, labels and reduction, and nothing `grad` reads or writes is the
+/// loss.
+bool pairsWith(const cmd::CrossEntropy &loss, const cmd::CrossEntropyGrad &grad) {
+  return loss.logits == grad.logits && loss.labels == grad.labels && loss.rows == grad.rows &&
+         loss.vocab == grad.vocab && loss.ignoreIndex == grad.ignoreIndex &&
+         loss.reduction == grad.reduction && loss.dtype == grad.dtype &&
+         !loss.loss.overlaps(grad.logits) && !loss.loss.overlaps(grad.labels) &&
+         !loss.loss.overlaps(grad.lossGrad) && !loss.loss.overlaps(grad.out);
+}
+
 } // namespace
 
 std::vector<StepGroup> groupSteps(const std::vector<Command> &steps) {
@@ -43,6 +54,14 @@ std::vector<StepGroup> groupSteps(const std::vector<Command> &steps) {
                                               : nullptr;
       if (next && pairsWith(*write, *next)) {
         group.kind = StepGroup::Kind::CacheWrites;
+        group.count = 2;
+      }
+    } else if (const auto *loss = std::get_if<cmd::CrossEntropy>(&steps[i])) {
+      const auto *grad = i + 1 < steps.size()
+                             ? std::get_if<cmd::CrossEntropyGrad>(&steps[i + 1])
+                             : nullptr;
+      if (grad && pairsWith(*loss, *grad)) {
+        group.kind = StepGroup::Kind::LossWithGrad;
         group.count = 2;
       }
     }

@@ -14,6 +14,8 @@ struct StepGroup {
     Single,      // one command, recorded alone
     Gemms,       // consecutive GEMMs of one type, which mergeGemms may join
     CacheWrites, // two cache writes of one shape and positions, one launch
+    LossWithGrad, // a cross-entropy and then its gradient over the same
+                  // logits: one kernel gives both
   };
   Kind kind = Kind::Single;
   size_t first = 0, count = 1;

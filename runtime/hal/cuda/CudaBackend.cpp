@@ -119,6 +119,11 @@ Status CudaBackend::recordAll(const std::vector<Command> &steps) {
                              &std::get<cmd::CacheWrite>(steps[group.first + 1])},
                             group.first);
       break;
+    case StepGroup::Kind::LossWithGrad:
+      setStep(group.first + 1);
+      s = recordCrossEntropyGrad(std::get<cmd::CrossEntropyGrad>(steps[group.first + 1]),
+                                 &std::get<cmd::CrossEntropy>(steps[group.first]));
+      break;
     }
     if (s && unresolved_)
       s = Status::error("step " + std::to_string(group.first) +
@@ -455,21 +460,27 @@ Status CudaBackend::record(const cmd::CrossEntropy &c) {
 }
 
 Status CudaBackend::record(const cmd::CrossEntropyGrad &c) {
+  return recordCrossEntropyGrad(c, nullptr);
+}
+
+Status CudaBackend::recordCrossEntropyGrad(const cmd::CrossEntropyGrad &c,
+                                           const cmd::CrossEntropy *withLoss) {
   auto elem = elemOf(c.dtype);
   if (!elem)
     return elem.status();
   Elem e = *elem;
   uint8_t *logits = ptr(c.logits), *labels = ptr(c.labels), *grad = ptr(c.lossGrad),
           *out = ptr(c.out);
+  auto *loss = withLoss ? reinterpret_cast<float *>(ptr(withLoss->loss)) : nullptr;
   ErrorWord *error = device_.error;
   int stepIndex = static_cast<int>(step());
   int reduction = static_cast<int>(c.reduction);
   add([=](cudaStream_t s) {
         crossEntropyGrad(e, logits, i32(labels), reinterpret_cast<float *>(grad), c.rows,
-                         c.vocab, c.ignoreIndex, reduction, out, error, stepIndex, s);
+                         c.vocab, c.ignoreIndex, reduction, out, error, stepIndex, s, loss);
         return Status::ok();
       },
-      "cross_entropy_grad");
+      withLoss ? "cross_entropy with its grad" : "cross_entropy_grad");
   return Status::ok();
 }
 

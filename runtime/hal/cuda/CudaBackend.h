@@ -92,6 +92,9 @@ private:
   /// Cache writes of one shape and positions as one launch, step `index`
   /// and those after it.
   Status recordCacheWrites(const std::vector<const cmd::CacheWrite *> &commands, size_t index);
+  /// With `withLoss` (the step before, grouped with it), its loss too.
+  Status recordCrossEntropyGrad(const cmd::CrossEntropyGrad &c,
+                                const cmd::CrossEntropy *withLoss);
   GemmDesc gemmDesc(const cmd::Gemm &g) const;
   void add(RecordedEntry::StepFn fn, std::string name);
   /// The device address of `b`, null when absent; a present buffer that

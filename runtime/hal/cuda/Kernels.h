@@ -251,10 +251,11 @@ void crossEntropy(Elem e, const void *logits, const int32_t *labels, int64_t row
                   int64_t vocab, int64_t ignore, int reduction, float *loss,
                   ErrorWord *error, int step, cudaStream_t stream);
 /// Its gradient, (softmax - one_hot) · grad (/ counted rows for mean), in
-/// the logits' type.
+/// the logits' type; with `loss`, the loss as crossEntropy gives it, in the
+/// same pass over the logits.
 void crossEntropyGrad(Elem e, const void *logits, const int32_t *labels, const float *grad,
                       int64_t rows, int64_t vocab, int64_t ignore, int reduction, void *out,
-                      ErrorWord *error, int step, cudaStream_t stream);
+                      ErrorWord *error, int step, cudaStream_t stream, float *loss = nullptr);
 
 } // namespace gai::cuda
 
