@@ -225,7 +225,17 @@ FailureOr<FlatSymbolRefAttr> Lowering::kernelFor(FusionOp fusion) {
       kernel->erase();
       return FlatSymbolRefAttr::get(existing.getSymNameAttr());
     }
-  kernel->setSymName("k" + std::to_string(kernels.size()));
+  // Named after what it computes, for profiles: k12_exp_mul_reduce.
+  std::string name = "k" + std::to_string(kernels.size());
+  llvm::SmallVector<llvm::StringRef> seen;
+  fusion.getBody().walk([&](Operation *op) {
+    llvm::StringRef what = op->getName().stripDialect();
+    if (isa<YieldOp>(op) || llvm::is_contained(seen, what) || seen.size() == 4)
+      return;
+    seen.push_back(what);
+    name += "_" + what.str();
+  });
+  kernel->setSymName(name);
   kernels.emplace_back(std::move(text), *kernel);
   return FlatSymbolRefAttr::get(kernel->getSymNameAttr());
 }

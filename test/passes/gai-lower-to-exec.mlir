@@ -57,15 +57,15 @@ module @gemm_epilogue {
 // CHECK-NEXT:    exec.input "arg0" : tensor<4x16xf32> at <input 0, 256>
 // CHECK-NEXT:    exec.input "arg1" : tensor<4x16xf32> at <input 256, 256>
 // CHECK-NEXT:    exec.output "logits" : tensor<4x16xf32> at <output 0, 256>
-// CHECK-NEXT:    exec.launch @k0 [#exec.ref<input 0, 256>, #exec.ref<input 256, 256>, #exec.ref<output 0, 256>]
+// CHECK-NEXT:    exec.launch @k0{{[a-z_]*}} [#exec.ref<input 0, 256>, #exec.ref<input 256, 256>, #exec.ref<output 0, 256>]
 // CHECK-NEXT:  }
-// CHECK-NEXT:  func.func @k0(%{{.*}}: memref<4x16xf32>, %{{.*}}: memref<4x16xf32>, %{{.*}}: memref<4x16xf32>) {
+// CHECK-NEXT:  func.func @k0{{[a-z_]*}}(%{{.*}}: memref<4x16xf32>, %{{.*}}: memref<4x16xf32>, %{{.*}}: memref<4x16xf32>) {
 // CHECK:         scf.for
 // CHECK:         math.exp
 // CHECK:         return
 // GPU-LABEL: module @fused
 // GPU:       exec.launch @k0
-// GPU:       func.func @k0({{.*}}) attributes {gai.block = {{[0-9]+}} : i64, gai.grid = {{[0-9]+}} : i64} {
+// GPU:       func.func @k0{{[a-z_]*}}({{.*}}) attributes {gai.block = {{[0-9]+}} : i64, gai.grid = {{[0-9]+}} : i64} {
 // GPU:         gpu.thread_id x
 module @fused {
   func.func @forward(%a: tensor<4x16xf32>, %b: tensor<4x16xf32>) -> tensor<4x16xf32> {
@@ -85,8 +85,8 @@ module @fused {
 // arena.
 // CHECK-LABEL: module @shared_kernel
 // CHECK:       exec.entry @forward arena 256 {
-// CHECK:         exec.launch @k0 [#exec.ref<input 0, 256>, #exec.ref<arena 0, 256>]
-// CHECK-NEXT:    exec.launch @k0 [#exec.ref<arena 0, 256>, #exec.ref<output 0, 256>]
+// CHECK:         exec.launch @k0{{[a-z_]*}} [#exec.ref<input 0, 256>, #exec.ref<arena 0, 256>]
+// CHECK-NEXT:    exec.launch @k0{{[a-z_]*}} [#exec.ref<arena 0, 256>, #exec.ref<output 0, 256>]
 // CHECK-NEXT:  }
 // CHECK-NEXT:  func.func @k0
 // CHECK-NOT:   func.func

@@ -324,7 +324,9 @@ Status CudaBackend::record(const cmd::Launch &l) {
         (void)args; // keeps the pointers params points at alive
         return Status::ok();
       },
-      "kernel " + std::to_string(l.kernel));
+      "kernel " + (device_.kernelNames && l.kernel < device_.kernelNames->size()
+                       ? (*device_.kernelNames)[l.kernel]
+                       : std::to_string(l.kernel)));
   return Status::ok();
 }
 

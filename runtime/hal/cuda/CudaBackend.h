@@ -39,6 +39,7 @@ struct CudaResources {
   int multiprocessors = 1;
   const Driver *driver = nullptr;
   const std::vector<CUfunction> *functions = nullptr;
+  const std::vector<std::string> *kernelNames = nullptr; // as functions, for profiles
   bool overlapLaunches = false; // kernels built to wait for their predecessor
   int gemmTuneCandidates = 0;   // SessionOptions::gemmTuneCandidates
   QuantScratch quantScratch;    // prefill GEMMs over quantized weights

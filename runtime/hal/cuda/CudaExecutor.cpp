@@ -102,6 +102,7 @@ private:
   const Driver *driver_ = nullptr;
   CUmodule module_ = nullptr;
   std::vector<CUfunction> functions_;
+  std::vector<std::string> kernelNames_;
   cublasLtHandle_t lt_ = nullptr;
   cudaStream_t stream_ = nullptr;
   uint8_t *device_ = nullptr; // the one allocation
@@ -137,6 +138,24 @@ CudaExecutor::~CudaExecutor() {
     }
     std::sort(rows.rbegin(), rows.rend());
     std::fprintf(stderr, "gai profile (%s): %.3f ms in steps\n", name_.c_str(), total);
+    // By kind first (each entry's GEMMs, generated kernels, attention,
+    // copies...: the word after "entry: "), then the 30 costliest steps.
+    std::map<std::string, double> byKind;
+    for (auto &[ms, name] : rows) {
+      size_t colon = name.find(": ");
+      size_t start = colon == std::string::npos ? 0 : colon + 2;
+      size_t end = name.find(' ', start);
+      byKind[name.substr(0, colon == std::string::npos ? 0 : colon) + " " +
+             name.substr(start, end == std::string::npos ? std::string::npos : end - start)] += ms;
+    }
+    std::vector<std::pair<double, std::string>> kinds;
+    for (auto &[kind, ms] : byKind)
+      kinds.emplace_back(ms, kind);
+    std::sort(kinds.rbegin(), kinds.rend());
+    std::fprintf(stderr, "  by kind:\n");
+    for (auto &[ms, kind] : kinds)
+      std::fprintf(stderr, "  %10.3f ms %5.1f%%  %s\n", ms, 100.0 * ms / total, kind.c_str());
+    std::fprintf(stderr, "  costliest steps:\n");
     for (size_t i = 0; i < rows.size() && i < 30; ++i)
       std::fprintf(stderr, "  %10.3f ms %5.1f%%  %6lld  %s\n", rows[i].first,
                    100.0 * rows[i].first / total,
@@ -213,6 +232,7 @@ Status CudaExecutor::init() {
       if (r != CUDA_SUCCESS)
         return Status::error("the PTX has no kernel '" + s->str() + "'");
       functions_.push_back(f);
+      kernelNames_.push_back(s->str());
     }
   }
   if (cublasLtCreate(&lt_) != CUBLAS_STATUS_SUCCESS)
@@ -321,6 +341,7 @@ Status CudaExecutor::init() {
   resources_.multiprocessors = multiprocessors_;
   resources_.driver = driver_;
   resources_.functions = &functions_;
+  resources_.kernelNames = &kernelNames_;
   resources_.gemmTuneCandidates = options_.gemmTuneCandidates;
   resources_.quantScratch = {quantScratch_, quantScratchBytes_};
   resources_.overlapLaunches =
