@@ -6,6 +6,8 @@
 #include "gai/Tokenizer.h"
 
 #include <algorithm>
+#include <optional>
+#include <unordered_set>
 
 namespace gai {
 
@@ -16,26 +18,72 @@ namespace {
 struct AddedToken {
   std::string content; // matched as is, or normalized when `normalized`
   int32_t id;
-  bool special, normalized;
+  bool special = false, normalized = false;
+  bool singleWord = false, lstrip = false, rstrip = false; // as in HF's added_vocabulary.rs
 };
 
-/// Text split around added tokens, matched leftmost-longest as HF's
-/// Aho-Corasick does. A special token that is not allowed is still matched
-/// (so it hides what overlaps it) but stays text.
+/// Bytes in the UTF-8 character that starts at `at`, or that ends at `end`.
+size_t charSizeAt(const std::string &text, size_t at) {
+  auto c = static_cast<uint8_t>(text[at]);
+  return c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+}
+size_t charSizeBefore(const std::string &text, size_t end) {
+  size_t begin = end - 1;
+  while (begin > 0 && (static_cast<uint8_t>(text[begin]) & 0xC0) == 0x80)
+    --begin;
+  return end - begin;
+}
+
+/// Rust regex's Unicode \s (the White_Space property), which lstrip and
+/// rstrip take: is the character at `at` one?
+bool isWhiteSpace(const std::string &text, size_t at) {
+  auto byte = [&](size_t i) { return static_cast<uint32_t>(static_cast<uint8_t>(text[at + i])); };
+  uint32_t c;
+  switch (charSizeAt(text, at)) {
+  case 1:
+    c = byte(0);
+    break;
+  case 2:
+    c = (byte(0) & 0x1F) << 6 | (byte(1) & 0x3F);
+    break;
+  case 3:
+    c = (byte(0) & 0x0F) << 12 | (byte(1) & 0x3F) << 6 | (byte(2) & 0x3F);
+    break;
+  default: // none above U+FFFF
+    return false;
+  }
+  return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
+         c == 0x205F || c == 0x3000;
+}
+
+/// Rust regex's Unicode \w, which single_word takes for a word character.
+const char *kWordChar = R"(\A[\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\p{Join_Control}]\z)";
+
+/// Text between added tokens, or an added token.
 struct Segment {
   std::string text;
   int32_t id; // -1: text
   bool atStart;
 };
 
-std::vector<Segment> splitAdded(const std::string &text, const std::vector<AddedToken> &tokens,
-                                bool allowSpecial, bool atStart) {
-  std::vector<Segment> out;
-  size_t last = 0;
-  auto addText = [&](size_t end) {
-    if (end > last)
-      out.push_back({text.substr(last, end - last), -1, atStart && last == 0});
+/// Text split around added tokens as HF's find_matches splits it, step for
+/// step. Tokens are matched leftmost-longest, as its Aho-Corasick does; a
+/// match that is not taken (a special token that is not allowed, a
+/// single_word token inside a word) still hides what overlaps it and stays
+/// text. lstrip takes the whitespace before a match back to where the
+/// previous token ended; rstrip all the whitespace after it, even whitespace
+/// that holds the next match: that one is a token too, and the text after it
+/// is read again from its end.
+StatusOr<std::vector<Segment>> splitAdded(const std::string &text,
+                                          const std::vector<AddedToken> &tokens,
+                                          const tok::Pattern *wordChar, bool allowSpecial,
+                                          bool atStart) {
+  auto isWord = [&](size_t at) {
+    return !wordChar->find(text.substr(at, charSizeAt(text, at))).empty();
   };
+  std::vector<Segment> out;
+  size_t last = 0; // where the previous token's span ended
   for (size_t i = 0; i < text.size();) {
     const AddedToken *best = nullptr;
     for (const AddedToken &t : tokens)
@@ -46,16 +94,34 @@ std::vector<Segment> splitAdded(const std::string &text, const std::vector<Added
       ++i;
       continue;
     }
-    if (best->special && !allowSpecial) {
-      i += best->content.size();
+    size_t start = i, stop = i + best->content.size();
+    i = stop;
+    if (best->special && !allowSpecial)
       continue;
+    if (best->singleWord && ((start > 0 && isWord(start - charSizeBefore(text, start))) ||
+                             (stop < text.size() && isWord(stop))))
+      continue;
+    if (best->lstrip) {
+      size_t from = start;
+      while (from > 0 && isWhiteSpace(text, from - charSizeBefore(text, from)))
+        from -= charSizeBefore(text, from);
+      start = std::max(from, last);
     }
-    addText(i);
-    out.push_back({best->content, best->id, false});
-    i += best->content.size();
-    last = i;
+    if (best->rstrip)
+      while (stop < text.size() && isWhiteSpace(text, stop))
+        stop += charSizeAt(text, stop);
+    if (start > stop) // HF panics ("AddedVocabulary bad split")
+      return Status::error("added token '" + best->content +
+                           "' lies inside whitespace the token before it stripped, which HF "
+                           "tokenizers cannot split either");
+    if (last < start)
+      out.push_back({text.substr(last, start - last), -1, atStart && last == 0});
+    if (start < stop) // HF drops empty spans, a token's too
+      out.push_back({best->content, best->id, false});
+    last = stop;
   }
-  addText(text.size());
+  if (last != text.size())
+    out.push_back({text.substr(last), -1, atStart && last == 0});
   return out;
 }
 
@@ -67,7 +133,11 @@ struct HFTokenizer::Impl {
   tok::PreTokenizer preTokenizer;
   tok::Decoder decoder;
   std::vector<AddedToken> rawTokens, normalizedTokens;
-  std::unordered_map<int32_t, AddedToken> addedById;
+  std::optional<tok::Pattern> wordChar; // when a token is single_word
+  // As HF decodes: an added token as it is matched (normalized when
+  // `normalized`), and a token is special when its text is a special one's.
+  std::unordered_map<int32_t, std::string> addedText;
+  std::unordered_set<std::string> specialText;
   std::vector<int32_t> prefix, suffix; // the post-processor's tokens
   int64_t vocab = 0;
 };
@@ -178,23 +248,34 @@ StatusOr<std::unique_ptr<HFTokenizer>> HFTokenizer::fromJson(const std::string &
     if (!t.is_object() || !t.value("content", Json()).is_string() ||
         !t.value("id", Json()).is_number_unsigned() || t["id"].get<uint64_t>() > INT32_MAX)
       return fail(Status::error("each of 'added_tokens' should have a string 'content' and an id"));
-    AddedToken token{t["content"].get<std::string>(), static_cast<int32_t>(t["id"].get<uint64_t>()),
-                     t.value("special", false), t.value("normalized", false)};
-    for (const char *option : {"single_word", "lstrip", "rstrip"})
-      if (t.value(option, false))
-        return fail(Status::error("added token '" + token.content + "': " + option +
-                                  " is not supported"));
+    AddedToken token{t["content"].get<std::string>(),
+                     static_cast<int32_t>(t["id"].get<uint64_t>())};
     if (token.content.empty())
       return fail(Status::error("added token " + std::to_string(token.id) + " is empty"));
-    impl->addedById[token.id] = token;
-    impl->vocab = std::max<int64_t>(impl->vocab, int64_t(token.id) + 1);
-    if (token.normalized) {
-      if (impl->normalizer)
-        token.content = impl->normalizer(token.content);
-      impl->normalizedTokens.push_back(token);
-    } else {
-      impl->rawTokens.push_back(token);
+    for (auto [field, out] : {std::pair<const char *, bool *>{"special", &token.special},
+                              {"normalized", &token.normalized},
+                              {"single_word", &token.singleWord},
+                              {"lstrip", &token.lstrip},
+                              {"rstrip", &token.rstrip}}) {
+      Json value = t.value(field, Json());
+      if (!value.is_null() && !value.is_boolean())
+        return fail(Status::error("added token '" + token.content + "': field '" + field +
+                                  "' should be true or false"));
+      *out = value.is_boolean() && value.get<bool>();
     }
+    if (token.singleWord && !impl->wordChar) {
+      auto wordChar = tok::Pattern::parse(Json{{"Regex", kWordChar}}, "single_word");
+      if (!wordChar)
+        return fail(wordChar.status());
+      impl->wordChar = std::move(*wordChar);
+    }
+    if (token.special)
+      impl->specialText.insert(token.content);
+    impl->vocab = std::max<int64_t>(impl->vocab, int64_t(token.id) + 1);
+    if (token.normalized && impl->normalizer)
+      token.content = impl->normalizer(token.content);
+    impl->addedText[token.id] = token.content;
+    (token.normalized ? impl->normalizedTokens : impl->rawTokens).push_back(std::move(token));
   }
   for (int32_t id : impl->prefix)
     impl->vocab = std::max<int64_t>(impl->vocab, int64_t(id) + 1);
@@ -208,16 +289,23 @@ int64_t HFTokenizer::vocabSize() const { return impl_->vocab; }
 StatusOr<std::vector<int32_t>> HFTokenizer::encode(const std::string &text, bool allowSpecial,
                                                    bool addSpecial) const {
   const Impl &m = *impl_;
+  const tok::Pattern *wordChar = m.wordChar ? &*m.wordChar : nullptr;
   std::vector<int32_t> ids;
   if (addSpecial)
     ids = m.prefix;
-  for (Segment &raw : splitAdded(tok::utf8Lossy(text), m.rawTokens, allowSpecial, true)) {
+  auto raws = splitAdded(tok::utf8Lossy(text), m.rawTokens, wordChar, allowSpecial, true);
+  if (!raws)
+    return raws.status();
+  for (Segment &raw : *raws) {
     if (raw.id >= 0) {
       ids.push_back(raw.id);
       continue;
     }
     std::string normalized = m.normalizer ? m.normalizer(raw.text) : raw.text;
-    for (Segment &seg : splitAdded(normalized, m.normalizedTokens, allowSpecial, raw.atStart)) {
+    auto segs = splitAdded(normalized, m.normalizedTokens, wordChar, allowSpecial, raw.atStart);
+    if (!segs)
+      return segs.status();
+    for (Segment &seg : *segs) {
       if (seg.id >= 0) {
         ids.push_back(seg.id);
         continue;
@@ -238,13 +326,10 @@ std::string HFTokenizer::decode(const std::vector<int32_t> &ids, bool skipSpecia
   const Impl &m = *impl_;
   std::vector<std::string> tokens;
   for (int32_t id : ids) {
-    auto added = m.addedById.find(id);
-    if (added != m.addedById.end()) {
-      if (!skipSpecial || !added->second.special)
-        tokens.push_back(added->second.content);
-    } else if (const std::string *token = m.model.token(id)) {
+    auto added = m.addedText.find(id);
+    const std::string *token = added != m.addedText.end() ? &added->second : m.model.token(id);
+    if (token && !(skipSpecial && m.specialText.count(*token)))
       tokens.push_back(*token);
-    }
   }
   if (m.decoder)
     tokens = m.decoder(std::move(tokens));
