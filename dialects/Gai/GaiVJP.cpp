@@ -521,8 +521,15 @@ LogicalResult FlashAttentionOp::vjp(ImplicitLocOpBuilder &b,
         b, RankedTensorType::get({queries, keys}, b.getI1Type()), window));
   if (mask)
     s = record(SelectOp::create(b, mask, s, scalar(-INFINITY)));
-  Value p = record(SoftmaxOp::create(b, s, 3));
-  Value out = record(MatmulOp::create(b, p, v));
-  sweep.accumulate(out, cotangents[0]);
+  // From here by hand, as FlashAttention-2 does: with O = P·V,
+  // dP = dO·Vᵀ and dS = P ⊙ (dP - D), where D = rowsum(P ⊙ dP) equals
+  // rowsum(dO ⊙ O): a sum over the head dimension, not over the keys, so
+  // no pass over the [T, S] matrices is spent on it.
+  Value p = SoftmaxOp::create(b, s, 3);
+  Value g = cotangents[0];
+  sweep.accumulate(v, matmul(b, p, g, true, false));
+  Value dp = matmul(b, g, v, false, true);
+  Value d = sum(b, mul(b, g, getResult()), 3);
+  sweep.accumulate(s, mul(b, p, sub(b, dp, d)));
   return sweep.backward(ops);
 }
