@@ -97,6 +97,9 @@ private:
   void emitStatistics(Operation *op);
   /// The row's `combine` of value(j) over j in [0, n), on every thread.
   Value reduceRow(int64_t n, Combine combine, function_ref<Value(Value)> value);
+  /// The row's max and Σ exp(x - max) in one pass (online, as flash
+  /// attention keeps them): a softmax's input is read twice, not three times.
+  std::pair<Value, Value> softmaxStatistics(int64_t n, function_ref<Value(Value)> value);
   Value combineValues(Combine combine, Value x, Value y);
   Value crossThreadReduce(Combine combine, Value partial);
   /// for each vector j of the row owned by this thread: body(j).
@@ -403,6 +406,45 @@ Value GpuKernelBuilder::reduceRow(int64_t n, Combine combine,
   return crossThreadReduce(combine, loop.getResult(0));
 }
 
+std::pair<Value, Value>
+GpuKernelBuilder::softmaxStatistics(int64_t n, function_ref<Value(Value)> value) {
+  // exp(x - m) with m = -inf counted as 0: a row (so far) of -inf adds 0,
+  // never exp(-inf + inf).
+  auto finite = [&](Value m) {
+    Value isInf = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, m, f32(-INFINITY));
+    return arith::SelectOp::create(b, loc, isInf, f32(0.0), m).getResult();
+  };
+  int64_t saved = lanes;
+  lanes = lanesFor(n);
+  Value start = arith::MulIOp::create(b, loc, lane, index(lanes));
+  auto loop = scf::ForOp::create(b, loc, start, index(n), index(threadsPerRow * lanes),
+                                 ValueRange{f32(-INFINITY), f32(0.0)});
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(loop.getBody());
+    Value m = loop.getRegionIterArgs()[0], s = loop.getRegionIterArgs()[1];
+    Value x = value(loop.getInductionVar());
+    Value top = lanes > 1 ? vector::ReductionOp::create(b, loc, vector::CombiningKind::MAXIMUMF, x)
+                                .getResult()
+                          : x;
+    Value next = arith::MaximumFOp::create(b, loc, m, top);
+    Value base = finite(next);
+    Value e = math::ExpOp::create(b, loc, arith::SubFOp::create(b, loc, x, broadcast(base)));
+    if (lanes > 1)
+      e = vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD, e);
+    Value rescaled = arith::MulFOp::create(
+        b, loc, s, math::ExpOp::create(b, loc, arith::SubFOp::create(b, loc, m, base)));
+    scf::YieldOp::create(b, loc, ValueRange{next, arith::AddFOp::create(b, loc, rescaled, e)});
+  }
+  lanes = saved;
+  Value threadMax = loop.getResult(0), threadSum = loop.getResult(1);
+  Value max = crossThreadReduce(Combine::Max, threadMax);
+  Value scaled = arith::MulFOp::create(
+      b, loc, threadSum,
+      math::ExpOp::create(b, loc, arith::SubFOp::create(b, loc, threadMax, finite(max))));
+  return {max, crossThreadReduce(Combine::Add, scaled)};
+}
+
 void GpuKernelBuilder::emitStatistics(Operation *op) {
   if (isa<RmsNormOp, LayerNormOp>(op)) {
     Value x = op->getOperand(0);
@@ -431,12 +473,7 @@ void GpuKernelBuilder::emitStatistics(Operation *op) {
   }
   if (auto softmax = dyn_cast<SoftmaxOp>(op)) {
     Value x = softmax.getInput();
-    int64_t d = rowLength(x);
-    Value max = reduceRow(d, Combine::Max, [&](Value j) { return load(x, j); });
-    Value sum = reduceRow(d, Combine::Add, [&](Value j) {
-      return math::ExpOp::create(
-          b, loc, arith::SubFOp::create(b, loc, load(x, j), broadcast(max)));
-    });
+    auto [max, sum] = softmaxStatistics(rowLength(x), [&](Value j) { return load(x, j); });
     stats[op] = {max, sum};
     return;
   }
