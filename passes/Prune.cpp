@@ -119,7 +119,7 @@ private:
       m.getRhsMutable().assign(weight);
       m.setTransposeRhs(true);
     }
-    setMasked24(p);
+    setMasked24(p, {w.orientation == Orientation::KN});
     return success();
   }
 };

@@ -24,10 +24,11 @@ struct PruneSegment {
 
 /// Structured pruning of one weight: along `axis` of the file's tensor, the
 /// `segments` lose all but `keep` units each, the same units across every
-/// weight of `group` (one attention's heads, one MLP's channels).
+/// weight of `group`. `kind` says what a unit is: "heads" (one attention's
+/// KV group, `perUnit` query heads) or "channels" (an MLP's, one each).
 struct WeightSlicing {
-  std::string group;
-  int64_t axis = 0, keep = 0;
+  std::string group, kind;
+  int64_t axis = 0, keep = 0, perUnit = 1;
   SmallVector<PruneSegment> segments;
 };
 
@@ -35,10 +36,15 @@ struct WeightSlicing {
 std::optional<WeightSlicing> weightSlicing(ParamOp p);
 void setWeightSlicing(ParamOp p, const WeightSlicing &slicing);
 
-/// Whether `p` is 2:4-masked in the graph (--gai-prune{pattern=2:4
-/// masked=true}): gaic zeroes its pruned values at compile time too.
-bool isMasked24(ParamOp p);
-void setMasked24(ParamOp p);
+/// A weight 2:4-masked in the graph (--gai-prune{pattern=2:4
+/// masked=true}), whose pruned values gaic zeroes at compile time too:
+/// `kn` when the file holds it [k, n] (the groups of four run down its
+/// columns).
+struct Masked24 {
+  bool kn = false;
+};
+std::optional<Masked24> masked24(ParamOp p);
+void setMasked24(ParamOp p, Masked24 masked);
 
 } // namespace mlir::gai
 

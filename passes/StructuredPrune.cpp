@@ -310,7 +310,8 @@ std::string groupName(ArrayRef<ParamOp> params) {
 /// A group and how many of its units go.
 struct Plan {
   Group group;
-  int64_t units = 0, keep = 0;
+  std::string kind; // heads or channels
+  int64_t units = 0, keep = 0, perUnit = 1;
 };
 
 /// Shrinks every value of `plan`'s group and records the weights' slicing.
@@ -337,7 +338,7 @@ void shrink(Plan &plan) {
   std::string name = groupName(g.params);
   for (ParamOp p : g.params) {
     const Layout &l = g.layouts.find(p.getResult())->second;
-    setWeightSlicing(p, {name, l.axis, plan.keep, l.segments});
+    setWeightSlicing(p, {name, plan.kind, l.axis, plan.keep, plan.perUnit, l.segments});
   }
   for (Value v : g.order) {
     const Layout &l = g.layouts.find(v)->second;
@@ -399,6 +400,8 @@ LogicalResult planGroups(func::FuncOp func, int64_t heads, double mlp,
       FailureOr<Plan *> plan = add(lhs, {1, {{0, h / perGroup, perGroup}}}, m);
       if (failed(plan))
         return WalkResult::interrupt();
+      (*plan)->kind = "heads";
+      (*plan)->perUnit = perGroup;
       (*plan)->keep = (h - heads) / perGroup;
       return WalkResult::advance();
     }
@@ -414,6 +417,7 @@ LogicalResult planGroups(func::FuncOp func, int64_t heads, double mlp,
       FailureOr<Plan *> plan = add(lhs, {l.getRank() - 1, {{0, width, 1}}}, m);
       if (failed(plan))
         return WalkResult::interrupt();
+      (*plan)->kind = "channels";
       (*plan)->keep = keptChannels(width, mlp);
     }
     return WalkResult::advance();

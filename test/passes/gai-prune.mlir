@@ -17,7 +17,7 @@
 // SPARSE:         gai.param "lm_head.weight" : tensor<256x176xbf16>
 // SPARSE-NOT:     gai.decompress
 // MASKED-LABEL: func.func @mlp
-// MASKED:         %[[W:.*]] = gai.param "mlp.up.weight" {gai.prune = {pattern = "2:4"}} : tensor<176x64xbf16>
+// MASKED:         %[[W:.*]] = gai.param "mlp.up.weight" {gai.prune = {layout = "nk", pattern = "2:4"}} : tensor<176x64xbf16>
 // MASKED-NEXT:    %[[A:.*]] = gai.abs %[[W]] : tensor<176x64xbf16>
 // MASKED-NEXT:    %[[G:.*]] = gai.reshape %[[A]] : tensor<176x64xbf16> to tensor<176x16x4xbf16>
 // MASKED-NEXT:    %{{.*}}, %[[I:.*]] = gai.topk %[[G]] k = 2
@@ -50,7 +50,7 @@ func.func @mlp(%x: tensor<2x4x64xbf16>) -> tensor<2x4x256xbf16> {
 // SPARSE:         %[[W:.*]] = gai.decompress %[[V]], %{{.*}} : (tensor<96x16xf32>, tensor<96x4xi8>) -> tensor<96x32xf32>
 // SPARSE:         gai.matmul %{{.*}}, %[[W]] transpose_rhs : (tensor<1x8x32xf32>, tensor<96x32xf32>) -> tensor<1x8x96xf32>
 // MASKED-LABEL: func.func @conv1d
-// MASKED:         %[[W:.*]] = gai.param "h.0.attn.c_attn.weight" {gai.prune = {pattern = "2:4"}} : tensor<32x96xf32>
+// MASKED:         %[[W:.*]] = gai.param "h.0.attn.c_attn.weight" {gai.prune = {layout = "kn", pattern = "2:4"}} : tensor<32x96xf32>
 // MASKED-NEXT:    %[[T:.*]] = gai.transpose %[[W]] permutation = [1, 0] : (tensor<32x96xf32>) -> tensor<96x32xf32>
 // MASKED-NEXT:    gai.abs %[[T]]
 // MASKED:         %[[P:.*]] = gai.mul %[[T]], %{{.*}} : (tensor<96x32xf32>, tensor<96x32xf32>) -> tensor<96x32xf32>
@@ -102,16 +102,16 @@ func.func @near_misses(%x: tensor<16x16xf32>) -> tensor<16x16xf32> {
 // positions keep their shapes.
 // STRUCT-LABEL: func.func @attention
 // STRUCT-SAME:    %{{.*}}: tensor<1x2x32xf32>, %{{.*}}: tensor<1x2xi32>, %{{.*}}: tensor<1xi32>, %{{.*}}: tensor<1x1x4x8xf32>, %{{.*}}: tensor<1x1x4x8xf32>) -> (tensor<1x2x32xf32>, tensor<1x1x4x8xf32>, tensor<1x1x4x8xf32>)
-// STRUCT:         gai.param "attn.q.weight" {gai.prune = {axis = 0 : i64, group = "attn.", keep = 1 : i64, segments = array<i64: 0, 2, 16>}} : tensor<16x32xf32>
-// STRUCT:         gai.param "attn.k.weight" {gai.prune = {axis = 0 : i64, group = "attn.", keep = 1 : i64, segments = array<i64: 0, 2, 8>}} : tensor<8x32xf32>
-// STRUCT:         gai.param "attn.k.bias" {gai.prune = {axis = 0 : i64, group = "attn.", keep = 1 : i64, segments = array<i64: 0, 2, 8>}} : tensor<8xf32>
+// STRUCT:         gai.param "attn.q.weight" {gai.prune = {axis = 0 : i64, group = "attn.", keep = 1 : i64, kind = "heads", per_unit = 2 : i64, segments = array<i64: 0, 2, 16>}} : tensor<16x32xf32>
+// STRUCT:         gai.param "attn.k.weight" {gai.prune = {axis = 0 : i64, group = "attn.", keep = 1 : i64, kind = "heads", per_unit = 2 : i64, segments = array<i64: 0, 2, 8>}} : tensor<8x32xf32>
+// STRUCT:         gai.param "attn.k.bias" {gai.prune = {axis = 0 : i64, group = "attn.", keep = 1 : i64, kind = "heads", per_unit = 2 : i64, segments = array<i64: 0, 2, 8>}} : tensor<8xf32>
 // STRUCT:         gai.param "attn.v.weight" {{.*}} : tensor<8x32xf32>
 // STRUCT:         gai.reshape %{{.*}} : tensor<1x2x16xf32> to tensor<1x2x2x8xf32>
 // STRUCT:         gai.rope half %{{.*}}, %{{.*}} theta = 1.000000e+04 : (tensor<1x2x2x8xf32>, tensor<1x2xi32>) -> tensor<1x2x2x8xf32>
 // STRUCT:         gai.cache_write %{{.*}}, %{{.*}} at %{{.*}} : (tensor<1x1x4x8xf32>, tensor<1x1x2x8xf32>, tensor<1xi32>) -> tensor<1x1x4x8xf32>
 // STRUCT:         gai.repeat %{{.*}} axis = 1 times = 2 : (tensor<1x1x4x8xf32>) -> tensor<1x2x4x8xf32>
 // STRUCT:         gai.softmax %{{.*}} axis = 3 : tensor<1x2x2x4xf32>
-// STRUCT:         gai.param "attn.o.weight" {gai.prune = {axis = 1 : i64, group = "attn.", keep = 1 : i64, segments = array<i64: 0, 2, 16>}} : tensor<32x16xf32>
+// STRUCT:         gai.param "attn.o.weight" {gai.prune = {axis = 1 : i64, group = "attn.", keep = 1 : i64, kind = "heads", per_unit = 2 : i64, segments = array<i64: 0, 2, 16>}} : tensor<32x16xf32>
 // STRUCT-NEXT:    gai.matmul %{{.*}}, %{{.*}} transpose_rhs : (tensor<1x2x16xf32>, tensor<32x16xf32>) -> tensor<1x2x32xf32>
 func.func @attention(%x: tensor<1x2x32xf32>, %pos: tensor<1x2xi32>, %start: tensor<1xi32>, %kcache: tensor<1x2x4x8xf32>, %vcache: tensor<1x2x4x8xf32>) -> (tensor<1x2x32xf32>, tensor<1x2x4x8xf32>, tensor<1x2x4x8xf32>) {
   %wq = gai.param "attn.q.weight" : tensor<32x32xf32>
@@ -153,16 +153,16 @@ func.func @attention(%x: tensor<1x2x32xf32>, %pos: tensor<1x2xi32>, %start: tens
 // group); the slices' offsets follow. A SwiGLU MLP of 16 channels keeps
 // half (mlp=0.5): gate and up lose rows, down loses columns.
 // STRUCT-LABEL: func.func @fused_qkv
-// STRUCT:         gai.param "h.attn.c_attn.weight" {gai.prune = {axis = 1 : i64, group = "h.attn.", keep = 2 : i64, segments = array<i64: 0, 4, 4, 16, 4, 4, 32, 4, 4>}} : tensor<16x24xf32>
+// STRUCT:         gai.param "h.attn.c_attn.weight" {gai.prune = {axis = 1 : i64, group = "h.attn.", keep = 2 : i64, kind = "heads", per_unit = 1 : i64, segments = array<i64: 0, 4, 4, 16, 4, 4, 32, 4, 4>}} : tensor<16x24xf32>
 // STRUCT:         gai.param "h.attn.c_attn.bias" {{.*}} : tensor<24xf32>
 // STRUCT:         gai.slice %{{.*}} offsets = [0, 0] sizes = [2, 8] : (tensor<2x24xf32>) -> tensor<2x8xf32>
 // STRUCT-NEXT:    gai.slice %{{.*}} offsets = [0, 8] sizes = [2, 8]
 // STRUCT-NEXT:    gai.slice %{{.*}} offsets = [0, 16] sizes = [2, 8]
 // STRUCT:         gai.param "h.attn.c_proj.weight" {{.*}} : tensor<8x16xf32>
-// STRUCT:         gai.param "h.mlp.gate.weight" {gai.prune = {axis = 0 : i64, group = "h.mlp.", keep = 8 : i64, segments = array<i64: 0, 16, 1>}} : tensor<8x16xf32>
+// STRUCT:         gai.param "h.mlp.gate.weight" {gai.prune = {axis = 0 : i64, group = "h.mlp.", keep = 8 : i64, kind = "channels", per_unit = 1 : i64, segments = array<i64: 0, 16, 1>}} : tensor<8x16xf32>
 // STRUCT:         gai.silu %{{.*}} : tensor<2x8xf32>
 // STRUCT:         gai.param "h.mlp.up.weight" {{.*}} : tensor<8x16xf32>
-// STRUCT:         gai.param "h.mlp.down.weight" {gai.prune = {axis = 1 : i64, group = "h.mlp.", keep = 8 : i64, segments = array<i64: 0, 16, 1>}} : tensor<16x8xf32>
+// STRUCT:         gai.param "h.mlp.down.weight" {gai.prune = {axis = 1 : i64, group = "h.mlp.", keep = 8 : i64, kind = "channels", per_unit = 1 : i64, segments = array<i64: 0, 16, 1>}} : tensor<16x8xf32>
 func.func @fused_qkv(%x: tensor<2x16xf32>) -> tensor<2x16xf32> {
   %w = gai.param "h.attn.c_attn.weight" : tensor<16x48xf32>
   %qkv0 = gai.matmul %x, %w : (tensor<2x16xf32>, tensor<16x48xf32>) -> tensor<2x48xf32>
