@@ -215,7 +215,7 @@ FailureOr<flatbuffers::Offset<fmt::Step>> Writer::step(Operation &op) {
                    normOut = toRef(g.getNormOut()), normSquares = toRef(g.getNormSquares()),
                    aSquares = toRef(g.getASquares()), bScale = toRef(g.getBScale()),
                    bZero = toRef(g.getBZero()), gateScale = toRef(g.getGateScale()),
-                   gateZero = toRef(g.getGateZero());
+                   gateZero = toRef(g.getGateZero()), bMeta = toRef(g.getBMeta());
     return made(fmt::Command::Gemm,
                 fmt::CreateGemm(fbb, &a, &b, &c, &bias, &res, g.getBatch(), g.getM(), g.getN(),
                                 g.getK(), g.getTransposeA(), g.getTransposeB(),
@@ -225,7 +225,7 @@ FailureOr<flatbuffers::Offset<fmt::Step>> Writer::step(Operation &op) {
                                 &normSquares, g.getNormOffset().convertToFloat(), &aSquares,
                                 g.getANormEps().convertToFloat(), g.getWideC(),
                                 sameEnum<fmt::WeightFormat>(g.getWeightFormat()), &bScale,
-                                &bZero, &gateScale, &gateZero, g.getGroup()));
+                                &bZero, &gateScale, &gateZero, g.getGroup(), &bMeta));
   }
   if (auto a = dyn_cast<exec::AttentionOp>(op)) {
     fmt::BufferRef q = toRef(a.getQ()), k = toRef(a.getK()), v = toRef(a.getV()),

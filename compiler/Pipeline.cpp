@@ -77,6 +77,17 @@ mlir::LogicalResult optimize(mlir::ModuleOp module,
                              const CompileOptions &options) {
   mlir::PassManager pm(module.getContext());
   printAfterAll(pm, options);
+  if (options.prune.any()) {
+    // On the frontend's attention, before it is rewritten; masked when
+    // training, so that the weights stay dense and trainable.
+    mlir::gai::GaiPruneOptions prune;
+    prune.pattern = options.prune.pattern;
+    prune.masked = options.train;
+    prune.skip.assign(options.prune.skip.begin(), options.prune.skip.end());
+    prune.heads = options.prune.heads;
+    prune.mlp = options.prune.mlp;
+    pm.addPass(mlir::gai::createGaiPrune(prune));
+  }
   mlir::gai::GaiAttentionRewriteOptions attention;
   attention.foldCacheWrites = options.isCuda();
   attention.foldedRows = gai::kMostFoldedQueries;
@@ -106,6 +117,31 @@ mlir::LogicalResult optimize(mlir::ModuleOp module,
 
 static llvm::Error error(const llvm::Twine &message) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
+}
+
+bool needsMadeWeights(mlir::ModuleOp optimized) {
+  bool quantized = false;
+  optimized.walk([&](mlir::gai::DequantizeOp) { quantized = true; });
+  return quantized || hasPrunedWeights(optimized);
+}
+
+llvm::Expected<CompiledWeights> makeWeights(mlir::ModuleOp optimized, WeightSet &weights) {
+  CompiledWeights made;
+  auto pruned = pruneWeights(optimized, weights);
+  if (!pruned)
+    return pruned.takeError();
+  made.pruned = std::move(*pruned);
+  if (llvm::Error e = made.pruned.overlayOn(weights))
+    return std::move(e);
+  auto quantized = quantizeWeights(optimized, weights);
+  if (!quantized)
+    return quantized.takeError();
+  made.quantized = std::move(*quantized);
+  if (llvm::Error e = made.quantized.overlayOn(weights))
+    return std::move(e);
+  made.all.addAll(made.pruned);
+  made.all.addAll(made.quantized);
+  return made;
 }
 
 /// The exec lowering's options for `options`' target.
@@ -321,23 +357,13 @@ compileArtifact(mlir::ModuleOp optimized, const ModelSpec &spec,
     weights.emplace(WeightSet::open(options.weightsPath));
     if (!*weights)
       return error((*weights).status().message());
-    bool quantized = false;
-    optimized.walk([&](mlir::gai::DequantizeOp) { quantized = true; });
-    std::optional<QuantizedWeights> made;
-    const QuantizedWeights *packed = options.quantizedWeights;
-    if (quantized && !packed && weightsMode == WeightsMode::Embedded) {
-      auto q = quantizeWeights(optimized, **weights);
-      if (!q)
-        return q.takeError();
-      made = std::move(*q);
-      packed = &*made;
-    }
-    if (packed && weightsMode == WeightsMode::Embedded) {
-      // The quantized bytes stand in for the float weights of their names.
-      auto image = safetensorsImage(packed->tensors, "quantized weights");
-      if (!image)
-        return error(image.status().message());
-      (*weights)->overlay(std::move(*image));
+    // Pruned and quantized weights stand in for the file's of their names.
+    if (weightsMode == WeightsMode::Embedded && options.madeWeights) {
+      if (llvm::Error e = options.madeWeights->overlayOn(**weights))
+        return std::move(e);
+    } else if (weightsMode == WeightsMode::Embedded && needsMadeWeights(optimized)) {
+      if (auto made = makeWeights(optimized, **weights); !made)
+        return made.takeError();
     }
     artifact.weights = &(*weights).value();
   }
@@ -364,8 +390,9 @@ std::vector<FunctionReport> report(mlir::ModuleOp module) {
         ++r.gemms;
       else if (mlir::isa<mlir::gai::FlashAttentionOp, mlir::gai::CachedAttentionOp>(op))
         ++r.attentions;
-      else if (!mlir::isa<mlir::gai::ParamOp, mlir::gai::ConstantOp,
-                          mlir::gai::ReshapeOp, mlir::func::ReturnOp>(op))
+      else if (!mlir::isa<mlir::gai::ParamOp, mlir::gai::ConstantOp, mlir::gai::ReshapeOp,
+                          mlir::gai::DequantizeOp, mlir::gai::DecompressOp,
+                          mlir::func::ReturnOp>(op)) // the last two fold into GEMMs
         ++r.libraryCalls;
     }
     reports.push_back(r);

@@ -3,6 +3,8 @@
 #define GAI_COMPILER_PIPELINE_H
 
 #include "compiler/ArtifactWriter.h"
+#include "compiler/PrunedWeights.h"
+#include "compiler/QuantizedWeights.h"
 #include "compiler/codegen/GpuCodegen.h"
 #include "frontend/GraphBuilder.h"
 #include "frontend/ModelSpec.h"
@@ -15,7 +17,6 @@
 
 namespace gai {
 
-struct QuantizedWeights;
 
 struct CompileOptions {
   std::string specPath; ///< our spec or an HF config.json
@@ -47,9 +48,18 @@ struct CompileOptions {
     std::vector<std::string> skip; ///< globs; empty: the pass's default
     bool fp8PerRow = false;
   } quantize;
-  /// The quantized weights made from weightsPath (quantizeWeights): the
-  /// artifact stores these instead of the float weights of those names.
-  const QuantizedWeights *quantizedWeights = nullptr;
+  /// Pruning (--gai-prune): 2:4 sparsity of the matmul weights (masked
+  /// in the graph when training) and structured pruning; empty: none.
+  struct Prune {
+    std::string pattern;           ///< "2:4" or empty
+    std::vector<std::string> skip; ///< globs; empty: the pass's default
+    int64_t heads = 0;             ///< query heads removed per attention
+    double mlp = 0;                ///< fraction of MLP channels removed
+    bool any() const { return !pattern.empty() || heads > 0 || mlp > 0; }
+  } prune;
+  /// The weights made from weightsPath (makeWeights): the artifact stores
+  /// these instead of the file's weights of those names.
+  const MadeWeights *madeWeights = nullptr;
   /// Rematerialization of @train_step (--gai-remat): none, auto or full,
   /// and the bytes the planned peak may take (0: no budget).
   struct Remat {
@@ -77,6 +87,19 @@ llvm::Expected<ImportedModel> importModel(mlir::MLIRContext &context,
 /// and one-kernel regions), canonicalisation and CSE.
 mlir::LogicalResult optimize(mlir::ModuleOp module,
                              const CompileOptions &options);
+
+/// What the weights file becomes for an optimised module: pruned weights
+/// (pruneWeights), then quantized ones made from those. `weights` gets
+/// each overlaid as it is made; `all` holds both, the later in place of
+/// the earlier.
+struct CompiledWeights {
+  PrunedWeights pruned;
+  QuantizedWeights quantized;
+  MadeWeights all;
+};
+/// Whether `module` needs weights made (makeWeights) before it runs.
+bool needsMadeWeights(mlir::ModuleOp optimized);
+llvm::Expected<CompiledWeights> makeWeights(mlir::ModuleOp optimized, WeightSet &weights);
 
 /// Lowers a copy of an optimised module to the exec dialect with
 /// --gai-lower-to-exec (for `--emit=exec`).

@@ -34,39 +34,6 @@ QuantFormat formatOf(mlir::gai::QuantFormat f) {
   llvm_unreachable("unknown format");
 }
 
-std::string shapeText(const std::vector<int64_t> &shape) {
-  return mlir::gai::formatShape(shape);
-}
-
-/// `t` as f32 [rows, cols], transposed from the file's [cols, rows] when
-/// `transposed`.
-llvm::Expected<std::vector<float>> floatMatrix(const TensorView &t, const std::string &file,
-                                               int64_t rows, int64_t cols, bool transposed) {
-  std::vector<int64_t> want = transposed ? std::vector<int64_t>{cols, rows}
-                                         : std::vector<int64_t>{rows, cols};
-  if (t.shape != want || !canConvertFloats(t.dtype, DType::F32))
-    return error(file + ": tensor '" + t.name + "' is " + dtypeName(t.dtype) + " " +
-                 shapeText(t.shape) + "; quantizing it needs floats " + shapeText(want));
-  std::vector<float> values(static_cast<size_t>(rows * cols));
-  convertFloats(t.data, t.dtype, values.data(), DType::F32, values.size());
-  if (!transposed)
-    return values;
-  std::vector<float> out(values.size());
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c)
-      out[r * cols + c] = values[c * rows + r];
-  return out;
-}
-
-template <typename T>
-void add(QuantizedWeights &packed, const std::string &name, DType dtype,
-         std::vector<int64_t> shape, const std::vector<T> &data) {
-  auto bytes = std::make_shared<std::vector<uint8_t>>(data.size() * sizeof(T));
-  std::memcpy(bytes->data(), data.data(), bytes->size());
-  packed.tensors.push_back({name, dtype, std::move(shape), bytes->data(), bytes->size()});
-  packed.storage.push_back(std::move(bytes));
-}
-
 } // namespace
 
 WeightBytes weightBytes(mlir::ModuleOp module) {
@@ -119,7 +86,7 @@ llvm::Expected<QuantizedWeights> quantizeWeights(mlir::ModuleOp module,
     }
     auto type = values.getType();
     const int64_t rows = type.getDimSize(0), cols = type.getDimSize(1);
-    auto w = floatMatrix(*t, weights.path(), rows, cols, values.getTransposed());
+    auto w = floatMatrix(*t, weights.path(), rows, cols, values.getTransposed(), "quantizing");
     if (!w) {
       failed = w.takeError();
       return mlir::WalkResult::interrupt();
@@ -132,15 +99,15 @@ llvm::Expected<QuantizedWeights> quantizeWeights(mlir::ModuleOp module,
     packed.matrices.push_back({name, format, rows, cols, group, values.getTransposed(),
                                quantizationError(w->data(), q)});
     if (format == QuantFormat::Int4)
-      add(packed, name, DType::U8, {rows, cols / 2}, q.values); // two a byte
+      packed.add(name, DType::U8, {rows, cols / 2}, q.values); // two a byte
     else
-      add(packed, name, format == QuantFormat::Int8 ? DType::I8 : DType::F8E4M3, {rows, cols},
-          q.values);
+      packed.add(name, format == QuantFormat::Int8 ? DType::I8 : DType::F8E4M3, {rows, cols},
+                 q.values);
     auto scaleShape = scale.getType().getShape();
-    add(packed, scale.getName().str(), DType::F32, {scaleShape.begin(), scaleShape.end()},
-        q.scale);
+    packed.add(scale.getName().str(), DType::F32, {scaleShape.begin(), scaleShape.end()},
+               q.scale);
     if (zero)
-      add(packed, zero.getName().str(), DType::I8, {rows, cols / group}, q.zero);
+      packed.add(zero.getName().str(), DType::I8, {rows, cols / group}, q.zero);
     return mlir::WalkResult::advance();
   });
   if (failed)
@@ -148,10 +115,9 @@ llvm::Expected<QuantizedWeights> quantizeWeights(mlir::ModuleOp module,
   return packed;
 }
 
-llvm::Error addFloatWeights(mlir::ModuleOp module, const WeightSet &weights,
-                            QuantizedWeights &packed) {
+llvm::Error addFloatWeights(mlir::ModuleOp module, const WeightSet &weights, MadeWeights &made) {
   llvm::StringSet<> have;
-  for (const TensorToWrite &t : packed.tensors)
+  for (const TensorToWrite &t : made.tensors)
     have.insert(t.name);
   llvm::Error failed = llvm::Error::success();
   module.walk([&](ParamOp p) {
@@ -175,8 +141,7 @@ llvm::Error addFloatWeights(mlir::ModuleOp module, const WeightSet &weights,
       std::memcpy(bytes->data(), t->data, bytes->size());
     else
       convertFloats(t->data, t->dtype, bytes->data(), dtype, static_cast<size_t>(t->numElements()));
-    packed.tensors.push_back({name, dtype, t->shape, bytes->data(), bytes->size()});
-    packed.storage.push_back(std::move(bytes));
+    made.addBytes(name, dtype, t->shape, std::move(bytes));
     return mlir::WalkResult::advance();
   });
   return failed;

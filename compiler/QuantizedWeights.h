@@ -3,6 +3,7 @@
 #ifndef GAI_COMPILER_QUANTIZEDWEIGHTS_H
 #define GAI_COMPILER_QUANTIZEDWEIGHTS_H
 
+#include "compiler/MadeWeights.h"
 #include "gai/Quantize.h"
 #include "gai/Safetensors.h"
 
@@ -27,11 +28,8 @@ struct QuantizedMatrix {
   QuantError error;
 };
 
-struct QuantizedWeights {
-  /// Each quantized weight's values, scales and zeros, under the names the
-  /// module's parameters give them; `storage` owns the bytes.
-  std::vector<TensorToWrite> tensors;
-  std::vector<std::shared_ptr<std::vector<uint8_t>>> storage;
+/// Each quantized weight's values, scales and zeros.
+struct QuantizedWeights : MadeWeights {
   std::vector<QuantizedMatrix> matrices;
 };
 
@@ -48,10 +46,9 @@ WeightBytes weightBytes(mlir::ModuleOp module);
 llvm::Expected<QuantizedWeights> quantizeWeights(mlir::ModuleOp module, const WeightSet &weights);
 
 /// Adds every other parameter of `module`, from `weights` in the module's
-/// element type, so that `packed` holds all the module reads (an external
+/// element type, so that `made` holds all the module reads (an external
 /// weights file of its own).
-llvm::Error addFloatWeights(mlir::ModuleOp module, const WeightSet &weights,
-                            QuantizedWeights &packed);
+llvm::Error addFloatWeights(mlir::ModuleOp module, const WeightSet &weights, MadeWeights &made);
 
 /// gaic --report's lines: bytes before and after, and each matrix's error.
 void printQuantizationReport(mlir::ModuleOp module, const QuantizedWeights *packed,

@@ -119,12 +119,14 @@ struct GemmEpiloguePattern : OpRewritePattern<MatmulOp> {
 // Gated linear units
 //===----------------------------------------------------------------------===//
 
-/// x·Wᵀ with W a [N, K] weight: the products a gated GEMM takes.
+/// x·Wᵀ with W a [N, K] weight: the products a gated GEMM takes. Not
+/// over 2:4 weights, which the gated GEMV does not read.
 MatmulOp linearProduct(Value v) {
   auto matmul = v.getDefiningOp<MatmulOp>();
   if (!matmul || !v.hasOneUse() || matmul.getTransposeLhs() ||
       !matmul.getTransposeRhs() ||
-      cast<RankedTensorType>(matmul.getRhs().getType()).getRank() != 2)
+      cast<RankedTensorType>(matmul.getRhs().getType()).getRank() != 2 ||
+      matmul.getRhs().getDefiningOp<DecompressOp>())
     return {};
   return matmul;
 }

@@ -169,6 +169,54 @@ def GaiQuantize : Pass<"gai-quantize", "ModuleOp"> {
   let dependentDialects = ["::mlir::gai::GaiDialect"];
 }
 
+def GaiPrune : Pass<"gai-prune", "ModuleOp"> {
+  let summary = "2:4 sparsity of the weights that feed matmuls; structured "
+                "pruning of attention heads and MLP channels";
+  let description = [{
+    `pattern=2:4`: the weights that --gai-quantize would take (2-D float
+    parameters read only as a matmul's rhs, not matching `skip`) keep two
+    values of every four along k. Each becomes its kept values `W`
+    [n, k / 2] and their positions `W.meta` [n, k / 8] (i8, a nibble a
+    group), read back by one `gai.decompress` that the matmuls take (the
+    exec lowering folds it into the GEMM, which reads the compressed
+    form). With `masked`, for training, the weight stays dense and the
+    matmuls read it times its 2:4 mask, made in the graph from its own
+    magnitudes (abs, topk 2 of each 4, one_hot): gradients at pruned
+    positions are zero, so weights pruned at compile time stay exactly
+    zero under AdamW. Error: a k that is not a multiple of 8, naming the
+    weight.
+
+    `heads=N`, `mlp=R`: every attention of the frontend's form
+    (softmax(q·kᵀ)·v, K and V maybe repeated for grouped queries) loses N
+    query heads, whole KV groups at a time, and every MLP (its down
+    projection over act(x·W1) or act(x·W1) ⊙ (x·W2)) the fraction R of its
+    channels, kept count rounded to a multiple of 8. The shapes that carry
+    them shrink, from the q/k/v (gate/up) projections and biases through
+    reshapes, RoPE, caches and the function's types to the o (down)
+    projection. Each sliced weight gets a `gai.prune` attribute: its
+    group, axis, blocks and how many units stay. Which units stay (the
+    largest weights) is gaic's choice, made from the weights. Errors: N not
+    a multiple of the query heads per KV head, or all of them, naming the
+    op. Runs before --gai-attention-rewrite.
+
+    gaic makes the values from the weights file at compile time.
+  }];
+  let options = [
+    Option<"pattern", "pattern", "std::string", /*default=*/"\"\"",
+           "2:4, or empty for no 2:4 sparsity">,
+    Option<"masked", "masked", "bool", /*default=*/"false",
+           "2:4 kept dense and masked in the graph (training)">,
+    ListOption<"skip", "skip", "std::string",
+               "globs of weight names that stay dense (default: as --gai-quantize's; "
+               "'none' prunes all)">,
+    Option<"heads", "heads", "int64_t", /*default=*/"0",
+           "query heads to remove from every attention">,
+    Option<"mlp", "mlp", "double", /*default=*/"0.0",
+           "the fraction of every MLP's channels to remove">,
+  ];
+  let dependentDialects = ["::mlir::gai::GaiDialect"];
+}
+
 def GaiRemat : Pass<"gai-remat", "ModuleOp"> {
   let summary = "Recompute forward values in the backward pass to fit a memory budget";
   let description = [{

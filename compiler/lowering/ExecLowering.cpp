@@ -128,6 +128,8 @@ private:
   /// Marks the GEMM just emitted as reading `weight` (and `gate`)
   /// quantized: their values, scales and zeros instead of floats.
   void setQuantized(Operation &emitted, DequantizeOp weight, DequantizeOp gate);
+  /// Marks `emitted` as reading `weight`'s 2:4 compressed form.
+  void setSparse(Operation &emitted, DecompressOp weight);
   /// The state buffer `name`, made on first use.
   FailureOr<RefAttr> stateRef(StringRef name, Type type, Location loc);
   RefAttr ref(Value v) { return refOf.lookup(v); }
@@ -268,6 +270,13 @@ void Lowering::setQuantized(Operation &emitted, DequantizeOp weight, DequantizeO
     gemm.setGateZeroAttr(ref(gate.getZero()));
 }
 
+void Lowering::setSparse(Operation &emitted, DecompressOp weight) {
+  auto gemm = cast<exec::GemmOp>(emitted);
+  gemm.setWeightFormatAttr(
+      exec::WeightFormatAttr::get(b.getContext(), exec::WeightFormat::Sparse24));
+  gemm.setBMetaAttr(ref(weight.getMeta()));
+}
+
 void Lowering::addNormFolds(Operation *op) {
   auto gemm = cast<exec::GemmOp>(b.getInsertionBlock()->back());
   auto squaresOf = [&](const NormFold *fold) {
@@ -305,7 +314,14 @@ LogicalResult Lowering::lowerMatmul(Operation *op, Value lhs, Value rhs,
     if (transposeLhs || !transposeRhs || product(rhsBatch) != 1)
       return op->emitOpError("quantized weights are read as one matrix stored [n, k]");
   }
-  RefAttr a = ref(lhs), bRef = ref(quantB ? quantB.getValues() : rhs), c = ref(op->getResult(0));
+  auto sparseB = rhs.getDefiningOp<DecompressOp>();
+  if (sparseB && (gate || transposeLhs || !transposeRhs || product(rhsBatch) != 1))
+    return op->emitOpError("2:4 weights are read as one matrix stored [n, k], not by a "
+                           "gated GEMM");
+  if (gate && gate.getDefiningOp<DecompressOp>())
+    return op->emitOpError("a gated GEMM's weights cannot be 2:4");
+  Value stored = quantB ? quantB.getValues() : sparseB ? sparseB.getValues() : rhs;
+  RefAttr a = ref(lhs), bRef = ref(stored), c = ref(op->getResult(0));
   RefAttr biasRef = bias ? ref(bias) : none();
   RefAttr residualRef = residual ? ref(residual) : none();
   Type element = tensorOf(lhs).getElementType();
@@ -325,9 +341,12 @@ LogicalResult Lowering::lowerMatmul(Operation *op, Value lhs, Value rhs,
         /*norm_out=*/RefAttr(), /*norm_squares=*/RefAttr(), /*norm_offset=*/nullptr,
         /*a_squares=*/RefAttr(), /*a_norm_eps=*/nullptr, b.getBoolAttr(wideC),
         /*weight_format=*/nullptr, /*b_scale=*/RefAttr(), /*b_zero=*/RefAttr(),
-        /*gate_scale=*/RefAttr(), /*gate_zero=*/RefAttr(), /*group=*/nullptr);
+        /*gate_scale=*/RefAttr(), /*gate_zero=*/RefAttr(), /*group=*/nullptr,
+        /*b_meta=*/RefAttr());
     if (quantB)
       setQuantized(b.getInsertionBlock()->back(), quantB, quantGate);
+    if (sparseB)
+      setSparse(b.getInsertionBlock()->back(), sparseB);
   };
   // One weight for all rows: the batch folds into M. (A gated GEMM's
   // weights are [N, K], so it always lowers here.)
@@ -398,15 +417,15 @@ LogicalResult Lowering::lowerOp(Operation *op) {
     refOf[reshape.getResult()] = ref(reshape.getInput());
     return success();
   }
-  if (auto dequantize = dyn_cast<DequantizeOp>(op)) {
+  if (isa<DequantizeOp, DecompressOp>(op)) {
     // Folded into the GEMMs that read it (lowerMatmul); nothing else may.
-    for (OpOperand &use : dequantize->getUses()) {
+    for (OpOperand &use : op->getUses()) {
       Operation *user = use.getOwner();
       bool weight = (isa<MatmulOp, GemmOp>(user) && use.getOperandNumber() == 1) ||
                     (isa<GatedGemmOp>(user) && use.get() != user->getOperand(0));
       if (!weight)
-        return user->emitOpError("reads a dequantized weight other than as a GEMM's weight; "
-                                 "the runtime has no float copy of it");
+        return user->emitOpError("reads a dequantized or 2:4 weight other than as a GEMM's "
+                                 "weight; the runtime has no float copy of it");
     }
     return success();
   }

@@ -35,7 +35,8 @@ bool gemvOver(Operation *op, Value a, int64_t maxRows, Type element, Type outEle
   } else {
     return false;
   }
-  if (lhs != a || rhs == a || transposeLhs || !transposeRhs)
+  // 2:4 weights run through cuBLASLt, not the GEMV that folds norms.
+  if (lhs != a || rhs == a || transposeLhs || !transposeRhs || rhs.getDefiningOp<DecompressOp>())
     return false;
   RankedTensorType l = tensorOf(lhs), r = tensorOf(rhs), out = tensorOf(op->getResult(0));
   int64_t rows = l.getNumElements() / l.getShape().back();

@@ -85,7 +85,8 @@ def Exec_WeightFormat : I32EnumAttr<"WeightFormat", "how a GEMM's weights are st
     I32EnumAttrCase<"Float", 0, "float">,  // the GEMM's element type
     I32EnumAttrCase<"Int8", 1, "int8">,    // symmetric, a scale per row
     I32EnumAttrCase<"Int4", 2, "int4">,    // asymmetric, a scale and zero per group of k
-    I32EnumAttrCase<"Fp8E4M3", 3, "fp8_e4m3">]> { // a scale per tensor or per row
+    I32EnumAttrCase<"Fp8E4M3", 3, "fp8_e4m3">,    // a scale per tensor or per row
+    I32EnumAttrCase<"Sparse24", 4, "sparse_2_4">]> { // 2:4: kept values [n, k/2], positions
   let cppNamespace = "::mlir::exec";
   let genSpecializedAttr = 0;
 }
@@ -163,7 +164,8 @@ def Exec_GemmOp : Exec_Command<"gemm"> {
       DefaultValuedAttr<Exec_WeightFormatAttr, "::mlir::exec::WeightFormat::Float">:$weight_format,
       OptionalAttr<Exec_RefAttr>:$b_scale, OptionalAttr<Exec_RefAttr>:$b_zero,
       OptionalAttr<Exec_RefAttr>:$gate_scale, OptionalAttr<Exec_RefAttr>:$gate_zero,
-      DefaultValuedAttr<I64Attr, "0">:$group);
+      DefaultValuedAttr<I64Attr, "0">:$group,
+      OptionalAttr<Exec_RefAttr>:$b_meta);
   let description = [{
     `element` is the type of a, b, c, bias and residual; the product
     accumulates in f32. `wide_c` (bf16 operands, no bias): c and residual
@@ -181,7 +183,9 @@ def Exec_GemmOp : Exec_Command<"gemm"> {
     Quantized weights (`weight_format` not float, from a gai.dequantize):
     b and gate are stored [n, k] in that format with `b_scale`/`gate_scale`
     (and, int4, `b_zero`/`gate_zero` per `group` of k); the GEMM
-    dequantizes them as it reads them.
+    dequantizes them as it reads them. 2:4 sparse weights (`sparse_2_4`,
+    from a gai.decompress; no gate): b is the kept values [n, k / 2] in
+    `element` and `b_meta` their positions [n, k / 8] (gai/Sparsity.h).
   }];
 }
 

@@ -212,6 +212,23 @@ llvm::Error DequantizeOp::interpret(InterpretState &state) {
   return llvm::Error::success();
 }
 
+// Meta bytes come as the signed values of their i8s.
+llvm::Error DecompressOp::interpret(InterpretState &state) {
+  const HostTensor &values = state.in(getValues()), &meta = state.in(getMeta());
+  const int64_t n = values.shape[0], k = 2 * values.shape[1];
+  HostTensor out({n, k});
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t g = 0; g < k / 4; ++g) {
+      auto byte = static_cast<uint8_t>(static_cast<int>(meta.data[r * (k / 8) + g / 2]));
+      int nibble = g % 2 ? byte >> 4 : byte & 15;
+      double *group = out.data.data() + r * k + 4 * g;
+      group[nibble & 3] = values.data[r * (k / 2) + 2 * g];
+      group[nibble >> 2] = values.data[r * (k / 2) + 2 * g + 1];
+    }
+  state.set(getResult(), std::move(out));
+  return llvm::Error::success();
+}
+
 llvm::Error ConstantOp::interpret(InterpretState &state) {
   auto dense = dyn_cast<DenseElementsAttr>(getValue());
   if (!dense)

@@ -163,6 +163,24 @@ LogicalResult DequantizeOp::verify() {
   return success();
 }
 
+LogicalResult DecompressOp::verify() {
+  auto values = cast<RankedTensorType>(getValues().getType());
+  auto meta = cast<RankedTensorType>(getMeta().getType());
+  auto result = cast<RankedTensorType>(getResult().getType());
+  if (result.getRank() != 2 || result.getDimSize(1) % 8 != 0)
+    return emitOpError("result: expects a weight [n, k] with k a multiple of 8, got ")
+           << result;
+  const int64_t n = result.getDimSize(0), k = result.getDimSize(1);
+  if (values.getShape() != ArrayRef<int64_t>{n, k / 2} ||
+      values.getElementType() != result.getElementType())
+    return emitOpError("values: expects the kept half, tensor<")
+           << n << "x" << k / 2 << "x" << result.getElementType() << ">, got " << values;
+  if (meta.getShape() != ArrayRef<int64_t>{n, k / 8} || !meta.getElementType().isInteger(8))
+    return emitOpError("meta: expects two positions a nibble, tensor<")
+           << n << "x" << k / 8 << "xi8>, got " << meta;
+  return success();
+}
+
 LogicalResult IotaOp::verify() {
   // I64Attr getters return uint64_t; read them signed.
   int64_t rank = getType().getRank(), dim = static_cast<int64_t>(getDim());

@@ -123,6 +123,28 @@ def Gai_DequantizeOp : Gai_Op<"dequantize", [Gai_NoGradient, Gai_Interpreted, Pu
   let hasVerifier = 1;
 }
 
+def Gai_DecompressOp : Gai_Op<"decompress", [Gai_NoGradient, Gai_Interpreted, Pure]> {
+  let summary = "a 2:4 sparse weight [n, k] read back as floats";
+  let description = [{
+    Each group of four along k keeps two values: `values` [n, k / 2] holds
+    them in order, `meta` [n, k / 8] (i8) their positions i0 < i1 as the
+    nibble i0 | i1 << 2, two groups a byte, the even one in the low
+    nibble (gai/Sparsity.h). The --gai-prune pass makes these from
+    parameters that feed matmuls, and the exec lowering folds each into its
+    GEMMs, which read the compressed form.
+    ```mlir
+    %w = gai.decompress %v, %m
+        : (tensor<176x32xbf16>, tensor<176x8xi8>) -> tensor<176x64xbf16>
+    ```
+  }];
+  let arguments = (ins Gai_FloatTensor:$values, Gai_Tensor:$meta);
+  let results = (outs Gai_FloatTensor:$result);
+  let assemblyFormat = [{
+    $values `,` $meta attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
 //===----------------------------------------------------------------------===//
 // Elementwise
 //===----------------------------------------------------------------------===//

@@ -281,6 +281,16 @@ static std::string shapeText(const std::vector<int64_t> &shape) {
   return text + "]";
 }
 
+/// What to say when weights for a 2:4 artifact are dense: its weights are
+/// their kept halves and positions (`.meta`).
+static const char *const kSparseHint =
+    "; the artifact is 2:4 sparse: give it the weights that gaic --prune=2:4 "
+    "--external-weights wrote beside it, or compile these with gaic --prune=2:4 --weights";
+
+static bool isSparseMeta(const std::string &name) {
+  return name.size() > 5 && name.compare(name.size() - 5, 5, ".meta") == 0;
+}
+
 /// The artifact's weights blob rebuilt from a safetensors file, an index of
 /// shards or a model directory (WeightSet::open), by name.
 static Status bindWeights(const format::Weights &w, int64_t size,
@@ -301,7 +311,8 @@ static Status bindWeights(const format::Weights &w, int64_t size,
       const TensorView *view = file->find(name);
       if (!view)
         return Status::error(file->path() + ": no tensor '" + name +
-                             "', which the model needs");
+                             "', which the model needs" +
+                             (isSparseMeta(name) ? kSparseHint : ""));
       std::vector<int64_t> shape;
       if (t->shape())
         shape.assign(t->shape()->begin(), t->shape()->end());
@@ -333,6 +344,9 @@ static Status bindWeights(const format::Weights &w, int64_t size,
         else if (!wantsQuantized && hasQuantized && isFloat(hostDType(t->dtype())))
           hint = "; these weights are quantized: compile the model with the gaic --quantize "
                  "that made them";
+        else if (shape.size() == 2 && view->shape.size() == 2 &&
+                 view->shape[0] == shape[0] && view->shape[1] == 2 * shape[1])
+          hint = kSparseHint;
         return Status::error(file->path() + ": tensor '" + name + "' is " +
                              dtypeName(view->dtype) + " " + shapeText(view->shape) +
                              ", the model expects " + format::EnumNameDType(t->dtype()) +

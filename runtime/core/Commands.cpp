@@ -178,6 +178,20 @@ void checkQuantized(Checker &check, const cmd::Gemm &g) {
                   "gate_scale and gate_zero need a gate");
 }
 
+/// 2:4 weights (see artifact.fbs's WeightFormat): kept values [n, k / 2]
+/// in the GEMM's type and their positions [n, k / 8], one matrix stored
+/// [n, k], no scales and no gate.
+void checkSparse24(Checker &check, const cmd::Gemm &g, int64_t element) {
+  check.require(g.batch == 1 && !g.transposeA && g.transposeB && g.k % 8 == 0 &&
+                    (g.dtype == format::DType::BF16 || g.dtype == format::DType::F32) &&
+                    !g.gate.present() && !g.bScale.present() && !g.bZero.present() &&
+                    !g.gateScale.present() && !g.gateZero.present() && g.group == 0,
+                "2:4 weights are one matrix stored [n, k] (transpose_b, batch 1, k a multiple "
+                "of 8) under f32 or bf16 a and c, without scales, zeros, group or gate");
+  check.holds(g.b, "b", {g.n, g.k / 2, element});
+  check.holds(g.bMeta, "b_meta", {g.n, g.k / 8});
+}
+
 cmd::Gemm decodeGemm(Checker &check, const format::Gemm &t) {
   cmd::Gemm g;
   g.a = check.buffer(t.a(), "a");
@@ -210,6 +224,7 @@ cmd::Gemm decodeGemm(Checker &check, const format::Gemm &t) {
   g.gateScale = check.buffer(t.gate_scale(), "gate_scale", true);
   g.gateZero = check.buffer(t.gate_zero(), "gate_zero", true);
   g.group = t.group();
+  g.bMeta = check.buffer(t.b_meta(), "b_meta", true);
   check.known(g.activation, format::Activation::MAX, "activation");
   check.known(g.weightFormat, format::WeightFormat::MAX, "weight_format");
   int64_t e = check.floatBytes(g.dtype);
@@ -242,7 +257,10 @@ cmd::Gemm decodeGemm(Checker &check, const format::Gemm &t) {
                     " rows of A by weights stored [n, k] (transpose_b, k a multiple of 8), "
                     "an activation, and no bias or residual");
   check.holds(g.a, "a", {lastEnd(g.strideA, g.m, g.k, "a"), e});
-  if (g.quantized()) {
+  check.require(g.sparse24() || !g.bMeta.present(), "only 2:4 weights take b_meta");
+  if (g.sparse24()) {
+    checkSparse24(check, g, e);
+  } else if (g.quantized()) {
     checkQuantized(check, g);
   } else {
     check.require(!g.bScale.present() && !g.bZero.present() && !g.gateScale.present() &&

@@ -50,7 +50,12 @@ struct Gemm {
   format::WeightFormat weightFormat = format::WeightFormat::Float;
   Buffer bScale, bZero, gateScale, gateZero;
   int64_t group = 0;
+  /// 2:4 sparse b (WeightFormat::Sparse24): b holds the kept values
+  /// [n, k / 2] in dtype, bMeta their positions [n, k / 8].
+  Buffer bMeta;
+  /// Not float: quantized or 2:4 (both stored [n, k] as one matrix).
   bool quantized() const { return weightFormat != format::WeightFormat::Float; }
+  bool sparse24() const { return weightFormat == format::WeightFormat::Sparse24; }
   /// Fp8: one scale for the whole weight (else one a row).
   bool perTensorScale() const { return bScale.size == 4; }
 };

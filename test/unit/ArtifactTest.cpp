@@ -202,9 +202,9 @@ TEST(Artifact, WrongIdentifierOrVersion) {
 
 TEST(Artifact, FooterFromAnotherSchemaVersion) {
   std::vector<uint8_t> bytes = build();
-  bytes[bytes.size() - kArtifactFooterSize + 4] = 7; // the version before quantized GEMMs
+  bytes[bytes.size() - kArtifactFooterSize + 4] = 8; // the version before 2:4 GEMMs
   EXPECT_EQ(loadError(bytes),
-            "m.gai: schema version 7, this runtime reads version 8; recompile "
+            "m.gai: schema version 8, this runtime reads version 9; recompile "
             "with a matching gaic");
 }
 

@@ -2,7 +2,7 @@
 // what a float model over the dequantized weights does, and int8 greedy
 // decoding keeps the float model's tokens (or leaves them only at a
 // near-tie).
-#include "FixtureSession.h"
+#include "FixtureLogits.h"
 
 #include "compiler/QuantizedWeights.h"
 #include "gai/WeightSet.h"
@@ -27,31 +27,6 @@ CompileOptions forwardOptions(const std::string &format) {
   options.quantize.format = format;
   options.quantize.group = 16; // divides every fixture's k (64, 176, 256 …)
   return options;
-}
-
-/// The logits [vocab] at position `at` after `ids` (padded with 0).
-std::vector<float> logitsAt(Session &s, const std::vector<int32_t> &ids, int64_t at) {
-  TensorRef tokens = s.inputs("forward").at(0);
-  std::fill_n(tokens.as<int32_t>(), tokens.numElements(), 0);
-  std::copy(ids.begin(), ids.end(), tokens.as<int32_t>());
-  Status run = s.run("forward");
-  EXPECT_TRUE(run.isOk()) << run.message();
-  TensorRef logits = s.outputs("forward").at(0);
-  int64_t vocab = logits.shape.back();
-  const float *row = logits.as<float>() + at * vocab;
-  return {row, row + vocab};
-}
-
-std::vector<int32_t> promptOf(const std::string &family) {
-  auto expected = SafetensorsFile::open(fixtureDir(family) + "expected.safetensors");
-  EXPECT_TRUE(expected.isOk());
-  const TensorView *t = expected->find("prompt_ids");
-  std::vector<int32_t> ids;
-  for (int64_t i = 0; i < t->numElements(); ++i)
-    ids.push_back(t->dtype == DType::I64 ? static_cast<int32_t>(
-                                               reinterpret_cast<const int64_t *>(t->data)[i])
-                                         : reinterpret_cast<const int32_t *>(t->data)[i]);
-  return ids;
 }
 
 std::vector<int32_t> greedy(Session &s, std::vector<int32_t> ids) {

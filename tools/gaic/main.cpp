@@ -13,6 +13,7 @@
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/MLIRContext.h"
 #include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/WithColor.h"
 
@@ -157,9 +158,50 @@ cl::opt<bool> quantFp8PerRow("quant-fp8-per-row",
                              cl::desc("fp8: a scale per row instead of one per tensor"),
                              cl::cat(category));
 
+cl::opt<std::string> prunePattern(
+    "prune",
+    cl::desc("2:4 sparsity of the weights that feed matmuls: the two largest of every four "
+             "along k stay, made from --weights (masked in the graph with --mode=train)"),
+    cl::value_desc("2:4"), cl::cat(category));
+cl::opt<int64_t> pruneHeads("prune-heads",
+                            cl::desc("remove this many query heads from every attention "
+                                     "(whole KV groups under grouped-query attention), the "
+                                     "smallest by weight magnitude"),
+                            cl::init(0), cl::cat(category));
+cl::opt<double> pruneMlp("prune-mlp",
+                         cl::desc("remove this fraction of every MLP's channels (kept count "
+                                  "rounded to a multiple of 8), the smallest by weight "
+                                  "magnitude"),
+                         cl::init(0.0), cl::cat(category));
+cl::list<std::string> pruneSkip(
+    "prune-skip",
+    cl::desc("--prune=2:4: globs of weight names that stay dense (default as --quant-skip's; "
+             "none: prune them all)"),
+    cl::CommaSeparated, cl::value_desc("glob"), cl::cat(category));
+
 int fail(const llvm::Twine &message) {
   llvm::WithColor::error(llvm::errs(), "gaic") << message << "\n";
   return 1;
+}
+
+/// The gaic flags `prune` stands for.
+std::string pruneFlags(const gai::CompileOptions::Prune &prune) {
+  std::string flags;
+  if (!prune.pattern.empty())
+    flags += "--prune=" + prune.pattern;
+  if (prune.heads > 0)
+    flags += (flags.empty() ? "" : " ") + std::string("--prune-heads ") +
+             std::to_string(prune.heads);
+  if (prune.mlp > 0)
+    flags += (flags.empty() ? "" : " ") + std::string("--prune-mlp ") +
+             llvm::formatv("{0}", prune.mlp).str();
+  return flags;
+}
+
+/// " (at model.layers.0.attn)" for an op the frontend placed in a layer.
+std::string where(mlir::Location loc) {
+  auto name = mlir::dyn_cast<mlir::NameLoc>(loc);
+  return name ? " (at " + name.getName().str() + ")" : std::string();
 }
 
 /// gai::optimize, its diagnostics gathered into the error (one line each,
@@ -178,6 +220,9 @@ llvm::Error optimizeReportingErrors(mlir::ModuleOp module, const gai::CompileOpt
                   ? " --quant-group " + std::to_string(options.quantize.group)
                   : std::string()) +
              ": " + text.substr(passFlag.size());
+    if (size_t at = text.find("--gai-prune: "); at != std::string::npos)
+      text = pruneFlags(options.prune) + ": " + text.substr(0, at) +
+             text.substr(at + sizeof("--gai-prune: ") - 1) + where(d.getLocation());
     messages += (messages.empty() ? "" : "\n") + text;
     return mlir::success();
   });
@@ -187,33 +232,36 @@ llvm::Error optimizeReportingErrors(mlir::ModuleOp module, const gai::CompileOpt
                                  messages.empty() ? "the gai passes failed" : messages);
 }
 
-llvm::Expected<gai::QuantizedWeights> quantizeFrom(mlir::ModuleOp module,
-                                                   const gai::CompileOptions &options) {
+llvm::Expected<gai::CompiledWeights> makeWeightsFrom(mlir::ModuleOp module,
+                                                     const gai::CompileOptions &options) {
   gai::StatusOr<gai::WeightSet> weights = gai::WeightSet::open(options.weightsPath);
   if (!weights)
     return llvm::createStringError(llvm::inconvertibleErrorCode(), weights.status().message());
-  return gai::quantizeWeights(module, *weights);
+  return gai::makeWeights(module, *weights);
 }
 
-/// Writes `quantized` and the module's float weights to ARTIFACT.weights.safetensors.
-llvm::Expected<std::string> writeQuantizedWeightsFile(mlir::ModuleOp module,
-                                                      const gai::CompileOptions &options,
-                                                      gai::QuantizedWeights &quantized) {
+/// Writes `made` and the module's other weights to ARTIFACT.weights.safetensors.
+llvm::Expected<std::string> writeMadeWeightsFile(mlir::ModuleOp module,
+                                                 const gai::CompileOptions &options,
+                                                 gai::MadeWeights &made) {
   auto failure = [](const std::string &m) {
     return llvm::createStringError(llvm::inconvertibleErrorCode(), m);
   };
   if (outputPath == "-")
-    return failure("--quantize --external-weights writes the weights beside the artifact; "
-                   "give -o FILE");
+    return failure("--external-weights with --quantize or --prune writes the weights beside "
+                   "the artifact; give -o FILE");
   gai::StatusOr<gai::WeightSet> weights = gai::WeightSet::open(options.weightsPath);
   if (!weights)
     return failure(weights.status().message());
-  if (llvm::Error e = gai::addFloatWeights(module, *weights, quantized))
+  if (llvm::Error e = gai::addFloatWeights(module, *weights, made))
     return std::move(e);
   std::string path = outputPath + ".weights.safetensors";
-  if (gai::Status s = gai::writeSafetensors(path, quantized.tensors,
-                                            {{"format", "gai"}, {"quantized", quantize}});
-      !s)
+  std::map<std::string, std::string> metadata = {{"format", "gai"}};
+  if (!quantize.empty())
+    metadata["quantized"] = quantize;
+  if (options.prune.any())
+    metadata["pruned"] = pruneFlags(options.prune);
+  if (gai::Status s = gai::writeSafetensors(path, made.tensors, metadata); !s)
     return failure(s.message());
   return path;
 }
@@ -250,6 +298,17 @@ int main(int argc, char **argv) {
   if (quantGroup.getNumOccurrences() && (quantGroup < 8 || quantGroup % 8 != 0))
     return fail("--quant-group: expected a positive multiple of 8, got " +
                 llvm::Twine(int64_t(quantGroup)));
+  if (prunePattern.getNumOccurrences() && prunePattern != "2:4")
+    return fail("--prune: expected 2:4, got '" + prunePattern + "'");
+  if (!prunePattern.empty() && !quantize.empty())
+    return fail("--prune=2:4 with --quantize: a weight is stored either 2:4 sparse or "
+                "quantized; choose one (structured pruning, --prune-heads and --prune-mlp, "
+                "combines with --quantize)");
+  if (pruneHeads < 0)
+    return fail("--prune-heads: expected a count >= 0, got " + llvm::Twine(int64_t(pruneHeads)));
+  if (pruneMlp < 0 || pruneMlp >= 1)
+    return fail("--prune-mlp: expected a fraction in [0, 1), got " +
+                llvm::formatv("{0}", double(pruneMlp)).str());
 
   gai::CompileOptions options;
   if (!memoryBudget.empty()) {
@@ -285,6 +344,10 @@ int main(int argc, char **argv) {
   options.quantize.group = quantGroup;
   options.quantize.skip.assign(quantSkip.begin(), quantSkip.end());
   options.quantize.fp8PerRow = quantFp8PerRow;
+  options.prune.pattern = prunePattern;
+  options.prune.skip.assign(pruneSkip.begin(), pruneSkip.end());
+  options.prune.heads = pruneHeads;
+  options.prune.mlp = pruneMlp;
   options.build.trainBatch = trainBatch;
   options.build.trainSeqLen = trainSeqLen;
   // Both inputs default to what `gai-run generate` runs; @forward (every
@@ -343,7 +406,8 @@ int main(int argc, char **argv) {
   if (externalWeights && options.weightsPath.empty())
     return fail("--external-weights needs --weights FILE");
 
-  std::optional<gai::QuantizedWeights> quantized;
+  std::optional<gai::CompiledWeights> made;
+  const int64_t paramsBefore = gai::countParameters(*model->module);
   if (emit != Emit::Gai || printReport || printIRAfterAll) {
     // The frontend's IR is what --emit=gai shows; optimise a copy for the rest.
     mlir::OwningOpRef<mlir::ModuleOp> optimized =
@@ -356,18 +420,21 @@ int main(int argc, char **argv) {
         gai::rematerialize(*optimized, options);
     if (!remat)
       return fail(llvm::toString(remat.takeError()));
-    if (!quantize.empty() && !options.weightsPath.empty()) {
-      llvm::Expected<gai::QuantizedWeights> made = quantizeFrom(*optimized, options);
-      if (!made)
-        return fail(llvm::toString(made.takeError()));
-      quantized = std::move(*made);
+    if (gai::needsMadeWeights(*optimized) && !options.weightsPath.empty()) {
+      llvm::Expected<gai::CompiledWeights> compiled = makeWeightsFrom(*optimized, options);
+      if (!compiled)
+        return fail(llvm::toString(compiled.takeError()));
+      made = std::move(*compiled);
     }
     if (printReport)
       gai::printReport(gai::report(*optimized), llvm::errs());
     if (printReport && *remat)
       gai::printRematReport(**remat, llvm::errs());
+    if (printReport && options.prune.any())
+      gai::printPruningReport(paramsBefore, gai::countParameters(*optimized),
+                              made ? &made->pruned : nullptr, llvm::errs());
     if (printReport && !quantize.empty())
-      gai::printQuantizationReport(*optimized, quantized ? &*quantized : nullptr,
+      gai::printQuantizationReport(*optimized, made ? &made->quantized : nullptr,
                                    llvm::errs());
     if (emit != Emit::Gai)
       model->module = std::move(optimized);
@@ -376,17 +443,17 @@ int main(int argc, char **argv) {
   gai::WeightsMode weightsMode = options.weightsPath.empty() ? gai::WeightsMode::None
                                  : externalWeights   ? gai::WeightsMode::External
                                                      : gai::WeightsMode::Embedded;
-  if (quantized && emit == Emit::Artifact) {
+  if (made && emit == Emit::Artifact) {
     if (weightsMode == gai::WeightsMode::External) {
-      // The artifact references one file: the quantized weights and the
-      // float ones left, beside it.
-      llvm::Expected<std::string> file = writeQuantizedWeightsFile(*model->module, options,
-                                                                   *quantized);
+      // The artifact references one file: the weights made and the file's
+      // others, beside it.
+      llvm::Expected<std::string> file = writeMadeWeightsFile(*model->module, options,
+                                                              made->all);
       if (!file)
         return fail(llvm::toString(file.takeError()));
       options.weightsPath = *file;
     } else {
-      options.quantizedWeights = &*quantized;
+      options.madeWeights = &made->all;
     }
   }
   gai::CpuCodegenOptions codegen;

@@ -7,6 +7,7 @@
 #include "hal/cpu/KernelModule.h"
 #include "hal/cpu/Kernels.h"
 #include "gai/Quantize.h"
+#include "gai/Sparsity.h"
 
 #include <map>
 
@@ -89,12 +90,19 @@ public:
     args.residual = f32(g.residual);
     args.activation = activationOf(g.activation);
     args.gate = f32(g.gate);
-    if (g.quantized()) {
+    if (g.sparse24()) {
+      // Correctness, not speed: the dense weight, zeros and all
+      // (gai/Sparsity.h's definition), then the float GEMM.
+      denseB_.resize(static_cast<size_t>(g.n * g.k));
+      for (int64_t row = 0; row < g.n; ++row)
+        decompress24Row(f32(g.b), ptr(g.bMeta), row, g.k, denseB_.data() + row * g.k);
+      args.b = denseB_.data();
+    } else if (g.quantized()) {
       // Correctness, not speed: each quantized weight is read back to f32
       // (gai/Quantize.h's definition), then the float GEMM runs.
-      args.b = dequantize(g, g.b, g.bScale, g.bZero, dequantizedB_);
+      args.b = dequantize(g, g.b, g.bScale, g.bZero, denseB_);
       if (g.gate.present())
-        args.gate = dequantize(g, g.gate, g.gateScale, g.gateZero, dequantizedGate_);
+        args.gate = dequantize(g, g.gate, g.gateScale, g.gateZero, denseGate_);
     }
     cpu::gemm(args);
     return Status::ok();
@@ -252,7 +260,7 @@ public:
   std::shared_ptr<cpu::KernelModule> kernels_;
 
 private:
-  std::vector<float> dequantizedB_, dequantizedGate_;
+  std::vector<float> denseB_, denseGate_;
   uint8_t *ptr(const Buffer &b) const {
     return b.present() ? base_[static_cast<int>(b.space)] + b.offset : nullptr;
   }

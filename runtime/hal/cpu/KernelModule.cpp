@@ -49,19 +49,17 @@ KernelModule::load(const uint8_t *code, size_t size,
   int fd = memfd_create("gai-kernels", MFD_CLOEXEC);
   if (fd < 0)
     return Status::error(std::string("memfd_create: ") + std::strerror(errno));
+  module->fd_ = fd;
   size_t written = 0;
   while (written < size) {
     ssize_t n = ::write(fd, code + written, size - written);
-    if (n <= 0) {
-      ::close(fd);
+    if (n <= 0)
       return Status::error(std::string("writing the kernels: ") +
                            std::strerror(errno));
-    }
     written += static_cast<size_t>(n);
   }
   std::string path = "/proc/self/fd/" + std::to_string(fd);
   module->handle_ = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-  ::close(fd);
   if (!module->handle_)
     return Status::error(std::string("loading the kernels: ") + dlerror());
   for (const std::string &symbol : symbols) {
@@ -76,6 +74,8 @@ KernelModule::load(const uint8_t *code, size_t size,
 KernelModule::~KernelModule() {
   if (handle_)
     dlclose(handle_);
+  if (fd_ >= 0)
+    ::close(fd_);
 }
 
 } // namespace gai::cpu

@@ -30,6 +30,10 @@ public:
 private:
   KernelModule() = default;
   void *handle_ = nullptr;
+  /// The anonymous file, open while the module is loaded: dlopen knows an
+  /// object by its path, /proc/self/fd/N, which a closed fd's number would
+  /// give the next module too (dlopen then returns this one's kernels).
+  int fd_ = -1;
   std::vector<KernelFn> kernels_;
 };
 

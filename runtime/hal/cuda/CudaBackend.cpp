@@ -46,6 +46,7 @@ const char *quantizedName(format::WeightFormat f) {
   case format::WeightFormat::Int8: return "int8";
   case format::WeightFormat::Int4: return "int4";
   case format::WeightFormat::Fp8E4M3: return "fp8";
+  case format::WeightFormat::Sparse24: return "2:4";
   default: return "float";
   }
 }
@@ -55,6 +56,7 @@ WeightFormat weightFormatOf(format::WeightFormat f) {
   case format::WeightFormat::Int8: return WeightFormat::Int8;
   case format::WeightFormat::Int4: return WeightFormat::Int4;
   case format::WeightFormat::Fp8E4M3: return WeightFormat::Fp8E4M3;
+  case format::WeightFormat::Sparse24: return WeightFormat::Sparse24;
   default: return WeightFormat::Float;
   }
 }
@@ -62,8 +64,10 @@ WeightFormat weightFormatOf(format::WeightFormat f) {
 } // namespace
 
 int64_t quantScratchBytes(const cmd::Gemm &g) {
-  if (!g.quantized() ||
-      (g.m <= kGemvRows && g.a.space != format::Space::Weights && g.a.offset % 16 == 0))
+  // 2:4 weights are decompressed for every GEMM: our GEMV does not read
+  // them (yet), so decode-sized ones need the scratch too.
+  if (!g.quantized() || (!g.sparse24() && g.m <= kGemvRows &&
+                         g.a.space != format::Space::Weights && g.a.offset % 16 == 0))
     return 0;
   const Elem elem = g.dtype == format::DType::BF16 ? Elem::BF16 : Elem::F32;
   return quantScratchBytes(g.m, g.n, g.k, elem,
@@ -178,6 +182,7 @@ GemmDesc CudaBackend::gemmDesc(const cmd::Gemm &g) const {
   d.quant.gateScale = reinterpret_cast<const float *>(ptr(g.gateScale));
   d.quant.gateZero = ptr(g.gateZero);
   d.quant.group = g.group;
+  d.quant.meta = ptr(g.bMeta);
   const bool fp8 = g.weightFormat == format::WeightFormat::Fp8E4M3;
   d.quant.perTensor = fp8 && g.perTensorScale();
   d.quant.gatePerTensor = fp8 && g.gateScale.size == 4;
@@ -185,7 +190,7 @@ GemmDesc CudaBackend::gemmDesc(const cmd::Gemm &g) const {
   auto constant = [&](const Buffer &b) { return !b.present() || isWeights(b); };
   d.constantB = isWeights(g.b) && constant(g.gate) && constant(g.normWeight) &&
                 constant(g.bScale) && constant(g.bZero) && constant(g.gateScale) &&
-                constant(g.gateZero);
+                constant(g.gateZero) && constant(g.bMeta);
   return d;
 }
 

@@ -159,6 +159,9 @@ void dequantize(Elem e, const void *q, const QuantizedWeights &quant, int64_t n,
   case WeightFormat::Fp8E4M3:
     launchDequantize<WeightFormat::Fp8E4M3>(e, q, quant, n, k, out, stream);
     break;
+  case WeightFormat::Sparse24:
+    decompress24(e, q, quant.meta, n, k, out, stream);
+    break;
   case WeightFormat::Float: break;
   }
 }

@@ -68,7 +68,10 @@ std::string tuneKey(const GemmDesc &d, Elem elem, float beta, bool fp8,
 bool gemvShaped(const GemmDesc &d) {
   // Quantized weights take 4-byte loads where 16-byte ones do not fit.
   const uintptr_t weightAlignment = d.quant.quantized() ? 4 : 16;
-  return d.alpha == 1.0f && d.m <= kGemvRows && d.batch == 1 && d.transposeB &&
+  // 2:4 weights go through the dense scratch and cuBLASLt: our GEMV does
+  // not read them yet.
+  return d.quant.format != WeightFormat::Sparse24 && d.alpha == 1.0f &&
+         d.m <= kGemvRows && d.batch == 1 && d.transposeB &&
          !d.transposeA && d.k % 8 == 0 && aligned16(d.a) && aligned(d.b, weightAlignment) &&
          aligned(d.gate, weightAlignment);
 }

@@ -123,7 +123,7 @@ struct FoldedNorm {
 };
 
 /// How a GEMM's weights are stored (artifact.fbs's WeightFormat).
-enum class WeightFormat { Float, Int8, Int4, Fp8E4M3 };
+enum class WeightFormat { Float, Int8, Int4, Fp8E4M3, Sparse24 };
 
 /// Quantized weights W [n, k] (and a gate's, stored alike), read as
 /// w = (q - zero) · scale with f32 scales (artifact.fbs): Int8: q int8,
@@ -136,6 +136,9 @@ struct QuantizedWeights {
   const uint8_t *zero = nullptr, *gateZero = nullptr; // int4
   int64_t group = 0;                                  // int4
   bool perTensor = false, gatePerTensor = false;      // fp8
+  /// Sparse24: the kept values' positions [n, k / 8] (q holds the values
+  /// [n, k / 2] in the GEMM's type); never a gate.
+  const uint8_t *meta = nullptr;
   bool quantized() const { return format != WeightFormat::Float; }
 };
 /// The bytes of a quantized [n, k] matrix's q.
@@ -149,6 +152,12 @@ inline int64_t quantizedBytes(WeightFormat f, int64_t n, int64_t k) {
 /// and 16-byte aligned out.
 void dequantize(Elem e, const void *q, const QuantizedWeights &quant, int64_t n, int64_t k,
                 void *out, cudaStream_t stream);
+/// out [n, k] (bf16 or f32 as `e`, row-major, 16-byte aligned) = the 2:4
+/// weights `values` [n, k / 2] (in `e`) and `meta` [n, k / 8] decompressed
+/// (k a multiple of 8): what cuBLASLt multiplies until GEMMs read 2:4
+/// weights as they are (cuSPARSELt).
+void decompress24(Elem e, const void *values, const uint8_t *meta, int64_t n, int64_t k,
+                  void *out, cudaStream_t stream);
 /// The most blocks quantizeFp8 takes: how many partials it needs room for.
 constexpr int kFp8Partials = 1024;
 /// A [count] (bf16, count a multiple of 8, 16-byte aligned) scaled into

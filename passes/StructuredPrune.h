@@ -1,0 +1,26 @@
+// Structured pruning: whole attention heads and MLP channels removed by
+// shrinking the shapes that carry them (--gai-prune{heads=N mlp=R}).
+#ifndef GAI_PASSES_STRUCTUREDPRUNE_H
+#define GAI_PASSES_STRUCTUREDPRUNE_H
+
+#include "mlir/IR/BuiltinOps.h"
+
+namespace mlir::gai {
+
+/// Removes `heads` query heads from every attention (whole KV groups under
+/// grouped-query attention, so a multiple of the query heads per KV head)
+/// and the fraction `mlp` of every MLP's channels, in every function of
+/// `module`. Every value that carries the heads or channels, from the
+/// projections' outputs to the contraction of the output projection
+/// (caches included), shrinks along that axis; each weight sliced gets a
+/// `gai.prune` attribute (PruneAttr.h). Errors name the op at fault.
+LogicalResult pruneHeadsAndChannels(ModuleOp module, int64_t heads, double mlp);
+
+/// The channels an MLP of `width` keeps after pruning the fraction `mlp`:
+/// rounded to a multiple of 8 where `width` is one (GEMMs keep k a multiple
+/// of 8: the CUDA GEMV's loads, 2:4's metadata bytes), at least one unit.
+int64_t keptChannels(int64_t width, double mlp);
+
+} // namespace mlir::gai
+
+#endif // GAI_PASSES_STRUCTUREDPRUNE_H
