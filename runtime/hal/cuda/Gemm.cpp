@@ -3,6 +3,7 @@
 // so neither operand moves.
 #include "hal/cuda/Gemm.h"
 
+#include <cstdio>
 #include <algorithm>
 #include <cstdlib>
 #include <map>
@@ -261,6 +262,18 @@ GemmPlan::createQuantized(cublasLtHandle_t handle, const GemmDesc &desc, Elem el
   const int64_t needed = desc.n * desc.k * bytesOf(elem);
   if (scratch.bytes < needed || !aligned16(scratch.data))
     return tooSmall(needed);
+  if (q.format == WeightFormat::Sparse24) {
+    auto sparse = createSparse(desc, elem, scratch);
+    if (sparse)
+      return sparse;
+    // cuSPARSELt absent, or a GEMM it does not take: decompressed below.
+    static bool told = false;
+    if (!told && !sparse.status().message().empty()) {
+      told = true;
+      std::fprintf(stderr, "gai: 2:4 weights run as dense GEMMs: %s\n",
+                   sparse.status().message().c_str());
+    }
+  }
   GemmDesc d = desc;
   d.b = scratch.data;
   d.quant = {};
@@ -268,6 +281,30 @@ GemmPlan::createQuantized(cublasLtHandle_t handle, const GemmDesc &desc, Elem el
   auto plan = createLt(handle, d, elem, workspaceBytes, tuneWorkspace, tuneCandidates);
   if (plan)
     (*plan)->dequant_ = Dequantization{desc.b, q, desc.n, desc.k, scratch.data};
+  return plan;
+}
+
+StatusOr<std::unique_ptr<GemmPlan>> GemmPlan::createSparse(const GemmDesc &desc, Elem elem,
+                                                          const QuantScratch &scratch) {
+  // cuSPARSELt here: bf16 in and out, a bf16 residual at most, nothing
+  // else in the epilogue; an empty message means "not this GEMM" (quietly).
+  if (elem != Elem::BF16 || desc.bias || desc.activation != 0 || desc.wideC ||
+      desc.alpha != 1.0f || desc.m % 8 != 0 || desc.n % 8 != 0 || desc.k % 16 != 0 ||
+      !aligned16(desc.a) || !aligned16(desc.c))
+    return Status::error("");
+  // The weights are in place when plans are made: decompress them once
+  // into the scratch and let cuSPARSELt compress its own copy.
+  decompress24(elem, desc.b, desc.quant.meta, desc.n, desc.k, scratch.data, nullptr);
+  if (cudaError_t e = cudaDeviceSynchronize(); e != cudaSuccess)
+    return Status::error(std::string("decompressing 2:4 weights: ") + cudaGetErrorString(e));
+  auto sparse = SparseGemm::create(desc.m, desc.n, desc.k, scratch.data, desc.residual != nullptr,
+                                   nullptr);
+  if (!sparse)
+    return sparse.status();
+  std::unique_ptr<GemmPlan> plan(new GemmPlan());
+  plan->desc_ = desc;
+  plan->elem_ = elem;
+  plan->sparse_ = std::move(*sparse);
   return plan;
 }
 
@@ -466,6 +503,8 @@ bool GemmPlan::canPickGreedy(const void *logits, int64_t rows, int64_t vocab) co
 }
 
 const char *GemmPlan::quantizedRoute() const {
+  if (sparse_)
+    return "2:4 cuSPARSELt";
   if (fp8_)
     return "fp8 GEMM";
   if (dequant_)
@@ -481,6 +520,8 @@ Status GemmPlan::run(void *workspace, size_t workspaceBytes,
               pick_ ? &*pick_ : nullptr);
     return Status::ok();
   }
+  if (sparse_)
+    return sparse_->run(desc_.a, desc_.residual, desc_.c, stream);
   if (dequant_)
     dequantize(elem_, dequant_->q, dequant_->quant, dequant_->n, dequant_->k, dequant_->out,
                stream);

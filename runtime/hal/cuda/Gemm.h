@@ -5,6 +5,7 @@
 
 #include "gai/Status.h"
 #include "hal/cuda/Kernels.h"
+#include "hal/cuda/SparseGemm.h"
 
 #include <cublasLt.h>
 
@@ -111,6 +112,10 @@ private:
   createQuantized(cublasLtHandle_t handle, const GemmDesc &desc, Elem elem,
                   size_t workspaceBytes, void *tuneWorkspace, int tuneCandidates,
                   const QuantScratch &scratch);
+  /// A 2:4 GEMM through cuSPARSELt (decompressing its weights into
+  /// `scratch` once, at creation); an error where it cannot.
+  static StatusOr<std::unique_ptr<GemmPlan>>
+  createSparse(const GemmDesc &desc, Elem elem, const QuantScratch &scratch);
   /// The fastest of `candidates` over scratch outputs; -1 if none ran.
   int fastest(const cublasLtMatmulHeuristicResult_t *candidates, int count,
               void *workspace, size_t workspaceBytes) const;
@@ -134,6 +139,8 @@ private:
     void *out;
   };
   std::optional<Dequantization> dequant_;
+  /// 2:4 weights multiplied by cuSPARSELt, from its own compressed copy.
+  std::unique_ptr<SparseGemm> sparse_;
   struct Fp8Activations {
     const void *a;
     int64_t count;
