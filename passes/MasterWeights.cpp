@@ -26,7 +26,9 @@ struct MasterWeightsPass
     for (ParamOp p : lowPrecision) {
       ImplicitLocOpBuilder b(p.getLoc(), p);
       RankedTensorType type = p.getType();
-      Value master = ParamOp::create(b, type.clone(b.getF32Type()), p.getName());
+      auto master = ParamOp::create(b, type.clone(b.getF32Type()), p.getName());
+      // What other passes recorded on it (--gai-prune's slicing, say).
+      master->setDiscardableAttrs(p->getDiscardableAttrDictionary());
       Value compute = ConvertOp::create(b, type, master);
       p.getResult().replaceAllUsesWith(compute);
       p.erase();

@@ -92,8 +92,7 @@ private:
                                   p.getNameAttr(),
                                   w.orientation == Orientation::KN ? b.getUnitAttr() : nullptr);
     // A structured pruning's slicing, if any, comes first at compile time.
-    if (auto slicing = p->getAttr(kPruneAttr))
-      values->setAttr(kPruneAttr, slicing);
+    values->setDiscardableAttrs(p->getDiscardableAttrDictionary());
     auto meta = ParamOp::create(b, RankedTensorType::get({w.n, w.k / 8}, b.getI8Type()),
                                 b.getStringAttr(p.getName() + ".meta"), nullptr);
     auto weight = DecompressOp::create(b, RankedTensorType::get({w.n, w.k}, element),

@@ -64,6 +64,8 @@ private:
                                                  : Type(b.getType<Float8E4M3FNType>());
     auto values = ParamOp::create(b, loc, RankedTensorType::get({n, k}, storage),
                                   p.getNameAttr(), transposed ? b.getUnitAttr() : nullptr);
+    // A structured pruning's slicing, if any, comes first at compile time.
+    values->setDiscardableAttrs(p->getDiscardableAttrDictionary());
     const bool grouped = format == QuantFormat::Int4;
     const int64_t groups = grouped ? k / groupK : 1;
     SmallVector<int64_t> scaleShape = grouped ? SmallVector<int64_t>{n, groups}

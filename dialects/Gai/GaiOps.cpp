@@ -171,10 +171,12 @@ LogicalResult DecompressOp::verify() {
     return emitOpError("result: expects a weight [n, k] with k a multiple of 8, got ")
            << result;
   const int64_t n = result.getDimSize(0), k = result.getDimSize(1);
-  if (values.getShape() != ArrayRef<int64_t>{n, k / 2} ||
-      values.getElementType() != result.getElementType())
-    return emitOpError("values: expects the kept half, tensor<")
-           << n << "x" << k / 2 << "x" << result.getElementType() << ">, got " << values;
+  auto half = RankedTensorType::get({n, k / 2}, result.getElementType());
+  if (values != half) {
+    std::string expected; // unquoted, as the other shapes here
+    llvm::raw_string_ostream(expected) << half;
+    return emitOpError("values: expects the kept half, ") << expected << ", got " << values;
+  }
   if (meta.getShape() != ArrayRef<int64_t>{n, k / 8} || !meta.getElementType().isInteger(8))
     return emitOpError("meta: expects two positions a nibble, tensor<")
            << n << "x" << k / 8 << "xi8>, got " << meta;

@@ -5,6 +5,7 @@
 #include "gai/Quantize.h"
 #include "gai/SafeFile.h"
 #include "gai/Safetensors.h"
+#include "gai/Sparsity.h"
 #include "format/artifact_generated.h"
 
 #include <cmath>
@@ -73,6 +74,11 @@ Status writeInitialWeights(const std::string &artifactPath,
                                   it->second->dtype() == format::DType::I4 ||
                                   it->second->dtype() == format::DType::F8E4M3);
   };
+  // A 2:4 weight's kept half [n, k / 2], beside its positions (i8 [n, k / 8]).
+  auto sparse = [&](const std::string &name) {
+    auto meta = byName.find(sparseMetaName(name));
+    return meta != byName.end() && meta->second->dtype() == format::DType::I8;
+  };
   auto keep = [&](std::string name, DType dtype, std::vector<int64_t> shape,
                   std::vector<uint8_t> bytes) {
     storage.push_back(std::move(bytes));
@@ -83,6 +89,22 @@ Status writeInitialWeights(const std::string &artifactPath,
   for (const format::TensorDesc *t : *root->weights()->tensors()) {
     std::string name = t->name()->str();
     std::vector<int64_t> shape(t->shape()->begin(), t->shape()->end());
+    if (endsWith(name, ".meta") && sparse(name.substr(0, name.size() - 5)))
+      continue;
+    if (sparse(name) && shape.size() == 2 &&
+        (t->dtype() == format::DType::F32 || t->dtype() == format::DType::BF16)) {
+      // Drawn dense [n, k], then 2:4-pruned (gai/Sparsity.h), like gaic's.
+      const int64_t n = shape[0], k = 2 * shape[1];
+      std::vector<float> dense = initialValues(name, {n, k}, rng);
+      Sparse24Weight s = compress24(dense.data(), n, k);
+      const DType dtype = t->dtype() == format::DType::BF16 ? DType::BF16 : DType::F32;
+      std::vector<uint8_t> bytes(s.values.size() * dtypeSize(dtype));
+      convertFloats(reinterpret_cast<const uint8_t *>(s.values.data()), DType::F32,
+                    bytes.data(), dtype, s.values.size());
+      keep(name, dtype, shape, std::move(bytes));
+      keep(sparseMetaName(name), DType::I8, {n, k / 8}, std::move(s.meta));
+      continue;
+    }
     // A quantized weight: drawn as a float one, then quantized (gai/Quantize.h)
     // into its values, scales and zeros, which are written with it.
     size_t dot = name.rfind('.');

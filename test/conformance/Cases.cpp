@@ -19,6 +19,17 @@ void ropeAtCachePositions(std::vector<reference::HostTensor> &args) {
     args[6].data[i] = args[5].data[0] + static_cast<double>(i);
 }
 
+/// Metadata bytes (argument 2) from draws in [0, 36): two of the six
+/// valid nibbles (positions i0 < i1 of a group of four), as i8 holds them.
+void validSparseMeta(std::vector<reference::HostTensor> &args) {
+  constexpr uint8_t kPairs[] = {0 | 1 << 2, 0 | 2 << 2, 0 | 3 << 2,
+                                1 | 2 << 2, 1 | 3 << 2, 2 | 3 << 2};
+  for (double &v : args[2].data) {
+    int draw = static_cast<int>(v);
+    v = static_cast<int8_t>(kPairs[draw % 6] | kPairs[draw / 6] << 4);
+  }
+}
+
 const std::vector<Case> kCases = {
     // gemm: one row, batches folded into M, broadcast batches, transposed
     // operands, the epilogue.
@@ -68,6 +79,21 @@ func.func @forward(%x: tensor<3x32xf32>, %q: tensor<11x32xf8E4M3FN>, %s: tensor<
   %0 = gai.matmul %x, %w transpose_rhs : (tensor<3x32xf32>, tensor<11x32xf32>) -> tensor<3x11xf32>
   return %0 : tensor<3x11xf32>
 })"},
+
+    // gemm over 2:4 weights (gai.decompress folded in): at decode rows and
+    // past them (CUDA's routes once its GEMV reads them).
+    {"gemm_2_4_weights_decode", Targets::All, {"gemm"}, R"(
+func.func @forward(%x: tensor<3x64xf32>, %v: tensor<11x32xf32>, %m: tensor<11x8xi8>) -> tensor<3x11xf32> {
+  %w = gai.decompress %v, %m : (tensor<11x32xf32>, tensor<11x8xi8>) -> tensor<11x64xf32>
+  %0 = gai.matmul %x, %w transpose_rhs : (tensor<3x64xf32>, tensor<11x64xf32>) -> tensor<3x11xf32>
+  return %0 : tensor<3x11xf32>
+})", {{0, 36}}, validSparseMeta},
+    {"gemm_2_4_weights_prefill", Targets::All, {"gemm"}, R"(
+func.func @forward(%x: tensor<13x40xf32>, %v: tensor<11x20xf32>, %m: tensor<11x5xi8>) -> tensor<13x11xf32> {
+  %w = gai.decompress %v, %m : (tensor<11x20xf32>, tensor<11x5xi8>) -> tensor<11x40xf32>
+  %0 = gai.matmul %x, %w transpose_rhs : (tensor<13x40xf32>, tensor<11x40xf32>) -> tensor<13x11xf32>
+  return %0 : tensor<13x11xf32>
+})", {{0, 36}}, validSparseMeta},
 
     // launch: generated kernels, elementwise with broadcasts and row ops.
     {"launch_elementwise", Targets::All, {"launch"}, R"(

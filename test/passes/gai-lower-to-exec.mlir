@@ -165,3 +165,36 @@ module @no_lowering {
     return %0 : tensor<2x3xf32>
   }
 }
+
+// -----
+
+// A 2:4 weight: the GEMM reads its kept values and positions as they are
+// the GPU's norm folding a decode-sized GEMM over it still keeps its norm.
+// CHECK-LABEL: module @sparse_2_4
+// CHECK:       exec.gemm {a = #exec.ref<input 0, 256>, {{.*}}b = #exec.ref<weights [[V:[0-9]+]], 512>, b_meta = #exec.ref<weights [[M:[0-9]+]], 32>, {{.*}}k = 32 : i64, m = 2 : i64, n = 8 : i64, {{.*}}transpose_b = true, weight_format = #exec<weight_format sparse_2_4>}
+// CHECK-DAG:   exec.weight "w" : tensor<8x16xf32> at <weights [[V]], 512>
+// CHECK-DAG:   exec.weight "w.meta" : tensor<8x4xi8> at <weights [[M]], 32>
+// CHECK-NOT:   exec.weight
+module @sparse_2_4 {
+  func.func @forward(%x: tensor<2x32xf32> {gai.name = "x"}) -> tensor<2x8xf32> {
+    %v = gai.param "w" : tensor<8x16xf32>
+    %m = gai.param "w.meta" : tensor<8x4xi8>
+    %w = gai.decompress %v, %m : (tensor<8x16xf32>, tensor<8x4xi8>) -> tensor<8x32xf32>
+    %y = gai.matmul %x, %w transpose_rhs : (tensor<2x32xf32>, tensor<8x32xf32>) -> tensor<2x8xf32>
+    return %y : tensor<2x8xf32>
+  }
+}
+
+// -----
+
+// Nothing but a GEMM may read a 2:4 weight: the runtime has no dense copy.
+module @sparse_2_4_other_use {
+  func.func @forward(%x: tensor<8x32xf32>) -> tensor<8x32xf32> {
+    %v = gai.param "w" : tensor<8x16xf32>
+    %m = gai.param "w.meta" : tensor<8x4xi8>
+    %w = gai.decompress %v, %m : (tensor<8x16xf32>, tensor<8x4xi8>) -> tensor<8x32xf32>
+    // expected-error @+1 {{reads a dequantized or 2:4 weight other than as a GEMM's weight}}
+    %y = gai.add %x, %w : (tensor<8x32xf32>, tensor<8x32xf32>) -> tensor<8x32xf32>
+    return %y : tensor<8x32xf32>
+  }
+}

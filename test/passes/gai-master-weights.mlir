@@ -41,3 +41,13 @@ func.func @quantized() -> tensor<4x4xi8> {
   %q = gai.param "q" : tensor<4x4xi8>
   return %q : tensor<4x4xi8>
 }
+
+// What another pass recorded on a parameter (--gai-prune's masking) stays
+// on its master, where gaic reads it.
+// CHECK-LABEL: func.func @pruned(
+// CHECK-NEXT:    %[[W:.*]] = gai.param "w" {gai.prune = {layout = "nk", pattern = "2:4"}} : tensor<4x8xf32>
+// CHECK-NEXT:    gai.convert %[[W]] : tensor<4x8xf32> to tensor<4x8xbf16>
+func.func @pruned() -> tensor<4x8xbf16> {
+  %w = gai.param "w" {gai.prune = {layout = "nk", pattern = "2:4"}} : tensor<4x8xbf16>
+  return %w : tensor<4x8xbf16>
+}

@@ -103,3 +103,15 @@ func.func @decode(%x: tensor<1x1x64xf32>) -> tensor<1x1x32xf32> {
   %y = gai.matmul %x, %w transpose_rhs : (tensor<1x1x64xf32>, tensor<32x64xf32>) -> tensor<1x1x32xf32>
   return %y : tensor<1x1x32xf32>
 }
+
+// -----
+
+// What another pass recorded on a weight (structured pruning's slicing)
+// moves to its quantized values, where gaic reads it.
+// INT8-LABEL: func.func @sliced
+// INT8:         gai.param "mlp.down.weight" {gai.prune = {axis = 1 : i64, group = "mlp.", keep = 32 : i64, kind = "channels", per_unit = 1 : i64, segments = array<i64: 0, 64, 1>}} : tensor<32x32xi8>
+func.func @sliced(%x: tensor<1x4x32xf32>) -> tensor<1x4x32xf32> {
+  %w = gai.param "mlp.down.weight" {gai.prune = {axis = 1 : i64, group = "mlp.", keep = 32 : i64, kind = "channels", per_unit = 1 : i64, segments = array<i64: 0, 64, 1>}} : tensor<32x32xf32>
+  %y = gai.matmul %x, %w transpose_rhs : (tensor<1x4x32xf32>, tensor<32x32xf32>) -> tensor<1x4x32xf32>
+  return %y : tensor<1x4x32xf32>
+}

@@ -856,3 +856,35 @@ func.func @dequantize_shape(%q: tensor<16x32xi8>, %s: tensor<16xf32>) -> tensor<
   %w = gai.dequantize int8 %q, %s : (tensor<16x32xi8>, tensor<16xf32>) -> tensor<32x16xbf16>
   return %w : tensor<32x16xbf16>
 }
+
+// -----
+
+func.func @decompress_k(%v: tensor<16x6xf32>, %m: tensor<16x1xi8>) -> tensor<16x12xf32> {
+  // expected-error @+1 {{result: expects a weight [n, k] with k a multiple of 8, got 'tensor<16x12xf32>'}}
+  %w = gai.decompress %v, %m : (tensor<16x6xf32>, tensor<16x1xi8>) -> tensor<16x12xf32>
+  return %w : tensor<16x12xf32>
+}
+
+// -----
+
+func.func @decompress_values(%v: tensor<16x32xf32>, %m: tensor<16x4xi8>) -> tensor<16x32xf32> {
+  // expected-error @+1 {{values: expects the kept half, tensor<16x16xf32>, got 'tensor<16x32xf32>'}}
+  %w = gai.decompress %v, %m : (tensor<16x32xf32>, tensor<16x4xi8>) -> tensor<16x32xf32>
+  return %w : tensor<16x32xf32>
+}
+
+// -----
+
+func.func @decompress_values_type(%v: tensor<16x16xbf16>, %m: tensor<16x4xi8>) -> tensor<16x32xf32> {
+  // expected-error @+1 {{values: expects the kept half, tensor<16x16xf32>, got 'tensor<16x16xbf16>'}}
+  %w = gai.decompress %v, %m : (tensor<16x16xbf16>, tensor<16x4xi8>) -> tensor<16x32xf32>
+  return %w : tensor<16x32xf32>
+}
+
+// -----
+
+func.func @decompress_meta(%v: tensor<16x16xf32>, %m: tensor<16x8xi8>) -> tensor<16x32xf32> {
+  // expected-error @+1 {{meta: expects two positions a nibble, tensor<16x4xi8>, got 'tensor<16x8xi8>'}}
+  %w = gai.decompress %v, %m : (tensor<16x16xf32>, tensor<16x8xi8>) -> tensor<16x32xf32>
+  return %w : tensor<16x32xf32>
+}

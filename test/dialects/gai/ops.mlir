@@ -176,6 +176,13 @@ func.func @cached_attention(%q: tensor<2x8x1x64xbf16>, %k: tensor<2x2x1x64xbf16>
   return
 }
 
+// CHECK-LABEL: func.func @decompress
+func.func @decompress(%v: tensor<176x32xbf16>, %m: tensor<176x8xi8>) -> tensor<176x64xbf16> {
+  // CHECK: gai.decompress %{{.*}}, %{{.*}} : (tensor<176x32xbf16>, tensor<176x8xi8>) -> tensor<176x64xbf16>
+  %w = gai.decompress %v, %m : (tensor<176x32xbf16>, tensor<176x8xi8>) -> tensor<176x64xbf16>
+  return %w : tensor<176x64xbf16>
+}
+
 // CHECK-LABEL: func.func @gated_gemm
 func.func @gated_gemm(%x: tensor<1x1x64xbf16>, %g: tensor<176x64xbf16>, %u: tensor<176x64xbf16>) -> tensor<1x1x176xbf16> {
   // CHECK: gai.gated_gemm %{{.*}}, %{{.*}}, %{{.*}} activation = gelu_tanh : (tensor<1x1x64xbf16>, tensor<176x64xbf16>, tensor<176x64xbf16>) -> tensor<1x1x176xbf16>
