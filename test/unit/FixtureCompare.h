@@ -16,6 +16,17 @@
 
 namespace gai {
 
+/// @forward alone, one row of `seqLen` tokens, in f32: what the logits
+/// are compared on.
+inline CompileOptions forwardOnly(int64_t seqLen) {
+  CompileOptions options;
+  options.build.entries = {true, false, false, false};
+  options.build.batch = 1;
+  options.build.seqLen = seqLen;
+  options.build.dtype = "f32";
+  return options;
+}
+
 /// The logits [vocab] at position `at` of @forward after `ids` (padded
 /// with 0).
 inline std::vector<float> logitsAt(Session &s, const std::vector<int32_t> &ids, int64_t at) {

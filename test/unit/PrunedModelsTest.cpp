@@ -26,11 +26,7 @@ constexpr int64_t kSeqLen = 40;
 using mlir::gai::ParamOp;
 
 CompileOptions forwardOptions(const CompileOptions::Prune &prune) {
-  CompileOptions options;
-  options.build.entries = {true, false, false, false};
-  options.build.batch = 1;
-  options.build.seqLen = kSeqLen;
-  options.build.dtype = "f32";
+  CompileOptions options = forwardOnly(kSeqLen);
   options.prune = prune;
   return options;
 }

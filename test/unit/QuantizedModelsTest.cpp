@@ -18,11 +18,7 @@ namespace {
 constexpr int64_t kNewTokens = 24, kSeqLen = 40;
 
 CompileOptions forwardOptions(const std::string &format) {
-  CompileOptions options;
-  options.build.entries = {true, false, false, false};
-  options.build.batch = 1;
-  options.build.seqLen = kSeqLen;
-  options.build.dtype = "f32";
+  CompileOptions options = forwardOnly(kSeqLen);
   options.quantize.format = format;
   options.quantize.group = 16; // divides every fixture's k (64, 176, 256 …)
   return options;
