@@ -75,7 +75,7 @@ private:
     if (w.k % kSparseKMultiple == 0)
       return success();
     ParamOp p = w.param;
-    return p.emitError() << "--gai-prune: pattern=2:4: '" << p.getName()
+    return p.emitError() << "--gai-prune: '" << p.getName()
                                << "' has k = " << w.k << ", not a multiple of "
                                << kSparseKMultiple
                                << ": 2:4 keeps two of each four along k, and its metadata "

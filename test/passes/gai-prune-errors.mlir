@@ -4,7 +4,7 @@
 // RUN: not gai-opt %s --split-input-file --gai-prune="heads=1" 2>&1 | FileCheck %s --check-prefix=GQA
 // RUN: not gai-opt %s --split-input-file --gai-prune="heads=4" 2>&1 | FileCheck %s --check-prefix=ALLHEADS
 
-// KEIGHT: error: --gai-prune: pattern=2:4: 'odd.weight' has k = 12, not a multiple of 8: 2:4 keeps two of each four along k
+// KEIGHT: error: --gai-prune: 'odd.weight' has k = 12, not a multiple of 8: 2:4 keeps two of each four along k
 // PATTERN: error: --gai-prune: pattern='3:4' is not 2:4
 // FRACTION: error: --gai-prune: heads=0 mlp=1.00: expects heads >= 0 and 0 <= mlp < 1
 func.func @odd(%x: tensor<1x4x12xf32>) -> tensor<1x4x64xf32> {

@@ -50,6 +50,10 @@ struct Options {
   int64_t normWeightBytes = 16, normOutRowBytes = 16;
   // The plain GEMM's bias (n = 4 f32) and wide_c.
   bool plainBias = false, plainWide = false;
+  // A GEMM over 2:4 weights instead ([4, 8] as values [4, 4] and metadata
+  // [4, 1]), how many metadata bytes it names, and whether b is transposed.
+  bool sparse = false, sparseTransposed = true;
+  int64_t sparseMetaBytes = 4;
 };
 
 /// A small decode-like artifact: 256 bytes of weights, an input, an output,
@@ -89,7 +93,14 @@ std::vector<uint8_t> build(const Options &o = {}) {
       plainBias(fmt::Space::Weights, 0, o.plainBias ? 16 : 0),
       normSquares(fmt::Space::Arena, 256, o.makesNorm ? o.squaresBytes : 0),
       aSquares(fmt::Space::Arena, 512, o.readsNorm ? o.squaresBytes : 0);
-  auto gemm = o.gate ? fmt::CreateGemm(b, &x, &w, &c, &bias, &none, 1, o.gemmRows, 4, o.gemmK,
+  fmt::BufferRef values(fmt::Space::Weights, 0, 64),
+      meta(fmt::Space::Weights, 64, o.sparseMetaBytes);
+  auto gemm = o.sparse ? fmt::CreateGemm(b, &x, &values, &c, &none, &none, 1, 1, 4, 8, false,
+                                         o.sparseTransposed, 0, 0, 0, fmt::Activation::None,
+                                         fmt::DType::F32, &none, &none, &none, &none, 0.0f,
+                                         &none, 0.0f, false, fmt::WeightFormat::Sparse24, &none,
+                                         &none, &none, &none, 0, &meta)
+              : o.gate ? fmt::CreateGemm(b, &x, &w, &c, &bias, &none, 1, o.gemmRows, 4, o.gemmK,
                                        false,
                                        o.gateTransposed, 0, 0, 0, o.gateActivation,
                                        fmt::DType::F32, &gate)
@@ -312,6 +323,23 @@ TEST(Artifact, GatedGemmIsChecked) {
   Options oddK = gated;
   oddK.gemmK = 4;
   EXPECT_EQ(loadError(build(oddK)), error);
+}
+
+TEST(Artifact, SparseGemmIsChecked) {
+  Options sparse;
+  sparse.sparse = true;
+  auto loaded = LoadedArtifact::fromBytes(build(sparse), "m.gai", ".");
+  EXPECT_TRUE(loaded.isOk()) << loaded.status().message();
+  Options shortMeta = sparse;
+  shortMeta.sparseMetaBytes = 2;
+  EXPECT_EQ(loadError(build(shortMeta)),
+            "m.gai: entry 'decode': step 0 (gemm): b_meta needs 4 bytes, its buffer has 2");
+  Options untransposed = sparse;
+  untransposed.sparseTransposed = false;
+  EXPECT_EQ(loadError(build(untransposed)),
+            "m.gai: entry 'decode': step 0 (gemm): 2:4 weights are one matrix stored [n, k] "
+            "(transpose_b, batch 1, k a multiple of 8) under f32 or bf16 a and c, without "
+            "scales, zeros, group or gate");
 }
 
 TEST(Artifact, FoldedNormIsChecked) {

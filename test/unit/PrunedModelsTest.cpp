@@ -3,7 +3,7 @@
 // one what the dense model with those heads and channels zeroed does, and
 // masked training keeps every pruned weight at exactly zero, its weights
 // then running in a 2:4 generation artifact.
-#include "FixtureLogits.h"
+#include "FixtureCompare.h"
 
 #include "../TrainFixture.h"
 #include "compiler/PrunedWeights.h"
@@ -17,7 +17,6 @@
 #include <cstdio>
 #include <functional>
 #include <map>
-#include <unistd.h>
 
 namespace gai {
 namespace {
@@ -27,11 +26,7 @@ constexpr int64_t kSeqLen = 40;
 using mlir::gai::ParamOp;
 
 CompileOptions forwardOptions(const CompileOptions::Prune &prune) {
-  CompileOptions options;
-  options.build.entries = {true, false, false, false};
-  options.build.batch = 1;
-  options.build.seqLen = kSeqLen;
-  options.build.dtype = "f32";
+  CompileOptions options = forwardOnly(kSeqLen);
   options.prune = prune;
   return options;
 }
@@ -64,26 +59,18 @@ std::string changedWeights(const std::string &family, const std::string &tag,
                            const std::map<std::string, Change> &changes) {
   auto weights = WeightSet::open(fixtureDir(family) + "model.safetensors");
   EXPECT_TRUE(weights.isOk());
-  std::vector<std::vector<float>> storage;
-  std::vector<TensorToWrite> out;
-  for (const TensorView *t : weights->tensors()) {
-    auto change = changes.find(t->name);
-    if (change == changes.end()) {
-      out.push_back({t->name, t->dtype, t->shape, t->data, t->byteSize});
+  std::map<std::string, std::vector<float>> replaced;
+  for (const auto &[name, change] : changes) {
+    const TensorView *t = weights->find(name);
+    EXPECT_TRUE(t && t->dtype == DType::F32) << name;
+    if (!t)
       continue;
-    }
-    EXPECT_EQ(t->dtype, DType::F32) << t->name;
     const auto *f = reinterpret_cast<const float *>(t->data);
-    storage.emplace_back(f, f + t->numElements());
-    change->second(storage.back(), t->shape);
-    out.push_back({t->name, DType::F32, t->shape,
-                   reinterpret_cast<const uint8_t *>(storage.back().data()),
-                   storage.back().size() * 4});
+    std::vector<float> w(f, f + t->numElements());
+    change(w, t->shape);
+    replaced[name] = std::move(w);
   }
-  std::string path = ::testing::TempDir() + "gai-pruned-" + family + "-" + tag + "-" +
-                     std::to_string(::getpid()) + ".safetensors";
-  EXPECT_TRUE(writeSafetensors(path, out).isOk());
-  return path;
+  return writeFixtureWeights(family, "pruned-" + tag, replaced);
 }
 
 /// The 2:4 rule on a weight the file holds [n, k], or [k, n] (`kn`).

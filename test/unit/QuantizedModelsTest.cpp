@@ -2,7 +2,7 @@
 // what a float model over the dequantized weights does, and int8 greedy
 // decoding keeps the float model's tokens (or leaves them only at a
 // near-tie).
-#include "FixtureLogits.h"
+#include "FixtureCompare.h"
 
 #include "compiler/QuantizedWeights.h"
 #include "gai/WeightSet.h"
@@ -11,7 +11,6 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
-#include <unistd.h>
 
 namespace gai {
 namespace {
@@ -19,11 +18,7 @@ namespace {
 constexpr int64_t kNewTokens = 24, kSeqLen = 40;
 
 CompileOptions forwardOptions(const std::string &format) {
-  CompileOptions options;
-  options.build.entries = {true, false, false, false};
-  options.build.batch = 1;
-  options.build.seqLen = kSeqLen;
-  options.build.dtype = "f32";
+  CompileOptions options = forwardOnly(kSeqLen);
   options.quantize.format = format;
   options.quantize.group = 16; // divides every fixture's k (64, 176, 256 …)
   return options;
@@ -51,40 +46,22 @@ std::string dequantizedWeights(const std::string &family, const std::string &for
   EXPECT_TRUE(weights.isOk());
   auto packed = quantizeWeights(*model->module, *weights);
   EXPECT_TRUE(!!packed) << (packed ? "" : llvm::toString(packed.takeError()));
-  auto find = [&](const std::string &name) -> const TensorToWrite * {
-    for (const TensorToWrite &t : packed->tensors)
-      if (t.name == name)
-        return &t;
-    return nullptr;
-  };
-  std::vector<std::vector<float>> storage;
-  std::vector<TensorToWrite> out;
-  for (const TensorView *t : weights->tensors()) {
-    auto m = std::find_if(packed->matrices.begin(), packed->matrices.end(),
-                          [&](const QuantizedMatrix &q) { return q.name == t->name; });
-    if (m == packed->matrices.end()) {
-      out.push_back({t->name, t->dtype, t->shape, t->data, t->byteSize});
-      continue;
-    }
-    const TensorToWrite *values = find(m->name), *scale = find(quantScaleName(m->name)),
-                        *zero = find(quantZeroName(m->name));
-    std::vector<float> rows(m->rows * m->cols), file(m->rows * m->cols);
-    for (int64_t r = 0; r < m->rows; ++r)
-      dequantizeRow(m->format, values->data, reinterpret_cast<const float *>(scale->data),
-                    zero ? zero->data : nullptr, r, m->cols, m->group, scale->byteSize == 4,
-                    rows.data() + r * m->cols);
-    for (int64_t r = 0; r < m->rows; ++r)
-      for (int64_t c = 0; c < m->cols; ++c)
-        (m->transposed ? file[c * m->rows + r] : file[r * m->cols + c]) = rows[r * m->cols + c];
-    storage.push_back(std::move(file));
-    out.push_back({t->name, DType::F32, t->shape,
-                   reinterpret_cast<const uint8_t *>(storage.back().data()),
-                   storage.back().size() * 4});
+  auto find = [&](const std::string &name) { return packed->find(name); };
+  std::map<std::string, std::vector<float>> replaced;
+  for (const QuantizedMatrix &m : packed->matrices) {
+    const TensorToWrite *values = find(m.name), *scale = find(quantScaleName(m.name)),
+                        *zero = find(quantZeroName(m.name));
+    std::vector<float> rows(m.rows * m.cols), file(m.rows * m.cols);
+    for (int64_t r = 0; r < m.rows; ++r)
+      dequantizeRow(m.format, values->data, reinterpret_cast<const float *>(scale->data),
+                    zero ? zero->data : nullptr, r, m.cols, m.group, scale->byteSize == 4,
+                    rows.data() + r * m.cols);
+    for (int64_t r = 0; r < m.rows; ++r)
+      for (int64_t c = 0; c < m.cols; ++c)
+        (m.transposed ? file[c * m.rows + r] : file[r * m.cols + c]) = rows[r * m.cols + c];
+    replaced[m.name] = std::move(file);
   }
-  std::string path = ::testing::TempDir() + "gai-dequantized-" + family + "-" + format + "-" +
-                     std::to_string(::getpid()) + ".safetensors";
-  EXPECT_TRUE(writeSafetensors(path, out).isOk());
-  return path;
+  return writeFixtureWeights(family, "dequantized-" + format, replaced);
 }
 
 class QuantizedModels : public ::testing::TestWithParam<const char *> {};

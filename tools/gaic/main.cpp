@@ -220,9 +220,12 @@ llvm::Error optimizeReportingErrors(mlir::ModuleOp module, const gai::CompileOpt
                   ? " --quant-group " + std::to_string(options.quantize.group)
                   : std::string()) +
              ": " + text.substr(passFlag.size());
-    if (size_t at = text.find("--gai-prune: "); at != std::string::npos)
+    if (size_t at = text.find("--gai-prune: "); at != std::string::npos) {
       text = pruneFlags(options.prune) + ": " + text.substr(0, at) +
              text.substr(at + sizeof("--gai-prune: ") - 1) + where(d.getLocation());
+      if (size_t skip = text.find("with skip="); skip != std::string::npos)
+        text.replace(skip, sizeof("with skip=") - 1, "with --prune-skip");
+    }
     messages += (messages.empty() ? "" : "\n") + text;
     return mlir::success();
   });
