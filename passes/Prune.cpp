@@ -75,11 +75,10 @@ private:
     if (w.k % kSparseKMultiple == 0)
       return success();
     ParamOp p = w.param;
-    return p.emitError() << "--gai-prune: '" << p.getName()
-                               << "' has k = " << w.k << ", not a multiple of "
-                               << kSparseKMultiple
-                               << ": 2:4 keeps two of each four along k, and its metadata "
-                                  "packs two groups a byte (skip it with skip=)";
+    return p.emitError() << "--gai-prune: '" << p.getName() << "' has k = " << w.k
+                         << ", not a multiple of " << kSparseKMultiple
+                         << ": 2:4 keeps two of each four along k, and its metadata packs two "
+                            "groups a byte (skip it with skip=)";
   }
 
   LogicalResult compress(const MatmulWeight &w) {

@@ -142,7 +142,8 @@ LogicalResult Group::spread(Operation *op, Value from) {
   if (auto s = dyn_cast<SliceOp>(op))
     return spreadSlice(s, from, l);
   if (auto r = dyn_cast<RepeatOp>(op)) {
-    const int64_t axis = static_cast<int64_t>(r.getAxis()), times = static_cast<int64_t>(r.getTimes());
+    const auto axis = static_cast<int64_t>(r.getAxis());
+    const auto times = static_cast<int64_t>(r.getTimes());
     if (l.axis != axis)
       return failure(failed(same(r.getInput())) || failed(same(r.getResult())));
     SmallVector<Segment> scaled;
