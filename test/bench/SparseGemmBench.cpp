@@ -1,7 +1,7 @@
 // Times cuSPARSELt's 2:4 GEMM against the dense cuBLASLt GEMM that gai runs
 // (both tuned) on llama-1b's prefill projections: X[m, k]·Wᵀ, W [n, k], bf16.
 // One JSON line per shape; docs/pruning.md gives the figures.
-#include "../gpu/SparseGemmHarness.h"
+#include "../gpu/Bf16Inputs.h"
 #include "hal/cuda/Gemm.h"
 #include "hal/cuda/SparseGemm.h"
 
@@ -57,8 +57,8 @@ int main(int argc, char **argv) {
   std::mt19937 rng(11);
   for (auto [n, k, unused] : shapes) {
     (void)unused;
-    std::vector<float> x = bf16Draws(rng, m * k), w = bf16Draws(rng, n * k);
-    prune24(w, k);
+    std::vector<float> x = bf16Normals(rng, m * k), w = bf16Normals(rng, n * k);
+    prune24(w.data(), n, k);
     void *dx = upload(toBf16(x)), *dw = upload(toBf16(w)), *dc = nullptr;
     cudaMalloc(&dc, m * n * 2);
     cuda::GemmDesc desc;

@@ -4,6 +4,7 @@
 
 #include "core/Executor.h"
 #include "gai/FloatConvert.h"
+#include "Bf16Inputs.h" // bf16Normals
 
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
@@ -20,16 +21,6 @@ inline bool haveGpu() { return cudaDeviceCount() > 0; }
 #define SKIP_WITHOUT_GPU()                                                     \
   if (!::gai::haveGpu())                                                       \
   GTEST_SKIP() << "no CUDA GPU on this machine: the gpu tests need one"
-
-/// `count` draws from N(0, 1), each representable in bf16, so that bf16 and
-/// f32 runs of a kernel read the same values.
-inline std::vector<float> bf16Normals(std::mt19937 &rng, int64_t count) {
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> v(static_cast<size_t>(count));
-  for (float &x : v)
-    x = bf16ToFloat(floatToBf16(normal(rng)));
-  return v;
-}
 
 /// The shape and masking of an attention test case (fields batch, heads,
 /// kvHeads, queries, keys, dim, window, softcap) for the CPU reference's

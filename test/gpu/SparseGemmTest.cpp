@@ -2,7 +2,7 @@
 // bf16 values: shapes of llama-1b's projections and small edges, with and
 // without a residual; a weight that is not 2:4 is refused.
 #include "GpuTest.h"
-#include "SparseGemmHarness.h"
+#include "Bf16Inputs.h"
 #include "hal/cuda/SparseGemm.h"
 
 namespace gai {
@@ -31,9 +31,9 @@ TEST_P(CudaSparseGemm, MatchesTheDenseProduct) {
   SKIP_WITHOUT_SPARSELT();
   const SparseCase c = GetParam();
   std::mt19937 rng(7);
-  std::vector<float> x = bf16Draws(rng, c.m * c.k), w = bf16Draws(rng, c.n * c.k);
-  std::vector<float> r = bf16Draws(rng, c.m * c.n);
-  prune24(w, c.k);
+  std::vector<float> x = bf16Normals(rng, c.m * c.k), w = bf16Normals(rng, c.n * c.k);
+  std::vector<float> r = bf16Normals(rng, c.m * c.n);
+  prune24(w.data(), c.n, c.k);
   void *dx = upload(toBf16(x)), *dw = upload(toBf16(w)), *dd = upload(toBf16(r));
   cudaStream_t stream = nullptr;
   auto gemm = cuda::SparseGemm::create(c.m, c.n, c.k, dw, c.residual, stream);
@@ -74,7 +74,7 @@ TEST(CudaSparseGemmErrors, ADenseWeightIsRefused) {
   SKIP_WITHOUT_GPU();
   SKIP_WITHOUT_SPARSELT();
   std::mt19937 rng(3);
-  std::vector<float> w = bf16Draws(rng, 64 * 64);
+  std::vector<float> w = bf16Normals(rng, 64 * 64);
   void *dw = upload(toBf16(w));
   auto gemm = cuda::SparseGemm::create(64, 64, 64, dw, false, nullptr);
   ASSERT_FALSE(gemm);
