@@ -1,0 +1,87 @@
+// The processes of a sharded job and the collectives between them: how a
+// rank finds its peers (MPI, or the rank variables of a launcher) and the
+// host-memory collectives the CPU backend and the trainer use.
+#ifndef GAI_COMM_H
+#define GAI_COMM_H
+
+#include "gai/Safetensors.h" // DType
+#include "gai/Status.h"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace gai {
+
+enum class CollectiveReduce { Sum, Average, Max };
+
+/// A job's ranks laid out on a grid, row-major (the last axis fastest, so
+/// that with dp×tp the ranks of one tensor-parallel group are neighbours).
+/// A group is named by a bitmask of grid axes: the ranks that share this
+/// rank's coordinates on every other axis.
+struct Mesh {
+  std::vector<int64_t> shape; ///< empty: one axis of the world's size
+  int64_t size() const;
+  std::vector<int64_t> coordinates(int64_t rank) const;
+  /// This rank's index within its group along `axes` (row-major over them).
+  int64_t groupIndex(int64_t rank, uint32_t axes) const;
+  /// How many ranks a group along `axes` holds.
+  int64_t groupSize(uint32_t axes) const;
+};
+
+/// Collectives over host memory, in the rank order of Mesh. Every call is
+/// made by every rank of the group, in the same order; a rank that fails or
+/// stops makes the others fail (never wait forever).
+class Communicator {
+public:
+  virtual ~Communicator() = default;
+  virtual int64_t rank() const = 0; ///< in the world
+  virtual int64_t size() const = 0; ///< the world's ranks
+  /// What carries the messages: "single", "mpi", ...
+  virtual std::string kind() const = 0;
+
+  /// Lays the world out on `mesh` (its size must be the world's); groups
+  /// name its axes from then on.
+  virtual Status setMesh(const Mesh &mesh) = 0;
+  const Mesh &mesh() const { return mesh_; }
+
+  /// out = reduce(in) over the group; `in` may equal `out`.
+  virtual Status allReduce(const void *in, void *out, int64_t count, DType dtype,
+                           CollectiveReduce op, uint32_t axes) = 0;
+  /// out = the group's `in`s one after another (count elements each).
+  virtual Status allGather(const void *in, void *out, int64_t count, DType dtype,
+                           uint32_t axes) = 0;
+  /// out = the group-index-th count elements of reduce(in), in holding
+  /// count × group size elements.
+  virtual Status reduceScatter(const void *in, void *out, int64_t count, DType dtype,
+                               CollectiveReduce op, uint32_t axes) = 0;
+  /// `bytes` of `data` from world rank `root` to every rank.
+  virtual Status broadcast(void *data, int64_t bytes, int64_t root) = 0;
+  virtual Status barrier() = 0;
+
+protected:
+  Mesh mesh_;
+};
+
+/// A world of one: every collective is a copy.
+std::unique_ptr<Communicator> singleProcessCommunicator();
+
+/// Where this process stands in a job, from its environment: under mpirun
+/// (OMPI_COMM_WORLD_*, PMI_*), srun (SLURM_PROCID/SLURM_NTASKS), torchrun
+/// or `gai-run launch` (RANK, WORLD_SIZE, LOCAL_RANK). World size 1 when
+/// none is set.
+struct JobPlacement {
+  int64_t rank = 0, size = 1, localRank = 0;
+  std::string launcher; ///< "", "mpi", "slurm", "torchrun"/"gai"
+};
+JobPlacement jobPlacementFromEnvironment();
+
+/// The host communicator for this process: single when the world is one;
+/// MPI (loaded at run time, so hosts without MPI still run one-device
+/// jobs) otherwise. An error says what is missing.
+StatusOr<std::unique_ptr<Communicator>> openHostCommunicator(const JobPlacement &placement);
+
+} // namespace gai
+
+#endif // GAI_COMM_H
