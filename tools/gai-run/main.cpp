@@ -1,9 +1,11 @@
-// gai-run: runs gai artifacts: generate, chat, train, eval, bench, and init (fresh weights).
+// gai-run: runs gai artifacts: generate, chat, train, eval, bench, and init (fresh weights);
+// launch starts a sharded job's ranks.
 #include "Bench.h"
 #include "Chat.h"
 #include "Eval.h"
 #include "Flags.h"
 #include "GenerateFlags.h"
+#include "Launch.h"
 #include "SessionFlags.h"
 #include "Train.h"
 
@@ -44,6 +46,8 @@ const char *kUsage =
     "           [--seed S] [--stop-token ID]... [--print-ids] [--no-stream]\n"
     "           [--chat [--system TEXT]] [--print-prompt-ids]\n"
     "       gai-run chat ARTIFACT [--system TEXT] ...  (a conversation; see chat --help)\n"
+    "       gai-run launch -n N [--direct] [--] COMMAND ARGS...  (N local ranks of a\n"
+    "           sharded job; --exec PROGRAM ARGS for a script; see launch --help)\n"
     "\n"
     "Each --prompt or --prompt-ids adds one prompt; they run as one batch\n"
     "(in groups of the artifact's batch size). Text is byte-tokenized, or\n"
@@ -341,11 +345,14 @@ int main(int argc, char **argv) {
       return gai::evalCommand(argc - 2, argv + 2);
     if (command == "keygen" || command == "sign")
       return signingCommand(command, argc - 2, argv + 2);
+    if (command == "launch")
+      return gai::launchCommand(argc - 2, argv + 2);
   } catch (const std::bad_alloc &) {
     return fail(command + ": out of memory");
   } catch (const std::exception &e) {
     return fail(command + ": unexpected " + e.what());
   }
   return fail("unknown command '" + command +
-              "' (expected generate, chat, train, eval, bench, init, keygen or sign)");
+              "' (expected generate, chat, train, eval, bench, init, keygen, sign or "
+              "launch)");
 }
