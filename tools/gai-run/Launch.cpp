@@ -41,7 +41,8 @@ const char *kLaunchHelp =
     "the ranks itself, each in its own process group: their output passes\n"
     "through; when one exits with an error or a signal, launch stops the\n"
     "others (SIGTERM, then SIGKILL 10 s later) and exits with that rank's\n"
-    "status. SIGINT, SIGTERM and SIGHUP are passed on to every rank.\n"
+    "status. SIGINT, SIGTERM and SIGHUP are passed on to every rank (and\n"
+    "SIGKILL to those still running 10 s later).\n"
     "\n"
     "  -n N        how many ranks (1 to 1024)\n"
     "  --direct    start the ranks directly even when mpirun is on PATH\n"
@@ -199,13 +200,14 @@ int superviseRanks(const LaunchPlan &plan) {
       if (pid > 0)
         kill(-pid, signal);
   };
-  auto stop = [&](int status) {
+  // Sends `signal` to every rank, and SIGKILL to those left kKillAfter later.
+  auto stop = [&](int status, int signal) {
     if (stopping)
       return;
     stopping = true;
     exitStatus = status;
     killAt = Clock::now() + kKillAfter;
-    signalRanks(SIGTERM);
+    signalRanks(signal);
   };
 
   std::fflush(nullptr);
@@ -215,7 +217,7 @@ int superviseRanks(const LaunchPlan &plan) {
     if (pid < 0) {
       std::fprintf(stderr, "gai-run launch: cannot start rank %lld: %s\n",
                    static_cast<long long>(rank), std::strerror(errno));
-      stop(1);
+      stop(1, SIGTERM);
       break;
     }
     if (pid == 0)
@@ -244,7 +246,7 @@ int superviseRanks(const LaunchPlan &plan) {
                      rank, signalled ? "signal" : "status",
                      signalled ? signalName(WTERMSIG(status)).c_str()
                                : std::to_string(WEXITSTATUS(status)).c_str());
-        stop(signalled ? 128 + WTERMSIG(status) : WEXITSTATUS(status));
+        stop(signalled ? 128 + WTERMSIG(status) : WEXITSTATUS(status), SIGTERM);
       }
       pids[rank] = -pid; // reaped: its pid may be reused
     }
@@ -263,10 +265,12 @@ int superviseRanks(const LaunchPlan &plan) {
     timespec timeout{static_cast<time_t>(wait.count() / 1000000000),
                      static_cast<long>(wait.count() % 1000000000)};
     int signal = sigtimedwait(&watched, nullptr, &timeout);
+    // Passed on as it came (a rank may save its work on SIGINT); a second
+    // one is passed on too.
     if (signal == SIGINT || signal == SIGTERM || signal == SIGHUP) {
-      signalRanks(signal);
-      if (!stopping)
-        stop(128 + signal);
+      if (stopping)
+        signalRanks(signal);
+      stop(128 + signal, signal);
     }
   }
   return exitStatus;
