@@ -45,6 +45,9 @@ struct Mesh {
 /// f64, bf16, f16 (reduced through float), i32 and i64; Average (the sum
 /// divided by the group's size) only the float types. `axes` with a bit
 /// past the mesh's last axis, other than Mesh::kAllAxes, is an error.
+/// Arguments are checked on each rank before any message is sent: a call
+/// that one rank alone refuses leaves the others waiting, so ranks pass
+/// the same counts, dtypes and axes.
 class Communicator {
 public:
   virtual ~Communicator() = default;
@@ -101,9 +104,9 @@ StatusOr<JobPlacement> jobPlacementFromEnvironment();
 /// MPI (loaded at run time, so hosts without MPI still run one-device
 /// jobs) otherwise. An error says what is missing.
 ///
-/// The MPI communicator is the plugin libgai-mpi.so, looked for at
-/// $GAI_MPI_PLUGIN when set (the only place read then), else beside the
-/// running executable, in its ../lib, and on the loader's search path.
+/// The MPI communicator is the plugin libgai-mpi.so, looked for only at
+/// $GAI_MPI_PLUGIN when that is set (the one place it is read), else beside
+/// the running executable, in its ../lib, and on the loader's search path.
 StatusOr<std::unique_ptr<Communicator>> openHostCommunicator(const JobPlacement &placement);
 
 } // namespace gai
