@@ -117,7 +117,8 @@ public:
 
 private:
   flatbuffers::Offset<fmt::TensorDesc> tensor(StringRef name, Type type,
-                                              exec::RefAttr ref) {
+                                              exec::RefAttr ref,
+                                              DictionaryAttr shard = {}) {
     auto shaped = cast<RankedTensorType>(type);
     std::vector<int64_t> shape(shaped.getShape().begin(), shaped.getShape().end());
     fmt::BufferRef buffer = toRef(ref);
@@ -127,9 +128,19 @@ private:
       role = sameEnum<fmt::TensorRole>(state->role);
       weight = state->weight.str();
     }
+    std::vector<int64_t> shardShape;
+    std::vector<int16_t> shardAxes;
+    if (shard) {
+      auto whole = shard.getAs<DenseI64ArrayAttr>("shape");
+      auto axes = shard.getAs<DenseI16ArrayAttr>("axes");
+      shardShape.assign(whole.asArrayRef().begin(), whole.asArrayRef().end());
+      shardAxes.assign(axes.asArrayRef().begin(), axes.asArrayRef().end());
+    }
     return fmt::CreateTensorDescDirect(fbb, name.str().c_str(),
                                        *dtypeOf(shaped.getElementType()), &shape,
-                                       &buffer, role, weight.empty() ? nullptr : weight.c_str());
+                                       &buffer, role, weight.empty() ? nullptr : weight.c_str(),
+                                       shard ? &shardShape : nullptr,
+                                       shard ? &shardAxes : nullptr);
   }
   template <typename T> flatbuffers::Offset<fmt::TensorDesc> tensor(T op) {
     return tensor(op.getName(), op.getType(), op.getRef());
@@ -344,6 +355,37 @@ FailureOr<flatbuffers::Offset<fmt::Step>> Writer::step(Operation &op) {
     fmt::BufferRef input = toRef(c.getInput()), out = toRef(c.getOut());
     return made(fmt::Command::Copy, fmt::CreateCopy(fbb, &input, &out));
   }
+  if (auto c = dyn_cast<exec::AllReduceOp>(op)) {
+    fmt::BufferRef input = toRef(c.getInput()), out = toRef(c.getOut());
+    std::vector<int16_t> axes(c.getGridAxes().begin(), c.getGridAxes().end());
+    return made(fmt::Command::AllReduce,
+                fmt::CreateAllReduceDirect(fbb, &input, &out, c.getCount(),
+                                           sameEnum<fmt::CollectiveReduce>(c.getReduction()),
+                                           &axes, dtype(c.getElementAttr())));
+  }
+  if (auto c = dyn_cast<exec::AllGatherOp>(op)) {
+    fmt::BufferRef input = toRef(c.getInput()), out = toRef(c.getOut());
+    std::vector<int16_t> axes(c.getGridAxes().begin(), c.getGridAxes().end());
+    return made(fmt::Command::AllGather,
+                fmt::CreateAllGatherDirect(fbb, &input, &out, c.getCount(), &axes,
+                                           dtype(c.getElementAttr())));
+  }
+  if (auto c = dyn_cast<exec::ReduceScatterOp>(op)) {
+    fmt::BufferRef input = toRef(c.getInput()), out = toRef(c.getOut());
+    std::vector<int16_t> axes(c.getGridAxes().begin(), c.getGridAxes().end());
+    return made(fmt::Command::ReduceScatter,
+                fmt::CreateReduceScatterDirect(
+                    fbb, &input, &out, c.getCount(),
+                    sameEnum<fmt::CollectiveReduce>(c.getReduction()), &axes,
+                    dtype(c.getElementAttr())));
+  }
+  if (auto c = dyn_cast<exec::AllSliceOp>(op)) {
+    fmt::BufferRef input = toRef(c.getInput()), out = toRef(c.getOut());
+    std::vector<int16_t> axes(c.getGridAxes().begin(), c.getGridAxes().end());
+    return made(fmt::Command::AllSlice,
+                fmt::CreateAllSliceDirect(fbb, &input, &out, c.getCount(), &axes,
+                                          dtype(c.getElementAttr())));
+  }
   if (auto f = dyn_cast<exec::FillOp>(op)) {
     fmt::BufferRef out = toRef(f.getOut());
     return made(fmt::Command::Fill,
@@ -363,8 +405,12 @@ FailureOr<std::vector<uint8_t>> Writer::write() {
   if (failed(w))
     return failure();
   std::vector<flatbuffers::Offset<fmt::TensorDesc>> state;
-  for (auto s : module.getOps<exec::StateOp>())
-    state.push_back(tensor(s));
+  bool zero = false;
+  for (auto s : module.getOps<exec::StateOp>()) {
+    auto shard = s->getAttrOfType<DictionaryAttr>("exec.shard");
+    zero |= static_cast<bool>(shard);
+    state.push_back(tensor(s.getName(), s.getType(), s.getRef(), shard));
+  }
   std::vector<flatbuffers::Offset<fmt::EntryPoint>> entries;
   for (auto entry : module.getOps<exec::EntryOp>()) {
     std::vector<flatbuffers::Offset<fmt::TensorDesc>> inputs, outputs;
@@ -410,10 +456,13 @@ FailureOr<std::vector<uint8_t>> Writer::write() {
   auto kernelModule = fmt::CreateKernelModuleDirect(
       fbb, kernels.format.c_str(), &kernels.code, &symbols, kernels.programmaticLaunch,
       &signatures);
+  std::vector<int64_t> mesh;
+  if (auto shape = module->getAttrOfType<DenseI64ArrayAttr>("exec.mesh"))
+    mesh.assign(shape.asArrayRef().begin(), shape.asArrayRef().end());
   auto compileOptions = fmt::CreateCompileOptionsDirect(
       fbb, options.target.c_str(), options.dtype.c_str(), options.maxBatch,
       options.maxSeqLen, options.prefillLen, options.model.c_str(),
-      versionString());
+      versionString(), mesh.empty() ? nullptr : &mesh, zero ? 1 : 0);
   flatbuffers::Offset<fmt::TrainDefaults> train = 0;
   if (const TrainSection *t = options.train) {
     std::vector<flatbuffers::Offset<flatbuffers::String>> data;

@@ -3,6 +3,7 @@
 
 #include "compiler/CompilerPasses.h"
 #include "compiler/QuantizedWeights.h"
+#include "compiler/lowering/CollectiveLowering.h"
 #include "compiler/lowering/ExecLowering.h"
 #include "passes/MemoryPlan.h"
 #include "dialects/Gai/GaiOps.h"
@@ -104,6 +105,13 @@ mlir::LogicalResult optimize(mlir::ModuleOp module,
   if (options.train && module.lookupSymbol("eval_loss")) {
     pm.addPass(mlir::gai::createGaiMasterWeights());
     pm.addPass(mlir::gai::createGaiTrainStep());
+    if (!options.shard.mesh.empty()) {
+      mlir::gai::GaiShardOptions shard;
+      shard.mesh = options.shard.mesh;
+      shard.zero = options.shard.zero;
+      shard.bucketBytes = options.shard.bucketBytes;
+      pm.addPass(mlir::gai::createGaiShard(shard));
+    }
   }
   mlir::gai::GaiFusionOptions fusion;
   fusion.libraryActivations = options.isCuda();
@@ -375,6 +383,7 @@ compileArtifact(mlir::ModuleOp optimized, const ModelSpec &spec,
 
 std::vector<FunctionReport> report(mlir::ModuleOp module) {
   std::vector<FunctionReport> reports;
+  llvm::SmallVector<int64_t> mesh = meshShapeOf(module);
   for (auto func : module.getOps<mlir::func::FuncOp>()) {
     FunctionReport r;
     r.name = func.getName().str();
@@ -390,6 +399,10 @@ std::vector<FunctionReport> report(mlir::ModuleOp module) {
         ++r.gemms;
       else if (mlir::isa<mlir::gai::FlashAttentionOp, mlir::gai::CachedAttentionOp>(op))
         ++r.attentions;
+      else if (isCollective(&op)) {
+        ++r.collectives;
+        r.collectiveBytes += collectiveRingBytes(&op, mesh);
+      }
       else if (!mlir::isa<mlir::gai::ParamOp, mlir::gai::ConstantOp, mlir::gai::ReshapeOp,
                           mlir::gai::DequantizeOp, mlir::gai::DecompressOp,
                           mlir::func::ReturnOp>(op)) // the last two fold into GEMMs
@@ -410,7 +423,11 @@ void printReport(llvm::ArrayRef<FunctionReport> reports,
        << " (" << llvm::format("%.1f", r.bufferBytes ? 100.0 * r.arenaBytes / r.bufferBytes : 0.0)
        << "%); kernels: " << r.fusedKernels << " generated, " << r.gemms
        << " GEMM, " << r.attentions << " attention, " << r.libraryCalls
-       << " library\n";
+       << " library";
+    if (r.collectives)
+      os << "; " << r.collectives << " collectives sending "
+         << llvm::format("%.3f MiB", mib(r.collectiveBytes)) << " per rank (ring)";
+    os << "\n";
   }
 }
 

@@ -66,6 +66,13 @@ struct CompileOptions {
     std::string mode = "none";
     int64_t budget = 0;
   } remat;
+  /// Sharding of the training entries over a device grid (--gai-shard):
+  /// "dp=D[,tp=T]", empty for one device; zero: ZeRO-1.
+  struct Shard {
+    std::string mesh;
+    int64_t zero = 0;
+    int64_t bucketBytes = 25 << 20;
+  } shard;
 };
 
 struct ImportedModel {
@@ -134,6 +141,8 @@ struct FunctionReport {
   int64_t gemms = 0;          ///< gai.gemm and gai.matmul: GEMM calls
   int64_t attentions = 0;     ///< gai.flash_attention: library kernel
   int64_t libraryCalls = 0;   ///< other ops the runtime library runs
+  int64_t collectives = 0;    ///< shard collectives (one rank's program)
+  int64_t collectiveBytes = 0; ///< what they send per rank, on a ring
 };
 std::vector<FunctionReport> report(mlir::ModuleOp module);
 void printReport(llvm::ArrayRef<FunctionReport> reports,

@@ -513,6 +513,13 @@ buildForward(MLIRContext &context, const ModelSpec &spec,
     return fail("training needs a micro-batch of at least one row and a length in "
                 "[1, " + llvm::Twine(spec.maxSeqLen) + "], got " + llvm::Twine(rows) +
                 " rows of " + llvm::Twine(length));
+  if (options.entries.loss && options.dataParallel > 1) {
+    if (rows % options.dataParallel != 0)
+      return fail("a micro-batch of " + llvm::Twine(rows) + " rows does not divide over dp=" +
+                  llvm::Twine(options.dataParallel) + " ranks; give a multiple of " +
+                  llvm::Twine(options.dataParallel) + " rows (--train-batch)");
+    rows /= options.dataParallel;
+  }
   if (llvm::Error e = checkSizes(spec, options, dtype, batch, seq, rows, length))
     return std::move(e);
 

@@ -31,6 +31,9 @@ struct BuildOptions {
   /// generation batch and length.
   int64_t trainBatch = 0;
   int64_t trainSeqLen = 0;
+  /// Data-parallel ranks: each builds the loss over its 1/dataParallel of
+  /// the micro-batch's rows (which must divide).
+  int64_t dataParallel = 1;
   /// Keeps a bf16 or f16 model's residual stream (the hidden state between
   /// layers, and the weights of the norms reading it) in f32. Off: it is
   /// rounded to the model's type at every residual add.

@@ -5,6 +5,7 @@
 #include "dialects/Gai/GaiDialect.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Shard/IR/ShardDialect.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 #include "mlir/Pass/Pass.h"
 
@@ -30,6 +31,33 @@ void populateGemmEpiloguePatterns(RewritePatternSet &patterns,
 FailureOr<SmallVector<Value>> buildGradients(ImplicitLocOpBuilder &b,
                                              ArrayRef<Operation *> forward,
                                              Value loss, ArrayRef<Value> wrt);
+
+/// Σ x² over every element of x, as an f32 scalar.
+Value buildSumOfSquares(ImplicitLocOpBuilder &b, Value x);
+
+/// optimizer_step's scalar arguments, in this order, and their names.
+struct AdamwScalars {
+  static constexpr unsigned kCount = 8;
+  static constexpr const char *kNames[kCount] = {
+      "lr", "beta1", "beta2", "eps", "weight_decay", "grad_scale",
+      "bias_correction1", "bias_correction2_sqrt"};
+  Value lr, beta1, beta2, eps, decay, gradScale, correction1, correction2Sqrt;
+  static AdamwScalars fromArguments(ValueRange args);
+};
+struct AdamwUpdate {
+  Value param, m, v;
+};
+/// One AdamW step of parameter `p` (decayed when `decay`) with gradient
+/// `g` and moments `m`, `v`, all of one shape, in PyTorch's order.
+AdamwUpdate buildAdamwUpdate(ImplicitLocOpBuilder &b, const AdamwScalars &scalars,
+                             Value p, Value g, Value m, Value v, bool decay);
+
+/// A device grid: data- and tensor-parallel ranks.
+struct MeshSpec {
+  int64_t dp = 1, tp = 1;
+};
+/// "dp=D[,tp=T]" (either may be left out, each at most once), or an error.
+std::optional<MeshSpec> parseMeshSpec(StringRef text, std::string &error);
 
 /// A splat zero of `like`'s type.
 Value zerosLike(ImplicitLocOpBuilder &b, Value like);

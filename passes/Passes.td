@@ -217,6 +217,42 @@ def GaiPrune : Pass<"gai-prune", "ModuleOp"> {
   let dependentDialects = ["::mlir::gai::GaiDialect"];
 }
 
+def GaiShard : Pass<"gai-shard", "ModuleOp"> {
+  let summary = "Data parallelism and ZeRO-1 over a device grid (shard dialect)";
+  let description = [{
+    Makes the training entries of `--gai-train-step` per-rank programs of a
+    job laid out on `shard.grid @mesh` (axes dp, tp), inserting the
+    collectives as MLIR's `shard` ops: every rank runs the step on its own
+    rows (the frontend built the loss at the local batch), so
+
+    - with `zero=0` (data parallelism) each fresh gradient is averaged over
+      the dp axis as soon as it is made, in buckets of about `bucket-bytes`
+      (flattened, concatenated, one `shard.all_reduce`, split again), before
+      it is added to `grad.<name>`; the gradients, their norm and the
+      optimizer step are then the same on every rank;
+    - with `zero=1` each fresh gradient is flattened, padded to a multiple
+      of the dp size and reduce-scattered (`shard.reduce_scatter`, average),
+      so `grad.<name>`, `adam.m.<name>` and `adam.v.<name>` hold this rank's
+      1/dp of the flattened tensor; `grad_sq` sums the shards' squares over
+      the ranks; `@optimizer_step` updates the rank's slice of each
+      parameter (`shard.all_slice`) and all-gathers the result
+      (`shard.all_gather`). Sharded state carries `gai.shard = {shape,
+      axes}`: the whole tensor's shape and the grid axes it is split over.
+
+    The loss and `@eval_loss`'s result are averaged over dp, so every rank
+    reports the global batch's loss. A grid of one leaves the module as it is.
+  }];
+  let options = [
+    Option<"mesh", "mesh", "std::string", /*default=*/"\"dp=1\"",
+           "the device grid: dp=D[,tp=T]">,
+    Option<"zero", "zero", "int64_t", /*default=*/"0",
+           "0: replicated optimizer state; 1: ZeRO-1 (sharded over dp)">,
+    Option<"bucketBytes", "bucket-bytes", "int64_t", /*default=*/"26214400",
+           "gradient bytes per all-reduce (data parallelism)">,
+  ];
+  let dependentDialects = ["::mlir::gai::GaiDialect", "::mlir::shard::ShardDialect"];
+}
+
 def GaiRemat : Pass<"gai-remat", "ModuleOp"> {
   let summary = "Recompute forward values in the backward pass to fit a memory budget";
   let description = [{

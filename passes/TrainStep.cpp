@@ -60,37 +60,10 @@ private:
   void nameArgument(func::FuncOp func, unsigned i, const Twine &name) {
     func.setArgAttr(i, "gai.name", b.getStringAttr(name.str()));
   }
-  Value scalar(double value) {
-    auto type = RankedTensorType::get({}, b.getF32Type());
-    return ConstantOp::create(b, DenseElementsAttr::get(type, b.getF32FloatAttr(value)));
-  }
   Value zeros(RankedTensorType type) {
     return ConstantOp::create(
         b, DenseElementsAttr::get(type, b.getFloatAttr(type.getElementType(), 0.0)));
   }
-  /// Σ x² over every element, as f32: first along the rows of x's last
-  /// axis (a kernel row each, in parallel), then over the rows' sums.
-  Value sumOfSquares(Value x) {
-    auto type = typeOf(x);
-    int64_t count = type.getNumElements();
-    int64_t row = type.getRank() > 0 ? type.getShape().back() : 1;
-    SmallVector<int64_t> shape = {count};
-    if (row >= 64 && count > row)
-      shape = {count / row, row};
-    Value flat = ReshapeOp::create(b, RankedTensorType::get(shape, type.getElementType()), x);
-    if (!type.getElementType().isF32())
-      flat = ConvertOp::create(b, RankedTensorType::get(shape, b.getF32Type()), flat);
-    Value squares = MulOp::create(b, flat, flat);
-    if (shape.size() == 1)
-      return ReduceOp::create(b, ReduceKind::Sum, squares, ArrayRef<int64_t>{0});
-    // Kept dims: [R, 1] is R kernel rows, where [R] would be one.
-    Value rows = ReduceOp::create(b, RankedTensorType::get({shape[0], 1}, b.getF32Type()),
-                                  ReduceKind::Sum, squares, ArrayRef<int64_t>{1},
-                                  /*keep_dims=*/true);
-    Value column = ReshapeOp::create(b, RankedTensorType::get({shape[0]}, b.getF32Type()), rows);
-    return ReduceOp::create(b, ReduceKind::Sum, column, ArrayRef<int64_t>{0});
-  }
-
   LogicalResult buildTrainStep();
   void scheduleEarly(Operation *from, func::FuncOp step);
   void buildOptimizerStep();
@@ -145,7 +118,7 @@ LogicalResult TrainStepBuilder::buildTrainStep() {
     Value accumulated = body->getArgument(firstGrad + i);
     if (Value g = gradOf.lookup(entry.first))
       accumulated = AddOp::create(b, accumulated, g);
-    Value sq = sumOfSquares(accumulated);
+    Value sq = buildSumOfSquares(b, accumulated);
     squares = squares ? AddOp::create(b, squares, sq).getResult() : sq;
     results.push_back({"grad." + entry.first.str(), accumulated});
   }
@@ -177,33 +150,21 @@ void TrainStepBuilder::scheduleEarly(Operation *from, func::FuncOp step) {
 }
 
 void TrainStepBuilder::buildOptimizerStep() {
-  static constexpr const char *kScalars[] = {
-      "lr", "beta1", "beta2", "eps", "weight_decay", "grad_scale",
-      "bias_correction1", "bias_correction2_sqrt"};
-  constexpr unsigned kCount = std::size(kScalars);
+  constexpr unsigned kCount = AdamwScalars::kCount;
   SmallVector<Type> inputs(kCount, RankedTensorType::get({}, b.getF32Type()));
   for (int kind = 0; kind < 3; ++kind)
     for (auto &[name, type] : params)
       inputs.push_back(type);
   func::FuncOp step = addFunction("optimizer_step", inputs);
   for (unsigned i = 0; i < kCount; ++i)
-    nameArgument(step, i, kScalars[i]);
+    nameArgument(step, i, AdamwScalars::kNames[i]);
   const char *prefixes[] = {"grad.", "adam.m.", "adam.v."};
   for (int kind = 0; kind < 3; ++kind)
     for (auto [i, entry] : llvm::enumerate(params))
       nameArgument(step, kCount + kind * params.size() + i, prefixes[kind] + entry.first);
 
   Block *body = &step.getBody().front();
-  Value lr = body->getArgument(0), beta1 = body->getArgument(1),
-        beta2 = body->getArgument(2), eps = body->getArgument(3),
-        decay = body->getArgument(4), gradScale = body->getArgument(5),
-        correction1 = body->getArgument(6), correction2Sqrt = body->getArgument(7);
-  Value one = scalar(1.0);
-  Value keep = SubOp::create(b, one, MulOp::create(b, lr, decay)); // 1 - lr·wd
-  Value stepSize = DivOp::create(b, lr, correction1);
-  Value oneMinusBeta1 = SubOp::create(b, one, beta1);
-  Value oneMinusBeta2 = SubOp::create(b, one, beta2);
-
+  AdamwScalars scalars = AdamwScalars::fromArguments(body->getArguments());
   SmallVector<std::pair<std::string, Value>> updated, moments1, moments2, cleared;
   for (auto [i, entry] : llvm::enumerate(params)) {
     std::string name = entry.first.str();
@@ -212,19 +173,10 @@ void TrainStepBuilder::buildOptimizerStep() {
     Value m = body->getArgument(kCount + params.size() + i);
     Value v = body->getArgument(kCount + 2 * params.size() + i);
     Value p = ParamOp::create(b, type, name);
-    g = MulOp::create(b, g, gradScale);
-    // PyTorch's order: m = β1·m + (1-β1)·g, v = β2·v + (1-β2)·g²,
-    // p = p·(1 - lr·wd) - (lr / c1)·m / (sqrt(v) / sqrt(c2) + eps).
-    Value m2 = AddOp::create(b, MulOp::create(b, m, beta1), MulOp::create(b, g, oneMinusBeta1));
-    Value v2 = AddOp::create(b, MulOp::create(b, v, beta2),
-                             MulOp::create(b, MulOp::create(b, g, g), oneMinusBeta2));
-    Value denom = AddOp::create(b, DivOp::create(b, SqrtOp::create(b, v2), correction2Sqrt), eps);
-    Value decayed = type.getRank() >= 2 ? MulOp::create(b, p, keep).getResult() : p;
-    Value p2 = SubOp::create(b, decayed,
-                             MulOp::create(b, stepSize, DivOp::create(b, m2, denom)));
-    updated.push_back({"param." + name, p2});
-    moments1.push_back({"adam.m." + name, m2});
-    moments2.push_back({"adam.v." + name, v2});
+    AdamwUpdate next = buildAdamwUpdate(b, scalars, p, g, m, v, type.getRank() >= 2);
+    updated.push_back({"param." + name, next.param});
+    moments1.push_back({"adam.m." + name, next.m});
+    moments2.push_back({"adam.v." + name, next.v});
     cleared.push_back({"grad." + name, zeros(type)});
   }
   SmallVector<std::pair<std::string, Value>> results;
@@ -264,3 +216,62 @@ struct TrainStepPass : mlir::gai::impl::GaiTrainStepBase<TrainStepPass> {
 };
 
 } // namespace
+
+namespace mlir::gai {
+
+Value buildSumOfSquares(ImplicitLocOpBuilder &b, Value x) {
+  // First along the rows of x's last axis (a kernel row each, in
+  // parallel), then over the rows' sums.
+  auto type = typeOf(x);
+  int64_t count = type.getNumElements();
+  int64_t row = type.getRank() > 0 ? type.getShape().back() : 1;
+  SmallVector<int64_t> shape = {count};
+  if (row >= 64 && count > row)
+    shape = {count / row, row};
+  Value flat = ReshapeOp::create(b, RankedTensorType::get(shape, type.getElementType()), x);
+  if (!type.getElementType().isF32())
+    flat = ConvertOp::create(b, RankedTensorType::get(shape, b.getF32Type()), flat);
+  Value squares = MulOp::create(b, flat, flat);
+  if (shape.size() == 1)
+    return ReduceOp::create(b, ReduceKind::Sum, squares, ArrayRef<int64_t>{0});
+  // Kept dims: [R, 1] is R kernel rows, where [R] would be one.
+  Value rows = ReduceOp::create(b, RankedTensorType::get({shape[0], 1}, b.getF32Type()),
+                                ReduceKind::Sum, squares, ArrayRef<int64_t>{1},
+                                /*keep_dims=*/true);
+  Value column = ReshapeOp::create(b, RankedTensorType::get({shape[0]}, b.getF32Type()), rows);
+  return ReduceOp::create(b, ReduceKind::Sum, column, ArrayRef<int64_t>{0});
+}
+
+AdamwScalars AdamwScalars::fromArguments(ValueRange args) {
+  return {args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[7]};
+}
+
+AdamwUpdate buildAdamwUpdate(ImplicitLocOpBuilder &b, const AdamwScalars &s, Value p,
+                             Value g, Value m, Value v, bool decay) {
+  auto scalar = [&](double value) -> Value {
+    auto type = RankedTensorType::get({}, b.getF32Type());
+    return ConstantOp::create(b, DenseElementsAttr::get(type, b.getF32FloatAttr(value)));
+  };
+  Value one = scalar(1.0);
+  Value stepSize = DivOp::create(b, s.lr, s.correction1);
+  g = MulOp::create(b, g, s.gradScale);
+  // PyTorch's order: m = β1·m + (1-β1)·g, v = β2·v + (1-β2)·g²,
+  // p = p·(1 - lr·wd) - (lr / c1)·m / (sqrt(v) / sqrt(c2) + eps).
+  Value m2 = AddOp::create(b, MulOp::create(b, m, s.beta1),
+                           MulOp::create(b, g, SubOp::create(b, one, s.beta1)));
+  Value v2 = AddOp::create(b, MulOp::create(b, v, s.beta2),
+                           MulOp::create(b, MulOp::create(b, g, g),
+                                         SubOp::create(b, one, s.beta2)));
+  Value denom =
+      AddOp::create(b, DivOp::create(b, SqrtOp::create(b, v2), s.correction2Sqrt), s.eps);
+  Value decayed = p;
+  if (decay) {
+    Value keep = SubOp::create(b, one, MulOp::create(b, s.lr, s.decay)); // 1 - lr·wd
+    decayed = MulOp::create(b, p, keep);
+  }
+  Value p2 =
+      SubOp::create(b, decayed, MulOp::create(b, stepSize, DivOp::create(b, m2, denom)));
+  return {p2, m2, v2};
+}
+
+} // namespace mlir::gai

@@ -15,6 +15,13 @@ config.environment["PATH"] = os.pathsep.join(
 # Colour codes would get in FileCheck's way.
 config.environment["TERM"] = "dumb"
 
+# Sharded jobs on the CPU need mpirun and the MPI communicator's plugin.
+import glob
+import shutil
+if shutil.which("mpirun") and glob.glob(
+        os.path.join(config.gai_obj_root, "**", "libgai-mpi.so"), recursive=True):
+    config.available_features.add("mpi")
+
 config.substitutions.append(
     ("%fixtures", os.path.join(config.test_source_root, "fixtures")))
 config.substitutions.append(

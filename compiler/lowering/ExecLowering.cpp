@@ -1,6 +1,8 @@
 // gai (after fusion) → exec: every tensor gets a home, every op a command.
 #include "compiler/lowering/ExecLowering.h"
 
+#include "compiler/lowering/CollectiveLowering.h"
+
 #include "compiler/codegen/FusionKernels.h"
 #include "compiler/codegen/FusionRows.h"
 #include "compiler/codegen/GpuFusionKernels.h"
@@ -131,7 +133,9 @@ private:
   /// Marks `emitted` as reading `weight`'s 2:4 compressed form.
   void setSparse(Operation &emitted, DecompressOp weight);
   /// The state buffer `name`, made on first use.
-  FailureOr<RefAttr> stateRef(StringRef name, Type type, Location loc);
+  /// `shard`: the arguments' gai.shard (a share of a bigger tensor), if any.
+  FailureOr<RefAttr> stateRef(StringRef name, Type type, Location loc,
+                              DictionaryAttr shard = {});
   RefAttr ref(Value v) { return refOf.lookup(v); }
   RefAttr none() { return RefAttr::get(b.getContext(), Space::Arena, 0, 0); }
   /// `size` bytes of `base`, starting `offset` bytes in.
@@ -192,7 +196,8 @@ RefAttr Lowering::weightRef(ParamOp param) {
   return ref;
 }
 
-FailureOr<RefAttr> Lowering::stateRef(StringRef name, Type type, Location loc) {
+FailureOr<RefAttr> Lowering::stateRef(StringRef name, Type type, Location loc,
+                                      DictionaryAttr shard) {
   int64_t size = tensorBytes(cast<RankedTensorType>(type));
   if (RefAttr known = state.lookup(name)) {
     if (stateTypes.lookup(name) != type)
@@ -206,8 +211,11 @@ FailureOr<RefAttr> Lowering::stateRef(StringRef name, Type type, Location loc) {
   stateTypes[name] = type;
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPoint(currentEntry);
-  exec::StateOp::create(b, loc, b.getStringAttr(name), TypeAttr::get(type), ref,
-                        exec::StateRoleAttr::get(b.getContext(), exec::parseStateName(name)->role));
+  auto decl = exec::StateOp::create(
+      b, loc, b.getStringAttr(name), TypeAttr::get(type), ref,
+      exec::StateRoleAttr::get(b.getContext(), exec::parseStateName(name)->role));
+  if (shard)
+    decl->setAttr("exec.shard", shard);
   return ref;
 }
 
@@ -400,6 +408,8 @@ LogicalResult Lowering::lowerOp(Operation *op) {
     return std::max<int64_t>(
         tensorOf(v).getElementType().getIntOrFloatBitWidth() / 8, 1);
   };
+  if (isCollective(op))
+    return lowerCollective(b, op, [&](Value v) { return ref(v); });
   if (auto param = dyn_cast<ParamOp>(op)) {
     RefAttr weight = weightRef(param);
     if (!options.paramsInState) {
@@ -653,7 +663,9 @@ LogicalResult Lowering::lowerFunction(func::FuncOp func) {
                                 : "arg" + std::to_string(arg.getArgNumber());
     int64_t size = bytesOf(arg);
     if (isStateName(name)) {
-      FailureOr<RefAttr> known = stateRef(name, arg.getType(), loc);
+      FailureOr<RefAttr> known = stateRef(
+          name, arg.getType(), loc,
+          func.getArgAttrOfType<DictionaryAttr>(arg.getArgNumber(), "gai.shard"));
       if (failed(known))
         return failure();
       refOf[arg] = *known;
@@ -808,6 +820,8 @@ FailureOr<OwningOpRef<ModuleOp>> Lowering::run() {
   OpBuilder::InsertionGuard guard(b);
   (*out)->setAttr("exec.weights_size", b.getI64IntegerAttr(weightsEnd));
   (*out)->setAttr("exec.state_size", b.getI64IntegerAttr(stateEnd));
+  if (SmallVector<int64_t> mesh = meshShapeOf(fused); !mesh.empty())
+    (*out)->setAttr("exec.mesh", b.getDenseI64ArrayAttr(mesh));
   return std::move(out);
 }
 

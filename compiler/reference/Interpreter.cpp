@@ -2,6 +2,8 @@
 // its InterpretOpInterface (the loops live with the ops, in dialects/Gai).
 #include "compiler/reference/Interpreter.h"
 
+#include "mlir/Dialect/Shard/IR/ShardOps.h"
+
 #include "dialects/Gai/GaiOps.h"
 
 #include "llvm/ADT/DenseMap.h"
@@ -73,6 +75,17 @@ public:
 private:
   /// One op, through its interpretation.
   llvm::Error runOp(Operation *op) {
+    // The reference is one process: a collective over a group of one
+    // hands its input on.
+    if (isa<shard::AllReduceOp, shard::AllGatherOp, shard::ReduceScatterOp,
+            shard::AllSliceOp>(op)) {
+      if (op->getOperand(0).getType() != op->getResult(0).getType())
+        return interpretError(op, "the reference interpreter runs a world of one rank, "
+                                  "where a collective keeps its input's shape");
+      HostTensor value = in(op->getOperand(0));
+      bind(op->getResult(0), std::move(value));
+      return llvm::Error::success();
+    }
     auto interpretable = dyn_cast<InterpretOpInterface>(op);
     if (!interpretable)
       return interpretError(op,

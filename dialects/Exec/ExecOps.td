@@ -92,6 +92,17 @@ def Exec_WeightFormat : I32EnumAttr<"WeightFormat", "how a GEMM's weights are st
 }
 def Exec_WeightFormatAttr : EnumAttr<Exec_Dialect, Exec_WeightFormat, "weight_format">;
 
+def Exec_CollectiveReduce : I32EnumAttr<"CollectiveReduce",
+    "how a collective combines the ranks' values", [
+    I32EnumAttrCase<"Sum", 0, "sum">,
+    I32EnumAttrCase<"Average", 1, "average">,
+    I32EnumAttrCase<"Max", 2, "max">]> {
+  let cppNamespace = "::mlir::exec";
+  let genSpecializedAttr = 0;
+}
+def Exec_CollectiveReduceAttr
+    : EnumAttr<Exec_Dialect, Exec_CollectiveReduce, "collective_reduce">;
+
 def Exec_StateRole : I32EnumAttr<"StateRole", "what a state tensor is for", [
     I32EnumAttrCase<"Other", 0, "other">,
     I32EnumAttrCase<"Parameter", 1, "parameter">,   // trainable; f32 master copy in mixed precision
@@ -343,6 +354,38 @@ def Exec_FillOp : Exec_Command<"fill"> {
     `bits` is the value's bit pattern in `element` (f32 or bf16); out
     holds a whole number of elements.
   }];
+}
+
+//===----------------------------------------------------------------------===//
+// Collectives over the ranks of a device grid (the module's `exec.mesh`).
+// A group is the ranks that differ from this one only on `grid_axes`;
+// tensors are split or joined along their outermost axis.
+//===----------------------------------------------------------------------===//
+
+def Exec_AllReduceOp : Exec_Command<"all_reduce"> {
+  let summary = "out = reduce(input) over the group, count elements";
+  let arguments = (ins Exec_RefAttr:$input, Exec_RefAttr:$out, I64Attr:$count,
+      TypeAttr:$element, Exec_CollectiveReduceAttr:$reduction,
+      DenseI16ArrayAttr:$grid_axes);
+}
+
+def Exec_AllGatherOp : Exec_Command<"all_gather"> {
+  let summary = "out = the group's inputs (count elements each) in rank order";
+  let arguments = (ins Exec_RefAttr:$input, Exec_RefAttr:$out, I64Attr:$count,
+      TypeAttr:$element, DenseI16ArrayAttr:$grid_axes);
+}
+
+def Exec_ReduceScatterOp : Exec_Command<"reduce_scatter"> {
+  let summary = "out = this rank's count elements of reduce(input) over the group";
+  let arguments = (ins Exec_RefAttr:$input, Exec_RefAttr:$out, I64Attr:$count,
+      TypeAttr:$element, Exec_CollectiveReduceAttr:$reduction,
+      DenseI16ArrayAttr:$grid_axes);
+}
+
+def Exec_AllSliceOp : Exec_Command<"all_slice"> {
+  let summary = "out = this rank's count elements of input (no communication)";
+  let arguments = (ins Exec_RefAttr:$input, Exec_RefAttr:$out, I64Attr:$count,
+      TypeAttr:$element, DenseI16ArrayAttr:$grid_axes);
 }
 
 #endif // EXEC_OPS_TD

@@ -159,6 +159,36 @@ public:
   int64_t sizes[5];
 };
 
+/// A sharded state tensor (shard_shape, shard_axes) is one flat share of
+/// its whole tensor over a group of `mesh`: ceil(elements / group) long.
+Status checkShard(const format::TensorDesc &t, const std::vector<int64_t> &mesh) {
+  if (!t.shard_shape() && !t.shard_axes())
+    return Status::ok();
+  std::string name = "state: tensor '" + (t.name() ? t.name()->str() : "?") + "'";
+  if (!t.shard_shape() || !t.shard_axes() || t.shard_axes()->size() == 0)
+    return Status::error(name + ": shard_shape and shard_axes come together");
+  int64_t group = 1, whole = 1;
+  uint32_t seen = 0;
+  for (int16_t axis : *t.shard_axes()) {
+    if (axis < 0 || static_cast<size_t>(axis) >= mesh.size() || (seen >> axis & 1u))
+      return Status::error(name + ": shard axis " + std::to_string(axis) +
+                           " is repeated or not an axis of the mesh");
+    seen |= 1u << axis;
+    group *= mesh[static_cast<size_t>(axis)]; // the mesh's product fits (checked)
+  }
+  for (int64_t d : *t.shard_shape())
+    if (d < 0 || __builtin_mul_overflow(whole, d, &whole))
+      return Status::error(name + ": shard_shape is negative or overflows");
+  int64_t share = 0;
+  if (t.shape())
+    share = t.shape()->size() == 1 ? t.shape()->Get(0) : -1;
+  if (share != (whole + group - 1) / group)
+    return Status::error(name + ": expected one dimension of " +
+                         std::to_string((whole + group - 1) / group) +
+                         " elements, its share of the whole tensor");
+  return Status::ok();
+}
+
 
 } // namespace
 
@@ -527,6 +557,23 @@ StatusOr<LoadedArtifact> LoadedArtifact::verify(
       if (Status s = bounds.checkTensor(t); !s)
         return fail(s.message());
   }
+  std::vector<int64_t> mesh;
+  if (root->options() && root->options()->mesh()) {
+    constexpr size_t kMostMeshAxes = 8;
+    constexpr int64_t kMostRanks = int64_t{1} << 20;
+    int64_t ranks = 1;
+    for (int64_t d : *root->options()->mesh()) {
+      if (d < 1 || __builtin_mul_overflow(ranks, d, &ranks) || ranks > kMostRanks ||
+          mesh.size() == kMostMeshAxes)
+        return fail("options.mesh: expected at most " + std::to_string(kMostMeshAxes) +
+                    " positive axes of at most 2^20 ranks in all");
+      mesh.push_back(d);
+    }
+  }
+  if (root->state())
+    for (const format::TensorDesc *t : *root->state())
+      if (Status s = checkShard(*t, mesh); !s)
+        return fail(s.message());
   auto entries = std::make_shared<std::vector<DecodedEntry>>();
   if (root->entries())
     for (const format::EntryPoint *entry : *root->entries()) {
@@ -548,7 +595,7 @@ StatusOr<LoadedArtifact> LoadedArtifact::verify(
       StatusOr<DecodedEntry> decoded =
           decodeEntry(*entry, {entry->arena_size(), artifact.weightsSize_, root->state_size(),
                                packedSize(entry->inputs()), packedSize(entry->outputs())},
-                      kernels);
+                      kernels, mesh);
       if (!decoded)
         return fail(decoded.status().message());
       entries->push_back(std::move(*decoded));

@@ -11,7 +11,8 @@ namespace {
 constexpr const char *kCommandNames[] = {
     "gemm",  "attention", "launch",        "embedding",          "cache_write", "take",
     "transpose", "slice", "topk",          "cross_entropy",      "cross_entropy_grad",
-    "place", "one_hot",   "reduce",        "copy",               "fill"};
+    "place", "one_hot",   "reduce",        "copy",               "fill",
+    "all_reduce", "all_gather", "reduce_scatter", "all_slice"};
 static_assert(std::size(kCommandNames) == std::variant_size_v<Command> &&
               std::size(kCommandNames) == static_cast<size_t>(format::Command::MAX));
 
@@ -585,6 +586,69 @@ cmd::Fill decodeFill(Checker &check, const format::Fill &t) {
   return c;
 }
 
+/// The fields every collective shares: its group on `mesh` and its
+/// buffers, `inRanks` and `outRanks` the group sizes input and out span.
+template <typename Table, typename C>
+void decodeCollective(Checker &check, const Table &t, const std::vector<int64_t> &mesh,
+                      C &c, bool inWhole, bool outWhole) {
+  c.input = check.buffer(t.input(), "input");
+  c.out = check.buffer(t.out(), "out");
+  c.count = t.count();
+  c.dtype = t.dtype();
+  int64_t e = check.floatBytes(c.dtype);
+  check.nonNegative(c.count, "count");
+  c.groupSize = 1;
+  if (!t.grid_axes() || t.grid_axes()->size() == 0)
+    check.require(false, "grid_axes is empty");
+  else
+    for (int16_t axis : *t.grid_axes()) {
+      if (axis < 0 || static_cast<size_t>(axis) >= mesh.size() || (c.axes >> axis & 1u)) {
+        check.require(false, "grid axis " + std::to_string(axis) +
+                                 " is repeated or not an axis of the artifact's mesh of " +
+                                 std::to_string(mesh.size()) + " axes");
+        return;
+      }
+      c.axes |= 1u << axis;
+      c.groupSize = check.product({c.groupSize, mesh[static_cast<size_t>(axis)]}, "group");
+    }
+  check.holds(c.input, "input", {c.count, inWhole ? c.groupSize : 1, e});
+  check.holds(c.out, "out", {c.count, outWhole ? c.groupSize : 1, e});
+  check.require(!c.input.overlaps(c.out) || c.input == c.out,
+                "input and out overlap without being the same buffer");
+}
+
+cmd::AllReduce decodeAllReduce(Checker &check, const format::AllReduce &t,
+                               const std::vector<int64_t> &mesh) {
+  cmd::AllReduce c;
+  decodeCollective(check, t, mesh, c, false, false);
+  c.reduction = t.reduction();
+  check.known(c.reduction, format::CollectiveReduce::MAX, "reduction");
+  return c;
+}
+
+cmd::AllGather decodeAllGather(Checker &check, const format::AllGather &t,
+                               const std::vector<int64_t> &mesh) {
+  cmd::AllGather c;
+  decodeCollective(check, t, mesh, c, false, true);
+  return c;
+}
+
+cmd::ReduceScatter decodeReduceScatter(Checker &check, const format::ReduceScatter &t,
+                                       const std::vector<int64_t> &mesh) {
+  cmd::ReduceScatter c;
+  decodeCollective(check, t, mesh, c, true, false);
+  c.reduction = t.reduction();
+  check.known(c.reduction, format::CollectiveReduce::MAX, "reduction");
+  return c;
+}
+
+cmd::AllSlice decodeAllSlice(Checker &check, const format::AllSlice &t,
+                             const std::vector<int64_t> &mesh) {
+  cmd::AllSlice c;
+  decodeCollective(check, t, mesh, c, true, false);
+  return c;
+}
+
 } // namespace
 
 const char *commandName(const Command &command) { return kCommandNames[command.index()]; }
@@ -594,7 +658,8 @@ std::vector<std::string> commandNames() {
 }
 
 StatusOr<DecodedEntry> decodeEntry(const format::EntryPoint &entry, const SpaceSizes &sizes,
-                                   const KernelSignatures &kernels) {
+                                   const KernelSignatures &kernels,
+                                   const std::vector<int64_t> &mesh) {
   DecodedEntry decoded;
   decoded.name = entry.name() ? entry.name()->str() : "?";
   const bool hasOutputs = entry.outputs() && entry.outputs()->size() > 0;
@@ -654,6 +719,18 @@ StatusOr<DecodedEntry> decodeEntry(const format::EntryPoint &entry, const SpaceS
       break;
     case format::Command::Copy: command = decodeCopy(check, *step->command_as_Copy()); break;
     case format::Command::Fill: command = decodeFill(check, *step->command_as_Fill()); break;
+    case format::Command::AllReduce:
+      command = decodeAllReduce(check, *step->command_as_AllReduce(), mesh);
+      break;
+    case format::Command::AllGather:
+      command = decodeAllGather(check, *step->command_as_AllGather(), mesh);
+      break;
+    case format::Command::ReduceScatter:
+      command = decodeReduceScatter(check, *step->command_as_ReduceScatter(), mesh);
+      break;
+    case format::Command::AllSlice:
+      command = decodeAllSlice(check, *step->command_as_AllSlice(), mesh);
+      break;
     case format::Command::NONE: break;
     }
     if (Status s = check.status(); !s)

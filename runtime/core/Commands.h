@@ -159,6 +159,24 @@ struct Fill {
   format::DType dtype = format::DType::F32;
 };
 
+/// Collectives over a group of the artifact's mesh: `axes` is a bitmask of
+/// grid axes, `groupSize` the ranks in the group (artifact.fbs).
+struct Collective {
+  Buffer input, out;
+  int64_t count = 0; // elements per rank (AllReduce: of the tensor)
+  uint32_t axes = 0;
+  int64_t groupSize = 1;
+  format::DType dtype = format::DType::F32;
+};
+struct AllReduce : Collective {
+  format::CollectiveReduce reduction = format::CollectiveReduce::Sum;
+};
+struct AllGather : Collective {};
+struct ReduceScatter : Collective {
+  format::CollectiveReduce reduction = format::CollectiveReduce::Sum;
+};
+struct AllSlice : Collective {};
+
 } // namespace cmd
 
 /// One alternative per exec op and per member of the schema's `Command`
@@ -167,7 +185,7 @@ using Command =
     std::variant<cmd::Gemm, cmd::Attention, cmd::Launch, cmd::Embedding, cmd::CacheWrite,
                  cmd::Take, cmd::Transpose, cmd::Slice, cmd::TopK, cmd::CrossEntropy,
                  cmd::CrossEntropyGrad, cmd::Place, cmd::OneHot, cmd::Reduce, cmd::Copy,
-                 cmd::Fill>;
+                 cmd::Fill, cmd::AllReduce, cmd::AllGather, cmd::ReduceScatter, cmd::AllSlice>;
 
 /// The schema's name of a command (gemm, cache_write, ...).
 const char *commandName(const Command &command);
@@ -195,9 +213,10 @@ inline constexpr size_t kMostSteps = size_t{1} << 20;
 /// large enough for the sizes the command gives, every enum known, with
 /// no arithmetic overflow; a launch names a kernel of `kernels` and passes
 /// the buffers its signature takes. Errors name the entry, the step and the
-/// field.
+/// field. Collectives name axes of `mesh` (the artifact's device grid).
 StatusOr<DecodedEntry> decodeEntry(const format::EntryPoint &entry, const SpaceSizes &sizes,
-                                   const KernelSignatures &kernels);
+                                   const KernelSignatures &kernels,
+                                   const std::vector<int64_t> &mesh = {});
 
 } // namespace gai
 

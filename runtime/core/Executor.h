@@ -4,6 +4,7 @@
 #define GAI_RUNTIME_CORE_EXECUTOR_H
 
 #include "gai/Artifact.h"
+#include "gai/Comm.h"
 #include "gai/Session.h"
 #include "gai/Status.h"
 #include "format/artifact_generated.h"
@@ -46,14 +47,17 @@ std::vector<TensorRef> tensorRefs(
     const flatbuffers::Vector<flatbuffers::Offset<format::TensorDesc>> *list,
     uint8_t *base);
 
-StatusOr<std::unique_ptr<Executor>> createCpuExecutor(const LoadedArtifact &artifact);
+/// Collectives go through `comm`, which outlives the executor.
+StatusOr<std::unique_ptr<Executor>> createCpuExecutor(const LoadedArtifact &artifact,
+                                                      Communicator &comm);
 
 /// Whether this build has the CUDA backend and the machine a CUDA GPU.
 int cudaDeviceCount();
 /// Runs on CUDA device `ordinal`; an error when there is none.
 StatusOr<std::unique_ptr<Executor>> createCudaExecutor(const LoadedArtifact &artifact,
                                                        int ordinal,
-                                                       const SessionOptions &options);
+                                                       const SessionOptions &options,
+                                                       Communicator &comm);
 
 } // namespace gai
 

@@ -4,6 +4,7 @@
 #include "core/Executor.h"
 #include "core/Tables.h"
 #include "format/artifact_generated.h"
+#include "gai/Comm.h"
 #include "gai/FloatConvert.h"
 
 #include <cstdlib>
@@ -38,6 +39,8 @@ StatusOr<std::unique_ptr<Session>> Session::create(LoadedArtifact artifact,
                            ? root.options()->target()->str()
                            : "cpu";
   bool cudaArtifact = target.rfind("cuda", 0) == 0;
+  if (Status s = session->joinMesh(options.communicator); !s)
+    return s;
   std::string device = options.device;
   if (device == "auto")
     device = cudaArtifact ? "cuda" : "cpu";
@@ -46,7 +49,7 @@ StatusOr<std::unique_ptr<Session>> Session::create(LoadedArtifact artifact,
     if (cudaArtifact)
       return Status::error("--device=cpu: the artifact was compiled for " + target +
                            "; compile it with --target=cpu to run on the CPU");
-    executor = createCpuExecutor(session->artifact_);
+    executor = createCpuExecutor(session->artifact_, *session->comm_);
   } else if (device == "cuda" || device.rfind("cuda:", 0) == 0) {
     if (!cudaArtifact)
       return Status::error("--device=" + device + ": the artifact was compiled for " +
@@ -59,7 +62,7 @@ StatusOr<std::unique_ptr<Session>> Session::create(LoadedArtifact artifact,
         return Status::error("--device=" + device + ": expected cuda:N");
       ordinal = static_cast<int>(n);
     }
-    executor = createCudaExecutor(session->artifact_, ordinal, options);
+    executor = createCudaExecutor(session->artifact_, ordinal, options, *session->comm_);
   } else {
     return Status::error("--device=" + device + ": expected auto, cpu, cuda or cuda:N");
   }
@@ -69,6 +72,47 @@ StatusOr<std::unique_ptr<Session>> Session::create(LoadedArtifact artifact,
   if (Status s = session->initialiseParameters(); !s)
     return s;
   return session;
+}
+
+/// "dp=2,tp=2": gaic's --mesh spelling of the grid (axes dp, tp).
+static std::string meshText(const Mesh &mesh) {
+  static const char *const kAxes[] = {"dp", "tp"};
+  std::string text;
+  for (size_t i = 0; i < mesh.shape.size(); ++i)
+    if (i == 0 || mesh.shape[i] != 1)
+      text += (i ? "," : "") + std::string(i < 2 ? kAxes[i] : "axis") + "=" +
+              std::to_string(mesh.shape[i]);
+  return text;
+}
+
+/// A sharded artifact runs on as many processes as its mesh has ranks,
+/// laid out on it; any other runs on a world of one.
+Status Session::joinMesh(Communicator *given) {
+  const format::Artifact &root = artifact_.root();
+  Mesh mesh;
+  if (root.options() && root.options()->mesh())
+    mesh.shape.assign(root.options()->mesh()->begin(), root.options()->mesh()->end());
+  int64_t ranks = mesh.shape.empty() ? 1 : mesh.size();
+  if (!given || (given->size() == 1 && ranks != 1)) {
+    if (ranks != 1)
+      return Status::error("the artifact is sharded over " + std::to_string(ranks) +
+                           " ranks (" + meshText(mesh) + "); run it with gai-run launch -n " +
+                           std::to_string(ranks) + ", mpirun -n " + std::to_string(ranks) +
+                           ", srun or torchrun");
+    ownComm_ = singleProcessCommunicator();
+    given = ownComm_.get();
+  } else if (given->size() != ranks) {
+    return Status::error("the artifact is sharded over " + std::to_string(ranks) + " ranks (" +
+                         meshText(mesh) + ") but the job has " +
+                         std::to_string(given->size()) + "; launch it with -n " +
+                         std::to_string(ranks));
+  }
+  if (mesh.shape.empty())
+    mesh.shape = {given->size()};
+  if (Status s = given->setMesh(mesh); !s)
+    return s;
+  comm_ = given;
+  return Status::ok();
 }
 
 /// Trainable parameters (state of role Parameter) start as their weight

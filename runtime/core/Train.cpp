@@ -3,6 +3,8 @@
 // checkpoints of the session's state.
 #include "gai/Train.h"
 
+#include "format/artifact_generated.h"
+#include "gai/Comm.h"
 #include "gai/FloatConvert.h"
 #include "gai/Init.h"
 #include "gai/Safetensors.h"
@@ -67,6 +69,13 @@ StatusOr<Trainer> Trainer::create(Session &session, const OptimizerOptions &opti
     return Status::error("train_step: expected tokens and targets [rows, length] inputs");
   trainer.rows_ = tokens->shape[0];
   trainer.seqLen_ = tokens->shape[1];
+  // Data parallelism is the mesh's first axis (gaic --mesh dp=D).
+  const Communicator &comm = session.communicator();
+  if (!comm.mesh().shape.empty() && session.artifact().root().options() &&
+      session.artifact().root().options()->mesh()) {
+    trainer.dataRanks_ = comm.mesh().groupSize(1u);
+    trainer.dataRank_ = comm.mesh().groupIndex(comm.rank(), 1u);
+  }
   return trainer;
 }
 
@@ -106,8 +115,8 @@ StatusOr<StepResult> Trainer::trainStep(const std::vector<const int32_t *> &toke
   StepResult result;
   double squares = 0;
   for (size_t i = 0; i < tokens.size(); ++i) {
-    std::memcpy(tokensIn->data, tokens[i], static_cast<size_t>(tokensIn->size));
-    std::memcpy(targetsIn->data, targets[i], static_cast<size_t>(targetsIn->size));
+    copyMyRows(tokens[i], *tokensIn);
+    copyMyRows(targets[i], *targetsIn);
     if (Status s = session_->run("train_step"); !s)
       return s;
     result.loss += *lossOut->as<float>();
@@ -158,11 +167,38 @@ StatusOr<double> Trainer::evalLoss(const int32_t *tokens, const int32_t *targets
   const TensorRef *tokensIn = find(in, "tokens"), *targetsIn = find(in, "targets");
   if (!tokensIn || !targetsIn)
     return Status::error("eval_loss: expected tokens and targets inputs");
-  std::memcpy(tokensIn->data, tokens, static_cast<size_t>(tokensIn->size));
-  std::memcpy(targetsIn->data, targets, static_cast<size_t>(targetsIn->size));
+  copyMyRows(tokens, *tokensIn);
+  copyMyRows(targets, *targetsIn);
   if (Status s = session_->run("eval_loss"); !s)
     return s;
   return static_cast<double>(*session_->outputs("eval_loss")[0].as<float>());
+}
+
+void Trainer::copyMyRows(const int32_t *batch, const TensorRef &dst) const {
+  std::memcpy(dst.data, reinterpret_cast<const uint8_t *>(batch) + dataRank_ * dst.size,
+              static_cast<size_t>(dst.size));
+}
+
+bool Trainer::writesFiles() const { return session_->communicator().rank() == 0; }
+
+Status Trainer::readWhole(const TensorRef &r, std::vector<uint8_t> &out) {
+  out.resize(static_cast<size_t>(r.size));
+  if (Status s = session_->readState(r.name, out.data()); !s)
+    return s;
+  if (r.shardShape.empty())
+    return Status::ok();
+  Communicator &comm = session_->communicator();
+  int64_t group = comm.mesh().groupSize(r.shardAxes);
+  std::vector<uint8_t> all(static_cast<size_t>(r.size * group));
+  if (Status s = comm.allGather(out.data(), all.data(), r.numElements(), r.dtype, r.shardAxes);
+      !s)
+    return Status::error("gathering '" + r.name + "': " + s.message());
+  int64_t whole = 1;
+  for (int64_t d : r.shardShape)
+    whole *= d;
+  all.resize(static_cast<size_t>(whole * r.elementBytes)); // the padding goes
+  out = std::move(all);
+  return Status::ok();
 }
 
 std::vector<TensorRef> Trainer::persistentState() const {
@@ -204,12 +240,14 @@ Status Trainer::saveWeights(const std::string &path) {
   std::vector<std::vector<uint8_t>> storage(params.size());
   std::vector<TensorToWrite> tensors;
   for (size_t i = 0; i < params.size(); ++i) {
-    storage[i].resize(static_cast<size_t>(params[i].size));
-    if (Status s = session_->readState(params[i].name, storage[i].data()); !s)
+    if (Status s = readWhole(params[i], storage[i]); !s)
       return s;
-    tensors.push_back({params[i].weight, params[i].dtype, params[i].shape,
+    tensors.push_back({params[i].weight, params[i].dtype,
+                       params[i].shardShape.empty() ? params[i].shape : params[i].shardShape,
                        storage[i].data(), storage[i].size()});
   }
+  if (!writesFiles())
+    return Status::ok();
   return writeSafetensors(path, tensors, {{"format", "pt"}});
 }
 
@@ -219,12 +257,14 @@ Status Trainer::saveCheckpoint(const std::string &path,
   std::vector<std::vector<uint8_t>> storage(state.size());
   std::vector<TensorToWrite> tensors;
   for (size_t i = 0; i < state.size(); ++i) {
-    storage[i].resize(static_cast<size_t>(state[i].size));
-    if (Status s = session_->readState(state[i].name, storage[i].data()); !s)
+    if (Status s = readWhole(state[i], storage[i]); !s)
       return s;
-    tensors.push_back({state[i].name, state[i].dtype, state[i].shape, storage[i].data(),
-                       storage[i].size()});
+    tensors.push_back({state[i].name, state[i].dtype,
+                       state[i].shardShape.empty() ? state[i].shape : state[i].shardShape,
+                       storage[i].data(), storage[i].size()});
   }
+  if (!writesFiles())
+    return Status::ok();
   std::map<std::string, std::string> metadata = extra;
   for (const TensorToWrite &t : tensors)
     metadata[kChecksumKey + t.name] = checksumText(t.data, t.byteSize);
@@ -261,8 +301,12 @@ Trainer::loadCheckpoint(const std::string &path) {
     const TensorView *t = file->find(r.name);
     if (!t)
       return Status::error(path + ": the checkpoint has no tensor '" + r.name + "'");
-    if (t->dtype != r.dtype || t->shape != r.shape ||
-        static_cast<int64_t>(t->byteSize) != r.size)
+    const std::vector<int64_t> &whole = r.shardShape.empty() ? r.shape : r.shardShape;
+    int64_t wholeBytes = r.elementBytes;
+    for (int64_t d : whole)
+      wholeBytes *= d;
+    if (t->dtype != r.dtype || t->shape != whole ||
+        static_cast<int64_t>(t->byteSize) != wholeBytes)
       return Status::error(path + ": tensor '" + r.name +
                            "' does not match the artifact's shape or dtype");
     auto recorded = metadata.find(kChecksumKey + r.name);
@@ -281,9 +325,22 @@ Trainer::loadCheckpoint(const std::string &path) {
       return Status::error(path + ": tensor '" + r.name + "' has a non-finite value at " +
                            "element " + std::to_string(at) + "; refusing to resume from it");
   }
-  for (const TensorRef &r : state)
-    if (Status s = session_->writeState(r.name, file->find(r.name)->data); !s)
+  for (const TensorRef &r : state) {
+    const uint8_t *data = file->find(r.name)->data;
+    std::vector<uint8_t> share;
+    if (!r.shardShape.empty()) { // this rank's share of the whole, padded with zeros
+      int64_t offset = session_->communicator().mesh().groupIndex(
+                           session_->communicator().rank(), r.shardAxes) * r.size;
+      int64_t available = static_cast<int64_t>(file->find(r.name)->byteSize) - offset;
+      share.assign(static_cast<size_t>(r.size), 0);
+      if (available > 0)
+        std::memcpy(share.data(), data + offset,
+                    static_cast<size_t>(std::min(available, r.size)));
+      data = share.data();
+    }
+    if (Status s = session_->writeState(r.name, data); !s)
       return s;
+  }
   if (Status s = session_->run("zero_grads"); !s)
     return s;
   step_ = step;

@@ -363,6 +363,21 @@ func.func @forward(%c: tensor<2x3xf32> {gai.name = "cache.k.0"}) -> (tensor<2x3x
   return %0 : tensor<2x3xf32>
 })"},
 
+    // Collectives over a grid of one rank (the conformance run is one
+    // process): each hands its input on. test/train/shard.test runs them
+    // between ranks.
+    {"collectives_one_rank", Targets::All,
+     {"all_reduce", "reduce_scatter", "all_gather", "all_slice"}, R"(
+shard.grid @mesh(shape = 1)
+func.func @forward(%x: tensor<3x5xf32>) -> (tensor<3x5xf32>, tensor<3x5xf32>) {
+  %0 = shard.all_reduce %x on @mesh grid_axes = [0] reduction = average : tensor<3x5xf32> -> tensor<3x5xf32>
+  %1 = shard.reduce_scatter %0 on @mesh grid_axes = [0] scatter_axis = 0 : tensor<3x5xf32> -> tensor<3x5xf32>
+  %2 = shard.all_gather %1 on @mesh grid_axes = [0] gather_axis = 0 : tensor<3x5xf32> -> tensor<3x5xf32>
+  %3 = shard.all_slice %2 on @mesh grid_axes = [0] slice_axis = 0 : tensor<3x5xf32> -> tensor<3x5xf32>
+  %4 = shard.all_reduce %x on @mesh grid_axes = [0] reduction = max : tensor<3x5xf32> -> tensor<3x5xf32>
+  return %3, %4 : tensor<3x5xf32>, tensor<3x5xf32>
+})"},
+
     // Only the cuda target: gated GEMMs (its GEMV, at most 8 rows),
     // attention with its cache writes and RoPE folded in, bf16.
     {"gated_gemm_decode", Targets::CudaOnly, {"gemm"}, R"(

@@ -14,6 +14,7 @@
 #include "gai/Quantize.h"
 #include "gai/Safetensors.h"
 
+#include "mlir/Dialect/Shard/IR/ShardDialect.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Parser/Parser.h"
 #include "llvm/Support/CommandLine.h"
@@ -134,7 +135,8 @@ llvm::Error makeCase(const conformance::Case &c, const std::string &target) {
     return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
   };
   mlir::MLIRContext context;
-  context.loadDialect<mlir::gai::GaiDialect, mlir::func::FuncDialect>();
+  context.loadDialect<mlir::gai::GaiDialect, mlir::func::FuncDialect,
+                      mlir::shard::ShardDialect>();
   auto module = mlir::parseSourceString<mlir::ModuleOp>(c.ir, &context);
   if (!module)
     return fail("the IR does not parse");

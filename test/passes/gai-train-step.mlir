@@ -42,12 +42,13 @@ func.func @eval_loss(%tokens: tensor<2x3xi32> {gai.name = "tokens"}, %targets: t
 // CHECK-SAME:    {gai.name = "adam.m.embed"}
 // CHECK-SAME:    {gai.name = "adam.v.scale"}
 // CHECK-SAME:    -> (tensor<8x4xf32> {gai.name = "param.embed"}, tensor<4xf32> {gai.name = "param.scale"}, tensor<8x4xf32> {gai.name = "adam.m.embed"}, tensor<4xf32> {gai.name = "adam.m.scale"}, tensor<8x4xf32> {gai.name = "adam.v.embed"}, tensor<4xf32> {gai.name = "adam.v.scale"}, tensor<8x4xf32> {gai.name = "grad.embed"}, tensor<4xf32> {gai.name = "grad.scale"})
-// CHECK:         %[[KEEP:.*]] = gai.sub %{{.*}}, %{{.*}} : (tensor<f32>, tensor<f32>)
 // CHECK:         %[[P:.*]] = gai.param "embed"
 // CHECK:         gai.sqrt
-// CHECK:         gai.mul %[[P]], %[[KEEP]]
+// CHECK:         %[[WD:.*]] = gai.mul %arg0, %arg4 : (tensor<f32>, tensor<f32>)
+// CHECK-NEXT:    %[[KEEP:.*]] = gai.sub %{{.*}}, %[[WD]] : (tensor<f32>, tensor<f32>)
+// CHECK-NEXT:    gai.mul %[[P]], %[[KEEP]]
 // CHECK:         %[[Q:.*]] = gai.param "scale"
-// CHECK-NOT:     gai.mul %[[Q]], %[[KEEP]]
+// CHECK-NOT:     gai.mul %arg0, %arg4
 // CHECK:         return
 
 // CHECK-LABEL: func.func @zero_grads() -> (tensor<8x4xf32> {gai.name = "grad.embed"}, tensor<4xf32> {gai.name = "grad.scale"})

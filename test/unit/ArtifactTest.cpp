@@ -54,6 +54,12 @@ struct Options {
   // [4, 1]), how many metadata bytes it names, and whether b is transposed.
   bool sparse = false, sparseTransposed = true;
   int64_t sparseMetaBytes = 4;
+  // A mesh, and an all-gather of 4 f32 per rank over grid axes `axes`
+  // from the output into the arena.
+  std::vector<int64_t> mesh;
+  bool allGather = false;
+  std::vector<int16_t> axes = {0};
+  int64_t gatherCount = 4;
 };
 
 /// A small decode-like artifact: 256 bytes of weights, an input, an output,
@@ -132,6 +138,11 @@ std::vector<uint8_t> build(const Options &o = {}) {
         fmt::DType::F32, &kNew, &vNew, o.rope, &positions, 10000.0f);
     steps.push_back(fmt::CreateStep(b, fmt::Command::Attention, attention.Union()));
   }
+  if (o.allGather) {
+    fmt::BufferRef gathered(fmt::Space::Arena, 512, 64);
+    auto gather = fmt::CreateAllGatherDirect(b, &y, &gathered, o.gatherCount, &o.axes);
+    steps.push_back(fmt::CreateStep(b, fmt::Command::AllGather, gather.Union()));
+  }
   std::vector<flatbuffers::Offset<fmt::EntryPoint>> entries = {
       fmt::CreateEntryPointDirect(b, "decode", &inputs, &outputs, 1024,
                                   &steps)};
@@ -144,8 +155,8 @@ std::vector<uint8_t> build(const Options &o = {}) {
       fmt::CreateKernelSignatureDirect(b, &argBytes)};
   auto kernels = fmt::CreateKernelModuleDirect(b, "elf-shared-object", &code, &symbols,
                                                false, &signatures);
-  auto options = fmt::CreateCompileOptionsDirect(b, "cpu", "f32", 1, 128, 8,
-                                                 "test", "0.1.0");
+  auto options = fmt::CreateCompileOptionsDirect(b, "cpu", "f32", 1, 128, 8, "test", "0.1.0",
+                                                 o.mesh.empty() ? nullptr : &o.mesh);
   auto root = fmt::CreateArtifactDirect(b, o.schemaVersion, options, weights,
                                         nullptr, o.stateSize, &entries, kernels);
   fmt::FinishArtifactBuffer(b, root);
@@ -213,9 +224,9 @@ TEST(Artifact, WrongIdentifierOrVersion) {
 
 TEST(Artifact, FooterFromAnotherSchemaVersion) {
   std::vector<uint8_t> bytes = build();
-  bytes[bytes.size() - kArtifactFooterSize + 4] = 8; // the version before 2:4 GEMMs
+  bytes[bytes.size() - kArtifactFooterSize + 4] = 9; // the version before collectives
   EXPECT_EQ(loadError(bytes),
-            "m.gai: schema version 8, this runtime reads version 9; recompile "
+            "m.gai: schema version 9, this runtime reads version 10; recompile "
             "with a matching gaic");
 }
 
@@ -399,6 +410,32 @@ TEST(Artifact, WideCIsChecked) {
   overF32.makesNorm = true;
   overF32.wideC = true;
   EXPECT_EQ(loadError(build(overF32)), error);
+}
+
+TEST(Artifact, CollectivesAreChecked) {
+  Options o;
+  o.allGather = true;
+  o.mesh = {4, 1};
+  auto gather = [](Options o) { return build(o); };
+  EXPECT_TRUE(LoadedArtifact::fromBytes(gather(o), "m.gai", ".").isOk());
+  Options noMesh = o;
+  noMesh.mesh.clear();
+  EXPECT_EQ(loadError(gather(noMesh)),
+            "m.gai: entry 'decode': step 3 (all_gather): grid axis 0 is repeated or not an "
+            "axis of the artifact's mesh of 0 axes");
+  Options badAxis = o;
+  badAxis.axes = {0, 0};
+  EXPECT_EQ(loadError(gather(badAxis)),
+            "m.gai: entry 'decode': step 3 (all_gather): grid axis 0 is repeated or not an "
+            "axis of the artifact's mesh of 2 axes");
+  Options tooMany = o;
+  tooMany.gatherCount = 5; // 5 × 4 ranks × 4 bytes: past the 64-byte out
+  EXPECT_EQ(loadError(gather(tooMany)),
+            "m.gai: entry 'decode': step 3 (all_gather): input needs 20 bytes, its buffer has 16");
+  Options badMesh = o;
+  badMesh.mesh = {2, 0};
+  EXPECT_EQ(loadError(gather(badMesh)),
+            "m.gai: options.mesh: expected at most 8 positive axes of at most 2^20 ranks in all");
 }
 
 TEST(Artifact, ExternalWeightsAreChecked) {

@@ -7,6 +7,7 @@
 #include "SessionFlags.h"
 #include "LossPlot.h"
 #include "format/artifact_generated.h"
+#include "gai/Comm.h"
 #include "gai/Generate.h"
 #include "gai/SafeFile.h"
 #include "gai/Tokenizer.h"
@@ -198,6 +199,18 @@ int trainCommand(int argc, char **argv) {
   if (!artifact)
     return fail(artifact.status().message());
   bool startsFromWeights = artifact->weights() != nullptr;
+  // A sharded job (gai-run launch, mpirun, srun, torchrun): rank 0 writes
+  // the files and prints; every rank trains on its share of each batch.
+  auto placement = jobPlacementFromEnvironment();
+  if (!placement)
+    return fail(placement.status().message());
+  auto comm = openHostCommunicator(*placement);
+  if (!comm)
+    return fail(comm.status().message());
+  f.session.communicator = comm->get();
+  const bool lead = placement->rank == 0;
+  if (!lead)
+    f.quiet = true;
   auto session = Session::create(std::move(*artifact), f.session);
   if (!session)
     return fail(session.status().message());
@@ -263,7 +276,7 @@ int trainCommand(int argc, char **argv) {
     if (Status st = checkReplaceable(*output); !st)
       return fail(st.message());
   std::optional<DirectoryLock> lock;
-  if (!f.checkpointDir.empty()) {
+  if (!f.checkpointDir.empty() && lead) {
     if (!isDirectory(f.checkpointDir) && ::mkdir(f.checkpointDir.c_str(), 0755) != 0)
       return fail(f.checkpointDir + ": cannot create the checkpoint directory: " +
                   std::strerror(errno));
@@ -291,22 +304,24 @@ int trainCommand(int argc, char **argv) {
     auto it = metadata->find("gai.seed");
     if (it != metadata->end() && f.seed < 0)
       seed = std::strtoull(it->second.c_str(), nullptr, 10);
-    std::fprintf(stderr, "resuming from %s at step %lld\n", path.c_str(),
-                 static_cast<long long>(t.step()));
+    if (lead)
+      std::fprintf(stderr, "resuming from %s at step %lld\n", path.c_str(),
+                   static_cast<long long>(t.step()));
   } else if (!startsFromWeights) {
     if (Status st = t.initialiseRandomly(seed); !st)
       return fail(st.message());
   }
 
   std::optional<AppendFile> metrics;
-  if (!f.metrics.empty()) {
+  if (!f.metrics.empty() && lead) {
     auto opened = AppendFile::open(f.metrics, f.resume.empty());
     if (!opened)
       return fail(opened.status().message());
     metrics.emplace(std::move(*opened));
   }
   bool tty = ::isatty(2) && !f.quiet;
-  std::fprintf(stderr,
+  if (lead)
+    std::fprintf(stderr,
                "training on %s: %lld steps of %lld rows x %lld tokens (%lld micro-batches), "
                "%lld training tokens, %lld held out, lr %g\n",
                s.deviceName().c_str(), static_cast<long long>(steps),
@@ -319,6 +334,8 @@ int trainCommand(int argc, char **argv) {
 
   ByteTokenizer tokenizer(vocab);
   auto sample = [&](int64_t step) {
+    if (!lead)
+      return;
     auto prompt = tokenizer.encode(f.samplePrompt);
     if (!prompt)
       return;
@@ -365,6 +382,8 @@ int trainCommand(int argc, char **argv) {
                                             {"gai.data_position", std::to_string(t.step())}});
         !st)
       return st;
+    if (!lead)
+      return Status::ok();
     if (Status st = writeFileAtomically(f.checkpointDir + "/latest", name + "\n"); !st)
       return st;
     written.push_back(path);
@@ -401,7 +420,7 @@ int trainCommand(int argc, char **argv) {
     double elapsed = std::chrono::duration<double>(now - start).count();
     int64_t done = t.step() - firstStep;
     double rate = tokensPerStep * static_cast<double>(done) / elapsed;
-    if (result->skipped)
+    if (result->skipped && lead)
       std::fprintf(stderr, "%swarning: step %lld: loss %g, gradient norm %g: not finite; "
                            "skipped\n",
                    tty ? "\r\x1b[K" : "", static_cast<long long>(step), result->loss,
@@ -469,6 +488,8 @@ int trainCommand(int argc, char **argv) {
       return fail(st.message());
   if (Status st = t.saveWeights(f.output); !st)
     return fail(st.message());
+  if (!lead)
+    return 0;
   // The whole run's curve: the metrics file has the steps before a resume too.
   if (metrics && metrics->isRegularFile()) {
     auto recorded = readRegularFile(f.metrics);

@@ -1,6 +1,7 @@
 // gaic: compiles a model spec or HF config into gai IR, exec IR or an artifact.
 #include "compiler/MemoryBudget.h"
 #include "compiler/Pipeline.h"
+#include "passes/Passes.h"
 #include "gai/Signing.h"
 #include "gai/Version.h"
 
@@ -112,6 +113,20 @@ cl::opt<std::string> rematMode(
     cl::desc("--mode=train: none, auto (recompute the fewest FLOPs that fit "
              "--memory-budget) or full (recompute every layer from its input)"),
     cl::value_desc("none|auto|full"), cl::cat(category));
+cl::opt<std::string> meshSpec(
+    "mesh",
+    cl::desc("--mode=train: shard the training step over a device grid, dp=D (data "
+             "parallel: each rank trains on 1/D of every micro-batch's rows)"),
+    cl::value_desc("dp=D[,tp=T]"), cl::cat(category));
+cl::opt<int64_t> zeroStage(
+    "zero",
+    cl::desc("with --mesh dp=D: 1 shards the AdamW moments and gradients over the D ranks "
+             "(ZeRO-1); 0 (default) keeps them whole on every rank"),
+    cl::init(0), cl::value_desc("0|1"), cl::cat(category));
+cl::opt<int64_t> bucketMiB(
+    "bucket-mib",
+    cl::desc("with --mesh dp=D: gradient MiB per all-reduce (default 25)"),
+    cl::init(25), cl::value_desc("MiB"), cl::cat(category));
 cl::opt<bool> printIRAfterAll("print-ir-after-all",
                               cl::desc("print the IR after every pass"),
                               cl::cat(category));
@@ -353,6 +368,27 @@ int main(int argc, char **argv) {
   options.prune.mlp = pruneMlp;
   options.build.trainBatch = trainBatch;
   options.build.trainSeqLen = trainSeqLen;
+  if (meshSpec.getNumOccurrences() || zeroStage.getNumOccurrences()) {
+    std::string error;
+    std::optional<mlir::gai::MeshSpec> grid = mlir::gai::parseMeshSpec(meshSpec, error);
+    if (!grid)
+      return fail("--mesh: " + error);
+    if (mode != "train")
+      return fail("--mesh shards a training step: add --mode=train");
+    if (grid->tp > 1)
+      return fail("--mesh tp=" + std::to_string(grid->tp) +
+                  ": tensor parallelism is not built yet; shard with dp");
+    if (zeroStage != 0 && zeroStage != 1)
+      return fail("--zero: expected 0 or 1 (ZeRO-1), got " + std::to_string(zeroStage));
+    if (zeroStage == 1 && grid->dp == 1)
+      return fail("--zero=1 shards the optimizer state over data-parallel ranks: add "
+                  "--mesh dp=D with D > 1");
+    if (bucketMiB < 1)
+      return fail("--bucket-mib: expected a positive count");
+    options.build.dataParallel = grid->dp;
+    if (grid->dp > 1)
+      options.shard = {meshSpec, zeroStage, bucketMiB << 20};
+  }
   // Both inputs default to what `gai-run generate` runs; @forward (every
   // position's logits) is for inspection and tests, on request.
   options.build.entries = {false, true, true, options.train};

@@ -6,6 +6,7 @@
 #include "hal/Backend.h"
 #include "hal/cpu/KernelModule.h"
 #include "hal/cpu/Kernels.h"
+#include "gai/Comm.h"
 #include "gai/Quantize.h"
 #include "gai/Sparsity.h"
 
@@ -48,7 +49,7 @@ cpu::Activation activationOf(format::Activation a) {
 /// in f32 only (ids and positions in i32).
 class CpuBackend final : public Backend {
 public:
-  explicit CpuBackend(uint8_t *const *base) : base_(base) {}
+  CpuBackend(uint8_t *const *base, Communicator &comm) : base_(base), comm_(comm) {}
 
   /// Quantized weights [n, k] of `g`'s format, as f32 in `out`.
   const float *dequantize(const cmd::Gemm &g, const Buffer &values, const Buffer &scale,
@@ -257,9 +258,35 @@ public:
     return Status::ok();
   }
 
+  // Collectives: the host communicator's, between the job's processes.
+  Status record(const cmd::AllReduce &c) override {
+    return comm_.allReduce(ptr(c.input), ptr(c.out), c.count, hostDType(c.dtype),
+                           reduceOf(c.reduction), c.axes);
+  }
+  Status record(const cmd::AllGather &c) override {
+    return comm_.allGather(ptr(c.input), ptr(c.out), c.count, hostDType(c.dtype), c.axes);
+  }
+  Status record(const cmd::ReduceScatter &c) override {
+    return comm_.reduceScatter(ptr(c.input), ptr(c.out), c.count, hostDType(c.dtype),
+                               reduceOf(c.reduction), c.axes);
+  }
+  Status record(const cmd::AllSlice &c) override {
+    int64_t bytes = c.count * (dtypeBits(c.dtype) / 8);
+    int64_t index = comm_.mesh().groupIndex(comm_.rank(), c.axes);
+    std::memmove(ptr(c.out), ptr(c.input) + index * bytes, static_cast<size_t>(bytes));
+    return Status::ok();
+  }
+
   std::shared_ptr<cpu::KernelModule> kernels_;
 
 private:
+  static CollectiveReduce reduceOf(format::CollectiveReduce r) {
+    switch (r) {
+    case format::CollectiveReduce::Average: return CollectiveReduce::Average;
+    case format::CollectiveReduce::Max: return CollectiveReduce::Max;
+    default: return CollectiveReduce::Sum;
+    }
+  }
   std::vector<float> denseB_, denseGate_;
   uint8_t *ptr(const Buffer &b) const {
     return b.present() ? base_[static_cast<int>(b.space)] + b.offset : nullptr;
@@ -281,11 +308,13 @@ private:
   }
 
   uint8_t *const *base_;
+  Communicator &comm_;
 };
 
 class CpuExecutor final : public Executor {
 public:
-  explicit CpuExecutor(const LoadedArtifact &artifact) : artifact_(artifact) {}
+  CpuExecutor(const LoadedArtifact &artifact, Communicator &comm)
+      : artifact_(artifact), comm_(comm) {}
   Status init();
   bool hasEntry(const std::string &name) const override {
     return entries_.count(name) != 0;
@@ -317,6 +346,7 @@ private:
   };
 
   const LoadedArtifact &artifact_;
+  Communicator &comm_;
   std::shared_ptr<cpu::KernelModule> kernels_;
   std::vector<uint8_t> state_;
   int64_t allocated_ = 0; // state, arenas, inputs and outputs
@@ -325,8 +355,9 @@ private:
 
 } // namespace
 
-StatusOr<std::unique_ptr<Executor>> createCpuExecutor(const LoadedArtifact &artifact) {
-  auto executor = std::make_unique<CpuExecutor>(artifact);
+StatusOr<std::unique_ptr<Executor>> createCpuExecutor(const LoadedArtifact &artifact,
+                                                      Communicator &comm) {
+  auto executor = std::make_unique<CpuExecutor>(artifact, comm);
   if (Status s = executor->init(); !s)
     return s;
   return std::unique_ptr<Executor>(std::move(executor));
@@ -393,7 +424,7 @@ Status CpuExecutor::init() {
       entry->base[static_cast<int>(format::Space::State)] = session->state_.data();
       entry->base[static_cast<int>(format::Space::Input)] = entry->input.get();
       entry->base[static_cast<int>(format::Space::Output)] = entry->output.get();
-      entry->backend = std::make_unique<CpuBackend>(entry->base);
+      entry->backend = std::make_unique<CpuBackend>(entry->base, session->comm_);
       entry->backend->kernels_ = session->kernels_;
       session->entries_[desc->name()->str()] = std::move(entry);
     }
@@ -415,6 +446,11 @@ std::vector<TensorRef> tensorRefs(
       r.shape.assign(t->shape()->begin(), t->shape()->end());
     r.elementBytes = static_cast<int>(std::max<int64_t>(dtypeBits(t->dtype()) / 8, 1));
     r.dtype = hostDType(t->dtype());
+    if (t->shard_shape() && t->shard_axes()) {
+      r.shardShape.assign(t->shard_shape()->begin(), t->shard_shape()->end());
+      for (int16_t axis : *t->shard_axes())
+        r.shardAxes |= 1u << axis; // checked by the loader
+    }
     r.data = base + t->buffer()->offset();
     r.size = t->buffer()->size();
     out.push_back(std::move(r));

@@ -1,6 +1,8 @@
 // The CUDA backend's recording of each command (see CudaBackend.h).
 #include "hal/cuda/CudaBackend.h"
 
+#include "core/Tables.h"
+
 namespace gai::cuda {
 namespace {
 
@@ -572,6 +574,25 @@ Status CudaBackend::record(const cmd::Copy &c) {
         return Status::ok();
       },
       "copy");
+  return Status::ok();
+}
+
+Status CudaBackend::recordCollective(const cmd::Collective &c, const char *name) {
+  if (device_.worldSize != 1)
+    return Status::error(std::string(name) + " between " + std::to_string(device_.worldSize) +
+                         " GPUs: collectives between GPUs (NCCL) are not built yet; run "
+                         "sharded artifacts on the CPU (gaic --target=cpu)");
+  uint8_t *in = ptr(c.input), *out = ptr(c.out);
+  auto bytes = static_cast<size_t>(c.count * (dtypeBits(c.dtype) / 8));
+  if (in == out)
+    return Status::ok();
+  add([=](cudaStream_t s) {
+        if (cudaError_t err = cudaMemcpyAsync(out, in, bytes, cudaMemcpyDeviceToDevice, s);
+            err != cudaSuccess)
+          return cudaError(name, err);
+        return Status::ok();
+      },
+      name);
   return Status::ok();
 }
 

@@ -116,6 +116,11 @@ private:
   float *attentionWorkspace_ = nullptr;
   void *onesF32_ = nullptr, *onesBF16_ = nullptr; // for column sums by GEMM
   CudaResources resources_;
+
+public:
+  void setWorldSize(int64_t size) { resources_.worldSize = size; }
+
+private:
   ErrorWord *error_ = nullptr;
   PinnedBuffer hostError_;
   /// Weight tensors by their offset in the artifact's blob: (old offset,
@@ -669,8 +674,10 @@ int cudaDeviceCount() {
 
 StatusOr<std::unique_ptr<Executor>> createCudaExecutor(const LoadedArtifact &artifact,
                                                        int ordinal,
-                                                       const SessionOptions &options) {
+                                                       const SessionOptions &options,
+                                                       Communicator &comm) {
   auto executor = std::make_unique<CudaExecutor>(artifact, ordinal, options);
+  executor->setWorldSize(comm.size());
   if (Status s = executor->init(); !s)
     return s;
   return std::unique_ptr<Executor>(std::move(executor));

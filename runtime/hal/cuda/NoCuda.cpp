@@ -5,7 +5,8 @@ namespace gai {
 
 int cudaDeviceCount() { return 0; }
 
-StatusOr<std::unique_ptr<Executor>> createCudaExecutor(const LoadedArtifact &, int, const SessionOptions &) {
+StatusOr<std::unique_ptr<Executor>> createCudaExecutor(const LoadedArtifact &, int, const SessionOptions &,
+                                                       Communicator &) {
   return Status::error("this gai was built without the CUDA backend (no CUDA "
                        "toolkit was found); rebuild with one to run on a GPU");
 }

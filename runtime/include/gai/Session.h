@@ -29,12 +29,18 @@ struct TensorRef {
   int elementBytes = 4;
   uint8_t *data = nullptr;
   int64_t size = 0; ///< bytes
+  /// Sharded state (ZeRO): this rank's flat share of a tensor of
+  /// `shardShape`, over the mesh axes of the bitmask `shardAxes`; empty
+  /// shardShape: the whole tensor.
+  std::vector<int64_t> shardShape;
+  uint32_t shardAxes = 0;
 
   template <typename T> T *as() const { return reinterpret_cast<T *>(data); }
   int64_t numElements() const { return size / elementBytes; }
 };
 
 class Executor;
+class Communicator;
 
 /// How a session runs: its device and the runtime's knobs, settable from
 /// `gai-run` flags.
@@ -56,6 +62,10 @@ struct SessionOptions {
   /// A folder of trusted public keys (*.pub): when set, gai-run loads only
   /// an artifact, and weights, that one of them signed (gai/Signing.h).
   std::string trustedKeys;
+  /// The job's host communicator (gai/Comm.h), which must outlive the
+  /// session; null: a world of one. A sharded artifact needs one of its
+  /// mesh's size.
+  Communicator *communicator = nullptr;
 
   /// The defaults, with GAI_CUDA_GRAPHS=0, GAI_CUDA_PROFILE=1,
   /// GAI_CUDA_OVERLAP=0 and GAI_CUDA_GEMM_TUNE=N applied where set: the one
@@ -112,13 +122,18 @@ public:
   Status writeState(const std::string &name, const void *src);
   /// cpu, or the GPU's name and ordinal.
   std::string deviceName() const;
+  /// The processes this session runs with (a world of one unless sharded).
+  Communicator &communicator() const { return *comm_; }
   MemoryUse memoryUse() const;
 
 private:
   explicit Session(LoadedArtifact artifact);
   Status initialiseParameters();
+  Status joinMesh(Communicator *given);
 
   LoadedArtifact artifact_;
+  std::unique_ptr<Communicator> ownComm_; // a world of one, when none was given
+  Communicator *comm_ = nullptr;
   std::unique_ptr<Executor> executor_;
 };
 

@@ -37,7 +37,9 @@ public:
   /// Checks that `session` has the training entries.
   static StatusOr<Trainer> create(Session &session, const OptimizerOptions &options);
 
-  int64_t rows() const { return rows_; }     ///< per micro-batch
+  /// Rows per micro-batch: of the whole job; a data-parallel rank trains on
+  /// its share of them.
+  int64_t rows() const { return rows_ * dataRanks_; }
   int64_t seqLen() const { return seqLen_; } ///< tokens per row
   int64_t step() const { return step_; }     ///< steps taken (skipped included)
   int64_t badSteps() const { return consecutiveBad_; }
@@ -59,11 +61,16 @@ public:
   /// Parameters drawn as `gai-run init` draws them (normal(0, 0.02), norms
   /// 1, biases 0), moments zero.
   Status initialiseRandomly(uint64_t seed);
+  /// Whether this process writes the job's files (rank 0 of a sharded job).
+  bool writesFiles() const;
   /// The parameters, named as the model's weights (safetensors, f32).
+  /// Every rank calls it; rank 0 writes.
   Status saveWeights(const std::string &path);
   /// Parameters, moments, the step and `extra` (the data position and seed)
   /// in one safetensors file, written atomically, with each tensor's
-  /// checksum64 (XXH3-64) in the metadata ("gai.xxh3_64.NAME").
+  /// checksum64 (XXH3-64) in the metadata ("gai.xxh3_64.NAME"). Sharded
+  /// state is gathered and written whole, so any mesh resumes it: every
+  /// rank calls it; rank 0 writes.
   Status saveCheckpoint(const std::string &path,
                         const std::map<std::string, std::string> &extra);
   /// Restores what saveCheckpoint wrote; returns its metadata. A tensor
@@ -77,10 +84,15 @@ private:
   Status setScalar(const std::string &entry, const std::string &name, double value);
   /// The state worth keeping: parameters and the optimizer's moments.
   std::vector<TensorRef> persistentState() const;
+  /// State tensor `r` whole: gathered from the ranks' shares when sharded.
+  Status readWhole(const TensorRef &r, std::vector<uint8_t> &out);
+  /// This rank's rows of a micro-batch of rows() rows into `dst`.
+  void copyMyRows(const int32_t *batch, const TensorRef &dst) const;
 
   Session *session_;
   OptimizerOptions options_;
-  int64_t rows_ = 0, seqLen_ = 0;
+  int64_t rows_ = 0, seqLen_ = 0; ///< rows_: this rank's
+  int64_t dataRanks_ = 1, dataRank_ = 0;
   int64_t step_ = 0;
   int64_t optimizerSteps_ = 0; ///< updates made: AdamW's bias correction
   int consecutiveBad_ = 0;
