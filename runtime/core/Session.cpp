@@ -101,6 +101,10 @@ Status Session::joinMesh(Communicator *given) {
                            ", srun or torchrun");
     ownComm_ = singleProcessCommunicator();
     given = ownComm_.get();
+  } else if (ranks == 1 && given->size() != 1) {
+    return Status::error("the artifact runs on one device but the job has " +
+                         std::to_string(given->size()) + " ranks; compile it with gaic "
+                         "--mesh dp=" + std::to_string(given->size()) + " to shard it");
   } else if (given->size() != ranks) {
     return Status::error("the artifact is sharded over " + std::to_string(ranks) + " ranks (" +
                          meshText(mesh) + ") but the job has " +
