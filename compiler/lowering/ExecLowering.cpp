@@ -12,6 +12,7 @@
 #include "dialects/Gai/GaiOps.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Shard/IR/ShardOps.h"
 #include "mlir/IR/Builders.h"
 #include "llvm/ADT/StringExtras.h"
 
@@ -35,7 +36,9 @@ bool isStateName(StringRef name) { return exec::parseStateName(name).has_value()
 /// it) runs before, and the producer itself reads it element for element
 /// (an elementwise region) or only as a GEMM's residual.
 bool writesStateInPlace(Operation *producer, ArrayRef<Value> olds) {
-  if (!isa<FusionOp, GemmOp>(producer))
+  // An all-gather (ZeRO-1's updated parameters) writes whole state once
+  // every reader of the old value is done.
+  if (!isa<FusionOp, GemmOp, shard::AllGatherOp>(producer))
     return false;
   SmallVector<Value> pending(olds.begin(), olds.end());
   while (!pending.empty()) {
@@ -47,6 +50,8 @@ bool writesStateInPlace(Operation *producer, ArrayRef<Value> olds) {
         continue;
       }
       if (user == producer) {
+        if (isa<shard::AllGatherOp>(producer))
+          return false; // gathering the old value over itself
         if (auto gemm = dyn_cast<GemmOp>(producer)) {
           // C += A·B: the residual read as C, with no activation between.
           if (use.get() != gemm.getResidual() || gemm.getLhs() == use.get() ||
