@@ -118,7 +118,8 @@ public:
 private:
   flatbuffers::Offset<fmt::TensorDesc> tensor(StringRef name, Type type,
                                               exec::RefAttr ref,
-                                              DictionaryAttr shard = {}) {
+                                              DictionaryAttr shard = {},
+                                              const std::vector<int64_t> *rankOffsets = nullptr) {
     auto shaped = cast<RankedTensorType>(type);
     std::vector<int64_t> shape(shaped.getShape().begin(), shaped.getShape().end());
     fmt::BufferRef buffer = toRef(ref);
@@ -140,12 +141,15 @@ private:
                                        *dtypeOf(shaped.getElementType()), &shape,
                                        &buffer, role, weight.empty() ? nullptr : weight.c_str(),
                                        shard ? &shardShape : nullptr,
-                                       shard ? &shardAxes : nullptr);
+                                       shard ? &shardAxes : nullptr, rankOffsets);
   }
   template <typename T> flatbuffers::Offset<fmt::TensorDesc> tensor(T op) {
     return tensor(op.getName(), op.getType(), op.getRef());
   }
   FailureOr<flatbuffers::Offset<fmt::Weights>> weights();
+  /// A weight split over the tp ranks: the other ranks' slices (made as
+  /// NAME@tpR) appended to `blob`; the offsets of every rank's.
+  FailureOr<std::vector<int64_t>> rankSlices(exec::WeightOp w, std::vector<uint8_t> &blob);
   FailureOr<flatbuffers::Offset<fmt::Step>> step(Operation &op);
 
   ModuleOp module;
@@ -154,6 +158,35 @@ private:
   std::string &error;
   flatbuffers::FlatBufferBuilder fbb{1 << 16};
 };
+
+FailureOr<std::vector<int64_t>> Writer::rankSlices(exec::WeightOp w,
+                                                   std::vector<uint8_t> &blob) {
+  auto mesh = module->getAttrOfType<DenseI64ArrayAttr>("exec.mesh");
+  if (options.weightsMode != WeightsMode::Embedded || !mesh || mesh.size() != 2) {
+    error = "weight '" + w.getName().str() + "' is split over tensor-parallel ranks: the "
+            "artifact needs a tp mesh and its weights embedded (leave out --external-weights)";
+    return failure();
+  }
+  std::vector<int64_t> offsets = {w.getRef().getOffset()};
+  Type element = cast<RankedTensorType>(w.getType()).getElementType();
+  std::optional<DType> convertTo = floatDTypeOf(element);
+  for (int64_t rank = 1; rank < mesh[1]; ++rank) {
+    std::string name = w.getName().str() + "@tp" + std::to_string(rank);
+    const TensorView *t = options.weights->find(name);
+    if (!t || !convertTo || !canConvertFloats(t->dtype, *convertTo) ||
+        t->numElements() * static_cast<int64_t>(dtypeSize(*convertTo)) !=
+            w.getRef().getSize()) {
+      error = "tensor-parallel slice '" + name + "' is missing or does not match the model";
+      return failure();
+    }
+    int64_t at = static_cast<int64_t>((blob.size() + 63) / 64 * 64);
+    blob.resize(static_cast<size_t>(at + w.getRef().getSize()), 0);
+    convertFloats(t->data, t->dtype, blob.data() + at, *convertTo,
+                  static_cast<size_t>(t->numElements()));
+    offsets.push_back(at);
+  }
+  return offsets;
+}
 
 FailureOr<flatbuffers::Offset<fmt::Weights>> Writer::weights() {
   std::vector<flatbuffers::Offset<fmt::TensorDesc>> tensors;
@@ -185,7 +218,14 @@ FailureOr<flatbuffers::Offset<fmt::Weights>> Writer::weights() {
       else if (options.weightsMode == WeightsMode::Embedded)
         std::memcpy(blob.data() + w.getRef().getOffset(), t->data, t->byteSize);
     }
-    tensors.push_back(tensor(w));
+    if (!w->hasAttr("exec.tensor_parallel")) {
+      tensors.push_back(tensor(w));
+      continue;
+    }
+    FailureOr<std::vector<int64_t>> offsets = rankSlices(w, blob);
+    if (failed(offsets))
+      return failure();
+    tensors.push_back(tensor(w.getName(), w.getType(), w.getRef(), {}, &*offsets));
   }
   flatbuffers::Offset<fmt::ExternalWeights> external = 0;
   if (options.weightsMode == WeightsMode::External) {

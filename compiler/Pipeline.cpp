@@ -78,6 +78,12 @@ mlir::LogicalResult optimize(mlir::ModuleOp module,
                              const CompileOptions &options) {
   mlir::PassManager pm(module.getContext());
   printAfterAll(pm, options);
+  if (options.shard.tensorParallel > 1) {
+    // On the frontend's attention, before it is rewritten, as pruning.
+    mlir::gai::GaiShardTensorsOptions tp;
+    tp.tp = options.shard.tensorParallel;
+    pm.addPass(mlir::gai::createGaiShardTensors(tp));
+  }
   if (options.prune.any()) {
     // On the frontend's attention, before it is rewritten; masked when
     // training, so that the weights stay dense and trainable.
@@ -127,7 +133,15 @@ static llvm::Error error(const llvm::Twine &message) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
 }
 
+/// The tensor-parallel ranks of a module's grid (1 without one).
+static int64_t tensorParallelRanks(mlir::ModuleOp module) {
+  llvm::SmallVector<int64_t> mesh = meshShapeOf(module);
+  return mesh.size() == 2 ? mesh[1] : 1;
+}
+
 bool needsMadeWeights(mlir::ModuleOp optimized) {
+  if (tensorParallelRanks(optimized) > 1)
+    return true;
   bool quantized = false;
   optimized.walk([&](mlir::gai::DequantizeOp) { quantized = true; });
   return quantized || hasPrunedWeights(optimized);
@@ -135,6 +149,14 @@ bool needsMadeWeights(mlir::ModuleOp optimized) {
 
 llvm::Expected<CompiledWeights> makeWeights(mlir::ModuleOp optimized, WeightSet &weights) {
   CompiledWeights made;
+  if (int64_t parts = tensorParallelRanks(optimized); parts > 1) {
+    auto split = splitTensorParallelWeights(optimized, weights, parts);
+    if (!split)
+      return split.takeError();
+    if (llvm::Error e = split->overlayOn(weights))
+      return std::move(e);
+    made.all.addAll(*split);
+  }
   auto pruned = pruneWeights(optimized, weights);
   if (!pruned)
     return pruned.takeError();

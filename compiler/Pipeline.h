@@ -72,6 +72,7 @@ struct CompileOptions {
     std::string mesh;
     int64_t zero = 0;
     int64_t bucketBytes = 25 << 20;
+    int64_t tensorParallel = 1; ///< generation split over tp ranks
   } shard;
 };
 

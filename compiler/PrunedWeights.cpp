@@ -248,6 +248,42 @@ bool hasPrunedWeights(mlir::ModuleOp module) {
   return found;
 }
 
+llvm::Expected<MadeWeights> splitTensorParallelWeights(mlir::ModuleOp module,
+                                                      const WeightSet &weights, int64_t parts) {
+  MadeWeights out;
+  llvm::StringSet<> seen;
+  llvm::Error failed = llvm::Error::success();
+  module.walk([&](ParamOp p) {
+    std::optional<WeightSlicing> s =
+        mlir::gai::weightSlicing(p, mlir::gai::kTensorParallelAttr);
+    if (!s || !seen.insert(p.getName()).second || failed)
+      return;
+    llvm::Expected<FloatTensor> whole = readFloats(weights, p.getName().str());
+    if (!whole) {
+      failed = whole.takeError();
+      return;
+    }
+    int64_t units = s->segments.empty() ? 0 : s->segments.front().units;
+    if (llvm::Error e = checkSlicing(weights, p.getName(), *whole, *s, units)) {
+      failed = std::move(e);
+      return;
+    }
+    for (int64_t rank = 0; rank < parts; ++rank) {
+      std::vector<int64_t> kept;
+      for (int64_t u = rank * s->keep; u < (rank + 1) * s->keep; ++u)
+        kept.push_back(u);
+      FloatTensor t = slice(*whole, *s, kept);
+      std::string name = p.getName().str();
+      if (rank > 0)
+        name += "@tp" + std::to_string(rank);
+      out.add(name, DType::F32, t.shape, t.values);
+    }
+  });
+  if (failed)
+    return std::move(failed);
+  return out;
+}
+
 llvm::Expected<PrunedWeights> pruneWeights(mlir::ModuleOp module, const WeightSet &weights) {
   PrunedWeights out;
   if (llvm::Error e = sliceGroups(module, weights, out))

@@ -36,6 +36,12 @@ bool hasPrunedWeights(mlir::ModuleOp module);
 /// error naming it and the file.
 llvm::Expected<PrunedWeights> pruneWeights(mlir::ModuleOp module, const WeightSet &weights);
 
+/// Tensor parallelism's weights (--gai-shard-tensors' `gai.tp`): each
+/// split weight's slice for every one of `parts` ranks, rank 0's under the
+/// weight's name, rank r's as NAME@tpR.
+llvm::Expected<MadeWeights> splitTensorParallelWeights(mlir::ModuleOp module,
+                                                      const WeightSet &weights, int64_t parts);
+
 /// The model's parameters, each name once: not 2:4 metadata, nor scales or
 /// zero points; a 2:4 weight counts its kept half (compressed or masked).
 int64_t countParameters(mlir::ModuleOp module);

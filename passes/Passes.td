@@ -253,6 +253,33 @@ def GaiShard : Pass<"gai-shard", "ModuleOp"> {
   let dependentDialects = ["::mlir::gai::GaiDialect", "::mlir::shard::ShardDialect"];
 }
 
+def GaiShardTensors : Pass<"gai-shard-tensors", "ModuleOp"> {
+  let summary = "Tensor parallelism: attention heads and MLP channels split over tp ranks";
+  let description = [{
+    Megatron's tensor parallelism of the model's functions, on the
+    frontend's graph (before attention rewriting), for a grid
+    `shard.grid @mesh(shape = 1xT)`: the query, key and value projections
+    and the MLP's gate and up projections become column-parallel (each rank
+    computes 1/T of the heads, whole KV groups, and of the channels), the
+    attention runs on the rank's heads with their share of the KV cache,
+    and the output and down projections become row-parallel: each rank's
+    product is a partial sum, added up by one `shard.all_reduce` (sum over
+    axis 1) before the bias and the residual. Embeddings, norms and the LM
+    head stay whole on every rank.
+
+    The values that carry the heads or channels shrink as structured
+    pruning shrinks them (StructuredPrune.h), and each weight sliced gets
+    `gai.tp`: the slicing of rank 0, rank r keeping units [r·k, (r+1)·k) of
+    each segment (gaic slices the weights per rank). A head or channel count
+    that does not divide by T is an error naming the op and the axis. Only
+    generation is split: a module with training entries is refused.
+  }];
+  let options = [
+    Option<"tp", "tp", "int64_t", /*default=*/"1", "tensor-parallel ranks">,
+  ];
+  let dependentDialects = ["::mlir::gai::GaiDialect", "::mlir::shard::ShardDialect"];
+}
+
 def GaiRemat : Pass<"gai-remat", "ModuleOp"> {
   let summary = "Recompute forward values in the backward pass to fit a memory budget";
   let description = [{

@@ -4,8 +4,8 @@
 
 namespace mlir::gai {
 
-std::optional<WeightSlicing> weightSlicing(ParamOp p) {
-  auto dict = p->getAttrOfType<DictionaryAttr>(kPruneAttr);
+std::optional<WeightSlicing> weightSlicing(ParamOp p, StringRef attr) {
+  auto dict = p->getAttrOfType<DictionaryAttr>(attr);
   if (!dict)
     return std::nullopt;
   auto group = dict.getAs<StringAttr>("group");
@@ -23,13 +23,13 @@ std::optional<WeightSlicing> weightSlicing(ParamOp p) {
   return s;
 }
 
-void setWeightSlicing(ParamOp p, const WeightSlicing &s) {
+void setWeightSlicing(ParamOp p, const WeightSlicing &s, StringRef attr) {
   Builder b(p.getContext());
   SmallVector<int64_t> flat;
   for (const PruneSegment &seg : s.segments)
     flat.append({seg.offset, seg.units, seg.size});
   NamedAttrList entries;
-  if (auto old = p->getAttrOfType<DictionaryAttr>(kPruneAttr))
+  if (auto old = p->getAttrOfType<DictionaryAttr>(attr))
     entries.append(old.getValue());
   entries.set("group", b.getStringAttr(s.group));
   entries.set("kind", b.getStringAttr(s.kind));
@@ -37,7 +37,7 @@ void setWeightSlicing(ParamOp p, const WeightSlicing &s) {
   entries.set("axis", b.getI64IntegerAttr(s.axis));
   entries.set("keep", b.getI64IntegerAttr(s.keep));
   entries.set("segments", b.getDenseI64ArrayAttr(flat));
-  p->setAttr(kPruneAttr, entries.getDictionary(p.getContext()));
+  p->setAttr(attr, entries.getDictionary(p.getContext()));
 }
 
 std::optional<Masked24> masked24(ParamOp p) {

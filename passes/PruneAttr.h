@@ -11,6 +11,9 @@
 namespace mlir::gai {
 
 constexpr llvm::StringLiteral kPruneAttr = "gai.prune";
+/// Tensor parallelism's split of a weight (--gai-shard-tensors): the same
+/// slicing, each rank keeping its own `keep` units of every segment.
+constexpr llvm::StringLiteral kTensorParallelAttr = "gai.tp";
 
 /// `units` blocks of `size` indices from `offset` along a weight's axis:
 /// block u is unit u of its group (a KV group of heads, an MLP channel).
@@ -33,8 +36,8 @@ struct WeightSlicing {
 };
 
 /// The slicing --gai-prune{heads=… mlp=…} recorded on `p`, if any.
-std::optional<WeightSlicing> weightSlicing(ParamOp p);
-void setWeightSlicing(ParamOp p, const WeightSlicing &slicing);
+std::optional<WeightSlicing> weightSlicing(ParamOp p, StringRef attr = kPruneAttr);
+void setWeightSlicing(ParamOp p, const WeightSlicing &slicing, StringRef attr = kPruneAttr);
 
 /// A weight 2:4-masked in the graph (--gai-prune{pattern=2:4
 /// masked=true}), whose pruned values gaic zeroes at compile time too:

@@ -315,8 +315,9 @@ struct Plan {
   int64_t units = 0, keep = 0, perUnit = 1;
 };
 
-/// Shrinks every value of `plan`'s group and records the weights' slicing.
-void shrink(Plan &plan) {
+/// Shrinks every value of `plan`'s group and records the weights' slicing
+/// in the parameters' attribute `attr`.
+void shrink(Plan &plan, StringRef attr = kPruneAttr) {
   Group &g = plan.group;
   const int64_t removed = plan.units - plan.keep;
   auto removedIn = [&](const Layout &l, int64_t from, int64_t to) {
@@ -339,7 +340,7 @@ void shrink(Plan &plan) {
   std::string name = groupName(g.params);
   for (ParamOp p : g.params) {
     const Layout &l = g.layouts.find(p.getResult())->second;
-    setWeightSlicing(p, {name, plan.kind, l.axis, plan.keep, plan.perUnit, l.segments});
+    setWeightSlicing(p, {name, plan.kind, l.axis, plan.keep, plan.perUnit, l.segments}, attr);
   }
   for (Value v : g.order) {
     const Layout &l = g.layouts.find(v)->second;
@@ -357,7 +358,7 @@ bool isActivation(Operation *op) {
 }
 
 /// Finds every group of `func` and what it keeps.
-LogicalResult planGroups(func::FuncOp func, int64_t heads, double mlp,
+LogicalResult planGroups(func::FuncOp func, int64_t heads, double mlp, int64_t parts,
                          std::vector<Plan> &plans, DenseMap<Value, Layout> &taken) {
   auto add = [&](Value seed, Layout layout, Operation *at) -> FailureOr<Plan *> {
     Plan plan{Group(taken)};
@@ -380,12 +381,30 @@ LogicalResult planGroups(func::FuncOp func, int64_t heads, double mlp,
     Value lhs = m.getLhs(), rhs = m.getRhs();
     RankedTensorType l = typeOf(lhs);
     // Attention scores q·kᵀ [B, H, T, S], K and V maybe repeated per group.
-    if (heads > 0 && l.getRank() == 4 && m.getTransposeRhs() && !m.getTransposeLhs() &&
-        !lhs.getDefiningOp<ParamOp>() && !rhs.getDefiningOp<ParamOp>() && !taken.count(lhs)) {
+    if ((heads > 0 || parts > 0) && l.getRank() == 4 && m.getTransposeRhs() &&
+        !m.getTransposeLhs() && !lhs.getDefiningOp<ParamOp>() &&
+        !rhs.getDefiningOp<ParamOp>() && !taken.count(lhs)) {
       auto repeat = rhs.getDefiningOp<RepeatOp>();
       const int64_t perGroup = repeat && repeat.getAxis() == 1 ? repeat.getTimes() : 1;
       Operation *at = repeat ? repeat.getOperation() : m.getOperation();
       const int64_t h = l.getDimSize(1);
+      if (parts > 0) {
+        const int64_t kvHeads = h / perGroup;
+        if (kvHeads % parts != 0) {
+          m.emitOpError("--gai-shard-tensors: tp=")
+              << parts << ": the " << kvHeads << " KV heads of this attention (axis 1 of "
+              << lhs.getType() << ", " << perGroup
+              << " query heads each) do not divide over " << parts << " ranks";
+          return WalkResult::interrupt();
+        }
+        FailureOr<Plan *> plan = add(lhs, {1, {{0, kvHeads, perGroup}}}, m);
+        if (failed(plan))
+          return WalkResult::interrupt();
+        (*plan)->kind = "heads";
+        (*plan)->perUnit = perGroup;
+        (*plan)->keep = kvHeads / parts;
+        return WalkResult::advance();
+      }
       if (heads % perGroup != 0) {
         pruneError(at) << "heads=" << heads << ": " << perGroup
                        << " query heads share each KV head here (grouped-query attention); "
@@ -412,14 +431,21 @@ LogicalResult planGroups(func::FuncOp func, int64_t heads, double mlp,
                   (isa_and_nonnull<MulOp>(def) &&
                    llvm::any_of(def->getOperands(),
                                 [](Value v) { return isActivation(v.getDefiningOp()); }));
-    if (mlp > 0 && hidden && rhs.getDefiningOp<ParamOp>() && !m.getTransposeLhs() &&
-        !taken.count(lhs)) {
+    if ((mlp > 0 || parts > 0) && hidden && rhs.getDefiningOp<ParamOp>() &&
+        !m.getTransposeLhs() && !taken.count(lhs)) {
       const int64_t width = l.getShape().back();
+      if (parts > 0 && width % parts != 0) {
+        m.emitOpError("--gai-shard-tensors: tp=")
+            << parts << ": the " << width << " channels of this MLP (axis "
+            << l.getRank() - 1 << " of " << lhs.getType() << ") do not divide over "
+            << parts << " ranks";
+        return WalkResult::interrupt();
+      }
       FailureOr<Plan *> plan = add(lhs, {l.getRank() - 1, {{0, width, 1}}}, m);
       if (failed(plan))
         return WalkResult::interrupt();
       (*plan)->kind = "channels";
-      (*plan)->keep = keptChannels(width, mlp);
+      (*plan)->keep = parts > 0 ? width / parts : keptChannels(width, mlp);
     }
     return WalkResult::advance();
   });
@@ -438,13 +464,13 @@ void retypeFunctions(ModuleOp module) {
 }
 
 /// A weight sliced in one function must be sliced alike in every other.
-LogicalResult checkAlike(ModuleOp module) {
+LogicalResult checkAlike(ModuleOp module, StringRef attr = kPruneAttr) {
   llvm::StringMap<ParamOp> first;
   WalkResult walk = module.walk([&](ParamOp p) {
     auto [it, inserted] = first.try_emplace(p.getName(), p);
     ParamOp other = it->second;
     if (inserted || (other.getType() == p.getType() &&
-                     other->getAttr(kPruneAttr) == p->getAttr(kPruneAttr)))
+                     other->getAttr(attr) == p->getAttr(attr)))
       return WalkResult::advance();
     pruneError(p) << "'" << p.getName() << "' is pruned differently in two places";
     return WalkResult::interrupt();
@@ -480,7 +506,7 @@ LogicalResult pruneHeadsAndChannels(ModuleOp module, int64_t heads, double mlp) 
       continue;
     std::vector<Plan> plans;
     DenseMap<Value, Layout> taken;
-    if (failed(planGroups(func, heads, mlp, plans, taken)))
+    if (failed(planGroups(func, heads, mlp, /*parts=*/0, plans, taken)))
       return failure();
     for (Plan &plan : plans)
       if (plan.keep < plan.units)
@@ -488,6 +514,40 @@ LogicalResult pruneHeadsAndChannels(ModuleOp module, int64_t heads, double mlp) 
   }
   retypeFunctions(module);
   return checkAlike(module);
+}
+
+LogicalResult splitHeadsAndChannels(ModuleOp module, int64_t parts,
+                                    SmallVectorImpl<Operation *> &contractions) {
+  WalkResult rewritten = module.walk([&](Operation *op) {
+    if (!isa<FlashAttentionOp, CachedAttentionOp>(op))
+      return WalkResult::advance();
+    op->emitOpError("--gai-shard-tensors: attention is rewritten already; split heads "
+                    "before --gai-attention-rewrite");
+    return WalkResult::interrupt();
+  });
+  if (rewritten.wasInterrupted())
+    return failure();
+  for (auto func : module.getOps<func::FuncOp>()) {
+    if (func.isExternal())
+      continue;
+    std::vector<Plan> plans;
+    DenseMap<Value, Layout> taken;
+    if (failed(planGroups(func, 0, 0, parts, plans, taken)))
+      return failure();
+    // A matmul that contracts a split axis of its lhs ends the group: its
+    // result is each rank's partial sum.
+    func.walk([&](MatmulOp m) {
+      auto l = taken.find(m.getLhs());
+      const int64_t rank = typeOf(m.getLhs()).getRank();
+      const int64_t contracted = m.getTransposeLhs() ? rank - 2 : rank - 1;
+      if (l != taken.end() && l->second.axis == contracted && !taken.count(m.getResult()))
+        contractions.push_back(m);
+    });
+    for (Plan &plan : plans)
+      shrink(plan, kTensorParallelAttr);
+  }
+  retypeFunctions(module);
+  return checkAlike(module, kTensorParallelAttr);
 }
 
 } // namespace mlir::gai

@@ -16,6 +16,17 @@ namespace mlir::gai {
 /// `gai.prune` attribute (PruneAttr.h). Errors name the op at fault.
 LogicalResult pruneHeadsAndChannels(ModuleOp module, int64_t heads, double mlp);
 
+/// Tensor parallelism (Megatron's): every attention's heads (whole KV
+/// groups) and every MLP's channels split into `parts` equal shares, each
+/// rank computing one. Values that carry them shrink as pruning shrinks
+/// them, and each weight sliced gets `gai.tp` (the slicing of rank 0; rank
+/// r keeps units [r·keep, (r+1)·keep) of each segment). `contractions`
+/// gets the matmuls that sum over a split axis (the output and down
+/// projections): each rank's result is a partial sum. A count that does
+/// not divide is an error naming the op and the axis.
+LogicalResult splitHeadsAndChannels(ModuleOp module, int64_t parts,
+                                    SmallVectorImpl<Operation *> &contractions);
+
 /// The channels an MLP of `width` keeps after pruning the fraction `mlp`:
 /// rounded to a multiple of 8 where `width` is one (GEMMs keep k a multiple
 /// of 8: the CUDA GEMV's loads, 2:4's metadata bytes), at least one unit.

@@ -7,6 +7,7 @@
 #include "compiler/codegen/FusionRows.h"
 #include "compiler/codegen/GpuFusionKernels.h"
 #include "passes/MemoryPlan.h"
+#include "passes/PruneAttr.h"
 #include "compiler/lowering/NormFold.h"
 #include "dialects/Exec/ExecOps.h"
 #include "dialects/Gai/GaiOps.h"
@@ -196,8 +197,10 @@ RefAttr Lowering::weightRef(ParamOp param) {
   weights[name] = ref;
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToEnd(moduleBody);
-  exec::WeightOp::create(b, param.getLoc(), b.getStringAttr(name),
-                         TypeAttr::get(param.getType()), ref);
+  auto decl = exec::WeightOp::create(b, param.getLoc(), b.getStringAttr(name),
+                                     TypeAttr::get(param.getType()), ref);
+  if (param->hasAttr(kTensorParallelAttr)) // a slice a rank: gaic stores them all
+    decl->setAttr("exec.tensor_parallel", b.getUnitAttr());
   return ref;
 }
 

@@ -159,6 +159,22 @@ public:
   int64_t sizes[5];
 };
 
+/// A tensor-parallel weight's slices: one a rank, each inside the weights.
+Status checkRankOffsets(const format::TensorDesc &t, int64_t weightsSize) {
+  if (!t.rank_offsets())
+    return Status::ok();
+  std::string name = "weights: tensor '" + (t.name() ? t.name()->str() : "?") + "'";
+  int64_t size = t.buffer() ? t.buffer()->size() : 0;
+  if (t.rank_offsets()->size() == 0 || t.rank_offsets()->size() > (1u << 20))
+    return Status::error(name + ": rank_offsets must name 1 to 2^20 slices");
+  for (int64_t offset : *t.rank_offsets())
+    if (offset < 0 || offset > weightsSize || size > weightsSize - offset)
+      return Status::error(name + ": a rank's slice at " + std::to_string(offset) +
+                           " falls outside the weights' " + std::to_string(weightsSize) +
+                           " bytes");
+  return Status::ok();
+}
+
 /// A sharded state tensor (shard_shape, shard_axes) is one flat share of
 /// its whole tensor over a group of `mesh`: ceil(elements / group) long.
 Status checkShard(const format::TensorDesc &t, const std::vector<int64_t> &mesh) {
@@ -525,9 +541,12 @@ StatusOr<LoadedArtifact> LoadedArtifact::verify(
     }
     BoundsChecker bounds("weights", 0, artifact.weightsSize_, 0, 0, 0);
     if (w->tensors() && (artifact.weights_ || !loadWeights))
-      for (const format::TensorDesc *t : *w->tensors())
+      for (const format::TensorDesc *t : *w->tensors()) {
         if (Status s = bounds.checkTensor(t); !s)
           return fail(s.message());
+        if (Status s = checkRankOffsets(*t, artifact.weightsSize_); !s)
+          return fail(s.message());
+      }
   }
 
   // Each kernel's signature: a launch must pass the buffers it reads.
@@ -604,6 +623,34 @@ StatusOr<LoadedArtifact> LoadedArtifact::verify(
 
   artifact.bytes_ = std::move(aligned);
   return artifact;
+}
+
+} // namespace gai
+
+namespace gai {
+
+Status LoadedArtifact::useTensorParallelRank(int64_t rank, int64_t ranks) {
+  const format::Weights *w = root().weights();
+  if (!w || !w->tensors() || !weights_)
+    return Status::ok();
+  std::shared_ptr<std::vector<uint8_t>> mine;
+  for (const format::TensorDesc *t : *w->tensors()) {
+    if (!t->rank_offsets())
+      continue;
+    if (static_cast<int64_t>(t->rank_offsets()->size()) != ranks)
+      return Status::error("weights: tensor '" + t->name()->str() + "' has " +
+                           std::to_string(t->rank_offsets()->size()) +
+                           " tensor-parallel slices for a mesh of tp=" + std::to_string(ranks));
+    if (!mine) // this rank's weights: the stored ones, its slices in place
+      mine = std::make_shared<std::vector<uint8_t>>(weights_, weights_ + weightsSize_);
+    std::memcpy(mine->data() + t->buffer()->offset(), weights_ + t->rank_offsets()->Get(rank),
+                static_cast<size_t>(t->buffer()->size()));
+  }
+  if (mine) {
+    externalWeights_ = mine;
+    weights_ = mine->data();
+  }
+  return Status::ok();
 }
 
 } // namespace gai

@@ -116,6 +116,10 @@ Status Session::joinMesh(Communicator *given) {
   if (Status s = given->setMesh(mesh); !s)
     return s;
   comm_ = given;
+  // The mesh's axis 1 is tp: each rank reads its slices of split weights.
+  if (mesh.shape.size() == 2 && mesh.shape[1] > 1)
+    return artifact_.useTensorParallelRank(mesh.groupIndex(given->rank(), 1u << 1),
+                                           mesh.shape[1]);
   return Status::ok();
 }
 

@@ -60,6 +60,8 @@ struct Options {
   bool allGather = false;
   std::vector<int16_t> axes = {0};
   int64_t gatherCount = 4;
+  // The weight w split over tensor-parallel ranks: each rank's slice.
+  std::vector<int64_t> rankOffsets;
 };
 
 /// A small decode-like artifact: 256 bytes of weights, an input, an output,
@@ -75,6 +77,13 @@ std::vector<uint8_t> build(const Options &o = {}) {
   std::vector<uint8_t> blob(256, 7);
   std::vector<flatbuffers::Offset<fmt::TensorDesc>> weightTensors = {
       tensor("w", fmt::DType::F32, {8, 8}, fmt::Space::Weights, 0, 256)};
+  if (!o.rankOffsets.empty()) {
+    std::vector<int64_t> shape = {8, 8};
+    fmt::BufferRef ref(fmt::Space::Weights, 0, 256);
+    weightTensors[0] = fmt::CreateTensorDescDirect(b, "w", fmt::DType::F32, &shape, &ref,
+                                                   fmt::TensorRole::Other, nullptr, nullptr,
+                                                   nullptr, &o.rankOffsets);
+  }
   flatbuffers::Offset<fmt::Weights> weights;
   if (o.externalWeights) {
     auto ext = fmt::CreateExternalWeightsDirect(b, "w.bin", o.externalSize,
@@ -436,6 +445,18 @@ TEST(Artifact, CollectivesAreChecked) {
   badMesh.mesh = {2, 0};
   EXPECT_EQ(loadError(gather(badMesh)),
             "m.gai: options.mesh: expected at most 8 positive axes of at most 2^20 ranks in all");
+}
+
+TEST(Artifact, TensorParallelSlicesAreChecked) {
+  Options o;
+  o.rankOffsets = {0, 0};
+  EXPECT_TRUE(LoadedArtifact::fromBytes(build(o), "m.gai", ".").isOk());
+  o.rankOffsets = {0, 64}; // 64 + 256 bytes: past the 256 of weights
+  EXPECT_EQ(loadError(build(o)), "m.gai: weights: tensor 'w': a rank's slice at 64 falls "
+                                 "outside the weights' 256 bytes");
+  o.rankOffsets = {-8};
+  EXPECT_EQ(loadError(build(o)), "m.gai: weights: tensor 'w': a rank's slice at -8 falls "
+                                 "outside the weights' 256 bytes");
 }
 
 TEST(Artifact, ExternalWeightsAreChecked) {

@@ -1,6 +1,8 @@
 // The flags gai-run generate and chat share, and loading their model.
 #include "GenerateFlags.h"
 
+#include "gai/Comm.h"
+
 #include "Flags.h"
 
 #include "format/artifact_generated.h"
@@ -128,10 +130,21 @@ StatusOr<LoadedModel> loadModel(const GenerateFlags &flags) {
   // The tokenizer gaic embedded, unless --tokenizer names another.
   const flatbuffers::String *embedded = artifact->root().tokenizer_json();
   std::string embeddedTokenizer = embedded ? embedded->str() : "";
-  auto session = Session::create(std::move(*artifact), flags.session);
+  // A tensor-parallel artifact runs as one rank of a job (gai-run launch,
+  // mpirun, srun, torchrun); every rank computes the same tokens.
+  auto placement = jobPlacementFromEnvironment();
+  if (!placement)
+    return placement.status();
+  LoadedModel model;
+  auto comm = openHostCommunicator(*placement);
+  if (!comm)
+    return comm.status();
+  model.comm = std::move(*comm);
+  SessionOptions options = flags.session;
+  options.communicator = model.comm.get();
+  auto session = Session::create(std::move(*artifact), options);
   if (!session)
     return session.status();
-  LoadedModel model;
   model.session = std::move(*session);
   std::vector<TensorRef> logits = model.session->outputs("prefill");
   model.knownVocab = !logits.empty() && logits[0].shape.size() == 2;

@@ -5,6 +5,7 @@
 
 #include "SessionFlags.h"
 
+#include "gai/Comm.h"
 #include "gai/Generate.h"
 #include "gai/Tokenizer.h"
 
@@ -36,6 +37,9 @@ struct GenerateFlags {
 
 /// A session and the tokenizer its prompts are read with.
 struct LoadedModel {
+  /// The job's host communicator (a world of one unless the artifact is
+  /// split over ranks); it outlives the session.
+  std::unique_ptr<Communicator> comm;
   std::unique_ptr<Session> session;
   /// The width of the logits (256 when the artifact does not say).
   int64_t vocab = 256;

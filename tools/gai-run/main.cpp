@@ -160,6 +160,9 @@ int generateCommand(int argc, char **argv) {
   auto model = gai::loadModel(flags);
   if (!model)
     return fail(model.status().message());
+  // Ranks of a tensor-parallel job compute the same tokens: rank 0 prints.
+  if (model->comm->rank() != 0 && !std::freopen("/dev/null", "w", stdout))
+    return fail("cannot quiet this rank's output");
   gai::Session &s = *model->session;
   const gai::Tokenizer &tokenizer = *model->tokenizer;
   const int64_t vocab = model->vocab;

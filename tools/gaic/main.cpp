@@ -115,8 +115,9 @@ cl::opt<std::string> rematMode(
     cl::value_desc("none|auto|full"), cl::cat(category));
 cl::opt<std::string> meshSpec(
     "mesh",
-    cl::desc("--mode=train: shard the training step over a device grid, dp=D (data "
-             "parallel: each rank trains on 1/D of every micro-batch's rows)"),
+    cl::desc("shard over a device grid: dp=D with --mode=train (data parallel: each rank "
+             "trains on 1/D of every micro-batch's rows), or tp=T for generation (tensor "
+             "parallel: each rank computes 1/T of the heads and MLP channels)"),
     cl::value_desc("dp=D[,tp=T]"), cl::cat(category));
 cl::opt<int64_t> zeroStage(
     "zero",
@@ -373,11 +374,23 @@ int main(int argc, char **argv) {
     std::optional<mlir::gai::MeshSpec> grid = mlir::gai::parseMeshSpec(meshSpec, error);
     if (!grid)
       return fail("--mesh: " + error);
-    if (mode != "train")
+    if (grid->tp > 1) {
+      if (mode == "train")
+        return fail("--mesh tp=" + std::to_string(grid->tp) +
+                    ": tensor parallelism splits generation only; training with tp is not "
+                    "built yet (shard training with dp)");
+      if (grid->dp > 1)
+        return fail("--mesh dp=" + std::to_string(grid->dp) +
+                    ": data parallelism shards training; generation splits with tp alone");
+      if (pruneHeads > 0 || pruneMlp > 0 || !prunePattern.empty() || !quantize.empty())
+        return fail("--mesh tp: splitting a pruned or quantized model is not built yet");
+      if (externalWeights || options.weightsPath.empty())
+        return fail("--mesh tp: each rank's slices of the weights are made at compile time: "
+                    "give --weights and embed them (no --external-weights)");
+      options.shard.tensorParallel = grid->tp;
+    } else if (mode != "train") {
       return fail("--mesh shards a training step: add --mode=train");
-    if (grid->tp > 1)
-      return fail("--mesh tp=" + std::to_string(grid->tp) +
-                  ": tensor parallelism is not built yet; shard with dp");
+    }
     if (zeroStage != 0 && zeroStage != 1)
       return fail("--zero: expected 0 or 1 (ZeRO-1), got " + std::to_string(zeroStage));
     if (zeroStage == 1 && grid->dp == 1)

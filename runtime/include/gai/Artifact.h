@@ -78,6 +78,9 @@ public:
   const std::vector<DecodedEntry> &entries() const { return *entries_; }
   /// Bytes of the weights blob (embedded, or the external file's).
   const uint8_t *weights() const { return weights_; }
+  /// Makes the weights this tensor-parallel rank (of `ranks`) reads: its
+  /// own slice of every split weight where the commands expect it.
+  Status useTensorParallelRank(int64_t rank, int64_t ranks);
   int64_t weightsSize() const { return weightsSize_; }
   /// The external weights file it read (resolved against its directory),
   /// or empty.
