@@ -487,15 +487,18 @@ int64_t keptChannels(int64_t width, double mlp) {
   return std::clamp<int64_t>(std::llround(want), 1, width);
 }
 
-LogicalResult pruneHeadsAndChannels(ModuleOp module, int64_t heads, double mlp) {
-  if (heads > 0) {
-    // Their heads are inside one op, out of the walk's reach.
+/// Plans and shrinks every function's groups: pruning (`parts` 0) or a
+/// tensor-parallel split; `what` is the pass and its option, for the error
+/// when attention is rewritten already (its heads are inside one op).
+static LogicalResult shrinkGroups(ModuleOp module, int64_t heads, double mlp, int64_t parts,
+                           const Twine &what, SmallVectorImpl<Operation *> *contractions) {
+  if (heads > 0 || parts > 0) {
     WalkResult rewritten = module.walk([&](Operation *op) {
       if (!isa<FlashAttentionOp, CachedAttentionOp>(op))
         return WalkResult::advance();
-      pruneError(op) << "heads=" << heads
-                     << ": attention is rewritten already; run --gai-prune before "
-                        "--gai-attention-rewrite";
+      op->emitOpError(what) << ": attention is rewritten already; run "
+                            << (parts > 0 ? "--gai-shard-tensors" : "--gai-prune")
+                            << " before --gai-attention-rewrite";
       return WalkResult::interrupt();
     });
     if (rewritten.wasInterrupted())
@@ -506,48 +509,36 @@ LogicalResult pruneHeadsAndChannels(ModuleOp module, int64_t heads, double mlp) 
       continue;
     std::vector<Plan> plans;
     DenseMap<Value, Layout> taken;
-    if (failed(planGroups(func, heads, mlp, /*parts=*/0, plans, taken)))
+    if (failed(planGroups(func, heads, mlp, parts, plans, taken)))
       return failure();
+    if (contractions) {
+      // A matmul that contracts a split axis of its lhs ends the group:
+      // its result is each rank's partial sum.
+      func.walk([&](MatmulOp m) {
+        auto l = taken.find(m.getLhs());
+        const int64_t rank = typeOf(m.getLhs()).getRank();
+        const int64_t contracted = m.getTransposeLhs() ? rank - 2 : rank - 1;
+        if (l != taken.end() && l->second.axis == contracted && !taken.count(m.getResult()))
+          contractions->push_back(m);
+      });
+    }
     for (Plan &plan : plans)
       if (plan.keep < plan.units)
-        shrink(plan);
+        shrink(plan, parts > 0 ? kTensorParallelAttr : kPruneAttr);
   }
   retypeFunctions(module);
-  return checkAlike(module);
+  return checkAlike(module, parts > 0 ? kTensorParallelAttr : kPruneAttr);
+}
+
+LogicalResult pruneHeadsAndChannels(ModuleOp module, int64_t heads, double mlp) {
+  return shrinkGroups(module, heads, mlp, 0, "--gai-prune: heads=" + Twine(heads), nullptr);
 }
 
 LogicalResult splitHeadsAndChannels(ModuleOp module, int64_t parts,
                                     SmallVectorImpl<Operation *> &contractions) {
-  WalkResult rewritten = module.walk([&](Operation *op) {
-    if (!isa<FlashAttentionOp, CachedAttentionOp>(op))
-      return WalkResult::advance();
-    op->emitOpError("--gai-shard-tensors: attention is rewritten already; split heads "
-                    "before --gai-attention-rewrite");
-    return WalkResult::interrupt();
-  });
-  if (rewritten.wasInterrupted())
-    return failure();
-  for (auto func : module.getOps<func::FuncOp>()) {
-    if (func.isExternal())
-      continue;
-    std::vector<Plan> plans;
-    DenseMap<Value, Layout> taken;
-    if (failed(planGroups(func, 0, 0, parts, plans, taken)))
-      return failure();
-    // A matmul that contracts a split axis of its lhs ends the group: its
-    // result is each rank's partial sum.
-    func.walk([&](MatmulOp m) {
-      auto l = taken.find(m.getLhs());
-      const int64_t rank = typeOf(m.getLhs()).getRank();
-      const int64_t contracted = m.getTransposeLhs() ? rank - 2 : rank - 1;
-      if (l != taken.end() && l->second.axis == contracted && !taken.count(m.getResult()))
-        contractions.push_back(m);
-    });
-    for (Plan &plan : plans)
-      shrink(plan, kTensorParallelAttr);
-  }
-  retypeFunctions(module);
-  return checkAlike(module, kTensorParallelAttr);
+  return shrinkGroups(module, 0, 0, parts, "--gai-shard-tensors: tp=" + Twine(parts),
+                      &contractions);
 }
+
 
 } // namespace mlir::gai
