@@ -270,9 +270,11 @@ def GaiShardTensors : Pass<"gai-shard-tensors", "ModuleOp"> {
     The values that carry the heads or channels shrink as structured
     pruning shrinks them (StructuredPrune.h), and each weight sliced gets
     `gai.tp`: the slicing of rank 0, rank r keeping units [r·k, (r+1)·k) of
-    each segment (gaic slices the weights per rank). A head or channel count
-    that does not divide by T is an error naming the op and the axis. Only
-    generation is split: a module with training entries is refused.
+    each segment (gaic slices the weights per rank). An attention whose KV
+    heads do not divide by T (multi-query attention) stays whole, computed
+    by every rank; an MLP whose channels do not divide is an error naming
+    the op and the axis. Only generation is split: a module with training
+    entries is refused.
   }];
   let options = [
     Option<"tp", "tp", "int64_t", /*default=*/"1", "tensor-parallel ranks">,

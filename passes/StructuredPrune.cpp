@@ -390,13 +390,10 @@ LogicalResult planGroups(func::FuncOp func, int64_t heads, double mlp, int64_t p
       const int64_t h = l.getDimSize(1);
       if (parts > 0) {
         const int64_t kvHeads = h / perGroup;
-        if (kvHeads % parts != 0) {
-          m.emitOpError("--gai-shard-tensors: tp=")
-              << parts << ": the " << kvHeads << " KV heads of this attention (axis 1 of "
-              << lhs.getType() << ", " << perGroup
-              << " query heads each) do not divide over " << parts << " ranks";
-          return WalkResult::interrupt();
-        }
+        // KV heads that do not divide (multi-query attention at tp=2):
+        // the whole attention is replicated, every rank computing it.
+        if (kvHeads % parts != 0)
+          return WalkResult::advance();
         FailureOr<Plan *> plan = add(lhs, {1, {{0, kvHeads, perGroup}}}, m);
         if (failed(plan))
           return WalkResult::interrupt();

@@ -22,8 +22,9 @@ LogicalResult pruneHeadsAndChannels(ModuleOp module, int64_t heads, double mlp);
 /// them, and each weight sliced gets `gai.tp` (the slicing of rank 0; rank
 /// r keeps units [r·keep, (r+1)·keep) of each segment). `contractions`
 /// gets the matmuls that sum over a split axis (the output and down
-/// projections): each rank's result is a partial sum. A count that does
-/// not divide is an error naming the op and the axis.
+/// projections): each rank's result is a partial sum. An attention whose
+/// KV heads do not divide stays whole (replicated on every rank); an MLP
+/// whose channels do not divide is an error naming the op and the axis.
 LogicalResult splitHeadsAndChannels(ModuleOp module, int64_t parts,
                                     SmallVectorImpl<Operation *> &contractions);
 
