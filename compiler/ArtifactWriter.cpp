@@ -119,7 +119,8 @@ private:
   flatbuffers::Offset<fmt::TensorDesc> tensor(StringRef name, Type type,
                                               exec::RefAttr ref,
                                               DictionaryAttr shard = {},
-                                              const std::vector<int64_t> *rankOffsets = nullptr) {
+                                              const std::vector<int64_t> *rankOffsets = nullptr,
+                                              DictionaryAttr tp = {}) {
     auto shaped = cast<RankedTensorType>(type);
     std::vector<int64_t> shape(shaped.getShape().begin(), shaped.getShape().end());
     fmt::BufferRef buffer = toRef(ref);
@@ -137,11 +138,26 @@ private:
       shardShape.assign(whole.asArrayRef().begin(), whole.asArrayRef().end());
       shardAxes.assign(axes.asArrayRef().begin(), axes.asArrayRef().end());
     }
+    // A tensor-parallel slice: the whole tensor's shape from this rank's
+    // (its ZeRO share's whole, if sharded) and the segments it lost.
+    std::vector<int64_t> tpShape, tpSegments;
+    int64_t tpAxis = 0, tpKeep = 0;
+    if (tp) {
+      tpShape = shard ? shardShape : shape;
+      tpAxis = tp.getAs<IntegerAttr>("axis").getInt();
+      tpKeep = tp.getAs<IntegerAttr>("keep").getInt();
+      ArrayRef<int64_t> segments = tp.getAs<DenseI64ArrayAttr>("segments").asArrayRef();
+      tpSegments.assign(segments.begin(), segments.end());
+      for (size_t i = 0; i + 2 < segments.size(); i += 3)
+        tpShape[tpAxis] += (segments[i + 1] - tpKeep) * segments[i + 2];
+    }
     return fmt::CreateTensorDescDirect(fbb, name.str().c_str(),
                                        *dtypeOf(shaped.getElementType()), &shape,
                                        &buffer, role, weight.empty() ? nullptr : weight.c_str(),
                                        shard ? &shardShape : nullptr,
-                                       shard ? &shardAxes : nullptr, rankOffsets);
+                                       shard ? &shardAxes : nullptr, rankOffsets,
+                                       tp ? &tpShape : nullptr, tpAxis, tpKeep,
+                                       tp ? &tpSegments : nullptr);
   }
   template <typename T> flatbuffers::Offset<fmt::TensorDesc> tensor(T op) {
     return tensor(op.getName(), op.getType(), op.getRef());
@@ -449,7 +465,8 @@ FailureOr<std::vector<uint8_t>> Writer::write() {
   for (auto s : module.getOps<exec::StateOp>()) {
     auto shard = s->getAttrOfType<DictionaryAttr>("exec.shard");
     zero |= static_cast<bool>(shard);
-    state.push_back(tensor(s.getName(), s.getType(), s.getRef(), shard));
+    state.push_back(tensor(s.getName(), s.getType(), s.getRef(), shard, nullptr,
+                           s->getAttrOfType<DictionaryAttr>("exec.tp")));
   }
   std::vector<flatbuffers::Offset<fmt::EntryPoint>> entries;
   for (auto entry : module.getOps<exec::EntryOp>()) {

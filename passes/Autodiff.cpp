@@ -3,6 +3,7 @@
 #include "dialects/Gai/GaiOps.h"
 #include "passes/Passes.h"
 
+#include "mlir/Dialect/Shard/IR/ShardOps.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
@@ -32,6 +33,11 @@ public:
     return success();
   }
   void accumulate(Value v, Value g) override {
+    if (partialInput && v == partialInput) // a rank's share of the sum: add them up
+      g = shard::AllReduceOp::create(b, g.getType(), partialGrid,
+                                     b.getDenseI16ArrayAttr({kTensorAxis}), g,
+                                     shard::ReductionKindAttr::get(b.getContext(),
+                                                                   shard::ReductionKind::Sum));
     Value &slot = adjoint[v];
     slot = slot ? AddOp::create(b, slot, g).getResult() : g;
   }
@@ -44,14 +50,31 @@ private:
       cotangents.push_back(adjointOf(result));
     if (llvm::all_of(cotangents, [](Value g) { return !g; }))
       return success(); // does not reach the output
+    if (auto sum = dyn_cast<shard::AllReduceOp>(op)) {
+      // A sum over ranks whose result every rank uses alike: each rank's
+      // input gets the whole cotangent.
+      if (sum.getReduction() != shard::ReductionKind::Sum)
+        return op->emitOpError("has no VJP rule yet for a reduction other than sum");
+      accumulate(sum.getInput(), cotangents[0]);
+      return success();
+    }
     auto vjp = dyn_cast<VJPOpInterface>(op);
     if (!vjp)
       return op->emitOpError("has no VJP rule yet");
-    return vjp.vjp(b, cotangents, *this);
+    auto grid = op->getAttrOfType<FlatSymbolRefAttr>(kPartialInputGrad);
+    partialInput = grid ? op->getOperand(0) : Value();
+    partialGrid = grid;
+    LogicalResult done = vjp.vjp(b, cotangents, *this);
+    partialInput = Value();
+    return done;
   }
 
+  static constexpr int16_t kTensorAxis = 1;
   ImplicitLocOpBuilder &b;
   DenseMap<Value, Value> adjoint;
+  // While a column-parallel matmul's rule runs: its lhs and the grid.
+  Value partialInput;
+  FlatSymbolRefAttr partialGrid;
 };
 
 } // namespace

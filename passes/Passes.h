@@ -52,6 +52,11 @@ struct AdamwUpdate {
 AdamwUpdate buildAdamwUpdate(ImplicitLocOpBuilder &b, const AdamwScalars &scalars,
                              Value p, Value g, Value m, Value v, bool decay);
 
+/// On a column-parallel matmul of a tensor-parallel loss: the gradient of
+/// its lhs is each rank's partial sum, which autodiff sums over the grid's
+/// tp axis (axis 1) of the symbol it names.
+constexpr llvm::StringLiteral kPartialInputGrad = "gai.tp_partial_input_grad";
+
 /// A device grid: data- and tensor-parallel ranks.
 struct MeshSpec {
   int64_t dp = 1, tp = 1;

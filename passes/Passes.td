@@ -240,7 +240,10 @@ def GaiShard : Pass<"gai-shard", "ModuleOp"> {
       axes}`: the whole tensor's shape and the grid axes it is split over.
 
     The loss and `@eval_loss`'s result are averaged over dp, so every rank
-    reports the global batch's loss. A grid of one leaves the module as it is.
+    reports the global batch's loss. With tp > 1 (a loss split by
+    `--gai-shard-tensors`, whose grid this pass widens to dp×tp), `grad_sq`
+    sums the squares of the tp-split weights' gradients over tp, once. A grid
+    of one leaves the module as it is.
   }];
   let options = [
     Option<"mesh", "mesh", "std::string", /*default=*/"\"dp=1\"",
@@ -273,8 +276,14 @@ def GaiShardTensors : Pass<"gai-shard-tensors", "ModuleOp"> {
     each segment (gaic slices the weights per rank). An attention whose KV
     heads do not divide by T (multi-query attention) stays whole, computed
     by every rank; an MLP whose channels do not divide is an error naming
-    the op and the axis. Only generation is split: a module with training
-    entries is refused.
+    the op and the axis.
+
+    A loss (`@eval_loss`) is split too, before `--gai-train-step`
+    differentiates it: each column-parallel matmul gets
+    `gai.tp_partial_input_grad`, so that autodiff sums its input's gradient
+    over tp (Megatron's "f"), and the VJP of the row-parallel all-reduce
+    hands the cotangent to every rank. Run after `--gai-train-step`, it is
+    an error.
   }];
   let options = [
     Option<"tp", "tp", "int64_t", /*default=*/"1", "tensor-parallel ranks">,

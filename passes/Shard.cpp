@@ -2,11 +2,13 @@
 // rank of a dp grid needs, as MLIR's shard dialect spells them.
 #include "dialects/Gai/GaiOps.h"
 #include "passes/Passes.h"
+#include "passes/PruneAttr.h"
 
 #include "mlir/Analysis/TopologicalSortUtils.h"
 #include "mlir/Dialect/Shard/IR/ShardOps.h"
 #include "mlir/Transforms/RegionUtils.h"
 #include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/StringSet.h"
 
 namespace mlir::gai {
 #define GEN_PASS_DEF_GAISHARD
@@ -20,6 +22,7 @@ namespace {
 
 constexpr StringLiteral kGrid = "mesh";
 constexpr int16_t kDataAxis = 0;
+constexpr int16_t kTensorAxis = 1;
 
 RankedTensorType typeOf(Value v) { return cast<RankedTensorType>(v.getType()); }
 
@@ -70,6 +73,9 @@ private:
   void buildShardedOptimizer(func::FuncOp old);
   void buildShardedZeroGrads(func::FuncOp old);
   void averageResult(func::FuncOp func, unsigned index);
+  /// grad_sq anew: the squares of the gradients, slices summed over tp and
+  /// ZeRO's shares over dp.
+  void rebuildSquares(func::FuncOp step, unsigned squaresIndex);
 
   ModuleOp module;
   Grid grid;
@@ -110,17 +116,56 @@ LogicalResult Sharder::run() {
     return module.emitError("--gai-shard: dp=")
            << grid.dp << " shards training: expected @train_step, @optimizer_step and "
            << "@zero_grads (run --gai-train-step first)";
-  b.setInsertionPointToStart(module.getBody());
-  shard::GridOp::create(b, kGrid, ArrayRef<int64_t>{grid.dp, grid.tp});
+  // --gai-shard-tensors made the grid of a tensor-parallel loss already.
+  if (auto existing = module.lookupSymbol<shard::GridOp>(kGrid)) {
+    if (existing.getShape().size() != 2 || existing.getShape()[1] != grid.tp)
+      return existing.emitOpError("--gai-shard: tp=")
+             << grid.tp << " but the loss was split for another grid";
+    existing.setShape(ArrayRef<int64_t>{grid.dp, grid.tp});
+  } else if (grid.tp > 1) {
+    return module.emitError("--gai-shard: tp=")
+           << grid.tp << ": split the loss with --gai-shard-tensors first";
+  } else {
+    b.setInsertionPointToStart(module.getBody());
+    shard::GridOp::create(b, kGrid, ArrayRef<int64_t>{grid.dp, grid.tp});
+  }
   if (failed(shardTrainStep(step)))
     return failure();
   if (zero) {
     buildShardedOptimizer(optimizer);
     buildShardedZeroGrads(zeroGrads);
   }
-  if (auto eval = module.lookupSymbol<func::FuncOp>("eval_loss"))
+  if (auto eval = module.lookupSymbol<func::FuncOp>("eval_loss"); eval && grid.dp > 1)
     averageResult(eval, 0);
   return success();
+}
+
+void Sharder::rebuildSquares(func::FuncOp step, unsigned squaresIndex) {
+  Operation *ret = step.getBody().front().getTerminator();
+  llvm::StringSet<> split; // weights each tp rank holds a slice of
+  step.walk([&](ParamOp p) {
+    if (p->hasAttr(kTensorParallelAttr))
+      split.insert(p.getName());
+  });
+  b.setInsertionPoint(ret);
+  Value whole, sliced;
+  for (unsigned i = 0; i < ret->getNumOperands(); ++i) {
+    StringRef name = resultName(step, i);
+    if (!name.starts_with("grad."))
+      continue;
+    Value sq = buildSumOfSquares(b, ret->getOperand(i));
+    Value &sum = split.count(name.drop_front(5)) ? sliced : whole;
+    sum = sum ? AddOp::create(b, sum, sq).getResult() : sq;
+  }
+  if (sliced) { // the slices' squares summed over the tp ranks
+    sliced = shard::AllReduceOp::create(
+        b, sliced.getType(), gridRef(), b.getDenseI16ArrayAttr({kTensorAxis}), sliced,
+        shard::ReductionKindAttr::get(b.getContext(), shard::ReductionKind::Sum));
+    whole = whole ? AddOp::create(b, whole, sliced).getResult() : sliced;
+  }
+  if (zero) // every gradient is a share over dp
+    whole = averageOverData(whole, shard::ReductionKind::Sum);
+  ret->setOperand(squaresIndex, whole);
 }
 
 LogicalResult Sharder::shardTrainStep(func::FuncOp step) {
@@ -156,10 +201,14 @@ LogicalResult Sharder::shardTrainStep(func::FuncOp step) {
   if (zero) {
     if (failed(reduceScatterGradients(step, fresh, squaresIndex)))
       return failure();
-  } else {
+  } else if (grid.dp > 1) {
     bucketAllReduce(fresh);
   }
-  averageResult(step, lossIndex);
+  if (grid.tp > 1 && !zero)
+    rebuildSquares(step, squaresIndex);
+  eraseDeadOps(step);
+  if (grid.dp > 1)
+    averageResult(step, lossIndex);
   if (!sortTopologically(&body))
     return step.emitOpError("--gai-shard: the sharded step has a cycle");
   return success();
@@ -246,15 +295,7 @@ LogicalResult Sharder::reduceScatterGradients(func::FuncOp step,
     add.getResult().replaceAllUsesWith(accumulated);
   }
   // grad_sq: the squares of every rank's shares, summed over the ranks.
-  b.setInsertionPoint(ret);
-  Value squares;
-  for (unsigned i = 0; i < ret->getNumOperands(); ++i) {
-    if (!resultName(step, i).starts_with("grad."))
-      continue;
-    Value sq = buildSumOfSquares(b, ret->getOperand(i));
-    squares = squares ? AddOp::create(b, squares, sq).getResult() : sq;
-  }
-  ret->setOperand(squaresIndex, averageOverData(squares, shard::ReductionKind::Sum));
+  rebuildSquares(step, squaresIndex);
   eraseDeadOps(step);
   step.setType(FunctionType::get(b.getContext(), body.getArgumentTypes(), ret->getOperandTypes()));
   if (failed(step.verifyBody()))
@@ -374,12 +415,7 @@ struct ShardPass : mlir::gai::impl::GaiShardBase<ShardPass> {
       module.emitError("--gai-shard: zero=") << static_cast<int64_t>(zero) << ": expected 0 or 1 (ZeRO-1)";
       return signalPassFailure();
     }
-    if (grid->tp > 1) {
-      module.emitError("--gai-shard: tp=")
-          << grid->tp << ": tensor parallelism is not built yet; shard with dp";
-      return signalPassFailure();
-    }
-    if (grid->dp == 1)
+    if (grid->dp == 1 && grid->tp == 1)
       return;
     if (failed(Sharder(module, *grid, zero, bucketBytes).run()))
       signalPassFailure();

@@ -31,15 +31,18 @@ struct ShardTensorsPass : mlir::gai::impl::GaiShardTensorsBase<ShardTensorsPass>
     }
     if (tp == 1)
       return;
-    for (StringRef training : {"eval_loss", "train_step"})
-      if (module.lookupSymbol(training)) {
-        module.emitError("--gai-shard-tensors: tensor parallelism splits generation only; "
-                         "training with tp is not built yet (shard training with dp)");
-        return signalPassFailure();
-      }
-    SmallVector<Operation *> contractions;
-    if (failed(splitHeadsAndChannels(module, tp, contractions)))
+    if (module.lookupSymbol("train_step")) {
+      module.emitError("--gai-shard-tensors: split the loss before --gai-train-step "
+                       "differentiates it");
       return signalPassFailure();
+    }
+    SmallVector<Operation *> contractions, columns;
+    if (failed(splitHeadsAndChannels(module, tp, contractions, columns)))
+      return signalPassFailure();
+    // Each rank's gradient of a column-parallel product's input is a
+    // partial sum (Megatron's "f"): autodiff sums it over tp.
+    for (Operation *op : columns)
+      op->setAttr(kPartialInputGrad, FlatSymbolRefAttr::get(module.getContext(), kGrid));
     OpBuilder b(module.getContext());
     b.setInsertionPointToStart(module.getBody());
     shard::GridOp::create(b, module.getLoc(), kGrid, ArrayRef<int64_t>{1, tp});

@@ -488,7 +488,8 @@ int64_t keptChannels(int64_t width, double mlp) {
 /// tensor-parallel split; `what` is the pass and its option, for the error
 /// when attention is rewritten already (its heads are inside one op).
 static LogicalResult shrinkGroups(ModuleOp module, int64_t heads, double mlp, int64_t parts,
-                           const Twine &what, SmallVectorImpl<Operation *> *contractions) {
+                           const Twine &what, SmallVectorImpl<Operation *> *contractions,
+                           SmallVectorImpl<Operation *> *columns) {
   if (heads > 0 || parts > 0) {
     WalkResult rewritten = module.walk([&](Operation *op) {
       if (!isa<FlashAttentionOp, CachedAttentionOp>(op))
@@ -517,6 +518,8 @@ static LogicalResult shrinkGroups(ModuleOp module, int64_t heads, double mlp, in
         const int64_t contracted = m.getTransposeLhs() ? rank - 2 : rank - 1;
         if (l != taken.end() && l->second.axis == contracted && !taken.count(m.getResult()))
           contractions->push_back(m);
+        if (l == taken.end() && taken.count(m.getRhs()) && taken.count(m.getResult()))
+          columns->push_back(m);
       });
     }
     for (Plan &plan : plans)
@@ -528,13 +531,15 @@ static LogicalResult shrinkGroups(ModuleOp module, int64_t heads, double mlp, in
 }
 
 LogicalResult pruneHeadsAndChannels(ModuleOp module, int64_t heads, double mlp) {
-  return shrinkGroups(module, heads, mlp, 0, "--gai-prune: heads=" + Twine(heads), nullptr);
+  return shrinkGroups(module, heads, mlp, 0, "--gai-prune: heads=" + Twine(heads), nullptr,
+                      nullptr);
 }
 
 LogicalResult splitHeadsAndChannels(ModuleOp module, int64_t parts,
-                                    SmallVectorImpl<Operation *> &contractions) {
+                                    SmallVectorImpl<Operation *> &contractions,
+                                    SmallVectorImpl<Operation *> &columns) {
   return shrinkGroups(module, 0, 0, parts, "--gai-shard-tensors: tp=" + Twine(parts),
-                      &contractions);
+                      &contractions, &columns);
 }
 
 

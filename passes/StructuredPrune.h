@@ -25,8 +25,11 @@ LogicalResult pruneHeadsAndChannels(ModuleOp module, int64_t heads, double mlp);
 /// projections): each rank's result is a partial sum. An attention whose
 /// KV heads do not divide stays whole (replicated on every rank); an MLP
 /// whose channels do not divide is an error naming the op and the axis.
+/// `columns` gets the column-parallel matmuls (replicated lhs, split
+/// result): in training, each rank's gradient of their lhs is partial.
 LogicalResult splitHeadsAndChannels(ModuleOp module, int64_t parts,
-                                    SmallVectorImpl<Operation *> &contractions);
+                                    SmallVectorImpl<Operation *> &contractions,
+                                    SmallVectorImpl<Operation *> &columns);
 
 /// The channels an MLP of `width` keeps after pruning the fraction `mlp`:
 /// rounded to a multiple of 8 where `width` is one (GEMMs keep k a multiple

@@ -168,6 +168,8 @@ private:
   OwningOpRef<ModuleOp> out;
   Block *moduleBody = nullptr;
   llvm::StringMap<RefAttr> weights, state;
+  /// The `gai.tp` slicing of each split weight, by name: its state's too.
+  llvm::StringMap<DictionaryAttr> tensorParallelOf;
   llvm::StringMap<Type> stateTypes;
   Operation *currentEntry = nullptr;
   int64_t weightsEnd = 0, stateEnd = 0;
@@ -224,6 +226,9 @@ FailureOr<RefAttr> Lowering::stateRef(StringRef name, Type type, Location loc,
       exec::StateRoleAttr::get(b.getContext(), exec::parseStateName(name)->role));
   if (shard)
     decl->setAttr("exec.shard", shard);
+  if (std::optional<exec::StateName> state = exec::parseStateName(name))
+    if (auto tp = tensorParallelOf.lookup(state->weight))
+      decl->setAttr("exec.tp", tp);
   return ref;
 }
 
@@ -822,6 +827,10 @@ FailureOr<OwningOpRef<ModuleOp>> Lowering::run() {
   loadKernelDialects(*context);
   out = ModuleOp::create(fused.getLoc(), fused.getSymName());
   moduleBody = out->getBody();
+  fused.walk([&](ParamOp p) {
+    if (auto tp = p->getAttrOfType<DictionaryAttr>(kTensorParallelAttr))
+      tensorParallelOf[p.getName()] = tp;
+  });
   for (auto func : fused.getOps<func::FuncOp>())
     if (failed(lowerFunction(func)))
       return failure();

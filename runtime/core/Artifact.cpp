@@ -175,6 +175,41 @@ Status checkRankOffsets(const format::TensorDesc &t, int64_t weightsSize) {
   return Status::ok();
 }
 
+/// A tensor-parallel state tensor: its segments inside the whole tensor,
+/// which is this rank's (or its ZeRO share's whole) with the axis grown by
+/// the blocks the other tp ranks hold, one a rank for each block kept.
+Status checkTensorParallel(const format::TensorDesc &t, const std::vector<int64_t> &mesh) {
+  if (!t.tp_shape() && !t.tp_segments())
+    return Status::ok();
+  std::string name = "state: tensor '" + (t.name() ? t.name()->str() : "?") + "'";
+  auto fail = [&](const std::string &what) { return Status::error(name + ": " + what); };
+  const auto *local = t.shard_shape() ? t.shard_shape() : t.shape();
+  if (!t.tp_shape() || !t.tp_segments() || !local || mesh.size() != 2 ||
+      t.tp_shape()->size() != local->size() || t.tp_segments()->size() % 3 != 0 ||
+      t.tp_segments()->size() == 0)
+    return fail("tp_shape and tp_segments come together, on a dp×tp mesh, with the "
+                "tensor's rank");
+  int64_t axis = t.tp_axis(), keep = t.tp_keep(), ranks = mesh[1];
+  if (axis < 0 || static_cast<size_t>(axis) >= local->size() || keep < 1)
+    return fail("tp_axis or tp_keep is out of range");
+  int64_t grown = local->Get(static_cast<flatbuffers::uoffset_t>(axis)), end = 0;
+  for (size_t i = 0; i < t.tp_segments()->size(); i += 3) {
+    int64_t offset = t.tp_segments()->Get(i), units = t.tp_segments()->Get(i + 1),
+            size = t.tp_segments()->Get(i + 2), blocks = 0;
+    if (offset < end || units < 1 || size < 1 || units % keep != 0 || units / keep != ranks ||
+        __builtin_mul_overflow(units - keep, size, &blocks) ||
+        __builtin_add_overflow(grown, blocks, &grown))
+      return fail("tp_segments: expected ordered segments of tp × tp_keep blocks");
+    end = offset + units * size;
+  }
+  for (size_t d = 0; d < local->size(); ++d) {
+    int64_t want = static_cast<int64_t>(d) == axis ? grown : local->Get(d);
+    if (t.tp_shape()->Get(d) != want || end > t.tp_shape()->Get(axis))
+      return fail("tp_shape does not hold this rank's slice and the others' blocks");
+  }
+  return Status::ok();
+}
+
 /// A sharded state tensor (shard_shape, shard_axes) is one flat share of
 /// its whole tensor over a group of `mesh`: ceil(elements / group) long.
 Status checkShard(const format::TensorDesc &t, const std::vector<int64_t> &mesh) {
@@ -593,6 +628,8 @@ StatusOr<LoadedArtifact> LoadedArtifact::verify(
     for (const format::TensorDesc *t : *root->state())
       if (Status s = checkShard(*t, mesh); !s)
         return fail(s.message());
+      else if (Status s2 = checkTensorParallel(*t, mesh); !s2)
+        return fail(s2.message());
   auto entries = std::make_shared<std::vector<DecodedEntry>>();
   if (root->entries())
     for (const format::EntryPoint *entry : *root->entries()) {

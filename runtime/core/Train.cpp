@@ -55,6 +55,44 @@ int64_t firstNonFinite(const TensorView &t) {
   return -1;
 }
 
+/// Where each index along a tensor-parallel tensor's axis lives: the tp
+/// rank holding it (-1: every rank, outside the segments) and its index in
+/// that rank's slice.
+std::vector<std::pair<int64_t, int64_t>> tensorParallelAxis(const TensorRef &r) {
+  std::vector<std::pair<int64_t, int64_t>> where;
+  int64_t local = 0, whole = 0;
+  const int64_t extent = r.tpShape[static_cast<size_t>(r.tpAxis)];
+  for (size_t i = 0; i + 2 < r.tpSegments.size(); i += 3) {
+    int64_t offset = r.tpSegments[i], units = r.tpSegments[i + 1], size = r.tpSegments[i + 2];
+    for (; whole < offset; ++whole)
+      where.push_back({-1, local++});
+    for (int64_t u = 0; u < units; ++u)
+      for (int64_t j = 0; j < size; ++j)
+        where.push_back({u / r.tpKeep, local + (u % r.tpKeep) * size + j});
+    local += r.tpKeep * size;
+    whole = offset + units * size;
+  }
+  for (; whole < extent; ++whole)
+    where.push_back({-1, local++});
+  return where;
+}
+
+/// Elements before and after the axis, and the slice's extent along it.
+struct AxisSplit {
+  int64_t outer = 1, inner = 1, localExtent = 0;
+};
+AxisSplit axisSplit(const TensorRef &r) {
+  AxisSplit a;
+  for (size_t d = 0; d < r.tpShape.size(); ++d)
+    if (static_cast<int64_t>(d) < r.tpAxis)
+      a.outer *= r.tpShape[d];
+    else if (static_cast<int64_t>(d) > r.tpAxis)
+      a.inner *= r.tpShape[d];
+  const std::vector<int64_t> &local = r.shardShape.empty() ? r.shape : r.shardShape;
+  a.localExtent = local[static_cast<size_t>(r.tpAxis)];
+  return a;
+}
+
 } // namespace
 
 StatusOr<Trainer> Trainer::create(Session &session, const OptimizerOptions &options) {
@@ -186,7 +224,7 @@ Status Trainer::readWhole(const TensorRef &r, std::vector<uint8_t> &out) {
   if (Status s = session_->readState(r.name, out.data()); !s)
     return s;
   if (r.shardShape.empty())
-    return Status::ok();
+    return r.tpShape.empty() ? Status::ok() : gatherTensorParallel(r, out);
   Communicator &comm = session_->communicator();
   int64_t group = comm.mesh().groupSize(r.shardAxes);
   std::vector<uint8_t> all(static_cast<size_t>(r.size * group));
@@ -198,7 +236,54 @@ Status Trainer::readWhole(const TensorRef &r, std::vector<uint8_t> &out) {
     whole *= d;
   all.resize(static_cast<size_t>(whole * r.elementBytes)); // the padding goes
   out = std::move(all);
+  return r.tpShape.empty() ? Status::ok() : gatherTensorParallel(r, out);
+}
+
+Status Trainer::gatherTensorParallel(const TensorRef &r, std::vector<uint8_t> &slice) {
+  Communicator &comm = session_->communicator();
+  constexpr uint32_t kTensorAxes = 1u << 1;
+  const int64_t ranks = comm.mesh().groupSize(kTensorAxes);
+  const int64_t count = static_cast<int64_t>(slice.size()) / r.elementBytes;
+  std::vector<uint8_t> all(slice.size() * static_cast<size_t>(ranks));
+  if (Status s = comm.allGather(slice.data(), all.data(), count, r.dtype, kTensorAxes); !s)
+    return Status::error("gathering '" + r.name + "' over tp: " + s.message());
+  AxisSplit a = axisSplit(r);
+  std::vector<std::pair<int64_t, int64_t>> where = tensorParallelAxis(r);
+  const size_t row = static_cast<size_t>(a.inner * r.elementBytes);
+  std::vector<uint8_t> whole(where.size() * row * static_cast<size_t>(a.outer));
+  for (int64_t o = 0; o < a.outer; ++o)
+    for (size_t w = 0; w < where.size(); ++w) {
+      auto [rank, local] = where[w];
+      const uint8_t *from = all.data() +
+                            static_cast<size_t>(std::max<int64_t>(rank, 0)) * slice.size() +
+                            static_cast<size_t>(o * a.localExtent + local) * row;
+      std::memcpy(whole.data() + (static_cast<size_t>(o) * where.size() + w) * row, from, row);
+    }
+  slice = std::move(whole);
   return Status::ok();
+}
+
+std::vector<uint8_t> Trainer::sliceTensorParallel(const TensorRef &r,
+                                                  const uint8_t *whole) const {
+  const Communicator &comm = session_->communicator();
+  const int64_t mine = comm.mesh().groupIndex(comm.rank(), 1u << 1);
+  AxisSplit a = axisSplit(r);
+  std::vector<std::pair<int64_t, int64_t>> where = tensorParallelAxis(r);
+  const size_t row = static_cast<size_t>(a.inner * r.elementBytes);
+  std::vector<uint8_t> slice(static_cast<size_t>(a.outer * a.localExtent) * row);
+  for (int64_t o = 0; o < a.outer; ++o)
+    for (size_t w = 0; w < where.size(); ++w) {
+      auto [rank, local] = where[w];
+      if (rank >= 0 && rank != mine)
+        continue;
+      std::memcpy(slice.data() + static_cast<size_t>(o * a.localExtent + local) * row,
+                  whole + (static_cast<size_t>(o) * where.size() + w) * row, row);
+    }
+  return slice;
+}
+
+std::vector<int64_t> Trainer::wholeShape(const TensorRef &r) {
+  return !r.tpShape.empty() ? r.tpShape : !r.shardShape.empty() ? r.shardShape : r.shape;
 }
 
 std::vector<TensorRef> Trainer::persistentState() const {
@@ -242,8 +327,7 @@ Status Trainer::saveWeights(const std::string &path) {
   for (size_t i = 0; i < params.size(); ++i) {
     if (Status s = readWhole(params[i], storage[i]); !s)
       return s;
-    tensors.push_back({params[i].weight, params[i].dtype,
-                       params[i].shardShape.empty() ? params[i].shape : params[i].shardShape,
+    tensors.push_back({params[i].weight, params[i].dtype, wholeShape(params[i]),
                        storage[i].data(), storage[i].size()});
   }
   if (!writesFiles())
@@ -259,8 +343,7 @@ Status Trainer::saveCheckpoint(const std::string &path,
   for (size_t i = 0; i < state.size(); ++i) {
     if (Status s = readWhole(state[i], storage[i]); !s)
       return s;
-    tensors.push_back({state[i].name, state[i].dtype,
-                       state[i].shardShape.empty() ? state[i].shape : state[i].shardShape,
+    tensors.push_back({state[i].name, state[i].dtype, wholeShape(state[i]),
                        storage[i].data(), storage[i].size()});
   }
   if (!writesFiles())
@@ -301,7 +384,7 @@ Trainer::loadCheckpoint(const std::string &path) {
     const TensorView *t = file->find(r.name);
     if (!t)
       return Status::error(path + ": the checkpoint has no tensor '" + r.name + "'");
-    const std::vector<int64_t> &whole = r.shardShape.empty() ? r.shape : r.shardShape;
+    const std::vector<int64_t> whole = wholeShape(r);
     int64_t wholeBytes = r.elementBytes;
     for (int64_t d : whole)
       wholeBytes *= d;
@@ -327,11 +410,17 @@ Trainer::loadCheckpoint(const std::string &path) {
   }
   for (const TensorRef &r : state) {
     const uint8_t *data = file->find(r.name)->data;
-    std::vector<uint8_t> share;
+    int64_t bytes = static_cast<int64_t>(file->find(r.name)->byteSize);
+    std::vector<uint8_t> slice, share;
+    if (!r.tpShape.empty()) { // this tp rank's slice
+      slice = sliceTensorParallel(r, data);
+      data = slice.data();
+      bytes = static_cast<int64_t>(slice.size());
+    }
     if (!r.shardShape.empty()) { // this rank's share of the whole, padded with zeros
       int64_t offset = session_->communicator().mesh().groupIndex(
                            session_->communicator().rank(), r.shardAxes) * r.size;
-      int64_t available = static_cast<int64_t>(file->find(r.name)->byteSize) - offset;
+      int64_t available = bytes - offset;
       share.assign(static_cast<size_t>(r.size), 0);
       if (available > 0)
         std::memcpy(share.data(), data + offset,

@@ -93,10 +93,10 @@ module {
 
 // -----
 
-// Near miss: training entries are not split.
-// expected-error @below {{--gai-shard-tensors: tensor parallelism splits generation only; training with tp is not built yet (shard training with dp)}}
+// Near miss: a loss is split before autodiff, not after.
+// expected-error @below {{--gai-shard-tensors: split the loss before --gai-train-step differentiates it}}
 module {
-  func.func @eval_loss(%x: tensor<2xf32>) -> tensor<f32> {
+  func.func @train_step(%x: tensor<2xf32>) -> tensor<f32> {
     %0 = gai.reduce sum %x axes = [0] : (tensor<2xf32>) -> tensor<f32>
     return %0 : tensor<f32>
   }

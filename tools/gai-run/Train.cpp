@@ -333,9 +333,9 @@ int trainCommand(int argc, char **argv) {
   int64_t deviceUsedPeak = -1;
 
   ByteTokenizer tokenizer(vocab);
+  // Every rank samples (a tensor-parallel artifact's generation takes them
+  // all); rank 0 prints.
   auto sample = [&](int64_t step) {
-    if (!lead)
-      return;
     auto prompt = tokenizer.encode(f.samplePrompt);
     if (!prompt)
       return;
@@ -345,6 +345,8 @@ int trainCommand(int argc, char **argv) {
     g.sampling.topK = 40;
     g.sampling.seed = seed + static_cast<uint64_t>(step);
     auto out = generate(s, {*prompt}, g);
+    if (!lead)
+      return;
     if (!out)
       return (void)std::fprintf(stderr, "sample: %s\n", out.status().message().c_str());
     std::string text;
@@ -488,8 +490,11 @@ int trainCommand(int argc, char **argv) {
       return fail(st.message());
   if (Status st = t.saveWeights(f.output); !st)
     return fail(st.message());
-  if (!lead)
+  if (!lead) { // the last sample takes every rank of a tensor-parallel job
+    if (f.sampleEvery == 0 || t.step() % f.sampleEvery != 0)
+      sample(t.step());
     return 0;
+  }
   // The whole run's curve: the metrics file has the steps before a resume too.
   if (metrics && metrics->isRegularFile()) {
     auto recorded = readRegularFile(f.metrics);

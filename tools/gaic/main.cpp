@@ -116,8 +116,8 @@ cl::opt<std::string> rematMode(
 cl::opt<std::string> meshSpec(
     "mesh",
     cl::desc("shard over a device grid: dp=D with --mode=train (data parallel: each rank "
-             "trains on 1/D of every micro-batch's rows), or tp=T for generation (tensor "
-             "parallel: each rank computes 1/T of the heads and MLP channels)"),
+             "trains on 1/D of every micro-batch's rows), tp=T (tensor parallel: each rank "
+             "computes 1/T of the heads and MLP channels; generation and training), or both"),
     cl::value_desc("dp=D[,tp=T]"), cl::cat(category));
 cl::opt<int64_t> zeroStage(
     "zero",
@@ -375,11 +375,7 @@ int main(int argc, char **argv) {
     if (!grid)
       return fail("--mesh: " + error);
     if (grid->tp > 1) {
-      if (mode == "train")
-        return fail("--mesh tp=" + std::to_string(grid->tp) +
-                    ": tensor parallelism splits generation only; training with tp is not "
-                    "built yet (shard training with dp)");
-      if (grid->dp > 1)
+      if (grid->dp > 1 && mode != "train")
         return fail("--mesh dp=" + std::to_string(grid->dp) +
                     ": data parallelism shards training; generation splits with tp alone");
       if (pruneHeads > 0 || pruneMlp > 0 || !prunePattern.empty() || !quantize.empty())
@@ -399,8 +395,8 @@ int main(int argc, char **argv) {
     if (bucketMiB < 1)
       return fail("--bucket-mib: expected a positive count");
     options.build.dataParallel = grid->dp;
-    if (grid->dp > 1)
-      options.shard = {meshSpec, zeroStage, bucketMiB << 20};
+    if (mode == "train" && (grid->dp > 1 || grid->tp > 1))
+      options.shard = {meshSpec, zeroStage, bucketMiB << 20, grid->tp};
   }
   // Both inputs default to what `gai-run generate` runs; @forward (every
   // position's logits) is for inspection and tests, on request.

@@ -451,6 +451,12 @@ std::vector<TensorRef> tensorRefs(
       for (int16_t axis : *t->shard_axes())
         r.shardAxes |= 1u << axis; // checked by the loader
     }
+    if (t->tp_shape() && t->tp_segments()) {
+      r.tpShape.assign(t->tp_shape()->begin(), t->tp_shape()->end());
+      r.tpSegments.assign(t->tp_segments()->begin(), t->tp_segments()->end());
+      r.tpAxis = t->tp_axis();
+      r.tpKeep = t->tp_keep();
+    }
     r.data = base + t->buffer()->offset();
     r.size = t->buffer()->size();
     out.push_back(std::move(r));

@@ -34,6 +34,11 @@ struct TensorRef {
   /// shardShape: the whole tensor.
   std::vector<int64_t> shardShape;
   uint32_t shardAxes = 0;
+  /// A weight's state split over tp ranks: the whole tensor's shape, and
+  /// along tpAxis the (offset, units, size) segments of which this rank
+  /// holds its tpKeep units each (artifact.fbs); empty tpShape: not split.
+  std::vector<int64_t> tpShape, tpSegments;
+  int64_t tpAxis = 0, tpKeep = 0;
 
   template <typename T> T *as() const { return reinterpret_cast<T *>(data); }
   int64_t numElements() const { return size / elementBytes; }

@@ -86,6 +86,13 @@ private:
   std::vector<TensorRef> persistentState() const;
   /// State tensor `r` whole: gathered from the ranks' shares when sharded.
   Status readWhole(const TensorRef &r, std::vector<uint8_t> &out);
+  /// A tp rank's slice of a split tensor, gathered whole (its bytes in
+  /// `slice`, replaced by the whole's); and the inverse, this rank's slice
+  /// of the whole tensor at `whole`.
+  Status gatherTensorParallel(const TensorRef &r, std::vector<uint8_t> &slice);
+  std::vector<uint8_t> sliceTensorParallel(const TensorRef &r, const uint8_t *whole) const;
+  /// The shape a checkpoint stores `r` in: the whole tensor's.
+  static std::vector<int64_t> wholeShape(const TensorRef &r);
   /// This rank's rows of a micro-batch of rows() rows into `dst`.
   void copyMyRows(const int32_t *batch, const TensorRef &dst) const;
 
