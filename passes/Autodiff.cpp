@@ -34,10 +34,7 @@ public:
   }
   void accumulate(Value v, Value g) override {
     if (partialInput && v == partialInput) // a rank's share of the sum: add them up
-      g = shard::AllReduceOp::create(b, g.getType(), partialGrid,
-                                     b.getDenseI16ArrayAttr({kTensorAxis}), g,
-                                     shard::ReductionKindAttr::get(b.getContext(),
-                                                                   shard::ReductionKind::Sum));
+      g = sumOverTensorAxis(g, partialGrid);
     Value &slot = adjoint[v];
     slot = slot ? AddOp::create(b, slot, g).getResult() : g;
   }
@@ -45,6 +42,11 @@ public:
 
 private:
   LogicalResult backwardOp(Operation *op) {
+    // Every user has run: the result's gradient is complete, each rank's
+    // share of it summed over tp once.
+    if (auto grid = op->getAttrOfType<FlatSymbolRefAttr>(kPartialResultGrad))
+      if (Value &slot = adjoint[op->getResult(0)])
+        slot = sumOverTensorAxis(slot, grid);
     SmallVector<Value> cotangents;
     for (Value result : op->getResults())
       cotangents.push_back(adjointOf(result));
@@ -70,6 +72,11 @@ private:
   }
 
   static constexpr int16_t kTensorAxis = 1;
+  Value sumOverTensorAxis(Value g, FlatSymbolRefAttr grid) {
+    return shard::AllReduceOp::create(
+        b, g.getType(), grid, b.getDenseI16ArrayAttr({kTensorAxis}), g,
+        shard::ReductionKindAttr::get(b.getContext(), shard::ReductionKind::Sum));
+  }
   ImplicitLocOpBuilder &b;
   DenseMap<Value, Value> adjoint;
   // While a column-parallel matmul's rule runs: its lhs and the grid.

@@ -56,6 +56,9 @@ AdamwUpdate buildAdamwUpdate(ImplicitLocOpBuilder &b, const AdamwScalars &scalar
 /// its lhs is each rank's partial sum, which autodiff sums over the grid's
 /// tp axis (axis 1) of the symbol it names.
 constexpr llvm::StringLiteral kPartialInputGrad = "gai.tp_partial_input_grad";
+/// On an op whose one result only column-parallel matmuls read: its
+/// gradient, once complete, is summed over tp (one all-reduce for them all).
+constexpr llvm::StringLiteral kPartialResultGrad = "gai.tp_partial_result_grad";
 
 /// A device grid: data- and tensor-parallel ranks.
 struct MeshSpec {

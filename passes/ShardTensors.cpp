@@ -5,6 +5,8 @@
 #include "passes/StructuredPrune.h"
 
 #include "mlir/Dialect/Shard/IR/ShardOps.h"
+#include "llvm/ADT/DenseSet.h"
+#include "llvm/ADT/SetVector.h"
 
 namespace mlir::gai {
 #define GEN_PASS_DEF_GAISHARDTENSORS
@@ -40,9 +42,27 @@ struct ShardTensorsPass : mlir::gai::impl::GaiShardTensorsBase<ShardTensorsPass>
     if (failed(splitHeadsAndChannels(module, tp, contractions, columns)))
       return signalPassFailure();
     // Each rank's gradient of a column-parallel product's input is a
-    // partial sum (Megatron's "f"): autodiff sums it over tp.
+    // partial sum (Megatron's "f"): autodiff sums it over tp, once for a
+    // value only column-parallel products read (q, k and v's input), else
+    // for each product.
+    auto gridRef = FlatSymbolRefAttr::get(module.getContext(), kGrid);
+    DenseSet<Operation *> isColumn(columns.begin(), columns.end());
+    llvm::SetVector<Value> inputs;
     for (Operation *op : columns)
-      op->setAttr(kPartialInputGrad, FlatSymbolRefAttr::get(module.getContext(), kGrid));
+      inputs.insert(op->getOperand(0));
+    for (Value input : inputs) {
+      Operation *def = input.getDefiningOp();
+      bool onlyColumns = llvm::all_of(input.getUses(), [&](OpOperand &use) {
+        return use.getOperandNumber() == 0 && isColumn.count(use.getOwner());
+      });
+      if (def && def->getNumResults() == 1 && onlyColumns) {
+        def->setAttr(kPartialResultGrad, gridRef);
+        continue;
+      }
+      for (Operation *user : input.getUsers())
+        if (isColumn.count(user) && user->getOperand(0) == input)
+          user->setAttr(kPartialInputGrad, gridRef);
+    }
     OpBuilder b(module.getContext());
     b.setInsertionPointToStart(module.getBody());
     shard::GridOp::create(b, module.getLoc(), kGrid, ArrayRef<int64_t>{1, tp});

@@ -17,15 +17,16 @@ func.func @eval_loss(%x: tensor<3x8xf32> {gai.name = "x"}, %t: tensor<3xi32> {ga
 }
 
 // Forward: the down projection's partial sums added over tp. Backward: the
-// all-reduce hands its cotangent on, and the up projection's input gradient
-// (each rank's share of it) is summed over tp before scale's gradient reads
-// it. grad_sq adds the split weights' squares over tp, scale's once.
+// all-reduce hands its cotangent on, and the gradient of h, which only the
+// column-parallel up projection reads (each rank's share of it), is summed
+// over tp once complete, before scale's gradient reads it. grad_sq adds the split weights' squares over tp, scale's once.
 // CHECK:       shard.grid @mesh(shape = 1x2)
 // CHECK-LABEL: func.func @train_step(
 // CHECK-SAME:    tensor<8xf32> {gai.name = "grad.scale"}
 // CHECK-SAME:    tensor<4x8xf32> {gai.name = "grad.up"}
 // CHECK-SAME:    tensor<8x4xf32> {gai.name = "grad.down"}
-// CHECK:         %[[U:.*]] = gai.matmul %{{.*}}, %{{.*}} transpose_rhs {gai.tp_partial_input_grad = @mesh} : (tensor<3x8xf32>, tensor<4x8xf32>) -> tensor<3x4xf32>
+// CHECK:         %[[H:.*]] = gai.mul %arg0, %{{.*}} {gai.tp_partial_result_grad = @mesh}
+// CHECK:         %[[U:.*]] = gai.matmul %[[H]], %{{.*}} transpose_rhs : (tensor<3x8xf32>, tensor<4x8xf32>) -> tensor<3x4xf32>
 // CHECK:         shard.all_reduce %{{.*}} on @mesh grid_axes = [1] : tensor<3x8xf32> -> tensor<3x8xf32>
 // CHECK:         gai.cross_entropy_grad
 // CHECK:         %[[DH:.*]] = gai.matmul %{{.*}}, %{{.*}} : (tensor<3x4xf32>, tensor<4x8xf32>) -> tensor<3x8xf32>
