@@ -234,7 +234,8 @@ FailureOr<flatbuffers::Offset<fmt::Weights>> Writer::weights() {
       else if (options.weightsMode == WeightsMode::Embedded)
         std::memcpy(blob.data() + w.getRef().getOffset(), t->data, t->byteSize);
     }
-    if (!w->hasAttr("exec.tensor_parallel")) {
+    // Without weights (training from scratch), there are no slices to store.
+    if (!w->hasAttr("exec.tensor_parallel") || options.weightsMode == WeightsMode::None) {
       tensors.push_back(tensor(w));
       continue;
     }

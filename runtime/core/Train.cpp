@@ -309,6 +309,16 @@ Status Trainer::initialiseRandomly(uint64_t seed) {
       continue;
     if (r.dtype != DType::F32)
       return Status::error("state '" + r.name + "' is not f32");
+    if (!r.tpShape.empty()) {
+      // A tensor-parallel slice: the whole weight drawn (as one device
+      // draws it, so every rank's stream stays alike), this rank's kept.
+      std::vector<float> whole = initialValues(r.weight, r.tpShape, rng);
+      std::vector<uint8_t> mine =
+          sliceTensorParallel(r, reinterpret_cast<const uint8_t *>(whole.data()));
+      if (Status s = session_->writeState(r.name, mine.data()); !s)
+        return s;
+      continue;
+    }
     std::vector<float> values = initialValues(r.weight, r.shape, rng);
     if (Status s = session_->writeState(r.name, values.data()); !s)
       return s;
