@@ -7,6 +7,7 @@
 #include "JsonLine.h"
 #include "SessionFlags.h"
 
+#include "gai/Comm.h"
 #include "gai/Session.h"
 #include "gai/FloatConvert.h"
 #include "gai/Train.h"
@@ -100,6 +101,16 @@ int evalCommand(int argc, char **argv) {
   auto artifact = loadArtifact(artifactPath, weightsPath, options.trustedKeys);
   if (!artifact)
     return fail(artifact.status().message());
+  // A tensor-parallel artifact runs as one rank of a job; rank 0 prints.
+  auto placement = jobPlacementFromEnvironment();
+  if (!placement)
+    return fail(placement.status().message());
+  auto comm = openHostCommunicator(*placement);
+  if (!comm)
+    return fail(comm.status().message());
+  options.communicator = comm->get();
+  if (placement->rank != 0 && !std::freopen("/dev/null", "w", stdout))
+    return fail("cannot quiet this rank's output");
   auto created = Session::create(std::move(*artifact), options);
   if (!created)
     return fail(created.status().message());
