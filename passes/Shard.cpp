@@ -228,11 +228,8 @@ void Sharder::bucketAllReduce(MutableArrayRef<std::pair<Value, AddOp>> fresh) {
       return;
     }
     SmallVector<Value> flats;
-    int64_t total = 0;
-    for (auto &[g, add] : bucket) {
+    for (auto &[g, add] : bucket)
       flats.push_back(reshape(g, {typeOf(g).getNumElements()}));
-      total += typeOf(g).getNumElements();
-    }
     Value reduced = averageOverData(ConcatOp::create(b, flats, /*axis=*/0));
     int64_t offset = 0;
     for (auto &[g, add] : bucket) {
@@ -243,7 +240,6 @@ void Sharder::bucketAllReduce(MutableArrayRef<std::pair<Value, AddOp>> fresh) {
       add.setOperand(1, reshape(piece, typeOf(g).getShape()));
       offset += count;
     }
-    (void)total;
   };
   SmallVector<std::pair<Value, AddOp>> bucket;
   int64_t bytes = 0;
