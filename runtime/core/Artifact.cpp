@@ -670,6 +670,12 @@ Status LoadedArtifact::useTensorParallelRank(int64_t rank, int64_t ranks) {
   const format::Weights *w = root().weights();
   if (!w || !w->tensors() || !weights_)
     return Status::ok();
+  // The commands read the weights where rank 0's slices lie; the other
+  // ranks' slices are stored after all of them, and a rank keeps only that
+  // first part, its own slices in place.
+  int64_t readEnd = 0;
+  for (const format::TensorDesc *t : *w->tensors())
+    readEnd = std::max(readEnd, t->buffer()->offset() + t->buffer()->size());
   std::shared_ptr<std::vector<uint8_t>> mine;
   for (const format::TensorDesc *t : *w->tensors()) {
     if (!t->rank_offsets())
@@ -678,14 +684,15 @@ Status LoadedArtifact::useTensorParallelRank(int64_t rank, int64_t ranks) {
       return Status::error("weights: tensor '" + t->name()->str() + "' has " +
                            std::to_string(t->rank_offsets()->size()) +
                            " tensor-parallel slices for a mesh of tp=" + std::to_string(ranks));
-    if (!mine) // this rank's weights: the stored ones, its slices in place
-      mine = std::make_shared<std::vector<uint8_t>>(weights_, weights_ + weightsSize_);
+    if (!mine)
+      mine = std::make_shared<std::vector<uint8_t>>(weights_, weights_ + readEnd);
     std::memcpy(mine->data() + t->buffer()->offset(), weights_ + t->rank_offsets()->Get(rank),
                 static_cast<size_t>(t->buffer()->size()));
   }
   if (mine) {
     externalWeights_ = mine;
     weights_ = mine->data();
+    weightsSize_ = readEnd;
   }
   return Status::ok();
 }
