@@ -60,6 +60,15 @@ private:
       accumulate(sum.getInput(), cotangents[0]);
       return success();
     }
+    if (auto gather = dyn_cast<shard::AllGatherOp>(op)) {
+      // Every rank uses the gathered whole alike: its own part's cotangent
+      // is its slice of the whole's.
+      accumulate(gather.getInput(),
+                 shard::AllSliceOp::create(b, gather.getInput().getType(), gather.getGridAttr(),
+                                           gather.getGridAxesAttr(), cotangents[0],
+                                           gather.getGatherAxisAttr()));
+      return success();
+    }
     auto vjp = dyn_cast<VJPOpInterface>(op);
     if (!vjp)
       return op->emitOpError("has no VJP rule yet");

@@ -268,7 +268,9 @@ def GaiShardTensors : Pass<"gai-shard-tensors", "ModuleOp"> {
     and the output and down projections become row-parallel: each rank's
     product is a partial sum, added up by one `shard.all_reduce` (sum over
     axis 1) before the bias and the residual. Embeddings, norms and the LM
-    head stay whole on every rank.
+    head stay whole on every rank, except an LM head of its own (not the
+    embedding's), which splits over the vocabulary: each rank computes V/T
+    of the logits, and a `shard.all_gather` gives every rank all of them.
 
     The values that carry the heads or channels shrink as structured
     pruning shrinks them (StructuredPrune.h), and each weight sliced gets

@@ -101,3 +101,42 @@ module {
     return %0 : tensor<f32>
   }
 }
+
+// -----
+
+// An LM head of its own splits over the vocabulary: each rank computes 8 of
+// the 16 logits, gathered along the outermost axis (the vocabulary moved
+// there and back).
+// CHECK-LABEL: module
+// CHECK-LABEL: func.func @forward(
+// CHECK:         %[[W:.*]] = gai.param "lm_head" {gai.tp = {axis = 0 : i64, group = "lm_head", keep = 1 : i64, kind = "vocabulary", per_unit = 1 : i64, segments = array<i64: 0, 2, 8>}} : tensor<8x4xf32>
+// CHECK-NEXT:    %[[L:.*]] = gai.matmul %arg0, %[[W]] transpose_rhs {gai.tp_partial_input_grad = @mesh} : (tensor<1x3x4xf32>, tensor<8x4xf32>) -> tensor<1x3x8xf32>
+// CHECK-NEXT:    %[[F:.*]] = gai.transpose %[[L]] permutation = [2, 0, 1] : (tensor<1x3x8xf32>) -> tensor<8x1x3xf32>
+// CHECK-NEXT:    %[[G:.*]] = shard.all_gather %[[F]] on @mesh grid_axes = [1] gather_axis = 0 : tensor<8x1x3xf32> -> tensor<16x1x3xf32>
+// CHECK-NEXT:    %[[B:.*]] = gai.transpose %[[G]] permutation = [1, 2, 0] : (tensor<16x1x3xf32>) -> tensor<1x3x16xf32>
+// CHECK-NEXT:    return %[[B]]
+module {
+  func.func @forward(%x: tensor<1x3x4xf32>) -> tensor<1x3x16xf32> {
+    %w = gai.param "lm_head" : tensor<16x4xf32>
+    %l = gai.matmul %x, %w transpose_rhs : (tensor<1x3x4xf32>, tensor<16x4xf32>) -> tensor<1x3x16xf32>
+    return %l : tensor<1x3x16xf32>
+  }
+}
+
+// -----
+
+// Near miss: a head tied to the embedding stays whole (every rank's lookup
+// needs the whole table).
+// CHECK-LABEL: module
+// CHECK-LABEL: func.func @forward(
+// CHECK:         gai.param "embed" : tensor<16x4xf32>
+// CHECK-NOT:     shard.
+// CHECK:         return
+module {
+  func.func @forward(%t: tensor<1x3xi32>) -> tensor<1x3x16xf32> {
+    %w = gai.param "embed" : tensor<16x4xf32>
+    %x = gai.embedding %w, %t : (tensor<16x4xf32>, tensor<1x3xi32>) -> tensor<1x3x4xf32>
+    %l = gai.matmul %x, %w transpose_rhs : (tensor<1x3x4xf32>, tensor<16x4xf32>) -> tensor<1x3x16xf32>
+    return %l : tensor<1x3x16xf32>
+  }
+}
