@@ -80,7 +80,6 @@ private:
     return done;
   }
 
-  static constexpr int16_t kTensorAxis = 1;
   Value sumOverTensorAxis(Value g, FlatSymbolRefAttr grid) {
     return shard::AllReduceOp::create(
         b, g.getType(), grid, b.getDenseI16ArrayAttr({kTensorAxis}), g,

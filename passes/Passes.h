@@ -52,6 +52,12 @@ struct AdamwUpdate {
 AdamwUpdate buildAdamwUpdate(ImplicitLocOpBuilder &b, const AdamwScalars &scalars,
                              Value p, Value g, Value m, Value v, bool decay);
 
+/// The device grid the sharding passes build (`shard.grid @mesh`) and its
+/// axes: data parallel, then tensor parallel.
+constexpr llvm::StringLiteral kMeshSymbol = "mesh";
+constexpr int16_t kDataAxis = 0;
+constexpr int16_t kTensorAxis = 1;
+
 /// On a column-parallel matmul of a tensor-parallel loss: the gradient of
 /// its lhs is each rank's partial sum, which autodiff sums over the grid's
 /// tp axis (axis 1) of the symbol it names.

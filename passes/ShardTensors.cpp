@@ -20,8 +20,7 @@ using namespace mlir::gai;
 
 namespace {
 
-constexpr StringLiteral kGrid = "mesh";
-constexpr int16_t kTensorAxis = 1;
+constexpr StringLiteral kGrid = kMeshSymbol;
 
 RankedTensorType typeOf(Value v) { return cast<RankedTensorType>(v.getType()); }
 

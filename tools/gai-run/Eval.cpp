@@ -102,14 +102,10 @@ int evalCommand(int argc, char **argv) {
   if (!artifact)
     return fail(artifact.status().message());
   // A tensor-parallel artifact runs as one rank of a job; rank 0 prints.
-  auto placement = jobPlacementFromEnvironment();
-  if (!placement)
-    return fail(placement.status().message());
-  auto comm = openHostCommunicator(*placement);
+  auto comm = joinJob(options);
   if (!comm)
     return fail(comm.status().message());
-  options.communicator = comm->get();
-  if (placement->rank != 0 && !std::freopen("/dev/null", "w", stdout))
+  if ((*comm)->rank() != 0 && !std::freopen("/dev/null", "w", stdout))
     return fail("cannot quiet this rank's output");
   auto created = Session::create(std::move(*artifact), options);
   if (!created)

@@ -132,16 +132,12 @@ StatusOr<LoadedModel> loadModel(const GenerateFlags &flags) {
   std::string embeddedTokenizer = embedded ? embedded->str() : "";
   // A tensor-parallel artifact runs as one rank of a job (gai-run launch,
   // mpirun, srun, torchrun); every rank computes the same tokens.
-  auto placement = jobPlacementFromEnvironment();
-  if (!placement)
-    return placement.status();
   LoadedModel model;
-  auto comm = openHostCommunicator(*placement);
+  SessionOptions options = flags.session;
+  auto comm = joinJob(options);
   if (!comm)
     return comm.status();
   model.comm = std::move(*comm);
-  SessionOptions options = flags.session;
-  options.communicator = model.comm.get();
   auto session = Session::create(std::move(*artifact), options);
   if (!session)
     return session.status();

@@ -105,4 +105,14 @@ StatusOr<LoadedArtifact> loadArtifact(const std::string &artifact,
   return loaded;
 }
 
+StatusOr<std::unique_ptr<Communicator>> joinJob(SessionOptions &options) {
+  StatusOr<JobPlacement> placement = jobPlacementFromEnvironment();
+  if (!placement)
+    return placement.status();
+  StatusOr<std::unique_ptr<Communicator>> comm = openHostCommunicator(*placement);
+  if (comm)
+    options.communicator = comm->get();
+  return comm;
+}
+
 } // namespace gai

@@ -2,6 +2,7 @@
 #ifndef GAI_TOOLS_GAI_RUN_SESSIONFLAGS_H
 #define GAI_TOOLS_GAI_RUN_SESSIONFLAGS_H
 
+#include "gai/Comm.h"
 #include "gai/Session.h"
 
 #include <string>
@@ -17,6 +18,11 @@ enum class FlagResult { NotMine, Taken, Bad };
 /// `error` says what is wrong with a bad one.
 FlagResult parseSessionFlag(int argc, char **argv, int &i, SessionOptions &options,
                             std::string &error);
+
+/// This process's host communicator in a sharded job (gai/Comm.h), from
+/// the launcher's rank variables (a world of one without them), set as
+/// `options.communicator`; it must outlive the session.
+StatusOr<std::unique_ptr<Communicator>> joinJob(SessionOptions &options);
 
 /// LoadedArtifact::load, after checking that the artifact and the weights
 /// (when given) are regular files: a FIFO or device is refused, not read.

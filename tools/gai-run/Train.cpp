@@ -201,14 +201,10 @@ int trainCommand(int argc, char **argv) {
   bool startsFromWeights = artifact->weights() != nullptr;
   // A sharded job (gai-run launch, mpirun, srun, torchrun): rank 0 writes
   // the files and prints; every rank trains on its share of each batch.
-  auto placement = jobPlacementFromEnvironment();
-  if (!placement)
-    return fail(placement.status().message());
-  auto comm = openHostCommunicator(*placement);
+  auto comm = joinJob(f.session);
   if (!comm)
     return fail(comm.status().message());
-  f.session.communicator = comm->get();
-  const bool lead = placement->rank == 0;
+  const bool lead = (*comm)->rank() == 0;
   if (!lead)
     f.quiet = true;
   auto session = Session::create(std::move(*artifact), f.session);

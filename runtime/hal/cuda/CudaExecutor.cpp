@@ -63,6 +63,9 @@ public:
     return {allocated_, static_cast<int64_t>(totalBytes - freeBytes)};
   }
 
+  /// The job's processes: collectives run on a world of one only.
+  void setWorldSize(int64_t size) { resources_.worldSize = size; }
+
 private:
   struct Entry {
     const format::EntryPoint *desc = nullptr;
@@ -116,11 +119,6 @@ private:
   float *attentionWorkspace_ = nullptr;
   void *onesF32_ = nullptr, *onesBF16_ = nullptr; // for column sums by GEMM
   CudaResources resources_;
-
-public:
-  void setWorldSize(int64_t size) { resources_.worldSize = size; }
-
-private:
   ErrorWord *error_ = nullptr;
   PinnedBuffer hostError_;
   /// Weight tensors by their offset in the artifact's blob: (old offset,
