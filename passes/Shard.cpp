@@ -78,6 +78,10 @@ private:
   ModuleOp module;
   Grid grid;
   int64_t zero, bucketBytes;
+  /// Whether the dp axis gets its collectives: when it has ranks to talk
+  /// to, and on a grid of one, whose collectives are each a copy (so that
+  /// one device runs the steps a sharded job has).
+  bool shardsData() const { return grid.dp > 1 || grid.tp == 1; }
   ImplicitLocOpBuilder b;
   /// Each parameter's whole type, by name, in the step's order.
   SmallVector<std::pair<std::string, RankedTensorType>> params;
@@ -133,7 +137,7 @@ LogicalResult Sharder::run() {
     buildShardedOptimizer(optimizer);
     buildShardedZeroGrads(zeroGrads);
   }
-  if (auto eval = module.lookupSymbol<func::FuncOp>("eval_loss"); eval && grid.dp > 1)
+  if (auto eval = module.lookupSymbol<func::FuncOp>("eval_loss"); eval && shardsData())
     averageResult(eval, 0);
   return success();
 }
@@ -199,13 +203,13 @@ LogicalResult Sharder::shardTrainStep(func::FuncOp step) {
   if (zero) {
     if (failed(reduceScatterGradients(step, fresh, squaresIndex)))
       return failure();
-  } else if (grid.dp > 1) {
+  } else if (shardsData()) {
     bucketAllReduce(fresh);
   }
   if (grid.tp > 1 && !zero)
     rebuildSquares(step, squaresIndex);
   eraseDeadOps(step);
-  if (grid.dp > 1)
+  if (shardsData())
     averageResult(step, lossIndex);
   if (!sortTopologically(&body))
     return step.emitOpError("--gai-shard: the sharded step has a cycle");
@@ -409,8 +413,8 @@ struct ShardPass : mlir::gai::impl::GaiShardBase<ShardPass> {
       module.emitError("--gai-shard: zero=") << static_cast<int64_t>(zero) << ": expected 0 or 1 (ZeRO-1)";
       return signalPassFailure();
     }
-    if (grid->dp == 1 && grid->tp == 1)
-      return;
+    // A grid of one still gets its collectives (each a copy): the steps a
+    // sharded run has, on one device.
     if (failed(Sharder(module, *grid, zero, bucketBytes).run()))
       signalPassFailure();
   }

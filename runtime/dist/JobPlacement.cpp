@@ -81,10 +81,22 @@ StatusOr<JobPlacement> placementFrom(const VariableFamily &family) {
 } // namespace
 
 StatusOr<JobPlacement> jobPlacementFromEnvironment() {
+  StatusOr<JobPlacement> placement = JobPlacement();
   for (const VariableFamily &family : kFamilies)
-    if (variable(family.rank) || variable(family.size))
-      return placementFrom(family);
-  return JobPlacement();
+    if (variable(family.rank) || variable(family.size)) {
+      placement = placementFrom(family);
+      break;
+    }
+  if (placement && variable("GAI_COLLECTIVE_TIMEOUT")) {
+    int64_t seconds = 0;
+    if (Status s = readCount("GAI_COLLECTIVE_TIMEOUT", seconds); !s)
+      return s;
+    if (seconds < 1)
+      return Status::error("GAI_COLLECTIVE_TIMEOUT=0: give the seconds a rank waits on "
+                           "collectives (1 or more)");
+    placement->collectiveTimeoutSeconds = seconds;
+  }
+  return placement;
 }
 
 } // namespace gai

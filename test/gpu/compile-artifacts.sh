@@ -27,6 +27,14 @@ for family in llama gpt2; do
       --seq-len 32 --emit=artifact -o "$out/$family-$dtype-train.gai"
   done
 done
+# The collective steps of data parallelism and ZeRO-1 on a world of one (NCCL).
+dir=$fixtures/hf/llama-tiny
+for zero in 0 1; do
+  name=$([ $zero = 1 ] && echo zero1 || echo dp1)
+  "$gaic" "$dir/config.json" --weights "$dir/model.safetensors" --target=cuda \
+    --dtype=bf16 --mode=train --train-batch 2 --train-seq-len 16 --batch 1 \
+    --seq-len 32 --mesh dp=1 --zero=$zero --emit=artifact -o "$out/llama-bf16-$name-train.gai"
+done
 # Quantized forms of every family (groups of 16 divide every fixture's k):
 # CUDA f32 and bf16 beside the CPU's f32 build of the same quantized model,
 # and an int8 generation artifact.

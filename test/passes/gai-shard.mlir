@@ -82,8 +82,15 @@ func.func @eval_loss(%tokens: tensor<2x3xi32> {gai.name = "tokens"}, %targets: t
 // ZERO:         return %[[NEW]],
 // ZERO-LABEL: func.func @zero_grads() -> (tensor<11xf32> {gai.name = "grad.embed"}, tensor<2xf32> {gai.name = "grad.scale"})
 
-// One rank: nothing to share.
-// ONE-NOT: shard.
+// A grid of one keeps data parallelism's collectives (each a copy), so that
+// one device runs the steps of a sharded job.
+// ONE:         shard.grid @mesh(shape = 1x1)
+// ONE-LABEL:   func.func @eval_loss(
+// ONE:           shard.all_reduce %{{.*}} on @mesh grid_axes = [0] reduction = average : tensor<f32>
+// ONE-LABEL:   func.func @train_step(
+// ONE:           shard.all_reduce %{{.*}} on @mesh grid_axes = [0] reduction = average : tensor<36xf32>
+// ONE-LABEL:   func.func @optimizer_step(
+// ONE-NOT:       shard.
 
 // TWICE: --gai-shard: mesh 'dp=2,dp=4': expected dp=D and/or tp=T, each once, with positive counts; got 'dp=4'
 // AXIS: --gai-shard: mesh 'pp=2': expected dp=D and/or tp=T

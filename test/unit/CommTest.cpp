@@ -151,7 +151,9 @@ protected:
                                            "WORLD_SIZE",
                                            "LOCAL_RANK",
                                            "GAI_LAUNCH",
-                                           "GAI_MPI_PLUGIN"};
+                                           "GAI_MPI_PLUGIN",
+                                           "GAI_NCCL_LIBRARY",
+                                           "GAI_COLLECTIVE_TIMEOUT"};
   void SetUp() override {
     for (const char *name : kNames) {
       const char *value = std::getenv(name);
@@ -241,5 +243,34 @@ TEST_F(PlacementTest, ManyRanksWithoutThePluginSayMpiIsNeeded) {
   EXPECT_NE(message.find("apt-get install libopenmpi-dev openmpi-bin"),
             std::string::npos);
 }
+
+TEST_F(PlacementTest, CollectiveTimeout) {
+  EXPECT_EQ(jobPlacementFromEnvironment()->collectiveTimeoutSeconds, 600);
+  setenv("GAI_COLLECTIVE_TIMEOUT", "30", 1);
+  EXPECT_EQ(jobPlacementFromEnvironment()->collectiveTimeoutSeconds, 30);
+  setenv("GAI_COLLECTIVE_TIMEOUT", "0", 1);
+  EXPECT_NE(jobPlacementFromEnvironment().status().message().find("GAI_COLLECTIVE_TIMEOUT=0"),
+            std::string::npos);
+  setenv("GAI_COLLECTIVE_TIMEOUT", "soon", 1);
+  EXPECT_EQ(jobPlacementFromEnvironment().status().message(),
+            "GAI_COLLECTIVE_TIMEOUT='soon' is not a whole number");
+}
+
+#if GAI_HAVE_CUDA
+// NCCL is loaded at run time; where it is missing, a GPU job says how to
+// point gai at it (on any machine: the library is looked for first).
+TEST_F(PlacementTest, GpuRanksWithoutNcclSayWhereToFindIt) {
+  setenv("GAI_NCCL_LIBRARY", "/nonexistent/libnccl.so.2", 1);
+  JobPlacement placement;
+  placement.size = 2;
+  int ordinal = -1;
+  auto comm = openCudaCommunicator(placement, ordinal);
+  ASSERT_FALSE(comm);
+  const std::string &message = comm.status().message();
+  EXPECT_NE(message.find("NCCL is not here (/nonexistent/libnccl.so.2"), std::string::npos)
+      << message;
+  EXPECT_NE(message.find("GAI_NCCL_LIBRARY"), std::string::npos);
+}
+#endif
 
 } // namespace

@@ -102,7 +102,7 @@ int evalCommand(int argc, char **argv) {
   if (!artifact)
     return fail(artifact.status().message());
   // A tensor-parallel artifact runs as one rank of a job; rank 0 prints.
-  auto comm = joinJob(options);
+  auto comm = joinJob(options, *artifact);
   if (!comm)
     return fail(comm.status().message());
   if ((*comm)->rank() != 0 && !std::freopen("/dev/null", "w", stdout))

@@ -134,7 +134,7 @@ StatusOr<LoadedModel> loadModel(const GenerateFlags &flags) {
   // mpirun, srun, torchrun); every rank computes the same tokens.
   LoadedModel model;
   SessionOptions options = flags.session;
-  auto comm = joinJob(options);
+  auto comm = joinJob(options, *artifact);
   if (!comm)
     return comm.status();
   model.comm = std::move(*comm);

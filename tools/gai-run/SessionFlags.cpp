@@ -6,8 +6,9 @@
 #include "gai/SafeFile.h"
 #include "gai/Signing.h"
 #include "gai/WeightSet.h"
+#include "format/artifact_generated.h"
 
-#include "gai/SafeFile.h"
+#include <cstdlib>
 
 namespace gai {
 
@@ -105,11 +106,36 @@ StatusOr<LoadedArtifact> loadArtifact(const std::string &artifact,
   return loaded;
 }
 
-StatusOr<std::unique_ptr<Communicator>> joinJob(SessionOptions &options) {
+StatusOr<std::unique_ptr<Communicator>> joinJob(SessionOptions &options,
+                                                 const LoadedArtifact &artifact) {
   StatusOr<JobPlacement> placement = jobPlacementFromEnvironment();
   if (!placement)
     return placement.status();
-  StatusOr<std::unique_ptr<Communicator>> comm = openHostCommunicator(*placement);
+  const format::Artifact &root = artifact.root();
+  bool cudaArtifact = root.options() && root.options()->target() &&
+                      root.options()->target()->str().rfind("cuda", 0) == 0;
+  bool onCuda = options.device.rfind("cuda", 0) == 0 || (options.device == "auto" && cudaArtifact);
+  // A sharded artifact on a world of one runs its collectives through NCCL
+  // too, where NCCL is there (each is a copy either way).
+  bool sharded = root.options() && root.options()->mesh() && root.options()->mesh()->size() > 0;
+  StatusOr<std::unique_ptr<Communicator>> comm = Status::error("");
+  if (onCuda && placement->size == 1 && sharded) {
+    int ordinal = options.device.rfind("cuda:", 0) == 0 ? std::atoi(options.device.c_str() + 5)
+                                                        : 0;
+    comm = openCudaCommunicator(*placement, ordinal);
+    if (!comm)
+      comm = openHostCommunicator(*placement);
+  } else if (onCuda && placement->size > 1) {
+    // Each rank its own GPU, found from its local rank unless --device says.
+    int ordinal = -1;
+    if (options.device.rfind("cuda:", 0) == 0)
+      ordinal = std::atoi(options.device.c_str() + 5);
+    comm = openCudaCommunicator(*placement, ordinal);
+    if (comm)
+      options.device = "cuda:" + std::to_string(ordinal);
+  } else {
+    comm = openHostCommunicator(*placement);
+  }
   if (comm)
     options.communicator = comm->get();
   return comm;

@@ -19,10 +19,13 @@ enum class FlagResult { NotMine, Taken, Bad };
 FlagResult parseSessionFlag(int argc, char **argv, int &i, SessionOptions &options,
                             std::string &error);
 
-/// This process's host communicator in a sharded job (gai/Comm.h), from
-/// the launcher's rank variables (a world of one without them), set as
-/// `options.communicator`; it must outlive the session.
-StatusOr<std::unique_ptr<Communicator>> joinJob(SessionOptions &options);
+/// This process's communicator in a sharded job (gai/Comm.h), from the
+/// launcher's rank variables (a world of one without them), set as
+/// `options.communicator`; it must outlive the session. Ranks that run
+/// `artifact` on GPUs get NCCL's, each on its local rank's GPU (set in
+/// `options.device`); CPU ranks get the host communicator (MPI).
+StatusOr<std::unique_ptr<Communicator>> joinJob(SessionOptions &options,
+                                                 const LoadedArtifact &artifact);
 
 /// LoadedArtifact::load, after checking that the artifact and the weights
 /// (when given) are regular files: a FIFO or device is refused, not read.

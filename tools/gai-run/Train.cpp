@@ -201,7 +201,7 @@ int trainCommand(int argc, char **argv) {
   bool startsFromWeights = artifact->weights() != nullptr;
   // A sharded job (gai-run launch, mpirun, srun, torchrun): rank 0 writes
   // the files and prints; every rank trains on its share of each batch.
-  auto comm = joinJob(f.session);
+  auto comm = joinJob(f.session, *artifact);
   if (!comm)
     return fail(comm.status().message());
   const bool lead = (*comm)->rank() == 0;

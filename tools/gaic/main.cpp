@@ -389,13 +389,15 @@ int main(int argc, char **argv) {
     }
     if (zeroStage != 0 && zeroStage != 1)
       return fail("--zero: expected 0 or 1 (ZeRO-1), got " + std::to_string(zeroStage));
-    if (zeroStage == 1 && grid->dp == 1)
+    if (zeroStage == 1 && !meshSpec.getNumOccurrences())
       return fail("--zero=1 shards the optimizer state over data-parallel ranks: add "
-                  "--mesh dp=D with D > 1");
+                  "--mesh dp=D (dp=1: a world of one, for checking the sharded steps)");
     if (bucketMiB < 1)
       return fail("--bucket-mib: expected a positive count");
     options.build.dataParallel = grid->dp;
-    if (mode == "train" && (grid->dp > 1 || grid->tp > 1))
+    // dp=1 (a world of one) keeps the collectives: a sharded run's steps
+    // on one device, to check them there.
+    if (mode == "train")
       options.shard = {meshSpec, zeroStage, bucketMiB << 20, grid->tp};
   }
   // Both inputs default to what `gai-run generate` runs; @forward (every

@@ -577,15 +577,23 @@ Status CudaBackend::record(const cmd::Copy &c) {
   return Status::ok();
 }
 
-Status CudaBackend::recordCollective(const cmd::Collective &c, const char *name) {
-  if (device_.worldSize != 1)
-    return Status::error(std::string(name) + " between " + std::to_string(device_.worldSize) +
-                         " GPUs: collectives between GPUs (NCCL) are not built yet; run "
-                         "sharded artifacts on the CPU (gaic --target=cpu)");
-  uint8_t *in = ptr(c.input), *out = ptr(c.out);
+static CollectiveReduce hostReduceOf(format::CollectiveReduce r) {
+  switch (r) {
+  case format::CollectiveReduce::Average: return CollectiveReduce::Average;
+  case format::CollectiveReduce::Max: return CollectiveReduce::Max;
+  default: return CollectiveReduce::Sum;
+  }
+}
+
+Status CudaBackend::recordLocalCopy(const cmd::Collective &c, int64_t inputOffset,
+                                    const char *name) {
+  uint8_t *in = ptr(c.input) + inputOffset, *out = ptr(c.out);
   auto bytes = static_cast<size_t>(c.count * (dtypeBits(c.dtype) / 8));
   if (in == out)
     return Status::ok();
+  // cudaMemcpyAsync's ranges must not overlap.
+  if (in < out + bytes && out < in + bytes)
+    return Status::error(std::string(name) + ": its input and output overlap");
   add([=](cudaStream_t s) {
         if (cudaError_t err = cudaMemcpyAsync(out, in, bytes, cudaMemcpyDeviceToDevice, s);
             err != cudaSuccess)
@@ -594,6 +602,58 @@ Status CudaBackend::recordCollective(const cmd::Collective &c, const char *name)
       },
       name);
   return Status::ok();
+}
+
+Status CudaBackend::record(const cmd::AllReduce &c) {
+  DeviceCollectives *nccl = device_.collectives;
+  if (!nccl)
+    return recordLocalCopy(c, 0, "all_reduce");
+  const uint8_t *in = ptr(c.input);
+  uint8_t *out = ptr(c.out);
+  DType dtype = hostDType(c.dtype);
+  CollectiveReduce op = hostReduceOf(c.reduction);
+  int64_t count = c.count;
+  uint32_t axes = c.axes;
+  add([=](cudaStream_t s) { return nccl->allReduceOnDevice(in, out, count, dtype, op, axes, s); },
+      "all_reduce");
+  return Status::ok();
+}
+
+Status CudaBackend::record(const cmd::AllGather &c) {
+  DeviceCollectives *nccl = device_.collectives;
+  if (!nccl)
+    return recordLocalCopy(c, 0, "all_gather");
+  const uint8_t *in = ptr(c.input);
+  uint8_t *out = ptr(c.out);
+  DType dtype = hostDType(c.dtype);
+  int64_t count = c.count;
+  uint32_t axes = c.axes;
+  add([=](cudaStream_t s) { return nccl->allGatherOnDevice(in, out, count, dtype, axes, s); },
+      "all_gather");
+  return Status::ok();
+}
+
+Status CudaBackend::record(const cmd::ReduceScatter &c) {
+  DeviceCollectives *nccl = device_.collectives;
+  if (!nccl)
+    return recordLocalCopy(c, 0, "reduce_scatter");
+  const uint8_t *in = ptr(c.input);
+  uint8_t *out = ptr(c.out);
+  DType dtype = hostDType(c.dtype);
+  CollectiveReduce op = hostReduceOf(c.reduction);
+  int64_t count = c.count;
+  uint32_t axes = c.axes;
+  add([=](cudaStream_t s) {
+        return nccl->reduceScatterOnDevice(in, out, count, dtype, op, axes, s);
+      },
+      "reduce_scatter");
+  return Status::ok();
+}
+
+/// This rank's slice: no message, a copy from its offset in the input.
+Status CudaBackend::record(const cmd::AllSlice &c) {
+  int64_t index = device_.collectives ? device_.collectives->groupIndex(c.axes) : 0;
+  return recordLocalCopy(c, index * c.count * (dtypeBits(c.dtype) / 8), "all_slice");
 }
 
 Status CudaBackend::record(const cmd::Fill &c) {

@@ -6,6 +6,7 @@
 
 #include "hal/Backend.h"
 #include "hal/cuda/CommandGroups.h"
+#include "hal/cuda/DeviceCollectives.h"
 #include "hal/cuda/Driver.h"
 #include "hal/cuda/Gemm.h"
 #include "hal/cuda/Kernels.h"
@@ -43,7 +44,9 @@ struct CudaResources {
   bool overlapLaunches = false; // kernels built to wait for their predecessor
   int gemmTuneCandidates = 0;   // SessionOptions::gemmTuneCandidates
   QuantScratch quantScratch;    // prefill GEMMs over quantized weights
-  int64_t worldSize = 1;        // the job's processes (collectives)
+  /// The job's collectives between GPUs (NCCL); null in a world of one,
+  /// whose collectives are copies.
+  DeviceCollectives *collectives = nullptr;
 };
 
 /// Reductions over a middle axis that go to cuBLASLt: sums and means of
@@ -87,17 +90,15 @@ public:
   Status record(const cmd::Reduce &c) override;
   Status record(const cmd::Copy &c) override;
   Status record(const cmd::Fill &c) override;
-  Status record(const cmd::AllReduce &c) override { return recordCollective(c, "all_reduce"); }
-  Status record(const cmd::AllGather &c) override { return recordCollective(c, "all_gather"); }
-  Status record(const cmd::ReduceScatter &c) override {
-    return recordCollective(c, "reduce_scatter");
-  }
-  Status record(const cmd::AllSlice &c) override { return recordCollective(c, "all_slice"); }
+  Status record(const cmd::AllReduce &c) override;
+  Status record(const cmd::AllGather &c) override;
+  Status record(const cmd::ReduceScatter &c) override;
+  Status record(const cmd::AllSlice &c) override;
 
 private:
-  /// A world of one: each collective is a copy of this rank's elements.
-  /// Between GPUs they need NCCL, which this build does not run yet.
-  Status recordCollective(const cmd::Collective &c, const char *name);
+  /// Without collectives (a world of one), each is a copy of this rank's
+  /// `count` elements, from `inputOffset` bytes into the input.
+  Status recordLocalCopy(const cmd::Collective &c, int64_t inputOffset, const char *name);
   /// GEMMs steps[first, first + count), merged where mergeGemms allows.
   Status recordGemms(const std::vector<Command> &steps, const StepGroup &group);
   /// Cache writes of one shape and positions as one launch, step `index`

@@ -15,6 +15,9 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <set>
+#include <type_traits>
+#include <variant>
 
 namespace gai {
 namespace {
@@ -63,8 +66,8 @@ public:
     return {allocated_, static_cast<int64_t>(totalBytes - freeBytes)};
   }
 
-  /// The job's processes: collectives run on a world of one only.
-  void setWorldSize(int64_t size) { resources_.worldSize = size; }
+  /// The job's collectives between GPUs; null for a world of one.
+  void setCollectives(DeviceCollectives *collectives) { collectives_ = collectives; }
 
 private:
   struct Entry {
@@ -96,6 +99,9 @@ private:
                           const std::function<Status(cudaStream_t)> &enqueue);
   static constexpr int64_t kGreedySteps = 16; // a chunk: the host sees tokens this often
   Status checkError(const Entry &entry);
+  /// Waits for the stream; with collectives, watching them for a failed
+  /// rank (never forever).
+  Status synchronize(const std::string &what);
 
   const LoadedArtifact &artifact_;
   int ordinal_;
@@ -119,6 +125,7 @@ private:
   float *attentionWorkspace_ = nullptr;
   void *onesF32_ = nullptr, *onesBF16_ = nullptr; // for column sums by GEMM
   CudaResources resources_;
+  DeviceCollectives *collectives_ = nullptr;
   ErrorWord *error_ = nullptr;
   PinnedBuffer hostError_;
   /// Weight tensors by their offset in the artifact's blob: (old offset,
@@ -205,6 +212,10 @@ Status CudaExecutor::init() {
   if (ordinal_ >= count)
     return Status::error("--device=cuda:" + std::to_string(ordinal_) + ": only " +
                          std::to_string(count) + " CUDA GPU(s)");
+  if (collectives_ && collectives_->deviceOrdinal() != ordinal_)
+    return Status::error("--device=cuda:" + std::to_string(ordinal_) +
+                         ": this rank's collectives run on cuda:" +
+                         std::to_string(collectives_->deviceOrdinal()));
   if (cudaError_t e = cudaSetDevice(ordinal_); e != cudaSuccess)
     return cudaError("cudaSetDevice", e);
   cudaDeviceProp props{};
@@ -349,6 +360,23 @@ Status CudaExecutor::init() {
   resources_.quantScratch = {quantScratch_, quantScratchBytes_};
   resources_.overlapLaunches =
       root.kernels() && root.kernels()->programmatic_launch() && overlapsLaunches();
+  resources_.collectives = collectives_;
+  // Every rank makes the same group communicators in the same order, here,
+  // before any entry is recorded or captured.
+  if (collectives_) {
+    std::set<uint32_t> groups;
+    for (const DecodedEntry &decoded : artifact_.entries())
+      for (const Command &command : decoded.steps)
+        std::visit(
+            [&](const auto &c) {
+              if constexpr (std::is_base_of_v<cmd::Collective, std::decay_t<decltype(c)>>)
+                groups.insert(c.axes);
+            },
+            command);
+    for (uint32_t axes : groups)
+      if (Status s = collectives_->prepareGroup(axes); !s)
+        return s;
+  }
   if (root.entries())
     for (size_t index = 0; index < root.entries()->size(); ++index) {
       const format::EntryPoint *desc = root.entries()->Get(index);
@@ -433,6 +461,14 @@ Status CudaExecutor::writeState(int64_t offset, int64_t size, const void *src) {
 void CudaExecutor::zeroState(int64_t offset, int64_t size) {
   cudaMemsetAsync(state_ + offset, 0, static_cast<size_t>(size), stream_);
   cudaStreamSynchronize(stream_);
+}
+
+Status CudaExecutor::synchronize(const std::string &what) {
+  if (collectives_)
+    return collectives_->synchronize(stream_, what);
+  if (cudaError_t e = cudaStreamSynchronize(stream_); e != cudaSuccess)
+    return cudaError(what, e);
+  return Status::ok();
 }
 
 /// Inputs in, every step, outputs and the error word out: what a run is,
@@ -549,8 +585,8 @@ Status CudaExecutor::run(const std::string &name) {
   } else if (Status s = enqueue(entry, stream_); !s) {
     return Status::error("entry '" + name + "', " + s.message());
   }
-  if (cudaError_t e = cudaStreamSynchronize(stream_); e != cudaSuccess)
-    return cudaError("running entry '" + name + "' on " + name_, e);
+  if (Status s = synchronize("running entry '" + name + "' on " + name_); !s)
+    return s;
   if (cudaError_t e = cudaGetLastError(); e != cudaSuccess)
     return cudaError("running entry '" + name + "' on " + name_, e);
   if (profile_)
@@ -649,8 +685,8 @@ StatusOr<std::vector<int32_t>> CudaExecutor::decodeGreedy(const std::string &nam
                   static_cast<size_t>(steps * batch) * sizeof(int32_t), cudaMemcpyDeviceToHost,
                   stream_);
   cudaMemcpyAsync(hostError_.data, error_, sizeof(ErrorWord), cudaMemcpyDeviceToHost, stream_);
-  if (cudaError_t e = cudaStreamSynchronize(stream_); e != cudaSuccess)
-    return cudaError("greedy decoding of entry '" + name + "' on " + name_, e);
+  if (Status s = synchronize("greedy decoding of entry '" + name + "' on " + name_); !s)
+    return s;
   if (cudaError_t e = cudaGetLastError(); e != cudaSuccess)
     return cudaError("greedy decoding of entry '" + name + "' on " + name_, e);
   if (Status s = checkError(entry); !s)
@@ -675,7 +711,15 @@ StatusOr<std::unique_ptr<Executor>> createCudaExecutor(const LoadedArtifact &art
                                                        const SessionOptions &options,
                                                        Communicator &comm) {
   auto executor = std::make_unique<CudaExecutor>(artifact, ordinal, options);
-  executor->setWorldSize(comm.size());
+  // NCCL's communicator is also the job's host communicator; any other
+  // (a world of one, or MPI's) has no collectives between GPUs.
+  auto *collectives = dynamic_cast<DeviceCollectives *>(&comm);
+  if (!collectives && comm.size() != 1)
+    return Status::error("a job of " + std::to_string(comm.size()) + " GPU ranks needs NCCL "
+                         "between them, but its communicator is " + comm.kind() +
+                         "'s; open it with openCudaCommunicator (gai-run does for CUDA "
+                         "artifacts)");
+  executor->setCollectives(collectives);
   if (Status s = executor->init(); !s)
     return s;
   return std::unique_ptr<Executor>(std::move(executor));

@@ -11,4 +11,9 @@ StatusOr<std::unique_ptr<Executor>> createCudaExecutor(const LoadedArtifact &, i
                        "toolkit was found); rebuild with one to run on a GPU");
 }
 
+StatusOr<std::unique_ptr<Communicator>> openCudaCommunicator(const JobPlacement &, int &) {
+  return Status::error("this gai was built without the CUDA backend (no CUDA toolkit was "
+                       "found), so it has no collectives between GPUs");
+}
+
 } // namespace gai

@@ -95,6 +95,10 @@ struct JobPlacement {
   std::string launcher; ///< "", "mpi", "slurm", "torchrun"/"gai"
   /// The variable the world's size came from, for messages ("" for none).
   std::string sizeVariable;
+  /// How long a rank waits on collectives (and on the rendezvous) before it
+  /// takes a peer for stopped and ends the job: GAI_COLLECTIVE_TIMEOUT
+  /// seconds, 600 when unset.
+  int64_t collectiveTimeoutSeconds = 600;
 };
 /// An error names the variable that is malformed, missing from its pair
 /// or out of range.
@@ -108,6 +112,17 @@ StatusOr<JobPlacement> jobPlacementFromEnvironment();
 /// $GAI_MPI_PLUGIN when that is set (the one place it is read), else beside
 /// the running executable, in its ../lib, and on the loader's search path.
 StatusOr<std::unique_ptr<Communicator>> openHostCommunicator(const JobPlacement &placement);
+
+/// The communicator of a job on GPUs: NCCL between the ranks' devices (its
+/// library loaded at run time: $GAI_NCCL_LIBRARY when set, else
+/// libnccl.so.2 on the loader's path), whose host-memory collectives are
+/// staged through the device. `deviceOrdinal` below 0 picks the local rank's
+/// GPU (LOCAL_RANK modulo the GPUs visible) and is set to it. NCCL's unique
+/// id goes from rank 0 to the others over TCP at MASTER_ADDR:MASTER_PORT
+/// (gai-run launch and torchrun set them), else, under mpirun or srun, over
+/// MPI. A world of one needs neither. An error says what is missing.
+StatusOr<std::unique_ptr<Communicator>> openCudaCommunicator(const JobPlacement &placement,
+                                                             int &deviceOrdinal);
 
 } // namespace gai
 
