@@ -147,7 +147,8 @@ bool needsMadeWeights(mlir::ModuleOp optimized) {
   return quantized || hasPrunedWeights(optimized);
 }
 
-llvm::Expected<CompiledWeights> makeWeights(mlir::ModuleOp optimized, WeightSet &weights) {
+llvm::Expected<CompiledWeights> makeWeights(mlir::ModuleOp optimized, WeightSet &weights,
+                                            const ActivationSquares *calibration) {
   CompiledWeights made;
   if (int64_t parts = tensorParallelRanks(optimized); parts > 1) {
     auto split = splitTensorParallelWeights(optimized, weights, parts);
@@ -157,7 +158,7 @@ llvm::Expected<CompiledWeights> makeWeights(mlir::ModuleOp optimized, WeightSet 
       return std::move(e);
     made.all.addAll(*split);
   }
-  auto pruned = pruneWeights(optimized, weights);
+  auto pruned = pruneWeights(optimized, weights, calibration);
   if (!pruned)
     return pruned.takeError();
   made.pruned = std::move(*pruned);
@@ -392,7 +393,7 @@ compileArtifact(mlir::ModuleOp optimized, const ModelSpec &spec,
       if (llvm::Error e = options.madeWeights->overlayOn(**weights))
         return std::move(e);
     } else if (weightsMode == WeightsMode::Embedded && needsMadeWeights(optimized)) {
-      if (auto made = makeWeights(optimized, **weights); !made)
+      if (auto made = makeWeights(optimized, **weights, options.prune.calibration); !made)
         return made.takeError();
     }
     artifact.weights = &(*weights).value();

@@ -55,6 +55,9 @@ struct CompileOptions {
     std::vector<std::string> skip; ///< globs; empty: the pass's default
     int64_t heads = 0;             ///< query heads removed per attention
     double mlp = 0;                ///< fraction of MLP channels removed
+    /// --calibration's measurements (structured pruning by activation-
+    /// weighted magnitude); null: by magnitude.
+    const ActivationSquares *calibration = nullptr;
     bool any() const { return !pattern.empty() || heads > 0 || mlp > 0; }
   } prune;
   /// The weights made from weightsPath (makeWeights): the artifact stores
@@ -107,7 +110,8 @@ struct CompiledWeights {
 };
 /// Whether `module` needs weights made (makeWeights) before it runs.
 bool needsMadeWeights(mlir::ModuleOp optimized);
-llvm::Expected<CompiledWeights> makeWeights(mlir::ModuleOp optimized, WeightSet &weights);
+llvm::Expected<CompiledWeights> makeWeights(mlir::ModuleOp optimized, WeightSet &weights,
+                                            const ActivationSquares *calibration = nullptr);
 
 /// Lowers a copy of an optimised module to the exec dialect with
 /// --gai-lower-to-exec (for `--emit=exec`).

@@ -78,26 +78,65 @@ llvm::Error checkSlicing(const WeightSet &weights, llvm::StringRef name, const F
                "model's pruning expects along axis " + std::to_string(s.axis));
 }
 
-/// The group's units by Σw² over its weights, the largest first.
+/// Whether `calibration` weighs every weight of `g` (each 2-D one measured
+/// at its k; biases need nothing); otherwise the group goes by magnitude.
+bool calibrates(const ActivationSquares *calibration, const Group &g,
+                const std::map<std::string, FloatTensor> &floats) {
+  if (!calibration)
+    return false;
+  for (auto &[name, s] : g.members) {
+    const FloatTensor &t = floats.at(name.str());
+    if (t.shape.size() == 1)
+      continue;
+    auto it = calibration->weights.find(name.str());
+    if (t.shape.size() != 2 || it == calibration->weights.end() ||
+        static_cast<int64_t>(it->second.sums.size()) != t.shape[it->second.kAxis])
+      return false;
+  }
+  return true;
+}
+
+/// The group's units by Σw² over its weights (with calibration, each w²
+/// times its input feature's Σx²), the largest first.
 llvm::Expected<std::vector<int64_t>> rankUnits(const WeightSet &weights, const Group &g,
-                                               std::map<std::string, FloatTensor> &floats) {
-  std::vector<double> importance(static_cast<size_t>(g.units), 0.0);
+                                               std::map<std::string, FloatTensor> &floats,
+                                               const ActivationSquares *calibration,
+                                               bool &calibrated) {
   for (auto &[name, s] : g.members) {
     llvm::Expected<FloatTensor> t = readFloats(weights, name.str());
     if (!t)
       return t.takeError();
     if (llvm::Error e = checkSlicing(weights, name, *t, s, g.units))
       return std::move(e);
-    AxisView v = viewAlong(t->shape, s.axis);
+    floats[name.str()] = std::move(*t);
+  }
+  calibrated = calibrates(calibration, g, floats);
+  std::vector<double> importance(static_cast<size_t>(g.units), 0.0);
+  for (auto &[name, s] : g.members) {
+    const FloatTensor &t = floats.at(name.str());
+    AxisView v = viewAlong(t.shape, s.axis);
+    // A weight element's feature along k: its row or its column.
+    const std::vector<double> *sums = nullptr;
+    int64_t kAxis = 0;
+    double biasFactor = calibrated ? static_cast<double>(calibration->tokens) : 1.0;
+    if (calibrated && t.shape.size() == 2) {
+      const ActivationSquares::Weight &w = calibration->weights.at(name.str());
+      sums = &w.sums;
+      kAxis = w.kAxis;
+    }
     for (const PruneSegment &seg : s.segments)
       for (int64_t u = 0; u < seg.units; ++u)
         for (int64_t o = 0; o < v.outer; ++o)
           for (int64_t i = seg.offset + u * seg.size; i < seg.offset + (u + 1) * seg.size; ++i)
             for (int64_t j = 0; j < v.inner; ++j) {
-              double w = t->values[(o * v.extent + i) * v.inner + j];
-              importance[u] += w * w;
+              double w = t.values[(o * v.extent + i) * v.inner + j];
+              double factor = biasFactor;
+              if (sums) {
+                int64_t row = s.axis == 0 ? i : o, column = s.axis == 0 ? j : i;
+                factor = (*sums)[kAxis == 0 ? row : column];
+              }
+              importance[u] += w * w * factor;
             }
-    floats[name.str()] = std::move(*t);
   }
   std::vector<int64_t> order(static_cast<size_t>(g.units));
   std::iota(order.begin(), order.end(), 0);
@@ -130,7 +169,8 @@ FloatTensor slice(const FloatTensor &t, const WeightSlicing &s, const std::vecto
 }
 
 /// Structured pruning's weights, each group's choice the same everywhere.
-llvm::Error sliceGroups(mlir::ModuleOp module, const WeightSet &weights, PrunedWeights &out) {
+llvm::Error sliceGroups(mlir::ModuleOp module, const WeightSet &weights,
+                        const ActivationSquares *calibration, PrunedWeights &out) {
   std::map<std::string, Group> groups;
   std::vector<std::string> order; // as first found: the report's order
   llvm::StringSet<> seen;
@@ -150,7 +190,9 @@ llvm::Error sliceGroups(mlir::ModuleOp module, const WeightSet &weights, PrunedW
   for (const std::string &name : order) {
     const Group &g = groups[name];
     std::map<std::string, FloatTensor> floats;
-    llvm::Expected<std::vector<int64_t>> order = rankUnits(weights, g, floats);
+    bool calibrated = false;
+    llvm::Expected<std::vector<int64_t>> order =
+        rankUnits(weights, g, floats, calibration, calibrated);
     if (!order)
       return order.takeError();
     std::vector<int64_t> kept(order->begin(), order->begin() + g.keep),
@@ -161,7 +203,7 @@ llvm::Error sliceGroups(mlir::ModuleOp module, const WeightSet &weights, PrunedW
       FloatTensor t = slice(floats[member.str()], s, kept);
       out.add(member.str(), DType::F32, t.shape, t.values);
     }
-    out.groups.push_back({name, g.kind, g.units, g.perUnit, removed});
+    out.groups.push_back({name, g.kind, g.units, g.perUnit, removed, calibrated});
   }
   return llvm::Error::success();
 }
@@ -284,9 +326,11 @@ llvm::Expected<MadeWeights> splitTensorParallelWeights(mlir::ModuleOp module,
   return out;
 }
 
-llvm::Expected<PrunedWeights> pruneWeights(mlir::ModuleOp module, const WeightSet &weights) {
+llvm::Expected<PrunedWeights> pruneWeights(mlir::ModuleOp module, const WeightSet &weights,
+                                           const ActivationSquares *calibration) {
   PrunedWeights out;
-  if (llvm::Error e = sliceGroups(module, weights, out))
+  out.calibrationTokens = calibration ? calibration->tokens : 0;
+  if (llvm::Error e = sliceGroups(module, weights, calibration, out))
     return std::move(e);
   if (llvm::Error e = sparsify(module, weights, out))
     return std::move(e);
@@ -322,6 +366,9 @@ void printPruningReport(int64_t before, int64_t after, const PrunedWeights *prun
     os << "  (no --weights: which heads and channels go is chosen from real weights)\n";
     return;
   }
+  if (pruned->calibrationTokens > 0 && !pruned->groups.empty())
+    os << "  importance: |w|² weighted by the inputs' Σx² over " << pruned->calibrationTokens
+       << " calibration tokens\n";
   for (const PrunedGroup &g : pruned->groups) {
     os << "  " << g.name << ": ";
     if (g.kind == "heads") {
@@ -339,6 +386,8 @@ void printPruningReport(int64_t before, int64_t after, const PrunedWeights *prun
     } else {
       os << "removed " << g.removed.size() << " of " << g.units << " channels";
     }
+    if (pruned->calibrationTokens > 0 && !g.calibrated)
+      os << " (by magnitude: some of its weights were not measured)";
     os << "\n";
   }
   if (pruned->sparseMatrices)

@@ -4,6 +4,7 @@
 #ifndef GAI_COMPILER_PRUNEDWEIGHTS_H
 #define GAI_COMPILER_PRUNEDWEIGHTS_H
 
+#include "compiler/Calibration.h"
 #include "compiler/MadeWeights.h"
 
 #include "mlir/IR/BuiltinOps.h"
@@ -17,11 +18,13 @@ struct PrunedGroup {
   int64_t units = 0;        ///< KV groups (heads) or channels
   int64_t perUnit = 1;      ///< query heads in a KV group
   std::vector<int64_t> removed; ///< ascending
+  bool calibrated = false;      ///< chosen by activation-weighted magnitude
 };
 
 struct PrunedWeights : MadeWeights {
   std::vector<PrunedGroup> groups;
   int64_t sparseMatrices = 0; ///< 2:4, compressed or masked
+  int64_t calibrationTokens = 0; ///< --calibration's tokens; 0: none
 };
 
 /// Whether `module` has weights that pruneWeights makes.
@@ -30,11 +33,14 @@ bool hasPrunedWeights(mlir::ModuleOp module);
 /// Makes, from `weights`, every weight that --gai-prune changed in
 /// `module`. Structured pruning keeps the units of each group whose
 /// weights have the largest Σw² over all of the group's weights (ties to
-/// the lower unit), the same units in every weight of the group. 2:4 keeps
+/// the lower unit), the same units in every weight of the group; with
+/// `calibration`, each w² weighted by its input feature's Σx² (a bias's by
+/// the token count), for the groups whose weights were all measured. 2:4 keeps
 /// the two largest |w| of each four along k (gai/Sparsity.h), from the
 /// sliced weight where both apply. A missing or mis-shaped weight is an
 /// error naming it and the file.
-llvm::Expected<PrunedWeights> pruneWeights(mlir::ModuleOp module, const WeightSet &weights);
+llvm::Expected<PrunedWeights> pruneWeights(mlir::ModuleOp module, const WeightSet &weights,
+                                           const ActivationSquares *calibration = nullptr);
 
 /// Tensor parallelism's weights (--gai-shard-tensors' `gai.tp`): each
 /// split weight's slice for every one of `parts` ranks, rank 0's under the

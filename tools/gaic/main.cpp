@@ -195,6 +195,17 @@ cl::list<std::string> pruneSkip(
              "none: prune them all)"),
     cl::CommaSeparated, cl::value_desc("glob"), cl::cat(category));
 
+cl::opt<std::string> calibration(
+    "calibration",
+    cl::desc("--prune-heads/--prune-mlp: choose the heads and channels by activation-weighted "
+             "magnitude (|w|² × the input's Σx²) measured by running the dense model on this "
+             "text (byte-level, or .bin token ids) on the CPU"),
+    cl::value_desc("FILE"), cl::cat(category));
+cl::opt<int64_t> calibrationTokens(
+    "calibration-tokens",
+    cl::desc("--calibration: at most this many tokens of the file (default 16384)"),
+    cl::init(16384), cl::cat(category));
+
 int fail(const llvm::Twine &message) {
   llvm::WithColor::error(llvm::errs(), "gaic") << message << "\n";
   return 1;
@@ -256,7 +267,7 @@ llvm::Expected<gai::CompiledWeights> makeWeightsFrom(mlir::ModuleOp module,
   gai::StatusOr<gai::WeightSet> weights = gai::WeightSet::open(options.weightsPath);
   if (!weights)
     return llvm::createStringError(llvm::inconvertibleErrorCode(), weights.status().message());
-  return gai::makeWeights(module, *weights);
+  return gai::makeWeights(module, *weights, options.prune.calibration);
 }
 
 /// Writes `made` and the module's other weights to ARTIFACT.weights.safetensors.
@@ -367,6 +378,20 @@ int main(int argc, char **argv) {
   options.prune.skip.assign(pruneSkip.begin(), pruneSkip.end());
   options.prune.heads = pruneHeads;
   options.prune.mlp = pruneMlp;
+  std::optional<gai::ActivationSquares> measured;
+  if (calibration.getNumOccurrences()) {
+    if (pruneHeads == 0 && pruneMlp == 0)
+      return fail("--calibration weighs which heads and channels structured pruning removes: "
+                  "add --prune-heads N or --prune-mlp R");
+    if (calibrationTokens < 1)
+      return fail("--calibration-tokens: expected a positive count");
+    llvm::Expected<gai::ActivationSquares> squares =
+        gai::measureActivations(options, calibration, calibrationTokens);
+    if (!squares)
+      return fail(llvm::toString(squares.takeError()));
+    measured = std::move(*squares);
+    options.prune.calibration = &*measured;
+  }
   options.build.trainBatch = trainBatch;
   options.build.trainSeqLen = trainSeqLen;
   if (meshSpec.getNumOccurrences() || zeroStage.getNumOccurrences()) {
