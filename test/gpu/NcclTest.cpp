@@ -111,6 +111,7 @@ std::vector<double> trainSteps(const std::string &artifact, Communicator *comm) 
     return {};
   SessionOptions options;
   options.device = "cuda:0";
+  options.gemmTuneCandidates = 0; // the same GEMM algorithms in every session
   options.communicator = comm;
   auto session = Session::create(std::move(*loaded), options);
   EXPECT_TRUE(session.isOk()) << session.status().message();
@@ -135,7 +136,8 @@ std::vector<double> trainSteps(const std::string &artifact, Communicator *comm) 
 
 // The collective steps of DP and ZeRO-1 (all_reduce, reduce_scatter,
 // all_slice, all_gather) as NCCL calls, inside the entry's CUDA graph from
-// its second run: a world of one gives the unsharded losses.
+// its second run: a world of one gives the unsharded losses (ZeRO-1 sums
+// the clipping norm over flat shares, in another order: bf16 allows 1e-3).
 TEST(Nccl, ShardedTrainingStepsOfAWorldOfOne) {
   OPEN_NCCL_OR_SKIP(comm);
   std::vector<double> plain = trainSteps("llama-bf16-train.gai", nullptr);
@@ -144,7 +146,7 @@ TEST(Nccl, ShardedTrainingStepsOfAWorldOfOne) {
     std::vector<double> losses = trainSteps(sharded, comm.get());
     ASSERT_EQ(losses.size(), 20u) << sharded;
     for (size_t step = 0; step < losses.size(); ++step)
-      EXPECT_NEAR(losses[step], plain[step], 1e-5 * std::abs(plain[step]))
+      EXPECT_NEAR(losses[step], plain[step], 1e-3 * std::abs(plain[step]))
           << sharded << ", step " << step;
   }
 }

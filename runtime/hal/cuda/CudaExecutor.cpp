@@ -100,8 +100,10 @@ private:
   static constexpr int64_t kGreedySteps = 16; // a chunk: the host sees tokens this often
   Status checkError(const Entry &entry);
   /// Waits for the stream; with collectives, watching them for a failed
-  /// rank (never forever).
+  /// rank (never forever), and then aborting them.
   Status synchronize(const std::string &what);
+  /// The entries' CUDA graphs, none captured again.
+  void destroyGraphs();
 
   const LoadedArtifact &artifact_;
   int ordinal_;
@@ -175,11 +177,12 @@ CudaExecutor::~CudaExecutor() {
   for (auto &[name, entry] : entries_)
     for (cudaEvent_t e : entry->events)
       cudaEventDestroy(e);
+  destroyGraphs();
+  // Kernels stuck in a failed job's collectives end only when NCCL aborts,
+  // which it does once no graph holds its communicators.
+  if (collectives_ && collectives_->failed())
+    collectives_->abort();
   for (auto &[name, entry] : entries_) {
-    if (entry->graph)
-      cudaGraphExecDestroy(entry->graph);
-    if (entry->greedyGraph)
-      cudaGraphExecDestroy(entry->greedyGraph);
     cudaFree(entry->greedyRing);
     cudaFree(entry->greedyCounters);
   }
@@ -298,7 +301,9 @@ Status CudaExecutor::init() {
   size_t freeBytes = 0, totalBytes = 0;
   if (cudaError_t e = cudaMemGetInfo(&freeBytes, &totalBytes); e != cudaSuccess)
     return cudaError("reading the free memory of " + name_, e);
-  if (wanted > static_cast<__int128>(freeBytes)) {
+  // NCCL allocates its buffers later (at the first collective): leave it room.
+  const __int128 ncclRoom = collectives_ ? __int128(1) << 30 : 0;
+  if (wanted + ncclRoom > static_cast<__int128>(freeBytes)) {
     auto mib = [](__int128 bytes) { return std::to_string(static_cast<int64_t>(bytes >> 20)) + " MiB"; };
     return Status::error(
         "the artifact's planned peak is " +
@@ -369,7 +374,10 @@ Status CudaExecutor::init() {
       for (const Command &command : decoded.steps)
         std::visit(
             [&](const auto &c) {
-              if constexpr (std::is_base_of_v<cmd::Collective, std::decay_t<decltype(c)>>)
+              using C = std::decay_t<decltype(c)>;
+              // all_slice sends nothing: no communicator of its own.
+              if constexpr (std::is_base_of_v<cmd::Collective, C> &&
+                            !std::is_same_v<C, cmd::AllSlice>)
                 groups.insert(c.axes);
             },
             command);
@@ -463,9 +471,26 @@ void CudaExecutor::zeroState(int64_t offset, int64_t size) {
   cudaStreamSynchronize(stream_);
 }
 
+void CudaExecutor::destroyGraphs() {
+  for (auto &[name, entry] : entries_) {
+    if (entry->graph)
+      cudaGraphExecDestroy(entry->graph);
+    if (entry->greedyGraph)
+      cudaGraphExecDestroy(entry->greedyGraph);
+    entry->graph = entry->greedyGraph = nullptr;
+    entry->graphFailed = entry->greedyGraphFailed = true;
+  }
+}
+
 Status CudaExecutor::synchronize(const std::string &what) {
-  if (collectives_)
-    return collectives_->synchronize(stream_, what);
+  if (collectives_) {
+    Status s = collectives_->synchronize(stream_, what);
+    if (!s && collectives_->failed()) {
+      destroyGraphs();
+      collectives_->abort();
+    }
+    return s;
+  }
   if (cudaError_t e = cudaStreamSynchronize(stream_); e != cudaSuccess)
     return cudaError(what, e);
   return Status::ok();

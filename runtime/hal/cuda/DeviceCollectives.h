@@ -36,9 +36,15 @@ public:
                                        CollectiveReduce op, uint32_t axes,
                                        cudaStream_t stream) = 0;
   /// Waits for `stream`, watching the collectives for a failed rank: an
-  /// error (and the communicators aborted) when one reports a failure or
-  /// the job's collective timeout passes, instead of waiting forever.
+  /// error, and failed() from then on, when one reports a failure or the
+  /// job's collective timeout passes, instead of waiting forever.
   virtual Status synchronize(cudaStream_t stream, const std::string &what) = 0;
+  /// Whether a wait failed: the job is over, and its collectives refuse.
+  virtual bool failed() const = 0;
+  /// Aborts the communicators so that kernels stuck in a collective end.
+  /// NCCL's abort waits for every CUDA graph that captured one of them to
+  /// be destroyed: the caller destroys its graphs first.
+  virtual void abort() = 0;
 };
 
 } // namespace gai::cuda

@@ -125,11 +125,14 @@ public:
       : nccl_(nccl), placement_(placement), ordinal_(ordinal) {
     mesh_.shape = {placement.size};
   }
+  /// After every session that ran collectives through it (their CUDA
+  /// graphs hold the communicators: NCCL waits for them to go).
   ~NcclCommunicator() override {
     cudaSetDevice(ordinal_);
-    // A failed job aborted its communicators already; destroying a
-    // communicator whose peers are gone would wait for them.
-    if (!failed_) {
+    // Destroying a communicator whose peers are gone would wait for them.
+    if (failed_) {
+      abort();
+    } else {
       for (auto &[axes, comm] : groups_)
         nccl_.commDestroy(comm);
       if (world_)
@@ -161,6 +164,8 @@ public:
   int deviceOrdinal() const override { return ordinal_; }
 
   Status setMesh(const Mesh &mesh) override {
+    if (failed_)
+      return jobFailed();
     auto kept = dist::normalizedMesh(mesh, placement_.size);
     if (!kept)
       return kept.status();
@@ -230,7 +235,7 @@ public:
       if (e != cudaErrorNotReady)
         return cudaError(what, e);
       if (failed_)
-        return Status::error(what + ": the job's collectives failed earlier");
+        return Status::error(what + ": " + jobFailed().message());
       for (ncclComm_t comm : communicators()) {
         ncclResult_t async = ncclSuccess;
         nccl_.commGetAsyncError(comm, &async);
@@ -238,13 +243,13 @@ public:
           Status failure = nccl_.check(async, "collectives of rank " +
                                                   std::to_string(placement_.rank),
                                        comm);
-          abortAll();
+          failed_ = true;
           return Status::error(what + ": " + failure.message() +
                                "; a rank of the job failed or stopped");
         }
       }
       if (Clock::now() > deadline) {
-        abortAll();
+        failed_ = true;
         return Status::error(what + ": rank " + std::to_string(placement_.rank) +
                              "'s collectives did not finish in " +
                              std::to_string(placement_.collectiveTimeoutSeconds) +
@@ -302,6 +307,17 @@ public:
                          "broadcast", world_);
     });
   }
+  bool failed() const override { return failed_; }
+
+  void abort() override {
+    failed_ = true;
+    cudaSetDevice(ordinal_);
+    for (ncclComm_t comm : communicators())
+      nccl_.commAbort(comm);
+    world_ = nullptr;
+    groups_.clear();
+  }
+
   Status barrier() override {
     int32_t one = 1, sum = 0;
     return allReduce(&one, &sum, 1, DType::I32, CollectiveReduce::Sum, Mesh::kAllAxes);
@@ -320,7 +336,14 @@ private:
   /// The communicator of this rank's group along `axes`: the world's when
   /// the group is the world, else split from it (colour: the group's
   /// position among the groups; key: the rank's index within it).
+  Status jobFailed() const {
+    return Status::error("rank " + std::to_string(placement_.rank) +
+                         "'s collectives failed earlier: the job is over");
+  }
+
   StatusOr<ncclComm_t> group(uint32_t axes) {
+    if (failed_ || !world_)
+      return jobFailed();
     int64_t members = mesh_.groupSize(axes);
     if (members == placement_.size)
       return world_;
@@ -346,21 +369,20 @@ private:
   }
 
   std::vector<ncclComm_t> communicators() const {
-    std::vector<ncclComm_t> all = {world_};
+    std::vector<ncclComm_t> all;
+    if (world_)
+      all.push_back(world_);
     for (auto &[axes, comm] : groups_)
       all.push_back(comm);
     return all;
   }
 
-  void abortAll() {
-    failed_ = true;
-    for (ncclComm_t comm : communicators())
-      if (comm)
-        nccl_.commAbort(comm);
-  }
-
   template <typename Run>
   Status staged(const void *in, size_t inBytes, void *out, size_t outBytes, Run run) {
+    if (failed_)
+      return jobFailed();
+    if (cudaError_t e = cudaSetDevice(ordinal_); e != cudaSuccess)
+      return cudaError("cudaSetDevice(" + std::to_string(ordinal_) + ")", e);
     size_t need = inBytes + outBytes;
     if (need > stagingBytes_) {
       if (staging_)
@@ -373,12 +395,20 @@ private:
     }
     auto *deviceIn = static_cast<uint8_t *>(staging_), *deviceOut = deviceIn + inBytes;
     if (inBytes)
-      cudaMemcpyAsync(deviceIn, in, inBytes, cudaMemcpyHostToDevice, stream_);
+      if (cudaError_t e = cudaMemcpyAsync(deviceIn, in, inBytes, cudaMemcpyHostToDevice, stream_);
+          e != cudaSuccess)
+        return cudaError("staging a host collective", e);
     if (Status s = run(deviceIn, deviceOut); !s)
       return s;
+    // Watched first: a copy into pageable memory would wait, unwatched,
+    // for a collective whose peer is gone.
+    if (Status s = synchronize(stream_, "a host collective"); !s)
+      return s;
     if (outBytes)
-      cudaMemcpyAsync(out, deviceOut, outBytes, cudaMemcpyDeviceToHost, stream_);
-    return synchronize(stream_, "a host collective");
+      if (cudaError_t e = cudaMemcpy(out, deviceOut, outBytes, cudaMemcpyDeviceToHost);
+          e != cudaSuccess)
+        return cudaError("a host collective's result", e);
+    return Status::ok();
   }
 
   const NcclLibrary &nccl_;
