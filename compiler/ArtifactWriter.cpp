@@ -332,7 +332,8 @@ FailureOr<flatbuffers::Offset<fmt::Step>> Writer::step(Operation &op) {
                    out = toRef(e.getOut());
     return made(fmt::Command::Embedding,
                 fmt::CreateEmbedding(fbb, &table, &indices, &out, e.getVocab(), e.getDim(),
-                                     e.getCount(), dtype(e.getElementAttr())));
+                                     e.getCount(), dtype(e.getElementAttr()), e.getRowShards(),
+                                     e.getRowShardAxes()));
   }
   if (auto w = dyn_cast<exec::CacheWriteOp>(op)) {
     fmt::BufferRef cache = toRef(w.getCache()), update = toRef(w.getUpdate()),
@@ -399,7 +400,8 @@ FailureOr<flatbuffers::Offset<fmt::Step>> Writer::step(Operation &op) {
     fmt::BufferRef indices = toRef(h.getIndices()), out = toRef(h.getOut());
     return made(fmt::Command::OneHot,
                 fmt::CreateOneHot(fbb, &indices, &out, h.getCount(), h.getDepth(),
-                                  dtype(h.getElementAttr())));
+                                  dtype(h.getElementAttr()), h.getRowShards(),
+                                  h.getRowShardAxes()));
   }
   if (auto r = dyn_cast<exec::ReduceOp>(op)) {
     fmt::BufferRef input = toRef(r.getInput()), out = toRef(r.getOut());

@@ -43,27 +43,70 @@ bool becomesLogits(Value v) {
   return false;
 }
 
-/// The LM heads of `module` that split over `parts` ranks along the
-/// vocabulary: a weight [V, C] of its own (not an embedding's, which every
-/// rank's lookup needs whole) read only as the transposed rhs of matmuls
-/// whose products become the logits.
-SmallVector<MatmulOp> lmHeads(ModuleOp module, int64_t parts) {
-  llvm::StringSet<> embeddings;
-  module.walk([&](EmbeddingOp e) {
-    if (auto p = e->getOperand(0).getDefiningOp<ParamOp>())
-      embeddings.insert(p.getName());
+/// Whether `m` is an LM head that can split over the vocabulary: the
+/// transposed product of a [V, C] weight whose result becomes the logits.
+bool isLmHead(MatmulOp m, int64_t parts) {
+  auto p = m.getRhs().getDefiningOp<ParamOp>();
+  return p && m.getRhs() == m->getOperand(1) && m.getTransposeRhs() && !m.getTransposeLhs() &&
+         typeOf(p).getRank() == 2 && typeOf(p).getDimSize(0) % parts == 0 &&
+         becomesLogits(m.getResult());
+}
+
+/// Whether parameter `name` is read only by embeddings (as their table)
+/// and by LM heads: then every reader can take its vocabulary shard.
+bool splitsOverVocabulary(ModuleOp module, StringRef name, int64_t parts) {
+  bool all = true, any = false;
+  module.walk([&](ParamOp p) {
+    if (p.getName() != name)
+      return;
+    if (p->hasAttr(kTensorParallelAttr) || typeOf(p).getRank() != 2 ||
+        typeOf(p).getDimSize(0) % parts != 0)
+      all = false;
+    for (OpOperand &use : p->getUses()) {
+      any = true;
+      auto e = dyn_cast<EmbeddingOp>(use.getOwner());
+      auto m = dyn_cast<MatmulOp>(use.getOwner());
+      all = all && ((e && use.getOperandNumber() == 0) ||
+                    (m && use.getOperandNumber() == 1 && isLmHead(m, parts)));
+    }
   });
+  return all && any;
+}
+
+/// The LM heads of `module` that split over `parts` ranks along the
+/// vocabulary: every matmul that reads a weight splitsOverVocabulary allows
+/// (its own, or the embedding's it is tied to).
+SmallVector<MatmulOp> lmHeads(ModuleOp module, int64_t parts) {
+  llvm::StringMap<bool> splits;
   SmallVector<MatmulOp> heads;
   module.walk([&](MatmulOp m) {
     auto p = m.getRhs().getDefiningOp<ParamOp>();
-    if (!p || !m.getTransposeRhs() || m.getTransposeLhs() || p->hasAttr(kTensorParallelAttr) ||
-        embeddings.count(p.getName()) || typeOf(p).getRank() != 2 ||
-        typeOf(p).getDimSize(0) % parts != 0 || !becomesLogits(m.getResult()) ||
-        !llvm::all_of(p->getUsers(), [](Operation *u) { return isa<MatmulOp>(u); }))
+    if (!p || !isLmHead(m, parts))
       return;
-    heads.push_back(m);
+    auto [it, fresh] = splits.try_emplace(p.getName(), false);
+    if (fresh)
+      it->second = splitsOverVocabulary(module, p.getName(), parts);
+    if (it->second)
+      heads.push_back(m);
   });
   return heads;
+}
+
+/// The embeddings whose tables split over the vocabulary.
+SmallVector<EmbeddingOp> vocabularyEmbeddings(ModuleOp module, int64_t parts) {
+  llvm::StringMap<bool> splits;
+  SmallVector<EmbeddingOp> found;
+  module.walk([&](EmbeddingOp e) {
+    auto p = e.getTable().getDefiningOp<ParamOp>();
+    if (!p || e.getVocabShards() != 1)
+      return;
+    auto [it, fresh] = splits.try_emplace(p.getName(), false);
+    if (fresh)
+      it->second = splitsOverVocabulary(module, p.getName(), parts);
+    if (it->second)
+      found.push_back(e);
+  });
+  return found;
 }
 
 struct ShardTensorsPass : mlir::gai::impl::GaiShardTensorsBase<ShardTensorsPass> {
@@ -86,7 +129,9 @@ struct ShardTensorsPass : mlir::gai::impl::GaiShardTensorsBase<ShardTensorsPass>
     SmallVector<Operation *> contractions, columns;
     if (failed(splitHeadsAndChannels(module, tp, contractions, columns)))
       return signalPassFailure();
+    // Both are decided before anything is sliced.
     SmallVector<MatmulOp> heads = lmHeads(module, tp);
+    SmallVector<EmbeddingOp> embeddings = vocabularyEmbeddings(module, tp);
     for (MatmulOp m : heads)
       columns.push_back(m);
     // Each rank's gradient of a column-parallel product's input is a
@@ -125,6 +170,35 @@ struct ShardTensorsPass : mlir::gai::impl::GaiShardTensorsBase<ShardTensorsPass>
     }
     for (MatmulOp m : heads)
       splitVocabulary(b, m, grid);
+    for (EmbeddingOp e : embeddings)
+      splitEmbedding(b, e, grid);
+  }
+
+  /// The weight's rows over the vocabulary: each rank keeps V/T of them
+  /// (recorded for gaic and checkpoints), once for all its readers.
+  void sliceVocabulary(ParamOp p) {
+    if (p->hasAttr(kTensorParallelAttr))
+      return;
+    RankedTensorType whole = typeOf(p);
+    const int64_t mine = whole.getDimSize(0) / tp;
+    setWeightSlicing(p, {p.getName().str(), "vocabulary", 0, 1, 1, {{0, tp, mine}}},
+                     kTensorParallelAttr);
+    p.getResult().setType(
+        RankedTensorType::get({mine, whole.getDimSize(1)}, whole.getElementType()));
+  }
+
+  /// A vocabulary-parallel embedding (Megatron's): each rank looks up the
+  /// ids of its rows, zeros for the others, and a sum over tp gives every
+  /// rank the whole lookup.
+  void splitEmbedding(OpBuilder &b, EmbeddingOp e, FlatSymbolRefAttr grid) {
+    sliceVocabulary(e.getTable().getDefiningOp<ParamOp>());
+    e.setVocabShards(tp);
+    b.setInsertionPointAfter(e);
+    Value mine = e.getResult();
+    auto sum = shard::AllReduceOp::create(
+        b, e.getLoc(), mine.getType(), grid, b.getDenseI16ArrayAttr({kTensorAxis}), mine,
+        shard::ReductionKindAttr::get(b.getContext(), shard::ReductionKind::Sum));
+    mine.replaceAllUsesExcept(sum.getResult(), sum);
   }
 
   /// The LM head column-parallel over the vocabulary: each rank computes
@@ -133,14 +207,9 @@ struct ShardTensorsPass : mlir::gai::impl::GaiShardTensorsBase<ShardTensorsPass>
   /// all of them; the weight records its slicing for gaic and checkpoints.
   void splitVocabulary(OpBuilder &b, MatmulOp m, FlatSymbolRefAttr grid) {
     auto p = m.getRhs().getDefiningOp<ParamOp>();
-    RankedTensorType whole = typeOf(p), logits = typeOf(m.getResult());
-    const int64_t vocab = whole.getDimSize(0), mine = vocab / tp;
-    if (!p->hasAttr(kTensorParallelAttr)) {
-      setWeightSlicing(p, {p.getName().str(), "vocabulary", 0, 1, 1, {{0, tp, mine}}},
-                       kTensorParallelAttr);
-      p.getResult().setType(RankedTensorType::get({mine, whole.getDimSize(1)},
-                                                  whole.getElementType()));
-    }
+    RankedTensorType logits = typeOf(m.getResult());
+    const int64_t mine = logits.getShape().back() / tp;
+    sliceVocabulary(p);
     SmallVector<int64_t> shape(logits.getShape());
     const int64_t rank = logits.getRank();
     shape.back() = mine;

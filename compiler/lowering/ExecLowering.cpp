@@ -7,6 +7,7 @@
 #include "compiler/codegen/FusionRows.h"
 #include "compiler/codegen/GpuFusionKernels.h"
 #include "passes/MemoryPlan.h"
+#include "passes/Passes.h"
 #include "passes/PruneAttr.h"
 #include "compiler/lowering/NormFold.h"
 #include "dialects/Exec/ExecOps.h"
@@ -150,6 +151,11 @@ private:
                         base.getOffset() + offset, size);
   }
   IntegerAttr i64(int64_t v) { return b.getI64IntegerAttr(v); }
+  /// The grid axes whose rank picks a vocabulary shard: the tensor-parallel
+  /// axis, when there are shards.
+  static IntegerAttr vocabShardAxes(OpBuilder &b, int64_t shards) {
+    return b.getI32IntegerAttr(shards > 1 ? 1 << kTensorAxis : 0);
+  }
   /// The element type of `v`, as a command's `element`.
   TypeAttr elementOf(Value v) {
     return TypeAttr::get(cast<ShapedType>(v.getType()).getElementType());
@@ -535,7 +541,8 @@ LogicalResult Lowering::lowerOp(Operation *op) {
     ArrayRef<int64_t> table = shape(e.getTable());
     exec::EmbeddingOp::create(b, loc, ref(e.getTable()), ref(e.getIndices()),
                               ref(e.getResult()), i64(table[0]), i64(table[1]),
-                              i64(product(shape(e.getIndices()))), elementOf(e.getTable()));
+                              i64(product(shape(e.getIndices()))), elementOf(e.getTable()),
+                              i64(e.getVocabShards()), vocabShardAxes(b, e.getVocabShards()));
     return success();
   }
   if (auto w = dyn_cast<CacheWriteOp>(op)) {
@@ -627,7 +634,8 @@ LogicalResult Lowering::lowerOp(Operation *op) {
     exec::OneHotOp::create(b, loc, ref(oneHot.getIndices()), ref(oneHot.getResult()),
                            i64(product(shape(oneHot.getIndices()))),
                            i64(static_cast<int64_t>(oneHot.getDepth())),
-                           elementOf(oneHot.getResult()));
+                           elementOf(oneHot.getResult()), i64(oneHot.getVocabShards()),
+                           vocabShardAxes(b, oneHot.getVocabShards()));
     return success();
   }
   if (auto reduce = dyn_cast<ReduceOp>(op)) {

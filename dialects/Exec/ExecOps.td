@@ -236,10 +236,14 @@ def Exec_EmbeddingOp : Exec_Command<"embedding"> {
   let summary = "out[i] = table[indices[i]]: rows of a [vocab, dim] table";
   let arguments = (ins Exec_RefAttr:$table, Exec_RefAttr:$indices,
       Exec_RefAttr:$out, I64Attr:$vocab, I64Attr:$dim, I64Attr:$count,
-      TypeAttr:$element);
+      TypeAttr:$element, DefaultValuedAttr<I64Attr, "1">:$row_shards,
+      DefaultValuedAttr<I32Attr, "0">:$row_shard_axes);
   let description = [{
-    `indices` are `count` i32 token ids; an id outside [0, vocab) is an
-    error at run time. `element` is the type of table and out.
+    `indices` are `count` i32 token ids; an id outside [0, vocab ×
+    row_shards) is an error at run time. `element` is the type of table and
+    out. With row_shards > 1 the table holds rows [g·vocab, (g+1)·vocab),
+    g the rank's index in its group along the grid axes `row_shard_axes`
+    (a bitmask): other ids give zero rows.
   }];
 }
 
@@ -332,7 +336,13 @@ def Exec_PlaceOp : Exec_Command<"place"> {
 def Exec_OneHotOp : Exec_Command<"one_hot"> {
   let summary = "out[i, j] = (indices[i] == j)";
   let arguments = (ins Exec_RefAttr:$indices, Exec_RefAttr:$out,
-      I64Attr:$count, I64Attr:$depth, TypeAttr:$element);
+      I64Attr:$count, I64Attr:$depth, TypeAttr:$element,
+      DefaultValuedAttr<I64Attr, "1">:$row_shards,
+      DefaultValuedAttr<I32Attr, "0">:$row_shard_axes);
+  let description = [{
+    As exec.embedding's sharded rows: with row_shards > 1, out holds
+    classes [g·depth, (g+1)·depth) of depth × row_shards.
+  }];
 }
 
 def Exec_ReduceOp : Exec_Command<"reduce"> {

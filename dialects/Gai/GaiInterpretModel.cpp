@@ -160,14 +160,16 @@ HostTensor matmul(const HostTensor &a, const HostTensor &b, bool ta, bool tb,
 llvm::Error EmbeddingOp::interpret(InterpretState &state) {
   const HostTensor &table = state.in(getTable());
   const HostTensor &ids = state.in(getIndices());
-  int64_t vocab = table.shape[0], d = table.shape[1];
+  // One process: a table of vocabulary shards is rank 0's, the first rows.
+  int64_t rows = table.shape[0], d = table.shape[1], vocab = vocabulary();
   HostTensor t(shapeOf(getResult()));
   for (int64_t i = 0; i < ids.numElements(); ++i) {
     int64_t id = static_cast<int64_t>(ids.data[i]);
     if (id < 0 || id >= vocab)
       return interpretError(*this, "token id " + Twine(id) + " is not in [0, " +
                                        Twine(vocab) + ")");
-    std::copy_n(table.data.begin() + id * d, d, t.data.begin() + i * d);
+    if (id < rows)
+      std::copy_n(table.data.begin() + id * d, d, t.data.begin() + i * d);
   }
   state.set(getResult(), std::move(t));
   return llvm::Error::success();

@@ -208,6 +208,9 @@ LogicalResult EmbeddingOp::inferReturnTypes(MLIRContext *,
     return opError(loc, getOperationName(),
                    "expects operand #0 (table) of shape [vocab, dim], got " +
                        formatShape(table.getShape()));
+  if (adaptor.getVocabShards() < 1)
+    return opError(loc, getOperationName(),
+                   "expects vocab_shards >= 1, got " + std::to_string(adaptor.getVocabShards()));
   SmallVector<int64_t> shape(ids.getShape());
   shape.push_back(table.getDimSize(1));
   types.push_back(RankedTensorType::get(shape, table.getElementType()));
@@ -731,6 +734,8 @@ LogicalResult OneHotOp::verify() {
   int64_t depth = static_cast<int64_t>(getDepth());
   if (depth < 1)
     return emitOpError("expects depth >= 1, got ") << depth;
+  if (getVocabShards() < 1)
+    return emitOpError("expects vocab_shards >= 1, got ") << getVocabShards();
   SmallVector<int64_t> expected(getIndices().getType().getShape());
   expected.push_back(depth);
   if (getType().getShape() != ArrayRef<int64_t>(expected))

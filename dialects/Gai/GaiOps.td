@@ -69,10 +69,20 @@ def Gai_EmbeddingOp : Gai_Op<"embedding", [Gai_Differentiable, Gai_Interpreted,
         : (tensor<256x64xf32>, tensor<2x32xi32>) -> tensor<2x32x64xf32>
     ```
   }];
-  let arguments = (ins Gai_FloatTensor:$table, Gai_IndexTensor:$indices);
+  let arguments = (ins Gai_FloatTensor:$table, Gai_IndexTensor:$indices,
+                       DefaultValuedAttr<I64Attr, "1">:$vocab_shards);
   let results = (outs Gai_FloatTensor:$result);
   let assemblyFormat = [{
     $table `,` $indices attr-dict `:` functional-type(operands, results)
+  }];
+  let extraClassDeclaration = [{
+    /// With vocab_shards = T > 1 the table is this rank's 1/T of the
+    /// vocabulary, by its index along the grid's tensor-parallel axis (rank
+    /// r holds rows [r·V/T, (r+1)·V/T)): ids of the others give zero rows,
+    /// and a sum over the tensor-parallel ranks makes the whole lookup.
+    int64_t vocabulary() {
+      return getTable().getType().getDimSize(0) * getVocabShards();
+    }
   }];
 }
 
@@ -479,10 +489,16 @@ def Gai_TopKOp : Gai_Op<"topk", [Gai_Differentiable, Gai_Interpreted, Pure,
 
 def Gai_OneHotOp : Gai_Op<"one_hot", [Gai_NoGradient, Gai_Interpreted, Pure]> {
   let summary = "indices [...] to [..., depth] of 0 and 1";
-  let arguments = (ins Gai_IndexTensor:$indices, I64Attr:$depth);
+  let arguments = (ins Gai_IndexTensor:$indices, I64Attr:$depth,
+                       DefaultValuedAttr<I64Attr, "1">:$vocab_shards);
   let results = (outs Gai_FloatTensor:$result);
   let assemblyFormat = [{
     $indices `depth` `=` $depth attr-dict `:` functional-type(operands, results)
+  }];
+  let description = [{
+    With vocab_shards = T > 1, the depth is this rank's share of T·depth
+    classes (as gai.embedding's table): indices of the other ranks give
+    zero rows.
   }];
   let hasVerifier = 1;
 }

@@ -76,8 +76,9 @@ LogicalResult EmbeddingOp::vjp(ImplicitLocOpBuilder &b,
   Value ids = ReshapeOp::create(
       b, RankedTensorType::get({n}, typeOf(getIndices()).getElementType()),
       getIndices());
-  Value hot =
-      OneHotOp::create(b, RankedTensorType::get({n, vocab}, elt), ids, vocab);
+  // A table of vocabulary shards gets the gradient of its own rows.
+  Value hot = OneHotOp::create(b, RankedTensorType::get({n, vocab}, elt), ids, vocab,
+                               getVocabShards());
   Value rows = ReshapeOp::create(b, RankedTensorType::get({n, d}, elt), g);
   sweep.accumulate(table, matmul(b, hot, rows, true, false));
   return success();

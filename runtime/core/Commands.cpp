@@ -378,9 +378,34 @@ cmd::Launch decodeLaunch(Checker &check, const format::Launch &t,
   return l;
 }
 
-cmd::Embedding decodeEmbedding(Checker &check, const format::Embedding &t) {
+/// Sharded rows: `shards` must be the size of the group along `axes`.
+cmd::RowShards decodeRowShards(Checker &check, int64_t shards, uint32_t axes,
+                               const std::vector<int64_t> &mesh) {
+  cmd::RowShards r{shards, axes};
+  if (shards == 1 && axes == 0)
+    return r;
+  int64_t group = 1;
+  for (size_t axis = 0; axis < 32; ++axis)
+    if (axes >> axis & 1u) {
+      if (axis >= mesh.size()) {
+        check.require(false, "row_shard_axes names axis " + std::to_string(axis) +
+                                 ", not an axis of the artifact's mesh of " +
+                                 std::to_string(mesh.size()) + " axes");
+        return r;
+      }
+      group *= mesh[axis];
+    }
+  check.require(shards == group, "row_shards " + std::to_string(shards) +
+                                     " is not the size of its group along row_shard_axes (" +
+                                     std::to_string(group) + ")");
+  return r;
+}
+
+cmd::Embedding decodeEmbedding(Checker &check, const format::Embedding &t,
+                               const std::vector<int64_t> &mesh) {
   cmd::Embedding c{check.buffer(t.table(), "table"), check.buffer(t.indices(), "indices"),
-                   check.buffer(t.out(), "out"), t.vocab(), t.dim(), t.count(), t.dtype()};
+                   check.buffer(t.out(), "out"), t.vocab(), t.dim(), t.count(), t.dtype(),
+                   decodeRowShards(check, t.row_shards(), t.row_shard_axes(), mesh)};
   int64_t e = check.floatBytes(c.dtype);
   check.positive(c.vocab, "vocab");
   check.positive(c.dim, "dim");
@@ -547,9 +572,11 @@ cmd::Place decodePlace(Checker &check, const format::Place &t) {
   return c;
 }
 
-cmd::OneHot decodeOneHot(Checker &check, const format::OneHot &t) {
+cmd::OneHot decodeOneHot(Checker &check, const format::OneHot &t,
+                         const std::vector<int64_t> &mesh) {
   cmd::OneHot c{check.buffer(t.indices(), "indices"), check.buffer(t.out(), "out"), t.count(),
-                t.depth(), t.dtype()};
+                t.depth(), t.dtype(),
+                decodeRowShards(check, t.row_shards(), t.row_shard_axes(), mesh)};
   int64_t e = check.floatBytes(c.dtype);
   check.nonNegative(c.count, "count");
   check.positive(c.depth, "depth");
@@ -693,7 +720,7 @@ StatusOr<DecodedEntry> decodeEntry(const format::EntryPoint &entry, const SpaceS
       command = decodeLaunch(check, *step->command_as_Launch(), kernels);
       break;
     case format::Command::Embedding:
-      command = decodeEmbedding(check, *step->command_as_Embedding());
+      command = decodeEmbedding(check, *step->command_as_Embedding(), mesh);
       break;
     case format::Command::CacheWrite:
       command = decodeCacheWrite(check, *step->command_as_CacheWrite());
@@ -712,7 +739,7 @@ StatusOr<DecodedEntry> decodeEntry(const format::EntryPoint &entry, const SpaceS
       break;
     case format::Command::Place: command = decodePlace(check, *step->command_as_Place()); break;
     case format::Command::OneHot:
-      command = decodeOneHot(check, *step->command_as_OneHot());
+      command = decodeOneHot(check, *step->command_as_OneHot(), mesh);
       break;
     case format::Command::Reduce:
       command = decodeReduce(check, *step->command_as_Reduce());

@@ -79,10 +79,19 @@ struct Launch {
   std::vector<int64_t> grid; // CUDA grid and block; empty on the CPU
 };
 
+/// A table (or one-hot depth) of sharded rows: this rank's are rows
+/// [g·rows, (g+1)·rows) of rows × shards, g its index in its group along
+/// the mesh axes of the bitmask `axes`; other ids give zeros.
+struct RowShards {
+  int64_t shards = 1;
+  uint32_t axes = 0;
+};
+
 struct Embedding {
   Buffer table, indices, out;
-  int64_t vocab = 0, dim = 0, count = 0;
+  int64_t vocab = 0, dim = 0, count = 0; // vocab: this rank's rows
   format::DType dtype = format::DType::F32;
+  RowShards rowShards;
 };
 
 struct CacheWrite {
@@ -138,8 +147,9 @@ struct Place {
 
 struct OneHot {
   Buffer indices, out;
-  int64_t count = 0, depth = 0;
+  int64_t count = 0, depth = 0; // depth: this rank's classes
   format::DType dtype = format::DType::F32;
+  RowShards rowShards;
 };
 
 struct Reduce {

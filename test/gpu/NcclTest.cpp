@@ -6,6 +6,7 @@
 #include "GpuTest.h"
 #include "TrainFixture.h"
 #include "hal/cuda/DeviceCollectives.h"
+#include "hal/cuda/Kernels.h"
 
 #include "gai/Comm.h"
 #include "gai/Train.h"
@@ -94,6 +95,50 @@ TEST(Nccl, DeviceCollectivesOnAStream) {
   cudaStreamDestroy(stream);
   cudaFree(in);
   cudaFree(out);
+}
+
+// A vocabulary shard on the GPU: the table holds ids 4..7 of 12 (rank 1 of
+// 3); other ids look up zeros and set a one-hot row to zeros, and only an
+// id past the whole vocabulary is reported.
+TEST(VocabularyShards, EmbeddingAndOneHot) {
+  SKIP_WITHOUT_GPU();
+  std::vector<float> table(4 * 2);
+  for (size_t i = 0; i < table.size(); ++i)
+    table[i] = static_cast<float>(i + 1);
+  void *deviceTable = uploadAs(table, DType::F32);
+  std::vector<int32_t> ids = {5, 0, 7, 11};
+  int32_t *deviceIds = nullptr;
+  float *rows = nullptr, *hot = nullptr;
+  cuda::ErrorWord *error = nullptr;
+  ASSERT_EQ(cudaMalloc(&deviceIds, 16), cudaSuccess);
+  ASSERT_EQ(cudaMalloc(&rows, 4 * 2 * 4), cudaSuccess);
+  ASSERT_EQ(cudaMalloc(&hot, 4 * 4 * 4), cudaSuccess);
+  ASSERT_EQ(cudaMalloc(&error, sizeof(cuda::ErrorWord)), cudaSuccess);
+  cudaMemcpy(deviceIds, ids.data(), 16, cudaMemcpyHostToDevice);
+  cudaMemset(error, 0, sizeof(cuda::ErrorWord));
+  cuda::embedding(cuda::Elem::F32, deviceTable, 4, 2, deviceIds, 4, rows, error, 0, 4, 12,
+                  nullptr);
+  cuda::oneHot(cuda::Elem::F32, deviceIds, 4, 4, hot, error, 1, 4, 12, nullptr);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  cuda::ErrorWord word{};
+  cudaMemcpy(&word, error, sizeof word, cudaMemcpyDeviceToHost);
+  EXPECT_EQ(word.flag, cuda::kNoError);
+  EXPECT_EQ(downloadAs(rows, DType::F32, 8), (std::vector<float>{3, 4, 0, 0, 7, 8, 0, 0}));
+  EXPECT_EQ(downloadAs(hot, DType::F32, 16),
+            (std::vector<float>{0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0}));
+  ids[1] = 12;
+  cudaMemcpy(deviceIds, ids.data(), 16, cudaMemcpyHostToDevice);
+  cuda::embedding(cuda::Elem::F32, deviceTable, 4, 2, deviceIds, 4, rows, error, 2, 4, 12,
+                  nullptr);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  cudaMemcpy(&word, error, sizeof word, cudaMemcpyDeviceToHost);
+  EXPECT_EQ(word.flag, cuda::kBadTokenId);
+  EXPECT_EQ(word.a, 12);
+  cudaFree(deviceTable);
+  cudaFree(deviceIds);
+  cudaFree(rows);
+  cudaFree(hot);
+  cudaFree(error);
 }
 
 /// 20 of the fixture's AdamW steps of `artifact` with `comm` (null: a

@@ -125,18 +125,45 @@ module {
 
 // -----
 
-// Near miss: a head tied to the embedding stays whole (every rank's lookup
-// needs the whole table).
+// A head tied to the embedding: the table splits over the vocabulary for
+// both (Megatron's vocabulary-parallel embedding). Each rank looks up the
+// ids of its 8 rows (zeros for the others), a sum over tp makes the whole
+// lookup, and the head computes the rank's 8 logits, gathered.
 // CHECK-LABEL: module
 // CHECK-LABEL: func.func @forward(
-// CHECK:         gai.param "embed" : tensor<16x4xf32>
-// CHECK-NOT:     shard.
-// CHECK:         return
+// CHECK:         %[[T:.*]] = gai.param "embed" {gai.tp = {axis = 0 : i64, group = "embed", keep = 1 : i64, kind = "vocabulary", per_unit = 1 : i64, segments = array<i64: 0, 2, 8>}} : tensor<8x4xf32>
+// CHECK-NEXT:    %[[E:.*]] = gai.embedding %[[T]], %arg0 {{{.*}}vocab_shards = 2 : i64} : (tensor<8x4xf32>, tensor<1x3xi32>) -> tensor<1x3x4xf32>
+// CHECK-NEXT:    %[[S:.*]] = shard.all_reduce %[[E]] on @mesh grid_axes = [1] : tensor<1x3x4xf32> -> tensor<1x3x4xf32>
+// CHECK-NEXT:    %[[L:.*]] = gai.matmul %[[S]], %[[T]] transpose_rhs : (tensor<1x3x4xf32>, tensor<8x4xf32>) -> tensor<1x3x8xf32>
+// CHECK:         shard.all_gather %{{.*}} on @mesh grid_axes = [1] gather_axis = 0 : tensor<8x1x3xf32> -> tensor<16x1x3xf32>
 module {
   func.func @forward(%t: tensor<1x3xi32>) -> tensor<1x3x16xf32> {
     %w = gai.param "embed" : tensor<16x4xf32>
     %x = gai.embedding %w, %t : (tensor<16x4xf32>, tensor<1x3xi32>) -> tensor<1x3x4xf32>
     %l = gai.matmul %x, %w transpose_rhs : (tensor<1x3x4xf32>, tensor<16x4xf32>) -> tensor<1x3x16xf32>
     return %l : tensor<1x3x16xf32>
+  }
+}
+
+// -----
+
+// Near misses: a table of 15 rows does not divide over two ranks, and a
+// table that another op reads besides lookups and LM heads stays whole too.
+// CHECK-LABEL: module
+// CHECK-LABEL: func.func @forward(
+// CHECK:         gai.param "odd" : tensor<15x4xf32>
+// CHECK:         gai.embedding %{{.*}}, %arg0 : (tensor<15x4xf32>
+// CHECK:         gai.param "shared" : tensor<16x4xf32>
+// CHECK:         gai.embedding %{{.*}}, %arg0 : (tensor<16x4xf32>
+// CHECK-NOT:     shard.
+// CHECK:         return
+module {
+  func.func @forward(%t: tensor<1x3xi32>) -> (tensor<1x3x4xf32>, tensor<1x3x4xf32>, tensor<16x4xf32>) {
+    %o = gai.param "odd" : tensor<15x4xf32>
+    %x = gai.embedding %o, %t : (tensor<15x4xf32>, tensor<1x3xi32>) -> tensor<1x3x4xf32>
+    %w = gai.param "shared" : tensor<16x4xf32>
+    %y = gai.embedding %w, %t : (tensor<16x4xf32>, tensor<1x3xi32>) -> tensor<1x3x4xf32>
+    %z = gai.mul %w, %w : (tensor<16x4xf32>, tensor<16x4xf32>) -> tensor<16x4xf32>
+    return %x, %y, %z : tensor<1x3x4xf32>, tensor<1x3x4xf32>, tensor<16x4xf32>
   }
 }

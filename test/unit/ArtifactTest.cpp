@@ -62,6 +62,11 @@ struct Options {
   int64_t gatherCount = 4;
   // The weight w split over tensor-parallel ranks: each rank's slice.
   std::vector<int64_t> rankOffsets;
+  // A lookup of 4 ids in w as a table [8, 8] of f32 (its first 256 bytes)
+  // of `embeddingShards` shards along the grid axes `embeddingAxes`.
+  bool embedding = false;
+  int64_t embeddingShards = 1;
+  uint32_t embeddingAxes = 0;
 };
 
 /// A small decode-like artifact: 256 bytes of weights, an input, an output,
@@ -146,6 +151,13 @@ std::vector<uint8_t> build(const Options &o = {}) {
         b, &q, &k, &v, &out, &start, 1, 2, 1, o.queries, 4, 8, 8, 0.35f, 0.0f, true, 0,
         fmt::DType::F32, &kNew, &vNew, o.rope, &positions, 10000.0f);
     steps.push_back(fmt::CreateStep(b, fmt::Command::Attention, attention.Union()));
+  }
+  if (o.embedding) {
+    fmt::BufferRef table(fmt::Space::Weights, 0, 256), ids(fmt::Space::Arena, 640, 16),
+        rows(fmt::Space::Arena, 768, 128);
+    auto lookup = fmt::CreateEmbedding(b, &table, &ids, &rows, 8, 8, 4, fmt::DType::F32,
+                                       o.embeddingShards, o.embeddingAxes);
+    steps.push_back(fmt::CreateStep(b, fmt::Command::Embedding, lookup.Union()));
   }
   if (o.allGather) {
     fmt::BufferRef gathered(fmt::Space::Arena, 512, 64);
@@ -457,6 +469,26 @@ TEST(Artifact, TensorParallelSlicesAreChecked) {
   o.rankOffsets = {-8};
   EXPECT_EQ(loadError(build(o)), "m.gai: weights: tensor 'w': a rank's slice at -8 falls "
                                  "outside the weights' 256 bytes");
+}
+
+TEST(Artifact, VocabularyShardsAreChecked) {
+  Options o;
+  o.embedding = true;
+  o.mesh = {1, 2};
+  EXPECT_TRUE(LoadedArtifact::fromBytes(build(o), "m.gai", ".").isOk());
+  o.embeddingShards = 2;
+  o.embeddingAxes = 1u << 1;
+  EXPECT_TRUE(LoadedArtifact::fromBytes(build(o), "m.gai", ".").isOk());
+  Options wrongCount = o;
+  wrongCount.embeddingShards = 4;
+  EXPECT_EQ(loadError(build(wrongCount)),
+            "m.gai: entry 'decode': step 3 (embedding): row_shards 4 is not the size of its "
+            "group along row_shard_axes (2)");
+  Options noAxis = o;
+  noAxis.embeddingAxes = 1u << 2;
+  EXPECT_EQ(loadError(build(noAxis)),
+            "m.gai: entry 'decode': step 3 (embedding): row_shard_axes names axis 2, not an "
+            "axis of the artifact's mesh of 2 axes");
 }
 
 TEST(Artifact, ExternalWeightsAreChecked) {

@@ -248,6 +248,19 @@ TEST(CpuKernels, DataMovementAndItsErrors) {
   EXPECT_EQ(cpu::take(xf.data(), r.data(), 2, 4, 3, taken.data()), 0);
   id = {1, 10, 2, 3};
   EXPECT_EQ(cpu::embedding(tf.data(), 10, 3, id.data(), 4, embedded.data()), 1);
+
+  // A vocabulary shard: the table's 10 rows are ids 10..19 of 30; the
+  // others' rows are zeros, and only ids past the whole vocabulary are bad.
+  id = {12, 3, 19, 25};
+  EXPECT_EQ(cpu::embedding(tf.data(), 10, 3, id.data(), 4, embedded.data(), 10, 30), -1);
+  for (int64_t j = 0; j < 3; ++j) {
+    EXPECT_EQ(embedded[j], tf[2 * 3 + j]);
+    EXPECT_EQ(embedded[3 + j], 0.0f);
+    EXPECT_EQ(embedded[6 + j], tf[9 * 3 + j]);
+    EXPECT_EQ(embedded[9 + j], 0.0f);
+  }
+  id = {12, 30, 0, 0};
+  EXPECT_EQ(cpu::embedding(tf.data(), 10, 3, id.data(), 4, embedded.data(), 10, 30), 1);
 }
 
 } // namespace

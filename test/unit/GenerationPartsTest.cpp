@@ -221,6 +221,12 @@ TEST(LayoutKernels, SliceTopKOneHotReduce) {
   EXPECT_EQ(std::vector<float>(hot, hot + 6), (std::vector<float>{0, 0, 1, 1, 0, 0}));
   int32_t bad[] = {1, 3};
   EXPECT_EQ(cpu::oneHot(bad, 2, 3, hot), 1);
+  // Classes 3..5 of 9: index 3 is this shard's first, index 1 another's.
+  int32_t sharded[] = {3, 1};
+  EXPECT_EQ(cpu::oneHot(sharded, 2, 3, hot, 3, 9), -1);
+  EXPECT_EQ(std::vector<float>(hot, hot + 6), (std::vector<float>{1, 0, 0, 0, 0, 0}));
+  int32_t past[] = {3, 9};
+  EXPECT_EQ(cpu::oneHot(past, 2, 3, hot, 3, 9), 1);
 
   float x[] = {1, 2, 3, 4, 5, 6}, sum[3], max[2];
   cpu::reduce(x, sum, cpu::ReduceKind::Sum, 1, 2, 3); // [2, 3] over dim 0

@@ -156,11 +156,12 @@ public:
   Status record(const cmd::Embedding &e) override {
     if (Status s = f32Only(e.dtype); !s)
       return s;
+    int64_t first = firstRow(e.rowShards, e.vocab), vocab = e.vocab * e.rowShards.shards;
     int64_t bad = cpu::embedding(f32(e.table), e.vocab, e.dim, i32(e.indices), e.count,
-                                 f32(e.out));
+                                 f32(e.out), first, vocab);
     if (bad >= 0)
       return Status::error("token id " + std::to_string(i32(e.indices)[bad]) +
-                           " is outside the vocabulary of " + std::to_string(e.vocab));
+                           " is outside the vocabulary of " + std::to_string(vocab));
     return Status::ok();
   }
 
@@ -232,8 +233,10 @@ public:
   Status record(const cmd::OneHot &h) override {
     if (Status s = f32Only(h.dtype); !s)
       return s;
-    if (cpu::oneHot(i32(h.indices), h.count, h.depth, f32(h.out)) >= 0)
-      return Status::error("an index is outside [0, " + std::to_string(h.depth) + ")");
+    int64_t classes = h.depth * h.rowShards.shards;
+    if (cpu::oneHot(i32(h.indices), h.count, h.depth, f32(h.out),
+                    firstRow(h.rowShards, h.depth), classes) >= 0)
+      return Status::error("an index is outside [0, " + std::to_string(classes) + ")");
     return Status::ok();
   }
 
@@ -286,6 +289,10 @@ private:
     case format::CollectiveReduce::Max: return CollectiveReduce::Max;
     default: return CollectiveReduce::Sum;
     }
+  }
+  /// The first of this rank's `rows` sharded rows.
+  int64_t firstRow(const cmd::RowShards &shards, int64_t rows) const {
+    return shards.shards > 1 ? comm_.mesh().groupIndex(comm_.rank(), shards.axes) * rows : 0;
   }
   std::vector<float> denseB_, denseGate_;
   uint8_t *ptr(const Buffer &b) const {

@@ -6,12 +6,18 @@
 
 namespace gai::cpu {
 
-int64_t embedding(const float *table, int64_t vocab, int64_t dim,
-                  const int32_t *ids, int64_t count, float *out) {
+int64_t embedding(const float *table, int64_t rows, int64_t dim, const int32_t *ids,
+                  int64_t count, float *out, int64_t firstRow, int64_t vocab) {
+  if (vocab < 0)
+    vocab = rows;
   for (int64_t i = 0; i < count; ++i) {
     if (ids[i] < 0 || ids[i] >= vocab)
       return i;
-    std::copy_n(table + int64_t(ids[i]) * dim, dim, out + i * dim);
+    int64_t row = int64_t(ids[i]) - firstRow;
+    if (row >= 0 && row < rows)
+      std::copy_n(table + row * dim, dim, out + i * dim);
+    else
+      std::fill_n(out + i * dim, dim, 0.0f);
   }
   return -1;
 }

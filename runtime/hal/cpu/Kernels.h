@@ -48,10 +48,11 @@ struct AttentionArgs {
 };
 void attention(const AttentionArgs &args);
 
-/// out[i, :] = table[ids[i], :]; returns the first id outside [0, vocab), or
-/// -1 when all are inside (those rows are left untouched).
-int64_t embedding(const float *table, int64_t vocab, int64_t dim,
-                  const int32_t *ids, int64_t count, float *out);
+/// out[i, :] = table[ids[i] - firstRow, :] for the `rows` rows the table
+/// holds, zeros for other ids (a vocabulary shard); returns the first id
+/// outside [0, vocab) (vocab -1: rows), or -1 when all are inside.
+int64_t embedding(const float *table, int64_t rows, int64_t dim, const int32_t *ids,
+                  int64_t count, float *out, int64_t firstRow = 0, int64_t vocab = -1);
 
 /// Writes update [B, H, T, D] into cache [B, H, S, D] at slots
 /// start[b] .. start[b] + T - 1. Returns the first row whose slots do not
@@ -80,10 +81,11 @@ void slice(const void *in, void *out, int64_t elementBytes,
 void topk(const float *in, int64_t rows, int64_t n, int64_t k, float *values,
           int32_t *indices);
 
-/// out[i, j] = indices[i] == j ? 1 : 0 for j < depth. Returns the first i
-/// whose index is outside [0, depth), or -1.
-int64_t oneHot(const int32_t *indices, int64_t count, int64_t depth,
-               float *out);
+/// out[i, j] = indices[i] - firstClass == j ? 1 : 0 for j < depth (a
+/// shard of `classes`; -1: depth). Returns the first i whose index is
+/// outside [0, classes), or -1.
+int64_t oneHot(const int32_t *indices, int64_t count, int64_t depth, float *out,
+               int64_t firstClass = 0, int64_t classes = -1);
 
 /// For o < outer: `chunk` bytes from in + o·chunk to
 /// out + o·outStride + offset (a concat's part, one copy of a repeat).

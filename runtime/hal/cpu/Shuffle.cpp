@@ -93,13 +93,17 @@ void topk(const float *in, int64_t rows, int64_t n, int64_t k, float *values,
   }
 }
 
-int64_t oneHot(const int32_t *indices, int64_t count, int64_t depth,
-               float *out) {
+int64_t oneHot(const int32_t *indices, int64_t count, int64_t depth, float *out,
+               int64_t firstClass, int64_t classes) {
+  if (classes < 0)
+    classes = depth;
   std::fill_n(out, count * depth, 0.0f);
   for (int64_t i = 0; i < count; ++i) {
-    if (indices[i] < 0 || indices[i] >= depth)
+    if (indices[i] < 0 || indices[i] >= classes)
       return i;
-    out[i * depth + indices[i]] = 1.0f;
+    int64_t at = int64_t(indices[i]) - firstClass;
+    if (at >= 0 && at < depth)
+      out[i * depth + at] = 1.0f;
   }
   return -1;
 }

@@ -345,9 +345,10 @@ Status CudaBackend::record(const cmd::Embedding &c) {
   uint8_t *table = ptr(c.table), *ids = ptr(c.indices), *out = ptr(c.out);
   ErrorWord *error = device_.error;
   int stepIndex = static_cast<int>(step());
-  int64_t vocab = c.vocab, dim = c.dim, count = c.count;
+  int64_t rows = c.vocab, dim = c.dim, count = c.count;
+  int64_t first = firstRow(c.rowShards, rows), vocab = rows * c.rowShards.shards;
   add([=](cudaStream_t s) {
-        embedding(e, table, vocab, dim, i32(ids), count, out, error, stepIndex, s);
+        embedding(e, table, rows, dim, i32(ids), count, out, error, stepIndex, first, vocab, s);
         return Status::ok();
       },
       "embedding");
@@ -511,8 +512,10 @@ Status CudaBackend::record(const cmd::OneHot &c) {
   uint8_t *indices = ptr(c.indices), *out = ptr(c.out);
   ErrorWord *error = device_.error;
   int stepIndex = static_cast<int>(step());
+  int64_t count = c.count, depth = c.depth, first = firstRow(c.rowShards, depth),
+          classes = depth * c.rowShards.shards;
   add([=](cudaStream_t s) {
-        oneHot(e, i32(indices), c.count, c.depth, out, error, stepIndex, s);
+        oneHot(e, i32(indices), count, depth, out, error, stepIndex, first, classes, s);
         return Status::ok();
       },
       "one_hot");
@@ -583,6 +586,12 @@ static CollectiveReduce hostReduceOf(format::CollectiveReduce r) {
   case format::CollectiveReduce::Max: return CollectiveReduce::Max;
   default: return CollectiveReduce::Sum;
   }
+}
+
+int64_t CudaBackend::firstRow(const cmd::RowShards &shards, int64_t rows) const {
+  if (shards.shards == 1 || !device_.collectives)
+    return 0; // a world of one is every group's first rank
+  return device_.collectives->groupIndex(shards.axes) * rows;
 }
 
 Status CudaBackend::recordLocalCopy(const cmd::Collective &c, int64_t inputOffset,

@@ -99,6 +99,8 @@ private:
   /// Without collectives (a world of one), each is a copy of this rank's
   /// `count` elements, from `inputOffset` bytes into the input.
   Status recordLocalCopy(const cmd::Collective &c, int64_t inputOffset, const char *name);
+  /// The first of this rank's `rows` sharded rows (a vocabulary shard).
+  int64_t firstRow(const cmd::RowShards &shards, int64_t rows) const;
   /// GEMMs steps[first, first + count), merged where mergeGemms allows.
   Status recordGemms(const std::vector<Command> &steps, const StepGroup &group);
   /// Cache writes of one shape and positions as one launch, step `index`

@@ -28,9 +28,10 @@ __device__ void report(ErrorWord *error, int code, int step, int a, int b) {
 }
 
 template <typename T>
-__global__ void embeddingKernel(const T *table, int64_t vocab, int64_t dim,
+__global__ void embeddingKernel(const T *table, int64_t rows, int64_t dim,
                                 const int32_t *ids, int64_t count, T *out,
-                                ErrorWord *error, int step) {
+                                ErrorWord *error, int step, int64_t firstRow,
+                                int64_t vocab) {
   letNextKernelStart();
   waitForPriorKernels();
   int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
@@ -43,7 +44,8 @@ __global__ void embeddingKernel(const T *table, int64_t vocab, int64_t dim,
       report(error, kBadTokenId, step, id, 0);
     return;
   }
-  out[i] = table[id * dim + col];
+  int64_t mine = id - firstRow;
+  out[i] = mine >= 0 && mine < rows ? table[mine * dim + col] : fromFloat<T>(0.0f);
 }
 
 /// Moves `Word`s: `dim` counts words of a row. Thread i works on write
@@ -216,17 +218,18 @@ __global__ void topkKernel(const T *in, int64_t rows, int64_t n, int64_t k,
 
 template <typename T>
 __global__ void oneHotKernel(const int32_t *indices, int64_t count, int64_t depth,
-                             T *out, ErrorWord *error, int step) {
+                             T *out, ErrorWord *error, int step, int64_t firstClass,
+                             int64_t classes) {
   int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (i >= count * depth)
     return;
   int32_t index = indices[i / depth];
-  if (index < 0 || index >= depth) {
+  if (index < 0 || index >= classes) {
     if (i % depth == 0)
       report(error, kBadOneHot, step, index, 0);
     return;
   }
-  out[i] = fromFloat<T>(index == i % depth ? 1.0f : 0.0f);
+  out[i] = fromFloat<T>(index - firstClass == i % depth ? 1.0f : 0.0f);
 }
 
 template <typename T>
@@ -322,19 +325,19 @@ bool overlapsLaunches() {
   return overlapEnabled.load(std::memory_order_relaxed) && deviceMajor() >= 9;
 }
 
-void embedding(Elem e, const void *table, int64_t vocab, int64_t dim,
+void embedding(Elem e, const void *table, int64_t rows, int64_t dim,
                const int32_t *ids, int64_t count, void *out, ErrorWord *error,
-               int step, cudaStream_t stream) {
+               int step, int64_t firstRow, int64_t vocab, cudaStream_t stream) {
   if (count * dim == 0)
     return;
   if (e == Elem::BF16)
     launchOverlapped(embeddingKernel<__nv_bfloat16>, blocksFor(count * dim), kThreads, stream,
-                     static_cast<const __nv_bfloat16 *>(table), vocab, dim, ids, count,
-                     static_cast<__nv_bfloat16 *>(out), error, step);
+                     static_cast<const __nv_bfloat16 *>(table), rows, dim, ids, count,
+                     static_cast<__nv_bfloat16 *>(out), error, step, firstRow, vocab);
   else
     launchOverlapped(embeddingKernel<float>, blocksFor(count * dim), kThreads, stream,
-                     static_cast<const float *>(table), vocab, dim, ids, count,
-                     static_cast<float *>(out), error, step);
+                     static_cast<const float *>(table), rows, dim, ids, count,
+                     static_cast<float *>(out), error, step, firstRow, vocab);
 }
 
 void cacheWrite(Elem e, const CacheWrite *writes, int count, const int32_t *start,
@@ -433,15 +436,17 @@ void topk(Elem e, const void *in, int64_t rows, int64_t n, int64_t k, void *valu
 }
 
 void oneHot(Elem e, const int32_t *indices, int64_t count, int64_t depth, void *out,
-            ErrorWord *error, int step, cudaStream_t stream) {
+            ErrorWord *error, int step, int64_t firstClass, int64_t classes,
+            cudaStream_t stream) {
   if (count * depth == 0)
     return;
   if (e == Elem::BF16)
     oneHotKernel<<<blocksFor(count * depth), kThreads, 0, stream>>>(
-        indices, count, depth, static_cast<__nv_bfloat16 *>(out), error, step);
+        indices, count, depth, static_cast<__nv_bfloat16 *>(out), error, step, firstClass,
+        classes);
   else
     oneHotKernel<<<blocksFor(count * depth), kThreads, 0, stream>>>(
-        indices, count, depth, static_cast<float *>(out), error, step);
+        indices, count, depth, static_cast<float *>(out), error, step, firstClass, classes);
 }
 
 void reduce(Elem e, const void *in, void *out, int kind, int64_t outer, int64_t n,

@@ -47,9 +47,12 @@ int deviceMajor();
 /// The current device's multiprocessors, 1 when they cannot be read.
 int multiprocessorCount();
 
-void embedding(Elem e, const void *table, int64_t vocab, int64_t dim,
+/// out[i] = table[ids[i] - firstRow] for the `rows` rows the table holds
+/// (a vocabulary shard: other ids give zeros); an id outside [0, vocab)
+/// is reported.
+void embedding(Elem e, const void *table, int64_t rows, int64_t dim,
                const int32_t *ids, int64_t count, void *out, ErrorWord *error,
-               int step, cudaStream_t stream);
+               int step, int64_t firstRow, int64_t vocab, cudaStream_t stream);
 /// Up to two (a layer's keys and values) cache writes of one shape and
 /// positions in one launch.
 struct CacheWrite {
@@ -93,8 +96,10 @@ void slice(const void *in, void *out, int64_t elementBytes, const Shape &shape,
            const Shape &offsets, const Shape &sizes, cudaStream_t stream);
 void topk(Elem e, const void *in, int64_t rows, int64_t n, int64_t k, void *values,
           int32_t *indices, cudaStream_t stream);
+/// As embedding's shard: classes [firstClass, firstClass + depth) of `classes`.
 void oneHot(Elem e, const int32_t *indices, int64_t count, int64_t depth, void *out,
-            ErrorWord *error, int step, cudaStream_t stream);
+            ErrorWord *error, int step, int64_t firstClass, int64_t classes,
+            cudaStream_t stream);
 /// kind: 0 sum, 1 mean, 2 max, 3 min over the middle of [outer, n, inner].
 void reduce(Elem e, const void *in, void *out, int kind, int64_t outer, int64_t n,
             int64_t inner, cudaStream_t stream);
