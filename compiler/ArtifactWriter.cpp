@@ -234,9 +234,15 @@ FailureOr<flatbuffers::Offset<fmt::Weights>> Writer::weights() {
       else if (options.weightsMode == WeightsMode::Embedded)
         std::memcpy(blob.data() + w.getRef().getOffset(), t->data, t->byteSize);
     }
-    // Without weights (training from scratch), there are no slices to store.
-    if (!w->hasAttr("exec.tensor_parallel") || options.weightsMode == WeightsMode::None) {
+    if (!w->hasAttr("exec.tensor_parallel")) {
       tensors.push_back(tensor(w));
+      continue;
+    }
+    // Without weights, the split itself: the runtime slices the weights
+    // bound at run time (or training draws them whole and keeps its slice).
+    if (options.weightsMode == WeightsMode::None) {
+      tensors.push_back(tensor(w.getName(), w.getType(), w.getRef(), {}, nullptr,
+                               w->getAttrOfType<DictionaryAttr>("exec.tensor_parallel")));
       continue;
     }
     FailureOr<std::vector<int64_t>> offsets = rankSlices(w, blob);

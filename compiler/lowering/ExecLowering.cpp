@@ -207,8 +207,10 @@ RefAttr Lowering::weightRef(ParamOp param) {
   b.setInsertionPointToEnd(moduleBody);
   auto decl = exec::WeightOp::create(b, param.getLoc(), b.getStringAttr(name),
                                      TypeAttr::get(param.getType()), ref);
-  if (param->hasAttr(kTensorParallelAttr)) // a slice a rank: gaic stores them all
-    decl->setAttr("exec.tensor_parallel", b.getUnitAttr());
+  // A slice a rank: gaic stores them all, or the runtime slices the weights
+  // bound at run time by the same split.
+  if (Attribute tp = param->getAttr(kTensorParallelAttr))
+    decl->setAttr("exec.tensor_parallel", tp);
   return ref;
 }
 

@@ -1,6 +1,8 @@
 // Artifact loading: footer, FlatBuffers verifier, version, then the bounds
 // of everything the runtime will index with.
 #include "gai/Artifact.h"
+
+#include "core/TensorParallel.h"
 #include "gai/FloatConvert.h"
 #include "gai/SafeFile.h"
 #include "gai/WeightSet.h"
@@ -372,18 +374,52 @@ static bool isSparseMeta(const std::string &name) {
   return name.size() > 5 && name.compare(name.size() - 5, 5, ".meta") == 0;
 }
 
+/// How weight `t` splits over tensor-parallel ranks when the runtime cuts
+/// it from whole weights (no slices stored); nullopt for any other.
+static std::optional<TensorParallelSplit> runTimeSplitOf(const format::TensorDesc &t) {
+  if (!t.tp_shape() || t.rank_offsets())
+    return std::nullopt;
+  TensorParallelSplit split;
+  split.wholeShape.assign(t.tp_shape()->begin(), t.tp_shape()->end());
+  if (t.tp_segments())
+    split.segments.assign(t.tp_segments()->begin(), t.tp_segments()->end());
+  split.axis = t.tp_axis();
+  split.keep = t.tp_keep();
+  return split;
+}
+
+static const std::pair<format::DType, DType> kSameDType[] = {
+    {format::DType::F32, DType::F32}, {format::DType::F16, DType::F16},
+    {format::DType::BF16, DType::BF16}, {format::DType::F8E4M3, DType::F8E4M3},
+    {format::DType::I8, DType::I8}, {format::DType::I32, DType::I32}};
+
+/// Tensor-parallel rank `rank`'s part of `view` into `out`, as the
+/// artifact's `dtype` (`view`'s, or a float type it converts to).
+static void copyRankPart(const TensorView &view, const TensorParallelSplit &split, int64_t rank,
+                         format::DType dtype, uint8_t *out) {
+  std::vector<uint8_t> part = split.slice(view.data, dtypeSize(view.dtype), rank);
+  size_t count = part.size() / dtypeSize(view.dtype);
+  for (auto [ours, theirs] : kSameDType)
+    if (ours == dtype && theirs != view.dtype) {
+      convertFloats(part.data(), view.dtype, out, theirs, count);
+      return;
+    }
+  std::memcpy(out, part.data(), part.size());
+}
+
 /// The artifact's weights blob rebuilt from a safetensors file, an index of
-/// shards or a model directory (WeightSet::open), by name.
+/// shards or a model directory (WeightSet::open), by name. A weight split
+/// over tensor-parallel ranks is taken whole from the file and rank 0's
+/// part bound; `kept` then holds the file for the other ranks'.
 static Status bindWeights(const format::Weights &w, int64_t size,
-                          const std::string &weightsPath, std::vector<uint8_t> &blob) {
-  StatusOr<WeightSet> file = WeightSet::open(weightsPath);
-  if (!file)
-    return file.status();
+                          const std::string &weightsPath, std::vector<uint8_t> &blob,
+                          std::shared_ptr<const WeightSet> &kept) {
+  auto opened = WeightSet::open(weightsPath);
+  if (!opened)
+    return opened.status();
+  auto file = std::make_shared<const WeightSet>(std::move(*opened));
   blob.assign(static_cast<size_t>(size), 0);
-  static const std::pair<format::DType, DType> kSame[] = {
-      {format::DType::F32, DType::F32}, {format::DType::F16, DType::F16},
-      {format::DType::BF16, DType::BF16}, {format::DType::F8E4M3, DType::F8E4M3},
-      {format::DType::I8, DType::I8}, {format::DType::I32, DType::I32}};
+  const auto &kSame = kSameDType;
   if (w.tensors())
     for (const format::TensorDesc *t : *w.tensors()) {
       std::string name = t->name() ? t->name()->str() : "";
@@ -397,6 +433,13 @@ static Status bindWeights(const format::Weights &w, int64_t size,
       std::vector<int64_t> shape;
       if (t->shape())
         shape.assign(t->shape()->begin(), t->shape()->end());
+      int64_t elements = 1;
+      for (int64_t d : shape)
+        elements *= d;
+      // A tensor-parallel weight: the file holds it whole.
+      std::optional<TensorParallelSplit> split = runTimeSplitOf(*t);
+      if (split)
+        shape = split->wholeShape;
       bool dtypeOk = false;
       for (auto [ours, theirs] : kSame)
         dtypeOk |= t->dtype() == ours && view->dtype == theirs;
@@ -410,8 +453,7 @@ static Status bindWeights(const format::Weights &w, int64_t size,
         if (!dtypeOk && t->dtype() == ours && canConvertFloats(view->dtype, theirs))
           convertTo = theirs;
       int64_t expectedBytes =
-          convertTo ? static_cast<int64_t>(view->numElements() * dtypeSize(*convertTo))
-                    : static_cast<int64_t>(view->byteSize);
+          elements * static_cast<int64_t>(dtypeSize(convertTo ? *convertTo : view->dtype));
       if (!packedInt4 && ((!dtypeOk && !convertTo) || shape != view->shape ||
                           expectedBytes != t->buffer()->size())) {
         const bool wantsQuantized = t->dtype() == format::DType::I8 ||
@@ -439,7 +481,10 @@ static Status bindWeights(const format::Weights &w, int64_t size,
                              std::to_string(t->buffer()->size()));
       if (t->buffer()->offset() + t->buffer()->size() > size)
         return Status::error("tensor '" + name + "' lies outside the weights");
-      if (convertTo)
+      if (split) {
+        copyRankPart(*view, *split, 0, t->dtype(), blob.data() + t->buffer()->offset());
+        kept = file;
+      } else if (convertTo)
         convertFloats(view->data, view->dtype, blob.data() + t->buffer()->offset(),
                       *convertTo, static_cast<size_t>(view->numElements()));
       else
@@ -541,7 +586,7 @@ StatusOr<LoadedArtifact> LoadedArtifact::verify(
         return fail("negative weights size");
       if (Status s = fitsHostMemory(size, "the weights"); !s)
         return fail(s.message());
-      if (Status s = bindWeights(*w, size, weightsPath, *data); !s)
+      if (Status s = bindWeights(*w, size, weightsPath, *data, artifact.boundWeights_); !s)
         return s;
       artifact.externalWeights_ = data;
       artifact.weights_ = data->data();
@@ -678,6 +723,20 @@ Status LoadedArtifact::useTensorParallelRank(int64_t rank, int64_t ranks) {
     readEnd = std::max(readEnd, t->buffer()->offset() + t->buffer()->size());
   std::shared_ptr<std::vector<uint8_t>> mine;
   for (const format::TensorDesc *t : *w->tensors()) {
+    std::optional<TensorParallelSplit> split = runTimeSplitOf(*t);
+    if (split && boundWeights_) {
+      const TensorView *view = boundWeights_->find(t->name()->str());
+      if (!mine)
+        mine = std::make_shared<std::vector<uint8_t>>(weights_, weights_ + weightsSize_);
+      for (size_t i = 1; i < split->segments.size(); i += 3)
+        if (split->keep * ranks != split->segments[i])
+          return Status::error("weights: tensor '" + t->name()->str() + "' splits " +
+                               std::to_string(split->segments[i]) + " units into parts of " +
+                               std::to_string(split->keep) + ", not over tp=" +
+                               std::to_string(ranks));
+      copyRankPart(*view, *split, rank, t->dtype(), mine->data() + t->buffer()->offset());
+      continue;
+    }
     if (!t->rank_offsets())
       continue;
     if (static_cast<int64_t>(t->rank_offsets()->size()) != ranks)
@@ -692,7 +751,8 @@ Status LoadedArtifact::useTensorParallelRank(int64_t rank, int64_t ranks) {
   if (mine) {
     externalWeights_ = mine;
     weights_ = mine->data();
-    weightsSize_ = readEnd;
+    weightsSize_ = std::min<int64_t>(readEnd, static_cast<int64_t>(mine->size()));
+    boundWeights_.reset(); // every rank's part is cut: the file can go
   }
   return Status::ok();
 }

@@ -3,6 +3,8 @@
 // checkpoints of the session's state.
 #include "gai/Train.h"
 
+#include "core/TensorParallel.h"
+
 #include "format/artifact_generated.h"
 #include "gai/Comm.h"
 #include "gai/FloatConvert.h"
@@ -55,42 +57,9 @@ int64_t firstNonFinite(const TensorView &t) {
   return -1;
 }
 
-/// Where each index along a tensor-parallel tensor's axis lives: the tp
-/// rank holding it (-1: every rank, outside the segments) and its index in
-/// that rank's slice.
-std::vector<std::pair<int64_t, int64_t>> tensorParallelAxis(const TensorRef &r) {
-  std::vector<std::pair<int64_t, int64_t>> where;
-  int64_t local = 0, whole = 0;
-  const int64_t extent = r.tpShape[static_cast<size_t>(r.tpAxis)];
-  for (size_t i = 0; i + 2 < r.tpSegments.size(); i += 3) {
-    int64_t offset = r.tpSegments[i], units = r.tpSegments[i + 1], size = r.tpSegments[i + 2];
-    for (; whole < offset; ++whole)
-      where.push_back({-1, local++});
-    for (int64_t u = 0; u < units; ++u)
-      for (int64_t j = 0; j < size; ++j)
-        where.push_back({u / r.tpKeep, local + (u % r.tpKeep) * size + j});
-    local += r.tpKeep * size;
-    whole = offset + units * size;
-  }
-  for (; whole < extent; ++whole)
-    where.push_back({-1, local++});
-  return where;
-}
-
-/// Elements before and after the axis, and the slice's extent along it.
-struct AxisSplit {
-  int64_t outer = 1, inner = 1, localExtent = 0;
-};
-AxisSplit axisSplit(const TensorRef &r) {
-  AxisSplit a;
-  for (size_t d = 0; d < r.tpShape.size(); ++d)
-    if (static_cast<int64_t>(d) < r.tpAxis)
-      a.outer *= r.tpShape[d];
-    else if (static_cast<int64_t>(d) > r.tpAxis)
-      a.inner *= r.tpShape[d];
-  const std::vector<int64_t> &local = r.shardShape.empty() ? r.shape : r.shardShape;
-  a.localExtent = local[static_cast<size_t>(r.tpAxis)];
-  return a;
+/// How state `r` splits over tp (core/TensorParallel.h).
+TensorParallelSplit splitOf(const TensorRef &r) {
+  return {r.tpShape, r.tpSegments, r.tpAxis, r.tpKeep};
 }
 
 } // namespace
@@ -247,39 +216,15 @@ Status Trainer::gatherTensorParallel(const TensorRef &r, std::vector<uint8_t> &s
   std::vector<uint8_t> all(slice.size() * static_cast<size_t>(ranks));
   if (Status s = comm.allGather(slice.data(), all.data(), count, r.dtype, kTensorAxes); !s)
     return Status::error("gathering '" + r.name + "' over tp: " + s.message());
-  AxisSplit a = axisSplit(r);
-  std::vector<std::pair<int64_t, int64_t>> where = tensorParallelAxis(r);
-  const size_t row = static_cast<size_t>(a.inner * r.elementBytes);
-  std::vector<uint8_t> whole(where.size() * row * static_cast<size_t>(a.outer));
-  for (int64_t o = 0; o < a.outer; ++o)
-    for (size_t w = 0; w < where.size(); ++w) {
-      auto [rank, local] = where[w];
-      const uint8_t *from = all.data() +
-                            static_cast<size_t>(std::max<int64_t>(rank, 0)) * slice.size() +
-                            static_cast<size_t>(o * a.localExtent + local) * row;
-      std::memcpy(whole.data() + (static_cast<size_t>(o) * where.size() + w) * row, from, row);
-    }
-  slice = std::move(whole);
+  slice = splitOf(r).gather(all.data(), slice.size(), static_cast<size_t>(r.elementBytes));
   return Status::ok();
 }
 
 std::vector<uint8_t> Trainer::sliceTensorParallel(const TensorRef &r,
                                                   const uint8_t *whole) const {
   const Communicator &comm = session_->communicator();
-  const int64_t mine = comm.mesh().groupIndex(comm.rank(), 1u << 1);
-  AxisSplit a = axisSplit(r);
-  std::vector<std::pair<int64_t, int64_t>> where = tensorParallelAxis(r);
-  const size_t row = static_cast<size_t>(a.inner * r.elementBytes);
-  std::vector<uint8_t> slice(static_cast<size_t>(a.outer * a.localExtent) * row);
-  for (int64_t o = 0; o < a.outer; ++o)
-    for (size_t w = 0; w < where.size(); ++w) {
-      auto [rank, local] = where[w];
-      if (rank >= 0 && rank != mine)
-        continue;
-      std::memcpy(slice.data() + static_cast<size_t>(o * a.localExtent + local) * row,
-                  whole + (static_cast<size_t>(o) * where.size() + w) * row, row);
-    }
-  return slice;
+  return splitOf(r).slice(whole, static_cast<size_t>(r.elementBytes),
+                          comm.mesh().groupIndex(comm.rank(), 1u << 1));
 }
 
 std::vector<int64_t> Trainer::wholeShape(const TensorRef &r) {

@@ -125,6 +125,13 @@ int benchCommand(int argc, char **argv) {
   auto artifact = loadArtifact(artifactPath, weightsPath, options.trustedKeys);
   if (!artifact)
     return fail(artifact.status().message());
+  // A tensor-parallel artifact runs as one rank of a job (gai-run launch);
+  // every rank runs the workload, rank 0 prints.
+  auto comm = joinJob(options, *artifact);
+  if (!comm)
+    return fail(comm.status().message());
+  if ((*comm)->rank() != 0 && !std::freopen("/dev/null", "w", stdout))
+    return fail("cannot quiet this rank's output");
   auto created = Session::create(std::move(*artifact), options);
   if (!created)
     return fail(created.status().message());

@@ -405,9 +405,10 @@ int main(int argc, char **argv) {
                     ": data parallelism shards training; generation splits with tp alone");
       if (pruneHeads > 0 || pruneMlp > 0 || !prunePattern.empty() || !quantize.empty())
         return fail("--mesh tp: splitting a pruned or quantized model is not built yet");
-      if (externalWeights || (options.weightsPath.empty() && mode != "train"))
-        return fail("--mesh tp: each rank's slices of the weights are made at compile time: "
-                    "give --weights and embed them (no --external-weights)");
+      if (externalWeights)
+        return fail("--mesh tp: each rank's slices of the weights are made at compile time "
+                    "(embedded), or at run time from the whole weights (`gai-run --weights`, "
+                    "compiled without --weights); --external-weights does neither");
       options.shard.tensorParallel = grid->tp;
     } else if (mode != "train") {
       return fail("--mesh shards a training step: add --mode=train");

@@ -10,6 +10,10 @@
 #include <vector>
 
 namespace gai {
+class WeightSet;
+} // namespace gai
+
+namespace gai {
 namespace format {
 struct Artifact;
 } // namespace format
@@ -79,7 +83,8 @@ public:
   /// Bytes of the weights blob (embedded, or the external file's).
   const uint8_t *weights() const { return weights_; }
   /// Makes the weights this tensor-parallel rank (of `ranks`) reads: its
-  /// own slice of every split weight where the commands expect it.
+  /// own slice of every split weight where the commands expect it (from
+  /// the artifact's slices, or cut from the weights bound at load).
   Status useTensorParallelRank(int64_t rank, int64_t ranks);
   int64_t weightsSize() const { return weightsSize_; }
   /// The external weights file it read (resolved against its directory),
@@ -97,6 +102,9 @@ private:
   /// alignment the schema gives them.
   std::shared_ptr<uint8_t> bytes_;
   std::shared_ptr<std::vector<uint8_t>> externalWeights_;
+  /// Weights bound at run time to a tensor-parallel artifact: kept open
+  /// for useTensorParallelRank to slice this rank's parts from.
+  std::shared_ptr<const WeightSet> boundWeights_;
   std::shared_ptr<const std::vector<DecodedEntry>> entries_;
   std::string externalPath_;
   const uint8_t *weights_ = nullptr;
