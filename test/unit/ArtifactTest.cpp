@@ -245,9 +245,9 @@ TEST(Artifact, WrongIdentifierOrVersion) {
 
 TEST(Artifact, FooterFromAnotherSchemaVersion) {
   std::vector<uint8_t> bytes = build();
-  bytes[bytes.size() - kArtifactFooterSize + 4] = 9; // the version before collectives
+  bytes[bytes.size() - kArtifactFooterSize + 4] = 10; // before vocabulary shards
   EXPECT_EQ(loadError(bytes),
-            "m.gai: schema version 9, this runtime reads version 10; recompile "
+            "m.gai: schema version 10, this runtime reads version 11; recompile "
             "with a matching gaic");
 }
 
