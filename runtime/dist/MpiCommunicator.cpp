@@ -5,11 +5,14 @@
 #include "gai/FloatConvert.h"
 
 #include <algorithm>
+#include <chrono>
 #include <climits>
 #include <cstdio>
 #include <cstring>
 #include <map>
 #include <mpi.h>
+#include <sched.h>
+#include <thread>
 
 namespace gai::dist {
 namespace {
@@ -88,7 +91,7 @@ bool startedMpi = false;
 class MpiCommunicator final : public Communicator {
 public:
   static StatusOr<std::unique_ptr<MpiCommunicator>>
-  open(int64_t rank, int64_t size, const std::string &sizeVariable);
+  open(int64_t rank, int64_t size, const std::string &sizeVariable, int64_t timeoutSeconds);
   ~MpiCommunicator() override;
 
   int64_t rank() const override { return rank_; }
@@ -111,9 +114,15 @@ private:
   uint32_t groupKey(uint32_t axes) const;
   MPI_Comm groupComm(uint32_t axes) const;
   MPI_Op reduceOp(DType dtype, CollectiveReduce op) const;
+  /// Waits for a nonblocking collective `started` (its MPI code) made; when
+  /// it has not finished within the job's collective timeout, a rank has
+  /// stopped or hangs: the message goes to stderr and MPI aborts the job,
+  /// so that no rank waits forever.
+  Status wait(int started, MPI_Request &request, const char *what);
   void freeGroups(std::map<uint32_t, MPI_Comm> &groups);
 
   int64_t rank_ = 0, size_ = 1;
+  int64_t timeoutSeconds_ = 600;
   /// One communicator per set of axes of extent above 1, made by setMesh
   /// for all sets at once: a group's first call must not wait for ranks
   /// outside it.
@@ -124,8 +133,8 @@ private:
 };
 
 StatusOr<std::unique_ptr<MpiCommunicator>>
-MpiCommunicator::open(int64_t rank, int64_t size,
-                      const std::string &sizeVariable) {
+MpiCommunicator::open(int64_t rank, int64_t size, const std::string &sizeVariable,
+                      int64_t timeoutSeconds) {
   int initialized = 0, finalized = 0;
   MPI_Initialized(&initialized);
   MPI_Finalized(&finalized);
@@ -158,6 +167,7 @@ MpiCommunicator::open(int64_t rank, int64_t size,
         "on PATH)");
   comm->rank_ = mpiRank;
   comm->size_ = mpiSize;
+  comm->timeoutSeconds_ = timeoutSeconds;
 
   using ReduceFn = MPI_User_function *;
   ReduceFn fns[2][2] = {{reduceHalves<bf16ToFloat, floatToBf16, false>,
@@ -219,9 +229,10 @@ Status MpiCommunicator::setMesh(const Mesh &mesh) {
   for (int64_t extent : kept->shape)
     hash = (hash ^ static_cast<uint64_t>(extent)) * 1099511628211ull;
   uint64_t mine[2] = {hash, ~hash}, largest[2];
-  if (Status s = mpiStatus(MPI_Allreduce(mine, largest, 2, MPI_UINT64_T,
-                                         MPI_MAX, MPI_COMM_WORLD),
-                           "allreduce (setMesh)");
+  MPI_Request request;
+  if (Status s = wait(MPI_Iallreduce(mine, largest, 2, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD,
+                                     &request),
+                      request, "allreduce (setMesh)");
       !s)
     return s;
   if (largest[0] != mine[0] || largest[1] != mine[1])
@@ -260,6 +271,37 @@ Status MpiCommunicator::setMesh(const Mesh &mesh) {
   return Status::ok();
 }
 
+Status MpiCommunicator::wait(int started, MPI_Request &request, const char *what) {
+  if (Status s = mpiStatus(started, what); !s)
+    return s;
+  using Clock = std::chrono::steady_clock;
+  const auto deadline = Clock::now() + std::chrono::seconds(timeoutSeconds_);
+  for (int spins = 0;; ++spins) {
+    int done = 0;
+    if (Status s = mpiStatus(MPI_Test(&request, &done, MPI_STATUS_IGNORE), what); !s)
+      return s;
+    if (done)
+      return Status::ok();
+    if (Clock::now() > deadline) {
+      std::fprintf(stderr,
+                   "gai: rank %lld: an MPI %s did not finish in %lld s "
+                   "(GAI_COLLECTIVE_TIMEOUT): a rank of the job stopped or hangs; "
+                   "aborting the job\n",
+                   static_cast<long long>(rank_), what,
+                   static_cast<long long>(timeoutSeconds_));
+      std::fflush(stderr);
+      MPI_Abort(MPI_COMM_WORLD, 1);
+      return Status::error(std::string("MPI ") + what + ": timed out");
+    }
+    // Ranks may share cores (oversubscribed): give the core away between
+    // polls, and sleep once a wait is long.
+    if (spins < 10000)
+      sched_yield();
+    else
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
+}
+
 MPI_Op MpiCommunicator::reduceOp(DType dtype, CollectiveReduce op) const {
   bool max = op == CollectiveReduce::Max;
   if (isHalf(dtype))
@@ -280,11 +322,12 @@ Status MpiCommunicator::allReduce(const void *in, void *out, int64_t count,
     size_t offset = static_cast<size_t>(done) * *elementSize;
     const void *src =
         in == out ? MPI_IN_PLACE : static_cast<const char *>(in) + offset;
-    if (Status s = mpiStatus(
-            MPI_Allreduce(src, static_cast<char *>(out) + offset,
-                          static_cast<int>(std::min(kPiece, count - done)),
-                          mpiType(dtype), reduceOp(dtype, op), groupComm(axes)),
-            "allreduce");
+    MPI_Request request;
+    if (Status s = wait(MPI_Iallreduce(src, static_cast<char *>(out) + offset,
+                                       static_cast<int>(std::min(kPiece, count - done)),
+                                       mpiType(dtype), reduceOp(dtype, op), groupComm(axes),
+                                       &request),
+                        request, "allreduce");
         !s)
       return s;
   }
@@ -307,9 +350,10 @@ Status MpiCommunicator::allGather(const void *in, void *out, int64_t count,
                          static_cast<size_t>(count) * *elementSize;
   const void *src = in == mine ? MPI_IN_PLACE : in;
   int n = static_cast<int>(count);
-  return mpiStatus(MPI_Allgather(src, n, mpiType(dtype), out, n, mpiType(dtype),
-                                 groupComm(axes)),
-                   "allgather");
+  MPI_Request request;
+  return wait(MPI_Iallgather(src, n, mpiType(dtype), out, n, mpiType(dtype), groupComm(axes),
+                             &request),
+              request, "allgather");
 }
 
 Status MpiCommunicator::reduceScatter(const void *in, void *out, int64_t count,
@@ -321,10 +365,10 @@ Status MpiCommunicator::reduceScatter(const void *in, void *out, int64_t count,
     return elementSize.status();
   if (Status s = checkIntCount("reduceScatter", count); !s)
     return s;
-  if (Status s = mpiStatus(MPI_Reduce_scatter_block(
-                               in, out, static_cast<int>(count), mpiType(dtype),
-                               reduceOp(dtype, op), groupComm(axes)),
-                           "reduce_scatter");
+  MPI_Request request;
+  if (Status s = wait(MPI_Ireduce_scatter_block(in, out, static_cast<int>(count), mpiType(dtype),
+                                                reduceOp(dtype, op), groupComm(axes), &request),
+                      request, "reduce_scatter");
       !s)
     return s;
   if (op == CollectiveReduce::Average)
@@ -336,19 +380,21 @@ Status MpiCommunicator::broadcast(void *data, int64_t bytes, int64_t root) {
   if (Status s = checkBroadcast(data, bytes, root, size_); !s)
     return s;
   constexpr int64_t kPiece = int64_t(1) << 30;
-  for (int64_t done = 0; done < bytes; done += kPiece)
-    if (Status s = mpiStatus(
-            MPI_Bcast(static_cast<char *>(data) + done,
-                      static_cast<int>(std::min(kPiece, bytes - done)),
-                      MPI_BYTE, static_cast<int>(root), MPI_COMM_WORLD),
-            "bcast");
+  for (int64_t done = 0; done < bytes; done += kPiece) {
+    MPI_Request request;
+    if (Status s = wait(MPI_Ibcast(static_cast<char *>(data) + done,
+                                   static_cast<int>(std::min(kPiece, bytes - done)), MPI_BYTE,
+                                   static_cast<int>(root), MPI_COMM_WORLD, &request),
+                        request, "bcast");
         !s)
       return s;
+  }
   return Status::ok();
 }
 
 Status MpiCommunicator::barrier() {
-  return mpiStatus(MPI_Barrier(MPI_COMM_WORLD), "barrier");
+  MPI_Request request;
+  return wait(MPI_Ibarrier(MPI_COMM_WORLD, &request), request, "barrier");
 }
 
 } // namespace
@@ -356,7 +402,7 @@ Status MpiCommunicator::barrier() {
 
 extern "C" __attribute__((visibility("default"))) gai::Communicator *
 gaiOpenMpiCommunicator(int abiVersion, int64_t rank, int64_t size,
-                       const char *sizeVariable, char *error,
+                       const char *sizeVariable, int64_t timeoutSeconds, char *error,
                        size_t errorBytes) {
   auto fail = [&](const std::string &message) -> gai::Communicator * {
     if (errorBytes > 0)
@@ -368,7 +414,8 @@ gaiOpenMpiCommunicator(int abiVersion, int64_t rank, int64_t size,
                 std::to_string(gai::dist::kMpiPluginAbiVersion) +
                 ", the runtime's " + std::to_string(abiVersion) + ")");
   auto comm = gai::dist::MpiCommunicator::open(
-      rank, size, sizeVariable ? sizeVariable : "the environment");
+      rank, size, sizeVariable ? sizeVariable : "the environment",
+      timeoutSeconds > 0 ? timeoutSeconds : 600);
   if (!comm)
     return fail(comm.status().message());
   return comm->release();

@@ -12,7 +12,7 @@ namespace gai::dist {
 
 /// Raised whenever Communicator or the entry point changes, so that a plugin
 /// of another build is refused instead of called wrongly.
-constexpr int kMpiPluginAbiVersion = 1;
+constexpr int kMpiPluginAbiVersion = 2;
 constexpr const char *kMpiPluginFile = "libgai-mpi.so";
 constexpr const char *kMpiPluginEntry = "gaiOpenMpiCommunicator";
 
@@ -21,10 +21,12 @@ constexpr const char *kMpiPluginEntry = "gaiOpenMpiCommunicator";
 /// Starts MPI (unless the program already has) and returns a communicator
 /// the caller owns, or null with a NUL-terminated message in `error`. `rank`
 /// and `size` are the job's placement, checked against MPI's own;
-/// `sizeVariable` names where the size came from, for that message.
+/// `sizeVariable` names where the size came from, for that message. A
+/// collective not done within `timeoutSeconds` aborts the job.
 extern "C" gai::Communicator *gaiOpenMpiCommunicator(int abiVersion,
                                                      int64_t rank, int64_t size,
                                                      const char *sizeVariable,
+                                                     int64_t timeoutSeconds,
                                                      char *error,
                                                      size_t errorBytes);
 

@@ -85,7 +85,8 @@ openHostCommunicator(const JobPlacement &placement) {
   char error[1024] = "";
   Communicator *communicator =
       (*open)(dist::kMpiPluginAbiVersion, placement.rank, placement.size,
-              placement.sizeVariable.c_str(), error, sizeof error);
+              placement.sizeVariable.c_str(), placement.collectiveTimeoutSeconds, error,
+              sizeof error);
   if (!communicator)
     return Status::error(error[0] ? error
                                   : "the MPI communicator failed to open");

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Kill -9 one rank of a data-parallel run mid-way: the job must end within
-# 60 s with a message naming that rank, and leave no rank behind.
-# usage: kill-rank.sh ARTIFACT CORPUS WORKDIR
+# Kill -9 one rank of a data-parallel run mid-way (or, with STOP, make it
+# hang): the job must end within 60 s with a message, and leave no rank
+# behind.
+# usage: kill-rank.sh ARTIFACT CORPUS WORKDIR [KILL|STOP]
 set -euo pipefail
-artifact=$1 corpus=$2 work=$3
+artifact=$1 corpus=$2 work=$3 signal=${4:-KILL}
 rm -rf "$work" && mkdir -p "$work"
 gai-run launch -n 2 -- train "$artifact" --data "$corpus" --steps 1000000 --batch 4 \
   --quiet -o "$work/never.safetensors" 2> "$work/err" &
@@ -27,7 +28,7 @@ if [ -z "$rank1" ]; then
 fi
 sleep 1 # well into training
 start=$(date +%s)
-kill -9 "$rank1"
+kill -s "$signal" "$rank1"
 status=0
 timeout 60 tail --pid="$job" -f /dev/null || { echo "FAIL: the job ran on for 60 s" >&2; exit 1; }
 wait "$job" || status=$?
@@ -37,5 +38,6 @@ if [ "$status" -eq 0 ] || [ -n "$left" ]; then
   echo "FAIL: exit status $status, ranks left: ${left:-none}" >&2
   exit 1
 fi
-echo "the job ended ${elapsed} s after rank 1 was killed, status $status"
+[ "$signal" = STOP ] && what=stopped || what=killed
+echo "the job ended ${elapsed} s after rank 1 was $what, status $status"
 cat "$work/err"
