@@ -767,4 +767,45 @@ StatusOr<DecodedEntry> decodeEntry(const format::EntryPoint &entry, const SpaceS
   return decoded;
 }
 
+std::vector<Buffer> buffersOf(const Command &command) {
+  std::vector<Buffer> all;
+  auto add = [&](std::initializer_list<Buffer> buffers) {
+    for (const Buffer &b : buffers)
+      if (b.present())
+        all.push_back(b);
+  };
+  std::visit(
+      [&](const auto &c) {
+        using C = std::decay_t<decltype(c)>;
+        if constexpr (std::is_same_v<C, cmd::Gemm>)
+          add({c.a, c.b, c.c, c.bias, c.residual, c.gate, c.normWeight, c.normOut,
+               c.normSquares, c.aSquares, c.bScale, c.bZero, c.gateScale, c.gateZero, c.bMeta});
+        else if constexpr (std::is_same_v<C, cmd::Attention>)
+          add({c.q, c.k, c.v, c.out, c.queryStart, c.kNew, c.vNew, c.ropePositions});
+        else if constexpr (std::is_same_v<C, cmd::Launch>)
+          for (const Buffer &b : c.args)
+            add({b});
+        else if constexpr (std::is_same_v<C, cmd::Embedding>)
+          add({c.table, c.indices, c.out});
+        else if constexpr (std::is_same_v<C, cmd::CacheWrite>)
+          add({c.cache, c.update, c.positions});
+        else if constexpr (std::is_same_v<C, cmd::Take>)
+          add({c.input, c.indices, c.out});
+        else if constexpr (std::is_same_v<C, cmd::TopK>)
+          add({c.input, c.values, c.indices});
+        else if constexpr (std::is_same_v<C, cmd::CrossEntropy>)
+          add({c.logits, c.labels, c.loss});
+        else if constexpr (std::is_same_v<C, cmd::CrossEntropyGrad>)
+          add({c.logits, c.labels, c.lossGrad, c.out});
+        else if constexpr (std::is_same_v<C, cmd::OneHot>)
+          add({c.indices, c.out});
+        else if constexpr (std::is_same_v<C, cmd::Fill>)
+          add({c.out});
+        else // input and out: transpose, slice, place, reduce, copy, collectives
+          add({c.input, c.out});
+      },
+      command);
+  return all;
+}
+
 } // namespace gai

@@ -197,6 +197,10 @@ using Command =
                  cmd::CrossEntropyGrad, cmd::Place, cmd::OneHot, cmd::Reduce, cmd::Copy,
                  cmd::Fill, cmd::AllReduce, cmd::AllGather, cmd::ReduceScatter, cmd::AllSlice>;
 
+/// Every present buffer a command reads or writes (a backend that runs a
+/// step beside the others orders later steps by these).
+std::vector<Buffer> buffersOf(const Command &command);
+
 /// The schema's name of a command (gemm, cache_write, ...).
 const char *commandName(const Command &command);
 /// Every command's name, in the variant's order.

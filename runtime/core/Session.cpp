@@ -21,6 +21,7 @@ SessionOptions SessionOptions::fromEnvironment() {
   options.cudaGraphs = !is("GAI_CUDA_GRAPHS", "0");
   options.profile = is("GAI_CUDA_PROFILE", "1");
   options.overlapLaunches = !is("GAI_CUDA_OVERLAP", "0");
+  options.overlapCollectives = !is("GAI_COLLECTIVES_OVERLAP", "0");
   if (const char *tune = std::getenv("GAI_CUDA_GEMM_TUNE"))
     options.gemmTuneCandidates = std::atoi(tune);
   return options;

@@ -2,8 +2,11 @@
 // single-process communicator, job placement and opening a communicator.
 #include "gai/Comm.h"
 #include "gai/FloatConvert.h"
+#include "hal/cpu/AsyncSteps.h"
 
+#include <atomic>
 #include <cstdlib>
+#include <future>
 #include <gtest/gtest.h>
 #include <optional>
 
@@ -274,3 +277,39 @@ TEST_F(PlacementTest, GpuRanksWithoutNcclSayWhereToFindIt) {
 #endif
 
 } // namespace
+
+namespace gai {
+namespace {
+
+// The CPU backend's collectives thread: a step that touches nothing a
+// pending collective does goes on at once; one that does waits for it (and
+// for those started before it); errors come back at the wait.
+TEST(AsyncStepsTest, WaitsOnlyForOverlappingBuffers) {
+  cpu::AsyncSteps steps;
+  std::atomic<int> finished{0};
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  Buffer gradients{format::Space::Arena, 0, 64}, other{format::Space::Arena, 64, 64};
+  steps.start({gradients}, [&] {
+    released.wait();
+    finished = 1;
+    return Status::ok();
+  });
+  steps.start({other}, [&] {
+    finished = finished * 10 + 2; // after the first: in order
+    return Status::error("lost a peer");
+  });
+  // A step elsewhere (the state) does not wait.
+  EXPECT_TRUE(steps.waitFor({Buffer{format::Space::State, 0, 64}}).isOk());
+  EXPECT_EQ(finished.load(), 0);
+  release.set_value();
+  // Reading the first collective's output waits for it alone.
+  EXPECT_TRUE(steps.waitFor({Buffer{format::Space::Arena, 32, 8}}).isOk());
+  EXPECT_GE(finished.load(), 1);
+  Status last = steps.waitAll();
+  EXPECT_EQ(last.message(), "lost a peer");
+  EXPECT_EQ(finished.load(), 12);
+}
+
+} // namespace
+} // namespace gai

@@ -4,6 +4,7 @@
 #include "core/Tables.h"
 #include "format/artifact_generated.h"
 #include "hal/Backend.h"
+#include "hal/cpu/AsyncSteps.h"
 #include "hal/cpu/KernelModule.h"
 #include "hal/cpu/Kernels.h"
 #include "gai/Comm.h"
@@ -352,8 +353,19 @@ private:
     std::unique_ptr<CpuBackend> backend;
   };
 
+  /// Whether step `c` is a collective that talks to other ranks: run
+  /// beside the compute steps (asyncSteps_).
+  static bool sendsMessages(const Command &c) {
+    return std::holds_alternative<cmd::AllReduce>(c) ||
+           std::holds_alternative<cmd::AllGather>(c) ||
+           std::holds_alternative<cmd::ReduceScatter>(c);
+  }
+  Status runSteps(Entry &entry);
+
   const LoadedArtifact &artifact_;
   Communicator &comm_;
+  /// A job of more than one rank: its collectives' thread.
+  std::unique_ptr<cpu::AsyncSteps> asyncSteps_;
   std::shared_ptr<cpu::KernelModule> kernels_;
   std::vector<uint8_t> state_;
   int64_t allocated_ = 0; // state, arenas, inputs and outputs
@@ -371,6 +383,8 @@ StatusOr<std::unique_ptr<Executor>> createCpuExecutor(const LoadedArtifact &arti
 }
 
 Status CpuExecutor::init() {
+  if (comm_.size() > 1)
+    asyncSteps_ = std::make_unique<cpu::AsyncSteps>();
   CpuExecutor *session = this;
   const format::Artifact &root = session->artifact_.root();
   // The whole plan, in checked arithmetic, before any of it is allocated.
@@ -491,12 +505,55 @@ Status CpuExecutor::run(const std::string &name) {
   auto it = entries_.find(name);
   if (it == entries_.end())
     return Status::error("the artifact has no entry point '" + name + "'");
-  Entry &entry = *it->second;
-  const std::vector<Command> &steps = entry.commands->steps;
-  for (size_t i = 0; i < steps.size(); ++i)
-    if (Status s = entry.backend->recordStep(i, steps[i]); !s)
-      return Status::error("entry '" + name + "', " + s.message());
+  if (Status s = runSteps(*it->second); !s)
+    return Status::error("entry '" + name + "', " + s.message());
   return Status::ok();
+}
+
+/// The steps in order; in a job of several ranks each collective starts on
+/// the collectives' thread and a later step waits for it only when it
+/// touches its buffers (the gradient buckets' all-reduces go on while the
+/// backward pass computes).
+Status CpuExecutor::runSteps(Entry &entry) {
+  const std::vector<Command> &steps = entry.commands->steps;
+  if (!asyncSteps_) {
+    for (size_t i = 0; i < steps.size(); ++i)
+      if (Status s = entry.backend->recordStep(i, steps[i]); !s)
+        return s;
+    return Status::ok();
+  }
+  Status failed = Status::ok();
+  for (size_t i = 0; i < steps.size() && failed; ++i) {
+    std::vector<Buffer> touched = buffersOf(steps[i]);
+    if (Status s = asyncSteps_->waitFor(touched); !s) {
+      failed = s;
+      break;
+    }
+    if (sendsMessages(steps[i])) {
+      CpuBackend *backend = entry.backend.get();
+      const Command &step = steps[i];
+      asyncSteps_->start(std::move(touched), [backend, &step, i]() -> Status {
+        Status s = std::visit(
+            [backend](const auto &c) -> Status {
+              if constexpr (std::is_base_of_v<cmd::Collective, std::decay_t<decltype(c)>>)
+                return backend->record(c);
+              else
+                return Status::ok();
+            },
+            step);
+        if (!s)
+          return Status::error("step " + std::to_string(i) + " (" + commandName(step) +
+                               "): " + s.message());
+        return s;
+      });
+      continue;
+    }
+    failed = entry.backend->recordStep(i, steps[i]);
+  }
+  // Nothing may run on after the entry: the collectives' thread writes its
+  // buffers.
+  Status pending = asyncSteps_->waitAll();
+  return !failed ? failed : pending;
 }
 
 } // namespace gai

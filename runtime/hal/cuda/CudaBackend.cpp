@@ -116,6 +116,12 @@ AttentionParams attentionParamsOf(const cmd::Attention &a,
 
 Status CudaBackend::recordAll(const std::vector<Command> &steps) {
   for (const StepGroup &group : groupSteps(steps)) {
+    const size_t firstStep = out_.steps.size(), pendingBefore = pending_.size();
+    std::vector<Buffer> touched;
+    if (!pending_.empty())
+      for (size_t i = group.first; i < group.first + group.count; ++i)
+        for (const Buffer &b : buffersOf(steps[i]))
+          touched.push_back(b);
     Status s;
     switch (group.kind) {
     case StepGroup::Kind::Single: s = recordStep(group.first, steps[group.first]); break;
@@ -136,7 +142,79 @@ Status CudaBackend::recordAll(const std::vector<Command> &steps) {
                         ": a buffer lies outside the tensors of its space");
     if (!s)
       return s;
+    if (!touched.empty())
+      joinPending(&touched, firstStep, pendingBefore);
   }
+  // Every collective rejoins the compute stream before the entry ends (a
+  // captured graph must).
+  joinPending(nullptr, out_.steps.empty() ? 0 : out_.steps.size() - 1, pending_.size());
+  return Status::ok();
+}
+
+void CudaBackend::joinPending(const std::vector<Buffer> *buffers, size_t firstStep,
+                              size_t candidates) {
+  // The collective stream runs in order: waiting for the last one that
+  // overlaps covers those before it. Only collectives recorded before the
+  // group count (not the group's own).
+  size_t last = 0;
+  for (size_t i = 0; i < candidates; ++i)
+    if (!buffers)
+      last = i + 1;
+    else
+      for (const Buffer &b : *buffers)
+        for (const Buffer &mine : pending_[i].buffers)
+          if (b.overlaps(mine))
+            last = i + 1;
+  if (last == 0 || out_.steps.empty())
+    return;
+  cudaEvent_t done = pending_[last - 1].done;
+  pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(last));
+  // The group's first step that does anything (merged ones are empty).
+  size_t at = std::min(firstStep, out_.steps.size() - 1);
+  while (at + 1 < out_.steps.size() && !out_.steps[at])
+    ++at;
+  RecordedEntry::StepFn step = std::move(out_.steps[at]);
+  const bool before = buffers != nullptr; // a final join waits after the step
+  out_.steps[at] = [step = std::move(step), done, before](cudaStream_t s) -> Status {
+    if (before)
+      if (cudaError_t e = cudaStreamWaitEvent(s, done, 0); e != cudaSuccess)
+        return cudaError("waiting for a collective", e);
+    if (step)
+      if (Status st = step(s); !st)
+        return st;
+    if (!before)
+      if (cudaError_t e = cudaStreamWaitEvent(s, done, 0); e != cudaSuccess)
+        return cudaError("waiting for the collectives", e);
+    return Status::ok();
+  };
+}
+
+Status CudaBackend::recordBeside(const cmd::Collective &c,
+                                 std::function<Status(cudaStream_t)> enqueue, const char *name) {
+  cudaStream_t beside = device_.collectiveStream;
+  if (!beside) {
+    add(std::move(enqueue), name);
+    return Status::ok();
+  }
+  cudaEvent_t forked = nullptr, done = nullptr;
+  for (cudaEvent_t *e : {&forked, &done}) {
+    if (cudaError_t err = cudaEventCreateWithFlags(e, cudaEventDisableTiming); err != cudaSuccess)
+      return cudaError("an event for a collective", err);
+    out_.events.push_back(*e);
+  }
+  add([=](cudaStream_t s) -> Status {
+        if (cudaError_t e = cudaEventRecord(forked, s); e != cudaSuccess)
+          return cudaError(name, e);
+        if (cudaError_t e = cudaStreamWaitEvent(beside, forked, 0); e != cudaSuccess)
+          return cudaError(name, e);
+        if (Status st = enqueue(beside); !st)
+          return st;
+        if (cudaError_t e = cudaEventRecord(done, beside); e != cudaSuccess)
+          return cudaError(name, e);
+        return Status::ok();
+      },
+      name);
+  pending_.push_back({{c.input, c.out}, done});
   return Status::ok();
 }
 
@@ -623,9 +701,9 @@ Status CudaBackend::record(const cmd::AllReduce &c) {
   CollectiveReduce op = hostReduceOf(c.reduction);
   int64_t count = c.count;
   uint32_t axes = c.axes;
-  add([=](cudaStream_t s) { return nccl->allReduceOnDevice(in, out, count, dtype, op, axes, s); },
+  return recordBeside(
+      c, [=](cudaStream_t s) { return nccl->allReduceOnDevice(in, out, count, dtype, op, axes, s); },
       "all_reduce");
-  return Status::ok();
 }
 
 Status CudaBackend::record(const cmd::AllGather &c) {
@@ -637,9 +715,9 @@ Status CudaBackend::record(const cmd::AllGather &c) {
   DType dtype = hostDType(c.dtype);
   int64_t count = c.count;
   uint32_t axes = c.axes;
-  add([=](cudaStream_t s) { return nccl->allGatherOnDevice(in, out, count, dtype, axes, s); },
+  return recordBeside(
+      c, [=](cudaStream_t s) { return nccl->allGatherOnDevice(in, out, count, dtype, axes, s); },
       "all_gather");
-  return Status::ok();
 }
 
 Status CudaBackend::record(const cmd::ReduceScatter &c) {
@@ -652,11 +730,12 @@ Status CudaBackend::record(const cmd::ReduceScatter &c) {
   CollectiveReduce op = hostReduceOf(c.reduction);
   int64_t count = c.count;
   uint32_t axes = c.axes;
-  add([=](cudaStream_t s) {
+  return recordBeside(
+      c,
+      [=](cudaStream_t s) {
         return nccl->reduceScatterOnDevice(in, out, count, dtype, op, axes, s);
       },
       "reduce_scatter");
-  return Status::ok();
 }
 
 /// This rank's slice: no message, a copy from its offset in the input.

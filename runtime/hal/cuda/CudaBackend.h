@@ -27,6 +27,9 @@ struct RecordedEntry {
   std::vector<std::string> stepNames;
   std::vector<std::unique_ptr<GemmPlan>> gemms;
   GemmPlan *finalGemv = nullptr; // our GEMV, when it is the last step
+  /// Events of collectives run beside the compute stream (their fork and
+  /// completion); the executor destroys them.
+  std::vector<cudaEvent_t> events;
 };
 
 /// The device resources commands are recorded against.
@@ -47,6 +50,10 @@ struct CudaResources {
   /// The job's collectives between GPUs (NCCL); null in a world of one,
   /// whose collectives are copies.
   DeviceCollectives *collectives = nullptr;
+  /// With collectives: the stream they run on, beside the compute stream,
+  /// so that a gradient bucket's all-reduce overlaps the rest of the
+  /// backward pass; null runs them on the compute stream.
+  cudaStream_t collectiveStream = nullptr;
 };
 
 /// Reductions over a middle axis that go to cuBLASLt: sums and means of
@@ -116,10 +123,26 @@ private:
   /// recordAll.
   uint8_t *ptr(const Buffer &b) const;
 
+  /// A collective running beside the compute stream: its buffers, and the
+  /// event that marks its end there.
+  struct PendingCollective {
+    std::vector<Buffer> buffers;
+    cudaEvent_t done;
+  };
+  /// Runs `enqueue` on the collective stream, after the work before it on
+  /// the compute stream; later steps that touch `c`'s buffers wait for it.
+  Status recordBeside(const cmd::Collective &c,
+                      std::function<Status(cudaStream_t)> enqueue, const char *name);
+  /// Makes the steps from `firstStep` on (one group's) wait for the first
+  /// `candidates` pending collectives that touch `buffers` (null: all of
+  /// them, after the step).
+  void joinPending(const std::vector<Buffer> *buffers, size_t firstStep, size_t candidates);
+
   const CudaResources &device_;
   Pointer pointer_;
   RecordedEntry &out_;
   mutable bool unresolved_ = false;
+  std::vector<PendingCollective> pending_;
 };
 
 } // namespace gai::cuda

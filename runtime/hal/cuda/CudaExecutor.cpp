@@ -128,6 +128,7 @@ private:
   void *onesF32_ = nullptr, *onesBF16_ = nullptr; // for column sums by GEMM
   CudaResources resources_;
   DeviceCollectives *collectives_ = nullptr;
+  cudaStream_t collectiveStream_ = nullptr;
   ErrorWord *error_ = nullptr;
   PinnedBuffer hostError_;
   /// Weight tensors by their offset in the artifact's blob: (old offset,
@@ -183,6 +184,8 @@ CudaExecutor::~CudaExecutor() {
   if (collectives_ && collectives_->failed())
     collectives_->abort();
   for (auto &[name, entry] : entries_) {
+    for (cudaEvent_t e : entry->recorded.events)
+      cudaEventDestroy(e);
     cudaFree(entry->greedyRing);
     cudaFree(entry->greedyCounters);
   }
@@ -192,6 +195,8 @@ CudaExecutor::~CudaExecutor() {
     cublasLtDestroy(lt_);
   if (stream_)
     cudaStreamDestroy(stream_);
+  if (collectiveStream_)
+    cudaStreamDestroy(collectiveStream_);
   if (device_)
     cudaFree(device_);
 }
@@ -366,6 +371,12 @@ Status CudaExecutor::init() {
   resources_.overlapLaunches =
       root.kernels() && root.kernels()->programmatic_launch() && overlapsLaunches();
   resources_.collectives = collectives_;
+  if (collectives_ && options_.overlapCollectives) {
+    if (cudaError_t e = cudaStreamCreateWithFlags(&collectiveStream_, cudaStreamNonBlocking);
+        e != cudaSuccess)
+      return cudaError("cudaStreamCreate (collectives)", e);
+    resources_.collectiveStream = collectiveStream_;
+  }
   // Every rank makes the same group communicators in the same order, here,
   // before any entry is recorded or captured.
   if (collectives_) {

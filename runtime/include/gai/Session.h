@@ -61,6 +61,9 @@ struct SessionOptions {
   /// finishes (programmatic dependent launch). Process-wide: the last
   /// session created sets it.
   bool overlapLaunches = true;
+  /// CUDA, a job of several GPUs: run collectives on a stream beside the
+  /// compute stream, so that they overlap the steps that do not need them.
+  bool overlapCollectives = true;
   /// CUDA: how many of cuBLASLt's candidate algorithms a prefill-sized GEMM
   /// times to keep the fastest (0 or 1: the heuristic's first pick).
   int gemmTuneCandidates = 8;
@@ -73,8 +76,8 @@ struct SessionOptions {
   Communicator *communicator = nullptr;
 
   /// The defaults, with GAI_CUDA_GRAPHS=0, GAI_CUDA_PROFILE=1,
-  /// GAI_CUDA_OVERLAP=0 and GAI_CUDA_GEMM_TUNE=N applied where set: the one
-  /// place the runtime reads its environment.
+  /// GAI_CUDA_OVERLAP=0, GAI_COLLECTIVES_OVERLAP=0 and GAI_CUDA_GEMM_TUNE=N
+  /// applied where set: the one place the runtime reads its environment.
   static SessionOptions fromEnvironment();
 };
 
