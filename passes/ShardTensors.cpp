@@ -92,13 +92,19 @@ SmallVector<MatmulOp> lmHeads(ModuleOp module, int64_t parts) {
   return heads;
 }
 
-/// The embeddings whose tables split over the vocabulary.
+/// The embeddings whose tables split over the vocabulary: the largest
+/// tables (the vocabulary's; a position table of GPT-2's stays whole, its
+/// all-reduce a step would cost more than its rows).
 SmallVector<EmbeddingOp> vocabularyEmbeddings(ModuleOp module, int64_t parts) {
+  int64_t vocabulary = 0;
+  module.walk([&](EmbeddingOp e) {
+    vocabulary = std::max(vocabulary, typeOf(e.getTable()).getDimSize(0));
+  });
   llvm::StringMap<bool> splits;
   SmallVector<EmbeddingOp> found;
   module.walk([&](EmbeddingOp e) {
     auto p = e.getTable().getDefiningOp<ParamOp>();
-    if (!p || e.getVocabShards() != 1)
+    if (!p || e.getVocabShards() != 1 || typeOf(p).getDimSize(0) != vocabulary)
       return;
     auto [it, fresh] = splits.try_emplace(p.getName(), false);
     if (fresh)

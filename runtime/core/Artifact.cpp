@@ -180,20 +180,24 @@ Status checkRankOffsets(const format::TensorDesc &t, int64_t weightsSize) {
 /// A tensor-parallel state tensor: its segments inside the whole tensor,
 /// which is this rank's (or its ZeRO share's whole) with the axis grown by
 /// the blocks the other tp ranks hold, one a rank for each block kept.
-Status checkTensorParallel(const format::TensorDesc &t, const std::vector<int64_t> &mesh) {
+/// An empty `mesh` (weights bound before the mesh is read) checks all but
+/// the count of tp ranks. `space` names the tensor's list in messages.
+Status checkTensorParallel(const format::TensorDesc &t, const std::vector<int64_t> &mesh,
+                           const char *space = "state") {
   if (!t.tp_shape() && !t.tp_segments())
     return Status::ok();
-  std::string name = "state: tensor '" + (t.name() ? t.name()->str() : "?") + "'";
+  std::string name = std::string(space) + ": tensor '" + (t.name() ? t.name()->str() : "?") + "'";
   auto fail = [&](const std::string &what) { return Status::error(name + ": " + what); };
   const auto *local = t.shard_shape() ? t.shard_shape() : t.shape();
-  if (!t.tp_shape() || !t.tp_segments() || !local || mesh.size() != 2 ||
+  if (!t.tp_shape() || !t.tp_segments() || !local || (!mesh.empty() && mesh.size() != 2) ||
       t.tp_shape()->size() != local->size() || t.tp_segments()->size() % 3 != 0 ||
       t.tp_segments()->size() == 0)
     return fail("tp_shape and tp_segments come together, on a dp×tp mesh, with the "
                 "tensor's rank");
-  int64_t axis = t.tp_axis(), keep = t.tp_keep(), ranks = mesh[1];
+  int64_t axis = t.tp_axis(), keep = t.tp_keep();
   if (axis < 0 || static_cast<size_t>(axis) >= local->size() || keep < 1)
     return fail("tp_axis or tp_keep is out of range");
+  int64_t ranks = mesh.empty() ? t.tp_segments()->Get(1) / keep : mesh[1];
   int64_t grown = local->Get(static_cast<flatbuffers::uoffset_t>(axis)), end = 0;
   for (size_t i = 0; i < t.tp_segments()->size(); i += 3) {
     int64_t offset = t.tp_segments()->Get(i), units = t.tp_segments()->Get(i + 1),
@@ -395,16 +399,23 @@ static const std::pair<format::DType, DType> kSameDType[] = {
 
 /// Tensor-parallel rank `rank`'s part of `view` into `out`, as the
 /// artifact's `dtype` (`view`'s, or a float type it converts to).
-static void copyRankPart(const TensorView &view, const TensorParallelSplit &split, int64_t rank,
-                         format::DType dtype, uint8_t *out) {
+static Status copyRankPart(const TensorView &view, const TensorParallelSplit &split,
+                           int64_t rank, format::DType dtype, uint8_t *out, int64_t outBytes) {
   std::vector<uint8_t> part = split.slice(view.data, dtypeSize(view.dtype), rank);
   size_t count = part.size() / dtypeSize(view.dtype);
+  DType to = view.dtype;
   for (auto [ours, theirs] : kSameDType)
-    if (ours == dtype && theirs != view.dtype) {
-      convertFloats(part.data(), view.dtype, out, theirs, count);
-      return;
-    }
-  std::memcpy(out, part.data(), part.size());
+    if (ours == dtype)
+      to = theirs;
+  if (static_cast<int64_t>(count * dtypeSize(to)) != outBytes)
+    return Status::error("weights: tensor '" + view.name + "': its slice has " +
+                         std::to_string(count) + " elements, its buffer " +
+                         std::to_string(outBytes) + " bytes");
+  if (to != view.dtype)
+    convertFloats(part.data(), view.dtype, out, to, count);
+  else
+    std::memcpy(out, part.data(), part.size());
+  return Status::ok();
 }
 
 /// The artifact's weights blob rebuilt from a safetensors file, an index of
@@ -438,8 +449,11 @@ static Status bindWeights(const format::Weights &w, int64_t size,
         elements *= d;
       // A tensor-parallel weight: the file holds it whole.
       std::optional<TensorParallelSplit> split = runTimeSplitOf(*t);
-      if (split)
+      if (split) {
+        if (Status s = checkTensorParallel(*t, {}, "weights"); !s)
+          return s;
         shape = split->wholeShape;
+      }
       bool dtypeOk = false;
       for (auto [ours, theirs] : kSame)
         dtypeOk |= t->dtype() == ours && view->dtype == theirs;
@@ -482,7 +496,10 @@ static Status bindWeights(const format::Weights &w, int64_t size,
       if (t->buffer()->offset() + t->buffer()->size() > size)
         return Status::error("tensor '" + name + "' lies outside the weights");
       if (split) {
-        copyRankPart(*view, *split, 0, t->dtype(), blob.data() + t->buffer()->offset());
+        if (Status s = copyRankPart(*view, *split, 0, t->dtype(),
+                                    blob.data() + t->buffer()->offset(), t->buffer()->size());
+            !s)
+          return s;
         kept = file;
       } else if (convertTo)
         convertFloats(view->data, view->dtype, blob.data() + t->buffer()->offset(),
@@ -675,6 +692,10 @@ StatusOr<LoadedArtifact> LoadedArtifact::verify(
         return fail(s.message());
       else if (Status s2 = checkTensorParallel(*t, mesh); !s2)
         return fail(s2.message());
+  if (root->weights() && root->weights()->tensors())
+    for (const format::TensorDesc *t : *root->weights()->tensors())
+      if (Status s = checkTensorParallel(*t, mesh, "weights"); !s)
+        return fail(s.message());
   auto entries = std::make_shared<std::vector<DecodedEntry>>();
   if (root->entries())
     for (const format::EntryPoint *entry : *root->entries()) {
@@ -726,15 +747,22 @@ Status LoadedArtifact::useTensorParallelRank(int64_t rank, int64_t ranks) {
     std::optional<TensorParallelSplit> split = runTimeSplitOf(*t);
     if (split && boundWeights_) {
       const TensorView *view = boundWeights_->find(t->name()->str());
+      // The bound blob is this artifact's own: cut into it in place.
       if (!mine)
-        mine = std::make_shared<std::vector<uint8_t>>(weights_, weights_ + weightsSize_);
+        mine = externalWeights_ && externalWeights_.use_count() == 1 &&
+                       externalWeights_->data() == weights_
+                   ? externalWeights_
+                   : std::make_shared<std::vector<uint8_t>>(weights_, weights_ + weightsSize_);
       for (size_t i = 1; i < split->segments.size(); i += 3)
         if (split->keep * ranks != split->segments[i])
           return Status::error("weights: tensor '" + t->name()->str() + "' splits " +
                                std::to_string(split->segments[i]) + " units into parts of " +
                                std::to_string(split->keep) + ", not over tp=" +
                                std::to_string(ranks));
-      copyRankPart(*view, *split, rank, t->dtype(), mine->data() + t->buffer()->offset());
+      if (Status s = copyRankPart(*view, *split, rank, t->dtype(),
+                                  mine->data() + t->buffer()->offset(), t->buffer()->size());
+          !s)
+        return s;
       continue;
     }
     if (!t->rank_offsets())

@@ -89,6 +89,9 @@ Status writeInitialWeights(const std::string &artifactPath,
   for (const format::TensorDesc *t : *root->weights()->tensors()) {
     std::string name = t->name()->str();
     std::vector<int64_t> shape(t->shape()->begin(), t->shape()->end());
+    // A tensor-parallel weight bound at run time: the file holds it whole.
+    if (t->tp_shape() && !t->rank_offsets())
+      shape.assign(t->tp_shape()->begin(), t->tp_shape()->end());
     if (endsWith(name, ".meta") && sparse(name.substr(0, name.size() - 5)))
       continue;
     if (sparse(name) && shape.size() == 2 &&

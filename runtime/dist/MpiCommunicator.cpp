@@ -276,7 +276,8 @@ Status MpiCommunicator::wait(int started, MPI_Request &request, const char *what
     return s;
   using Clock = std::chrono::steady_clock;
   const auto deadline = Clock::now() + std::chrono::seconds(timeoutSeconds_);
-  for (int spins = 0;; ++spins) {
+  const auto sleepFrom = Clock::now() + std::chrono::seconds(1);
+  for (;;) {
     int done = 0;
     if (Status s = mpiStatus(MPI_Test(&request, &done, MPI_STATUS_IGNORE), what); !s)
       return s;
@@ -293,9 +294,10 @@ Status MpiCommunicator::wait(int started, MPI_Request &request, const char *what
       MPI_Abort(MPI_COMM_WORLD, 1);
       return Status::error(std::string("MPI ") + what + ": timed out");
     }
-    // Ranks may share cores (oversubscribed): give the core away between
-    // polls, and sleep once a wait is long.
-    if (spins < 10000)
+    // MPI moves a nonblocking collective on inside MPI_Test: poll, giving
+    // the core away (ranks may share cores), and sleep only once a wait has
+    // lasted a second (a peer is slow, not the messages).
+    if (Clock::now() < sleepFrom)
       sched_yield();
     else
       std::this_thread::sleep_for(std::chrono::microseconds(100));
