@@ -50,8 +50,8 @@ private:
     SmallVector<Value> cotangents;
     for (Value result : op->getResults())
       cotangents.push_back(adjointOf(result));
-    if (llvm::all_of(cotangents, [](Value g) { return !g; }))
-      return success(); // does not reach the output
+    if (llvm::all_of(cotangents, [](Value g) { return !g; }) || op->hasAttr(kNoGrad))
+      return success(); // does not reach the output, or is a constant for it
     if (auto sum = dyn_cast<shard::AllReduceOp>(op)) {
       // A sum over ranks whose result every rank uses alike: each rank's
       // input gets the whole cotangent.

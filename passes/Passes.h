@@ -65,6 +65,9 @@ constexpr llvm::StringLiteral kPartialInputGrad = "gai.tp_partial_input_grad";
 /// On an op whose one result only column-parallel matmuls read: its
 /// gradient, once complete, is summed over tp (one all-reduce for them all).
 constexpr llvm::StringLiteral kPartialResultGrad = "gai.tp_partial_result_grad";
+/// On an op whose results carry no gradient (a shift that cancels out, as
+/// the max of a log-sum-exp): autodiff passes nothing back through it.
+constexpr llvm::StringLiteral kNoGrad = "gai.no_grad";
 
 /// A device grid: data- and tensor-parallel ranks.
 struct MeshSpec {

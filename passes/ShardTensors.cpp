@@ -236,6 +236,69 @@ struct ShardTensorsPass : mlir::gai::impl::GaiShardTensorsBase<ShardTensorsPass>
         b.getDenseI16ArrayAttr({kTensorAxis}), front, b.getIndexAttr(0));
     Value back = TransposeOp::create(b, m.getLoc(), all, b.getDenseI64ArrayAttr(toBack));
     m.getResult().replaceAllUsesExcept(back, front.getDefiningOp());
+    // A loss straight over the logits needs no gathered copy of them.
+    for (Operation *user : llvm::make_early_inc_range(back.getUsers()))
+      if (auto loss = dyn_cast<CrossEntropyOp>(user); loss && loss.getLogits() == back)
+        splitCrossEntropy(b, loss, m.getResult(), grid);
+    if (back.use_empty()) {
+      back.getDefiningOp()->erase();
+      all.getDefiningOp()->erase();
+      front.getDefiningOp()->erase();
+    }
+  }
+
+  /// Megatron's vocabulary-parallel cross-entropy over each rank's V/T
+  /// logits `mine`: the row maxima, the sums of exponentials and the
+  /// labels' logits each all-reduced over tp, never the logits. The loss
+  /// of a row is log Σ exp(l − m) − (l_label − m), m the row's maximum: a
+  /// shift that cancels, so autodiff takes it as a constant (gai.no_grad)
+  /// and the gradient is softmax − one-hot on each rank's own columns.
+  /// The labels are token ids (a training step's targets; no ignore_index).
+  void splitCrossEntropy(OpBuilder &b, CrossEntropyOp loss, Value mine,
+                         FlatSymbolRefAttr grid) {
+    b.setInsertionPoint(loss);
+    Location loc = loss.getLoc();
+    RankedTensorType local = typeOf(mine);
+    const int64_t rank = local.getRank(), columns = local.getShape().back();
+    Type f32 = b.getF32Type();
+    Value logits = mine;
+    if (!local.getElementType().isF32())
+      logits = ConvertOp::create(b, loc, local.clone(f32), mine);
+    auto overTp = [&](Value v, shard::ReductionKind kind) {
+      return shard::AllReduceOp::create(b, loc, v.getType(), grid,
+                                        b.getDenseI16ArrayAttr({kTensorAxis}), v,
+                                        shard::ReductionKindAttr::get(b.getContext(), kind))
+          .getResult();
+    };
+    auto rowSum = [&](Value v) {
+      return ReduceOp::create(b, loc, ReduceKind::Sum, v, ArrayRef<int64_t>{rank - 1},
+                              /*keep_dims=*/true)
+          .getResult();
+    };
+    auto rowMax = ReduceOp::create(b, loc, ReduceKind::Max, logits, ArrayRef<int64_t>{rank - 1},
+                                   /*keep_dims=*/true);
+    rowMax->setAttr(kNoGrad, b.getUnitAttr());
+    Value shift = overTp(rowMax, shard::ReductionKind::Max);
+    shift.getDefiningOp()->setAttr(kNoGrad, b.getUnitAttr());
+    Value shifted = SubOp::create(b, loc, logits, shift);
+    Value total = overTp(rowSum(ExpOp::create(b, loc, shifted)), shard::ReductionKind::Sum);
+    Value hot = OneHotOp::create(b, loc, local.clone(f32), loss.getLabels(), columns, tp);
+    Value picked = overTp(rowSum(MulOp::create(b, loc, hot, shifted)), shard::ReductionKind::Sum);
+    Value rows = SubOp::create(b, loc, LogOp::create(b, loc, total), picked); // [..., 1]
+    SmallVector<int64_t> labelShape(typeOf(loss.getLabels()).getShape());
+    const int64_t count = typeOf(loss.getLabels()).getNumElements();
+    Value result;
+    if (loss.getReduction() == LossReduction::None) {
+      result = ReshapeOp::create(b, loc, RankedTensorType::get(labelShape, f32), rows);
+    } else {
+      Value flat = ReshapeOp::create(b, loc, RankedTensorType::get({count}, f32), rows);
+      result = ReduceOp::create(b, loc,
+                                loss.getReduction() == LossReduction::Mean ? ReduceKind::Mean
+                                                                            : ReduceKind::Sum,
+                                flat, ArrayRef<int64_t>{0});
+    }
+    loss.getResult().replaceAllUsesWith(result);
+    loss.erase();
   }
 };
 
