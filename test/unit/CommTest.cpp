@@ -2,10 +2,12 @@
 // single-process communicator, job placement and opening a communicator.
 #include "gai/Comm.h"
 #include "gai/FloatConvert.h"
+#include "core/TensorParallel.h"
 #include "hal/cpu/AsyncSteps.h"
 
 #include <atomic>
 #include <cstdlib>
+#include <cstring>
 #include <future>
 #include <gtest/gtest.h>
 #include <optional>
@@ -309,6 +311,43 @@ TEST(AsyncStepsTest, WaitsOnlyForOverlappingBuffers) {
   Status last = steps.waitAll();
   EXPECT_EQ(last.message(), "lost a peer");
   EXPECT_EQ(finished.load(), 12);
+}
+
+} // namespace
+} // namespace gai
+
+namespace gai {
+namespace {
+
+// The one rule that cuts a tensor-parallel weight for a rank and puts the
+// slices back: GPT-2's fused q/k/v ([3 × 4, 2] along axis 0: three segments
+// of 2 heads of 2 rows, 1 head a rank) plus 2 rows of something unsplit.
+TEST(TensorParallelSplitTest, SlicesAndGathersFusedSegments) {
+  TensorParallelSplit split;
+  split.wholeShape = {14, 2};
+  split.segments = {0, 2, 2, 4, 2, 2, 8, 2, 2};
+  split.axis = 0;
+  split.keep = 1;
+  EXPECT_EQ(split.localExtent(), 8); // 3 segments of one head, and the 2 rows
+  std::vector<float> whole(28);
+  for (size_t i = 0; i < whole.size(); ++i)
+    whole[i] = static_cast<float>(i);
+  auto bytes = reinterpret_cast<const uint8_t *>(whole.data());
+  std::vector<uint8_t> rank0 = split.slice(bytes, 4, 0), rank1 = split.slice(bytes, 4, 1);
+  ASSERT_EQ(rank0.size(), 8u * 2 * 4);
+  auto rows = [](const std::vector<uint8_t> &b) {
+    std::vector<float> f(b.size() / 4);
+    std::memcpy(f.data(), b.data(), b.size());
+    return f;
+  };
+  // Rank 0: rows 0-1, 4-5, 8-9 (each segment's first head), then 12-13.
+  EXPECT_EQ(rows(rank0), (std::vector<float>{0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25,
+                                             26, 27}));
+  EXPECT_EQ(rows(rank1), (std::vector<float>{4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 24, 25,
+                                             26, 27}));
+  std::vector<uint8_t> both(rank0);
+  both.insert(both.end(), rank1.begin(), rank1.end());
+  EXPECT_EQ(rows(split.gather(both.data(), rank0.size(), 4)), whole);
 }
 
 } // namespace
