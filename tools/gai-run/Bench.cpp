@@ -34,7 +34,9 @@ const char *kBenchUsage =
     "decode step run alone, without sampling) and greedy_on_device (whether\n"
     "tokens were picked on the device, a chunk of steps per trip to the host;\n"
     "--host-sampling picks each on the host instead). load_s is artifact\n"
-    "load plus session setup.\n";
+    "load plus session setup. Under gai-run launch (a tensor-parallel\n"
+    "artifact), rank 0 prints; ranks is the job's size, and params,\n"
+    "tflops and the weight figures are one rank's.\n";
 
 double now() {
   return std::chrono::duration<double>(
@@ -142,7 +144,9 @@ int benchCommand(int argc, char **argv) {
   if (name.empty())
     name = root.options() && root.options()->model() ? root.options()->model()->str()
                                                       : "model";
-  // Parameters and their bytes, from the weight tensors.
+  // Parameters and their bytes, from the weight tensors: one rank's in a
+  // tensor-parallel job of `ranks` (so are tflops and the weight bandwidth).
+  const int64_t ranks = (*comm)->size();
   int64_t params = 0, weightBytes = 0;
   if (root.weights() && root.weights()->tensors())
     for (const format::TensorDesc *t : *root.weights()->tensors()) {
@@ -188,6 +192,7 @@ int benchCommand(int argc, char **argv) {
     std::printf("%s\n", jsonLine({{"workload", "prefill-" + name},
                                   {"peer", "gai"},
                                   {"device", deviceName},
+                                  {"ranks", ranks},
                                   {"batch", batch},
                                   {"seq", length},
                                   {"params", params},
@@ -236,6 +241,7 @@ int benchCommand(int argc, char **argv) {
       jsonLine({{"workload", "decode-" + name},
                 {"peer", "gai"},
                 {"device", deviceName},
+                {"ranks", ranks},
                 {"batch", 1},
                 {"prompt", promptLen},
                 {"new_tokens", out->at(0).size()},
