@@ -237,8 +237,13 @@ struct ShardTensorsPass : mlir::gai::impl::GaiShardTensorsBase<ShardTensorsPass>
     Value back = TransposeOp::create(b, m.getLoc(), all, b.getDenseI64ArrayAttr(toBack));
     m.getResult().replaceAllUsesExcept(back, front.getDefiningOp());
     // A loss straight over the logits needs no gathered copy of them.
+    // Labels are then taken as token ids: an ignore_index inside the
+    // vocabulary would be counted, so such a loss keeps the gathered logits
+    // (a negative one, the default, fails loudly in the one-hot).
     for (Operation *user : llvm::make_early_inc_range(back.getUsers()))
-      if (auto loss = dyn_cast<CrossEntropyOp>(user); loss && loss.getLogits() == back)
+      if (auto loss = dyn_cast<CrossEntropyOp>(user);
+          loss && loss.getLogits() == back &&
+          static_cast<int64_t>(loss.getIgnoreIndex()) < 0)
         splitCrossEntropy(b, loss, m.getResult(), grid);
     if (back.use_empty()) {
       back.getDefiningOp()->erase();

@@ -150,6 +150,15 @@ MpiCommunicator::open(int64_t rank, int64_t size, const std::string &sizeVariabl
       return s;
     startedMpi = true;
   }
+  // The CPU backend runs a job's collectives on a thread of its own, one
+  // call at a time.
+  int level = MPI_THREAD_SINGLE;
+  MPI_Query_thread(&level);
+  if (level < MPI_THREAD_SERIALIZED)
+    return Status::error("MPI gives thread support level " + std::to_string(level) +
+                         ", below MPI_THREAD_SERIALIZED, which gai's collectives thread "
+                         "needs: initialise MPI with MPI_Init_thread(MPI_THREAD_SERIALIZED) "
+                         "or higher");
   std::unique_ptr<MpiCommunicator> comm(new MpiCommunicator());
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
   MPI_Comm_set_errhandler(MPI_COMM_SELF, MPI_ERRORS_RETURN);

@@ -10,9 +10,11 @@
 
 #include <condition_variable>
 #include <deque>
+#include <exception>
 #include <functional>
 #include <future>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -32,7 +34,15 @@ public:
 
   /// Runs `step` on the worker after those started before it.
   void start(std::vector<Buffer> buffers, std::function<Status()> step) {
-    std::packaged_task<Status()> task(std::move(step));
+    // An exception becomes the step's error, so a wait never throws and
+    // every pending step is waited for.
+    std::packaged_task<Status()> task([step = std::move(step)]() -> Status {
+      try {
+        return step();
+      } catch (const std::exception &e) {
+        return Status::error(std::string("a collective failed: ") + e.what());
+      }
+    });
     pending_.push_back({std::move(buffers), task.get_future()});
     {
       std::lock_guard<std::mutex> lock(mutex_);

@@ -364,12 +364,13 @@ private:
 
   const LoadedArtifact &artifact_;
   Communicator &comm_;
-  /// A job of more than one rank: its collectives' thread.
-  std::unique_ptr<cpu::AsyncSteps> asyncSteps_;
   std::shared_ptr<cpu::KernelModule> kernels_;
   std::vector<uint8_t> state_;
   int64_t allocated_ = 0; // state, arenas, inputs and outputs
   std::map<std::string, std::unique_ptr<Entry>> entries_;
+  /// A job of more than one rank: its collectives' thread. Declared after
+  /// the entries, so that it stops before their buffers go.
+  std::unique_ptr<cpu::AsyncSteps> asyncSteps_;
 };
 
 } // namespace

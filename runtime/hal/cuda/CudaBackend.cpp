@@ -142,7 +142,8 @@ Status CudaBackend::recordAll(const std::vector<Command> &steps) {
                         ": a buffer lies outside the tensors of its space");
     if (!s)
       return s;
-    if (!touched.empty())
+    // A group that recorded no step (an in-place copy) has nothing to wait.
+    if (!touched.empty() && out_.steps.size() > firstStep)
       joinPending(&touched, firstStep, pendingBefore);
   }
   // Every collective rejoins the compute stream before the entry ends (a
