@@ -220,22 +220,37 @@ struct ShardTensorsPass : mlir::gai::impl::GaiShardTensorsBase<ShardTensorsPass>
     const int64_t rank = logits.getRank();
     shape.back() = mine;
     m.getResult().setType(logits.clone(shape));
-    b.setInsertionPointAfter(m);
+    // A softcap (gemma2's divide, tanh, multiply by a scalar) works column by
+    // column: it runs on each rank's logits, and the gather comes after it.
+    Value local = m.getResult();
+    Operation *last = m;
+    while (local.hasOneUse()) {
+      Operation *user = *local.getUsers().begin();
+      auto scalarOther = [&](Operation *op) {
+        Value other = op->getOperand(0) == local ? op->getOperand(1) : op->getOperand(0);
+        return op->getOperand(0) == local && typeOf(other).getNumElements() == 1;
+      };
+      if (!isa<TanhOp>(user) && !(isa<MulOp, DivOp>(user) && scalarOther(user)))
+        break;
+      user->getResult(0).setType(typeOf(user->getResult(0)).clone(shape));
+      local = user->getResult(0);
+      last = user;
+    }
+    b.setInsertionPointAfter(last);
     SmallVector<int64_t> toFront = {rank - 1}, toBack;
     for (int64_t d = 0; d + 1 < rank; ++d) {
       toFront.push_back(d);
       toBack.push_back(d + 1);
     }
     toBack.push_back(0);
-    Value front = TransposeOp::create(b, m.getLoc(), m.getResult(),
-                                      b.getDenseI64ArrayAttr(toFront));
+    Value front = TransposeOp::create(b, m.getLoc(), local, b.getDenseI64ArrayAttr(toFront));
     SmallVector<int64_t> gathered(typeOf(front).getShape());
     gathered[0] = logits.getShape().back();
     Value all = shard::AllGatherOp::create(
         b, m.getLoc(), typeOf(front).clone(gathered), grid,
         b.getDenseI16ArrayAttr({kTensorAxis}), front, b.getIndexAttr(0));
     Value back = TransposeOp::create(b, m.getLoc(), all, b.getDenseI64ArrayAttr(toBack));
-    m.getResult().replaceAllUsesExcept(back, front.getDefiningOp());
+    local.replaceAllUsesExcept(back, front.getDefiningOp());
     // A loss straight over the logits needs no gathered copy of them.
     // Labels are then taken as token ids: an ignore_index inside the
     // vocabulary would be counted, so such a loss keeps the gathered logits
@@ -244,7 +259,7 @@ struct ShardTensorsPass : mlir::gai::impl::GaiShardTensorsBase<ShardTensorsPass>
       if (auto loss = dyn_cast<CrossEntropyOp>(user);
           loss && loss.getLogits() == back &&
           static_cast<int64_t>(loss.getIgnoreIndex()) < 0)
-        splitCrossEntropy(b, loss, m.getResult(), grid);
+        splitCrossEntropy(b, loss, local, grid);
     if (back.use_empty()) {
       back.getDefiningOp()->erase();
       all.getDefiningOp()->erase();
