@@ -14,7 +14,8 @@ namespace gai {
 
 const char *const kSessionFlagsHelp =
     "Session flags (every command; the environment's GAI_CUDA_GRAPHS,\n"
-    "GAI_CUDA_PROFILE, GAI_CUDA_OVERLAP and GAI_CUDA_GEMM_TUNE set the defaults):\n"
+    "GAI_CUDA_PROFILE, GAI_CUDA_OVERLAP, GAI_COLLECTIVES_OVERLAP and\n"
+    "GAI_CUDA_GEMM_TUNE set the defaults):\n"
     "  --device D           auto (the artifact's target), cpu, cuda or cuda:N\n"
     "  --cuda-graphs on|off replay entries as CUDA graphs (default on)\n"
     "  --profile            CUDA: time each step, print the time per step kind at exit\n"
