@@ -16,6 +16,9 @@
 #include <cstring>
 #include <dlfcn.h>
 #include <map>
+#include <memory>
+#include <future>
+#include <functional>
 #include <thread>
 
 namespace gai::cuda {
@@ -119,6 +122,22 @@ ncclRedOp_t ncclOpOf(CollectiveReduce op) {
 
 using Clock = std::chrono::steady_clock;
 
+/// Runs a blocking NCCL setup call (init, split: they wait for every rank)
+/// on a thread of its own, on `ordinal`, and gives up after `seconds`: a
+/// rank that died before joining must not leave the others waiting forever.
+/// On a timeout the thread is left behind; the job is over by then.
+ncclResult_t withinTimeout(int ordinal, int64_t seconds, bool &timedOut,
+                           std::function<ncclResult_t()> call) {
+  auto task = std::make_shared<std::packaged_task<ncclResult_t()>>([ordinal, call] {
+    cudaSetDevice(ordinal); // the device is per thread
+    return call();
+  });
+  std::future<ncclResult_t> result = task->get_future();
+  std::thread([task] { (*task)(); }).detach();
+  timedOut = result.wait_for(std::chrono::seconds(seconds)) != std::future_status::ready;
+  return timedOut ? ncclSystemError : result.get();
+}
+
 class NcclCommunicator final : public Communicator, public DeviceCollectives {
 public:
   NcclCommunicator(const NcclLibrary &nccl, const JobPlacement &placement, int ordinal)
@@ -151,10 +170,22 @@ public:
     if (cudaError_t e = cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking);
         e != cudaSuccess)
       return cudaError("cudaStreamCreate", e);
-    return nccl_.check(nccl_.commInitRank(&world_, static_cast<int>(placement_.size), id,
-                                          static_cast<int>(placement_.rank)),
-                       "init of rank " + std::to_string(placement_.rank) + " of " +
-                           std::to_string(placement_.size),
+    bool timedOut = false;
+    // Owned with the thread: it may outlive this call (a timeout).
+    auto world = std::make_shared<ncclComm_t>(nullptr);
+    const int size = static_cast<int>(placement_.size), rank = static_cast<int>(placement_.rank);
+    auto init = nccl_.commInitRank;
+    ncclResult_t r = withinTimeout(ordinal_, placement_.collectiveTimeoutSeconds, timedOut,
+                                   [=] { return init(world.get(), size, id, rank); });
+    if (timedOut) {
+      failed_ = true; // nothing to destroy: the init never returned
+      return Status::error("NCCL init of rank " + std::to_string(rank) + " of " +
+                           std::to_string(size) + " did not finish in " +
+                           std::to_string(placement_.collectiveTimeoutSeconds) +
+                           " s (GAI_COLLECTIVE_TIMEOUT): a rank of the job did not join");
+    }
+    world_ = *world;
+    return nccl_.check(r, "init of rank " + std::to_string(rank) + " of " + std::to_string(size),
                        nullptr);
   }
 
@@ -354,16 +385,28 @@ private:
     for (size_t axis = 0; axis < at.size(); ++axis)
       if (axis >= 32 || !(axes >> axis & 1u))
         colour = colour * mesh_.shape[axis] + at[axis];
-    ncclComm_t comm = nullptr;
+    auto made = std::make_shared<ncclComm_t>(nullptr); // may outlive a timeout
+    ncclComm_t world = world_;
     // No config: the world's (a config struct of this header's version may
     // not be the loaded library's).
-    if (Status s = nccl_.check(nccl_.commSplit(world_, static_cast<int>(colour),
-                                               static_cast<int>(groupIndex(axes)), &comm,
-                                               nullptr),
-                               "split of the world into groups of " + std::to_string(members),
+    auto split = nccl_.commSplit;
+    const int key = static_cast<int>(groupIndex(axes)), colourInt = static_cast<int>(colour);
+    bool timedOut = false;
+    ncclResult_t r =
+        withinTimeout(ordinal_, placement_.collectiveTimeoutSeconds, timedOut,
+                      [=] { return split(world, colourInt, key, made.get(), nullptr); });
+    if (timedOut) {
+      failed_ = true;
+      return Status::error("NCCL's split into groups of " + std::to_string(members) +
+                           " did not finish in " +
+                           std::to_string(placement_.collectiveTimeoutSeconds) +
+                           " s (GAI_COLLECTIVE_TIMEOUT): a rank of the job stopped");
+    }
+    if (Status s = nccl_.check(r, "split of the world into groups of " + std::to_string(members),
                                world_);
         !s)
       return s;
+    ncclComm_t comm = *made;
     groups_[axes] = comm;
     return comm;
   }
