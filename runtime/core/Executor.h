@@ -47,9 +47,11 @@ std::vector<TensorRef> tensorRefs(
     const flatbuffers::Vector<flatbuffers::Offset<format::TensorDesc>> *list,
     uint8_t *base);
 
-/// Collectives go through `comm`, which outlives the executor.
+/// Collectives go through `comm`, which outlives the executor; with
+/// `overlapCollectives` (and more than one rank) on a thread of their own.
 StatusOr<std::unique_ptr<Executor>> createCpuExecutor(const LoadedArtifact &artifact,
-                                                      Communicator &comm);
+                                                      Communicator &comm,
+                                                      bool overlapCollectives = true);
 
 /// Whether this build has the CUDA backend and the machine a CUDA GPU.
 int cudaDeviceCount();

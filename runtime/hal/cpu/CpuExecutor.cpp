@@ -323,7 +323,7 @@ class CpuExecutor final : public Executor {
 public:
   CpuExecutor(const LoadedArtifact &artifact, Communicator &comm)
       : artifact_(artifact), comm_(comm) {}
-  Status init();
+  Status init(bool overlapCollectives);
   bool hasEntry(const std::string &name) const override {
     return entries_.count(name) != 0;
   }
@@ -376,15 +376,16 @@ private:
 } // namespace
 
 StatusOr<std::unique_ptr<Executor>> createCpuExecutor(const LoadedArtifact &artifact,
-                                                      Communicator &comm) {
+                                                      Communicator &comm,
+                                                      bool overlapCollectives) {
   auto executor = std::make_unique<CpuExecutor>(artifact, comm);
-  if (Status s = executor->init(); !s)
+  if (Status s = executor->init(overlapCollectives); !s)
     return s;
   return std::unique_ptr<Executor>(std::move(executor));
 }
 
-Status CpuExecutor::init() {
-  if (comm_.size() > 1)
+Status CpuExecutor::init(bool overlapCollectives) {
+  if (comm_.size() > 1 && overlapCollectives)
     asyncSteps_ = std::make_unique<cpu::AsyncSteps>();
   CpuExecutor *session = this;
   const format::Artifact &root = session->artifact_.root();

@@ -61,8 +61,9 @@ struct SessionOptions {
   /// finishes (programmatic dependent launch). Process-wide: the last
   /// session created sets it.
   bool overlapLaunches = true;
-  /// CUDA, a job of several GPUs: run collectives on a stream beside the
-  /// compute stream, so that they overlap the steps that do not need them.
+  /// A job of several ranks: run collectives beside the compute steps (on
+  /// CUDA a stream of their own, on the CPU a thread), so that they overlap
+  /// the steps that do not need them.
   bool overlapCollectives = true;
   /// CUDA: how many of cuBLASLt's candidate algorithms a prefill-sized GEMM
   /// times to keep the fastest (0 or 1: the heuristic's first pick).
