@@ -305,7 +305,7 @@ FailureOr<flatbuffers::Offset<fmt::Step>> Writer::step(Operation &op) {
     fmt::BufferRef q = toRef(a.getQ()), k = toRef(a.getK()), v = toRef(a.getV()),
                    out = toRef(a.getOut()), start = toRef(a.getQueryStart()),
                    kNew = toRef(a.getKNew()), vNew = toRef(a.getVNew()),
-                   ropePositions = toRef(a.getRopePositions());
+                   ropePositions = toRef(a.getRopePositions()), lse = toRef(a.getLse());
     return made(fmt::Command::Attention,
                 fmt::CreateAttention(
                     fbb, &q, &k, &v, &out, &start, a.getBatch(), a.getHeads(),
@@ -314,7 +314,20 @@ FailureOr<flatbuffers::Offset<fmt::Step>> Writer::step(Operation &op) {
                     a.getSoftcap().convertToFloat(), a.getCausal(), a.getWindow(),
                     dtype(a.getElementAttr()), &kNew, &vNew,
                     sameEnum<fmt::RopeStyle>(a.getRope()), &ropePositions,
-                    a.getRopeTheta().convertToFloat(), a.getCacheReady()));
+                    a.getRopeTheta().convertToFloat(), a.getCacheReady(), &lse));
+  }
+  if (auto a = dyn_cast<exec::AttentionGradOp>(op)) {
+    fmt::BufferRef q = toRef(a.getQ()), k = toRef(a.getK()), v = toRef(a.getV()),
+                   out = toRef(a.getOut()), lse = toRef(a.getLse()),
+                   outGrad = toRef(a.getOutGrad()), qGrad = toRef(a.getQGrad()),
+                   kGrad = toRef(a.getKGrad()), vGrad = toRef(a.getVGrad());
+    return made(fmt::Command::AttentionGrad,
+                fmt::CreateAttentionGrad(
+                    fbb, &q, &k, &v, &out, &lse, &outGrad, &qGrad, &kGrad, &vGrad,
+                    a.getBatch(), a.getHeads(), a.getKvHeads(), a.getQueries(), a.getKeys(),
+                    a.getHeadDim(), a.getValueDim(), a.getScale().convertToFloat(),
+                    a.getSoftcap().convertToFloat(), a.getCausal(), a.getWindow(),
+                    dtype(a.getElementAttr())));
   }
   if (auto l = dyn_cast<exec::LaunchOp>(op)) {
     auto it = llvm::find(kernels.kernels, l.getKernel().str());

@@ -503,7 +503,23 @@ LogicalResult Lowering::lowerOp(Operation *op) {
         b.getI64IntegerAttr(static_cast<int64_t>(fa.getWindow())),
         TypeAttr::get(tensorOf(fa.getResult()).getElementType()),
         /*k_new=*/nullptr, /*v_new=*/nullptr, /*rope_positions=*/nullptr,
-        /*rope=*/nullptr, /*rope_theta=*/nullptr, /*cache_ready=*/nullptr);
+        /*rope=*/nullptr, /*rope_theta=*/nullptr, /*cache_ready=*/nullptr,
+        fa.getWithLse() ? ref(fa.getLse()) : RefAttr());
+    return success();
+  }
+  if (auto grad = dyn_cast<FlashAttentionGradOp>(op)) {
+    ArrayRef<int64_t> q = shape(grad.getQuery()), k = shape(grad.getKey()),
+                      v = shape(grad.getValue());
+    exec::AttentionGradOp::create(
+        b, loc, ref(grad.getQuery()), ref(grad.getKey()), ref(grad.getValue()),
+        ref(grad.getOut()), ref(grad.getLse()), ref(grad.getOutGrad()),
+        ref(grad.getQueryGrad()), ref(grad.getKeyGrad()), ref(grad.getValueGrad()),
+        i64(q[0]), i64(q[1]), i64(k[1]), i64(q[2]), i64(k[2]), i64(q[3]), i64(v[3]),
+        b.getF32FloatAttr(grad.getScale().convertToDouble()),
+        b.getF32FloatAttr(grad.getSoftcap().convertToDouble()),
+        b.getBoolAttr(grad.getCausal()),
+        i64(static_cast<int64_t>(grad.getWindow())),
+        TypeAttr::get(tensorOf(grad.getQuery()).getElementType()));
     return success();
   }
   if (auto ca = dyn_cast<CachedAttentionOp>(op)) {
@@ -536,7 +552,8 @@ LogicalResult Lowering::lowerOp(Operation *op) {
         // The entry's own caches and positions, not values an earlier op wrote.
         b.getBoolAttr(isa<BlockArgument>(ca.getKeyCache()) &&
                       isa<BlockArgument>(ca.getValueCache()) &&
-                      isa<BlockArgument>(ca.getPositions())));
+                      isa<BlockArgument>(ca.getPositions())),
+        /*lse=*/RefAttr());
     return success();
   }
   if (auto e = dyn_cast<EmbeddingOp>(op)) {

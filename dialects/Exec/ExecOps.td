@@ -211,7 +211,8 @@ def Exec_AttentionOp : Exec_Command<"attention"> {
       OptionalAttr<Exec_RefAttr>:$rope_positions,
       DefaultValuedAttr<Exec_RopeStyleAttr, "::mlir::exec::RopeStyle::None">:$rope,
       DefaultValuedAttr<F32Attr, "0.0">:$rope_theta,
-      DefaultValuedAttr<BoolAttr, "false">:$cache_ready);
+      DefaultValuedAttr<BoolAttr, "false">:$cache_ready,
+      OptionalAttr<Exec_RefAttr>:$lse);
   let description = [{
     `element` is the type of q, k, v and out: q [batch, heads, queries,
     head_dim], k [batch, kv_heads, keys, head_dim], v [batch, kv_heads,
@@ -221,7 +222,23 @@ def Exec_AttentionOp : Exec_Command<"attention"> {
     new keys are rotated first, at `rope_positions` ([batch or 1, queries])
     with `rope_theta`. `cache_ready`: no earlier step of the entry writes
     k, v or query_start, so the kernel may read them while the step before
-    it still runs.
+    it still runs. `lse` (f32 [batch, heads, queries]) receives each query
+    row's log-sum-exp of its masked scores, for attention_grad.
+  }];
+}
+
+def Exec_AttentionGradOp : Exec_Command<"attention_grad"> {
+  let summary = "attention's backward (see the runtime's attention kernels)";
+  let arguments = (ins Exec_RefAttr:$q, Exec_RefAttr:$k, Exec_RefAttr:$v,
+      Exec_RefAttr:$out, Exec_RefAttr:$lse, Exec_RefAttr:$out_grad,
+      Exec_RefAttr:$q_grad, Exec_RefAttr:$k_grad, Exec_RefAttr:$v_grad,
+      I64Attr:$batch, I64Attr:$heads, I64Attr:$kv_heads, I64Attr:$queries,
+      I64Attr:$keys, I64Attr:$head_dim, I64Attr:$value_dim, F32Attr:$scale,
+      F32Attr:$softcap, BoolAttr:$causal, I64Attr:$window, TypeAttr:$element);
+  let description = [{
+    gai.flash_attention_grad: q, k, v, out and out_grad as attention's
+    operands and result, lse its row log-sum-exps (f32); the gradients have
+    the shapes of q, k and v. Every element but lse is `element`.
   }];
 }
 

@@ -4,6 +4,7 @@
 #include "dialects/Gai/GaiOps.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <optional>
 #include <string>
@@ -74,13 +75,16 @@ std::optional<std::string> writeRows(HostTensor &t, const HostTensor &u,
 
 /// Attention as gai.flash_attention defines it: query [B, H, T, D] over key
 /// [B, Hkv, S, D] and value [B, Hkv, S, Dv], queries at positions[b] + i when
-/// given.
+/// given; each row's log-sum-exp into `lse` ([B, H, T]) when given.
 HostTensor attend(const HostTensor &q, const HostTensor &k, const HostTensor &v,
                   const HostTensor *positions, int64_t groups, bool causal,
-                  int64_t window, double scale, double cap) {
+                  int64_t window, double scale, double cap,
+                  HostTensor *lse = nullptr) {
   int64_t b = q.shape[0], h = q.shape[1], tq = q.shape[2], d = q.shape[3];
   int64_t hkv = k.shape[1], s = k.shape[2], dv = v.shape[3];
   HostTensor t({b, h, tq, dv});
+  if (lse)
+    *lse = HostTensor({b, h, tq});
   std::vector<double> p(s);
   for (int64_t bi = 0; bi < b; ++bi)
     for (int64_t hi = 0; hi < h; ++hi)
@@ -110,6 +114,8 @@ HostTensor attend(const HostTensor &q, const HostTensor &k, const HostTensor &v,
         double sum = 0.0;
         for (int64_t j = 0; j < s; ++j)
           sum += (p[j] = p[j] == -INFINITY ? 0.0 : std::exp(p[j] - mx));
+        if (lse)
+          lse->data[(bi * h + hi) * tq + ti] = sum > 0.0 ? mx + std::log(sum) : -INFINITY;
         double *o = t.data.data() + ((bi * h + hi) * tq + ti) * dv;
         for (int64_t j = 0; j < s; ++j) {
           if (p[j] == 0.0)
@@ -120,6 +126,61 @@ HostTensor attend(const HostTensor &q, const HostTensor &k, const HostTensor &v,
         }
       }
   return t;
+}
+
+/// The gradients of attend() (no query positions) as FlashAttention-2's
+/// backward computes them: probabilities from the row log-sum-exps, and
+/// D = rowsum(dO ⊙ O).
+std::array<HostTensor, 3> attendGrad(const HostTensor &q, const HostTensor &k,
+                                     const HostTensor &v, const HostTensor &o,
+                                     const HostTensor &lse, const HostTensor &dout,
+                                     int64_t groups, bool causal, int64_t window,
+                                     double scale, double cap) {
+  int64_t b = q.shape[0], h = q.shape[1], tq = q.shape[2], d = q.shape[3];
+  int64_t hkv = k.shape[1], s = k.shape[2], dv = v.shape[3];
+  HostTensor dq(q.shape), dk(k.shape), dvt(v.shape);
+  for (int64_t bi = 0; bi < b; ++bi)
+    for (int64_t hi = 0; hi < h; ++hi)
+      for (int64_t ti = 0; ti < tq; ++ti) {
+        int64_t row = (bi * h + hi) * tq + ti, kvh = hi / groups, pos = ti + s - tq;
+        const double *qr = q.data.data() + row * d;
+        const double *gr = dout.data.data() + row * dv;
+        const double *orow = o.data.data() + row * dv;
+        double delta = 0.0;
+        for (int64_t l = 0; l < dv; ++l)
+          delta += gr[l] * orow[l];
+        double rowLse = lse.data[row];
+        if (rowLse == -INFINITY)
+          continue;
+        for (int64_t j = 0; j < s; ++j) {
+          if (causal && (j > pos || (window != 0 && pos - j >= window)))
+            continue;
+          int64_t keyRow = (bi * hkv + kvh) * s + j;
+          const double *kr = k.data.data() + keyRow * d;
+          const double *vr = v.data.data() + keyRow * dv;
+          double raw = 0.0;
+          for (int64_t l = 0; l < d; ++l)
+            raw += qr[l] * kr[l];
+          raw *= scale;
+          double score = raw, slope = 1.0;
+          if (cap > 0) {
+            double th = std::tanh(raw / cap);
+            score = cap * th;
+            slope = 1.0 - th * th;
+          }
+          double p = std::exp(score - rowLse), dp = 0.0;
+          for (int64_t l = 0; l < dv; ++l) {
+            dp += gr[l] * vr[l];
+            dvt.data[keyRow * dv + l] += p * gr[l];
+          }
+          double ds = p * (dp - delta) * slope * scale;
+          for (int64_t l = 0; l < d; ++l) {
+            dq.data[row * d + l] += ds * kr[l];
+            dk.data[keyRow * d + l] += ds * qr[l];
+          }
+        }
+      }
+  return {std::move(dq), std::move(dk), std::move(dvt)};
 }
 
 /// op(a)·op(b) with broadcast batch dims, shaped as `result`.
@@ -280,13 +341,29 @@ llvm::Error TakeOp::interpret(InterpretState &state) {
 
 llvm::Error FlashAttentionOp::interpret(InterpretState &state) {
   Value positions = getQueryPositions();
+  HostTensor lse;
   state.set(getResult(), attend(state.in(getQuery()), state.in(getKey()),
                                 state.in(getValue()),
                                 positions ? &state.in(positions) : nullptr,
                                 static_cast<int64_t>(getKvGroups()),
                                 getCausal(), static_cast<int64_t>(getWindow()),
                                 getScale().convertToDouble(),
-                                getSoftcap().convertToDouble()));
+                                getSoftcap().convertToDouble(),
+                                getWithLse() ? &lse : nullptr));
+  if (getWithLse())
+    state.set(getLse(), std::move(lse));
+  return llvm::Error::success();
+}
+
+llvm::Error FlashAttentionGradOp::interpret(InterpretState &state) {
+  auto grads = attendGrad(state.in(getQuery()), state.in(getKey()), state.in(getValue()),
+                          state.in(getOut()), state.in(getLse()), state.in(getOutGrad()),
+                          static_cast<int64_t>(getKvGroups()), getCausal(),
+                          static_cast<int64_t>(getWindow()), getScale().convertToDouble(),
+                          getSoftcap().convertToDouble());
+  state.set(getQueryGrad(), std::move(grads[0]));
+  state.set(getKeyGrad(), std::move(grads[1]));
+  state.set(getValueGrad(), std::move(grads[2]));
   return llvm::Error::success();
 }
 

@@ -864,11 +864,50 @@ static LogicalResult inferAttentionType(std::optional<Location> loc,
 LogicalResult FlashAttentionOp::inferReturnTypes(
     MLIRContext *, std::optional<Location> loc, Adaptor adaptor,
     SmallVectorImpl<Type> &types) {
-  return inferAttentionType(loc, getOperationName(), adaptor.getQuery(),
-                            adaptor.getKey(), adaptor.getValue(),
-                            adaptor.getQueryPositions(), adaptor.getKvGroups(),
-                            adaptor.getCausal(), adaptor.getWindow(),
-                            adaptor.getSoftcap().convertToDouble(), types);
+  if (failed(inferAttentionType(loc, getOperationName(), adaptor.getQuery(),
+                                adaptor.getKey(), adaptor.getValue(),
+                                adaptor.getQueryPositions(), adaptor.getKvGroups(),
+                                adaptor.getCausal(), adaptor.getWindow(),
+                                adaptor.getSoftcap().convertToDouble(), types)))
+    return failure();
+  if (adaptor.getWithLse()) {
+    ArrayRef<int64_t> out = cast<RankedTensorType>(types.back()).getShape();
+    types.push_back(RankedTensorType::get(out.drop_back(),
+                                          Float32Type::get(adaptor.getQuery().getContext())));
+  }
+  return success();
+}
+
+LogicalResult FlashAttentionGradOp::inferReturnTypes(
+    MLIRContext *, std::optional<Location> loc, Adaptor adaptor,
+    SmallVectorImpl<Type> &types) {
+  StringRef name = getOperationName();
+  SmallVector<Type> forward;
+  if (failed(inferAttentionType(loc, name, adaptor.getQuery(), adaptor.getKey(),
+                                adaptor.getValue(), Value(), adaptor.getKvGroups(),
+                                adaptor.getCausal(), adaptor.getWindow(),
+                                adaptor.getSoftcap().convertToDouble(), forward)))
+    return failure();
+  auto expectShape = [&](Value v, StringRef operand, Type expected) -> LogicalResult {
+    if (v.getType() == expected)
+      return success();
+    std::string want;
+    llvm::raw_string_ostream(want) << expected;
+    std::string got;
+    llvm::raw_string_ostream(got) << v.getType();
+    return opError(loc, name, "expects " + operand + " of type " + want + ", got " + got);
+  };
+  auto outType = cast<RankedTensorType>(forward[0]);
+  if (failed(expectShape(adaptor.getOut(), "out", outType)) ||
+      failed(expectShape(adaptor.getOutGrad(), "out_grad", outType)) ||
+      failed(expectShape(adaptor.getLse(), "lse",
+                         RankedTensorType::get(outType.getShape().drop_back(),
+                                               Float32Type::get(outType.getContext())))))
+    return failure();
+  types.push_back(adaptor.getQuery().getType());
+  types.push_back(adaptor.getKey().getType());
+  types.push_back(adaptor.getValue().getType());
+  return success();
 }
 
 LogicalResult CachedAttentionOp::inferReturnTypes(

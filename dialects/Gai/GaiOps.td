@@ -557,7 +557,10 @@ def Gai_FlashAttentionOp : Gai_Op<"flash_attention", [Gai_Differentiable,
     given (a generation step over a KV cache), and sees keys j <= that
     position, and with a window W > 0 only those with position - j < W. A softcap c > 0
     applies c·tanh(s / c) to the scaled scores before masking. The attention
-    rewriting pass makes this op from the naive pattern.
+    rewriting pass makes this op from the naive pattern. With `with_lse` it
+    also returns each query row's log-sum-exp of its masked scores, f32
+    [B, H, T] (-inf for a row that sees no key): what its backward
+    (gai.flash_attention_grad) needs to rebuild the probabilities.
     ```mlir
     %o = gai.flash_attention %q, %k, %v scale = 0.125 kv_groups = 4 causal
         : (tensor<1x8x32x64xbf16>, tensor<1x2x32x64xbf16>,
@@ -570,10 +573,40 @@ def Gai_FlashAttentionOp : Gai_Op<"flash_attention", [Gai_Differentiable,
                        F64Attr:$scale,
                        I64Attr:$kv_groups, UnitAttr:$causal,
                        DefaultValuedAttr<I64Attr, "0">:$window,
-                       DefaultValuedAttr<F64Attr, "0.0">:$softcap);
-  let results = (outs Gai_FloatTensor:$result);
+                       DefaultValuedAttr<F64Attr, "0.0">:$softcap,
+                       UnitAttr:$with_lse);
+  let results = (outs Gai_FloatTensor:$result, Optional<F32Tensor>:$lse);
   let assemblyFormat = [{
     $query `,` $key `,` $value (`at` $query_positions^)?
+    `scale` `=` $scale `kv_groups` `=` $kv_groups
+    (`causal` $causal^)? (`window` `=` $window^)? (`softcap` `=` $softcap^)?
+    (`with_lse` $with_lse^)? attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+def Gai_FlashAttentionGradOp : Gai_Op<"flash_attention_grad", [Gai_Interpreted,
+    Pure, InferTypeOpAdaptor]> {
+  let summary = "the query, key and value gradients of gai.flash_attention";
+  let description = [{
+    Given the forward's operands, its result `out`, its row log-sum-exps
+    `lse` (f32 [B, H, T]) and the result's gradient `out_grad`, the
+    gradients of query, key and value (FlashAttention-2's backward): with
+    P = exp(S - lse), dV = Pᵀ·dO, dP = dO·Vᵀ, dS = P ⊙ (dP - rowsum(dO ⊙ O))
+    through the softcap's derivative, dQ = dS·K·scale and dK = dSᵀ·Q·scale,
+    summed over each KV head's query heads. Nothing [T, S]-sized is made.
+    The attributes are the forward's; no query positions (a training
+    forward has none).
+  }];
+  let arguments = (ins Gai_FloatTensor:$query, Gai_FloatTensor:$key,
+                       Gai_FloatTensor:$value, Gai_FloatTensor:$out,
+                       F32Tensor:$lse, Gai_FloatTensor:$out_grad,
+                       F64Attr:$scale, I64Attr:$kv_groups, UnitAttr:$causal,
+                       DefaultValuedAttr<I64Attr, "0">:$window,
+                       DefaultValuedAttr<F64Attr, "0.0">:$softcap);
+  let results = (outs Gai_FloatTensor:$query_grad, Gai_FloatTensor:$key_grad,
+                      Gai_FloatTensor:$value_grad);
+  let assemblyFormat = [{
+    $query `,` $key `,` $value `,` $out `,` $lse `,` $out_grad
     `scale` `=` $scale `kv_groups` `=` $kv_groups
     (`causal` $causal^)? (`window` `=` $window^)? (`softcap` `=` $softcap^)?
     attr-dict `:` functional-type(operands, results)

@@ -479,22 +479,55 @@ LogicalResult CrossEntropyOp::vjp(ImplicitLocOpBuilder &b,
 // Attention
 //===----------------------------------------------------------------------===//
 
+/// Attention over query positions (a generation step, never trained
+/// through in practice): recomputes the probabilities from the naive form
+/// the op stands for, then differentiates that.
+static LogicalResult naiveAttentionVjp(FlashAttentionOp fa, ImplicitLocOpBuilder &b,
+                                       ArrayRef<Value> cotangents, VJPSweep &sweep);
+
 LogicalResult FlashAttentionOp::vjp(ImplicitLocOpBuilder &b,
                                     ArrayRef<Value> cotangents,
                                     VJPSweep &sweep) {
-  // Recomputes the probabilities from the naive form it stands for, then
-  // differentiates that.
+  if (getQueryPositions() || !cotangents[0])
+    return naiveAttentionVjp(*this, b, cotangents, sweep);
+  // The fused backward needs the forward's row log-sum-exps: a forward that
+  // does not return them yet is replaced in place by one that does. Its
+  // users' rules have all run, so nothing holds the old result any more.
+  FlashAttentionOp forward = *this;
+  if (!getWithLse()) {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointAfter(getOperation());
+    forward = FlashAttentionOp::create(b, getQuery(), getKey(), getValue(), Value(),
+                                       getScaleAttr(), getKvGroupsAttr(), getCausalAttr(),
+                                       getWindowAttr(), getSoftcapAttr(), b.getUnitAttr());
+    forward->setDiscardableAttrs(getOperation()->getDiscardableAttrDictionary());
+    getResult().replaceAllUsesWith(forward.getResult());
+  }
+  auto grad = FlashAttentionGradOp::create(
+      b, getQuery(), getKey(), getValue(), forward.getResult(), forward.getLse(),
+      cotangents[0], getScaleAttr(), getKvGroupsAttr(), getCausalAttr(), getWindowAttr(),
+      getSoftcapAttr());
+  sweep.accumulate(getQuery(), grad.getQueryGrad());
+  sweep.accumulate(getKey(), grad.getKeyGrad());
+  sweep.accumulate(getValue(), grad.getValueGrad());
+  if (forward != *this)
+    erase(); // the sweep is past this op and keeps no reference to it
+  return success();
+}
+
+static LogicalResult naiveAttentionVjp(FlashAttentionOp fa, ImplicitLocOpBuilder &b,
+                                       ArrayRef<Value> cotangents, VJPSweep &sweep) {
   SmallVector<Operation *> ops;
   auto record = [&](Value v) {
     ops.push_back(v.getDefiningOp());
     return v;
   };
-  Value q = getQuery(), k = getKey(), v = getValue();
+  Value q = fa.getQuery(), k = fa.getKey(), v = fa.getValue();
   auto qType = typeOf(q);
   Type elt = qType.getElementType();
   int64_t batch = qType.getDimSize(0);
   int64_t queries = qType.getDimSize(2), keys = typeOf(k).getDimSize(2);
-  auto groups = static_cast<int64_t>(getKvGroups());
+  auto groups = static_cast<int64_t>(fa.getKvGroups());
   if (groups > 1) {
     k = record(RepeatOp::create(b, k, 1, groups));
     v = record(RepeatOp::create(b, v, 1, groups));
@@ -505,19 +538,19 @@ LogicalResult FlashAttentionOp::vjp(ImplicitLocOpBuilder &b,
                                   b.getFloatAttr(elt, x))));
   };
   Value s = record(matmul(b, q, k, false, true));
-  s = record(mul(b, s, scalar(getScale().convertToDouble())));
-  if (double cap = getSoftcap().convertToDouble(); cap > 0) {
+  s = record(mul(b, s, scalar(fa.getScale().convertToDouble())));
+  if (double cap = fa.getSoftcap().convertToDouble(); cap > 0) {
     Value c = scalar(cap);
     s = record(
         mul(b, record(TanhOp::create(b, record(DivOp::create(b, s, c)))), c));
   }
-  auto window = static_cast<int64_t>(getWindow());
+  auto window = static_cast<int64_t>(fa.getWindow());
   Value mask;
-  if (Value positions = getQueryPositions())
+  if (Value positions = fa.getQueryPositions())
     mask = record(PositionMaskOp::create(
         b, RankedTensorType::get({batch, 1, queries, keys}, b.getI1Type()),
         positions, window));
-  else if (getCausal())
+  else if (fa.getCausal())
     mask = record(CausalMaskOp::create(
         b, RankedTensorType::get({queries, keys}, b.getI1Type()), window));
   if (mask)
@@ -530,7 +563,7 @@ LogicalResult FlashAttentionOp::vjp(ImplicitLocOpBuilder &b,
   Value g = cotangents[0];
   sweep.accumulate(v, matmul(b, p, g, true, false));
   Value dp = matmul(b, g, v, false, true);
-  Value d = sum(b, mul(b, g, getResult()), 3);
+  Value d = sum(b, mul(b, g, fa.getResult()), 3);
   sweep.accumulate(s, mul(b, p, sub(b, dp, d)));
   return sweep.backward(ops);
 }

@@ -12,7 +12,7 @@ constexpr const char *kCommandNames[] = {
     "gemm",  "attention", "launch",        "embedding",          "cache_write", "take",
     "transpose", "slice", "topk",          "cross_entropy",      "cross_entropy_grad",
     "place", "one_hot",   "reduce",        "copy",               "fill",
-    "all_reduce", "all_gather", "reduce_scatter", "all_slice"};
+    "all_reduce", "all_gather", "reduce_scatter", "all_slice", "attention_grad"};
 static_assert(std::size(kCommandNames) == std::variant_size_v<Command> &&
               std::size(kCommandNames) == static_cast<size_t>(format::Command::MAX));
 
@@ -289,6 +289,7 @@ cmd::Attention decodeAttention(Checker &check, const format::Attention &t) {
   a.kNew = check.buffer(t.k_new(), "k_new", true);
   a.vNew = check.buffer(t.v_new(), "v_new", true);
   a.ropePositions = check.buffer(t.rope_positions(), "rope_positions", true);
+  a.lse = check.buffer(t.lse(), "lse", true);
   a.batch = t.batch();
   a.heads = t.heads();
   a.kvHeads = t.kv_heads();
@@ -338,6 +339,11 @@ cmd::Attention decodeAttention(Checker &check, const format::Attention &t) {
   check.holds(a.k, "k", {a.batch, a.kvHeads, a.keys, a.headDim, e});
   check.holds(a.v, "v", {a.batch, a.kvHeads, a.keys, a.valueDim, e});
   check.holds(a.out, "out", {a.batch, a.heads, a.queries, a.valueDim, e});
+  if (a.lse.present()) {
+    check.require(!folded && !a.queryStart.present(), "lse is for training attention: no "
+                                                      "query_start or new rows");
+    check.holds(a.lse, "lse", {a.batch, a.heads, a.queries, 4});
+  }
   if (a.queryStart.present())
     check.holds(a.queryStart, "query_start", {a.batch, 4});
   else
@@ -527,6 +533,52 @@ template <typename Loss> void checkLoss(Checker &check, const Loss &c, const Buf
   check.holds(c.logits, "logits", {c.rows, c.vocab, e});
   check.holds(c.labels, "labels", {c.rows, 4});
   check.holds(loss, lossField, {c.reduction == format::LossReduction::None ? c.rows : 1, 4});
+}
+
+cmd::AttentionGrad decodeAttentionGrad(Checker &check, const format::AttentionGrad &t) {
+  cmd::AttentionGrad a;
+  a.q = check.buffer(t.q(), "q");
+  a.k = check.buffer(t.k(), "k");
+  a.v = check.buffer(t.v(), "v");
+  a.out = check.buffer(t.out(), "out");
+  a.lse = check.buffer(t.lse(), "lse");
+  a.outGrad = check.buffer(t.out_grad(), "out_grad");
+  a.qGrad = check.buffer(t.q_grad(), "q_grad");
+  a.kGrad = check.buffer(t.k_grad(), "k_grad");
+  a.vGrad = check.buffer(t.v_grad(), "v_grad");
+  a.batch = t.batch();
+  a.heads = t.heads();
+  a.kvHeads = t.kv_heads();
+  a.queries = t.queries();
+  a.keys = t.keys();
+  a.headDim = t.head_dim();
+  a.valueDim = t.value_dim();
+  a.window = t.window();
+  a.scale = t.scale();
+  a.softcap = t.softcap();
+  a.causal = t.causal();
+  a.dtype = t.dtype();
+  int64_t e = check.floatBytes(a.dtype);
+  for (auto [v, name] : {std::pair{a.batch, "batch"}, {a.heads, "heads"},
+                         {a.kvHeads, "kv_heads"}, {a.queries, "queries"}, {a.keys, "keys"},
+                         {a.headDim, "head_dim"}, {a.valueDim, "value_dim"}})
+    check.positive(v, name);
+  check.nonNegative(a.window, "window");
+  check.require(a.softcap >= 0.0f, "softcap must be >= 0");
+  check.require(a.kvHeads <= 0 || a.heads % a.kvHeads == 0, "kv_heads must divide heads");
+  check.require(a.window == 0 || a.causal, "window needs causal");
+  check.require(!a.causal || a.queries <= a.keys,
+                "causal attention needs queries <= keys");
+  for (auto [buffer, name, dim] :
+       {std::tuple{a.q, "q", a.headDim}, {a.qGrad, "q_grad", a.headDim},
+        {a.out, "out", a.valueDim}, {a.outGrad, "out_grad", a.valueDim}})
+    check.holds(buffer, name, {a.batch, a.heads, a.queries, dim, e});
+  for (auto [buffer, name, dim] :
+       {std::tuple{a.k, "k", a.headDim}, {a.kGrad, "k_grad", a.headDim},
+        {a.v, "v", a.valueDim}, {a.vGrad, "v_grad", a.valueDim}})
+    check.holds(buffer, name, {a.batch, a.kvHeads, a.keys, dim, e});
+  check.holds(a.lse, "lse", {a.batch, a.heads, a.queries, 4});
+  return a;
 }
 
 cmd::CrossEntropy decodeCrossEntropy(Checker &check, const format::CrossEntropy &t) {
@@ -758,6 +810,9 @@ StatusOr<DecodedEntry> decodeEntry(const format::EntryPoint &entry, const SpaceS
     case format::Command::AllSlice:
       command = decodeAllSlice(check, *step->command_as_AllSlice(), mesh);
       break;
+    case format::Command::AttentionGrad:
+      command = decodeAttentionGrad(check, *step->command_as_AttentionGrad());
+      break;
     case format::Command::NONE: break;
     }
     if (Status s = check.status(); !s)
@@ -781,7 +836,9 @@ std::vector<Buffer> buffersOf(const Command &command) {
           add({c.a, c.b, c.c, c.bias, c.residual, c.gate, c.normWeight, c.normOut,
                c.normSquares, c.aSquares, c.bScale, c.bZero, c.gateScale, c.gateZero, c.bMeta});
         else if constexpr (std::is_same_v<C, cmd::Attention>)
-          add({c.q, c.k, c.v, c.out, c.queryStart, c.kNew, c.vNew, c.ropePositions});
+          add({c.q, c.k, c.v, c.out, c.queryStart, c.kNew, c.vNew, c.ropePositions, c.lse});
+        else if constexpr (std::is_same_v<C, cmd::AttentionGrad>)
+          add({c.q, c.k, c.v, c.out, c.lse, c.outGrad, c.qGrad, c.kGrad, c.vGrad});
         else if constexpr (std::is_same_v<C, cmd::Launch>)
           for (const Buffer &b : c.args)
             add({b});

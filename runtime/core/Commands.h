@@ -63,6 +63,7 @@ struct Gemm {
 /// Flash attention, maybe with its cache writes and RoPE folded in.
 struct Attention {
   Buffer q, k, v, out, queryStart, kNew, vNew, ropePositions;
+  Buffer lse; // f32 [batch, heads, queries] when present
   int64_t batch = 0, heads = 0, kvHeads = 0, queries = 0, keys = 0, headDim = 0,
           valueDim = 0, window = 0;
   float scale = 1, softcap = 0, ropeTheta = 0;
@@ -70,6 +71,17 @@ struct Attention {
   format::DType dtype = format::DType::F32;
   format::RopeStyle rope = format::RopeStyle::None;
   int64_t ropeRows = 0; // rows of rope positions: 1 or batch
+};
+
+/// Attention's backward: q, k, v, out, out_grad and the gradients in dtype,
+/// lse f32 [batch, heads, queries].
+struct AttentionGrad {
+  Buffer q, k, v, out, lse, outGrad, qGrad, kGrad, vGrad;
+  int64_t batch = 0, heads = 0, kvHeads = 0, queries = 0, keys = 0, headDim = 0,
+          valueDim = 0, window = 0;
+  float scale = 1, softcap = 0;
+  bool causal = false;
+  format::DType dtype = format::DType::F32;
 };
 
 /// A generated kernel over buffers.
@@ -195,7 +207,8 @@ using Command =
     std::variant<cmd::Gemm, cmd::Attention, cmd::Launch, cmd::Embedding, cmd::CacheWrite,
                  cmd::Take, cmd::Transpose, cmd::Slice, cmd::TopK, cmd::CrossEntropy,
                  cmd::CrossEntropyGrad, cmd::Place, cmd::OneHot, cmd::Reduce, cmd::Copy,
-                 cmd::Fill, cmd::AllReduce, cmd::AllGather, cmd::ReduceScatter, cmd::AllSlice>;
+                 cmd::Fill, cmd::AllReduce, cmd::AllGather, cmd::ReduceScatter, cmd::AllSlice,
+                 cmd::AttentionGrad>;
 
 /// Every present buffer a command reads or writes (a backend that runs a
 /// step beside the others orders later steps by these).

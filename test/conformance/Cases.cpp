@@ -134,6 +134,20 @@ func.func @forward(%q: tensor<2x2x1x16xf32>, %k: tensor<2x1x13x16xf32>, %v: tens
   return %0 : tensor<2x2x1x16xf32>
 })",
      {{0, 13}}},
+    // attention's backward from the forward's row log-sum-exps: grouped
+    // heads with a window and a softcap, and no mask with more keys.
+    {"attention_grad_gqa_window_softcap", Targets::All, {"attention", "attention_grad"}, R"(
+func.func @forward(%q: tensor<1x4x7x16xf32>, %k: tensor<1x2x7x16xf32>, %v: tensor<1x2x7x16xf32>, %g: tensor<1x4x7x16xf32>) -> (tensor<1x4x7x16xf32>, tensor<1x2x7x16xf32>, tensor<1x2x7x16xf32>) {
+  %o, %lse = gai.flash_attention %q, %k, %v scale = 0.25 kv_groups = 2 causal window = 3 softcap = 2.0 with_lse : (tensor<1x4x7x16xf32>, tensor<1x2x7x16xf32>, tensor<1x2x7x16xf32>) -> (tensor<1x4x7x16xf32>, tensor<1x4x7xf32>)
+  %dq, %dk, %dv = gai.flash_attention_grad %q, %k, %v, %o, %lse, %g scale = 0.25 kv_groups = 2 causal window = 3 softcap = 2.0 : (tensor<1x4x7x16xf32>, tensor<1x2x7x16xf32>, tensor<1x2x7x16xf32>, tensor<1x4x7x16xf32>, tensor<1x4x7xf32>, tensor<1x4x7x16xf32>) -> (tensor<1x4x7x16xf32>, tensor<1x2x7x16xf32>, tensor<1x2x7x16xf32>)
+  return %dq, %dk, %dv : tensor<1x4x7x16xf32>, tensor<1x2x7x16xf32>, tensor<1x2x7x16xf32>
+})"},
+    {"attention_grad_unmasked", Targets::All, {"attention", "attention_grad"}, R"(
+func.func @forward(%q: tensor<2x2x5x8xf32>, %k: tensor<2x2x9x8xf32>, %v: tensor<2x2x9x4xf32>, %g: tensor<2x2x5x4xf32>) -> (tensor<2x2x5x8xf32>, tensor<2x2x9x8xf32>, tensor<2x2x9x4xf32>, tensor<2x2x5xf32>) {
+  %o, %lse = gai.flash_attention %q, %k, %v scale = 0.35 kv_groups = 1 with_lse : (tensor<2x2x5x8xf32>, tensor<2x2x9x8xf32>, tensor<2x2x9x4xf32>) -> (tensor<2x2x5x4xf32>, tensor<2x2x5xf32>)
+  %dq, %dk, %dv = gai.flash_attention_grad %q, %k, %v, %o, %lse, %g scale = 0.35 kv_groups = 1 : (tensor<2x2x5x8xf32>, tensor<2x2x9x8xf32>, tensor<2x2x9x4xf32>, tensor<2x2x5x4xf32>, tensor<2x2x5xf32>, tensor<2x2x5x4xf32>) -> (tensor<2x2x5x8xf32>, tensor<2x2x9x8xf32>, tensor<2x2x9x4xf32>)
+  return %dq, %dk, %dv, %lse : tensor<2x2x5x8xf32>, tensor<2x2x9x8xf32>, tensor<2x2x9x4xf32>, tensor<2x2x5xf32>
+})"},
     {"attention_unmasked", Targets::All, {"attention"}, R"(
 func.func @forward(%q: tensor<1x1x5x8xf32>, %k: tensor<1x1x9x8xf32>, %v: tensor<1x1x9x8xf32>) -> tensor<1x1x5x8xf32> {
   %0 = gai.flash_attention %q, %k, %v scale = 0.35 kv_groups = 1 : (tensor<1x1x5x8xf32>, tensor<1x1x9x8xf32>, tensor<1x1x9x8xf32>) -> tensor<1x1x5x8xf32>
@@ -412,6 +426,12 @@ func.func @forward(%x: tensor<3x7x16xbf16>, %w: tensor<24x16xbf16>) -> tensor<3x
 func.func @forward(%q: tensor<1x4x7x16xbf16>, %k: tensor<1x2x7x16xbf16>, %v: tensor<1x2x7x16xbf16>) -> tensor<1x4x7x16xbf16> {
   %0 = gai.flash_attention %q, %k, %v scale = 0.25 kv_groups = 2 causal : (tensor<1x4x7x16xbf16>, tensor<1x2x7x16xbf16>, tensor<1x2x7x16xbf16>) -> tensor<1x4x7x16xbf16>
   return %0 : tensor<1x4x7x16xbf16>
+})"},
+    {"attention_grad_bf16", Targets::CudaOnly, {"attention", "attention_grad"}, R"(
+func.func @forward(%q: tensor<1x4x70x64xbf16>, %k: tensor<1x2x70x64xbf16>, %v: tensor<1x2x70x64xbf16>, %g: tensor<1x4x70x64xbf16>) -> (tensor<1x4x70x64xbf16>, tensor<1x2x70x64xbf16>, tensor<1x2x70x64xbf16>) {
+  %o, %lse = gai.flash_attention %q, %k, %v scale = 0.125 kv_groups = 2 causal with_lse : (tensor<1x4x70x64xbf16>, tensor<1x2x70x64xbf16>, tensor<1x2x70x64xbf16>) -> (tensor<1x4x70x64xbf16>, tensor<1x4x70xf32>)
+  %dq, %dk, %dv = gai.flash_attention_grad %q, %k, %v, %o, %lse, %g scale = 0.125 kv_groups = 2 causal : (tensor<1x4x70x64xbf16>, tensor<1x2x70x64xbf16>, tensor<1x2x70x64xbf16>, tensor<1x4x70x64xbf16>, tensor<1x4x70xf32>, tensor<1x4x70x64xbf16>) -> (tensor<1x4x70x64xbf16>, tensor<1x2x70x64xbf16>, tensor<1x2x70x64xbf16>)
+  return %dq, %dk, %dv : tensor<1x4x70x64xbf16>, tensor<1x2x70x64xbf16>, tensor<1x2x70x64xbf16>
 })"},
     {"launch_rows_bf16", Targets::CudaOnly, {"launch"}, R"(
 func.func @forward(%x: tensor<5x13xbf16>, %w: tensor<13xbf16>) -> tensor<5x13xbf16> {

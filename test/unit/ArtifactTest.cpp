@@ -245,9 +245,9 @@ TEST(Artifact, WrongIdentifierOrVersion) {
 
 TEST(Artifact, FooterFromAnotherSchemaVersion) {
   std::vector<uint8_t> bytes = build();
-  bytes[bytes.size() - kArtifactFooterSize + 4] = 10; // before vocabulary shards
+  bytes[bytes.size() - kArtifactFooterSize + 4] = 11; // before attention_grad
   EXPECT_EQ(loadError(bytes),
-            "m.gai: schema version 10, this runtime reads version 11; recompile "
+            "m.gai: schema version 11, this runtime reads version 12; recompile "
             "with a matching gaic");
 }
 

@@ -27,6 +27,7 @@ const std::map<std::string, std::string> kWithoutVJP = {
     {"gai.cache_write", "generation only: KV caches are not trained through"},
     {"gai.take", "generation only: picks the last prompt position"},
     {"gai.cross_entropy_grad", "made by cross_entropy's own VJP"},
+    {"gai.flash_attention_grad", "made by flash_attention's own VJP"},
     {"gai.cached_attention", "made by attention rewriting after autodiff"},
     {"gai.gemm", "made by fusion after autodiff"},
     {"gai.gated_gemm", "made by fusion after autodiff"},

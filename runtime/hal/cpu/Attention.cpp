@@ -50,6 +50,69 @@ void attention(const AttentionArgs &a) {
         }
         for (int64_t d = 0; d < a.valueDim; ++d)
           out[d] = sum > 0.0f ? acc[d] / sum : 0.0f;
+        if (a.lse)
+          a.lse[(b * a.heads + h) * a.queries + t] =
+              sum > 0.0f ? running + std::log(sum) : -std::numeric_limits<float>::infinity();
+      }
+    }
+}
+
+// FlashAttention-2's backward, one query row at a time: the probabilities
+// come back from the row's log-sum-exp, and D = rowsum(dO ⊙ O) replaces the
+// sum over the keys, so nothing [T, S]-sized exists.
+void attentionGrad(const AttentionGradArgs &g) {
+  const AttentionArgs &a = g.forward;
+  int64_t groups = a.heads / a.kvHeads;
+  std::fill_n(g.qGrad, a.batch * a.heads * a.queries * a.headDim, 0.0f);
+  std::fill_n(g.kGrad, a.batch * a.kvHeads * a.keys * a.headDim, 0.0f);
+  std::fill_n(g.vGrad, a.batch * a.kvHeads * a.keys * a.valueDim, 0.0f);
+  for (int64_t b = 0; b < a.batch; ++b)
+    for (int64_t h = 0; h < a.heads; ++h) {
+      int64_t keyBase = (b * a.kvHeads + h / groups) * a.keys;
+      for (int64_t t = 0; t < a.queries; ++t) {
+        int64_t row = (b * a.heads + h) * a.queries + t;
+        float rowLse = a.lse[row];
+        if (std::isinf(rowLse))
+          continue; // sees no key
+        const float *q = a.q + row * a.headDim;
+        const float *dout = g.outGrad + row * a.valueDim;
+        const float *out = a.out + row * a.valueDim;
+        float *dq = g.qGrad + row * a.headDim;
+        float delta = 0.0f;
+        for (int64_t d = 0; d < a.valueDim; ++d)
+          delta += dout[d] * out[d];
+        int64_t pos = t + a.keys - a.queries, first = 0, last = a.keys - 1;
+        if (a.causal) {
+          last = std::min(last, pos);
+          if (a.window > 0)
+            first = std::max<int64_t>(0, pos - a.window + 1);
+        }
+        for (int64_t j = first; j <= last; ++j) {
+          const float *k = a.k + (keyBase + j) * a.headDim;
+          const float *v = a.v + (keyBase + j) * a.valueDim;
+          float *dk = g.kGrad + (keyBase + j) * a.headDim;
+          float *dv = g.vGrad + (keyBase + j) * a.valueDim;
+          float s = 0.0f, dp = 0.0f;
+          for (int64_t d = 0; d < a.headDim; ++d)
+            s += q[d] * k[d];
+          s *= a.scale;
+          float slope = 1.0f;
+          if (a.softcap > 0.0f) {
+            float th = std::tanh(s / a.softcap);
+            s = a.softcap * th;
+            slope = 1.0f - th * th;
+          }
+          float p = std::exp(s - rowLse);
+          for (int64_t d = 0; d < a.valueDim; ++d) {
+            dp += dout[d] * v[d];
+            dv[d] += p * dout[d];
+          }
+          float ds = p * (dp - delta) * slope * a.scale;
+          for (int64_t d = 0; d < a.headDim; ++d) {
+            dq[d] += ds * k[d];
+            dk[d] += ds * q[d];
+          }
+        }
       }
     }
 }

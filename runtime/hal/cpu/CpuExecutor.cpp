@@ -139,7 +139,37 @@ public:
           return Status::error("row " + std::to_string(b) + " starts at position " +
                                std::to_string(args.queryStart[b]) + ", outside the " +
                                std::to_string(args.keys) + " cache slots");
+    args.lse = a.lse.present() ? f32(a.lse) : nullptr;
     cpu::attention(args);
+    return Status::ok();
+  }
+
+  Status record(const cmd::AttentionGrad &a) override {
+    if (Status s = f32Only(a.dtype); !s)
+      return s;
+    cpu::AttentionGradArgs args;
+    cpu::AttentionArgs &f = args.forward;
+    f.q = f32(a.q);
+    f.k = f32(a.k);
+    f.v = f32(a.v);
+    f.out = f32(a.out);
+    f.lse = f32(a.lse);
+    f.batch = a.batch;
+    f.heads = a.heads;
+    f.kvHeads = a.kvHeads;
+    f.queries = a.queries;
+    f.keys = a.keys;
+    f.headDim = a.headDim;
+    f.valueDim = a.valueDim;
+    f.scale = a.scale;
+    f.softcap = a.softcap;
+    f.causal = a.causal;
+    f.window = a.window;
+    args.outGrad = f32(a.outGrad);
+    args.qGrad = f32(a.qGrad);
+    args.kGrad = f32(a.kGrad);
+    args.vGrad = f32(a.vGrad);
+    cpu::attentionGrad(args);
     return Status::ok();
   }
 

@@ -45,8 +45,19 @@ struct AttentionArgs {
   bool causal = true;
   int64_t window = 0;
   const int32_t *queryStart = nullptr;
+  float *lse = nullptr; // [batch, heads, queries] when set: each row's log-sum-exp
 };
 void attention(const AttentionArgs &args);
+
+/// Attention's backward (no queryStart): the gradients of q, k and v from
+/// out's, given the forward's out and lse. qGrad, kGrad and vGrad are
+/// overwritten.
+struct AttentionGradArgs {
+  AttentionArgs forward; // q, k, v, out, lse and the shape
+  const float *outGrad = nullptr;
+  float *qGrad = nullptr, *kGrad = nullptr, *vGrad = nullptr;
+};
+void attentionGrad(const AttentionGradArgs &args);
 
 /// out[i, :] = table[ids[i] - firstRow, :] for the `rows` rows the table
 /// holds, zeros for other ids (a vocabulary shard); returns the first id

@@ -7,6 +7,7 @@
 // a second kernel merges: at batch 1 a decode step has too few queries to
 // fill the GPU otherwise. Prefill-sized bf16 work goes to the tensor-core
 // flash kernel (FlashAttention.cu).
+#include "hal/cuda/AttentionGrad.h"
 #include "hal/cuda/FlashAttention.h"
 #include "hal/cuda/Kernels.h"
 #include "hal/cuda/Math.cuh"
@@ -766,13 +767,15 @@ void attention(Elem e, const AttentionParams &p, int splits, float *workspace,
   if (p.batch * p.heads * p.queries == 0)
     return;
   if (e == Elem::BF16 && !p.kNew && useFlashAttention(p)) {
-    flashAttention(p, error, step, stream);
+    flashAttention(p, error, step, stream); // writes p.lse itself
     return;
   }
   if (e == Elem::BF16)
     launch<__nv_bfloat16>(p, splits, workspace, error, step, stream);
   else
     launch<float>(p, splits, workspace, error, step, stream);
+  if (p.lse)
+    attentionRowLse(e, p, stream);
 }
 
 } // namespace gai::cuda

@@ -111,6 +111,33 @@ AttentionParams attentionParamsOf(const cmd::Attention &a,
     p.ropeTheta = a.ropeTheta;
   }
   p.cacheReady = a.cacheReady;
+  p.lse = reinterpret_cast<float *>(ptr(a.lse));
+  return p;
+}
+
+AttentionGradParams attentionGradParamsOf(
+    const cmd::AttentionGrad &a, const std::function<uint8_t *(const Buffer &)> &pointer) {
+  AttentionGradParams p{};
+  p.q = pointer(a.q);
+  p.k = pointer(a.k);
+  p.v = pointer(a.v);
+  p.out = pointer(a.out);
+  p.outGrad = pointer(a.outGrad);
+  p.lse = reinterpret_cast<const float *>(pointer(a.lse));
+  p.qGrad = pointer(a.qGrad);
+  p.kGrad = pointer(a.kGrad);
+  p.vGrad = pointer(a.vGrad);
+  p.batch = a.batch;
+  p.heads = a.heads;
+  p.kvHeads = a.kvHeads;
+  p.queries = a.queries;
+  p.keys = a.keys;
+  p.headDim = a.headDim;
+  p.valueDim = a.valueDim;
+  p.window = a.window;
+  p.scale = a.scale;
+  p.softcap = a.softcap;
+  p.causal = a.causal;
   return p;
 }
 
@@ -570,6 +597,24 @@ Status CudaBackend::recordCrossEntropyGrad(const cmd::CrossEntropyGrad &c,
         return Status::ok();
       },
       withLoss ? "cross_entropy with its grad" : "cross_entropy_grad");
+  return Status::ok();
+}
+
+Status CudaBackend::record(const cmd::AttentionGrad &a) {
+  if (a.headDim > 256 || a.valueDim > 256)
+    return Status::error("head dims above 256 are not supported");
+  auto elem = elemOf(a.dtype);
+  if (!elem)
+    return elem.status();
+  Elem e = *elem;
+  AttentionGradParams p = attentionGradParamsOf(a, pointer_);
+  float *workspace = device_.attentionGradWorkspace;
+  add([=](cudaStream_t s) {
+        attentionGrad(e, p, workspace, s);
+        return Status::ok();
+      },
+      std::string("attention_grad q") + std::to_string(a.queries) + " k" +
+          std::to_string(a.keys) + (useFlashAttentionGrad(e, p) ? " (tensor cores)" : ""));
   return Status::ok();
 }
 

@@ -5,6 +5,7 @@
 #define GAI_RUNTIME_HAL_CUDA_CUDABACKEND_H
 
 #include "hal/Backend.h"
+#include "hal/cuda/AttentionGrad.h"
 #include "hal/cuda/CommandGroups.h"
 #include "hal/cuda/DeviceCollectives.h"
 #include "hal/cuda/Driver.h"
@@ -38,6 +39,7 @@ struct CudaResources {
   void *gemmWorkspace = nullptr;
   size_t gemmWorkspaceBytes = 0;
   float *attentionWorkspace = nullptr;
+  float *attentionGradWorkspace = nullptr; // apart: the forward's split counters stay zero
   void *onesF32 = nullptr, *onesBF16 = nullptr; // for column sums by GEMM
   ErrorWord *error = nullptr;
   int multiprocessors = 1;
@@ -55,6 +57,10 @@ struct CudaResources {
   /// backward pass; null runs them on the compute stream.
   cudaStream_t collectiveStream = nullptr;
 };
+
+/// The kernel parameters of an attention backward, with buffers at `pointer`.
+AttentionGradParams attentionGradParamsOf(
+    const cmd::AttentionGrad &a, const std::function<uint8_t *(const Buffer &)> &pointer);
 
 /// Reductions over a middle axis that go to cuBLASLt: sums and means of
 /// rows wide enough to keep its tiles busy.
@@ -101,6 +107,7 @@ public:
   Status record(const cmd::AllGather &c) override;
   Status record(const cmd::ReduceScatter &c) override;
   Status record(const cmd::AllSlice &c) override;
+  Status record(const cmd::AttentionGrad &c) override;
 
 private:
   /// Without collectives (a world of one), each is a copy of this rank's

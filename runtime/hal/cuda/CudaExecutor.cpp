@@ -125,6 +125,7 @@ private:
   void *quantScratch_ = nullptr;
   int64_t quantScratchBytes_ = 0;
   float *attentionWorkspace_ = nullptr;
+  float *attentionGradWorkspace_ = nullptr;
   void *onesF32_ = nullptr, *onesBF16_ = nullptr; // for column sums by GEMM
   CudaResources resources_;
   DeviceCollectives *collectives_ = nullptr;
@@ -273,7 +274,8 @@ Status CudaExecutor::init() {
   int64_t weightsBytes = 0;
   for (auto &t : weightMap_)
     weightsBytes = std::max(weightsBytes, alignUp(t[2] + t[1]));
-  int64_t arenaBytes = 0, ioBytes = 0, attentionFloats = 0, onesCount = 0, quantScratch = 0;
+  int64_t arenaBytes = 0, ioBytes = 0, attentionFloats = 0, gradFloats = 0, onesCount = 0,
+          quantScratch = 0;
   if (root.entries())
     for (const format::EntryPoint *desc : *root.entries()) {
       arenaBytes = std::max(arenaBytes, alignUp(desc->arena_size()));
@@ -286,7 +288,16 @@ Status CudaExecutor::init() {
         onesCount = std::max(onesCount, r->n);
       else if (const auto *g = std::get_if<cmd::Gemm>(&command))
         quantScratch = std::max(quantScratch, quantScratchBytes(*g));
-      else if (const auto *a = std::get_if<cmd::Attention>(&command);
+      else if (const auto *g = std::get_if<cmd::AttentionGrad>(&command);
+               g && (g->dtype == format::DType::F32 || g->dtype == format::DType::BF16)) {
+        static uint8_t somewhere;
+        AttentionGradParams p =
+            attentionGradParamsOf(*g, [](const Buffer &) { return &somewhere; });
+        gradFloats = std::max(
+            gradFloats,
+            attentionGradWorkspaceFloats(
+                g->dtype == format::DType::BF16 ? Elem::BF16 : Elem::F32, p));
+      } else if (const auto *a = std::get_if<cmd::Attention>(&command);
                a && (a->dtype == format::DType::F32 || a->dtype == format::DType::BF16)) {
         // Buffers are not placed yet; sizing needs which ones are there.
         static uint8_t somewhere;
@@ -301,6 +312,7 @@ Status CudaExecutor::init() {
   // device before anything is allocated.
   __int128 wanted = static_cast<__int128>(weightsBytes) + stateBytes + arenaBytes + ioBytes +
                     static_cast<__int128>(kGemmWorkspace) + alignUp(attentionFloats * 4) +
+                    alignUp(gradFloats * 4) +
                     alignUp(onesCount * 4) + alignUp(onesCount * 2) + alignUp(quantScratch) +
                     kAlign;
   size_t freeBytes = 0, totalBytes = 0;
@@ -339,6 +351,7 @@ Status CudaExecutor::init() {
   quantScratch_ = take(quantScratch);
   quantScratchBytes_ = quantScratch;
   attentionWorkspace_ = reinterpret_cast<float *>(take(attentionFloats * 4));
+  attentionGradWorkspace_ = reinterpret_cast<float *>(take(gradFloats * 4));
   onesF32_ = take(onesCount * 4);
   onesBF16_ = take(onesCount * 2);
   error_ = reinterpret_cast<ErrorWord *>(take(kAlign));
@@ -359,6 +372,7 @@ Status CudaExecutor::init() {
   resources_.gemmWorkspace = gemmWorkspace_;
   resources_.gemmWorkspaceBytes = kGemmWorkspace;
   resources_.attentionWorkspace = attentionWorkspace_;
+  resources_.attentionGradWorkspace = attentionGradWorkspace_;
   resources_.onesF32 = onesF32_;
   resources_.onesBF16 = onesBF16_;
   resources_.error = error_;

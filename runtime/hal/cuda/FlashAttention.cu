@@ -12,6 +12,7 @@
 // with causal offsets per row, windows and GQA together.
 #include "hal/cuda/FlashAttention.h"
 #include "hal/cuda/Math.cuh"
+#include "hal/cuda/Mma.cuh"
 
 #include <cstdint>
 
@@ -27,80 +28,12 @@ template <int D> constexpr size_t smemBytes() {
   return sizeof(__nv_bfloat16) * (kRows * D + 4 * kKeys * D); // Q, 2×K, 2×V
 }
 
-/// The element offset of (row, col) in a swizzled [rows, D] tile; col is a
-/// multiple of 8 (one 16-byte chunk).
-template <int D> __device__ __forceinline__ int swizzled(int row, int col) {
-  return row * D + ((((col >> 3) ^ (row & 7))) << 3);
-}
-
-__device__ __forceinline__ void copyAsync16(void *shared, const void *global,
-                                            bool valid) {
-  auto address = static_cast<unsigned>(__cvta_generic_to_shared(shared));
-  int bytes = valid ? 16 : 0; // 0 fills the chunk with zeros
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(address),
-               "l"(global), "r"(bytes));
-}
-__device__ __forceinline__ void commitCopies() {
-  asm volatile("cp.async.commit_group;\n" ::);
-}
-template <int Pending> __device__ __forceinline__ void waitCopies() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(Pending));
-}
-
-__device__ __forceinline__ void loadMatrices(uint32_t (&r)[4], const void *shared) {
-  auto address = static_cast<unsigned>(__cvta_generic_to_shared(shared));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(address));
-}
-__device__ __forceinline__ void loadMatricesTransposed(uint32_t (&r)[4],
-                                                       const void *shared) {
-  auto address = static_cast<unsigned>(__cvta_generic_to_shared(shared));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(address));
-}
-
-/// c += a·b for one m16n8k16 tile.
-__device__ __forceinline__ void mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
-                                    uint32_t b1) {
-  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
-               "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ uint32_t packBf16(float lo, float hi) {
-  __nv_bfloat162 pair = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<uint32_t *>(&pair);
-}
-
-/// Rows [row0, row0 + 64) of a [rows, D] bf16 matrix into a swizzled
-/// shared tile by cp.async; rows past `rows` become zeros. A thread copies
-/// the same column of rows kRowStep apart, so its addresses are fixed
-/// strides from one base (the swizzle repeats every 8 rows).
+/// Rows [row0, row0 + 64) of a [rows, D] matrix into a swizzled tile.
 template <int D>
 __device__ __forceinline__ void loadTileAsync(__nv_bfloat16 *tile,
                                               const __nv_bfloat16 *src, int row0,
                                               int rows) {
-  constexpr int kChunks = D / 8, kRowStep = kWarps * 32 / kChunks;
-  static_assert(kRowStep % 8 == 0 && kRows % kRowStep == 0, "copy layout");
-  const int r0 = threadIdx.x / kChunks, col = (threadIdx.x % kChunks) * 8;
-  __nv_bfloat16 *to = tile + swizzled<D>(r0, col);
-  const __nv_bfloat16 *from = src + static_cast<int64_t>(row0 + r0) * D + col;
-#pragma unroll
-  for (int i = 0; i < kRows / kRowStep; ++i) {
-    bool valid = row0 + r0 + i * kRowStep < rows;
-    copyAsync16(to + i * kRowStep * D, valid ? from + i * kRowStep * D : src, valid);
-  }
-}
-
-/// 2^x on the special function unit alone (denormal results flush to 0,
-/// which a softmax weight never needs); exp2f adds a range fix-up around it.
-__device__ __forceinline__ float fastExp2(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-  return y;
+  loadRowsAsync<D, kRows, kWarps * 32>(tile, src, row0, rows);
 }
 
 template <int D, bool Softcap>
@@ -286,6 +219,10 @@ __device__ __forceinline__ void flashBlock(const AttentionParams &p, ErrorWord *
     sum += __shfl_xor_sync(0xffffffffu, sum, 2);
     if (!live[row])
       continue;
+    if (p.lse && lane % 4 == 0) // natural log: (max·expScale + log2 sum) · ln 2
+      p.lse[(static_cast<int64_t>(b) * p.heads + h) * queries + queryA + 8 * row] =
+          sum > 0.0f ? (rowMax[row] * expScale + __log2f(sum)) * 0.6931471805599453f
+                     : -INFINITY;
     const float inverse = sum > 0.0f ? 1.0f / sum : 0.0f;
     auto *out = static_cast<__nv_bfloat16 *>(p.out) +
                 ((static_cast<int64_t>(b) * p.heads + h) * queries + queryA + 8 * row) * D;

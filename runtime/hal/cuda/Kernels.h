@@ -237,6 +237,9 @@ struct AttentionParams {
   // positions as the entry started): the kernel may read them, up to the
   // slots before queryStart, while the kernel before it still runs.
   bool cacheReady;
+  // [batch, heads, queries] when set: each query row's log-sum-exp (natural
+  // log) of its masked scores, for the backward.
+  float *lse;
 };
 /// How many pieces to split each query's keys into, and the workspace that
 /// needs in 4-byte words (0 when not split): f32 partials, then counters

@@ -475,6 +475,24 @@ func.func @flash_attention_rank(%q: tensor<8x4x64xf32>, %k: tensor<1x2x16x64xf32
 
 // -----
 
+func.func @flash_attention_grad_lse(%q: tensor<1x4x8x16xf32>, %k: tensor<1x2x8x16xf32>, %lse: tensor<1x4x16xf32>) {
+  // expected-error @+2 {{'gai.flash_attention_grad' op expects lse of type tensor<1x4x8xf32>, got tensor<1x4x16xf32>}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %dq, %dk, %dv = gai.flash_attention_grad %q, %k, %k, %q, %lse, %q scale = 0.25 kv_groups = 2 causal : (tensor<1x4x8x16xf32>, tensor<1x2x8x16xf32>, tensor<1x2x8x16xf32>, tensor<1x4x8x16xf32>, tensor<1x4x16xf32>, tensor<1x4x8x16xf32>) -> (tensor<1x4x8x16xf32>, tensor<1x2x8x16xf32>, tensor<1x2x8x16xf32>)
+  return
+}
+
+// -----
+
+func.func @flash_attention_grad_out(%q: tensor<1x4x8x16xf32>, %k: tensor<1x2x8x16xf32>, %lse: tensor<1x4x8xf32>, %o: tensor<1x4x8x8xf32>) {
+  // expected-error @+2 {{'gai.flash_attention_grad' op expects out of type tensor<1x4x8x16xf32>, got tensor<1x4x8x8xf32>}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %dq, %dk, %dv = gai.flash_attention_grad %q, %k, %k, %o, %lse, %q scale = 0.25 kv_groups = 2 causal : (tensor<1x4x8x16xf32>, tensor<1x2x8x16xf32>, tensor<1x2x8x16xf32>, tensor<1x4x8x8xf32>, tensor<1x4x8xf32>, tensor<1x4x8x16xf32>) -> (tensor<1x4x8x16xf32>, tensor<1x2x8x16xf32>, tensor<1x2x8x16xf32>)
+  return
+}
+
+// -----
+
 func.func @flash_attention_groups(%q: tensor<1x8x4x64xf32>, %k: tensor<1x2x16x64xf32>) {
   // expected-error @+2 {{expects key of shape [1, 4, 16, 64] for query [1, 8, 4, 64] and kv_groups = 2, got [1, 2, 16, 64]}}
   // expected-error @+1 {{failed to infer returned types}}

@@ -167,6 +167,15 @@ func.func @flash_attention(%q: tensor<1x8x4x64xbf16>, %k: tensor<1x2x16x64xbf16>
   return
 }
 
+// CHECK-LABEL: func.func @flash_attention_grad
+func.func @flash_attention_grad(%q: tensor<1x8x4x64xbf16>, %k: tensor<1x2x16x64xbf16>, %v: tensor<1x2x16x32xbf16>, %g: tensor<1x8x4x32xbf16>) {
+  // CHECK: %[[O:.*]], %[[LSE:.*]] = gai.flash_attention %{{.*}}, %{{.*}}, %{{.*}} scale = 1.250000e-01 kv_groups = 4 causal window = 8 with_lse : (tensor<1x8x4x64xbf16>, tensor<1x2x16x64xbf16>, tensor<1x2x16x32xbf16>) -> (tensor<1x8x4x32xbf16>, tensor<1x8x4xf32>)
+  %o, %lse = gai.flash_attention %q, %k, %v scale = 0.125 kv_groups = 4 causal window = 8 with_lse : (tensor<1x8x4x64xbf16>, tensor<1x2x16x64xbf16>, tensor<1x2x16x32xbf16>) -> (tensor<1x8x4x32xbf16>, tensor<1x8x4xf32>)
+  // CHECK: gai.flash_attention_grad %{{.*}}, %{{.*}}, %{{.*}}, %[[O]], %[[LSE]], %{{.*}} scale = 1.250000e-01 kv_groups = 4 causal window = 8 : ({{.*}}) -> (tensor<1x8x4x64xbf16>, tensor<1x2x16x64xbf16>, tensor<1x2x16x32xbf16>)
+  %dq, %dk, %dv = gai.flash_attention_grad %q, %k, %v, %o, %lse, %g scale = 0.125 kv_groups = 4 causal window = 8 : (tensor<1x8x4x64xbf16>, tensor<1x2x16x64xbf16>, tensor<1x2x16x32xbf16>, tensor<1x8x4x32xbf16>, tensor<1x8x4xf32>, tensor<1x8x4x32xbf16>) -> (tensor<1x8x4x64xbf16>, tensor<1x2x16x64xbf16>, tensor<1x2x16x32xbf16>)
+  return
+}
+
 // CHECK-LABEL: func.func @cached_attention
 func.func @cached_attention(%q: tensor<2x8x1x64xbf16>, %k: tensor<2x2x1x64xbf16>, %c: tensor<2x2x16x64xbf16>, %s: tensor<2xi32>, %p: tensor<1x1xi32>) {
   // CHECK: gai.cached_attention %{{.*}}, %{{.*}}, %{{.*}} into %{{.*}}, %{{.*}} at %{{.*}} rope interleaved %{{.*}} theta = 5.000000e+05 scale = 1.250000e-01 kv_groups = 4 causal window = 8 softcap = 5.000000e+01 : (

@@ -1,0 +1,669 @@
+// Attention's backward (FlashAttention-2's algorithm): the probabilities
+// come back from the forward's row log-sum-exps, D = rowsum(dO ⊙ O) stands
+// in for the sum over the keys, and nothing [T, S]-sized is ever stored.
+//
+// bf16 with head dim 64 or 128 runs on the tensor cores in two kernels, as
+// FlashAttention-2's deterministic backward: one owns 64 keys of one query
+// head (16 a warp) and walks the query tiles that see them, keeping dK and
+// dV in registers (under GQA, per query head in f32, then summed over the
+// group); the other owns 64 queries and walks their key tiles for dQ, so
+// no atomics are needed. Other shapes and f32 run one warp per query row
+// (dQ) and one per key row (dK, dV) on the CUDA cores.
+// Handwritten for the same reason as the forward: no library runs
+// attention's backward over our layouts with causal offsets, windows,
+// softcaps and GQA together.
+#include "hal/cuda/AttentionGrad.h"
+#include "hal/cuda/Math.cuh"
+#include "hal/cuda/Mma.cuh"
+
+#include <algorithm>
+#include <cstdint>
+
+namespace gai::cuda {
+namespace {
+
+constexpr int kMostDims = 256; // head dims the row kernels take (8 a lane)
+
+/// Whether the query at position `pos` sees key `key`.
+__device__ __forceinline__ bool sees(int64_t pos, int64_t key, bool causal, int64_t window) {
+  return !causal || (key <= pos && (window <= 0 || pos - key < window));
+}
+
+/// The lanes' share of a row of `dim` elements: element lane + 32·i.
+template <typename T>
+__device__ __forceinline__ void loadLanes(float (&to)[kMostDims / 32], const T *row, int dim,
+                                          int lane) {
+#pragma unroll
+  for (int i = 0; i < kMostDims / 32; ++i)
+    to[i] = lane + 32 * i < dim ? toFloat(row[lane + 32 * i]) : 0.0f;
+}
+__device__ __forceinline__ float dotLanes(const float (&a)[kMostDims / 32],
+                                          const float (&b)[kMostDims / 32]) {
+  float sum = 0.0f;
+#pragma unroll
+  for (int i = 0; i < kMostDims / 32; ++i)
+    sum += a[i] * b[i];
+  return warpSum(sum);
+}
+
+/// The softcapped score of a raw product and the cap's slope there.
+__device__ __forceinline__ float capScore(float raw, float scale, float cap, float &slope) {
+  float score = raw * scale;
+  slope = 1.0f;
+  if (cap > 0.0f) {
+    float th = tanhf(score / cap);
+    score = cap * th;
+    slope = 1.0f - th * th;
+  }
+  return score;
+}
+
+//===----------------------------------------------------------------------===//
+// The forward's row log-sum-exps where the flash kernel did not run
+//===----------------------------------------------------------------------===//
+
+template <typename T> __global__ void rowLseKernel(AttentionParams p) {
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * 4 + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (row >= p.batch * p.heads * p.queries)
+    return;
+  const int64_t t = row % p.queries, h = row / p.queries % p.heads,
+                b = row / (p.queries * p.heads);
+  const int64_t kvh = h / (p.heads / p.kvHeads);
+  float q[kMostDims / 32], k[kMostDims / 32];
+  loadLanes(q, static_cast<const T *>(p.q) + row * p.headDim, p.headDim, lane);
+  const T *keys = static_cast<const T *>(p.k) + (b * p.kvHeads + kvh) * p.keys * p.headDim;
+  const int64_t pos = t + p.keys - p.queries;
+  float running = -INFINITY, sum = 0.0f;
+  for (int64_t j = 0; j < p.keys; ++j) {
+    if (!sees(pos, j, p.causal, p.window))
+      continue;
+    loadLanes(k, keys + j * p.headDim, p.headDim, lane);
+    float slope;
+    const float s = capScore(dotLanes(q, k), p.scale, p.softcap, slope);
+    const float next = fmaxf(running, s);
+    sum = sum * __expf(running - next) + __expf(s - next);
+    running = next;
+  }
+  if (lane == 0)
+    p.lse[row] = sum > 0.0f ? running + __logf(sum) : -INFINITY;
+}
+
+//===----------------------------------------------------------------------===//
+// Both paths: D = rowsum(dO ⊙ O)
+//===----------------------------------------------------------------------===//
+
+template <typename T> __global__ void prepareKernel(AttentionGradParams p, float *delta) {
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * 4 + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (row >= p.batch * p.heads * p.queries)
+    return;
+  const T *dout = static_cast<const T *>(p.outGrad) + row * p.valueDim;
+  const T *out = static_cast<const T *>(p.out) + row * p.valueDim;
+  float sum = 0.0f;
+  for (int64_t d = lane; d < p.valueDim; d += 32)
+    sum += toFloat(dout[d]) * toFloat(out[d]);
+  sum = warpSum(sum);
+  if (lane == 0)
+    delta[row] = sum;
+}
+
+//===----------------------------------------------------------------------===//
+// The CUDA-core path: a warp a query row, then a warp a key row
+//===----------------------------------------------------------------------===//
+
+template <typename T>
+__global__ void queryRowsKernel(AttentionGradParams p, const float *delta) {
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * 4 + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (row >= p.batch * p.heads * p.queries)
+    return;
+  const int64_t t = row % p.queries, h = row / p.queries % p.heads,
+                b = row / (p.queries * p.heads);
+  const int64_t kvBase = (b * p.kvHeads + h / (p.heads / p.kvHeads)) * p.keys;
+  float q[kMostDims / 32], dout[kMostDims / 32], k[kMostDims / 32], v[kMostDims / 32],
+      dq[kMostDims / 32] = {};
+  loadLanes(q, static_cast<const T *>(p.q) + row * p.headDim, p.headDim, lane);
+  loadLanes(dout, static_cast<const T *>(p.outGrad) + row * p.valueDim, p.valueDim, lane);
+  const float lse = p.lse[row], rowDelta = delta[row];
+  const int64_t pos = t + p.keys - p.queries;
+  if (lse != -INFINITY)
+    for (int64_t j = 0; j < p.keys; ++j) {
+      if (!sees(pos, j, p.causal, p.window))
+        continue;
+      loadLanes(k, static_cast<const T *>(p.k) + (kvBase + j) * p.headDim, p.headDim, lane);
+      loadLanes(v, static_cast<const T *>(p.v) + (kvBase + j) * p.valueDim, p.valueDim, lane);
+      float slope;
+      const float prob = __expf(capScore(dotLanes(q, k), p.scale, p.softcap, slope) - lse);
+      const float ds = prob * (dotLanes(dout, v) - rowDelta) * slope * p.scale;
+#pragma unroll
+      for (int i = 0; i < kMostDims / 32; ++i)
+        dq[i] += ds * k[i];
+    }
+  T *out = static_cast<T *>(p.qGrad) + row * p.headDim;
+#pragma unroll
+  for (int i = 0; i < kMostDims / 32; ++i)
+    if (lane + 32 * i < p.headDim)
+      out[lane + 32 * i] = fromFloat<T>(dq[i]);
+}
+
+template <typename T>
+__global__ void keyRowsKernel(AttentionGradParams p, const float *delta) {
+  const int64_t keyRow = static_cast<int64_t>(blockIdx.x) * 4 + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (keyRow >= p.batch * p.kvHeads * p.keys)
+    return;
+  const int64_t j = keyRow % p.keys, kvh = keyRow / p.keys % p.kvHeads,
+                b = keyRow / (p.keys * p.kvHeads);
+  const int64_t groups = p.heads / p.kvHeads, start = p.keys - p.queries;
+  float k[kMostDims / 32], v[kMostDims / 32], q[kMostDims / 32], dout[kMostDims / 32],
+      dk[kMostDims / 32] = {}, dv[kMostDims / 32] = {};
+  loadLanes(k, static_cast<const T *>(p.k) + keyRow * p.headDim, p.headDim, lane);
+  loadLanes(v, static_cast<const T *>(p.v) + keyRow * p.valueDim, p.valueDim, lane);
+  // The queries that see key j: position t + start >= j, and within the window.
+  int64_t first = 0, last = p.queries - 1;
+  if (p.causal) {
+    first = j - start > 0 ? j - start : 0;
+    if (p.window > 0 && j - start + p.window - 1 < last)
+      last = j - start + p.window - 1;
+  }
+  for (int64_t h = kvh * groups; h < (kvh + 1) * groups; ++h)
+    for (int64_t t = first; t <= last; ++t) {
+      const int64_t row = (b * p.heads + h) * p.queries + t;
+      const float lse = p.lse[row];
+      if (lse == -INFINITY)
+        continue;
+      loadLanes(q, static_cast<const T *>(p.q) + row * p.headDim, p.headDim, lane);
+      loadLanes(dout, static_cast<const T *>(p.outGrad) + row * p.valueDim, p.valueDim, lane);
+      float slope;
+      const float prob = __expf(capScore(dotLanes(q, k), p.scale, p.softcap, slope) - lse);
+      const float ds = prob * (dotLanes(dout, v) - delta[row]) * slope * p.scale;
+#pragma unroll
+      for (int i = 0; i < kMostDims / 32; ++i) {
+        dv[i] += prob * dout[i];
+        dk[i] += ds * q[i];
+      }
+    }
+  T *kOut = static_cast<T *>(p.kGrad) + keyRow * p.headDim;
+  T *vOut = static_cast<T *>(p.vGrad) + keyRow * p.valueDim;
+#pragma unroll
+  for (int i = 0; i < kMostDims / 32; ++i) {
+    if (lane + 32 * i < p.headDim)
+      kOut[lane + 32 * i] = fromFloat<T>(dk[i]);
+    if (lane + 32 * i < p.valueDim)
+      vOut[lane + 32 * i] = fromFloat<T>(dv[i]);
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// The tensor-core path (bf16, head dim 64 or 128)
+//===----------------------------------------------------------------------===//
+
+constexpr int kTile = 64;  // keys or queries a block, and a tile of the other
+constexpr int kWarps = 4;  // 16 rows each
+constexpr int kThreads = kWarps * 32;
+
+/// The A fragments of a 16 × 16 block of a swizzled [rows, D] tile.
+template <int D>
+__device__ __forceinline__ void loadRowFragment(uint32_t (&a)[4], const __nv_bfloat16 *tile,
+                                                int row0, int kk, int lane) {
+  loadMatrices(a, tile + swizzled<D>(row0 + lane % 16, kk * 16 + (lane / 16) * 8));
+}
+/// B fragments for two n-tiles of 8 rows (k along D): tile rows n0..n0+15.
+template <int D>
+__device__ __forceinline__ void loadColumnFragments(uint32_t (&b)[4],
+                                                    const __nv_bfloat16 *tile, int n0, int kk,
+                                                    int lane) {
+  loadMatrices(b, tile + swizzled<D>(n0 + lane % 8 + 8 * (lane / 16),
+                                     kk * 16 + 8 * ((lane / 8) % 2)));
+}
+/// B fragments with k along the tile's rows (j0..j0+15), n along D (dd·16..).
+template <int D>
+__device__ __forceinline__ void loadTransposedFragments(uint32_t (&b)[4],
+                                                        const __nv_bfloat16 *tile, int j0,
+                                                        int dd, int lane) {
+  loadMatricesTransposed(b, tile + swizzled<D>(j0 + lane % 8 + 8 * ((lane / 8) % 2),
+                                               dd * 16 + 8 * (lane / 16)));
+}
+/// Two [16 × 8] accumulator tiles as one A fragment (k along their columns).
+__device__ __forceinline__ void packFragment(uint32_t (&a)[4], const float (&lo)[4],
+                                             const float (&hi)[4]) {
+  a[0] = packBf16(lo[0], lo[1]);
+  a[1] = packBf16(lo[2], lo[3]);
+  a[2] = packBf16(hi[0], hi[1]);
+  a[3] = packBf16(hi[2], hi[3]);
+}
+
+/// The probability and the scaled score gradient of one (query, key):
+/// P = exp(score - lse), dS = P ⊙ (dP - D) through the cap, times scale.
+template <bool Softcap>
+__device__ __forceinline__ void probabilityAndGrad(float &s, float &dp, bool visible,
+                                                   float lse, float rowDelta,
+                                                   const AttentionGradParams &p) {
+  float score = s * p.scale, slope = 1.0f;
+  if (Softcap) {
+    const float th = tanhf(score / p.softcap);
+    score = p.softcap * th;
+    slope = 1.0f - th * th;
+  }
+  const float prob = visible ? __expf(score - lse) : 0.0f;
+  s = prob;
+  dp = prob * (dp - rowDelta) * slope * p.scale;
+}
+
+template <int D> constexpr size_t gradSmemBytes() {
+  // Two tiles held for the whole block (K and V, or Q and dO) and two
+  // double-buffered streamed ones; then lse and D of two query tiles.
+  return sizeof(__nv_bfloat16) * 6 * kTile * D + sizeof(float) * 4 * kTile;
+}
+
+/// dK and dV of 64 keys for one query head: the block walks the query
+/// tiles that see them and keeps both sums in registers. Under GQA each
+/// query head's share goes to f32 `partials` [B, H, S, D] twice (dK, then
+/// dV), which sumGroupsKernel adds up.
+template <int D, bool Softcap>
+__global__ void __launch_bounds__(kThreads)
+    flashGradKeysKernel(AttentionGradParams p, const float *delta, float *partials) {
+  extern __shared__ __align__(128) unsigned char raw[];
+  auto *sk = reinterpret_cast<__nv_bfloat16 *>(raw);
+  __nv_bfloat16 *sv = sk + kTile * D;
+  __nv_bfloat16 *sq = sv + kTile * D;      // two buffers
+  __nv_bfloat16 *sdo = sq + 2 * kTile * D; // two buffers
+  auto *slse = reinterpret_cast<float *>(sdo + 2 * kTile * D); // two tiles
+  float *sdelta = slse + 2 * kTile;
+
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int group = lane / 4, pairCol = 2 * (lane % 4);
+  const int key0 = blockIdx.x * kTile, h = blockIdx.y, b = blockIdx.z;
+  const int queries = static_cast<int>(p.queries), keys = static_cast<int>(p.keys);
+  const int heads = static_cast<int>(p.heads), groups = heads / static_cast<int>(p.kvHeads);
+  const int start = keys - queries;
+  const int64_t kvBase = (static_cast<int64_t>(b) * p.kvHeads + h / groups) * keys;
+  const int64_t rowBase = (static_cast<int64_t>(b) * heads + h) * queries;
+  const auto *qSrc = static_cast<const __nv_bfloat16 *>(p.q) + rowBase * D;
+  const auto *doSrc = static_cast<const __nv_bfloat16 *>(p.outGrad) + rowBase * D;
+
+  // The query tiles whose queries see some key of this block.
+  int firstQuery = 0, lastQuery = queries - 1;
+  if (p.causal) {
+    firstQuery = max(0, key0 - start);
+    if (p.window > 0)
+      lastQuery = min(lastQuery, key0 + kTile - 1 - start + static_cast<int>(p.window) - 1);
+  }
+  const int firstTile = firstQuery / kTile;
+  const int tiles = lastQuery < firstQuery ? 0 : lastQuery / kTile - firstTile + 1;
+  auto loadQueries = [&](int it, int buffer) {
+    const int q0 = (firstTile + it) * kTile;
+    loadRowsAsync<D, kTile, kThreads>(sq + buffer * kTile * D, qSrc, q0, queries);
+    loadRowsAsync<D, kTile, kThreads>(sdo + buffer * kTile * D, doSrc, q0, queries);
+    if (threadIdx.x < kTile) {
+      const int t = q0 + threadIdx.x;
+      slse[buffer * kTile + threadIdx.x] = t < queries ? p.lse[rowBase + t] : -INFINITY;
+      sdelta[buffer * kTile + threadIdx.x] = t < queries ? delta[rowBase + t] : 0.0f;
+    }
+  };
+
+  loadRowsAsync<D, kTile, kThreads>(sk, static_cast<const __nv_bfloat16 *>(p.k) + kvBase * D,
+                                    key0, keys);
+  loadRowsAsync<D, kTile, kThreads>(sv, static_cast<const __nv_bfloat16 *>(p.v) + kvBase * D,
+                                    key0, keys);
+  if (tiles > 0)
+    loadQueries(0, 0);
+  commitCopies();
+
+  float dk[D / 8][4], dv[D / 8][4];
+#pragma unroll
+  for (int n = 0; n < D / 8; ++n)
+#pragma unroll
+    for (int e = 0; e < 4; ++e)
+      dk[n][e] = dv[n][e] = 0.0f;
+  // This thread's two key rows: the warp's row `group` and `group + 8`.
+  const int keyA = key0 + warp * 16 + group;
+
+  for (int it = 0; it < tiles; ++it) {
+    const int buffer = it & 1, q0 = (firstTile + it) * kTile;
+    if (it + 1 < tiles) {
+      loadQueries(it + 1, buffer ^ 1);
+      commitCopies();
+      waitCopies<1>();
+    } else {
+      waitCopies<0>();
+    }
+    __syncthreads();
+    const __nv_bfloat16 *tq = sq + buffer * kTile * D, *tdo = sdo + buffer * kTile * D;
+    const float *tlse = slse + buffer * kTile, *tdelta = sdelta + buffer * kTile;
+
+    // Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ: the warp's 16 keys × 64 queries each.
+    float s[kTile / 8][4], dp[kTile / 8][4];
+#pragma unroll
+    for (int n = 0; n < kTile / 8; ++n)
+#pragma unroll
+      for (int e = 0; e < 4; ++e)
+        s[n][e] = dp[n][e] = 0.0f;
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      uint32_t ka[4], va[4];
+      loadRowFragment<D>(ka, sk, warp * 16, kk, lane);
+      loadRowFragment<D>(va, sv, warp * 16, kk, lane);
+#pragma unroll
+      for (int np = 0; np < kTile / 16; ++np) {
+        uint32_t bq[4], bo[4];
+        loadColumnFragments<D>(bq, tq, np * 16, kk, lane);
+        loadColumnFragments<D>(bo, tdo, np * 16, kk, lane);
+        mma(s[2 * np], ka, bq[0], bq[1]);
+        mma(s[2 * np + 1], ka, bq[2], bq[3]);
+        mma(dp[2 * np], va, bo[0], bo[1]);
+        mma(dp[2 * np + 1], va, bo[2], bo[3]);
+      }
+    }
+    const bool edge = key0 + kTile > keys || q0 + kTile > queries ||
+                      (p.causal && (key0 + kTile - 1 > start + q0 ||
+                                    (p.window > 0 &&
+                                     start + q0 + kTile - 1 - key0 >= p.window)));
+#pragma unroll
+    for (int n = 0; n < kTile / 8; ++n)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int key = keyA + 8 * (e / 2), column = n * 8 + pairCol + e % 2;
+        const float lse = tlse[column];
+        const bool visible = !edge || (key < keys && q0 + column < queries &&
+                                       sees(start + q0 + column, key, p.causal, p.window));
+        probabilityAndGrad<Softcap>(s[n][e], dp[n][e], visible && lse != -INFINITY, lse,
+                                    tdelta[column], p);
+      }
+
+    // dV += Pᵀ·dO and dK += dSᵀ·Q: the accumulators are A fragments as they lie.
+#pragma unroll
+    for (int j = 0; j < kTile / 16; ++j) {
+      uint32_t pf[4], df[4];
+      packFragment(pf, s[2 * j], s[2 * j + 1]);
+      packFragment(df, dp[2 * j], dp[2 * j + 1]);
+#pragma unroll
+      for (int dd = 0; dd < D / 16; ++dd) {
+        uint32_t bo[4], bq[4];
+        loadTransposedFragments<D>(bo, tdo, j * 16, dd, lane);
+        loadTransposedFragments<D>(bq, tq, j * 16, dd, lane);
+        mma(dv[2 * dd], pf, bo[0], bo[1]);
+        mma(dv[2 * dd + 1], pf, bo[2], bo[3]);
+        mma(dk[2 * dd], df, bq[0], bq[1]);
+        mma(dk[2 * dd + 1], df, bq[2], bq[3]);
+      }
+    }
+    __syncthreads(); // this buffer is refilled two tiles on
+  }
+
+  const int64_t partialRows = p.batch * p.heads * p.keys;
+#pragma unroll
+  for (int row = 0; row < 2; ++row) {
+    const int key = keyA + 8 * row;
+    if (key >= keys)
+      continue;
+    if (groups == 1) {
+      auto *kOut = static_cast<__nv_bfloat16 *>(p.kGrad) + (kvBase + key) * D;
+      auto *vOut = static_cast<__nv_bfloat16 *>(p.vGrad) + (kvBase + key) * D;
+#pragma unroll
+      for (int n = 0; n < D / 8; ++n) {
+        *reinterpret_cast<__nv_bfloat162 *>(kOut + n * 8 + pairCol) =
+            __floats2bfloat162_rn(dk[n][2 * row], dk[n][2 * row + 1]);
+        *reinterpret_cast<__nv_bfloat162 *>(vOut + n * 8 + pairCol) =
+            __floats2bfloat162_rn(dv[n][2 * row], dv[n][2 * row + 1]);
+      }
+    } else {
+      const int64_t at = ((static_cast<int64_t>(b) * heads + h) * keys + key) * D;
+      float *kOut = partials + at, *vOut = partials + partialRows * D + at;
+#pragma unroll
+      for (int n = 0; n < D / 8; ++n) {
+        *reinterpret_cast<float2 *>(kOut + n * 8 + pairCol) =
+            make_float2(dk[n][2 * row], dk[n][2 * row + 1]);
+        *reinterpret_cast<float2 *>(vOut + n * 8 + pairCol) =
+            make_float2(dv[n][2 * row], dv[n][2 * row + 1]);
+      }
+    }
+  }
+}
+
+/// dQ of 64 queries: the block walks the key tiles they see, as the
+/// forward does, rebuilding P and dS per tile (dS·K needs no atomics this
+/// way, at the cost of recomputing Q·Kᵀ and dO·Vᵀ once more).
+template <int D, bool Softcap>
+__global__ void __launch_bounds__(kThreads)
+    flashGradQueriesKernel(AttentionGradParams p, const float *delta) {
+  extern __shared__ __align__(128) unsigned char raw[];
+  auto *sq = reinterpret_cast<__nv_bfloat16 *>(raw);
+  __nv_bfloat16 *sdo = sq + kTile * D;
+  __nv_bfloat16 *sk = sdo + kTile * D;     // two buffers
+  __nv_bfloat16 *sv = sk + 2 * kTile * D;  // two buffers
+
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int group = lane / 4, pairCol = 2 * (lane % 4);
+  // The heaviest causal tiles (the last queries) start first.
+  const int tile = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  const int queries = static_cast<int>(p.queries), keys = static_cast<int>(p.keys);
+  const int heads = static_cast<int>(p.heads), groups = heads / static_cast<int>(p.kvHeads);
+  const int start = keys - queries, q0 = tile * kTile;
+  const int64_t kvBase = (static_cast<int64_t>(b) * p.kvHeads + h / groups) * keys;
+  const int64_t rowBase = (static_cast<int64_t>(b) * heads + h) * queries;
+  const auto *kSrc = static_cast<const __nv_bfloat16 *>(p.k) + kvBase * D;
+  const auto *vSrc = static_cast<const __nv_bfloat16 *>(p.v) + kvBase * D;
+
+  int firstKey = 0, lastKey = keys - 1;
+  if (p.causal) {
+    lastKey = min(lastKey, start + min(q0 + kTile, queries) - 1);
+    if (p.window > 0)
+      firstKey = max(0, start + q0 - static_cast<int>(p.window) + 1);
+  }
+  const int firstTile = firstKey / kTile;
+  const int tiles = lastKey < firstKey ? 0 : lastKey / kTile - firstTile + 1;
+
+  loadRowsAsync<D, kTile, kThreads>(sq, static_cast<const __nv_bfloat16 *>(p.q) + rowBase * D,
+                                    q0, queries);
+  loadRowsAsync<D, kTile, kThreads>(
+      sdo, static_cast<const __nv_bfloat16 *>(p.outGrad) + rowBase * D, q0, queries);
+  if (tiles > 0) {
+    loadRowsAsync<D, kTile, kThreads>(sk, kSrc, firstTile * kTile, keys);
+    loadRowsAsync<D, kTile, kThreads>(sv, vSrc, firstTile * kTile, keys);
+  }
+  commitCopies();
+
+  // This thread's two query rows: the warp's row `group` and `group + 8`.
+  const int queryA = q0 + warp * 16 + group;
+  float rowLse[2], rowDelta[2];
+#pragma unroll
+  for (int row = 0; row < 2; ++row) {
+    const int t = queryA + 8 * row;
+    rowLse[row] = t < queries ? p.lse[rowBase + t] : -INFINITY;
+    rowDelta[row] = t < queries ? delta[rowBase + t] : 0.0f;
+  }
+  float dq[D / 8][4];
+#pragma unroll
+  for (int n = 0; n < D / 8; ++n)
+    dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.0f;
+
+  for (int it = 0; it < tiles; ++it) {
+    const int buffer = it & 1, key0 = (firstTile + it) * kTile;
+    if (it + 1 < tiles) {
+      loadRowsAsync<D, kTile, kThreads>(sk + (buffer ^ 1) * kTile * D, kSrc, key0 + kTile,
+                                        keys);
+      loadRowsAsync<D, kTile, kThreads>(sv + (buffer ^ 1) * kTile * D, vSrc, key0 + kTile,
+                                        keys);
+      commitCopies();
+      waitCopies<1>();
+    } else {
+      waitCopies<0>();
+    }
+    __syncthreads();
+    const __nv_bfloat16 *tk = sk + buffer * kTile * D, *tv = sv + buffer * kTile * D;
+
+    // S = Q·Kᵀ and dP = dO·Vᵀ: the warp's 16 queries × 64 keys each.
+    float s[kTile / 8][4], dp[kTile / 8][4];
+#pragma unroll
+    for (int n = 0; n < kTile / 8; ++n)
+#pragma unroll
+      for (int e = 0; e < 4; ++e)
+        s[n][e] = dp[n][e] = 0.0f;
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      uint32_t qa[4], oa[4];
+      loadRowFragment<D>(qa, sq, warp * 16, kk, lane);
+      loadRowFragment<D>(oa, sdo, warp * 16, kk, lane);
+#pragma unroll
+      for (int np = 0; np < kTile / 16; ++np) {
+        uint32_t bk[4], bv[4];
+        loadColumnFragments<D>(bk, tk, np * 16, kk, lane);
+        loadColumnFragments<D>(bv, tv, np * 16, kk, lane);
+        mma(s[2 * np], qa, bk[0], bk[1]);
+        mma(s[2 * np + 1], qa, bk[2], bk[3]);
+        mma(dp[2 * np], oa, bv[0], bv[1]);
+        mma(dp[2 * np + 1], oa, bv[2], bv[3]);
+      }
+    }
+    const bool edge = key0 + kTile > keys || q0 + kTile > queries ||
+                      (p.causal && (key0 + kTile - 1 > start + q0 ||
+                                    (p.window > 0 &&
+                                     start + q0 + kTile - 1 - key0 >= p.window)));
+#pragma unroll
+    for (int n = 0; n < kTile / 8; ++n)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int row = e / 2, key = key0 + n * 8 + pairCol + e % 2;
+        const int query = queryA + 8 * row;
+        const bool visible = !edge || (key < keys && query < queries &&
+                                       sees(start + query, key, p.causal, p.window));
+        probabilityAndGrad<Softcap>(s[n][e], dp[n][e], visible && rowLse[row] != -INFINITY,
+                                    rowLse[row], rowDelta[row], p);
+      }
+
+    // dQ += dS·K: dS's accumulators are A fragments as they lie.
+#pragma unroll
+    for (int j = 0; j < kTile / 16; ++j) {
+      uint32_t df[4];
+      packFragment(df, dp[2 * j], dp[2 * j + 1]);
+#pragma unroll
+      for (int dd = 0; dd < D / 16; ++dd) {
+        uint32_t bk[4];
+        loadTransposedFragments<D>(bk, tk, j * 16, dd, lane);
+        mma(dq[2 * dd], df, bk[0], bk[1]);
+        mma(dq[2 * dd + 1], df, bk[2], bk[3]);
+      }
+    }
+    __syncthreads(); // this buffer is refilled two tiles on
+  }
+
+#pragma unroll
+  for (int row = 0; row < 2; ++row) {
+    const int query = queryA + 8 * row;
+    if (query >= queries)
+      continue;
+    auto *out = static_cast<__nv_bfloat16 *>(p.qGrad) + (rowBase + query) * D;
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n)
+      *reinterpret_cast<__nv_bfloat162 *>(out + n * 8 + pairCol) =
+          __floats2bfloat162_rn(dq[n][2 * row], dq[n][2 * row + 1]);
+  }
+}
+
+/// dK and dV of each KV head: the sums of its query heads' partials.
+__global__ void sumGroupsKernel(AttentionGradParams p, const float *partials) {
+  const int64_t groups = p.heads / p.kvHeads, perHead = p.keys * p.headDim;
+  const int64_t count = p.batch * p.kvHeads * perHead, whole = p.batch * p.heads * perHead;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < count;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t within = i % perHead, head0 = i / perHead * groups; // b·H + kvh·groups
+    float dk = 0.0f, dv = 0.0f;
+    for (int64_t g = 0; g < groups; ++g) {
+      dk += partials[(head0 + g) * perHead + within];
+      dv += partials[whole + (head0 + g) * perHead + within];
+    }
+    static_cast<__nv_bfloat16 *>(p.kGrad)[i] = __float2bfloat16_rn(dk);
+    static_cast<__nv_bfloat16 *>(p.vGrad)[i] = __float2bfloat16_rn(dv);
+  }
+}
+
+template <typename Kernel> void allowSharedMemory(Kernel kernel, size_t bytes) {
+  // A failure shows as a launch error.
+  (void)cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             static_cast<int>(bytes));
+}
+
+template <int D, bool Softcap>
+void launchFlashGrad(const AttentionGradParams &p, const float *delta, float *partials,
+                     cudaStream_t stream) {
+  constexpr size_t bytes = gradSmemBytes<D>();
+  static bool configured = [] {
+    allowSharedMemory(flashGradKeysKernel<D, Softcap>, bytes);
+    allowSharedMemory(flashGradQueriesKernel<D, Softcap>, bytes);
+    return true;
+  }();
+  (void)configured;
+  const auto heads = static_cast<unsigned>(p.heads), batch = static_cast<unsigned>(p.batch);
+  flashGradKeysKernel<D, Softcap>
+      <<<dim3(static_cast<unsigned>((p.keys + kTile - 1) / kTile), heads, batch), kThreads,
+         bytes, stream>>>(p, delta, partials);
+  flashGradQueriesKernel<D, Softcap>
+      <<<dim3(static_cast<unsigned>((p.queries + kTile - 1) / kTile), heads, batch), kThreads,
+         bytes, stream>>>(p, delta);
+  if (p.heads != p.kvHeads) {
+    const int64_t count = p.batch * p.kvHeads * p.keys * p.headDim;
+    sumGroupsKernel<<<static_cast<unsigned>(std::min<int64_t>((count + 255) / 256, 8192)), 256,
+                      0, stream>>>(p, partials);
+  }
+}
+
+unsigned warpBlocks(int64_t rows) { return static_cast<unsigned>((rows + 3) / 4); }
+
+template <typename T>
+void launchRowGrad(const AttentionGradParams &p, const float *delta, cudaStream_t stream) {
+  queryRowsKernel<T><<<warpBlocks(p.batch * p.heads * p.queries), 128, 0, stream>>>(p, delta);
+  keyRowsKernel<T><<<warpBlocks(p.batch * p.kvHeads * p.keys), 128, 0, stream>>>(p, delta);
+}
+
+} // namespace
+
+bool useFlashAttentionGrad(Elem e, const AttentionGradParams &p) {
+  return e == Elem::BF16 && (p.headDim == 64 || p.headDim == 128) && p.valueDim == p.headDim;
+}
+
+int64_t attentionGradWorkspaceFloats(Elem e, const AttentionGradParams &p) {
+  const int64_t rows = p.batch * p.heads * p.queries;
+  const int64_t aligned = (rows + 63) / 64 * 64; // the partials start 256-byte aligned
+  const bool grouped = useFlashAttentionGrad(e, p) && p.heads != p.kvHeads;
+  return aligned + (grouped ? 2 * p.batch * p.heads * p.keys * p.headDim : 0);
+}
+
+void attentionGrad(Elem e, const AttentionGradParams &p, float *workspace,
+                   cudaStream_t stream) {
+  const int64_t rows = p.batch * p.heads * p.queries;
+  if (rows == 0 || p.batch * p.kvHeads * p.keys == 0)
+    return;
+  float *delta = workspace, *partials = workspace + (rows + 63) / 64 * 64;
+  if (e == Elem::BF16)
+    prepareKernel<__nv_bfloat16><<<warpBlocks(rows), 128, 0, stream>>>(p, delta);
+  else
+    prepareKernel<float><<<warpBlocks(rows), 128, 0, stream>>>(p, delta);
+  if (!useFlashAttentionGrad(e, p)) {
+    if (e == Elem::BF16)
+      launchRowGrad<__nv_bfloat16>(p, delta, stream);
+    else
+      launchRowGrad<float>(p, delta, stream);
+    return;
+  }
+  const bool softcap = p.softcap > 0.0f;
+  if (p.headDim == 64)
+    softcap ? launchFlashGrad<64, true>(p, delta, partials, stream)
+            : launchFlashGrad<64, false>(p, delta, partials, stream);
+  else
+    softcap ? launchFlashGrad<128, true>(p, delta, partials, stream)
+            : launchFlashGrad<128, false>(p, delta, partials, stream);
+}
+
+void attentionRowLse(Elem e, const AttentionParams &p, cudaStream_t stream) {
+  const int64_t rows = p.batch * p.heads * p.queries;
+  if (rows == 0)
+    return;
+  if (e == Elem::BF16)
+    rowLseKernel<__nv_bfloat16><<<warpBlocks(rows), 128, 0, stream>>>(p);
+  else
+    rowLseKernel<float><<<warpBlocks(rows), 128, 0, stream>>>(p);
+}
+
+} // namespace gai::cuda

@@ -1,0 +1,34 @@
+// Attention's backward on CUDA, and the forward's row log-sum-exps it reads.
+#ifndef GAI_RUNTIME_HAL_CUDA_ATTENTIONGRAD_H
+#define GAI_RUNTIME_HAL_CUDA_ATTENTIONGRAD_H
+
+#include "hal/cuda/Kernels.h"
+
+namespace gai::cuda {
+
+/// cmd::AttentionGrad's pointers and shape; no query_start (training).
+struct AttentionGradParams {
+  const void *q, *k, *v, *out, *outGrad;
+  const float *lse;
+  void *qGrad, *kGrad, *vGrad;
+  int64_t batch, heads, kvHeads, queries, keys, headDim, valueDim, window;
+  float scale, softcap;
+  bool causal;
+};
+
+/// Whether the tensor-core kernel takes `p`: bf16, head dim 64 or 128.
+bool useFlashAttentionGrad(Elem e, const AttentionGradParams &p);
+/// The f32 workspace attentionGrad needs: D per query row, and under GQA on
+/// the tensor-core path each query head's dK and dV before their group sum.
+int64_t attentionGradWorkspaceFloats(Elem e, const AttentionGradParams &p);
+/// Writes qGrad, kGrad and vGrad (head dims up to 256).
+void attentionGrad(Elem e, const AttentionGradParams &p, float *workspace,
+                   cudaStream_t stream);
+
+/// p.lse from q and k, for a forward that ran other than by the flash
+/// kernel (which writes them itself).
+void attentionRowLse(Elem e, const AttentionParams &p, cudaStream_t stream);
+
+} // namespace gai::cuda
+
+#endif // GAI_RUNTIME_HAL_CUDA_ATTENTIONGRAD_H
