@@ -354,6 +354,14 @@ FailureOr<flatbuffers::Offset<fmt::Step>> Writer::step(Operation &op) {
                                      e.getCount(), dtype(e.getElementAttr()), e.getRowShards(),
                                      e.getRowShardAxes()));
   }
+  if (auto e = dyn_cast<exec::EmbeddingGradOp>(op)) {
+    fmt::BufferRef grad = toRef(e.getGrad()), indices = toRef(e.getIndices()),
+                   out = toRef(e.getOut());
+    return made(fmt::Command::EmbeddingGrad,
+                fmt::CreateEmbeddingGrad(fbb, &grad, &indices, &out, e.getVocab(), e.getDim(),
+                                         e.getCount(), dtype(e.getElementAttr()),
+                                         e.getRowShards(), e.getRowShardAxes()));
+  }
   if (auto w = dyn_cast<exec::CacheWriteOp>(op)) {
     fmt::BufferRef cache = toRef(w.getCache()), update = toRef(w.getUpdate()),
                    positions = toRef(w.getPositions());

@@ -564,6 +564,15 @@ LogicalResult Lowering::lowerOp(Operation *op) {
                               i64(e.getVocabShards()), vocabShardAxes(b, e.getVocabShards()));
     return success();
   }
+  if (auto e = dyn_cast<EmbeddingGradOp>(op)) {
+    ArrayRef<int64_t> table = shape(e.getResult());
+    exec::EmbeddingGradOp::create(b, loc, ref(e.getGrad()), ref(e.getIndices()),
+                                  ref(e.getResult()), i64(table[0]), i64(table[1]),
+                                  i64(product(shape(e.getIndices()))), elementOf(e.getResult()),
+                                  i64(e.getVocabShards()),
+                                  vocabShardAxes(b, e.getVocabShards()));
+    return success();
+  }
   if (auto w = dyn_cast<CacheWriteOp>(op)) {
     ArrayRef<int64_t> cache = shape(w.getCache()), update = shape(w.getUpdate());
     refOf[w.getResult()] = ref(w.getCache());

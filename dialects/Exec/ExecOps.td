@@ -264,6 +264,19 @@ def Exec_EmbeddingOp : Exec_Command<"embedding"> {
   }];
 }
 
+def Exec_EmbeddingGradOp : Exec_Command<"embedding_grad"> {
+  let summary = "out = zeros; out[indices[i]] += grad[i]: a table's gradient";
+  let arguments = (ins Exec_RefAttr:$grad, Exec_RefAttr:$indices,
+      Exec_RefAttr:$out, I64Attr:$vocab, I64Attr:$dim, I64Attr:$count,
+      TypeAttr:$element, DefaultValuedAttr<I64Attr, "1">:$row_shards,
+      DefaultValuedAttr<I32Attr, "0">:$row_shard_axes);
+  let description = [{
+    exec.embedding's backward: grad [count, dim] and out [vocab, dim] of
+    `element`, indices as exec.embedding's (row shards too: ids of other
+    ranks add nothing).
+  }];
+}
+
 def Exec_CacheWriteOp : Exec_Command<"cache_write"> {
   let summary = "writes new rows into a KV cache at each row's position";
   let arguments = (ins Exec_RefAttr:$cache, Exec_RefAttr:$update,

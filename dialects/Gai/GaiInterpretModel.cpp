@@ -236,6 +236,26 @@ llvm::Error EmbeddingOp::interpret(InterpretState &state) {
   return llvm::Error::success();
 }
 
+llvm::Error EmbeddingGradOp::interpret(InterpretState &state) {
+  const HostTensor &grad = state.in(getGrad());
+  const HostTensor &ids = state.in(getIndices());
+  // One process: a table of vocabulary shards is rank 0's, the first rows.
+  auto rows = static_cast<int64_t>(getRows());
+  int64_t d = grad.shape.back(), vocab = rows * static_cast<int64_t>(getVocabShards());
+  HostTensor t(shapeOf(getResult()));
+  for (int64_t i = 0; i < ids.numElements(); ++i) {
+    int64_t id = static_cast<int64_t>(ids.data[i]);
+    if (id < 0 || id >= vocab)
+      return interpretError(*this, "token id " + Twine(id) + " is not in [0, " +
+                                       Twine(vocab) + ")");
+    if (id < rows)
+      for (int64_t j = 0; j < d; ++j)
+        t.data[id * d + j] += grad.data[i * d + j];
+  }
+  state.set(getResult(), std::move(t));
+  return llvm::Error::success();
+}
+
 llvm::Error MatmulOp::interpret(InterpretState &state) {
   state.set(getResult(),
             matmul(state.in(getLhs()), state.in(getRhs()), getTransposeLhs(),

@@ -878,6 +878,26 @@ LogicalResult FlashAttentionOp::inferReturnTypes(
   return success();
 }
 
+LogicalResult EmbeddingGradOp::inferReturnTypes(MLIRContext *, std::optional<Location> loc,
+                                                Adaptor adaptor,
+                                                SmallVectorImpl<Type> &types) {
+  RankedTensorType grad = tensorType(adaptor.getGrad());
+  RankedTensorType ids = tensorType(adaptor.getIndices());
+  if (!grad || !ids || grad.getRank() != ids.getRank() + 1 ||
+      grad.getShape().drop_back() != ids.getShape())
+    return opError(loc, getOperationName(),
+                   "expects grad shaped as the ids followed by D, got " +
+                       (grad ? formatShape(grad.getShape()) : std::string("unranked")) +
+                       " for ids " +
+                       (ids ? formatShape(ids.getShape()) : std::string("unranked")));
+  auto rows = static_cast<int64_t>(adaptor.getRows());
+  if (rows < 1 || adaptor.getVocabShards() < 1)
+    return opError(loc, getOperationName(), "expects rows >= 1 and vocab_shards >= 1");
+  types.push_back(
+      RankedTensorType::get({rows, grad.getShape().back()}, grad.getElementType()));
+  return success();
+}
+
 LogicalResult FlashAttentionGradOp::inferReturnTypes(
     MLIRContext *, std::optional<Location> loc, Adaptor adaptor,
     SmallVectorImpl<Type> &types) {

@@ -86,6 +86,28 @@ def Gai_EmbeddingOp : Gai_Op<"embedding", [Gai_Differentiable, Gai_Interpreted,
   }];
 }
 
+def Gai_EmbeddingGradOp : Gai_Op<"embedding_grad", [Gai_Interpreted, Pure,
+    InferTypeOpAdaptor]> {
+  let summary = "the gradient of a gai.embedding's table: rows scatter-added";
+  let description = [{
+    `grad` is the lookup's gradient (the ids' shape followed by D); the
+    result is the [rows, D] table's: row r sums the grad rows of every id
+    that picked it. With vocab_shards = T > 1 the table holds this rank's
+    rows of the vocabulary, as gai.embedding's, and other ids add nothing.
+    No one-hot matrix is made.
+    ```mlir
+    %g = gai.embedding_grad %dx, %ids rows = 256
+        : (tensor<2x32x64xf32>, tensor<2x32xi32>) -> tensor<256x64xf32>
+    ```
+  }];
+  let arguments = (ins Gai_FloatTensor:$grad, Gai_IndexTensor:$indices, I64Attr:$rows,
+                       DefaultValuedAttr<I64Attr, "1">:$vocab_shards);
+  let results = (outs Gai_FloatTensor:$result);
+  let assemblyFormat = [{
+    $grad `,` $indices `rows` `=` $rows attr-dict `:` functional-type(operands, results)
+  }];
+}
+
 def Gai_MatmulOp : Gai_Op<"matmul", [Gai_Differentiable, Gai_Interpreted, Pure,
     InferTypeOpAdaptor]> {
   let summary = "batched matrix product with broadcast batch dims";

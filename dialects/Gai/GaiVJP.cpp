@@ -66,21 +66,12 @@ LogicalResult unaryVJP(Operation *op, ArrayRef<Value> cotangents,
 
 LogicalResult EmbeddingOp::vjp(ImplicitLocOpBuilder &b,
                                ArrayRef<Value> cotangents, VJPSweep &sweep) {
-  // Rows scatter-added back into the table: one_hot(ids)ᵀ · g.
-  Value g = cotangents[0];
-  Value table = getTable();
-  auto tableType = typeOf(table);
-  int64_t vocab = tableType.getDimSize(0), d = tableType.getDimSize(1);
-  int64_t n = typeOf(getIndices()).getNumElements();
-  Type elt = tableType.getElementType();
-  Value ids = ReshapeOp::create(
-      b, RankedTensorType::get({n}, typeOf(getIndices()).getElementType()),
-      getIndices());
-  // A table of vocabulary shards gets the gradient of its own rows.
-  Value hot = OneHotOp::create(b, RankedTensorType::get({n, vocab}, elt), ids, vocab,
-                               getVocabShards());
-  Value rows = ReshapeOp::create(b, RankedTensorType::get({n, d}, elt), g);
-  sweep.accumulate(table, matmul(b, hot, rows, true, false));
+  // Rows scatter-added back into the table (a table of vocabulary shards
+  // gets the gradient of its own rows).
+  sweep.accumulate(getTable(),
+                   EmbeddingGradOp::create(b, cotangents[0], getIndices(),
+                                           typeOf(getTable()).getDimSize(0),
+                                           getVocabShards()));
   return success();
 }
 

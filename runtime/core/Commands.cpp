@@ -12,7 +12,8 @@ constexpr const char *kCommandNames[] = {
     "gemm",  "attention", "launch",        "embedding",          "cache_write", "take",
     "transpose", "slice", "topk",          "cross_entropy",      "cross_entropy_grad",
     "place", "one_hot",   "reduce",        "copy",               "fill",
-    "all_reduce", "all_gather", "reduce_scatter", "all_slice", "attention_grad"};
+    "all_reduce", "all_gather", "reduce_scatter", "all_slice", "attention_grad",
+    "embedding_grad"};
 static_assert(std::size(kCommandNames) == std::variant_size_v<Command> &&
               std::size(kCommandNames) == static_cast<size_t>(format::Command::MAX));
 
@@ -422,6 +423,23 @@ cmd::Embedding decodeEmbedding(Checker &check, const format::Embedding &t,
   return c;
 }
 
+cmd::EmbeddingGrad decodeEmbeddingGrad(Checker &check, const format::EmbeddingGrad &t,
+                                       const std::vector<int64_t> &mesh) {
+  cmd::EmbeddingGrad c{check.buffer(t.grad(), "grad"), check.buffer(t.indices(), "indices"),
+                       check.buffer(t.out(), "out"), t.vocab(), t.dim(), t.count(), t.dtype(),
+                       decodeRowShards(check, t.row_shards(), t.row_shard_axes(), mesh)};
+  int64_t e = check.floatBytes(c.dtype);
+  check.positive(c.vocab, "vocab");
+  check.positive(c.dim, "dim");
+  check.nonNegative(c.count, "count");
+  check.holds(c.grad, "grad", {c.count, c.dim, e});
+  check.holds(c.indices, "indices", {c.count, 4});
+  check.holds(c.out, "out", {c.vocab, c.dim, e});
+  check.require(!c.out.overlaps(c.grad) && !c.out.overlaps(c.indices),
+                "out overlaps grad or indices");
+  return c;
+}
+
 cmd::CacheWrite decodeCacheWrite(Checker &check, const format::CacheWrite &t) {
   cmd::CacheWrite c{check.buffer(t.cache(), "cache"), check.buffer(t.update(), "update"),
                     check.buffer(t.positions(), "positions"), t.batch(), t.heads(), t.slots(),
@@ -810,6 +828,9 @@ StatusOr<DecodedEntry> decodeEntry(const format::EntryPoint &entry, const SpaceS
     case format::Command::AllSlice:
       command = decodeAllSlice(check, *step->command_as_AllSlice(), mesh);
       break;
+    case format::Command::EmbeddingGrad:
+      command = decodeEmbeddingGrad(check, *step->command_as_EmbeddingGrad(), mesh);
+      break;
     case format::Command::AttentionGrad:
       command = decodeAttentionGrad(check, *step->command_as_AttentionGrad());
       break;
@@ -844,6 +865,8 @@ std::vector<Buffer> buffersOf(const Command &command) {
             add({b});
         else if constexpr (std::is_same_v<C, cmd::Embedding>)
           add({c.table, c.indices, c.out});
+        else if constexpr (std::is_same_v<C, cmd::EmbeddingGrad>)
+          add({c.grad, c.indices, c.out});
         else if constexpr (std::is_same_v<C, cmd::CacheWrite>)
           add({c.cache, c.update, c.positions});
         else if constexpr (std::is_same_v<C, cmd::Take>)

@@ -106,6 +106,15 @@ struct Embedding {
   RowShards rowShards;
 };
 
+/// Embedding's backward: out [vocab, dim] = zeros, plus grad's row i at
+/// indices[i] (this rank's rows only, with row shards).
+struct EmbeddingGrad {
+  Buffer grad, indices, out;
+  int64_t vocab = 0, dim = 0, count = 0; // vocab: this rank's rows
+  format::DType dtype = format::DType::F32;
+  RowShards rowShards;
+};
+
 struct CacheWrite {
   Buffer cache, update, positions;
   int64_t batch = 0, heads = 0, slots = 0, rows = 0, dim = 0;
@@ -208,7 +217,7 @@ using Command =
                  cmd::Take, cmd::Transpose, cmd::Slice, cmd::TopK, cmd::CrossEntropy,
                  cmd::CrossEntropyGrad, cmd::Place, cmd::OneHot, cmd::Reduce, cmd::Copy,
                  cmd::Fill, cmd::AllReduce, cmd::AllGather, cmd::ReduceScatter, cmd::AllSlice,
-                 cmd::AttentionGrad>;
+                 cmd::AttentionGrad, cmd::EmbeddingGrad>;
 
 /// Every present buffer a command reads or writes (a backend that runs a
 /// step beside the others orders later steps by these).

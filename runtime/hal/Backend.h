@@ -32,6 +32,7 @@ public:
   virtual Status record(const cmd::ReduceScatter &c) = 0;
   virtual Status record(const cmd::AllSlice &c) = 0;
   virtual Status record(const cmd::AttentionGrad &c) = 0;
+  virtual Status record(const cmd::EmbeddingGrad &c) = 0;
 
   /// The index of the step being recorded, in the artifact's numbering.
   int64_t step() const { return step_; }

@@ -161,6 +161,13 @@ func.func @forward(%table: tensor<13x7xf32>, %ids: tensor<2x5xi32>) -> tensor<2x
   return %0 : tensor<2x5x7xf32>
 })",
      {{0, 13}}},
+    // 40 ids over 5 rows: every row is picked several times.
+    {"embedding_grad_repeated_ids", Targets::All, {"embedding_grad"}, R"(
+func.func @forward(%grad: tensor<4x10x7xf32>, %ids: tensor<4x10xi32>) -> tensor<5x7xf32> {
+  %0 = gai.embedding_grad %grad, %ids rows = 5 : (tensor<4x10x7xf32>, tensor<4x10xi32>) -> tensor<5x7xf32>
+  return %0 : tensor<5x7xf32>
+})",
+     {{0, 5}}},
     {"embedding_vocab_one", Targets::All, {"embedding"}, R"(
 func.func @forward(%table: tensor<1x3xf32>, %ids: tensor<4xi32>) -> tensor<4x3xf32> {
   %0 = gai.embedding %table, %ids : (tensor<1x3xf32>, tensor<4xi32>) -> tensor<4x3xf32>
@@ -427,6 +434,12 @@ func.func @forward(%q: tensor<1x4x7x16xbf16>, %k: tensor<1x2x7x16xbf16>, %v: ten
   %0 = gai.flash_attention %q, %k, %v scale = 0.25 kv_groups = 2 causal : (tensor<1x4x7x16xbf16>, tensor<1x2x7x16xbf16>, tensor<1x2x7x16xbf16>) -> tensor<1x4x7x16xbf16>
   return %0 : tensor<1x4x7x16xbf16>
 })"},
+    {"embedding_grad_bf16", Targets::CudaOnly, {"embedding_grad"}, R"(
+func.func @forward(%grad: tensor<3x9x16xbf16>, %ids: tensor<3x9xi32>) -> tensor<11x16xbf16> {
+  %0 = gai.embedding_grad %grad, %ids rows = 11 : (tensor<3x9x16xbf16>, tensor<3x9xi32>) -> tensor<11x16xbf16>
+  return %0 : tensor<11x16xbf16>
+})",
+     {{0, 11}}},
     {"attention_grad_bf16", Targets::CudaOnly, {"attention", "attention_grad"}, R"(
 func.func @forward(%q: tensor<1x4x70x64xbf16>, %k: tensor<1x2x70x64xbf16>, %v: tensor<1x2x70x64xbf16>, %g: tensor<1x4x70x64xbf16>) -> (tensor<1x4x70x64xbf16>, tensor<1x2x70x64xbf16>, tensor<1x2x70x64xbf16>) {
   %o, %lse = gai.flash_attention %q, %k, %v scale = 0.125 kv_groups = 2 causal with_lse : (tensor<1x4x70x64xbf16>, tensor<1x2x70x64xbf16>, tensor<1x2x70x64xbf16>) -> (tensor<1x4x70x64xbf16>, tensor<1x4x70xf32>)

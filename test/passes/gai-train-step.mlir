@@ -28,7 +28,7 @@ func.func @eval_loss(%tokens: tensor<2x3xi32> {gai.name = "tokens"}, %targets: t
 // CHECK:         gai.cross_entropy_grad mean
 // CHECK:         %[[DS:.*]] = gai.reshape {{.*}} to tensor<4xf32>
 // CHECK-NEXT:    %[[NS:.*]] = gai.add %[[GS]], %[[DS]] : (tensor<4xf32>, tensor<4xf32>)
-// CHECK:         gai.one_hot
+// CHECK:         gai.embedding_grad %{{.*}}, %{{.*}} rows = 8
 // CHECK:         %[[DE:.*]] = gai.add
 // CHECK-NEXT:    %[[NE:.*]] = gai.add %[[GE]], %[[DE]] : (tensor<8x4xf32>, tensor<8x4xf32>)
 // CHECK:         return %{{.*}}, %{{.*}}, %[[NE]], %[[NS]]

@@ -28,6 +28,7 @@ const std::map<std::string, std::string> kWithoutVJP = {
     {"gai.take", "generation only: picks the last prompt position"},
     {"gai.cross_entropy_grad", "made by cross_entropy's own VJP"},
     {"gai.flash_attention_grad", "made by flash_attention's own VJP"},
+    {"gai.embedding_grad", "made by embedding's own VJP"},
     {"gai.cached_attention", "made by attention rewriting after autodiff"},
     {"gai.gemm", "made by fusion after autodiff"},
     {"gai.gated_gemm", "made by fusion after autodiff"},

@@ -196,6 +196,18 @@ public:
     return Status::ok();
   }
 
+  Status record(const cmd::EmbeddingGrad &e) override {
+    if (Status s = f32Only(e.dtype); !s)
+      return s;
+    int64_t first = firstRow(e.rowShards, e.vocab), vocab = e.vocab * e.rowShards.shards;
+    int64_t bad = cpu::embeddingGrad(f32(e.grad), e.vocab, e.dim, i32(e.indices), e.count,
+                                     f32(e.out), first, vocab);
+    if (bad >= 0)
+      return Status::error("token id " + std::to_string(i32(e.indices)[bad]) +
+                           " is outside the vocabulary of " + std::to_string(vocab));
+    return Status::ok();
+  }
+
   Status record(const cmd::CacheWrite &w) override {
     if (Status s = f32Only(w.dtype); !s)
       return s;

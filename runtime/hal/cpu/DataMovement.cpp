@@ -22,6 +22,20 @@ int64_t embedding(const float *table, int64_t rows, int64_t dim, const int32_t *
   return -1;
 }
 
+int64_t embeddingGrad(const float *grad, int64_t rows, int64_t dim, const int32_t *ids,
+                      int64_t count, float *out, int64_t firstRow, int64_t vocab) {
+  std::fill_n(out, rows * dim, 0.0f);
+  for (int64_t i = 0; i < count; ++i) {
+    if (ids[i] < 0 || ids[i] >= vocab)
+      return i;
+    int64_t row = int64_t(ids[i]) - firstRow;
+    if (row >= 0 && row < rows)
+      for (int64_t j = 0; j < dim; ++j)
+        out[row * dim + j] += grad[i * dim + j];
+  }
+  return -1;
+}
+
 int64_t cacheWrite(float *cache, const float *update, const int32_t *start,
                    int64_t batch, int64_t heads, int64_t slots,
                    int64_t tokens, int64_t dim) {

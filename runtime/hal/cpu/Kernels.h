@@ -65,6 +65,12 @@ void attentionGrad(const AttentionGradArgs &args);
 int64_t embedding(const float *table, int64_t rows, int64_t dim, const int32_t *ids,
                   int64_t count, float *out, int64_t firstRow = 0, int64_t vocab = -1);
 
+/// embedding's backward: out [rows, dim] = the sum of grad's rows by their
+/// ids (minus firstRow; ids of other shards add nothing). Returns the first
+/// i whose id is outside [0, vocab), or -1.
+int64_t embeddingGrad(const float *grad, int64_t rows, int64_t dim, const int32_t *ids,
+                      int64_t count, float *out, int64_t firstRow, int64_t vocab);
+
 /// Writes update [B, H, T, D] into cache [B, H, S, D] at slots
 /// start[b] .. start[b] + T - 1. Returns the first row whose slots do not
 /// fit, or -1.

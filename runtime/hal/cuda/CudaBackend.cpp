@@ -461,6 +461,26 @@ Status CudaBackend::record(const cmd::Embedding &c) {
   return Status::ok();
 }
 
+Status CudaBackend::record(const cmd::EmbeddingGrad &c) {
+  auto elem = elemOf(c.dtype);
+  if (!elem)
+    return elem.status();
+  Elem e = *elem;
+  uint8_t *grad = ptr(c.grad), *ids = ptr(c.indices), *out = ptr(c.out);
+  float *sums = device_.embeddingGradSums;
+  ErrorWord *error = device_.error;
+  int stepIndex = static_cast<int>(step());
+  int64_t rows = c.vocab, dim = c.dim, count = c.count;
+  int64_t first = firstRow(c.rowShards, rows), vocab = rows * c.rowShards.shards;
+  add([=](cudaStream_t s) {
+        embeddingGrad(e, grad, rows, dim, i32(ids), count, out, sums, error, stepIndex, first,
+                      vocab, s);
+        return Status::ok();
+      },
+      "embedding_grad");
+  return Status::ok();
+}
+
 Status CudaBackend::record(const cmd::CacheWrite &c) {
   return recordCacheWrites({&c}, static_cast<size_t>(step()));
 }

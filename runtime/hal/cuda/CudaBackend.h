@@ -40,6 +40,7 @@ struct CudaResources {
   size_t gemmWorkspaceBytes = 0;
   float *attentionWorkspace = nullptr;
   float *attentionGradWorkspace = nullptr; // apart: the forward's split counters stay zero
+  float *embeddingGradSums = nullptr;      // a bf16 table's gradient, summed in f32
   void *onesF32 = nullptr, *onesBF16 = nullptr; // for column sums by GEMM
   ErrorWord *error = nullptr;
   int multiprocessors = 1;
@@ -108,6 +109,7 @@ public:
   Status record(const cmd::ReduceScatter &c) override;
   Status record(const cmd::AllSlice &c) override;
   Status record(const cmd::AttentionGrad &c) override;
+  Status record(const cmd::EmbeddingGrad &c) override;
 
 private:
   /// Without collectives (a world of one), each is a copy of this rank's

@@ -126,6 +126,7 @@ private:
   int64_t quantScratchBytes_ = 0;
   float *attentionWorkspace_ = nullptr;
   float *attentionGradWorkspace_ = nullptr;
+  float *embeddingGradSums_ = nullptr;
   void *onesF32_ = nullptr, *onesBF16_ = nullptr; // for column sums by GEMM
   CudaResources resources_;
   DeviceCollectives *collectives_ = nullptr;
@@ -275,7 +276,7 @@ Status CudaExecutor::init() {
   for (auto &t : weightMap_)
     weightsBytes = std::max(weightsBytes, alignUp(t[2] + t[1]));
   int64_t arenaBytes = 0, ioBytes = 0, attentionFloats = 0, gradFloats = 0, onesCount = 0,
-          quantScratch = 0;
+          quantScratch = 0, embeddingSums = 0;
   if (root.entries())
     for (const format::EntryPoint *desc : *root.entries()) {
       arenaBytes = std::max(arenaBytes, alignUp(desc->arena_size()));
@@ -288,6 +289,9 @@ Status CudaExecutor::init() {
         onesCount = std::max(onesCount, r->n);
       else if (const auto *g = std::get_if<cmd::Gemm>(&command))
         quantScratch = std::max(quantScratch, quantScratchBytes(*g));
+      else if (const auto *eg = std::get_if<cmd::EmbeddingGrad>(&command);
+               eg && eg->dtype == format::DType::BF16)
+        embeddingSums = std::max(embeddingSums, eg->vocab * eg->dim);
       else if (const auto *g = std::get_if<cmd::AttentionGrad>(&command);
                g && (g->dtype == format::DType::F32 || g->dtype == format::DType::BF16)) {
         static uint8_t somewhere;
@@ -312,7 +316,7 @@ Status CudaExecutor::init() {
   // device before anything is allocated.
   __int128 wanted = static_cast<__int128>(weightsBytes) + stateBytes + arenaBytes + ioBytes +
                     static_cast<__int128>(kGemmWorkspace) + alignUp(attentionFloats * 4) +
-                    alignUp(gradFloats * 4) +
+                    alignUp(gradFloats * 4) + alignUp(embeddingSums * 4) +
                     alignUp(onesCount * 4) + alignUp(onesCount * 2) + alignUp(quantScratch) +
                     kAlign;
   size_t freeBytes = 0, totalBytes = 0;
@@ -352,6 +356,7 @@ Status CudaExecutor::init() {
   quantScratchBytes_ = quantScratch;
   attentionWorkspace_ = reinterpret_cast<float *>(take(attentionFloats * 4));
   attentionGradWorkspace_ = reinterpret_cast<float *>(take(gradFloats * 4));
+  embeddingGradSums_ = reinterpret_cast<float *>(take(embeddingSums * 4));
   onesF32_ = take(onesCount * 4);
   onesBF16_ = take(onesCount * 2);
   error_ = reinterpret_cast<ErrorWord *>(take(kAlign));
@@ -373,6 +378,7 @@ Status CudaExecutor::init() {
   resources_.gemmWorkspaceBytes = kGemmWorkspace;
   resources_.attentionWorkspace = attentionWorkspace_;
   resources_.attentionGradWorkspace = attentionGradWorkspace_;
+  resources_.embeddingGradSums = embeddingGradSums_;
   resources_.onesF32 = onesF32_;
   resources_.onesBF16 = onesBF16_;
   resources_.error = error_;

@@ -53,6 +53,11 @@ int multiprocessorCount();
 void embedding(Elem e, const void *table, int64_t rows, int64_t dim,
                const int32_t *ids, int64_t count, void *out, ErrorWord *error,
                int step, int64_t firstRow, int64_t vocab, cudaStream_t stream);
+/// embedding's backward into out [rows, dim]: grad's rows summed by id (f32
+/// atomics; a bf16 table sums in `sums`, rows × dim floats, first).
+void embeddingGrad(Elem e, const void *grad, int64_t rows, int64_t dim, const int32_t *ids,
+                   int64_t count, void *out, float *sums, ErrorWord *error, int step,
+                   int64_t firstRow, int64_t vocab, cudaStream_t stream);
 /// Up to two (a layer's keys and values) cache writes of one shape and
 /// positions in one launch.
 struct CacheWrite {

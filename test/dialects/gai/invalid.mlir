@@ -475,6 +475,15 @@ func.func @flash_attention_rank(%q: tensor<8x4x64xf32>, %k: tensor<1x2x16x64xf32
 
 // -----
 
+func.func @embedding_grad_shape(%g: tensor<2x4x8xf32>, %ids: tensor<2x5xi32>) {
+  // expected-error @+2 {{'gai.embedding_grad' op expects grad shaped as the ids followed by D, got [2, 4, 8] for ids [2, 5]}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.embedding_grad %g, %ids rows = 16 : (tensor<2x4x8xf32>, tensor<2x5xi32>) -> tensor<16x8xf32>
+  return
+}
+
+// -----
+
 func.func @flash_attention_grad_lse(%q: tensor<1x4x8x16xf32>, %k: tensor<1x2x8x16xf32>, %lse: tensor<1x4x16xf32>) {
   // expected-error @+2 {{'gai.flash_attention_grad' op expects lse of type tensor<1x4x8xf32>, got tensor<1x4x16xf32>}}
   // expected-error @+1 {{failed to infer returned types}}

@@ -167,6 +167,13 @@ func.func @flash_attention(%q: tensor<1x8x4x64xbf16>, %k: tensor<1x2x16x64xbf16>
   return
 }
 
+// CHECK-LABEL: func.func @embedding_grad
+func.func @embedding_grad(%g: tensor<2x5x8xbf16>, %ids: tensor<2x5xi32>) {
+  // CHECK: gai.embedding_grad %{{.*}}, %{{.*}} rows = 16 {vocab_shards = 2 : i64} : (tensor<2x5x8xbf16>, tensor<2x5xi32>) -> tensor<16x8xbf16>
+  %0 = gai.embedding_grad %g, %ids rows = 16 {vocab_shards = 2} : (tensor<2x5x8xbf16>, tensor<2x5xi32>) -> tensor<16x8xbf16>
+  return
+}
+
 // CHECK-LABEL: func.func @flash_attention_grad
 func.func @flash_attention_grad(%q: tensor<1x8x4x64xbf16>, %k: tensor<1x2x16x64xbf16>, %v: tensor<1x2x16x32xbf16>, %g: tensor<1x8x4x32xbf16>) {
   // CHECK: %[[O:.*]], %[[LSE:.*]] = gai.flash_attention %{{.*}}, %{{.*}}, %{{.*}} scale = 1.250000e-01 kv_groups = 4 causal window = 8 with_lse : (tensor<1x8x4x64xbf16>, tensor<1x2x16x64xbf16>, tensor<1x2x16x32xbf16>) -> (tensor<1x8x4x32xbf16>, tensor<1x8x4xf32>)
