@@ -36,7 +36,12 @@ public:
     if (partialInput && v == partialInput) // a rank's share of the sum: add them up
       g = sumOverTensorAxis(g, partialGrid);
     Value &slot = adjoint[v];
-    slot = slot ? AddOp::create(b, slot, g).getResult() : g;
+    if (!slot)
+      slot = g;
+    else if (Value merged = mergeZeroPadded(slot, g))
+      slot = merged;
+    else
+      slot = AddOp::create(b, slot, g).getResult();
   }
   Value adjointOf(Value v) const { return adjoint.lookup(v); }
 
@@ -78,6 +83,59 @@ private:
     LogicalResult done = vjp.vjp(b, cotangents, *this);
     partialInput = Value();
     return done;
+  }
+
+  /// a + c for two concats along one axis whose parts other than zero
+  /// constants do not overlap (the gradients of slices of one tensor, as
+  /// q, k and v of a fused projection): one concat of those parts, with
+  /// zeros only where neither has one. Null when they do not fit.
+  Value mergeZeroPadded(Value a, Value c) {
+    auto left = a.getDefiningOp<ConcatOp>(), right = c.getDefiningOp<ConcatOp>();
+    if (!left || !right || left.getAxis() != right.getAxis() || a.getType() != c.getType())
+      return {};
+    auto axis = static_cast<int64_t>(left.getAxis());
+    struct Part {
+      int64_t start, size;
+      Value value;
+    };
+    SmallVector<Part> parts;
+    for (ConcatOp concat : {left, right}) {
+      int64_t at = 0;
+      for (Value input : concat.getInputs()) {
+        int64_t size = typeOf(input).getDimSize(axis);
+        if (!isZeros(input))
+          parts.push_back({at, size, input});
+        at += size;
+      }
+    }
+    llvm::sort(parts, [](const Part &x, const Part &y) { return x.start < y.start; });
+    SmallVector<Value> inputs;
+    int64_t at = 0;
+    auto type = typeOf(a);
+    for (const Part &part : parts) {
+      if (part.start < at)
+        return {}; // overlapping: a real sum
+      if (part.start > at)
+        inputs.push_back(zerosAlong(type, axis, part.start - at));
+      inputs.push_back(part.value);
+      at = part.start + part.size;
+    }
+    if (at < type.getDimSize(axis))
+      inputs.push_back(zerosAlong(type, axis, type.getDimSize(axis) - at));
+    return inputs.size() == 1 ? inputs[0] : ConcatOp::create(b, inputs, axis).getResult();
+  }
+  static bool isZeros(Value v) {
+    auto constant = v.getDefiningOp<ConstantOp>();
+    auto dense = constant ? dyn_cast<DenseElementsAttr>(constant.getValue()) : nullptr;
+    return dense && dense.isSplat() && isa<FloatType>(dense.getElementType()) &&
+           dense.getSplatValue<APFloat>().isZero();
+  }
+  Value zerosAlong(RankedTensorType like, int64_t axis, int64_t size) {
+    SmallVector<int64_t> shape(like.getShape());
+    shape[axis] = size;
+    auto type = RankedTensorType::get(shape, like.getElementType());
+    return ConstantOp::create(
+        b, DenseElementsAttr::get(type, b.getFloatAttr(type.getElementType(), 0.0)));
   }
 
   Value sumOverTensorAxis(Value g, FlatSymbolRefAttr grid) {
