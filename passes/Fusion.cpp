@@ -201,6 +201,51 @@ bool keepsRows(Operation *op) {
          !transpose.movesOnlyUnitDims();
 }
 
+/// Gives every fusible user of a cheap elementwise op its own copy, when the
+/// op reads one argument of the function of its result's size and scalars
+/// otherwise (AdamW's gradient times the clipping scale, read by both
+/// moments' updates): each copy then fuses into its user, which reads the
+/// argument itself, and the op's result is never written out.
+void copyScaledReadsIntoUsers(Block &block) {
+  auto isScalar = [](Value v) {
+    return cast<RankedTensorType>(v.getType()).getNumElements() == 1;
+  };
+  SmallVector<Operation *> candidates;
+  for (Operation &op : block) {
+    if (op.getNumResults() != 1 || op.hasOneUse() || op.use_empty() ||
+        !(op.hasTrait<mlir::OpTrait::Elementwise>() || op.hasTrait<BroadcastElementwise>()))
+      continue;
+    auto type = dyn_cast<RankedTensorType>(op.getResult(0).getType());
+    if (!type || type.getNumElements() == 1)
+      continue;
+    int tensors = 0;
+    bool sameSize = true;
+    for (Value operand : op.getOperands()) {
+      if (isScalar(operand))
+        continue;
+      ++tensors;
+      sameSize &= isa<BlockArgument>(operand) &&
+                  cast<RankedTensorType>(operand.getType()).getNumElements() ==
+                      type.getNumElements();
+    }
+    if (tensors == 1 && sameSize &&
+        llvm::all_of(op.getUsers(), [&](Operation *user) {
+          return user->getBlock() == &block && isFusible(user);
+        }))
+      candidates.push_back(&op);
+  }
+  OpBuilder builder(block.getParentOp()->getContext());
+  for (Operation *op : candidates) {
+    SmallVector<OpOperand *> uses;
+    for (OpOperand &use : op->getUses())
+      uses.push_back(&use);
+    for (OpOperand *use : ArrayRef<OpOperand *>(uses).drop_front()) {
+      builder.setInsertionPoint(use->getOwner());
+      use->set(builder.clone(*op)->getResult(0));
+    }
+  }
+}
+
 /// Groups of ops, each a tree rooted at its last op, in reverse block order.
 /// With `absorbTransposes`, a row-keeping transpose joins as a leaf: its
 /// input is read from memory, never computed in the region.
@@ -338,6 +383,7 @@ struct FusionPass : mlir::gai::impl::GaiFusionBase<FusionPass> {
     }
     OpBuilder builder(&getContext());
     for (Block &block : func.getBody()) {
+      copyScaledReadsIntoUsers(block);
       // Groups are collected first: no mutation while walking.
       SmallVector<SmallVector<Operation *>> groups = formGroups(block, absorbTransposes);
       for (ArrayRef<Operation *> group : llvm::reverse(groups))

@@ -235,3 +235,38 @@ func.func @reduce_first_axis_stays(%x: tensor<5x7xf32>) -> tensor<7xf32> {
   %0 = gai.reduce sum %x axes = [0] : (tensor<5x7xf32>) -> tensor<7xf32>
   return %0 : tensor<7xf32>
 }
+
+// -----
+
+// An argument scaled once and read by two updates (AdamW's gradient times
+// the clipping scale): each update's kernel reads the argument and scales it
+// itself, so the scaled tensor is never written out. Not so for a value
+// computed in the function (%s below is not an argument).
+// CHECK-LABEL: func.func @scaled_argument_read_twice
+// CHECK-NOT:     gai.mul %arg0
+// CHECK:         %[[M:.*]] = gai.fusion %arg0, %arg1, %arg2
+// CHECK:           gai.mul
+// CHECK:           gai.add
+// CHECK:         %[[V:.*]] = gai.fusion %arg0, %arg1, %arg3
+// CHECK:           gai.mul
+// CHECK:           gai.mul
+// CHECK:         return %[[M]], %[[V]]
+func.func @scaled_argument_read_twice(%g: tensor<64xf32>, %scale: tensor<f32>, %m: tensor<64xf32>, %v: tensor<64xf32>) -> (tensor<64xf32>, tensor<64xf32>) {
+  %s = gai.mul %g, %scale : (tensor<64xf32>, tensor<f32>) -> tensor<64xf32>
+  %m2 = gai.add %m, %s : (tensor<64xf32>, tensor<64xf32>) -> tensor<64xf32>
+  %sq = gai.mul %s, %s : (tensor<64xf32>, tensor<64xf32>) -> tensor<64xf32>
+  %v2 = gai.add %v, %sq : (tensor<64xf32>, tensor<64xf32>) -> tensor<64xf32>
+  return %m2, %v2 : tensor<64xf32>, tensor<64xf32>
+}
+
+// CHECK-LABEL: func.func @scaled_value_read_twice
+// CHECK:         %[[S:.*]] = gai.fusion %arg0
+// CHECK:         gai.fusion %[[S]]
+// CHECK:         gai.fusion %[[S]]
+func.func @scaled_value_read_twice(%g: tensor<64xf32>, %scale: tensor<f32>) -> (tensor<64xf32>, tensor<64xf32>) {
+  %e = gai.exp %g : tensor<64xf32>
+  %s = gai.mul %e, %scale : (tensor<64xf32>, tensor<f32>) -> tensor<64xf32>
+  %a = gai.tanh %s : tensor<64xf32>
+  %b = gai.sigmoid %s : tensor<64xf32>
+  return %a, %b : tensor<64xf32>, tensor<64xf32>
+}
