@@ -190,6 +190,10 @@ INSTANTIATE_TEST_SUITE_P(
         GradCase{1, 2, 2, 64, 192, 128, true, 0, 0.0f, true},
         // Not causal, keys past the last tile, queries below one tile.
         GradCase{1, 2, 2, 40, 100, 64, false, 0, 0.0f, true},
+        // A window wider than a tile: whole tiles inside it take the
+        // unmasked path; GQA with a causal offset and ragged queries.
+        GradCase{1, 2, 1, 512, 512, 64, true, 192, 0.0f, true},
+        GradCase{1, 4, 2, 100, 300, 128, true, 0, 0.0f, true},
         // A longer sequence: many query tiles per key block.
         GradCase{1, 2, 1, 1024, 1024, 64, true, 0, 0.0f, true},
         // The row path: f32, and bf16 at a head dim the tensor cores do not take.

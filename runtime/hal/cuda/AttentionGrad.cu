@@ -287,8 +287,10 @@ __global__ void __launch_bounds__(kThreads)
   int firstQuery = 0, lastQuery = queries - 1;
   if (p.causal) {
     firstQuery = max(0, key0 - start);
-    if (p.window > 0)
-      lastQuery = min(lastQuery, key0 + kTile - 1 - start + static_cast<int>(p.window) - 1);
+    if (p.window > 0) // in 64 bits: a window past every key must not wrap
+      lastQuery = static_cast<int>(
+          min(static_cast<int64_t>(lastQuery),
+              static_cast<int64_t>(key0) + kTile - 1 - start + p.window - 1));
   }
   const int firstTile = firstQuery / kTile;
   const int tiles = lastQuery < firstQuery ? 0 : lastQuery / kTile - firstTile + 1;
