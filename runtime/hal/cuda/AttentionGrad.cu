@@ -234,6 +234,47 @@ __device__ __forceinline__ void packFragment(uint32_t (&a)[4], const float (&lo)
   a[3] = packBf16(hi[2], hi[3]);
 }
 
+/// s = A·Bᵀ and dp = C·Eᵀ for the warp's 16 rows (row0..) of A and C
+/// against the 64 rows of B and E, all swizzled [rows, D] tiles: the two
+/// products both backward kernels start a tile with (Sᵀ, dPᵀ or S, dP).
+template <int D>
+__device__ __forceinline__ void tileProducts(float (&s)[kTile / 8][4], float (&dp)[kTile / 8][4],
+                                             const __nv_bfloat16 *a, const __nv_bfloat16 *c,
+                                             const __nv_bfloat16 *bTile,
+                                             const __nv_bfloat16 *eTile, int row0, int lane) {
+#pragma unroll
+  for (int n = 0; n < kTile / 8; ++n)
+#pragma unroll
+    for (int e = 0; e < 4; ++e)
+      s[n][e] = dp[n][e] = 0.0f;
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) {
+    uint32_t af[4], cf[4];
+    loadRowFragment<D>(af, a, row0, kk, lane);
+    loadRowFragment<D>(cf, c, row0, kk, lane);
+#pragma unroll
+    for (int np = 0; np < kTile / 16; ++np) {
+      uint32_t bf[4], ef[4];
+      loadColumnFragments<D>(bf, bTile, np * 16, kk, lane);
+      loadColumnFragments<D>(ef, eTile, np * 16, kk, lane);
+      mma(s[2 * np], af, bf[0], bf[1]);
+      mma(s[2 * np + 1], af, bf[2], bf[3]);
+      mma(dp[2 * np], cf, ef[0], ef[1]);
+      mma(dp[2 * np + 1], cf, ef[2], ef[3]);
+    }
+  }
+}
+
+/// Whether every (query, key) of a 64 × 64 tile pair is visible, so that
+/// no mask need be applied: both tiles whole, and inside the causal edge
+/// and the window.
+__device__ __forceinline__ bool wholeTileVisible(const AttentionGradParams &p, int q0,
+                                                 int key0, int queries, int keys, int start) {
+  return !(key0 + kTile > keys || q0 + kTile > queries ||
+           (p.causal && (key0 + kTile - 1 > start + q0 ||
+                         (p.window > 0 && start + q0 + kTile - 1 - key0 >= p.window))));
+}
+
 /// The probability and the scaled score gradient of one (query, key):
 /// P = exp(score - lse), dS = P ⊙ (dP - D) through the cap, times scale.
 template <bool Softcap>
@@ -337,31 +378,8 @@ __global__ void __launch_bounds__(kThreads)
 
     // Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ: the warp's 16 keys × 64 queries each.
     float s[kTile / 8][4], dp[kTile / 8][4];
-#pragma unroll
-    for (int n = 0; n < kTile / 8; ++n)
-#pragma unroll
-      for (int e = 0; e < 4; ++e)
-        s[n][e] = dp[n][e] = 0.0f;
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-      uint32_t ka[4], va[4];
-      loadRowFragment<D>(ka, sk, warp * 16, kk, lane);
-      loadRowFragment<D>(va, sv, warp * 16, kk, lane);
-#pragma unroll
-      for (int np = 0; np < kTile / 16; ++np) {
-        uint32_t bq[4], bo[4];
-        loadColumnFragments<D>(bq, tq, np * 16, kk, lane);
-        loadColumnFragments<D>(bo, tdo, np * 16, kk, lane);
-        mma(s[2 * np], ka, bq[0], bq[1]);
-        mma(s[2 * np + 1], ka, bq[2], bq[3]);
-        mma(dp[2 * np], va, bo[0], bo[1]);
-        mma(dp[2 * np + 1], va, bo[2], bo[3]);
-      }
-    }
-    const bool edge = key0 + kTile > keys || q0 + kTile > queries ||
-                      (p.causal && (key0 + kTile - 1 > start + q0 ||
-                                    (p.window > 0 &&
-                                     start + q0 + kTile - 1 - key0 >= p.window)));
+    tileProducts<D>(s, dp, sk, sv, tq, tdo, warp * 16, lane);
+    const bool edge = !wholeTileVisible(p, q0, key0, queries, keys, start);
 #pragma unroll
     for (int n = 0; n < kTile / 8; ++n)
 #pragma unroll
@@ -498,31 +516,8 @@ __global__ void __launch_bounds__(kThreads)
 
     // S = Q·Kᵀ and dP = dO·Vᵀ: the warp's 16 queries × 64 keys each.
     float s[kTile / 8][4], dp[kTile / 8][4];
-#pragma unroll
-    for (int n = 0; n < kTile / 8; ++n)
-#pragma unroll
-      for (int e = 0; e < 4; ++e)
-        s[n][e] = dp[n][e] = 0.0f;
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-      uint32_t qa[4], oa[4];
-      loadRowFragment<D>(qa, sq, warp * 16, kk, lane);
-      loadRowFragment<D>(oa, sdo, warp * 16, kk, lane);
-#pragma unroll
-      for (int np = 0; np < kTile / 16; ++np) {
-        uint32_t bk[4], bv[4];
-        loadColumnFragments<D>(bk, tk, np * 16, kk, lane);
-        loadColumnFragments<D>(bv, tv, np * 16, kk, lane);
-        mma(s[2 * np], qa, bk[0], bk[1]);
-        mma(s[2 * np + 1], qa, bk[2], bk[3]);
-        mma(dp[2 * np], oa, bv[0], bv[1]);
-        mma(dp[2 * np + 1], oa, bv[2], bv[3]);
-      }
-    }
-    const bool edge = key0 + kTile > keys || q0 + kTile > queries ||
-                      (p.causal && (key0 + kTile - 1 > start + q0 ||
-                                    (p.window > 0 &&
-                                     start + q0 + kTile - 1 - key0 >= p.window)));
+    tileProducts<D>(s, dp, sq, sdo, tk, tv, warp * 16, lane);
+    const bool edge = !wholeTileVisible(p, q0, key0, queries, keys, start);
 #pragma unroll
     for (int n = 0; n < kTile / 8; ++n)
 #pragma unroll
