@@ -67,6 +67,14 @@ struct Options {
   bool embedding = false;
   int64_t embeddingShards = 1;
   uint32_t embeddingAxes = 0;
+  // Attention's backward (batch 1, 2 heads over 1 KV head, 2 queries, 4
+  // keys, head dim 4, f32 in the arena) with its lse of `lseBytes`.
+  bool attentionGrad = false;
+  int64_t lseBytes = 16;
+  // An embedding's gradient ([4, 8] rows into an [8, 8] table) whose output
+  // starts `embeddingGradOut` bytes into the arena (its grad is at 0).
+  bool embeddingGrad = false;
+  int64_t embeddingGradOut = 256;
 };
 
 /// A small decode-like artifact: 256 bytes of weights, an input, an output,
@@ -158,6 +166,23 @@ std::vector<uint8_t> build(const Options &o = {}) {
     auto lookup = fmt::CreateEmbedding(b, &table, &ids, &rows, 8, 8, 4, fmt::DType::F32,
                                        o.embeddingShards, o.embeddingAxes);
     steps.push_back(fmt::CreateStep(b, fmt::Command::Embedding, lookup.Union()));
+  }
+  if (o.attentionGrad) {
+    auto at = [](int64_t offset, int64_t bytes) {
+      return fmt::BufferRef(fmt::Space::Arena, offset, bytes);
+    };
+    fmt::BufferRef q = at(0, 64), k = at(64, 64), v = at(128, 64), out = at(192, 64),
+                   lse = at(256, o.lseBytes), dout = at(272, 64), dq = at(336, 64),
+                   dk = at(400, 64), dv = at(464, 64);
+    auto grad = fmt::CreateAttentionGrad(b, &q, &k, &v, &out, &lse, &dout, &dq, &dk, &dv, 1, 2,
+                                         1, 2, 4, 4, 4, 0.5f, 0.0f, true, 0, fmt::DType::F32);
+    steps.push_back(fmt::CreateStep(b, fmt::Command::AttentionGrad, grad.Union()));
+  }
+  if (o.embeddingGrad) {
+    fmt::BufferRef grad(fmt::Space::Arena, 0, 128), ids(fmt::Space::Arena, 640, 16),
+        table(fmt::Space::Arena, o.embeddingGradOut, 256);
+    auto scatter = fmt::CreateEmbeddingGrad(b, &grad, &ids, &table, 8, 8, 4, fmt::DType::F32);
+    steps.push_back(fmt::CreateStep(b, fmt::Command::EmbeddingGrad, scatter.Union()));
   }
   if (o.allGather) {
     fmt::BufferRef gathered(fmt::Space::Arena, 512, 64);
@@ -331,6 +356,27 @@ TEST(Artifact, FoldedAttentionIsChecked) {
   EXPECT_EQ(loadError(build(ropeAlone)),
             at + "rope needs new rows, positions of [batch or 1, queries] int32, "
                  "an even head_dim and theta > 0");
+}
+
+TEST(Artifact, AttentionGradIsChecked) {
+  Options grad;
+  grad.attentionGrad = true;
+  EXPECT_TRUE(LoadedArtifact::fromBytes(build(grad), "m.gai", ".").isOk());
+  Options shortLse = grad;
+  shortLse.lseBytes = 8; // f32 [1, 2, 2] is 16 bytes
+  EXPECT_EQ(loadError(build(shortLse)),
+            "m.gai: entry 'decode': step 3 (attention_grad): lse needs 16 bytes, its buffer "
+            "has 8");
+}
+
+TEST(Artifact, EmbeddingGradIsChecked) {
+  Options scatter;
+  scatter.embeddingGrad = true;
+  EXPECT_TRUE(LoadedArtifact::fromBytes(build(scatter), "m.gai", ".").isOk());
+  Options overlapping = scatter;
+  overlapping.embeddingGradOut = 64; // the table's gradient over the rows' gradient
+  EXPECT_EQ(loadError(build(overlapping)),
+            "m.gai: entry 'decode': step 3 (embedding_grad): out overlaps grad or indices");
 }
 
 TEST(Artifact, GatedGemmIsChecked) {
