@@ -467,7 +467,7 @@ Status CudaBackend::record(const cmd::EmbeddingGrad &c) {
     return elem.status();
   Elem e = *elem;
   uint8_t *grad = ptr(c.grad), *ids = ptr(c.indices), *out = ptr(c.out);
-  float *sums = device_.embeddingGradSums;
+  float *sums = device_.gradScratch;
   ErrorWord *error = device_.error;
   int stepIndex = static_cast<int>(step());
   int64_t rows = c.vocab, dim = c.dim, count = c.count;
@@ -628,7 +628,7 @@ Status CudaBackend::record(const cmd::AttentionGrad &a) {
     return elem.status();
   Elem e = *elem;
   AttentionGradParams p = attentionGradParamsOf(a, pointer_);
-  float *workspace = device_.attentionGradWorkspace;
+  float *workspace = device_.gradScratch;
   add([=](cudaStream_t s) {
         attentionGrad(e, p, workspace, s);
         return Status::ok();

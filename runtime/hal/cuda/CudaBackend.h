@@ -39,8 +39,11 @@ struct CudaResources {
   void *gemmWorkspace = nullptr;
   size_t gemmWorkspaceBytes = 0;
   float *attentionWorkspace = nullptr;
-  float *attentionGradWorkspace = nullptr; // apart: the forward's split counters stay zero
-  float *embeddingGradSums = nullptr;      // a bf16 table's gradient, summed in f32
+  // f32 scratch of the backward commands (attention_grad's D and GQA
+  // partials, a bf16 table's gradient sums): each uses it within its own
+  // step on the compute stream, so one allocation serves all of them. Apart
+  // from attentionWorkspace, whose split counters must stay zero.
+  float *gradScratch = nullptr;
   void *onesF32 = nullptr, *onesBF16 = nullptr; // for column sums by GEMM
   ErrorWord *error = nullptr;
   int multiprocessors = 1;

@@ -125,8 +125,7 @@ private:
   void *quantScratch_ = nullptr;
   int64_t quantScratchBytes_ = 0;
   float *attentionWorkspace_ = nullptr;
-  float *attentionGradWorkspace_ = nullptr;
-  float *embeddingGradSums_ = nullptr;
+  float *gradScratch_ = nullptr;
   void *onesF32_ = nullptr, *onesBF16_ = nullptr; // for column sums by GEMM
   CudaResources resources_;
   DeviceCollectives *collectives_ = nullptr;
@@ -276,7 +275,7 @@ Status CudaExecutor::init() {
   for (auto &t : weightMap_)
     weightsBytes = std::max(weightsBytes, alignUp(t[2] + t[1]));
   int64_t arenaBytes = 0, ioBytes = 0, attentionFloats = 0, gradFloats = 0, onesCount = 0,
-          quantScratch = 0, embeddingSums = 0;
+          quantScratch = 0;
   if (root.entries())
     for (const format::EntryPoint *desc : *root.entries()) {
       arenaBytes = std::max(arenaBytes, alignUp(desc->arena_size()));
@@ -291,7 +290,7 @@ Status CudaExecutor::init() {
         quantScratch = std::max(quantScratch, quantScratchBytes(*g));
       else if (const auto *eg = std::get_if<cmd::EmbeddingGrad>(&command);
                eg && eg->dtype == format::DType::BF16)
-        embeddingSums = std::max(embeddingSums, eg->vocab * eg->dim);
+        gradFloats = std::max(gradFloats, eg->vocab * eg->dim);
       else if (const auto *g = std::get_if<cmd::AttentionGrad>(&command);
                g && (g->dtype == format::DType::F32 || g->dtype == format::DType::BF16)) {
         static uint8_t somewhere;
@@ -316,7 +315,7 @@ Status CudaExecutor::init() {
   // device before anything is allocated.
   __int128 wanted = static_cast<__int128>(weightsBytes) + stateBytes + arenaBytes + ioBytes +
                     static_cast<__int128>(kGemmWorkspace) + alignUp(attentionFloats * 4) +
-                    alignUp(gradFloats * 4) + alignUp(embeddingSums * 4) +
+                    alignUp(gradFloats * 4) +
                     alignUp(onesCount * 4) + alignUp(onesCount * 2) + alignUp(quantScratch) +
                     kAlign;
   size_t freeBytes = 0, totalBytes = 0;
@@ -355,8 +354,7 @@ Status CudaExecutor::init() {
   quantScratch_ = take(quantScratch);
   quantScratchBytes_ = quantScratch;
   attentionWorkspace_ = reinterpret_cast<float *>(take(attentionFloats * 4));
-  attentionGradWorkspace_ = reinterpret_cast<float *>(take(gradFloats * 4));
-  embeddingGradSums_ = reinterpret_cast<float *>(take(embeddingSums * 4));
+  gradScratch_ = reinterpret_cast<float *>(take(gradFloats * 4));
   onesF32_ = take(onesCount * 4);
   onesBF16_ = take(onesCount * 2);
   error_ = reinterpret_cast<ErrorWord *>(take(kAlign));
@@ -377,8 +375,7 @@ Status CudaExecutor::init() {
   resources_.gemmWorkspace = gemmWorkspace_;
   resources_.gemmWorkspaceBytes = kGemmWorkspace;
   resources_.attentionWorkspace = attentionWorkspace_;
-  resources_.attentionGradWorkspace = attentionGradWorkspace_;
-  resources_.embeddingGradSums = embeddingGradSums_;
+  resources_.gradScratch = gradScratch_;
   resources_.onesF32 = onesF32_;
   resources_.onesBF16 = onesBF16_;
   resources_.error = error_;
