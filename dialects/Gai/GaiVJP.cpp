@@ -479,7 +479,9 @@ static LogicalResult naiveAttentionVjp(FlashAttentionOp fa, ImplicitLocOpBuilder
 LogicalResult FlashAttentionOp::vjp(ImplicitLocOpBuilder &b,
                                     ArrayRef<Value> cotangents,
                                     VJPSweep &sweep) {
-  if (getQueryPositions() || !cotangents[0])
+  if (!cotangents[0]) // only the lse reaches the loss: nothing here differentiates it
+    return emitOpError("has no VJP rule for its lse result");
+  if (getQueryPositions())
     return naiveAttentionVjp(*this, b, cotangents, sweep);
   // The fused backward needs the forward's row log-sum-exps: a forward that
   // does not return them yet is replaced in place by one that does. Its
