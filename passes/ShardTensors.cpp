@@ -252,13 +252,8 @@ struct ShardTensorsPass : mlir::gai::impl::GaiShardTensorsBase<ShardTensorsPass>
     Value back = TransposeOp::create(b, m.getLoc(), all, b.getDenseI64ArrayAttr(toBack));
     local.replaceAllUsesExcept(back, front.getDefiningOp());
     // A loss straight over the logits needs no gathered copy of them.
-    // Labels are then taken as token ids: an ignore_index inside the
-    // vocabulary would be counted, so such a loss keeps the gathered logits
-    // (a negative one, the default, fails loudly in the one-hot).
     for (Operation *user : llvm::make_early_inc_range(back.getUsers()))
-      if (auto loss = dyn_cast<CrossEntropyOp>(user);
-          loss && loss.getLogits() == back &&
-          static_cast<int64_t>(loss.getIgnoreIndex()) < 0)
+      if (auto loss = dyn_cast<CrossEntropyOp>(user); loss && loss.getLogits() == back)
         splitCrossEntropy(b, loss, local, grid);
     if (back.use_empty()) {
       back.getDefiningOp()->erase();
@@ -273,7 +268,9 @@ struct ShardTensorsPass : mlir::gai::impl::GaiShardTensorsBase<ShardTensorsPass>
   /// of a row is log Σ exp(l − m) − (l_label − m), m the row's maximum: a
   /// shift that cancels, so autodiff takes it as a constant (gai.no_grad)
   /// and the gradient is softmax − one-hot on each rank's own columns.
-  /// The labels are token ids (a training step's targets; no ignore_index).
+  /// Rows whose label is the ignore_index count as the whole loss counts
+  /// them: zero, and left out of the mean's count (its label becomes 0 for
+  /// the one-hot, so a negative ignore_index is no bad class id).
   void splitCrossEntropy(OpBuilder &b, CrossEntropyOp loss, Value mine,
                          FlatSymbolRefAttr grid) {
     b.setInsertionPoint(loss);
@@ -295,6 +292,28 @@ struct ShardTensorsPass : mlir::gai::impl::GaiShardTensorsBase<ShardTensorsPass>
                               /*keep_dims=*/true)
           .getResult();
     };
+    Value labels = loss.getLabels();
+    RankedTensorType labelType = typeOf(labels);
+    SmallVector<int64_t> labelShape(labelType.getShape());
+    auto splat = [&](RankedTensorType type, Attribute value) -> Value {
+      return ConstantOp::create(b, loc, DenseElementsAttr::get(type, value));
+    };
+    // counted = (label != ignore_index), as a mask and as 0/1 per row.
+    Value counted, countedRows;
+    const auto ignore = static_cast<int64_t>(loss.getIgnoreIndex());
+    Type labelElement = labelType.getElementType();
+    if (ignore == static_cast<int32_t>(ignore)) {
+      Value offset = SubOp::create(
+          b, loc, labels, splat(labelType, b.getIntegerAttr(labelElement, ignore)));
+      counted = ConvertOp::create(b, loc, labelType.clone(b.getI1Type()), offset);
+      labels = SelectOp::create(b, loc, counted, labels,
+                                splat(labelType, b.getIntegerAttr(labelElement, 0)));
+      SmallVector<int64_t> rowShape(labelShape);
+      rowShape.push_back(1);
+      countedRows = ReshapeOp::create(
+          b, loc, RankedTensorType::get(rowShape, f32),
+          ConvertOp::create(b, loc, labelType.clone(f32), counted));
+    }
     auto rowMax = ReduceOp::create(b, loc, ReduceKind::Max, logits, ArrayRef<int64_t>{rank - 1},
                                    /*keep_dims=*/true);
     rowMax->setAttr(kNoGrad, b.getUnitAttr());
@@ -302,20 +321,33 @@ struct ShardTensorsPass : mlir::gai::impl::GaiShardTensorsBase<ShardTensorsPass>
     shift.getDefiningOp()->setAttr(kNoGrad, b.getUnitAttr());
     Value shifted = SubOp::create(b, loc, logits, shift);
     Value total = overTp(rowSum(ExpOp::create(b, loc, shifted)), shard::ReductionKind::Sum);
-    Value hot = OneHotOp::create(b, loc, local.clone(f32), loss.getLabels(), columns, tp);
+    Value hot = OneHotOp::create(b, loc, local.clone(f32), labels, columns, tp);
     Value picked = overTp(rowSum(MulOp::create(b, loc, hot, shifted)), shard::ReductionKind::Sum);
     Value rows = SubOp::create(b, loc, LogOp::create(b, loc, total), picked); // [..., 1]
-    SmallVector<int64_t> labelShape(typeOf(loss.getLabels()).getShape());
-    const int64_t count = typeOf(loss.getLabels()).getNumElements();
+    if (countedRows)
+      rows = MulOp::create(b, loc, rows, countedRows);
+    const int64_t count = labelType.getNumElements();
+    auto flat = [&](Value v) {
+      return ReshapeOp::create(b, loc, RankedTensorType::get({count}, f32), v).getResult();
+    };
+    auto sum = [&](Value v) {
+      return ReduceOp::create(b, loc, ReduceKind::Sum, flat(v), ArrayRef<int64_t>{0})
+          .getResult();
+    };
     Value result;
     if (loss.getReduction() == LossReduction::None) {
       result = ReshapeOp::create(b, loc, RankedTensorType::get(labelShape, f32), rows);
+    } else if (loss.getReduction() == LossReduction::Sum) {
+      result = sum(rows);
+    } else if (!countedRows) {
+      result = ReduceOp::create(b, loc, ReduceKind::Mean, flat(rows), ArrayRef<int64_t>{0});
     } else {
-      Value flat = ReshapeOp::create(b, loc, RankedTensorType::get({count}, f32), rows);
-      result = ReduceOp::create(b, loc,
-                                loss.getReduction() == LossReduction::Mean ? ReduceKind::Mean
-                                                                            : ReduceKind::Sum,
-                                flat, ArrayRef<int64_t>{0});
+      // The mean over counted labels; none counted gives 0 (as the whole loss).
+      RankedTensorType scalar = RankedTensorType::get({}, f32);
+      auto labelsCounted = MaxOp::create(b, loc, sum(countedRows),
+                                         splat(scalar, b.getF32FloatAttr(1.0)));
+      labelsCounted->setAttr(kNoGrad, b.getUnitAttr()); // the labels' count
+      result = DivOp::create(b, loc, sum(rows), labelsCounted);
     }
     loss.getResult().replaceAllUsesWith(result);
     loss.erase();
