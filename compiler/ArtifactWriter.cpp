@@ -141,11 +141,13 @@ private:
     // A tensor-parallel slice: the whole tensor's shape from this rank's
     // (its ZeRO share's whole, if sharded) and the segments it lost.
     std::vector<int64_t> tpShape, tpSegments;
-    int64_t tpAxis = 0, tpKeep = 0;
+    int64_t tpAxis = 0, tpKeep = 0, tpReplicas = 1;
     if (tp) {
       tpShape = shard ? shardShape : shape;
       tpAxis = tp.getAs<IntegerAttr>("axis").getInt();
       tpKeep = tp.getAs<IntegerAttr>("keep").getInt();
+      if (auto replicas = tp.getAs<IntegerAttr>("replicas"))
+        tpReplicas = replicas.getInt();
       ArrayRef<int64_t> segments = tp.getAs<DenseI64ArrayAttr>("segments").asArrayRef();
       tpSegments.assign(segments.begin(), segments.end());
       for (size_t i = 0; i + 2 < segments.size(); i += 3)
@@ -157,7 +159,7 @@ private:
                                        shard ? &shardShape : nullptr,
                                        shard ? &shardAxes : nullptr, rankOffsets,
                                        tp ? &tpShape : nullptr, tpAxis, tpKeep,
-                                       tp ? &tpSegments : nullptr);
+                                       tp ? &tpSegments : nullptr, tpReplicas);
   }
   template <typename T> flatbuffers::Offset<fmt::TensorDesc> tensor(T op) {
     return tensor(op.getName(), op.getType(), op.getRef());

@@ -312,7 +312,8 @@ llvm::Expected<MadeWeights> splitTensorParallelWeights(mlir::ModuleOp module,
     }
     for (int64_t rank = 0; rank < parts; ++rank) {
       std::vector<int64_t> kept;
-      for (int64_t u = rank * s->keep; u < (rank + 1) * s->keep; ++u)
+      const int64_t holder = rank / s->replicas;
+      for (int64_t u = holder * s->keep; u < (holder + 1) * s->keep; ++u)
         kept.push_back(u);
       FloatTensor t = slice(*whole, *s, kept);
       std::string name = p.getName().str();

@@ -17,6 +17,8 @@ std::optional<WeightSlicing> weightSlicing(ParamOp p, StringRef attr) {
   if (!group || !kind || !perUnit || !axis || !keep || !segments || segments.size() % 3 != 0)
     return std::nullopt;
   WeightSlicing s{group.str(), kind.str(), axis.getInt(), keep.getInt(), perUnit.getInt(), {}};
+  if (auto replicas = dict.getAs<IntegerAttr>("replicas"))
+    s.replicas = replicas.getInt();
   ArrayRef<int64_t> v = segments.asArrayRef();
   for (size_t i = 0; i < v.size(); i += 3)
     s.segments.push_back({v[i], v[i + 1], v[i + 2]});
@@ -37,6 +39,8 @@ void setWeightSlicing(ParamOp p, const WeightSlicing &s, StringRef attr) {
   entries.set("axis", b.getI64IntegerAttr(s.axis));
   entries.set("keep", b.getI64IntegerAttr(s.keep));
   entries.set("segments", b.getDenseI64ArrayAttr(flat));
+  if (s.replicas > 1)
+    entries.set("replicas", b.getI64IntegerAttr(s.replicas));
   p->setAttr(attr, entries.getDictionary(p.getContext()));
 }
 

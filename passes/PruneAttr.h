@@ -29,10 +29,14 @@ struct PruneSegment {
 /// `segments` lose all but `keep` units each, the same units across every
 /// weight of `group`. `kind` says what a unit is: "heads" (one attention's
 /// KV group, `perUnit` query heads) or "channels" (an MLP's, one each).
+/// Under tensor parallelism, `replicas` consecutive ranks hold the same
+/// units (a KV head shared by the query heads of several ranks): rank r
+/// keeps units [(r / replicas)·keep, (r / replicas + 1)·keep).
 struct WeightSlicing {
   std::string group, kind;
   int64_t axis = 0, keep = 0, perUnit = 1;
   SmallVector<PruneSegment> segments;
+  int64_t replicas = 1;
 };
 
 /// The slicing --gai-prune{heads=… mlp=…} recorded on `p`, if any.

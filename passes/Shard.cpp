@@ -71,6 +71,9 @@ private:
   void buildShardedOptimizer(func::FuncOp old);
   void buildShardedZeroGrads(func::FuncOp old);
   void averageResult(func::FuncOp func, unsigned index);
+  /// A weight's gradient summed over the tp ranks that hold the same slice
+  /// of it (a KV head replicated for several ranks' query heads).
+  Value sumOverReplicas(Value g, int64_t replicas);
   /// grad_sq anew: the squares of the gradients, slices summed over tp and
   /// ZeRO's shares over dp.
   void rebuildSquares(func::FuncOp step, unsigned squaresIndex);
@@ -85,6 +88,8 @@ private:
   ImplicitLocOpBuilder b;
   /// Each parameter's whole type, by name, in the step's order.
   SmallVector<std::pair<std::string, RankedTensorType>> params;
+  /// The weights whose tp slices are replicated, by name: over how many ranks.
+  llvm::StringMap<int64_t> replicasOf;
 };
 
 StringRef resultName(func::FuncOp func, unsigned i) {
@@ -110,8 +115,41 @@ void Sharder::averageResult(func::FuncOp func, unsigned index) {
   ret->setOperand(index, averageOverData(ret->getOperand(index)));
 }
 
+Value Sharder::sumOverReplicas(Value g, int64_t replicas) {
+  auto tpAxis = b.getDenseI16ArrayAttr({kTensorAxis});
+  auto sum = shard::ReductionKindAttr::get(b.getContext(), shard::ReductionKind::Sum);
+  if (replicas == grid.tp)
+    return shard::AllReduceOp::create(b, g.getType(), gridRef(), tpAxis, g, sum);
+  // Every rank's gradient, each group of replicas summed, this rank's
+  // group's sum kept: [tp, n] → [tp / r, n] → (each r times) [tp, n] → [1, n].
+  RankedTensorType type = typeOf(g);
+  Type element = type.getElementType();
+  const int64_t n = type.getNumElements(), groups = grid.tp / replicas;
+  Value all = shard::AllGatherOp::create(b, RankedTensorType::get({grid.tp, n}, element),
+                                         gridRef(), tpAxis, reshape(g, {1, n}),
+                                         b.getIndexAttr(0));
+  Value rows = reshape(all, {groups, replicas * n});
+  Value summed;
+  for (int64_t r = 0; r < replicas; ++r) {
+    Value part = SliceOp::create(b, RankedTensorType::get({groups, n}, element), rows,
+                                 b.getDenseI64ArrayAttr({0, r * n}),
+                                 b.getDenseI64ArrayAttr({groups, n}));
+    summed = summed ? AddOp::create(b, summed, part).getResult() : part;
+  }
+  SmallVector<Value> copies(replicas, summed);
+  Value spread = reshape(ConcatOp::create(b, copies, /*axis=*/1), {grid.tp, n});
+  Value mine = shard::AllSliceOp::create(b, RankedTensorType::get({1, n}, element), gridRef(),
+                                         tpAxis, spread, b.getIndexAttr(0));
+  return reshape(mine, type.getShape());
+}
+
 LogicalResult Sharder::run() {
   auto step = module.lookupSymbol<func::FuncOp>("train_step");
+  module.walk([&](ParamOp p) {
+    if (std::optional<WeightSlicing> s = weightSlicing(p, kTensorParallelAttr);
+        s && s->replicas > 1)
+      replicasOf[p.getName()] = s->replicas;
+  });
   auto optimizer = module.lookupSymbol<func::FuncOp>("optimizer_step");
   auto zeroGrads = module.lookupSymbol<func::FuncOp>("zero_grads");
   if (!step || !optimizer || !zeroGrads)
@@ -156,6 +194,12 @@ void Sharder::rebuildSquares(func::FuncOp step, unsigned squaresIndex) {
     if (!name.starts_with("grad."))
       continue;
     Value sq = buildSumOfSquares(b, ret->getOperand(i));
+    // A replicated slice's squares arrive from each of its replicas.
+    if (int64_t replicas = replicasOf.lookup(name.drop_front(5)); replicas > 1)
+      sq = MulOp::create(b, sq,
+                         ConstantOp::create(b, DenseElementsAttr::get(
+                                                   RankedTensorType::get({}, b.getF32Type()),
+                                                   1.0f / static_cast<float>(replicas))));
     Value &sum = split.count(name.drop_front(5)) ? sliced : whole;
     sum = sum ? AddOp::create(b, sum, sq).getResult() : sq;
   }
@@ -191,7 +235,16 @@ LogicalResult Sharder::shardTrainStep(func::FuncOp step) {
     if (!add || !isa<BlockArgument>(add.getLhs()))
       return step.emitOpError("--gai-shard: result '")
              << name << "' is not its state plus a new gradient, as --gai-train-step makes it";
-    fresh.push_back({add.getRhs(), add});
+    Value g = add.getRhs();
+    if (int64_t replicas = replicasOf.lookup(name.drop_front(5)); replicas > 1) {
+      if (Operation *def = g.getDefiningOp())
+        b.setInsertionPointAfter(def);
+      else
+        b.setInsertionPointToStart(&body);
+      g = sumOverReplicas(g, replicas);
+      add.setOperand(1, g);
+    }
+    fresh.push_back({g, add});
   }
   if (lossIndex < 0 || squaresIndex < 0)
     return step.emitOpError("--gai-shard: expected the results 'loss' and 'grad_sq'");

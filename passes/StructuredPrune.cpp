@@ -9,6 +9,7 @@
 #include "passes/PruneAttr.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Diagnostics.h"
 
 #include <cmath>
 
@@ -38,6 +39,10 @@ public:
   SmallVector<ParamOp> params;
   SmallVector<ConstantOp> constants;
   SmallVector<SliceOp> slices;
+  /// With `stopAtRepeats`, the group ends at every repeat of heads (axis
+  /// 1) and lists them here: query heads split apart from their KV heads.
+  bool stopAtRepeats = false;
+  SmallVector<RepeatOp> repeats;
 
 private:
   LogicalResult assign(Value v, int64_t axis, ArrayRef<Segment> segments, Operation *at);
@@ -101,6 +106,11 @@ LogicalResult Group::grow(Value seed, Layout layout, Operation *at) {
 
 LogicalResult Group::spread(Operation *op, Value from) {
   const Layout l = layouts.lookup(from);
+  if (auto r = dyn_cast<RepeatOp>(op); r && stopAtRepeats && r.getAxis() == 1) {
+    if (!llvm::is_contained(repeats, r))
+      repeats.push_back(r);
+    return success();
+  }
   auto same = [&](Value to) { return assign(to, l.axis, l.segments, op); };
   if (auto p = dyn_cast<ParamOp>(op)) {
     if (!llvm::is_contained(params, p))
@@ -194,7 +204,10 @@ LogicalResult Group::spreadElementwise(Operation *op, Value from, const Layout &
 /// on an axis whose inner dimensions hold `inner` elements is s · inner
 /// consecutive elements of each outer slice, found again in the other
 /// shape on the axis with the same outer product whose inner size divides
-/// it.
+/// it. Axes of extent 1 make several fit (a single KV head [1, T, 1, D]
+/// from [1, T, D]); the axis is then one of the leading axes both shapes
+/// share, kept, or else the first past them with the smallest units (a
+/// head an index).
 LogicalResult Group::spreadReshape(ReshapeOp op, Value from, const Layout &l) {
   Value to = from == op.getInput() ? op.getResult() : op.getInput();
   ArrayRef<int64_t> fs = typeOf(from).getShape(), ts = typeOf(to).getShape();
@@ -206,6 +219,12 @@ LogicalResult Group::spreadReshape(ReshapeOp op, Value from, const Layout &l) {
   };
   const int64_t outer = product(fs.take_front(l.axis));
   const int64_t inner = product(fs.drop_front(l.axis + 1));
+  int64_t shared = 0;
+  while (shared < static_cast<int64_t>(std::min(fs.size(), ts.size())) &&
+         fs[shared] == ts[shared])
+    ++shared;
+  std::optional<std::pair<int64_t, SmallVector<Segment>>> best;
+  int64_t bestUnit = 0;
   for (int64_t axis = 0; axis < static_cast<int64_t>(ts.size()); ++axis) {
     if (product(ts.take_front(axis)) != outer)
       continue;
@@ -218,9 +237,22 @@ LogicalResult Group::spreadReshape(ReshapeOp op, Value from, const Layout &l) {
         break;
       mapped.push_back({s.offset * inner / toInner, s.units, s.size * inner / toInner});
     }
-    if (mapped.size() == l.segments.size())
+    if (mapped.size() != l.segments.size())
+      continue;
+    if (l.axis < shared && axis == l.axis)
       return assign(to, axis, mapped, op);
+    if (l.axis < shared || axis < shared)
+      continue;
+    int64_t unit = 0;
+    for (const Segment &s : mapped)
+      unit = std::max(unit, s.size);
+    if (!best || unit < bestUnit) {
+      best = {axis, mapped};
+      bestUnit = unit;
+    }
   }
+  if (best)
+    return assign(to, best->first, best->second, op);
   return pruneError(op) << "cannot follow whole heads or channels through this reshape";
 }
 
@@ -312,7 +344,7 @@ std::string groupName(ArrayRef<ParamOp> params) {
 struct Plan {
   Group group;
   std::string kind; // heads or channels
-  int64_t units = 0, keep = 0, perUnit = 1;
+  int64_t units = 0, keep = 0, perUnit = 1, replicas = 1;
 };
 
 /// Shrinks every value of `plan`'s group and records the weights' slicing
@@ -340,7 +372,8 @@ void shrink(Plan &plan, StringRef attr = kPruneAttr) {
   std::string name = groupName(g.params);
   for (ParamOp p : g.params) {
     const Layout &l = g.layouts.find(p.getResult())->second;
-    setWeightSlicing(p, {name, plan.kind, l.axis, plan.keep, plan.perUnit, l.segments}, attr);
+    setWeightSlicing(
+        p, {name, plan.kind, l.axis, plan.keep, plan.perUnit, l.segments, plan.replicas}, attr);
   }
   for (Value v : g.order) {
     const Layout &l = g.layouts.find(v)->second;
@@ -355,6 +388,54 @@ void shrink(Plan &plan, StringRef attr = kPruneAttr) {
 
 bool isActivation(Operation *op) {
   return isa_and_nonnull<SiluOp, GeluOp, ReluOp, SigmoidOp>(op);
+}
+
+/// Tensor parallelism over `parts` ranks of an attention whose `kvHeads`
+/// are fewer: its `h` query heads (from `queries`, the scores' lhs) split,
+/// and each KV head, repeated for the query heads of `parts / kvHeads`
+/// ranks, becomes one head a rank; the repeats then repeat it h / parts
+/// times. Nothing changes unless every group grows (a fused QKV
+/// projection joins queries and keys, and the attention stays whole).
+void planReplicatedKv(Value queries, int64_t h, int64_t kvHeads, int64_t parts,
+                      std::vector<Plan> &plans, DenseMap<Value, Layout> &taken,
+                      Operation *at) {
+  ScopedDiagnosticHandler quiet(at->getContext(), [](Diagnostic &) { return success(); });
+  std::vector<Plan> found;
+  DenseMap<Value, Layout> trial = taken;
+  auto grow = [&](Value seed, int64_t units, int64_t keep, Operation *from) {
+    Plan plan{Group(trial)};
+    plan.group.stopAtRepeats = true;
+    if (failed(plan.group.grow(seed, {1, {{0, units, 1}}}, from)))
+      return false;
+    for (auto &[v, l] : plan.group.layouts)
+      trial[v] = l;
+    plan.kind = "heads";
+    plan.units = units;
+    plan.keep = keep;
+    found.push_back(std::move(plan));
+    return true;
+  };
+  if (!grow(queries, h, h / parts, at))
+    return;
+  SmallVector<RepeatOp> repeats = found.front().group.repeats;
+  if (repeats.empty())
+    return;
+  for (RepeatOp r : repeats) {
+    if (trial.count(r.getInput()))
+      continue; // K and V of one value
+    if (!grow(r.getInput(), kvHeads, 1, r))
+      return;
+    found.back().replicas = parts / kvHeads;
+    if (!found.back().group.repeats.empty() &&
+        llvm::any_of(found.back().group.repeats,
+                     [&](RepeatOp other) { return !llvm::is_contained(repeats, other); }))
+      return; // a KV head reaching another attention's repeat
+  }
+  taken = std::move(trial);
+  for (Plan &plan : found)
+    plans.push_back(std::move(plan));
+  for (RepeatOp r : repeats)
+    r.setTimes(h / parts);
 }
 
 /// Finds every group of `func` and what it keeps.
@@ -390,10 +471,17 @@ LogicalResult planGroups(func::FuncOp func, int64_t heads, double mlp, int64_t p
       const int64_t h = l.getDimSize(1);
       if (parts > 0) {
         const int64_t kvHeads = h / perGroup;
-        // KV heads that do not divide (multi-query attention at tp=2):
-        // the whole attention is replicated, every rank computing it.
-        if (kvHeads % parts != 0)
+        // Fewer KV heads than ranks (multi-query attention at tp=2, two KV
+        // heads at tp=4): the query heads split and each rank keeps the
+        // one KV head they read, replicated (Megatron's). Where even that
+        // cannot be (KV heads that neither divide nor are divided by the
+        // ranks, a projection fusing queries with keys), the whole
+        // attention is replicated, every rank computing it.
+        if (kvHeads % parts != 0) {
+          if (repeat && parts % kvHeads == 0 && h % parts == 0)
+            planReplicatedKv(lhs, h, kvHeads, parts, plans, taken, m);
           return WalkResult::advance();
+        }
         FailureOr<Plan *> plan = add(lhs, {1, {{0, kvHeads, perGroup}}}, m);
         if (failed(plan))
           return WalkResult::interrupt();
@@ -523,7 +611,7 @@ static LogicalResult shrinkGroups(ModuleOp module, int64_t heads, double mlp, in
       });
     }
     for (Plan &plan : plans)
-      if (plan.keep < plan.units)
+      if (plan.keep < plan.units || plan.replicas > 1)
         shrink(plan, parts > 0 ? kTensorParallelAttr : kPruneAttr);
   }
   retypeFunctions(module);

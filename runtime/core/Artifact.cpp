@@ -194,18 +194,20 @@ Status checkTensorParallel(const format::TensorDesc &t, const std::vector<int64_
       t.tp_segments()->size() == 0)
     return fail("tp_shape and tp_segments come together, on a dp×tp mesh, with the "
                 "tensor's rank");
-  int64_t axis = t.tp_axis(), keep = t.tp_keep();
-  if (axis < 0 || static_cast<size_t>(axis) >= local->size() || keep < 1)
-    return fail("tp_axis or tp_keep is out of range");
-  int64_t ranks = mesh.empty() ? t.tp_segments()->Get(1) / keep : mesh[1];
+  int64_t axis = t.tp_axis(), keep = t.tp_keep(), replicas = t.tp_replicas();
+  if (axis < 0 || static_cast<size_t>(axis) >= local->size() || keep < 1 || replicas < 1 ||
+      replicas > (int64_t{1} << 20))
+    return fail("tp_axis, tp_keep or tp_replicas is out of range");
+  int64_t ranks = mesh.empty() ? t.tp_segments()->Get(1) / keep * replicas : mesh[1];
   int64_t grown = local->Get(static_cast<flatbuffers::uoffset_t>(axis)), end = 0;
   for (size_t i = 0; i < t.tp_segments()->size(); i += 3) {
     int64_t offset = t.tp_segments()->Get(i), units = t.tp_segments()->Get(i + 1),
             size = t.tp_segments()->Get(i + 2), blocks = 0;
-    if (offset < end || units < 1 || size < 1 || units % keep != 0 || units / keep != ranks ||
+    if (offset < end || units < 1 || size < 1 || units % keep != 0 ||
+        units / keep * replicas != ranks ||
         __builtin_mul_overflow(units - keep, size, &blocks) ||
         __builtin_add_overflow(grown, blocks, &grown))
-      return fail("tp_segments: expected ordered segments of tp × tp_keep blocks");
+      return fail("tp_segments: expected ordered segments of tp / tp_replicas × tp_keep blocks");
     end = offset + units * size;
   }
   for (size_t d = 0; d < local->size(); ++d) {
@@ -389,6 +391,7 @@ static std::optional<TensorParallelSplit> runTimeSplitOf(const format::TensorDes
     split.segments.assign(t.tp_segments()->begin(), t.tp_segments()->end());
   split.axis = t.tp_axis();
   split.keep = t.tp_keep();
+  split.replicas = t.tp_replicas();
   return split;
 }
 
@@ -754,7 +757,7 @@ Status LoadedArtifact::useTensorParallelRank(int64_t rank, int64_t ranks) {
                    ? externalWeights_
                    : std::make_shared<std::vector<uint8_t>>(weights_, weights_ + weightsSize_);
       for (size_t i = 1; i < split->segments.size(); i += 3)
-        if (split->keep * ranks != split->segments[i])
+        if (split->keep * ranks != split->segments[i] * split->replicas)
           return Status::error("weights: tensor '" + t->name()->str() + "' splits " +
                                std::to_string(split->segments[i]) + " units into parts of " +
                                std::to_string(split->keep) + ", not over tp=" +

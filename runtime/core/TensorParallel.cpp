@@ -55,7 +55,7 @@ std::vector<uint8_t> TensorParallelSplit::slice(const uint8_t *whole, size_t ele
   for (int64_t o = 0; o < rows; ++o)
     for (size_t w = 0; w < at.size(); ++w) {
       auto [holder, index] = at[w];
-      if (holder >= 0 && holder != rank)
+      if (holder >= 0 && holder != rank / replicas)
         continue;
       std::memcpy(out.data() + static_cast<size_t>(o * local + index) * row,
                   whole + (static_cast<size_t>(o) * at.size() + w) * row, row);
@@ -72,7 +72,8 @@ std::vector<uint8_t> TensorParallelSplit::gather(const uint8_t *slices, size_t s
   for (int64_t o = 0; o < rows; ++o)
     for (size_t w = 0; w < at.size(); ++w) {
       auto [holder, index] = at[w];
-      const uint8_t *from = slices + static_cast<size_t>(std::max<int64_t>(holder, 0)) * sliceBytes +
+      const uint8_t *from = slices +
+                            static_cast<size_t>(std::max<int64_t>(holder, 0) * replicas) * sliceBytes +
                             static_cast<size_t>(o * local + index) * row;
       std::memcpy(whole.data() + (static_cast<size_t>(o) * at.size() + w) * row, from, row);
     }

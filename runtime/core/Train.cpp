@@ -59,7 +59,7 @@ int64_t firstNonFinite(const TensorView &t) {
 
 /// How state `r` splits over tp (core/TensorParallel.h).
 TensorParallelSplit splitOf(const TensorRef &r) {
-  return {r.tpShape, r.tpSegments, r.tpAxis, r.tpKeep};
+  return {r.tpShape, r.tpSegments, r.tpAxis, r.tpKeep, r.tpReplicas};
 }
 
 } // namespace

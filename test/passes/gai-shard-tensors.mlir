@@ -60,19 +60,63 @@ module {
 
 // -----
 
-// Near miss: one KV head (multi-query attention) cannot be split in two;
+// One KV head (multi-query attention) at tp=2: the two query heads split,
+// one a rank, and each rank keeps the KV head they read (Megatron's
+// replicated KV heads): k and v are whole on every rank (`replicas = 2`,
+// their gradients summed over the ranks), and the repeats repeat it once.
+// CHECK-LABEL: module
+// CHECK-LABEL: func.func @forward(
+// CHECK:         gai.param "q" {gai.tp = {axis = 0 : i64, {{.*}}keep = 1 : i64, kind = "heads", per_unit = 1 : i64, segments = array<i64: 0, 2, 4>}} : tensor<4x8xf32>
+// CHECK-NEXT:    gai.param "k" {gai.tp = {axis = 0 : i64, {{.*}}keep = 1 : i64, kind = "heads", per_unit = 1 : i64, replicas = 2 : i64, segments = array<i64: 0, 1, 4>}} : tensor<4x8xf32>
+// CHECK-NEXT:    gai.param "v" {gai.tp = {{{.*}}replicas = 2 : i64{{.*}}}} : tensor<4x8xf32>
+// CHECK-NEXT:    gai.param "o" {gai.tp = {axis = 1 : i64, {{.*}}segments = array<i64: 0, 2, 4>}} : tensor<8x4xf32>
+// CHECK:         gai.matmul %arg0, %{{.*}} transpose_rhs {gai.tp_partial_input_grad = @mesh} : (tensor<1x3x8xf32>, tensor<4x8xf32>) -> tensor<1x3x4xf32>
+// CHECK:         gai.repeat %{{.*}} axis = 1 times = 1 : (tensor<1x1x3x4xf32>) -> tensor<1x1x3x4xf32>
+// CHECK:         gai.matmul %{{.*}}, %{{.*}} transpose_rhs : (tensor<1x1x3x4xf32>, tensor<1x1x3x4xf32>) -> tensor<1x1x3x3xf32>
+// CHECK:         %[[Y:.*]] = gai.matmul %{{.*}}, %{{.*}} transpose_rhs : (tensor<1x3x4xf32>, tensor<8x4xf32>) -> tensor<1x3x8xf32>
+// CHECK-NEXT:    shard.all_reduce %[[Y]] on @mesh grid_axes = [1]
+module {
+  func.func @forward(%x: tensor<1x3x8xf32>) -> tensor<1x3x8xf32> {
+    %wq = gai.param "q" : tensor<8x8xf32>
+    %wk = gai.param "k" : tensor<4x8xf32>
+    %wv = gai.param "v" : tensor<4x8xf32>
+    %wo = gai.param "o" : tensor<8x8xf32>
+    %q0 = gai.matmul %x, %wq transpose_rhs : (tensor<1x3x8xf32>, tensor<8x8xf32>) -> tensor<1x3x8xf32>
+    %q1 = gai.reshape %q0 : tensor<1x3x8xf32> to tensor<1x3x2x4xf32>
+    %q = gai.transpose %q1 permutation = [0, 2, 1, 3] : (tensor<1x3x2x4xf32>) -> tensor<1x2x3x4xf32>
+    %k0 = gai.matmul %x, %wk transpose_rhs : (tensor<1x3x8xf32>, tensor<4x8xf32>) -> tensor<1x3x4xf32>
+    %k1 = gai.reshape %k0 : tensor<1x3x4xf32> to tensor<1x3x1x4xf32>
+    %k2 = gai.transpose %k1 permutation = [0, 2, 1, 3] : (tensor<1x3x1x4xf32>) -> tensor<1x1x3x4xf32>
+    %k = gai.repeat %k2 axis = 1 times = 2 : (tensor<1x1x3x4xf32>) -> tensor<1x2x3x4xf32>
+    %v0 = gai.matmul %x, %wv transpose_rhs : (tensor<1x3x8xf32>, tensor<4x8xf32>) -> tensor<1x3x4xf32>
+    %v1 = gai.reshape %v0 : tensor<1x3x4xf32> to tensor<1x3x1x4xf32>
+    %v2 = gai.transpose %v1 permutation = [0, 2, 1, 3] : (tensor<1x3x1x4xf32>) -> tensor<1x1x3x4xf32>
+    %v = gai.repeat %v2 axis = 1 times = 2 : (tensor<1x1x3x4xf32>) -> tensor<1x2x3x4xf32>
+    %s = gai.matmul %q, %k transpose_rhs : (tensor<1x2x3x4xf32>, tensor<1x2x3x4xf32>) -> tensor<1x2x3x3xf32>
+    %p = gai.softmax %s axis = 3 : tensor<1x2x3x3xf32>
+    %a = gai.matmul %p, %v : (tensor<1x2x3x3xf32>, tensor<1x2x3x4xf32>) -> tensor<1x2x3x4xf32>
+    %a1 = gai.transpose %a permutation = [0, 2, 1, 3] : (tensor<1x2x3x4xf32>) -> tensor<1x3x2x4xf32>
+    %a2 = gai.reshape %a1 : tensor<1x3x2x4xf32> to tensor<1x3x8xf32>
+    %y = gai.matmul %a2, %wo transpose_rhs : (tensor<1x3x8xf32>, tensor<8x8xf32>) -> tensor<1x3x8xf32>
+    return %y : tensor<1x3x8xf32>
+  }
+}
+
+// -----
+
+// Near miss: three KV heads over two ranks neither divide nor are divided:
 // the attention stays whole on every rank, nothing to sum.
 // CHECK-LABEL: module
 // CHECK-LABEL: func.func @forward(
-// CHECK:         gai.repeat %{{.*}} axis = 1 times = 2 : (tensor<1x1x3x4xf32>) -> tensor<1x2x3x4xf32>
-// CHECK-NEXT:    gai.matmul %{{.*}}, %{{.*}} transpose_rhs : (tensor<1x2x3x4xf32>, tensor<1x2x3x4xf32>) -> tensor<1x2x3x3xf32>
+// CHECK:         gai.repeat %{{.*}} axis = 1 times = 2 : (tensor<1x3x3x4xf32>) -> tensor<1x6x3x4xf32>
+// CHECK-NEXT:    gai.matmul %{{.*}}, %{{.*}} transpose_rhs : (tensor<1x6x3x4xf32>, tensor<1x6x3x4xf32>) -> tensor<1x6x3x3xf32>
 // CHECK-NOT:     shard.all_reduce
 // CHECK:         return
 module {
-  func.func @forward(%q: tensor<1x2x3x4xf32>, %k0: tensor<1x1x3x4xf32>) -> tensor<1x2x3x3xf32> {
-    %k = gai.repeat %k0 axis = 1 times = 2 : (tensor<1x1x3x4xf32>) -> tensor<1x2x3x4xf32>
-    %s = gai.matmul %q, %k transpose_rhs : (tensor<1x2x3x4xf32>, tensor<1x2x3x4xf32>) -> tensor<1x2x3x3xf32>
-    return %s : tensor<1x2x3x3xf32>
+  func.func @forward(%q: tensor<1x6x3x4xf32>, %k0: tensor<1x3x3x4xf32>) -> tensor<1x6x3x3xf32> {
+    %k = gai.repeat %k0 axis = 1 times = 2 : (tensor<1x3x3x4xf32>) -> tensor<1x6x3x4xf32>
+    %s = gai.matmul %q, %k transpose_rhs : (tensor<1x6x3x4xf32>, tensor<1x6x3x4xf32>) -> tensor<1x6x3x3xf32>
+    return %s : tensor<1x6x3x3xf32>
   }
 }
 

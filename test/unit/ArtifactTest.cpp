@@ -270,9 +270,9 @@ TEST(Artifact, WrongIdentifierOrVersion) {
 
 TEST(Artifact, FooterFromAnotherSchemaVersion) {
   std::vector<uint8_t> bytes = build();
-  bytes[bytes.size() - kArtifactFooterSize + 4] = 11; // before attention_grad
+  bytes[bytes.size() - kArtifactFooterSize + 4] = 12; // before tp_replicas
   EXPECT_EQ(loadError(bytes),
-            "m.gai: schema version 11, this runtime reads version 12; recompile "
+            "m.gai: schema version 12, this runtime reads version 13; recompile "
             "with a matching gaic");
 }
 

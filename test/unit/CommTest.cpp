@@ -350,5 +350,36 @@ TEST(TensorParallelSplitTest, SlicesAndGathersFusedSegments) {
   EXPECT_EQ(rows(split.gather(both.data(), rank0.size(), 4)), whole);
 }
 
+// KV heads replicated over tp=4: two heads of 2 rows [4, 1], each held by
+// a pair of ranks. Ranks 0 and 1 cut head 0, ranks 2 and 3 head 1; the
+// gather takes each pair's first rank's slice.
+TEST(TensorParallelSplitTest, ReplicatedHeadsGoToEachPairOfRanks) {
+  TensorParallelSplit split;
+  split.wholeShape = {4, 1};
+  split.segments = {0, 2, 2};
+  split.axis = 0;
+  split.keep = 1;
+  split.replicas = 2;
+  EXPECT_EQ(split.localExtent(), 2);
+  const std::vector<float> whole = {10, 11, 20, 21};
+  auto bytes = reinterpret_cast<const uint8_t *>(whole.data());
+  auto floats = [](const std::vector<uint8_t> &b) {
+    std::vector<float> f(b.size() / 4);
+    std::memcpy(f.data(), b.data(), b.size());
+    return f;
+  };
+  std::vector<uint8_t> all;
+  for (int64_t rank = 0; rank < 4; ++rank) {
+    std::vector<uint8_t> mine = split.slice(bytes, 4, rank);
+    EXPECT_EQ(floats(mine), rank < 2 ? (std::vector<float>{10, 11}) : (std::vector<float>{20, 21}))
+        << "rank " << rank;
+    // A replica that drifted would not be read back.
+    if (rank % 2 == 1)
+      std::fill(mine.begin(), mine.end(), uint8_t{0xff});
+    all.insert(all.end(), mine.begin(), mine.end());
+  }
+  EXPECT_EQ(floats(split.gather(all.data(), 8, 4)), whole);
+}
+
 } // namespace
 } // namespace gai

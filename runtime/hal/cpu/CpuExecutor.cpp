@@ -521,6 +521,7 @@ std::vector<TensorRef> tensorRefs(
       r.tpSegments.assign(t->tp_segments()->begin(), t->tp_segments()->end());
       r.tpAxis = t->tp_axis();
       r.tpKeep = t->tp_keep();
+      r.tpReplicas = t->tp_replicas();
     }
     r.data = base + t->buffer()->offset();
     r.size = t->buffer()->size();

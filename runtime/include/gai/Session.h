@@ -38,7 +38,7 @@ struct TensorRef {
   /// along tpAxis the (offset, units, size) segments of which this rank
   /// holds its tpKeep units each (artifact.fbs); empty tpShape: not split.
   std::vector<int64_t> tpShape, tpSegments;
-  int64_t tpAxis = 0, tpKeep = 0;
+  int64_t tpAxis = 0, tpKeep = 0, tpReplicas = 1;
 
   template <typename T> T *as() const { return reinterpret_cast<T *>(data); }
   int64_t numElements() const { return size / elementBytes; }
