@@ -522,6 +522,8 @@ void fill(void *out, int64_t bytes, uint32_t bits, int elementBytes,
   // Zeros (gradients cleared every step, a gigabyte and more for a large
   // model) go to the driver's memset, which runs at the copy bandwidth;
   // other patterns 16 bytes a store where they can.
+  if (bytes <= 0)
+    return; // no launch of zero blocks
   const uint32_t word = elementBytes == 2 ? (bits & 0xffffu) * 0x10001u : bits;
   if (word == 0) {
     cudaMemsetAsync(out, 0, static_cast<size_t>(bytes), stream);
