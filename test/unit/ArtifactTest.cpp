@@ -62,6 +62,10 @@ struct Options {
   int64_t gatherCount = 4;
   // The weight w split over tensor-parallel ranks: each rank's slice.
   std::vector<int64_t> rankOffsets;
+  // Or w [8, 8] as this rank's rows of a split bound at run time: the whole
+  // [tpRows, 8] holds `tpUnits` blocks of 8 rows, tpReplicas ranks a block.
+  bool tpSplit = false;
+  int64_t tpRows = 16, tpUnits = 2, tpReplicas = 1;
   // A lookup of 4 ids in w as a table [8, 8] of f32 (its first 256 bytes)
   // of `embeddingShards` shards along the grid axes `embeddingAxes`.
   bool embedding = false;
@@ -96,6 +100,13 @@ std::vector<uint8_t> build(const Options &o = {}) {
     weightTensors[0] = fmt::CreateTensorDescDirect(b, "w", fmt::DType::F32, &shape, &ref,
                                                    fmt::TensorRole::Other, nullptr, nullptr,
                                                    nullptr, &o.rankOffsets);
+  }
+  if (o.tpSplit) {
+    std::vector<int64_t> shape = {8, 8}, whole = {o.tpRows, 8}, segments = {0, o.tpUnits, 8};
+    fmt::BufferRef ref(fmt::Space::Weights, 0, 256);
+    weightTensors[0] = fmt::CreateTensorDescDirect(
+        b, "w", fmt::DType::F32, &shape, &ref, fmt::TensorRole::Other, nullptr, nullptr, nullptr,
+        nullptr, &whole, 0, 1, &segments, o.tpReplicas);
   }
   flatbuffers::Offset<fmt::Weights> weights;
   if (o.externalWeights) {
@@ -515,6 +526,29 @@ TEST(Artifact, TensorParallelSlicesAreChecked) {
   o.rankOffsets = {-8};
   EXPECT_EQ(loadError(build(o)), "m.gai: weights: tensor 'w': a rank's slice at -8 falls "
                                  "outside the weights' 256 bytes");
+}
+
+// A weight's tensor-parallel split: its blocks over the mesh's tp ranks,
+// or over tp / tp_replicas groups of ranks that share a block (KV heads).
+TEST(Artifact, TensorParallelSplitsAreChecked) {
+  Options o;
+  o.mesh = {1, 2};
+  o.tpSplit = true;
+  EXPECT_TRUE(LoadedArtifact::fromBytes(build(o), "m.gai", ".").isOk());
+  Options shared = o;
+  shared.tpRows = 8;
+  shared.tpUnits = 1;
+  shared.tpReplicas = 2; // one block, both ranks
+  EXPECT_TRUE(LoadedArtifact::fromBytes(build(shared), "m.gai", ".").isOk());
+  Options tooMany = o;
+  tooMany.tpReplicas = 2; // 2 blocks × 2 ranks each is 4 ranks, not 2
+  EXPECT_EQ(loadError(build(tooMany)),
+            "m.gai: weights: tensor 'w': tp_segments: expected ordered segments of "
+            "tp / tp_replicas × tp_keep blocks");
+  Options none = o;
+  none.tpReplicas = 0;
+  EXPECT_EQ(loadError(build(none)),
+            "m.gai: weights: tensor 'w': tp_axis, tp_keep or tp_replicas is out of range");
 }
 
 TEST(Artifact, VocabularyShardsAreChecked) {
