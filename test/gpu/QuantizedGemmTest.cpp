@@ -39,18 +39,21 @@ double activate(double x, int activation) {
   }
 }
 
-/// A's values as cuBLASLt's fp8 GEMM sees them: scaled by 448 / amax into
-/// e4m3 (saturating, to nearest even), times amax / 448, as quantizeFp8.
-std::vector<double> asFp8(const std::vector<float> &a) {
-  float amax = 0.0f;
-  for (float x : a)
-    amax = std::max(amax, std::fabs(x));
-  const float inverse = amax > 0.0f ? 448.0f / amax : 1.0f;
-  const float scale = amax > 0.0f ? amax / 448.0f : 1.0f;
+/// A's values as cuBLASLt's fp8 GEMM sees them: each run of `span` values
+/// (all of A, or a row) scaled by 448 / its amax into e4m3 (saturating, to
+/// nearest even), times amax / 448, as quantizeFp8 and quantizeFp8Rows.
+std::vector<double> asFp8(const std::vector<float> &a, size_t span) {
   std::vector<double> out(a.size());
-  for (size_t i = 0; i < a.size(); ++i)
-    out[i] = e4m3Value(__nv_cvt_float_to_fp8(a[i] * inverse, __NV_SATFINITE, __NV_E4M3)) *
-             double(scale);
+  for (size_t start = 0; start < a.size(); start += span) {
+    float amax = 0.0f;
+    for (size_t i = start; i < start + span; ++i)
+      amax = std::max(amax, std::fabs(a[i]));
+    const float inverse = amax > 0.0f ? 448.0f / amax : 1.0f;
+    const float scale = amax > 0.0f ? amax / 448.0f : 1.0f;
+    for (size_t i = start; i < start + span; ++i)
+      out[i] = e4m3Value(__nv_cvt_float_to_fp8(a[i] * inverse, __NV_SATFINITE, __NV_E4M3)) *
+               double(scale);
+  }
   return out;
 }
 
@@ -106,16 +109,18 @@ TEST_P(CudaQuantizedGemm, MatchesTheDequantizedProduct) {
 
   const std::string route = recorder.entry().stepNames.at(0);
   const bool gemv = route.find("(GEMV)") != std::string::npos,
-             fp8 = route.find("(fp8 GEMM)") != std::string::npos;
+             fp8Rows = route.find("(fp8 GEMM, row scales)") != std::string::npos,
+             fp8 = fp8Rows || route.find("(fp8 GEMM)") != std::string::npos;
   EXPECT_EQ(gemv, c.m <= cuda::kGemvRows && c.skewA % 16 == 0) << route;
   if (!gemv && !fp8)
     EXPECT_NE(route.find("(dequantized)"), std::string::npos) << route;
-  // The plain per-tensor fp8 product on Hopper must be cuBLASLt's fp8 GEMM.
+  // The plain fp8 product on Hopper must be cuBLASLt's fp8 GEMM, with a
+  // scale a row of A (cuBLASLt 12.9 and later).
   int major = 0;
   cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0);
-  if (major >= 9 && c.kind == Quant::Fp8Tensor && c.bf16 && !gemv && c.k % 16 == 0 &&
-      c.skewA == 0 && c.epilogue == Epilogue::None)
-    EXPECT_TRUE(fp8) << route;
+  if (major >= 9 && (c.kind == Quant::Fp8Tensor || c.kind == Quant::Fp8Row) && c.bf16 &&
+      !gemv && c.k % 16 == 0 && c.skewA == 0 && c.epilogue == Epilogue::None)
+    EXPECT_TRUE(fp8Rows) << route;
 
   // What each route rounds, relative to Σ|a·w|: the GEMV and f32 cuBLASLt
   // sum exact weights in f32; dequantized bf16 weights are rounded once
@@ -134,7 +139,7 @@ TEST_P(CudaQuantizedGemm, MatchesTheDequantizedProduct) {
   const bool followUp = !gemv && activation != 0 && (residual || activation == 1);
   const double argument = followUp ? output : 0.0;
   const std::vector<double> aRef =
-      fp8 ? asFp8(a) : std::vector<double>(a.begin(), a.end());
+      fp8 ? asFp8(a, fp8Rows ? c.k : a.size()) : std::vector<double>(a.begin(), a.end());
   const std::vector<float> got = spaces.read(g.c, cType);
   for (int64_t r = 0; r < c.m; ++r)
     for (int64_t col = 0; col < c.n; ++col) {
@@ -161,6 +166,71 @@ TEST_P(CudaQuantizedGemm, MatchesTheDequantizedProduct) {
       ASSERT_NEAR(got[r * c.n + col], want, bound + 1e-6)
           << route << ", row " << r << " column " << col;
     }
+}
+
+// q, k and v over one A in fp8 (one scale, a scale a row, one scale): the
+// first GEMM's launch makes the e4m3 A and each weight's scale vector, the
+// others read them; each product is still its own.
+TEST(CudaQuantizedGemmShared, Fp8GemmsOverOneAQuantizeItOnce) {
+  SKIP_WITHOUT_GPU();
+  int major = 0;
+  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0);
+  if (major < 9)
+    GTEST_SKIP() << "cuBLASLt's row-scaled fp8 GEMM needs sm_90";
+  const int64_t m = 64, k = 176;
+  const int64_t widths[] = {176, 48, 96};
+  const Quant kinds[] = {Quant::Fp8Tensor, Quant::Fp8Row, Quant::Fp8Tensor};
+  std::mt19937 rng(2024);
+  Spaces spaces;
+  const auto arena = format::Space::Arena;
+  const std::vector<float> a = bf16Normals(rng, m * k);
+  const Buffer aBuffer = spaces.floats(arena, a, DType::BF16);
+  std::vector<QuantizedMatrix> weights;
+  std::vector<Command> steps;
+  for (int i = 0; i < 3; ++i) {
+    weights.push_back(quantizedMatrix(kinds[i], widths[i], k, 0, rng));
+    cmd::Gemm g;
+    g.a = aBuffer;
+    placeWeights(spaces, g, weights.back(), kinds[i], 0, false);
+    g.c = spaces.floats(arena, std::vector<float>(m * widths[i], NAN), DType::BF16);
+    g.m = m;
+    g.n = widths[i];
+    g.k = k;
+    g.transposeB = true;
+    g.dtype = format::DType::BF16;
+    steps.push_back(g);
+  }
+  Recorder recorder(spaces);
+  Status s = recorder.record(steps);
+  ASSERT_TRUE(s.isOk()) << s.message();
+  ASSERT_EQ(recorder.entry().gemms.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    const std::string &route = recorder.entry().stepNames.at(i);
+    ASSERT_NE(route.find("(fp8 GEMM, row scales)"), std::string::npos) << route;
+    EXPECT_EQ(recorder.entry().gemms[i]->makesFp8Activations(), i == 0) << route;
+  }
+  const std::vector<double> aRef = asFp8(a, k);
+  for (bool graph : {false, true}) {
+    s = graph ? recorder.runGraph() : recorder.run();
+    ASSERT_TRUE(s.isOk()) << s.message();
+    for (int i = 0; i < 3; ++i) {
+      const auto &g = std::get<cmd::Gemm>(steps[i]);
+      const std::vector<float> got = spaces.read(g.c, DType::BF16);
+      for (int64_t r = 0; r < m; ++r)
+        for (int64_t col = 0; col < widths[i]; ++col) {
+          double want = 0, size = 0;
+          for (int64_t j = 0; j < k; ++j) {
+            want += aRef[r * k + j] * weights[i].w[col * k + j];
+            size += std::fabs(aRef[r * k + j] * weights[i].w[col * k + j]);
+          }
+          // As the single GEMM's fp8 bound, with a bf16 C.
+          ASSERT_NEAR(got[r * widths[i] + col], want,
+                      std::fabs(want) / 256 + size / 256 + 1e-6)
+              << "GEMM " << i << (graph ? " (graph)" : "") << ", row " << r << " column "
+              << col;
+        }
+    }
+  }
 }
 
 std::vector<QuantCase> quantCases() {

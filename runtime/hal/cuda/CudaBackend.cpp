@@ -73,8 +73,7 @@ int64_t quantScratchBytes(const cmd::Gemm &g) {
     return 0;
   const Elem elem = g.dtype == format::DType::BF16 ? Elem::BF16 : Elem::F32;
   return quantScratchBytes(g.m, g.n, g.k, elem,
-                           g.weightFormat == format::WeightFormat::Fp8E4M3 &&
-                               g.perTensorScale());
+                           g.weightFormat == format::WeightFormat::Fp8E4M3);
 }
 
 bool sumsColumnsByGemm(format::ReduceKind kind, int64_t n, int64_t inner) {
@@ -326,6 +325,7 @@ Status CudaBackend::recordGemms(const std::vector<Command> &steps, const StepGro
                            " (gemm): quantized weights and scales must be 4-byte aligned");
     run.push_back(d);
   }
+  GemmPlan *previous = nullptr; // the plan of the step before, in this run
   for (size_t i = 0; i < run.size();) {
     const size_t index = group.first + i;
     GemmMerge merge = mergeGemms({run.begin() + i, run.end()}, *elem);
@@ -355,6 +355,10 @@ Status CudaBackend::recordGemms(const std::vector<Command> &steps, const StepGro
                                       attentionParamsOf(*group.nextAttention, pointer_)));
     if (merge.gemv && endsGroup && group.endsEntry)
       out_.finalGemv = plan.get();
+    // fp8 GEMMs over one A (q, k, v; gate, up) quantize it once.
+    if (previous)
+      previous->shareFp8Activations(*plan);
+    previous = plan.get();
     const GemmPlan *p = plan.get();
     out_.gemms.push_back(std::move(plan));
     void *workspace = device_.gemmWorkspace;

@@ -1,8 +1,9 @@
 // Prefill-sized GEMMs over quantized weights run cuBLASLt on what these
 // kernels make: the weights dequantized into a scratch matrix (reads
 // n·k·bits/8 bytes and the scales, writes n·k bf16 or f32; no FLOPs to
-// speak of), or, for fp8 weights with one scale, A in e4m3 (reads m·k bf16
-// twice, writes m·k bytes). Memory bound; not yet measured on a GPU.
+// speak of), or, for fp8 weights, A in e4m3 (reads m·k bf16 twice, writes
+// m·k bytes): a scale a row of A where cuBLASLt takes vectors of scales
+// (one launch), else one for all of A (two). Memory bound.
 #include "hal/cuda/Kernels.h"
 #include "hal/cuda/Math.cuh"
 
@@ -143,6 +144,56 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+/// Two e4m3 from x[j], x[j + 1] times `inverse`, saturating.
+__device__ __forceinline__ uint32_t fp8Pair(const float *x, float inverse) {
+  return __nv_cvt_float2_to_fp8x2(make_float2(x[0] * inverse, x[1] * inverse), __NV_SATFINITE,
+                                  __NV_E4M3);
+}
+
+struct Fp8ScaleFills {
+  Fp8ScaleFill fill[kFp8ScaleFills];
+  int count;
+};
+
+/// A warp a row of A [m, k] (bf16, k / 8 vectors a row): the row's amax,
+/// then the row in e4m3 times 448 / amax, and rowScales[r] = amax / 448 (1
+/// for a zero row). The second pass reads the row again, from L1 or L2.
+/// The blocks also write `fills` (outer-vector weight scales).
+__global__ void __launch_bounds__(kThreads)
+    toFp8RowsKernel(const uint4 *a, int64_t m, int64_t vectors, uint2 *out, float *rowScales,
+                    Fp8ScaleFills fills) {
+  for (int f = 0; f < fills.count; ++f)
+    for (int64_t i = blockIdx.x * static_cast<int64_t>(kThreads) + threadIdx.x;
+         i < fills.fill[f].n; i += static_cast<int64_t>(gridDim.x) * kThreads)
+      fills.fill[f].out[i] = *fills.fill[f].tensorScale;
+  const int64_t row = blockIdx.x * static_cast<int64_t>(kThreads / 32) + threadIdx.x / 32;
+  if (row >= m)
+    return;
+  const int lane = threadIdx.x % 32;
+  const uint4 *in = a + row * vectors;
+  float largest = 0.0f;
+  for (int64_t i = lane; i < vectors; i += 32) {
+    float x[8];
+    unpack16(in[i], x, static_cast<const __nv_bfloat16 *>(nullptr));
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+      largest = fmaxf(largest, fabsf(x[j]));
+  }
+#pragma unroll
+  for (int offset = 16; offset > 0; offset /= 2)
+    largest = fmaxf(largest, __shfl_xor_sync(0xffffffffu, largest, offset));
+  const float inverse = largest > 0.0f ? 448.0f / largest : 1.0f;
+  if (lane == 0)
+    rowScales[row] = largest > 0.0f ? largest / 448.0f : 1.0f;
+  for (int64_t i = lane; i < vectors; i += 32) {
+    float x[8];
+    unpack16(in[i], x, static_cast<const __nv_bfloat16 *>(nullptr));
+    out[row * vectors + i] =
+        make_uint2(fp8Pair(x, inverse) | fp8Pair(x + 2, inverse) << 16,
+                   fp8Pair(x + 4, inverse) | fp8Pair(x + 6, inverse) << 16);
+  }
+}
+
 } // namespace
 
 void dequantize(Elem e, const void *q, const QuantizedWeights &quant, int64_t n, int64_t k,
@@ -178,6 +229,20 @@ void quantizeFp8(const void *a, int64_t count, uint8_t *out, float *partials, fl
   amaxKernel<<<blocks, kThreads, 0, stream>>>(in, vectors, partials);
   toFp8Kernel<<<blocks, kThreads, 0, stream>>>(in, vectors, partials, blocks,
                                                 reinterpret_cast<uint2 *>(out), scale);
+}
+
+void quantizeFp8Rows(const void *a, int64_t m, int64_t k, uint8_t *out, float *rowScales,
+                     const Fp8ScaleFill *fills, int fillCount, cudaStream_t stream) {
+  if (m == 0 || k == 0)
+    return;
+  Fp8ScaleFills all{};
+  all.count = std::min(fillCount, kFp8ScaleFills);
+  for (int f = 0; f < all.count; ++f)
+    all.fill[f] = fills[f];
+  const auto blocks = static_cast<unsigned>((m + kThreads / 32 - 1) / (kThreads / 32));
+  toFp8RowsKernel<<<blocks, kThreads, 0, stream>>>(static_cast<const uint4 *>(a), m, k / 8,
+                                                    reinterpret_cast<uint2 *>(out), rowScales,
+                                                    all);
 }
 
 } // namespace gai::cuda

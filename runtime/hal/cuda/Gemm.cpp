@@ -47,7 +47,8 @@ std::map<std::string, cublasLtMatmulAlgo_t> tunedAlgos;
 
 /// What the choice depends on: the device, the problem, the epilogue and the
 /// operands' alignments (A, B, C, D as cuBLASLt names them).
-std::string tuneKey(const GemmDesc &d, Elem elem, float beta, bool fp8,
+/// fp8: 0 none, 1 one scale each, 2 outer vectors.
+std::string tuneKey(const GemmDesc &d, Elem elem, float beta, int fp8,
                     const uint32_t (&alignments)[4]) {
   int device = 0;
   cudaGetDevice(&device);
@@ -60,7 +61,7 @@ std::string tuneKey(const GemmDesc &d, Elem elem, float beta, bool fp8,
       std::to_string(d.strideC) + ":" + std::to_string(d.bias != nullptr) +
       std::to_string(beta != 0.0f) + std::to_string(d.wideC) + ":" +
       std::to_string(d.activation) + "," + std::to_string(d.activatedBatches) +
-      (fp8 ? ":fp8" : "");
+      (fp8 ? ":fp8-" + std::to_string(fp8) : "");
   for (uint32_t a : alignments)
     key += ":" + std::to_string(a);
   return key;
@@ -77,9 +78,15 @@ bool gemvShaped(const GemmDesc &d) {
          aligned(d.gate, weightAlignment);
 }
 
-/// quantizeFp8's scratch: A in e4m3, then its partial maxima and scale.
-int64_t fp8ScratchBytes(int64_t m, int64_t k) {
-  return (m * k + 255) / 256 * 256 + (kFp8Partials + 64) * 4;
+int64_t roundUp(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
+
+/// The fp8 GEMM's scratch: A in e4m3, then floats: A's partial maxima and
+/// scale (one scale), or a scale a row of A and one a weight row (outer
+/// vectors), each 256-byte aligned.
+int64_t fp8ScratchBytes(int64_t m, int64_t n, int64_t k) {
+  return roundUp(m * k, 256) + (std::max<int64_t>(kFp8Partials + 64, roundUp(m, 64) +
+                                                                         roundUp(n, 64))) *
+                                   4;
 }
 
 /// Whether [p, p + bytes) and [q, q + bytes2) share a byte.
@@ -191,10 +198,10 @@ std::unique_ptr<GemmPlan> GemmPlan::createGemv(const std::vector<GemmDesc> &part
   return plan;
 }
 
-int64_t quantScratchBytes(int64_t m, int64_t n, int64_t k, Elem elem, bool fp8PerTensor) {
+int64_t quantScratchBytes(int64_t m, int64_t n, int64_t k, Elem elem, bool fp8) {
   const int64_t dequantized = n * k * bytesOf(elem);
-  return fp8PerTensor && elem == Elem::BF16 ? std::max(dequantized, fp8ScratchBytes(m, k))
-                                            : dequantized;
+  return fp8 && elem == Elem::BF16 ? std::max(dequantized, fp8ScratchBytes(m, n, k))
+                                   : dequantized;
 }
 
 StatusOr<std::unique_ptr<GemmPlan>> GemmPlan::create(cublasLtHandle_t handle,
@@ -236,27 +243,48 @@ GemmPlan::createQuantized(cublasLtHandle_t handle, const GemmDesc &desc, Elem el
   if (desc.batch != 1 || desc.transposeA || !desc.transposeB || desc.k % 8 != 0)
     return Status::error("quantized weights are one matrix stored [n, k]");
   // cuBLASLt's fp8 GEMM wants both operands K-major (ours are), 16-byte
-  // aligned, with K a multiple of 16. Without an algorithm for the shape or
+  // aligned, with K a multiple of 16. A gets a scale a row where cuBLASLt
+  // takes vectors of scales (since 12.9 on Hopper): one launch to make it,
+  // and a row's outlier no longer coarsens the others. Else, with one
+  // weight scale, one scale for A; without an algorithm for the shape or
   // epilogue (or before sm_89) the weights are dequantized instead.
-  const int64_t fp8Bytes = fp8ScratchBytes(desc.m, desc.k);
-  if (q.format == WeightFormat::Fp8E4M3 && q.perTensor && elem == Elem::BF16 &&
-      desc.k % 16 == 0 && aligned16(desc.a) && aligned16(desc.b) && aligned16(scratch.data) &&
-      scratch.bytes >= fp8Bytes) {
+  if (q.format == WeightFormat::Fp8E4M3 && elem == Elem::BF16 && desc.k % 16 == 0 &&
+      aligned16(desc.a) && aligned16(desc.b) && aligned16(scratch.data) &&
+      scratch.bytes >= fp8ScratchBytes(desc.m, desc.n, desc.k)) {
     auto *base = static_cast<uint8_t *>(scratch.data);
-    auto *floats = reinterpret_cast<float *>(base + (desc.m * desc.k + 255) / 256 * 256);
-    Fp8Activations fp8{desc.a, desc.m * desc.k, base, floats, floats + kFp8Partials, 1};
-    int device = 0;
-    if (cudaGetDevice(&device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&fp8.multiprocessors, cudaDevAttrMultiProcessorCount,
-                               device) != cudaSuccess)
-      cudaGetLastError(); // one partial block is still right
+    auto *floats = reinterpret_cast<float *>(base + roundUp(desc.m * desc.k, 256));
     GemmDesc d = desc;
-    d.a = fp8.out;
+    d.a = base;
+    Fp8Activations rows{desc.a, desc.m, desc.k, base, nullptr, nullptr, 0};
+    rows.rowScales = floats;
+    rows.freeFloats = floats + roundUp(desc.m, 64);
+    rows.floatsEnd = reinterpret_cast<float *>(base + scratch.bytes);
+    const float *weightScales = q.scale;
+    if (q.perTensor) {
+      rows.fills[rows.fillCount++] = {q.scale, desc.n, rows.freeFloats};
+      weightScales = rows.freeFloats;
+      rows.freeFloats += roundUp(desc.n, 64);
+    }
+    const Fp8Scales rowScaled{weightScales, rows.rowScales, true};
     auto plan = createLt(handle, d, elem, workspaceBytes, tuneWorkspace, tuneCandidates,
-                         fp8.scale);
+                         &rowScaled);
     if (plan) {
-      (*plan)->fp8_ = fp8;
+      (*plan)->fp8_ = rows;
       return plan;
+    }
+    if (q.perTensor) {
+      Fp8Activations one{desc.a, desc.m, desc.k, base, floats, floats + kFp8Partials, 1};
+      int device = 0;
+      if (cudaGetDevice(&device) != cudaSuccess ||
+          cudaDeviceGetAttribute(&one.multiprocessors, cudaDevAttrMultiProcessorCount,
+                                 device) != cudaSuccess)
+        cudaGetLastError(); // one partial block is still right
+      const Fp8Scales scaled{q.scale, one.scale, false};
+      plan = createLt(handle, d, elem, workspaceBytes, tuneWorkspace, tuneCandidates, &scaled);
+      if (plan) {
+        (*plan)->fp8_ = one;
+        return plan;
+      }
     }
   }
   const int64_t needed = desc.n * desc.k * bytesOf(elem);
@@ -311,12 +339,12 @@ StatusOr<std::unique_ptr<GemmPlan>> GemmPlan::createSparse(const GemmDesc &desc,
 StatusOr<std::unique_ptr<GemmPlan>>
 GemmPlan::createLt(cublasLtHandle_t handle, const GemmDesc &desc, Elem elem,
                    size_t workspaceBytes, void *tuneWorkspace, int tuneCandidates,
-                   const float *fp8ScaleA) {
+                   const Fp8Scales *fp8Scales) {
   std::unique_ptr<GemmPlan> plan(new GemmPlan());
   plan->handle_ = handle;
   plan->desc_ = desc;
   plan->elem_ = elem;
-  const bool fp8 = fp8ScaleA != nullptr;
+  const bool fp8 = fp8Scales != nullptr;
   cudaDataType_t type = elem == Elem::BF16 ? CUDA_R_16BF : CUDA_R_32F;
   cudaDataType_t abType = fp8 ? CUDA_R_8F_E4M3 : type;
   // An f32 residual stream: C and D in f32 over bf16 A and B, which
@@ -331,12 +359,20 @@ GemmPlan::createLt(cublasLtHandle_t handle, const GemmDesc &desc, Elem elem,
   cublasLtMatmulDescSetAttribute(plan->op_, CUBLASLT_MATMUL_DESC_TRANSA, &opA, sizeof opA);
   cublasLtMatmulDescSetAttribute(plan->op_, CUBLASLT_MATMUL_DESC_TRANSB, &opB, sizeof opB);
   if (fp8) {
-    // cuBLASLt's A is our weights (their scale), its B our A.
-    const void *weightScale = desc.quant.scale;
+    // cuBLASLt's A is our weights, its B our A.
+    const void *weightScale = fp8Scales->weights, *activationScale = fp8Scales->activations;
     cublasLtMatmulDescSetAttribute(plan->op_, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER,
                                    &weightScale, sizeof weightScale);
     cublasLtMatmulDescSetAttribute(plan->op_, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER,
-                                   &fp8ScaleA, sizeof fp8ScaleA);
+                                   &activationScale, sizeof activationScale);
+    const int32_t mode = CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
+    for (auto attribute : {CUBLASLT_MATMUL_DESC_A_SCALE_MODE, CUBLASLT_MATMUL_DESC_B_SCALE_MODE})
+      if (fp8Scales->outerVectors)
+        if (Status s = lt(cublasLtMatmulDescSetAttribute(plan->op_, attribute, &mode,
+                                                         sizeof mode),
+                          "outer-vector scales");
+            !s)
+          return s;
   }
 
   // Which part of the epilogue cuBLASLt can do.
@@ -418,7 +454,8 @@ GemmPlan::createLt(cublasLtHandle_t handle, const GemmDesc &desc, Elem elem,
   const bool tune = tuneWorkspace && candidates > 1 &&
                     2.0 * desc.batch * desc.m * desc.n * desc.k >= kTuneFlops;
   const std::string key =
-      tune ? tuneKey(desc, elem, plan->beta_, fp8, {alignA, alignB, alignC, alignD})
+      tune ? tuneKey(desc, elem, plan->beta_, fp8 ? fp8Scales->outerVectors ? 2 : 1 : 0,
+                     {alignA, alignB, alignC, alignD})
            : std::string();
   if (tune) {
     std::lock_guard<std::mutex> lock(tunedMutex);
@@ -502,11 +539,36 @@ bool GemmPlan::canPickGreedy(const void *logits, int64_t rows, int64_t vocab) co
          desc_.m == rows && gemvParts_[0].n == vocab;
 }
 
+bool GemmPlan::shareFp8Activations(GemmPlan &next) {
+  if (!fp8_ || !fp8_->rowScales || !next.fp8_ || !next.fp8_->rowScales || next.fp8Head_ ||
+      next.fp8_->a != fp8_->a || next.fp8_->m != fp8_->m || next.fp8_->k != fp8_->k ||
+      next.fp8_->out != fp8_->out)
+    return false;
+  GemmPlan *head = fp8Head_ ? fp8Head_ : this;
+  Fp8Activations &made = *head->fp8_;
+  if (next.fp8_->fillCount > 0) {
+    // Its weights' vector moves past the ones the head's launch fills.
+    const Fp8ScaleFill own = next.fp8_->fills[0];
+    if (made.fillCount == kFp8ScaleFills ||
+        made.floatsEnd - made.freeFloats < roundUp(own.n, 64))
+      return false;
+    const void *slot = made.freeFloats;
+    if (cublasLtMatmulDescSetAttribute(next.op_, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &slot,
+                                       sizeof slot) != CUBLAS_STATUS_SUCCESS)
+      return false;
+    made.fills[made.fillCount++] = {own.tensorScale, own.n, made.freeFloats};
+    made.freeFloats += roundUp(own.n, 64);
+  }
+  next.fp8_->quantize = false;
+  next.fp8Head_ = head;
+  return true;
+}
+
 const char *GemmPlan::quantizedRoute() const {
   if (sparse_)
     return "2:4 cuSPARSELt";
   if (fp8_)
-    return "fp8 GEMM";
+    return fp8_->rowScales ? "fp8 GEMM, row scales" : "fp8 GEMM";
   if (dequant_)
     return "dequantized";
   return !gemvParts_.empty() && gemvParts_[0].quant.quantized() ? "GEMV" : nullptr;
@@ -525,8 +587,11 @@ Status GemmPlan::run(void *workspace, size_t workspaceBytes,
   if (dequant_)
     dequantize(elem_, dequant_->q, dequant_->quant, dequant_->n, dequant_->k, dequant_->out,
                stream);
-  if (fp8_)
-    quantizeFp8(fp8_->a, fp8_->count, fp8_->out, fp8_->partials, fp8_->scale,
+  if (fp8_ && fp8_->rowScales && fp8_->quantize)
+    quantizeFp8Rows(fp8_->a, fp8_->m, fp8_->k, fp8_->out, fp8_->rowScales, fp8_->fills,
+                    fp8_->fillCount, stream);
+  else if (fp8_ && !fp8_->rowScales)
+    quantizeFp8(fp8_->a, fp8_->m * fp8_->k, fp8_->out, fp8_->partials, fp8_->scale,
                 fp8_->multiprocessors, stream);
   float alpha = desc_.alpha;
   const void *cPointer = beta_ != 0.0f ? desc_.residual : desc_.c;

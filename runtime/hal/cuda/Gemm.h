@@ -41,8 +41,8 @@ struct GemmDesc {
   bool wideC = false;
   /// B and the gate quantized (transposeB, batch 1). Our GEMV dequantizes
   /// them as it reads them; a larger GEMM dequantizes B into the plan's
-  /// scratch for cuBLASLt, or (fp8 with one scale, bf16 A) runs cuBLASLt's
-  /// fp8 GEMM on A scaled into e4m3 there.
+  /// scratch for cuBLASLt, or (fp8, bf16 A) runs cuBLASLt's fp8 GEMM on A
+  /// scaled into e4m3 there.
   QuantizedWeights quant;
 };
 
@@ -53,7 +53,8 @@ struct QuantScratch {
   int64_t bytes = 0;
 };
 /// The scratch such a GEMM of m rows over [n, k] weights needs in `elem`.
-int64_t quantScratchBytes(int64_t m, int64_t n, int64_t k, Elem elem, bool fp8PerTensor);
+/// `fp8`: the weights are e4m3 (A may be made e4m3 too).
+int64_t quantScratchBytes(int64_t m, int64_t n, int64_t k, Elem elem, bool fp8);
 
 /// How many GEMMs from the front of `run` (consecutive plan steps) one
 /// launch can do, and the batched GEMM that does them where the launch is
@@ -95,17 +96,30 @@ public:
   bool canPickGreedy(const void *logits, int64_t rows, int64_t vocab) const;
   /// Until cleared (nullopt), run() picks with `pick`.
   void setGreedyPick(std::optional<GreedyPick> pick) { pick_ = pick; }
-  /// How quantized weights are multiplied ("GEMV", "fp8 GEMM",
-  /// "dequantized"), for step names; null for float weights.
+  /// `next`, a row-scaled fp8 GEMM right after this one over the same A,
+  /// reuses the e4m3 A this one's launch makes (which also fills next's
+  /// weight scales): q, k and v, or gate and up, quantize A once. False,
+  /// and nothing changed, where they cannot share.
+  bool shareFp8Activations(GemmPlan &next);
+  /// Whether run() makes an e4m3 A before its fp8 GEMM.
+  bool makesFp8Activations() const { return fp8_ && fp8_->quantize; }
+  /// How quantized weights are multiplied ("GEMV", "fp8 GEMM", "fp8 GEMM,
+  /// row scales", "dequantized"), for step names; null for float weights.
   const char *quantizedRoute() const;
 
 private:
   GemmPlan() = default;
-  /// The cuBLASLt plan proper. `fp8`: A and B are e4m3 with device scales
-  /// (cuBLASLt's A: our B, scaled by desc.quant.scale; its B: our A).
+  /// An fp8 GEMM's device scales: cuBLASLt's A is our B (the weights),
+  /// its B our A. One scale each, or (outerVectors) one a weight row and
+  /// one a row of A.
+  struct Fp8Scales {
+    const float *weights = nullptr, *activations = nullptr;
+    bool outerVectors = false;
+  };
+  /// The cuBLASLt plan proper. `fp8`: A and B are e4m3, scaled as it says.
   static StatusOr<std::unique_ptr<GemmPlan>>
   createLt(cublasLtHandle_t handle, const GemmDesc &desc, Elem elem, size_t workspaceBytes,
-           void *tuneWorkspace, int tuneCandidates, const float *fp8ScaleA = nullptr);
+           void *tuneWorkspace, int tuneCandidates, const Fp8Scales *fp8 = nullptr);
   /// A prefill-sized GEMM over quantized weights: fp8 through cuBLASLt
   /// where it can, else the weights dequantized into `scratch` first.
   static StatusOr<std::unique_ptr<GemmPlan>>
@@ -141,14 +155,22 @@ private:
   std::optional<Dequantization> dequant_;
   /// 2:4 weights multiplied by cuSPARSELt, from its own compressed copy.
   std::unique_ptr<SparseGemm> sparse_;
+  /// A made e4m3 before the GEMM: with a scale a row (rowScales, and the
+  /// weights' vectors in `fills`), or with one (partials, then scale).
   struct Fp8Activations {
     const void *a;
-    int64_t count;
+    int64_t m, k;
     uint8_t *out;
     float *partials, *scale;
     int multiprocessors;
+    float *rowScales = nullptr;
+    Fp8ScaleFill fills[kFp8ScaleFills];
+    int fillCount = 0;
+    bool quantize = true; // false: the GEMM before made this A
+    float *freeFloats = nullptr, *floatsEnd = nullptr; // scratch left for fills
   };
   std::optional<Fp8Activations> fp8_;
+  GemmPlan *fp8Head_ = nullptr; // the plan whose launch makes our e4m3 A
 };
 
 } // namespace gai::cuda

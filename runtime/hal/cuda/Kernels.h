@@ -177,6 +177,20 @@ constexpr int kFp8Partials = 1024;
 /// kFp8Partials floats between them.
 void quantizeFp8(const void *a, int64_t count, uint8_t *out, float *partials, float *scale,
                  int multiprocessors, cudaStream_t stream);
+/// A vector of `n` copies of a weight's one scale, as cuBLASLt's
+/// outer-vector scaling takes it.
+struct Fp8ScaleFill {
+  const float *tensorScale = nullptr;
+  int64_t n = 0;
+  float *out = nullptr;
+};
+constexpr int kFp8ScaleFills = 4;
+/// The same a row of A [m, k] at a time (k a multiple of 8): row r scaled
+/// by 448 / its amax, rowScales[r] = amax / 448. One launch, a warp a row;
+/// it also makes the `fillCount` vectors `fills` (the per-tensor weight
+/// scales of the GEMMs that read this A).
+void quantizeFp8Rows(const void *a, int64_t m, int64_t k, uint8_t *out, float *rowScales,
+                     const Fp8ScaleFill *fills, int fillCount, cudaStream_t stream);
 
 /// For each part p (up to kGemvParts, all over the same A):
 /// C_p[m, n_p] = act_p(A[m, k]·W_p[n_p, k]ᵀ + bias_p) + residual_p, for
@@ -207,6 +221,8 @@ constexpr int kGemvParts = 4;
 /// Memory the kernel after the GEMV reads first (a short KV cache): the
 /// GEMV's first blocks pull it into L2 before their wait, while the GEMV
 /// streams its weights. Regions 16-byte aligned, sizes multiples of 16.
+/// (Pulling the next GEMV's weights in as well made llama-1b's quantized
+/// decode 3-7% slower on an H100: the GEMVs' own loads wait behind it.)
 struct GemvPrefetch {
   const void *region[2] = {nullptr, nullptr};
   int64_t bytes[2] = {0, 0};
