@@ -39,9 +39,16 @@ StatusOr<Bpe> Bpe::parse(const Json &model) {
 
   if (!model.contains("vocab") || !model["vocab"].is_object())
     return Status::error(where + ": field 'vocab' should be an object of token: id");
+  const uint64_t mostId = model["vocab"].size() + kMostUnusedIds;
   for (auto &[token, id] : model["vocab"].items()) {
     if (!id.is_number_unsigned() || id.get<uint64_t>() > INT32_MAX)
       return Status::error(where + ": vocab id of '" + token + "' should be an id >= 0");
+    if (id.get<uint64_t>() >= mostId)
+      return Status::error(where + ": vocab id " + std::to_string(id.get<uint64_t>()) +
+                           " of '" + token + "' should be below " + std::to_string(mostId) +
+                           " (the vocab's " + std::to_string(model["vocab"].size()) +
+                           " tokens and at most " + std::to_string(kMostUnusedIds) +
+                           " unused ids)");
     auto i = static_cast<int32_t>(id.get<uint64_t>());
     bpe.vocab_[token] = i;
     if (static_cast<size_t>(i) >= bpe.tokens_.size())

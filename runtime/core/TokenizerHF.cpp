@@ -248,6 +248,13 @@ StatusOr<std::unique_ptr<HFTokenizer>> HFTokenizer::fromJson(const std::string &
     if (!t.is_object() || !t.value("content", Json()).is_string() ||
         !t.value("id", Json()).is_number_unsigned() || t["id"].get<uint64_t>() > INT32_MAX)
       return fail(Status::error("each of 'added_tokens' should have a string 'content' and an id"));
+    const uint64_t mostId = impl->model.size() + added.size() + tok::kMostUnusedIds;
+    if (t["id"].get<uint64_t>() >= mostId)
+      return fail(Status::error("added token id " + std::to_string(t["id"].get<uint64_t>()) +
+                                " should be below " + std::to_string(mostId) + " (the " +
+                                std::to_string(impl->model.size()) + " of the model, " +
+                                std::to_string(added.size()) + " added and at most " +
+                                std::to_string(tok::kMostUnusedIds) + " unused ids)"));
     AddedToken token{t["content"].get<std::string>(),
                      static_cast<int32_t>(t["id"].get<uint64_t>())};
     if (token.content.empty())

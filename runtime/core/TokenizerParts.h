@@ -20,6 +20,11 @@ namespace gai::tok {
 using Json = nlohmann::json;
 using Span = std::pair<size_t, size_t>; // [begin, end) in bytes
 
+/// How far past its tokens a file's ids may reach: ids index tables (the
+/// tokens, the model's embedding rows), so a few holes are fine and a table
+/// mostly of holes (an id of 2^31 in a 100-token file) is a broken file.
+constexpr uint64_t kMostUnusedIds = 65536;
+
 /// Valid UTF-8 with U+FFFD for each maximal bad subsequence (Rust's
 /// from_utf8_lossy, which HF applies to decoded bytes).
 std::string utf8Lossy(const std::string &bytes);

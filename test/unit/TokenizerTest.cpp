@@ -191,6 +191,33 @@ TEST(HFTokenizer, MergesNamingUnknownTokensAreRefused) {
             "m.json: model: merge 0 ('a', 'b') names a token that is not in the vocab");
 }
 
+TEST(HFTokenizer, IdsFarPastTheTokensAreRefused) {
+  // An id of 2^31 - 1 in a two-token file once asked for a 2^31-entry table.
+  auto vocab = HFTokenizer::fromJson(
+      R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 2147483647}, "merges": []}})",
+      "v.json");
+  ASSERT_FALSE(vocab.isOk());
+  EXPECT_EQ(vocab.status().message(),
+            "v.json: model: vocab id 2147483647 of 'b' should be below 65538 (the vocab's 2 "
+            "tokens and at most 65536 unused ids)");
+  auto added = HFTokenizer::fromJson(
+      R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []},
+          "added_tokens": [{"id": 70000, "content": "<x>"}]})",
+      "a.json");
+  ASSERT_FALSE(added.isOk());
+  EXPECT_EQ(added.status().message(),
+            "a.json: added token id 70000 should be below 65538 (the 1 of the model, 1 added "
+            "and at most 65536 unused ids)");
+  // A few holes, as files with reserved ids have, still load.
+  auto holes = HFTokenizer::fromJson(
+      R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 5000}, "merges": []},
+          "added_tokens": [{"id": 9000, "content": "<x>", "special": true}]})",
+      "h.json");
+  ASSERT_TRUE(holes.isOk()) << holes.status().message();
+  EXPECT_EQ((*holes)->vocabSize(), 9001);
+  EXPECT_EQ(*(*holes)->encode("ab<x>"), (std::vector<int32_t>{0, 5000, 9000}));
+}
+
 TEST(HFTokenizer, StrippingTokensTakeTheWhitespaceBesideThem) {
   // Phi-3's chat tokens are rstrip: the template's newlines go with them.
   auto t = HFTokenizer::load(kDir + "added-sentencepiece.json");
