@@ -37,7 +37,7 @@ int64_t firstLargest(const float *x, int64_t n) {
   for (int64_t k = 0; k < n; ++k)
     if (x[k] == best)
       return k;
-  return 0; // every logit is NaN
+  return -1; // every logit is NaN
 }
 
 } // namespace
@@ -58,12 +58,16 @@ int32_t Sampler::sample(const float *logits, int64_t vocab) {
   if (!(options_.temperature >= kGreedyTemperature))
     return static_cast<int32_t>(firstLargest(logits, vocab));
   candidates_.clear();
+  int64_t nans = 0;
   for (int64_t i = 0; i < vocab; ++i) {
     // NaN would break the sort's ordering; it can never be drawn.
     float scaled = logits[i] / options_.temperature;
+    nans += std::isnan(scaled);
     candidates_.emplace_back(std::isnan(scaled) ? -INFINITY : scaled,
                              static_cast<int32_t>(i));
   }
+  if (nans == vocab)
+    return -1;
   // Largest first; ties to the lower id, so a seed always gives one result.
   auto byLogit = [](const auto &a, const auto &b) {
     return a.first > b.first || (a.first == b.first && a.second < b.second);
@@ -273,14 +277,27 @@ Status BatchRun::run(const std::function<void(size_t, int32_t)> &onToken,
     }
   }
 
+  // A row whose logits are all NaN: an error, not token 0 (a weight file
+  // holding NaN or Inf gives these).
+  auto sample = [&](const float *logits, int64_t b) -> StatusOr<int32_t> {
+    int32_t token = sampler.sample(scored(logits, b), vocab);
+    if (token < 0)
+      return Status::error("generation: every logit of prompt " + std::to_string(b) +
+                           " at new token " + std::to_string(results[b].size()) +
+                           " is NaN: the weights or the prompt make the model compute "
+                           "NaN (check the weights for NaN or Inf values)");
+    return token;
+  };
   std::vector<bool> done(batch, false);
   for (int64_t b = 0; b < batch; ++b) {
     if (static_cast<size_t>(b) >= rows || options.maxNewTokens <= 0) {
       done[b] = true;
       continue;
     }
-    int32_t token = sampler.sample(
-        scored(logitsRow(e.prefillLogits, b, vocab, scratch), b), vocab);
+    StatusOr<int32_t> sampled = sample(logitsRow(e.prefillLogits, b, vocab, scratch), b);
+    if (!sampled)
+      return sampled.status();
+    const int32_t token = *sampled;
     results[b].push_back(token);
     if (onToken)
       onToken(b, token);
@@ -344,10 +361,12 @@ Status BatchRun::run(const std::function<void(size_t, int32_t)> &onToken,
     if (Status s = session.run("decode"); !s)
       return s;
     for (int64_t b = 0; b < static_cast<int64_t>(rows); ++b)
-      if (!done[b])
-        take(b, sampler.sample(
-                    scored(logitsRow(e.decodeLogits, b, vocab, scratch), b),
-                    vocab));
+      if (!done[b]) {
+        StatusOr<int32_t> sampled = sample(logitsRow(e.decodeLogits, b, vocab, scratch), b);
+        if (!sampled)
+          return sampled.status();
+        take(b, *sampled);
+      }
   }
   if (stats) {
     stats->decodeSeconds += secondsSince(start);

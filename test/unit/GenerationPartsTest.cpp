@@ -41,8 +41,11 @@ TEST(Sampler, GreedyOverAVocabularyMatchesMaxElement) {
         expected = i;
     EXPECT_EQ(sampler.sample(logits.data(), vocab), expected) << "vocab " << vocab;
   }
+  // All NaN: nothing to pick (generate() reports it), not token 0.
   float allNan[] = {NAN, NAN, NAN};
-  EXPECT_EQ(sampler.sample(allNan, 3), 0);
+  EXPECT_EQ(sampler.sample(allNan, 3), -1);
+  float allMasked[] = {-INFINITY, -INFINITY, -INFINITY};
+  EXPECT_EQ(sampler.sample(allMasked, 3), 0);
 }
 
 TEST(FloatConvert, EveryPairMatchesTheElementConversions) {
@@ -167,6 +170,8 @@ TEST(Sampler, AnyTemperatureIsSafe) {
     int32_t t = tied.sample(nans, 4);
     EXPECT_TRUE(t == 1 || t == 3) << t;
   }
+  float allNan[] = {NAN, NAN, NAN, NAN};
+  EXPECT_EQ(tied.sample(allNan, 4), -1);
 }
 
 TEST(ByteTokenizer, RoundTripsAndRejectsBytesOutsideTheVocabulary) {

@@ -40,6 +40,8 @@ void applyRepetitionPenalty(float *logits, int64_t vocab, const std::vector<int3
 class Sampler {
 public:
   explicit Sampler(const SamplingOptions &options);
+  /// The token for one row of logits; -1 where every logit is NaN (the
+  /// model computed no numbers: nothing to pick).
   int32_t sample(const float *logits, int64_t vocab);
 
 private:
