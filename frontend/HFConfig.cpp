@@ -57,10 +57,14 @@ void readRope(JsonFields &fields, JsonErrors &errors, ModelSpec &spec) {
         r.report("high_freq_factor", "expected more than low_freq_factor (" +
                                          std::to_string(low) + ")");
       spec.ropeLlama3 = {factor, low, high, context};
+    } else if (type == "linear") {
+      double factor = 0;
+      r.number("factor", factor, 1.0, true);
+      spec.ropeLlama3 = linearRopeScaling(factor);
     } else if (type != "default") {
       r.report(r.has("rope_type") ? "rope_type" : "type",
                "RoPE scaling '" + type +
-                   "' is not supported yet; \"default\" and \"llama3\" are");
+                   "' is not supported yet; \"default\", \"linear\" and \"llama3\" are");
     }
   }
   double partial = 1.0;

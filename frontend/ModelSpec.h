@@ -57,6 +57,14 @@ struct TrainSection {
   std::vector<std::string> data;
 };
 
+/// Linear RoPE scaling (HF's "linear": every inverse frequency divided by
+/// `factor`) as Llama 3's rule takes it: with low_freq_factor 1e30 and a
+/// context of 1, every wavelength (2π at least) is past context / low and
+/// is divided; none is under context / high. One lowering serves both.
+inline std::vector<double> linearRopeScaling(double factor) {
+  return {factor, 1e30, 2e30, 1.0};
+}
+
 struct ModelSpec {
   std::string name;
   std::string family; ///< "gai" for our spec, else the HF model_type
@@ -75,7 +83,8 @@ struct ModelSpec {
   PositionKind position = PositionKind::Rope;
   double ropeTheta = 10000.0;
   /// Llama 3.x RoPE scaling: [factor, low_freq_factor, high_freq_factor,
-  /// original_max_position_embeddings]; empty: none.
+  /// original_max_position_embeddings]; empty: none. Linear scaling is its
+  /// special case (linearRopeScaling).
   std::vector<double> ropeLlama3;
   RopePairing ropePairing = RopePairing::Half;
   int64_t maxSeqLen = 0;

@@ -9,6 +9,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 using namespace gai;
 
 namespace {
@@ -46,6 +48,20 @@ TEST(GraphBuilder, EveryFamilyMatchesItsWeightsOneForOne) {
     EXPECT_EQ(mlir::cast<mlir::RankedTensorType>(type.getResult(0)).getShape(),
               (llvm::ArrayRef<int64_t>{2, 16, 256}));
   }
+}
+
+TEST(GraphBuilder, LinearRopeScalingDividesEveryFrequencyAsHFDoes) {
+  // HF: inv_freq = 1 / theta^(2i / dim) in f32, then / factor.
+  for (double theta : {1e4, 5e5})
+    for (int64_t dim : {64, 128})
+      for (double factor : {2.0, 4.0, 8.0})
+        for (int64_t i = 0; i < dim / 2; ++i) {
+          const float inv =
+              1.0f / static_cast<float>(std::pow(theta, static_cast<float>(2 * i) / dim));
+          EXPECT_EQ(mlir::gai::ropeFrequency(i, dim, theta, gai::linearRopeScaling(factor)),
+                    inv / static_cast<float>(factor))
+              << "theta " << theta << " dim " << dim << " factor " << factor << " i " << i;
+        }
 }
 
 TEST(GraphBuilder, AttentionIsWrittenOutNaively) {

@@ -195,6 +195,23 @@ TEST(HFConfig, FamilyFeatures) {
   EXPECT_EQ(llama3.ropeLlama3, (std::vector<double>{8.0, 0.5, 2.0, 16.0}));
 }
 
+TEST(HFConfig, LinearRopeScalingIsLlama3sRuleDividingEveryFrequency) {
+  for (const char *key : {R"("rope_type": "linear")", R"("type": "linear")"}) {
+    llvm::Expected<ModelSpec> spec = parseAnySpec(
+        std::string(R"({"model_type": "llama", "vocab_size": 256, "hidden_size": 64,
+          "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+          "max_position_embeddings": 64, "rope_scaling": {)") +
+            key + R"(, "factor": 4.0}})",
+        "m.json");
+    ASSERT_TRUE(static_cast<bool>(spec)) << llvm::toString(spec.takeError());
+    EXPECT_EQ(spec->ropeLlama3, linearRopeScaling(4.0));
+  }
+  EXPECT_EQ(errorOf(R"({"model_type": "llama", "vocab_size": 256, "hidden_size": 64,
+    "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+    "max_position_embeddings": 64, "rope_scaling": {"type": "linear", "factor": 0.5}})"),
+            "m.json: field 'rope_scaling.factor': expected a number >= 1.000000, got 0.5");
+}
+
 TEST(HFConfig, RejectsWhatWeDoNotBuild) {
   EXPECT_EQ(errorOf(R"({"model_type": "llama", "vocab_size": 256,
     "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
