@@ -85,7 +85,7 @@ void JsonFields::number(StringRef key, double &out, double min,
   if (!d)
     return report(key, "expected a number, got " + describe(*v));
   if (*d < min)
-    return report(key, "expected a number >= " + std::to_string(min) + ", got " +
+    return report(key, "expected a number >= " + describe(json::Value(min)) + ", got " +
                            describe(*v));
   out = *d;
 }
