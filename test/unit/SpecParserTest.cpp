@@ -210,6 +210,13 @@ TEST(HFConfig, LinearRopeScalingIsLlama3sRuleDividingEveryFrequency) {
     "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
     "max_position_embeddings": 64, "rope_scaling": {"type": "linear", "factor": 0.5}})"),
             "m.json: field 'rope_scaling.factor': expected a number >= 1, got 0.5");
+  // llama3's low_freq_factor divides the context: zero is named, not left
+  // to the RoPE op's verifier.
+  EXPECT_EQ(errorOf(R"({"model_type": "llama", "vocab_size": 256, "hidden_size": 64,
+    "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+    "max_position_embeddings": 64, "rope_scaling": {"rope_type": "llama3", "factor": 8,
+    "low_freq_factor": 0, "high_freq_factor": 4, "original_max_position_embeddings": 64}})"),
+            "m.json: field 'rope_scaling.low_freq_factor': expected a number > 0, got 0");
 }
 
 TEST(HFConfig, RejectsWhatWeDoNotBuild) {
