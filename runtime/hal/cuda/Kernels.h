@@ -222,7 +222,7 @@ constexpr int kGemvParts = 4;
 /// GEMV's first blocks pull it into L2 before their wait, while the GEMV
 /// streams its weights. Regions 16-byte aligned, sizes multiples of 16.
 /// (Pulling the next GEMV's weights in as well made llama-1b's quantized
-/// decode 3-7% slower on an H100: the GEMVs' own loads wait behind it.)
+/// decode 3-6% slower on an H100: the GEMVs' own loads wait behind it.)
 struct GemvPrefetch {
   const void *region[2] = {nullptr, nullptr};
   int64_t bytes[2] = {0, 0};
