@@ -53,16 +53,11 @@ void readRope(JsonFields &fields, JsonErrors &errors, ModelSpec &spec) {
       r.number("low_freq_factor", low, 0.0, true);
       r.number("high_freq_factor", high, 0.0, true);
       r.number("original_max_position_embeddings", context, 1.0, true);
-      auto shortest = [](double x) {
-        std::string s;
-        llvm::raw_string_ostream(s) << llvm::json::Value(x);
-        return s;
-      };
       if (r.has("low_freq_factor") && low <= 0)
-        r.report("low_freq_factor", "expected a number > 0, got " + shortest(low));
+        r.report("low_freq_factor", "expected a number > 0, got " + describeJson(low));
       else if (high <= low)
         r.report("high_freq_factor",
-                 "expected more than low_freq_factor (" + shortest(low) + ")");
+                 "expected more than low_freq_factor (" + describeJson(low) + ")");
       spec.ropeLlama3 = {factor, low, high, context};
     } else if (type == "linear") {
       double factor = 0;

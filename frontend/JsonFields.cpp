@@ -23,7 +23,7 @@ Error JsonErrors::takeError() {
   return createStringError(inconvertibleErrorCode(), message);
 }
 
-static std::string describe(const json::Value &v) {
+std::string describeJson(const json::Value &v) {
   std::string s;
   raw_string_ostream os(s);
   os << v;
@@ -66,7 +66,7 @@ void JsonFields::integer(StringRef key, int64_t &out, int64_t min,
       i = static_cast<int64_t>(*d);
   }
   if (!i)
-    return report(key, "expected an integer, got " + describe(*v));
+    return report(key, "expected an integer, got " + describeJson(*v));
   if (*i < min)
     return report(key, "expected an integer >= " + Twine(min) + ", got " +
                            Twine(*i));
@@ -83,10 +83,10 @@ void JsonFields::number(StringRef key, double &out, double min,
     return;
   std::optional<double> d = v->getAsNumber();
   if (!d)
-    return report(key, "expected a number, got " + describe(*v));
+    return report(key, "expected a number, got " + describeJson(*v));
   if (*d < min)
-    return report(key, "expected a number >= " + describe(json::Value(min)) + ", got " +
-                           describe(*v));
+    return report(key, "expected a number >= " + describeJson(json::Value(min)) + ", got " +
+                           describeJson(*v));
   out = *d;
 }
 
@@ -96,7 +96,7 @@ void JsonFields::boolean(StringRef key, bool &out) {
     return;
   std::optional<bool> b = v->getAsBoolean();
   if (!b)
-    return report(key, "expected true or false, got " + describe(*v));
+    return report(key, "expected true or false, got " + describeJson(*v));
   out = *b;
 }
 
@@ -107,7 +107,7 @@ void JsonFields::string(StringRef key, std::string &out,
     return;
   std::optional<StringRef> s = v->getAsString();
   if (!s)
-    return report(key, "expected a string, got " + describe(*v));
+    return report(key, "expected a string, got " + describeJson(*v));
   if (!allowed.empty() && !llvm::is_contained(allowed, *s)) {
     std::string list;
     for (StringRef a : allowed)
@@ -128,13 +128,13 @@ void JsonFields::strings(StringRef key, std::vector<std::string> &out) {
   const json::Array *array = v->getAsArray();
   if (!array)
     return report(key, "expected a string or an array of strings, got " +
-                           describe(*v));
+                           describeJson(*v));
   std::vector<std::string> result;
   for (const json::Value &item : *array) {
     std::optional<StringRef> s = item.getAsString();
     if (!s)
       return report(key, "expected an array of strings, found " +
-                             describe(item));
+                             describeJson(item));
     result.push_back(s->str());
   }
   out = std::move(result);
@@ -146,7 +146,7 @@ const json::Object *JsonFields::nested(StringRef key) {
     return nullptr;
   const json::Object *o = v->getAsObject();
   if (!o)
-    report(key, "expected an object, got " + describe(*v));
+    report(key, "expected an object, got " + describeJson(*v));
   return o;
 }
 

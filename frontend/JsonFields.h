@@ -16,6 +16,10 @@
 
 namespace gai {
 
+/// A value as errors quote it: JSON's own spelling (1, not 1.000000),
+/// cut at 40 characters.
+std::string describeJson(const llvm::json::Value &v);
+
 /// Shared error state of the readers of one file: the first error wins.
 class JsonErrors {
 public:
