@@ -291,7 +291,8 @@ FailureOr<flatbuffers::Offset<fmt::Step>> Writer::step(Operation &op) {
                    normOut = toRef(g.getNormOut()), normSquares = toRef(g.getNormSquares()),
                    aSquares = toRef(g.getASquares()), bScale = toRef(g.getBScale()),
                    bZero = toRef(g.getBZero()), gateScale = toRef(g.getGateScale()),
-                   gateZero = toRef(g.getGateZero()), bMeta = toRef(g.getBMeta());
+                   gateZero = toRef(g.getGateZero()), bMeta = toRef(g.getBMeta()),
+                   gateMeta = toRef(g.getGateMeta());
     return made(fmt::Command::Gemm,
                 fmt::CreateGemm(fbb, &a, &b, &c, &bias, &res, g.getBatch(), g.getM(), g.getN(),
                                 g.getK(), g.getTransposeA(), g.getTransposeB(),
@@ -301,7 +302,8 @@ FailureOr<flatbuffers::Offset<fmt::Step>> Writer::step(Operation &op) {
                                 &normSquares, g.getNormOffset().convertToFloat(), &aSquares,
                                 g.getANormEps().convertToFloat(), g.getWideC(),
                                 sameEnum<fmt::WeightFormat>(g.getWeightFormat()), &bScale,
-                                &bZero, &gateScale, &gateZero, g.getGroup(), &bMeta));
+                                &bZero, &gateScale, &gateZero, g.getGroup(), &bMeta,
+                                &gateMeta));
   }
   if (auto a = dyn_cast<exec::AttentionOp>(op)) {
     fmt::BufferRef q = toRef(a.getQ()), k = toRef(a.getK()), v = toRef(a.getV()),

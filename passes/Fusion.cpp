@@ -119,16 +119,21 @@ struct GemmEpiloguePattern : OpRewritePattern<MatmulOp> {
 // Gated linear units
 //===----------------------------------------------------------------------===//
 
-/// x·Wᵀ with W a [N, K] weight: the products a gated GEMM takes. Not
-/// over 2:4 weights, which the gated GEMV does not read.
+/// x·Wᵀ with W a [N, K] weight: the products a gated GEMM takes. 2:4
+/// weights only in bf16: the gated GEMV reads their values as bf16.
 MatmulOp linearProduct(Value v) {
   auto matmul = v.getDefiningOp<MatmulOp>();
+  auto weight = matmul ? dyn_cast<RankedTensorType>(matmul.getRhs().getType())
+                       : RankedTensorType();
   if (!matmul || !v.hasOneUse() || matmul.getTransposeLhs() ||
-      !matmul.getTransposeRhs() ||
-      cast<RankedTensorType>(matmul.getRhs().getType()).getRank() != 2 ||
-      matmul.getRhs().getDefiningOp<DecompressOp>())
+      !matmul.getTransposeRhs() || !weight || weight.getRank() != 2 ||
+      (matmul.getRhs().getDefiningOp<DecompressOp>() && !weight.getElementType().isBF16()))
     return {};
   return matmul;
+}
+
+bool sparse24(MatmulOp product) {
+  return static_cast<bool>(product.getRhs().getDefiningOp<DecompressOp>());
 }
 
 constexpr int64_t kGatedGemmKMultiple = 8;
@@ -149,7 +154,7 @@ struct GatedGemmPattern : OpRewritePattern<MulOp> {
       MatmulOp gate = linearProduct(act->getOperand(0));
       MatmulOp up = linearProduct(other);
       if (!gate || !up || gate.getLhs() != up.getLhs() ||
-          gate.getRhs().getType() != up.getRhs().getType() ||
+          gate.getRhs().getType() != up.getRhs().getType() || sparse24(gate) != sparse24(up) ||
           mul.getType() != up.getType())
         continue;
       ArrayRef<int64_t> x = cast<RankedTensorType>(gate.getLhs().getType()).getShape();

@@ -138,7 +138,7 @@ private:
   /// quantized: their values, scales and zeros instead of floats.
   void setQuantized(Operation &emitted, DequantizeOp weight, DequantizeOp gate);
   /// Marks `emitted` as reading `weight`'s 2:4 compressed form.
-  void setSparse(Operation &emitted, DecompressOp weight);
+  void setSparse(Operation &emitted, DecompressOp weight, DecompressOp gate);
   /// The state buffer `name`, made on first use.
   /// `shard`: the arguments' gai.shard (a share of a bigger tensor), if any.
   FailureOr<RefAttr> stateRef(StringRef name, Type type, Location loc,
@@ -299,11 +299,13 @@ void Lowering::setQuantized(Operation &emitted, DequantizeOp weight, DequantizeO
     gemm.setGateZeroAttr(ref(gate.getZero()));
 }
 
-void Lowering::setSparse(Operation &emitted, DecompressOp weight) {
+void Lowering::setSparse(Operation &emitted, DecompressOp weight, DecompressOp gate) {
   auto gemm = cast<exec::GemmOp>(emitted);
   gemm.setWeightFormatAttr(
       exec::WeightFormatAttr::get(b.getContext(), exec::WeightFormat::Sparse24));
   gemm.setBMetaAttr(ref(weight.getMeta()));
+  if (gate)
+    gemm.setGateMetaAttr(ref(gate.getMeta()));
 }
 
 void Lowering::addNormFolds(Operation *op) {
@@ -344,12 +346,17 @@ LogicalResult Lowering::lowerMatmul(Operation *op, Value lhs, Value rhs,
       return op->emitOpError("quantized weights are read as one matrix stored [n, k]");
   }
   auto sparseB = rhs.getDefiningOp<DecompressOp>();
-  if (sparseB && (gate || transposeLhs || !transposeRhs || product(rhsBatch) != 1))
-    return op->emitOpError("2:4 weights are read as one matrix stored [n, k], not by a "
-                           "gated GEMM");
-  if (gate && gate.getDefiningOp<DecompressOp>())
-    return op->emitOpError("a gated GEMM's weights cannot be 2:4");
+  auto sparseGate = gate ? gate.getDefiningOp<DecompressOp>() : DecompressOp();
+  if (sparseB || sparseGate) {
+    if (gate && (!sparseB || !sparseGate))
+      return op->emitOpError("a gated GEMM's two weights must be 2:4 alike");
+    if (transposeLhs || !transposeRhs || product(rhsBatch) != 1)
+      return op->emitOpError("2:4 weights are read as one matrix stored [n, k]");
+  }
   Value stored = quantB ? quantB.getValues() : sparseB ? sparseB.getValues() : rhs;
+  Value storedGate = quantGate    ? quantGate.getValues()
+                     : sparseGate ? sparseGate.getValues()
+                                  : gate;
   RefAttr a = ref(lhs), bRef = ref(stored), c = ref(op->getResult(0));
   RefAttr biasRef = bias ? ref(bias) : none();
   RefAttr residualRef = residual ? ref(residual) : none();
@@ -366,16 +373,16 @@ LogicalResult Lowering::lowerMatmul(Operation *op, Value lhs, Value rhs,
         b.getI64IntegerAttr(strideC),
         exec::ActivationAttr::get(b.getContext(), activation),
         TypeAttr::get(element),
-        gate ? ref(quantGate ? quantGate.getValues() : gate) : RefAttr(), /*norm_weight=*/RefAttr(),
+        gate ? ref(storedGate) : RefAttr(), /*norm_weight=*/RefAttr(),
         /*norm_out=*/RefAttr(), /*norm_squares=*/RefAttr(), /*norm_offset=*/nullptr,
         /*a_squares=*/RefAttr(), /*a_norm_eps=*/nullptr, b.getBoolAttr(wideC),
         /*weight_format=*/nullptr, /*b_scale=*/RefAttr(), /*b_zero=*/RefAttr(),
         /*gate_scale=*/RefAttr(), /*gate_zero=*/RefAttr(), /*group=*/nullptr,
-        /*b_meta=*/RefAttr());
+        /*b_meta=*/RefAttr(), /*gate_meta=*/RefAttr());
     if (quantB)
       setQuantized(b.getInsertionBlock()->back(), quantB, quantGate);
     if (sparseB)
-      setSparse(b.getInsertionBlock()->back(), sparseB);
+      setSparse(b.getInsertionBlock()->back(), sparseB, sparseGate);
   };
   // One weight for all rows: the batch folds into M. (A gated GEMM's
   // weights are [N, K], so it always lowers here.)

@@ -35,8 +35,9 @@ bool gemvOver(Operation *op, Value a, int64_t maxRows, Type element, Type outEle
   } else {
     return false;
   }
-  // 2:4 weights run through cuBLASLt, not the GEMV that folds norms.
-  if (lhs != a || rhs == a || transposeLhs || !transposeRhs || rhs.getDefiningOp<DecompressOp>())
+  // The GEMV that folds norms reads 2:4 values as bf16 only.
+  if (lhs != a || rhs == a || transposeLhs || !transposeRhs ||
+      (rhs.getDefiningOp<DecompressOp>() && !element.isBF16()))
     return false;
   RankedTensorType l = tensorOf(lhs), r = tensorOf(rhs), out = tensorOf(op->getResult(0));
   int64_t rows = l.getNumElements() / l.getShape().back();

@@ -176,7 +176,7 @@ def Exec_GemmOp : Exec_Command<"gemm"> {
       OptionalAttr<Exec_RefAttr>:$b_scale, OptionalAttr<Exec_RefAttr>:$b_zero,
       OptionalAttr<Exec_RefAttr>:$gate_scale, OptionalAttr<Exec_RefAttr>:$gate_zero,
       DefaultValuedAttr<I64Attr, "0">:$group,
-      OptionalAttr<Exec_RefAttr>:$b_meta);
+      OptionalAttr<Exec_RefAttr>:$b_meta, OptionalAttr<Exec_RefAttr>:$gate_meta);
   let description = [{
     `element` is the type of a, b, c, bias and residual; the product
     accumulates in f32. `wide_c` (bf16 operands, no bias): c and residual
@@ -195,8 +195,9 @@ def Exec_GemmOp : Exec_Command<"gemm"> {
     b and gate are stored [n, k] in that format with `b_scale`/`gate_scale`
     (and, int4, `b_zero`/`gate_zero` per `group` of k); the GEMM
     dequantizes them as it reads them. 2:4 sparse weights (`sparse_2_4`,
-    from a gai.decompress; no gate): b is the kept values [n, k / 2] in
-    `element` and `b_meta` their positions [n, k / 8] (gai/Sparsity.h).
+    from a gai.decompress): b is the kept values [n, k / 2] in `element`
+    and `b_meta` their positions [n, k / 8] (gai/Sparsity.h); a gate is
+    stored alike, with `gate_meta`.
   }];
 }
 

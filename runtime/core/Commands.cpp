@@ -182,16 +182,22 @@ void checkQuantized(Checker &check, const cmd::Gemm &g) {
 
 /// 2:4 weights (see artifact.fbs's WeightFormat): kept values [n, k / 2]
 /// in the GEMM's type and their positions [n, k / 8], one matrix stored
-/// [n, k], no scales and no gate.
+/// [n, k], no scales; a gate is stored alike.
 void checkSparse24(Checker &check, const cmd::Gemm &g, int64_t element) {
   check.require(g.batch == 1 && !g.transposeA && g.transposeB && g.k % 8 == 0 &&
                     (g.dtype == format::DType::BF16 || g.dtype == format::DType::F32) &&
-                    !g.gate.present() && !g.bScale.present() && !g.bZero.present() &&
-                    !g.gateScale.present() && !g.gateZero.present() && g.group == 0,
+                    !g.bScale.present() && !g.bZero.present() && !g.gateScale.present() &&
+                    !g.gateZero.present() && g.group == 0,
                 "2:4 weights are one matrix stored [n, k] (transpose_b, batch 1, k a multiple "
-                "of 8) under f32 or bf16 a and c, without scales, zeros, group or gate");
+                "of 8) under f32 or bf16 a and c, without scales, zeros or group");
   check.holds(g.b, "b", {g.n, g.k / 2, element});
   check.holds(g.bMeta, "b_meta", {g.n, g.k / 8});
+  check.require(g.gate.present() == g.gateMeta.present(),
+                "a 2:4 gated GEMM's gate takes gate_meta, and only a gate does");
+  if (g.gate.present()) {
+    check.holds(g.gate, "gate", {g.n, g.k / 2, element});
+    check.holds(g.gateMeta, "gate_meta", {g.n, g.k / 8});
+  }
 }
 
 cmd::Gemm decodeGemm(Checker &check, const format::Gemm &t) {
@@ -227,6 +233,7 @@ cmd::Gemm decodeGemm(Checker &check, const format::Gemm &t) {
   g.gateZero = check.buffer(t.gate_zero(), "gate_zero", true);
   g.group = t.group();
   g.bMeta = check.buffer(t.b_meta(), "b_meta", true);
+  g.gateMeta = check.buffer(t.gate_meta(), "gate_meta", true);
   check.known(g.activation, format::Activation::MAX, "activation");
   check.known(g.weightFormat, format::WeightFormat::MAX, "weight_format");
   int64_t e = check.floatBytes(g.dtype);
@@ -259,7 +266,8 @@ cmd::Gemm decodeGemm(Checker &check, const format::Gemm &t) {
                     " rows of A by weights stored [n, k] (transpose_b, k a multiple of 8), "
                     "an activation, and no bias or residual");
   check.holds(g.a, "a", {lastEnd(g.strideA, g.m, g.k, "a"), e});
-  check.require(g.sparse24() || !g.bMeta.present(), "only 2:4 weights take b_meta");
+  check.require(g.sparse24() || (!g.bMeta.present() && !g.gateMeta.present()),
+                "only 2:4 weights take b_meta and gate_meta");
   if (g.sparse24()) {
     checkSparse24(check, g, e);
   } else if (g.quantized()) {
@@ -855,7 +863,8 @@ std::vector<Buffer> buffersOf(const Command &command) {
         using C = std::decay_t<decltype(c)>;
         if constexpr (std::is_same_v<C, cmd::Gemm>)
           add({c.a, c.b, c.c, c.bias, c.residual, c.gate, c.normWeight, c.normOut,
-               c.normSquares, c.aSquares, c.bScale, c.bZero, c.gateScale, c.gateZero, c.bMeta});
+               c.normSquares, c.aSquares, c.bScale, c.bZero, c.gateScale, c.gateZero, c.bMeta,
+               c.gateMeta});
         else if constexpr (std::is_same_v<C, cmd::Attention>)
           add({c.q, c.k, c.v, c.out, c.queryStart, c.kNew, c.vNew, c.ropePositions, c.lse});
         else if constexpr (std::is_same_v<C, cmd::AttentionGrad>)

@@ -51,8 +51,9 @@ struct Gemm {
   Buffer bScale, bZero, gateScale, gateZero;
   int64_t group = 0;
   /// 2:4 sparse b (WeightFormat::Sparse24): b holds the kept values
-  /// [n, k / 2] in dtype, bMeta their positions [n, k / 8].
-  Buffer bMeta;
+  /// [n, k / 2] in dtype, bMeta their positions [n, k / 8]; a gate's are
+  /// stored alike, with gateMeta.
+  Buffer bMeta, gateMeta;
   /// Not float: quantized or 2:4 (both stored [n, k] as one matrix).
   bool quantized() const { return weightFormat != format::WeightFormat::Float; }
   bool sparse24() const { return weightFormat == format::WeightFormat::Sparse24; }

@@ -47,24 +47,25 @@ def main():
     a = ap.parse_args()
     from torch.sparse import to_sparse_semi_structured, SparseSemiStructuredTensor
     torch.manual_seed(0)
-    for name, n, k in SHAPES:
-        x = torch.randn(a.m, k, device="cuda", dtype=torch.bfloat16)
-        w = prune24(torch.randn(n, k, device="cuda", dtype=torch.bfloat16))
-        row = dict(workload=f"gemm24-{name}", peer="pytorch", m=a.m, n=n, k=k)
-        try:
-            dense = time_ms(lambda: F.linear(x, w), a.iters)
-            sparse_w = to_sparse_semi_structured(w)
-            err = (F.linear(x, sparse_w) - F.linear(x, w)).abs().max().item()
-            sparse = time_ms(lambda: F.linear(x, sparse_w), a.iters)
-            row.update(dense_ms=dense, sparse_ms=sparse, speedup=dense / sparse,
-                       tflops_sparse=2 * a.m * n * k / sparse / 1e9, max_abs_diff=err,
-                       backend="cutlass"
-                       if getattr(SparseSemiStructuredTensor, "_FORCE_CUTLASS", False)
-                       else "cusparselt")
-        except Exception as e:  # one failing shape must not hide the others
-            row["error"] = repr(e)[:300]
-        row["device"] = torch.cuda.get_device_name()
-        print(json.dumps(row), flush=True)
+    # Both of PyTorch's kernels for semi-structured weights.
+    for backend in ("cusparselt", "cutlass"):
+        SparseSemiStructuredTensor._FORCE_CUTLASS = backend == "cutlass"
+        for name, n, k in SHAPES:
+            x = torch.randn(a.m, k, device="cuda", dtype=torch.bfloat16)
+            w = prune24(torch.randn(n, k, device="cuda", dtype=torch.bfloat16))
+            row = dict(workload=f"gemm24-{name}", peer="pytorch", backend=backend, m=a.m, n=n,
+                       k=k)
+            try:
+                dense = time_ms(lambda: F.linear(x, w), a.iters)
+                sparse_w = to_sparse_semi_structured(w)
+                err = (F.linear(x, sparse_w) - F.linear(x, w)).abs().max().item()
+                sparse = time_ms(lambda: F.linear(x, sparse_w), a.iters)
+                row.update(dense_ms=dense, sparse_ms=sparse, speedup=dense / sparse,
+                           tflops_sparse=2 * a.m * n * k / sparse / 1e9, max_abs_diff=err)
+            except Exception as e:  # one failing shape must not hide the others
+                row["error"] = repr(e)[:300]
+            row["device"] = torch.cuda.get_device_name()
+            print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 // with the dequantized weights, in double: int8, int4 (groups of 16 to
 // 128), fp8 per tensor and per row; decode rows (the quantized GEMV) and
 // prefill rows (cuBLASLt over dequantized weights, or its fp8 GEMM); bias,
-// residual and activations, a gate, f32 residual streams and f32 models.
+// residual and activations, a gate, f32 residual streams and f32 models;
+// and 2:4 sparse weights (the GEMV reads bf16 ones as stored; prefill
+// rows and f32 values go through cuSPARSELt or the dense scratch).
 // Each tolerance is the rounding the route does (its step name says which).
 #include "QuantizedHarness.h"
 
@@ -77,11 +79,12 @@ TEST_P(CudaQuantizedGemm, MatchesTheDequantizedProduct) {
   if (wide) // residuals off the bf16 grid
     for (float &r : residualValues)
       r *= 1.0f + 1.0f / 1024;
-  const QuantizedMatrix up = quantizedMatrix(c.kind, c.n, c.k, c.group, rng);
+  const bool sparse = c.kind == Quant::Sparse24;
+  const QuantizedMatrix up = quantizedMatrix(c.kind, c.n, c.k, c.group, rng, !c.bf16);
   // An fp8 gate may be scaled per row under an up product scaled per tensor.
   const QuantizedMatrix gate =
       gated ? quantizedMatrix(c.kind == Quant::Fp8Tensor ? Quant::Fp8Row : c.kind, c.n, c.k,
-                              c.group, rng)
+                              c.group, rng, !c.bf16)
             : QuantizedMatrix{};
 
   cmd::Gemm g;
@@ -111,9 +114,14 @@ TEST_P(CudaQuantizedGemm, MatchesTheDequantizedProduct) {
   const bool gemv = route.find("(GEMV)") != std::string::npos,
              fp8Rows = route.find("(fp8 GEMM, row scales)") != std::string::npos,
              fp8 = fp8Rows || route.find("(fp8 GEMM)") != std::string::npos;
-  EXPECT_EQ(gemv, c.m <= cuda::kGemvRows && c.skewA % 16 == 0) << route;
+  // The GEMV unpacks 2:4 values into bf16 only.
+  EXPECT_EQ(gemv, c.m <= cuda::kGemvRows && c.skewA % 16 == 0 && (!sparse || c.bf16)) << route;
   if (!gemv && !fp8)
-    EXPECT_NE(route.find("(dequantized)"), std::string::npos) << route;
+    EXPECT_TRUE(route.find("(dequantized)") != std::string::npos ||
+                (sparse && route.find("(2:4 cuSPARSELt)") != std::string::npos))
+        << route;
+  if (sparse && !gemv) // which prefill route the library took
+    std::printf("%s\n", route.c_str());
   // The plain fp8 product on Hopper must be cuBLASLt's fp8 GEMM, with a
   // scale a row of A (cuBLASLt 12.9 and later).
   int major = 0;
@@ -233,6 +241,56 @@ TEST(CudaQuantizedGemmShared, Fp8GemmsOverOneAQuantizeItOnce) {
   }
 }
 
+// Metadata a tampered file may hold: a group naming one slot twice keeps
+// its second value there, and one naming them in reverse order places
+// them so, in both decode kernels (k = 64: rows of 16-byte pieces; k = 40:
+// a group a chunk), as decompress24 and the CPU read them.
+TEST(CudaSparseGemv, MalformedGroupsReadAsDecompressed) {
+  SKIP_WITHOUT_GPU();
+  for (int64_t k : {64, 40}) {
+    const int64_t m = 2, n = 48;
+    std::mt19937 rng(static_cast<unsigned>(k));
+    QuantizedMatrix w = quantizedMatrix(Quant::Sparse24, n, k, 0, rng);
+    std::uniform_int_distribution<int> nibble(0, 15);
+    for (uint8_t &byte : w.meta)
+      byte = static_cast<uint8_t>(nibble(rng) | nibble(rng) << 4);
+    std::vector<float> values(static_cast<size_t>(n * k / 2)), dense(static_cast<size_t>(k));
+    convertFloats(w.q.data(), DType::BF16, values.data(), DType::F32, values.size());
+    for (int64_t row = 0; row < n; ++row) {
+      decompress24Row(values.data(), w.meta.data(), row, k, dense.data());
+      std::copy(dense.begin(), dense.end(), w.w.begin() + row * k);
+    }
+    Spaces spaces;
+    const std::vector<float> a = bf16Normals(rng, m * k);
+    cmd::Gemm g;
+    g.a = spaces.floats(format::Space::Arena, a, DType::BF16);
+    placeWeights(spaces, g, w, Quant::Sparse24, 0, false);
+    g.c = spaces.floats(format::Space::Arena, std::vector<float>(m * n, NAN), DType::BF16);
+    g.m = m;
+    g.n = n;
+    g.k = k;
+    g.transposeB = true;
+    g.dtype = format::DType::BF16;
+    Recorder recorder(spaces);
+    Status s = recorder.record({g});
+    ASSERT_TRUE(s.isOk()) << s.message();
+    ASSERT_NE(recorder.entry().stepNames.at(0).find("(GEMV)"), std::string::npos);
+    s = recorder.run();
+    ASSERT_TRUE(s.isOk()) << s.message();
+    const std::vector<float> got = spaces.read(g.c, DType::BF16);
+    for (int64_t r = 0; r < m; ++r)
+      for (int64_t col = 0; col < n; ++col) {
+        double want = 0, size = 0;
+        for (int64_t i = 0; i < k; ++i) {
+          want += double(a[r * k + i]) * w.w[col * k + i];
+          size += std::fabs(double(a[r * k + i]) * w.w[col * k + i]);
+        }
+        ASSERT_NEAR(got[r * n + col], want, std::fabs(want) / 256 + 1e-5 * size + 1e-6)
+            << "k " << k << ", row " << r << " column " << col;
+      }
+  }
+}
+
 std::vector<QuantCase> quantCases() {
   using E = Epilogue;
   const Quant kinds[] = {Quant::Int8, Quant::Int4, Quant::Fp8Tensor, Quant::Fp8Row};
@@ -282,6 +340,35 @@ std::vector<QuantCase> quantCases() {
   // A not 16-byte aligned: decode rows go the prefill way.
   cases.push_back({Quant::Int4, 2, 176, 64, 32, E::None, true, 8});
   cases.push_back({Quant::Fp8Tensor, 1, 176, 64, 0, E::None, true, 8});
+  // 2:4: the GEMV over bf16 values (16-byte chunks with two metadata bytes;
+  // k = 40: one group a word and a nibble of metadata), every epilogue, a
+  // gate, llama-1b's shapes; prefill rows, f32 values and an unaligned A
+  // through cuSPARSELt or the dense scratch. A gate over f32 values is
+  // never made (gai-fusion).
+  const Quant s = Quant::Sparse24;
+  int e = 0;
+  for (int64_t m : {1, 3, 8, 64, 200}) {
+    cases.push_back({s, m, 176, 64, 0, epilogues[e++ % 4]});
+    cases.push_back({s, m, 176, 176, 0, epilogues[e++ % 4]});
+  }
+  for (QuantCase c : std::vector<QuantCase>{{s, 1, 2048, 2048, 0},
+                                            {s, 8, 2048, 2048, 0, E::BiasResidualRelu},
+                                            {s, 256, 2048, 2048, 0},
+                                            {s, 200, 2048, 2048, 0, E::ResidualGelu},
+                                            {s, 1, 2560, 2048, 0},
+                                            {s, 1, 2048, 5632, 0},
+                                            {s, 3, 5632, 2048, 0, E::Gated},
+                                            {s, 8, 2048, 2048, 0, E::Gated},
+                                            {s, 1, 176, 64, 0, E::Gated},
+                                            {s, 1, 2048, 2048, 0, E::Wide},
+                                            {s, 64, 176, 176, 0, E::Wide},
+                                            {s, 256, 2048, 2048, 0, E::Wide},
+                                            {s, 2, 176, 40, 0, E::BiasSilu},
+                                            {s, 1, 176, 40, 0, E::Gated},
+                                            {s, 1, 176, 64, 0, E::BiasSilu, false},
+                                            {s, 64, 176, 64, 0, E::BiasResidualRelu, false},
+                                            {s, 2, 176, 64, 0, E::None, true, 8}})
+    cases.push_back(c);
   return cases;
 }
 

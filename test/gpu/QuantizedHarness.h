@@ -16,8 +16,9 @@
 
 namespace gai {
 
-/// How a test's weights are stored; fp8 scaled per tensor or per row.
-enum class Quant { Int8, Int4, Fp8Tensor, Fp8Row };
+/// How a test's weights are stored; fp8 scaled per tensor or per row;
+/// 2:4 sparse (kept values in the GEMM's type).
+enum class Quant { Int8, Int4, Fp8Tensor, Fp8Row, Sparse24 };
 
 inline const char *quantName(Quant q) {
   switch (q) {
@@ -25,6 +26,7 @@ inline const char *quantName(Quant q) {
   case Quant::Int4: return "Int4";
   case Quant::Fp8Tensor: return "Fp8Tensor";
   case Quant::Fp8Row: return "Fp8Row";
+  case Quant::Sparse24: return "Sparse24";
   }
   return "?";
 }
@@ -33,6 +35,7 @@ inline format::WeightFormat formatOf(Quant q) {
   switch (q) {
   case Quant::Int8: return format::WeightFormat::Int8;
   case Quant::Int4: return format::WeightFormat::Int4;
+  case Quant::Sparse24: return format::WeightFormat::Sparse24;
   default: return format::WeightFormat::Fp8E4M3;
   }
 }
@@ -53,12 +56,14 @@ struct QuantizedMatrix {
   std::vector<uint8_t> q;    // [n, k] (int4: [n, k / 2])
   std::vector<float> scale;  // [n, k / group] int4, [n] or [1]
   std::vector<uint8_t> zero; // int4: [n, k / group]
+  std::vector<uint8_t> meta; // 2:4: [n, k / 8] (q: kept values [n, k / 2])
   std::vector<double> w;     // dequantized, [n, k]
 };
 
-/// Random weights of about unit size in `kind`; int4 with `group`.
+/// Random weights of about unit size in `kind`; int4 with `group`; 2:4
+/// values in bf16, or f32 with `f32Values`.
 inline QuantizedMatrix quantizedMatrix(Quant kind, int64_t n, int64_t k, int64_t group,
-                                       std::mt19937 &rng) {
+                                       std::mt19937 &rng, bool f32Values = false) {
   QuantizedMatrix m;
   std::uniform_int_distribution<int> byte(0, 255), nibble(0, 15);
   std::uniform_real_distribution<float> spread(0.5f, 1.5f);
@@ -108,6 +113,20 @@ inline QuantizedMatrix quantizedMatrix(Quant kind, int64_t n, int64_t k, int64_t
             e4m3Value(static_cast<uint8_t>(b)) * m.scale[kind == Quant::Fp8Row ? j : 0];
       }
     break;
+  case Quant::Sparse24: {
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<float> dense(static_cast<size_t>(n * k));
+    for (float &x : dense)
+      x = bf16ToFloat(floatToBf16(normal(rng)));
+    const Sparse24Weight s = compress24(dense.data(), n, k);
+    prune24(dense.data(), n, k);
+    m.w.assign(dense.begin(), dense.end());
+    m.meta = s.meta;
+    m.q.resize(s.values.size() * (f32Values ? 4 : 2));
+    convertFloats(s.values.data(), DType::F32, m.q.data(), f32Values ? DType::F32 : DType::BF16,
+                  s.values.size());
+    break;
+  }
   }
   return m;
 }
@@ -169,6 +188,10 @@ inline void placeWeights(Spaces &spaces, cmd::Gemm &g, const QuantizedMatrix &m,
   g.weightFormat = formatOf(kind);
   g.group = kind == Quant::Int4 ? group : 0;
   (gate ? g.gate : g.b) = spaces.put(weights, m.q);
+  if (kind == Quant::Sparse24) {
+    (gate ? g.gateMeta : g.bMeta) = spaces.put(weights, m.meta);
+    return;
+  }
   (gate ? g.gateScale : g.bScale) = spaces.put(weights, m.scale);
   if (kind == Quant::Int4)
     (gate ? g.gateZero : g.bZero) = spaces.put(weights, m.zero);

@@ -57,3 +57,22 @@ for family in llama gpt2 mistral qwen2 mixtral gemma; do
       --prefill-len 3 --quantize=int8 -o "$out/$family-$dtype-int8-generate.gai"
   done
 done
+# 2:4 pruned forms (--prune=2:4), at 8 positions so that every GEMM is
+# decode-sized: bf16 runs the GEMV over the stored values, with norms
+# folded and gated products; f32 decompresses. Beside them the CPU's f32
+# build of the same pruned model, and a bf16 generation artifact.
+for family in llama gpt2 gemma qwen2; do
+  dir=$fixtures/hf/$family-tiny
+  prune=(--prune=2:4)
+  "$gaic" "$dir/config.json" --weights "$dir/model.safetensors" --target=cpu --dtype=f32 \
+    --emit=artifact --entries=forward --batch 1 --seq-len 8 "${prune[@]}" \
+    -o "$out/$family-cpu-p24-forward.gai"
+  for dtype in f32 bf16; do
+    "$gaic" "$dir/config.json" --weights "$dir/model.safetensors" --target=cuda \
+      --dtype=$dtype --emit=artifact --entries=forward --batch 1 --seq-len 8 "${prune[@]}" \
+      -o "$out/$family-$dtype-p24-forward.gai"
+  done
+  "$gaic" "$dir/config.json" --weights "$dir/model.safetensors" --target=cuda \
+    --dtype=bf16 --emit=artifact --entries=prefill,decode --batch 2 --seq-len 32 \
+    --prefill-len 3 "${prune[@]}" -o "$out/$family-bf16-p24-generate.gai"
+done

@@ -83,3 +83,36 @@ func.func @odd_k(%x: tensor<1x12xbf16>, %g: tensor<16x12xbf16>, %u: tensor<16x12
   %3 = gai.mul %1, %2 : (tensor<1x16xbf16>, tensor<1x16xbf16>) -> tensor<1x16xbf16>
   return %3 : tensor<1x16xbf16>
 }
+
+// -----
+
+// 2:4 weights: bf16 ones fuse as dense ones do (the gated GEMV reads them
+// as stored); f32 ones, or one 2:4 weight beside a dense one, stay apart.
+// CHECK-LABEL: func.func @sparse_2_4
+// CHECK-DAG:  %[[G:.*]] = gai.decompress %{{.*}}, %{{.*}} : (tensor<16x32xbf16>, tensor<16x8xi8>) -> tensor<16x64xbf16>
+// CHECK-DAG:  %[[U:.*]] = gai.decompress %{{.*}}, %{{.*}} : (tensor<16x32xbf16>, tensor<16x8xi8>) -> tensor<16x64xbf16>
+// CHECK:      gai.gated_gemm %{{.*}}, %[[G]], %[[U]] activation = silu
+// CHECK-NOT:  gai.gated_gemm
+// CHECK:      return
+func.func @sparse_2_4(%x: tensor<1x64xbf16>, %gv: tensor<16x32xbf16>, %gm: tensor<16x8xi8>, %uv: tensor<16x32xbf16>, %um: tensor<16x8xi8>, %d: tensor<16x64xbf16>,
+                      %y: tensor<1x64xf32>, %fv: tensor<16x32xf32>, %fu: tensor<16x32xf32>) -> (tensor<1x16xbf16>, tensor<1x16xbf16>, tensor<1x16xf32>) {
+  %g = gai.decompress %gv, %gm : (tensor<16x32xbf16>, tensor<16x8xi8>) -> tensor<16x64xbf16>
+  %u = gai.decompress %uv, %um : (tensor<16x32xbf16>, tensor<16x8xi8>) -> tensor<16x64xbf16>
+  %0 = gai.matmul %x, %g transpose_rhs : (tensor<1x64xbf16>, tensor<16x64xbf16>) -> tensor<1x16xbf16>
+  %1 = gai.silu %0 : tensor<1x16xbf16>
+  %2 = gai.matmul %x, %u transpose_rhs : (tensor<1x64xbf16>, tensor<16x64xbf16>) -> tensor<1x16xbf16>
+  %3 = gai.mul %1, %2 : (tensor<1x16xbf16>, tensor<1x16xbf16>) -> tensor<1x16xbf16>
+  // One 2:4 weight, one dense.
+  %4 = gai.matmul %x, %g transpose_rhs : (tensor<1x64xbf16>, tensor<16x64xbf16>) -> tensor<1x16xbf16>
+  %5 = gai.silu %4 : tensor<1x16xbf16>
+  %6 = gai.matmul %x, %d transpose_rhs : (tensor<1x64xbf16>, tensor<16x64xbf16>) -> tensor<1x16xbf16>
+  %7 = gai.mul %5, %6 : (tensor<1x16xbf16>, tensor<1x16xbf16>) -> tensor<1x16xbf16>
+  // f32 2:4 weights.
+  %fg = gai.decompress %fv, %gm : (tensor<16x32xf32>, tensor<16x8xi8>) -> tensor<16x64xf32>
+  %fw = gai.decompress %fu, %um : (tensor<16x32xf32>, tensor<16x8xi8>) -> tensor<16x64xf32>
+  %8 = gai.matmul %y, %fg transpose_rhs : (tensor<1x64xf32>, tensor<16x64xf32>) -> tensor<1x16xf32>
+  %9 = gai.silu %8 : tensor<1x16xf32>
+  %10 = gai.matmul %y, %fw transpose_rhs : (tensor<1x64xf32>, tensor<16x64xf32>) -> tensor<1x16xf32>
+  %11 = gai.mul %9, %10 : (tensor<1x16xf32>, tensor<1x16xf32>) -> tensor<1x16xf32>
+  return %3, %7, %11 : tensor<1x16xbf16>, tensor<1x16xbf16>, tensor<1x16xf32>
+}

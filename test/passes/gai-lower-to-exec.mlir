@@ -187,6 +187,82 @@ module @sparse_2_4 {
 
 // -----
 
+// bf16 2:4 weights in a decode step: the GEMV reads them as stored, so a
+// norm folds into the GEMMs around it as over dense weights, and a gated
+// GEMM over two 2:4 weights takes both positions (b_meta, gate_meta).
+// CHECK-LABEL: module @sparse_2_4_decode
+// FOLD-LABEL: module @sparse_2_4_decode
+// FOLD:       exec.gemm {a = #exec.ref<input 0, 512>, {{.*}}b_meta = {{.*}}norm_out = #exec.ref<arena [[OUT:[0-9]+]], 512>, {{.*}}weight_format = #exec<weight_format sparse_2_4>, wide_c = true}
+// FOLD-NEXT:  exec.gemm {a = #exec.ref<arena [[OUT]], 512>, a_norm_eps = {{.*}}b_meta = #exec.ref<weights [[UM:[0-9]+]], 256>, {{.*}}gate = #exec.ref<weights [[GV:[0-9]+]], 2048>, gate_meta = #exec.ref<weights [[GM:[0-9]+]], 256>, {{.*}}weight_format = #exec<weight_format sparse_2_4>}
+// FOLD-NOT:   exec.launch
+// FOLD-DAG:   exec.weight "g" : tensor<32x32xbf16> at <weights [[GV]], 2048>
+// FOLD-DAG:   exec.weight "g.meta" : tensor<32x8xi8> at <weights [[GM]], 256>
+// FOLD-DAG:   exec.weight "u.meta" : tensor<32x8xi8> at <weights [[UM]], 256>
+module @sparse_2_4_decode {
+  func.func @forward(%x: tensor<4x64xbf16>, %r: tensor<4x64xf32>) -> tensor<4x32xbf16> {
+    %v1 = gai.param "w1" : tensor<64x32xbf16>
+    %m1 = gai.param "w1.meta" : tensor<64x8xi8>
+    %w1 = gai.decompress %v1, %m1 : (tensor<64x32xbf16>, tensor<64x8xi8>) -> tensor<64x64xbf16>
+    %n = gai.param "norm" : tensor<64xf32>
+    %gv = gai.param "g" : tensor<32x32xbf16>
+    %gm = gai.param "g.meta" : tensor<32x8xi8>
+    %g = gai.decompress %gv, %gm : (tensor<32x32xbf16>, tensor<32x8xi8>) -> tensor<32x64xbf16>
+    %uv = gai.param "u" : tensor<32x32xbf16>
+    %um = gai.param "u.meta" : tensor<32x8xi8>
+    %u = gai.decompress %uv, %um : (tensor<32x32xbf16>, tensor<32x8xi8>) -> tensor<32x64xbf16>
+    %h = gai.gemm %x, %w1 residual %r transpose_rhs : (tensor<4x64xbf16>, tensor<64x64xbf16>, tensor<4x64xf32>) -> tensor<4x64xf32>
+    %y = gai.fusion %h, %n : (tensor<4x64xf32>, tensor<64xf32>) -> tensor<4x64xbf16> {
+    ^bb0(%a: tensor<4x64xf32>, %b: tensor<64xf32>):
+      %0 = gai.rms_norm %a, %b eps = 1.0e-5 : (tensor<4x64xf32>, tensor<64xf32>) -> tensor<4x64xf32>
+      %1 = gai.convert %0 : tensor<4x64xf32> to tensor<4x64xbf16>
+      gai.yield %1 : tensor<4x64xbf16>
+    }
+    %z = gai.gated_gemm %y, %g, %u activation = silu : (tensor<4x64xbf16>, tensor<32x64xbf16>, tensor<32x64xbf16>) -> tensor<4x32xbf16>
+    return %z : tensor<4x32xbf16>
+  }
+}
+
+// -----
+
+// f32 2:4 weights are decompressed for cuBLASLt, which folds no norm: the
+// norm keeps its kernel.
+// FOLD-LABEL: module @sparse_2_4_f32_norm
+// FOLD:       exec.gemm
+// FOLD-NOT:   norm_out
+// FOLD:       exec.launch
+module @sparse_2_4_f32_norm {
+  func.func @forward(%x: tensor<4x64xf32>, %n: tensor<64xf32>) -> tensor<4x32xf32> {
+    %w1 = gai.param "w1" : tensor<64x64xf32>
+    %v2 = gai.param "w2" : tensor<32x32xf32>
+    %m2 = gai.param "w2.meta" : tensor<32x8xi8>
+    %w2 = gai.decompress %v2, %m2 : (tensor<32x32xf32>, tensor<32x8xi8>) -> tensor<32x64xf32>
+    %h = gai.gemm %x, %w1 transpose_rhs : (tensor<4x64xf32>, tensor<64x64xf32>) -> tensor<4x64xf32>
+    %y = gai.fusion %h, %n : (tensor<4x64xf32>, tensor<64xf32>) -> tensor<4x64xf32> {
+    ^bb0(%a: tensor<4x64xf32>, %b: tensor<64xf32>):
+      %0 = gai.rms_norm %a, %b eps = 1.0e-5 : (tensor<4x64xf32>, tensor<64xf32>) -> tensor<4x64xf32>
+      gai.yield %0 : tensor<4x64xf32>
+    }
+    %z = gai.gemm %y, %w2 transpose_rhs : (tensor<4x64xf32>, tensor<32x64xf32>) -> tensor<4x32xf32>
+    return %z : tensor<4x32xf32>
+  }
+}
+
+// -----
+
+// A gated GEMM over one 2:4 weight and one dense one has no stored form.
+module @sparse_2_4_half_gated {
+  func.func @forward(%x: tensor<1x64xbf16>, %u: tensor<32x64xbf16>) -> tensor<1x32xbf16> {
+    %gv = gai.param "g" : tensor<32x32xbf16>
+    %gm = gai.param "g.meta" : tensor<32x8xi8>
+    %g = gai.decompress %gv, %gm : (tensor<32x32xbf16>, tensor<32x8xi8>) -> tensor<32x64xbf16>
+    // expected-error @+1 {{a gated GEMM's two weights must be 2:4 alike}}
+    %z = gai.gated_gemm %x, %g, %u activation = silu : (tensor<1x64xbf16>, tensor<32x64xbf16>, tensor<32x64xbf16>) -> tensor<1x32xbf16>
+    return %z : tensor<1x32xbf16>
+  }
+}
+
+// -----
+
 // Nothing but a GEMM may read a 2:4 weight: the runtime has no dense copy.
 module @sparse_2_4_other_use {
   func.func @forward(%x: tensor<8x32xf32>) -> tensor<8x32xf32> {

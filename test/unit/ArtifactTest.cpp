@@ -54,6 +54,8 @@ struct Options {
   // [4, 1]), how many metadata bytes it names, and whether b is transposed.
   bool sparse = false, sparseTransposed = true;
   int64_t sparseMetaBytes = 4;
+  // A 2:4 gated GEMM: its gate's values, and their positions or not.
+  bool sparseGate = false, sparseGateMeta = true;
   // A mesh, and an all-gather of 4 f32 per rank over grid axes `axes`
   // from the output into the arena.
   std::vector<int64_t> mesh;
@@ -133,12 +135,16 @@ std::vector<uint8_t> build(const Options &o = {}) {
       normSquares(fmt::Space::Arena, 256, o.makesNorm ? o.squaresBytes : 0),
       aSquares(fmt::Space::Arena, 512, o.readsNorm ? o.squaresBytes : 0);
   fmt::BufferRef values(fmt::Space::Weights, 0, 64),
-      meta(fmt::Space::Weights, 64, o.sparseMetaBytes);
+      meta(fmt::Space::Weights, 64, o.sparseMetaBytes),
+      gateValues(fmt::Space::Weights, 128, o.sparseGate ? 64 : 0),
+      gateMeta(fmt::Space::Weights, 192, o.sparseGate && o.sparseGateMeta ? 4 : 0);
   auto gemm = o.sparse ? fmt::CreateGemm(b, &x, &values, &c, &none, &none, 1, 1, 4, 8, false,
-                                         o.sparseTransposed, 0, 0, 0, fmt::Activation::None,
-                                         fmt::DType::F32, &none, &none, &none, &none, 0.0f,
+                                         o.sparseTransposed, 0, 0, 0,
+                                         o.sparseGate ? fmt::Activation::Silu
+                                                      : fmt::Activation::None,
+                                         fmt::DType::F32, &gateValues, &none, &none, &none, 0.0f,
                                          &none, 0.0f, false, fmt::WeightFormat::Sparse24, &none,
-                                         &none, &none, &none, 0, &meta)
+                                         &none, &none, &none, 0, &meta, &gateMeta)
               : o.gate ? fmt::CreateGemm(b, &x, &w, &c, &bias, &none, 1, o.gemmRows, 4, o.gemmK,
                                        false,
                                        o.gateTransposed, 0, 0, 0, o.gateActivation,
@@ -281,9 +287,9 @@ TEST(Artifact, WrongIdentifierOrVersion) {
 
 TEST(Artifact, FooterFromAnotherSchemaVersion) {
   std::vector<uint8_t> bytes = build();
-  bytes[bytes.size() - kArtifactFooterSize + 4] = 12; // before tp_replicas
+  bytes[bytes.size() - kArtifactFooterSize + 4] = 13; // before gate_meta
   EXPECT_EQ(loadError(bytes),
-            "m.gai: schema version 12, this runtime reads version 13; recompile "
+            "m.gai: schema version 13, this runtime reads version 14; recompile "
             "with a matching gaic");
 }
 
@@ -428,7 +434,19 @@ TEST(Artifact, SparseGemmIsChecked) {
   EXPECT_EQ(loadError(build(untransposed)),
             "m.gai: entry 'decode': step 0 (gemm): 2:4 weights are one matrix stored [n, k] "
             "(transpose_b, batch 1, k a multiple of 8) under f32 or bf16 a and c, without "
-            "scales, zeros, group or gate");
+            "scales, zeros or group");
+}
+
+TEST(Artifact, SparseGatedGemmIsChecked) {
+  Options gated;
+  gated.sparse = gated.sparseGate = true;
+  auto loaded = LoadedArtifact::fromBytes(build(gated), "m.gai", ".");
+  EXPECT_TRUE(loaded.isOk()) << loaded.status().message();
+  Options noGateMeta = gated;
+  noGateMeta.sparseGateMeta = false;
+  EXPECT_EQ(loadError(build(noGateMeta)),
+            "m.gai: entry 'decode': step 0 (gemm): a 2:4 gated GEMM's gate takes gate_meta, "
+            "and only a gate does");
 }
 
 TEST(Artifact, FoldedNormIsChecked) {

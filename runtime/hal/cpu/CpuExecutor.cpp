@@ -96,9 +96,15 @@ public:
       // Correctness, not speed: the dense weight, zeros and all
       // (gai/Sparsity.h's definition), then the float GEMM.
       denseB_.resize(static_cast<size_t>(g.n * g.k));
-      for (int64_t row = 0; row < g.n; ++row)
-        decompress24Row(f32(g.b), ptr(g.bMeta), row, g.k, denseB_.data() + row * g.k);
-      args.b = denseB_.data();
+      auto dense = [&](const Buffer &values, const Buffer &meta, std::vector<float> &out) {
+        out.resize(static_cast<size_t>(g.n * g.k));
+        for (int64_t row = 0; row < g.n; ++row)
+          decompress24Row(f32(values), ptr(meta), row, g.k, out.data() + row * g.k);
+        return out.data();
+      };
+      args.b = dense(g.b, g.bMeta, denseB_);
+      if (g.gate.present())
+        args.gate = dense(g.gate, g.gateMeta, denseGate_);
     } else if (g.quantized()) {
       // Correctness, not speed: each quantized weight is read back to f32
       // (gai/Quantize.h's definition), then the float GEMM runs.

@@ -66,10 +66,12 @@ WeightFormat weightFormatOf(format::WeightFormat f) {
 } // namespace
 
 int64_t quantScratchBytes(const cmd::Gemm &g) {
-  // 2:4 weights are decompressed for every GEMM: our GEMV does not read
-  // them (yet), so decode-sized ones need the scratch too.
-  if (!g.quantized() || (!g.sparse24() && g.m <= kGemvRows &&
-                         g.a.space != format::Space::Weights && g.a.offset % 16 == 0))
+  // Decode-sized GEMMs run as the GEMV, which reads the weights as stored;
+  // f32 2:4 values are decompressed for every GEMM (see gemvShaped).
+  const bool gemv = g.m <= kGemvRows && g.a.space != format::Space::Weights &&
+                    g.a.offset % 16 == 0 &&
+                    (!g.sparse24() || g.dtype == format::DType::BF16);
+  if (!g.quantized() || gemv)
     return 0;
   const Elem elem = g.dtype == format::DType::BF16 ? Elem::BF16 : Elem::F32;
   return quantScratchBytes(g.m, g.n, g.k, elem,
@@ -290,6 +292,7 @@ GemmDesc CudaBackend::gemmDesc(const cmd::Gemm &g) const {
   d.quant.gateZero = ptr(g.gateZero);
   d.quant.group = g.group;
   d.quant.meta = ptr(g.bMeta);
+  d.quant.gateMeta = ptr(g.gateMeta);
   const bool fp8 = g.weightFormat == format::WeightFormat::Fp8E4M3;
   d.quant.perTensor = fp8 && g.perTensorScale();
   d.quant.gatePerTensor = fp8 && g.gateScale.size == 4;
@@ -297,7 +300,8 @@ GemmDesc CudaBackend::gemmDesc(const cmd::Gemm &g) const {
   auto constant = [&](const Buffer &b) { return !b.present() || isWeights(b); };
   d.constantB = isWeights(g.b) && constant(g.gate) && constant(g.normWeight) &&
                 constant(g.bScale) && constant(g.bZero) && constant(g.gateScale) &&
-                constant(g.gateZero) && constant(g.bMeta);
+                constant(g.gateZero) && constant(g.bMeta) &&
+                constant(g.gateMeta);
   return d;
 }
 

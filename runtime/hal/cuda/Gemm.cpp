@@ -67,12 +67,12 @@ std::string tuneKey(const GemmDesc &d, Elem elem, float beta, int fp8,
   return key;
 }
 
-bool gemvShaped(const GemmDesc &d) {
+bool gemvShaped(const GemmDesc &d, Elem elem) {
   // Quantized weights take 4-byte loads where 16-byte ones do not fit.
   const uintptr_t weightAlignment = d.quant.quantized() ? 4 : 16;
-  // 2:4 weights go through the dense scratch and cuBLASLt: our GEMV does
-  // not read them yet.
-  return d.quant.format != WeightFormat::Sparse24 && d.alpha == 1.0f &&
+  // The GEMV unpacks 2:4 values into bf16: f32 ones go through the dense
+  // scratch and cuBLASLt.
+  return (d.quant.format != WeightFormat::Sparse24 || elem == Elem::BF16) && d.alpha == 1.0f &&
          d.m <= kGemvRows && d.batch == 1 && d.transposeB &&
          !d.transposeA && d.k % 8 == 0 && aligned16(d.a) && aligned(d.b, weightAlignment) &&
          aligned(d.gate, weightAlignment);
@@ -112,7 +112,7 @@ GemmMerge mergeGemms(const std::vector<GemmDesc> &run, Elem elem) {
     return merge;
   const GemmDesc &first = run[0];
   const int64_t eb = bytesOf(elem);
-  const bool gemv = gemvShaped(first);
+  const bool gemv = gemvShaped(first, elem);
   auto cBytes = [&](const GemmDesc &d) {
     return d.batch * d.m * d.n * (d.wideC ? int64_t{4} : eb);
   };
@@ -120,7 +120,7 @@ GemmMerge mergeGemms(const std::vector<GemmDesc> &run, Elem elem) {
     return reinterpret_cast<intptr_t>(to) - reinterpret_cast<intptr_t>(from);
   };
   if (first.gate) { // a gated GEMM is its launch's only part
-    merge.gemv = gemvShaped(first);
+    merge.gemv = gemvShaped(first, elem);
     return merge;
   }
   size_t count = 1;
@@ -149,7 +149,7 @@ GemmMerge mergeGemms(const std::vector<GemmDesc> &run, Elem elem) {
     if (!independent)
       break;
     if (gemv) {
-      if (!gemvShaped(d))
+      if (!gemvShaped(d, elem))
         break;
       continue;
     }
@@ -213,7 +213,7 @@ StatusOr<std::unique_ptr<GemmPlan>> GemmPlan::create(cublasLtHandle_t handle,
                                                      const QuantScratch &scratch) {
   // A few rows against a weight stored [n, k]: cuBLASLt's GEMV kernels
   // reach about a third of the memory bandwidth there, ours most of it.
-  if (gemvShaped(desc))
+  if (gemvShaped(desc, elem))
     return createGemv({desc}, elem);
   if (desc.gate || desc.norm.out || desc.norm.aSquares)
     return Status::error(std::string(desc.gate ? "a gated GEMM" : "a GEMM with a folded RMSNorm") +
@@ -314,9 +314,10 @@ GemmPlan::createQuantized(cublasLtHandle_t handle, const GemmDesc &desc, Elem el
 
 StatusOr<std::unique_ptr<GemmPlan>> GemmPlan::createSparse(const GemmDesc &desc, Elem elem,
                                                           const QuantScratch &scratch) {
-  // cuSPARSELt here: bf16 in and out, a bf16 residual at most, nothing
-  // else in the epilogue; an empty message means "not this GEMM" (quietly).
-  if (elem != Elem::BF16 || desc.bias || desc.activation != 0 || desc.wideC ||
+  // cuSPARSELt here: bf16 in, bf16 or f32 (wideC) out with a residual of
+  // that type at most, nothing else in the epilogue; an empty message
+  // means "not this GEMM" (quietly).
+  if (elem != Elem::BF16 || desc.bias || desc.activation != 0 ||
       desc.alpha != 1.0f || desc.m % 8 != 0 || desc.n % 8 != 0 || desc.k % 16 != 0 ||
       !aligned16(desc.a) || !aligned16(desc.c))
     return Status::error("");
@@ -326,9 +327,15 @@ StatusOr<std::unique_ptr<GemmPlan>> GemmPlan::createSparse(const GemmDesc &desc,
   if (cudaError_t e = cudaDeviceSynchronize(); e != cudaSuccess)
     return Status::error(std::string("decompressing 2:4 weights: ") + cudaGetErrorString(e));
   auto sparse = SparseGemm::create(desc.m, desc.n, desc.k, scratch.data, desc.residual != nullptr,
-                                   nullptr);
+                                   nullptr, desc.wideC);
+  // A library without f32 output for bf16 input: decompressed, quietly.
   if (!sparse)
-    return sparse.status();
+    return desc.wideC && sparseLt() ? Status::error("") : sparse.status();
+  // cuSPARSELt's default configuration against its fastest on these
+  // buffers (the arena's, not yet in use): as cuBLASLt's plans are tuned.
+  // Left at the default where the search fails.
+  if (Status tuned = (*sparse)->tune(desc.a, desc.c, nullptr); !tuned)
+    cudaGetLastError();
   std::unique_ptr<GemmPlan> plan(new GemmPlan());
   plan->desc_ = desc;
   plan->elem_ = elem;

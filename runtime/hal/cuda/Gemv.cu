@@ -27,6 +27,48 @@ __device__ __forceinline__ void gemvChunk(uint4 wv, const T *a, int m, int64_t k
   }
 }
 
+/// The same for 16 bytes of 2:4 values (eight kept bf16 weights, the 16 k
+/// from i) placed by `meta` (their four groups' nibbles): each weight takes
+/// its A value out of the group's four by a byte permute. On the CUDA cores,
+/// as the dense chunks: at batch-1 decode a permute, a mask and an FMA a
+/// weight are well inside what the SMs issue at the memory's speed, and this
+/// kernel streams more bytes in flight than the quantized GEMV's mma tiles
+/// (which reached 1.55 TB/s on 2:4 weights, against 2.46 for bf16 here).
+template <int Rows>
+__device__ __forceinline__ void gemvChunk24(uint4 wv, uint32_t meta, const __nv_bfloat16 *a,
+                                            int m, int64_t k, int64_t i, float (&acc)[Rows]) {
+  float wf[8];
+  unpack16(wv, wf, a);
+  // prmt selectors: A's bf16 at slot s of a group into the high half.
+  uint32_t select[8];
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {
+    const uint32_t slot = meta >> (2 * j) & 3u; // j's nibble half: i0, then i1
+    select[j] = 0x1000u + 0x2222u * slot;
+  }
+  // A malformed group (i0 == i1) holds its second value alone, as
+  // decompress24 reads it.
+#pragma unroll
+  for (int g = 0; g < 4; ++g)
+    if (select[2 * g] == select[2 * g + 1])
+      wf[2 * g] = 0.0f;
+#pragma unroll
+  for (int r = 0; r < Rows; ++r) {
+    if (r >= m)
+      break;
+    const auto *row = reinterpret_cast<const uint4 *>(a + r * k + i);
+    const uint4 lo = row[0], hi = row[1];
+    const uint32_t words[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const int group = j / 2;
+      const uint32_t x =
+          __byte_perm(words[2 * group], words[2 * group + 1], select[j]) & 0xFFFF0000u;
+      acc[r] += wf[j] * __uint_as_float(x);
+    }
+  }
+}
+
 constexpr int kColumnsPerBlock = 8; // a warp per column
 constexpr int kThreads = kColumnsPerBlock * 32;
 
@@ -132,6 +174,26 @@ __device__ __forceinline__ void loadChunks(uint4 (&wv)[Weights][PerRow],
     }
 }
 
+/// meta[w][u] = the two metadata bytes of 2:4 chunk u (kStride values
+/// apart, from value i) of weight row w.
+template <bool BeforeWait, int Weights, int PerRow>
+__device__ __forceinline__ void loadMetas(uint32_t (&meta)[Weights][PerRow],
+                                          const uint8_t *const (&rows)[Weights], int64_t i,
+                                          int64_t stride) {
+#pragma unroll
+  for (int w = 0; w < Weights; ++w)
+#pragma unroll
+    for (int u = 0; u < PerRow; ++u) {
+      const uint8_t *p = rows[w] + (i + u * stride) / 4;
+      uint16_t v;
+      if constexpr (BeforeWait)
+        asm volatile("ld.global.u16 %0, [%1];\n" : "=h"(v) : "l"(p) : "memory");
+      else
+        asm("ld.global.nc.u16 %0, [%1];\n" : "=h"(v) : "l"(p));
+      meta[w][u] = v;
+    }
+}
+
 /// Each lane streams its share of the weight row (Weights = 2: the gate's
 /// and the up product's rows) into registers, four 16-byte loads a row in
 /// flight.
@@ -142,11 +204,14 @@ __device__ __forceinline__ void loadChunks(uint4 (&wv)[Weights][PerRow],
 /// (2 with a gate's second row, which would spill at 3).
 /// Pick: the greedy pick above at the end (one part, Weights = 1); its
 /// blocks end with a barrier, so their idle warps (past n) stay to it.
-template <typename T, int Rows, int Weights, bool Pick = false>
+/// Sparse: 2:4 weights (bf16), whose rows hold k / 2 kept values and k / 8
+/// metadata bytes; the same loop runs over the values.
+template <typename T, int Rows, int Weights, bool Pick = false, bool Sparse = false>
 __global__ void __launch_bounds__(kThreads, sizeof(T) == 2 ? 1 : 4 - Weights)
     gemvKernel(const T *a, GemvLaunch launch, int m, int64_t k) {
   constexpr int kVec = 16 / sizeof(T);
   constexpr int64_t kStride = 32 * kVec;
+  static_assert(!Sparse || sizeof(T) == 2, "2:4 values in bf16");
   // Loads in flight per lane and weight row: memory speed needs several
   // per warp. Eight of one row ran llama-1b's decode step 2-3% slower;
   // four of each of a gate's two rows made it 2% faster than two each.
@@ -167,24 +232,53 @@ __global__ void __launch_bounds__(kThreads, sizeof(T) == 2 ? 1 : 4 - Weights)
   double squares[Rows] = {};
   float normScale = 1.0f; // a norm to make: this column's weight
   if (active) {
+    // The row's stored length: k weights, or 2:4's k / 2 kept values.
+    const int64_t length = Sparse ? k / 2 : k;
     const T *rows[Weights];
-    rows[Weights - 1] = static_cast<const T *>(g.w) + col * k;
+    const uint8_t *metaRows[Weights] = {};
+    rows[Weights - 1] = static_cast<const T *>(g.w) + col * length;
     if constexpr (Weights == 2)
-      rows[0] = static_cast<const T *>(g.gate) + col * k;
+      rows[0] = static_cast<const T *>(g.gate) + col * length;
+    if constexpr (Sparse) {
+      metaRows[Weights - 1] = g.quant.meta + col * (k / 8);
+      if constexpr (Weights == 2)
+        metaRows[0] = g.quant.gateMeta + col * (k / 8);
+    }
     int64_t i = lane * kVec;
-    bool full = i + (kPerRow - 1) * kStride < k;
+    bool full = i + (kPerRow - 1) * kStride < length;
     uint4 wv[Weights][kPerRow];
+    uint32_t meta[Sparse ? Weights : 1][Sparse ? kPerRow : 1];
+    // The products of the loaded chunks, from value i.
+    auto products = [&](int count) {
+#pragma unroll
+      for (int w = 0; w < Weights; ++w)
+#pragma unroll
+        for (int u = 0; u < kPerRow; ++u) {
+          if (u >= count || i + u * kStride >= length)
+            continue;
+          if constexpr (Sparse)
+            gemvChunk24(wv[w][u], meta[w][u], a, m, k, 2 * (i + u * kStride), acc[w]);
+          else
+            gemvChunk(wv[w][u], a, m, k, i + u * kStride, acc[w]);
+        }
+    };
+    auto loadAll = [&](auto beforeWait) {
+      constexpr bool kBefore = decltype(beforeWait)::value;
+      loadChunks<kBefore>(wv, rows, i, kStride);
+      if constexpr (Sparse)
+        loadMetas<kBefore>(meta, metaRows, i, kStride);
+    };
     // Weights no kernel writes are loaded before waiting for the kernel
     // before (launched overlapped): the first loads are in flight while it
     // finishes. (Prefetching them to L2 instead, or a bulk L2 prefetch of
     // the block's rows, cost more than it hid.)
     if (launch.constantWeights && full)
-      loadChunks<true>(wv, rows, i, kStride);
+      loadAll(std::true_type());
     if (launch.constantWeights && g.norm.out && lane == 0)
       normScale = normWeight<T>(g, col);
     waitForPriorKernels();
     if (!launch.constantWeights && full)
-      loadChunks<false>(wv, rows, i, kStride);
+      loadAll(std::false_type());
     if (!launch.constantWeights && g.norm.out && lane == 0)
       normScale = normWeight<T>(g, col);
     // A normed A's sums of squares, in flight while the weights stream.
@@ -194,29 +288,24 @@ __global__ void __launch_bounds__(kThreads, sizeof(T) == 2 ? 1 : 4 - Weights)
         if (r < m)
           squares[r] = g.norm.aSquares[r];
     while (full) {
-#pragma unroll
-      for (int w = 0; w < Weights; ++w)
-#pragma unroll
-        for (int u = 0; u < kPerRow; ++u)
-          gemvChunk(wv[w][u], a, m, k, i + u * kStride, acc[w]);
+      products(kPerRow);
       i += kPerRow * kStride;
-      full = i + (kPerRow - 1) * kStride < k;
+      full = i + (kPerRow - 1) * kStride < length;
       if (full)
-        loadChunks<false>(wv, rows, i, kStride);
+        loadAll(std::false_type());
     }
     // The last few chunks (k = 5632 leaves two): all loads, then the sums.
 #pragma unroll
     for (int w = 0; w < Weights; ++w)
 #pragma unroll
       for (int u = 0; u < kPerRow - 1; ++u)
-        if (i + u * kStride < k)
+        if (i + u * kStride < length) {
           wv[w][u] = loadStreaming(rows[w] + i + u * kStride);
-#pragma unroll
-    for (int w = 0; w < Weights; ++w)
-#pragma unroll
-      for (int u = 0; u < kPerRow - 1; ++u)
-        if (i + u * kStride < k)
-          gemvChunk(wv[w][u], a, m, k, i + u * kStride, acc[w]);
+          if constexpr (Sparse)
+            meta[w][u] = __ldg(reinterpret_cast<const unsigned short *>(
+                metaRows[w] + (i + u * kStride) / 4));
+        }
+    products(kPerRow - 1);
   } else {
     waitForPriorKernels();
   }
@@ -240,17 +329,37 @@ __global__ void __launch_bounds__(kThreads, sizeof(T) == 2 ? 1 : 4 - Weights)
   }
 }
 
-template <typename T, int Rows>
+template <typename T, int Rows, bool Sparse = false>
 void launchRows(const T *a, const GemvLaunch &launch, bool pick, int64_t blocks, int m,
                 int64_t k, cudaStream_t stream) {
   dim3 grid(static_cast<unsigned>(blocks));
   if (pick)
-    launchOverlapped(gemvKernel<T, Rows, 1, true>, grid, dim3(kThreads), stream, a, launch,
-                     m, k);
+    launchOverlapped(gemvKernel<T, Rows, 1, true, Sparse>, grid, dim3(kThreads), stream, a,
+                     launch, m, k);
   else if (launch.parts[0].gate)
-    launchOverlapped(gemvKernel<T, Rows, 2>, grid, dim3(kThreads), stream, a, launch, m, k);
+    launchOverlapped(gemvKernel<T, Rows, 2, false, Sparse>, grid, dim3(kThreads), stream, a,
+                     launch, m, k);
   else
-    launchOverlapped(gemvKernel<T, Rows, 1>, grid, dim3(kThreads), stream, a, launch, m, k);
+    launchOverlapped(gemvKernel<T, Rows, 1, false, Sparse>, grid, dim3(kThreads), stream, a,
+                     launch, m, k);
+}
+
+/// Whether 2:4 parts fit the dense kernel's loads: rows of 16-byte pieces
+/// of values (k a multiple of 16), each piece's two metadata bytes in one
+/// load; else the quantized GEMV reads them.
+bool sparseRowsFit(const GemvPart *parts, int count, int64_t k) {
+  auto aligned = [](const void *p, uintptr_t to) {
+    return reinterpret_cast<uintptr_t>(p) % to == 0;
+  };
+  if (k % 16)
+    return false;
+  for (int p = 0; p < count; ++p) {
+    const GemvPart &g = parts[p];
+    if (!aligned(g.w, 16) || !aligned(g.gate, 16) || !aligned(g.quant.meta, 2) ||
+        !aligned(g.quant.gateMeta, 2))
+      return false;
+  }
+  return true;
 }
 
 template <typename T>
@@ -267,7 +376,9 @@ void launchGemv(const T *a, const GemvLaunch &launch, bool pick, int64_t blocks,
 void gemvParts(Elem e, const void *a, const GemvPart *parts, int count, int64_t m,
                int64_t k, bool constantWeights, cudaStream_t stream,
                const GemvPrefetch &prefetch, const GreedyPick *pick) {
-  if (count > 0 && parts[0].quant.quantized()) {
+  const bool sparse = count > 0 && parts[0].quant.format == WeightFormat::Sparse24 &&
+                      e == Elem::BF16 && sparseRowsFit(parts, count, k);
+  if (count > 0 && parts[0].quant.quantized() && !sparse) {
     quantGemvParts(e, a, parts, count, m, k, constantWeights, stream, prefetch, pick);
     return;
   }
@@ -276,7 +387,14 @@ void gemvParts(Elem e, const void *a, const GemvPart *parts, int count, int64_t 
   const int64_t blocks = count > 0 ? launch.blockEnd[count - 1] : 0;
   if (blocks == 0)
     return;
-  if (e == Elem::BF16)
+  if (sparse) {
+    const auto *bf16 = static_cast<const __nv_bfloat16 *>(a);
+    if (m == 1)
+      launchRows<__nv_bfloat16, 1, true>(bf16, launch, pick != nullptr, blocks, 1, k, stream);
+    else
+      launchRows<__nv_bfloat16, kGemvRows, true>(bf16, launch, pick != nullptr, blocks,
+                                                 static_cast<int>(m), k, stream);
+  } else if (e == Elem::BF16)
     launchGemv(static_cast<const __nv_bfloat16 *>(a), launch, pick != nullptr, blocks,
                static_cast<int>(m), k, stream);
   else

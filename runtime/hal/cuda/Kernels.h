@@ -147,8 +147,8 @@ struct QuantizedWeights {
   int64_t group = 0;                                  // int4
   bool perTensor = false, gatePerTensor = false;      // fp8
   /// Sparse24: the kept values' positions [n, k / 8] (q holds the values
-  /// [n, k / 2] in the GEMM's type); never a gate.
-  const uint8_t *meta = nullptr;
+  /// [n, k / 2] in the GEMM's type), and the gate's.
+  const uint8_t *meta = nullptr, *gateMeta = nullptr;
   bool quantized() const { return format != WeightFormat::Float; }
 };
 /// The bytes of a quantized [n, k] matrix's q.

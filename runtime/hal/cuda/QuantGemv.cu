@@ -1,6 +1,7 @@
-// Decode GEMVs over quantized weights (int8, int4, fp8 e4m3): C[m, n] =
-// A[m, k]·dequant(W)ᵀ for m ≤ 8. Reads n·k·bits/8 weight bytes once, plus
-// their scales (and int4's zeros) and A; 2·8·n·k tensor-core FLOPs
+// Decode GEMVs over quantized weights (int8, int4, fp8 e4m3) and 2:4
+// sparse ones: C[m, n] = A[m, k]·dequant(W)ᵀ for m ≤ 8. Reads n·k·bits/8
+// weight bytes once, plus their scales (and int4's zeros) and A (2:4: the
+// n·k/2 kept bf16 values and n·k/8 bytes of their positions); 2·8·n·k tensor-core FLOPs
 // whatever m is. Memory bound by design: over llama-1b's decode step on
 // an H200 (4.3 TB/s) 8-warp blocks reached 0.9 (int4) to 1.8 (fp8) TB/s,
 // and the blocks sized to one wave with slot-wise loads 1.15 (int4), 1.82
@@ -64,6 +65,12 @@ template <> struct Word<WeightFormat::Fp8E4M3> {
   __host__ __device__ static constexpr int first(int p) { return p; }
   __host__ __device__ static constexpr int second(int p) { return p + 2; }
 };
+/// 2:4: a word is one group's two kept bf16 values, four k once placed.
+template <> struct Word<WeightFormat::Sparse24> {
+  static constexpr int kK = 4, kPairs = 2;
+  __host__ __device__ static constexpr int first(int p) { return 2 * p; }
+  __host__ __device__ static constexpr int second(int p) { return 2 * p + 1; }
+};
 
 __device__ __forceinline__ __nv_bfloat162 asPair(uint32_t bits) {
   __nv_bfloat162 v;
@@ -83,11 +90,21 @@ __device__ __forceinline__ uint32_t zeroPair(uint32_t zero) {
 }
 
 /// Word x's weights as exact bf16 pairs, before their scale: int8's q,
-/// int4's q - zero (`zeros`: zeroPair), fp8's value.
+/// int4's q - zero (`zeros`: zeroPair), fp8's value, 2:4's group with its
+/// two values placed by the low nibble of `zeros` (its metadata).
 template <WeightFormat F>
 __device__ __forceinline__ void unpackWord(uint32_t x, uint32_t zeros,
                                            uint32_t (&w)[Word<F>::kPairs]) {
-  if constexpr (F == WeightFormat::Int4) {
+  if constexpr (F == WeightFormat::Sparse24) {
+    // The first value at its slot, then the second at its own, over
+    // whatever was there: as decompress24 reads a malformed nibble.
+    const uint32_t first = 16 * (zeros & 3u), second = 16 * (zeros >> 2 & 3u);
+    uint64_t dense = static_cast<uint64_t>(x & 0xFFFFu) << first;
+    dense &= ~(uint64_t{0xFFFFu} << second);
+    dense |= static_cast<uint64_t>(x >> 16) << second;
+    w[0] = static_cast<uint32_t>(dense);
+    w[1] = static_cast<uint32_t>(dense >> 32);
+  } else if constexpr (F == WeightFormat::Int4) {
     // Nibbles p and p + 4 into the mantissas of bf16 128: 128 + q each.
 #pragma unroll
     for (int p = 0; p < 4; ++p)
@@ -200,6 +217,13 @@ template <bool BeforeWait> __device__ __forceinline__ uint32_t loadZero(const ui
   }
 }
 
+/// 2:4: the nibble of one-word chunk `chunk` of a row from the row's
+/// metadata `row`.
+template <bool BeforeWait>
+__device__ __forceinline__ uint32_t loadMeta(const uint8_t *row, int64_t chunk) {
+  return loadZero<BeforeWait>(row + chunk / 2) >> (4 * (chunk & 1)) & 0xFu;
+}
+
 /// `Bytes` of A (16-byte aligned when a multiple of 16, else 8) as words.
 template <int Bytes>
 __device__ __forceinline__ void loadActivations(const void *p, uint32_t (&r)[Bytes / 4]) {
@@ -223,7 +247,7 @@ __device__ __forceinline__ void loadActivations(const void *p, uint32_t (&r)[Byt
 /// chunk instead.
 __device__ __forceinline__ float columnScale(const QuantizedWeights &q, bool gate,
                                              int64_t col) {
-  if (q.format == WeightFormat::Int4)
+  if (q.format == WeightFormat::Int4 || q.format == WeightFormat::Sparse24)
     return 1.0f;
   return gate ? q.gateScale[q.gatePerTensor ? 0 : col] : q.scale[q.perTensor ? 0 : col];
 }
@@ -267,7 +291,9 @@ __global__ void __launch_bounds__(32 * kWarpsOf<PerSM>, PerSM)
   constexpr int Warps = kWarpsOf<PerSM>;
   using W = Word<F>;
   constexpr bool kInt4 = F == WeightFormat::Int4, kF32 = sizeof(T) == 4;
+  constexpr bool kSparse = F == WeightFormat::Sparse24;
   static_assert(!QuadScales || (kInt4 && V == 1), "one word a quad");
+  static_assert(!kSparse || (!kF32 && V == 1), "2:4: bf16 values, a group a chunk");
   constexpr int kChunkK = V * W::kK, kChunkBytes = 4 * V;
   // Chunks in flight per lane and weight row: two rows a lane, so eight
   // 16-byte loads in flight, as the float GEMV's lanes have four of 16
@@ -295,16 +321,19 @@ __global__ void __launch_bounds__(32 * kWarpsOf<PerSM>, PerSM)
   const uint8_t *rows[Weights][2];
   const float *scales[Weights];
   const uint8_t *zeros[Weights];
+  const uint8_t *metaRows[Weights][2]; // 2:4: the rows' metadata
 #pragma unroll
   for (int w = 0; w < Weights; ++w) {
     const bool gate = Weights == 2 && w == 0;
     const auto *base = static_cast<const uint8_t *>(gate ? g.gate : g.w);
     scales[w] = gate ? g.quant.gateScale : g.quant.scale;
     zeros[w] = gate ? g.quant.gateZero : g.quant.zero;
+    const uint8_t *meta = gate ? g.quant.gateMeta : g.quant.meta;
 #pragma unroll
     for (int c = 0; c < 2; ++c) {
       const int64_t col = firstColumn + group + 8 * c;
       rows[w][c] = col < g.n ? base + col * rowBytes : nullptr;
+      metaRows[w][c] = kSparse && col < g.n ? meta + col * (k / 8) : nullptr;
     }
   }
   auto chunkOf = [&](int64_t round, int u) {
@@ -312,7 +341,7 @@ __global__ void __launch_bounds__(32 * kWarpsOf<PerSM>, PerSM)
   };
   Chunk<V> wv[Weights][2][kInFlight];
   float scale[Weights][2][kInFlight]; // int4: the chunk's group's
-  uint32_t zero[Weights][2][kInFlight];
+  uint32_t zero[Weights][2][kInFlight]; // int4: zeroPair; 2:4: metadata
   // Slot u's chunk of `round`, as loadChunk's BeforeWait.
   auto load = [&](int64_t round, int u, auto beforeWait) {
     constexpr bool kBefore = decltype(beforeWait)::value;
@@ -324,6 +353,8 @@ __global__ void __launch_bounds__(32 * kWarpsOf<PerSM>, PerSM)
         const bool valid = rows[w][c] && chunk < chunks;
         if (valid)
           wv[w][c][u] = loadChunk<V, kBefore>(rows[w][c] + chunk * kChunkBytes);
+        if constexpr (kSparse)
+          zero[w][c][u] = valid ? loadMeta<kBefore>(metaRows[w][c], chunk) : 0u;
         if constexpr (kInt4) {
           // Past n or k: scale 0 (a segment is whole or past k, since
           // groups divide k, so without QuadScales all four quads agree).
@@ -362,8 +393,10 @@ __global__ void __launch_bounds__(32 * kWarpsOf<PerSM>, PerSM)
 #pragma unroll
       for (int w = 0; w < Weights; ++w) {
         uint32_t w0[W::kPairs], w1[W::kPairs];
-        unpackWord<F>(wv[w][0][u].w[v], zero[w][0][u], w0);
-        unpackWord<F>(wv[w][1][u].w[v], zero[w][1][u], w1);
+        // 2:4: word v's nibble of the chunk's metadata.
+        const int metaShift = kSparse ? 4 * v : 0;
+        unpackWord<F>(wv[w][0][u].w[v], zero[w][0][u] >> metaShift, w0);
+        unpackWord<F>(wv[w][1][u].w[v], zero[w][1][u] >> metaShift, w1);
         // `only` ≥ 0: quad `only`'s weights alone (the others' zero).
         auto products = [&](float(&sums)[4], int only) {
           const uint32_t keep = only < 0 || only == quad ? ~0u : 0u;
@@ -535,8 +568,15 @@ void launchFormat(Elem e, const void *a, const GemvLaunch &launch, bool pick, in
                   int m, int64_t k, cudaStream_t stream) {
   constexpr bool kInt4 = F == WeightFormat::Int4;
   const auto *bf16 = static_cast<const __nv_bfloat16 *>(a);
-  // f32 A is the slow path already: one kernel, for every alignment and group.
-  if (e == Elem::F32)
+  // f32 A is the slow path already: one kernel, for every alignment and
+  // group. 2:4 values are the GEMM's type, so f32 ones never get here
+  // (gemvShaped).
+  if constexpr (F == WeightFormat::Sparse24) {
+    // What Gemv.cu's 2:4 rows do not take (k not a multiple of 16,
+    // unaligned values): one group a chunk.
+    if (e == Elem::BF16)
+      launchQuantized<F, __nv_bfloat16, 1>(bf16, launch, pick, blocks, m, k, stream);
+  } else if (e == Elem::F32)
     launchQuantized<F, float, 1, kInt4>(static_cast<const float *>(a), launch, pick, blocks,
                                         m, k, stream);
   else if (chunksFit(launch, F, k, 4))
@@ -570,6 +610,9 @@ void quantGemvParts(Elem e, const void *a, const GemvPart *parts, int count, int
     break;
   case WeightFormat::Fp8E4M3:
     launchFormat<WeightFormat::Fp8E4M3>(e, a, launch, pick, blocks, rows, k, stream);
+    break;
+  case WeightFormat::Sparse24:
+    launchFormat<WeightFormat::Sparse24>(e, a, launch, pick, blocks, rows, k, stream);
     break;
   case WeightFormat::Float: return;
   }

@@ -95,7 +95,7 @@ struct SparseGemm::State {
 
 StatusOr<std::unique_ptr<SparseGemm>> SparseGemm::create(int64_t m, int64_t n, int64_t k,
                                                          const void *weight, bool residual,
-                                                         cudaStream_t stream) {
+                                                         cudaStream_t stream, bool wideOutput) {
   StatusOr<const SparseLt *> found = sparseLt();
   if (!found)
     return found.status();
@@ -120,7 +120,8 @@ StatusOr<std::unique_ptr<SparseGemm>> SparseGemm::create(int64_t m, int64_t n, i
                             "dense descriptor");
       !st)
     return st;
-  if (Status st = lib.check(lib.denseDescriptor(&lib.handle, &s.c, n, m, n, 16, bf16, col),
+  if (Status st = lib.check(lib.denseDescriptor(&lib.handle, &s.c, n, m, n, 16,
+                                                wideOutput ? CUDA_R_32F : bf16, col),
                             "output descriptor");
       !st)
     return st;
@@ -245,7 +246,7 @@ StatusOr<const SparseLt *> sparseLt() {
                        "nvidia-cusparselt-cu13, was not found when it was built)");
 }
 StatusOr<std::unique_ptr<SparseGemm>> SparseGemm::create(int64_t, int64_t, int64_t, const void *,
-                                                         bool, cudaStream_t) {
+                                                         bool, cudaStream_t, bool) {
   return sparseLt().status();
 }
 SparseGemm::~SparseGemm() = default;

@@ -21,15 +21,18 @@ StatusOr<const SparseLt *> sparseLt();
 
 /// D[m, n] = X[m, k] · Wᵀ (+ C[m, n] as a residual) in bf16 with f32
 /// accumulation, for a weight W [n, k] that is 2:4 sparse along k (at most
-/// two of each four consecutive values nonzero). The weight is compressed
-/// into cuSPARSELt's own layout once, when the plan is made.
+/// two of each four consecutive values nonzero); C and D in f32 with
+/// `wideOutput` (an f32 residual stream), where the library takes that.
+/// The weight is compressed into cuSPARSELt's own layout once, when the
+/// plan is made.
 class SparseGemm {
 public:
   /// `weight`: W on the device, dense (zeros included). Errors: no library,
   /// a shape it refuses, or a weight that is not 2:4.
   static StatusOr<std::unique_ptr<SparseGemm>> create(int64_t m, int64_t n, int64_t k,
                                                       const void *weight, bool residual,
-                                                      cudaStream_t stream);
+                                                      cudaStream_t stream,
+                                                      bool wideOutput = false);
   ~SparseGemm();
   /// `c` is read only when made with `residual` (D may be C).
   Status run(const void *x, const void *c, void *d, cudaStream_t stream) const;
