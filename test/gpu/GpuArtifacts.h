@@ -3,11 +3,13 @@
 #ifndef GAI_TEST_GPU_GPUARTIFACTS_H
 #define GAI_TEST_GPU_GPUARTIFACTS_H
 
+#include "gai/FloatConvert.h"
 #include "gai/Safetensors.h"
 #include "gai/Session.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -43,6 +45,27 @@ inline std::vector<int32_t> idsOf(const TensorView &t) {
                       ? static_cast<int32_t>(reinterpret_cast<const int64_t *>(t.data)[i])
                       : reinterpret_cast<const int32_t *>(t.data)[i]);
   return ids;
+}
+
+/// Token ids `tensor` of HF fixture `family`'s transformers outputs.
+inline std::vector<int32_t> fixtureIds(const std::string &family, const char *tensor) {
+  auto expected = SafetensorsFile::open(std::string(GAI_FIXTURES_DIR) + "/hf/" + family +
+                                        "-tiny/expected.safetensors");
+  EXPECT_TRUE(expected.isOk());
+  return expected ? idsOf(*expected->find(tensor)) : std::vector<int32_t>{};
+}
+
+/// The logits of `s`'s forward entry over `ids` (zeros past them), as f32.
+inline std::vector<float> forwardLogits(Session &s, const std::vector<int32_t> &ids) {
+  TensorRef in = s.inputs("forward").at(0);
+  std::fill_n(in.as<int32_t>(), in.numElements(), 0);
+  std::copy_n(ids.begin(), std::min<int64_t>(ids.size(), in.numElements()), in.as<int32_t>());
+  Status run = s.run("forward");
+  EXPECT_TRUE(run.isOk()) << run.message();
+  TensorRef out = s.outputs("forward").at(0);
+  std::vector<float> logits(static_cast<size_t>(out.numElements()));
+  convertFloats(out.data, out.dtype, logits.data(), DType::F32, logits.size());
+  return logits;
 }
 
 } // namespace gai

@@ -15,25 +15,6 @@
 namespace gai {
 namespace {
 
-std::vector<int32_t> fixtureIds(const std::string &family, const char *tensor) {
-  auto expected = SafetensorsFile::open(std::string(GAI_FIXTURES_DIR) + "/hf/" + family +
-                                        "-tiny/expected.safetensors");
-  EXPECT_TRUE(expected.isOk());
-  return expected ? idsOf(*expected->find(tensor)) : std::vector<int32_t>{};
-}
-
-std::vector<float> logitsOf(Session &s, const std::vector<int32_t> &ids) {
-  TensorRef in = s.inputs("forward").at(0);
-  std::fill_n(in.as<int32_t>(), in.numElements(), 0);
-  std::copy_n(ids.begin(), std::min<int64_t>(ids.size(), in.numElements()), in.as<int32_t>());
-  Status run = s.run("forward");
-  EXPECT_TRUE(run.isOk()) << run.message();
-  TensorRef out = s.outputs("forward").at(0);
-  std::vector<float> logits(static_cast<size_t>(out.numElements()));
-  convertFloats(out.data, out.dtype, logits.data(), DType::F32, logits.size());
-  return logits;
-}
-
 using Case = std::tuple<const char *, const char *>; // family, dtype
 class CudaPruned : public ::testing::TestWithParam<Case> {};
 
@@ -48,9 +29,9 @@ TEST_P(CudaPruned, ForwardLogitsMatchTheCpu) {
   auto cpu = openArtifact(std::string(family) + "-cpu-p24-forward.gai", "cpu");
   ASSERT_TRUE(gpu && cpu);
   const std::vector<int32_t> ids = fixtureIds(family, "input_ids");
-  const std::vector<float> want = logitsOf(*cpu, ids);
+  const std::vector<float> want = forwardLogits(*cpu, ids);
   for (int run = 0; run < 2; ++run) { // the second replays the CUDA graph
-    const std::vector<float> got = logitsOf(*gpu, ids);
+    const std::vector<float> got = forwardLogits(*gpu, ids);
     ASSERT_EQ(got.size(), want.size());
     double diff = 0, scale = 0;
     for (size_t i = 0; i < got.size(); ++i) {

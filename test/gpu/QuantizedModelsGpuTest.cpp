@@ -22,25 +22,6 @@ std::unique_ptr<Session> open(const std::string &name, const std::string &device
   return openArtifact(name, device);
 }
 
-std::vector<int32_t> idsOf(const std::string &family, const char *tensor) {
-  auto expected = SafetensorsFile::open(std::string(GAI_FIXTURES_DIR) + "/hf/" + family +
-                                        "-tiny/expected.safetensors");
-  EXPECT_TRUE(expected.isOk());
-  return idsOf(*expected->find(tensor));
-}
-
-std::vector<float> forward(Session &s, const std::vector<int32_t> &ids) {
-  TensorRef in = s.inputs("forward").at(0);
-  std::fill_n(in.as<int32_t>(), in.numElements(), 0);
-  std::copy_n(ids.begin(), std::min<int64_t>(ids.size(), in.numElements()), in.as<int32_t>());
-  Status run = s.run("forward");
-  EXPECT_TRUE(run.isOk()) << run.message();
-  TensorRef out = s.outputs("forward").at(0);
-  std::vector<float> logits(static_cast<size_t>(out.numElements()));
-  convertFloats(out.data, out.dtype, logits.data(), DType::F32, logits.size());
-  return logits;
-}
-
 using Case = std::tuple<const char *, const char *, const char *>; // family, dtype, format
 class CudaQuantized : public ::testing::TestWithParam<Case> {};
 
@@ -54,10 +35,10 @@ TEST_P(CudaQuantized, ForwardLogitsMatchTheCpu) {
   auto gpu = open(name, "cuda");
   auto cpu = open(std::string(family) + "-cpu-" + format + "-forward.gai", "cpu");
   ASSERT_TRUE(gpu && cpu);
-  std::vector<int32_t> ids = idsOf(family, "input_ids");
-  std::vector<float> want = forward(*cpu, ids);
+  std::vector<int32_t> ids = fixtureIds(family, "input_ids");
+  std::vector<float> want = forwardLogits(*cpu, ids);
   for (int run = 0; run < 2; ++run) { // the second replays the CUDA graph
-    std::vector<float> got = forward(*gpu, ids);
+    std::vector<float> got = forwardLogits(*gpu, ids);
     ASSERT_EQ(got.size(), want.size());
     const size_t vocab = gpu->outputs("forward").at(0).shape.back();
     double diff = 0, scale = 0;
@@ -105,8 +86,8 @@ TEST_P(CudaQuantized, Int8GenerationRunsAndAgreesWithItself) {
     GTEST_SKIP() << "generation artifacts are int8 only";
   auto session = open(std::string(family) + "-" + dtype + "-int8-generate.gai", "cuda");
   ASSERT_TRUE(session);
-  std::vector<int32_t> prompt = idsOf(family, "prompt_ids"),
-                       greedy = idsOf(family, "greedy_ids");
+  std::vector<int32_t> prompt = fixtureIds(family, "prompt_ids"),
+                       greedy = fixtureIds(family, "greedy_ids");
   GenerateOptions options;
   options.maxNewTokens = static_cast<int64_t>(greedy.size() - prompt.size());
   std::vector<int32_t> shortPrompt(prompt.begin(), prompt.begin() + 5);

@@ -231,47 +231,92 @@ __global__ void __launch_bounds__(kThreads, sizeof(T) == 2 ? 1 : 4 - Weights)
   float acc[Weights][Rows] = {};
   double squares[Rows] = {};
   float normScale = 1.0f; // a norm to make: this column's weight
-  if (active) {
-    // The row's stored length: k weights, or 2:4's k / 2 kept values.
-    const int64_t length = Sparse ? k / 2 : k;
-    const T *rows[Weights];
-    const uint8_t *metaRows[Weights] = {};
-    rows[Weights - 1] = static_cast<const T *>(g.w) + col * length;
-    if constexpr (Weights == 2)
-      rows[0] = static_cast<const T *>(g.gate) + col * length;
-    if constexpr (Sparse) {
-      metaRows[Weights - 1] = g.quant.meta + col * (k / 8);
+  if constexpr (!Sparse) {
+    if (active) {
+      const T *rows[Weights];
+      rows[Weights - 1] = static_cast<const T *>(g.w) + col * k;
       if constexpr (Weights == 2)
-        metaRows[0] = g.quant.gateMeta + col * (k / 8);
+        rows[0] = static_cast<const T *>(g.gate) + col * k;
+      int64_t i = lane * kVec;
+      bool full = i + (kPerRow - 1) * kStride < k;
+      uint4 wv[Weights][kPerRow];
+      // Weights no kernel writes are loaded before waiting for the kernel
+      // before (launched overlapped): the first loads are in flight while it
+      // finishes. (Prefetching them to L2 instead, or a bulk L2 prefetch of
+      // the block's rows, cost more than it hid.)
+      if (launch.constantWeights && full)
+        loadChunks<true>(wv, rows, i, kStride);
+      if (launch.constantWeights && g.norm.out && lane == 0)
+        normScale = normWeight<T>(g, col);
+      waitForPriorKernels();
+      if (!launch.constantWeights && full)
+        loadChunks<false>(wv, rows, i, kStride);
+      if (!launch.constantWeights && g.norm.out && lane == 0)
+        normScale = normWeight<T>(g, col);
+      // A normed A's sums of squares, in flight while the weights stream.
+      if (g.norm.aSquares)
+  #pragma unroll
+        for (int r = 0; r < Rows; ++r)
+          if (r < m)
+            squares[r] = g.norm.aSquares[r];
+      while (full) {
+  #pragma unroll
+        for (int w = 0; w < Weights; ++w)
+  #pragma unroll
+          for (int u = 0; u < kPerRow; ++u)
+            gemvChunk(wv[w][u], a, m, k, i + u * kStride, acc[w]);
+        i += kPerRow * kStride;
+        full = i + (kPerRow - 1) * kStride < k;
+        if (full)
+          loadChunks<false>(wv, rows, i, kStride);
+      }
+      // The last few chunks (k = 5632 leaves two): all loads, then the sums.
+  #pragma unroll
+      for (int w = 0; w < Weights; ++w)
+  #pragma unroll
+        for (int u = 0; u < kPerRow - 1; ++u)
+          if (i + u * kStride < k)
+            wv[w][u] = loadStreaming(rows[w] + i + u * kStride);
+  #pragma unroll
+      for (int w = 0; w < Weights; ++w)
+  #pragma unroll
+        for (int u = 0; u < kPerRow - 1; ++u)
+          if (i + u * kStride < k)
+            gemvChunk(wv[w][u], a, m, k, i + u * kStride, acc[w]);
+    } else {
+      waitForPriorKernels();
+    }
+  } else if (active) {
+    // The dense loop above over the rows' k / 2 kept values, each 16-byte
+    // piece with its two metadata bytes. (Apart, so that the dense kernels
+    // compile as they were measured.)
+    const int64_t length = k / 2;
+    const T *rows[Weights];
+    const uint8_t *metaRows[Weights];
+    rows[Weights - 1] = static_cast<const T *>(g.w) + col * length;
+    metaRows[Weights - 1] = g.quant.meta + col * (k / 8);
+    if constexpr (Weights == 2) {
+      rows[0] = static_cast<const T *>(g.gate) + col * length;
+      metaRows[0] = g.quant.gateMeta + col * (k / 8);
     }
     int64_t i = lane * kVec;
     bool full = i + (kPerRow - 1) * kStride < length;
     uint4 wv[Weights][kPerRow];
-    uint32_t meta[Sparse ? Weights : 1][Sparse ? kPerRow : 1];
-    // The products of the loaded chunks, from value i.
+    uint32_t meta[Weights][kPerRow];
+    // The products of the first `count` loaded chunks, from value i.
     auto products = [&](int count) {
 #pragma unroll
       for (int w = 0; w < Weights; ++w)
 #pragma unroll
-        for (int u = 0; u < kPerRow; ++u) {
-          if (u >= count || i + u * kStride >= length)
-            continue;
-          if constexpr (Sparse)
+        for (int u = 0; u < kPerRow; ++u)
+          if (u < count && i + u * kStride < length)
             gemvChunk24(wv[w][u], meta[w][u], a, m, k, 2 * (i + u * kStride), acc[w]);
-          else
-            gemvChunk(wv[w][u], a, m, k, i + u * kStride, acc[w]);
-        }
     };
     auto loadAll = [&](auto beforeWait) {
       constexpr bool kBefore = decltype(beforeWait)::value;
       loadChunks<kBefore>(wv, rows, i, kStride);
-      if constexpr (Sparse)
-        loadMetas<kBefore>(meta, metaRows, i, kStride);
+      loadMetas<kBefore>(meta, metaRows, i, kStride);
     };
-    // Weights no kernel writes are loaded before waiting for the kernel
-    // before (launched overlapped): the first loads are in flight while it
-    // finishes. (Prefetching them to L2 instead, or a bulk L2 prefetch of
-    // the block's rows, cost more than it hid.)
     if (launch.constantWeights && full)
       loadAll(std::true_type());
     if (launch.constantWeights && g.norm.out && lane == 0)
@@ -301,9 +346,8 @@ __global__ void __launch_bounds__(kThreads, sizeof(T) == 2 ? 1 : 4 - Weights)
       for (int u = 0; u < kPerRow - 1; ++u)
         if (i + u * kStride < length) {
           wv[w][u] = loadStreaming(rows[w] + i + u * kStride);
-          if constexpr (Sparse)
-            meta[w][u] = __ldg(reinterpret_cast<const unsigned short *>(
-                metaRows[w] + (i + u * kStride) / 4));
+          meta[w][u] = __ldg(
+              reinterpret_cast<const unsigned short *>(metaRows[w] + (i + u * kStride) / 4));
         }
     products(kPerRow - 1);
   } else {
