@@ -1,5 +1,5 @@
-// Decode GEMVs over quantized weights (int8, int4, fp8 e4m3) and 2:4
-// sparse ones: C[m, n] = A[m, k]·dequant(W)ᵀ for m ≤ 8. Reads n·k·bits/8
+// Decode GEMVs over quantized weights (int8, int4, fp8 e4m3) and the 2:4
+// sparse ones Gemv.cu's rows do not take (k not a multiple of 16): C[m, n] = A[m, k]·dequant(W)ᵀ for m ≤ 8. Reads n·k·bits/8
 // weight bytes once, plus their scales (and int4's zeros) and A (2:4: the
 // n·k/2 kept bf16 values and n·k/8 bytes of their positions); 2·8·n·k tensor-core FLOPs
 // whatever m is. Memory bound by design: over llama-1b's decode step on
