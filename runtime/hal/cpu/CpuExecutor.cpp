@@ -95,7 +95,6 @@ public:
     if (g.sparse24()) {
       // Correctness, not speed: the dense weight, zeros and all
       // (gai/Sparsity.h's definition), then the float GEMM.
-      denseB_.resize(static_cast<size_t>(g.n * g.k));
       auto dense = [&](const Buffer &values, const Buffer &meta, std::vector<float> &out) {
         out.resize(static_cast<size_t>(g.n * g.k));
         for (int64_t row = 0; row < g.n; ++row)

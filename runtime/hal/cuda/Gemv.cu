@@ -289,8 +289,9 @@ __global__ void __launch_bounds__(kThreads, sizeof(T) == 2 ? 1 : 4 - Weights)
     }
   } else if (active) {
     // The dense loop above over the rows' k / 2 kept values, each 16-byte
-    // piece with its two metadata bytes. (Apart, so that the dense kernels
-    // compile as they were measured.)
+    // piece with its two metadata bytes. (A copy, not a shared helper: the
+    // dense kernels must compile as they were measured, and sharing the
+    // loop or just its prologue changed their registers, 62 to 45 or 64.)
     const int64_t length = k / 2;
     const T *rows[Weights];
     const uint8_t *metaRows[Weights];

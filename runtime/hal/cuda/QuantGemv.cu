@@ -1,8 +1,9 @@
 // Decode GEMVs over quantized weights (int8, int4, fp8 e4m3) and the 2:4
-// sparse ones Gemv.cu's rows do not take (k not a multiple of 16): C[m, n] = A[m, k]·dequant(W)ᵀ for m ≤ 8. Reads n·k·bits/8
-// weight bytes once, plus their scales (and int4's zeros) and A (2:4: the
-// n·k/2 kept bf16 values and n·k/8 bytes of their positions); 2·8·n·k tensor-core FLOPs
-// whatever m is. Memory bound by design: over llama-1b's decode step on
+// sparse ones Gemv.cu's rows do not take (k not a multiple of 16):
+// C[m, n] = A[m, k]·dequant(W)ᵀ for m ≤ 8. Reads n·k·bits/8 weight bytes
+// once, plus their scales (and int4's zeros) and A (2:4: the n·k/2 kept
+// bf16 values and a nibble of positions a group, one group a chunk);
+// 2·8·n·k tensor-core FLOPs whatever m is. Memory bound by design: over llama-1b's decode step on
 // an H200 (4.3 TB/s) 8-warp blocks reached 0.9 (int4) to 1.8 (fp8) TB/s,
 // and the blocks sized to one wave with slot-wise loads 1.15 (int4), 1.82
 // (int8) and 1.96 (fp8): still latency bound on 2-6 MB matrices.
@@ -341,7 +342,7 @@ __global__ void __launch_bounds__(32 * kWarpsOf<PerSM>, PerSM)
   };
   Chunk<V> wv[Weights][2][kInFlight];
   float scale[Weights][2][kInFlight]; // int4: the chunk's group's
-  uint32_t zero[Weights][2][kInFlight]; // int4: zeroPair; 2:4: metadata
+  uint32_t zero[Weights][2][kInFlight]; // int4: zeroPair; 2:4: the nibble
   // Slot u's chunk of `round`, as loadChunk's BeforeWait.
   auto load = [&](int64_t round, int u, auto beforeWait) {
     constexpr bool kBefore = decltype(beforeWait)::value;
@@ -393,10 +394,8 @@ __global__ void __launch_bounds__(32 * kWarpsOf<PerSM>, PerSM)
 #pragma unroll
       for (int w = 0; w < Weights; ++w) {
         uint32_t w0[W::kPairs], w1[W::kPairs];
-        // 2:4: word v's nibble of the chunk's metadata.
-        const int metaShift = kSparse ? 4 * v : 0;
-        unpackWord<F>(wv[w][0][u].w[v], zero[w][0][u] >> metaShift, w0);
-        unpackWord<F>(wv[w][1][u].w[v], zero[w][1][u] >> metaShift, w1);
+        unpackWord<F>(wv[w][0][u].w[v], zero[w][0][u], w0);
+        unpackWord<F>(wv[w][1][u].w[v], zero[w][1][u], w1);
         // `only` ≥ 0: quad `only`'s weights alone (the others' zero).
         auto products = [&](float(&sums)[4], int only) {
           const uint32_t keep = only < 0 || only == quad ? ~0u : 0u;
