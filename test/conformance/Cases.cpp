@@ -21,13 +21,19 @@ void ropeAtCachePositions(std::vector<reference::HostTensor> &args) {
 
 /// Metadata bytes (argument 2) from draws in [0, 36): two of the six
 /// valid nibbles (positions i0 < i1 of a group of four), as i8 holds them.
-void validSparseMeta(std::vector<reference::HostTensor> &args) {
+void validSparseMetaOf(reference::HostTensor &meta) {
   constexpr uint8_t kPairs[] = {0 | 1 << 2, 0 | 2 << 2, 0 | 3 << 2,
                                 1 | 2 << 2, 1 | 3 << 2, 2 | 3 << 2};
-  for (double &v : args[2].data) {
+  for (double &v : meta.data) {
     int draw = static_cast<int>(v);
     v = static_cast<int8_t>(kPairs[draw % 6] | kPairs[draw / 6] << 4);
   }
+}
+void validSparseMeta(std::vector<reference::HostTensor> &args) { validSparseMetaOf(args[2]); }
+/// The same for a gated GEMM's two weights: metadata in arguments 2 and 4.
+void validGatedSparseMeta(std::vector<reference::HostTensor> &args) {
+  validSparseMetaOf(args[2]);
+  validSparseMetaOf(args[4]);
 }
 
 const std::vector<Case> kCases = {
@@ -406,6 +412,21 @@ func.func @forward(%x: tensor<2x1x64xf32>, %g: tensor<24x64xf32>, %u: tensor<24x
   %0 = gai.gated_gemm %x, %g, %u activation = silu : (tensor<2x1x64xf32>, tensor<24x64xf32>, tensor<24x64xf32>) -> tensor<2x1x24xf32>
   return %0 : tensor<2x1x24xf32>
 })"},
+    // bf16 2:4 weights at decode rows: the GEMV reads them as stored, a
+    // gated pair (gate_meta) too.
+    {"gemm_2_4_weights_bf16_decode", Targets::CudaOnly, {"gemm"}, R"(
+func.func @forward(%x: tensor<3x64xbf16>, %v: tensor<24x32xbf16>, %m: tensor<24x8xi8>) -> tensor<3x24xbf16> {
+  %w = gai.decompress %v, %m : (tensor<24x32xbf16>, tensor<24x8xi8>) -> tensor<24x64xbf16>
+  %0 = gai.matmul %x, %w transpose_rhs : (tensor<3x64xbf16>, tensor<24x64xbf16>) -> tensor<3x24xbf16>
+  return %0 : tensor<3x24xbf16>
+})", {{0, 36}}, validSparseMeta},
+    {"gated_gemm_2_4_weights", Targets::CudaOnly, {"gemm"}, R"(
+func.func @forward(%x: tensor<2x64xbf16>, %gv: tensor<24x32xbf16>, %gm: tensor<24x8xi8>, %uv: tensor<24x32xbf16>, %um: tensor<24x8xi8>) -> tensor<2x24xbf16> {
+  %g = gai.decompress %gv, %gm : (tensor<24x32xbf16>, tensor<24x8xi8>) -> tensor<24x64xbf16>
+  %u = gai.decompress %uv, %um : (tensor<24x32xbf16>, tensor<24x8xi8>) -> tensor<24x64xbf16>
+  %0 = gai.gated_gemm %x, %g, %u activation = silu : (tensor<2x64xbf16>, tensor<24x64xbf16>, tensor<24x64xbf16>) -> tensor<2x24xbf16>
+  return %0 : tensor<2x24xbf16>
+})", {{0, 36}, {0, 36}}, validGatedSparseMeta},
     {"gated_gemm_eight_rows", Targets::CudaOnly, {"gemm"}, R"(
 func.func @forward(%x: tensor<8x32xf32>, %g: tensor<13x32xf32>, %u: tensor<13x32xf32>) -> tensor<8x13xf32> {
   %0 = gai.gated_gemm %x, %g, %u activation = gelu_tanh : (tensor<8x32xf32>, tensor<13x32xf32>, tensor<13x32xf32>) -> tensor<8x13xf32>
