@@ -206,63 +206,135 @@ bool keepsRows(Operation *op) {
          !transpose.movesOnlyUnitDims();
 }
 
-/// Gives every fusible user of a cheap elementwise op its own copy, when the
-/// op reads one argument of the function of its result's size and scalars
-/// otherwise (AdamW's gradient times the clipping scale, read by both
-/// moments' updates): each copy then fuses into its user, which reads the
-/// argument itself, and the op's result is never written out.
-void copyScaledReadsIntoUsers(Block &block) {
+/// Whether the user of `use` computes the value in its own kernel when
+/// they fuse: RoPE reads its positions per row, not as a computed operand.
+bool readsInKernel(OpOperand &use) {
+  auto rope = dyn_cast<RopeOp>(use.getOwner());
+  return isFusible(use.getOwner()) && !(rope && use.get() == rope.getPositions());
+}
+
+/// The bytes of a tensor value.
+int64_t bytesOf(Value v) {
+  auto type = cast<RankedTensorType>(v.getType());
+  return type.getNumElements() * std::max<int64_t>(1, type.getElementTypeBitWidth() / 8);
+}
+
+/// Whether `v` is read after every op of `users`: a block argument always
+/// is (it lives through the function), a value only if one of its users
+/// other than `except` comes after them all.
+bool outlives(Value v, Operation *except, ArrayRef<Operation *> users) {
+  if (isa<BlockArgument>(v))
+    return true;
+  Operation *last = nullptr;
+  for (Operation *user : v.getUsers())
+    if (user != except && (!last || last->isBeforeInBlock(user)))
+      last = user;
+  return last && llvm::all_of(users, [&](Operation *user) {
+           return user == last || user->isBeforeInBlock(last);
+         });
+}
+
+/// Gives every fusible user of a cheap elementwise op its own copy, when
+/// the op reads one tensor (and scalars) and its result is never smaller
+/// than that tensor or the tensor stays live anyway: each copy fuses into
+/// its user, which reads the tensor itself, so the result is never written
+/// out and nothing lives longer in bytes. AdamW's gradient times the
+/// clipping scale, read by both moments' updates, is one; SiLU's output,
+/// read by the forward product and again by the backward's, another; a
+/// bf16 gradient widened to f32 for two consumers a third.
+void copyCheapOpsIntoUsers(Block &block) {
   auto isScalar = [](Value v) {
     return cast<RankedTensorType>(v.getType()).getNumElements() == 1;
   };
-  SmallVector<Operation *> candidates;
-  for (Operation &op : block) {
-    if (op.getNumResults() != 1 || op.hasOneUse() || op.use_empty() ||
-        !(op.hasTrait<mlir::OpTrait::Elementwise>() || op.hasTrait<BroadcastElementwise>()))
-      continue;
-    auto type = dyn_cast<RankedTensorType>(op.getResult(0).getType());
-    if (!type || type.getNumElements() == 1)
-      continue;
-    int tensors = 0;
-    bool sameSize = true;
-    for (Value operand : op.getOperands()) {
-      if (isScalar(operand))
+  // A copy's operand may itself be such an op: repeat until none is left.
+  for (int round = 0; round < 4; ++round) {
+    SmallVector<Operation *> candidates;
+    for (Operation &op : block) {
+      if (op.getNumResults() != 1 || op.hasOneUse() || op.use_empty() ||
+          !(op.hasTrait<mlir::OpTrait::Elementwise>() ||
+            op.hasTrait<BroadcastElementwise>()))
         continue;
-      ++tensors;
-      sameSize &= isa<BlockArgument>(operand) &&
-                  cast<RankedTensorType>(operand.getType()).getNumElements() ==
-                      type.getNumElements();
+      auto type = dyn_cast<RankedTensorType>(op.getResult(0).getType());
+      if (!type || type.getNumElements() == 1)
+        continue;
+      Value tensor;
+      int tensors = 0;
+      for (Value operand : op.getOperands()) {
+        if (isScalar(operand))
+          continue;
+        ++tensors;
+        tensor = operand;
+      }
+      if (tensors != 1 ||
+          cast<RankedTensorType>(tensor.getType()).getNumElements() != type.getNumElements())
+        continue;
+      SmallVector<Operation *> users(op.getUsers());
+      if (!llvm::all_of(op.getUses(), [&](OpOperand &use) {
+            return use.getOwner()->getBlock() == &block && readsInKernel(use);
+          }))
+        continue;
+      if (bytesOf(tensor) <= bytesOf(op.getResult(0)) || outlives(tensor, &op, users))
+        candidates.push_back(&op);
     }
-    if (tensors == 1 && sameSize &&
-        llvm::all_of(op.getUsers(), [&](Operation *user) {
-          return user->getBlock() == &block && isFusible(user);
-        }))
-      candidates.push_back(&op);
-  }
-  OpBuilder builder(block.getParentOp()->getContext());
-  for (Operation *op : candidates) {
-    SmallVector<OpOperand *> uses;
-    for (OpOperand &use : op->getUses())
-      uses.push_back(&use);
-    for (OpOperand *use : ArrayRef<OpOperand *>(uses).drop_front()) {
-      builder.setInsertionPoint(use->getOwner());
-      use->set(builder.clone(*op)->getResult(0));
+    if (candidates.empty())
+      return;
+    OpBuilder builder(block.getParentOp()->getContext());
+    for (Operation *op : candidates) {
+      SmallVector<OpOperand *> uses;
+      for (OpOperand &use : op->getUses())
+        uses.push_back(&use);
+      for (OpOperand *use : ArrayRef<OpOperand *>(uses).drop_front()) {
+        builder.setInsertionPoint(use->getOwner());
+        use->set(builder.clone(*op)->getResult(0));
+      }
     }
   }
 }
 
-/// Groups of ops, each a tree rooted at its last op, in reverse block order.
-/// With `absorbTransposes`, a row-keeping transpose joins as a leaf: its
-/// input is read from memory, never computed in the region.
+/// Groups of ops, each rooted at its last op, in reverse block order. A
+/// producer joins once every user it has is in the group, so a value read
+/// twice inside one kernel (a sigmoid in SiLU's gradient) is computed there
+/// rather than written out. With `absorbTransposes`, a row-keeping
+/// transpose joins as a leaf: its input is read from memory, never
+/// computed in the region.
 SmallVector<SmallVector<Operation *>> formGroups(Block &block, bool absorbTransposes) {
   DenseSet<Operation *> grouped;
   SmallVector<SmallVector<Operation *>> groups;
   for (Operation &root : llvm::reverse(block)) {
     if (!isFusible(&root) || grouped.contains(&root))
       continue;
-    SmallVector<Operation *> group, worklist = {&root};
+    SmallVector<Operation *> group, worklist = {&root}, waiting;
+    DenseSet<Operation *> members = {&root};
     grouped.insert(&root);
-    while (!worklist.empty()) {
+    auto join = [&](Operation *op) {
+      grouped.insert(op);
+      members.insert(op);
+      worklist.push_back(op);
+    };
+    // A reduction inside a reduction's row would run serially in that
+    // row's threads; the inner one gets its own kernel, parallel by row.
+    auto mayJoin = [](Operation *producer) {
+      return !isa<ReduceOp>(producer) ||
+             llvm::none_of(producer->getUsers(), [](Operation *u) { return isa<ReduceOp>(u); });
+    };
+    while (!worklist.empty() || !waiting.empty()) {
+      if (worklist.empty()) {
+        // Producers whose every user has joined since they were met.
+        SmallVector<Operation *> still;
+        for (Operation *producer : waiting) {
+          if (grouped.contains(producer))
+            continue;
+          if (llvm::all_of(producer->getUsers(),
+                           [&](Operation *user) { return members.contains(user); }))
+            join(producer);
+          else
+            still.push_back(producer);
+        }
+        if (worklist.empty())
+          break;
+        waiting = std::move(still);
+        continue;
+      }
       Operation *op = worklist.pop_back_val();
       group.push_back(op);
       for (Value operand : op->getOperands()) {
@@ -271,22 +343,21 @@ SmallVector<SmallVector<Operation *>> formGroups(Block &block, bool absorbTransp
         auto rope = dyn_cast<RopeOp>(op);
         if (rope && operand == rope.getPositions())
           continue;
-        // A reduction inside a reduction's row would run serially in that
-        // row's threads; the inner one gets its own kernel, parallel by row.
-        if (isa_and_present<ReduceOp>(producer) && isa<ReduceOp>(op))
-          continue;
         if (absorbTransposes && !isa<TransposeOp>(op) && keepsRows(producer) &&
             producer->hasOneUse() && !grouped.contains(producer)) {
           grouped.insert(producer);
+          members.insert(producer);
           group.push_back(producer);
           continue;
         }
         if (!producer || grouped.contains(producer) || !isFusible(producer) ||
-            !llvm::all_of(producer->getUsers(),
-                          [&](Operation *user) { return user == op; }))
+            producer->getBlock() != &block || !mayJoin(producer))
           continue;
-        grouped.insert(producer);
-        worklist.push_back(producer);
+        if (llvm::all_of(producer->getUsers(),
+                         [&](Operation *user) { return members.contains(user); }))
+          join(producer);
+        else if (!llvm::is_contained(waiting, producer))
+          waiting.push_back(producer);
       }
     }
     llvm::sort(group,
@@ -388,7 +459,7 @@ struct FusionPass : mlir::gai::impl::GaiFusionBase<FusionPass> {
     }
     OpBuilder builder(&getContext());
     for (Block &block : func.getBody()) {
-      copyScaledReadsIntoUsers(block);
+      copyCheapOpsIntoUsers(block);
       // Groups are collected first: no mutation while walking.
       SmallVector<SmallVector<Operation *>> groups = formGroups(block, absorbTransposes);
       for (ArrayRef<Operation *> group : llvm::reverse(groups))

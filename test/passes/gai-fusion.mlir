@@ -259,14 +259,113 @@ func.func @scaled_argument_read_twice(%g: tensor<64xf32>, %scale: tensor<f32>, %
   return %m2, %v2 : tensor<64xf32>, tensor<64xf32>
 }
 
+// A value computed in the function and read by two kernels: each computes
+// it from the tensor it reads (64 f32 either way), so it is never written.
 // CHECK-LABEL: func.func @scaled_value_read_twice
-// CHECK:         %[[S:.*]] = gai.fusion %arg0
-// CHECK:         gai.fusion %[[S]]
-// CHECK:         gai.fusion %[[S]]
+// CHECK-NOT:     gai.exp %arg0
+// CHECK:         %[[A:.*]] = gai.fusion %arg0, %arg1
+// CHECK:           gai.exp
+// CHECK:           gai.mul
+// CHECK:           gai.tanh
+// CHECK:         %[[B:.*]] = gai.fusion %arg0, %arg1
+// CHECK:           gai.exp
+// CHECK:           gai.mul
+// CHECK:           gai.sigmoid
+// CHECK:         return %[[A]], %[[B]]
 func.func @scaled_value_read_twice(%g: tensor<64xf32>, %scale: tensor<f32>) -> (tensor<64xf32>, tensor<64xf32>) {
   %e = gai.exp %g : tensor<64xf32>
   %s = gai.mul %e, %scale : (tensor<64xf32>, tensor<f32>) -> tensor<64xf32>
   %a = gai.tanh %s : tensor<64xf32>
   %b = gai.sigmoid %s : tensor<64xf32>
   return %a, %b : tensor<64xf32>, tensor<64xf32>
+}
+
+// SwiGLU in training: silu(g) is read by the forward product and by the
+// backward's; g itself is read later by SiLU's gradient, so both products
+// compute silu(g) from g and silu(g) is never written out; the gradient's
+// kernel computes the sigmoid it reads twice.
+// CHECK-LABEL: func.func @silu_read_forward_and_backward
+// CHECK:         %[[H:.*]] = gai.fusion %arg0, %arg1
+// CHECK-NEXT:    ^bb0
+// CHECK-NEXT:      gai.silu
+// CHECK-NEXT:      gai.mul
+// CHECK:         %[[DU:.*]] = gai.fusion %arg0, %arg2
+// CHECK-NEXT:    ^bb0
+// CHECK-NEXT:      gai.silu
+// CHECK-NEXT:      gai.mul
+// CHECK:         %[[DG:.*]] = gai.fusion %arg2, %arg1, %arg0
+// CHECK:           gai.sigmoid
+// CHECK-NOT:     gai.fusion
+// CHECK:         return %[[H]], %[[DU]], %[[DG]]
+func.func @silu_read_forward_and_backward(%g: tensor<8x64xbf16>, %u: tensor<8x64xbf16>, %dh: tensor<8x64xbf16>) -> (tensor<8x64xbf16>, tensor<8x64xbf16>, tensor<8x64xbf16>) {
+  %s = gai.silu %g : tensor<8x64xbf16>
+  %h = gai.mul %s, %u : (tensor<8x64xbf16>, tensor<8x64xbf16>) -> tensor<8x64xbf16>
+  %du = gai.mul %dh, %s : (tensor<8x64xbf16>, tensor<8x64xbf16>) -> tensor<8x64xbf16>
+  %one = gai.constant dense<1.0> : tensor<bf16>
+  %ds = gai.mul %dh, %u : (tensor<8x64xbf16>, tensor<8x64xbf16>) -> tensor<8x64xbf16>
+  %sig = gai.sigmoid %g : tensor<8x64xbf16>
+  %c = gai.sub %one, %sig : (tensor<bf16>, tensor<8x64xbf16>) -> tensor<8x64xbf16>
+  %gc = gai.mul %g, %c : (tensor<8x64xbf16>, tensor<8x64xbf16>) -> tensor<8x64xbf16>
+  %p = gai.add %gc, %one : (tensor<8x64xbf16>, tensor<bf16>) -> tensor<8x64xbf16>
+  %q = gai.mul %sig, %p : (tensor<8x64xbf16>, tensor<8x64xbf16>) -> tensor<8x64xbf16>
+  %dg = gai.mul %ds, %q : (tensor<8x64xbf16>, tensor<8x64xbf16>) -> tensor<8x64xbf16>
+  return %h, %du, %dg : tensor<8x64xbf16>, tensor<8x64xbf16>, tensor<8x64xbf16>
+}
+
+// A value read twice by one expression (and by nothing else) is computed
+// in that expression's kernel: here the product %t.
+// CHECK-LABEL: func.func @value_read_twice_in_one_kernel
+// CHECK:         %[[R:.*]] = gai.fusion %arg0, %arg1
+// CHECK-NEXT:    ^bb0
+// CHECK-NEXT:      gai.mul
+// CHECK-NEXT:      gai.exp
+// CHECK-NEXT:      gai.add
+// CHECK-NOT:     gai.fusion
+// CHECK:         return %[[R]]
+func.func @value_read_twice_in_one_kernel(%a: tensor<8x64xf32>, %b: tensor<8x64xf32>) -> tensor<8x64xf32> {
+  %t = gai.mul %a, %b : (tensor<8x64xf32>, tensor<8x64xf32>) -> tensor<8x64xf32>
+  %e = gai.exp %t : tensor<8x64xf32>
+  %r = gai.add %t, %e : (tensor<8x64xf32>, tensor<8x64xf32>) -> tensor<8x64xf32>
+  return %r : tensor<8x64xf32>
+}
+
+// A bf16 gradient widened to f32 for two kernels: each reads the bf16
+// values (half the bytes) and widens them itself.
+// CHECK-LABEL: func.func @widened_value_read_twice
+// CHECK-NOT:     gai.fusion %[[W:.*]] :
+// CHECK:         gai.fusion %arg0, %arg1
+// CHECK-NEXT:    ^bb0
+// CHECK-NEXT:      gai.convert
+// CHECK:         gai.fusion %arg0, %arg2
+// CHECK-NEXT:    ^bb0
+// CHECK-NEXT:      gai.convert
+func.func @widened_value_read_twice(%d: tensor<8x64xbf16>, %w: tensor<64xf32>, %x: tensor<8x64xf32>) -> (tensor<8x64xf32>, tensor<8x64xf32>) {
+  %f = gai.convert %d : tensor<8x64xbf16> to tensor<8x64xf32>
+  %a = gai.mul %f, %w : (tensor<8x64xf32>, tensor<64xf32>) -> tensor<8x64xf32>
+  %b = gai.mul %f, %x : (tensor<8x64xf32>, tensor<8x64xf32>) -> tensor<8x64xf32>
+  return %a, %b : tensor<8x64xf32>, tensor<8x64xf32>
+}
+
+// Near misses: narrowing f32 to bf16 for two kernels would keep the f32
+// tensor (twice the bytes) alive until the last of them, since nothing else
+// reads it; and a value a GEMM reads is written out for it.
+// CHECK-LABEL: func.func @narrowed_value_read_twice
+// CHECK:         %[[N:.*]] = gai.fusion %[[P:.*]] : (tensor<8x64xf32>) -> tensor<8x64xbf16>
+// CHECK:         gai.fusion %[[N]], %arg1
+// CHECK:         gai.fusion %[[N]], %arg2
+// CHECK-LABEL: func.func @value_read_by_gemm
+// CHECK:         %[[E:.*]] = gai.fusion %arg0
+// CHECK:         gai.matmul %[[E]]
+func.func @narrowed_value_read_twice(%x: tensor<8x64xf32>, %a: tensor<8x64xbf16>, %b: tensor<8x64xbf16>) -> (tensor<8x64xbf16>, tensor<8x64xbf16>) {
+  %y = gai.exp %x : tensor<8x64xf32>
+  %n = gai.convert %y : tensor<8x64xf32> to tensor<8x64xbf16>
+  %p = gai.mul %n, %a : (tensor<8x64xbf16>, tensor<8x64xbf16>) -> tensor<8x64xbf16>
+  %q = gai.mul %n, %b : (tensor<8x64xbf16>, tensor<8x64xbf16>) -> tensor<8x64xbf16>
+  return %p, %q : tensor<8x64xbf16>, tensor<8x64xbf16>
+}
+func.func @value_read_by_gemm(%x: tensor<8x64xf32>, %w: tensor<64x16xf32>) -> (tensor<8x16xf32>, tensor<8x64xf32>) {
+  %e = gai.exp %x : tensor<8x64xf32>
+  %m = gai.matmul %e, %w : (tensor<8x64xf32>, tensor<64x16xf32>) -> tensor<8x16xf32>
+  %t = gai.tanh %e : tensor<8x64xf32>
+  return %m, %t : tensor<8x16xf32>, tensor<8x64xf32>
 }

@@ -1,0 +1,133 @@
+// Times the training attention kernels (the flash forward with its row
+// log-sum-exps, and the backward) at the shapes of peers.py's training
+// configurations, causal, bf16. One JSON line per shape; TFLOP/s counts
+// the forward's two products and the backward's five (FlashAttention-2's
+// count) over the visible half of the scores.
+#include "../gpu/Bf16Inputs.h"
+#include "hal/cuda/AttentionGrad.h"
+#include "hal/cuda/FlashAttention.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <functional>
+
+namespace {
+
+double timeMs(const std::function<void()> &run, cudaStream_t stream, int iters = 20) {
+  for (int i = 0; i < 3; ++i)
+    run();
+  cudaEvent_t start, stop;
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  cudaEventRecord(start, stream);
+  for (int i = 0; i < iters; ++i)
+    run();
+  cudaEventRecord(stop, stream);
+  cudaEventSynchronize(stop);
+  float ms = 0;
+  cudaEventElapsedTime(&ms, start, stop);
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  return ms / iters;
+}
+
+void *upload(const std::vector<uint16_t> &v) {
+  void *d = nullptr;
+  cudaMalloc(&d, v.size() * 2);
+  cudaMemcpy(d, v.data(), v.size() * 2, cudaMemcpyHostToDevice);
+  return d;
+}
+
+struct Shape {
+  const char *name;
+  int64_t batch, heads, kvHeads, seq, dim;
+};
+
+} // namespace
+
+int main(int argc, char **argv) {
+  using namespace gai;
+  const Shape shapes[] = {{"llama-1b", 4, 32, 4, 2048, 64},
+                          {"gpt2-124m", 16, 12, 12, 1024, 64},
+                          {"head-dim-128", 4, 16, 8, 2048, 128}};
+  const char *only = argc > 1 ? argv[1] : nullptr;
+  cudaStream_t stream = nullptr;
+  cudaStreamCreate(&stream);
+  cuda::ErrorWord *error = nullptr;
+  cudaMalloc(&error, sizeof(cuda::ErrorWord));
+  cudaMemset(error, 0, sizeof(cuda::ErrorWord));
+  std::mt19937 rng(5);
+  for (const Shape &s : shapes) {
+    if (only && std::string(only) != s.name)
+      continue;
+    const int64_t qn = s.batch * s.heads * s.seq * s.dim, kn = s.batch * s.kvHeads * s.seq * s.dim;
+    void *q = upload(toBf16(bf16Normals(rng, qn))), *k = upload(toBf16(bf16Normals(rng, kn))),
+         *v = upload(toBf16(bf16Normals(rng, kn))), *dout = upload(toBf16(bf16Normals(rng, qn)));
+    void *out = nullptr, *dq = nullptr, *dk = nullptr, *dv = nullptr;
+    float *lse = nullptr, *workspace = nullptr;
+    cudaMalloc(&out, qn * 2);
+    cudaMalloc(&dq, qn * 2);
+    cudaMalloc(&dk, kn * 2);
+    cudaMalloc(&dv, kn * 2);
+    cudaMalloc(&lse, s.batch * s.heads * s.seq * sizeof(float));
+
+    cuda::AttentionParams f{};
+    f.q = q;
+    f.k = k;
+    f.v = v;
+    f.out = out;
+    f.batch = s.batch;
+    f.heads = s.heads;
+    f.kvHeads = s.kvHeads;
+    f.queries = f.keys = s.seq;
+    f.headDim = f.valueDim = s.dim;
+    f.scale = 1.0f / std::sqrt(static_cast<float>(s.dim));
+    f.causal = true;
+    f.cacheReady = true;
+    f.lse = lse;
+    cuda::AttentionGradParams g{};
+    g.q = q;
+    g.k = k;
+    g.v = v;
+    g.out = out;
+    g.outGrad = dout;
+    g.lse = lse;
+    g.qGrad = dq;
+    g.kGrad = dk;
+    g.vGrad = dv;
+    g.batch = s.batch;
+    g.heads = s.heads;
+    g.kvHeads = s.kvHeads;
+    g.queries = g.keys = s.seq;
+    g.headDim = g.valueDim = s.dim;
+    g.scale = f.scale;
+    g.causal = true;
+    cudaMalloc(&workspace, cuda::attentionGradWorkspaceFloats(cuda::Elem::BF16, g) * 4);
+
+    const double forward = timeMs([&] { cuda::flashAttention(f, error, 0, stream); }, stream);
+    const double backward = timeMs(
+        [&] { cuda::attentionGrad(cuda::Elem::BF16, g, workspace, stream); }, stream);
+    cudaError_t status = cudaStreamSynchronize(stream);
+    // Causal: about half of the T² scores, each a D-long product twice.
+    const double products = 2.0 * s.batch * s.heads * s.seq * (s.seq + 1) / 2.0 * s.dim;
+    nlohmann::json line = {{"shape", s.name},
+                           {"batch", s.batch},
+                           {"heads", s.heads},
+                           {"kv_heads", s.kvHeads},
+                           {"seq", s.seq},
+                           {"head_dim", s.dim},
+                           {"forward_ms", forward},
+                           {"backward_ms", backward},
+                           {"forward_tflops", 2 * products / forward / 1e9},
+                           {"backward_tflops", 5 * products / backward / 1e9},
+                           {"status", cudaGetErrorString(status)}};
+    std::printf("%s\n", line.dump().c_str());
+    std::fflush(stdout);
+    for (void *p : {q, k, v, dout, out, dq, dk, dv})
+      cudaFree(p);
+    cudaFree(lse);
+    cudaFree(workspace);
+  }
+  return 0;
+}
