@@ -367,7 +367,93 @@ SmallVector<SmallVector<Operation *>> formGroups(Block &block, bool absorbTransp
   return groups;
 }
 
-/// Replaces a group by one gai.fusion placed at its root.
+/// Whether every op of `group` is elementwise: its kernel then reads and
+/// writes each element once, at the same index in every operand.
+bool isElementwiseGroup(ArrayRef<Operation *> group) {
+  return llvm::all_of(group, [](Operation *op) {
+    return op->hasTrait<mlir::OpTrait::Elementwise>() || op->hasTrait<BroadcastElementwise>();
+  });
+}
+
+/// Merges an elementwise group whose result another elementwise group reads
+/// into that reader, as a second result of its kernel, when the result has
+/// readers after the kernel too (AdamW's new moments, read by the parameter
+/// update and written back as state): the moments are then read once and
+/// written once, not written, read back and written. Only where nothing
+/// reads the result before the reader's root, where the results have the
+/// root's shape, and where every tensor the moved group reads lives until
+/// then anyway, so that no buffer lives longer.
+void mergeGroupsWithSharedResults(SmallVector<SmallVector<Operation *>> &groups) {
+  DenseMap<Operation *, size_t> groupOf;
+  auto reindex = [&] {
+    groupOf.clear();
+    for (auto [i, group] : llvm::enumerate(groups))
+      for (Operation *op : group)
+        groupOf[op] = i;
+  };
+  reindex();
+  auto sameShape = [](Value a, Value b) {
+    return cast<RankedTensorType>(a.getType()).getShape() ==
+           cast<RankedTensorType>(b.getType()).getShape();
+  };
+  bool merged = true;
+  while (merged) {
+    merged = false;
+    for (size_t h = 0; h < groups.size() && !merged; ++h) {
+      SmallVector<Operation *> &reader = groups[h];
+      if (reader.empty() || !isElementwiseGroup(reader))
+        continue;
+      Operation *root = reader.back();
+      for (Operation *member : reader) {
+        for (Value operand : member->getOperands()) {
+          Operation *producer = operand.getDefiningOp();
+          auto it = producer ? groupOf.find(producer) : groupOf.end();
+          if (it == groupOf.end() || it->second == h)
+            continue;
+          SmallVector<Operation *> &moved = groups[it->second];
+          if (!isElementwiseGroup(moved) || moved.back() != producer)
+            continue;
+          DenseSet<Operation *> both(reader.begin(), reader.end());
+          both.insert(moved.begin(), moved.end());
+          bool ok = true;
+          for (Operation *op : moved) {
+            for (Value result : op->getResults())
+              for (Operation *user : result.getUsers())
+                if (!both.contains(user))
+                  ok &= sameShape(result, root->getResult(0)) &&
+                        user->getBlock() == root->getBlock() && root->isBeforeInBlock(user);
+            for (Value input : op->getOperands()) {
+              Operation *def = input.getDefiningOp();
+              if ((def && both.contains(def)) || isSplatConstant(def) ||
+                  cast<RankedTensorType>(input.getType()).getNumElements() == 1)
+                continue;
+              ok &= isa<BlockArgument>(input) ||
+                    llvm::any_of(input.getUsers(), [&](Operation *user) {
+                      return !both.contains(user) && user->getBlock() == root->getBlock() &&
+                             root->isBeforeInBlock(user);
+                    });
+            }
+          }
+          if (!ok)
+            continue;
+          reader.append(moved.begin(), moved.end());
+          llvm::sort(reader, [](Operation *a, Operation *b) { return a->isBeforeInBlock(b); });
+          moved.clear();
+          merged = true;
+          break;
+        }
+        if (merged)
+          break;
+      }
+      if (merged)
+        reindex();
+    }
+  }
+  llvm::erase_if(groups, [](const SmallVector<Operation *> &g) { return g.empty(); });
+}
+
+/// Replaces a group by one gai.fusion placed at its root. Its results are
+/// the root's and those of members read outside the group (merged groups).
 void outlineGroup(ArrayRef<Operation *> group, OpBuilder &builder) {
   DenseSet<Operation *> members(group.begin(), group.end());
   SmallVector<Value> inputs;
@@ -386,9 +472,16 @@ void outlineGroup(ArrayRef<Operation *> group, OpBuilder &builder) {
     }
 
   Operation *root = group.back();
+  SmallVector<Value> outputs = {root->getResult(0)};
+  for (Operation *op : group.drop_back())
+    if (llvm::any_of(op->getResult(0).getUsers(),
+                     [&](Operation *user) { return !members.contains(user); }))
+      outputs.push_back(op->getResult(0));
+  SmallVector<Type> types;
+  for (Value v : outputs)
+    types.push_back(v.getType());
   builder.setInsertionPoint(root);
-  auto fusion = FusionOp::create(builder, root->getLoc(),
-                                 root->getResultTypes(), inputs);
+  auto fusion = FusionOp::create(builder, root->getLoc(), types, inputs);
   Block *body = builder.createBlock(&fusion.getBody());
   IRMapping mapping;
   for (Value input : inputs)
@@ -397,10 +490,13 @@ void outlineGroup(ArrayRef<Operation *> group, OpBuilder &builder) {
     builder.clone(*constant, mapping);
   for (Operation *op : group)
     builder.clone(*op, mapping);
-  YieldOp::create(builder, root->getLoc(),
-                  mapping.lookup(root->getResult(0)));
+  SmallVector<Value> yielded;
+  for (Value v : outputs)
+    yielded.push_back(mapping.lookup(v));
+  YieldOp::create(builder, root->getLoc(), yielded);
 
-  root->getResult(0).replaceAllUsesWith(fusion.getResult(0));
+  for (auto [v, result] : llvm::zip(outputs, fusion.getResults()))
+    v.replaceAllUsesWith(result);
   for (Operation *op : llvm::reverse(group))
     op->erase();
   for (Operation *constant : constants)
@@ -462,6 +558,7 @@ struct FusionPass : mlir::gai::impl::GaiFusionBase<FusionPass> {
       copyCheapOpsIntoUsers(block);
       // Groups are collected first: no mutation while walking.
       SmallVector<SmallVector<Operation *>> groups = formGroups(block, absorbTransposes);
+      mergeGroupsWithSharedResults(groups);
       for (ArrayRef<Operation *> group : llvm::reverse(groups))
         outlineGroup(group, builder);
     }

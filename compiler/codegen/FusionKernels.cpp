@@ -310,14 +310,15 @@ FailureOr<func::FuncOp> KernelBuilder::build(StringRef name) {
     auto t = cast<RankedTensorType>(v.getType());
     return MemRefType::get(t.getShape(), t.getElementType());
   };
-  Value root = cast<YieldOp>(body.getTerminator()).getOperand(0);
+  ValueRange yielded = cast<YieldOp>(body.getTerminator()).getValues();
   if (failed(checkFusionRows(fusion, "CPU")))
     return failure();
 
   SmallVector<Type> argTypes;
   for (Value arg : body.getArguments())
     argTypes.push_back(memrefType(arg));
-  argTypes.push_back(memrefType(fusion->getResult(0)));
+  for (Value result : fusion->getResults())
+    argTypes.push_back(memrefType(result));
   auto func = func::FuncOp::create(b, loc, name,
                                    b.getFunctionType(argTypes, {}));
   Block *entry = func.addEntryBlock();
@@ -325,7 +326,7 @@ FailureOr<func::FuncOp> KernelBuilder::build(StringRef name) {
   b.setInsertionPointToStart(entry);
   for (auto [arg, memref] : llvm::zip(body.getArguments(), entry->getArguments()))
     memrefOf[arg] = memref;
-  Value output = entry->getArguments().back();
+  ValueRange outputs = entry->getArguments().take_back(fusion->getNumResults());
 
   // Row buffers for the values read more than once or by a row op; the
   // rest are computed where they are used.
@@ -334,7 +335,7 @@ FailureOr<func::FuncOp> KernelBuilder::build(StringRef name) {
     if (isa<ConstantOp>(op))
       continue;
     bool readByRowOp = llvm::any_of(v.getUsers(), isRowOp);
-    if (isRowOp(&op) || v == root || !v.hasOneUse() || readByRowOp) {
+    if (isRowOp(&op) || llvm::is_contained(yielded, v) || !v.hasOneUse() || readByRowOp) {
       auto type = MemRefType::get({rowLength(v)}, computeType(elementOf(v)));
       rowBuffer[v] = memref::AllocaOp::create(b, loc, type);
     } else {
@@ -361,16 +362,18 @@ FailureOr<func::FuncOp> KernelBuilder::build(StringRef name) {
       memref::StoreOp::create(b, loc, emitElement(&op, j), row, ValueRange{j});
     });
   }
-  // The root row to the output, in the output's element type. `load` reads
-  // the root's row buffer, or the region input a yield passes through.
-  Type outElement = elementOf(fusion->getResult(0));
-  forEach(rowLength(root), [&](Value j) {
-    SmallVector<Value> indices(outerIvs.begin(), outerIvs.end());
-    if (!shapeOf(root).empty())
-      indices.push_back(j);
-    memref::StoreOp::create(b, loc, convert(load(root, j), outElement), output,
-                            indices);
-  });
+  // The result rows to the outputs, in their element types. `load` reads
+  // a result's row buffer (every result has one, filled above before any
+  // output is written: a result may be written in place over an input
+  // another reads), or the region input a yield passes through.
+  for (auto [value, output, result] : llvm::zip(yielded, outputs, fusion->getResults()))
+    forEach(rowLength(value), [&](Value j) {
+      SmallVector<Value> indices(outerIvs.begin(), outerIvs.end());
+      if (!shapeOf(value).empty())
+        indices.push_back(j);
+      memref::StoreOp::create(b, loc, convert(load(value, j), elementOf(result)), output,
+                              indices);
+    });
   b.setInsertionPointToEnd(entry);
   func::ReturnOp::create(b, loc);
   return func;

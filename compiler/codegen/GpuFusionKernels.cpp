@@ -148,7 +148,8 @@ void GpuKernelBuilder::chooseShape() {
   for (Value arg : body.getArguments())
     if (!positions.contains(arg))
       memoryValues.push_back(arg);
-  memoryValues.push_back(fusion->getResult(0));
+  for (Value result : fusion->getResults())
+    memoryValues.push_back(result);
   for (Value v : memoryValues) {
     if (rowLength(v) <= 1)
       continue;
@@ -613,7 +614,8 @@ FailureOr<func::FuncOp> GpuKernelBuilder::build(StringRef name) {
     return failure();
   chooseShape();
   Block &body = fusion.getBody().front();
-  Value root = cast<YieldOp>(body.getTerminator()).getOperand(0);
+  ValueRange yielded = cast<YieldOp>(body.getTerminator()).getValues();
+  Value root = yielded.front();
   auto memrefType = [](Value v) {
     auto t = cast<RankedTensorType>(v.getType());
     return MemRefType::get(t.getShape(), t.getElementType());
@@ -621,7 +623,8 @@ FailureOr<func::FuncOp> GpuKernelBuilder::build(StringRef name) {
   SmallVector<Type> argTypes;
   for (Value arg : body.getArguments())
     argTypes.push_back(memrefType(arg));
-  argTypes.push_back(memrefType(fusion->getResult(0)));
+  for (Value result : fusion->getResults())
+    argTypes.push_back(memrefType(result));
   auto func = func::FuncOp::create(b, loc, name, b.getFunctionType(argTypes, {}));
   int64_t blockThreads = threadsPerRow / blocksPerRow * rowsPerBlock;
   func->setAttr(kGridAttr,
@@ -632,7 +635,7 @@ FailureOr<func::FuncOp> GpuKernelBuilder::build(StringRef name) {
   b.setInsertionPointToStart(entry);
   for (auto [arg, memref] : llvm::zip(body.getArguments(), entry->getArguments()))
     memrefOf[arg] = memref;
-  Value output = entry->getArguments().back();
+  ValueRange outputs = entry->getArguments().take_back(fusion->getNumResults());
 
   Value tid = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x);
   Value block = gpu::BlockIdOp::create(b, loc, gpu::Dimension::x);
@@ -677,17 +680,23 @@ FailureOr<func::FuncOp> GpuKernelBuilder::build(StringRef name) {
   for (Operation &op : body.without_terminator())
     if (isRowOp(&op))
       emitStatistics(&op);
-  Type outElement = elementOf(fusion->getResult(0));
+  // Every result is computed before any is stored: a result may be written
+  // in place over an input that another result still reads (AdamW's new
+  // moment over the old, read again by the parameter's update).
   forEachOwned(rowLength(root), [&](Value j) {
     SmallVector<Value> indices(outerIvs.begin(), outerIvs.end());
     if (!shapeOf(fusion->getResult(0)).empty())
       indices.push_back(j);
-    Value x = convertElements(b, loc, load(root, j), outElement);
-    if (lanes == 1)
-      memref::StoreOp::create(b, loc, x, output, indices);
-    else
-      vector::StoreOp::create(b, loc, x, output, indices, false,
-                              llvm::Align(lanes * elementBytes(outElement)));
+    SmallVector<Value> values;
+    for (auto [value, result] : llvm::zip(yielded, fusion->getResults()))
+      values.push_back(convertElements(b, loc, load(value, j), elementOf(result)));
+    for (auto [x, output, result] : llvm::zip(values, outputs, fusion->getResults())) {
+      if (lanes == 1)
+        memref::StoreOp::create(b, loc, x, output, indices);
+      else
+        vector::StoreOp::create(b, loc, x, output, indices, false,
+                                llvm::Align(lanes * elementBytes(elementOf(result))));
+    }
   });
   b.setInsertionPointToEnd(entry);
   func::ReturnOp::create(b, loc);

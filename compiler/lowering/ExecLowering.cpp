@@ -476,7 +476,8 @@ LogicalResult Lowering::lowerOp(Operation *op) {
     SmallVector<Attribute> args;
     for (Value input : fusion.getInputs())
       args.push_back(ref(input));
-    args.push_back(ref(fusion->getResult(0)));
+    for (Value result : fusion->getResults())
+      args.push_back(ref(result));
     exec::LaunchOp::create(b, loc, *kernel, b.getArrayAttr(args));
     return success();
   }

@@ -348,11 +348,11 @@ func.func @widened_value_read_twice(%d: tensor<8x64xbf16>, %w: tensor<64xf32>, %
 
 // Near misses: narrowing f32 to bf16 for two kernels would keep the f32
 // tensor (twice the bytes) alive until the last of them, since nothing else
-// reads it; and a value a GEMM reads is written out for it.
+// reads it, so the narrowed value is written out (as a second result of the
+// first reader's kernel); and a value a GEMM reads is written out for it.
 // CHECK-LABEL: func.func @narrowed_value_read_twice
-// CHECK:         %[[N:.*]] = gai.fusion %[[P:.*]] : (tensor<8x64xf32>) -> tensor<8x64xbf16>
-// CHECK:         gai.fusion %[[N]], %arg1
-// CHECK:         gai.fusion %[[N]], %arg2
+// CHECK:         %[[N:.*]]:2 = gai.fusion %arg0, %arg1 : (tensor<8x64xf32>, tensor<8x64xbf16>) -> (tensor<8x64xbf16>, tensor<8x64xbf16>)
+// CHECK:         gai.fusion %[[N]]#1, %arg2
 // CHECK-LABEL: func.func @value_read_by_gemm
 // CHECK:         %[[E:.*]] = gai.fusion %arg0
 // CHECK:         gai.matmul %[[E]]
@@ -368,4 +368,63 @@ func.func @value_read_by_gemm(%x: tensor<8x64xf32>, %w: tensor<64x16xf32>) -> (t
   %m = gai.matmul %e, %w : (tensor<8x64xf32>, tensor<64x16xf32>) -> tensor<8x16xf32>
   %t = gai.tanh %e : tensor<8x64xf32>
   return %m, %t : tensor<8x16xf32>, tensor<8x64xf32>
+}
+
+// -----
+
+// AdamW's update of one parameter: the new moments are written back as
+// state and read by the parameter's update. One kernel reads g, m, v and p
+// once and writes the three results; the moments are not read back.
+// CHECK-LABEL: func.func @adamw_one_kernel
+// CHECK:         %[[U:.*]]:3 = gai.fusion %arg0, %arg1, %arg2, %arg4, %arg3
+// CHECK-SAME:      -> (tensor<64x32xf32>, tensor<64x32xf32>, tensor<64x32xf32>)
+// CHECK:           gai.yield
+// CHECK-NOT:     gai.fusion
+// CHECK:         return %[[U]]#0, %[[U]]#1, %[[U]]#2
+func.func @adamw_one_kernel(%g: tensor<64x32xf32>, %m: tensor<64x32xf32>, %v: tensor<64x32xf32>, %p: tensor<64x32xf32>, %lr: tensor<f32>) -> (tensor<64x32xf32>, tensor<64x32xf32>, tensor<64x32xf32>) {
+  %half = gai.constant dense<0.5> : tensor<f32>
+  %gm = gai.mul %g, %half : (tensor<64x32xf32>, tensor<f32>) -> tensor<64x32xf32>
+  %mm = gai.mul %m, %half : (tensor<64x32xf32>, tensor<f32>) -> tensor<64x32xf32>
+  %m2 = gai.add %mm, %gm : (tensor<64x32xf32>, tensor<64x32xf32>) -> tensor<64x32xf32>
+  %gg = gai.mul %g, %g : (tensor<64x32xf32>, tensor<64x32xf32>) -> tensor<64x32xf32>
+  %v2 = gai.add %v, %gg : (tensor<64x32xf32>, tensor<64x32xf32>) -> tensor<64x32xf32>
+  %s = gai.sqrt %v2 : tensor<64x32xf32>
+  %d = gai.div %m2, %s : (tensor<64x32xf32>, tensor<64x32xf32>) -> tensor<64x32xf32>
+  %step = gai.mul %d, %lr : (tensor<64x32xf32>, tensor<f32>) -> tensor<64x32xf32>
+  %p2 = gai.sub %p, %step : (tensor<64x32xf32>, tensor<64x32xf32>) -> tensor<64x32xf32>
+  return %p2, %m2, %v2 : tensor<64x32xf32>, tensor<64x32xf32>, tensor<64x32xf32>
+}
+
+// A shared result joins the kernel of its first reader (%early), not that
+// of a later one (%r), which would run after %early needs it.
+// CHECK-LABEL: func.func @shared_result_read_early
+// CHECK:         %[[E:.*]]:2 = gai.fusion %arg0, %arg1
+// CHECK:           gai.tanh
+// CHECK:         %[[X:.*]] = gai.fusion %[[E]]#1, %arg0
+// CHECK:         return %[[X]], %[[E]]#1, %[[E]]#0
+
+// Near misses: the shared result has another shape than the reader's
+// result, or its reader's kernel reduces rows: it keeps a kernel of its own.
+// CHECK-LABEL: func.func @shared_result_other_shape
+// CHECK-COUNT-2: gai.fusion
+// CHECK-NOT:     gai.fusion
+// CHECK-LABEL: func.func @shared_result_read_by_row_kernel
+// CHECK-COUNT-2: gai.fusion
+// CHECK-NOT:     gai.fusion
+func.func @shared_result_read_early(%a: tensor<64xf32>, %b: tensor<64xf32>, %w: tensor<64x16xf32>) -> (tensor<64xf32>, tensor<64xf32>, tensor<64xf32>) {
+  %e = gai.add %a, %b : (tensor<64xf32>, tensor<64xf32>) -> tensor<64xf32>
+  %early = gai.tanh %e : tensor<64xf32>
+  %r = gai.mul %e, %a : (tensor<64xf32>, tensor<64xf32>) -> tensor<64xf32>
+  %x = gai.exp %r : tensor<64xf32>
+  return %x, %e, %early : tensor<64xf32>, tensor<64xf32>, tensor<64xf32>
+}
+func.func @shared_result_other_shape(%a: tensor<64xf32>, %b: tensor<64xf32>, %c: tensor<8x64xf32>) -> (tensor<8x64xf32>, tensor<64xf32>) {
+  %e = gai.add %a, %b : (tensor<64xf32>, tensor<64xf32>) -> tensor<64xf32>
+  %r = gai.mul %c, %e : (tensor<8x64xf32>, tensor<64xf32>) -> tensor<8x64xf32>
+  return %r, %e : tensor<8x64xf32>, tensor<64xf32>
+}
+func.func @shared_result_read_by_row_kernel(%a: tensor<8x64xf32>, %b: tensor<8x64xf32>) -> (tensor<8x1xf32>, tensor<8x64xf32>) {
+  %e = gai.add %a, %b : (tensor<8x64xf32>, tensor<8x64xf32>) -> tensor<8x64xf32>
+  %r = gai.reduce sum %e axes = [1] keep_dims : (tensor<8x64xf32>) -> tensor<8x1xf32>
+  return %r, %e : tensor<8x1xf32>, tensor<8x64xf32>
 }
