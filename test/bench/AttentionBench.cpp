@@ -4,40 +4,17 @@
 // the forward's two products and the backward's five (FlashAttention-2's
 // count) over the visible half of the scores.
 #include "../gpu/Bf16Inputs.h"
+#include "BenchTiming.h"
 #include "hal/cuda/AttentionGrad.h"
 #include "hal/cuda/FlashAttention.h"
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <cstdio>
-#include <functional>
+#include <string>
 
 namespace {
-
-double timeMs(const std::function<void()> &run, cudaStream_t stream, int iters = 20) {
-  for (int i = 0; i < 3; ++i)
-    run();
-  cudaEvent_t start, stop;
-  cudaEventCreate(&start);
-  cudaEventCreate(&stop);
-  cudaEventRecord(start, stream);
-  for (int i = 0; i < iters; ++i)
-    run();
-  cudaEventRecord(stop, stream);
-  cudaEventSynchronize(stop);
-  float ms = 0;
-  cudaEventElapsedTime(&ms, start, stop);
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  return ms / iters;
-}
-
-void *upload(const std::vector<uint16_t> &v) {
-  void *d = nullptr;
-  cudaMalloc(&d, v.size() * 2);
-  cudaMemcpy(d, v.data(), v.size() * 2, cudaMemcpyHostToDevice);
-  return d;
-}
 
 struct Shape {
   const char *name;
@@ -62,8 +39,10 @@ int main(int argc, char **argv) {
     if (only && std::string(only) != s.name)
       continue;
     const int64_t qn = s.batch * s.heads * s.seq * s.dim, kn = s.batch * s.kvHeads * s.seq * s.dim;
-    void *q = upload(toBf16(bf16Normals(rng, qn))), *k = upload(toBf16(bf16Normals(rng, kn))),
-         *v = upload(toBf16(bf16Normals(rng, kn))), *dout = upload(toBf16(bf16Normals(rng, qn)));
+    void *q = bench::upload(toBf16(bf16Normals(rng, qn))),
+         *k = bench::upload(toBf16(bf16Normals(rng, kn))),
+         *v = bench::upload(toBf16(bf16Normals(rng, kn))),
+         *dout = bench::upload(toBf16(bf16Normals(rng, qn)));
     void *out = nullptr, *dq = nullptr, *dk = nullptr, *dv = nullptr;
     float *lse = nullptr, *workspace = nullptr;
     cudaMalloc(&out, qn * 2);
@@ -105,9 +84,10 @@ int main(int argc, char **argv) {
     g.causal = true;
     cudaMalloc(&workspace, cuda::attentionGradWorkspaceFloats(cuda::Elem::BF16, g) * 4);
 
-    const double forward = timeMs([&] { cuda::flashAttention(f, error, 0, stream); }, stream);
-    const double backward = timeMs(
-        [&] { cuda::attentionGrad(cuda::Elem::BF16, g, workspace, stream); }, stream);
+    const double forward =
+        bench::timeMs([&] { cuda::flashAttention(f, error, 0, stream); }, stream, 20, 3);
+    const double backward = bench::timeMs(
+        [&] { cuda::attentionGrad(cuda::Elem::BF16, g, workspace, stream); }, stream, 20, 3);
     cudaError_t status = cudaStreamSynchronize(stream);
     // Causal: about half of the T² scores, each a D-long product twice.
     const double products = 2.0 * s.batch * s.heads * s.seq * (s.seq + 1) / 2.0 * s.dim;

@@ -3,40 +3,12 @@
 // One JSON line per shape; docs/pruning.md gives the figures.
 #include "../gpu/Bf16Inputs.h"
 #include "hal/cuda/Gemm.h"
+#include "BenchTiming.h"
 #include "hal/cuda/SparseGemm.h"
 
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
-#include <functional>
-
-namespace {
-
-/// Milliseconds per call of `run`, over `iters` calls after a warm-up.
-double timeMs(const std::function<void()> &run, cudaStream_t stream, int iters = 50) {
-  for (int i = 0; i < 5; ++i)
-    run();
-  cudaEvent_t start, stop;
-  cudaEventCreate(&start);
-  cudaEventCreate(&stop);
-  cudaEventRecord(start, stream);
-  for (int i = 0; i < iters; ++i)
-    run();
-  cudaEventRecord(stop, stream);
-  cudaEventSynchronize(stop);
-  float ms = 0;
-  cudaEventElapsedTime(&ms, start, stop);
-  return ms / iters;
-}
-
-void *upload(const std::vector<uint16_t> &v) {
-  void *d = nullptr;
-  cudaMalloc(&d, v.size() * 2);
-  cudaMemcpy(d, v.data(), v.size() * 2, cudaMemcpyHostToDevice);
-  return d;
-}
-
-} // namespace
 
 int main(int argc, char **argv) {
   using namespace gai;
@@ -59,7 +31,7 @@ int main(int argc, char **argv) {
     (void)unused;
     std::vector<float> x = bf16Normals(rng, m * k), w = bf16Normals(rng, n * k);
     prune24(w.data(), n, k);
-    void *dx = upload(toBf16(x)), *dw = upload(toBf16(w)), *dc = nullptr;
+    void *dx = bench::upload(toBf16(x)), *dw = bench::upload(toBf16(w)), *dc = nullptr;
     cudaMalloc(&dc, m * n * 2);
     cuda::GemmDesc desc;
     desc.a = dx;
@@ -81,8 +53,10 @@ int main(int argc, char **argv) {
       std::fprintf(stderr, "sparse-gemm-bench: %s\n", s.message().c_str());
       return 1;
     }
-    double denseMs = timeMs([&] { (void)(*dense)->run(workspace, workspaceBytes, stream); }, stream);
-    double sparseMs = timeMs([&] { (void)(*sparse)->run(dx, nullptr, dc, stream); }, stream);
+    double denseMs = bench::timeMs(
+        [&] { (void)(*dense)->run(workspace, workspaceBytes, stream); }, stream, 50, 5);
+    double sparseMs = bench::timeMs(
+        [&] { (void)(*sparse)->run(dx, nullptr, dc, stream); }, stream, 50, 5);
     double flops = 2.0 * m * n * k;
     nlohmann::ordered_json line = {
         {"workload", "gemm-2:4"}, {"m", m}, {"n", n}, {"k", k},
