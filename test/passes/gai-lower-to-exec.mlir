@@ -274,3 +274,40 @@ module @sparse_2_4_other_use {
     return %y : tensor<8x32xf32>
   }
 }
+
+// -----
+
+// A fusion with two results (AdamW's moment, read again by the parameter's
+// update, as the fusion pass merges them): one launch with an output buffer
+// per result, each written over its state in place. Every result is
+// computed before any is stored, as the parameter's update reads the old
+// moment through the new one: the CPU kernel into row buffers, the GPU
+// kernel into registers.
+// CHECK-LABEL: module @two_results_in_place
+// CHECK:       exec.state first_moment "adam.m.w" : tensor<64xf32> at <state [[M:[0-9]+]], 256>
+// CHECK:       exec.state parameter "param.w" : tensor<64xf32> at <state [[P:[0-9]+]], 256>
+// CHECK:       exec.launch @k0_add_sub [#exec.ref<state 0, 256>, #exec.ref<state [[M]], 256>, #exec.ref<state [[P]], 256>, #exec.ref<state [[P]], 256>, #exec.ref<state [[M]], 256>]
+// CHECK:       func.func @k0_add_sub(
+// CHECK:         memref.store %{{.*}}, %alloca[
+// CHECK:         memref.store %{{.*}}, %alloca_0[
+// CHECK:         memref.store %{{.*}}, %arg3[
+// CHECK:         memref.store %{{.*}}, %arg4[
+// GPU-LABEL: module @two_results_in_place
+// GPU:       func.func @k0_add_sub(
+// GPU:         scf.for
+// GPU-NEXT:      %[[NEWM:.*]] = arith.addf
+// GPU-NEXT:      %[[NEWP:.*]] = arith.subf %{{.*}}, %[[NEWM]]
+// GPU-NEXT:      %[[AGAIN:.*]] = arith.addf
+// GPU-NEXT:      vector.store %[[NEWP]], %arg3
+// GPU-NEXT:      vector.store %[[AGAIN]], %arg4
+module @two_results_in_place {
+  func.func @optimizer_step(%g: tensor<64xf32> {gai.name = "grad.w"}, %m: tensor<64xf32> {gai.name = "adam.m.w"}, %p: tensor<64xf32> {gai.name = "param.w"}) -> (tensor<64xf32> {gai.name = "param.w"}, tensor<64xf32> {gai.name = "adam.m.w"}) {
+    %r:2 = gai.fusion %g, %m, %p : (tensor<64xf32>, tensor<64xf32>, tensor<64xf32>) -> (tensor<64xf32>, tensor<64xf32>) {
+    ^bb0(%a: tensor<64xf32>, %b: tensor<64xf32>, %c: tensor<64xf32>):
+      %m2 = gai.add %b, %a : (tensor<64xf32>, tensor<64xf32>) -> tensor<64xf32>
+      %p2 = gai.sub %c, %m2 : (tensor<64xf32>, tensor<64xf32>) -> tensor<64xf32>
+      gai.yield %p2, %m2 : tensor<64xf32>, tensor<64xf32>
+    }
+    return %r#0, %r#1 : tensor<64xf32>, tensor<64xf32>
+  }
+}
