@@ -18,7 +18,7 @@ const char *const kSessionFlagsHelp =
     "GAI_CUDA_GEMM_TUNE set the defaults):\n"
     "  --device D           auto (the artifact's target), cpu, cuda or cuda:N\n"
     "  --cuda-graphs on|off replay entries as CUDA graphs (default on)\n"
-    "  --profile            CUDA: time each step, print the time per step kind at exit\n"
+    "  --profile            time each step, print the time per step kind at exit\n"
     "  --overlap on|off     CUDA sm_90+: kernels start as the one before finishes\n"
     "                       (programmatic dependent launch; default on)\n"
     "  --gemm-tune N        CUDA: time N of cuBLASLt's candidates for each\n"

@@ -1,6 +1,7 @@
 // The CPU executor: resolves each step's buffers and runs its command.
 #include "core/Executor.h"
 
+#include "core/StepProfile.h"
 #include "core/Tables.h"
 #include "format/artifact_generated.h"
 #include "hal/Backend.h"
@@ -11,8 +12,10 @@
 #include "gai/Quantize.h"
 #include "gai/Sparsity.h"
 
+#include <chrono>
 #include <map>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -368,8 +371,12 @@ private:
 
 class CpuExecutor final : public Executor {
 public:
-  CpuExecutor(const LoadedArtifact &artifact, Communicator &comm)
-      : artifact_(artifact), comm_(comm) {}
+  CpuExecutor(const LoadedArtifact &artifact, Communicator &comm, bool profile)
+      : artifact_(artifact), comm_(comm), profile_(profile) {}
+  ~CpuExecutor() override {
+    if (profile_ && !stepTimes_.empty())
+      std::fputs(stepTimes_.report("cpu").c_str(), stderr);
+  }
   Status init(bool overlapCollectives);
   bool hasEntry(const std::string &name) const override {
     return entries_.count(name) != 0;
@@ -408,9 +415,16 @@ private:
            std::holds_alternative<cmd::ReduceScatter>(c);
   }
   Status runSteps(Entry &entry);
+  /// Runs step `i` of `entry`, timed with `profile_`.
+  Status runStep(Entry &entry, size_t i);
+  /// A step as the profile names it: its command, a GEMM's shape, a kernel's name.
+  std::string describe(const Command &step) const;
 
   const LoadedArtifact &artifact_;
   Communicator &comm_;
+  bool profile_ = false;
+  StepProfile stepTimes_;
+  std::vector<std::string> kernelNames_;
   std::shared_ptr<cpu::KernelModule> kernels_;
   std::vector<uint8_t> state_;
   int64_t allocated_ = 0; // state, arenas, inputs and outputs
@@ -424,8 +438,8 @@ private:
 
 StatusOr<std::unique_ptr<Executor>> createCpuExecutor(const LoadedArtifact &artifact,
                                                       Communicator &comm,
-                                                      bool overlapCollectives) {
-  auto executor = std::make_unique<CpuExecutor>(artifact, comm);
+                                                      bool overlapCollectives, bool profile) {
+  auto executor = std::make_unique<CpuExecutor>(artifact, comm, profile);
   if (Status s = executor->init(overlapCollectives); !s)
     return s;
   return std::unique_ptr<Executor>(std::move(executor));
@@ -455,6 +469,7 @@ Status CpuExecutor::init(bool overlapCollectives) {
     if (k->symbols())
       for (const flatbuffers::String *s : *k->symbols())
         symbols.push_back(s->str());
+    kernelNames_ = symbols;
     if (k->code()) {
       code = k->code()->data();
       codeSize = k->code()->size();
@@ -557,7 +572,33 @@ Status CpuExecutor::run(const std::string &name) {
     return Status::error("the artifact has no entry point '" + name + "'");
   if (Status s = runSteps(*it->second); !s)
     return Status::error("entry '" + name + "', " + s.message());
+  if (profile_)
+    stepTimes_.addRun(name);
   return Status::ok();
+}
+
+Status CpuExecutor::runStep(Entry &entry, size_t i) {
+  const Command &step = entry.commands->steps[i];
+  if (!profile_)
+    return entry.backend->recordStep(i, step);
+  auto start = std::chrono::steady_clock::now();
+  Status s = entry.backend->recordStep(i, step);
+  std::chrono::duration<double, std::milli> ms = std::chrono::steady_clock::now() - start;
+  stepTimes_.addStep(entry.desc->name() ? entry.desc->name()->str() : std::string(),
+                     describe(step), ms.count());
+  return s;
+}
+
+std::string CpuExecutor::describe(const Command &step) const {
+  if (const auto *launch = std::get_if<cmd::Launch>(&step)) {
+    std::string name = launch->kernel < kernelNames_.size() ? kernelNames_[launch->kernel]
+                                                            : std::to_string(launch->kernel);
+    return "kernel " + (name.rfind("gai_", 0) == 0 ? name.substr(4) : name);
+  }
+  if (const auto *gemm = std::get_if<cmd::Gemm>(&step))
+    return "gemm " + std::to_string(gemm->batch * gemm->m) + "x" + std::to_string(gemm->n) +
+           "x" + std::to_string(gemm->k) + (gemm->residual.present() ? " residual" : "");
+  return commandName(step);
 }
 
 /// The steps in order; in a job of several ranks each collective starts on
@@ -568,7 +609,7 @@ Status CpuExecutor::runSteps(Entry &entry) {
   const std::vector<Command> &steps = entry.commands->steps;
   if (!asyncSteps_) {
     for (size_t i = 0; i < steps.size(); ++i)
-      if (Status s = entry.backend->recordStep(i, steps[i]); !s)
+      if (Status s = runStep(entry, i); !s)
         return s;
     return Status::ok();
   }
@@ -598,7 +639,7 @@ Status CpuExecutor::runSteps(Entry &entry) {
       });
       continue;
     }
-    failed = entry.backend->recordStep(i, steps[i]);
+    failed = runStep(entry, i);
   }
   // Nothing may run on after the entry: the collectives' thread writes its
   // buffers.

@@ -2,6 +2,7 @@
 // resolved to launches once, and each entry point replayed as a CUDA graph
 // after its first run.
 #include "core/Executor.h"
+#include "core/StepProfile.h"
 #include "core/Tables.h"
 #include "format/artifact_generated.h"
 #include "hal/cuda/CudaBackend.h"
@@ -139,43 +140,12 @@ private:
   /// SessionOptions::profile: steps run eagerly between events; the time
   /// per step kind is printed when the executor goes away.
   bool profile_ = false;
-  std::map<std::string, std::pair<double, int64_t>> profileMs_;
+  StepProfile stepTimes_;
 };
 
 CudaExecutor::~CudaExecutor() {
-  if (profile_ && !profileMs_.empty()) {
-    std::vector<std::pair<double, std::string>> rows;
-    double total = 0;
-    for (auto &[name, v] : profileMs_) {
-      rows.emplace_back(v.first, name);
-      total += v.first;
-    }
-    std::sort(rows.rbegin(), rows.rend());
-    std::fprintf(stderr, "gai profile (%s): %.3f ms in steps\n", name_.c_str(), total);
-    // By kind first (each entry's GEMMs, generated kernels, attention,
-    // copies...: the word after "entry: "), then the 30 costliest steps.
-    std::map<std::string, double> byKind;
-    for (auto &[ms, name] : rows) {
-      size_t colon = name.find(": ");
-      size_t start = colon == std::string::npos ? 0 : colon + 2;
-      size_t end = name.find(' ', start);
-      byKind[name.substr(0, colon == std::string::npos ? 0 : colon) + " " +
-             name.substr(start, end == std::string::npos ? std::string::npos : end - start)] += ms;
-    }
-    std::vector<std::pair<double, std::string>> kinds;
-    for (auto &[kind, ms] : byKind)
-      kinds.emplace_back(ms, kind);
-    std::sort(kinds.rbegin(), kinds.rend());
-    std::fprintf(stderr, "  by kind:\n");
-    for (auto &[ms, kind] : kinds)
-      std::fprintf(stderr, "  %10.3f ms %5.1f%%  %s\n", ms, 100.0 * ms / total, kind.c_str());
-    std::fprintf(stderr, "  costliest steps:\n");
-    for (size_t i = 0; i < rows.size() && i < 30; ++i)
-      std::fprintf(stderr, "  %10.3f ms %5.1f%%  %6lld  %s\n", rows[i].first,
-                   100.0 * rows[i].first / total,
-                   static_cast<long long>(profileMs_[rows[i].second].second),
-                   rows[i].second.c_str());
-  }
+  if (profile_ && !stepTimes_.empty())
+    std::fputs(stepTimes_.report(name_).c_str(), stderr);
   for (auto &[name, entry] : entries_)
     for (cudaEvent_t e : entry->events)
       cudaEventDestroy(e);
@@ -642,14 +612,14 @@ Status CudaExecutor::run(const std::string &name) {
     return s;
   if (cudaError_t e = cudaGetLastError(); e != cudaSuccess)
     return cudaError("running entry '" + name + "' on " + name_, e);
-  if (profile_)
+  if (profile_) {
+    stepTimes_.addRun(name);
     for (size_t i = 0; i < entry.recorded.steps.size(); ++i) {
       float ms = 0;
       cudaEventElapsedTime(&ms, entry.events[i], entry.events[i + 1]);
-      auto &slot = profileMs_[name + ": " + entry.recorded.stepNames[i]];
-      slot.first += ms;
-      ++slot.second;
+      stepTimes_.addStep(name, entry.recorded.stepNames[i], ms);
     }
+  }
   return checkError(entry);
 }
 

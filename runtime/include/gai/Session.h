@@ -54,8 +54,9 @@ struct SessionOptions {
   std::string device = "auto";
   /// CUDA: replay an entry as a CUDA graph from its second run on.
   bool cudaGraphs = true;
-  /// CUDA: run steps eagerly between events and print the time per step
-  /// kind when the session ends.
+  /// Time each step and print the time per step kind, per run of its
+  /// entry, when the session ends (CUDA: steps run eagerly between events,
+  /// without graphs).
   bool profile = false;
   /// CUDA (sm_90 and newer): let a kernel start while the one before it
   /// finishes (programmatic dependent launch). Process-wide: the last
