@@ -247,7 +247,9 @@ void copyCheapOpsIntoUsers(Block &block) {
     return cast<RankedTensorType>(v.getType()).getNumElements() == 1;
   };
   // A copy's operand may itself be such an op: repeat until none is left.
-  for (int round = 0; round < 4; ++round) {
+  // This ends: each round leaves its candidates with one use each, and only
+  // ops further up a chain can gain uses.
+  while (true) {
     SmallVector<Operation *> candidates;
     for (Operation &op : block) {
       if (op.getNumResults() != 1 || op.hasOneUse() || op.use_empty() ||
