@@ -305,6 +305,11 @@ FailureOr<flatbuffers::Offset<fmt::Step>> Writer::step(Operation &op) {
                                 &bZero, &gateScale, &gateZero, g.getGroup(), &bMeta,
                                 &gateMeta));
   }
+  // An attention command's strides, when it has any.
+  auto stridesOf = [&](std::optional<ArrayRef<int64_t>> strides) {
+    return strides ? fbb.CreateVector(strides->data(), strides->size())
+                   : flatbuffers::Offset<flatbuffers::Vector<int64_t>>();
+  };
   if (auto a = dyn_cast<exec::AttentionOp>(op)) {
     fmt::BufferRef q = toRef(a.getQ()), k = toRef(a.getK()), v = toRef(a.getV()),
                    out = toRef(a.getOut()), start = toRef(a.getQueryStart()),
@@ -318,7 +323,8 @@ FailureOr<flatbuffers::Offset<fmt::Step>> Writer::step(Operation &op) {
                     a.getSoftcap().convertToFloat(), a.getCausal(), a.getWindow(),
                     dtype(a.getElementAttr()), &kNew, &vNew,
                     sameEnum<fmt::RopeStyle>(a.getRope()), &ropePositions,
-                    a.getRopeTheta().convertToFloat(), a.getCacheReady(), &lse));
+                    a.getRopeTheta().convertToFloat(), a.getCacheReady(), &lse,
+                    stridesOf(a.getStrides())));
   }
   if (auto a = dyn_cast<exec::AttentionGradOp>(op)) {
     fmt::BufferRef q = toRef(a.getQ()), k = toRef(a.getK()), v = toRef(a.getV()),
@@ -331,7 +337,7 @@ FailureOr<flatbuffers::Offset<fmt::Step>> Writer::step(Operation &op) {
                     a.getBatch(), a.getHeads(), a.getKvHeads(), a.getQueries(), a.getKeys(),
                     a.getHeadDim(), a.getValueDim(), a.getScale().convertToFloat(),
                     a.getSoftcap().convertToFloat(), a.getCausal(), a.getWindow(),
-                    dtype(a.getElementAttr())));
+                    dtype(a.getElementAttr()), stridesOf(a.getStrides())));
   }
   if (auto l = dyn_cast<exec::LaunchOp>(op)) {
     auto it = llvm::find(kernels.kernels, l.getKernel().str());

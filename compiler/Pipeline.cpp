@@ -119,6 +119,10 @@ mlir::LogicalResult optimize(mlir::ModuleOp module,
       pm.addPass(mlir::gai::createGaiShard(shard));
     }
   }
+  // After autodiff, so that the backward's transposes go too.
+  mlir::gai::GaiAttentionLayoutOptions layout;
+  layout.tensorCoreForward = options.isCuda();
+  pm.addNestedPass<mlir::func::FuncOp>(mlir::gai::createGaiAttentionLayout(layout));
   mlir::gai::GaiFusionOptions fusion;
   fusion.libraryActivations = options.isCuda();
   fusion.absorbTransposes = options.isCuda();

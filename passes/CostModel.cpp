@@ -33,7 +33,8 @@ int64_t flopsOf(Operation *op) {
     return 4 * elements(g.getResult()) * dim(g.getLhs(), 1);
   if (auto a = dyn_cast<FlashAttentionOp>(op)) {
     // Rows of Q times keys, each a dot over D and a sum over Dv.
-    int64_t products = elements(a.getQuery()) / dim(a.getQuery(), 1) * dim(a.getKey(), 2) *
+    int64_t keys = dim(a.getKey(), a.isTokenMajor(FlashAttentionOp::kKey) ? 3 : 2);
+    int64_t products = elements(a.getQuery()) / dim(a.getQuery(), 1) * keys *
                        (dim(a.getQuery(), 1) + dim(a.getValue(), 1)) * 2;
     return std::max<int64_t>(1, a.getCausal() ? products / 2 : products);
   }

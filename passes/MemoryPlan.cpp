@@ -52,6 +52,76 @@ int64_t tensorBytes(mlir::RankedTensorType type) {
   return (type.getNumElements() * (bits == 1 ? 8 : bits) + 7) / 8;
 }
 
+namespace {
+
+/// Whether `use` is a token-major tensor operand of an attention op.
+bool readsTokenMajor(mlir::OpOperand &use) {
+  using namespace mlir::gai;
+  mlir::Operation *user = use.getOwner();
+  unsigned n = use.getOperandNumber();
+  if (auto fa = mlir::dyn_cast<FlashAttentionOp>(user))
+    return n < 3 && fa.isTokenMajor(n); // q, k, v lead, as their flags
+  if (auto grad = mlir::dyn_cast<FlashAttentionGradOp>(user)) {
+    // Operands q, k, v, out, lse, out_grad; lse has no flag.
+    constexpr int kFlagOf[] = {FlashAttentionGradOp::kQuery, FlashAttentionGradOp::kKey,
+                               FlashAttentionGradOp::kValue, FlashAttentionGradOp::kOut,
+                               -1, FlashAttentionGradOp::kOutGrad};
+    return n < 6 && kFlagOf[n] >= 0 && grad.isTokenMajor(static_cast<unsigned>(kFlagOf[n]));
+  }
+  return false;
+}
+
+mlir::ArrayRef<int64_t> shapeOf(mlir::Value v) {
+  return mlir::cast<mlir::RankedTensorType>(v.getType()).getShape();
+}
+
+} // namespace
+
+bool isAttentionSliceView(mlir::gai::SliceOp slice) {
+  using namespace mlir;
+  ArrayRef<int64_t> in = shapeOf(slice.getInput()), out = shapeOf(slice.getResult());
+  ArrayRef<int64_t> offsets = slice.getOffsets();
+  if (in.size() != 3 || offsets[0] != 0 || offsets[1] != 0 || in.drop_back() != out.drop_back() ||
+      offsets[2] % 8 != 0 || in[2] % 8 != 0 || slice->use_empty())
+    return false;
+  return llvm::all_of(slice->getUsers(), [&](Operation *user) {
+    auto reshape = dyn_cast<mlir::gai::ReshapeOp>(user);
+    if (!reshape || shapeOf(reshape.getResult()).size() != 4 ||
+        shapeOf(reshape.getResult()).take_front(2) != out.take_front(2) ||
+        reshape->use_empty())
+      return false;
+    return llvm::all_of(reshape->getUses(), [](OpOperand &use) { return readsTokenMajor(use); });
+  });
+}
+
+ConcatPart concatPartOf(mlir::Value gradient) {
+  using namespace mlir;
+  auto grad = gradient.getDefiningOp<mlir::gai::FlashAttentionGradOp>();
+  if (!grad || !gradient.hasOneUse())
+    return {};
+  unsigned index = cast<OpResult>(gradient).getResultNumber();
+  if (!grad.isTokenMajor(mlir::gai::FlashAttentionGradOp::kQueryGrad + index))
+    return {};
+  auto reshape = dyn_cast<mlir::gai::ReshapeOp>(*gradient.getUsers().begin());
+  if (!reshape || !reshape->hasOneUse())
+    return {};
+  auto concat = dyn_cast<mlir::gai::ConcatOp>(*reshape->getUsers().begin());
+  ArrayRef<int64_t> part = shapeOf(reshape.getResult());
+  if (!concat || part.size() != 3 || concat.getAxis() != 2 ||
+      part.take_front(2) != shapeOf(gradient).take_front(2))
+    return {};
+  int64_t offset = 0;
+  for (Value input : concat.getInputs()) {
+    if (input == reshape.getResult())
+      break;
+    offset += shapeOf(input)[2];
+  }
+  if (offset % 8 != 0 || shapeOf(concat.getResult())[2] % 8 != 0 ||
+      llvm::count(concat.getInputs(), reshape.getResult()) != 1)
+    return {};
+  return {concat, offset};
+}
+
 FunctionBuffers collectBuffers(mlir::func::FuncOp func) {
   using namespace mlir;
   FunctionBuffers result;
@@ -89,6 +159,24 @@ FunctionBuffers collectBuffers(mlir::func::FuncOp func) {
       request(cached.getResult());
       alias(cached.getNewKeyCache(), cached.getKeyCache());
       alias(cached.getNewValueCache(), cached.getValueCache());
+    } else if (auto slice = dyn_cast<mlir::gai::SliceOp>(op);
+               slice && isAttentionSliceView(slice)) {
+      alias(slice.getResult(), slice.getInput());
+    } else if (auto grad = dyn_cast<mlir::gai::FlashAttentionGradOp>(op)) {
+      // A gradient written into its concat makes the concat's buffer live.
+      for (Value v : grad->getResults()) {
+        ConcatPart part = concatPartOf(v);
+        if (!part.concat) {
+          request(v);
+          continue;
+        }
+        if (!bufferOf.count(part.concat.getResult()))
+          request(part.concat.getResult());
+        alias(v, part.concat.getResult());
+      }
+    } else if (auto concat = dyn_cast<mlir::gai::ConcatOp>(op);
+               concat && bufferOf.count(concat.getResult())) {
+      // Its buffer is live since the gradients written into it.
     } else if (!isa<mlir::gai::ParamOp, mlir::gai::DequantizeOp>(op) &&
                !(isa<mlir::gai::ConstantOp>(op) && op.use_empty())) {
       // Constants still outside regions feed library calls: filled in place.

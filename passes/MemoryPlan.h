@@ -3,6 +3,8 @@
 #ifndef GAI_PASSES_MEMORYPLAN_H
 #define GAI_PASSES_MEMORYPLAN_H
 
+#include "dialects/Gai/GaiOps.h"
+
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 
 #include <cstdint>
@@ -33,10 +35,28 @@ ArenaPlan planArena(const std::vector<BufferRequest> &requests,
 /// Bytes a tensor takes in memory (masks: one byte per element).
 int64_t tensorBytes(mlir::RankedTensorType type);
 
+/// Whether `slice` is read in place, as a view of its input: it cuts only
+/// the last axis of a [B, T, C] tensor (a packed q/k/v projection), and
+/// only token-major attention operands read it (through reshapes), whose
+/// kernels take its rows at the input's stride. Offsets and widths are
+/// multiples of 8 elements, so rows stay 16-byte aligned.
+bool isAttentionSliceView(mlir::gai::SliceOp slice);
+
+/// Where a token-major attention gradient is written in place: the concat
+/// that reads it (through one reshape, along the last axis of [B, T, C])
+/// and its offset along that axis. A null concat when it is not.
+struct ConcatPart {
+  mlir::gai::ConcatOp concat;
+  int64_t offset = 0;
+};
+ConcatPart concatPartOf(mlir::Value gradient);
+
 /// The buffers of a gai function: one per op result that needs memory.
 /// Parameters, constants and arguments live elsewhere; a reshape reuses its
-/// input's buffer, a cache write updates its cache in place; results stay
-/// live to the end.
+/// input's buffer, a cache write updates its cache in place, an attention
+/// slice view (isAttentionSliceView) reads its input's, and a gradient
+/// written into a concat (concatPartOf) lives in the concat's, from the
+/// gradient on; results stay live to the end.
 struct FunctionBuffers {
   std::vector<mlir::Value> values;
   std::vector<BufferRequest> requests;

@@ -35,6 +35,34 @@ def GaiAttentionRewrite : Pass<"gai-attention-rewrite", "func::FuncOp"> {
   let dependentDialects = ["::mlir::gai::GaiDialect"];
 }
 
+def GaiAttentionLayout : Pass<"gai-attention-layout", "func::FuncOp"> {
+  let summary = "Let attention read and write [B, T, H, D] tensors in place "
+                "of the head transposes around it";
+  let description = [{
+    A projection makes q, k and v as [B, T, H·D], and the output projection
+    reads [B, T, H·D]; attention works per head. The frontend bridges the
+    two with transposes ([0, 2, 1, 3]), each a pass over the tensor. This
+    pass drops them: an operand of gai.flash_attention or
+    gai.flash_attention_grad made by such a transpose becomes the
+    transpose's input, marked in `token_major`, and a result (the output,
+    or a gradient) read only through such transposes, or as the backward's
+    `out`, is made [B, T, H, D] itself. The kernels read and write rows at
+    any stride. A slice of a packed q/k/v projection before the transpose
+    becomes a view at lowering (exec), as does a concat of the gradients.
+
+    With `tensor-core-forward`, gai.flash_attention is changed only where
+    the CUDA runtime's tensor-core kernel runs it (bf16, head dims both 64
+    or both 128, at least 64 queries), the one forward kernel that takes
+    strides; the backward kernels all do, as do the CPU's.
+  }];
+  let options = [
+    Option<"tensorCoreForward", "tensor-core-forward", "bool", /*default=*/"false",
+           "change gai.flash_attention only where the CUDA runtime's "
+           "tensor-core kernel runs it (the CUDA target)">,
+  ];
+  let dependentDialects = ["::mlir::gai::GaiDialect"];
+}
+
 def GaiFusion : Pass<"gai-fusion", "func::FuncOp"> {
   let summary = "Attach GEMM epilogues; group elementwise and row ops into "
                 "gai.fusion regions";

@@ -116,6 +116,28 @@ exec::LossReduction reductionOf(LossReduction reduction) {
   llvm_unreachable("every loss reduction has a command form");
 }
 
+/// Appends the strides (batch, head, row; elements) of attention tensor
+/// `v`: [B, H, T, D] packed or, when `tokenMajor`, [B, T, H, D], whose rows
+/// may be those of a wider tensor it is a view of (a packed projection's
+/// slice, or the concat a gradient is written into).
+void appendAttentionStrides(SmallVectorImpl<int64_t> &strides, Value v, bool tokenMajor) {
+  ArrayRef<int64_t> s = tensorOf(v).getShape();
+  const int64_t dim = s[3];
+  if (!tokenMajor) {
+    strides.append({s[1] * s[2] * dim, s[2] * dim, dim});
+    return;
+  }
+  int64_t row = s[2] * dim;
+  Value base = v;
+  while (auto reshape = base.getDefiningOp<ReshapeOp>())
+    base = reshape.getInput();
+  if (auto slice = base.getDefiningOp<SliceOp>(); slice && isAttentionSliceView(slice))
+    row = tensorOf(slice.getInput()).getShape().back();
+  if (ConcatPart part = concatPartOf(v); part.concat)
+    row = tensorOf(part.concat.getResult()).getShape().back();
+  strides.append({s[1] * row, dim, row});
+}
+
 class Lowering {
 public:
   Lowering(ModuleOp fused, const ExecOptions &options)
@@ -495,8 +517,25 @@ LogicalResult Lowering::lowerOp(Operation *op) {
                        gemm.getTransposeRhs(),
                        activationOf(gemm.getActivation()));
   if (auto fa = dyn_cast<FlashAttentionOp>(op)) {
-    ArrayRef<int64_t> q = shape(fa.getQuery()), k = shape(fa.getKey()),
-                      v = shape(fa.getValue());
+    using T = FlashAttentionOp;
+    // The head-major shapes: [B, H, T, D].
+    auto headMajor = [&](Value x, unsigned flag) {
+      SmallVector<int64_t> s(shape(x));
+      if (fa.isTokenMajor(flag))
+        std::swap(s[1], s[2]);
+      return s;
+    };
+    SmallVector<int64_t> q = headMajor(fa.getQuery(), T::kQuery),
+                         k = headMajor(fa.getKey(), T::kKey),
+                         v = headMajor(fa.getValue(), T::kValue);
+    DenseI64ArrayAttr strides;
+    if (llvm::is_contained(fa.getTokenMajor(), true)) {
+      SmallVector<int64_t> all;
+      for (auto [x, flag] : {std::pair{fa.getQuery(), T::kQuery}, {fa.getKey(), T::kKey},
+                             {fa.getValue(), T::kValue}, {fa.getResult(), T::kResult}})
+        appendAttentionStrides(all, x, fa.isTokenMajor(flag));
+      strides = b.getDenseI64ArrayAttr(all);
+    }
     Value positions = fa.getQueryPositions();
     exec::AttentionOp::create(
         b, loc, ref(fa.getQuery()), ref(fa.getKey()), ref(fa.getValue()),
@@ -512,12 +551,38 @@ LogicalResult Lowering::lowerOp(Operation *op) {
         TypeAttr::get(tensorOf(fa.getResult()).getElementType()),
         /*k_new=*/nullptr, /*v_new=*/nullptr, /*rope_positions=*/nullptr,
         /*rope=*/nullptr, /*rope_theta=*/nullptr, /*cache_ready=*/nullptr,
-        fa.getWithLse() ? ref(fa.getLse()) : RefAttr());
+        fa.getWithLse() ? ref(fa.getLse()) : RefAttr(), strides);
     return success();
   }
   if (auto grad = dyn_cast<FlashAttentionGradOp>(op)) {
-    ArrayRef<int64_t> q = shape(grad.getQuery()), k = shape(grad.getKey()),
-                      v = shape(grad.getValue());
+    using T = FlashAttentionGradOp;
+    auto headMajor = [&](Value x, unsigned flag) {
+      SmallVector<int64_t> s(shape(x));
+      if (grad.isTokenMajor(flag))
+        std::swap(s[1], s[2]);
+      return s;
+    };
+    SmallVector<int64_t> q = headMajor(grad.getQuery(), T::kQuery),
+                         k = headMajor(grad.getKey(), T::kKey),
+                         v = headMajor(grad.getValue(), T::kValue);
+    // Gradients written into their concat: views of its buffer.
+    for (Value g : grad->getResults())
+      if (ConcatPart part = concatPartOf(g); part.concat) {
+        RefAttr whole = ref(part.concat.getResult());
+        int64_t at = part.offset * elementBytes(g);
+        refOf[g] = slice(whole, at, whole.getSize() - at);
+      }
+    DenseI64ArrayAttr strides;
+    if (llvm::is_contained(grad.getTokenMajor(), true)) {
+      SmallVector<int64_t> all;
+      for (auto [x, flag] :
+           {std::pair{grad.getQuery(), T::kQuery}, {grad.getKey(), T::kKey},
+            {grad.getValue(), T::kValue}, {grad.getOut(), T::kOut},
+            {grad.getOutGrad(), T::kOutGrad}, {grad.getQueryGrad(), T::kQueryGrad},
+            {grad.getKeyGrad(), T::kKeyGrad}, {grad.getValueGrad(), T::kValueGrad}})
+        appendAttentionStrides(all, x, grad.isTokenMajor(flag));
+      strides = b.getDenseI64ArrayAttr(all);
+    }
     exec::AttentionGradOp::create(
         b, loc, ref(grad.getQuery()), ref(grad.getKey()), ref(grad.getValue()),
         ref(grad.getOut()), ref(grad.getLse()), ref(grad.getOutGrad()),
@@ -527,7 +592,7 @@ LogicalResult Lowering::lowerOp(Operation *op) {
         b.getF32FloatAttr(grad.getSoftcap().convertToDouble()),
         b.getBoolAttr(grad.getCausal()),
         i64(static_cast<int64_t>(grad.getWindow())),
-        TypeAttr::get(tensorOf(grad.getQuery()).getElementType()));
+        TypeAttr::get(tensorOf(grad.getQuery()).getElementType()), strides);
     return success();
   }
   if (auto ca = dyn_cast<CachedAttentionOp>(op)) {
@@ -561,7 +626,7 @@ LogicalResult Lowering::lowerOp(Operation *op) {
         b.getBoolAttr(isa<BlockArgument>(ca.getKeyCache()) &&
                       isa<BlockArgument>(ca.getValueCache()) &&
                       isa<BlockArgument>(ca.getPositions())),
-        /*lse=*/RefAttr());
+        /*lse=*/RefAttr(), /*strides=*/DenseI64ArrayAttr());
     return success();
   }
   if (auto e = dyn_cast<EmbeddingOp>(op)) {
@@ -605,6 +670,12 @@ LogicalResult Lowering::lowerOp(Operation *op) {
     return success();
   }
   if (auto s = dyn_cast<SliceOp>(op)) {
+    if (isAttentionSliceView(s)) { // attention reads its rows in place
+      RefAttr whole = ref(s.getInput());
+      int64_t at = s.getOffsets().back() * elementBytes(s.getInput());
+      refOf[s.getResult()] = slice(whole, at, whole.getSize() - at);
+      return success();
+    }
     exec::SliceOp::create(b, loc, ref(s.getInput()), ref(s.getResult()),
                           i64(elementBytes(s.getInput())),
                           b.getDenseI64ArrayAttr(shape(s.getInput())),
@@ -648,8 +719,11 @@ LogicalResult Lowering::lowerOp(Operation *op) {
     int64_t offset = 0;
     for (Value part : concat.getInputs()) {
       int64_t n = shape(part)[axis];
-      exec::PlaceOp::create(b, loc, ref(part), ref(concat.getResult()), i64(outer),
-                            i64(n * unit), i64(out[axis] * unit), i64(offset * unit));
+      auto reshape = part.getDefiningOp<ReshapeOp>();
+      bool inPlace = reshape && concatPartOf(reshape.getInput()).concat == concat;
+      if (!inPlace) // else the attention backward wrote it there
+        exec::PlaceOp::create(b, loc, ref(part), ref(concat.getResult()), i64(outer),
+                              i64(n * unit), i64(out[axis] * unit), i64(offset * unit));
       offset += n;
     }
     return success();

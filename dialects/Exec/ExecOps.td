@@ -213,7 +213,8 @@ def Exec_AttentionOp : Exec_Command<"attention"> {
       DefaultValuedAttr<Exec_RopeStyleAttr, "::mlir::exec::RopeStyle::None">:$rope,
       DefaultValuedAttr<F32Attr, "0.0">:$rope_theta,
       DefaultValuedAttr<BoolAttr, "false">:$cache_ready,
-      OptionalAttr<Exec_RefAttr>:$lse);
+      OptionalAttr<Exec_RefAttr>:$lse,
+      OptionalAttr<DenseI64ArrayAttr>:$strides);
   let description = [{
     `element` is the type of q, k, v and out: q [batch, heads, queries,
     head_dim], k [batch, kv_heads, keys, head_dim], v [batch, kv_heads,
@@ -225,6 +226,11 @@ def Exec_AttentionOp : Exec_Command<"attention"> {
     k, v or query_start, so the kernel may read them while the step before
     it still runs. `lse` (f32 [batch, heads, queries]) receives each query
     row's log-sum-exp of its masked scores, for attention_grad.
+    `strides` (absent: the layouts above, packed) places the rows of q, k,
+    v and out, three a tensor in that order, in elements: between
+    batches, between heads, between rows; the head dim is contiguous. A
+    [B, T, H, D] tensor, or one slice of a packed projection, is read and
+    written in place this way. Not with `k_new`.
   }];
 }
 
@@ -235,11 +241,14 @@ def Exec_AttentionGradOp : Exec_Command<"attention_grad"> {
       Exec_RefAttr:$q_grad, Exec_RefAttr:$k_grad, Exec_RefAttr:$v_grad,
       I64Attr:$batch, I64Attr:$heads, I64Attr:$kv_heads, I64Attr:$queries,
       I64Attr:$keys, I64Attr:$head_dim, I64Attr:$value_dim, F32Attr:$scale,
-      F32Attr:$softcap, BoolAttr:$causal, I64Attr:$window, TypeAttr:$element);
+      F32Attr:$softcap, BoolAttr:$causal, I64Attr:$window, TypeAttr:$element,
+      OptionalAttr<DenseI64ArrayAttr>:$strides);
   let description = [{
     gai.flash_attention_grad: q, k, v, out and out_grad as attention's
     operands and result, lse its row log-sum-exps (f32); the gradients have
     the shapes of q, k and v. Every element but lse is `element`.
+    `strides` as exec.attention's, for q, k, v, out, out_grad, q_grad,
+    k_grad and v_grad (24 values); lse is always packed.
   }];
 }
 

@@ -359,31 +359,55 @@ llvm::Error TakeOp::interpret(InterpretState &state) {
 // Attention
 //===----------------------------------------------------------------------===//
 
+/// A rank-4 tensor with its axes 1 and 2 swapped when `swap`: a token-major
+/// attention tensor ([B, T, H, D]) as the head-major one the kernels above
+/// take, or back.
+static HostTensor swapHeadAxes(const HostTensor &t, bool swap) {
+  if (!swap)
+    return t;
+  int64_t b = t.shape[0], x = t.shape[1], y = t.shape[2], d = t.shape[3];
+  HostTensor out({b, y, x, d});
+  for (int64_t bi = 0; bi < b; ++bi)
+    for (int64_t i = 0; i < x; ++i)
+      for (int64_t j = 0; j < y; ++j)
+        std::copy_n(t.data.data() + ((bi * x + i) * y + j) * d, d,
+                    out.data.data() + ((bi * y + j) * x + i) * d);
+  return out;
+}
+
 llvm::Error FlashAttentionOp::interpret(InterpretState &state) {
   Value positions = getQueryPositions();
   HostTensor lse;
-  state.set(getResult(), attend(state.in(getQuery()), state.in(getKey()),
-                                state.in(getValue()),
+  auto in = [&](Value v, unsigned index) {
+    return swapHeadAxes(state.in(v), isTokenMajor(index));
+  };
+  state.set(getResult(),
+            swapHeadAxes(attend(in(getQuery(), kQuery), in(getKey(), kKey),
+                                in(getValue(), kValue),
                                 positions ? &state.in(positions) : nullptr,
                                 static_cast<int64_t>(getKvGroups()),
                                 getCausal(), static_cast<int64_t>(getWindow()),
                                 getScale().convertToDouble(),
                                 getSoftcap().convertToDouble(),
-                                getWithLse() ? &lse : nullptr));
+                                getWithLse() ? &lse : nullptr),
+                         isTokenMajor(kResult)));
   if (getWithLse())
     state.set(getLse(), std::move(lse));
   return llvm::Error::success();
 }
 
 llvm::Error FlashAttentionGradOp::interpret(InterpretState &state) {
-  auto grads = attendGrad(state.in(getQuery()), state.in(getKey()), state.in(getValue()),
-                          state.in(getOut()), state.in(getLse()), state.in(getOutGrad()),
+  auto in = [&](Value v, unsigned index) {
+    return swapHeadAxes(state.in(v), isTokenMajor(index));
+  };
+  auto grads = attendGrad(in(getQuery(), kQuery), in(getKey(), kKey), in(getValue(), kValue),
+                          in(getOut(), kOut), state.in(getLse()), in(getOutGrad(), kOutGrad),
                           static_cast<int64_t>(getKvGroups()), getCausal(),
                           static_cast<int64_t>(getWindow()), getScale().convertToDouble(),
                           getSoftcap().convertToDouble());
-  state.set(getQueryGrad(), std::move(grads[0]));
-  state.set(getKeyGrad(), std::move(grads[1]));
-  state.set(getValueGrad(), std::move(grads[2]));
+  state.set(getQueryGrad(), swapHeadAxes(grads[0], isTokenMajor(kQueryGrad)));
+  state.set(getKeyGrad(), swapHeadAxes(grads[1], isTokenMajor(kKeyGrad)));
+  state.set(getValueGrad(), swapHeadAxes(grads[2], isTokenMajor(kValueGrad)));
   return llvm::Error::success();
 }
 

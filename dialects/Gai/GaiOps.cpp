@@ -797,15 +797,38 @@ LogicalResult CrossEntropyGradOp::verify() {
 /// The result type of attention over query [B, H, T, D], key [B, Hkv, S, D]
 /// and value [B, Hkv, S, Dv], pushed onto `types` (shared by
 /// flash_attention and cached_attention).
+/// `type` with its axes 1 and 2 swapped when `swap` ([B, T, H, D] and
+/// [B, H, T, D] into each other); unchanged when not of rank 4, for the
+/// shape checks to report.
+static RankedTensorType swapHeadAxes(Type type, bool swap) {
+  auto t = dyn_cast<RankedTensorType>(type);
+  if (!t || !swap || t.getRank() != 4)
+    return t;
+  ArrayRef<int64_t> s = t.getShape();
+  return RankedTensorType::get({s[0], s[2], s[1], s[3]}, t.getElementType());
+}
+
+/// Whether entry `index` of an attention op's token_major flags is set.
+static bool flagged(ArrayRef<bool> flags, unsigned index) {
+  return index < flags.size() && flags[index];
+}
+
+static LogicalResult checkTokenMajorFlags(std::optional<Location> loc, StringRef name,
+                                          ArrayRef<bool> flags, size_t tensors) {
+  if (!flags.empty() && flags.size() != tensors)
+    return opError(loc, name,
+                   "expects token_major to have one flag for each of its " + Twine(tensors) +
+                       " tensors, got " + Twine(flags.size()));
+  return success();
+}
+
+/// The attention result type for head-major q, k and v ([B, H, T, D]).
 static LogicalResult inferAttentionType(std::optional<Location> loc,
-                                        StringRef name, Value query, Value key,
-                                        Value value, Value positions,
-                                        uint64_t kvGroups, bool causal,
+                                        StringRef name, RankedTensorType q,
+                                        RankedTensorType k, RankedTensorType v,
+                                        Value positions, uint64_t kvGroups, bool causal,
                                         uint64_t window, double softcap,
                                         SmallVectorImpl<Type> &types) {
-  RankedTensorType q = tensorType(query);
-  RankedTensorType k = tensorType(key);
-  RankedTensorType v = tensorType(value);
   if (!q || !k || !v)
     return opError(loc, name, "expects ranked operands");
   if (q.getRank() != 4 || k.getRank() != 4 || v.getRank() != 4)
@@ -864,17 +887,24 @@ static LogicalResult inferAttentionType(std::optional<Location> loc,
 LogicalResult FlashAttentionOp::inferReturnTypes(
     MLIRContext *, std::optional<Location> loc, Adaptor adaptor,
     SmallVectorImpl<Type> &types) {
-  if (failed(inferAttentionType(loc, getOperationName(), adaptor.getQuery(),
-                                adaptor.getKey(), adaptor.getValue(),
-                                adaptor.getQueryPositions(), adaptor.getKvGroups(),
-                                adaptor.getCausal(), adaptor.getWindow(),
-                                adaptor.getSoftcap().convertToDouble(), types)))
+  ArrayRef<bool> flags = adaptor.getTokenMajor();
+  if (failed(checkTokenMajorFlags(loc, getOperationName(), flags, kTensors)))
     return failure();
-  if (adaptor.getWithLse()) {
-    ArrayRef<int64_t> out = cast<RankedTensorType>(types.back()).getShape();
-    types.push_back(RankedTensorType::get(out.drop_back(),
-                                          Float32Type::get(adaptor.getQuery().getContext())));
-  }
+  if (failed(inferAttentionType(
+          loc, getOperationName(),
+          swapHeadAxes(adaptor.getQuery().getType(), flagged(flags, kQuery)),
+          swapHeadAxes(adaptor.getKey().getType(), flagged(flags, kKey)),
+          swapHeadAxes(adaptor.getValue().getType(), flagged(flags, kValue)),
+          adaptor.getQueryPositions(), adaptor.getKvGroups(), adaptor.getCausal(),
+          adaptor.getWindow(), adaptor.getSoftcap().convertToDouble(), types)))
+    return failure();
+  // The row log-sum-exps are [B, H, T] whatever the layouts.
+  ArrayRef<int64_t> out = cast<RankedTensorType>(types.back()).getShape();
+  Type lse = RankedTensorType::get(out.drop_back(),
+                                   Float32Type::get(adaptor.getQuery().getContext()));
+  types.back() = swapHeadAxes(types.back(), flagged(flags, kResult));
+  if (adaptor.getWithLse())
+    types.push_back(lse);
   return success();
 }
 
@@ -902,9 +932,14 @@ LogicalResult FlashAttentionGradOp::inferReturnTypes(
     MLIRContext *, std::optional<Location> loc, Adaptor adaptor,
     SmallVectorImpl<Type> &types) {
   StringRef name = getOperationName();
+  ArrayRef<bool> flags = adaptor.getTokenMajor();
+  if (failed(checkTokenMajorFlags(loc, name, flags, kTensors)))
+    return failure();
+  RankedTensorType q = swapHeadAxes(adaptor.getQuery().getType(), flagged(flags, kQuery));
+  RankedTensorType k = swapHeadAxes(adaptor.getKey().getType(), flagged(flags, kKey));
+  RankedTensorType v = swapHeadAxes(adaptor.getValue().getType(), flagged(flags, kValue));
   SmallVector<Type> forward;
-  if (failed(inferAttentionType(loc, name, adaptor.getQuery(), adaptor.getKey(),
-                                adaptor.getValue(), Value(), adaptor.getKvGroups(),
+  if (failed(inferAttentionType(loc, name, q, k, v, Value(), adaptor.getKvGroups(),
                                 adaptor.getCausal(), adaptor.getWindow(),
                                 adaptor.getSoftcap().convertToDouble(), forward)))
     return failure();
@@ -918,15 +953,16 @@ LogicalResult FlashAttentionGradOp::inferReturnTypes(
     return opError(loc, name, "expects " + operand + " of type " + want + ", got " + got);
   };
   auto outType = cast<RankedTensorType>(forward[0]);
-  if (failed(expectShape(adaptor.getOut(), "out", outType)) ||
-      failed(expectShape(adaptor.getOutGrad(), "out_grad", outType)) ||
+  if (failed(expectShape(adaptor.getOut(), "out", swapHeadAxes(outType, flagged(flags, kOut)))) ||
+      failed(expectShape(adaptor.getOutGrad(), "out_grad",
+                         swapHeadAxes(outType, flagged(flags, kOutGrad)))) ||
       failed(expectShape(adaptor.getLse(), "lse",
                          RankedTensorType::get(outType.getShape().drop_back(),
                                                Float32Type::get(outType.getContext())))))
     return failure();
-  types.push_back(adaptor.getQuery().getType());
-  types.push_back(adaptor.getKey().getType());
-  types.push_back(adaptor.getValue().getType());
+  types.push_back(swapHeadAxes(q, flagged(flags, kQueryGrad)));
+  types.push_back(swapHeadAxes(k, flagged(flags, kKeyGrad)));
+  types.push_back(swapHeadAxes(v, flagged(flags, kValueGrad)));
   return success();
 }
 
@@ -988,8 +1024,9 @@ LogicalResult CachedAttentionOp::inferReturnTypes(
                      "expects an even head_dim and theta > 0 for rope, got head_dim " +
                          Twine(q.getDimSize(3)) + " and theta " + llvm::formatv("{0:g}", theta).str());
   }
-  if (failed(inferAttentionType(loc, name, adaptor.getQuery(), adaptor.getKeyCache(),
-                                adaptor.getValueCache(), adaptor.getPositions(),
+  if (failed(inferAttentionType(loc, name, tensorType(adaptor.getQuery()),
+                                tensorType(adaptor.getKeyCache()),
+                                tensorType(adaptor.getValueCache()), adaptor.getPositions(),
                                 adaptor.getKvGroups(), adaptor.getCausal(),
                                 adaptor.getWindow(),
                                 adaptor.getSoftcap().convertToDouble(), types)))

@@ -583,6 +583,10 @@ def Gai_FlashAttentionOp : Gai_Op<"flash_attention", [Gai_Differentiable,
     also returns each query row's log-sum-exp of its masked scores, f32
     [B, H, T] (-inf for a row that sees no key): what its backward
     (gai.flash_attention_grad) needs to rebuild the probabilities.
+    `token_major` (query, key, value, result; empty: none) marks the tensors
+    laid out [B, T, H, D] instead, as a projection makes them: the kernels
+    read and write rows at any stride, so no transpose is needed
+    (gai-attention-layout sets it).
     ```mlir
     %o = gai.flash_attention %q, %k, %v scale = 0.125 kv_groups = 4 causal
         : (tensor<1x8x32x64xbf16>, tensor<1x2x32x64xbf16>,
@@ -596,13 +600,23 @@ def Gai_FlashAttentionOp : Gai_Op<"flash_attention", [Gai_Differentiable,
                        I64Attr:$kv_groups, UnitAttr:$causal,
                        DefaultValuedAttr<I64Attr, "0">:$window,
                        DefaultValuedAttr<F64Attr, "0.0">:$softcap,
-                       UnitAttr:$with_lse);
+                       UnitAttr:$with_lse,
+                       DefaultValuedOptionalAttr<DenseBoolArrayAttr, "{}">:$token_major);
   let results = (outs Gai_FloatTensor:$result, Optional<F32Tensor>:$lse);
   let assemblyFormat = [{
     $query `,` $key `,` $value (`at` $query_positions^)?
     `scale` `=` $scale `kv_groups` `=` $kv_groups
     (`causal` $causal^)? (`window` `=` $window^)? (`softcap` `=` $softcap^)?
     (`with_lse` $with_lse^)? attr-dict `:` functional-type(operands, results)
+  }];
+  let extraClassDeclaration = [{
+    /// The tensors `token_major` speaks of, in its order.
+    enum TensorIndex : unsigned { kQuery, kKey, kValue, kResult, kTensors };
+    /// Whether tensor `index` is laid out [B, T, H, D].
+    bool isTokenMajor(unsigned index) {
+      ArrayRef<bool> flags = getTokenMajor();
+      return index < flags.size() && flags[index];
+    }
   }];
 }
 
@@ -617,14 +631,17 @@ def Gai_FlashAttentionGradOp : Gai_Op<"flash_attention_grad", [Gai_Interpreted,
     through the softcap's derivative, dQ = dS·K·scale and dK = dSᵀ·Q·scale,
     summed over each KV head's query heads. Nothing [T, S]-sized is made.
     The attributes are the forward's; no query positions (a training
-    forward has none).
+    forward has none). `token_major` (query, key, value, out, out_grad and
+    the three gradients; empty: none) marks the tensors laid out
+    [B, T, H, D] instead of [B, H, T, D].
   }];
   let arguments = (ins Gai_FloatTensor:$query, Gai_FloatTensor:$key,
                        Gai_FloatTensor:$value, Gai_FloatTensor:$out,
                        F32Tensor:$lse, Gai_FloatTensor:$out_grad,
                        F64Attr:$scale, I64Attr:$kv_groups, UnitAttr:$causal,
                        DefaultValuedAttr<I64Attr, "0">:$window,
-                       DefaultValuedAttr<F64Attr, "0.0">:$softcap);
+                       DefaultValuedAttr<F64Attr, "0.0">:$softcap,
+                       DefaultValuedOptionalAttr<DenseBoolArrayAttr, "{}">:$token_major);
   let results = (outs Gai_FloatTensor:$query_grad, Gai_FloatTensor:$key_grad,
                       Gai_FloatTensor:$value_grad);
   let assemblyFormat = [{
@@ -632,6 +649,17 @@ def Gai_FlashAttentionGradOp : Gai_Op<"flash_attention_grad", [Gai_Interpreted,
     `scale` `=` $scale `kv_groups` `=` $kv_groups
     (`causal` $causal^)? (`window` `=` $window^)? (`softcap` `=` $softcap^)?
     attr-dict `:` functional-type(operands, results)
+  }];
+  let extraClassDeclaration = [{
+    /// The tensors `token_major` speaks of, in its order.
+    enum TensorIndex : unsigned {
+      kQuery, kKey, kValue, kOut, kOutGrad, kQueryGrad, kKeyGrad, kValueGrad, kTensors
+    };
+    /// Whether tensor `index` is laid out [B, T, H, D].
+    bool isTokenMajor(unsigned index) {
+      ArrayRef<bool> flags = getTokenMajor();
+      return index < flags.size() && flags[index];
+    }
   }];
 }
 

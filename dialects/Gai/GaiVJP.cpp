@@ -481,8 +481,11 @@ LogicalResult FlashAttentionOp::vjp(ImplicitLocOpBuilder &b,
                                     VJPSweep &sweep) {
   if (!cotangents[0]) // only the lse reaches the loss: nothing here differentiates it
     return emitOpError("has no VJP rule for its lse result");
-  if (getQueryPositions())
+  if (getQueryPositions()) {
+    if (llvm::is_contained(getTokenMajor(), true))
+      return emitOpError("has no VJP rule over query positions with token_major tensors");
     return naiveAttentionVjp(*this, b, cotangents, sweep);
+  }
   // The fused backward needs the forward's row log-sum-exps: a forward that
   // does not return them yet is replaced in place by one that does. Its
   // users' rules have all run, so nothing holds the old result any more.
@@ -492,14 +495,22 @@ LogicalResult FlashAttentionOp::vjp(ImplicitLocOpBuilder &b,
     b.setInsertionPointAfter(getOperation());
     forward = FlashAttentionOp::create(b, getQuery(), getKey(), getValue(), Value(),
                                        getScaleAttr(), getKvGroupsAttr(), getCausalAttr(),
-                                       getWindowAttr(), getSoftcapAttr(), b.getUnitAttr());
+                                       getWindowAttr(), getSoftcapAttr(), b.getUnitAttr(),
+                                       getTokenMajorAttr());
     forward->setDiscardableAttrs(getOperation()->getDiscardableAttrDictionary());
     getResult().replaceAllUsesWith(forward.getResult());
+  }
+  // Each gradient is laid out as its operand, the result's as the result.
+  DenseBoolArrayAttr layouts;
+  if (!getTokenMajor().empty()) {
+    bool q = isTokenMajor(kQuery), k = isTokenMajor(kKey), v = isTokenMajor(kValue),
+         o = isTokenMajor(kResult);
+    layouts = b.getDenseBoolArrayAttr({q, k, v, o, o, q, k, v});
   }
   auto grad = FlashAttentionGradOp::create(
       b, getQuery(), getKey(), getValue(), forward.getResult(), forward.getLse(),
       cotangents[0], getScaleAttr(), getKvGroupsAttr(), getCausalAttr(), getWindowAttr(),
-      getSoftcapAttr());
+      getSoftcapAttr(), layouts);
   sweep.accumulate(getQuery(), grad.getQueryGrad());
   sweep.accumulate(getKey(), grad.getKeyGrad());
   sweep.accumulate(getValue(), grad.getValueGrad());

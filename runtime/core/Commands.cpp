@@ -67,6 +67,31 @@ public:
            std::to_string(b.size));
   }
 
+  /// A [batch, heads, rows, dim] tensor of `e`-byte elements, its rows at
+  /// `strides`, lies inside `b`; rows and heads do not overlap.
+  void holdsStrided(const Buffer &b, const char *field, int64_t batch, int64_t heads,
+                    int64_t rows, int64_t dim, const cmd::RowStrides &strides, int64_t e) {
+    if (strides.batch < 0 || strides.head < dim || strides.row < dim) {
+      fail(std::string(field) + " strides must be >= 0 between batches and >= the dim (" +
+           std::to_string(dim) + ") between heads and rows");
+      return;
+    }
+    int64_t last = 0, term = 0;
+    bool overflow = false;
+    for (auto [count, stride] : {std::pair{batch, strides.batch}, {heads, strides.head},
+                                 {rows, strides.row}}) {
+      overflow |= count < 1 || __builtin_mul_overflow(count - 1, stride, &term) ||
+                  __builtin_add_overflow(last, term, &last);
+    }
+    int64_t bytes = 0;
+    overflow |= __builtin_add_overflow(last, dim, &last) || __builtin_mul_overflow(last, e, &bytes);
+    if (overflow)
+      fail(std::string(field) + ": a size is not positive or its extent overflows");
+    else if (b.size < bytes)
+      fail(std::string(field) + " reaches " + std::to_string(bytes) +
+           " bytes at its strides, its buffer has " + std::to_string(b.size));
+  }
+
   void positive(int64_t value, const char *field) {
     if (value <= 0)
       fail(std::string(field) + " must be positive, not " + std::to_string(value));
@@ -288,6 +313,29 @@ cmd::Gemm decodeGemm(Checker &check, const format::Gemm &t) {
   return g;
 }
 
+/// An attention command's strides: `tensors` triples (batch, head, row),
+/// or none when the vector is absent (packed). False with an error when
+/// there are not 3 · tensors of them.
+bool decodeStrides(Checker &check, const flatbuffers::Vector<int64_t> *strides,
+                   std::initializer_list<cmd::RowStrides *> tensors) {
+  if (!strides)
+    return false;
+  if (strides->size() != 3 * tensors.size()) {
+    check.require(false, "strides has " + std::to_string(strides->size()) +
+                             " values, not three for each of its " +
+                             std::to_string(tensors.size()) + " tensors");
+    return false;
+  }
+  size_t i = 0;
+  for (cmd::RowStrides *s : tensors) {
+    *s = {strides->Get(static_cast<flatbuffers::uoffset_t>(i)),
+          strides->Get(static_cast<flatbuffers::uoffset_t>(i + 1)),
+          strides->Get(static_cast<flatbuffers::uoffset_t>(i + 2))};
+    i += 3;
+  }
+  return true;
+}
+
 cmd::Attention decodeAttention(Checker &check, const format::Attention &t) {
   cmd::Attention a;
   a.q = check.buffer(t.q(), "q");
@@ -344,10 +392,24 @@ cmd::Attention decodeAttention(Checker &check, const format::Attention &t) {
                   "rope needs new rows, positions of [batch or 1, queries] int32, an even "
                   "head_dim and theta > 0");
   }
-  check.holds(a.q, "q", {a.batch, a.heads, a.queries, a.headDim, e});
-  check.holds(a.k, "k", {a.batch, a.kvHeads, a.keys, a.headDim, e});
-  check.holds(a.v, "v", {a.batch, a.kvHeads, a.keys, a.valueDim, e});
-  check.holds(a.out, "out", {a.batch, a.heads, a.queries, a.valueDim, e});
+  a.qStrides = cmd::packedStrides(a.heads, a.queries, a.headDim);
+  a.kStrides = cmd::packedStrides(a.kvHeads, a.keys, a.headDim);
+  a.vStrides = cmd::packedStrides(a.kvHeads, a.keys, a.valueDim);
+  a.outStrides = cmd::packedStrides(a.heads, a.queries, a.valueDim);
+  a.strided = decodeStrides(check, t.strides(),
+                            {&a.qStrides, &a.kStrides, &a.vStrides, &a.outStrides});
+  check.require(!a.strided || !folded, "strides are not for folded cache writes (k_new)");
+  if (a.strided) {
+    check.holdsStrided(a.q, "q", a.batch, a.heads, a.queries, a.headDim, a.qStrides, e);
+    check.holdsStrided(a.k, "k", a.batch, a.kvHeads, a.keys, a.headDim, a.kStrides, e);
+    check.holdsStrided(a.v, "v", a.batch, a.kvHeads, a.keys, a.valueDim, a.vStrides, e);
+    check.holdsStrided(a.out, "out", a.batch, a.heads, a.queries, a.valueDim, a.outStrides, e);
+  } else {
+    check.holds(a.q, "q", {a.batch, a.heads, a.queries, a.headDim, e});
+    check.holds(a.k, "k", {a.batch, a.kvHeads, a.keys, a.headDim, e});
+    check.holds(a.v, "v", {a.batch, a.kvHeads, a.keys, a.valueDim, e});
+    check.holds(a.out, "out", {a.batch, a.heads, a.queries, a.valueDim, e});
+  }
   if (a.lse.present()) {
     check.require(!folded && !a.queryStart.present(), "lse is for training attention: no "
                                                       "query_start or new rows");
@@ -595,14 +657,23 @@ cmd::AttentionGrad decodeAttentionGrad(Checker &check, const format::AttentionGr
   check.require(a.window == 0 || a.causal, "window needs causal");
   check.require(!a.causal || a.queries <= a.keys,
                 "causal attention needs queries <= keys");
-  for (auto [buffer, name, dim] :
-       {std::tuple{a.q, "q", a.headDim}, {a.qGrad, "q_grad", a.headDim},
-        {a.out, "out", a.valueDim}, {a.outGrad, "out_grad", a.valueDim}})
-    check.holds(buffer, name, {a.batch, a.heads, a.queries, dim, e});
-  for (auto [buffer, name, dim] :
-       {std::tuple{a.k, "k", a.headDim}, {a.kGrad, "k_grad", a.headDim},
-        {a.v, "v", a.valueDim}, {a.vGrad, "v_grad", a.valueDim}})
-    check.holds(buffer, name, {a.batch, a.kvHeads, a.keys, dim, e});
+  a.qStrides = a.qGradStrides = cmd::packedStrides(a.heads, a.queries, a.headDim);
+  a.outStrides = a.outGradStrides = cmd::packedStrides(a.heads, a.queries, a.valueDim);
+  a.kStrides = a.kGradStrides = cmd::packedStrides(a.kvHeads, a.keys, a.headDim);
+  a.vStrides = a.vGradStrides = cmd::packedStrides(a.kvHeads, a.keys, a.valueDim);
+  a.strided = decodeStrides(check, t.strides(),
+                            {&a.qStrides, &a.kStrides, &a.vStrides, &a.outStrides,
+                             &a.outGradStrides, &a.qGradStrides, &a.kGradStrides,
+                             &a.vGradStrides});
+  for (auto [buffer, name, dim, strides] :
+       {std::tuple{a.q, "q", a.headDim, a.qStrides}, {a.qGrad, "q_grad", a.headDim, a.qGradStrides},
+        {a.out, "out", a.valueDim, a.outStrides},
+        {a.outGrad, "out_grad", a.valueDim, a.outGradStrides}})
+    check.holdsStrided(buffer, name, a.batch, a.heads, a.queries, dim, strides, e);
+  for (auto [buffer, name, dim, strides] :
+       {std::tuple{a.k, "k", a.headDim, a.kStrides}, {a.kGrad, "k_grad", a.headDim, a.kGradStrides},
+        {a.v, "v", a.valueDim, a.vStrides}, {a.vGrad, "v_grad", a.valueDim, a.vGradStrides}})
+    check.holdsStrided(buffer, name, a.batch, a.kvHeads, a.keys, dim, strides, e);
   check.holds(a.lse, "lse", {a.batch, a.heads, a.queries, 4});
   return a;
 }

@@ -6,6 +6,7 @@
 
 #include "format/artifact_generated.h"
 #include "gai/Status.h"
+#include "hal/RowStrides.h"
 
 #include <array>
 #include <cstdint>
@@ -61,6 +62,9 @@ struct Gemm {
   bool perTensorScale() const { return bScale.size == 4; }
 };
 
+using gai::packedStrides;
+using gai::RowStrides;
+
 /// Flash attention, maybe with its cache writes and RoPE folded in.
 struct Attention {
   Buffer q, k, v, out, queryStart, kNew, vNew, ropePositions;
@@ -72,6 +76,8 @@ struct Attention {
   format::DType dtype = format::DType::F32;
   format::RopeStyle rope = format::RopeStyle::None;
   int64_t ropeRows = 0; // rows of rope positions: 1 or batch
+  RowStrides qStrides, kStrides, vStrides, outStrides;
+  bool strided = false; // some tensor is not packed (never with kNew)
 };
 
 /// Attention's backward: q, k, v, out, out_grad and the gradients in dtype,
@@ -83,6 +89,9 @@ struct AttentionGrad {
   float scale = 1, softcap = 0;
   bool causal = false;
   format::DType dtype = format::DType::F32;
+  RowStrides qStrides, kStrides, vStrides, outStrides, outGradStrides, qGradStrides,
+      kGradStrides, vGradStrides;
+  bool strided = false; // some tensor is not packed
 };
 
 /// A generated kernel over buffers.

@@ -77,6 +77,7 @@ struct Options {
   // keys, head dim 4, f32 in the arena) with its lse of `lseBytes`.
   bool attentionGrad = false;
   int64_t lseBytes = 16;
+  std::vector<int64_t> gradStrides; // its strides; empty: packed
   // An embedding's gradient ([4, 8] rows into an [8, 8] table) whose output
   // starts `embeddingGradOut` bytes into the arena (its grad is at 0).
   bool embeddingGrad = false;
@@ -191,8 +192,9 @@ std::vector<uint8_t> build(const Options &o = {}) {
     fmt::BufferRef q = at(0, 64), k = at(64, 64), v = at(128, 64), out = at(192, 64),
                    lse = at(256, o.lseBytes), dout = at(272, 64), dq = at(336, 64),
                    dk = at(400, 64), dv = at(464, 64);
-    auto grad = fmt::CreateAttentionGrad(b, &q, &k, &v, &out, &lse, &dout, &dq, &dk, &dv, 1, 2,
-                                         1, 2, 4, 4, 4, 0.5f, 0.0f, true, 0, fmt::DType::F32);
+    auto grad = fmt::CreateAttentionGrad(
+        b, &q, &k, &v, &out, &lse, &dout, &dq, &dk, &dv, 1, 2, 1, 2, 4, 4, 4, 0.5f, 0.0f, true, 0,
+        fmt::DType::F32, o.gradStrides.empty() ? 0 : b.CreateVector(o.gradStrides));
     steps.push_back(fmt::CreateStep(b, fmt::Command::AttentionGrad, grad.Union()));
   }
   if (o.embeddingGrad) {
@@ -287,9 +289,9 @@ TEST(Artifact, WrongIdentifierOrVersion) {
 
 TEST(Artifact, FooterFromAnotherSchemaVersion) {
   std::vector<uint8_t> bytes = build();
-  bytes[bytes.size() - kArtifactFooterSize + 4] = 13; // before gate_meta
+  bytes[bytes.size() - kArtifactFooterSize + 4] = 14; // before attention strides
   EXPECT_EQ(loadError(bytes),
-            "m.gai: schema version 13, this runtime reads version 14; recompile "
+            "m.gai: schema version 14, this runtime reads version 15; recompile "
             "with a matching gaic");
 }
 
@@ -384,6 +386,35 @@ TEST(Artifact, AttentionGradIsChecked) {
   EXPECT_EQ(loadError(build(shortLse)),
             "m.gai: entry 'decode': step 3 (attention_grad): lse needs 16 bytes, its buffer "
             "has 8");
+}
+
+TEST(Artifact, AttentionStridesAreChecked) {
+  Options grad;
+  grad.attentionGrad = true;
+  // q, out, out_grad and q_grad [1, 2, 2, 4] token-major (rows 8 apart);
+  // k, v and their gradients [1, 1, 4, 4] packed.
+  const std::vector<int64_t> queryRows = {16, 4, 8}, keyRows = {16, 16, 4};
+  for (int tensor = 0; tensor < 8; ++tensor) {
+    const bool queryShaped = tensor == 0 || tensor == 3 || tensor == 4 || tensor == 5;
+    const std::vector<int64_t> &s = queryShaped ? queryRows : keyRows;
+    grad.gradStrides.insert(grad.gradStrides.end(), s.begin(), s.end());
+  }
+  EXPECT_TRUE(LoadedArtifact::fromBytes(build(grad), "m.gai", ".").isOk());
+  Options past = grad;
+  past.gradStrides[4 * 3 + 2] = 16; // out_grad's rows 16 apart reach 96 of its 64 bytes
+  EXPECT_EQ(loadError(build(past)),
+            "m.gai: entry 'decode': step 3 (attention_grad): out_grad reaches 96 bytes at its "
+            "strides, its buffer has 64");
+  Options overlapping = grad;
+  overlapping.gradStrides[5 * 3 + 2] = 2; // q_grad's rows over each other
+  EXPECT_EQ(loadError(build(overlapping)),
+            "m.gai: entry 'decode': step 3 (attention_grad): q_grad strides must be >= 0 "
+            "between batches and >= the dim (4) between heads and rows");
+  Options few = grad;
+  few.gradStrides.resize(5);
+  EXPECT_EQ(loadError(build(few)),
+            "m.gai: entry 'decode': step 3 (attention_grad): strides has 5 values, not three "
+            "for each of its 8 tensors");
 }
 
 TEST(Artifact, EmbeddingGradIsChecked) {

@@ -12,15 +12,19 @@ namespace gai::cpu {
 
 void attention(const AttentionArgs &a) {
   int64_t groups = a.heads / a.kvHeads;
+  const RowStrides qs = orPacked(a.qStrides, a.heads, a.queries, a.headDim),
+                   ks = orPacked(a.kStrides, a.kvHeads, a.keys, a.headDim),
+                   vs = orPacked(a.vStrides, a.kvHeads, a.keys, a.valueDim),
+                   os = orPacked(a.outStrides, a.heads, a.queries, a.valueDim);
   std::vector<float> acc(a.valueDim);
   for (int64_t b = 0; b < a.batch; ++b)
     for (int64_t h = 0; h < a.heads; ++h) {
       int64_t kvh = h / groups;
-      const float *kBase = a.k + (b * a.kvHeads + kvh) * a.keys * a.headDim;
-      const float *vBase = a.v + (b * a.kvHeads + kvh) * a.keys * a.valueDim;
+      const float *kBase = a.k + ks.at(b, kvh, 0);
+      const float *vBase = a.v + vs.at(b, kvh, 0);
       for (int64_t t = 0; t < a.queries; ++t) {
-        const float *q = a.q + ((b * a.heads + h) * a.queries + t) * a.headDim;
-        float *out = a.out + ((b * a.heads + h) * a.queries + t) * a.valueDim;
+        const float *q = a.q + qs.at(b, h, t);
+        float *out = a.out + os.at(b, h, t);
         int64_t pos = t + (a.queryStart ? a.queryStart[b] : a.keys - a.queries);
         int64_t first = 0, last = a.keys - 1;
         if (a.causal) {
@@ -31,7 +35,7 @@ void attention(const AttentionArgs &a) {
         float running = -std::numeric_limits<float>::infinity(), sum = 0.0f;
         std::fill(acc.begin(), acc.end(), 0.0f);
         for (int64_t j = first; j <= last; ++j) {
-          const float *k = kBase + j * a.headDim;
+          const float *k = kBase + j * ks.row;
           float s = 0.0f;
           for (int64_t d = 0; d < a.headDim; ++d)
             s += q[d] * k[d];
@@ -43,7 +47,7 @@ void attention(const AttentionArgs &a) {
           float correction = std::exp(running - newMax);
           float p = std::exp(s - newMax);
           sum = sum * correction + p;
-          const float *v = vBase + j * a.valueDim;
+          const float *v = vBase + j * vs.row;
           for (int64_t d = 0; d < a.valueDim; ++d)
             acc[d] = acc[d] * correction + p * v[d];
           running = newMax;
@@ -63,21 +67,37 @@ void attention(const AttentionArgs &a) {
 void attentionGrad(const AttentionGradArgs &g) {
   const AttentionArgs &a = g.forward;
   int64_t groups = a.heads / a.kvHeads;
-  std::fill_n(g.qGrad, a.batch * a.heads * a.queries * a.headDim, 0.0f);
-  std::fill_n(g.kGrad, a.batch * a.kvHeads * a.keys * a.headDim, 0.0f);
-  std::fill_n(g.vGrad, a.batch * a.kvHeads * a.keys * a.valueDim, 0.0f);
+  const RowStrides qs = orPacked(a.qStrides, a.heads, a.queries, a.headDim),
+                   ks = orPacked(a.kStrides, a.kvHeads, a.keys, a.headDim),
+                   vs = orPacked(a.vStrides, a.kvHeads, a.keys, a.valueDim),
+                   os = orPacked(a.outStrides, a.heads, a.queries, a.valueDim),
+                   dos = orPacked(g.outGradStrides, a.heads, a.queries, a.valueDim),
+                   dqs = orPacked(g.qGradStrides, a.heads, a.queries, a.headDim),
+                   dks = orPacked(g.kGradStrides, a.kvHeads, a.keys, a.headDim),
+                   dvs = orPacked(g.vGradStrides, a.kvHeads, a.keys, a.valueDim);
+  // Zero the gradients' rows, wherever their strides put them.
+  auto zero = [](float *base, const RowStrides &s, int64_t batch, int64_t heads, int64_t rows,
+                 int64_t dim) {
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t h = 0; h < heads; ++h)
+        for (int64_t t = 0; t < rows; ++t)
+          std::fill_n(base + s.at(b, h, t), dim, 0.0f);
+  };
+  zero(g.qGrad, dqs, a.batch, a.heads, a.queries, a.headDim);
+  zero(g.kGrad, dks, a.batch, a.kvHeads, a.keys, a.headDim);
+  zero(g.vGrad, dvs, a.batch, a.kvHeads, a.keys, a.valueDim);
   for (int64_t b = 0; b < a.batch; ++b)
     for (int64_t h = 0; h < a.heads; ++h) {
-      int64_t keyBase = (b * a.kvHeads + h / groups) * a.keys;
+      int64_t kvh = h / groups;
       for (int64_t t = 0; t < a.queries; ++t) {
         int64_t row = (b * a.heads + h) * a.queries + t;
         float rowLse = a.lse[row];
         if (std::isinf(rowLse))
           continue; // sees no key
-        const float *q = a.q + row * a.headDim;
-        const float *dout = g.outGrad + row * a.valueDim;
-        const float *out = a.out + row * a.valueDim;
-        float *dq = g.qGrad + row * a.headDim;
+        const float *q = a.q + qs.at(b, h, t);
+        const float *dout = g.outGrad + dos.at(b, h, t);
+        const float *out = a.out + os.at(b, h, t);
+        float *dq = g.qGrad + dqs.at(b, h, t);
         float delta = 0.0f;
         for (int64_t d = 0; d < a.valueDim; ++d)
           delta += dout[d] * out[d];
@@ -88,10 +108,10 @@ void attentionGrad(const AttentionGradArgs &g) {
             first = std::max<int64_t>(0, pos - a.window + 1);
         }
         for (int64_t j = first; j <= last; ++j) {
-          const float *k = a.k + (keyBase + j) * a.headDim;
-          const float *v = a.v + (keyBase + j) * a.valueDim;
-          float *dk = g.kGrad + (keyBase + j) * a.headDim;
-          float *dv = g.vGrad + (keyBase + j) * a.valueDim;
+          const float *k = a.k + ks.at(b, kvh, j);
+          const float *v = a.v + vs.at(b, kvh, j);
+          float *dk = g.kGrad + dks.at(b, kvh, j);
+          float *dv = g.vGrad + dvs.at(b, kvh, j);
           float s = 0.0f, dp = 0.0f;
           for (int64_t d = 0; d < a.headDim; ++d)
             s += q[d] * k[d];

@@ -148,6 +148,10 @@ public:
                                std::to_string(args.queryStart[b]) + ", outside the " +
                                std::to_string(args.keys) + " cache slots");
     args.lse = a.lse.present() ? f32(a.lse) : nullptr;
+    args.qStrides = a.qStrides;
+    args.kStrides = a.kStrides;
+    args.vStrides = a.vStrides;
+    args.outStrides = a.outStrides;
     cpu::attention(args);
     return Status::ok();
   }
@@ -177,6 +181,14 @@ public:
     args.qGrad = f32(a.qGrad);
     args.kGrad = f32(a.kGrad);
     args.vGrad = f32(a.vGrad);
+    f.qStrides = a.qStrides;
+    f.kStrides = a.kStrides;
+    f.vStrides = a.vStrides;
+    f.outStrides = a.outStrides;
+    args.outGradStrides = a.outGradStrides;
+    args.qGradStrides = a.qGradStrides;
+    args.kGradStrides = a.kGradStrides;
+    args.vGradStrides = a.vGradStrides;
     cpu::attentionGrad(args);
     return Status::ok();
   }

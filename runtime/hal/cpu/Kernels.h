@@ -4,6 +4,8 @@
 #ifndef GAI_RUNTIME_HAL_CPU_KERNELS_H
 #define GAI_RUNTIME_HAL_CPU_KERNELS_H
 
+#include "hal/RowStrides.h"
+
 #include <cstdint>
 
 namespace gai::cpu {
@@ -46,6 +48,8 @@ struct AttentionArgs {
   int64_t window = 0;
   const int32_t *queryStart = nullptr;
   float *lse = nullptr; // [batch, heads, queries] when set: each row's log-sum-exp
+  // Where the rows of q, k, v and out lie; all zero (the default): packed.
+  RowStrides qStrides, kStrides, vStrides, outStrides;
 };
 void attention(const AttentionArgs &args);
 
@@ -56,6 +60,8 @@ struct AttentionGradArgs {
   AttentionArgs forward; // q, k, v, out, lse and the shape
   const float *outGrad = nullptr;
   float *qGrad = nullptr, *kGrad = nullptr, *vGrad = nullptr;
+  // As forward's: the gradients' rows and out_grad's; zero: packed.
+  RowStrides outGradStrides, qGradStrides, kGradStrides, vGradStrides;
 };
 void attentionGrad(const AttentionGradArgs &args);
 

@@ -739,6 +739,26 @@ void launch(const AttentionParams &p, int splits, float *workspace, ErrorWord *e
 
 } // namespace
 
+bool packedLayout(const AttentionParams &p) {
+  auto packed = [](const RowStrides &s, int64_t heads, int64_t rows, int64_t dim) {
+    const RowStrides want = packedStrides(heads, rows, dim);
+    return s.row == 0 || (s.batch == want.batch && s.head == want.head && s.row == want.row);
+  };
+  return packed(p.qStrides, p.heads, p.queries, p.headDim) &&
+         packed(p.kStrides, p.kvHeads, p.keys, p.headDim) &&
+         packed(p.vStrides, p.kvHeads, p.keys, p.valueDim) &&
+         packed(p.outStrides, p.heads, p.queries, p.valueDim);
+}
+
+bool attentionTakesStrides(Elem e, const AttentionParams &p) {
+  auto aligned = [](const void *ptr, const RowStrides &s) {
+    return reinterpret_cast<uintptr_t>(ptr) % 16 == 0 && s.batch % 8 == 0 && s.head % 8 == 0 &&
+           s.row % 8 == 0;
+  };
+  return e == Elem::BF16 && !p.kNew && useFlashAttention(p) && aligned(p.q, p.qStrides) &&
+         aligned(p.k, p.kStrides) && aligned(p.v, p.vStrides) && aligned(p.out, p.outStrides);
+}
+
 int attentionSplits(Elem e, const AttentionParams &p, int multiprocessors) {
   if (!p.kNew && useFlashAttention(p))
     return 1;

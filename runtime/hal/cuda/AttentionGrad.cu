@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <tuple>
 
 namespace gai::cuda {
 namespace {
@@ -98,8 +99,10 @@ template <typename T> __global__ void prepareKernel(AttentionGradParams p, float
   const int lane = threadIdx.x % 32;
   if (row >= p.batch * p.heads * p.queries)
     return;
-  const T *dout = static_cast<const T *>(p.outGrad) + row * p.valueDim;
-  const T *out = static_cast<const T *>(p.out) + row * p.valueDim;
+  const int64_t t = row % p.queries, h = row / p.queries % p.heads,
+                b = row / (p.queries * p.heads);
+  const T *dout = static_cast<const T *>(p.outGrad) + p.outGradStrides.at(b, h, t);
+  const T *out = static_cast<const T *>(p.out) + p.outStrides.at(b, h, t);
   float sum = 0.0f;
   for (int64_t d = lane; d < p.valueDim; d += 32)
     sum += toFloat(dout[d]) * toFloat(out[d]);
@@ -120,19 +123,20 @@ __global__ void queryRowsKernel(AttentionGradParams p, const float *delta) {
     return;
   const int64_t t = row % p.queries, h = row / p.queries % p.heads,
                 b = row / (p.queries * p.heads);
-  const int64_t kvBase = (b * p.kvHeads + h / (p.heads / p.kvHeads)) * p.keys;
+  const int64_t kvh = h / (p.heads / p.kvHeads);
   float q[kMostDims / 32], dout[kMostDims / 32], k[kMostDims / 32], v[kMostDims / 32],
       dq[kMostDims / 32] = {};
-  loadLanes(q, static_cast<const T *>(p.q) + row * p.headDim, p.headDim, lane);
-  loadLanes(dout, static_cast<const T *>(p.outGrad) + row * p.valueDim, p.valueDim, lane);
+  loadLanes(q, static_cast<const T *>(p.q) + p.qStrides.at(b, h, t), p.headDim, lane);
+  loadLanes(dout, static_cast<const T *>(p.outGrad) + p.outGradStrides.at(b, h, t), p.valueDim,
+            lane);
   const float lse = p.lse[row], rowDelta = delta[row];
   const int64_t pos = t + p.keys - p.queries;
   if (lse != -INFINITY)
     for (int64_t j = 0; j < p.keys; ++j) {
       if (!sees(pos, j, p.causal, p.window))
         continue;
-      loadLanes(k, static_cast<const T *>(p.k) + (kvBase + j) * p.headDim, p.headDim, lane);
-      loadLanes(v, static_cast<const T *>(p.v) + (kvBase + j) * p.valueDim, p.valueDim, lane);
+      loadLanes(k, static_cast<const T *>(p.k) + p.kStrides.at(b, kvh, j), p.headDim, lane);
+      loadLanes(v, static_cast<const T *>(p.v) + p.vStrides.at(b, kvh, j), p.valueDim, lane);
       float slope;
       const float prob = __expf(capScore(dotLanes(q, k), p.scale, p.softcap, slope) - lse);
       const float ds = prob * (dotLanes(dout, v) - rowDelta) * slope * p.scale;
@@ -140,7 +144,7 @@ __global__ void queryRowsKernel(AttentionGradParams p, const float *delta) {
       for (int i = 0; i < kMostDims / 32; ++i)
         dq[i] += ds * k[i];
     }
-  T *out = static_cast<T *>(p.qGrad) + row * p.headDim;
+  T *out = static_cast<T *>(p.qGrad) + p.qGradStrides.at(b, h, t);
 #pragma unroll
   for (int i = 0; i < kMostDims / 32; ++i)
     if (lane + 32 * i < p.headDim)
@@ -158,8 +162,8 @@ __global__ void keyRowsKernel(AttentionGradParams p, const float *delta) {
   const int64_t groups = p.heads / p.kvHeads, start = p.keys - p.queries;
   float k[kMostDims / 32], v[kMostDims / 32], q[kMostDims / 32], dout[kMostDims / 32],
       dk[kMostDims / 32] = {}, dv[kMostDims / 32] = {};
-  loadLanes(k, static_cast<const T *>(p.k) + keyRow * p.headDim, p.headDim, lane);
-  loadLanes(v, static_cast<const T *>(p.v) + keyRow * p.valueDim, p.valueDim, lane);
+  loadLanes(k, static_cast<const T *>(p.k) + p.kStrides.at(b, kvh, j), p.headDim, lane);
+  loadLanes(v, static_cast<const T *>(p.v) + p.vStrides.at(b, kvh, j), p.valueDim, lane);
   // The queries that see key j: position t + start >= j, and within the window.
   int64_t first = 0, last = p.queries - 1;
   if (p.causal) {
@@ -173,8 +177,9 @@ __global__ void keyRowsKernel(AttentionGradParams p, const float *delta) {
       const float lse = p.lse[row];
       if (lse == -INFINITY)
         continue;
-      loadLanes(q, static_cast<const T *>(p.q) + row * p.headDim, p.headDim, lane);
-      loadLanes(dout, static_cast<const T *>(p.outGrad) + row * p.valueDim, p.valueDim, lane);
+      loadLanes(q, static_cast<const T *>(p.q) + p.qStrides.at(b, h, t), p.headDim, lane);
+      loadLanes(dout, static_cast<const T *>(p.outGrad) + p.outGradStrides.at(b, h, t),
+                p.valueDim, lane);
       float slope;
       const float prob = __expf(capScore(dotLanes(q, k), p.scale, p.softcap, slope) - lse);
       const float ds = prob * (dotLanes(dout, v) - delta[row]) * slope * p.scale;
@@ -184,8 +189,8 @@ __global__ void keyRowsKernel(AttentionGradParams p, const float *delta) {
         dk[i] += ds * q[i];
       }
     }
-  T *kOut = static_cast<T *>(p.kGrad) + keyRow * p.headDim;
-  T *vOut = static_cast<T *>(p.vGrad) + keyRow * p.valueDim;
+  T *kOut = static_cast<T *>(p.kGrad) + p.kGradStrides.at(b, kvh, j);
+  T *vOut = static_cast<T *>(p.vGrad) + p.vGradStrides.at(b, kvh, j);
 #pragma unroll
   for (int i = 0; i < kMostDims / 32; ++i) {
     if (lane + 32 * i < p.headDim)
@@ -326,10 +331,11 @@ __global__ void __launch_bounds__(kThreads, kKeyBlocksPerSm<D>)
   const int queries = static_cast<int>(p.queries), keys = static_cast<int>(p.keys);
   const int heads = static_cast<int>(p.heads), groups = heads / static_cast<int>(p.kvHeads);
   const int start = keys - queries;
-  const int64_t kvBase = (static_cast<int64_t>(b) * p.kvHeads + h / groups) * keys;
+  const int kvh = h / groups;
   const int64_t rowBase = (static_cast<int64_t>(b) * heads + h) * queries;
-  const auto *qSrc = static_cast<const __nv_bfloat16 *>(p.q) + rowBase * D;
-  const auto *doSrc = static_cast<const __nv_bfloat16 *>(p.outGrad) + rowBase * D;
+  const auto *qSrc = static_cast<const __nv_bfloat16 *>(p.q) + p.qStrides.at(b, h, 0);
+  const auto *doSrc =
+      static_cast<const __nv_bfloat16 *>(p.outGrad) + p.outGradStrides.at(b, h, 0);
 
   // The query tiles whose queries see some key of this block.
   int firstQuery = 0, lastQuery = queries - 1;
@@ -344,8 +350,10 @@ __global__ void __launch_bounds__(kThreads, kKeyBlocksPerSm<D>)
   const int tiles = lastQuery < firstQuery ? 0 : lastQuery / kTile - firstTile + 1;
   auto loadQueries = [&](int it, int buffer) {
     const int q0 = (firstTile + it) * kTile;
-    loadRowsAsync<D, kTile, kThreads>(sq + buffer * kTile * D, qSrc, q0, queries);
-    loadRowsAsync<D, kTile, kThreads>(sdo + buffer * kTile * D, doSrc, q0, queries);
+    loadRowsAsync<D, kTile, kThreads>(sq + buffer * kTile * D, qSrc, q0, queries,
+                                      p.qStrides.row);
+    loadRowsAsync<D, kTile, kThreads>(sdo + buffer * kTile * D, doSrc, q0, queries,
+                                      p.outGradStrides.row);
     if (threadIdx.x < kTile) {
       const int t = q0 + threadIdx.x;
       slse[buffer * kTile + threadIdx.x] = t < queries ? p.lse[rowBase + t] : -INFINITY;
@@ -353,10 +361,12 @@ __global__ void __launch_bounds__(kThreads, kKeyBlocksPerSm<D>)
     }
   };
 
-  loadRowsAsync<D, kTile, kThreads>(sk, static_cast<const __nv_bfloat16 *>(p.k) + kvBase * D,
-                                    key0, keys);
-  loadRowsAsync<D, kTile, kThreads>(sv, static_cast<const __nv_bfloat16 *>(p.v) + kvBase * D,
-                                    key0, keys);
+  loadRowsAsync<D, kTile, kThreads>(
+      sk, static_cast<const __nv_bfloat16 *>(p.k) + p.kStrides.at(b, kvh, 0), key0, keys,
+      p.kStrides.row);
+  loadRowsAsync<D, kTile, kThreads>(
+      sv, static_cast<const __nv_bfloat16 *>(p.v) + p.vStrides.at(b, kvh, 0), key0, keys,
+      p.vStrides.row);
   if (tiles > 0)
     loadQueries(0, 0);
   commitCopies();
@@ -426,8 +436,8 @@ __global__ void __launch_bounds__(kThreads, kKeyBlocksPerSm<D>)
     if (key >= keys)
       continue;
     if (groups == 1) {
-      auto *kOut = static_cast<__nv_bfloat16 *>(p.kGrad) + (kvBase + key) * D;
-      auto *vOut = static_cast<__nv_bfloat16 *>(p.vGrad) + (kvBase + key) * D;
+      auto *kOut = static_cast<__nv_bfloat16 *>(p.kGrad) + p.kGradStrides.at(b, kvh, key);
+      auto *vOut = static_cast<__nv_bfloat16 *>(p.vGrad) + p.vGradStrides.at(b, kvh, key);
 #pragma unroll
       for (int n = 0; n < D / 8; ++n) {
         *reinterpret_cast<__nv_bfloat162 *>(kOut + n * 8 + pairCol) =
@@ -468,10 +478,11 @@ __global__ void __launch_bounds__(kThreads, kQueryBlocksPerSm<D>)
   const int queries = static_cast<int>(p.queries), keys = static_cast<int>(p.keys);
   const int heads = static_cast<int>(p.heads), groups = heads / static_cast<int>(p.kvHeads);
   const int start = keys - queries, q0 = tile * kTile;
-  const int64_t kvBase = (static_cast<int64_t>(b) * p.kvHeads + h / groups) * keys;
+  const int kvh = h / groups;
   const int64_t rowBase = (static_cast<int64_t>(b) * heads + h) * queries;
-  const auto *kSrc = static_cast<const __nv_bfloat16 *>(p.k) + kvBase * D;
-  const auto *vSrc = static_cast<const __nv_bfloat16 *>(p.v) + kvBase * D;
+  const auto *kSrc = static_cast<const __nv_bfloat16 *>(p.k) + p.kStrides.at(b, kvh, 0);
+  const auto *vSrc = static_cast<const __nv_bfloat16 *>(p.v) + p.vStrides.at(b, kvh, 0);
+  const int64_t kStride = p.kStrides.row, vStride = p.vStrides.row;
 
   int firstKey = 0, lastKey = keys - 1;
   if (p.causal) {
@@ -482,13 +493,15 @@ __global__ void __launch_bounds__(kThreads, kQueryBlocksPerSm<D>)
   const int firstTile = firstKey / kTile;
   const int tiles = lastKey < firstKey ? 0 : lastKey / kTile - firstTile + 1;
 
-  loadRowsAsync<D, kTile, kThreads>(sq, static_cast<const __nv_bfloat16 *>(p.q) + rowBase * D,
-                                    q0, queries);
   loadRowsAsync<D, kTile, kThreads>(
-      sdo, static_cast<const __nv_bfloat16 *>(p.outGrad) + rowBase * D, q0, queries);
+      sq, static_cast<const __nv_bfloat16 *>(p.q) + p.qStrides.at(b, h, 0), q0, queries,
+      p.qStrides.row);
+  loadRowsAsync<D, kTile, kThreads>(
+      sdo, static_cast<const __nv_bfloat16 *>(p.outGrad) + p.outGradStrides.at(b, h, 0), q0,
+      queries, p.outGradStrides.row);
   if (tiles > 0) {
-    loadRowsAsync<D, kTile, kThreads>(sk, kSrc, firstTile * kTile, keys);
-    loadRowsAsync<D, kTile, kThreads>(sv, vSrc, firstTile * kTile, keys);
+    loadRowsAsync<D, kTile, kThreads>(sk, kSrc, firstTile * kTile, keys, kStride);
+    loadRowsAsync<D, kTile, kThreads>(sv, vSrc, firstTile * kTile, keys, vStride);
   }
   commitCopies();
 
@@ -510,9 +523,9 @@ __global__ void __launch_bounds__(kThreads, kQueryBlocksPerSm<D>)
     const int buffer = it & 1, key0 = (firstTile + it) * kTile;
     if (it + 1 < tiles) {
       loadRowsAsync<D, kTile, kThreads>(sk + (buffer ^ 1) * kTile * D, kSrc, key0 + kTile,
-                                        keys);
+                                        keys, kStride);
       loadRowsAsync<D, kTile, kThreads>(sv + (buffer ^ 1) * kTile * D, vSrc, key0 + kTile,
-                                        keys);
+                                        keys, vStride);
       commitCopies();
       waitCopies<1>();
     } else {
@@ -558,7 +571,7 @@ __global__ void __launch_bounds__(kThreads, kQueryBlocksPerSm<D>)
     const int query = queryA + 8 * row;
     if (query >= queries)
       continue;
-    auto *out = static_cast<__nv_bfloat16 *>(p.qGrad) + (rowBase + query) * D;
+    auto *out = static_cast<__nv_bfloat16 *>(p.qGrad) + p.qGradStrides.at(b, h, query);
 #pragma unroll
     for (int n = 0; n < D / 8; ++n)
       *reinterpret_cast<__nv_bfloat162 *>(out + n * 8 + pairCol) =
@@ -578,8 +591,12 @@ __global__ void sumGroupsKernel(AttentionGradParams p, const float *partials) {
       dk += partials[(head0 + g) * perHead + within];
       dv += partials[whole + (head0 + g) * perHead + within];
     }
-    static_cast<__nv_bfloat16 *>(p.kGrad)[i] = __float2bfloat16_rn(dk);
-    static_cast<__nv_bfloat16 *>(p.vGrad)[i] = __float2bfloat16_rn(dv);
+    const int64_t b = i / perHead / p.kvHeads, kvh = i / perHead % p.kvHeads,
+                  key = within / p.headDim, d = within % p.headDim;
+    static_cast<__nv_bfloat16 *>(p.kGrad)[p.kGradStrides.at(b, kvh, key) + d] =
+        __float2bfloat16_rn(dk);
+    static_cast<__nv_bfloat16 *>(p.vGrad)[p.vGradStrides.at(b, kvh, key) + d] =
+        __float2bfloat16_rn(dv);
   }
 }
 
@@ -621,21 +638,45 @@ void launchRowGrad(const AttentionGradParams &p, const float *delta, cudaStream_
   keyRowsKernel<T><<<warpBlocks(p.batch * p.kvHeads * p.keys), 128, 0, stream>>>(p, delta);
 }
 
+/// The shapes the tensor-core kernels take, whatever the alignment.
+bool flashShapes(Elem e, const AttentionGradParams &p) {
+  return e == Elem::BF16 && (p.headDim == 64 || p.headDim == 128) && p.valueDim == p.headDim;
+}
+
 } // namespace
 
 bool useFlashAttentionGrad(Elem e, const AttentionGradParams &p) {
-  return e == Elem::BF16 && (p.headDim == 64 || p.headDim == 128) && p.valueDim == p.headDim;
+  // cp.async moves 16-byte chunks: every row must start on one.
+  auto aligned = [](const void *ptr, const RowStrides &s) {
+    return reinterpret_cast<uintptr_t>(ptr) % 16 == 0 && s.batch % 8 == 0 && s.head % 8 == 0 &&
+           s.row % 8 == 0;
+  };
+  return flashShapes(e, p) && aligned(p.q, p.qStrides) && aligned(p.k, p.kStrides) && aligned(p.v, p.vStrides) &&
+         aligned(p.outGrad, p.outGradStrides) && aligned(p.qGrad, p.qGradStrides) &&
+         aligned(p.kGrad, p.kGradStrides) && aligned(p.vGrad, p.vGradStrides);
 }
 
 int64_t attentionGradWorkspaceFloats(Elem e, const AttentionGradParams &p) {
   const int64_t rows = p.batch * p.heads * p.queries;
   const int64_t aligned = (rows + 63) / 64 * 64; // the partials start 256-byte aligned
-  const bool grouped = useFlashAttentionGrad(e, p) && p.heads != p.kvHeads;
+  // By shape alone (an upper bound): sizing runs before buffers have addresses.
+  const bool grouped = flashShapes(e, p) && p.heads != p.kvHeads;
   return aligned + (grouped ? 2 * p.batch * p.heads * p.keys * p.headDim : 0);
 }
 
-void attentionGrad(Elem e, const AttentionGradParams &p, float *workspace,
+void attentionGrad(Elem e, const AttentionGradParams &given, float *workspace,
                    cudaStream_t stream) {
+  AttentionGradParams p = given;
+  for (auto [s, heads, rows, dim] :
+       {std::tuple{&p.qStrides, p.heads, p.queries, p.headDim},
+        {&p.qGradStrides, p.heads, p.queries, p.headDim},
+        {&p.outStrides, p.heads, p.queries, p.valueDim},
+        {&p.outGradStrides, p.heads, p.queries, p.valueDim},
+        {&p.kStrides, p.kvHeads, p.keys, p.headDim},
+        {&p.kGradStrides, p.kvHeads, p.keys, p.headDim},
+        {&p.vStrides, p.kvHeads, p.keys, p.valueDim},
+        {&p.vGradStrides, p.kvHeads, p.keys, p.valueDim}})
+    *s = orPacked(*s, heads, rows, dim);
   const int64_t rows = p.batch * p.heads * p.queries;
   if (rows == 0 || p.batch * p.kvHeads * p.keys == 0)
     return;

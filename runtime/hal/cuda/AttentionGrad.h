@@ -14,9 +14,13 @@ struct AttentionGradParams {
   int64_t batch, heads, kvHeads, queries, keys, headDim, valueDim, window;
   float scale, softcap;
   bool causal;
+  // Where each tensor's rows lie; unset (zero): packed.
+  RowStrides qStrides, kStrides, vStrides, outStrides, outGradStrides, qGradStrides,
+      kGradStrides, vGradStrides;
 };
 
-/// Whether the tensor-core kernel takes `p`: bf16, head dim 64 or 128.
+/// Whether the tensor-core kernel takes `p`: bf16, head dim 64 or 128,
+/// rows 16-byte aligned (the others take any strides).
 bool useFlashAttentionGrad(Elem e, const AttentionGradParams &p);
 /// The f32 workspace attentionGrad needs: D per query row, and under GQA on
 /// the tensor-core path each query head's dK and dV before their group sum.

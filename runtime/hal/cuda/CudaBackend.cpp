@@ -113,6 +113,10 @@ AttentionParams attentionParamsOf(const cmd::Attention &a,
   }
   p.cacheReady = a.cacheReady;
   p.lse = reinterpret_cast<float *>(ptr(a.lse));
+  p.qStrides = a.qStrides;
+  p.kStrides = a.kStrides;
+  p.vStrides = a.vStrides;
+  p.outStrides = a.outStrides;
   return p;
 }
 
@@ -139,6 +143,14 @@ AttentionGradParams attentionGradParamsOf(
   p.scale = a.scale;
   p.softcap = a.softcap;
   p.causal = a.causal;
+  p.qStrides = a.qStrides;
+  p.kStrides = a.kStrides;
+  p.vStrides = a.vStrides;
+  p.outStrides = a.outStrides;
+  p.outGradStrides = a.outGradStrides;
+  p.qGradStrides = a.qGradStrides;
+  p.kGradStrides = a.kGradStrides;
+  p.vGradStrides = a.vGradStrides;
   return p;
 }
 
@@ -398,6 +410,10 @@ Status CudaBackend::record(const cmd::Attention &a) {
   if (!elem)
     return elem.status();
   Elem e = *elem;
+  if (!packedLayout(p) && !attentionTakesStrides(e, p))
+    return Status::error("attention over strided tensors runs only on the tensor-core kernel "
+                         "(bf16, head dims both 64 or 128, at least 64 queries, rows 16-byte "
+                         "aligned); recompile the model for this target");
   int splits = attentionSplits(e, p, device_.multiprocessors);
   float *workspace = device_.attentionWorkspace;
   ErrorWord *error = device_.error;

@@ -28,12 +28,13 @@ template <int D> constexpr size_t smemBytes() {
   return sizeof(__nv_bfloat16) * (kRows * D + 4 * kKeys * D); // Q, 2×K, 2×V
 }
 
-/// Rows [row0, row0 + 64) of a [rows, D] matrix into a swizzled tile.
+/// Rows [row0, row0 + 64) of a [rows, D] matrix (rows `stride` apart)
+/// into a swizzled tile.
 template <int D>
 __device__ __forceinline__ void loadTileAsync(__nv_bfloat16 *tile,
                                               const __nv_bfloat16 *src, int row0,
-                                              int rows) {
-  loadRowsAsync<D, kRows, kWarps * 32>(tile, src, row0, rows);
+                                              int rows, int64_t stride) {
+  loadRowsAsync<D, kRows, kWarps * 32>(tile, src, row0, rows, stride);
 }
 
 template <int D, bool Softcap>
@@ -63,12 +64,10 @@ __device__ __forceinline__ void flashBlock(const AttentionParams &p, ErrorWord *
   }
   const int kvh = h / static_cast<int>(p.heads / p.kvHeads);
   const int q0 = tile * kRows;
-  const auto *q = static_cast<const __nv_bfloat16 *>(p.q) +
-                  (static_cast<int64_t>(b) * p.heads + h) * queries * D;
-  const auto *k = static_cast<const __nv_bfloat16 *>(p.k) +
-                  (static_cast<int64_t>(b) * p.kvHeads + kvh) * keys * D;
-  const auto *v = static_cast<const __nv_bfloat16 *>(p.v) +
-                  (static_cast<int64_t>(b) * p.kvHeads + kvh) * keys * D;
+  const auto *q = static_cast<const __nv_bfloat16 *>(p.q) + p.qStrides.at(b, h, 0);
+  const auto *k = static_cast<const __nv_bfloat16 *>(p.k) + p.kStrides.at(b, kvh, 0);
+  const auto *v = static_cast<const __nv_bfloat16 *>(p.v) + p.vStrides.at(b, kvh, 0);
+  const int64_t qStride = p.qStrides.row, kStride = p.kStrides.row, vStride = p.vStrides.row;
 
   // The key tiles any query of this block sees.
   int firstKey = 0, lastKey = keys - 1;
@@ -80,10 +79,10 @@ __device__ __forceinline__ void flashBlock(const AttentionParams &p, ErrorWord *
   const int firstTile = firstKey / kKeys;
   const int tiles = lastKey < firstKey ? 0 : lastKey / kKeys - firstTile + 1;
 
-  loadTileAsync<D>(sq, q, q0, queries);
+  loadTileAsync<D>(sq, q, q0, queries, qStride);
   if (tiles > 0) {
-    loadTileAsync<D>(sk, k, firstTile * kKeys, keys);
-    loadTileAsync<D>(sv, v, firstTile * kKeys, keys);
+    loadTileAsync<D>(sk, k, firstTile * kKeys, keys, kStride);
+    loadTileAsync<D>(sv, v, firstTile * kKeys, keys, vStride);
   }
   commitCopies();
 
@@ -104,8 +103,8 @@ __device__ __forceinline__ void flashBlock(const AttentionParams &p, ErrorWord *
   for (int it = 0; it < tiles; ++it) {
     const int buffer = it & 1, key0 = (firstTile + it) * kKeys;
     if (it + 1 < tiles) {
-      loadTileAsync<D>(sk + (buffer ^ 1) * kKeys * D, k, key0 + kKeys, keys);
-      loadTileAsync<D>(sv + (buffer ^ 1) * kKeys * D, v, key0 + kKeys, keys);
+      loadTileAsync<D>(sk + (buffer ^ 1) * kKeys * D, k, key0 + kKeys, keys, kStride);
+      loadTileAsync<D>(sv + (buffer ^ 1) * kKeys * D, v, key0 + kKeys, keys, vStride);
       commitCopies();
       waitCopies<1>();
     } else {
@@ -224,8 +223,7 @@ __device__ __forceinline__ void flashBlock(const AttentionParams &p, ErrorWord *
           sum > 0.0f ? (rowMax[row] * expScale + __log2f(sum)) * 0.6931471805599453f
                      : -INFINITY;
     const float inverse = sum > 0.0f ? 1.0f / sum : 0.0f;
-    auto *out = static_cast<__nv_bfloat16 *>(p.out) +
-                ((static_cast<int64_t>(b) * p.heads + h) * queries + queryA + 8 * row) * D;
+    auto *out = static_cast<__nv_bfloat16 *>(p.out) + p.outStrides.at(b, h, queryA + 8 * row);
 #pragma unroll
     for (int n = 0; n < D / 8; ++n)
       *reinterpret_cast<__nv_bfloat162 *>(out + n * 8 + pairCol) = __floats2bfloat162_rn(
@@ -270,8 +268,13 @@ bool useFlashAttention(const AttentionParams &p) {
          p.queries >= kRows;
 }
 
-void flashAttention(const AttentionParams &p, ErrorWord *error, int step,
+void flashAttention(const AttentionParams &given, ErrorWord *error, int step,
                     cudaStream_t stream) {
+  AttentionParams p = given;
+  p.qStrides = orPacked(p.qStrides, p.heads, p.queries, p.headDim);
+  p.kStrides = orPacked(p.kStrides, p.kvHeads, p.keys, p.headDim);
+  p.vStrides = orPacked(p.vStrides, p.kvHeads, p.keys, p.valueDim);
+  p.outStrides = orPacked(p.outStrides, p.heads, p.queries, p.valueDim);
   const bool softcap = p.softcap > 0.0f;
   if (p.headDim == 64)
     softcap ? launchFlash<64, true>(p, error, step, stream)

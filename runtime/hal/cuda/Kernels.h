@@ -5,6 +5,8 @@
 #ifndef GAI_RUNTIME_HAL_CUDA_KERNELS_H
 #define GAI_RUNTIME_HAL_CUDA_KERNELS_H
 
+#include "hal/RowStrides.h"
+
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -261,7 +263,16 @@ struct AttentionParams {
   // [batch, heads, queries] when set: each query row's log-sum-exp (natural
   // log) of its masked scores, for the backward.
   float *lse;
+  // Where the rows of q, k, v and out lie; unset (zero): packed. Only the
+  // tensor-core kernel takes other strides (attentionTakesStrides).
+  RowStrides qStrides, kStrides, vStrides, outStrides;
 };
+/// Whether `p`'s tensors are all packed (unset strides count as packed).
+bool packedLayout(const AttentionParams &p);
+/// Whether attention() runs `p` at its strides: the tensor-core kernel
+/// (bf16, head dims 64 or 128, at least 64 queries, no folded rows) with
+/// rows and pointers 16-byte aligned.
+bool attentionTakesStrides(Elem e, const AttentionParams &p);
 /// How many pieces to split each query's keys into, and the workspace that
 /// needs in 4-byte words (0 when not split): f32 partials, then counters
 /// that must be zero before the first launch (each launch leaves them so).

@@ -63,22 +63,23 @@ __device__ __forceinline__ uint32_t packBf16(float lo, float hi) {
   return *reinterpret_cast<uint32_t *>(&pair);
 }
 
-/// Rows [row0, row0 + Rows) of a [rows, D] bf16 matrix into a swizzled
-/// shared tile by cp.async (Threads threads); rows past `rows` become
-/// zeros. A thread copies the same column of rows a fixed step apart, so
-/// its addresses are strides from one base (the swizzle repeats every 8).
+/// Rows [row0, row0 + Rows) of a [rows, D] bf16 matrix whose rows start
+/// `stride` elements apart (a multiple of 8) into a swizzled shared tile
+/// by cp.async (Threads threads); rows past `rows` become zeros. A thread
+/// copies the same column of rows a fixed step apart, so its addresses are
+/// strides from one base (the swizzle repeats every 8).
 template <int D, int Rows, int Threads>
 __device__ __forceinline__ void loadRowsAsync(__nv_bfloat16 *tile, const __nv_bfloat16 *src,
-                                              int row0, int rows) {
+                                              int row0, int rows, int64_t stride) {
   constexpr int kChunks = D / 8, kRowStep = Threads / kChunks;
   static_assert(kRowStep % 8 == 0 && Rows % kRowStep == 0, "copy layout");
   const int r0 = threadIdx.x / kChunks, col = (threadIdx.x % kChunks) * 8;
   __nv_bfloat16 *to = tile + swizzled<D>(r0, col);
-  const __nv_bfloat16 *from = src + static_cast<int64_t>(row0 + r0) * D + col;
+  const __nv_bfloat16 *from = src + (row0 + r0) * stride + col;
 #pragma unroll
   for (int i = 0; i < Rows / kRowStep; ++i) {
     bool valid = row0 + r0 + i * kRowStep < rows;
-    copyAsync16(to + i * kRowStep * D, valid ? from + i * kRowStep * D : src, valid);
+    copyAsync16(to + i * kRowStep * D, valid ? from + i * kRowStep * stride : src, valid);
   }
 }
 

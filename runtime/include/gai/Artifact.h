@@ -29,7 +29,9 @@ struct DecodedEntry; // core/Commands.h
 /// 8: a GEMM's weights may be quantized (weight_format, scales, zeros).
 /// 9: a GEMM's weights may be 2:4 sparse (weight_format sparse24, b_meta).
 /// 14: a gated GEMM's weights may be 2:4 too (gate_meta).
-inline constexpr uint32_t kArtifactSchemaVersion = 14;
+/// 15: attention's tensors may be strided ([B, T, H, D], or a slice of a
+/// packed projection: strides).
+inline constexpr uint32_t kArtifactSchemaVersion = 15;
 /// The most new rows (queries) an attention with folded cache writes takes;
 /// the attention rewriting pass folds no more.
 inline constexpr int64_t kMostFoldedQueries = 16;
