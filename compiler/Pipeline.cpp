@@ -120,9 +120,11 @@ mlir::LogicalResult optimize(mlir::ModuleOp module,
     }
   }
   // After autodiff, so that the backward's transposes go too.
-  mlir::gai::GaiAttentionLayoutOptions layout;
-  layout.tensorCoreForward = options.isCuda();
-  pm.addNestedPass<mlir::func::FuncOp>(mlir::gai::createGaiAttentionLayout(layout));
+  if (options.attentionLayout) {
+    mlir::gai::GaiAttentionLayoutOptions layout;
+    layout.tensorCoreForward = options.isCuda();
+    pm.addNestedPass<mlir::func::FuncOp>(mlir::gai::createGaiAttentionLayout(layout));
+  }
   mlir::gai::GaiFusionOptions fusion;
   fusion.libraryActivations = options.isCuda();
   fusion.absorbTransposes = options.isCuda();

@@ -41,6 +41,8 @@ struct CompileOptions {
   /// CUDA: fold RMSNorms between decode-sized GEMMs into them (see
   /// NormFold.h); off only to measure what that brings.
   bool foldNorms = true;
+  /// Run gai-attention-layout (attention over [B, T, H, D] rows in place).
+  bool attentionLayout = true;
   /// Weight-only quantization (--gai-quantize); an empty format: none.
   struct Quantize {
     std::string format; ///< int8, int4 or fp8

@@ -35,7 +35,8 @@ int main(int argc, char **argv) {
   cudaMalloc(&error, sizeof(cuda::ErrorWord));
   cudaMemset(error, 0, sizeof(cuda::ErrorWord));
   std::mt19937 rng(5);
-  for (const Shape &s : shapes) {
+  for (const Shape &s : shapes)
+    for (bool tokenMajor : {false, true}) {
     if (only && std::string(only) != s.name)
       continue;
     const int64_t qn = s.batch * s.heads * s.seq * s.dim, kn = s.batch * s.kvHeads * s.seq * s.dim;
@@ -82,6 +83,14 @@ int main(int argc, char **argv) {
     g.headDim = g.valueDim = s.dim;
     g.scale = f.scale;
     g.causal = true;
+    if (tokenMajor) { // every tensor [B, T, H, D], as gai-attention-layout leaves them
+      const RowStrides queries{s.seq * s.heads * s.dim, s.dim, s.heads * s.dim},
+          keys{s.seq * s.kvHeads * s.dim, s.dim, s.kvHeads * s.dim};
+      f.qStrides = f.outStrides = g.qStrides = g.outStrides = g.outGradStrides =
+          g.qGradStrides = queries;
+      f.kStrides = f.vStrides = g.kStrides = g.vStrides = g.kGradStrides = g.vGradStrides =
+          keys;
+    }
     cudaMalloc(&workspace, cuda::attentionGradWorkspaceFloats(cuda::Elem::BF16, g) * 4);
 
     const double forward =
@@ -92,6 +101,7 @@ int main(int argc, char **argv) {
     // Causal: about half of the T² scores, each a D-long product twice.
     const double products = 2.0 * s.batch * s.heads * s.seq * (s.seq + 1) / 2.0 * s.dim;
     nlohmann::json line = {{"shape", s.name},
+                           {"layout", tokenMajor ? "token-major" : "packed"},
                            {"batch", s.batch},
                            {"heads", s.heads},
                            {"kv_heads", s.kvHeads},
@@ -108,6 +118,6 @@ int main(int argc, char **argv) {
       cudaFree(p);
     cudaFree(lse);
     cudaFree(workspace);
-  }
+    }
   return 0;
 }

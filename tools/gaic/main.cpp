@@ -143,6 +143,11 @@ cl::opt<bool> foldNorms(
     "fold-norms",
     cl::desc("cuda: fold RMSNorms between decode-sized GEMMs into them (default on)"),
     cl::init(true), cl::cat(category));
+cl::opt<bool> attentionLayout(
+    "attention-layout",
+    cl::desc("let attention read and write [B, T, H, D] rows in place of the head "
+             "transposes around it (gai-attention-layout; default on)"),
+    cl::init(true), cl::cat(category));
 cl::opt<bool> f32Residual(
     "f32-residual",
     cl::desc("bf16/f16: keep the residual stream and its norms' weights in f32 "
@@ -370,6 +375,7 @@ int main(int argc, char **argv) {
   options.printIRAfterAll = printIRAfterAll;
   options.train = mode == "train";
   options.foldNorms = foldNorms;
+  options.attentionLayout = attentionLayout;
   options.quantize.format = quantize;
   options.quantize.group = quantGroup;
   options.quantize.skip.assign(quantSkip.begin(), quantSkip.end());
