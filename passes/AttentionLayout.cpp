@@ -30,7 +30,8 @@ SmallVector<bool> flagsOf(ArrayRef<bool> current, unsigned tensors) {
 
 /// Replaces each head-major operand (listed by operand number, with its
 /// flag index) made by a head transpose with the transpose's input.
-void foldOperandTransposes(Operation *op, ArrayRef<std::pair<unsigned, unsigned>> slots,
+void foldOperandTransposes(Operation *op,
+                           ArrayRef<std::pair<unsigned, unsigned>> slots,
                            SmallVector<bool> &flags) {
   for (auto [operand, flag] : slots) {
     if (flags[flag])
@@ -53,7 +54,8 @@ template <typename Also> bool readOnlyThroughTransposes(Value v, Also also) {
 /// Points the users of `old` (all head transposes, or accepted by `also`)
 /// at `fresh`, its [B, T, H, D] replacement: a transpose's readers read
 /// `fresh` itself, the others get it through `retarget`.
-template <typename Retarget> void replaceSwapped(Value old, Value fresh, Retarget retarget) {
+template <typename Retarget>
+void replaceSwapped(Value old, Value fresh, Retarget retarget) {
   for (OpOperand &use : llvm::make_early_inc_range(old.getUses())) {
     Operation *user = use.getOwner();
     if (swapsHeadAxes(user)) {
@@ -69,9 +71,11 @@ template <typename Retarget> void replaceSwapped(Value old, Value fresh, Retarge
 bool runsOnTensorCores(FlashAttentionOp fa) {
   auto q = cast<RankedTensorType>(fa.getQuery().getType());
   auto v = cast<RankedTensorType>(fa.getValue().getType());
-  int64_t dim = q.getDimSize(3), queries = q.getDimSize(fa.isTokenMajor(FlashAttentionOp::kQuery) ? 1 : 2);
-  return q.getElementType().isBF16() && dim == v.getDimSize(3) && (dim == 64 || dim == 128) &&
-         queries >= 64;
+  int64_t dim = q.getDimSize(3),
+          queries =
+              q.getDimSize(fa.isTokenMajor(FlashAttentionOp::kQuery) ? 1 : 2);
+  return q.getElementType().isBF16() && dim == v.getDimSize(3) &&
+         (dim == 64 || dim == 128) && queries >= 64;
 }
 
 void rewriteForward(FlashAttentionOp fa, bool tensorCoreForward) {
@@ -79,7 +83,8 @@ void rewriteForward(FlashAttentionOp fa, bool tensorCoreForward) {
     return;
   using T = FlashAttentionOp;
   SmallVector<bool> flags = flagsOf(fa.getTokenMajor(), T::kTensors);
-  foldOperandTransposes(fa, {{0, T::kQuery}, {1, T::kKey}, {2, T::kValue}}, flags);
+  foldOperandTransposes(fa, {{0, T::kQuery}, {1, T::kKey}, {2, T::kValue}},
+                        flags);
   // The backward may read the output in either layout.
   auto gradReadsOut = [](OpOperand &use) {
     auto grad = dyn_cast<FlashAttentionGradOp>(use.getOwner());
@@ -87,7 +92,8 @@ void rewriteForward(FlashAttentionOp fa, bool tensorCoreForward) {
            use.get() != grad.getKey() && use.get() != grad.getValue() &&
            use.get() != grad.getOutGrad();
   };
-  bool result = !flags[T::kResult] && readOnlyThroughTransposes(fa.getResult(), gradReadsOut);
+  bool result = !flags[T::kResult] &&
+                readOnlyThroughTransposes(fa.getResult(), gradReadsOut);
   if (!result) {
     if (llvm::is_contained(flags, true))
       fa.setTokenMajor(flags);
@@ -95,19 +101,21 @@ void rewriteForward(FlashAttentionOp fa, bool tensorCoreForward) {
   }
   flags[T::kResult] = true;
   OpBuilder b(fa);
-  auto fresh = T::create(b, fa.getLoc(), fa.getQuery(), fa.getKey(), fa.getValue(),
-                         fa.getQueryPositions(),
-                         fa.getScaleAttr(), fa.getKvGroupsAttr(), fa.getCausalAttr(),
-                         fa.getWindowAttr(), fa.getSoftcapAttr(), fa.getWithLseAttr(),
-                         b.getDenseBoolArrayAttr(flags));
+  auto fresh =
+      T::create(b, fa.getLoc(), fa.getQuery(), fa.getKey(), fa.getValue(),
+                fa.getQueryPositions(), fa.getScaleAttr(), fa.getKvGroupsAttr(),
+                fa.getCausalAttr(), fa.getWindowAttr(), fa.getSoftcapAttr(),
+                fa.getWithLseAttr(), b.getDenseBoolArrayAttr(flags));
   fresh->setDiscardableAttrs(fa->getDiscardableAttrDictionary());
-  replaceSwapped(fa.getResult(), fresh.getResult(), [](OpOperand &use, Value v) {
-    auto grad = cast<FlashAttentionGradOp>(use.getOwner());
-    SmallVector<bool> gradFlags = flagsOf(grad.getTokenMajor(), FlashAttentionGradOp::kTensors);
-    gradFlags[FlashAttentionGradOp::kOut] = true;
-    use.set(v);
-    grad.setTokenMajor(gradFlags);
-  });
+  replaceSwapped(
+      fa.getResult(), fresh.getResult(), [](OpOperand &use, Value v) {
+        auto grad = cast<FlashAttentionGradOp>(use.getOwner());
+        SmallVector<bool> gradFlags =
+            flagsOf(grad.getTokenMajor(), FlashAttentionGradOp::kTensors);
+        gradFlags[FlashAttentionGradOp::kOut] = true;
+        use.set(v);
+        grad.setTokenMajor(gradFlags);
+      });
   if (fa.getWithLse())
     fa.getLse().replaceAllUsesWith(fresh.getLse());
   fa.erase();
@@ -116,14 +124,19 @@ void rewriteForward(FlashAttentionOp fa, bool tensorCoreForward) {
 void rewriteBackward(FlashAttentionGradOp grad) {
   using T = FlashAttentionGradOp;
   SmallVector<bool> flags = flagsOf(grad.getTokenMajor(), T::kTensors);
-  foldOperandTransposes(
-      grad, {{0, T::kQuery}, {1, T::kKey}, {2, T::kValue}, {3, T::kOut}, {5, T::kOutGrad}},
-      flags);
+  foldOperandTransposes(grad,
+                        {{0, T::kQuery},
+                         {1, T::kKey},
+                         {2, T::kValue},
+                         {3, T::kOut},
+                         {5, T::kOutGrad}},
+                        flags);
   auto none = [](OpOperand &) { return false; };
   bool changed = false;
-  for (auto [result, flag] : {std::pair{0u, T::kQueryGrad}, {1u, T::kKeyGrad},
-                              {2u, T::kValueGrad}})
-    if (!flags[flag] && readOnlyThroughTransposes(grad->getResult(result), none)) {
+  for (auto [result, flag] :
+       {std::pair{0u, T::kQueryGrad}, {1u, T::kKeyGrad}, {2u, T::kValueGrad}})
+    if (!flags[flag] &&
+        readOnlyThroughTransposes(grad->getResult(result), none)) {
       flags[flag] = true;
       changed = true;
     }
@@ -133,10 +146,11 @@ void rewriteBackward(FlashAttentionGradOp grad) {
     return;
   }
   OpBuilder b(grad);
-  auto fresh = T::create(b, grad.getLoc(), grad.getQuery(), grad.getKey(), grad.getValue(),
-                         grad.getOut(), grad.getLse(), grad.getOutGrad(), grad.getScaleAttr(),
-                         grad.getKvGroupsAttr(), grad.getCausalAttr(), grad.getWindowAttr(),
-                         grad.getSoftcapAttr(), b.getDenseBoolArrayAttr(flags));
+  auto fresh = T::create(
+      b, grad.getLoc(), grad.getQuery(), grad.getKey(), grad.getValue(),
+      grad.getOut(), grad.getLse(), grad.getOutGrad(), grad.getScaleAttr(),
+      grad.getKvGroupsAttr(), grad.getCausalAttr(), grad.getWindowAttr(),
+      grad.getSoftcapAttr(), b.getDenseBoolArrayAttr(flags));
   fresh->setDiscardableAttrs(grad->getDiscardableAttrDictionary());
   for (unsigned i = 0; i < 3; ++i) {
     Value old = grad->getResult(i), now = fresh->getResult(i);
@@ -144,13 +158,15 @@ void rewriteBackward(FlashAttentionGradOp grad) {
       old.replaceAllUsesWith(now);
     else
       replaceSwapped(old, now, [](OpOperand &, Value) {
-        llvm_unreachable("only head transposes read a gradient made token-major");
+        llvm_unreachable(
+            "only head transposes read a gradient made token-major");
       });
   }
   grad.erase();
 }
 
-struct AttentionLayoutPass : mlir::gai::impl::GaiAttentionLayoutBase<AttentionLayoutPass> {
+struct AttentionLayoutPass
+    : mlir::gai::impl::GaiAttentionLayoutBase<AttentionLayoutPass> {
   using GaiAttentionLayoutBase::GaiAttentionLayoutBase;
   void runOnOperation() override {
     SmallVector<Operation *> attention;

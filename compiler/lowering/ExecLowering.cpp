@@ -749,16 +749,21 @@ LogicalResult Lowering::lowerOp(Operation *op) {
     return success();
   }
   if (auto reduce = dyn_cast<ReduceOp>(op)) {
-    if (reduce.getAxes().size() != 1)
-      return op->emitOpError("reduces over several axes; the CPU backend "
-                             "reduces over one at a time");
+    // Adjacent axes are one axis of their product's length.
+    ArrayRef<int64_t> axes = reduce.getAxes();
+    for (size_t i = 1; i < axes.size(); ++i)
+      if (axes[i] != axes[i - 1] + 1)
+        return op->emitOpError("reduces over axes that are not adjacent; the runtimes "
+                               "reduce over one run of axes");
+    if (axes.empty())
+      return op->emitOpError("reduces over no axis");
     ArrayRef<int64_t> in = shape(reduce.getInput());
-    int64_t axis = reduce.getAxes()[0];
+    int64_t first = axes.front(), last = axes.back();
     exec::ReduceOp::create(
         b, loc, ref(reduce.getInput()), ref(reduce.getResult()),
         exec::ReduceKindAttr::get(b.getContext(), reduceKindOf(reduce.getKind())),
-        i64(product(in.take_front(axis))), i64(in[axis]), i64(product(in.drop_front(axis + 1))),
-        elementOf(reduce.getInput()));
+        i64(product(in.take_front(first))), i64(product(in.slice(first, last - first + 1))),
+        i64(product(in.drop_front(last + 1))), elementOf(reduce.getInput()));
     return success();
   }
   if (auto constant = dyn_cast<ConstantOp>(op)) {

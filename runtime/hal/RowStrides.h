@@ -29,7 +29,8 @@ inline RowStrides packedStrides(int64_t heads, int64_t rows, int64_t dim) {
   return {heads * rows * dim, rows * dim, dim};
 }
 /// `s`, or a packed tensor's strides when unset (all zero).
-inline RowStrides orPacked(const RowStrides &s, int64_t heads, int64_t rows, int64_t dim) {
+inline RowStrides orPacked(const RowStrides &s, int64_t heads, int64_t rows,
+                           int64_t dim) {
   return s.row == 0 ? packedStrides(heads, rows, dim) : s;
 }
 

@@ -37,87 +37,93 @@ int main(int argc, char **argv) {
   std::mt19937 rng(5);
   for (const Shape &s : shapes)
     for (bool tokenMajor : {false, true}) {
-    if (only && std::string(only) != s.name)
-      continue;
-    const int64_t qn = s.batch * s.heads * s.seq * s.dim, kn = s.batch * s.kvHeads * s.seq * s.dim;
-    void *q = bench::upload(toBf16(bf16Normals(rng, qn))),
-         *k = bench::upload(toBf16(bf16Normals(rng, kn))),
-         *v = bench::upload(toBf16(bf16Normals(rng, kn))),
-         *dout = bench::upload(toBf16(bf16Normals(rng, qn)));
-    void *out = nullptr, *dq = nullptr, *dk = nullptr, *dv = nullptr;
-    float *lse = nullptr, *workspace = nullptr;
-    cudaMalloc(&out, qn * 2);
-    cudaMalloc(&dq, qn * 2);
-    cudaMalloc(&dk, kn * 2);
-    cudaMalloc(&dv, kn * 2);
-    cudaMalloc(&lse, s.batch * s.heads * s.seq * sizeof(float));
+      if (only && std::string(only) != s.name)
+        continue;
+      const int64_t qn = s.batch * s.heads * s.seq * s.dim,
+                    kn = s.batch * s.kvHeads * s.seq * s.dim;
+      void *q = bench::upload(toBf16(bf16Normals(rng, qn))),
+           *k = bench::upload(toBf16(bf16Normals(rng, kn))),
+           *v = bench::upload(toBf16(bf16Normals(rng, kn))),
+           *dout = bench::upload(toBf16(bf16Normals(rng, qn)));
+      void *out = nullptr, *dq = nullptr, *dk = nullptr, *dv = nullptr;
+      float *lse = nullptr, *workspace = nullptr;
+      cudaMalloc(&out, qn * 2);
+      cudaMalloc(&dq, qn * 2);
+      cudaMalloc(&dk, kn * 2);
+      cudaMalloc(&dv, kn * 2);
+      cudaMalloc(&lse, s.batch * s.heads * s.seq * sizeof(float));
 
-    cuda::AttentionParams f{};
-    f.q = q;
-    f.k = k;
-    f.v = v;
-    f.out = out;
-    f.batch = s.batch;
-    f.heads = s.heads;
-    f.kvHeads = s.kvHeads;
-    f.queries = f.keys = s.seq;
-    f.headDim = f.valueDim = s.dim;
-    f.scale = 1.0f / std::sqrt(static_cast<float>(s.dim));
-    f.causal = true;
-    f.cacheReady = true;
-    f.lse = lse;
-    cuda::AttentionGradParams g{};
-    g.q = q;
-    g.k = k;
-    g.v = v;
-    g.out = out;
-    g.outGrad = dout;
-    g.lse = lse;
-    g.qGrad = dq;
-    g.kGrad = dk;
-    g.vGrad = dv;
-    g.batch = s.batch;
-    g.heads = s.heads;
-    g.kvHeads = s.kvHeads;
-    g.queries = g.keys = s.seq;
-    g.headDim = g.valueDim = s.dim;
-    g.scale = f.scale;
-    g.causal = true;
-    if (tokenMajor) { // every tensor [B, T, H, D], as gai-attention-layout leaves them
-      const RowStrides queries{s.seq * s.heads * s.dim, s.dim, s.heads * s.dim},
-          keys{s.seq * s.kvHeads * s.dim, s.dim, s.kvHeads * s.dim};
-      f.qStrides = f.outStrides = g.qStrides = g.outStrides = g.outGradStrides =
-          g.qGradStrides = queries;
-      f.kStrides = f.vStrides = g.kStrides = g.vStrides = g.kGradStrides = g.vGradStrides =
-          keys;
-    }
-    cudaMalloc(&workspace, cuda::attentionGradWorkspaceFloats(cuda::Elem::BF16, g) * 4);
+      cuda::AttentionParams f{};
+      f.q = q;
+      f.k = k;
+      f.v = v;
+      f.out = out;
+      f.batch = s.batch;
+      f.heads = s.heads;
+      f.kvHeads = s.kvHeads;
+      f.queries = f.keys = s.seq;
+      f.headDim = f.valueDim = s.dim;
+      f.scale = 1.0f / std::sqrt(static_cast<float>(s.dim));
+      f.causal = true;
+      f.cacheReady = true;
+      f.lse = lse;
+      cuda::AttentionGradParams g{};
+      g.q = q;
+      g.k = k;
+      g.v = v;
+      g.out = out;
+      g.outGrad = dout;
+      g.lse = lse;
+      g.qGrad = dq;
+      g.kGrad = dk;
+      g.vGrad = dv;
+      g.batch = s.batch;
+      g.heads = s.heads;
+      g.kvHeads = s.kvHeads;
+      g.queries = g.keys = s.seq;
+      g.headDim = g.valueDim = s.dim;
+      g.scale = f.scale;
+      g.causal = true;
+      if (tokenMajor) { // every tensor [B, T, H, D], as gai-attention-layout
+                        // leaves them
+        const RowStrides queries{s.seq * s.heads * s.dim, s.dim,
+                                 s.heads * s.dim},
+            keys{s.seq * s.kvHeads * s.dim, s.dim, s.kvHeads * s.dim};
+        f.qStrides = f.outStrides = g.qStrides = g.outStrides =
+            g.outGradStrides = g.qGradStrides = queries;
+        f.kStrides = f.vStrides = g.kStrides = g.vStrides = g.kGradStrides =
+            g.vGradStrides = keys;
+      }
+      cudaMalloc(&workspace,
+                 cuda::attentionGradWorkspaceFloats(cuda::Elem::BF16, g) * 4);
 
-    const double forward =
-        bench::timeMs([&] { cuda::flashAttention(f, error, 0, stream); }, stream, 20, 3);
-    const double backward = bench::timeMs(
-        [&] { cuda::attentionGrad(cuda::Elem::BF16, g, workspace, stream); }, stream, 20, 3);
-    cudaError_t status = cudaStreamSynchronize(stream);
-    // Causal: about half of the T² scores, each a D-long product twice.
-    const double products = 2.0 * s.batch * s.heads * s.seq * (s.seq + 1) / 2.0 * s.dim;
-    nlohmann::json line = {{"shape", s.name},
-                           {"layout", tokenMajor ? "token-major" : "packed"},
-                           {"batch", s.batch},
-                           {"heads", s.heads},
-                           {"kv_heads", s.kvHeads},
-                           {"seq", s.seq},
-                           {"head_dim", s.dim},
-                           {"forward_ms", forward},
-                           {"backward_ms", backward},
-                           {"forward_tflops", 2 * products / forward / 1e9},
-                           {"backward_tflops", 5 * products / backward / 1e9},
-                           {"status", cudaGetErrorString(status)}};
-    std::printf("%s\n", line.dump().c_str());
-    std::fflush(stdout);
-    for (void *p : {q, k, v, dout, out, dq, dk, dv})
-      cudaFree(p);
-    cudaFree(lse);
-    cudaFree(workspace);
+      const double forward = bench::timeMs(
+          [&] { cuda::flashAttention(f, error, 0, stream); }, stream, 20, 3);
+      const double backward = bench::timeMs(
+          [&] { cuda::attentionGrad(cuda::Elem::BF16, g, workspace, stream); },
+          stream, 20, 3);
+      cudaError_t status = cudaStreamSynchronize(stream);
+      // Causal: about half of the T² scores, each a D-long product twice.
+      const double products =
+          2.0 * s.batch * s.heads * s.seq * (s.seq + 1) / 2.0 * s.dim;
+      nlohmann::json line = {{"shape", s.name},
+                             {"layout", tokenMajor ? "token-major" : "packed"},
+                             {"batch", s.batch},
+                             {"heads", s.heads},
+                             {"kv_heads", s.kvHeads},
+                             {"seq", s.seq},
+                             {"head_dim", s.dim},
+                             {"forward_ms", forward},
+                             {"backward_ms", backward},
+                             {"forward_tflops", 2 * products / forward / 1e9},
+                             {"backward_tflops", 5 * products / backward / 1e9},
+                             {"status", cudaGetErrorString(status)}};
+      std::printf("%s\n", line.dump().c_str());
+      std::fflush(stdout);
+      for (void *p : {q, k, v, dout, out, dq, dk, dv})
+        cudaFree(p);
+      cudaFree(lse);
+      cudaFree(workspace);
     }
   return 0;
 }

@@ -27,17 +27,18 @@ struct StridesCase {
 
 std::string nameOf(const ::testing::TestParamInfo<StridesCase> &info) {
   const StridesCase &c = info.param;
-  return "h" + std::to_string(c.heads) + "kv" + std::to_string(c.kvHeads) + "t" +
-         std::to_string(c.tokens) + "d" + std::to_string(c.dim) +
-         (c.window ? "w" + std::to_string(c.window) : "") + (c.softcap > 0 ? "cap" : "") +
-         (c.bf16 ? "bf16" : "f32");
+  return "h" + std::to_string(c.heads) + "kv" + std::to_string(c.kvHeads) +
+         "t" + std::to_string(c.tokens) + "d" + std::to_string(c.dim) +
+         (c.window ? "w" + std::to_string(c.window) : "") +
+         (c.softcap > 0 ? "cap" : "") + (c.bf16 ? "bf16" : "f32");
 }
 
 /// Tensor [B, heads, T, D] packed, moved to its place in a [B, T, width]
 /// buffer at column `offset` (head h's D columns start at offset + h·D), or
 /// read back from there.
-void place(const std::vector<float> &packed, std::vector<float> &wide, int64_t batch,
-           int64_t heads, int64_t tokens, int64_t dim, int64_t width, int64_t offset) {
+void place(const std::vector<float> &packed, std::vector<float> &wide,
+           int64_t batch, int64_t heads, int64_t tokens, int64_t dim,
+           int64_t width, int64_t offset) {
   for (int64_t b = 0; b < batch; ++b)
     for (int64_t h = 0; h < heads; ++h)
       for (int64_t t = 0; t < tokens; ++t)
@@ -45,8 +46,9 @@ void place(const std::vector<float> &packed, std::vector<float> &wide, int64_t b
           wide[(b * tokens + t) * width + offset + h * dim + d] =
               packed[((b * heads + h) * tokens + t) * dim + d];
 }
-std::vector<float> gather(const std::vector<float> &wide, int64_t batch, int64_t heads,
-                          int64_t tokens, int64_t dim, int64_t width, int64_t offset) {
+std::vector<float> gather(const std::vector<float> &wide, int64_t batch,
+                          int64_t heads, int64_t tokens, int64_t dim,
+                          int64_t width, int64_t offset) {
   std::vector<float> packed(static_cast<size_t>(batch * heads * tokens * dim));
   for (int64_t b = 0; b < batch; ++b)
     for (int64_t h = 0; h < heads; ++h)
@@ -70,7 +72,8 @@ TEST_P(CudaAttentionStrides, PackedProjectionEqualsPackedHeads) {
       x = bf16ToFloat(floatToBf16(normal(rng)));
     return v;
   };
-  const int64_t B = c.batch, H = c.heads, G = c.kvHeads, T = c.tokens, D = c.dim;
+  const int64_t B = c.batch, H = c.heads, G = c.kvHeads, T = c.tokens,
+                D = c.dim;
   const int64_t qn = B * H * T * D, kn = B * G * T * D, rows = B * H * T;
   const int64_t width = (H + 2 * G) * D; // the packed projection's row
   std::vector<float> q = make(qn), k = make(kn), v = make(kn), dout = make(qn);
@@ -133,7 +136,8 @@ TEST_P(CudaAttentionStrides, PackedProjectionEqualsPackedHeads) {
       p.k = g.k = base + H * D * bytes;
       p.v = g.v = base + (H + G) * D * bytes;
       g.outGrad = upload(doutWide);
-      const RowStrides projection{T * width, D, width}, heads{T * H * D, D, H * D};
+      const RowStrides projection{T * width, D, width},
+          heads{T * H * D, D, H * D};
       p.qStrides = p.kStrides = p.vStrides = projection;
       g.qStrides = g.kStrides = g.vStrides = projection;
       p.outStrides = g.outStrides = g.outGradStrides = heads;
@@ -158,7 +162,8 @@ TEST_P(CudaAttentionStrides, PackedProjectionEqualsPackedHeads) {
       packed.k = upload(k);
       packed.v = upload(v);
       packed.out = alloc(qn, bytes);
-      packed.qStrides = packed.kStrides = packed.vStrides = packed.outStrides = RowStrides{};
+      packed.qStrides = packed.kStrides = packed.vStrides = packed.outStrides =
+          RowStrides{};
       cuda::attention(elem, packed, 1, nullptr, error, 0, nullptr);
       std::vector<float> wide(qn);
       place(downloadAs(packed.out, dtype, qn), wide, B, H, T, D, H * D, 0);
@@ -167,7 +172,8 @@ TEST_P(CudaAttentionStrides, PackedProjectionEqualsPackedHeads) {
     } else {
       cuda::attention(elem, p, 1, nullptr, error, 0, nullptr);
     }
-    auto *workspace = static_cast<float *>(alloc(cuda::attentionGradWorkspaceFloats(elem, g), 4));
+    auto *workspace = static_cast<float *>(
+        alloc(cuda::attentionGradWorkspaceFloats(elem, g), 4));
     cuda::attentionGrad(elem, g, workspace, nullptr);
     EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
     Result r;
@@ -187,15 +193,18 @@ TEST_P(CudaAttentionStrides, PackedProjectionEqualsPackedHeads) {
     return r;
   };
   Result packed = run(false), strided = run(true);
-  for (auto [got, want, name] :
-       {std::tuple{&strided.out, &packed.out, "out"}, {&strided.lse, &packed.lse, "lse"},
-        {&strided.dq, &packed.dq, "dq"}, {&strided.dk, &packed.dk, "dk"},
-        {&strided.dv, &packed.dv, "dv"}}) {
+  for (auto [got, want, name] : {std::tuple{&strided.out, &packed.out, "out"},
+                                 {&strided.lse, &packed.lse, "lse"},
+                                 {&strided.dq, &packed.dq, "dq"},
+                                 {&strided.dk, &packed.dk, "dk"},
+                                 {&strided.dv, &packed.dv, "dv"}}) {
     ASSERT_EQ(got->size(), want->size());
     size_t differ = 0;
     for (size_t i = 0; i < got->size(); ++i)
-      differ += !((*got)[i] == (*want)[i] || (std::isnan((*got)[i]) && std::isnan((*want)[i])));
-    EXPECT_EQ(differ, 0u) << name << ": elements that differ from the packed run";
+      differ += !((*got)[i] == (*want)[i] ||
+                  (std::isnan((*got)[i]) && std::isnan((*want)[i])));
+    EXPECT_EQ(differ, 0u) << name
+                          << ": elements that differ from the packed run";
   }
   for (void *p : owned)
     cudaFree(p);
