@@ -311,3 +311,17 @@ module @two_results_in_place {
     return %r#0, %r#1 : tensor<64xf32>, tensor<64xf32>
   }
 }
+
+// -----
+
+// A reduce over a run of adjacent axes (a bias's gradient over batch and
+// tokens, as gai-fusion merges them) is one exec.reduce whose middle axis
+// is their product: outer 1, n 4·8, inner 16.
+// CHECK-LABEL: module @adjacent_axes
+// CHECK:       exec.reduce {element = f32, inner = 16 : i64, input = #exec.ref<input 0, 2048>, kind = #exec<reduce_kind sum>, n = 32 : i64, out = #exec.ref<output 0, 64>, outer = 1 : i64}
+module @adjacent_axes {
+  func.func @f(%dy: tensor<4x8x16xf32> {gai.name = "dy"}) -> tensor<1x1x16xf32> {
+    %b = gai.reduce sum %dy axes = [0, 1] keep_dims : (tensor<4x8x16xf32>) -> tensor<1x1x16xf32>
+    return %b : tensor<1x1x16xf32>
+  }
+}
