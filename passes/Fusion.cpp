@@ -527,32 +527,6 @@ struct KeepReducedAxisPattern : OpRewritePattern<ReduceOp> {
   }
 };
 
-/// reduce(reduce(x, [a] keep_dims), [a + 1] keep_dims) of one kind, both
-/// before the last axis, becomes one reduce over [a, a + 1]: a bias's
-/// gradient summed over batch and tokens in one pass over the rows (one
-/// library call, and for bf16 one rounding) instead of two. Mean of means
-/// over equal counts is the mean over both.
-struct MergeAdjacentReducesPattern : OpRewritePattern<ReduceOp> {
-  using OpRewritePattern::OpRewritePattern;
-  LogicalResult matchAndRewrite(ReduceOp outer, PatternRewriter &rewriter) const override {
-    auto inner = outer.getInput().getDefiningOp<ReduceOp>();
-    if (!inner || !inner->hasOneUse() || inner.getKind() != outer.getKind() ||
-        !inner.getKeepDims() || !outer.getKeepDims())
-      return rewriter.notifyMatchFailure(outer, "not a chain of kept-axis reduces of one kind");
-    ArrayRef<int64_t> first = inner.getAxes(), second = outer.getAxes();
-    const int64_t rank = inner.getInput().getType().getRank();
-    if (first.empty() || second.size() != 1 || second[0] != first.back() + 1 ||
-        second[0] >= rank - 1)
-      return rewriter.notifyMatchFailure(outer, "axes not adjacent, or the last axis");
-    SmallVector<int64_t> axes(first.begin(), first.end());
-    axes.push_back(second[0]);
-    rewriter.replaceOpWithNewOp<ReduceOp>(outer, outer.getType(), outer.getKindAttr(),
-                                          inner.getInput(), rewriter.getDenseI64ArrayAttr(axes),
-                                          rewriter.getUnitAttr());
-    return success();
-  }
-};
-
 struct FusionPass : mlir::gai::impl::GaiFusionBase<FusionPass> {
   using GaiFusionBase::GaiFusionBase;
 
@@ -577,7 +551,7 @@ struct FusionPass : mlir::gai::impl::GaiFusionBase<FusionPass> {
     }
     {
       RewritePatternSet patterns(&getContext());
-      patterns.add<KeepReducedAxisPattern, MergeAdjacentReducesPattern>(&getContext());
+      patterns.add<KeepReducedAxisPattern>(&getContext());
       if (failed(applyPatternsGreedily(func, std::move(patterns))))
         return signalPassFailure();
     }

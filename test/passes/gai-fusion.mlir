@@ -428,31 +428,3 @@ func.func @shared_result_read_by_row_kernel(%a: tensor<8x64xf32>, %b: tensor<8x6
   %r = gai.reduce sum %e axes = [1] keep_dims : (tensor<8x64xf32>) -> tensor<8x1xf32>
   return %r, %e : tensor<8x1xf32>, tensor<8x64xf32>
 }
-
-// -----
-
-// A bias's gradient summed over the batch, then over the tokens: one reduce
-// over both axes (one pass over the rows). Near misses keep their two
-// reduces: kinds that differ, and a chain that reaches the last axis (a
-// row reduction, which fusion regions take).
-// CHECK-LABEL: func.func @bias_gradient
-// CHECK:       %[[B:.*]] = gai.reduce sum %arg0 axes = [0, 1] keep_dims : (tensor<4x8x16xbf16>) -> tensor<1x1x16xbf16>
-// CHECK:       gai.reshape %[[B]]
-// CHECK-LABEL: func.func @bias_gradient_near_misses
-// CHECK:       gai.reduce max %arg0 axes = [0] keep_dims
-// CHECK:       gai.reduce sum %{{.*}} axes = [1] keep_dims
-// CHECK:       gai.reduce sum %arg1 axes = [0] keep_dims
-// CHECK:       gai.reduce sum %{{.*}} axes = [1] keep_dims : (tensor<1x8xf32>)
-func.func @bias_gradient(%dy: tensor<4x8x16xbf16>) -> tensor<16xbf16> {
-  %a = gai.reduce sum %dy axes = [0] keep_dims : (tensor<4x8x16xbf16>) -> tensor<1x8x16xbf16>
-  %b = gai.reduce sum %a axes = [1] keep_dims : (tensor<1x8x16xbf16>) -> tensor<1x1x16xbf16>
-  %c = gai.reshape %b : tensor<1x1x16xbf16> to tensor<16xbf16>
-  return %c : tensor<16xbf16>
-}
-func.func @bias_gradient_near_misses(%dy: tensor<4x8x16xf32>, %v: tensor<4x8xf32>) -> (tensor<1x1x16xf32>, tensor<1x1xf32>) {
-  %a = gai.reduce max %dy axes = [0] keep_dims : (tensor<4x8x16xf32>) -> tensor<1x8x16xf32>
-  %b = gai.reduce sum %a axes = [1] keep_dims : (tensor<1x8x16xf32>) -> tensor<1x1x16xf32>
-  %c = gai.reduce sum %v axes = [0] keep_dims : (tensor<4x8xf32>) -> tensor<1x8xf32>
-  %d = gai.reduce sum %c axes = [1] keep_dims : (tensor<1x8xf32>) -> tensor<1x1xf32>
-  return %b, %d : tensor<1x1x16xf32>, tensor<1x1xf32>
-}

@@ -314,8 +314,7 @@ module @two_results_in_place {
 
 // -----
 
-// A reduce over a run of adjacent axes (a bias's gradient over batch and
-// tokens, as gai-fusion merges them) is one exec.reduce whose middle axis
+// A reduce over a run of adjacent axes is one exec.reduce whose middle axis
 // is their product: outer 1, n 4·8, inner 16.
 // CHECK-LABEL: module @adjacent_axes
 // CHECK:       exec.reduce {element = f32, inner = 16 : i64, input = #exec.ref<input 0, 2048>, kind = #exec<reduce_kind sum>, n = 32 : i64, out = #exec.ref<output 0, 64>, outer = 1 : i64}
