@@ -116,6 +116,14 @@ exec::LossReduction reductionOf(LossReduction reduction) {
   llvm_unreachable("every loss reduction has a command form");
 }
 
+/// An attention tensor's shape as [B, H, T, D], whichever its layout.
+SmallVector<int64_t> headMajorShape(Value v, bool tokenMajor) {
+  SmallVector<int64_t> s(tensorOf(v).getShape());
+  if (tokenMajor)
+    std::swap(s[1], s[2]);
+  return s;
+}
+
 /// Appends the strides (batch, head, row; elements) of attention tensor
 /// `v`: [B, H, T, D] packed or, when `tokenMajor`, [B, T, H, D], whose rows
 /// may be those of a wider tensor it is a view of (a packed projection's
@@ -518,16 +526,9 @@ LogicalResult Lowering::lowerOp(Operation *op) {
                        activationOf(gemm.getActivation()));
   if (auto fa = dyn_cast<FlashAttentionOp>(op)) {
     using T = FlashAttentionOp;
-    // The head-major shapes: [B, H, T, D].
-    auto headMajor = [&](Value x, unsigned flag) {
-      SmallVector<int64_t> s(shape(x));
-      if (fa.isTokenMajor(flag))
-        std::swap(s[1], s[2]);
-      return s;
-    };
-    SmallVector<int64_t> q = headMajor(fa.getQuery(), T::kQuery),
-                         k = headMajor(fa.getKey(), T::kKey),
-                         v = headMajor(fa.getValue(), T::kValue);
+    SmallVector<int64_t> q = headMajorShape(fa.getQuery(), fa.isTokenMajor(T::kQuery)),
+                         k = headMajorShape(fa.getKey(), fa.isTokenMajor(T::kKey)),
+                         v = headMajorShape(fa.getValue(), fa.isTokenMajor(T::kValue));
     DenseI64ArrayAttr strides;
     if (llvm::is_contained(fa.getTokenMajor(), true)) {
       SmallVector<int64_t> all;
@@ -556,15 +557,9 @@ LogicalResult Lowering::lowerOp(Operation *op) {
   }
   if (auto grad = dyn_cast<FlashAttentionGradOp>(op)) {
     using T = FlashAttentionGradOp;
-    auto headMajor = [&](Value x, unsigned flag) {
-      SmallVector<int64_t> s(shape(x));
-      if (grad.isTokenMajor(flag))
-        std::swap(s[1], s[2]);
-      return s;
-    };
-    SmallVector<int64_t> q = headMajor(grad.getQuery(), T::kQuery),
-                         k = headMajor(grad.getKey(), T::kKey),
-                         v = headMajor(grad.getValue(), T::kValue);
+    SmallVector<int64_t> q = headMajorShape(grad.getQuery(), grad.isTokenMajor(T::kQuery)),
+                         k = headMajorShape(grad.getKey(), grad.isTokenMajor(T::kKey)),
+                         v = headMajorShape(grad.getValue(), grad.isTokenMajor(T::kValue));
     // Gradients written into their concat: views of its buffer.
     for (Value g : grad->getResults())
       if (ConcatPart part = concatPartOf(g); part.concat) {
