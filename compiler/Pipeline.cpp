@@ -421,6 +421,7 @@ std::vector<FunctionReport> report(mlir::ModuleOp module) {
     r.buffers = static_cast<int64_t>(buffers.requests.size());
     r.arenaBytes = plan.arenaSize;
     r.bufferBytes = plan.totalSize;
+    r.livePeakBytes = livePeakBytes(buffers.requests);
     for (mlir::Operation &op : func.getBody().front()) {
       if (mlir::isa<mlir::gai::FusionOp>(op))
         ++r.fusedKernels;
@@ -450,7 +451,8 @@ void printReport(llvm::ArrayRef<FunctionReport> reports,
        << llvm::format("%.3f MiB", mib(r.arenaBytes)) << " for " << r.buffers
        << " buffers of " << llvm::format("%.3f MiB", mib(r.bufferBytes))
        << " (" << llvm::format("%.1f", r.bufferBytes ? 100.0 * r.arenaBytes / r.bufferBytes : 0.0)
-       << "%); kernels: " << r.fusedKernels << " generated, " << r.gemms
+       << "%, at most " << llvm::format("%.3f MiB", mib(r.livePeakBytes))
+       << " live at once); kernels: " << r.fusedKernels << " generated, " << r.gemms
        << " GEMM, " << r.attentions << " attention, " << r.libraryCalls
        << " library";
     if (r.collectives)

@@ -144,6 +144,7 @@ compileArtifact(mlir::ModuleOp optimized, const ModelSpec &spec,
 struct FunctionReport {
   std::string name;
   int64_t buffers = 0, arenaBytes = 0, bufferBytes = 0;
+  int64_t livePeakBytes = 0;  ///< the most bytes live at once: the arena's floor
   int64_t fusedKernels = 0;   ///< gai.fusion regions: generated code
   int64_t gemms = 0;          ///< gai.gemm and gai.matmul: GEMM calls
   int64_t attentions = 0;     ///< gai.flash_attention: library kernel

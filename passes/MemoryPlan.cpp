@@ -46,6 +46,21 @@ ArenaPlan planArena(const std::vector<BufferRequest> &requests,
   return plan;
 }
 
+int64_t livePeakBytes(const std::vector<BufferRequest> &requests) {
+  // Sizes join at their first use and leave after their last.
+  std::vector<std::pair<int64_t, int64_t>> events;
+  for (const BufferRequest &r : requests) {
+    events.emplace_back(r.firstUse, r.size);
+    if (r.lastUse != INT64_MAX)
+      events.emplace_back(r.lastUse + 1, -r.size);
+  }
+  std::sort(events.begin(), events.end()); // at one index, frees come first
+  int64_t live = 0, peak = 0;
+  for (auto [at, delta] : events)
+    peak = std::max(peak, live += delta);
+  return peak;
+}
+
 int64_t tensorBytes(mlir::RankedTensorType type) {
   // Masks take a byte per element, as loads and stores address them.
   int64_t bits = type.getElementType().getIntOrFloatBitWidth();

@@ -32,6 +32,9 @@ struct ArenaPlan {
 ArenaPlan planArena(const std::vector<BufferRequest> &requests,
                     int64_t alignment = 64);
 
+/// The most bytes live at once: no placement of `requests` needs less.
+int64_t livePeakBytes(const std::vector<BufferRequest> &requests);
+
 /// Bytes a tensor takes in memory (masks: one byte per element).
 int64_t tensorBytes(mlir::RankedTensorType type);
 
