@@ -80,3 +80,19 @@ func.func @near_misses(%q: tensor<1x2x8x8xf32>, %kt: tensor<1x8x2x8xf32>, %vs: t
   %n = gai.neg %o : tensor<1x2x8x8xf32>
   return %ot, %n : tensor<1x8x2x8xf32>, tensor<1x2x8x8xf32>
 }
+
+// -----
+
+// A prefill over a KV cache (query positions): q and the output go
+// token-major; k and v, the caches, stay head-major.
+// CHECK-LABEL: func.func @prefill
+// CHECK: gai.flash_attention %{{.*}}, %{{.*}}, %{{.*}} at %{{.*}} scale = 2.500000e-01 kv_groups = 1 causal {token_major = array<i1: true, false, false, true>} : (tensor<1x4x2x8xf32>, tensor<1x2x16x8xf32>, tensor<1x2x16x8xf32>, tensor<1xi32>) -> tensor<1x4x2x8xf32>
+// CHECK-NOT: gai.transpose
+func.func @prefill(%qp: tensor<1x4x16xf32>, %kc: tensor<1x2x16x8xf32>, %vc: tensor<1x2x16x8xf32>, %pos: tensor<1xi32>) -> tensor<1x4x16xf32> {
+  %q4 = gai.reshape %qp : tensor<1x4x16xf32> to tensor<1x4x2x8xf32>
+  %q = gai.transpose %q4 permutation = [0, 2, 1, 3] : (tensor<1x4x2x8xf32>) -> tensor<1x2x4x8xf32>
+  %o = gai.flash_attention %q, %kc, %vc at %pos scale = 0.25 kv_groups = 1 causal : (tensor<1x2x4x8xf32>, tensor<1x2x16x8xf32>, tensor<1x2x16x8xf32>, tensor<1xi32>) -> tensor<1x2x4x8xf32>
+  %ot = gai.transpose %o permutation = [0, 2, 1, 3] : (tensor<1x2x4x8xf32>) -> tensor<1x4x2x8xf32>
+  %r = gai.reshape %ot : tensor<1x4x2x8xf32> to tensor<1x4x16xf32>
+  return %r : tensor<1x4x16xf32>
+}

@@ -502,6 +502,26 @@ func.func @flash_attention_grad_out(%q: tensor<1x4x8x16xf32>, %k: tensor<1x2x8x1
 
 // -----
 
+func.func @flash_attention_token_major_count(%q: tensor<1x8x4x16xf32>, %k: tensor<1x2x8x16xf32>) {
+  // expected-error @+2 {{'gai.flash_attention' op expects token_major to have one flag for each of its 4 tensors, got 2}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.flash_attention %q, %k, %k scale = 0.25 kv_groups = 2 causal {token_major = array<i1: true, false>} : (tensor<1x8x4x16xf32>, tensor<1x2x8x16xf32>, tensor<1x2x8x16xf32>) -> tensor<1x8x4x16xf32>
+  return
+}
+
+// -----
+
+// A token-major query [B, T, H, D] is read as such: the shapes are checked
+// head-major, as [1, 4, 8, 16], so the key must have 4 / 2 KV heads.
+func.func @flash_attention_token_major_heads(%q: tensor<1x8x4x16xf32>, %k: tensor<1x3x8x16xf32>) {
+  // expected-error @+2 {{'gai.flash_attention' op expects key of shape [1, 2, 8, 16] for query [1, 4, 8, 16] and kv_groups = 2, got [1, 3, 8, 16]}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.flash_attention %q, %k, %k scale = 0.25 kv_groups = 2 causal {token_major = array<i1: true, false, false, true>} : (tensor<1x8x4x16xf32>, tensor<1x3x8x16xf32>, tensor<1x3x8x16xf32>) -> tensor<1x8x4x16xf32>
+  return
+}
+
+// -----
+
 func.func @flash_attention_groups(%q: tensor<1x8x4x64xf32>, %k: tensor<1x2x16x64xf32>) {
   // expected-error @+2 {{expects key of shape [1, 4, 16, 64] for query [1, 8, 4, 64] and kv_groups = 2, got [1, 2, 16, 64]}}
   // expected-error @+1 {{failed to infer returned types}}
