@@ -396,10 +396,10 @@ cmd::Attention decodeAttention(Checker &check, const format::Attention &t) {
   a.kStrides = cmd::packedStrides(a.kvHeads, a.keys, a.headDim);
   a.vStrides = cmd::packedStrides(a.kvHeads, a.keys, a.valueDim);
   a.outStrides = cmd::packedStrides(a.heads, a.queries, a.valueDim);
-  a.strided = decodeStrides(check, t.strides(),
-                            {&a.qStrides, &a.kStrides, &a.vStrides, &a.outStrides});
-  check.require(!a.strided || !folded, "strides are not for folded cache writes (k_new)");
-  if (a.strided) {
+  const bool strided = decodeStrides(check, t.strides(),
+                                     {&a.qStrides, &a.kStrides, &a.vStrides, &a.outStrides});
+  check.require(!strided || !folded, "strides are not for folded cache writes (k_new)");
+  if (strided) {
     check.holdsStrided(a.q, "q", a.batch, a.heads, a.queries, a.headDim, a.qStrides, e);
     check.holdsStrided(a.k, "k", a.batch, a.kvHeads, a.keys, a.headDim, a.kStrides, e);
     check.holdsStrided(a.v, "v", a.batch, a.kvHeads, a.keys, a.valueDim, a.vStrides, e);
@@ -661,10 +661,9 @@ cmd::AttentionGrad decodeAttentionGrad(Checker &check, const format::AttentionGr
   a.outStrides = a.outGradStrides = cmd::packedStrides(a.heads, a.queries, a.valueDim);
   a.kStrides = a.kGradStrides = cmd::packedStrides(a.kvHeads, a.keys, a.headDim);
   a.vStrides = a.vGradStrides = cmd::packedStrides(a.kvHeads, a.keys, a.valueDim);
-  a.strided = decodeStrides(check, t.strides(),
-                            {&a.qStrides, &a.kStrides, &a.vStrides, &a.outStrides,
-                             &a.outGradStrides, &a.qGradStrides, &a.kGradStrides,
-                             &a.vGradStrides});
+  decodeStrides(check, t.strides(),
+                {&a.qStrides, &a.kStrides, &a.vStrides, &a.outStrides, &a.outGradStrides,
+                 &a.qGradStrides, &a.kGradStrides, &a.vGradStrides});
   for (auto [buffer, name, dim, strides] :
        {std::tuple{a.q, "q", a.headDim, a.qStrides}, {a.qGrad, "q_grad", a.headDim, a.qGradStrides},
         {a.out, "out", a.valueDim, a.outStrides},

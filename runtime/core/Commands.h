@@ -76,8 +76,7 @@ struct Attention {
   format::DType dtype = format::DType::F32;
   format::RopeStyle rope = format::RopeStyle::None;
   int64_t ropeRows = 0; // rows of rope positions: 1 or batch
-  RowStrides qStrides, kStrides, vStrides, outStrides;
-  bool strided = false; // some tensor is not packed (never with kNew)
+  RowStrides qStrides, kStrides, vStrides, outStrides; // packed unless strided
 };
 
 /// Attention's backward: q, k, v, out, out_grad and the gradients in dtype,
@@ -90,8 +89,7 @@ struct AttentionGrad {
   bool causal = false;
   format::DType dtype = format::DType::F32;
   RowStrides qStrides, kStrides, vStrides, outStrides, outGradStrides, qGradStrides,
-      kGradStrides, vGradStrides;
-  bool strided = false; // some tensor is not packed
+      kGradStrides, vGradStrides; // packed unless strided
 };
 
 /// A generated kernel over buffers.

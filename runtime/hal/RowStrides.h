@@ -34,6 +34,13 @@ inline RowStrides orPacked(const RowStrides &s, int64_t heads, int64_t rows,
   return s.row == 0 ? packedStrides(heads, rows, dim) : s;
 }
 
+/// Whether every row of a bf16 tensor at `base` with strides `s` starts on
+/// a 16-byte boundary, as the tensor-core kernels' cp.async copies need.
+inline bool bf16RowsAligned(const void *base, const RowStrides &s) {
+  return reinterpret_cast<uintptr_t>(base) % 16 == 0 && s.batch % 8 == 0 &&
+         s.head % 8 == 0 && s.row % 8 == 0;
+}
+
 } // namespace gai
 
 #endif // GAI_RUNTIME_HAL_ROWSTRIDES_H

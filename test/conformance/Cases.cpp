@@ -154,6 +154,35 @@ func.func @forward(%q: tensor<2x2x5x8xf32>, %k: tensor<2x2x9x8xf32>, %v: tensor<
   %dq, %dk, %dv = gai.flash_attention_grad %q, %k, %v, %o, %lse, %g scale = 0.35 kv_groups = 1 : (tensor<2x2x5x8xf32>, tensor<2x2x9x8xf32>, tensor<2x2x9x4xf32>, tensor<2x2x5x4xf32>, tensor<2x2x5xf32>, tensor<2x2x5x4xf32>) -> (tensor<2x2x5x8xf32>, tensor<2x2x9x8xf32>, tensor<2x2x9x4xf32>)
   return %dq, %dk, %dv, %lse : tensor<2x2x5x8xf32>, tensor<2x2x9x8xf32>, tensor<2x2x9x4xf32>, tensor<2x2x5xf32>
 })"},
+    // Both over a packed q/k/v projection (gai-attention-layout): the
+    // slices are read in place, the output is written [B, T, H·D], and the
+    // gradients go straight into the packed gradient (strides).
+    {"attention_grad_packed_projection", Targets::All, {"attention", "attention_grad"}, R"(
+func.func @forward(%qkv: tensor<1x7x32xf32>, %dy: tensor<1x7x16xf32>) -> (tensor<1x7x16xf32>, tensor<1x7x32xf32>) {
+  %qs = gai.slice %qkv offsets = [0, 0, 0] sizes = [1, 7, 16] : (tensor<1x7x32xf32>) -> tensor<1x7x16xf32>
+  %ks = gai.slice %qkv offsets = [0, 0, 16] sizes = [1, 7, 8] : (tensor<1x7x32xf32>) -> tensor<1x7x8xf32>
+  %vs = gai.slice %qkv offsets = [0, 0, 24] sizes = [1, 7, 8] : (tensor<1x7x32xf32>) -> tensor<1x7x8xf32>
+  %q4 = gai.reshape %qs : tensor<1x7x16xf32> to tensor<1x7x2x8xf32>
+  %k4 = gai.reshape %ks : tensor<1x7x8xf32> to tensor<1x7x1x8xf32>
+  %v4 = gai.reshape %vs : tensor<1x7x8xf32> to tensor<1x7x1x8xf32>
+  %q = gai.transpose %q4 permutation = [0, 2, 1, 3] : (tensor<1x7x2x8xf32>) -> tensor<1x2x7x8xf32>
+  %k = gai.transpose %k4 permutation = [0, 2, 1, 3] : (tensor<1x7x1x8xf32>) -> tensor<1x1x7x8xf32>
+  %v = gai.transpose %v4 permutation = [0, 2, 1, 3] : (tensor<1x7x1x8xf32>) -> tensor<1x1x7x8xf32>
+  %o, %lse = gai.flash_attention %q, %k, %v scale = 0.35 kv_groups = 2 causal window = 5 with_lse : (tensor<1x2x7x8xf32>, tensor<1x1x7x8xf32>, tensor<1x1x7x8xf32>) -> (tensor<1x2x7x8xf32>, tensor<1x2x7xf32>)
+  %ot = gai.transpose %o permutation = [0, 2, 1, 3] : (tensor<1x2x7x8xf32>) -> tensor<1x7x2x8xf32>
+  %y = gai.reshape %ot : tensor<1x7x2x8xf32> to tensor<1x7x16xf32>
+  %dy4 = gai.reshape %dy : tensor<1x7x16xf32> to tensor<1x7x2x8xf32>
+  %do = gai.transpose %dy4 permutation = [0, 2, 1, 3] : (tensor<1x7x2x8xf32>) -> tensor<1x2x7x8xf32>
+  %dq, %dk, %dv = gai.flash_attention_grad %q, %k, %v, %o, %lse, %do scale = 0.35 kv_groups = 2 causal window = 5 : (tensor<1x2x7x8xf32>, tensor<1x1x7x8xf32>, tensor<1x1x7x8xf32>, tensor<1x2x7x8xf32>, tensor<1x2x7xf32>, tensor<1x2x7x8xf32>) -> (tensor<1x2x7x8xf32>, tensor<1x1x7x8xf32>, tensor<1x1x7x8xf32>)
+  %dqt = gai.transpose %dq permutation = [0, 2, 1, 3] : (tensor<1x2x7x8xf32>) -> tensor<1x7x2x8xf32>
+  %dkt = gai.transpose %dk permutation = [0, 2, 1, 3] : (tensor<1x1x7x8xf32>) -> tensor<1x7x1x8xf32>
+  %dvt = gai.transpose %dv permutation = [0, 2, 1, 3] : (tensor<1x1x7x8xf32>) -> tensor<1x7x1x8xf32>
+  %dqr = gai.reshape %dqt : tensor<1x7x2x8xf32> to tensor<1x7x16xf32>
+  %dkr = gai.reshape %dkt : tensor<1x7x1x8xf32> to tensor<1x7x8xf32>
+  %dvr = gai.reshape %dvt : tensor<1x7x1x8xf32> to tensor<1x7x8xf32>
+  %g = gai.concat %dqr, %dkr, %dvr axis = 2 : (tensor<1x7x16xf32>, tensor<1x7x8xf32>, tensor<1x7x8xf32>) -> tensor<1x7x32xf32>
+  return %y, %g : tensor<1x7x16xf32>, tensor<1x7x32xf32>
+})"},
     {"attention_unmasked", Targets::All, {"attention"}, R"(
 func.func @forward(%q: tensor<1x1x5x8xf32>, %k: tensor<1x1x9x8xf32>, %v: tensor<1x1x9x8xf32>) -> tensor<1x1x5x8xf32> {
   %0 = gai.flash_attention %q, %k, %v scale = 0.35 kv_groups = 1 : (tensor<1x1x5x8xf32>, tensor<1x1x9x8xf32>, tensor<1x1x9x8xf32>) -> tensor<1x1x5x8xf32>

@@ -751,12 +751,9 @@ bool packedLayout(const AttentionParams &p) {
 }
 
 bool attentionTakesStrides(Elem e, const AttentionParams &p) {
-  auto aligned = [](const void *ptr, const RowStrides &s) {
-    return reinterpret_cast<uintptr_t>(ptr) % 16 == 0 && s.batch % 8 == 0 && s.head % 8 == 0 &&
-           s.row % 8 == 0;
-  };
-  return e == Elem::BF16 && !p.kNew && useFlashAttention(p) && aligned(p.q, p.qStrides) &&
-         aligned(p.k, p.kStrides) && aligned(p.v, p.vStrides) && aligned(p.out, p.outStrides);
+  return e == Elem::BF16 && !p.kNew && useFlashAttention(p) &&
+         bf16RowsAligned(p.q, p.qStrides) && bf16RowsAligned(p.k, p.kStrides) &&
+         bf16RowsAligned(p.v, p.vStrides) && bf16RowsAligned(p.out, p.outStrides);
 }
 
 int attentionSplits(Elem e, const AttentionParams &p, int multiprocessors) {

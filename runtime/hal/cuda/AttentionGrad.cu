@@ -640,20 +640,19 @@ void launchRowGrad(const AttentionGradParams &p, const float *delta, cudaStream_
 
 /// The shapes the tensor-core kernels take, whatever the alignment.
 bool flashShapes(Elem e, const AttentionGradParams &p) {
-  return e == Elem::BF16 && (p.headDim == 64 || p.headDim == 128) && p.valueDim == p.headDim;
+  return e == Elem::BF16 && (p.headDim == 64 || p.headDim == 128) &&
+         p.valueDim == p.headDim;
 }
 
 } // namespace
 
 bool useFlashAttentionGrad(Elem e, const AttentionGradParams &p) {
-  // cp.async moves 16-byte chunks: every row must start on one.
-  auto aligned = [](const void *ptr, const RowStrides &s) {
-    return reinterpret_cast<uintptr_t>(ptr) % 16 == 0 && s.batch % 8 == 0 && s.head % 8 == 0 &&
-           s.row % 8 == 0;
-  };
-  return flashShapes(e, p) && aligned(p.q, p.qStrides) && aligned(p.k, p.kStrides) && aligned(p.v, p.vStrides) &&
-         aligned(p.outGrad, p.outGradStrides) && aligned(p.qGrad, p.qGradStrides) &&
-         aligned(p.kGrad, p.kGradStrides) && aligned(p.vGrad, p.vGradStrides);
+  return flashShapes(e, p) && bf16RowsAligned(p.q, p.qStrides) &&
+         bf16RowsAligned(p.k, p.kStrides) && bf16RowsAligned(p.v, p.vStrides) &&
+         bf16RowsAligned(p.outGrad, p.outGradStrides) &&
+         bf16RowsAligned(p.qGrad, p.qGradStrides) &&
+         bf16RowsAligned(p.kGrad, p.kGradStrides) &&
+         bf16RowsAligned(p.vGrad, p.vGradStrides);
 }
 
 int64_t attentionGradWorkspaceFloats(Elem e, const AttentionGradParams &p) {
