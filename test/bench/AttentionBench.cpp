@@ -2,7 +2,8 @@
 // log-sum-exps, and the backward) at the shapes of peers.py's training
 // configurations, causal, bf16. One JSON line per shape; TFLOP/s counts
 // the forward's two products and the backward's five (FlashAttention-2's
-// count) over the visible half of the scores.
+// count) over the visible half of the scores. The backward is timed in
+// both forms: the default (atomic sums) and the deterministic one.
 #include "../gpu/Bf16Inputs.h"
 #include "BenchTiming.h"
 #include "hal/cuda/AttentionGrad.h"
@@ -10,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -94,14 +96,25 @@ int main(int argc, char **argv) {
         f.kStrides = f.vStrides = g.kStrides = g.vStrides = g.kGradStrides =
             g.vGradStrides = keys;
       }
+      g.deterministic = true; // the larger workspace of the two forms
+      const int64_t fixedOrderFloats =
+          cuda::attentionGradWorkspaceFloats(cuda::Elem::BF16, g);
+      g.deterministic = false;
       cudaMalloc(&workspace,
-                 cuda::attentionGradWorkspaceFloats(cuda::Elem::BF16, g) * 4);
+                 std::max(fixedOrderFloats,
+                          cuda::attentionGradWorkspaceFloats(cuda::Elem::BF16, g)) *
+                     4);
 
       const double forward = bench::timeMs(
           [&] { cuda::flashAttention(f, error, 0, stream); }, stream, 20, 3);
       const double backward = bench::timeMs(
           [&] { cuda::attentionGrad(cuda::Elem::BF16, g, workspace, stream); },
           stream, 20, 3);
+      g.deterministic = true;
+      const double fixedOrder = bench::timeMs(
+          [&] { cuda::attentionGrad(cuda::Elem::BF16, g, workspace, stream); },
+          stream, 20, 3);
+      g.deterministic = false;
       cudaError_t status = cudaStreamSynchronize(stream);
       // Causal: about half of the T² scores, each a D-long product twice.
       const double products =
@@ -117,6 +130,7 @@ int main(int argc, char **argv) {
                              {"backward_ms", backward},
                              {"forward_tflops", 2 * products / forward / 1e9},
                              {"backward_tflops", 5 * products / backward / 1e9},
+                             {"deterministic_backward_ms", fixedOrder},
                              {"status", cudaGetErrorString(status)}};
       std::printf("%s\n", line.dump().c_str());
       std::fflush(stdout);

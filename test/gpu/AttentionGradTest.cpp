@@ -157,22 +157,29 @@ TEST_P(CudaAttentionGrad, MatchesTheCpuKernel) {
   g.softcap = c.softcap;
   g.causal = c.causal;
   EXPECT_EQ(cuda::useFlashAttentionGrad(elem, g), c.bf16 && (c.dim == 64 || c.dim == 128));
-  cudaMalloc(&workspace, cuda::attentionGradWorkspaceFloats(elem, g) * 4);
-  // Twice, into NaN-filled gradients: every element is written, and the
-  // dQ sums start from zero each time.
-  for (int launch = 0; launch < 2; ++launch) {
-    for (auto [ptr, n] : {std::pair{gdq, qn}, {gdk, kn}, {gdv, kn}})
-      cudaMemset(ptr, 0xff, n * bytes);
-    cuda::attentionGrad(elem, g, workspace, nullptr);
-    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-    const double bound = c.bf16 ? 2e-2 : 1e-4;
-    for (auto [ptr, want, name] : {std::tuple{gdq, &dq, "dq"}, {gdk, &dk, "dk"},
-                                   {gdv, &dv, "dv"}}) {
-      std::vector<float> got = downloadAs(ptr, dtype, want->size());
-      for (size_t i = 0; i < got.size(); ++i)
-        ASSERT_TRUE(std::isfinite(got[i])) << name << " element " << i << " not written";
-      EXPECT_LE(relativeError(got, *want), bound) << name << ", launch " << launch;
+  // Both forms of the tensor-core path: the atomic sums and the fixed order.
+  for (bool deterministic : {false, true}) {
+    g.deterministic = deterministic;
+    cudaMalloc(&workspace, cuda::attentionGradWorkspaceFloats(elem, g) * 4);
+    // Twice, into NaN-filled gradients: every element is written, and the
+    // dQ sums start from zero each time.
+    for (int launch = 0; launch < 2; ++launch) {
+      for (auto [ptr, n] : {std::pair{gdq, qn}, {gdk, kn}, {gdv, kn}})
+        cudaMemset(ptr, 0xff, n * bytes);
+      cuda::attentionGrad(elem, g, workspace, nullptr);
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      const double bound = c.bf16 ? 2e-2 : 1e-4;
+      for (auto [ptr, want, name] : {std::tuple{gdq, &dq, "dq"}, {gdk, &dk, "dk"},
+                                     {gdv, &dv, "dv"}}) {
+        std::vector<float> got = downloadAs(ptr, dtype, want->size());
+        for (size_t i = 0; i < got.size(); ++i)
+          ASSERT_TRUE(std::isfinite(got[i])) << name << " element " << i << " not written";
+        EXPECT_LE(relativeError(got, *want), bound)
+            << name << ", launch " << launch << (deterministic ? ", fixed order" : ", atomic");
+      }
     }
+    cudaFree(workspace);
+    workspace = nullptr;
   }
   for (void *ptr : {gq, gk, gv, gdout, gout, gdq, gdk, gdv, static_cast<void *>(glse),
                     static_cast<void *>(workspace), static_cast<void *>(error)})

@@ -2,7 +2,9 @@
 // them: q, k and v read in place from one packed projection [B, T, (H +
 // 2·Hkv)·D], the output written [B, T, H·D], and the three gradients
 // written into one packed gradient. The same kernels run the same sums, so
-// every element must equal the packed run's exactly.
+// every element must equal the packed run's exactly; the default backward,
+// which adds dQ's (and under GQA dK's and dV's) tiles by atomics in no fixed
+// order, within one bf16 rounding.
 #include "GpuTest.h"
 #include "gai/FloatConvert.h"
 #include "hal/cuda/AttentionGrad.h"
@@ -101,9 +103,10 @@ TEST_P(CudaAttentionStrides, PackedProjectionEqualsPackedHeads) {
   struct Result {
     std::vector<float> out, lse, dq, dk, dv;
   };
-  auto run = [&](bool strided) {
+  auto run = [&](bool strided, bool deterministic) {
     cuda::AttentionParams p{};
     cuda::AttentionGradParams g{};
+    g.deterministic = deterministic;
     p.batch = g.batch = B;
     p.heads = g.heads = H;
     p.kvHeads = g.kvHeads = G;
@@ -192,7 +195,7 @@ TEST_P(CudaAttentionStrides, PackedProjectionEqualsPackedHeads) {
     }
     return r;
   };
-  Result packed = run(false), strided = run(true);
+  Result packed = run(false, true), strided = run(true, true);
   for (auto [got, want, name] : {std::tuple{&strided.out, &packed.out, "out"},
                                  {&strided.lse, &packed.lse, "lse"},
                                  {&strided.dq, &packed.dq, "dq"},
@@ -205,6 +208,22 @@ TEST_P(CudaAttentionStrides, PackedProjectionEqualsPackedHeads) {
                   (std::isnan((*got)[i]) && std::isnan((*want)[i])));
     EXPECT_EQ(differ, 0u) << name
                           << ": elements that differ from the packed run";
+  }
+  // The atomic form, strided, against the fixed-order packed run: each
+  // element within two bf16 roundings of it (f32: a few ulps of the sums).
+  Result atomic = run(true, false);
+  const double ulps = c.bf16 ? 2.0 / 128 : 1e-5;
+  for (auto [got, want, name] : {std::tuple{&atomic.dq, &packed.dq, "dq"},
+                                 {&atomic.dk, &packed.dk, "dk"},
+                                 {&atomic.dv, &packed.dv, "dv"}}) {
+    double scale = 0.0;
+    for (float w : *want)
+      scale = std::max(scale, std::fabs(double(w)));
+    size_t far = 0;
+    for (size_t i = 0; i < got->size(); ++i)
+      far += !(std::fabs(double((*got)[i]) - (*want)[i]) <=
+               ulps * std::fabs(double((*want)[i])) + 1e-6 * scale);
+    EXPECT_EQ(far, 0u) << name << ": elements of the atomic backward off the fixed-order one";
   }
   for (void *p : owned)
     cudaFree(p);

@@ -2,13 +2,17 @@
 // come back from the forward's row log-sum-exps, D = rowsum(dO ⊙ O) stands
 // in for the sum over the keys, and nothing [T, S]-sized is ever stored.
 //
-// bf16 with head dim 64 or 128 runs on the tensor cores in two kernels, as
-// FlashAttention-2's deterministic backward: one owns 64 keys of one query
-// head (16 a warp) and walks the query tiles that see them, keeping dK and
-// dV in registers (under GQA, per query head in f32, then summed over the
-// group); the other owns 64 queries and walks their key tiles for dQ, so
-// no atomics are needed. Other shapes and f32 run one warp per query row
-// (dQ) and one per key row (dK, dV) on the CUDA cores.
+// bf16 with head dim 64 or 128 runs on the tensor cores. By default one
+// kernel does it all, as FlashAttention-2 does: a block owns 64 keys of one
+// query head and walks the query tiles that see them, keeping dK and dV in
+// registers and adding each tile's dQ to f32 sums by atomics (under GQA,
+// dK and dV too). Its sums run in no fixed order, so with `deterministic`
+// two kernels do it instead: the key-side one as above without dQ (under
+// GQA writing each query head's dK and dV, then summed over the group),
+// and a query-side one that owns 64 queries and walks their key tiles for
+// dQ, recomputing Q·Kᵀ and dO·Vᵀ (1.25x the time at llama-1b's shape).
+// Other shapes and f32 run one warp per query row (dQ) and one per key
+// row (dK, dV) on the CUDA cores.
 // Handwritten for the same reason as the forward: no library runs
 // attention's backward over our layouts with causal offsets, windows,
 // softcaps and GQA together.
@@ -579,6 +583,229 @@ __global__ void __launch_bounds__(kThreads, kQueryBlocksPerSm<D>)
   }
 }
 
+/// c += (a, b) at `at` and `at + 1` (8-byte aligned): one vector atomic
+/// on sm_90.
+__device__ __forceinline__ void addPair(float *at, float a, float b) {
+#if __CUDA_ARCH__ >= 900
+  atomicAdd(reinterpret_cast<float2 *>(at), make_float2(a, b));
+#else
+  atomicAdd(at, a);
+  atomicAdd(at + 1, b);
+#endif
+}
+
+template <int D> constexpr size_t fusedSmemBytes() {
+  // gradSmemBytes' tiles, and dSᵀ of one tile pair for the dQ product.
+  return gradSmemBytes<D>() + sizeof(__nv_bfloat16) * kTile * kTile;
+}
+
+/// FlashAttention-2's backward in one kernel: a block owns 64 keys of one
+/// query head and walks the query tiles that see them, keeping dK and dV
+/// in registers, and adds each tile's dQ = dS·K to the f32 `dqSums`
+/// [B, H, T, D] by atomics. That spares the query-side kernel's second
+/// pass over Q·Kᵀ and dO·Vᵀ (three products a tile pair become one), at
+/// the price of dQ's sums running in no fixed order. Under GQA dK and dV
+/// go the same way into `kvSums` [2][B, KVH, S, D]; finishSumsKernel turns
+/// the sums into bf16.
+template <int D, bool Softcap>
+__global__ void __launch_bounds__(kThreads, kKeyBlocksPerSm<D>)
+    flashGradFusedKernel(AttentionGradParams p, const float *delta, float *dqSums,
+                         float *kvSums) {
+  extern __shared__ __align__(128) unsigned char raw[];
+  auto *sk = reinterpret_cast<__nv_bfloat16 *>(raw);
+  __nv_bfloat16 *sv = sk + kTile * D;
+  __nv_bfloat16 *sq = sv + kTile * D;         // two buffers
+  __nv_bfloat16 *sdo = sq + 2 * kTile * D;    // two buffers
+  __nv_bfloat16 *sds = sdo + 2 * kTile * D;   // dSᵀ: [keys, queries]
+  auto *slse = reinterpret_cast<float *>(sds + kTile * kTile); // two tiles
+  float *sdelta = slse + 2 * kTile;
+
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int group = lane / 4, pairCol = 2 * (lane % 4);
+  // Key tiles vary slowest, so every head's heaviest causal blocks (the
+  // first keys, seen by every query) start first.
+  const int h = blockIdx.x, b = blockIdx.y, key0 = blockIdx.z * kTile;
+  const int queries = static_cast<int>(p.queries), keys = static_cast<int>(p.keys);
+  const int heads = static_cast<int>(p.heads), groups = heads / static_cast<int>(p.kvHeads);
+  const int start = keys - queries;
+  const int kvh = h / groups;
+  const int64_t rowBase = (static_cast<int64_t>(b) * heads + h) * queries;
+  const auto *qSrc = static_cast<const __nv_bfloat16 *>(p.q) + p.qStrides.at(b, h, 0);
+  const auto *doSrc =
+      static_cast<const __nv_bfloat16 *>(p.outGrad) + p.outGradStrides.at(b, h, 0);
+
+  int firstQuery = 0, lastQuery = queries - 1;
+  if (p.causal) {
+    firstQuery = max(0, key0 - start);
+    if (p.window > 0) // in 64 bits: a window past every key must not wrap
+      lastQuery = static_cast<int>(
+          min(static_cast<int64_t>(lastQuery),
+              static_cast<int64_t>(key0) + kTile - 1 - start + p.window - 1));
+  }
+  const int firstTile = firstQuery / kTile;
+  const int tiles = lastQuery < firstQuery ? 0 : lastQuery / kTile - firstTile + 1;
+  auto loadQueries = [&](int it, int buffer) {
+    const int q0 = (firstTile + it) * kTile;
+    loadRowsAsync<D, kTile, kThreads>(sq + buffer * kTile * D, qSrc, q0, queries,
+                                      p.qStrides.row);
+    loadRowsAsync<D, kTile, kThreads>(sdo + buffer * kTile * D, doSrc, q0, queries,
+                                      p.outGradStrides.row);
+    if (threadIdx.x < kTile) {
+      const int t = q0 + threadIdx.x;
+      slse[buffer * kTile + threadIdx.x] = t < queries ? p.lse[rowBase + t] : -INFINITY;
+      sdelta[buffer * kTile + threadIdx.x] = t < queries ? delta[rowBase + t] : 0.0f;
+    }
+  };
+
+  loadRowsAsync<D, kTile, kThreads>(
+      sk, static_cast<const __nv_bfloat16 *>(p.k) + p.kStrides.at(b, kvh, 0), key0, keys,
+      p.kStrides.row);
+  loadRowsAsync<D, kTile, kThreads>(
+      sv, static_cast<const __nv_bfloat16 *>(p.v) + p.vStrides.at(b, kvh, 0), key0, keys,
+      p.vStrides.row);
+  if (tiles > 0)
+    loadQueries(0, 0);
+  commitCopies();
+
+  float dk[D / 8][4], dv[D / 8][4];
+#pragma unroll
+  for (int n = 0; n < D / 8; ++n)
+#pragma unroll
+    for (int e = 0; e < 4; ++e)
+      dk[n][e] = dv[n][e] = 0.0f;
+  const int keyA = key0 + warp * 16 + group;
+
+  for (int it = 0; it < tiles; ++it) {
+    const int buffer = it & 1, q0 = (firstTile + it) * kTile;
+    if (it + 1 < tiles) {
+      loadQueries(it + 1, buffer ^ 1);
+      commitCopies();
+      waitCopies<1>();
+    } else {
+      waitCopies<0>();
+    }
+    __syncthreads();
+    const __nv_bfloat16 *tq = sq + buffer * kTile * D, *tdo = sdo + buffer * kTile * D;
+    const float *tlse = slse + buffer * kTile, *tdelta = sdelta + buffer * kTile;
+
+    float s[kTile / 8][4], dp[kTile / 8][4];
+    tileProducts<D>(s, dp, sk, sv, tq, tdo, warp * 16, lane);
+    const bool edge = !wholeTileVisible(p, q0, key0, queries, keys, start);
+#pragma unroll
+    for (int n = 0; n < kTile / 8; ++n)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int key = keyA + 8 * (e / 2), column = n * 8 + pairCol + e % 2;
+        const float lse = tlse[column];
+        const bool visible = !edge || (key < keys && q0 + column < queries &&
+                                       sees(start + q0 + column, key, p.causal, p.window));
+        probabilityAndGrad<Softcap>(s[n][e], dp[n][e], visible && lse != -INFINITY, lse,
+                                    tdelta[column], p);
+      }
+
+    // dSᵀ to shared memory for dQ, whose rows are split across the warps
+    // the other way (each warp holds 16 keys, dQ needs all 64 per query).
+#pragma unroll
+    for (int n = 0; n < kTile / 8; ++n)
+#pragma unroll
+      for (int row = 0; row < 2; ++row)
+        *reinterpret_cast<uint32_t *>(sds + swizzled<kTile>(warp * 16 + group + 8 * row, n * 8) +
+                                      pairCol) = packBf16(dp[n][2 * row], dp[n][2 * row + 1]);
+
+#pragma unroll
+    for (int j = 0; j < kTile / 16; ++j) {
+      uint32_t pf[4], df[4];
+      packFragment(pf, s[2 * j], s[2 * j + 1]);
+      packFragment(df, dp[2 * j], dp[2 * j + 1]);
+#pragma unroll
+      for (int dd = 0; dd < D / 16; ++dd) {
+        uint32_t bo[4], bq[4];
+        loadTransposedFragments<D>(bo, tdo, j * 16, dd, lane);
+        loadTransposedFragments<D>(bq, tq, j * 16, dd, lane);
+        mma(dv[2 * dd], pf, bo[0], bo[1]);
+        mma(dv[2 * dd + 1], pf, bo[2], bo[3]);
+        mma(dk[2 * dd], df, bq[0], bq[1]);
+        mma(dk[2 * dd + 1], df, bq[2], bq[3]);
+      }
+    }
+    __syncthreads(); // every warp's dSᵀ is in
+
+    // dQ of the warp's 16 queries (q0 + warp·16..) over the block's keys:
+    // A = dS read transposed from dSᵀ, B = K with k along its rows.
+    float dq[D / 8][4];
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n)
+      dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.0f;
+#pragma unroll
+    for (int j = 0; j < kTile / 16; ++j) {
+      uint32_t af[4];
+      loadMatricesTransposed(af, sds + swizzled<kTile>(j * 16 + lane % 8 + 8 * (lane / 16),
+                                                       warp * 16 + 8 * ((lane / 8) % 2)));
+#pragma unroll
+      for (int dd = 0; dd < D / 16; ++dd) {
+        uint32_t bk[4];
+        loadTransposedFragments<D>(bk, sk, j * 16, dd, lane);
+        mma(dq[2 * dd], af, bk[0], bk[1]);
+        mma(dq[2 * dd + 1], af, bk[2], bk[3]);
+      }
+    }
+#pragma unroll
+    for (int row = 0; row < 2; ++row) {
+      const int query = q0 + warp * 16 + group + 8 * row;
+      if (query >= queries)
+        continue;
+      float *to = dqSums + (rowBase + query) * D;
+#pragma unroll
+      for (int n = 0; n < D / 8; ++n)
+        addPair(to + n * 8 + pairCol, dq[n][2 * row], dq[n][2 * row + 1]);
+    }
+    __syncthreads(); // this buffer is refilled two tiles on; dSᵀ next tile
+  }
+
+  const int64_t kvRows = p.batch * p.kvHeads * p.keys;
+#pragma unroll
+  for (int row = 0; row < 2; ++row) {
+    const int key = keyA + 8 * row;
+    if (key >= keys)
+      continue;
+    if (groups == 1) {
+      auto *kOut = static_cast<__nv_bfloat16 *>(p.kGrad) + p.kGradStrides.at(b, kvh, key);
+      auto *vOut = static_cast<__nv_bfloat16 *>(p.vGrad) + p.vGradStrides.at(b, kvh, key);
+#pragma unroll
+      for (int n = 0; n < D / 8; ++n) {
+        *reinterpret_cast<__nv_bfloat162 *>(kOut + n * 8 + pairCol) =
+            __floats2bfloat162_rn(dk[n][2 * row], dk[n][2 * row + 1]);
+        *reinterpret_cast<__nv_bfloat162 *>(vOut + n * 8 + pairCol) =
+            __floats2bfloat162_rn(dv[n][2 * row], dv[n][2 * row + 1]);
+      }
+    } else {
+      const int64_t at =
+          ((static_cast<int64_t>(b) * p.kvHeads + kvh) * keys + key) * D;
+      float *kOut = kvSums + at, *vOut = kvSums + kvRows * D + at;
+#pragma unroll
+      for (int n = 0; n < D / 8; ++n) {
+        addPair(kOut + n * 8 + pairCol, dk[n][2 * row], dk[n][2 * row + 1]);
+        addPair(vOut + n * 8 + pairCol, dv[n][2 * row], dv[n][2 * row + 1]);
+      }
+    }
+  }
+}
+
+/// f32 sums [B, heads, rows, dim] (packed) into a bf16 tensor with
+/// `strides`, four elements a thread (dim is a multiple of 8).
+__global__ void finishSumsKernel(const float *sums, __nv_bfloat16 *to, RowStrides strides,
+                                 int64_t heads, int64_t rows, int64_t dim, int64_t count) {
+  for (int64_t i = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) * 4;
+       i < count; i += static_cast<int64_t>(gridDim.x) * blockDim.x * 4) {
+    const float4 v = *reinterpret_cast<const float4 *>(sums + i);
+    const int64_t d = i % dim, row = i / dim;
+    __nv_bfloat16 *out =
+        to + strides.at(row / rows / heads, row / rows % heads, row % rows) + d;
+    reinterpret_cast<__nv_bfloat162 *>(out)[0] = __floats2bfloat162_rn(v.x, v.y);
+    reinterpret_cast<__nv_bfloat162 *>(out)[1] = __floats2bfloat162_rn(v.z, v.w);
+  }
+}
+
 /// dK and dV of each KV head: the sums of its query heads' partials.
 __global__ void sumGroupsKernel(AttentionGradParams p, const float *partials) {
   const int64_t groups = p.heads / p.kvHeads, perHead = p.keys * p.headDim;
@@ -606,27 +833,56 @@ template <typename Kernel> void allowSharedMemory(Kernel kernel, size_t bytes) {
                              static_cast<int>(bytes));
 }
 
+/// Where the tensor-core path's f32 sums lie in the workspace, after D.
+struct GradSums {
+  float *dq = nullptr, *kv = nullptr;      // the fused kernel's
+  float *partials = nullptr;               // the deterministic form's
+};
+
 template <int D, bool Softcap>
-void launchFlashGrad(const AttentionGradParams &p, const float *delta, float *partials,
+void launchFlashGrad(const AttentionGradParams &p, const float *delta, const GradSums &sums,
                      cudaStream_t stream) {
-  constexpr size_t bytes = gradSmemBytes<D>();
   static bool configured = [] {
-    allowSharedMemory(flashGradKeysKernel<D, Softcap>, bytes);
-    allowSharedMemory(flashGradQueriesKernel<D, Softcap>, bytes);
+    allowSharedMemory(flashGradKeysKernel<D, Softcap>, gradSmemBytes<D>());
+    allowSharedMemory(flashGradQueriesKernel<D, Softcap>, gradSmemBytes<D>());
+    allowSharedMemory(flashGradFusedKernel<D, Softcap>, fusedSmemBytes<D>());
     return true;
   }();
   (void)configured;
   const auto heads = static_cast<unsigned>(p.heads), batch = static_cast<unsigned>(p.batch);
-  flashGradKeysKernel<D, Softcap>
-      <<<dim3(static_cast<unsigned>((p.keys + kTile - 1) / kTile), heads, batch), kThreads,
-         bytes, stream>>>(p, delta, partials);
+  const auto keyTiles = static_cast<unsigned>((p.keys + kTile - 1) / kTile);
+  const bool grouped = p.heads != p.kvHeads;
+  if (!p.deterministic) {
+    const int64_t dqCount = p.batch * p.heads * p.queries * D;
+    const int64_t kvCount = p.batch * p.kvHeads * p.keys * D;
+    cudaMemsetAsync(sums.dq, 0, dqCount * sizeof(float), stream);
+    if (grouped)
+      cudaMemsetAsync(sums.kv, 0, 2 * kvCount * sizeof(float), stream);
+    flashGradFusedKernel<D, Softcap><<<dim3(heads, batch, keyTiles), kThreads,
+                                       fusedSmemBytes<D>(), stream>>>(p, delta, sums.dq,
+                                                                      sums.kv);
+    auto finish = [&](const float *from, void *to, const RowStrides &strides, int64_t n,
+                      int64_t rows, int64_t count) {
+      finishSumsKernel<<<static_cast<unsigned>(std::min<int64_t>((count / 4 + 255) / 256, 8192)),
+                         256, 0, stream>>>(from, static_cast<__nv_bfloat16 *>(to), strides, n,
+                                           rows, D, count);
+    };
+    finish(sums.dq, p.qGrad, p.qGradStrides, p.heads, p.queries, dqCount);
+    if (grouped) {
+      finish(sums.kv, p.kGrad, p.kGradStrides, p.kvHeads, p.keys, kvCount);
+      finish(sums.kv + kvCount, p.vGrad, p.vGradStrides, p.kvHeads, p.keys, kvCount);
+    }
+    return;
+  }
+  flashGradKeysKernel<D, Softcap><<<dim3(keyTiles, heads, batch), kThreads, gradSmemBytes<D>(),
+                                    stream>>>(p, delta, sums.partials);
   flashGradQueriesKernel<D, Softcap>
       <<<dim3(static_cast<unsigned>((p.queries + kTile - 1) / kTile), heads, batch), kThreads,
-         bytes, stream>>>(p, delta);
-  if (p.heads != p.kvHeads) {
+         gradSmemBytes<D>(), stream>>>(p, delta);
+  if (grouped) {
     const int64_t count = p.batch * p.kvHeads * p.keys * p.headDim;
     sumGroupsKernel<<<static_cast<unsigned>(std::min<int64_t>((count + 255) / 256, 8192)), 256,
-                      0, stream>>>(p, partials);
+                      0, stream>>>(p, sums.partials);
   }
 }
 
@@ -657,10 +913,14 @@ bool useFlashAttentionGrad(Elem e, const AttentionGradParams &p) {
 
 int64_t attentionGradWorkspaceFloats(Elem e, const AttentionGradParams &p) {
   const int64_t rows = p.batch * p.heads * p.queries;
-  const int64_t aligned = (rows + 63) / 64 * 64; // the partials start 256-byte aligned
+  const int64_t aligned = (rows + 63) / 64 * 64; // the sums start 256-byte aligned
   // By shape alone (an upper bound): sizing runs before buffers have addresses.
-  const bool grouped = flashShapes(e, p) && p.heads != p.kvHeads;
-  return aligned + (grouped ? 2 * p.batch * p.heads * p.keys * p.headDim : 0);
+  if (!flashShapes(e, p))
+    return aligned;
+  const bool grouped = p.heads != p.kvHeads;
+  if (p.deterministic)
+    return aligned + (grouped ? 2 * p.batch * p.heads * p.keys * p.headDim : 0);
+  return aligned + rows * p.headDim + (grouped ? 2 * p.batch * p.kvHeads * p.keys * p.headDim : 0);
 }
 
 void attentionGrad(Elem e, const AttentionGradParams &given, float *workspace,
@@ -679,7 +939,12 @@ void attentionGrad(Elem e, const AttentionGradParams &given, float *workspace,
   const int64_t rows = p.batch * p.heads * p.queries;
   if (rows == 0 || p.batch * p.kvHeads * p.keys == 0)
     return;
-  float *delta = workspace, *partials = workspace + (rows + 63) / 64 * 64;
+  float *delta = workspace, *after = workspace + (rows + 63) / 64 * 64;
+  GradSums sums;
+  if (p.deterministic)
+    sums.partials = after;
+  else
+    sums = {after, after + rows * p.headDim, nullptr};
   if (e == Elem::BF16)
     prepareKernel<__nv_bfloat16><<<warpBlocks(rows), 128, 0, stream>>>(p, delta);
   else
@@ -693,11 +958,11 @@ void attentionGrad(Elem e, const AttentionGradParams &given, float *workspace,
   }
   const bool softcap = p.softcap > 0.0f;
   if (p.headDim == 64)
-    softcap ? launchFlashGrad<64, true>(p, delta, partials, stream)
-            : launchFlashGrad<64, false>(p, delta, partials, stream);
+    softcap ? launchFlashGrad<64, true>(p, delta, sums, stream)
+            : launchFlashGrad<64, false>(p, delta, sums, stream);
   else
-    softcap ? launchFlashGrad<128, true>(p, delta, partials, stream)
-            : launchFlashGrad<128, false>(p, delta, partials, stream);
+    softcap ? launchFlashGrad<128, true>(p, delta, sums, stream)
+            : launchFlashGrad<128, false>(p, delta, sums, stream);
 }
 
 void attentionRowLse(Elem e, const AttentionParams &p, cudaStream_t stream) {

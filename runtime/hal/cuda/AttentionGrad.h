@@ -14,6 +14,9 @@ struct AttentionGradParams {
   int64_t batch, heads, kvHeads, queries, keys, headDim, valueDim, window;
   float scale, softcap;
   bool causal;
+  // The tensor-core path's two-kernel form, whose sums run in a fixed
+  // order (bit-for-bit repeatable); the default sums dQ by atomics.
+  bool deterministic = false;
   // Where each tensor's rows lie; unset (zero): packed.
   RowStrides qStrides, kStrides, vStrides, outStrides, outGradStrides, qGradStrides,
       kGradStrides, vGradStrides;
@@ -22,8 +25,10 @@ struct AttentionGradParams {
 /// Whether the tensor-core kernel takes `p`: bf16, head dim 64 or 128,
 /// rows 16-byte aligned (the others take any strides).
 bool useFlashAttentionGrad(Elem e, const AttentionGradParams &p);
-/// The f32 workspace attentionGrad needs: D per query row, and under GQA on
-/// the tensor-core path each query head's dK and dV before their group sum.
+/// The f32 workspace attentionGrad needs: D per query row, and on the
+/// tensor-core path the f32 sums of dQ (and under GQA of dK and dV) before
+/// they become bf16; the deterministic form keeps each query head's dK and
+/// dV under GQA instead.
 int64_t attentionGradWorkspaceFloats(Elem e, const AttentionGradParams &p);
 /// Writes qGrad, kGrad and vGrad (head dims up to 256).
 void attentionGrad(Elem e, const AttentionGradParams &p, float *workspace,
