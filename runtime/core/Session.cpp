@@ -22,6 +22,7 @@ SessionOptions SessionOptions::fromEnvironment() {
   options.profile = is("GAI_CUDA_PROFILE", "1");
   options.overlapLaunches = !is("GAI_CUDA_OVERLAP", "0");
   options.overlapCollectives = !is("GAI_COLLECTIVES_OVERLAP", "0");
+  options.deterministic = is("GAI_DETERMINISTIC", "1");
   if (const char *tune = std::getenv("GAI_CUDA_GEMM_TUNE"))
     options.gemmTuneCandidates = std::atoi(tune);
   return options;

@@ -162,13 +162,16 @@ TEST_P(CudaAttentionGrad, MatchesTheCpuKernel) {
     g.deterministic = deterministic;
     cudaMalloc(&workspace, cuda::attentionGradWorkspaceFloats(elem, g) * 4);
     // Twice, into NaN-filled gradients: every element is written, and the
-    // dQ sums start from zero each time.
+    // dQ sums start from zero each time; the fixed-order form repeats its
+    // first launch bit for bit.
+    std::vector<std::vector<float>> first;
     for (int launch = 0; launch < 2; ++launch) {
       for (auto [ptr, n] : {std::pair{gdq, qn}, {gdk, kn}, {gdv, kn}})
         cudaMemset(ptr, 0xff, n * bytes);
       cuda::attentionGrad(elem, g, workspace, nullptr);
       ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
       const double bound = c.bf16 ? 2e-2 : 1e-4;
+      size_t which = 0;
       for (auto [ptr, want, name] : {std::tuple{gdq, &dq, "dq"}, {gdk, &dk, "dk"},
                                      {gdv, &dv, "dv"}}) {
         std::vector<float> got = downloadAs(ptr, dtype, want->size());
@@ -176,6 +179,12 @@ TEST_P(CudaAttentionGrad, MatchesTheCpuKernel) {
           ASSERT_TRUE(std::isfinite(got[i])) << name << " element " << i << " not written";
         EXPECT_LE(relativeError(got, *want), bound)
             << name << ", launch " << launch << (deterministic ? ", fixed order" : ", atomic");
+        if (deterministic && launch == 0)
+          first.push_back(got);
+        else if (deterministic)
+          EXPECT_TRUE(got == first[which])
+              << name << ": the fixed-order form did not repeat itself";
+        ++which;
       }
     }
     cudaFree(workspace);

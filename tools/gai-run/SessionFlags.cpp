@@ -14,8 +14,8 @@ namespace gai {
 
 const char *const kSessionFlagsHelp =
     "Session flags (every command; the environment's GAI_CUDA_GRAPHS,\n"
-    "GAI_CUDA_PROFILE, GAI_CUDA_OVERLAP, GAI_COLLECTIVES_OVERLAP and\n"
-    "GAI_CUDA_GEMM_TUNE set the defaults):\n"
+    "GAI_CUDA_PROFILE, GAI_CUDA_OVERLAP, GAI_COLLECTIVES_OVERLAP,\n"
+    "GAI_CUDA_GEMM_TUNE and GAI_DETERMINISTIC set the defaults):\n"
     "  --device D           auto (the artifact's target), cpu, cuda or cuda:N\n"
     "  --cuda-graphs on|off replay entries as CUDA graphs (default on)\n"
     "  --profile            time each step, print the time per step kind at exit\n"
@@ -23,6 +23,8 @@ const char *const kSessionFlagsHelp =
     "                       (programmatic dependent launch; default on)\n"
     "  --gemm-tune N        CUDA: time N of cuBLASLt's candidates for each\n"
     "                       prefill-sized GEMM shape (default 8; 0 or 1: none)\n"
+    "  --deterministic      CUDA: sums in a fixed order, so a run repeats bit for\n"
+    "                       bit (attention's backward without atomics; slower)\n"
     "  --trusted-keys DIR   load only an artifact (and weights) signed by a key in\n"
     "                       DIR/*.pub (FILE.sig beside each; gaic --sign, gai-run sign)\n";
 
@@ -60,6 +62,10 @@ FlagResult parseSessionFlag(int argc, char **argv, int &i, SessionOptions &optio
       error = "--trusted-keys needs a folder of public keys (*.pub)";
       return FlagResult::Bad;
     }
+    return FlagResult::Taken;
+  }
+  if (arg == "--deterministic") {
+    options.deterministic = true;
     return FlagResult::Taken;
   }
   if (arg == "--profile") {

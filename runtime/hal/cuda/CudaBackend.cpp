@@ -652,6 +652,7 @@ Status CudaBackend::record(const cmd::AttentionGrad &a) {
     return elem.status();
   Elem e = *elem;
   AttentionGradParams p = attentionGradParamsOf(a, pointer_);
+  p.deterministic = device_.deterministic;
   float *workspace = device_.gradScratch;
   add([=](cudaStream_t s) {
         attentionGrad(e, p, workspace, s);

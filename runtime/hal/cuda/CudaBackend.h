@@ -52,6 +52,7 @@ struct CudaResources {
   const std::vector<std::string> *kernelNames = nullptr; // as functions, for profiles
   bool overlapLaunches = false; // kernels built to wait for their predecessor
   int gemmTuneCandidates = 0;   // SessionOptions::gemmTuneCandidates
+  bool deterministic = false;   // SessionOptions::deterministic
   QuantScratch quantScratch;    // prefill GEMMs over quantized weights
   /// The job's collectives between GPUs (NCCL); null in a world of one,
   /// whose collectives are copies.

@@ -266,6 +266,7 @@ Status CudaExecutor::init() {
         static uint8_t somewhere;
         AttentionGradParams p =
             attentionGradParamsOf(*g, [](const Buffer &) { return &somewhere; });
+        p.deterministic = options_.deterministic;
         gradFloats = std::max(
             gradFloats,
             attentionGradWorkspaceFloats(
@@ -354,6 +355,7 @@ Status CudaExecutor::init() {
   resources_.functions = &functions_;
   resources_.kernelNames = &kernelNames_;
   resources_.gemmTuneCandidates = options_.gemmTuneCandidates;
+  resources_.deterministic = options_.deterministic;
   resources_.quantScratch = {quantScratch_, quantScratchBytes_};
   resources_.overlapLaunches =
       root.kernels() && root.kernels()->programmatic_launch() && overlapsLaunches();

@@ -69,6 +69,11 @@ struct SessionOptions {
   /// CUDA: how many of cuBLASLt's candidate algorithms a prefill-sized GEMM
   /// times to keep the fastest (0 or 1: the heuristic's first pick).
   int gemmTuneCandidates = 8;
+  /// CUDA: run the kernels whose sums otherwise land in no fixed order
+  /// (attention's backward adds dQ by atomics) in their fixed-order form,
+  /// so that a run repeats bit for bit; attention's backward takes about
+  /// 1.25x as long.
+  bool deterministic = false;
   /// A folder of trusted public keys (*.pub): when set, gai-run loads only
   /// an artifact, and weights, that one of them signed (gai/Signing.h).
   std::string trustedKeys;
@@ -78,8 +83,8 @@ struct SessionOptions {
   Communicator *communicator = nullptr;
 
   /// The defaults, with GAI_CUDA_GRAPHS=0, GAI_CUDA_PROFILE=1,
-  /// GAI_CUDA_OVERLAP=0, GAI_COLLECTIVES_OVERLAP=0 and GAI_CUDA_GEMM_TUNE=N
-  /// applied where set: the one place the runtime reads its environment.
+  /// GAI_CUDA_OVERLAP=0, GAI_COLLECTIVES_OVERLAP=0, GAI_CUDA_GEMM_TUNE=N and
+  /// GAI_DETERMINISTIC=1 applied where set: the one place the runtime reads its environment.
   static SessionOptions fromEnvironment();
 };
 
