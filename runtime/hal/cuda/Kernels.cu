@@ -239,13 +239,30 @@ __global__ void reduceKernel(const T *in, T *out, int kind, int64_t outer,
   if (i >= outer * inner)
     return;
   int64_t o = i / inner, c = i % inner;
-  float acc = kind == 2 ? -INFINITY : kind == 3 ? INFINITY : 0.0f;
+  if (kind <= 1) {
+    // Sums (and means): eight loads in flight a thread, in eight partial
+    // sums. A serial loop waits out each load's latency in turn, which
+    // held the first stage of a bias gradient ([16, 786432] f32) to 1.9
+    // of the H100's 3 TB/s.
+    const T *column = in + o * n * inner + c;
+    float part[8] = {};
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8)
+#pragma unroll
+      for (int u = 0; u < 8; ++u)
+        part[u] += toFloat(column[(j + u) * inner]);
+    for (; j < n; ++j)
+      part[j % 8] += toFloat(column[j * inner]);
+    float sum = ((part[0] + part[1]) + (part[2] + part[3])) +
+                ((part[4] + part[5]) + (part[6] + part[7]));
+    out[i] = fromFloat<T>(kind == 1 ? sum / static_cast<float>(n) : sum);
+    return;
+  }
+  float acc = kind == 2 ? -INFINITY : INFINITY;
   for (int64_t j = 0; j < n; ++j) {
     float x = toFloat(in[(o * n + j) * inner + c]);
-    acc = kind == 2 ? fmaxf(acc, x) : kind == 3 ? fminf(acc, x) : acc + x;
+    acc = kind == 2 ? fmaxf(acc, x) : fminf(acc, x);
   }
-  if (kind == 1)
-    acc /= static_cast<float>(n);
   out[i] = fromFloat<T>(acc);
 }
 
