@@ -31,6 +31,9 @@ std::string gib(int64_t bytes) {
 }
 
 constexpr const char *kStep = "train_step";
+/// The first micro-batch's step (--gai-first-micro-batch): @train_step's
+/// values, so remat treats it the same way.
+constexpr const char *kFirstStep = "train_step_first";
 
 } // namespace
 
@@ -101,7 +104,7 @@ llvm::Expected<std::optional<RematOutcome>> rematerialize(mlir::ModuleOp optimiz
   // of the other entries.
   int64_t fixed = before->total() - before->arena();
   for (auto &[name, bytes] : before->arenas)
-    if (name != kStep && remat.budget > 0 && fixed + bytes > remat.budget)
+    if (name != kStep && name != kFirstStep && remat.budget > 0 && fixed + bytes > remat.budget)
       return error("--memory-budget " + budgetText() + ": @" + name + " alone plans " +
                    gib(fixed + bytes) + " (its arena " + gib(bytes) + " and " + gib(fixed) +
                    " of parameters, optimizer state, inputs and outputs); remat changes only "
@@ -111,12 +114,16 @@ llvm::Expected<std::optional<RematOutcome>> rematerialize(mlir::ModuleOp optimiz
   int64_t passBudget = remat.budget;
   for (int round = 0; round < 4; ++round) {
     mlir::PassManager pm(optimized.getContext());
-    mlir::gai::GaiRematOptions pass;
-    pass.function = kStep;
-    pass.mode = remat.mode;
-    pass.budget = passBudget;
-    pass.fixedBytes = fixed;
-    pm.addPass(mlir::gai::createGaiRemat(pass));
+    for (const char *function : {kStep, kFirstStep}) {
+      if (!optimized.lookupSymbol(function))
+        continue;
+      mlir::gai::GaiRematOptions pass;
+      pass.function = function;
+      pass.mode = remat.mode;
+      pass.budget = passBudget;
+      pass.fixedBytes = fixed;
+      pm.addPass(mlir::gai::createGaiRemat(pass));
+    }
     std::string messages;
     mlir::ScopedDiagnosticHandler handler(optimized.getContext(), [&](mlir::Diagnostic &d) {
       messages += (messages.empty() ? "" : "\n") + d.str();

@@ -117,6 +117,9 @@ mlir::LogicalResult optimize(mlir::ModuleOp module,
       shard.zero = options.shard.zero;
       shard.bucketBytes = options.shard.bucketBytes;
       pm.addPass(mlir::gai::createGaiShard(shard));
+    } else {
+      // One device: a step's first micro-batch writes the gradients.
+      pm.addPass(mlir::gai::createGaiFirstMicroBatch());
     }
   }
   // After autodiff, so that the backward's transposes go too.

@@ -137,7 +137,8 @@ def GaiTrainStep : Pass<"gai-train-step", "ModuleOp"> {
       it (decoupled weight decay on parameters of rank >= 2 only) over the
       gradients times `grad_scale` (clipping and micro-batch averaging),
       with moments in the state `adam.m.<name>`, `adam.v.<name>`; new
-      parameters go to `param.<name>`, and the gradients are zeroed;
+      parameters go to `param.<name>`, and the gradients are zeroed
+      (`--gai-first-micro-batch` removes that);
     - `@zero_grads()`: zeroes the gradients (a skipped step).
     The learning-rate schedule and the clipping factor come from the caller,
     which sees the loss and the norm first.
@@ -146,6 +147,20 @@ def GaiTrainStep : Pass<"gai-train-step", "ModuleOp"> {
     Option<"function", "function", "std::string", /*default=*/"\"eval_loss\"",
            "the loss function">,
   ];
+  let dependentDialects = ["::mlir::gai::GaiDialect"];
+}
+
+def GaiFirstMicroBatch : Pass<"gai-first-micro-batch", "ModuleOp"> {
+  let summary = "A training step for a step's first micro-batch, which writes the gradients";
+  let description = [{
+    After `--gai-train-step`: adds `@train_step_first`, `@train_step`
+    without the gradients' state arguments, whose gradients are written to
+    `grad.<name>` instead of added to what it held (a parameter without a
+    gradient gets zeros). The runtime runs it for a step's first
+    micro-batch, so the gradients need no zeroing between steps:
+    `@optimizer_step` stops zeroing them, and no GEMM reads them to add its
+    product. `@zero_grads` stays (a skipped step, a resumed run).
+  }];
   let dependentDialects = ["::mlir::gai::GaiDialect"];
 }
 

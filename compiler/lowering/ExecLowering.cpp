@@ -38,6 +38,11 @@ bool isStateName(StringRef name) { return exec::parseStateName(name).has_value()
 /// it) runs before, and the producer itself reads it element for element
 /// (an elementwise region) or only as a GEMM's residual.
 bool writesStateInPlace(Operation *producer, ArrayRef<Value> olds) {
+  // No old value read in this entry (a first micro-batch's gradients): a
+  // reduction, a plain matmul or an embedding gradient (each writes its
+  // whole result) may write the state as well.
+  if (olds.empty() && isa<ReduceOp, MatmulOp, EmbeddingGradOp>(producer))
+    return true;
   // An all-gather (ZeRO-1's updated parameters) writes whole state once
   // every reader of the old value is done.
   if (!isa<FusionOp, GemmOp, shard::AllGatherOp>(producer))

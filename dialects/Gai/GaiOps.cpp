@@ -1058,12 +1058,24 @@ LogicalResult GemmOp::inferReturnTypes(MLIRContext *,
                              expected, result.getElementType())) +
                          ", got " + typeStr(bias.getType()));
   }
+  RankedTensorType wide = result.clone(Float32Type::get(result.getContext()));
+  bool mayWiden = wide != result && !adaptor.getBias();
+  if (adaptor.getWide()) {
+    if (!mayWiden)
+      return opError(loc, name,
+                     "expects 'wide' only over bf16 or f16 operands without a bias, got " +
+                         typeStr(result));
+    if (Value residual = adaptor.getResidual(); residual && residual.getType() != wide)
+      return opError(loc, name,
+                     "expects a 'wide' GEMM's residual of type " + typeStr(wide) + ", got " +
+                         typeStr(residual.getType()));
+    types.push_back(wide);
+    return success();
+  }
   if (Value residual = adaptor.getResidual()) {
     // An f32 residual stream over narrower operands: the sum is f32, and
     // the result takes the residual's type.
     RankedTensorType r = tensorType(residual);
-    RankedTensorType wide = result.clone(Float32Type::get(result.getContext()));
-    bool mayWiden = wide != result && !adaptor.getBias();
     if (r != result && !(mayWiden && r == wide))
       return opError(loc, name,
                      "expects residual of the result type " + typeStr(result) +

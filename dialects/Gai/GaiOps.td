@@ -719,6 +719,8 @@ def Gai_GemmOp : Gai_Op<"gemm", [Gai_Interpreted, Pure, InferTypeOpAdaptor,
     `bias` is [N]; `residual` has the result's shape. Over bf16 or f16
     operands without a bias, the residual may be f32 (a residual stream
     kept in f32): the result is then f32, the product added unrounded.
+    `wide` asks for that f32 result without a residual (a gradient that a
+    first micro-batch writes where later ones add to it).
     ```mlir
     %y = gai.gemm %x, %w bias %b transpose_rhs activation = gelu_tanh
         : (tensor<2x8x64xf32>, tensor<256x64xf32>, tensor<256xf32>)
@@ -729,12 +731,13 @@ def Gai_GemmOp : Gai_Op<"gemm", [Gai_Interpreted, Pure, InferTypeOpAdaptor,
       Optional<Gai_FloatTensor>:$bias, Optional<Gai_FloatTensor>:$residual,
       UnitAttr:$transpose_lhs, UnitAttr:$transpose_rhs,
       DefaultValuedAttr<Gai_EpilogueActivation,
-                        "::mlir::gai::EpilogueActivation::None">:$activation);
+                        "::mlir::gai::EpilogueActivation::None">:$activation,
+      UnitAttr:$wide);
   let results = (outs Gai_FloatTensor:$result);
   let assemblyFormat = [{
     $lhs `,` $rhs (`bias` $bias^)? (`residual` $residual^)?
     (`transpose_lhs` $transpose_lhs^)? (`transpose_rhs` $transpose_rhs^)?
-    (`activation` `=` $activation^)? attr-dict `:`
+    (`activation` `=` $activation^)? (`wide` $wide^)? attr-dict `:`
     functional-type(operands, results)
   }];
 }

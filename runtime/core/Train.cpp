@@ -113,18 +113,23 @@ StatusOr<StepResult> Trainer::trainStep(const std::vector<const int32_t *> &toke
   if (tokens.empty() || tokens.size() != targets.size())
     return Status::error("a training step needs as many target batches as token "
                          "batches, and at least one");
-  std::vector<TensorRef> in = session_->inputs("train_step");
-  std::vector<TensorRef> out = session_->outputs("train_step");
-  const TensorRef *tokensIn = find(in, "tokens"), *targetsIn = find(in, "targets");
-  const TensorRef *lossOut = find(out, "loss"), *squaresOut = find(out, "grad_sq");
-  if (!lossOut || !squaresOut)
-    return Status::error("train_step: expected loss and grad_sq outputs");
+  // A step's first micro-batch writes the gradients where the artifact has
+  // an entry for it (gaic's one-device training); the others add to them.
+  const bool writesFirst = session_->hasEntry("train_step_first");
   StepResult result;
   double squares = 0;
   for (size_t i = 0; i < tokens.size(); ++i) {
+    const char *entry = i == 0 && writesFirst ? "train_step_first" : "train_step";
+    std::vector<TensorRef> in = session_->inputs(entry);
+    std::vector<TensorRef> out = session_->outputs(entry);
+    const TensorRef *tokensIn = find(in, "tokens"), *targetsIn = find(in, "targets");
+    const TensorRef *lossOut = find(out, "loss"), *squaresOut = find(out, "grad_sq");
+    if (!tokensIn || !targetsIn || !lossOut || !squaresOut)
+      return Status::error(std::string(entry) +
+                           ": expected tokens and targets inputs, loss and grad_sq outputs");
     copyMyRows(tokens[i], *tokensIn);
     copyMyRows(targets[i], *targetsIn);
-    if (Status s = session_->run("train_step"); !s)
+    if (Status s = session_->run(entry); !s)
       return s;
     result.loss += *lossOut->as<float>();
     squares = *squaresOut->as<float>();
