@@ -582,47 +582,55 @@ struct LtProduct {
 // An f32 residual stream over bf16 GEMMs (GemmDesc::wideC), through
 // cuBLASLt (64 rows) and our GEMV (1 row), with and without an activation
 // (cuBLASLt then adds the residual in the follow-up kernel): C is the f32
-// sum of the residual and the product, never rounded to bf16.
+// sum of the residual and the product, never rounded to bf16. Without a
+// residual (a first micro-batch's weight gradient, `gai.gemm ... wide`),
+// C is the f32 product alone.
 TEST(CudaGemm, WideResidualStaysF32) {
   SKIP_WITHOUT_GPU();
   std::mt19937 rng(17);
-  for (int64_t m : {64, 1})
-    for (int activation : {0, 1}) {
-      const int64_t n = 96, k = 256;
-      std::vector<float> a = bf16Normals(rng, m * k), w = bf16Normals(rng, n * k),
-                         residual = bf16Normals(rng, m * n);
-      for (float &r : residual) // off the bf16 grid
-        r *= 1.0f + 1.0f / 1024;
-      LtProduct product(a, w, residual, m, n, k, DType::F32);
-      ASSERT_TRUE(product.ready());
-      cuda::GemmDesc &d = product.desc;
-      d.activation = activation;
-      d.constantB = true;
-      d.wideC = true;
-      auto plan = cuda::GemmPlan::create(product.lt, d, cuda::Elem::BF16, product.kWorkspaceBytes);
-      ASSERT_TRUE(plan.isOk()) << plan.status().message();
-      Status s = (*plan)->run(product.workspace, product.kWorkspaceBytes, nullptr);
-      ASSERT_TRUE(s.isOk()) << s.message();
-      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-      std::vector<float> got = downloadAs(d.c, DType::F32, m * n);
-      int64_t offGrid = 0;
-      for (int64_t r = 0; r < m; ++r)
-        for (int64_t col = 0; col < n; ++col) {
-          double x = 0, size = 0;
-          for (int64_t i = 0; i < k; ++i) {
-            x += double(a[r * k + i]) * w[col * k + i];
-            size += std::fabs(double(a[r * k + i]) * w[col * k + i]);
+  for (bool withResidual : {true, false})
+    for (int64_t m : {64, 1})
+      for (int activation : {0, 1}) {
+        const int64_t n = 96, k = 256;
+        std::vector<float> a = bf16Normals(rng, m * k), w = bf16Normals(rng, n * k),
+                           residual = bf16Normals(rng, m * n);
+        for (float &r : residual) // off the bf16 grid
+          r *= 1.0f + 1.0f / 1024;
+        LtProduct product(a, w, residual, m, n, k, DType::F32);
+        ASSERT_TRUE(product.ready());
+        cuda::GemmDesc &d = product.desc;
+        d.activation = activation;
+        d.constantB = true;
+        d.wideC = true;
+        if (!withResidual)
+          d.residual = nullptr;
+        auto plan =
+            cuda::GemmPlan::create(product.lt, d, cuda::Elem::BF16, product.kWorkspaceBytes);
+        ASSERT_TRUE(plan.isOk()) << plan.status().message();
+        Status s = (*plan)->run(product.workspace, product.kWorkspaceBytes, nullptr);
+        ASSERT_TRUE(s.isOk()) << s.message();
+        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+        std::vector<float> got = downloadAs(d.c, DType::F32, m * n);
+        int64_t offGrid = 0;
+        for (int64_t r = 0; r < m; ++r)
+          for (int64_t col = 0; col < n; ++col) {
+            double x = 0, size = 0;
+            for (int64_t i = 0; i < k; ++i) {
+              x += double(a[r * k + i]) * w[col * k + i];
+              size += std::fabs(double(a[r * k + i]) * w[col * k + i]);
+            }
+            if (activation == 1)
+              x = x / (1.0 + std::exp(-x));
+            const double added = withResidual ? residual[r * n + col] : 0.0;
+            const float c = got[r * n + col];
+            ASSERT_NEAR(c, x + added, 1e-5 * (size + std::fabs(added)))
+                << m << " rows, activation " << activation << ", residual " << withResidual
+                << ", at " << r << ", " << col;
+            offGrid += bf16ToFloat(floatToBf16(c)) != c;
           }
-          if (activation == 1)
-            x = x / (1.0 + std::exp(-x));
-          double want = x + residual[r * n + col];
-          float c = got[r * n + col];
-          ASSERT_NEAR(c, want, 1e-5 * (size + std::fabs(residual[r * n + col])))
-              << m << " rows, activation " << activation << ", at " << r << ", " << col;
-          offGrid += bf16ToFloat(floatToBf16(c)) != c;
-        }
-      EXPECT_GT(offGrid, m * n * 9 / 10) << m << " rows, activation " << activation;
-    }
+        EXPECT_GT(offGrid, m * n * 9 / 10)
+            << m << " rows, activation " << activation << ", residual " << withResidual;
+      }
 }
 
 // A prefill-sized GEMM times cuBLASLt's candidates when planned with a
