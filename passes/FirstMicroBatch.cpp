@@ -6,6 +6,7 @@
 #include "passes/Passes.h"
 
 #include "mlir/IR/IRMapping.h"
+#include "llvm/ADT/SetVector.h"
 
 namespace mlir::gai {
 #define GEN_PASS_DEF_GAIFIRSTMICROBATCH
@@ -59,11 +60,9 @@ LogicalResult writeInsteadOfAdd(func::FuncOp step) {
       widenProduct(g);
     }
     if (!arg.use_empty()) {
+      // A parameter without a gradient: its state is returned (and squared
+      // into grad_sq) as it was, which at a first micro-batch is zeros.
       auto type = cast<RankedTensorType>(arg.getType());
-      if (llvm::any_of(arg.getUsers(), [](Operation *user) { return !isa<func::ReturnOp>(user); }))
-        return step.emitOpError("first micro-batch: gradient state '")
-               << step.getArgAttrOfType<StringAttr>(arg.getArgNumber(), "gai.name").getValue()
-               << "' is read other than by the sum that accumulates it";
       OpBuilder b(&body, body.begin());
       Value zeros = ConstantOp::create(
           b, step.getLoc(),
@@ -83,12 +82,18 @@ LogicalResult stopZeroing(func::FuncOp optimizer) {
     if (isGradName(optimizer.getResultAttrOfType<StringAttr>(i, "gai.name")))
       dropped.set(i);
   SmallVector<Value> kept;
+  llvm::SetVector<Operation *> zeros; // one constant may zero several
   for (auto [i, v] : llvm::enumerate(ret.getOperands()))
     if (!dropped.test(i))
       kept.push_back(v);
+    else if (auto constant = v.getDefiningOp<ConstantOp>())
+      zeros.insert(constant);
   OpBuilder b(ret);
   func::ReturnOp::create(b, ret.getLoc(), kept);
   ret.erase();
+  for (Operation *op : zeros)
+    if (op->use_empty())
+      op->erase();
   return optimizer.eraseResults(dropped);
 }
 
