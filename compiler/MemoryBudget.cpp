@@ -104,11 +104,12 @@ llvm::Expected<std::optional<RematOutcome>> rematerialize(mlir::ModuleOp optimiz
   // of the other entries.
   int64_t fixed = before->total() - before->arena();
   for (auto &[name, bytes] : before->arenas)
-    if (name != kStep && name != kFirstStep && remat.budget > 0 && fixed + bytes > remat.budget)
+    if (name != kStep && name != kFirstStep && remat.budget > 0 &&
+        fixed + bytes > remat.budget)
       return error("--memory-budget " + budgetText() + ": @" + name + " alone plans " +
                    gib(fixed + bytes) + " (its arena " + gib(bytes) + " and " + gib(fixed) +
                    " of parameters, optimizer state, inputs and outputs); remat changes only "
-                   "@train_step");
+                   "@train_step and @train_step_first");
   // The pass plans @train_step's gai buffers; the lowering places a few
   // more. Each round asks the pass for the overshoot less.
   int64_t passBudget = remat.budget;

@@ -43,4 +43,7 @@ func.func @eval_loss(%tokens: tensor<2x3xi32> {gai.name = "tokens"}, %targets: t
 
 // NOSTEP: error: first micro-batch: expected @train_step and @optimizer_step (run --gai-train-step first)
 
-// TWICE-COUNT-1: func.func @train_step_first(
+// A second run adds nothing: one @train_step_first, and @optimizer_step
+// as the first run left it.
+// TWICE:     func.func @train_step_first(
+// TWICE-NOT: func.func @train_step_first(

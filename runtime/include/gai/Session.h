@@ -84,7 +84,8 @@ struct SessionOptions {
 
   /// The defaults, with GAI_CUDA_GRAPHS=0, GAI_CUDA_PROFILE=1,
   /// GAI_CUDA_OVERLAP=0, GAI_COLLECTIVES_OVERLAP=0, GAI_CUDA_GEMM_TUNE=N and
-  /// GAI_DETERMINISTIC=1 applied where set: the one place the runtime reads its environment.
+  /// GAI_DETERMINISTIC=1 applied where set: the one place the runtime reads
+  /// its environment.
   static SessionOptions fromEnvironment();
 };
 

@@ -621,6 +621,33 @@ func.func @gemm_wide_residual_bias(%x: tensor<8x64xbf16>, %w: tensor<64x32xbf16>
 
 // -----
 
+func.func @gemm_wide_f32(%x: tensor<8x64xf32>, %w: tensor<64x32xf32>) {
+  // expected-error @+2 {{expects 'wide' only over bf16 or f16 operands without a bias, got tensor<8x32xf32>}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.gemm %x, %w wide : (tensor<8x64xf32>, tensor<64x32xf32>) -> tensor<8x32xf32>
+  return
+}
+
+// -----
+
+func.func @gemm_wide_bias(%x: tensor<8x64xbf16>, %w: tensor<64x32xbf16>, %b: tensor<32xbf16>) {
+  // expected-error @+2 {{expects 'wide' only over bf16 or f16 operands without a bias, got tensor<8x32xbf16>}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.gemm %x, %w bias %b wide : (tensor<8x64xbf16>, tensor<64x32xbf16>, tensor<32xbf16>) -> tensor<8x32xf32>
+  return
+}
+
+// -----
+
+func.func @gemm_wide_narrow_residual(%x: tensor<8x64xbf16>, %w: tensor<64x32xbf16>, %r: tensor<8x32xbf16>) {
+  // expected-error @+2 {{expects a 'wide' GEMM's residual of type tensor<8x32xf32>, got tensor<8x32xbf16>}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.gemm %x, %w residual %r wide : (tensor<8x64xbf16>, tensor<64x32xbf16>, tensor<8x32xbf16>) -> tensor<8x32xf32>
+  return
+}
+
+// -----
+
 func.func @gemm_contraction(%x: tensor<8x64xf32>, %w: tensor<32x64xf32>) {
   // expected-error @+2 {{contraction sizes differ: lhs [8, 64] has K = 64 but rhs [32, 64] has K = 32}}
   // expected-error @+1 {{failed to infer returned types}}
