@@ -4,6 +4,7 @@
 #include "passes/Passes.h"
 
 #include "mlir/IR/IRMapping.h"
+#include "llvm/ADT/SetVector.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
@@ -369,23 +370,125 @@ SmallVector<SmallVector<Operation *>> formGroups(Block &block, bool absorbTransp
   return groups;
 }
 
-/// Whether every op of `group` is elementwise: its kernel then reads and
-/// writes each element once, at the same index in every operand.
-bool isElementwiseGroup(ArrayRef<Operation *> group) {
-  return llvm::all_of(group, [](Operation *op) {
-    return op->hasTrait<mlir::OpTrait::Elementwise>() || op->hasTrait<BroadcastElementwise>();
-  });
+/// Where two groups (`early`'s root before `late`'s) may run as one kernel:
+/// at late's root, at early's root (late's ops move up to it), or nowhere.
+enum class MergePlace { None, AtLate, AtEarly };
+
+/// Decides MergePlace. The kernel's results are the members' values read
+/// outside the pair: all of the root's shape (a kernel stores every result
+/// at the root's indices) and read only after the kernel. Moving a group's
+/// kernel to the other root makes some buffers live longer over the span
+/// between the roots and others shorter; a place is taken only where the
+/// bytes that live longer are at most those that live shorter, so that the
+/// memory in use between the roots never grows.
+MergePlace mergePlace(ArrayRef<Operation *> early, ArrayRef<Operation *> late) {
+  Operation *earlyRoot = early.back(), *lateRoot = late.back();
+  DenseSet<Operation *> both(early.begin(), early.end());
+  both.insert(late.begin(), late.end());
+  ArrayRef<int64_t> rootShape =
+      cast<RankedTensorType>(lateRoot->getResult(0).getType()).getShape();
+  auto bytes = [](Value v) {
+    auto type = cast<RankedTensorType>(v.getType());
+    return type.getNumElements() * std::max<int64_t>(1, type.getElementTypeBitWidth() / 8);
+  };
+  auto after = [&](Operation *user, Operation *point) {
+    return user->getBlock() == point->getBlock() && point->isBeforeInBlock(user);
+  };
+  // The results, by group; any result read before the later root rules out
+  // the late place.
+  int64_t earlyResults = 0, lateResults = 0;
+  bool readBeforeLateRoot = false;
+  for (Operation *op : both) {
+    // Kernels read RoPE positions per row, never computed in them.
+    if (auto rope = dyn_cast<RopeOp>(op))
+      if (Operation *positions = rope.getPositions().getDefiningOp();
+          positions && both.contains(positions))
+        return MergePlace::None;
+    for (Value result : op->getResults()) {
+      bool read = false;
+      for (Operation *user : result.getUsers()) {
+        if (both.contains(user)) {
+          // A reduction over a reduction's rows would run serially.
+          if (isa<ReduceOp>(op) && isa<ReduceOp>(user))
+            return MergePlace::None;
+          continue;
+        }
+        if (cast<RankedTensorType>(result.getType()).getShape() != rootShape)
+          return MergePlace::None;
+        readBeforeLateRoot |= !after(user, lateRoot);
+        read = true;
+      }
+      if (read)
+        (llvm::is_contained(early, op) ? earlyResults : lateResults) += bytes(result);
+    }
+  }
+  // The tensors a group reads from outside the pair.
+  auto inputs = [&](ArrayRef<Operation *> group) {
+    SetVector<Value> found;
+    for (Operation *op : group)
+      for (Value input : op->getOperands()) {
+        Operation *def = input.getDefiningOp();
+        if ((def && both.contains(def)) || isSplatConstant(def) ||
+            cast<RankedTensorType>(input.getType()).getNumElements() == 1)
+          continue;
+        found.insert(input);
+      }
+    return found;
+  };
+  auto readOutsideAfter = [&](Value v, Operation *point) {
+    return llvm::any_of(v.getUsers(),
+                        [&](Operation *user) { return !both.contains(user) && after(user, point); });
+  };
+  auto readBy = [&](Value v, ArrayRef<Operation *> group) {
+    return llvm::any_of(v.getUsers(),
+                        [&](Operation *user) { return llvm::is_contained(group, user); });
+  };
+  SetVector<Value> earlyInputs = inputs(early), lateInputs = inputs(late);
+  if (!readBeforeLateRoot) {
+    // At the late root: early's inputs that died at its root live on to it;
+    // early's results are made later.
+    int64_t longer = 0;
+    for (Value input : earlyInputs)
+      if (!isa<BlockArgument>(input) && !readBy(input, late) && !readOutsideAfter(input, lateRoot))
+        longer += bytes(input);
+    if (longer <= earlyResults)
+      return MergePlace::AtLate;
+  }
+  // At the early root: late's inputs must exist there (and it cannot read
+  // early's root, which its ops would then precede); its results are made
+  // sooner, and its inputs that died at its root die sooner.
+  if (llvm::any_of(earlyRoot->getUsers(),
+                   [&](Operation *user) { return llvm::is_contained(late, user); }))
+    return MergePlace::None;
+  int64_t shorter = 0;
+  for (Value input : lateInputs) {
+    Operation *def = input.getDefiningOp();
+    if (def && !def->isBeforeInBlock(earlyRoot))
+      return MergePlace::None;
+    if (!isa<BlockArgument>(input) && !readOutsideAfter(input, earlyRoot))
+      shorter += bytes(input);
+  }
+  return lateResults <= shorter ? MergePlace::AtEarly : MergePlace::None;
 }
 
-/// Merges an elementwise group whose result another elementwise group reads
-/// into that reader, as a second result of its kernel, when the result has
-/// readers after the kernel too (AdamW's new moments, read by the parameter
-/// update and written back as state): the moments are then read once and
-/// written once, not written, read back and written. Only where nothing
-/// reads the result before the reader's root, where the results have the
-/// root's shape, and where every tensor the moved group reads lives until
-/// then anyway, so that no buffer lives longer.
-void mergeGroupsWithSharedResults(SmallVector<SmallVector<Operation *>> &groups) {
+/// An RMSNorm alone, perhaps converted: the lowering folds such a kernel
+/// into the decode GEMV that reads it (NormFold), which a merge would hide.
+bool isFoldableNorm(ArrayRef<Operation *> group) {
+  return !group.empty() && group.size() <= 2 && isa<RmsNormOp>(group.front()) &&
+         (group.size() == 1 || isa<ConvertOp>(group.back()));
+}
+
+/// Merges groups into one kernel where that saves a pass over memory:
+/// - a group whose result another reads, when the result has readers after
+///   that one too (AdamW's new moments, read by the parameter update and
+///   written back as state; a norm's f32 gradient, read by its bf16
+///   conversion and by the next layer's norm): written once, not written
+///   and read back;
+/// - groups that read the same tensor of their results' size (SwiGLU's two
+///   input gradients, both over the gate and the incoming gradient; a
+///   norm's input gradient and its weight's per-element terms): read once.
+/// Only where mergePlace finds a place, and never a foldable norm.
+void mergeGroups(SmallVector<SmallVector<Operation *>> &groups) {
   DenseMap<Operation *, size_t> groupOf;
   auto reindex = [&] {
     groupOf.clear();
@@ -394,58 +497,48 @@ void mergeGroupsWithSharedResults(SmallVector<SmallVector<Operation *>> &groups)
         groupOf[op] = i;
   };
   reindex();
-  auto sameShape = [](Value a, Value b) {
-    return cast<RankedTensorType>(a.getType()).getShape() ==
-           cast<RankedTensorType>(b.getType()).getShape();
-  };
+  auto elements = [](Value v) { return cast<RankedTensorType>(v.getType()).getNumElements(); };
   bool merged = true;
   while (merged) {
     merged = false;
     for (size_t h = 0; h < groups.size() && !merged; ++h) {
-      SmallVector<Operation *> &reader = groups[h];
-      if (reader.empty() || !isElementwiseGroup(reader))
+      SmallVector<Operation *> &late = groups[h];
+      if (late.empty() || isFoldableNorm(late))
         continue;
-      Operation *root = reader.back();
-      for (Operation *member : reader) {
+      Operation *root = late.back();
+      DenseSet<Operation *> members(late.begin(), late.end());
+      // Earlier groups that feed this one or read one of its big inputs.
+      SetVector<size_t> candidates;
+      for (Operation *member : late)
         for (Value operand : member->getOperands()) {
           Operation *producer = operand.getDefiningOp();
-          auto it = producer ? groupOf.find(producer) : groupOf.end();
-          if (it == groupOf.end() || it->second == h)
+          if (producer && members.contains(producer))
             continue;
-          SmallVector<Operation *> &moved = groups[it->second];
-          if (!isElementwiseGroup(moved) || moved.back() != producer)
+          if (auto it = producer ? groupOf.find(producer) : groupOf.end(); it != groupOf.end())
+            candidates.insert(it->second);
+          if (elements(operand) != elements(root->getResult(0)))
             continue;
-          DenseSet<Operation *> both(reader.begin(), reader.end());
-          both.insert(moved.begin(), moved.end());
-          bool ok = true;
-          for (Operation *op : moved) {
-            for (Value result : op->getResults())
-              for (Operation *user : result.getUsers())
-                if (!both.contains(user))
-                  ok &= sameShape(result, root->getResult(0)) &&
-                        user->getBlock() == root->getBlock() && root->isBeforeInBlock(user);
-            for (Value input : op->getOperands()) {
-              Operation *def = input.getDefiningOp();
-              if ((def && both.contains(def)) || isSplatConstant(def) ||
-                  cast<RankedTensorType>(input.getType()).getNumElements() == 1)
-                continue;
-              ok &= isa<BlockArgument>(input) ||
-                    llvm::any_of(input.getUsers(), [&](Operation *user) {
-                      return !both.contains(user) && user->getBlock() == root->getBlock() &&
-                             root->isBeforeInBlock(user);
-                    });
-            }
-          }
-          if (!ok)
-            continue;
-          reader.append(moved.begin(), moved.end());
-          llvm::sort(reader, [](Operation *a, Operation *b) { return a->isBeforeInBlock(b); });
-          moved.clear();
-          merged = true;
-          break;
+          for (Operation *user : operand.getUsers())
+            if (auto it = groupOf.find(user); it != groupOf.end())
+              candidates.insert(it->second);
         }
-        if (merged)
-          break;
+      for (size_t g : candidates) {
+        SmallVector<Operation *> &early = groups[g];
+        if (g == h || early.empty() || isFoldableNorm(early) ||
+            early.back()->getBlock() != root->getBlock() || !early.back()->isBeforeInBlock(root))
+          continue;
+        MergePlace place = mergePlace(early, late);
+        if (place == MergePlace::None)
+          continue;
+        if (place == MergePlace::AtEarly)
+          for (Operation *op : late)
+            if (early.back()->isBeforeInBlock(op))
+              op->moveBefore(early.back());
+        late.append(early.begin(), early.end());
+        llvm::sort(late, [](Operation *a, Operation *b) { return a->isBeforeInBlock(b); });
+        early.clear();
+        merged = true;
+        break;
       }
       if (merged)
         reindex();
@@ -560,7 +653,7 @@ struct FusionPass : mlir::gai::impl::GaiFusionBase<FusionPass> {
       copyCheapOpsIntoUsers(block);
       // Groups are collected first: no mutation while walking.
       SmallVector<SmallVector<Operation *>> groups = formGroups(block, absorbTransposes);
-      mergeGroupsWithSharedResults(groups);
+      mergeGroups(groups);
       for (ArrayRef<Operation *> group : llvm::reverse(groups))
         outlineGroup(group, builder);
     }

@@ -63,12 +63,13 @@ func.func @wide_residual_bias(%x: tensor<4x64xbf16>, %w: tensor<32x64xbf16>, %b:
 // -----
 
 // A product used twice keeps its epilogue ops outside: both users need it.
+// They read the same product, so one kernel computes both.
 // CHECK-LABEL: func.func @epilogue_shared_product
 // CHECK: %[[P:.*]] = gai.matmul
-// CHECK: gai.fusion %[[P]]
-// CHECK: gai.silu
-// CHECK: gai.fusion
-// CHECK: gai.mul
+// CHECK: %[[F:.*]]:2 = gai.fusion %[[P]]
+// CHECK-DAG: gai.silu
+// CHECK-DAG: gai.mul
+// CHECK: return %[[F]]#1, %[[F]]#0
 func.func @epilogue_shared_product(%x: tensor<8x64xf32>, %w: tensor<64x64xf32>) -> (tensor<8x64xf32>, tensor<8x64xf32>) {
   %0 = gai.matmul %x, %w : (tensor<8x64xf32>, tensor<64x64xf32>) -> tensor<8x64xf32>
   %1 = gai.silu %0 : tensor<8x64xf32>
@@ -119,7 +120,9 @@ func.func @chain(%s: tensor<2x4x8x8xf32>) -> tensor<2x4x8x8xf32> {
 // -----
 
 // A value with two users ends a region: regions are trees, so the residual
-// add and the norm that reads it are two kernels.
+// add and the norm that reads it are two kernels. A later merge would join
+// them (the add's result is written once either way), but an RMSNorm alone
+// keeps its kernel: the decode lowering folds it into the GEMV that reads it.
 // CHECK-LABEL: func.func @shared_value
 // CHECK: %[[ADD:.*]] = gai.fusion %{{.*}}, %{{.*}} : (tensor<8x64xf32>, tensor<8x64xf32>) -> tensor<8x64xf32>
 // CHECK: gai.add
@@ -241,16 +244,14 @@ func.func @reduce_first_axis_stays(%x: tensor<5x7xf32>) -> tensor<7xf32> {
 // An argument scaled once and read by two updates (AdamW's gradient times
 // the clipping scale): each update's kernel reads the argument and scales it
 // itself, so the scaled tensor is never written out. Not so for a value
-// computed in the function (%s below is not an argument).
+// computed in the function (%s below is not an argument). The two kernels
+// read the same argument, so they become one with two results.
 // CHECK-LABEL: func.func @scaled_argument_read_twice
 // CHECK-NOT:     gai.mul %arg0
-// CHECK:         %[[M:.*]] = gai.fusion %arg0, %arg1, %arg2
-// CHECK:           gai.mul
-// CHECK:           gai.add
-// CHECK:         %[[V:.*]] = gai.fusion %arg0, %arg1, %arg3
-// CHECK:           gai.mul
-// CHECK:           gai.mul
-// CHECK:         return %[[M]], %[[V]]
+// CHECK:         %[[U:.*]]:2 = gai.fusion %arg0, %arg1, %arg2, %arg3
+// CHECK:           gai.yield
+// CHECK-NOT:     gai.fusion
+// CHECK:         return %[[U]]#1, %[[U]]#0
 func.func @scaled_argument_read_twice(%g: tensor<64xf32>, %scale: tensor<f32>, %m: tensor<64xf32>, %v: tensor<64xf32>) -> (tensor<64xf32>, tensor<64xf32>) {
   %s = gai.mul %g, %scale : (tensor<64xf32>, tensor<f32>) -> tensor<64xf32>
   %m2 = gai.add %m, %s : (tensor<64xf32>, tensor<64xf32>) -> tensor<64xf32>
@@ -260,18 +261,14 @@ func.func @scaled_argument_read_twice(%g: tensor<64xf32>, %scale: tensor<f32>, %
 }
 
 // A value computed in the function and read by two kernels: each computes
-// it from the tensor it reads (64 f32 either way), so it is never written.
+// it from the tensor it reads (64 f32 either way), so it is never written;
+// then the two kernels, which read the same tensor, become one.
 // CHECK-LABEL: func.func @scaled_value_read_twice
 // CHECK-NOT:     gai.exp %arg0
-// CHECK:         %[[A:.*]] = gai.fusion %arg0, %arg1
-// CHECK:           gai.exp
-// CHECK:           gai.mul
-// CHECK:           gai.tanh
-// CHECK:         %[[B:.*]] = gai.fusion %arg0, %arg1
-// CHECK:           gai.exp
-// CHECK:           gai.mul
-// CHECK:           gai.sigmoid
-// CHECK:         return %[[A]], %[[B]]
+// CHECK:         %[[F:.*]]:2 = gai.fusion %arg0, %arg1
+// CHECK-DAG:       gai.tanh
+// CHECK-DAG:       gai.sigmoid
+// CHECK:         return %[[F]]#1, %[[F]]#0
 func.func @scaled_value_read_twice(%g: tensor<64xf32>, %scale: tensor<f32>) -> (tensor<64xf32>, tensor<64xf32>) {
   %e = gai.exp %g : tensor<64xf32>
   %s = gai.mul %e, %scale : (tensor<64xf32>, tensor<f32>) -> tensor<64xf32>
@@ -283,24 +280,29 @@ func.func @scaled_value_read_twice(%g: tensor<64xf32>, %scale: tensor<f32>) -> (
 // SwiGLU in training: silu(g) is read by the forward product and by the
 // backward's; g itself is read later by SiLU's gradient, so both products
 // compute silu(g) from g and silu(g) is never written out; the gradient's
-// kernel computes the sigmoid it reads twice.
+// kernel computes the sigmoid it reads twice. The forward product (read by
+// a GEMM before the backward) keeps its kernel; the two gradients read g
+// and dh, so they become one kernel at the first one's place (its GEMM
+// reads du before dg was computed), which frees u there instead of later.
 // CHECK-LABEL: func.func @silu_read_forward_and_backward
 // CHECK:         %[[H:.*]] = gai.fusion %arg0, %arg1
 // CHECK-NEXT:    ^bb0
 // CHECK-NEXT:      gai.silu
 // CHECK-NEXT:      gai.mul
-// CHECK:         %[[DU:.*]] = gai.fusion %arg0, %arg2
-// CHECK-NEXT:    ^bb0
-// CHECK-NEXT:      gai.silu
-// CHECK-NEXT:      gai.mul
-// CHECK:         %[[DG:.*]] = gai.fusion %arg2, %arg1, %arg0
+// CHECK:         %[[Y:.*]] = gai.matmul %[[H]]
+// CHECK:         %[[DH:.*]] = gai.matmul %[[Y]]
+// CHECK:         %[[B:.*]]:2 = gai.fusion %arg0, %[[DH]], %arg1
 // CHECK:           gai.sigmoid
+// CHECK:         %[[DX:.*]] = gai.matmul %[[B]]#0
 // CHECK-NOT:     gai.fusion
-// CHECK:         return %[[H]], %[[DU]], %[[DG]]
-func.func @silu_read_forward_and_backward(%g: tensor<8x64xbf16>, %u: tensor<8x64xbf16>, %dh: tensor<8x64xbf16>) -> (tensor<8x64xbf16>, tensor<8x64xbf16>, tensor<8x64xbf16>) {
+// CHECK:         return %[[Y]], %[[DX]], %[[B]]#1
+func.func @silu_read_forward_and_backward(%g: tensor<8x64xbf16>, %u: tensor<8x64xbf16>, %w: tensor<64x64xbf16>) -> (tensor<8x64xbf16>, tensor<8x64xbf16>, tensor<8x64xbf16>) {
   %s = gai.silu %g : tensor<8x64xbf16>
   %h = gai.mul %s, %u : (tensor<8x64xbf16>, tensor<8x64xbf16>) -> tensor<8x64xbf16>
+  %y = gai.matmul %h, %w : (tensor<8x64xbf16>, tensor<64x64xbf16>) -> tensor<8x64xbf16>
+  %dh = gai.matmul %y, %w : (tensor<8x64xbf16>, tensor<64x64xbf16>) -> tensor<8x64xbf16>
   %du = gai.mul %dh, %s : (tensor<8x64xbf16>, tensor<8x64xbf16>) -> tensor<8x64xbf16>
+  %dx = gai.matmul %du, %w : (tensor<8x64xbf16>, tensor<64x64xbf16>) -> tensor<8x64xbf16>
   %one = gai.constant dense<1.0> : tensor<bf16>
   %ds = gai.mul %dh, %u : (tensor<8x64xbf16>, tensor<8x64xbf16>) -> tensor<8x64xbf16>
   %sig = gai.sigmoid %g : tensor<8x64xbf16>
@@ -309,7 +311,44 @@ func.func @silu_read_forward_and_backward(%g: tensor<8x64xbf16>, %u: tensor<8x64
   %p = gai.add %gc, %one : (tensor<8x64xbf16>, tensor<bf16>) -> tensor<8x64xbf16>
   %q = gai.mul %sig, %p : (tensor<8x64xbf16>, tensor<8x64xbf16>) -> tensor<8x64xbf16>
   %dg = gai.mul %ds, %q : (tensor<8x64xbf16>, tensor<8x64xbf16>) -> tensor<8x64xbf16>
-  return %h, %du, %dg : tensor<8x64xbf16>, tensor<8x64xbf16>, tensor<8x64xbf16>
+  return %y, %dx, %dg : tensor<8x64xbf16>, tensor<8x64xbf16>, tensor<8x64xbf16>
+}
+
+// RMSNorm's backward over an f32 residual stream: the row statistics, the
+// input gradient added to the incoming one, and the weight gradient's
+// per-element terms read x and dy in one row kernel with two results; the
+// terms' column sum stays a reduction of its own.
+// CHECK-LABEL: func.func @rms_norm_backward
+// CHECK:         %[[N:.*]]:2 = gai.fusion %arg1, %arg0, %arg2, %arg3
+// CHECK-COUNT-2:   gai.reduce sum %{{.*}} axes = [1] keep_dims
+// CHECK:           gai.yield
+// CHECK:         %[[W:.*]] = gai.reduce sum %[[N]]#0 axes = [0]
+// CHECK-NOT:     gai.fusion
+// CHECK:         return %[[N]]#1, %[[W]]
+func.func @rms_norm_backward(%dy: tensor<8x64xbf16>, %x: tensor<8x64xf32>, %w: tensor<64xf32>, %res: tensor<8x64xf32>) -> (tensor<8x64xf32>, tensor<64xf32>) {
+  %inv = gai.constant dense<0.015625> : tensor<f32>
+  %eps = gai.constant dense<1.0e-5> : tensor<f32>
+  %sq = gai.mul %x, %x : (tensor<8x64xf32>, tensor<8x64xf32>) -> tensor<8x64xf32>
+  %ss = gai.reduce sum %sq axes = [1] keep_dims : (tensor<8x64xf32>) -> tensor<8x1xf32>
+  %ms = gai.mul %ss, %inv : (tensor<8x1xf32>, tensor<f32>) -> tensor<8x1xf32>
+  %me = gai.add %ms, %eps : (tensor<8x1xf32>, tensor<f32>) -> tensor<8x1xf32>
+  %r = gai.rsqrt %me : tensor<8x1xf32>
+  %d = gai.convert %dy : tensor<8x64xbf16> to tensor<8x64xf32>
+  %dw = gai.mul %d, %w : (tensor<8x64xf32>, tensor<64xf32>) -> tensor<8x64xf32>
+  %dwx = gai.mul %dw, %x : (tensor<8x64xf32>, tensor<8x64xf32>) -> tensor<8x64xf32>
+  %dot = gai.reduce sum %dwx axes = [1] keep_dims : (tensor<8x64xf32>) -> tensor<8x1xf32>
+  %dotm = gai.mul %dot, %inv : (tensor<8x1xf32>, tensor<f32>) -> tensor<8x1xf32>
+  %r2 = gai.mul %r, %r : (tensor<8x1xf32>, tensor<8x1xf32>) -> tensor<8x1xf32>
+  %r3 = gai.mul %r, %r2 : (tensor<8x1xf32>, tensor<8x1xf32>) -> tensor<8x1xf32>
+  %xr = gai.mul %x, %r3 : (tensor<8x64xf32>, tensor<8x1xf32>) -> tensor<8x64xf32>
+  %xrd = gai.mul %xr, %dotm : (tensor<8x64xf32>, tensor<8x1xf32>) -> tensor<8x64xf32>
+  %dwr = gai.mul %dw, %r : (tensor<8x64xf32>, tensor<8x1xf32>) -> tensor<8x64xf32>
+  %dx = gai.sub %dwr, %xrd : (tensor<8x64xf32>, tensor<8x64xf32>) -> tensor<8x64xf32>
+  %out = gai.add %res, %dx : (tensor<8x64xf32>, tensor<8x64xf32>) -> tensor<8x64xf32>
+  %xn = gai.mul %x, %r : (tensor<8x64xf32>, tensor<8x1xf32>) -> tensor<8x64xf32>
+  %t = gai.mul %d, %xn : (tensor<8x64xf32>, tensor<8x64xf32>) -> tensor<8x64xf32>
+  %wg = gai.reduce sum %t axes = [0] : (tensor<8x64xf32>) -> tensor<64xf32>
+  return %out, %wg : tensor<8x64xf32>, tensor<64xf32>
 }
 
 // A value read twice by one expression (and by nothing else) is computed
@@ -330,15 +369,14 @@ func.func @value_read_twice_in_one_kernel(%a: tensor<8x64xf32>, %b: tensor<8x64x
 }
 
 // A bf16 gradient widened to f32 for two kernels: each reads the bf16
-// values (half the bytes) and widens them itself.
+// values (half the bytes) and widens them itself; then the two, which read
+// the same gradient, become one kernel.
 // CHECK-LABEL: func.func @widened_value_read_twice
 // CHECK-NOT:     gai.fusion %[[W:.*]] :
-// CHECK:         gai.fusion %arg0, %arg1
+// CHECK:         %[[F:.*]]:2 = gai.fusion %arg0, %arg1, %arg2
 // CHECK-NEXT:    ^bb0
 // CHECK-NEXT:      gai.convert
-// CHECK:         gai.fusion %arg0, %arg2
-// CHECK-NEXT:    ^bb0
-// CHECK-NEXT:      gai.convert
+// CHECK-NOT:     gai.fusion
 func.func @widened_value_read_twice(%d: tensor<8x64xbf16>, %w: tensor<64xf32>, %x: tensor<8x64xf32>) -> (tensor<8x64xf32>, tensor<8x64xf32>) {
   %f = gai.convert %d : tensor<8x64xbf16> to tensor<8x64xf32>
   %a = gai.mul %f, %w : (tensor<8x64xf32>, tensor<64xf32>) -> tensor<8x64xf32>
@@ -348,11 +386,12 @@ func.func @widened_value_read_twice(%d: tensor<8x64xbf16>, %w: tensor<64xf32>, %
 
 // Near misses: narrowing f32 to bf16 for two kernels would keep the f32
 // tensor (twice the bytes) alive until the last of them, since nothing else
-// reads it, so the narrowed value is written out (as a second result of the
-// first reader's kernel); and a value a GEMM reads is written out for it.
+// reads it, so it is not copied into each (the two readers then become one
+// kernel that narrows once); and a value a GEMM reads is written out for it.
 // CHECK-LABEL: func.func @narrowed_value_read_twice
-// CHECK:         %[[N:.*]]:2 = gai.fusion %arg0, %arg1 : (tensor<8x64xf32>, tensor<8x64xbf16>) -> (tensor<8x64xbf16>, tensor<8x64xbf16>)
-// CHECK:         gai.fusion %[[N]]#1, %arg2
+// CHECK:         %[[N:.*]]:2 = gai.fusion %arg0, %arg1, %arg2 : (tensor<8x64xf32>, tensor<8x64xbf16>, tensor<8x64xbf16>) -> (tensor<8x64xbf16>, tensor<8x64xbf16>)
+// CHECK-COUNT-1:   gai.convert
+// CHECK-NOT:     gai.fusion
 // CHECK-LABEL: func.func @value_read_by_gemm
 // CHECK:         %[[E:.*]] = gai.fusion %arg0
 // CHECK:         gai.matmul %[[E]]
@@ -395,13 +434,14 @@ func.func @adamw_one_kernel(%g: tensor<64x32xf32>, %m: tensor<64x32xf32>, %v: te
   return %p2, %m2, %v2 : tensor<64x32xf32>, tensor<64x32xf32>, tensor<64x32xf32>
 }
 
-// A shared result joins the kernel of its first reader (%early), not that
-// of a later one (%r), which would run after %early needs it.
+// A shared result joins the kernel of its first reader (%early); the later
+// reader (%r), which reads %a too, then joins that kernel as well: nothing
+// reads the results before the function returns them.
 // CHECK-LABEL: func.func @shared_result_read_early
-// CHECK:         %[[E:.*]]:2 = gai.fusion %arg0, %arg1
+// CHECK:         %[[E:.*]]:3 = gai.fusion %arg0, %arg1
 // CHECK:           gai.tanh
-// CHECK:         %[[X:.*]] = gai.fusion %[[E]]#1, %arg0
-// CHECK:         return %[[X]], %[[E]]#1, %[[E]]#0
+// CHECK-NOT:     gai.fusion
+// CHECK:         return %[[E]]#0, %[[E]]#1, %[[E]]#2
 
 // Near misses: the shared result has another shape than the reader's
 // result, or its reader's kernel reduces rows: it keeps a kernel of its own.
