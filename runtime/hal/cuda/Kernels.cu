@@ -232,38 +232,59 @@ __global__ void oneHotKernel(const int32_t *indices, int64_t count, int64_t dept
   out[i] = fromFloat<T>(index - firstClass == i % depth ? 1.0f : 0.0f);
 }
 
+/// Reductions over the middle of [outer, n, inner]: a block takes 256 / slices
+/// neighbouring columns (coalesced rows) and `slices` threads a column, each
+/// summing every slices-th row with eight loads in flight; shared memory
+/// then combines the slices in a fixed order. Splitting the rows keeps the
+/// GPU busy where there are few columns (a norm weight's gradient: 2048
+/// columns over 2048 rows), which one thread a column left to 8 warps.
 template <typename T>
-__global__ void reduceKernel(const T *in, T *out, int kind, int64_t outer,
-                             int64_t n, int64_t inner) {
-  int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  if (i >= outer * inner)
-    return;
-  int64_t o = i / inner, c = i % inner;
-  if (kind <= 1) {
-    // Sums (and means): eight loads in flight a thread, in eight partial
-    // sums. A serial loop waits out each load's latency in turn, which
-    // held the first stage of a bias gradient ([16, 786432] f32) to 1.9
-    // of the H100's 3 TB/s.
-    const T *column = in + o * n * inner + c;
-    float part[8] = {};
-    int64_t j = 0;
-    for (; j + 8 <= n; j += 8)
+__global__ void __launch_bounds__(kThreads)
+    reduceKernel(const T *in, T *out, int kind, int64_t outer, int64_t n, int64_t inner,
+                 int slices) {
+  __shared__ float partials[kThreads];
+  const int columns = kThreads / slices;
+  const int column = threadIdx.x % columns, slice = threadIdx.x / columns;
+  const int64_t tiles = (inner + columns - 1) / columns;
+  const int64_t o = blockIdx.x / tiles, c = blockIdx.x % tiles * columns + column;
+  const bool inside = o < outer && c < inner;
+  const float identity = kind == 2 ? -INFINITY : kind == 3 ? INFINITY : 0.0f;
+  float acc = identity;
+  if (inside) {
+    const T *at = in + o * n * inner + c;
+    const int64_t step = static_cast<int64_t>(slices) * inner;
+    int64_t j = slice;
+    if (kind <= 1) {
+      // A serial loop waits out each load's latency in turn; eight partial
+      // sums keep eight loads in flight, the tail's too (static indices
+      // keep them in registers).
+      float part[8] = {};
+      for (; j + 7 * slices < n; j += 8 * slices)
+#pragma unroll
+        for (int u = 0; u < 8; ++u)
+          part[u] += toFloat(at[(j + u * slices) * inner]);
 #pragma unroll
       for (int u = 0; u < 8; ++u)
-        part[u] += toFloat(column[(j + u) * inner]);
-    for (; j < n; ++j)
-      part[j % 8] += toFloat(column[j * inner]);
-    float sum = ((part[0] + part[1]) + (part[2] + part[3])) +
-                ((part[4] + part[5]) + (part[6] + part[7]));
-    out[i] = fromFloat<T>(kind == 1 ? sum / static_cast<float>(n) : sum);
+        if (j + u * slices < n)
+          part[u] += toFloat(at[(j + u * slices) * inner]);
+      acc = ((part[0] + part[1]) + (part[2] + part[3])) +
+            ((part[4] + part[5]) + (part[6] + part[7]));
+    } else {
+      for (const T *row = at + j * inner; j < n; j += slices, row += step) {
+        const float x = toFloat(*row);
+        acc = kind == 2 ? fmaxf(acc, x) : fminf(acc, x);
+      }
+    }
+  }
+  partials[threadIdx.x] = acc;
+  __syncthreads();
+  if (slice != 0 || !inside)
     return;
+  for (int s = 1; s < slices; ++s) {
+    const float x = partials[s * columns + column];
+    acc = kind <= 1 ? acc + x : kind == 2 ? fmaxf(acc, x) : fminf(acc, x);
   }
-  float acc = kind == 2 ? -INFINITY : INFINITY;
-  for (int64_t j = 0; j < n; ++j) {
-    float x = toFloat(in[(o * n + j) * inner + c]);
-    acc = kind == 2 ? fmaxf(acc, x) : fminf(acc, x);
-  }
-  out[i] = fromFloat<T>(acc);
+  out[o * inner + c] = fromFloat<T>(kind == 1 ? acc / static_cast<float>(n) : acc);
 }
 
 template <typename Word>
@@ -524,14 +545,22 @@ void reduce(Elem e, const void *in, void *out, int kind, int64_t outer, int64_t 
             int64_t inner, cudaStream_t stream) {
   if (outer * inner == 0)
     return;
+  // Threads a column: enough for two full SMs' worth of threads, at most
+  // 32 and never more than the rows.
+  const int64_t wanted = 2 * 2048 * static_cast<int64_t>(multiprocessorCount());
+  int slices = 1;
+  while (slices < 32 && 2 * slices <= n && outer * inner * slices < wanted)
+    slices *= 2;
+  const int64_t columns = kThreads / slices;
+  const auto blocks = static_cast<unsigned>(outer * ((inner + columns - 1) / columns));
   if (e == Elem::BF16)
-    reduceKernel<<<blocksFor(outer * inner), kThreads, 0, stream>>>(
-        static_cast<const __nv_bfloat16 *>(in), static_cast<__nv_bfloat16 *>(out),
-        kind, outer, n, inner);
+    reduceKernel<<<blocks, kThreads, 0, stream>>>(static_cast<const __nv_bfloat16 *>(in),
+                                                 static_cast<__nv_bfloat16 *>(out), kind, outer,
+                                                 n, inner, slices);
   else
-    reduceKernel<<<blocksFor(outer * inner), kThreads, 0, stream>>>(
-        static_cast<const float *>(in), static_cast<float *>(out), kind, outer, n,
-        inner);
+    reduceKernel<<<blocks, kThreads, 0, stream>>>(static_cast<const float *>(in),
+                                                 static_cast<float *>(out), kind, outer, n,
+                                                 inner, slices);
 }
 
 void fill(void *out, int64_t bytes, uint32_t bits, int elementBytes,
