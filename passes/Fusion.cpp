@@ -387,10 +387,6 @@ MergePlace mergePlace(ArrayRef<Operation *> early, ArrayRef<Operation *> late) {
   both.insert(late.begin(), late.end());
   ArrayRef<int64_t> rootShape =
       cast<RankedTensorType>(lateRoot->getResult(0).getType()).getShape();
-  auto bytes = [](Value v) {
-    auto type = cast<RankedTensorType>(v.getType());
-    return type.getNumElements() * std::max<int64_t>(1, type.getElementTypeBitWidth() / 8);
-  };
   auto after = [&](Operation *user, Operation *point) {
     return user->getBlock() == point->getBlock() && point->isBeforeInBlock(user);
   };
@@ -419,7 +415,7 @@ MergePlace mergePlace(ArrayRef<Operation *> early, ArrayRef<Operation *> late) {
         read = true;
       }
       if (read)
-        (llvm::is_contained(early, op) ? earlyResults : lateResults) += bytes(result);
+        (llvm::is_contained(early, op) ? earlyResults : lateResults) += bytesOf(result);
     }
   }
   // The tensors a group reads from outside the pair.
@@ -450,7 +446,7 @@ MergePlace mergePlace(ArrayRef<Operation *> early, ArrayRef<Operation *> late) {
     int64_t longer = 0;
     for (Value input : earlyInputs)
       if (!isa<BlockArgument>(input) && !readBy(input, late) && !readOutsideAfter(input, lateRoot))
-        longer += bytes(input);
+        longer += bytesOf(input);
     if (longer <= earlyResults)
       return MergePlace::AtLate;
   }
@@ -466,7 +462,7 @@ MergePlace mergePlace(ArrayRef<Operation *> early, ArrayRef<Operation *> late) {
     if (def && !def->isBeforeInBlock(earlyRoot))
       return MergePlace::None;
     if (!isa<BlockArgument>(input) && !readOutsideAfter(input, earlyRoot))
-      shorter += bytes(input);
+      shorter += bytesOf(input);
   }
   return lateResults <= shorter ? MergePlace::AtEarly : MergePlace::None;
 }
