@@ -395,17 +395,15 @@ MergePlace mergePlace(ArrayRef<Operation *> early, ArrayRef<Operation *> late) {
   int64_t earlyResults = 0, lateResults = 0;
   bool readBeforeLateRoot = false;
   for (Operation *op : both) {
-    // Kernels read RoPE positions per row, never computed in them.
-    if (auto rope = dyn_cast<RopeOp>(op))
-      if (Operation *positions = rope.getPositions().getDefiningOp();
-          positions && both.contains(positions))
-        return MergePlace::None;
     for (Value result : op->getResults()) {
       bool read = false;
-      for (Operation *user : result.getUsers()) {
+      for (OpOperand &use : result.getUses()) {
+        Operation *user = use.getOwner();
         if (both.contains(user)) {
-          // A reduction over a reduction's rows would run serially.
-          if (isa<ReduceOp>(op) && isa<ReduceOp>(user))
+          // A value the kernel cannot compute for its reader (RoPE's
+          // positions, an absorbed transpose's input), or a reduction over
+          // a reduction's rows, which would run serially.
+          if (!readsInKernel(use) || (isa<ReduceOp>(op) && isa<ReduceOp>(user)))
             return MergePlace::None;
           continue;
         }

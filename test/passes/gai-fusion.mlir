@@ -390,7 +390,9 @@ func.func @widened_value_read_twice(%d: tensor<8x64xbf16>, %w: tensor<64xf32>, %
 // kernel that narrows once); and a value a GEMM reads is written out for it.
 // CHECK-LABEL: func.func @narrowed_value_read_twice
 // CHECK:         %[[N:.*]]:2 = gai.fusion %arg0, %arg1, %arg2 : (tensor<8x64xf32>, tensor<8x64xbf16>, tensor<8x64xbf16>) -> (tensor<8x64xbf16>, tensor<8x64xbf16>)
-// CHECK-COUNT-1:   gai.convert
+// CHECK:           gai.convert
+// CHECK-NOT:       gai.convert
+// CHECK:           gai.yield
 // CHECK-NOT:     gai.fusion
 // CHECK-LABEL: func.func @value_read_by_gemm
 // CHECK:         %[[E:.*]] = gai.fusion %arg0
