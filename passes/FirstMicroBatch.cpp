@@ -3,6 +3,7 @@
 // of f32 gradients and reading them back in every weight GEMM's epilogue
 // cost llama-1b about 4 ms a step on an H100, for sums that start at zero.
 #include "dialects/Gai/GaiOps.h"
+#include "dialects/Gai/StateNames.h"
 #include "passes/Passes.h"
 
 #include "mlir/IR/IRMapping.h"
@@ -18,7 +19,7 @@ using namespace mlir::gai;
 
 namespace {
 
-bool isGradName(StringAttr name) { return name && name.getValue().starts_with("grad."); }
+bool isGradName(StringAttr name) { return name && name.getValue().starts_with(kGradPrefix); }
 
 /// A product widened to f32 (a bf16 weight's gradient) becomes one GEMM
 /// with an f32 result, as the GEMM adding it to the gradient was: the

@@ -1,6 +1,7 @@
 // Data parallelism and ZeRO-1 of the training entries: the collectives a
 // rank of a dp grid needs, as MLIR's shard dialect spells them.
 #include "dialects/Gai/GaiOps.h"
+#include "dialects/Gai/StateNames.h"
 #include "passes/Passes.h"
 #include "passes/PruneAttr.h"
 
@@ -191,7 +192,7 @@ void Sharder::rebuildSquares(func::FuncOp step, unsigned squaresIndex) {
   Value whole, sliced;
   for (unsigned i = 0; i < ret->getNumOperands(); ++i) {
     StringRef name = resultName(step, i);
-    if (!name.starts_with("grad."))
+    if (!name.starts_with(kGradPrefix))
       continue;
     Value sq = buildSumOfSquares(b, ret->getOperand(i));
     // A replicated slice's squares arrive from each of its replicas.
@@ -225,7 +226,7 @@ LogicalResult Sharder::shardTrainStep(func::FuncOp step) {
       lossIndex = i;
     else if (name == "grad_sq")
       squaresIndex = i;
-    if (!name.starts_with("grad."))
+    if (!name.starts_with(kGradPrefix))
       continue;
     Value result = ret->getOperand(i);
     params.push_back({name.drop_front(5).str(), typeOf(result)});
@@ -323,7 +324,7 @@ LogicalResult Sharder::reduceScatterGradients(func::FuncOp step,
   Operation *ret = body.getTerminator();
   // The state's new shape: this rank's share of each flattened gradient.
   for (unsigned i = 0; i < ret->getNumOperands(); ++i) {
-    if (!resultName(step, i).starts_with("grad."))
+    if (!resultName(step, i).starts_with(kGradPrefix))
       continue;
     Value result = ret->getOperand(i);
     auto arg = isa<BlockArgument>(result) ? cast<BlockArgument>(result)
@@ -403,7 +404,8 @@ void Sharder::buildShardedOptimizer(func::FuncOp old) {
   func::ReturnOp::create(b, results);
   SmallVector<Type> resultTypes(ValueRange(results).getTypes());
   step.setType(b.getFunctionType(inputs, resultTypes));
-  const char *prefixes[] = {"param.", "adam.m.", "adam.v.", "grad."};
+  const StringRef prefixes[] = {kParamPrefix, kFirstMomentPrefix, kSecondMomentPrefix,
+                               kGradPrefix};
   for (unsigned i = 0; i < results.size(); ++i) {
     unsigned kind = i / params.size();
     auto &[name, whole] = params[i % params.size()];

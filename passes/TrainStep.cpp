@@ -1,6 +1,7 @@
 // The training entries: gradients of a loss over parameters, AdamW, and
 // zeroing of the gradients, with everything that persists as named state.
 #include "dialects/Gai/GaiOps.h"
+#include "dialects/Gai/StateNames.h"
 #include "passes/Passes.h"
 
 #include "mlir/IR/IRMapping.h"
@@ -85,7 +86,7 @@ LogicalResult TrainStepBuilder::buildTrainStep() {
     if (auto name = loss.getArgAttrOfType<StringAttr>(i, "gai.name"))
       nameArgument(step, i, name.getValue());
   for (auto [i, entry] : llvm::enumerate(params))
-    nameArgument(step, firstGrad + i, "grad." + entry.first);
+    nameArgument(step, firstGrad + i, kGradPrefix + entry.first);
 
   Block *body = &step.getBody().front();
   IRMapping mapping;
@@ -120,7 +121,7 @@ LogicalResult TrainStepBuilder::buildTrainStep() {
       accumulated = AddOp::create(b, accumulated, g);
     Value sq = buildSumOfSquares(b, accumulated);
     squares = squares ? AddOp::create(b, squares, sq).getResult() : sq;
-    results.push_back({"grad." + entry.first.str(), accumulated});
+    results.push_back({(kGradPrefix + entry.first).str(), accumulated});
   }
   results[1].second = squares;
   finish(step, results);
@@ -158,7 +159,7 @@ void TrainStepBuilder::buildOptimizerStep() {
   func::FuncOp step = addFunction("optimizer_step", inputs);
   for (unsigned i = 0; i < kCount; ++i)
     nameArgument(step, i, AdamwScalars::kNames[i]);
-  const char *prefixes[] = {"grad.", "adam.m.", "adam.v."};
+  const StringRef prefixes[] = {kGradPrefix, kFirstMomentPrefix, kSecondMomentPrefix};
   for (int kind = 0; kind < 3; ++kind)
     for (auto [i, entry] : llvm::enumerate(params))
       nameArgument(step, kCount + kind * params.size() + i, prefixes[kind] + entry.first);
@@ -174,10 +175,10 @@ void TrainStepBuilder::buildOptimizerStep() {
     Value v = body->getArgument(kCount + 2 * params.size() + i);
     Value p = ParamOp::create(b, type, name);
     AdamwUpdate next = buildAdamwUpdate(b, scalars, p, g, m, v, type.getRank() >= 2);
-    updated.push_back({"param." + name, next.param});
-    moments1.push_back({"adam.m." + name, next.m});
-    moments2.push_back({"adam.v." + name, next.v});
-    cleared.push_back({"grad." + name, zeros(type)});
+    updated.push_back({(kParamPrefix + name).str(), next.param});
+    moments1.push_back({(kFirstMomentPrefix + name).str(), next.m});
+    moments2.push_back({(kSecondMomentPrefix + name).str(), next.v});
+    cleared.push_back({(kGradPrefix + name).str(), zeros(type)});
   }
   SmallVector<std::pair<std::string, Value>> results;
   for (auto *list : {&updated, &moments1, &moments2, &cleared})
@@ -189,7 +190,7 @@ void TrainStepBuilder::buildZeroGrads() {
   func::FuncOp zero = addFunction("zero_grads", {});
   SmallVector<std::pair<std::string, Value>> results;
   for (auto &[name, type] : params)
-    results.push_back({"grad." + name.str(), zeros(type)});
+    results.push_back({(kGradPrefix + name).str(), zeros(type)});
   finish(zero, results);
 }
 

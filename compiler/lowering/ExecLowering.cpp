@@ -12,6 +12,7 @@
 #include "compiler/lowering/NormFold.h"
 #include "dialects/Exec/ExecOps.h"
 #include "dialects/Gai/GaiOps.h"
+#include "dialects/Gai/StateNames.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Shard/IR/ShardOps.h"
@@ -480,7 +481,8 @@ LogicalResult Lowering::lowerOp(Operation *op) {
       return success();
     }
     // A trainable parameter: state, initialised from the weight of its name.
-    FailureOr<RefAttr> r = stateRef(("param." + param.getName()).str(), param.getType(), loc);
+    FailureOr<RefAttr> r =
+        stateRef((mlir::gai::kParamPrefix + param.getName()).str(), param.getType(), loc);
     if (failed(r))
       return failure();
     refOf[param.getResult()] = *r;
@@ -814,7 +816,9 @@ LogicalResult Lowering::lowerFunction(func::FuncOp func) {
     exec::InputOp::create(b, loc, b.getStringAttr(name), TypeAttr::get(arg.getType()), r);
   }
   if (options.paramsInState)
-    func.walk([&](ParamOp p) { stateAtEntry[("param." + p.getName()).str()].push_back(p); });
+    func.walk([&](ParamOp p) {
+      stateAtEntry[(mlir::gai::kParamPrefix + p.getName()).str()].push_back(p);
+    });
 
   // Results that are not state are written straight into the output space
   // by the op that makes them, unless that value needs a copy.

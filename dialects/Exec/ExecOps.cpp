@@ -1,5 +1,6 @@
 // The exec dialect: registration and the ref attribute's syntax.
 #include "dialects/Exec/ExecOps.h"
+#include "dialects/Gai/StateNames.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
@@ -27,9 +28,11 @@ StringRef mlir::exec::spaceName(Space space) {
 
 std::optional<StateName> mlir::exec::parseStateName(StringRef name) {
   static const std::pair<StringRef, StateRole> kPrefixes[] = {
-      {"param.", StateRole::Parameter},     {"grad.", StateRole::Gradient},
-      {"adam.m.", StateRole::FirstMoment},  {"adam.v.", StateRole::SecondMoment},
-      {"cache.", StateRole::KVCache}};
+      {gai::kParamPrefix, StateRole::Parameter},
+      {gai::kGradPrefix, StateRole::Gradient},
+      {gai::kFirstMomentPrefix, StateRole::FirstMoment},
+      {gai::kSecondMomentPrefix, StateRole::SecondMoment},
+      {gai::kCachePrefix, StateRole::KVCache}};
   for (auto [prefix, role] : kPrefixes)
     if (name.starts_with(prefix))
       return StateName{role, role == StateRole::KVCache ? StringRef() : name.drop_front(prefix.size())};
