@@ -2,8 +2,10 @@
 // log-sum-exps, and the backward) at the shapes of peers.py's training
 // configurations, causal, bf16. One JSON line per shape; TFLOP/s counts
 // the forward's two products and the backward's five (FlashAttention-2's
-// count) over the visible half of the scores. The backward is timed in
-// both forms: the default (atomic sums) and the deterministic one.
+// count) over the visible half of the scores. The forward is timed as it
+// runs (on wgmma where it can) and on mma.sync; the backward in its forms:
+// the default (atomic sums; on wgmma where it runs), the same on mma.sync,
+// and the deterministic one.
 #include "../gpu/Bf16Inputs.h"
 #include "BenchTiming.h"
 #include "hal/cuda/AttentionGrad.h"
@@ -107,6 +109,10 @@ int main(int argc, char **argv) {
 
       const double forward = bench::timeMs(
           [&] { cuda::flashAttention(f, error, 0, stream); }, stream, 20, 3);
+      f.mmaSyncOnly = true;
+      const double mmaSyncForward = bench::timeMs(
+          [&] { cuda::flashAttention(f, error, 0, stream); }, stream, 20, 3);
+      f.mmaSyncOnly = false;
       const double backward = bench::timeMs(
           [&] { cuda::attentionGrad(cuda::Elem::BF16, g, workspace, stream); },
           stream, 20, 3);
@@ -115,6 +121,12 @@ int main(int argc, char **argv) {
           [&] { cuda::attentionGrad(cuda::Elem::BF16, g, workspace, stream); },
           stream, 20, 3);
       g.deterministic = false;
+      const bool onWgmma = cuda::attentionGradOnWgmma(cuda::Elem::BF16, g);
+      g.mmaSyncOnly = true;
+      const double mmaSync = bench::timeMs(
+          [&] { cuda::attentionGrad(cuda::Elem::BF16, g, workspace, stream); },
+          stream, 20, 3);
+      g.mmaSyncOnly = false;
       cudaError_t status = cudaStreamSynchronize(stream);
       // Causal: about half of the T² scores, each a D-long product twice.
       const double products =
@@ -130,6 +142,9 @@ int main(int argc, char **argv) {
                              {"backward_ms", backward},
                              {"forward_tflops", 2 * products / forward / 1e9},
                              {"backward_tflops", 5 * products / backward / 1e9},
+                             {"on_wgmma", onWgmma},
+                             {"mma_sync_forward_ms", mmaSyncForward},
+                             {"mma_sync_backward_ms", mmaSync},
                              {"deterministic_backward_ms", fixedOrder},
                              {"status", cudaGetErrorString(status)}};
       std::printf("%s\n", line.dump().c_str());

@@ -157,9 +157,30 @@ TEST_P(CudaAttentionGrad, MatchesTheCpuKernel) {
   g.softcap = c.softcap;
   g.causal = c.causal;
   EXPECT_EQ(cuda::useFlashAttentionGrad(elem, g), c.bf16 && (c.dim == 64 || c.dim == 128));
-  // Both forms of the tensor-core path: the atomic sums and the fixed order.
-  for (bool deterministic : {false, true}) {
+  // On Hopper, in a wgmma build, the default form's products run on wgmma
+  // at head dim 64.
+  int major = 0, minor = 0;
+  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0);
+  cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, 0);
+#if GAI_CUDA_WGMMA
+  const bool wgmmaBuild = true;
+#else
+  const bool wgmmaBuild = false;
+#endif
+  EXPECT_EQ(cuda::attentionGradOnWgmma(elem, g),
+            c.bf16 && c.dim == 64 && wgmmaBuild && major == 9 && minor == 0);
+  // Every form of the tensor-core path: the atomic sums (on wgmma where it
+  // runs, and on mma.sync) and the fixed order.
+  struct Form {
+    bool deterministic, mmaSyncOnly;
+  };
+  std::vector<Form> forms = {{false, false}, {true, false}};
+  if (cuda::attentionGradOnWgmma(elem, g))
+    forms.push_back({false, true});
+  for (Form form : forms) {
+    const bool deterministic = form.deterministic;
     g.deterministic = deterministic;
+    g.mmaSyncOnly = form.mmaSyncOnly;
     cudaMalloc(&workspace, cuda::attentionGradWorkspaceFloats(elem, g) * 4);
     // Twice, into NaN-filled gradients: every element is written, and the
     // dQ sums start from zero each time; the fixed-order form repeats its
@@ -178,7 +199,8 @@ TEST_P(CudaAttentionGrad, MatchesTheCpuKernel) {
         for (size_t i = 0; i < got.size(); ++i)
           ASSERT_TRUE(std::isfinite(got[i])) << name << " element " << i << " not written";
         EXPECT_LE(relativeError(got, *want), bound)
-            << name << ", launch " << launch << (deterministic ? ", fixed order" : ", atomic");
+            << name << ", launch " << launch
+            << (deterministic ? ", fixed order" : form.mmaSyncOnly ? ", atomic, mma.sync" : ", atomic");
         if (deterministic && launch == 0)
           first.push_back(got);
         else if (deterministic)
@@ -210,6 +232,10 @@ INSTANTIATE_TEST_SUITE_P(
         // unmasked path; GQA with a causal offset and ragged queries.
         GradCase{1, 2, 1, 512, 512, 64, true, 192, 0.0f, true},
         GradCase{1, 4, 2, 100, 300, 128, true, 0, 0.0f, true},
+        // Head dim 64 (wgmma on Hopper): a softcap under multi-query heads,
+        // and a causal offset with ragged queries under GQA.
+        GradCase{1, 4, 1, 150, 150, 64, true, 0, 30.0f, true},
+        GradCase{1, 4, 2, 100, 300, 64, true, 0, 0.0f, true},
         // A longer sequence: many query tiles per key block.
         GradCase{1, 2, 1, 1024, 1024, 64, true, 0, 0.0f, true},
         // The row path: f32, and bf16 at a head dim the tensor cores do not take.

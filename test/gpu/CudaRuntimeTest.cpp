@@ -226,8 +226,10 @@ TEST_P(CudaAttention, MatchesTheCpuKernel) {
     cudaMalloc(&workspace, floats * 4);
     cudaMemset(workspace, 0, floats * 4); // the split counters start at zero
   }
-  // Twice: a split launch must leave its counters ready for the next.
-  for (int launch = 0; launch < 2; ++launch) {
+  // Twice: a split launch must leave its counters ready for the next. A
+  // third time on mma.sync alone, where the flash kernel runs on wgmma.
+  for (int launch = 0; launch < 3; ++launch) {
+    p.mmaSyncOnly = launch == 2;
     cudaMemset(dout, 0xff, qn * elem); // NaN: every element must be written
     cuda::attention(c.bf16 ? cuda::Elem::BF16 : cuda::Elem::F32, p, splits, workspace,
                     error, 0, nullptr);
@@ -798,6 +800,8 @@ INSTANTIATE_TEST_SUITE_P(
         AttentionCase{1, 2, 2, 96, 96, 64, false, 0, false, true},
         // Long causal prefill, GQA 8:1, a window spanning several key tiles.
         AttentionCase{1, 8, 1, 1024, 1024, 64, true, 0, false, true},
+        // Head dim 64 (wgmma on Hopper) with per-row starts and a window.
+        AttentionCase{2, 4, 2, 130, 300, 64, true, 60, true, true},
         AttentionCase{1, 2, 2, 700, 1000, 128, true, 300, true, true},
         // Decode: split keys over a long cache, f32 and bf16, GQA.
         AttentionCase{1, 8, 2, 1, 2048, 64, true, 0, true, true},

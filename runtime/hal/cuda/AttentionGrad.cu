@@ -19,6 +19,7 @@
 #include "hal/cuda/AttentionGrad.h"
 #include "hal/cuda/Math.cuh"
 #include "hal/cuda/Mma.cuh"
+#include "hal/cuda/Wgmma.cuh"
 
 #include <algorithm>
 #include <cstdint>
@@ -216,6 +217,8 @@ constexpr int kThreads = kWarps * 32;
 // measured 12% faster on an H100 than two and three (llama-1b's and
 // gpt2-124m's shapes) with a few bytes of spills; at head dim 128 the caps
 // spill hundreds of bytes and measured slower, so it asks for none (0).
+// The softcapped wgmma form asks for two: at 168 registers ptxas
+// serialises its wgmmas.
 template <int D> constexpr int kKeyBlocksPerSm = D == 64 ? 3 : 0;
 template <int D> constexpr int kQueryBlocksPerSm = D == 64 ? 4 : 0;
 
@@ -594,6 +597,14 @@ __device__ __forceinline__ void addPair(float *at, float a, float b) {
 #endif
 }
 
+// wgmma's tiles start at this alignment (its 128-byte swizzle's atom).
+constexpr int kWgmmaAlignment = 1024;
+#if GAI_CUDA_WGMMA
+constexpr bool kWgmmaBuild = true;
+#else
+constexpr bool kWgmmaBuild = false; // its kernels are not even instantiated
+#endif
+
 template <int D> constexpr size_t fusedSmemBytes() {
   // gradSmemBytes' tiles, and dSᵀ of one tile pair for the dQ product.
   return gradSmemBytes<D>() + sizeof(__nv_bfloat16) * kTile * kTile;
@@ -607,11 +618,27 @@ template <int D> constexpr size_t fusedSmemBytes() {
 /// the price of dQ's sums running in no fixed order. Under GQA dK and dV
 /// go the same way into `kvSums` [2][B, KVH, S, D]; finishSumsKernel turns
 /// the sums into bf16.
-template <int D, bool Softcap>
-__global__ void __launch_bounds__(kThreads, kKeyBlocksPerSm<D>)
+//
+/// Wgmma: the products on Hopper's warpgroup MMA (head dim 64, sm_90a; see
+/// Wgmma.cuh), the rest as with mma.sync. Its tiles start 1024-byte aligned,
+/// which the launch's extra kWgmmaAlignment bytes of shared memory allow.
+template <int D, bool Softcap, bool Wgmma>
+__global__ void __launch_bounds__(kThreads, Wgmma &&Softcap ? 2 : kKeyBlocksPerSm<D>)
     flashGradFusedKernel(AttentionGradParams p, const float *delta, float *dqSums,
                          float *kvSums) {
-  extern __shared__ __align__(128) unsigned char raw[];
+  static_assert(!Wgmma || D == 64, "wgmma tiles are 64 wide");
+#if !GAI_DEVICE_WGMMA
+  if constexpr (Wgmma) {
+    __trap(); // never launched: the host asks wgmmaRuns() first
+  } else
+#endif
+  {
+  extern __shared__ __align__(128) unsigned char shared[];
+  unsigned char *raw = shared;
+  if constexpr (Wgmma) {
+    const auto at = static_cast<uint32_t>(__cvta_generic_to_shared(shared));
+    raw += (kWgmmaAlignment - at % kWgmmaAlignment) % kWgmmaAlignment;
+  }
   auto *sk = reinterpret_cast<__nv_bfloat16 *>(raw);
   __nv_bfloat16 *sv = sk + kTile * D;
   __nv_bfloat16 *sq = sv + kTile * D;         // two buffers
@@ -684,12 +711,31 @@ __global__ void __launch_bounds__(kThreads, kKeyBlocksPerSm<D>)
     } else {
       waitCopies<0>();
     }
+#if GAI_DEVICE_WGMMA
+    if constexpr (Wgmma)
+      fenceSharedForWgmma(); // cp.async wrote the tiles wgmma reads
+#endif
     __syncthreads();
     const __nv_bfloat16 *tq = sq + buffer * kTile * D, *tdo = sdo + buffer * kTile * D;
     const float *tlse = slse + buffer * kTile, *tdelta = sdelta + buffer * kTile;
 
     float s[kTile / 8][4], dp[kTile / 8][4];
-    tileProducts<D>(s, dp, sk, sv, tq, tdo, warp * 16, lane);
+#if GAI_DEVICE_WGMMA
+    if constexpr (Wgmma) {
+      // Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ: all four tiles K-major, 16 of D a step.
+      wgmmaFence();
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+        wgmma64<0, 0>(s, tileDescriptor(sk + kk * 16), tileDescriptor(tq + kk * 16), kk > 0);
+        wgmma64<0, 0>(dp, tileDescriptor(sv + kk * 16), tileDescriptor(tdo + kk * 16), kk > 0);
+      }
+      wgmmaCommit();
+      wgmmaWait<0>();
+      holdOperands(s);
+      holdOperands(dp);
+    } else
+#endif
+      tileProducts<D>(s, dp, sk, sv, tq, tdo, warp * 16, lane);
     const bool edge = !wholeTileVisible(p, q0, key0, queries, keys, start);
 #pragma unroll
     for (int n = 0; n < kTile / 8; ++n)
@@ -712,6 +758,48 @@ __global__ void __launch_bounds__(kThreads, kKeyBlocksPerSm<D>)
         *reinterpret_cast<uint32_t *>(sds + swizzled<kTile>(warp * 16 + group + 8 * row, n * 8) +
                                       pairCol) = packBf16(dp[n][2 * row], dp[n][2 * row + 1]);
 
+    float dq[D / 8][4];
+#if GAI_DEVICE_WGMMA
+    if constexpr (Wgmma) {
+      // dV += Pᵀ·dO and dK += dSᵀ·Q (A from registers, B = dO and Q
+      // MN-major: k is their rows), then dQ = dS·K (A = dS read from dSᵀ,
+      // both MN-major); the fragments stay whole until the wait.
+      uint32_t pf[kTile / 16][4], df[kTile / 16][4];
+#pragma unroll
+      for (int j = 0; j < kTile / 16; ++j) {
+        packFragment(pf[j], s[2 * j], s[2 * j + 1]);
+        packFragment(df[j], dp[2 * j], dp[2 * j + 1]);
+      }
+      holdOperands(pf); // made before the fence, as the wgmmas need
+      holdOperands(df);
+      holdOperands(dv);
+      holdOperands(dk);
+      wgmmaFence();
+#pragma unroll
+      for (int j = 0; j < kTile / 16; ++j) {
+        wgmma64<1>(dv, pf[j], tileDescriptor(tdo + j * 16 * D));
+        wgmma64<1>(dk, df[j], tileDescriptor(tq + j * 16 * D));
+      }
+      wgmmaCommit();
+      fenceSharedForWgmma();
+      __syncthreads(); // every warp's dSᵀ is in
+#pragma unroll
+      for (int j = 0; j < kTile / 16; ++j)
+        wgmma64<1, 1>(dq, tileDescriptor(sds + j * 16 * kTile), tileDescriptor(sk + j * 16 * D),
+                      j > 0);
+      wgmmaCommit();
+      wgmmaWait<0>();
+      holdOperands(pf);
+      holdOperands(df);
+      holdOperands(dv);
+      holdOperands(dk);
+      holdOperands(dq);
+    } else
+#endif
+    {
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n)
+      dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.0f;
 #pragma unroll
     for (int j = 0; j < kTile / 16; ++j) {
       uint32_t pf[4], df[4];
@@ -732,10 +820,6 @@ __global__ void __launch_bounds__(kThreads, kKeyBlocksPerSm<D>)
 
     // dQ of the warp's 16 queries (q0 + warp·16..) over the block's keys:
     // A = dS read transposed from dSᵀ, B = K with k along its rows.
-    float dq[D / 8][4];
-#pragma unroll
-    for (int n = 0; n < D / 8; ++n)
-      dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.0f;
 #pragma unroll
     for (int j = 0; j < kTile / 16; ++j) {
       uint32_t af[4];
@@ -748,6 +832,7 @@ __global__ void __launch_bounds__(kThreads, kKeyBlocksPerSm<D>)
         mma(dq[2 * dd], af, bk[0], bk[1]);
         mma(dq[2 * dd + 1], af, bk[2], bk[3]);
       }
+    }
     }
 #pragma unroll
     for (int row = 0; row < 2; ++row) {
@@ -788,6 +873,7 @@ __global__ void __launch_bounds__(kThreads, kKeyBlocksPerSm<D>)
         addPair(vOut + n * 8 + pairCol, dv[n][2 * row], dv[n][2 * row + 1]);
       }
     }
+  }
   }
 }
 
@@ -833,6 +919,12 @@ template <typename Kernel> void allowSharedMemory(Kernel kernel, size_t bytes) {
                              static_cast<int>(bytes));
 }
 
+/// The fused backward's products on wgmma: head dim 64 on Hopper, unless
+/// the caller asks for mma.sync.
+bool useWgmma(const AttentionGradParams &p) {
+  return p.headDim == 64 && !p.mmaSyncOnly && wgmmaRuns();
+}
+
 /// Where the tensor-core path's f32 sums lie in the workspace, after D.
 struct GradSums {
   float *dq = nullptr, *kv = nullptr;      // the fused kernel's
@@ -845,7 +937,10 @@ void launchFlashGrad(const AttentionGradParams &p, const float *delta, const Gra
   static bool configured = [] {
     allowSharedMemory(flashGradKeysKernel<D, Softcap>, gradSmemBytes<D>());
     allowSharedMemory(flashGradQueriesKernel<D, Softcap>, gradSmemBytes<D>());
-    allowSharedMemory(flashGradFusedKernel<D, Softcap>, fusedSmemBytes<D>());
+    allowSharedMemory(flashGradFusedKernel<D, Softcap, false>, fusedSmemBytes<D>());
+    if constexpr (D == 64 && kWgmmaBuild)
+      allowSharedMemory(flashGradFusedKernel<D, Softcap, true>,
+                        fusedSmemBytes<D>() + kWgmmaAlignment);
     return true;
   }();
   (void)configured;
@@ -858,9 +953,14 @@ void launchFlashGrad(const AttentionGradParams &p, const float *delta, const Gra
     cudaMemsetAsync(sums.dq, 0, dqCount * sizeof(float), stream);
     if (grouped)
       cudaMemsetAsync(sums.kv, 0, 2 * kvCount * sizeof(float), stream);
-    flashGradFusedKernel<D, Softcap><<<dim3(heads, batch, keyTiles), kThreads,
-                                       fusedSmemBytes<D>(), stream>>>(p, delta, sums.dq,
-                                                                      sums.kv);
+    const dim3 grid(heads, batch, keyTiles);
+    if (D == 64 && kWgmmaBuild && useWgmma(p))
+      flashGradFusedKernel<D, Softcap, D == 64 && kWgmmaBuild><<<grid, kThreads,
+                                                  fusedSmemBytes<D>() + kWgmmaAlignment,
+                                                  stream>>>(p, delta, sums.dq, sums.kv);
+    else
+      flashGradFusedKernel<D, Softcap, false>
+          <<<grid, kThreads, fusedSmemBytes<D>(), stream>>>(p, delta, sums.dq, sums.kv);
     auto finish = [&](const float *from, void *to, const RowStrides &strides, int64_t n,
                       int64_t rows, int64_t count) {
       finishSumsKernel<<<static_cast<unsigned>(std::min<int64_t>((count / 4 + 255) / 256, 8192)),
@@ -909,6 +1009,10 @@ bool useFlashAttentionGrad(Elem e, const AttentionGradParams &p) {
          bf16RowsAligned(p.qGrad, p.qGradStrides) &&
          bf16RowsAligned(p.kGrad, p.kGradStrides) &&
          bf16RowsAligned(p.vGrad, p.vGradStrides);
+}
+
+bool attentionGradOnWgmma(Elem e, const AttentionGradParams &p) {
+  return useFlashAttentionGrad(e, p) && !p.deterministic && useWgmma(p);
 }
 
 int64_t attentionGradWorkspaceFloats(Elem e, const AttentionGradParams &p) {

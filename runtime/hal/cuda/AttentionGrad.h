@@ -17,6 +17,9 @@ struct AttentionGradParams {
   // The tensor-core path's two-kernel form, whose sums run in a fixed
   // order (bit-for-bit repeatable); the default sums dQ by atomics.
   bool deterministic = false;
+  // The default form on mma.sync where it would run on wgmma (Hopper, head
+  // dim 64): for comparisons and tests of both.
+  bool mmaSyncOnly = false;
   // Where each tensor's rows lie; unset (zero): packed.
   RowStrides qStrides, kStrides, vStrides, outStrides, outGradStrides, qGradStrides,
       kGradStrides, vGradStrides;
@@ -25,6 +28,9 @@ struct AttentionGradParams {
 /// Whether the tensor-core kernel takes `p`: bf16, head dim 64 or 128,
 /// rows 16-byte aligned (the others take any strides).
 bool useFlashAttentionGrad(Elem e, const AttentionGradParams &p);
+/// Whether attentionGrad runs `p` on Hopper's wgmma (the default form at
+/// head dim 64 on a compute capability 9.0 device, in an sm_90a build).
+bool attentionGradOnWgmma(Elem e, const AttentionGradParams &p);
 /// The f32 workspace attentionGrad needs: D per query row, and on the
 /// tensor-core path the f32 sums of dQ (and under GQA of dK and dV) before
 /// they become bf16; the deterministic form keeps each query head's dK and

@@ -13,6 +13,7 @@
 #include "hal/cuda/FlashAttention.h"
 #include "hal/cuda/Math.cuh"
 #include "hal/cuda/Mma.cuh"
+#include "hal/cuda/Wgmma.cuh"
 
 #include <cstdint>
 
@@ -24,8 +25,12 @@ constexpr int kKeys = 64;  // keys per tile
 constexpr int kWarps = 4;  // 16 queries each
 constexpr float kLog2e = 1.4426950408889634f;
 
-template <int D> constexpr size_t smemBytes() {
-  return sizeof(__nv_bfloat16) * (kRows * D + 4 * kKeys * D); // Q, 2×K, 2×V
+// wgmma's tiles start at this alignment (its 128-byte swizzle's atom).
+constexpr int kWgmmaAlignment = 1024;
+
+template <int D, bool Wgmma = false> constexpr size_t smemBytes() {
+  return sizeof(__nv_bfloat16) * (kRows * D + 4 * kKeys * D) + // Q, 2×K, 2×V
+         (Wgmma ? kWgmmaAlignment : 0);
 }
 
 /// Rows [row0, row0 + 64) of a [rows, D] matrix (rows `stride` apart)
@@ -37,10 +42,18 @@ __device__ __forceinline__ void loadTileAsync(__nv_bfloat16 *tile,
   loadRowsAsync<D, kRows, kWarps * 32>(tile, src, row0, rows, stride);
 }
 
-template <int D, bool Softcap>
+/// Wgmma: Q·Kᵀ and P·V on Hopper's warpgroup MMA (head dim 64, sm_90a; see
+/// Wgmma.cuh), Q and K read from shared memory, P from registers.
+template <int D, bool Softcap, bool Wgmma>
 __device__ __forceinline__ void flashBlock(const AttentionParams &p, ErrorWord *error,
                                            int step) {
-  extern __shared__ __align__(128) unsigned char raw[];
+  static_assert(!Wgmma || D == 64, "wgmma tiles are 64 wide");
+  extern __shared__ __align__(128) unsigned char shared[];
+  unsigned char *raw = shared;
+  if constexpr (Wgmma) {
+    const auto at = static_cast<uint32_t>(__cvta_generic_to_shared(shared));
+    raw += (kWgmmaAlignment - at % kWgmmaAlignment) % kWgmmaAlignment;
+  }
   auto *sq = reinterpret_cast<__nv_bfloat16 *>(raw);
   // K and V tiles, double-buffered: buffer i at sk + i·kKeys·D.
   __nv_bfloat16 *sk = sq + kRows * D, *sv = sk + 2 * kKeys * D;
@@ -110,8 +123,12 @@ __device__ __forceinline__ void flashBlock(const AttentionParams &p, ErrorWord *
     } else {
       waitCopies<0>();
     }
+#if GAI_DEVICE_WGMMA
+    if constexpr (Wgmma)
+      fenceSharedForWgmma(); // cp.async wrote the tiles wgmma reads
+#endif
     __syncthreads();
-    if (it == 0) {
+    if (!Wgmma && it == 0) {
 #pragma unroll
       for (int kk = 0; kk < D / 16; ++kk)
         loadMatrices(qf[kk], sq + swizzled<D>(warp * 16 + lane % 16, kk * 16 + (lane / 16) * 8));
@@ -119,6 +136,19 @@ __device__ __forceinline__ void flashBlock(const AttentionParams &p, ErrorWord *
 
     // S = Q Kᵀ: 8 tiles of 16 queries × 8 keys.
     float s[kKeys / 8][4];
+#if GAI_DEVICE_WGMMA
+    if constexpr (Wgmma) {
+      wgmmaFence();
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk)
+        wgmma64<0, 0>(s, tileDescriptor(sq + kk * 16),
+                      tileDescriptor(sk + buffer * kKeys * D + kk * 16), kk > 0);
+      wgmmaCommit();
+      wgmmaWait<0>();
+      holdOperands(s);
+    } else
+#endif
+    {
 #pragma unroll
     for (int n = 0; n < kKeys / 8; ++n)
       s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
@@ -132,6 +162,7 @@ __device__ __forceinline__ void flashBlock(const AttentionParams &p, ErrorWord *
         mma(s[2 * np], qf[kk], bk[0], bk[1]);
         mma(s[2 * np + 1], qf[kk], bk[2], bk[3]);
       }
+    }
     }
 
     // Masked as the CPU kernel masks, where the tile crosses the causal
@@ -193,6 +224,30 @@ __device__ __forceinline__ void flashBlock(const AttentionParams &p, ErrorWord *
     }
 
     // O += P V; P's accumulators are already laid out as A fragments.
+#if GAI_DEVICE_WGMMA
+    if constexpr (Wgmma) {
+      // V is MN-major (k, the keys, along its rows); the fragments stay
+      // whole until the wait.
+      uint32_t pf[kKeys / 16][4];
+#pragma unroll
+      for (int j = 0; j < kKeys / 16; ++j) {
+        pf[j][0] = packBf16(s[2 * j][0], s[2 * j][1]);
+        pf[j][1] = packBf16(s[2 * j][2], s[2 * j][3]);
+        pf[j][2] = packBf16(s[2 * j + 1][0], s[2 * j + 1][1]);
+        pf[j][3] = packBf16(s[2 * j + 1][2], s[2 * j + 1][3]);
+      }
+      holdOperands(pf); // made (and O rescaled) before the fence
+      holdOperands(o);
+      wgmmaFence();
+#pragma unroll
+      for (int j = 0; j < kKeys / 16; ++j)
+        wgmma64<1>(o, pf[j], tileDescriptor(sv + buffer * kKeys * D + j * 16 * D));
+      wgmmaCommit();
+      wgmmaWait<0>();
+      holdOperands(pf);
+      holdOperands(o);
+    } else
+#endif
 #pragma unroll
     for (int j = 0; j < kKeys / 16; ++j) {
       const uint32_t pf[4] = {packBf16(s[2 * j][0], s[2 * j][1]),
@@ -234,22 +289,27 @@ __device__ __forceinline__ void flashBlock(const AttentionParams &p, ErrorWord *
 // At head dim 64, four blocks an SM (128 registers a thread, a few
 // spilled) beat the three that the free allocation allows, by 6% on H100;
 // at 128 that cap spills too much.
-template <bool Softcap>
+template <bool Softcap, bool Wgmma>
 __global__ void __launch_bounds__(kWarps * 32, 4)
     flashKernel64(AttentionParams p, ErrorWord *error, int step) {
-  flashBlock<64, Softcap>(p, error, step);
+#if !GAI_DEVICE_WGMMA
+  if constexpr (Wgmma)
+    __trap(); // never launched: the host asks wgmmaRuns() first
+  else
+#endif
+    flashBlock<64, Softcap, Wgmma>(p, error, step);
 }
 template <bool Softcap>
 __global__ void __launch_bounds__(kWarps * 32)
     flashKernel128(AttentionParams p, ErrorWord *error, int step) {
-  flashBlock<128, Softcap>(p, error, step);
+  flashBlock<128, Softcap, false>(p, error, step);
 }
 
-template <int D, bool Softcap>
+template <int D, bool Softcap, bool Wgmma = false>
 void launchFlash(const AttentionParams &p, ErrorWord *error, int step,
                  cudaStream_t stream) {
-  constexpr size_t bytes = smemBytes<D>();
-  constexpr auto kernel = D == 64 ? flashKernel64<Softcap> : flashKernel128<Softcap>;
+  constexpr size_t bytes = smemBytes<D, Wgmma>();
+  constexpr auto kernel = D == 64 ? flashKernel64<Softcap, Wgmma> : flashKernel128<Softcap>;
   static bool configured = [] {
     return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                 static_cast<int>(bytes)) == cudaSuccess;
@@ -262,6 +322,27 @@ void launchFlash(const AttentionParams &p, ErrorWord *error, int step,
 }
 
 } // namespace
+
+bool wgmmaRuns() {
+#if GAI_CUDA_WGMMA
+  static const bool hopper = [] {
+    int device = 0, major = 0, minor = 0;
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) !=
+            cudaSuccess ||
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess)
+      return false;
+    return major == 9 && minor == 0;
+  }();
+  return hopper;
+#else
+  return false;
+#endif
+}
+
+bool flashAttentionOnWgmma(const AttentionParams &p) {
+  return p.headDim == 64 && !p.mmaSyncOnly && wgmmaRuns();
+}
 
 bool useFlashAttention(const AttentionParams &p) {
   return (p.headDim == 64 || p.headDim == 128) && p.valueDim == p.headDim &&
@@ -276,6 +357,12 @@ void flashAttention(const AttentionParams &given, ErrorWord *error, int step,
   p.vStrides = orPacked(p.vStrides, p.kvHeads, p.keys, p.valueDim);
   p.outStrides = orPacked(p.outStrides, p.heads, p.queries, p.valueDim);
   const bool softcap = p.softcap > 0.0f;
+#if GAI_CUDA_WGMMA
+  if (p.headDim == 64 && flashAttentionOnWgmma(p))
+    softcap ? launchFlash<64, true, true>(p, error, step, stream)
+            : launchFlash<64, false, true>(p, error, step, stream);
+  else
+#endif
   if (p.headDim == 64)
     softcap ? launchFlash<64, true>(p, error, step, stream)
             : launchFlash<64, false>(p, error, step, stream);

@@ -266,6 +266,9 @@ struct AttentionParams {
   // Where the rows of q, k, v and out lie; unset (zero): packed. Only the
   // tensor-core kernel takes other strides (attentionTakesStrides).
   RowStrides qStrides, kStrides, vStrides, outStrides;
+  // The flash kernel on mma.sync where it would run on wgmma (Hopper, head
+  // dim 64): for comparisons and tests of both.
+  bool mmaSyncOnly = false;
 };
 /// Whether `p`'s tensors are all packed (unset strides count as packed).
 bool packedLayout(const AttentionParams &p);
