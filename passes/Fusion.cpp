@@ -371,17 +371,76 @@ SmallVector<SmallVector<Operation *>> formGroups(Block &block, bool absorbTransp
 }
 
 /// Where two groups (`early`'s root before `late`'s) may run as one kernel:
-/// at late's root, at early's root (late's ops move up to it), or nowhere.
+/// at late's root, at early's root (late's ops move up to just after it),
+/// or nowhere.
 enum class MergePlace { None, AtLate, AtEarly };
+
+/// The bytes in memory while each op of a block runs, once its groups are
+/// kernels: every value an op outside its group reads (or that an op in no
+/// group makes) is stored, from its op to its last reader; returned values
+/// to the end. A merge may keep buffers longer where this stays below the
+/// block's most.
+struct LiveProfile {
+  DenseMap<Operation *, int64_t> index; // the op's place in the block
+  std::vector<int64_t> live;            // bytes live at each place
+  int64_t peak = 0;
+
+  LiveProfile(Block &block, const DenseMap<Operation *, size_t> &groupOf) {
+    for (Operation &op : block)
+      index[&op] = static_cast<int64_t>(index.size());
+    std::vector<int64_t> change(index.size() + 1, 0);
+    for (Operation &op : block) {
+      auto group = groupOf.find(&op);
+      for (Value result : op.getResults()) {
+        if (!isa<RankedTensorType>(result.getType()))
+          continue;
+        int64_t last = -1;
+        bool stored = group == groupOf.end();
+        for (Operation *user : result.getUsers()) {
+          Operation *reader = block.findAncestorOpInBlock(*user);
+          if (!reader)
+            continue;
+          auto readerGroup = groupOf.find(reader);
+          stored |= readerGroup == groupOf.end() || group == groupOf.end() ||
+                    readerGroup->second != group->second;
+          last = std::max(last, reader->hasTrait<OpTrait::IsTerminator>()
+                                    ? static_cast<int64_t>(index.size()) - 1
+                                    : index[reader]);
+        }
+        if (!stored || last < 0)
+          continue;
+        change[index[&op]] += bytesOf(result);
+        change[last + 1] -= bytesOf(result);
+      }
+    }
+    int64_t running = 0;
+    for (size_t i = 0; i < index.size(); ++i) {
+      running += change[i];
+      live.push_back(running);
+      peak = std::max(peak, running);
+    }
+  }
+
+  /// Whether `extra` bytes more over [from, to) keep under the peak.
+  bool roomFor(Operation *from, Operation *to, int64_t extra) const {
+    for (int64_t i = index.lookup(from), end = index.lookup(to); i < end; ++i)
+      if (live[i] + extra > peak)
+        return false;
+    return true;
+  }
+};
 
 /// Decides MergePlace. The kernel's results are the members' values read
 /// outside the pair: all of the root's shape (a kernel stores every result
 /// at the root's indices) and read only after the kernel. Moving a group's
 /// kernel to the other root makes some buffers live longer over the span
-/// between the roots and others shorter; a place is taken only where the
-/// bytes that live longer are at most those that live shorter, so that the
-/// memory in use between the roots never grows.
-MergePlace mergePlace(ArrayRef<Operation *> early, ArrayRef<Operation *> late) {
+/// between the roots and others shorter; a place is taken where the bytes
+/// that live longer are at most those that live shorter, or where the
+/// longer-lived bytes fit under the block's peak all over the span (a norm's
+/// bf16 gradient made with its f32 one, late in the backward pass), so
+/// that the most memory in use at once never grows.
+MergePlace mergePlace(ArrayRef<Operation *> early, ArrayRef<Operation *> late,
+                      const LiveProfile &profile) {
   Operation *earlyRoot = early.back(), *lateRoot = late.back();
   DenseSet<Operation *> both(early.begin(), early.end());
   both.insert(late.begin(), late.end());
@@ -445,15 +504,12 @@ MergePlace mergePlace(ArrayRef<Operation *> early, ArrayRef<Operation *> late) {
     for (Value input : earlyInputs)
       if (!isa<BlockArgument>(input) && !readBy(input, late) && !readOutsideAfter(input, lateRoot))
         longer += bytesOf(input);
-    if (longer <= earlyResults)
+    if (longer <= earlyResults || profile.roomFor(earlyRoot, lateRoot, longer))
       return MergePlace::AtLate;
   }
-  // At the early root: late's inputs must exist there (and it cannot read
-  // early's root, which its ops would then precede); its results are made
-  // sooner, and its inputs that died at its root die sooner.
-  if (llvm::any_of(earlyRoot->getUsers(),
-                   [&](Operation *user) { return llvm::is_contained(late, user); }))
-    return MergePlace::None;
+  // At the early root (late's ops follow it at once): late's inputs must
+  // exist there; its results are made sooner, and its inputs that died at
+  // its root die sooner.
   int64_t shorter = 0;
   for (Value input : lateInputs) {
     Operation *def = input.getDefiningOp();
@@ -462,7 +518,9 @@ MergePlace mergePlace(ArrayRef<Operation *> early, ArrayRef<Operation *> late) {
     if (!isa<BlockArgument>(input) && !readOutsideAfter(input, earlyRoot))
       shorter += bytesOf(input);
   }
-  return lateResults <= shorter ? MergePlace::AtEarly : MergePlace::None;
+  return lateResults <= shorter || profile.roomFor(earlyRoot, lateRoot, lateResults)
+             ? MergePlace::AtEarly
+             : MergePlace::None;
 }
 
 /// An RMSNorm alone, perhaps converted: the lowering folds such a kernel
@@ -482,13 +540,15 @@ bool isFoldableNorm(ArrayRef<Operation *> group) {
 ///   input gradients, both over the gate and the incoming gradient; a
 ///   norm's input gradient and its weight's per-element terms): read once.
 /// Only where mergePlace finds a place, and never a foldable norm.
-void mergeGroups(SmallVector<SmallVector<Operation *>> &groups) {
+void mergeGroups(Block &block, SmallVector<SmallVector<Operation *>> &groups) {
   DenseMap<Operation *, size_t> groupOf;
+  std::optional<LiveProfile> profile;
   auto reindex = [&] {
     groupOf.clear();
     for (auto [i, group] : llvm::enumerate(groups))
       for (Operation *op : group)
         groupOf[op] = i;
+    profile.emplace(block, groupOf);
   };
   reindex();
   auto elements = [](Value v) { return cast<RankedTensorType>(v.getType()).getNumElements(); };
@@ -521,13 +581,17 @@ void mergeGroups(SmallVector<SmallVector<Operation *>> &groups) {
         if (g == h || early.empty() || isFoldableNorm(early) ||
             early.back()->getBlock() != root->getBlock() || !early.back()->isBeforeInBlock(root))
           continue;
-        MergePlace place = mergePlace(early, late);
+        MergePlace place = mergePlace(early, late, *profile);
         if (place == MergePlace::None)
           continue;
-        if (place == MergePlace::AtEarly)
+        if (place == MergePlace::AtEarly) {
+          Operation *last = early.back();
           for (Operation *op : late)
-            if (early.back()->isBeforeInBlock(op))
-              op->moveBefore(early.back());
+            if (early.back()->isBeforeInBlock(op)) {
+              op->moveAfter(last);
+              last = op;
+            }
+        }
         late.append(early.begin(), early.end());
         llvm::sort(late, [](Operation *a, Operation *b) { return a->isBeforeInBlock(b); });
         early.clear();
@@ -647,7 +711,7 @@ struct FusionPass : mlir::gai::impl::GaiFusionBase<FusionPass> {
       copyCheapOpsIntoUsers(block);
       // Groups are collected first: no mutation while walking.
       SmallVector<SmallVector<Operation *>> groups = formGroups(block, absorbTransposes);
-      mergeGroups(groups);
+      mergeGroups(block, groups);
       for (ArrayRef<Operation *> group : llvm::reverse(groups))
         outlineGroup(group, builder);
     }

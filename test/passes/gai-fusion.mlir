@@ -293,9 +293,9 @@ func.func @scaled_value_read_twice(%g: tensor<64xf32>, %scale: tensor<f32>) -> (
 // CHECK:         %[[DH:.*]] = gai.matmul %[[Y]]
 // CHECK:         %[[B:.*]]:2 = gai.fusion %arg0, %[[DH]], %arg1
 // CHECK:           gai.sigmoid
-// CHECK:         %[[DX:.*]] = gai.matmul %[[B]]#0
+// CHECK:         %[[DX:.*]] = gai.matmul %[[B]]#1
 // CHECK-NOT:     gai.fusion
-// CHECK:         return %[[Y]], %[[DX]], %[[B]]#1
+// CHECK:         return %[[Y]], %[[DX]], %[[B]]#0
 func.func @silu_read_forward_and_backward(%g: tensor<8x64xbf16>, %u: tensor<8x64xbf16>, %w: tensor<64x64xbf16>) -> (tensor<8x64xbf16>, tensor<8x64xbf16>, tensor<8x64xbf16>) {
   %s = gai.silu %g : tensor<8x64xbf16>
   %h = gai.mul %s, %u : (tensor<8x64xbf16>, tensor<8x64xbf16>) -> tensor<8x64xbf16>
@@ -387,16 +387,20 @@ func.func @widened_value_read_twice(%d: tensor<8x64xbf16>, %w: tensor<64xf32>, %
 // Near misses: narrowing f32 to bf16 for two kernels would keep the f32
 // tensor (twice the bytes) alive until the last of them, since nothing else
 // reads it, so it is not copied into each (the two readers then become one
-// kernel that narrows once); and a value a GEMM reads is written out for it.
+// kernel that narrows once); and a value a GEMM reads is written out for it
+// (its later reader, tanh, joins its kernel before the GEMM: the most bytes
+// in use at once are at tanh's place either way).
 // CHECK-LABEL: func.func @narrowed_value_read_twice
-// CHECK:         %[[N:.*]]:2 = gai.fusion %arg0, %arg1, %arg2 : (tensor<8x64xf32>, tensor<8x64xbf16>, tensor<8x64xbf16>) -> (tensor<8x64xbf16>, tensor<8x64xbf16>)
+// CHECK:         %[[N:.*]]:2 = gai.fusion %arg0, %arg{{[12]}}, %arg{{[12]}} : (tensor<8x64xf32>, tensor<8x64xbf16>, tensor<8x64xbf16>) -> (tensor<8x64xbf16>, tensor<8x64xbf16>)
 // CHECK:           gai.convert
 // CHECK-NOT:       gai.convert
 // CHECK:           gai.yield
 // CHECK-NOT:     gai.fusion
 // CHECK-LABEL: func.func @value_read_by_gemm
-// CHECK:         %[[E:.*]] = gai.fusion %arg0
-// CHECK:         gai.matmul %[[E]]
+// CHECK:         %[[E:.*]]:2 = gai.fusion %arg0
+// CHECK:           gai.exp
+// CHECK:           gai.tanh
+// CHECK:         gai.matmul %[[E]]#1
 func.func @narrowed_value_read_twice(%x: tensor<8x64xf32>, %a: tensor<8x64xbf16>, %b: tensor<8x64xbf16>) -> (tensor<8x64xbf16>, tensor<8x64xbf16>) {
   %y = gai.exp %x : tensor<8x64xf32>
   %n = gai.convert %y : tensor<8x64xf32> to tensor<8x64xbf16>
@@ -443,7 +447,7 @@ func.func @adamw_one_kernel(%g: tensor<64x32xf32>, %m: tensor<64x32xf32>, %v: te
 // CHECK:         %[[E:.*]]:3 = gai.fusion %arg0, %arg1
 // CHECK:           gai.tanh
 // CHECK-NOT:     gai.fusion
-// CHECK:         return %[[E]]#0, %[[E]]#1, %[[E]]#2
+// CHECK:         return %[[E]]#2, %[[E]]#1, %[[E]]#0
 
 // Near misses: the shared result has another shape than the reader's
 // result, or its reader's kernel reduces rows: it keeps a kernel of its own.
@@ -469,4 +473,50 @@ func.func @shared_result_read_by_row_kernel(%a: tensor<8x64xf32>, %b: tensor<8x6
   %e = gai.add %a, %b : (tensor<8x64xf32>, tensor<8x64xf32>) -> tensor<8x64xf32>
   %r = gai.reduce sum %e axes = [1] keep_dims : (tensor<8x64xf32>) -> tensor<8x1xf32>
   return %r, %e : tensor<8x1xf32>, tensor<8x64xf32>
+}
+
+// -----
+
+// A value's bf16 copy made with it, before a GEMM that reads the value: the
+// copy then lives over the GEMM, which the memory allows because the most
+// in use at once is earlier (the product of %big, reduced away).
+// CHECK-LABEL: func.func @copy_moves_up_under_the_peak
+// CHECK:         gai.reduce sum
+// CHECK:         %[[F:.*]]:2 = gai.fusion %arg0
+// CHECK:           gai.mul
+// CHECK:           gai.convert
+// CHECK:           gai.yield
+// CHECK:         %[[M:.*]] = gai.matmul %[[F]]#1
+// CHECK-NOT:     gai.fusion
+// CHECK:         return %{{.*}}, %[[F]]#1, %[[M]], %[[F]]#0
+func.func @copy_moves_up_under_the_peak(%x: tensor<8x64xf32>, %w: tensor<64x64xf32>, %big: tensor<128x64xf32>) -> (tensor<64xf32>, tensor<8x64xf32>, tensor<8x64xf32>, tensor<8x64xbf16>) {
+  %h = gai.matmul %big, %w : (tensor<128x64xf32>, tensor<64x64xf32>) -> tensor<128x64xf32>
+  %r = gai.reduce sum %h axes = [0] : (tensor<128x64xf32>) -> tensor<64xf32>
+  %e = gai.mul %x, %x : (tensor<8x64xf32>, tensor<8x64xf32>) -> tensor<8x64xf32>
+  %m = gai.matmul %e, %w : (tensor<8x64xf32>, tensor<64x64xf32>) -> tensor<8x64xf32>
+  %c = gai.convert %e : tensor<8x64xf32> to tensor<8x64xbf16>
+  return %r, %e, %m, %c : tensor<64xf32>, tensor<8x64xf32>, tensor<8x64xf32>, tensor<8x64xbf16>
+}
+
+// -----
+
+// Near miss: the most memory in use is inside the span (the GEMM's wide
+// product before its reduction), so the copy stays at its own place.
+// CHECK-LABEL: func.func @copy_stays_at_the_peak
+// CHECK:         %[[E:.*]] = gai.fusion %arg0
+// CHECK-NEXT:    ^bb0
+// CHECK-NEXT:      gai.mul
+// CHECK-NEXT:      gai.yield
+// CHECK:         gai.matmul %[[E]]
+// CHECK:         gai.reduce sum
+// CHECK:         %[[C:.*]] = gai.fusion %[[E]]
+// CHECK-NEXT:    ^bb0
+// CHECK-NEXT:      gai.convert
+// CHECK:         return %[[E]], %{{.*}}, %[[C]]
+func.func @copy_stays_at_the_peak(%x: tensor<8x64xf32>, %w: tensor<64x512xf32>) -> (tensor<8x64xf32>, tensor<512xf32>, tensor<8x64xbf16>) {
+  %e = gai.mul %x, %x : (tensor<8x64xf32>, tensor<8x64xf32>) -> tensor<8x64xf32>
+  %m = gai.matmul %e, %w : (tensor<8x64xf32>, tensor<64x512xf32>) -> tensor<8x512xf32>
+  %n = gai.reduce sum %m axes = [0] : (tensor<8x512xf32>) -> tensor<512xf32>
+  %c = gai.convert %e : tensor<8x64xf32> to tensor<8x64xbf16>
+  return %e, %n, %c : tensor<8x64xf32>, tensor<512xf32>, tensor<8x64xbf16>
 }
