@@ -386,8 +386,10 @@ struct LiveProfile {
   int64_t peak = 0;
 
   LiveProfile(Block &block, const DenseMap<Operation *, size_t> &groupOf) {
+    index.reserve(block.getOperations().size());
     for (Operation &op : block)
       index[&op] = static_cast<int64_t>(index.size());
+    Operation *terminator = block.mightHaveTerminator() ? block.getTerminator() : nullptr;
     std::vector<int64_t> change(index.size() + 1, 0);
     for (Operation &op : block) {
       auto group = groupOf.find(&op);
@@ -403,9 +405,8 @@ struct LiveProfile {
           auto readerGroup = groupOf.find(reader);
           stored |= readerGroup == groupOf.end() || group == groupOf.end() ||
                     readerGroup->second != group->second;
-          last = std::max(last, reader->hasTrait<OpTrait::IsTerminator>()
-                                    ? static_cast<int64_t>(index.size()) - 1
-                                    : index[reader]);
+          last = std::max(last, reader == terminator ? static_cast<int64_t>(index.size()) - 1
+                                                     : index[reader]);
         }
         if (!stored || last < 0)
           continue;
@@ -440,7 +441,7 @@ struct LiveProfile {
 /// bf16 gradient made with its f32 one, late in the backward pass), so
 /// that the most memory in use at once never grows.
 MergePlace mergePlace(ArrayRef<Operation *> early, ArrayRef<Operation *> late,
-                      const LiveProfile &profile) {
+                      llvm::function_ref<const LiveProfile &()> profile) {
   Operation *earlyRoot = early.back(), *lateRoot = late.back();
   DenseSet<Operation *> both(early.begin(), early.end());
   both.insert(late.begin(), late.end());
@@ -504,7 +505,7 @@ MergePlace mergePlace(ArrayRef<Operation *> early, ArrayRef<Operation *> late,
     for (Value input : earlyInputs)
       if (!isa<BlockArgument>(input) && !readBy(input, late) && !readOutsideAfter(input, lateRoot))
         longer += bytesOf(input);
-    if (longer <= earlyResults || profile.roomFor(earlyRoot, lateRoot, longer))
+    if (longer <= earlyResults || profile().roomFor(earlyRoot, lateRoot, longer))
       return MergePlace::AtLate;
   }
   // At the early root (late's ops follow it at once): late's inputs must
@@ -518,7 +519,7 @@ MergePlace mergePlace(ArrayRef<Operation *> early, ArrayRef<Operation *> late,
     if (!isa<BlockArgument>(input) && !readOutsideAfter(input, earlyRoot))
       shorter += bytesOf(input);
   }
-  return lateResults <= shorter || profile.roomFor(earlyRoot, lateRoot, lateResults)
+  return lateResults <= shorter || profile().roomFor(earlyRoot, lateRoot, lateResults)
              ? MergePlace::AtEarly
              : MergePlace::None;
 }
@@ -542,13 +543,19 @@ bool isFoldableNorm(ArrayRef<Operation *> group) {
 /// Only where mergePlace finds a place, and never a foldable norm.
 void mergeGroups(Block &block, SmallVector<SmallVector<Operation *>> &groups) {
   DenseMap<Operation *, size_t> groupOf;
+  // Made when a merge first asks for it after the groups changed.
   std::optional<LiveProfile> profile;
   auto reindex = [&] {
     groupOf.clear();
     for (auto [i, group] : llvm::enumerate(groups))
       for (Operation *op : group)
         groupOf[op] = i;
-    profile.emplace(block, groupOf);
+    profile.reset();
+  };
+  auto currentProfile = [&]() -> const LiveProfile & {
+    if (!profile)
+      profile.emplace(block, groupOf);
+    return *profile;
   };
   reindex();
   auto elements = [](Value v) { return cast<RankedTensorType>(v.getType()).getNumElements(); };
@@ -581,7 +588,7 @@ void mergeGroups(Block &block, SmallVector<SmallVector<Operation *>> &groups) {
         if (g == h || early.empty() || isFoldableNorm(early) ||
             early.back()->getBlock() != root->getBlock() || !early.back()->isBeforeInBlock(root))
           continue;
-        MergePlace place = mergePlace(early, late, *profile);
+        MergePlace place = mergePlace(early, late, currentProfile);
         if (place == MergePlace::None)
           continue;
         if (place == MergePlace::AtEarly) {
