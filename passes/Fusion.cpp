@@ -375,11 +375,11 @@ SmallVector<SmallVector<Operation *>> formGroups(Block &block, bool absorbTransp
 /// or nowhere.
 enum class MergePlace { None, AtLate, AtEarly };
 
-/// The bytes in memory while each op of a block runs, once its groups are
-/// kernels: every value an op outside its group reads (or that an op in no
-/// group makes) is stored, from its op to its last reader; returned values
-/// to the end. A merge may keep buffers longer where this stays below the
-/// block's most.
+/// The bytes in the shared memory (the arena) while each op of a block
+/// runs, once its groups are kernels: every value an op outside its group
+/// reads (or that an op in no group makes) is stored, from its op to its
+/// last reader; returned values have places of their own. A merge may keep
+/// buffers longer where this stays below the block's most.
 struct LiveProfile {
   DenseMap<Operation *, int64_t> index; // the op's place in the block
   std::vector<int64_t> live;            // bytes live at each place
@@ -397,18 +397,20 @@ struct LiveProfile {
         if (!isa<RankedTensorType>(result.getType()))
           continue;
         int64_t last = -1;
-        bool stored = group == groupOf.end();
+        bool stored = group == groupOf.end(), returned = false;
         for (Operation *user : result.getUsers()) {
           Operation *reader = block.findAncestorOpInBlock(*user);
           if (!reader)
             continue;
+          returned |= reader == terminator;
           auto readerGroup = groupOf.find(reader);
           stored |= readerGroup == groupOf.end() || group == groupOf.end() ||
                     readerGroup->second != group->second;
-          last = std::max(last, reader == terminator ? static_cast<int64_t>(index.size()) - 1
-                                                     : index[reader]);
+          last = std::max(last, index[reader]);
         }
-        if (!stored || last < 0)
+        // A returned value has its own place (state or an output), not the
+        // memory the block's values share.
+        if (!stored || returned || last < 0)
           continue;
         change[index[&op]] += bytesOf(result);
         change[last + 1] -= bytesOf(result);
@@ -452,7 +454,13 @@ MergePlace mergePlace(ArrayRef<Operation *> early, ArrayRef<Operation *> late,
   };
   // The results, by group; any result read before the later root rules out
   // the late place.
-  int64_t earlyResults = 0, lateResults = 0;
+  // A returned value has a place of its own, outside the profile's memory.
+  auto inArena = [](Value v) {
+    return !isa<BlockArgument>(v) && llvm::none_of(v.getUsers(), [](Operation *user) {
+      return user->hasTrait<OpTrait::IsTerminator>();
+    });
+  };
+  int64_t earlyResults = 0, lateResults = 0, lateResultsInArena = 0;
   bool readBeforeLateRoot = false;
   for (Operation *op : both) {
     for (Value result : op->getResults()) {
@@ -472,8 +480,11 @@ MergePlace mergePlace(ArrayRef<Operation *> early, ArrayRef<Operation *> late,
         readBeforeLateRoot |= !after(user, lateRoot);
         read = true;
       }
-      if (read)
-        (llvm::is_contained(early, op) ? earlyResults : lateResults) += bytesOf(result);
+      if (!read)
+        continue;
+      (llvm::is_contained(early, op) ? earlyResults : lateResults) += bytesOf(result);
+      if (!llvm::is_contained(early, op) && inArena(result))
+        lateResultsInArena += bytesOf(result);
     }
   }
   // The tensors a group reads from outside the pair.
@@ -501,25 +512,32 @@ MergePlace mergePlace(ArrayRef<Operation *> early, ArrayRef<Operation *> late,
   if (!readBeforeLateRoot) {
     // At the late root: early's inputs that died at its root live on to it;
     // early's results are made later.
-    int64_t longer = 0;
+    int64_t longer = 0, longerInArena = 0;
     for (Value input : earlyInputs)
-      if (!isa<BlockArgument>(input) && !readBy(input, late) && !readOutsideAfter(input, lateRoot))
+      if (!isa<BlockArgument>(input) && !readBy(input, late) && !readOutsideAfter(input, lateRoot)) {
         longer += bytesOf(input);
-    if (longer <= earlyResults || profile().roomFor(earlyRoot, lateRoot, longer))
+        if (inArena(input))
+          longerInArena += bytesOf(input);
+      }
+    if (longer <= earlyResults || profile().roomFor(earlyRoot, lateRoot, longerInArena))
       return MergePlace::AtLate;
   }
-  // At the early root (late's ops follow it at once): late's inputs must
-  // exist there; its results are made sooner, and its inputs that died at
-  // its root die sooner.
+  // At the early root (late's ops follow it at once): every value late
+  // reads must exist there, scalars included (only splat constants are
+  // copied into the kernel); its results are made sooner, and its inputs
+  // that died at its root die sooner.
+  for (Operation *op : late)
+    for (Value operand : op->getOperands()) {
+      Operation *def = operand.getDefiningOp();
+      if (def && !both.contains(def) && !isSplatConstant(def) && !def->isBeforeInBlock(earlyRoot))
+        return MergePlace::None;
+    }
   int64_t shorter = 0;
   for (Value input : lateInputs) {
-    Operation *def = input.getDefiningOp();
-    if (def && !def->isBeforeInBlock(earlyRoot))
-      return MergePlace::None;
     if (!isa<BlockArgument>(input) && !readOutsideAfter(input, earlyRoot))
       shorter += bytesOf(input);
   }
-  return lateResults <= shorter || profile().roomFor(earlyRoot, lateRoot, lateResults)
+  return lateResults <= shorter || profile().roomFor(earlyRoot, lateRoot, lateResultsInArena)
              ? MergePlace::AtEarly
              : MergePlace::None;
 }
