@@ -1,6 +1,7 @@
 // Attaches GEMM epilogues and groups elementwise and row ops into
 // gai.fusion regions, one kernel each.
 #include "dialects/Gai/GaiOps.h"
+#include "passes/MemoryPlan.h"
 #include "passes/Passes.h"
 
 #include "mlir/IR/IRMapping.h"
@@ -375,46 +376,37 @@ SmallVector<SmallVector<Operation *>> formGroups(Block &block, bool absorbTransp
 /// or nowhere.
 enum class MergePlace { None, AtLate, AtEarly };
 
-/// The bytes in the shared memory (the arena) while each op of a block
-/// runs, once its groups are kernels: every value an op outside its group
-/// reads (or that an op in no group makes) is stored, from its op to its
-/// last reader; returned values have places of their own. A merge may keep
-/// buffers longer where this stays below the block's most.
+/// The bytes in the arena while each op of a function's body runs, once its
+/// groups are kernels: the memory plan's buffers (collectBuffers, with its
+/// aliases and without the returned values, which have places of their own)
+/// less the values read only inside their own group. A merge may keep
+/// buffers longer where this stays below the most.
 struct LiveProfile {
-  DenseMap<Operation *, int64_t> index; // the op's place in the block
+  DenseMap<Operation *, int64_t> index; // the op's place in the body
   std::vector<int64_t> live;            // bytes live at each place
   int64_t peak = 0;
 
-  LiveProfile(Block &block, const DenseMap<Operation *, size_t> &groupOf) {
-    index.reserve(block.getOperations().size());
-    for (Operation &op : block)
+  LiveProfile(func::FuncOp func, const DenseMap<Operation *, size_t> &groupOf) {
+    Block &body = func.getBody().front();
+    for (Operation &op : body)
       index[&op] = static_cast<int64_t>(index.size());
-    Operation *terminator = block.mightHaveTerminator() ? block.getTerminator() : nullptr;
+    auto groupOfOp = [&](Operation *op) -> int64_t {
+      auto it = op ? groupOf.find(op) : groupOf.end();
+      return it == groupOf.end() ? -1 : static_cast<int64_t>(it->second);
+    };
     std::vector<int64_t> change(index.size() + 1, 0);
-    for (Operation &op : block) {
-      auto group = groupOf.find(&op);
-      for (Value result : op.getResults()) {
-        if (!isa<RankedTensorType>(result.getType()))
-          continue;
-        int64_t last = -1;
-        bool stored = group == groupOf.end(), returned = false;
-        for (Operation *user : result.getUsers()) {
-          Operation *reader = block.findAncestorOpInBlock(*user);
-          if (!reader)
-            continue;
-          returned |= reader == terminator;
-          auto readerGroup = groupOf.find(reader);
-          stored |= readerGroup == groupOf.end() || group == groupOf.end() ||
-                    readerGroup->second != group->second;
-          last = std::max(last, index[reader]);
-        }
-        // A returned value has its own place (state or an output), not the
-        // memory the block's values share.
-        if (!stored || returned || last < 0)
-          continue;
-        change[index[&op]] += bytesOf(result);
-        change[last + 1] -= bytesOf(result);
-      }
+    ::gai::FunctionBuffers buffers = ::gai::collectBuffers(func);
+    for (auto [value, request] : llvm::zip(buffers.values, buffers.requests)) {
+      if (request.lastUse == INT64_MAX)
+        continue;
+      const int64_t group = groupOfOp(value.getDefiningOp());
+      const bool stored = group < 0 || llvm::any_of(value.getUsers(), [&](Operation *user) {
+                            return groupOfOp(body.findAncestorOpInBlock(*user)) != group;
+                          });
+      if (!stored)
+        continue;
+      change[request.firstUse] += request.size;
+      change[request.lastUse + 1] -= request.size;
     }
     int64_t running = 0;
     for (size_t i = 0; i < index.size(); ++i) {
@@ -424,9 +416,13 @@ struct LiveProfile {
     }
   }
 
-  /// Whether `extra` bytes more over [from, to) keep under the peak.
+  /// Whether `extra` bytes more over [from, to) keep under the peak (never
+  /// for ops outside the body).
   bool roomFor(Operation *from, Operation *to, int64_t extra) const {
-    for (int64_t i = index.lookup(from), end = index.lookup(to); i < end; ++i)
+    auto begin = index.find(from), end = index.find(to);
+    if (begin == index.end() || end == index.end())
+      return false;
+    for (int64_t i = begin->second; i < end->second; ++i)
       if (live[i] + extra > peak)
         return false;
     return true;
@@ -559,7 +555,7 @@ bool isFoldableNorm(ArrayRef<Operation *> group) {
 ///   input gradients, both over the gate and the incoming gradient; a
 ///   norm's input gradient and its weight's per-element terms): read once.
 /// Only where mergePlace finds a place, and never a foldable norm.
-void mergeGroups(Block &block, SmallVector<SmallVector<Operation *>> &groups) {
+void mergeGroups(func::FuncOp func, SmallVector<SmallVector<Operation *>> &groups) {
   DenseMap<Operation *, size_t> groupOf;
   // Made when a merge first asks for it after the groups changed.
   std::optional<LiveProfile> profile;
@@ -572,7 +568,7 @@ void mergeGroups(Block &block, SmallVector<SmallVector<Operation *>> &groups) {
   };
   auto currentProfile = [&]() -> const LiveProfile & {
     if (!profile)
-      profile.emplace(block, groupOf);
+      profile.emplace(func, groupOf);
     return *profile;
   };
   reindex();
@@ -736,7 +732,7 @@ struct FusionPass : mlir::gai::impl::GaiFusionBase<FusionPass> {
       copyCheapOpsIntoUsers(block);
       // Groups are collected first: no mutation while walking.
       SmallVector<SmallVector<Operation *>> groups = formGroups(block, absorbTransposes);
-      mergeGroups(block, groups);
+      mergeGroups(func, groups);
       for (ArrayRef<Operation *> group : llvm::reverse(groups))
         outlineGroup(group, builder);
     }
