@@ -597,13 +597,6 @@ __device__ __forceinline__ void addPair(float *at, float a, float b) {
 #endif
 }
 
-// wgmma's tiles start at this alignment (its 128-byte swizzle's atom).
-constexpr int kWgmmaAlignment = 1024;
-#if GAI_CUDA_WGMMA
-constexpr bool kWgmmaBuild = true;
-#else
-constexpr bool kWgmmaBuild = false; // its kernels are not even instantiated
-#endif
 
 template <int D> constexpr size_t fusedSmemBytes() {
   // gradSmemBytes' tiles, and dSᵀ of one tile pair for the dQ product.
@@ -634,11 +627,7 @@ __global__ void __launch_bounds__(kThreads, Wgmma &&Softcap ? 2 : kKeyBlocksPerS
 #endif
   {
   extern __shared__ __align__(128) unsigned char shared[];
-  unsigned char *raw = shared;
-  if constexpr (Wgmma) {
-    const auto at = static_cast<uint32_t>(__cvta_generic_to_shared(shared));
-    raw += (kWgmmaAlignment - at % kWgmmaAlignment) % kWgmmaAlignment;
-  }
+  unsigned char *raw = Wgmma ? alignedForWgmma(shared) : shared;
   auto *sk = reinterpret_cast<__nv_bfloat16 *>(raw);
   __nv_bfloat16 *sv = sk + kTile * D;
   __nv_bfloat16 *sq = sv + kTile * D;         // two buffers

@@ -25,9 +25,6 @@ constexpr int kKeys = 64;  // keys per tile
 constexpr int kWarps = 4;  // 16 queries each
 constexpr float kLog2e = 1.4426950408889634f;
 
-// wgmma's tiles start at this alignment (its 128-byte swizzle's atom).
-constexpr int kWgmmaAlignment = 1024;
-
 template <int D, bool Wgmma = false> constexpr size_t smemBytes() {
   return sizeof(__nv_bfloat16) * (kRows * D + 4 * kKeys * D) + // Q, 2×K, 2×V
          (Wgmma ? kWgmmaAlignment : 0);
@@ -49,11 +46,7 @@ __device__ __forceinline__ void flashBlock(const AttentionParams &p, ErrorWord *
                                            int step) {
   static_assert(!Wgmma || D == 64, "wgmma tiles are 64 wide");
   extern __shared__ __align__(128) unsigned char shared[];
-  unsigned char *raw = shared;
-  if constexpr (Wgmma) {
-    const auto at = static_cast<uint32_t>(__cvta_generic_to_shared(shared));
-    raw += (kWgmmaAlignment - at % kWgmmaAlignment) % kWgmmaAlignment;
-  }
+  unsigned char *raw = Wgmma ? alignedForWgmma(shared) : shared;
   auto *sq = reinterpret_cast<__nv_bfloat16 *>(raw);
   // K and V tiles, double-buffered: buffer i at sk + i·kKeys·D.
   __nv_bfloat16 *sk = sq + kRows * D, *sv = sk + 2 * kKeys * D;
@@ -323,23 +316,6 @@ void launchFlash(const AttentionParams &p, ErrorWord *error, int step,
 
 } // namespace
 
-bool wgmmaRuns() {
-#if GAI_CUDA_WGMMA
-  static const bool hopper = [] {
-    int device = 0, major = 0, minor = 0;
-    if (cudaGetDevice(&device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) !=
-            cudaSuccess ||
-        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess)
-      return false;
-    return major == 9 && minor == 0;
-  }();
-  return hopper;
-#else
-  return false;
-#endif
-}
-
 bool flashAttentionOnWgmma(const AttentionParams &p) {
   return p.headDim == 64 && !p.mmaSyncOnly && wgmmaRuns();
 }
@@ -357,13 +333,11 @@ void flashAttention(const AttentionParams &given, ErrorWord *error, int step,
   p.vStrides = orPacked(p.vStrides, p.kvHeads, p.keys, p.valueDim);
   p.outStrides = orPacked(p.outStrides, p.heads, p.queries, p.valueDim);
   const bool softcap = p.softcap > 0.0f;
-#if GAI_CUDA_WGMMA
-  if (p.headDim == 64 && flashAttentionOnWgmma(p))
-    softcap ? launchFlash<64, true, true>(p, error, step, stream)
-            : launchFlash<64, false, true>(p, error, step, stream);
-  else
-#endif
-  if (p.headDim == 64)
+  if (p.headDim == 64 && flashAttentionOnWgmma(p)) {
+    if constexpr (kWgmmaBuild)
+      softcap ? launchFlash<64, true, true>(p, error, step, stream)
+              : launchFlash<64, false, true>(p, error, step, stream);
+  } else if (p.headDim == 64)
     softcap ? launchFlash<64, true>(p, error, step, stream)
             : launchFlash<64, false>(p, error, step, stream);
   else

@@ -10,11 +10,6 @@ namespace gai::cuda {
 /// dim 64 or 128 for queries and values, and enough queries to fill tiles.
 bool useFlashAttention(const AttentionParams &p);
 
-/// Whether this build and the current device run wgmma: the library's
-/// kernels built for sm_90a (the GAI_CUDA_WGMMA option), on a compute
-/// capability 9.0 device.
-bool wgmmaRuns();
-
 /// Whether flashAttention runs `p` on Hopper's wgmma (head dim 64 on a
 /// compute capability 9.0 device, in an sm_90a build).
 bool flashAttentionOnWgmma(const AttentionParams &p);

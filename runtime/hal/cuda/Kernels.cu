@@ -340,6 +340,14 @@ int deviceMajor() {
   return value;
 }
 
+bool wgmmaRuns() {
+#if GAI_CUDA_WGMMA
+  return deviceMajor() == 9;
+#else
+  return false;
+#endif
+}
+
 int multiprocessorCount() {
   constexpr int kMaxDevices = 64;
   static std::atomic<int> count[kMaxDevices] = {}; // as deviceMajor's

@@ -48,6 +48,9 @@ void setOverlapLaunches(bool enabled);
 int deviceMajor();
 /// The current device's multiprocessors, 1 when they cannot be read.
 int multiprocessorCount();
+/// Whether the library's kernels run wgmma on the current device: built
+/// for sm_90a (the GAI_CUDA_WGMMA option) and a Hopper (sm_90) device.
+bool wgmmaRuns();
 
 /// out[i] = table[ids[i] - firstRow] for the `rows` rows the table holds
 /// (a vocabulary shard: other ids give zeros); an id outside [0, vocab)

@@ -15,9 +15,8 @@
 #ifndef GAI_RUNTIME_HAL_CUDA_WGMMA_CUH
 #define GAI_RUNTIME_HAL_CUDA_WGMMA_CUH
 
-#include "hal/cuda/FlashAttention.h"
-
 #include <cstdint>
+#include <type_traits>
 
 // Only an sm_90a build has wgmma; others compile the callers' other path.
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -27,6 +26,22 @@
 #endif
 
 namespace gai::cuda {
+
+#if GAI_CUDA_WGMMA
+constexpr bool kWgmmaBuild = true;
+#else
+constexpr bool kWgmmaBuild = false; // the wgmma kernels are not instantiated
+#endif
+
+// Where wgmma's tiles start: its 128-byte swizzle's atom. A kernel asks
+// for this many bytes of shared memory more, for alignedForWgmma.
+constexpr int kWgmmaAlignment = 1024;
+
+/// The first kWgmmaAlignment-aligned byte of dynamic shared memory.
+__device__ __forceinline__ unsigned char *alignedForWgmma(unsigned char *shared) {
+  const auto at = static_cast<uint32_t>(__cvta_generic_to_shared(shared));
+  return shared + (kWgmmaAlignment - at % kWgmmaAlignment) % kWgmmaAlignment;
+}
 
 /// The descriptor of a swizzled<64> bf16 tile from `start` (inside a
 /// 1024-byte aligned tile: a row start, or 32-byte steps along a row). Its
@@ -98,23 +113,21 @@ __device__ __forceinline__ void fenceSharedForWgmma() {
 
 #endif // GAI_DEVICE_WGMMA
 
-/// Keeps the compiler from moving reads or writes of `r` across a wgmma
-/// still in flight (they are the wgmma's, until its wait).
-template <int N>
-__device__ __forceinline__ void holdOperands(float (&r)[N][4]) {
+/// Keeps the compiler from moving reads or writes of `r` (accumulators or
+/// A fragments) across a wgmma still in flight: they are the wgmma's until
+/// its wait.
+template <typename T, int N>
+__device__ __forceinline__ void holdOperands(T (&r)[N][4]) {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, uint32_t>,
+                "f32 accumulators or packed bf16 pairs");
 #pragma unroll
   for (int i = 0; i < N; ++i)
 #pragma unroll
     for (int e = 0; e < 4; ++e)
-      asm volatile("" : "+f"(r[i][e])::"memory");
-}
-template <int N>
-__device__ __forceinline__ void holdOperands(uint32_t (&r)[N][4]) {
-#pragma unroll
-  for (int i = 0; i < N; ++i)
-#pragma unroll
-    for (int e = 0; e < 4; ++e)
-      asm volatile("" : "+r"(r[i][e])::"memory");
+      if constexpr (std::is_same_v<T, float>)
+        asm volatile("" : "+f"(r[i][e])::"memory");
+      else
+        asm volatile("" : "+r"(r[i][e])::"memory");
 }
 
 } // namespace gai::cuda
