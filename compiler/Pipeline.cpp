@@ -58,9 +58,12 @@ llvm::Expected<ImportedModel> importModel(mlir::MLIRContext &context,
   return ImportedModel{std::move(*spec), std::move(*module)};
 }
 
-/// With --print-ir-after-all, `pm` prints the whole module after each pass.
+/// With --pass-timing, `pm` reports its passes' times when it is done; with
+/// --print-ir-after-all it prints the whole module after each pass.
 static void printAfterAll(mlir::PassManager &pm,
                           const CompileOptions &options) {
+  if (options.timePasses)
+    pm.enableTiming();
   if (!options.printIRAfterAll)
     return;
   pm.getContext()->disableMultithreading();

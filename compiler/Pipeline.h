@@ -32,6 +32,8 @@ struct CompileOptions {
   std::string chatTemplatePath;
   BuildOptions build;
   bool printIRAfterAll = false;
+  /// Print each pass manager's pass times to stderr (--pass-timing).
+  bool timePasses = false;
   /// cpu, or cuda:sm_80 / cuda:sm_90 (cuda alone means sm_90).
   std::string target = "cpu";
   bool isCuda() const { return llvm::StringRef(target).starts_with("cuda"); }

@@ -295,13 +295,48 @@ void copyCheapOpsIntoUsers(Block &block) {
   }
 }
 
+/// The tensors a growing region reads from outside it (splat constants are
+/// copied in, so they do not count), kept as ops join.
+class RegionInputs {
+public:
+  /// How many there would be once `op` joined `members`.
+  int64_t countWith(Operation *op, const DenseSet<Operation *> &members) const {
+    int64_t count = static_cast<int64_t>(outside.size());
+    for (Value result : op->getResults())
+      count -= outside.contains(result);
+    SmallVector<Value, 8> added;
+    for (Value operand : op->getOperands())
+      if (external(operand, members) && !outside.contains(operand) &&
+          !llvm::is_contained(added, operand))
+        added.push_back(operand);
+    return count + static_cast<int64_t>(added.size());
+  }
+  int64_t count() const { return static_cast<int64_t>(outside.size()); }
+  /// `op` has joined `members`.
+  void add(Operation *op, const DenseSet<Operation *> &members) {
+    for (Value result : op->getResults())
+      outside.erase(result);
+    for (Value operand : op->getOperands())
+      if (external(operand, members))
+        outside.insert(operand);
+  }
+
+private:
+  static bool external(Value v, const DenseSet<Operation *> &members) {
+    Operation *producer = v.getDefiningOp();
+    return !(producer && members.contains(producer)) && !isSplatConstant(producer);
+  }
+  DenseSet<Value> outside;
+};
+
 /// Groups of ops, each rooted at its last op, in reverse block order. A
 /// producer joins once every user it has is in the group, so a value read
 /// twice inside one kernel (a sigmoid in SiLU's gradient) is computed there
 /// rather than written out. With `absorbTransposes`, a row-keeping
 /// transpose joins as a leaf: its input is read from memory, never
 /// computed in the region.
-SmallVector<SmallVector<Operation *>> formGroups(Block &block, bool absorbTransposes) {
+SmallVector<SmallVector<Operation *>> formGroups(Block &block, bool absorbTransposes,
+                                                int64_t maxInputs) {
   DenseSet<Operation *> grouped;
   SmallVector<SmallVector<Operation *>> groups;
   for (Operation &root : llvm::reverse(block)) {
@@ -310,9 +345,12 @@ SmallVector<SmallVector<Operation *>> formGroups(Block &block, bool absorbTransp
     SmallVector<Operation *> group, worklist = {&root}, waiting;
     DenseSet<Operation *> members = {&root};
     grouped.insert(&root);
+    RegionInputs inputs;
+    inputs.add(&root, members);
     auto join = [&](Operation *op) {
       grouped.insert(op);
       members.insert(op);
+      inputs.add(op, members);
       worklist.push_back(op);
     };
     // A reduction inside a reduction's row would run serially in that
@@ -327,6 +365,8 @@ SmallVector<SmallVector<Operation *>> formGroups(Block &block, bool absorbTransp
         SmallVector<Operation *> still;
         for (Operation *producer : waiting) {
           if (grouped.contains(producer))
+            continue;
+          if (inputs.countWith(producer, members) > maxInputs)
             continue;
           if (llvm::all_of(producer->getUsers(),
                            [&](Operation *user) { return members.contains(user); }))
@@ -348,14 +388,17 @@ SmallVector<SmallVector<Operation *>> formGroups(Block &block, bool absorbTransp
         if (rope && operand == rope.getPositions())
           continue;
         if (absorbTransposes && !isa<TransposeOp>(op) && keepsRows(producer) &&
-            producer->hasOneUse() && !grouped.contains(producer)) {
+            producer->hasOneUse() && !grouped.contains(producer) &&
+            inputs.countWith(producer, members) <= maxInputs) {
           grouped.insert(producer);
           members.insert(producer);
+          inputs.add(producer, members);
           group.push_back(producer);
           continue;
         }
         if (!producer || grouped.contains(producer) || !isFusible(producer) ||
-            producer->getBlock() != &block || !mayJoin(producer))
+            producer->getBlock() != &block || !mayJoin(producer) ||
+            inputs.countWith(producer, members) > maxInputs)
           continue;
         if (llvm::all_of(producer->getUsers(),
                          [&](Operation *user) { return members.contains(user); }))
@@ -555,72 +598,94 @@ bool isFoldableNorm(ArrayRef<Operation *> group) {
 ///   input gradients, both over the gate and the incoming gradient; a
 ///   norm's input gradient and its weight's per-element terms): read once.
 /// Only where mergePlace finds a place, and never a foldable norm.
-void mergeGroups(func::FuncOp func, SmallVector<SmallVector<Operation *>> &groups) {
+void mergeGroups(func::FuncOp func, SmallVector<SmallVector<Operation *>> &groups,
+                 int64_t maxInputs) {
   DenseMap<Operation *, size_t> groupOf;
+  for (auto [i, group] : llvm::enumerate(groups))
+    for (Operation *op : group)
+      groupOf[op] = i;
   // Made when a merge first asks for it after the groups changed.
   std::optional<LiveProfile> profile;
-  auto reindex = [&] {
-    groupOf.clear();
-    for (auto [i, group] : llvm::enumerate(groups))
-      for (Operation *op : group)
-        groupOf[op] = i;
-    profile.reset();
-  };
   auto currentProfile = [&]() -> const LiveProfile & {
     if (!profile)
       profile.emplace(func, groupOf);
     return *profile;
   };
-  reindex();
   auto elements = [](Value v) { return cast<RankedTensorType>(v.getType()).getNumElements(); };
+  // Merges `early` into groups[h] if mergePlace finds a place.
+  auto tryMerge = [&](size_t h, size_t g) {
+    SmallVector<Operation *> &late = groups[h], &early = groups[g];
+    Operation *root = late.back();
+    if (g == h || early.empty() || isFoldableNorm(early) ||
+        early.back()->getBlock() != root->getBlock() || !early.back()->isBeforeInBlock(root))
+      return false;
+    DenseSet<Operation *> both(early.begin(), early.end());
+    both.insert(late.begin(), late.end());
+    RegionInputs inputs;
+    for (Operation *op : both)
+      inputs.add(op, both);
+    if (inputs.count() > maxInputs)
+      return false;
+    MergePlace place = mergePlace(early, late, currentProfile);
+    if (place == MergePlace::None)
+      return false;
+    if (place == MergePlace::AtEarly) {
+      // Collected first: each move makes the block renumber its ops.
+      SmallVector<Operation *> moving;
+      for (Operation *op : late)
+        if (early.back()->isBeforeInBlock(op))
+          moving.push_back(op);
+      Operation *last = early.back();
+      for (Operation *op : moving) {
+        op->moveAfter(last);
+        last = op;
+      }
+    }
+    for (Operation *op : early)
+      groupOf[op] = h;
+    late.append(early.begin(), early.end());
+    llvm::sort(late, [](Operation *a, Operation *b) { return a->isBeforeInBlock(b); });
+    early.clear();
+    profile.reset();
+    return true;
+  };
+  // Each group takes what merges it can, again after each merge (its new
+  // members bring new candidates); the scan repeats until one merges
+  // nothing. A merge changes only the two groups and the profile, so a
+  // scan need not restart after each one.
   bool merged = true;
   while (merged) {
     merged = false;
-    for (size_t h = 0; h < groups.size() && !merged; ++h) {
-      SmallVector<Operation *> &late = groups[h];
-      if (late.empty() || isFoldableNorm(late))
-        continue;
-      Operation *root = late.back();
-      DenseSet<Operation *> members(late.begin(), late.end());
-      // Earlier groups that feed this one or read one of its big inputs.
-      SetVector<size_t> candidates;
-      for (Operation *member : late)
-        for (Value operand : member->getOperands()) {
-          Operation *producer = operand.getDefiningOp();
-          if (producer && members.contains(producer))
-            continue;
-          if (auto it = producer ? groupOf.find(producer) : groupOf.end(); it != groupOf.end())
-            candidates.insert(it->second);
-          if (elements(operand) != elements(root->getResult(0)))
-            continue;
-          for (Operation *user : operand.getUsers())
-            if (auto it = groupOf.find(user); it != groupOf.end())
+    for (size_t h = 0; h < groups.size(); ++h) {
+      bool grew = true;
+      while (grew) {
+        grew = false;
+        SmallVector<Operation *> &late = groups[h];
+        if (late.empty() || isFoldableNorm(late))
+          break;
+        Operation *root = late.back();
+        DenseSet<Operation *> members(late.begin(), late.end());
+        // Earlier groups that feed this one or read one of its big inputs.
+        SetVector<size_t> candidates;
+        for (Operation *member : late)
+          for (Value operand : member->getOperands()) {
+            Operation *producer = operand.getDefiningOp();
+            if (producer && members.contains(producer))
+              continue;
+            if (auto it = producer ? groupOf.find(producer) : groupOf.end(); it != groupOf.end())
               candidates.insert(it->second);
-        }
-      for (size_t g : candidates) {
-        SmallVector<Operation *> &early = groups[g];
-        if (g == h || early.empty() || isFoldableNorm(early) ||
-            early.back()->getBlock() != root->getBlock() || !early.back()->isBeforeInBlock(root))
-          continue;
-        MergePlace place = mergePlace(early, late, currentProfile);
-        if (place == MergePlace::None)
-          continue;
-        if (place == MergePlace::AtEarly) {
-          Operation *last = early.back();
-          for (Operation *op : late)
-            if (early.back()->isBeforeInBlock(op)) {
-              op->moveAfter(last);
-              last = op;
-            }
-        }
-        late.append(early.begin(), early.end());
-        llvm::sort(late, [](Operation *a, Operation *b) { return a->isBeforeInBlock(b); });
-        early.clear();
-        merged = true;
-        break;
+            if (elements(operand) != elements(root->getResult(0)))
+              continue;
+            for (Operation *user : operand.getUsers())
+              if (auto it = groupOf.find(user); it != groupOf.end())
+                candidates.insert(it->second);
+          }
+        for (size_t g : candidates)
+          if (tryMerge(h, g)) {
+            merged = grew = true;
+            break;
+          }
       }
-      if (merged)
-        reindex();
     }
   }
   llvm::erase_if(groups, [](const SmallVector<Operation *> &g) { return g.empty(); });
@@ -731,8 +796,9 @@ struct FusionPass : mlir::gai::impl::GaiFusionBase<FusionPass> {
     for (Block &block : func.getBody()) {
       copyCheapOpsIntoUsers(block);
       // Groups are collected first: no mutation while walking.
-      SmallVector<SmallVector<Operation *>> groups = formGroups(block, absorbTransposes);
-      mergeGroups(func, groups);
+      SmallVector<SmallVector<Operation *>> groups =
+          formGroups(block, absorbTransposes, maxInputs);
+      mergeGroups(func, groups, maxInputs);
       for (ArrayRef<Operation *> group : llvm::reverse(groups))
         outlineGroup(group, builder);
     }

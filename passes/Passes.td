@@ -84,6 +84,9 @@ def GaiFusion : Pass<"gai-fusion", "func::FuncOp"> {
     with K a multiple of 8, both products used only there) whose x has at
     most R rows becomes one `gai.gated_gemm`.
 
+    A region reads at most `max-inputs` tensors; a producer that would take
+    it past that starts a region of its own.
+
     With `absorb-transposes`, a transpose that keeps the last axis joins its
     only consumer's region too (its input becomes the region's input): the
     generated GPU kernels read rows through the permutation, so the head
@@ -104,6 +107,10 @@ def GaiFusion : Pass<"gai-fusion", "func::FuncOp"> {
     Option<"gatedGemmRows", "gated-gemm-rows", "int64_t", /*default=*/"0",
            "make act(x·Wgᵀ) * (x·Wuᵀ) one gai.gated_gemm when x has at "
            "most this many rows (0: never; the CUDA target's GEMV takes 8)">,
+    Option<"maxInputs", "max-inputs", "int64_t", /*default=*/"256",
+           "the most tensors a region reads: the gradient norm of a deep "
+           "model would otherwise read every gradient in one kernel, whose "
+           "code generation grows faster than its size">,
   ];
   let dependentDialects = ["::mlir::gai::GaiDialect"];
 }

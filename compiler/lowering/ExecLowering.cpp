@@ -215,7 +215,7 @@ private:
   llvm::StringMap<Type> stateTypes;
   Operation *currentEntry = nullptr;
   int64_t weightsEnd = 0, stateEnd = 0;
-  std::vector<std::pair<std::string, func::FuncOp>> kernels; // text, kernel
+  llvm::StringMap<func::FuncOp> kernels; // by their generic text
   DenseMap<Value, RefAttr> refOf;
   // The entry's folded norms (findNormFolds) by their region, the GEMM
   // making their input, and the GEMMs reading them; their row sums of
@@ -284,14 +284,15 @@ FailureOr<FlatSymbolRefAttr> Lowering::kernelFor(FusionOp fusion) {
                          : buildFusionKernel(fusion, "kernel", b);
   if (failed(kernel))
     return failure();
+  // The kernel's own scope: printing it in the module's would number the
+  // whole module again for each kernel.
   std::string text;
   llvm::raw_string_ostream os(text);
-  kernel->print(os, OpPrintingFlags().printGenericOpForm());
-  for (auto &[known, existing] : kernels)
-    if (known == text) {
-      kernel->erase();
-      return FlatSymbolRefAttr::get(existing.getSymNameAttr());
-    }
+  kernel->print(os, OpPrintingFlags().printGenericOpForm().useLocalScope());
+  if (auto known = kernels.find(text); known != kernels.end()) {
+    kernel->erase();
+    return FlatSymbolRefAttr::get(known->second.getSymNameAttr());
+  }
   // Named after what it computes, for profiles: k12_exp_mul_reduce.
   std::string name = "k" + std::to_string(kernels.size());
   llvm::SmallVector<llvm::StringRef> seen;
@@ -303,7 +304,7 @@ FailureOr<FlatSymbolRefAttr> Lowering::kernelFor(FusionOp fusion) {
     name += "_" + what.str();
   });
   kernel->setSymName(name);
-  kernels.emplace_back(std::move(text), *kernel);
+  kernels.try_emplace(text, *kernel);
   return FlatSymbolRefAttr::get(kernel->getSymNameAttr());
 }
 

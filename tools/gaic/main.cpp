@@ -131,6 +131,9 @@ cl::opt<int64_t> bucketMiB(
 cl::opt<bool> printIRAfterAll("print-ir-after-all",
                               cl::desc("print the IR after every pass"),
                               cl::cat(category));
+cl::opt<bool> timePasses("pass-timing",
+                         cl::desc("print the time each compiler pass takes (stderr)"),
+                         cl::cat(category));
 cl::opt<bool> externalWeights(
     "external-weights",
     cl::desc("reference --weights by path, size and checksum instead of "
@@ -373,6 +376,7 @@ int main(int argc, char **argv) {
   options.build.prefillLen = prefillLen;
   options.build.f32Residual = f32Residual;
   options.printIRAfterAll = printIRAfterAll;
+  options.timePasses = timePasses;
   options.train = mode == "train";
   options.foldNorms = foldNorms;
   options.attentionLayout = attentionLayout;
