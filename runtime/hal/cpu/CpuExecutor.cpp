@@ -194,10 +194,16 @@ public:
   }
 
   Status record(const cmd::Launch &l) override {
-    constexpr size_t kMostBuffers = 64;
-    void *buffers[kMostBuffers];
-    if (l.args.size() > kMostBuffers)
-      return Status::error("a launch with more than 64 buffers");
+    // On the stack up to 64; a deep model's gradient norm reads hundreds of
+    // gradients in one kernel.
+    constexpr size_t kOnStack = 64;
+    void *onStack[kOnStack];
+    std::vector<void *> onHeap;
+    void **buffers = onStack;
+    if (l.args.size() > kOnStack) {
+      onHeap.resize(l.args.size());
+      buffers = onHeap.data();
+    }
     for (size_t i = 0; i < l.args.size(); ++i)
       buffers[i] = ptr(l.args[i]);
     kernels_->kernel(l.kernel)(buffers);
