@@ -774,6 +774,11 @@ struct FusionPass : mlir::gai::impl::GaiFusionBase<FusionPass> {
           << static_cast<int64_t>(gatedGemmRows);
       return signalPassFailure();
     }
+    if (maxInputs < 1) {
+      func.emitError("gai-fusion: max-inputs must be at least 1, not ")
+          << static_cast<int64_t>(maxInputs);
+      return signalPassFailure();
+    }
     if (gatedGemmRows > 0) {
       RewritePatternSet patterns(&getContext());
       patterns.add<GatedGemmPattern>(&getContext(), gatedGemmRows);

@@ -1,6 +1,8 @@
 // RUN: gai-opt %s --gai-fusion | FileCheck %s
 // RUN: gai-opt %s --gai-fusion="max-inputs=3" | FileCheck %s --check-prefix=THREE
 // RUN: gai-opt %s --gai-fusion="max-inputs=2" | FileCheck %s --check-prefix=TWO
+// RUN: not gai-opt %s --gai-fusion="max-inputs=0" 2>&1 | FileCheck %s --check-prefix=ZERO
+// ZERO: error: gai-fusion: max-inputs must be at least 1, not 0
 
 // A chain of adds over four tensors is one region under the default cap.
 // CHECK-LABEL: func.func @sum_of_four
