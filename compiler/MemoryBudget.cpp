@@ -115,6 +115,8 @@ llvm::Expected<std::optional<RematOutcome>> rematerialize(mlir::ModuleOp optimiz
   int64_t passBudget = remat.budget;
   for (int round = 0; round < 4; ++round) {
     mlir::PassManager pm(optimized.getContext());
+    if (options.timePasses)
+      pm.enableTiming();
     for (const char *function : {kStep, kFirstStep}) {
       if (!optimized.lookupSymbol(function))
         continue;

@@ -60,7 +60,7 @@ llvm::Expected<ImportedModel> importModel(mlir::MLIRContext &context,
 
 /// With --pass-timing, `pm` reports its passes' times when it is done; with
 /// --print-ir-after-all it prints the whole module after each pass.
-static void printAfterAll(mlir::PassManager &pm,
+static void instrument(mlir::PassManager &pm,
                           const CompileOptions &options) {
   if (options.timePasses)
     pm.enableTiming();
@@ -80,7 +80,7 @@ static void printAfterAll(mlir::PassManager &pm,
 mlir::LogicalResult optimize(mlir::ModuleOp module,
                              const CompileOptions &options) {
   mlir::PassManager pm(module.getContext());
-  printAfterAll(pm, options);
+  instrument(pm, options);
   if (options.shard.tensorParallel > 1) {
     // On the frontend's attention, before it is rewritten, as pruning.
     mlir::gai::GaiShardTensorsOptions tp;
@@ -135,6 +135,7 @@ mlir::LogicalResult optimize(mlir::ModuleOp module,
   fusion.libraryActivations = options.isCuda();
   fusion.absorbTransposes = options.isCuda();
   fusion.gatedGemmRows = options.isCuda() ? gai::kMostGatedGemmRows : 0;
+  fusion.maxInputs = options.fusionMaxInputs;
   pm.addNestedPass<mlir::func::FuncOp>(mlir::gai::createGaiFusion(fusion));
   pm.addPass(mlir::createCanonicalizerPass());
   pm.addPass(mlir::createCSEPass());
@@ -251,7 +252,7 @@ lowerCopy(mlir::ModuleOp optimized, const CompileOptions &options,
     return exec.takeError();
   mlir::OwningOpRef<mlir::ModuleOp> module(optimized.clone());
   mlir::PassManager pm(module->getContext());
-  printAfterAll(pm, options);
+  instrument(pm, options);
   pm.addPass(createGaiLowerToExec(std::move(*exec)));
   if (codegen)
     pm.addPass(std::move(codegen));

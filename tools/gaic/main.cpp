@@ -134,6 +134,11 @@ cl::opt<bool> printIRAfterAll("print-ir-after-all",
 cl::opt<bool> timePasses("pass-timing",
                          cl::desc("print the time each compiler pass takes (stderr)"),
                          cl::cat(category));
+cl::opt<int64_t> fusionMaxInputs(
+    "fusion-max-inputs",
+    cl::desc("the most tensors one generated kernel reads (default 256): fewer "
+             "shortens code generation for deep models"),
+    cl::init(256), cl::value_desc("N"), cl::cat(category));
 cl::opt<bool> externalWeights(
     "external-weights",
     cl::desc("reference --weights by path, size and checksum instead of "
@@ -377,6 +382,10 @@ int main(int argc, char **argv) {
   options.build.f32Residual = f32Residual;
   options.printIRAfterAll = printIRAfterAll;
   options.timePasses = timePasses;
+  if (fusionMaxInputs < 1)
+    return fail("--fusion-max-inputs: expected a positive count, got " +
+                std::to_string(fusionMaxInputs));
+  options.fusionMaxInputs = fusionMaxInputs;
   options.train = mode == "train";
   options.foldNorms = foldNorms;
   options.attentionLayout = attentionLayout;
