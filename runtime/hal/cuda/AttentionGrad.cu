@@ -244,14 +244,6 @@ __device__ __forceinline__ void loadTransposedFragments(uint32_t (&b)[4],
   loadMatricesTransposed(b, tile + swizzled<D>(j0 + lane % 8 + 8 * ((lane / 8) % 2),
                                                dd * 16 + 8 * (lane / 16)));
 }
-/// Two [16 × 8] accumulator tiles as one A fragment (k along their columns).
-__device__ __forceinline__ void packFragment(uint32_t (&a)[4], const float (&lo)[4],
-                                             const float (&hi)[4]) {
-  a[0] = packBf16(lo[0], lo[1]);
-  a[1] = packBf16(lo[2], lo[3]);
-  a[2] = packBf16(hi[0], hi[1]);
-  a[3] = packBf16(hi[2], hi[3]);
-}
 
 /// s = A·Bᵀ and dp = C·Eᵀ for the warp's 16 rows (row0..) of A and C
 /// against the 64 rows of B and E, all swizzled [rows, D] tiles: the two

@@ -223,12 +223,8 @@ __device__ __forceinline__ void flashBlock(const AttentionParams &p, ErrorWord *
       // whole until the wait.
       uint32_t pf[kKeys / 16][4];
 #pragma unroll
-      for (int j = 0; j < kKeys / 16; ++j) {
-        pf[j][0] = packBf16(s[2 * j][0], s[2 * j][1]);
-        pf[j][1] = packBf16(s[2 * j][2], s[2 * j][3]);
-        pf[j][2] = packBf16(s[2 * j + 1][0], s[2 * j + 1][1]);
-        pf[j][3] = packBf16(s[2 * j + 1][2], s[2 * j + 1][3]);
-      }
+      for (int j = 0; j < kKeys / 16; ++j)
+        packFragment(pf[j], s[2 * j], s[2 * j + 1]);
       holdOperands(pf); // made (and O rescaled) before the fence
       holdOperands(o);
       wgmmaFence();
@@ -243,10 +239,8 @@ __device__ __forceinline__ void flashBlock(const AttentionParams &p, ErrorWord *
 #endif
 #pragma unroll
     for (int j = 0; j < kKeys / 16; ++j) {
-      const uint32_t pf[4] = {packBf16(s[2 * j][0], s[2 * j][1]),
-                              packBf16(s[2 * j][2], s[2 * j][3]),
-                              packBf16(s[2 * j + 1][0], s[2 * j + 1][1]),
-                              packBf16(s[2 * j + 1][2], s[2 * j + 1][3])};
+      uint32_t pf[4];
+      packFragment(pf, s[2 * j], s[2 * j + 1]);
 #pragma unroll
       for (int dp = 0; dp < D / 16; ++dp) {
         uint32_t bv[4];
@@ -333,7 +327,7 @@ void flashAttention(const AttentionParams &given, ErrorWord *error, int step,
   p.vStrides = orPacked(p.vStrides, p.kvHeads, p.keys, p.valueDim);
   p.outStrides = orPacked(p.outStrides, p.heads, p.queries, p.valueDim);
   const bool softcap = p.softcap > 0.0f;
-  if (p.headDim == 64 && flashAttentionOnWgmma(p)) {
+  if (flashAttentionOnWgmma(p)) {
     if constexpr (kWgmmaBuild)
       softcap ? launchFlash<64, true, true>(p, error, step, stream)
               : launchFlash<64, false, true>(p, error, step, stream);

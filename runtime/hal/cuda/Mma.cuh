@@ -63,6 +63,15 @@ __device__ __forceinline__ uint32_t packBf16(float lo, float hi) {
   return *reinterpret_cast<uint32_t *>(&pair);
 }
 
+/// Two [16 × 8] accumulator tiles as one A fragment (k along their columns).
+__device__ __forceinline__ void packFragment(uint32_t (&a)[4], const float (&lo)[4],
+                                             const float (&hi)[4]) {
+  a[0] = packBf16(lo[0], lo[1]);
+  a[1] = packBf16(lo[2], lo[3]);
+  a[2] = packBf16(hi[0], hi[1]);
+  a[3] = packBf16(hi[2], hi[3]);
+}
+
 /// Rows [row0, row0 + Rows) of a [rows, D] bf16 matrix whose rows start
 /// `stride` elements apart (a multiple of 8) into a swizzled shared tile
 /// by cp.async (Threads threads); rows past `rows` become zeros. A thread
