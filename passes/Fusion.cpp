@@ -472,7 +472,8 @@ struct LiveProfile {
   }
 };
 
-/// Decides MergePlace. The kernel's results are the members' values read
+/// Decides MergePlace; never where the pair would read more than
+/// `maxInputs` tensors. The kernel's results are the members' values read
 /// outside the pair: all of the root's shape (a kernel stores every result
 /// at the root's indices) and read only after the kernel. Moving a group's
 /// kernel to the other root makes some buffers live longer over the span
@@ -482,10 +483,15 @@ struct LiveProfile {
 /// bf16 gradient made with its f32 one, late in the backward pass), so
 /// that the most memory in use at once never grows.
 MergePlace mergePlace(ArrayRef<Operation *> early, ArrayRef<Operation *> late,
-                      llvm::function_ref<const LiveProfile &()> profile) {
+                      int64_t maxInputs, llvm::function_ref<const LiveProfile &()> profile) {
   Operation *earlyRoot = early.back(), *lateRoot = late.back();
   DenseSet<Operation *> both(early.begin(), early.end());
   both.insert(late.begin(), late.end());
+  RegionInputs pairInputs;
+  for (Operation *op : both)
+    pairInputs.add(op, both);
+  if (pairInputs.count() > maxInputs)
+    return MergePlace::None;
   ArrayRef<int64_t> rootShape =
       cast<RankedTensorType>(lateRoot->getResult(0).getType()).getShape();
   auto after = [&](Operation *user, Operation *point) {
@@ -619,14 +625,7 @@ void mergeGroups(func::FuncOp func, SmallVector<SmallVector<Operation *>> &group
     if (g == h || early.empty() || isFoldableNorm(early) ||
         early.back()->getBlock() != root->getBlock() || !early.back()->isBeforeInBlock(root))
       return false;
-    DenseSet<Operation *> both(early.begin(), early.end());
-    both.insert(late.begin(), late.end());
-    RegionInputs inputs;
-    for (Operation *op : both)
-      inputs.add(op, both);
-    if (inputs.count() > maxInputs)
-      return false;
-    MergePlace place = mergePlace(early, late, currentProfile);
+    MergePlace place = mergePlace(early, late, maxInputs, currentProfile);
     if (place == MergePlace::None)
       return false;
     if (place == MergePlace::AtEarly) {
