@@ -29,16 +29,22 @@ Value matmul(ImplicitLocOpBuilder &b, Value x, Value y, bool tx, bool ty) {
   return MatmulOp::create(b, x, y, tx, ty);
 }
 
-/// `g` summed over the dimensions that broadcasting added to `to`.
+/// `g` summed over the dimensions that broadcasting added to `to`: one
+/// reduction a run of adjacent dimensions (a norm weight's gradient sums
+/// batch and sequence at once, one pass over the rows instead of two).
 Value unbroadcast(ImplicitLocOpBuilder &b, Value g, Value to) {
   ArrayRef<int64_t> gs = typeOf(g).getShape(), ts = typeOf(to).getShape();
   if (gs == ts)
     return g;
   int64_t lead = static_cast<int64_t>(gs.size() - ts.size());
+  auto added = [&](int64_t d) { return d < lead || (ts[d - lead] == 1 && gs[d] != 1); };
   for (int64_t d = 0; d < static_cast<int64_t>(gs.size()); ++d) {
-    bool added = d < lead || (ts[d - lead] == 1 && gs[d] != 1);
-    if (added)
-      g = sum(b, g, d);
+    if (!added(d))
+      continue;
+    SmallVector<int64_t> run;
+    for (; d < static_cast<int64_t>(gs.size()) && added(d); ++d)
+      run.push_back(d);
+    g = ReduceOp::create(b, ReduceKind::Sum, g, run, true);
   }
   return ReshapeOp::create(b, typeOf(to), g);
 }

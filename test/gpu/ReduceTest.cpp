@@ -1,10 +1,11 @@
-// cuda::reduce against a host sum in double, on shapes that reach each way
+// cuda::reduce and cuda::columnSums against a host sum in double, on shapes that reach each way
 // the kernel splits its work: many columns with a few rows (a norm weight's
 // per-element terms over a batch of 4), few columns over many rows (2048 x
 // 2048, where rows are split across threads), row counts that are no
 // multiple of the eight loads a thread keeps in flight, columns that do not
 // fill a block, several outer slices, and each kind (sum, mean, max, min).
 #include "GpuTest.h"
+#include "hal/cuda/ColumnSums.h"
 #include "hal/cuda/Kernels.h"
 
 #include <gtest/gtest.h>
@@ -30,11 +31,11 @@ std::string caseName(const ::testing::TestParamInfo<ReduceCase> &info) {
          "x" + std::to_string(c.inner) + (c.bf16 ? "_bf16" : "_f32");
 }
 
-class CudaReduce : public ::testing::TestWithParam<ReduceCase> {};
-
-TEST_P(CudaReduce, MatchesTheHostInDouble) {
-  SKIP_WITHOUT_GPU();
-  const ReduceCase c = GetParam();
+/// Runs cuda::reduce (or, with `columnSums`, cuda::columnSums with
+/// `workspaceBytes` of workspace) on random data and checks every result
+/// against a host sum in double.
+void checkAgainstHost(const ReduceCase &c, bool columnSums = false,
+                      size_t workspaceBytes = 32u << 20) {
   const int64_t count = c.outer * c.n * c.inner, results = c.outer * c.inner;
   std::mt19937 rng(static_cast<uint32_t>(count + c.kind));
   std::normal_distribution<float> normal(0.5f, 1.0f);
@@ -51,8 +52,20 @@ TEST_P(CudaReduce, MatchesTheHostInDouble) {
   ASSERT_EQ(cudaMalloc(&out, results * elem), cudaSuccess);
   cudaMemcpy(in, c.bf16 ? static_cast<const void *>(packed.data()) : host.data(),
              count * elem, cudaMemcpyHostToDevice);
-  cuda::reduce(c.bf16 ? cuda::Elem::BF16 : cuda::Elem::F32, in, out, c.kind, c.outer, c.n, c.inner,
-               nullptr);
+  const cuda::Elem e = c.bf16 ? cuda::Elem::BF16 : cuda::Elem::F32;
+  if (columnSums) {
+    ASSERT_TRUE(cuda::columnSumsTake(c.kind, c.outer, c.n, c.inner, in, workspaceBytes));
+    float *workspace = nullptr;
+    ASSERT_EQ(cudaMalloc(&workspace, workspaceBytes), cudaSuccess);
+    // Garbage in the workspace: the partials must not depend on its contents.
+    cudaMemset(workspace, 0x7f, workspaceBytes);
+    cuda::columnSums(e, in, out, c.outer, c.n, c.inner, c.kind == 1 ? 1.0f / c.n : 1.0f,
+                     workspace, workspaceBytes, nullptr);
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    cudaFree(workspace);
+  } else {
+    cuda::reduce(e, in, out, c.kind, c.outer, c.n, c.inner, nullptr);
+  }
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   std::vector<float> got(results);
   std::vector<uint16_t> gotBits(results);
@@ -89,6 +102,36 @@ TEST_P(CudaReduce, MatchesTheHostInDouble) {
   EXPECT_EQ(wrong, 0);
 }
 
+class CudaReduce : public ::testing::TestWithParam<ReduceCase> {};
+
+TEST_P(CudaReduce, MatchesTheHostInDouble) {
+  SKIP_WITHOUT_GPU();
+  checkAgainstHost(GetParam());
+}
+
+class CudaColumnSums : public ::testing::TestWithParam<ReduceCase> {};
+
+TEST_P(CudaColumnSums, MatchesTheHostInDouble) {
+  SKIP_WITHOUT_GPU();
+  checkAgainstHost(GetParam(), true);
+}
+
+TEST(CudaColumnSumsWorkspace, OneSliceWhereTheWorkspaceHoldsOneRowOfResults) {
+  SKIP_WITHOUT_GPU();
+  // 3 × 1024 f32 results fill a 12 KiB workspace: the rows are not sliced.
+  checkAgainstHost(ReduceCase{3, 500, 1024, 0, false}, true, 3 * 1024 * 4);
+}
+
+TEST(CudaColumnSumsWorkspace, RefusesWhatItCannotTake) {
+  alignas(16) static float in[4];
+  EXPECT_FALSE(cuda::columnSumsTake(2, 1, 128, 64, in, 1 << 20));     // max
+  EXPECT_FALSE(cuda::columnSumsTake(0, 1, 63, 64, in, 1 << 20));      // few rows
+  EXPECT_FALSE(cuda::columnSumsTake(0, 1, 128, 60, in, 1 << 20));     // 60 % 8
+  EXPECT_FALSE(cuda::columnSumsTake(0, 1, 128, 64, in + 1, 1 << 20)); // unaligned
+  EXPECT_FALSE(cuda::columnSumsTake(0, 2, 128, 64, in, 511));         // results too big
+  EXPECT_TRUE(cuda::columnSumsTake(1, 2, 128, 64, in, 512));
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Shapes, CudaReduce,
     ::testing::Values(ReduceCase{1, 4, 1 << 20, 0, false},  // many columns, 4 rows
@@ -101,6 +144,16 @@ INSTANTIATE_TEST_SUITE_P(
                       ReduceCase{4, 999, 33, 2, false},     // max over split rows
                       ReduceCase{1, 3000, 7, 3, true},      // min, bf16
                       ReduceCase{5, 100, 129, 1, true}),    // mean, bf16
+    caseName);
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, CudaColumnSums,
+    ::testing::Values(ReduceCase{1, 8192, 2048, 0, false}, // a norm weight's gradient, llama-1b
+                      ReduceCase{1, 8192, 2048, 0, true},
+                      ReduceCase{1, 64, 64, 0, false},     // the least it takes
+                      ReduceCase{2, 999, 776, 1, true},    // a strip past the last column
+                      ReduceCase{3, 4099, 200, 0, false},  // rows no multiple of a slice
+                      ReduceCase{1, 1 << 16, 64, 1, false}), // many slices
     caseName);
 
 } // namespace

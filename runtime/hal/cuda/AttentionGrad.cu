@@ -99,7 +99,17 @@ template <typename T> __global__ void rowLseKernel(AttentionParams p) {
 // Both paths: D = rowsum(dO ⊙ O)
 //===----------------------------------------------------------------------===//
 
-template <typename T> __global__ void prepareKernel(AttentionGradParams p, float *delta) {
+constexpr float kLog2e = 1.4426950408889634f;
+
+/// A query row's numbers for the fused backward: its log-sum-exp in log2
+/// units (+inf where the row sees no key, so that exp2(s - lse2) is 0
+/// with no test) and D.
+struct RowStats {
+  float lse2, delta;
+};
+
+template <typename T>
+__global__ void prepareKernel(AttentionGradParams p, float *delta, RowStats *stats) {
   const int64_t row = static_cast<int64_t>(blockIdx.x) * 4 + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
   if (row >= p.batch * p.heads * p.queries)
@@ -112,8 +122,13 @@ template <typename T> __global__ void prepareKernel(AttentionGradParams p, float
   for (int64_t d = lane; d < p.valueDim; d += 32)
     sum += toFloat(dout[d]) * toFloat(out[d]);
   sum = warpSum(sum);
-  if (lane == 0)
+  if (lane == 0) {
     delta[row] = sum;
+    if (stats) {
+      const float lse = p.lse[row];
+      stats[row] = {lse == -INFINITY ? INFINITY : lse * kLog2e, sum};
+    }
+  }
 }
 
 //===----------------------------------------------------------------------===//
@@ -286,26 +301,66 @@ __device__ __forceinline__ bool wholeTileVisible(const AttentionGradParams &p, i
                          (p.window > 0 && start + q0 + kTile - 1 - key0 >= p.window))));
 }
 
-/// The probability and the scaled score gradient of one (query, key):
-/// P = exp(score - lse), dS = P ⊙ (dP - D) through the cap, times scale.
+/// The probability and the scaled score gradient of one (query, key),
+/// in place: P = 2^(score·log2e - lse2), dS = P ⊙ (dP - D) through the
+/// cap, times scale. Every tensor-core kernel uses this one form, so the
+/// atomic and the fixed-order backward differ only in their sums' order.
 template <bool Softcap>
-__device__ __forceinline__ void probabilityAndGrad(float &s, float &dp, bool visible,
-                                                   float lse, float rowDelta,
+__device__ __forceinline__ void probabilityAndGrad(float &s, float &dp, RowStats row,
                                                    const AttentionGradParams &p) {
-  float score = s * p.scale, slope = 1.0f;
-  if (Softcap) {
-    const float th = tanhf(score / p.softcap);
-    score = p.softcap * th;
+  float prob, slope = 1.0f;
+  if constexpr (Softcap) {
+    const float th = tanhf(s * p.scale / p.softcap);
     slope = 1.0f - th * th;
+    prob = fastExp2(p.softcap * kLog2e * th - row.lse2);
+  } else {
+    prob = fastExp2(fmaf(s, p.scale * kLog2e, -row.lse2));
   }
-  const float prob = visible ? __expf(score - lse) : 0.0f;
   s = prob;
-  dp = prob * (dp - rowDelta) * slope * p.scale;
+  dp = prob * (dp - row.delta) * (slope * p.scale);
+}
+
+/// The stats of query rows q0..q0 + 63 into shared memory by cp.async, as
+/// the tiles come (a plain load there stalled the block on its round
+/// trip). Rows past `queries` read as zeros: no visible score uses them.
+__device__ __forceinline__ void loadStatsAsync(RowStats *tile, const RowStats *stats, int q0,
+                                               int queries) {
+  if (threadIdx.x < kTile) {
+    const int t = q0 + threadIdx.x;
+    copyAsyncSmall<8>(tile + threadIdx.x, t < queries ? stats + t : stats, t < queries);
+  }
+}
+
+/// P and the scaled dS of the thread's 32 (key, query) pairs of a tile
+/// pair (Sᵀ and dPᵀ: its keys keyA and keyA + 8 by 16 query columns), in
+/// place, from the rows' stats. Only `Masked` tiles test visibility.
+template <bool Masked, bool Softcap>
+__device__ __forceinline__ void tileProbabilities(float (&s)[kTile / 8][4],
+                                                  float (&dp)[kTile / 8][4],
+                                                  const RowStats *tstats,
+                                                  const AttentionGradParams &p, int keyA,
+                                                  int q0, int keys, int queries, int start,
+                                                  int pairCol) {
+#pragma unroll
+  for (int n = 0; n < kTile / 8; ++n) {
+    // The stats of columns pairCol and pairCol + 1: one 16-byte load.
+    const float4 two = *reinterpret_cast<const float4 *>(tstats + n * 8 + pairCol);
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      probabilityAndGrad<Softcap>(s[n][e], dp[n][e],
+                                  e % 2 ? RowStats{two.z, two.w} : RowStats{two.x, two.y}, p);
+      if constexpr (Masked) {
+        const int key = keyA + 8 * (e / 2), query = q0 + n * 8 + pairCol + e % 2;
+        if (!(key < keys && query < queries && sees(start + query, key, p.causal, p.window)))
+          s[n][e] = dp[n][e] = 0.0f;
+      }
+    }
+  }
 }
 
 template <int D> constexpr size_t gradSmemBytes() {
   // Two tiles held for the whole block (K and V, or Q and dO) and two
-  // double-buffered streamed ones; then lse and D of two query tiles.
+  // double-buffered streamed ones; then the RowStats of two query tiles.
   return sizeof(__nv_bfloat16) * 6 * kTile * D + sizeof(float) * 4 * kTile;
 }
 
@@ -315,14 +370,13 @@ template <int D> constexpr size_t gradSmemBytes() {
 /// dV), which sumGroupsKernel adds up.
 template <int D, bool Softcap>
 __global__ void __launch_bounds__(kThreads, kKeyBlocksPerSm<D>)
-    flashGradKeysKernel(AttentionGradParams p, const float *delta, float *partials) {
+    flashGradKeysKernel(AttentionGradParams p, const RowStats *stats, float *partials) {
   extern __shared__ __align__(128) unsigned char raw[];
   auto *sk = reinterpret_cast<__nv_bfloat16 *>(raw);
   __nv_bfloat16 *sv = sk + kTile * D;
   __nv_bfloat16 *sq = sv + kTile * D;      // two buffers
   __nv_bfloat16 *sdo = sq + 2 * kTile * D; // two buffers
-  auto *slse = reinterpret_cast<float *>(sdo + 2 * kTile * D); // two tiles
-  float *sdelta = slse + 2 * kTile;
+  auto *sstats = reinterpret_cast<RowStats *>(sdo + 2 * kTile * D); // two tiles
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int group = lane / 4, pairCol = 2 * (lane % 4);
@@ -353,11 +407,7 @@ __global__ void __launch_bounds__(kThreads, kKeyBlocksPerSm<D>)
                                       p.qStrides.row);
     loadRowsAsync<D, kTile, kThreads>(sdo + buffer * kTile * D, doSrc, q0, queries,
                                       p.outGradStrides.row);
-    if (threadIdx.x < kTile) {
-      const int t = q0 + threadIdx.x;
-      slse[buffer * kTile + threadIdx.x] = t < queries ? p.lse[rowBase + t] : -INFINITY;
-      sdelta[buffer * kTile + threadIdx.x] = t < queries ? delta[rowBase + t] : 0.0f;
-    }
+    loadStatsAsync(sstats + buffer * kTile, stats + rowBase, q0, queries);
   };
 
   loadRowsAsync<D, kTile, kThreads>(
@@ -390,23 +440,17 @@ __global__ void __launch_bounds__(kThreads, kKeyBlocksPerSm<D>)
     }
     __syncthreads();
     const __nv_bfloat16 *tq = sq + buffer * kTile * D, *tdo = sdo + buffer * kTile * D;
-    const float *tlse = slse + buffer * kTile, *tdelta = sdelta + buffer * kTile;
+    const RowStats *tstats = sstats + buffer * kTile;
 
     // Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ: the warp's 16 keys × 64 queries each.
     float s[kTile / 8][4], dp[kTile / 8][4];
     tileProducts<D>(s, dp, sk, sv, tq, tdo, warp * 16, lane);
-    const bool edge = !wholeTileVisible(p, q0, key0, queries, keys, start);
-#pragma unroll
-    for (int n = 0; n < kTile / 8; ++n)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int key = keyA + 8 * (e / 2), column = n * 8 + pairCol + e % 2;
-        const float lse = tlse[column];
-        const bool visible = !edge || (key < keys && q0 + column < queries &&
-                                       sees(start + q0 + column, key, p.causal, p.window));
-        probabilityAndGrad<Softcap>(s[n][e], dp[n][e], visible && lse != -INFINITY, lse,
-                                    tdelta[column], p);
-      }
+    if (wholeTileVisible(p, q0, key0, queries, keys, start))
+      tileProbabilities<false, Softcap>(s, dp, tstats, p, keyA, q0, keys, queries, start,
+                                        pairCol);
+    else
+      tileProbabilities<true, Softcap>(s, dp, tstats, p, keyA, q0, keys, queries, start,
+                                       pairCol);
 
     // dV += Pᵀ·dO and dK += dSᵀ·Q: the accumulators are A fragments as they lie.
 #pragma unroll
@@ -463,7 +507,7 @@ __global__ void __launch_bounds__(kThreads, kKeyBlocksPerSm<D>)
 /// way, at the cost of recomputing Q·Kᵀ and dO·Vᵀ once more).
 template <int D, bool Softcap>
 __global__ void __launch_bounds__(kThreads, kQueryBlocksPerSm<D>)
-    flashGradQueriesKernel(AttentionGradParams p, const float *delta) {
+    flashGradQueriesKernel(AttentionGradParams p, const RowStats *stats) {
   extern __shared__ __align__(128) unsigned char raw[];
   auto *sq = reinterpret_cast<__nv_bfloat16 *>(raw);
   __nv_bfloat16 *sdo = sq + kTile * D;
@@ -506,12 +550,11 @@ __global__ void __launch_bounds__(kThreads, kQueryBlocksPerSm<D>)
 
   // This thread's two query rows: the warp's row `group` and `group + 8`.
   const int queryA = q0 + warp * 16 + group;
-  float rowLse[2], rowDelta[2];
+  RowStats rowStats[2];
 #pragma unroll
   for (int row = 0; row < 2; ++row) {
     const int t = queryA + 8 * row;
-    rowLse[row] = t < queries ? p.lse[rowBase + t] : -INFINITY;
-    rowDelta[row] = t < queries ? delta[rowBase + t] : 0.0f;
+    rowStats[row] = t < queries ? stats[rowBase + t] : RowStats{INFINITY, 0.0f};
   }
   float dq[D / 8][4];
 #pragma unroll
@@ -545,8 +588,9 @@ __global__ void __launch_bounds__(kThreads, kQueryBlocksPerSm<D>)
         const int query = queryA + 8 * row;
         const bool visible = !edge || (key < keys && query < queries &&
                                        sees(start + query, key, p.causal, p.window));
-        probabilityAndGrad<Softcap>(s[n][e], dp[n][e], visible && rowLse[row] != -INFINITY,
-                                    rowLse[row], rowDelta[row], p);
+        probabilityAndGrad<Softcap>(s[n][e], dp[n][e], rowStats[row], p);
+        if (!visible)
+          s[n][e] = dp[n][e] = 0.0f;
       }
 
     // dQ += dS·K: dS's accumulators are A fragments as they lie.
@@ -595,9 +639,11 @@ __device__ __forceinline__ void addPair(float *at, float a, float b) {
 /// f32 rows at `to` (this lane's first row; D floats apart) by float4
 /// atomics, half as many as pairs: a lane and its neighbour swap halves,
 /// so the even lane holds four columns of its row and the odd lane four of
-/// the row 8 below. Rows at or past `rowsLeft` are skipped.
+/// the row 8 below. The quads are made in place first, so that each
+/// atomic reads its own registers (reusing one set made every atomic wait
+/// for the one before to read them). Rows at or past `rowsLeft` are skipped.
 template <int D>
-__device__ __forceinline__ void addQuads(float *to, const float (&acc)[D / 8][4], int rowsLeft,
+__device__ __forceinline__ void addQuads(float *to, float (&acc)[D / 8][4], int rowsLeft,
                                          int lane) {
   const bool even = (lane & 1) == 0;
   const int row = even ? 0 : 8;
@@ -607,11 +653,19 @@ __device__ __forceinline__ void addQuads(float *to, const float (&acc)[D / 8][4]
     const float give0 = even ? acc[n][2] : acc[n][0], give1 = even ? acc[n][3] : acc[n][1];
     const float got0 = __shfl_xor_sync(0xffffffffu, give0, 1);
     const float got1 = __shfl_xor_sync(0xffffffffu, give1, 1);
-    const float4 quad = even ? make_float4(acc[n][0], acc[n][1], got0, got1)
-                             : make_float4(got0, got1, acc[n][2], acc[n][3]);
-    if (row < rowsLeft)
-      atomicAdd(reinterpret_cast<float4 *>(to + n * 8), quad);
+    if (even) {
+      acc[n][2] = got0;
+      acc[n][3] = got1;
+    } else {
+      acc[n][0] = got0;
+      acc[n][1] = got1;
+    }
   }
+  if (row < rowsLeft)
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n)
+      atomicAdd(reinterpret_cast<float4 *>(to + n * 8),
+                make_float4(acc[n][0], acc[n][1], acc[n][2], acc[n][3]));
 }
 #endif
 
@@ -634,7 +688,7 @@ template <int D> constexpr size_t fusedSmemBytes() {
 /// which the launch's extra kWgmmaAlignment bytes of shared memory allow.
 template <int D, bool Softcap, bool Wgmma>
 __global__ void __launch_bounds__(kThreads, Wgmma &&Softcap ? 2 : kKeyBlocksPerSm<D>)
-    flashGradFusedKernel(AttentionGradParams p, const float *delta, float *dqSums,
+    flashGradFusedKernel(AttentionGradParams p, const RowStats *stats, float *dqSums,
                          float *kvSums) {
   static_assert(!Wgmma || D == 64, "wgmma tiles are 64 wide");
 #if !GAI_DEVICE_WGMMA
@@ -650,14 +704,16 @@ __global__ void __launch_bounds__(kThreads, Wgmma &&Softcap ? 2 : kKeyBlocksPerS
   __nv_bfloat16 *sq = sv + kTile * D;         // two buffers
   __nv_bfloat16 *sdo = sq + 2 * kTile * D;    // two buffers
   __nv_bfloat16 *sds = sdo + 2 * kTile * D;   // dSᵀ: [keys, queries]
-  auto *slse = reinterpret_cast<float *>(sds + kTile * kTile); // two tiles
-  float *sdelta = slse + 2 * kTile;
+  auto *sstats = reinterpret_cast<RowStats *>(sds + kTile * kTile); // two tiles
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int group = lane / 4, pairCol = 2 * (lane % 4);
-  // Key tiles vary slowest, so every head's heaviest causal blocks (the
-  // first keys, seen by every query) start first.
-  const int h = blockIdx.x, b = blockIdx.y, key0 = blockIdx.z * kTile;
+  // Key tiles vary fastest: the blocks in flight are a few heads' whole
+  // rows of key tiles, so the dQ sums their atomics add to and the Q and dO
+  // tiles they read stay in L2 (heads fastest spread them over every head:
+  // 85% of L2's throughput and a third of DRAM's on llama-1b). Within a
+  // head the heaviest causal blocks (the first keys) start first.
+  const int key0 = blockIdx.x * kTile, h = blockIdx.y, b = blockIdx.z;
   const int queries = static_cast<int>(p.queries), keys = static_cast<int>(p.keys);
   const int heads = static_cast<int>(p.heads), groups = heads / static_cast<int>(p.kvHeads);
   const int start = keys - queries;
@@ -683,11 +739,7 @@ __global__ void __launch_bounds__(kThreads, Wgmma &&Softcap ? 2 : kKeyBlocksPerS
                                       p.qStrides.row);
     loadRowsAsync<D, kTile, kThreads>(sdo + buffer * kTile * D, doSrc, q0, queries,
                                       p.outGradStrides.row);
-    if (threadIdx.x < kTile) {
-      const int t = q0 + threadIdx.x;
-      slse[buffer * kTile + threadIdx.x] = t < queries ? p.lse[rowBase + t] : -INFINITY;
-      sdelta[buffer * kTile + threadIdx.x] = t < queries ? delta[rowBase + t] : 0.0f;
-    }
+    loadStatsAsync(sstats + buffer * kTile, stats + rowBase, q0, queries);
   };
 
   loadRowsAsync<D, kTile, kThreads>(
@@ -707,6 +759,21 @@ __global__ void __launch_bounds__(kThreads, Wgmma &&Softcap ? 2 : kKeyBlocksPerS
     for (int e = 0; e < 4; ++e)
       dk[n][e] = dv[n][e] = 0.0f;
   const int keyA = key0 + warp * 16 + group;
+#if GAI_DEVICE_WGMMA
+  // The tiles' descriptors, made once: a step along a tile adds its bytes / 16.
+  uint64_t kDesc = 0, vDesc = 0, dsDesc = 0, qDesc[2] = {}, doDesc[2] = {};
+  if constexpr (Wgmma) {
+    kDesc = tileDescriptor(sk);
+    vDesc = tileDescriptor(sv);
+    dsDesc = tileDescriptor(sds);
+#pragma unroll
+    for (int buffer = 0; buffer < 2; ++buffer) {
+      qDesc[buffer] = tileDescriptor(sq + buffer * kTile * D);
+      doDesc[buffer] = tileDescriptor(sdo + buffer * kTile * D);
+    }
+  }
+  constexpr uint64_t kAlongRow = 16 * 2 / 16, kDownRows = 16 * D * 2 / 16; // 16 k a step
+#endif
 
   for (int it = 0; it < tiles; ++it) {
     const int buffer = it & 1, q0 = (firstTile + it) * kTile;
@@ -723,17 +790,18 @@ __global__ void __launch_bounds__(kThreads, Wgmma &&Softcap ? 2 : kKeyBlocksPerS
 #endif
     __syncthreads();
     const __nv_bfloat16 *tq = sq + buffer * kTile * D, *tdo = sdo + buffer * kTile * D;
-    const float *tlse = slse + buffer * kTile, *tdelta = sdelta + buffer * kTile;
+    const RowStats *tstats = sstats + buffer * kTile;
 
     float s[kTile / 8][4], dp[kTile / 8][4];
 #if GAI_DEVICE_WGMMA
+    const uint64_t qd = buffer ? qDesc[1] : qDesc[0], dod = buffer ? doDesc[1] : doDesc[0];
     if constexpr (Wgmma) {
       // Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ: all four tiles K-major, 16 of D a step.
       wgmmaFence();
 #pragma unroll
       for (int kk = 0; kk < D / 16; ++kk) {
-        wgmma64<0, 0>(s, tileDescriptor(sk + kk * 16), tileDescriptor(tq + kk * 16), kk > 0);
-        wgmma64<0, 0>(dp, tileDescriptor(sv + kk * 16), tileDescriptor(tdo + kk * 16), kk > 0);
+        wgmma64<0, 0>(s, kDesc + kk * kAlongRow, qd + kk * kAlongRow, kk > 0);
+        wgmma64<0, 0>(dp, vDesc + kk * kAlongRow, dod + kk * kAlongRow, kk > 0);
       }
       wgmmaCommit();
       wgmmaWait<0>();
@@ -742,27 +810,25 @@ __global__ void __launch_bounds__(kThreads, Wgmma &&Softcap ? 2 : kKeyBlocksPerS
     } else
 #endif
       tileProducts<D>(s, dp, sk, sv, tq, tdo, warp * 16, lane);
-    const bool edge = !wholeTileVisible(p, q0, key0, queries, keys, start);
-#pragma unroll
-    for (int n = 0; n < kTile / 8; ++n)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int key = keyA + 8 * (e / 2), column = n * 8 + pairCol + e % 2;
-        const float lse = tlse[column];
-        const bool visible = !edge || (key < keys && q0 + column < queries &&
-                                       sees(start + q0 + column, key, p.causal, p.window));
-        probabilityAndGrad<Softcap>(s[n][e], dp[n][e], visible && lse != -INFINITY, lse,
-                                    tdelta[column], p);
-      }
+    // Only tiles on the causal edge, the window's edge or the sequences'
+    // ends test each (query, key); whole tiles spare the tests.
+    if (wholeTileVisible(p, q0, key0, queries, keys, start))
+      tileProbabilities<false, Softcap>(s, dp, tstats, p, keyA, q0, keys, queries, start,
+                                        pairCol);
+    else
+      tileProbabilities<true, Softcap>(s, dp, tstats, p, keyA, q0, keys, queries, start,
+                                       pairCol);
 
-    // dSᵀ to shared memory for dQ, whose rows are split across the warps
-    // the other way (each warp holds 16 keys, dQ needs all 64 per query).
+    // P and dS as A fragments (the accumulators as they lie), and dSᵀ to
+    // shared memory for dQ, whose rows are split across the warps the
+    // other way (each warp holds 16 keys, dQ needs all 64 per query).
+    uint32_t pf[kTile / 16][4], df[kTile / 16][4];
 #pragma unroll
-    for (int n = 0; n < kTile / 8; ++n)
-#pragma unroll
-      for (int row = 0; row < 2; ++row)
-        *reinterpret_cast<uint32_t *>(sds + swizzled<kTile>(warp * 16 + group + 8 * row, n * 8) +
-                                      pairCol) = packBf16(dp[n][2 * row], dp[n][2 * row + 1]);
+    for (int j = 0; j < kTile / 16; ++j) {
+      packFragment(pf[j], s[2 * j], s[2 * j + 1]);
+      packFragment(df[j], dp[2 * j], dp[2 * j + 1]);
+      storeFragment<kTile>(sds, df[j], warp * 16, j * 16, lane);
+    }
 
     float dq[D / 8][4];
 #if GAI_DEVICE_WGMMA
@@ -772,12 +838,6 @@ __global__ void __launch_bounds__(kThreads, Wgmma &&Softcap ? 2 : kKeyBlocksPerS
       // MN-major: k is their rows), so that dQ's atomics run while the
       // tensor cores make dV and dK (3% of llama-1b's backward on an
       // H100). The fragments stay whole until the last wait.
-      uint32_t pf[kTile / 16][4], df[kTile / 16][4];
-#pragma unroll
-      for (int j = 0; j < kTile / 16; ++j) {
-        packFragment(pf[j], s[2 * j], s[2 * j + 1]);
-        packFragment(df[j], dp[2 * j], dp[2 * j + 1]);
-      }
       holdOperands(pf); // made before the fence, as the wgmmas need
       holdOperands(df);
       holdOperands(dv);
@@ -787,13 +847,12 @@ __global__ void __launch_bounds__(kThreads, Wgmma &&Softcap ? 2 : kKeyBlocksPerS
       wgmmaFence();
 #pragma unroll
       for (int j = 0; j < kTile / 16; ++j)
-        wgmma64<1, 1>(dq, tileDescriptor(sds + j * 16 * kTile), tileDescriptor(sk + j * 16 * D),
-                      j > 0);
+        wgmma64<1, 1>(dq, dsDesc + j * kDownRows, kDesc + j * kDownRows, j > 0);
       wgmmaCommit();
 #pragma unroll
       for (int j = 0; j < kTile / 16; ++j) {
-        wgmma64<1>(dv, pf[j], tileDescriptor(tdo + j * 16 * D));
-        wgmma64<1>(dk, df[j], tileDescriptor(tq + j * 16 * D));
+        wgmma64<1>(dv, pf[j], dod + j * kDownRows);
+        wgmma64<1>(dk, df[j], qd + j * kDownRows);
       }
       wgmmaCommit();
       wgmmaWait<1>(); // dQ is done; dV and dK run on beside its atomics
@@ -813,18 +872,15 @@ __global__ void __launch_bounds__(kThreads, Wgmma &&Softcap ? 2 : kKeyBlocksPerS
       dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.0f;
 #pragma unroll
     for (int j = 0; j < kTile / 16; ++j) {
-      uint32_t pf[4], df[4];
-      packFragment(pf, s[2 * j], s[2 * j + 1]);
-      packFragment(df, dp[2 * j], dp[2 * j + 1]);
 #pragma unroll
       for (int dd = 0; dd < D / 16; ++dd) {
         uint32_t bo[4], bq[4];
         loadTransposedFragments<D>(bo, tdo, j * 16, dd, lane);
         loadTransposedFragments<D>(bq, tq, j * 16, dd, lane);
-        mma(dv[2 * dd], pf, bo[0], bo[1]);
-        mma(dv[2 * dd + 1], pf, bo[2], bo[3]);
-        mma(dk[2 * dd], df, bq[0], bq[1]);
-        mma(dk[2 * dd + 1], df, bq[2], bq[3]);
+        mma(dv[2 * dd], pf[j], bo[0], bo[1]);
+        mma(dv[2 * dd + 1], pf[j], bo[2], bo[3]);
+        mma(dk[2 * dd], df[j], bq[0], bq[1]);
+        mma(dk[2 * dd + 1], df[j], bq[2], bq[3]);
       }
     }
     __syncthreads(); // every warp's dSᵀ is in
@@ -940,12 +996,13 @@ bool useWgmma(const AttentionGradParams &p) {
 
 /// Where the tensor-core path's f32 sums lie in the workspace, after D.
 struct GradSums {
+  RowStats *stats = nullptr;
   float *dq = nullptr, *kv = nullptr;      // the fused kernel's
   float *partials = nullptr;               // the deterministic form's
 };
 
 template <int D, bool Softcap>
-void launchFlashGrad(const AttentionGradParams &p, const float *delta, const GradSums &sums,
+void launchFlashGrad(const AttentionGradParams &p, const GradSums &sums,
                      cudaStream_t stream) {
   static bool configured = [] {
     allowSharedMemory(flashGradKeysKernel<D, Softcap>, gradSmemBytes<D>());
@@ -966,14 +1023,14 @@ void launchFlashGrad(const AttentionGradParams &p, const float *delta, const Gra
     cudaMemsetAsync(sums.dq, 0, dqCount * sizeof(float), stream);
     if (grouped)
       cudaMemsetAsync(sums.kv, 0, 2 * kvCount * sizeof(float), stream);
-    const dim3 grid(heads, batch, keyTiles);
+    const dim3 grid(keyTiles, heads, batch);
     if (D == 64 && kWgmmaBuild && useWgmma(p))
       flashGradFusedKernel<D, Softcap, D == 64 && kWgmmaBuild><<<grid, kThreads,
                                                   fusedSmemBytes<D>() + kWgmmaAlignment,
-                                                  stream>>>(p, delta, sums.dq, sums.kv);
+                                                  stream>>>(p, sums.stats, sums.dq, sums.kv);
     else
       flashGradFusedKernel<D, Softcap, false>
-          <<<grid, kThreads, fusedSmemBytes<D>(), stream>>>(p, delta, sums.dq, sums.kv);
+          <<<grid, kThreads, fusedSmemBytes<D>(), stream>>>(p, sums.stats, sums.dq, sums.kv);
     auto finish = [&](const float *from, void *to, const RowStrides &strides, int64_t n,
                       int64_t rows, int64_t count) {
       finishSumsKernel<<<static_cast<unsigned>(std::min<int64_t>((count / 4 + 255) / 256, 8192)),
@@ -988,10 +1045,10 @@ void launchFlashGrad(const AttentionGradParams &p, const float *delta, const Gra
     return;
   }
   flashGradKeysKernel<D, Softcap><<<dim3(keyTiles, heads, batch), kThreads, gradSmemBytes<D>(),
-                                    stream>>>(p, delta, sums.partials);
+                                    stream>>>(p, sums.stats, sums.partials);
   flashGradQueriesKernel<D, Softcap>
       <<<dim3(static_cast<unsigned>((p.queries + kTile - 1) / kTile), heads, batch), kThreads,
-         gradSmemBytes<D>(), stream>>>(p, delta);
+         gradSmemBytes<D>(), stream>>>(p, sums.stats);
   if (grouped) {
     const int64_t count = p.batch * p.kvHeads * p.keys * p.headDim;
     sumGroupsKernel<<<static_cast<unsigned>(std::min<int64_t>((count + 255) / 256, 8192)), 256,
@@ -1035,9 +1092,11 @@ int64_t attentionGradWorkspaceFloats(Elem e, const AttentionGradParams &p) {
   if (!flashShapes(e, p))
     return aligned;
   const bool grouped = p.heads != p.kvHeads;
+  // D, the RowStats, then the sums.
   if (p.deterministic)
-    return aligned + (grouped ? 2 * p.batch * p.heads * p.keys * p.headDim : 0);
-  return aligned + rows * p.headDim + (grouped ? 2 * p.batch * p.kvHeads * p.keys * p.headDim : 0);
+    return 3 * aligned + (grouped ? 2 * p.batch * p.heads * p.keys * p.headDim : 0);
+  return 3 * aligned + rows * p.headDim +
+         (grouped ? 2 * p.batch * p.kvHeads * p.keys * p.headDim : 0);
 }
 
 void attentionGrad(Elem e, const AttentionGradParams &given, float *workspace,
@@ -1056,16 +1115,22 @@ void attentionGrad(Elem e, const AttentionGradParams &given, float *workspace,
   const int64_t rows = p.batch * p.heads * p.queries;
   if (rows == 0 || p.batch * p.kvHeads * p.keys == 0)
     return;
-  float *delta = workspace, *after = workspace + (rows + 63) / 64 * 64;
+  const int64_t aligned = (rows + 63) / 64 * 64; // each part starts 256-byte aligned
+  float *delta = workspace, *after = workspace + aligned;
   GradSums sums;
-  if (p.deterministic)
-    sums.partials = after;
-  else
-    sums = {after, after + rows * p.headDim, nullptr};
+  const bool flash = useFlashAttentionGrad(e, p);
+  sums.stats = reinterpret_cast<RowStats *>(after);
+  if (p.deterministic) {
+    sums.partials = after + 2 * aligned;
+  } else {
+    sums.dq = after + 2 * aligned;
+    sums.kv = sums.dq + rows * p.headDim;
+  }
+  RowStats *stats = flash ? sums.stats : nullptr; // the row kernels read lse and D
   if (e == Elem::BF16)
-    prepareKernel<__nv_bfloat16><<<warpBlocks(rows), 128, 0, stream>>>(p, delta);
+    prepareKernel<__nv_bfloat16><<<warpBlocks(rows), 128, 0, stream>>>(p, delta, stats);
   else
-    prepareKernel<float><<<warpBlocks(rows), 128, 0, stream>>>(p, delta);
+    prepareKernel<float><<<warpBlocks(rows), 128, 0, stream>>>(p, delta, stats);
   if (!useFlashAttentionGrad(e, p)) {
     if (e == Elem::BF16)
       launchRowGrad<__nv_bfloat16>(p, delta, stream);
@@ -1075,11 +1140,11 @@ void attentionGrad(Elem e, const AttentionGradParams &given, float *workspace,
   }
   const bool softcap = p.softcap > 0.0f;
   if (p.headDim == 64)
-    softcap ? launchFlashGrad<64, true>(p, delta, sums, stream)
-            : launchFlashGrad<64, false>(p, delta, sums, stream);
+    softcap ? launchFlashGrad<64, true>(p, sums, stream)
+            : launchFlashGrad<64, false>(p, sums, stream);
   else
-    softcap ? launchFlashGrad<128, true>(p, delta, sums, stream)
-            : launchFlashGrad<128, false>(p, delta, sums, stream);
+    softcap ? launchFlashGrad<128, true>(p, sums, stream)
+            : launchFlashGrad<128, false>(p, sums, stream);
 }
 
 void attentionRowLse(Elem e, const AttentionParams &p, cudaStream_t stream) {

@@ -1,5 +1,6 @@
 // The CUDA backend's recording of each command (see CudaBackend.h).
 #include "hal/cuda/CudaBackend.h"
+#include "hal/cuda/ColumnSums.h"
 
 #include "core/Tables.h"
 
@@ -76,11 +77,6 @@ int64_t quantScratchBytes(const cmd::Gemm &g) {
   const Elem elem = g.dtype == format::DType::BF16 ? Elem::BF16 : Elem::F32;
   return quantScratchBytes(g.m, g.n, g.k, elem,
                            g.weightFormat == format::WeightFormat::Fp8E4M3);
-}
-
-bool sumsColumnsByGemm(format::ReduceKind kind, int64_t n, int64_t inner) {
-  return (kind == format::ReduceKind::Sum || kind == format::ReduceKind::Mean) && n >= 64 &&
-         inner >= 64 && inner % 8 == 0;
 }
 
 AttentionParams attentionParamsOf(const cmd::Attention &a,
@@ -697,33 +693,17 @@ Status CudaBackend::record(const cmd::Reduce &c) {
     return elem.status();
   Elem e = *elem;
   uint8_t *in = ptr(c.input), *out = ptr(c.out);
-  if (sumsColumnsByGemm(c.kind, c.n, c.inner)) {
-    // A sum (or mean) over the middle axis of [outer, n, inner] as a GEMM
-    // ones[1, n] · x[n, inner] per outer index: cuBLASLt reads x at full
-    // bandwidth where a thread per column would loop over n serially.
-    GemmDesc d;
-    d.a = e == Elem::BF16 ? device_.onesBF16 : device_.onesF32;
-    d.b = in;
-    d.c = out;
-    d.batch = c.outer;
-    d.m = 1;
-    d.n = c.inner;
-    d.k = c.n;
-    d.strideA = 0;
-    d.strideB = c.n * c.inner;
-    d.strideC = c.inner;
-    d.alpha = c.kind == format::ReduceKind::Mean ? 1.0f / static_cast<float>(c.n) : 1.0f;
-    auto plan = GemmPlan::create(device_.lt, d, e, device_.gemmWorkspaceBytes);
-    if (!plan)
-      return plan.status();
-    const GemmPlan *p = plan->get();
-    out_.gemms.push_back(std::move(*plan));
-    void *workspace = device_.gemmWorkspace;
-    size_t workspaceBytes = device_.gemmWorkspaceBytes;
-    add([p, workspace, workspaceBytes](cudaStream_t s) {
-          return p->run(workspace, workspaceBytes, s);
+  float *workspace = static_cast<float *>(device_.gemmWorkspace);
+  const size_t workspaceBytes = device_.gemmWorkspaceBytes;
+  if (columnSumsTake(static_cast<int>(c.kind), c.outer, c.n, c.inner, in, workspaceBytes)) {
+    // Partials in the GEMM workspace: the stream runs one step at a time.
+    const float scale =
+        c.kind == format::ReduceKind::Mean ? 1.0f / static_cast<float>(c.n) : 1.0f;
+    add([=](cudaStream_t s) {
+          columnSums(e, in, out, c.outer, c.n, c.inner, scale, workspace, workspaceBytes, s);
+          return Status::ok();
         },
-        "reduce as gemm " + std::to_string(c.n) + "x" + std::to_string(c.inner) +
+        "column sums " + std::to_string(c.n) + "x" + std::to_string(c.inner) +
             (c.outer > 1 ? " batch " + std::to_string(c.outer) : ""));
     return Status::ok();
   }

@@ -44,7 +44,6 @@ struct CudaResources {
   // step on the compute stream, so one allocation serves all of them. Apart
   // from attentionWorkspace, whose split counters must stay zero.
   float *gradScratch = nullptr;
-  void *onesF32 = nullptr, *onesBF16 = nullptr; // for column sums by GEMM
   ErrorWord *error = nullptr;
   int multiprocessors = 1;
   const Driver *driver = nullptr;
@@ -66,10 +65,6 @@ struct CudaResources {
 /// The kernel parameters of an attention backward, with buffers at `pointer`.
 AttentionGradParams attentionGradParamsOf(
     const cmd::AttentionGrad &a, const std::function<uint8_t *(const Buffer &)> &pointer);
-
-/// Reductions over a middle axis that go to cuBLASLt: sums and means of
-/// rows wide enough to keep its tiles busy.
-bool sumsColumnsByGemm(format::ReduceKind kind, int64_t n, int64_t inner);
 
 /// The scratch GEMM `g` over quantized weights needs where it does not
 /// run as our GEMV (GemmPlan::create): 0 for float weights, and for decode

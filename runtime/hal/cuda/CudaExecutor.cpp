@@ -127,7 +127,6 @@ private:
   int64_t quantScratchBytes_ = 0;
   float *attentionWorkspace_ = nullptr;
   float *gradScratch_ = nullptr;
-  void *onesF32_ = nullptr, *onesBF16_ = nullptr; // for column sums by GEMM
   CudaResources resources_;
   DeviceCollectives *collectives_ = nullptr;
   cudaStream_t collectiveStream_ = nullptr;
@@ -244,7 +243,7 @@ Status CudaExecutor::init() {
   int64_t weightsBytes = 0;
   for (auto &t : weightMap_)
     weightsBytes = std::max(weightsBytes, alignUp(t[2] + t[1]));
-  int64_t arenaBytes = 0, ioBytes = 0, attentionFloats = 0, gradFloats = 0, onesCount = 0,
+  int64_t arenaBytes = 0, ioBytes = 0, attentionFloats = 0, gradFloats = 0,
           quantScratch = 0;
   if (root.entries())
     for (const format::EntryPoint *desc : *root.entries()) {
@@ -253,10 +252,7 @@ Status CudaExecutor::init() {
     }
   for (const DecodedEntry &decoded : artifact_.entries())
     for (const Command &command : decoded.steps)
-      if (const auto *r = std::get_if<cmd::Reduce>(&command);
-          r && sumsColumnsByGemm(r->kind, r->n, r->inner))
-        onesCount = std::max(onesCount, r->n);
-      else if (const auto *g = std::get_if<cmd::Gemm>(&command))
+      if (const auto *g = std::get_if<cmd::Gemm>(&command))
         quantScratch = std::max(quantScratch, quantScratchBytes(*g));
       else if (const auto *eg = std::get_if<cmd::EmbeddingGrad>(&command);
                eg && eg->dtype == format::DType::BF16)
@@ -287,7 +283,7 @@ Status CudaExecutor::init() {
   __int128 wanted = static_cast<__int128>(weightsBytes) + stateBytes + arenaBytes + ioBytes +
                     static_cast<__int128>(kGemmWorkspace) + alignUp(attentionFloats * 4) +
                     alignUp(gradFloats * 4) +
-                    alignUp(onesCount * 4) + alignUp(onesCount * 2) + alignUp(quantScratch) +
+                    alignUp(quantScratch) +
                     kAlign;
   size_t freeBytes = 0, totalBytes = 0;
   if (cudaError_t e = cudaMemGetInfo(&freeBytes, &totalBytes); e != cudaSuccess)
@@ -326,12 +322,8 @@ Status CudaExecutor::init() {
   quantScratchBytes_ = quantScratch;
   attentionWorkspace_ = reinterpret_cast<float *>(take(attentionFloats * 4));
   gradScratch_ = reinterpret_cast<float *>(take(gradFloats * 4));
-  onesF32_ = take(onesCount * 4);
-  onesBF16_ = take(onesCount * 2);
   error_ = reinterpret_cast<ErrorWord *>(take(kAlign));
   cudaMemset(device_, 0, static_cast<size_t>(total));
-  fill(onesF32_, onesCount * 4, 0x3f800000u, 4, nullptr); // after the memset
-  fill(onesBF16_, onesCount * 2, 0x3f80u, 2, nullptr);
 
   for (auto &[from, size, to] : weightMap_)
     if (cudaError_t e = cudaMemcpy(weights_ + to, artifact_.weights() + from,
@@ -347,8 +339,6 @@ Status CudaExecutor::init() {
   resources_.gemmWorkspaceBytes = kGemmWorkspace;
   resources_.attentionWorkspace = attentionWorkspace_;
   resources_.gradScratch = gradScratch_;
-  resources_.onesF32 = onesF32_;
-  resources_.onesBF16 = onesBF16_;
   resources_.error = error_;
   resources_.multiprocessors = multiprocessors_;
   resources_.driver = driver_;

@@ -28,6 +28,15 @@ __device__ __forceinline__ void copyAsync16(void *shared, const void *global,
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(address),
                "l"(global), "r"(bytes));
 }
+/// 4 or 8 bytes by cp.async (through L1: below .cg's 16-byte size).
+template <int Bytes>
+__device__ __forceinline__ void copyAsyncSmall(void *shared, const void *global, bool valid) {
+  static_assert(Bytes == 4 || Bytes == 8, "cp.async.ca sizes");
+  auto address = static_cast<unsigned>(__cvta_generic_to_shared(shared));
+  int bytes = valid ? Bytes : 0; // 0 writes zeros
+  asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;\n" ::"r"(address), "l"(global),
+               "n"(Bytes), "r"(bytes));
+}
 __device__ __forceinline__ void commitCopies() {
   asm volatile("cp.async.commit_group;\n" ::);
 }
@@ -61,6 +70,29 @@ __device__ __forceinline__ void mma(float (&c)[4], const uint32_t (&a)[4], uint3
 __device__ __forceinline__ uint32_t packBf16(float lo, float hi) {
   __nv_bfloat162 pair = __floats2bfloat162_rn(lo, hi);
   return *reinterpret_cast<uint32_t *>(&pair);
+}
+
+/// Stores a warp's 16 × 16 bf16 block (an A fragment: packFragment's
+/// layout) at rows row0.., columns col0.. of a swizzled [rows, D] tile:
+/// stmatrix on sm_90, four 32-bit stores a lane before.
+template <int D>
+__device__ __forceinline__ void storeFragment(__nv_bfloat16 *tile, const uint32_t (&a)[4],
+                                              int row0, int col0, int lane) {
+#if __CUDA_ARCH__ >= 900
+  // Lane l gives the address of row l % 8 of matrix l / 8 (a[l / 8]).
+  const int row = row0 + lane % 8 + 8 * ((lane / 8) % 2), col = col0 + 8 * (lane / 16);
+  auto address = static_cast<unsigned>(__cvta_generic_to_shared(tile + swizzled<D>(row, col)));
+  asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(
+                   address),
+               "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3])
+               : "memory");
+#else
+  const int group = lane / 4, pairCol = 2 * (lane % 4);
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+    *reinterpret_cast<uint32_t *>(tile + swizzled<D>(row0 + group + 8 * (i % 2), col0 + 8 * (i / 2)) +
+                                  pairCol) = a[i];
+#endif
 }
 
 /// Two [16 × 8] accumulator tiles as one A fragment (k along their columns).
