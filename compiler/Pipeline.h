@@ -35,7 +35,7 @@ struct CompileOptions {
   /// Print each pass manager's pass times to stderr (--pass-timing).
   bool timePasses = false;
   /// The most tensors one generated kernel reads (--gai-fusion max-inputs).
-  int64_t fusionMaxInputs = 256;
+  int64_t fusionMaxInputs = 64;
   /// cpu, or cuda:sm_80 / cuda:sm_90 (cuda alone means sm_90).
   std::string target = "cpu";
   bool isCuda() const { return llvm::StringRef(target).starts_with("cuda"); }

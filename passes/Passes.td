@@ -107,7 +107,7 @@ def GaiFusion : Pass<"gai-fusion", "func::FuncOp"> {
     Option<"gatedGemmRows", "gated-gemm-rows", "int64_t", /*default=*/"0",
            "make act(x·Wgᵀ) * (x·Wuᵀ) one gai.gated_gemm when x has at "
            "most this many rows (0: never; the CUDA target's GEMV takes 8)">,
-    Option<"maxInputs", "max-inputs", "int64_t", /*default=*/"256",
+    Option<"maxInputs", "max-inputs", "int64_t", /*default=*/"64",
            "the most tensors a region reads: the gradient norm of a deep "
            "model would otherwise read every gradient in one kernel, whose "
            "code generation grows faster than its size">,

@@ -136,9 +136,9 @@ cl::opt<bool> timePasses("pass-timing",
                          cl::cat(category));
 cl::opt<int64_t> fusionMaxInputs(
     "fusion-max-inputs",
-    cl::desc("the most tensors one generated kernel reads (default 256): fewer "
+    cl::desc("the most tensors one generated kernel reads (default 64): fewer "
              "shortens code generation for deep models"),
-    cl::init(256), cl::value_desc("N"), cl::cat(category));
+    cl::init(64), cl::value_desc("N"), cl::cat(category));
 cl::opt<bool> externalWeights(
     "external-weights",
     cl::desc("reference --weights by path, size and checksum instead of "
