@@ -358,6 +358,22 @@ __device__ __forceinline__ void tileProbabilities(float (&s)[kTile / 8][4],
   }
 }
 
+/// tileProbabilities for the tile pair (key0.., q0..): only tiles on the
+/// causal edge, the window's edge or the sequences' ends test each (query,
+/// key); whole tiles spare the tests.
+template <bool Softcap>
+__device__ __forceinline__ void keyTileProbabilities(float (&s)[kTile / 8][4],
+                                                     float (&dp)[kTile / 8][4],
+                                                     const RowStats *tstats,
+                                                     const AttentionGradParams &p, int key0,
+                                                     int keyA, int q0, int keys, int queries,
+                                                     int start, int pairCol) {
+  if (wholeTileVisible(p, q0, key0, queries, keys, start))
+    tileProbabilities<false, Softcap>(s, dp, tstats, p, keyA, q0, keys, queries, start, pairCol);
+  else
+    tileProbabilities<true, Softcap>(s, dp, tstats, p, keyA, q0, keys, queries, start, pairCol);
+}
+
 template <int D> constexpr size_t gradSmemBytes() {
   // Two tiles held for the whole block (K and V, or Q and dO) and two
   // double-buffered streamed ones; then the RowStats of two query tiles.
@@ -445,12 +461,8 @@ __global__ void __launch_bounds__(kThreads, kKeyBlocksPerSm<D>)
     // Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ: the warp's 16 keys × 64 queries each.
     float s[kTile / 8][4], dp[kTile / 8][4];
     tileProducts<D>(s, dp, sk, sv, tq, tdo, warp * 16, lane);
-    if (wholeTileVisible(p, q0, key0, queries, keys, start))
-      tileProbabilities<false, Softcap>(s, dp, tstats, p, keyA, q0, keys, queries, start,
-                                        pairCol);
-    else
-      tileProbabilities<true, Softcap>(s, dp, tstats, p, keyA, q0, keys, queries, start,
-                                       pairCol);
+    keyTileProbabilities<Softcap>(s, dp, tstats, p, key0, keyA, q0, keys, queries, start,
+                                  pairCol);
 
     // dV += Pᵀ·dO and dK += dSᵀ·Q: the accumulators are A fragments as they lie.
 #pragma unroll
@@ -810,14 +822,8 @@ __global__ void __launch_bounds__(kThreads, Wgmma &&Softcap ? 2 : kKeyBlocksPerS
     } else
 #endif
       tileProducts<D>(s, dp, sk, sv, tq, tdo, warp * 16, lane);
-    // Only tiles on the causal edge, the window's edge or the sequences'
-    // ends test each (query, key); whole tiles spare the tests.
-    if (wholeTileVisible(p, q0, key0, queries, keys, start))
-      tileProbabilities<false, Softcap>(s, dp, tstats, p, keyA, q0, keys, queries, start,
-                                        pairCol);
-    else
-      tileProbabilities<true, Softcap>(s, dp, tstats, p, keyA, q0, keys, queries, start,
-                                       pairCol);
+    keyTileProbabilities<Softcap>(s, dp, tstats, p, key0, keyA, q0, keys, queries, start,
+                                  pairCol);
 
     // P and dS as A fragments (the accumulators as they lie), and dSᵀ to
     // shared memory for dQ, whose rows are split across the warps the
