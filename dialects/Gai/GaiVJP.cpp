@@ -31,20 +31,27 @@ Value matmul(ImplicitLocOpBuilder &b, Value x, Value y, bool tx, bool ty) {
 
 /// `g` summed over the dimensions that broadcasting added to `to`: one
 /// reduction a run of adjacent dimensions (a norm weight's gradient sums
-/// batch and sequence at once, one pass over the rows instead of two).
+/// batch and sequence at once, one pass over the rows instead of two). The
+/// last axis stays a reduction of its own: summed with the axes before it
+/// there would be no columns left to spread the sum over, and alone it is a
+/// row reduction that fusion takes.
 Value unbroadcast(ImplicitLocOpBuilder &b, Value g, Value to) {
   ArrayRef<int64_t> gs = typeOf(g).getShape(), ts = typeOf(to).getShape();
   if (gs == ts)
     return g;
-  int64_t lead = static_cast<int64_t>(gs.size() - ts.size());
+  const auto rank = static_cast<int64_t>(gs.size());
+  int64_t lead = rank - static_cast<int64_t>(ts.size());
   auto added = [&](int64_t d) { return d < lead || (ts[d - lead] == 1 && gs[d] != 1); };
-  for (int64_t d = 0; d < static_cast<int64_t>(gs.size()); ++d) {
+  for (int64_t d = 0; d < rank; ++d) {
     if (!added(d))
       continue;
     SmallVector<int64_t> run;
-    for (; d < static_cast<int64_t>(gs.size()) && added(d); ++d)
+    for (; d < rank - 1 && added(d); ++d)
       run.push_back(d);
-    g = ReduceOp::create(b, ReduceKind::Sum, g, run, true);
+    if (!run.empty())
+      g = ReduceOp::create(b, ReduceKind::Sum, g, run, true);
+    if (d == rank - 1 && added(d))
+      g = ReduceOp::create(b, ReduceKind::Sum, g, ArrayRef<int64_t>{d}, true);
   }
   return ReshapeOp::create(b, typeOf(to), g);
 }

@@ -129,6 +129,7 @@ TEST(CudaColumnSumsWorkspace, RefusesWhatItCannotTake) {
   EXPECT_FALSE(cuda::columnSumsTake(0, 1, 128, 60, in, 1 << 20));     // 60 % 8
   EXPECT_FALSE(cuda::columnSumsTake(0, 1, 128, 64, in + 1, 1 << 20)); // unaligned
   EXPECT_FALSE(cuda::columnSumsTake(0, 2, 128, 64, in, 511));         // results too big
+  EXPECT_FALSE(cuda::columnSumsTake(0, 65536, 64, 64, in, 1u << 30)); // outer past the grid
   EXPECT_TRUE(cuda::columnSumsTake(1, 2, 128, 64, in, 512));
 }
 

@@ -87,7 +87,8 @@ void launch(const T *in, T *out, int64_t outer, int64_t n, int64_t inner, float 
             float *workspace, size_t workspaceBytes, cudaStream_t stream) {
   constexpr int V = kVector<T>;
   const int64_t strips = (inner + 32 * V - 1) / (32 * V);
-  // Four blocks an SM, slices of at least 64 rows, partials within the workspace.
+  // Four blocks an SM, no more slices than 64-row pieces, partials within
+  // the workspace.
   const int64_t wanted = 4 * static_cast<int64_t>(multiprocessorCount());
   int64_t slices = std::max<int64_t>(1, (wanted + outer * strips - 1) / (outer * strips));
   slices = std::min<int64_t>({slices, (n + 63) / 64, 65535,
@@ -108,7 +109,9 @@ void launch(const T *in, T *out, int64_t outer, int64_t n, int64_t inner, float 
 
 bool columnSumsTake(int kind, int64_t outer, int64_t n, int64_t inner, const void *in,
                     size_t workspaceBytes) {
+  // outer is the grid's z: at most 65535.
   return (kind == 0 || kind == 1) && n >= 64 && inner >= 64 && inner % 8 == 0 &&
+         outer <= 65535 &&
          reinterpret_cast<uintptr_t>(in) % 16 == 0 &&
          static_cast<size_t>(outer * inner) * sizeof(float) <= workspaceBytes;
 }
