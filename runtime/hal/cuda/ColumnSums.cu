@@ -1,9 +1,9 @@
-// Column sums at the copy bandwidth. A thread per column loops over every
-// row in turn, and a GEMM against a ones vector (the way before) ran
-// cuBLASLt's M = 1 kernels at about a quarter of the bandwidth on llama-1b's
-// norm gradients ([8192, 2048] f32). Here each lane reads 16 bytes of a
-// row, the warps of a block take rows in turn, and the rows are cut into
-// slices so that every SM has blocks; a second kernel adds the slices.
+// Column sums with every SM busy. reduce's thread a column loops over
+// every row in turn when the columns are few, and a GEMM against a ones
+// vector needed the ones and cuBLASLt's M = 1 kernels. Here each lane reads
+// 16 bytes of a row, the warps of a block take rows in turn, and the rows
+// are cut into slices so that every SM has blocks; a second kernel adds the
+// slices.
 #include "hal/cuda/ColumnSums.h"
 #include "hal/cuda/Math.cuh"
 
