@@ -327,7 +327,7 @@ __device__ __forceinline__ void loadStatsAsync(RowStats *tile, const RowStats *s
                                                int queries) {
   if (threadIdx.x < kTile) {
     const int t = q0 + threadIdx.x;
-    copyAsyncSmall<8>(tile + threadIdx.x, t < queries ? stats + t : stats, t < queries);
+    copyAsync8(tile + threadIdx.x, t < queries ? stats + t : stats, t < queries);
   }
 }
 
@@ -1000,7 +1000,8 @@ bool useWgmma(const AttentionGradParams &p) {
   return p.headDim == 64 && !p.mmaSyncOnly && wgmmaRuns();
 }
 
-/// Where the tensor-core path's f32 sums lie in the workspace, after D.
+/// Where the tensor-core path's row stats and f32 sums lie in the
+/// workspace, after D.
 struct GradSums {
   RowStats *stats = nullptr;
   float *dq = nullptr, *kv = nullptr;      // the fused kernel's
@@ -1137,7 +1138,7 @@ void attentionGrad(Elem e, const AttentionGradParams &given, float *workspace,
     prepareKernel<__nv_bfloat16><<<warpBlocks(rows), 128, 0, stream>>>(p, delta, stats);
   else
     prepareKernel<float><<<warpBlocks(rows), 128, 0, stream>>>(p, delta, stats);
-  if (!useFlashAttentionGrad(e, p)) {
+  if (!flash) {
     if (e == Elem::BF16)
       launchRowGrad<__nv_bfloat16>(p, delta, stream);
     else

@@ -28,14 +28,12 @@ __device__ __forceinline__ void copyAsync16(void *shared, const void *global,
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(address),
                "l"(global), "r"(bytes));
 }
-/// 4 or 8 bytes by cp.async (through L1: below .cg's 16-byte size).
-template <int Bytes>
-__device__ __forceinline__ void copyAsyncSmall(void *shared, const void *global, bool valid) {
-  static_assert(Bytes == 4 || Bytes == 8, "cp.async.ca sizes");
+/// 8 bytes by cp.async (through L1: below .cg's 16-byte size).
+__device__ __forceinline__ void copyAsync8(void *shared, const void *global, bool valid) {
   auto address = static_cast<unsigned>(__cvta_generic_to_shared(shared));
-  int bytes = valid ? Bytes : 0; // 0 writes zeros
-  asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;\n" ::"r"(address), "l"(global),
-               "n"(Bytes), "r"(bytes));
+  int bytes = valid ? 8 : 0; // 0 writes zeros
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(address), "l"(global),
+               "r"(bytes));
 }
 __device__ __forceinline__ void commitCopies() {
   asm volatile("cp.async.commit_group;\n" ::);
