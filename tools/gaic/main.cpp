@@ -138,7 +138,7 @@ cl::opt<int64_t> fusionMaxInputs(
     "fusion-max-inputs",
     cl::desc("the most tensors one generated kernel reads (default 64): fewer "
              "shortens code generation for deep models"),
-    cl::init(64), cl::value_desc("N"), cl::cat(category));
+    cl::init(gai::CompileOptions{}.fusionMaxInputs), cl::value_desc("N"), cl::cat(category));
 cl::opt<bool> externalWeights(
     "external-weights",
     cl::desc("reference --weights by path, size and checksum instead of "
