@@ -34,6 +34,8 @@ constexpr const char *kStep = "train_step";
 /// The first micro-batch's step (--gai-first-micro-batch): @train_step's
 /// values, so remat treats it the same way.
 constexpr const char *kFirstStep = "train_step_first";
+/// The step fused with its update (--gai-fused-update), in their place.
+constexpr const char *kUpdate = "train_update";
 
 } // namespace
 
@@ -83,10 +85,13 @@ llvm::Expected<std::optional<RematOutcome>> rematerialize(mlir::ModuleOp optimiz
     return std::nullopt;
   auto step = optimized.lookupSymbol<mlir::func::FuncOp>(kStep);
   if (!step)
+    step = optimized.lookupSymbol<mlir::func::FuncOp>(kUpdate);
+  if (!step)
     return error("--remat and --memory-budget apply to training: add --mode=train");
   RematOutcome outcome;
   outcome.mode = remat.mode;
   outcome.budget = remat.budget;
+  outcome.stepName = step.getSymName().str();
   outcome.stepFlops = flopsOf(step);
   llvm::Expected<PlannedMemory> before = planMemory(optimized, options);
   if (!before)
@@ -104,12 +109,12 @@ llvm::Expected<std::optional<RematOutcome>> rematerialize(mlir::ModuleOp optimiz
   // of the other entries.
   int64_t fixed = before->total() - before->arena();
   for (auto &[name, bytes] : before->arenas)
-    if (name != kStep && name != kFirstStep && remat.budget > 0 &&
+    if (name != kStep && name != kFirstStep && name != kUpdate && remat.budget > 0 &&
         fixed + bytes > remat.budget)
       return error("--memory-budget " + budgetText() + ": @" + name + " alone plans " +
                    gib(fixed + bytes) + " (its arena " + gib(bytes) + " and " + gib(fixed) +
                    " of parameters, optimizer state, inputs and outputs); remat changes only "
-                   "@train_step and @train_step_first");
+                   "@train_step, @train_step_first and @train_update");
   // The pass plans @train_step's gai buffers; the lowering places a few
   // more. Each round asks the pass for the overshoot less.
   int64_t passBudget = remat.budget;
@@ -117,7 +122,7 @@ llvm::Expected<std::optional<RematOutcome>> rematerialize(mlir::ModuleOp optimiz
     mlir::PassManager pm(optimized.getContext());
     if (options.timePasses)
       pm.enableTiming();
-    for (const char *function : {kStep, kFirstStep}) {
+    for (const char *function : {kStep, kFirstStep, kUpdate}) {
       if (!optimized.lookupSymbol(function))
         continue;
       mlir::gai::GaiRematOptions pass;
@@ -164,7 +169,7 @@ void printRematReport(const RematOutcome &o, llvm::raw_ostream &os) {
   os << "): " << o.recomputedOps << " ops recomputed, "
      << llvm::format("%.3f GFLOP", o.recomputedFlops / 1e9) << " extra ("
      << llvm::format("%.1f%%", o.stepFlops ? 100.0 * o.recomputedFlops / o.stepFlops : 0.0)
-     << " of @" << kStep << ")\n";
+     << " of @" << o.stepName << ")\n";
   int64_t fixedBefore = o.before.total() - o.before.arena();
   int64_t fixedAfter = o.after.total() - o.after.arena();
   for (auto &[name, arenaBefore] : o.before.arenas) {

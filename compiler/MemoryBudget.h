@@ -33,6 +33,7 @@ llvm::Expected<PlannedMemory> planMemory(mlir::ModuleOp optimized,
 
 struct RematOutcome {
   std::string mode;
+  std::string stepName; ///< the step whose FLOPs the extra is a share of
   int64_t budget = 0;
   PlannedMemory before, after;
   int64_t recomputedOps = 0, recomputedFlops = 0, stepFlops = 0;

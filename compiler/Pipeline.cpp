@@ -123,6 +123,8 @@ mlir::LogicalResult optimize(mlir::ModuleOp module,
     } else {
       // One device: a step's first micro-batch writes the gradients.
       pm.addPass(mlir::gai::createGaiFirstMicroBatch());
+      if (options.fusedUpdate)
+        pm.addPass(mlir::gai::createGaiFusedUpdate());
     }
   }
   // After autodiff, so that the backward's transposes go too.

@@ -42,6 +42,10 @@ struct CompileOptions {
   /// Adds the training entries (@eval_loss, @train_step, @optimizer_step,
   /// @zero_grads); parameters become trainable state.
   bool train = false;
+  /// --mode=train on one device: one @train_update entry does a step and
+  /// its AdamW update, its gradients values rather than state (one
+  /// micro-batch a step; --gai-fused-update).
+  bool fusedUpdate = false;
   /// CUDA: fold RMSNorms between decode-sized GEMMs into them (see
   /// NormFold.h); off only to measure what that brings.
   bool foldNorms = true;

@@ -171,6 +171,23 @@ def GaiFirstMicroBatch : Pass<"gai-first-micro-batch", "ModuleOp"> {
   let dependentDialects = ["::mlir::gai::GaiDialect"];
 }
 
+def GaiFusedUpdate : Pass<"gai-fused-update", "ModuleOp"> {
+  let summary = "A training step and its AdamW update in one entry, the gradients as its values";
+  let description = [{
+    After `--gai-first-micro-batch`: replaces `@train_step`,
+    `@train_step_first`, `@optimizer_step` and `@zero_grads` by
+    `@train_update`, the first micro-batch's step followed by the update,
+    for training with one micro-batch a step (`gaic --fused-update`). The
+    gradients are no longer state: the memory plan places them where the
+    backward's freed activations were. The update's `grad_scale` argument
+    becomes `grad_clip` (the max norm; +inf: no clipping), and the device
+    computes PyTorch's clip_grad_norm_ factor from the step's `grad_sq`.
+    A step whose loss or `grad_sq` is not finite returns every state
+    tensor as it was, as the host's skip does.
+  }];
+  let dependentDialects = ["::mlir::gai::GaiDialect"];
+}
+
 def GaiMasterWeights : Pass<"gai-master-weights", "ModuleOp"> {
   let summary = "Keep low-precision parameters as f32 masters, converted where read";
   let description = [{

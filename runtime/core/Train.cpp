@@ -14,6 +14,7 @@
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <cstring>
 #include <random>
 
@@ -65,15 +66,25 @@ TensorParallelSplit splitOf(const TensorRef &r) {
 } // namespace
 
 StatusOr<Trainer> Trainer::create(Session &session, const OptimizerOptions &options) {
-  for (const char *entry : {"train_step", "optimizer_step", "zero_grads", "eval_loss"})
+  // gaic --fused-update: one entry steps and updates (kUpdateEntry).
+  const bool fused = session.hasEntry(kUpdateEntry);
+  std::vector<const char *> entries;
+  if (fused)
+    entries = {kUpdateEntry, "eval_loss"};
+  else
+    entries = {"train_step", "optimizer_step", "zero_grads", "eval_loss"};
+  for (const char *entry : entries)
     if (!session.hasEntry(entry))
       return Status::error(std::string("the artifact has no '") + entry +
                            "' entry; compile it with gaic --mode=train");
   Trainer trainer(session, options);
-  std::vector<TensorRef> inputs = session.inputs("train_step");
+  trainer.fused_ = fused;
+  const char *step = fused ? kUpdateEntry : "train_step";
+  std::vector<TensorRef> inputs = session.inputs(step);
   const TensorRef *tokens = find(inputs, "tokens");
   if (!tokens || tokens->shape.size() != 2 || !find(inputs, "targets"))
-    return Status::error("train_step: expected tokens and targets [rows, length] inputs");
+    return Status::error(std::string(step) +
+                         ": expected tokens and targets [rows, length] inputs");
   trainer.rows_ = tokens->shape[0];
   trainer.seqLen_ = tokens->shape[1];
   // Data parallelism is the mesh's first axis (gaic --mesh dp=D).
@@ -113,6 +124,8 @@ StatusOr<StepResult> Trainer::trainStep(const std::vector<const int32_t *> &toke
   if (tokens.empty() || tokens.size() != targets.size())
     return Status::error("a training step needs as many target batches as token "
                          "batches, and at least one");
+  if (fused_)
+    return updateStep(tokens, targets);
   // A step's first micro-batch writes the gradients where the artifact has
   // an entry for it (gaic's one-device training); the others add to them.
   const bool writesFirst = session_->hasEntry("train_step_first");
@@ -141,14 +154,9 @@ StatusOr<StepResult> Trainer::trainStep(const std::vector<const int32_t *> &toke
   result.lr = learningRate(step_);
   ++step_;
   if (!std::isfinite(result.loss) || !std::isfinite(result.gradNorm)) {
-    result.skipped = true;
     if (Status s = session_->run("zero_grads"); !s)
       return s;
-    if (++consecutiveBad_ >= options_.maxBadSteps)
-      return Status::error("the loss or the gradients were not finite for " +
-                           std::to_string(consecutiveBad_) + " steps in a row (last at step " +
-                           std::to_string(step_ - 1) + "); stopping");
-    return result;
+    return skipBadStep(result);
   }
   consecutiveBad_ = 0;
   // PyTorch's clip_grad_norm_: scale by max_norm / (norm + 1e-6) when below 1.
@@ -156,21 +164,79 @@ StatusOr<StepResult> Trainer::trainStep(const std::vector<const int32_t *> &toke
                     ? std::min(1.0, options_.gradClip / (result.gradNorm + 1e-6))
                     : 1.0;
   double t = static_cast<double>(++optimizerSteps_);
+  if (Status s = setAdamwScalars("optimizer_step", t, "grad_scale", clip / micro, result.lr);
+      !s)
+    return s;
+  if (Status s = session_->run("optimizer_step"); !s)
+    return s;
+  return result;
+}
+
+/// The PyTorch-style scalars of AdamW's step `t` (from 1), into `entry`;
+/// `gradScaleName` takes `gradScale` (the host's factor, or the device's
+/// clip).
+Status Trainer::setAdamwScalars(const char *entry, double t, const char *gradScaleName,
+                                double gradScale, double lr) {
   const OptimizerOptions &o = options_;
   std::pair<const char *, double> scalars[] = {
-      {"lr", result.lr},
+      {"lr", lr},
       {"beta1", o.beta1},
       {"beta2", o.beta2},
       {"eps", o.eps},
       {"weight_decay", o.weightDecay},
-      {"grad_scale", clip / micro},
+      {gradScaleName, gradScale},
       {"bias_correction1", 1.0 - std::pow(o.beta1, t)},
       {"bias_correction2_sqrt", std::sqrt(1.0 - std::pow(o.beta2, t))}};
   for (auto &[name, value] : scalars)
-    if (Status s = setScalar("optimizer_step", name, value); !s)
+    if (Status s = setScalar(entry, name, value); !s)
       return s;
-  if (Status s = session_->run("optimizer_step"); !s)
+  return Status::ok();
+}
+
+StatusOr<StepResult> Trainer::updateStep(const std::vector<const int32_t *> &tokens,
+                                         const std::vector<const int32_t *> &targets) {
+  if (tokens.size() != 1)
+    return Status::error("this artifact updates the weights in its training step (gaic "
+                         "--fused-update), so it trains one micro-batch a step: give a batch "
+                         "of " + std::to_string(rows()) + " rows, or compile it without "
+                         "--fused-update to accumulate " + std::to_string(tokens.size()) +
+                         " micro-batches");
+  std::vector<TensorRef> in = session_->inputs(kUpdateEntry);
+  std::vector<TensorRef> out = session_->outputs(kUpdateEntry);
+  const TensorRef *tokensIn = find(in, "tokens"), *targetsIn = find(in, "targets");
+  const TensorRef *lossOut = find(out, "loss"), *squaresOut = find(out, "grad_sq");
+  if (!tokensIn || !targetsIn || !lossOut || !squaresOut)
+    return Status::error(std::string(kUpdateEntry) +
+                         ": expected tokens and targets inputs, loss and grad_sq outputs");
+  copyMyRows(tokens[0], *tokensIn);
+  copyMyRows(targets[0], *targetsIn);
+  StepResult result;
+  result.lr = learningRate(step_);
+  // The device clips (no clip: +inf) and keeps the state of a bad step.
+  double clip = options_.gradClip > 0 ? options_.gradClip
+                                      : std::numeric_limits<double>::infinity();
+  if (Status s = setAdamwScalars(kUpdateEntry, static_cast<double>(optimizerSteps_ + 1),
+                                 "grad_clip", clip, result.lr);
+      !s)
     return s;
+  if (Status s = session_->run(kUpdateEntry); !s)
+    return s;
+  result.loss = *lossOut->as<float>();
+  result.gradNorm = std::sqrt(static_cast<double>(*squaresOut->as<float>()));
+  ++step_;
+  if (!std::isfinite(result.loss) || !std::isfinite(result.gradNorm))
+    return skipBadStep(result);
+  consecutiveBad_ = 0;
+  ++optimizerSteps_;
+  return result;
+}
+
+StatusOr<StepResult> Trainer::skipBadStep(StepResult result) {
+  result.skipped = true;
+  if (++consecutiveBad_ >= options_.maxBadSteps)
+    return Status::error("the loss or the gradients were not finite for " +
+                         std::to_string(consecutiveBad_) + " steps in a row (last at step " +
+                         std::to_string(step_ - 1) + "); stopping");
   return result;
 }
 
@@ -390,8 +456,9 @@ Trainer::loadCheckpoint(const std::string &path) {
     if (Status s = session_->writeState(r.name, data); !s)
       return s;
   }
-  if (Status s = session_->run("zero_grads"); !s)
-    return s;
+  if (!fused_)
+    if (Status s = session_->run("zero_grads"); !s)
+      return s;
   step_ = step;
   optimizerSteps_ = updates;
   consecutiveBad_ = static_cast<int>(bad);

@@ -17,7 +17,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <map>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
@@ -761,7 +764,7 @@ class CudaTraining : public ::testing::TestWithParam<Case> {};
 TEST_P(CudaTraining, FiftyAdamWStepsMatchPyTorch) {
   SKIP_WITHOUT_GPU();
   auto [family, dtype] = GetParam();
-  bool bf16 = std::string(dtype) == "bf16";
+  bool bf16 = std::string(dtype).rfind("bf16", 0) == 0; // bf16-fused too
   auto fixture = SafetensorsFile::open(std::string(GAI_FIXTURES_DIR) + "/hf/" + family +
                                        "-tiny/train.safetensors");
   ASSERT_TRUE(fixture.isOk()) << fixture.status().message();
@@ -788,6 +791,46 @@ TEST_P(CudaTraining, FiftyAdamWStepsMatchPyTorch) {
   }
   std::printf("%s %s on %s: 50 steps, worst relative loss difference to PyTorch fp32 %.3g\n",
               family, dtype, session->deviceName().c_str(), worst);
+}
+
+// A fused update's non-finite step (an infinite norm weight: a NaN loss)
+// keeps every parameter and moment as it was, on the device's own decision.
+TEST(CudaFusedUpdate, NonFiniteStepKeepsTheState) {
+  SKIP_WITHOUT_GPU();
+  auto fixture = SafetensorsFile::open(std::string(GAI_FIXTURES_DIR) +
+                                       "/hf/llama-tiny/train.safetensors");
+  ASSERT_TRUE(fixture.isOk()) << fixture.status().message();
+  auto session = open("llama-bf16-fused-train.gai");
+  ASSERT_TRUE(session);
+  auto trainer = Trainer::create(*session, fixtureOptimizerOptions(*fixture));
+  ASSERT_TRUE(trainer.isOk()) << trainer.status().message();
+  std::vector<int32_t> tokens = idsOf(*fixture->find("tokens")),
+                       targets = idsOf(*fixture->find("targets"));
+  ASSERT_TRUE(trainer->trainStep({tokens.data()}, {targets.data()}).isOk());
+  const std::string poisoned = "param.model.norm.weight";
+  std::map<std::string, std::vector<float>> before;
+  for (const TensorRef &r : session->stateTensors()) {
+    if (r.name.rfind("cache.", 0) == 0)
+      continue;
+    ASSERT_NE(r.name.rfind("grad.", 0), 0u) << "a fused update keeps no " << r.name;
+    std::vector<float> v(static_cast<size_t>(r.numElements()));
+    ASSERT_TRUE(session->readState(r.name, v.data()).isOk());
+    if (r.name == poisoned) {
+      v[0] = INFINITY;
+      ASSERT_TRUE(session->writeState(r.name, v.data()).isOk());
+    }
+    before[r.name] = std::move(v);
+  }
+  ASSERT_EQ(before.count(poisoned), 1u);
+  auto result = trainer->trainStep({tokens.data()}, {targets.data()});
+  ASSERT_TRUE(result.isOk()) << result.status().message();
+  EXPECT_TRUE(result->skipped);
+  for (auto &[name, values] : before) {
+    std::vector<float> now(values.size());
+    ASSERT_TRUE(session->readState(name, now.data()).isOk());
+    ASSERT_EQ(std::memcmp(now.data(), values.data(), values.size() * 4), 0)
+        << name << " changed on a skipped step";
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -868,11 +911,15 @@ INSTANTIATE_TEST_SUITE_P(
       return std::string(std::get<0>(info.param)) + "_" + std::get<1>(info.param);
     });
 
+// bf16-fused: gaic --fused-update, the step and its update in one entry.
 INSTANTIATE_TEST_SUITE_P(
     Families, CudaTraining,
-    ::testing::Combine(::testing::Values("llama", "gpt2"), ::testing::Values("f32", "bf16")),
+    ::testing::Combine(::testing::Values("llama", "gpt2"),
+                       ::testing::Values("f32", "bf16", "bf16-fused")),
     [](const ::testing::TestParamInfo<Case> &info) {
-      return std::string(std::get<0>(info.param)) + "_" + std::get<1>(info.param);
+      std::string dtype = std::get<1>(info.param);
+      std::replace(dtype.begin(), dtype.end(), '-', '_');
+      return std::string(std::get<0>(info.param)) + "_" + dtype;
     });
 
 } // namespace

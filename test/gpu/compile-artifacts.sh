@@ -26,6 +26,10 @@ for family in llama gpt2; do
       --dtype=$dtype --mode=train --train-batch 2 --train-seq-len 16 --batch 1 \
       --seq-len 32 --emit=artifact -o "$out/$family-$dtype-train.gai"
   done
+  # The step and its update in one entry (gradients not state).
+  "$gaic" "$dir/config.json" --weights "$dir/model.safetensors" --target=cuda \
+    --dtype=bf16 --mode=train --train-batch 2 --train-seq-len 16 --batch 1 \
+    --seq-len 32 --fused-update --emit=artifact -o "$out/$family-bf16-fused-train.gai"
 done
 # The collective steps of data parallelism and ZeRO-1 on a world of one (NCCL).
 dir=$fixtures/hf/llama-tiny

@@ -21,10 +21,13 @@ using namespace gai;
 namespace {
 
 /// The family's training artifact (micro-batches of `rows` × 16 tokens),
-/// starting from the fixture's weights, on the CPU.
-std::unique_ptr<Session> compileForTraining(const std::string &family, int64_t rows) {
+/// starting from the fixture's weights, on the CPU; `fused`: one
+/// @train_update entry (gaic --fused-update).
+std::unique_ptr<Session> compileForTraining(const std::string &family, int64_t rows,
+                                            bool fused = false) {
   CompileOptions options;
   options.train = true;
+  options.fusedUpdate = fused;
   options.build.dtype = "f32";
   options.build.batch = 1;
   options.build.seqLen = 32;
@@ -119,11 +122,12 @@ TEST_P(Training, MicroBatchesAccumulate) {
     }
 }
 
-TEST_P(Training, FiftyAdamWStepsMatchPyTorch) {
-  auto fixture = SafetensorsFile::open(fixtureDir(GetParam()) + "train.safetensors");
+/// 50 steps of `family` against PyTorch's losses and learning rates.
+void expectFiftyStepsMatch(const std::string &family, bool fused) {
+  auto fixture = SafetensorsFile::open(fixtureDir(family) + "train.safetensors");
   ASSERT_TRUE(fixture.isOk());
   OptimizerOptions o = fixtureOptimizerOptions(*fixture);
-  auto session = compileForTraining(GetParam(), 2);
+  auto session = compileForTraining(family, 2, fused);
   ASSERT_TRUE(session);
   auto trainer = Trainer::create(*session, o);
   ASSERT_TRUE(trainer.isOk()) << trainer.status().message();
@@ -144,8 +148,14 @@ TEST_P(Training, FiftyAdamWStepsMatchPyTorch) {
     EXPECT_LE(relative, 1e-4) << "step " << step << ": " << result->loss << " vs PyTorch's "
                               << losses[step];
   }
-  std::printf("%s: 50 steps, worst relative loss difference %.3g\n", GetParam().c_str(), worst);
+  std::printf("%s%s: 50 steps, worst relative loss difference %.3g\n", family.c_str(),
+              fused ? " (fused update)" : "", worst);
 }
+
+TEST_P(Training, FiftyAdamWStepsMatchPyTorch) { expectFiftyStepsMatch(GetParam(), false); }
+
+// The device clips and updates in the step's own entry: the same losses.
+TEST_P(Training, FusedUpdateFiftyStepsMatchPyTorch) { expectFiftyStepsMatch(GetParam(), true); }
 
 INSTANTIATE_TEST_SUITE_P(Families, Training, ::testing::Values("llama", "gpt2"),
                          [](const auto &info) { return info.param; });
@@ -154,10 +164,12 @@ INSTANTIATE_TEST_SUITE_P(Families, Training, ::testing::Values("llama", "gpt2"),
 
 namespace {
 
-TEST(TrainingBadSteps, NonFiniteStepsAreSkippedThenStop) {
+class TrainingBadSteps : public ::testing::TestWithParam<bool> {};
+
+TEST_P(TrainingBadSteps, NonFiniteStepsAreSkippedThenStop) {
   auto fixture = SafetensorsFile::open(fixtureDir("llama") + "train.safetensors");
   ASSERT_TRUE(fixture.isOk());
-  auto session = compileForTraining("llama", 2);
+  auto session = compileForTraining("llama", 2, /*fused=*/GetParam());
   ASSERT_TRUE(session);
   OptimizerOptions o;
   o.maxBadSteps = 3;
@@ -207,6 +219,38 @@ TEST(TrainingBadSteps, NonFiniteStepsAreSkippedThenStop) {
   EXPECT_NE(third.status().message().find("not finite for 3 steps in a row"), std::string::npos)
       << third.status().message();
   EXPECT_EQ(trainer->step(), 4);
+}
+
+INSTANTIATE_TEST_SUITE_P(Update, TrainingBadSteps, ::testing::Bool(),
+                         [](const auto &info) { return info.param ? "Fused" : "Separate"; });
+
+// A fused artifact keeps no gradients as state, and refuses accumulation.
+TEST(TrainingFusedUpdate, NoGradientStateAndOneMicroBatch) {
+  auto fixture = SafetensorsFile::open(fixtureDir("llama") + "train.safetensors");
+  ASSERT_TRUE(fixture.isOk());
+  auto separate = compileForTraining("llama", 2), fused = compileForTraining("llama", 2, true);
+  ASSERT_TRUE(separate && fused);
+  auto stateBytes = [](Session &s, const char *prefix) {
+    int64_t bytes = 0;
+    for (const TensorRef &r : s.stateTensors())
+      if (r.name.rfind(prefix, 0) == 0)
+        bytes += r.size;
+    return bytes;
+  };
+  EXPECT_GT(stateBytes(*separate, "grad."), 0);
+  EXPECT_EQ(stateBytes(*fused, "grad."), 0);
+  EXPECT_EQ(stateBytes(*fused, "param."), stateBytes(*separate, "param."));
+  EXPECT_EQ(stateBytes(*fused, "adam."), stateBytes(*separate, "adam."));
+  EXPECT_FALSE(fused->hasEntry("optimizer_step"));
+  auto trainer = Trainer::create(*fused, OptimizerOptions{});
+  ASSERT_TRUE(trainer.isOk()) << trainer.status().message();
+  std::vector<int32_t> tokens = ints(*fixture->find("tokens")),
+                       targets = ints(*fixture->find("targets"));
+  auto two = trainer->trainStep({tokens.data(), tokens.data()}, {targets.data(), targets.data()});
+  ASSERT_FALSE(two.isOk());
+  EXPECT_NE(two.status().message().find("one micro-batch a step"), std::string::npos)
+      << two.status().message();
+  EXPECT_EQ(trainer->step(), 0);
 }
 
 } // namespace

@@ -113,6 +113,12 @@ cl::opt<std::string> rematMode(
     cl::desc("--mode=train: none, auto (recompute the fewest FLOPs that fit "
              "--memory-budget) or full (recompute every layer from its input)"),
     cl::value_desc("none|auto|full"), cl::cat(category));
+cl::opt<bool> fusedUpdate(
+    "fused-update",
+    cl::desc("--mode=train, one device: each step updates the weights in the same entry "
+             "(@train_update), so the gradients take no memory of their own; the artifact "
+             "then trains one micro-batch a step (no accumulation)"),
+    cl::cat(category));
 cl::opt<std::string> meshSpec(
     "mesh",
     cl::desc("shard over a device grid: dp=D with --mode=train (data parallel: each rank "
@@ -387,6 +393,12 @@ int main(int argc, char **argv) {
                 std::to_string(fusionMaxInputs));
   options.fusionMaxInputs = fusionMaxInputs;
   options.train = mode == "train";
+  if (fusedUpdate && !options.train)
+    return fail("--fused-update fuses a training step with its update: add --mode=train");
+  if (fusedUpdate && meshSpec.getNumOccurrences())
+    return fail("--fused-update trains on one device: leave out --mesh (a sharded step "
+                "keeps its gradients as state for the all-reduce)");
+  options.fusedUpdate = fusedUpdate;
   options.foldNorms = foldNorms;
   options.attentionLayout = attentionLayout;
   options.quantize.format = quantize;

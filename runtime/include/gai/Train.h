@@ -32,6 +32,11 @@ struct StepResult {
   bool skipped = false; ///< NaN or Inf: nothing was updated
 };
 
+/// The entry of an artifact compiled with gaic --fused-update: a training
+/// step and its AdamW update in one run, with clipping and the skip of a
+/// non-finite step on the device.
+inline constexpr const char *kUpdateEntry = "train_update";
+
 class Trainer {
 public:
   /// Checks that `session` has the training entries.
@@ -82,6 +87,14 @@ private:
   Trainer(Session &session, const OptimizerOptions &options)
       : session_(&session), options_(options) {}
   Status setScalar(const std::string &entry, const std::string &name, double value);
+  Status setAdamwScalars(const char *entry, double t, const char *gradScaleName,
+                         double gradScale, double lr);
+  /// trainStep of an artifact with kUpdateEntry: one run steps and updates.
+  StatusOr<StepResult> updateStep(const std::vector<const int32_t *> &tokens,
+                                  const std::vector<const int32_t *> &targets);
+  /// Counts a non-finite step (its update already not made); an error
+  /// after maxBadSteps in a row.
+  StatusOr<StepResult> skipBadStep(StepResult result);
   /// The state worth keeping: parameters and the optimizer's moments.
   std::vector<TensorRef> persistentState() const;
   /// State tensor `r` whole: gathered from the ranks' shares when sharded.
@@ -103,6 +116,7 @@ private:
   int64_t step_ = 0;
   int64_t optimizerSteps_ = 0; ///< updates made: AdamW's bias correction
   int consecutiveBad_ = 0;
+  bool fused_ = false; ///< the artifact has kUpdateEntry (gaic --fused-update)
 };
 
 /// Tokens for training: byte-level text, or pre-tokenized .bin files
