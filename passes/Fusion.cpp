@@ -57,12 +57,25 @@ std::optional<EpilogueActivation> epilogueActivation(Operation *op) {
   return std::nullopt;
 }
 
+/// The rows of `matmul`'s result: every axis but the last.
+int64_t rowsOf(MatmulOp matmul) {
+  ArrayRef<int64_t> shape = matmul.getType().getShape();
+  int64_t rows = 1;
+  for (int64_t d : shape.drop_back())
+    rows *= d;
+  return rows;
+}
+
 struct GemmEpiloguePattern : OpRewritePattern<MatmulOp> {
-  GemmEpiloguePattern(MLIRContext *context, bool libraryActivations)
-      : OpRewritePattern(context), libraryActivations(libraryActivations) {}
+  GemmEpiloguePattern(MLIRContext *context, bool libraryActivations,
+                      int64_t sparseResidualRows)
+      : OpRewritePattern(context), libraryActivations(libraryActivations),
+        sparseResidualRows(sparseResidualRows) {}
 
   /// Only relu and tanh-gelu: what cuBLASLt's epilogue computes.
   bool libraryActivations;
+  /// > 0: a 2:4 product of more rows keeps an f32 residual add apart.
+  int64_t sparseResidualRows;
 
   LogicalResult matchAndRewrite(MatmulOp matmul,
                                 PatternRewriter &rewriter) const override {
@@ -96,8 +109,14 @@ struct GemmEpiloguePattern : OpRewritePattern<MatmulOp> {
         last = onlyUser(acc);
         acc = last->getResult(0);
       }
-    } else if (Value widened = widenedToF32(onlyUser(acc)); widened && !bias) {
-      // An f32 residual stream: the GEMM adds its unrounded product.
+    } else if (Value widened = widenedToF32(onlyUser(acc));
+               widened && !bias &&
+               !(sparseResidualRows > 0 && matmul.getRhs().getDefiningOp<DecompressOp>() &&
+                 rowsOf(matmul) > sparseResidualRows)) {
+      // An f32 residual stream: the GEMM adds its unrounded product. Not a
+      // 2:4 GEMM's (sparseResidualRows): cuSPARSELt writes bf16 only, and
+      // the add costs nothing in the next kernel, where a wide epilogue
+      // would decompress the weight every run for cuBLASLt.
       if (Value other = otherAddend(onlyUser(widened), widened); other && other != widened) {
         residual = other;
         last = onlyUser(widened);
@@ -587,11 +606,18 @@ MergePlace mergePlace(ArrayRef<Operation *> early, ArrayRef<Operation *> late,
              : MergePlace::None;
 }
 
-/// An RMSNorm alone, perhaps converted: the lowering folds such a kernel
-/// into the decode GEMV that reads it (NormFold), which a merge would hide.
-bool isFoldableNorm(ArrayRef<Operation *> group) {
-  return !group.empty() && group.size() <= 2 && isa<RmsNormOp>(group.front()) &&
-         (group.size() == 1 || isa<ConvertOp>(group.back()));
+/// An RMSNorm alone, perhaps converted, of at most `foldRows` rows (< 0: any):
+/// the lowering folds such a kernel into the decode GEMV that reads it
+/// (NormFold), which a merge would hide.
+bool isFoldableNorm(ArrayRef<Operation *> group, int64_t foldRows) {
+  if (group.empty() || group.size() > 2 || !isa<RmsNormOp>(group.front()) ||
+      (group.size() == 2 && !isa<ConvertOp>(group.back())))
+    return false;
+  ArrayRef<int64_t> shape = cast<RankedTensorType>(group.front()->getResult(0).getType()).getShape();
+  int64_t rows = 1;
+  for (int64_t d : shape.drop_back())
+    rows *= d;
+  return foldRows < 0 || rows <= foldRows;
 }
 
 /// Merges groups into one kernel where that saves a pass over memory:
@@ -605,7 +631,7 @@ bool isFoldableNorm(ArrayRef<Operation *> group) {
 ///   norm's input gradient and its weight's per-element terms): read once.
 /// Only where mergePlace finds a place, and never a foldable norm.
 void mergeGroups(func::FuncOp func, SmallVector<SmallVector<Operation *>> &groups,
-                 int64_t maxInputs) {
+                 int64_t maxInputs, int64_t normFoldRows) {
   DenseMap<Operation *, size_t> groupOf;
   for (auto [i, group] : llvm::enumerate(groups))
     for (Operation *op : group)
@@ -622,7 +648,7 @@ void mergeGroups(func::FuncOp func, SmallVector<SmallVector<Operation *>> &group
   auto tryMerge = [&](size_t h, size_t g) {
     SmallVector<Operation *> &late = groups[h], &early = groups[g];
     Operation *root = late.back();
-    if (g == h || early.empty() || isFoldableNorm(early) ||
+    if (g == h || early.empty() || isFoldableNorm(early, normFoldRows) ||
         early.back()->getBlock() != root->getBlock() || !early.back()->isBeforeInBlock(root))
       return false;
     MergePlace place = mergePlace(early, late, maxInputs, currentProfile);
@@ -660,7 +686,7 @@ void mergeGroups(func::FuncOp func, SmallVector<SmallVector<Operation *>> &group
       while (grew) {
         grew = false;
         SmallVector<Operation *> &late = groups[h];
-        if (late.empty() || isFoldableNorm(late))
+        if (late.empty() || isFoldableNorm(late, normFoldRows))
           break;
         Operation *root = late.back();
         DenseSet<Operation *> members(late.begin(), late.end());
@@ -786,7 +812,7 @@ struct FusionPass : mlir::gai::impl::GaiFusionBase<FusionPass> {
     }
     if (epilogues) {
       RewritePatternSet patterns(&getContext());
-      populateGemmEpiloguePatterns(patterns, libraryActivations);
+      populateGemmEpiloguePatterns(patterns, libraryActivations, sparseResidualRows);
       if (failed(applyPatternsGreedily(func, std::move(patterns))))
         return signalPassFailure();
     }
@@ -802,7 +828,7 @@ struct FusionPass : mlir::gai::impl::GaiFusionBase<FusionPass> {
       // Groups are collected first: no mutation while walking.
       SmallVector<SmallVector<Operation *>> groups =
           formGroups(block, absorbTransposes, maxInputs);
-      mergeGroups(func, groups, maxInputs);
+      mergeGroups(func, groups, maxInputs, normFoldRows);
       for (ArrayRef<Operation *> group : llvm::reverse(groups))
         outlineGroup(group, builder);
     }
@@ -812,6 +838,8 @@ struct FusionPass : mlir::gai::impl::GaiFusionBase<FusionPass> {
 } // namespace
 
 void mlir::gai::populateGemmEpiloguePatterns(RewritePatternSet &patterns,
-                                             bool libraryActivations) {
-  patterns.add<GemmEpiloguePattern>(patterns.getContext(), libraryActivations);
+                                             bool libraryActivations,
+                                             int64_t sparseResidualRows) {
+  patterns.add<GemmEpiloguePattern>(patterns.getContext(), libraryActivations,
+                                    sparseResidualRows);
 }

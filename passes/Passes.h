@@ -20,9 +20,12 @@ namespace gai {
 void populateAttentionRewritePatterns(RewritePatternSet &patterns);
 
 /// matmul (+ bias) (+ activation) (+ residual) -> gai.gemm; with
-/// `libraryActivations`, only relu and tanh-gelu are absorbed.
+/// `libraryActivations`, only relu and tanh-gelu are absorbed; with
+/// `sparseResidualRows` > 0, a 2:4 product of more rows takes no f32
+/// residual.
 void populateGemmEpiloguePatterns(RewritePatternSet &patterns,
-                                  bool libraryActivations = false);
+                                  bool libraryActivations = false,
+                                  int64_t sparseResidualRows = 0);
 
 /// Reverse mode at `b`'s insertion point: seeds the scalar `loss` with 1,
 /// runs the VJP of each op of `forward` (in program order) in reverse and

@@ -79,4 +79,11 @@ for family in llama gpt2 gemma qwen2; do
   "$gaic" "$dir/config.json" --weights "$dir/model.safetensors" --target=cuda \
     --dtype=bf16 --emit=artifact --entries=prefill,decode --batch 2 --seq-len 32 \
     --prefill-len 3 "${prune[@]}" -o "$out/$family-bf16-p24-generate.gai"
+  # 64 rows: prefill-sized GEMMs (cuSPARSELt where it is found), beside the CPU.
+  "$gaic" "$dir/config.json" --weights "$dir/model.safetensors" --target=cpu --dtype=f32 \
+    --emit=artifact --entries=forward --batch 2 --seq-len 32 "${prune[@]}" \
+    -o "$out/$family-cpu-p24-rows-forward.gai"
+  "$gaic" "$dir/config.json" --weights "$dir/model.safetensors" --target=cuda \
+    --dtype=bf16 --emit=artifact --entries=forward --batch 2 --seq-len 32 "${prune[@]}" \
+    -o "$out/$family-bf16-p24-rows-forward.gai"
 done

@@ -1,0 +1,56 @@
+// RUN: gai-opt %s --gai-fusion="sparse-residual-rows=8 norm-fold-rows=8" | FileCheck %s
+// RUN: gai-opt %s --gai-fusion | FileCheck %s --check-prefix=OFF
+
+// A 2:4 product of 16 rows into an f32 residual stream, then the stream's
+// next RMSNorm: the GEMM stays a bf16 product (what cuSPARSELt writes),
+// and the widened add joins the norm's kernel, which returns both the new
+// residual and the normed bf16 (a norm of more than 8 rows is not kept for
+// the decode fold).
+// CHECK-LABEL: func.func @prefill_rows
+// CHECK:         %[[P:.*]] = gai.matmul %{{.*}}, %{{.*}} transpose_rhs : (tensor<16x64xbf16>, tensor<32x64xbf16>) -> tensor<16x32xbf16>
+// CHECK-NOT:     gai.gemm
+// CHECK:         %[[K:.*]]:2 = gai.fusion %[[P]], %{{.*}}, %{{.*}} : (tensor<16x32xbf16>, tensor<16x32xf32>, tensor<32xf32>) -> (tensor<16x32xbf16>, tensor<16x32xf32>)
+// CHECK:           gai.add
+// CHECK:           gai.rms_norm
+// CHECK:         return %[[K]]#0, %[[K]]#1
+// Off (the CPU target): the GEMM adds its unrounded product.
+// OFF-LABEL: func.func @prefill_rows
+// OFF:         gai.gemm %{{.*}}, %{{.*}} residual %{{.*}} transpose_rhs {{.*}}-> tensor<16x32xf32>
+func.func @prefill_rows(%x: tensor<16x64xbf16>, %wv: tensor<32x32xbf16>, %wm: tensor<32x8xi8>,
+                        %r: tensor<16x32xf32>, %nw: tensor<32xf32>) -> (tensor<16x32xbf16>, tensor<16x32xf32>) {
+  %w = gai.decompress %wv, %wm : (tensor<32x32xbf16>, tensor<32x8xi8>) -> tensor<32x64xbf16>
+  %p = gai.matmul %x, %w transpose_rhs : (tensor<16x64xbf16>, tensor<32x64xbf16>) -> tensor<16x32xbf16>
+  %pf = gai.convert %p : tensor<16x32xbf16> to tensor<16x32xf32>
+  %s = gai.add %r, %pf : (tensor<16x32xf32>, tensor<16x32xf32>) -> tensor<16x32xf32>
+  %n = gai.rms_norm %s, %nw eps = 1.0e-5 : (tensor<16x32xf32>, tensor<32xf32>) -> tensor<16x32xf32>
+  %nb = gai.convert %n : tensor<16x32xf32> to tensor<16x32xbf16>
+  return %nb, %s : tensor<16x32xbf16>, tensor<16x32xf32>
+}
+
+// Decode-sized (8 rows): the GEMV reads 2:4 weights as they are and adds
+// the residual in its epilogue; the norm stays alone for the fold.
+// CHECK-LABEL: func.func @decode_rows
+// CHECK:         gai.gemm %{{.*}}, %{{.*}} residual %{{.*}} transpose_rhs {{.*}}-> tensor<8x32xf32>
+// CHECK:         gai.fusion
+// CHECK-NEXT:    ^bb0
+// CHECK-NEXT:      gai.rms_norm
+func.func @decode_rows(%x: tensor<8x64xbf16>, %wv: tensor<32x32xbf16>, %wm: tensor<32x8xi8>,
+                       %r: tensor<8x32xf32>, %nw: tensor<32xf32>) -> (tensor<8x32xbf16>, tensor<8x32xf32>) {
+  %w = gai.decompress %wv, %wm : (tensor<32x32xbf16>, tensor<32x8xi8>) -> tensor<32x64xbf16>
+  %p = gai.matmul %x, %w transpose_rhs : (tensor<8x64xbf16>, tensor<32x64xbf16>) -> tensor<8x32xbf16>
+  %pf = gai.convert %p : tensor<8x32xbf16> to tensor<8x32xf32>
+  %s = gai.add %r, %pf : (tensor<8x32xf32>, tensor<8x32xf32>) -> tensor<8x32xf32>
+  %n = gai.rms_norm %s, %nw eps = 1.0e-5 : (tensor<8x32xf32>, tensor<32xf32>) -> tensor<8x32xf32>
+  %nb = gai.convert %n : tensor<8x32xf32> to tensor<8x32xbf16>
+  return %nb, %s : tensor<8x32xbf16>, tensor<8x32xf32>
+}
+
+// A dense weight keeps the residual in its GEMM at any row count.
+// CHECK-LABEL: func.func @dense_rows
+// CHECK:         gai.gemm %{{.*}}, %{{.*}} residual %{{.*}} transpose_rhs {{.*}}-> tensor<16x32xf32>
+func.func @dense_rows(%x: tensor<16x64xbf16>, %w: tensor<32x64xbf16>, %r: tensor<16x32xf32>) -> tensor<16x32xf32> {
+  %p = gai.matmul %x, %w transpose_rhs : (tensor<16x64xbf16>, tensor<32x64xbf16>) -> tensor<16x32xbf16>
+  %pf = gai.convert %p : tensor<16x32xbf16> to tensor<16x32xf32>
+  %s = gai.add %r, %pf : (tensor<16x32xf32>, tensor<16x32xf32>) -> tensor<16x32xf32>
+  return %s : tensor<16x32xf32>
+}
