@@ -21,6 +21,8 @@
 #include "llvm/Support/Format.h"
 #include "llvm/Support/Path.h"
 
+#include <map>
+
 namespace gai {
 
 void useModelDirectory(CompileOptions &options) {
@@ -422,6 +424,43 @@ compileArtifact(mlir::ModuleOp optimized, const ModelSpec &spec,
   return std::move(*bytes);
 }
 
+/// The op at `peak` and the kinds of value live there (a value's type and
+/// the op that makes it), the four largest by their bytes.
+static void describePeak(mlir::func::FuncOp func, const FunctionBuffers &buffers,
+                         const LivePeak &peak, FunctionReport &r) {
+  int64_t index = 0;
+  for (mlir::Operation &op : func.getBody().front())
+    if (index++ == peak.at) {
+      std::string text;
+      llvm::raw_string_ostream os(text);
+      os << op.getName();
+      if (auto loc = mlir::dyn_cast<mlir::NameLoc>(op.getLoc()))
+        os << " at \"" << loc.getName().getValue() << "\"";
+      r.peakOp = text;
+      break;
+    }
+  std::map<std::string, FunctionReport::LiveKind> kinds;
+  for (size_t i : peak.live) {
+    mlir::Value v = buffers.values[i];
+    std::string what;
+    llvm::raw_string_ostream os(what);
+    os << v.getType() << " of ";
+    if (mlir::Operation *maker = v.getDefiningOp())
+      os << maker->getName();
+    else
+      os << "an argument";
+    FunctionReport::LiveKind &kind = kinds[what];
+    kind.what = what;
+    ++kind.count;
+    kind.bytes += buffers.requests[i].size;
+  }
+  for (auto &[what, kind] : kinds)
+    r.peakKinds.push_back(kind);
+  llvm::sort(r.peakKinds, [](const auto &a, const auto &b) { return a.bytes > b.bytes; });
+  if (r.peakKinds.size() > 4)
+    r.peakKinds.resize(4);
+}
+
 std::vector<FunctionReport> report(mlir::ModuleOp module) {
   std::vector<FunctionReport> reports;
   llvm::SmallVector<int64_t> mesh = meshShapeOf(module);
@@ -433,7 +472,9 @@ std::vector<FunctionReport> report(mlir::ModuleOp module) {
     r.buffers = static_cast<int64_t>(buffers.requests.size());
     r.arenaBytes = plan.arenaSize;
     r.bufferBytes = plan.totalSize;
-    r.livePeakBytes = livePeakBytes(buffers.requests);
+    LivePeak peak = livePeak(buffers.requests);
+    r.livePeakBytes = peak.bytes;
+    describePeak(func, buffers, peak, r);
     for (mlir::Operation &op : func.getBody().front()) {
       if (mlir::isa<mlir::gai::FusionOp>(op))
         ++r.fusedKernels;
@@ -470,6 +511,13 @@ void printReport(llvm::ArrayRef<FunctionReport> reports,
     if (r.collectives)
       os << "; " << r.collectives << " collectives sending "
          << llvm::format("%.3f MiB", mib(r.collectiveBytes)) << " per rank (ring)";
+    os << "\n";
+    if (r.peakKinds.empty())
+      continue;
+    os << "  at its peak (" << r.peakOp << "):";
+    for (auto [i, kind] : llvm::enumerate(r.peakKinds))
+      os << (i ? "," : "") << " " << kind.count << " x " << kind.what << " ("
+         << llvm::format("%.3f MiB", mib(kind.bytes)) << ")";
     os << "\n";
   }
 }

@@ -153,6 +153,14 @@ struct FunctionReport {
   std::string name;
   int64_t buffers = 0, arenaBytes = 0, bufferBytes = 0;
   int64_t livePeakBytes = 0;  ///< the most bytes live at once: the arena's floor
+  /// What is live at that peak: the op there (its name and location), and
+  /// the kinds of value that take most of it (type and maker), largest first.
+  std::string peakOp;
+  struct LiveKind {
+    std::string what;
+    int64_t count = 0, bytes = 0;
+  };
+  std::vector<LiveKind> peakKinds;
   int64_t fusedKernels = 0;   ///< gai.fusion regions: generated code
   int64_t gemms = 0;          ///< gai.gemm and gai.matmul: GEMM calls
   int64_t attentions = 0;     ///< gai.flash_attention: library kernel

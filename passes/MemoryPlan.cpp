@@ -46,7 +46,7 @@ ArenaPlan planArena(const std::vector<BufferRequest> &requests,
   return plan;
 }
 
-int64_t livePeakBytes(const std::vector<BufferRequest> &requests) {
+LivePeak livePeak(const std::vector<BufferRequest> &requests) {
   // Sizes join at their first use and leave after their last.
   std::vector<std::pair<int64_t, int64_t>> events;
   for (const BufferRequest &r : requests) {
@@ -55,10 +55,21 @@ int64_t livePeakBytes(const std::vector<BufferRequest> &requests) {
       events.emplace_back(r.lastUse + 1, -r.size);
   }
   std::sort(events.begin(), events.end()); // at one index, frees come first
-  int64_t live = 0, peak = 0;
+  LivePeak peak;
+  int64_t live = 0;
   for (auto [at, delta] : events)
-    peak = std::max(peak, live += delta);
+    if ((live += delta) > peak.bytes) {
+      peak.bytes = live;
+      peak.at = at;
+    }
+  for (size_t i = 0; i < requests.size(); ++i)
+    if (requests[i].firstUse <= peak.at && peak.at <= requests[i].lastUse)
+      peak.live.push_back(i);
   return peak;
+}
+
+int64_t livePeakBytes(const std::vector<BufferRequest> &requests) {
+  return livePeak(requests).bytes;
 }
 
 int64_t tensorBytes(mlir::RankedTensorType type) {

@@ -35,6 +35,14 @@ ArenaPlan planArena(const std::vector<BufferRequest> &requests,
 /// The most bytes live at once: no placement of `requests` needs less.
 int64_t livePeakBytes(const std::vector<BufferRequest> &requests);
 
+/// Where that peak is: the first op numbered `at` with `bytes` live, and
+/// the requests live there (indices into `requests`).
+struct LivePeak {
+  int64_t bytes = 0, at = 0;
+  std::vector<size_t> live;
+};
+LivePeak livePeak(const std::vector<BufferRequest> &requests);
+
 /// Bytes a tensor takes in memory (masks: one byte per element).
 int64_t tensorBytes(mlir::RankedTensorType type);
 
