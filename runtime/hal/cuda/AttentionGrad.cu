@@ -968,10 +968,10 @@ template <bool Softcap>
 __global__ void __launch_bounds__(kThreads, 2)
     flashGradWideKernel(AttentionGradParams p, const RowStats *stats, float *dqSums,
                         float *kvSums) {
-  constexpr int D = 64;
 #if !GAI_DEVICE_WGMMA
   __trap();
 #else
+  constexpr int D = 64;
   extern __shared__ __align__(128) unsigned char shared[];
   unsigned char *raw = alignedForWgmma(shared);
   auto *sk = reinterpret_cast<__nv_bfloat16 *>(raw);   // [128, D]
