@@ -57,11 +57,10 @@ std::optional<EpilogueActivation> epilogueActivation(Operation *op) {
   return std::nullopt;
 }
 
-/// The rows of `matmul`'s result: every axis but the last.
-int64_t rowsOf(MatmulOp matmul) {
-  ArrayRef<int64_t> shape = matmul.getType().getShape();
+/// The rows of a value of type `type`: the product of every axis but the last.
+int64_t rowsOf(Type type) {
   int64_t rows = 1;
-  for (int64_t d : shape.drop_back())
+  for (int64_t d : cast<RankedTensorType>(type).getShape().drop_back())
     rows *= d;
   return rows;
 }
@@ -112,7 +111,7 @@ struct GemmEpiloguePattern : OpRewritePattern<MatmulOp> {
     } else if (Value widened = widenedToF32(onlyUser(acc));
                widened && !bias &&
                !(sparseResidualRows > 0 && matmul.getRhs().getDefiningOp<DecompressOp>() &&
-                 rowsOf(matmul) > sparseResidualRows)) {
+                 rowsOf(matmul.getType()) > sparseResidualRows)) {
       // An f32 residual stream: the GEMM adds its unrounded product. Not a
       // 2:4 GEMM's (sparseResidualRows): cuSPARSELt writes bf16 only, and
       // the add costs nothing in the next kernel, where a wide epilogue
@@ -178,12 +177,10 @@ struct GatedGemmPattern : OpRewritePattern<MulOp> {
           gate.getRhs().getType() != up.getRhs().getType() || sparse24(gate) != sparse24(up) ||
           mul.getType() != up.getType())
         continue;
-      ArrayRef<int64_t> x = cast<RankedTensorType>(gate.getLhs().getType()).getShape();
-      int64_t rows = 1;
-      for (int64_t d : x.drop_back())
-        rows *= d;
+      Type x = gate.getLhs().getType();
       // The GEMV that runs it streams K in 16-byte pieces of bf16.
-      if (rows > maxRows || x.back() % kGatedGemmKMultiple != 0)
+      if (rowsOf(x) > maxRows ||
+          cast<RankedTensorType>(x).getShape().back() % kGatedGemmKMultiple != 0)
         return rewriter.notifyMatchFailure(mul, "not a gated GEMV's shape");
       rewriter.replaceOpWithNewOp<GatedGemmOp>(mul, mul.getType(), gate.getLhs(),
                                                gate.getRhs(), up.getRhs(), *kind);
@@ -613,11 +610,7 @@ bool isFoldableNorm(ArrayRef<Operation *> group, int64_t foldRows) {
   if (group.empty() || group.size() > 2 || !isa<RmsNormOp>(group.front()) ||
       (group.size() == 2 && !isa<ConvertOp>(group.back())))
     return false;
-  ArrayRef<int64_t> shape = cast<RankedTensorType>(group.front()->getResult(0).getType()).getShape();
-  int64_t rows = 1;
-  for (int64_t d : shape.drop_back())
-    rows *= d;
-  return foldRows < 0 || rows <= foldRows;
+  return foldRows < 0 || rowsOf(group.front()->getResult(0).getType()) <= foldRows;
 }
 
 /// Merges groups into one kernel where that saves a pass over memory:
@@ -797,6 +790,16 @@ struct FusionPass : mlir::gai::impl::GaiFusionBase<FusionPass> {
     if (gatedGemmRows < 0) {
       func.emitError("gai-fusion: gated-gemm-rows must be 0 (off) or a row count, not ")
           << static_cast<int64_t>(gatedGemmRows);
+      return signalPassFailure();
+    }
+    if (sparseResidualRows < 0) {
+      func.emitError("gai-fusion: sparse-residual-rows must be 0 (off) or a row count, not ")
+          << static_cast<int64_t>(sparseResidualRows);
+      return signalPassFailure();
+    }
+    if (normFoldRows < -1) {
+      func.emitError("gai-fusion: norm-fold-rows must be -1 (every norm) or a row count, not ")
+          << static_cast<int64_t>(normFoldRows);
       return signalPassFailure();
     }
     if (maxInputs < 1) {

@@ -1,5 +1,10 @@
 // RUN: gai-opt %s --gai-fusion="sparse-residual-rows=8 norm-fold-rows=8" | FileCheck %s
 // RUN: gai-opt %s --gai-fusion | FileCheck %s --check-prefix=OFF
+// RUN: not gai-opt %s --gai-fusion="sparse-residual-rows=-1" 2>&1 | FileCheck %s --check-prefix=NEGATIVE
+// RUN: not gai-opt %s --gai-fusion="norm-fold-rows=-2" 2>&1 | FileCheck %s --check-prefix=FOLD
+
+// NEGATIVE: error: gai-fusion: sparse-residual-rows must be 0 (off) or a row count, not -1
+// FOLD: error: gai-fusion: norm-fold-rows must be -1 (every norm) or a row count, not -2
 
 // A 2:4 product of 16 rows into an f32 residual stream, then the stream's
 // next RMSNorm: the GEMM stays a bf16 product (what cuSPARSELt writes),
