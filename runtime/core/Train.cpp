@@ -14,8 +14,8 @@
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
-#include <limits>
 #include <cstring>
+#include <limits>
 #include <random>
 
 namespace gai {
@@ -78,7 +78,6 @@ StatusOr<Trainer> Trainer::create(Session &session, const OptimizerOptions &opti
       return Status::error(std::string("the artifact has no '") + entry +
                            "' entry; compile it with gaic --mode=train");
   Trainer trainer(session, options);
-  trainer.fused_ = fused;
   const char *step = fused ? kUpdateEntry : "train_step";
   std::vector<TensorRef> inputs = session.inputs(step);
   const TensorRef *tokens = find(inputs, "tokens");
@@ -124,7 +123,7 @@ StatusOr<StepResult> Trainer::trainStep(const std::vector<const int32_t *> &toke
   if (tokens.empty() || tokens.size() != targets.size())
     return Status::error("a training step needs as many target batches as token "
                          "batches, and at least one");
-  if (fused_)
+  if (session_->hasEntry(kUpdateEntry))
     return updateStep(tokens, targets);
   // A step's first micro-batch writes the gradients where the artifact has
   // an entry for it (gaic's one-device training); the others add to them.
@@ -133,19 +132,11 @@ StatusOr<StepResult> Trainer::trainStep(const std::vector<const int32_t *> &toke
   double squares = 0;
   for (size_t i = 0; i < tokens.size(); ++i) {
     const char *entry = i == 0 && writesFirst ? "train_step_first" : "train_step";
-    std::vector<TensorRef> in = session_->inputs(entry);
-    std::vector<TensorRef> out = session_->outputs(entry);
-    const TensorRef *tokensIn = find(in, "tokens"), *targetsIn = find(in, "targets");
-    const TensorRef *lossOut = find(out, "loss"), *squaresOut = find(out, "grad_sq");
-    if (!tokensIn || !targetsIn || !lossOut || !squaresOut)
-      return Status::error(std::string(entry) +
-                           ": expected tokens and targets inputs, loss and grad_sq outputs");
-    copyMyRows(tokens[i], *tokensIn);
-    copyMyRows(targets[i], *targetsIn);
-    if (Status s = session_->run(entry); !s)
-      return s;
-    result.loss += *lossOut->as<float>();
-    squares = *squaresOut->as<float>();
+    StatusOr<StepOutputs> ran = runStepEntry(entry, tokens[i], targets[i]);
+    if (!ran)
+      return ran.status();
+    result.loss += ran->loss;
+    squares = ran->squares;
   }
   double micro = static_cast<double>(tokens.size());
   result.loss /= micro;
@@ -170,6 +161,22 @@ StatusOr<StepResult> Trainer::trainStep(const std::vector<const int32_t *> &toke
   if (Status s = session_->run("optimizer_step"); !s)
     return s;
   return result;
+}
+
+StatusOr<Trainer::StepOutputs> Trainer::runStepEntry(const char *entry, const int32_t *tokens,
+                                                     const int32_t *targets) {
+  std::vector<TensorRef> in = session_->inputs(entry);
+  std::vector<TensorRef> out = session_->outputs(entry);
+  const TensorRef *tokensIn = find(in, "tokens"), *targetsIn = find(in, "targets");
+  const TensorRef *lossOut = find(out, "loss"), *squaresOut = find(out, "grad_sq");
+  if (!tokensIn || !targetsIn || !lossOut || !squaresOut)
+    return Status::error(std::string(entry) +
+                         ": expected tokens and targets inputs, loss and grad_sq outputs");
+  copyMyRows(tokens, *tokensIn);
+  copyMyRows(targets, *targetsIn);
+  if (Status s = session_->run(entry); !s)
+    return s;
+  return StepOutputs{*lossOut->as<float>(), *squaresOut->as<float>()};
 }
 
 /// The PyTorch-style scalars of AdamW's step `t` (from 1), into `entry`;
@@ -201,15 +208,6 @@ StatusOr<StepResult> Trainer::updateStep(const std::vector<const int32_t *> &tok
                          "of " + std::to_string(rows()) + " rows, or compile it without "
                          "--fused-update to accumulate " + std::to_string(tokens.size()) +
                          " micro-batches");
-  std::vector<TensorRef> in = session_->inputs(kUpdateEntry);
-  std::vector<TensorRef> out = session_->outputs(kUpdateEntry);
-  const TensorRef *tokensIn = find(in, "tokens"), *targetsIn = find(in, "targets");
-  const TensorRef *lossOut = find(out, "loss"), *squaresOut = find(out, "grad_sq");
-  if (!tokensIn || !targetsIn || !lossOut || !squaresOut)
-    return Status::error(std::string(kUpdateEntry) +
-                         ": expected tokens and targets inputs, loss and grad_sq outputs");
-  copyMyRows(tokens[0], *tokensIn);
-  copyMyRows(targets[0], *targetsIn);
   StepResult result;
   result.lr = learningRate(step_);
   // The device clips (no clip: +inf) and keeps the state of a bad step.
@@ -219,10 +217,11 @@ StatusOr<StepResult> Trainer::updateStep(const std::vector<const int32_t *> &tok
                                  "grad_clip", clip, result.lr);
       !s)
     return s;
-  if (Status s = session_->run(kUpdateEntry); !s)
-    return s;
-  result.loss = *lossOut->as<float>();
-  result.gradNorm = std::sqrt(static_cast<double>(*squaresOut->as<float>()));
+  StatusOr<StepOutputs> ran = runStepEntry(kUpdateEntry, tokens[0], targets[0]);
+  if (!ran)
+    return ran.status();
+  result.loss = ran->loss;
+  result.gradNorm = std::sqrt(ran->squares);
   ++step_;
   if (!std::isfinite(result.loss) || !std::isfinite(result.gradNorm))
     return skipBadStep(result);
@@ -456,7 +455,7 @@ Trainer::loadCheckpoint(const std::string &path) {
     if (Status s = session_->writeState(r.name, data); !s)
       return s;
   }
-  if (!fused_)
+  if (!session_->hasEntry(kUpdateEntry)) // a fused artifact keeps no gradients
     if (Status s = session_->run("zero_grads"); !s)
       return s;
   step_ = step;

@@ -87,6 +87,12 @@ private:
   Trainer(Session &session, const OptimizerOptions &options)
       : session_(&session), options_(options) {}
   Status setScalar(const std::string &entry, const std::string &name, double value);
+  /// A step entry's loss and grad_sq once it ran over `tokens`, `targets`.
+  struct StepOutputs {
+    double loss, squares;
+  };
+  StatusOr<StepOutputs> runStepEntry(const char *entry, const int32_t *tokens,
+                                     const int32_t *targets);
   Status setAdamwScalars(const char *entry, double t, const char *gradScaleName,
                          double gradScale, double lr);
   /// trainStep of an artifact with kUpdateEntry: one run steps and updates.
@@ -116,7 +122,6 @@ private:
   int64_t step_ = 0;
   int64_t optimizerSteps_ = 0; ///< updates made: AdamW's bias correction
   int consecutiveBad_ = 0;
-  bool fused_ = false; ///< the artifact has kUpdateEntry (gaic --fused-update)
 };
 
 /// Tokens for training: byte-level text, or pre-tokenized .bin files
