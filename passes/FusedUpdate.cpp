@@ -125,6 +125,7 @@ LogicalResult buildUpdate(ModuleOp module) {
   if (!clip)
     return optimizer.emitError("fused update: expected a 'grad_scale' argument");
   DeviceDecisions decisions = decide(b, loc, loss, gradSq, clip);
+  llvm::StringMap<Value> atEntry; // a moment's value before the update
   for (unsigned i = 0; i < optimizer.getNumArguments(); ++i) {
     StringRef name = nameOfArgument(optimizer, i).getValue();
     if (name.starts_with(kGradPrefix)) {
@@ -134,6 +135,7 @@ LogicalResult buildUpdate(ModuleOp module) {
       mapping.map(optimizer.getArgument(i), g);
     } else {
       mapping.map(optimizer.getArgument(i), name == kGradScale ? decisions.scale : entryArgs[i]);
+      atEntry[name] = entryArgs[i];
     }
   }
   for (Operation &op : optimizer.getBody().front().without_terminator())
@@ -145,16 +147,11 @@ LogicalResult buildUpdate(ModuleOp module) {
     if (!name)
       return optimizer.emitError("fused update: optimizer result #") << i << " has no name";
     Value updated = mapping.lookupOrDefault(v);
-    Value old;
     StringRef n = name.getValue();
-    if (n.starts_with(kParamPrefix)) {
-      old = ParamOp::create(b, loc, cast<RankedTensorType>(updated.getType()),
-                            n.drop_front(kParamPrefix.size()));
-    } else {
-      for (unsigned a = 0; a < update.getNumArguments(); ++a)
-        if (nameOfArgument(update, a) == name)
-          old = body->getArgument(a);
-    }
+    Value old = n.starts_with(kParamPrefix)
+                    ? ParamOp::create(b, loc, cast<RankedTensorType>(updated.getType()),
+                                      n.drop_front(kParamPrefix.size()))
+                    : atEntry.lookup(n);
     if (!old)
       return optimizer.emitError("fused update: no value at entry for '") << n << "'";
     results.push_back({name, SelectOp::create(b, loc, decisions.bad, old, updated)});
