@@ -374,6 +374,25 @@ __device__ __forceinline__ void keyTileProbabilities(float (&s)[kTile / 8][4],
     tileProbabilities<true, Softcap>(s, dp, tstats, p, keyA, q0, keys, queries, start, pairCol);
 }
 
+/// The query tiles whose queries see some of the `blockKeys` keys from
+/// `key0` (`start`: keys - queries, where a causal query 0 sees up to).
+struct QueryTiles {
+  int first, count;
+};
+__device__ __forceinline__ QueryTiles queryTilesSeeing(const AttentionGradParams &p, int key0,
+                                                       int blockKeys, int queries, int start) {
+  int firstQuery = 0, lastQuery = queries - 1;
+  if (p.causal) {
+    firstQuery = max(0, key0 - start);
+    if (p.window > 0) // in 64 bits: a window past every key must not wrap
+      lastQuery = static_cast<int>(
+          min(static_cast<int64_t>(lastQuery),
+              static_cast<int64_t>(key0) + blockKeys - 1 - start + p.window - 1));
+  }
+  const int first = firstQuery / kTile;
+  return {first, lastQuery < firstQuery ? 0 : lastQuery / kTile - first + 1};
+}
+
 template <int D> constexpr size_t gradSmemBytes() {
   // Two tiles held for the whole block (K and V, or Q and dO) and two
   // double-buffered streamed ones; then the RowStats of two query tiles.
@@ -406,17 +425,8 @@ __global__ void __launch_bounds__(kThreads, kKeyBlocksPerSm<D>)
   const auto *doSrc =
       static_cast<const __nv_bfloat16 *>(p.outGrad) + p.outGradStrides.at(b, h, 0);
 
-  // The query tiles whose queries see some key of this block.
-  int firstQuery = 0, lastQuery = queries - 1;
-  if (p.causal) {
-    firstQuery = max(0, key0 - start);
-    if (p.window > 0) // in 64 bits: a window past every key must not wrap
-      lastQuery = static_cast<int>(
-          min(static_cast<int64_t>(lastQuery),
-              static_cast<int64_t>(key0) + kTile - 1 - start + p.window - 1));
-  }
-  const int firstTile = firstQuery / kTile;
-  const int tiles = lastQuery < firstQuery ? 0 : lastQuery / kTile - firstTile + 1;
+  const QueryTiles seen = queryTilesSeeing(p, key0, kTile, queries, start);
+  const int firstTile = seen.first, tiles = seen.count;
   auto loadQueries = [&](int it, int buffer) {
     const int q0 = (firstTile + it) * kTile;
     loadRowsAsync<D, kTile, kThreads>(sq + buffer * kTile * D, qSrc, q0, queries,
@@ -735,16 +745,8 @@ __global__ void __launch_bounds__(kThreads, Wgmma &&Softcap ? 2 : kKeyBlocksPerS
   const auto *doSrc =
       static_cast<const __nv_bfloat16 *>(p.outGrad) + p.outGradStrides.at(b, h, 0);
 
-  int firstQuery = 0, lastQuery = queries - 1;
-  if (p.causal) {
-    firstQuery = max(0, key0 - start);
-    if (p.window > 0) // in 64 bits: a window past every key must not wrap
-      lastQuery = static_cast<int>(
-          min(static_cast<int64_t>(lastQuery),
-              static_cast<int64_t>(key0) + kTile - 1 - start + p.window - 1));
-  }
-  const int firstTile = firstQuery / kTile;
-  const int tiles = lastQuery < firstQuery ? 0 : lastQuery / kTile - firstTile + 1;
+  const QueryTiles seen = queryTilesSeeing(p, key0, kTile, queries, start);
+  const int firstTile = seen.first, tiles = seen.count;
   auto loadQueries = [&](int it, int buffer) {
     const int q0 = (firstTile + it) * kTile;
     loadRowsAsync<D, kTile, kThreads>(sq + buffer * kTile * D, qSrc, q0, queries,
@@ -993,16 +995,8 @@ __global__ void __launch_bounds__(kThreads, 2)
   const auto *doSrc =
       static_cast<const __nv_bfloat16 *>(p.outGrad) + p.outGradStrides.at(b, h, 0);
 
-  int firstQuery = 0, lastQuery = queries - 1;
-  if (p.causal) {
-    firstQuery = max(0, key0 - start);
-    if (p.window > 0)
-      lastQuery = static_cast<int>(
-          min(static_cast<int64_t>(lastQuery),
-              static_cast<int64_t>(key0) + kWideKeys - 1 - start + p.window - 1));
-  }
-  const int firstTile = firstQuery / kTile;
-  const int tiles = lastQuery < firstQuery ? 0 : lastQuery / kTile - firstTile + 1;
+  const QueryTiles seen = queryTilesSeeing(p, key0, kWideKeys, queries, start);
+  const int firstTile = seen.first, tiles = seen.count;
   auto loadQueries = [&](int it, int buffer) {
     const int q0 = (firstTile + it) * kTile;
     loadRowsAsync<D, kTile, kThreads>(sq + buffer * kTile * D, qSrc, q0, queries,
