@@ -139,7 +139,7 @@ mlir::LogicalResult optimize(mlir::ModuleOp module,
   fusion.libraryActivations = options.isCuda();
   fusion.absorbTransposes = options.isCuda();
   fusion.gatedGemmRows = options.isCuda() ? gai::kMostGatedGemmRows : 0;
-  fusion.sparseResidualRows = options.isCuda() ? gai::kMostGatedGemmRows : 0;
+  fusion.narrowResidualRows = options.isCuda() ? gai::kMostGatedGemmRows : 0;
   if (options.isCuda())
     fusion.normFoldRows = gai::kMostNormFoldRows;
   fusion.maxInputs = options.fusionMaxInputs;

@@ -21,11 +21,11 @@ void populateAttentionRewritePatterns(RewritePatternSet &patterns);
 
 /// matmul (+ bias) (+ activation) (+ residual) -> gai.gemm; with
 /// `libraryActivations`, only relu and tanh-gelu are absorbed; with
-/// `sparseResidualRows` > 0, a 2:4 product of more rows takes no f32
-/// residual.
+/// `narrowResidualRows` > 0, a 2:4 or fp8 product of more rows takes no
+/// f32 residual.
 void populateGemmEpiloguePatterns(RewritePatternSet &patterns,
                                   bool libraryActivations = false,
-                                  int64_t sparseResidualRows = 0);
+                                  int64_t narrowResidualRows = 0);
 
 /// Reverse mode at `b`'s insertion point: seeds the scalar `loss` with 1,
 /// runs the VJP of each op of `forward` (in program order) in reverse and

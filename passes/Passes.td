@@ -107,12 +107,14 @@ def GaiFusion : Pass<"gai-fusion", "func::FuncOp"> {
     Option<"gatedGemmRows", "gated-gemm-rows", "int64_t", /*default=*/"0",
            "make act(x·Wgᵀ) * (x·Wuᵀ) one gai.gated_gemm when x has at "
            "most this many rows (0: never; the CUDA target's GEMV takes 8)">,
-    Option<"sparseResidualRows", "sparse-residual-rows", "int64_t", /*default=*/"0",
-           "a 2:4 product (a gai.decompress weight) of more rows than this "
-           "keeps an f32 residual add out of its GEMM, for the next fusion "
-           "kernel: the CUDA target's cuSPARSELt writes bf16 only (0: never; "
-           "the CUDA target sets its GEMV's 8, whose residual epilogue "
-           "reads 2:4 weights as they are)">,
+    Option<"narrowResidualRows", "narrow-residual-rows", "int64_t", /*default=*/"0",
+           "a product whose library GEMM is fast only with a bf16 result (2:4 "
+           "weights, a gai.decompress: cuSPARSELt writes bf16 only; fp8 ones, "
+           "a gai.dequantize fp8_e4m3: cuBLASLt's fp8 GEMM with an f32 C runs "
+           "at about bf16's speed) of more rows than this keeps an f32 residual "
+           "add out of its GEMM, for the next fusion kernel (0: never; the CUDA "
+           "target sets its GEMV's 8, whose residual epilogue reads such weights "
+           "as they are)">,
     Option<"normFoldRows", "norm-fold-rows", "int64_t", /*default=*/"-1",
            "the most rows of an RMSNorm region kept apart for the decode "
            "lowering's fold into its GEMV (-1: every one); a larger one merges "

@@ -1,9 +1,9 @@
-// RUN: gai-opt %s --gai-fusion="sparse-residual-rows=8 norm-fold-rows=8" | FileCheck %s
+// RUN: gai-opt %s --gai-fusion="narrow-residual-rows=8 norm-fold-rows=8" | FileCheck %s
 // RUN: gai-opt %s --gai-fusion | FileCheck %s --check-prefix=OFF
-// RUN: not gai-opt %s --gai-fusion="sparse-residual-rows=-1" 2>&1 | FileCheck %s --check-prefix=NEGATIVE
+// RUN: not gai-opt %s --gai-fusion="narrow-residual-rows=-1" 2>&1 | FileCheck %s --check-prefix=NEGATIVE
 // RUN: not gai-opt %s --gai-fusion="norm-fold-rows=-2" 2>&1 | FileCheck %s --check-prefix=FOLD
 
-// NEGATIVE: error: gai-fusion: sparse-residual-rows must be 0 (off) or a row count, not -1
+// NEGATIVE: error: gai-fusion: narrow-residual-rows must be 0 (off) or a row count, not -1
 // FOLD: error: gai-fusion: norm-fold-rows must be -1 (every norm) or a row count, not -2
 
 // A 2:4 product of 16 rows into an f32 residual stream, then the stream's
@@ -48,6 +48,38 @@ func.func @decode_rows(%x: tensor<8x64xbf16>, %wv: tensor<32x32xbf16>, %wm: tens
   %n = gai.rms_norm %s, %nw eps = 1.0e-5 : (tensor<8x32xf32>, tensor<32xf32>) -> tensor<8x32xf32>
   %nb = gai.convert %n : tensor<8x32xf32> to tensor<8x32xbf16>
   return %nb, %s : tensor<8x32xbf16>, tensor<8x32xf32>
+}
+
+// An fp8 product of 16 rows: the same as 2:4 (cuBLASLt's fp8 GEMM is fast
+// with a bf16 result only).
+// CHECK-LABEL: func.func @fp8_rows
+// CHECK:         %[[P:.*]] = gai.matmul %{{.*}}, %{{.*}} transpose_rhs : (tensor<16x64xbf16>, tensor<32x64xbf16>) -> tensor<16x32xbf16>
+// CHECK-NOT:     gai.gemm
+// CHECK:         gai.fusion %[[P]]
+// OFF-LABEL: func.func @fp8_rows
+// OFF:         gai.gemm %{{.*}}, %{{.*}} residual %{{.*}} transpose_rhs {{.*}}-> tensor<16x32xf32>
+func.func @fp8_rows(%x: tensor<16x64xbf16>, %q: tensor<32x64xf8E4M3FN>, %s: tensor<1xf32>,
+                    %r: tensor<16x32xf32>, %nw: tensor<32xf32>) -> (tensor<16x32xbf16>, tensor<16x32xf32>) {
+  %w = gai.dequantize fp8_e4m3 %q, %s : (tensor<32x64xf8E4M3FN>, tensor<1xf32>) -> tensor<32x64xbf16>
+  %p = gai.matmul %x, %w transpose_rhs : (tensor<16x64xbf16>, tensor<32x64xbf16>) -> tensor<16x32xbf16>
+  %pf = gai.convert %p : tensor<16x32xbf16> to tensor<16x32xf32>
+  %sum = gai.add %r, %pf : (tensor<16x32xf32>, tensor<16x32xf32>) -> tensor<16x32xf32>
+  %n = gai.rms_norm %sum, %nw eps = 1.0e-5 : (tensor<16x32xf32>, tensor<32xf32>) -> tensor<16x32xf32>
+  %nb = gai.convert %n : tensor<16x32xf32> to tensor<16x32xbf16>
+  return %nb, %sum : tensor<16x32xbf16>, tensor<16x32xf32>
+}
+
+// int8 weights go through our dequantizing kernels, which take an f32 C:
+// the residual stays in the GEMM.
+// CHECK-LABEL: func.func @int8_rows
+// CHECK:         gai.gemm %{{.*}}, %{{.*}} residual %{{.*}} transpose_rhs {{.*}}-> tensor<16x32xf32>
+func.func @int8_rows(%x: tensor<16x64xbf16>, %q: tensor<32x64xi8>, %s: tensor<32xf32>,
+                     %r: tensor<16x32xf32>) -> tensor<16x32xf32> {
+  %w = gai.dequantize int8 %q, %s : (tensor<32x64xi8>, tensor<32xf32>) -> tensor<32x64xbf16>
+  %p = gai.matmul %x, %w transpose_rhs : (tensor<16x64xbf16>, tensor<32x64xbf16>) -> tensor<16x32xbf16>
+  %pf = gai.convert %p : tensor<16x32xbf16> to tensor<16x32xf32>
+  %sum = gai.add %r, %pf : (tensor<16x32xf32>, tensor<16x32xf32>) -> tensor<16x32xf32>
+  return %sum : tensor<16x32xf32>
 }
 
 // A dense weight keeps the residual in its GEMM at any row count.
