@@ -131,6 +131,54 @@ __global__ void prepareKernel(AttentionGradParams p, float *delta, RowStats *sta
   }
 }
 
+/// prepareKernel for the tensor-core path's bf16 rows of D = 8·Lanes
+/// elements (16-byte aligned): Lanes threads a row, 16 bytes of dO and O
+/// each, and (given `dqSums`, `kvSums`) the row's f32 dQ sums and the
+/// kvSumRows rows of GQA's dK and dV sums zeroed on the way, with no memset
+/// pass of their own. A warp a row moved 2-byte pieces and left
+/// most lanes idle.
+template <int Lanes>
+__global__ void prepareRowsKernel(AttentionGradParams p, RowStats *stats, float *dqSums,
+                                  float *kvSums, int64_t kvSumRows) {
+  constexpr int D = 8 * Lanes;
+  const int64_t rows = p.batch * p.heads * p.queries;
+  const int64_t row = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / Lanes;
+  const int part = static_cast<int>(threadIdx.x % Lanes);
+  const bool valid = row < rows;
+  float sum = 0.0f;
+  if (valid) {
+    const int64_t t = row % p.queries, h = row / p.queries % p.heads,
+                  b = row / (p.queries * p.heads);
+    const uint4 dout = *reinterpret_cast<const uint4 *>(
+        static_cast<const __nv_bfloat16 *>(p.outGrad) + p.outGradStrides.at(b, h, t) + part * 8);
+    const uint4 out = *reinterpret_cast<const uint4 *>(
+        static_cast<const __nv_bfloat16 *>(p.out) + p.outStrides.at(b, h, t) + part * 8);
+    const auto *dv = reinterpret_cast<const __nv_bfloat162 *>(&dout);
+    const auto *ov = reinterpret_cast<const __nv_bfloat162 *>(&out);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const float2 d = __bfloat1622float2(dv[i]), o = __bfloat1622float2(ov[i]);
+      sum += d.x * o.x + d.y * o.y;
+    }
+    const float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    if (dqSums) {
+      float4 *sums = reinterpret_cast<float4 *>(dqSums + row * D + part * 8);
+      sums[0] = sums[1] = zero;
+    }
+    if (kvSums && row < kvSumRows) {
+      float4 *sums = reinterpret_cast<float4 *>(kvSums + row * D + part * 8);
+      sums[0] = sums[1] = zero;
+    }
+  }
+#pragma unroll
+  for (int offset = Lanes / 2; offset > 0; offset /= 2)
+    sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+  if (valid && part == 0) {
+    const float lse = p.lse[row];
+    stats[row] = {lse == -INFINITY ? INFINITY : lse * kLog2e, sum};
+  }
+}
+
 //===----------------------------------------------------------------------===//
 // The CUDA-core path: a warp a query row, then a warp a key row
 //===----------------------------------------------------------------------===//
@@ -1139,18 +1187,22 @@ __global__ void __launch_bounds__(kThreads, 2)
 #endif
 }
 
-/// f32 sums [B, heads, rows, dim] (packed) into a bf16 tensor with
-/// `strides`, four elements a thread (dim is a multiple of 8).
+/// f32 sums [B, heads, rows, D] (packed) into a bf16 tensor with
+/// `strides` (rows 16-byte aligned), eight elements a thread: 16 bytes
+/// stored, and the row's place found by 32-bit divisions (a thread of four
+/// elements and 64-bit ones left the kernel bound by its arithmetic).
+template <int D>
 __global__ void finishSumsKernel(const float *sums, __nv_bfloat16 *to, RowStrides strides,
-                                 int64_t heads, int64_t rows, int64_t dim, int64_t count) {
-  for (int64_t i = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) * 4;
-       i < count; i += static_cast<int64_t>(gridDim.x) * blockDim.x * 4) {
-    const float4 v = *reinterpret_cast<const float4 *>(sums + i);
-    const int64_t d = i % dim, row = i / dim;
-    __nv_bfloat16 *out =
-        to + strides.at(row / rows / heads, row / rows % heads, row % rows) + d;
-    reinterpret_cast<__nv_bfloat162 *>(out)[0] = __floats2bfloat162_rn(v.x, v.y);
-    reinterpret_cast<__nv_bfloat162 *>(out)[1] = __floats2bfloat162_rn(v.z, v.w);
+                                 uint32_t heads, uint32_t rows, int64_t count) {
+  for (int64_t i = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) * 8;
+       i < count; i += static_cast<int64_t>(gridDim.x) * blockDim.x * 8) {
+    const float4 lo = *reinterpret_cast<const float4 *>(sums + i);
+    const float4 hi = *reinterpret_cast<const float4 *>(sums + i + 4);
+    const auto row = static_cast<uint32_t>(i / D);
+    const uint32_t t = row % rows, head = row / rows;
+    const uint4 packed = {packBf16(lo.x, lo.y), packBf16(lo.z, lo.w), packBf16(hi.x, hi.y),
+                          packBf16(hi.z, hi.w)};
+    *reinterpret_cast<uint4 *>(to + strides.at(head / heads, head % heads, t) + i % D) = packed;
   }
 }
 
@@ -1192,6 +1244,7 @@ bool useWgmma(const AttentionGradParams &p) {
 struct GradSums {
   RowStats *stats = nullptr;
   float *dq = nullptr, *kv = nullptr;      // the fused kernel's
+  bool dqZeroed = false, kvZeroed = false; // by prepareRowsKernel
   float *partials = nullptr;               // the deterministic form's
 };
 
@@ -1216,8 +1269,9 @@ void launchFlashGrad(const AttentionGradParams &p, const GradSums &sums,
   if (!p.deterministic) {
     const int64_t dqCount = p.batch * p.heads * p.queries * D;
     const int64_t kvCount = p.batch * p.kvHeads * p.keys * D;
-    cudaMemsetAsync(sums.dq, 0, dqCount * sizeof(float), stream);
-    if (grouped)
+    if (!sums.dqZeroed)
+      cudaMemsetAsync(sums.dq, 0, dqCount * sizeof(float), stream);
+    if (grouped && !sums.kvZeroed)
       cudaMemsetAsync(sums.kv, 0, 2 * kvCount * sizeof(float), stream);
     const dim3 grid(keyTiles, heads, batch);
     // 128 keys a block where there are more than one tile's: half the Q/dO
@@ -1237,9 +1291,10 @@ void launchFlashGrad(const AttentionGradParams &p, const GradSums &sums,
           <<<grid, kThreads, fusedSmemBytes<D>(), stream>>>(p, sums.stats, sums.dq, sums.kv);
     auto finish = [&](const float *from, void *to, const RowStrides &strides, int64_t n,
                       int64_t rows, int64_t count) {
-      finishSumsKernel<<<static_cast<unsigned>(std::min<int64_t>((count / 4 + 255) / 256, 8192)),
-                         256, 0, stream>>>(from, static_cast<__nv_bfloat16 *>(to), strides, n,
-                                           rows, D, count);
+      finishSumsKernel<D>
+          <<<static_cast<unsigned>(std::min<int64_t>((count / 8 + 255) / 256, 8192)), 256, 0,
+             stream>>>(from, static_cast<__nv_bfloat16 *>(to), strides,
+                       static_cast<uint32_t>(n), static_cast<uint32_t>(rows), count);
     };
     finish(sums.dq, p.qGrad, p.qGradStrides, p.heads, p.queries, dqCount);
     if (grouped) {
@@ -1331,7 +1386,21 @@ void attentionGrad(Elem e, const AttentionGradParams &given, float *workspace,
     sums.kv = sums.dq + rows * p.headDim;
   }
   RowStats *stats = flash ? sums.stats : nullptr; // the row kernels read lse and D
-  if (e == Elem::BF16)
+  // Where prepareRowsKernel runs (head dim 64 or 128, O's rows 16-byte
+  // aligned too), it also zeroes the atomic form's dQ sums.
+  const bool rowsPrepare = flash && bf16RowsAligned(p.out, p.outStrides);
+  sums.dqZeroed = rowsPrepare && !p.deterministic;
+  const int64_t kvSumRows = 2 * p.batch * p.kvHeads * p.keys; // under GQA
+  sums.kvZeroed = sums.dqZeroed && p.heads != p.kvHeads && kvSumRows <= rows;
+  float *dqZeroed = sums.dqZeroed ? sums.dq : nullptr;
+  float *kvZeroed = sums.kvZeroed ? sums.kv : nullptr;
+  if (rowsPrepare && p.headDim == 64)
+    prepareRowsKernel<8><<<static_cast<unsigned>((rows * 8 + 255) / 256), 256, 0, stream>>>(
+        p, sums.stats, dqZeroed, kvZeroed, kvSumRows);
+  else if (rowsPrepare)
+    prepareRowsKernel<16><<<static_cast<unsigned>((rows * 16 + 255) / 256), 256, 0, stream>>>(
+        p, sums.stats, dqZeroed, kvZeroed, kvSumRows);
+  else if (e == Elem::BF16)
     prepareKernel<__nv_bfloat16><<<warpBlocks(rows), 128, 0, stream>>>(p, delta, stats);
   else
     prepareKernel<float><<<warpBlocks(rows), 128, 0, stream>>>(p, delta, stats);
