@@ -140,8 +140,9 @@ mlir::LogicalResult optimize(mlir::ModuleOp module,
   fusion.absorbTransposes = options.isCuda();
   fusion.gatedGemmRows = options.isCuda() ? gai::kMostGatedGemmRows : 0;
   fusion.narrowResidualRows = options.isCuda() ? gai::kMostGatedGemmRows : 0;
-  if (options.isCuda())
-    fusion.normFoldRows = gai::kMostNormFoldRows;
+  // Norms stay apart only for the decode GEMV's fold; without one (the CPU,
+  // --fold-norms=false) they merge as other regions do.
+  fusion.normFoldRows = options.isCuda() && options.foldNorms ? gai::kMostNormFoldRows : 0;
   fusion.maxInputs = options.fusionMaxInputs;
   pm.addNestedPass<mlir::func::FuncOp>(mlir::gai::createGaiFusion(fusion));
   pm.addPass(mlir::createCanonicalizerPass());
