@@ -5,6 +5,7 @@
 #ifndef GAI_RUNTIME_HAL_CUDA_KERNELS_H
 #define GAI_RUNTIME_HAL_CUDA_KERNELS_H
 
+#include "gai/Artifact.h"
 #include "hal/RowStrides.h"
 
 #include <cuda_runtime.h>
@@ -72,8 +73,11 @@ struct CacheWrite {
 void cacheWrite(Elem e, const CacheWrite *writes, int count, const int32_t *start,
                 int64_t batch, int64_t heads, int64_t slots, int64_t tokens,
                 int64_t dim, ErrorWord *error, int step, cudaStream_t stream);
-/// The most rows a decode GEMV (gemvParts) takes.
+/// The most rows a decode GEMV (gemvParts) takes: the artifact contract's
+/// gated GEMMs and norm folds, which it alone runs.
 constexpr int64_t kGemvRows = 8;
+static_assert(kGemvRows == kMostGatedGemmRows && kGemvRows == kMostNormFoldRows,
+              "the GEMV takes every row count the artifact contract allows it");
 /// Greedy decoding on the device. For each row b of logits [batch, vocab]:
 /// the first index of the largest logit (NaNs never win; all NaN: 0) goes
 /// to tokens[b] and to ring[counters->step · batch + b], and positions[b]
