@@ -66,15 +66,17 @@ int64_t rowsOf(Type type) {
 }
 
 
+/// A product over 2:4 weights (a gai.decompress).
+bool sparse24(MatmulOp product) {
+  return static_cast<bool>(product.getRhs().getDefiningOp<DecompressOp>());
+}
+
 /// Products whose library GEMM is fast only with a bf16 result: 2:4
 /// weights (cuSPARSELt writes bf16 only) and fp8 ones (cuBLASLt's fp8
 /// GEMM with an f32 C runs at about bf16's speed).
 bool writesNarrowOnly(MatmulOp matmul) {
-  Value weight = matmul.getRhs();
-  if (weight.getDefiningOp<DecompressOp>())
-    return true;
-  auto dequantize = weight.getDefiningOp<DequantizeOp>();
-  return dequantize && dequantize.getFormat() == QuantFormat::Fp8E4M3;
+  auto dequantize = matmul.getRhs().getDefiningOp<DequantizeOp>();
+  return sparse24(matmul) || (dequantize && dequantize.getFormat() == QuantFormat::Fp8E4M3);
 }
 
 struct GemmEpiloguePattern : OpRewritePattern<MatmulOp> {
@@ -163,10 +165,6 @@ MatmulOp linearProduct(Value v) {
       (matmul.getRhs().getDefiningOp<DecompressOp>() && !weight.getElementType().isBF16()))
     return {};
   return matmul;
-}
-
-bool sparse24(MatmulOp product) {
-  return static_cast<bool>(product.getRhs().getDefiningOp<DecompressOp>());
 }
 
 constexpr int64_t kGatedGemmKMultiple = 8;
