@@ -107,6 +107,9 @@ constexpr float kLog2e = 1.4426950408889634f;
 struct RowStats {
   float lse2, delta;
 };
+__device__ __forceinline__ RowStats rowStats(float lse, float delta) {
+  return {lse == -INFINITY ? INFINITY : lse * kLog2e, delta};
+}
 
 template <typename T>
 __global__ void prepareKernel(AttentionGradParams p, float *delta, RowStats *stats) {
@@ -126,7 +129,7 @@ __global__ void prepareKernel(AttentionGradParams p, float *delta, RowStats *sta
     delta[row] = sum;
     if (stats) {
       const float lse = p.lse[row];
-      stats[row] = {lse == -INFINITY ? INFINITY : lse * kLog2e, sum};
+      stats[row] = rowStats(lse, sum);
     }
   }
 }
@@ -175,7 +178,7 @@ __global__ void prepareRowsKernel(AttentionGradParams p, RowStats *stats, float 
     sum += __shfl_xor_sync(0xffffffffu, sum, offset);
   if (valid && part == 0) {
     const float lse = p.lse[row];
-    stats[row] = {lse == -INFINITY ? INFINITY : lse * kLog2e, sum};
+    stats[row] = rowStats(lse, sum);
   }
 }
 
