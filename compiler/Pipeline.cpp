@@ -143,6 +143,8 @@ mlir::LogicalResult optimize(mlir::ModuleOp module,
   // Norms stay apart only for the decode GEMV's fold; without one (the CPU,
   // --fold-norms=false) they merge as other regions do.
   fusion.normFoldRows = options.isCuda() && options.foldNorms ? gai::kMostNormFoldRows : 0;
+  // Eight rows a block: a training step's 8192 rows still fill the GPU.
+  fusion.columnPartialRows = options.isCuda() ? 8 : 0;
   fusion.maxInputs = options.fusionMaxInputs;
   pm.addNestedPass<mlir::func::FuncOp>(mlir::gai::createGaiFusion(fusion));
   pm.addPass(mlir::createCanonicalizerPass());

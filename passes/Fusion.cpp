@@ -772,6 +772,105 @@ void outlineGroup(ArrayRef<Operation *> group, OpBuilder &builder) {
       constant->erase();
 }
 
+/// Whether `reduce` sums `v` over every axis but the last (a norm weight's
+/// or a bias's gradient).
+bool sumsColumns(ReduceOp reduce, Value v) {
+  auto type = cast<RankedTensorType>(v.getType());
+  if (reduce.getInput() != v || reduce.getKind() != ReduceKind::Sum)
+    return false;
+  ArrayRef<int64_t> axes = reduce.getAxes();
+  if (static_cast<int64_t>(axes.size()) != type.getRank() - 1)
+    return false;
+  for (auto [i, axis] : llvm::enumerate(axes))
+    if (axis != static_cast<int64_t>(i))
+      return false;
+  return true;
+}
+
+/// Column sums of f32 region results, over every row, are read from
+/// partial sums of `most` (or fewer, dividing the rows) rows that the
+/// region's kernel adds as it goes: the rows never reach memory when the
+/// sum is their only reader, and the sum reads `most` times fewer rows.
+void useColumnPartials(func::FuncOp func, int64_t most) {
+  SmallVector<FusionOp> fusions;
+  func.walk([&](FusionOp f) {
+    if (!f.getColumnPartials())
+      fusions.push_back(f);
+  });
+  OpBuilder builder(func.getContext());
+  for (FusionOp fusion : fusions) {
+    ArrayRef<int64_t> rowShape =
+        cast<RankedTensorType>(fusion.getBody().front().getTerminator()->getOperand(0).getType())
+            .getShape();
+    if (rowShape.size() < 2)
+      continue;
+    int64_t rows = rowsOf(fusion.getBody().front().getTerminator()->getOperand(0).getType());
+    int64_t group = most;
+    while (group > 1 && rows % group != 0)
+      group /= 2;
+    if (group < 2 || rows <= group)
+      continue;
+    SmallVector<std::pair<unsigned, ReduceOp>> sums;
+    for (auto [i, result] : llvm::enumerate(fusion.getResults())) {
+      auto type = cast<RankedTensorType>(result.getType());
+      if (!type.getElementType().isF32() || type.getShape().drop_back() != rowShape.drop_back())
+        continue;
+      for (Operation *user : result.getUsers())
+        if (auto reduce = dyn_cast<ReduceOp>(user); reduce && sumsColumns(reduce, result))
+          sums.emplace_back(i, reduce);
+    }
+    if (sums.empty())
+      continue;
+    auto yield = cast<YieldOp>(fusion.getBody().front().getTerminator());
+    SmallVector<Value> yielded;
+    SmallVector<Type> types;
+    SmallVector<int64_t> keptAt(fusion.getNumResults(), -1), partialAt(fusion.getNumResults(), -1);
+    SmallVector<int64_t> partials;
+    for (auto [i, result] : llvm::enumerate(fusion.getResults())) {
+      bool readElsewhere = llvm::any_of(result.getUsers(), [&](Operation *user) {
+        return !llvm::is_contained(sums, std::make_pair(static_cast<unsigned>(i),
+                                                        dyn_cast<ReduceOp>(user)));
+      });
+      if (!readElsewhere)
+        continue;
+      keptAt[i] = static_cast<int64_t>(types.size());
+      types.push_back(result.getType());
+      yielded.push_back(yield.getOperand(i));
+    }
+    for (auto [i, reduce] : sums) {
+      if (partialAt[i] >= 0)
+        continue;
+      partialAt[i] = static_cast<int64_t>(types.size());
+      partials.push_back(partialAt[i]);
+      types.push_back(RankedTensorType::get({rows / group, rowShape.back()},
+                                            builder.getF32Type()));
+      yielded.push_back(yield.getOperand(i));
+    }
+    builder.setInsertionPoint(fusion);
+    auto next = FusionOp::create(builder, fusion.getLoc(), types, fusion.getInputs(),
+                                 builder.getDenseI64ArrayAttr(partials),
+                                 builder.getI64IntegerAttr(group));
+    next.getBody().takeBody(fusion.getBody());
+    yield->setOperands(yielded);
+    for (auto [i, reduce] : sums) {
+      builder.setInsertionPoint(reduce);
+      Value partial = next.getResult(static_cast<unsigned>(partialAt[i]));
+      Value total = ReduceOp::create(
+          builder, reduce.getLoc(),
+          RankedTensorType::get({rowShape.back()}, builder.getF32Type()),
+          reduce.getKindAttr(), partial, builder.getDenseI64ArrayAttr({0}), UnitAttr());
+      if (total.getType() != reduce.getType())
+        total = ReshapeOp::create(builder, reduce.getLoc(), reduce.getType(), total);
+      reduce.replaceAllUsesWith(total);
+      reduce.erase();
+    }
+    for (auto [i, result] : llvm::enumerate(fusion.getResults()))
+      if (keptAt[i] >= 0)
+        result.replaceAllUsesWith(next.getResult(static_cast<unsigned>(keptAt[i])));
+    fusion.erase();
+  }
+}
+
 /// A last-axis reduce that drops its axis becomes one that keeps it and a
 /// reshape (a view): a kernel's rows are its result's leading dimensions,
 /// so the region's result must keep the reduced axis as its last.
@@ -813,6 +912,11 @@ struct FusionPass : mlir::gai::impl::GaiFusionBase<FusionPass> {
           << static_cast<int64_t>(normFoldRows);
       return signalPassFailure();
     }
+    if (columnPartialRows < 0) {
+      func.emitError("gai-fusion: column-partial-rows must be 0 (off) or a row count, not ")
+          << static_cast<int64_t>(columnPartialRows);
+      return signalPassFailure();
+    }
     if (maxInputs < 1) {
       func.emitError("gai-fusion: max-inputs must be at least 1, not ")
           << static_cast<int64_t>(maxInputs);
@@ -846,6 +950,8 @@ struct FusionPass : mlir::gai::impl::GaiFusionBase<FusionPass> {
       for (ArrayRef<Operation *> group : llvm::reverse(groups))
         outlineGroup(group, builder);
     }
+    if (columnPartialRows > 1)
+      useColumnPartials(func, columnPartialRows);
   }
 };
 

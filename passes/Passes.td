@@ -119,6 +119,13 @@ def GaiFusion : Pass<"gai-fusion", "func::FuncOp"> {
            "the most rows of an RMSNorm region kept apart for the decode "
            "lowering's fold into its GEMV (-1: every one); a larger one merges "
            "as other regions do (a 2:4 prefill's residual add joins it)">,
+    Option<"columnPartialRows", "column-partial-rows", "int64_t", /*default=*/"0",
+           "a sum over every row of an f32 region result (a norm weight's or a "
+           "bias's gradient) reads column sums of this many rows (or of the "
+           "largest power-of-two fraction of it dividing the rows) that the "
+           "region's kernel adds as it goes, and the rows are not written "
+           "when nothing else reads them (0 or 1: never; the CUDA target "
+           "sets 8, the CPU kernels have no such form)">,
     Option<"maxInputs", "max-inputs", "int64_t", /*default=*/"64",
            "the most tensors a region reads: the gradient norm of a deep "
            "model would otherwise read every gradient in one kernel, whose "

@@ -313,6 +313,9 @@ FailureOr<func::FuncOp> KernelBuilder::build(StringRef name) {
   ValueRange yielded = cast<YieldOp>(body.getTerminator()).getValues();
   if (failed(checkFusionRows(fusion, "CPU")))
     return failure();
+  if (fusion.getColumnPartials())
+    return fusion.emitOpError("column partial results have no CPU kernel (a GPU form: "
+                              "gai-fusion's column-partial-rows is for the CUDA target)");
 
   SmallVector<Type> argTypes;
   for (Value arg : body.getArguments())

@@ -6,7 +6,7 @@ using namespace mlir::gai;
 namespace gai {
 
 LogicalResult checkFusionRows(FusionOp fusion, StringRef target) {
-  ArrayRef<int64_t> outer = shapeOf(fusion->getResult(0));
+  ArrayRef<int64_t> outer = rowShapeOf(fusion);
   if (!outer.empty())
     outer = outer.drop_back();
   auto lineUp = [&](Value v) -> LogicalResult {
@@ -20,7 +20,7 @@ LogicalResult checkFusionRows(FusionOp fusion, StringRef target) {
     if (!ok)
       return fusion.emitOpError("value of shape ")
              << formatShape(shape) << " does not line up with the rows of "
-             << formatShape(shapeOf(fusion->getResult(0)));
+             << formatShape(rowShapeOf(fusion));
     return success();
   };
   Block &body = fusion.getBody().front();

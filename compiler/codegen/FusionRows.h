@@ -23,6 +23,12 @@ inline bool isRowOp(mlir::Operation *op) {
   return mlir::isa<mlir::gai::RowOpInterface>(op);
 }
 
+/// The rows every value lines up with: the first yielded value's shape (a
+/// column-partial result's own shape has fewer rows).
+inline llvm::ArrayRef<int64_t> rowShapeOf(mlir::gai::FusionOp fusion) {
+  return shapeOf(fusion.getBody().front().getTerminator()->getOperand(0));
+}
+
 /// Checks that the region fits the row model: every value's leading
 /// dimensions broadcast to the result's, no 8-bit floats, RoPE positions
 /// are region inputs. Diagnostics go on the fusion op; `target` names the

@@ -43,9 +43,11 @@ class GpuKernelBuilder {
 public:
   GpuKernelBuilder(FusionOp fusion, OpBuilder &b)
       : fusion(fusion), b(b), loc(fusion.getLoc()) {
-    outer = shapeOf(fusion->getResult(0));
+    outer = rowShapeOf(fusion);
     if (!outer.empty())
       outer = outer.drop_back();
+    if (std::optional<uint64_t> g = fusion.getPartialRows())
+      partialRows = static_cast<int64_t>(*g);
   }
 
   FailureOr<func::FuncOp> build(StringRef name);
@@ -108,6 +110,9 @@ private:
   /// Loads, at the kernel's start, each input that every row shares (a
   /// norm's weight) when a thread owns at most one vector of the row.
   void preloadSharedRows(Value root);
+  /// Adds `x` into the block's row of column partial `output`: the first
+  /// of the block's rows stores it.
+  void accumulatePartial(Value x, Value output, Value column);
 
   FusionOp fusion;
   OpBuilder &b;
@@ -115,6 +120,8 @@ private:
   ArrayRef<int64_t> outer;
   int64_t rows = 1, vectorWidth = 1, threadsPerRow = kWarp, rowsPerBlock = 1;
   int64_t blocksPerRow = 1; // > 1: an elementwise row longer than a block
+  int64_t partialRows = 1;  // > 1: a block's rows, summed in column partials
+  Value block, rowInBlock;
   int64_t lanes = 1; // of the loop being emitted
   Value lane;        // this thread's index within its row's threads
   SmallVector<Value> outerIvs;
@@ -196,6 +203,36 @@ void GpuKernelBuilder::chooseShape() {
     threadsPerRow = std::min<int64_t>(kMaxBlock, llvm::PowerOf2Ceil(vectors));
     rowsPerBlock = 1;
   }
+  if (partialRows > 1) {
+    // A block's threads own the same columns in each of its rows, so a
+    // column's partial sum stays with one thread.
+    rowsPerBlock = 1;
+    if (blocksPerRow > 1) {
+      blocksPerRow = 1;
+      threadsPerRow = kMaxBlock;
+    }
+  }
+}
+
+void GpuKernelBuilder::accumulatePartial(Value x, Value output, Value column) {
+  SmallVector<Value> indices = {block, column};
+  auto store = [&](Value v) {
+    if (lanes == 1)
+      memref::StoreOp::create(b, loc, v, output, indices);
+    else
+      vector::StoreOp::create(b, loc, v, output, indices, false, llvm::Align(lanes * 4));
+  };
+  Value first = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, rowInBlock, index(0));
+  auto ifFirst = scf::IfOp::create(b, loc, first, /*withElseRegion=*/true);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(&ifFirst.getThenRegion().front());
+  store(x);
+  b.setInsertionPointToStart(&ifFirst.getElseRegion().front());
+  Value sum = lanes == 1 ? memref::LoadOp::create(b, loc, output, indices).getResult()
+                         : vector::LoadOp::create(b, loc, x.getType(), output, indices,
+                                                  false, llvm::Align(lanes * 4))
+                               .getResult();
+  store(arith::AddFOp::create(b, loc, sum, x));
 }
 
 SmallVector<Value> GpuKernelBuilder::leadingIndices(Value v) {
@@ -627,8 +664,8 @@ FailureOr<func::FuncOp> GpuKernelBuilder::build(StringRef name) {
     argTypes.push_back(memrefType(result));
   auto func = func::FuncOp::create(b, loc, name, b.getFunctionType(argTypes, {}));
   int64_t blockThreads = threadsPerRow / blocksPerRow * rowsPerBlock;
-  func->setAttr(kGridAttr,
-                b.getI64IntegerAttr(llvm::divideCeil(rows, rowsPerBlock) * blocksPerRow));
+  func->setAttr(kGridAttr, b.getI64IntegerAttr(llvm::divideCeil(rows, rowsPerBlock) *
+                                               blocksPerRow / partialRows));
   func->setAttr(kBlockAttr, b.getI64IntegerAttr(blockThreads));
   Block *entry = func.addEntryBlock();
   OpBuilder::InsertionGuard guard(b);
@@ -638,7 +675,7 @@ FailureOr<func::FuncOp> GpuKernelBuilder::build(StringRef name) {
   ValueRange outputs = entry->getArguments().take_back(fusion->getNumResults());
 
   Value tid = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x);
-  Value block = gpu::BlockIdOp::create(b, loc, gpu::Dimension::x);
+  block = gpu::BlockIdOp::create(b, loc, gpu::Dimension::x);
   Value row = block;
   lane = tid;
   if (blocksPerRow > 1) {
@@ -657,6 +694,15 @@ FailureOr<func::FuncOp> GpuKernelBuilder::build(StringRef name) {
         arith::DivUIOp::create(b, loc, tid, index(threadsPerRow)));
   }
   preloadSharedRows(root);
+  if (partialRows > 1) {
+    // The block's rows one after another (the verifier holds rows to a
+    // multiple of partialRows).
+    auto rowLoop = scf::ForOp::create(b, loc, index(0), index(partialRows), index(1));
+    b.setInsertionPointToStart(rowLoop.getBody());
+    rowInBlock = rowLoop.getInductionVar();
+    row = arith::AddIOp::create(b, loc, arith::MulIOp::create(b, loc, block, index(partialRows)),
+                                rowInBlock);
+  }
   // A warp past the last row has nothing to do; a whole warp leaves, so
   // the shuffles of the others stay full.
   if (rows % rowsPerBlock != 0) {
@@ -685,12 +731,17 @@ FailureOr<func::FuncOp> GpuKernelBuilder::build(StringRef name) {
   // moment over the old, read again by the parameter's update).
   forEachOwned(rowLength(root), [&](Value j) {
     SmallVector<Value> indices(outerIvs.begin(), outerIvs.end());
-    if (!shapeOf(fusion->getResult(0)).empty())
+    if (!rowShapeOf(fusion).empty())
       indices.push_back(j);
     SmallVector<Value> values;
     for (auto [value, result] : llvm::zip(yielded, fusion->getResults()))
       values.push_back(convertElements(b, loc, load(value, j), elementOf(result)));
-    for (auto [x, output, result] : llvm::zip(values, outputs, fusion->getResults())) {
+    for (auto [i, x, output, result] :
+         llvm::enumerate(values, outputs, fusion->getResults())) {
+      if (fusion.isColumnPartial(i)) {
+        accumulatePartial(x, output, j);
+        continue;
+      }
       if (lanes == 1)
         memref::StoreOp::create(b, loc, x, output, indices);
       else

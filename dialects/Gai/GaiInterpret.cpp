@@ -582,7 +582,20 @@ llvm::Error FusionOp::interpret(InterpretState &state) {
       state.run(getBody().front(), inputs);
   if (!results)
     return results.takeError();
-  for (auto [result, value] : llvm::zip(getResults(), *results))
-    state.set(result, std::move(value));
+  for (auto [i, pair] : llvm::enumerate(llvm::zip(getResults(), *results))) {
+    auto &[result, value] = pair;
+    if (!isColumnPartial(i)) {
+      state.set(result, std::move(value));
+      continue;
+    }
+    // Each result row sums partial_rows consecutive rows of the value.
+    auto shape = cast<RankedTensorType>(result.getType()).getShape();
+    int64_t columns = shape[1], group = static_cast<int64_t>(*getPartialRows());
+    HostTensor sums({shape[0], columns});
+    for (int64_t row = 0; row < shape[0] * group; ++row)
+      for (int64_t c = 0; c < columns; ++c)
+        sums.data[(row / group) * columns + c] += value.data[row * columns + c];
+    state.set(result, std::move(sums));
+  }
   return llvm::Error::success();
 }

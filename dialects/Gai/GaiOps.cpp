@@ -1112,8 +1112,43 @@ LogicalResult FusionOp::verifyRegions() {
   if (body.getArgumentTypes() != getInputs().getTypes())
     return emitOpError("expects one block argument per input, of its type");
   auto yield = cast<YieldOp>(body.getTerminator());
-  if (yield.getValues().getTypes() != getResultTypes())
-    return emitOpError("expects gai.yield of the result types");
+  if (yield.getValues().size() != getNumResults())
+    return emitOpError("expects gai.yield of one value per result");
+  std::optional<ArrayRef<int64_t>> partials = getColumnPartials();
+  std::optional<uint64_t> partialRows = getPartialRows();
+  if (partials.has_value() != partialRows.has_value())
+    return emitOpError("expects column_partials and partial_rows together");
+  if (partialRows && *partialRows < 2)
+    return emitOpError("expects partial_rows of at least 2, got ") << *partialRows;
+  if (partials)
+    for (auto [n, i] : llvm::enumerate(*partials))
+      if (i < 0 || i >= static_cast<int64_t>(getNumResults()) ||
+          llvm::is_contained(partials->take_front(n), i))
+        return emitOpError("column_partials names result ")
+               << i << ", which is out of range or named twice";
+  for (auto [i, pair] : llvm::enumerate(llvm::zip(yield.getValues(), getResults()))) {
+    auto yielded = cast<RankedTensorType>(std::get<0>(pair).getType());
+    auto result = cast<RankedTensorType>(std::get<1>(pair).getType());
+    if (!isColumnPartial(i)) {
+      if (yielded != result)
+        return emitOpError("expects gai.yield of the result types");
+      continue;
+    }
+    // Column sums of `partialRows` consecutive rows each, in f32.
+    int64_t rows = 1;
+    for (int64_t d : yielded.getShape().drop_back())
+      rows *= d;
+    auto g = static_cast<int64_t>(*partialRows);
+    if (yielded.getRank() < 2 || !isa<FloatType>(yielded.getElementType()) || rows % g != 0)
+      return emitOpError("column partial result ")
+             << i << " needs float rows in a multiple of partial_rows (" << g << "), got "
+             << typeStr(yielded);
+    auto expected = RankedTensorType::get({rows / g, yielded.getShape().back()},
+                                          Float32Type::get(getContext()));
+    if (result != expected)
+      return emitOpError("column partial result ")
+             << i << " must be " << typeStr(expected) << ", got " << typeStr(result);
+  }
   return success();
 }
 

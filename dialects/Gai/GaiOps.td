@@ -781,12 +781,28 @@ def Gai_FusionOp : Gai_Op<"fusion", [Gai_Interpreted, IsolatedFromAbove,
       gai.yield %n : tensor<8x64xf32>
     }
     ```
+
+    With `column_partials` (result indices) and `partial_rows` = G, each
+    listed result holds column sums instead of rows: the yielded value is
+    [rows..., C] and the result is f32 [rows / G, C], row i the sum of
+    yielded rows iG .. iG + G - 1. A sum over every row (a norm weight's
+    gradient) then reads G times fewer rows than the kernel would have
+    written.
   }];
-  let arguments = (ins Variadic<Gai_Tensor>:$inputs);
+  let arguments = (ins Variadic<Gai_Tensor>:$inputs,
+                   OptionalAttr<DenseI64ArrayAttr>:$column_partials,
+                   OptionalAttr<I64Attr>:$partial_rows);
   let results = (outs Variadic<Gai_Tensor>:$results);
   let regions = (region SizedRegion<1>:$body);
   let assemblyFormat = [{
     $inputs attr-dict `:` functional-type($inputs, $results) $body
+  }];
+  let extraClassDeclaration = [{
+    /// Whether result `i` holds column sums over `partial_rows` rows.
+    bool isColumnPartial(unsigned i) {
+      std::optional<llvm::ArrayRef<int64_t>> partials = getColumnPartials();
+      return partials && llvm::is_contained(*partials, static_cast<int64_t>(i));
+    }
   }];
   let hasRegionVerifier = 1;
 }

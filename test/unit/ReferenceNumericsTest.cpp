@@ -2,16 +2,20 @@
 // Hugging Face transformers computed for each fixture: logits within 1e-4 and
 // the same greedy continuation. The passes must not change the numbers.
 #include "compiler/reference/Interpreter.h"
+#include "dialects/Gai/GaiOps.h"
 #include "frontend/GraphBuilder.h"
 #include "frontend/WeightCheck.h"
 #include "passes/Passes.h"
+#include "SmallModules.h"
 
 #include "mlir/IR/MLIRContext.h"
+#include "mlir/Parser/Parser.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Transforms/Passes.h"
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
 
 using namespace gai;
@@ -259,5 +263,63 @@ INSTANTIATE_TEST_SUITE_P(Families, Bf16Numerics,
                          ::testing::Values("llama", "gpt2", "mistral", "qwen2", "gemma", "mixtral",
                                            "phi3", "gemma2", "qwen3", "llama3"),
                          [](const auto &info) { return std::string(info.param); });
+
+} // namespace
+
+namespace {
+
+// gai-fusion's column partials (the CUDA target's norm weight and bias
+// gradients): summing the partial rows gives the sums of the rows, whether
+// or not the rows are also a result.
+TEST(ColumnPartials, SumLikeTheRows) {
+  mlir::MLIRContext context;
+  context.loadDialect<mlir::gai::GaiDialect, mlir::func::FuncDialect>();
+  const char *source = R"(
+    func.func @main(%dy: tensor<3x8x32xf32>, %x: tensor<3x8x32xf32>, %w: tensor<32xf32>)
+        -> (tensor<3x8x32xbf16>, tensor<1x1x32xf32>, tensor<32xf32>) {
+      %n = gai.rms_norm %x, %w eps = 1.0e-5 : (tensor<3x8x32xf32>, tensor<32xf32>) -> tensor<3x8x32xf32>
+      %p = gai.mul %n, %dy : (tensor<3x8x32xf32>, tensor<3x8x32xf32>) -> tensor<3x8x32xf32>
+      %s = gai.reduce sum %p axes = [0, 1] keep_dims : (tensor<3x8x32xf32>) -> tensor<1x1x32xf32>
+      %d = gai.mul %dy, %w : (tensor<3x8x32xf32>, tensor<32xf32>) -> tensor<3x8x32xf32>
+      %b = gai.convert %d : tensor<3x8x32xf32> to tensor<3x8x32xbf16>
+      %t = gai.reduce sum %d axes = [0, 1] : (tensor<3x8x32xf32>) -> tensor<32xf32>
+      return %b, %s, %t : tensor<3x8x32xbf16>, tensor<1x1x32xf32>, tensor<32xf32>
+    })";
+  mlir::OwningOpRef<mlir::ModuleOp> rows = mlir::parseSourceString<mlir::ModuleOp>(source, &context);
+  mlir::OwningOpRef<mlir::ModuleOp> partials =
+      mlir::parseSourceString<mlir::ModuleOp>(source, &context);
+  ASSERT_TRUE(rows && partials);
+  mlir::PassManager pm(&context);
+  mlir::gai::GaiFusionOptions fusion;
+  fusion.columnPartialRows = 16; // 24 rows: groups of 8
+  pm.addNestedPass<mlir::func::FuncOp>(mlir::gai::createGaiFusion(fusion));
+  ASSERT_TRUE(mlir::succeeded(pm.run(*partials)));
+  int64_t partialResults = 0;
+  partials->walk([&](mlir::gai::FusionOp f) {
+    if (f.getColumnPartials()) {
+      EXPECT_EQ(f.getPartialRows(), 8u);
+      partialResults += static_cast<int64_t>(f.getColumnPartials()->size());
+    }
+  });
+  EXPECT_EQ(partialResults, 2);
+
+  auto evaluate = [&](mlir::ModuleOp module, llvm::ArrayRef<HostTensor> args) {
+    auto main = module.lookupSymbol<mlir::func::FuncOp>("main");
+    auto result = reference::evaluate(main, args, test::noWeights());
+    EXPECT_FALSE(!result) << llvm::toString(result.takeError());
+    return result ? *result : std::vector<HostTensor>{};
+  };
+  std::vector<HostTensor> args =
+      test::randomArguments(rows->lookupSymbol<mlir::func::FuncOp>("main"), 5, 1.0);
+  std::vector<HostTensor> want = evaluate(*rows, args), got = evaluate(*partials, args);
+  ASSERT_EQ(want.size(), 3u);
+  ASSERT_EQ(got.size(), 3u);
+  for (size_t r = 0; r < want.size(); ++r) {
+    ASSERT_EQ(got[r].shape, want[r].shape) << "result " << r;
+    for (int64_t i = 0; i < want[r].numElements(); ++i)
+      EXPECT_NEAR(got[r].data[i], want[r].data[i], 1e-5 * (1 + std::fabs(want[r].data[i])))
+          << "result " << r << " element " << i;
+  }
+}
 
 } // namespace

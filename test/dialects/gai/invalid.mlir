@@ -717,6 +717,50 @@ func.func @fusion_yield(%x: tensor<8xf32>) {
 
 // -----
 
+func.func @fusion_partials_alone(%x: tensor<16x8xf32>) {
+  // expected-error @+1 {{expects column_partials and partial_rows together}}
+  %0 = gai.fusion %x {column_partials = array<i64: 0>} : (tensor<16x8xf32>) -> tensor<2x8xf32> {
+  ^bb0(%a: tensor<16x8xf32>):
+    gai.yield %a : tensor<16x8xf32>
+  }
+  return
+}
+
+// -----
+
+func.func @fusion_partials_index(%x: tensor<16x8xf32>) {
+  // expected-error @+1 {{column_partials names result 1, which is out of range or named twice}}
+  %0 = gai.fusion %x {column_partials = array<i64: 1>, partial_rows = 8 : i64} : (tensor<16x8xf32>) -> tensor<2x8xf32> {
+  ^bb0(%a: tensor<16x8xf32>):
+    gai.yield %a : tensor<16x8xf32>
+  }
+  return
+}
+
+// -----
+
+func.func @fusion_partials_rows(%x: tensor<12x8xf32>) {
+  // expected-error @+1 {{column partial result 0 needs float rows in a multiple of partial_rows (8), got tensor<12x8xf32>}}
+  %0 = gai.fusion %x {column_partials = array<i64: 0>, partial_rows = 8 : i64} : (tensor<12x8xf32>) -> tensor<1x8xf32> {
+  ^bb0(%a: tensor<12x8xf32>):
+    gai.yield %a : tensor<12x8xf32>
+  }
+  return
+}
+
+// -----
+
+func.func @fusion_partials_type(%x: tensor<2x8x8xbf16>) {
+  // expected-error @+1 {{column partial result 0 must be tensor<2x8xf32>, got tensor<2x8xbf16>}}
+  %0 = gai.fusion %x {column_partials = array<i64: 0>, partial_rows = 8 : i64} : (tensor<2x8x8xbf16>) -> tensor<2x8xbf16> {
+  ^bb0(%a: tensor<2x8x8xbf16>):
+    gai.yield %a : tensor<2x8x8xbf16>
+  }
+  return
+}
+
+// -----
+
 func.func @fusion_isolated(%x: tensor<8xf32>) {
   // expected-note @+1 {{required by region isolation constraints}}
   %0 = gai.fusion : () -> tensor<8xf32> {
