@@ -72,8 +72,8 @@ static_assert(static_cast<int>(exec::RopeStyle::Interleaved) ==
 static_assert(static_cast<int>(exec::ReduceKind::Min) == static_cast<int>(fmt::ReduceKind::Min));
 static_assert(static_cast<int>(exec::LossReduction::None) ==
               static_cast<int>(fmt::LossReduction::None));
-static_assert(static_cast<int>(exec::StateRole::KVCache) ==
-              static_cast<int>(fmt::TensorRole::KVCache));
+static_assert(static_cast<int>(exec::StateRole::ParameterCopy) ==
+              static_cast<int>(fmt::TensorRole::ParameterCopy));
 template <typename To, typename From> To sameEnum(From value) {
   return static_cast<To>(static_cast<int>(value));
 }

@@ -125,8 +125,10 @@ mlir::LogicalResult optimize(mlir::ModuleOp module,
     } else {
       // One device: a step's first micro-batch writes the gradients.
       pm.addPass(mlir::gai::createGaiFirstMicroBatch());
-      if (options.fusedUpdate)
+      if (options.fusedUpdate) {
         pm.addPass(mlir::gai::createGaiFusedUpdate());
+        pm.addPass(mlir::gai::createGaiParamCopies());
+      }
     }
   }
   // After autodiff, so that the backward's transposes go too.

@@ -207,6 +207,22 @@ def GaiFusedUpdate : Pass<"gai-fused-update", "ModuleOp"> {
   let dependentDialects = ["::mlir::gai::GaiDialect"];
 }
 
+def GaiParamCopies : Pass<"gai-param-copies", "ModuleOp"> {
+  let summary = "Keep the low-precision copies of f32 master weights as state";
+  let description = [{
+    After `--gai-fused-update`: every `gai.convert` of an f32 `gai.param`
+    to a narrower float that `@train_update` updates becomes a state
+    argument named `param_copy.<weight>` in each function that converts it,
+    and `@train_update` returns the copy of each new master beside it (the
+    update's kernel writes it: 2 bytes a parameter, where the next step
+    would read 4 and write 2 to convert). `@refresh_param_copies` makes
+    every copy from its master; the runtime runs it before an entry when a
+    master was written from the host (initialised, loaded, resumed). A
+    function other than `@train_update` that writes a master is an error.
+  }];
+  let dependentDialects = ["::mlir::gai::GaiDialect", "::mlir::func::FuncDialect"];
+}
+
 def GaiMasterWeights : Pass<"gai-master-weights", "ModuleOp"> {
   let summary = "Keep low-precision parameters as f32 masters, converted where read";
   let description = [{

@@ -4,10 +4,16 @@
 #ifndef GAI_TEST_TRAINFIXTURE_H
 #define GAI_TEST_TRAINFIXTURE_H
 
+#include "gai/FloatConvert.h"
 #include "gai/Safetensors.h"
+#include "gai/Session.h"
 #include "gai/Train.h"
 
+#include <gtest/gtest.h>
+
 #include <cstdlib>
+#include <string>
+#include <vector>
 
 namespace gai {
 
@@ -26,6 +32,39 @@ inline OptimizerOptions fixtureOptimizerOptions(const SafetensorsFile &fixture) 
   o.beta2 = number("beta2");
   o.eps = number("eps");
   return o;
+}
+
+/// A fused bf16 artifact's weight copies (role ParameterCopy).
+inline std::vector<TensorRef> paramCopies(Session &s) {
+  std::vector<TensorRef> copies;
+  for (const TensorRef &r : s.stateTensors())
+    if (r.role == TensorRole::ParameterCopy)
+      copies.push_back(r);
+  return copies;
+}
+inline std::string masterOf(const TensorRef &copy) {
+  return "param." + copy.name.substr(std::string("param_copy.").size());
+}
+/// Each copy is its master rounded to bf16 (to nearest even), to the bit.
+inline void expectCopiesOfMasters(Session &s, const char *when) {
+  for (const TensorRef &r : paramCopies(s)) {
+    std::vector<float> f32(static_cast<size_t>(r.numElements()));
+    std::vector<uint16_t> bf16(f32.size());
+    ASSERT_TRUE(s.readState(masterOf(r), f32.data()).isOk()) << masterOf(r);
+    ASSERT_TRUE(s.readState(r.name, bf16.data()).isOk()) << r.name;
+    for (size_t i = 0; i < f32.size(); ++i)
+      ASSERT_EQ(bf16[i], floatToBf16(f32[i])) << when << ": " << r.name << "[" << i << "]";
+  }
+}
+/// Halves every master that has a copy, from the host.
+inline void halveMastersWithCopies(Session &s) {
+  for (const TensorRef &r : paramCopies(s)) {
+    std::vector<float> values(static_cast<size_t>(r.numElements()));
+    ASSERT_TRUE(s.readState(masterOf(r), values.data()).isOk());
+    for (float &v : values)
+      v *= 0.5f;
+    ASSERT_TRUE(s.writeState(masterOf(r), values.data()).isOk());
+  }
 }
 
 } // namespace gai

@@ -32,7 +32,8 @@ std::optional<StateName> mlir::exec::parseStateName(StringRef name) {
       {gai::kGradPrefix, StateRole::Gradient},
       {gai::kFirstMomentPrefix, StateRole::FirstMoment},
       {gai::kSecondMomentPrefix, StateRole::SecondMoment},
-      {gai::kCachePrefix, StateRole::KVCache}};
+      {gai::kCachePrefix, StateRole::KVCache},
+      {gai::kParamCopyPrefix, StateRole::ParameterCopy}};
   for (auto [prefix, role] : kPrefixes)
     if (name.starts_with(prefix))
       return StateName{role, role == StateRole::KVCache ? StringRef() : name.drop_front(prefix.size())};

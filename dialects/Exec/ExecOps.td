@@ -109,7 +109,8 @@ def Exec_StateRole : I32EnumAttr<"StateRole", "what a state tensor is for", [
     I32EnumAttrCase<"Gradient", 2, "gradient">,
     I32EnumAttrCase<"FirstMoment", 3, "first_moment">,   // AdamW m
     I32EnumAttrCase<"SecondMoment", 4, "second_moment">, // AdamW v
-    I32EnumAttrCase<"KVCache", 5, "kv_cache">]> {
+    I32EnumAttrCase<"KVCache", 5, "kv_cache">,
+    I32EnumAttrCase<"ParameterCopy", 6, "parameter_copy">]> { // a master's bf16/f16 copy
   let cppNamespace = "::mlir::exec";
 }
 

@@ -13,6 +13,10 @@ inline constexpr llvm::StringLiteral kGradPrefix = "grad.";
 inline constexpr llvm::StringLiteral kFirstMomentPrefix = "adam.m.";
 inline constexpr llvm::StringLiteral kSecondMomentPrefix = "adam.v.";
 inline constexpr llvm::StringLiteral kCachePrefix = "cache.";
+/// A master weight's low-precision copy, which @train_update writes with
+/// the master and @refresh_param_copies makes from it.
+inline constexpr llvm::StringLiteral kParamCopyPrefix = "param_copy.";
+inline constexpr llvm::StringLiteral kRefreshParamCopies = "refresh_param_copies";
 
 } // namespace mlir::gai
 

@@ -172,7 +172,20 @@ std::vector<TensorRef> Session::inputs(const std::string &entry) {
 std::vector<TensorRef> Session::outputs(const std::string &entry) {
   return executor_->outputs(entry);
 }
-Status Session::run(const std::string &entry) { return executor_->run(entry); }
+Status Session::refreshParamCopies() {
+  static const std::string kRefresh = "refresh_param_copies";
+  if (!paramCopiesStale_ || !hasEntry(kRefresh))
+    return Status::ok();
+  if (Status s = executor_->run(kRefresh); !s)
+    return s;
+  paramCopiesStale_ = false;
+  return Status::ok();
+}
+Status Session::run(const std::string &entry) {
+  if (Status s = refreshParamCopies(); !s)
+    return s;
+  return executor_->run(entry);
+}
 StatusOr<std::vector<int32_t>> Session::decodeGreedy(const std::string &entry, int64_t steps,
                                                      int32_t lastPosition) {
   if (!hasEntry(entry))
@@ -193,6 +206,8 @@ StatusOr<std::vector<int32_t>> Session::decodeGreedy(const std::string &entry, i
     return Status::error("entry '" + entry + "': " + std::to_string(steps) +
                          " greedy steps at once; " + deviceName() + " takes at most " +
                          std::to_string(executor_->greedyStepsAtOnce()));
+  if (Status s = refreshParamCopies(); !s)
+    return s;
   return executor_->decodeGreedy(entry, steps, lastPosition);
 }
 int64_t Session::greedyStepsAtOnce() const { return executor_->greedyStepsAtOnce(); }
@@ -230,6 +245,8 @@ Status Session::writeState(const std::string &name, const void *src) {
   const format::TensorDesc *t = findState(artifact_.root(), name);
   if (!t)
     return Status::error("the artifact has no state '" + name + "'");
+  if (t->role() == format::TensorRole::Parameter)
+    paramCopiesStale_ = true;
   return executor_->writeState(t->buffer()->offset(), t->buffer()->size(), src);
 }
 std::string Session::deviceName() const { return executor_->deviceName(); }

@@ -771,9 +771,11 @@ TEST_P(CudaTraining, FiftyAdamWStepsMatchPyTorch) {
   OptimizerOptions o = fixtureOptimizerOptions(*fixture);
   auto session = open(std::string(family) + "-" + dtype + "-train.gai");
   ASSERT_TRUE(session);
+  // The fused form's bf16 weight copies are made from the f32 masters.
   for (const TensorRef &t : session->stateTensors())
     if (t.name.rfind("cache.", 0) != 0)
-      EXPECT_EQ(t.dtype, DType::F32) << t.name;
+      EXPECT_EQ(t.dtype, t.role == TensorRole::ParameterCopy ? DType::BF16 : DType::F32)
+          << t.name;
   auto trainer = Trainer::create(*session, o);
   ASSERT_TRUE(trainer.isOk()) << trainer.status().message();
   std::vector<int32_t> batches = idsOf(*fixture->find("steps.tokens")),
@@ -831,6 +833,29 @@ TEST(CudaFusedUpdate, NonFiniteStepKeepsTheState) {
     ASSERT_EQ(std::memcmp(now.data(), values.data(), values.size() * 4), 0)
         << name << " changed on a skipped step";
   }
+}
+
+// The fused step's bf16 weight copies (state the update writes beside each
+// master): after three steps each is its master rounded to bf16, to the
+// bit; masters written from the host get new copies before the next entry.
+TEST(CudaFusedUpdate, Bf16CopiesFollowTheirMasters) {
+  SKIP_WITHOUT_GPU();
+  auto fixture = SafetensorsFile::open(std::string(GAI_FIXTURES_DIR) +
+                                       "/hf/llama-tiny/train.safetensors");
+  ASSERT_TRUE(fixture.isOk()) << fixture.status().message();
+  auto session = open("llama-bf16-fused-train.gai");
+  ASSERT_TRUE(session);
+  ASSERT_FALSE(paramCopies(*session).empty());
+  auto trainer = Trainer::create(*session, fixtureOptimizerOptions(*fixture));
+  ASSERT_TRUE(trainer.isOk()) << trainer.status().message();
+  std::vector<int32_t> tokens = idsOf(*fixture->find("tokens")),
+                       targets = idsOf(*fixture->find("targets"));
+  for (int step = 0; step < 3; ++step)
+    ASSERT_TRUE(trainer->trainStep({tokens.data()}, {targets.data()}).isOk());
+  expectCopiesOfMasters(*session, "after 3 steps");
+  halveMastersWithCopies(*session);
+  ASSERT_TRUE(session->run("eval_loss").isOk());
+  expectCopiesOfMasters(*session, "after the masters were written");
 }
 
 INSTANTIATE_TEST_SUITE_P(

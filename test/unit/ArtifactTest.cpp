@@ -289,9 +289,9 @@ TEST(Artifact, WrongIdentifierOrVersion) {
 
 TEST(Artifact, FooterFromAnotherSchemaVersion) {
   std::vector<uint8_t> bytes = build();
-  bytes[bytes.size() - kArtifactFooterSize + 4] = 14; // before attention strides
+  bytes[bytes.size() - kArtifactFooterSize + 4] = 15; // before parameter copies
   EXPECT_EQ(loadError(bytes),
-            "m.gai: schema version 14, this runtime reads version 15; recompile "
+            "m.gai: schema version 15, this runtime reads version 16; recompile "
             "with a matching gaic");
 }
 

@@ -24,11 +24,11 @@ namespace {
 /// starting from the fixture's weights, on the CPU; `fused`: one
 /// @train_update entry (gaic --fused-update).
 std::unique_ptr<Session> compileForTraining(const std::string &family, int64_t rows,
-                                            bool fused = false) {
+                                            bool fused = false, const char *dtype = "f32") {
   CompileOptions options;
   options.train = true;
   options.fusedUpdate = fused;
-  options.build.dtype = "f32";
+  options.build.dtype = dtype;
   options.build.batch = 1;
   options.build.seqLen = 32;
   options.build.entries = {false, true, true, true};
@@ -251,6 +251,33 @@ TEST(TrainingFusedUpdate, NoGradientStateAndOneMicroBatch) {
   EXPECT_NE(two.status().message().find("one micro-batch a step"), std::string::npos)
       << two.status().message();
   EXPECT_EQ(trainer->step(), 0);
+}
+
+// In bf16 the fused step reads each weight's bf16 copy, kept as state
+// (the update writes it with the master; CudaFusedUpdate checks that). A
+// master written from the host has its copy made again before the next
+// entry runs, even one that the CPU then refuses (it computes in f32 only).
+TEST(TrainingFusedUpdate, Bf16CopiesAreMadeAgainAfterAHostWrite) {
+  auto fused = compileForTraining("llama", 2, true, "bf16");
+  ASSERT_TRUE(fused);
+  EXPECT_TRUE(fused->hasEntry("refresh_param_copies"));
+  std::vector<TensorRef> copies = paramCopies(*fused);
+  ASSERT_FALSE(copies.empty());
+  EXPECT_FALSE(fused->run("eval_loss").isOk());
+  expectCopiesOfMasters(*fused, "before the first entry");
+
+  // A copy written from the host stays as written while no master is.
+  std::vector<uint16_t> marked(static_cast<size_t>(copies[0].numElements()), 0x3f80);
+  ASSERT_TRUE(fused->writeState(copies[0].name, marked.data()).isOk());
+  EXPECT_FALSE(fused->run("eval_loss").isOk());
+  std::vector<uint16_t> still(marked.size());
+  ASSERT_TRUE(fused->readState(copies[0].name, still.data()).isOk());
+  EXPECT_EQ(still, marked);
+
+  // Masters halved from the host: the next entry makes every copy again.
+  halveMastersWithCopies(*fused);
+  EXPECT_FALSE(fused->run("eval_loss").isOk());
+  expectCopiesOfMasters(*fused, "after the masters were written");
 }
 
 } // namespace

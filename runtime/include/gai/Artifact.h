@@ -31,7 +31,7 @@ struct DecodedEntry; // core/Commands.h
 /// 14: a gated GEMM's weights may be 2:4 too (gate_meta).
 /// 15: attention's tensors may be strided ([B, T, H, D], or a slice of a
 /// packed projection: strides).
-inline constexpr uint32_t kArtifactSchemaVersion = 15;
+inline constexpr uint32_t kArtifactSchemaVersion = 16;
 /// The most new rows (queries) an attention with folded cache writes takes;
 /// the attention rewriting pass folds no more.
 inline constexpr int64_t kMostFoldedQueries = 16;

@@ -17,7 +17,15 @@ namespace gai {
 /// A tensor in one of the session's buffers. `data` stays valid for the
 /// session's life.
 /// What a state tensor is for (the artifact's TensorRole).
-enum class TensorRole { Other, Parameter, Gradient, FirstMoment, SecondMoment, KVCache };
+enum class TensorRole {
+  Other,
+  Parameter,
+  Gradient,
+  FirstMoment,
+  SecondMoment,
+  KVCache,
+  ParameterCopy
+};
 
 struct TensorRef {
   std::string name;
@@ -146,11 +154,15 @@ private:
   explicit Session(LoadedArtifact artifact);
   Status initialiseParameters();
   Status joinMesh(Communicator *given);
+  /// Runs @refresh_param_copies when a master weight was written since the
+  /// copies were last made (they are state the update keeps in step).
+  Status refreshParamCopies();
 
   LoadedArtifact artifact_;
   std::unique_ptr<Communicator> ownComm_; // a world of one, when none was given
   Communicator *comm_ = nullptr;
   std::unique_ptr<Executor> executor_;
+  bool paramCopiesStale_ = true;
 };
 
 } // namespace gai
