@@ -813,7 +813,7 @@ void useColumnPartials(func::FuncOp func, int64_t most) {
     SmallVector<std::pair<unsigned, ReduceOp>> sums;
     for (auto [i, result] : llvm::enumerate(fusion.getResults())) {
       auto type = cast<RankedTensorType>(result.getType());
-      if (!type.getElementType().isF32() || type.getShape().drop_back() != rowShape.drop_back())
+      if (!type.getElementType().isF32() || type.getShape() != rowShape)
         continue;
       for (Operation *user : result.getUsers())
         if (auto reduce = dyn_cast<ReduceOp>(user); reduce && sumsColumns(reduce, result))

@@ -8,6 +8,7 @@
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "llvm/ADT/MapVector.h"
+#include "llvm/ADT/StringSet.h"
 
 namespace mlir::gai {
 #define GEN_PASS_DEF_GAIPARAMCOPIES
@@ -57,9 +58,17 @@ struct ParamCopiesPass : mlir::gai::impl::GaiParamCopiesBase<ParamCopiesPass> {
     // wherever its master is.
     llvm::MapVector<CopyKey, SmallVector<ConvertOp>> copies = convertedParams(update);
     llvm::MapVector<CopyKey, Value> updated;
+    llvm::StringSet<> copied;
     for (auto &[key, converts] : copies)
-      if (Value v = returnedState(update, (kParamPrefix + key.first).str()))
+      if (Value v = returnedState(update, (kParamPrefix + key.first).str())) {
+        // One copy a master: its state name says nothing of its type.
+        if (!copied.insert(key.first).second) {
+          converts.front().emitError("gai-param-copies: '")
+              << key.first << "' is converted to two types; one copy a weight";
+          return signalPassFailure();
+        }
         updated[key] = v;
+      }
     for (func::FuncOp func : module.getOps<func::FuncOp>())
       if (func != update)
         for (auto &[key, v] : updated)

@@ -749,6 +749,10 @@ FailureOr<func::FuncOp> GpuKernelBuilder::build(StringRef name) {
                                 llvm::Align(lanes * elementBytes(elementOf(result))));
     }
   });
+  // A block-wide reduction's shared buffer is written again by the next
+  // row's: every warp must have read this row's total first.
+  if (partialRows > 1 && threadsPerRow > kWarp)
+    gpu::BarrierOp::create(b, loc);
   b.setInsertionPointToEnd(entry);
   func::ReturnOp::create(b, loc);
   return func;

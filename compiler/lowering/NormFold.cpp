@@ -85,7 +85,7 @@ SmallVector<NormFold> findNormFolds(func::FuncOp func, int64_t maxRows) {
   func.walk([&](FusionOp fusion) {
     Value input, weight;
     RmsNormOp norm = soleRmsNorm(fusion, input, weight);
-    if (!norm)
+    if (!norm || fusion.getColumnPartials())
       return;
     while (auto reshape = input.getDefiningOp<ReshapeOp>())
       input = reshape.getInput();

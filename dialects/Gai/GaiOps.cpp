@@ -1118,8 +1118,11 @@ LogicalResult FusionOp::verifyRegions() {
   std::optional<uint64_t> partialRows = getPartialRows();
   if (partials.has_value() != partialRows.has_value())
     return emitOpError("expects column_partials and partial_rows together");
-  if (partialRows && *partialRows < 2)
-    return emitOpError("expects partial_rows of at least 2, got ") << *partialRows;
+  if (partials && partials->empty())
+    return emitOpError("expects column_partials to name at least one result");
+  if (partialRows && static_cast<int64_t>(*partialRows) < 2)
+    return emitOpError("expects partial_rows of at least 2, got ")
+           << static_cast<int64_t>(*partialRows);
   if (partials)
     for (auto [n, i] : llvm::enumerate(*partials))
       if (i < 0 || i >= static_cast<int64_t>(getNumResults()) ||
@@ -1139,9 +1142,12 @@ LogicalResult FusionOp::verifyRegions() {
     for (int64_t d : yielded.getShape().drop_back())
       rows *= d;
     auto g = static_cast<int64_t>(*partialRows);
-    if (yielded.getRank() < 2 || !isa<FloatType>(yielded.getElementType()) || rows % g != 0)
+    auto first = cast<RankedTensorType>(yield.getValues().front().getType());
+    if (yielded.getRank() < 2 || !isa<FloatType>(yielded.getElementType()) || rows % g != 0 ||
+        yielded.getShape() != first.getShape())
       return emitOpError("column partial result ")
-             << i << " needs float rows in a multiple of partial_rows (" << g << "), got "
+             << i << " needs float rows of the kernel's shape, in a multiple of partial_rows ("
+             << g << "), got "
              << typeStr(yielded);
     auto expected = RankedTensorType::get({rows / g, yielded.getShape().back()},
                                           Float32Type::get(getContext()));

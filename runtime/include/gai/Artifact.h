@@ -31,6 +31,8 @@ struct DecodedEntry; // core/Commands.h
 /// 14: a gated GEMM's weights may be 2:4 too (gate_meta).
 /// 15: attention's tensors may be strided ([B, T, H, D], or a slice of a
 /// packed projection: strides).
+/// 16: state may be a parameter's low-precision copy (role ParameterCopy),
+/// remade by the refresh_param_copies entry.
 inline constexpr uint32_t kArtifactSchemaVersion = 16;
 /// The most new rows (queries) an attention with folded cache writes takes;
 /// the attention rewriting pass folds no more.

@@ -740,7 +740,7 @@ func.func @fusion_partials_index(%x: tensor<16x8xf32>) {
 // -----
 
 func.func @fusion_partials_rows(%x: tensor<12x8xf32>) {
-  // expected-error @+1 {{column partial result 0 needs float rows in a multiple of partial_rows (8), got tensor<12x8xf32>}}
+  // expected-error @+1 {{column partial result 0 needs float rows of the kernel's shape, in a multiple of partial_rows (8), got tensor<12x8xf32>}}
   %0 = gai.fusion %x {column_partials = array<i64: 0>, partial_rows = 8 : i64} : (tensor<12x8xf32>) -> tensor<1x8xf32> {
   ^bb0(%a: tensor<12x8xf32>):
     gai.yield %a : tensor<12x8xf32>
