@@ -1,6 +1,7 @@
 // RUN: gai-opt %s --gai-fusion="column-partial-rows=8" | FileCheck %s
 // RUN: gai-opt %s --gai-fusion | FileCheck %s --check-prefix=OFF
 // RUN: not gai-opt %s --gai-fusion="column-partial-rows=-1" 2>&1 | FileCheck %s --check-prefix=NEGATIVE
+// RUN: gai-opt %s --gai-fusion="column-partial-rows=8" --gai-lower-to-exec="gpu-kernels=true" | FileCheck %s --check-prefix=KERNEL
 
 // NEGATIVE: error: gai-fusion: column-partial-rows must be 0 (off) or a row count, not -1
 
@@ -69,4 +70,22 @@ func.func @near_misses(%odd: tensor<5x16xf32>, %few: tensor<8x16xf32>, %h: tenso
   %e5 = gai.tanh %t : tensor<2x8x16xf32>
   %s5 = gai.reduce sum %e5 axes = [2] : (tensor<2x8x16xf32>) -> tensor<2x8xf32>
   return %s0, %s1, %s2, %s3, %s4, %s5 : tensor<16xf32>, tensor<16xf32>, tensor<16xbf16>, tensor<8x16xf32>, tensor<16xf32>, tensor<2x8xf32>
+}
+
+// The GPU kernel of a row wider than a warp (512 f32: 128 threads) with one
+// block-wide reduction (the norm's): 8 rows a block, 2 blocks, each row
+// added into the block's partial row, and a barrier ending each row, as
+// the next row's reduction writes the shared buffer this one's total sits in.
+// KERNEL-LABEL: func.func @k{{[0-9]+}}_rms_norm_mul(%arg0: memref<16x512xf32>, %arg1: memref<512xf32>, %arg2: memref<16x512xf32>, %arg3: memref<2x512xf32>) attributes {gai.block = 128 : i64, gai.grid = 2 : i64}
+// KERNEL:         scf.for %[[ROW:.*]] = %c0 to %c8 step %c1 {
+// KERNEL:           gpu.all_reduce add
+// KERNEL:           vector.store %{{.*}}, %arg3[%block_id_x, %{{.*}}] {{.*}} : memref<2x512xf32>, vector<4xf32>
+// KERNEL:           gpu.barrier
+// KERNEL-NEXT:    }
+// KERNEL-NEXT:    return
+func.func @wide_rows(%dy: tensor<16x512xf32>, %x: tensor<16x512xf32>, %w: tensor<512xf32>) -> tensor<512xf32> {
+  %n = gai.rms_norm %x, %w eps = 1.0e-5 : (tensor<16x512xf32>, tensor<512xf32>) -> tensor<16x512xf32>
+  %p = gai.mul %n, %dy : (tensor<16x512xf32>, tensor<16x512xf32>) -> tensor<16x512xf32>
+  %s = gai.reduce sum %p axes = [0] : (tensor<16x512xf32>) -> tensor<512xf32>
+  return %s : tensor<512xf32>
 }
