@@ -2,6 +2,7 @@
 #include "compiler/ArtifactWriter.h"
 
 #include "dialects/Exec/ExecOps.h"
+#include "dialects/Gai/StateNames.h"
 #include "gai/Artifact.h"
 #include "gai/FloatConvert.h"
 #include "gai/Version.h"
@@ -13,9 +14,10 @@
 #include "llvm/Support/Path.h"
 
 #include <cstring>
+#include <string_view>
 
 using namespace mlir;
-namespace fmt = gai::format;
+namespace fmt = ::gai::format;
 
 namespace gai {
 namespace {
@@ -74,6 +76,9 @@ static_assert(static_cast<int>(exec::LossReduction::None) ==
               static_cast<int>(fmt::LossReduction::None));
 static_assert(static_cast<int>(exec::StateRole::ParameterCopy) ==
               static_cast<int>(fmt::TensorRole::ParameterCopy));
+static_assert(std::string_view(mlir::gai::kRefreshParamCopies.data(),
+                               mlir::gai::kRefreshParamCopies.size()) ==
+              std::string_view(::gai::kRefreshParamCopiesEntry));
 template <typename To, typename From> To sameEnum(From value) {
   return static_cast<To>(static_cast<int>(value));
 }

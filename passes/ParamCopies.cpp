@@ -23,7 +23,12 @@ namespace {
 /// A copy: the master's name and the compute type it is read in.
 using CopyKey = std::pair<StringRef, Type>;
 
-std::string copyName(StringRef param) { return (kParamCopyPrefix + param).str(); }
+/// The `gai.name` of a master's copy, as an argument or result attribute.
+DictionaryAttr copyNameAttr(MLIRContext *context, StringRef param) {
+  Builder b(context);
+  return b.getDictionaryAttr(
+      {b.getNamedAttr("gai.name", b.getStringAttr((kParamCopyPrefix + param).str()))});
+}
 
 /// The copies `func` reads: every `gai.convert` of an f32 `gai.param` to a
 /// narrower float, by master and type.
@@ -89,12 +94,7 @@ struct ParamCopiesPass : mlir::gai::impl::GaiParamCopiesBase<ParamCopiesPass> {
           continue;
         unsigned index = func.getNumArguments();
         if (failed(func.insertArgument(index, key.second,
-                                       DictionaryAttr::get(&getContext(),
-                                                           {NamedAttribute(
-                                                               StringAttr::get(&getContext(), "gai.name"),
-                                                               StringAttr::get(&getContext(),
-                                                                               copyName(key.first)))}),
-                                       func.getLoc())))
+                                       copyNameAttr(&getContext(), key.first), func.getLoc())))
           return signalPassFailure();
         for (ConvertOp convert : converts) {
           convert.getResult().replaceAllUsesWith(func.getArgument(index));
@@ -116,8 +116,7 @@ struct ParamCopiesPass : mlir::gai::impl::GaiParamCopiesBase<ParamCopiesPass> {
       names.push_back(update.getResultAttrDict(i));
     for (auto &[key, master] : updated) {
       values.push_back(ConvertOp::create(b, ret.getLoc(), key.second, master));
-      names.push_back(b.getDictionaryAttr(
-          {b.getNamedAttr("gai.name", b.getStringAttr(copyName(key.first)))}));
+      names.push_back(copyNameAttr(&getContext(), key.first));
     }
     func::ReturnOp::create(b, ret.getLoc(), values);
     ret.erase();
@@ -139,8 +138,7 @@ struct ParamCopiesPass : mlir::gai::impl::GaiParamCopiesBase<ParamCopiesPass> {
       Value param = ParamOp::create(b, update.getLoc(), type.clone(b.getF32Type()), key.first);
       made.push_back(ConvertOp::create(b, update.getLoc(), type, param));
       madeTypes.push_back(type);
-      madeNames.push_back(b.getDictionaryAttr(
-          {b.getNamedAttr("gai.name", b.getStringAttr(copyName(key.first)))}));
+      madeNames.push_back(copyNameAttr(&getContext(), key.first));
     }
     func::ReturnOp::create(b, update.getLoc(), made);
     refresh.setType(b.getFunctionType({}, madeTypes));

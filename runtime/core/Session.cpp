@@ -173,10 +173,9 @@ std::vector<TensorRef> Session::outputs(const std::string &entry) {
   return executor_->outputs(entry);
 }
 Status Session::refreshParamCopies() {
-  static const std::string kRefresh = "refresh_param_copies";
-  if (!paramCopiesStale_ || !hasEntry(kRefresh))
+  if (!paramCopiesStale_ || !hasEntry(kRefreshParamCopiesEntry))
     return Status::ok();
-  if (Status s = executor_->run(kRefresh); !s)
+  if (Status s = executor_->run(kRefreshParamCopiesEntry); !s)
     return s;
   paramCopiesStale_ = false;
   return Status::ok();

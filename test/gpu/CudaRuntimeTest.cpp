@@ -795,19 +795,33 @@ TEST_P(CudaTraining, FiftyAdamWStepsMatchPyTorch) {
               family, dtype, session->deviceName().c_str(), worst);
 }
 
+/// llama-tiny's fused bf16 training artifact, its trainer and the
+/// training fixture's batch.
+class CudaFusedUpdate : public ::testing::Test {
+protected:
+  void SetUp() override {
+    SKIP_WITHOUT_GPU();
+    auto opened = SafetensorsFile::open(std::string(GAI_FIXTURES_DIR) +
+                                        "/hf/llama-tiny/train.safetensors");
+    ASSERT_TRUE(opened.isOk()) << opened.status().message();
+    fixture = std::make_unique<SafetensorsFile>(std::move(opened.value()));
+    session = open("llama-bf16-fused-train.gai");
+    ASSERT_TRUE(session);
+    auto made = Trainer::create(*session, fixtureOptimizerOptions(*fixture));
+    ASSERT_TRUE(made.isOk()) << made.status().message();
+    trainer = std::make_unique<Trainer>(std::move(made.value()));
+    tokens = idsOf(*fixture->find("tokens"));
+    targets = idsOf(*fixture->find("targets"));
+  }
+  std::unique_ptr<SafetensorsFile> fixture;
+  std::unique_ptr<Session> session;
+  std::unique_ptr<Trainer> trainer;
+  std::vector<int32_t> tokens, targets;
+};
+
 // A fused update's non-finite step (an infinite norm weight: a NaN loss)
 // keeps every parameter and moment as it was, on the device's own decision.
-TEST(CudaFusedUpdate, NonFiniteStepKeepsTheState) {
-  SKIP_WITHOUT_GPU();
-  auto fixture = SafetensorsFile::open(std::string(GAI_FIXTURES_DIR) +
-                                       "/hf/llama-tiny/train.safetensors");
-  ASSERT_TRUE(fixture.isOk()) << fixture.status().message();
-  auto session = open("llama-bf16-fused-train.gai");
-  ASSERT_TRUE(session);
-  auto trainer = Trainer::create(*session, fixtureOptimizerOptions(*fixture));
-  ASSERT_TRUE(trainer.isOk()) << trainer.status().message();
-  std::vector<int32_t> tokens = idsOf(*fixture->find("tokens")),
-                       targets = idsOf(*fixture->find("targets"));
+TEST_F(CudaFusedUpdate, NonFiniteStepKeepsTheState) {
   ASSERT_TRUE(trainer->trainStep({tokens.data()}, {targets.data()}).isOk());
   const std::string poisoned = "param.model.norm.weight";
   std::map<std::string, std::vector<float>> before;
@@ -838,18 +852,8 @@ TEST(CudaFusedUpdate, NonFiniteStepKeepsTheState) {
 // The fused step's bf16 weight copies (state the update writes beside each
 // master): after three steps each is its master rounded to bf16, to the
 // bit; masters written from the host get new copies before the next entry.
-TEST(CudaFusedUpdate, Bf16CopiesFollowTheirMasters) {
-  SKIP_WITHOUT_GPU();
-  auto fixture = SafetensorsFile::open(std::string(GAI_FIXTURES_DIR) +
-                                       "/hf/llama-tiny/train.safetensors");
-  ASSERT_TRUE(fixture.isOk()) << fixture.status().message();
-  auto session = open("llama-bf16-fused-train.gai");
-  ASSERT_TRUE(session);
+TEST_F(CudaFusedUpdate, Bf16CopiesFollowTheirMasters) {
   ASSERT_FALSE(paramCopies(*session).empty());
-  auto trainer = Trainer::create(*session, fixtureOptimizerOptions(*fixture));
-  ASSERT_TRUE(trainer.isOk()) << trainer.status().message();
-  std::vector<int32_t> tokens = idsOf(*fixture->find("tokens")),
-                       targets = idsOf(*fixture->find("targets"));
   for (int step = 0; step < 3; ++step)
     ASSERT_TRUE(trainer->trainStep({tokens.data()}, {targets.data()}).isOk());
   expectCopiesOfMasters(*session, "after 3 steps");

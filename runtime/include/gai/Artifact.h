@@ -34,6 +34,9 @@ struct DecodedEntry; // core/Commands.h
 /// 16: state may be a parameter's low-precision copy (role ParameterCopy),
 /// remade by the refresh_param_copies entry.
 inline constexpr uint32_t kArtifactSchemaVersion = 16;
+/// The entry that remakes ParameterCopy state from its masters; the session
+/// runs it before an entry after a host write of a parameter.
+inline constexpr const char kRefreshParamCopiesEntry[] = "refresh_param_copies";
 /// The most new rows (queries) an attention with folded cache writes takes;
 /// the attention rewriting pass folds no more.
 inline constexpr int64_t kMostFoldedQueries = 16;
