@@ -23,8 +23,9 @@ inline constexpr llvm::StringLiteral kPreloadAttr = "gai.preload";
 ///
 /// Rows of the result go to thread groups: a warp per row when a row is at
 /// most 32 vectors, else a block per row. Each thread walks its row in
-/// vectors of 16 bytes (when every row length allows) and nothing is
-/// buffered: row ops keep only their statistics (a norm's mean and scale,
+/// vectors of 16 bytes (when every row length allows), or holds it in one
+/// wider vector a row kernel loads once into registers; nothing is buffered
+/// in memory: row ops keep only their statistics (a norm's mean and scale,
 /// softmax's max and sum, a reduction's value), computed with warp shuffles
 /// or gpu.all_reduce, and every element is computed where it is stored.
 /// Fails with a diagnostic on the fusion op like the CPU builder.

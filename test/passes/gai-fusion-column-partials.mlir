@@ -72,20 +72,43 @@ func.func @near_misses(%odd: tensor<5x16xf32>, %few: tensor<8x16xf32>, %h: tenso
   return %s0, %s1, %s2, %s3, %s4, %s5 : tensor<16xf32>, tensor<16xf32>, tensor<16xbf16>, tensor<8x16xf32>, tensor<16xf32>, tensor<2x8xf32>
 }
 
-// The GPU kernel of a row wider than a warp (512 f32: 128 threads) with one
-// block-wide reduction (the norm's): 8 rows a block, 2 blocks, each row
-// added into the block's partial row, and a barrier ending each row, as
-// the next row's reduction writes the shared buffer this one's total sits in.
+// The GPU kernel of a row wider than a warp (512 f32: 128 threads, one
+// vector each) with one block-wide reduction (the norm's): 8 rows a block,
+// 2 blocks. A thread's column partials stay in registers across the rows
+// (the loop's value) and are stored once; a barrier ends each row, as the
+// next row's reduction writes the shared buffer this one's total sits in.
 // KERNEL-LABEL: func.func @k{{[0-9]+}}_rms_norm_mul(%arg0: memref<16x512xf32>, %arg1: memref<512xf32>, %arg2: memref<16x512xf32>, %arg3: memref<2x512xf32>) attributes {gai.block = 128 : i64, gai.grid = 2 : i64}
-// KERNEL:         scf.for %[[ROW:.*]] = %c0 to %c8 step %c1 {
+// KERNEL:         %[[SUMS:.*]] = scf.for %[[ROW:.*]] = %c0 to %c8 step %c1 iter_args(%[[ACC:.*]] = %cst) -> (vector<4xf32>) {
 // KERNEL:           gpu.all_reduce add
-// KERNEL:           vector.store %{{.*}}, %arg3[%block_id_x, %{{.*}}] {{.*}} : memref<2x512xf32>, vector<4xf32>
-// KERNEL:           gpu.barrier
+// KERNEL:           %[[NEXT:.*]] = arith.addf %[[ACC]], %{{.*}} : vector<4xf32>
+// KERNEL-NEXT:      gpu.barrier
+// KERNEL-NEXT:      scf.yield %[[NEXT]] : vector<4xf32>
 // KERNEL-NEXT:    }
+// KERNEL:         %[[AT:.*]] = arith.muli %thread_id_x, %c4
+// KERNEL-NEXT:    vector.store %[[SUMS]], %arg3[%block_id_x, %[[AT]]] {{.*}} : memref<2x512xf32>, vector<4xf32>
 // KERNEL-NEXT:    return
 func.func @wide_rows(%dy: tensor<16x512xf32>, %x: tensor<16x512xf32>, %w: tensor<512xf32>) -> tensor<512xf32> {
   %n = gai.rms_norm %x, %w eps = 1.0e-5 : (tensor<16x512xf32>, tensor<512xf32>) -> tensor<16x512xf32>
   %p = gai.mul %n, %dy : (tensor<16x512xf32>, tensor<16x512xf32>) -> tensor<16x512xf32>
   %s = gai.reduce sum %p axes = [0] : (tensor<16x512xf32>) -> tensor<512xf32>
   return %s : tensor<512xf32>
+}
+
+// A row of 1536 f32 is 384 vectors over 256 threads: a thread owns more than
+// one, so each row adds into the block's partials in memory (the first row
+// stores them).
+// KERNEL-LABEL: func.func @k{{[0-9]+}}_rms_norm_mul(%arg0: memref<16x1536xf32>, %arg1: memref<1536xf32>, %arg2: memref<16x1536xf32>, %arg3: memref<2x1536xf32>) attributes {gai.block = 256 : i64, gai.grid = 2 : i64}
+// KERNEL:         scf.for %[[ROW:.*]] = %c0 to %c8 step %c1 {
+// KERNEL:           gpu.all_reduce add
+// KERNEL:           arith.cmpi eq, %[[ROW]], %c0
+// KERNEL:           vector.store %{{.*}}, %arg3[%block_id_x, %{{.*}}] {{.*}} : memref<2x1536xf32>, vector<4xf32>
+// KERNEL:           vector.load %arg3[%block_id_x, %{{.*}}] {{.*}} : memref<2x1536xf32>, vector<4xf32>
+// KERNEL:           gpu.barrier
+// KERNEL-NEXT:    }
+// KERNEL-NEXT:    return
+func.func @long_rows(%dy: tensor<16x1536xf32>, %x: tensor<16x1536xf32>, %w: tensor<1536xf32>) -> tensor<1536xf32> {
+  %n = gai.rms_norm %x, %w eps = 1.0e-5 : (tensor<16x1536xf32>, tensor<1536xf32>) -> tensor<16x1536xf32>
+  %p = gai.mul %n, %dy : (tensor<16x1536xf32>, tensor<16x1536xf32>) -> tensor<16x1536xf32>
+  %s = gai.reduce sum %p axes = [0] : (tensor<16x1536xf32>) -> tensor<1536xf32>
+  return %s : tensor<1536xf32>
 }

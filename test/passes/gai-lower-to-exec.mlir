@@ -156,6 +156,38 @@ module @norm_fold {
 
 // -----
 
+// A row kernel whose threads each hold one vector of the row (2048 f32 over
+// 256 threads: 8 lanes) loads its row once, before the statistics, which
+// and the results then read registers; the bf16 row loads 16 bytes a thread.
+// FOLD-LABEL: module @row_in_registers
+// GPU-LABEL: module @row_in_registers
+// GPU:       func.func @k0{{[a-z_]*}}(%arg0: memref<4x2048xf32>, %arg1: memref<4x2048xbf16>, %arg2: memref<2048xf32>, %arg3: memref<4x2048xbf16>) attributes {gai.block = 256 : i64, gai.grid = 4 : i64}
+// GPU:         vector.load %arg2[{{.*}}] {{.*}} : memref<2048xf32>, vector<8xf32>
+// GPU:         vector.load %arg0[{{.*}}] {{.*}} : memref<4x2048xf32>, vector<8xf32>
+// GPU:         vector.load %arg1[{{.*}}] {{.*}} : memref<4x2048xbf16>, vector<8xbf16>
+// GPU-NOT:     vector.load
+// GPU:         gpu.all_reduce add
+// GPU-NOT:     vector.load
+// GPU:         vector.store {{.*}}, %arg3[{{.*}}] {{.*}} : memref<4x2048xbf16>, vector<8xbf16>
+// GPU-NOT:     vector.load
+// GPU:         return
+module @row_in_registers {
+  func.func @forward(%x: tensor<4x2048xf32>, %dy: tensor<4x2048xbf16>) -> tensor<4x2048xbf16> {
+    %n = gai.param "norm" : tensor<2048xf32>
+    %y = gai.fusion %x, %dy, %n : (tensor<4x2048xf32>, tensor<4x2048xbf16>, tensor<2048xf32>) -> tensor<4x2048xbf16> {
+    ^bb0(%a: tensor<4x2048xf32>, %d: tensor<4x2048xbf16>, %w: tensor<2048xf32>):
+      %0 = gai.rms_norm %a, %w eps = 1.0e-5 : (tensor<4x2048xf32>, tensor<2048xf32>) -> tensor<4x2048xf32>
+      %1 = gai.convert %d : tensor<4x2048xbf16> to tensor<4x2048xf32>
+      %2 = gai.mul %0, %1 : (tensor<4x2048xf32>, tensor<4x2048xf32>) -> tensor<4x2048xf32>
+      %3 = gai.convert %2 : tensor<4x2048xf32> to tensor<4x2048xbf16>
+      gai.yield %3 : tensor<4x2048xbf16>
+    }
+    return %y : tensor<4x2048xbf16>
+  }
+}
+
+// -----
+
 // An op outside a fusion region with no command of its own is reported on
 // the op, and the pass fails.
 module @no_lowering {
