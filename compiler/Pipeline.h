@@ -12,6 +12,7 @@
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/OwningOpRef.h"
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -51,6 +52,10 @@ struct CompileOptions {
   bool foldNorms = true;
   /// Run gai-attention-layout (attention over [B, T, H, D] rows in place).
   bool attentionLayout = true;
+  /// Its rope-token-major option (the backward's RoPE after the head
+  /// transpose); unset: on for the CPU, off for CUDA, whose token-major
+  /// RoPE kernels have not been timed against the transposes yet.
+  std::optional<bool> ropeTokenMajor;
   /// Weight-only quantization (--gai-quantize); an empty format: none.
   struct Quantize {
     std::string format; ///< int8, int4 or fp8

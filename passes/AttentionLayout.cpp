@@ -121,8 +121,43 @@ void rewriteForward(FlashAttentionOp fa, bool tensorCoreForward) {
   fa.erase();
 }
 
-void rewriteBackward(FlashAttentionGradOp grad) {
+/// A q or k gradient that RoPE rotates back before a head transpose: the
+/// transposed gradient is rotated instead (gai.rope token_major), so that
+/// only head transposes read the gradient, which the backward then writes
+/// [B, T, H, D] (no transpose kernel).
+void rotateTokenMajor(Value gradient) {
+  auto none = [](OpOperand &) { return false; };
+  SmallVector<RopeOp> ropes;
+  for (OpOperand &use : gradient.getUses()) {
+    if (swapsHeadAxes(use.getOwner()))
+      continue;
+    auto rope = dyn_cast<RopeOp>(use.getOwner());
+    if (!rope || rope.getTokenMajor() || use.get() != rope.getInput() ||
+        !readOnlyThroughTransposes(rope.getResult(), none))
+      return;
+    ropes.push_back(rope);
+  }
+  for (RopeOp rope : ropes) {
+    OpBuilder b(rope);
+    Value swapped = TransposeOp::create(b, rope.getLoc(), gradient,
+                                        b.getDenseI64ArrayAttr({0, 2, 1, 3}));
+    auto fresh = RopeOp::create(b, rope.getLoc(), swapped, rope.getPositions(),
+                                rope.getThetaAttr(), rope.getStyleAttr(),
+                                rope.getLlama3ScalingAttr(), b.getUnitAttr());
+    fresh->setDiscardableAttrs(rope->getDiscardableAttrDictionary());
+    replaceSwapped(rope.getResult(), fresh.getResult(), [](OpOperand &, Value) {
+      llvm_unreachable("only head transposes read the rotated gradient");
+    });
+    rope.erase();
+  }
+}
+
+void rewriteBackward(FlashAttentionGradOp grad, bool ropeTokenMajor) {
   using T = FlashAttentionGradOp;
+  if (ropeTokenMajor) {
+    rotateTokenMajor(grad.getResult(0)); // dq
+    rotateTokenMajor(grad.getResult(1)); // dk
+  }
   SmallVector<bool> flags = flagsOf(grad.getTokenMajor(), T::kTensors);
   foldOperandTransposes(grad,
                         {{0, T::kQuery},
@@ -180,7 +215,7 @@ struct AttentionLayoutPass
         rewriteForward(fa, tensorCoreForward);
     for (Operation *op : attention)
       if (auto grad = dyn_cast<FlashAttentionGradOp>(op))
-        rewriteBackward(grad);
+        rewriteBackward(grad, ropeTokenMajor);
     // The transposes nothing reads any more.
     SmallVector<Operation *> dead;
     getOperation().walk([&](TransposeOp t) {

@@ -187,7 +187,8 @@ struct FoldCacheWritesPattern : OpRewritePattern<FlashAttentionOp> {
     Value query = fa.getQuery(), key = keyWrite.getUpdate();
     auto queryRope = query.getDefiningOp<RopeOp>();
     auto keyRope = key.getDefiningOp<RopeOp>();
-    bool rotated = queryRope && keyRope && queryRope->hasOneUse() &&
+    bool rotated = queryRope && keyRope && !queryRope.getTokenMajor() &&
+                   !keyRope.getTokenMajor() && queryRope->hasOneUse() &&
                    keyRope->hasOneUse() &&
                    queryRope.getPositions() == keyRope.getPositions() &&
                    queryRope.getStyle() == keyRope.getStyle() &&

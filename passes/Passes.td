@@ -54,11 +54,19 @@ def GaiAttentionLayout : Pass<"gai-attention-layout", "func::FuncOp"> {
     the CUDA runtime's tensor-core kernel runs it (bf16, head dims both 64
     or both 128, at least 64 queries), the one forward kernel that takes
     strides; the backward kernels all do, as do the CPU's.
+
+    With `rope-token-major`, a q or k gradient that RoPE rotates back
+    before its head transpose is transposed first and rotated token-major
+    (gai.rope token_major): the backward then writes dq and dk [B, T, H, D]
+    and no transpose is left.
   }];
   let options = [
     Option<"tensorCoreForward", "tensor-core-forward", "bool", /*default=*/"false",
            "change gai.flash_attention only where the CUDA runtime's "
            "tensor-core kernel runs it (the CUDA target)">,
+    Option<"ropeTokenMajor", "rope-token-major", "bool", /*default=*/"false",
+           "rotate q and k gradients after their head transpose, so the "
+           "backward writes them [B, T, H, D]">,
   ];
   let dependentDialects = ["::mlir::gai::GaiDialect"];
 }

@@ -267,10 +267,10 @@ void KernelBuilder::emitRowOp(Operation *op) {
   // HF computes inverse frequencies and angles in f32.
   Value x = rope.getInput(), positions = rope.getPositions();
   ArrayRef<int64_t> posShape = shapeOf(positions);
-  SmallVector<Value> lead = leadingIndices(x); // [b, h, t]
+  SmallVector<Value> lead = leadingIndices(x); // [b, h, t] or [b, t, h]
   Value position = memref::LoadOp::create(
       b, loc, memrefOf.lookup(positions),
-      ValueRange{posShape[0] == 1 ? index(0) : lead[0], lead[2]});
+      ValueRange{posShape[0] == 1 ? index(0) : lead[0], lead[rope.tokenAxis()]});
   Value p = arith::SIToFPOp::create(b, loc, b.getF32Type(), position);
   int64_t d = rowLength(x);
   bool half = rope.getStyle() == RopeStyle::Half;

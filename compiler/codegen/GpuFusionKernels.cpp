@@ -612,11 +612,11 @@ void GpuKernelBuilder::emitStatistics(Operation *op) {
   ArrayRef<int64_t> posShape = shapeOf(positions);
   int64_t saved = lanes;
   lanes = 1;
-  SmallVector<Value> lead = leadingIndices(rope.getInput()); // [b, h, t]
+  SmallVector<Value> lead = leadingIndices(rope.getInput()); // [b, h, t] or [b, t, h]
   lanes = saved;
   Value position = memref::LoadOp::create(
       b, loc, memrefOf.lookup(positions),
-      ValueRange{posShape[0] == 1 ? index(0) : lead[0], lead[2]});
+      ValueRange{posShape[0] == 1 ? index(0) : lead[0], lead[rope.tokenAxis()]});
   stats[op] = {arith::SIToFPOp::create(b, loc, b.getF32Type(), position)};
 }
 

@@ -31,15 +31,18 @@ double activate(EpilogueActivation act, double x) {
   return x;
 }
 
-/// RoPE of t [B, H, T, D] in place at positions [B or 1, T].
+/// RoPE of t [B, H, T, D] (or [B, T, H, D]: `tokenMajor`) in place at
+/// positions [B or 1, T].
 void rotate(HostTensor &t, const HostTensor &pos, double theta, bool half,
-            ArrayRef<double> llama3 = {}) {
-  int64_t b = t.shape[0], h = t.shape[1], seq = t.shape[2], d = t.shape[3];
+            ArrayRef<double> llama3 = {}, bool tokenMajor = false) {
+  int64_t b = t.shape[0], h = t.shape[tokenMajor ? 2 : 1], seq = t.shape[tokenMajor ? 1 : 2],
+          d = t.shape[3];
   for (int64_t bi = 0; bi < b; ++bi)
     for (int64_t hi = 0; hi < h; ++hi)
       for (int64_t ti = 0; ti < seq; ++ti) {
         double p = pos.data[(pos.shape[0] == 1 ? 0 : bi) * seq + ti];
-        double *x = t.data.data() + ((bi * h + hi) * seq + ti) * d;
+        int64_t row = tokenMajor ? (bi * seq + ti) * h + hi : (bi * h + hi) * seq + ti;
+        double *x = t.data.data() + row * d;
         for (int64_t i = 0; i < d / 2; ++i) {
           // HF computes inverse frequencies and angles in f32.
           float inv = ropeFrequency(i, d, theta, llama3);
@@ -298,7 +301,8 @@ llvm::Error GemmOp::interpret(InterpretState &state) {
 llvm::Error RopeOp::interpret(InterpretState &state) {
   HostTensor t = state.in(getInput());
   rotate(t, state.in(getPositions()), getTheta().convertToDouble(),
-         getStyle() == RopeStyle::Half, getLlama3Scaling().value_or(ArrayRef<double>()));
+         getStyle() == RopeStyle::Half, getLlama3Scaling().value_or(ArrayRef<double>()),
+         getTokenMajor());
   state.set(getResult(), std::move(t));
   return llvm::Error::success();
 }

@@ -414,15 +414,17 @@ LogicalResult RopeOp::inferReturnTypes(MLIRContext *,
   RankedTensorType pos = tensorType(adaptor.getPositions());
   if (!in || !pos)
     return opError(loc, name, "expects ranked operands");
+  const bool tokenMajor = static_cast<bool>(adaptor.getTokenMajor());
   if (in.getRank() != 4)
     return opError(loc, name,
-                   "expects operand #0 (input) of shape [batch, heads, seq, "
-                   "head_dim], got " +
-                       formatShape(in.getShape()));
+                   Twine("expects operand #0 (input) of shape ") +
+                       (tokenMajor ? "[batch, seq, heads, head_dim]"
+                                   : "[batch, heads, seq, head_dim]") +
+                       ", got " + formatShape(in.getShape()));
   if (in.getDimSize(3) % 2 != 0)
     return opError(loc, name,
                    "expects an even head_dim, got " + Twine(in.getDimSize(3)));
-  int64_t batch = in.getDimSize(0), seq = in.getDimSize(2);
+  int64_t batch = in.getDimSize(0), seq = in.getDimSize(tokenMajor ? 1 : 2);
   if (pos.getRank() != 2 || pos.getDimSize(1) != seq ||
       (pos.getDimSize(0) != batch && pos.getDimSize(0) != 1))
     return opError(loc, name,

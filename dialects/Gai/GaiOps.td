@@ -335,14 +335,21 @@ def Gai_RopeOp : Gai_Op<"rope", [Gai_Differentiable, Gai_Interpreted,
     A positions batch of 1 broadcasts. `llama3_scaling` = [factor,
     low_freq_factor, high_freq_factor, original context] rescales the
     frequencies as Llama 3.1 does (ropeFrequency in GaiOps.h).
+    `token_major`: x is [B, T, H, D] (positions index its axis 1), as a
+    gradient after its head transpose is (--gai-attention-layout).
   }];
   let arguments = (ins Gai_FloatTensor:$input, Gai_IndexTensor:$positions,
                        F64Attr:$theta, Gai_RopeStyle:$style,
-                       OptionalAttr<DenseF64ArrayAttr>:$llama3_scaling);
+                       OptionalAttr<DenseF64ArrayAttr>:$llama3_scaling,
+                       UnitAttr:$token_major);
   let results = (outs Gai_FloatTensor:$result);
   let assemblyFormat = [{
-    $style $input `,` $positions `theta` `=` $theta attr-dict `:`
+    $style (`token_major` $token_major^)? $input `,` $positions `theta` `=` $theta attr-dict `:`
     functional-type(operands, results)
+  }];
+  let extraClassDeclaration = [{
+    /// The input's token axis: 2 ([B, H, T, D]), or 1 when token-major.
+    int64_t tokenAxis() { return getTokenMajor() ? 1 : 2; }
   }];
 }
 

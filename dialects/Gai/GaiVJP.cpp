@@ -364,7 +364,8 @@ LogicalResult RopeOp::vjp(ImplicitLocOpBuilder &b, ArrayRef<Value> cotangents,
                                 b.getIntegerAttr(i32, 0)));
   Value negated = SubOp::create(b, zero, positions);
   sweep.accumulate(getInput(), RopeOp::create(b, cotangents[0], negated, getThetaAttr(),
-                                              getStyleAttr(), getLlama3ScalingAttr()));
+                                              getStyleAttr(), getLlama3ScalingAttr(),
+                                              getTokenMajorAttr()));
   return success();
 }
 

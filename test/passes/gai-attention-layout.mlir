@@ -1,5 +1,6 @@
 // RUN: gai-opt %s --gai-attention-layout --split-input-file | FileCheck %s
 // RUN: gai-opt %s --gai-attention-layout=tensor-core-forward --split-input-file | FileCheck %s --check-prefix=CUDA
+// RUN: gai-opt %s --gai-attention-layout=rope-token-major --split-input-file | FileCheck %s --check-prefix=ROPE
 
 // GPT-2's packed projection: the three head transposes and the output's go;
 // the slices stay (the exec lowering makes them views).
@@ -95,4 +96,33 @@ func.func @prefill(%qp: tensor<1x4x16xf32>, %kc: tensor<1x2x16x8xf32>, %vc: tens
   %ot = gai.transpose %o permutation = [0, 2, 1, 3] : (tensor<1x2x4x8xf32>) -> tensor<1x4x2x8xf32>
   %r = gai.reshape %ot : tensor<1x4x2x8xf32> to tensor<1x4x16xf32>
   return %r : tensor<1x4x16xf32>
+}
+
+// -----
+
+// The q and k gradients rotated back by RoPE before their head transposes:
+// with rope-token-major the gradients are transposed first and rotated
+// token-major, so the backward writes dq and dk [B, T, H, D] and no
+// transpose is left. dk's second reader (a neg) keeps it head-major:
+// its RoPE stays as it was. Without the option nothing changes there.
+// CHECK-LABEL: func.func @gradient_rope
+// CHECK: gai.rope half %{{.*}}, %[[P:.*]] theta
+// CHECK: gai.transpose
+// ROPE-LABEL: func.func @gradient_rope
+// ROPE: %[[DQ:.*]], %[[DK:.*]], %[[DV:.*]] = gai.flash_attention_grad {{.*}} {token_major = array<i1: false, false, false, false, false, true, false, false>} : ({{.*}}) -> (tensor<1x64x4x64xbf16>, tensor<1x2x64x64xbf16>, tensor<1x2x64x64xbf16>)
+// ROPE-NEXT: %[[RQ:.*]] = gai.rope half token_major %[[DQ]], %{{.*}} theta = 1.000000e+04 : (tensor<1x64x4x64xbf16>, tensor<1x64xi32>) -> tensor<1x64x4x64xbf16>
+// ROPE-NEXT: gai.rope half %[[DK]], %{{.*}} theta = 1.000000e+04 : (tensor<1x2x64x64xbf16>, tensor<1x64xi32>) -> tensor<1x2x64x64xbf16>
+// ROPE-NEXT: gai.transpose
+// ROPE-NEXT: gai.neg %[[DK]]
+// ROPE-NEXT: gai.reshape %[[RQ]]
+func.func @gradient_rope(%q: tensor<1x4x64x64xbf16>, %k: tensor<1x2x64x64xbf16>, %v: tensor<1x2x64x64xbf16>, %o: tensor<1x4x64x64xbf16>, %lse: tensor<1x4x64xf32>, %do: tensor<1x4x64x64xbf16>, %pos: tensor<1x64xi32>)
+    -> (tensor<1x64x256xbf16>, tensor<1x64x2x64xbf16>, tensor<1x2x64x64xbf16>, tensor<1x2x64x64xbf16>) {
+  %dq, %dk, %dv = gai.flash_attention_grad %q, %k, %v, %o, %lse, %do scale = 0.125 kv_groups = 2 causal : (tensor<1x4x64x64xbf16>, tensor<1x2x64x64xbf16>, tensor<1x2x64x64xbf16>, tensor<1x4x64x64xbf16>, tensor<1x4x64xf32>, tensor<1x4x64x64xbf16>) -> (tensor<1x4x64x64xbf16>, tensor<1x2x64x64xbf16>, tensor<1x2x64x64xbf16>)
+  %rq = gai.rope half %dq, %pos theta = 10000.0 : (tensor<1x4x64x64xbf16>, tensor<1x64xi32>) -> tensor<1x4x64x64xbf16>
+  %tq = gai.transpose %rq permutation = [0, 2, 1, 3] : (tensor<1x4x64x64xbf16>) -> tensor<1x64x4x64xbf16>
+  %rk = gai.rope half %dk, %pos theta = 10000.0 : (tensor<1x2x64x64xbf16>, tensor<1x64xi32>) -> tensor<1x2x64x64xbf16>
+  %tk = gai.transpose %rk permutation = [0, 2, 1, 3] : (tensor<1x2x64x64xbf16>) -> tensor<1x64x2x64xbf16>
+  %nk = gai.neg %dk : tensor<1x2x64x64xbf16>
+  %yq = gai.reshape %tq : tensor<1x64x4x64xbf16> to tensor<1x64x256xbf16>
+  return %yq, %tk, %nk, %dv : tensor<1x64x256xbf16>, tensor<1x64x2x64xbf16>, tensor<1x2x64x64xbf16>, tensor<1x2x64x64xbf16>
 }

@@ -322,4 +322,62 @@ TEST(ColumnPartials, SumLikeTheRows) {
   }
 }
 
+// --gai-attention-layout's rope-token-major: the q and k gradients rotated
+// after their head transposes (and the backward writing them token-major)
+// give the values of rotating first, element for element.
+TEST(AttentionLayout, TokenMajorRopeRotatesLikeHeadMajor) {
+  mlir::MLIRContext context;
+  context.loadDialect<mlir::gai::GaiDialect, mlir::func::FuncDialect>();
+  const char *source = R"(
+    func.func @main(%q: tensor<2x4x8x16xf32>, %k: tensor<2x2x8x16xf32>, %v: tensor<2x2x8x16xf32>,
+                    %o: tensor<2x4x8x16xf32>, %lse: tensor<2x4x8xf32>, %do: tensor<2x4x8x16xf32>,
+                    %pos: tensor<2x8xi32>)
+        -> (tensor<2x8x4x16xf32>, tensor<2x8x2x16xf32>) {
+      %dq, %dk, %dv = gai.flash_attention_grad %q, %k, %v, %o, %lse, %do scale = 0.25 kv_groups = 2 causal : (tensor<2x4x8x16xf32>, tensor<2x2x8x16xf32>, tensor<2x2x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x4x8xf32>, tensor<2x4x8x16xf32>) -> (tensor<2x4x8x16xf32>, tensor<2x2x8x16xf32>, tensor<2x2x8x16xf32>)
+      %rq = gai.rope half %dq, %pos theta = 10000.0 : (tensor<2x4x8x16xf32>, tensor<2x8xi32>) -> tensor<2x4x8x16xf32>
+      %tq = gai.transpose %rq permutation = [0, 2, 1, 3] : (tensor<2x4x8x16xf32>) -> tensor<2x8x4x16xf32>
+      %rk = gai.rope interleaved %dk, %pos theta = 500.0 : (tensor<2x2x8x16xf32>, tensor<2x8xi32>) -> tensor<2x2x8x16xf32>
+      %tk = gai.transpose %rk permutation = [0, 2, 1, 3] : (tensor<2x2x8x16xf32>) -> tensor<2x8x2x16xf32>
+      return %tq, %tk : tensor<2x8x4x16xf32>, tensor<2x8x2x16xf32>
+    })";
+  mlir::OwningOpRef<mlir::ModuleOp> headMajor =
+      mlir::parseSourceString<mlir::ModuleOp>(source, &context);
+  mlir::OwningOpRef<mlir::ModuleOp> tokenMajor =
+      mlir::parseSourceString<mlir::ModuleOp>(source, &context);
+  ASSERT_TRUE(headMajor && tokenMajor);
+  mlir::PassManager pm(&context);
+  mlir::gai::GaiAttentionLayoutOptions layout;
+  layout.ropeTokenMajor = true;
+  pm.addNestedPass<mlir::func::FuncOp>(mlir::gai::createGaiAttentionLayout(layout));
+  ASSERT_TRUE(mlir::succeeded(pm.run(*tokenMajor)));
+  int64_t rotated = 0, transposes = 0;
+  tokenMajor->walk([&](mlir::Operation *op) {
+    if (auto rope = llvm::dyn_cast<mlir::gai::RopeOp>(op))
+      rotated += rope.getTokenMajor();
+    transposes += llvm::isa<mlir::gai::TransposeOp>(op);
+  });
+  EXPECT_EQ(rotated, 2);
+  EXPECT_EQ(transposes, 0);
+
+  auto evaluate = [&](mlir::ModuleOp module, llvm::ArrayRef<HostTensor> args) {
+    auto main = module.lookupSymbol<mlir::func::FuncOp>("main");
+    auto result = reference::evaluate(main, args, test::noWeights());
+    EXPECT_FALSE(!result) << llvm::toString(result.takeError());
+    return result ? *result : std::vector<HostTensor>{};
+  };
+  std::vector<HostTensor> args =
+      test::randomArguments(headMajor->lookupSymbol<mlir::func::FuncOp>("main"), 7, 1.0);
+  for (int64_t i = 0; i < args[6].numElements(); ++i) // rows at positions 0.. and 3..
+    args[6].data[i] = static_cast<double>(i % 8 + (i / 8) * 3);
+  std::vector<HostTensor> want = evaluate(*headMajor, args), got = evaluate(*tokenMajor, args);
+  ASSERT_EQ(want.size(), 2u);
+  ASSERT_EQ(got.size(), 2u);
+  for (size_t r = 0; r < want.size(); ++r) {
+    ASSERT_EQ(got[r].shape, want[r].shape) << "result " << r;
+    for (int64_t i = 0; i < want[r].numElements(); ++i)
+      EXPECT_NEAR(got[r].data[i], want[r].data[i], 1e-9 * (1 + std::fabs(want[r].data[i])))
+          << "result " << r << " element " << i;
+  }
+}
+
 } // namespace

@@ -162,6 +162,12 @@ cl::opt<bool> attentionLayout(
     cl::desc("let attention read and write [B, T, H, D] rows in place of the head "
              "transposes around it (gai-attention-layout; default on)"),
     cl::init(true), cl::cat(category));
+cl::opt<bool> ropeTokenMajor(
+    "rope-token-major",
+    cl::desc("--mode=train: rotate the q and k gradients after their head transpose, so "
+             "the attention backward writes them [B, T, H, D] and no transpose runs "
+             "(default on for the CPU, off for CUDA)"),
+    cl::init(false), cl::cat(category));
 cl::opt<bool> f32Residual(
     "f32-residual",
     cl::desc("bf16/f16: keep the residual stream and its norms' weights in f32 "
@@ -401,6 +407,8 @@ int main(int argc, char **argv) {
   options.fusedUpdate = fusedUpdate;
   options.foldNorms = foldNorms;
   options.attentionLayout = attentionLayout;
+  if (ropeTokenMajor.getNumOccurrences())
+    options.ropeTokenMajor = ropeTokenMajor;
   options.quantize.format = quantize;
   options.quantize.group = quantGroup;
   options.quantize.skip.assign(quantSkip.begin(), quantSkip.end());

@@ -260,6 +260,16 @@ func.func @rope_positions(%x: tensor<2x2x8x16xf32>, %p: tensor<3x8xi32>) {
 
 // -----
 
+// Token-major: positions follow axis 1 (8 tokens), not axis 2 (2 heads).
+func.func @rope_token_major_positions(%x: tensor<1x8x2x16xf32>, %p: tensor<1x2xi32>) {
+  // expected-error @+2 {{expects operand #1 (positions) of shape [1 or 1, 8], got [1, 2]}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.rope half token_major %x, %p theta = 1.0e4 : (tensor<1x8x2x16xf32>, tensor<1x2xi32>) -> tensor<1x8x2x16xf32>
+  return
+}
+
+// -----
+
 func.func @rope_theta(%x: tensor<1x2x8x16xf32>, %p: tensor<1x8xi32>) {
   // expected-error @+2 {{expects theta > 0}}
   // expected-error @+1 {{failed to infer returned types}}
