@@ -758,7 +758,8 @@ TEST(CudaGemmMerge, QuantizedPrefillGemmsStayApart) {
 // PyTorch took in fp32 (test/fixtures/make_train_fixtures.py). In f32 the
 // losses agree as closely as on the CPU; in bf16 (bf16 compute, f32 master
 // weights, gradients and moments) within bf16's precision, and the
-// optimizer's state stays f32.
+// optimizer's state stays f32. The `rtm` artifacts rotate the q and k
+// gradients token-major (gaic --rope-token-major).
 class CudaTraining : public ::testing::TestWithParam<Case> {};
 
 TEST_P(CudaTraining, FiftyAdamWStepsMatchPyTorch) {
@@ -944,7 +945,9 @@ INSTANTIATE_TEST_SUITE_P(
 INSTANTIATE_TEST_SUITE_P(
     Families, CudaTraining,
     ::testing::Combine(::testing::Values("llama", "gpt2"),
-                       ::testing::Values("f32", "bf16", "bf16-fused")),
+                       ::testing::Values("f32", "bf16", "bf16-fused",
+                                         // the backward's RoPE token-major
+                                         "f32-rtm", "bf16-fused-rtm")),
     [](const ::testing::TestParamInfo<Case> &info) {
       std::string dtype = std::get<1>(info.param);
       std::replace(dtype.begin(), dtype.end(), '-', '_');
