@@ -268,6 +268,28 @@ INSTANTIATE_TEST_SUITE_P(Families, Bf16Numerics,
 
 namespace {
 
+/// @main of `module` on `args`, in the reference interpreter.
+std::vector<HostTensor> evaluateMain(mlir::ModuleOp module, llvm::ArrayRef<HostTensor> args) {
+  auto main = module.lookupSymbol<mlir::func::FuncOp>("main");
+  auto result = reference::evaluate(main, args, test::noWeights());
+  EXPECT_FALSE(!result) << llvm::toString(result.takeError());
+  return result ? *result : std::vector<HostTensor>{};
+}
+
+/// `results` tensors each, `got` within `tolerance` of `want` (relative,
+/// and as much absolute).
+void expectClose(const std::vector<HostTensor> &want, const std::vector<HostTensor> &got,
+                 size_t results, double tolerance) {
+  ASSERT_EQ(want.size(), results);
+  ASSERT_EQ(got.size(), results);
+  for (size_t r = 0; r < want.size(); ++r) {
+    ASSERT_EQ(got[r].shape, want[r].shape) << "result " << r;
+    for (int64_t i = 0; i < want[r].numElements(); ++i)
+      EXPECT_NEAR(got[r].data[i], want[r].data[i], tolerance * (1 + std::fabs(want[r].data[i])))
+          << "result " << r << " element " << i;
+  }
+}
+
 // gai-fusion's column partials (the CUDA target's norm weight and bias
 // gradients): summing the partial rows gives the sums of the rows, whether
 // or not the rows are also a result.
@@ -303,23 +325,9 @@ TEST(ColumnPartials, SumLikeTheRows) {
   });
   EXPECT_EQ(partialResults, 2);
 
-  auto evaluate = [&](mlir::ModuleOp module, llvm::ArrayRef<HostTensor> args) {
-    auto main = module.lookupSymbol<mlir::func::FuncOp>("main");
-    auto result = reference::evaluate(main, args, test::noWeights());
-    EXPECT_FALSE(!result) << llvm::toString(result.takeError());
-    return result ? *result : std::vector<HostTensor>{};
-  };
   std::vector<HostTensor> args =
       test::randomArguments(rows->lookupSymbol<mlir::func::FuncOp>("main"), 5, 1.0);
-  std::vector<HostTensor> want = evaluate(*rows, args), got = evaluate(*partials, args);
-  ASSERT_EQ(want.size(), 3u);
-  ASSERT_EQ(got.size(), 3u);
-  for (size_t r = 0; r < want.size(); ++r) {
-    ASSERT_EQ(got[r].shape, want[r].shape) << "result " << r;
-    for (int64_t i = 0; i < want[r].numElements(); ++i)
-      EXPECT_NEAR(got[r].data[i], want[r].data[i], 1e-5 * (1 + std::fabs(want[r].data[i])))
-          << "result " << r << " element " << i;
-  }
+  expectClose(evaluateMain(*rows, args), evaluateMain(*partials, args), 3, 1e-5);
 }
 
 // --gai-attention-layout's rope-token-major: the q and k gradients rotated
@@ -359,25 +367,11 @@ TEST(AttentionLayout, TokenMajorRopeRotatesLikeHeadMajor) {
   EXPECT_EQ(rotated, 2);
   EXPECT_EQ(transposes, 0);
 
-  auto evaluate = [&](mlir::ModuleOp module, llvm::ArrayRef<HostTensor> args) {
-    auto main = module.lookupSymbol<mlir::func::FuncOp>("main");
-    auto result = reference::evaluate(main, args, test::noWeights());
-    EXPECT_FALSE(!result) << llvm::toString(result.takeError());
-    return result ? *result : std::vector<HostTensor>{};
-  };
   std::vector<HostTensor> args =
       test::randomArguments(headMajor->lookupSymbol<mlir::func::FuncOp>("main"), 7, 1.0);
   for (int64_t i = 0; i < args[6].numElements(); ++i) // rows at positions 0.. and 3..
     args[6].data[i] = static_cast<double>(i % 8 + (i / 8) * 3);
-  std::vector<HostTensor> want = evaluate(*headMajor, args), got = evaluate(*tokenMajor, args);
-  ASSERT_EQ(want.size(), 2u);
-  ASSERT_EQ(got.size(), 2u);
-  for (size_t r = 0; r < want.size(); ++r) {
-    ASSERT_EQ(got[r].shape, want[r].shape) << "result " << r;
-    for (int64_t i = 0; i < want[r].numElements(); ++i)
-      EXPECT_NEAR(got[r].data[i], want[r].data[i], 1e-9 * (1 + std::fabs(want[r].data[i])))
-          << "result " << r << " element " << i;
-  }
+  expectClose(evaluateMain(*headMajor, args), evaluateMain(*tokenMajor, args), 2, 1e-9);
 }
 
 } // namespace
