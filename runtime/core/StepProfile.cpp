@@ -69,7 +69,7 @@ std::string StepProfile::report(const std::string &device, size_t costliest) con
     out += line("  %10.3f ms %5.1f%%  ", ms, total > 0 ? 100.0 * ms / total : 0.0, kind);
   out += "  costliest steps (ms and calls a run of their entry):\n";
   std::sort(rows.begin(), rows.end(), [](const Row &a, const Row &b) { return a.ms > b.ms; });
-  for (size_t i = 0; i < rows.size() && i < costliest; ++i)
+  for (size_t i = 0; i < rows.size() && (costliest == 0 || i < costliest); ++i)
     out += line("  %10.3f ms %8.1f  ", rows[i].ms, rows[i].calls, rows[i].name);
   return out;
 }

@@ -21,7 +21,8 @@ public:
 
   /// The report: the total, each entry's runs and time a run, the time by
   /// kind (the step description's first word) per run of its entry, and the
-  /// `costliest` steps per run of their entry, with their calls a run.
+  /// `costliest` steps per run of their entry (0: every step), with their
+  /// calls a run.
   std::string report(const std::string &device, size_t costliest = 30) const;
 
 private:

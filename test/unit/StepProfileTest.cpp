@@ -50,6 +50,10 @@ TEST(StepProfile, ListsTheCostliestFirst) {
   std::string two = threeTrainingSteps().report("cpu", 2);
   EXPECT_THAT(two, HasSubstr("train_step: kernel k1_add"));
   EXPECT_THAT(two, Not(HasSubstr("decode: gemm 1x8x8")));
+  // 0: every step.
+  std::string all = threeTrainingSteps().report("cpu", 0);
+  EXPECT_THAT(all, HasSubstr("train_step: kernel k1_add"));
+  EXPECT_THAT(all, HasSubstr("     0.250 ms      1.0  decode: gemm 1x8x8\n"));
 }
 
 TEST(StepProfile, AnEntryWithNoCountedRunCountsOnce) {

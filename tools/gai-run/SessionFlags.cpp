@@ -19,6 +19,8 @@ const char *const kSessionFlagsHelp =
     "  --device D           auto (the artifact's target), cpu, cuda or cuda:N\n"
     "  --cuda-graphs on|off replay entries as CUDA graphs (default on)\n"
     "  --profile            time each step, print the time per step kind at exit\n"
+    "  --profile-steps N    --profile, listing the N costliest steps (default 30;\n"
+    "                       0: every step)\n"
     "  --overlap on|off     CUDA sm_90+: kernels start as the one before finishes\n"
     "                       (programmatic dependent launch; default on)\n"
     "  --gemm-tune N        CUDA: time N of cuBLASLt's candidates for each\n"
@@ -70,6 +72,17 @@ FlagResult parseSessionFlag(int argc, char **argv, int &i, SessionOptions &optio
   }
   if (arg == "--profile") {
     options.profile = true;
+    return FlagResult::Taken;
+  }
+  if (arg == "--profile-steps") {
+    std::string v;
+    int64_t n = 0;
+    if (!value(v) || !parseInt(v, n) || n < 0) {
+      error = "--profile-steps needs a count (0: every step)";
+      return FlagResult::Bad;
+    }
+    options.profile = true;
+    options.profileSteps = static_cast<size_t>(n);
     return FlagResult::Taken;
   }
   if (arg == "--gemm-tune") {

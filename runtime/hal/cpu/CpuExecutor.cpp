@@ -389,11 +389,12 @@ private:
 
 class CpuExecutor final : public Executor {
 public:
-  CpuExecutor(const LoadedArtifact &artifact, Communicator &comm, bool profile)
-      : artifact_(artifact), comm_(comm), profile_(profile) {}
+  CpuExecutor(const LoadedArtifact &artifact, Communicator &comm, bool profile,
+              size_t profileSteps)
+      : artifact_(artifact), comm_(comm), profile_(profile), profileSteps_(profileSteps) {}
   ~CpuExecutor() override {
     if (profile_ && !stepTimes_.empty())
-      std::fputs(stepTimes_.report("cpu").c_str(), stderr);
+      std::fputs(stepTimes_.report("cpu", profileSteps_).c_str(), stderr);
   }
   Status init(bool overlapCollectives);
   bool hasEntry(const std::string &name) const override {
@@ -441,6 +442,7 @@ private:
   const LoadedArtifact &artifact_;
   Communicator &comm_;
   bool profile_ = false;
+  size_t profileSteps_ = 30; // SessionOptions::profileSteps
   StepProfile stepTimes_;
   std::vector<std::string> kernelNames_;
   std::shared_ptr<cpu::KernelModule> kernels_;
@@ -456,8 +458,9 @@ private:
 
 StatusOr<std::unique_ptr<Executor>> createCpuExecutor(const LoadedArtifact &artifact,
                                                       Communicator &comm,
-                                                      bool overlapCollectives, bool profile) {
-  auto executor = std::make_unique<CpuExecutor>(artifact, comm, profile);
+                                                      bool overlapCollectives, bool profile,
+                                                      size_t profileSteps) {
+  auto executor = std::make_unique<CpuExecutor>(artifact, comm, profile, profileSteps);
   if (Status s = executor->init(overlapCollectives); !s)
     return s;
   return std::unique_ptr<Executor>(std::move(executor));

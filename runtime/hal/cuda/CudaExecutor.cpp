@@ -144,7 +144,7 @@ private:
 
 CudaExecutor::~CudaExecutor() {
   if (profile_ && !stepTimes_.empty())
-    std::fputs(stepTimes_.report(name_).c_str(), stderr);
+    std::fputs(stepTimes_.report(name_, options_.profileSteps).c_str(), stderr);
   for (auto &[name, entry] : entries_)
     for (cudaEvent_t e : entry->events)
       cudaEventDestroy(e);

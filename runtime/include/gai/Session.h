@@ -66,6 +66,8 @@ struct SessionOptions {
   /// entry, when the session ends (CUDA: steps run eagerly between events,
   /// without graphs).
   bool profile = false;
+  /// The profile's list of the costliest steps: how many (0: every step).
+  size_t profileSteps = 30;
   /// CUDA (sm_90 and newer): let a kernel start while the one before it
   /// finishes (programmatic dependent launch). Process-wide: the last
   /// session created sets it.
