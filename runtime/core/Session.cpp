@@ -237,6 +237,10 @@ Status Session::readState(const std::string &name, void *dst) {
   const format::TensorDesc *t = findState(artifact_.root(), name);
   if (!t)
     return Status::error("the artifact has no state '" + name + "'");
+  // A copy reads as its master now is, also before the next entry runs.
+  if (t->role() == format::TensorRole::ParameterCopy)
+    if (Status s = refreshParamCopies(); !s)
+      return s;
   return executor_->readState(t->buffer()->offset(), t->buffer()->size(), dst);
 }
 

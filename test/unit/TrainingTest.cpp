@@ -274,7 +274,10 @@ TEST(TrainingFusedUpdate, Bf16CopiesAreMadeAgainAfterAHostWrite) {
   ASSERT_TRUE(fused->readState(copies[0].name, still.data()).isOk());
   EXPECT_EQ(still, marked);
 
-  // Masters halved from the host: the next entry makes every copy again.
+  // Masters halved from the host: reading a copy makes every copy again,
+  // as the next entry does.
+  halveMastersWithCopies(*fused);
+  expectCopiesOfMasters(*fused, "read right after the masters were written");
   halveMastersWithCopies(*fused);
   EXPECT_FALSE(fused->run("eval_loss").isOk());
   expectCopiesOfMasters(*fused, "after the masters were written");
