@@ -31,6 +31,28 @@
 namespace gai {
 namespace {
 
+/// The run's steady speed: the mean and median step of `seconds` (steps
+/// firstStep + 1 on), leaving out the first two of more than two steps (an
+/// entry's first run is eager and its second captures the CUDA graph).
+void printSteadySpeed(const std::vector<double> &seconds, double tokensPerStep,
+                      int64_t firstStep) {
+  if (seconds.empty())
+    return;
+  const size_t skip = seconds.size() > 2 ? 2 : 0;
+  std::vector<double> steady(seconds.begin() + static_cast<std::ptrdiff_t>(skip), seconds.end());
+  double mean = 0;
+  for (double s : steady)
+    mean += s / static_cast<double>(steady.size());
+  std::nth_element(steady.begin(), steady.begin() + steady.size() / 2, steady.end());
+  double median = steady[steady.size() / 2];
+  std::fprintf(stderr,
+               "speed: %.0f tokens/s over steps %lld-%lld (a step: mean %.3f ms, median %.3f ms)\n",
+               mean > 0 ? tokensPerStep / mean : 0.0,
+               static_cast<long long>(firstStep + 1 + static_cast<int64_t>(skip)),
+               static_cast<long long>(firstStep + static_cast<int64_t>(seconds.size())),
+               mean * 1e3, median * 1e3);
+}
+
 const char *kTrainUsage =
     "usage: gai-run train ARTIFACT [--weights FILE] [--device D] --data FILE...\n"
     "         [--data-format auto|text|u16|u32] [--steps N] [--batch B] [--seq T]\n"
@@ -393,6 +415,7 @@ int trainCommand(int argc, char **argv) {
   };
 
   std::vector<LossPoint> trainCurve, evalCurve;
+  std::vector<double> stepSecondsRun; // this run's steps, for the summary
   std::vector<std::vector<int32_t>> tokens(static_cast<size_t>(micro)),
       targets(static_cast<size_t>(micro));
   std::vector<const int32_t *> tokenPtrs(static_cast<size_t>(micro)),
@@ -415,6 +438,7 @@ int trainCommand(int argc, char **argv) {
       return fail(result.status().message());
     auto now = std::chrono::steady_clock::now();
     double stepSeconds = std::chrono::duration<double>(now - stepStart).count();
+    stepSecondsRun.push_back(stepSeconds);
     double elapsed = std::chrono::duration<double>(now - start).count();
     int64_t done = t.step() - firstStep;
     double rate = tokensPerStep * static_cast<double>(done) / elapsed;
@@ -515,6 +539,7 @@ int trainCommand(int argc, char **argv) {
     std::fprintf(stderr, "; at most %.1f MiB in use on the device (all processes and the CUDA "
                  "context)", deviceUsedPeak / 1048576.0);
   std::fprintf(stderr, "\n");
+  printSteadySpeed(stepSecondsRun, tokensPerStep, firstStep);
   if (f.sampleEvery == 0 || t.step() % f.sampleEvery != 0)
     sample(t.step());
   return 0;
