@@ -118,12 +118,16 @@ private:
   /// row's elements read, when a thread owns one vector of the row: the
   /// statistics and the results then read registers, not L1/L2 again.
   void preloadRowInputs(Value root);
+  /// Loads this thread's `width`-lane vector of input `arg`'s row at `lead`
+  /// into `preloaded`; returns the load.
+  Operation *preloadOwned(Value arg, SmallVector<Value> lead, int64_t width);
   /// Whether `width` lanes divide every row the kernel reads or writes.
   bool widthFits(int64_t width);
-  /// The alignment of a `lanes`-wide access: a vector's bytes, at most
-  /// 16 (wider ones are issued as 16-byte accesses).
-  llvm::Align vectorAlign(Type element) const {
-    return llvm::Align(std::min<int64_t>(lanes * elementBytes(element), kVectorBytes));
+  /// The alignment of a `lanes`-wide (or `count`-wide) access: a vector's
+  /// bytes, at most 16 (wider ones are issued as 16-byte accesses).
+  llvm::Align vectorAlign(Type element, int64_t count = 0) const {
+    int64_t bytes = (count ? count : lanes) * elementBytes(element);
+    return llvm::Align(std::min<int64_t>(bytes, kVectorBytes));
   }
   /// Adds `x` into the block's row of column partial `output`: the first
   /// of the block's rows stores it.
@@ -160,14 +164,12 @@ void GpuKernelBuilder::chooseShape() {
   // RoPE positions are one element per row (loaded by row index), not a
   // row: they neither set the vector width nor the row length.
   llvm::SmallPtrSet<Value, 2> positions;
-  bool needsStatistics = false;
   for (Operation &op : body.without_terminator()) {
     if (auto rope = dyn_cast<RopeOp>(op))
       positions.insert(rope.getPositions());
     else if (isRowOp(&op))
-      needsStatistics = true;
+      hasStatistics = true;
   }
-  hasStatistics = needsStatistics;
   hasRope = !positions.empty();
   SmallVector<Value> memoryValues;
   for (Value arg : body.getArguments())
@@ -202,7 +204,7 @@ void GpuKernelBuilder::chooseShape() {
   }
   longest = std::max(longest, rowLength(fusion->getResult(0)));
   int64_t vectors = llvm::divideCeil(longest, vectorWidth);
-  if (vectors <= kWarp && !needsStatistics) {
+  if (vectors <= kWarp && !hasStatistics) {
     // Nothing crosses threads: a thread per vector, rows packed into the
     // block (a RoPE over 64-wide heads is 8 threads a row, not a warp).
     threadsPerRow = static_cast<int64_t>(llvm::PowerOf2Ceil(vectors));
@@ -210,7 +212,7 @@ void GpuKernelBuilder::chooseShape() {
   } else if (vectors <= kWarp) {
     threadsPerRow = kWarp;
     rowsPerBlock = std::min<int64_t>(kMaxBlock / kWarp, rows);
-  } else if (!needsStatistics && vectors > kMaxBlock) {
+  } else if (!hasStatistics && vectors > kMaxBlock) {
     // A long elementwise row (decode's SiLU·up over 5632) spreads over
     // blocks, a vector a thread: one block looping over it serializes the
     // loads that a few blocks issue at once.
@@ -236,7 +238,7 @@ void GpuKernelBuilder::chooseShape() {
   // registers (preloadRowInputs), and bf16 rows load 16 bytes at a time
   // beside f32 ones. RMSNorm's backward at llama-1b's 2048 columns read
   // each input three times before.
-  if (needsStatistics && !hasRope && blocksPerRow == 1 && rowsPerBlock == 1 &&
+  if (hasStatistics && !hasRope && blocksPerRow == 1 && rowsPerBlock == 1 &&
       vectorWidth > 1 && longest > threadsPerRow * vectorWidth &&
       longest % threadsPerRow == 0) {
     int64_t owned = longest / threadsPerRow;
@@ -336,26 +338,30 @@ Value GpuKernelBuilder::load(Value v, Value j) {
 void GpuKernelBuilder::preloadSharedRows(Value root) {
   const int64_t n = rowLength(root);
   const int64_t width = lanesFor(n);
-  if (blocksPerRow != 1 || threadsPerRow * width < n || n <= 1)
+  // RoPE reads a row at its partners' indices, not only the owned ones.
+  if (blocksPerRow != 1 || threadsPerRow * width < n || n <= 1 || hasRope)
     return;
   Block &body = fusion.getBody().front();
-  // RoPE reads a row at its partners' indices, not only the owned ones.
-  if (llvm::any_of(body, [](Operation &op) { return isa<RopeOp>(op); }))
-    return;
   for (auto [i, arg] : llvm::enumerate(body.getArguments())) {
     if (shapeOf(arg).size() != 1 || rowLength(arg) != n || arg.use_empty())
       continue;
-    // A thread past the row's end loads its last vector, unused.
-    Value j = arith::MinUIOp::create(b, loc, arith::MulIOp::create(b, loc, lane, index(width)),
-                                     index(n - width));
-    int64_t saved = lanes;
-    lanes = width;
-    Value x = loadRaw(arg, {}, j);
-    lanes = saved;
-    x.getDefiningOp()->setAttr(kPreloadAttr, b.getI64IntegerAttr(static_cast<int64_t>(i)));
-    preloaded[arg] = convertElements(b, loc, x, computeType(elementOf(arg)));
-    preloadedLanes = width;
+    preloadOwned(arg, {}, width)->setAttr(kPreloadAttr,
+                                          b.getI64IntegerAttr(static_cast<int64_t>(i)));
   }
+}
+
+Operation *GpuKernelBuilder::preloadOwned(Value arg, SmallVector<Value> lead, int64_t width) {
+  const int64_t n = rowLength(arg);
+  // A thread past the row's end loads its last vector, unused.
+  Value j = arith::MinUIOp::create(b, loc, arith::MulIOp::create(b, loc, lane, index(width)),
+                                   index(n - width));
+  int64_t saved = lanes;
+  lanes = width;
+  Value x = loadRaw(arg, std::move(lead), j);
+  lanes = saved;
+  preloaded[arg] = convertElements(b, loc, x, computeType(elementOf(arg)));
+  preloadedLanes = width;
+  return x.getDefiningOp();
 }
 
 void GpuKernelBuilder::preloadRowInputs(Value root) {
@@ -372,14 +378,7 @@ void GpuKernelBuilder::preloadRowInputs(Value root) {
     // A transpose reads the input at other rows than this one's.
     if (llvm::any_of(arg.getUsers(), [](Operation *user) { return isa<TransposeOp>(user); }))
       continue;
-    Value j = arith::MinUIOp::create(b, loc, arith::MulIOp::create(b, loc, lane, index(width)),
-                                     index(n - width));
-    int64_t saved = lanes;
-    lanes = width;
-    Value x = loadRaw(arg, leadingIndices(arg), j);
-    lanes = saved;
-    preloaded[arg] = convertElements(b, loc, x, computeType(elementOf(arg)));
-    preloadedLanes = width;
+    preloadOwned(arg, leadingIndices(arg), width);
   }
 }
 
@@ -784,6 +783,10 @@ FailureOr<func::FuncOp> GpuKernelBuilder::build(StringRef name) {
     if (fusion.isColumnPartial(i))
       partialIndices.push_back(i);
   auto partialType = VectorType::get({ownedLanes}, b.getF32Type());
+  // The first column of this thread's vector (register partials only).
+  Value ownedColumn =
+      registerPartials ? arith::MulIOp::create(b, loc, lane, index(ownedLanes)).getResult()
+                       : Value();
   scf::ForOp rowLoop;
   if (partialRows > 1) {
     // The block's rows one after another (the verifier holds rows to a
@@ -854,8 +857,7 @@ FailureOr<func::FuncOp> GpuKernelBuilder::build(StringRef name) {
     // Every thread owns exactly one vector: no loop, no bounds.
     int64_t saved = lanes;
     lanes = ownedLanes;
-    Value owned = arith::MulIOp::create(b, loc, lane, index(ownedLanes));
-    storeResults(owned);
+    storeResults(ownedColumn);
     lanes = saved;
   } else {
     forEachOwned(rootLength, storeResults);
@@ -867,11 +869,10 @@ FailureOr<func::FuncOp> GpuKernelBuilder::build(StringRef name) {
   if (registerPartials) {
     scf::YieldOp::create(b, loc, newPartials);
     b.setInsertionPointAfter(rowLoop);
-    Value owned = arith::MulIOp::create(b, loc, lane, index(ownedLanes));
     for (auto [k, i] : llvm::enumerate(partialIndices))
       vector::StoreOp::create(b, loc, rowLoop.getResult(k), outputs[i],
-                              ValueRange{block, owned}, false,
-                              llvm::Align(std::min<int64_t>(ownedLanes * 4, kVectorBytes)));
+                              ValueRange{block, ownedColumn}, false,
+                              vectorAlign(b.getF32Type(), ownedLanes));
   }
   b.setInsertionPointToEnd(entry);
   func::ReturnOp::create(b, loc);

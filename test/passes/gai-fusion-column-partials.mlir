@@ -78,13 +78,15 @@ func.func @near_misses(%odd: tensor<5x16xf32>, %few: tensor<8x16xf32>, %h: tenso
 // (the loop's value) and are stored once; a barrier ends each row, as the
 // next row's reduction writes the shared buffer this one's total sits in.
 // KERNEL-LABEL: func.func @k{{[0-9]+}}_rms_norm_mul(%arg0: memref<16x512xf32>, %arg1: memref<512xf32>, %arg2: memref<16x512xf32>, %arg3: memref<2x512xf32>) attributes {gai.block = 128 : i64, gai.grid = 2 : i64}
+// KERNEL:         vector.load %arg1
+// KERNEL:         %[[AT:.*]] = arith.muli %thread_id_x, %c4{{.*}} : index
+// KERNEL-NEXT:    %cst = arith.constant dense<0.000000e+00> : vector<4xf32>
 // KERNEL:         %[[SUMS:.*]] = scf.for %[[ROW:.*]] = %c0 to %c8 step %c1 iter_args(%[[ACC:.*]] = %cst) -> (vector<4xf32>) {
 // KERNEL:           gpu.all_reduce add
 // KERNEL:           %[[NEXT:.*]] = arith.addf %[[ACC]], %{{.*}} : vector<4xf32>
 // KERNEL-NEXT:      gpu.barrier
 // KERNEL-NEXT:      scf.yield %[[NEXT]] : vector<4xf32>
 // KERNEL-NEXT:    }
-// KERNEL:         %[[AT:.*]] = arith.muli %thread_id_x, %c4
 // KERNEL-NEXT:    vector.store %[[SUMS]], %arg3[%block_id_x, %[[AT]]] {{.*}} : memref<2x512xf32>, vector<4xf32>
 // KERNEL-NEXT:    return
 func.func @wide_rows(%dy: tensor<16x512xf32>, %x: tensor<16x512xf32>, %w: tensor<512xf32>) -> tensor<512xf32> {
