@@ -46,6 +46,8 @@ llvm::MapVector<CopyKey, SmallVector<ConvertOp>> convertedParams(func::FuncOp fu
 
 /// The value `func` returns for state `name`, if it does.
 Value returnedState(func::FuncOp func, StringRef name) {
+  if (func.isExternal())
+    return {};
   auto ret = cast<func::ReturnOp>(func.getBody().front().getTerminator());
   for (unsigned i = 0; i < func.getNumResults(); ++i)
     if (auto n = func.getResultAttrOfType<StringAttr>(i, "gai.name"); n && n.getValue() == name)

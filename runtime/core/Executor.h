@@ -48,14 +48,12 @@ std::vector<TensorRef> tensorRefs(
     uint8_t *base);
 
 /// Collectives go through `comm`, which outlives the executor; with
-/// `overlapCollectives` (and more than one rank) on a thread of their own.
-/// With `profile`, each step is timed and the report (its `profileSteps`
-/// costliest steps; 0: all) printed at exit.
+/// `options.overlapCollectives` (and more than one rank) on a thread of
+/// their own. With `options.profile`, each step is timed and the report
+/// printed at exit.
 StatusOr<std::unique_ptr<Executor>> createCpuExecutor(const LoadedArtifact &artifact,
                                                       Communicator &comm,
-                                                      bool overlapCollectives = true,
-                                                      bool profile = false,
-                                                      size_t profileSteps = 30);
+                                                      const SessionOptions &options);
 
 /// Whether this build has the CUDA backend and the machine a CUDA GPU.
 int cudaDeviceCount();

@@ -51,8 +51,7 @@ StatusOr<std::unique_ptr<Session>> Session::create(LoadedArtifact artifact,
     if (cudaArtifact)
       return Status::error("--device=cpu: the artifact was compiled for " + target +
                            "; compile it with --target=cpu to run on the CPU");
-    executor = createCpuExecutor(session->artifact_, *session->comm_, options.overlapCollectives,
-                                 options.profile, options.profileSteps);
+    executor = createCpuExecutor(session->artifact_, *session->comm_, options);
   } else if (device == "cuda" || device.rfind("cuda:", 0) == 0) {
     if (!cudaArtifact)
       return Status::error("--device=" + device + ": the artifact was compiled for " +

@@ -63,3 +63,16 @@ func.func @reset() -> (tensor<8x8xf32> {gai.name = "param.w"}) {
   %z = gai.constant dense<0.0> : tensor<8x8xf32>
   return %z : tensor<8x8xf32>
 }
+
+// -----
+
+// A master read in two narrower types would need two copies under one name.
+func.func @train_update(%x: tensor<4x8xbf16>, %h: tensor<4x8xf16>) -> (tensor<8x8xf32> {gai.name = "param.w"}) {
+  %w = gai.param "w" : tensor<8x8xf32>
+  %wb = gai.convert %w : tensor<8x8xf32> to tensor<8x8xbf16>
+  %y = gai.matmul %x, %wb : (tensor<4x8xbf16>, tensor<8x8xbf16>) -> tensor<4x8xbf16>
+  // expected-error @+1 {{gai-param-copies: 'w' is converted to two types; one copy a weight}}
+  %wh = gai.convert %w : tensor<8x8xf32> to tensor<8x8xf16>
+  %z = gai.matmul %h, %wh : (tensor<4x8xf16>, tensor<8x8xf16>) -> tensor<4x8xf16>
+  return %w : tensor<8x8xf32>
+}

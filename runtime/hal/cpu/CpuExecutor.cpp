@@ -389,9 +389,9 @@ private:
 
 class CpuExecutor final : public Executor {
 public:
-  CpuExecutor(const LoadedArtifact &artifact, Communicator &comm, bool profile,
-              size_t profileSteps)
-      : artifact_(artifact), comm_(comm), profile_(profile), profileSteps_(profileSteps) {}
+  CpuExecutor(const LoadedArtifact &artifact, Communicator &comm, const SessionOptions &options)
+      : artifact_(artifact), comm_(comm), profile_(options.profile),
+        profileSteps_(options.profileSteps) {}
   ~CpuExecutor() override {
     if (profile_ && !stepTimes_.empty())
       std::fputs(stepTimes_.report("cpu", profileSteps_).c_str(), stderr);
@@ -442,7 +442,7 @@ private:
   const LoadedArtifact &artifact_;
   Communicator &comm_;
   bool profile_ = false;
-  size_t profileSteps_ = 30; // SessionOptions::profileSteps
+  size_t profileSteps_; // SessionOptions::profileSteps
   StepProfile stepTimes_;
   std::vector<std::string> kernelNames_;
   std::shared_ptr<cpu::KernelModule> kernels_;
@@ -458,10 +458,9 @@ private:
 
 StatusOr<std::unique_ptr<Executor>> createCpuExecutor(const LoadedArtifact &artifact,
                                                       Communicator &comm,
-                                                      bool overlapCollectives, bool profile,
-                                                      size_t profileSteps) {
-  auto executor = std::make_unique<CpuExecutor>(artifact, comm, profile, profileSteps);
-  if (Status s = executor->init(overlapCollectives); !s)
+                                                      const SessionOptions &options) {
+  auto executor = std::make_unique<CpuExecutor>(artifact, comm, options);
+  if (Status s = executor->init(options.overlapCollectives); !s)
     return s;
   return std::unique_ptr<Executor>(std::move(executor));
 }
@@ -546,6 +545,9 @@ std::vector<TensorRef> tensorRefs(
   for (const format::TensorDesc *t : *list) {
     TensorRef r;
     r.name = t->name() ? t->name()->str() : "";
+    static_assert(static_cast<int>(TensorRole::ParameterCopy) ==
+                      static_cast<int>(format::TensorRole::ParameterCopy),
+                  "the runtime's tensor roles follow the schema's");
     r.role = static_cast<TensorRole>(t->role());
     r.weight = t->weight() ? t->weight()->str() : "";
     if (t->shape())
