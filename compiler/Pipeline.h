@@ -53,8 +53,7 @@ struct CompileOptions {
   /// Run gai-attention-layout (attention over [B, T, H, D] rows in place).
   bool attentionLayout = true;
   /// Its rope-token-major option (the backward's RoPE after the head
-  /// transpose); unset: on for the CPU, off for CUDA, whose token-major
-  /// RoPE kernels have not been timed against the transposes yet.
+  /// transpose); unset: on.
   std::optional<bool> ropeTokenMajor;
   /// Weight-only quantization (--gai-quantize); an empty format: none.
   struct Quantize {

@@ -758,8 +758,9 @@ TEST(CudaGemmMerge, QuantizedPrefillGemmsStayApart) {
 // PyTorch took in fp32 (test/fixtures/make_train_fixtures.py). In f32 the
 // losses agree as closely as on the CPU; in bf16 (bf16 compute, f32 master
 // weights, gradients and moments) within bf16's precision, and the
-// optimizer's state stays f32. The `rtm` artifacts rotate the q and k
-// gradients token-major (gaic --rope-token-major).
+// optimizer's state stays f32. The others rotate the q and k gradients
+// token-major (the default); the `transposed` artifacts rotate them before
+// their head transposes (gaic --rope-token-major=false).
 class CudaTraining : public ::testing::TestWithParam<Case> {};
 
 TEST_P(CudaTraining, FiftyAdamWStepsMatchPyTorch) {
@@ -946,8 +947,8 @@ INSTANTIATE_TEST_SUITE_P(
     Families, CudaTraining,
     ::testing::Combine(::testing::Values("llama", "gpt2"),
                        ::testing::Values("f32", "bf16", "bf16-fused",
-                                         // the backward's RoPE token-major
-                                         "f32-rtm", "bf16-fused-rtm")),
+                                         // the backward's RoPE before the transposes
+                                         "f32-transposed", "bf16-fused-transposed")),
     [](const ::testing::TestParamInfo<Case> &info) {
       std::string dtype = std::get<1>(info.param);
       std::replace(dtype.begin(), dtype.end(), '-', '_');

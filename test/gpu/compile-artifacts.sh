@@ -30,14 +30,16 @@ for family in llama gpt2; do
   "$gaic" "$dir/config.json" --weights "$dir/model.safetensors" --target=cuda \
     --dtype=bf16 --mode=train --train-batch 2 --train-seq-len 16 --batch 1 \
     --seq-len 32 --fused-update --emit=artifact -o "$out/$family-bf16-fused-train.gai"
-  # The backward's RoPE after the head transposes (gai.rope token_major).
+  # The backward's RoPE before the head transposes (the form before
+  # gai.rope token_major, the default).
   "$gaic" "$dir/config.json" --weights "$dir/model.safetensors" --target=cuda \
     --dtype=f32 --mode=train --train-batch 2 --train-seq-len 16 --batch 1 \
-    --seq-len 32 --rope-token-major --emit=artifact -o "$out/$family-f32-rtm-train.gai"
+    --seq-len 32 --rope-token-major=false --emit=artifact \
+    -o "$out/$family-f32-transposed-train.gai"
   "$gaic" "$dir/config.json" --weights "$dir/model.safetensors" --target=cuda \
     --dtype=bf16 --mode=train --train-batch 2 --train-seq-len 16 --batch 1 \
-    --seq-len 32 --fused-update --rope-token-major --emit=artifact \
-    -o "$out/$family-bf16-fused-rtm-train.gai"
+    --seq-len 32 --fused-update --rope-token-major=false --emit=artifact \
+    -o "$out/$family-bf16-fused-transposed-train.gai"
 done
 # The collective steps of data parallelism and ZeRO-1 on a world of one (NCCL).
 dir=$fixtures/hf/llama-tiny

@@ -166,8 +166,8 @@ cl::opt<bool> ropeTokenMajor(
     "rope-token-major",
     cl::desc("--mode=train: rotate the q and k gradients after their head transpose, so "
              "the attention backward writes them [B, T, H, D] and no transpose runs "
-             "(default on for the CPU, off for CUDA)"),
-    cl::init(false), cl::cat(category));
+             "(default on; =false keeps the transposes)"),
+    cl::init(true), cl::cat(category));
 cl::opt<bool> f32Residual(
     "f32-residual",
     cl::desc("bf16/f16: keep the residual stream and its norms' weights in f32 "
