@@ -135,7 +135,7 @@ mlir::LogicalResult optimize(mlir::ModuleOp module,
   if (options.attentionLayout) {
     mlir::gai::GaiAttentionLayoutOptions layout;
     layout.tensorCoreForward = options.isCuda();
-    layout.ropeTokenMajor = options.ropeTokenMajor.value_or(true);
+    layout.ropeTokenMajor = options.ropeTokenMajor;
     pm.addNestedPass<mlir::func::FuncOp>(mlir::gai::createGaiAttentionLayout(layout));
   }
   mlir::gai::GaiFusionOptions fusion;

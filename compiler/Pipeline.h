@@ -53,8 +53,8 @@ struct CompileOptions {
   /// Run gai-attention-layout (attention over [B, T, H, D] rows in place).
   bool attentionLayout = true;
   /// Its rope-token-major option (the backward's RoPE after the head
-  /// transpose); unset: on.
-  std::optional<bool> ropeTokenMajor;
+  /// transpose).
+  bool ropeTokenMajor = true;
   /// Weight-only quantization (--gai-quantize); an empty format: none.
   struct Quantize {
     std::string format; ///< int8, int4 or fp8

@@ -407,8 +407,7 @@ int main(int argc, char **argv) {
   options.fusedUpdate = fusedUpdate;
   options.foldNorms = foldNorms;
   options.attentionLayout = attentionLayout;
-  if (ropeTokenMajor.getNumOccurrences())
-    options.ropeTokenMajor = ropeTokenMajor;
+  options.ropeTokenMajor = ropeTokenMajor;
   options.quantize.format = quantize;
   options.quantize.group = quantGroup;
   options.quantize.skip.assign(quantSkip.begin(), quantSkip.end());
