@@ -59,6 +59,19 @@ inline void expectCopiesOfMasters(Session &s, const char *when, size_t first = 0
       ASSERT_EQ(bf16[i], floatToBf16(f32[i])) << when << ": " << r.name << "[" << i << "]";
   }
 }
+/// Writes a mark into copy 0 from the host and reads it back: it reads as
+/// written only if no copy is stale (a read makes stale copies first), so
+/// only if the entry run before made them all.
+inline bool copyMarkSurvives(Session &s) {
+  std::vector<TensorRef> copies = paramCopies(s);
+  if (copies.empty())
+    return false;
+  std::vector<uint16_t> marked(static_cast<size_t>(copies[0].numElements()), 0x3f80);
+  std::vector<uint16_t> read(marked.size());
+  EXPECT_TRUE(s.writeState(copies[0].name, marked.data()).isOk());
+  EXPECT_TRUE(s.readState(copies[0].name, read.data()).isOk());
+  return read == marked;
+}
 /// Halves every master that has a copy, from the host.
 inline void halveMastersWithCopies(Session &s) {
   for (const TensorRef &r : paramCopies(s)) {

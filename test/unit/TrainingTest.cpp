@@ -270,25 +270,15 @@ TEST(TrainingFusedUpdate, Bf16CopiesAreMadeAgainAfterAHostWrite) {
     EXPECT_NE(ran.message().find("the CPU computes in f32"), std::string::npos)
         << ran.message();
   };
-  // Copy 0 written from the host reads back as written only where no copy
-  // is stale: where the entry before made them all.
-  std::vector<uint16_t> marked(static_cast<size_t>(copies[0].numElements()), 0x3f80);
-  auto markSurvives = [&] {
-    EXPECT_TRUE(fused->writeState(copies[0].name, marked.data()).isOk());
-    std::vector<uint16_t> read(marked.size());
-    EXPECT_TRUE(fused->readState(copies[0].name, read.data()).isOk());
-    return read == marked;
-  };
-
   runRefused();
-  EXPECT_TRUE(markSurvives()) << "the first entry did not make the copies";
+  EXPECT_TRUE(copyMarkSurvives(*fused)) << "the first entry did not make the copies";
   expectCopiesOfMasters(*fused, "after the first entry", 1);
   runRefused(); // a copy written from the host stays while no master is
-  EXPECT_TRUE(markSurvives());
+  EXPECT_TRUE(copyMarkSurvives(*fused));
 
   halveMastersWithCopies(*fused);
   runRefused();
-  EXPECT_TRUE(markSurvives()) << "the entry did not make the copies again";
+  EXPECT_TRUE(copyMarkSurvives(*fused)) << "the entry did not make the copies again";
   expectCopiesOfMasters(*fused, "after an entry, the masters written before it", 1);
 
   // Read with no entry run in between: the read makes them.
