@@ -1,6 +1,7 @@
 // Quantized weights made at compile time from the float ones.
 #include "compiler/QuantizedWeights.h"
 
+#include "passes/MatmulWeights.h"
 #include "passes/MemoryPlan.h"
 #include "dialects/Gai/GaiOps.h"
 #include "gai/FloatConvert.h"
@@ -43,7 +44,8 @@ WeightBytes weightBytes(mlir::ModuleOp module) {
   module.walk([&](DequantizeOp d) {
     if (auto values = d.getValues().getDefiningOp<ParamOp>()) {
       auto type = mlir::cast<mlir::RankedTensorType>(d.getType());
-      floatBytes[values.getName()] = tensorBytes(type);
+      // A tied head's copy had no bytes of its own: its table counts.
+      floatBytes[values.getName()] = mlir::gai::tiedTo(values) ? 0 : tensorBytes(type);
     }
   });
   module.walk([&](ParamOp p) {
@@ -79,9 +81,12 @@ llvm::Expected<QuantizedWeights> quantizeWeights(mlir::ModuleOp module,
     std::string name = values.getName().str();
     if (!done.insert(name).second)
       return mlir::WalkResult::advance();
-    const TensorView *t = weights.find(name);
+    std::optional<llvm::StringRef> table = mlir::gai::tiedTo(values);
+    const std::string source = table ? table->str() : name;
+    const TensorView *t = weights.find(source);
     if (!t) {
-      failed = error(weights.path() + ": no tensor '" + name + "' to quantize");
+      failed = error(weights.path() + ": no tensor '" + source + "' to quantize" +
+                     (table ? " (the LM head '" + name + "' is tied to it)" : ""));
       return mlir::WalkResult::interrupt();
     }
     auto type = values.getType();
@@ -96,8 +101,8 @@ llvm::Expected<QuantizedWeights> quantizeWeights(mlir::ModuleOp module,
     const bool perRow = format == QuantFormat::Fp8E4M3 && scale.getType().getDimSize(0) == rows &&
                         rows != 1;
     QuantizedWeight q = quantizeWeight(w->data(), rows, cols, format, group, perRow);
-    packed.matrices.push_back({name, format, rows, cols, group, values.getTransposed(),
-                               quantizationError(w->data(), q)});
+    packed.matrices.push_back({name, table ? source : std::string(), format, rows, cols, group,
+                               values.getTransposed(), quantizationError(w->data(), q)});
     if (format == QuantFormat::Int4)
       packed.add(name, DType::U8, {rows, cols / 2}, q.values); // two a byte
     else
@@ -164,6 +169,8 @@ void printQuantizationReport(mlir::ModuleOp module, const QuantizedWeights *pack
     os << "  " << m.name << " [" << m.rows << ", " << m.cols << "] " << quantFormatName(m.format);
     if (m.group)
       os << " group " << m.group;
+    if (!m.tiedTo.empty())
+      os << " (a copy of the tied '" << m.tiedTo << "', which the embedding keeps in float)";
     os << llvm::format(": max relative error %.3e, rms relative error %.3e\n",
                        m.error.maxRelative, m.error.rmsRelative);
     worstRms = std::max(worstRms, m.error.rmsRelative);

@@ -22,6 +22,7 @@ class WeightSet;
 /// One quantized matrix and its error against the float weight.
 struct QuantizedMatrix {
   std::string name;
+  std::string tiedTo; ///< a tied LM head's: the table it was made from
   QuantFormat format = QuantFormat::Int8;
   int64_t rows = 0, cols = 0, group = 0;
   bool transposed = false; ///< made from the file's [cols, rows]

@@ -28,6 +28,19 @@ FailureOr<SmallVector<MatmulWeight>> matmulWeights(ModuleOp module,
                                                    ArrayRef<std::string> skip,
                                                    StringRef pass);
 
+/// Where a tied embedding table is also the LM head (every use of it a
+/// gai.embedding lookup or a matmul's [n, k] rhs), gives its matmuls a
+/// parameter of their own named `lm_head.weight` (the name a separate head
+/// has) that records the table it copies (tiedTo), so that a pass storing
+/// weights in another form can take the head while the lookups keep the
+/// table. Only where no parameter has that name, the name matches no glob
+/// of `skip` (as matmulWeights reads them: by default it stays tied), and
+/// the table carries no slicing of its own (tensor parallelism, pruning).
+LogicalResult untieHead(ModuleOp module, ArrayRef<std::string> skip, StringRef pass);
+
+/// The table a parameter made by untieHead copies, if it is one.
+std::optional<StringRef> tiedTo(ParamOp p);
+
 /// Makes every matmul that reads `p` read `weight` instead, stored [n, k].
 void readAsWeight(ParamOp p, Value weight);
 

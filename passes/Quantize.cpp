@@ -34,6 +34,10 @@ struct QuantizePass : mlir::gai::impl::GaiQuantizeBase<QuantizePass> {
       return signalPassFailure();
     }
     std::vector<std::string> skipGlobs(skip.begin(), skip.end());
+    // A tied head is quantized as a copy of its own, the lookups keep the
+    // float table: decode streams the head, and reads one row of the table.
+    if (failed(untieHead(module, skipGlobs, getArgument())))
+      return signalPassFailure();
     FailureOr<SmallVector<MatmulWeight>> chosen =
         matmulWeights(module, skipGlobs, getArgument());
     if (failed(chosen))

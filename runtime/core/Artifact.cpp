@@ -372,6 +372,9 @@ static std::string shapeText(const std::vector<int64_t> &shape) {
 
 /// What to say when weights for a 2:4 artifact are dense: its weights are
 /// their kept halves and positions (`.meta`).
+static const char *const kQuantizedHint =
+    "; the artifact is quantized: give it the weights that gaic --quantize "
+    "--external-weights wrote beside it (ARTIFACT.weights.safetensors)";
 static const char *const kSparseHint =
     "; the artifact is 2:4 sparse: give it the weights that gaic --prune=2:4 "
     "--external-weights wrote beside it, or compile these with gaic --prune=2:4 --weights";
@@ -440,10 +443,17 @@ static Status bindWeights(const format::Weights &w, int64_t size,
       if (!t->buffer())
         return Status::error("weight '" + name + "' has no buffer");
       const TensorView *view = file->find(name);
-      if (!view)
+      if (!view) {
+        // A quantized weight absent from a float file (a tied head's copy).
+        const bool quantized = t->dtype() == format::DType::I8 ||
+                               t->dtype() == format::DType::I4 ||
+                               t->dtype() == format::DType::F8E4M3;
         return Status::error(file->path() + ": no tensor '" + name +
                              "', which the model needs" +
-                             (isSparseMeta(name) ? kSparseHint : ""));
+                             (isSparseMeta(name) ? kSparseHint
+                              : quantized        ? kQuantizedHint
+                                                 : ""));
+      }
       std::vector<int64_t> shape;
       if (t->shape())
         shape.assign(t->shape()->begin(), t->shape()->end());
@@ -479,8 +489,7 @@ static Status bindWeights(const format::Weights &w, int64_t size,
         const bool hasQuantized = !isFloat(view->dtype);
         std::string hint;
         if (wantsQuantized && !hasQuantized)
-          hint = "; the artifact is quantized: give it the weights that gaic --quantize "
-                 "--external-weights wrote beside it (ARTIFACT.weights.safetensors)";
+          hint = kQuantizedHint;
         else if (!wantsQuantized && hasQuantized && isFloat(hostDType(t->dtype())))
           hint = "; these weights are quantized: compile the model with the gaic --quantize "
                  "that made them";

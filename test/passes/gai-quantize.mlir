@@ -115,3 +115,70 @@ func.func @sliced(%x: tensor<1x4x32xf32>) -> tensor<1x4x32xf32> {
   %y = gai.matmul %x, %w transpose_rhs : (tensor<1x4x32xf32>, tensor<32x32xf32>) -> tensor<1x4x32xf32>
   return %y : tensor<1x4x32xf32>
 }
+
+// -----
+
+// A tied embedding table that is also the LM head: with the head not
+// skipped, its matmuls read a quantized copy named lm_head.weight (made
+// from the table, gai.tied_to), and the lookups keep the float table.
+// The default skip list keeps the head, so the table stays as it is.
+// INT8-LABEL: func.func @tied
+// INT8:         %[[T:.*]] = gai.param "model.embed_tokens.weight" : tensor<256x64xf32>
+// INT8-NOT:     gai.dequantize
+// INT8:         gai.matmul %{{.*}}, %[[T]] transpose_rhs
+// SKIP-LABEL: func.func @tied
+// SKIP:         %[[T:.*]] = gai.param "model.embed_tokens.weight" : tensor<256x64xf32>
+// SKIP:         %[[Q:.*]] = gai.param "lm_head.weight" {gai.tied_to = "model.embed_tokens.weight"} : tensor<256x64xi8>
+// SKIP-NEXT:    %[[S:.*]] = gai.param "lm_head.weight.scale" : tensor<256xf32>
+// SKIP-NEXT:    %[[W:.*]] = gai.dequantize int8 %[[Q]], %[[S]]
+// SKIP:         gai.embedding %[[T]], %{{.*}}
+// SKIP:         gai.matmul %{{.*}}, %[[W]] transpose_rhs
+// ALL-LABEL: func.func @tied
+// ALL:          gai.param "lm_head.weight" {gai.tied_to = "model.embed_tokens.weight"} : tensor<256x64xi8>
+// ALL-LABEL: func.func @tied_decode
+// ALL-NOT:      "model.embed_tokens.weight"
+// ALL:          gai.param "lm_head.weight" {gai.tied_to = "model.embed_tokens.weight"} : tensor<256x64xi8>
+func.func @tied(%ids: tensor<1x4xi32>) -> tensor<1x4x256xf32> {
+  %t = gai.param "model.embed_tokens.weight" : tensor<256x64xf32>
+  %x = gai.embedding %t, %ids : (tensor<256x64xf32>, tensor<1x4xi32>) -> tensor<1x4x64xf32>
+  %y = gai.matmul %x, %t transpose_rhs : (tensor<1x4x64xf32>, tensor<256x64xf32>) -> tensor<1x4x256xf32>
+  return %y : tensor<1x4x256xf32>
+}
+// An entry that reads the table only as the head keeps only the copy.
+func.func @tied_decode(%x: tensor<1x1x64xf32>) -> tensor<1x1x256xf32> {
+  %t = gai.param "model.embed_tokens.weight" : tensor<256x64xf32>
+  %y = gai.matmul %x, %t transpose_rhs : (tensor<1x1x64xf32>, tensor<256x64xf32>) -> tensor<1x1x256xf32>
+  return %y : tensor<1x1x256xf32>
+}
+
+// -----
+
+// Near-misses of the tied head, left tied and float: the table has a use
+// that is neither a lookup nor a head's, or a parameter is already named
+// lm_head.weight.
+// ALL-LABEL: func.func @tied_other_use
+// ALL:          gai.param "wte.weight" : tensor<256x64xf32>
+// ALL-NOT:      gai.tied_to
+// ALL:          return
+func.func @tied_other_use(%ids: tensor<1x4xi32>, %z: tensor<256x64xf32>) -> (tensor<1x4x256xf32>, tensor<256x64xf32>) {
+  %t = gai.param "wte.weight" : tensor<256x64xf32>
+  %x = gai.embedding %t, %ids : (tensor<256x64xf32>, tensor<1x4xi32>) -> tensor<1x4x64xf32>
+  %y = gai.matmul %x, %t transpose_rhs : (tensor<1x4x64xf32>, tensor<256x64xf32>) -> tensor<1x4x256xf32>
+  %s = gai.add %t, %z : (tensor<256x64xf32>, tensor<256x64xf32>) -> tensor<256x64xf32>
+  return %y, %s : tensor<1x4x256xf32>, tensor<256x64xf32>
+}
+
+// -----
+
+// ALL-LABEL: func.func @head_name_taken
+// ALL:          gai.param "wte.weight" : tensor<256x64xf32>
+// ALL-NOT:      gai.tied_to
+// ALL:          return
+func.func @head_name_taken(%ids: tensor<1x4xi32>, %h: tensor<1x4x64xf32>) -> (tensor<1x4x256xf32>, tensor<1x4x8xf32>) {
+  %t = gai.param "wte.weight" : tensor<256x64xf32>
+  %x = gai.embedding %t, %ids : (tensor<256x64xf32>, tensor<1x4xi32>) -> tensor<1x4x64xf32>
+  %y = gai.matmul %x, %t transpose_rhs : (tensor<1x4x64xf32>, tensor<256x64xf32>) -> tensor<1x4x256xf32>
+  %other = gai.param "lm_head.weight" : tensor<8x64xf32>
+  %z = gai.matmul %h, %other transpose_rhs : (tensor<1x4x64xf32>, tensor<8x64xf32>) -> tensor<1x4x8xf32>
+  return %y, %z : tensor<1x4x256xf32>, tensor<1x4x8xf32>
+}

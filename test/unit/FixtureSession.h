@@ -20,12 +20,14 @@ inline std::string fixtureDir(const std::string &family) {
   return std::string(GAI_FIXTURES_DIR) + "/hf/" + family + "-tiny/";
 }
 
-/// `options` with the family's config and weights (or `weightsPath`)
-/// filled in, compiled and loaded; null (with the test failed) on any error.
+/// `options` with the family's config (unless it names one) and weights
+/// (or `weightsPath`) filled in, compiled and loaded; null (with the test
+/// failed) on any error.
 inline std::unique_ptr<Session> compileFixture(const std::string &family,
                                                CompileOptions options,
                                                const std::string &weightsPath = "") {
-  options.specPath = fixtureDir(family) + "config.json";
+  if (options.specPath.empty())
+    options.specPath = fixtureDir(family) + "config.json";
   options.weightsPath =
       weightsPath.empty() ? fixtureDir(family) + "model.safetensors" : weightsPath;
   mlir::MLIRContext context;

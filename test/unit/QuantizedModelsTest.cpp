@@ -5,11 +5,15 @@
 #include "FixtureCompare.h"
 
 #include "compiler/QuantizedWeights.h"
+#include "gai/FloatConvert.h"
 #include "gai/WeightSet.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <map>
 
 namespace gai {
@@ -33,9 +37,15 @@ std::vector<int32_t> greedy(Session &s, std::vector<int32_t> ids) {
 }
 
 /// The fixture's weights with each quantized one replaced by its
-/// dequantized floats (in the file's layout), written to a temp file.
-std::string dequantizedWeights(const std::string &family, const std::string &format) {
-  CompileOptions options = forwardOptions(format);
+/// dequantized floats (in the file's layout), written to a temp file. A
+/// tied LM head's copy, which the file does not hold, goes to `tied`.
+struct TiedCopy {
+  std::string table;
+  std::vector<float> values; ///< [vocab, d]
+  std::vector<int64_t> shape;
+};
+std::string dequantizedWeights(const std::string &family, const std::string &format,
+                               CompileOptions options, TiedCopy *tied = nullptr) {
   options.specPath = fixtureDir(family) + "config.json";
   options.weightsPath = fixtureDir(family) + "model.safetensors";
   mlir::MLIRContext context;
@@ -59,9 +69,18 @@ std::string dequantizedWeights(const std::string &family, const std::string &for
     for (int64_t r = 0; r < m.rows; ++r)
       for (int64_t c = 0; c < m.cols; ++c)
         (m.transposed ? file[c * m.rows + r] : file[r * m.cols + c]) = rows[r * m.cols + c];
+    if (!m.tiedTo.empty()) {
+      EXPECT_NE(tied, nullptr) << "an unexpected tied head";
+      if (tied)
+        *tied = {m.tiedTo, std::move(file), {m.rows, m.cols}};
+      continue;
+    }
     replaced[m.name] = std::move(file);
   }
   return writeFixtureWeights(family, "dequantized-" + format, replaced);
+}
+std::string dequantizedWeights(const std::string &family, const std::string &format) {
+  return dequantizedWeights(family, format, forwardOptions(format));
 }
 
 class QuantizedModels : public ::testing::TestWithParam<const char *> {};
@@ -160,6 +179,75 @@ TEST_P(QuantizedModels, LogitErrorsShrinkWithMoreBits) {
   EXPECT_LT(rmsOf["int8"], rmsOf["int4"]) << family;
   EXPECT_LT(rmsOf["int8"], rmsOf["fp8"]) << family;
 }
+
+/// The family's config with its embeddings untied, in a temp directory.
+std::string untiedConfig(const std::string &family) {
+  std::ifstream in(fixtureDir(family) + "config.json");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string tied = "\"tie_word_embeddings\": true";
+  const size_t at = text.find(tied);
+  EXPECT_NE(at, std::string::npos) << family << " ties its embeddings in its config";
+  if (at != std::string::npos)
+    text.replace(at, tied.size(), "\"tie_word_embeddings\": false");
+  std::string dir = ::testing::TempDir() + "gai-untied-" + family + "-" +
+                    std::to_string(::getpid());
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/config.json") << text;
+  return dir + "/config.json";
+}
+
+class TiedHeads : public ::testing::TestWithParam<const char *> {};
+
+// With the head not skipped, a tied model's head is a quantized copy of
+// the table while its lookups keep the float table: the logits are those
+// of the untied float model whose head is the dequantized copy.
+TEST_P(TiedHeads, QuantizeAsACopyOfTheirTable) {
+  std::string family = GetParam();
+  std::vector<int32_t> ids = promptOf(family);
+  for (const char *format : {"int8", "int4"}) {
+    CompileOptions options = forwardOptions(format);
+    options.quantize.skip = {"*embed*", "*wte*", "*wpe*"};
+    TiedCopy copy;
+    std::string dequantized = dequantizedWeights(family, format, options, &copy);
+    ASSERT_FALSE(copy.table.empty()) << family << " " << format << ": the head was not quantized";
+    // The reference: untied, lm_head.weight the copy's dequantized floats.
+    auto file = WeightSet::open(dequantized);
+    ASSERT_TRUE(file.isOk());
+    const TensorView *table = file->find(copy.table);
+    ASSERT_NE(table, nullptr);
+    ASSERT_EQ(table->numElements(), static_cast<int64_t>(copy.values.size()));
+    std::vector<float> tableFloats(copy.values.size());
+    convertFloats(table->data, table->dtype, tableFloats.data(), DType::F32, tableFloats.size());
+    EXPECT_NE(tableFloats, copy.values) << "the head's copy is the float table: nothing quantized";
+    std::vector<TensorToWrite> tensors;
+    for (const TensorView *t : file->tensors())
+      tensors.push_back({t->name, t->dtype, t->shape, t->data, t->byteSize});
+    tensors.push_back({"lm_head.weight", DType::F32, copy.shape,
+                       reinterpret_cast<const uint8_t *>(copy.values.data()),
+                       copy.values.size() * 4});
+    std::string untiedWeights = dequantized + ".untied.safetensors";
+    ASSERT_TRUE(writeSafetensors(untiedWeights, tensors).isOk());
+    auto quantized = compileFixture(family, options);
+    CompileOptions untied = forwardOptions("");
+    untied.specPath = untiedConfig(family);
+    auto reference = compileFixture(family, untied, untiedWeights);
+    ASSERT_TRUE(quantized && reference);
+    std::vector<float> q = logitsAt(*quantized, ids, ids.size() - 1),
+                       f = logitsAt(*reference, ids, ids.size() - 1);
+    double diff = 0, scale = 0;
+    for (size_t i = 0; i < q.size(); ++i) {
+      diff = std::max(diff, std::fabs(double(q[i]) - f[i]));
+      scale = std::max(scale, std::fabs(double(f[i])));
+    }
+    EXPECT_GT(scale, 1e-3);
+    EXPECT_LE(diff, 1e-5 * scale) << family << " " << format;
+    std::remove(dequantized.c_str());
+    std::remove(untiedWeights.c_str());
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, TiedHeads,
+                         ::testing::Values("gpt2", "qwen2", "gemma", "llama3"));
 
 INSTANTIATE_TEST_SUITE_P(Families, QuantizedModels,
                          ::testing::Values("llama", "gpt2", "mistral", "qwen2", "mixtral",

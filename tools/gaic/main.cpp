@@ -193,7 +193,8 @@ cl::opt<int64_t> quantGroup("quant-group",
 cl::list<std::string> quantSkip(
     "quant-skip",
     cl::desc("globs of weight names to keep in float (default: *lm_head*, *embed*, *wte*, "
-             "*wpe*, *.gate.weight, *router*; none: quantize them all)"),
+             "*wpe*, *.gate.weight, *router*; none: quantize them all). A head tied to the "
+             "embeddings is quantized as a copy, lm_head.weight, unless skipped"),
     cl::CommaSeparated, cl::value_desc("glob"), cl::cat(category));
 cl::opt<bool> quantFp8PerRow("quant-fp8-per-row",
                              cl::desc("fp8: a scale per row instead of one per tensor"),
