@@ -75,16 +75,16 @@ TEST_P(CudaQuantized, ForwardLogitsMatchTheCpu) {
   }
 }
 
-// int8 generation on the GPU: batched prompts, CUDA graphs and greedy
+// int8 generation on the GPU (a tied head quantized too for int8head): batched prompts, CUDA graphs and greedy
 // decoding on the device, against the same model one prompt at a time; f32
 // greedy tokens equal the CPU-checked quantized model's (the forward entry
 // above) step by step.
 TEST_P(CudaQuantized, Int8GenerationRunsAndAgreesWithItself) {
   SKIP_WITHOUT_GPU();
   auto [family, dtype, format] = GetParam();
-  if (std::string(format) != "int8")
+  if (std::string(format) != "int8" && std::string(format) != "int8head")
     GTEST_SKIP() << "generation artifacts are int8 only";
-  auto session = open(std::string(family) + "-" + dtype + "-int8-generate.gai", "cuda");
+  auto session = open(std::string(family) + "-" + dtype + "-" + format + "-generate.gai", "cuda");
   ASSERT_TRUE(session);
   std::vector<int32_t> prompt = fixtureIds(family, "prompt_ids"),
                        greedy = fixtureIds(family, "greedy_ids");
@@ -104,16 +104,24 @@ TEST_P(CudaQuantized, Int8GenerationRunsAndAgreesWithItself) {
               family, dtype, static_cast<long long>(same), (*both)[0].size());
 }
 
+std::string caseName(const ::testing::TestParamInfo<Case> &info) {
+  return std::string(std::get<0>(info.param)) + "_" + std::get<1>(info.param) + "_" +
+         std::get<2>(info.param);
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Families, CudaQuantized,
     ::testing::Combine(::testing::Values("llama", "gpt2", "mistral", "qwen2", "mixtral",
                                          "gemma"),
                        ::testing::Values("f32", "bf16"),
                        ::testing::Values("int8", "int4", "fp8")),
-    [](const ::testing::TestParamInfo<Case> &info) {
-      return std::string(std::get<0>(info.param)) + "_" + std::get<1>(info.param) + "_" +
-             std::get<2>(info.param);
-    });
+    caseName);
+// Tied heads quantized as copies of their tables (int8head, int4head).
+INSTANTIATE_TEST_SUITE_P(TiedHeads, CudaQuantized,
+                         ::testing::Combine(::testing::Values("gpt2", "qwen2", "gemma"),
+                                            ::testing::Values("f32", "bf16"),
+                                            ::testing::Values("int8head", "int4head")),
+                         caseName);
 
 } // namespace
 } // namespace gai

@@ -71,6 +71,28 @@ for family in llama gpt2 mistral qwen2 mixtral gemma; do
       --prefill-len 3 --quantize=int8 -o "$out/$family-$dtype-int8-generate.gai"
   done
 done
+# Tied heads quantized as copies of their tables (int8head, int4head): the
+# same forms, the skip list keeping only the tables.
+for family in gpt2 qwen2 gemma; do
+  dir=$fixtures/hf/$family-tiny
+  for format in int8 int4; do
+    quant=(--quantize=$format --quant-group 16 "--quant-skip=*embed*,*wte*,*wpe*")
+    "$gaic" "$dir/config.json" --weights "$dir/model.safetensors" --target=cpu --dtype=f32 \
+      --emit=artifact --entries=forward --batch 2 --seq-len 32 "${quant[@]}" \
+      -o "$out/$family-cpu-${format}head-forward.gai"
+    for dtype in f32 bf16; do
+      "$gaic" "$dir/config.json" --weights "$dir/model.safetensors" --target=cuda \
+        --dtype=$dtype --emit=artifact --entries=forward --batch 2 --seq-len 32 "${quant[@]}" \
+        -o "$out/$family-$dtype-${format}head-forward.gai"
+    done
+  done
+  for dtype in f32 bf16; do
+    "$gaic" "$dir/config.json" --weights "$dir/model.safetensors" --target=cuda \
+      --dtype=$dtype --emit=artifact --entries=prefill,decode --batch 2 --seq-len 32 \
+      --prefill-len 3 --quantize=int8 "--quant-skip=*embed*,*wte*,*wpe*" \
+      -o "$out/$family-$dtype-int8head-generate.gai"
+  done
+done
 # 2:4 pruned forms (--prune=2:4), at 8 positions so that every GEMM is
 # decode-sized: bf16 runs the GEMV over the stored values, with norms
 # folded and gated products; f32 decompresses. Beside them the CPU's f32
