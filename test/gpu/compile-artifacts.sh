@@ -49,49 +49,36 @@ for zero in 0 1; do
     --dtype=bf16 --mode=train --train-batch 2 --train-seq-len 16 --batch 1 \
     --seq-len 32 --mesh dp=1 --zero=$zero --emit=artifact -o "$out/llama-bf16-$name-train.gai"
 done
-# Quantized forms of every family (groups of 16 divide every fixture's k):
-# CUDA f32 and bf16 beside the CPU's f32 build of the same quantized model,
-# and an int8 generation artifact.
-for family in llama gpt2 mistral qwen2 mixtral gemma; do
-  dir=$fixtures/hf/$family-tiny
-  for format in int8 int4 fp8; do
-    quant=(--quantize=$format --quant-group 16)
+# Quantized forms (groups of 16 divide every fixture's k): CUDA f32 and
+# bf16 beside the CPU's f32 build of the same quantized model, and an int8
+# generation artifact. quantized_forms FAMILY NAME-SUFFIX FORMATS [FLAGS...]
+quantized_forms() {
+  local family=$1 suffix=$2 formats=$3 dir=$fixtures/hf/$1-tiny
+  shift 3
+  for format in $formats; do
+    local quant=(--quantize=$format --quant-group 16 "$@") name=$format$suffix
     "$gaic" "$dir/config.json" --weights "$dir/model.safetensors" --target=cpu --dtype=f32 \
       --emit=artifact --entries=forward --batch 2 --seq-len 32 "${quant[@]}" \
-      -o "$out/$family-cpu-$format-forward.gai"
+      -o "$out/$family-cpu-$name-forward.gai"
     for dtype in f32 bf16; do
       "$gaic" "$dir/config.json" --weights "$dir/model.safetensors" --target=cuda \
         --dtype=$dtype --emit=artifact --entries=forward --batch 2 --seq-len 32 "${quant[@]}" \
-        -o "$out/$family-$dtype-$format-forward.gai"
+        -o "$out/$family-$dtype-$name-forward.gai"
     done
   done
   for dtype in f32 bf16; do
     "$gaic" "$dir/config.json" --weights "$dir/model.safetensors" --target=cuda \
       --dtype=$dtype --emit=artifact --entries=prefill,decode --batch 2 --seq-len 32 \
-      --prefill-len 3 --quantize=int8 -o "$out/$family-$dtype-int8-generate.gai"
+      --prefill-len 3 --quantize=int8 "$@" -o "$out/$family-$dtype-int8$suffix-generate.gai"
   done
+}
+for family in llama gpt2 mistral qwen2 mixtral gemma; do
+  quantized_forms $family "" "int8 int4 fp8"
 done
 # Tied heads quantized as copies of their tables (int8head, int4head): the
-# same forms, the skip list keeping only the tables.
+# skip list keeps only the tables.
 for family in gpt2 qwen2 gemma; do
-  dir=$fixtures/hf/$family-tiny
-  for format in int8 int4; do
-    quant=(--quantize=$format --quant-group 16 "--quant-skip=*embed*,*wte*,*wpe*")
-    "$gaic" "$dir/config.json" --weights "$dir/model.safetensors" --target=cpu --dtype=f32 \
-      --emit=artifact --entries=forward --batch 2 --seq-len 32 "${quant[@]}" \
-      -o "$out/$family-cpu-${format}head-forward.gai"
-    for dtype in f32 bf16; do
-      "$gaic" "$dir/config.json" --weights "$dir/model.safetensors" --target=cuda \
-        --dtype=$dtype --emit=artifact --entries=forward --batch 2 --seq-len 32 "${quant[@]}" \
-        -o "$out/$family-$dtype-${format}head-forward.gai"
-    done
-  done
-  for dtype in f32 bf16; do
-    "$gaic" "$dir/config.json" --weights "$dir/model.safetensors" --target=cuda \
-      --dtype=$dtype --emit=artifact --entries=prefill,decode --batch 2 --seq-len 32 \
-      --prefill-len 3 --quantize=int8 "--quant-skip=*embed*,*wte*,*wpe*" \
-      -o "$out/$family-$dtype-int8head-generate.gai"
-  done
+  quantized_forms $family head "int8 int4" "--quant-skip=*embed*,*wte*,*wpe*"
 done
 # 2:4 pruned forms (--prune=2:4), at 8 positions so that every GEMM is
 # decode-sized: bf16 runs the GEMV over the stored values, with norms

@@ -83,6 +83,21 @@ std::string dequantizedWeights(const std::string &family, const std::string &for
   return dequantizedWeights(family, format, forwardOptions(format));
 }
 
+/// The last position's logits of `quantized` and `reference` agree to f32
+/// rounding.
+void expectSameLogits(Session &quantized, Session &reference, const std::vector<int32_t> &ids,
+                      const std::string &what) {
+  std::vector<float> q = logitsAt(quantized, ids, ids.size() - 1),
+                     f = logitsAt(reference, ids, ids.size() - 1);
+  double diff = 0, scale = 0;
+  for (size_t i = 0; i < q.size(); ++i) {
+    diff = std::max(diff, std::fabs(double(q[i]) - f[i]));
+    scale = std::max(scale, std::fabs(double(f[i])));
+  }
+  EXPECT_GT(scale, 1e-3) << what;
+  EXPECT_LE(diff, 1e-5 * scale) << what;
+}
+
 class QuantizedModels : public ::testing::TestWithParam<const char *> {};
 
 // The quantized GEMMs read the same numbers a float model over the
@@ -95,15 +110,7 @@ TEST_P(QuantizedModels, EqualTheFloatModelOverDequantizedWeights) {
     auto quantized = compileFixture(family, forwardOptions(format));
     auto reference = compileFixture(family, forwardOptions(""), dequantized);
     ASSERT_TRUE(quantized && reference);
-    std::vector<float> q = logitsAt(*quantized, ids, ids.size() - 1),
-                       f = logitsAt(*reference, ids, ids.size() - 1);
-    double diff = 0, scale = 0;
-    for (size_t i = 0; i < q.size(); ++i) {
-      diff = std::max(diff, std::fabs(double(q[i]) - f[i]));
-      scale = std::max(scale, std::fabs(double(f[i])));
-    }
-    EXPECT_GT(scale, 1e-3);
-    EXPECT_LE(diff, 1e-5 * scale) << family << " " << format;
+    expectSameLogits(*quantized, *reference, ids, family + " " + format);
     std::remove(dequantized.c_str());
   }
 }
@@ -232,15 +239,7 @@ TEST_P(TiedHeads, QuantizeAsACopyOfTheirTable) {
     untied.specPath = untiedConfig(family);
     auto reference = compileFixture(family, untied, untiedWeights);
     ASSERT_TRUE(quantized && reference);
-    std::vector<float> q = logitsAt(*quantized, ids, ids.size() - 1),
-                       f = logitsAt(*reference, ids, ids.size() - 1);
-    double diff = 0, scale = 0;
-    for (size_t i = 0; i < q.size(); ++i) {
-      diff = std::max(diff, std::fabs(double(q[i]) - f[i]));
-      scale = std::max(scale, std::fabs(double(f[i])));
-    }
-    EXPECT_GT(scale, 1e-3);
-    EXPECT_LE(diff, 1e-5 * scale) << family << " " << format;
+    expectSameLogits(*quantized, *reference, ids, family + " " + format);
     std::remove(dequantized.c_str());
     std::remove(untiedWeights.c_str());
   }
