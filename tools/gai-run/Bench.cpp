@@ -15,10 +15,46 @@
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
 namespace gai {
+namespace {
+
+/// The weight bytes one decode step reads: all of `weightBytes` but the
+/// embedding tables it only looks rows up in (a tied head's table is read
+/// whole by its GEMM, so it counts).
+int64_t decodeStreamedBytes(const format::Artifact &root, int64_t weightBytes) {
+  if (!root.entries() || !root.weights() || !root.weights()->tensors())
+    return weightBytes;
+  using Key = std::pair<int, int64_t>;
+  auto key = [](const format::BufferRef *b) {
+    return b ? Key{static_cast<int>(b->space()), b->offset()} : Key{-1, -1};
+  };
+  std::set<Key> tables, gemmRead;
+  for (const format::EntryPoint *entry : *root.entries()) {
+    if (!entry->name() || entry->name()->str() != "decode" || !entry->steps())
+      continue;
+    for (const format::Step *step : *entry->steps())
+      if (auto *e = step->command_as_Embedding())
+        tables.insert(key(e->table()));
+      else if (auto *g = step->command_as_Gemm()) {
+        gemmRead.insert(key(g->b()));
+        gemmRead.insert(key(g->gate()));
+      }
+  }
+  int64_t streamed = weightBytes;
+  for (const format::TensorDesc *t : *root.weights()->tensors()) {
+    const Key k = key(t->buffer());
+    if (tables.count(k) && !gemmRead.count(k))
+      streamed -= t->buffer()->size();
+  }
+  return streamed;
+}
+
+} // namespace
+
 namespace {
 
 const char *kBenchUsage =
@@ -31,7 +67,10 @@ const char *kBenchUsage =
     "prompt of --prompt (128) random tokens. One JSON line goes to stdout:\n"
     "workload, tokens_per_s and, for prefill, ms and tflops; for decode,\n"
     "weight_gb, achieved_weight_bw_tb_s and step_ms (the median of one\n"
-    "decode step run alone, without sampling) and greedy_on_device (whether\n"
+    "decode step run alone, without sampling), streamed_weight_bytes (the\n"
+    "weights a decode step reads: all but embedding tables it only looks\n"
+    "rows up in) and step_streamed_bw_tb_s (those bytes over step_ms),\n"
+    "beside weight_bytes, and greedy_on_device (whether\n"
     "tokens were picked on the device, a chunk of steps per trip to the host;\n"
     "--host-sampling picks each on the host instead). load_s is artifact\n"
     "load plus session setup. Under gai-run launch (a tensor-parallel\n"
@@ -156,6 +195,7 @@ int benchCommand(int argc, char **argv) {
       params += n;
       weightBytes += t->buffer()->size();
     }
+  const int64_t streamedBytes = decodeStreamedBytes(root, weightBytes);
   if (!session.hasEntry("prefill"))
     return fail("the artifact has no prefill entry (compile with --entries=prefill,decode)");
   std::vector<TensorRef> in = session.inputs("prefill");
@@ -250,6 +290,10 @@ int benchCommand(int argc, char **argv) {
                 {"weight_gb", rounded(weightBytes / 1e9, 4)},
                 {"achieved_weight_bw_tb_s", rounded(weightBytes * tokensPerSecond / 1e12, 4)},
                 {"step_ms", rounded(*stepSeconds * 1e3, 4)},
+                {"weight_bytes", weightBytes},
+                {"streamed_weight_bytes", streamedBytes},
+                {"step_streamed_bw_tb_s",
+                 rounded(*stepSeconds > 0 ? streamedBytes / *stepSeconds / 1e12 : 0.0, 4)},
                 {"greedy_on_device", !hostSampling && session.greedyStepsAtOnce() > 0},
                 {"warmup_s", rounded(warm, 3)},
                 {"load_s", rounded(loadSeconds, 3)}})
