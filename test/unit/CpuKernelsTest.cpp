@@ -264,3 +264,77 @@ TEST(CpuKernels, DataMovementAndItsErrors) {
 }
 
 } // namespace
+
+namespace {
+
+struct QuantGemvCase {
+  QuantFormat format;
+  int64_t m, n, k, group;
+  bool fp8PerRow, accumulate;
+};
+
+/// C (+ C) = A·dequant(W)ᵀ in double, W read back by dequantizeRow.
+std::vector<float> quantizedReference(const QuantizedWeight &w, const std::vector<float> &a,
+                                      std::vector<float> c, const QuantGemvCase &q) {
+  std::vector<float> row(q.k);
+  for (int64_t col = 0; col < q.n; ++col) {
+    dequantizeRow(w.format, w.values.data(), w.scale.data(), w.zero.data(), col, q.k, w.group,
+                  w.scale.size() == 1, row.data());
+    for (int64_t r = 0; r < q.m; ++r) {
+      double sum = 0;
+      for (int64_t i = 0; i < q.k; ++i)
+        sum += double(a[r * q.k + i]) * row[i];
+      c[r * q.n + col] = static_cast<float>(q.accumulate ? c[r * q.n + col] + sum : sum);
+    }
+  }
+  return c;
+}
+
+} // namespace
+
+// The few-row quantized GEMV (decode on the CPU) computes A·dequant(W)ᵀ as
+// the dequantized weight defines it: every format, k not a multiple of its
+// eight-wide sums, int4 groups, accumulation, and a weight large enough to
+// be split over two threads.
+TEST(CpuKernels, QuantizedGemvMatchesTheDequantizedWeight) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const QuantGemvCase cases[] = {
+      {QuantFormat::Int8, 1, 37, 44, 0, false, false},
+      {QuantFormat::Int8, 8, 1024, 1032, 0, false, true},
+      {QuantFormat::Int4, 3, 50, 48, 16, false, false},
+      {QuantFormat::Int4, 1, 1100, 1024, 128, false, true},
+      {QuantFormat::Fp8E4M3, 2, 33, 20, 0, false, false},
+      {QuantFormat::Fp8E4M3, 5, 40, 64, 0, true, true},
+  };
+  for (const QuantGemvCase &q : cases) {
+    std::vector<float> w(q.n * q.k), a(q.m * q.k), c(q.m * q.n);
+    for (float &x : w)
+      x = normal(rng);
+    for (float &x : a)
+      x = normal(rng);
+    for (float &x : c)
+      x = normal(rng);
+    QuantizedWeight packed = quantizeWeight(w.data(), q.n, q.k, q.format, q.group, q.fp8PerRow);
+    std::vector<float> want = quantizedReference(packed, a, c, q);
+    cpu::QuantizedGemv g;
+    g.a = a.data();
+    g.c = c.data();
+    g.m = q.m;
+    g.n = q.n;
+    g.k = q.k;
+    g.lda = q.k;
+    g.ldc = q.n;
+    g.weight = {packed.format, packed.values.data(), packed.scale.data(),
+                packed.zero.empty() ? nullptr : packed.zero.data(), packed.group,
+                packed.scale.size() == 1};
+    g.accumulate = q.accumulate;
+    cpu::quantizedGemv(g);
+    double worst = 0;
+    for (size_t i = 0; i < c.size(); ++i)
+      worst = std::max(worst, std::fabs(double(c[i]) - want[i]) /
+                                  (1.0 + std::fabs(double(want[i]))));
+    EXPECT_LT(worst, 2e-5) << quantFormatName(q.format) << " m=" << q.m << " n=" << q.n
+                           << " k=" << q.k;
+  }
+}

@@ -22,6 +22,11 @@
 namespace gai {
 namespace {
 
+/// Quantized GEMMs of at most this many rows (decode steps) read their
+/// weights row by row (cpu::quantizedGemv); larger ones read them back whole
+/// once and run BLAS, which the rows repay.
+constexpr int64_t kQuantizedGemvRows = 8;
+
 /// Zeroed, 64-byte aligned memory.
 struct AlignedBuffer {
   std::unique_ptr<uint8_t, decltype(&std::free)> ptr{nullptr, &std::free};
@@ -55,17 +60,29 @@ class CpuBackend final : public Backend {
 public:
   CpuBackend(uint8_t *const *base, Communicator &comm) : base_(base), comm_(comm) {}
 
+  /// A quantized weight [n, k] of `g`'s format where it lies.
+  cpu::QuantizedWeightView quantizedView(const cmd::Gemm &g, const Buffer &values,
+                                         const Buffer &scale, const Buffer &zero) {
+    cpu::QuantizedWeightView w;
+    w.format = g.weightFormat == format::WeightFormat::Int8   ? QuantFormat::Int8
+               : g.weightFormat == format::WeightFormat::Int4 ? QuantFormat::Int4
+                                                              : QuantFormat::Fp8E4M3;
+    w.values = ptr(values);
+    w.scale = f32(scale);
+    w.zero = ptr(zero);
+    w.group = g.group;
+    w.perTensorScale = scale.size == 4;
+    return w;
+  }
+
   /// Quantized weights [n, k] of `g`'s format, as f32 in `out`.
   const float *dequantize(const cmd::Gemm &g, const Buffer &values, const Buffer &scale,
                           const Buffer &zero, std::vector<float> &out) {
-    QuantFormat format = g.weightFormat == format::WeightFormat::Int8   ? QuantFormat::Int8
-                         : g.weightFormat == format::WeightFormat::Int4 ? QuantFormat::Int4
-                                                                        : QuantFormat::Fp8E4M3;
+    const cpu::QuantizedWeightView w = quantizedView(g, values, scale, zero);
     out.resize(static_cast<size_t>(g.n * g.k));
-    const bool perTensor = scale.size == 4;
     for (int64_t row = 0; row < g.n; ++row)
-      dequantizeRow(format, ptr(values), f32(scale), ptr(zero),
-                    row, g.k, g.group, perTensor, out.data() + row * g.k);
+      dequantizeRow(w.format, w.values, w.scale, w.zero, row, g.k, w.group, w.perTensorScale,
+                    out.data() + row * g.k);
     return out.data();
   }
 
@@ -107,9 +124,21 @@ public:
       args.b = dense(g.b, g.bMeta, denseB_);
       if (g.gate.present())
         args.gate = dense(g.gate, g.gateMeta, denseGate_);
+    } else if (g.quantized() && g.m <= kQuantizedGemvRows && !g.transposeA &&
+               g.transposeB) {
+      // Few rows (decode): each weight row is read back where it is used,
+      // so only the quantized bytes stream.
+      quantizedB_ = quantizedView(g, g.b, g.bScale, g.bZero);
+      args.quantizedB = &quantizedB_;
+      args.b = nullptr;
+      if (g.gate.present()) {
+        quantizedGate_ = quantizedView(g, g.gate, g.gateScale, g.gateZero);
+        args.quantizedGate = &quantizedGate_;
+        args.gate = nullptr;
+      }
     } else if (g.quantized()) {
-      // Correctness, not speed: each quantized weight is read back to f32
-      // (gai/Quantize.h's definition), then the float GEMM runs.
+      // Many rows: each quantized weight is read back to f32 once
+      // (gai/Quantize.h's definition), then BLAS's GEMM runs over it.
       args.b = dequantize(g, g.b, g.bScale, g.bZero, denseB_);
       if (g.gate.present())
         args.gate = dequantize(g, g.gate, g.gateScale, g.gateZero, denseGate_);
@@ -364,6 +393,7 @@ private:
     return shards.shards > 1 ? comm_.mesh().groupIndex(comm_.rank(), shards.axes) * rows : 0;
   }
   std::vector<float> denseB_, denseGate_;
+  cpu::QuantizedWeightView quantizedB_, quantizedGate_;
   uint8_t *ptr(const Buffer &b) const {
     return b.present() ? base_[static_cast<int>(b.space)] + b.offset : nullptr;
   }

@@ -27,13 +27,32 @@ float activate(Activation act, float x) {
   return x;
 }
 
+/// c = a·weightᵀ (+ c with `accumulate`) for A [m, k] not transposed and a
+/// weight [n, k], float or quantized.
+void productOfRows(const GemmArgs &g, const float *a, const float *weight,
+                   const QuantizedWeightView *quantized, float *c, bool accumulate) {
+  if (quantized) {
+    QuantizedGemv q;
+    q.a = a;
+    q.c = c;
+    q.m = g.m;
+    q.n = g.n;
+    q.k = g.k;
+    q.lda = g.k;
+    q.ldc = g.n;
+    q.weight = *quantized;
+    q.accumulate = accumulate;
+    return quantizedGemv(q);
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g.m, g.n, g.k, 1.0f, a, g.k, weight,
+              g.k, accumulate ? 1.0f : 0.0f, c, g.n);
+}
+
 /// C = act(A·Gateᵀ) ⊙ (A·Bᵀ): the up product lands in C, the gate's beside it.
 void gatedGemm(const GemmArgs &g) {
   std::vector<float> gated(static_cast<size_t>(g.m * g.n));
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g.m, g.n, g.k, 1.0f, g.a, g.k,
-              g.gate, g.k, 0.0f, gated.data(), g.n);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g.m, g.n, g.k, 1.0f, g.a, g.k, g.b,
-              g.k, 0.0f, g.c, g.n);
+  productOfRows(g, g.a, g.gate, g.quantizedGate, gated.data(), false);
+  productOfRows(g, g.a, g.b, g.quantizedB, g.c, false);
   for (int64_t i = 0; i < g.m * g.n; ++i)
     g.c[i] *= activate(g.activation, gated[i]);
 }
@@ -41,7 +60,7 @@ void gatedGemm(const GemmArgs &g) {
 } // namespace
 
 void gemm(const GemmArgs &g) {
-  if (g.gate)
+  if (g.gate || g.quantizedGate)
     return gatedGemm(g);
   int64_t lda = g.transposeA ? g.m : g.k;
   int64_t ldb = g.transposeB ? g.k : g.n;
@@ -56,10 +75,13 @@ void gemm(const GemmArgs &g) {
       saved.assign(residual, residual + g.m * g.n);
       residual = saved.data();
     }
-    cblas_sgemm(CblasRowMajor, g.transposeA ? CblasTrans : CblasNoTrans,
-                g.transposeB ? CblasTrans : CblasNoTrans, g.m, g.n, g.k, 1.0f,
-                g.a + i * g.strideA, lda, g.b + i * g.strideB, ldb,
-                accumulate ? 1.0f : 0.0f, c, g.n);
+    if (g.quantizedB)
+      productOfRows(g, g.a + i * g.strideA, nullptr, g.quantizedB, c, accumulate);
+    else
+      cblas_sgemm(CblasRowMajor, g.transposeA ? CblasTrans : CblasNoTrans,
+                  g.transposeB ? CblasTrans : CblasNoTrans, g.m, g.n, g.k, 1.0f,
+                  g.a + i * g.strideA, lda, g.b + i * g.strideB, ldb,
+                  accumulate ? 1.0f : 0.0f, c, g.n);
     if (accumulate) {
       if (g.bias)
         for (int64_t r = 0; r < g.m; ++r)

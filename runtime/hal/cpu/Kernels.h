@@ -5,6 +5,7 @@
 #define GAI_RUNTIME_HAL_CPU_KERNELS_H
 
 #include "hal/RowStrides.h"
+#include "gai/Quantize.h"
 
 #include <cstdint>
 
@@ -28,8 +29,33 @@ struct GemmArgs {
   /// A gated linear unit, or null: C = act(A·Gateᵀ) ⊙ (A·Bᵀ) with Gate
   /// [n, k] like B (transposeB), batch 1, no bias or residual.
   const float *gate = nullptr;
+  /// B (and the gate) stored quantized, [n, k], in place of b (and gate):
+  /// the products go through quantizedGemv (A not transposed, B shared by
+  /// the batch).
+  const struct QuantizedWeightView *quantizedB = nullptr, *quantizedGate = nullptr;
 };
 void gemm(const GemmArgs &args);
+
+/// A weight [n, k] stored quantized (gai/Quantize.h's formats and layout).
+struct QuantizedWeightView {
+  QuantFormat format = QuantFormat::Int8;
+  const uint8_t *values = nullptr;
+  const float *scale = nullptr;
+  const uint8_t *zero = nullptr; ///< int4's, else null
+  int64_t group = 0;             ///< int4's
+  bool perTensorScale = false;   ///< fp8 with one scale
+};
+/// C[m, n] (row stride ldc) = A[m, k]·dequant(W)ᵀ (row stride lda), or
+/// added to C with `accumulate`: for few rows m, where the weight's bytes
+/// are the cost.
+struct QuantizedGemv {
+  const float *a = nullptr;
+  float *c = nullptr;
+  int64_t m = 0, n = 0, k = 0, lda = 0, ldc = 0;
+  QuantizedWeightView weight;
+  bool accumulate = false;
+};
+void quantizedGemv(const QuantizedGemv &g);
 
 /// out = softmax(mask(q·kᵀ·scale))·v per (batch, head), without the score
 /// matrix: one pass over the keys with a running max and sum (online

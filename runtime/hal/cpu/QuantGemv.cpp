@@ -1,0 +1,103 @@
+// Few-row GEMMs over quantized weights on the CPU: each weight row is read
+// back into a small f32 buffer (it stays in L1) and dotted with A's rows
+// there, so a decode step streams only the quantized bytes. Reading the
+// whole weight back first (what larger m does, then BLAS) writes and reads
+// four bytes a weight, which made int8 decode slower than f32.
+#include "hal/cpu/Kernels.h"
+
+#include "gai/Quantize.h"
+
+#include <algorithm>
+#include <thread>
+#include <vector>
+
+namespace gai::cpu {
+namespace {
+
+// The row kernels get an AVX2/FMA clone beside the baseline one, picked at
+// load time (the build targets baseline x86-64).
+#if defined(__x86_64__) && defined(__clang__)
+#define GAI_CPU_CLONES __attribute__((target_clones("arch=haswell", "default")))
+#else
+#define GAI_CPU_CLONES
+#endif
+
+/// Σ a[i]·b[i] in eight independent partial sums, so the loop vectorises
+/// without reassociating floats the compiler may not.
+GAI_CPU_CLONES float dot(const float *a, const float *b, int64_t k) {
+  float partial[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= k; i += 8)
+    for (int j = 0; j < 8; ++j)
+      partial[j] += a[i + j] * b[i + j];
+  float sum = 0;
+  for (; i < k; ++i)
+    sum += a[i] * b[i];
+  for (float p : partial)
+    sum += p;
+  return sum;
+}
+
+/// Weight row `col` as floats in `out` (gai/Quantize.h's dequantizeRow,
+/// with the int8 and int4 loops written to vectorise).
+GAI_CPU_CLONES void readRow(const QuantizedWeightView &w, int64_t col, int64_t k, float *out) {
+  switch (w.format) {
+  case QuantFormat::Int8: {
+    const auto *q = reinterpret_cast<const int8_t *>(w.values) + col * k;
+    const float s = w.scale[col];
+    for (int64_t i = 0; i < k; ++i)
+      out[i] = static_cast<float>(q[i]) * s;
+    return;
+  }
+  case QuantFormat::Int4: {
+    // Two a byte, the low nibble first; groups along k.
+    const uint8_t *q = w.values + col * k / 2;
+    const int64_t groups = k / w.group;
+    for (int64_t g = 0; g < groups; ++g) {
+      const float s = w.scale[col * groups + g];
+      const float z = static_cast<float>(w.zero[col * groups + g]);
+      const uint8_t *bytes = q + g * w.group / 2;
+      float *to = out + g * w.group;
+      for (int64_t i = 0; i < w.group / 2; ++i) {
+        to[2 * i] = (static_cast<float>(bytes[i] & 15) - z) * s;
+        to[2 * i + 1] = (static_cast<float>(bytes[i] >> 4) - z) * s;
+      }
+    }
+    return;
+  }
+  case QuantFormat::Fp8E4M3:
+    dequantizeRow(w.format, w.values, w.scale, w.zero, col, k, w.group, w.perTensorScale, out);
+    return;
+  }
+}
+
+/// Columns [first, last) of C = beta·C + A·dequant(W)ᵀ.
+void columns(const QuantizedGemv &g, int64_t first, int64_t last) {
+  std::vector<float> row(static_cast<size_t>(g.k));
+  for (int64_t col = first; col < last; ++col) {
+    readRow(g.weight, col, g.k, row.data());
+    for (int64_t r = 0; r < g.m; ++r) {
+      float &c = g.c[r * g.ldc + col];
+      const float product = dot(g.a + r * g.lda, row.data(), g.k);
+      c = g.accumulate ? c + product : product;
+    }
+  }
+}
+
+} // namespace
+
+void quantizedGemv(const QuantizedGemv &g) {
+  // Two halves on two threads where the weight is large enough to repay a
+  // thread's start (tens of microseconds): the step is memory bound.
+  const unsigned cores = std::max(1u, std::min(2u, std::thread::hardware_concurrency()));
+  if (cores < 2 || g.n * g.k < (int64_t{1} << 20)) {
+    columns(g, 0, g.n);
+    return;
+  }
+  const int64_t half = g.n / 2;
+  std::thread other([&] { columns(g, half, g.n); });
+  columns(g, 0, half);
+  other.join();
+}
+
+} // namespace gai::cpu
