@@ -8,6 +8,7 @@
 #include "gai/Quantize.h"
 
 #include <algorithm>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -95,7 +96,13 @@ void quantizedGemv(const QuantizedGemv &g) {
     return;
   }
   const int64_t half = g.n / 2;
-  std::thread other([&] { columns(g, half, g.n); });
+  std::thread other;
+  try {
+    other = std::thread([&] { columns(g, half, g.n); });
+  } catch (const std::system_error &) { // no thread to be had: one does all
+    columns(g, 0, g.n);
+    return;
+  }
   columns(g, 0, half);
   other.join();
 }
