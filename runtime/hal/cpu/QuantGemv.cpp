@@ -15,17 +15,20 @@
 namespace gai::cpu {
 namespace {
 
-// The row kernels get an AVX2/FMA clone beside the baseline one, picked at
-// load time (the build targets baseline x86-64).
-#if defined(__x86_64__) && defined(__clang__)
+// The column loop (with the row kernels inlined in it) gets an AVX2/FMA
+// clone beside the baseline one, picked at load time (the build targets
+// baseline x86-64).
+#if defined(__x86_64__) && defined(__GNUC__)
 #define GAI_CPU_CLONES __attribute__((target_clones("arch=haswell", "default")))
+#define GAI_CPU_INLINE __attribute__((always_inline)) inline
 #else
 #define GAI_CPU_CLONES
+#define GAI_CPU_INLINE inline
 #endif
 
 /// Σ a[i]·b[i] in eight independent partial sums, so the loop vectorises
 /// without reassociating floats the compiler may not.
-GAI_CPU_CLONES float dot(const float *a, const float *b, int64_t k) {
+GAI_CPU_INLINE float dot(const float *a, const float *b, int64_t k) {
   float partial[8] = {};
   int64_t i = 0;
   for (; i + 8 <= k; i += 8)
@@ -41,7 +44,7 @@ GAI_CPU_CLONES float dot(const float *a, const float *b, int64_t k) {
 
 /// Weight row `col` as floats in `out` (gai/Quantize.h's dequantizeRow,
 /// with the int8 and int4 loops written to vectorise).
-GAI_CPU_CLONES void readRow(const QuantizedWeightView &w, int64_t col, int64_t k, float *out) {
+GAI_CPU_INLINE void readRow(const QuantizedWeightView &w, int64_t col, int64_t k, float *out) {
   switch (w.format) {
   case QuantFormat::Int8: {
     const auto *q = reinterpret_cast<const int8_t *>(w.values) + col * k;
@@ -73,7 +76,7 @@ GAI_CPU_CLONES void readRow(const QuantizedWeightView &w, int64_t col, int64_t k
 }
 
 /// Columns [first, last) of C = beta·C + A·dequant(W)ᵀ.
-void columns(const QuantizedGemv &g, int64_t first, int64_t last) {
+GAI_CPU_CLONES void columns(const QuantizedGemv &g, int64_t first, int64_t last) {
   std::vector<float> row(static_cast<size_t>(g.k));
   for (int64_t col = first; col < last; ++col) {
     readRow(g.weight, col, g.k, row.data());
