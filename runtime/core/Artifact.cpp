@@ -370,11 +370,18 @@ static std::string shapeText(const std::vector<int64_t> &shape) {
   return text + "]";
 }
 
-/// What to say when weights for a 2:4 artifact are dense: its weights are
-/// their kept halves and positions (`.meta`).
+/// Whether an artifact's weight of `dtype` holds quantized values.
+static bool quantizedDType(format::DType dtype) {
+  return dtype == format::DType::I8 || dtype == format::DType::I4 ||
+         dtype == format::DType::F8E4M3;
+}
+
+/// What to say when weights for a quantized artifact are float.
 static const char *const kQuantizedHint =
     "; the artifact is quantized: give it the weights that gaic --quantize "
     "--external-weights wrote beside it (ARTIFACT.weights.safetensors)";
+/// What to say when weights for a 2:4 artifact are dense: its weights are
+/// their kept halves and positions (`.meta`).
 static const char *const kSparseHint =
     "; the artifact is 2:4 sparse: give it the weights that gaic --prune=2:4 "
     "--external-weights wrote beside it, or compile these with gaic --prune=2:4 --weights";
@@ -445,14 +452,11 @@ static Status bindWeights(const format::Weights &w, int64_t size,
       const TensorView *view = file->find(name);
       if (!view) {
         // A quantized weight absent from a float file (a tied head's copy).
-        const bool quantized = t->dtype() == format::DType::I8 ||
-                               t->dtype() == format::DType::I4 ||
-                               t->dtype() == format::DType::F8E4M3;
         return Status::error(file->path() + ": no tensor '" + name +
                              "', which the model needs" +
-                             (isSparseMeta(name) ? kSparseHint
-                              : quantized        ? kQuantizedHint
-                                                 : ""));
+                             (isSparseMeta(name)             ? kSparseHint
+                              : quantizedDType(t->dtype()) ? kQuantizedHint
+                                                             : ""));
       }
       std::vector<int64_t> shape;
       if (t->shape())
@@ -483,9 +487,7 @@ static Status bindWeights(const format::Weights &w, int64_t size,
           elements * static_cast<int64_t>(dtypeSize(convertTo ? *convertTo : view->dtype));
       if (!packedInt4 && ((!dtypeOk && !convertTo) || shape != view->shape ||
                           expectedBytes != t->buffer()->size())) {
-        const bool wantsQuantized = t->dtype() == format::DType::I8 ||
-                                    t->dtype() == format::DType::I4 ||
-                                    t->dtype() == format::DType::F8E4M3;
+        const bool wantsQuantized = quantizedDType(t->dtype());
         const bool hasQuantized = !isFloat(view->dtype);
         std::string hint;
         if (wantsQuantized && !hasQuantized)

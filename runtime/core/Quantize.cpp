@@ -1,6 +1,8 @@
 // The weight formats of artifact.fbs's WeightFormat, made and read back.
 #include "gai/Quantize.h"
 
+#include "core/QuantizedRows.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -157,26 +159,10 @@ void dequantizeRow(QuantFormat format, const uint8_t *values, const float *scale
                    const uint8_t *zero, int64_t row, int64_t cols, int64_t group,
                    bool perTensorScale, float *out) {
   switch (format) {
-  case QuantFormat::Int8: {
-    const auto *q = reinterpret_cast<const int8_t *>(values) + row * cols;
-    const float s = scale[row];
-    for (int64_t c = 0; c < cols; ++c)
-      out[c] = static_cast<float>(q[c]) * s;
-    return;
-  }
-  case QuantFormat::Int4: {
-    const uint8_t *q = values + row * cols / 2;
-    const int64_t groups = cols / group;
-    for (int64_t g = 0; g < groups; ++g) {
-      const float s = scale[row * groups + g];
-      const float z = static_cast<float>(zero[row * groups + g]);
-      for (int64_t i = g * group; i < (g + 1) * group; ++i) {
-        uint8_t byte = q[i / 2];
-        out[i] = (static_cast<float>(i % 2 ? byte >> 4 : byte & 15) - z) * s;
-      }
-    }
-    return;
-  }
+  case QuantFormat::Int8:
+    return int8Row(values, scale, row, cols, out);
+  case QuantFormat::Int4:
+    return int4Row(values, scale, zero, row, cols, group, out);
   case QuantFormat::Fp8E4M3: {
     static const auto table = [] {
       std::vector<float> t(256);

@@ -14,6 +14,16 @@ namespace gai::cpu {
 /// Activations a GEMM epilogue applies (the IR's gai.gemm activations).
 enum class Activation { None, Silu, Gelu, GeluTanh, Relu };
 
+/// A weight [n, k] stored quantized (gai/Quantize.h's formats and layout).
+struct QuantizedWeightView {
+  QuantFormat format = QuantFormat::Int8;
+  const uint8_t *values = nullptr;
+  const float *scale = nullptr;
+  const uint8_t *zero = nullptr; ///< int4's, else null
+  int64_t group = 0;             ///< int4's
+  bool perTensorScale = false;   ///< fp8 with one scale
+};
+
 /// C[i] = act(A[i]·B[i] + bias) + residual[i] for i < batch, through BLAS.
 /// A[i] is [m, k] ([k, m] if transposeA), B[i] is [k, n] ([n, k] if
 /// transposeB); a batch stride of 0 reuses one matrix for every i.
@@ -32,19 +42,10 @@ struct GemmArgs {
   /// B (and the gate) stored quantized, [n, k], in place of b (and gate):
   /// the products go through quantizedGemv (A not transposed, B shared by
   /// the batch).
-  const struct QuantizedWeightView *quantizedB = nullptr, *quantizedGate = nullptr;
+  const QuantizedWeightView *quantizedB = nullptr, *quantizedGate = nullptr;
 };
 void gemm(const GemmArgs &args);
 
-/// A weight [n, k] stored quantized (gai/Quantize.h's formats and layout).
-struct QuantizedWeightView {
-  QuantFormat format = QuantFormat::Int8;
-  const uint8_t *values = nullptr;
-  const float *scale = nullptr;
-  const uint8_t *zero = nullptr; ///< int4's, else null
-  int64_t group = 0;             ///< int4's
-  bool perTensorScale = false;   ///< fp8 with one scale
-};
 /// C[m, n] (row stride ldc) = A[m, k]·dequant(W)ᵀ (row stride lda), or
 /// added to C with `accumulate`: for few rows m, where the weight's bytes
 /// are the cost.

@@ -5,6 +5,7 @@
 // four bytes a weight, which made int8 decode slower than f32.
 #include "hal/cpu/Kernels.h"
 
+#include "core/QuantizedRows.h"
 #include "gai/Quantize.h"
 
 #include <algorithm>
@@ -42,36 +43,17 @@ GAI_CPU_INLINE float dot(const float *a, const float *b, int64_t k) {
   return sum;
 }
 
-/// Weight row `col` as floats in `out` (gai/Quantize.h's dequantizeRow,
-/// with the int8 and int4 loops written to vectorise).
+/// Weight row `col` as floats in `out` (gai/Quantize.h's dequantizeRow;
+/// the int8 and int4 loops inline, at the clone's width).
 GAI_CPU_INLINE void readRow(const QuantizedWeightView &w, int64_t col, int64_t k, float *out) {
   switch (w.format) {
-  case QuantFormat::Int8: {
-    const auto *q = reinterpret_cast<const int8_t *>(w.values) + col * k;
-    const float s = w.scale[col];
-    for (int64_t i = 0; i < k; ++i)
-      out[i] = static_cast<float>(q[i]) * s;
-    return;
-  }
-  case QuantFormat::Int4: {
-    // Two a byte, the low nibble first; groups along k.
-    const uint8_t *q = w.values + col * k / 2;
-    const int64_t groups = k / w.group;
-    for (int64_t g = 0; g < groups; ++g) {
-      const float s = w.scale[col * groups + g];
-      const float z = static_cast<float>(w.zero[col * groups + g]);
-      const uint8_t *bytes = q + g * w.group / 2;
-      float *to = out + g * w.group;
-      for (int64_t i = 0; i < w.group / 2; ++i) {
-        to[2 * i] = (static_cast<float>(bytes[i] & 15) - z) * s;
-        to[2 * i + 1] = (static_cast<float>(bytes[i] >> 4) - z) * s;
-      }
-    }
-    return;
-  }
+  case QuantFormat::Int8:
+    return int8Row(w.values, w.scale, col, k, out);
+  case QuantFormat::Int4:
+    return int4Row(w.values, w.scale, w.zero, col, k, w.group, out);
   case QuantFormat::Fp8E4M3:
-    dequantizeRow(w.format, w.values, w.scale, w.zero, col, k, w.group, w.perTensorScale, out);
-    return;
+    return dequantizeRow(w.format, w.values, w.scale, w.zero, col, k, w.group,
+                         w.perTensorScale, out);
   }
 }
 
