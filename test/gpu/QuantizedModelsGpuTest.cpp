@@ -75,8 +75,9 @@ TEST_P(CudaQuantized, ForwardLogitsMatchTheCpu) {
   }
 }
 
-// int8 generation on the GPU (a tied head quantized too for int8head): batched prompts, CUDA graphs and greedy
-// decoding on the device, against the same model one prompt at a time; f32
+// int8 generation on the GPU (int8head: a tied head quantized too): batched
+// prompts, CUDA graphs and greedy decoding on the device, against the same
+// model one prompt at a time; f32
 // greedy tokens equal the CPU-checked quantized model's (the forward entry
 // above) step by step.
 TEST_P(CudaQuantized, Int8GenerationRunsAndAgreesWithItself) {
@@ -84,7 +85,8 @@ TEST_P(CudaQuantized, Int8GenerationRunsAndAgreesWithItself) {
   auto [family, dtype, format] = GetParam();
   if (std::string(format) != "int8" && std::string(format) != "int8head")
     GTEST_SKIP() << "generation artifacts are int8 only";
-  auto session = open(std::string(family) + "-" + dtype + "-" + format + "-generate.gai", "cuda");
+  auto session =
+      open(std::string(family) + "-" + dtype + "-" + format + "-generate.gai", "cuda");
   ASSERT_TRUE(session);
   std::vector<int32_t> prompt = fixtureIds(family, "prompt_ids"),
                        greedy = fixtureIds(family, "greedy_ids");

@@ -53,10 +53,6 @@ int64_t decodeStreamedBytes(const format::Artifact &root, int64_t weightBytes) {
   return streamed;
 }
 
-} // namespace
-
-namespace {
-
 const char *kBenchUsage =
     "usage: gai-run bench ARTIFACT --workload prefill|decode [--weights FILE]\n"
     "           [--device auto|cpu|cuda|cuda:N] [--iters N] [--prompt N]\n"
@@ -67,11 +63,11 @@ const char *kBenchUsage =
     "prompt of --prompt (128) random tokens. One JSON line goes to stdout:\n"
     "workload, tokens_per_s and, for prefill, ms and tflops; for decode,\n"
     "weight_gb, achieved_weight_bw_tb_s and step_ms (the median of one\n"
-    "decode step run alone, without sampling), streamed_weight_bytes (the\n"
-    "weights a decode step reads: all but embedding tables it only looks\n"
-    "rows up in) and step_streamed_bw_tb_s (those bytes over step_ms),\n"
-    "beside weight_bytes, and greedy_on_device (whether\n"
-    "tokens were picked on the device, a chunk of steps per trip to the host;\n"
+    "decode step run alone, without sampling); weight_bytes (every weight)\n"
+    "and streamed_weight_bytes (what a decode step reads: all but embedding\n"
+    "tables it only looks rows up in), step_streamed_bw_tb_s (those bytes\n"
+    "over step_ms); and greedy_on_device (whether tokens were picked on\n"
+    "the device, a chunk of steps per trip to the host;\n"
     "--host-sampling picks each on the host instead). load_s is artifact\n"
     "load plus session setup. Under gai-run launch (a tensor-parallel\n"
     "artifact), rank 0 prints; ranks is the job's size, and params,\n"
