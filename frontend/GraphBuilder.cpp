@@ -181,8 +181,19 @@ Value ForwardBuilder::attention(Value x, int64_t layer, Value positions,
                           : RopeStyle::Interleaved;
     DenseF64ArrayAttr llama3 =
         spec.ropeLlama3.empty() ? nullptr : b.getDenseF64ArrayAttr(spec.ropeLlama3);
-    q = RopeOp::create(b, q, positions, theta, style, llama3);
-    k = RopeOp::create(b, k, positions, theta, style, llama3);
+    auto table = [&](const std::vector<float> &t) {
+      return t.empty() ? nullptr : b.getDenseF32ArrayAttr(t);
+    };
+    IntegerAttr longFrom =
+        spec.ropeLongFrequencies.empty() ? nullptr : b.getI64IntegerAttr(spec.ropeLongFrom);
+    FloatAttr attentionFactor =
+        spec.ropeAttentionFactor == 1.0
+            ? nullptr
+            : b.getF32FloatAttr(static_cast<float>(spec.ropeAttentionFactor));
+    for (Value *x : {&q, &k})
+      *x = RopeOp::create(b, *x, positions, theta, style, llama3, /*token_major=*/false,
+                          table(spec.ropeFrequencies), table(spec.ropeLongFrequencies), longFrom,
+                          attentionFactor);
   }
   Value mask;
   if (cache) {
@@ -406,6 +417,14 @@ void ForwardBuilder::buildStep(ModuleOp module, StringRef name,
   Value positions = ReshapeOp::create(b, tensor({batch, 1}, i32), cache.start);
   if (seq > 1)
     positions = AddOp::create(b, IotaOp::create(b, tensor({1, seq}, i32), 1), positions);
+  if (seq > 1 && !spec.ropeLongFrequencies.empty()) {
+    // LongRoPE picks its factors by a row's last position, as HF does by
+    // the prompt's: padding past the prompt must not count. The padding's
+    // outputs are discarded, so its positions may repeat the last one.
+    Value lastPosition = AddOp::create(b, cache.start, entry->getArgument(2));
+    positions = MinOp::create(b, positions,
+                              ReshapeOp::create(b, tensor({batch, 1}, i32), lastPosition));
+  }
   Value hidden = decoder(entry->getArgument(0), positions, &cache);
   at("head");
   // Only the requested token of each row reaches the vocabulary projection.

@@ -2,6 +2,7 @@
 #include "frontend/HFConfig.h"
 
 #include "frontend/JsonFields.h"
+#include "frontend/RopeScaling.h"
 
 #include "llvm/ADT/StringSwitch.h"
 
@@ -28,9 +29,68 @@ void readActivation(JsonFields &fields, StringRef key, StringRef fallback,
                         .Default(Activation::GeluTanh);
 }
 
+/// The original context of YaRN and LongRoPE, where transformers takes it:
+/// the config's own original_max_position_embeddings first (Phi-3's
+/// config class defaults it to 4096), then the scaling's, then
+/// max_position_embeddings.
+double originalContext(JsonFields &fields, JsonFields &scaling, StringRef type,
+                       const ModelSpec &spec) {
+  double context = 0;
+  fields.number("original_max_position_embeddings", context, 1.0);
+  if (context == 0 && type == "phi3")
+    context = 4096;
+  if (context == 0)
+    scaling.number("original_max_position_embeddings", context, 1.0);
+  return context > 0 ? context : static_cast<double>(spec.maxSeqLen);
+}
+
+/// YaRN (rope_type "yarn"): a frequency table and a scale.
+void readYarn(JsonFields &fields, JsonFields &r, StringRef modelType, ModelSpec &spec) {
+  YarnScaling yarn;
+  yarn.originalContext = originalContext(fields, r, modelType, spec);
+  yarn.factor = static_cast<double>(spec.maxSeqLen) / yarn.originalContext;
+  r.number("factor", yarn.factor, 1.0);
+  r.number("beta_fast", yarn.betaFast, 0.0);
+  r.number("beta_slow", yarn.betaSlow, 0.0);
+  if (yarn.betaFast == 0) // HF: `or 32`, `or 1`
+    yarn.betaFast = 32;
+  if (yarn.betaSlow == 0)
+    yarn.betaSlow = 1;
+  r.boolean("truncate", yarn.truncate);
+  r.number("attention_factor", yarn.attentionFactor, 0.0);
+  r.number("mscale", yarn.mscale, 0.0);
+  r.number("mscale_all_dim", yarn.mscaleAllDim, 0.0);
+  spec.ropeFrequencies = yarnFrequencies(spec.headDim, spec.ropeTheta, yarn);
+  spec.ropeAttentionFactor = yarnAttentionFactor(yarn);
+}
+
+/// LongRoPE (rope_type "longrope", Phi-3 and Phi-3.5's long-context forms):
+/// short factors up to the original context, long ones past it.
+void readLongRope(JsonFields &fields, JsonFields &r, StringRef modelType, ModelSpec &spec) {
+  std::vector<double> shortFactors, longFactors;
+  r.numbers("short_factor", shortFactors, 0.0, true);
+  r.numbers("long_factor", longFactors, 0.0, true);
+  const size_t pairs = static_cast<size_t>(spec.headDim / 2);
+  for (auto [key, factors] : {std::pair<StringRef, std::vector<double> *>{"short_factor", &shortFactors},
+                              {"long_factor", &longFactors}})
+    if (r.has(key) && factors->size() != pairs)
+      return r.report(key, "expected head_dim / 2 (" + Twine(pairs) + ") factors, got " +
+                               Twine(factors->size()));
+  if (shortFactors.size() != pairs || longFactors.size() != pairs)
+    return;
+  const double context = originalContext(fields, r, modelType, spec);
+  double factor = static_cast<double>(spec.maxSeqLen) / context, attention = 0;
+  r.number("factor", factor, 0.0);
+  r.number("attention_factor", attention, 0.0);
+  spec.ropeFrequencies = longRopeFrequencies(spec.headDim, spec.ropeTheta, shortFactors);
+  spec.ropeLongFrequencies = longRopeFrequencies(spec.headDim, spec.ropeTheta, longFactors);
+  spec.ropeLongFrom = static_cast<int64_t>(context);
+  spec.ropeAttentionFactor = attention > 0 ? attention : longRopeAttentionFactor(factor, context);
+}
+
 /// RoPE theta lives at the top level in older configs and in rope_parameters
-/// (or rope_scaling) in newer ones; only unscaled RoPE is built.
-void readRope(JsonFields &fields, JsonErrors &errors, ModelSpec &spec) {
+/// (or rope_scaling) in newer ones, with the scaling type.
+void readRope(JsonFields &fields, JsonErrors &errors, StringRef modelType, ModelSpec &spec) {
   fields.number("rope_theta", spec.ropeTheta, 1.0);
   for (StringRef key : {"rope_parameters", "rope_scaling"}) {
     const json::Object *rope = fields.nested(key);
@@ -63,10 +123,20 @@ void readRope(JsonFields &fields, JsonErrors &errors, ModelSpec &spec) {
       double factor = 0;
       r.number("factor", factor, 1.0, true);
       spec.ropeLlama3 = linearRopeScaling(factor);
+    } else if (type == "yarn") {
+      readYarn(fields, r, modelType, spec);
+    } else if (type == "longrope" || type == "su") {
+      readLongRope(fields, r, modelType, spec);
+    } else if (type == "dynamic") {
+      // Dynamic NTK changes theta only past max_position_embeddings, which
+      // is also the longest sequence gaic compiles for.
+      double factor = 0;
+      r.number("factor", factor, 1.0, true);
     } else if (type != "default") {
       r.report(r.has("rope_type") ? "rope_type" : "type",
                "RoPE scaling '" + type +
-                   "' is not supported yet; \"default\", \"linear\" and \"llama3\" are");
+                   "' is not supported yet; \"default\", \"linear\", \"llama3\", \"yarn\", "
+                   "\"longrope\" and \"dynamic\" are");
     }
   }
   double partial = 1.0;
@@ -121,7 +191,7 @@ void readDecoder(JsonFields &f, JsonErrors &errors, StringRef type,
             spec);
   f.integer("max_position_embeddings", spec.maxSeqLen, 1, true);
   f.number("rms_norm_eps", spec.normEps, 0.0);
-  readRope(f, errors, spec);
+  readRope(f, errors, type, spec);
 
   if (type == "gemma" || type == "gemma2") {
     spec.tiedEmbeddings = true;

@@ -117,6 +117,25 @@ void JsonFields::string(StringRef key, std::string &out,
   out = s->str();
 }
 
+void JsonFields::numbers(StringRef key, std::vector<double> &out, double above,
+                         bool required) {
+  const json::Value *v = lookup(key, required);
+  if (!v)
+    return;
+  const json::Array *array = v->getAsArray();
+  if (!array)
+    return report(key, "expected an array of numbers, got " + describeJson(*v));
+  std::vector<double> result;
+  for (const json::Value &item : *array) {
+    std::optional<double> d = item.getAsNumber();
+    if (!d || !(*d > above) || !std::isfinite(*d))
+      return report(key, "expected an array of finite numbers > " +
+                             describeJson(json::Value(above)) + ", found " + describeJson(item));
+    result.push_back(*d);
+  }
+  out = std::move(result);
+}
+
 void JsonFields::strings(StringRef key, std::vector<std::string> &out) {
   const json::Value *v = lookup(key, false);
   if (!v)

@@ -54,6 +54,9 @@ public:
               llvm::ArrayRef<llvm::StringRef> allowed = {},
               bool required = false);
   void strings(llvm::StringRef key, std::vector<std::string> &out);
+  /// An array of numbers, each > `above`.
+  void numbers(llvm::StringRef key, std::vector<double> &out, double above,
+               bool required = false);
   /// A nested object, or null when absent (reported when not an object).
   const llvm::json::Object *nested(llvm::StringRef key);
   /// Marks keys as understood without reading them.

@@ -86,6 +86,14 @@ struct ModelSpec {
   /// original_max_position_embeddings]; empty: none. Linear scaling is its
   /// special case (linearRopeScaling).
   std::vector<double> ropeLlama3;
+  /// Inverse frequencies in place of theta's (YaRN, LongRoPE's short
+  /// factors); empty: theta's.
+  std::vector<float> ropeFrequencies;
+  /// LongRoPE's long factors' frequencies, for a forward pass whose last
+  /// position reaches ropeLongFrom (its original context).
+  std::vector<float> ropeLongFrequencies;
+  int64_t ropeLongFrom = 0;
+  double ropeAttentionFactor = 1.0; ///< scales RoPE's cosines and sines
   RopePairing ropePairing = RopePairing::Half;
   int64_t maxSeqLen = 0;
   int64_t slidingWindow = 0; ///< 0: full causal attention

@@ -141,10 +141,10 @@ void rotateTokenMajor(Value gradient) {
     OpBuilder b(rope);
     Value swapped = TransposeOp::create(b, rope.getLoc(), gradient,
                                         b.getDenseI64ArrayAttr({0, 2, 1, 3}));
-    auto fresh = RopeOp::create(b, rope.getLoc(), swapped, rope.getPositions(),
-                                rope.getThetaAttr(), rope.getStyleAttr(),
-                                rope.getLlama3ScalingAttr(), b.getUnitAttr());
-    fresh->setDiscardableAttrs(rope->getDiscardableAttrDictionary());
+    // Every attribute of the original (its frequencies and scale too).
+    auto fresh = RopeOp::create(b, rope.getLoc(), TypeRange{swapped.getType()},
+                                ValueRange{swapped, rope.getPositions()}, rope->getAttrs());
+    fresh.setTokenMajor(true);
     replaceSwapped(rope.getResult(), fresh.getResult(), [](OpOperand &, Value) {
       llvm_unreachable("only head transposes read the rotated gradient");
     });

@@ -194,7 +194,7 @@ struct FoldCacheWritesPattern : OpRewritePattern<FlashAttentionOp> {
                    queryRope.getStyle() == keyRope.getStyle() &&
                    queryRope.getTheta() == keyRope.getTheta() &&
                    // The attention kernel computes unscaled frequencies only.
-                   !queryRope.getLlama3Scaling() && !keyRope.getLlama3Scaling();
+                   !queryRope.hasScaling() && !keyRope.hasScaling();
     Value ropePositions;
     RopeStyleAttr style;
     FloatAttr theta;

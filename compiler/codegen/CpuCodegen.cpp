@@ -9,6 +9,7 @@
 #include "mlir/Conversion/MathToLLVM/MathToLLVM.h"
 #include "mlir/Conversion/MathToLibm/MathToLibm.h"
 #include "mlir/Conversion/MemRefToLLVM/MemRefToLLVM.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Conversion/ReconcileUnrealizedCasts/ReconcileUnrealizedCasts.h"
 #include "mlir/Conversion/SCFToControlFlow/SCFToControlFlow.h"
 #include "mlir/Dialect/Arith/Transforms/Passes.h"
@@ -55,6 +56,8 @@ FailureOr<OwningOpRef<ModuleOp>> lowerKernels(ModuleOp execModule,
   OwningOpRef<ModuleOp> module = ModuleOp::create(execModule.getLoc());
   OpBuilder b(context);
   b.setInsertionPointToEnd(module->getBody());
+  for (auto table : execModule.getOps<memref::GlobalOp>()) // RoPE frequency tables
+    b.clone(*table);
   for (auto kernel : execModule.getOps<func::FuncOp>()) {
     b.clone(*kernel);
     library.kernels.push_back(kernel.getSymName().str());

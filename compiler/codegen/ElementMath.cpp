@@ -4,6 +4,11 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/SymbolTable.h"
+#include "llvm/Support/Format.h"
+#include "llvm/Support/xxhash.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/TypeUtilities.h"
 
@@ -152,6 +157,37 @@ Value emitLlama3Frequency(OpBuilder &b, Location loc, Value inv, ArrayRef<double
                                        c(context / low));
   Value result = arith::SelectOp::create(b, loc, isLong, divided, blended);
   return arith::SelectOp::create(b, loc, isShort, inv, result);
+}
+
+Value emitRopeTable(OpBuilder &b, Location loc, ArrayRef<float> table, ArrayRef<float> longTable) {
+  SmallVector<float> values(table);
+  values.append(longTable.begin(), longTable.end());
+  ArrayRef<uint8_t> bytes(reinterpret_cast<const uint8_t *>(values.data()),
+                          values.size() * sizeof(float));
+  std::string name;
+  llvm::raw_string_ostream(name) << "gai_rope_frequencies_"
+                                 << llvm::format_hex_no_prefix(llvm::xxh3_64bits(bytes), 16);
+  auto type = MemRefType::get({static_cast<int64_t>(values.size())}, b.getF32Type());
+  Operation *scope = b.getInsertionBlock()->getParentOp();
+  auto module = isa<ModuleOp>(scope) ? cast<ModuleOp>(scope) : scope->getParentOfType<ModuleOp>();
+  if (!SymbolTable::lookupSymbolIn(module, name)) {
+    OpBuilder top = OpBuilder::atBlockBegin(module.getBody());
+    auto data = DenseElementsAttr::get(RankedTensorType::get(type.getShape(), b.getF32Type()),
+                                       ArrayRef<float>(values));
+    memref::GlobalOp::create(top, loc, name, top.getStringAttr("private"), type, data,
+                             /*constant=*/true, /*alignment=*/IntegerAttr());
+  }
+  return memref::GetGlobalOp::create(b, loc, type, name);
+}
+
+Value emitRopeTableOffset(OpBuilder &b, Location loc, Value last, int64_t longFrom,
+                          int64_t pairs) {
+  Value magnitude = math::AbsIOp::create(b, loc, last);
+  Value isLong = arith::CmpIOp::create(
+      b, loc, arith::CmpIPredicate::sge, magnitude,
+      arith::ConstantOp::create(b, loc, b.getIntegerAttr(last.getType(), longFrom)));
+  return arith::SelectOp::create(b, loc, isLong, arith::ConstantIndexOp::create(b, loc, pairs),
+                                 arith::ConstantIndexOp::create(b, loc, 0));
 }
 
 } // namespace gai

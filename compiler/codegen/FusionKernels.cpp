@@ -275,22 +275,45 @@ void KernelBuilder::emitRowOp(Operation *op) {
   int64_t d = rowLength(x);
   bool half = rope.getStyle() == RopeStyle::Half;
   float theta = static_cast<float>(rope.getTheta().convertToDouble());
+  // A frequency table, and where this row's part of it starts (its long
+  // form past long_from, by the row's last position).
+  Value table, tableStart;
+  if (std::optional<ArrayRef<float>> frequencies = rope.getFrequencies()) {
+    std::optional<ArrayRef<float>> longFrequencies = rope.getLongFrequencies();
+    table = emitRopeTable(b, loc, *frequencies, longFrequencies.value_or(ArrayRef<float>()));
+    tableStart = index(0);
+    if (longFrequencies) {
+      Value last = memref::LoadOp::create(
+          b, loc, memrefOf.lookup(positions),
+          ValueRange{posShape[0] == 1 ? index(0) : lead[0], index(posShape[1] - 1)});
+      tableStart = emitRopeTableOffset(b, loc, last, *rope.getLongFrom(), d / 2);
+    }
+  }
+  std::optional<APFloat> attentionFactor = rope.getAttentionFactor();
   forEach(d / 2, [&](Value i) {
-    Value i64 = arith::IndexCastOp::create(b, loc, b.getI64Type(), i);
-    Value two_i = arith::SIToFPOp::create(
-        b, loc, b.getF32Type(),
-        arith::MulIOp::create(
-            b, loc, i64,
-            arith::ConstantOp::create(b, loc, b.getI64IntegerAttr(2))));
-    Value exponent =
-        arith::DivFOp::create(b, loc, two_i, f32(static_cast<double>(d)));
-    Value inv = arith::DivFOp::create(
-        b, loc, f32(1.0), math::PowFOp::create(b, loc, f32(theta), exponent));
-    if (std::optional<ArrayRef<double>> llama3 = rope.getLlama3Scaling())
-      inv = emitLlama3Frequency(b, loc, inv, *llama3);
+    Value inv;
+    if (table) {
+      inv = memref::LoadOp::create(b, loc, table,
+                                   ValueRange{arith::AddIOp::create(b, loc, i, tableStart)});
+    } else {
+      Value i64 = arith::IndexCastOp::create(b, loc, b.getI64Type(), i);
+      Value two_i = arith::SIToFPOp::create(
+          b, loc, b.getF32Type(),
+          arith::MulIOp::create(b, loc, i64,
+                                arith::ConstantOp::create(b, loc, b.getI64IntegerAttr(2))));
+      Value exponent = arith::DivFOp::create(b, loc, two_i, f32(static_cast<double>(d)));
+      inv = arith::DivFOp::create(b, loc, f32(1.0),
+                                  math::PowFOp::create(b, loc, f32(theta), exponent));
+      if (std::optional<ArrayRef<double>> llama3 = rope.getLlama3Scaling())
+        inv = emitLlama3Frequency(b, loc, inv, *llama3);
+    }
     Value angle = arith::MulFOp::create(b, loc, p, inv);
     Value c = math::CosOp::create(b, loc, angle);
     Value s = math::SinOp::create(b, loc, angle);
+    if (attentionFactor) { // HF scales the f32 cosines and sines
+      c = arith::MulFOp::create(b, loc, c, f32(attentionFactor->convertToDouble()));
+      s = arith::MulFOp::create(b, loc, s, f32(attentionFactor->convertToDouble()));
+    }
     Value i1 = half ? i : arith::MulIOp::create(b, loc, i, index(2)).getResult();
     Value i2 = half ? arith::AddIOp::create(b, loc, i, index(d / 2)).getResult()
                     : arith::AddIOp::create(b, loc, i1, index(1)).getResult();

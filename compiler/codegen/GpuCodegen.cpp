@@ -11,6 +11,7 @@
 #include "mlir/Conversion/GPUToNVVM/GPUToNVVMPass.h"
 #include "mlir/Conversion/MathToLLVM/MathToLLVM.h"
 #include "mlir/Conversion/MemRefToLLVM/MemRefToLLVM.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Conversion/NVVMToLLVM/NVVMToLLVM.h"
 #include "mlir/Conversion/UBToLLVM/UBToLLVM.h"
 #include "mlir/Conversion/VectorToLLVM/ConvertVectorToLLVM.h"
@@ -96,6 +97,8 @@ FailureOr<KernelLibrary> buildGpuKernels(ModuleOp execModule,
   auto gpuModule = gpu::GPUModuleOp::create(b, execModule.getLoc(), "gai_kernels",
                                             b.getArrayAttr({target}));
   b.setInsertionPointToStart(gpuModule.getBody());
+  for (auto table : execModule.getOps<memref::GlobalOp>()) // RoPE frequency tables
+    b.clone(*table);
   // Each kernel's arguments that every launch of it passes weights.
   llvm::StringMap<llvm::SmallDenseSet<int64_t>> weightArgs;
   execModule.walk([&](exec::LaunchOp launch) {

@@ -613,10 +613,18 @@ void GpuKernelBuilder::emitStatistics(Operation *op) {
   lanes = 1;
   SmallVector<Value> lead = leadingIndices(rope.getInput()); // [b, h, t] or [b, t, h]
   lanes = saved;
-  Value position = memref::LoadOp::create(
-      b, loc, memrefOf.lookup(positions),
-      ValueRange{posShape[0] == 1 ? index(0) : lead[0], lead[rope.tokenAxis()]});
+  Value batchRow = posShape[0] == 1 ? index(0) : lead[0];
+  Value position = memref::LoadOp::create(b, loc, memrefOf.lookup(positions),
+                                          ValueRange{batchRow, lead[rope.tokenAxis()]});
   stats[op] = {arith::SIToFPOp::create(b, loc, b.getF32Type(), position)};
+  // Where the row's frequencies start in its table: the long form's by
+  // the row's last position.
+  if (rope.getLongFrequencies()) {
+    Value last = memref::LoadOp::create(b, loc, memrefOf.lookup(positions),
+                                        ValueRange{batchRow, index(posShape[1] - 1)});
+    stats[op].push_back(emitRopeTableOffset(b, loc, last, *rope.getLongFrom(),
+                                            rowLength(rope.getInput()) / 2));
+  }
 }
 
 Value GpuKernelBuilder::emitRowElement(Operation *op, Value j) {
@@ -687,20 +695,42 @@ Value GpuKernelBuilder::emitRowElement(Operation *op, Value j) {
     freq = arith::ShRUIOp::create(
         b, loc, idx, constantLike(b, loc, idx.getType(), b.getIndexType(), 1));
   }
-  Value i64 = arith::IndexCastOp::create(b, loc, laneType(b.getI64Type()), freq);
-  Value twoF = arith::SIToFPOp::create(
-      b, loc, f32Lanes,
-      arith::MulIOp::create(b, loc, i64,
-                            constantLike(b, loc, i64.getType(), b.getI64Type(), 2)));
-  // theta^(-2f/d) as exp2(2f · (-log2(theta) / d)): one ex2 instead of
-  // powf and a division, per element of every head.
-  double theta = rope.getTheta().convertToDouble();
-  Value inv = math::Exp2Op::create(
-      b, loc,
-      arith::MulFOp::create(b, loc, twoF,
-                            lanesOf(b.getF32Type(), -std::log2(theta) / static_cast<double>(d))));
-  if (std::optional<ArrayRef<double>> llama3 = rope.getLlama3Scaling())
-    inv = emitLlama3Frequency(b, loc, inv, *llama3);
+  Value inv;
+  if (std::optional<ArrayRef<float>> frequencies = rope.getFrequencies()) {
+    // The table's entry of each lane's pair (a scalar load a lane: the
+    // table is a few hundred bytes, in L1 after the first row).
+    Value table = emitRopeTable(b, loc, *frequencies,
+                                rope.getLongFrequencies().value_or(ArrayRef<float>()));
+    Value start = s.size() > 1 ? s[1] : index(0);
+    auto entry = [&](Value pair) {
+      return memref::LoadOp::create(b, loc, table,
+                                    ValueRange{arith::AddIOp::create(b, loc, pair, start)})
+          .getResult();
+    };
+    if (lanes == 1) {
+      inv = entry(freq);
+    } else {
+      inv = lanesOf(b.getF32Type(), 0.0);
+      for (int64_t l = 0; l < lanes; ++l)
+        inv = vector::InsertOp::create(b, loc, entry(vector::ExtractOp::create(b, loc, freq, l)),
+                                       inv, l);
+    }
+  } else {
+    Value i64 = arith::IndexCastOp::create(b, loc, laneType(b.getI64Type()), freq);
+    Value twoF = arith::SIToFPOp::create(
+        b, loc, f32Lanes,
+        arith::MulIOp::create(b, loc, i64,
+                              constantLike(b, loc, i64.getType(), b.getI64Type(), 2)));
+    // theta^(-2f/d) as exp2(2f · (-log2(theta) / d)): one ex2 instead of
+    // powf and a division, per element of every head.
+    double theta = rope.getTheta().convertToDouble();
+    inv = math::Exp2Op::create(
+        b, loc,
+        arith::MulFOp::create(b, loc, twoF,
+                              lanesOf(b.getF32Type(), -std::log2(theta) / static_cast<double>(d))));
+    if (std::optional<ArrayRef<double>> llama3 = rope.getLlama3Scaling())
+      inv = emitLlama3Frequency(b, loc, inv, *llama3);
+  }
   Value angle = arith::MulFOp::create(b, loc, broadcast(s[0]), inv);
   // Reduced to [-pi, pi] (Cody-Waite, 2pi split in an exact high part and a
   // low part) so that the fast sine and cosine keep their accuracy at any
@@ -716,6 +746,11 @@ Value GpuKernelBuilder::emitRowElement(Operation *op, Value j) {
   auto fast = arith::FastMathFlagsAttr::get(b.getContext(), arith::FastMathFlags::afn);
   Value c = math::CosOp::create(b, loc, reduced, fast);
   Value sn = math::SinOp::create(b, loc, reduced, fast);
+  if (std::optional<APFloat> factor = rope.getAttentionFactor()) {
+    Value scale = lanesOf(b.getF32Type(), factor->convertToDouble());
+    c = arith::MulFOp::create(b, loc, c, scale);
+    sn = arith::MulFOp::create(b, loc, sn, scale);
+  }
   Value self = load(x, j);
   return arith::AddFOp::create(
       b, loc, arith::MulFOp::create(b, loc, self, c),

@@ -31,24 +31,55 @@ double activate(EpilogueActivation act, double x) {
   return x;
 }
 
+/// How a RoPE rotates: theta's frequencies (rescaled by `llama3`), or a
+/// table with its long form, and the cosines' and sines' scale.
+struct RopeFrequencies {
+  double theta = 10000.0;
+  ArrayRef<double> llama3;
+  ArrayRef<float> table, longTable;
+  int64_t longFrom = 0;
+  float attentionFactor = 1.0f;
+
+  static RopeFrequencies of(RopeOp rope) {
+    RopeFrequencies f;
+    f.theta = rope.getTheta().convertToDouble();
+    f.llama3 = rope.getLlama3Scaling().value_or(ArrayRef<double>());
+    f.table = rope.getFrequencies().value_or(ArrayRef<float>());
+    f.longTable = rope.getLongFrequencies().value_or(ArrayRef<float>());
+    f.longFrom = rope.getLongFrom().value_or(0);
+    if (std::optional<APFloat> a = rope.getAttentionFactor())
+      f.attentionFactor = a->convertToFloat();
+    return f;
+  }
+  /// Pair i's inverse frequency in a row whose last position is `last`.
+  float at(int64_t i, int64_t dim, double last) const {
+    if (!longTable.empty() && std::fabs(last) >= static_cast<double>(longFrom))
+      return longTable[i];
+    if (!table.empty())
+      return table[i];
+    return ropeFrequency(i, dim, theta, llama3);
+  }
+};
+
 /// RoPE of t [B, H, T, D] (or [B, T, H, D]: `tokenMajor`) in place at
 /// positions [B or 1, T].
-void rotate(HostTensor &t, const HostTensor &pos, double theta, bool half,
-            ArrayRef<double> llama3 = {}, bool tokenMajor = false) {
+void rotate(HostTensor &t, const HostTensor &pos, const RopeFrequencies &freq, bool half,
+            bool tokenMajor = false) {
   int64_t b = t.shape[0], h = t.shape[tokenMajor ? 2 : 1], seq = t.shape[tokenMajor ? 1 : 2],
           d = t.shape[3];
   for (int64_t bi = 0; bi < b; ++bi)
     for (int64_t hi = 0; hi < h; ++hi)
       for (int64_t ti = 0; ti < seq; ++ti) {
-        double p = pos.data[(pos.shape[0] == 1 ? 0 : bi) * seq + ti];
+        const double *rowPositions = pos.data.data() + (pos.shape[0] == 1 ? 0 : bi) * seq;
+        double p = rowPositions[ti];
         int64_t row = tokenMajor ? (bi * seq + ti) * h + hi : (bi * h + hi) * seq + ti;
         double *x = t.data.data() + row * d;
         for (int64_t i = 0; i < d / 2; ++i) {
-          // HF computes inverse frequencies and angles in f32.
-          float inv = ropeFrequency(i, d, theta, llama3);
+          // HF computes inverse frequencies, angles, cosines and sines in f32.
+          float inv = freq.at(i, d, rowPositions[seq - 1]);
           float angle = static_cast<float>(p) * inv;
-          double c = static_cast<float>(std::cos(angle));
-          double s = static_cast<float>(std::sin(angle));
+          double c = static_cast<float>(std::cos(angle)) * freq.attentionFactor;
+          double s = static_cast<float>(std::sin(angle)) * freq.attentionFactor;
           int64_t i1 = half ? i : 2 * i, i2 = half ? i + d / 2 : 2 * i + 1;
           double x1 = x[i1], x2 = x[i2];
           x[i1] = x1 * c - x2 * s;
@@ -300,9 +331,8 @@ llvm::Error GemmOp::interpret(InterpretState &state) {
 
 llvm::Error RopeOp::interpret(InterpretState &state) {
   HostTensor t = state.in(getInput());
-  rotate(t, state.in(getPositions()), getTheta().convertToDouble(),
-         getStyle() == RopeStyle::Half, getLlama3Scaling().value_or(ArrayRef<double>()),
-         getTokenMajor());
+  rotate(t, state.in(getPositions()), RopeFrequencies::of(*this),
+         getStyle() == RopeStyle::Half, getTokenMajor());
   state.set(getResult(), std::move(t));
   return llvm::Error::success();
 }
@@ -419,9 +449,10 @@ llvm::Error CachedAttentionOp::interpret(InterpretState &state) {
   // The ops it folds, each rounded to its type as when they were apart.
   HostTensor q = state.in(getQuery()), k = state.in(getKey());
   if (std::optional<RopeStyle> style = getRopeStyle()) {
-    double theta = getRopeThetaAttr().getValueAsDouble();
-    rotate(q, state.in(getRopePositions()), theta, *style == RopeStyle::Half);
-    rotate(k, state.in(getRopePositions()), theta, *style == RopeStyle::Half);
+    RopeFrequencies freq;
+    freq.theta = getRopeThetaAttr().getValueAsDouble();
+    rotate(q, state.in(getRopePositions()), freq, *style == RopeStyle::Half);
+    rotate(k, state.in(getRopePositions()), freq, *style == RopeStyle::Half);
     Type elt = cast<RankedTensorType>(getQuery().getType()).getElementType();
     for (HostTensor *t : {&q, &k})
       for (double &x : t->data)

@@ -11,6 +11,8 @@
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <cmath>
+
 using namespace mlir;
 using namespace mlir::gai;
 
@@ -439,6 +441,26 @@ LogicalResult RopeOp::inferReturnTypes(MLIRContext *,
     return opError(loc, name,
                    "expects llama3_scaling = [factor >= 1, low_freq_factor > 0, "
                    "high_freq_factor > low_freq_factor, original context > 0]");
+  const int64_t pairs = in.getDimSize(3) / 2;
+  std::optional<ArrayRef<float>> table = adaptor.getFrequencies(),
+                                 longTable = adaptor.getLongFrequencies();
+  auto badTable = [&](std::optional<ArrayRef<float>> t) {
+    return t && (static_cast<int64_t>(t->size()) != pairs ||
+                 llvm::any_of(*t, [](float f) { return !(f > 0.0f) || std::isinf(f); }));
+  };
+  if (badTable(table) || badTable(longTable))
+    return opError(loc, name,
+                   Twine("expects frequencies and long_frequencies of head_dim / 2 (") + Twine(pairs) +
+                       ") finite values > 0");
+  if (table && adaptor.getLlama3Scaling())
+    return opError(loc, name, "expects frequencies or llama3_scaling, not both");
+  if (static_cast<bool>(longTable) != static_cast<bool>(adaptor.getLongFrom()) ||
+      (longTable && (!table || *adaptor.getLongFrom() < 1)))
+    return opError(loc, name,
+                   "expects long_frequencies with frequencies and long_from >= 1, or neither");
+  if (std::optional<APFloat> a = adaptor.getAttentionFactor();
+      a && !(a->convertToFloat() > 0.0f && std::isfinite(a->convertToFloat())))
+    return opError(loc, name, "expects attention_factor > 0");
   types.push_back(in);
   return success();
 }

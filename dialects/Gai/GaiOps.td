@@ -337,11 +337,22 @@ def Gai_RopeOp : Gai_Op<"rope", [Gai_Differentiable, Gai_Interpreted,
     frequencies as Llama 3.1 does (ropeFrequency in GaiOps.h).
     `token_major`: x is [B, T, H, D] (positions index its axis 1), as a
     gradient after its head transpose is (--gai-attention-layout).
+    `frequencies` (D/2 values) are the inverse frequencies in place of
+    theta's, as YaRN and LongRoPE compute them. `long_frequencies` replace
+    them in a row whose last position p has |p| >= `long_from` (LongRoPE's
+    long factors past the original context; |p|, so that the gradient's
+    negated positions choose as the forward did). `attention_factor`
+    scales the cosines and sines (YaRN's and LongRoPE's magnitude
+    correction); the rotation's transpose keeps it.
   }];
   let arguments = (ins Gai_FloatTensor:$input, Gai_IndexTensor:$positions,
                        F64Attr:$theta, Gai_RopeStyle:$style,
                        OptionalAttr<DenseF64ArrayAttr>:$llama3_scaling,
-                       UnitAttr:$token_major);
+                       UnitAttr:$token_major,
+                       OptionalAttr<DenseF32ArrayAttr>:$frequencies,
+                       OptionalAttr<DenseF32ArrayAttr>:$long_frequencies,
+                       OptionalAttr<I64Attr>:$long_from,
+                       OptionalAttr<F32Attr>:$attention_factor);
   let results = (outs Gai_FloatTensor:$result);
   let assemblyFormat = [{
     $style (`token_major` $token_major^)? $input `,` $positions `theta` `=` $theta attr-dict `:`
@@ -350,6 +361,11 @@ def Gai_RopeOp : Gai_Op<"rope", [Gai_Differentiable, Gai_Interpreted,
   let extraClassDeclaration = [{
     /// The input's token axis: 2 ([B, H, T, D]), or 1 when token-major.
     int64_t tokenAxis() { return getTokenMajor() ? 1 : 2; }
+    /// Whether the frequencies differ from theta^(-2i/D) (a table or
+    /// Llama 3's rescaling) or the rotation is scaled.
+    bool hasScaling() {
+      return getLlama3Scaling() || getFrequencies() || getAttentionFactor();
+    }
   }];
 }
 

@@ -363,9 +363,11 @@ LogicalResult RopeOp::vjp(ImplicitLocOpBuilder &b, ArrayRef<Value> cotangents,
       b, DenseElementsAttr::get(RankedTensorType::get({}, i32),
                                 b.getIntegerAttr(i32, 0)));
   Value negated = SubOp::create(b, zero, positions);
-  sweep.accumulate(getInput(), RopeOp::create(b, cotangents[0], negated, getThetaAttr(),
-                                              getStyleAttr(), getLlama3ScalingAttr(),
-                                              getTokenMajorAttr()));
+  // A clone keeps every attribute: the frequencies, their long form (chosen
+  // by |position|) and the scale, which the transpose keeps.
+  auto transposed = cast<RopeOp>(b.clone(*getOperation()));
+  transposed->setOperands({cotangents[0], negated});
+  sweep.accumulate(getInput(), transposed.getResult());
   return success();
 }
 

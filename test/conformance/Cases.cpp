@@ -121,6 +121,14 @@ func.func @forward(%x: tensor<1x7xf32>, %w: tensor<7xf32>, %b: tensor<7xf32>) ->
   %0 = gai.layer_norm %x, %w, %b eps = 1.0e-5 : (tensor<1x7xf32>, tensor<7xf32>, tensor<7xf32>) -> tensor<1x7xf32>
   return %0 : tensor<1x7xf32>
 })"},
+    // RoPE from a frequency table: each batch row's last position (drawn,
+    // negative too, as a gradient's) picks the long table or not.
+    {"launch_rope_tables", Targets::All, {"launch"}, R"(
+func.func @forward(%x: tensor<2x3x5x8xf32>, %y: tensor<2x5x3x8xf32>, %p: tensor<2x5xi32>) -> (tensor<2x3x5x8xf32>, tensor<2x5x3x8xf32>) {
+  %0 = gai.rope half %x, %p theta = 1.0e4 {frequencies = array<f32: 1.0, 0.3, 0.05, 0.001>, long_frequencies = array<f32: 0.7, 0.1, 0.02, 0.0001>, long_from = 4 : i64, attention_factor = 1.2 : f32} : (tensor<2x3x5x8xf32>, tensor<2x5xi32>) -> tensor<2x3x5x8xf32>
+  %1 = gai.rope interleaved token_major %y, %p theta = 1.0e4 {frequencies = array<f32: 0.9, 0.2, 0.04, 0.003>, attention_factor = 0.8 : f32} : (tensor<2x5x3x8xf32>, tensor<2x5xi32>) -> tensor<2x5x3x8xf32>
+  return %0, %1 : tensor<2x3x5x8xf32>, tensor<2x5x3x8xf32>
+})", {{-9, 9}}, nullptr, 3},
 
     // attention: grouped-query causal, a window with a softcap, query
     // positions (one token over a cache), no mask.

@@ -936,8 +936,9 @@ INSTANTIATE_TEST_SUITE_P(
 
 INSTANTIATE_TEST_SUITE_P(
     Families, CudaNumerics,
-    ::testing::Combine(::testing::Values("llama", "gpt2", "mistral", "qwen2",
-                                         "mixtral", "gemma", "phi3", "gemma2", "qwen3", "llama3"),
+    ::testing::Combine(::testing::Values("llama", "gpt2", "mistral", "qwen2", "mixtral", "gemma",
+                                         "phi3", "gemma2", "qwen3", "llama3", "qwen2yarn",
+                                         "phi3longrope"),
                        ::testing::Values("f32", "bf16")),
     [](const ::testing::TestParamInfo<Case> &info) {
       return std::string(std::get<0>(info.param)) + "_" + std::get<1>(info.param);

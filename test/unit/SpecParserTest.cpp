@@ -219,6 +219,73 @@ TEST(HFConfig, LinearRopeScalingIsLlama3sRuleDividingEveryFrequency) {
             "m.json: field 'rope_scaling.low_freq_factor': expected a number > 0, got 0");
 }
 
+/// Every 9th of `inv` against transformers' values, to f32 rounding.
+void expectEveryNinth(const std::vector<float> &inv, std::vector<double> want) {
+  ASSERT_EQ(inv.size(), 64u);
+  for (size_t i = 0; i < want.size(); ++i)
+    EXPECT_NEAR(inv[9 * i], want[i], 2e-7 * want[i]) << "pair " << 9 * i;
+}
+
+// The tables against transformers 5's _compute_yarn_parameters and
+// _compute_longrope_parameters (values printed by it for these configs).
+TEST(HFConfig, YarnFrequenciesAreTransformers) {
+  llvm::Expected<ModelSpec> qwen = parseAnySpec(R"({"model_type": "qwen2", "vocab_size": 256,
+    "hidden_size": 1024, "intermediate_size": 128, "num_hidden_layers": 2,
+    "num_attention_heads": 8, "num_key_value_heads": 2, "max_position_embeddings": 131072,
+    "rope_scaling": {"type": "yarn", "rope_theta": 1000000.0, "factor": 4.0,
+                     "original_max_position_embeddings": 32768}})",
+                                                "m.json");
+  ASSERT_TRUE(static_cast<bool>(qwen)) << llvm::toString(qwen.takeError());
+  expectEveryNinth(qwen->ropeFrequencies,
+                   {1.0, 0.14330126345157623, 0.02053525112569332, 0.002423422411084175,
+                    0.0001798411540221423, 1.5107409126358107e-05, 2.1649109385180054e-06,
+                    3.102344408034696e-07});
+  EXPECT_NEAR(qwen->ropeAttentionFactor, 1.138629436111989, 1e-12);
+  EXPECT_TRUE(qwen->ropeLongFrequencies.empty());
+  // mscale and mscale_all_dim (DeepSeek's form) set the scale.
+  llvm::Expected<ModelSpec> mscale = parseAnySpec(R"({"model_type": "qwen2", "vocab_size": 256,
+    "hidden_size": 1024, "intermediate_size": 128, "num_hidden_layers": 2,
+    "num_attention_heads": 8, "num_key_value_heads": 2, "max_position_embeddings": 131072,
+    "rope_theta": 10000.0, "rope_scaling": {"rope_type": "yarn", "factor": 40.0,
+    "original_max_position_embeddings": 4096, "mscale": 1.0, "mscale_all_dim": 0.707,
+    "beta_fast": 32, "beta_slow": 1}})",
+                                                  "m.json");
+  ASSERT_TRUE(static_cast<bool>(mscale)) << llvm::toString(mscale.takeError());
+  expectEveryNinth(mscale->ropeFrequencies,
+                   {1.0, 0.2738419771194458, 0.07498941570520401, 0.015144746750593185,
+                    0.002249365206807852, 9.624545054975897e-05, 1.0542412383074407e-05,
+                    2.886954689529375e-06});
+  EXPECT_NEAR(mscale->ropeAttentionFactor, 1.0857263992561355, 1e-12);
+}
+
+TEST(HFConfig, LongRopeTakesShortAndLongFactorsAndTheOriginalContext) {
+  llvm::Expected<ModelSpec> phi = parseAnySpec(R"({"model_type": "phi3", "vocab_size": 256,
+    "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+    "num_attention_heads": 4, "max_position_embeddings": 131072,
+    "original_max_position_embeddings": 4096, "rope_theta": 10000.0,
+    "rope_scaling": {"type": "longrope", "short_factor": [1, 1, 1, 1, 1, 1, 1, 2],
+                     "long_factor": [1, 2, 4, 8, 16, 32, 64, 128]}})",
+                                             "m.json");
+  ASSERT_TRUE(static_cast<bool>(phi)) << llvm::toString(phi.takeError());
+  ASSERT_EQ(phi->ropeFrequencies.size(), 8u);
+  ASSERT_EQ(phi->ropeLongFrequencies.size(), 8u);
+  EXPECT_FLOAT_EQ(phi->ropeFrequencies[0], 1.0f);
+  EXPECT_FLOAT_EQ(phi->ropeFrequencies[7], 0.5f / std::pow(10000.0f, 14.0f / 16.0f));
+  EXPECT_FLOAT_EQ(phi->ropeLongFrequencies[3], 1.0f / (8.0f * std::pow(10000.0f, 6.0f / 16.0f)));
+  EXPECT_EQ(phi->ropeLongFrom, 4096);
+  // sqrt(1 + ln(131072 / 4096) / ln(4096)), Phi-3.5's 1.19.
+  EXPECT_NEAR(phi->ropeAttentionFactor, std::sqrt(1 + std::log(32.0) / std::log(4096.0)), 1e-12);
+  // Dynamic NTK leaves theta's frequencies within max_position_embeddings.
+  llvm::Expected<ModelSpec> dynamic = parseAnySpec(R"({"model_type": "llama", "vocab_size": 256,
+    "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+    "num_attention_heads": 4, "max_position_embeddings": 64,
+    "rope_scaling": {"type": "dynamic", "factor": 2.0}})",
+                                                 "m.json");
+  ASSERT_TRUE(static_cast<bool>(dynamic)) << llvm::toString(dynamic.takeError());
+  EXPECT_TRUE(dynamic->ropeFrequencies.empty() && dynamic->ropeLlama3.empty());
+  EXPECT_EQ(dynamic->ropeAttentionFactor, 1.0);
+}
+
 TEST(HFConfig, RejectsWhatWeDoNotBuild) {
   EXPECT_EQ(errorOf(R"({"model_type": "llama", "vocab_size": 256,
     "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,

@@ -1016,3 +1016,48 @@ func.func @decompress_meta(%v: tensor<16x16xf32>, %m: tensor<16x8xi8>) -> tensor
   %w = gai.decompress %v, %m : (tensor<16x16xf32>, tensor<16x8xi8>) -> tensor<16x32xf32>
   return %w : tensor<16x32xf32>
 }
+
+// -----
+
+func.func @rope_table_size(%x: tensor<1x2x8x16xf32>, %p: tensor<1x8xi32>) {
+  // expected-error @+2 {{expects frequencies and long_frequencies of head_dim / 2 (8) finite values > 0}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.rope half %x, %p theta = 1.0e4 {frequencies = array<f32: 1.0, 0.5>} : (tensor<1x2x8x16xf32>, tensor<1x8xi32>) -> tensor<1x2x8x16xf32>
+  return
+}
+
+// -----
+
+func.func @rope_table_zero(%x: tensor<1x2x8x4xf32>, %p: tensor<1x8xi32>) {
+  // expected-error @+2 {{expects frequencies and long_frequencies of head_dim / 2 (2) finite values > 0}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.rope half %x, %p theta = 1.0e4 {frequencies = array<f32: 1.0, 0.0>} : (tensor<1x2x8x4xf32>, tensor<1x8xi32>) -> tensor<1x2x8x4xf32>
+  return
+}
+
+// -----
+
+func.func @rope_table_and_llama3(%x: tensor<1x2x8x4xf32>, %p: tensor<1x8xi32>) {
+  // expected-error @+2 {{expects frequencies or llama3_scaling, not both}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.rope half %x, %p theta = 1.0e4 {frequencies = array<f32: 1.0, 0.5>, llama3_scaling = array<f64: 8.0, 1.0, 4.0, 8192.0>} : (tensor<1x2x8x4xf32>, tensor<1x8xi32>) -> tensor<1x2x8x4xf32>
+  return
+}
+
+// -----
+
+func.func @rope_long_without_from(%x: tensor<1x2x8x4xf32>, %p: tensor<1x8xi32>) {
+  // expected-error @+2 {{expects long_frequencies with frequencies and long_from >= 1, or neither}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.rope half %x, %p theta = 1.0e4 {frequencies = array<f32: 1.0, 0.5>, long_frequencies = array<f32: 1.0, 0.25>} : (tensor<1x2x8x4xf32>, tensor<1x8xi32>) -> tensor<1x2x8x4xf32>
+  return
+}
+
+// -----
+
+func.func @rope_attention_factor(%x: tensor<1x2x8x4xf32>, %p: tensor<1x8xi32>) {
+  // expected-error @+2 {{expects attention_factor > 0}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.rope half %x, %p theta = 1.0e4 {attention_factor = -1.0 : f32} : (tensor<1x2x8x4xf32>, tensor<1x8xi32>) -> tensor<1x2x8x4xf32>
+  return
+}
