@@ -175,19 +175,23 @@ Value ForwardBuilder::attention(Value x, int64_t layer, Value positions,
   const int64_t window =
       spec.layerWindows.empty() ? spec.slidingWindow : spec.layerWindows[layer];
   if (spec.position == PositionKind::Rope) {
-    llvm::APFloat theta(spec.ropeTheta);
+    // Gemma 3's sliding layers take their own theta, unscaled.
+    const bool local = spec.ropeLocalTheta > 0 && window > 0;
+    llvm::APFloat theta(local ? spec.ropeLocalTheta : spec.ropeTheta);
     RopeStyle style = spec.ropePairing == RopePairing::Half
                           ? RopeStyle::Half
                           : RopeStyle::Interleaved;
-    DenseF64ArrayAttr llama3 =
-        spec.ropeLlama3.empty() ? nullptr : b.getDenseF64ArrayAttr(spec.ropeLlama3);
+    DenseF64ArrayAttr llama3 = spec.ropeLlama3.empty() || local
+                                   ? nullptr
+                                   : b.getDenseF64ArrayAttr(spec.ropeLlama3);
     auto table = [&](const std::vector<float> &t) {
-      return t.empty() ? nullptr : b.getDenseF32ArrayAttr(t);
+      return t.empty() || local ? nullptr : b.getDenseF32ArrayAttr(t);
     };
-    IntegerAttr longFrom =
-        spec.ropeLongFrequencies.empty() ? nullptr : b.getI64IntegerAttr(spec.ropeLongFrom);
+    IntegerAttr longFrom = spec.ropeLongFrequencies.empty() || local
+                               ? nullptr
+                               : b.getI64IntegerAttr(spec.ropeLongFrom);
     FloatAttr attentionFactor =
-        spec.ropeAttentionFactor == 1.0
+        spec.ropeAttentionFactor == 1.0 || local
             ? nullptr
             : b.getF32FloatAttr(static_cast<float>(spec.ropeAttentionFactor));
     for (Value *x : {&q, &k})

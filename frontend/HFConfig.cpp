@@ -13,8 +13,8 @@ using namespace llvm;
 namespace gai {
 namespace {
 
-constexpr StringRef kSupportedTypes[] = {"llama", "mistral", "qwen2", "qwen3", "mixtral",
-                                         "gemma", "gemma2", "phi3", "gpt2"};
+constexpr StringRef kSupportedTypes[] = {"llama", "mistral", "qwen2", "qwen3", "mixtral", "gemma",
+                                         "gemma2", "gemma3_text", "phi3", "gpt2"};
 
 void readActivation(JsonFields &fields, StringRef key, StringRef fallback,
                     ModelSpec &spec) {
@@ -88,56 +88,87 @@ void readLongRope(JsonFields &fields, JsonFields &r, StringRef modelType, ModelS
   spec.ropeAttentionFactor = attention > 0 ? attention : longRopeAttentionFactor(factor, context);
 }
 
+/// One RoPE parameter dict (rope_parameters, rope_scaling, or Gemma 3's
+/// full_attention entry): theta and the scaling type.
+void readRopeParameters(JsonFields &fields, JsonFields &r, StringRef modelType, ModelSpec &spec) {
+  r.number("rope_theta", spec.ropeTheta, 1.0);
+  double partial = 1.0;
+  r.number("partial_rotary_factor", partial, 0.0);
+  if (partial != 1.0)
+    r.report("partial_rotary_factor",
+             "partial rotary embeddings are not supported yet (need 1.0)");
+  std::string type = "default";
+  r.string("rope_type", type);
+  if (!r.has("rope_type"))
+    r.string("type", type);
+  if (type == "llama3") {
+    double factor = 0, low = 0, high = 0, context = 0;
+    r.number("factor", factor, 1.0, true);
+    r.number("low_freq_factor", low, 0.0, true);
+    r.number("high_freq_factor", high, 0.0, true);
+    r.number("original_max_position_embeddings", context, 1.0, true);
+    if (r.has("low_freq_factor") && low <= 0)
+      r.report("low_freq_factor", "expected a number > 0, got " + describeJson(low));
+    else if (high <= low)
+      r.report("high_freq_factor",
+               "expected more than low_freq_factor (" + describeJson(low) + ")");
+    spec.ropeLlama3 = {factor, low, high, context};
+  } else if (type == "linear") {
+    double factor = 0;
+    r.number("factor", factor, 1.0, true);
+    spec.ropeLlama3 = linearRopeScaling(factor);
+  } else if (type == "yarn") {
+    readYarn(fields, r, modelType, spec);
+  } else if (type == "longrope" || type == "su") {
+    readLongRope(fields, r, modelType, spec);
+  } else if (type == "dynamic") {
+    // Dynamic NTK changes theta only past max_position_embeddings, which
+    // is also the longest sequence gaic compiles for.
+    double factor = 0;
+    r.number("factor", factor, 1.0, true);
+  } else if (type != "default") {
+    r.report(r.has("rope_type") ? "rope_type" : "type",
+             "RoPE scaling '" + type +
+                 "' is not supported yet; \"default\", \"linear\", \"llama3\", \"yarn\", "
+                 "\"longrope\" and \"dynamic\" are");
+  }
+}
+
+/// Gemma 3's sliding layers' RoPE (rope_parameters.sliding_attention, or
+/// rope_local_base_freq in older configs): theta alone.
+void readLocalRope(JsonFields &r, ModelSpec &spec) {
+  r.number("rope_theta", spec.ropeLocalTheta, 1.0);
+  std::string type = "default";
+  r.string("rope_type", type);
+  if (type != "default")
+    r.report("rope_type", "RoPE scaling '" + type +
+                              "' of the sliding layers is not supported yet (need \"default\")");
+}
+
 /// RoPE theta lives at the top level in older configs and in rope_parameters
-/// (or rope_scaling) in newer ones, with the scaling type.
+/// (or rope_scaling) in newer ones, with the scaling type; Gemma 3's newer
+/// configs hold one dict a layer type.
 void readRope(JsonFields &fields, JsonErrors &errors, StringRef modelType, ModelSpec &spec) {
   fields.number("rope_theta", spec.ropeTheta, 1.0);
+  if (modelType == "gemma3_text")
+    fields.number("rope_local_base_freq", spec.ropeLocalTheta, 1.0);
   for (StringRef key : {"rope_parameters", "rope_scaling"}) {
     const json::Object *rope = fields.nested(key);
     if (!rope)
       continue;
     JsonFields r(*rope, key.str(), errors);
-    r.number("rope_theta", spec.ropeTheta, 1.0);
-    double partial = 1.0;
-    r.number("partial_rotary_factor", partial, 0.0);
-    if (partial != 1.0)
-      r.report("partial_rotary_factor",
-               "partial rotary embeddings are not supported yet (need 1.0)");
-    std::string type = "default";
-    r.string("rope_type", type);
-    if (!r.has("rope_type"))
-      r.string("type", type);
-    if (type == "llama3") {
-      double factor = 0, low = 0, high = 0, context = 0;
-      r.number("factor", factor, 1.0, true);
-      r.number("low_freq_factor", low, 0.0, true);
-      r.number("high_freq_factor", high, 0.0, true);
-      r.number("original_max_position_embeddings", context, 1.0, true);
-      if (r.has("low_freq_factor") && low <= 0)
-        r.report("low_freq_factor", "expected a number > 0, got " + describeJson(low));
-      else if (high <= low)
-        r.report("high_freq_factor",
-                 "expected more than low_freq_factor (" + describeJson(low) + ")");
-      spec.ropeLlama3 = {factor, low, high, context};
-    } else if (type == "linear") {
-      double factor = 0;
-      r.number("factor", factor, 1.0, true);
-      spec.ropeLlama3 = linearRopeScaling(factor);
-    } else if (type == "yarn") {
-      readYarn(fields, r, modelType, spec);
-    } else if (type == "longrope" || type == "su") {
-      readLongRope(fields, r, modelType, spec);
-    } else if (type == "dynamic") {
-      // Dynamic NTK changes theta only past max_position_embeddings, which
-      // is also the longest sequence gaic compiles for.
-      double factor = 0;
-      r.number("factor", factor, 1.0, true);
-    } else if (type != "default") {
-      r.report(r.has("rope_type") ? "rope_type" : "type",
-               "RoPE scaling '" + type +
-                   "' is not supported yet; \"default\", \"linear\", \"llama3\", \"yarn\", "
-                   "\"longrope\" and \"dynamic\" are");
+    if (modelType == "gemma3_text" && (r.has("full_attention") || r.has("sliding_attention"))) {
+      if (const json::Object *full = r.nested("full_attention")) {
+        JsonFields f(*full, key.str() + ".full_attention", errors);
+        readRopeParameters(fields, f, modelType, spec);
+      }
+      if (const json::Object *local = r.nested("sliding_attention")) {
+        JsonFields l(*local, key.str() + ".sliding_attention", errors);
+        readLocalRope(l, spec);
+      }
+      continue;
     }
+    readRopeParameters(fields, r, modelType, spec);
   }
   double partial = 1.0;
   fields.number("partial_rotary_factor", partial, 0.0);
@@ -146,11 +177,11 @@ void readRope(JsonFields &fields, JsonErrors &errors, StringRef modelType, Model
                   "partial rotary embeddings are not supported yet (need 1.0)");
 }
 
-/// Gemma 2: soft-capped scores and logits, the scores scaled by
-/// query_pre_attn_scalar, norms around both blocks, and sliding-window
-/// layers in turn with global ones (layer_types, or HF's default: even
-/// layers slide).
-void readGemma2(JsonFields &f, ModelSpec &spec) {
+/// Gemma 2 and 3: soft-capped scores and logits (Gemma 3: none by
+/// default), the scores scaled by query_pre_attn_scalar, norms around both
+/// blocks, and sliding-window layers among global ones (layer_types, or
+/// HF's defaults).
+void readGemma2(JsonFields &f, StringRef type, ModelSpec &spec) {
   spec.sandwichNorms = true;
   f.number("attn_logit_softcapping", spec.attnSoftcap, 0.0);
   f.number("final_logit_softcapping", spec.finalSoftcap, 0.0);
@@ -162,9 +193,16 @@ void readGemma2(JsonFields &f, ModelSpec &spec) {
   f.integer("sliding_window", window, 1);
   std::vector<std::string> types;
   f.strings("layer_types", types);
+  // Without layer_types: Gemma 2 slides on even layers; Gemma 3 on all but
+  // every sliding_window_pattern-th (6).
+  int64_t pattern = 6;
+  if (type == "gemma3_text")
+    f.integer("sliding_window_pattern", pattern, 1);
   if (types.empty())
     for (int64_t i = 0; i < spec.layers; ++i)
-      types.push_back(i % 2 == 0 ? "sliding_attention" : "full_attention");
+      types.push_back((type == "gemma3_text" ? (i + 1) % pattern != 0 : i % 2 == 0)
+                          ? "sliding_attention"
+                          : "full_attention");
   if (static_cast<int64_t>(types.size()) != spec.layers)
     return f.report("layer_types", "expected one entry a layer (" +
                                        std::to_string(spec.layers) + "), got " +
@@ -191,9 +229,14 @@ void readDecoder(JsonFields &f, JsonErrors &errors, StringRef type,
             spec);
   f.integer("max_position_embeddings", spec.maxSeqLen, 1, true);
   f.number("rms_norm_eps", spec.normEps, 0.0);
+  if (type == "gemma3_text") { // transformers' defaults when the config has none
+    spec.ropeTheta = 1000000.0;
+    spec.ropeLocalTheta = 10000.0;
+  }
   readRope(f, errors, type, spec);
 
-  if (type == "gemma" || type == "gemma2") {
+  const bool gemma3 = type == "gemma3_text";
+  if (type == "gemma" || type == "gemma2" || gemma3) {
     spec.tiedEmbeddings = true;
     spec.normUnitOffset = true;
     spec.scaleEmbeddings = true;
@@ -204,21 +247,28 @@ void readDecoder(JsonFields &f, JsonErrors &errors, StringRef type,
   }
   f.boolean("tie_word_embeddings", spec.tiedEmbeddings);
 
-  if (type == "llama" || type == "gemma" || type == "gemma2" || type == "qwen3") {
+  if (type == "llama" || type == "gemma" || type == "gemma2" || gemma3 || type == "qwen3") {
     bool attentionBias = false;
     f.boolean("attention_bias", attentionBias);
     spec.qkvBias = spec.outBias = attentionBias;
   }
   if (type == "llama")
     f.boolean("mlp_bias", spec.mlpBias);
-  if (type == "qwen3")
+  if (type == "qwen3" || gemma3)
     spec.qkNorm = true;
   if (type == "phi3") {
     spec.fusedQkv = spec.fusedGateUp = true;
     f.integer("sliding_window", spec.slidingWindow, 1);
   }
-  if (type == "gemma2")
-    readGemma2(f, spec);
+  if (type == "gemma2" || gemma3)
+    readGemma2(f, type, spec);
+  if (gemma3) {
+    bool bidirectional = false;
+    f.boolean("use_bidirectional_attention", bidirectional);
+    if (bidirectional)
+      f.report("use_bidirectional_attention",
+               "bidirectional attention is not supported (need false)");
+  }
   if (type == "qwen2" || type == "qwen3") {
     spec.qkvBias = type == "qwen2" || spec.qkvBias;
     bool useSlidingWindow = false;

@@ -94,6 +94,9 @@ struct ModelSpec {
   std::vector<float> ropeLongFrequencies;
   int64_t ropeLongFrom = 0;
   double ropeAttentionFactor = 1.0; ///< scales RoPE's cosines and sines
+  /// > 0: the sliding-window layers' own RoPE theta, unscaled (Gemma 3's
+  /// local layers); the others take the fields above.
+  double ropeLocalTheta = 0.0;
   RopePairing ropePairing = RopePairing::Half;
   int64_t maxSeqLen = 0;
   int64_t slidingWindow = 0; ///< 0: full causal attention

@@ -286,6 +286,38 @@ TEST(HFConfig, LongRopeTakesShortAndLongFactorsAndTheOriginalContext) {
   EXPECT_EQ(dynamic->ropeAttentionFactor, 1.0);
 }
 
+// Gemma 3 as the hub's configs have it (transformers 4.x keys): global
+// layers at rope_theta with the scaling, every sixth; the others slide with
+// rope_local_base_freq.
+TEST(HFConfig, Gemma3SlidingLayersTakeTheirOwnTheta) {
+  llvm::Expected<ModelSpec> spec = parseAnySpec(R"({"model_type": "gemma3_text",
+    "vocab_size": 256, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 7,
+    "num_attention_heads": 4, "num_key_value_heads": 1, "head_dim": 32,
+    "max_position_embeddings": 32768, "query_pre_attn_scalar": 32, "sliding_window": 512,
+    "sliding_window_pattern": 6, "rope_theta": 1000000.0, "rope_local_base_freq": 10000.0,
+    "rope_scaling": {"rope_type": "linear", "factor": 8.0},
+    "final_logit_softcapping": null, "attn_logit_softcapping": null})",
+                                                "m.json");
+  ASSERT_TRUE(static_cast<bool>(spec)) << llvm::toString(spec.takeError());
+  EXPECT_EQ(spec->layerWindows, (std::vector<int64_t>{512, 512, 512, 512, 512, 0, 512}));
+  EXPECT_EQ(spec->ropeTheta, 1000000.0);
+  EXPECT_EQ(spec->ropeLocalTheta, 10000.0);
+  EXPECT_EQ(spec->ropeLlama3, linearRopeScaling(8.0));
+  EXPECT_TRUE(spec->qkNorm && spec->sandwichNorms && spec->normUnitOffset &&
+              spec->scaleEmbeddings && spec->tiedEmbeddings);
+  EXPECT_EQ(spec->attnSoftcap, 0.0);
+  EXPECT_EQ(spec->finalSoftcap, 0.0);
+  // transformers 5's form: one dict a layer type; the sliding layers' must
+  // be unscaled.
+  EXPECT_EQ(errorOf(R"({"model_type": "gemma3_text", "vocab_size": 256, "hidden_size": 64,
+    "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+    "max_position_embeddings": 64, "sliding_window": 8,
+    "rope_parameters": {"full_attention": {"rope_type": "default", "rope_theta": 1e6},
+                        "sliding_attention": {"rope_type": "linear", "factor": 2.0}}})"),
+            "m.json: field 'rope_parameters.sliding_attention.rope_type': RoPE scaling "
+            "'linear' of the sliding layers is not supported yet (need \"default\")");
+}
+
 TEST(HFConfig, RejectsWhatWeDoNotBuild) {
   EXPECT_EQ(errorOf(R"({"model_type": "llama", "vocab_size": 256,
     "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
