@@ -194,10 +194,12 @@ Value ForwardBuilder::attention(Value x, int64_t layer, Value positions,
         spec.ropeAttentionFactor == 1.0 || local
             ? nullptr
             : b.getF32FloatAttr(static_cast<float>(spec.ropeAttentionFactor));
+    IntegerAttr rotaryDim =
+        spec.ropeRotaryDim > 0 ? b.getI64IntegerAttr(spec.ropeRotaryDim) : nullptr;
     for (Value *x : {&q, &k})
       *x = RopeOp::create(b, *x, positions, theta, style, llama3, /*token_major=*/false,
                           table(spec.ropeFrequencies), table(spec.ropeLongFrequencies), longFrom,
-                          attentionFactor);
+                          attentionFactor, rotaryDim);
   }
   Value mask;
   if (cache) {

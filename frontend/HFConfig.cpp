@@ -29,6 +29,31 @@ void readActivation(JsonFields &fields, StringRef key, StringRef fallback,
                         .Default(Activation::GeluTanh);
 }
 
+/// The head elements RoPE rotates: head_dim, or the first
+/// int(head_dim × partial_rotary_factor) of Phi-3's family (Phi-4-mini);
+/// transformers' other families here rotate whole heads.
+void readPartialRotary(JsonFields &where, StringRef modelType, ModelSpec &spec) {
+  double partial = 1.0;
+  where.number("partial_rotary_factor", partial, 0.0);
+  if (!where.has("partial_rotary_factor") || partial == 1.0)
+    return;
+  if (modelType != "phi3")
+    return where.report("partial_rotary_factor",
+                        "partial rotary embeddings are supported for phi3 only (need 1.0)");
+  const auto rotated = static_cast<int64_t>(static_cast<double>(spec.headDim) * partial);
+  if (rotated < 2 || rotated % 2 || rotated > spec.headDim)
+    return where.report("partial_rotary_factor",
+                        "expected head_dim (" + Twine(spec.headDim) +
+                            ") × the factor to give an even number of elements in [2, head_dim], "
+                            "got " + Twine(rotated));
+  spec.ropeRotaryDim = rotated == spec.headDim ? 0 : rotated;
+}
+
+/// The elements of a head RoPE rotates, whose frequencies it takes.
+int64_t ropeDim(const ModelSpec &spec) {
+  return spec.ropeRotaryDim > 0 ? spec.ropeRotaryDim : spec.headDim;
+}
+
 /// The original context of YaRN and LongRoPE, where transformers takes it:
 /// the config's own original_max_position_embeddings first (Phi-3's
 /// config class defaults it to 4096), then the scaling's, then
@@ -60,7 +85,7 @@ void readYarn(JsonFields &fields, JsonFields &r, StringRef modelType, ModelSpec 
   r.number("attention_factor", yarn.attentionFactor, 0.0);
   r.number("mscale", yarn.mscale, 0.0);
   r.number("mscale_all_dim", yarn.mscaleAllDim, 0.0);
-  spec.ropeFrequencies = yarnFrequencies(spec.headDim, spec.ropeTheta, yarn);
+  spec.ropeFrequencies = yarnFrequencies(ropeDim(spec), spec.ropeTheta, yarn);
   spec.ropeAttentionFactor = yarnAttentionFactor(yarn);
 }
 
@@ -70,11 +95,11 @@ void readLongRope(JsonFields &fields, JsonFields &r, StringRef modelType, ModelS
   std::vector<double> shortFactors, longFactors;
   r.numbers("short_factor", shortFactors, 0.0, true);
   r.numbers("long_factor", longFactors, 0.0, true);
-  const size_t pairs = static_cast<size_t>(spec.headDim / 2);
+  const size_t pairs = static_cast<size_t>(ropeDim(spec) / 2);
   for (auto [key, factors] : {std::pair<StringRef, std::vector<double> *>{"short_factor", &shortFactors},
                               {"long_factor", &longFactors}})
     if (r.has(key) && factors->size() != pairs)
-      return r.report(key, "expected head_dim / 2 (" + Twine(pairs) + ") factors, got " +
+      return r.report(key, "expected the rotated dimensions / 2 (" + Twine(pairs) + ") factors, got " +
                                Twine(factors->size()));
   if (shortFactors.size() != pairs || longFactors.size() != pairs)
     return;
@@ -82,8 +107,8 @@ void readLongRope(JsonFields &fields, JsonFields &r, StringRef modelType, ModelS
   double factor = static_cast<double>(spec.maxSeqLen) / context, attention = 0;
   r.number("factor", factor, 0.0);
   r.number("attention_factor", attention, 0.0);
-  spec.ropeFrequencies = longRopeFrequencies(spec.headDim, spec.ropeTheta, shortFactors);
-  spec.ropeLongFrequencies = longRopeFrequencies(spec.headDim, spec.ropeTheta, longFactors);
+  spec.ropeFrequencies = longRopeFrequencies(ropeDim(spec), spec.ropeTheta, shortFactors);
+  spec.ropeLongFrequencies = longRopeFrequencies(ropeDim(spec), spec.ropeTheta, longFactors);
   spec.ropeLongFrom = static_cast<int64_t>(context);
   spec.ropeAttentionFactor = attention > 0 ? attention : longRopeAttentionFactor(factor, context);
 }
@@ -92,11 +117,7 @@ void readLongRope(JsonFields &fields, JsonFields &r, StringRef modelType, ModelS
 /// full_attention entry): theta and the scaling type.
 void readRopeParameters(JsonFields &fields, JsonFields &r, StringRef modelType, ModelSpec &spec) {
   r.number("rope_theta", spec.ropeTheta, 1.0);
-  double partial = 1.0;
-  r.number("partial_rotary_factor", partial, 0.0);
-  if (partial != 1.0)
-    r.report("partial_rotary_factor",
-             "partial rotary embeddings are not supported yet (need 1.0)");
+  readPartialRotary(r, modelType, spec);
   std::string type = "default";
   r.string("rope_type", type);
   if (!r.has("rope_type"))
@@ -150,6 +171,7 @@ void readLocalRope(JsonFields &r, ModelSpec &spec) {
 /// configs hold one dict a layer type.
 void readRope(JsonFields &fields, JsonErrors &errors, StringRef modelType, ModelSpec &spec) {
   fields.number("rope_theta", spec.ropeTheta, 1.0);
+  readPartialRotary(fields, modelType, spec); // a rope_parameters entry wins
   if (modelType == "gemma3_text")
     fields.number("rope_local_base_freq", spec.ropeLocalTheta, 1.0);
   for (StringRef key : {"rope_parameters", "rope_scaling"}) {
@@ -170,11 +192,6 @@ void readRope(JsonFields &fields, JsonErrors &errors, StringRef modelType, Model
     }
     readRopeParameters(fields, r, modelType, spec);
   }
-  double partial = 1.0;
-  fields.number("partial_rotary_factor", partial, 0.0);
-  if (partial != 1.0)
-    fields.report("partial_rotary_factor",
-                  "partial rotary embeddings are not supported yet (need 1.0)");
 }
 
 /// Gemma 2 and 3: soft-capped scores and logits (Gemma 3: none by

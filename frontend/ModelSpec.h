@@ -97,6 +97,9 @@ struct ModelSpec {
   /// > 0: the sliding-window layers' own RoPE theta, unscaled (Gemma 3's
   /// local layers); the others take the fields above.
   double ropeLocalTheta = 0.0;
+  /// > 0: RoPE rotates only the first ropeRotaryDim elements of each head
+  /// (partial_rotary_factor); the tables above are that long / 2.
+  int64_t ropeRotaryDim = 0;
   RopePairing ropePairing = RopePairing::Half;
   int64_t maxSeqLen = 0;
   int64_t slidingWindow = 0; ///< 0: full causal attention

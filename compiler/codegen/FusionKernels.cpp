@@ -272,7 +272,13 @@ void KernelBuilder::emitRowOp(Operation *op) {
       b, loc, memrefOf.lookup(positions),
       ValueRange{posShape[0] == 1 ? index(0) : lead[0], lead[rope.tokenAxis()]});
   Value p = arith::SIToFPOp::create(b, loc, b.getF32Type(), position);
-  int64_t d = rowLength(x);
+  // The rotated part of the row: rotary_dim (the rest passes through).
+  const int64_t d = rope.rotatedLength(), rowLen = rowLength(x);
+  if (d < rowLen)
+    forEach(rowLen - d, [&](Value i) {
+      Value j = arith::AddIOp::create(b, loc, i, index(d));
+      store(load(x, j), j);
+    });
   bool half = rope.getStyle() == RopeStyle::Half;
   float theta = static_cast<float>(rope.getTheta().convertToDouble());
   // A frequency table, and where this row's part of it starts (its long

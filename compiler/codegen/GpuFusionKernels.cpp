@@ -198,9 +198,15 @@ void GpuKernelBuilder::chooseShape() {
     longest = std::max(longest, n);
     if (!fits(n))
       vectorWidth = 1;
-    if (auto rope = dyn_cast<RopeOp>(op))
-      if (rope.getStyle() == RopeStyle::Half ? !fits(n / 2) : vectorWidth % 2)
+    if (auto rope = dyn_cast<RopeOp>(op)) {
+      // A vector lies wholly in a half of the rotated part, or in the part
+      // that passes through.
+      const int64_t rotated = rope.rotatedLength();
+      if (rope.getStyle() == RopeStyle::Half ? !fits(rotated / 2) : vectorWidth % 2)
         vectorWidth = 1;
+      if (!fits(rotated))
+        vectorWidth = 1;
+    }
   }
   longest = std::max(longest, rowLength(fusion->getResult(0)));
   int64_t vectors = llvm::divideCeil(longest, vectorWidth);
@@ -622,8 +628,8 @@ void GpuKernelBuilder::emitStatistics(Operation *op) {
   if (rope.getLongFrequencies()) {
     Value last = memref::LoadOp::create(b, loc, memrefOf.lookup(positions),
                                         ValueRange{batchRow, index(posShape[1] - 1)});
-    stats[op].push_back(emitRopeTableOffset(b, loc, last, *rope.getLongFrom(),
-                                            rowLength(rope.getInput()) / 2));
+    stats[op].push_back(
+        emitRopeTableOffset(b, loc, last, *rope.getLongFrom(), rope.rotatedLength() / 2));
   }
 }
 
@@ -658,7 +664,9 @@ Value GpuKernelBuilder::emitRowElement(Operation *op, Value j) {
   // theta^(-2f/d), f = i mod d/2 (half) or i / 2.
   auto rope = cast<RopeOp>(op);
   Value x = rope.getInput();
-  int64_t d = rowLength(x);
+  // The rotated part (rotary_dim); the rest of the row passes through.
+  const int64_t d = rope.rotatedLength();
+  const bool partial = d < rowLength(x);
   bool half = rope.getStyle() == RopeStyle::Half;
   Value idx = laneIndices(j);
   Value partner, sign, freq;
@@ -695,6 +703,9 @@ Value GpuKernelBuilder::emitRowElement(Operation *op, Value j) {
     freq = arith::ShRUIOp::create(
         b, loc, idx, constantLike(b, loc, idx.getType(), b.getIndexType(), 1));
   }
+  if (partial) // the passing-through lanes' pairs stay in the table
+    freq = arith::MinUIOp::create(
+        b, loc, freq, constantLike(b, loc, freq.getType(), b.getIndexType(), d / 2 - 1));
   Value inv;
   if (std::optional<ArrayRef<float>> frequencies = rope.getFrequencies()) {
     // The table's entry of each lane's pair (a scalar load a lane: the
@@ -752,10 +763,14 @@ Value GpuKernelBuilder::emitRowElement(Operation *op, Value j) {
     sn = arith::MulFOp::create(b, loc, sn, scale);
   }
   Value self = load(x, j);
-  return arith::AddFOp::create(
+  Value rotatedValue = arith::AddFOp::create(
       b, loc, arith::MulFOp::create(b, loc, self, c),
-      arith::MulFOp::create(b, loc, arith::MulFOp::create(b, loc, sign, partner),
-                            sn));
+      arith::MulFOp::create(b, loc, arith::MulFOp::create(b, loc, sign, partner), sn));
+  if (!partial)
+    return rotatedValue;
+  // A vector's lanes all lie on one side of rotary_dim (chooseShape).
+  Value inRotated = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, j, index(d));
+  return arith::SelectOp::create(b, loc, inRotated, rotatedValue, self);
 }
 
 FailureOr<func::FuncOp> GpuKernelBuilder::build(StringRef name) {

@@ -39,6 +39,7 @@ struct RopeFrequencies {
   ArrayRef<float> table, longTable;
   int64_t longFrom = 0;
   float attentionFactor = 1.0f;
+  int64_t rotaryDim = 0; ///< 0: the whole head rotates
 
   static RopeFrequencies of(RopeOp rope) {
     RopeFrequencies f;
@@ -49,6 +50,7 @@ struct RopeFrequencies {
     f.longFrom = rope.getLongFrom().value_or(0);
     if (std::optional<APFloat> a = rope.getAttentionFactor())
       f.attentionFactor = a->convertToFloat();
+    f.rotaryDim = rope.getRotaryDim().value_or(0);
     return f;
   }
   /// Pair i's inverse frequency in a row whose last position is `last`.
@@ -65,15 +67,16 @@ struct RopeFrequencies {
 /// positions [B or 1, T].
 void rotate(HostTensor &t, const HostTensor &pos, const RopeFrequencies &freq, bool half,
             bool tokenMajor = false) {
-  int64_t b = t.shape[0], h = t.shape[tokenMajor ? 2 : 1], seq = t.shape[tokenMajor ? 1 : 2],
-          d = t.shape[3];
+  int64_t b = t.shape[0], h = t.shape[tokenMajor ? 2 : 1], seq = t.shape[tokenMajor ? 1 : 2];
+  // The rotated part of each head (the rest passes through).
+  const int64_t d = freq.rotaryDim > 0 ? freq.rotaryDim : t.shape[3], stride = t.shape[3];
   for (int64_t bi = 0; bi < b; ++bi)
     for (int64_t hi = 0; hi < h; ++hi)
       for (int64_t ti = 0; ti < seq; ++ti) {
         const double *rowPositions = pos.data.data() + (pos.shape[0] == 1 ? 0 : bi) * seq;
         double p = rowPositions[ti];
         int64_t row = tokenMajor ? (bi * seq + ti) * h + hi : (bi * h + hi) * seq + ti;
-        double *x = t.data.data() + row * d;
+        double *x = t.data.data() + row * stride;
         for (int64_t i = 0; i < d / 2; ++i) {
           // HF computes inverse frequencies, angles, cosines and sines in f32.
           float inv = freq.at(i, d, rowPositions[seq - 1]);

@@ -441,7 +441,12 @@ LogicalResult RopeOp::inferReturnTypes(MLIRContext *,
     return opError(loc, name,
                    "expects llama3_scaling = [factor >= 1, low_freq_factor > 0, "
                    "high_freq_factor > low_freq_factor, original context > 0]");
-  const int64_t pairs = in.getDimSize(3) / 2;
+  const int64_t rotated = adaptor.getRotaryDim().value_or(in.getDimSize(3));
+  if (rotated < 2 || rotated % 2 || rotated > in.getDimSize(3))
+    return opError(loc, name,
+                   "expects an even rotary_dim in [2, head_dim (" + Twine(in.getDimSize(3)) +
+                       ")], got " + Twine(rotated));
+  const int64_t pairs = rotated / 2;
   std::optional<ArrayRef<float>> table = adaptor.getFrequencies(),
                                  longTable = adaptor.getLongFrequencies();
   auto badTable = [&](std::optional<ArrayRef<float>> t) {
@@ -450,7 +455,7 @@ LogicalResult RopeOp::inferReturnTypes(MLIRContext *,
   };
   if (badTable(table) || badTable(longTable))
     return opError(loc, name,
-                   Twine("expects frequencies and long_frequencies of head_dim / 2 (") + Twine(pairs) +
+                   Twine("expects frequencies and long_frequencies of rotary_dim / 2 (") + Twine(pairs) +
                        ") finite values > 0");
   if (table && adaptor.getLlama3Scaling())
     return opError(loc, name, "expects frequencies or llama3_scaling, not both");

@@ -343,7 +343,10 @@ def Gai_RopeOp : Gai_Op<"rope", [Gai_Differentiable, Gai_Interpreted,
     long factors past the original context; |p|, so that the gradient's
     negated positions choose as the forward did). `attention_factor`
     scales the cosines and sines (YaRN's and LongRoPE's magnitude
-    correction); the rotation's transpose keeps it.
+    correction); the rotation's transpose keeps it. `rotary_dim` (even, at
+    most D): only the first rotary_dim elements of each head rotate (pairs
+    within them, frequencies of a head of rotary_dim); the rest pass
+    through (partial rotary embeddings, Phi-4-mini's).
   }];
   let arguments = (ins Gai_FloatTensor:$input, Gai_IndexTensor:$positions,
                        F64Attr:$theta, Gai_RopeStyle:$style,
@@ -352,7 +355,8 @@ def Gai_RopeOp : Gai_Op<"rope", [Gai_Differentiable, Gai_Interpreted,
                        OptionalAttr<DenseF32ArrayAttr>:$frequencies,
                        OptionalAttr<DenseF32ArrayAttr>:$long_frequencies,
                        OptionalAttr<I64Attr>:$long_from,
-                       OptionalAttr<F32Attr>:$attention_factor);
+                       OptionalAttr<F32Attr>:$attention_factor,
+                       OptionalAttr<I64Attr>:$rotary_dim);
   let results = (outs Gai_FloatTensor:$result);
   let assemblyFormat = [{
     $style (`token_major` $token_major^)? $input `,` $positions `theta` `=` $theta attr-dict `:`
@@ -364,7 +368,12 @@ def Gai_RopeOp : Gai_Op<"rope", [Gai_Differentiable, Gai_Interpreted,
     /// Whether the frequencies differ from theta^(-2i/D) (a table or
     /// Llama 3's rescaling) or the rotation is scaled.
     bool hasScaling() {
-      return getLlama3Scaling() || getFrequencies() || getAttentionFactor();
+      return getLlama3Scaling() || getFrequencies() || getAttentionFactor() || getRotaryDim();
+    }
+    /// The rotated elements of each head: rotary_dim, or all.
+    int64_t rotatedLength() {
+      return getRotaryDim().value_or(
+          llvm::cast<RankedTensorType>(getInput().getType()).getShape().back());
     }
   }];
 }

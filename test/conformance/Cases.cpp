@@ -129,6 +129,14 @@ func.func @forward(%x: tensor<2x3x5x8xf32>, %y: tensor<2x5x3x8xf32>, %p: tensor<
   %1 = gai.rope interleaved token_major %y, %p theta = 1.0e4 {frequencies = array<f32: 0.9, 0.2, 0.04, 0.003>, attention_factor = 0.8 : f32} : (tensor<2x5x3x8xf32>, tensor<2x5xi32>) -> tensor<2x5x3x8xf32>
   return %0, %1 : tensor<2x3x5x8xf32>, tensor<2x5x3x8xf32>
 })", {{-9, 9}}, nullptr, 3},
+    // Partial rotary: the first 8 (half) or 4 (interleaved) of 16 rotate,
+    // by theta or a table; the rest pass through.
+    {"launch_rope_partial", Targets::All, {"launch"}, R"(
+func.func @forward(%x: tensor<2x3x5x16xf32>, %y: tensor<2x3x5x16xf32>, %p: tensor<1x5xi32>) -> (tensor<2x3x5x16xf32>, tensor<2x3x5x16xf32>) {
+  %0 = gai.rope half %x, %p theta = 1.0e4 {rotary_dim = 8 : i64} : (tensor<2x3x5x16xf32>, tensor<1x5xi32>) -> tensor<2x3x5x16xf32>
+  %1 = gai.rope interleaved %y, %p theta = 1.0e4 {rotary_dim = 4 : i64, frequencies = array<f32: 0.9, 0.2>, long_frequencies = array<f32: 0.1, 0.01>, long_from = 3 : i64, attention_factor = 1.1 : f32} : (tensor<2x3x5x16xf32>, tensor<1x5xi32>) -> tensor<2x3x5x16xf32>
+  return %0, %1 : tensor<2x3x5x16xf32>, tensor<2x3x5x16xf32>
+})", {{0, 9}}},
 
     // attention: grouped-query causal, a window with a softcap, query
     // positions (one token over a cache), no mask.

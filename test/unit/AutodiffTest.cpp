@@ -128,6 +128,15 @@ func.func @loss(%x: tensor<1x2x3x4xf32>, %k: tensor<1x2x3x4xf32>) -> tensor<f32>
   %4 = gai.reduce sum %3 axes = [0, 1, 2, 3] : (tensor<1x2x3x4xf32>) -> tensor<f32>
   return %4 : tensor<f32>
 })"},
+    {"rope_partial", R"(
+func.func @loss(%x: tensor<1x2x3x8xf32>, %k: tensor<1x2x3x8xf32>) -> tensor<f32> {
+  %p = gai.iota dim = 1 : tensor<1x3xi32>
+  %0 = gai.rope half %x, %p theta = 1.000000e+02 {rotary_dim = 4 : i64} : (tensor<1x2x3x8xf32>, tensor<1x3xi32>) -> tensor<1x2x3x8xf32>
+  %1 = gai.mul %0, %k : (tensor<1x2x3x8xf32>, tensor<1x2x3x8xf32>) -> tensor<1x2x3x8xf32>
+  %2 = gai.mul %1, %0 : (tensor<1x2x3x8xf32>, tensor<1x2x3x8xf32>) -> tensor<1x2x3x8xf32>
+  %3 = gai.reduce sum %2 axes = [0, 1, 2, 3] : (tensor<1x2x3x8xf32>) -> tensor<f32>
+  return %3 : tensor<f32>
+})"},
     {"embedding_and_cross_entropy", R"(
 func.func @loss(%t: tensor<5x3xf32>, %ids: tensor<2x3xi32>, %w: tensor<4x3xf32>, %labels: tensor<2x3xi32>) -> tensor<f32> {
   %x = gai.embedding %t, %ids : (tensor<5x3xf32>, tensor<2x3xi32>) -> tensor<2x3x3xf32>

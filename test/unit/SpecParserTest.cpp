@@ -318,13 +318,34 @@ TEST(HFConfig, Gemma3SlidingLayersTakeTheirOwnTheta) {
             "'linear' of the sliding layers is not supported yet (need \"default\")");
 }
 
+TEST(HFConfig, PartialRotaryRotatesTheFirstElementsOfPhi3Heads) {
+  llvm::Expected<ModelSpec> spec = parseAnySpec(R"({"model_type": "phi3", "vocab_size": 256,
+    "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+    "num_attention_heads": 4, "max_position_embeddings": 64, "partial_rotary_factor": 0.3,
+    "rope_scaling": {"type": "longrope", "short_factor": [1, 2], "long_factor": [3, 4]},
+    "original_max_position_embeddings": 32})",
+                                                "m.json");
+  ASSERT_TRUE(static_cast<bool>(spec)) << llvm::toString(spec.takeError());
+  EXPECT_EQ(spec->ropeRotaryDim, 4); // int(16 × 0.3)
+  ASSERT_EQ(spec->ropeFrequencies.size(), 2u);
+  EXPECT_FLOAT_EQ(spec->ropeFrequencies[1], 1.0f / (2.0f * std::pow(10000.0f, 0.5f)));
+}
+
 TEST(HFConfig, RejectsWhatWeDoNotBuild) {
   EXPECT_EQ(errorOf(R"({"model_type": "llama", "vocab_size": 256,
     "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
     "num_attention_heads": 4, "max_position_embeddings": 64,
     "rope_theta": 1e4, "partial_rotary_factor": 0.5})"),
             "m.json: field 'partial_rotary_factor': partial rotary "
-            "embeddings are not supported yet (need 1.0)");
+            "embeddings are supported for phi3 only (need 1.0)");
+  // Phi-3's: head_dim 16 × 0.3 is 4.8, which transformers truncates to 4;
+  // × 0.2 is 3, odd.
+  EXPECT_EQ(errorOf(R"({"model_type": "phi3", "vocab_size": 256,
+    "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+    "num_attention_heads": 4, "max_position_embeddings": 64,
+    "partial_rotary_factor": 0.2})"),
+            "m.json: field 'partial_rotary_factor': expected head_dim (16) × the factor to give "
+            "an even number of elements in [2, head_dim], got 3");
   EXPECT_EQ(errorOf(R"({"model_type": "qwen2", "vocab_size": 256,
     "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
     "num_attention_heads": 4, "max_position_embeddings": 64,

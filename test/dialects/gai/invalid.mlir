@@ -1020,7 +1020,7 @@ func.func @decompress_meta(%v: tensor<16x16xf32>, %m: tensor<16x8xi8>) -> tensor
 // -----
 
 func.func @rope_table_size(%x: tensor<1x2x8x16xf32>, %p: tensor<1x8xi32>) {
-  // expected-error @+2 {{expects frequencies and long_frequencies of head_dim / 2 (8) finite values > 0}}
+  // expected-error @+2 {{expects frequencies and long_frequencies of rotary_dim / 2 (8) finite values > 0}}
   // expected-error @+1 {{failed to infer returned types}}
   %0 = gai.rope half %x, %p theta = 1.0e4 {frequencies = array<f32: 1.0, 0.5>} : (tensor<1x2x8x16xf32>, tensor<1x8xi32>) -> tensor<1x2x8x16xf32>
   return
@@ -1029,7 +1029,7 @@ func.func @rope_table_size(%x: tensor<1x2x8x16xf32>, %p: tensor<1x8xi32>) {
 // -----
 
 func.func @rope_table_zero(%x: tensor<1x2x8x4xf32>, %p: tensor<1x8xi32>) {
-  // expected-error @+2 {{expects frequencies and long_frequencies of head_dim / 2 (2) finite values > 0}}
+  // expected-error @+2 {{expects frequencies and long_frequencies of rotary_dim / 2 (2) finite values > 0}}
   // expected-error @+1 {{failed to infer returned types}}
   %0 = gai.rope half %x, %p theta = 1.0e4 {frequencies = array<f32: 1.0, 0.0>} : (tensor<1x2x8x4xf32>, tensor<1x8xi32>) -> tensor<1x2x8x4xf32>
   return
@@ -1059,5 +1059,14 @@ func.func @rope_attention_factor(%x: tensor<1x2x8x4xf32>, %p: tensor<1x8xi32>) {
   // expected-error @+2 {{expects attention_factor > 0}}
   // expected-error @+1 {{failed to infer returned types}}
   %0 = gai.rope half %x, %p theta = 1.0e4 {attention_factor = -1.0 : f32} : (tensor<1x2x8x4xf32>, tensor<1x8xi32>) -> tensor<1x2x8x4xf32>
+  return
+}
+
+// -----
+
+func.func @rope_rotary_dim(%x: tensor<1x2x8x16xf32>, %p: tensor<1x8xi32>) {
+  // expected-error @+2 {{expects an even rotary_dim in [2, head_dim (16)], got 18}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = gai.rope half %x, %p theta = 1.0e4 {rotary_dim = 18 : i64} : (tensor<1x2x8x16xf32>, tensor<1x8xi32>) -> tensor<1x2x8x16xf32>
   return
 }
