@@ -232,6 +232,34 @@ void readGemma2(JsonFields &f, StringRef type, ModelSpec &spec) {
   }
 }
 
+/// Qwen2 and Qwen3: with use_sliding_window, the layers from
+/// max_window_layers on (or those layer_types names) attend within
+/// sliding_window; without it, every layer attends to all.
+void readQwenWindows(JsonFields &f, ModelSpec &spec) {
+  bool useSlidingWindow = false;
+  f.boolean("use_sliding_window", useSlidingWindow);
+  if (!useSlidingWindow)
+    return;
+  int64_t window = 4096, firstSliding = 28;
+  f.integer("sliding_window", window, 1);
+  f.integer("max_window_layers", firstSliding, 0);
+  std::vector<std::string> types;
+  f.strings("layer_types", types);
+  if (types.empty())
+    for (int64_t i = 0; i < spec.layers; ++i)
+      types.push_back(i >= firstSliding ? "sliding_attention" : "full_attention");
+  if (static_cast<int64_t>(types.size()) != spec.layers)
+    return f.report("layer_types", "expected one entry a layer (" +
+                                       std::to_string(spec.layers) + "), got " +
+                                       std::to_string(types.size()));
+  for (const std::string &t : types) {
+    if (t != "sliding_attention" && t != "full_attention")
+      return f.report("layer_types", "expected sliding_attention or full_attention, got '" +
+                                         t + "'");
+    spec.layerWindows.push_back(t == "sliding_attention" ? window : 0);
+  }
+}
+
 void readDecoder(JsonFields &f, JsonErrors &errors, StringRef type,
                  ModelSpec &spec) {
   spec.naming = ParamNaming::HFDecoder;
@@ -288,11 +316,7 @@ void readDecoder(JsonFields &f, JsonErrors &errors, StringRef type,
   }
   if (type == "qwen2" || type == "qwen3") {
     spec.qkvBias = type == "qwen2" || spec.qkvBias;
-    bool useSlidingWindow = false;
-    f.boolean("use_sliding_window", useSlidingWindow);
-    if (useSlidingWindow)
-      f.report("use_sliding_window", "Qwen's per-layer sliding windows are "
-                                     "not supported yet (need false)");
+    readQwenWindows(f, spec);
   }
   if (type == "mistral" || type == "mixtral")
     f.integer("sliding_window", spec.slidingWindow, 1);

@@ -26,13 +26,15 @@ struct YarnScaling {
 /// YaRN's inverse frequencies: theta's where a pair turns more than
 /// beta_fast times over the original context, theta's / factor where it
 /// turns fewer than beta_slow times, a linear blend between.
-std::vector<float> yarnFrequencies(int64_t dim, double theta, const YarnScaling &yarn);
+std::vector<float> yarnFrequencies(int64_t dim, double theta,
+                                   const YarnScaling &yarn);
 /// The scale of YaRN's cosines and sines (0.1 ln(factor) + 1 by default).
 double yarnAttentionFactor(const YarnScaling &yarn);
 
 /// LongRoPE's inverse frequencies 1 / (factors[i] · theta^(2i/dim)), for
 /// one of its factor lists (short or long).
-std::vector<float> longRopeFrequencies(int64_t dim, double theta, llvm::ArrayRef<double> factors);
+std::vector<float> longRopeFrequencies(int64_t dim, double theta,
+                                       llvm::ArrayRef<double> factors);
 /// LongRoPE's default scale of the cosines and sines:
 /// sqrt(1 + ln(factor) / ln(original context)), 1 where factor <= 1.
 double longRopeAttentionFactor(double factor, double originalContext);

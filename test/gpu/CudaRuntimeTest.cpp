@@ -938,7 +938,8 @@ INSTANTIATE_TEST_SUITE_P(
     Families, CudaNumerics,
     ::testing::Combine(::testing::Values("llama", "gpt2", "mistral", "qwen2", "mixtral", "gemma",
                                          "phi3", "gemma2", "qwen3", "llama3", "qwen2yarn",
-                                         "phi3longrope", "gemma3", "phi3partial"),
+                                         "phi3longrope", "gemma3", "phi3partial",
+                                         "qwen2window"),
                        ::testing::Values("f32", "bf16")),
     [](const ::testing::TestParamInfo<Case> &info) {
       return std::string(std::get<0>(info.param)) + "_" + std::get<1>(info.param);

@@ -9,7 +9,7 @@ set -euo pipefail
 gaic=$1 fixtures=$2 out=$3
 mkdir -p "$out"
 for family in llama gpt2 mistral qwen2 mixtral gemma phi3 gemma2 qwen3 llama3 qwen2yarn gemma3 \
-  phi3longrope phi3partial; do
+  phi3longrope phi3partial qwen2window; do
   dir=$fixtures/hf/$family-tiny
   for dtype in f32 bf16; do
     "$gaic" "$dir/config.json" --weights "$dir/model.safetensors" --target=cuda \

@@ -216,7 +216,8 @@ INSTANTIATE_TEST_SUITE_P(
     Families, HFNumerics,
     ::testing::Combine(::testing::Values("llama", "gpt2", "mistral", "qwen2", "mixtral", "gemma",
                                          "phi3", "gemma2", "qwen3", "llama3", "qwen2yarn",
-                                         "phi3longrope", "gemma3", "phi3partial"),
+                                         "phi3longrope", "gemma3", "phi3partial",
+                                         "qwen2window"),
                        ::testing::Bool()),
     [](const auto &info) {
       return std::string(std::get<0>(info.param)) +
@@ -268,7 +269,8 @@ TEST_P(Bf16Numerics, LogitsStayNearTransformers) {
 INSTANTIATE_TEST_SUITE_P(Families, Bf16Numerics,
                          ::testing::Values("llama", "gpt2", "mistral", "qwen2", "gemma", "mixtral",
                                            "phi3", "gemma2", "qwen3", "llama3", "qwen2yarn",
-                                           "phi3longrope", "gemma3", "phi3partial"),
+                                           "phi3longrope", "gemma3", "phi3partial",
+                                         "qwen2window"),
                          [](const auto &info) { return std::string(info.param); });
 
 } // namespace

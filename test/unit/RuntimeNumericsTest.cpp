@@ -268,6 +268,7 @@ INSTANTIATE_TEST_SUITE_P(Examples, OwnSpecNumerics,
 INSTANTIATE_TEST_SUITE_P(Families, RuntimeNumerics,
                          ::testing::Values("llama", "gpt2", "mistral", "qwen2",
                                            "mixtral", "gemma", "phi3", "gemma2", "qwen3", "llama3",
-                                           "qwen2yarn", "phi3longrope", "gemma3", "phi3partial"));
+                                           "qwen2yarn", "phi3longrope", "gemma3", "phi3partial",
+                                         "qwen2window"));
 
 } // namespace

@@ -331,6 +331,31 @@ TEST(HFConfig, PartialRotaryRotatesTheFirstElementsOfPhi3Heads) {
   EXPECT_FLOAT_EQ(spec->ropeFrequencies[1], 1.0f / (2.0f * std::pow(10000.0f, 0.5f)));
 }
 
+// Qwen's windows: from max_window_layers on, and only with
+// use_sliding_window (transformers 5 writes layer_types either way).
+TEST(HFConfig, QwenSlidesFromMaxWindowLayersOn) {
+  auto qwen = [](const char *extra) {
+    return parseAnySpec(std::string(R"({"model_type": "qwen2", "vocab_size": 256,
+      "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 4,
+      "num_attention_heads": 4, "max_position_embeddings": 64, "sliding_window": 16, )") +
+                            extra + "}",
+                        "m.json");
+  };
+  llvm::Expected<ModelSpec> sliding = qwen(R"("use_sliding_window": true, "max_window_layers": 2)");
+  ASSERT_TRUE(static_cast<bool>(sliding)) << llvm::toString(sliding.takeError());
+  EXPECT_EQ(sliding->layerWindows, (std::vector<int64_t>{0, 0, 16, 16}));
+  llvm::Expected<ModelSpec> off = qwen(R"("use_sliding_window": false,
+    "layer_types": ["full_attention", "full_attention", "sliding_attention", "sliding_attention"])");
+  ASSERT_TRUE(static_cast<bool>(off)) << llvm::toString(off.takeError());
+  EXPECT_TRUE(off->layerWindows.empty());
+  EXPECT_EQ(off->slidingWindow, 0);
+  EXPECT_EQ(errorOf(R"({"model_type": "qwen3", "vocab_size": 256, "hidden_size": 64,
+    "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+    "max_position_embeddings": 64, "use_sliding_window": true,
+    "layer_types": ["full_attention"]})"),
+            "m.json: field 'layer_types': expected one entry a layer (2), got 1");
+}
+
 TEST(HFConfig, RejectsWhatWeDoNotBuild) {
   EXPECT_EQ(errorOf(R"({"model_type": "llama", "vocab_size": 256,
     "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
@@ -346,12 +371,6 @@ TEST(HFConfig, RejectsWhatWeDoNotBuild) {
     "partial_rotary_factor": 0.2})"),
             "m.json: field 'partial_rotary_factor': expected head_dim (16) × the factor to give "
             "an even number of elements in [2, head_dim], got 3");
-  EXPECT_EQ(errorOf(R"({"model_type": "qwen2", "vocab_size": 256,
-    "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-    "num_attention_heads": 4, "max_position_embeddings": 64,
-    "use_sliding_window": true})"),
-            "m.json: field 'use_sliding_window': Qwen's per-layer sliding "
-            "windows are not supported yet (need false)");
   EXPECT_EQ(errorOf(R"({"model_type": "gemma2", "vocab_size": 256,
     "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
     "num_attention_heads": 4, "max_position_embeddings": 64, "sliding_window": 8,
