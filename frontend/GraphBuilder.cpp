@@ -176,7 +176,9 @@ Value ForwardBuilder::attention(Value x, int64_t layer, Value positions,
       spec.layerWindows.empty() ? spec.slidingWindow : spec.layerWindows[layer];
   if (spec.position == PositionKind::Rope) {
     // Gemma 3's sliding layers take their own theta, unscaled.
-    const bool local = spec.ropeLocalTheta > 0 && window > 0;
+    const bool local = spec.ropeLocalTheta > 0 &&
+                       layer < static_cast<int64_t>(spec.slidingLayers.size()) &&
+                       spec.slidingLayers[layer];
     llvm::APFloat theta(local ? spec.ropeLocalTheta : spec.ropeTheta);
     RopeStyle style = spec.ropePairing == RopePairing::Half
                           ? RopeStyle::Half

@@ -35,7 +35,10 @@ void readActivation(JsonFields &fields, StringRef key, StringRef fallback,
 void readPartialRotary(JsonFields &where, StringRef modelType, ModelSpec &spec) {
   double partial = 1.0;
   where.number("partial_rotary_factor", partial, 0.0);
-  if (!where.has("partial_rotary_factor") || partial == 1.0)
+  if (!where.has("partial_rotary_factor"))
+    return;
+  spec.ropeRotaryDim = 0;
+  if (partial == 1.0)
     return;
   if (modelType != "phi3")
     return where.report("partial_rotary_factor",
@@ -122,6 +125,8 @@ void readRopeParameters(JsonFields &fields, JsonFields &r, StringRef modelType, 
   r.string("rope_type", type);
   if (!r.has("rope_type"))
     r.string("type", type);
+  if (modelType == "phi3" && (type == "su" || type == "yarn"))
+    type = "longrope"; // as Phi-3's config class renames them
   if (type == "llama3") {
     double factor = 0, low = 0, high = 0, context = 0;
     r.number("factor", factor, 1.0, true);
@@ -194,20 +199,46 @@ void readRope(JsonFields &fields, JsonErrors &errors, StringRef modelType, Model
   }
 }
 
+/// Each layer's window from its layer type: `window` (0: none) where it
+/// is "sliding_attention", else 0; and which layers slide.
+void readLayerWindows(JsonFields &f, const std::vector<std::string> &types, int64_t window,
+                      ModelSpec &spec) {
+  if (static_cast<int64_t>(types.size()) != spec.layers)
+    return f.report("layer_types", "expected one entry a layer (" +
+                                       std::to_string(spec.layers) + "), got " +
+                                       std::to_string(types.size()));
+  for (const std::string &t : types) {
+    if (t != "sliding_attention" && t != "full_attention")
+      return f.report("layer_types", "expected sliding_attention or full_attention, got '" +
+                                         t + "'");
+    spec.layerWindows.push_back(t == "sliding_attention" ? window : 0);
+    spec.slidingLayers.push_back(t == "sliding_attention");
+  }
+}
+
+/// The window of sliding layers: sliding_window, transformers' 4096 when
+/// absent, none when null.
+int64_t slidingWindowOf(JsonFields &f) {
+  if (f.isNull("sliding_window"))
+    return 0;
+  int64_t window = 4096;
+  f.integer("sliding_window", window, 1);
+  return window;
+}
+
 /// Gemma 2 and 3: soft-capped scores and logits (Gemma 3: none by
-/// default), the scores scaled by query_pre_attn_scalar, norms around both
-/// blocks, and sliding-window layers among global ones (layer_types, or
-/// HF's defaults).
-void readGemma2(JsonFields &f, StringRef type, ModelSpec &spec) {
+/// default), the scores scaled by query_pre_attn_scalar (default 256),
+/// norms around both blocks, and sliding-window layers among global ones
+/// (layer_types, or transformers' defaults).
+void readGemmaLayers(JsonFields &f, StringRef type, ModelSpec &spec) {
   spec.sandwichNorms = true;
   f.number("attn_logit_softcapping", spec.attnSoftcap, 0.0);
   f.number("final_logit_softcapping", spec.finalSoftcap, 0.0);
-  double queryScalar = 0;
+  double queryScalar = 256;
   f.number("query_pre_attn_scalar", queryScalar, 0.0);
   if (queryScalar > 0)
     spec.attnScale = 1.0 / std::sqrt(queryScalar);
-  int64_t window = 0;
-  f.integer("sliding_window", window, 1);
+  const int64_t window = slidingWindowOf(f);
   std::vector<std::string> types;
   f.strings("layer_types", types);
   // Without layer_types: Gemma 2 slides on even layers; Gemma 3 on all but
@@ -220,44 +251,27 @@ void readGemma2(JsonFields &f, StringRef type, ModelSpec &spec) {
       types.push_back((type == "gemma3_text" ? (i + 1) % pattern != 0 : i % 2 == 0)
                           ? "sliding_attention"
                           : "full_attention");
-  if (static_cast<int64_t>(types.size()) != spec.layers)
-    return f.report("layer_types", "expected one entry a layer (" +
-                                       std::to_string(spec.layers) + "), got " +
-                                       std::to_string(types.size()));
-  for (const std::string &t : types) {
-    if (t != "sliding_attention" && t != "full_attention")
-      return f.report("layer_types", "expected sliding_attention or full_attention, got '" +
-                                         t + "'");
-    spec.layerWindows.push_back(t == "sliding_attention" ? window : 0);
-  }
+  readLayerWindows(f, types, window, spec);
 }
 
 /// Qwen2 and Qwen3: with use_sliding_window, the layers from
 /// max_window_layers on (or those layer_types names) attend within
-/// sliding_window; without it, every layer attends to all.
+/// sliding_window; without it, or with a null window, every layer attends
+/// to all.
 void readQwenWindows(JsonFields &f, ModelSpec &spec) {
   bool useSlidingWindow = false;
   f.boolean("use_sliding_window", useSlidingWindow);
-  if (!useSlidingWindow)
+  const int64_t window = slidingWindowOf(f);
+  if (!useSlidingWindow || window == 0)
     return;
-  int64_t window = 4096, firstSliding = 28;
-  f.integer("sliding_window", window, 1);
+  int64_t firstSliding = 28;
   f.integer("max_window_layers", firstSliding, 0);
   std::vector<std::string> types;
   f.strings("layer_types", types);
   if (types.empty())
     for (int64_t i = 0; i < spec.layers; ++i)
       types.push_back(i >= firstSliding ? "sliding_attention" : "full_attention");
-  if (static_cast<int64_t>(types.size()) != spec.layers)
-    return f.report("layer_types", "expected one entry a layer (" +
-                                       std::to_string(spec.layers) + "), got " +
-                                       std::to_string(types.size()));
-  for (const std::string &t : types) {
-    if (t != "sliding_attention" && t != "full_attention")
-      return f.report("layer_types", "expected sliding_attention or full_attention, got '" +
-                                         t + "'");
-    spec.layerWindows.push_back(t == "sliding_attention" ? window : 0);
-  }
+  readLayerWindows(f, types, window, spec);
 }
 
 void readDecoder(JsonFields &f, JsonErrors &errors, StringRef type,
@@ -306,7 +320,7 @@ void readDecoder(JsonFields &f, JsonErrors &errors, StringRef type,
     f.integer("sliding_window", spec.slidingWindow, 1);
   }
   if (type == "gemma2" || gemma3)
-    readGemma2(f, type, spec);
+    readGemmaLayers(f, type, spec);
   if (gemma3) {
     bool bidirectional = false;
     f.boolean("use_bidirectional_attention", bidirectional);

@@ -41,6 +41,11 @@ bool JsonFields::has(StringRef key) const {
   return v && v->kind() != json::Value::Null;
 }
 
+bool JsonFields::isNull(StringRef key) const {
+  const json::Value *v = object.get(key);
+  return v && v->kind() == json::Value::Null;
+}
+
 const json::Value *JsonFields::lookup(StringRef key, bool required) {
   seen.insert(key);
   const json::Value *v = object.get(key);

@@ -43,6 +43,9 @@ public:
       : object(object), path(std::move(path)), sink(errors) {}
 
   bool has(llvm::StringRef key) const;
+  /// Whether the key is there and null (HF's "none", where absent means
+  /// "the default").
+  bool isNull(llvm::StringRef key) const;
   /// Sizes are capped at 2^31 - 1 so that shape arithmetic cannot overflow.
   void integer(llvm::StringRef key, int64_t &out, int64_t min,
                bool required = false, int64_t max = INT32_MAX);

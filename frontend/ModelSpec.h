@@ -116,6 +116,9 @@ struct ModelSpec {
   double attnScale = 0.0;    ///< the scores' scale; 0: 1 / sqrt(head_dim)
   /// Each layer's window (0: full causal); empty: slidingWindow for all.
   std::vector<int64_t> layerWindows;
+  /// The layers layer_types calls sliding (their window may be none):
+  /// Gemma 3's take ropeLocalTheta. Empty: none named.
+  std::vector<bool> slidingLayers;
   bool fusedQkv = false;      ///< one qkv_proj [q + 2 kv, d] (Phi-3)
   bool fusedGateUp = false;   ///< one gate_up_proj [2 ffn, d], gate first (Phi-3)
   bool qkNorm = false;        ///< an RMSNorm over each head's queries and keys (Qwen3)

@@ -193,8 +193,8 @@ struct FoldCacheWritesPattern : OpRewritePattern<FlashAttentionOp> {
                    queryRope.getPositions() == keyRope.getPositions() &&
                    queryRope.getStyle() == keyRope.getStyle() &&
                    queryRope.getTheta() == keyRope.getTheta() &&
-                   // The attention kernel computes unscaled frequencies only.
-                   !queryRope.hasScaling() && !keyRope.hasScaling();
+                   // The attention kernel rotates whole heads by theta only.
+                   !queryRope.rotatesBeyondTheta() && !keyRope.rotatesBeyondTheta();
     Value ropePositions;
     RopeStyleAttr style;
     FloatAttr theta;

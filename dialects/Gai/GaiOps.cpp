@@ -459,10 +459,12 @@ LogicalResult RopeOp::inferReturnTypes(MLIRContext *,
                        ") finite values > 0");
   if (table && adaptor.getLlama3Scaling())
     return opError(loc, name, "expects frequencies or llama3_scaling, not both");
-  if (static_cast<bool>(longTable) != static_cast<bool>(adaptor.getLongFrom()) ||
-      (longTable && (!table || *adaptor.getLongFrom() < 1)))
+  // Signed: I64Attr's getter hands back the bits as unsigned.
+  IntegerAttr longFrom = adaptor.getLongFromAttr();
+  if (static_cast<bool>(longTable) != static_cast<bool>(longFrom) ||
+      (longTable && (!table || longFrom.getInt() < 1 || longFrom.getInt() > INT32_MAX)))
     return opError(loc, name,
-                   "expects long_frequencies with frequencies and long_from >= 1, or neither");
+                   "expects long_frequencies with frequencies and long_from in [1, 2^31), or neither");
   if (std::optional<APFloat> a = adaptor.getAttentionFactor();
       a && !(a->convertToFloat() > 0.0f && std::isfinite(a->convertToFloat())))
     return opError(loc, name, "expects attention_factor > 0");

@@ -337,7 +337,7 @@ def Gai_RopeOp : Gai_Op<"rope", [Gai_Differentiable, Gai_Interpreted,
     frequencies as Llama 3.1 does (ropeFrequency in GaiOps.h).
     `token_major`: x is [B, T, H, D] (positions index its axis 1), as a
     gradient after its head transpose is (--gai-attention-layout).
-    `frequencies` (D/2 values) are the inverse frequencies in place of
+    `frequencies` (rotary_dim / 2 values) are the inverse frequencies in place of
     theta's, as YaRN and LongRoPE compute them. `long_frequencies` replace
     them in a row whose last position p has |p| >= `long_from` (LongRoPE's
     long factors past the original context; |p|, so that the gradient's
@@ -365,9 +365,10 @@ def Gai_RopeOp : Gai_Op<"rope", [Gai_Differentiable, Gai_Interpreted,
   let extraClassDeclaration = [{
     /// The input's token axis: 2 ([B, H, T, D]), or 1 when token-major.
     int64_t tokenAxis() { return getTokenMajor() ? 1 : 2; }
-    /// Whether the frequencies differ from theta^(-2i/D) (a table or
-    /// Llama 3's rescaling) or the rotation is scaled.
-    bool hasScaling() {
+    /// Whether it is more than theta's rotation of whole heads: a table,
+    /// Llama 3's rescaling, a scale, or partial rotation (what the fused
+    /// attention kernel's RoPE does not do).
+    bool rotatesBeyondTheta() {
       return getLlama3Scaling() || getFrequencies() || getAttentionFactor() || getRotaryDim();
     }
     /// The rotated elements of each head: rotary_dim, or all.

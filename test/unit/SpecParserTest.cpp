@@ -356,6 +356,44 @@ TEST(HFConfig, QwenSlidesFromMaxWindowLayersOn) {
             "m.json: field 'layer_types': expected one entry a layer (2), got 1");
 }
 
+// Where transformers' config classes fill in or rename, the spec follows.
+TEST(HFConfig, DefaultsAndRenamingsFollowTransformers) {
+  auto parse = [](const std::string &text) {
+    llvm::Expected<ModelSpec> spec = parseAnySpec(text, "m.json");
+    EXPECT_TRUE(static_cast<bool>(spec)) << llvm::toString(spec.takeError());
+    return spec ? *spec : ModelSpec();
+  };
+  const std::string small = R"("vocab_size": 256, "hidden_size": 64, "intermediate_size": 128,
+    "num_hidden_layers": 2, "num_attention_heads": 4, "max_position_embeddings": 64)";
+  // Phi-3's config class takes "yarn" (and "su") for LongRoPE.
+  ModelSpec phi = parse(R"({"model_type": "phi3", )" + small + R"(, "original_max_position_embeddings": 32,
+    "rope_scaling": {"type": "yarn", "short_factor": [1, 1, 1, 1, 1, 1, 1, 1],
+                     "long_factor": [2, 2, 2, 2, 2, 2, 2, 2]}})");
+  EXPECT_EQ(phi.ropeLongFrequencies.size(), 8u);
+  EXPECT_EQ(phi.ropeLongFrom, 32);
+  // A rope_parameters entry of 1.0 wins over a top-level partial factor.
+  ModelSpec whole = parse(R"({"model_type": "phi3", )" + small + R"(, "partial_rotary_factor": 0.5,
+    "rope_parameters": {"rope_type": "default", "partial_rotary_factor": 1.0}})");
+  EXPECT_EQ(whole.ropeRotaryDim, 0);
+  // Qwen: use_sliding_window with a null window slides nowhere.
+  ModelSpec qwen = parse(R"({"model_type": "qwen2", )" + small +
+                         R"(, "use_sliding_window": true, "sliding_window": null,
+    "max_window_layers": 0})");
+  EXPECT_TRUE(qwen.layerWindows.empty());
+  // Gemma 3 without sliding_window or query_pre_attn_scalar: 4096 and 256.
+  ModelSpec gemma = parse(R"({"model_type": "gemma3_text", )" + small +
+                          R"(, "layer_types": ["sliding_attention", "full_attention"]})");
+  EXPECT_EQ(gemma.layerWindows, (std::vector<int64_t>{4096, 0}));
+  EXPECT_DOUBLE_EQ(gemma.attnScale, 1.0 / 16.0);
+  // A null window: the sliding layers attend to all, with their own theta.
+  ModelSpec unwindowed = parse(R"({"model_type": "gemma3_text", )" + small +
+                               R"(, "sliding_window": null,
+    "layer_types": ["sliding_attention", "full_attention"]})");
+  EXPECT_EQ(unwindowed.layerWindows, (std::vector<int64_t>{0, 0}));
+  EXPECT_EQ(unwindowed.slidingLayers, (std::vector<bool>{true, false}));
+  EXPECT_EQ(unwindowed.ropeLocalTheta, 10000.0);
+}
+
 TEST(HFConfig, RejectsWhatWeDoNotBuild) {
   EXPECT_EQ(errorOf(R"({"model_type": "llama", "vocab_size": 256,
     "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
