@@ -1,5 +1,6 @@
-// The f32 arithmetic follows transformers' _compute_yarn_parameters and
-// _compute_longrope_parameters step by step (each product and quotient
+// YaRN's and LongRoPE's frequency tables and scales for the HF config
+// reader. The f32 arithmetic follows transformers' _compute_yarn_parameters
+// and _compute_longrope_parameters step by step (each product and quotient
 // rounded to f32 where torch's is), and the correction range in double as
 // Python's math computes it.
 #include "frontend/RopeScaling.h"

@@ -137,6 +137,12 @@ func.func @forward(%x: tensor<2x3x5x16xf32>, %y: tensor<2x3x5x16xf32>, %p: tenso
   %1 = gai.rope interleaved %y, %p theta = 1.0e4 {rotary_dim = 4 : i64, frequencies = array<f32: 0.9, 0.2>, long_frequencies = array<f32: 0.1, 0.01>, long_from = 3 : i64, attention_factor = 1.1 : f32} : (tensor<2x3x5x16xf32>, tensor<1x5xi32>) -> tensor<2x3x5x16xf32>
   return %0, %1 : tensor<2x3x5x16xf32>, tensor<2x3x5x16xf32>
 })", {{0, 9}}},
+    // rotary_dim 6 of 16: no vector width divides it, so scalar lanes.
+    {"launch_rope_partial_scalar", Targets::All, {"launch"}, R"(
+func.func @forward(%x: tensor<2x3x5x16xf32>, %p: tensor<1x5xi32>) -> tensor<2x3x5x16xf32> {
+  %0 = gai.rope half %x, %p theta = 1.0e4 {rotary_dim = 6 : i64} : (tensor<2x3x5x16xf32>, tensor<1x5xi32>) -> tensor<2x3x5x16xf32>
+  return %0 : tensor<2x3x5x16xf32>
+})", {{0, 9}}},
 
     // attention: grouped-query causal, a window with a softcap, query
     // positions (one token over a cache), no mask.
