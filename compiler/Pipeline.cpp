@@ -20,7 +20,6 @@
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/Path.h"
-#include "llvm/Support/WithColor.h"
 
 #include <map>
 
@@ -36,26 +35,6 @@ void useModelDirectory(CompileOptions &options) {
   options.specPath = std::string(config);
 }
 
-/// LongRoPE chooses its factors by a forward pass's last position. A prompt
-/// longer than both the original context and a prefill chunk is prefilled in
-/// chunks, and the chunks before the original context keep the short
-/// factors, where transformers rotates the whole prompt with the long ones.
-static void warnOfChunkedLongRope(const ModelSpec &spec, const BuildOptions &build) {
-  const int64_t context = build.seqLen ? build.seqLen
-                          : spec.compile.maxSeqLen ? spec.compile.maxSeqLen
-                                                   : spec.maxSeqLen;
-  const int64_t chunk = build.prefillLen ? build.prefillLen : context;
-  if (spec.ropeLongFrequencies.empty() || context <= spec.ropeLongFrom || chunk >= context)
-    return;
-  llvm::WithColor::warning(llvm::errs(), "gaic")
-      << "LongRoPE: a prompt longer than " << std::max(chunk, spec.ropeLongFrom)
-      << " tokens is prefilled in chunks of " << chunk << ", and those before position "
-      << spec.ropeLongFrom
-      << " keep the short factors where transformers uses the long ones; a --prefill-len "
-         "of the context ("
-      << context << ") avoids it\n";
-}
-
 llvm::Expected<ImportedModel> importModel(mlir::MLIRContext &context,
                                           const CompileOptions &options) {
   llvm::Expected<ModelSpec> spec = loadSpecFile(options.specPath);
@@ -65,7 +44,6 @@ llvm::Expected<ImportedModel> importModel(mlir::MLIRContext &context,
   if (!generation)
     return generation.takeError();
   spec->generation = std::move(*generation);
-  warnOfChunkedLongRope(*spec, options.build);
   auto module = buildForward(context, *spec, options.build);
   if (!module)
     return llvm::createStringError(

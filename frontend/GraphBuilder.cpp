@@ -31,7 +31,10 @@ public:
   ///   -> (logits [B, V], k caches, v caches)
   /// Token t of row b sits at position start[b] + t; its K and V are
   /// written to the caches ([B, Hkv, S, D] per layer) there. The logits are
-  /// those of token last[b].
+  /// those of token last[b]; for LongRoPE the input is prompt_last[b], the
+  /// prompt's last token (past a chunk before the final one, by whose
+  /// position LongRoPE chooses), and the logits those of token
+  /// min(prompt_last[b], T - 1).
   void buildStep(ModuleOp module, StringRef name, int64_t seqLen,
                  int64_t context);
   /// @eval_loss(tokens [B, T], targets [B, T]) -> mean cross-entropy (f32).
@@ -95,7 +98,32 @@ private:
   int64_t batch;
   int64_t seq = 0; ///< tokens per row of the function being built
   Value embeddingTable;
+  /// LongRoPE's choice, as transformers makes it by the largest position a
+  /// forward pass sees: fixed in a function over positions 0.. seq - 1
+  /// (longRope), or per row in a generation step (longShare: [B, 1, 1, 1],
+  /// 1 where the prompt's last position reaches the original context).
+  bool longRope = false;
+  Value longShare;
+  /// Sets the choice for a function whose rows end at seq - 1 (null
+  /// `lastPosition`), or at `lastPosition` [B] (a generation step).
+  void chooseLongRope(Value lastPosition);
 };
+
+void ForwardBuilder::chooseLongRope(Value lastPosition) {
+  longShare = nullptr;
+  longRope = seq - 1 >= spec.ropeLongFrom;
+  if (spec.ropeLongFrequencies.empty() || !lastPosition)
+    return;
+  // clamp(last - (from - 1), 0, 1), exact 0 or 1 in the model's type.
+  Type i32 = b.getI32Type();
+  auto constant = [&](int64_t v) {
+    return ConstantOp::create(
+        b, DenseElementsAttr::get(RankedTensorType::get({}, i32), b.getI32IntegerAttr(v)));
+  };
+  Value past = SubOp::create(b, lastPosition, constant(spec.ropeLongFrom - 1));
+  Value share = MinOp::create(b, MaxOp::create(b, past, constant(0)), constant(1));
+  longShare = convertTo(ReshapeOp::create(b, tensor({batch, 1, 1, 1}, i32), share), elt);
+}
 
 Value ForwardBuilder::linear(Value x, const std::string &weight, int64_t in,
                              int64_t out, const std::string &bias) {
@@ -189,19 +217,29 @@ Value ForwardBuilder::attention(Value x, int64_t layer, Value positions,
     auto table = [&](const std::vector<float> &t) {
       return t.empty() || local ? nullptr : b.getDenseF32ArrayAttr(t);
     };
-    IntegerAttr longFrom = spec.ropeLongFrequencies.empty() || local
-                               ? nullptr
-                               : b.getI64IntegerAttr(spec.ropeLongFrom);
     FloatAttr attentionFactor =
         spec.ropeAttentionFactor == 1.0 || local
             ? nullptr
             : b.getF32FloatAttr(static_cast<float>(spec.ropeAttentionFactor));
     IntegerAttr rotaryDim =
         spec.ropeRotaryDim > 0 ? b.getI64IntegerAttr(spec.ropeRotaryDim) : nullptr;
-    for (Value *x : {&q, &k})
-      *x = RopeOp::create(b, *x, positions, theta, style, llama3, /*token_major=*/false,
-                          table(spec.ropeFrequencies), table(spec.ropeLongFrequencies), longFrom,
-                          attentionFactor, rotaryDim);
+    auto rotate = [&](Value x, const std::vector<float> &frequencies) -> Value {
+      return RopeOp::create(b, x, positions, theta, style, llama3, /*token_major=*/false,
+                            table(frequencies), nullptr, nullptr, attentionFactor, rotaryDim);
+    };
+    const bool longForm = !spec.ropeLongFrequencies.empty() && !local;
+    for (Value *x : {&q, &k}) {
+      if (!longForm || !longShare) {
+        *x = rotate(*x, longForm && longRope ? spec.ropeLongFrequencies : spec.ropeFrequencies);
+        continue;
+      }
+      // A generation step: each row's factors by its prompt's last position,
+      // as share · long + (1 - share) · short (exact for a share of 0 or 1).
+      Value longPart = MulOp::create(b, rotate(*x, spec.ropeLongFrequencies), longShare);
+      Value shortShare = SubOp::create(b, scalar(1.0), longShare);
+      Value shortPart = MulOp::create(b, rotate(*x, spec.ropeFrequencies), shortShare);
+      *x = AddOp::create(b, longPart, shortPart);
+    }
   }
   Value mask;
   if (cache) {
@@ -360,6 +398,7 @@ void ForwardBuilder::buildForward(ModuleOp module, int64_t seqLen) {
   Block *entry = func.addEntryBlock();
   b.setInsertionPointToStart(entry);
   Value positions = IotaOp::create(b, tensor({1, seq}, b.getI32Type()), 1);
+  chooseLongRope(nullptr);
   Value hidden = decoder(entry->getArgument(0), positions, nullptr);
   func::ReturnOp::create(b, logits(hidden));
 }
@@ -378,6 +417,7 @@ void ForwardBuilder::buildLoss(ModuleOp module, int64_t rows, int64_t seqLen) {
   Block *entry = func.addEntryBlock();
   b.setInsertionPointToStart(entry);
   Value positions = IotaOp::create(b, tensor({1, seq}, b.getI32Type()), 1);
+  chooseLongRope(nullptr);
   Value logitsValue = logits(decoder(entry->getArgument(0), positions, nullptr));
   at("loss");
   // The loss reads the logits in their own type and sums in f32: no f32
@@ -402,7 +442,10 @@ void ForwardBuilder::buildStep(ModuleOp module, StringRef name,
   }
   auto func =
       func::FuncOp::create(b, name, b.getFunctionType(inputs, results));
-  const char *argNames[] = {"tokens", "start", "last"};
+  // LongRoPE's steps take the prompt's last token (prompt_last), which may
+  // lie past a prefill chunk; the others the logits' row (last).
+  const bool promptLast = !spec.ropeLongFrequencies.empty();
+  const char *argNames[] = {"tokens", "start", promptLast ? "prompt_last" : "last"};
   for (int i = 0; i < 3; ++i)
     func.setArgAttr(i, "gai.name", b.getStringAttr(argNames[i]));
   for (int64_t l = 0; l < spec.layers; ++l) {
@@ -425,21 +468,23 @@ void ForwardBuilder::buildStep(ModuleOp module, StringRef name,
   Value positions = ReshapeOp::create(b, tensor({batch, 1}, i32), cache.start);
   if (seq > 1)
     positions = AddOp::create(b, IotaOp::create(b, tensor({1, seq}, i32), 1), positions);
-  if (seq > 1 && !spec.ropeLongFrequencies.empty()) {
-    // LongRoPE picks its factors by a row's last position, as HF does by
-    // the prompt's: padding past the prompt must not count. The padding's
-    // outputs are discarded, so its positions may repeat the last one.
-    Value lastPosition = AddOp::create(b, cache.start, entry->getArgument(2));
-    positions = MinOp::create(b, positions,
-                              ReshapeOp::create(b, tensor({batch, 1}, i32), lastPosition));
-  }
+  Value lastToken = entry->getArgument(2);
+  chooseLongRope(seq > 1 ? AddOp::create(b, cache.start, lastToken).getResult() : cache.start);
   Value hidden = decoder(entry->getArgument(0), positions, &cache);
   at("head");
   // Only the requested token of each row reaches the vocabulary projection.
   // A one-token step has no other: `last` is then unused, and no kernel
   // copies the row.
   int64_t width = cast<RankedTensorType>(hidden.getType()).getShape().back();
-  Value last = seq > 1 ? TakeOp::create(b, hidden, entry->getArgument(2)).getResult()
+  Value lastRow;
+  if (seq > 1 && promptLast) { // the chunk's last row at most
+    Value chunkEnd = ConstantOp::create(
+        b, DenseElementsAttr::get(RankedTensorType::get({}, i32), b.getI32IntegerAttr(seq - 1)));
+    lastRow = TakeOp::create(b, hidden, MinOp::create(b, lastToken, chunkEnd));
+  } else if (seq > 1) {
+    lastRow = TakeOp::create(b, hidden, lastToken);
+  }
+  Value last = seq > 1 ? lastRow
                        : ReshapeOp::create(b, tensor({batch, width}, residualElt), hidden)
                              .getResult();
   SmallVector<Value> outs = {logits(last)};

@@ -138,6 +138,7 @@ struct Entries {
   std::vector<TensorRef> prefillIn, decodeIn;
   TensorRef prefillLogits, decodeLogits;
   int64_t batch = 0, chunk = 0, vocab = 0, context = 0;
+  bool promptLast = false; ///< prefill's third input is `prompt_last` (LongRoPE)
 
   static StatusOr<Entries> of(Session &session) {
     if (!session.hasEntry("prefill") || !session.hasEntry("decode"))
@@ -152,6 +153,7 @@ struct Entries {
         e.prefillIn[0].shape.size() != 2 || e.prefillLogits.shape.size() != 2)
       return Status::error("the prefill and decode entry points do not have "
                            "the expected (tokens, start, last) → logits form");
+    e.promptLast = e.prefillIn[2].name == "prompt_last";
     e.batch = e.prefillIn[0].shape[0];
     e.chunk = e.prefillIn[0].shape[1];
     e.vocab = e.prefillLogits.shape[1];
@@ -263,7 +265,11 @@ Status BatchRun::run(const std::function<void(size_t, int32_t)> &onToken,
       for (int64_t t = 0; t < chunk; ++t)
         tokens[b * chunk + t] = at + t < n ? prompt[at + t] : 0;
       starts[b] = static_cast<int32_t>(at);
-      lasts[b] = static_cast<int32_t>(final ? n - 1 - at : chunk - 1);
+      // `last`: the logits' row. A LongRoPE artifact's `prompt_last` is the
+      // prompt's last token from this chunk's start, past a chunk before
+      // the final one (the logits take the chunk's last row at most): its
+      // factors follow the prompt's last position, as transformers' do.
+      lasts[b] = static_cast<int32_t>(final || e.promptLast ? n - 1 - at : chunk - 1);
     }
     if (Status s = session.run("prefill"); !s)
       return s;
