@@ -225,7 +225,7 @@ Value ForwardBuilder::attention(Value x, int64_t layer, Value positions,
         spec.ropeRotaryDim > 0 ? b.getI64IntegerAttr(spec.ropeRotaryDim) : nullptr;
     auto rotate = [&](Value x, const std::vector<float> &frequencies) -> Value {
       return RopeOp::create(b, x, positions, theta, style, llama3, /*token_major=*/false,
-                            table(frequencies), nullptr, nullptr, attentionFactor, rotaryDim);
+                            table(frequencies), attentionFactor, rotaryDim);
     };
     const bool longForm = !spec.ropeLongFrequencies.empty() && !local;
     for (Value *x : {&q, &k}) {

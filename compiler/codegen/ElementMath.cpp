@@ -159,9 +159,7 @@ Value emitLlama3Frequency(OpBuilder &b, Location loc, Value inv, ArrayRef<double
   return arith::SelectOp::create(b, loc, isShort, inv, result);
 }
 
-Value emitRopeTable(OpBuilder &b, Location loc, ArrayRef<float> table, ArrayRef<float> longTable) {
-  SmallVector<float> values(table);
-  values.append(longTable.begin(), longTable.end());
+Value emitRopeTable(OpBuilder &b, Location loc, ArrayRef<float> values) {
   ArrayRef<uint8_t> bytes(reinterpret_cast<const uint8_t *>(values.data()),
                           values.size() * sizeof(float));
   std::string name;
@@ -178,16 +176,6 @@ Value emitRopeTable(OpBuilder &b, Location loc, ArrayRef<float> table, ArrayRef<
                              /*constant=*/true, /*alignment=*/IntegerAttr());
   }
   return memref::GetGlobalOp::create(b, loc, type, name);
-}
-
-Value emitRopeTableOffset(OpBuilder &b, Location loc, Value last, int64_t longFrom,
-                          int64_t pairs) {
-  Value magnitude = math::AbsIOp::create(b, loc, last);
-  Value isLong = arith::CmpIOp::create(
-      b, loc, arith::CmpIPredicate::sge, magnitude,
-      arith::ConstantOp::create(b, loc, b.getIntegerAttr(last.getType(), longFrom)));
-  return arith::SelectOp::create(b, loc, isLong, arith::ConstantIndexOp::create(b, loc, pairs),
-                                 arith::ConstantIndexOp::create(b, loc, 0));
 }
 
 } // namespace gai

@@ -33,18 +33,11 @@ mlir::Value convertElements(mlir::OpBuilder &b, mlir::Location loc,
 mlir::Value emitLlama3Frequency(mlir::OpBuilder &b, mlir::Location loc, mlir::Value inv,
                                 llvm::ArrayRef<double> llama3);
 
-/// A RoPE frequency table (gai.rope's frequencies, then its
-/// long_frequencies if any) as a constant memref.global in the module
-/// around the builder (one per distinct table, named by its contents so
-/// that identical kernels stay identical), read through memref.get_global.
-mlir::Value emitRopeTable(mlir::OpBuilder &b, mlir::Location loc, llvm::ArrayRef<float> table,
-                          llvm::ArrayRef<float> longTable);
-
-/// The index in emitRopeTable's table where a row's frequencies start: 0,
-/// or the long ones' start where |`last`| (the row's last position, i32)
-/// reaches `longFrom`.
-mlir::Value emitRopeTableOffset(mlir::OpBuilder &b, mlir::Location loc, mlir::Value last,
-                                int64_t longFrom, int64_t pairs);
+/// A RoPE frequency table (gai.rope's frequencies) as a constant
+/// memref.global in the module around the builder (one per distinct
+/// table, named by its contents so that identical kernels stay identical),
+/// read through memref.get_global.
+mlir::Value emitRopeTable(mlir::OpBuilder &b, mlir::Location loc, llvm::ArrayRef<float> values);
 
 } // namespace gai
 

@@ -281,26 +281,14 @@ void KernelBuilder::emitRowOp(Operation *op) {
     });
   bool half = rope.getStyle() == RopeStyle::Half;
   float theta = static_cast<float>(rope.getTheta().convertToDouble());
-  // A frequency table, and where this row's part of it starts (its long
-  // form past long_from, by the row's last position).
-  Value table, tableStart;
-  if (std::optional<ArrayRef<float>> frequencies = rope.getFrequencies()) {
-    std::optional<ArrayRef<float>> longFrequencies = rope.getLongFrequencies();
-    table = emitRopeTable(b, loc, *frequencies, longFrequencies.value_or(ArrayRef<float>()));
-    tableStart = index(0);
-    if (longFrequencies) {
-      Value last = memref::LoadOp::create(
-          b, loc, memrefOf.lookup(positions),
-          ValueRange{posShape[0] == 1 ? index(0) : lead[0], index(posShape[1] - 1)});
-      tableStart = emitRopeTableOffset(b, loc, last, *rope.getLongFrom(), d / 2);
-    }
-  }
+  Value table;
+  if (std::optional<ArrayRef<float>> frequencies = rope.getFrequencies())
+    table = emitRopeTable(b, loc, *frequencies);
   std::optional<APFloat> attentionFactor = rope.getAttentionFactor();
   forEach(d / 2, [&](Value i) {
     Value inv;
     if (table) {
-      inv = memref::LoadOp::create(b, loc, table,
-                                   ValueRange{arith::AddIOp::create(b, loc, i, tableStart)});
+      inv = memref::LoadOp::create(b, loc, table, ValueRange{i});
     } else {
       Value i64 = arith::IndexCastOp::create(b, loc, b.getI64Type(), i);
       Value two_i = arith::SIToFPOp::create(

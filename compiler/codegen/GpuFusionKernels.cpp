@@ -619,18 +619,10 @@ void GpuKernelBuilder::emitStatistics(Operation *op) {
   lanes = 1;
   SmallVector<Value> lead = leadingIndices(rope.getInput()); // [b, h, t] or [b, t, h]
   lanes = saved;
-  Value batchRow = posShape[0] == 1 ? index(0) : lead[0];
-  Value position = memref::LoadOp::create(b, loc, memrefOf.lookup(positions),
-                                          ValueRange{batchRow, lead[rope.tokenAxis()]});
+  Value position = memref::LoadOp::create(
+      b, loc, memrefOf.lookup(positions),
+      ValueRange{posShape[0] == 1 ? index(0) : lead[0], lead[rope.tokenAxis()]});
   stats[op] = {arith::SIToFPOp::create(b, loc, b.getF32Type(), position)};
-  // Where the row's frequencies start in its table: the long form's by
-  // the row's last position.
-  if (rope.getLongFrequencies()) {
-    Value last = memref::LoadOp::create(b, loc, memrefOf.lookup(positions),
-                                        ValueRange{batchRow, index(posShape[1] - 1)});
-    stats[op].push_back(
-        emitRopeTableOffset(b, loc, last, *rope.getLongFrom(), rope.rotatedLength() / 2));
-  }
 }
 
 Value GpuKernelBuilder::emitRowElement(Operation *op, Value j) {
@@ -710,13 +702,9 @@ Value GpuKernelBuilder::emitRowElement(Operation *op, Value j) {
   if (std::optional<ArrayRef<float>> frequencies = rope.getFrequencies()) {
     // The table's entry of each lane's pair (a scalar load a lane: the
     // table is a few hundred bytes, in L1 after the first row).
-    Value table = emitRopeTable(b, loc, *frequencies,
-                                rope.getLongFrequencies().value_or(ArrayRef<float>()));
-    Value start = s.size() > 1 ? s[1] : index(0);
+    Value table = emitRopeTable(b, loc, *frequencies);
     auto entry = [&](Value pair) {
-      return memref::LoadOp::create(b, loc, table,
-                                    ValueRange{arith::AddIOp::create(b, loc, pair, start)})
-          .getResult();
+      return memref::LoadOp::create(b, loc, table, ValueRange{pair}).getResult();
     };
     if (lanes == 1) {
       inv = entry(freq);

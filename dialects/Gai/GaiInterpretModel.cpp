@@ -31,13 +31,12 @@ double activate(EpilogueActivation act, double x) {
   return x;
 }
 
-/// How a RoPE rotates: theta's frequencies (rescaled by `llama3`), or a
-/// table with its long form, and the cosines' and sines' scale.
+/// How a RoPE rotates: theta's frequencies (rescaled by `llama3`) or a
+/// table, and the cosines' and sines' scale.
 struct RopeFrequencies {
   double theta = 10000.0;
   ArrayRef<double> llama3;
-  ArrayRef<float> table, longTable;
-  int64_t longFrom = 0;
+  ArrayRef<float> table;
   float attentionFactor = 1.0f;
   int64_t rotaryDim = 0; ///< 0: the whole head rotates
 
@@ -46,17 +45,13 @@ struct RopeFrequencies {
     f.theta = rope.getTheta().convertToDouble();
     f.llama3 = rope.getLlama3Scaling().value_or(ArrayRef<double>());
     f.table = rope.getFrequencies().value_or(ArrayRef<float>());
-    f.longTable = rope.getLongFrequencies().value_or(ArrayRef<float>());
-    f.longFrom = rope.getLongFrom().value_or(0);
     if (std::optional<APFloat> a = rope.getAttentionFactor())
       f.attentionFactor = a->convertToFloat();
     f.rotaryDim = rope.getRotaryDim().value_or(0);
     return f;
   }
-  /// Pair i's inverse frequency in a row whose last position is `last`.
-  float at(int64_t i, int64_t dim, double last) const {
-    if (!longTable.empty() && std::fabs(last) >= static_cast<double>(longFrom))
-      return longTable[i];
+  /// Pair i's inverse frequency.
+  float at(int64_t i, int64_t dim) const {
     if (!table.empty())
       return table[i];
     return ropeFrequency(i, dim, theta, llama3);
@@ -73,13 +68,12 @@ void rotate(HostTensor &t, const HostTensor &pos, const RopeFrequencies &freq, b
   for (int64_t bi = 0; bi < b; ++bi)
     for (int64_t hi = 0; hi < h; ++hi)
       for (int64_t ti = 0; ti < seq; ++ti) {
-        const double *rowPositions = pos.data.data() + (pos.shape[0] == 1 ? 0 : bi) * seq;
-        double p = rowPositions[ti];
+        double p = pos.data[(pos.shape[0] == 1 ? 0 : bi) * seq + ti];
         int64_t row = tokenMajor ? (bi * seq + ti) * h + hi : (bi * h + hi) * seq + ti;
         double *x = t.data.data() + row * stride;
         for (int64_t i = 0; i < d / 2; ++i) {
           // HF computes inverse frequencies, angles, cosines and sines in f32.
-          float inv = freq.at(i, d, rowPositions[seq - 1]);
+          float inv = freq.at(i, d);
           float angle = static_cast<float>(p) * inv;
           double c = static_cast<float>(std::cos(angle)) * freq.attentionFactor;
           double s = static_cast<float>(std::sin(angle)) * freq.attentionFactor;

@@ -447,24 +447,14 @@ LogicalResult RopeOp::inferReturnTypes(MLIRContext *,
                    "expects an even rotary_dim in [2, head_dim (" + Twine(in.getDimSize(3)) +
                        ")], got " + Twine(rotated));
   const int64_t pairs = rotated / 2;
-  std::optional<ArrayRef<float>> table = adaptor.getFrequencies(),
-                                 longTable = adaptor.getLongFrequencies();
-  auto badTable = [&](std::optional<ArrayRef<float>> t) {
-    return t && (static_cast<int64_t>(t->size()) != pairs ||
-                 llvm::any_of(*t, [](float f) { return !(f > 0.0f) || std::isinf(f); }));
-  };
-  if (badTable(table) || badTable(longTable))
+  std::optional<ArrayRef<float>> table = adaptor.getFrequencies();
+  if (table && (static_cast<int64_t>(table->size()) != pairs ||
+                llvm::any_of(*table, [](float f) { return !(f > 0.0f) || std::isinf(f); })))
     return opError(loc, name,
-                   Twine("expects frequencies and long_frequencies of rotary_dim / 2 (") + Twine(pairs) +
+                   Twine("expects frequencies of rotary_dim / 2 (") + Twine(pairs) +
                        ") finite values > 0");
   if (table && adaptor.getLlama3Scaling())
     return opError(loc, name, "expects frequencies or llama3_scaling, not both");
-  // Signed: I64Attr's getter hands back the bits as unsigned.
-  IntegerAttr longFrom = adaptor.getLongFromAttr();
-  if (static_cast<bool>(longTable) != static_cast<bool>(longFrom) ||
-      (longTable && (!table || longFrom.getInt() < 1 || longFrom.getInt() > INT32_MAX)))
-    return opError(loc, name,
-                   "expects long_frequencies with frequencies and long_from in [1, 2^31), or neither");
   if (std::optional<APFloat> a = adaptor.getAttentionFactor();
       a && !(a->convertToFloat() > 0.0f && std::isfinite(a->convertToFloat())))
     return opError(loc, name, "expects attention_factor > 0");

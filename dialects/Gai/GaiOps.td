@@ -338,11 +338,9 @@ def Gai_RopeOp : Gai_Op<"rope", [Gai_Differentiable, Gai_Interpreted,
     `token_major`: x is [B, T, H, D] (positions index its axis 1), as a
     gradient after its head transpose is (--gai-attention-layout).
     `frequencies` (rotary_dim / 2 values) are the inverse frequencies in place of
-    theta's, as YaRN and LongRoPE compute them. `long_frequencies` replace
-    them in a row whose last position p has |p| >= `long_from` (LongRoPE's
-    long factors past the original context; |p|, so that the gradient's
-    negated positions choose as the forward did). `attention_factor`
-    scales the cosines and sines (YaRN's and LongRoPE's magnitude
+    theta's, as YaRN and LongRoPE compute them (the frontend picks
+    LongRoPE's short or long table; a generation step blends the two by a
+    per-row share). `attention_factor` scales the cosines and sines (YaRN's and LongRoPE's magnitude
     correction); the rotation's transpose keeps it. `rotary_dim` (even, at
     most D): only the first rotary_dim elements of each head rotate (pairs
     within them, frequencies of a head of rotary_dim); the rest pass
@@ -353,8 +351,6 @@ def Gai_RopeOp : Gai_Op<"rope", [Gai_Differentiable, Gai_Interpreted,
                        OptionalAttr<DenseF64ArrayAttr>:$llama3_scaling,
                        UnitAttr:$token_major,
                        OptionalAttr<DenseF32ArrayAttr>:$frequencies,
-                       OptionalAttr<DenseF32ArrayAttr>:$long_frequencies,
-                       OptionalAttr<I64Attr>:$long_from,
                        OptionalAttr<F32Attr>:$attention_factor,
                        OptionalAttr<I64Attr>:$rotary_dim);
   let results = (outs Gai_FloatTensor:$result);

@@ -121,11 +121,11 @@ func.func @forward(%x: tensor<1x7xf32>, %w: tensor<7xf32>, %b: tensor<7xf32>) ->
   %0 = gai.layer_norm %x, %w, %b eps = 1.0e-5 : (tensor<1x7xf32>, tensor<7xf32>, tensor<7xf32>) -> tensor<1x7xf32>
   return %0 : tensor<1x7xf32>
 })"},
-    // RoPE from a frequency table: each batch row's last position (drawn,
-    // negative too, as a gradient's) picks the long table or not.
+    // RoPE from frequency tables, scaled, at drawn positions (negative
+    // too, as a gradient's).
     {"launch_rope_tables", Targets::All, {"launch"}, R"(
 func.func @forward(%x: tensor<2x3x5x8xf32>, %y: tensor<2x5x3x8xf32>, %p: tensor<2x5xi32>) -> (tensor<2x3x5x8xf32>, tensor<2x5x3x8xf32>) {
-  %0 = gai.rope half %x, %p theta = 1.0e4 {frequencies = array<f32: 1.0, 0.3, 0.05, 0.001>, long_frequencies = array<f32: 0.7, 0.1, 0.02, 0.0001>, long_from = 4 : i64, attention_factor = 1.2 : f32} : (tensor<2x3x5x8xf32>, tensor<2x5xi32>) -> tensor<2x3x5x8xf32>
+  %0 = gai.rope half %x, %p theta = 1.0e4 {frequencies = array<f32: 1.0, 0.3, 0.05, 0.001>, attention_factor = 1.2 : f32} : (tensor<2x3x5x8xf32>, tensor<2x5xi32>) -> tensor<2x3x5x8xf32>
   %1 = gai.rope interleaved token_major %y, %p theta = 1.0e4 {frequencies = array<f32: 0.9, 0.2, 0.04, 0.003>, attention_factor = 0.8 : f32} : (tensor<2x5x3x8xf32>, tensor<2x5xi32>) -> tensor<2x5x3x8xf32>
   return %0, %1 : tensor<2x3x5x8xf32>, tensor<2x5x3x8xf32>
 })", {{-9, 9}}, nullptr, 3},
@@ -134,7 +134,7 @@ func.func @forward(%x: tensor<2x3x5x8xf32>, %y: tensor<2x5x3x8xf32>, %p: tensor<
     {"launch_rope_partial", Targets::All, {"launch"}, R"(
 func.func @forward(%x: tensor<2x3x5x16xf32>, %y: tensor<2x3x5x16xf32>, %p: tensor<1x5xi32>) -> (tensor<2x3x5x16xf32>, tensor<2x3x5x16xf32>) {
   %0 = gai.rope half %x, %p theta = 1.0e4 {rotary_dim = 8 : i64} : (tensor<2x3x5x16xf32>, tensor<1x5xi32>) -> tensor<2x3x5x16xf32>
-  %1 = gai.rope interleaved %y, %p theta = 1.0e4 {rotary_dim = 4 : i64, frequencies = array<f32: 0.9, 0.2>, long_frequencies = array<f32: 0.1, 0.01>, long_from = 3 : i64, attention_factor = 1.1 : f32} : (tensor<2x3x5x16xf32>, tensor<1x5xi32>) -> tensor<2x3x5x16xf32>
+  %1 = gai.rope interleaved %y, %p theta = 1.0e4 {rotary_dim = 4 : i64, frequencies = array<f32: 0.9, 0.2>, attention_factor = 1.1 : f32} : (tensor<2x3x5x16xf32>, tensor<1x5xi32>) -> tensor<2x3x5x16xf32>
   return %0, %1 : tensor<2x3x5x16xf32>, tensor<2x3x5x16xf32>
 })", {{0, 9}}},
     // rotary_dim 6 of 16: no vector width divides it, so scalar lanes.

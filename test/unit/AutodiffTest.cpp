@@ -116,13 +116,12 @@ func.func @loss(%x: tensor<1x2x3x8xf32>, %k: tensor<1x4x3x4xf32>, %f: tensor<1x4
   %5 = gai.reduce sum %4 axes = [0, 1, 2, 3] : (tensor<1x4x3x4xf32>) -> tensor<f32>
   return %5 : tensor<f32>
 })"},
-    // A frequency table whose long form the first rope takes (its last
-    // position, 2, reaches long_from) and the second does not, both scaled.
-    {"rope_tables_long_and_scaled", R"(
+    // Frequency tables, each rope scaled.
+    {"rope_tables_scaled", R"(
 func.func @loss(%x: tensor<1x2x3x4xf32>, %k: tensor<1x2x3x4xf32>) -> tensor<f32> {
   %p = gai.iota dim = 1 : tensor<1x3xi32>
-  %0 = gai.rope half %x, %p theta = 1.000000e+04 {frequencies = array<f32: 1.0, 0.3>, long_frequencies = array<f32: 0.7, 0.05>, long_from = 2 : i64, attention_factor = 1.2 : f32} : (tensor<1x2x3x4xf32>, tensor<1x3xi32>) -> tensor<1x2x3x4xf32>
-  %1 = gai.rope interleaved %0, %p theta = 1.000000e+04 {frequencies = array<f32: 0.9, 0.2>, long_frequencies = array<f32: 0.1, 0.01>, long_from = 5 : i64, attention_factor = 0.8 : f32} : (tensor<1x2x3x4xf32>, tensor<1x3xi32>) -> tensor<1x2x3x4xf32>
+  %0 = gai.rope half %x, %p theta = 1.000000e+04 {frequencies = array<f32: 1.0, 0.3>, attention_factor = 1.2 : f32} : (tensor<1x2x3x4xf32>, tensor<1x3xi32>) -> tensor<1x2x3x4xf32>
+  %1 = gai.rope interleaved %0, %p theta = 1.000000e+04 {frequencies = array<f32: 0.9, 0.2>, attention_factor = 0.8 : f32} : (tensor<1x2x3x4xf32>, tensor<1x3xi32>) -> tensor<1x2x3x4xf32>
   %2 = gai.mul %1, %k : (tensor<1x2x3x4xf32>, tensor<1x2x3x4xf32>) -> tensor<1x2x3x4xf32>
   %3 = gai.mul %2, %0 : (tensor<1x2x3x4xf32>, tensor<1x2x3x4xf32>) -> tensor<1x2x3x4xf32>
   %4 = gai.reduce sum %3 axes = [0, 1, 2, 3] : (tensor<1x2x3x4xf32>) -> tensor<f32>

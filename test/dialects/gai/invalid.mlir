@@ -1020,7 +1020,7 @@ func.func @decompress_meta(%v: tensor<16x16xf32>, %m: tensor<16x8xi8>) -> tensor
 // -----
 
 func.func @rope_table_size(%x: tensor<1x2x8x16xf32>, %p: tensor<1x8xi32>) {
-  // expected-error @+2 {{expects frequencies and long_frequencies of rotary_dim / 2 (8) finite values > 0}}
+  // expected-error @+2 {{expects frequencies of rotary_dim / 2 (8) finite values > 0}}
   // expected-error @+1 {{failed to infer returned types}}
   %0 = gai.rope half %x, %p theta = 1.0e4 {frequencies = array<f32: 1.0, 0.5>} : (tensor<1x2x8x16xf32>, tensor<1x8xi32>) -> tensor<1x2x8x16xf32>
   return
@@ -1029,7 +1029,7 @@ func.func @rope_table_size(%x: tensor<1x2x8x16xf32>, %p: tensor<1x8xi32>) {
 // -----
 
 func.func @rope_table_zero(%x: tensor<1x2x8x4xf32>, %p: tensor<1x8xi32>) {
-  // expected-error @+2 {{expects frequencies and long_frequencies of rotary_dim / 2 (2) finite values > 0}}
+  // expected-error @+2 {{expects frequencies of rotary_dim / 2 (2) finite values > 0}}
   // expected-error @+1 {{failed to infer returned types}}
   %0 = gai.rope half %x, %p theta = 1.0e4 {frequencies = array<f32: 1.0, 0.0>} : (tensor<1x2x8x4xf32>, tensor<1x8xi32>) -> tensor<1x2x8x4xf32>
   return
@@ -1041,15 +1041,6 @@ func.func @rope_table_and_llama3(%x: tensor<1x2x8x4xf32>, %p: tensor<1x8xi32>) {
   // expected-error @+2 {{expects frequencies or llama3_scaling, not both}}
   // expected-error @+1 {{failed to infer returned types}}
   %0 = gai.rope half %x, %p theta = 1.0e4 {frequencies = array<f32: 1.0, 0.5>, llama3_scaling = array<f64: 8.0, 1.0, 4.0, 8192.0>} : (tensor<1x2x8x4xf32>, tensor<1x8xi32>) -> tensor<1x2x8x4xf32>
-  return
-}
-
-// -----
-
-func.func @rope_long_without_from(%x: tensor<1x2x8x4xf32>, %p: tensor<1x8xi32>) {
-  // expected-error @+2 {{expects long_frequencies with frequencies and long_from in [1, 2^31), or neither}}
-  // expected-error @+1 {{failed to infer returned types}}
-  %0 = gai.rope half %x, %p theta = 1.0e4 {frequencies = array<f32: 1.0, 0.5>, long_frequencies = array<f32: 1.0, 0.25>} : (tensor<1x2x8x4xf32>, tensor<1x8xi32>) -> tensor<1x2x8x4xf32>
   return
 }
 
@@ -1068,14 +1059,5 @@ func.func @rope_rotary_dim(%x: tensor<1x2x8x16xf32>, %p: tensor<1x8xi32>) {
   // expected-error @+2 {{expects an even rotary_dim in [2, head_dim (16)], got 18}}
   // expected-error @+1 {{failed to infer returned types}}
   %0 = gai.rope half %x, %p theta = 1.0e4 {rotary_dim = 18 : i64} : (tensor<1x2x8x16xf32>, tensor<1x8xi32>) -> tensor<1x2x8x16xf32>
-  return
-}
-
-// -----
-
-func.func @rope_long_from_negative(%x: tensor<1x2x8x4xf32>, %p: tensor<1x8xi32>) {
-  // expected-error @+2 {{expects long_frequencies with frequencies and long_from in [1, 2^31), or neither}}
-  // expected-error @+1 {{failed to infer returned types}}
-  %0 = gai.rope half %x, %p theta = 1.0e4 {frequencies = array<f32: 1.0, 0.5>, long_frequencies = array<f32: 1.0, 0.25>, long_from = -5 : i64} : (tensor<1x2x8x4xf32>, tensor<1x8xi32>) -> tensor<1x2x8x4xf32>
   return
 }

@@ -116,9 +116,9 @@ func.func @attention_pieces(%q: tensor<2x4x8x16xf32>, %k: tensor<2x2x8x16xf32>, 
   %0 = gai.rope half %q, %pos theta = 10000.0 : (tensor<2x4x8x16xf32>, tensor<1x8xi32>) -> tensor<2x4x8x16xf32>
   // CHECK: gai.rope interleaved
   %1 = gai.rope interleaved %k, %pos theta = 500000.0 : (tensor<2x2x8x16xf32>, tensor<1x8xi32>) -> tensor<2x2x8x16xf32>
-  // A frequency table with its long form past position 4096, and a scale.
-  // CHECK: gai.rope half %{{.*}}, %{{.*}} theta = 1.000000e+04 {attention_factor = 1.190000e+00 : f32, frequencies = array<f32: 1.000000e+00, 5.000000e-01, 2.500000e-01, 1.250000e-01, 6.250000e-02, 3.125000e-02, 1.562500e-02, 7.812500e-03>, long_frequencies = array<f32: 5.000000e-01, 2.500000e-01, 1.250000e-01, 6.250000e-02, 3.125000e-02, 1.562500e-02, 7.812500e-03, 3.906250e-03>, long_from = 4096 : i64}
-  %t = gai.rope half %q, %pos theta = 10000.0 {frequencies = array<f32: 1.0, 0.5, 0.25, 0.125, 0.0625, 0.03125, 0.015625, 0.0078125>, long_frequencies = array<f32: 0.5, 0.25, 0.125, 0.0625, 0.03125, 0.015625, 0.0078125, 0.00390625>, long_from = 4096 : i64, attention_factor = 1.19 : f32} : (tensor<2x4x8x16xf32>, tensor<1x8xi32>) -> tensor<2x4x8x16xf32>
+  // A frequency table and a scale.
+  // CHECK: gai.rope half %{{.*}}, %{{.*}} theta = 1.000000e+04 {attention_factor = 1.190000e+00 : f32, frequencies = array<f32: 1.000000e+00, 5.000000e-01, 2.500000e-01, 1.250000e-01, 6.250000e-02, 3.125000e-02, 1.562500e-02, 7.812500e-03>}
+  %t = gai.rope half %q, %pos theta = 10000.0 {frequencies = array<f32: 1.0, 0.5, 0.25, 0.125, 0.0625, 0.03125, 0.015625, 0.0078125>, attention_factor = 1.19 : f32} : (tensor<2x4x8x16xf32>, tensor<1x8xi32>) -> tensor<2x4x8x16xf32>
   // CHECK: gai.repeat %{{.*}} axis = 1 times = 2 : (tensor<2x2x8x16xf32>) -> tensor<2x4x8x16xf32>
   %2 = gai.repeat %1 axis = 1 times = 2 : (tensor<2x2x8x16xf32>) -> tensor<2x4x8x16xf32>
   // CHECK: gai.causal_mask : tensor<8x8xi1>
