@@ -5,7 +5,8 @@
 // count) over the visible half of the scores. The forward is timed as it
 // runs (on wgmma where it can) and on mma.sync; the backward in its forms:
 // the default (atomic sums; on wgmma where it runs), the same on mma.sync,
-// and the deterministic one.
+// and the deterministic one; and the default form with its key blocks in
+// each order blockSpread gives.
 #include "../gpu/Bf16Inputs.h"
 #include "BenchTiming.h"
 #include "hal/cuda/AttentionGrad.h"
@@ -116,6 +117,16 @@ int main(int argc, char **argv) {
       const double backward = bench::timeMs(
           [&] { cuda::attentionGrad(cuda::Elem::BF16, g, workspace, stream); },
           stream, 20, 3);
+      // The key blocks' order (blockSpread): head after head, and groups
+      // of heads of 1, 2 and 4 waves, heaviest keys first.
+      nlohmann::json bySpread = nlohmann::json::object();
+      for (float spread : {0.0f, 1.0f, 2.0f, 4.0f}) {
+        g.blockSpread = spread;
+        bySpread[std::to_string(static_cast<int>(spread))] = bench::timeMs(
+            [&] { cuda::attentionGrad(cuda::Elem::BF16, g, workspace, stream); },
+            stream, 20, 3);
+      }
+      g.blockSpread = -1.0f;
       g.deterministic = true;
       const double fixedOrder = bench::timeMs(
           [&] { cuda::attentionGrad(cuda::Elem::BF16, g, workspace, stream); },
@@ -146,6 +157,7 @@ int main(int argc, char **argv) {
                              {"mma_sync_forward_ms", mmaSyncForward},
                              {"mma_sync_backward_ms", mmaSync},
                              {"deterministic_backward_ms", fixedOrder},
+                             {"backward_ms_by_spread", bySpread},
                              {"status", cudaGetErrorString(status)}};
       std::printf("%s\n", line.dump().c_str());
       std::fflush(stdout);

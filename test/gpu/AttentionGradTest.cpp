@@ -171,16 +171,22 @@ TEST_P(CudaAttentionGrad, MatchesTheCpuKernel) {
             c.bf16 && c.dim == 64 && wgmmaBuild && major == 9 && minor == 0);
   // Every form of the tensor-core path: the atomic sums (on wgmma where it
   // runs, and on mma.sync) and the fixed order.
+  // Each also with its key blocks head after head (spread 0) and longest
+  // first over every head (one group), beside the default's groups.
   struct Form {
     bool deterministic, mmaSyncOnly;
+    float spread;
   };
-  std::vector<Form> forms = {{false, false}, {true, false}};
+  std::vector<Form> forms = {{false, false, -1.0f}, {true, false, -1.0f},
+                             {false, false, 0.0f},  {false, false, 1e9f},
+                             {true, false, 0.0f},   {true, false, 1e9f}};
   if (cuda::attentionGradOnWgmma(elem, g))
-    forms.push_back({false, true});
+    forms.push_back({false, true, -1.0f});
   for (Form form : forms) {
     const bool deterministic = form.deterministic;
     g.deterministic = deterministic;
     g.mmaSyncOnly = form.mmaSyncOnly;
+    g.blockSpread = form.spread;
     cudaMalloc(&workspace, cuda::attentionGradWorkspaceFloats(elem, g) * 4);
     // Twice, into NaN-filled gradients: every element is written, and the
     // dQ sums start from zero each time; the fixed-order form repeats its
@@ -200,7 +206,8 @@ TEST_P(CudaAttentionGrad, MatchesTheCpuKernel) {
           ASSERT_TRUE(std::isfinite(got[i])) << name << " element " << i << " not written";
         EXPECT_LE(relativeError(got, *want), bound)
             << name << ", launch " << launch
-            << (deterministic ? ", fixed order" : form.mmaSyncOnly ? ", atomic, mma.sync" : ", atomic");
+            << (deterministic ? ", fixed order" : form.mmaSyncOnly ? ", atomic, mma.sync" : ", atomic")
+            << ", spread " << form.spread;
         if (deterministic && launch == 0)
           first.push_back(got);
         else if (deterministic)

@@ -17,12 +17,14 @@
 // attention's backward over our layouts with causal offsets, windows,
 // softcaps and GQA together.
 #include "hal/cuda/AttentionGrad.h"
+#include "hal/cuda/KeyBlockOrder.h"
 #include "hal/cuda/Math.cuh"
 #include "hal/cuda/Mma.cuh"
 #include "hal/cuda/Wgmma.cuh"
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <tuple>
 
 namespace gai::cuda {
@@ -288,6 +290,19 @@ constexpr int kThreads = kWarps * 32;
 template <int D> constexpr int kKeyBlocksPerSm = D == 64 ? 3 : 0;
 template <int D> constexpr int kQueryBlocksPerSm = D == 64 ? 4 : 0;
 
+/// A key-side block's keys (its index among the head's key blocks), head
+/// and batch, from the one-dimensional grid keyGrid makes.
+struct KeyBlockPlace {
+  int index, h, b;
+};
+__device__ __forceinline__ KeyBlockPlace keyBlockPlace(const AttentionGradParams &p) {
+  const int heads = static_cast<int>(p.heads), pairs = static_cast<int>(p.batch) * heads;
+  const KeyBlock block =
+      keyBlockOf(static_cast<int>(blockIdx.x), static_cast<int>(gridDim.x) / pairs, pairs,
+                 p.orderGroups);
+  return {block.index, block.pair % heads, block.pair / heads};
+}
+
 /// The A fragments of a 16 × 16 block of a swizzled [rows, D] tile.
 template <int D>
 __device__ __forceinline__ void loadRowFragment(uint32_t (&a)[4], const __nv_bfloat16 *tile,
@@ -466,7 +481,8 @@ __global__ void __launch_bounds__(kThreads, kKeyBlocksPerSm<D>)
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int group = lane / 4, pairCol = 2 * (lane % 4);
-  const int key0 = blockIdx.x * kTile, h = blockIdx.y, b = blockIdx.z;
+  const KeyBlockPlace block = keyBlockPlace(p);
+  const int key0 = block.index * kTile, h = block.h, b = block.b;
   const int queries = static_cast<int>(p.queries), keys = static_cast<int>(p.keys);
   const int heads = static_cast<int>(p.heads), groups = heads / static_cast<int>(p.kvHeads);
   const int start = keys - queries;
@@ -781,12 +797,12 @@ __global__ void __launch_bounds__(kThreads, Wgmma &&Softcap ? 2 : kKeyBlocksPerS
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int group = lane / 4, pairCol = 2 * (lane % 4);
-  // Key tiles vary fastest: the blocks in flight are a few heads' whole
-  // rows of key tiles, so the dQ sums their atomics add to and the Q and dO
-  // tiles they read stay in L2 (heads fastest spread them over every head:
-  // 85% of L2's throughput and a third of DRAM's on llama-1b). Within a
-  // head the heaviest causal blocks (the first keys) start first.
-  const int key0 = blockIdx.x * kTile, h = blockIdx.y, b = blockIdx.z;
+  // The blocks in flight are a group of heads' key tiles (keyBlockOf), so
+  // the dQ sums their atomics add to and the Q and dO tiles they read stay
+  // in L2 (heads fastest over every head spread them: 85% of L2's
+  // throughput and a third of DRAM's on llama-1b).
+  const KeyBlockPlace block = keyBlockPlace(p);
+  const int key0 = block.index * kTile, h = block.h, b = block.b;
   const int queries = static_cast<int>(p.queries), keys = static_cast<int>(p.keys);
   const int heads = static_cast<int>(p.heads), groups = heads / static_cast<int>(p.kvHeads);
   const int start = keys - queries;
@@ -1036,7 +1052,8 @@ __global__ void __launch_bounds__(kThreads, 2)
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int group = lane / 4, pairCol = 2 * (lane % 4);
-  const int key0 = blockIdx.x * kWideKeys, h = blockIdx.y, b = blockIdx.z;
+  const KeyBlockPlace block = keyBlockPlace(p);
+  const int key0 = block.index * kWideKeys, h = block.h, b = block.b;
   const int queries = static_cast<int>(p.queries), keys = static_cast<int>(p.keys);
   const int heads = static_cast<int>(p.heads), groups = heads / static_cast<int>(p.kvHeads);
   const int start = keys - queries;
@@ -1242,6 +1259,45 @@ bool useWgmma(const AttentionGradParams &p) {
   return p.headDim == 64 && !p.mmaSyncOnly && wgmmaRuns();
 }
 
+/// Blocks of `kernel` (kThreads, `bytes` of shared memory) the whole GPU
+/// holds at once.
+template <typename Kernel> int blocksHeld(Kernel kernel, size_t bytes) {
+  int perSm = 0;
+  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSm, kernel, kThreads, bytes) !=
+      cudaSuccess)
+    perSm = 1;
+  return std::max(perSm, 1) * multiprocessorCount();
+}
+
+/// blockSpread's default: two waves a group measured within 2-3% of the
+/// longest-first order in a model of the causal blocks' work (llama-1b's and
+/// gpt2-124m's shapes, one or two blocks an SM), where head after head
+/// ends 7-17% past it.
+constexpr float kDefaultSpread = 2.0f;
+
+float defaultSpread() {
+  static const float spread = [] {
+    const char *env = std::getenv("GAI_ATTENTION_GRAD_SPREAD");
+    return env && *env ? std::strtof(env, nullptr) : kDefaultSpread;
+  }();
+  return spread;
+}
+
+/// `p` with orderGroups set for `keyBlocks` key blocks a head, of which the
+/// GPU holds `held` at once (KeyBlockOrder.h).
+AttentionGradParams withBlockOrder(const AttentionGradParams &p, int64_t keyBlocks, int held) {
+  AttentionGradParams ordered = p;
+  ordered.orderGroups =
+      keyBlockGroups(p.batch * p.heads, keyBlocks, held,
+                     p.blockSpread >= 0 ? p.blockSpread : defaultSpread(), p.causal);
+  return ordered;
+}
+
+/// The key-side kernels' one-dimensional grid (keyBlockOf).
+dim3 keyGrid(const AttentionGradParams &p, int64_t keyBlocks) {
+  return dim3(static_cast<unsigned>(keyBlocks * p.batch * p.heads));
+}
+
 /// Where the tensor-core path's row stats and f32 sums lie in the
 /// workspace, after D.
 struct GradSums {
@@ -1276,22 +1332,27 @@ void launchFlashGrad(const AttentionGradParams &p, const GradSums &sums,
       cudaMemsetAsync(sums.dq, 0, dqCount * sizeof(float), stream);
     if (grouped && !sums.kvZeroed)
       cudaMemsetAsync(sums.kv, 0, 2 * kvCount * sizeof(float), stream);
-    const dim3 grid(keyTiles, heads, batch);
     // 128 keys a block where there are more than one tile's: half the Q/dO
     // reads and dQ atomics of 64 (llama-1b's shape: 0.896 -> 0.814 ms).
-    if (D == 64 && kWgmmaBuild && useWgmma(p) && p.keys > kTile)
-      flashGradWideKernel<Softcap><<<dim3(static_cast<unsigned>((p.keys + kWideKeys - 1) /
-                                                                 kWideKeys),
-                                          heads, batch),
-                                     kThreads, wideSmemBytes() + kWgmmaAlignment, stream>>>(
-          p, sums.stats, sums.dq, sums.kv);
-    else if (D == 64 && kWgmmaBuild && useWgmma(p))
-      flashGradFusedKernel<D, Softcap, D == 64 && kWgmmaBuild><<<grid, kThreads,
-                                                  fusedSmemBytes<D>() + kWgmmaAlignment,
-                                                  stream>>>(p, sums.stats, sums.dq, sums.kv);
-    else
-      flashGradFusedKernel<D, Softcap, false>
-          <<<grid, kThreads, fusedSmemBytes<D>(), stream>>>(p, sums.stats, sums.dq, sums.kv);
+    if (D == 64 && kWgmmaBuild && useWgmma(p) && p.keys > kTile) {
+      const int64_t keyBlocks = (p.keys + kWideKeys - 1) / kWideKeys;
+      const size_t bytes = wideSmemBytes() + kWgmmaAlignment;
+      static const int held = blocksHeld(flashGradWideKernel<Softcap>, bytes);
+      AttentionGradParams ordered = withBlockOrder(p, keyBlocks, held);
+      flashGradWideKernel<Softcap><<<keyGrid(p, keyBlocks), kThreads, bytes, stream>>>(
+          ordered, sums.stats, sums.dq, sums.kv);
+    } else if (D == 64 && kWgmmaBuild && useWgmma(p)) {
+      constexpr bool kWgmma = D == 64 && kWgmmaBuild;
+      const size_t bytes = fusedSmemBytes<D>() + kWgmmaAlignment;
+      static const int held = blocksHeld(flashGradFusedKernel<D, Softcap, kWgmma>, bytes);
+      flashGradFusedKernel<D, Softcap, kWgmma><<<keyGrid(p, keyTiles), kThreads, bytes, stream>>>(
+          withBlockOrder(p, keyTiles, held), sums.stats, sums.dq, sums.kv);
+    } else {
+      const size_t bytes = fusedSmemBytes<D>();
+      static const int held = blocksHeld(flashGradFusedKernel<D, Softcap, false>, bytes);
+      flashGradFusedKernel<D, Softcap, false><<<keyGrid(p, keyTiles), kThreads, bytes, stream>>>(
+          withBlockOrder(p, keyTiles, held), sums.stats, sums.dq, sums.kv);
+    }
     auto finish = [&](const float *from, void *to, const RowStrides &strides, int64_t n,
                       int64_t rows, int64_t count) {
       finishSumsKernel<D>
@@ -1306,8 +1367,9 @@ void launchFlashGrad(const AttentionGradParams &p, const GradSums &sums,
     }
     return;
   }
-  flashGradKeysKernel<D, Softcap><<<dim3(keyTiles, heads, batch), kThreads, gradSmemBytes<D>(),
-                                    stream>>>(p, sums.stats, sums.partials);
+  static const int held = blocksHeld(flashGradKeysKernel<D, Softcap>, gradSmemBytes<D>());
+  flashGradKeysKernel<D, Softcap><<<keyGrid(p, keyTiles), kThreads, gradSmemBytes<D>(), stream>>>(
+      withBlockOrder(p, keyTiles, held), sums.stats, sums.partials);
   flashGradQueriesKernel<D, Softcap>
       <<<dim3(static_cast<unsigned>((p.queries + kTile - 1) / kTile), heads, batch), kThreads,
          gradSmemBytes<D>(), stream>>>(p, sums.stats);

@@ -20,6 +20,15 @@ struct AttentionGradParams {
   // The default form on mma.sync where it would run on wgmma (Hopper, head
   // dim 64): for comparisons and tests of both.
   bool mmaSyncOnly = false;
+  // The order of the key-side blocks under a causal mask, whose work falls
+  // with their keys' place: heads go in groups, and a group's blocks run
+  // heaviest keys first, each group about `blockSpread` waves of the
+  // blocks the GPU holds at once. 0: head after head, each heaviest first
+  // (so a late head's heavy blocks make the tail). Negative: the default,
+  // GAI_ATTENTION_GRAD_SPREAD where set.
+  float blockSpread = -1.0f;
+  // Set by attentionGrad from blockSpread: the groups of (batch, head) pairs.
+  int orderGroups = 0;
   // Where each tensor's rows lie; unset (zero): packed.
   RowStrides qStrides, kStrides, vStrides, outStrides, outGradStrides, qGradStrides,
       kGradStrides, vGradStrides;
