@@ -1269,11 +1269,13 @@ template <typename Kernel> int blocksHeld(Kernel kernel, size_t bytes) {
   return std::max(perSm, 1) * multiprocessorCount();
 }
 
-/// blockSpread's default: two waves a group measured within 2-3% of the
-/// longest-first order in a model of the causal blocks' work (llama-1b's and
-/// gpt2-124m's shapes, one or two blocks an SM), where head after head
-/// ends 7-17% past it.
-constexpr float kDefaultSpread = 2.0f;
+/// blockSpread's default: head after head, the order whose speed is
+/// measured. In a model of the causal blocks' work (llama-1b's and
+/// gpt2-124m's shapes, one or two blocks an SM) it ends 7-17% past an even
+/// end, and groups of two waves within 2-3%; on a GPU the groups also widen
+/// what L2 must hold, so they stay opt-in until timed
+/// (GAI_ATTENTION_GRAD_SPREAD=2, attention-bench's backward_ms_by_spread).
+constexpr float kDefaultSpread = 0.0f;
 
 float defaultSpread() {
   static const float spread = [] {

@@ -25,7 +25,7 @@ struct AttentionGradParams {
   // heaviest keys first, each group about `blockSpread` waves of the
   // blocks the GPU holds at once. 0: head after head, each heaviest first
   // (so a late head's heavy blocks make the tail). Negative: the default,
-  // GAI_ATTENTION_GRAD_SPREAD where set.
+  // GAI_ATTENTION_GRAD_SPREAD where set, else 0.
   float blockSpread = -1.0f;
   // Set by attentionGrad from blockSpread: the groups of (batch, head) pairs.
   int orderGroups = 0;
