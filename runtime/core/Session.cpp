@@ -25,6 +25,8 @@ SessionOptions SessionOptions::fromEnvironment() {
   options.deterministic = is("GAI_DETERMINISTIC", "1");
   if (const char *tune = std::getenv("GAI_CUDA_GEMM_TUNE"))
     options.gemmTuneCandidates = std::atoi(tune);
+  if (const char *spread = std::getenv("GAI_ATTENTION_GRAD_SPREAD"); spread && *spread)
+    options.attentionGradSpread = std::strtof(spread, nullptr);
   return options;
 }
 

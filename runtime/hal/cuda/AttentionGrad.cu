@@ -24,7 +24,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstdlib>
 #include <tuple>
 
 namespace gai::cuda {
@@ -1269,29 +1268,13 @@ template <typename Kernel> int blocksHeld(Kernel kernel, size_t bytes) {
   return std::max(perSm, 1) * multiprocessorCount();
 }
 
-/// blockSpread's default: head after head, the order whose speed is
-/// measured. In a model of the causal blocks' work (llama-1b's and
-/// gpt2-124m's shapes, one or two blocks an SM) it ends 7-17% past an even
-/// end, and groups of two waves within 2-3%; on a GPU the groups also widen
-/// what L2 must hold, so they stay opt-in until timed
-/// (GAI_ATTENTION_GRAD_SPREAD=2, attention-bench's backward_ms_by_spread).
-constexpr float kDefaultSpread = 0.0f;
-
-float defaultSpread() {
-  static const float spread = [] {
-    const char *env = std::getenv("GAI_ATTENTION_GRAD_SPREAD");
-    return env && *env ? std::strtof(env, nullptr) : kDefaultSpread;
-  }();
-  return spread;
-}
-
 /// `p` with orderGroups set for `keyBlocks` key blocks a head, of which the
 /// GPU holds `held` at once (KeyBlockOrder.h).
 AttentionGradParams withBlockOrder(const AttentionGradParams &p, int64_t keyBlocks, int held) {
   AttentionGradParams ordered = p;
   ordered.orderGroups =
       keyBlockGroups(p.batch * p.heads, keyBlocks, held,
-                     p.blockSpread >= 0 ? p.blockSpread : defaultSpread(), p.causal);
+                     p.blockSpread, p.causal);
   return ordered;
 }
 

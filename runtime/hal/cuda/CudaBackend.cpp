@@ -649,6 +649,7 @@ Status CudaBackend::record(const cmd::AttentionGrad &a) {
   Elem e = *elem;
   AttentionGradParams p = attentionGradParamsOf(a, pointer_);
   p.deterministic = device_.deterministic;
+  p.blockSpread = device_.attentionGradSpread;
   float *workspace = device_.gradScratch;
   add([=](cudaStream_t s) {
         attentionGrad(e, p, workspace, s);

@@ -346,6 +346,7 @@ Status CudaExecutor::init() {
   resources_.kernelNames = &kernelNames_;
   resources_.gemmTuneCandidates = options_.gemmTuneCandidates;
   resources_.deterministic = options_.deterministic;
+  resources_.attentionGradSpread = options_.attentionGradSpread;
   resources_.quantScratch = {quantScratch_, quantScratchBytes_};
   resources_.overlapLaunches =
       root.kernels() && root.kernels()->programmatic_launch() && overlapsLaunches();

@@ -84,6 +84,10 @@ struct SessionOptions {
   /// so that a run repeats bit for bit; attention's backward takes about
   /// 1.25x as long.
   bool deterministic = false;
+  /// CUDA: the order of attention's backward blocks under a causal mask
+  /// (AttentionGradParams::blockSpread): 0 head after head; S > 0 heads in
+  /// groups of about S waves of blocks, each group's first keys first.
+  float attentionGradSpread = 0.0f;
   /// A folder of trusted public keys (*.pub): when set, gai-run loads only
   /// an artifact, and weights, that one of them signed (gai/Signing.h).
   std::string trustedKeys;
@@ -93,9 +97,9 @@ struct SessionOptions {
   Communicator *communicator = nullptr;
 
   /// The defaults, with GAI_CUDA_GRAPHS=0, GAI_CUDA_PROFILE=1,
-  /// GAI_CUDA_OVERLAP=0, GAI_COLLECTIVES_OVERLAP=0, GAI_CUDA_GEMM_TUNE=N and
-  /// GAI_DETERMINISTIC=1 applied where set: the one place the runtime reads
-  /// its environment.
+  /// GAI_CUDA_OVERLAP=0, GAI_COLLECTIVES_OVERLAP=0, GAI_CUDA_GEMM_TUNE=N,
+  /// GAI_DETERMINISTIC=1 and GAI_ATTENTION_GRAD_SPREAD=S applied where set:
+  /// the one place the runtime reads its environment.
   static SessionOptions fromEnvironment();
 };
 
