@@ -126,7 +126,7 @@ int main(int argc, char **argv) {
             [&] { cuda::attentionGrad(cuda::Elem::BF16, g, workspace, stream); },
             stream, 20, 3);
       }
-      g.blockSpread = 0.0f;
+      g.blockSpread = cuda::AttentionGradParams{}.blockSpread;
       g.deterministic = true;
       const double fixedOrder = bench::timeMs(
           [&] { cuda::attentionGrad(cuda::Elem::BF16, g, workspace, stream); },

@@ -52,7 +52,7 @@ struct CudaResources {
   bool overlapLaunches = false; // kernels built to wait for their predecessor
   int gemmTuneCandidates = 0;   // SessionOptions::gemmTuneCandidates
   bool deterministic = false;   // SessionOptions::deterministic
-  float attentionGradSpread = 0; // SessionOptions::attentionGradSpread
+  float attentionGradSpread = 2; // SessionOptions::attentionGradSpread
   QuantScratch quantScratch;    // prefill GEMMs over quantized weights
   /// The job's collectives between GPUs (NCCL); null in a world of one,
   /// whose collectives are copies.

@@ -87,7 +87,7 @@ struct SessionOptions {
   /// CUDA: the order of attention's backward blocks under a causal mask
   /// (AttentionGradParams::blockSpread): 0 head after head; S > 0 heads in
   /// groups of about S waves of blocks, each group's first keys first.
-  float attentionGradSpread = 0.0f;
+  float attentionGradSpread = 2.0f;
   /// A folder of trusted public keys (*.pub): when set, gai-run loads only
   /// an artifact, and weights, that one of them signed (gai/Signing.h).
   std::string trustedKeys;
