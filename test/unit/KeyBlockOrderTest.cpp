@@ -25,7 +25,8 @@ TEST(KeyBlockOrder, EveryBlockOnceInEveryGrouping) {
           seen.insert({block.pair, block.index});
         }
         EXPECT_EQ(seen.size(), static_cast<size_t>(pairs * keyBlocks))
-            << pairs << " pairs, " << keyBlocks << " key blocks, " << groups << " groups";
+            << pairs << " pairs, " << keyBlocks << " key blocks, " << groups
+            << " groups";
       }
 }
 
@@ -52,7 +53,8 @@ TEST(KeyBlockOrder, GroupsOfUnevenSizesRunInTurnLongestFirst) {
   for (int linear = 0; linear < pairs * keyBlocks; ++linear) {
     const auto block = keyBlockOf(linear, keyBlocks, pairs, groups);
     const int start = block.pair < 3 ? 0 : block.pair < 6 ? 3 : 6;
-    EXPECT_GE(start, lastGroupStart) << "block " << linear << " went back a group";
+    EXPECT_GE(start, lastGroupStart)
+        << "block " << linear << " went back a group";
     if (start == lastGroupStart && linear > 0) {
       // Within a group: key blocks never go back, pairs rise within one.
       EXPECT_GE(block.index, lastIndex) << "block " << linear;
@@ -72,8 +74,11 @@ TEST(KeyBlockOrder, GroupsFollowTheSpreadUnderACausalMask) {
   // llama-1b's shape: 4 × 32 pairs, 16 key blocks, 264 blocks held.
   EXPECT_EQ(keyBlockGroups(128, 16, 264, 2.0f, true), 3);
   EXPECT_EQ(keyBlockGroups(128, 16, 264, 1.0f, true), 7);
-  EXPECT_EQ(keyBlockGroups(128, 16, 264, 0.0f, true), 128) << "0: head after head";
-  EXPECT_EQ(keyBlockGroups(128, 16, 264, 2.0f, false), 128) << "even work: head after head";
-  EXPECT_EQ(keyBlockGroups(128, 16, 264, 1e6f, true), 1) << "at least one group";
+  EXPECT_EQ(keyBlockGroups(128, 16, 264, 0.0f, true), 128)
+      << "0: head after head";
+  EXPECT_EQ(keyBlockGroups(128, 16, 264, 2.0f, false), 128)
+      << "even work: head after head";
+  EXPECT_EQ(keyBlockGroups(128, 16, 264, 1e6f, true), 1)
+      << "at least one group";
   EXPECT_EQ(keyBlockGroups(4, 1, 264, 1e-6f, true), 4) << "at most one a pair";
 }

@@ -29,7 +29,8 @@ struct KeyBlock {
 /// [pairs·g / groups, pairs·(g + 1) / groups): a group's blocks come after
 /// the earlier groups', its pairs fastest, then its key blocks in order.
 /// groups = pairs is head after head; 1 is longest first over all pairs.
-GAI_HOST_DEVICE inline KeyBlock keyBlockOf(int linear, int keyBlocks, int pairs, int groups) {
+GAI_HOST_DEVICE inline KeyBlock keyBlockOf(int linear, int keyBlocks, int pairs,
+                                           int groups) {
   auto firstPair = [&](int g) {
     return static_cast<int>(static_cast<int64_t>(pairs) * g / groups);
   };
@@ -49,13 +50,15 @@ GAI_HOST_DEVICE inline KeyBlock keyBlockOf(int linear, int keyBlocks, int pairs,
 /// The groups for `pairs` × `keyBlocks` blocks of which the GPU holds
 /// `held` at once: under a causal mask groups of about `spread` waves (0:
 /// one a pair); otherwise one a pair, as the blocks' work is even.
-inline int keyBlockGroups(int64_t pairs, int64_t keyBlocks, int64_t held, float spread,
-                          bool causal) {
+inline int keyBlockGroups(int64_t pairs, int64_t keyBlocks, int64_t held,
+                          float spread, bool causal) {
   if (!causal || spread <= 0 || pairs <= 1)
     return static_cast<int>(std::max<int64_t>(pairs, 1));
   const double waves = static_cast<double>(pairs * keyBlocks) /
-                       (static_cast<double>(spread) * static_cast<double>(std::max<int64_t>(held, 1)));
-  return static_cast<int>(std::clamp<int64_t>(static_cast<int64_t>(waves), 1, pairs));
+                       (static_cast<double>(spread) *
+                        static_cast<double>(std::max<int64_t>(held, 1)));
+  return static_cast<int>(
+      std::clamp<int64_t>(static_cast<int64_t>(waves), 1, pairs));
 }
 
 } // namespace gai::cuda
