@@ -62,6 +62,10 @@ private:
     return ConstantOp::create(
         b, DenseElementsAttr::get(type, b.getFloatAttr(elt, value)));
   }
+  Value indexScalar(int64_t value) {
+    return ConstantOp::create(b, DenseElementsAttr::get(RankedTensorType::get({}, b.getI32Type()),
+                                                        b.getI32IntegerAttr(value)));
+  }
   /// x · Wᵀ (+ bias) for a [out, in] weight, or x · W for GPT-2's [in, out].
   Value linear(Value x, const std::string &weight, int64_t in, int64_t out,
                const std::string &bias = "");
@@ -115,14 +119,10 @@ void ForwardBuilder::chooseLongRope(Value lastPosition) {
   if (spec.ropeLongFrequencies.empty() || !lastPosition)
     return;
   // clamp(last - (from - 1), 0, 1), exact 0 or 1 in the model's type.
-  Type i32 = b.getI32Type();
-  auto constant = [&](int64_t v) {
-    return ConstantOp::create(
-        b, DenseElementsAttr::get(RankedTensorType::get({}, i32), b.getI32IntegerAttr(v)));
-  };
-  Value past = SubOp::create(b, lastPosition, constant(spec.ropeLongFrom - 1));
-  Value share = MinOp::create(b, MaxOp::create(b, past, constant(0)), constant(1));
-  longShare = convertTo(ReshapeOp::create(b, tensor({batch, 1, 1, 1}, i32), share), elt);
+  Value past = SubOp::create(b, lastPosition, indexScalar(spec.ropeLongFrom - 1));
+  Value share = MinOp::create(b, MaxOp::create(b, past, indexScalar(0)), indexScalar(1));
+  longShare =
+      convertTo(ReshapeOp::create(b, tensor({batch, 1, 1, 1}, b.getI32Type()), share), elt);
 }
 
 Value ForwardBuilder::linear(Value x, const std::string &weight, int64_t in,
@@ -469,24 +469,23 @@ void ForwardBuilder::buildStep(ModuleOp module, StringRef name,
   if (seq > 1)
     positions = AddOp::create(b, IotaOp::create(b, tensor({1, seq}, i32), 1), positions);
   Value lastToken = entry->getArgument(2);
-  chooseLongRope(seq > 1 ? AddOp::create(b, cache.start, lastToken).getResult() : cache.start);
+  Value promptEnd; // LongRoPE's rows' last positions
+  if (promptLast)
+    promptEnd = seq > 1 ? AddOp::create(b, cache.start, lastToken).getResult() : cache.start;
+  chooseLongRope(promptEnd);
   Value hidden = decoder(entry->getArgument(0), positions, &cache);
   at("head");
   // Only the requested token of each row reaches the vocabulary projection.
   // A one-token step has no other: `last` is then unused, and no kernel
   // copies the row.
   int64_t width = cast<RankedTensorType>(hidden.getType()).getShape().back();
-  Value lastRow;
-  if (seq > 1 && promptLast) { // the chunk's last row at most
-    Value chunkEnd = ConstantOp::create(
-        b, DenseElementsAttr::get(RankedTensorType::get({}, i32), b.getI32IntegerAttr(seq - 1)));
-    lastRow = TakeOp::create(b, hidden, MinOp::create(b, lastToken, chunkEnd));
-  } else if (seq > 1) {
-    lastRow = TakeOp::create(b, hidden, lastToken);
-  }
-  Value last = seq > 1 ? lastRow
-                       : ReshapeOp::create(b, tensor({batch, width}, residualElt), hidden)
-                             .getResult();
+  Value last;
+  if (seq > 1) // prompt_last: the chunk's last row at most
+    last = TakeOp::create(b, hidden,
+                          promptLast ? Value(MinOp::create(b, lastToken, indexScalar(seq - 1)))
+                                     : lastToken);
+  else
+    last = ReshapeOp::create(b, tensor({batch, width}, residualElt), hidden);
   SmallVector<Value> outs = {logits(last)};
   outs.append(cache.keys.begin(), cache.keys.end());
   outs.append(cache.values.begin(), cache.values.end());
