@@ -30,6 +30,10 @@ def GaiLowerToExec : Pass<"gai-lower-to-exec", "::mlir::ModuleOp"> {
     Option<"foldNormRows", "fold-norm-rows", "int64_t", /*default=*/"0",
            "with gpu-kernels: fold RMSNorms between GEMMs of at most this "
            "many rows into them (0: never; gaic uses the CUDA GEMV's rows)">,
+    Option<"besideWindow", "beside-window", "int64_t", /*default=*/"0",
+           "keep the inputs of a GEMM whose result is not read soon (a "
+           "weight gradient) live for this many ops more, so that the ops "
+           "after it may run beside it (0: never; gaic uses 12 for CUDA)">,
     Option<"paramsInState", "params-in-state", "bool", /*default=*/"false",
            "make parameters trainable state named param.<name> instead of "
            "read-only weights">,

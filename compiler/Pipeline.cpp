@@ -207,6 +207,7 @@ static llvm::Expected<ExecOptions> execOptions(const CompileOptions &options,
   ExecOptions exec;
   exec.gpuKernels = options.isCuda();
   exec.foldNormRows = options.isCuda() && options.foldNorms ? kMostNormFoldRows : 0;
+  exec.besideWindow = options.isCuda() ? kCudaBesideWindow : 0;
   exec.paramsInState = options.train;
   if (weightsMode == WeightsMode::External) {
     StatusOr<WeightSet> weights = WeightSet::open(options.weightsPath);

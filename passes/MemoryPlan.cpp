@@ -148,11 +148,67 @@ ConcatPart concatPartOf(mlir::Value gradient) {
   return {concat, offset};
 }
 
-FunctionBuffers collectBuffers(mlir::func::FuncOp func) {
+namespace {
+
+/// The ops that read `v`, through reshapes (which share its buffer).
+void readersOf(mlir::Value v, llvm::SmallVectorImpl<mlir::Operation *> &readers) {
+  for (mlir::Operation *user : v.getUsers()) {
+    if (auto reshape = mlir::dyn_cast<mlir::gai::ReshapeOp>(user))
+      readersOf(reshape.getResult(), readers);
+    else
+      readers.push_back(user);
+  }
+}
+
+} // namespace
+
+bool runsBesideNextOps(mlir::Operation &op, const llvm::DenseMap<mlir::Operation *, int64_t> &index,
+                       int64_t window) {
+  using namespace mlir;
+  if (!isa<mlir::gai::GemmOp, mlir::gai::MatmulOp>(op) || op.getNumResults() != 1)
+    return false;
+  const int64_t at = index.lookup(&op);
+  // Whether every reader of `v` comes after `from + window`.
+  auto readLate = [&](Value v, int64_t from) {
+    SmallVector<Operation *> readers;
+    readersOf(v, readers);
+    return llvm::all_of(readers, [&](Operation *r) {
+      auto it = index.find(r);
+      return it != index.end() && it->second > from + window;
+    });
+  };
+  Value result = op.getResult(0);
+  const int64_t resultBytes = tensorBytes(cast<RankedTensorType>(result.getType()));
+  SmallVector<Operation *> readers;
+  readersOf(result, readers);
+  Operation *reduction = nullptr;
+  for (Operation *r : readers) {
+    auto it = index.find(r);
+    if (it == index.end())
+      return false;
+    if (it->second > at + window)
+      continue;
+    // One small reduction of it, read late itself.
+    if (reduction || !isa<mlir::gai::FusionOp, mlir::gai::ReduceOp>(r))
+      return false;
+    for (Value v : r->getResults())
+      if (tensorBytes(cast<RankedTensorType>(v.getType())) * 16 > resultBytes ||
+          !readLate(v, it->second))
+        return false;
+    reduction = r;
+  }
+  return true;
+}
+
+FunctionBuffers collectBuffers(mlir::func::FuncOp func, int64_t besideWindow) {
   using namespace mlir;
   FunctionBuffers result;
   llvm::DenseMap<Value, size_t> bufferOf; // value -> index in result
   Block &body = func.getBody().front();
+  llvm::DenseMap<Operation *, int64_t> opIndex;
+  if (besideWindow > 0)
+    for (auto [i, op] : llvm::enumerate(body))
+      opIndex[&op] = static_cast<int64_t>(i);
   int64_t index = 0;
   // A new buffer for v, first used here; v sharing `from`'s buffer.
   auto request = [&](Value v) {
@@ -165,10 +221,14 @@ FunctionBuffers collectBuffers(mlir::func::FuncOp func) {
       bufferOf[v] = it->second;
   };
   for (Operation &op : body) {
+    const int64_t readUntil =
+        besideWindow > 0 && runsBesideNextOps(op, opIndex, besideWindow) ? index + besideWindow
+                                                                         : index;
     for (Value operand : op.getOperands()) {
       auto it = bufferOf.find(operand);
       if (it != bufferOf.end())
-        result.requests[it->second].lastUse = index;
+        result.requests[it->second].lastUse =
+            std::max(result.requests[it->second].lastUse, readUntil);
     }
     if (isa<func::ReturnOp>(op)) {
       for (Value operand : op.getOperands())

@@ -6,6 +6,7 @@
 #include "dialects/Gai/GaiOps.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "llvm/ADT/DenseMap.h"
 
 #include <cstdint>
 #include <vector>
@@ -62,17 +63,27 @@ struct ConcatPart {
 };
 ConcatPart concatPartOf(mlir::Value gradient);
 
+/// Whether the GEMM `op` (index `at` in `index`) may run beside the ops
+/// after it: for `window` ops nothing reads its result but one reduction
+/// of it to a small result that is itself not read within the window (a
+/// weight gradient and its squared sum, which only the update reads).
+bool runsBesideNextOps(mlir::Operation &op, const llvm::DenseMap<mlir::Operation *, int64_t> &index,
+                       int64_t window);
+
 /// The buffers of a gai function: one per op result that needs memory.
 /// Parameters, constants and arguments live elsewhere; a reshape reuses its
 /// input's buffer, a cache write updates its cache in place, an attention
 /// slice view (isAttentionSliceView) reads its input's, and a gradient
 /// written into a concat (concatPartOf) lives in the concat's, from the
-/// gradient on; results stay live to the end.
+/// gradient on; results stay live to the end. With `besideWindow` > 0 a
+/// GEMM that runsBesideNextOps keeps its operands live for that many ops
+/// more, so that the ops after it may run while it does (the CUDA runtime
+/// runs it on a second stream) without reusing its inputs' bytes.
 struct FunctionBuffers {
   std::vector<mlir::Value> values;
   std::vector<BufferRequest> requests;
 };
-FunctionBuffers collectBuffers(mlir::func::FuncOp func);
+FunctionBuffers collectBuffers(mlir::func::FuncOp func, int64_t besideWindow = 0);
 
 /// The arena `func` needs: its buffers less the ones it returns (those go
 /// to the state or the outputs), placed by planArena.

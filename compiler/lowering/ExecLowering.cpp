@@ -901,7 +901,7 @@ LogicalResult Lowering::lowerFunction(func::FuncOp func) {
   }
 
   // The arena: every other intermediate buffer, placed by liveness.
-  FunctionBuffers buffers = collectBuffers(func);
+  FunctionBuffers buffers = collectBuffers(func, options.besideWindow);
   for (auto [v, request] : llvm::zip(buffers.values, buffers.requests))
     if (auto it = writtenEarlier.find(v); it != writtenEarlier.end())
       request.firstUse = std::min(request.firstUse, it->second);

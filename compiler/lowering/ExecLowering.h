@@ -21,7 +21,15 @@ struct ExecOptions {
   /// Fold RMSNorms between GEMMs of at most this many rows into them
   /// (findNormFolds; the CUDA GEMV's rows); 0: never.
   int64_t foldNormRows = 0;
+  /// Keep a GEMM's inputs live this many ops past it where nothing reads its
+  /// result sooner (collectBuffers), for the ops after it to run beside it
+  /// on another stream; 0: never.
+  int64_t besideWindow = 0;
 };
+
+/// The beside window gaic uses for the CUDA target: a weight gradient's GEMM
+/// overlaps about a dozen ops, the next layer's input gradients and norms.
+constexpr int64_t kCudaBesideWindow = 12;
 
 /// Every `func.func` of `fused` becomes an `exec.entry`: arguments named
 /// `cache.*`, `grad.*`, `adam.*` or `param.*` become state shared by all

@@ -24,6 +24,7 @@ struct LowerToExecPass : impl::GaiLowerToExecBase<LowerToExecPass> {
       : weightOffsets(std::move(options.weightOffsets)) {
     gpuKernels = options.gpuKernels;
     foldNormRows = options.foldNormRows;
+    besideWindow = options.besideWindow;
     paramsInState = options.paramsInState;
   }
 
@@ -32,6 +33,7 @@ struct LowerToExecPass : impl::GaiLowerToExecBase<LowerToExecPass> {
     options.weightOffsets = weightOffsets;
     options.gpuKernels = gpuKernels;
     options.foldNormRows = foldNormRows;
+    options.besideWindow = besideWindow;
     options.paramsInState = paramsInState;
     mlir::ModuleOp module = getOperation();
     mlir::FailureOr<mlir::OwningOpRef<mlir::ModuleOp>> lowered =

@@ -967,4 +967,34 @@ std::vector<Buffer> buffersOf(const Command &command) {
   return all;
 }
 
+std::vector<Buffer> writesOf(const Command &command) {
+  std::vector<Buffer> written;
+  auto add = [&](std::initializer_list<Buffer> buffers) {
+    for (const Buffer &b : buffers)
+      if (b.present())
+        written.push_back(b);
+  };
+  std::visit(
+      [&](const auto &c) {
+        using C = std::decay_t<decltype(c)>;
+        if constexpr (std::is_same_v<C, cmd::Gemm>)
+          add({c.c, c.normOut, c.normSquares});
+        else if constexpr (std::is_same_v<C, cmd::AttentionGrad>)
+          add({c.qGrad, c.kGrad, c.vGrad});
+        else if constexpr (std::is_same_v<C, cmd::Embedding> || std::is_same_v<C, cmd::Take> ||
+                           std::is_same_v<C, cmd::EmbeddingGrad> ||
+                           std::is_same_v<C, cmd::OneHot> || std::is_same_v<C, cmd::Fill> ||
+                           std::is_same_v<C, cmd::Transpose> || std::is_same_v<C, cmd::Slice> ||
+                           std::is_same_v<C, cmd::Place> || std::is_same_v<C, cmd::Reduce> ||
+                           std::is_same_v<C, cmd::Copy>)
+          add({c.out});
+        else if constexpr (std::is_same_v<C, cmd::TopK>)
+          add({c.values, c.indices});
+        else // launches, attention (its caches), losses, collectives: all of them
+          written = buffersOf(command);
+      },
+      command);
+  return written;
+}
+
 } // namespace gai

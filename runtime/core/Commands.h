@@ -231,6 +231,11 @@ using Command =
 /// step beside the others orders later steps by these).
 std::vector<Buffer> buffersOf(const Command &command);
 
+/// The present buffers of buffersOf(command) that it may write: a launch's
+/// every argument (a kernel does not say which it writes), a collective's
+/// input too (all-reduces run in place).
+std::vector<Buffer> writesOf(const Command &command);
+
 /// The schema's name of a command (gemm, cache_write, ...).
 const char *commandName(const Command &command);
 /// Every command's name, in the variant's order.

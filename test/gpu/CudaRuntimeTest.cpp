@@ -4,6 +4,7 @@
 // with the CPU's at prefill sizes the fixtures do not reach. Needs only the
 // runtime, so it runs on GPU machines without MLIR. Skips without a GPU.
 #include "core/Executor.h"
+#include "core/StepOverlap.h"
 #include "gai/FloatConvert.h"
 #include "gai/Generate.h"
 #include "gai/Session.h"
@@ -863,6 +864,56 @@ TEST_F(CudaFusedUpdate, Bf16CopiesFollowTheirMasters) {
   ASSERT_TRUE(session->run("eval_loss").isOk());
   EXPECT_TRUE(copyMarkSurvives(*session)) << "the entry did not make the copies again";
   expectCopiesOfMasters(*session, "after the masters were written", 1);
+}
+
+// The weight gradients' GEMMs and their squared sums on the beside stream
+// (core/StepOverlap.h): three fused steps repeat the one-stream run to the
+// bit, with the fixed-order kernels and cuBLASLt's first pick in both.
+TEST(CudaBesideSteps, RepeatTheOneStreamRunToTheBit) {
+  SKIP_WITHOUT_GPU();
+  const std::string name = "llama-bf16-fused-train.gai";
+  auto artifact = LoadedArtifact::load(artifactsDir() + "/" + name);
+  ASSERT_TRUE(artifact.isOk()) << artifact.status().message();
+  size_t besideSteps = 0;
+  for (const DecodedEntry &entry : artifact->entries())
+    for (bool beside : stepsBeside(entry.steps))
+      besideSteps += beside;
+  ASSERT_GT(besideSteps, 0u) << name << " has no steps to run beside";
+  auto fixture =
+      SafetensorsFile::open(std::string(GAI_FIXTURES_DIR) + "/hf/llama-tiny/train.safetensors");
+  ASSERT_TRUE(fixture.isOk()) << fixture.status().message();
+  std::vector<int32_t> tokens = idsOf(*fixture->find("tokens")),
+                       targets = idsOf(*fixture->find("targets"));
+  std::vector<double> losses[2];
+  std::map<std::string, std::vector<uint8_t>> state[2];
+  for (int beside = 0; beside < 2; ++beside) {
+    SessionOptions options;
+    options.deterministic = true;
+    options.gemmTuneCandidates = 0;
+    options.stepsBeside = beside == 1;
+    auto session = openArtifact(name, "cuda", options);
+    ASSERT_TRUE(session);
+    auto trainer = Trainer::create(*session, fixtureOptimizerOptions(*fixture));
+    ASSERT_TRUE(trainer.isOk()) << trainer.status().message();
+    for (int step = 0; step < 3; ++step) {
+      auto result = trainer->trainStep({tokens.data()}, {targets.data()});
+      ASSERT_TRUE(result.isOk()) << result.status().message();
+      losses[beside].push_back(result->loss);
+    }
+    for (const TensorRef &t : session->stateTensors()) {
+      if (t.name.rfind("cache.", 0) == 0)
+        continue;
+      std::vector<uint8_t> bytes(static_cast<size_t>(t.numElements() * dtypeSize(t.dtype)));
+      ASSERT_TRUE(session->readState(t.name, bytes.data()).isOk());
+      state[beside][t.name] = std::move(bytes);
+    }
+  }
+  EXPECT_EQ(losses[1], losses[0]);
+  ASSERT_EQ(state[1].size(), state[0].size());
+  for (const auto &[tensor, bytes] : state[0])
+    EXPECT_TRUE(state[1][tensor] == bytes) << tensor << " differs after 3 steps beside";
+  std::printf("%s: %zu steps beside, 3 steps equal to the one-stream run\n", name.c_str(),
+              besideSteps);
 }
 
 INSTANTIATE_TEST_SUITE_P(

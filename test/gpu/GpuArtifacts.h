@@ -22,15 +22,15 @@ inline std::string artifactsDir() {
   return env ? env : GAI_GPU_ARTIFACTS_DIR;
 }
 
-/// Artifact `name` of artifactsDir() in a session on `device`; null (with
-/// the test failed) on any error.
+/// Artifact `name` of artifactsDir() in a session on `device` (with
+/// `options` otherwise); null (with the test failed) on any error.
 inline std::unique_ptr<Session> openArtifact(const std::string &name,
-                                             const std::string &device = "cuda") {
+                                             const std::string &device = "cuda",
+                                             SessionOptions options = {}) {
   auto artifact = LoadedArtifact::load(artifactsDir() + "/" + name);
   EXPECT_TRUE(artifact.isOk()) << artifact.status().message();
   if (!artifact)
     return nullptr;
-  SessionOptions options;
   options.device = device;
   auto session = Session::create(std::move(*artifact), options);
   EXPECT_TRUE(session.isOk()) << session.status().message();

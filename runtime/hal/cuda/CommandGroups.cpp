@@ -31,17 +31,20 @@ bool pairsWith(const cmd::CrossEntropy &loss, const cmd::CrossEntropyGrad &grad)
 
 } // namespace
 
-std::vector<StepGroup> groupSteps(const std::vector<Command> &steps) {
+std::vector<StepGroup> groupSteps(const std::vector<Command> &steps,
+                                  const std::vector<bool> &beside) {
+  auto isBeside = [&](size_t i) { return i < beside.size() && beside[i]; };
   std::vector<StepGroup> groups;
   for (size_t i = 0; i < steps.size();) {
     StepGroup group;
     group.first = i;
+    group.beside = isBeside(i);
     if (const auto *gemm = std::get_if<cmd::Gemm>(&steps[i])) {
       group.kind = StepGroup::Kind::Gemms;
       size_t end = i + 1;
-      while (end < steps.size()) {
+      while (end < steps.size() && !group.beside) {
         const auto *next = std::get_if<cmd::Gemm>(&steps[end]);
-        if (!next || next->dtype != gemm->dtype)
+        if (!next || next->dtype != gemm->dtype || isBeside(end))
           break;
         ++end;
       }
@@ -49,6 +52,8 @@ std::vector<StepGroup> groupSteps(const std::vector<Command> &steps) {
       group.endsEntry = end == steps.size();
       if (!group.endsEntry)
         group.nextAttention = std::get_if<cmd::Attention>(&steps[end]);
+    } else if (group.beside) {
+      // A launch or reduce beside a GEMM: alone.
     } else if (const auto *write = std::get_if<cmd::CacheWrite>(&steps[i])) {
       const auto *next = i + 1 < steps.size() ? std::get_if<cmd::CacheWrite>(&steps[i + 1])
                                               : nullptr;

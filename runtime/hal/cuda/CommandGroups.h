@@ -24,10 +24,14 @@ struct StepGroup {
   const cmd::Attention *nextAttention = nullptr;
   /// Gemms: the group ends the entry (its GEMV may pick greedy tokens).
   bool endsEntry = false;
+  /// The step runs beside the others (stepsBeside): a group of its own.
+  bool beside = false;
 };
 
-/// Splits `steps` into groups, in order, covering every step once.
-std::vector<StepGroup> groupSteps(const std::vector<Command> &steps);
+/// Splits `steps` into groups, in order, covering every step once; a step
+/// that `beside` marks (empty: none) is a group alone.
+std::vector<StepGroup> groupSteps(const std::vector<Command> &steps,
+                                  const std::vector<bool> &beside = {});
 
 } // namespace gai::cuda
 

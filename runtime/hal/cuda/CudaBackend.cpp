@@ -1,7 +1,9 @@
 // The CUDA backend's recording of each command (see CudaBackend.h).
 #include "hal/cuda/CudaBackend.h"
+
 #include "hal/cuda/ColumnSums.h"
 
+#include "core/StepOverlap.h"
 #include "core/Tables.h"
 
 namespace gai::cuda {
@@ -151,7 +153,9 @@ AttentionGradParams attentionGradParamsOf(
 }
 
 Status CudaBackend::recordAll(const std::vector<Command> &steps) {
-  for (const StepGroup &group : groupSteps(steps)) {
+  const std::vector<bool> beside =
+      device_.besideStream ? stepsBeside(steps) : std::vector<bool>();
+  for (const StepGroup &group : groupSteps(steps, beside)) {
     const size_t firstStep = out_.steps.size(), pendingBefore = pending_.size();
     std::vector<Buffer> touched;
     if (!pending_.empty())
@@ -159,6 +163,7 @@ Status CudaBackend::recordAll(const std::vector<Command> &steps) {
         for (const Buffer &b : buffersOf(steps[i]))
           touched.push_back(b);
     Status s;
+    recordingBeside_ = group.beside;
     switch (group.kind) {
     case StepGroup::Kind::Single: s = recordStep(group.first, steps[group.first]); break;
     case StepGroup::Kind::Gemms: s = recordGemms(steps, group); break;
@@ -176,16 +181,108 @@ Status CudaBackend::recordAll(const std::vector<Command> &steps) {
     if (s && unresolved_)
       s = Status::error("step " + std::to_string(group.first) +
                         ": a buffer lies outside the tensors of its space");
+    recordingBeside_ = false;
+    if (s && out_.steps.size() > firstStep) {
+      if (group.beside)
+        s = moveBeside(firstStep, group.first);
+      else
+        joinBeside(steps, group.first, group.count, firstStep);
+    }
     if (!s)
       return s;
     // A group that recorded no step (an in-place copy) has nothing to wait.
     if (!touched.empty() && out_.steps.size() > firstStep)
       joinPending(&touched, firstStep, pendingBefore);
   }
-  // Every collective rejoins the compute stream before the entry ends (a
-  // captured graph must).
+  // Every collective and beside step rejoins the compute stream before the
+  // entry ends (a captured graph must).
+  if (!besidePending_.empty() && !out_.steps.empty()) {
+    waitAt(out_.steps.size() - 1, besidePending_.back().done, true, "the beside steps");
+    besidePending_.clear();
+  }
   joinPending(nullptr, out_.steps.empty() ? 0 : out_.steps.size() - 1, pending_.size());
   return Status::ok();
+}
+
+Status CudaBackend::moveBeside(size_t firstStep, size_t step) {
+  std::vector<size_t> moved; // the group's steps that do anything
+  for (size_t at = firstStep; at < out_.steps.size(); ++at)
+    if (out_.steps[at])
+      moved.push_back(at);
+  if (moved.empty())
+    return Status::ok();
+  cudaStream_t beside = device_.besideStream;
+  cudaEvent_t done = nullptr, forked = lastFork_;
+  if (cudaError_t e = cudaEventCreateWithFlags(&done, cudaEventDisableTiming); e != cudaSuccess)
+    return cudaError("an event for a beside step", e);
+  out_.events.push_back(done);
+  // No compute work since the last fork: the beside stream, in order, has
+  // waited for all of it already.
+  const bool fork = forked == nullptr;
+  if (fork) {
+    if (cudaError_t e = cudaEventCreateWithFlags(&forked, cudaEventDisableTiming);
+        e != cudaSuccess)
+      return cudaError("an event for a beside step", e);
+    out_.events.push_back(forked);
+    lastFork_ = forked;
+  }
+  for (size_t at : moved) {
+    RecordedEntry::StepFn run = std::move(out_.steps[at]);
+    out_.steps[at] = [run = std::move(run), beside, forked, done,
+                      fork = fork && at == moved.front(),
+                      end = at == moved.back()](cudaStream_t s) -> Status {
+      if (fork) {
+        if (cudaError_t e = cudaEventRecord(forked, s); e != cudaSuccess)
+          return cudaError("forking a beside step", e);
+        if (cudaError_t e = cudaStreamWaitEvent(beside, forked, 0); e != cudaSuccess)
+          return cudaError("forking a beside step", e);
+      }
+      if (Status st = run(beside); !st)
+        return st;
+      if (end)
+        if (cudaError_t e = cudaEventRecord(done, beside); e != cudaSuccess)
+          return cudaError("ending a beside step", e);
+      return Status::ok();
+    };
+  }
+  besidePending_.push_back({step, done});
+  return Status::ok();
+}
+
+void CudaBackend::joinBeside(const std::vector<Command> &steps, size_t first, size_t count,
+                             size_t firstStep) {
+  lastFork_ = nullptr; // compute work the next beside step must wait for
+  // The beside stream runs in order: waiting for the last pending step that
+  // this group must follow covers those before it.
+  size_t last = 0;
+  for (size_t p = 0; p < besidePending_.size(); ++p)
+    for (size_t i = first; i < first + count; ++i)
+      if (mustFollow(steps[besidePending_[p].step], steps[i]))
+        last = p + 1;
+  if (last == 0)
+    return;
+  waitAt(firstStep, besidePending_[last - 1].done, false, "waiting for a beside step");
+  besidePending_.erase(besidePending_.begin(),
+                       besidePending_.begin() + static_cast<std::ptrdiff_t>(last));
+}
+
+void CudaBackend::waitAt(size_t firstStep, cudaEvent_t done, bool after, const char *what) {
+  size_t at = std::min(firstStep, out_.steps.size() - 1);
+  while (at + 1 < out_.steps.size() && !out_.steps[at])
+    ++at;
+  RecordedEntry::StepFn step = std::move(out_.steps[at]);
+  out_.steps[at] = [step = std::move(step), done, after, what](cudaStream_t s) -> Status {
+    if (!after)
+      if (cudaError_t e = cudaStreamWaitEvent(s, done, 0); e != cudaSuccess)
+        return cudaError(what, e);
+    if (step)
+      if (Status st = step(s); !st)
+        return st;
+    if (after)
+      if (cudaError_t e = cudaStreamWaitEvent(s, done, 0); e != cudaSuccess)
+        return cudaError(what, e);
+    return Status::ok();
+  };
 }
 
 void CudaBackend::joinPending(const std::vector<Buffer> *buffers, size_t firstStep,
@@ -206,24 +303,9 @@ void CudaBackend::joinPending(const std::vector<Buffer> *buffers, size_t firstSt
     return;
   cudaEvent_t done = pending_[last - 1].done;
   pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(last));
-  // The group's first step that does anything (merged ones are empty).
-  size_t at = std::min(firstStep, out_.steps.size() - 1);
-  while (at + 1 < out_.steps.size() && !out_.steps[at])
-    ++at;
-  RecordedEntry::StepFn step = std::move(out_.steps[at]);
-  const bool before = buffers != nullptr; // a final join waits after the step
-  out_.steps[at] = [step = std::move(step), done, before](cudaStream_t s) -> Status {
-    if (before)
-      if (cudaError_t e = cudaStreamWaitEvent(s, done, 0); e != cudaSuccess)
-        return cudaError("waiting for a collective", e);
-    if (step)
-      if (Status st = step(s); !st)
-        return st;
-    if (!before)
-      if (cudaError_t e = cudaStreamWaitEvent(s, done, 0); e != cudaSuccess)
-        return cudaError("waiting for the collectives", e);
-    return Status::ok();
-  };
+  // A final join waits after the step.
+  waitAt(firstStep, done, buffers == nullptr,
+         buffers ? "waiting for a collective" : "waiting for the collectives");
 }
 
 Status CudaBackend::recordBeside(const cmd::Collective &c,
@@ -373,7 +455,7 @@ Status CudaBackend::recordGemms(const std::vector<Command> &steps, const StepGro
     previous = plan.get();
     const GemmPlan *p = plan.get();
     out_.gemms.push_back(std::move(plan));
-    void *workspace = device_.gemmWorkspace;
+    void *workspace = recordingBeside_ ? device_.besideGemmWorkspace : device_.gemmWorkspace;
     size_t workspaceBytes = device_.gemmWorkspaceBytes;
     std::string name =
         "gemm " + std::to_string(d.m) + "x" + std::to_string(d.n) + "x" + std::to_string(d.k);

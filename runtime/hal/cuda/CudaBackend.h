@@ -61,6 +61,11 @@ struct CudaResources {
   /// so that a gradient bucket's all-reduce overlaps the rest of the
   /// backward pass; null runs them on the compute stream.
   cudaStream_t collectiveStream = nullptr;
+  /// A second compute stream for the steps that run beside the others
+  /// (stepsBeside: weight gradients' GEMMs), with its own GEMM workspace;
+  /// null runs every step on the compute stream.
+  cudaStream_t besideStream = nullptr;
+  void *besideGemmWorkspace = nullptr;
 };
 
 /// The kernel parameters of an attention backward, with buffers at `pointer`.
@@ -146,12 +151,30 @@ private:
   /// `candidates` pending collectives that touch `buffers` (null: all of
   /// them, after the step).
   void joinPending(const std::vector<Buffer> *buffers, size_t firstStep, size_t candidates);
+  /// Makes the group's first step that does anything (from `firstStep` on)
+  /// wait for `done`: before it, or with `after`, after it (an entry's end).
+  void waitAt(size_t firstStep, cudaEvent_t done, bool after, const char *what);
+  /// Moves the steps from `firstStep` on (a beside group's) to the beside
+  /// stream, after the compute stream's work so far.
+  Status moveBeside(size_t firstStep, size_t step);
+  /// Makes the group of steps [first, first + count) wait for the beside
+  /// steps it must follow (mustFollow).
+  void joinBeside(const std::vector<Command> &steps, size_t first, size_t count,
+                  size_t firstStep);
 
   const CudaResources &device_;
   Pointer pointer_;
   RecordedEntry &out_;
   mutable bool unresolved_ = false;
   std::vector<PendingCollective> pending_;
+  /// A step on the beside stream that later steps may have to wait for.
+  struct PendingBeside {
+    size_t step;
+    cudaEvent_t done;
+  };
+  std::vector<PendingBeside> besidePending_;
+  bool recordingBeside_ = false; // recordGemms takes the beside workspace
+  cudaEvent_t lastFork_ = nullptr; // null: compute work since the last fork
 };
 
 } // namespace gai::cuda

@@ -2,6 +2,7 @@
 // resolved to launches once, and each entry point replayed as a CUDA graph
 // after its first run.
 #include "core/Executor.h"
+#include "core/StepOverlap.h"
 #include "core/StepProfile.h"
 #include "core/Tables.h"
 #include "format/artifact_generated.h"
@@ -130,6 +131,7 @@ private:
   CudaResources resources_;
   DeviceCollectives *collectives_ = nullptr;
   cudaStream_t collectiveStream_ = nullptr;
+  cudaStream_t besideStream_ = nullptr; // SessionOptions::stepsBeside
   ErrorWord *error_ = nullptr;
   PinnedBuffer hostError_;
   /// Weight tensors by their offset in the artifact's blob: (old offset,
@@ -167,6 +169,8 @@ CudaExecutor::~CudaExecutor() {
     cudaStreamDestroy(stream_);
   if (collectiveStream_)
     cudaStreamDestroy(collectiveStream_);
+  if (besideStream_)
+    cudaStreamDestroy(besideStream_);
   if (device_)
     cudaFree(device_);
 }
@@ -245,6 +249,15 @@ Status CudaExecutor::init() {
     weightsBytes = std::max(weightsBytes, alignUp(t[2] + t[1]));
   int64_t arenaBytes = 0, ioBytes = 0, attentionFloats = 0, gradFloats = 0,
           quantScratch = 0;
+  // A second stream, with its own GEMM workspace, where some entry has steps
+  // to run beside the others.
+  bool besideSteps = false;
+  if (options_.stepsBeside && !profile_)
+    for (const DecodedEntry &decoded : artifact_.entries()) {
+      std::vector<bool> beside = stepsBeside(decoded.steps);
+      besideSteps |= std::find(beside.begin(), beside.end(), true) != beside.end();
+    }
+  const int64_t besideWorkspaceBytes = besideSteps ? int64_t(kGemmWorkspace) : 0;
   if (root.entries())
     for (const format::EntryPoint *desc : *root.entries()) {
       arenaBytes = std::max(arenaBytes, alignUp(desc->arena_size()));
@@ -281,7 +294,8 @@ Status CudaExecutor::init() {
   // The sizes come from the artifact: summed wide, and checked against the
   // device before anything is allocated.
   __int128 wanted = static_cast<__int128>(weightsBytes) + stateBytes + arenaBytes + ioBytes +
-                    static_cast<__int128>(kGemmWorkspace) + alignUp(attentionFloats * 4) +
+                    static_cast<__int128>(kGemmWorkspace) + besideWorkspaceBytes +
+                    alignUp(attentionFloats * 4) +
                     alignUp(gradFloats * 4) +
                     alignUp(quantScratch) +
                     kAlign;
@@ -318,6 +332,7 @@ Status CudaExecutor::init() {
   state_ = take(stateBytes);
   arena_ = take(arenaBytes);
   gemmWorkspace_ = take(kGemmWorkspace);
+  void *besideGemmWorkspace = besideSteps ? take(kGemmWorkspace) : nullptr;
   quantScratch_ = take(quantScratch);
   quantScratchBytes_ = quantScratch;
   attentionWorkspace_ = reinterpret_cast<float *>(take(attentionFloats * 4));
@@ -351,6 +366,13 @@ Status CudaExecutor::init() {
   resources_.overlapLaunches =
       root.kernels() && root.kernels()->programmatic_launch() && overlapsLaunches();
   resources_.collectives = collectives_;
+  if (besideSteps) {
+    if (cudaError_t e = cudaStreamCreateWithFlags(&besideStream_, cudaStreamNonBlocking);
+        e != cudaSuccess)
+      return cudaError("cudaStreamCreate (beside steps)", e);
+    resources_.besideStream = besideStream_;
+    resources_.besideGemmWorkspace = besideGemmWorkspace;
+  }
   if (collectives_ && options_.overlapCollectives) {
     if (cudaError_t e = cudaStreamCreateWithFlags(&collectiveStream_, cudaStreamNonBlocking);
         e != cudaSuccess)
