@@ -155,6 +155,8 @@ AttentionGradParams attentionGradParamsOf(
 Status CudaBackend::recordAll(const std::vector<Command> &steps) {
   const std::vector<bool> beside =
       device_.besideStream ? stepsBeside(steps) : std::vector<bool>();
+  besidePending_.clear();
+  lastFork_ = nullptr; // the first beside step forks after the entry's start
   for (const StepGroup &group : groupSteps(steps, beside)) {
     const size_t firstStep = out_.steps.size(), pendingBefore = pending_.size();
     std::vector<Buffer> touched;
