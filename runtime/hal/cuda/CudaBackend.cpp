@@ -778,10 +778,12 @@ Status CudaBackend::record(const cmd::Reduce &c) {
     return elem.status();
   Elem e = *elem;
   uint8_t *in = ptr(c.input), *out = ptr(c.out);
-  float *workspace = static_cast<float *>(device_.gemmWorkspace);
+  // Partials in the GEMM workspace of the step's stream, which runs one step
+  // at a time.
+  float *workspace = static_cast<float *>(recordingBeside_ ? device_.besideGemmWorkspace
+                                                           : device_.gemmWorkspace);
   const size_t workspaceBytes = device_.gemmWorkspaceBytes;
   if (columnSumsTake(static_cast<int>(c.kind), c.outer, c.n, c.inner, in, workspaceBytes)) {
-    // Partials in the GEMM workspace: the stream runs one step at a time.
     const float scale =
         c.kind == format::ReduceKind::Mean ? 1.0f / static_cast<float>(c.n) : 1.0f;
     add([=](cudaStream_t s) {
