@@ -165,7 +165,8 @@ void readersOf(mlir::Value v, llvm::SmallVectorImpl<mlir::Operation *> &readers)
 bool runsBesideNextOps(mlir::Operation &op, const llvm::DenseMap<mlir::Operation *, int64_t> &index,
                        int64_t window) {
   using namespace mlir;
-  if (!isa<mlir::gai::GemmOp, mlir::gai::MatmulOp>(op) || op.getNumResults() != 1)
+  if (!isa<mlir::gai::GemmOp, mlir::gai::MatmulOp, mlir::gai::ReduceOp>(op) ||
+      op.getNumResults() != 1)
     return false;
   const int64_t at = index.lookup(&op);
   // Whether every reader of `v` comes after `from + window`.

@@ -63,10 +63,11 @@ struct ConcatPart {
 };
 ConcatPart concatPartOf(mlir::Value gradient);
 
-/// Whether the GEMM `op` (index `at` in `index`) may run beside the ops
-/// after it: for `window` ops nothing reads its result but one reduction
+/// Whether the GEMM or reduce `op` (numbered in `index`) may run beside the
+/// ops after it: for `window` ops nothing reads its result but one reduction
 /// of it to a small result that is itself not read within the window (a
-/// weight gradient and its squared sum, which only the update reads).
+/// weight gradient and its squared sum, or a norm weight's gradient, which
+/// only the update reads).
 bool runsBesideNextOps(mlir::Operation &op, const llvm::DenseMap<mlir::Operation *, int64_t> &index,
                        int64_t window);
 
@@ -76,7 +77,7 @@ bool runsBesideNextOps(mlir::Operation &op, const llvm::DenseMap<mlir::Operation
 /// slice view (isAttentionSliceView) reads its input's, and a gradient
 /// written into a concat (concatPartOf) lives in the concat's, from the
 /// gradient on; results stay live to the end. With `besideWindow` > 0 a
-/// GEMM that runsBesideNextOps keeps its operands live for that many ops
+/// GEMM or reduce that runsBesideNextOps keeps its operands live for that many ops
 /// more, so that the ops after it may run while it does (the CUDA runtime
 /// runs it on a second stream) without reusing its inputs' bytes.
 struct FunctionBuffers {

@@ -13,9 +13,12 @@ bool anyOverlap(const std::vector<Buffer> &a, const std::vector<Buffer> &b) {
   return false;
 }
 
-/// A GEMM the second stream can run alone: float operands, nothing folded
-/// in that shares scratch or state with the steps around it.
-bool isPlainGemm(const Command &command) {
+/// A step the second stream can run alone: a reduce, or a GEMM over float
+/// operands with nothing folded in that shares scratch or state with the
+/// steps around it.
+bool leadsBeside(const Command &command) {
+  if (std::holds_alternative<cmd::Reduce>(command))
+    return true;
   const auto *g = std::get_if<cmd::Gemm>(&command);
   return g && !g->quantized() && !g->gate.present() &&
          !g->normWeight.present() && !g->aSquares.present() &&
@@ -44,7 +47,7 @@ std::vector<bool> stepsBeside(const std::vector<Command> &steps,
     return true;
   };
   for (size_t i = 0; i < n; ++i) {
-    if (!isPlainGemm(steps[i]))
+    if (!leadsBeside(steps[i]))
       continue;
     const size_t next = i + 1;
     const bool follower = next < n &&

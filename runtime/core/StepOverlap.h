@@ -15,13 +15,13 @@ namespace gai {
 /// writes a byte that the other reads or writes (writesOf, buffersOf).
 bool mustFollow(const Command &earlier, const Command &later);
 
-/// The steps that may run beside the rest: a GEMM over float operands (no
-/// folded norm, no gate) that no step within `window` after it must follow,
-/// except one launch or reduce right after it, which then goes beside too.
-/// That is a weight gradient and its squared sum: nothing but the update
-/// reads them, and the compiler keeps the GEMM's inputs live past it
-/// (collectBuffers' besideWindow), so the next input gradients and norms run
-/// while it does.
+/// The steps that may run beside the rest: a reduce, or a GEMM over float
+/// operands (no folded norm, no gate), that no step within `window` after it
+/// must follow, except one launch or reduce right after it, which then goes
+/// beside too. That is a weight gradient and its squared sum, or a norm
+/// weight's gradient (column sums): nothing but the update reads them, and
+/// the compiler keeps their inputs live past them (collectBuffers'
+/// besideWindow), so the next input gradients and norms run while they do.
 std::vector<bool> stepsBeside(const std::vector<Command> &steps,
                               size_t window = 4);
 

@@ -1,7 +1,8 @@
 // Which steps run beside the others (core/StepOverlap.h): a weight
-// gradient's GEMM and its squared sum do, a GEMM whose result is read soon or
-// whose inputs are overwritten soon does not, and the order between two
-// steps follows from what each reads and writes.
+// gradient's GEMM and its squared sum do, and a norm weight's column sums;
+// a GEMM whose result is read soon, or whose inputs are overwritten soon,
+// does not; the order between two steps follows from what each reads and
+// writes.
 #include "core/StepOverlap.h"
 
 #include <gtest/gtest.h>
@@ -73,7 +74,7 @@ TEST(StepOverlap, ResultReadSoonStaysOnTheComputeStream) {
   EXPECT_EQ(gai::stepsBeside(steps, 3), std::vector<bool>(4, false));
 }
 
-TEST(StepOverlap, OnlyPlainGemmsWithWorkAfterThem) {
+TEST(StepOverlap, OnlyFloatGemmsWithWorkAfterThem) {
   auto quantized = std::get<gai::cmd::Gemm>(gemm(dY, x, dW));
   quantized.weightFormat = gai::format::WeightFormat::Int8;
   auto gated = std::get<gai::cmd::Gemm>(gemm(dY, x, dW));
@@ -87,6 +88,23 @@ TEST(StepOverlap, OnlyPlainGemmsWithWorkAfterThem) {
   EXPECT_EQ(gai::stepsBeside({gemm(dY, x, dW), launch({dW, squares})}, 3),
             (std::vector<bool>{false, false}));
   EXPECT_EQ(gai::stepsBeside({gemm(dY, x, dW)}, 3), std::vector<bool>{false});
+}
+
+TEST(StepOverlap, NormWeightGradientRunsBeside) {
+  // A norm weight's gradient: column sums of the norm backward's partials,
+  // read by the update only.
+  gai::cmd::Reduce sums;
+  sums.input = x;
+  sums.out = squares;
+  std::vector<Command> steps = {launch({dY, x, dX}), sums, launch({dX, next}),
+                                gemm(next, dY, nextOut)};
+  EXPECT_EQ(gai::stepsBeside(steps, 3),
+            (std::vector<bool>{false, true, false, false}));
+  // Its partials overwritten by the next launch, whose result the step
+  // after reads: it stays.
+  steps[2] = launch({dX, x});
+  steps[3] = gemm(dX, dY, nextOut);
+  EXPECT_EQ(gai::stepsBeside(steps, 3), std::vector<bool>(4, false));
 }
 
 TEST(StepOverlap, MustFollowReadsAndWrites) {
