@@ -15,7 +15,7 @@ namespace gai {
 const char *const kSessionFlagsHelp =
     "Session flags (every command; the environment's GAI_CUDA_GRAPHS,\n"
     "GAI_CUDA_PROFILE, GAI_CUDA_OVERLAP, GAI_COLLECTIVES_OVERLAP,\n"
-    "GAI_CUDA_GEMM_TUNE and GAI_DETERMINISTIC set the defaults):\n"
+    "GAI_CUDA_GEMM_TUNE, GAI_DETERMINISTIC and GAI_CUDA_BESIDE set the defaults):\n"
     "  --device D           auto (the artifact's target), cpu, cuda or cuda:N\n"
     "  --cuda-graphs on|off replay entries as CUDA graphs (default on)\n"
     "  --profile            time each step, print the time per step kind at exit\n"
@@ -27,6 +27,8 @@ const char *const kSessionFlagsHelp =
     "                       prefill-sized GEMM shape (default 8; 0 or 1: none)\n"
     "  --deterministic      CUDA: sums in a fixed order, so a run repeats bit for\n"
     "                       bit (attention's backward without atomics; slower)\n"
+    "  --beside on|off      CUDA: weight gradients' GEMMs on a second stream,\n"
+    "                       beside the next steps (default off)\n"
     "  --trusted-keys DIR   load only an artifact (and weights) signed by a key in\n"
     "                       DIR/*.pub (FILE.sig beside each; gaic --sign, gai-run sign)\n";
 
@@ -59,6 +61,8 @@ FlagResult parseSessionFlag(int argc, char **argv, int &i, SessionOptions &optio
     return onOff(options.cudaGraphs);
   if (arg == "--overlap")
     return onOff(options.overlapLaunches);
+  if (arg == "--beside")
+    return onOff(options.stepsBeside);
   if (arg == "--trusted-keys") {
     if (!value(options.trustedKeys)) {
       error = "--trusted-keys needs a folder of public keys (*.pub)";
