@@ -184,7 +184,15 @@ Status CudaBackend::recordAll(const std::vector<Command> &steps) {
       s = Status::error("step " + std::to_string(group.first) +
                         ": a buffer lies outside the tensors of its space");
     recordingBeside_ = false;
-    if (s && out_.steps.size() > firstStep) {
+    if (!s)
+      return s;
+    // A group that recorded no step (an in-place copy) has nothing to wait.
+    // The waits for collectives go on before a beside step moves, so that
+    // they are the beside stream's: a step that shares the previous one's
+    // fork would otherwise not wait for them at all.
+    if (!touched.empty() && out_.steps.size() > firstStep)
+      joinPending(&touched, firstStep, pendingBefore);
+    if (out_.steps.size() > firstStep) {
       if (group.beside)
         s = moveBeside(firstStep, group.first);
       else
@@ -192,9 +200,6 @@ Status CudaBackend::recordAll(const std::vector<Command> &steps) {
     }
     if (!s)
       return s;
-    // A group that recorded no step (an in-place copy) has nothing to wait.
-    if (!touched.empty() && out_.steps.size() > firstStep)
-      joinPending(&touched, firstStep, pendingBefore);
   }
   // Every collective and beside step rejoins the compute stream before the
   // entry ends (a captured graph must).

@@ -537,9 +537,14 @@ Status CudaExecutor::enqueueSteps(Entry &entry, cudaStream_t stream) {
   for (size_t i = 0; i < entry.recorded.steps.size(); ++i) {
     if (profile_)
       cudaEventRecord(entry.events[i], stream);
-    if (Status s = entry.recorded.steps[i](stream); !s)
+    if (Status s = entry.recorded.steps[i](stream); !s) {
+      // Steps forked beside the stream end before anything else touches
+      // what they read or write (a failed capture fails this too).
+      if (besideStream_)
+        cudaStreamSynchronize(besideStream_);
       return Status::error("step " + std::to_string(i) + " (" + entry.recorded.stepNames[i] +
                            "): " + s.message());
+    }
   }
   if (profile_)
     cudaEventRecord(entry.events.back(), stream);
