@@ -81,7 +81,13 @@ TEST(StepOverlap, OnlyFloatGemmsWithWorkAfterThem) {
   gated.gate = next;
   auto folded = std::get<gai::cmd::Gemm>(gemm(dY, x, dW));
   folded.normWeight = arena(8192, 64);
-  for (const Command &g : {Command(quantized), Command(gated), Command(folded)})
+  auto normed =
+      std::get<gai::cmd::Gemm>(gemm(dY, x, dW)); // reads a folded norm's sums
+  normed.aSquares = arena(8192, 64);
+  auto half = std::get<gai::cmd::Gemm>(gemm(dY, x, dW));
+  half.dtype = gai::format::DType::F16;
+  for (const Command &g : {Command(quantized), Command(gated), Command(folded),
+                           Command(normed), Command(half)})
     EXPECT_EQ(gai::stepsBeside({g, launch({nextOut})}, 3),
               (std::vector<bool>{false, false}));
   // Nothing after it (but its own sum) to overlap: not beside.
