@@ -160,8 +160,8 @@ void readersOf(mlir::Value v, llvm::SmallVectorImpl<mlir::Operation *> &readers)
   }
 }
 
-} // namespace
-
+/// Whether the GEMM or reduce `op` (numbered in `index`) may run beside the
+/// ops after it (collectBuffers' besideWindow).
 bool runsBesideNextOps(mlir::Operation &op, const llvm::DenseMap<mlir::Operation *, int64_t> &index,
                        int64_t window) {
   using namespace mlir;
@@ -200,6 +200,8 @@ bool runsBesideNextOps(mlir::Operation &op, const llvm::DenseMap<mlir::Operation
   }
   return true;
 }
+
+} // namespace
 
 FunctionBuffers collectBuffers(mlir::func::FuncOp func, int64_t besideWindow) {
   using namespace mlir;

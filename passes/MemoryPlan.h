@@ -6,7 +6,6 @@
 #include "dialects/Gai/GaiOps.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
-#include "llvm/ADT/DenseMap.h"
 
 #include <cstdint>
 #include <vector>
@@ -63,23 +62,18 @@ struct ConcatPart {
 };
 ConcatPart concatPartOf(mlir::Value gradient);
 
-/// Whether the GEMM or reduce `op` (numbered in `index`) may run beside the
-/// ops after it: for `window` ops nothing reads its result but one reduction
-/// of it to a small result that is itself not read within the window (a
-/// weight gradient and its squared sum, or a norm weight's gradient, which
-/// only the update reads).
-bool runsBesideNextOps(mlir::Operation &op, const llvm::DenseMap<mlir::Operation *, int64_t> &index,
-                       int64_t window);
-
 /// The buffers of a gai function: one per op result that needs memory.
 /// Parameters, constants and arguments live elsewhere; a reshape reuses its
 /// input's buffer, a cache write updates its cache in place, an attention
 /// slice view (isAttentionSliceView) reads its input's, and a gradient
 /// written into a concat (concatPartOf) lives in the concat's, from the
 /// gradient on; results stay live to the end. With `besideWindow` > 0 a
-/// GEMM or reduce that runsBesideNextOps keeps its operands live for that many ops
-/// more, so that the ops after it may run while it does (the CUDA runtime
-/// runs it on a second stream) without reusing its inputs' bytes.
+/// GEMM or reduce whose result nothing reads within that many ops, but one
+/// small reduction of it right after (a weight gradient and its squared sum,
+/// or a norm weight's gradient: only the update reads them), keeps its
+/// operands live for that many ops more, so that the ops after it may run
+/// while it does (the CUDA runtime's second stream) without reusing its
+/// inputs' bytes.
 struct FunctionBuffers {
   std::vector<mlir::Value> values;
   std::vector<BufferRequest> requests;

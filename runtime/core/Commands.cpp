@@ -921,13 +921,20 @@ StatusOr<DecodedEntry> decodeEntry(const format::EntryPoint &entry, const SpaceS
   return decoded;
 }
 
+namespace {
+
+/// Appends the present ones of `buffers` to `to`.
+void addPresent(std::vector<Buffer> &to, std::initializer_list<Buffer> buffers) {
+  for (const Buffer &b : buffers)
+    if (b.present())
+      to.push_back(b);
+}
+
+} // namespace
+
 std::vector<Buffer> buffersOf(const Command &command) {
   std::vector<Buffer> all;
-  auto add = [&](std::initializer_list<Buffer> buffers) {
-    for (const Buffer &b : buffers)
-      if (b.present())
-        all.push_back(b);
-  };
+  auto add = [&](std::initializer_list<Buffer> buffers) { addPresent(all, buffers); };
   std::visit(
       [&](const auto &c) {
         using C = std::decay_t<decltype(c)>;
@@ -969,11 +976,7 @@ std::vector<Buffer> buffersOf(const Command &command) {
 
 std::vector<Buffer> writesOf(const Command &command) {
   std::vector<Buffer> written;
-  auto add = [&](std::initializer_list<Buffer> buffers) {
-    for (const Buffer &b : buffers)
-      if (b.present())
-        written.push_back(b);
-  };
+  auto add = [&](std::initializer_list<Buffer> buffers) { addPresent(written, buffers); };
   std::visit(
       [&](const auto &c) {
         using C = std::decay_t<decltype(c)>;

@@ -2,7 +2,6 @@
 // resolved to launches once, and each entry point replayed as a CUDA graph
 // after its first run.
 #include "core/Executor.h"
-#include "core/StepOverlap.h"
 #include "core/StepProfile.h"
 #include "core/Tables.h"
 #include "format/artifact_generated.h"
@@ -249,14 +248,9 @@ Status CudaExecutor::init() {
     weightsBytes = std::max(weightsBytes, alignUp(t[2] + t[1]));
   int64_t arenaBytes = 0, ioBytes = 0, attentionFloats = 0, gradFloats = 0,
           quantScratch = 0;
-  // A second stream, with its own GEMM workspace, where some entry has steps
-  // to run beside the others.
-  bool besideSteps = false;
-  if (options_.stepsBeside && !profile_)
-    for (const DecodedEntry &decoded : artifact_.entries()) {
-      std::vector<bool> beside = stepsBeside(decoded.steps);
-      besideSteps |= std::find(beside.begin(), beside.end(), true) != beside.end();
-    }
+  // A second stream, with its own GEMM workspace, for the steps that run
+  // beside the others (the backend picks them, stepsBeside).
+  const bool besideSteps = options_.stepsBeside && !profile_;
   const int64_t besideWorkspaceBytes = besideSteps ? int64_t(kGemmWorkspace) : 0;
   if (root.entries())
     for (const format::EntryPoint *desc : *root.entries()) {

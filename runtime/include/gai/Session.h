@@ -104,8 +104,7 @@ struct SessionOptions {
   /// The defaults, with GAI_CUDA_GRAPHS=0, GAI_CUDA_PROFILE=1,
   /// GAI_CUDA_OVERLAP=0, GAI_COLLECTIVES_OVERLAP=0, GAI_CUDA_GEMM_TUNE=N,
   /// GAI_DETERMINISTIC=1, GAI_ATTENTION_GRAD_SPREAD=S and GAI_CUDA_BESIDE=1
-  /// applied where set:
-  /// the one place the runtime reads its environment.
+  /// applied where set: the one place the runtime reads its environment.
   static SessionOptions fromEnvironment();
 };
 
