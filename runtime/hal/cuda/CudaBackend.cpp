@@ -693,11 +693,12 @@ Status CudaBackend::record(const cmd::CrossEntropy &c) {
   Elem e = *elem;
   uint8_t *logits = ptr(c.logits), *labels = ptr(c.labels), *loss = ptr(c.loss);
   ErrorWord *error = device_.error;
+  float *parts = device_.lossParts;
   int stepIndex = static_cast<int>(step());
   int reduction = static_cast<int>(c.reduction);
   add([=](cudaStream_t s) {
         crossEntropy(e, logits, i32(labels), c.rows, c.vocab, c.ignoreIndex, reduction,
-                     reinterpret_cast<float *>(loss), error, stepIndex, s);
+                     reinterpret_cast<float *>(loss), parts, error, stepIndex, s);
         return Status::ok();
       },
       "cross_entropy");
@@ -718,11 +719,13 @@ Status CudaBackend::recordCrossEntropyGrad(const cmd::CrossEntropyGrad &c,
           *out = ptr(c.out);
   auto *loss = withLoss ? reinterpret_cast<float *>(ptr(withLoss->loss)) : nullptr;
   ErrorWord *error = device_.error;
+  float *parts = device_.lossParts;
   int stepIndex = static_cast<int>(step());
   int reduction = static_cast<int>(c.reduction);
   add([=](cudaStream_t s) {
         crossEntropyGrad(e, logits, i32(labels), reinterpret_cast<float *>(grad), c.rows,
-                         c.vocab, c.ignoreIndex, reduction, out, error, stepIndex, s, loss);
+                         c.vocab, c.ignoreIndex, reduction, out, error, stepIndex, s, loss,
+                         parts);
         return Status::ok();
       },
       withLoss ? "cross_entropy with its grad" : "cross_entropy_grad");

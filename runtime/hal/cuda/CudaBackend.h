@@ -44,6 +44,9 @@ struct CudaResources {
   // step on the compute stream, so one allocation serves all of them. Apart
   // from attentionWorkspace, whose split counters must stay zero.
   float *gradScratch = nullptr;
+  // The parts of a cross-entropy's loss (kLossPartsBytes), summed in a fixed
+  // order; compute-stream steps only.
+  float *lossParts = nullptr;
   ErrorWord *error = nullptr;
   int multiprocessors = 1;
   const Driver *driver = nullptr;

@@ -291,7 +291,7 @@ Status CudaExecutor::init() {
                     static_cast<__int128>(kGemmWorkspace) + besideWorkspaceBytes +
                     alignUp(attentionFloats * 4) +
                     alignUp(gradFloats * 4) +
-                    alignUp(quantScratch) +
+                    alignUp(quantScratch) + alignUp(kLossPartsBytes) +
                     kAlign;
   size_t freeBytes = 0, totalBytes = 0;
   if (cudaError_t e = cudaMemGetInfo(&freeBytes, &totalBytes); e != cudaSuccess)
@@ -331,6 +331,7 @@ Status CudaExecutor::init() {
   quantScratchBytes_ = quantScratch;
   attentionWorkspace_ = reinterpret_cast<float *>(take(attentionFloats * 4));
   gradScratch_ = reinterpret_cast<float *>(take(gradFloats * 4));
+  float *lossParts = reinterpret_cast<float *>(take(kLossPartsBytes));
   error_ = reinterpret_cast<ErrorWord *>(take(kAlign));
   cudaMemset(device_, 0, static_cast<size_t>(total));
 
@@ -348,6 +349,7 @@ Status CudaExecutor::init() {
   resources_.gemmWorkspaceBytes = kGemmWorkspace;
   resources_.attentionWorkspace = attentionWorkspace_;
   resources_.gradScratch = gradScratch_;
+  resources_.lossParts = lossParts;
   resources_.error = error_;
   resources_.multiprocessors = multiprocessors_;
   resources_.driver = driver_;

@@ -301,20 +301,27 @@ void attention(Elem e, const AttentionParams &p, int splits, float *workspace,
 void place(const void *in, void *out, int64_t outer, int64_t chunk, int64_t outStride,
            int64_t offset, cudaStream_t stream);
 
+/// The most blocks a cross-entropy launch has, and the bytes of the parts of
+/// its loss (a float a block, then an arrival counter).
+constexpr int kMostLossBlocks = 1024;
+constexpr int64_t kLossPartsBytes = (kMostLossBlocks + 1) * 4;
+
 /// Softmax cross-entropy of logits [rows, vocab] (f32 or bf16; the sums are
 /// f32; see the CPU kernel): reduction 0 mean, 1 sum, 2 none; the loss is
 /// f32. Rows labelled `ignore` count nothing; other labels outside the
-/// vocabulary are reported. The mean and sum add rows with atomics, so
-/// their last bits may vary from run to run.
+/// vocabulary are reported. The mean and sum add the rows in a fixed order
+/// (a run repeats to the bit) through `parts`: kLossPartsBytes of device
+/// memory, zero before the first launch, that one launch at a time uses.
 void crossEntropy(Elem e, const void *logits, const int32_t *labels, int64_t rows,
                   int64_t vocab, int64_t ignore, int reduction, float *loss,
-                  ErrorWord *error, int step, cudaStream_t stream);
+                  float *parts, ErrorWord *error, int step, cudaStream_t stream);
 /// Its gradient, (softmax - one_hot) · grad (/ counted rows for mean), in
 /// the logits' type; with `loss`, the loss as crossEntropy gives it, in the
 /// same pass over the logits.
 void crossEntropyGrad(Elem e, const void *logits, const int32_t *labels, const float *grad,
                       int64_t rows, int64_t vocab, int64_t ignore, int reduction, void *out,
-                      ErrorWord *error, int step, cudaStream_t stream, float *loss = nullptr);
+                      ErrorWord *error, int step, cudaStream_t stream, float *loss = nullptr,
+                      float *parts = nullptr);
 
 } // namespace gai::cuda
 

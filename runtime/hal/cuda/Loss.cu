@@ -43,6 +43,26 @@ __device__ float countedRows(const int32_t *labels, int64_t rows, int64_t ignore
   return blockReduce<false>(n, scratch);
 }
 
+/// The mean or sum of the rows' losses, in a fixed order: each block adds its
+/// rows in turn and leaves its part; the block that arrives last adds the
+/// parts in block order. Atomics into `loss` would add them in whatever order
+/// the blocks finish, and a run would not repeat to the bit. `parts` holds
+/// kMostLossBlocks floats and then the arrival counter, which starts and
+/// ends at zero. Thread 0 of each block calls it.
+__device__ void finishLoss(float blockLoss, float *loss, float *parts) {
+  unsigned *arrived = reinterpret_cast<unsigned *>(parts + kMostLossBlocks);
+  parts[blockIdx.x] = blockLoss;
+  __threadfence(); // the part is visible before the arrival is
+  if (atomicAdd(arrived, 1u) != gridDim.x - 1)
+    return;
+  __threadfence();
+  float total = 0;
+  for (unsigned b = 0; b < gridDim.x; ++b)
+    total += __ldcg(parts + b);
+  *loss = total;
+  *arrived = 0; // re-armed for the next launch
+}
+
 /// Whether a row of `vocab` elements of T can be read 16 bytes at a time.
 template <typename T> __device__ bool readsWide(const T *row, int64_t vocab) {
   return vocab % (16 / sizeof(T)) == 0 && reinterpret_cast<uintptr_t>(row) % 16 == 0;
@@ -86,9 +106,11 @@ __device__ void logSumExp(const T *x, int64_t vocab, float *scratch, float &max,
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
 crossEntropyKernel(const T *logits, const int32_t *labels, int64_t rows, int64_t vocab,
-                   int64_t ignore, int reduction, float *loss, ErrorWord *error, int step) {
+                   int64_t ignore, int reduction, float *loss, float *parts,
+                   ErrorWord *error, int step) {
   __shared__ float scratch[32];
   float counted = reduction == 0 ? countedRows(labels, rows, ignore, scratch) : 1.0f;
+  float blockLoss = 0; // thread 0's: this block's rows, in order
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     int32_t label = labels[r];
     if (label == ignore) {
@@ -112,18 +134,21 @@ crossEntropyKernel(const T *logits, const int32_t *labels, int64_t rows, int64_t
       if (reduction == 2)
         loss[r] = value;
       else
-        atomicAdd(loss, value / fmaxf(counted, 1.0f));
+        blockLoss += value / fmaxf(counted, 1.0f);
     }
   }
+  if (reduction != 2 && threadIdx.x == 0)
+    finishLoss(blockLoss, loss, parts);
 }
 
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
 crossEntropyGradKernel(const T *logits, const int32_t *labels, const float *grad,
                        int64_t rows, int64_t vocab, int64_t ignore, int reduction, T *out,
-                       float *loss, ErrorWord *error, int step) {
+                       float *loss, float *parts, ErrorWord *error, int step) {
   __shared__ float scratch[32];
   float counted = reduction == 0 ? countedRows(labels, rows, ignore, scratch) : 1.0f;
+  float blockLoss = 0; // thread 0's, as in crossEntropyKernel
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     int32_t label = labels[r];
     T *o = out + r * vocab;
@@ -149,7 +174,7 @@ crossEntropyGradKernel(const T *logits, const int32_t *labels, const float *grad
       if (reduction == 2)
         loss[r] = value;
       else
-        atomicAdd(loss, value / fmaxf(counted, 1.0f));
+        blockLoss += value / fmaxf(counted, 1.0f);
     }
     float scale = (reduction == 2 ? grad[r] : grad[0]) / fmaxf(counted, 1.0f);
     const float shift = max + logSum;
@@ -174,10 +199,12 @@ crossEntropyGradKernel(const T *logits, const int32_t *labels, const float *grad
                             scale);
     }
   }
+  if (loss && reduction != 2 && threadIdx.x == 0)
+    finishLoss(blockLoss, loss, parts);
 }
 
 unsigned gridFor(int64_t rows) {
-  return static_cast<unsigned>(rows < 1024 ? rows : 1024);
+  return static_cast<unsigned>(rows < kMostLossBlocks ? rows : kMostLossBlocks);
 }
 
 } // namespace
@@ -193,36 +220,39 @@ void place(const void *in, void *out, int64_t outer, int64_t chunk, int64_t outS
 
 void crossEntropy(Elem e, const void *logits, const int32_t *labels, int64_t rows,
                   int64_t vocab, int64_t ignore, int reduction, float *loss,
-                  ErrorWord *error, int step, cudaStream_t stream) {
-  if (reduction != 2)
-    cudaMemsetAsync(loss, 0, sizeof(float), stream);
-  if (rows == 0)
+                  float *parts, ErrorWord *error, int step, cudaStream_t stream) {
+  if (rows == 0) {
+    if (reduction != 2)
+      cudaMemsetAsync(loss, 0, sizeof(float), stream);
     return;
+  }
   if (e == Elem::BF16)
     crossEntropyKernel<<<gridFor(rows), kThreads, 0, stream>>>(
         static_cast<const __nv_bfloat16 *>(logits), labels, rows, vocab, ignore, reduction,
-        loss, error, step);
+        loss, parts, error, step);
   else
     crossEntropyKernel<<<gridFor(rows), kThreads, 0, stream>>>(
         static_cast<const float *>(logits), labels, rows, vocab, ignore, reduction, loss,
-        error, step);
+        parts, error, step);
 }
 
 void crossEntropyGrad(Elem e, const void *logits, const int32_t *labels, const float *grad,
                       int64_t rows, int64_t vocab, int64_t ignore, int reduction, void *out,
-                      ErrorWord *error, int step, cudaStream_t stream, float *loss) {
-  if (loss && reduction != 2)
-    cudaMemsetAsync(loss, 0, sizeof(float), stream);
-  if (rows == 0)
+                      ErrorWord *error, int step, cudaStream_t stream, float *loss,
+                      float *parts) {
+  if (rows == 0) {
+    if (loss && reduction != 2)
+      cudaMemsetAsync(loss, 0, sizeof(float), stream);
     return;
+  }
   if (e == Elem::BF16)
     crossEntropyGradKernel<<<gridFor(rows), kThreads, 0, stream>>>(
         static_cast<const __nv_bfloat16 *>(logits), labels, grad, rows, vocab, ignore,
-        reduction, static_cast<__nv_bfloat16 *>(out), loss, error, step);
+        reduction, static_cast<__nv_bfloat16 *>(out), loss, parts, error, step);
   else
     crossEntropyGradKernel<<<gridFor(rows), kThreads, 0, stream>>>(
         static_cast<const float *>(logits), labels, grad, rows, vocab, ignore, reduction,
-        static_cast<float *>(out), loss, error, step);
+        static_cast<float *>(out), loss, parts, error, step);
 }
 
 } // namespace gai::cuda
