@@ -28,7 +28,7 @@ const char *const kSessionFlagsHelp =
     "  --deterministic      CUDA: sums in a fixed order, so a run repeats bit for\n"
     "                       bit (attention's backward without atomics; slower)\n"
     "  --beside on|off      CUDA: weight gradients' GEMMs on a second stream,\n"
-    "                       beside the next steps (default off)\n"
+    "                       beside the next steps (default on)\n"
     "  --trusted-keys DIR   load only an artifact (and weights) signed by a key in\n"
     "                       DIR/*.pub (FILE.sig beside each; gaic --sign, gai-run sign)\n";
 

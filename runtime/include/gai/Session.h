@@ -90,9 +90,9 @@ struct SessionOptions {
   float attentionGradSpread = 2.0f;
   /// CUDA: run the steps that nothing needs soon (a weight gradient's GEMM
   /// and its squared sum) on a second stream, beside the next steps
-  /// (core/StepOverlap.h). Off by default until it is timed on a GPU; off
-  /// under `profile`, which times steps one by one.
-  bool stepsBeside = false;
+  /// (core/StepOverlap.h). Off under `profile`, which times steps one by
+  /// one.
+  bool stepsBeside = true;
   /// A folder of trusted public keys (*.pub): when set, gai-run loads only
   /// an artifact, and weights, that one of them signed (gai/Signing.h).
   std::string trustedKeys;
@@ -103,7 +103,7 @@ struct SessionOptions {
 
   /// The defaults, with GAI_CUDA_GRAPHS=0, GAI_CUDA_PROFILE=1,
   /// GAI_CUDA_OVERLAP=0, GAI_COLLECTIVES_OVERLAP=0, GAI_CUDA_GEMM_TUNE=N,
-  /// GAI_DETERMINISTIC=1, GAI_ATTENTION_GRAD_SPREAD=S and GAI_CUDA_BESIDE=1
+  /// GAI_DETERMINISTIC=1, GAI_ATTENTION_GRAD_SPREAD=S and GAI_CUDA_BESIDE=0
   /// applied where set: the one place the runtime reads its environment.
   static SessionOptions fromEnvironment();
 };
