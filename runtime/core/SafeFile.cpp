@@ -162,6 +162,25 @@ Status AtomicFile::write(const void *data, size_t size) {
   return writeAll(fd_, data, size, path_);
 }
 
+Status AtomicFile::writeAt(uint64_t offset, const void *data, size_t size) {
+  if (fd_ < 0)
+    return Status::error(path_ + ": write after commit");
+  const auto *at = static_cast<const uint8_t *>(data);
+  while (size > 0) {
+    ssize_t n = ::pwrite(fd_, at, size, static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return failure(path_, "cannot write", errno);
+    if (n == 0)
+      return failure(path_, "cannot write", ENOSPC);
+    at += n;
+    offset += static_cast<uint64_t>(n);
+    size -= static_cast<size_t>(n);
+  }
+  return Status::ok();
+}
+
 Status AtomicFile::commit() {
   if (fd_ < 0)
     return Status::error(path_ + ": committed twice");

@@ -56,4 +56,35 @@ Status writeSafetensors(const std::string &path,
   return s ? file->commit() : s;
 }
 
+Status writeSafetensorsStreamed(const std::string &path,
+                                const std::vector<TensorToWrite> &layout,
+                                std::map<std::string, std::string> metadata,
+                                const TensorSource &source, const TensorSeal &seal) {
+  const std::string header = safetensorsHeader(layout, metadata);
+  StatusOr<AtomicFile> file = AtomicFile::create(path);
+  if (!file)
+    return file.status();
+  Status s = file->write(header.data(), header.size());
+  std::vector<uint8_t> bytes;
+  for (size_t i = 0; i < layout.size() && s; ++i) {
+    s = source(i, bytes);
+    if (s && bytes.size() != layout[i].byteSize)
+      s = Status::error(path + ": tensor '" + layout[i].name + "' has " +
+                        std::to_string(bytes.size()) + " bytes where its shape needs " +
+                        std::to_string(layout[i].byteSize));
+    if (s && seal)
+      seal(i, bytes, metadata);
+    if (s)
+      s = file->write(bytes.data(), bytes.size());
+  }
+  if (s && seal) {
+    const std::string sealed = safetensorsHeader(layout, metadata);
+    s = sealed.size() == header.size()
+            ? file->writeAt(0, sealed.data(), sealed.size())
+            : Status::error(path + ": the metadata changed length while the tensors were "
+                                   "written");
+  }
+  return s ? file->commit() : s;
+}
+
 } // namespace gai

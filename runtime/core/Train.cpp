@@ -342,45 +342,55 @@ Status Trainer::initialiseRandomly(uint64_t seed) {
   return Status::ok();
 }
 
+Status Trainer::writeState(const std::string &path, const std::vector<TensorRef> &state,
+                           bool byWeightName, std::map<std::string, std::string> metadata,
+                           const TensorSeal &seal) {
+  auto source = [&](size_t i, std::vector<uint8_t> &bytes) {
+    return readWhole(state[i], bytes);
+  };
+  if (!writesFiles()) { // every rank reads: the reads gather shards
+    std::vector<uint8_t> bytes;
+    for (size_t i = 0; i < state.size(); ++i)
+      if (Status s = source(i, bytes); !s)
+        return s;
+    return Status::ok();
+  }
+  std::vector<TensorToWrite> layout;
+  for (const TensorRef &r : state) {
+    std::vector<int64_t> shape = wholeShape(r);
+    size_t bytes = static_cast<size_t>(r.elementBytes);
+    for (int64_t d : shape)
+      bytes *= static_cast<size_t>(d);
+    layout.push_back({byWeightName ? r.weight : r.name, r.dtype, std::move(shape), nullptr,
+                      bytes});
+  }
+  return writeSafetensorsStreamed(path, layout, std::move(metadata), source, seal);
+}
+
 Status Trainer::saveWeights(const std::string &path) {
   std::vector<TensorRef> params;
   for (TensorRef &r : session_->stateTensors())
     if (r.role == TensorRole::Parameter)
       params.push_back(std::move(r));
-  std::vector<std::vector<uint8_t>> storage(params.size());
-  std::vector<TensorToWrite> tensors;
-  for (size_t i = 0; i < params.size(); ++i) {
-    if (Status s = readWhole(params[i], storage[i]); !s)
-      return s;
-    tensors.push_back({params[i].weight, params[i].dtype, wholeShape(params[i]),
-                       storage[i].data(), storage[i].size()});
-  }
-  if (!writesFiles())
-    return Status::ok();
-  return writeSafetensors(path, tensors, {{"format", "pt"}});
+  return writeState(path, params, /*byWeightName=*/true, {{"format", "pt"}}, {});
 }
 
 Status Trainer::saveCheckpoint(const std::string &path,
                                const std::map<std::string, std::string> &extra) {
   std::vector<TensorRef> state = persistentState();
-  std::vector<std::vector<uint8_t>> storage(state.size());
-  std::vector<TensorToWrite> tensors;
-  for (size_t i = 0; i < state.size(); ++i) {
-    if (Status s = readWhole(state[i], storage[i]); !s)
-      return s;
-    tensors.push_back({state[i].name, state[i].dtype, wholeShape(state[i]),
-                       storage[i].data(), storage[i].size()});
-  }
-  if (!writesFiles())
-    return Status::ok();
   std::map<std::string, std::string> metadata = extra;
-  for (const TensorToWrite &t : tensors)
-    metadata[kChecksumKey + t.name] = checksumText(t.data, t.byteSize);
+  // Placeholders of the checksums' width: each is set as its tensor goes by.
+  for (const TensorRef &r : state)
+    metadata[kChecksumKey + r.name] = std::string(16, '0');
   metadata["gai.checkpoint"] = "1";
   metadata["gai.step"] = std::to_string(step_);
   metadata["gai.optimizer_steps"] = std::to_string(optimizerSteps_);
   metadata["gai.bad_steps"] = std::to_string(consecutiveBad_);
-  return writeSafetensors(path, tensors, metadata);
+  auto seal = [&](size_t i, const std::vector<uint8_t> &bytes,
+                  std::map<std::string, std::string> &m) {
+    m[kChecksumKey + state[i].name] = checksumText(bytes.data(), bytes.size());
+  };
+  return writeState(path, state, /*byWeightName=*/false, std::move(metadata), seal);
 }
 
 StatusOr<std::map<std::string, std::string>>

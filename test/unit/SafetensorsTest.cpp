@@ -29,11 +29,11 @@ std::string errorOf(const std::string &header, size_t dataBytes) {
 }
 
 TEST(Safetensors, ReadsTensorsInOffsetOrder) {
-  auto file = parse(image(
-      R"({"__metadata__":{"format":"pt"},)"
-      R"("b":{"dtype":"BF16","shape":[2,3],"data_offsets":[8,20]},)"
-      R"("a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})",
-      20));
+  auto file =
+      parse(image(R"({"__metadata__":{"format":"pt"},)"
+                  R"("b":{"dtype":"BF16","shape":[2,3],"data_offsets":[8,20]},)"
+                  R"("a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})",
+                  20));
   ASSERT_TRUE(file.isOk()) << file.status().message();
   ASSERT_EQ(file->tensors().size(), 2u);
   EXPECT_EQ(file->tensors()[0].name, "a");
@@ -50,10 +50,10 @@ TEST(Safetensors, ReadsTensorsInOffsetOrder) {
 }
 
 TEST(Safetensors, AcceptsScalarsEmptyTensorsAndPadding) {
-  auto file = parse(image(
-      R"({"s":{"dtype":"I32","shape":[],"data_offsets":[0,4]},)"
-      R"("e":{"dtype":"I8","shape":[0,5],"data_offsets":[4,4]}}    )",
-      4));
+  auto file = parse(
+      image(R"({"s":{"dtype":"I32","shape":[],"data_offsets":[0,4]},)"
+            R"("e":{"dtype":"I8","shape":[0,5],"data_offsets":[4,4]}}    )",
+            4));
   ASSERT_TRUE(file.isOk()) << file.status().message();
   EXPECT_EQ(file->find("s")->numElements(), 1);
   EXPECT_EQ(file->find("e")->byteSize, 0u);
@@ -64,7 +64,8 @@ TEST(Safetensors, OpensTheLlamaFixture) {
                                     "/hf/llama-tiny/model.safetensors");
   ASSERT_TRUE(file.isOk()) << file.status().message();
   EXPECT_EQ(file->tensors().size(), 21u);
-  const gai::TensorView *q = file->find("model.layers.0.self_attn.q_proj.weight");
+  const gai::TensorView *q =
+      file->find("model.layers.0.self_attn.q_proj.weight");
   ASSERT_NE(q, nullptr);
   EXPECT_EQ(q->dtype, DType::F32);
   EXPECT_EQ(q->shape, (std::vector<int64_t>{64, 64}));
@@ -208,3 +209,96 @@ TEST(Safetensors, DTypeTable) {
 }
 
 } // namespace
+
+namespace {
+
+std::vector<uint8_t> fileBytes(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+} // namespace
+
+// A tensor at a time: the same file as the one-shot writer, and a header
+// completed after the data (a checkpoint's checksums) keeps its length.
+TEST(SafetensorsStreamed, WritesWhatTheOneShotWriterWrites) {
+  const std::vector<float> a = {1, 2, 3, 4, 5, 6};
+  const std::vector<uint16_t> b = {7, 8, 9};
+  auto bytesOf = [](const auto &v) {
+    const auto *p = reinterpret_cast<const uint8_t *>(v.data());
+    return std::vector<uint8_t>(p, p + v.size() * sizeof(v[0]));
+  };
+  const std::vector<std::vector<uint8_t>> data = {bytesOf(a), bytesOf(b)};
+  std::vector<gai::TensorToWrite> tensors = {
+      {"a", DType::F32, {2, 3}, data[0].data(), data[0].size()},
+      {"b", DType::BF16, {3}, data[1].data(), data[1].size()}};
+  const std::string dir = ::testing::TempDir();
+  ASSERT_TRUE(
+      gai::writeSafetensors(dir + "/once.safetensors", tensors, {{"k", "v"}})
+          .isOk());
+  std::vector<gai::TensorToWrite> layout = tensors;
+  for (gai::TensorToWrite &t : layout)
+    t.data = nullptr; // the layout's data is never read
+  int reads = 0;
+  auto source = [&](size_t i, std::vector<uint8_t> &bytes) {
+    EXPECT_EQ(static_cast<int>(i), reads++) << "tensors are read in order";
+    bytes = data[i];
+    return gai::Status::ok();
+  };
+  ASSERT_TRUE(gai::writeSafetensorsStreamed(dir + "/streamed.safetensors",
+                                            layout, {{"k", "v"}}, source)
+                  .isOk());
+  EXPECT_EQ(reads, 2);
+  EXPECT_EQ(fileBytes(dir + "/streamed.safetensors"),
+            fileBytes(dir + "/once.safetensors"));
+
+  // Sealed: each tensor's size goes into a placeholder of the same width.
+  reads = 0;
+  auto seal = [&](size_t i, const std::vector<uint8_t> &bytes,
+                  std::map<std::string, std::string> &metadata) {
+    char text[5];
+    std::snprintf(text, sizeof text, "%04zu", bytes.size());
+    metadata["size." + layout[i].name] = text;
+  };
+  ASSERT_TRUE(gai::writeSafetensorsStreamed(
+                  dir + "/sealed.safetensors", layout,
+                  {{"size.a", "0000"}, {"size.b", "0000"}}, source, seal)
+                  .isOk());
+  auto sealed = SafetensorsFile::open(dir + "/sealed.safetensors");
+  ASSERT_TRUE(sealed.isOk()) << sealed.status().message();
+  EXPECT_EQ(sealed->metadata().at("size.a"), "0024");
+  EXPECT_EQ(sealed->metadata().at("size.b"), "0006");
+  ASSERT_NE(sealed->find("b"), nullptr);
+  EXPECT_EQ(std::memcmp(sealed->find("b")->data, b.data(), 6), 0);
+}
+
+TEST(SafetensorsStreamed, RefusesAWrongSizeOrAHeaderThatGrows) {
+  const std::string path = ::testing::TempDir() + "/refused.safetensors";
+  std::remove(path.c_str());
+  std::vector<gai::TensorToWrite> layout = {
+      {"w", DType::F32, {4}, nullptr, 16}};
+  auto shortSource = [](size_t, std::vector<uint8_t> &bytes) {
+    bytes.assign(12, 0);
+    return gai::Status::ok();
+  };
+  gai::Status s = gai::writeSafetensorsStreamed(path, layout, {}, shortSource);
+  ASSERT_FALSE(s.isOk());
+  EXPECT_EQ(s.message(),
+            path + ": tensor 'w' has 12 bytes where its shape needs 16");
+  EXPECT_FALSE(std::ifstream(path).good()) << "a failed write leaves no file";
+
+  auto source = [](size_t, std::vector<uint8_t> &bytes) {
+    bytes.assign(16, 1);
+    return gai::Status::ok();
+  };
+  auto growing = [](size_t, const std::vector<uint8_t> &,
+                    std::map<std::string, std::string> &metadata) {
+    metadata["note"] = "longer than it was";
+  };
+  s = gai::writeSafetensorsStreamed(path, layout, {{"note", "short"}}, source,
+                                    growing);
+  ASSERT_FALSE(s.isOk());
+  EXPECT_NE(s.message().find("changed length"), std::string::npos)
+      << s.message();
+  EXPECT_FALSE(std::ifstream(path).good());
+}

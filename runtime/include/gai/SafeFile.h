@@ -30,6 +30,9 @@ public:
   ~AtomicFile();
 
   Status write(const void *data, size_t size);
+  /// Overwrites `size` bytes at `offset` of what was written (a header
+  /// completed after the data behind it).
+  Status writeAt(uint64_t offset, const void *data, size_t size);
   Status commit();
 
 private:

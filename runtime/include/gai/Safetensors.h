@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -86,6 +87,23 @@ struct TensorToWrite {
 Status writeSafetensors(const std::string &path,
                         const std::vector<TensorToWrite> &tensors,
                         const std::map<std::string, std::string> &metadata = {});
+
+/// Fills `bytes` with tensor `index`'s data.
+using TensorSource = std::function<Status(size_t index, std::vector<uint8_t> &bytes)>;
+/// Sees tensor `index`'s data before it is written, and may change the
+/// values of `metadata` (not their lengths: a checksum's placeholder).
+using TensorSeal = std::function<void(size_t index, const std::vector<uint8_t> &bytes,
+                                      std::map<std::string, std::string> &metadata)>;
+
+/// writeSafetensors a tensor at a time, for state too large to hold twice:
+/// `layout` gives each tensor's name, type, shape and byteSize (not its
+/// data), `source` fills them in order, and each is written before the next
+/// is read. With `seal`, the header is written again at the end with the
+/// metadata it left (it must keep the header's length).
+Status writeSafetensorsStreamed(const std::string &path,
+                                const std::vector<TensorToWrite> &layout,
+                                std::map<std::string, std::string> metadata,
+                                const TensorSource &source, const TensorSeal &seal = {});
 
 /// The file writeSafetensors would write, in memory (named `name`).
 StatusOr<SafetensorsFile> safetensorsImage(const std::vector<TensorToWrite> &tensors,

@@ -4,6 +4,7 @@
 #ifndef GAI_TRAIN_H
 #define GAI_TRAIN_H
 
+#include "gai/Safetensors.h"
 #include "gai/Session.h"
 #include "gai/Status.h"
 
@@ -112,6 +113,12 @@ private:
   std::vector<uint8_t> sliceTensorParallel(const TensorRef &r, const uint8_t *whole) const;
   /// The shape a checkpoint stores `r` in: the whole tensor's.
   static std::vector<int64_t> wholeShape(const TensorRef &r);
+  /// Writes `state` whole to `path` (named by weight or by state name), a
+  /// tensor at a time so that the host holds one tensor's bytes, not a copy
+  /// of the state; on a rank that writes no files, only reads (gathers).
+  Status writeState(const std::string &path, const std::vector<TensorRef> &state,
+                    bool byWeightName, std::map<std::string, std::string> metadata,
+                    const TensorSeal &seal);
   /// This rank's rows of a micro-batch of rows() rows into `dst`.
   void copyMyRows(const int32_t *batch, const TensorRef &dst) const;
 
