@@ -37,11 +37,13 @@ const char *kindOf(mode_t mode) {
   return "something else";
 }
 
-Status writeAll(int fd, const void *data, size_t size,
-                const std::string &path) {
+/// Writes all `size` bytes at the file's position, or at `offset` where it
+/// is not negative.
+Status writeAll(int fd, const void *data, size_t size, const std::string &path,
+                int64_t offset = -1) {
   const auto *p = static_cast<const uint8_t *>(data);
   while (size > 0) {
-    ssize_t n = ::write(fd, p, size);
+    ssize_t n = offset < 0 ? ::write(fd, p, size) : ::pwrite(fd, p, size, offset);
     if (n < 0 && errno == EINTR)
       continue;
     if (n < 0)
@@ -50,6 +52,8 @@ Status writeAll(int fd, const void *data, size_t size,
       return failure(path, "cannot write", ENOSPC);
     p += n;
     size -= static_cast<size_t>(n);
+    if (offset >= 0)
+      offset += n;
   }
   return Status::ok();
 }
@@ -165,20 +169,7 @@ Status AtomicFile::write(const void *data, size_t size) {
 Status AtomicFile::writeAt(uint64_t offset, const void *data, size_t size) {
   if (fd_ < 0)
     return Status::error(path_ + ": write after commit");
-  const auto *at = static_cast<const uint8_t *>(data);
-  while (size > 0) {
-    ssize_t n = ::pwrite(fd_, at, size, static_cast<off_t>(offset));
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      return failure(path_, "cannot write", errno);
-    if (n == 0)
-      return failure(path_, "cannot write", ENOSPC);
-    at += n;
-    offset += static_cast<uint64_t>(n);
-    size -= static_cast<size_t>(n);
-  }
-  return Status::ok();
+  return writeAll(fd_, data, size, path_, static_cast<int64_t>(offset));
 }
 
 Status AtomicFile::commit() {
