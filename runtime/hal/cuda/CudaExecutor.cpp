@@ -2,6 +2,7 @@
 // resolved to launches once, and each entry point replayed as a CUDA graph
 // after its first run.
 #include "core/Executor.h"
+#include "core/StepOverlap.h"
 #include "core/StepProfile.h"
 #include "core/Tables.h"
 #include "format/artifact_generated.h"
@@ -29,6 +30,17 @@ constexpr int64_t kAlign = 256;
 constexpr size_t kGemmWorkspace = 32u << 20;
 
 int64_t alignUp(int64_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+
+/// Whether an entry has steps the backend would run beside the others (a
+/// training step's weight gradients): a generation artifact then gets no
+/// second stream and no second GEMM workspace.
+bool hasStepsBeside(const LoadedArtifact &artifact) {
+  for (const DecodedEntry &entry : artifact.entries())
+    for (bool beside : stepsBeside(entry.steps))
+      if (beside)
+        return true;
+  return false;
+}
 
 /// Pinned host memory: what inputs and outputs live in.
 struct PinnedBuffer {
@@ -250,7 +262,7 @@ Status CudaExecutor::init() {
           quantScratch = 0;
   // A second stream, with its own GEMM workspace, for the steps that run
   // beside the others (the backend picks them, stepsBeside).
-  const bool besideSteps = options_.stepsBeside && !profile_;
+  const bool besideSteps = options_.stepsBeside && !profile_ && hasStepsBeside(artifact_);
   const int64_t besideWorkspaceBytes = besideSteps ? int64_t(kGemmWorkspace) : 0;
   if (root.entries())
     for (const format::EntryPoint *desc : *root.entries()) {
