@@ -56,19 +56,17 @@ void drawNormals(float *out, int64_t count, std::mt19937_64 &rng) {
       r = rng();
     float *chunk = out + start;
     std::vector<std::thread> helpers;
+    // [0, per) is this thread's; a part no thread can be had for, too.
     const int64_t per = (pairs + threads - 1) / threads;
-    int64_t mine = 0; // pairs this thread does: those no helper took
-    for (int64_t t = 1; t < threads && t * per < pairs; ++t) {
+    for (int64_t begin = per; begin < pairs; begin += per) {
+      const int64_t end = std::min(pairs, begin + per);
       try {
-        helpers.emplace_back(boxMuller, raw.data(), chunk, t * per,
-                             std::min(pairs, (t + 1) * per), n);
-      } catch (const std::system_error &) { // no thread: this one does the rest
-        boxMuller(raw.data(), chunk, t * per, pairs, n);
-        break;
+        helpers.emplace_back(boxMuller, raw.data(), chunk, begin, end, n);
+      } catch (const std::system_error &) {
+        boxMuller(raw.data(), chunk, begin, end, n);
       }
-      mine = per;
     }
-    boxMuller(raw.data(), chunk, 0, helpers.empty() ? pairs : mine, n);
+    boxMuller(raw.data(), chunk, 0, std::min(per, pairs), n);
     for (std::thread &h : helpers)
       h.join();
   }

@@ -317,11 +317,12 @@ void crossEntropy(Elem e, const void *logits, const int32_t *labels, int64_t row
                   float *parts, ErrorWord *error, int step, cudaStream_t stream);
 /// Its gradient, (softmax - one_hot) · grad (/ counted rows for mean), in
 /// the logits' type; with `loss`, the loss as crossEntropy gives it, in the
-/// same pass over the logits.
+/// same pass over the logits (then `parts` as crossEntropy takes them; both
+/// may be null).
 void crossEntropyGrad(Elem e, const void *logits, const int32_t *labels, const float *grad,
                       int64_t rows, int64_t vocab, int64_t ignore, int reduction, void *out,
-                      ErrorWord *error, int step, cudaStream_t stream, float *loss = nullptr,
-                      float *parts = nullptr);
+                      ErrorWord *error, int step, cudaStream_t stream, float *loss,
+                      float *parts);
 
 } // namespace gai::cuda
 
