@@ -345,16 +345,24 @@ Status Trainer::initialiseRandomly(uint64_t seed) {
 Status Trainer::writeState(const std::string &path, const std::vector<TensorRef> &state,
                            bool byWeightName, std::map<std::string, std::string> metadata,
                            const TensorSeal &seal) {
+  size_t read = 0;
+  bool readFailed = false;
   auto source = [&](size_t i, std::vector<uint8_t> &bytes) {
-    return readWhole(state[i], bytes);
+    read = i + 1;
+    Status s = readWhole(state[i], bytes);
+    readFailed = !s;
+    return s;
   };
-  if (!writesFiles()) { // every rank reads: the reads gather shards
+  // Every rank reads every tensor in the same order: the reads gather shards.
+  auto readTheRest = [&]() -> Status {
     std::vector<uint8_t> bytes;
-    for (size_t i = 0; i < state.size(); ++i)
+    for (size_t i = read; i < state.size(); ++i)
       if (Status s = source(i, bytes); !s)
         return s;
     return Status::ok();
-  }
+  };
+  if (!writesFiles())
+    return readTheRest();
   std::vector<TensorToWrite> layout;
   for (const TensorRef &r : state) {
     std::vector<int64_t> shape = wholeShape(r);
@@ -364,7 +372,13 @@ Status Trainer::writeState(const std::string &path, const std::vector<TensorRef>
     layout.push_back({byWeightName ? r.weight : r.name, r.dtype, std::move(shape), nullptr,
                       bytes});
   }
-  return writeSafetensorsStreamed(path, layout, std::move(metadata), source, seal);
+  Status written = writeSafetensorsStreamed(path, layout, std::move(metadata), source, seal);
+  // A write that failed (a full disk) still gathers what the other ranks
+  // wait to send: they end the save as they did when every read came before
+  // the writes, not in a collective's timeout.
+  if (!written && !readFailed && session_->communicator().size() > 1)
+    (void)readTheRest();
+  return written;
 }
 
 Status Trainer::saveWeights(const std::string &path) {
