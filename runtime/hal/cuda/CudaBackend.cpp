@@ -576,14 +576,15 @@ Status CudaBackend::record(const cmd::EmbeddingGrad &c) {
     return elem.status();
   Elem e = *elem;
   uint8_t *grad = ptr(c.grad), *ids = ptr(c.indices), *out = ptr(c.out);
-  float *sums = device_.gradScratch;
+  float *scratch = device_.gradScratch;
+  const bool fixedOrder = device_.deterministic;
   ErrorWord *error = device_.error;
   int stepIndex = static_cast<int>(step());
   int64_t rows = c.vocab, dim = c.dim, count = c.count;
   int64_t first = firstRow(c.rowShards, rows), vocab = rows * c.rowShards.shards;
   add([=](cudaStream_t s) {
-        embeddingGrad(e, grad, rows, dim, i32(ids), count, out, sums, error, stepIndex, first,
-                      vocab, s);
+        embeddingGrad(e, grad, rows, dim, i32(ids), count, out, scratch, fixedOrder, error,
+                      stepIndex, first, vocab, s);
         return Status::ok();
       },
       "embedding_grad");

@@ -274,8 +274,11 @@ Status CudaExecutor::init() {
       if (const auto *g = std::get_if<cmd::Gemm>(&command))
         quantScratch = std::max(quantScratch, quantScratchBytes(*g));
       else if (const auto *eg = std::get_if<cmd::EmbeddingGrad>(&command);
-               eg && eg->dtype == format::DType::BF16)
-        gradFloats = std::max(gradFloats, eg->vocab * eg->dim);
+               eg && (eg->dtype == format::DType::F32 || eg->dtype == format::DType::BF16))
+        gradFloats = std::max(
+            gradFloats, embeddingGradScratchFloats(
+                            eg->dtype == format::DType::BF16 ? Elem::BF16 : Elem::F32,
+                            eg->vocab, eg->dim, eg->count, options_.deterministic));
       else if (const auto *g = std::get_if<cmd::AttentionGrad>(&command);
                g && (g->dtype == format::DType::F32 || g->dtype == format::DType::BF16)) {
         static uint8_t somewhere;

@@ -19,14 +19,6 @@ unsigned blocksFor(int64_t n) {
   return static_cast<unsigned>((n + kThreads - 1) / kThreads);
 }
 
-__device__ void report(ErrorWord *error, int code, int step, int a, int b) {
-  if (atomicCAS(&error->flag, 0, code) == 0) {
-    error->step = step;
-    error->a = a;
-    error->b = b;
-  }
-}
-
 template <typename T>
 __global__ void embeddingKernel(const T *table, int64_t rows, int64_t dim,
                                 const int32_t *ids, int64_t count, T *out,
@@ -384,60 +376,6 @@ void embedding(Elem e, const void *table, int64_t rows, int64_t dim,
     launchOverlapped(embeddingKernel<float>, blocksFor(count * dim), kThreads, stream,
                      static_cast<const float *>(table), rows, dim, ids, count,
                      static_cast<float *>(out), error, step, firstRow, vocab);
-}
-
-namespace {
-
-/// sums[id - firstRow] += grad[i] in f32 (a thread an element); ids of
-/// other shards add nothing.
-template <typename T>
-__global__ void embeddingGradKernel(const T *grad, int64_t rows, int64_t dim,
-                                    const int32_t *ids, int64_t count, float *sums,
-                                    ErrorWord *error, int step, int64_t firstRow,
-                                    int64_t vocab) {
-  int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  if (i >= count * dim)
-    return;
-  int64_t row = i / dim, col = i % dim;
-  int32_t id = ids[row];
-  if (id < 0 || id >= vocab) {
-    if (col == 0)
-      report(error, kBadTokenId, step, id, 0);
-    return;
-  }
-  int64_t mine = id - firstRow;
-  if (mine >= 0 && mine < rows)
-    atomicAdd(sums + mine * dim + col, toFloat(grad[i]));
-}
-
-__global__ void roundToBf16Kernel(const float *sums, __nv_bfloat16 *out, int64_t count) {
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < count;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    out[i] = __float2bfloat16_rn(sums[i]);
-}
-
-} // namespace
-
-void embeddingGrad(Elem e, const void *grad, int64_t rows, int64_t dim, const int32_t *ids,
-                   int64_t count, void *out, float *sums, ErrorWord *error, int step,
-                   int64_t firstRow, int64_t vocab, cudaStream_t stream) {
-  // f32 tables sum in place; bf16 ones in f32 first, as a GEMM would.
-  float *to = e == Elem::F32 ? static_cast<float *>(out) : sums;
-  cudaMemsetAsync(to, 0, static_cast<size_t>(rows * dim) * sizeof(float), stream);
-  if (count * dim > 0) {
-    if (e == Elem::BF16)
-      embeddingGradKernel<<<blocksFor(count * dim), kThreads, 0, stream>>>(
-          static_cast<const __nv_bfloat16 *>(grad), rows, dim, ids, count, to, error, step,
-          firstRow, vocab);
-    else
-      embeddingGradKernel<<<blocksFor(count * dim), kThreads, 0, stream>>>(
-          static_cast<const float *>(grad), rows, dim, ids, count, to, error, step, firstRow,
-          vocab);
-  }
-  if (e == Elem::BF16)
-    roundToBf16Kernel<<<static_cast<unsigned>(std::min<int64_t>(blocksFor(rows * dim), 8192)),
-                        kThreads, 0, stream>>>(sums, static_cast<__nv_bfloat16 *>(out),
-                                               rows * dim);
 }
 
 void cacheWrite(Elem e, const CacheWrite *writes, int count, const int32_t *start,

@@ -59,11 +59,17 @@ bool wgmmaRuns();
 void embedding(Elem e, const void *table, int64_t rows, int64_t dim,
                const int32_t *ids, int64_t count, void *out, ErrorWord *error,
                int step, int64_t firstRow, int64_t vocab, cudaStream_t stream);
-/// embedding's backward into out [rows, dim]: grad's rows summed by id (f32
-/// atomics; a bf16 table sums in `sums`, rows × dim floats, first).
+/// The f32 scratch embeddingGrad takes: a bf16 table's sums, and the
+/// fixed-order form's sort.
+int64_t embeddingGradScratchFloats(Elem e, int64_t rows, int64_t dim, int64_t count,
+                                   bool fixedOrder);
+/// embedding's backward into out [rows, dim]: grad's rows summed by id in
+/// f32 (a bf16 table's in `scratch`, then rounded). With `fixedOrder` each
+/// id's rows add in the order of their positions, the same bits every run;
+/// without, by atomics in any order.
 void embeddingGrad(Elem e, const void *grad, int64_t rows, int64_t dim, const int32_t *ids,
-                   int64_t count, void *out, float *sums, ErrorWord *error, int step,
-                   int64_t firstRow, int64_t vocab, cudaStream_t stream);
+                   int64_t count, void *out, float *scratch, bool fixedOrder, ErrorWord *error,
+                   int step, int64_t firstRow, int64_t vocab, cudaStream_t stream);
 /// Up to two (a layer's keys and values) cache writes of one shape and
 /// positions in one launch.
 struct CacheWrite {

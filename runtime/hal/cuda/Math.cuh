@@ -10,6 +10,15 @@
 
 namespace gai::cuda {
 
+/// Reports bad input: the first report of a run wins (see ErrorWord).
+__device__ __forceinline__ void report(ErrorWord *error, int code, int step, int a, int b) {
+  if (atomicCAS(&error->flag, 0, code) == 0) {
+    error->step = step;
+    error->a = a;
+    error->b = b;
+  }
+}
+
 __device__ __forceinline__ float toFloat(float x) { return x; }
 __device__ __forceinline__ float toFloat(__nv_bfloat16 x) {
   return __bfloat162float(x);
