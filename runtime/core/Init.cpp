@@ -94,6 +94,74 @@ std::vector<float> initialValues(const std::string &name,
   return values;
 }
 
+namespace {
+
+/// One weight of the file and the tensors it is written as: itself (2:4:
+/// its kept half and positions; quantized: its values, scales and, for
+/// int4, zeros).
+struct InitialWeight {
+  enum Kind { Float, Sparse, Quantized } kind = Float;
+  std::string name;
+  std::vector<int64_t> shape; // as drawn: [n, k] for 2:4 and quantized ones
+  DType dtype = DType::F32;   // Float and Sparse: the values' type
+  QuantFormat format = QuantFormat::Int8;
+  int64_t group = 0;
+  bool perRow = false;
+  std::vector<TensorToWrite> tensors; // their layout, in the file's order
+};
+
+int64_t elementsOf(const std::vector<int64_t> &shape) {
+  int64_t count = 1;
+  for (int64_t d : shape)
+    count *= d;
+  return count;
+}
+
+TensorToWrite layoutOf(std::string name, DType dtype, std::vector<int64_t> shape) {
+  const auto bytes = static_cast<size_t>(elementsOf(shape)) * dtypeSize(dtype);
+  return {std::move(name), dtype, std::move(shape), nullptr, bytes};
+}
+
+/// The bytes of each of w's tensors, drawn from `rng` (in the file's order).
+std::vector<std::vector<uint8_t>> drawWeight(const InitialWeight &w, std::mt19937_64 &rng) {
+  std::vector<std::vector<uint8_t>> out;
+  std::vector<float> values = initialValues(w.name, w.shape, rng);
+  auto converted = [&](const float *from, size_t count, DType dtype) {
+    std::vector<uint8_t> bytes(count * dtypeSize(dtype));
+    convertFloats(reinterpret_cast<const uint8_t *>(from), DType::F32, bytes.data(), dtype,
+                  count);
+    return bytes;
+  };
+  switch (w.kind) {
+  case InitialWeight::Float:
+    // Stored in the model's precision: the same draws, rounded for bf16.
+    out.push_back(converted(values.data(), values.size(), w.dtype));
+    break;
+  case InitialWeight::Sparse: {
+    // Drawn dense [n, k], then 2:4-pruned (gai/Sparsity.h), like gaic's.
+    Sparse24Weight sparse = compress24(values.data(), w.shape[0], w.shape[1]);
+    out.push_back(converted(sparse.values.data(), sparse.values.size(), w.dtype));
+    out.push_back(std::move(sparse.meta));
+    break;
+  }
+  case InitialWeight::Quantized: {
+    // Drawn as a float weight, then quantized (gai/Quantize.h).
+    QuantizedWeight q =
+        quantizeWeight(values.data(), w.shape[0], w.shape[1], w.format, w.group, w.perRow);
+    out.push_back(std::move(q.values));
+    std::vector<uint8_t> scales(q.scale.size() * 4);
+    std::memcpy(scales.data(), q.scale.data(), scales.size());
+    out.push_back(std::move(scales));
+    if (w.format == QuantFormat::Int4)
+      out.push_back(std::move(q.zero));
+    break;
+  }
+  }
+  return out;
+}
+
+} // namespace
+
 Status writeInitialWeights(const std::string &artifactPath,
                            const std::string &outputPath, uint64_t seed) {
   if (Status s = checkRegularFile(artifactPath); !s)
@@ -106,9 +174,6 @@ Status writeInitialWeights(const std::string &artifactPath,
   if (!root->weights() || !root->weights()->tensors())
     return Status::error(artifactPath + ": the artifact names no weights");
 
-  std::mt19937_64 rng(seed);
-  std::vector<std::vector<uint8_t>> storage;
-  std::vector<TensorToWrite> tensors;
   std::map<std::string, const format::TensorDesc *> byName;
   for (const format::TensorDesc *t : *root->weights()->tensors())
     byName[t->name()->str()] = t;
@@ -123,101 +188,92 @@ Status writeInitialWeights(const std::string &artifactPath,
     auto meta = byName.find(sparseMetaName(name));
     return meta != byName.end() && meta->second->dtype() == format::DType::I8;
   };
-  auto keep = [&](std::string name, DType dtype, std::vector<int64_t> shape,
-                  std::vector<uint8_t> bytes) {
-    storage.push_back(std::move(bytes));
-    tensors.push_back({std::move(name), dtype, std::move(shape),
-                       storage.back().data(), storage.back().size()});
-  };
-  storage.reserve(byName.size());
+  // What to draw, in the artifact's order (the order of the draws), and the
+  // file's layout; each weight is drawn as the file is written, so the host
+  // holds one weight at a time.
+  std::vector<InitialWeight> weights;
   for (const format::TensorDesc *t : *root->weights()->tensors()) {
-    std::string name = t->name()->str();
-    std::vector<int64_t> shape(t->shape()->begin(), t->shape()->end());
+    InitialWeight w;
+    w.name = t->name()->str();
+    w.shape.assign(t->shape()->begin(), t->shape()->end());
     // A tensor-parallel weight bound at run time: the file holds it whole.
     if (t->tp_shape() && !t->rank_offsets())
-      shape.assign(t->tp_shape()->begin(), t->tp_shape()->end());
+      w.shape.assign(t->tp_shape()->begin(), t->tp_shape()->end());
+    const std::string &name = w.name;
     if (endsWith(name, ".meta") && sparse(name.substr(0, name.size() - 5)))
       continue;
-    if (sparse(name) && shape.size() == 2 &&
-        (t->dtype() == format::DType::F32 ||
-         t->dtype() == format::DType::BF16)) {
-      // Drawn dense [n, k], then 2:4-pruned (gai/Sparsity.h), like gaic's.
-      const int64_t n = shape[0], k = 2 * shape[1];
-      std::vector<float> dense = initialValues(name, {n, k}, rng);
-      Sparse24Weight s = compress24(dense.data(), n, k);
-      const DType dtype =
-          t->dtype() == format::DType::BF16 ? DType::BF16 : DType::F32;
-      std::vector<uint8_t> bytes(s.values.size() * dtypeSize(dtype));
-      convertFloats(reinterpret_cast<const uint8_t *>(s.values.data()),
-                    DType::F32, bytes.data(), dtype, s.values.size());
-      keep(name, dtype, shape, std::move(bytes));
-      keep(sparseMetaName(name), DType::I8, {n, k / 8}, std::move(s.meta));
+    const bool floats = t->dtype() == format::DType::F32 || t->dtype() == format::DType::BF16;
+    const DType floatType = t->dtype() == format::DType::BF16 ? DType::BF16 : DType::F32;
+    if (sparse(name) && w.shape.size() == 2 && floats) {
+      const int64_t n = w.shape[0], k = 2 * w.shape[1];
+      w.kind = InitialWeight::Sparse;
+      w.dtype = floatType;
+      w.tensors = {layoutOf(name, floatType, w.shape),
+                   layoutOf(sparseMetaName(name), DType::I8, {n, k / 8})};
+      w.shape = {n, k};
+      weights.push_back(std::move(w));
       continue;
     }
-    // A quantized weight: drawn as a float one, then quantized (gai/Quantize.h)
-    // into its values, scales and zeros, which are written with it.
+    // A quantized weight's scales and zeros are written with it.
     size_t dot = name.rfind('.');
     if (dot != std::string::npos && quantized(name.substr(0, dot)) &&
         (name.substr(dot) == ".scale" || name.substr(dot) == ".zero"))
       continue;
     if (quantized(name)) {
       auto scale = byName.find(quantScaleName(name));
-      if (shape.size() != 2 || scale == byName.end() || !scale->second->shape())
+      if (w.shape.size() != 2 || scale == byName.end() || !scale->second->shape())
         return Status::error("quantized weight '" + name +
                              "' has no scales or is not 2-D");
       std::vector<int64_t> scaleShape(scale->second->shape()->begin(),
                                       scale->second->shape()->end());
-      QuantFormat format = t->dtype() == format::DType::I8 ? QuantFormat::Int8
-                           : t->dtype() == format::DType::I4
-                               ? QuantFormat::Int4
-                               : QuantFormat::Fp8E4M3;
-      int64_t group = 0;
-      if (format == QuantFormat::Int4) {
-        if (scaleShape.size() != 2 || scaleShape[1] < 1 ||
-            shape[1] % scaleShape[1] != 0)
-          return Status::error("int4 weight '" + name +
-                               "' has scales of another shape");
-        group = shape[1] / scaleShape[1];
+      w.kind = InitialWeight::Quantized;
+      w.format = t->dtype() == format::DType::I8   ? QuantFormat::Int8
+                 : t->dtype() == format::DType::I4 ? QuantFormat::Int4
+                                                   : QuantFormat::Fp8E4M3;
+      const int64_t n = w.shape[0], k = w.shape[1];
+      if (w.format == QuantFormat::Int4) {
+        if (scaleShape.size() != 2 || scaleShape[1] < 1 || k % scaleShape[1] != 0 ||
+            k % 2 != 0)
+          return Status::error("int4 weight '" + name + "' has scales of another shape");
+        w.group = k / scaleShape[1];
+        w.tensors = {layoutOf(name, DType::U8, {n, k / 2}),
+                     layoutOf(quantScaleName(name), DType::F32, scaleShape),
+                     layoutOf(quantZeroName(name), DType::I8, {n, k / w.group})};
+      } else {
+        w.perRow = w.format == QuantFormat::Fp8E4M3 && scaleShape[0] == n && n != 1;
+        w.tensors = {layoutOf(name,
+                              w.format == QuantFormat::Int8 ? DType::I8 : DType::F8E4M3,
+                              w.shape),
+                     layoutOf(quantScaleName(name), DType::F32, scaleShape)};
       }
-      const bool perRow = format == QuantFormat::Fp8E4M3 &&
-                          scaleShape[0] == shape[0] && shape[0] != 1;
-      std::vector<float> values = initialValues(name, shape, rng);
-      QuantizedWeight q = quantizeWeight(values.data(), shape[0], shape[1],
-                                         format, group, perRow);
-      if (format == QuantFormat::Int4)
-        keep(name, DType::U8, {shape[0], shape[1] / 2}, std::move(q.values));
-      else
-        keep(name, format == QuantFormat::Int8 ? DType::I8 : DType::F8E4M3,
-             shape, std::move(q.values));
-      std::vector<uint8_t> scaleBytes(q.scale.size() * 4);
-      std::memcpy(scaleBytes.data(), q.scale.data(), scaleBytes.size());
-      keep(quantScaleName(name), DType::F32, scaleShape, std::move(scaleBytes));
-      if (format == QuantFormat::Int4)
-        keep(quantZeroName(name), DType::I8, {shape[0], shape[1] / group},
-             std::move(q.zero));
+      weights.push_back(std::move(w));
       continue;
     }
-    bool bf16 = t->dtype() == format::DType::BF16;
-    if (t->dtype() != format::DType::F32 && !bf16)
-      return Status::error("weight '" + t->name()->str() +
-                           "' is not f32, bf16 or a quantized weight's");
-    int64_t count = 1;
-    for (int64_t d : shape)
-      count *= d;
-    std::vector<float> values = initialValues(name, shape, rng);
-    // Stored in the model's precision: the same draws, rounded for bf16.
-    DType dtype = bf16 ? DType::BF16 : DType::F32;
-    std::vector<uint8_t> bytes(static_cast<size_t>(count) * dtypeSize(dtype));
-    convertFloats(values.data(), DType::F32, bytes.data(), dtype,
-                  static_cast<size_t>(count));
-    storage.push_back(std::move(bytes));
-    tensors.push_back(
-        {name, dtype, shape, storage.back().data(), storage.back().size()});
+    if (!floats)
+      return Status::error("weight '" + name + "' is not f32, bf16 or a quantized weight's");
+    w.dtype = floatType;
+    w.tensors = {layoutOf(name, floatType, w.shape)};
+    weights.push_back(std::move(w));
   }
-  return writeSafetensors(
-      outputPath, tensors,
-      {{"format", "pt"},
-       {"init", "gai normal(0.02) seed " + std::to_string(seed)}});
+
+  std::vector<TensorToWrite> layout;
+  for (const InitialWeight &w : weights)
+    layout.insert(layout.end(), w.tensors.begin(), w.tensors.end());
+  std::mt19937_64 rng(seed);
+  size_t nextWeight = 0;
+  std::vector<std::vector<uint8_t>> pending; // the drawn weight's tensors left
+  size_t nextPending = 0;
+  auto source = [&](size_t, std::vector<uint8_t> &bytes) {
+    if (nextPending == pending.size()) {
+      pending = drawWeight(weights[nextWeight++], rng);
+      nextPending = 0;
+    }
+    bytes = std::move(pending[nextPending++]);
+    return Status::ok();
+  };
+  return writeSafetensorsStreamed(
+      outputPath, layout,
+      {{"format", "pt"}, {"init", "gai normal(0.02) seed " + std::to_string(seed)}}, source);
 }
 
 } // namespace gai
