@@ -866,6 +866,52 @@ TEST_F(CudaFusedUpdate, Bf16CopiesFollowTheirMasters) {
   expectCopiesOfMasters(*session, "after the masters were written", 1);
 }
 
+/// Three fused steps of `name` from llama-tiny's training fixture
+/// (`tokens` its tokens, or other ids), with the fixed-order kernels and
+/// cuBLASLt's first pick: the losses, and the state's bytes by name.
+struct ThreeSteps {
+  std::vector<double> losses;
+  std::map<std::string, std::vector<uint8_t>> state;
+};
+void trainThreeSteps(const std::string &name, SessionOptions options,
+                     const std::vector<int32_t> &tokens, ThreeSteps &out) {
+  auto fixture =
+      SafetensorsFile::open(std::string(GAI_FIXTURES_DIR) + "/hf/llama-tiny/train.safetensors");
+  ASSERT_TRUE(fixture.isOk()) << fixture.status().message();
+  std::vector<int32_t> targets = idsOf(*fixture->find("targets"));
+  options.deterministic = true;
+  options.gemmTuneCandidates = 0;
+  auto session = openArtifact(name, "cuda", options);
+  ASSERT_TRUE(session);
+  auto trainer = Trainer::create(*session, fixtureOptimizerOptions(*fixture));
+  ASSERT_TRUE(trainer.isOk()) << trainer.status().message();
+  for (int step = 0; step < 3; ++step) {
+    auto result = trainer->trainStep({tokens.data()}, {targets.data()});
+    ASSERT_TRUE(result.isOk()) << result.status().message();
+    out.losses.push_back(result->loss);
+  }
+  for (const TensorRef &t : session->stateTensors()) {
+    if (t.name.rfind("cache.", 0) == 0)
+      continue;
+    std::vector<uint8_t> bytes(static_cast<size_t>(t.numElements() * dtypeSize(t.dtype)));
+    ASSERT_TRUE(session->readState(t.name, bytes.data()).isOk());
+    out.state[t.name] = std::move(bytes);
+  }
+}
+
+void expectSameSteps(const ThreeSteps &a, const ThreeSteps &b, const std::string &what) {
+  EXPECT_EQ(b.losses, a.losses) << what;
+  ASSERT_EQ(b.state.size(), a.state.size());
+  for (const auto &[tensor, bytes] : a.state)
+    EXPECT_TRUE(b.state.at(tensor) == bytes) << tensor << " differs: " << what;
+}
+
+std::vector<int32_t> fixtureTokens() {
+  auto fixture =
+      SafetensorsFile::open(std::string(GAI_FIXTURES_DIR) + "/hf/llama-tiny/train.safetensors");
+  return fixture.isOk() ? idsOf(*fixture->find("tokens")) : std::vector<int32_t>();
+}
+
 // The weight gradients' GEMMs and their squared sums on the beside stream
 // (core/StepOverlap.h): three fused steps repeat the one-stream run to the
 // bit, with the fixed-order kernels and cuBLASLt's first pick in both.
@@ -879,39 +925,15 @@ TEST(CudaBesideSteps, RepeatTheOneStreamRunToTheBit) {
     for (bool beside : stepsBeside(entry.steps))
       besideSteps += beside;
   ASSERT_GT(besideSteps, 0u) << name << " has no steps to run beside";
-  auto fixture =
-      SafetensorsFile::open(std::string(GAI_FIXTURES_DIR) + "/hf/llama-tiny/train.safetensors");
-  ASSERT_TRUE(fixture.isOk()) << fixture.status().message();
-  std::vector<int32_t> tokens = idsOf(*fixture->find("tokens")),
-                       targets = idsOf(*fixture->find("targets"));
-  std::vector<double> losses[2];
-  std::map<std::string, std::vector<uint8_t>> state[2];
+  const std::vector<int32_t> tokens = fixtureTokens();
+  ASSERT_FALSE(tokens.empty());
+  ThreeSteps runs[2];
   for (int beside = 0; beside < 2; ++beside) {
     SessionOptions options;
-    options.deterministic = true;
-    options.gemmTuneCandidates = 0;
     options.stepsBeside = beside == 1;
-    auto session = openArtifact(name, "cuda", options);
-    ASSERT_TRUE(session);
-    auto trainer = Trainer::create(*session, fixtureOptimizerOptions(*fixture));
-    ASSERT_TRUE(trainer.isOk()) << trainer.status().message();
-    for (int step = 0; step < 3; ++step) {
-      auto result = trainer->trainStep({tokens.data()}, {targets.data()});
-      ASSERT_TRUE(result.isOk()) << result.status().message();
-      losses[beside].push_back(result->loss);
-    }
-    for (const TensorRef &t : session->stateTensors()) {
-      if (t.name.rfind("cache.", 0) == 0)
-        continue;
-      std::vector<uint8_t> bytes(static_cast<size_t>(t.numElements() * dtypeSize(t.dtype)));
-      ASSERT_TRUE(session->readState(t.name, bytes.data()).isOk());
-      state[beside][t.name] = std::move(bytes);
-    }
+    trainThreeSteps(name, options, tokens, runs[beside]);
   }
-  EXPECT_EQ(losses[1], losses[0]);
-  ASSERT_EQ(state[1].size(), state[0].size());
-  for (const auto &[tensor, bytes] : state[0])
-    EXPECT_TRUE(state[1][tensor] == bytes) << tensor << " differs after 3 steps beside";
+  expectSameSteps(runs[0], runs[1], "steps beside against one stream");
   std::printf("%s: %zu steps beside, 3 steps equal to the one-stream run\n", name.c_str(),
               besideSteps);
 }
@@ -921,41 +943,14 @@ TEST(CudaBesideSteps, RepeatTheOneStreamRunToTheBit) {
 // eight times a step, whose rows the atomic scatter-add sums in any order.
 TEST(CudaDeterministic, TrainingRepeatsToTheBitWithRepeatedTokens) {
   SKIP_WITHOUT_GPU();
-  const std::string name = "llama-bf16-fused-train.gai";
-  auto fixture =
-      SafetensorsFile::open(std::string(GAI_FIXTURES_DIR) + "/hf/llama-tiny/train.safetensors");
-  ASSERT_TRUE(fixture.isOk()) << fixture.status().message();
-  std::vector<int32_t> tokens = idsOf(*fixture->find("tokens")),
-                       targets = idsOf(*fixture->find("targets"));
+  std::vector<int32_t> tokens = fixtureTokens();
+  ASSERT_FALSE(tokens.empty());
   for (int32_t &t : tokens)
     t %= 4;
-  std::vector<double> losses[2];
-  std::map<std::string, std::vector<uint8_t>> state[2];
-  for (int run = 0; run < 2; ++run) {
-    SessionOptions options;
-    options.deterministic = true;
-    options.gemmTuneCandidates = 0;
-    auto session = openArtifact(name, "cuda", options);
-    ASSERT_TRUE(session);
-    auto trainer = Trainer::create(*session, fixtureOptimizerOptions(*fixture));
-    ASSERT_TRUE(trainer.isOk()) << trainer.status().message();
-    for (int step = 0; step < 3; ++step) {
-      auto result = trainer->trainStep({tokens.data()}, {targets.data()});
-      ASSERT_TRUE(result.isOk()) << result.status().message();
-      losses[run].push_back(result->loss);
-    }
-    for (const TensorRef &t : session->stateTensors()) {
-      if (t.name.rfind("cache.", 0) == 0)
-        continue;
-      std::vector<uint8_t> bytes(static_cast<size_t>(t.numElements() * dtypeSize(t.dtype)));
-      ASSERT_TRUE(session->readState(t.name, bytes.data()).isOk());
-      state[run][t.name] = std::move(bytes);
-    }
-  }
-  EXPECT_EQ(losses[1], losses[0]);
-  ASSERT_EQ(state[1].size(), state[0].size());
-  for (const auto &[tensor, bytes] : state[0])
-    EXPECT_TRUE(state[1][tensor] == bytes) << tensor << " differs between two runs";
+  ThreeSteps runs[2];
+  for (ThreeSteps &run : runs)
+    trainThreeSteps("llama-bf16-fused-train.gai", SessionOptions(), tokens, run);
+  expectSameSteps(runs[0], runs[1], "two runs");
 }
 
 INSTANTIATE_TEST_SUITE_P(
