@@ -57,17 +57,25 @@ GAI_CPU_INLINE void readRow(const QuantizedWeightView &w, int64_t col, int64_t k
   }
 }
 
-/// Columns [first, last) of C = beta·C + A·dequant(W)ᵀ.
-GAI_CPU_CLONES void columns(const QuantizedGemv &g, int64_t first, int64_t last) {
-  std::vector<float> row(static_cast<size_t>(g.k));
+/// Columns [first, last) of C = beta·C + A·dequant(W)ᵀ, each weight row
+/// read back into `row` (k floats). The buffer comes from the caller: clang
+/// emits no library template a clone alone instantiates (std::vector's
+/// constructor here), and the link then fails.
+GAI_CPU_CLONES void columnsInto(const QuantizedGemv &g, int64_t first, int64_t last,
+                                float *row) {
   for (int64_t col = first; col < last; ++col) {
-    readRow(g.weight, col, g.k, row.data());
+    readRow(g.weight, col, g.k, row);
     for (int64_t r = 0; r < g.m; ++r) {
       float &c = g.c[r * g.ldc + col];
-      const float product = dot(g.a + r * g.lda, row.data(), g.k);
+      const float product = dot(g.a + r * g.lda, row, g.k);
       c = g.accumulate ? c + product : product;
     }
   }
+}
+
+void columns(const QuantizedGemv &g, int64_t first, int64_t last) {
+  std::vector<float> row(static_cast<size_t>(g.k));
+  columnsInto(g, first, last, row.data());
 }
 
 } // namespace
