@@ -68,9 +68,12 @@ public:
   }
 
   /// A [batch, heads, rows, dim] tensor of `e`-byte elements, its rows at
-  /// `strides`, lies inside `b`; rows and heads do not overlap.
+  /// `strides`, lies inside `b`; rows and heads do not overlap. An output's
+  /// batches do not overlap either (a batch stride of 0 would let a small
+  /// buffer hold any batch, and a run take as long as the batch is large).
   void holdsStrided(const Buffer &b, const char *field, int64_t batch, int64_t heads,
-                    int64_t rows, int64_t dim, const cmd::RowStrides &strides, int64_t e) {
+                    int64_t rows, int64_t dim, const cmd::RowStrides &strides, int64_t e,
+                    bool output = false) {
     if (strides.batch < 0 || strides.head < dim || strides.row < dim) {
       fail(std::string(field) + " strides must be >= 0 between batches and >= the dim (" +
            std::to_string(dim) + ") between heads and rows");
@@ -83,13 +86,22 @@ public:
       overflow |= count < 1 || __builtin_mul_overflow(count - 1, stride, &term) ||
                   __builtin_add_overflow(last, term, &last);
     }
-    int64_t bytes = 0;
+    int64_t bytes = 0, item = 0;
     overflow |= __builtin_add_overflow(last, dim, &last) || __builtin_mul_overflow(last, e, &bytes);
+    // One batch's extent: its last head's last row, plus the dim.
+    overflow |= __builtin_mul_overflow(heads - 1, strides.head, &item) ||
+                __builtin_mul_overflow(rows - 1, strides.row, &term) ||
+                __builtin_add_overflow(item, term, &item) ||
+                __builtin_add_overflow(item, dim, &item);
     if (overflow)
       fail(std::string(field) + ": a size is not positive or its extent overflows");
     else if (b.size < bytes)
       fail(std::string(field) + " reaches " + std::to_string(bytes) +
            " bytes at its strides, its buffer has " + std::to_string(b.size));
+    else if (output && batch > 1 && strides.batch < item)
+      fail(std::string(field) + "'s batch stride (" + std::to_string(strides.batch) +
+           ") must be at least one batch's extent (" + std::to_string(item) +
+           "): the batches of an output may not overlap");
   }
 
   void positive(int64_t value, const char *field) {
@@ -304,6 +316,13 @@ cmd::Gemm decodeGemm(Checker &check, const format::Gemm &t) {
     check.holds(g.b, "b", {lastEnd(g.strideB, g.k, g.n, "b"), e});
   }
   check.holds(g.c, "c", {lastEnd(g.strideC, g.m, g.n, "c"), ce});
+  // Outputs that overlap would let a small buffer hold any batch (stride 0),
+  // and a run as long as the batch is large.
+  const int64_t outputSize = check.product({g.m, g.n}, "c");
+  check.require(g.batch == 1 || outputSize < 0 || g.strideC >= outputSize,
+                "stride_c (" + std::to_string(g.strideC) + ") must be at least m x n (" +
+                    std::to_string(outputSize) +
+                    ") when batch > 1: the batch's outputs may not overlap");
   if (g.residual.present())
     check.holds(g.residual, "residual", {lastEnd(g.strideC, g.m, g.n, "residual"), ce});
   if (g.bias.present())
@@ -403,7 +422,8 @@ cmd::Attention decodeAttention(Checker &check, const format::Attention &t) {
     check.holdsStrided(a.q, "q", a.batch, a.heads, a.queries, a.headDim, a.qStrides, e);
     check.holdsStrided(a.k, "k", a.batch, a.kvHeads, a.keys, a.headDim, a.kStrides, e);
     check.holdsStrided(a.v, "v", a.batch, a.kvHeads, a.keys, a.valueDim, a.vStrides, e);
-    check.holdsStrided(a.out, "out", a.batch, a.heads, a.queries, a.valueDim, a.outStrides, e);
+    check.holdsStrided(a.out, "out", a.batch, a.heads, a.queries, a.valueDim, a.outStrides, e,
+                       /*output=*/true);
   } else {
     check.holds(a.q, "q", {a.batch, a.heads, a.queries, a.headDim, e});
     check.holds(a.k, "k", {a.batch, a.kvHeads, a.keys, a.headDim, e});
@@ -664,15 +684,18 @@ cmd::AttentionGrad decodeAttentionGrad(Checker &check, const format::AttentionGr
   decodeStrides(check, t.strides(),
                 {&a.qStrides, &a.kStrides, &a.vStrides, &a.outStrides, &a.outGradStrides,
                  &a.qGradStrides, &a.kGradStrides, &a.vGradStrides});
-  for (auto [buffer, name, dim, strides] :
-       {std::tuple{a.q, "q", a.headDim, a.qStrides}, {a.qGrad, "q_grad", a.headDim, a.qGradStrides},
-        {a.out, "out", a.valueDim, a.outStrides},
-        {a.outGrad, "out_grad", a.valueDim, a.outGradStrides}})
-    check.holdsStrided(buffer, name, a.batch, a.heads, a.queries, dim, strides, e);
-  for (auto [buffer, name, dim, strides] :
-       {std::tuple{a.k, "k", a.headDim, a.kStrides}, {a.kGrad, "k_grad", a.headDim, a.kGradStrides},
-        {a.v, "v", a.valueDim, a.vStrides}, {a.vGrad, "v_grad", a.valueDim, a.vGradStrides}})
-    check.holdsStrided(buffer, name, a.batch, a.kvHeads, a.keys, dim, strides, e);
+  for (auto [buffer, name, dim, strides, output] :
+       {std::tuple{a.q, "q", a.headDim, a.qStrides, false},
+        {a.qGrad, "q_grad", a.headDim, a.qGradStrides, true},
+        {a.out, "out", a.valueDim, a.outStrides, false},
+        {a.outGrad, "out_grad", a.valueDim, a.outGradStrides, false}})
+    check.holdsStrided(buffer, name, a.batch, a.heads, a.queries, dim, strides, e, output);
+  for (auto [buffer, name, dim, strides, output] :
+       {std::tuple{a.k, "k", a.headDim, a.kStrides, false},
+        {a.kGrad, "k_grad", a.headDim, a.kGradStrides, true},
+        {a.v, "v", a.valueDim, a.vStrides, false},
+        {a.vGrad, "v_grad", a.valueDim, a.vGradStrides, true}})
+    check.holdsStrided(buffer, name, a.batch, a.kvHeads, a.keys, dim, strides, e, output);
   check.holds(a.lse, "lse", {a.batch, a.heads, a.queries, 4});
   return a;
 }

@@ -81,6 +81,19 @@ def cases():
         command["batch"], command["stride_a"] = 2, 2**40
         return True
 
+    def batched_overlap(doc):
+        # Matrices over each other: any batch fits the buffers. A float
+        # GEMM's (a quantized one takes batch 1 only).
+        for entry in doc["entries"]:
+            for step in entry["steps"]:
+                command = step["command"]
+                if (step["command_type"] == "Gemm" and
+                        command.get("weight_format", "Float") == "Float"):
+                    command["batch"] = 2**48
+                    command["stride_a"] = command["stride_b"] = command["stride_c"] = 0
+                    return True
+        return False
+
     def gemm_buffer(field, key, value):
         def edit(doc):
             gemm(doc)[field][key] = value
@@ -173,6 +186,7 @@ def cases():
         "gemm-k": (set_in("Gemm", "k", 1 << 20), ["k"]),
         "gemm-m-negative": (set_in("Gemm", "m", -8), ["m"]),
         "gemm-stride": (batched_stride, ["a needs"]),
+        "gemm-batch-overlap": (batched_overlap, ["stride_c", "overlap"]),
         "buffer-offset": (gemm_buffer("a", "offset", 2**62), ["outside"]),
         "buffer-size": (gemm_buffer("c", "size", -8), ["c"]),
         "buffer-space": (buffer_space, ["space"]),

@@ -19,6 +19,7 @@ namespace {
 
 struct Options {
   int64_t gemmC = 0;               ///< offset of the GEMM's output
+  int64_t gemmCBytes = 16;         ///< its size
   uint32_t launchKernel = 0;       ///< kernel index the launch names
   int64_t kernelOutputBytes = 16;  ///< what the kernel's signature says it writes
   std::vector<int64_t> inputShape = {2, 8}; ///< of the f32 input x (64 bytes)
@@ -78,6 +79,8 @@ struct Options {
   bool attentionGrad = false;
   int64_t lseBytes = 16;
   std::vector<int64_t> gradStrides; // its strides; empty: packed
+  // The plain GEMM's batch and stride_c (its a and b strides 0).
+  int64_t gemmBatch = 1, gemmStrideC = 0;
   // An embedding's gradient ([4, 8] rows into an [8, 8] table) whose output
   // starts `embeddingGradOut` bytes into the arena (its grad is at 0).
   bool embeddingGrad = false;
@@ -126,7 +129,7 @@ std::vector<uint8_t> build(const Options &o = {}) {
       tensor("y", fmt::DType::F32, {1, 4}, fmt::Space::Output, 0, 16)};
 
   fmt::BufferRef x(fmt::Space::Input, 0, 64), w(fmt::Space::Weights, 0, 256),
-      c(fmt::Space::Arena, o.gemmC, 16), none(fmt::Space::Arena, 0, 0),
+      c(fmt::Space::Arena, o.gemmC, o.gemmCBytes), none(fmt::Space::Arena, 0, 0),
       y(fmt::Space::Output, 0, 16);
   fmt::BufferRef gate(fmt::Space::Weights, 0, o.gate ? 256 : 0),
       bias(fmt::Space::Weights, 0, o.gateBias ? 16 : 0);
@@ -155,8 +158,8 @@ std::vector<uint8_t> build(const Options &o = {}) {
                                     false, true, 0, 0, 0, fmt::Activation::None,
                                     o.normGemmType, &none, &normWeight, &normOut,
                                     &normSquares, 0.0f, &aSquares, o.normEps, o.wideC)
-                  : fmt::CreateGemm(b, &x, &w, &c, &plainBias, &none, 1, 1, 4, 4, false, false,
-                                    0, 0, 0, fmt::Activation::None,
+                  : fmt::CreateGemm(b, &x, &w, &c, &plainBias, &none, o.gemmBatch, 1, 4, 4,
+                                    false, false, 0, 0, o.gemmStrideC, fmt::Activation::None,
                                     o.plainWide ? fmt::DType::BF16 : fmt::DType::F32, &none,
                                     &none, &none, &none, 0.0f, &none, 0.0f, o.plainWide);
   std::vector<fmt::BufferRef> launchArgs = {c, y};
@@ -310,6 +313,22 @@ TEST(Artifact, OutOfBoundsBuffersAreRefused) {
   EXPECT_EQ(loadError(build(small)),
             "m.gai: entry 'decode': step 1 (launch): argument 1 has 16 bytes, kernel 0 "
             "reads 32");
+}
+
+// A batch whose outputs lie over each other (stride_c 0) fits any buffer:
+// 2^40 matrices of one small c would run for days.
+TEST(Artifact, OverlappingBatchedOutputsAreRefused) {
+  Options o;
+  o.gemmBatch = int64_t{1} << 40;
+  EXPECT_EQ(loadError(build(o)),
+            "m.gai: entry 'decode': step 0 (gemm): stride_c (0) must be at least m x n (4) "
+            "when batch > 1: the batch's outputs may not overlap");
+  o.gemmStrideC = 3; // two [1, 4] outputs 3 apart, within c's 28 bytes
+  o.gemmBatch = 2;
+  o.gemmCBytes = 28;
+  EXPECT_EQ(loadError(build(o)),
+            "m.gai: entry 'decode': step 0 (gemm): stride_c (3) must be at least m x n (4) "
+            "when batch > 1: the batch's outputs may not overlap");
 }
 
 TEST(Artifact, SizesThatOverflowAreRefused) {
