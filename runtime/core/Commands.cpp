@@ -165,12 +165,17 @@ void checkNormFold(Checker &check, const cmd::Gemm &g, int64_t element) {
   const int64_t cElement = g.wideC ? 4 : element; // the norm's input and weight
   const int64_t rows = g.m;
   auto sized = [](const Buffer &b, int64_t bytes) { return b.size == bytes; };
+  // n is not bounded yet: a product that overflows matches no buffer.
+  auto times = [](int64_t a, int64_t b) {
+    int64_t product = 0;
+    return __builtin_mul_overflow(a, b, &product) ? int64_t{-1} : product;
+  };
   bool ok = g.batch == 1 && !g.transposeA && g.transposeB && rows >= 1 &&
             rows <= kMostNormFoldRows && g.k % 8 == 0 &&
             (g.dtype == format::DType::BF16 || g.dtype == format::DType::F32);
   if (ok && makes)
-    ok = !g.gate.present() && sized(g.normWeight, g.n * cElement) &&
-         sized(g.normOut, rows * g.n * element) && sized(g.normSquares, rows * 8);
+    ok = !g.gate.present() && sized(g.normWeight, times(g.n, cElement)) &&
+         sized(g.normOut, times(times(rows, g.n), element)) && sized(g.normSquares, rows * 8);
   if (ok && reads)
     ok = sized(g.aSquares, rows * 8) && g.aNormEps >= 0.0f;
   check.require(ok, "a folded RMSNorm takes 1 to " + std::to_string(kMostNormFoldRows) +
@@ -731,6 +736,8 @@ cmd::Place decodePlace(Checker &check, const format::Place &t) {
   check.nonNegative(c.chunkBytes, "chunk_bytes");
   check.nonNegative(c.strideBytes, "stride_bytes");
   check.nonNegative(c.offsetBytes, "offset_bytes");
+  // Empty chunks would let any outer fit the buffers, and a run loop that long.
+  check.require(c.outer == 0 || c.chunkBytes > 0, "chunk_bytes must be positive when outer > 0");
   check.holds(c.input, "input", {c.outer, c.chunkBytes});
   if (c.outer > 0) {
     // The last block ends at (outer - 1) * stride + offset + chunk.
@@ -764,6 +771,8 @@ cmd::Reduce decodeReduce(Checker &check, const format::Reduce &t) {
   check.nonNegative(c.outer, "outer");
   check.positive(c.n, "n");
   check.nonNegative(c.inner, "inner");
+  // As Place's chunks: an empty inner would let any outer and n fit.
+  check.require(c.outer == 0 || c.inner > 0, "inner must be positive when outer > 0");
   check.holds(c.input, "input", {c.outer, c.n, c.inner, e});
   check.holds(c.out, "out", {c.outer, c.inner, e});
   return c;

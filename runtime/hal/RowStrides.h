@@ -4,6 +4,7 @@
 #define GAI_RUNTIME_HAL_ROWSTRIDES_H
 
 #include <cstdint>
+#include <limits>
 
 #ifdef __CUDACC__
 #define GAI_HOST_DEVICE __host__ __device__
@@ -24,9 +25,17 @@ struct RowStrides {
   }
 };
 
+/// a·b, or INT64_MAX where that overflows: sizes come from artifacts before
+/// they are checked, and a saturated stride fails the extent check after.
+inline int64_t saturatingProduct(int64_t a, int64_t b) {
+  int64_t product = 0;
+  return __builtin_mul_overflow(a, b, &product) ? INT64_MAX : product;
+}
+
 /// The strides of a packed [batch, heads, rows, dim] tensor.
 inline RowStrides packedStrides(int64_t heads, int64_t rows, int64_t dim) {
-  return {heads * rows * dim, rows * dim, dim};
+  const int64_t rowsOfDim = saturatingProduct(rows, dim);
+  return {saturatingProduct(heads, rowsOfDim), rowsOfDim, dim};
 }
 /// `s`, or a packed tensor's strides when unset (all zero).
 inline RowStrides orPacked(const RowStrides &s, int64_t heads, int64_t rows,

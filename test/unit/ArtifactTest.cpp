@@ -81,6 +81,11 @@ struct Options {
   std::vector<int64_t> gradStrides; // its strides; empty: packed
   // The plain GEMM's batch and stride_c (its a and b strides 0).
   int64_t gemmBatch = 1, gemmStrideC = 0;
+  // A Place of `placeOuter` chunks of `placeChunk` bytes, and a Reduce of
+  // [reduceOuter, reduceN, reduceInner] f32, each from the arena's first
+  // 256 bytes to the next 256 (0 outer: none).
+  int64_t placeOuter = 0, placeChunk = 0;
+  int64_t reduceOuter = 0, reduceN = 1, reduceInner = 0;
   // An embedding's gradient ([4, 8] rows into an [8, 8] table) whose output
   // starts `embeddingGradOut` bytes into the arena (its grad is at 0).
   bool embeddingGrad = false;
@@ -199,6 +204,17 @@ std::vector<uint8_t> build(const Options &o = {}) {
         b, &q, &k, &v, &out, &lse, &dout, &dq, &dk, &dv, 1, 2, 1, 2, 4, 4, 4, 0.5f, 0.0f, true, 0,
         fmt::DType::F32, o.gradStrides.empty() ? 0 : b.CreateVector(o.gradStrides));
     steps.push_back(fmt::CreateStep(b, fmt::Command::AttentionGrad, grad.Union()));
+  }
+  if (o.placeOuter > 0) {
+    fmt::BufferRef from(fmt::Space::Arena, 0, 256), to(fmt::Space::Arena, 256, 256);
+    auto place = fmt::CreatePlace(b, &from, &to, o.placeOuter, o.placeChunk, o.placeChunk, 0);
+    steps.push_back(fmt::CreateStep(b, fmt::Command::Place, place.Union()));
+  }
+  if (o.reduceOuter > 0) {
+    fmt::BufferRef from(fmt::Space::Arena, 0, 256), to(fmt::Space::Arena, 256, 256);
+    auto reduce = fmt::CreateReduce(b, &from, &to, fmt::ReduceKind::Sum, o.reduceOuter,
+                                    o.reduceN, o.reduceInner, fmt::DType::F32);
+    steps.push_back(fmt::CreateStep(b, fmt::Command::Reduce, reduce.Union()));
   }
   if (o.embeddingGrad) {
     fmt::BufferRef grad(fmt::Space::Arena, 0, 128), ids(fmt::Space::Arena, 640, 16),
@@ -329,6 +345,27 @@ TEST(Artifact, OverlappingBatchedOutputsAreRefused) {
   EXPECT_EQ(loadError(build(o)),
             "m.gai: entry 'decode': step 0 (gemm): stride_c (3) must be at least m x n (4) "
             "when batch > 1: the batch's outputs may not overlap");
+}
+
+// Empty rows fit any count: 2^40 chunks of nothing would loop for days.
+TEST(Artifact, EmptyRowsWithAnyCountAreRefused) {
+  Options place;
+  place.placeOuter = 4;
+  place.placeChunk = 16;
+  EXPECT_TRUE(LoadedArtifact::fromBytes(build(place), "m.gai", ".").isOk());
+  place.placeOuter = int64_t{1} << 40;
+  place.placeChunk = 0;
+  EXPECT_EQ(loadError(build(place)),
+            "m.gai: entry 'decode': step 3 (place): chunk_bytes must be positive when outer > 0");
+  Options reduce;
+  reduce.reduceOuter = 4;
+  reduce.reduceN = 2;
+  reduce.reduceInner = 4;
+  EXPECT_TRUE(LoadedArtifact::fromBytes(build(reduce), "m.gai", ".").isOk());
+  reduce.reduceOuter = reduce.reduceN = int64_t{1} << 30;
+  reduce.reduceInner = 0;
+  EXPECT_EQ(loadError(build(reduce)),
+            "m.gai: entry 'decode': step 3 (reduce): inner must be positive when outer > 0");
 }
 
 TEST(Artifact, SizesThatOverflowAreRefused) {
