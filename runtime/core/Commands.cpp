@@ -79,20 +79,17 @@ public:
            std::to_string(dim) + ") between heads and rows");
       return;
     }
-    int64_t last = 0, term = 0;
+    // One batch's extent (its last head's last row, plus the dim), then the
+    // whole tensor's: the last batch's start plus that.
+    int64_t item = dim, term = 0;
     bool overflow = false;
-    for (auto [count, stride] : {std::pair{batch, strides.batch}, {heads, strides.head},
-                                 {rows, strides.row}}) {
+    for (auto [count, stride] : {std::pair{heads, strides.head}, {rows, strides.row}})
       overflow |= count < 1 || __builtin_mul_overflow(count - 1, stride, &term) ||
-                  __builtin_add_overflow(last, term, &last);
-    }
-    int64_t bytes = 0, item = 0;
-    overflow |= __builtin_add_overflow(last, dim, &last) || __builtin_mul_overflow(last, e, &bytes);
-    // One batch's extent: its last head's last row, plus the dim.
-    overflow |= __builtin_mul_overflow(heads - 1, strides.head, &item) ||
-                __builtin_mul_overflow(rows - 1, strides.row, &term) ||
-                __builtin_add_overflow(item, term, &item) ||
-                __builtin_add_overflow(item, dim, &item);
+                  __builtin_add_overflow(item, term, &item);
+    int64_t last = 0, bytes = 0;
+    overflow |= batch < 1 || __builtin_mul_overflow(batch - 1, strides.batch, &last) ||
+                __builtin_add_overflow(last, item, &last) ||
+                __builtin_mul_overflow(last, e, &bytes);
     if (overflow)
       fail(std::string(field) + ": a size is not positive or its extent overflows");
     else if (b.size < bytes)
@@ -165,17 +162,14 @@ void checkNormFold(Checker &check, const cmd::Gemm &g, int64_t element) {
   const int64_t cElement = g.wideC ? 4 : element; // the norm's input and weight
   const int64_t rows = g.m;
   auto sized = [](const Buffer &b, int64_t bytes) { return b.size == bytes; };
-  // n is not bounded yet: a product that overflows matches no buffer.
-  auto times = [](int64_t a, int64_t b) {
-    int64_t product = 0;
-    return __builtin_mul_overflow(a, b, &product) ? int64_t{-1} : product;
-  };
+  // n is not bounded yet: a product that overflows saturates and matches no
+  // buffer.
   bool ok = g.batch == 1 && !g.transposeA && g.transposeB && rows >= 1 &&
             rows <= kMostNormFoldRows && g.k % 8 == 0 &&
             (g.dtype == format::DType::BF16 || g.dtype == format::DType::F32);
   if (ok && makes)
-    ok = !g.gate.present() && sized(g.normWeight, times(g.n, cElement)) &&
-         sized(g.normOut, times(times(rows, g.n), element)) && sized(g.normSquares, rows * 8);
+    ok = !g.gate.present() && sized(g.normWeight, saturatingProduct(g.n, cElement)) &&
+         sized(g.normOut, saturatingProduct(saturatingProduct(rows, g.n), element)) && sized(g.normSquares, rows * 8);
   if (ok && reads)
     ok = sized(g.aSquares, rows * 8) && g.aNormEps >= 0.0f;
   check.require(ok, "a folded RMSNorm takes 1 to " + std::to_string(kMostNormFoldRows) +
@@ -689,18 +683,19 @@ cmd::AttentionGrad decodeAttentionGrad(Checker &check, const format::AttentionGr
   decodeStrides(check, t.strides(),
                 {&a.qStrides, &a.kStrides, &a.vStrides, &a.outStrides, &a.outGradStrides,
                  &a.qGradStrides, &a.kGradStrides, &a.vGradStrides});
-  for (auto [buffer, name, dim, strides, output] :
-       {std::tuple{a.q, "q", a.headDim, a.qStrides, false},
-        {a.qGrad, "q_grad", a.headDim, a.qGradStrides, true},
-        {a.out, "out", a.valueDim, a.outStrides, false},
-        {a.outGrad, "out_grad", a.valueDim, a.outGradStrides, false}})
-    check.holdsStrided(buffer, name, a.batch, a.heads, a.queries, dim, strides, e, output);
-  for (auto [buffer, name, dim, strides, output] :
-       {std::tuple{a.k, "k", a.headDim, a.kStrides, false},
-        {a.kGrad, "k_grad", a.headDim, a.kGradStrides, true},
-        {a.v, "v", a.valueDim, a.vStrides, false},
-        {a.vGrad, "v_grad", a.valueDim, a.vGradStrides, true}})
-    check.holdsStrided(buffer, name, a.batch, a.kvHeads, a.keys, dim, strides, e, output);
+  // Query-side tensors have heads × queries rows, key-side kv_heads × keys;
+  // the gradients are the outputs.
+  const int64_t qh = a.heads, qt = a.queries, kh = a.kvHeads, kt = a.keys;
+  for (auto [buffer, name, heads, rows, dim, strides, output] :
+       {std::tuple{a.q, "q", qh, qt, a.headDim, a.qStrides, false},
+        {a.qGrad, "q_grad", qh, qt, a.headDim, a.qGradStrides, true},
+        {a.out, "out", qh, qt, a.valueDim, a.outStrides, false},
+        {a.outGrad, "out_grad", qh, qt, a.valueDim, a.outGradStrides, false},
+        {a.k, "k", kh, kt, a.headDim, a.kStrides, false},
+        {a.kGrad, "k_grad", kh, kt, a.headDim, a.kGradStrides, true},
+        {a.v, "v", kh, kt, a.valueDim, a.vStrides, false},
+        {a.vGrad, "v_grad", kh, kt, a.valueDim, a.vGradStrides, true}})
+    check.holdsStrided(buffer, name, a.batch, heads, rows, dim, strides, e, output);
   check.holds(a.lse, "lse", {a.batch, a.heads, a.queries, 4});
   return a;
 }

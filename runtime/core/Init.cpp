@@ -19,6 +19,13 @@
 namespace gai {
 namespace {
 
+int64_t elementsOf(const std::vector<int64_t> &shape) {
+  int64_t count = 1;
+  for (int64_t d : shape)
+    count *= d;
+  return count;
+}
+
 bool endsWith(const std::string &s, const std::string &suffix) {
   return s.size() >= suffix.size() &&
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -77,9 +84,7 @@ void drawNormals(float *out, int64_t count, std::mt19937_64 &rng) {
 std::vector<float> initialValues(const std::string &name,
                                  const std::vector<int64_t> &shape,
                                  std::mt19937_64 &rng) {
-  int64_t count = 1;
-  for (int64_t d : shape)
-    count *= d;
+  const int64_t count = elementsOf(shape);
   std::vector<float> values(static_cast<size_t>(count));
   bool vector = shape.size() == 1;
   bool scale = vector && (name.find("norm") != std::string::npos ||
@@ -109,13 +114,6 @@ struct InitialWeight {
   bool perRow = false;
   std::vector<TensorToWrite> tensors; // their layout, in the file's order
 };
-
-int64_t elementsOf(const std::vector<int64_t> &shape) {
-  int64_t count = 1;
-  for (int64_t d : shape)
-    count *= d;
-  return count;
-}
 
 TensorToWrite layoutOf(std::string name, DType dtype, std::vector<int64_t> shape) {
   const auto bytes = static_cast<size_t>(elementsOf(shape)) * dtypeSize(dtype);

@@ -45,15 +45,14 @@ StatusOr<SafetensorsFile> safetensorsImage(const std::vector<TensorToWrite> &ten
 Status writeSafetensors(const std::string &path,
                         const std::vector<TensorToWrite> &tensors,
                         const std::map<std::string, std::string> &metadata) {
-  std::string header = safetensorsHeader(tensors, metadata);
-  StatusOr<AtomicFile> file = AtomicFile::create(path);
-  if (!file)
-    return file.status();
-  Status s = file->write(header.data(), header.size());
-  for (const TensorToWrite &t : tensors)
-    if (s)
-      s = file->write(t.data, t.byteSize);
-  return s ? file->commit() : s;
+  // The streamed writer over tensors already in memory: a copy of one
+  // tensor at a time, beside a write that costs far more.
+  return writeSafetensorsStreamed(path, tensors, metadata,
+                                  [&](size_t i, std::vector<uint8_t> &bytes) {
+                                    const TensorToWrite &t = tensors[i];
+                                    bytes.assign(t.data, t.data + t.byteSize);
+                                    return Status::ok();
+                                  });
 }
 
 Status writeSafetensorsStreamed(const std::string &path,

@@ -4,7 +4,6 @@
 #define GAI_RUNTIME_HAL_ROWSTRIDES_H
 
 #include <cstdint>
-#include <limits>
 
 #ifdef __CUDACC__
 #define GAI_HOST_DEVICE __host__ __device__

@@ -111,10 +111,10 @@ size_t sortTempBytes(int64_t count, int64_t rows) {
   return bytes;
 }
 
-/// The scratch's parts: a bf16 table's sums, then (fixed order) keys and
-/// positions in and out, then the sort's own.
+/// The scratch's parts: a bf16 table's sums (at 0), then (fixed order) keys
+/// and positions in and out, then the sort's own.
 struct ScratchLayout {
-  int64_t sums = 0, keys = 0, sortTemp = 0, total = 0;
+  int64_t keys = 0, sortTemp = 0, total = 0;
 };
 ScratchLayout layoutOf(Elem e, int64_t rows, int64_t dim, int64_t count,
                        bool fixedOrder) {
@@ -181,7 +181,7 @@ void embeddingGrad(Elem e, const void *grad, int64_t rows, int64_t dim,
   auto *bytes = reinterpret_cast<uint8_t *>(scratch);
   // f32 tables sum in place; bf16 ones in f32 first, as a GEMM would.
   float *to = e == Elem::F32 ? static_cast<float *>(out)
-                             : reinterpret_cast<float *>(bytes + layout.sums);
+                             : scratch;
   cudaMemsetAsync(to, 0, static_cast<size_t>(rows * dim) * sizeof(float),
                   stream);
   if (count * dim > 0) {
