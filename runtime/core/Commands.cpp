@@ -169,7 +169,8 @@ void checkNormFold(Checker &check, const cmd::Gemm &g, int64_t element) {
             (g.dtype == format::DType::BF16 || g.dtype == format::DType::F32);
   if (ok && makes)
     ok = !g.gate.present() && sized(g.normWeight, saturatingProduct(g.n, cElement)) &&
-         sized(g.normOut, saturatingProduct(saturatingProduct(rows, g.n), element)) && sized(g.normSquares, rows * 8);
+         sized(g.normOut, saturatingProduct(saturatingProduct(rows, g.n), element)) &&
+         sized(g.normSquares, rows * 8);
   if (ok && reads)
     ok = sized(g.aSquares, rows * 8) && g.aNormEps >= 0.0f;
   check.require(ok, "a folded RMSNorm takes 1 to " + std::to_string(kMostNormFoldRows) +

@@ -210,15 +210,6 @@ TEST(Safetensors, DTypeTable) {
 
 } // namespace
 
-namespace {
-
-std::vector<uint8_t> fileBytes(const std::string &path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-} // namespace
-
 // A tensor at a time: the file reads back as what it was given (names,
 // types, shapes, bytes, metadata, the data right behind the header), and a
 // header completed after the data (a checkpoint's checksums) keeps its
