@@ -241,6 +241,67 @@ TEST(CudaQuantizedGemmShared, Fp8GemmsOverOneAQuantizeItOnce) {
   }
 }
 
+// cuBLASLt's fast fp8 accumulation (SessionOptions::fastFp8Accumulation)
+// on a llama-sized prefill product: without the promotion to f32 every few
+// k-steps, each of the k / 32 MMA steps may round the running sum to the
+// tensor cores' ~14 bits as well as align its own products (2^-8 of the
+// step's Σ|a·w|, as above). The bound is that sum of roundings; the
+// measured error of both forms is printed for the record.
+TEST(CudaQuantizedGemmFastAccumulation, StaysWithinTheUnpromotedSumsBound) {
+  SKIP_WITHOUT_GPU();
+  int major = 0;
+  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0);
+  if (major < 9)
+    GTEST_SKIP() << "cuBLASLt's row-scaled fp8 GEMM needs sm_90";
+  const int64_t m = 256, n = 2048, k = 2048;
+  std::mt19937 rng(77);
+  const std::vector<float> a = bf16Normals(rng, m * k);
+  const QuantizedMatrix w = quantizedMatrix(Quant::Fp8Row, n, k, 0, rng);
+  const std::vector<double> aRef = asFp8(a, k);
+  double worst[2] = {0, 0}, squares[2] = {0, 0};
+  for (bool fast : {false, true}) {
+    Spaces spaces;
+    cmd::Gemm g;
+    g.a = spaces.floats(format::Space::Arena, a, DType::BF16);
+    placeWeights(spaces, g, w, Quant::Fp8Row, 0, false);
+    g.c = spaces.floats(format::Space::Arena, std::vector<float>(m * n, NAN), DType::F32);
+    g.m = m;
+    g.n = n;
+    g.k = k;
+    g.transposeB = true;
+    g.dtype = format::DType::BF16;
+    g.wideC = true; // f32 out: the sums' own error, not C's rounding
+    Recorder recorder(spaces);
+    recorder.setFastFp8Accumulation(fast);
+    Status s = recorder.record({g});
+    ASSERT_TRUE(s.isOk()) << s.message();
+    const std::string route = recorder.entry().stepNames.at(0);
+    ASSERT_NE(route.find("(fp8 GEMM, row scales)"), std::string::npos) << route;
+    s = recorder.run();
+    ASSERT_TRUE(s.isOk()) << s.message();
+    const std::vector<float> got = spaces.read(g.c, DType::F32);
+    const double bound = 1.0 / 256 + static_cast<double>(k / 32) / 8192;
+    for (int64_t r = 0; r < m; ++r)
+      for (int64_t col = 0; col < n; ++col) {
+        double want = 0, size = 0;
+        for (int64_t j = 0; j < k; ++j) {
+          want += aRef[r * k + j] * w.w[col * k + j];
+          size += std::fabs(aRef[r * k + j] * w.w[col * k + j]);
+        }
+        const double error = std::fabs(got[r * n + col] - want) / size;
+        worst[fast] = std::max(worst[fast], error);
+        squares[fast] += error * error;
+        ASSERT_LE(error, bound) << (fast ? "fast" : "promoted") << ", row " << r
+                                << " column " << col;
+      }
+  }
+  std::printf("fp8 %lldx%lldx%lld, error / sum|a*w|: promoted max %.3g rms %.3g, fast max "
+              "%.3g rms %.3g\n",
+              static_cast<long long>(m), static_cast<long long>(n), static_cast<long long>(k),
+              worst[0], std::sqrt(squares[0] / (m * n)), worst[1],
+              std::sqrt(squares[1] / (m * n)));
+}
+
 // Metadata a tampered file may hold: a group naming one slot twice keeps
 // its second value there, and one naming them in reverse order places
 // them so, in both decode kernels (k = 64: rows of 16-byte pieces; k = 40:

@@ -236,11 +236,13 @@ public:
     resources_.gemmWorkspaceBytes = kWorkspaceBytes;
     resources_.error = error_;
     resources_.gemmTuneCandidates = 0;
-    resources_.quantScratch = {scratch_, scratchBytes};
+    resources_.quantScratch = {scratch_, scratchBytes, fastFp8Accumulation_};
     cuda::CudaBackend backend(resources_, [this](const Buffer &b) { return spaces_.pointer(b); },
                               entry_);
     return backend.recordAll(steps);
   }
+  /// fp8 GEMMs recorded after this sum as SessionOptions::fastFp8Accumulation says.
+  void setFastFp8Accumulation(bool fast) { fastFp8Accumulation_ = fast; }
   /// Runs the recorded steps on the stream, then waits for them.
   Status run() {
     if (Status s = enqueue(); !s)
@@ -287,6 +289,7 @@ private:
   Spaces &spaces_;
   cublasLtHandle_t lt_ = nullptr;
   void *workspace_ = nullptr, *scratch_ = nullptr;
+  bool fastFp8Accumulation_ = false;
   cuda::ErrorWord *error_ = nullptr;
   cudaStream_t stream_ = nullptr;
   cuda::CudaResources resources_;

@@ -15,7 +15,8 @@ namespace gai {
 const char *const kSessionFlagsHelp =
     "Session flags (every command; the environment's GAI_CUDA_GRAPHS,\n"
     "GAI_CUDA_PROFILE, GAI_CUDA_OVERLAP, GAI_COLLECTIVES_OVERLAP,\n"
-    "GAI_CUDA_GEMM_TUNE, GAI_DETERMINISTIC and GAI_CUDA_BESIDE set the defaults):\n"
+    "GAI_CUDA_GEMM_TUNE, GAI_CUDA_FP8_FAST_ACCUM, GAI_DETERMINISTIC and\n"
+    "GAI_CUDA_BESIDE set the defaults):\n"
     "  --device D           auto (the artifact's target), cpu, cuda or cuda:N\n"
     "  --cuda-graphs on|off replay entries as CUDA graphs (default on)\n"
     "  --profile            time each step, print the time per step kind at exit\n"
@@ -25,6 +26,9 @@ const char *const kSessionFlagsHelp =
     "                       (programmatic dependent launch; default on)\n"
     "  --gemm-tune N        CUDA: time N of cuBLASLt's candidates for each\n"
     "                       prefill-sized GEMM shape (default 8; 0 or 1: none)\n"
+    "  --fp8-fast-accum on|off\n"
+    "                       CUDA: fp8 GEMMs sum without cuBLASLt's periodic\n"
+    "                       promotion to f32 (faster, less exact; default off)\n"
     "  --deterministic      CUDA: sums in a fixed order, so a run repeats bit for\n"
     "                       bit (attention's backward and the embedding's\n"
     "                       gradient without atomics; slower)\n"
@@ -64,6 +68,8 @@ FlagResult parseSessionFlag(int argc, char **argv, int &i, SessionOptions &optio
     return onOff(options.overlapLaunches);
   if (arg == "--beside")
     return onOff(options.stepsBeside);
+  if (arg == "--fp8-fast-accum")
+    return onOff(options.fastFp8Accumulation);
   if (arg == "--trusted-keys") {
     if (!value(options.trustedKeys)) {
       error = "--trusted-keys needs a folder of public keys (*.pub)";

@@ -373,7 +373,7 @@ Status CudaExecutor::init() {
   resources_.gemmTuneCandidates = options_.gemmTuneCandidates;
   resources_.deterministic = options_.deterministic;
   resources_.attentionGradSpread = options_.attentionGradSpread;
-  resources_.quantScratch = {quantScratch_, quantScratchBytes_};
+  resources_.quantScratch = {quantScratch_, quantScratchBytes_, options_.fastFp8Accumulation};
   resources_.overlapLaunches =
       root.kernels() && root.kernels()->programmatic_launch() && overlapsLaunches();
   resources_.collectives = collectives_;

@@ -47,7 +47,7 @@ std::map<std::string, cublasLtMatmulAlgo_t> tunedAlgos;
 
 /// What the choice depends on: the device, the problem, the epilogue and the
 /// operands' alignments (A, B, C, D as cuBLASLt names them).
-/// fp8: 0 none, 1 one scale each, 2 outer vectors.
+/// fp8: 0 none, 1 one scale each, 2 outer vectors; + 2 with fast accumulation.
 std::string tuneKey(const GemmDesc &d, Elem elem, float beta, int fp8,
                     const uint32_t (&alignments)[4]) {
   int device = 0;
@@ -265,7 +265,7 @@ GemmPlan::createQuantized(cublasLtHandle_t handle, const GemmDesc &desc, Elem el
       weightScales = rows.freeFloats;
       rows.freeFloats += roundUp(desc.n, 64);
     }
-    const Fp8Scales rowScaled{weightScales, rows.rowScales, true};
+    const Fp8Scales rowScaled{weightScales, rows.rowScales, true, scratch.fastFp8Accumulation};
     auto plan = createLt(handle, d, elem, workspaceBytes, tuneWorkspace, tuneCandidates,
                          &rowScaled);
     if (plan) {
@@ -279,7 +279,7 @@ GemmPlan::createQuantized(cublasLtHandle_t handle, const GemmDesc &desc, Elem el
           cudaDeviceGetAttribute(&one.multiprocessors, cudaDevAttrMultiProcessorCount,
                                  device) != cudaSuccess)
         cudaGetLastError(); // one partial block is still right
-      const Fp8Scales scaled{q.scale, one.scale, false};
+      const Fp8Scales scaled{q.scale, one.scale, false, scratch.fastFp8Accumulation};
       plan = createLt(handle, d, elem, workspaceBytes, tuneWorkspace, tuneCandidates, &scaled);
       if (plan) {
         (*plan)->fp8_ = one;
@@ -380,6 +380,14 @@ GemmPlan::createLt(cublasLtHandle_t handle, const GemmDesc &desc, Elem elem,
                           "outer-vector scales");
             !s)
           return s;
+    if (fp8Scales->fastAccumulation) {
+      const int8_t fast = 1;
+      if (Status s = lt(cublasLtMatmulDescSetAttribute(plan->op_, CUBLASLT_MATMUL_DESC_FAST_ACCUM,
+                                                       &fast, sizeof fast),
+                        "fast fp8 accumulation");
+          !s)
+        return s;
+    }
   }
 
   // Which part of the epilogue cuBLASLt can do.
@@ -461,7 +469,9 @@ GemmPlan::createLt(cublasLtHandle_t handle, const GemmDesc &desc, Elem elem,
   const bool tune = tuneWorkspace && candidates > 1 &&
                     2.0 * desc.batch * desc.m * desc.n * desc.k >= kTuneFlops;
   const std::string key =
-      tune ? tuneKey(desc, elem, plan->beta_, fp8 ? fp8Scales->outerVectors ? 2 : 1 : 0,
+      tune ? tuneKey(desc, elem, plan->beta_,
+                     fp8 ? (fp8Scales->outerVectors ? 2 : 1) + 2 * fp8Scales->fastAccumulation
+                         : 0,
                      {alignA, alignB, alignC, alignD})
            : std::string();
   if (tune) {

@@ -51,6 +51,9 @@ struct GemmDesc {
 struct QuantScratch {
   void *data = nullptr;
   int64_t bytes = 0;
+  /// fp8 GEMMs sum in the tensor cores' own accumulators, without
+  /// cuBLASLt's periodic promotion to f32 (SessionOptions).
+  bool fastFp8Accumulation = false;
 };
 /// The scratch such a GEMM of m rows over [n, k] weights needs in `elem`.
 /// `fp8`: the weights are e4m3 (A may be made e4m3 too).
@@ -115,6 +118,7 @@ private:
   struct Fp8Scales {
     const float *weights = nullptr, *activations = nullptr;
     bool outerVectors = false;
+    bool fastAccumulation = false; // CUBLASLT_MATMUL_DESC_FAST_ACCUM
   };
   /// The cuBLASLt plan proper. `fp8`: A and B are e4m3, scaled as it says.
   static StatusOr<std::unique_ptr<GemmPlan>>

@@ -79,6 +79,10 @@ struct SessionOptions {
   /// CUDA: how many of cuBLASLt's candidate algorithms a prefill-sized GEMM
   /// times to keep the fastest (0 or 1: the heuristic's first pick).
   int gemmTuneCandidates = 8;
+  /// CUDA: fp8 GEMMs (prefill over fp8 weights) keep their sums in the
+  /// tensor cores' accumulators instead of promoting them to f32 every few
+  /// k-steps (cuBLASLt's fast accumulation): faster, with a larger error.
+  bool fastFp8Accumulation = false;
   /// CUDA: run the kernels whose sums otherwise land in no fixed order
   /// (attention's backward adds dQ by atomics) in their fixed-order form,
   /// so that a run repeats bit for bit; attention's backward takes about
@@ -103,6 +107,7 @@ struct SessionOptions {
 
   /// The defaults, with GAI_CUDA_GRAPHS=0, GAI_CUDA_PROFILE=1,
   /// GAI_CUDA_OVERLAP=0, GAI_COLLECTIVES_OVERLAP=0, GAI_CUDA_GEMM_TUNE=N,
+  /// GAI_CUDA_FP8_FAST_ACCUM=1,
   /// GAI_DETERMINISTIC=1, GAI_ATTENTION_GRAD_SPREAD=S and GAI_CUDA_BESIDE=0
   /// applied where set: the one place the runtime reads its environment.
   static SessionOptions fromEnvironment();
