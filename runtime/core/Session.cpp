@@ -24,7 +24,7 @@ SessionOptions SessionOptions::fromEnvironment() {
   options.overlapCollectives = !is("GAI_COLLECTIVES_OVERLAP", "0");
   options.deterministic = is("GAI_DETERMINISTIC", "1");
   options.stepsBeside = !is("GAI_CUDA_BESIDE", "0");
-  options.fastFp8Accumulation = is("GAI_CUDA_FP8_FAST_ACCUM", "1");
+  options.fastFp8Accumulation = !is("GAI_CUDA_FP8_FAST_ACCUM", "0");
   if (const char *tune = std::getenv("GAI_CUDA_GEMM_TUNE"))
     options.gemmTuneCandidates = std::atoi(tune);
   if (const char *spread = std::getenv("GAI_ATTENTION_GRAD_SPREAD"); spread && *spread)

@@ -398,6 +398,11 @@ std::vector<QuantCase> quantCases() {
   cases.push_back({Quant::Fp8Row, 5, 176, 40, 0});
   cases.push_back({Quant::Fp8Tensor, 64, 176, 40, 0, E::ResidualGelu});
   cases.push_back({Quant::Int4, 1, 176, 40, 8});
+  // Prefill rows of A made e4m3 with each lane holding 16 or 24 of a row's
+  // 8-value vectors (k = 4096, 5632), and rows past what lanes hold (8192).
+  cases.push_back({Quant::Fp8Row, 200, 48, 4096, 0});
+  cases.push_back({Quant::Fp8Row, 64, 176, 5632, 0});
+  cases.push_back({Quant::Fp8Tensor, 64, 48, 8192, 0});
   // A not 16-byte aligned: decode rows go the prefill way.
   cases.push_back({Quant::Int4, 2, 176, 64, 32, E::None, true, 8});
   cases.push_back({Quant::Fp8Tensor, 1, 176, 64, 0, E::None, true, 8});

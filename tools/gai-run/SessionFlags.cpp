@@ -28,7 +28,7 @@ const char *const kSessionFlagsHelp =
     "                       prefill-sized GEMM shape (default 8; 0 or 1: none)\n"
     "  --fp8-fast-accum on|off\n"
     "                       CUDA: fp8 GEMMs sum without cuBLASLt's periodic\n"
-    "                       promotion to f32 (faster, less exact; default off)\n"
+    "                       promotion to f32 (faster, less exact; default on)\n"
     "  --deterministic      CUDA: sums in a fixed order, so a run repeats bit for\n"
     "                       bit (attention's backward and the embedding's\n"
     "                       gradient without atomics; slower)\n"

@@ -81,8 +81,9 @@ struct SessionOptions {
   int gemmTuneCandidates = 8;
   /// CUDA: fp8 GEMMs (prefill over fp8 weights) keep their sums in the
   /// tensor cores' accumulators instead of promoting them to f32 every few
-  /// k-steps (cuBLASLt's fast accumulation): faster, with a larger error.
-  bool fastFp8Accumulation = false;
+  /// k-steps (cuBLASLt's fast accumulation, as torchao's fp8 inference):
+  /// about 10% faster GEMMs, a larger error (docs/quantization.md).
+  bool fastFp8Accumulation = true;
   /// CUDA: run the kernels whose sums otherwise land in no fixed order
   /// (attention's backward adds dQ by atomics) in their fixed-order form,
   /// so that a run repeats bit for bit; attention's backward takes about
@@ -107,7 +108,7 @@ struct SessionOptions {
 
   /// The defaults, with GAI_CUDA_GRAPHS=0, GAI_CUDA_PROFILE=1,
   /// GAI_CUDA_OVERLAP=0, GAI_COLLECTIVES_OVERLAP=0, GAI_CUDA_GEMM_TUNE=N,
-  /// GAI_CUDA_FP8_FAST_ACCUM=1,
+  /// GAI_CUDA_FP8_FAST_ACCUM=0,
   /// GAI_DETERMINISTIC=1, GAI_ATTENTION_GRAD_SPREAD=S and GAI_CUDA_BESIDE=0
   /// applied where set: the one place the runtime reads its environment.
   static SessionOptions fromEnvironment();
