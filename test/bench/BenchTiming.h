@@ -1,7 +1,9 @@
-// What the GPU benchmarks share: event timing of a launch sequence and
-// copying bf16 inputs to the device.
+// What the GPU benchmarks share: event timing of a launch sequence,
+// copying bf16 inputs to the device, and a projection's GEMM.
 #ifndef GAI_TEST_BENCH_BENCHTIMING_H
 #define GAI_TEST_BENCH_BENCHTIMING_H
+
+#include "hal/cuda/Gemm.h"
 
 #include <cuda_runtime.h>
 
@@ -38,6 +40,20 @@ inline void *upload(const std::vector<uint16_t> &v) {
   cudaMalloc(&d, v.size() * 2);
   cudaMemcpy(d, v.data(), v.size() * 2, cudaMemcpyHostToDevice);
   return d;
+}
+
+/// C[m, n] = X[m, k]·Wᵀ for W [n, k] fixed across runs, in gai's terms.
+inline cuda::GemmDesc projection(void *x, void *w, void *c, int64_t m, int64_t n, int64_t k) {
+  cuda::GemmDesc desc;
+  desc.a = x;
+  desc.b = w;
+  desc.c = c;
+  desc.m = m;
+  desc.n = n;
+  desc.k = k;
+  desc.transposeB = true;
+  desc.constantB = true;
+  return desc;
 }
 
 } // namespace gai::bench

@@ -125,16 +125,8 @@ int main(int argc, char **argv) {
     const std::vector<float> ones(std::max(m, n), 1.0f / 64);
     cudaMemcpy(weightScales, ones.data(), n * sizeof(float), cudaMemcpyHostToDevice);
 
-    cuda::GemmDesc desc;
-    desc.a = dx;
-    desc.b = dw;
-    desc.c = dc;
-    desc.m = m;
-    desc.n = n;
-    desc.k = k;
-    desc.transposeB = true;
-    desc.constantB = true;
-    auto dense = cuda::GemmPlan::create(lt, desc, cuda::Elem::BF16, workspaceBytes, tune, 16);
+    auto dense = cuda::GemmPlan::create(lt, bench::projection(dx, dw, dc, m, n, k),
+                                        cuda::Elem::BF16, workspaceBytes, tune, 16);
     if (!dense) {
       std::fprintf(stderr, "fp8-gemm-bench: %s\n", dense.status().message().c_str());
       return 1;

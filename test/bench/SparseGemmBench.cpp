@@ -33,16 +33,8 @@ int main(int argc, char **argv) {
     prune24(w.data(), n, k);
     void *dx = bench::upload(toBf16(x)), *dw = bench::upload(toBf16(w)), *dc = nullptr;
     cudaMalloc(&dc, m * n * 2);
-    cuda::GemmDesc desc;
-    desc.a = dx;
-    desc.b = dw;
-    desc.c = dc;
-    desc.m = m;
-    desc.n = n;
-    desc.k = k;
-    desc.transposeB = true;
-    desc.constantB = true;
-    auto dense = cuda::GemmPlan::create(lt, desc, cuda::Elem::BF16, workspaceBytes, tune, 16);
+    auto dense = cuda::GemmPlan::create(lt, bench::projection(dx, dw, dc, m, n, k),
+                                        cuda::Elem::BF16, workspaceBytes, tune, 16);
     auto sparse = cuda::SparseGemm::create(m, n, k, dw, false, stream);
     if (!dense || !sparse) {
       std::fprintf(stderr, "sparse-gemm-bench: %s\n",

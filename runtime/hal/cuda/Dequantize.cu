@@ -164,8 +164,31 @@ __device__ __forceinline__ void writeFills(const Fp8ScaleFills &fills) {
       fills.fill[f].out[i] = *fills.fill[f].tensorScale;
 }
 
-/// 8 e4m3 of x[0..8) times `inverse`.
-__device__ __forceinline__ uint2 fp8Vector(const float *x, float inverse) {
+/// The largest |x| of 8 bf16 in `v`, or `largest` if that is larger.
+__device__ __forceinline__ float vectorMax(uint4 v, float largest) {
+  float x[8];
+  unpack16(v, x, static_cast<const __nv_bfloat16 *>(nullptr));
+#pragma unroll
+  for (int e = 0; e < 8; ++e)
+    largest = fmaxf(largest, fabsf(x[e]));
+  return largest;
+}
+
+/// The row's scale from each lane's `largest`: rowScales[row] = amax / 448
+/// (1 for a zero row), written by lane 0; returns 448 / amax for every lane.
+__device__ __forceinline__ float rowInverseScale(float largest, float *rowScales, int64_t row) {
+#pragma unroll
+  for (int offset = 16; offset > 0; offset /= 2)
+    largest = fmaxf(largest, __shfl_xor_sync(0xffffffffu, largest, offset));
+  if (threadIdx.x % 32 == 0)
+    rowScales[row] = largest > 0.0f ? largest / 448.0f : 1.0f;
+  return largest > 0.0f ? 448.0f / largest : 1.0f;
+}
+
+/// 8 e4m3 of the bf16 in `v` times `inverse`.
+__device__ __forceinline__ uint2 fp8Vector(uint4 v, float inverse) {
+  float x[8];
+  unpack16(v, x, static_cast<const __nv_bfloat16 *>(nullptr));
   return make_uint2(fp8Pair(x, inverse) | fp8Pair(x + 2, inverse) << 16,
                     fp8Pair(x + 4, inverse) | fp8Pair(x + 6, inverse) << 16);
 }
@@ -195,28 +218,13 @@ __global__ void __launch_bounds__(kThreads)
   }
   float largest = 0.0f;
 #pragma unroll
-  for (int j = 0; j < PerLane; ++j) {
-    float x[8];
-    unpack16(held[j], x, static_cast<const __nv_bfloat16 *>(nullptr));
+  for (int j = 0; j < PerLane; ++j)
+    largest = vectorMax(held[j], largest);
+  const float inverse = rowInverseScale(largest, rowScales, row);
 #pragma unroll
-    for (int e = 0; e < 8; ++e)
-      largest = fmaxf(largest, fabsf(x[e]));
-  }
-#pragma unroll
-  for (int offset = 16; offset > 0; offset /= 2)
-    largest = fmaxf(largest, __shfl_xor_sync(0xffffffffu, largest, offset));
-  const float inverse = largest > 0.0f ? 448.0f / largest : 1.0f;
-  if (lane == 0)
-    rowScales[row] = largest > 0.0f ? largest / 448.0f : 1.0f;
-#pragma unroll
-  for (int j = 0; j < PerLane; ++j) {
-    const int64_t i = lane + 32 * j;
-    if (i < vectors) {
-      float x[8];
-      unpack16(held[j], x, static_cast<const __nv_bfloat16 *>(nullptr));
-      out[row * vectors + i] = fp8Vector(x, inverse);
-    }
-  }
+  for (int j = 0; j < PerLane; ++j)
+    if (const int64_t i = lane + 32 * j; i < vectors)
+      out[row * vectors + i] = fp8Vector(held[j], inverse);
 }
 constexpr int kMostHeld = 24; // 96 registers of a row (32 spill on sm_90a)
 
@@ -232,24 +240,11 @@ __global__ void __launch_bounds__(kThreads)
   const int lane = threadIdx.x % 32;
   const uint4 *in = a + row * vectors;
   float largest = 0.0f;
-  for (int64_t i = lane; i < vectors; i += 32) {
-    float x[8];
-    unpack16(in[i], x, static_cast<const __nv_bfloat16 *>(nullptr));
-#pragma unroll
-    for (int j = 0; j < 8; ++j)
-      largest = fmaxf(largest, fabsf(x[j]));
-  }
-#pragma unroll
-  for (int offset = 16; offset > 0; offset /= 2)
-    largest = fmaxf(largest, __shfl_xor_sync(0xffffffffu, largest, offset));
-  const float inverse = largest > 0.0f ? 448.0f / largest : 1.0f;
-  if (lane == 0)
-    rowScales[row] = largest > 0.0f ? largest / 448.0f : 1.0f;
-  for (int64_t i = lane; i < vectors; i += 32) {
-    float x[8];
-    unpack16(in[i], x, static_cast<const __nv_bfloat16 *>(nullptr));
-    out[row * vectors + i] = fp8Vector(x, inverse);
-  }
+  for (int64_t i = lane; i < vectors; i += 32)
+    largest = vectorMax(in[i], largest);
+  const float inverse = rowInverseScale(largest, rowScales, row);
+  for (int64_t i = lane; i < vectors; i += 32)
+    out[row * vectors + i] = fp8Vector(in[i], inverse);
 }
 
 } // namespace
