@@ -155,96 +155,43 @@ struct Fp8ScaleFills {
   int count;
 };
 
-/// Writes the weight scale vectors of `fills` (outer-vector scales from
-/// per-tensor ones), spread over the grid.
-__device__ __forceinline__ void writeFills(const Fp8ScaleFills &fills) {
+/// A warp a row of A [m, k] (bf16, k / 8 vectors a row): the row's amax,
+/// then the row in e4m3 times 448 / amax, and rowScales[r] = amax / 448 (1
+/// for a zero row). The second pass reads the row again, from L1 or L2.
+/// The blocks also write `fills` (outer-vector weight scales).
+__global__ void __launch_bounds__(kThreads)
+    toFp8RowsKernel(const uint4 *a, int64_t m, int64_t vectors, uint2 *out, float *rowScales,
+                    Fp8ScaleFills fills) {
   for (int f = 0; f < fills.count; ++f)
     for (int64_t i = blockIdx.x * static_cast<int64_t>(kThreads) + threadIdx.x;
          i < fills.fill[f].n; i += static_cast<int64_t>(gridDim.x) * kThreads)
       fills.fill[f].out[i] = *fills.fill[f].tensorScale;
-}
-
-/// The largest |x| of 8 bf16 in `v`, or `largest` if that is larger.
-__device__ __forceinline__ float vectorMax(uint4 v, float largest) {
-  float x[8];
-  unpack16(v, x, static_cast<const __nv_bfloat16 *>(nullptr));
+  const int64_t row = blockIdx.x * static_cast<int64_t>(kThreads / 32) + threadIdx.x / 32;
+  if (row >= m)
+    return;
+  const int lane = threadIdx.x % 32;
+  const uint4 *in = a + row * vectors;
+  float largest = 0.0f;
+  for (int64_t i = lane; i < vectors; i += 32) {
+    float x[8];
+    unpack16(in[i], x, static_cast<const __nv_bfloat16 *>(nullptr));
 #pragma unroll
-  for (int e = 0; e < 8; ++e)
-    largest = fmaxf(largest, fabsf(x[e]));
-  return largest;
-}
-
-/// The row's scale from each lane's `largest`: rowScales[row] = amax / 448
-/// (1 for a zero row), written by lane 0; returns 448 / amax for every lane.
-__device__ __forceinline__ float rowInverseScale(float largest, float *rowScales, int64_t row) {
+    for (int j = 0; j < 8; ++j)
+      largest = fmaxf(largest, fabsf(x[j]));
+  }
 #pragma unroll
   for (int offset = 16; offset > 0; offset /= 2)
     largest = fmaxf(largest, __shfl_xor_sync(0xffffffffu, largest, offset));
-  if (threadIdx.x % 32 == 0)
+  const float inverse = largest > 0.0f ? 448.0f / largest : 1.0f;
+  if (lane == 0)
     rowScales[row] = largest > 0.0f ? largest / 448.0f : 1.0f;
-  return largest > 0.0f ? 448.0f / largest : 1.0f;
-}
-
-/// 8 e4m3 of the bf16 in `v` times `inverse`.
-__device__ __forceinline__ uint2 fp8Vector(uint4 v, float inverse) {
-  float x[8];
-  unpack16(v, x, static_cast<const __nv_bfloat16 *>(nullptr));
-  return make_uint2(fp8Pair(x, inverse) | fp8Pair(x + 2, inverse) << 16,
-                    fp8Pair(x + 4, inverse) | fp8Pair(x + 6, inverse) << 16);
-}
-
-/// A warp a row of A [m, k] (bf16, k / 8 vectors a row): the row's amax,
-/// then the row in e4m3 times 448 / amax, and rowScales[r] = amax / 448 (1
-/// for a zero row). The blocks also write `fills` (outer-vector weight
-/// scales). Each lane holds its PerLane vectors of the row in registers,
-/// all loaded before the first is used: a warp then waits for memory once,
-/// where a loop over the row waits once a vector (the form below, for rows
-/// past 32 · kMostHeld vectors).
-template <int PerLane>
-__global__ void __launch_bounds__(kThreads)
-    toFp8RowsHeldKernel(const uint4 *a, int64_t m, int64_t vectors, uint2 *out,
-                        float *rowScales, Fp8ScaleFills fills) {
-  writeFills(fills);
-  const int64_t row = blockIdx.x * static_cast<int64_t>(kThreads / 32) + threadIdx.x / 32;
-  if (row >= m)
-    return;
-  const int lane = threadIdx.x % 32;
-  const uint4 *in = a + row * vectors;
-  uint4 held[PerLane];
-#pragma unroll
-  for (int j = 0; j < PerLane; ++j) {
-    const int64_t i = lane + 32 * j;
-    held[j] = i < vectors ? in[i] : make_uint4(0, 0, 0, 0);
+  for (int64_t i = lane; i < vectors; i += 32) {
+    float x[8];
+    unpack16(in[i], x, static_cast<const __nv_bfloat16 *>(nullptr));
+    out[row * vectors + i] =
+        make_uint2(fp8Pair(x, inverse) | fp8Pair(x + 2, inverse) << 16,
+                   fp8Pair(x + 4, inverse) | fp8Pair(x + 6, inverse) << 16);
   }
-  float largest = 0.0f;
-#pragma unroll
-  for (int j = 0; j < PerLane; ++j)
-    largest = vectorMax(held[j], largest);
-  const float inverse = rowInverseScale(largest, rowScales, row);
-#pragma unroll
-  for (int j = 0; j < PerLane; ++j)
-    if (const int64_t i = lane + 32 * j; i < vectors)
-      out[row * vectors + i] = fp8Vector(held[j], inverse);
-}
-constexpr int kMostHeld = 24; // 96 registers of a row (32 spill on sm_90a)
-
-/// The same for any row length: the second pass reads the row again, from
-/// L1 or L2.
-__global__ void __launch_bounds__(kThreads)
-    toFp8RowsKernel(const uint4 *a, int64_t m, int64_t vectors, uint2 *out, float *rowScales,
-                    Fp8ScaleFills fills) {
-  writeFills(fills);
-  const int64_t row = blockIdx.x * static_cast<int64_t>(kThreads / 32) + threadIdx.x / 32;
-  if (row >= m)
-    return;
-  const int lane = threadIdx.x % 32;
-  const uint4 *in = a + row * vectors;
-  float largest = 0.0f;
-  for (int64_t i = lane; i < vectors; i += 32)
-    largest = vectorMax(in[i], largest);
-  const float inverse = rowInverseScale(largest, rowScales, row);
-  for (int64_t i = lane; i < vectors; i += 32)
-    out[row * vectors + i] = fp8Vector(in[i], inverse);
 }
 
 } // namespace
@@ -293,21 +240,9 @@ void quantizeFp8Rows(const void *a, int64_t m, int64_t k, uint8_t *out, float *r
   for (int f = 0; f < all.count; ++f)
     all.fill[f] = fills[f];
   const auto blocks = static_cast<unsigned>((m + kThreads / 32 - 1) / (kThreads / 32));
-  const auto *in = static_cast<const uint4 *>(a);
-  auto *to = reinterpret_cast<uint2 *>(out);
-  const int64_t vectors = k / 8, perLane = (vectors + 31) / 32;
-  // Instances for llama-sized rows (k up to 6144) in a few register sizes.
-  if (perLane <= 4)
-    toFp8RowsHeldKernel<4><<<blocks, kThreads, 0, stream>>>(in, m, vectors, to, rowScales, all);
-  else if (perLane <= 8)
-    toFp8RowsHeldKernel<8><<<blocks, kThreads, 0, stream>>>(in, m, vectors, to, rowScales, all);
-  else if (perLane <= 16)
-    toFp8RowsHeldKernel<16><<<blocks, kThreads, 0, stream>>>(in, m, vectors, to, rowScales, all);
-  else if (perLane <= kMostHeld)
-    toFp8RowsHeldKernel<kMostHeld>
-        <<<blocks, kThreads, 0, stream>>>(in, m, vectors, to, rowScales, all);
-  else
-    toFp8RowsKernel<<<blocks, kThreads, 0, stream>>>(in, m, vectors, to, rowScales, all);
+  toFp8RowsKernel<<<blocks, kThreads, 0, stream>>>(static_cast<const uint4 *>(a), m, k / 8,
+                                                    reinterpret_cast<uint2 *>(out), rowScales,
+                                                    all);
 }
 
 } // namespace gai::cuda
