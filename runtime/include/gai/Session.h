@@ -82,7 +82,8 @@ struct SessionOptions {
   /// CUDA: fp8 GEMMs (prefill over fp8 weights) keep their sums in the
   /// tensor cores' accumulators instead of promoting them to f32 every few
   /// k-steps (cuBLASLt's fast accumulation, as torchao's fp8 inference):
-  /// about 10% faster GEMMs, a larger error (docs/quantization.md).
+  /// 5-11% off the large GEMMs on an H100, a larger error
+  /// (docs/quantization.md).
   bool fastFp8Accumulation = true;
   /// CUDA: run the kernels whose sums otherwise land in no fixed order
   /// (attention's backward adds dQ by atomics) in their fixed-order form,
