@@ -82,7 +82,7 @@ struct SessionOptions {
   /// CUDA: fp8 GEMMs (prefill over fp8 weights) keep their sums in the
   /// tensor cores' accumulators instead of promoting them to f32 every few
   /// k-steps (cuBLASLt's fast accumulation, as torchao's fp8 inference):
-  /// 5-11% off the large GEMMs on an H100, a larger error
+  /// 6-14% off the large GEMMs on an H100, a larger error
   /// (docs/quantization.md).
   bool fastFp8Accumulation = true;
   /// CUDA: run the kernels whose sums otherwise land in no fixed order
