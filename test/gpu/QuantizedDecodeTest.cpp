@@ -54,16 +54,7 @@ TEST_P(CudaQuantizedDecode, GraphAndEagerRunsAgreeWithTheHost) {
 
   auto gemm = [&](const QuantizedMatrix &w, int64_t group, const Buffer &a, int64_t n,
                   int64_t k, DType cType) {
-    cmd::Gemm g;
-    g.a = a;
-    placeWeights(spaces, g, w, c.kind, group, false);
-    g.c = spaces.floats(arena, std::vector<float>(m * n, NAN), cType);
-    g.m = m;
-    g.n = n;
-    g.k = k;
-    g.transposeB = true;
-    g.dtype = format::DType::BF16;
-    return g;
+    return quantizedProduct(spaces, a, w, c.kind, group, m, n, k, cType);
   };
   cmd::Fill zeroSquares;
   zeroSquares.out = spaces.put(arena, nullptr, m * 8);

@@ -197,6 +197,23 @@ inline void placeWeights(Spaces &spaces, cmd::Gemm &g, const QuantizedMatrix &m,
     (gate ? g.gateZero : g.bZero) = spaces.put(weights, m.zero);
 }
 
+/// C[m, n] = A·dequant(W)ᵀ over bf16 `a` (a buffer of `spaces`) and `w`
+/// placed as `kind`, into a new NaN-filled C of `cType` in the arena.
+inline cmd::Gemm quantizedProduct(Spaces &spaces, const Buffer &a, const QuantizedMatrix &w,
+                                  Quant kind, int64_t group, int64_t m, int64_t n, int64_t k,
+                                  DType cType) {
+  cmd::Gemm g;
+  g.a = a;
+  placeWeights(spaces, g, w, kind, group, false);
+  g.c = spaces.floats(format::Space::Arena, std::vector<float>(m * n, NAN), cType);
+  g.m = m;
+  g.n = n;
+  g.k = k;
+  g.transposeB = true;
+  g.dtype = format::DType::BF16;
+  return g;
+}
+
 /// The backend's device resources and a recorded entry over `spaces`.
 class Recorder {
 public:

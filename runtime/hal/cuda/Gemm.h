@@ -47,7 +47,8 @@ struct GemmDesc {
 };
 
 /// Device memory that prefill-sized GEMMs over quantized weights work in:
-/// one region for all of an executor's GEMMs, which run one at a time.
+/// one region for all of an executor's GEMMs, which run one at a time;
+/// and how those that become fp8 GEMMs sum.
 struct QuantScratch {
   void *data = nullptr;
   int64_t bytes = 0;
