@@ -297,7 +297,7 @@ FailureOr<flatbuffers::Offset<fmt::Step>> Writer::step(Operation &op) {
                    aSquares = toRef(g.getASquares()), bScale = toRef(g.getBScale()),
                    bZero = toRef(g.getBZero()), gateScale = toRef(g.getGateScale()),
                    gateZero = toRef(g.getGateZero()), bMeta = toRef(g.getBMeta()),
-                   gateMeta = toRef(g.getGateMeta());
+                   gateMeta = toRef(g.getGateMeta()), aScale = toRef(g.getAScale());
     return made(fmt::Command::Gemm,
                 fmt::CreateGemm(fbb, &a, &b, &c, &bias, &res, g.getBatch(), g.getM(), g.getN(),
                                 g.getK(), g.getTransposeA(), g.getTransposeB(),
@@ -308,7 +308,7 @@ FailureOr<flatbuffers::Offset<fmt::Step>> Writer::step(Operation &op) {
                                 g.getANormEps().convertToFloat(), g.getWideC(),
                                 sameEnum<fmt::WeightFormat>(g.getWeightFormat()), &bScale,
                                 &bZero, &gateScale, &gateZero, g.getGroup(), &bMeta,
-                                &gateMeta));
+                                &gateMeta, &aScale));
   }
   // An attention command's strides, when it has any.
   auto stridesOf = [&](std::optional<ArrayRef<int64_t>> strides) {

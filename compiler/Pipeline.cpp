@@ -208,6 +208,9 @@ static llvm::Expected<ExecOptions> execOptions(const CompileOptions &options,
   exec.gpuKernels = options.isCuda();
   exec.foldNormRows = options.isCuda() && options.foldNorms ? kMostNormFoldRows : 0;
   exec.besideWindow = options.isCuda() ? kCudaBesideWindow : 0;
+  // e4m3 conversion (cvt.e4m3x2) and cuBLASLt's fp8 GEMM need sm_89 or later.
+  const bool fp8Chip = options.target == "cuda" || options.target == "cuda:sm_90";
+  exec.e4m3ActivationRows = fp8Chip && options.fuseFp8Activations ? kMostGatedGemmRows : 0;
   exec.paramsInState = options.train;
   if (weightsMode == WeightsMode::External) {
     StatusOr<WeightSet> weights = WeightSet::open(options.weightsPath);

@@ -49,6 +49,10 @@ struct CompileOptions {
   /// CUDA: fold RMSNorms between decode-sized GEMMs into them (see
   /// NormFold.h); off only to measure what that brings.
   bool foldNorms = true;
+  /// CUDA sm_90, fp8 weights: the kernel that makes a prefill GEMM's A
+  /// writes it in e4m3 with a scale a row (ExecOptions::e4m3ActivationRows);
+  /// off, the GEMM makes A e4m3 in a launch of its own.
+  bool fuseFp8Activations = true;
   /// Run gai-attention-layout (attention over [B, T, H, D] rows in place).
   bool attentionLayout = true;
   /// Its rope-token-major option (the backward's RoPE after the head

@@ -12,6 +12,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -29,7 +30,7 @@ void loadKernelDialects(MLIRContext &context) {
   context.loadDialect<func::FuncDialect, arith::ArithDialect,
                       math::MathDialect, memref::MemRefDialect,
                       scf::SCFDialect, gpu::GPUDialect,
-                      vector::VectorDialect>();
+                      vector::VectorDialect, NVVM::NVVMDialect>();
 }
 
 namespace {

@@ -15,6 +15,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -45,8 +46,11 @@ enum class Combine { Add, Max, Min };
 
 class GpuKernelBuilder {
 public:
-  GpuKernelBuilder(FusionOp fusion, OpBuilder &b)
+  GpuKernelBuilder(FusionOp fusion, OpBuilder &b, ArrayRef<unsigned> e4m3Results)
       : fusion(fusion), b(b), loc(fusion.getLoc()) {
+    e4m3.assign(fusion->getNumResults(), false);
+    for (unsigned i : e4m3Results)
+      e4m3[i] = true;
     outer = rowShapeOf(fusion);
     if (!outer.empty())
       outer = outer.drop_back();
@@ -132,6 +136,12 @@ private:
   /// Adds `x` into the block's row of column partial `output`: the first
   /// of the block's rows stores it.
   void accumulatePartial(Value x, Value output, Value column);
+  /// Result `value`'s row maximum of |x| (x rounded to bf16, as it would be
+  /// stored): stores the row's scale amax / 448 (1 for a zero row) from the
+  /// row's first thread and returns 448 / amax (1), the factor to e4m3.
+  Value e4m3Factor(Value value, Value scales);
+  /// Stores `x` (f32, `lanes` wide) times `factor` as e4m3 at `indices`.
+  void storeE4m3(Value x, Value factor, Value output, ValueRange indices);
 
   FusionOp fusion;
   OpBuilder &b;
@@ -141,6 +151,7 @@ private:
   int64_t blocksPerRow = 1; // > 1: an elementwise row longer than a block
   int64_t partialRows = 1;  // > 1: a block's rows, summed in column partials
   bool hasStatistics = false, hasRope = false;
+  SmallVector<bool> e4m3; // by result: stored in e4m3 with a scale a row
   Value block, rowInBlock;
   int64_t lanes = 1; // of the loop being emitted
   Value lane;        // this thread's index within its row's threads
@@ -170,6 +181,8 @@ void GpuKernelBuilder::chooseShape() {
     else if (isRowOp(&op))
       hasStatistics = true;
   }
+  // An e4m3 result's row maximum is a statistic too.
+  hasStatistics |= llvm::is_contained(e4m3, true);
   hasRope = !positions.empty();
   SmallVector<Value> memoryValues;
   for (Value arg : body.getArguments())
@@ -761,6 +774,54 @@ Value GpuKernelBuilder::emitRowElement(Operation *op, Value j) {
   return arith::SelectOp::create(b, loc, inRotated, rotatedValue, self);
 }
 
+Value GpuKernelBuilder::e4m3Factor(Value value, Value scales) {
+  Type stored = elementOf(value);
+  Value amax = reduceRow(rowLength(value), Combine::Max, [&](Value j) {
+    Value x = convertElements(b, loc, load(value, j), stored);
+    return math::AbsFOp::create(b, loc, convertElements(b, loc, x, b.getF32Type()));
+  });
+  // As the runtime's conversion (hal/cuda/Dequantize.cu): 448 is e4m3's
+  // largest finite value.
+  Value positive = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, amax, f32(0.0));
+  Value factor = arith::SelectOp::create(
+      b, loc, positive, arith::DivFOp::create(b, loc, f32(448.0), amax), f32(1.0));
+  Value scale = arith::SelectOp::create(
+      b, loc, positive, arith::DivFOp::create(b, loc, amax, f32(448.0)), f32(1.0));
+  Value first = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, lane, index(0));
+  auto ifFirst = scf::IfOp::create(b, loc, first, false);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(&ifFirst.getThenRegion().front());
+    memref::StoreOp::create(b, loc, scale, scales, leadingIndices(value));
+  }
+  return factor;
+}
+
+void GpuKernelBuilder::storeE4m3(Value x, Value factor, Value output, ValueRange indices) {
+  x = arith::MulFOp::create(b, loc, x, broadcast(factor));
+  // cvt.rn.satfinite.e4m3x2.f32 puts its first operand in the high byte.
+  auto pair = [&](Value low, Value high) -> Value {
+    return NVVM::ConvertF32x2ToF8x2Op::create(
+        b, loc, b.getI16Type(), high, low, NVVM::FPRoundingMode::RN,
+        NVVM::SaturationMode::SATFINITE, false, Float8E4M3FNType::get(b.getContext()));
+  };
+  if (lanes == 1) {
+    Value byte = arith::TruncIOp::create(b, loc, b.getI8Type(), pair(x, f32(0.0)));
+    memref::StoreOp::create(b, loc, byte, output, indices);
+    return;
+  }
+  SmallVector<Value> pairs;
+  for (int64_t i = 0; i < lanes; i += 2)
+    pairs.push_back(pair(vector::ExtractOp::create(b, loc, x, i),
+                         vector::ExtractOp::create(b, loc, x, i + 1)));
+  Value halves = vector::FromElementsOp::create(
+      b, loc, VectorType::get({lanes / 2}, b.getI16Type()), pairs);
+  Value bytes =
+      vector::BitCastOp::create(b, loc, VectorType::get({lanes}, b.getI8Type()), halves);
+  vector::StoreOp::create(b, loc, bytes, output, indices, false,
+                          vectorAlign(b.getI8Type()));
+}
+
 FailureOr<func::FuncOp> GpuKernelBuilder::build(StringRef name) {
   if (failed(checkFusionRows(fusion, "GPU")))
     return failure();
@@ -775,8 +836,13 @@ FailureOr<func::FuncOp> GpuKernelBuilder::build(StringRef name) {
   SmallVector<Type> argTypes;
   for (Value arg : body.getArguments())
     argTypes.push_back(memrefType(arg));
-  for (Value result : fusion->getResults())
-    argTypes.push_back(memrefType(result));
+  for (auto [i, result] : llvm::enumerate(fusion->getResults()))
+    argTypes.push_back(e4m3[i] ? MemRefType::get(shapeOf(result), b.getI8Type())
+                               : memrefType(result));
+  // After the results: each e4m3 result's scales, one a row.
+  for (auto [i, result] : llvm::enumerate(fusion->getResults()))
+    if (e4m3[i])
+      argTypes.push_back(MemRefType::get(shapeOf(result).drop_back(), b.getF32Type()));
   auto func = func::FuncOp::create(b, loc, name, b.getFunctionType(argTypes, {}));
   int64_t blockThreads = threadsPerRow / blocksPerRow * rowsPerBlock;
   func->setAttr(kGridAttr, b.getI64IntegerAttr(llvm::divideCeil(rows, rowsPerBlock) *
@@ -787,7 +853,10 @@ FailureOr<func::FuncOp> GpuKernelBuilder::build(StringRef name) {
   b.setInsertionPointToStart(entry);
   for (auto [arg, memref] : llvm::zip(body.getArguments(), entry->getArguments()))
     memrefOf[arg] = memref;
-  ValueRange outputs = entry->getArguments().take_back(fusion->getNumResults());
+  ValueRange outputs =
+      entry->getArguments().drop_front(body.getNumArguments()).take_front(fusion->getNumResults());
+  ValueRange scaleArgs =
+      entry->getArguments().drop_front(body.getNumArguments() + fusion->getNumResults());
 
   Value tid = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x);
   block = gpu::BlockIdOp::create(b, loc, gpu::Dimension::x);
@@ -863,6 +932,10 @@ FailureOr<func::FuncOp> GpuKernelBuilder::build(StringRef name) {
   for (Operation &op : body.without_terminator())
     if (isRowOp(&op))
       emitStatistics(&op);
+  DenseMap<unsigned, Value> e4m3Factors;
+  for (auto [i, value] : llvm::enumerate(yielded))
+    if (e4m3[i])
+      e4m3Factors[i] = e4m3Factor(value, scaleArgs[e4m3Factors.size()]);
   // Every result is computed before any is stored: a result may be written
   // in place over an input that another result still reads (AdamW's new
   // moment over the old, read again by the parameter's update).
@@ -872,8 +945,10 @@ FailureOr<func::FuncOp> GpuKernelBuilder::build(StringRef name) {
     if (!rowShapeOf(fusion).empty())
       indices.push_back(j);
     SmallVector<Value> values;
-    for (auto [value, result] : llvm::zip(yielded, fusion->getResults()))
-      values.push_back(convertElements(b, loc, load(value, j), elementOf(result)));
+    for (auto [i, value, result] : llvm::enumerate(yielded, fusion->getResults())) {
+      Value x = convertElements(b, loc, load(value, j), elementOf(result));
+      values.push_back(e4m3[i] ? convertElements(b, loc, x, b.getF32Type()) : x);
+    }
     for (auto [i, x, output, result] :
          llvm::enumerate(values, outputs, fusion->getResults())) {
       if (fusion.isColumnPartial(i)) {
@@ -884,7 +959,9 @@ FailureOr<func::FuncOp> GpuKernelBuilder::build(StringRef name) {
           accumulatePartial(x, output, j);
         continue;
       }
-      if (lanes == 1)
+      if (e4m3[i])
+        storeE4m3(x, e4m3Factors.lookup(i), output, indices);
+      else if (lanes == 1)
         memref::StoreOp::create(b, loc, x, output, indices);
       else
         vector::StoreOp::create(b, loc, x, output, indices, false,
@@ -920,8 +997,9 @@ FailureOr<func::FuncOp> GpuKernelBuilder::build(StringRef name) {
 } // namespace
 
 FailureOr<func::FuncOp> buildGpuFusionKernel(FusionOp fusion, StringRef name,
-                                             OpBuilder &builder) {
-  return GpuKernelBuilder(fusion, builder).build(name);
+                                             OpBuilder &builder,
+                                             ArrayRef<unsigned> e4m3Results) {
+  return GpuKernelBuilder(fusion, builder, e4m3Results).build(name);
 }
 
 } // namespace gai

@@ -29,9 +29,16 @@ inline constexpr llvm::StringLiteral kPreloadAttr = "gai.preload";
 /// softmax's max and sum, a reduction's value), computed with warp shuffles
 /// or gpu.all_reduce, and every element is computed where it is stored.
 /// Fails with a diagnostic on the fusion op like the CPU builder.
+///
+/// Each result in `e4m3Results` (a bf16 row result that only fp8 GEMMs
+/// read) is stored as e4m3 [..., k] (i8 memory) times 448 / its row's
+/// largest |x|, and an f32 argument after the results gets each row's
+/// scale (largest / 448): the fp8 GEMM's A and its row scales, made where
+/// A is made instead of by a kernel of the GEMM's own.
 mlir::FailureOr<mlir::func::FuncOp>
 buildGpuFusionKernel(mlir::gai::FusionOp fusion, llvm::StringRef name,
-                     mlir::OpBuilder &builder);
+                     mlir::OpBuilder &builder,
+                     llvm::ArrayRef<unsigned> e4m3Results = {});
 
 } // namespace gai
 

@@ -166,7 +166,13 @@ private:
                             Value residual, bool transposeLhs,
                             bool transposeRhs, exec::Activation activation,
                             Value gate = {});
-  FailureOr<FlatSymbolRefAttr> kernelFor(FusionOp fusion);
+  FailureOr<FlatSymbolRefAttr> kernelFor(FusionOp fusion, ArrayRef<unsigned> e4m3Results);
+  /// Whether fusion result `v` is read only by fp8 GEMMs as their A, so
+  /// that its kernel may write it in e4m3 with row scales (ExecOptions).
+  bool onlyFp8GemmsRead(Value v);
+  /// Finds the fusion results written in e4m3 and places their scales
+  /// after the e4m3 bytes, in the result's own (bf16-sized) buffer.
+  void placeE4m3Results(func::FuncOp func);
   /// The folded-norm operands of the exec.gemm just emitted for `op`.
   void addNormFolds(Operation *op);
   RefAttr weightRef(ParamOp param);
@@ -222,6 +228,8 @@ private:
   // squares, all in one buffer the entry zeroes first.
   DenseMap<Operation *, const NormFold *> foldOfNorm, foldOfProducer, foldOfConsumer;
   RefAttr squares;
+  /// The row scales of each fusion result written in e4m3.
+  DenseMap<Value, RefAttr> e4m3ScalesOf;
 };
 
 RefAttr Lowering::weightRef(ParamOp param) {
@@ -276,11 +284,12 @@ FailureOr<RefAttr> Lowering::stateRef(StringRef name, Type type, Location loc,
   return ref;
 }
 
-FailureOr<FlatSymbolRefAttr> Lowering::kernelFor(FusionOp fusion) {
+FailureOr<FlatSymbolRefAttr> Lowering::kernelFor(FusionOp fusion,
+                                                 ArrayRef<unsigned> e4m3Results) {
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToEnd(moduleBody);
   FailureOr<func::FuncOp> kernel =
-      options.gpuKernels ? buildGpuFusionKernel(fusion, "kernel", b)
+      options.gpuKernels ? buildGpuFusionKernel(fusion, "kernel", b, e4m3Results)
                          : buildFusionKernel(fusion, "kernel", b);
   if (failed(kernel))
     return failure();
@@ -306,6 +315,71 @@ FailureOr<FlatSymbolRefAttr> Lowering::kernelFor(FusionOp fusion) {
   kernel->setSymName(name);
   kernels.try_emplace(text, *kernel);
   return FlatSymbolRefAttr::get(kernel->getSymNameAttr());
+}
+
+bool Lowering::onlyFp8GemmsRead(Value v) {
+  auto type = dyn_cast<RankedTensorType>(v.getType());
+  if (!options.e4m3ActivationRows || !type || !type.getElementType().isBF16() ||
+      type.getRank() < 2)
+    return false;
+  const int64_t k = type.getShape().back(), rows = product(type.getShape().drop_back());
+  // cuBLASLt's fp8 GEMM takes K in multiples of 16; GEMV-sized GEMMs read
+  // bf16 A.
+  if (k % 16 != 0 || rows <= options.e4m3ActivationRows)
+    return false;
+  SmallVector<Value> values{v};
+  while (!values.empty()) {
+    Value x = values.pop_back_val();
+    for (OpOperand &use : x.getUses()) {
+      Operation *user = use.getOwner();
+      if (auto reshape = dyn_cast<ReshapeOp>(user)) {
+        if (tensorOf(reshape.getResult()).getShape().back() != k)
+          return false;
+        values.push_back(reshape.getResult());
+        continue;
+      }
+      // A plain product: no bias, residual or activation in its epilogue.
+      auto gemm = dyn_cast<GemmOp>(user);
+      auto matmul = dyn_cast<MatmulOp>(user);
+      if (gemm && (gemm.getBias() || gemm.getResidual() ||
+                   gemm.getActivation() != EpilogueActivation::None))
+        return false;
+      if ((!gemm && !matmul) || use.getOperandNumber() != 0 || foldOfConsumer.count(user))
+        return false;
+      Value rhs = user->getOperand(1);
+      bool transposeLhs = gemm ? gemm.getTransposeLhs() : matmul.getTransposeLhs();
+      bool transposeRhs = gemm ? gemm.getTransposeRhs() : matmul.getTransposeRhs();
+      auto weight = rhs.getDefiningOp<DequantizeOp>();
+      if (transposeLhs || !transposeRhs || rhs == x || !weight ||
+          weight.getFormat() != QuantFormat::Fp8E4M3 || tensorOf(rhs).getRank() != 2 ||
+          !tensorOf(user->getResult(0)).getElementType().isBF16())
+        return false;
+    }
+  }
+  return true;
+}
+
+void Lowering::placeE4m3Results(func::FuncOp func) {
+  e4m3ScalesOf.clear();
+  if (!options.e4m3ActivationRows)
+    return;
+  func.walk([&](FusionOp fusion) {
+    if (fusion.getPartialRows() || foldOfNorm.count(fusion))
+      return;
+    for (auto [i, result] : llvm::enumerate(fusion->getResults())) {
+      RefAttr r = ref(result);
+      if (fusion.isColumnPartial(i) || !r || r.getSpace() != Space::Arena ||
+          !onlyFp8GemmsRead(result))
+        continue;
+      ArrayRef<int64_t> shape = tensorOf(result).getShape();
+      const int64_t rows = product(shape.drop_back()), bytes = rows * shape.back();
+      // The e4m3 bytes take half the bf16 buffer; the scales go after them.
+      const int64_t scalesAt = alignUp(bytes);
+      if (scalesAt + rows * 4 > r.getSize())
+        continue;
+      e4m3ScalesOf[result] = slice(r, scalesAt, rows * 4);
+    }
+  });
 }
 
 static exec::WeightFormat weightFormatOf(QuantFormat format) {
@@ -395,6 +469,12 @@ LogicalResult Lowering::lowerMatmul(Operation *op, Value lhs, Value rhs,
                      : sparseGate ? sparseGate.getValues()
                                   : gate;
   RefAttr a = ref(lhs), bRef = ref(stored), c = ref(op->getResult(0));
+  Value lhsOrigin = lhs;
+  while (auto reshape = lhsOrigin.getDefiningOp<ReshapeOp>())
+    lhsOrigin = reshape.getInput();
+  RefAttr aScale = e4m3ScalesOf.lookup(lhsOrigin);
+  if (aScale)
+    a = slice(a, 0, product(ls)); // e4m3: a byte an element
   RefAttr biasRef = bias ? ref(bias) : none();
   RefAttr residualRef = residual ? ref(residual) : none();
   Type element = tensorOf(lhs).getElementType();
@@ -415,9 +495,11 @@ LogicalResult Lowering::lowerMatmul(Operation *op, Value lhs, Value rhs,
         /*a_squares=*/RefAttr(), /*a_norm_eps=*/nullptr, b.getBoolAttr(wideC),
         /*weight_format=*/nullptr, /*b_scale=*/RefAttr(), /*b_zero=*/RefAttr(),
         /*gate_scale=*/RefAttr(), /*gate_zero=*/RefAttr(), /*group=*/nullptr,
-        /*b_meta=*/RefAttr(), /*gate_meta=*/RefAttr());
+        /*b_meta=*/RefAttr(), /*gate_meta=*/RefAttr(), /*a_scale=*/RefAttr());
     if (quantB)
       setQuantized(b.getInsertionBlock()->back(), quantB, quantGate);
+    if (aScale)
+      cast<exec::GemmOp>(b.getInsertionBlock()->back()).setAScaleAttr(aScale);
     if (sparseB)
       setSparse(b.getInsertionBlock()->back(), sparseB, sparseGate);
   };
@@ -508,14 +590,24 @@ LogicalResult Lowering::lowerOp(Operation *op) {
   if (auto fusion = dyn_cast<FusionOp>(op)) {
     if (foldOfNorm.count(op))
       return success(); // the GEMMs around it do its work
-    FailureOr<FlatSymbolRefAttr> kernel = kernelFor(fusion);
-    if (failed(kernel))
-      return failure();
-    SmallVector<Attribute> args;
+    SmallVector<unsigned> e4m3Results;
+    SmallVector<Attribute> args, scales;
     for (Value input : fusion.getInputs())
       args.push_back(ref(input));
-    for (Value result : fusion->getResults())
-      args.push_back(ref(result));
+    for (auto [i, result] : llvm::enumerate(fusion->getResults())) {
+      RefAttr scale = e4m3ScalesOf.lookup(result);
+      if (!scale) {
+        args.push_back(ref(result));
+        continue;
+      }
+      e4m3Results.push_back(static_cast<unsigned>(i));
+      args.push_back(slice(ref(result), 0, product(tensorOf(result).getShape())));
+      scales.push_back(scale);
+    }
+    llvm::append_range(args, scales);
+    FailureOr<FlatSymbolRefAttr> kernel = kernelFor(fusion, e4m3Results);
+    if (failed(kernel))
+      return failure();
     exec::LaunchOp::create(b, loc, *kernel, b.getArrayAttr(args));
     return success();
   }
@@ -933,6 +1025,8 @@ LogicalResult Lowering::lowerFunction(func::FuncOp func) {
   entry.setArenaSizeAttr(b.getI64IntegerAttr(plan.arenaSize));
   if (squares) // the folded norms' f64 sums start at zero (0.0 has zero bits in any width)
     exec::FillOp::create(b, loc, squares, i64(0), TypeAttr::get(b.getF32Type()));
+
+  placeE4m3Results(func);
 
   // A folded norm's weight is read by the GEMM before the norm: placed first.
   for (const NormFold &fold : folds)

@@ -25,6 +25,11 @@ struct ExecOptions {
   /// result sooner (collectBuffers), for the ops after it to run beside it
   /// on another stream; 0: never.
   int64_t besideWindow = 0;
+  /// A kernel's bf16 result that only fp8 GEMMs of more than this many rows
+  /// read, as their A, is written by the kernel in e4m3 with a scale a row
+  /// (buildGpuFusionKernel), and the GEMMs read that (exec.gemm's a_scale)
+  /// instead of making A e4m3 in a launch of their own; 0: never.
+  int64_t e4m3ActivationRows = 0;
 };
 
 /// The beside window gaic uses for the CUDA target: a weight gradient's GEMM

@@ -6,6 +6,7 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -26,6 +27,7 @@ struct LowerToExecPass : impl::GaiLowerToExecBase<LowerToExecPass> {
     foldNormRows = options.foldNormRows;
     besideWindow = options.besideWindow;
     paramsInState = options.paramsInState;
+    e4m3ActivationRows = options.e4m3ActivationRows;
   }
 
   void runOnOperation() override {
@@ -35,6 +37,7 @@ struct LowerToExecPass : impl::GaiLowerToExecBase<LowerToExecPass> {
     options.foldNormRows = foldNormRows;
     options.besideWindow = besideWindow;
     options.paramsInState = paramsInState;
+    options.e4m3ActivationRows = gpuKernels ? static_cast<int64_t>(e4m3ActivationRows) : 0;
     mlir::ModuleOp module = getOperation();
     mlir::FailureOr<mlir::OwningOpRef<mlir::ModuleOp>> lowered =
         lowerToExec(module, options);

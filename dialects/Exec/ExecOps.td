@@ -177,7 +177,8 @@ def Exec_GemmOp : Exec_Command<"gemm"> {
       OptionalAttr<Exec_RefAttr>:$b_scale, OptionalAttr<Exec_RefAttr>:$b_zero,
       OptionalAttr<Exec_RefAttr>:$gate_scale, OptionalAttr<Exec_RefAttr>:$gate_zero,
       DefaultValuedAttr<I64Attr, "0">:$group,
-      OptionalAttr<Exec_RefAttr>:$b_meta, OptionalAttr<Exec_RefAttr>:$gate_meta);
+      OptionalAttr<Exec_RefAttr>:$b_meta, OptionalAttr<Exec_RefAttr>:$gate_meta,
+      OptionalAttr<Exec_RefAttr>:$a_scale);
   let description = [{
     `element` is the type of a, b, c, bias and residual; the product
     accumulates in f32. `wide_c` (bf16 operands, no bias): c and residual
@@ -199,6 +200,11 @@ def Exec_GemmOp : Exec_Command<"gemm"> {
     from a gai.decompress): b is the kept values [n, k / 2] in `element`
     and `b_meta` their positions [n, k / 8] (gai/Sparsity.h); a gate is
     stored alike, with `gate_meta`.
+
+    With `a_scale` (fp8 weights, bf16 element, batch 1, no gate): a is
+    e4m3 [m, k] and `a_scale` f32 [m] its rows' scales, a row of the bf16
+    product's A being a's row times its scale: made by the kernel that
+    makes A (buildGpuFusionKernel's e4m3 results).
   }];
 }
 

@@ -271,6 +271,7 @@ cmd::Gemm decodeGemm(Checker &check, const format::Gemm &t) {
   g.group = t.group();
   g.bMeta = check.buffer(t.b_meta(), "b_meta", true);
   g.gateMeta = check.buffer(t.gate_meta(), "gate_meta", true);
+  g.aScale = check.buffer(t.a_scale(), "a_scale", true);
   check.known(g.activation, format::Activation::MAX, "activation");
   check.known(g.weightFormat, format::WeightFormat::MAX, "weight_format");
   int64_t e = check.floatBytes(g.dtype);
@@ -302,7 +303,17 @@ cmd::Gemm decodeGemm(Checker &check, const format::Gemm &t) {
                 "a gated GEMM takes at most " + std::to_string(kMostGatedGemmRows) +
                     " rows of A by weights stored [n, k] (transpose_b, k a multiple of 8), "
                     "an activation, and no bias or residual");
-  check.holds(g.a, "a", {lastEnd(g.strideA, g.m, g.k, "a"), e});
+  if (g.aScale.present()) {
+    check.require(g.weightFormat == format::WeightFormat::Fp8E4M3 &&
+                      g.dtype == format::DType::BF16 && g.batch == 1 && !g.transposeA &&
+                      g.transposeB && !g.gate.present() && !g.wideC &&
+                      !g.aSquares.present() && g.k % 16 == 0 && g.m > kMostGatedGemmRows,
+                  "a_scale (A in e4m3 with a scale a row) takes fp8 weights stored [n, k] "
+                  "under bf16 a and c, batch 1, no gate, f32 c or folded norm, k a multiple "
+                  "of 16 and more than " + std::to_string(kMostGatedGemmRows) + " rows");
+    check.holds(g.aScale, "a_scale", {g.m, 4});
+  }
+  check.holds(g.a, "a", {lastEnd(g.strideA, g.m, g.k, "a"), g.aScale.present() ? 1 : e});
   check.require(g.sparse24() || (!g.bMeta.present() && !g.gateMeta.present()),
                 "only 2:4 weights take b_meta and gate_meta");
   if (g.sparse24()) {
@@ -969,7 +980,7 @@ std::vector<Buffer> buffersOf(const Command &command) {
         if constexpr (std::is_same_v<C, cmd::Gemm>)
           add({c.a, c.b, c.c, c.bias, c.residual, c.gate, c.normWeight, c.normOut,
                c.normSquares, c.aSquares, c.bScale, c.bZero, c.gateScale, c.gateZero, c.bMeta,
-               c.gateMeta});
+               c.gateMeta, c.aScale});
         else if constexpr (std::is_same_v<C, cmd::Attention>)
           add({c.q, c.k, c.v, c.out, c.queryStart, c.kNew, c.vNew, c.ropePositions, c.lse});
         else if constexpr (std::is_same_v<C, cmd::AttentionGrad>)

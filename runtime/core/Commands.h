@@ -55,6 +55,9 @@ struct Gemm {
   /// [n, k / 2] in dtype, bMeta their positions [n, k / 8]; a gate's are
   /// stored alike, with gateMeta.
   Buffer bMeta, gateMeta;
+  /// Fp8 b over bf16 a and c: a is e4m3 [m, k] with aScale f32 [m] its
+  /// rows' scales, made by the kernel that made A. Size 0: none.
+  Buffer aScale;
   /// Not float: quantized or 2:4 (both stored [n, k] as one matrix).
   bool quantized() const { return weightFormat != format::WeightFormat::Float; }
   bool sparse24() const { return weightFormat == format::WeightFormat::Sparse24; }

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <tuple>
@@ -105,6 +106,35 @@ TEST_P(CudaQuantized, Int8GenerationRunsAndAgreesWithItself) {
               "greedy tokens\n",
               family, dtype, static_cast<long long>(same), (*both)[0].size());
 }
+
+// fp8 prefill in bf16: the kernels that make a GEMM's A (the RMSNorm, the
+// SwiGLU) write it in e4m3 with a scale a row, as the GEMM's own
+// conversion would from their bf16 result (the same rounding to bf16, the
+// same row maximum and factor), so the logits equal, to the bit, those of
+// the same model compiled with --fuse-fp8-activations=false.
+class CudaFusedFp8Activations : public ::testing::TestWithParam<const char *> {};
+
+TEST_P(CudaFusedFp8Activations, EqualTheGemmsOwnConversion) {
+  SKIP_WITHOUT_GPU();
+  const std::string family = GetParam();
+  auto fused = open(family + "-bf16-fp8-forward.gai", "cuda");
+  auto apart = open(family + "-bf16-fp8unfused-forward.gai", "cuda");
+  ASSERT_TRUE(fused && apart);
+  std::vector<int32_t> ids = fixtureIds(family, "input_ids");
+  std::vector<float> want = forwardLogits(*apart, ids);
+  for (int run = 0; run < 2; ++run) { // the second replays the CUDA graph
+    std::vector<float> got = forwardLogits(*fused, ids);
+    ASSERT_EQ(got.size(), want.size());
+    size_t differ = 0;
+    for (size_t i = 0; i < got.size(); ++i)
+      differ += std::memcmp(&got[i], &want[i], sizeof(float)) != 0;
+    EXPECT_EQ(differ, 0u) << family << ": " << differ << " of " << got.size()
+                          << " logits differ";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, CudaFusedFp8Activations,
+                         ::testing::Values("llama", "qwen2", "gemma", "mistral"));
 
 std::string caseName(const ::testing::TestParamInfo<Case> &info) {
   return std::string(std::get<0>(info.param)) + "_" + std::get<1>(info.param) + "_" +

@@ -51,6 +51,9 @@ struct Options {
   int64_t normWeightBytes = 16, normOutRowBytes = 16;
   // The plain GEMM's bias (n = 4 f32) and wide_c.
   bool plainBias = false, plainWide = false;
+  // The plain GEMM's A in e4m3 with row scales (a_scale), which only fp8
+  // weights take.
+  int64_t plainAScaleBytes = 0;
   // A GEMM over 2:4 weights instead ([4, 8] as values [4, 4] and metadata
   // [4, 1]), how many metadata bytes it names, and whether b is transposed.
   bool sparse = false, sparseTransposed = true;
@@ -146,7 +149,8 @@ std::vector<uint8_t> build(const Options &o = {}) {
   fmt::BufferRef values(fmt::Space::Weights, 0, 64),
       meta(fmt::Space::Weights, 64, o.sparseMetaBytes),
       gateValues(fmt::Space::Weights, 128, o.sparseGate ? 64 : 0),
-      gateMeta(fmt::Space::Weights, 192, o.sparseGate && o.sparseGateMeta ? 4 : 0);
+      gateMeta(fmt::Space::Weights, 192, o.sparseGate && o.sparseGateMeta ? 4 : 0),
+      aScale(fmt::Space::Arena, 512, o.plainAScaleBytes);
   auto gemm = o.sparse ? fmt::CreateGemm(b, &x, &values, &c, &none, &none, 1, 1, 4, 8, false,
                                          o.sparseTransposed, 0, 0, 0,
                                          o.sparseGate ? fmt::Activation::Silu
@@ -166,7 +170,9 @@ std::vector<uint8_t> build(const Options &o = {}) {
                   : fmt::CreateGemm(b, &x, &w, &c, &plainBias, &none, o.gemmBatch, 1, 4, 4,
                                     false, false, 0, 0, o.gemmStrideC, fmt::Activation::None,
                                     o.plainWide ? fmt::DType::BF16 : fmt::DType::F32, &none,
-                                    &none, &none, &none, 0.0f, &none, 0.0f, o.plainWide);
+                                    &none, &none, &none, 0.0f, &none, 0.0f, o.plainWide,
+                                    fmt::WeightFormat::Float, &none, &none, &none, &none, 0,
+                                    &none, &none, &aScale);
   std::vector<fmt::BufferRef> launchArgs = {c, y};
   auto launch = fmt::CreateLaunchDirect(b, o.launchKernel, &launchArgs);
   auto fill = fmt::CreateFill(b, &y, 0x3f800000u, fmt::DType::F32);
@@ -308,10 +314,20 @@ TEST(Artifact, WrongIdentifierOrVersion) {
 
 TEST(Artifact, FooterFromAnotherSchemaVersion) {
   std::vector<uint8_t> bytes = build();
-  bytes[bytes.size() - kArtifactFooterSize + 4] = 15; // before parameter copies
+  bytes[bytes.size() - kArtifactFooterSize + 4] = 16; // before e4m3 A (a_scale)
   EXPECT_EQ(loadError(bytes),
-            "m.gai: schema version 15, this runtime reads version 16; recompile "
+            "m.gai: schema version 16, this runtime reads version 17; recompile "
             "with a matching gaic");
+}
+
+// A in e4m3 with row scales is for fp8 weights over bf16 A and C only.
+TEST(Artifact, AnE4m3AOverFloatWeightsIsRefused) {
+  Options o;
+  o.plainAScaleBytes = 4;
+  EXPECT_EQ(loadError(build(o)),
+            "m.gai: entry 'decode': step 0 (gemm): a_scale (A in e4m3 with a scale a row) "
+            "takes fp8 weights stored [n, k] under bf16 a and c, batch 1, no gate, f32 c or "
+            "folded norm, k a multiple of 16 and more than 8 rows");
 }
 
 TEST(Artifact, OutOfBoundsBuffersAreRefused) {

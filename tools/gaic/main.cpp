@@ -199,6 +199,11 @@ cl::list<std::string> quantSkip(
 cl::opt<bool> quantFp8PerRow("quant-fp8-per-row",
                              cl::desc("fp8: a scale per row instead of one per tensor"),
                              cl::cat(category));
+cl::opt<bool> fuseFp8Activations(
+    "fuse-fp8-activations",
+    cl::desc("cuda (sm_90), fp8: the kernel that makes a prefill GEMM's input writes it "
+             "in e4m3 with a scale a row (default on); off: the GEMM converts it"),
+    cl::init(true), cl::cat(category));
 
 cl::opt<std::string> prunePattern(
     "prune",
@@ -413,6 +418,7 @@ int main(int argc, char **argv) {
   options.quantize.group = quantGroup;
   options.quantize.skip.assign(quantSkip.begin(), quantSkip.end());
   options.quantize.fp8PerRow = quantFp8PerRow;
+  options.fuseFp8Activations = fuseFp8Activations;
   options.prune.pattern = prunePattern;
   options.prune.skip.assign(pruneSkip.begin(), pruneSkip.end());
   options.prune.heads = pruneHeads;

@@ -90,6 +90,9 @@ public:
     if (g.normOut.present() || g.aSquares.present())
       return Status::error("an RMSNorm folded into GEMMs has no CPU kernel (the cuda "
                            "target's decode GEMV does it)");
+    if (g.aScale.present())
+      return Status::error("an e4m3 A with row scales (a_scale) has no CPU kernel (the cuda "
+                           "target's fp8 GEMM reads it)");
     if (g.wideC)
       return Status::error("an f32 residual over bf16 operands (wide_c) has no CPU kernel "
                            "(the CPU computes in f32 only)");

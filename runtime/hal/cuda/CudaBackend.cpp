@@ -390,6 +390,7 @@ GemmDesc CudaBackend::gemmDesc(const cmd::Gemm &g) const {
   d.quant.group = g.group;
   d.quant.meta = ptr(g.bMeta);
   d.quant.gateMeta = ptr(g.gateMeta);
+  d.aRowScales = reinterpret_cast<const float *>(ptr(g.aScale));
   const bool fp8 = g.weightFormat == format::WeightFormat::Fp8E4M3;
   d.quant.perTensor = fp8 && g.perTensorScale();
   d.quant.gatePerTensor = fp8 && g.gateScale.size == 4;

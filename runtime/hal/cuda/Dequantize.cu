@@ -245,4 +245,19 @@ void quantizeFp8Rows(const void *a, int64_t m, int64_t k, uint8_t *out, float *r
                                                     all);
 }
 
+void fillFp8Scales(const Fp8ScaleFill *fills, int fillCount, cudaStream_t stream) {
+  // No rows: the conversion kernel's blocks only fill.
+  Fp8ScaleFills all{};
+  all.count = std::min(fillCount, kFp8ScaleFills);
+  int64_t most = 0;
+  for (int f = 0; f < all.count; ++f) {
+    all.fill[f] = fills[f];
+    most = std::max(most, fills[f].n);
+  }
+  if (most == 0)
+    return;
+  const auto blocks = static_cast<unsigned>((most + kThreads - 1) / kThreads);
+  toFp8RowsKernel<<<blocks, kThreads, 0, stream>>>(nullptr, 0, 0, nullptr, nullptr, all);
+}
+
 } // namespace gai::cuda

@@ -73,6 +73,7 @@ bool gemvShaped(const GemmDesc &d, Elem elem) {
   // The GEMV unpacks 2:4 values into bf16: f32 ones go through the dense
   // scratch and cuBLASLt.
   return (d.quant.format != WeightFormat::Sparse24 || elem == Elem::BF16) && d.alpha == 1.0f &&
+         !d.aRowScales &&
          d.m <= kGemvRows && d.batch == 1 && d.transposeB &&
          !d.transposeA && d.k % 8 == 0 && aligned16(d.a) && aligned(d.b, weightAlignment) &&
          aligned(d.gate, weightAlignment);
@@ -242,6 +243,9 @@ GemmPlan::createQuantized(cublasLtHandle_t handle, const GemmDesc &desc, Elem el
   };
   if (desc.batch != 1 || desc.transposeA || !desc.transposeB || desc.k % 8 != 0)
     return Status::error("quantized weights are one matrix stored [n, k]");
+  if (desc.aRowScales)
+    return createFp8OverE4m3(handle, desc, elem, workspaceBytes, tuneWorkspace,
+                             tuneCandidates, scratch);
   // cuBLASLt's fp8 GEMM wants both operands K-major (ours are), 16-byte
   // aligned, with K a multiple of 16. A gets a scale a row where cuBLASLt
   // takes vectors of scales (since 12.9 on Hopper): one launch to make it,
@@ -309,6 +313,51 @@ GemmPlan::createQuantized(cublasLtHandle_t handle, const GemmDesc &desc, Elem el
   auto plan = createLt(handle, d, elem, workspaceBytes, tuneWorkspace, tuneCandidates);
   if (plan)
     (*plan)->dequant_ = Dequantization{desc.b, q, desc.n, desc.k, scratch.data};
+  return plan;
+}
+
+StatusOr<std::unique_ptr<GemmPlan>>
+GemmPlan::createFp8OverE4m3(cublasLtHandle_t handle, const GemmDesc &desc, Elem elem,
+                            size_t workspaceBytes, void *tuneWorkspace, int tuneCandidates,
+                            const QuantScratch &scratch) {
+  const QuantizedWeights &q = desc.quant;
+  const std::string shape = std::to_string(desc.m) + "x" + std::to_string(desc.n) + "x" +
+                            std::to_string(desc.k);
+  // No float copy of A exists to fall back on.
+  const std::string recompile = "; recompile with gaic --fuse-fp8-activations=false";
+  if (q.format != WeightFormat::Fp8E4M3 || elem != Elem::BF16 || desc.k % 16 != 0 ||
+      !aligned16(desc.a) || !aligned16(desc.b) || !aligned16(desc.aRowScales))
+    return Status::error("a " + shape + " GEMM reading A in e4m3 needs fp8 weights, bf16 "
+                         "c, k a multiple of 16 and 16-byte aligned A, weights and scales" +
+                         recompile);
+  const float *weightScales = q.scale;
+  std::shared_ptr<float> spread;
+  if (q.perTensor) {
+    // The weights are in place when plans are made (as for 2:4 weights):
+    // the scale is spread once, here, not by a launch each step.
+    if (!desc.constantB)
+      return Status::error("a " + shape + " GEMM reading A in e4m3 takes weights that no step "
+                           "writes" + recompile);
+    float *out = nullptr;
+    if (cudaError_t e = cudaMalloc(&out, static_cast<size_t>(desc.n) * sizeof(float));
+        e != cudaSuccess)
+      return Status::error(std::string("cudaMalloc (fp8 weight scales): ") +
+                           cudaGetErrorString(e));
+    spread.reset(out, [](float *p) { cudaFree(p); });
+    const Fp8ScaleFill fill{q.scale, desc.n, out};
+    fillFp8Scales(&fill, 1, nullptr);
+    if (cudaError_t e = cudaDeviceSynchronize(); e != cudaSuccess)
+      return Status::error(std::string("spreading an fp8 weight scale: ") +
+                           cudaGetErrorString(e));
+    weightScales = out;
+  }
+  const Fp8Scales scales{weightScales, desc.aRowScales, true, scratch.fastFp8Accumulation};
+  auto plan = createLt(handle, desc, elem, workspaceBytes, tuneWorkspace, tuneCandidates,
+                       &scales);
+  if (!plan)
+    return Status::error("cuBLASLt has no fp8 GEMM with row scales for " + shape + " here (" +
+                         plan.status().message() + ")" + recompile);
+  (*plan)->spreadWeightScale_ = std::move(spread);
   return plan;
 }
 
@@ -584,6 +633,8 @@ bool GemmPlan::shareFp8Activations(GemmPlan &next) {
 const char *GemmPlan::quantizedRoute() const {
   if (sparse_)
     return "2:4 cuSPARSELt";
+  if (desc_.aRowScales)
+    return "fp8 GEMM, e4m3 A from its kernel";
   if (fp8_)
     return fp8_->rowScales ? "fp8 GEMM, row scales" : "fp8 GEMM";
   if (dequant_)

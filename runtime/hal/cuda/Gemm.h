@@ -44,6 +44,9 @@ struct GemmDesc {
   /// scratch for cuBLASLt, or (fp8, bf16 A) runs cuBLASLt's fp8 GEMM on A
   /// scaled into e4m3 there.
   QuantizedWeights quant;
+  /// Fp8 weights: A is e4m3 already, with these f32 scales a row (made by
+  /// the kernel that made A); else null.
+  const float *aRowScales = nullptr;
 };
 
 /// Device memory that prefill-sized GEMMs over quantized weights work in:
@@ -135,6 +138,11 @@ private:
   /// `scratch` once, at creation); an error where it cannot.
   static StatusOr<std::unique_ptr<GemmPlan>>
   createSparse(const GemmDesc &desc, Elem elem, const QuantScratch &scratch);
+  /// Fp8 weights over an A already in e4m3 with row scales (aRowScales).
+  static StatusOr<std::unique_ptr<GemmPlan>>
+  createFp8OverE4m3(cublasLtHandle_t handle, const GemmDesc &desc, Elem elem,
+                    size_t workspaceBytes, void *tuneWorkspace, int tuneCandidates,
+                    const QuantScratch &scratch);
   /// The fastest of `candidates` over scratch outputs; -1 if none ran.
   int fastest(const cublasLtMatmulHeuristicResult_t *candidates, int count,
               void *workspace, size_t workspaceBytes) const;
@@ -175,6 +183,9 @@ private:
     float *freeFloats = nullptr, *floatsEnd = nullptr; // scratch left for fills
   };
   std::optional<Fp8Activations> fp8_;
+  /// A per-tensor weight scale spread over the n entries cuBLASLt's row
+  /// scaling reads, filled once when A comes e4m3 (no launch to fill it).
+  std::shared_ptr<float> spreadWeightScale_;
   GemmPlan *fp8Head_ = nullptr; // the plan whose launch makes our e4m3 A
 };
 

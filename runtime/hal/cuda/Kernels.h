@@ -206,6 +206,8 @@ constexpr int kFp8ScaleFills = 4;
 /// scales of the GEMMs that read this A).
 void quantizeFp8Rows(const void *a, int64_t m, int64_t k, uint8_t *out, float *rowScales,
                      const Fp8ScaleFill *fills, int fillCount, cudaStream_t stream);
+/// Only the fills: each out[0, n) = *tensorScale.
+void fillFp8Scales(const Fp8ScaleFill *fills, int fillCount, cudaStream_t stream);
 
 /// For each part p (up to kGemvParts, all over the same A):
 /// C_p[m, n_p] = act_p(A[m, k]·W_p[n_p, k]ᵀ + bias_p) + residual_p, for

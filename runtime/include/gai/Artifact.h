@@ -33,7 +33,8 @@ struct DecodedEntry; // core/Commands.h
 /// packed projection: strides).
 /// 16: state may be a parameter's low-precision copy (role ParameterCopy),
 /// remade by the refresh_param_copies entry.
-inline constexpr uint32_t kArtifactSchemaVersion = 16;
+/// 17: an fp8 GEMM's A may come in e4m3 with row scales (a_scale).
+inline constexpr uint32_t kArtifactSchemaVersion = 17;
 /// The entry that remakes ParameterCopy state from its masters; the session
 /// runs it before an entry after a host write of a parameter.
 inline constexpr const char kRefreshParamCopiesEntry[] = "refresh_param_copies";
