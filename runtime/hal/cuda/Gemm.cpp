@@ -273,8 +273,17 @@ GemmPlan::createQuantized(cublasLtHandle_t handle, const GemmDesc &desc, Elem el
     auto plan = createLt(handle, d, elem, workspaceBytes, tuneWorkspace, tuneCandidates,
                          &rowScaled);
     if (plan) {
-      (*plan)->fp8_ = rows;
-      return plan;
+      std::unique_ptr<GemmPlan> picked = std::move(*plan);
+      if (rowScaled.fastAccumulation && tuneCandidates > 1) {
+        Fp8Scales promoted = rowScaled;
+        promoted.fastAccumulation = false;
+        picked = fasterFp8Form(std::move(picked),
+                               createLt(handle, d, elem, workspaceBytes, tuneWorkspace,
+                                        tuneCandidates, &promoted),
+                               tuneWorkspace, workspaceBytes);
+      }
+      picked->fp8_ = rows;
+      return picked;
     }
     if (q.perTensor) {
       Fp8Activations one{desc.a, desc.m, desc.k, base, floats, floats + kFp8Partials, 1};
@@ -357,8 +366,17 @@ GemmPlan::createFp8OverE4m3(cublasLtHandle_t handle, const GemmDesc &desc, Elem 
   if (!plan)
     return Status::error("cuBLASLt has no fp8 GEMM with row scales for " + shape + " here (" +
                          plan.status().message() + ")" + recompile);
-  (*plan)->spreadWeightScale_ = std::move(spread);
-  return plan;
+  std::unique_ptr<GemmPlan> picked = std::move(*plan);
+  if (scales.fastAccumulation && tuneCandidates > 1) {
+    Fp8Scales promoted = scales;
+    promoted.fastAccumulation = false;
+    picked = fasterFp8Form(std::move(picked),
+                           createLt(handle, desc, elem, workspaceBytes, tuneWorkspace,
+                                    tuneCandidates, &promoted),
+                           tuneWorkspace, workspaceBytes);
+  }
+  picked->spreadWeightScale_ = std::move(spread);
+  return picked;
 }
 
 StatusOr<std::unique_ptr<GemmPlan>> GemmPlan::createSparse(const GemmDesc &desc, Elem elem,
@@ -553,7 +571,7 @@ GemmPlan::createLt(cublasLtHandle_t handle, const GemmDesc &desc, Elem elem,
 }
 
 int GemmPlan::fastest(const cublasLtMatmulHeuristicResult_t *candidates, int count,
-                      void *workspace, size_t workspaceBytes) const {
+                      void *workspace, size_t workspaceBytes, float *bestMs) const {
   // Scratch C and D: the plan's own may be state (a gradient accumulated
   // into) that a trial must not touch.
   const GemmDesc &d = desc_;
@@ -562,10 +580,11 @@ int GemmPlan::fastest(const cublasLtMatmulHeuristicResult_t *candidates, int cou
   void *scratchC = nullptr, *scratchD = nullptr;
   cudaEvent_t start = nullptr, stop = nullptr;
   int best = -1;
+  float bestTime = 0;
   if (cudaMalloc(&scratchC, span) == cudaSuccess && cudaMalloc(&scratchD, span) == cudaSuccess &&
       cudaMemset(scratchC, 0, span) == cudaSuccess &&
       cudaEventCreate(&start) == cudaSuccess && cudaEventCreate(&stop) == cudaSuccess) {
-    float alpha = d.alpha, bestMs = 0;
+    float alpha = d.alpha;
     constexpr int kRuns = 3;
     for (int i = 0; i < count; ++i) {
       auto launch = [&] {
@@ -584,13 +603,15 @@ int GemmPlan::fastest(const cublasLtMatmulHeuristicResult_t *candidates, int cou
       if (!ran || cudaEventSynchronize(stop) != cudaSuccess ||
           cudaEventElapsedTime(&ms, start, stop) != cudaSuccess)
         continue;
-      if (best < 0 || ms < bestMs) {
+      if (best < 0 || ms < bestTime) {
         best = i;
-        bestMs = ms;
+        bestTime = ms;
       }
     }
   }
   cudaGetLastError(); // a failed scratch allocation leaves the first pick
+  if (bestMs)
+    *bestMs = best < 0 ? -1.0f : bestTime;
   if (start)
     cudaEventDestroy(start);
   if (stop)
@@ -598,6 +619,25 @@ int GemmPlan::fastest(const cublasLtMatmulHeuristicResult_t *candidates, int cou
   cudaFree(scratchC);
   cudaFree(scratchD);
   return best;
+}
+
+float GemmPlan::timeOfAlgorithm(void *workspace, size_t workspaceBytes) const {
+  cublasLtMatmulHeuristicResult_t picked{};
+  picked.algo = algo_;
+  float ms = -1.0f;
+  fastest(&picked, 1, workspace, workspaceBytes, &ms);
+  return ms;
+}
+
+std::unique_ptr<GemmPlan> GemmPlan::fasterFp8Form(std::unique_ptr<GemmPlan> fast,
+                                                  StatusOr<std::unique_ptr<GemmPlan>> promoted,
+                                                  void *tuneWorkspace, size_t workspaceBytes) {
+  if (!promoted || !tuneWorkspace)
+    return fast;
+  const float fastMs = fast->timeOfAlgorithm(tuneWorkspace, workspaceBytes),
+              promotedMs = (*promoted)->timeOfAlgorithm(tuneWorkspace, workspaceBytes);
+  return promotedMs >= 0 && (fastMs < 0 || promotedMs < fastMs) ? std::move(*promoted)
+                                                                 : std::move(fast);
 }
 
 bool GemmPlan::canPickGreedy(const void *logits, int64_t rows, int64_t vocab) const {

@@ -145,7 +145,16 @@ private:
                     const QuantScratch &scratch);
   /// The fastest of `candidates` over scratch outputs; -1 if none ran.
   int fastest(const cublasLtMatmulHeuristicResult_t *candidates, int count,
-              void *workspace, size_t workspaceBytes) const;
+              void *workspace, size_t workspaceBytes, float *bestMs = nullptr) const;
+  /// The time (ms) of three runs of the plan's algorithm; negative where
+  /// it did not run.
+  float timeOfAlgorithm(void *workspace, size_t workspaceBytes) const;
+  /// The faster of `fast` and the same fp8 GEMM summed with promotion
+  /// (`promoted`, possibly an error): cuBLASLt's fast accumulation is
+  /// slower on some shapes (llama-1b's k and v, 256 x 2048).
+  static std::unique_ptr<GemmPlan> fasterFp8Form(std::unique_ptr<GemmPlan> fast,
+                                                StatusOr<std::unique_ptr<GemmPlan>> promoted,
+                                                void *tuneWorkspace, size_t workspaceBytes);
   cublasLtHandle_t handle_ = nullptr;
   cublasLtMatmulDesc_t op_ = nullptr;
   cublasLtMatrixLayout_t a_ = nullptr, b_ = nullptr, c_ = nullptr;

@@ -83,7 +83,8 @@ struct SessionOptions {
   /// tensor cores' accumulators instead of promoting them to f32 every few
   /// k-steps (cuBLASLt's fast accumulation, as torchao's fp8 inference):
   /// 6-14% off the large GEMMs on an H100, a larger error
-  /// (docs/quantization.md).
+  /// (docs/quantization.md). Where GEMMs are tuned (gemmTuneCandidates > 1)
+  /// a shape that runs faster promoted (llama-1b's k and v) stays promoted.
   bool fastFp8Accumulation = true;
   /// CUDA: run the kernels whose sums otherwise land in no fixed order
   /// (attention's backward adds dQ by atomics) in their fixed-order form,
