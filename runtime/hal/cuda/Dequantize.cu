@@ -157,8 +157,12 @@ struct Fp8ScaleFills {
 
 /// A warp a row of A [m, k] (bf16, k / 8 vectors a row): the row's amax,
 /// then the row in e4m3 times 448 / amax, and rowScales[r] = amax / 448 (1
-/// for a zero row). The second pass reads the row again, from L1 or L2.
-/// The blocks also write `fills` (outer-vector weight scales).
+/// for a zero row). The blocks also write `fills` (outer-vector weight
+/// scales). With PerLane > 0 (at least the row's vectors over 32), each
+/// lane loads all its vectors of the row before using any: one wait for
+/// memory, where a loop of loads and uses waits once a vector. PerLane 0
+/// loops, reading the row again from L1 or L2 for the second pass.
+template <int PerLane>
 __global__ void __launch_bounds__(kThreads)
     toFp8RowsKernel(const uint4 *a, int64_t m, int64_t vectors, uint2 *out, float *rowScales,
                     Fp8ScaleFills fills) {
@@ -171,26 +175,52 @@ __global__ void __launch_bounds__(kThreads)
     return;
   const int lane = threadIdx.x % 32;
   const uint4 *in = a + row * vectors;
-  float largest = 0.0f;
-  for (int64_t i = lane; i < vectors; i += 32) {
+  auto store = [&](int64_t i, uint4 v, float inverse) {
     float x[8];
-    unpack16(in[i], x, static_cast<const __nv_bfloat16 *>(nullptr));
-#pragma unroll
-    for (int j = 0; j < 8; ++j)
-      largest = fmaxf(largest, fabsf(x[j]));
-  }
-#pragma unroll
-  for (int offset = 16; offset > 0; offset /= 2)
-    largest = fmaxf(largest, __shfl_xor_sync(0xffffffffu, largest, offset));
-  const float inverse = largest > 0.0f ? 448.0f / largest : 1.0f;
-  if (lane == 0)
-    rowScales[row] = largest > 0.0f ? largest / 448.0f : 1.0f;
-  for (int64_t i = lane; i < vectors; i += 32) {
-    float x[8];
-    unpack16(in[i], x, static_cast<const __nv_bfloat16 *>(nullptr));
+    unpack16(v, x, static_cast<const __nv_bfloat16 *>(nullptr));
     out[row * vectors + i] =
         make_uint2(fp8Pair(x, inverse) | fp8Pair(x + 2, inverse) << 16,
                    fp8Pair(x + 4, inverse) | fp8Pair(x + 6, inverse) << 16);
+  };
+  auto largestOf = [](uint4 v, float largest) {
+    float x[8];
+    unpack16(v, x, static_cast<const __nv_bfloat16 *>(nullptr));
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+      largest = fmaxf(largest, fabsf(x[j]));
+    return largest;
+  };
+  auto rowFactor = [&](float largest) {
+#pragma unroll
+    for (int offset = 16; offset > 0; offset /= 2)
+      largest = fmaxf(largest, __shfl_xor_sync(0xffffffffu, largest, offset));
+    if (lane == 0)
+      rowScales[row] = largest > 0.0f ? largest / 448.0f : 1.0f;
+    return largest > 0.0f ? 448.0f / largest : 1.0f;
+  };
+  if constexpr (PerLane > 0) {
+    uint4 held[PerLane];
+#pragma unroll
+    for (int v = 0; v < PerLane; ++v) {
+      const int64_t i = lane + 32 * v;
+      held[v] = i < vectors ? in[i] : make_uint4(0, 0, 0, 0); // zeros leave amax as it is
+    }
+    float largest = 0.0f;
+#pragma unroll
+    for (int v = 0; v < PerLane; ++v)
+      largest = largestOf(held[v], largest);
+    const float inverse = rowFactor(largest);
+#pragma unroll
+    for (int v = 0; v < PerLane; ++v)
+      if (lane + 32 * v < vectors)
+        store(lane + 32 * v, held[v], inverse);
+  } else {
+    float largest = 0.0f;
+    for (int64_t i = lane; i < vectors; i += 32)
+      largest = largestOf(in[i], largest);
+    const float inverse = rowFactor(largest);
+    for (int64_t i = lane; i < vectors; i += 32)
+      store(i, in[i], inverse);
   }
 }
 
@@ -240,9 +270,23 @@ void quantizeFp8Rows(const void *a, int64_t m, int64_t k, uint8_t *out, float *r
   for (int f = 0; f < all.count; ++f)
     all.fill[f] = fills[f];
   const auto blocks = static_cast<unsigned>((m + kThreads / 32 - 1) / (kThreads / 32));
-  toFp8RowsKernel<<<blocks, kThreads, 0, stream>>>(static_cast<const uint4 *>(a), m, k / 8,
-                                                    reinterpret_cast<uint2 *>(out), rowScales,
-                                                    all);
+  const int64_t vectors = k / 8, perLane = (vectors + 31) / 32;
+  // Up to 24 vectors a lane stay in registers (llama-1b's 5632 wide rows
+  // take 22; 32 spill on sm_90).
+  auto launch = [&](auto kernel) {
+    kernel<<<blocks, kThreads, 0, stream>>>(static_cast<const uint4 *>(a), m, vectors,
+                                            reinterpret_cast<uint2 *>(out), rowScales, all);
+  };
+  if (perLane <= 4)
+    launch(toFp8RowsKernel<4>);
+  else if (perLane <= 8)
+    launch(toFp8RowsKernel<8>);
+  else if (perLane <= 16)
+    launch(toFp8RowsKernel<16>);
+  else if (perLane <= 24)
+    launch(toFp8RowsKernel<24>);
+  else
+    launch(toFp8RowsKernel<0>);
 }
 
 void fillFp8Scales(const Fp8ScaleFill *fills, int fillCount, cudaStream_t stream) {
@@ -257,7 +301,7 @@ void fillFp8Scales(const Fp8ScaleFill *fills, int fillCount, cudaStream_t stream
   if (most == 0)
     return;
   const auto blocks = static_cast<unsigned>((most + kThreads - 1) / kThreads);
-  toFp8RowsKernel<<<blocks, kThreads, 0, stream>>>(nullptr, 0, 0, nullptr, nullptr, all);
+  toFp8RowsKernel<0><<<blocks, kThreads, 0, stream>>>(nullptr, 0, 0, nullptr, nullptr, all);
 }
 
 } // namespace gai::cuda
