@@ -270,20 +270,11 @@ GemmPlan::createQuantized(cublasLtHandle_t handle, const GemmDesc &desc, Elem el
       rows.freeFloats += roundUp(desc.n, 64);
     }
     const Fp8Scales rowScaled{weightScales, rows.rowScales, true, scratch.fastFp8Accumulation};
-    auto plan = createLt(handle, d, elem, workspaceBytes, tuneWorkspace, tuneCandidates,
-                         &rowScaled);
+    auto plan = createFp8Lt(handle, d, elem, workspaceBytes, tuneWorkspace, tuneCandidates,
+                            rowScaled);
     if (plan) {
-      std::unique_ptr<GemmPlan> picked = std::move(*plan);
-      if (rowScaled.fastAccumulation && tuneCandidates > 1) {
-        Fp8Scales promoted = rowScaled;
-        promoted.fastAccumulation = false;
-        picked = fasterFp8Form(std::move(picked),
-                               createLt(handle, d, elem, workspaceBytes, tuneWorkspace,
-                                        tuneCandidates, &promoted),
-                               tuneWorkspace, workspaceBytes);
-      }
-      picked->fp8_ = rows;
-      return picked;
+      (*plan)->fp8_ = rows;
+      return plan;
     }
     if (q.perTensor) {
       Fp8Activations one{desc.a, desc.m, desc.k, base, floats, floats + kFp8Partials, 1};
@@ -361,22 +352,13 @@ GemmPlan::createFp8OverE4m3(cublasLtHandle_t handle, const GemmDesc &desc, Elem 
     weightScales = out;
   }
   const Fp8Scales scales{weightScales, desc.aRowScales, true, scratch.fastFp8Accumulation};
-  auto plan = createLt(handle, desc, elem, workspaceBytes, tuneWorkspace, tuneCandidates,
-                       &scales);
+  auto plan = createFp8Lt(handle, desc, elem, workspaceBytes, tuneWorkspace, tuneCandidates,
+                          scales);
   if (!plan)
     return Status::error("cuBLASLt has no fp8 GEMM with row scales for " + shape + " here (" +
                          plan.status().message() + ")" + recompile);
-  std::unique_ptr<GemmPlan> picked = std::move(*plan);
-  if (scales.fastAccumulation && tuneCandidates > 1) {
-    Fp8Scales promoted = scales;
-    promoted.fastAccumulation = false;
-    picked = fasterFp8Form(std::move(picked),
-                           createLt(handle, desc, elem, workspaceBytes, tuneWorkspace,
-                                    tuneCandidates, &promoted),
-                           tuneWorkspace, workspaceBytes);
-  }
-  picked->spreadWeightScale_ = std::move(spread);
-  return picked;
+  (*plan)->spreadWeightScale_ = std::move(spread);
+  return plan;
 }
 
 StatusOr<std::unique_ptr<GemmPlan>> GemmPlan::createSparse(const GemmDesc &desc, Elem elem,
@@ -629,14 +611,23 @@ float GemmPlan::timeOfAlgorithm(void *workspace, size_t workspaceBytes) const {
   return ms;
 }
 
-std::unique_ptr<GemmPlan> GemmPlan::fasterFp8Form(std::unique_ptr<GemmPlan> fast,
-                                                  StatusOr<std::unique_ptr<GemmPlan>> promoted,
-                                                  void *tuneWorkspace, size_t workspaceBytes) {
-  if (!promoted || !tuneWorkspace)
+StatusOr<std::unique_ptr<GemmPlan>>
+GemmPlan::createFp8Lt(cublasLtHandle_t handle, const GemmDesc &desc, Elem elem,
+                      size_t workspaceBytes, void *tuneWorkspace, int tuneCandidates,
+                      const Fp8Scales &scales) {
+  auto fast = createLt(handle, desc, elem, workspaceBytes, tuneWorkspace, tuneCandidates,
+                       &scales);
+  if (!fast || !scales.fastAccumulation || !tuneWorkspace || tuneCandidates <= 1)
     return fast;
-  const float fastMs = fast->timeOfAlgorithm(tuneWorkspace, workspaceBytes),
+  Fp8Scales summedInF32 = scales;
+  summedInF32.fastAccumulation = false;
+  auto promoted = createLt(handle, desc, elem, workspaceBytes, tuneWorkspace, tuneCandidates,
+                           &summedInF32);
+  if (!promoted)
+    return fast;
+  const float fastMs = (*fast)->timeOfAlgorithm(tuneWorkspace, workspaceBytes),
               promotedMs = (*promoted)->timeOfAlgorithm(tuneWorkspace, workspaceBytes);
-  return promotedMs >= 0 && (fastMs < 0 || promotedMs < fastMs) ? std::move(*promoted)
+  return promotedMs >= 0 && (fastMs < 0 || promotedMs < fastMs) ? std::move(promoted)
                                                                  : std::move(fast);
 }
 

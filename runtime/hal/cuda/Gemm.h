@@ -149,12 +149,12 @@ private:
   /// The time (ms) of three runs of the plan's algorithm; negative where
   /// it did not run.
   float timeOfAlgorithm(void *workspace, size_t workspaceBytes) const;
-  /// The faster of `fast` and the same fp8 GEMM summed with promotion
-  /// (`promoted`, possibly an error): cuBLASLt's fast accumulation is
-  /// slower on some shapes (llama-1b's k and v, 256 x 2048).
-  static std::unique_ptr<GemmPlan> fasterFp8Form(std::unique_ptr<GemmPlan> fast,
-                                                StatusOr<std::unique_ptr<GemmPlan>> promoted,
-                                                void *tuneWorkspace, size_t workspaceBytes);
+  /// createLt over fp8 `scales`. Asked for fast accumulation where GEMMs
+  /// are tuned, the faster of that and the promoted form: cuBLASLt's fast
+  /// accumulation is slower on some shapes (llama-1b's k and v, 256 x 2048).
+  static StatusOr<std::unique_ptr<GemmPlan>>
+  createFp8Lt(cublasLtHandle_t handle, const GemmDesc &desc, Elem elem, size_t workspaceBytes,
+              void *tuneWorkspace, int tuneCandidates, const Fp8Scales &scales);
   cublasLtHandle_t handle_ = nullptr;
   cublasLtMatmulDesc_t op_ = nullptr;
   cublasLtMatrixLayout_t a_ = nullptr, b_ = nullptr, c_ = nullptr;
