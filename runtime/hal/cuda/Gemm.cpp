@@ -39,6 +39,11 @@ bool aligned16(const void *p) { return aligned(p, 16); }
 constexpr int kMostTuneCandidates = 64;
 constexpr double kTuneFlops = 1e9; // smaller GEMMs keep the first pick
 
+/// Whether a GEMM is timed to pick its algorithm (and fp8 summing form).
+bool tunedGemm(const GemmDesc &d, const void *tuneWorkspace, int candidates) {
+  return tuneWorkspace && candidates > 1 && 2.0 * d.batch * d.m * d.n * d.k >= kTuneFlops;
+}
+
 
 /// Tuned choices by device and shape, for the process: the layers of a
 /// model share a few shapes, and entries share them too.
@@ -515,8 +520,7 @@ GemmPlan::createLt(cublasLtHandle_t handle, const GemmDesc &desc, Elem elem,
   cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES,
                                        &alignD, sizeof alignD);
   const int candidates = std::clamp(tuneCandidates, 0, kMostTuneCandidates);
-  const bool tune = tuneWorkspace && candidates > 1 &&
-                    2.0 * desc.batch * desc.m * desc.n * desc.k >= kTuneFlops;
+  const bool tune = tunedGemm(desc, tuneWorkspace, candidates);
   const std::string key =
       tune ? tuneKey(desc, elem, plan->beta_,
                      fp8 ? (fp8Scales->outerVectors ? 2 : 1) + 2 * fp8Scales->fastAccumulation
@@ -617,7 +621,7 @@ GemmPlan::createFp8Lt(cublasLtHandle_t handle, const GemmDesc &desc, Elem elem,
                       const Fp8Scales &scales) {
   auto fast = createLt(handle, desc, elem, workspaceBytes, tuneWorkspace, tuneCandidates,
                        &scales);
-  if (!fast || !scales.fastAccumulation || !tuneWorkspace || tuneCandidates <= 1)
+  if (!fast || !scales.fastAccumulation || !tunedGemm(desc, tuneWorkspace, tuneCandidates))
     return fast;
   Fp8Scales summedInF32 = scales;
   summedInF32.fastAccumulation = false;
