@@ -40,7 +40,7 @@ def GaiLowerToExec : Pass<"gai-lower-to-exec", "::mlir::ModuleOp"> {
     Option<"e4m3ActivationRows", "e4m3-activation-rows", "int64_t", /*default=*/"0",
            "with gpu-kernels: a kernel's bf16 result that only fp8 GEMMs of "
            "more than this many rows read as A is written in e4m3 with a "
-           "scale a row (exec.gemm a_scale); 0: never (gaic --fuse-fp8-activations: 8, on sm_90)">,
+           "scale a row (exec.gemm a_scale); 0: never (gaic uses 8 on sm_90)">,
   ];
   let dependentDialects = [
     "::mlir::exec::ExecDialect", "::mlir::func::FuncDialect",

@@ -111,14 +111,14 @@ TEST_P(CudaQuantized, Int8GenerationRunsAndAgreesWithItself) {
 // SwiGLU) write it in e4m3 with a scale a row, as the GEMM's own
 // conversion would from their bf16 result (the same rounding to bf16, the
 // same row maximum and factor), so the logits equal, to the bit, those of
-// the same model compiled without --fuse-fp8-activations.
+// the same model compiled with --fuse-fp8-activations=false.
 class CudaFusedFp8Activations : public ::testing::TestWithParam<const char *> {};
 
 TEST_P(CudaFusedFp8Activations, EqualTheGemmsOwnConversion) {
   SKIP_WITHOUT_GPU();
   const std::string family = GetParam();
-  auto fused = open(family + "-bf16-fp8fused-forward.gai", "cuda");
-  auto apart = open(family + "-bf16-fp8-forward.gai", "cuda");
+  auto fused = open(family + "-bf16-fp8fusedtrue-forward.gai", "cuda");
+  auto apart = open(family + "-bf16-fp8fusedfalse-forward.gai", "cuda");
   ASSERT_TRUE(fused && apart);
   std::vector<int32_t> ids = fixtureIds(family, "input_ids");
   std::vector<float> want = forwardLogits(*apart, ids);

@@ -76,14 +76,16 @@ quantized_forms() {
 for family in llama gpt2 mistral qwen2 mixtral gemma; do
   quantized_forms $family "" "int8 int4 fp8"
 done
-# fp8 with the kernels that make each GEMM's A writing it in e4m3, beside
-# the fp8 artifacts above, whose GEMMs convert their own A
+# fp8 with the kernels that make each GEMM's A writing it in e4m3 (the
+# default), beside the same model whose GEMMs convert their own A
 # (CudaFusedFp8Activations).
 for family in llama qwen2 gemma mistral; do
   dir=$fixtures/hf/$family-tiny
-  "$gaic" "$dir/config.json" --weights "$dir/model.safetensors" --target=cuda --dtype=bf16 \
-    --emit=artifact --entries=forward --batch 2 --seq-len 32 --quantize=fp8 --quant-group 16 \
-    --fuse-fp8-activations -o "$out/$family-bf16-fp8fused-forward.gai"
+  for fused in true false; do
+    "$gaic" "$dir/config.json" --weights "$dir/model.safetensors" --target=cuda --dtype=bf16 \
+      --emit=artifact --entries=forward --batch 2 --seq-len 32 --quantize=fp8 \
+      --quant-group 16 --fuse-fp8-activations=$fused -o "$out/$family-bf16-fp8fused$fused-forward.gai"
+  done
 done
 # Tied heads quantized as copies of their tables (int8head, int4head): the
 # skip list keeps only the tables.

@@ -202,8 +202,8 @@ cl::opt<bool> quantFp8PerRow("quant-fp8-per-row",
 cl::opt<bool> fuseFp8Activations(
     "fuse-fp8-activations",
     cl::desc("cuda (sm_90), fp8: the kernel that makes a prefill GEMM's input writes it "
-             "in e4m3 with a scale a row (default off: the GEMM converts it)"),
-    cl::init(false), cl::cat(category));
+             "in e4m3 with a scale a row (default on); off: the GEMM converts it"),
+    cl::init(true), cl::cat(category));
 
 cl::opt<std::string> prunePattern(
     "prune",

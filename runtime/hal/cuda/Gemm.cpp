@@ -329,7 +329,7 @@ GemmPlan::createFp8OverE4m3(cublasLtHandle_t handle, const GemmDesc &desc, Elem 
   const std::string shape = std::to_string(desc.m) + "x" + std::to_string(desc.n) + "x" +
                             std::to_string(desc.k);
   // No float copy of A exists to fall back on.
-  const std::string recompile = "; recompile without gaic --fuse-fp8-activations";
+  const std::string recompile = "; recompile with gaic --fuse-fp8-activations=false";
   if (q.format != WeightFormat::Fp8E4M3 || elem != Elem::BF16 || desc.k % 16 != 0 ||
       !aligned16(desc.a) || !aligned16(desc.b) || !aligned16(desc.aRowScales))
     return Status::error("a " + shape + " GEMM reading A in e4m3 needs fp8 weights, bf16 "
